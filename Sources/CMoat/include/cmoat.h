@@ -1,0 +1,74 @@
+// CMoat: the few things Swift cannot call directly. Every function here is a
+// thin wrapper; policy lives in Swift.
+#ifndef CMOAT_H
+#define CMOAT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/auxv.h>
+#include <sys/sysinfo.h>
+
+// ---- ptrace -------------------------------------------------------------
+long moat_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data);
+int moat_getregs(pid_t tid, struct user_regs_struct *regs);
+int moat_setregs(pid_t tid, const struct user_regs_struct *regs);
+int moat_getfpregs(pid_t tid, struct user_fpregs_struct *fp);
+int moat_setfpregs(pid_t tid, const struct user_fpregs_struct *fp);
+int moat_getsiginfo(pid_t tid, siginfo_t *info);
+/// Field accessors for siginfo_t (its unions do not import cleanly).
+int moat_siginfo_signo(const siginfo_t *i);
+int moat_siginfo_code(const siginfo_t *i);
+uint64_t moat_siginfo_addr(const siginfo_t *i);
+
+// waitpid status decoding (macros in C).
+int moat_wifexited(int s);
+int moat_wexitstatus(int s);
+int moat_wifsignaled(int s);
+int moat_wtermsig(int s);
+int moat_wifstopped(int s);
+int moat_wstopsig(int s);
+
+// ---- memory of another process ------------------------------------------
+ssize_t moat_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
+ssize_t moat_write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len);
+
+// ---- the stub ------------------------------------------------------------
+// The stub is one page of code placed at MOAT_STUB_ADDR in every application
+// address space; everything else in a fresh stub is unmapped.
+#define MOAT_STUB_ADDR 0x7fffffffe000ULL   /* the last page below TASK_SIZE (0x7ffffffff000) */
+#define MOAT_STUB_SIZE 0x1000ULL
+#define MOAT_APP_TOP   0x7ffffffde000ULL   /* application mappings stay below this */
+uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
+uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
+uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)
+/// Starts the master stub: a child process with a clean address space (only
+/// the stub page), all signals default, no fds. Returns its pid, or -errno.
+/// The child is not traced; it waits in pause() until a tracer seizes it.
+pid_t moat_start_master_stub(void);
+
+// ---- process creation for the launcher -----------------------------------
+/// clone(flags|SIGCHLD) + in the child: setsid if asked, dup2 fds[i] -> i for
+/// i < nfds, close every other fd, PR_SET_PDEATHSIG(SIGKILL), execve.
+/// Returns the child's pid or -errno.
+pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
+                 const int *fds, int nfds, unsigned long cloneflags, int setsid_child);
+
+// ---- misc ----------------------------------------------------------------
+int moat_errno(void);
+long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+int moat_tgkill(pid_t tgid, pid_t tid, int sig);
+pid_t moat_gettid(void);
+int moat_sched_pin(pid_t tid, int cpu);
+
+
+
+// sysinfo's struct and function share a name, which Swift cannot call.
+static inline void moat_sysinfo(uint64_t *total, uint64_t *freeram, uint64_t *procs) {
+    struct sysinfo si; sysinfo(&si);
+    *total = (uint64_t)si.totalram * si.mem_unit; *freeram = (uint64_t)si.freeram * si.mem_unit; *procs = si.procs;
+}
+#endif

@@ -1,0 +1,60 @@
+#define _GNU_SOURCE
+#include "cmoat.h"
+#include <errno.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <sys/uio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <sched.h>
+
+long moat_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data) {
+    return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);
+}
+int moat_getregs(pid_t tid, struct user_regs_struct *regs) {
+    return (int)ptrace(PTRACE_GETREGS, tid, 0, regs);
+}
+int moat_setregs(pid_t tid, const struct user_regs_struct *regs) {
+    return (int)ptrace(PTRACE_SETREGS, tid, 0, (void *)regs);
+}
+int moat_getfpregs(pid_t tid, struct user_fpregs_struct *fp) {
+    return (int)ptrace(PTRACE_GETFPREGS, tid, 0, fp);
+}
+int moat_setfpregs(pid_t tid, const struct user_fpregs_struct *fp) {
+    return (int)ptrace(PTRACE_SETFPREGS, tid, 0, (void *)fp);
+}
+int moat_getsiginfo(pid_t tid, siginfo_t *info) {
+    return (int)ptrace(PTRACE_GETSIGINFO, tid, 0, info);
+}
+int moat_siginfo_signo(const siginfo_t *i) { return i->si_signo; }
+int moat_siginfo_code(const siginfo_t *i) { return i->si_code; }
+uint64_t moat_siginfo_addr(const siginfo_t *i) { return (uint64_t)(uintptr_t)i->si_addr; }
+
+int moat_wifexited(int s) { return WIFEXITED(s); }
+int moat_wexitstatus(int s) { return WEXITSTATUS(s); }
+int moat_wifsignaled(int s) { return WIFSIGNALED(s); }
+int moat_wtermsig(int s) { return WTERMSIG(s); }
+int moat_wifstopped(int s) { return WIFSTOPPED(s); }
+int moat_wstopsig(int s) { return WSTOPSIG(s); }
+
+ssize_t moat_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len) {
+    struct iovec local = { buf, len };
+    struct iovec remote = { (void *)(uintptr_t)addr, len };
+    return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+ssize_t moat_write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len) {
+    struct iovec local = { (void *)buf, len };
+    struct iovec remote = { (void *)(uintptr_t)addr, len };
+    return process_vm_writev(pid, &local, 1, &remote, 1, 0);
+}
+
+int moat_errno(void) { return errno; }
+long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+    return syscall(nr, a1, a2, a3, a4, a5, a6);
+}
+int moat_tgkill(pid_t tgid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
+pid_t moat_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+int moat_sched_pin(pid_t tid, int cpu) {
+    cpu_set_t set; CPU_ZERO(&set); CPU_SET(cpu, &set);
+    return sched_setaffinity(tid, sizeof(set), &set);
+}

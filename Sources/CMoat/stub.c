@@ -1,0 +1,134 @@
+// The stub: the only code of Moat's that runs inside an application's
+// address space. It is position-dependent data copied to MOAT_STUB_ADDR.
+//
+//   +0x000  syscall; int3                 injected syscall (PTRACE_CONT, then SIGTRAP)
+//   +0x010  syscall; test rax; jz 1f; int3 injected clone: the parent traps,
+//           1: pause(); jmp 1b              the child waits to be seized
+//   +0x040  init: munmap everything but this page, write(r12, 1 byte),
+//           close(r12), then the pause loop
+#define _GNU_SOURCE
+#include "cmoat.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <sys/rseq.h>
+
+__asm__(
+    ".pushsection .text.moat_stub,\"ax\",@progbits\n"
+    ".balign 4096\n"
+    ".globl moat_stub_begin\n"
+    "moat_stub_begin:\n"
+    "  syscall\n"
+    "  int3\n"
+    ".balign 16\n"
+    "moat_stub_clone_entry:\n"
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jz 1f\n"
+    "  int3\n"
+    ".globl moat_stub_pause_entry\n"
+    "moat_stub_pause_entry:\n"
+    "1:\n"
+    "  mov $34, %eax\n"          /* pause */
+    "  syscall\n"
+    "  jmp 1b\n"
+    ".balign 64\n"
+    "moat_stub_init_entry:\n"
+    "  mov $11, %eax\n"          /* munmap(0, STUB_ADDR) */
+    "  xor %edi, %edi\n"
+    "  movabs $0x7fffffffe000, %rsi\n"
+    "  syscall\n"
+    "  mov $11, %eax\n"          /* munmap(STUB_ADDR+4096, ...) -- nothing above, kept for clarity */
+    "  movabs $0x7ffffffff000, %rdi\n"
+    "  mov $0x1000, %esi\n"
+    "  syscall\n"
+    "  mov $1, %eax\n"           /* write(r12, STUB_ADDR, 1) */
+    "  mov %r12, %rdi\n"
+    "  movabs $0x7fffffffe000, %rsi\n"
+    "  mov $1, %edx\n"
+    "  syscall\n"
+    "  mov $3, %eax\n"           /* close(r12) */
+    "  mov %r12, %rdi\n"
+    "  syscall\n"
+    "  jmp 1b\n"
+    ".balign 4096\n"
+    ".globl moat_stub_end\n"
+    "moat_stub_end:\n"
+    ".popsection\n");
+
+extern const char moat_stub_begin[];
+extern const char moat_stub_clone_entry[];
+extern const char moat_stub_init_entry[];
+extern const char moat_stub_pause_entry[];
+uint64_t moat_stub_pause_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_pause_entry - moat_stub_begin);
+}
+
+uint64_t moat_stub_syscall_addr(void) { return MOAT_STUB_ADDR; }
+uint64_t moat_stub_clone_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_clone_entry - moat_stub_begin);
+}
+
+struct master_args { int ready_fd; };
+
+// Runs in a fresh copy-on-write copy of the Sentry (no CLONE_VM): only raw
+// syscalls, no locks, no allocation.
+static int master_main(void *p) {
+    struct master_args *a = p;
+    int fd = a->ready_fd;
+    syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // glibc registered an rseq area for the cloning thread, and the
+    // registration is inherited: the kernel would fault writing to it once
+    // the address space is emptied. Unregister it.
+    if (__rseq_size > 0) {
+        void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+        syscall(SYS_rseq, area, __rseq_size < 32 ? 32 : __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    }
+    struct sigaction dfl; memset(&dfl, 0, sizeof dfl); dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        sigaction(s, &dfl, NULL);
+    }
+    sigset_t none; sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    // Keep only the readiness fd.
+    if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
+    syscall(SYS_close_range, fd + 1, ~0U, 0);
+    void *page = (void *)(uintptr_t)MOAT_STUB_ADDR;
+    void *m = mmap(page, MOAT_STUB_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (m != page) _exit(120);
+    memcpy(page, moat_stub_begin, MOAT_STUB_SIZE);
+    if (mprotect(page, MOAT_STUB_SIZE, PROT_READ | PROT_EXEC) != 0) _exit(121);
+    uint64_t entry = MOAT_STUB_ADDR + (uint64_t)(moat_stub_init_entry - moat_stub_begin);
+    __asm__ volatile("mov %0, %%r12\n jmp *%1\n" : : "r"((long)fd), "r"(entry) : "r12", "memory");
+    __builtin_unreachable();
+}
+
+pid_t moat_start_master_stub(void) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -errno;
+    size_t stack_size = 64 * 1024;
+    char *stack = malloc(stack_size);
+    if (!stack) { close(p[0]); close(p[1]); return -ENOMEM; }
+    struct master_args a = { .ready_fd = p[1] };
+    // Exit signal 0: the Sentry reaps stubs with __WALL.
+    pid_t pid = clone(master_main, stack + stack_size, 0, &a);
+    int err = errno;
+    close(p[1]);
+    if (pid < 0) { free(stack); close(p[0]); return -err; }
+    char c;
+    ssize_t n;
+    do { n = read(p[0], &c, 1); } while (n < 0 && errno == EINTR);
+    close(p[0]);
+    free(stack);
+    if (n != 1) return -ECHILD;
+    return pid;
+}

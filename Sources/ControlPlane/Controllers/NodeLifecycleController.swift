@@ -1,0 +1,62 @@
+import Foundation
+
+/// Marks nodes whose kubelet stopped heartbeating and evicts their pods.
+///
+/// A node whose Ready condition's `lastHeartbeatTime` is older than `gracePeriod` gets
+/// Ready=Unknown (reason NodeStatusUnknown) and the `node.kubernetes.io/unreachable`
+/// NoExecute taint. Once a node has been not-ready for longer than `evictionTimeout`, the
+/// pods bound to it are deleted so their controllers replace them elsewhere. A node that
+/// heartbeats again loses the taint.
+public final class NodeLifecycleController: Sendable {
+    public static let unreachableTaint = "node.kubernetes.io/unreachable"
+    let client: any APIClient
+    public let gracePeriod: Double
+    public let evictionTimeout: Double
+    public let interval: Double
+
+    public init(client: any APIClient, gracePeriod: Double = 40, evictionTimeout: Double = 300, interval: Double = 2) {
+        self.client = client; self.gracePeriod = gracePeriod; self.evictionTimeout = evictionTimeout; self.interval = interval
+    }
+
+    public func run() async {
+        while !Task.isCancelled {
+            try? await check()
+            try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+        }
+    }
+
+    public func check(now: Date = Date()) async throws {
+        for node in try await client.list(.nodes) {
+            let ready = node.condition("Ready")
+            let status = ready?["status"].string ?? "Unknown"
+            let heartbeat = (ready?["lastHeartbeatTime"].string).flatMap(Timestamp.parse)
+                ?? node.creationTimestamp.flatMap(Timestamp.parse) ?? now
+            let taints = node["spec"]["taints"].array ?? []
+            let hasTaint = taints.contains { $0["key"].string == Self.unreachableTaint }
+            if status == "True" {
+                if now.timeIntervalSince(heartbeat) > gracePeriod {
+                    var n = node
+                    n.setCondition(type: "Ready", status: "Unknown", reason: "NodeStatusUnknown",
+                                   message: "Kubelet stopped posting node status.", now: Timestamp.string(now))
+                    _ = try await client.patch(.nodes, namespace: "", name: node.name,
+                                               ["status": ["conditions": n["status"]["conditions"]]], subresource: "status")
+                    if !hasTaint {
+                        let t: JSON = ["key": .string(Self.unreachableTaint), "effect": "NoExecute", "timeAdded": .string(Timestamp.string(now))]
+                        _ = try await client.patch(.nodes, namespace: "", name: node.name, ["spec": ["taints": .array(taints + [t])]])
+                    }
+                } else if hasTaint {
+                    let rest = taints.filter { $0["key"].string != Self.unreachableTaint }
+                    _ = try await client.patch(.nodes, namespace: "", name: node.name, ["spec": ["taints": rest.isEmpty ? .null : .array(rest)]])
+                }
+                continue
+            }
+            let since = (ready?["lastTransitionTime"].string).flatMap(Timestamp.parse) ?? heartbeat
+            guard now.timeIntervalSince(since) > evictionTimeout else { continue }
+            let opts = ListOptions(fieldSelector: FieldSelector(terms: [.init(field: "spec.nodeName", value: node.name, negated: false)]))
+            for pod in try await client.list(.pods, namespace: nil, options: opts)["items"].array ?? [] where pod.deletionTimestamp == nil {
+                do { try await client.delete(.pods, namespace: pod.namespace, name: pod.name, options: .init(preconditionUID: pod.uid)) }
+                catch let e as APIError where e.isNotFound {}
+            }
+        }
+    }
+}

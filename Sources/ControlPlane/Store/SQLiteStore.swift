@@ -1,0 +1,236 @@
+import Foundation
+import GRDB
+
+/// Embedded `Store` backend on SQLite (via GRDB).
+///
+/// Durability: the database runs in WAL mode with `synchronous = FULL`, so a write is
+/// fsynced to the WAL before `create`/`update`/`delete` return; an acknowledged write
+/// survives kill -9 or power loss.
+///
+/// Concurrency: all writes and watch registrations run on GRDB's single writer queue, so
+/// the revision counter, the event log and watcher registration are totally ordered: a
+/// watcher registered at revision r sees the backlog (> fromRevision, ≤ r) followed by
+/// every live event (> r) with no gap and no duplicate. Reads use the pool's concurrent
+/// readers (snapshot isolation). `watchers` is guarded by `lock`.
+public final class SQLiteStore: Store, @unchecked Sendable {
+    private let pool: DatabasePool
+    private let lock = NSLock()
+    private var watchers: [UUID: Watcher] = [:]
+    private var isClosed = false
+    /// Number of most recent events retained in the event log for watch resumption.
+    public let retainedEvents: Int64
+
+    private struct Watcher {
+        let resource: String
+        let namespace: String?
+        let continuation: AsyncThrowingStream<StoreEvent, Error>.Continuation
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String, retainedEvents: Int64 = 50_000) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        config.busyMode = .timeout(10)
+        self.retainedEvents = max(1, retainedEvents)
+        pool = try DatabasePool(path: path, configuration: config)
+        // DatabasePool lowers the writer to synchronous=NORMAL when it enables WAL; commits
+        // happen only on the writer connection, so raise it back to FULL there.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS objects (
+                    resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    value BLOB NOT NULL, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL,
+                    PRIMARY KEY (resource, namespace, name));
+                CREATE TABLE IF NOT EXISTS events (
+                    rev INTEGER PRIMARY KEY, type TEXT NOT NULL,
+                    resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                    value BLOB NOT NULL, create_rev INTEGER NOT NULL, prev BLOB);
+                CREATE INDEX IF NOT EXISTS events_by_resource ON events(resource, rev);
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
+                """)
+        }
+    }
+
+    /// The journal mode and synchronous level in force, for tests and diagnostics.
+    public func pragmas() throws -> (journalMode: String, synchronous: Int) {
+        try pool.write { db in
+            let jm = try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? ""
+            let sync = try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            return (jm, sync)
+        }
+    }
+
+    // MARK: Reads
+
+    public func get(_ key: ObjectKey) async throws -> StoredObject? {
+        try await pool.read { db in try Self.fetchObject(db, key) }
+    }
+
+    public func list(resource: String, namespace: String?) async throws -> (items: [StoredObject], revision: Int64) {
+        try await pool.read { db in
+            let rev = try Self.meta(db, "revision")
+            var sql = "SELECT * FROM objects WHERE resource = ?"
+            var args: [DatabaseValueConvertible] = [resource]
+            if let namespace { sql += " AND namespace = ?"; args.append(namespace) }
+            sql += " ORDER BY namespace, name"
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+            return (rows.map(Self.object(from:)), rev)
+        }
+    }
+
+    public func currentRevision() async throws -> Int64 {
+        try await pool.read { db in try Self.meta(db, "revision") }
+    }
+
+    public func compactedRevision() async throws -> Int64 {
+        try await pool.read { db in try Self.meta(db, "compacted") }
+    }
+
+    // MARK: Writes
+
+    public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
+        try await write { db, rev in
+            if try Self.fetchObject(db, key) != nil { throw StoreError.alreadyExists(key) }
+            try db.execute(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev) VALUES (?,?,?,?,?,?)",
+                           arguments: [key.resource, key.namespace, key.name, value, rev, rev])
+            return StoreEvent(type: .added, object: StoredObject(key: key, value: value, createRevision: rev, modRevision: rev))
+        }.object
+    }
+
+    public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
+        try await write { db, rev in
+            guard let cur = try Self.fetchObject(db, key) else { throw StoreError.notFound(key) }
+            if let expectedRevision, expectedRevision != cur.modRevision {
+                throw StoreError.conflict(key, expected: expectedRevision, actual: cur.modRevision)
+            }
+            try db.execute(sql: "UPDATE objects SET value = ?, mod_rev = ? WHERE resource = ? AND namespace = ? AND name = ?",
+                           arguments: [value, rev, key.resource, key.namespace, key.name])
+            return StoreEvent(type: .modified, object: StoredObject(key: key, value: value, createRevision: cur.createRevision, modRevision: rev),
+                              previousValue: cur.value)
+        }.object
+    }
+
+    public func delete(_ key: ObjectKey, expectedRevision: Int64?) async throws -> StoredObject {
+        try await write { db, rev in
+            guard let cur = try Self.fetchObject(db, key) else { throw StoreError.notFound(key) }
+            if let expectedRevision, expectedRevision != cur.modRevision {
+                throw StoreError.conflict(key, expected: expectedRevision, actual: cur.modRevision)
+            }
+            try db.execute(sql: "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+                           arguments: [key.resource, key.namespace, key.name])
+            return StoreEvent(type: .deleted, object: StoredObject(key: key, value: cur.value, createRevision: cur.createRevision, modRevision: rev),
+                              previousValue: cur.value)
+        }.object
+    }
+
+    /// Runs `body` in a transaction at the next revision, records its event, then publishes
+    /// the event to watchers after commit (still on the writer queue, preserving order).
+    private func write(_ body: @escaping @Sendable (Database, Int64) throws -> StoreEvent) async throws -> StoreEvent {
+        if lock.withLock({ isClosed }) { throw StoreError.closed }
+        return try await pool.writeWithoutTransaction { db in
+            var event: StoreEvent?
+            try db.inTransaction {
+                let rev = try Self.meta(db, "revision") + 1
+                let ev = try body(db, rev)
+                try db.execute(sql: "INSERT INTO events(rev, type, resource, namespace, name, value, create_rev, prev) VALUES (?,?,?,?,?,?,?,?)",
+                               arguments: [rev, ev.type.rawValue, ev.object.key.resource, ev.object.key.namespace, ev.object.key.name,
+                                           ev.object.value, ev.object.createRevision, ev.type == .modified ? ev.previousValue : nil])
+                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'revision'", arguments: [rev])
+                event = ev
+                return .commit
+            }
+            let ev = event!
+            if ev.revision % 256 == 0 { try? self.compact(db, keepingAfter: ev.revision - self.retainedEvents) }
+            self.publish(ev)
+            return ev
+        }
+    }
+
+    /// Drops events with revision ≤ `revision`; watches from before it then get `.revisionCompacted`.
+    public func compact(toRevision revision: Int64) async throws {
+        try await pool.writeWithoutTransaction { db in try self.compact(db, keepingAfter: revision) }
+    }
+
+    private func compact(_ db: Database, keepingAfter revision: Int64) throws {
+        try db.inTransaction {
+            let cur = try Self.meta(db, "compacted")
+            guard revision > cur else { return .commit }
+            try db.execute(sql: "DELETE FROM events WHERE rev <= ?", arguments: [revision])
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'compacted'", arguments: [revision])
+            return .commit
+        }
+    }
+
+    // MARK: Watch
+
+    public func watch(resource: String, namespace: String?, fromRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, Error> {
+        if lock.withLock({ isClosed }) { throw StoreError.closed }
+        let (stream, continuation) = AsyncThrowingStream<StoreEvent, Error>.makeStream(bufferingPolicy: .unbounded)
+        let id = UUID()
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.lock.withLock { _ = self.watchers.removeValue(forKey: id) }
+        }
+        try await pool.writeWithoutTransaction { db in
+            let compacted = try Self.meta(db, "compacted")
+            if fromRevision < compacted {
+                throw StoreError.revisionCompacted(requested: fromRevision, compacted: compacted)
+            }
+            var sql = "SELECT * FROM events WHERE resource = ? AND rev > ?"
+            var args: [DatabaseValueConvertible] = [resource, fromRevision]
+            if let namespace { sql += " AND namespace = ?"; args.append(namespace) }
+            sql += " ORDER BY rev"
+            for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)) {
+                let key = ObjectKey(resource: row["resource"], namespace: row["namespace"], name: row["name"])
+                let obj = StoredObject(key: key, value: row["value"], createRevision: row["create_rev"], modRevision: row["rev"])
+                let type = StoreEventType(rawValue: row["type"]) ?? .modified
+                let prevColumn: Data? = row["prev"]
+                let prev: Data? = type == .deleted ? obj.value : prevColumn
+                continuation.yield(StoreEvent(type: type, object: obj, previousValue: prev))
+            }
+            self.lock.withLock {
+                self.watchers[id] = Watcher(resource: resource, namespace: namespace, continuation: continuation)
+            }
+        }
+        return stream
+    }
+
+    private func publish(_ ev: StoreEvent) {
+        let targets = lock.withLock {
+            watchers.values.filter { $0.resource == ev.object.key.resource && ($0.namespace == nil || $0.namespace == ev.object.key.namespace) }
+        }
+        for w in targets { w.continuation.yield(ev) }
+    }
+
+    /// Number of live watchers (diagnostics/tests).
+    public var watcherCount: Int { lock.withLock { watchers.count } }
+
+    public func close() {
+        let ws: [Watcher] = lock.withLock {
+            isClosed = true
+            let all = Array(watchers.values); watchers.removeAll(); return all
+        }
+        for w in ws { w.continuation.finish(throwing: StoreError.closed) }
+        try? pool.close()
+    }
+
+    // MARK: Helpers
+
+    private static func meta(_ db: Database, _ key: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) ?? 0
+    }
+
+    private static func fetchObject(_ db: Database, _ key: ObjectKey) throws -> StoredObject? {
+        try Row.fetchOne(db, sql: "SELECT * FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+                         arguments: [key.resource, key.namespace, key.name]).map(object(from:))
+    }
+
+    private static func object(from row: Row) -> StoredObject {
+        StoredObject(key: ObjectKey(resource: row["resource"], namespace: row["namespace"], name: row["name"]),
+                     value: row["value"], createRevision: row["create_rev"], modRevision: row["mod_rev"])
+    }
+}

@@ -1,0 +1,73 @@
+import CMoat
+import Glibc
+
+/// Creates fresh address spaces: a host process holding only the stub page.
+///
+/// The master stub is started once, before the Sentry confines itself, and
+/// is driven by the factory's own pthread (its tracer). A new address space is
+/// a clone of the master (CLONE_PARENT, so every stub is the Sentry's child
+/// and reaped by its tracer) waiting in pause() for its driver to seize it.
+public final class StubFactory: @unchecked Sendable {
+    private var mu = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var requests = 0
+    private var results: [Int] = []
+    private var thread = pthread_t()
+    private var startError: Int32 = 0
+    private var started = false
+
+    public static let shared = StubFactory()
+
+    private init() {
+        pthread_mutex_init(&mu, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    /// Starts the master stub and its driver thread. Call before the Sentry
+    /// installs its own seccomp filter.
+    public func start() throws {
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&thread, nil, { p in
+            let f = Unmanaged<StubFactory>.fromOpaque(p!).takeRetainedValue()
+            f.loop()
+            return nil
+        }, box.toOpaque())
+        if rc != 0 { throw HostErrno(rc) }
+        pthread_mutex_lock(&mu)
+        while !started { pthread_cond_wait(&cond, &mu) }
+        let e = startError
+        pthread_mutex_unlock(&mu)
+        if e != 0 { throw HostErrno(e) }
+    }
+
+    /// Returns the host pid of a new, untraced stub process.
+    public func newAddressSpace() -> Result<pid_t, HostErrno> {
+        pthread_mutex_lock(&mu)
+        requests += 1
+        pthread_cond_broadcast(&cond)
+        while results.isEmpty { pthread_cond_wait(&cond, &mu) }
+        let r = results.removeFirst()
+        pthread_mutex_unlock(&mu)
+        return r < 0 ? .failure(HostErrno(Int32(-r))) : .success(pid_t(r))
+    }
+
+    private func loop() {
+        let pid = moat_start_master_stub()
+        var master: PtraceThread? = nil
+        if pid > 0 { master = try? PtraceThread(seize: pid) }
+        pthread_mutex_lock(&mu)
+        started = true
+        if master == nil { startError = pid < 0 ? -pid : ESRCH }
+        pthread_cond_broadcast(&cond)
+        guard let master else { pthread_mutex_unlock(&mu); return }
+        while true {
+            while requests == 0 { pthread_cond_wait(&cond, &mu) }
+            requests -= 1
+            pthread_mutex_unlock(&mu)
+            let child = master.cloneStub(flags: 0x8000 /* CLONE_PARENT */)
+            pthread_mutex_lock(&mu)
+            results.append(child)
+            pthread_cond_broadcast(&cond)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+// Starting a sandbox: a Gofer confined to the root file system and a Sentry
+// in its own pid namespace, both re-executions of this binary. The launcher
+// waits for the Sentry and passes its exit status on; the Gofer dies with it.
+
+import CMoat
+import Glibc
+import GoferProtocol
+
+public struct RunOptions {
+    public var rootfs: String
+    public var argv: [String]
+    public var env: [String] = []
+    public var cwd = "/"
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var strace = false
+    public var debug = false
+    public var logPath: String? = nil
+    public var readOnly = false
+    public var hostname = "moat"
+    public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
+}
+
+public enum Sandbox {
+    /// Runs a command in a new sandbox and returns the exit status to use.
+    public static func run(_ o: RunOptions) -> Int32 {
+        var st = stat()
+        if stat(o.rootfs, &st) != 0 || st.st_mode & S_IFMT != S_IFDIR {
+            return fail("root file system \(o.rootfs) does not exist or is not a directory (build one with rootfs/busybox.sh)", 125)
+        }
+        guard let root = realpath(o.rootfs, nil) else { return fail("cannot resolve \(o.rootfs)", 125) }
+        let rootPath = String(cString: root)
+        free(root)
+
+        let pair: (client: Int32, server: Int32)
+        switch GoferClient.socketPair() {
+        case .success(let p): pair = p
+        case .failure(let e): return fail("socketpair: errno \(e.rawValue)", 125)
+        }
+        var logFD: Int32 = -1
+        if let p = o.logPath {
+            logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if logFD < 0 { return fail("cannot open log file \(p)", 125) }
+        } else if o.debug || o.strace {
+            logFD = fcntl(2, F_DUPFD_CLOEXEC, 3)
+        }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let exe = "/proc/self/exe"
+        var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
+        if o.readOnly { goferArgs.append("--read-only") }
+        let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0)
+        close(pair.server)
+        if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
+
+        var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
+        if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
+        if o.strace { sentryArgs.append("--strace") }
+        if o.debug { sentryArgs.append("--debug") }
+        for e in o.env { sentryArgs += ["--env", e] }
+        sentryArgs.append("--")
+        sentryArgs += o.argv
+        var fds: [Int32] = [0, 1, 2, pair.client]
+        if logFD >= 0 { fds.append(logFD) }
+        let CLONE_NEWPID: UInt = 0x20000000
+        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID)
+        close(pair.client)
+        if logFD >= 0 { close(logFD) }
+        if sentryPid < 0 {
+            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            return fail("cannot start the sentry: errno \(-sentryPid)", 125)
+        }
+        // Forward termination requests to the Sentry (pid 1 of its namespace).
+        forwardTarget = sentryPid
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal(s) { sig in if forwardTarget > 0 { kill(forwardTarget, sig == SIGINT || sig == SIGQUIT ? SIGKILL : sig) } }
+        }
+        let status = waitStatus(sentryPid)
+        forwardTarget = 0
+        kill(goferPid, SIGKILL)
+        _ = waitStatus(goferPid)
+        if moat_wifsignaled(status) != 0 { return 128 + moat_wtermsig(status) }
+        return moat_wexitstatus(status)
+    }
+
+    static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt) -> pid_t {
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
+        defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
+        return fds.withUnsafeBufferPointer { fp in
+            moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, 0)
+        }
+    }
+
+    static func waitStatus(_ pid: pid_t) -> Int32 {
+        var st: Int32 = 0
+        while waitpid(pid, &st, 0) < 0 { if errno != EINTR { return 0 } }
+        return st
+    }
+
+    static func fail(_ msg: String, _ code: Int32) -> Int32 {
+        let line = "moat: \(msg)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        return code
+    }
+}
+
+nonisolated(unsafe) var forwardTarget: pid_t = 0

@@ -1,0 +1,85 @@
+// devfs: a tmpfs directory holding emulated character devices.
+
+import CMoat
+import Glibc
+
+enum DeviceKind { case null, zero, full, random, tty }
+
+final class DeviceInode: Inode {
+    let kind: DeviceKind
+    init(kind: DeviceKind, major: UInt64, minor: UInt64, dev: UInt64) {
+        self.kind = kind
+        super.init(ino: 0x1000 + major * 256 + minor, mode: S_IFCHR_ | 0o666, dev: dev)
+        rdev = (major << 8) | minor
+    }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if kind == .tty {
+            // The controlling terminal: the launcher's stdio when it is a tty.
+            for fd in Int32(0)...2 {
+                if let f = t.fds.get(fd) as? HostFileFD, f.isTTY {
+                    let d = dup(f.fd)
+                    if d < 0 { return .failure(Errno(errno)) }
+                    return .success(HostFileFD(fd: d, flags: flags, path: nil))
+                }
+            }
+            return .failure(Errno(ENXIO))
+        }
+        return .success(DeviceFD(kind: kind, flags: flags))
+    }
+}
+
+final class DeviceFD: FileDescription {
+    let kind: DeviceKind
+    init(kind: DeviceKind, flags: Int32) { self.kind = kind; super.init(flags: flags, path: nil) }
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        switch kind {
+        case .null: return 0
+        case .zero, .full:
+            var done = 0
+            for i in 0..<min(count, t.scratch.count) { t.scratch[i] = 0 }
+            while done < count {
+                let n = min(count - done, t.scratch.count)
+                if !t.scratch.withUnsafeBytes({ t.copyOut(buf + UInt64(done), $0.baseAddress!, n) }) { return done > 0 ? done : err(EFAULT) }
+                done += n
+            }
+            return done
+        case .random:
+            let n = min(count, t.scratch.count)
+            let r = t.scratch.withUnsafeMutableBytes { getrandom($0.baseAddress!, n, 0) }
+            if r < 0 { return err(errno) }
+            return t.scratch.withUnsafeBytes { t.copyOut(buf, $0.baseAddress!, r) } ? r : err(EFAULT)
+        case .tty: return err(EIO)
+        }
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        switch kind {
+        case .full: return err(ENOSPC)
+        default: return count
+        }
+    }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { 0 }
+}
+
+func makeDevFS(dev: UInt64) -> TmpfsInode {
+    let root = TmpfsInode(mode: S_IFDIR_ | 0o755, dev: dev)
+    func add(_ n: String, _ i: Inode) {
+        root.entries[Array(n.utf8)] = i
+        root.order.append(Array(n.utf8))
+    }
+    add("null", DeviceInode(kind: .null, major: 1, minor: 3, dev: dev))
+    add("zero", DeviceInode(kind: .zero, major: 1, minor: 5, dev: dev))
+    add("full", DeviceInode(kind: .full, major: 1, minor: 7, dev: dev))
+    add("random", DeviceInode(kind: .random, major: 1, minor: 8, dev: dev))
+    add("urandom", DeviceInode(kind: .random, major: 1, minor: 9, dev: dev))
+    add("tty", DeviceInode(kind: .tty, major: 5, minor: 0, dev: dev))
+    for (n, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        let l = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: dev)
+        l.target = Array(target.utf8)
+        add(n, l)
+    }
+    for n in ["shm", "pts"] {
+        add(n, TmpfsInode(mode: S_IFDIR_ | (n == "shm" ? 0o1777 : 0o755), dev: dev))
+    }
+    return root
+}

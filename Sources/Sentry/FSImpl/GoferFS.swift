@@ -1,0 +1,119 @@
+// The gofer-backed file system: every node is a FID on the Gofer, every
+// open regular file a host fd the Gofer donated.
+
+import CMoat
+import Glibc
+import GoferProtocol
+
+final class GoferInode: Inode {
+    let client: GoferClient
+    let fid: FID
+    var cachedSize: Int64
+
+    init(client: GoferClient, fid: FID, stat: GoferStat) {
+        self.client = client
+        self.fid = fid
+        self.cachedSize = stat.size
+        super.init(ino: stat.ino, mode: stat.mode, dev: stat.dev)
+        apply(stat)
+    }
+
+    deinit { client.close(fid) }
+
+    private func apply(_ s: GoferStat) {
+        mode = s.mode; uid = s.uid; gid = s.gid; nlink = s.nlink; rdev = s.rdev
+        cachedSize = s.size
+        atime = (s.atimeSec, s.atimeNsec); mtime = (s.mtimeSec, s.mtimeNsec); ctime = (s.ctimeSec, s.ctimeNsec)
+    }
+
+    private func wrap<T>(_ r: Result<T, GoferErrno>) -> Result<T, Errno> {
+        r.mapError { Errno($0.rawValue) }
+    }
+
+    override var size: Int64 { cachedSize }
+
+    override func stat() -> Result<Stat, Errno> {
+        switch client.stat(fid) {
+        case .success(let s):
+            apply(s)
+            var out = Stat()
+            out.dev = s.dev; out.ino = s.ino; out.nlink = s.nlink; out.mode = s.mode; out.uid = s.uid; out.gid = s.gid
+            out.rdev = s.rdev; out.size = s.size; out.blksize = s.blksize; out.blocks = s.blocks
+            out.atime = (s.atimeSec, s.atimeNsec); out.mtime = (s.mtimeSec, s.mtimeNsec); out.ctime = (s.ctimeSec, s.ctimeNsec)
+            return .success(out)
+        case .failure(let e): return .failure(Errno(e.rawValue))
+        }
+    }
+
+    override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        return wrap(client.walk(fid, name)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+    }
+
+    override func readdir() -> Result<[DirEntry], Errno> {
+        wrap(client.getdents(fid)).map { $0.map { DirEntry(ino: $0.ino, type: $0.type, name: $0.name) } }
+    }
+
+    override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
+        let hostFlags = (flags & (O_ACCMODE | O_APPEND))
+        switch client.create(fid, name, flags: hostFlags, mode: mode & 0o7777, uid: uid, gid: gid) {
+        case .success(let (f, st, hostfd)):
+            let ino = GoferInode(client: client, fid: f, stat: st)
+            return .success((ino, HostFileFD(fd: hostfd, flags: flags, path: nil)))
+        case .failure(let e): return .failure(Errno(e.rawValue))
+        }
+    }
+
+    override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        wrap(client.mkdir(fid, name, mode: mode & 0o7777, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+    }
+
+    override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        wrap(client.symlink(fid, name, target: target, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+    }
+
+    override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
+        guard let t = target as? GoferInode, t.client === client else { return .failure(Errno(EXDEV)) }
+        return wrap(client.link(fid, name, target: t.fid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+    }
+
+    override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        wrap(client.mknod(fid, name, mode: mode, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+    }
+
+    override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
+        wrap(client.unlink(fid, name, flags: dir ? 0x200 : 0))
+    }
+
+    override func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> {
+        guard let nd = newDir as? GoferInode, nd.client === client else { return .failure(Errno(EXDEV)) }
+        return wrap(client.rename(fid, old, nd.fid, new, flags: flags))
+    }
+
+    override func readlink() -> Result<[UInt8], Errno> {
+        if !isSymlink { return .failure(Errno(EINVAL)) }
+        return wrap(client.readlink(fid))
+    }
+
+    override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
+        var g = GoferSetAttr()
+        g.mode = a.mode; g.uid = a.uid; g.gid = a.gid; g.size = a.size
+        if let t = a.atime { g.atime = (sec: t.0, nsec: t.1) }
+        if let t = a.mtime { g.mtime = (sec: t.0, nsec: t.1) }
+        return wrap(client.setattr(fid, g))
+    }
+
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
+        let fmt = mode & S_IFMT_
+        if fmt != S_IFREG_ { return .failure(Errno(fmt == S_IFIFO_ ? ENXIO : EACCES)) }
+        let hostFlags = flags & (O_ACCMODE | O_TRUNC | O_APPEND)
+        switch client.open(fid, flags: hostFlags) {
+        case .success(let hostfd): return .success(HostFileFD(fd: hostfd, flags: flags, path: nil))
+        case .failure(let e): return .failure(Errno(e.rawValue))
+        }
+    }
+
+    override var cacheable: Bool { true }
+    override var fsMagic: Int64 { 0x01021997 } // V9FS_MAGIC, as gVisor reports gofer mounts
+}

@@ -1,0 +1,208 @@
+// Files backed by a host fd: regular files donated by the Gofer, and the
+// sandbox's stdio inherited from the launcher. The Sentry never opens these
+// by path; it only reads and writes fds it was given.
+
+import CMoat
+import Glibc
+
+final class HostFileFD: FileDescription {
+    let fd: Int32
+    /// Pipes, ttys and sockets: may block, have no offset.
+    let isStream: Bool
+    let isTTY: Bool
+
+    init(fd: Int32, flags: Int32, path: Path?) {
+        self.fd = fd
+        var st = Glibc.stat()
+        fstat(fd, &st)
+        let fmt = st.st_mode & S_IFMT
+        isStream = fmt == S_IFIFO || fmt == S_IFSOCK || fmt == S_IFCHR
+        isTTY = isatty(fd) == 1
+        super.init(flags: flags, path: path)
+    }
+
+    override var seekable: Bool { !isStream }
+    override var pollHostFD: Int32 { isStream ? fd : -1 }
+
+    /// Waits (mu released) until the host fd is ready for `events`.
+    private func waitReady(_ t: Task, _ events: Int16) -> Int {
+        if nonblocking { return 0 }
+        while true {
+            var p = [pollfd(fd: fd, events: events, revents: 0)]
+            let (r, _) = t.hostPoll(&p, timeoutMs: -1)
+            if r == .interrupted { return -ERESTARTSYS }
+            if p[0].revents != 0 { return 0 }
+        }
+    }
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !readable { return err(EBADF) }
+        if count == 0 { return 0 }
+        if isStream {
+            if off != nil { return err(ESPIPE) }
+            let w = waitReady(t, Int16(POLLIN))
+            if w < 0 { return w }
+            let n = min(count, t.scratch.count)
+            let r = t.scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, n) }
+            if r < 0 { return errno == EAGAIN ? err(EAGAIN) : err(errno) }
+            if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
+            return r
+        }
+        var pos = off ?? offset
+        var done = 0
+        while done < count {
+            let n = min(count - done, t.scratch.count)
+            let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress!, n, Int(pos)) }
+            if r < 0 { if errno == EINTR { continue }; return done > 0 ? done : err(errno) }
+            if r == 0 { break }
+            if !t.scratch.withUnsafeBytes({ t.copyOut(buf + UInt64(done), $0.baseAddress!, r) }) {
+                return done > 0 ? done : err(EFAULT)
+            }
+            done += r
+            pos += Int64(r)
+            if r < n { break }
+        }
+        if off == nil { offset = pos }
+        return done
+    }
+
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !writable { return err(EBADF) }
+        if count == 0 { return 0 }
+        var done = 0
+        var pos = off ?? offset
+        if !isStream && off == nil && flags & O_APPEND != 0 {
+            var st = Glibc.stat(); fstat(fd, &st); pos = Int64(st.st_size)
+        }
+        while done < count {
+            let n = min(count - done, t.scratch.count)
+            let got = t.scratch.withUnsafeMutableBytes { t.thread.read(buf + UInt64(done), $0.baseAddress!, n) }
+            if got <= 0 { return done > 0 ? done : err(EFAULT) }
+            var r: Int
+            if isStream {
+                let w = waitReady(t, Int16(POLLOUT))
+                if w < 0 { return done > 0 ? done : w }
+                r = t.scratch.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, got) }
+            } else {
+                r = t.scratch.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress!, got, Int(pos)) }
+            }
+            if r < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+                if e == EAGAIN && isStream && !nonblocking { continue }
+                return done > 0 ? done : err(e)
+            }
+            done += r
+            pos += Int64(r)
+            if r < got { if !isStream { break } }
+        }
+        if off == nil && !isStream { offset = pos }
+        return done
+    }
+
+    override func seek(_ off: Int64, _ whence: Int32) -> Int {
+        if isStream { return err(ESPIPE) }
+        if whence == SEEK_DATA || whence == SEEK_HOLE {
+            let r = lseek(fd, Int(off), whence)
+            if r < 0 { return err(errno) }
+            offset = Int64(r)
+            return Int(r)
+        }
+        return super.seek(off, whence)
+    }
+
+    override func fileSize() -> Int64 {
+        var st = Glibc.stat(); fstat(fd, &st); return Int64(st.st_size)
+    }
+
+    override func stat() -> Result<Stat, Errno> {
+        if let ino = inode, !(ino is StdioInode) { return ino.stat() }
+        var st = Glibc.stat()
+        if fstat(fd, &st) != 0 { return .failure(Errno(errno)) }
+        var s = Stat()
+        s.dev = UInt64(st.st_dev); s.ino = UInt64(st.st_ino); s.nlink = UInt64(st.st_nlink)
+        s.mode = st.st_mode; s.uid = st.st_uid; s.gid = st.st_gid; s.rdev = UInt64(st.st_rdev)
+        s.size = Int64(st.st_size); s.blksize = Int64(st.st_blksize); s.blocks = Int64(st.st_blocks)
+        s.atime = (Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec))
+        s.mtime = (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
+        s.ctime = (Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec))
+        return .success(s)
+    }
+
+    override func truncate(_ size: Int64) -> Int {
+        if isStream { return err(EINVAL) }
+        return ftruncate(fd, Int(size)) == 0 ? 0 : err(errno)
+    }
+    override func sync() -> Int { isStream ? 0 : (fsync(fd) == 0 ? 0 : err(errno)) }
+
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        guard isTTY else {
+            if cmd == 0x541B /* FIONREAD */ && isStream {
+                var n: Int32 = 0
+                if Glibc.ioctl(fd, UInt(0x541B), &n) != 0 { return err(errno) }
+                return t.writeI32(arg, n) ? 0 : err(EFAULT)
+            }
+            return err(ENOTTY)
+        }
+        return ttyIoctl(t, fd, cmd, arg)
+    }
+
+    override func readiness() -> Int16 {
+        if !isStream { return Int16(POLLIN | POLLOUT) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+        _ = poll(&p, 1, 0)
+        return p.revents
+    }
+
+    override func release() { close(fd) }
+
+    override func linkName(_ k: Kernel) -> [UInt8] {
+        if let p = path, !(p.inode is StdioInode) { return k.vfs.pathString(p) }
+        var st = Glibc.stat(); fstat(fd, &st)
+        let fmt = st.st_mode & S_IFMT
+        if fmt == S_IFIFO { return Array("pipe:[\(st.st_ino)]".utf8) }
+        if fmt == S_IFSOCK { return Array("socket:[\(st.st_ino)]".utf8) }
+        return Array("/dev/pts/0".utf8)
+    }
+}
+
+/// Terminal ioctls on a host tty that is the sandbox's stdio: only a fixed
+/// list, each with its argument size known, is passed through.
+func ttyIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
+    switch cmd {
+    case 0x5401: // TCGETS
+        var buf = [UInt8](repeating: 0, count: 60)
+        if buf.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) != 0 { return err(errno) }
+        return t.copyOut(arg, buf) ? 0 : err(EFAULT)
+    case 0x5402, 0x5403, 0x5404: // TCSETS, TCSETSW, TCSETSF
+        guard var buf = t.copyIn(arg, 60) else { return err(EFAULT) }
+        return buf.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) == 0 ? 0 : err(errno)
+    case 0x5413: // TIOCGWINSZ
+        var ws = winsize()
+        if Glibc.ioctl(fd, UInt(cmd), &ws) != 0 { return err(errno) }
+        return withUnsafeBytes(of: &ws) { t.copyOut(arg, $0.baseAddress!, 8) } ? 0 : err(EFAULT)
+    case 0x5414: // TIOCSWINSZ
+        guard var b = t.copyIn(arg, 8) else { return err(EFAULT) }
+        return b.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) == 0 ? 0 : err(errno)
+    case 0x540F: // TIOCGPGRP: the sandbox's foreground group is emulated.
+        return t.writeI32(arg, t.kernel.foregroundPgid) ? 0 : err(EFAULT)
+    case 0x5410: // TIOCSPGRP
+        guard let p = t.readI32(arg) else { return err(EFAULT) }
+        t.kernel.foregroundPgid = p
+        return 0
+    case 0x5429: // TIOCGSID
+        return t.writeI32(arg, t.tg.sid) ? 0 : err(EFAULT)
+    case 0x541B: // FIONREAD
+        var n: Int32 = 0
+        if Glibc.ioctl(fd, UInt(cmd), &n) != 0 { return err(errno) }
+        return t.writeI32(arg, n) ? 0 : err(EFAULT)
+    case 0x540E, 0x5422: // TIOCSCTTY, TIOCNOTTY
+        return 0
+    default:
+        return err(ENOTTY)
+    }
+}
+
+/// The inode behind the launcher-provided stdio fds.
+final class StdioInode: Inode {}

@@ -1,0 +1,155 @@
+// Pipes and FIFOs, in Sentry memory.
+
+import CMoat
+import Glibc
+
+final class Pipe {
+    var buf: [UInt8] = []
+    var head = 0
+    let capacity = 65536
+    var readers = 0
+    var writers = 0
+    var waiters = WaitQueue()
+    var hadWriter = false
+    var available: Int { buf.count - head }
+    func notify() { waiters.notifyAll() }
+}
+
+final class PipeFD: FileDescription {
+    let pipe: Pipe
+    let isReader: Bool
+    let ino: UInt64
+
+    init(pipe: Pipe, reader: Bool, flags: Int32, ino: UInt64) {
+        self.pipe = pipe
+        self.isReader = reader
+        self.ino = ino
+        super.init(flags: flags, path: nil)
+        if reader { pipe.readers += 1 } else { pipe.writers += 1; pipe.hadWriter = true }
+    }
+
+    override var seekable: Bool { false }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !isReader { return err(EBADF) }
+        if off != nil { return err(ESPIPE) }
+        if count == 0 { return 0 }
+        while pipe.available == 0 {
+            if pipe.writers == 0 { return 0 }
+            if nonblocking { return err(EAGAIN) }
+            pipe.waiters.add(t)
+            let r = t.block(deadline: nil)
+            pipe.waiters.remove(t)
+            if r == .interrupted { return -ERESTARTSYS }
+        }
+        let n = min(count, pipe.available)
+        let ok = pipe.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + pipe.head, n) }
+        if !ok { return err(EFAULT) }
+        pipe.head += n
+        if pipe.head == pipe.buf.count { pipe.buf.removeAll(keepingCapacity: true); pipe.head = 0 }
+        else if pipe.head > 65536 { pipe.buf.removeSubrange(0..<pipe.head); pipe.head = 0 }
+        pipe.notify()
+        return n
+    }
+
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if isReader { return err(EBADF) }
+        if off != nil { return err(ESPIPE) }
+        if count == 0 { return 0 }
+        var done = 0
+        while done < count {
+            if pipe.readers == 0 {
+                t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE))
+                return done > 0 ? done : err(EPIPE)
+            }
+            let space = pipe.capacity - pipe.available
+            let remaining = count - done
+            // Writes of at most PIPE_BUF bytes are atomic.
+            let need = remaining <= 4096 ? remaining : 1
+            if space < need {
+                if nonblocking { return done > 0 ? done : err(EAGAIN) }
+                pipe.waiters.add(t)
+                let r = t.block(deadline: nil)
+                pipe.waiters.remove(t)
+                if r == .interrupted { return done > 0 ? done : -ERESTARTSYS }
+                continue
+            }
+            let n = min(space, remaining)
+            guard let bytes = t.copyIn(buf + UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            pipe.buf.append(contentsOf: bytes)
+            done += n
+            pipe.notify()
+        }
+        return done
+    }
+
+    override func readiness() -> Int16 {
+        var r: Int32 = 0
+        if isReader {
+            if pipe.available > 0 { r |= POLLIN }
+            if pipe.writers == 0 && pipe.hadWriter { r |= POLLHUP }
+        } else {
+            if pipe.capacity - pipe.available >= 4096 { r |= POLLOUT }
+            if pipe.readers == 0 { r |= POLLERR }
+        }
+        return Int16(r)
+    }
+
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        if cmd == 0x541B { return t.writeI32(arg, Int32(pipe.available)) ? 0 : err(EFAULT) }
+        return err(ENOTTY)
+    }
+
+    override func addWaiter(_ t: Task) { pipe.waiters.add(t) }
+    override func removeWaiter(_ t: Task) { pipe.waiters.remove(t) }
+
+    override func release() {
+        if isReader { pipe.readers -= 1 } else { pipe.writers -= 1 }
+        pipe.notify()
+    }
+
+    override func stat() -> Result<Stat, Errno> {
+        if let i = inode { return i.stat() }
+        var s = Stat()
+        s.mode = S_IFIFO_ | 0o600; s.ino = ino; s.dev = 12; s.blksize = 4096
+        return .success(s)
+    }
+
+    override func linkName(_ k: Kernel) -> [UInt8] {
+        if let p = path { return k.vfs.pathString(p) }
+        return Array("pipe:[\(ino)]".utf8)
+    }
+}
+
+private var pipeInoCounter: UInt64 = 5000
+func newPipeIno() -> UInt64 { pipeInoCounter += 1; return pipeInoCounter }
+
+/// FIFOs in tmpfs: one Pipe per inode, opened per POSIX rules.
+private var fifoPipes: [ObjectIdentifier: Pipe] = [:]
+func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescription, Errno> {
+    let key = ObjectIdentifier(node)
+    let p = fifoPipes[key] ?? Pipe()
+    fifoPipes[key] = p
+    let acc = flags & O_ACCMODE
+    if acc == O_RDWR {
+        // Linux allows it: the opener is both ends; model as a reader that keeps a writer.
+        p.writers += 1; p.hadWriter = true
+        return .success(PipeFD(pipe: p, reader: true, flags: flags, ino: node.ino))
+    }
+    let reader = acc == O_RDONLY
+    let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: node.ino)
+    p.notify()
+    if flags & O_NONBLOCK == 0 {
+        while reader ? p.writers == 0 : p.readers == 0 {
+            p.waiters.add(t)
+            let r = t.block(deadline: nil)
+            p.waiters.remove(t)
+            if r == .interrupted { fd.release(); return .failure(Errno(Int32(ERESTARTSYS))) }
+        }
+    } else if !reader && p.readers == 0 {
+        fd.release()
+        return .failure(Errno(ENXIO))
+    }
+    return .success(fd)
+}

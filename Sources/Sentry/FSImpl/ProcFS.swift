@@ -1,0 +1,257 @@
+// procfs: generated views of the emulated kernel (never the host's).
+
+import CMoat
+import Glibc
+
+/// A generated file or symlink in /proc.
+final class ProcNode: Inode {
+    let content: ((Task) -> [UInt8])?
+    let link: ((Task) -> [UInt8]?)?
+    let dirLookup: ((Task?, [UInt8]) -> Inode?)?
+    let dirList: ((Task?) -> [DirEntry])?
+    unowned let kernel: Kernel
+
+    init(kernel: Kernel, ino: UInt64, mode: UInt32, content: ((Task) -> [UInt8])? = nil, link: ((Task) -> [UInt8]?)? = nil,
+         lookup: ((Task?, [UInt8]) -> Inode?)? = nil, list: ((Task?) -> [DirEntry])? = nil) {
+        self.kernel = kernel
+        self.content = content; self.link = link; self.dirLookup = lookup; self.dirList = list
+        super.init(ino: ino, mode: mode, dev: 3)
+    }
+
+    override var cacheable: Bool { false }
+    override var fsMagic: Int64 { 0x9fa0 }
+
+    override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
+        guard isDir, let l = dirLookup else { return .failure(Errno(ENOTDIR)) }
+        if let i = l(currentTask, name) { return .success(i) }
+        return .failure(Errno(ENOENT))
+    }
+    override func readdir() -> Result<[DirEntry], Errno> {
+        guard isDir, let l = dirList else { return .failure(Errno(ENOTDIR)) }
+        return .success(l(currentTask))
+    }
+    override func readlink() -> Result<[UInt8], Errno> {
+        guard let l = link, let t = currentTask, let s = l(t) else { return .failure(Errno(ENOENT)) }
+        return .success(s)
+    }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
+        guard let c = content else { return .failure(Errno(ENXIO)) }
+        if flags & O_ACCMODE != O_RDONLY { return .failure(Errno(EACCES)) }
+        return .success(BytesFD(data: c(t), flags: flags, path: nil))
+    }
+    override var size: Int64 { 0 }
+}
+
+/// The task currently running a syscall on this thread (procfs needs the
+/// caller for "self"). Set by the dispatcher.
+var currentTaskKey: pthread_key_t = {
+    var k = pthread_key_t()
+    pthread_key_create(&k, nil)
+    return k
+}()
+var currentTask: Task? {
+    guard let p = pthread_getspecific(currentTaskKey) else { return nil }
+    return Unmanaged<Task>.fromOpaque(p).takeUnretainedValue()
+}
+
+extension Kernel {
+    func makeProcFS() -> ProcNode {
+        let k = self
+        func file(_ ino: UInt64, _ gen: @escaping (Task) -> String) -> ProcNode {
+            ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { Array(gen($0).utf8) })
+        }
+        let staticFiles: [String: ProcNode] = [
+            "uptime": file(10, { _ in
+                let up = fixed2(Kernel.now(CLOCK_MONOTONIC) - k.bootMonotonicNs)
+                return "\(up) \(up)\n"
+            }),
+            "loadavg": file(11, { _ in "0.00 0.00 0.00 1/\(k.tasks.count) \(k.nextPid - 1)\n" }),
+            "version": file(12, { _ in "Linux version \(moatRelease) (moat) #1 SMP\n" }),
+            "meminfo": file(13, { _ in
+                var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
+                moat_sysinfo(&total, &free, &procs)
+                total /= 1024; free /= 1024
+                return "MemTotal:       \(total) kB\nMemFree:        \(free) kB\nMemAvailable:   \(free) kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
+            }),
+            "stat": file(14, { _ in
+                let btime = k.bootRealtimeNs / 1_000_000_000
+                return "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime \(btime)\nprocesses \(k.nextPid)\nprocs_running 1\nprocs_blocked 0\n"
+            }),
+            "filesystems": file(15, { _ in "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\nnodev\t9p\n" }),
+            "mounts": file(16, { t in k.mountsText(t) }),
+            "cpuinfo": file(17, { _ in
+                var s = ""
+                for i in 0..<max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
+                    s += "processor\t: \(i)\nvendor_id\t: GenuineIntel\nmodel name\t: moat virtual CPU\nflags\t\t: fpu sse sse2\n\n"
+                }
+                return s
+            }),
+        ]
+        let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)".utf8) })
+        let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)/task/\(t.tid)".utf8) })
+        let sysKernel: [String: ProcNode] = [
+            "hostname": file(30, { _ in String(decoding: k.hostname, as: UTF8.self) + "\n" }),
+            "osrelease": file(31, { _ in moatRelease + "\n" }),
+            "pid_max": file(32, { _ in "\(k.pidMax)\n" }),
+            "ngroups_max": file(33, { _ in "65536\n" }),
+        ]
+        let kernelDir = ProcNode(kernel: k, ino: 34, mode: S_IFDIR_ | 0o555, lookup: { _, n in sysKernel[String(decoding: n, as: UTF8.self)] },
+                                 list: { _ in sysKernel.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) } })
+        let sysDir = ProcNode(kernel: k, ino: 35, mode: S_IFDIR_ | 0o555, lookup: { _, n in n == Array("kernel".utf8) ? kernelDir : nil },
+                              list: { _ in [DirEntry(ino: 34, type: 4, name: Array("kernel".utf8))] })
+        return ProcNode(kernel: k, ino: 1, mode: S_IFDIR_ | 0o555, lookup: { t, name in
+            let s = String(decoding: name, as: UTF8.self)
+            if let f = staticFiles[s] { return f }
+            if s == "self" { return selfLink }
+            if s == "thread-self" { return threadSelf }
+            if s == "sys" { return sysDir }
+            if let pid = Int32(s), let tg = k.threadGroups[pid], !tg.zombie { return k.procPidDir(tg, tid: nil) }
+            return nil
+        }, list: { _ in
+            var e = staticFiles.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) }
+            e.append(DirEntry(ino: 20, type: 10, name: Array("self".utf8)))
+            e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
+            e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
+            for pid in k.threadGroups.keys.sorted() where !(k.threadGroups[pid]!.zombie) {
+                e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(pid)".utf8)))
+            }
+            return e
+        })
+    }
+
+    func mountsText(_ t: Task) -> String {
+        var s = ""
+        for m in vfs.mounts {
+            let p = String(decoding: vfs.pathString(Path(mount: m, dentry: m.root)), as: UTF8.self)
+            s += "\(m.source) \(p) \(m.fsType) \(m.readOnly ? "ro" : "rw"),relatime 0 0\n"
+        }
+        return s
+    }
+
+    func procPidDir(_ tg: ThreadGroup, tid: Int32?) -> ProcNode {
+        let k = self
+        let base = 0x100000 + UInt64(tg.tgid) * 64
+        func task() -> Task? { tid.flatMap { k.tasks[$0] } ?? tg.leader ?? tg.tasks.first }
+        func file(_ n: UInt64, _ gen: @escaping () -> [UInt8]) -> ProcNode {
+            ProcNode(kernel: k, ino: base + n, mode: S_IFREG_ | 0o444, content: { _ in gen() })
+        }
+        var entries: [String: () -> ProcNode] = [:]
+        entries["stat"] = { file(1) { Array(k.procStat(tg, task()).utf8) } }
+        entries["status"] = { file(2) { Array(k.procStatus(tg, task()).utf8) } }
+        entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
+        entries["comm"] = { file(4) { (task()?.comm ?? []) + [10] } }
+        entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
+        entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
+        entries["environ"] = { file(7) { k.procEnviron(tg) } }
+        entries["exe"] = { ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }) }
+        entries["cwd"] = { ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }) }
+        entries["root"] = { ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }) }
+        entries["fd"] = { k.procFdDir(tg, base + 11, task) }
+        entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
+        if tid == nil {
+            entries["task"] = {
+                ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { _, n in
+                    guard let id = Int32(String(decoding: n, as: UTF8.self)), let t = k.tasks[id], t.tg === tg else { return nil }
+                    return k.procPidDir(tg, tid: t.tid)
+                }, list: { _ in tg.tasks.map { DirEntry(ino: 0x20000 + UInt64($0.tid), type: 4, name: Array("\($0.tid)".utf8)) } })
+            }
+        }
+        let names = entries.keys.sorted()
+        return ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
+            entries[String(decoding: n, as: UTF8.self)]?()
+        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+    }
+
+    func procFdDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
+        let k = self
+        return ProcNode(kernel: k, ino: ino, mode: S_IFDIR_ | 0o500, lookup: { _, n in
+            guard let fd = Int32(String(decoding: n, as: UTF8.self)), let t = task(), let f = t.fds.get(fd) else { return nil }
+            return ProcFdLink(kernel: k, file: f, ino: ino + 1000 + UInt64(fd))
+        }, list: { _ in
+            guard let t = task() else { return [] }
+            return t.fds.entries.indices.compactMap { i in t.fds.entries[i] == nil ? nil : DirEntry(ino: ino + 1000 + UInt64(i), type: 10, name: Array("\(i)".utf8)) }
+        })
+    }
+
+    func procStat(_ tg: ThreadGroup, _ t: Task?) -> String {
+        let state = tg.zombie ? "Z" : (tg.stopped ? "T" : (t?.inApp == true ? "R" : "S"))
+        let ppid = tg.parent?.tgid ?? 0
+        let comm = String(decoding: t?.comm ?? [], as: UTF8.self)
+        let start = (tg.startNs - bootMonotonicNs) / 10_000_000
+        let ut = tg.utimeNs / 10_000_000, st = tg.stimeNs / 10_000_000
+        let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
+        return "\(tg.tgid) (\(comm)) \(state) \(ppid) \(tg.pgid) \(tg.sid) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+    }
+
+    func procStatus(_ tg: ThreadGroup, _ t: Task?) -> String {
+        let c = tg.creds
+        let state = tg.zombie ? "Z (zombie)" : (tg.stopped ? "T (stopped)" : "S (sleeping)")
+        let sigBlk = hex(t?.sigMask ?? 0, width: 16)
+        return """
+        Name:\t\(String(decoding: t?.comm ?? [], as: UTF8.self))
+        Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
+        State:\t\(state)
+        Tgid:\t\(tg.tgid)
+        Pid:\t\(t?.tid ?? tg.tgid)
+        PPid:\t\(tg.parent?.tgid ?? 0)
+        TracerPid:\t0
+        Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
+        Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
+        Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
+        Threads:\t\(tg.tasks.count)
+        SigBlk:\t\(sigBlk)
+        CapEff:\t\(c.isRoot ? "000001ffffffffff" : "0000000000000000")
+        NoNewPrivs:\t0
+        Seccomp:\t0
+
+        """
+    }
+
+    func procCmdline(_ tg: ThreadGroup) -> [UInt8] {
+        guard let t = tg.leader ?? tg.tasks.first, t.mm.argEnd > t.mm.argStart else { return [] }
+        return t.copyIn(t.mm.argStart, Int(min(t.mm.argEnd - t.mm.argStart, 1 << 20))) ?? []
+    }
+    func procEnviron(_ tg: ThreadGroup) -> [UInt8] {
+        guard let t = tg.leader ?? tg.tasks.first, t.mm.envEnd > t.mm.envStart else { return [] }
+        return t.copyIn(t.mm.envStart, Int(min(t.mm.envEnd - t.mm.envStart, 1 << 20))) ?? []
+    }
+
+    func procMaps(_ tg: ThreadGroup) -> String {
+        guard let t = tg.leader ?? tg.tasks.first else { return "" }
+        var s = ""
+        for v in t.mm.vmas {
+            let p = (v.prot & PROT_READ != 0 ? "r" : "-") + (v.prot & PROT_WRITE != 0 ? "w" : "-") + (v.prot & PROT_EXEC != 0 ? "x" : "-") + (v.flags & MAP_SHARED != 0 ? "s" : "p")
+            s += "\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0"
+            s += v.name.isEmpty ? "\n" : String(repeating: " ", count: 10) + v.name + "\n"
+        }
+        return s
+    }
+
+    func procLimits(_ tg: ThreadGroup) -> String {
+        let names = ["Max cpu time", "Max file size", "Max data size", "Max stack size", "Max core file size",
+                     "Max resident set", "Max processes", "Max open files", "Max locked memory", "Max address space",
+                     "Max file locks", "Max pending signals", "Max msgqueue size", "Max nice priority",
+                     "Max realtime priority", "Max realtime timeout"]
+        var s = "Limit                     Soft Limit           Hard Limit           Units     \n"
+        for (i, n) in names.enumerated() {
+            let l = tg.rlimits[i]
+            func f(_ v: UInt64) -> String { v == UInt64.max ? "unlimited" : String(v) }
+            s += padRight(n, 26) + padRight(f(l.cur), 21) + padRight(f(l.max), 21) + "\n"
+        }
+        return s
+    }
+}
+
+/// /proc/[pid]/fd/N: a symlink whose open yields the same description.
+final class ProcFdLink: Inode {
+    let file: FileDescription
+    unowned let kernel: Kernel
+    init(kernel: Kernel, file: FileDescription, ino: UInt64) {
+        self.kernel = kernel; self.file = file
+        super.init(ino: ino, mode: S_IFLNK_ | 0o700, dev: 3)
+    }
+    override var cacheable: Bool { false }
+    override func readlink() -> Result<[UInt8], Errno> { .success(file.linkName(kernel)) }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+}

@@ -1,0 +1,156 @@
+// tmpfs: files that live in Sentry memory.
+
+import CMoat
+import Glibc
+
+private var nextTmpIno: UInt64 = 1000
+
+final class TmpfsInode: Inode {
+    var entries: [[UInt8]: Inode] = [:]
+    var order: [[UInt8]] = []
+    var data: [UInt8] = []
+    var target: [UInt8] = []
+    let devID: UInt64
+
+    init(mode: UInt32, dev: UInt64, uid: UInt32 = 0, gid: UInt32 = 0) {
+        nextTmpIno += 1
+        devID = dev
+        super.init(ino: nextTmpIno, mode: mode, dev: dev)
+        self.uid = uid; self.gid = gid
+        nlink = mode & S_IFMT_ == S_IFDIR_ ? 2 : 1
+    }
+
+    override var size: Int64 {
+        if isDir { return 4096 }
+        if isSymlink { return Int64(target.count) }
+        return Int64(data.count)
+    }
+    override var fsMagic: Int64 { 0x01021994 }
+
+    override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        if let i = entries[name] { return .success(i) }
+        return .failure(Errno(ENOENT))
+    }
+
+    override func readdir() -> Result<[DirEntry], Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        return .success(order.compactMap { n in entries[n].map { DirEntry(ino: $0.ino, type: dtype($0.mode), name: n) } })
+    }
+
+    private func add(_ name: [UInt8], _ i: Inode) -> Result<Inode, Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        if entries[name] != nil { return .failure(Errno(EEXIST)) }
+        entries[name] = i
+        order.append(name)
+        mtime = nowTimespec(); ctime = mtime
+        if i.isDir { nlink += 1 }
+        return .success(i)
+    }
+
+    override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
+        add(name, TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)).map { ($0, nil) }
+    }
+    override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        add(name, TmpfsInode(mode: S_IFDIR_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
+    }
+    override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        let i = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: devID, uid: uid, gid: gid)
+        i.target = target
+        return add(name, i)
+    }
+    override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
+        guard let t = target as? TmpfsInode, t.devID == devID else { return .failure(Errno(EXDEV)) }
+        if t.isDir { return .failure(Errno(EPERM)) }
+        let r = add(name, t)
+        if case .success = r { t.nlink += 1; t.ctime = nowTimespec() }
+        return r
+    }
+    override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        let fmt = mode & S_IFMT_
+        if fmt != S_IFIFO_ && fmt != S_IFREG_ && fmt != S_IFSOCK_ && fmt != 0 { return .failure(Errno(EPERM)) }
+        return add(name, TmpfsInode(mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
+    }
+    override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
+        guard let i = entries[name] else { return .failure(Errno(ENOENT)) }
+        if dir {
+            guard let d = i as? TmpfsInode, d.isDir else { return .failure(Errno(ENOTDIR)) }
+            if !d.entries.isEmpty { return .failure(Errno(ENOTEMPTY)) }
+            nlink -= 1
+            d.nlink = 0
+        } else {
+            if i.isDir { return .failure(Errno(EISDIR)) }
+            i.nlink -= 1
+            i.ctime = nowTimespec()
+        }
+        entries[name] = nil
+        order.removeAll { $0 == name }
+        mtime = nowTimespec(); ctime = mtime
+        return .success(())
+    }
+    override func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> {
+        guard let nd = newDir as? TmpfsInode, nd.devID == devID else { return .failure(Errno(EXDEV)) }
+        guard let src = entries[old] else { return .failure(Errno(ENOENT)) }
+        if let dst = nd.entries[new] {
+            if dst === src { return .success(()) }
+            if flags & 1 != 0 { return .failure(Errno(EEXIST)) } // RENAME_NOREPLACE
+            if src.isDir {
+                guard dst.isDir else { return .failure(Errno(ENOTDIR)) }
+                if let d = dst as? TmpfsInode, !d.entries.isEmpty { return .failure(Errno(ENOTEMPTY)) }
+            } else if dst.isDir { return .failure(Errno(EISDIR)) }
+            _ = nd.unlink(new, dir: dst.isDir)
+        }
+        entries[old] = nil
+        order.removeAll { $0 == old }
+        nd.entries[new] = src
+        nd.order.append(new)
+        if src.isDir && nd !== self { nlink -= 1; nd.nlink += 1 }
+        return .success(())
+    }
+    override func readlink() -> Result<[UInt8], Errno> {
+        isSymlink ? .success(target) : .failure(Errno(EINVAL))
+    }
+    override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
+        if let s = a.size {
+            if isDir { return .failure(Errno(EISDIR)) }
+            if s < 0 { return .failure(Errno(EINVAL)) }
+            if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { data.append(contentsOf: repeatElement(0, count: Int(s) - data.count)) }
+            mtime = nowTimespec()
+        }
+        return super.setattr(a)
+    }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
+        if mode & S_IFMT_ == S_IFIFO_ { return fifoOpen(self, t, flags) }
+        if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY { data.removeAll(); mtime = nowTimespec() }
+        return .success(TmpfsFileFD(node: self, flags: flags))
+    }
+}
+
+final class TmpfsFileFD: FileDescription {
+    let node: TmpfsInode
+    init(node: TmpfsInode, flags: Int32) { self.node = node; super.init(flags: flags, path: nil) }
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !readable { return err(EBADF) }
+        return node.data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !writable { return err(EBADF) }
+        if count == 0 { return 0 }
+        guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
+        var pos = Int(off ?? offset)
+        if off == nil && flags & O_APPEND != 0 { pos = node.data.count }
+        if pos > node.data.count { node.data.append(contentsOf: repeatElement(0, count: pos - node.data.count)) }
+        let end = pos + count
+        if end > node.data.count { node.data.append(contentsOf: repeatElement(0, count: end - node.data.count)) }
+        node.data.replaceSubrange(pos..<end, with: bytes)
+        node.mtime = nowTimespec(); node.ctime = node.mtime
+        if off == nil { offset = Int64(end) }
+        return count
+    }
+    override func fileSize() -> Int64 { Int64(node.data.count) }
+    override func truncate(_ size: Int64) -> Int {
+        switch node.setattr(SetAttr(size: size)) { case .success: return 0; case .failure(let e): return e.ret }
+    }
+}

@@ -1,0 +1,102 @@
+// The Sentry's kernel: tasks, thread groups, the pid namespace, signals.
+//
+// Locking: one lock, `Kernel.mu`, guards all emulated kernel state (tasks,
+// thread groups, signal state, fd tables, pipes, the VFS caches). Syscall
+// handlers run with it held and give it up only while blocked (on a task's
+// condition variable, or in a host poll for host-backed files). Leaf locks
+// below it: GoferClient's channel lock, Log's lock, StubFactory's lock.
+// Platform calls that do not touch shared state (ptrace resume, register
+// access) run without it. A finer-grained scheme can replace this one lock
+// without changing the syscall handlers' shape.
+
+import CMoat
+import Glibc
+import Platform
+
+final class Kernel: @unchecked Sendable {
+    static var shared: Kernel!
+
+    var mu = pthread_mutex_t()
+    let vfs: VFS
+    let bootMonotonicNs: Int64
+    let bootRealtimeNs: Int64
+    var hostname: [UInt8] = Array("moat".utf8)
+    var domainname: [UInt8] = Array("(none)".utf8)
+    var strace = false
+    /// The foreground process group of the emulated terminal.
+    var foregroundPgid: Int32 = 1
+
+    /// Guarded by mu.
+    var tasks: [Int32: Task] = [:]
+    var threadGroups: [Int32: ThreadGroup] = [:]
+    var nextPid: Int32 = 1
+    var initTG: ThreadGroup?
+    var liveTasks = 0
+
+    /// Set when init has exited: the sandbox is over.
+    var finished = false
+    var initStatus: Int32 = 0
+    private var doneCond = pthread_cond_t()
+
+    init(vfs: VFS) {
+        self.vfs = vfs
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutex_init(&mu, &attr)
+        var cattr = pthread_condattr_t()
+        pthread_condattr_init(&cattr)
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
+        pthread_cond_init(&doneCond, &cattr)
+        bootMonotonicNs = Kernel.now(CLOCK_MONOTONIC)
+        bootRealtimeNs = Kernel.now(CLOCK_REALTIME)
+    }
+
+    @inline(__always) func lock() { pthread_mutex_lock(&mu) }
+    @inline(__always) func unlock() { pthread_mutex_unlock(&mu) }
+
+    static func now(_ clock: clockid_t) -> Int64 {
+        var ts = timespec()
+        clock_gettime(clock, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    /// Allocates a pid not used by any task, thread group, process group or session.
+    /// Requires: mu held.
+    func allocPid() -> Int32? {
+        for _ in 0..<Int(pidMax) {
+            let p = nextPid
+            nextPid = nextPid >= pidMax ? 300 : nextPid + 1
+            if tasks[p] == nil && threadGroups[p] == nil && !pidInUseAsGroup(p) { return p }
+        }
+        return nil
+    }
+    let pidMax: Int32 = 4_194_304
+
+    private func pidInUseAsGroup(_ p: Int32) -> Bool {
+        for tg in threadGroups.values where tg.pgid == p || tg.sid == p { return true }
+        return false
+    }
+
+    /// Blocks the calling (non-task) thread until init exits; returns its
+    /// wait status translated to a shell exit code.
+    func waitForInit() -> Int32 {
+        lock()
+        while !finished { pthread_cond_wait(&doneCond, &mu) }
+        let s = initStatus
+        unlock()
+        return s
+    }
+
+    /// Requires: mu held.
+    func initExited(status: Int32) {
+        finished = true
+        initStatus = status
+        // Every other process in the pid namespace dies with init.
+        for tg in threadGroups.values where !tg.exiting {
+            tg.beginExit(code: Int32(SIGKILL) /* killed */, bySignal: true)
+        }
+        pthread_cond_broadcast(&doneCond)
+    }
+
+    func threadGroup(_ pid: Int32) -> ThreadGroup? { threadGroups[pid] }
+}

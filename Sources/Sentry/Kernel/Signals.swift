@@ -1,0 +1,94 @@
+import CMoat
+import Glibc
+
+@inline(__always) func sigBit(_ sig: Int32) -> UInt64 { 1 << UInt64(sig - 1) }
+let stopSignalsMask: UInt64 = sigBit(SIGSTOP) | sigBit(SIGTSTP) | sigBit(SIGTTIN) | sigBit(SIGTTOU)
+let unblockableMask: UInt64 = sigBit(SIGKILL) | sigBit(SIGSTOP)
+
+enum DefaultAction { case terminate, core, ignore, stop, cont }
+
+func defaultAction(_ sig: Int32) -> DefaultAction {
+    switch sig {
+    case SIGCHLD, SIGURG, SIGWINCH: return .ignore
+    case SIGCONT: return .cont
+    case SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: return .stop
+    case SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS: return .core
+    default: return .terminate
+    }
+}
+
+/// What the application sees in a siginfo_t.
+struct SigInfo {
+    var signo: Int32
+    var errno_: Int32 = 0
+    var code: Int32 = 0          // SI_USER = 0, SI_KERNEL = 0x80, SI_TKILL = -6, SI_QUEUE = -1
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var status: Int32 = 0
+    var addr: UInt64 = 0
+    var value: UInt64 = 0
+    var isFault = false
+    init(signo: Int32) { self.signo = signo }
+
+    /// The 128-byte siginfo_t layout of x86-64.
+    func bytes() -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 128)
+        put32(&b, 0, signo); put32(&b, 4, errno_); put32(&b, 8, code)
+        if isFault {
+            put64(&b, 16, addr)
+        } else {
+            put32(&b, 16, pid); put32(&b, 20, Int32(bitPattern: uid))
+            if signo == SIGCHLD { put32(&b, 24, status) } else { put64(&b, 24, value) }
+        }
+        return b
+    }
+}
+
+@inline(__always) func put32(_ b: inout [UInt8], _ off: Int, _ v: Int32) {
+    let u = UInt32(bitPattern: v)
+    for i in 0..<4 { b[off + i] = UInt8(truncatingIfNeeded: u >> (8 * UInt32(i))) }
+}
+@inline(__always) func put64(_ b: inout [UInt8], _ off: Int, _ v: UInt64) {
+    for i in 0..<8 { b[off + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+}
+@inline(__always) func get64(_ b: [UInt8], _ off: Int) -> UInt64 {
+    var v: UInt64 = 0
+    for i in 0..<8 { v |= UInt64(b[off + i]) << (8 * UInt64(i)) }
+    return v
+}
+@inline(__always) func get32(_ b: [UInt8], _ off: Int) -> UInt32 {
+    var v: UInt32 = 0
+    for i in 0..<4 { v |= UInt32(b[off + i]) << (8 * UInt32(i)) }
+    return v
+}
+
+/// Pending signals: a bitmask plus the siginfo of each queued instance.
+/// Standard signals coalesce; real-time signals queue.
+struct SignalQueue {
+    var mask: UInt64 = 0
+    var infos: [SigInfo] = []
+
+    mutating func add(_ sig: Int32, _ info: SigInfo) {
+        if sig < 32 && mask & sigBit(sig) != 0 { return }
+        mask |= sigBit(sig)
+        infos.append(info)
+    }
+    mutating func remove(mask m: UInt64) {
+        if mask & m == 0 { return }
+        mask &= ~m
+        infos.removeAll { m & sigBit($0.signo) != 0 }
+    }
+    /// Takes the lowest-numbered pending signal not in `blocked`.
+    mutating func take(blocked: UInt64) -> SigInfo? {
+        let avail = mask & ~blocked
+        if avail == 0 { return nil }
+        let sig = Int32(avail.trailingZeroBitCount + 1)
+        guard let i = infos.firstIndex(where: { $0.signo == sig }) else {
+            mask &= ~sigBit(sig)
+            return SigInfo(signo: sig)
+        }
+        let info = infos.remove(at: i)
+        if !infos.contains(where: { $0.signo == sig }) { mask &= ~sigBit(sig) }
+        return info
+    }
+}

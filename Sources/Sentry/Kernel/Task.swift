@@ -1,0 +1,356 @@
+import CMoat
+import Glibc
+import Platform
+
+/// One application thread, driven by its own host pthread (the only tracer
+/// of its stub thread).
+final class Task {
+    unowned let kernel: Kernel
+    var tid: Int32
+    var tg: ThreadGroup
+    /// The platform context. Created on the driver thread.
+    var thread: PtraceThread!
+    /// Host pid of the stub process holding this thread.
+    var hostPid: pid_t
+    var hostTid: pid_t
+
+    var mm: MemoryManager
+    var fds: FDTable
+    var fs: FSContext
+
+    // Signals. Guarded by Kernel.mu.
+    var sigMask: UInt64 = 0
+    var savedSigMask: UInt64? = nil
+    var pending = SignalQueue()
+    var altStackSP: UInt64 = 0
+    var altStackSize: UInt64 = 0
+    var altStackFlags: Int32 = SS_DISABLE
+    /// A syscall that returned a restart code, to be restarted or turned into
+    /// EINTR once signal delivery is decided.
+    var restartCode = 0
+    var restartNr: UInt64 = 0
+
+    // Waiting. Guarded by Kernel.mu.
+    private var cond = pthread_cond_t()
+    enum WaitMode { case none, cond, hostPoll }
+    var waitMode = WaitMode.none
+    /// An eventfd that wakes this task from a host poll.
+    let wakeFD: Int32
+    var inApp = false
+    var exitRequested = false
+    var exited = false
+
+    var clearChildTid: UInt64 = 0
+    var robustList: UInt64 = 0
+    var comm: [UInt8]
+    /// Set by handlers that replaced the registers (execve, rt_sigreturn).
+    var skipReturn = false
+    /// The vfork parent waiting for this task to exec or exit.
+    var vforkParent: Task?
+    var vforkDone = false
+
+    /// Runs once on the driver thread after the stub is seized, with mu held.
+    var onStart: ((Task) -> Void)?
+    /// Per-task scratch buffer for copies between the app and the Sentry.
+    var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(kernel: Kernel, tid: Int32, tg: ThreadGroup, hostPid: pid_t, hostTid: pid_t,
+         mm: MemoryManager, fds: FDTable, fs: FSContext, comm: [UInt8]) {
+        self.kernel = kernel
+        self.tid = tid
+        self.tg = tg
+        self.hostPid = hostPid
+        self.hostTid = hostTid
+        self.mm = mm
+        self.fds = fds
+        self.fs = fs
+        self.comm = comm
+        self.wakeFD = eventfd(0, EFD_CLOEXEC_ | EFD_NONBLOCK_)
+        var cattr = pthread_condattr_t()
+        pthread_condattr_init(&cattr)
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
+        pthread_cond_init(&cond, &cattr)
+    }
+
+    deinit { close(wakeFD) }
+
+    // MARK: - Driver thread
+
+    /// Starts the driver pthread. Requires: mu held (the task is already
+    /// registered in the kernel's tables).
+    func startDriver() {
+        kernel.liveTasks += 1
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&th, &attr, { p in
+            let t = Unmanaged<Task>.fromOpaque(p!).takeRetainedValue()
+            t.driverMain()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Task>.fromOpaque(box).release()
+            Log.shared.info("cannot start a driver thread: \(rc)")
+            exitRequested = true
+            kernel.liveTasks -= 1
+        }
+    }
+
+    private func driverMain() {
+        do {
+            thread = try PtraceThread(seize: hostTid)
+        } catch {
+            Log.shared.info("cannot seize stub thread \(hostTid): \(error)")
+            kernel.lock()
+            leave(hostAlive: false)
+            kernel.unlock()
+            return
+        }
+        kernel.lock()
+        if let s = onStart { onStart = nil; s(self) }
+        while prepareToRun() {
+            inApp = true
+            kernel.unlock()
+            let reason = thread.run()
+            kernel.lock()
+            inApp = false
+            switch reason {
+            case .syscall:
+                dispatchSyscall(self)
+            case .fault(let signo, let code, let addr):
+                forceFault(signo: signo, code: code, addr: addr)
+            case .interrupted:
+                break
+            case .gone:
+                exitRequested = true
+                leave(hostAlive: false)
+                kernel.unlock()
+                return
+            }
+        }
+        leave(hostAlive: true)
+        kernel.unlock()
+    }
+
+    /// Decides what happens before application code runs again: exit,
+    /// group stop, signal delivery, syscall restart. Returns false when the
+    /// task must exit. Requires: mu held.
+    private func prepareToRun() -> Bool {
+        while true {
+            if exitRequested || tg.exiting { return false }
+            if tg.stopped {
+                _ = block(deadline: nil, stopWait: true)
+                continue
+            }
+            guard let info = takeSignal() else { break }
+            switch deliver(info) {
+            case .delivered: finishRestart(handlerRan: true); return true
+            case .ignored: continue
+            case .exit: return false
+            }
+        }
+        finishRestart(handlerRan: false)
+        return true
+    }
+
+    // MARK: - Waiting
+
+    enum BlockResult { case woken, interrupted, timedOut }
+
+    /// A signal or exit that should interrupt a blocking syscall.
+    /// Requires: mu held.
+    func interruptPending() -> Bool {
+        if exitRequested || tg.exiting { return true }
+        let p = (pending.mask | tg.sharedPending.mask) & ~sigMask
+        return p != 0
+    }
+
+    /// Sleeps until woken, interrupted or the (CLOCK_MONOTONIC ns) deadline.
+    /// Callers re-check their condition after it returns. Requires: mu held.
+    func block(deadline: Int64?, stopWait: Bool = false) -> BlockResult {
+        if stopWait {
+            if exitRequested || tg.exiting || !tg.stopped { return .woken }
+        } else if interruptPending() { return .interrupted }
+        waitMode = .cond
+        if let d = deadline {
+            if Kernel.now(CLOCK_MONOTONIC) >= d { waitMode = .none; return .timedOut }
+            var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+            pthread_cond_timedwait(&cond, &kernel.mu, &ts)
+        } else {
+            pthread_cond_wait(&cond, &kernel.mu)
+        }
+        waitMode = .none
+        if !stopWait && interruptPending() { return .interrupted }
+        if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
+        return .woken
+    }
+
+    /// Waits for host fds with mu released. Returns poll's result, or -EINTR
+    /// style interruption as .interrupted. Requires: mu held.
+    func hostPoll(_ pfds: inout [pollfd], timeoutMs: Int32) -> (BlockResult, Int32) {
+        if interruptPending() { return (.interrupted, 0) }
+        var all = pfds
+        all.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+        waitMode = .hostPoll
+        kernel.unlock()
+        let n = poll(&all, nfds_t(all.count), timeoutMs)
+        var drain: UInt64 = 0
+        _ = read(wakeFD, &drain, 8)
+        kernel.lock()
+        waitMode = .none
+        for i in 0..<pfds.count { pfds[i].revents = all[i].revents }
+        if interruptPending() { return (.interrupted, 0) }
+        if n == 0 { return (.timedOut, 0) }
+        let mine = all.last!.revents != 0 ? n - 1 : n
+        return (.woken, mine)
+    }
+
+    /// Wakes the task if it sleeps. Requires: mu held.
+    func wake() {
+        switch waitMode {
+        case .cond: pthread_cond_signal(&cond)
+        case .hostPoll:
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        case .none: break
+        }
+    }
+
+    /// Makes the task look at its pending work soon: wakes it, or interrupts
+    /// its application code. Requires: mu held.
+    func kick() {
+        wake()
+        if inApp { _ = moat_tgkill(hostPid, hostTid, SIGURG) }
+    }
+
+    func requestExit() {
+        exitRequested = true
+        kick()
+        if waitMode == .none && !inApp { pthread_cond_signal(&cond) }
+    }
+
+    // MARK: - Exit
+
+    /// Removes the task from the kernel and disposes of its stub thread.
+    /// Requires: mu held.
+    private func leave(hostAlive: Bool) {
+        if exited { return }
+        exited = true
+        kernel.tasks[tid] = nil
+        tg.tasks.removeAll { $0 === self }
+        if clearChildTid != 0 && hostAlive {
+            var zero: Int32 = 0
+            _ = thread.write(clearChildTid, &zero, 4)
+            futexWake(self, addr: clearChildTid, count: 1, bitset: ~0)
+        }
+        releaseVfork()
+        let last = tg.tasks.isEmpty
+        if let t = thread {
+            if last || !hostAlive {
+                _ = kill(hostPid, SIGKILL)
+                t.reap()
+                if hostTid != hostPid { reapHost(hostPid) }
+            } else if hostTid == hostPid {
+                t.detachParked()
+            } else {
+                _ = t.inject(60 /* exit */, 0)
+                t.reap()
+            }
+        }
+        if last {
+            if !tg.exiting { tg.exiting = true }
+            tg.finishExit()
+        }
+        fds.release(self)
+        kernel.liveTasks -= 1
+    }
+
+    func releaseVfork() {
+        if let p = vforkParent {
+            vforkDone = true
+            vforkParent = nil
+            p.wake()
+        }
+    }
+
+    // MARK: - Memory access
+
+    /// Copies `len` bytes of application memory at `addr`.
+    func copyIn(_ addr: UInt64, _ len: Int) -> [UInt8]? {
+        if len == 0 { return [] }
+        if len < 0 || len > 1 << 30 { return nil }
+        var b = [UInt8](repeating: 0, count: len)
+        let n = b.withUnsafeMutableBytes { thread.read(addr, $0.baseAddress!, len) }
+        return n == len ? b : nil
+    }
+
+    func copyOut(_ addr: UInt64, _ bytes: [UInt8]) -> Bool {
+        if bytes.isEmpty { return true }
+        let n = bytes.withUnsafeBytes { thread.write(addr, $0.baseAddress!, bytes.count) }
+        return n == bytes.count
+    }
+
+    func copyOut(_ addr: UInt64, _ p: UnsafeRawPointer, _ len: Int) -> Bool {
+        if len == 0 { return true }
+        return thread.write(addr, p, len) == len
+    }
+
+    func readU64(_ addr: UInt64) -> UInt64? {
+        var v: UInt64 = 0
+        return thread.read(addr, &v, 8) == 8 ? v : nil
+    }
+    func readI32(_ addr: UInt64) -> Int32? {
+        var v: Int32 = 0
+        return thread.read(addr, &v, 4) == 4 ? v : nil
+    }
+    func writeU64(_ addr: UInt64, _ v: UInt64) -> Bool {
+        var x = v
+        return thread.write(addr, &x, 8) == 8
+    }
+    func writeI32(_ addr: UInt64, _ v: Int32) -> Bool {
+        var x = v
+        return thread.write(addr, &x, 4) == 4
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (excluding NUL).
+    /// Returns nil on a fault, .tooLong via an empty optional pair.
+    func copyInString(_ addr: UInt64, max: Int = 4096) -> (bytes: [UInt8]?, tooLong: Bool) {
+        var out: [UInt8] = []
+        var a = addr
+        var chunk = [UInt8](repeating: 0, count: 256)
+        while out.count <= max {
+            let toPage = Int(4096 - (a & 4095))
+            let want = min(toPage, chunk.count)
+            let n = chunk.withUnsafeMutableBytes { thread.read(a, $0.baseAddress!, want) }
+            if n <= 0 { return (nil, false) }
+            if let z = chunk[0..<n].firstIndex(of: 0) {
+                out.append(contentsOf: chunk[0..<z])
+                return out.count > max ? (nil, true) : (out, false)
+            }
+            out.append(contentsOf: chunk[0..<n])
+            a += UInt64(n)
+        }
+        return (nil, true)
+    }
+
+    /// Reads a NULL-terminated array of string pointers (argv, envp).
+    func copyInStringArray(_ addr: UInt64) -> [[UInt8]]? {
+        var out: [[UInt8]] = []
+        if addr == 0 { return [] }
+        var a = addr
+        var total = 0
+        while true {
+            guard let p = readU64(a) else { return nil }
+            if p == 0 { return out }
+            let (s, _) = copyInString(p, max: 128 * 1024)
+            guard let str = s else { return nil }
+            total += str.count + 1
+            if total > 2 << 20 || out.count > 100_000 { return nil }
+            out.append(str)
+            a += 8
+        }
+    }
+}

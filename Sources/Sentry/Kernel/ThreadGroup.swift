@@ -1,0 +1,218 @@
+import CMoat
+import Glibc
+
+/// Credentials of a thread group (shared by its threads here).
+struct Credentials {
+    var uid: UInt32 = 0, euid: UInt32 = 0, suid: UInt32 = 0, fsuid: UInt32 = 0
+    var gid: UInt32 = 0, egid: UInt32 = 0, sgid: UInt32 = 0, fsgid: UInt32 = 0
+    var groups: [UInt32] = []
+    var isRoot: Bool { euid == 0 }
+    func inGroup(_ g: UInt32) -> Bool { egid == g || groups.contains(g) }
+}
+
+/// Signal dispositions, shared between thread groups cloned with CLONE_SIGHAND.
+final class SignalHandlers {
+    var actions = [SigAction](repeating: SigAction(), count: 65)
+    func copy() -> SignalHandlers { let h = SignalHandlers(); h.actions = actions; return h }
+}
+
+struct SigAction {
+    var handler: UInt64 = 0   // SIG_DFL = 0, SIG_IGN = 1
+    var flags: UInt64 = 0
+    var restorer: UInt64 = 0
+    var mask: UInt64 = 0
+}
+
+struct RLimit { var cur: UInt64; var max: UInt64 }
+
+/// A process: what Linux calls a thread group.
+final class ThreadGroup {
+    let tgid: Int32
+    unowned let kernel: Kernel
+    var tasks: [Task] = []
+    var parent: ThreadGroup?
+    var children: [ThreadGroup] = []
+    var pgid: Int32
+    var sid: Int32
+    var creds = Credentials()
+    var handlers: SignalHandlers
+    var sharedPending = SignalQueue()
+    var rlimits: [RLimit]
+    /// The signal to send the parent at exit (SIGCHLD normally).
+    var exitSignal: Int32 = SIGCHLD
+    var subreaper = false
+    var comm: [UInt8] = []
+
+    // Exit state. Guarded by Kernel.mu.
+    var exiting = false
+    var exitCode: Int32 = 0        // wait status
+    var zombie = false
+    var reaped = false
+    /// Job control: stopped by a stop signal, and not yet reported to wait.
+    var stopped = false
+    var stopSignal: Int32 = 0
+    var stopReported = true
+    var continuedReported = true
+    var childWaiters = WaitQueue()
+    let startNs: Int64
+    var utimeNs: Int64 = 0
+    var stimeNs: Int64 = 0
+    var childUtimeNs: Int64 = 0
+    var childStimeNs: Int64 = 0
+
+    init(kernel: Kernel, tgid: Int32, parent: ThreadGroup?, handlers: SignalHandlers) {
+        self.kernel = kernel
+        self.tgid = tgid
+        self.parent = parent
+        self.handlers = handlers
+        self.pgid = parent?.pgid ?? tgid
+        self.sid = parent?.sid ?? tgid
+        self.startNs = Kernel.now(CLOCK_MONOTONIC)
+        if let p = parent {
+            creds = p.creds
+            rlimits = p.rlimits
+            exitSignal = SIGCHLD
+        } else {
+            rlimits = ThreadGroup.defaultRlimits()
+        }
+    }
+
+    static func defaultRlimits() -> [RLimit] {
+        let inf = UInt64.max
+        var r = [RLimit](repeating: RLimit(cur: inf, max: inf), count: 16)
+        r[RL_STACK] = RLimit(cur: 8 << 20, max: inf)
+        r[RL_CORE] = RLimit(cur: 0, max: inf)
+        r[RL_NOFILE] = RLimit(cur: 1024, max: 1 << 20)
+        r[RL_NPROC] = RLimit(cur: 0x3fffff, max: 0x3fffff)
+        r[RL_SIGPENDING] = RLimit(cur: 0x3fffff, max: 0x3fffff)
+        r[RL_MEMLOCK] = RLimit(cur: 8 << 20, max: 8 << 20)
+        r[RL_MSGQUEUE] = RLimit(cur: 819200, max: 819200)
+        return r
+    }
+
+    var leader: Task? { tasks.first { $0.tid == tgid } ?? tasks.first }
+
+    /// Starts the death of the whole group: every thread is told to exit.
+    /// Requires: Kernel.mu held.
+    func beginExit(code: Int32, bySignal: Bool) {
+        if exiting { return }
+        exiting = true
+        exitCode = bySignal ? (code & 0x7f) : ((code & 0xff) << 8)
+        for t in tasks { t.requestExit() }
+    }
+
+    /// Called by the last task of the group as it leaves. Requires: Kernel.mu held.
+    func finishExit() {
+        zombie = true
+        // Reparent children to init (or the nearest subreaper).
+        let k = kernel
+        if let reaper = findReaper(), reaper !== self {
+            for c in children {
+                c.parent = reaper
+                reaper.children.append(c)
+                if c.zombie { reaper.notifyChildEvent(c) }
+            }
+        }
+        children.removeAll()
+        if tgid == 1 || self === k.initTG {
+            k.initExited(status: exitCode)
+        }
+        if let p = parent {
+            p.notifyChildEvent(self)
+            if exitSignal > 0 {
+                var info = SigInfo(signo: SIGCHLD)
+                info.code = childCode()
+                info.pid = tgid
+                info.uid = creds.uid
+                info.status = childStatusValue()
+                p.sendSignal(exitSignal, info)
+            }
+            // Auto-reap when the parent ignores SIGCHLD (SA_NOCLDWAIT or SIG_IGN).
+            let act = p.handlers.actions[Int(SIGCHLD)]
+            if act.handler == 1 || act.flags & UInt64(SA_NOCLDWAIT) != 0 {
+                p.reap(self)
+            }
+        } else {
+            k.threadGroups[tgid] = nil
+        }
+    }
+
+    func findReaper() -> ThreadGroup? {
+        var p = parent
+        while let q = p {
+            if q.subreaper && !q.exiting { return q }
+            p = q.parent
+        }
+        return kernel.initTG.flatMap { $0.exiting ? nil : $0 }
+    }
+
+    func childCode() -> Int32 {
+        if exitCode & 0x7f == 0 { return 1 } // CLD_EXITED
+        return (exitCode & 0x80) != 0 ? 3 : 2 // CLD_DUMPED : CLD_KILLED
+    }
+    func childStatusValue() -> Int32 {
+        exitCode & 0x7f == 0 ? (exitCode >> 8) & 0xff : exitCode & 0x7f
+    }
+
+    func notifyChildEvent(_ c: ThreadGroup) { childWaiters.notifyAll() }
+
+    /// Removes a zombie child for good. Requires: Kernel.mu held.
+    func reap(_ c: ThreadGroup) {
+        c.reaped = true
+        children.removeAll { $0 === c }
+        childUtimeNs += c.utimeNs + c.childUtimeNs
+        childStimeNs += c.stimeNs + c.childStimeNs
+        kernel.threadGroups[c.tgid] = nil
+    }
+
+    /// Sends a process-directed signal. Requires: Kernel.mu held.
+    func sendSignal(_ sig: Int32, _ info: SigInfo) {
+        if exiting || zombie { return }
+        if sig == SIGKILL {
+            beginExit(code: SIGKILL, bySignal: true)
+            return
+        }
+        if sig == SIGCONT {
+            sharedPending.remove(mask: stopSignalsMask)
+            for t in tasks { t.pending.remove(mask: stopSignalsMask) }
+            if stopped {
+                stopped = false
+                continuedReported = false
+                parent?.notifyChildEvent(self)
+                if let p = parent {
+                    var ci = SigInfo(signo: SIGCHLD)
+                    ci.code = 6 // CLD_CONTINUED
+                    ci.pid = tgid; ci.status = SIGCONT
+                    if p.handlers.actions[Int(SIGCHLD)].flags & UInt64(SA_NOCLDSTOP) == 0 {
+                        p.sendSignal(SIGCHLD, ci)
+                    }
+                }
+                for t in tasks { t.kick() }
+            }
+        } else if sigBit(sig) & stopSignalsMask != 0 {
+            sharedPending.remove(mask: sigBit(SIGCONT))
+        }
+        if isIgnored(sig) && !tasks.contains(where: { $0.sigMask & sigBit(sig) != 0 }) { return }
+        sharedPending.add(sig, info)
+        // Wake a thread that can take it.
+        if let t = tasks.first(where: { $0.sigMask & sigBit(sig) == 0 }) { t.kick() }
+    }
+
+    func isIgnored(_ sig: Int32) -> Bool {
+        let a = handlers.actions[Int(sig)]
+        if a.handler == 1 { return true }
+        if a.handler == 0 { return defaultAction(sig) == .ignore }
+        return false
+    }
+}
+
+/// A simple wait queue: tasks blocked on an event. Requires: Kernel.mu held.
+struct WaitQueue {
+    private var waiters: [Task] = []
+    mutating func add(_ t: Task) { waiters.append(t) }
+    mutating func remove(_ t: Task) {
+        if let i = waiters.firstIndex(where: { $0 === t }) { waiters.remove(at: i) }
+    }
+    func notifyAll() { for t in waiters { t.wake() } }
+    var isEmpty: Bool { waiters.isEmpty }
+}

@@ -1,0 +1,177 @@
+// The application's address space, as the Sentry decides it.
+//
+// The Sentry keeps the authoritative list of mappings (VMAs); the host
+// mappings inside the stub follow it through injected mmap/munmap/mprotect
+// (see Platform/Ptrace/PtraceThread.swift for why memory is host-managed).
+// Every address range is validated here before anything is injected: the
+// stub page and everything above MOAT_APP_TOP are never touched.
+
+import CMoat
+import Glibc
+import Platform
+
+struct VMA {
+    var start: UInt64
+    var end: UInt64
+    var prot: Int32
+    var flags: Int32      // MAP_PRIVATE / MAP_SHARED / MAP_ANONYMOUS...
+    var name: String      // for /proc/[pid]/maps: "[heap]", "[stack]", a path, ""
+    var offset: UInt64 = 0
+}
+
+let pageSize: UInt64 = 4096
+@inline(__always) func pageUp(_ v: UInt64) -> UInt64 { (v &+ 4095) & ~4095 }
+@inline(__always) func pageDown(_ v: UInt64) -> UInt64 { v & ~4095 }
+
+final class MemoryManager {
+    /// Sorted, non-overlapping. Guarded by Kernel.mu.
+    var vmas: [VMA] = []
+    var brkStart: UInt64 = 0
+    var brkEnd: UInt64 = 0
+    var mmapTop: UInt64 = 0x7f00_0000_0000
+    let appTop: UInt64 = MOAT_APP_TOP
+    let minAddr: UInt64 = 0x10000
+    var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
+    var exePath: String = ""
+    var users = 1
+
+    init() {}
+
+    func fork() -> MemoryManager {
+        let m = MemoryManager()
+        m.vmas = vmas; m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
+        m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
+        m.exePath = exePath
+        return m
+    }
+
+    func isFree(_ start: UInt64, _ end: UInt64) -> Bool {
+        for v in vmas where v.start < end && start < v.end { return false }
+        return true
+    }
+
+    /// Finds a free range of `len` bytes, top-down below mmapTop.
+    func findFree(_ len: UInt64, hint: UInt64 = 0) -> UInt64? {
+        if hint != 0 && hint >= minAddr && hint &+ len <= appTop && hint &+ len > hint && isFree(hint, hint + len) {
+            return hint
+        }
+        var top = mmapTop
+        for v in vmas.reversed() {
+            if v.start >= top { continue }
+            if top >= len && v.end <= top - len { return top - len }
+            top = v.start
+        }
+        if top >= minAddr + len { return top - len }
+        return nil
+    }
+
+    private func removeRange(_ start: UInt64, _ end: UInt64) {
+        var out: [VMA] = []
+        out.reserveCapacity(vmas.count + 1)
+        for v in vmas {
+            if v.end <= start || v.start >= end { out.append(v); continue }
+            if v.start < start {
+                var a = v; a.end = start; out.append(a)
+            }
+            if v.end > end {
+                var b = v; b.offset += end - v.start; b.start = end; out.append(b)
+            }
+        }
+        vmas = out
+    }
+
+    private func insert(_ vma: VMA) {
+        removeRange(vma.start, vma.end)
+        let i = vmas.firstIndex { $0.start > vma.start } ?? vmas.count
+        vmas.insert(vma, at: i)
+    }
+
+    func validRange(_ start: UInt64, _ len: UInt64) -> Bool {
+        start & 4095 == 0 && len > 0 && start >= minAddr && start &+ len > start && start &+ len <= appTop
+    }
+
+    /// Maps anonymous memory (or a private copy target) in the stub.
+    func mapAnonymous(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, name: String) -> Int {
+        guard validRange(addr, len) else { return err(ENOMEM) }
+        let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
+        let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), UInt64.max, 0)
+        if r < 0 { return r }
+        insert(VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name))
+        return Int(addr)
+    }
+
+    func unmap(_ t: Task, addr: UInt64, len: UInt64) -> Int {
+        guard addr & 4095 == 0, len > 0 else { return err(EINVAL) }
+        let l = pageUp(len)
+        guard addr &+ l > addr, addr &+ l <= appTop else { return err(EINVAL) }
+        let r = t.thread.inject(11 /* munmap */, addr, l)
+        if r < 0 { return r }
+        removeRange(addr, addr + l)
+        return 0
+    }
+
+    func protect(_ t: Task, addr: UInt64, len: UInt64, prot: Int32) -> Int {
+        guard addr & 4095 == 0 else { return err(EINVAL) }
+        if prot & ~Int32(7 | 0x01000000 | 0x02000000) != 0 { return err(EINVAL) }
+        let l = pageUp(len)
+        if l == 0 { return 0 }
+        guard addr &+ l > addr, addr &+ l <= appTop else { return err(ENOMEM) }
+        // Every page must be mapped.
+        var cur = addr
+        for v in vmas where v.end > cur && v.start < addr + l {
+            if v.start > cur { return err(ENOMEM) }
+            cur = v.end
+        }
+        if cur < addr + l { return err(ENOMEM) }
+        let r = t.thread.inject(10 /* mprotect */, addr, l, UInt64(prot & 7))
+        if r < 0 { return r }
+        var out: [VMA] = []
+        for v in vmas {
+            if v.end <= addr || v.start >= addr + l { out.append(v); continue }
+            if v.start < addr { var a = v; a.end = addr; out.append(a) }
+            var m = v
+            m.offset += max(addr, v.start) - v.start
+            m.start = max(addr, v.start); m.end = min(addr + l, v.end); m.prot = prot & 7
+            out.append(m)
+            if v.end > addr + l { var b = v; b.offset += addr + l - v.start; b.start = addr + l; out.append(b) }
+        }
+        vmas = out
+        return 0
+    }
+
+    func brk(_ t: Task, _ want: UInt64) -> UInt64 {
+        if want < brkStart { return brkEnd }
+        let oldTop = pageUp(brkEnd)
+        let newTop = pageUp(want)
+        if newTop > oldTop {
+            if !isFree(oldTop, newTop) || newTop > mmapTop { return brkEnd }
+            let r = mapAnonymous(t, addr: oldTop, len: newTop - oldTop, prot: PROT_READ | PROT_WRITE, shared: false, name: "[heap]")
+            if r < 0 { return brkEnd }
+        } else if newTop < oldTop {
+            _ = unmap(t, addr: newTop, len: oldTop - newTop)
+        }
+        brkEnd = want
+        // Merge heap VMAs for a tidy /proc/self/maps.
+        mergeAdjacent()
+        return brkEnd
+    }
+
+    func mergeAdjacent() {
+        var out: [VMA] = []
+        for v in vmas {
+            if var last = out.last, last.end == v.start, last.prot == v.prot, last.flags == v.flags,
+               last.name == v.name, v.flags & MAP_ANONYMOUS != 0 {
+                last.end = v.end
+                out[out.count - 1] = last
+            } else {
+                out.append(v)
+            }
+        }
+        vmas = out
+    }
+
+    func vma(containing a: UInt64) -> VMA? { vmas.first { $0.start <= a && a < $0.end } }
+
+    func record(_ vma: VMA) { insert(vma) }
+    func forget(_ start: UInt64, _ end: UInt64) { removeRange(start, end) }
+}

@@ -1,0 +1,73 @@
+// The syscall table and the dispatcher.
+//
+// The table is data: each number maps to a handler, or is absent (ENOSYS,
+// logged once by name). Handlers have one shape, (Task, Args) -> Int: decode
+// the arguments, check them, hand off to the kernel, VFS or MM, and return a
+// value or a negative errno. They run with Kernel.mu held.
+
+import CMoat
+import Glibc
+import Platform
+
+struct Args {
+    var a0: UInt64, a1: UInt64, a2: UInt64, a3: UInt64, a4: UInt64, a5: UInt64
+    @inline(__always) func int(_ i: Int) -> Int32 { Int32(truncatingIfNeeded: raw(i)) }
+    @inline(__always) func uint(_ i: Int) -> UInt32 { UInt32(truncatingIfNeeded: raw(i)) }
+    @inline(__always) func long(_ i: Int) -> Int { Int(Int64(bitPattern: raw(i))) }
+    @inline(__always) func raw(_ i: Int) -> UInt64 {
+        switch i { case 0: return a0; case 1: return a1; case 2: return a2; case 3: return a3; case 4: return a4; default: return a5 }
+    }
+}
+
+typealias Handler = (Task, Args) -> Int
+
+final class SyscallTable {
+    var handlers = [Handler?](repeating: nil, count: 512)
+    subscript(_ nr: Int) -> Handler? {
+        get { handlers[nr] }
+        set { handlers[nr] = newValue }
+    }
+    static let shared: SyscallTable = {
+        let t = SyscallTable()
+        registerFile(t)
+        registerFD(t)
+        registerPoll(t)
+        registerProcess(t)
+        registerSignal(t)
+        registerMemory(t)
+        registerTime(t)
+        registerIdentity(t)
+        registerFutex(t)
+        return t
+    }()
+}
+
+/// Runs the syscall the task stopped at. Requires: Kernel.mu held.
+func dispatchSyscall(_ t: Task) {
+    let regs = t.thread.regs
+    let nr = Int(Int64(bitPattern: regs.orig_rax))
+    let args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)
+    let k = t.kernel
+    var start: Int64 = 0
+    if k.strace { start = Kernel.now(CLOCK_MONOTONIC) }
+    pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
+    var ret: Int
+    if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
+        ret = h(t, args)
+    } else {
+        Log.shared.unimplemented(nr)
+        ret = err(ENOSYS)
+    }
+    if k.strace { straceLine(t, nr, args, ret, Kernel.now(CLOCK_MONOTONIC) - start) }
+    if t.skipReturn {
+        t.skipReturn = false
+        return
+    }
+    if isRestart(ret) {
+        t.restartCode = ret
+        t.restartNr = UInt64(bitPattern: Int64(nr))
+        ret = err(EINTR)
+    }
+    t.thread.regs.rax = UInt64(bitPattern: Int64(ret))
+    t.thread.markDirty()
+}

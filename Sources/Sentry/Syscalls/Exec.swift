@@ -1,0 +1,201 @@
+// execve: resolving the program, #! scripts, and replacing the image.
+
+import CMoat
+import Glibc
+import Platform
+
+struct ExecTarget {
+    var file: FileDescription & ByteSource
+    var path: Path
+    var argv: [[UInt8]]
+    var elf: ELFInfo
+    var interp: (FileDescription & ByteSource, ELFInfo)?
+}
+
+/// Resolves `path` to a loadable program, following #! (up to 4 levels).
+func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[UInt8]], depth: Int = 0) -> Result<ExecTarget, Errno> {
+    if depth > 4 { return .failure(Errno(ELOOP)) }
+    if path.isEmpty { return .failure(Errno(ENOENT)) }
+    let p: Path
+    switch t.kernel.vfs.resolve(t.fs, start: start, path, follow: true) {
+    case .success(let x): p = x
+    case .failure(let e): return .failure(e)
+    }
+    let ino = p.inode
+    if ino.isDir { return .failure(Errno(EACCES)) }
+    if !ino.isRegular { return .failure(Errno(EACCES)) }
+    if !t.mayAccess(ino, 1) { return .failure(Errno(EACCES)) }
+    let opened: FileDescription
+    switch ino.open(t, flags: O_RDONLY) { case .success(let f): opened = f; case .failure(let e): return .failure(e) }
+    opened.path = p
+    guard let file = opened as? (FileDescription & ByteSource) else { opened.release(); return .failure(Errno(EACCES)) }
+    guard let head = file.pread(0, 256) else { file.release(); return .failure(Errno(EIO)) }
+    if head.count >= 2 && head[0] == 35 && head[1] == 33 { // "#!"
+        file.release()
+        var line = Array(head[2...])
+        if let nl = line.firstIndex(of: 10) { line = Array(line[..<nl]) } else if head.count == 256 { return .failure(Errno(ENOEXEC)) }
+        let trimmed = line.split(maxSplits: 1, omittingEmptySubsequences: true, whereSeparator: { $0 == 32 || $0 == 9 })
+        guard let interp = trimmed.first.map(Array.init) else { return .failure(Errno(ENOEXEC)) }
+        var newArgv: [[UInt8]] = [interp]
+        if trimmed.count > 1 {
+            var arg = Array(trimmed[1])
+            while let l = arg.last, l == 32 || l == 9 || l == 13 { arg.removeLast() }
+            if !arg.isEmpty { newArgv.append(arg) }
+        }
+        newArgv.append(path)
+        newArgv.append(contentsOf: argv.dropFirst())
+        return prepareExec(t, dirfd: dirfd, start: start, interp, argv: newArgv, depth: depth + 1)
+    }
+    switch parseELF(file) {
+    case .success(let elf):
+        var target = ExecTarget(file: file, path: p, argv: argv, elf: elf, interp: nil)
+        if let ip = elf.interp {
+            switch t.kernel.vfs.resolve(t.fs, start: t.fs.root, ip, follow: true) {
+            case .success(let q):
+                guard case .success(let f) = q.inode.open(t, flags: O_RDONLY), let src = f as? (FileDescription & ByteSource) else {
+                    file.release(); return .failure(Errno(ELIBBAD))
+                }
+                guard case .success(let ie) = parseELF(src) else { src.release(); file.release(); return .failure(Errno(ELIBBAD)) }
+                target.interp = (src, ie)
+            case .failure:
+                file.release()
+                return .failure(Errno(ENOENT))
+            }
+        }
+        return .success(target)
+    case .failure(let e):
+        file.release()
+        return .failure(e)
+    }
+}
+
+/// Replaces the task's image. After the point of no return a failure kills
+/// the process (as Linux does). Requires: mu held.
+func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]) -> Int {
+    defer { target.file.release(); target.interp?.0.release() }
+    // Other threads die first.
+    let others = t.tg.tasks.filter { $0 !== t }
+    for o in others { o.requestExit() }
+    while t.tg.tasks.count > 1 {
+        if t.exitRequested { return 0 }
+        _ = t.block(deadline: Kernel.now(CLOCK_MONOTONIC) + 1_000_000)
+    }
+    // A fresh address space.
+    let newPid: pid_t
+    switch StubFactory.shared.newAddressSpace() {
+    case .success(let p): newPid = p
+    case .failure: return err(ENOMEM)
+    }
+    let oldHost = t.hostPid
+    _ = kill(oldHost, SIGKILL)
+    t.thread.reap()
+    if t.hostTid != oldHost { reapHost(oldHost) }
+    do { try t.thread.reseize(newPid) } catch {
+        t.tg.beginExit(code: SIGKILL, bySignal: true)
+        return 0
+    }
+    t.hostPid = newPid
+    t.hostTid = newPid
+    t.mm.users -= 1
+    t.mm = MemoryManager()
+    t.mm.exePath = String(decoding: t.kernel.vfs.pathString(target.path), as: UTF8.self)
+
+    let elf = target.elf
+    let bias: UInt64 = elf.type == 3 ? 0x5555_5555_4000 : 0
+    var end: UInt64
+    switch loadSegments(t, target.file, elf, bias: bias, name: t.mm.exePath) {
+    case .success(let e): end = e
+    case .failure:
+        t.tg.beginExit(code: SIGSEGV, bySignal: true)
+        return 0
+    }
+    var entry = elf.entry &+ bias
+    var interpBase: UInt64 = 0
+    if let (isrc, ie) = target.interp {
+        interpBase = 0x7fff_e000_0000
+        switch loadSegments(t, isrc, ie, bias: interpBase, name: "ld.so") {
+        case .success: entry = ie.entry &+ interpBase
+        case .failure:
+            t.tg.beginExit(code: SIGSEGV, bySignal: true)
+            return 0
+        }
+    }
+    t.mm.brkStart = end
+    t.mm.brkEnd = end
+    // AT_PHDR: where the program headers are in memory.
+    var phdr: UInt64 = 0
+    for s in elf.segments where s.offset <= elf.phoff && elf.phoff < s.offset + s.filesz {
+        phdr = s.vaddr &+ (elf.phoff - s.offset) &+ bias
+    }
+    let c = t.tg.creds
+    let auxv: [(UInt64, UInt64)] = [
+        (33, 0),                                  // AT_SYSINFO_EHDR: no vDSO (yet); dropped below
+        (16, UInt64(getauxval(16))),              // AT_HWCAP
+        (6, 4096),                                // AT_PAGESZ
+        (17, 100),                                // AT_CLKTCK
+        (3, phdr), (4, 56), (5, UInt64(elf.phnum)),
+        (7, interpBase),                          // AT_BASE
+        (8, 0),                                   // AT_FLAGS
+        (9, elf.entry &+ bias),                   // AT_ENTRY
+        (11, UInt64(c.uid)), (12, UInt64(c.euid)), (13, UInt64(c.gid)), (14, UInt64(c.egid)),
+        (23, 0),                                  // AT_SECURE
+        (26, UInt64(getauxval(26))),              // AT_HWCAP2
+    ].filter { $0.0 != 33 }
+    let sp: UInt64
+    switch buildStack(t, argv: target.argv, envp: envp, execfn: execfn, auxv: auxv) {
+    case .success(let s): sp = s
+    case .failure:
+        t.tg.beginExit(code: SIGSEGV, bySignal: true)
+        return 0
+    }
+    var r = t.thread.regs
+    let cs = r.cs, ss = r.ss, ds = r.ds, es = r.es
+    r = Registers()
+    r.cs = cs; r.ss = ss; r.ds = ds; r.es = es
+    r.rip = entry
+    r.rsp = sp
+    r.eflags = 0x202
+    r.orig_rax = UInt64.max
+    t.thread.regs = r
+    t.thread.markDirty()
+    var fp = FPRegisters()
+    fp.cwd = 0x37f
+    fp.mxcsr = 0x1f80
+    _ = t.thread.setFP(&fp)
+
+    // The rest of exec's effects.
+    t.fds.closeOnExec()
+    let h = t.tg.handlers
+    let fresh = SignalHandlers()
+    for i in 1..<65 where h.actions[i].handler == 1 { fresh.actions[i].handler = 1 }
+    t.tg.handlers = fresh
+    t.altStackSP = 0; t.altStackSize = 0; t.altStackFlags = SS_DISABLE
+    let base = target.path.dentry.name
+    t.comm = Array(base.prefix(15))
+    t.tg.comm = t.comm
+    t.releaseVfork()
+    return 0
+}
+
+func reapHost(_ pid: pid_t) {
+    var st: Int32 = 0
+    while waitpid(pid, &st, 0x40000000 /* __WALL */) < 0 && errno == EINTR {}
+}
+
+func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64, _ envAddr: UInt64, _ flags: Int32) -> Int {
+    let path: [UInt8]
+    switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
+    guard let argv = t.copyInStringArray(argvAddr) else { return err(EFAULT) }
+    guard let envp = t.copyInStringArray(envAddr) else { return err(EFAULT) }
+    if path.isEmpty && flags & AT_EMPTY_PATH_ == 0 { return err(ENOENT) }
+    let start: Path
+    switch t.startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return e.ret }
+    switch prepareExec(t, dirfd: dirfd, start: start, path, argv: argv) {
+    case .success(let target):
+        let r = execImage(t, target, envp: envp, execfn: path)
+        if r == 0 { t.skipReturn = true }
+        return r
+    case .failure(let e):
+        return e.ret
+    }
+}

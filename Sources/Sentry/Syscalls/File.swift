@@ -1,0 +1,537 @@
+// open, read, write, stat and the path-based file syscalls.
+
+import CMoat
+import Glibc
+
+/// A description opened with O_PATH: a position in the tree, no I/O.
+final class PathFD: FileDescription {
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EBADF) }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EBADF) }
+}
+
+func registerFile(_ t: SyscallTable) {
+    t[2] = { t, a in sysOpenat(t, AT_FDCWD_, a.a0, a.int(1), a.uint(2)) }                 // open
+    t[257] = { t, a in sysOpenat(t, a.int(0), a.a1, a.int(2), a.uint(3)) }                // openat
+    t[85] = { t, a in sysOpenat(t, AT_FDCWD_, a.a0, O_CREAT | O_WRONLY | O_TRUNC, a.uint(1)) } // creat
+    t[0] = { t, a in sysRead(t, a.int(0), a.a1, a.long(2), nil) }                         // read
+    t[1] = { t, a in sysWrite(t, a.int(0), a.a1, a.long(2), nil) }                        // write
+    t[17] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysRead(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
+    t[18] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
+    t[19] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: false) }          // readv
+    t[20] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: true) }           // writev
+    t[295] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: false) } // preadv
+    t[296] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: true) }  // pwritev
+    t[327] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false) } // preadv2
+    t[328] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true) }  // pwritev2
+    t[8] = { t, a in                                                                      // lseek
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        return f.seek(Int64(a.long(1)), a.int(2))
+    }
+    t[3] = { t, a in t.fds.close(a.int(0)) ? 0 : err(EBADF) }                             // close
+    t[5] = { t, a in                                                                      // fstat
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        return writeStat(t, f.stat(), a.a1)
+    }
+    t[4] = { t, a in writeStat(t, t.lookup(AT_FDCWD_, a.a0, follow: true).flatMap { $0.inode.stat() }, a.a1) }   // stat
+    t[6] = { t, a in writeStat(t, t.lookup(AT_FDCWD_, a.a0, follow: false).flatMap { $0.inode.stat() }, a.a1) }  // lstat
+    t[262] = { t, a in                                                                    // newfstatat
+        let flags = a.int(3)
+        if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800) != 0 { return err(EINVAL) }
+        if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty, let f = t.fds.get(a.int(0)) {
+            return writeStat(t, f.stat(), a.a2)
+        }
+        return writeStat(t, t.lookup(a.int(0), a.a1, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0).flatMap { $0.inode.stat() }, a.a2)
+    }
+    t[332] = sysStatx
+    t[217] = { t, a in                                                                    // getdents64
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)))
+    }
+    t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
+    t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
+    t[439] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), a.int(3)) }                 // faccessat2
+    t[83] = { t, a in sysMkdirat(t, AT_FDCWD_, a.a0, a.uint(1)) }                         // mkdir
+    t[258] = { t, a in sysMkdirat(t, a.int(0), a.a1, a.uint(2)) }                         // mkdirat
+    t[84] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, AT_REMOVEDIR_) }                    // rmdir
+    t[87] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, 0) }                                // unlink
+    t[263] = { t, a in sysUnlinkat(t, a.int(0), a.a1, a.int(2)) }                         // unlinkat
+    t[82] = { t, a in sysRenameat(t, AT_FDCWD_, a.a0, AT_FDCWD_, a.a1, 0) }               // rename
+    t[264] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, 0) }                // renameat
+    t[316] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, a.uint(4)) }        // renameat2
+    t[86] = { t, a in sysLinkat(t, AT_FDCWD_, a.a0, AT_FDCWD_, a.a1, 0) }                 // link
+    t[265] = { t, a in sysLinkat(t, a.int(0), a.a1, a.int(2), a.a3, a.int(4)) }           // linkat
+    t[88] = { t, a in sysSymlinkat(t, a.a0, AT_FDCWD_, a.a1) }                            // symlink
+    t[266] = { t, a in sysSymlinkat(t, a.a0, a.int(1), a.a2) }                            // symlinkat
+    t[89] = { t, a in sysReadlinkat(t, AT_FDCWD_, a.a0, a.a1, a.long(2)) }                // readlink
+    t[267] = { t, a in sysReadlinkat(t, a.int(0), a.a1, a.a2, a.long(3)) }                // readlinkat
+    t[90] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(mode: a.uint(1) & 0o7777)) }          // chmod
+    t[268] = { t, a in sysSetattrAt(t, a.int(0), a.a1, true, SetAttr(mode: a.uint(2) & 0o7777)) }          // fchmodat
+    t[91] = { t, a in sysFSetattr(t, a.int(0), SetAttr(mode: a.uint(1) & 0o7777)) }                        // fchmod
+    t[92] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, true, chownAttr(a.uint(1), a.uint(2))) }            // chown
+    t[94] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, false, chownAttr(a.uint(1), a.uint(2))) }           // lchown
+    t[93] = { t, a in sysFSetattr(t, a.int(0), chownAttr(a.uint(1), a.uint(2))) }                          // fchown
+    t[260] = { t, a in                                                                                     // fchownat
+        let fl = a.int(4)
+        if fl & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty { return sysFSetattr(t, a.int(0), chownAttr(a.uint(2), a.uint(3))) }
+        return sysSetattrAt(t, a.int(0), a.a1, fl & AT_SYMLINK_NOFOLLOW_ == 0, chownAttr(a.uint(2), a.uint(3)))
+    }
+    t[280] = sysUtimensat
+    t[235] = { t, a in sysUtimes(t, a.a0, a.a1) }                                         // utimes
+    t[132] = { t, a in                                                                    // utime
+        if a.a1 == 0 { return sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(atime: nowTimespec(), mtime: nowTimespec())) }
+        guard let at = t.readU64(a.a1), let mt = t.readU64(a.a1 + 8) else { return err(EFAULT) }
+        return sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(atime: (Int64(bitPattern: at), 0), mtime: (Int64(bitPattern: mt), 0)))
+    }
+    t[76] = { t, a in                                                                     // truncate
+        if a.long(1) < 0 { return err(EINVAL) }
+        switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
+        case .success(let p):
+            if p.inode.isDir { return err(EISDIR) }
+            if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            return resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
+        case .failure(let e): return e.ret
+        }
+    }
+    t[77] = { t, a in                                                                     // ftruncate
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if a.long(1) < 0 { return err(EINVAL) }
+        if !f.writable { return err(EINVAL) }
+        return f.truncate(Int64(a.long(1)))
+    }
+    t[74] = { t, a in t.fds.get(a.int(0))?.sync() ?? err(EBADF) }                        // fsync
+    t[75] = { t, a in t.fds.get(a.int(0))?.sync() ?? err(EBADF) }                        // fdatasync
+    t[162] = { _, _ in 0 }                                                                // sync
+    t[306] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                      // syncfs
+    t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
+    t[138] = { t, a in                                                                    // fstatfs
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let i = f.inode else { return writeStatfs(t, .success(StdioInode(ino: 0, mode: 0, dev: 0)), a.a1) }
+        return writeStatfs(t, .success(i), a.a1)
+    }
+    t[79] = { t, a in                                                                     // getcwd
+        let s = t.kernel.vfs.pathString(t.fs.cwd, root: t.fs.root) + [0]
+        if a.long(1) < s.count { return err(ERANGE) }
+        return t.copyOut(a.a0, s) ? s.count : err(EFAULT)
+    }
+    t[80] = { t, a in                                                                     // chdir
+        switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
+        case .success(let p):
+            if !p.inode.isDir { return err(ENOTDIR) }
+            if !t.mayAccess(p.inode, 1) { return err(EACCES) }
+            t.fs.cwd = p
+            return 0
+        case .failure(let e): return e.ret
+        }
+    }
+    t[81] = { t, a in                                                                     // fchdir
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let p = f.path, p.inode.isDir else { return err(ENOTDIR) }
+        t.fs.cwd = p
+        return 0
+    }
+    t[161] = { t, a in                                                                    // chroot
+        if !t.tg.creds.isRoot { return err(EPERM) }
+        switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
+        case .success(let p):
+            if !p.inode.isDir { return err(ENOTDIR) }
+            t.fs.root = p
+            return 0
+        case .failure(let e): return e.ret
+        }
+    }
+    t[95] = { t, a in let old = t.fs.umask; t.fs.umask = a.uint(0) & 0o777; return Int(old) } // umask
+    t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1)) }                        // mknod
+    t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2)) }                         // mknodat
+    t[40] = sysSendfile
+    t[285] = { t, a in                                                                    // fallocate
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if a.int(1) != 0 { return err(EOPNOTSUPP) }
+        let end = Int64(a.long(2)) + Int64(a.long(3))
+        if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
+        return f.fileSize() < end ? f.truncate(end) : 0
+    }
+    t[221] = { _, _ in 0 }                                                                // fadvise64
+}
+
+func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
+    SetAttr(uid: u == UInt32.max ? nil : u, gid: g == UInt32.max ? nil : g)
+}
+
+func resultCode(_ r: Result<Void, Errno>) -> Int {
+    switch r { case .success: return 0; case .failure(let e): return e.ret }
+}
+
+func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
+    switch r {
+    case .success(let s): return t.copyOut(addr, s.bytes()) ? 0 : err(EFAULT)
+    case .failure(let e): return e.ret
+    }
+}
+
+func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64) -> Int {
+    switch r {
+    case .success(let i):
+        var b = [UInt8](repeating: 0, count: 120)
+        put64(&b, 0, UInt64(bitPattern: i.fsMagic)); put64(&b, 8, 4096)
+        put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
+        put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19); put64(&b, 64, 255); put64(&b, 72, 4096)
+        return t.copyOut(addr, b) ? 0 : err(EFAULT)
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32) -> Int {
+    let path: [UInt8]
+    switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
+    if path.isEmpty { return err(ENOENT) }
+    let start: Path
+    switch t.startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return e.ret }
+    let vfs = t.kernel.vfs
+    let acc = flags & O_ACCMODE
+    if acc == 3 { return err(EINVAL) }
+    let wantsWrite = acc != O_RDONLY
+    var target: Path
+    var created: FileDescription? = nil
+    if flags & O_CREAT != 0 && flags & O_PATH == 0 {
+        let dir: Path, name: [UInt8]
+        switch vfs.resolveParent(t.fs, start: start, path) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
+        if path.last == 47 || name == [46] || name == [46, 46] { return err(EISDIR) }
+        switch dir.dentry.child(name) {
+        case .success(let d):
+            if flags & O_EXCL != 0 { return err(EEXIST) }
+            var p = vfs.crossMounts(Path(mount: dir.mount, dentry: d))
+            if p.inode.isSymlink {
+                if flags & O_NOFOLLOW != 0 { return err(ELOOP) }
+                switch vfs.resolve(t.fs, start: dir, name, follow: true) { case .success(let q): p = q; case .failure(let e): return e.ret }
+            }
+            target = p
+        case .failure(let e):
+            if e.code != ENOENT { return e.ret }
+            if dir.mount.readOnly { return err(EROFS) }
+            if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+            let c = t.tg.creds
+            switch dir.inode.create(name, mode: mode & ~t.fs.umask & 0o7777, uid: c.fsuid, gid: c.fsgid, flags: flags) {
+            case .success(let (ino, fd)):
+                let d = Dentry(name: name, parent: dir.dentry, inode: ino)
+                dir.dentry.children[name] = d
+                target = Path(mount: dir.mount, dentry: d)
+                created = fd
+            case .failure(let e): return e.ret
+            }
+        }
+    } else {
+        switch vfs.resolve(t.fs, start: start, path, follow: flags & O_NOFOLLOW == 0) {
+        case .success(let p): target = p
+        case .failure(let e): return e.ret
+        }
+        if target.inode.isSymlink && flags & O_PATH == 0 { return err(ELOOP) }
+    }
+    let ino = target.inode
+    if flags & O_DIRECTORY != 0 && !ino.isDir { return err(ENOTDIR) }
+    let file: FileDescription
+    if flags & O_PATH != 0 {
+        file = PathFD(flags: flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW), path: target)
+    } else if let c = created {
+        file = c
+    } else {
+        if ino.isDir && wantsWrite { return err(EISDIR) }
+        if wantsWrite && target.mount.readOnly && ino.isRegular { return err(EROFS) }
+        var mask: UInt32 = 0
+        if acc != O_WRONLY { mask |= 4 }
+        if wantsWrite { mask |= 2 }
+        if flags & O_TRUNC != 0 { mask |= 2 }
+        if !(ino is ProcFdLink) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        switch ino.open(t, flags: flags) {
+        case .success(let f): file = f
+        case .failure(let e): return e.ret
+        }
+    }
+    if file.path == nil { file.path = target }
+    if !(ino is ProcFdLink) {
+        file.flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
+    }
+    let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))
+    let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
+    if fd < 0 && file.refs == 0 { file.release() }
+    return fd
+}
+
+func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if !f.readable { return err(EBADF) }
+    if count < 0 { return err(EINVAL) }
+    if off != nil && !f.seekable { return err(ESPIPE) }
+    return f.read(t, buf, min(count, 0x7ffff000), off)
+}
+
+func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if !f.writable { return err(EBADF) }
+    if count < 0 { return err(EINVAL) }
+    if off != nil && !f.seekable { return err(ESPIPE) }
+    return f.write(t, buf, min(count, 0x7ffff000), off)
+}
+
+func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?, write: Bool) -> Int {
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if write ? !f.writable : !f.readable { return err(EBADF) }
+    if cnt < 0 || cnt > 1024 { return err(EINVAL) }
+    if cnt == 0 { return 0 }
+    guard let v = t.copyIn(iov, Int(cnt) * 16) else { return err(EFAULT) }
+    var total = 0
+    var pos = off
+    for i in 0..<Int(cnt) {
+        let base = get64(v, i * 16)
+        let len = Int(Int64(bitPattern: get64(v, i * 16 + 8)))
+        if len < 0 { return err(EINVAL) }
+        if len == 0 { continue }
+        let r = write ? f.write(t, base, len, pos) : f.read(t, base, len, pos)
+        if r < 0 { return total > 0 ? total : r }
+        total += r
+        if pos != nil { pos! += Int64(r) }
+        if r < len { break }
+    }
+    return total
+}
+
+func sysStatx(_ t: Task, _ a: Args) -> Int {
+    let flags = a.int(2)
+    var r: Result<Stat, Errno>
+    if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty {
+        if a.int(0) == AT_FDCWD_ { r = t.fs.cwd.inode.stat() }
+        else if let f = t.fds.get(a.int(0)) { r = f.stat() } else { return err(EBADF) }
+    } else {
+        r = t.lookup(a.int(0), a.a1, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0).flatMap { $0.inode.stat() }
+    }
+    switch r {
+    case .success(let s):
+        var b = [UInt8](repeating: 0, count: 256)
+        put32(&b, 0, 0x7ff)                 // stx_mask: STATX_BASIC_STATS
+        put32(&b, 4, Int32(s.blksize))
+        put32(&b, 16, Int32(s.nlink)); put32(&b, 20, Int32(bitPattern: s.uid)); put32(&b, 24, Int32(bitPattern: s.gid))
+        b[28] = UInt8(s.mode & 0xff); b[29] = UInt8((s.mode >> 8) & 0xff)
+        put64(&b, 32, s.ino); put64(&b, 40, UInt64(bitPattern: s.size)); put64(&b, 48, UInt64(bitPattern: s.blocks))
+        put64(&b, 64, UInt64(bitPattern: s.atime.0)); put32(&b, 72, Int32(s.atime.1))
+        put64(&b, 96, UInt64(bitPattern: s.ctime.0)); put32(&b, 104, Int32(s.ctime.1))
+        put64(&b, 112, UInt64(bitPattern: s.mtime.0)); put32(&b, 120, Int32(s.mtime.1))
+        put32(&b, 128, Int32(s.rdev >> 8)); put32(&b, 132, Int32(s.rdev & 0xff))
+        put32(&b, 136, Int32(s.dev >> 8)); put32(&b, 140, Int32(s.dev & 0xff))
+        return t.copyOut(a.a4, b) ? 0 : err(EFAULT)
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags: Int32) -> Int {
+    if mode & ~7 != 0 { return err(EINVAL) }
+    switch t.lookup(dirfd, path, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0) {
+    case .success(let p):
+        if mode == 0 { return 0 }
+        if mode & 2 != 0 && p.mount.readOnly && !p.inode.isDir { return err(EROFS) }
+        return t.mayAccess(p.inode, UInt32(mode), real: flags & 0x200 == 0) ? 0 : err(EACCES)
+    case .failure(let e): return e.ret
+    }
+}
+
+/// Common shape of the calls that make a name in a directory.
+func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt8]) -> Result<Inode, Errno>) -> Int {
+    switch t.lookupParent(dirfd, path) {
+    case .success(let (dir, name)):
+        if name == [46] || name == [46, 46] { return err(EEXIST) }
+        if case .success = dir.dentry.child(name) { return err(EEXIST) }
+        if dir.mount.readOnly { return err(EROFS) }
+        if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+        switch make(dir, name) {
+        case .success(let ino):
+            dir.dentry.children[name] = Dentry(name: name, parent: dir.dentry, inode: ino)
+            return 0
+        case .failure(let e): return e.ret
+        }
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
+    let c = t.tg.creds
+    return withNewName(t, dirfd, path) { dir, name in
+        dir.inode.mkdir(name, mode: mode & ~t.fs.umask & 0o7777, uid: c.fsuid, gid: c.fsgid)
+    }
+}
+
+func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
+    let c = t.tg.creds
+    let fmt = mode & S_IFMT_
+    if fmt == S_IFCHR_ || fmt == S_IFBLK_ { return err(EPERM) }
+    return withNewName(t, dirfd, path) { dir, name in
+        dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & ~t.fs.umask & 0o7777), uid: c.fsuid, gid: c.fsgid)
+    }
+}
+
+func sysSymlinkat(_ t: Task, _ target: UInt64, _ dirfd: Int32, _ path: UInt64) -> Int {
+    let tgt: [UInt8]
+    switch t.readPath(target) { case .success(let p): tgt = p; case .failure(let e): return e.ret }
+    if tgt.isEmpty { return err(ENOENT) }
+    let c = t.tg.creds
+    return withNewName(t, dirfd, path) { dir, name in dir.inode.symlink(name, target: tgt, uid: c.fsuid, gid: c.fsgid) }
+}
+
+func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _ newpath: UInt64, _ flags: Int32) -> Int {
+    if flags & ~(AT_SYMLINK_FOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }
+    let src: Path
+    switch t.lookup(olddir, oldpath, follow: flags & AT_SYMLINK_FOLLOW_ != 0, emptyOK: flags & AT_EMPTY_PATH_ != 0) {
+    case .success(let p): src = p
+    case .failure(let e): return e.ret
+    }
+    if src.inode.isDir { return err(EPERM) }
+    return withNewName(t, newdir, newpath) { dir, name in
+        if dir.mount !== src.mount { return .failure(Errno(EXDEV)) }
+        return dir.inode.link(name, src.inode)
+    }
+}
+
+func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> Int {
+    if flags & ~AT_REMOVEDIR_ != 0 { return err(EINVAL) }
+    let isDir = flags & AT_REMOVEDIR_ != 0
+    switch t.lookupParent(dirfd, path) {
+    case .success(let (dir, name)):
+        if name == [46] { return err(isDir ? EINVAL : EISDIR) }
+        if name == [46, 46] { return err(isDir ? ENOTEMPTY : EISDIR) }
+        let child: Dentry
+        switch dir.dentry.child(name) { case .success(let d): child = d; case .failure(let e): return e.ret }
+        if child.mountedHere != nil { return err(EBUSY) }
+        if isDir && !child.inode.isDir { return err(ENOTDIR) }
+        if !isDir && child.inode.isDir { return err(EISDIR) }
+        if dir.mount.readOnly { return err(EROFS) }
+        if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+        if dir.inode.mode & 0o1000 != 0 && !t.tg.creds.isRoot && child.inode.uid != t.tg.creds.fsuid && dir.inode.uid != t.tg.creds.fsuid {
+            return err(EPERM)
+        }
+        switch dir.inode.unlink(name, dir: isDir) {
+        case .success:
+            dir.dentry.children[name] = nil
+            return 0
+        case .failure(let e): return e.ret
+        }
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64, _ flags: UInt32) -> Int {
+    if flags & ~UInt32(7) != 0 { return err(EINVAL) }
+    let (odir, oname): (Path, [UInt8])
+    switch t.lookupParent(od, op) { case .success(let r): (odir, oname) = r; case .failure(let e): return e.ret }
+    let (ndir, nname): (Path, [UInt8])
+    switch t.lookupParent(nd, np) { case .success(let r): (ndir, nname) = r; case .failure(let e): return e.ret }
+    if oname == [46] || oname == [46, 46] || nname == [46] || nname == [46, 46] { return err(EBUSY) }
+    if odir.mount !== ndir.mount { return err(EXDEV) }
+    let src: Dentry
+    switch odir.dentry.child(oname) { case .success(let d): src = d; case .failure(let e): return e.ret }
+    if src.mountedHere != nil { return err(EBUSY) }
+    // A directory cannot move into itself.
+    if src.inode.isDir {
+        var p: Dentry? = ndir.dentry
+        while let q = p { if q === src { return err(EINVAL) }; p = q.parent }
+    }
+    let existing = try? ndir.dentry.child(nname).get()
+    if let e = existing {
+        if e === src { return 0 }
+        if flags & 1 != 0 { return err(EEXIST) }
+        if src.inode.isDir && !e.inode.isDir { return err(ENOTDIR) }
+        if !src.inode.isDir && e.inode.isDir { return err(EISDIR) }
+    } else if flags & 2 != 0 { return err(ENOENT) }
+    if odir.mount.readOnly { return err(EROFS) }
+    if !t.mayAccess(odir.inode, 3) || !t.mayAccess(ndir.inode, 3) { return err(EACCES) }
+    switch odir.inode.rename(oname, to: ndir.inode, nname, flags: flags) {
+    case .success:
+        odir.dentry.children[oname] = nil
+        if flags & 2 != 0, let e = existing {
+            e.name = oname; e.parent = odir.dentry; odir.dentry.children[oname] = e
+        } else {
+            ndir.dentry.children[nname] = nil
+        }
+        src.name = nname
+        src.parent = ndir.dentry
+        ndir.dentry.children[nname] = src
+        return 0
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysReadlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ buf: UInt64, _ size: Int) -> Int {
+    if size <= 0 { return err(EINVAL) }
+    switch t.lookup(dirfd, path, follow: false, emptyOK: true) {
+    case .success(let p):
+        switch p.inode.readlink() {
+        case .success(let s):
+            let n = min(s.count, size)
+            return t.copyOut(buf, Array(s[0..<n])) ? n : err(EFAULT)
+        case .failure(let e): return e.ret
+        }
+    case .failure(let e): return e.ret
+    }
+}
+
+func checkSetattr(_ t: Task, _ i: Inode, _ a: SetAttr) -> Int32? {
+    let c = t.tg.creds
+    if c.isRoot { return nil }
+    if a.mode != nil && i.uid != c.fsuid { return EPERM }
+    if let u = a.uid, u != i.uid { return EPERM }
+    if let g = a.gid, g != i.gid && (i.uid != c.fsuid || !c.inGroup(g)) { return EPERM }
+    if (a.atime != nil || a.mtime != nil) && i.uid != c.fsuid && !t.mayAccess(i, 2) { return EACCES }
+    return nil
+}
+
+func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a: SetAttr) -> Int {
+    switch t.lookup(dirfd, path, follow: follow) {
+    case .success(let p):
+        if p.mount.readOnly { return err(EROFS) }
+        if let e = checkSetattr(t, p.inode, a) { return err(e) }
+        return resultCode(p.inode.setattr(a))
+    case .failure(let e): return e.ret
+    }
+}
+
+func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    guard let i = f.inode, !(i is StdioInode) else { return 0 }
+    if let e = checkSetattr(t, i, a) { return err(e) }
+    return resultCode(i.setattr(a))
+}
+
+func readTimespec(_ t: Task, _ addr: UInt64) -> (Int64, Int64)?? {
+    guard let s = t.readU64(addr), let n = t.readU64(addr + 8) else { return .some(nil) }
+    let ns = Int64(bitPattern: n)
+    if ns == (1 << 30) - 1 { return .some(nowTimespec()) }     // UTIME_NOW
+    if ns == (1 << 30) - 2 { return nil }                      // UTIME_OMIT
+    return .some((Int64(bitPattern: s), ns))
+}
+
+func sysUtimensat(_ t: Task, _ a: Args) -> Int {
+    var attr = SetAttr()
+    if a.a2 == 0 {
+        attr.atime = nowTimespec(); attr.mtime = attr.atime
+    } else {
+        switch readTimespec(t, a.a2) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.atime = v; case .none: break }
+        switch readTimespec(t, a.a2 + 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
+    }
+    if a.a1 == 0 { return sysFSetattr(t, a.int(0), attr) }
+    return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
+}
+
+func sysUtimes(_ t: Task, _ path: UInt64, _ tv: UInt64) -> Int {
+    var attr = SetAttr()
+    if tv == 0 { attr.atime = nowTimespec(); attr.mtime = attr.atime }
+    else {
+        guard let b = t.copyIn(tv, 32) else { return err(EFAULT) }
+        attr.atime = (Int64(bitPattern: get64(b, 0)), Int64(bitPattern: get64(b, 8)) * 1000)
+        attr.mtime = (Int64(bitPattern: get64(b, 16)), Int64(bitPattern: get64(b, 24)) * 1000)
+    }
+    return sysSetattrAt(t, AT_FDCWD_, path, true, attr)
+}
+
+/// sendfile: not yet a zero-copy path. Programs (busybox's copyfd among
+/// them) fall back to read/write when the first call fails with EINVAL.
+func sysSendfile(_ t: Task, _ a: Args) -> Int {
+    guard let out = t.fds.get(a.int(0)), let inp = t.fds.get(a.int(1)) else { return err(EBADF) }
+    if !out.writable || !inp.readable { return err(EBADF) }
+    return err(EINVAL)
+}

@@ -1,0 +1,68 @@
+// futex: WAIT and WAKE (the rest is the userland issue's).
+
+import CMoat
+import Glibc
+
+/// Waiters keyed by (address space, address).
+final class FutexTable {
+    struct Key: Hashable { let mm: ObjectIdentifier; let addr: UInt64 }
+    var waiters: [Key: [(Task, UInt32)]] = [:]
+    var woken = Set<ObjectIdentifier>()
+    static let shared = FutexTable()
+}
+
+func futexWake(_ t: Task, addr: UInt64, count: Int, bitset: UInt32) {
+    let tab = FutexTable.shared
+    let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+    guard var list = tab.waiters[key] else { return }
+    var n = 0
+    var rest: [(Task, UInt32)] = []
+    for w in list {
+        if n < count && w.1 & bitset != 0 { tab.woken.insert(ObjectIdentifier(w.0)); w.0.wake(); n += 1 } else { rest.append(w) }
+    }
+    list = rest
+    tab.waiters[key] = list.isEmpty ? nil : list
+}
+
+func registerFutex(_ t: SyscallTable) {
+    t[202] = { t, a in
+        let op = a.int(1) & 0x7f
+        let addr = a.a0
+        if addr & 3 != 0 { return err(EINVAL) }
+        let tab = FutexTable.shared
+        switch op {
+        case 0, 9: // FUTEX_WAIT, FUTEX_WAIT_BITSET
+            let bitset = op == 9 ? a.uint(5) : 0xffff_ffff
+            if bitset == 0 { return err(EINVAL) }
+            guard let cur = t.readI32(addr) else { return err(EFAULT) }
+            if cur != a.int(2) { return err(EAGAIN) }
+            var deadline: Int64? = nil
+            if a.a3 != 0 {
+                guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 + 8) else { return err(EFAULT) }
+                let ns = Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
+                deadline = op == 9 ? Kernel.now(CLOCK_MONOTONIC) + max(0, ns - Kernel.now(a.int(1) & 256 != 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC)) : Kernel.now(CLOCK_MONOTONIC) + ns
+            }
+            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+            tab.waiters[key, default: []].append((t, bitset))
+            let me = ObjectIdentifier(t)
+            var result = 0
+            while true {
+                if tab.woken.remove(me) != nil { result = 0; break }
+                let r = t.block(deadline: deadline)
+                if tab.woken.remove(me) != nil { result = 0; break }
+                if r == .timedOut { result = err(ETIMEDOUT); break }
+                if r == .interrupted { result = -ERESTARTSYS; break }
+            }
+            if var l = tab.waiters[key] { l.removeAll { $0.0 === t }; tab.waiters[key] = l.isEmpty ? nil : l }
+            return result
+        case 1, 10: // FUTEX_WAKE, FUTEX_WAKE_BITSET
+            let bitset = op == 10 ? a.uint(5) : 0xffff_ffff
+            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+            let before = tab.waiters[key]?.count ?? 0
+            futexWake(t, addr: addr, count: Int(max(0, a.int(2))), bitset: bitset)
+            return before - (tab.waiters[key]?.count ?? 0)
+        default:
+            return err(ENOSYS)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+// brk, mmap, munmap, mprotect, mremap, madvise.
+
+import CMoat
+import Glibc
+
+func registerMemory(_ t: SyscallTable) {
+    t[12] = { t, a in Int(t.mm.brk(t, a.a0)) }                                // brk
+    t[9] = sysMmap
+    t[11] = { t, a in t.mm.unmap(t, addr: a.a0, len: a.a1) }                  // munmap
+    t[10] = { t, a in t.mm.protect(t, addr: a.a0, len: a.a1, prot: a.int(2)) } // mprotect
+    t[25] = sysMremap
+    t[28] = { t, a in                                                         // madvise
+        if a.a0 & 4095 != 0 { return err(EINVAL) }
+        let adv = a.int(2)
+        if adv == 4 /* MADV_DONTNEED */ {
+            // Anonymous private pages read back as zero afterwards: let the host do it.
+            let l = pageUp(a.a1)
+            guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
+            return t.thread.inject(28, a.a0, l, 4)
+        }
+        return 0
+    }
+    t[26] = { _, _ in 0 }                                                     // msync
+    t[149] = { _, _ in 0 }                                                    // mlock
+    t[150] = { _, _ in 0 }                                                    // munlock
+    t[27] = { t, a in                                                         // mincore
+        let n = Int((pageUp(a.a1)) / 4096)
+        if a.a0 & 4095 != 0 { return err(EINVAL) }
+        if n > 1 << 20 { return err(ENOMEM) }
+        return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
+    }
+}
+
+func sysMmap(_ t: Task, _ a: Args) -> Int {
+    let addr = a.a0, len = a.a1, prot = a.int(2), flags = a.int(3), fd = a.int(4), off = a.a5
+    if len == 0 { return err(EINVAL) }
+    let l = pageUp(len)
+    if l == 0 || l > 1 << 46 { return err(ENOMEM) }
+    if off & 4095 != 0 { return err(EINVAL) }
+    let type = flags & 0xf
+    if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
+    if prot & ~Int32(7) != 0 { return err(EINVAL) }
+    let fixed = flags & MAP_FIXED != 0
+    let noReplace = flags & 0x100000 != 0 // MAP_FIXED_NOREPLACE
+    var target: UInt64
+    if fixed || noReplace {
+        if addr & 4095 != 0 { return err(EINVAL) }
+        guard t.mm.validRange(addr, l) else { return err(fixed ? EINVAL : ENOMEM) }
+        if noReplace && !t.mm.isFree(addr, addr + l) { return err(EEXIST) }
+        target = addr
+    } else {
+        guard let f = t.mm.findFree(l, hint: pageDown(addr)) else { return err(ENOMEM) }
+        target = f
+    }
+    let anon = flags & MAP_ANONYMOUS != 0
+    if anon {
+        return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: "")
+    }
+    // File mappings: a private copy of the file's bytes (MAP_SHARED with
+    // write access needs the host fd in the stub: not yet).
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if !f.readable { return err(EACCES) }
+    guard let src = f as? ByteSource else { return err(ENODEV) }
+    if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
+    let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? "")
+    if r < 0 { return r }
+    var done: UInt64 = 0
+    while done < l {
+        let n = Int(min(l - done, 1 << 20))
+        guard let bytes = src.pread(Int64(off + done), n) else { break }
+        if bytes.isEmpty { break }
+        if !t.copyOut(target + done, bytes) { break }
+        done += UInt64(bytes.count)
+        if bytes.count < n { break }
+    }
+    if prot != PROT_READ | PROT_WRITE { _ = t.mm.protect(t, addr: target, len: l, prot: prot) }
+    if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off }
+    return Int(target)
+}
+
+func sysMremap(_ t: Task, _ a: Args) -> Int {
+    let old = a.a0, oldLen = pageUp(a.a1), newLen = pageUp(a.a2), flags = a.int(3)
+    if old & 4095 != 0 || newLen == 0 { return err(EINVAL) }
+    if flags & ~Int32(7) != 0 { return err(EINVAL) }
+    guard let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
+    if newLen <= oldLen {
+        if newLen < oldLen { _ = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen) }
+        return Int(old)
+    }
+    if t.mm.isFree(old + oldLen, old + newLen) && old + newLen <= t.mm.appTop {
+        let r = t.thread.inject(25, old, oldLen, newLen, 0)
+        if r < 0 { return r }
+        var n = v; n.start = old; n.end = old + newLen
+        t.mm.record(n)
+        return Int(old)
+    }
+    if flags & 1 == 0 { return err(ENOMEM) } // MREMAP_MAYMOVE
+    guard let dst = t.mm.findFree(newLen) else { return err(ENOMEM) }
+    let r = t.thread.inject(25, old, oldLen, newLen, 3 /* MAYMOVE|FIXED */, dst)
+    if r < 0 { return r }
+    t.mm.forget(old, old + oldLen)
+    var n = v; n.start = dst; n.end = dst + newLen
+    t.mm.record(n)
+    return Int(dst)
+}

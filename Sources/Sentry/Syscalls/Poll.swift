@@ -1,0 +1,167 @@
+// poll, ppoll, select, pselect6.
+
+import CMoat
+import Glibc
+
+func registerPoll(_ t: SyscallTable) {
+    t[7] = { t, a in                                                          // poll
+        let ms = a.int(2)
+        return sysPoll(t, a.a0, a.long(1), ms < 0 ? nil : Kernel.now(CLOCK_MONOTONIC) + Int64(ms) * 1_000_000)
+    }
+    t[271] = { t, a in                                                        // ppoll
+        var deadline: Int64? = nil
+        if a.a2 != 0 {
+            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 + 8) else { return err(EFAULT) }
+            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
+            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+            deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+        }
+        if a.a3 != 0 {
+            guard let m = t.readU64(a.a3) else { return err(EFAULT) }
+            t.savedSigMask = t.sigMask
+            t.sigMask = m & ~unblockableMask
+        }
+        let r = sysPoll(t, a.a0, a.long(1), deadline)
+        if r == -ERESTARTSYS { return -ERESTARTNOHAND }
+        if a.a3 != 0 && r != -ERESTARTNOHAND, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+        return r
+    }
+    t[23] = { t, a in                                                         // select
+        var deadline: Int64? = nil
+        if a.a4 != 0 {
+            guard let s = t.readU64(a.a4), let u = t.readU64(a.a4 + 8) else { return err(EFAULT) }
+            let sec = Int64(bitPattern: s), us = Int64(bitPattern: u)
+            if sec < 0 || us < 0 { return err(EINVAL) }
+            deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ min(us, 999_999_999) &* 1000
+        }
+        return sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
+    }
+    t[270] = { t, a in                                                        // pselect6
+        var deadline: Int64? = nil
+        if a.a4 != 0 {
+            guard let s = t.readU64(a.a4), let n = t.readU64(a.a4 + 8) else { return err(EFAULT) }
+            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
+            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+            deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+        }
+        var masked = false
+        if a.a5 != 0 {
+            guard let p = t.readU64(a.a5) else { return err(EFAULT) }
+            if p != 0 {
+                guard let m = t.readU64(p) else { return err(EFAULT) }
+                t.savedSigMask = t.sigMask
+                t.sigMask = m & ~unblockableMask
+                masked = true
+            }
+        }
+        let r = sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
+        if r == -ERESTARTSYS { return -ERESTARTNOHAND }
+        if masked, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+        return r
+    }
+}
+
+/// Waits until one of `files` reports an event in `events`, the deadline
+/// passes or a signal arrives. Returns the revents per file.
+/// Requires: Kernel.mu held.
+func waitEvents(_ t: Task, _ files: [FileDescription?], _ events: [Int16], _ deadline: Int64?) -> Result<[Int16], SysErr> {
+    var revents = [Int16](repeating: 0, count: files.count)
+    let always = Int16(POLLHUP | POLLERR | POLLNVAL)
+    while true {
+        var ready = 0
+        var hostIdx: [Int] = []
+        for (i, f) in files.enumerated() {
+            guard let f = f else { revents[i] = Int16(POLLNVAL); ready += 1; continue }
+            if f.pollHostFD >= 0 { hostIdx.append(i) }
+            let r = f.readiness() & (events[i] | always)
+            revents[i] = r
+            if r != 0 { ready += 1 }
+        }
+        if ready > 0 { return .success(revents) }
+        if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .success(revents) }
+        if !hostIdx.isEmpty {
+            var pfds = hostIdx.map { pollfd(fd: files[$0]!.pollHostFD, events: events[$0], revents: 0) }
+            for f in files { f?.addWaiter(t) }
+            var ms: Int32 = -1
+            if let d = deadline { ms = Int32(clamping: max(0, (d - Kernel.now(CLOCK_MONOTONIC) + 999_999) / 1_000_000)) }
+            let (r, _) = t.hostPoll(&pfds, timeoutMs: ms)
+            for f in files { f?.removeWaiter(t) }
+            if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+            continue
+        }
+        for f in files { f?.addWaiter(t) }
+        let r = t.block(deadline: deadline)
+        for f in files { f?.removeWaiter(t) }
+        if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+    }
+}
+
+func sysPoll(_ t: Task, _ addr: UInt64, _ n: Int, _ deadline: Int64?) -> Int {
+    if n < 0 || n > fdLimit(t) { return err(EINVAL) }
+    guard let b = t.copyIn(addr, n * 8) else { return err(EFAULT) }
+    var files: [FileDescription?] = []
+    var events: [Int16] = []
+    var skip: [Bool] = []
+    for i in 0..<n {
+        let fd = Int32(bitPattern: get32(b, i * 8))
+        let ev = Int16(truncatingIfNeeded: get32(b, i * 8 + 4) & 0xffff)
+        skip.append(fd < 0)
+        files.append(fd < 0 ? DummyFD() : t.fds.get(fd))
+        events.append(fd < 0 ? 0 : ev)
+    }
+    switch waitEvents(t, files, events, deadline) {
+    case .failure(let e): return e.r
+    case .success(var rev):
+        var out = b
+        var count = 0
+        for i in 0..<n {
+            if skip[i] { rev[i] = 0 }
+            out[i * 8 + 6] = UInt8(truncatingIfNeeded: UInt16(bitPattern: rev[i]))
+            out[i * 8 + 7] = UInt8(truncatingIfNeeded: UInt16(bitPattern: rev[i]) >> 8)
+            if rev[i] != 0 { count += 1 }
+        }
+        return t.copyOut(addr, out) ? count : err(EFAULT)
+    }
+}
+
+/// A placeholder for negative fds in poll: never ready.
+final class DummyFD: FileDescription {
+    init() { super.init(flags: 0, path: nil) }
+    override func readiness() -> Int16 { 0 }
+}
+
+func sysSelect(_ t: Task, _ nfds: Int32, _ r: UInt64, _ w: UInt64, _ e: UInt64, _ deadline: Int64?) -> Int {
+    if nfds < 0 || nfds > 1024 * 64 { return err(EINVAL) }
+    let bytes = (Int(nfds) + 63) / 64 * 8
+    func load(_ a: UInt64) -> [UInt8]?? { a == 0 ? .some(nil) : (t.copyIn(a, bytes).map { .some($0) } ?? nil) }
+    guard let rs = load(r), let ws = load(w), let es = load(e) else { return err(EFAULT) }
+    func isSet(_ s: [UInt8]?, _ fd: Int) -> Bool { s.map { $0[fd / 8] & (1 << UInt8(fd % 8)) != 0 } ?? false }
+    var files: [FileDescription?] = []
+    var events: [Int16] = []
+    var fdOf: [Int] = []
+    for fd in 0..<Int(nfds) {
+        var ev: Int32 = 0
+        if isSet(rs, fd) { ev |= POLLIN }
+        if isSet(ws, fd) { ev |= POLLOUT }
+        if isSet(es, fd) { ev |= POLLPRI }
+        if ev == 0 { continue }
+        guard let f = t.fds.get(Int32(fd)) else { return err(EBADF) }
+        files.append(f); events.append(Int16(ev)); fdOf.append(fd)
+    }
+    switch waitEvents(t, files, events, deadline) {
+    case .failure(let x): return x.r
+    case .success(let rev):
+        var ro = [UInt8](repeating: 0, count: bytes), wo = ro, eo = ro
+        var count = 0
+        for (i, fd) in fdOf.enumerated() {
+            let bit = UInt8(1 << (fd % 8))
+            if rev[i] & Int16(POLLIN | POLLHUP | POLLERR) != 0 && events[i] & Int16(POLLIN) != 0 { ro[fd / 8] |= bit; count += 1 }
+            if rev[i] & Int16(POLLOUT | POLLERR) != 0 && events[i] & Int16(POLLOUT) != 0 { wo[fd / 8] |= bit; count += 1 }
+            if rev[i] & Int16(POLLPRI) != 0 && events[i] & Int16(POLLPRI) != 0 { eo[fd / 8] |= bit; count += 1 }
+        }
+        if r != 0 && !t.copyOut(r, ro) { return err(EFAULT) }
+        if w != 0 && !t.copyOut(w, wo) { return err(EFAULT) }
+        if e != 0 && !t.copyOut(e, eo) { return err(EFAULT) }
+        return count
+    }
+}

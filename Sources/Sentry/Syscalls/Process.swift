@@ -1,0 +1,263 @@
+// clone, fork, vfork, execve, exit, wait, and process/session identity.
+
+import CMoat
+import Glibc
+import Platform
+
+let CLONE_VM_: UInt64 = 0x100, CLONE_FS_: UInt64 = 0x200, CLONE_FILES_: UInt64 = 0x400
+let CLONE_SIGHAND_: UInt64 = 0x800, CLONE_PIDFD_: UInt64 = 0x1000, CLONE_PTRACE_: UInt64 = 0x2000
+let CLONE_VFORK_: UInt64 = 0x4000, CLONE_PARENT_: UInt64 = 0x8000, CLONE_THREAD_: UInt64 = 0x10000
+let CLONE_NEWNS_: UInt64 = 0x20000, CLONE_SYSVSEM_: UInt64 = 0x40000, CLONE_SETTLS_: UInt64 = 0x80000
+let CLONE_PARENT_SETTID_: UInt64 = 0x100000, CLONE_CHILD_CLEARTID_: UInt64 = 0x200000
+let CLONE_DETACHED_: UInt64 = 0x400000, CLONE_UNTRACED_: UInt64 = 0x800000, CLONE_CHILD_SETTID_: UInt64 = 0x1000000
+let CLONE_NEWCGROUP_: UInt64 = 0x02000000, CLONE_NEWUTS_: UInt64 = 0x04000000, CLONE_NEWIPC_: UInt64 = 0x08000000
+let CLONE_NEWUSER_: UInt64 = 0x10000000, CLONE_NEWPID_: UInt64 = 0x20000000, CLONE_NEWNET_: UInt64 = 0x40000000, CLONE_IO_: UInt64 = 0x80000000
+
+func registerProcess(_ t: SyscallTable) {
+    t[57] = { t, _ in sysClone(t, flags: UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) }                     // fork
+    t[58] = { t, _ in sysClone(t, flags: CLONE_VM_ | CLONE_VFORK_ | UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) } // vfork
+    t[56] = { t, a in sysClone(t, flags: a.a0, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4) }                   // clone
+    t[435] = { t, a in                                                                                               // clone3
+        if a.a1 < 64 || a.a1 > 4096 { return err(EINVAL) }
+        guard let b = t.copyIn(a.a0, 88) else { return err(EFAULT) }
+        let flags = get64(b, 0), exitSig = get64(b, 32), stack = get64(b, 40), size = get64(b, 48), tls = get64(b, 56)
+        if exitSig > 64 || flags & 0xff != 0 { return err(EINVAL) }
+        if get64(b, 64) != 0 && a.a1 >= 72 { return err(EINVAL) } // set_tid
+        return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack + size, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
+    }
+    t[59] = { t, a in sysExecve(t, AT_FDCWD_, a.a0, a.a1, a.a2, 0) }                                                // execve
+    t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat
+    t[60] = { t, a in                                                                                                // exit
+        if t.tg.tasks.count == 1 { t.tg.beginExit(code: a.int(0), bySignal: false) } else { t.exitCodeForThread(a.int(0)) }
+        t.skipReturn = true
+        return 0
+    }
+    t[231] = { t, a in t.tg.beginExit(code: a.int(0), bySignal: false); t.skipReturn = true; return 0 }            // exit_group
+    t[61] = { t, a in sysWait4(t, a.int(0), a.a1, a.int(2), a.a3) }                                                 // wait4
+    t[247] = sysWaitid
+    t[39] = { t, _ in Int(t.tg.tgid) }                                                                              // getpid
+    t[110] = { t, _ in Int(t.tg.parent?.tgid ?? 0) }                                                                // getppid
+    t[186] = { t, _ in Int(t.tid) }                                                                                 // gettid
+    t[218] = { t, a in t.clearChildTid = a.a0; return Int(t.tid) }                                                  // set_tid_address
+    t[109] = { t, a in sysSetpgid(t, a.int(0), a.int(1)) }                                                          // setpgid
+    t[121] = { t, a in                                                                                               // getpgid
+        let pid = a.int(0)
+        if pid == 0 { return Int(t.tg.pgid) }
+        guard let tg = t.kernel.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
+        return Int(tg.pgid)
+    }
+    t[111] = { t, _ in Int(t.tg.pgid) }                                                                             // getpgrp
+    t[112] = { t, _ in                                                                                               // setsid
+        let tg = t.tg
+        if t.kernel.threadGroups.values.contains(where: { $0.pgid == tg.tgid && !$0.reaped }) && tg.pgid == tg.tgid { return err(EPERM) }
+        if t.kernel.threadGroups.values.contains(where: { $0 !== tg && $0.pgid == tg.tgid && !$0.reaped }) { return err(EPERM) }
+        tg.sid = tg.tgid
+        tg.pgid = tg.tgid
+        return Int(tg.tgid)
+    }
+    t[124] = { t, a in                                                                                               // getsid
+        let pid = a.int(0)
+        if pid == 0 { return Int(t.tg.sid) }
+        guard let tg = t.kernel.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
+        return Int(tg.sid)
+    }
+}
+
+extension Task {
+    /// One thread of several exits: the others go on.
+    func exitCodeForThread(_ code: Int32) {
+        exitRequested = true
+    }
+}
+
+func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64) -> Int {
+    let k = t.kernel
+    // Checks Linux makes.
+    if flags & CLONE_SIGHAND_ != 0 && flags & CLONE_VM_ == 0 { return err(EINVAL) }
+    if flags & CLONE_THREAD_ != 0 && flags & CLONE_SIGHAND_ == 0 { return err(EINVAL) }
+    if flags & (CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
+        return err(EPERM) // namespaces inside the sandbox: not yet
+    }
+    let isThread = flags & CLONE_THREAD_ != 0
+    let exitSig = Int32(flags & 0xff)
+    if exitSig > 64 { return err(EINVAL) }
+    if t.tg.exiting { return err(EAGAIN) }
+    guard let tid = k.allocPid() else { return err(EAGAIN) }
+
+    // The host side: a new stub thread (CLONE_THREAD), a process sharing
+    // memory (CLONE_VM), or a copy-on-write copy of the address space.
+    var hostFlags: UInt64
+    if isThread { hostFlags = CLONE_VM_ | CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_ }
+    else if flags & CLONE_VM_ != 0 { hostFlags = CLONE_VM_ | CLONE_PARENT_ }
+    else { hostFlags = CLONE_PARENT_ }
+    let hostTid = t.thread.cloneStub(flags: hostFlags)
+    if hostTid < 0 { return hostTid == -Int(ESRCH) ? err(EAGAIN) : hostTid }
+
+    let tg: ThreadGroup
+    if isThread {
+        tg = t.tg
+    } else {
+        let handlers = flags & CLONE_SIGHAND_ != 0 ? t.tg.handlers : t.tg.handlers.copy()
+        let parent = flags & CLONE_PARENT_ != 0 ? (t.tg.parent ?? t.tg) : t.tg
+        tg = ThreadGroup(kernel: k, tgid: tid, parent: parent, handlers: handlers)
+        tg.exitSignal = exitSig
+        tg.pgid = t.tg.pgid
+        tg.sid = t.tg.sid
+        tg.creds = t.tg.creds
+        tg.rlimits = t.tg.rlimits
+        tg.comm = t.tg.comm
+        parent.children.append(tg)
+        k.threadGroups[tid] = tg
+    }
+    let mm: MemoryManager
+    if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else { mm = t.mm.fork() }
+    let fds: FDTable
+    if flags & CLONE_FILES_ != 0 { fds = t.fds; fds.users += 1 } else { fds = t.fds.fork() }
+    let fs = flags & CLONE_FS_ != 0 ? t.fs : t.fs.copy()
+    let child = Task(kernel: k, tid: tid, tg: tg, hostPid: isThread ? t.hostPid : pid_t(hostTid), hostTid: pid_t(hostTid),
+                     mm: mm, fds: fds, fs: fs, comm: t.comm)
+    child.sigMask = t.sigMask
+    if !isThread {
+        child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags
+    }
+    tg.tasks.append(child)
+    k.tasks[tid] = child
+
+    if flags & CLONE_PARENT_SETTID_ != 0 { _ = t.writeI32(ptid, tid) }
+    if flags & CLONE_CHILD_CLEARTID_ != 0 { child.clearChildTid = ctid }
+    var regs = t.thread.regs
+    regs.rax = 0
+    regs.orig_rax = UInt64.max
+    if stack != 0 { regs.rsp = stack }
+    if flags & CLONE_SETTLS_ != 0 { regs.fs_base = tls }
+    let setChildTid = flags & CLONE_CHILD_SETTID_ != 0
+    child.onStart = { c in
+        c.thread.regs = regs
+        c.thread.markDirty()
+        if setChildTid { _ = c.writeI32(ctid, c.tid) }
+    }
+    if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
+    child.startDriver()
+    if flags & CLONE_VFORK_ != 0 {
+        while !child.vforkDone {
+            if t.block(deadline: nil) == .interrupted && t.exitRequested { break }
+            if t.tg.exiting { break }
+        }
+    }
+    return Int(tid)
+}
+
+// MARK: - wait
+
+/// Finds a child matching `pid` per wait4's rules.
+private func matches(_ t: Task, _ c: ThreadGroup, _ pid: Int32, _ options: Int32) -> Bool {
+    if pid > 0 { if c.tgid != pid { return false } }
+    else if pid == 0 { if c.pgid != t.tg.pgid { return false } }
+    else if pid < -1 { if c.pgid != -pid { return false } }
+    // __WCLONE / __WALL: which children by exit signal.
+    let wall = options & 0x40000000 != 0, wclone = options & Int32(bitPattern: 0x80000000) != 0
+    if !wall { if wclone != (c.exitSignal != SIGCHLD) { return false } }
+    return true
+}
+
+enum WaitEvent { case exited, stopped, continued }
+
+/// The common engine of wait4 and waitid.
+/// Returns (child, event) or an errno result.
+func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: Bool, continued: Bool, consume: Bool) -> Result<(ThreadGroup, WaitEvent)?, SysErr> {
+    while true {
+        var any = false
+        // Children of any thread of this group are ours (threads share children).
+        for c in t.tg.children where matches(t, c, pid, options) {
+            any = true
+            if exited && c.zombie {
+                if consume { t.tg.reap(c) }
+                return .success((c, .exited))
+            }
+            if stopped && c.stopped && !c.stopReported {
+                if consume { c.stopReported = true }
+                return .success((c, .stopped))
+            }
+            if continued && !c.continuedReported {
+                if consume { c.continuedReported = true }
+                return .success((c, .continued))
+            }
+        }
+        if !any { return .failure(SysErr(err(ECHILD))) }
+        if options & WNOHANG != 0 { return .success(nil) }
+        t.tg.childWaiters.add(t)
+        let r = t.block(deadline: nil)
+        t.tg.childWaiters.remove(t)
+        if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+    }
+}
+
+func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rusage: UInt64) -> Int {
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | Int32(bitPattern: 0x80000000) | 0x20000000) != 0 { return err(EINVAL) }
+    if pid == Int32.min { return err(ESRCH) }
+    switch waitForChild(t, pid: pid, options: options, exited: true, stopped: options & WUNTRACED != 0,
+                        continued: options & WCONTINUED != 0, consume: true) {
+    case .failure(let e): return e.r
+    case .success(nil): return 0
+    case .success(let (c, ev)?):
+        var ws: Int32
+        switch ev {
+        case .exited: ws = c.exitCode
+        case .stopped: ws = (c.stopSignal << 8) | 0x7f
+        case .continued: ws = 0xffff
+        }
+        if status != 0 && !t.writeI32(status, ws) { return err(EFAULT) }
+        if rusage != 0 { _ = t.copyOut(rusage, [UInt8](repeating: 0, count: 144)) }
+        return Int(c.tgid)
+    }
+}
+
+func sysWaitid(_ t: Task, _ a: Args) -> Int {
+    let idtype = a.int(0), id = a.int(1), options = a.int(3)
+    let WEXITED_: Int32 = 4, WSTOPPED_: Int32 = 2, WNOWAIT_: Int32 = 0x01000000
+    if options & (WEXITED_ | WSTOPPED_ | WCONTINUED) == 0 { return err(EINVAL) }
+    var pid: Int32
+    switch idtype {
+    case 0: pid = -1                       // P_ALL
+    case 1: if id <= 0 { return err(EINVAL) }; pid = id  // P_PID
+    case 2: pid = id == 0 ? 0 : -id        // P_PGID
+    default: return err(EINVAL)
+    }
+    switch waitForChild(t, pid: pid, options: options, exited: options & WEXITED_ != 0, stopped: options & WSTOPPED_ != 0,
+                        continued: options & WCONTINUED != 0, consume: options & WNOWAIT_ == 0) {
+    case .failure(let e): return e.r
+    case .success(nil):
+        if a.a2 != 0 { _ = t.copyOut(a.a2, [UInt8](repeating: 0, count: 128)) }
+        return 0
+    case .success(let (c, ev)?):
+        var info = SigInfo(signo: SIGCHLD)
+        info.pid = c.tgid
+        info.uid = c.creds.uid
+        switch ev {
+        case .exited: info.code = c.childCode(); info.status = c.childStatusValue()
+        case .stopped: info.code = 5; info.status = c.stopSignal
+        case .continued: info.code = 6; info.status = SIGCONT
+        }
+        if a.a2 != 0 && !t.copyOut(a.a2, info.bytes()) { return err(EFAULT) }
+        return 0
+    }
+}
+
+func sysSetpgid(_ t: Task, _ pidArg: Int32, _ pgidArg: Int32) -> Int {
+    let k = t.kernel
+    if pgidArg < 0 { return err(EINVAL) }
+    let target: ThreadGroup
+    if pidArg == 0 || pidArg == t.tg.tgid { target = t.tg }
+    else {
+        guard let c = k.threadGroups[pidArg], !c.reaped, c.parent === t.tg else { return err(ESRCH) }
+        target = c
+    }
+    if target.sid == target.tgid { return err(EPERM) }   // a session leader
+    if target.sid != t.tg.sid { return err(EPERM) }
+    let pgid = pgidArg == 0 ? target.tgid : pgidArg
+    if pgid != target.tgid && !k.threadGroups.values.contains(where: { $0.pgid == pgid && $0.sid == t.tg.sid && !$0.reaped }) {
+        return err(EPERM)
+    }
+    target.pgid = pgid
+    return 0
+}

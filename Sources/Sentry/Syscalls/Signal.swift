@@ -1,0 +1,171 @@
+// rt_sigaction, rt_sigprocmask, kill and friends.
+
+import CMoat
+import Glibc
+
+func registerSignal(_ t: SyscallTable) {
+    t[13] = { t, a in                                                         // rt_sigaction
+        let sig = a.int(0)
+        if sig < 1 || sig > 64 || a.a3 != 8 { return err(EINVAL) }
+        let old = t.tg.handlers.actions[Int(sig)]
+        if a.a1 != 0 {
+            if sig == SIGKILL || sig == SIGSTOP { return err(EINVAL) }
+            guard let b = t.copyIn(a.a1, 32) else { return err(EFAULT) }
+            var act = SigAction(handler: get64(b, 0), flags: get64(b, 8), restorer: get64(b, 16), mask: get64(b, 24))
+            act.mask &= ~unblockableMask
+            t.tg.handlers.actions[Int(sig)] = act
+            // Setting SIG_IGN (or a default-ignore SIG_DFL) discards pending instances.
+            if t.tg.isIgnored(sig) {
+                t.tg.sharedPending.remove(mask: sigBit(sig))
+                for x in t.tg.tasks { x.pending.remove(mask: sigBit(sig)) }
+            }
+        }
+        if a.a2 != 0 {
+            var b = [UInt8](repeating: 0, count: 32)
+            put64(&b, 0, old.handler); put64(&b, 8, old.flags); put64(&b, 16, old.restorer); put64(&b, 24, old.mask)
+            if !t.copyOut(a.a2, b) { return err(EFAULT) }
+        }
+        return 0
+    }
+    t[14] = { t, a in                                                         // rt_sigprocmask
+        if a.a3 != 8 { return err(EINVAL) }
+        let old = t.sigMask
+        if a.a1 != 0 {
+            guard let m = t.readU64(a.a1) else { return err(EFAULT) }
+            switch a.int(0) {
+            case SIG_BLOCK: t.sigMask |= m
+            case SIG_UNBLOCK: t.sigMask &= ~m
+            case SIG_SETMASK: t.sigMask = m
+            default: return err(EINVAL)
+            }
+            t.sigMask &= ~unblockableMask
+        }
+        if a.a2 != 0 && !t.writeU64(a.a2, old) { return err(EFAULT) }
+        return 0
+    }
+    t[15] = { t, _ in t.sigreturn() }                                          // rt_sigreturn
+    t[127] = { t, a in                                                        // rt_sigpending
+        if a.a1 > 8 { return err(EINVAL) }
+        let p = (t.pending.mask | t.tg.sharedPending.mask) & t.sigMask
+        return t.writeU64(a.a0, p) ? 0 : err(EFAULT)
+    }
+    t[130] = { t, a in                                                        // rt_sigsuspend
+        if a.a1 != 8 { return err(EINVAL) }
+        guard let m = t.readU64(a.a0) else { return err(EFAULT) }
+        t.savedSigMask = t.sigMask
+        t.sigMask = m & ~unblockableMask
+        while t.block(deadline: nil) != .interrupted {}
+        return -ERESTARTNOHAND
+    }
+    t[34] = { t, _ in                                                         // pause
+        while t.block(deadline: nil) != .interrupted {}
+        return -ERESTARTNOHAND
+    }
+    t[128] = { t, a in                                                        // rt_sigtimedwait
+        if a.a3 != 8 { return err(EINVAL) }
+        guard let set = t.readU64(a.a0) else { return err(EFAULT) }
+        let want = set & ~unblockableMask
+        var deadline: Int64? = nil
+        if a.a2 != 0 {
+            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 + 8) else { return err(EFAULT) }
+            if Int64(bitPattern: n) >= 1_000_000_000 || Int64(bitPattern: n) < 0 || Int64(bitPattern: s) < 0 { return err(EINVAL) }
+            deadline = Kernel.now(CLOCK_MONOTONIC) &+ Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
+        }
+        let saved = t.sigMask
+        while true {
+            if let i = t.pending.take(blocked: ~want) ?? t.tg.sharedPending.take(blocked: ~want) {
+                if a.a1 != 0 && !t.copyOut(a.a1, i.bytes()) { return err(EFAULT) }
+                return Int(i.signo)
+            }
+            // Wait with the awaited signals unblocked for interruption only.
+            t.sigMask = saved & ~want
+            let r = t.block(deadline: deadline)
+            t.sigMask = saved
+            if r == .timedOut { return err(EAGAIN) }
+            if r == .interrupted && (t.pending.mask | t.tg.sharedPending.mask) & want == 0 { return err(EINTR) }
+        }
+    }
+    t[131] = { t, a in                                                        // sigaltstack
+        if a.a1 != 0 {
+            var b = [UInt8](repeating: 0, count: 24)
+            put64(&b, 0, t.altStackSP)
+            let onStack = t.altStackSize > 0 && t.thread.regs.rsp > t.altStackSP && t.thread.regs.rsp <= t.altStackSP + t.altStackSize
+            put32(&b, 8, onStack ? 1 : t.altStackFlags)
+            put64(&b, 16, t.altStackSize)
+            if !t.copyOut(a.a1, b) { return err(EFAULT) }
+        }
+        if a.a0 != 0 {
+            guard let b = t.copyIn(a.a0, 24) else { return err(EFAULT) }
+            let flags = Int32(bitPattern: get32(b, 8))
+            if flags & ~(SS_DISABLE | Int32(bitPattern: 0x80000000)) != 0 { return err(EINVAL) }
+            if flags & SS_DISABLE != 0 { t.altStackSP = 0; t.altStackSize = 0; t.altStackFlags = SS_DISABLE; return 0 }
+            let size = get64(b, 16)
+            if size < 2048 { return err(ENOMEM) }
+            t.altStackSP = get64(b, 0); t.altStackSize = size; t.altStackFlags = 0
+        }
+        return 0
+    }
+    t[62] = { t, a in sysKill(t, a.int(0), a.int(1)) }                        // kill
+    t[234] = { t, a in sysTgkill(t, a.int(0), a.int(1), a.int(2)) }           // tgkill
+    t[200] = { t, a in sysTgkill(t, -1, a.int(0), a.int(1)) }                 // tkill
+    t[129] = { t, a in                                                        // rt_sigqueueinfo
+        guard let tg = t.kernel.threadGroups[a.int(0)], !tg.zombie else { return err(ESRCH) }
+        let sig = a.int(1)
+        if sig < 1 || sig > 64 { return err(EINVAL) }
+        var info = SigInfo(signo: sig); info.code = -1; info.pid = t.tg.tgid; info.uid = t.tg.creds.uid
+        if let v = t.readU64(a.a2 + 24) { info.value = v }
+        tg.sendSignal(sig, info)
+        return 0
+    }
+}
+
+private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32) -> Bool {
+    let c = t.tg.creds, d = target.creds
+    if c.euid == 0 { return true }
+    if sig == SIGCONT && target.sid == t.tg.sid { return true }
+    return c.euid == d.uid || c.euid == d.suid || c.uid == d.uid || c.uid == d.suid
+}
+
+func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
+    if sig < 0 || sig > 64 { return err(EINVAL) }
+    let k = t.kernel
+    var info = SigInfo(signo: sig)
+    info.code = 0 // SI_USER
+    info.pid = t.tg.tgid
+    info.uid = t.tg.creds.uid
+    var targets: [ThreadGroup]
+    if pid > 0 {
+        guard let tg = k.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
+        targets = [tg]
+    } else if pid == 0 {
+        targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
+    } else if pid == -1 {
+        targets = k.threadGroups.values.filter { $0.tgid != 1 && $0 !== t.tg && !$0.reaped }
+        if sig != 0 && canSignal(t, t.tg, sig) { t.tg.sendSignal(sig, info) }
+        if targets.isEmpty { return 0 }
+    } else {
+        if pid == Int32.min { return err(ESRCH) }
+        targets = k.threadGroups.values.filter { $0.pgid == -pid && !$0.reaped }
+    }
+    if targets.isEmpty { return err(ESRCH) }
+    var sent = false
+    for tg in targets where canSignal(t, tg, sig) {
+        sent = true
+        if sig == 0 || tg.zombie { continue }
+        tg.sendSignal(sig, info)
+    }
+    return sent ? 0 : err(EPERM)
+}
+
+func sysTgkill(_ t: Task, _ tgid: Int32, _ tid: Int32, _ sig: Int32) -> Int {
+    if sig < 0 || sig > 64 || tid <= 0 || (tgid != -1 && tgid <= 0) { return err(EINVAL) }
+    guard let target = t.kernel.tasks[tid], tgid == -1 || target.tg.tgid == tgid else { return err(ESRCH) }
+    if !canSignal(t, target.tg, sig) { return err(EPERM) }
+    if sig == 0 { return 0 }
+    var info = SigInfo(signo: sig)
+    info.code = -6 // SI_TKILL
+    info.pid = t.tg.tgid
+    info.uid = t.tg.creds.uid
+    target.sendSignal(sig, info)
+    return 0
+}

@@ -1,0 +1,92 @@
+// Clocks and sleeps.
+
+import CMoat
+import Glibc
+
+func registerTime(_ t: SyscallTable) {
+    t[228] = { t, a in                                                        // clock_gettime
+        let id = a.int(0)
+        var ts = timespec()
+        let hostClock: clockid_t
+        switch id {
+        case 0, 1, 4, 5, 6, 7, 11: hostClock = clockid_t(id)  // REALTIME, MONOTONIC, RAW, *_COARSE, BOOTTIME, TAI
+        case 2, 3: // process / thread CPU time: approximated by the time since the task started
+            let ns = Kernel.now(CLOCK_MONOTONIC) - t.tg.startNs
+            return writeTimespec(t, a.a1, ns)
+        default: return err(EINVAL)
+        }
+        clock_gettime(hostClock, &ts)
+        return writeTimespec(t, a.a1, Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+    }
+    t[229] = { t, a in                                                        // clock_getres
+        let id = a.int(0)
+        if id < 0 || id > 11 { return err(EINVAL) }
+        if a.a1 == 0 { return 0 }
+        return writeTimespec(t, a.a1, id == 5 || id == 6 ? 4_000_000 : 1)
+    }
+    t[96] = { t, a in                                                         // gettimeofday
+        if a.a0 != 0 {
+            let ns = Kernel.now(CLOCK_REALTIME)
+            var b = [UInt8](repeating: 0, count: 16)
+            put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64((ns % 1_000_000_000) / 1000))
+            if !t.copyOut(a.a0, b) { return err(EFAULT) }
+        }
+        if a.a1 != 0 && !t.copyOut(a.a1, [UInt8](repeating: 0, count: 8)) { return err(EFAULT) }
+        return 0
+    }
+    t[201] = { t, a in                                                        // time
+        let s = Kernel.now(CLOCK_REALTIME) / 1_000_000_000
+        if a.a0 != 0 && !t.writeU64(a.a0, UInt64(s)) { return err(EFAULT) }
+        return Int(s)
+    }
+    t[35] = { t, a in sysNanosleep(t, a.a0, a.a1, clock: CLOCK_MONOTONIC, absolute: false) }   // nanosleep
+    t[230] = { t, a in                                                        // clock_nanosleep
+        let id = a.int(0)
+        if id != 0 && id != 1 && id != 7 { return err(id == 2 || id == 3 ? ENOTSUP : EINVAL) }
+        return sysNanosleep(t, a.a2, a.a3, clock: clockid_t(id), absolute: a.int(1) & 1 != 0)
+    }
+    t[100] = { t, a in                                                        // times
+        if a.a0 != 0 {
+            var b = [UInt8](repeating: 0, count: 32)
+            let ticks = UInt64((Kernel.now(CLOCK_MONOTONIC) - t.tg.startNs) / 10_000_000)
+            put64(&b, 0, ticks / 2); put64(&b, 8, ticks / 2)
+            put64(&b, 16, UInt64(t.tg.childUtimeNs / 10_000_000)); put64(&b, 24, UInt64(t.tg.childStimeNs / 10_000_000))
+            if !t.copyOut(a.a0, b) { return err(EFAULT) }
+        }
+        return Int((Kernel.now(CLOCK_MONOTONIC) - t.kernel.bootMonotonicNs) / 10_000_000)
+    }
+    t[98] = { t, a in                                                         // getrusage
+        let who = a.int(0)
+        if who != 0 && who != -1 && who != 1 { return err(EINVAL) }
+        return t.copyOut(a.a1, [UInt8](repeating: 0, count: 144)) ? 0 : err(EFAULT)
+    }
+}
+
+func writeTimespec(_ t: Task, _ addr: UInt64, _ ns: Int64) -> Int {
+    var b = [UInt8](repeating: 0, count: 16)
+    put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000))
+    return t.copyOut(addr, b) ? 0 : err(EFAULT)
+}
+
+func sysNanosleep(_ t: Task, _ req: UInt64, _ rem: UInt64, clock: clockid_t, absolute: Bool) -> Int {
+    guard let s = t.readU64(req), let n = t.readU64(req + 8) else { return err(EFAULT) }
+    let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
+    if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+    let dur = sec > Int64.max / 2_000_000_000 ? Int64.max / 4 : sec * 1_000_000_000 + ns
+    let deadline: Int64
+    if absolute {
+        deadline = Kernel.now(CLOCK_MONOTONIC) + max(0, dur - Kernel.now(clock))
+    } else {
+        deadline = Kernel.now(CLOCK_MONOTONIC) + dur
+    }
+    while true {
+        let r = t.block(deadline: deadline)
+        if r == .timedOut { return 0 }
+        if r == .interrupted {
+            if !absolute && rem != 0 { _ = writeTimespec(t, rem, max(0, deadline - Kernel.now(CLOCK_MONOTONIC))) }
+            // Restart re-runs the call with its original arguments (a
+            // restart block with the remaining time is the finer model).
+            return absolute ? -ERESTARTNOHAND : -ERESTART_RESTARTBLOCK
+        }
+    }
+}

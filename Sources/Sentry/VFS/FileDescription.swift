@@ -1,0 +1,125 @@
+import CMoat
+import Glibc
+
+/// An open file description: shared by dup'd fds and across fork.
+/// Subclasses implement the operations their files support.
+class FileDescription {
+    var flags: Int32
+    var offset: Int64 = 0
+    var path: Path?
+    var refs = 0
+    var inode: Inode? { path?.inode }
+
+    init(flags: Int32, path: Path?) { self.flags = flags; self.path = path }
+
+    var readable: Bool { flags & O_ACCMODE != O_WRONLY && flags & O_PATH == 0 }
+    var writable: Bool { flags & O_ACCMODE != O_RDONLY && flags & O_PATH == 0 }
+    var nonblocking: Bool { flags & O_NONBLOCK != 0 }
+
+    /// Reads into application memory at `buf`; `off` nil means the file offset.
+    func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+    func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+    func seek(_ off: Int64, _ whence: Int32) -> Int {
+        var base: Int64
+        switch whence {
+        case SEEK_SET: base = 0
+        case SEEK_CUR: base = offset
+        case SEEK_END: base = fileSize()
+        default: return err(EINVAL)
+        }
+        let n = base &+ off
+        if n < 0 { return err(EINVAL) }
+        offset = n
+        return Int(n)
+    }
+    func fileSize() -> Int64 { (try? inode?.stat().get().size) ?? 0 }
+    var seekable: Bool { true }
+    func getdents(_ t: Task, _ buf: UInt64, _ count: Int) -> Int { err(ENOTDIR) }
+    func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { err(ENOTTY) }
+    func stat() -> Result<Stat, Errno> { inode?.stat() ?? .failure(Errno(EBADF)) }
+    func truncate(_ size: Int64) -> Int { err(EINVAL) }
+    func sync() -> Int { 0 }
+
+    /// Poll: the events ready now (POLLIN/POLLOUT/POLLHUP/POLLERR).
+    func readiness() -> Int16 { Int16(POLLIN | POLLOUT) }
+    /// A host fd to poll instead, for host-backed streams (stdio).
+    var pollHostFD: Int32 { -1 }
+    func addWaiter(_ t: Task) {}
+    func removeWaiter(_ t: Task) {}
+    /// The last reference is gone.
+    func release() {}
+    /// Name for /proc/[pid]/fd links.
+    func linkName(_ k: Kernel) -> [UInt8] {
+        if let p = path { return k.vfs.pathString(p) }
+        return Array("anon_inode:[unknown]".utf8)
+    }
+}
+
+/// Copies a byte buffer to the application at the description's offset semantics.
+func readFromBytes(_ t: Task, _ data: UnsafeRawBufferPointer, _ fd: FileDescription, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+    let pos = off ?? fd.offset
+    if pos >= data.count { return 0 }
+    let n = min(count, data.count - Int(pos))
+    if !t.copyOut(buf, data.baseAddress! + Int(pos), n) { return err(EFAULT) }
+    if off == nil { fd.offset = pos + Int64(n) }
+    return n
+}
+
+/// Directory listing shared by every file system: a snapshot taken at open
+/// (refreshed at offset 0) and served as linux_dirent64 records.
+final class DirectoryFD: FileDescription {
+    var entries: [DirEntry]? = nil
+
+    override func getdents(_ t: Task, _ buf: UInt64, _ count: Int) -> Int {
+        guard let ino = inode else { return err(EBADF) }
+        if entries == nil || offset == 0 {
+            switch ino.readdir() {
+            case .success(var e):
+                let selfIno = ino.ino
+                let parentIno = path?.dentry.parent?.inode.ino ?? selfIno
+                e.insert(DirEntry(ino: parentIno, type: 4, name: [46, 46]), at: 0)
+                e.insert(DirEntry(ino: selfIno, type: 4, name: [46]), at: 0)
+                entries = e
+            case .failure(let x): return x.ret
+            }
+        }
+        let all = entries!
+        var out = [UInt8]()
+        var i = Int(offset)
+        while i < all.count {
+            let e = all[i]
+            let reclen = (19 + e.name.count + 1 + 7) & ~7
+            if out.count + reclen > count { break }
+            var rec = [UInt8](repeating: 0, count: reclen)
+            put64(&rec, 0, e.ino)
+            put64(&rec, 8, UInt64(i + 1))
+            rec[16] = UInt8(reclen & 0xff); rec[17] = UInt8(reclen >> 8)
+            rec[18] = e.type
+            rec.replaceSubrange(19..<19 + e.name.count, with: e.name)
+            out.append(contentsOf: rec)
+            i += 1
+        }
+        if out.isEmpty && i < all.count { return err(EINVAL) }
+        if !t.copyOut(buf, out) { return err(EFAULT) }
+        offset = Int64(i)
+        return out.count
+    }
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EISDIR) }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EISDIR) }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int {
+        if whence == SEEK_SET && off >= 0 { offset = off; return Int(off) }
+        if whence == SEEK_CUR && offset + off >= 0 { offset += off; return Int(offset) }
+        return err(EINVAL)
+    }
+}
+
+/// A file whose whole content is generated at open (procfs files).
+final class BytesFD: FileDescription {
+    var data: [UInt8]
+    init(data: [UInt8], flags: Int32, path: Path?) { self.data = data; super.init(flags: flags, path: path) }
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EACCES) }
+    override func fileSize() -> Int64 { Int64(data.count) }
+}

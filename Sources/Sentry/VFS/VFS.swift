@@ -1,0 +1,226 @@
+import CMoat
+import Glibc
+
+/// Per-process file system context: root, cwd, umask (shared with CLONE_FS).
+final class FSContext {
+    var root: Path
+    var cwd: Path
+    var umask: UInt32 = 0o022
+    init(root: Path, cwd: Path) { self.root = root; self.cwd = cwd }
+    func copy() -> FSContext { let c = FSContext(root: root, cwd: cwd); c.umask = umask; return c }
+}
+
+/// The mount tree and path resolution. Resolution happens entirely in the
+/// Sentry, one component at a time, so symlinks and `..` never leave the
+/// caller's root.
+final class VFS {
+    var rootMount: Mount!
+    var mounts: [Mount] = []
+
+    init() {}
+
+    func setRoot(_ inode: Inode, fsType: String, source: String) {
+        let d = Dentry(name: [47], parent: nil, inode: inode)
+        rootMount = Mount(root: d, mountpoint: nil, parent: nil, fsType: fsType, source: source)
+        mounts = [rootMount]
+    }
+
+    var rootPath: Path { Path(mount: rootMount, dentry: rootMount.root) }
+
+    /// Mounts `inode` over the directory at `at`.
+    @discardableResult
+    func mount(_ inode: Inode, at: Path, fsType: String, source: String) -> Mount {
+        let d = Dentry(name: at.dentry.name, parent: at.dentry.parent, inode: inode)
+        let m = Mount(root: d, mountpoint: at.dentry, parent: at.mount, fsType: fsType, source: source)
+        at.dentry.mountedHere = m
+        mounts.append(m)
+        return m
+    }
+
+    /// Follows mounts stacked on a dentry.
+    @inline(__always) func crossMounts(_ p: Path) -> Path {
+        var p = p
+        while let m = p.dentry.mountedHere { p = Path(mount: m, dentry: m.root) }
+        return p
+    }
+
+    struct Options {
+        var followFinal = true
+        var mustBeDir = false
+    }
+
+    /// Resolves `path` relative to `start`. Requires: Kernel.mu held.
+    func resolve(_ fs: FSContext, start: Path, _ path: [UInt8], follow: Bool = true, depth: Int = 0) -> Result<Path, Errno> {
+        if path.isEmpty { return .failure(Errno(ENOENT)) }
+        if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
+        var symlinks = depth
+        return walk(fs, start: start, path, follow: follow, symlinks: &symlinks)
+    }
+
+    private func walk(_ fs: FSContext, start: Path, _ path: [UInt8], follow: Bool, symlinks: inout Int) -> Result<Path, Errno> {
+        var cur = path.first == 47 ? fs.root : start
+        let comps = path.split(separator: 47, omittingEmptySubsequences: true)
+        let trailingSlash = path.last == 47
+        for (i, c) in comps.enumerated() {
+            let last = i == comps.count - 1
+            let name = Array(c)
+            if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
+            if !cur.inode.isDir { return .failure(Errno(ENOTDIR)) }
+            if name == [46] { continue }
+            if name == [46, 46] {
+                cur = parent(of: cur, root: fs.root)
+                continue
+            }
+            let next: Dentry
+            switch cur.dentry.child(name) {
+            case .success(let d): next = d
+            case .failure(let e): return .failure(e)
+            }
+            var np = crossMounts(Path(mount: cur.mount, dentry: next))
+            // /proc/[pid]/fd/N are "magic" links: they name an open file, not a path.
+            if np.inode is ProcFdLink {
+                if !last { return .failure(Errno(ENOTDIR)) }
+                cur = np
+                continue
+            }
+            if np.inode.isSymlink && (!last || follow || trailingSlash) {
+                symlinks += 1
+                if symlinks > 40 { return .failure(Errno(ELOOP)) }
+                guard case .success(let target) = np.inode.readlink() else { return .failure(Errno(EIO)) }
+                if target.isEmpty { return .failure(Errno(ENOENT)) }
+                switch walk(fs, start: cur, target, follow: true, symlinks: &symlinks) {
+                case .success(let t): np = t
+                case .failure(let e): return .failure(e)
+                }
+            }
+            cur = np
+        }
+        if trailingSlash && !cur.inode.isDir { return .failure(Errno(ENOTDIR)) }
+        return .success(cur)
+    }
+
+    func parent(of p: Path, root: Path) -> Path {
+        var p = p
+        if p.dentry === root.dentry && p.mount === root.mount { return p }
+        // At a mount's root: step to the mountpoint in the parent mount.
+        while p.dentry === p.mount.root, let mp = p.mount.mountpoint, let pm = p.mount.parent {
+            p = Path(mount: pm, dentry: mp)
+            if p.dentry === root.dentry && p.mount === root.mount { return p }
+        }
+        guard let par = p.dentry.parent else { return p }
+        return Path(mount: p.mount, dentry: par)
+    }
+
+    /// Splits a path into its parent directory (resolved) and last name.
+    func resolveParent(_ fs: FSContext, start: Path, _ path: [UInt8]) -> Result<(Path, [UInt8]), Errno> {
+        if path.isEmpty { return .failure(Errno(ENOENT)) }
+        if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
+        var p = path
+        while p.count > 1 && p.last == 47 { p.removeLast() }
+        guard let slash = p.lastIndex(of: 47) else {
+            return .success((start, p))
+        }
+        let name = Array(p[(slash + 1)...])
+        let dirPart = slash == 0 ? [UInt8]([47]) : Array(p[..<slash])
+        if name.isEmpty { return .success((fs.root, [46])) }
+        switch resolve(fs, start: start, dirPart) {
+        case .success(let d):
+            if !d.inode.isDir { return .failure(Errno(ENOTDIR)) }
+            if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
+            return .success((d, name))
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    /// The absolute path of `p` as seen from `root` (getcwd, /proc links).
+    func pathString(_ p: Path, root: Path? = nil) -> [UInt8] {
+        let r = root ?? rootPath
+        var parts: [[UInt8]] = []
+        var cur = p
+        var guardCount = 0
+        while !(cur.dentry === r.dentry && cur.mount === r.mount) && guardCount < 4096 {
+            guardCount += 1
+            if cur.dentry === cur.mount.root {
+                guard let mp = cur.mount.mountpoint, let pm = cur.mount.parent else { break }
+                cur = Path(mount: pm, dentry: mp)
+                continue
+            }
+            parts.append(cur.dentry.name)
+            guard let par = cur.dentry.parent else { break }
+            cur = Path(mount: cur.mount, dentry: par)
+        }
+        if parts.isEmpty { return [47] }
+        var out: [UInt8] = []
+        for s in parts.reversed() { out.append(47); out.append(contentsOf: s) }
+        return out
+    }
+
+    func mountOf(_ p: Path) -> Mount { p.mount }
+}
+
+/// A process's file descriptor table (shared with CLONE_FILES).
+final class FDTable {
+    struct Entry { var file: FileDescription; var cloexec: Bool }
+    var entries: [Entry?] = []
+    var users = 1
+
+    func get(_ fd: Int32) -> FileDescription? {
+        if fd < 0 || Int(fd) >= entries.count { return nil }
+        return entries[Int(fd)]?.file
+    }
+
+    /// Installs at the lowest free fd >= minFD. Returns the fd or -EMFILE.
+    func install(_ f: FileDescription, minFD: Int32 = 0, cloexec: Bool, limit: Int) -> Int {
+        var i = Int(minFD)
+        while i < entries.count && entries[i] != nil { i += 1 }
+        if i >= limit { return err(EMFILE) }
+        if i >= entries.count { entries.append(contentsOf: repeatElement(nil, count: i - entries.count + 1)) }
+        f.refs += 1
+        entries[i] = Entry(file: f, cloexec: cloexec)
+        return i
+    }
+
+    /// Puts `f` at exactly `fd`, closing what was there.
+    func installAt(_ f: FileDescription, _ fd: Int32, cloexec: Bool) {
+        let i = Int(fd)
+        if i >= entries.count { entries.append(contentsOf: repeatElement(nil, count: i - entries.count + 1)) }
+        f.refs += 1
+        let old = entries[i]
+        entries[i] = Entry(file: f, cloexec: cloexec)
+        if let o = old { FDTable.drop(o.file) }
+    }
+
+    func close(_ fd: Int32) -> Bool {
+        if fd < 0 || Int(fd) >= entries.count { return false }
+        guard let e = entries[Int(fd)] else { return false }
+        entries[Int(fd)] = nil
+        FDTable.drop(e.file)
+        return true
+    }
+
+    static func drop(_ f: FileDescription) {
+        f.refs -= 1
+        if f.refs == 0 { f.release() }
+    }
+
+    func setCloexec(_ fd: Int32, _ v: Bool) { entries[Int(fd)]?.cloexec = v }
+    func cloexec(_ fd: Int32) -> Bool { entries[Int(fd)]?.cloexec ?? false }
+
+    func fork() -> FDTable {
+        let t = FDTable()
+        t.entries = entries
+        for case let e? in entries { e.file.refs += 1 }
+        return t
+    }
+
+    func closeOnExec() {
+        for i in 0..<entries.count where entries[i]?.cloexec == true { _ = close(Int32(i)) }
+    }
+
+    /// Drops the table when its last user (task) is gone.
+    func release(_ t: Task) {
+        users -= 1
+        if users > 0 { return }
+        for i in 0..<entries.count { _ = close(Int32(i)) }
+    }
+}

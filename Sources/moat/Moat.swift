@@ -1,0 +1,101 @@
+// moat: the only executable. It parses arguments and calls into the
+// modules; it holds no logic of its own.
+
+import ArgumentParser
+import ControlPlane
+import Glibc
+import Gofer
+import Sandbox
+import Sentry
+
+@main
+struct Moat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "moat",
+        abstract: "A userspace-kernel sandbox for containers.",
+        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self])
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a command in a new sandbox, like `docker run`.")
+    @Option(help: "Root file system directory (default: $MOAT_ROOTFS, or the busybox rootfs built by rootfs/busybox.sh).")
+    var rootfs: String?
+    @Flag(help: "Log every application syscall (to --log, or stderr).") var strace = false
+    @Flag(help: "Write Moat's debug log (to --log, or stderr).") var debug = false
+    @Option(help: "Write Moat's own log to this file.") var log: String?
+    @Option(help: "Set an environment variable (K=V); repeatable.") var env: [String] = []
+    @Option(help: "Working directory inside the sandbox.") var cwd: String = "/"
+    @Option(help: "UID:GID to run as inside the sandbox.") var user: String = "0:0"
+    @Option(help: "Hostname inside the sandbox.") var hostname: String = "moat"
+    @Flag(help: "Serve the root file system read-only.") var readOnly = false
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() throws {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        guard !cmd.isEmpty else { throw ValidationError("a command to run is required: moat run [options] -- CMD ARGS...") }
+        let parts = user.split(separator: ":")
+        guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
+            throw ValidationError("--user must be UID or UID:GID (numbers)")
+        }
+        for e in env where !e.contains("=") { throw ValidationError("--env \(e): expected K=V") }
+        var o = RunOptions(rootfs: rootfs ?? defaultRootfs(), argv: cmd)
+        o.env = env.isEmpty || !env.contains(where: { $0.hasPrefix("PATH=") }) ? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env : env
+        if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
+        o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
+        o.readOnly = readOnly; o.hostname = hostname
+        Glibc.exit(Sandbox.run(o))
+    }
+
+    func defaultRootfs() -> String {
+        if let e = getenv("MOAT_ROOTFS") { return String(cString: e) }
+        // Next to a source checkout: <repo>/.build/<config>/moat -> <repo>/.cache/rootfs/busybox
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, 4095)
+        if n > 0 {
+            let exe = String(cString: buf)
+            let comps = exe.split(separator: "/").map(String.init)
+            if let i = comps.firstIndex(where: { $0.hasPrefix(".build") }) {
+                let candidate = "/" + comps[..<i].joined(separator: "/") + "/.cache/rootfs/busybox"
+                if access(candidate, F_OK) == 0 { return candidate }
+            }
+        }
+        return "/var/lib/moat/rootfs/busybox"
+    }
+}
+
+struct SentryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sentry", abstract: "(internal) Run the Sentry; started by moat itself.", shouldDisplay: false)
+    @Option var goferFd: Int32 = 3
+    @Option var logFd: Int32 = -1
+    @Flag var strace = false
+    @Flag var debug = false
+    @Option var cwd: String = "/"
+    @Option var user: String = "0:0"
+    @Option var hostname: String = "moat"
+    @Option var env: [String] = []
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() throws {
+        var c = SentryConfig()
+        c.goferFD = goferFd; c.logFD = logFd; c.strace = strace; c.debug = debug; c.cwd = cwd; c.env = env
+        c.hostname = hostname
+        let parts = user.split(separator: ":")
+        c.uid = UInt32(parts.first ?? "0") ?? 0
+        c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        c.argv = cmd
+        Glibc.exit(SentryMain.run(c))
+    }
+}
+
+struct GoferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gofer", abstract: "(internal) Serve a root file system to a Sentry.", shouldDisplay: false)
+    @Option var root: String
+    @Option var fd: Int32 = 3
+    @Flag var readOnly = false
+    func run() throws { Gofer.run(root: root, socketFD: fd, readOnly: readOnly) }
+}
+
+

@@ -1,0 +1,287 @@
+import Foundation
+import XCTest
+@testable import ControlPlane
+
+final class APIServerTests: XCTestCase {
+    var cluster: TestCluster!
+    var client: HTTPAPIClient!
+
+    override func setUp() async throws {
+        cluster = try await TestCluster(retainedEvents: 50_000)
+        client = try await cluster.serve()
+    }
+
+    override func tearDown() async throws {
+        await cluster?.stop()
+        cluster = nil
+    }
+
+    func expectError(_ code: Int, _ what: String, _ op: () async throws -> Void) async -> APIError? {
+        do { try await op(); XCTFail("\(what): expected HTTP \(code), got success"); return nil }
+        catch let e as APIError { XCTAssertEqual(e.code, code, "\(what): \(e)"); return e }
+        catch { XCTFail("\(what): unexpected error \(error)"); return nil }
+    }
+
+    func testDiscoveryAndVersion() async throws {
+        let (c1, api) = try await client.raw("GET", "/api")
+        XCTAssertEqual(c1, 200)
+        XCTAssertEqual(try JSON.parse(api)["versions"], ["v1"])
+        let v1 = try JSON.parse(try await client.raw("GET", "/api/v1").1)
+        let names = (v1["resources"].array ?? []).compactMap { $0["name"].string }
+        for r in ["pods", "nodes", "services", "endpoints", "configmaps", "secrets", "events", "namespaces", "pods/status", "pods/binding"] {
+            XCTAssertTrue(names.contains(r), "missing \(r) in /api/v1")
+        }
+        let groups = try JSON.parse(try await client.raw("GET", "/apis").1)
+        XCTAssertEqual(Set((groups["groups"].array ?? []).compactMap { $0["name"].string }).isSuperset(of: ["apps", "batch"]), true)
+        let apps = try JSON.parse(try await client.raw("GET", "/apis/apps/v1").1)
+        let appNames = (apps["resources"].array ?? []).compactMap { $0["name"].string }
+        XCTAssertTrue(appNames.contains("deployments/scale"))
+        XCTAssertTrue(appNames.contains("daemonsets"))
+        let batch = try JSON.parse(try await client.raw("GET", "/apis/batch/v1").1)
+        XCTAssertEqual(batch["resources"].array?.first?["kind"], "Job")
+        let version = try JSON.parse(try await client.raw("GET", "/version").1)
+        XCTAssertEqual(version["major"], "1")
+        let (notFound, _) = try await client.raw("GET", "/apis/nope/v1/things")
+        XCTAssertEqual(notFound, 404)
+    }
+
+    func testCreateDefaultsAndGenerateName() async throws {
+        var pod = podJSON("")
+        pod[path: "metadata", "name"] = .null
+        pod[path: "metadata", "generateName"] = "web-"
+        let created = try await client.create(.pods, namespace: "default", pod)
+        XCTAssertTrue(created.name.hasPrefix("web-") && created.name.count == 9, created.name)
+        XCTAssertEqual(created.namespace, "default")
+        XCTAssertFalse(created.uid.isEmpty)
+        XCTAssertNotNil(created.creationTimestamp)
+        XCTAssertFalse(created.resourceVersion.isEmpty)
+        XCTAssertEqual(created.generation, 1)
+        XCTAssertEqual(created.phase, "Pending")
+        XCTAssertEqual(created[path: "spec", "restartPolicy"], "Always")
+        let fetched = try await client.get(.pods, namespace: "default", name: created.name)
+        XCTAssertEqual(fetched, created)
+        let d = try await client.create(.deployments, namespace: "default", deploymentJSON("d", replicas: 2))
+        XCTAssertEqual(d[path: "spec", "revisionHistoryLimit"], 10)
+        XCTAssertEqual(d.kind, "Deployment")
+        XCTAssertEqual(d.apiVersion, "apps/v1")
+        _ = await expectError(409, "duplicate") { _ = try await self.client.create(.deployments, namespace: "default", deploymentJSON("d", replicas: 2)) }
+        _ = await expectError(404, "missing namespace") { _ = try await self.client.create(.pods, namespace: "nope", podJSON("x")) }
+    }
+
+    func testValidationReturns422NamingTheField() async throws {
+        var d = deploymentJSON("bad", replicas: 1)
+        d[path: "spec", "selector"] = .null
+        let e = await expectError(422, "no selector") { _ = try await self.client.create(.deployments, namespace: "default", d) }
+        XCTAssertEqual(e?.reason, "Invalid")
+        let fields = (e?.details["causes"].array ?? []).compactMap { $0["field"].string }
+        XCTAssertTrue(fields.contains("spec.selector"), "\(fields)")
+        XCTAssertTrue(e?.message.contains("Deployment.apps \"bad\" is invalid") ?? false, e?.message ?? "")
+
+        var p = podJSON("p")
+        p[path: "spec", "containers"] = [["name": "c"]]
+        let e2 = await expectError(422, "no image") { _ = try await self.client.create(.pods, namespace: "default", p) }
+        XCTAssertEqual(e2?.details["causes"].array?.first?["field"], "spec.containers[0].image")
+        XCTAssertEqual(e2?.details["causes"].array?.first?["reason"], "FieldValueRequired")
+
+        var m = deploymentJSON("mismatch", replicas: 1)
+        m[path: "spec", "template", "metadata", "labels"] = ["app": "other"]
+        let e3 = await expectError(422, "selector mismatch") { _ = try await self.client.create(.deployments, namespace: "default", m) }
+        XCTAssertEqual(e3?.details["causes"].array?.first?["field"], "spec.template.metadata.labels")
+
+        let e4 = await expectError(422, "bad name") { _ = try await self.client.create(.configmaps, namespace: "default", ["metadata": ["name": "Bad_Name"]]) }
+        XCTAssertEqual(e4?.details["causes"].array?.first?["field"], "metadata.name")
+    }
+
+    func testStalePutConflictsAndMergePatch() async throws {
+        let cm = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "c"], "data": ["a": "1"]])
+        var v2 = cm; v2[path: "data", "a"] = "2"
+        let updated = try await client.update(.configmaps, v2)
+        XCTAssertEqual(updated[path: "data", "a"], "2")
+        XCTAssertGreaterThan(Int(updated.resourceVersion)!, Int(cm.resourceVersion)!)
+        var stale = cm; stale[path: "data", "a"] = "3"
+        let e = await expectError(409, "stale PUT") { _ = try await self.client.update(.configmaps, stale) }
+        XCTAssertEqual(e?.reason, "Conflict")
+        let patched = try await client.patch(.configmaps, namespace: "default", name: "c", ["data": ["b": "x", "a": nil]])
+        XCTAssertEqual(patched["data"], ["b": "x"])
+        let (code, body) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: ["data": ["z": "1"]], contentType: "application/apply-patch+yaml")
+        XCTAssertEqual(code, 415, String(decoding: body, as: UTF8.self))
+        let (scode, sbody) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: ["data": ["s": "1"]], contentType: "application/strategic-merge-patch+json")
+        XCTAssertEqual(scode, 200)
+        XCTAssertEqual(try JSON.parse(sbody)["data"], ["b": "x", "s": "1"])
+    }
+
+    func testStrategicMergeMergesContainersByName() async throws {
+        var p = podJSON("sm")
+        p[path: "spec", "containers"] = [["name": "a", "image": "img:1", "ports": [["containerPort": 80]]], ["name": "b", "image": "b:1"]]
+        _ = try await client.create(.pods, namespace: "default", p)
+        let patch: JSON = ["spec": ["$setElementOrder/containers": [["name": "a"], ["name": "b"]], "containers": [["name": "a", "image": "img:2"]]]]
+        let (code, body) = try await client.raw("PATCH", "/api/v1/namespaces/default/pods/sm", body: patch, contentType: "application/strategic-merge-patch+json")
+        XCTAssertEqual(code, 200)
+        let cs = try JSON.parse(body)[path: "spec", "containers"].array ?? []
+        XCTAssertEqual(cs.map { $0["image"] }, ["img:2", "b:1"])
+        XCTAssertEqual(cs.first?["ports"], [["containerPort": 80]])
+    }
+
+    func testLabelAndFieldSelectors() async throws {
+        let specs: [(String, [String: String])] = [("a", ["app": "web", "tier": "fe"]), ("b", ["app": "web", "tier": "be"]),
+                                                   ("c", ["app": "db"]), ("d", [:])]
+        for (n, l) in specs { _ = try await client.create(.pods, namespace: "default", podJSON(n, labels: l)) }
+        func names(_ sel: String? = nil, field: String? = nil) async throws -> [String] {
+            var q: [String] = []
+            if let sel { q.append("labelSelector=" + sel.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!) }
+            if let field { q.append("fieldSelector=" + field.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!) }
+            let (code, body) = try await client.raw("GET", "/api/v1/namespaces/default/pods" + (q.isEmpty ? "" : "?" + q.joined(separator: "&")))
+            XCTAssertEqual(code, 200, String(decoding: body, as: UTF8.self))
+            return ((try JSON.parse(body))["items"].array ?? []).map(\.name).sorted()
+        }
+        let r1 = try await names("app=web"); XCTAssertEqual(r1, ["a", "b"])
+        let r2 = try await names("app==web,tier!=fe"); XCTAssertEqual(r2, ["b"])
+        let r3 = try await names("app in (web,db)"); XCTAssertEqual(r3, ["a", "b", "c"])
+        let r4 = try await names("app notin (web)"); XCTAssertEqual(r4, ["c", "d"])
+        let r5 = try await names("tier"); XCTAssertEqual(r5, ["a", "b"])
+        let r6 = try await names("!app"); XCTAssertEqual(r6, ["d"])
+        let r7 = try await names(field: "metadata.name=c"); XCTAssertEqual(r7, ["c"])
+        let r8 = try await names(field: "status.phase=Pending,metadata.name!=a"); XCTAssertEqual(r8, ["b", "c", "d"])
+        let r9 = try await names(field: "metadata.namespace=default"); XCTAssertEqual(r9.count, 4)
+        let (bad, _) = try await client.raw("GET", "/api/v1/pods?fieldSelector=spec.unknown%3Dx")
+        XCTAssertEqual(bad, 400)
+        // Cluster-wide list across namespaces.
+        _ = try await client.create(.namespaces, namespace: "", ["metadata": ["name": "other"]])
+        _ = try await client.create(.pods, namespace: "other", podJSON("e", labels: ["app": "web"]))
+        let all = try await client.list(.pods, namespace: nil, labelSelector: try LabelSelector.parse("app=web"))
+        XCTAssertEqual(all.map(\.key).sorted(), ["default/a", "default/b", "other/e"])
+    }
+
+    func testFinalizersDeferDeletion() async throws {
+        var cm: JSON = ["metadata": ["name": "f", "finalizers": ["example.com/keep"]]]
+        cm = try await client.create(.configmaps, namespace: "default", cm)
+        try await client.delete(.configmaps, namespace: "default", name: "f")
+        let marked = try await client.get(.configmaps, namespace: "default", name: "f")
+        XCTAssertNotNil(marked.deletionTimestamp)
+        _ = try await client.patch(.configmaps, namespace: "default", name: "f", ["metadata": ["finalizers": nil]])
+        let e = await expectError(404, "after finalizer removal") { _ = try await self.client.get(.configmaps, namespace: "default", name: "f") }
+        XCTAssertEqual(e?.reason, "NotFound")
+    }
+
+    func testStatusAndScaleSubresources() async throws {
+        _ = try await client.create(.deployments, namespace: "default", deploymentJSON("s", replicas: 2))
+        // Main-resource writes ignore status; the status subresource only changes status.
+        var d = try await client.get(.deployments, namespace: "default", name: "s")
+        d[path: "status", "replicas"] = 7
+        d[path: "spec", "replicas"] = 3
+        let afterMain = try await client.update(.deployments, d)
+        XCTAssertTrue(afterMain[path: "status", "replicas"].isNull)
+        XCTAssertEqual(afterMain.replicas, 3)
+        XCTAssertEqual(afterMain.generation, 2)
+        var s = afterMain
+        s[path: "status", "replicas"] = 5
+        s[path: "spec", "replicas"] = 9
+        let afterStatus = try await client.update(.deployments, s, subresource: "status")
+        XCTAssertEqual(afterStatus[path: "status", "replicas"], 5)
+        XCTAssertEqual(afterStatus.replicas, 3)
+        XCTAssertEqual(afterStatus.generation, 2)
+        let scale = try await client.get(.deployments, namespace: "default", name: "s/scale")
+        XCTAssertEqual(scale.kind, "Scale")
+        XCTAssertEqual(scale[path: "spec", "replicas"], 3)
+        XCTAssertEqual(scale[path: "status", "selector"], "app=s")
+        _ = try await client.patch(.deployments, namespace: "default", name: "s", ["spec": ["replicas": 6]], subresource: "scale")
+        var sc = try await client.get(.deployments, namespace: "default", name: "s/scale")
+        sc[path: "spec", "replicas"] = 4
+        let put = try await client.update(.deployments, { var x = sc; x.name = "s"; return x }(), subresource: "scale")
+        XCTAssertEqual(put[path: "spec", "replicas"], 4)
+        let final = try await client.get(.deployments, namespace: "default", name: "s")
+        XCTAssertEqual(final.replicas, 4)
+        _ = await expectError(409, "stale scale") { _ = try await self.client.update(.deployments, { var x = sc; x.name = "s"; return x }(), subresource: "scale") }
+    }
+
+    func testWatchStreamsEventsAndResumes() async throws {
+        let start = try await client.list(.configmaps, namespace: "default", options: ListOptions())
+        let rv = start["metadata"]["resourceVersion"].string!
+        let stream = try await client.watch(.configmaps, namespace: "default", options: ListOptions(resourceVersion: rv))
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "w"]])
+        _ = try await client.patch(.configmaps, namespace: "default", name: "w", ["data": ["k": "v"]])
+        try await client.delete(.configmaps, namespace: "default", name: "w")
+        let events = try await withDeadline(5) {
+            var out: [WatchEvent] = []
+            for try await e in stream { out.append(e); if out.count == 3 { break } }
+            return out
+        }
+        XCTAssertEqual(events.map(\.type), ["ADDED", "MODIFIED", "DELETED"])
+        XCTAssertEqual(events[1].object[path: "data", "k"], "v")
+        // Resume from the revision of the first event: only the later two arrive.
+        let resumed = try await client.watch(.configmaps, namespace: "default", options: ListOptions(resourceVersion: events[0].object.resourceVersion))
+        let types = try await withDeadline(5) { var t: [String] = []; for try await e in resumed { t.append(e.type); if t.count == 2 { break } }; return t }
+        XCTAssertEqual(types, ["MODIFIED", "DELETED"])
+        // Label-selected watch sees an object leave the selection as DELETED.
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "l", "labels": ["x": "1"]]])
+        let sel = try await client.watch(.configmaps, namespace: "default", options: ListOptions(labelSelector: try LabelSelector.parse("x=1")))
+        _ = try await client.patch(.configmaps, namespace: "default", name: "l", ["metadata": ["labels": ["x": "2"]]])
+        let selTypes = try await withDeadline(5) { var t: [String] = []; for try await e in sel { t.append(e.type); if t.count == 2 { break } }; return t }
+        XCTAssertEqual(selTypes, ["ADDED", "DELETED"])
+        // A compacted revision yields 410 Gone.
+        try await cluster.store.compact(toRevision: try await cluster.store.currentRevision())
+        do {
+            let gone = try await client.watch(.configmaps, namespace: "default", options: ListOptions(resourceVersion: "1"))
+            for try await _ in gone {}
+            XCTFail("expected 410")
+        } catch let e as APIError { XCTAssertEqual(e.code, 410) }
+    }
+
+    func testWatchResumesAcrossServerRestart() async throws {
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "before"]])
+        let rv = try await client.get(.configmaps, namespace: "default", name: "before").resourceVersion
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "during"]])
+        let dir = cluster.dir
+        await cluster.stop()
+        cluster = try await TestCluster(dir: dir)
+        client = try await cluster.serve()
+        let s = try await client.watch(.configmaps, namespace: "default", options: ListOptions(resourceVersion: rv))
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "after"]])
+        let names = try await withDeadline(5) { var n: [String] = []; for try await e in s { n.append(e.object.name); if n.count == 2 { break } }; return n }
+        XCTAssertEqual(names, ["during", "after"])
+    }
+
+    func testBearerTokenAuthAndRoles() async throws {
+        await cluster.stop()
+        cluster = try await TestCluster()
+        let auth = try Authorizer(tokenFileContents: "# tokens\nadmintoken,alice,1,\"admin\"\nviewtoken,bob,viewer\n")
+        let anon = try await cluster.serve(authorizer: auth)
+        let admin = HTTPAPIClient(port: cluster.port, token: "admintoken")
+        let viewer = HTTPAPIClient(port: cluster.port, token: "viewtoken")
+        let bad = HTTPAPIClient(port: cluster.port, token: "nope")
+        _ = await expectError(401, "no token") { _ = try await anon.list(.pods, namespace: "default") }
+        _ = await expectError(401, "bad token") { _ = try await bad.list(.pods, namespace: "default") }
+        _ = try await admin.create(.pods, namespace: "default", podJSON("p"))
+        let listed = try await viewer.list(.pods, namespace: "default")
+        XCTAssertEqual(listed.map(\.name), ["p"])
+        let e = await expectError(403, "viewer create") { _ = try await viewer.create(.pods, namespace: "default", podJSON("q")) }
+        XCTAssertTrue(e?.message.contains("User \"bob\" cannot create") ?? false, e?.message ?? "")
+        _ = await expectError(403, "viewer delete") { try await viewer.delete(.pods, namespace: "default", name: "p") }
+        try await admin.delete(.pods, namespace: "default", name: "p")
+    }
+
+    func testConcurrentHTTPWritersGet409AndLoseNothing() async throws {
+        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "counter"], "data": ["n": "0"]])
+        let c = client!
+        let conflicts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var conflicts = 0
+                    for _ in 0..<8 {
+                        while true {
+                            var cm = try await c.get(.configmaps, namespace: "default", name: "counter")
+                            cm[path: "data", "n"] = .string(String(Int(cm[path: "data", "n"].string!)! + 1))
+                            do { _ = try await c.update(.configmaps, cm); break }
+                            catch let e as APIError where e.code == 409 { conflicts += 1 }
+                        }
+                    }
+                    return conflicts
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let final = try await client.get(.configmaps, namespace: "default", name: "counter")
+        XCTAssertEqual(final[path: "data", "n"], "32")
+        XCTAssertGreaterThan(conflicts, 0)
+    }
+}

@@ -1,0 +1,199 @@
+// Differential tests: every script in Tests/IntegrationTests/scripts/ is run
+// twice on private copies of the busybox rootfs -- natively under chroot(8)
+// with a real procfs, and inside Moat with `moat run` -- and the two runs must
+// agree on stdout, stderr, exit status and the file tree left under /work.
+//
+// Requirements: root and chroot(8) (otherwise the tests are skipped), busybox-static
+// (`apt-get install busybox-static`) for rootfs/busybox.sh, and a `moat` binary
+// ($MOAT_BIN, the one built beside this test binary, $REPO/.build/debug/moat,
+// or one built on demand with `swift build --product moat`).
+
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// All differential scripts, discovered from the source tree.
+let busyboxScripts: [String] = {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: Integration.scriptsDir)) ?? []
+    return names.filter { $0.hasSuffix(".sh") }.sorted()
+}()
+
+/// Per-run wall-clock limit (native and Moat alike).
+let differentialTimeout: Double = {
+    if let s = ProcessInfo.processInfo.environment["MOAT_IT_TIMEOUT"], let v = Double(s) { return v }
+    return 60
+}()
+
+/// Bounds how many scripts run at once (each one runs two process trees).
+actor Gate {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    init(_ n: Int) { available = n }
+    func acquire() async {
+        if available > 0 { available -= 1; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+    func release() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    }
+}
+
+let differentialGate = Gate(max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+struct ScriptRun {
+    var result: ProcessResult
+    var tree: [TreeEntry]
+}
+
+@Suite("Busybox differential (native chroot vs moat run)")
+struct BusyboxDifferentialTests {
+
+    @Test(.enabled(if: Integration.canRunNative, "needs root and chroot(8) for the native reference run"),
+          .timeLimit(.minutes(5)),
+          arguments: busyboxScripts)
+    func script(_ name: String) async throws {
+        await differentialGate.acquire()
+        defer { Task { await differentialGate.release() } }
+
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let scriptPath = Integration.scriptsDir + "/" + name
+        let scratch = try Integration.makeScratchDir(group: "bbdiff", name: name)
+        var cleanupProblem: String?
+        defer {
+            if let problem = Integration.removeScratch(scratch) { print("warning: \(problem)") }
+        }
+
+        let nativeRoot = scratch + "/native"
+        let moatRoot = scratch + "/moat"
+        for root in [nativeRoot, moatRoot] {
+            try Integration.copyTree(rootfs, to: root)
+            try installScript(scriptPath, into: root)
+        }
+
+        let native = try await runNative(root: nativeRoot, cleanupProblem: &cleanupProblem)
+        let sandboxed = await runMoat(moat, root: moatRoot)
+
+        if let cleanupProblem { Issue.record(Comment(rawValue: cleanupProblem)) }
+        if native.result.timedOut {
+            Issue.record(Comment(rawValue: "\(name): the NATIVE run timed out after \(differentialTimeout)s; the script is broken\n"
+                + describe(native.result)))
+            return
+        }
+        let report = compare(name: name, native: native, sandboxed: sandboxed)
+        if let report {
+            Issue.record(Comment(rawValue: report))
+        }
+    }
+
+    // MARK: running
+
+    private func installScript(_ script: String, into root: String) throws {
+        let dest = root + "/work/test.sh"
+        let data = try Data(contentsOf: URL(fileURLWithPath: script))
+        try data.write(to: URL(fileURLWithPath: dest))
+        chmod(dest, 0o644)
+    }
+
+    /// Reference run: chroot with procfs mounted and a handful of device
+    /// nodes, the fixed minimal environment, umask 022 and no core files.
+    private func runNative(root: String, cleanupProblem: inout String?) async throws -> ScriptRun {
+        try populateDev(root + "/dev")
+        let procDir = root + "/proc"
+        guard mount("proc", procDir, "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+            throw HarnessError("mount -t proc proc \(procDir) failed: \(String(cString: strerror(errno)))")
+        }
+        let result = await runProcess(
+            [Integration.chrootPath!, root, "/bin/sh", "-c",
+             "umask 022 && ulimit -c 0 && cd /work && exec /bin/sh ./test.sh"],
+            env: ["PATH=" + Integration.fixedPath, "HOME=/root"],
+            timeout: differentialTimeout)
+        if let problem = unmountProc(procDir) { cleanupProblem = problem }
+        return ScriptRun(result: result, tree: snapshotTree(root + "/work"))
+    }
+
+    /// Sandboxed run via `moat run`. The host-side wrapper only fixes umask and
+    /// the core-size limit for the moat process, mirroring the native run.
+    private func runMoat(_ moat: String, root: String) async -> ScriptRun {
+        let argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
+                    moat, "run", "--rootfs", root, "--cwd", "/work",
+                    "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root",
+                    "--", "/bin/sh", "./test.sh"]
+        let result = await runProcess(argv, env: Integration.hostEnvironment(), timeout: differentialTimeout)
+        return ScriptRun(result: result, tree: snapshotTree(root + "/work"))
+    }
+
+    /// The native chroot has no devtmpfs; create the few nodes scripts use.
+    private func populateDev(_ dev: String) throws {
+        let nodes: [(String, UInt64, UInt64)] = [
+            ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+        ]
+        for (name, major, minor) in nodes {
+            let path = dev + "/" + name
+            guard mknod(path, mode_t(S_IFCHR) | 0o666, dev_t((major << 8) | minor)) == 0 || errno == EEXIST else {
+                throw HarnessError("mknod \(path) failed: \(String(cString: strerror(errno)))")
+            }
+            chmod(path, 0o666)
+        }
+        let links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+        for (name, target) in links {
+            symlink(target, dev + "/" + name)
+        }
+    }
+
+    /// Unmounts procfs, retrying while stragglers die, then lazily.
+    private func unmountProc(_ procDir: String) -> String? {
+        for _ in 0..<100 {
+            if umount2(procDir, 0) == 0 { return nil }
+            if errno == EINVAL || errno == ENOENT { return nil } // not mounted
+            usleep(20_000)
+        }
+        if umount2(procDir, Int32(MNT_DETACH)) == 0 { return nil }
+        return "could not unmount \(procDir): \(String(cString: strerror(errno)))"
+    }
+
+    // MARK: comparing
+
+    private func describe(_ r: ProcessResult) -> String {
+        """
+        exit status \(r.exitStatus)\(r.signaled ? " (signal \(r.exitStatus - 128))" : "")\(r.timedOut ? " TIMED OUT" : ""), \
+        \(String(format: "%.2f", r.seconds))s
+        stdout (tail):
+        \(trimmedTail(r.stdoutText, lines: 20))
+        stderr (tail):
+        \(trimmedTail(r.stderrText, lines: 20))
+        """
+    }
+
+    private func compare(name: String, native: ScriptRun, sandboxed: ScriptRun) -> String? {
+        var sections: [String] = []
+        let n = native.result, m = sandboxed.result
+        if m.timedOut {
+            sections.append("moat run TIMED OUT after \(Int(differentialTimeout))s (killed)")
+        }
+        if n.exitStatus != m.exitStatus {
+            sections.append("exit status: native \(n.exitStatus), moat \(m.exitStatus)"
+                + (m.exitStatus == 127 || m.exitStatus == -1 ? "  (moat could not start the command?)" : ""))
+        }
+        if n.stdout != m.stdout {
+            sections.append("stdout differs:\n" + unifiedDiff(diffLines(n.stdout), diffLines(m.stdout),
+                                                             labelA: "native", labelB: "moat"))
+        }
+        if n.stderr != m.stderr {
+            sections.append("stderr differs:\n" + unifiedDiff(diffLines(n.stderr), diffLines(m.stderr),
+                                                             labelA: "native", labelB: "moat"))
+        }
+        if native.tree != sandboxed.tree {
+            sections.append("files under /work differ:\n" + unifiedDiff(
+                native.tree.map(\.description), sandboxed.tree.map(\.description),
+                labelA: "native /work", labelB: "moat /work", context: 2))
+        }
+        if sections.isEmpty { return nil }
+        return "\(name): native and moat runs differ\n\n" + sections.joined(separator: "\n\n")
+    }
+}

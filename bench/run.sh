@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# bench/run.sh: Moat next to native execution, a bare ptrace loop and gVisor's
+# runsc (ptrace platform). Prints a Markdown report and writes it to --out.
+#
+#   bench/run.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--quick]
+#                [--reps N] [--runtimes LIST] [--mem auto|cgroup2|cgroup1|time]
+#
+# See bench/README.md for what each figure means. Run as root (chroot, cgroups,
+# runsc all need it). Extending: add a bench_* function and a line to ROWS.
+set -uo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd "$BENCH_DIR/.." && pwd -P)
+MEASURE="$BENCH_DIR/lib/measure.py"
+
+# ---------------------------------------------------------------- options --
+MOAT=${MOAT:-}
+ROOTFS_SRC=
+OUT=
+QUICK=0
+REPS=
+MEM_MODE=auto
+ONLY=
+
+usage() {
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    cat <<'EOF'
+
+  --moat PATH      moat binary (default: $MOAT, else .build/release/moat, .build/debug/moat)
+  --rootfs DIR     rootfs to copy the programs into (default: rootfs/busybox.sh's output)
+  --out FILE       report file (default: bench/results/<date>-<hostname>.md)
+  --quick          fewer repetitions and shorter loops (a smoke test, not a result)
+  --reps N         repetitions per cell (default 5, --quick 3)
+  --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,moat,runsc
+  --mem MODE       how peak memory is taken (default auto: cgroup v2, cgroup v1, GNU time)
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --moat) MOAT=${2:?--moat needs a path}; shift 2 ;;
+        --moat=*) MOAT=${1#*=}; shift ;;
+        --rootfs) ROOTFS_SRC=${2:?--rootfs needs a directory}; shift 2 ;;
+        --rootfs=*) ROOTFS_SRC=${1#*=}; shift ;;
+        --out) OUT=${2:?--out needs a file}; shift 2 ;;
+        --out=*) OUT=${1#*=}; shift ;;
+        --quick) QUICK=1; shift ;;
+        --reps) REPS=${2:?--reps needs a number}; shift 2 ;;
+        --reps=*) REPS=${1#*=}; shift ;;
+        --runtimes) ONLY=${2:?--runtimes needs a list}; shift 2 ;;
+        --runtimes=*) ONLY=${1#*=}; shift ;;
+        --mem) MEM_MODE=${2:?--mem needs a mode}; shift 2 ;;
+        --mem=*) MEM_MODE=${1#*=}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [ "$QUICK" = 1 ]; then
+    : "${REPS:=3}"
+    N_NATIVE=500000     # getppid loop length, native
+    N_SANDBOX=5000      # getppid loop length, moat and runsc
+    N_FLOOR=20000       # round trips, ptrace floor
+else
+    : "${REPS:=5}"
+    N_NATIVE=2000000
+    N_SANDBOX=20000
+    N_FLOOR=100000
+fi
+WARMUP=1
+TIMEOUT_SYSCALL=120     # seconds per run
+TIMEOUT_START=60
+
+log() { echo "run.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (chroot, cgroups and runsc need it)"
+PYTHON=$(command -v python3) || die "python3 is required"
+command -v gcc >/dev/null || die "gcc is required (apt-get install gcc libc6-dev)"
+
+# ------------------------------------------------------------- work area --
+mkdir -p "$REPO/.cache/bench"
+WORK=$(mktemp -d "$REPO/.cache/bench/run.XXXXXX") || die "cannot create a work dir"
+# runsc's sandbox (uid nobody) builds its chroot under $TMPDIR = $WORK/tmp.
+chmod 755 "$WORK"
+CG_TAG="run$$"
+
+cleanup() {
+    local d p
+    # Transient cgroups that a killed measure.py could not remove (ours only).
+    for d in $(find /sys/fs/cgroup -maxdepth 8 -type d -name "moat-bench.$CG_TAG.*" 2>/dev/null); do
+        [ -d "$d" ] || continue
+        for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+        rmdir "$d" 2>/dev/null
+    done
+    # runsc do keeps its state in $TMPDIR (= $WORK/tmp) and removes it on
+    # exit; whatever a killed run left there goes with $WORK.
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$WORK/progs" "$WORK/tmp"
+
+# ------------------------------------------------------------ build step --
+log "building bench programs in $WORK/progs"
+for src in "$BENCH_DIR"/programs/*.c; do
+    name=$(basename "$src" .c)
+    gcc -O2 -static -o "$WORK/progs/$name" "$src" || die "cannot build $src"
+done
+# The floor runs on the host as a tracer, not inside a rootfs: no -static.
+gcc -O2 -o "$WORK/ptrace_floor" "$BENCH_DIR/ptrace_floor.c" || die "cannot build ptrace_floor.c"
+
+if [ -z "$ROOTFS_SRC" ]; then
+    ROOTFS_SRC="$REPO/.cache/rootfs/busybox"
+    if [ -f "$REPO/rootfs/busybox.sh" ]; then
+        log "building (or reusing) the busybox rootfs with rootfs/busybox.sh"
+        sh "$REPO/rootfs/busybox.sh" "$ROOTFS_SRC" || die "rootfs/busybox.sh failed"
+    elif [ ! -x "$ROOTFS_SRC/bin/busybox" ]; then
+        # Stand-in until rootfs/busybox.sh exists: busybox and a few links.
+        ROOTFS_SRC="$REPO/.cache/bench/rootfs-minimal"
+        bb=$(command -v busybox) || die "no rootfs: install busybox-static or pass --rootfs"
+        log "rootfs/busybox.sh not found; using a minimal busybox tree in $ROOTFS_SRC"
+        rm -rf "$ROOTFS_SRC"
+        mkdir -p "$ROOTFS_SRC"/{bin,tmp,proc,dev,sys,etc}
+        cp "$bb" "$ROOTFS_SRC/bin/busybox"
+        for a in sh true false echo ls cat sleep; do ln -s busybox "$ROOTFS_SRC/bin/$a"; done
+    fi
+fi
+[ -d "$ROOTFS_SRC" ] || die "rootfs $ROOTFS_SRC does not exist"
+ROOT="$WORK/rootfs"
+cp -a "$ROOTFS_SRC" "$ROOT" || die "cannot copy $ROOTFS_SRC"
+mkdir -p "$ROOT/bench"
+cp "$WORK"/progs/* "$ROOT/bench/"
+[ -e "$ROOT/bin/true" ] || [ -L "$ROOT/bin/true" ] || die "rootfs has no /bin/true"
+
+# -------------------------------------------------------------- runtimes --
+# Columns of the table. A runtime may be unavailable; then its cells say why.
+RUNTIMES=(native floor floor-pinned moat runsc)
+declare -A RT_LABEL=(
+    [native]="native (chroot)"
+    [floor]="ptrace floor"
+    [floor-pinned]="ptrace floor, 1 CPU"
+    [moat]="moat"
+    [runsc]="runsc (ptrace)"
+)
+declare -A UNAVAIL=()
+
+if [ -n "$ONLY" ]; then
+    IFS=, read -r -a RUNTIMES <<<"$ONLY"
+    for rt in "${RUNTIMES[@]}"; do
+        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,moat,runsc)"
+    done
+fi
+
+CHROOT=$(command -v chroot) || UNAVAIL[native]="chroot not found"
+RUNSC=$(command -v runsc) || UNAVAIL[runsc]="runsc not installed (apt-get install runsc)"
+if [ -z "$MOAT" ]; then
+    for c in "$REPO/.build/release/moat" "$REPO/.build/debug/moat"; do
+        if [ -x "$c" ]; then MOAT=$c; break; fi
+    done
+fi
+if [ -z "$MOAT" ]; then
+    UNAVAIL[moat]="moat not built; swift build -c release, or pass --moat"
+elif [ ! -x "$MOAT" ]; then
+    UNAVAIL[moat]="$MOAT is not executable"
+else
+    MOAT=$(cd "$(dirname "$MOAT")" && pwd -P)/$(basename "$MOAT")
+fi
+
+# in_rootfs RUNTIME PROG [ARGS...]: set CMD to run PROG inside the rootfs copy.
+in_rootfs() {
+    local rt=$1; shift
+    case "$rt" in
+        native) CMD=("$CHROOT" "$ROOT" "$@") ;;
+        moat)   CMD=("$MOAT" run --rootfs "$ROOT" -- "$@") ;;
+        # --ignore-cgroups keeps runsc's gofer and sandbox in our transient
+        # cgroup (otherwise it moves them into a /runsc-* cgroup of its own);
+        # do -root runs the rootfs copy instead of the host's /. `do` keeps
+        # its state in a runsc-do* directory under $TMPDIR (its --root state
+        # directory is overridden) and removes it when the command ends.
+        runsc)  CMD=("$RUNSC" --ignore-cgroups --platform=ptrace --network=none
+                     do -root "$ROOT" "$@") ;;
+        *) return 1 ;;
+    esac
+}
+
+# The environment every measured command gets, and nothing else.
+ENV_ARGS=(--env "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+          --env "HOME=/root" --env "LANG=C" --env "TMPDIR=$WORK/tmp")
+
+# Peak memory needs a memory cgroup or GNU time; install the latter if neither.
+probe=$("$PYTHON" "$MEASURE" --probe --mem "$MEM_MODE")
+if [ "$probe" = mem_method=none ] && [ "$MEM_MODE" = auto -o "$MEM_MODE" = time ] \
+   && [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null; then
+    log "no memory cgroup here; installing GNU time for peak RSS"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >&2; }
+fi
+
+RESULTS_DIR="$BENCH_DIR/results"
+mkdir -p "$RESULTS_DIR/raw"
+STAMP_DATE=$(date +%Y-%m-%d)
+HOST=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
+RAW="$RESULTS_DIR/raw/$STAMP_DATE-$HOST.jsonl"
+: "${OUT:=$RESULTS_DIR/$STAMP_DATE-$HOST.md}"
+
+# measure LABEL [measure.py options] -- CMD...: sets M_STATUS M_VALUE M_MEM
+# M_MEM_METHOD M_ERROR from measure.py's key=value output.
+measure() {
+    local label=$1; shift
+    local out
+    M_STATUS=error M_VALUE= M_MEM= M_MEM_METHOD= M_ERROR="measure.py failed"
+    out=$("$PYTHON" "$MEASURE" --reps "$REPS" --warmup "$WARMUP" --cg-tag "$CG_TAG" \
+          --raw "$RAW" --label "$label" "${ENV_ARGS[@]}" "$@")
+    while IFS= read -r line; do
+        case "$line" in
+            status=*) M_STATUS=${line#status=} ;;
+            value=*) M_VALUE=${line#value=} ;;
+            mem=*) M_MEM=${line#mem=} ;;
+            mem_method=*) M_MEM_METHOD=${line#mem_method=} ;;
+            error=*) M_ERROR=${line#error=} ;;
+        esac
+    done <<<"$out"
+}
+
+# ----------------------------------------------------------------- cells --
+declare -A CELL=()       # CELL[row/runtime] = text
+declare -A DONE=()       # DONE[function/runtime] = 1
+declare -A NOTES=()      # extra lines for the Method section, keyed by topic
+
+set_cell() { CELL["$1/$2"]=$3; }
+na() { echo "n/a (error: $1)"; }
+not_applicable() { echo "—"; }
+
+# ------------------------------------------------------------ benchmarks --
+# A benchmark is a function taking a runtime name and filling one or more
+# rows with set_cell ROW RUNTIME TEXT. It runs once per runtime even when it
+# fills several rows.
+
+# Syscall round trip: getppid loop, µs per call.
+bench_syscall() {
+    local rt=$1
+    case "$rt" in
+        native)       in_rootfs native /bench/getppid "$N_NATIVE" ;;
+        floor)        CMD=("$WORK/ptrace_floor" "$N_FLOOR") ;;
+        floor-pinned) CMD=("$WORK/ptrace_floor" -p "$N_FLOOR") ;;
+        moat|runsc)   in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
+    esac
+    measure "syscall/$rt" --metric ns_per_call --scale 1000 --mem none \
+        --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then
+        set_cell syscall "$rt" "$M_VALUE"
+    else
+        set_cell syscall "$rt" "$(na "$M_ERROR")"
+    fi
+}
+
+# Start-up of /bin/true: wall time of the whole command, and peak memory.
+bench_startup() {
+    local rt=$1
+    case "$rt" in
+        floor|floor-pinned)
+            set_cell startup_wall "$rt" "$(not_applicable)"
+            set_cell startup_mem "$rt" "$(not_applicable)"
+            return ;;
+    esac
+    in_rootfs "$rt" /bin/true
+    measure "startup/$rt" --mem "$MEM_MODE" --timeout "$TIMEOUT_START" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then
+        set_cell startup_wall "$rt" "$M_VALUE"
+        set_cell startup_mem "$rt" "$M_MEM"
+        NOTES[mem]=$M_MEM_METHOD
+    else
+        set_cell startup_wall "$rt" "$(na "$M_ERROR")"
+        set_cell startup_mem "$rt" "$(na "$M_ERROR")"
+    fi
+}
+
+# Rows of the table: key|function|label|target.
+ROWS=(
+    "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs"
+    "startup_wall|bench_startup|Start-up of /bin/true, wall ms|moat ≤ 60 ms"
+    "startup_mem|bench_startup|Start-up of /bin/true, peak memory MiB|—"
+)
+
+# -------------------------------------------------------------------- run --
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r key fn label target <<<"$row"
+    for rt in "${RUNTIMES[@]}"; do
+        if [ -n "${UNAVAIL[$rt]:-}" ]; then
+            set_cell "$key" "$rt" "$(na "${UNAVAIL[$rt]}")"
+            continue
+        fi
+        [ -n "${DONE[$fn/$rt]:-}" ] && continue
+        log "$fn: ${RT_LABEL[$rt]}"
+        "$fn" "$rt"
+        DONE[$fn/$rt]=1
+    done
+done
+
+# ----------------------------------------------------------------- report --
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+virt=$(systemd-detect-virt 2>/dev/null || true)
+if grep -qw hypervisor /proc/cpuinfo; then virt="${virt:+$virt, }hypervisor flag set"; fi
+moat_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit yet")
+if [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null | head -1)" ]; then moat_rev="$moat_rev (work tree modified)"; fi
+runsc_ver="not installed"
+if [ -n "$RUNSC" ]; then runsc_ver=$("$RUNSC" --version 2>/dev/null | sed -n 1p); fi
+gcc_ver=$(gcc -dumpfullversion 2>/dev/null || gcc -dumpversion)
+bb_ver=$("$ROOT/bin/busybox" 2>/dev/null | sed -n '1s/^BusyBox \([^ ]*\).*/\1/p')
+
+report() {
+    local row key fn label target rt line
+    echo "# Moat benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $HOST"
+    echo
+    echo "## Machine"
+    echo
+    echo "| | |"
+    echo "| --- | --- |"
+    echo "| CPUs (nproc) | $(nproc) |"
+    echo "| CPU model | ${cpu_model:-unknown} |"
+    echo "| virtualization | ${virt:-none detected} |"
+    echo "| kernel | $(uname -sr) |"
+    echo "| memory | $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) |"
+    echo "| date | $(date -u '+%Y-%m-%dT%H:%M:%SZ') |"
+    echo
+    echo "## Versions"
+    echo
+    echo "| | |"
+    echo "| --- | --- |"
+    echo "| moat | git $moat_rev; binary: ${MOAT:-not built} |"
+    echo "| runsc | $runsc_ver |"
+    echo "| gcc (bench programs) | $gcc_ver |"
+    echo "| rootfs | busybox ${bb_ver:-?} from $ROOTFS_SRC |"
+    echo
+    echo "## Results"
+    echo
+    echo "Each cell: median (min–max) of $REPS runs, after $WARMUP untimed warm-up run."
+    [ "$QUICK" = 1 ] && echo "**--quick run: shorter loops and fewer runs; a smoke test, not a result.**"
+    echo
+    line="| benchmark |"
+    for rt in "${RUNTIMES[@]}"; do line+=" ${RT_LABEL[$rt]} |"; done
+    echo "$line target |"
+    line="| --- |"
+    for rt in "${RUNTIMES[@]}"; do line+=" ---: |"; done
+    echo "$line --- |"
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r key fn label target <<<"$row"
+        line="| $label |"
+        for rt in "${RUNTIMES[@]}"; do line+=" ${CELL[$key/$rt]:-—} |"; done
+        echo "$line $target |"
+    done
+    echo
+    echo "## Method"
+    echo
+    echo "- **Syscall round trip**: \`bench/programs/getppid.c\` (static) calls \`syscall(SYS_getppid)\` N times and"
+    echo "  prints the mean ns per call, timed with \`clock_gettime(CLOCK_MONOTONIC)\` inside the program"
+    echo "  (start-up excluded). N = $N_NATIVE native, $N_SANDBOX under moat and runsc."
+    echo "- **ptrace floor**: \`bench/ptrace_floor.c\`, a bare C tracer: the child loops on getppid, the parent"
+    echo "  does PTRACE_SYSEMU, waitpid, PTRACE_GETREGS, PTRACE_SETREGS (fake rax) per call; N = $N_FLOOR round"
+    echo "  trips after 2000 warm-up ones. \"1 CPU\" pins tracer and tracee to one CPU (\`-p\`). It is the least a"
+    echo "  ptrace-based sandbox can pay per syscall."
+    echo "- **Start-up of /bin/true**: wall time of the whole command, from just before exec (by"
+    echo "  \`bench/lib/measure.py\`, after the child joined its cgroup) until it is reaped, with"
+    echo "  \`time.perf_counter_ns\` (CLOCK_MONOTONIC). Includes sandbox creation and teardown."
+    case "${NOTES[mem]:-}" in
+        cgroup*)
+    echo "- **Peak memory**: ${NOTES[mem]}. The group holds every process the command starts"
+    echo "  (moat's or runsc's gofer, sentry/sandbox and stubs); the figure is what the kernel charged to it:"
+    echo "  anonymous memory, page tables, kernel memory and page cache first touched by the run. Files that were"
+    echo "  already in the page cache (the runtime's own binary after the warm-up run) are not charged again, so"
+    echo "  this is lower than a sum of RSS and closer to the extra memory a sandbox costs." ;;
+        "")
+    echo "- **Peak memory**: not measured (no start-up run succeeded)." ;;
+        *)
+    echo "- **Peak memory**: ${NOTES[mem]}: no memory cgroup was usable, so this is the biggest"
+    echo "  process's peak RSS (shared pages included), not the sum over the sandbox's processes." ;;
+    esac
+    echo "- Every command runs with a clean environment (PATH, HOME, LANG=C, TMPDIR) and stdin from /dev/null."
+    echo "- Commands:"
+    for rt in "${RUNTIMES[@]}"; do
+        case "$rt" in
+            floor) echo "  - ${RT_LABEL[$rt]}: \`\$WORK/ptrace_floor $N_FLOOR\`" ;;
+            floor-pinned) echo "  - ${RT_LABEL[$rt]}: \`\$WORK/ptrace_floor -p $N_FLOOR\`" ;;
+            *)  MOAT=${MOAT:-moat} RUNSC=${RUNSC:-runsc} in_rootfs "$rt" /bin/true
+                echo "  - ${RT_LABEL[$rt]}: \`${CMD[*]//$WORK/\$WORK}\`" ;;
+        esac
+    done
+    echo "  - \$WORK is a temporary directory under .cache/bench, removed afterwards; rootfs is a copy of the"
+    echo "    rootfs above with the programs in /bench."
+    echo "- runsc runs with \`--ignore-cgroups\` so that its processes stay in the measuring cgroup (this also"
+    echo "  skips its cgroup set-up, 15–30 ms of its start-up here)."
+    echo "- The unpinned ptrace floor, runsc and moat depend on where the scheduler puts tracer and tracee: on"
+    echo "  this kind of nested VM a wake-up of an idle vCPU is slow, so their spread is wide; the pinned floor"
+    echo "  is the stable reference."
+    echo "- Raw samples: \`${RAW#$REPO/}\` (not committed)."
+}
+
+report_text=$(report)
+printf '%s\n' "$report_text"
+mkdir -p "$(dirname "$OUT")"
+printf '%s\n' "$report_text" >"$OUT"
+log "report written to $OUT"
