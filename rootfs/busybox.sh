@@ -55,6 +55,8 @@ if command -v flock >/dev/null 2>&1; then
     if up_to_date; then
         exit 0
     fi
+    # Holding the lock, leftovers of builders that were SIGKILLed are stale.
+    rm -rf "$OUTDIR".tmp.* "$OUTDIR".old.*
 fi
 
 tmp="$OUTDIR.tmp.$$"

@@ -12,14 +12,19 @@
 //  5. PR_SET_NO_NEW_PRIVS, clear ambient capabilities, drop every capability
 //     from the bounding set except the file-serving ones, then capset() the
 //     effective/permitted sets to exactly those (inheritable empty).
+//
+// TODO(seccomp): step 6, a seccomp-bpf allow-list of the syscalls the server
+// loop makes, is not done yet (see Gofer.swift).
 
 import Glibc
 
 enum Confinement {
     /// Capabilities the Gofer keeps: it acts on files on behalf of any guest
     /// user (ownership, permission bypass, set-id preservation) and nothing else.
-    /// CAP_SYS_CHROOT is kept only because the design calls for it; the
-    /// pivot_root path does not need it.
+    /// CAP_SYS_CHROOT is kept only because the design calls for it (nothing
+    /// here uses it after confinement); when pivot_root was impossible and we
+    /// fell back to chroot it is dropped too, because with it a subverted
+    /// Gofer could chroot again and climb out.
     static let keptCapabilities: [Int] = [
         0,  // CAP_CHOWN
         1,  // CAP_DAC_OVERRIDE
@@ -73,7 +78,9 @@ enum Confinement {
         let rootFD = open("/", HostSys.O_PATH | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { return .failure(ConfinementError("opening the new root: \(describe(errno))")) }
 
-        if let e = dropPrivileges() {
+        var keep = keptCapabilities
+        if !pivoted { keep.removeAll { $0 == capSysChroot } }
+        if let e = dropPrivileges(keep: keep) {
             Glibc.close(rootFD)
             return .failure(ConfinementError(e))
         }
@@ -114,7 +121,9 @@ enum Confinement {
         }
     }
 
-    private static func dropPrivileges() -> String? {
+    static let capSysChroot = 18
+
+    private static func dropPrivileges(keep: [Int]) -> String? {
         if HostSys.prctl(HostSys.PR_SET_NO_NEW_PRIVS, 1) != 0 {
             return "PR_SET_NO_NEW_PRIVS: \(describe(errno))"
         }
@@ -122,7 +131,7 @@ enum Confinement {
         let amb = HostSys.prctl(HostSys.PR_CAP_AMBIENT, HostSys.PR_CAP_AMBIENT_CLEAR_ALL)
         if amb != 0 && amb != EINVAL { return "clearing ambient capabilities: \(describe(amb))" }
         var dropped = 0
-        for cap in 0..<64 where !keptCapabilities.contains(cap) {
+        for cap in 0..<64 where !keep.contains(cap) {
             let e = HostSys.prctl(HostSys.PR_CAPBSET_DROP, cap)
             if e == EINVAL { break } // past the kernel's last capability
             if e != 0 { return "dropping capability \(cap) from the bounding set: \(describe(e))" }
@@ -131,7 +140,7 @@ enum Confinement {
         if dropped == 0 { return "could not drop any capability from the bounding set" }
 
         var mask: UInt32 = 0
-        for cap in keptCapabilities { mask |= 1 << UInt32(cap) }
+        for cap in keep { mask |= 1 << UInt32(cap) }
         // struct __user_cap_header_struct { u32 version; int pid; }
         var header: (UInt32, Int32) = (HostSys.LINUX_CAPABILITY_VERSION_3, 0)
         // struct __user_cap_data_struct[2] { u32 effective, permitted, inheritable; }

@@ -52,10 +52,14 @@ public final class GoferClient: @unchecked Sendable {
 
     // MARK: - Calls
 
+    /// A new FID for the root of the served tree (performs the handshake if needed).
     public func attach() -> Result<(FID, GoferStat), GoferErrno> {
         call(.attach, { _ in }) { r, _ throws(WireError) in try Self.fidStat(&r) }
     }
 
+    /// Looks up one component of `dir`. Never follows symlinks: a symlink yields a
+    /// FID for the link itself. "", ".", ".." and names with "/" or NUL are EINVAL
+    /// (the Sentry resolves those itself); names over 255 bytes are ENAMETOOLONG.
     public func walk(_ dir: FID, _ name: [UInt8]) -> Result<(FID, GoferStat), GoferErrno> {
         let e = GoferNames.validateName(name)
         if e != 0 { return .failure(GoferErrno(e)) }
@@ -64,6 +68,11 @@ public final class GoferClient: @unchecked Sendable {
         return .failure(err ?? GoferErrno(EIO))
     }
 
+    /// Walks `names` one after another from `dir`, returning a FID per component
+    /// walked. Stops early — with `error == nil` — right after a symlink (the
+    /// Sentry must resolve it), with ENOTDIR before descending through a
+    /// non-directory, or at the first failure (its errno, e.g. ENOENT). Long
+    /// walks are split into several requests transparently.
     public func walkMany(_ dir: FID, _ names: [[UInt8]]) -> (walked: [(FID, GoferStat)], error: GoferErrno?) {
         var walked: [(FID, GoferStat)] = []
         var cur = dir
@@ -115,16 +124,28 @@ public final class GoferClient: @unchecked Sendable {
         }
     }
 
+    /// The current attributes of `fid` (lstat semantics).
     public func stat(_ fid: FID) -> Result<GoferStat, GoferErrno> {
         call(.stat, { w in w.u64(fid) }) { r, _ throws(WireError) in try r.stat() }
     }
 
+    /// A host fd for `fid`, donated by the Gofer (owned by the caller,
+    /// close-on-exec). Allowed flags: access mode, O_TRUNC, O_APPEND,
+    /// O_DIRECTORY, O_NONBLOCK, O_DSYNC, O_SYNC (O_NOFOLLOW/O_CLOEXEC/O_NOCTTY/
+    /// O_LARGEFILE are accepted and implied); anything else is EINVAL. Only
+    /// regular files and directories open: symlinks are ELOOP, FIFOs and
+    /// sockets ENXIO, device nodes EPERM. ESTALE when the file behind `fid` was
+    /// unlinked or replaced (walk again).
     public func open(_ fid: FID, flags: Int32) -> Result<Int32, GoferErrno> {
         let e = GoferOpenFlags.validateOpen(flags)
         if e != 0 { return .failure(GoferErrno(e)) }
         return call(.open, expectFD: true, { w in w.u64(fid); w.i32(flags) }) { _, fd throws(WireError) in fd }
     }
 
+    /// Creates and opens a regular file (O_CREAT|O_EXCL semantics, never through a
+    /// symlink) owned by uid/gid with exactly `mode & 0o7777` (no umask). Returns
+    /// its FID, attributes and a donated host fd. Flags as for `open` minus
+    /// O_DIRECTORY.
     public func create(_ dir: FID, _ name: [UInt8], flags: Int32, mode: UInt32, uid: UInt32, gid: UInt32)
         -> Result<(FID, GoferStat, Int32), GoferErrno> {
         var e = GoferNames.validateName(name)
@@ -138,6 +159,7 @@ public final class GoferClient: @unchecked Sendable {
         }
     }
 
+    /// Creates a directory owned by uid/gid with exactly `mode & 0o7777`.
     public func mkdir(_ dir: FID, _ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<(FID, GoferStat), GoferErrno> {
         let e = GoferNames.validateName(name)
         if e != 0 { return .failure(GoferErrno(e)) }
@@ -146,6 +168,7 @@ public final class GoferClient: @unchecked Sendable {
         }) { r, _ throws(WireError) in try Self.fidStat(&r) }
     }
 
+    /// Creates a symlink (target 1...4095 bytes, no NUL) owned by uid/gid.
     public func symlink(_ dir: FID, _ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<(FID, GoferStat), GoferErrno> {
         var e = GoferNames.validateName(name)
         if e == 0 { e = GoferNames.validateTarget(target) }
@@ -155,6 +178,8 @@ public final class GoferClient: @unchecked Sendable {
         }) { r, _ throws(WireError) in try Self.fidStat(&r) }
     }
 
+    /// Creates a hard link named `name` in `dir` to the file of `target` (never a
+    /// directory: EPERM). A symlink target links the symlink itself.
     public func link(_ dir: FID, _ name: [UInt8], target: FID) -> Result<(FID, GoferStat), GoferErrno> {
         let e = GoferNames.validateName(name)
         if e != 0 { return .failure(GoferErrno(e)) }
@@ -163,6 +188,8 @@ public final class GoferClient: @unchecked Sendable {
         }
     }
 
+    /// Creates a FIFO, socket or regular file (`mode` carries S_IFMT; 0 means
+    /// regular). Device nodes are EPERM, other types EINVAL.
     public func mknod(_ dir: FID, _ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<(FID, GoferStat), GoferErrno> {
         let e = GoferNames.validateName(name)
         if e != 0 { return .failure(GoferErrno(e)) }
@@ -171,12 +198,16 @@ public final class GoferClient: @unchecked Sendable {
         }) { r, _ throws(WireError) in try Self.fidStat(&r) }
     }
 
+    /// Removes `name` from `dir`; `flags` is 0 or AT_REMOVEDIR. FIDs of the removed
+    /// file stay valid for stat but can no longer be opened (ESTALE).
     public func unlink(_ dir: FID, _ name: [UInt8], flags: Int32) -> Result<Void, GoferErrno> {
         let e = GoferNames.validateName(name)
         if e != 0 { return .failure(GoferErrno(e)) }
         return call(.unlink, { w in w.u64(dir); w.i32(flags); w.string16(name) }) { _, _ throws(WireError) in () }
     }
 
+    /// renameat2 with `flags` 0, RENAME_NOREPLACE (1) or RENAME_EXCHANGE (2). FIDs
+    /// of moved files follow them; a replaced file's FIDs go stale.
     public func rename(_ oldDir: FID, _ oldName: [UInt8], _ newDir: FID, _ newName: [UInt8], flags: UInt32) -> Result<Void, GoferErrno> {
         var e = GoferNames.validateName(oldName)
         if e == 0 { e = GoferNames.validateName(newName) }
@@ -186,6 +217,7 @@ public final class GoferClient: @unchecked Sendable {
         }) { _, _ throws(WireError) in () }
     }
 
+    /// The target of a symlink FID (EINVAL for anything else).
     public func readlink(_ fid: FID) -> Result<[UInt8], GoferErrno> {
         call(.readlink, { w in w.u64(fid) }) { r, _ throws(WireError) in
             let t = try r.string16(max: GoferWire.maxTargetLength)
@@ -197,6 +229,7 @@ public final class GoferClient: @unchecked Sendable {
     /// Upper bound on the entries one `getdents` call collects (ENOMEM beyond).
     public static let maxDirectoryEntries = 1 << 22
 
+    /// Every entry of a directory except "." and "..", fetched in pages.
     public func getdents(_ fid: FID) -> Result<[GoferDirent], GoferErrno> {
         var out: [GoferDirent] = []
         var cookie: UInt64 = 0
@@ -227,6 +260,9 @@ public final class GoferClient: @unchecked Sendable {
         }
     }
 
+    /// Changes the attributes set in `attr` (see `GoferSetAttr` for order and
+    /// time semantics). Size only for regular files (EISDIR for directories).
+    /// Symlinks: owner and times apply to the link itself; mode is EOPNOTSUPP.
     public func setattr(_ fid: FID, _ attr: GoferSetAttr) -> Result<Void, GoferErrno> {
         let req = SetAttrRequest(attr)
         if req.mask & SetAttrMask.size != 0 && req.size < 0 { return .failure(GoferErrno(EINVAL)) }
@@ -236,6 +272,7 @@ public final class GoferClient: @unchecked Sendable {
         return call(.setattr, { w in w.u64(fid); req.encode(into: &w) }) { _, _ throws(WireError) in () }
     }
 
+    /// The host filesystem statistics for the filesystem holding `fid`.
     public func statfs(_ fid: FID) -> Result<GoferStatFS, GoferErrno> {
         call(.statfs, { w in w.u64(fid) }) { r, _ throws(WireError) in try r.statfs() }
     }

@@ -69,7 +69,7 @@ public enum SentryMain {
                 continue
             }
             let acc = fcntl(fd, F_GETFL) & O_ACCMODE
-            let f = HostFileFD(fd: d, flags: acc, path: nil)
+            let f = HostFileFD(fd: d, flags: acc, path: nil, hostOffset: true)
             f.path = Path(mount: vfs.rootMount, dentry: Dentry(name: Array("stdio".utf8), parent: nil, inode: StdioInode(ino: 0, mode: S_IFCHR_ | 0o620, dev: 0)))
             fds.installAt(f, fd, cloexec: false)
         }

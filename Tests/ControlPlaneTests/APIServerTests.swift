@@ -105,6 +105,13 @@ final class APIServerTests: XCTestCase {
         XCTAssertEqual(patched["data"], ["b": "x"])
         let (code, body) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: ["data": ["z": "1"]], contentType: "application/apply-patch+yaml")
         XCTAssertEqual(code, 415, String(decoding: body, as: UTF8.self))
+        let jp: JSON = [["op": "test", "path": "/data/b", "value": "x"], ["op": "add", "path": "/data/j", "value": "1"], ["op": "remove", "path": "/data/b"]]
+        let (jcode, jbody) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: jp, contentType: "application/json-patch+json")
+        XCTAssertEqual(jcode, 200, String(decoding: jbody, as: UTF8.self))
+        XCTAssertEqual(try JSON.parse(jbody)["data"], ["j": "1"])
+        let (failCode, _) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: [["op": "test", "path": "/data/j", "value": "2"]], contentType: "application/json-patch+json")
+        XCTAssertEqual(failCode, 422)
+        _ = try await client.patch(.configmaps, namespace: "default", name: "c", ["data": ["b": "x", "j": nil]])
         let (scode, sbody) = try await client.raw("PATCH", "/api/v1/namespaces/default/configmaps/c", body: ["data": ["s": "1"]], contentType: "application/strategic-merge-patch+json")
         XCTAssertEqual(scode, 200)
         XCTAssertEqual(try JSON.parse(sbody)["data"], ["b": "x", "s": "1"])
@@ -119,7 +126,7 @@ final class APIServerTests: XCTestCase {
         XCTAssertEqual(code, 200)
         let cs = try JSON.parse(body)[path: "spec", "containers"].array ?? []
         XCTAssertEqual(cs.map { $0["image"] }, ["img:2", "b:1"])
-        XCTAssertEqual(cs.first?["ports"], [["containerPort": 80]])
+        XCTAssertEqual(cs.first?["ports"], [["containerPort": 80, "protocol": "TCP"]])
     }
 
     func testLabelAndFieldSelectors() async throws {

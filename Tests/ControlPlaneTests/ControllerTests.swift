@@ -89,9 +89,19 @@ final class ControllerTests: XCTestCase {
         XCTAssertEqual(byRev["2"]?.replicas, 4)
         try await eventually("deployment revision annotation 2") { try await self.deployment("roll").annotations[DeploymentController.revisionAnnotation] == "2" }
 
-        // Roll back by putting the old template back: the revision-1 set is reused as revision 3.
-        _ = try await client.patch(.deployments, namespace: "default", name: "roll",
-            ["spec": ["template": ["spec": ["containers": [["name": "main", "image": "nginx:1.0"]]]]]])
+        // Roll back the way `kubectl rollout undo` does: a JSON patch that puts the revision-1
+        // template back (with the empty/null fields typed clients add). The revision-1 set is
+        // reused as revision 3.
+        var oldTemplate = byRev["1"]!.template
+        oldTemplate[path: "metadata", "labels", DeploymentController.hashLabel] = .null
+        oldTemplate[path: "metadata", "creationTimestamp"] = .null
+        var containers = oldTemplate[path: "spec", "containers"].array!
+        containers[0]["resources"] = [:]
+        oldTemplate[path: "spec", "containers"] = .array(containers)
+        var templateWithNulls = oldTemplate
+        templateWithNulls[path: "metadata"] = .object((oldTemplate["metadata"].object ?? [:]).merging(["creationTimestamp": .null]) { a, _ in a })
+        _ = try await cluster.registry.patch(.deployments, namespace: "default", name: "roll",
+            [["op": "replace", "path": "/spec/template", "value": templateWithNulls]], type: .json)
         try await eventually("rollback", timeout: 20) {
             let ps = try await self.pods("app=roll")
             return ps.count == 4 && ps.allSatisfy { $0[path: "spec", "containers"].array?.first?["image"] == "nginx:1.0" }

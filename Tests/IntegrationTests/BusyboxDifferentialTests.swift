@@ -7,6 +7,24 @@
 // (`apt-get install busybox-static`) for rootfs/busybox.sh, and a `moat` binary
 // ($MOAT_BIN, the one built beside this test binary, $REPO/.build/debug/moat,
 // or one built on demand with `swift build --product moat`).
+//
+// The native reference run is
+//   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+//     chroot COPY_A /bin/sh -c 'umask 022 && ulimit -c 0 && cd /work && /bin/sh ./test.sh; exit $?'
+// with procfs mounted on COPY_A/proc (always unmounted afterwards) and
+// null/zero/full/random/urandom/tty nodes plus /dev/fd and /dev/std* links
+// created in COPY_A/dev. The Moat run is
+//   moat run --rootfs COPY_B --cwd /work --env PATH=... --env HOME=/root -- /bin/sh -c '/bin/sh ./test.sh; exit $?'
+// started with the same umask and core limit. In both, the script's shell is a
+// child of another shell: inside Moat the first process is the pid
+// namespace's init, which Linux shields from signals it does not handle
+// (`kill -TERM $$` must not kill init), and a native run has no such init.
+// Both get stdin from /dev/null,
+// default signal dispositions, their own session, and a timeout.
+//
+// Knobs: MOAT_BIN (moat executable), MOAT_IT_TIMEOUT (seconds per run, default
+// 60), MOAT_IT_JOBS (scripts in parallel), MOAT_IT_KEEP=1 (keep the copies).
+// See scripts/README.md for how to write a script.
 
 import Foundation
 import Testing
@@ -42,7 +60,14 @@ actor Gate {
     }
 }
 
-let differentialGate = Gate(max(2, ProcessInfo.processInfo.activeProcessorCount))
+/// How many scripts run concurrently: $MOAT_IT_JOBS, default max(2, cores).
+let differentialGate = Gate({
+    if let s = ProcessInfo.processInfo.environment["MOAT_IT_JOBS"], let n = Int(s), n > 0 { return n }
+    return max(2, ProcessInfo.processInfo.activeProcessorCount)
+}())
+
+/// Set MOAT_IT_KEEP=1 to keep the per-test rootfs copies for inspection.
+let keepScratch = ProcessInfo.processInfo.environment["MOAT_IT_KEEP"].map { !$0.isEmpty && $0 != "0" } ?? false
 
 struct ScriptRun {
     var result: ProcessResult
@@ -53,7 +78,6 @@ struct ScriptRun {
 struct BusyboxDifferentialTests {
 
     @Test(.enabled(if: Integration.canRunNative, "needs root and chroot(8) for the native reference run"),
-          .timeLimit(.minutes(5)),
           arguments: busyboxScripts)
     func script(_ name: String) async throws {
         await differentialGate.acquire()
@@ -65,13 +89,17 @@ struct BusyboxDifferentialTests {
         let scratch = try Integration.makeScratchDir(group: "bbdiff", name: name)
         var cleanupProblem: String?
         defer {
-            if let problem = Integration.removeScratch(scratch) { print("warning: \(problem)") }
+            if keepScratch {
+                print("\(name): kept rootfs copies in \(scratch)")
+            } else if let problem = Integration.removeScratch(scratch) {
+                print("warning: \(problem)")
+            }
         }
 
         let nativeRoot = scratch + "/native"
         let moatRoot = scratch + "/moat"
         for root in [nativeRoot, moatRoot] {
-            try Integration.copyTree(rootfs, to: root)
+            try Integration.makeRootfsCopy(of: rootfs, at: root)
             try installScript(scriptPath, into: root)
         }
 
@@ -109,7 +137,7 @@ struct BusyboxDifferentialTests {
         }
         let result = await runProcess(
             [Integration.chrootPath!, root, "/bin/sh", "-c",
-             "umask 022 && ulimit -c 0 && cd /work && exec /bin/sh ./test.sh"],
+             "umask 022 && ulimit -c 0 && cd /work && /bin/sh ./test.sh; exit $?"],
             env: ["PATH=" + Integration.fixedPath, "HOME=/root"],
             timeout: differentialTimeout)
         if let problem = unmountProc(procDir) { cleanupProblem = problem }
@@ -122,7 +150,7 @@ struct BusyboxDifferentialTests {
         let argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
                     moat, "run", "--rootfs", root, "--cwd", "/work",
                     "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root",
-                    "--", "/bin/sh", "./test.sh"]
+                    "--", "/bin/sh", "-c", "/bin/sh ./test.sh; exit $?"]
         let result = await runProcess(argv, env: Integration.hostEnvironment(), timeout: differentialTimeout)
         return ScriptRun(result: result, tree: snapshotTree(root + "/work"))
     }
@@ -194,6 +222,8 @@ struct BusyboxDifferentialTests {
                 labelA: "native /work", labelB: "moat /work", context: 2))
         }
         if sections.isEmpty { return nil }
-        return "\(name): native and moat runs differ\n\n" + sections.joined(separator: "\n\n")
+        let header = "\(name): native and moat runs differ " + String(
+            format: "(native: status %d in %.2fs; moat: status %d in %.2fs)", n.exitStatus, n.seconds, m.exitStatus, m.seconds)
+        return header + "\n\n" + sections.joined(separator: "\n\n")
     }
 }

@@ -88,8 +88,17 @@ enum Integration {
         if let found = candidates.first(where: { fm.isExecutableFile(atPath: $0) }) {
             return .success(found)
         }
+        // `swift test` keeps .build locked while tests run; building into the
+        // same scratch path from inside it would wait forever.
+        if let holder = swiftPMLockHolder(repoRoot + "/.build"), isAncestor(holder) {
+            return .failure(HarnessError("""
+                no moat binary found (looked at \(candidates.joined(separator: ", "))), and it cannot be \
+                built from inside this test run (SwiftPM process \(holder) holds \(repoRoot)/.build/.lock). \
+                Build it first: swift build --product moat (or set MOAT_BIN).
+                """))
+        }
         let build = runSync(["/usr/bin/env", "swift", "build", "--product", "moat"],
-                            env: hostEnvironment(), cwd: repoRoot, timeout: 3600)
+                            env: hostEnvironment(), cwd: repoRoot, timeout: 1800)
         guard build.exitStatus == 0, fm.isExecutableFile(atPath: defaultPath) else {
             return .failure(HarnessError("""
                 no moat binary found (looked at \(candidates.joined(separator: ", "))) and \
@@ -99,6 +108,29 @@ enum Integration {
         }
         return .success(defaultPath)
     }()
+
+    /// The live pid recorded in a SwiftPM scratch directory's .lock file.
+    static func swiftPMLockHolder(_ scratch: String) -> pid_t? {
+        guard let text = try? String(contentsOfFile: scratch + "/.lock", encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+              kill(pid, 0) == 0 || errno == EPERM else { return nil }
+        return pid
+    }
+
+    /// Whether `pid` is this process or one of its ancestors.
+    static func isAncestor(_ pid: pid_t) -> Bool {
+        var current = getpid()
+        for _ in 0..<64 {
+            if current == pid { return true }
+            guard current > 1,
+                  let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let ppid = pid_t(fields[1]) else { return false }
+            current = ppid
+        }
+        return false
+    }
 
     static func hostEnvironment() -> [String] {
         ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }.sorted()
@@ -124,6 +156,23 @@ enum Integration {
         let res = runSync(["/bin/cp", "-a", src, dst], env: ["PATH=" + fixedPath], timeout: 120)
         guard res.exitStatus == 0 else {
             throw HarnessError("cp -a \(src) \(dst) failed (\(res.exitStatus)): \(res.stderrText)")
+        }
+    }
+
+    /// A private copy of the rootfs with empty /work (0755) and /tmp (1777).
+    /// The shared cached rootfs is sometimes used by hand (files dropped into
+    /// its /work); emptying these keeps every test hermetic.
+    static func makeRootfsCopy(of rootfs: String, at dst: String) throws {
+        try copyTree(rootfs, to: dst)
+        let fm = FileManager.default
+        for (dir, mode) in [("work", 0o755), ("tmp", 0o1777)] {
+            let path = dst + "/" + dir
+            if let names = try? fm.contentsOfDirectory(atPath: path) {
+                for n in names { try fm.removeItem(atPath: path + "/" + n) }
+            } else {
+                try fm.createDirectory(atPath: path, withIntermediateDirectories: false)
+            }
+            chmod(path, mode_t(mode))
         }
     }
 

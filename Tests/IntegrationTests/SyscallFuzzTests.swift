@@ -21,8 +21,7 @@ struct SyscallFuzzTests {
 
     static var canRun: Bool { Integration.isRoot && Integration.gccPath != nil }
 
-    @Test(.enabled(if: SyscallFuzzTests.canRun, "needs root (to run moat) and gcc (to build the fuzzer)"),
-          .timeLimit(.minutes(5)))
+    @Test(.enabled(if: SyscallFuzzTests.canRun, "needs root (to run moat) and gcc (to build the fuzzer)"))
     func fuzzerSurvivesAndHostIsUnchanged() async throws {
         let rootfs = try Integration.rootfs.get()
         let moat = try Integration.moatBinary.get()
@@ -40,7 +39,7 @@ struct SyscallFuzzTests {
 
         // Private rootfs copy with the fuzzer in /work and a scratch /work/tmp.
         let root = scratch + "/root"
-        try Integration.copyTree(rootfs, to: root)
+        try Integration.makeRootfsCopy(of: rootfs, at: root)
         let inRoot = root + "/work/syscall_fuzz"
         try FileManager.default.copyItem(atPath: binary, toPath: inRoot)
         chmod(inRoot, 0o755)

@@ -92,7 +92,7 @@ public final class APIRegistry: Sendable {
         if let k = body.kind, !k.isEmpty, k != rt.kind {
             throw APIError.badRequest("the API version in the data (\(body.apiVersion ?? "")) does not match the expected API version (\(rt.apiVersion)) or kind \(k) is not \(rt.kind)")
         }
-        var obj = body
+        var obj = body.pruned()
         if rt.namespaced {
             if !obj.namespace.isEmpty, !namespace.isEmpty, obj.namespace != namespace {
                 throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
@@ -201,7 +201,7 @@ public final class APIRegistry: Sendable {
             new = cur
             new["status"] = proposed["status"]
         } else if subresource == nil {
-            new = proposed
+            new = proposed.pruned()
             new.namespace = cur.namespace
             new.name = cur.name
             for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {

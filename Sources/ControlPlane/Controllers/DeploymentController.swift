@@ -49,7 +49,7 @@ public final class DeploymentController: Sendable {
 
     /// The template without the hash label, for comparing a ReplicaSet with a Deployment.
     static func stripHash(_ template: JSON) -> JSON {
-        var t = template
+        var t = template.pruned(dropEmpty: true)
         t[path: "metadata", "labels", hashLabel] = .null
         if t["metadata"]["labels"].object?.isEmpty == true { t[path: "metadata", "labels"] = .null }
         return t

@@ -129,6 +129,30 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
     public init(nilLiteral: ()) { self = .null }
 }
 
+// MARK: - Normalisation
+
+extension JSON {
+    /// Removes `null` members recursively (and, with `dropEmpty`, empty objects and arrays),
+    /// the way typed API clients omit unset fields.
+    public func pruned(dropEmpty: Bool = false) -> JSON {
+        switch self {
+        case .object(let o):
+            var out: [String: JSON] = [:]
+            for (k, v) in o {
+                let p = v.pruned(dropEmpty: dropEmpty)
+                if p.isNull { continue }
+                if dropEmpty, (p.object?.isEmpty ?? false) || (p.array?.isEmpty ?? false) { continue }
+                out[k] = p
+            }
+            return .object(out)
+        case .array(let a):
+            return .array(a.map { $0.pruned(dropEmpty: dropEmpty) })
+        default:
+            return self
+        }
+    }
+}
+
 // MARK: - Patching
 
 extension JSON {

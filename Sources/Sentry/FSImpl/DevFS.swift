@@ -40,7 +40,7 @@ final class DeviceFD: FileDescription {
             for i in 0..<min(count, t.scratch.count) { t.scratch[i] = 0 }
             while done < count {
                 let n = min(count - done, t.scratch.count)
-                if !t.scratch.withUnsafeBytes({ t.copyOut(buf + UInt64(done), $0.baseAddress!, n) }) { return done > 0 ? done : err(EFAULT) }
+                if !t.scratch.withUnsafeBytes({ t.copyOut(buf &+ UInt64(done), $0.baseAddress!, n) }) { return done > 0 ? done : err(EFAULT) }
                 done += n
             }
             return done

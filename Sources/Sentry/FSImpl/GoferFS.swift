@@ -100,13 +100,16 @@ final class GoferInode: Inode {
         g.mode = a.mode; g.uid = a.uid; g.gid = a.gid; g.size = a.size
         if let t = a.atime { g.atime = (sec: t.0, nsec: t.1) }
         if let t = a.mtime { g.mtime = (sec: t.0, nsec: t.1) }
-        return wrap(client.setattr(fid, g))
+        let r = wrap(client.setattr(fid, g))
+        if case .success = r { _ = stat() }
+        return r
     }
 
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         let fmt = mode & S_IFMT_
-        if fmt != S_IFREG_ { return .failure(Errno(fmt == S_IFIFO_ ? ENXIO : EACCES)) }
+        if fmt == S_IFIFO_ { return fifoOpen(self, t, flags) }
+        if fmt != S_IFREG_ { return .failure(Errno(fmt == S_IFSOCK_ ? ENXIO : EACCES)) }
         let hostFlags = flags & (O_ACCMODE | O_TRUNC | O_APPEND)
         switch client.open(fid, flags: hostFlags) {
         case .success(let hostfd): return .success(HostFileFD(fd: hostfd, flags: flags, path: nil))

@@ -10,9 +10,13 @@ final class HostFileFD: FileDescription {
     /// Pipes, ttys and sockets: may block, have no offset.
     let isStream: Bool
     let isTTY: Bool
+    /// The fd's offset is shared with the world outside the sandbox (stdio
+    /// redirected to a file): use the host's offset, not our own.
+    var hostOffset = false
 
-    init(fd: Int32, flags: Int32, path: Path?) {
+    init(fd: Int32, flags: Int32, path: Path?, hostOffset: Bool = false) {
         self.fd = fd
+        self.hostOffset = hostOffset
         var st = Glibc.stat()
         fstat(fd, &st)
         let fmt = st.st_mode & S_IFMT
@@ -38,9 +42,9 @@ final class HostFileFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
         if count == 0 { return 0 }
-        if isStream {
+        if isStream || (hostOffset && off == nil) {
             if off != nil { return err(ESPIPE) }
-            let w = waitReady(t, Int16(POLLIN))
+            let w = isStream ? waitReady(t, Int16(POLLIN)) : 0
             if w < 0 { return w }
             let n = min(count, t.scratch.count)
             let r = t.scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, n) }
@@ -55,7 +59,7 @@ final class HostFileFD: FileDescription {
             let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress!, n, Int(pos)) }
             if r < 0 { if errno == EINTR { continue }; return done > 0 ? done : err(errno) }
             if r == 0 { break }
-            if !t.scratch.withUnsafeBytes({ t.copyOut(buf + UInt64(done), $0.baseAddress!, r) }) {
+            if !t.scratch.withUnsafeBytes({ t.copyOut(buf &+ UInt64(done), $0.baseAddress!, r) }) {
                 return done > 0 ? done : err(EFAULT)
             }
             done += r
@@ -76,11 +80,11 @@ final class HostFileFD: FileDescription {
         }
         while done < count {
             let n = min(count - done, t.scratch.count)
-            let got = t.scratch.withUnsafeMutableBytes { t.thread.read(buf + UInt64(done), $0.baseAddress!, n) }
+            let got = t.scratch.withUnsafeMutableBytes { t.thread.read(buf &+ UInt64(done), $0.baseAddress!, n) }
             if got <= 0 { return done > 0 ? done : err(EFAULT) }
             var r: Int
-            if isStream {
-                let w = waitReady(t, Int16(POLLOUT))
+            if isStream || (hostOffset && off == nil) {
+                let w = isStream ? waitReady(t, Int16(POLLOUT)) : 0
                 if w < 0 { return done > 0 ? done : w }
                 r = t.scratch.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, got) }
             } else {
@@ -103,6 +107,10 @@ final class HostFileFD: FileDescription {
 
     override func seek(_ off: Int64, _ whence: Int32) -> Int {
         if isStream { return err(ESPIPE) }
+        if hostOffset {
+            let r = lseek(fd, Int(off), whence)
+            return r < 0 ? err(errno) : r
+        }
         if whence == SEEK_DATA || whence == SEEK_HOLE {
             let r = lseek(fd, Int(off), whence)
             if r < 0 { return err(errno) }

@@ -76,7 +76,7 @@ final class PipeFD: FileDescription {
                 continue
             }
             let n = min(space, remaining)
-            guard let bytes = t.copyIn(buf + UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            guard let bytes = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
             pipe.buf.append(contentsOf: bytes)
             done += n
             pipe.notify()
@@ -106,6 +106,10 @@ final class PipeFD: FileDescription {
 
     override func release() {
         if isReader { pipe.readers -= 1 } else { pipe.writers -= 1 }
+        if pipe.readers == 0 && pipe.writers == 0 {
+            // A FIFO with nobody on either end forgets its data.
+            pipe.buf.removeAll(); pipe.head = 0; pipe.hadWriter = false
+        }
         pipe.notify()
     }
 
@@ -126,9 +130,11 @@ private var pipeInoCounter: UInt64 = 5000
 func newPipeIno() -> UInt64 { pipeInoCounter += 1; return pipeInoCounter }
 
 /// FIFOs in tmpfs: one Pipe per inode, opened per POSIX rules.
-private var fifoPipes: [ObjectIdentifier: Pipe] = [:]
+/// Keyed by (device, inode) so every path to the FIFO meets the same pipe.
+private struct FifoKey: Hashable { let dev: UInt64; let ino: UInt64 }
+private var fifoPipes: [FifoKey: Pipe] = [:]
 func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescription, Errno> {
-    let key = ObjectIdentifier(node)
+    let key = FifoKey(dev: node.dev, ino: node.ino)
     let p = fifoPipes[key] ?? Pipe()
     fifoPipes[key] = p
     let acc = flags & O_ACCMODE

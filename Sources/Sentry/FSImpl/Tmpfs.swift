@@ -139,6 +139,7 @@ final class TmpfsFileFD: FileDescription {
         if !writable { return err(EBADF) }
         if count == 0 { return 0 }
         guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
+        if (off ?? offset) > 1 << 32 || count > 1 << 30 { return err(EFBIG) }
         var pos = Int(off ?? offset)
         if off == nil && flags & O_APPEND != 0 { pos = node.data.count }
         if pos > node.data.count { node.data.append(contentsOf: repeatElement(0, count: pos - node.data.count)) }

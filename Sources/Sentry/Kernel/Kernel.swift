@@ -32,6 +32,7 @@ final class Kernel: @unchecked Sendable {
     var nextPid: Int32 = 1
     var initTG: ThreadGroup?
     var liveTasks = 0
+    lazy var timers = TimerService(kernel: self)
 
     /// Set when init has exited: the sandbox is over.
     var finished = false

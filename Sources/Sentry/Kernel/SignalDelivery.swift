@@ -114,9 +114,9 @@ extension Task {
 
         var sp = regs.rsp
         let onAlt = altStackFlags & SS_DISABLE == 0 && altStackSize > 0
-        let alreadyOnAlt = onAlt && sp > altStackSP && sp <= altStackSP + altStackSize
+        let alreadyOnAlt = onAlt && sp > altStackSP && sp <= altStackSP &+ altStackSize
         if act.flags & UInt64(SA_ONSTACK) != 0 && onAlt && !alreadyOnAlt {
-            sp = altStackSP + altStackSize
+            sp = altStackSP &+ altStackSize
         } else {
             sp &-= 128 // red zone
         }
@@ -158,8 +158,8 @@ extension Task {
         regs.rsp = frame
         regs.rip = act.handler
         regs.rdi = UInt64(info.signo)
-        regs.rsi = frame + UInt64(infoOff)
-        regs.rdx = frame + UInt64(ucOff)
+        regs.rsi = frame &+ UInt64(infoOff)
+        regs.rdx = frame &+ UInt64(ucOff)
         regs.rax = 0
         regs.eflags &= ~UInt64(0x400 | 0x100) // DF, TF
         regs.orig_rax = UInt64.max

@@ -331,7 +331,7 @@ final class Task {
                 return out.count > max ? (nil, true) : (out, false)
             }
             out.append(contentsOf: chunk[0..<n])
-            a += UInt64(n)
+            a &+= UInt64(n)
         }
         return (nil, true)
     }
@@ -350,7 +350,7 @@ final class Task {
             total += str.count + 1
             if total > 2 << 20 || out.count > 100_000 { return nil }
             out.append(str)
-            a += 8
+            a &+= 8
         }
     }
 }

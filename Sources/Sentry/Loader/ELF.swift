@@ -62,7 +62,7 @@ func parseELF(_ src: ByteSource) -> Result<ELFInfo, Errno> {
         let off = get64(ph, o + 8), vaddr = get64(ph, o + 16), filesz = get64(ph, o + 32), memsz = get64(ph, o + 40)
         switch ptype {
         case 1: // PT_LOAD
-            if filesz > memsz || vaddr &+ memsz < vaddr || memsz > 1 << 40 { return .failure(Errno(ENOEXEC)) }
+            if filesz > memsz || vaddr &+ memsz < vaddr || memsz > 1 << 40 || off > 1 << 40 || vaddr > 1 << 47 { return .failure(Errno(ENOEXEC)) }
             if (vaddr & 4095) != (off & 4095) { return .failure(Errno(ENOEXEC)) }
             info.segments.append(ELFSegment(vaddr: vaddr, memsz: memsz, offset: off, filesz: filesz, flags: flags))
         case 3: // PT_INTERP

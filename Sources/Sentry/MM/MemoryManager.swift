@@ -140,7 +140,7 @@ final class MemoryManager {
     }
 
     func brk(_ t: Task, _ want: UInt64) -> UInt64 {
-        if want < brkStart { return brkEnd }
+        if want < brkStart || want > mmapTop { return brkEnd }
         let oldTop = pageUp(brkEnd)
         let newTop = pageUp(want)
         if newTop > oldTop {

@@ -51,6 +51,7 @@ func dispatchSyscall(_ t: Task) {
     var start: Int64 = 0
     if k.strace { start = Kernel.now(CLOCK_MONOTONIC) }
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
+    if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
     if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
         ret = h(t, args)

@@ -170,7 +170,9 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     for i in 1..<65 where h.actions[i].handler == 1 { fresh.actions[i].handler = 1 }
     t.tg.handlers = fresh
     t.altStackSP = 0; t.altStackSize = 0; t.altStackFlags = SS_DISABLE
-    let base = target.path.dentry.name
+    // Like Linux, the name is the last component of the path given to execve
+    // (not of the file it resolved to: /bin/cat -> busybox is "cat").
+    let base = execfn.split(separator: 47).last.map(Array.init) ?? execfn
     t.comm = Array(base.prefix(15))
     t.tg.comm = t.comm
     t.releaseVfork()

@@ -79,7 +79,7 @@ func registerFile(_ t: SyscallTable) {
     t[235] = { t, a in sysUtimes(t, a.a0, a.a1) }                                         // utimes
     t[132] = { t, a in                                                                    // utime
         if a.a1 == 0 { return sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(atime: nowTimespec(), mtime: nowTimespec())) }
-        guard let at = t.readU64(a.a1), let mt = t.readU64(a.a1 + 8) else { return err(EFAULT) }
+        guard let at = t.readU64(a.a1), let mt = t.readU64(a.a1 &+ 8) else { return err(EFAULT) }
         return sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(atime: (Int64(bitPattern: at), 0), mtime: (Int64(bitPattern: mt), 0)))
     }
     t[76] = { t, a in                                                                     // truncate
@@ -146,8 +146,9 @@ func registerFile(_ t: SyscallTable) {
     t[285] = { t, a in                                                                    // fallocate
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
         if a.int(1) != 0 { return err(EOPNOTSUPP) }
-        let end = Int64(a.long(2)) + Int64(a.long(3))
-        if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
+        let end = Int64(a.long(2)) &+ Int64(a.long(3))
+        if a.long(2) < 0 || a.long(3) <= 0 || end < 0 { return err(EINVAL) }
+        if end > 1 << 40 { return err(EFBIG) }
         return f.fileSize() < end ? f.truncate(end) : 0
     }
     t[221] = { _, _ in 0 }                                                                // fadvise64
@@ -498,7 +499,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
 }
 
 func readTimespec(_ t: Task, _ addr: UInt64) -> (Int64, Int64)?? {
-    guard let s = t.readU64(addr), let n = t.readU64(addr + 8) else { return .some(nil) }
+    guard let s = t.readU64(addr), let n = t.readU64(addr &+ 8) else { return .some(nil) }
     let ns = Int64(bitPattern: n)
     if ns == (1 << 30) - 1 { return .some(nowTimespec()) }     // UTIME_NOW
     if ns == (1 << 30) - 2 { return nil }                      // UTIME_OMIT
@@ -511,7 +512,7 @@ func sysUtimensat(_ t: Task, _ a: Args) -> Int {
         attr.atime = nowTimespec(); attr.mtime = attr.atime
     } else {
         switch readTimespec(t, a.a2) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.atime = v; case .none: break }
-        switch readTimespec(t, a.a2 + 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
+        switch readTimespec(t, a.a2 &+ 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
     }
     if a.a1 == 0 { return sysFSetattr(t, a.int(0), attr) }
     return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
@@ -522,8 +523,8 @@ func sysUtimes(_ t: Task, _ path: UInt64, _ tv: UInt64) -> Int {
     if tv == 0 { attr.atime = nowTimespec(); attr.mtime = attr.atime }
     else {
         guard let b = t.copyIn(tv, 32) else { return err(EFAULT) }
-        attr.atime = (Int64(bitPattern: get64(b, 0)), Int64(bitPattern: get64(b, 8)) * 1000)
-        attr.mtime = (Int64(bitPattern: get64(b, 16)), Int64(bitPattern: get64(b, 24)) * 1000)
+        attr.atime = (Int64(bitPattern: get64(b, 0)), Int64(bitPattern: get64(b, 8)) &* 1000)
+        attr.mtime = (Int64(bitPattern: get64(b, 16)), Int64(bitPattern: get64(b, 24)) &* 1000)
     }
     return sysSetattrAt(t, AT_FDCWD_, path, true, attr)
 }

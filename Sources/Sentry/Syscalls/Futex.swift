@@ -38,9 +38,9 @@ func registerFutex(_ t: SyscallTable) {
             if cur != a.int(2) { return err(EAGAIN) }
             var deadline: Int64? = nil
             if a.a3 != 0 {
-                guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 + 8) else { return err(EFAULT) }
+                guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 &+ 8) else { return err(EFAULT) }
                 let ns = Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
-                deadline = op == 9 ? Kernel.now(CLOCK_MONOTONIC) + max(0, ns - Kernel.now(a.int(1) & 256 != 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC)) : Kernel.now(CLOCK_MONOTONIC) + ns
+                deadline = op == 9 ? Kernel.now(CLOCK_MONOTONIC) &+ max(0, ns &- Kernel.now(a.int(1) & 256 != 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC)) : Kernel.now(CLOCK_MONOTONIC) &+ max(0, ns)
             }
             let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
             tab.waiters[key, default: []].append((t, bitset))

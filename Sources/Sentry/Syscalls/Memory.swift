@@ -4,7 +4,7 @@ import CMoat
 import Glibc
 
 func registerMemory(_ t: SyscallTable) {
-    t[12] = { t, a in Int(t.mm.brk(t, a.a0)) }                                // brk
+    t[12] = { t, a in Int(bitPattern: UInt(t.mm.brk(t, a.a0))) }                                // brk
     t[9] = sysMmap
     t[11] = { t, a in t.mm.unmap(t, addr: a.a0, len: a.a1) }                  // munmap
     t[10] = { t, a in t.mm.protect(t, addr: a.a0, len: a.a1, prot: a.int(2)) } // mprotect
@@ -37,6 +37,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     let l = pageUp(len)
     if l == 0 || l > 1 << 46 { return err(ENOMEM) }
     if off & 4095 != 0 { return err(EINVAL) }
+    if off > UInt64(Int64.max) - l { return err(EOVERFLOW) }
     let type = flags & 0xf
     if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
     if prot & ~Int32(7) != 0 { return err(EINVAL) }
@@ -80,14 +81,15 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
 
 func sysMremap(_ t: Task, _ a: Args) -> Int {
     let old = a.a0, oldLen = pageUp(a.a1), newLen = pageUp(a.a2), flags = a.int(3)
+    if a.a1 > 1 << 46 || a.a2 > 1 << 46 { return err(EINVAL) }
     if old & 4095 != 0 || newLen == 0 { return err(EINVAL) }
     if flags & ~Int32(7) != 0 { return err(EINVAL) }
-    guard let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
+    guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
     if newLen <= oldLen {
         if newLen < oldLen { _ = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen) }
         return Int(old)
     }
-    if t.mm.isFree(old + oldLen, old + newLen) && old + newLen <= t.mm.appTop {
+    if old &+ newLen > old && old &+ newLen <= t.mm.appTop && t.mm.isFree(old + oldLen, old + newLen) {
         let r = t.thread.inject(25, old, oldLen, newLen, 0)
         if r < 0 { return r }
         var n = v; n.start = old; n.end = old + newLen

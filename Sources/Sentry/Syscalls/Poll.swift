@@ -11,7 +11,7 @@ func registerPoll(_ t: SyscallTable) {
     t[271] = { t, a in                                                        // ppoll
         var deadline: Int64? = nil
         if a.a2 != 0 {
-            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 + 8) else { return err(EFAULT) }
+            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 &+ 8) else { return err(EFAULT) }
             let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
             if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
             deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
@@ -29,7 +29,7 @@ func registerPoll(_ t: SyscallTable) {
     t[23] = { t, a in                                                         // select
         var deadline: Int64? = nil
         if a.a4 != 0 {
-            guard let s = t.readU64(a.a4), let u = t.readU64(a.a4 + 8) else { return err(EFAULT) }
+            guard let s = t.readU64(a.a4), let u = t.readU64(a.a4 &+ 8) else { return err(EFAULT) }
             let sec = Int64(bitPattern: s), us = Int64(bitPattern: u)
             if sec < 0 || us < 0 { return err(EINVAL) }
             deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ min(us, 999_999_999) &* 1000
@@ -39,7 +39,7 @@ func registerPoll(_ t: SyscallTable) {
     t[270] = { t, a in                                                        // pselect6
         var deadline: Int64? = nil
         if a.a4 != 0 {
-            guard let s = t.readU64(a.a4), let n = t.readU64(a.a4 + 8) else { return err(EFAULT) }
+            guard let s = t.readU64(a.a4), let n = t.readU64(a.a4 &+ 8) else { return err(EFAULT) }
             let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
             if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
             deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns

@@ -23,7 +23,7 @@ func registerProcess(_ t: SyscallTable) {
         let flags = get64(b, 0), exitSig = get64(b, 32), stack = get64(b, 40), size = get64(b, 48), tls = get64(b, 56)
         if exitSig > 64 || flags & 0xff != 0 { return err(EINVAL) }
         if get64(b, 64) != 0 && a.a1 >= 72 { return err(EINVAL) } // set_tid
-        return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack + size, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
+        return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack &+ size, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
     }
     t[59] = { t, a in sysExecve(t, AT_FDCWD_, a.a0, a.a1, a.a2, 0) }                                                // execve
     t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat

@@ -67,7 +67,7 @@ func registerSignal(_ t: SyscallTable) {
         let want = set & ~unblockableMask
         var deadline: Int64? = nil
         if a.a2 != 0 {
-            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 + 8) else { return err(EFAULT) }
+            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 &+ 8) else { return err(EFAULT) }
             if Int64(bitPattern: n) >= 1_000_000_000 || Int64(bitPattern: n) < 0 || Int64(bitPattern: s) < 0 { return err(EINVAL) }
             deadline = Kernel.now(CLOCK_MONOTONIC) &+ Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
         }
@@ -89,7 +89,7 @@ func registerSignal(_ t: SyscallTable) {
         if a.a1 != 0 {
             var b = [UInt8](repeating: 0, count: 24)
             put64(&b, 0, t.altStackSP)
-            let onStack = t.altStackSize > 0 && t.thread.regs.rsp > t.altStackSP && t.thread.regs.rsp <= t.altStackSP + t.altStackSize
+            let onStack = t.altStackSize > 0 && t.thread.regs.rsp > t.altStackSP && t.thread.regs.rsp <= t.altStackSP &+ t.altStackSize
             put32(&b, 8, onStack ? 1 : t.altStackFlags)
             put64(&b, 16, t.altStackSize)
             if !t.copyOut(a.a1, b) { return err(EFAULT) }
@@ -113,7 +113,7 @@ func registerSignal(_ t: SyscallTable) {
         let sig = a.int(1)
         if sig < 1 || sig > 64 { return err(EINVAL) }
         var info = SigInfo(signo: sig); info.code = -1; info.pid = t.tg.tgid; info.uid = t.tg.creds.uid
-        if let v = t.readU64(a.a2 + 24) { info.value = v }
+        if let v = t.readU64(a.a2 &+ 24) { info.value = v }
         tg.sendSignal(sig, info)
         return 0
     }
