@@ -98,6 +98,9 @@ static int master_main(void *p) {
     }
     sigset_t none; sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    // Stubs hold no privilege: no capabilities, no way to gain any. (This
+    // also lets a Sentry that dropped its own capabilities trace them.)
+    if (moat_drop_all_caps() != 0) _exit(122);
     // Keep only the readiness fd.
     if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
     syscall(SYS_close_range, fd + 1, ~0U, 0);

@@ -23,7 +23,11 @@ public struct RunOptions {
 
 public enum Sandbox {
     /// Runs a command in a new sandbox and returns the exit status to use.
+    /// Must be called on the process's main thread (see Moat.main).
     public static func run(_ o: RunOptions) -> Int32 {
+        if moat_gettid() != getpid() {
+            return fail("internal error: the launcher must run on the main thread", 125)
+        }
         var st = stat()
         if stat(o.rootfs, &st) != 0 || st.st_mode & S_IFMT != S_IFDIR {
             return fail("root file system \(o.rootfs) does not exist or is not a directory (build one with rootfs/busybox.sh)", 125)

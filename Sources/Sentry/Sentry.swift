@@ -17,6 +17,9 @@ public struct SentryConfig {
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
     public var hostname = "moat"
+    /// Drop capabilities and install the seccomp allow-list before the
+    /// application starts (only tests of the Sentry itself turn it off).
+    public var confine = true
     public init() {}
 }
 
@@ -113,6 +116,13 @@ public enum SentryMain {
                 return fatal(cmd.contains("/") ? "exec \(cmd): no such file or directory" : "exec \(cmd): executable file not found in $PATH", 127)
             }
             return fatal("exec \(cmd): \(why)", 126)
+        }
+        // From here on the Sentry reads hostile input: confine it first
+        // (fail closed). The stub factory's thread is covered by TSYNC.
+        if cfg.confine {
+            var r = moat_drop_all_caps()
+            if r == 0 { r = moat_sentry_seccomp() }
+            if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
         }
         tg.tasks.append(task)
         k.tasks[1] = task

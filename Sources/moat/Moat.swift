@@ -14,6 +14,23 @@ struct Moat: AsyncParsableCommand {
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
         subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self])
+
+    /// Synchronous commands run on the main thread, never on a concurrency
+    /// pool thread: the sandbox's processes are started with
+    /// PR_SET_PDEATHSIG, which fires when the *thread* that started them
+    /// exits, and idle pool threads do exit.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Run: ParsableCommand {

@@ -57,6 +57,13 @@ pid_t moat_start_master_stub(void);
 pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
                  const int *fds, int nfds, unsigned long cloneflags, int setsid_child);
 
+// ---- confinement --------------------------------------------------------
+/// Empties the capability bounding, effective, permitted and inheritable
+/// sets and sets no-new-privs. Returns 0 or -errno.
+int moat_drop_all_caps(void);
+/// Installs the Sentry's seccomp allow-list on every thread. 0 or -errno.
+int moat_sentry_seccomp(void);
+
 // ---- misc ----------------------------------------------------------------
 int moat_errno(void);
 long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);

@@ -1,0 +1,68 @@
+// Least privilege for the Sentry and the stubs: capabilities, no-new-privs
+// and the Sentry's seccomp allow-list (libseccomp).
+#define _GNU_SOURCE
+#include "cmoat.h"
+#include <errno.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int moat_drop_all_caps(void) {
+    for (int c = 0; c <= 63; c++) {
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
+    }
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+    if (syscall(SYS_capset, &h, d) != 0) return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+    return 0;
+}
+
+#define ALLOW(name) do { if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(name), 0) != 0) goto fail; } while (0)
+
+// The host syscalls the Sentry makes once the application runs. Everything
+// else fails with EPERM: the Sentry opens no file, makes no socket, execs
+// nothing. Threads are synchronized (TSYNC), so the stub factory's thread
+// is covered too; the stubs themselves are separate processes whose
+// application syscalls never reach the host (PTRACE_SYSEMU).
+int moat_sentry_seccomp(void) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (!ctx) return -ENOMEM;
+    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0) goto fail;
+    // Driving stubs.
+    ALLOW(ptrace); ALLOW(wait4); ALLOW(waitid); ALLOW(process_vm_readv); ALLOW(process_vm_writev);
+    ALLOW(kill); ALLOW(tgkill); ALLOW(sched_setaffinity); ALLOW(sched_getaffinity); ALLOW(sched_yield);
+    // I/O on fds the Sentry was given (Gofer-donated files, stdio, the log).
+    ALLOW(read); ALLOW(write); ALLOW(pread64); ALLOW(pwrite64); ALLOW(readv); ALLOW(writev);
+    ALLOW(lseek); ALLOW(close); ALLOW(fstat); ALLOW(newfstatat); ALLOW(statx); ALLOW(ftruncate); ALLOW(fsync);
+    ALLOW(fdatasync); ALLOW(poll); ALLOW(ppoll); ALLOW(dup); ALLOW(dup3); ALLOW(fcntl); ALLOW(eventfd2);
+    // The Gofer channel.
+    ALLOW(sendmsg); ALLOW(recvmsg); ALLOW(sendto); ALLOW(recvfrom);
+    // Memory and threads of the Sentry itself.
+    ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
+    ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);
+    ALLOW(rt_sigaction); ALLOW(rt_sigprocmask); ALLOW(rt_sigreturn); ALLOW(sigaltstack); ALLOW(restart_syscall);
+    ALLOW(getpid); ALLOW(gettid); ALLOW(getppid); ALLOW(getuid); ALLOW(geteuid); ALLOW(getgid); ALLOW(getegid);
+    ALLOW(clock_gettime); ALLOW(clock_nanosleep); ALLOW(nanosleep); ALLOW(gettimeofday); ALLOW(getrandom);
+    ALLOW(sysinfo); ALLOW(prlimit64); ALLOW(getrlimit); ALLOW(uname); ALLOW(getcpu); ALLOW(lgetxattr);
+    // New Sentry threads only (pthread_create); clone3's flags cannot be
+    // inspected, so it fails with ENOSYS and glibc falls back to clone.
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0) goto fail;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) goto fail;
+    // Terminal ioctls on the sandbox's stdio (see ttyIoctl in the Sentry).
+    unsigned long ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD };
+    for (unsigned i = 0; i < sizeof ioctls / sizeof ioctls[0]; i++) {
+        if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, ioctls[i])) != 0) goto fail;
+    }
+    if (seccomp_load(ctx) != 0) goto fail;
+    seccomp_release(ctx);
+    return 0;
+fail:
+    seccomp_release(ctx);
+    return -EINVAL;
+}
