@@ -109,6 +109,7 @@ final class Task {
             kernel.unlock()
             return
         }
+        pin()
         kernel.lock()
         if let s = onStart { onStart = nil; s(self) }
         while prepareToRun() {
@@ -154,6 +155,17 @@ final class Task {
         }
         finishRestart(handlerRan: false)
         return true
+    }
+
+    /// Puts this driver thread and its stub thread on the same CPU: a
+    /// ptrace round trip is a pair of wake-ups between them, and on the
+    /// machines we measured a cross-CPU wake-up costs more than the rest of
+    /// the trap (bench/README.md). Tasks are spread round-robin over CPUs.
+    func pin() {
+        guard kernel.pinCPUs > 1 else { return }
+        let cpu = Int32(Int(tid) % kernel.pinCPUs)
+        _ = moat_sched_pin(moat_gettid(), cpu)
+        _ = moat_sched_pin(hostTid, cpu)
     }
 
     // MARK: - Waiting
