@@ -152,6 +152,17 @@ func registerFile(_ t: SyscallTable) {
         return f.fileSize() < end ? f.truncate(end) : 0
     }
     t[221] = { _, _ in 0 }                                                                // fadvise64
+    // Extended attributes: no file system here stores any yet. Reads find
+    // none, lists are empty, writes are refused as by a file system
+    // without xattr support.
+    for nr in [191, 192] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 191) { _ in err(ENODATA) } } }   // getxattr, lgetxattr
+    t[193] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(ENODATA) }                             // fgetxattr
+    for nr in [194, 195] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 194) { _ in 0 } } }              // listxattr, llistxattr
+    t[196] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                                        // flistxattr
+    for nr in [188, 189] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 188) { _ in err(EOPNOTSUPP) } } } // setxattr, lsetxattr
+    t[190] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(EOPNOTSUPP) }                          // fsetxattr
+    for nr in [197, 198] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 197) { _ in err(ENODATA) } } }   // removexattr, lremovexattr
+    t[199] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(ENODATA) }                             // fremovexattr
 }
 
 func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
@@ -225,7 +236,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         case .success(let p): target = p
         case .failure(let e): return e.ret
         }
-        if target.inode.isSymlink && flags & O_PATH == 0 { return err(ELOOP) }
+        if target.inode.isSymlink && !(target.inode is ProcFdLink) && flags & O_PATH == 0 { return err(ELOOP) }
     }
     let ino = target.inode
     if flags & O_DIRECTORY != 0 && !ino.isDir { return err(ENOTDIR) }
@@ -535,4 +546,12 @@ func sysSendfile(_ t: Task, _ a: Args) -> Int {
     guard let out = t.fds.get(a.int(0)), let inp = t.fds.get(a.int(1)) else { return err(EBADF) }
     if !out.writable || !inp.readable { return err(EBADF) }
     return err(EINVAL)
+}
+
+/// Resolves the path of a path-based xattr call, then answers with `then`.
+func xattrPath(_ t: Task, _ a: Args, follow: Bool, _ then: (Path) -> Int) -> Int {
+    switch t.lookup(AT_FDCWD_, a.a0, follow: follow) {
+    case .success(let p): return then(p)
+    case .failure(let e): return e.ret
+    }
 }
