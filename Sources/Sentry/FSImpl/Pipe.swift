@@ -11,6 +11,11 @@ final class Pipe {
     var writers = 0
     var waiters = WaitQueue()
     var hadWriter = false
+    /// Opens of each end so far: a FIFO opener waits for the other end to
+    /// have been opened, even if it was closed again since (Linux's
+    /// r_counter/w_counter).
+    var readerOpens = 0
+    var writerOpens = 0
     var available: Int { buf.count - head }
     func notify() { waiters.notifyAll() }
 }
@@ -25,7 +30,7 @@ final class PipeFD: FileDescription {
         self.isReader = reader
         self.ino = ino
         super.init(flags: flags, path: nil)
-        if reader { pipe.readers += 1 } else { pipe.writers += 1; pipe.hadWriter = true }
+        if reader { pipe.readers += 1; pipe.readerOpens += 1 } else { pipe.writers += 1; pipe.writerOpens += 1; pipe.hadWriter = true }
     }
 
     override var seekable: Bool { false }
@@ -41,7 +46,8 @@ final class PipeFD: FileDescription {
             pipe.waiters.add(t)
             let r = t.block(deadline: nil)
             pipe.waiters.remove(t)
-            if r == .interrupted { return -ERESTARTSYS }
+            // The condition wins over a signal that arrived with it.
+            if r == .interrupted && pipe.available == 0 && pipe.writers > 0 { return -ERESTARTSYS }
         }
         let n = min(count, pipe.available)
         let ok = pipe.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + pipe.head, n) }
@@ -72,7 +78,9 @@ final class PipeFD: FileDescription {
                 pipe.waiters.add(t)
                 let r = t.block(deadline: nil)
                 pipe.waiters.remove(t)
-                if r == .interrupted { return done > 0 ? done : -ERESTARTSYS }
+                if r == .interrupted && pipe.capacity - pipe.available < need && pipe.readers > 0 {
+                    return done > 0 ? done : -ERESTARTSYS
+                }
                 continue
             }
             let n = min(space, remaining)
@@ -147,11 +155,13 @@ func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescriptio
     let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: node.ino)
     p.notify()
     if flags & O_NONBLOCK == 0 {
-        while reader ? p.writers == 0 : p.readers == 0 {
+        let seen = reader ? p.writerOpens : p.readerOpens
+        func waiting() -> Bool { reader ? (p.writers == 0 && p.writerOpens == seen) : (p.readers == 0 && p.readerOpens == seen) }
+        while waiting() {
             p.waiters.add(t)
             let r = t.block(deadline: nil)
             p.waiters.remove(t)
-            if r == .interrupted { fd.release(); return .failure(Errno(Int32(ERESTARTSYS))) }
+            if r == .interrupted && waiting() { fd.release(); return .failure(Errno(Int32(ERESTARTSYS))) }
         }
     } else if !reader && p.readers == 0 {
         fd.release()

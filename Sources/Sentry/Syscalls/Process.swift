@@ -165,6 +165,7 @@ enum WaitEvent { case exited, stopped, continued }
 /// The common engine of wait4 and waitid.
 /// Returns (child, event) or an errno result.
 func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: Bool, continued: Bool, consume: Bool) -> Result<(ThreadGroup, WaitEvent)?, SysErr> {
+    var interrupted = false
     while true {
         var any = false
         // Children of any thread of this group are ours (threads share children).
@@ -185,10 +186,12 @@ func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: 
         }
         if !any { return .failure(SysErr(err(ECHILD))) }
         if options & WNOHANG != 0 { return .success(nil) }
+        // A child event that came with the signal is reported first.
+        if interrupted { return .failure(SysErr(-ERESTARTSYS)) }
         t.tg.childWaiters.add(t)
         let r = t.block(deadline: nil)
         t.tg.childWaiters.remove(t)
-        if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+        if r == .interrupted { interrupted = true }
     }
 }
 
