@@ -66,3 +66,30 @@ fail:
     seccomp_release(ctx);
     return -EINVAL;
 }
+
+// The Gofer's host syscalls once it serves: file operations relative to
+// held directory fds (*at calls), the socket to its Sentry, and what the
+// Swift runtime needs. No open by absolute path can leave the pivot_root
+// anyway; no socket, exec, mount, ptrace or namespace call is allowed.
+int moat_gofer_seccomp(void) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (!ctx) return -ENOMEM;
+    ALLOW(read); ALLOW(write); ALLOW(pread64); ALLOW(pwrite64); ALLOW(close); ALLOW(lseek); ALLOW(fcntl);
+    ALLOW(openat); ALLOW(newfstatat); ALLOW(fstat); ALLOW(statx); ALLOW(getdents64); ALLOW(readlinkat);
+    ALLOW(mkdirat); ALLOW(mknodat); ALLOW(symlinkat); ALLOW(linkat); ALLOW(unlinkat); ALLOW(renameat);
+    ALLOW(renameat2); ALLOW(fchownat); ALLOW(fchown); ALLOW(fchmodat); ALLOW(fchmod); ALLOW(utimensat);
+    ALLOW(ftruncate); ALLOW(fstatfs); ALLOW(fsync); ALLOW(fdatasync);
+    ALLOW(sendmsg); ALLOW(recvmsg);
+    ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
+    ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);
+    ALLOW(rt_sigaction); ALLOW(rt_sigprocmask); ALLOW(rt_sigreturn); ALLOW(sigaltstack);
+    ALLOW(getpid); ALLOW(gettid); ALLOW(clock_gettime); ALLOW(getrandom);
+    // fchmodat2 (452) is newer than this libseccomp's name table.
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 452, 0) != 0) goto fail;
+    if (seccomp_load(ctx) != 0) goto fail;
+    seccomp_release(ctx);
+    return 0;
+fail:
+    seccomp_release(ctx);
+    return -EINVAL;
+}

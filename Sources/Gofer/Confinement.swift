@@ -13,8 +13,7 @@
 //     from the bounding set except the file-serving ones, then capset() the
 //     effective/permitted sets to exactly those (inheritable empty).
 //
-// TODO(seccomp): step 6, a seccomp-bpf allow-list of the syscalls the server
-// loop makes, is not done yet (see Gofer.swift).
+//  6. (in Gofer.run, once the root is open) the seccomp allow-list.
 
 import Glibc
 

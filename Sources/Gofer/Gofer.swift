@@ -29,10 +29,11 @@
 // placed there by the image), and denial of service by the Sentry against
 // its own Gofer (it can always hang up).
 //
-// TODO(seccomp): install a seccomp-bpf allow-list (openat, fstatat, getdents64,
-// sendmsg/recvmsg, renameat2, ... and nothing else) in `run` after
-// confinement and before serving; this is the next hardening step.
+// Last, `run` installs a seccomp allow-list (moat_gofer_seccomp in CMoat's
+// confine.c): the *at file calls, the socket's sendmsg/recvmsg and what the
+// Swift runtime needs; nothing else reaches the host.
 
+import CMoat
 import Glibc
 import GoferProtocol
 
@@ -52,6 +53,10 @@ public enum Gofer {
             fail("cannot open the served root")
         }
         Glibc.close(rootFD)
+        // The allow-list of host syscalls goes on last, before any request
+        // is read (fail closed).
+        let sc = moat_gofer_seccomp()
+        if sc != 0 { fail("cannot install the seccomp filter: errno \(-sc)") }
         // stderr was the last inherited fd; nothing may reach the host tty now.
         Glibc.close(2)
         server.serve()

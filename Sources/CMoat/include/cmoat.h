@@ -63,6 +63,8 @@ pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
 int moat_drop_all_caps(void);
 /// Installs the Sentry's seccomp allow-list on every thread. 0 or -errno.
 int moat_sentry_seccomp(void);
+/// Installs the Gofer's seccomp allow-list. 0 or -errno.
+int moat_gofer_seccomp(void);
 
 // ---- misc ----------------------------------------------------------------
 int moat_errno(void);

@@ -67,6 +67,7 @@ func registerPoll(_ t: SyscallTable) {
 func waitEvents(_ t: Task, _ files: [FileDescription?], _ events: [Int16], _ deadline: Int64?) -> Result<[Int16], SysErr> {
     var revents = [Int16](repeating: 0, count: files.count)
     let always = Int16(POLLHUP | POLLERR | POLLNVAL)
+    var interrupted = false
     while true {
         var ready = 0
         var hostIdx: [Int] = []
@@ -78,6 +79,8 @@ func waitEvents(_ t: Task, _ files: [FileDescription?], _ events: [Int16], _ dea
             if r != 0 { ready += 1 }
         }
         if ready > 0 { return .success(revents) }
+        // Readiness that came with the signal is reported first.
+        if interrupted { return .failure(SysErr(-ERESTARTSYS)) }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .success(revents) }
         if !hostIdx.isEmpty {
             var pfds = hostIdx.map { pollfd(fd: files[$0]!.pollHostFD, events: events[$0], revents: 0) }
@@ -86,13 +89,13 @@ func waitEvents(_ t: Task, _ files: [FileDescription?], _ events: [Int16], _ dea
             if let d = deadline { ms = Int32(clamping: max(0, (d - Kernel.now(CLOCK_MONOTONIC) + 999_999) / 1_000_000)) }
             let (r, _) = t.hostPoll(&pfds, timeoutMs: ms)
             for f in files { f?.removeWaiter(t) }
-            if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+            if r == .interrupted { interrupted = true }
             continue
         }
         for f in files { f?.addWaiter(t) }
         let r = t.block(deadline: deadline)
         for f in files { f?.removeWaiter(t) }
-        if r == .interrupted { return .failure(SysErr(-ERESTARTSYS)) }
+        if r == .interrupted { interrupted = true }
     }
 }
 
