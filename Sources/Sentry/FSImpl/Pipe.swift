@@ -6,7 +6,7 @@ import Glibc
 final class Pipe {
     var buf: [UInt8] = []
     var head = 0
-    let capacity = 65536
+    var capacity = 65536
     var readers = 0
     var writers = 0
     var waiters = WaitQueue()
@@ -24,6 +24,8 @@ final class PipeFD: FileDescription {
     let pipe: Pipe
     let isReader: Bool
     let ino: UInt64
+    /// send(MSG_NOSIGNAL) on a socket built from pipes.
+    var suppressSIGPIPE = false
 
     init(pipe: Pipe, reader: Bool, flags: Int32, ino: UInt64) {
         self.pipe = pipe
@@ -66,7 +68,7 @@ final class PipeFD: FileDescription {
         var done = 0
         while done < count {
             if pipe.readers == 0 {
-                t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE))
+                if !suppressSIGPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
                 return done > 0 ? done : err(EPIPE)
             }
             let space = pipe.capacity - pipe.available

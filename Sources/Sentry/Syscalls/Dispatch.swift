@@ -38,6 +38,8 @@ final class SyscallTable {
         registerTime(t)
         registerIdentity(t)
         registerFutex(t)
+        registerEpoll(t)
+        registerSocket(t)
         return t
     }()
 }

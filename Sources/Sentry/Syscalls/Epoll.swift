@@ -1,0 +1,187 @@
+// epoll and eventfd.
+//
+// Level-triggered readiness comes from each file's readiness(), the same
+// source poll uses. Edge-triggered interest is modelled by reporting a
+// readiness bit only when it rises (it was clear at the previous report or
+// wait); EPOLLONESHOT disables an entry after one report.
+
+import CMoat
+import Glibc
+
+let EPOLLET_: UInt32 = 1 << 31
+let EPOLLONESHOT_: UInt32 = 1 << 30
+let EPOLLEXCLUSIVE_: UInt32 = 1 << 28
+let EPOLLWAKEUP_: UInt32 = 1 << 29
+
+final class EpollFD: FileDescription {
+    struct Interest {
+        var file: FileDescription
+        var events: UInt32
+        var data: UInt64
+        var disabled = false
+        var lastReported: UInt32 = 0
+    }
+    /// Keyed by fd number and description, as Linux keys (fd, file).
+    var interest: [Int32: Interest] = [:]
+    var waiters = WaitQueue()
+
+    init(flags: Int32) { super.init(flags: flags, path: nil) }
+
+    override var seekable: Bool { false }
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+
+    /// Drops entries whose description was closed everywhere.
+    func prune() { interest = interest.filter { $0.value.file.refs > 0 } }
+
+    /// Ready entries now, as (fd, events) with ET/ONESHOT applied.
+    func collect(max: Int) -> [(UInt32, UInt64)] {
+        prune()
+        var out: [(UInt32, UInt64)] = []
+        for fd in interest.keys.sorted() {
+            guard var e = interest[fd], !e.disabled else { continue }
+            let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
+            let now = UInt32(UInt16(bitPattern: e.file.readiness())) & want
+            var report = now
+            if e.events & EPOLLET_ != 0 { report = now & ~e.lastReported }
+            e.lastReported = now
+            if report != 0 && out.count < max {
+                out.append((report, e.data))
+                if e.events & EPOLLONESHOT_ != 0 { e.disabled = true }
+            } else if report != 0 {
+                e.lastReported = now & ~report // not reported yet: keep it pending
+            }
+            interest[fd] = e
+        }
+        return out
+    }
+
+    override func readiness() -> Int16 {
+        prune()
+        for e in interest.values where !e.disabled {
+            let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
+            if UInt32(UInt16(bitPattern: e.file.readiness())) & want != 0 { return Int16(POLLIN) }
+        }
+        return 0
+    }
+    override func addWaiter(_ t: Task) { waiters.add(t); for e in interest.values { e.file.addWaiter(t) } }
+    override func removeWaiter(_ t: Task) { waiters.remove(t); for e in interest.values { e.file.removeWaiter(t) } }
+    override func stat() -> Result<Stat, Errno> {
+        var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 2
+        return .success(s)
+    }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("anon_inode:[eventpoll]".utf8) }
+}
+
+func registerEpoll(_ t: SyscallTable) {
+    t[213] = { t, a in a.int(0) <= 0 ? err(EINVAL) : newEpoll(t, 0) }                  // epoll_create
+    t[291] = { t, a in a.int(0) & ~O_CLOEXEC != 0 ? err(EINVAL) : newEpoll(t, a.int(0)) } // epoll_create1
+    t[233] = sysEpollCtl
+    t[232] = { t, a in sysEpollWait(t, a.int(0), a.a1, a.int(2), a.int(3) < 0 ? nil : Int64(a.int(3)) * 1_000_000, sigmask: 0) } // epoll_wait
+    t[281] = { t, a in sysEpollWait(t, a.int(0), a.a1, a.int(2), a.int(3) < 0 ? nil : Int64(a.int(3)) * 1_000_000, sigmask: a.a4) } // epoll_pwait
+    t[441] = { t, a in                                                                  // epoll_pwait2
+        var timeout: Int64? = nil
+        if a.a3 != 0 {
+            guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 &+ 8) else { return err(EFAULT) }
+            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
+            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+            timeout = sec > 1 << 32 ? Int64.max / 4 : sec * 1_000_000_000 + ns
+        }
+        return sysEpollWait(t, a.int(0), a.a1, a.int(2), timeout, sigmask: a.a4)
+    }
+    t[290] = { t, a in                                                                  // eventfd2
+        let flags = a.int(1)
+        if flags & ~(O_CLOEXEC | O_NONBLOCK | 1) != 0 { return err(EINVAL) }
+        let f = EventFD(initial: UInt64(a.uint(0)), flags: O_RDWR | (flags & O_NONBLOCK), semaphore: flags & 1 != 0)
+        let fd = t.fds.install(f, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+        if fd < 0 { f.release() }
+        return fd
+    }
+    t[284] = { t, a in                                                                  // eventfd
+        let f = EventFD(initial: UInt64(a.uint(0)), flags: O_RDWR, semaphore: false)
+        return t.fds.install(f, cloexec: false, limit: fdLimit(t))
+    }
+}
+
+private func newEpoll(_ t: Task, _ flags: Int32) -> Int {
+    t.fds.install(EpollFD(flags: O_RDWR), cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+}
+
+func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
+    let epfd = a.int(0), op = a.int(1), fd = a.int(2)
+    guard let ep = t.fds.get(epfd) else { return err(EBADF) }
+    guard let target = t.fds.get(fd) else { return err(EBADF) }
+    guard let e = ep as? EpollFD else { return err(EINVAL) }
+    if fd == epfd || target === ep { return err(EINVAL) }
+    // Regular files and directories are always ready: Linux refuses them.
+    if target is TmpfsFileFD || target is DirectoryFD || target is BytesFD || (target as? HostFileFD).map({ !$0.isStream }) == true {
+        return err(EPERM)
+    }
+    var events: UInt32 = 0, data: UInt64 = 0
+    if op != 2 {
+        guard let b = t.copyIn(a.a3, 12) else { return err(EFAULT) }
+        events = get32(b, 0)
+        data = get64(b, 4)
+    }
+    e.prune()
+    switch op {
+    case 1: // EPOLL_CTL_ADD
+        if e.interest[fd] != nil { return err(EEXIST) }
+        if target is EpollFD && events & EPOLLEXCLUSIVE_ != 0 { return err(EINVAL) }
+        e.interest[fd] = EpollFD.Interest(file: target, events: events, data: data)
+    case 2: // EPOLL_CTL_DEL
+        if e.interest.removeValue(forKey: fd) == nil { return err(ENOENT) }
+    case 3: // EPOLL_CTL_MOD
+        guard e.interest[fd] != nil else { return err(ENOENT) }
+        if events & EPOLLEXCLUSIVE_ != 0 { return err(EINVAL) }
+        e.interest[fd] = EpollFD.Interest(file: target, events: events, data: data)
+    default:
+        return err(EINVAL)
+    }
+    e.waiters.notifyAll()
+    return 0
+}
+
+func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32, _ timeout: Int64?, sigmask: UInt64) -> Int {
+    guard let f = t.fds.get(epfd) else { return err(EBADF) }
+    guard let ep = f as? EpollFD else { return err(EINVAL) }
+    if maxEvents <= 0 || maxEvents > (Int32.max / 12) { return err(EINVAL) }
+    if sigmask != 0 {
+        guard let m = t.readU64(sigmask) else { return err(EFAULT) }
+        t.savedSigMask = t.sigMask
+        t.sigMask = m & ~unblockableMask
+    }
+    let deadline = timeout.map { Kernel.now(CLOCK_MONOTONIC) &+ $0 }
+    var interrupted = false
+    while true {
+        let ready = ep.collect(max: Int(maxEvents))
+        if !ready.isEmpty {
+            var b = [UInt8](repeating: 0, count: ready.count * 12)
+            for (i, r) in ready.enumerated() {
+                put32(&b, i * 12, Int32(bitPattern: r.0))
+                put64(&b, i * 12 + 4, r.1)
+            }
+            if sigmask != 0, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+            return t.copyOut(events, b) ? ready.count : err(EFAULT)
+        }
+        if interrupted { return -ERESTARTNOHAND }
+        if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d {
+            if sigmask != 0, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+            return 0
+        }
+        // Host-backed streams (stdio) among the interest: wait in a host poll.
+        let host = ep.interest.values.filter { $0.file.pollHostFD >= 0 && !$0.disabled }
+        ep.addWaiter(t)
+        var r: Task.BlockResult
+        if !host.isEmpty {
+            var pfds = host.map { pollfd(fd: $0.file.pollHostFD, events: Int16(truncatingIfNeeded: $0.events & 0xffff), revents: 0) }
+            var ms: Int32 = -1
+            if let d = deadline { ms = Int32(clamping: max(0, (d - Kernel.now(CLOCK_MONOTONIC) + 999_999) / 1_000_000)) }
+            r = t.hostPoll(&pfds, timeoutMs: ms).0
+        } else {
+            r = t.block(deadline: deadline)
+        }
+        ep.removeWaiter(t)
+        if r == .interrupted { interrupted = true }
+    }
+}
