@@ -17,6 +17,8 @@ public struct RunOptions {
     public var debug = false
     public var logPath: String? = nil
     public var readOnly = false
+    /// Changes go to a layer in Sentry memory; the root is served read-only.
+    public var overlay = true
     public var hostname = "moat"
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
@@ -51,7 +53,7 @@ public enum Sandbox {
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         let exe = "/proc/self/exe"
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
-        if o.readOnly { goferArgs.append("--read-only") }
+        if o.readOnly || o.overlay { goferArgs.append("--read-only") }
         let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0)
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
@@ -60,6 +62,7 @@ public enum Sandbox {
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
         if o.strace { sentryArgs.append("--strace") }
         if o.debug { sentryArgs.append("--debug") }
+        if o.overlay && !o.readOnly { sentryArgs.append("--overlay") }
         for e in o.env { sentryArgs += ["--env", e] }
         sentryArgs.append("--")
         sentryArgs += o.argv

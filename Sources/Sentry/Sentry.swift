@@ -20,6 +20,8 @@ public struct SentryConfig {
     /// Drop capabilities and install the seccomp allow-list before the
     /// application starts (only tests of the Sentry itself turn it off).
     public var confine = true
+    /// A writable layer in Sentry memory over the (read-only) gofer root.
+    public var overlay = false
     public init() {}
 }
 
@@ -41,7 +43,12 @@ public enum SentryMain {
         case .failure(let e): return fatal("cannot attach to the root file system: errno \(e.rawValue)", 125)
         }
         let vfs = VFS()
-        vfs.setRoot(rootInode, fsType: "9p", source: "none")
+        if cfg.overlay {
+            let upper = TmpfsInode(mode: rootInode.mode, dev: 7, uid: rootInode.uid, gid: rootInode.gid)
+            vfs.setRoot(OverlayInode(lower: rootInode, upper: upper, parent: nil, name: [47], upperDev: 7), fsType: "overlay", source: "overlay")
+        } else {
+            vfs.setRoot(rootInode, fsType: "9p", source: "none")
+        }
         let k = Kernel(vfs: vfs)
         Kernel.shared = k
         k.strace = cfg.strace

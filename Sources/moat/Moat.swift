@@ -45,6 +45,7 @@ struct Run: ParsableCommand {
     @Option(help: "UID:GID to run as inside the sandbox.") var user: String = "0:0"
     @Option(help: "Hostname inside the sandbox.") var hostname: String = "moat"
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
+    @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -60,7 +61,7 @@ struct Run: ParsableCommand {
         o.env = env.isEmpty || !env.contains(where: { $0.hasPrefix("PATH=") }) ? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env : env
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
         o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
-        o.readOnly = readOnly; o.hostname = hostname
+        o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
         Glibc.exit(Sandbox.run(o))
     }
 
@@ -87,6 +88,7 @@ struct SentryCommand: ParsableCommand {
     @Option var logFd: Int32 = -1
     @Flag var strace = false
     @Flag var debug = false
+    @Flag var overlay = false
     @Option var cwd: String = "/"
     @Option var user: String = "0:0"
     @Option var hostname: String = "moat"
@@ -97,6 +99,7 @@ struct SentryCommand: ParsableCommand {
         var c = SentryConfig()
         c.goferFD = goferFd; c.logFD = logFd; c.strace = strace; c.debug = debug; c.cwd = cwd; c.env = env
         c.hostname = hostname
+        c.overlay = overlay
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

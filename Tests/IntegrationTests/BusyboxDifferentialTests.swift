@@ -14,7 +14,7 @@
 // with procfs mounted on COPY_A/proc (always unmounted afterwards) and
 // null/zero/full/random/urandom/tty nodes plus /dev/fd and /dev/std* links
 // created in COPY_A/dev. The Moat run is
-//   moat run --rootfs COPY_B --cwd /work --env PATH=... --env HOME=/root -- /bin/sh -c '/bin/sh ./test.sh; exit $?'
+//   moat run --no-overlay --rootfs COPY_B --cwd /work --env PATH=... --env HOME=/root -- /bin/sh -c '/bin/sh ./test.sh; exit $?'
 // started with the same umask and core limit. In both, the script's shell is a
 // child of another shell: inside Moat the first process is the pid
 // namespace's init, which Linux shields from signals it does not handle
@@ -148,7 +148,7 @@ struct BusyboxDifferentialTests {
     /// the core-size limit for the moat process, mirroring the native run.
     private func runMoat(_ moat: String, root: String) async -> ScriptRun {
         let argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
-                    moat, "run", "--rootfs", root, "--cwd", "/work",
+                    moat, "run", "--no-overlay", "--rootfs", root, "--cwd", "/work",
                     "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root",
                     "--", "/bin/sh", "-c", "/bin/sh ./test.sh; exit $?"]
         let result = await runProcess(argv, env: Integration.hostEnvironment(), timeout: differentialTimeout)

@@ -319,15 +319,15 @@ func sysStatx(_ t: Task, _ a: Args) -> Int {
     case .success(let s):
         var b = [UInt8](repeating: 0, count: 256)
         put32(&b, 0, 0x7ff)                 // stx_mask: STATX_BASIC_STATS
-        put32(&b, 4, Int32(s.blksize))
-        put32(&b, 16, Int32(s.nlink)); put32(&b, 20, Int32(bitPattern: s.uid)); put32(&b, 24, Int32(bitPattern: s.gid))
+        put32(&b, 4, Int32(truncatingIfNeeded: s.blksize))
+        put32(&b, 16, Int32(truncatingIfNeeded: s.nlink)); put32(&b, 20, Int32(bitPattern: s.uid)); put32(&b, 24, Int32(bitPattern: s.gid))
         b[28] = UInt8(s.mode & 0xff); b[29] = UInt8((s.mode >> 8) & 0xff)
         put64(&b, 32, s.ino); put64(&b, 40, UInt64(bitPattern: s.size)); put64(&b, 48, UInt64(bitPattern: s.blocks))
-        put64(&b, 64, UInt64(bitPattern: s.atime.0)); put32(&b, 72, Int32(s.atime.1))
-        put64(&b, 96, UInt64(bitPattern: s.ctime.0)); put32(&b, 104, Int32(s.ctime.1))
-        put64(&b, 112, UInt64(bitPattern: s.mtime.0)); put32(&b, 120, Int32(s.mtime.1))
-        put32(&b, 128, Int32(s.rdev >> 8)); put32(&b, 132, Int32(s.rdev & 0xff))
-        put32(&b, 136, Int32(s.dev >> 8)); put32(&b, 140, Int32(s.dev & 0xff))
+        put64(&b, 64, UInt64(bitPattern: s.atime.0)); put32(&b, 72, Int32(truncatingIfNeeded: s.atime.1))
+        put64(&b, 96, UInt64(bitPattern: s.ctime.0)); put32(&b, 104, Int32(truncatingIfNeeded: s.ctime.1))
+        put64(&b, 112, UInt64(bitPattern: s.mtime.0)); put32(&b, 120, Int32(truncatingIfNeeded: s.mtime.1))
+        put32(&b, 128, Int32(truncatingIfNeeded: s.rdev >> 8)); put32(&b, 132, Int32(truncatingIfNeeded: s.rdev & 0xff))
+        put32(&b, 136, Int32(truncatingIfNeeded: s.dev >> 8)); put32(&b, 140, Int32(truncatingIfNeeded: s.dev & 0xff))
         return t.copyOut(a.a4, b) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
@@ -509,11 +509,14 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
     return resultCode(i.setattr(a))
 }
 
+/// A utimensat time: nil for UTIME_OMIT, .some(nil) for a fault,
+/// .some(.some((-1, -1))) for an invalid value.
 func readTimespec(_ t: Task, _ addr: UInt64) -> (Int64, Int64)?? {
     guard let s = t.readU64(addr), let n = t.readU64(addr &+ 8) else { return .some(nil) }
     let ns = Int64(bitPattern: n)
     if ns == (1 << 30) - 1 { return .some(nowTimespec()) }     // UTIME_NOW
     if ns == (1 << 30) - 2 { return nil }                      // UTIME_OMIT
+    if ns < 0 || ns >= 1_000_000_000 { return .some((-1, -1)) }
     return .some((Int64(bitPattern: s), ns))
 }
 
@@ -524,6 +527,7 @@ func sysUtimensat(_ t: Task, _ a: Args) -> Int {
     } else {
         switch readTimespec(t, a.a2) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.atime = v; case .none: break }
         switch readTimespec(t, a.a2 &+ 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
+        if attr.atime?.1 == -1 || attr.mtime?.1 == -1 { return err(EINVAL) }
     }
     if a.a1 == 0 { return sysFSetattr(t, a.int(0), attr) }
     return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
@@ -534,8 +538,10 @@ func sysUtimes(_ t: Task, _ path: UInt64, _ tv: UInt64) -> Int {
     if tv == 0 { attr.atime = nowTimespec(); attr.mtime = attr.atime }
     else {
         guard let b = t.copyIn(tv, 32) else { return err(EFAULT) }
-        attr.atime = (Int64(bitPattern: get64(b, 0)), Int64(bitPattern: get64(b, 8)) &* 1000)
-        attr.mtime = (Int64(bitPattern: get64(b, 16)), Int64(bitPattern: get64(b, 24)) &* 1000)
+        let au = Int64(bitPattern: get64(b, 8)), mu = Int64(bitPattern: get64(b, 24))
+        if au < 0 || au >= 1_000_000 || mu < 0 || mu >= 1_000_000 { return err(EINVAL) }
+        attr.atime = (Int64(bitPattern: get64(b, 0)), au * 1000)
+        attr.mtime = (Int64(bitPattern: get64(b, 16)), mu * 1000)
     }
     return sysSetattrAt(t, AT_FDCWD_, path, true, attr)
 }
