@@ -194,8 +194,9 @@ final class ThreadGroup {
         }
         if isIgnored(sig) && !tasks.contains(where: { $0.sigMask & sigBit(sig) != 0 }) { return }
         sharedPending.add(sig, info)
-        // Wake a thread that can take it.
-        if let t = tasks.first(where: { $0.sigMask & sigBit(sig) == 0 }) { t.kick() }
+        // Wake a thread that can take it; if all block it, wake them all so
+        // that sigtimedwait and signalfd readers see it.
+        if let t = tasks.first(where: { $0.sigMask & sigBit(sig) == 0 }) { t.kick() } else { for t in tasks { t.wake() } }
     }
 
     func isIgnored(_ sig: Int32) -> Bool {

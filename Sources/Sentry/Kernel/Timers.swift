@@ -1,13 +1,15 @@
-// Interval timers (setitimer/alarm): one Sentry thread fires every armed
-// ITIMER_REAL in time order and sends SIGALRM to its thread group.
+// Timers: one Sentry thread runs every due timer action in time order
+// (with Kernel.mu held). ITIMER_REAL/alarm and timerfd use it.
 
 import CMoat
 import Glibc
 
 final class TimerService {
-    struct Timer { var deadline: Int64; var interval: Int64; unowned var tg: ThreadGroup }
+    struct Entry { var deadline: Int64; var action: () -> Void }
     /// Guarded by Kernel.mu.
-    private var timers: [ObjectIdentifier: Timer] = [:]
+    private var entries: [Int: Entry] = [:]
+    private var nextID = 1
+    private var realTimers: [ObjectIdentifier: (id: Int, interval: Int64, deadline: Int64)] = [:]
     private var cond = pthread_cond_t()
     private var started = false
     unowned let kernel: Kernel
@@ -20,24 +22,44 @@ final class TimerService {
         pthread_cond_init(&cond, &a)
     }
 
+    /// Runs `action` at `deadline` (CLOCK_MONOTONIC ns). Requires: Kernel.mu held.
+    @discardableResult
+    func schedule(at deadline: Int64, _ action: @escaping () -> Void) -> Int {
+        let id = nextID
+        nextID += 1
+        entries[id] = Entry(deadline: deadline, action: action)
+        if !started { start() }
+        pthread_cond_signal(&cond)
+        return id
+    }
+
+    func cancel(_ id: Int) { entries[id] = nil }
+
     /// Arms (or disarms with value 0) the real timer of `tg`; returns the old
     /// (remaining, interval). Requires: Kernel.mu held.
     func setReal(_ tg: ThreadGroup, value: Int64, interval: Int64) -> (Int64, Int64) {
         let key = ObjectIdentifier(tg)
-        let now = Kernel.now(CLOCK_MONOTONIC)
-        let old = timers[key].map { (max(1000, $0.deadline - now), $0.interval) } ?? (0, 0)
-        if value <= 0 { timers[key] = nil } else { timers[key] = Timer(deadline: now &+ value, interval: interval, tg: tg) }
-        if !started { start() }
-        pthread_cond_signal(&cond)
+        let old = getReal(tg)
+        if let r = realTimers[key] { cancel(r.id); realTimers[key] = nil }
+        if value > 0 { armReal(tg, at: Kernel.now(CLOCK_MONOTONIC) &+ value, interval: interval) }
         return old
     }
 
-    func getReal(_ tg: ThreadGroup) -> (Int64, Int64) {
-        let now = Kernel.now(CLOCK_MONOTONIC)
-        return timers[ObjectIdentifier(tg)].map { (max(1000, $0.deadline - now), $0.interval) } ?? (0, 0)
+    private func armReal(_ tg: ThreadGroup, at deadline: Int64, interval: Int64) {
+        let key = ObjectIdentifier(tg)
+        let id = schedule(at: deadline) { [weak tg, unowned self] in
+            guard let tg = tg, !tg.zombie, !tg.exiting else { self.realTimers[key] = nil; return }
+            self.realTimers[key] = nil
+            tg.sendSignal(SIGALRM, SigInfo(signo: SIGALRM))
+            if interval > 0 { self.armReal(tg, at: max(deadline &+ interval, Kernel.now(CLOCK_MONOTONIC)), interval: interval) }
+        }
+        realTimers[key] = (id, interval, deadline)
     }
 
-    func forget(_ tg: ThreadGroup) { timers[ObjectIdentifier(tg)] = nil }
+    func getReal(_ tg: ThreadGroup) -> (Int64, Int64) {
+        guard let r = realTimers[ObjectIdentifier(tg)] else { return (0, 0) }
+        return (max(1000, r.deadline - Kernel.now(CLOCK_MONOTONIC)), r.interval)
+    }
 
     private func start() {
         started = true
@@ -53,16 +75,12 @@ final class TimerService {
         kernel.lock()
         while true {
             let now = Kernel.now(CLOCK_MONOTONIC)
-            var next: Int64? = nil
-            for (k, var t) in timers {
-                if t.tg.zombie || t.tg.exiting { timers[k] = nil; continue }
-                if t.deadline <= now {
-                    t.tg.sendSignal(SIGALRM, SigInfo(signo: SIGALRM))
-                    if t.interval > 0 { t.deadline = now &+ t.interval; timers[k] = t } else { timers[k] = nil; continue }
-                }
-                next = min(next ?? t.deadline, t.deadline)
+            let due = entries.filter { $0.value.deadline <= now }.sorted { $0.value.deadline < $1.value.deadline }
+            for (id, e) in due {
+                entries[id] = nil
+                e.action()
             }
-            if let n = next {
+            if let n = entries.values.map({ $0.deadline }).min() {
                 var ts = timespec(tv_sec: Int(n / 1_000_000_000), tv_nsec: Int(n % 1_000_000_000))
                 pthread_cond_timedwait(&cond, &kernel.mu, &ts)
             } else {

@@ -97,6 +97,40 @@ func registerEpoll(_ t: SyscallTable) {
         if fd < 0 { f.release() }
         return fd
     }
+    t[283] = { t, a in                                                                  // timerfd_create
+        let clock = a.int(0), flags = a.int(1)
+        if ![0, 1, 7, 8, 9].contains(clock) { return err(EINVAL) }
+        if flags & ~(O_CLOEXEC | O_NONBLOCK) != 0 { return err(EINVAL) }
+        let f = TimerFD(kernel: t.kernel, clock: clockid_t(clock), flags: O_RDWR | (flags & O_NONBLOCK))
+        let fd = t.fds.install(f, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+        if fd < 0 { f.release() }
+        return fd
+    }
+    t[286] = { t, a in                                                                  // timerfd_settime
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let tf = f as? TimerFD else { return err(EINVAL) }
+        let flags = a.int(1)
+        if flags & ~Int32(3) != 0 { return err(EINVAL) }
+        guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
+        let isec = Int64(bitPattern: get64(b, 0)), insec = Int64(bitPattern: get64(b, 8))
+        let vsec = Int64(bitPattern: get64(b, 16)), vnsec = Int64(bitPattern: get64(b, 24))
+        if isec < 0 || vsec < 0 || insec < 0 || insec >= 1_000_000_000 || vnsec < 0 || vnsec >= 1_000_000_000 { return err(EINVAL) }
+        if a.a3 != 0 { _ = writeItimerspec(t, a.a3, tf) }
+        var value = min(vsec, 1 << 32) * 1_000_000_000 + vnsec
+        let interval = min(isec, 1 << 32) * 1_000_000_000 + insec
+        if flags & 1 != 0 && value > 0 { // TFD_TIMER_ABSTIME: value is on the timer's clock
+            value = max(1, value - Kernel.now(tf.clock))
+        }
+        tf.arm(value: value, interval: interval)
+        return 0
+    }
+    t[287] = { t, a in                                                                  // timerfd_gettime
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let tf = f as? TimerFD else { return err(EINVAL) }
+        return writeItimerspec(t, a.a1, tf)
+    }
+    t[289] = { t, a in sysSignalfd(t, a.int(0), a.a1, a.a2, a.int(3)) }                 // signalfd4
+    t[282] = { t, a in sysSignalfd(t, a.int(0), a.a1, a.a2, 0) }                        // signalfd
     t[284] = { t, a in                                                                  // eventfd
         let f = EventFD(initial: UInt64(a.uint(0)), flags: O_RDWR, semaphore: false)
         return t.fds.install(f, cloexec: false, limit: fdLimit(t))
@@ -184,4 +218,27 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
         ep.removeWaiter(t)
         if r == .interrupted { interrupted = true }
     }
+}
+
+func writeItimerspec(_ t: Task, _ addr: UInt64, _ tf: TimerFD) -> Int {
+    tf.update()
+    let left = tf.deadline > 0 ? max(1, tf.deadline - Kernel.now(CLOCK_MONOTONIC)) : 0
+    var b = [UInt8](repeating: 0, count: 32)
+    put64(&b, 0, UInt64(tf.interval / 1_000_000_000)); put64(&b, 8, UInt64(tf.interval % 1_000_000_000))
+    put64(&b, 16, UInt64(left / 1_000_000_000)); put64(&b, 24, UInt64(left % 1_000_000_000))
+    return t.copyOut(addr, b) ? 0 : err(EFAULT)
+}
+
+func sysSignalfd(_ t: Task, _ fd: Int32, _ maskAddr: UInt64, _ size: UInt64, _ flags: Int32) -> Int {
+    if size != 8 { return err(EINVAL) }
+    if flags & ~(O_CLOEXEC | O_NONBLOCK) != 0 { return err(EINVAL) }
+    guard let m = t.readU64(maskAddr) else { return err(EFAULT) }
+    if fd != -1 {
+        guard let f = t.fds.get(fd) else { return err(EBADF) }
+        guard let sf = f as? SignalFD else { return err(EINVAL) }
+        sf.mask = m & ~unblockableMask
+        return Int(fd)
+    }
+    let f = SignalFD(mask: m, flags: O_RDWR | (flags & O_NONBLOCK))
+    return t.fds.install(f, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
 }
