@@ -53,7 +53,11 @@ func registerFutex(_ t: SyscallTable) {
                 if r == .timedOut { result = err(ETIMEDOUT); break }
                 if r == .interrupted { result = -ERESTARTSYS; break }
             }
-            if var l = tab.waiters[key] { l.removeAll { $0.0 === t }; tab.waiters[key] = l.isEmpty ? nil : l }
+            // A requeue may have moved us to another key.
+            for (k, var l) in tab.waiters where l.contains(where: { $0.0 === t }) {
+                l.removeAll { $0.0 === t }
+                tab.waiters[k] = l.isEmpty ? nil : l
+            }
             return result
         case 1, 10: // FUTEX_WAKE, FUTEX_WAKE_BITSET
             let bitset = op == 10 ? a.uint(5) : 0xffff_ffff
@@ -61,7 +65,31 @@ func registerFutex(_ t: SyscallTable) {
             let before = tab.waiters[key]?.count ?? 0
             futexWake(t, addr: addr, count: Int(max(0, a.int(2))), bitset: bitset)
             return before - (tab.waiters[key]?.count ?? 0)
+        case 3, 4: // FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
+            let addr2 = a.a4
+            if addr2 & 3 != 0 { return err(EINVAL) }
+            let nWake = Int(max(0, a.int(2))), nMove = Int(min(a.a3, UInt64(Int32.max)))
+            if op == 4 {
+                guard let cur = t.readI32(addr) else { return err(EFAULT) }
+                if cur != a.int(5) { return err(EAGAIN) }
+            }
+            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+            let key2 = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr2)
+            var list = tab.waiters[key] ?? []
+            var woken = 0
+            while woken < nWake, !list.isEmpty {
+                let w = list.removeFirst()
+                tab.woken.insert(ObjectIdentifier(w.0)); w.0.wake(); woken += 1
+            }
+            var moved = 0
+            while moved < nMove, !list.isEmpty {
+                tab.waiters[key2, default: []].append(list.removeFirst()); moved += 1
+            }
+            tab.waiters[key] = list.isEmpty ? nil : list
+            return woken + (op == 4 ? moved : 0)
         default:
+            // WAKE_OP needs an atomic read-modify-write of application
+            // memory (not yet), the PI operations a PI-aware owner model.
             return err(ENOSYS)
         }
     }
