@@ -152,6 +152,21 @@ func registerFile(_ t: SyscallTable) {
         return f.fileSize() < end ? f.truncate(end) : 0
     }
     t[221] = { _, _ in 0 }                                                                // fadvise64
+    t[165] = sysMount
+    t[166] = { t, a in                                                                    // umount2
+        if !t.tg.creds.isRoot { return err(EPERM) }
+        if a.int(1) & ~Int32(0xf) != 0 { return err(EINVAL) }
+        switch t.lookup(AT_FDCWD_, a.a0, follow: a.int(1) & 8 == 0) {
+        case .success(let p):
+            guard p.dentry === p.mount.root, let mp = p.mount.mountpoint, p.mount.parent != nil else { return err(EINVAL) }
+            let vfs = t.kernel.vfs
+            if vfs.mounts.contains(where: { $0.parent === p.mount }) { return err(EBUSY) }
+            mp.mountedHere = nil
+            vfs.mounts.removeAll { $0 === p.mount }
+            return 0
+        case .failure(let e): return e.ret
+        }
+    }
     // Extended attributes: no file system here stores any yet. Reads find
     // none, lists are empty, writes are refused as by a file system
     // without xattr support.
@@ -560,4 +575,46 @@ func xattrPath(_ t: Task, _ a: Args, follow: Bool, _ then: (Path) -> Int) -> Int
     case .success(let p): return then(p)
     case .failure(let e): return e.ret
     }
+}
+
+/// mount(2) inside the sandbox: tmpfs, proc, and bind mounts of paths the
+/// sandbox can already see. Nothing reaches the host.
+func sysMount(_ t: Task, _ a: Args) -> Int {
+    if !t.tg.creds.isRoot { return err(EPERM) }
+    let flags = a.a3
+    let MS_RDONLY: UInt64 = 1, MS_REMOUNT: UInt64 = 32, MS_BIND: UInt64 = 4096, MS_REC: UInt64 = 16384
+    let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
+    let target: Path
+    switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
+    if flags & propagation != 0 { return 0 } // one mount namespace, no propagation to model
+    if flags & MS_REMOUNT != 0 {
+        guard target.dentry === target.mount.root else { return err(EINVAL) }
+        target.mount.readOnly = flags & MS_RDONLY != 0
+        return 0
+    }
+    if !target.inode.isDir && flags & MS_BIND == 0 { return err(ENOTDIR) }
+    let vfs = t.kernel.vfs
+    if flags & MS_BIND != 0 {
+        let src: Path
+        switch t.lookup(AT_FDCWD_, a.a0, follow: true) { case .success(let p): src = p; case .failure(let e): return e.ret }
+        if src.inode.isDir != target.inode.isDir { return err(src.inode.isDir ? ENOTDIR : EISDIR) }
+        _ = flags & MS_REC
+        let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
+        m.readOnly = flags & MS_RDONLY != 0
+        return 0
+    }
+    let fstype: [UInt8]
+    switch t.readPath(a.a2) { case .success(let s): fstype = s; case .failure(let e): return e.ret }
+    let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
+    let m: Mount
+    switch String(decoding: fstype, as: UTF8.self) {
+    case "tmpfs":
+        m = vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "tmpfs", source: source)
+    case "proc":
+        m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
+    default:
+        return err(ENODEV)
+    }
+    m.readOnly = flags & MS_RDONLY != 0
+    return 0
 }

@@ -133,8 +133,6 @@ func registerIdentity(_ t: SyscallTable) {
     t[126] = { t, _ in t.tg.creds.isRoot ? 0 : err(EPERM) }                   // capset
     t[135] = { _, a in a.uint(0) == 0 || a.uint(0) == 0xffffffff ? 0 : err(EINVAL) } // personality
     t[169] = { _, _ in err(EPERM) }                                           // reboot
-    t[165] = { _, _ in err(EPERM) }                                           // mount (issue: Gofer and VFS)
-    t[166] = { _, _ in err(EPERM) }                                           // umount2
 }
 
 func setIDs(_ t: Task, user: Bool, r: UInt32, e: UInt32, s: UInt32, setuidStyle: Bool) -> Int {
