@@ -79,7 +79,7 @@ public enum Sandbox {
         // Forward termination requests to the Sentry (pid 1 of its namespace).
         forwardTarget = sentryPid
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-            signal(s) { sig in if forwardTarget > 0 { kill(forwardTarget, sig == SIGINT || sig == SIGQUIT ? SIGKILL : sig) } }
+            signal(s) { sig in if forwardTarget > 0 { kill(forwardTarget, sig) } }
         }
         let status = waitStatus(sentryPid)
         forwardTarget = 0

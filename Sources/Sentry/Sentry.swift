@@ -33,6 +33,12 @@ public enum SentryMain {
         Log.shared.debug = cfg.debug
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
+        // Termination requests from outside go to the application's init,
+        // not to the Sentry: every thread blocks them and one forwards them.
+        var forwarded = sigset_t()
+        sigemptyset(&forwarded)
+        for s in forwardedSignals { sigaddset(&forwarded, s) }
+        pthread_sigmask(SIG_BLOCK, &forwarded, nil)
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -141,10 +147,33 @@ public enum SentryMain {
             }
         }
         task.startDriver()
+        startSignalForwarder(k, forwarded)
         k.unlock()
         let status = k.waitForInit()
         if status & 0x7f != 0 { return 128 + (status & 0x7f) }
         return (status >> 8) & 0xff
+    }
+
+    static let forwardedSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+
+    static func startSignalForwarder(_ k: Kernel, _ set: sigset_t) {
+        final class Box { let k: Kernel; var set: sigset_t; init(_ k: Kernel, _ s: sigset_t) { self.k = k; set = s } }
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(Box(k, set)).toOpaque()
+        pthread_create(&th, nil, { p in
+            let b = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
+            while true {
+                var sig: Int32 = 0
+                if sigwait(&b.set, &sig) != 0 { continue }
+                b.k.lock()
+                if let tg = b.k.initTG, !tg.exiting {
+                    var info = SigInfo(signo: sig)
+                    info.fromHost = true
+                    tg.sendSignal(sig, info)
+                }
+                b.k.unlock()
+            }
+        }, box)
     }
 
     static func fatal(_ msg: String, _ code: Int32) -> Int32 {

@@ -16,6 +16,9 @@ final class Pipe {
     /// r_counter/w_counter).
     var readerOpens = 0
     var writerOpens = 0
+    /// Message boundaries (datagram and seqpacket sockets): sizes of the
+    /// queued messages, in order.
+    var messages: [Int] = []
     var available: Int { buf.count - head }
     func notify() { waiters.notifyAll() }
 }

@@ -243,6 +243,25 @@ extension Kernel {
     }
 }
 
+/// What following /proc/[pid]/fd/N gives for an open file that has no place
+/// in the tree (a pipe, a socket, stdio): the open file itself.
+final class ProcFdTarget: Inode {
+    let file: FileDescription
+    init(_ file: FileDescription) {
+        self.file = file
+        let st = (try? file.stat().get()) ?? Stat()
+        super.init(ino: st.ino, mode: st.mode, dev: st.dev)
+        uid = st.uid; gid = st.gid
+    }
+    override var cacheable: Bool { false }
+    override func stat() -> Result<Stat, Errno> { file.stat() }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+    override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
+        if let i = file.inode, !(i is StdioInode) { return i.setattr(a) }
+        return .success(())
+    }
+}
+
 /// /proc/[pid]/fd/N: a symlink whose open yields the same description.
 final class ProcFdLink: Inode {
     let file: FileDescription

@@ -1,7 +1,7 @@
 // socketpair(AF_UNIX): a connected pair of sockets in Sentry memory, each
-// direction a Pipe. Names, listen/accept/connect, message boundaries for
-// SOCK_DGRAM/SOCK_SEQPACKET and SCM_RIGHTS belong to the networking issue;
-// until then datagram pairs behave as streams.
+// direction a Pipe. SOCK_DGRAM and SOCK_SEQPACKET keep message boundaries
+// (a short read truncates the message). Names, listen/accept/connect and
+// SCM_RIGHTS belong to the networking issue.
 
 import CMoat
 import Glibc
@@ -36,8 +36,29 @@ final class UnixSocketFD: FileDescription {
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
 
+    var messageMode: Bool { type == 2 || type == 5 }
+
     func recv(_ t: Task, _ buf: UInt64, _ count: Int, dontWait: Bool) -> Int {
         if shutRead { return 0 }
+        if messageMode {
+            let p = rx.pipe
+            while p.messages.isEmpty {
+                if p.writers == 0 { return 0 }
+                if nonblocking || dontWait { return err(EAGAIN) }
+                p.waiters.add(t)
+                let r = t.block(deadline: nil)
+                p.waiters.remove(t)
+                if r == .interrupted && p.messages.isEmpty && p.writers > 0 { return -ERESTARTSYS }
+            }
+            let size = p.messages.removeFirst()
+            let n = min(count, size)
+            let ok = p.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + p.head, n) }
+            p.head += size
+            if p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
+            else if p.head > 65536 { p.buf.removeSubrange(0..<p.head); p.head = 0 }
+            p.notify()
+            return ok ? n : err(EFAULT)
+        }
         rx.flags = (nonblocking || dontWait) ? O_NONBLOCK : 0
         return rx.read(t, buf, count, nil)
     }
@@ -46,6 +67,28 @@ final class UnixSocketFD: FileDescription {
         if shutWrite {
             if !noSignal { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
             return err(EPIPE)
+        }
+        if messageMode {
+            let p = tx.pipe
+            if count > p.capacity { return err(EMSGSIZE) }
+            while true {
+                if p.readers == 0 {
+                    if !noSignal { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+                    return err(EPIPE)
+                }
+                if p.capacity - p.available >= count { break }
+                if nonblocking || dontWait { return err(EAGAIN) }
+                p.waiters.add(t)
+                let r = t.block(deadline: nil)
+                p.waiters.remove(t)
+                if r == .interrupted && p.capacity - p.available < count && p.readers > 0 { return -ERESTARTSYS }
+            }
+            guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
+            if p.head > 0 && p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
+            p.buf.append(contentsOf: bytes)
+            p.messages.append(count)
+            p.notify()
+            return count
         }
         tx.flags = (nonblocking || dontWait) ? O_WRONLY | O_NONBLOCK : O_WRONLY
         tx.suppressSIGPIPE = noSignal
@@ -73,6 +116,7 @@ final class UnixSocketFD: FileDescription {
 
     override func readiness() -> Int16 {
         var r = rx.readiness() & Int16(POLLIN | POLLHUP)
+        if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(POLLIN) }
         if !shutWrite { r |= tx.readiness() & Int16(POLLOUT) }
         if tx.pipe.readers == 0 { r |= Int16(POLLHUP) }
         if shutRead { r |= Int16(POLLIN) }

@@ -40,7 +40,7 @@ extension Task {
             case .ignore, .cont:
                 return .ignored
             case .stop:
-                if tg.tgid == 1 { return .ignored }  // init ignores default stops
+                if tg.tgid == 1 && !info.fromHost { return .ignored }  // init ignores default stops
                 tg.stopped = true
                 tg.stopSignal = sig
                 tg.stopReported = false
@@ -57,7 +57,7 @@ extension Task {
                 return .ignored
             case .terminate, .core:
                 // init in its own pid namespace only dies of signals it handles.
-                if tg.tgid == 1 && !info.isFault { return .ignored }
+                if tg.tgid == 1 && !info.isFault && !info.fromHost { return .ignored }
                 let core: Int32 = defaultAction(sig) == .core && tg.rlimits[RL_CORE].cur > 0 ? 0x80 : 0
                 tg.beginExit(code: sig | core, bySignal: true)
                 return .exit

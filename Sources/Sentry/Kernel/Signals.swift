@@ -28,6 +28,9 @@ struct SigInfo {
     var addr: UInt64 = 0
     var value: UInt64 = 0
     var isFault = false
+    /// Sent from outside the sandbox (moat run's caller): like a signal
+    /// from an ancestor pid namespace, it reaches init even with SIG_DFL.
+    var fromHost = false
     init(signo: Int32) { self.signo = signo }
 
     /// The 128-byte siginfo_t layout of x86-64.

@@ -251,7 +251,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         case .success(let p): target = p
         case .failure(let e): return e.ret
         }
-        if target.inode.isSymlink && !(target.inode is ProcFdLink) && flags & O_PATH == 0 { return err(ELOOP) }
+        if target.inode.isSymlink && flags & O_PATH == 0 { return err(ELOOP) }
     }
     let ino = target.inode
     if flags & O_DIRECTORY != 0 && !ino.isDir { return err(ENOTDIR) }
@@ -267,14 +267,15 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if acc != O_WRONLY { mask |= 4 }
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
-        if !(ino is ProcFdLink) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        if !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
         switch ino.open(t, flags: flags) {
         case .success(let f): file = f
         case .failure(let e): return e.ret
         }
     }
-    if file.path == nil { file.path = target }
-    if !(ino is ProcFdLink) {
+    // A reopened /proc/self/fd/N without a place in the tree keeps none.
+    if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
+    if !(ino is ProcFdTarget) {
         file.flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
     }
     let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))

@@ -77,9 +77,16 @@ final class VFS {
             case .failure(let e): return .failure(e)
             }
             var np = crossMounts(Path(mount: cur.mount, dentry: next))
-            // /proc/[pid]/fd/N are "magic" links: they name an open file, not a path.
-            if np.inode is ProcFdLink {
-                if !last { return .failure(Errno(ENOTDIR)) }
+            // /proc/[pid]/fd/N are "magic" links: they name an open file,
+            // not a path. Following one lands on the file itself: its place
+            // in the tree when it has one, else the open file (a pipe...).
+            if let link = np.inode as? ProcFdLink, !last || follow || trailingSlash {
+                if let p = link.file.path, !(p.inode is StdioInode) {
+                    np = p
+                } else {
+                    np = Path(mount: np.mount, dentry: Dentry(name: np.dentry.name, parent: cur.dentry, inode: ProcFdTarget(link.file)))
+                }
+                if !last && !np.inode.isDir { return .failure(Errno(ENOTDIR)) }
                 cur = np
                 continue
             }
