@@ -46,7 +46,7 @@ int moat_sentry_seccomp(void) {
     ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
     ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);
     ALLOW(rt_sigaction); ALLOW(rt_sigprocmask); ALLOW(rt_sigreturn); ALLOW(sigaltstack); ALLOW(restart_syscall);
-    ALLOW(rt_sigtimedwait);
+    ALLOW(rt_sigtimedwait); ALLOW(memfd_create);
     ALLOW(getpid); ALLOW(gettid); ALLOW(getppid); ALLOW(getuid); ALLOW(geteuid); ALLOW(getgid); ALLOW(getegid);
     ALLOW(clock_gettime); ALLOW(clock_nanosleep); ALLOW(nanosleep); ALLOW(gettimeofday); ALLOW(getrandom);
     ALLOW(sysinfo); ALLOW(prlimit64); ALLOW(getrlimit); ALLOW(uname); ALLOW(getcpu); ALLOW(lgetxattr);

@@ -101,9 +101,18 @@ static int master_main(void *p) {
     // Stubs hold no privilege: no capabilities, no way to gain any. (This
     // also lets a Sentry that dropped its own capabilities trace them.)
     if (moat_drop_all_caps() != 0) _exit(122);
-    // Keep only the readiness fd.
-    if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
-    syscall(SYS_close_range, fd + 1, ~0U, 0);
+    // A pidfd of the Sentry at MOAT_STUB_PIDFD: the Sentry hands a host fd
+    // to an address space (for a file mapping) by injecting
+    // pidfd_getfd(MOAT_STUB_PIDFD, fd) into the stub. Only injected calls can
+    // use it: application syscalls never reach the host.
+    int pfd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+    if (pfd < 0 || fd == MOAT_STUB_PIDFD) _exit(123);
+    if (dup2(pfd, MOAT_STUB_PIDFD) != MOAT_STUB_PIDFD) _exit(124);
+    // Keep only the readiness fd and the pidfd.
+    int lo = fd < MOAT_STUB_PIDFD ? fd : MOAT_STUB_PIDFD, hi = fd < MOAT_STUB_PIDFD ? MOAT_STUB_PIDFD : fd;
+    if (lo > 0) syscall(SYS_close_range, 0, lo - 1, 0);
+    if (hi > lo + 1) syscall(SYS_close_range, lo + 1, hi - 1, 0);
+    syscall(SYS_close_range, hi + 1, ~0U, 0);
     void *page = (void *)(uintptr_t)MOAT_STUB_ADDR;
     void *m = mmap(page, MOAT_STUB_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);

@@ -40,14 +40,17 @@ import Musl
 
 /// Scripts Moat is known to fail, with the root cause. Keep this small and
 /// precise; remove an entry as soon as the script passes.
-let debianKnownIssues: [String: String] = [
-    "16-python-sqlite.sh":
-        "mmap(NULL, 32768, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0) of a regular file on the rootfs "
-        + "(test.db-shm) fails with ENODEV (Linux maps it); SQLite WAL mode needs a shared mapping of the "
-        + "-shm file and reports `disk I/O error` (SQLITE_IOERR_SHMMAP)",
-    "22-python-multiprocessing.sh":
-        "mmap(NULL, 32, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0) of /dev/shm/sem.XXXXXX (a regular file, "
-        + "sem_open) fails with ENODEV, so multiprocessing.Lock()/Queue() raise OSError(ENODEV)",
+let debianKnownIssues: [String: String] = [:]
+
+/// Scripts that fail only sometimes, with what is known of the race. They
+/// run like the others; a failure is recorded as a known issue, a pass is
+/// fine. Remove an entry once its cause is fixed.
+let debianIntermittent: [String: String] = [
+    "19-bash-jobs-procps.sh":
+        "under load (the whole suite in parallel), bash's `wait -n` once returned 127 (no unwaited-for "
+        + "child) for one of three finished `( exit N ) &` jobs; 20 runs in isolation passed. Suspect the "
+        + "order in which a child's zombie state, SIGCHLD and wait4(-1, WNOHANG) become visible to bash's "
+        + "SIGCHLD handler.",
 ]
 
 /// All Debian scripts, discovered from the source tree.
@@ -288,6 +291,10 @@ struct DebianDifferentialTests {
         let report = compare(name: name, native: native, sandboxed: sandboxed)
         if let reason = debianKnownIssues[name] {
             withKnownIssue(Comment(rawValue: reason)) {
+                if let report { Issue.record(Comment(rawValue: report)) }
+            }
+        } else if let reason = debianIntermittent[name] {
+            withKnownIssue(Comment(rawValue: reason), isIntermittent: true) {
                 if let report { Issue.record(Comment(rawValue: report)) }
             }
         } else if let report {

@@ -42,6 +42,7 @@ ssize_t moat_write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len);
 #define MOAT_STUB_ADDR 0x7fffffffe000ULL   /* the last page below TASK_SIZE (0x7ffffffff000) */
 #define MOAT_STUB_SIZE 0x1000ULL
 #define MOAT_APP_TOP   0x7ffffffde000ULL   /* application mappings stay below this */
+#define MOAT_STUB_PIDFD 1000               /* a pidfd of the Sentry in every stub */
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)

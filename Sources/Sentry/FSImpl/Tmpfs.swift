@@ -11,6 +11,32 @@ final class TmpfsInode: Inode {
     var data: [UInt8] = []
     var target: [UInt8] = []
     let devID: UInt64
+    /// Once a regular file is mapped MAP_SHARED its bytes move to a host
+    /// memfd (which can be handed to a stub); -1 while they live in `data`.
+    var memfd: Int32 = -1
+
+    deinit { if memfd >= 0 { close(memfd) } }
+
+    /// Moves the file's bytes to a memfd and returns it (or -errno).
+    func promoteToMemfd() -> Int32 {
+        if memfd >= 0 { return memfd }
+        let fd = "moat-tmpfs".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
+        if fd < 0 { return -moat_errno() }
+        var off = 0
+        while off < data.count {
+            let w = data.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + off, data.count - off, off) }
+            if w <= 0 { close(fd); return -EIO }
+            off += w
+        }
+        memfd = fd
+        data = []
+        return fd
+    }
+
+    var fileLength: Int {
+        if memfd < 0 { return data.count }
+        var st = Glibc.stat(); fstat(memfd, &st); return Int(st.st_size)
+    }
 
     init(mode: UInt32, dev: UInt64, uid: UInt32 = 0, gid: UInt32 = 0) {
         nextTmpIno += 1
@@ -23,7 +49,7 @@ final class TmpfsInode: Inode {
     override var size: Int64 {
         if isDir { return 4096 }
         if isSymlink { return Int64(target.count) }
-        return Int64(data.count)
+        return Int64(fileLength)
     }
     override var fsMagic: Int64 { 0x01021994 }
 
@@ -114,7 +140,10 @@ final class TmpfsInode: Inode {
         if let s = a.size {
             if isDir { return .failure(Errno(EISDIR)) }
             if s < 0 { return .failure(Errno(EINVAL)) }
-            if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { data.append(contentsOf: repeatElement(0, count: Int(s) - data.count)) }
+            if s > 1 << 32 { return .failure(Errno(EFBIG)) }
+            if memfd >= 0 {
+                if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
+            } else if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { data.append(contentsOf: repeatElement(0, count: Int(s) - data.count)) }
             mtime = nowTimespec()
         }
         return super.setattr(a)
@@ -122,7 +151,11 @@ final class TmpfsInode: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         if mode & S_IFMT_ == S_IFIFO_ { return fifoOpen(self, t, flags) }
-        if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY { data.removeAll(); mtime = nowTimespec() }
+        if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
+            data.removeAll()
+            if memfd >= 0 { _ = ftruncate(memfd, 0) }
+            mtime = nowTimespec()
+        }
         return .success(TmpfsFileFD(node: self, flags: flags))
     }
 }
@@ -133,13 +166,31 @@ final class TmpfsFileFD: FileDescription {
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
+        if node.memfd >= 0 {
+            let pos = off ?? offset
+            let n = min(count, t.scratch.count)
+            let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(node.memfd, $0.baseAddress!, n, Int(pos)) }
+            if r < 0 { return err(errno) }
+            if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
+            if off == nil { offset = pos + Int64(r) }
+            return r
+        }
         return node.data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !writable { return err(EBADF) }
         if count == 0 { return 0 }
-        guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
         if (off ?? offset) > 1 << 32 || count > 1 << 30 { return err(EFBIG) }
+        guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
+        if node.memfd >= 0 {
+            var pos = Int(off ?? offset)
+            if off == nil && flags & O_APPEND != 0 { pos = node.fileLength }
+            let w = bytes.withUnsafeBytes { Glibc.pwrite(node.memfd, $0.baseAddress!, count, pos) }
+            if w < 0 { return err(errno) }
+            node.mtime = nowTimespec(); node.ctime = node.mtime
+            if off == nil { offset = Int64(pos + w) }
+            return w
+        }
         var pos = Int(off ?? offset)
         if off == nil && flags & O_APPEND != 0 { pos = node.data.count }
         if pos > node.data.count { node.data.append(contentsOf: repeatElement(0, count: pos - node.data.count)) }
@@ -150,7 +201,7 @@ final class TmpfsFileFD: FileDescription {
         if off == nil { offset = Int64(end) }
         return count
     }
-    override func fileSize() -> Int64 { Int64(node.data.count) }
+    override func fileSize() -> Int64 { Int64(node.fileLength) }
     override func truncate(_ size: Int64) -> Int {
         switch node.setattr(SetAttr(size: size)) { case .success: return 0; case .failure(let e): return e.ret }
     }

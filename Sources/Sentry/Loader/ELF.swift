@@ -35,6 +35,11 @@ extension HostFileFD: ByteSource {
 }
 extension TmpfsFileFD: ByteSource {
     func pread(_ off: Int64, _ count: Int) -> [UInt8]? {
+        if node.memfd >= 0 {
+            var b = [UInt8](repeating: 0, count: count)
+            let r = b.withUnsafeMutableBytes { Glibc.pread(node.memfd, $0.baseAddress!, count, Int(off)) }
+            return r < 0 ? nil : Array(b[0..<r])
+        }
         let d = node.data
         if off >= d.count { return [] }
         return Array(d[Int(off)..<min(d.count, Int(off) + count)])

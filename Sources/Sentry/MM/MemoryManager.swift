@@ -17,7 +17,13 @@ struct VMA {
     var flags: Int32      // MAP_PRIVATE / MAP_SHARED / MAP_ANONYMOUS...
     var name: String      // for /proc/[pid]/maps: "[heap]", "[stack]", a path, ""
     var offset: UInt64 = 0
+    /// For MAP_SHARED mappings: what is shared (a file, or one anonymous
+    /// shared region across forks), so futexes in it match across processes.
+    var shareID: UInt64 = 0
 }
+
+private var nextShareID: UInt64 = 1
+private var nextMMID: UInt64 = 1
 
 let pageSize: UInt64 = 4096
 @inline(__always) func pageUp(_ v: UInt64) -> UInt64 { (v &+ 4095) & ~4095 }
@@ -34,8 +40,10 @@ final class MemoryManager {
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
     var users = 1
+    /// Identifies this address space in futex keys.
+    let id: UInt64
 
-    init() {}
+    init() { id = nextMMID; nextMMID += 1 }
 
     func fork() -> MemoryManager {
         let m = MemoryManager()
@@ -96,7 +104,30 @@ final class MemoryManager {
         let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
         let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), UInt64.max, 0)
         if r < 0 { return r }
-        insert(VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name))
+        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name)
+        if shared { v.shareID = (1 << 62) | nextShareID; nextShareID += 1 }
+        insert(v)
+        return Int(addr)
+    }
+
+    /// Maps `hostFD` (a Sentry fd) into the stub: the stub takes a copy of
+    /// the fd with pidfd_getfd through its pidfd of the Sentry, maps it and
+    /// closes it again. Shared mappings see (and make) the file's changes.
+    func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
+        guard validRange(addr, len) else { return err(ENOMEM) }
+        let remote = t.thread.inject(438 /* pidfd_getfd */, UInt64(MOAT_STUB_PIDFD), UInt64(hostFD), 0)
+        if remote < 0 { return err(ENODEV) }
+        let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED
+        let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), UInt64(remote), offset)
+        _ = t.thread.inject(3 /* close */, UInt64(remote))
+        if r < 0 { return r }
+        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name, offset: offset)
+        if shared {
+            var st = Glibc.stat()
+            fstat(hostFD, &st)
+            v.shareID = (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
+        }
+        insert(v)
         return Int(addr)
     }
 

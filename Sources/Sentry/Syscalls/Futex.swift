@@ -5,15 +5,28 @@ import Glibc
 
 /// Waiters keyed by (address space, address).
 final class FutexTable {
-    struct Key: Hashable { let mm: ObjectIdentifier; let addr: UInt64 }
+    /// A private futex is (address space, address); a shared one in a
+    /// MAP_SHARED mapping is (shared object, offset), so that processes
+    /// mapping the same memory meet on the same key.
+    struct Key: Hashable { let space: UInt64; let addr: UInt64 }
+
+    static func key(_ t: Task, _ addr: UInt64, shared: Bool) -> Key {
+        if shared, let v = t.mm.vma(containing: addr), v.shareID != 0 {
+            return Key(space: v.shareID, addr: addr - v.start + v.offset)
+        }
+        return Key(space: t.mm.id, addr: addr)
+    }
     var waiters: [Key: [(Task, UInt32)]] = [:]
     var woken = Set<ObjectIdentifier>()
     static let shared = FutexTable()
 }
 
 func futexWake(_ t: Task, addr: UInt64, count: Int, bitset: UInt32) {
+    futexWake(t, key: FutexTable.key(t, addr, shared: true), count: count, bitset: bitset)
+}
+
+func futexWake(_ t: Task, key: FutexTable.Key, count: Int, bitset: UInt32) {
     let tab = FutexTable.shared
-    let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
     guard var list = tab.waiters[key] else { return }
     var n = 0
     var rest: [(Task, UInt32)] = []
@@ -27,6 +40,7 @@ func futexWake(_ t: Task, addr: UInt64, count: Int, bitset: UInt32) {
 func registerFutex(_ t: SyscallTable) {
     t[202] = { t, a in
         let op = a.int(1) & 0x7f
+        let shared = a.int(1) & 128 == 0 // no FUTEX_PRIVATE_FLAG
         let addr = a.a0
         if addr & 3 != 0 { return err(EINVAL) }
         let tab = FutexTable.shared
@@ -42,7 +56,7 @@ func registerFutex(_ t: SyscallTable) {
                 let ns = Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
                 deadline = op == 9 ? Kernel.now(CLOCK_MONOTONIC) &+ max(0, ns &- Kernel.now(a.int(1) & 256 != 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC)) : Kernel.now(CLOCK_MONOTONIC) &+ max(0, ns)
             }
-            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+            let key = FutexTable.key(t, addr, shared: shared)
             tab.waiters[key, default: []].append((t, bitset))
             let me = ObjectIdentifier(t)
             var result = 0
@@ -61,9 +75,9 @@ func registerFutex(_ t: SyscallTable) {
             return result
         case 1, 10: // FUTEX_WAKE, FUTEX_WAKE_BITSET
             let bitset = op == 10 ? a.uint(5) : 0xffff_ffff
-            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
+            let key = FutexTable.key(t, addr, shared: shared)
             let before = tab.waiters[key]?.count ?? 0
-            futexWake(t, addr: addr, count: Int(max(0, a.int(2))), bitset: bitset)
+            futexWake(t, key: key, count: Int(max(0, a.int(2))), bitset: bitset)
             return before - (tab.waiters[key]?.count ?? 0)
         case 3, 4: // FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
             let addr2 = a.a4
@@ -73,8 +87,8 @@ func registerFutex(_ t: SyscallTable) {
                 guard let cur = t.readI32(addr) else { return err(EFAULT) }
                 if cur != a.int(5) { return err(EAGAIN) }
             }
-            let key = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr)
-            let key2 = FutexTable.Key(mm: ObjectIdentifier(t.mm), addr: addr2)
+            let key = FutexTable.key(t, addr, shared: shared)
+            let key2 = FutexTable.key(t, addr2, shared: shared)
             var list = tab.waiters[key] ?? []
             var woken = 0
             while woken < nWake, !list.isEmpty {

@@ -57,10 +57,21 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if anon {
         return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: "")
     }
-    // File mappings: a private copy of the file's bytes (MAP_SHARED with
-    // write access needs the host fd in the stub: not yet).
+    // File mappings: the host fd behind the file is mapped into the stub
+    // (Gofer-donated files, and tmpfs files moved to a memfd); other files
+    // get a private copy of their bytes.
     guard let f = t.fds.get(fd) else { return err(EBADF) }
     if !f.readable { return err(EACCES) }
+    if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
+    let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
+    if let h = f as? HostFileFD, !h.isStream {
+        return t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name)
+    }
+    if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
+        let mfd = tf.node.promoteToMemfd()
+        if mfd < 0 { return Int(mfd) }
+        return t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: mfd, offset: off, name: name)
+    }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
     let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? "")
