@@ -60,7 +60,6 @@ public enum SentryMain {
         k.strace = cfg.strace
         k.hostname = Array(cfg.hostname.utf8)
         k.lock()
-        defer { }
         let fs0 = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
         for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
                             ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),

@@ -72,23 +72,14 @@ extension Task {
         return .exit
     }
 
-    /// Turns a pending restart code into EINTR or a re-executed syscall.
+    /// Before returning to the application without a handler frame: a
+    /// pending restart code re-executes the syscall, and a mask saved by
+    /// sigsuspend/ppoll/pselect is restored. (With a handler, setupFrame
+    /// decided both, knowing SA_RESTART.)
     func finishRestart(handlerRan: Bool) {
-        let code = restartCode
-        if code == 0 {
-            if !handlerRan, let m = savedSigMask { sigMask = m; savedSigMask = nil }
-            return
-        }
-        restartCode = 0
-        let restart: Bool
-        if handlerRan {
-            // Decided in setupFrame (it knows SA_RESTART); here only the
-            // no-handler case remains.
-            return
-        } else {
-            restart = true
-        }
-        if restart {
+        if handlerRan { return }
+        if restartCode != 0 {
+            restartCode = 0
             thread.regs.rax = restartNr
             thread.regs.rip &-= 2
             thread.markDirty()

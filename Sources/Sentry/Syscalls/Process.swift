@@ -28,7 +28,8 @@ func registerProcess(_ t: SyscallTable) {
     t[59] = { t, a in sysExecve(t, AT_FDCWD_, a.a0, a.a1, a.a2, 0) }                                                // execve
     t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat
     t[60] = { t, a in                                                                                                // exit
-        if t.tg.tasks.count == 1 { t.tg.beginExit(code: a.int(0), bySignal: false) } else { t.exitCodeForThread(a.int(0)) }
+        // The last thread's exit is the process's; another thread just leaves.
+        if t.tg.tasks.count == 1 { t.tg.beginExit(code: a.int(0), bySignal: false) } else { t.exitRequested = true }
         t.skipReturn = true
         return 0
     }
@@ -60,13 +61,6 @@ func registerProcess(_ t: SyscallTable) {
         if pid == 0 { return Int(t.tg.sid) }
         guard let tg = t.kernel.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
         return Int(tg.sid)
-    }
-}
-
-extension Task {
-    /// One thread of several exits: the others go on.
-    func exitCodeForThread(_ code: Int32) {
-        exitRequested = true
     }
 }
 
