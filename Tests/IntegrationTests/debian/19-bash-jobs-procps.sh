@@ -4,7 +4,9 @@ set -u
 ( exit 4 ) & b=$!
 wait "$b"; echo "b -> $?"
 wait "$a"; echo "a -> $?"
-for i in 1 2 3; do ( exit "$i" ) & done
+# Staggered exits: bash's wait -n returns 127 if two jobs end between its
+# check for dead jobs and its check for running ones (a race in bash).
+for i in 1 2 3; do ( sleep "0.$i"; exit "$i" ) & done
 s=0; for i in 1 2 3; do wait -n; s=$((s + $?)); done; echo "wait -n sum $s"
 mkfifo gate
 ( read -r line < gate; echo "child read: $line" ) &
