@@ -120,10 +120,11 @@ struct SyscallFuzzTests {
     }
 
     /// Mount points of the test process, ignoring the procfs mounts that the
-    /// concurrently running differential tests create under .cache/tmp/bbdiff.
+    /// concurrently running differential suites (busybox: bbdiff, Debian:
+    /// debdiff) create for their native runs.
     private func hostMounts() -> Set<String> {
-        let transient = Integration.scratchRoot + "/bbdiff/"
-        return Set(Integration.currentMountPoints().filter { !$0.hasPrefix(transient) })
+        let transient = ["/bbdiff/", "/debdiff/"].map { Integration.scratchRoot + $0 }
+        return Set(Integration.currentMountPoints().filter { m in !transient.contains { m.hasPrefix($0) } })
     }
 
     private func realtimeMinusMonotonic() -> Double {

@@ -33,6 +33,8 @@ final class Kernel: @unchecked Sendable {
     var initTG: ThreadGroup?
     var liveTasks = 0
     lazy var timers = TimerService(kernel: self)
+    /// Guarded by mu.
+    let unixNames = UnixNames()
     /// CPUs to spread pinned tasks over (0: no pinning).
     var pinCPUs = max(0, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 

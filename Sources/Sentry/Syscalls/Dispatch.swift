@@ -40,6 +40,7 @@ final class SyscallTable {
         registerFutex(t)
         registerEpoll(t)
         registerSocket(t)
+        registerUnixSockets(t)
         return t
     }()
 }
