@@ -35,6 +35,8 @@ final class Kernel: @unchecked Sendable {
     lazy var timers = TimerService(kernel: self)
     /// Guarded by mu.
     let unixNames = UnixNames()
+    /// Guarded by mu.
+    let fileLocks = FileLocks()
     /// CPUs to spread pinned tasks over (0: no pinning).
     var pinCPUs = max(0, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 

@@ -104,6 +104,7 @@ final class ThreadGroup {
     /// Called by the last task of the group as it leaves. Requires: Kernel.mu held.
     func finishExit() {
         zombie = true
+        kernel.fileLocks.releaseAll(.process(tgid))
         // Reparent children to init (or the nearest subreaper).
         let k = kernel
         if let reaper = findReaper(), reaper !== self {

@@ -27,6 +27,7 @@ func registerFD(_ t: SyscallTable) {
         default: return f.ioctl(t, a.a1, a.a2)
         }
     }
+    t[73] = sysFlock
     t[436] = { t, a in                                                        // close_range
         let first = a.uint(0), last = a.uint(1), flags = a.uint(2)
         if first > last || flags & ~UInt32(6) != 0 { return err(EINVAL) }
@@ -84,16 +85,99 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         let settable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME
         f.flags = (f.flags & ~settable) | (a.int(2) & settable)
         return 0
-    case F_GETLK:
-        // No other sandbox process holds locks we track yet: report unlocked.
-        guard var b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
-        b[0] = 2; b[1] = 0 // l_type = F_UNLCK
-        return t.copyOut(a.a2, b) ? 0 : err(EFAULT)
-    case F_SETLK, F_SETLKW, 36, 37, 38: // + OFD locks: granted (advisory, single holder model)
-        return 0
+    case F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38: // and F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW
+        return sysRecordLock(t, f, a.int(1), a.a2)
     case 1031, 1032: // F_SETPIPE_SZ, F_GETPIPE_SZ
         return f is PipeFD ? 65536 : err(EBADF)
     case F_GETOWN, F_SETOWN: return 0
     default: return err(EINVAL)
     }
+}
+
+/// flock(2): whole-file locks owned by the open file description.
+func sysFlock(_ t: Task, _ a: Args) -> Int {
+    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    guard let ino = f.inode else { return err(EINVAL) }
+    let op = a.int(1)
+    let nb = op & 4 != 0
+    let kind = op & ~4
+    if kind != 1 && kind != 2 && kind != 8 { return err(EINVAL) } // LOCK_SH, LOCK_EX, LOCK_UN
+    let locks = t.kernel.fileLocks
+    let key = FileLocks.key(ino)
+    let owner = FileLocks.Owner.description(ObjectIdentifier(f))
+    f.lockKey = key
+    if kind == 8 {
+        locks.set(key, owner: owner, exclusive: false, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: true)
+        return 0
+    }
+    while locks.conflict(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, flock: true) != nil {
+        if nb { return err(EWOULDBLOCK) }
+        locks.waiters.add(t)
+        let r = t.block(deadline: nil)
+        locks.waiters.remove(t)
+        if r == .interrupted && locks.conflict(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, flock: true) != nil {
+            return -ERESTARTSYS
+        }
+    }
+    locks.set(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: false)
+    return 0
+}
+
+/// fcntl record locks: POSIX (per process) and OFD (per description).
+func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64) -> Int {
+    guard let ino = f.inode else { return err(EINVAL) }
+    guard var b = t.copyIn(addr, 32) else { return err(EFAULT) }
+    let type = Int16(bitPattern: UInt16(b[0]) | UInt16(b[1]) << 8)
+    let whence = Int16(bitPattern: UInt16(b[2]) | UInt16(b[3]) << 8)
+    let lstart = Int64(bitPattern: get64(b, 8)), llen = Int64(bitPattern: get64(b, 16))
+    let ofd = cmd == 36 || cmd == 37 || cmd == 38
+    if ofd && get32(b, 24) != 0 { return err(EINVAL) } // l_pid must be 0
+    var base: Int64
+    switch Int32(whence) {
+    case SEEK_SET: base = 0
+    case SEEK_CUR: base = f.offset
+    case SEEK_END: base = f.fileSize()
+    default: return err(EINVAL)
+    }
+    var start = base &+ lstart
+    var end: Int64 = llen == 0 ? Int64.max : start &+ llen
+    if llen < 0 { end = start; start = start &+ llen }
+    if start < 0 || end < start { return err(EINVAL) }
+    let exclusive = type == 1 // F_WRLCK
+    if type != 0 && type != 1 && type != 2 { return err(EINVAL) }
+    let locks = t.kernel.fileLocks
+    let key = FileLocks.key(ino)
+    let owner: FileLocks.Owner = ofd ? .description(ObjectIdentifier(f)) : .process(t.tg.tgid)
+    f.lockKey = key
+    let s = UInt64(start), e = UInt64(end)
+    if cmd == F_GETLK || cmd == 36 {
+        if type == 2 { return err(EINVAL) }
+        if let c = locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) {
+            b[0] = c.exclusive ? 1 : 0; b[1] = 0; b[2] = 0; b[3] = 0
+            put64(&b, 8, c.start)
+            put64(&b, 16, c.end == UInt64(Int64.max) ? 0 : c.end - c.start)
+            put32(&b, 24, { if case .description = c.owner { return -1 }; return c.pid }())
+        } else {
+            b[0] = 2; b[1] = 0
+        }
+        return t.copyOut(addr, b) ? 0 : err(EFAULT)
+    }
+    if type == 0 && !f.readable { return err(EBADF) }
+    if type == 1 && !f.writable { return err(EBADF) }
+    if type == 2 {
+        locks.set(key, owner: owner, exclusive: false, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: true)
+        return 0
+    }
+    let wait = cmd == F_SETLKW || cmd == 38
+    while locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) != nil {
+        if !wait { return err(EAGAIN) }
+        locks.waiters.add(t)
+        let r = t.block(deadline: nil)
+        locks.waiters.remove(t)
+        if r == .interrupted && locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) != nil {
+            return -ERESTARTSYS
+        }
+    }
+    locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: false)
+    return 0
 }

@@ -8,6 +8,8 @@ class FileDescription {
     var offset: Int64 = 0
     var path: Path?
     var refs = 0
+    /// Set once a lock was taken through this description.
+    var lockKey: FileLocks.Key?
     var inode: Inode? { path?.inode }
 
     init(flags: Int32, path: Path?) { self.flags = flags; self.path = path }

@@ -201,13 +201,18 @@ final class FDTable {
         if fd < 0 || Int(fd) >= entries.count { return false }
         guard let e = entries[Int(fd)] else { return false }
         entries[Int(fd)] = nil
+        // POSIX record locks die with any close of the file by their process.
+        if let k = e.file.lockKey, let t = currentTask { Kernel.shared?.fileLocks.releaseAll(.process(t.tg.tgid), key: k) }
         FDTable.drop(e.file)
         return true
     }
 
     static func drop(_ f: FileDescription) {
         f.refs -= 1
-        if f.refs == 0 { f.release() }
+        if f.refs == 0 {
+            if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
+            f.release()
+        }
     }
 
     func setCloexec(_ fd: Int32, _ v: Bool) { entries[Int(fd)]?.cloexec = v }

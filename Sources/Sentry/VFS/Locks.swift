@@ -1,0 +1,50 @@
+// Advisory file locks: flock(2) (owned by an open file description),
+// POSIX record locks (owned by a process) and OFD locks (owned by a
+// description), all on byte ranges of one inode, keyed by (device, inode).
+// Guarded by Kernel.mu.
+
+import CMoat
+import Glibc
+
+final class FileLocks {
+    enum Owner: Hashable { case process(Int32), description(ObjectIdentifier) }
+    struct Lock { var owner: Owner; var exclusive: Bool; var start: UInt64; var end: UInt64; var pid: Int32; var isFlock: Bool }
+    struct Key: Hashable { let dev: UInt64; let ino: UInt64 }
+
+    private var locks: [Key: [Lock]] = [:]
+    var waiters = WaitQueue()
+
+    static func key(_ i: Inode) -> Key { Key(dev: i.dev, ino: i.ino) }
+
+    /// The first lock of another owner that conflicts with the request.
+    func conflict(_ k: Key, owner: Owner, exclusive: Bool, start: UInt64, end: UInt64, flock: Bool) -> Lock? {
+        for l in locks[k] ?? [] where l.owner != owner && l.isFlock == flock {
+            if l.start < end && start < l.end && (exclusive || l.exclusive) { return l }
+        }
+        return nil
+    }
+
+    /// Sets (or with `unlock`, clears) the owner's lock on [start, end),
+    /// replacing what the owner held there.
+    func set(_ k: Key, owner: Owner, exclusive: Bool, start: UInt64, end: UInt64, pid: Int32, flock: Bool, unlock: Bool) {
+        var list: [Lock] = []
+        for l in locks[k] ?? [] {
+            if l.owner != owner || l.isFlock != flock || l.end <= start || l.start >= end { list.append(l); continue }
+            if l.start < start { var a = l; a.end = start; list.append(a) }
+            if l.end > end { var b = l; b.start = end; list.append(b) }
+        }
+        if !unlock { list.append(Lock(owner: owner, exclusive: exclusive, start: start, end: end, pid: pid, isFlock: flock)) }
+        locks[k] = list.isEmpty ? nil : list
+        waiters.notifyAll()
+    }
+
+    /// Drops every lock of `owner` (process exit, last close of a description).
+    func releaseAll(_ owner: Owner, key: Key? = nil) {
+        var changed = false
+        for (k, list) in locks where key == nil || key == k {
+            let kept = list.filter { $0.owner != owner }
+            if kept.count != list.count { locks[k] = kept.isEmpty ? nil : kept; changed = true }
+        }
+        if changed { waiters.notifyAll() }
+    }
+}
