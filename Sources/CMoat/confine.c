@@ -22,6 +22,13 @@ int moat_drop_all_caps(void) {
     return 0;
 }
 
+/// Loads the filter (or not, after a failed rule) and frees it.
+static int load_and_release(scmp_filter_ctx ctx, int ok) {
+    int r = ok && seccomp_load(ctx) == 0 ? 0 : -EINVAL;
+    seccomp_release(ctx);
+    return r;
+}
+
 #define ALLOW(name) do { if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(name), 0) != 0) goto fail; } while (0)
 
 // The host syscalls the Sentry makes once the application runs. Everything
@@ -60,12 +67,9 @@ int moat_sentry_seccomp(void) {
     for (unsigned i = 0; i < sizeof ioctls / sizeof ioctls[0]; i++) {
         if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, ioctls[i])) != 0) goto fail;
     }
-    if (seccomp_load(ctx) != 0) goto fail;
-    seccomp_release(ctx);
-    return 0;
+    return load_and_release(ctx, 1);
 fail:
-    seccomp_release(ctx);
-    return -EINVAL;
+    return load_and_release(ctx, 0);
 }
 
 // The Gofer's host syscalls once it serves: file operations relative to
@@ -87,10 +91,7 @@ int moat_gofer_seccomp(void) {
     ALLOW(getpid); ALLOW(gettid); ALLOW(clock_gettime); ALLOW(getrandom);
     // fchmodat2 (452) is newer than this libseccomp's name table.
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 452, 0) != 0) goto fail;
-    if (seccomp_load(ctx) != 0) goto fail;
-    seccomp_release(ctx);
-    return 0;
+    return load_and_release(ctx, 1);
 fail:
-    seccomp_release(ctx);
-    return -EINVAL;
+    return load_and_release(ctx, 0);
 }

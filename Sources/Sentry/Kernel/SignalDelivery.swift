@@ -72,6 +72,18 @@ extension Task {
         return .exit
     }
 
+    /// Installs a signal mask for the duration of one call (sigsuspend,
+    /// ppoll, pselect6, epoll_pwait); delivering a handler or
+    /// restoreSignalMask() puts the old one back.
+    func setTemporarySignalMask(_ m: UInt64) {
+        savedSigMask = sigMask
+        sigMask = m & ~unblockableMask
+    }
+
+    func restoreSignalMask() {
+        if let m = savedSigMask { sigMask = m; savedSigMask = nil }
+    }
+
     /// Before returning to the application without a handler frame: a
     /// pending restart code re-executes the syscall, and a mask saved by
     /// sigsuspend/ppoll/pselect is restored. (With a handler, setupFrame
@@ -84,7 +96,7 @@ extension Task {
             thread.regs.rip &-= 2
             thread.markDirty()
         }
-        if let m = savedSigMask { sigMask = m; savedSigMask = nil }
+        restoreSignalMask()
     }
 
     private func setupFrame(_ info: SigInfo, _ act: SigAction) -> Bool {

@@ -82,10 +82,10 @@ func registerEpoll(_ t: SyscallTable) {
     t[441] = { t, a in                                                                  // epoll_pwait2
         var timeout: Int64? = nil
         if a.a3 != 0 {
-            guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 &+ 8) else { return err(EFAULT) }
-            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
-            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
-            timeout = sec > 1 << 32 ? Int64.max / 4 : sec * 1_000_000_000 + ns
+            switch readTimespecArg(t, a.a3) {
+            case .success(let (sec, ns)): timeout = sec > 1 << 32 ? Int64.max / 4 : sec * 1_000_000_000 + ns
+            case .failure(let e): return e.ret
+            }
         }
         return sysEpollWait(t, a.int(0), a.a1, a.int(2), timeout, sigmask: a.a4)
     }
@@ -182,8 +182,7 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
     if maxEvents <= 0 || maxEvents > (Int32.max / 12) { return err(EINVAL) }
     if sigmask != 0 {
         guard let m = t.readU64(sigmask) else { return err(EFAULT) }
-        t.savedSigMask = t.sigMask
-        t.sigMask = m & ~unblockableMask
+        t.setTemporarySignalMask(m)
     }
     let deadline = timeout.map { Kernel.now(CLOCK_MONOTONIC) &+ $0 }
     var interrupted = false
@@ -195,12 +194,12 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
                 put32(&b, i * 12, Int32(bitPattern: r.0))
                 put64(&b, i * 12 + 4, r.1)
             }
-            if sigmask != 0, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+            if sigmask != 0 { t.restoreSignalMask() }
             return t.copyOut(events, b) ? ready.count : err(EFAULT)
         }
         if interrupted { return -ERESTARTNOHAND }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d {
-            if sigmask != 0, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+            if sigmask != 0 { t.restoreSignalMask() }
             return 0
         }
         // Host-backed streams (stdio) among the interest: wait in a host poll.

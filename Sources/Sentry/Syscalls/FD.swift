@@ -56,14 +56,19 @@ func sysPipe2(_ t: Task, _ addr: UInt64, _ flags: Int32) -> Int {
     let ino = newPipeIno()
     let r = PipeFD(pipe: p, reader: true, flags: O_RDONLY | (flags & O_NONBLOCK), ino: ino)
     let w = PipeFD(pipe: p, reader: false, flags: O_WRONLY | (flags & O_NONBLOCK), ino: ino)
-    let cloexec = flags & O_CLOEXEC != 0
-    let rfd = t.fds.install(r, cloexec: cloexec, limit: fdLimit(t))
-    if rfd < 0 { r.release(); w.release(); return rfd }
-    let wfd = t.fds.install(w, cloexec: cloexec, limit: fdLimit(t))
-    if wfd < 0 { _ = t.fds.close(Int32(rfd)); w.release(); return wfd }
-    var fds: [Int32] = [Int32(rfd), Int32(wfd)]
+    return installPair(t, r, w, cloexec: flags & O_CLOEXEC != 0, at: addr)
+}
+
+/// Installs two new descriptions (pipe2, socketpair) and writes their fds
+/// as int[2] to `addr`; on any failure neither fd stays open.
+func installPair(_ t: Task, _ a: FileDescription, _ b: FileDescription, cloexec: Bool, at addr: UInt64) -> Int {
+    let fa = t.fds.install(a, cloexec: cloexec, limit: fdLimit(t))
+    if fa < 0 { a.release(); b.release(); return fa }
+    let fb = t.fds.install(b, cloexec: cloexec, limit: fdLimit(t))
+    if fb < 0 { _ = t.fds.close(Int32(fa)); b.release(); return fb }
+    var fds: [Int32] = [Int32(fa), Int32(fb)]
     if !fds.withUnsafeBytes({ t.copyOut(addr, $0.baseAddress!, 8) }) {
-        _ = t.fds.close(Int32(rfd)); _ = t.fds.close(Int32(wfd))
+        _ = t.fds.close(Int32(fa)); _ = t.fds.close(Int32(fb))
         return err(EFAULT)
     }
     return 0

@@ -11,19 +11,18 @@ func registerPoll(_ t: SyscallTable) {
     t[271] = { t, a in                                                        // ppoll
         var deadline: Int64? = nil
         if a.a2 != 0 {
-            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 &+ 8) else { return err(EFAULT) }
-            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
-            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
-            deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            switch readTimespecArg(t, a.a2) {
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .failure(let e): return e.ret
+            }
         }
         if a.a3 != 0 {
             guard let m = t.readU64(a.a3) else { return err(EFAULT) }
-            t.savedSigMask = t.sigMask
-            t.sigMask = m & ~unblockableMask
+            t.setTemporarySignalMask(m)
         }
         let r = sysPoll(t, a.a0, a.long(1), deadline)
         if r == -ERESTARTSYS { return -ERESTARTNOHAND }
-        if a.a3 != 0 && r != -ERESTARTNOHAND, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+        if a.a3 != 0 && r != -ERESTARTNOHAND { t.restoreSignalMask() }
         return r
     }
     t[23] = { t, a in                                                         // select
@@ -39,24 +38,23 @@ func registerPoll(_ t: SyscallTable) {
     t[270] = { t, a in                                                        // pselect6
         var deadline: Int64? = nil
         if a.a4 != 0 {
-            guard let s = t.readU64(a.a4), let n = t.readU64(a.a4 &+ 8) else { return err(EFAULT) }
-            let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
-            if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
-            deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            switch readTimespecArg(t, a.a4) {
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .failure(let e): return e.ret
+            }
         }
         var masked = false
         if a.a5 != 0 {
             guard let p = t.readU64(a.a5) else { return err(EFAULT) }
             if p != 0 {
                 guard let m = t.readU64(p) else { return err(EFAULT) }
-                t.savedSigMask = t.sigMask
-                t.sigMask = m & ~unblockableMask
+                t.setTemporarySignalMask(m)
                 masked = true
             }
         }
         let r = sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
         if r == -ERESTARTSYS { return -ERESTARTNOHAND }
-        if masked, let m = t.savedSigMask { t.sigMask = m; t.savedSigMask = nil }
+        if masked { t.restoreSignalMask() }
         return r
     }
 }

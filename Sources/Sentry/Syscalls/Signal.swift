@@ -52,8 +52,7 @@ func registerSignal(_ t: SyscallTable) {
     t[130] = { t, a in                                                        // rt_sigsuspend
         if a.a1 != 8 { return err(EINVAL) }
         guard let m = t.readU64(a.a0) else { return err(EFAULT) }
-        t.savedSigMask = t.sigMask
-        t.sigMask = m & ~unblockableMask
+        t.setTemporarySignalMask(m)
         while t.block(deadline: nil) != .interrupted {}
         return -ERESTARTNOHAND
     }
@@ -67,9 +66,10 @@ func registerSignal(_ t: SyscallTable) {
         let want = set & ~unblockableMask
         var deadline: Int64? = nil
         if a.a2 != 0 {
-            guard let s = t.readU64(a.a2), let n = t.readU64(a.a2 &+ 8) else { return err(EFAULT) }
-            if Int64(bitPattern: n) >= 1_000_000_000 || Int64(bitPattern: n) < 0 || Int64(bitPattern: s) < 0 { return err(EINVAL) }
-            deadline = Kernel.now(CLOCK_MONOTONIC) &+ Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(bitPattern: n)
+            switch readTimespecArg(t, a.a2) {
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .failure(let e): return e.ret
+            }
         }
         let saved = t.sigMask
         while true {

@@ -19,17 +19,7 @@ func registerSocket(_ t: SyscallTable) {
         if type != 1 && type != 2 && type != 5 { return err(EINVAL) } // STREAM, DGRAM, SEQPACKET
         if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: type, flags: O_RDWR | (rawType & O_NONBLOCK))
-        let cloexec = rawType & O_CLOEXEC != 0
-        let fa = t.fds.install(x, cloexec: cloexec, limit: fdLimit(t))
-        if fa < 0 { x.release(); y.release(); return fa }
-        let fb = t.fds.install(y, cloexec: cloexec, limit: fdLimit(t))
-        if fb < 0 { _ = t.fds.close(Int32(fa)); y.release(); return fb }
-        var fds: [Int32] = [Int32(fa), Int32(fb)]
-        if !fds.withUnsafeBytes({ t.copyOut(a.a3, $0.baseAddress!, 8) }) {
-            _ = t.fds.close(Int32(fa)); _ = t.fds.close(Int32(fb))
-            return err(EFAULT)
-        }
-        return 0
+        return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
     t[44] = { t, a in                                                         // sendto
         guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }

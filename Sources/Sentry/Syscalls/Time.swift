@@ -98,6 +98,15 @@ func registerTime(_ t: SyscallTable) {
     }
 }
 
+/// A struct timespec argument, checked as the kernel checks it: EFAULT if
+/// unreadable, EINVAL for a negative time or nanoseconds out of range.
+func readTimespecArg(_ t: Task, _ addr: UInt64) -> Result<(sec: Int64, nsec: Int64), Errno> {
+    guard let s = t.readU64(addr), let n = t.readU64(addr &+ 8) else { return .failure(Errno(EFAULT)) }
+    let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
+    if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return .failure(Errno(EINVAL)) }
+    return .success((sec, ns))
+}
+
 func writeTimespec(_ t: Task, _ addr: UInt64, _ ns: Int64) -> Int {
     var b = [UInt8](repeating: 0, count: 16)
     put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000))
@@ -105,9 +114,8 @@ func writeTimespec(_ t: Task, _ addr: UInt64, _ ns: Int64) -> Int {
 }
 
 func sysNanosleep(_ t: Task, _ req: UInt64, _ rem: UInt64, clock: clockid_t, absolute: Bool) -> Int {
-    guard let s = t.readU64(req), let n = t.readU64(req &+ 8) else { return err(EFAULT) }
-    let sec = Int64(bitPattern: s), ns = Int64(bitPattern: n)
-    if sec < 0 || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+    let sec: Int64, ns: Int64
+    switch readTimespecArg(t, req) { case .success(let v): (sec, ns) = v; case .failure(let e): return e.ret }
     let dur = sec > Int64.max / 2_000_000_000 ? Int64.max / 4 : sec * 1_000_000_000 + ns
     let deadline: Int64
     if absolute {
