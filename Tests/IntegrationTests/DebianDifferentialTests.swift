@@ -286,10 +286,11 @@ struct DebianDifferentialTests {
         if let cleanupProblem { Issue.record(Comment(rawValue: cleanupProblem)) }
         if native.result.timedOut || native.result.exitStatus == -1 {
             Issue.record(Comment(rawValue: "\(name): the NATIVE run failed to complete; the script or harness is broken\n"
-                + describe(native.result)))
+                + describeRun(native.result)))
             return
         }
-        let report = compare(name: name, native: native, sandboxed: sandboxed)
+        let report = compareRuns(name: name, native: native, sandboxed: sandboxed, timeout: DebianDiff.timeout,
+                                 treeWhat: "files under the script's directory", treeLabels: ("native", "moat"))
         if let reason = debianKnownIssues[name] {
             withKnownIssue(Comment(rawValue: reason)) {
                 if let report { Issue.record(Comment(rawValue: report)) }
@@ -315,45 +316,5 @@ struct DebianDifferentialTests {
         let data = try Data(contentsOf: URL(fileURLWithPath: script))
         try data.write(to: URL(fileURLWithPath: dir + "/test.sh"))
         chmod(dir + "/test.sh", 0o644)
-    }
-
-    private func describe(_ r: ProcessResult) -> String {
-        """
-        exit status \(r.exitStatus)\(r.signaled ? " (signal \(r.exitStatus - 128))" : "")\(r.timedOut ? " TIMED OUT" : ""), \
-        \(String(format: "%.2f", r.seconds))s
-        stdout (tail):
-        \(trimmedTail(r.stdoutText, lines: 20))
-        stderr (tail):
-        \(trimmedTail(r.stderrText, lines: 20))
-        """
-    }
-
-    private func compare(name: String, native: ScriptRun, sandboxed: ScriptRun) -> String? {
-        var sections: [String] = []
-        let n = native.result, m = sandboxed.result
-        if m.timedOut {
-            sections.append("moat run TIMED OUT after \(Int(DebianDiff.timeout))s (killed)")
-        }
-        if n.exitStatus != m.exitStatus {
-            sections.append("exit status: native \(n.exitStatus), moat \(m.exitStatus)"
-                + (m.exitStatus == 127 || m.exitStatus == -1 ? "  (moat could not start the command?)" : ""))
-        }
-        if n.stdout != m.stdout {
-            sections.append("stdout differs:\n" + unifiedDiff(diffLines(n.stdout), diffLines(m.stdout),
-                                                             labelA: "native", labelB: "moat"))
-        }
-        if n.stderr != m.stderr {
-            sections.append("stderr differs:\n" + unifiedDiff(diffLines(n.stderr), diffLines(m.stderr),
-                                                             labelA: "native", labelB: "moat"))
-        }
-        if native.tree != sandboxed.tree {
-            sections.append("files under the script's directory differ:\n" + unifiedDiff(
-                native.tree.map(\.description), sandboxed.tree.map(\.description),
-                labelA: "native", labelB: "moat", context: 2))
-        }
-        if sections.isEmpty { return nil }
-        let header = "\(name): native and moat runs differ " + String(
-            format: "(native: status %d in %.2fs; moat: status %d in %.2fs)", n.exitStatus, n.seconds, m.exitStatus, m.seconds)
-        return header + "\n\n" + sections.joined(separator: "\n\n")
     }
 }

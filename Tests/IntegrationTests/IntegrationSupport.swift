@@ -525,3 +525,49 @@ func diffLines(_ data: Data) -> [String] {
     }
     return lines.map { $0.replacingOccurrences(of: "\0", with: "\\0") }
 }
+
+// MARK: - Differential reports (shared by the busybox and Debian suites)
+
+/// One line of status and the tails of a run's output.
+func describeRun(_ r: ProcessResult) -> String {
+    """
+    exit status \(r.exitStatus)\(r.signaled ? " (signal \(r.exitStatus - 128))" : "")\(r.timedOut ? " TIMED OUT" : ""), \
+    \(String(format: "%.2f", r.seconds))s
+    stdout (tail):
+    \(trimmedTail(r.stdoutText, lines: 20))
+    stderr (tail):
+    \(trimmedTail(r.stderrText, lines: 20))
+    """
+}
+
+/// nil when the native and sandboxed runs agree on status, stdout, stderr
+/// and files; otherwise a report with a diff per difference.
+func compareRuns(name: String, native: ScriptRun, sandboxed: ScriptRun, timeout: Double,
+                 treeWhat: String, treeLabels: (String, String)) -> String? {
+    var sections: [String] = []
+    let n = native.result, m = sandboxed.result
+    if m.timedOut {
+        sections.append("moat run TIMED OUT after \(Int(timeout))s (killed)")
+    }
+    if n.exitStatus != m.exitStatus {
+        sections.append("exit status: native \(n.exitStatus), moat \(m.exitStatus)"
+            + (m.exitStatus == 127 || m.exitStatus == -1 ? "  (moat could not start the command?)" : ""))
+    }
+    if n.stdout != m.stdout {
+        sections.append("stdout differs:\n" + unifiedDiff(diffLines(n.stdout), diffLines(m.stdout),
+                                                         labelA: "native", labelB: "moat"))
+    }
+    if n.stderr != m.stderr {
+        sections.append("stderr differs:\n" + unifiedDiff(diffLines(n.stderr), diffLines(m.stderr),
+                                                         labelA: "native", labelB: "moat"))
+    }
+    if native.tree != sandboxed.tree {
+        sections.append("\(treeWhat) differ:\n" + unifiedDiff(
+            native.tree.map(\.description), sandboxed.tree.map(\.description),
+            labelA: treeLabels.0, labelB: treeLabels.1, context: 2))
+    }
+    if sections.isEmpty { return nil }
+    let header = "\(name): native and moat runs differ " + String(
+        format: "(native: status %d in %.2fs; moat: status %d in %.2fs)", n.exitStatus, n.seconds, m.exitStatus, m.seconds)
+    return header + "\n\n" + sections.joined(separator: "\n\n")
+}
