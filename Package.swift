@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
-        .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian"]),
+        .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian", "fs"]),
     ],
     swiftLanguageModes: [.v5]
 )

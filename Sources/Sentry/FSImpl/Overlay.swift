@@ -174,8 +174,8 @@ final class OverlayInode: Inode {
 
     override func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> {
         guard let nd = newDir as? OverlayInode else { return .failure(Errno(EXDEV)) }
-        if flags & 2 != 0 { return .failure(Errno(EINVAL)) } // RENAME_EXCHANGE: not in the overlay yet
         guard case .success(let si) = lookup(old), let src = si as? OverlayInode else { return .failure(Errno(ENOENT)) }
+        if flags & 2 != 0 { return exchange(src, old, nd, new) }
         if src.isDir && src.lower != nil { return .failure(Errno(EXDEV)) }
         var dst: OverlayInode? = nil
         if case .success(let di) = nd.lookup(new) { dst = di as? OverlayInode }
@@ -214,6 +214,26 @@ final class OverlayInode: Inode {
         nd.whiteouts.remove(new)
         if su.isDir && dst?.lower != nil { moved.opaque = true }
         nd.children[new] = moved
+        return .success(())
+    }
+
+    /// RENAME_EXCHANGE: both objects move to the upper layer and swap places.
+    private func exchange(_ src: OverlayInode, _ old: [UInt8], _ nd: OverlayInode, _ new: [UInt8]) -> Result<Void, Errno> {
+        guard case .success(let di) = nd.lookup(new), let dst = di as? OverlayInode else { return .failure(Errno(ENOENT)) }
+        if src === dst { return .success(()) }
+        // Like rename, a directory with lower contents cannot move.
+        if (src.isDir && src.lower != nil) || (dst.isDir && dst.lower != nil) { return .failure(Errno(EXDEV)) }
+        let su: TmpfsInode, du: TmpfsInode, pu: TmpfsInode, npu: TmpfsInode
+        switch src.copyUp() { case .success(let x): su = x; case .failure(let e): return .failure(e) }
+        switch dst.copyUp() { case .success(let x): du = x; case .failure(let e): return .failure(e) }
+        switch copyUp() { case .success(let x): pu = x; case .failure(let e): return .failure(e) }
+        switch nd.copyUp() { case .success(let x): npu = x; case .failure(let e): return .failure(e) }
+        if case .failure(let e) = pu.rename(old, to: npu, new, flags: 2) { return .failure(e) }
+        for (dir, name, node, was) in [(self, old, du, dst), (nd, new, su, src)] {
+            let c = OverlayInode(lower: nil, upper: node, parent: dir, name: name, upperDev: upperDev)
+            if was.lower != nil { c.ino = was.ino; c.dev = was.dev }
+            dir.children[name] = c
+        }
         return .success(())
     }
 

@@ -117,6 +117,16 @@ final class TmpfsInode: Inode {
     override func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> {
         guard let nd = newDir as? TmpfsInode, nd.devID == devID else { return .failure(Errno(EXDEV)) }
         guard let src = entries[old] else { return .failure(Errno(ENOENT)) }
+        if flags & 2 != 0 {                                             // RENAME_EXCHANGE
+            guard let dst = nd.entries[new] else { return .failure(Errno(ENOENT)) }
+            entries[old] = dst
+            nd.entries[new] = src
+            if src.isDir != dst.isDir && nd !== self {
+                let moved: Int64 = src.isDir ? 1 : -1   // directories leaving self
+                nlink = UInt64(Int64(nlink) - moved); nd.nlink = UInt64(Int64(nd.nlink) + moved)
+            }
+            return .success(())
+        }
         if let dst = nd.entries[new] {
             if dst === src { return .success(()) }
             if flags & 1 != 0 { return .failure(Errno(EEXIST)) } // RENAME_NOREPLACE
@@ -184,7 +194,7 @@ final class TmpfsFileFD: FileDescription {
         guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
         if node.memfd >= 0 {
             var pos = Int(off ?? offset)
-            if off == nil && flags & O_APPEND != 0 { pos = node.fileLength }
+            if flags & O_APPEND != 0 { pos = node.fileLength }  // even pwrite appends
             let w = bytes.withUnsafeBytes { Glibc.pwrite(node.memfd, $0.baseAddress!, count, pos) }
             if w < 0 { return err(errno) }
             node.mtime = nowTimespec(); node.ctime = node.mtime
@@ -192,7 +202,7 @@ final class TmpfsFileFD: FileDescription {
             return w
         }
         var pos = Int(off ?? offset)
-        if off == nil && flags & O_APPEND != 0 { pos = node.data.count }
+        if flags & O_APPEND != 0 { pos = node.data.count }
         if pos > node.data.count { node.data.append(contentsOf: repeatElement(0, count: pos - node.data.count)) }
         let end = pos + count
         if end > node.data.count { node.data.append(contentsOf: repeatElement(0, count: end - node.data.count)) }

@@ -46,3 +46,6 @@ func fixed6(_ ns: Int64) -> String {
     let frac = String(us % 1_000_000)
     return "\(us / 1_000_000)." + String(repeating: "0", count: 6 - frac.count) + frac
 }
+let O_TMPFILE_: Int32 = 0o20200000
+let S_ISUID_: UInt32 = 0o4000
+let S_ISGID_: UInt32 = 0o2000

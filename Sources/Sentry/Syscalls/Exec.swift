@@ -17,7 +17,7 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     if depth > 4 { return .failure(Errno(ELOOP)) }
     if path.isEmpty { return .failure(Errno(ENOENT)) }
     let p: Path
-    switch t.kernel.vfs.resolve(t.fs, start: start, path, follow: true) {
+    switch t.kernel.vfs.resolve(t.fs, start: start, path, follow: true, searcher: t.searcher) {
     case .success(let x): p = x
     case .failure(let e): return .failure(e)
     }
@@ -50,7 +50,7 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     case .success(let elf):
         var target = ExecTarget(file: file, path: p, argv: argv, elf: elf, interp: nil)
         if let ip = elf.interp {
-            switch t.kernel.vfs.resolve(t.fs, start: t.fs.root, ip, follow: true) {
+            switch t.kernel.vfs.resolve(t.fs, start: t.fs.root, ip, follow: true, searcher: t.searcher) {
             case .success(let q):
                 guard case .success(let f) = q.inode.open(t, flags: O_RDONLY), let src = f as? (FileDescription & ByteSource) else {
                     file.release(); return .failure(Errno(ELIBBAD))

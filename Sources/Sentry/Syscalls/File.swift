@@ -24,7 +24,7 @@ func registerFile(_ t: SyscallTable) {
     t[327] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false) } // preadv2
     t[328] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true) }  // pwritev2
     t[8] = { t, a in                                                                      // lseek
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.seek(Int64(a.long(1)), a.int(2))
     }
     t[3] = { t, a in t.fds.close(a.int(0)) ? 0 : err(EBADF) }                             // close
@@ -36,7 +36,7 @@ func registerFile(_ t: SyscallTable) {
     t[6] = { t, a in writeStat(t, t.lookup(AT_FDCWD_, a.a0, follow: false).flatMap { $0.inode.stat() }, a.a1) }  // lstat
     t[262] = { t, a in                                                                    // newfstatat
         let flags = a.int(3)
-        if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800) != 0 { return err(EINVAL) }
+        if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800 | 0x6000) != 0 { return err(EINVAL) }
         if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty, let f = t.fds.get(a.int(0)) {
             return writeStat(t, f.stat(), a.a2)
         }
@@ -44,12 +44,15 @@ func registerFile(_ t: SyscallTable) {
     }
     t[332] = sysStatx
     t[217] = { t, a in                                                                    // getdents64
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)))
     }
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
     t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
-    t[439] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), a.int(3)) }                 // faccessat2
+    t[439] = { t, a in                                                                    // faccessat2
+        if a.int(3) & ~(0x200 | AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }
+        return sysAccess(t, a.int(0), a.a1, a.int(2), a.int(3))
+    }
     t[83] = { t, a in sysMkdirat(t, AT_FDCWD_, a.a0, a.uint(1)) }                         // mkdir
     t[258] = { t, a in sysMkdirat(t, a.int(0), a.a1, a.uint(2)) }                         // mkdirat
     t[84] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, AT_REMOVEDIR_) }                    // rmdir
@@ -76,7 +79,8 @@ func registerFile(_ t: SyscallTable) {
         return sysSetattrAt(t, a.int(0), a.a1, fl & AT_SYMLINK_NOFOLLOW_ == 0, chownAttr(a.uint(2), a.uint(3)))
     }
     t[280] = sysUtimensat
-    t[235] = { t, a in sysUtimes(t, a.a0, a.a1) }                                         // utimes
+    t[235] = { t, a in sysUtimes(t, AT_FDCWD_, a.a0, a.a1) }                              // utimes
+    t[261] = { t, a in sysUtimes(t, a.int(0), a.a1, a.a2) }                               // futimesat
     t[132] = { t, a in                                                                    // utime
         if a.a1 == 0 { return sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(atime: nowTimespec(), mtime: nowTimespec())) }
         guard let at = t.readU64(a.a1), let mt = t.readU64(a.a1 &+ 8) else { return err(EFAULT) }
@@ -93,13 +97,13 @@ func registerFile(_ t: SyscallTable) {
         }
     }
     t[77] = { t, a in                                                                     // ftruncate
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
         return f.truncate(Int64(a.long(1)))
     }
-    t[74] = { t, a in t.fds.get(a.int(0))?.sync() ?? err(EBADF) }                        // fsync
-    t[75] = { t, a in t.fds.get(a.int(0))?.sync() ?? err(EBADF) }                        // fdatasync
+    t[74] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fsync
+    t[75] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fdatasync
     t[162] = { _, _ in 0 }                                                                // sync
     t[306] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                      // syncfs
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
@@ -109,6 +113,7 @@ func registerFile(_ t: SyscallTable) {
         return writeStatfs(t, .success(i), a.a1)
     }
     t[79] = { t, a in                                                                     // getcwd
+        if t.fs.cwd.dentry.dead { return err(ENOENT) }
         let s = t.kernel.vfs.pathString(t.fs.cwd, root: t.fs.root) + [0]
         if a.long(1) < s.count { return err(ERANGE) }
         return t.copyOut(a.a0, s) ? s.count : err(EFAULT)
@@ -144,11 +149,17 @@ func registerFile(_ t: SyscallTable) {
     t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2)) }                         // mknodat
     t[40] = sysSendfile
     t[285] = { t, a in                                                                    // fallocate
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        if a.int(1) != 0 { return err(EOPNOTSUPP) }
+        guard let f = t.fds.getIO(a.int(0)), f.writable else { return err(EBADF) }
+        let mode = a.int(1)
         let end = Int64(a.long(2)) &+ Int64(a.long(3))
         if a.long(2) < 0 || a.long(3) <= 0 || end < 0 { return err(EINVAL) }
+        if f.inode?.isDir == true { return err(EISDIR) }
+        if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
+        // Blocks are not accounted, so reserving them is only a size change;
+        // hole punching and range zeroing are left to callers' fallbacks.
+        if mode & ~1 != 0 { return err(EOPNOTSUPP) }
         if end > 1 << 40 { return err(EFBIG) }
+        if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
         return f.fileSize() < end ? f.truncate(end) : 0
     }
     t[221] = { _, _ in 0 }                                                                // fadvise64
@@ -217,11 +228,13 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     let acc = flags & O_ACCMODE
     if acc == 3 { return err(EINVAL) }
     let wantsWrite = acc != O_RDONLY
+    // Linux 6.4+: O_CREAT|O_DIRECTORY is never meaningful.
+    if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY && flags & O_TMPFILE_ != O_TMPFILE_ { return err(EINVAL) }
     var target: Path
     var created: FileDescription? = nil
     if flags & O_CREAT != 0 && flags & O_PATH == 0 {
         let dir: Path, name: [UInt8]
-        switch vfs.resolveParent(t.fs, start: start, path) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
+        switch vfs.resolveParent(t.fs, start: start, path, searcher: t.searcher) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
         if path.last == 47 || name == [46] || name == [46, 46] { return err(EISDIR) }
         switch dir.dentry.child(name) {
         case .success(let d):
@@ -229,7 +242,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             var p = vfs.crossMounts(Path(mount: dir.mount, dentry: d))
             if p.inode.isSymlink {
                 if flags & O_NOFOLLOW != 0 { return err(ELOOP) }
-                switch vfs.resolve(t.fs, start: dir, name, follow: true) { case .success(let q): p = q; case .failure(let e): return e.ret }
+                switch vfs.resolve(t.fs, start: dir, name, follow: true, searcher: t.searcher) { case .success(let q): p = q; case .failure(let e): return e.ret }
             }
             target = p
         case .failure(let e):
@@ -247,7 +260,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             }
         }
     } else {
-        switch vfs.resolve(t.fs, start: start, path, follow: flags & O_NOFOLLOW == 0) {
+        switch vfs.resolve(t.fs, start: start, path, follow: flags & O_NOFOLLOW == 0, searcher: t.searcher) {
         case .success(let p): target = p
         case .failure(let e): return e.ret
         }
@@ -324,6 +337,9 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
 
 func sysStatx(_ t: Task, _ a: Args) -> Int {
     let flags = a.int(2)
+    // Only the lookup flags and one AT_STATX_* sync type; the top mask bit is reserved.
+    if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800 | 0x6000) != 0 || flags & 0x6000 == 0x6000 { return err(EINVAL) }
+    if a.uint(3) & 0x8000_0000 != 0 { return err(EINVAL) }
     var r: Result<Stat, Errno>
     if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty {
         if a.int(0) == AT_FDCWD_ { r = t.fs.cwd.inode.stat() }
@@ -388,6 +404,8 @@ func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> In
 func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.tg.creds
     let fmt = mode & S_IFMT_
+    if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
+    // No device nodes: the sandbox has no devices to give them meaning.
     if fmt == S_IFCHR_ || fmt == S_IFBLK_ { return err(EPERM) }
     return withNewName(t, dirfd, path) { dir, name in
         dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & ~t.fs.umask & 0o7777), uid: c.fsuid, gid: c.fsgid)
@@ -419,8 +437,8 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
 func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> Int {
     if flags & ~AT_REMOVEDIR_ != 0 { return err(EINVAL) }
     let isDir = flags & AT_REMOVEDIR_ != 0
-    switch t.lookupParent(dirfd, path) {
-    case .success(let (dir, name)):
+    switch t.lookupParentSlash(dirfd, path) {
+    case .success(let (dir, name, slash)):
         if name == [46] { return err(isDir ? EINVAL : EISDIR) }
         if name == [46, 46] { return err(isDir ? ENOTEMPTY : EISDIR) }
         let child: Dentry
@@ -428,6 +446,7 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
         if child.mountedHere != nil { return err(EBUSY) }
         if isDir && !child.inode.isDir { return err(ENOTDIR) }
         if !isDir && child.inode.isDir { return err(EISDIR) }
+        if slash && !child.inode.isDir { return err(ENOTDIR) }
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
         if dir.inode.mode & 0o1000 != 0 && !t.tg.creds.isRoot && child.inode.uid != t.tg.creds.fsuid && dir.inode.uid != t.tg.creds.fsuid {
@@ -436,6 +455,7 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
         switch dir.inode.unlink(name, dir: isDir) {
         case .success:
             dir.dentry.children[name] = nil
+            child.dead = true
             return 0
         case .failure(let e): return e.ret
         }
@@ -444,16 +464,17 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
 }
 
 func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64, _ flags: UInt32) -> Int {
-    if flags & ~UInt32(7) != 0 { return err(EINVAL) }
-    let (odir, oname): (Path, [UInt8])
-    switch t.lookupParent(od, op) { case .success(let r): (odir, oname) = r; case .failure(let e): return e.ret }
-    let (ndir, nname): (Path, [UInt8])
-    switch t.lookupParent(nd, np) { case .success(let r): (ndir, nname) = r; case .failure(let e): return e.ret }
+    if flags & ~UInt32(7) != 0 || flags & 3 == 3 { return err(EINVAL) }
+    let (odir, oname, oslash): (Path, [UInt8], Bool)
+    switch t.lookupParentSlash(od, op) { case .success(let r): (odir, oname, oslash) = r; case .failure(let e): return e.ret }
+    let (ndir, nname, nslash): (Path, [UInt8], Bool)
+    switch t.lookupParentSlash(nd, np) { case .success(let r): (ndir, nname, nslash) = r; case .failure(let e): return e.ret }
     if oname == [46] || oname == [46, 46] || nname == [46] || nname == [46, 46] { return err(EBUSY) }
     if odir.mount !== ndir.mount { return err(EXDEV) }
     let src: Dentry
     switch odir.dentry.child(oname) { case .success(let d): src = d; case .failure(let e): return e.ret }
     if src.mountedHere != nil { return err(EBUSY) }
+    if (oslash || nslash) && !src.inode.isDir { return err(ENOTDIR) }
     // A directory cannot move into itself.
     if src.inode.isDir {
         var p: Dentry? = ndir.dentry
@@ -461,10 +482,20 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
     }
     let existing = try? ndir.dentry.child(nname).get()
     if let e = existing {
-        if e === src { return 0 }
+        // Two names of one file: rename does nothing.
+        if e === src || sameFile(e.inode, src.inode) { return 0 }
         if flags & 1 != 0 { return err(EEXIST) }
-        if src.inode.isDir && !e.inode.isDir { return err(ENOTDIR) }
-        if !src.inode.isDir && e.inode.isDir { return err(EISDIR) }
+        if flags & 2 != 0 {
+            // An exchange moves the target the other way: it may be of
+            // another type, but must not end up inside itself either.
+            if e.inode.isDir {
+                var p: Dentry? = odir.dentry
+                while let q = p { if q === e { return err(EINVAL) }; p = q.parent }
+            }
+        } else {
+            if src.inode.isDir && !e.inode.isDir { return err(ENOTDIR) }
+            if !src.inode.isDir && e.inode.isDir { return err(EISDIR) }
+        }
     } else if flags & 2 != 0 { return err(ENOENT) }
     if odir.mount.readOnly { return err(EROFS) }
     if !t.mayAccess(odir.inode, 3) || !t.mayAccess(ndir.inode, 3) { return err(EACCES) }
@@ -475,6 +506,7 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
             e.name = oname; e.parent = odir.dentry; odir.dentry.children[oname] = e
         } else {
             ndir.dentry.children[nname] = nil
+            existing?.dead = true
         }
         src.name = nname
         src.parent = ndir.dentry
@@ -513,16 +545,28 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
     case .success(let p):
         if p.mount.readOnly { return err(EROFS) }
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
-        return resultCode(p.inode.setattr(a))
+        return resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, a)))
     case .failure(let e): return e.ret
     }
 }
 
 func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
-    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     guard let i = f.inode, !(i is StdioInode) else { return 0 }
     if let e = checkSetattr(t, i, a) { return err(e) }
-    return resultCode(i.setattr(a))
+    return resultCode(i.setattr(withOwnerChangeEffects(i, a)))
+}
+
+/// chown of a non-directory clears set-user-ID, and set-group-ID when the
+/// group may execute (otherwise it marks mandatory locking), even for root.
+func withOwnerChangeEffects(_ i: Inode, _ a: SetAttr) -> SetAttr {
+    guard a.uid != nil || a.gid != nil, a.mode == nil, !i.isDir else { return a }
+    var clear: UInt32 = S_ISUID_
+    if i.mode & 0o010 != 0 { clear |= S_ISGID_ }
+    if i.mode & clear == 0 { return a }
+    var b = a
+    b.mode = i.mode & 0o7777 & ~clear
+    return b
 }
 
 /// A utimensat time: nil for UTIME_OMIT, .some(nil) for a fault,
@@ -549,7 +593,7 @@ func sysUtimensat(_ t: Task, _ a: Args) -> Int {
     return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
 }
 
-func sysUtimes(_ t: Task, _ path: UInt64, _ tv: UInt64) -> Int {
+func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
     var attr = SetAttr()
     if tv == 0 { attr.atime = nowTimespec(); attr.mtime = attr.atime }
     else {
@@ -559,7 +603,7 @@ func sysUtimes(_ t: Task, _ path: UInt64, _ tv: UInt64) -> Int {
         attr.atime = (Int64(bitPattern: get64(b, 0)), au * 1000)
         attr.mtime = (Int64(bitPattern: get64(b, 16)), mu * 1000)
     }
-    return sysSetattrAt(t, AT_FDCWD_, path, true, attr)
+    return sysSetattrAt(t, dirfd, path, true, attr)
 }
 
 /// sendfile: not yet a zero-copy path. Programs (busybox's copyfd among
@@ -618,4 +662,9 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     }
     m.readOnly = flags & MS_RDONLY != 0
     return 0
+}
+
+/// Whether two inodes are the same file (hard links may be separate objects).
+func sameFile(_ a: Inode, _ b: Inode) -> Bool {
+    a === b || (a.ino != 0 && a.ino == b.ino && a.dev == b.dev)
 }

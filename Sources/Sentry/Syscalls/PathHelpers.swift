@@ -39,38 +39,45 @@ extension Task {
         }
         let start: Path
         switch startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
-        if let e = checkWalkPermission(start, path) { return .failure(e) }
-        return kernel.vfs.resolve(fs, start: start, path, follow: follow)
+        return kernel.vfs.resolve(fs, start: start, path, follow: follow, searcher: searcher)
     }
 
     func lookupParent(_ dirfd: Int32, _ addr: UInt64) -> Result<(Path, [UInt8]), Errno> {
+        lookupParentSlash(dirfd, addr).map { ($0.0, $0.1) }
+    }
+
+    /// Like lookupParent, and whether the path ended in a slash (which
+    /// requires the last component to be a directory).
+    func lookupParentSlash(_ dirfd: Int32, _ addr: UInt64) -> Result<(Path, [UInt8], Bool), Errno> {
         let path: [UInt8]
         switch readPath(addr) { case .success(let p): path = p; case .failure(let e): return .failure(e) }
         let start: Path
         switch startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
-        return kernel.vfs.resolveParent(fs, start: start, path)
+        return kernel.vfs.resolveParent(fs, start: start, path, searcher: searcher).map { ($0.0, $0.1, path.last == 47) }
     }
 
-    /// Search permission on the directories of a path is checked by the
-    /// final access checks for non-root users only in a simplified form:
-    /// the starting directory must be searchable.
-    func checkWalkPermission(_ start: Path, _ path: [UInt8]) -> Errno? {
-        if tg.creds.isRoot { return nil }
-        let d = path.first == 47 ? fs.root : start
-        return mayAccess(d.inode, 1) ? nil : Errno(EACCES)
-    }
+    /// The credentials path walks check search permission against: none
+    /// for a caller with CAP_DAC_OVERRIDE's power (root).
+    var searcher: Credentials? { tg.creds.fsuid == 0 ? nil : tg.creds }
 
     /// Unix permission check (mask: 4 read, 2 write, 1 execute/search).
     func mayAccess(_ i: Inode, _ mask: UInt32, real: Bool = false) -> Bool {
-        let c = tg.creds
-        let uid = real ? c.uid : c.fsuid
+        tg.creds.permits(i, mask, real: real)
+    }
+}
+
+extension Credentials {
+    /// Unix permission check against the fs ids (or the real ids, for
+    /// access(2)); uid 0 may do anything but execute a file no one may.
+    func permits(_ i: Inode, _ mask: UInt32, real: Bool = false) -> Bool {
+        let uid = real ? self.uid : fsuid
         if uid == 0 {
             if mask & 1 == 0 || i.isDir { return true }
             return i.mode & 0o111 != 0
         }
         var perm: UInt32
         if i.uid == uid { perm = (i.mode >> 6) & 7 }
-        else if c.inGroup(i.gid) || (real ? c.gid : c.fsgid) == i.gid { perm = (i.mode >> 3) & 7 }
+        else if inGroup(i.gid) || (real ? gid : fsgid) == i.gid { perm = (i.mode >> 3) & 7 }
         else { perm = i.mode & 7 }
         return perm & mask == mask
     }

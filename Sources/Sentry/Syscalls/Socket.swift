@@ -124,7 +124,7 @@ private func listenerFor(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno
         guard let s = names.abstract[name] else { return .failure(Errno(ECONNREFUSED)) }
         return .success(s)
     }
-    switch t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, name, follow: true) {
+    switch t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, name, follow: true, searcher: t.searcher) {
     case .success(let p):
         if p.inode.mode & S_IFMT_ != S_IFSOCK_ { return .failure(Errno(ECONNREFUSED)) }
         guard let s = names.paths[UnixNames.PathKey(dev: p.inode.dev, ino: p.inode.ino)] else { return .failure(Errno(ECONNREFUSED)) }
@@ -155,7 +155,7 @@ func registerUnixSockets(_ t: SyscallTable) {
             names.abstract[name] = s
         } else {
             // A socket file, made like mknod(S_IFSOCK).
-            switch t.kernel.vfs.resolveParent(t.fs, start: t.fs.cwd, name) {
+            switch t.kernel.vfs.resolveParent(t.fs, start: t.fs.cwd, name, searcher: t.searcher) {
             case .success(let (dir, last)):
                 if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
                 if !t.mayAccess(dir.inode, 3) { return err(EACCES) }

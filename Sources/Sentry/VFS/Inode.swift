@@ -116,6 +116,8 @@ final class Dentry {
     var children: [[UInt8]: Dentry] = [:]
     /// The mount whose root covers this dentry, if any.
     var mountedHere: Mount?
+    /// Unlinked (or replaced by a rename): no longer reachable by name.
+    var dead = false
 
     init(name: [UInt8], parent: Dentry?, inode: Inode) {
         self.name = name; self.parent = parent; self.inode = inode

@@ -44,21 +44,37 @@ final class VFS {
         return p
     }
 
-    struct Options {
-        var followFinal = true
-        var mustBeDir = false
+    /// How a walk may proceed (openat2's RESOLVE_* flags, permissions).
+    struct Walk {
+        var follow = true
+        /// Checked for search permission on every directory walked through;
+        /// nil for a caller that may search anything (root).
+        var searcher: Credentials? = nil
+        var resolve: UInt64 = 0
+        static let noXDev: UInt64 = 0x01, noMagicLinks: UInt64 = 0x02, noSymlinks: UInt64 = 0x04
+        static let beneath: UInt64 = 0x08, inRoot: UInt64 = 0x10
     }
 
     /// Resolves `path` relative to `start`. Requires: Kernel.mu held.
-    func resolve(_ fs: FSContext, start: Path, _ path: [UInt8], follow: Bool = true, depth: Int = 0) -> Result<Path, Errno> {
-        if path.isEmpty { return .failure(Errno(ENOENT)) }
-        if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
-        var symlinks = depth
-        return walk(fs, start: start, path, follow: follow, symlinks: &symlinks)
+    func resolve(_ fs: FSContext, start: Path, _ path: [UInt8], follow: Bool = true, searcher: Credentials? = nil) -> Result<Path, Errno> {
+        resolve(fs, start: start, path, Walk(follow: follow, searcher: searcher))
     }
 
-    private func walk(_ fs: FSContext, start: Path, _ path: [UInt8], follow: Bool, symlinks: inout Int) -> Result<Path, Errno> {
-        var cur = path.first == 47 ? fs.root : start
+    func resolve(_ fs: FSContext, start: Path, _ path: [UInt8], _ w: Walk) -> Result<Path, Errno> {
+        if path.isEmpty { return .failure(Errno(ENOENT)) }
+        if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
+        var symlinks = 0
+        // RESOLVE_IN_ROOT: the start directory is the root for this walk.
+        let root = w.resolve & Walk.inRoot != 0 ? start : fs.root
+        return walk(root: root, start: start, path, w, symlinks: &symlinks)
+    }
+
+    private func walk(root: Path, start: Path, _ path: [UInt8], _ w: Walk, symlinks: inout Int) -> Result<Path, Errno> {
+        let beneath = w.resolve & Walk.beneath != 0
+        if path.first == 47 && beneath { return .failure(Errno(EXDEV)) }
+        var cur = path.first == 47 ? root : start
+        // RESOLVE_BENEATH: how deep below the start the walk is.
+        var depth = 0
         let comps = path.split(separator: 47, omittingEmptySubsequences: true)
         let trailingSlash = path.last == 47
         for (i, c) in comps.enumerated() {
@@ -66,9 +82,16 @@ final class VFS {
             let name = Array(c)
             if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
             if !cur.inode.isDir { return .failure(Errno(ENOTDIR)) }
+            if let cr = w.searcher, !cr.permits(cur.inode, 1) { return .failure(Errno(EACCES)) }
             if name == [46] { continue }
             if name == [46, 46] {
-                cur = parent(of: cur, root: fs.root)
+                if beneath {
+                    if depth == 0 { return .failure(Errno(EXDEV)) }
+                    depth -= 1
+                }
+                let up = parent(of: cur, root: root)
+                if w.resolve & Walk.noXDev != 0 && up.mount !== cur.mount { return .failure(Errno(EXDEV)) }
+                cur = up
                 continue
             }
             let next: Dentry
@@ -77,10 +100,12 @@ final class VFS {
             case .failure(let e): return .failure(e)
             }
             var np = crossMounts(Path(mount: cur.mount, dentry: next))
+            if w.resolve & Walk.noXDev != 0 && np.mount !== cur.mount { return .failure(Errno(EXDEV)) }
             // /proc/[pid]/fd/N are "magic" links: they name an open file,
             // not a path. Following one lands on the file itself: its place
             // in the tree when it has one, else the open file (a pipe...).
-            if let link = np.inode as? ProcFdLink, !last || follow || trailingSlash {
+            if let link = np.inode as? ProcFdLink, !last || w.follow || trailingSlash {
+                if w.resolve & (Walk.noMagicLinks | Walk.noSymlinks | Walk.beneath | Walk.inRoot) != 0 { return .failure(Errno(ELOOP)) }
                 if let p = link.file.path, !(p.inode is StdioInode) {
                     np = p
                 } else {
@@ -90,20 +115,54 @@ final class VFS {
                 cur = np
                 continue
             }
-            if np.inode.isSymlink && (!last || follow || trailingSlash) {
+            if np.inode.isSymlink && (!last || w.follow || trailingSlash) {
+                if w.resolve & Walk.noSymlinks != 0 { return .failure(Errno(ELOOP)) }
                 symlinks += 1
                 if symlinks > 40 { return .failure(Errno(ELOOP)) }
                 guard case .success(let target) = np.inode.readlink() else { return .failure(Errno(EIO)) }
                 if target.isEmpty { return .failure(Errno(ENOENT)) }
-                switch walk(fs, start: cur, target, follow: true, symlinks: &symlinks) {
+                var sub = w
+                sub.follow = true
+                if beneath {
+                    // The link's target is walked from where the link is, and
+                    // must stay beneath the original start too: walk it from
+                    // the start with the link's directory spelled out.
+                    if target.first == 47 { return .failure(Errno(EXDEV)) }
+                    var rel: [UInt8] = []
+                    var q = cur, up = depth
+                    var names: [[UInt8]] = []
+                    while up > 0 { names.append(q.dentry.name); q = parent(of: q, root: root); up -= 1 }
+                    for n in names.reversed() { rel += n; rel.append(47) }
+                    rel += target
+                    switch walk(root: root, start: start, rel, sub, symlinks: &symlinks) {
+                    case .success(let t): np = t
+                    case .failure(let e): return .failure(e)
+                    }
+                    depth = depthBelow(np, start) ?? 0
+                    cur = np
+                    continue
+                }
+                switch walk(root: root, start: cur, target, sub, symlinks: &symlinks) {
                 case .success(let t): np = t
                 case .failure(let e): return .failure(e)
                 }
             }
+            if beneath { depth += 1 }
             cur = np
         }
         if trailingSlash && !cur.inode.isDir { return .failure(Errno(ENOTDIR)) }
         return .success(cur)
+    }
+
+    /// How many steps `p` is below `start`, or nil when it is not below it.
+    private func depthBelow(_ p: Path, _ start: Path) -> Int? {
+        var q = p, n = 0
+        while !(q.dentry === start.dentry && q.mount === start.mount) {
+            let up = parent(of: q, root: start)
+            if up.dentry === q.dentry && up.mount === q.mount { return nil }
+            q = up; n += 1
+        }
+        return n
     }
 
     func parent(of p: Path, root: Path) -> Path {
@@ -119,21 +178,24 @@ final class VFS {
     }
 
     /// Splits a path into its parent directory (resolved) and last name.
-    func resolveParent(_ fs: FSContext, start: Path, _ path: [UInt8]) -> Result<(Path, [UInt8]), Errno> {
+    func resolveParent(_ fs: FSContext, start: Path, _ path: [UInt8], searcher: Credentials? = nil) -> Result<(Path, [UInt8]), Errno> {
         if path.isEmpty { return .failure(Errno(ENOENT)) }
         if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
         var p = path
         while p.count > 1 && p.last == 47 { p.removeLast() }
         guard let slash = p.lastIndex(of: 47) else {
+            if p.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
+            if start.dentry.dead { return .failure(Errno(ENOENT)) }
             return .success((start, p))
         }
         let name = Array(p[(slash + 1)...])
         let dirPart = slash == 0 ? [UInt8]([47]) : Array(p[..<slash])
         if name.isEmpty { return .success((fs.root, [46])) }
-        switch resolve(fs, start: start, dirPart) {
+        switch resolve(fs, start: start, dirPart, searcher: searcher) {
         case .success(let d):
             if !d.inode.isDir { return .failure(Errno(ENOTDIR)) }
             if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
+            if d.dentry.dead { return .failure(Errno(ENOENT)) }
             return .success((d, name))
         case .failure(let e): return .failure(e)
         }
@@ -174,6 +236,13 @@ final class FDTable {
     func get(_ fd: Int32) -> FileDescription? {
         if fd < 0 || Int(fd) >= entries.count { return nil }
         return entries[Int(fd)]?.file
+    }
+
+    /// A description usable for I/O and attribute changes: O_PATH ones
+    /// answer EBADF to everything but fstat, *at, fchdir, dup and fcntl.
+    func getIO(_ fd: Int32) -> FileDescription? {
+        guard let f = get(fd), f.flags & O_PATH == 0 else { return nil }
+        return f
     }
 
     /// Installs at the lowest free fd >= minFD. Returns the fd or -EMFILE.
