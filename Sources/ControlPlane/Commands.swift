@@ -6,7 +6,7 @@
 /// - `Model/`: `JSON` (generic object value with typed accessors), `ResourceType` (the
 ///   served kinds), label/field selectors, quantities.
 /// - `Store/`: the `Store` protocol (revisioned objects + event log + watch) and
-///   `SQLiteStore` (GRDB, WAL, synchronous=FULL). etcd v3 is a documented TODO.
+///   `SQLiteStore` (GRDB, WAL, synchronous=FULL) and `EtcdStore` (etcd v3 JSON gateway).
 /// - `API/`: `APIRegistry` (defaulting, validation, optimistic concurrency, finalizers,
 ///   subresources, watch translation; the only user of the `Store`), `APIServer`
 ///   (Hummingbird HTTP front end, discovery, bearer-token auth + roles), `APIClient` with
@@ -39,6 +39,15 @@ public struct ControlPlaneOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Directory holding the SQLite database (moat.db).")
     public var dataDir: String = "./moat-data"
 
+    @Option(help: "Storage backend: sqlite (embedded, in --data-dir) or etcd (--etcd-endpoints).")
+    public var store: String = "sqlite"
+
+    @Option(name: .customLong("etcd-endpoints"), help: "Comma-separated etcd client URLs, for --store etcd.")
+    public var etcdEndpoints: String = "http://127.0.0.1:2379"
+
+    @Option(name: .customLong("etcd-prefix"), help: "Key prefix under which objects are kept in etcd.")
+    public var etcdPrefix: String = "/registry"
+
     @Option(name: .customLong("token-file"), help: "Static bearer token file (token,user,uid,\"groups\"); open access if omitted.")
     public var tokenFile: String?
 
@@ -53,9 +62,20 @@ public struct ControlPlaneOptions: ParsableArguments {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
+    func openStore() throws -> any Store {
+        switch store {
+        case "sqlite":
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+            return try SQLiteStore(path: (dataDir as NSString).appendingPathComponent("moat.db"))
+        case "etcd":
+            return try EtcdStore(endpoints: [etcdEndpoints], prefix: etcdPrefix)
+        default:
+            throw ValidationError("--store must be sqlite or etcd")
+        }
+    }
+
     func openRegistry() async throws -> APIRegistry {
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: (dataDir as NSString).appendingPathComponent("moat.db"))
+        let store = try openStore()
         let registry = APIRegistry(store: store)
         try await registry.bootstrap()
         return registry
@@ -68,7 +88,7 @@ public struct ControlPlaneOptions: ParsableArguments {
 
 public struct APIServerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "apiserver", abstract: "Serve the Kubernetes-style API over HTTP, backed by an embedded SQLite store.")
+        commandName: "apiserver", abstract: "Serve the Kubernetes-style API over HTTP, backed by SQLite or etcd.")
 
     @OptionGroup public var options: ControlPlaneOptions
 
@@ -86,9 +106,32 @@ public struct APIServerCommand: AsyncParsableCommand {
 
 public struct ControlPlaneCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "controlplane", abstract: "Run the API server, controllers and scheduler in one process.")
+        commandName: "controlplane",
+        abstract: "Run the API server, controllers and scheduler in one process.",
+        discussion: """
+            Controllers run only while this process holds the Lease kube-system/moat-controller-manager, \
+            so several processes can share one store (--store etcd) and exactly one of them reconciles.
+            """)
 
     @OptionGroup public var options: ControlPlaneOptions
+
+    @Option(name: .customLong("leader-elect"), help: "Take part in leader election before running controllers (true/false).")
+    public var leaderElect: Bool = true
+
+    @Option(name: .customLong("identity"), help: "Leader-election identity (default: hostname_pid).")
+    public var identity: String?
+
+    @Option(name: .customLong("lease-duration"), help: "Seconds a leader's lease lasts without renewal.")
+    public var leaseDuration: Double = 15
+
+    @Option(name: .customLong("node-grace-period"), help: "Seconds without a heartbeat before a node is marked not ready.")
+    public var nodeGracePeriod: Double = 40
+
+    @Option(name: .customLong("pod-eviction-timeout"), help: "Seconds a node stays not ready before its pods are evicted.")
+    public var podEvictionTimeout: Double = 300
+
+    @Option(name: .customLong("resync"), help: "Seconds between full resyncs of each controller.")
+    public var resync: Double = 30
 
     public init() {}
 
@@ -97,14 +140,37 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
         let registry = try await options.openRegistry()
         let server = APIServer(registry: registry, authorizer: try options.authorizer())
         // Controllers use the in-process client: same API semantics, no token needed.
-        let manager = ControllerManager(client: LocalAPIClient(registry: registry))
+        let client = LocalAPIClient(registry: registry)
+        var o = ControllerManager.Options()
+        o.nodeGracePeriod = nodeGracePeriod
+        o.podEvictionTimeout = podEvictionTimeout
+        o.resync = resync
+        o.nodeMonitorInterval = min(2, max(0.1, nodeGracePeriod / 4))
+        let managerOptions = o
+        let me = identity ?? "\(ProcessInfo.processInfo.hostName)_\(getpid())"
+        var config = LeaderElector.Config(identity: me)
+        config.leaseDuration = leaseDuration
+        config.renewDeadline = leaseDuration * 2 / 3
+        config.retryPeriod = max(0.2, leaseDuration / 7.5)
+        let elector = LeaderElector(client: client, config: config)
+        let elect = leaderElect
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await server.run(host: host, port: port) { bound in
                     FileHandle.standardError.write("moat controlplane listening on http://\(host):\(bound)\n".data(using: .utf8)!)
                 }
             }
-            group.addTask { await manager.run() }
+            group.addTask {
+                if !elect { await ControllerManager(client: client, options: managerOptions).run(); return }
+                // Each term gets fresh controllers (fresh caches and queues).
+                while !Task.isCancelled {
+                    await elector.run {
+                        FileHandle.standardError.write("moat controlplane: \(me) is the leader\n".data(using: .utf8)!)
+                        await ControllerManager(client: client, options: managerOptions).run()
+                    }
+                    if !Task.isCancelled { FileHandle.standardError.write("moat controlplane: \(me) lost the lease\n".data(using: .utf8)!) }
+                }
+            }
             try await group.next()
             group.cancelAll()
         }

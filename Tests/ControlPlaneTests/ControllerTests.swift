@@ -2,8 +2,10 @@ import Foundation
 import XCTest
 @testable import ControlPlane
 
-/// Controllers and the scheduler against a real store through the API, with simulated nodes.
-final class ControllerTests: XCTestCase {
+/// Controllers and the scheduler against a real store through the API, with simulated
+/// nodes; on SQLite here and on etcd in `EtcdControllerTests`.
+class ControllerTests: XCTestCase {
+    class var backend: Backend { .sqlite }
     var cluster: TestCluster!
     var client: (any APIClient)!
     var kubelets: FakeKubelets!
@@ -11,7 +13,8 @@ final class ControllerTests: XCTestCase {
     var managerTask: Task<Void, Never>?
 
     func start(http: Bool = false, nodes: Int = 2, options: ControllerManager.Options = ControllerManager.Options()) async throws {
-        cluster = try await TestCluster()
+        try requireBackend(Self.backend)
+        cluster = try await TestCluster(backend: Self.backend)
         client = http ? try await cluster.serve() : cluster.local
         kubelets = FakeKubelets(client: cluster.local)
         for i in 0..<nodes { try await kubelets.addNode("node-\(i)") }
@@ -251,4 +254,115 @@ final class ControllerTests: XCTestCase {
         XCTAssertEqual(ps.count, 3)
         XCTAssertTrue(ps.allSatisfy { $0.phase == "Succeeded" })
     }
+
+    func testJobRetriesFailedPodsUpToBackoffLimit() async throws {
+        try await start()
+        kubelets.failingImages = ["crash:1"]
+        let job: JSON = ["apiVersion": "batch/v1", "kind": "Job", "metadata": ["name": "crash"],
+                         "spec": ["backoffLimit": 2, "template": ["spec": ["restartPolicy": "Never", "containers": [["name": "c", "image": "crash:1"]]]]]]
+        let created = try await client.create(.jobs, namespace: "default", job)
+        try await eventually("job failed", timeout: 20) {
+            try await self.client.get(.jobs, namespace: "default", name: "crash").condition("Failed")?["status"] == "True"
+        }
+        let j = try await client.get(.jobs, namespace: "default", name: "crash")
+        XCTAssertEqual(j.condition("Failed")?["reason"], "BackoffLimitExceeded")
+        XCTAssertEqual(j[path: "status", "failed"], 3, "backoffLimit 2 allows 3 attempts")
+        let ps = try await client.list(.pods, namespace: "default").filter { $0.controllerRef?.uid == created.uid }
+        XCTAssertEqual(ps.count, 3)
+        XCTAssertTrue(ps.allSatisfy { $0.phase == "Failed" })
+    }
+
+    func testDaemonSetFollowsNodesSelectorsAndTaints() async throws {
+        try await start(nodes: 2)
+        try await kubelets.addNode("tainted", taints: [["key": "dedicated", "value": "db", "effect": "NoSchedule"]])
+        try await kubelets.addNode("gpu-0", labels: ["gpu": "true"])
+        func dsJSON(_ name: String, nodeSelector: JSON? = nil) -> JSON {
+            var spec: JSON = ["containers": [["name": "agent", "image": "agent:1"]]]
+            if let nodeSelector { spec["nodeSelector"] = nodeSelector }
+            return ["apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": ["name": .string(name)],
+                    "spec": ["selector": ["matchLabels": ["app": .string(name)]],
+                             "template": ["metadata": ["labels": ["app": .string(name)]], "spec": spec]]]
+        }
+        func nodesOf(_ app: String) async throws -> [String] {
+            try await self.pods("app=\(app)").compactMap(\.nodeName).sorted()
+        }
+        _ = try await client.create(.daemonsets, namespace: "default", dsJSON("agent"))
+        _ = try await client.create(.daemonsets, namespace: "default", dsJSON("gpu", nodeSelector: ["gpu": "true"]))
+        try await eventually("one agent per untainted node") { try await nodesOf("agent") == ["gpu-0", "node-0", "node-1"] }
+        try await eventually("gpu agent only on the gpu node") { try await nodesOf("gpu") == ["gpu-0"] }
+        try await eventually("agent status") {
+            let ds = try await self.client.get(.daemonsets, namespace: "default", name: "agent")
+            return ds[path: "status", "desiredNumberScheduled"] == 3 && ds[path: "status", "numberReady"] == 3
+        }
+        // A node joins; another leaves.
+        try await kubelets.addNode("node-2")
+        try await eventually("agent follows the new node") { try await nodesOf("agent") == ["gpu-0", "node-0", "node-1", "node-2"] }
+        try await kubelets.removeNode("node-1")
+        try await eventually("agent leaves with the node") { try await nodesOf("agent") == ["gpu-0", "node-0", "node-2"] }
+        // Tolerating the taint brings the tainted node in; the update replaces every pod.
+        _ = try await client.patch(.daemonsets, namespace: "default", name: "agent",
+            ["spec": ["template": ["spec": ["tolerations": [["key": "dedicated", "operator": "Exists", "effect": "NoSchedule"]]]]]])
+        try await eventually("agent on the tainted node, all pods updated", timeout: 20) {
+            let ps = try await self.pods("app=agent")
+            return ps.compactMap(\.nodeName).sorted() == ["gpu-0", "node-0", "node-2", "tainted"]
+                && ps.allSatisfy { !($0[path: "spec", "tolerations"].array ?? []).isEmpty && $0.phase == "Running" }
+        }
+        // Deleting a daemon pod gets it back.
+        let victim = try await pods("app=gpu")[0]
+        try await client.delete(.pods, namespace: "default", name: victim.name)
+        try await eventually("gpu pod recreated") {
+            let ps = try await self.pods("app=gpu")
+            return ps.count == 1 && ps[0].uid != victim.uid
+        }
+    }
+
+    func testEndpointsTrackReadyPodIPs() async throws {
+        try await start(nodes: 2)
+        var d = deploymentJSON("web", replicas: 2)
+        d[path: "spec", "template", "spec", "containers"] = [["name": "main", "image": "nginx:1.0", "ports": [["name": "http", "containerPort": 8080]]]]
+        _ = try await client.create(.deployments, namespace: "default", d)
+        let svc: JSON = ["apiVersion": "v1", "kind": "Service", "metadata": ["name": "web", "labels": ["tier": "front"]],
+                         "spec": ["selector": ["app": "web"], "ports": [["name": "web", "port": 80, "targetPort": "http"]]]]
+        _ = try await client.create(.services, namespace: "default", svc)
+        func addresses() async throws -> [String] {
+            let ep = try await self.client.getIfExists(.endpoints, namespace: "default", name: "web")
+            return (ep?["subsets"].array ?? []).flatMap { $0["addresses"].array ?? [] }.compactMap { $0["ip"].string }.sorted()
+        }
+        func podIPs() async throws -> [String] {
+            try await self.pods("app=web").filter { $0.phase == "Running" }.compactMap { $0[path: "status", "podIP"].string }.sorted()
+        }
+        try await eventually("endpoints list both pod IPs") {
+            let ips = try await podIPs(), addrs = try await addresses()
+            return ips.count == 2 && Set(ips).count == 2 && addrs == ips
+        }
+        let ep = try await client.get(.endpoints, namespace: "default", name: "web")
+        XCTAssertEqual(ep[path: "subsets"].array?.first?["ports"], [["name": "web", "port": 8080, "protocol": "TCP"]])
+        XCTAssertEqual(ep.labels, ["tier": "front"])
+        for ip in try await addresses() { XCTAssertTrue(ip.hasPrefix("10.244."), ip) }
+        _ = try await client.patch(.deployments, namespace: "default", name: "web", ["spec": ["replicas": 3]])
+        try await eventually("endpoints follow scale-up") {
+            let ips = try await podIPs(), addrs = try await addresses()
+            return ips.count == 3 && addrs == ips
+        }
+        try await client.delete(.services, namespace: "default", name: "web")
+        try await eventually("endpoints deleted with the service") {
+            try await self.client.getIfExists(.endpoints, namespace: "default", name: "web") == nil
+        }
+    }
+}
+
+/// The same tests on etcd (each restated: XCTest on Linux does not discover inherited tests).
+final class EtcdControllerTests: ControllerTests {
+    override class var backend: Backend { .etcd }
+    override func testDeploymentScalesUpAndDown() async throws { try await super.testDeploymentScalesUpAndDown() }
+    override func testRollingUpdateHonorsSurgeAndRollsBack() async throws { try await super.testRollingUpdateHonorsSurgeAndRollsBack() }
+    override func testReplicaSetRecreatesDeletedPodsAndAdoptsOrphans() async throws { try await super.testReplicaSetRecreatesDeletedPodsAndAdoptsOrphans() }
+    override func testGarbageCollectorDeletesDependents() async throws { try await super.testGarbageCollectorDeletesDependents() }
+    override func testSchedulerHonorsNodeSelectorTaintsAndResources() async throws { try await super.testSchedulerHonorsNodeSelectorTaintsAndResources() }
+    override func testSchedulerSpreadsReplicasOverHTTP() async throws { try await super.testSchedulerSpreadsReplicasOverHTTP() }
+    override func testNodeLifecycleMarksNotReadyAndEvicts() async throws { try await super.testNodeLifecycleMarksNotReadyAndEvicts() }
+    override func testJobRunsToCompletion() async throws { try await super.testJobRunsToCompletion() }
+    override func testJobRetriesFailedPodsUpToBackoffLimit() async throws { try await super.testJobRetriesFailedPodsUpToBackoffLimit() }
+    override func testDaemonSetFollowsNodesSelectorsAndTaints() async throws { try await super.testDaemonSetFollowsNodesSelectorsAndTaints() }
+    override func testEndpointsTrackReadyPodIPs() async throws { try await super.testEndpointsTrackReadyPodIPs() }
 }

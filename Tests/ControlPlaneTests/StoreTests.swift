@@ -2,51 +2,85 @@ import Foundation
 import XCTest
 @testable import ControlPlane
 
-final class StoreTests: XCTestCase {
+/// The `Store` contract, on SQLite here and on etcd in `EtcdStoreTests`. Revisions are
+/// checked relative to the revision the store starts at (a fresh etcd starts at 1).
+class StoreTests: XCTestCase {
+    class var backend: Backend { .sqlite }
     let key = ObjectKey(resource: "configmaps", namespace: "default", name: "a")
+    var dir: TempDir!
+    var etcd: EtcdProcess?
+    var opened: [any Store] = []
+
+    override func setUp() async throws {
+        try requireBackend(Self.backend)
+        dir = try TempDir()
+        if Self.backend == .etcd { etcd = try await EtcdProcess() }
+    }
+
+    override func tearDown() async throws {
+        for s in opened { s.close() }
+        opened = []
+        etcd?.stop()
+        etcd = nil
+        dir = nil
+    }
+
+    /// Opens (or reopens) the store under test over this test's data.
+    func open() throws -> any Store {
+        let s: any Store = Self.backend == .sqlite ? try SQLiteStore(path: dir.dbPath) : try EtcdStore(endpoints: [etcd!.endpoint])
+        opened.append(s)
+        return s
+    }
 
     func testCreateUpdateConflictDelete() async throws {
-        let dir = try TempDir()
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
+        let base = try await store.currentRevision()
         let c = try await store.create(key, value: Data("1".utf8))
-        XCTAssertEqual(c.modRevision, 1)
+        XCTAssertEqual(c.modRevision, base + 1)
         do { _ = try await store.create(key, value: Data("x".utf8)); XCTFail("duplicate create succeeded") }
         catch StoreError.alreadyExists(_) {}
         let u = try await store.update(key, value: Data("2".utf8), expectedRevision: c.modRevision)
-        XCTAssertEqual(u.modRevision, 2)
-        XCTAssertEqual(u.createRevision, 1)
+        XCTAssertEqual(u.modRevision, base + 2)
+        XCTAssertEqual(u.createRevision, base + 1)
         do { _ = try await store.update(key, value: Data("3".utf8), expectedRevision: c.modRevision); XCTFail("stale update succeeded") }
-        catch StoreError.conflict(_, let expected, let actual) { XCTAssertEqual(expected, 1); XCTAssertEqual(actual, 2) }
+        catch StoreError.conflict(_, let expected, let actual) { XCTAssertEqual(expected, base + 1); XCTAssertEqual(actual, base + 2) }
+        do { _ = try await store.delete(key, expectedRevision: c.modRevision); XCTFail("stale delete succeeded") }
+        catch StoreError.conflict(_, _, _) {}
         let got = try await store.get(key)
         XCTAssertEqual(got?.value, Data("2".utf8))
+        XCTAssertEqual(got?.modRevision, base + 2)
         let d = try await store.delete(key, expectedRevision: nil)
-        XCTAssertEqual(d.modRevision, 3)
+        XCTAssertEqual(d.modRevision, base + 3)
+        XCTAssertEqual(d.value, Data("2".utf8))
         let gone = try await store.get(key)
         XCTAssertNil(gone)
+        do { _ = try await store.update(key, value: Data(), expectedRevision: nil); XCTFail("update of a missing key succeeded") }
+        catch StoreError.notFound(_) {}
+        do { _ = try await store.delete(key, expectedRevision: nil); XCTFail("delete of a missing key succeeded") }
+        catch StoreError.notFound(_) {}
         let rev = try await store.currentRevision()
-        XCTAssertEqual(rev, 3)
+        XCTAssertEqual(rev, base + 3)
     }
 
     func testListIsConsistentWithRevision() async throws {
-        let dir = try TempDir()
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
+        let base = try await store.currentRevision()
         for i in 0..<5 { _ = try await store.create(ObjectKey(resource: "pods", namespace: i % 2 == 0 ? "a" : "b", name: "p\(i)"), value: Data()) }
+        _ = try await store.create(ObjectKey(resource: "podsx", namespace: "a", name: "other"), value: Data())  // a resource sharing a name prefix
         let all = try await store.list(resource: "pods", namespace: nil)
         XCTAssertEqual(all.items.count, 5)
-        XCTAssertEqual(all.revision, 5)
+        XCTAssertEqual(all.revision, base + 6)
         let a = try await store.list(resource: "pods", namespace: "a")
         XCTAssertEqual(a.items.map(\.key.name), ["p0", "p2", "p4"])
+        XCTAssertEqual(a.items.map(\.key.namespace), ["a", "a", "a"])
     }
 
     func testWatchResumesFromRevisionThenLive() async throws {
-        let dir = try TempDir()
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
+        let base = try await store.currentRevision()
         for i in 0..<3 { _ = try await store.create(ObjectKey(resource: "pods", namespace: "ns", name: "p\(i)"), value: Data("\(i)".utf8)) }
         _ = try await store.create(ObjectKey(resource: "nodes", namespace: "", name: "n"), value: Data())  // other resource: filtered
-        let stream = try await store.watch(resource: "pods", namespace: nil, fromRevision: 1)
+        let stream = try await store.watch(resource: "pods", namespace: nil, fromRevision: base + 1)
         _ = try await store.update(ObjectKey(resource: "pods", namespace: "ns", name: "p0"), value: Data("x".utf8), expectedRevision: nil)
         _ = try await store.delete(ObjectKey(resource: "pods", namespace: "ns", name: "p1"), expectedRevision: nil)
         let events = try await withDeadline(5) {
@@ -54,63 +88,77 @@ final class StoreTests: XCTestCase {
             for try await e in stream { out.append(e); if out.count == 4 { break } }
             return out
         }
-        XCTAssertEqual(events.map(\.revision), [2, 3, 5, 6])
+        XCTAssertEqual(events.map(\.revision), [2, 3, 5, 6].map { base + $0 })
         XCTAssertEqual(events.map(\.type), [.added, .added, .modified, .deleted])
         XCTAssertEqual(events[2].previousValue, Data("0".utf8))
+        XCTAssertEqual(events[2].object.createRevision, base + 1)
         XCTAssertEqual(events[3].object.value, Data("1".utf8))
+        XCTAssertEqual(events[3].object.key, ObjectKey(resource: "pods", namespace: "ns", name: "p1"))
     }
 
     func testCompactedRevisionIsGone() async throws {
-        let dir = try TempDir()
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
+        let base = try await store.currentRevision()
         for i in 0..<10 { _ = try await store.create(ObjectKey(resource: "pods", namespace: "ns", name: "p\(i)"), value: Data()) }
-        try await store.compact(toRevision: 6)
-        do { _ = try await store.watch(resource: "pods", namespace: nil, fromRevision: 3); XCTFail("watch from compacted revision succeeded") }
-        catch StoreError.revisionCompacted(let r, let c) { XCTAssertEqual(r, 3); XCTAssertEqual(c, 6) }
-        let s = try await store.watch(resource: "pods", namespace: nil, fromRevision: 6)
+        try await store.compact(toRevision: base + 6)
+        do { _ = try await store.watch(resource: "pods", namespace: nil, fromRevision: base + 3); XCTFail("watch from compacted revision succeeded") }
+        catch StoreError.revisionCompacted(let r, _) { XCTAssertEqual(r, base + 3) }
+        let s = try await store.watch(resource: "pods", namespace: nil, fromRevision: base + 6)
         let first = try await withDeadline(5) { for try await e in s { return e.revision }; return -1 }
-        XCTAssertEqual(first, 7)
+        XCTAssertEqual(first, base + 7)
+        let compacted = try await store.compactedRevision()
+        XCTAssertEqual(compacted, base + 6)
     }
 
     func testDurableAcrossReopenAndWatchResume() async throws {
-        let dir = try TempDir()
+        var base: Int64 = 0
         do {
-            let store = try SQLiteStore(path: dir.dbPath)
-            let p = try store.pragmas()
-            XCTAssertEqual(p.journalMode.lowercased(), "wal")
-            XCTAssertEqual(p.synchronous, 2, "synchronous must be FULL")
+            let store = try open()
+            if let s = store as? SQLiteStore {
+                let p = try s.pragmas()
+                XCTAssertEqual(p.journalMode.lowercased(), "wal")
+                XCTAssertEqual(p.synchronous, 2, "synchronous must be FULL")
+            }
+            base = try await store.currentRevision()
             for i in 0..<4 { _ = try await store.create(ObjectKey(resource: "pods", namespace: "ns", name: "p\(i)"), value: Data("\(i)".utf8)) }
             store.close()
         }
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
         let rev = try await store.currentRevision()
-        XCTAssertEqual(rev, 4)
+        XCTAssertEqual(rev, base + 4)
         let got = try await store.get(ObjectKey(resource: "pods", namespace: "ns", name: "p3"))
         XCTAssertEqual(got?.value, Data("3".utf8))
-        let s = try await store.watch(resource: "pods", namespace: "ns", fromRevision: 2)
+        let s = try await store.watch(resource: "pods", namespace: "ns", fromRevision: base + 2)
         let revs = try await withDeadline(5) { var r: [Int64] = []; for try await e in s { r.append(e.revision); if r.count == 2 { break } }; return r }
-        XCTAssertEqual(revs, [3, 4])
+        XCTAssertEqual(revs, [base + 3, base + 4])
         let next = try await store.create(ObjectKey(resource: "pods", namespace: "ns", name: "p9"), value: Data())
-        XCTAssertEqual(next.modRevision, 5)
+        XCTAssertEqual(next.modRevision, base + 5)
+    }
+
+    func testClosedStoreEndsWatches() async throws {
+        let store = try open()
+        let s = try await store.watch(resource: "pods", namespace: nil, fromRevision: try await store.currentRevision())
+        store.close()
+        do {
+            try await withDeadline(5) { for try await _ in s {} }
+            XCTFail("watch ended without an error")
+        } catch StoreError.closed {}
     }
 
     func testConcurrentWritersConflictAndLoseNothing() async throws {
-        let dir = try TempDir()
-        let store = try SQLiteStore(path: dir.dbPath)
-        defer { store.close() }
+        let store = try open()
         _ = try await store.create(key, value: Data("0".utf8))
         let writers = 4, increments = 15
+        let key = self.key
         let conflicts = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<writers {
                 group.addTask {
                     var conflicts = 0
                     for _ in 0..<increments {
                         while true {
-                            let cur = try await store.get(self.key)!
+                            let cur = try await store.get(key)!
                             let n = Int(String(decoding: cur.value, as: UTF8.self))! + 1
-                            do { _ = try await store.update(self.key, value: Data(String(n).utf8), expectedRevision: cur.modRevision); break }
+                            do { _ = try await store.update(key, value: Data(String(n).utf8), expectedRevision: cur.modRevision); break }
                             catch StoreError.conflict(_, _, _) { conflicts += 1 }
                         }
                     }
@@ -123,4 +171,17 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(String(decoding: final.value, as: UTF8.self), String(writers * increments))
         XCTAssertGreaterThan(conflicts, 0, "expected some optimistic-concurrency conflicts")
     }
+}
+
+/// The same tests on etcd. (XCTest on Linux does not discover inherited test methods,
+/// so each is restated.)
+final class EtcdStoreTests: StoreTests {
+    override class var backend: Backend { .etcd }
+    override func testCreateUpdateConflictDelete() async throws { try await super.testCreateUpdateConflictDelete() }
+    override func testListIsConsistentWithRevision() async throws { try await super.testListIsConsistentWithRevision() }
+    override func testWatchResumesFromRevisionThenLive() async throws { try await super.testWatchResumesFromRevisionThenLive() }
+    override func testCompactedRevisionIsGone() async throws { try await super.testCompactedRevisionIsGone() }
+    override func testDurableAcrossReopenAndWatchResume() async throws { try await super.testDurableAcrossReopenAndWatchResume() }
+    override func testClosedStoreEndsWatches() async throws { try await super.testClosedStoreEndsWatches() }
+    override func testConcurrentWritersConflictAndLoseNothing() async throws { try await super.testConcurrentWritersConflictAndLoseNothing() }
 }

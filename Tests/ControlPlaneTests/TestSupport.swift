@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XCTest
 @testable import ControlPlane
 
@@ -41,20 +44,126 @@ func withDeadline<T: Sendable>(_ seconds: Double, _ op: @escaping @Sendable () a
     }
 }
 
-/// A store + registry, optionally served over HTTP on an ephemeral port.
+/// Which `Store` a test class runs against. Each suite is declared once for SQLite and
+/// subclassed for etcd (`Etcd*Tests`), so both backends run the same tests.
+enum Backend: String, Sendable { case sqlite, etcd }
+
+/// Skips an etcd test, with the reason printed by XCTest, when etcd is not installed.
+func requireBackend(_ backend: Backend) throws {
+    if backend == .etcd, EtcdProcess.binary == nil {
+        throw XCTSkip("etcd is not installed (no \(EtcdProcess.candidates.joined(separator: " or "))); apt-get install etcd-server")
+    }
+}
+
+/// A free TCP port on loopback (bind to port 0, read it back, close).
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// A private etcd on loopback with its own data directory and random ports.
+///
+/// etcd runs under a small shell watchdog that kills it and removes the data directory
+/// when `stop()` is called, and also when the test process dies without calling it.
+final class EtcdProcess: @unchecked Sendable {
+    static let candidates = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+    static var binary: String? { candidates.first { FileManager.default.isExecutableFile(atPath: $0) } }
+
+    let dir: String
+    let clientPort: Int
+    private let watchdog: Process
+    var endpoint: String { "http://127.0.0.1:\(clientPort)" }
+
+    init() async throws {
+        guard let bin = Self.binary else { throw TimedOut(description: "etcd not installed") }
+        var lastError: Error = TimedOut(description: "etcd did not start")
+        for _ in 0..<3 {
+            let dir = NSTemporaryDirectory() + "moat-etcd-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let cport = freeLoopbackPort(), pport = freeLoopbackPort()
+            let args = "--name t --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(cport) " +
+                "--advertise-client-urls http://127.0.0.1:\(cport) --listen-peer-urls http://127.0.0.1:\(pport) " +
+                "--initial-advertise-peer-urls http://127.0.0.1:\(pport) --initial-cluster t=http://127.0.0.1:\(pport) " +
+                "--logger zap --log-level error"
+            let script = """
+                '\(bin)' \(args) >'\(dir)/etcd.log' 2>&1 & e=$!
+                stop() { kill $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(dir)'; exit 0; }
+                trap stop TERM INT
+                while kill -0 \(getpid()) 2>/dev/null && kill -0 $e 2>/dev/null; do sleep 0.1; done
+                stop
+                """
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", script]
+            try p.run()
+            let probe = try EtcdStore(endpoints: ["http://127.0.0.1:\(cport)"])
+            let deadline = Date().addingTimeInterval(10)
+            var up = false
+            while Date() < deadline, p.isRunning {
+                if (try? await probe.currentRevision()) != nil { up = true; break }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            if up {
+                self.dir = dir; self.clientPort = cport; self.watchdog = p
+                return
+            }
+            let log = (try? String(contentsOfFile: dir + "/etcd.log", encoding: .utf8)) ?? ""
+            lastError = TimedOut(description: "etcd did not start on port \(cport): \(log.suffix(500))")
+            p.terminate(); p.waitUntilExit()
+        }
+        throw lastError
+    }
+
+    /// Kills etcd and removes its data directory; waits for both.
+    func stop() {
+        if watchdog.isRunning { watchdog.terminate() }
+        watchdog.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A store + registry on either backend, optionally served over HTTP on an ephemeral port.
 final class TestCluster: @unchecked Sendable {
+    let backend: Backend
     let dir: TempDir
-    let store: SQLiteStore
+    /// The etcd this cluster's store talks to (etcd backend only); shared across restarts.
+    let etcd: EtcdProcess?
+    let store: any Store
     let registry: APIRegistry
     var serverTask: Task<Void, Error>?
     var port = 0
     var local: LocalAPIClient { LocalAPIClient(registry: registry) }
 
-    init(dir: TempDir? = nil, retainedEvents: Int64 = 50_000) async throws {
+    /// A new cluster; pass `dir` (SQLite) or `etcd` (etcd) from a stopped cluster to reopen its data.
+    init(backend: Backend = .sqlite, dir: TempDir? = nil, etcd: EtcdProcess? = nil, retainedEvents: Int64 = 50_000) async throws {
+        self.backend = backend
         self.dir = try dir ?? TempDir()
-        store = try SQLiteStore(path: self.dir.dbPath, retainedEvents: retainedEvents)
+        switch backend {
+        case .sqlite:
+            self.etcd = nil
+            store = try SQLiteStore(path: self.dir.dbPath, retainedEvents: retainedEvents)
+        case .etcd:
+            var e = etcd
+            if e == nil { e = try await EtcdProcess() }
+            self.etcd = e
+            store = try EtcdStore(endpoints: [e!.endpoint])
+        }
         registry = APIRegistry(store: store)
         try await registry.bootstrap()
+    }
+
+    /// A fresh cluster over the same data (same SQLite file or same etcd), as after a restart.
+    func reopened() async throws -> TestCluster {
+        try await TestCluster(backend: backend, dir: dir, etcd: etcd)
     }
 
     /// Starts the HTTP server and waits for it to be bound.
@@ -67,27 +176,39 @@ final class TestCluster: @unchecked Sendable {
         return HTTPAPIClient(port: port)
     }
 
-    func stop() async {
+    /// Stops the server and closes the store; etcd keeps running unless `stopEtcd`.
+    func stop(stopEtcd: Bool = true) async {
         serverTask?.cancel()
         _ = await serverTask?.result
         serverTask = nil
         store.close()
+        if stopEtcd { etcd?.stop() }
     }
 }
 
 /// Stands in for kubelets: heartbeats its nodes and moves pods bound to them to Running
-/// and Ready (or Succeeded, for pods whose restartPolicy is not Always, when `completeJobs`).
+/// and Ready (or Succeeded, for pods whose restartPolicy is not Always, when `completeJobs`;
+/// or Failed, for pods of an image named in `failingImages`). Each node gets a /24 from
+/// the pod CIDR 10.244.0.0/16 as `spec.podCIDR`, and each pod it starts an IP from it.
 final class FakeKubelets: @unchecked Sendable {
     let client: any APIClient
     private let lock = NSLock()
-    private var alive: Set<String> = []
+    private var alive: Set<String> = []          // Guarded by: lock
+    private var cidrIndex: [String: Int] = [:]   // Guarded by: lock
+    private var nextHost: [String: Int] = [:]    // Guarded by: lock
     var completeJobs = true
+    var failingImages: Set<String> = []
     private var task: Task<Void, Never>?
 
     init(client: any APIClient) { self.client = client }
 
     func addNode(_ name: String, cpu: String = "4", memory: String = "8Gi", labels: [String: String] = [:], taints: [JSON] = []) async throws {
+        let index = lock.withLock { () -> Int in
+            if let i = cidrIndex[name] { return i }
+            let i = cidrIndex.count; cidrIndex[name] = i; return i
+        }
         var node: JSON = ["apiVersion": "v1", "kind": "Node", "metadata": ["name": .string(name)],
+                          "spec": ["podCIDR": .string("10.244.\(index).0/24")],
                           "status": ["capacity": ["cpu": .string(cpu), "memory": .string(memory), "pods": "110"],
                                      "allocatable": ["cpu": .string(cpu), "memory": .string(memory), "pods": "110"]]]
         var l = labels; l["kubernetes.io/hostname"] = name
@@ -100,6 +221,22 @@ final class FakeKubelets: @unchecked Sendable {
     }
 
     func stopHeartbeat(_ name: String) { lock.withLock { _ = alive.remove(name) } }
+
+    /// The node leaves the cluster: heartbeats stop and the Node object is deleted.
+    func removeNode(_ name: String) async throws {
+        stopHeartbeat(name)
+        try await client.delete(.nodes, namespace: "", name: name)
+    }
+
+    /// The next pod IP on `node` (10.244.<node index>.<n>, n from 2).
+    func allocateIP(on node: String) -> String {
+        lock.withLock {
+            let i = cidrIndex[node] ?? 255
+            let n = nextHost[node, default: 2]
+            nextHost[node] = n + 1
+            return "10.244.\(i).\(n % 254 + 1)"
+        }
+    }
 
     func start() {
         task = Task {
@@ -118,9 +255,12 @@ final class FakeKubelets: @unchecked Sendable {
                     for p in pods where p.phase == "Pending" && p.deletionTimestamp == nil {
                         guard let node = p.nodeName, names.contains(node) else { continue }
                         var s = p
+                        let image = p[path: "spec", "containers"].array?.first?["image"].string ?? ""
+                        let fail = failingImages.contains(image)
                         let finish = completeJobs && p["spec"]["restartPolicy"].string != "Always"
-                        s[path: "status", "phase"] = finish ? "Succeeded" : "Running"
-                        s.setCondition(type: "Ready", status: finish ? "False" : "True")
+                        s[path: "status", "phase"] = fail ? "Failed" : (finish ? "Succeeded" : "Running")
+                        s.setCondition(type: "Ready", status: fail || finish ? "False" : "True")
+                        if s[path: "status", "podIP"].isNull { s[path: "status", "podIP"] = .string(allocateIP(on: node)) }
                         _ = try? await client.update(.pods, s, subresource: "status")
                     }
                 }

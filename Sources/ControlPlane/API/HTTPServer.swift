@@ -70,7 +70,7 @@ struct APIResponder: HTTPResponder {
         var segs = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
 
         // Non-resource paths: open to every authenticated user.
-        if let r = Discovery.respond(segs) {
+        if let r = Discovery.respond(segs) ?? OpenAPI.respond(segs) {
             if server.authorizer != nil { _ = try authenticate(request) }
             return Self.json(r)
         }

@@ -16,6 +16,8 @@ public final class ControllerManager: Sendable {
     public let replicaSets: ReplicaSetController
     public let deployments: DeploymentController
     public let jobs: JobController
+    public let daemonSets: DaemonSetController
+    public let endpoints: EndpointsController
     public let garbageCollector: GarbageCollector
     public let nodeLifecycle: NodeLifecycleController
     public let scheduler: Scheduler?
@@ -27,6 +29,8 @@ public final class ControllerManager: Sendable {
         replicaSets = ReplicaSetController(client: client, informers: f, resync: options.resync)
         deployments = DeploymentController(client: client, informers: f, resync: options.resync)
         jobs = JobController(client: client, informers: f, resync: options.resync)
+        daemonSets = DaemonSetController(client: client, informers: f, resync: options.resync)
+        endpoints = EndpointsController(client: client, informers: f, resync: options.resync)
         garbageCollector = GarbageCollector(client: client, informers: f, resync: options.resync)
         nodeLifecycle = NodeLifecycleController(client: client, gracePeriod: options.nodeGracePeriod,
                                                 evictionTimeout: options.podEvictionTimeout, interval: options.nodeMonitorInterval)
@@ -43,6 +47,8 @@ public final class ControllerManager: Sendable {
                     g.addTask { await self.replicaSets.loop.run() }
                     g.addTask { await self.deployments.loop.run() }
                     g.addTask { await self.jobs.loop.run() }
+                    g.addTask { await self.daemonSets.loop.run() }
+                    g.addTask { await self.endpoints.loop.run() }
                     g.addTask { await self.garbageCollector.loop.run() }
                     g.addTask { await self.nodeLifecycle.run() }
                     if let s = self.scheduler { g.addTask { await s.loop.run() } }

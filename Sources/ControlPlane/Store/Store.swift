@@ -77,11 +77,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 /// - `watch(fromRevision: r)` delivers, in order, every event with revision > r and then
 ///   live events; if events after `r` were compacted it throws `.revisionCompacted`.
 ///
-/// Backends: `SQLiteStore` (embedded, default).
-/// TODO(etcd): an `EtcdStore` backend for clusters that outgrow one machine maps 1:1:
-/// key = "/registry/<resource>/<namespace>/<name>", create = Txn(If createRevision==0, Put),
-/// update = Txn(If modRevision==expected, Put), list = Range with revision, watch = Watch
-/// with startRevision r+1 (compaction → `.revisionCompacted`). Not implemented yet.
+/// Backends: `SQLiteStore` (embedded, default) and `EtcdStore` (etcd v3 through its JSON
+/// gateway; revision = etcd revision). `StoreTests`, `APIServerTests` and
+/// `ControllerTests` run against both.
 public protocol Store: Sendable {
     func get(_ key: ObjectKey) async throws -> StoredObject?
     /// Objects of a resource (optionally in one namespace) and the revision the list is consistent at.
@@ -97,5 +95,8 @@ public protocol Store: Sendable {
     func currentRevision() async throws -> Int64
     /// Oldest revision a watch may start from.
     func compactedRevision() async throws -> Int64
+    /// Drops history at or before `revision`: watches from earlier revisions then fail
+    /// with `.revisionCompacted`.
+    func compact(toRevision revision: Int64) async throws
     func close()
 }
