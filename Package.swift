@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "Gofer", dependencies: ["CMoat", "GoferProtocol"]),
         .target(name: "Sentry", dependencies: ["CMoat", "Platform", "GoferProtocol"]),
         .target(name: "Sandbox", dependencies: ["CMoat", "Sentry", "Gofer"]),
+        .target(name: "COCI"),
+        .target(name: "OCI", dependencies: ["CMoat", "COCI", "Sandbox", "Sentry", "GoferProtocol"]),
         .target(name: "ControlPlane", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -35,12 +37,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "moat", dependencies: [
-            "Sandbox", "Sentry", "Gofer", "ControlPlane",
+            "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian", "fs"]),
     ],
     swiftLanguageModes: [.v5]

@@ -49,6 +49,10 @@ int moat_sentry_seccomp(void) {
     ALLOW(fdatasync); ALLOW(poll); ALLOW(ppoll); ALLOW(dup); ALLOW(dup3); ALLOW(fcntl); ALLOW(eventfd2);
     // The Gofer channel.
     ALLOW(sendmsg); ALLOW(recvmsg); ALLOW(sendto); ALLOW(recvfrom);
+    // The OCI control channel (moat exec): connections on a listening
+    // socket the launcher created before confinement; no new socket or
+    // name can be made with accept4 alone.
+    ALLOW(accept4);
     // Memory and threads of the Sentry itself.
     ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
     ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);

@@ -22,23 +22,71 @@ public struct SentryConfig {
     public var confine = true
     /// A writable layer in Sentry memory over the (read-only) gofer root.
     public var overlay = false
+
+    // Set by the OCI runtime (see Sources/OCI/Launch.swift).
+    /// Written once the sandbox is set up and confined: "OK\n", or the
+    /// fatal error's message. Fatal errors go there instead of stderr.
+    public var readyFD: Int32 = -1
+    /// The init process waits until a byte can be read from this fd (the
+    /// container's exec.fifo, opened read-write by the launcher); EOF or
+    /// an error before that byte ends the sandbox.
+    public var startFD: Int32 = -1
+    /// A listening SOCK_SEQPACKET socket for `moat exec` (see Kernel/Control.swift).
+    public var controlFD: Int32 = -1
+    public var groups: [UInt32] = []
+    public var umask: UInt32? = nil
+    /// (resource number, soft, hard): applied to init's emulated limits.
+    public var rlimits: [(Int, UInt64, UInt64)] = []
+    public var domainname: String? = nil
+    /// stdio is a terminal that becomes the Sentry's controlling terminal.
+    public var terminal = false
+    /// File systems to mount over the root, in order.
+    public var mounts: [SentryMount] = []
+    /// Paths hidden from the application (an empty directory, or /dev/null).
+    public var maskedPaths: [String] = []
+    /// Forward every catchable signal to init, not only termination ones
+    /// (the OCI runtime's `kill` may send any signal).
+    public var forwardAllSignals = false
+    /// Host fds given to init as its fds 3, 4, ... (`create --preserve-fds`).
+    public var extraFDs: [Int32] = []
     public init() {}
 }
 
+/// A file system the OCI config asks for. Types the Sentry emulates: tmpfs,
+/// proc, and devtmpfs-like /dev (a tmpfs at /dev gets the emulated devices,
+/// as runtimes populate /dev). Others are skipped by the caller.
+public struct SentryMount {
+    public var type: String
+    public var destination: String
+    public var options: [String]
+    public init(type: String, destination: String, options: [String]) {
+        self.type = type; self.destination = destination; self.options = options
+    }
+}
+
 public enum SentryMain {
+    /// Where fatal errors go before the application starts (see readyFD).
+    nonisolated(unsafe) static var readyFD: Int32 = -1
+
     /// Runs the sandbox; returns the exit status for the Sentry process
     /// (the init process's status; 128+N for death by signal N).
     public static func run(_ cfg: SentryConfig) -> Int32 {
         Log.shared.fd = cfg.logFD
         Log.shared.debug = cfg.debug
+        readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
         // Termination requests from outside go to the application's init,
         // not to the Sentry: every thread blocks them and one forwards them.
         var forwarded = sigset_t()
         sigemptyset(&forwarded)
-        for s in forwardedSignals { sigaddset(&forwarded, s) }
+        for s in forwardedSignals + (cfg.forwardAllSignals ? extraForwardedSignals : []) { sigaddset(&forwarded, s) }
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
+        if cfg.terminal {
+            // The launcher made us a session leader; the tty becomes ours,
+            // so the host line discipline signals the Sentry, which forwards.
+            _ = Glibc.ioctl(0, UInt(TIOCSCTTY), 0)
+        }
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -59,76 +107,38 @@ public enum SentryMain {
         Kernel.shared = k
         k.strace = cfg.strace
         k.hostname = Array(cfg.hostname.utf8)
+        if let d = cfg.domainname { k.domainname = Array(d.utf8) }
         k.lock()
         let fs0 = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
-        for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
-                            ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
-                            ("tmp", { (TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), "tmpfs") })] {
-            if case .success(let p) = vfs.resolve(fs0, start: vfs.rootPath, Array(("/" + dir).utf8)), p.inode.isDir {
-                let (ino, type) = make()
-                vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
+        if cfg.mounts.isEmpty {
+            for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
+                                ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
+                                ("tmp", { (TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), "tmpfs") })] {
+                if case .success(let p) = vfs.resolve(fs0, start: vfs.rootPath, Array(("/" + dir).utf8)), p.inode.isDir {
+                    let (ino, type) = make()
+                    vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
+                }
             }
+        } else {
+            mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths)
         }
         // The init process.
         let tg = ThreadGroup(kernel: k, tgid: 1, parent: nil, handlers: SignalHandlers())
         tg.creds = Credentials(uid: cfg.uid, euid: cfg.uid, suid: cfg.uid, fsuid: cfg.uid,
-                               gid: cfg.gid, egid: cfg.gid, sgid: cfg.gid, fsgid: cfg.gid, groups: [])
+                               gid: cfg.gid, egid: cfg.gid, sgid: cfg.gid, fsgid: cfg.gid, groups: cfg.groups)
+        for (res, cur, max) in cfg.rlimits where res >= 0 && res < tg.rlimits.count {
+            tg.rlimits[res] = RLimit(cur: cur, max: max)
+        }
         k.threadGroups[1] = tg
         k.initTG = tg
         k.nextPid = 2
-        let fds = FDTable()
-        for fd in Int32(0)...2 {
-            let d = fcntl(fd, F_DUPFD_CLOEXEC, 10)
-            if d < 0 {
-                // A closed stdio fd stays closed for the application.
-                continue
-            }
-            let acc = fcntl(fd, F_GETFL) & O_ACCMODE
-            let f = HostFileFD(fd: d, flags: acc, path: nil, hostOffset: true)
-            f.path = Path(mount: vfs.rootMount, dentry: Dentry(name: Array("stdio".utf8), parent: nil, inode: StdioInode(ino: 0, mode: S_IFCHR_ | 0o620, dev: 0)))
-            fds.installAt(f, fd, cloexec: false)
+        let fds = stdioTable(vfs, [0, 1, 2] + cfg.extraFDs)
+        let spawned: (Task, ExecTarget, [UInt8])
+        switch newProcess(k, tg: tg, tid: 1, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {
+        case .success(let x): spawned = x
+        case .failure(let f): k.unlock(); return fatal(f.message, f.code)
         }
-        let stubPid: pid_t
-        switch StubFactory.shared.newAddressSpace() {
-        case .success(let p): stubPid = p
-        case .failure(let e): k.unlock(); return fatal("cannot create an address space: \(e)", 125)
-        }
-        let fsctx = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
-        let task = Task(kernel: k, tid: 1, tg: tg, hostPid: stubPid, hostTid: stubPid, mm: MemoryManager(),
-                        fds: fds, fs: fsctx, comm: [])
-        switch vfs.resolve(fsctx, start: vfs.rootPath, Array(cfg.cwd.utf8)) {
-        case .success(let p) where p.inode.isDir: fsctx.cwd = p
-        default:
-            k.unlock()
-            return fatal("cannot use \(cfg.cwd) as the working directory: no such directory in the root file system", 125)
-        }
-        // Resolve the command the way execvp does, so errors are reported
-        // before the application starts.
-        let env = cfg.env.map { Array($0.utf8) }
-        guard let cmd = cfg.argv.first, !cmd.isEmpty else { k.unlock(); return fatal("no command given", 125) }
-        var candidates: [[UInt8]] = []
-        if cmd.contains("/") { candidates = [Array(cmd.utf8)] } else {
-            let pathVar = cfg.env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-            for dir in pathVar.split(separator: ":") { candidates.append(Array((dir + "/" + cmd).utf8)) }
-        }
-        var target: ExecTarget? = nil
-        var firstErr: Int32 = ENOENT
-        var execfn: [UInt8] = []
-        for c in candidates {
-            switch prepareExec(task, dirfd: AT_FDCWD_, start: fsctx.cwd, c, argv: cfg.argv.map { Array($0.utf8) }) {
-            case .success(let t): target = t; execfn = c
-            case .failure(let e): if firstErr == ENOENT { firstErr = e.code }
-            }
-            if target != nil { break }
-        }
-        guard let tgt = target else {
-            k.unlock()
-            let why = String(cString: strerror(firstErr))
-            if firstErr == ENOENT {
-                return fatal(cmd.contains("/") ? "exec \(cmd): no such file or directory" : "exec \(cmd): executable file not found in $PATH", 127)
-            }
-            return fatal("exec \(cmd): \(why)", 126)
-        }
+        let (task, tgt, execfn) = spawned
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
         if cfg.confine {
@@ -136,6 +146,11 @@ public enum SentryMain {
             if r == 0 { r = moat_sentry_seccomp() }
             if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
         }
+        k.unlock()
+        if !awaitStart(cfg) { return 137 }
+        k.lock()
+        let cmd = cfg.argv[0]
+        let env = cfg.env.map { Array($0.utf8) }
         tg.tasks.append(task)
         k.tasks[1] = task
         task.onStart = { t in
@@ -147,13 +162,156 @@ public enum SentryMain {
         }
         task.startDriver()
         startSignalForwarder(k, forwarded)
+        if cfg.controlFD >= 0 { ControlServer.start(k, listenFD: cfg.controlFD) }
         k.unlock()
         let status = k.waitForInit()
         if status & 0x7f != 0 { return 128 + (status & 0x7f) }
         return (status >> 8) & 0xff
     }
 
+    /// Tells the launcher the sandbox is ready, then waits for `start`.
+    /// Returns false when the container was killed or deleted instead.
+    static func awaitStart(_ cfg: SentryConfig) -> Bool {
+        if cfg.readyFD >= 0 {
+            _ = "OK\n".withCString { write(cfg.readyFD, $0, 3) }
+            close(cfg.readyFD)
+            readyFD = -1
+        }
+        guard cfg.startFD >= 0 else { return true }
+        var b: UInt8 = 0
+        while true {
+            let n = read(cfg.startFD, &b, 1)
+            if n == 1 { break }
+            if n < 0 && errno == EINTR { continue }
+            return false
+        }
+        close(cfg.startFD)
+        return true
+    }
+
+    struct SpawnFailure: Error { let code: Int32; let message: String }
+
+    /// An fd table whose 0, 1, 2, ... are the given host fds (dup'ed); a
+    /// closed host fd stays closed for the application.
+    static func stdioTable(_ vfs: VFS, _ host: [Int32]) -> FDTable {
+        let fds = FDTable()
+        for (i, fd) in host.enumerated() {
+            let d = fcntl(fd, F_DUPFD_CLOEXEC, 10)
+            if d < 0 { continue }
+            let acc = fcntl(fd, F_GETFL) & O_ACCMODE
+            let f = HostFileFD(fd: d, flags: acc, path: nil, hostOffset: true)
+            f.path = Path(mount: vfs.rootMount, dentry: Dentry(name: Array("stdio".utf8), parent: nil, inode: StdioInode(ino: 0, mode: S_IFCHR_ | 0o620, dev: 0)))
+            fds.installAt(f, Int32(i), cloexec: false)
+        }
+        return fds
+    }
+
+    /// Creates the first task of a new process in `tg` (not yet started nor
+    /// registered in the kernel's tables) and resolves its program the way
+    /// execvp does, so errors are reported before anything runs.
+    /// Requires: k.mu held.
+    static func newProcess(_ k: Kernel, tg: ThreadGroup, tid: Int32, argv: [String], env: [String], cwd: String,
+                           umask: UInt32?, fds: FDTable) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
+        let vfs = k.vfs
+        let stubPid: pid_t
+        switch StubFactory.shared.newAddressSpace() {
+        case .success(let p): stubPid = p
+        case .failure(let e): return .failure(SpawnFailure(code: 125, message: "cannot create an address space: \(e)"))
+        }
+        let fsctx = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
+        if let u = umask { fsctx.umask = u & 0o777 }
+        let task = Task(kernel: k, tid: tid, tg: tg, hostPid: stubPid, hostTid: stubPid, mm: MemoryManager(),
+                        fds: fds, fs: fsctx, comm: [])
+        func failed(_ code: Int32, _ m: String) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
+            _ = kill(stubPid, SIGKILL)
+            var st: Int32 = 0
+            _ = waitpid(stubPid, &st, Int32(__WALL))
+            return .failure(SpawnFailure(code: code, message: m))
+        }
+        switch vfs.resolve(fsctx, start: vfs.rootPath, Array(cwd.utf8)) {
+        case .success(let p) where p.inode.isDir: fsctx.cwd = p
+        default:
+            return failed(125, "cannot use \(cwd) as the working directory: no such directory in the root file system")
+        }
+        guard let cmd = argv.first, !cmd.isEmpty else { return failed(125, "no command given") }
+        var candidates: [[UInt8]] = []
+        if cmd.contains("/") { candidates = [Array(cmd.utf8)] } else {
+            let pathVar = env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            for dir in pathVar.split(separator: ":") { candidates.append(Array((dir + "/" + cmd).utf8)) }
+        }
+        var firstErr: Int32 = ENOENT
+        for c in candidates {
+            switch prepareExec(task, dirfd: AT_FDCWD_, start: fsctx.cwd, c, argv: argv.map { Array($0.utf8) }) {
+            case .success(let t): return .success((task, t, c))
+            case .failure(let e): if firstErr == ENOENT { firstErr = e.code }
+            }
+        }
+        if firstErr == ENOENT {
+            return failed(127, cmd.contains("/") ? "exec \(cmd): no such file or directory" : "exec \(cmd): executable file not found in $PATH")
+        }
+        return failed(126, "exec \(cmd): \(String(cString: strerror(firstErr)))")
+    }
+
+    /// Mounts the configured file systems, then masks paths. What cannot be
+    /// mounted (a missing mount point on a read-only root) is logged and
+    /// skipped, as the launcher already told the user which types it ignores.
+    /// Requires: k.mu held.
+    static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String]) {
+        let vfs = k.vfs
+        var dev: UInt64 = 20
+        for m in mounts {
+            let ino: Inode
+            let type: String
+            let ro = m.options.contains("ro")
+            switch m.type {
+            case "proc": ino = k.makeProcFS(); type = "proc"
+            case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "devtmpfs"
+            case "tmpfs":
+                var mode: UInt32 = 0o1777
+                for o in m.options where o.hasPrefix("mode=") { mode = UInt32(o.dropFirst(5), radix: 8) ?? mode }
+                ino = TmpfsInode(mode: S_IFDIR_ | (ro ? mode & 0o555 : mode), dev: dev); type = "tmpfs"; dev += 1
+            default: continue
+            }
+            guard let p = ensureDir(k, fs, m.destination) else {
+                Log.shared.info("mount \(m.type) on \(m.destination): no such directory; skipped")
+                continue
+            }
+            vfs.mount(ino, at: p, fsType: type, source: m.type)
+        }
+        for path in masked {
+            guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
+            if p.inode.isDir {
+                vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o555, dev: dev), at: p, fsType: "tmpfs", source: "tmpfs"); dev += 1
+            } else {
+                vfs.mount(DeviceInode(kind: .null, major: 1, minor: 3, dev: 5), at: p, fsType: "devtmpfs", source: "udev")
+            }
+        }
+    }
+
+    /// Resolves a directory, creating missing components when the root is
+    /// writable (the overlay). Requires: k.mu held.
+    static func ensureDir(_ k: Kernel, _ fs: FSContext, _ path: String) -> Path? {
+        let vfs = k.vfs
+        var cur = vfs.rootPath
+        for comp in path.split(separator: "/") {
+            let name = Array(comp.utf8)
+            switch vfs.resolve(fs, start: cur, name) {
+            case .success(let p): cur = p
+            case .failure:
+                guard case .success = cur.inode.mkdir(name, mode: S_IFDIR_ | 0o755, uid: 0, gid: 0),
+                      case .success(let p) = vfs.resolve(fs, start: cur, name) else { return nil }
+                cur = p
+            }
+            if !cur.inode.isDir { return nil }
+        }
+        return cur
+    }
+
     static let forwardedSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+    /// For the OCI runtime: the rest of what `kill` may send. SIGKILL and
+    /// SIGSTOP cannot be caught and act on the Sentry itself; SIGCHLD is the
+    /// Sentry's own (stub exits); fault signals stay synchronous.
+    static let extraForwardedSignals: [Int32] = [SIGALRM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPWR, SIGVTALRM, SIGPROF, SIGIO]
 
     static func startSignalForwarder(_ k: Kernel, _ set: sigset_t) {
         final class Box { let k: Kernel; var set: sigset_t; init(_ k: Kernel, _ s: sigset_t) { self.k = k; set = s } }
@@ -176,7 +334,14 @@ public enum SentryMain {
     }
 
     static func fatal(_ msg: String, _ code: Int32) -> Int32 {
-        // Before the application starts, a fatal error may go to stderr.
+        // Before the application starts, a fatal error may go to stderr,
+        // or to the OCI launcher, which reports it for `create`.
+        if readyFD >= 0 {
+            let line = "\(code) \(msg)\n"
+            _ = line.withCString { write(readyFD, $0, strlen($0)) }
+            Log.shared.info(msg)
+            return code
+        }
         let line = "moat: " + msg + "\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
         Log.shared.info(msg)

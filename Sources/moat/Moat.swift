@@ -5,6 +5,7 @@ import ArgumentParser
 import ControlPlane
 import Glibc
 import Gofer
+import OCI
 import Sandbox
 import Sentry
 
@@ -20,6 +21,9 @@ struct Moat: AsyncParsableCommand {
     /// PR_SET_PDEATHSIG, which fires when the *thread* that started them
     /// exits, and idle pool threads do exit.
     static func main() async {
+        // runc's command line (create, start, state, ...) with its global
+        // flags before the command; nil when argv is one of Moat's own.
+        if let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -93,9 +97,15 @@ struct SentryCommand: ParsableCommand {
     @Option var user: String = "0:0"
     @Option var hostname: String = "moat"
     @Option var env: [String] = []
+    @Option var ociConfigFd: Int32 = -1
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
+        if ociConfigFd >= 0 {
+            do { Glibc.exit(SentryMain.run(try SentryPlan.read(fd: ociConfigFd))) } catch {
+                throw ValidationError("sentry plan: \(error)")
+            }
+        }
         var c = SentryConfig()
         c.goferFD = goferFd; c.logFD = logFd; c.strace = strace; c.debug = debug; c.cwd = cwd; c.env = env
         c.hostname = hostname
@@ -115,7 +125,11 @@ struct GoferCommand: ParsableCommand {
     @Option var root: String
     @Option var fd: Int32 = 3
     @Flag var readOnly = false
-    func run() throws { Gofer.run(root: root, socketFD: fd, readOnly: readOnly) }
+    @Flag var detached = false
+    func run() throws {
+        if detached { SentryPlan.detachFromLauncher() }
+        Gofer.run(root: root, socketFD: fd, readOnly: readOnly)
+    }
 }
 
 

@@ -1,0 +1,164 @@
+// Resource limits for a sandbox's host processes (Sentry, stubs, Gofer)
+// through cgroups: the unified hierarchy (v2) when /sys/fs/cgroup is one,
+// else the v1 controllers memory, cpu, cpuacct, pids and freezer. The
+// application's own view of cgroups is not emulated (CONFORMANCE.md).
+
+import Glibc
+
+public struct Cgroups {
+    static let base = "/sys/fs/cgroup"
+    static let v1Controllers = ["memory", "cpu", "cpuacct", "pids", "freezer"]
+
+    public static var isV2: Bool { access(base + "/cgroup.controllers", F_OK) == 0 }
+
+    /// The relative cgroup path for a container: linux.cgroupsPath when it
+    /// is a plain path, else /moat/<id>. systemd "slice:prefix:name" paths
+    /// (from engines configured for the systemd driver) are mapped to a
+    /// plain path, as Moat manages cgroupfs directly.
+    static func relativePath(_ spec: Spec, id: String) -> String {
+        guard let p = spec.linux?.cgroupsPath, !p.isEmpty else { return "/moat/" + id }
+        if p.contains(":") {
+            let parts = p.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            let slice = parts[0].isEmpty ? "moat.slice" : parts[0]
+            return "/" + slice + "/" + (parts.count > 2 ? "\(parts[1])-\(parts[2]).scope" : id)
+        }
+        return p.hasPrefix("/") ? p : "/moat/" + p
+    }
+
+    /// Creates the container's cgroup directories and applies the limits.
+    /// Returns the directories made (to join and to remove at delete).
+    static func create(_ rel: String, _ r: Spec.Resources?) throws -> [String] {
+        var dirs: [String] = []
+        if isV2 {
+            let d = base + rel
+            try mkdirAll(d, mode: 0o755)
+            dirs = [d]
+            // Enable the controllers we write along the path (best effort).
+            var cur = base
+            for comp in rel.split(separator: "/") {
+                _ = writeFile(cur + "/cgroup.subtree_control", "+memory +cpu +pids")
+                cur += "/" + comp
+            }
+        } else {
+            for c in v1Controllers where access(base + "/" + c, F_OK) == 0 {
+                let d = base + "/" + c + rel
+                try mkdirAll(d, mode: 0o755)
+                dirs.append(d)
+            }
+        }
+        do { try apply(dirs, r) } catch { remove(dirs); throw error }
+        return dirs
+    }
+
+    static func apply(_ dirs: [String], _ r: Spec.Resources?) throws {
+        guard let r else { return }
+        func set(_ file: String, _ value: String) throws {
+            guard let d = dirs.first(where: { access($0 + "/" + file, F_OK) == 0 }) else {
+                throw RuntimeError("cannot set \(file): this cgroup hierarchy does not have it")
+            }
+            if !writeFile(d + "/" + file, value) {
+                throw RuntimeError("cannot set \(file) to \(value): \(String(cString: strerror(errno)))")
+            }
+        }
+        let v2 = dirs.count == 1 && isV2
+        if let m = r.memory {
+            if let l = m.limit { try set(v2 ? "memory.max" : "memory.limit_in_bytes", l < 0 ? (v2 ? "max" : "-1") : String(l)) }
+            if let s = m.reservation { try set(v2 ? "memory.low" : "memory.soft_limit_in_bytes", String(s)) }
+            if let s = m.swap, !v2 { try? set("memory.memsw.limit_in_bytes", String(s)) }
+            if let s = m.swap, v2, let l = m.limit { try? set("memory.swap.max", s < 0 ? "max" : String(max(0, s - l))) }
+        }
+        if let c = r.cpu {
+            if v2 {
+                if c.quota != nil || c.period != nil {
+                    let q = c.quota.map { $0 < 0 ? "max" : String($0) } ?? "max"
+                    try set("cpu.max", "\(q) \(c.period ?? 100000)")
+                }
+                if let s = c.shares, s > 0 { try set("cpu.weight", String(max(1, min(10000, 1 + ((s - 2) * 9999) / 262142)))) }
+            } else {
+                if let p = c.period { try set("cpu.cfs_period_us", String(p)) }
+                if let q = c.quota { try set("cpu.cfs_quota_us", String(q)) }
+                if let s = c.shares { try set("cpu.shares", String(s)) }
+            }
+        }
+        if let p = r.pids { try set("pids.max", p <= 0 ? "max" : String(p)) }
+        if v2 { for (k, v) in r.unified { try set(k, v) } }
+    }
+
+    /// Moves a process into every directory (v1: one per controller).
+    static func join(_ dirs: [String], pid: Int32) throws {
+        for d in dirs where !writeFile(d + "/cgroup.procs", String(pid)) {
+            throw RuntimeError("cannot join cgroup \(d): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The calling process's current cgroup directories for the same
+    /// hierarchies, to return to after spawning the sandbox.
+    static func current(like dirs: [String]) -> [String] {
+        guard let b = readFile("/proc/self/cgroup") else { return [] }
+        var out: [String] = []
+        for line in String(decoding: b, as: UTF8.self).split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 3 else { continue }
+            if isV2 && f[0] == "0" { out.append(base + f[2]) }
+            if !isV2 {
+                for c in f[1].split(separator: ",") where v1Controllers.contains(String(c)) {
+                    if dirs.contains(where: { $0.hasPrefix(base + "/" + c + "/") }) { out.append(base + "/" + c + f[2]) }
+                }
+            }
+        }
+        return out
+    }
+
+    static func pids(_ dirs: [String]) -> [Int32] {
+        guard let d = dirs.first, let b = readFile(d + "/cgroup.procs") else { return [] }
+        return String(decoding: b, as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    /// Kills what is left and removes the directories (children first).
+    static func remove(_ dirs: [String]) {
+        for d in dirs {
+            for _ in 0..<200 {
+                if rmdir(d) == 0 || errno == ENOENT { break }
+                if errno == EBUSY {
+                    for p in pids([d]) { kill(p, SIGKILL) }
+                    usleep(10_000)
+                    continue
+                }
+                break
+            }
+        }
+    }
+
+    public static func freeze(_ dirs: [String], _ frozen: Bool) throws {
+        if isV2, let d = dirs.first {
+            if !writeFile(d + "/cgroup.freeze", frozen ? "1" : "0") { throw RuntimeError("cannot \(frozen ? "freeze" : "thaw") \(d)") }
+            return
+        }
+        guard let d = dirs.first(where: { $0.contains("/freezer/") }) else {
+            throw RuntimeError("pause needs the freezer cgroup controller, which is not available")
+        }
+        if !writeFile(d + "/freezer.state", frozen ? "FROZEN" : "THAWED") { throw RuntimeError("cannot \(frozen ? "freeze" : "thaw") \(d)") }
+    }
+
+    static func readNumber(_ dirs: [String], _ file: String) -> UInt64? {
+        for d in dirs {
+            if let b = readFile(d + "/" + file) {
+                let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " \n")
+                if let v = UInt64(s) { return v }
+                if file == "cpu.stat", let l = s.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec") }) {
+                    return UInt64(l.split(separator: " ").last ?? "").map { $0 * 1000 }
+                }
+            }
+        }
+        return nil
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,236 @@
+// `create`: set up a sandbox for a bundle and leave it waiting for `start`.
+//
+// The process model engines expect (runtime.md, and containerd's shim):
+// the pid in the state (and --pid-file) is the Sentry, pid 1 of its own pid
+// namespace, which exits with the container init's status. The Gofer and
+// the Sentry are started in new sessions and outlive this command; the
+// Gofer exits when the Sentry's end of their socket closes. The Sentry sets
+// everything up, confines itself, says "OK" on a pipe, then blocks reading
+// the container's exec.fifo until `start` writes a byte to it.
+
+import COCI
+import Glibc
+import GoferProtocol
+import Sentry
+
+public struct CreateOptions {
+    public var id: String
+    public var bundle: String = "."
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var preserveFDs = 0
+    public var noPivot = false
+    public init(id: String) { self.id = id }
+}
+
+/// A sandbox that `create` has started.
+struct Launched {
+    var sentryPid: pid_t
+    var goferPid: pid_t
+}
+
+extension Runtime {
+    public func create(_ o: CreateOptions) throws {
+        _ = try createSandbox(o)
+    }
+
+    /// Creates the container; returns the Sentry's pid (our child).
+    func createSandbox(_ o: CreateOptions) throws -> pid_t {
+        guard let bundlePtr = realpath(o.bundle, nil) else { throw RuntimeError("bundle \(o.bundle) does not exist") }
+        let bundle = String(cString: bundlePtr)
+        free(bundlePtr)
+        guard let cfgBytes = readFile(bundle + "/config.json") else {
+            throw RuntimeError("cannot read \(bundle)/config.json: \(String(cString: strerror(errno)))")
+        }
+        let spec: Spec
+        do { spec = try Spec.decode(String(decoding: cfgBytes, as: UTF8.self)) } catch let e as ConfigError {
+            throw RuntimeError(e.description)
+        }
+        guard let process = spec.process else { throw RuntimeError("config.json: process: required to create a container") }
+        guard !process.args.isEmpty else { throw RuntimeError("config.json: process.args: must not be empty") }
+        guard let root = spec.root else { throw RuntimeError("config.json: root: required on Linux") }
+        let rootfs = root.path.hasPrefix("/") ? root.path : bundle + "/" + root.path
+        var st = stat()
+        if stat(rootfs, &st) != 0 || st.st_mode & S_IFMT != S_IFDIR {
+            throw RuntimeError("root file system \(rootfs) does not exist or is not a directory")
+        }
+        if process.terminal && o.consoleSocket == nil {
+            throw RuntimeError("process.terminal is true but no --console-socket was given")
+        }
+
+        let dir = try ContainerDir(creating: rootDir, id: o.id)
+        var cleanup = Cleanup(dir: dir)
+        defer { cleanup.run() }
+        try dir.writeAtomically("config.json", cfgBytes)
+
+        var state = ContainerState(id: o.id, bundle: bundle)
+        state.created = rfc3339Now()
+        state.ociVersion = spec.ociVersion
+        state.annotations = spec.annotations
+        state.rootfs = rootfs
+        state.terminal = process.terminal
+        if let pw = getpwuid(getuid()) { state.owner = String(cString: pw.pointee.pw_name) }
+
+        // cgroups: the launcher joins first so that every process it starts
+        // (Gofer, Sentry, the Sentry's stubs) is born inside; it leaves after.
+        let cgroupDirs = try Cgroups.create(Cgroups.relativePath(spec, id: o.id), spec.linux?.resources)
+        cleanup.cgroups = cgroupDirs
+        state.cgroups = cgroupDirs
+        let saved = Cgroups.current(like: cgroupDirs)
+        try Cgroups.join(cgroupDirs, pid: getpid())
+        defer { try? Cgroups.join(saved, pid: getpid()) }
+
+        let launched = try launch(spec, process, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
+                                  preserveFDs: o.preserveFDs, cleanup: &cleanup)
+        state.pid = launched.sentryPid
+        state.pidStart = processStartTime(launched.sentryPid) ?? 0
+        state.goferPid = launched.goferPid
+        state.goferStart = processStartTime(launched.goferPid) ?? 0
+        try dir.saveState(state)
+
+        let hooks = spec.hooks ?? Spec.Hooks()
+        try Hooks.run("createRuntime", hooks.createRuntime, state: stateJSON(state, .creating))
+        try Hooks.run("createContainer", hooks.createContainer, state: stateJSON(state, .created))
+        if let p = o.pidFile { try writePidFile(p, launched.sentryPid) }
+        cleanup.disarm()
+        return launched.sentryPid
+    }
+
+    func writePidFile(_ path: String, _ pid: pid_t) throws {
+        let tmp = path + ".moat-tmp"
+        let f = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if f < 0 { throw RuntimeError("cannot write pid file \(path): \(String(cString: strerror(errno)))") }
+        let ok = writeAll(f, Array(String(pid).utf8))
+        close(f)
+        if !ok || rename(tmp, path) != 0 { unlink(tmp); throw RuntimeError("cannot write pid file \(path)") }
+    }
+
+    /// Starts the Gofer and the Sentry and waits until the Sentry is ready.
+    func launch(_ spec: Spec, _ process: Spec.Process, rootfs: String, dir: ContainerDir, consoleSocket: String?,
+                preserveFDs: Int, cleanup: inout Cleanup) throws -> Launched {
+        var toClose: [Int32] = []
+        defer { for f in toClose { close(f) } }
+        let readOnly = spec.root?.readonly ?? false
+        // Writes go to the bundle's rootfs, as engines expect (their snapshot
+        // is the container's writable layer); an annotation asks for Moat's
+        // in-memory overlay instead.
+        let overlay = !readOnly && spec.annotations.contains { $0.0 == "dev.moat.overlay" && $0.1 == "true" }
+
+        let pair: (client: Int32, server: Int32)
+        switch GoferClient.socketPair() {
+        case .success(let p): pair = p
+        case .failure(let e): throw RuntimeError("socketpair: errno \(e.rawValue)")
+        }
+        toClose += [pair.client, pair.server]
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        toClose.append(devnull)
+        var goferArgs = ["moat", "gofer", "--root", rootfs, "--fd", "3", "--detached"]
+        if readOnly || overlay { goferArgs.append("--read-only") }
+        let goferPid = try spawnSelf(goferArgs, fds: [devnull, devnull, devnull, pair.server], newSession: true)
+        cleanup.pids.append(goferPid)
+
+        // The start gate and the control socket live in the state directory.
+        if mkfifo(dir.file("exec.fifo"), 0o600) != 0 { throw RuntimeError("mkfifo: \(String(cString: strerror(errno)))") }
+        let startFD = open(dir.file("exec.fifo"), O_RDWR | O_CLOEXEC)
+        if startFD < 0 { throw RuntimeError("cannot open exec.fifo") }
+        toClose.append(startFD)
+        let controlFD = try listenUnix(dirFD: dir.fd, name: "control", type: Int32(SOCK_SEQPACKET.rawValue))
+        toClose.append(controlFD)
+        var ready: (Int32, Int32) = (-1, -1)
+        _ = withUnsafeMutableBytes(of: &ready) { coci_pipe_cloexec($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        toClose += [ready.0, ready.1]
+
+        var stdio: [Int32] = [0, 1, 2]
+        if process.terminal, let sock = consoleSocket {
+            let size = process.consoleSize
+            let (m, s) = try openPTY(rows: size.map { UInt16(clamping: $0.height) }, cols: size.map { UInt16(clamping: $0.width) })
+            toClose += [m, s]
+            try sendConsole(m, to: sock)
+            stdio = [s, s, s]
+        }
+
+        var c = SentryConfig()
+        c.goferFD = 3; c.readyFD = 4; c.startFD = 5; c.controlFD = 6
+        c.argv = process.args
+        c.env = process.env
+        c.cwd = process.cwd
+        c.uid = process.user.uid
+        c.gid = process.user.gid
+        c.groups = process.user.additionalGids
+        c.umask = process.user.umask
+        c.hostname = spec.hostname ?? "moat"
+        c.domainname = spec.domainname
+        c.overlay = overlay
+        c.terminal = process.terminal
+        c.forwardAllSignals = true
+        c.debug = debug
+        for r in process.rlimits {
+            if let i = Spec.Process.rlimitTypes.firstIndex(of: r.type) { c.rlimits.append((i, r.soft, r.hard)) }
+        }
+        for m in spec.mounts {
+            let type = m.type ?? (m.options.contains("bind") || m.options.contains("rbind") ? "bind" : "")
+            switch type {
+            case "proc", "tmpfs": c.mounts.append(SentryMount(type: type, destination: m.destination, options: m.options))
+            default: log.debug("mount \(m.destination) (\(type)): not emulated, skipped (see runtime-spec/CONFORMANCE.md)")
+            }
+        }
+        c.maskedPaths = spec.linux?.maskedPaths ?? []
+        var fds = stdio + [pair.client, ready.1, startFD, controlFD]
+        var logFD: Int32 = -1
+        if debug, let p = logPath, !logJSON {
+            logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if logFD >= 0 { toClose.append(logFD); c.logFD = Int32(fds.count); fds.append(logFD) }
+        }
+        for i in 0..<preserveFDs {
+            c.extraFDs.append(Int32(fds.count))
+            fds.append(Int32(3 + i))
+        }
+        let planFD = try SentryPlan.memfd(c)
+        toClose.append(planFD)
+        let planNumber = fds.count
+        fds.append(planFD)
+        let CLONE_NEWPID: UInt = 0x20000000
+        let sentryPid = try spawnSelf(["moat", "sentry", "--oci-config-fd", String(planNumber)], fds: fds,
+                                      cloneFlags: CLONE_NEWPID, newSession: true)
+        cleanup.pids.insert(sentryPid, at: 0)
+        close(ready.1); toClose.removeAll { $0 == ready.1 }
+
+        // Wait for "OK", or the error that stopped the Sentry.
+        var reply: [UInt8] = []
+        var b = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = b.withUnsafeMutableBytes { read(ready.0, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            reply += b[0..<n]
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        if text != "OK\n" {
+            var msg = text.trimmingCharacters(in: "\n")
+            if let sp = msg.firstIndex(of: " "), Int(msg[..<sp]) != nil { msg = String(msg[msg.index(after: sp)...]) }
+            throw RuntimeError(msg.isEmpty ? "the sandbox failed to start" : msg)
+        }
+        return Launched(sentryPid: sentryPid, goferPid: goferPid)
+    }
+}
+
+/// Undoes a partial `create` unless disarmed: kills what was started,
+/// removes the cgroups and the state directory.
+struct Cleanup {
+    let dir: ContainerDir
+    var pids: [pid_t] = []
+    var cgroups: [String] = []
+    var armed = true
+    init(dir: ContainerDir) { self.dir = dir }
+    mutating func disarm() { armed = false }
+    func run() {
+        guard armed else { return }
+        for p in pids {
+            kill(p, SIGKILL)
+            var st: Int32 = 0
+            _ = waitpid(p, &st, 0)
+        }
+        Cgroups.remove(cgroups)
+        dir.remove()
+    }
+}

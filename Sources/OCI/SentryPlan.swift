@@ -1,0 +1,95 @@
+// What the launcher tells the Sentry: a SentryConfig serialized as JSON in
+// a memfd whose number is passed on the command line (`moat sentry
+// --oci-config-fd N`). Any size fits, and the Sentry reads it before it
+// confines itself; it never opens the bundle by path.
+
+import COCI
+import Glibc
+import Sentry
+
+public enum SentryPlan {
+    static func encode(_ c: SentryConfig) -> JSON {
+        .object([
+            ("goferFD", .int(c.goferFD)), ("logFD", .int(c.logFD)), ("debug", .bool(c.debug)), ("strace", .bool(c.strace)),
+            ("argv", .array(c.argv.map { .string($0) })), ("env", .array(c.env.map { .string($0) })),
+            ("cwd", .string(c.cwd)), ("uid", .int(c.uid)), ("gid", .int(c.gid)), ("hostname", .string(c.hostname)),
+            ("overlay", .bool(c.overlay)), ("readyFD", .int(c.readyFD)), ("startFD", .int(c.startFD)),
+            ("controlFD", .int(c.controlFD)), ("groups", .array(c.groups.map { .int($0) })),
+            ("umask", c.umask.map { .int($0) } ?? .null),
+            ("rlimits", .array(c.rlimits.map { .array([.int($0.0), .number(String($0.1)), .number(String($0.2))]) })),
+            ("domainname", c.domainname.map { .string($0) } ?? .null), ("terminal", .bool(c.terminal)),
+            ("mounts", .array(c.mounts.map { .object([("type", .string($0.type)), ("destination", .string($0.destination)),
+                                                      ("options", .array($0.options.map { .string($0) }))]) })),
+            ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
+            ("extraFDs", .array(c.extraFDs.map { .int($0) })),
+        ])
+    }
+
+    static func decode(_ j: JSON) throws -> SentryConfig {
+        let n = Node(j, document: "sentry plan")
+        var c = SentryConfig()
+        c.goferFD = try n.required("goferFD").i32()
+        c.logFD = try n.required("logFD").i32()
+        c.debug = try n.required("debug").bool()
+        c.strace = try n.required("strace").bool()
+        c.argv = try n.required("argv").strings()
+        c.env = try n.required("env").strings()
+        c.cwd = try n.required("cwd").string()
+        c.uid = try n.required("uid").u32()
+        c.gid = try n.required("gid").u32()
+        c.hostname = try n.required("hostname").string()
+        c.overlay = try n.required("overlay").bool()
+        c.readyFD = try n.required("readyFD").i32()
+        c.startFD = try n.required("startFD").i32()
+        c.controlFD = try n.required("controlFD").i32()
+        c.groups = try n.required("groups").array().map { try $0.u32() }
+        c.umask = try n.opt("umask") { try $0.u32() }
+        c.rlimits = try n.required("rlimits").array().map { r in
+            let a = try r.array()
+            guard a.count == 3 else { throw r.fail("expected [resource, soft, hard]") }
+            return (Int(try a[0].i32()), try a[1].u64(), try a[2].u64())
+        }
+        c.domainname = try n.opt("domainname") { try $0.string() }
+        c.terminal = try n.required("terminal").bool()
+        c.mounts = try n.required("mounts").array().map {
+            SentryMount(type: try $0.required("type").string(), destination: try $0.required("destination").string(),
+                        options: try $0.required("options").strings())
+        }
+        c.maskedPaths = try n.required("maskedPaths").strings()
+        c.forwardAllSignals = try n.required("forwardAllSignals").bool()
+        c.extraFDs = try n.required("extraFDs").array().map { try $0.i32() }
+        return c
+    }
+
+    /// Writes the plan into a memfd positioned at 0.
+    static func memfd(_ c: SentryConfig) throws -> Int32 {
+        let fd = coci_memfd("moat-sentry-plan")
+        if fd < 0 { throw RuntimeError("memfd_create: \(String(cString: strerror(errno)))") }
+        if !writeAll(fd, Array(encode(c).serialized().utf8)) || lseek(fd, 0, SEEK_SET) != 0 {
+            close(fd)
+            throw RuntimeError("cannot write the sentry plan")
+        }
+        return fd
+    }
+
+    /// For `moat sentry --oci-config-fd N`: reads the plan (and closes it).
+    /// Also stops the Sentry from dying with the launcher: `create` returns
+    /// while the sandbox lives on (the launcher set PR_SET_PDEATHSIG).
+    public static func read(fd: Int32) throws -> SentryConfig {
+        _ = moatPrctl(1 /* PR_SET_PDEATHSIG */, 0)
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes.append(contentsOf: buf[0..<n])
+        }
+        close(fd)
+        return try decode(try JSON.parse(bytes: bytes))
+    }
+
+    /// `moat gofer --detached`: the Gofer outlives `create` too; it exits
+    /// when its Sentry's end of the socket closes.
+    public static func detachFromLauncher() { _ = moatPrctl(1, 0) }
+}

@@ -1,0 +1,154 @@
+// The Sentry's control channel: `moat exec` runs a new process inside a
+// running sandbox through it. The OCI launcher creates the listening
+// SOCK_SEQPACKET socket (under the container's state directory) before the
+// Sentry confines itself; the Sentry only accepts on it and talks over the
+// accepted connections (accept4/recvmsg/sendmsg/poll on fds it holds).
+//
+// Protocol (one packet per line below):
+//   client -> sentry  request: NUL-separated "key=value" fields:
+//                     a=ARG (repeated, in order), e=K=V (repeated), cwd=DIR,
+//                     uid=N, gid=N, g=N (additional groups), umask=OCTAL
+//   client -> sentry  three packets "0", "1", "2", each carrying one fd
+//                     (SCM_RIGHTS): the process's stdin, stdout, stderr
+//   sentry -> client  "pid=N" once started, or "err=CODE MESSAGE"
+//   client -> sentry  "sig=N" (any number of times): signal the process
+//   sentry -> client  "exit=STATUS" (the wait status) when it has exited
+// The process is a child of no one in the sandbox (like a process that
+// joined the pid namespace from outside: its ppid is 0).
+
+import CMoat
+import Glibc
+import GoferProtocol
+
+public enum ControlServer {
+    /// Starts the accept loop on its own thread. Requires: k.mu held.
+    static func start(_ k: Kernel, listenFD: Int32) {
+        final class Box { let k: Kernel; let fd: Int32; init(_ k: Kernel, _ fd: Int32) { self.k = k; self.fd = fd } }
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(Box(k, listenFD)).toOpaque()
+        pthread_create(&th, nil, { p in
+            let b = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
+            while true {
+                // accept4 (288) is a GNU extension Glibc's Swift module hides.
+                let c = Int32(truncatingIfNeeded: moat_syscall6(288, Int(b.fd), 0, 0, Int(SOCK_CLOEXEC.rawValue), 0, 0))
+                if c < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    Log.shared.info("control: accept failed: errno \(errno); exec is no longer possible")
+                    return nil
+                }
+                ControlServer.serveDetached(b.k, c)
+            }
+        }, box)
+        pthread_detach(th)
+    }
+
+    static func serveDetached(_ k: Kernel, _ conn: Int32) {
+        final class Box { let k: Kernel; let fd: Int32; init(_ k: Kernel, _ fd: Int32) { self.k = k; self.fd = fd } }
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(Box(k, conn)).toOpaque()
+        pthread_create(&th, nil, { p in
+            let b = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
+            ControlServer.serve(b.k, b.fd)
+            close(b.fd)
+            return nil
+        }, box)
+        pthread_detach(th)
+    }
+
+    static func send(_ fd: Int32, _ s: String) {
+        let bytes = Array(s.utf8)
+        _ = bytes.withUnsafeBytes { MessageSocket.send(fd, $0.baseAddress!, $0.count) }
+    }
+
+    /// Receives one packet; returns its bytes and the fd it carried (or -1).
+    static func receive(_ fd: Int32) -> ([UInt8], Int32)? {
+        var buf = [UInt8](repeating: 0, count: 256 * 1024)
+        var fds = MessageSocket.ReceivedFDs()
+        let r = buf.withUnsafeMutableBytes { MessageSocket.receive(fd, into: $0.baseAddress!, capacity: $0.count, acceptFDs: true, fds: &fds) }
+        guard case .message(let n) = r else { fds.closeAll(); return nil }
+        return (Array(buf[0..<n]), fds.first)
+    }
+
+    static func serve(_ k: Kernel, _ conn: Int32) {
+        guard let (req, extra) = receive(conn) else { return }
+        if extra >= 0 { close(extra) }
+        var argv: [String] = [], env: [String] = [], cwd = "/", uid: UInt32 = 0, gid: UInt32 = 0
+        var groups: [UInt32] = [], umask: UInt32? = nil
+        for field in req.split(separator: 0) {
+            let s = String(decoding: field, as: UTF8.self)
+            guard let eq = s.firstIndex(of: "=") else { continue }
+            let key = s[..<eq], value = String(s[s.index(after: eq)...])
+            switch key {
+            case "a": argv.append(value)
+            case "e": env.append(value)
+            case "cwd": cwd = value
+            case "uid": uid = UInt32(value) ?? 0
+            case "gid": gid = UInt32(value) ?? 0
+            case "g": if let g = UInt32(value) { groups.append(g) }
+            case "umask": umask = UInt32(value, radix: 8)
+            default: break
+            }
+        }
+        var stdio: [Int32] = []
+        for _ in 0..<3 {
+            guard let (_, fd) = receive(conn) else { for f in stdio where f >= 0 { close(f) }; return }
+            stdio.append(fd)
+        }
+        defer { for f in stdio where f >= 0 { close(f) } }
+
+        k.lock()
+        guard !k.finished, let pid = k.allocPid() else {
+            k.unlock(); send(conn, "err=125 the container is not running"); return
+        }
+        let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
+        tg.creds = Credentials(uid: uid, euid: uid, suid: uid, fsuid: uid, gid: gid, egid: gid, sgid: gid, fsgid: gid, groups: groups)
+        if let i = k.initTG { tg.rlimits = i.rlimits }
+        let fds = SentryMain.stdioTable(k.vfs, stdio)
+        switch SentryMain.newProcess(k, tg: tg, tid: pid, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds) {
+        case .failure(let f):
+            k.unlock()
+            send(conn, "err=\(f.code) \(f.message)")
+            return
+        case .success(let (task, tgt, execfn)):
+            k.threadGroups[pid] = tg
+            tg.tasks.append(task)
+            k.tasks[pid] = task
+            let envb = env.map { Array($0.utf8) }
+            task.onStart = { t in
+                let r = execImage(t, tgt, envp: envb, execfn: execfn)
+                if r < 0 { t.tg.beginExit(code: 126, bySignal: false) }
+            }
+            task.startDriver()
+        }
+        k.unlock()
+        send(conn, "pid=\(pid)")
+
+        // Wait for the exit, passing on signals from the client meanwhile.
+        // Polling keeps the kernel's exit path untouched by this channel.
+        while true {
+            k.lock()
+            let done = tg.zombie || k.finished
+            let status = tg.zombie ? tg.exitCode : Int32(SIGKILL)
+            k.unlock()
+            if done { send(conn, "exit=\(status)"); return }
+            var p = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 20) > 0 {
+                guard let (msg, fd) = receive(conn) else {
+                    // The client went away: the process carries on (detached).
+                    return
+                }
+                if fd >= 0 { close(fd) }
+                let s = String(decoding: msg, as: UTF8.self)
+                if s.hasPrefix("sig="), let sig = Int32(s.dropFirst(4)), sig > 0, sig < 65 {
+                    k.lock()
+                    if !tg.exiting {
+                        var info = SigInfo(signo: sig)
+                        info.fromHost = true
+                        tg.sendSignal(sig, info)
+                    }
+                    k.unlock()
+                }
+            }
+        }
+    }
+}
