@@ -131,6 +131,100 @@ final class EtcdProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// A child process under a shell watchdog: the watchdog kills it (and removes `cleanup`,
+/// if given) when `stop()` is called or when the test process dies first.
+final class ManagedProcess: @unchecked Sendable {
+    let watchdog: Process
+    let logPath: String
+
+    init(_ argv: [String], log: String, cleanup: String? = nil) throws {
+        func q(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        logPath = log
+        let script = """
+            \(argv.map(q).joined(separator: " ")) >>\(q(log)) 2>&1 & c=$!
+            stop() { kill $c 2>/dev/null; wait $c 2>/dev/null; \(cleanup.map { "rm -rf \(q($0));" } ?? "") exit 0; }
+            trap stop TERM INT
+            while kill -0 \(getpid()) 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.1; done
+            stop
+            """
+        watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+        watchdog.arguments = ["-c", script]
+        try watchdog.run()
+    }
+
+    var isRunning: Bool { watchdog.isRunning }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func stop() {
+        if watchdog.isRunning { watchdog.terminate() }
+        watchdog.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// The `moat` executable next to the test bundle (built by `swift build`), or $MOAT_BIN.
+func moatBinary() throws -> String {
+    if let env = ProcessInfo.processInfo.environment["MOAT_BIN"], FileManager.default.isExecutableFile(atPath: env) { return env }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("moat").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    let bundle = CommandLine.arguments.first { $0.hasSuffix(".xctest") }.map { URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("moat").path }
+    if let bundle, FileManager.default.isExecutableFile(atPath: bundle) { return bundle }
+    throw XCTSkip("the moat executable was not found next to the tests (run `swift build --product moat` first, or set MOAT_BIN)")
+}
+
+/// `moat controlplane` as a separate process on a loopback port, over SQLite in `dir` or
+/// over an etcd the caller owns. Restartable on the same port and data.
+final class ControlPlaneProcess: @unchecked Sendable {
+    let binary: String
+    let backend: Backend
+    let dataDir: String
+    let etcd: EtcdProcess?
+    let port: Int
+    let extraArgs: [String]
+    let identity: String
+    private(set) var process: ManagedProcess?
+    var client: HTTPAPIClient { HTTPAPIClient(port: port) }
+
+    init(backend: Backend, dataDir: String, etcd: EtcdProcess?, identity: String = "cp-\(UUID().uuidString.prefix(6))",
+         port: Int? = nil, extraArgs: [String] = []) throws {
+        binary = try moatBinary()
+        self.backend = backend; self.dataDir = dataDir; self.etcd = etcd; self.identity = identity
+        self.port = port ?? freeLoopbackPort()
+        self.extraArgs = extraArgs
+    }
+
+    var argv: [String] {
+        var a = [binary, "controlplane", "--listen", "127.0.0.1:\(port)", "--data-dir", dataDir, "--identity", identity,
+                 "--node-grace-period", "1.5", "--pod-eviction-timeout", "1", "--resync", "1", "--lease-duration", "3"]
+        if backend == .etcd, let etcd { a += ["--store", "etcd", "--etcd-endpoints", etcd.endpoint] }
+        return a + extraArgs
+    }
+
+    /// Starts the process and waits until it answers /healthz.
+    func start() async throws {
+        let p = try ManagedProcess(argv, log: dataDir + "/controlplane-\(identity).log")
+        process = p
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if !p.isRunning { throw TimedOut(description: "moat controlplane exited: \(p.log.suffix(1000))") }
+            if let (code, _) = try? await client.raw("GET", "/healthz"), code == 200 { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw TimedOut(description: "moat controlplane did not answer on port \(port): \(p.log.suffix(1000))")
+    }
+
+    func stop() { process?.stop(); process = nil }
+
+    deinit { stop() }
+}
+
 /// A store + registry on either backend, optionally served over HTTP on an ephemeral port.
 final class TestCluster: @unchecked Sendable {
     let backend: Backend
@@ -191,8 +285,13 @@ final class TestCluster: @unchecked Sendable {
 /// or Failed, for pods of an image named in `failingImages`). Each node gets a /24 from
 /// the pod CIDR 10.244.0.0/16 as `spec.podCIDR`, and each pod it starts an IP from it.
 final class FakeKubelets: @unchecked Sendable {
-    let client: any APIClient
     private let lock = NSLock()
+    private var _client: any APIClient          // Guarded by: lock
+    /// Where the kubelets report; may be switched to another API server.
+    var client: any APIClient {
+        get { lock.withLock { _client } }
+        set { lock.withLock { _client = newValue } }
+    }
     private var alive: Set<String> = []          // Guarded by: lock
     private var cidrIndex: [String: Int] = [:]   // Guarded by: lock
     private var nextHost: [String: Int] = [:]    // Guarded by: lock
@@ -200,7 +299,7 @@ final class FakeKubelets: @unchecked Sendable {
     var failingImages: Set<String> = []
     private var task: Task<Void, Never>?
 
-    init(client: any APIClient) { self.client = client }
+    init(client: any APIClient) { _client = client }
 
     func addNode(_ name: String, cpu: String = "4", memory: String = "8Gi", labels: [String: String] = [:], taints: [JSON] = []) async throws {
         let index = lock.withLock { () -> Int in

@@ -179,6 +179,11 @@ struct APIResponder: HTTPResponder {
     }
 
     func bodyJSON(_ request: Request, allowEmpty: Bool) async throws -> JSON? {
+        // Only JSON bodies are understood. Protobuf (what typed clients such as
+        // `kubectl create` try first) gets 415, on which they retry with JSON.
+        if let ctype = request.headers[.contentType], ctype.contains("protobuf") || ctype.contains("cbor") {
+            throw APIError.unsupportedMediaType(ctype)
+        }
         var req = request
         let buf = try await req.collectBody(upTo: 8 << 20)
         if buf.readableBytes == 0 {
