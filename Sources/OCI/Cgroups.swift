@@ -114,7 +114,8 @@ public struct Cgroups {
         return String(decoding: b, as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
     }
 
-    /// Kills what is left and removes the directories (children first).
+    /// Kills what is left and removes the directories, and Moat's own
+    /// parent (/moat) once it is empty; engines' parents are theirs.
     static func remove(_ dirs: [String]) {
         for d in dirs {
             for _ in 0..<200 {
@@ -126,6 +127,7 @@ public struct Cgroups {
                 }
                 break
             }
+            if let slash = d.lastIndex(of: "/"), d[..<slash].hasSuffix("/moat") { rmdir(String(d[..<slash])) }
         }
     }
 

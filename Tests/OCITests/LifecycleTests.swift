@@ -1,0 +1,300 @@
+// Plain bundles through create/start/state/kill/delete, as an engine drives
+// them, including the lifecycle errors and the exit codes runc gives (1 for
+// each of: start twice, delete a running container, kill a stopped one).
+
+import Foundation
+import XCTest
+@testable import OCI
+
+final class LifecycleTests: XCTestCase {
+    var s: OCIScratch!
+
+    override func setUpWithError() throws {
+        s = OCIScratch(moat: try requireSandbox())
+    }
+
+    override func tearDown() {
+        s?.cleanUp()
+        if let s { XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/" + (s.ids.first ?? "none"))) }
+    }
+
+    func testCreateStartKillDelete() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 1; done"])
+        let pidFile = s.dir + "/init.pid"
+        let c = s.create("c1", bundle: b, extra: ["--pid-file", pidFile])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let st = try JSON.parse(s.moat(["state", "c1"]).stdout)
+        XCTAssertEqual(st["status"]?.stringValue, "created")
+        XCTAssertEqual(st["id"]?.stringValue, "c1")
+        XCTAssertEqual(st["bundle"]?.stringValue, URL(fileURLWithPath: b).resolvingSymlinksInPath().path)
+        let pid = st["pid"]?.intValue ?? 0
+        XCTAssertGreaterThan(pid, 0)
+        XCTAssertEqual(try String(contentsOfFile: pidFile, encoding: .utf8), String(pid))
+        XCTAssertEqual(kill(pid_t(pid), 0), 0, "the sandbox process is alive")
+
+        XCTAssertEqual(s.moat(["start", "c1"]).status, 0)
+        XCTAssertEqual(s.status("c1"), "running")
+
+        let again = s.moat(["start", "c1"])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("cannot start an already running container"), again.stderr)
+
+        let del = s.moat(["delete", "c1"])
+        XCTAssertEqual(del.status, 1)
+        XCTAssertTrue(del.stderr.contains("cannot delete container c1 that is not stopped: running"), del.stderr)
+
+        XCTAssertEqual(s.moat(["kill", "c1", "TERM"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("c1", "stopped"))
+
+        let k = s.moat(["kill", "c1", "KILL"])
+        XCTAssertEqual(k.status, 1)
+        XCTAssertTrue(k.stderr.contains("container not running"), k.stderr)
+
+        let start = s.moat(["start", "c1"])
+        XCTAssertEqual(start.status, 1)
+        XCTAssertTrue(start.stderr.contains("cannot start a container that has stopped"), start.stderr)
+
+        XCTAssertEqual(s.moat(["delete", "c1"]).status, 0)
+        let gone = s.moat(["state", "c1"])
+        XCTAssertEqual(gone.status, 1)
+        XCTAssertTrue(gone.stderr.contains("does not exist"), gone.stderr)
+        XCTAssertEqual(s.moat(["delete", "c1"]).status, 1)
+        XCTAssertEqual(s.moat(["delete", "--force", "c1"]).status, 0)
+        XCTAssertNil(processStartTime(Int32(pid)), "the sandbox process is gone (or a zombie)")
+    }
+
+    func testDuplicateIDAndBadIDs() throws {
+        let b = s.bundle("b", args: ["sleep", "100"])
+        XCTAssertEqual(s.create("dup", bundle: b).status, 0)
+        let second = s.create("dup", bundle: b)
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("already exists"), second.stderr)
+        XCTAssertEqual(s.moat(["state", "dup"]).status, 0, "the first container is untouched")
+        XCTAssertEqual(s.moat(["create", "--bundle", b, "../x"]).status, 1)
+        XCTAssertEqual(s.moat(["delete", "--force", "dup"]).status, 0)
+    }
+
+    func testRunForegroundExitStatusAndOutput() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        s.ids.append("r1")
+        let o = s.moat(["run", "--bundle", b, "r1"])
+        XCTAssertEqual(o.status, 3)
+        XCTAssertEqual(o.stdout, "out\n")
+        XCTAssertEqual(o.stderr, "err\n")
+        XCTAssertEqual(s.moat(["state", "r1"]).status, 1, "run removes the container")
+    }
+
+    func testKillCreatedContainerAndSignalNumbers() throws {
+        let b = s.bundle("b", args: ["sleep", "100"])
+        XCTAssertEqual(s.create("k1", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["kill", "k1", "15"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("k1", "stopped"))
+        XCTAssertEqual(s.moat(["kill", "k1", "NOTASIGNAL"]).status, 1)
+        XCTAssertEqual(s.moat(["delete", "k1"]).status, 0)
+    }
+
+    func testKillAllWithSIGKILL() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "sleep 100 & sleep 100"])
+        XCTAssertEqual(s.create("ka", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["start", "ka"]).status, 0)
+        XCTAssertEqual(s.moat(["kill", "--all", "ka", "KILL"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("ka", "stopped"))
+        XCTAssertEqual(s.moat(["delete", "ka"]).status, 0)
+    }
+
+    func testConfigErrorNamesPathInStderrAndJSONLog() throws {
+        let b = s.bundle("bad", args: ["true"]) { cfg in
+            var p = cfg["process"] as! [String: Any]
+            p["user"] = ["uid": "root", "gid": 0]
+            cfg["process"] = p
+        }
+        let log = s.dir + "/log.json"
+        s.ids.append("bad")
+        let o = s.moat(["create", "--bundle", b, "bad"], global: ["--log", log, "--log-format", "json"])
+        XCTAssertEqual(o.status, 1)
+        XCTAssertTrue(o.stderr.contains("config.json: process.user.uid: expected an unsigned integer"), o.stderr)
+        let line = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? ""
+        let j = try JSON.parse(line)
+        XCTAssertEqual(j["level"]?.stringValue, "error")
+        XCTAssertEqual(j["msg"]?.stringValue, "config.json: process.user.uid: expected an unsigned integer")
+        XCTAssertNotNil(j["time"]?.stringValue)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/bad"), "no state left behind")
+    }
+
+    func testMissingCommandFailsCreate() throws {
+        let b = s.bundle("b", args: ["/no/such/program"])
+        let o = s.create("nc", bundle: b)
+        XCTAssertEqual(o.status, 1)
+        XCTAssertTrue(o.stderr.contains("no such file or directory"), o.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/nc"))
+    }
+
+    func testProcessConfigIsHonored() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "echo $(id -u):$(id -g):$(id -G); pwd; hostname; umask; ulimit -n; echo $FOO; cat /proc/kcore | wc -c"]) { cfg in
+            var p = cfg["process"] as! [String: Any]
+            p["user"] = ["uid": 1000, "gid": 1000, "umask": 0o027, "additionalGids": [10, 20]]
+            p["cwd"] = "/tmp"
+            p["env"] = ["PATH=/bin:/usr/bin", "FOO=bar"]
+            p["rlimits"] = [["type": "RLIMIT_NOFILE", "soft": 77, "hard": 100]]
+            cfg["process"] = p
+            cfg["hostname"] = "oci-host"
+        }
+        s.ids.append("p1")
+        let o = s.moat(["run", "--bundle", b, "p1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, "1000:1000:1000 10 20\n/tmp\noci-host\n0027\n77\nbar\n0\n")
+    }
+
+    func testExecIntoRunningContainer() throws {
+        let b = s.bundle("b", args: ["sleep", "100"])
+        XCTAssertEqual(s.create("e1", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["start", "e1"]).status, 0)
+        let o = s.moat(["exec", "--env", "X=1", "--cwd", "/etc", "e1", "sh", "-c", "echo $X $(pwd); exit 4"])
+        XCTAssertEqual(o.status, 4, o.stderr)
+        XCTAssertEqual(o.stdout, "1 /etc\n")
+        // The process sees init (pid 1) in the same pid namespace.
+        let ps = s.moat(["exec", "e1", "cat", "/proc/1/cmdline"])
+        XCTAssertEqual(ps.stdout, "sleep\u{0}100\u{0}")
+        // --process FILE, as containerd's shim passes it.
+        let pf = s.dir + "/process.json"
+        try #"{"args": ["sh", "-c", "echo from file; exit 2"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}"#
+            .write(toFile: pf, atomically: true, encoding: .utf8)
+        let f = s.moat(["exec", "--process", pf, "e1"])
+        XCTAssertEqual(f.status, 2)
+        XCTAssertEqual(f.stdout, "from file\n")
+        let missing = s.moat(["exec", "e1", "/no/such"])
+        XCTAssertNotEqual(missing.status, 0)
+        // --detach --pid-file: the pid is a host process that exits with the status.
+        let pidFile = s.dir + "/exec.pid"
+        let d = s.moat(["exec", "--detach", "--pid-file", pidFile, "e1", "sh", "-c", "sleep 0.3; exit 6"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let epid = Int32(try String(contentsOfFile: pidFile, encoding: .utf8)) ?? 0
+        XCTAssertGreaterThan(epid, 0)
+        // Not our child (it is the detached waiter): poll for its end.
+        let deadline = Date().addingTimeInterval(10)
+        while processStartTime(epid) != nil && Date() < deadline { usleep(50_000) }
+        XCTAssertNil(processStartTime(epid))
+
+        XCTAssertEqual(s.moat(["kill", "e1", "KILL"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("e1", "stopped"))
+        let late = s.moat(["exec", "e1", "true"])
+        XCTAssertEqual(late.status, 1)
+        XCTAssertEqual(s.moat(["delete", "e1"]).status, 0)
+    }
+
+    func testHooksGetStateAndFailuresStopCreate() throws {
+        let out = s.dir + "/hook.out"
+        let b = s.bundle("b", args: ["true"]) { cfg in
+            cfg["hooks"] = [
+                "createRuntime": [["path": "/bin/sh", "args": ["sh", "-c", "cat > \(out).create"]]],
+                "poststart": [["path": "/bin/sh", "args": ["sh", "-c", "cat > \(out).poststart"]]],
+                "poststop": [["path": "/bin/sh", "args": ["sh", "-c", "cat > \(out).poststop; echo $HOOKVAR >> \(out).poststop"], "env": ["HOOKVAR=hv"]]],
+            ]
+        }
+        XCTAssertEqual(s.create("h1", bundle: b).status, 0)
+        let created = try JSON.parse(String(contentsOfFile: out + ".create", encoding: .utf8))
+        XCTAssertEqual(created["id"]?.stringValue, "h1")
+        XCTAssertEqual(created["status"]?.stringValue, "creating")
+        XCTAssertGreaterThan(created["pid"]?.intValue ?? 0, 0)
+        XCTAssertEqual(s.moat(["start", "h1"]).status, 0)
+        XCTAssertEqual(try JSON.parse(String(contentsOfFile: out + ".poststart", encoding: .utf8))["status"]?.stringValue, "running")
+        XCTAssertTrue(s.waitForStatus("h1", "stopped"))
+        XCTAssertEqual(s.moat(["delete", "h1"]).status, 0)
+        let post = try String(contentsOfFile: out + ".poststop", encoding: .utf8)
+        XCTAssertTrue(post.hasSuffix("hv\n"), post)
+
+        let failing = s.bundle("f", args: ["true"]) { cfg in
+            cfg["hooks"] = ["createRuntime": [["path": "/bin/sh", "args": ["sh", "-c", "exit 9"]]]]
+        }
+        let f = s.create("h2", bundle: failing)
+        XCTAssertEqual(f.status, 1)
+        XCTAssertTrue(f.stderr.contains("createRuntime hook #0 (/bin/sh): exit status 9"), f.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/h2"))
+
+        let slow = s.bundle("t", args: ["true"]) { cfg in
+            cfg["hooks"] = ["createContainer": [["path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1]]]
+        }
+        let t = s.create("h3", bundle: slow)
+        XCTAssertEqual(t.status, 1)
+        XCTAssertTrue(t.stderr.contains("timed out"), t.stderr)
+    }
+
+    func testConcurrentContainersAndList() throws {
+        let b = s.bundle("b", args: ["sleep", "100"])
+        let ids = (0..<4).map { "cc\($0)" }
+        s.ids += ids
+        let g = DispatchGroup()
+        var results = [Int32](repeating: -1, count: ids.count)
+        let lock = NSLock()
+        for (i, id) in ids.enumerated() {
+            g.enter()
+            DispatchQueue.global().async {
+                let o = runProgram(self.s.moat, ["--root", self.s.root, "create", "--bundle", b, id])
+                lock.lock(); results[i] = o.status; lock.unlock()
+                g.leave()
+            }
+        }
+        g.wait()
+        XCTAssertEqual(results, [0, 0, 0, 0])
+        let list = s.moat(["list", "--format", "json"])
+        let arr = try JSON.parse(list.stdout).arrayValue ?? []
+        XCTAssertEqual(Set(arr.compactMap { $0["id"]?.stringValue }), Set(ids))
+        XCTAssertEqual(s.moat(["list", "-q"]).stdout, ids.map { $0 + "\n" }.joined())
+        for id in ids { XCTAssertEqual(s.moat(["delete", id]).status, 0) }
+    }
+
+    func testCgroupLimitsAppliedAndRemoved() throws {
+        let b = s.bundle("b", args: ["sleep", "100"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["cgroupsPath"] = "/moat-test/cg\(getpid())"
+            l["resources"] = ["memory": ["limit": 512 * 1024 * 1024], "pids": ["limit": 64], "cpu": ["shares": 512]]
+            cfg["linux"] = l
+        }
+        XCTAssertEqual(s.create("cg", bundle: b).status, 0)
+        let dirs = Cgroups.isV2 ? ["/sys/fs/cgroup/moat-test/cg\(getpid())"]
+            : ["memory", "pids", "cpu"].map { "/sys/fs/cgroup/\($0)/moat-test/cg\(getpid())" }
+        if Cgroups.isV2 {
+            XCTAssertEqual(try String(contentsOfFile: dirs[0] + "/pids.max", encoding: .utf8), "64\n")
+        } else {
+            XCTAssertEqual(try String(contentsOfFile: dirs[0] + "/memory.limit_in_bytes", encoding: .utf8), "536870912\n")
+            XCTAssertEqual(try String(contentsOfFile: dirs[1] + "/pids.max", encoding: .utf8), "64\n")
+            XCTAssertEqual(try String(contentsOfFile: dirs[2] + "/cpu.shares", encoding: .utf8), "512\n")
+        }
+        let procs = try String(contentsOfFile: dirs[0] + "/cgroup.procs", encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(procs.count, 3, "Sentry, Gofer and a stub are inside")
+        XCTAssertFalse(procs.contains { $0 == String(getpid()) })
+        let upd = s.moat(["update", "--pids-limit", "32", "cg"])
+        XCTAssertEqual(upd.status, 0, upd.stderr)
+        XCTAssertEqual(try String(contentsOfFile: (Cgroups.isV2 ? dirs[0] : dirs[1]) + "/pids.max", encoding: .utf8), "32\n")
+        let stats = s.moat(["events", "--stats", "cg"])
+        XCTAssertEqual(try JSON.parse(stats.stdout)["type"]?.stringValue, "stats")
+        XCTAssertEqual(s.moat(["delete", "--force", "cg"]).status, 0)
+        for d in dirs { XCTAssertFalse(FileManager.default.fileExists(atPath: d), d) }
+        for c in ["memory", "pids", "cpu", "cpuacct", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test") }
+        rmdir("/sys/fs/cgroup/moat-test")
+    }
+
+    func testPauseResume() throws {
+        let b = s.bundle("b", args: ["sleep", "100"])
+        XCTAssertEqual(s.create("pz", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["start", "pz"]).status, 0)
+        let p = s.moat(["pause", "pz"])
+        if p.status != 0 && p.stderr.contains("freezer") { throw XCTSkip("no freezer controller") }
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertEqual(s.status("pz"), "paused")
+        XCTAssertEqual(s.moat(["resume", "pz"]).status, 0)
+        XCTAssertEqual(s.status("pz"), "running")
+        XCTAssertEqual(s.moat(["delete", "--force", "pz"]).status, 0)
+    }
+
+    func testSpecAndFeatures() throws {
+        let d = s.dir + "/specdir"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        XCTAssertEqual(s.moat(["spec", "--bundle", d]).status, 0)
+        _ = try Spec.decode(String(contentsOfFile: d + "/config.json", encoding: .utf8))
+        XCTAssertEqual(s.moat(["spec", "--bundle", d]).status, 1, "spec does not overwrite")
+        let f = try JSON.parse(s.moat(["features"]).stdout)
+        XCTAssertEqual(f["ociVersionMin"]?.stringValue, "1.0.0")
+        XCTAssertNotNil(f["linux"]?["namespaces"])
+    }
+}

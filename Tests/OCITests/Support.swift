@@ -1,0 +1,148 @@
+// Helpers for driving the `moat` binary as an engine would: a private
+// --root per test, bundles built from runtime-spec/bundles or the default
+// spec, and cleanup of every container the test made.
+
+import Foundation
+import XCTest
+@testable import OCI
+
+struct Outcome {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+enum OCITestEnv {
+    static let repo: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// $MOAT_BIN, else the moat built beside this test bundle.
+    static let moat: String? = {
+        if let m = ProcessInfo.processInfo.environment["MOAT_BIN"] { return m }
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        var dir = exe
+        for _ in 0..<6 {
+            dir.deleteLastPathComponent()
+            let cand = dir.appendingPathComponent("moat").path
+            if FileManager.default.isExecutableFile(atPath: cand) { return cand }
+        }
+        for c in [".build-oci/debug/moat", ".build/debug/moat"] where FileManager.default.isExecutableFile(atPath: repo + "/" + c) {
+            return repo + "/" + c
+        }
+        return nil
+    }()
+
+    static let rootfs: String = ProcessInfo.processInfo.environment["MOAT_ROOTFS"] ?? repo + "/.cache/rootfs/busybox"
+
+    static func which(_ name: String) -> String? {
+        for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+            if FileManager.default.isExecutableFile(atPath: d + "/" + name) { return d + "/" + name }
+        }
+        return nil
+    }
+}
+
+/// Runs a program to completion, with optional stdin and timeout. Output
+/// goes to files, not pipes: a container's processes inherit the stdio of
+/// `create` and outlive it, and would hold pipes open.
+func runProgram(_ path: String, _ args: [String], stdin: String? = nil, timeout: Double = 60, env: [String: String]? = nil) -> Outcome {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let e = env { p.environment = e }
+    let base = NSTemporaryDirectory() + "moat-oci-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer { unlink(base + ".out"); unlink(base + ".err") }
+    guard let out = FileHandle(forWritingAtPath: base + ".out"), let err = FileHandle(forWritingAtPath: base + ".err") else {
+        return Outcome(status: -1, stdout: "", stderr: "cannot make output files")
+    }
+    p.standardOutput = out
+    p.standardError = err
+    let inPipe = Pipe()
+    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
+    do { try p.run() } catch { return Outcome(status: -1, stdout: "", stderr: "cannot run \(path): \(error)") }
+    try? out.close(); try? err.close()
+    if let s = stdin { inPipe.fileHandleForWriting.write(s.data(using: .utf8)!); try? inPipe.fileHandleForWriting.close() }
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(5_000) }
+    if p.isRunning { p.terminate(); usleep(200_000); if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+    p.waitUntilExit()
+    let o = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+    let e = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+    return Outcome(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus,
+                   stdout: o, stderr: e)
+}
+
+/// A scratch --root and bundles for one test; `cleanUp` force-deletes
+/// every container left and removes the directories.
+final class OCIScratch {
+    let dir: String
+    let root: String
+    let moat: String
+    var ids: [String] = []
+
+    init(moat: String) {
+        self.moat = moat
+        dir = NSTemporaryDirectory() + "moat-oci-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        root = dir + "/root"
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    /// `moat --root ROOT ARGS`.
+    @discardableResult
+    func moat(_ args: [String], global: [String] = [], stdin: String? = nil, timeout: Double = 60) -> Outcome {
+        runProgram(moat, ["--root", root] + global + args, stdin: stdin, timeout: timeout)
+    }
+
+    /// A bundle whose config is the default spec with `edit` applied.
+    func bundle(_ name: String, args: [String], edit: (inout [String: Any]) -> Void = { _ in }) -> String {
+        let b = dir + "/" + name
+        try? FileManager.default.createDirectory(atPath: b, withIntermediateDirectories: true)
+        let text = SpecTemplate.defaultConfig(args: args, terminal: false).serialized()
+        var cfg = try! JSONSerialization.jsonObject(with: text.data(using: .utf8)!) as! [String: Any]
+        cfg["root"] = ["path": OCITestEnv.rootfs, "readonly": true]
+        edit(&cfg)
+        let data = try! JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted])
+        FileManager.default.createFile(atPath: b + "/config.json", contents: data)
+        return b
+    }
+
+    func create(_ id: String, bundle: String, extra: [String] = []) -> Outcome {
+        ids.append(id)
+        return moat(["create", "--bundle", bundle] + extra + [id])
+    }
+
+    func status(_ id: String) -> String? {
+        let o = moat(["state", id])
+        guard o.status == 0, let j = try? JSON.parse(o.stdout) else { return nil }
+        return j["status"]?.stringValue
+    }
+
+    func waitForStatus(_ id: String, _ want: String, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if status(id) == want { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func cleanUp() {
+        for id in ids { moat(["delete", "--force", id]) }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+/// Skips unless the moat binary, root and the busybox rootfs are present.
+func requireSandbox() throws -> String {
+    guard getuid() == 0 else { throw XCTSkip("needs root (namespaces, cgroups, ptrace)") }
+    guard let m = OCITestEnv.moat else { throw XCTSkip("no moat binary (build it: swift build --product moat)") }
+    guard FileManager.default.fileExists(atPath: OCITestEnv.rootfs + "/bin/busybox") else {
+        throw XCTSkip("no busybox rootfs at \(OCITestEnv.rootfs) (build it: bash rootfs/busybox.sh)")
+    }
+    return m
+}
