@@ -179,12 +179,13 @@ final class HostFileFD: FileDescription {
 /// list, each with its argument size known, is passed through.
 func ttyIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
     switch cmd {
-    case 0x5401: // TCGETS
-        var buf = [UInt8](repeating: 0, count: 60)
+    case 0x5401: // TCGETS: the kernel's struct termios is 36 bytes (glibc's
+        // own is 60, but the ioctl and the application use the kernel's).
+        var buf = [UInt8](repeating: 0, count: 36)
         if buf.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) != 0 { return err(errno) }
         return t.copyOut(arg, buf) ? 0 : err(EFAULT)
     case 0x5402, 0x5403, 0x5404: // TCSETS, TCSETSW, TCSETSF
-        guard var buf = t.copyIn(arg, 60) else { return err(EFAULT) }
+        guard var buf = t.copyIn(arg, 36) else { return err(EFAULT) }
         return buf.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) == 0 ? 0 : err(errno)
     case 0x5413: // TIOCGWINSZ
         var ws = winsize()
