@@ -176,3 +176,46 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `moat controlplane-bench` (hidden): scheduler throughput on simulated nodes; see
+/// `SchedulerBench` and bench/README.md.
+public struct ControlPlaneBenchCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "controlplane-bench", abstract: "Measure scheduler throughput on simulated nodes.", shouldDisplay: false)
+
+    @Option(help: "Simulated nodes.") public var nodes: Int = 1000
+    @Option(help: "Pods to schedule in each phase.") public var pods: Int = 10000
+    @Option(help: "Concurrent writers creating nodes and pods.") public var concurrency: Int = 16
+    @Option(help: "Phases to run: stream, burst, or both.") public var phases: String = "both"
+    @Option(help: "Storage backend: sqlite or etcd.") public var store: String = "sqlite"
+    @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs, for --store etcd.") public var etcdEndpoints: String = "http://127.0.0.1:2379"
+    @Option(name: .customLong("data-dir"), help: "Where the SQLite databases go (default: a new temporary directory, removed afterwards).")
+    public var dataDir: String?
+
+    public init() {}
+
+    public func run() async throws {
+        let list = phases == "both" ? ["stream", "burst"] : [phases]
+        for p in list where !["stream", "burst"].contains(p) { throw ValidationError("--phases must be stream, burst or both") }
+        let base = dataDir ?? NSTemporaryDirectory() + "moat-bench-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { if dataDir == nil { try? FileManager.default.removeItem(atPath: base) } }
+        func say(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+        print("| phase | store | nodes | pods | pods/s bound | pods/s created | p50 latency | p99 latency | max latency | nodes used |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for (i, phase) in list.enumerated() {
+            let s: any Store
+            switch store {
+            case "sqlite": s = try SQLiteStore(path: base + "/bench-\(phase).db")
+            case "etcd": s = try EtcdStore(endpoints: [etcdEndpoints], prefix: "/moat-bench-\(UUID().uuidString.prefix(8))-\(i)")
+            default: throw ValidationError("--store must be sqlite or etcd")
+            }
+            defer { s.close() }
+            let r = try await SchedulerBench.run(phase: phase, store: s, nodes: nodes, pods: pods, concurrency: concurrency, log: say)
+            let ms = { (x: Double) in String(format: "%.1f ms", x * 1000) }
+            let lat = phase == "stream" ? [ms(r.p50), ms(r.p99), ms(r.max)] : ["n/a", "n/a", "n/a"]
+            print("| \(phase) | \(store) | \(r.nodes) | \(r.pods) | \(String(format: "%.0f", r.podsPerSecond)) | \(String(format: "%.0f", r.createPerSecond)) | "
+                  + lat.joined(separator: " | ") + " | \(r.nodesUsed) |")
+        }
+    }
+}
