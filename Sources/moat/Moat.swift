@@ -14,7 +14,7 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self])
+        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
