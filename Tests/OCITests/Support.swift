@@ -47,34 +47,50 @@ enum OCITestEnv {
 
 /// Runs a program to completion, with optional stdin and timeout. Output
 /// goes to files, not pipes: a container's processes inherit the stdio of
-/// `create` and outlive it, and would hold pipes open.
+/// `create` and outlive it, and would hold pipes open. posix_spawn and
+/// waitpid are used directly (Foundation's Process missed some exits).
 func runProgram(_ path: String, _ args: [String], stdin: String? = nil, timeout: Double = 60, env: [String: String]? = nil) -> Outcome {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    if let e = env { p.environment = e }
-    let base = NSTemporaryDirectory() + "moat-oci-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer { unlink(base + ".out"); unlink(base + ".err") }
-    guard let out = FileHandle(forWritingAtPath: base + ".out"), let err = FileHandle(forWritingAtPath: base + ".err") else {
-        return Outcome(status: -1, stdout: "", stderr: "cannot make output files")
-    }
-    p.standardOutput = out
-    p.standardError = err
-    let inPipe = Pipe()
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
-    do { try p.run() } catch { return Outcome(status: -1, stdout: "", stderr: "cannot run \(path): \(error)") }
-    try? out.close(); try? err.close()
-    if let s = stdin { inPipe.fileHandleForWriting.write(s.data(using: .utf8)!); try? inPipe.fileHandleForWriting.close() }
+    let base = NSTemporaryDirectory() + "moat-oci-io-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { unlink(base + ".out"); unlink(base + ".err"); unlink(base + ".in") }
+    FileManager.default.createFile(atPath: base + ".in", contents: (stdin ?? "").data(using: .utf8))
+    let inFD = open(stdin == nil ? "/dev/null" : base + ".in", O_RDONLY)
+    let outFD = open(base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let errFD = open(base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    defer { close(inFD); close(outFD); close(errFD) }
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    defer { posix_spawn_file_actions_destroy(&fa) }
+    posix_spawn_file_actions_adddup2(&fa, inFD, 0)
+    posix_spawn_file_actions_adddup2(&fa, outFD, 1)
+    posix_spawn_file_actions_adddup2(&fa, errFD, 2)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t(); sigemptyset(&none)
+    var all = sigset_t(); sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let environment = env ?? ProcessInfo.processInfo.environment
+    let cargs = ([path] + args).map { strdup($0) } + [nil]
+    let cenv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { cargs.forEach { free($0) }; cenv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &fa, &attr, cargs, cenv)
+    if rc != 0 { return Outcome(status: -1, stdout: "", stderr: "cannot run \(path): \(String(cString: strerror(rc)))") }
+    var st: Int32 = 0
     let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(5_000) }
-    if p.isRunning { p.terminate(); usleep(200_000); if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-    p.waitUntilExit()
+    while true {
+        let w = waitpid(pid, &st, WNOHANG)
+        if w == pid { break }
+        if w < 0 && errno != EINTR { break }
+        if Date() > deadline { kill(pid, SIGKILL); _ = waitpid(pid, &st, 0); break }
+        usleep(2_000)
+    }
     let o = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
     let e = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-    return Outcome(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus,
-                   stdout: o, stderr: e)
+    let status = st & 0x7f != 0 ? 128 + (st & 0x7f) : (st >> 8) & 0xff
+    return Outcome(status: status, stdout: o, stderr: e)
 }
 
 /// A scratch --root and bundles for one test; `cleanUp` force-deletes
