@@ -74,6 +74,9 @@ final class ContainerdTests: XCTestCase {
             let left = (try? FileManager.default.contentsOfDirectory(atPath: shimRoot)) ?? []
             XCTAssertEqual(left, [], "containers left in \(shimRoot)")
             rmdir(shimRoot)
+            // Where the shim and ctr put sockets and fifos; removed when
+            // empty (another containerd on the host keeps its own).
+            for d in ["/run/containerd/runc", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd"] { rmdir(d) }
         }
         if !dir.isEmpty { try? FileManager.default.removeItem(atPath: dir) }
     }
