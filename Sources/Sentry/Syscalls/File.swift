@@ -250,7 +250,8 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             if dir.mount.readOnly { return err(EROFS) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
             let c = t.tg.creds
-            switch dir.inode.create(name, mode: mode & ~t.fs.umask & 0o7777, uid: c.fsuid, gid: c.fsgid, flags: flags) {
+            let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+            switch dir.inode.create(name, mode: m, uid: c.fsuid, gid: g, flags: flags) {
             case .success(let (ino, fd)):
                 let d = Dentry(name: name, parent: dir.dentry, inode: ino)
                 dir.dentry.children[name] = d
@@ -397,18 +398,35 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt
 func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.tg.creds
     return withNewName(t, dirfd, path) { dir, name in
-        dir.inode.mkdir(name, mode: mode & ~t.fs.umask & 0o7777, uid: c.fsuid, gid: c.fsgid)
+        let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: true)
+        return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g)
     }
+}
+
+/// The mode and group of a new file in `dir`: a set-group-ID directory
+/// gives its group (and, to directories, its set-group-ID bit); a file may
+/// keep set-group-ID only if its creator is in its group.
+func newOwnership(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt32, UInt32) {
+    let c = t.tg.creds
+    var m = mode, g = c.fsgid
+    if dir.mode & S_ISGID_ != 0 {
+        g = dir.gid
+        if isDir { m |= S_ISGID_ }
+    }
+    if !isDir && m & S_ISGID_ != 0 && !c.isRoot && g != c.fsgid && !c.inGroup(g) { m &= ~S_ISGID_ }
+    return (m, g)
 }
 
 func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.tg.creds
     let fmt = mode & S_IFMT_
     if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
-    // No device nodes: the sandbox has no devices to give them meaning.
-    if fmt == S_IFCHR_ || fmt == S_IFBLK_ { return err(EPERM) }
     return withNewName(t, dirfd, path) { dir, name in
-        dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & ~t.fs.umask & 0o7777), uid: c.fsuid, gid: c.fsgid)
+        // No device nodes (checked after the directory's permission, as
+        // Linux does): the sandbox has no devices to give them meaning.
+        if fmt == S_IFCHR_ || fmt == S_IFBLK_ { return .failure(Errno(EPERM)) }
+        let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+        return dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | m, uid: c.fsuid, gid: g)
     }
 }
 
@@ -428,6 +446,13 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
     case .failure(let e): return e.ret
     }
     if src.inode.isDir { return err(EPERM) }
+    // fs.protected_hardlinks: only the owner, or someone who could read and
+    // write it, may link a regular, non-set-id file.
+    let c = t.tg.creds, i = src.inode
+    if !c.isRoot && i.uid != c.fsuid {
+        let setid = i.mode & S_ISUID_ != 0 || i.mode & 0o2010 == 0o2010
+        if !i.isRegular || setid || !t.mayAccess(i, 6) { return err(EPERM) }
+    }
     return withNewName(t, newdir, newpath) { dir, name in
         if dir.mount !== src.mount { return .failure(Errno(EXDEV)) }
         return dir.inode.link(name, src.inode)
@@ -536,7 +561,10 @@ func checkSetattr(_ t: Task, _ i: Inode, _ a: SetAttr) -> Int32? {
     if a.mode != nil && i.uid != c.fsuid { return EPERM }
     if let u = a.uid, u != i.uid { return EPERM }
     if let g = a.gid, g != i.gid && (i.uid != c.fsuid || !c.inGroup(g)) { return EPERM }
-    if (a.atime != nil || a.mtime != nil) && i.uid != c.fsuid && !t.mayAccess(i, 2) { return EACCES }
+    if (a.atime != nil || a.mtime != nil) && i.uid != c.fsuid {
+        if a.explicitTimes { return EPERM }
+        if !t.mayAccess(i, 2) { return EACCES }
+    }
     return nil
 }
 
@@ -588,6 +616,10 @@ func sysUtimensat(_ t: Task, _ a: Args) -> Int {
         switch readTimespec(t, a.a2) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.atime = v; case .none: break }
         switch readTimespec(t, a.a2 &+ 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
         if attr.atime?.1 == -1 || attr.mtime?.1 == -1 { return err(EINVAL) }
+        for off: UInt64 in [8, 24] {
+            let ns = t.readU64(a.a2 &+ off) ?? 0
+            if ns != (1 << 30) - 1 && ns != (1 << 30) - 2 { attr.explicitTimes = true }   // not UTIME_NOW/OMIT
+        }
     }
     if a.a1 == 0 { return sysFSetattr(t, a.int(0), attr) }
     return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
@@ -602,6 +634,7 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
         if au < 0 || au >= 1_000_000 || mu < 0 || mu >= 1_000_000 { return err(EINVAL) }
         attr.atime = (Int64(bitPattern: get64(b, 0)), au * 1000)
         attr.mtime = (Int64(bitPattern: get64(b, 16)), mu * 1000)
+        attr.explicitTimes = true
     }
     return sysSetattrAt(t, dirfd, path, true, attr)
 }

@@ -52,6 +52,8 @@ struct SetAttr {
     var size: Int64? = nil
     var atime: (Int64, Int64)? = nil
     var mtime: (Int64, Int64)? = nil
+    /// Times given by the caller (not "now"): only the owner may set them.
+    var explicitTimes = false
 }
 
 /// A file system object. Methods default to the error Linux gives for a
