@@ -80,7 +80,7 @@ final class HostFileFD: FileDescription {
         }
         while done < count {
             let n = min(count - done, t.scratch.count)
-            let got = t.scratch.withUnsafeMutableBytes { t.thread.read(buf &+ UInt64(done), $0.baseAddress!, n) }
+            let got = t.scratch.withUnsafeMutableBytes { t.memRead(buf &+ UInt64(done), $0.baseAddress!, n) }
             if got <= 0 { return done > 0 ? done : err(EFAULT) }
             var r: Int
             if isStream || (hostOffset && off == nil) {

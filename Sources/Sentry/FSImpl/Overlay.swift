@@ -143,6 +143,12 @@ final class OverlayInode: Inode {
     override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         addChild(name) { $0.symlink(name, target: target, uid: uid, gid: gid) }.map { $0 }
     }
+    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        let u = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: upperDev, uid: uid, gid: gid)
+        u.nlink = 0
+        return .success(OverlayInode(lower: nil, upper: u, parent: self, name: [], upperDev: upperDev))
+    }
     override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         addChild(name) { $0.mknod(name, mode: mode, uid: uid, gid: gid) }.map { $0 }
     }

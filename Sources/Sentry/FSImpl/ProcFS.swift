@@ -20,6 +20,8 @@ final class ProcNode: Inode {
 
     override var cacheable: Bool { false }
     override var fsMagic: Int64 { 0x9fa0 }
+    var magic = false
+    override var isMagicLink: Bool { magic }
 
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         guard isDir, let l = dirLookup else { return .failure(Errno(ENOTDIR)) }
@@ -144,9 +146,9 @@ extension Kernel {
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["environ"] = { file(7) { k.procEnviron(tg) } }
-        entries["exe"] = { ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }) }
-        entries["cwd"] = { ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }) }
-        entries["root"] = { ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }) }
+        entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
+        entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }); n.magic = true; return n }
+        entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         if tid == nil {

@@ -14,6 +14,8 @@ final class TmpfsInode: Inode {
     /// Once a regular file is mapped MAP_SHARED its bytes move to a host
     /// memfd (which can be handed to a stub); -1 while they live in `data`.
     var memfd: Int32 = -1
+    /// File seals (memfd_create); tmpfs files start sealed against sealing.
+    var seals: UInt32 = F_SEAL_SEAL_
 
     deinit { if memfd >= 0 { close(memfd) } }
 
@@ -76,6 +78,11 @@ final class TmpfsInode: Inode {
 
     override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
         add(name, TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)).map { ($0, nil) }
+    }
+    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        let i = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)
+        i.nlink = 0
+        return .success(i)
     }
     override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         add(name, TmpfsInode(mode: S_IFDIR_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
@@ -150,6 +157,9 @@ final class TmpfsInode: Inode {
         if let s = a.size {
             if isDir { return .failure(Errno(EISDIR)) }
             if s < 0 { return .failure(Errno(EINVAL)) }
+            if (s < Int64(fileLength) && seals & F_SEAL_SHRINK_ != 0) || (s > Int64(fileLength) && seals & F_SEAL_GROW_ != 0) {
+                return .failure(Errno(EPERM))
+            }
             if s > 1 << 32 { return .failure(Errno(EFBIG)) }
             if memfd >= 0 {
                 if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
@@ -190,6 +200,8 @@ final class TmpfsFileFD: FileDescription {
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !writable { return err(EBADF) }
         if count == 0 { return 0 }
+        if node.seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 { return err(EPERM) }
+        if node.seals & F_SEAL_GROW_ != 0 && Int((off ?? offset)) + count > node.fileLength { return err(EPERM) }
         if (off ?? offset) > 1 << 32 || count > 1 << 30 { return err(EFBIG) }
         guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
         if node.memfd >= 0 {

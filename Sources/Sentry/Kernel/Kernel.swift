@@ -21,6 +21,14 @@ final class Kernel: @unchecked Sendable {
     let bootMonotonicNs: Int64
     let bootRealtimeNs: Int64
     var hostname: [UInt8] = Array("moat".utf8)
+    /// Extended attributes of every file (see FileExtras.swift).
+    let xattrs = XattrStore()
+    let inotify = InotifyRegistry()
+    /// Where files without a name in any mounted tree live (memfd_create).
+    lazy var anonMount: Mount = {
+        let d = Dentry(name: [47], parent: nil, inode: TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 8))
+        return Mount(root: d, mountpoint: nil, parent: nil, fsType: "tmpfs", source: "memfd")
+    }()
     var domainname: [UInt8] = Array("(none)".utf8)
     var strace = false
     /// The foreground process group of the emulated terminal.

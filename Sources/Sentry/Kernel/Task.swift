@@ -72,7 +72,7 @@ final class Task {
         pthread_cond_init(&cond, &cattr)
     }
 
-    deinit { close(wakeFD) }
+    deinit { close(wakeFD); transferStorage?.deallocate() }
 
     // MARK: - Driver thread
 
@@ -290,41 +290,71 @@ final class Task {
 
     // MARK: - Memory access
 
+    /// Sentry-internal transfers (sendfile, splice) hand the file code an
+    /// address at or above `bounceBase` -- above any application address,
+    /// so an application can never name it -- and the same read and write
+    /// paths then fill or drain `bounce`, a Sentry buffer, instead of
+    /// application memory. Set only for the duration of one transfer step.
+    static let bounceBase: UInt64 = 0xffff_f000_0000_0000
+    var bounce: UnsafeMutableRawBufferPointer? = nil
+    /// Backing store for Sentry-internal transfers (see Splice.swift).
+    var transferStorage: UnsafeMutableRawBufferPointer? = nil
+
+    /// Reads application (or bounce) memory; returns the bytes read.
+    @inline(__always) func memRead(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
+        if bounce != nil && addr >= Task.bounceBase { return bounceCopy(addr, len) { buf.copyMemory(from: $0, byteCount: len) } }
+        return thread.read(addr, buf, len)
+    }
+
+    /// Writes application (or bounce) memory; returns the bytes written.
+    @inline(__always) func memWrite(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
+        if bounce != nil && addr >= Task.bounceBase { return bounceCopy(addr, len) { $0.copyMemory(from: buf, byteCount: len) } }
+        return thread.write(addr, buf, len)
+    }
+
+    private func bounceCopy(_ addr: UInt64, _ len: Int, _ body: (UnsafeMutableRawPointer) -> Void) -> Int {
+        guard let b = bounce else { return -1 }
+        let off = addr - Task.bounceBase
+        if off > UInt64(b.count) || UInt64(len) > UInt64(b.count) - off { return -1 }
+        body(b.baseAddress! + Int(off))
+        return len
+    }
+
     /// Copies `len` bytes of application memory at `addr`.
     func copyIn(_ addr: UInt64, _ len: Int) -> [UInt8]? {
         if len == 0 { return [] }
         if len < 0 || len > 1 << 30 { return nil }
         var b = [UInt8](repeating: 0, count: len)
-        let n = b.withUnsafeMutableBytes { thread.read(addr, $0.baseAddress!, len) }
+        let n = b.withUnsafeMutableBytes { memRead(addr, $0.baseAddress!, len) }
         return n == len ? b : nil
     }
 
     func copyOut(_ addr: UInt64, _ bytes: [UInt8]) -> Bool {
         if bytes.isEmpty { return true }
-        let n = bytes.withUnsafeBytes { thread.write(addr, $0.baseAddress!, bytes.count) }
+        let n = bytes.withUnsafeBytes { memWrite(addr, $0.baseAddress!, bytes.count) }
         return n == bytes.count
     }
 
     func copyOut(_ addr: UInt64, _ p: UnsafeRawPointer, _ len: Int) -> Bool {
         if len == 0 { return true }
-        return thread.write(addr, p, len) == len
+        return memWrite(addr, p, len) == len
     }
 
     func readU64(_ addr: UInt64) -> UInt64? {
         var v: UInt64 = 0
-        return thread.read(addr, &v, 8) == 8 ? v : nil
+        return memRead(addr, &v, 8) == 8 ? v : nil
     }
     func readI32(_ addr: UInt64) -> Int32? {
         var v: Int32 = 0
-        return thread.read(addr, &v, 4) == 4 ? v : nil
+        return memRead(addr, &v, 4) == 4 ? v : nil
     }
     func writeU64(_ addr: UInt64, _ v: UInt64) -> Bool {
         var x = v
-        return thread.write(addr, &x, 8) == 8
+        return memWrite(addr, &x, 8) == 8
     }
     func writeI32(_ addr: UInt64, _ v: Int32) -> Bool {
         var x = v
-        return thread.write(addr, &x, 4) == 4
+        return memWrite(addr, &x, 4) == 4
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (excluding NUL).

@@ -41,6 +41,9 @@ final class SyscallTable {
         registerEpoll(t)
         registerSocket(t)
         registerUnixSockets(t)
+        registerSplice(t)
+        registerFileExtras(t)
+        registerInotify(t)
         return t
     }()
 }

@@ -95,6 +95,8 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
     case 1031, 1032: // F_SETPIPE_SZ, F_GETPIPE_SZ
         return f is PipeFD ? 65536 : err(EBADF)
     case F_GETOWN, F_SETOWN: return 0
+    case 1033: return sysSeals(t, f, add: a.uint(2))     // F_ADD_SEALS
+    case 1034: return sysSeals(t, f, add: nil)           // F_GET_SEALS
     default: return err(EINVAL)
     }
 }

@@ -92,7 +92,9 @@ func registerFile(_ t: SyscallTable) {
         case .success(let p):
             if p.inode.isDir { return err(EISDIR) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
-            return resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
+            let r = resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
+            if r == 0 { t.kernel.inotifyFile(p, IN_MODIFY_) }
+            return r
         case .failure(let e): return e.ret
         }
     }
@@ -100,7 +102,9 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
-        return f.truncate(Int64(a.long(1)))
+        let r = f.truncate(Int64(a.long(1)))
+        if r == 0 { t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+        return r
     }
     t[74] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fsync
     t[75] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fdatasync
@@ -147,7 +151,6 @@ func registerFile(_ t: SyscallTable) {
     t[95] = { t, a in let old = t.fs.umask; t.fs.umask = a.uint(0) & 0o777; return Int(old) } // umask
     t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1)) }                        // mknod
     t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2)) }                         // mknodat
-    t[40] = sysSendfile
     t[285] = { t, a in                                                                    // fallocate
         guard let f = t.fds.getIO(a.int(0)), f.writable else { return err(EBADF) }
         let mode = a.int(1)
@@ -178,17 +181,6 @@ func registerFile(_ t: SyscallTable) {
         case .failure(let e): return e.ret
         }
     }
-    // Extended attributes: no file system here stores any yet. Reads find
-    // none, lists are empty, writes are refused as by a file system
-    // without xattr support.
-    for nr in [191, 192] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 191) { _ in err(ENODATA) } } }   // getxattr, lgetxattr
-    t[193] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(ENODATA) }                             // fgetxattr
-    for nr in [194, 195] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 194) { _ in 0 } } }              // listxattr, llistxattr
-    t[196] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                                        // flistxattr
-    for nr in [188, 189] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 188) { _ in err(EOPNOTSUPP) } } } // setxattr, lsetxattr
-    t[190] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(EOPNOTSUPP) }                          // fsetxattr
-    for nr in [197, 198] { t[nr] = { t, a in xattrPath(t, a, follow: nr == 197) { _ in err(ENODATA) } } }   // removexattr, lremovexattr
-    t[199] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : err(ENODATA) }                             // fremovexattr
 }
 
 func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
@@ -218,7 +210,7 @@ func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64) -> Int {
     }
 }
 
-func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32) -> Int {
+func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {
     let path: [UInt8]
     switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
     if path.isEmpty { return err(ENOENT) }
@@ -230,11 +222,19 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     let wantsWrite = acc != O_RDONLY
     // Linux 6.4+: O_CREAT|O_DIRECTORY is never meaningful.
     if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY && flags & O_TMPFILE_ != O_TMPFILE_ { return err(EINVAL) }
+    let walk = VFS.Walk(follow: flags & O_NOFOLLOW == 0, searcher: t.searcher, resolve: resolve)
+    if flags & O_TMPFILE_ == O_TMPFILE_ {
+        if flags & O_CREAT != 0 { return err(EINVAL) }
+        switch vfs.resolve(t.fs, start: start, path, walk) {
+        case .success(let dir): return openTmpfile(t, dir, flags, mode)
+        case .failure(let e): return e.ret
+        }
+    }
     var target: Path
     var created: FileDescription? = nil
     if flags & O_CREAT != 0 && flags & O_PATH == 0 {
         let dir: Path, name: [UInt8]
-        switch vfs.resolveParent(t.fs, start: start, path, searcher: t.searcher) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
+        switch vfs.resolveParent(t.fs, start: start, path, walk) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
         if path.last == 47 || name == [46] || name == [46, 46] { return err(EISDIR) }
         switch dir.dentry.child(name) {
         case .success(let d):
@@ -242,7 +242,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             var p = vfs.crossMounts(Path(mount: dir.mount, dentry: d))
             if p.inode.isSymlink {
                 if flags & O_NOFOLLOW != 0 { return err(ELOOP) }
-                switch vfs.resolve(t.fs, start: dir, name, follow: true, searcher: t.searcher) { case .success(let q): p = q; case .failure(let e): return e.ret }
+                var w = walk
+                w.follow = true
+                switch vfs.resolve(t.fs, start: dir, name, w) { case .success(let q): p = q; case .failure(let e): return e.ret }
             }
             target = p
         case .failure(let e):
@@ -257,11 +259,12 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
                 dir.dentry.children[name] = d
                 target = Path(mount: dir.mount, dentry: d)
                 created = fd
+                t.kernel.inotifyEntry(dir.inode, name, IN_CREATE_, isDir: false)
             case .failure(let e): return e.ret
             }
         }
     } else {
-        switch vfs.resolve(t.fs, start: start, path, follow: flags & O_NOFOLLOW == 0, searcher: t.searcher) {
+        switch vfs.resolve(t.fs, start: start, path, walk) {
         case .success(let p): target = p
         case .failure(let e): return e.ret
         }
@@ -295,6 +298,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))
     let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
     if fd < 0 && file.refs == 0 { file.release() }
+    if fd >= 0 && flags & O_PATH == 0 { t.kernel.inotifyFile(file.path, IN_OPEN_) }
     return fd
 }
 
@@ -303,7 +307,9 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     if off != nil && !f.seekable { return err(ESPIPE) }
-    return f.read(t, buf, min(count, 0x7ffff000), off)
+    let r = f.read(t, buf, min(count, 0x7ffff000), off)
+    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    return r
 }
 
 func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -311,7 +317,9 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     if off != nil && !f.seekable { return err(ESPIPE) }
-    return f.write(t, buf, min(count, 0x7ffff000), off)
+    let r = f.write(t, buf, min(count, 0x7ffff000), off)
+    if r > 0 { t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+    return r
 }
 
 func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?, write: Bool) -> Int {
@@ -333,6 +341,7 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
         if pos != nil { pos! += Int64(r) }
         if r < len { break }
     }
+    if total > 0 { t.kernel.inotifyFile(f.path, write ? IN_MODIFY_ : IN_ACCESS_) }
     return total
 }
 
@@ -388,6 +397,7 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt
         switch make(dir, name) {
         case .success(let ino):
             dir.dentry.children[name] = Dentry(name: name, parent: dir.dentry, inode: ino)
+            t.kernel.inotifyEntry(dir.inode, name, IN_CREATE_, isDir: ino.isDir)
             return 0
         case .failure(let e): return e.ret
         }
@@ -446,6 +456,8 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
     case .failure(let e): return e.ret
     }
     if src.inode.isDir { return err(EPERM) }
+    // A file with no links left stays unnamed (O_TMPFILE files excepted).
+    if src.inode.nlink == 0 && !src.inode.linkableWhenUnlinked { return err(ENOENT) }
     // fs.protected_hardlinks: only the owner, or someone who could read and
     // write it, may link a regular, non-set-id file.
     let c = t.tg.creds, i = src.inode
@@ -455,7 +467,9 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
     }
     return withNewName(t, newdir, newpath) { dir, name in
         if dir.mount !== src.mount { return .failure(Errno(EXDEV)) }
-        return dir.inode.link(name, src.inode)
+        let r = dir.inode.link(name, src.inode)
+        if case .success = r { t.kernel.inotifyFile(src, IN_ATTRIB_) }
+        return r
     }
 }
 
@@ -481,6 +495,7 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
         case .success:
             dir.dentry.children[name] = nil
             child.dead = true
+            t.kernel.inotifyUnlinked(dir.inode, name, child.inode)
             return 0
         case .failure(let e): return e.ret
         }
@@ -536,6 +551,8 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
         src.name = nname
         src.parent = ndir.dentry
         ndir.dentry.children[nname] = src
+        t.kernel.inotifyRename(odir.inode, oname, ndir.inode, nname, src.inode)
+        if flags & 2 == 0, let e = existing { t.kernel.inotifyUnlinked(nil, nname, e.inode) }
         return 0
     case .failure(let e): return e.ret
     }
@@ -573,7 +590,9 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
     case .success(let p):
         if p.mount.readOnly { return err(EROFS) }
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
-        return resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, a)))
+        let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, a)))
+        if r == 0 { t.kernel.inotifyFile(p, IN_ATTRIB_) }
+        return r
     case .failure(let e): return e.ret
     }
 }
@@ -582,7 +601,9 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     guard let i = f.inode, !(i is StdioInode) else { return 0 }
     if let e = checkSetattr(t, i, a) { return err(e) }
-    return resultCode(i.setattr(withOwnerChangeEffects(i, a)))
+    let r = resultCode(i.setattr(withOwnerChangeEffects(i, a)))
+    if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
+    return r
 }
 
 /// chown of a non-directory clears set-user-ID, and set-group-ID when the
@@ -637,22 +658,6 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
         attr.explicitTimes = true
     }
     return sysSetattrAt(t, dirfd, path, true, attr)
-}
-
-/// sendfile: not yet a zero-copy path. Programs (busybox's copyfd among
-/// them) fall back to read/write when the first call fails with EINVAL.
-func sysSendfile(_ t: Task, _ a: Args) -> Int {
-    guard let out = t.fds.get(a.int(0)), let inp = t.fds.get(a.int(1)) else { return err(EBADF) }
-    if !out.writable || !inp.readable { return err(EBADF) }
-    return err(EINVAL)
-}
-
-/// Resolves the path of a path-based xattr call, then answers with `then`.
-func xattrPath(_ t: Task, _ a: Args, follow: Bool, _ then: (Path) -> Int) -> Int {
-    switch t.lookup(AT_FDCWD_, a.a0, follow: follow) {
-    case .success(let p): return then(p)
-    case .failure(let e): return e.ret
-    }
 }
 
 /// mount(2) inside the sandbox: tmpfs, proc, and bind mounts of paths the

@@ -52,7 +52,7 @@ class FileDescription {
     func release() {}
     /// Name for /proc/[pid]/fd links.
     func linkName(_ k: Kernel) -> [UInt8] {
-        if let p = path { return k.vfs.pathString(p) }
+        if let p = path { return k.vfs.pathString(p) + (p.dentry.dead ? Array(" (deleted)".utf8) : []) }
         return Array("anon_inode:[unknown]".utf8)
     }
 }

@@ -117,6 +117,7 @@ final class VFS {
             }
             if np.inode.isSymlink && (!last || w.follow || trailingSlash) {
                 if w.resolve & Walk.noSymlinks != 0 { return .failure(Errno(ELOOP)) }
+                if np.inode.isMagicLink && w.resolve & (Walk.noMagicLinks | Walk.beneath | Walk.inRoot) != 0 { return .failure(Errno(ELOOP)) }
                 symlinks += 1
                 if symlinks > 40 { return .failure(Errno(ELOOP)) }
                 guard case .success(let target) = np.inode.readlink() else { return .failure(Errno(EIO)) }
@@ -179,6 +180,10 @@ final class VFS {
 
     /// Splits a path into its parent directory (resolved) and last name.
     func resolveParent(_ fs: FSContext, start: Path, _ path: [UInt8], searcher: Credentials? = nil) -> Result<(Path, [UInt8]), Errno> {
+        resolveParent(fs, start: start, path, Walk(follow: true, searcher: searcher))
+    }
+
+    func resolveParent(_ fs: FSContext, start: Path, _ path: [UInt8], _ w: Walk) -> Result<(Path, [UInt8]), Errno> {
         if path.isEmpty { return .failure(Errno(ENOENT)) }
         if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
         var p = path
@@ -191,7 +196,9 @@ final class VFS {
         let name = Array(p[(slash + 1)...])
         let dirPart = slash == 0 ? [UInt8]([47]) : Array(p[..<slash])
         if name.isEmpty { return .success((fs.root, [46])) }
-        switch resolve(fs, start: start, dirPart, searcher: searcher) {
+        var dw = w
+        dw.follow = true
+        switch resolve(fs, start: start, dirPart, dw) {
         case .success(let d):
             if !d.inode.isDir { return .failure(Errno(ENOTDIR)) }
             if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
@@ -279,6 +286,7 @@ final class FDTable {
     static func drop(_ f: FileDescription) {
         f.refs -= 1
         if f.refs == 0 {
+            if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f.path, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.release()
         }

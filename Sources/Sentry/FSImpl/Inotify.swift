@@ -1,0 +1,222 @@
+// inotify: events for changes made inside the sandbox.
+//
+// Watches are keyed by the inode object they were added on (kept alive by
+// the watch); the dentry cache gives one object per file for the file
+// systems here. The syscall paths that change files call the `inotify*`
+// hooks below, which cost one comparison while no watch exists.
+
+import CMoat
+import Glibc
+
+let IN_ACCESS_: UInt32 = 0x1, IN_MODIFY_: UInt32 = 0x2, IN_ATTRIB_: UInt32 = 0x4
+let IN_CLOSE_WRITE_: UInt32 = 0x8, IN_CLOSE_NOWRITE_: UInt32 = 0x10, IN_OPEN_: UInt32 = 0x20
+let IN_MOVED_FROM_: UInt32 = 0x40, IN_MOVED_TO_: UInt32 = 0x80, IN_CREATE_: UInt32 = 0x100
+let IN_DELETE_: UInt32 = 0x200, IN_DELETE_SELF_: UInt32 = 0x400, IN_MOVE_SELF_: UInt32 = 0x800
+let IN_IGNORED_: UInt32 = 0x8000, IN_ISDIR_: UInt32 = 0x4000_0000
+private let IN_ALL_EVENTS: UInt32 = 0xfff
+private let IN_ONLYDIR: UInt32 = 0x0100_0000, IN_DONT_FOLLOW: UInt32 = 0x0200_0000, IN_EXCL_UNLINK: UInt32 = 0x0400_0000
+private let IN_MASK_CREATE: UInt32 = 0x1000_0000, IN_MASK_ADD: UInt32 = 0x2000_0000, IN_ONESHOT: UInt32 = 0x8000_0000
+
+final class InotifyWatch {
+    unowned let owner: InotifyFD
+    let wd: Int32
+    var mask: UInt32
+    let inode: Inode
+    init(owner: InotifyFD, wd: Int32, mask: UInt32, inode: Inode) { self.owner = owner; self.wd = wd; self.mask = mask; self.inode = inode }
+}
+
+/// Every watch in the sandbox, by watched inode.
+final class InotifyRegistry {
+    var byInode: [ObjectIdentifier: [InotifyWatch]] = [:]
+    var count = 0
+    var nextCookie: UInt32 = 1
+
+    func add(_ w: InotifyWatch) { byInode[ObjectIdentifier(w.inode), default: []].append(w); count += 1 }
+    func remove(_ w: InotifyWatch) {
+        let k = ObjectIdentifier(w.inode)
+        byInode[k]?.removeAll { $0 === w }
+        if byInode[k]?.isEmpty == true { byInode[k] = nil }
+        count -= 1
+    }
+
+    /// Queues `mask` for the watches on `inode` (with `name` when the
+    /// event is about an entry of a watched directory).
+    func emit(_ inode: Inode, _ mask: UInt32, name: [UInt8] = [], cookie: UInt32 = 0) {
+        guard let ws = byInode[ObjectIdentifier(inode)] else { return }
+        for w in ws where w.mask & mask & IN_ALL_EVENTS != 0 || mask & IN_IGNORED_ != 0 {
+            w.owner.queue(wd: w.wd, mask: mask, cookie: cookie, name: name)
+            if w.mask & IN_ONESHOT != 0 && mask & IN_IGNORED_ == 0 { w.owner.drop(w) }
+        }
+    }
+
+    /// The inode is gone: DELETE_SELF, then IGNORED, and the watches end.
+    func gone(_ inode: Inode) {
+        guard let ws = byInode[ObjectIdentifier(inode)] else { return }
+        emit(inode, IN_DELETE_SELF_)
+        for w in ws { w.owner.drop(w) }
+    }
+}
+
+final class InotifyFD: FileDescription {
+    unowned let kernel: Kernel
+    var watches: [Int32: InotifyWatch] = [:]
+    var nextWD: Int32 = 1
+    var events: [[UInt8]] = []
+    var waiters = WaitQueue()
+    init(kernel: Kernel, flags: Int32) { self.kernel = kernel; super.init(flags: flags, path: nil) }
+
+    func queue(wd: Int32, mask: UInt32, cookie: UInt32, name: [UInt8]) {
+        // struct inotify_event, the name NUL-padded to a multiple of 16.
+        let len = name.isEmpty ? 0 : (name.count + 1 + 15) & ~15
+        var e = [UInt8](repeating: 0, count: 16 + len)
+        put32(&e, 0, wd); put32(&e, 4, Int32(bitPattern: mask)); put32(&e, 8, Int32(bitPattern: cookie))
+        put32(&e, 12, Int32(len))
+        e.replaceSubrange(16..<16 + name.count, with: name)
+        // An event identical to the last unread one is merged into it.
+        if events.last == e { return }
+        if events.count >= 16384 { return }
+        events.append(e)
+        waiters.notifyAll()
+    }
+
+    /// Ends a watch with IN_IGNORED.
+    func drop(_ w: InotifyWatch) {
+        guard watches[w.wd] === w else { return }
+        watches[w.wd] = nil
+        kernel.inotify.remove(w)
+        queue(wd: w.wd, mask: IN_IGNORED_, cookie: 0, name: [])
+    }
+
+    override var seekable: Bool { false }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        while events.isEmpty {
+            if nonblocking { return err(EAGAIN) }
+            waiters.add(t)
+            let r = t.block(deadline: nil)
+            waiters.remove(t)
+            if r == .interrupted && events.isEmpty { return -ERESTARTSYS }
+        }
+        if count < events[0].count { return err(EINVAL) }
+        var out: [UInt8] = []
+        var n = 0
+        while n < events.count && out.count + events[n].count <= count { out += events[n]; n += 1 }
+        if !t.copyOut(buf, out) { return err(EFAULT) }
+        events.removeFirst(n)
+        return out.count
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+    override func readiness() -> Int16 { events.isEmpty ? 0 : Int16(POLLIN) }
+    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        if cmd == 0x541B { return t.writeI32(arg, Int32(events.reduce(0) { $0 + $1.count })) ? 0 : err(EFAULT) } // FIONREAD
+        return err(ENOTTY)
+    }
+    override func stat() -> Result<Stat, Errno> {
+        var s = Stat(); s.mode = 0o600; s.blksize = 4096; return .success(s)
+    }
+    override func release() {
+        for w in watches.values { kernel.inotify.remove(w) }
+        watches.removeAll()
+    }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("anon_inode:inotify".utf8) }
+}
+
+func registerInotify(_ t: SyscallTable) {
+    t[253] = { t, _ in sysInotifyInit(t, 0) }                 // inotify_init
+    t[294] = { t, a in sysInotifyInit(t, a.int(0)) }          // inotify_init1
+    t[254] = sysInotifyAddWatch
+    t[255] = { t, a in                                        // inotify_rm_watch
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let ino = f as? InotifyFD else { return err(EINVAL) }
+        guard let w = ino.watches[a.int(1)] else { return err(EINVAL) }
+        ino.drop(w)
+        return 0
+    }
+}
+
+private func sysInotifyInit(_ t: Task, _ flags: Int32) -> Int {
+    if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
+    let f = InotifyFD(kernel: t.kernel, flags: O_RDONLY | (flags & O_NONBLOCK))
+    let fd = t.fds.install(f, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+    if fd < 0 { f.release() }
+    return fd
+}
+
+private func sysInotifyAddWatch(_ t: Task, _ a: Args) -> Int {
+    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    guard let ino = f as? InotifyFD else { return err(EINVAL) }
+    let mask = a.uint(2)
+    if mask & IN_ALL_EVENTS == 0 { return err(EINVAL) }
+    if mask & IN_MASK_ADD != 0 && mask & IN_MASK_CREATE != 0 { return err(EINVAL) }
+    let p: Path
+    switch t.lookup(AT_FDCWD_, a.a1, follow: mask & IN_DONT_FOLLOW == 0) {
+    case .success(let x): p = x
+    case .failure(let e): return e.ret
+    }
+    if mask & IN_ONLYDIR != 0 && !p.inode.isDir { return err(ENOTDIR) }
+    if !t.mayAccess(p.inode, 4) { return err(EACCES) }
+    let keep = mask & (IN_ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK)
+    if let w = ino.watches.values.first(where: { $0.inode === p.inode }) {
+        if mask & IN_MASK_CREATE != 0 { return err(EEXIST) }
+        w.mask = mask & IN_MASK_ADD != 0 ? w.mask | keep : keep
+        return Int(w.wd)
+    }
+    let w = InotifyWatch(owner: ino, wd: ino.nextWD, mask: keep, inode: p.inode)
+    ino.nextWD += 1
+    ino.watches[w.wd] = w
+    t.kernel.inotify.add(w)
+    return Int(w.wd)
+}
+
+// MARK: - Hooks called by the syscalls that change files
+
+extension Kernel {
+    /// An event about the file at `p`: to its own watches and, with its
+    /// name, to its directory's.
+    @inline(__always) func inotifyFile(_ p: Path?, _ mask: UInt32) {
+        if inotify.count == 0 { return }
+        guard let p = p else { return }
+        inotifyFileSlow(p, mask)
+    }
+
+    private func inotifyFileSlow(_ p: Path, _ mask: UInt32) {
+        let m = mask | (p.inode.isDir ? IN_ISDIR_ : 0)
+        inotify.emit(p.inode, m)
+        if !p.dentry.dead, let parent = p.dentry.parent, p.dentry !== p.mount.root {
+            inotify.emit(parent.inode, m, name: p.dentry.name)
+        }
+    }
+
+    /// An entry of `dir` named `name` was created or deleted.
+    @inline(__always) func inotifyEntry(_ dir: Inode, _ name: [UInt8], _ mask: UInt32, isDir: Bool) {
+        if inotify.count == 0 { return }
+        inotify.emit(dir, mask | (isDir ? IN_ISDIR_ : 0), name: name)
+    }
+
+    /// `name` was unlinked from `dir` (or, with dir nil, replaced by a
+    /// rename): the inode's own watches learn that its links changed, the
+    /// directory's that the entry went, and the inode's that it is gone
+    /// when no link is left.
+    @inline(__always) func inotifyUnlinked(_ dir: Inode?, _ name: [UInt8], _ ino: Inode) {
+        if inotify.count == 0 { return }
+        if !ino.isDir { inotify.emit(ino, IN_ATTRIB_) }
+        if let d = dir { inotify.emit(d, IN_DELETE_ | (ino.isDir ? IN_ISDIR_ : 0), name: name) }
+        let links = (try? ino.stat().get().nlink) ?? 0
+        if ino.isDir || links == 0 { inotify.gone(ino) }
+    }
+
+    /// A rename: MOVED_FROM and MOVED_TO share a cookie; the moved object's
+    /// own watches get MOVE_SELF.
+    @inline(__always) func inotifyRename(_ from: Inode, _ oldName: [UInt8], _ to: Inode, _ newName: [UInt8], _ moved: Inode) {
+        if inotify.count == 0 { return }
+        let cookie = inotify.nextCookie
+        inotify.nextCookie &+= 1
+        let d = moved.isDir ? IN_ISDIR_ : 0
+        inotify.emit(from, IN_MOVED_FROM_ | d, name: oldName, cookie: cookie)
+        inotify.emit(to, IN_MOVED_TO_ | d, name: newName, cookie: cookie)
+        inotify.emit(moved, IN_MOVE_SELF_ | d)
+    }
+}

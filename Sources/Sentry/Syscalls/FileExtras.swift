@@ -1,0 +1,227 @@
+// memfd_create, O_TMPFILE, openat2 and extended attributes.
+
+import CMoat
+import Glibc
+
+func registerFileExtras(_ t: SyscallTable) {
+    t[319] = sysMemfdCreate
+    t[437] = sysOpenat2
+    for (nr, follow) in [(188, true), (189, false)] {                                   // setxattr, lsetxattr
+        t[nr] = { t, a in xattrTarget(t, a, follow) { sysSetxattr(t, $0, a.a1, a.a2, a.long(3), a.int(4)) } }
+    }
+    t[190] = { t, a in xattrFD(t, a) { sysSetxattr(t, $0, a.a1, a.a2, a.long(3), a.int(4)) } }   // fsetxattr
+    for (nr, follow) in [(191, true), (192, false)] {                                   // getxattr, lgetxattr
+        t[nr] = { t, a in xattrTarget(t, a, follow) { sysGetxattr(t, $0, a.a1, a.a2, a.long(3)) } }
+    }
+    t[193] = { t, a in xattrFD(t, a) { sysGetxattr(t, $0, a.a1, a.a2, a.long(3)) } }      // fgetxattr
+    for (nr, follow) in [(194, true), (195, false)] {                                   // listxattr, llistxattr
+        t[nr] = { t, a in xattrTarget(t, a, follow) { sysListxattr(t, $0, a.a1, a.long(2)) } }
+    }
+    t[196] = { t, a in xattrFD(t, a) { sysListxattr(t, $0, a.a1, a.long(2)) } }          // flistxattr
+    for (nr, follow) in [(197, true), (198, false)] {                                   // removexattr, lremovexattr
+        t[nr] = { t, a in xattrTarget(t, a, follow) { sysRemovexattr(t, $0, a.a1) } }
+    }
+    t[199] = { t, a in xattrFD(t, a) { sysRemovexattr(t, $0, a.a1) } }                   // fremovexattr
+}
+
+// MARK: - memfd_create
+
+let F_SEAL_SEAL_: UInt32 = 1, F_SEAL_SHRINK_: UInt32 = 2, F_SEAL_GROW_: UInt32 = 4
+let F_SEAL_WRITE_: UInt32 = 8, F_SEAL_FUTURE_WRITE_: UInt32 = 0x10, F_SEAL_EXEC_: UInt32 = 0x20
+
+func sysMemfdCreate(_ t: Task, _ a: Args) -> Int {
+    let flags = a.uint(1)
+    let MFD_CLOEXEC: UInt32 = 1, MFD_ALLOW_SEALING: UInt32 = 2, MFD_HUGETLB: UInt32 = 4
+    let MFD_NOEXEC_SEAL: UInt32 = 8, MFD_EXEC: UInt32 = 0x10
+    // Huge page size bits (26..31) are meaningful only with MFD_HUGETLB.
+    let known = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC
+    if flags & ~known != 0 && (flags & MFD_HUGETLB == 0 || flags & ~(known | 0xfc00_0000) != 0) { return err(EINVAL) }
+    if flags & MFD_EXEC != 0 && flags & MFD_NOEXEC_SEAL != 0 { return err(EINVAL) }
+    let (n, tooLong) = t.copyInString(a.a0, max: 249)
+    if tooLong { return err(EINVAL) }
+    guard let name = n else { return err(EFAULT) }
+    let k = t.kernel
+    let node = TmpfsInode(mode: S_IFREG_ | (flags & MFD_NOEXEC_SEAL != 0 ? 0o666 : 0o777), dev: k.anonMount.root.inode.dev,
+                          uid: t.tg.creds.fsuid, gid: t.tg.creds.fsgid)
+    node.nlink = 0
+    node.seals = flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0 ? 0 : F_SEAL_SEAL_
+    if flags & MFD_NOEXEC_SEAL != 0 { node.seals |= F_SEAL_EXEC_ }
+    let d = Dentry(name: Array("memfd:".utf8) + name, parent: k.anonMount.root, inode: node)
+    d.dead = true
+    let f = TmpfsFileFD(node: node, flags: O_RDWR)
+    f.path = Path(mount: k.anonMount, dentry: d)
+    let fd = t.fds.install(f, cloexec: flags & MFD_CLOEXEC != 0, limit: fdLimit(t))
+    if fd < 0 { f.release() }
+    return fd
+}
+
+/// fcntl F_ADD_SEALS / F_GET_SEALS.
+func sysSeals(_ t: Task, _ f: FileDescription, add: UInt32?) -> Int {
+    guard let tf = f as? TmpfsFileFD else { return err(EINVAL) }
+    let node = tf.node
+    guard let bits = add else { return Int(node.seals) }
+    if bits & ~UInt32(0x3f) != 0 { return err(EINVAL) }
+    if !f.writable { return err(EPERM) }
+    if node.seals & F_SEAL_SEAL_ != 0 { return err(EPERM) }
+    node.seals |= bits
+    return 0
+}
+
+// MARK: - O_TMPFILE
+
+/// open(dir, O_TMPFILE): an unnamed regular file in `dir`'s file system,
+/// linkable later with linkat unless O_EXCL was given.
+func openTmpfile(_ t: Task, _ dir: Path, _ flags: Int32, _ mode: UInt32) -> Int {
+    let acc = flags & O_ACCMODE
+    if acc != O_WRONLY && acc != O_RDWR { return err(EINVAL) }
+    if !dir.inode.isDir { return err(ENOTDIR) }
+    if dir.mount.readOnly { return err(EROFS) }
+    if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+    let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+    let ino: Inode
+    switch dir.inode.createTmpfile(mode: m, uid: t.tg.creds.fsuid, gid: g) {
+    case .success(let i): ino = i
+    case .failure(let e): return e.ret
+    }
+    ino.linkableWhenUnlinked = flags & O_EXCL == 0
+    let d = Dentry(name: Array("#\(ino.ino)".utf8), parent: dir.dentry, inode: ino)
+    d.dead = true
+    let file: FileDescription
+    switch ino.open(t, flags: flags & ~(O_TMPFILE_ | O_CREAT | O_TRUNC)) {
+    case .success(let f): file = f
+    case .failure(let e): return e.ret
+    }
+    file.path = Path(mount: dir.mount, dentry: d)
+    file.flags = flags & ~(O_TMPFILE_ | O_EXCL | O_CLOEXEC) | O_LARGEFILE_
+    let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+    if fd < 0 && file.refs == 0 { file.release() }
+    return fd
+}
+
+let O_LARGEFILE_: Int32 = 0o100000
+
+// MARK: - openat2
+
+func sysOpenat2(_ t: Task, _ a: Args) -> Int {
+    let size = a.long(3)
+    if size < 24 { return err(EINVAL) }
+    if size > 4096 { return err(E2BIG) }
+    guard let how = t.copyIn(a.a2, size) else { return err(EFAULT) }
+    // Fields a newer kernel knows and we do not must be zero.
+    if how[24...].contains(where: { $0 != 0 }) { return err(E2BIG) }
+    let flags = get64(how, 0), mode = get64(how, 8), resolve = get64(how, 16)
+    let validFlags: UInt64 = 0o37777777 & ~UInt64(0o40)  // every O_* flag Linux defines
+    if flags & ~validFlags != 0 || flags > UInt64(UInt32.max) { return err(EINVAL) }
+    let f = Int32(truncatingIfNeeded: flags)
+    let creates = f & O_CREAT != 0 || f & O_TMPFILE_ == O_TMPFILE_
+    if (!creates && mode != 0) || mode & ~0o7777 != 0 { return err(EINVAL) }
+    if resolve & ~UInt64(0x3f) != 0 { return err(EINVAL) }
+    if resolve & VFS.Walk.beneath != 0 && resolve & VFS.Walk.inRoot != 0 { return err(EINVAL) }
+    // RESOLVE_CACHED (0x20) asks for a lookup without I/O: never promised here.
+    if resolve & 0x20 != 0 { return err(EAGAIN) }
+    return sysOpenat(t, a.int(0), a.a1, f, UInt32(mode), resolve: resolve)
+}
+
+// MARK: - Extended attributes
+//
+// Kept in Sentry memory per file (device and inode number), for every file
+// system: the overlay default already keeps all changes in memory, and the
+// Gofer protocol carries no xattrs. They last as long as the sandbox.
+
+struct XattrKey: Hashable { var dev: UInt64; var ino: UInt64 }
+
+final class XattrStore {
+    var values: [XattrKey: [[UInt8]: [UInt8]]] = [:]
+    /// Names in the order they were set (listxattr order).
+    var order: [XattrKey: [[UInt8]]] = [:]
+}
+
+private func xattrTarget(_ t: Task, _ a: Args, _ follow: Bool, _ then: (Path) -> Int) -> Int {
+    switch t.lookup(AT_FDCWD_, a.a0, follow: follow) {
+    case .success(let p): return then(p)
+    case .failure(let e): return e.ret
+    }
+}
+
+private func xattrFD(_ t: Task, _ a: Args, _ then: (Path) -> Int) -> Int {
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+    guard let p = f.path else { return err(EOPNOTSUPP) }
+    return then(p)
+}
+
+/// Reads and checks an attribute name; returns it or a negative errno.
+private func xattrName(_ t: Task, _ addr: UInt64, _ ino: Inode) -> Result<[UInt8], Errno> {
+    let (n, tooLong) = t.copyInString(addr, max: 255)
+    if tooLong { return .failure(Errno(ERANGE)) }
+    guard let name = n else { return .failure(Errno(EFAULT)) }
+    if name.isEmpty { return .failure(Errno(ERANGE)) }
+    let s = String(decoding: name, as: UTF8.self)
+    if s.hasPrefix("user.") {
+        // Linux keeps user attributes to regular files and directories.
+        if !ino.isRegular && !ino.isDir { return .failure(Errno(EPERM)) }
+    } else if s.hasPrefix("trusted.") {
+        if !t.tg.creds.isRoot { return .failure(Errno(EPERM)) }
+    } else if !s.hasPrefix("security.") {
+        return .failure(Errno(EOPNOTSUPP))   // system.* (ACLs) and unknown namespaces
+    }
+    return .success(name)
+}
+
+private func xattrKey(_ i: Inode) -> XattrKey { XattrKey(dev: i.dev, ino: i.ino) }
+
+private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt64, _ size: Int, _ flags: Int32) -> Int {
+    if flags & ~3 != 0 || flags == 3 { return err(EINVAL) }
+    if size < 0 || size > 65536 { return err(E2BIG) }
+    let ino = p.inode
+    let name: [UInt8]
+    switch xattrName(t, nameAddr, ino) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    guard let v = t.copyIn(value, size) else { return err(EFAULT) }
+    if p.mount.readOnly { return err(EROFS) }
+    if !t.mayAccess(ino, 2) && ino.uid != t.tg.creds.fsuid { return err(EACCES) }
+    let store = t.kernel.xattrs, key = xattrKey(ino)
+    let exists = store.values[key]?[name] != nil
+    if flags == 1 && exists { return err(EEXIST) }      // XATTR_CREATE
+    if flags == 2 && !exists { return err(ENODATA) }    // XATTR_REPLACE
+    store.values[key, default: [:]][name] = v
+    if !exists { store.order[key, default: []].append(name) }
+    t.kernel.inotifyFile(p, IN_ATTRIB_)
+    return 0
+}
+
+private func sysGetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ buf: UInt64, _ size: Int) -> Int {
+    let name: [UInt8]
+    switch xattrName(t, nameAddr, p.inode) {
+    case .success(let n): name = n
+    case .failure(let e): return e.code == EPERM ? err(ENODATA) : e.ret
+    }
+    if !t.mayAccess(p.inode, 4) { return err(EACCES) }
+    guard let v = t.kernel.xattrs.values[xattrKey(p.inode)]?[name] else { return err(ENODATA) }
+    if size == 0 { return v.count }
+    if size < v.count { return err(ERANGE) }
+    return t.copyOut(buf, v) ? v.count : err(EFAULT)
+}
+
+private func sysListxattr(_ t: Task, _ p: Path, _ buf: UInt64, _ size: Int) -> Int {
+    var out: [UInt8] = []
+    let names = t.kernel.xattrs.order[xattrKey(p.inode)] ?? []
+    for n in names {
+        // trusted.* is listed only to those who may read it.
+        if n.starts(with: Array("trusted.".utf8)) && !t.tg.creds.isRoot { continue }
+        out += n; out.append(0)
+    }
+    if size == 0 { return out.count }
+    if size < out.count { return err(ERANGE) }
+    return t.copyOut(buf, out) ? out.count : err(EFAULT)
+}
+
+private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
+    let name: [UInt8]
+    switch xattrName(t, nameAddr, p.inode) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    if p.mount.readOnly { return err(EROFS) }
+    if !t.mayAccess(p.inode, 2) && p.inode.uid != t.tg.creds.fsuid { return err(EACCES) }
+    let store = t.kernel.xattrs, key = xattrKey(p.inode)
+    if store.values[key]?.removeValue(forKey: name) == nil { return err(ENODATA) }
+    store.order[key]?.removeAll { $0 == name }
+    t.kernel.inotifyFile(p, IN_ATTRIB_)
+    return 0
+}
