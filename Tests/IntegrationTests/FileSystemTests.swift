@@ -1,0 +1,158 @@
+// The file-system suite: C programs in Tests/IntegrationTests/fs/, built
+// static with the system compiler, run on private copies of the busybox
+// rootfs three ways:
+//   native   unshare -m chroot COPY (procfs mounted in the private mount
+//            namespace, so nothing a program mounts reaches the host)
+//   moat     moat run --no-overlay (writes go through the Gofer to COPY)
+//   overlay  moat run (the default in-memory overlay)
+// Each program prints one line per call (result or errno name). Moat's
+// output and exit status must equal the native run's in both modes, the
+// files left under /work must equal natively and with --no-overlay, and the
+// overlay run must leave its copy byte-for-byte unchanged.
+//
+// escape.c is not differential: it runs inside Moat only (both modes) and
+// tries to read a marker file placed next to the rootfs directory on the
+// host, or to create files beside it.
+//
+// fs/run-one.sh runs one program the same way by hand.
+
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+let fsProgramsDir = Integration.testsDir + "/fs"
+let fsPrograms: [String] = {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: fsProgramsDir)) ?? []
+    return names.filter { $0.hasSuffix(".c") && $0 != "escape.c" }.sorted()
+}()
+
+enum FSSuite {
+    static var canRun: Bool { Integration.canRunNative && Integration.gccPath != nil && unsharePath != nil }
+    static let unsharePath: String? = ["/usr/bin/unshare", "/bin/unshare"].first { access($0, X_OK) == 0 }
+
+    /// Builds a program static into `dir`; returns the binary's path.
+    static func build(_ source: String, into dir: String) async throws -> String {
+        let binary = dir + "/prog"
+        let cc = await runProcess(
+            [Integration.gccPath!, "-static", "-O1", "-pthread", "-w", "-o", binary, fsProgramsDir + "/" + source],
+            env: ["PATH=" + Integration.fixedPath], timeout: 180)
+        try #require(cc.exitStatus == 0, "gcc \(source) failed:\n\(cc.stderrText)")
+        return binary
+    }
+
+    static func copy(_ rootfs: String, _ binary: String, at root: String) throws {
+        try Integration.makeRootfsCopy(of: rootfs, at: root)
+        try FileManager.default.copyItem(atPath: binary, toPath: root + "/work/prog")
+        chmod(root + "/work/prog", 0o755)
+    }
+
+    static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double) async -> ProcessResult {
+        var argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"", moat, "run"]
+        if !overlay { argv.append("--no-overlay") }
+        argv += ["--rootfs", root, "--cwd", "/work", "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root", "--", "/work/prog"]
+        return await runProcess(argv, env: Integration.hostEnvironment(), timeout: timeout)
+    }
+}
+
+@Suite("File-system differential (C programs: native chroot vs moat, write-through and overlay)")
+struct FileSystemDifferentialTests {
+
+    @Test(.enabled(if: FSSuite.canRun, "needs root, chroot(8), unshare(1) and gcc"), arguments: fsPrograms)
+    func program(_ source: String) async throws {
+        await differentialGate.acquire()
+        defer { Task { await differentialGate.release() } }
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let scratch = try Integration.makeScratchDir(group: "fsdiff", name: source)
+        defer {
+            if keepScratch { print("\(source): kept copies in \(scratch)") }
+            else if let problem = Integration.removeScratch(scratch) { print("warning: \(problem)") }
+        }
+        let binary = try await FSSuite.build(source, into: scratch)
+        let nativeRoot = scratch + "/native", moatRoot = scratch + "/moat", overlayRoot = scratch + "/overlay"
+        for r in [nativeRoot, moatRoot, overlayRoot] { try FSSuite.copy(rootfs, binary, at: r) }
+
+        // Native: a private mount namespace with procfs and the device nodes
+        // the programs may use; it and its mounts vanish with the run.
+        let setup = "R=$0; mount -t proc proc \"$R/proc\" && "
+            + "for n in 'null 1 3' 'zero 1 5' 'full 1 7' 'random 1 8' 'urandom 1 9'; do "
+            + "set -- $n; mknod \"$R/dev/$1\" c $2 $3 2>/dev/null; chmod 666 \"$R/dev/$1\"; done; "
+            + "cd / && exec chroot \"$R\" /bin/sh -c 'umask 022 && ulimit -c 0 && cd /work && exec ./prog'"
+        let native = await runProcess([FSSuite.unsharePath!, "-m", "--propagation", "private", "/bin/sh", "-c", setup, nativeRoot],
+                                      env: ["PATH=" + Integration.fixedPath, "HOME=/root"], timeout: differentialTimeout)
+        let overlayBefore = snapshotTree(overlayRoot, includeOwner: true)
+        let sandboxed = await FSSuite.moat(moat, root: moatRoot, overlay: false, timeout: differentialTimeout)
+        let overlaid = await FSSuite.moat(moat, root: overlayRoot, overlay: true, timeout: differentialTimeout)
+        let overlayAfter = snapshotTree(overlayRoot, includeOwner: true)
+
+        if native.timedOut {
+            Issue.record(Comment(rawValue: "\(source): the NATIVE run timed out; the program is broken\n" + describeRun(native)))
+            return
+        }
+        let nativeRun = ScriptRun(result: native, tree: snapshotTree(nativeRoot + "/work"))
+        if let report = compareRuns(name: source + " (write-through)", native: nativeRun,
+                                    sandboxed: ScriptRun(result: sandboxed, tree: snapshotTree(moatRoot + "/work")),
+                                    timeout: differentialTimeout, treeWhat: "files under /work",
+                                    treeLabels: ("native /work", "moat /work")) {
+            Issue.record(Comment(rawValue: report))
+        }
+        // The overlay run is compared on its output only: its files live in
+        // Sentry memory and must never reach the copy.
+        if let report = compareRuns(name: source + " (overlay)", native: ScriptRun(result: native, tree: []),
+                                    sandboxed: ScriptRun(result: overlaid, tree: []), timeout: differentialTimeout,
+                                    treeWhat: "", treeLabels: ("", "")) {
+            Issue.record(Comment(rawValue: report))
+        }
+        if overlayBefore != overlayAfter {
+            Issue.record(Comment(rawValue: "\(source): the overlay run changed its rootfs copy:\n" + unifiedDiff(
+                overlayBefore.map(\.description), overlayAfter.map(\.description), labelA: "before", labelB: "after", context: 1)))
+        }
+    }
+}
+
+@Suite("Escape attempts from inside moat")
+struct EscapeTests {
+
+    @Test(.enabled(if: Integration.isRoot && Integration.gccPath != nil, "needs root and gcc"), arguments: [true, false])
+    func escape(overlay: Bool) async throws {
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let scratch = try Integration.makeScratchDir(group: "fsescape", name: overlay ? "overlay" : "write-through")
+        defer { if let problem = Integration.removeScratch(scratch) { print("warning: \(problem)") } }
+        // Build with the same flags as the differential programs.
+        let binary = scratch + "/prog"
+        let cc = await runProcess([Integration.gccPath!, "-static", "-O1", "-pthread", "-w", "-o", binary, fsProgramsDir + "/escape.c"],
+                                  env: ["PATH=" + Integration.fixedPath], timeout: 180)
+        try #require(cc.exitStatus == 0, "gcc escape.c failed:\n\(cc.stderrText)")
+        let root = scratch + "/root"
+        try FSSuite.copy(rootfs, binary, at: root)
+        // The marker sits next to the root directory: one `..` above it.
+        let marker = scratch + "/moat-escape-secret"
+        try Data("host secret\n".utf8).write(to: URL(fileURLWithPath: marker))
+        let outsideBefore = (try? FileManager.default.contentsOfDirectory(atPath: scratch))?.sorted() ?? []
+        let treeBefore = snapshotTree(root, includeOwner: true)
+        let mountsBefore = Integration.currentMountPoints()
+
+        let run = await FSSuite.moat(moat, root: root, overlay: overlay, timeout: 120)
+
+        let outsideAfter = (try? FileManager.default.contentsOfDirectory(atPath: scratch))?.sorted() ?? []
+        let treeAfter = snapshotTree(root, includeOwner: true)
+        #expect(run.exitStatus == 0 && !run.timedOut, "escape program failed:\n\(describeRun(run))")
+        #expect(run.stdoutText.contains("done"), "escape program did not finish:\n\(describeRun(run))")
+        #expect(!run.stdoutText.contains("ESCAPED"), "a host file outside the root was read:\n\(run.stdoutText)")
+        #expect(outsideBefore == outsideAfter, "files appeared next to the root: \(Set(outsideAfter).subtracting(outsideBefore))")
+        #expect(Integration.currentMountPoints() == mountsBefore, "the host mount table changed")
+        if overlay {
+            let diff = unifiedDiff(treeBefore.map(\.description), treeAfter.map(\.description), labelA: "before", labelB: "after", context: 1)
+            #expect(treeBefore == treeAfter, "the default overlay changed the rootfs:\n\(diff)")
+        } else {
+            // Write-through: whatever was created stays inside the root.
+            let created = treeAfter.map(\.path).filter { $0.contains("moat-escape-created") }
+            #expect(created.allSatisfy { !$0.hasPrefix("..") }, "created outside: \(created)")
+        }
+    }
+}
