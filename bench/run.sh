@@ -61,12 +61,17 @@ if [ "$QUICK" = 1 ]; then
     N_NATIVE=500000     # getppid loop length, native
     N_SANDBOX=5000      # getppid loop length, moat and runsc
     N_FLOOR=20000       # round trips, ptrace floor
+    N_FSOP=2000         # open/stat/read4k loop length
+    FS_MIB=16           # sequential read/write size
 else
     : "${REPS:=5}"
     N_NATIVE=2000000
     N_SANDBOX=20000
     N_FLOOR=100000
+    N_FSOP=20000
+    FS_MIB=64
 fi
+N_FILES=1000            # small files created then deleted
 WARMUP=1
 TIMEOUT_SYSCALL=120     # seconds per run
 TIMEOUT_START=60
@@ -134,6 +139,9 @@ cp -a "$ROOTFS_SRC" "$ROOT" || die "cannot copy $ROOTFS_SRC"
 mkdir -p "$ROOT/bench"
 cp "$WORK"/progs/* "$ROOT/bench/"
 [ -e "$ROOT/bin/true" ] || [ -L "$ROOT/bin/true" ] || die "rootfs has no /bin/true"
+# File-system benchmarks read a file of the rootfs and write under /bench.
+dd if=/dev/zero of="$ROOT/bench/data" bs=1M count="$FS_MIB" status=none || die "cannot create the data file"
+mkdir -p "$ROOT/bench/files"
 
 # -------------------------------------------------------------- runtimes --
 # Columns of the table. A runtime may be unavailable; then its cells say why.
@@ -278,11 +286,37 @@ bench_startup() {
     fi
 }
 
+# File-system operations (bench/programs/fsops.c), one row each. The file
+# read is part of the rootfs (served by the Gofer under moat, by runsc's
+# gofer under runsc); writes go wherever each runtime sends them by default
+# (moat: its in-memory overlay; native: the host file system).
+fs_cell() {
+    local row=$1 rt=$2 metric=$3 scale=$4; shift 4
+    case "$rt" in
+        floor|floor-pinned) set_cell "$row" "$rt" "$(not_applicable)"; return ;;
+    esac
+    in_rootfs "$rt" /bench/fsops "$@"
+    measure "$row/$rt" --metric "$metric" --scale "$scale" --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell "$row" "$rt" "$M_VALUE"; else set_cell "$row" "$rt" "$(na "$M_ERROR")"; fi
+}
+bench_fs_open()     { fs_cell fs_open "$1" ns_per_op 1000 open /bench/data "$N_FSOP"; }
+bench_fs_stat()     { fs_cell fs_stat "$1" ns_per_op 1000 stat /bench/data "$N_FSOP"; }
+bench_fs_read4k()   { fs_cell fs_read4k "$1" ns_per_op 1000 read4k /bench/data "$N_FSOP"; }
+bench_fs_seqread()  { fs_cell fs_seqread "$1" mib_per_s 1 seqread /bench/data; }
+bench_fs_seqwrite() { fs_cell fs_seqwrite "$1" mib_per_s 1 seqwrite /bench/files/big "$FS_MIB"; }
+bench_fs_files()    { fs_cell fs_files "$1" ms_total 1 files /bench/files "$N_FILES"; }
+
 # Rows of the table: key|function|label|target.
 ROWS=(
     "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs"
     "startup_wall|bench_startup|Start-up of /bin/true, wall ms|moat ≤ 60 ms"
     "startup_mem|bench_startup|Start-up of /bin/true, peak memory MiB|—"
+    "fs_open|bench_fs_open|open+close of a rootfs file, µs|moat ≤ ½ runsc"
+    "fs_stat|bench_fs_stat|stat of a rootfs file, µs|moat ≤ ½ runsc"
+    "fs_read4k|bench_fs_read4k|4 KiB pread of a rootfs file, µs|moat ≤ ½ runsc"
+    "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|—"
+    "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|—"
+    "fs_files|bench_fs_files|Create then delete $N_FILES small files, ms|moat ≤ ½ runsc"
 )
 
 # -------------------------------------------------------------------- run --
@@ -378,6 +412,11 @@ report() {
     echo "- **Peak memory**: ${NOTES[mem]}: no memory cgroup was usable, so this is the biggest"
     echo "  process's peak RSS (shared pages included), not the sum over the sandbox's processes." ;;
     esac
+    echo "- **File system**: \`bench/programs/fsops.c\` (static) times its own loop with CLOCK_MONOTONIC: open+close,"
+    echo "  stat and 4 KiB pread of /bench/data (a $FS_MIB MiB file of the rootfs) $N_FSOP times each; a sequential read"
+    echo "  of that file and a sequential write of $FS_MIB MiB to a new file, in 1 MiB calls; creating $N_FILES"
+    echo "  100-byte files and then deleting them. Each runtime writes where it does by default: native to the host"
+    echo "  file system, moat to its in-memory overlay, runsc to its own default."
     echo "- Every command runs with a clean environment (PATH, HOME, LANG=C, TMPDIR) and stdin from /dev/null."
     echo "- Commands:"
     for rt in "${RUNTIMES[@]}"; do
