@@ -262,7 +262,7 @@ class APIServerTests: XCTestCase {
         let rv = try await client.get(.configmaps, namespace: "default", name: "before").resourceVersion
         _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "during"]])
         // The API server restarts; the data (SQLite file or etcd) stays.
-        await cluster.stop(stopEtcd: false)
+        await cluster.stop(keepData: true)
         cluster = try await cluster.reopened()
         client = try await cluster.serve()
         let s = try await client.watch(.configmaps, namespace: "default", options: ListOptions(resourceVersion: rv))

@@ -30,6 +30,7 @@ class ControllerTests: XCTestCase {
         _ = await managerTask?.value
         await kubelets?.stop()
         await cluster?.stop()
+        cluster = nil; client = nil; kubelets = nil; manager = nil; managerTask = nil
     }
 
     func pods(_ selector: String? = nil) async throws -> [JSON] {

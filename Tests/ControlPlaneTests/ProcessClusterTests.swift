@@ -31,6 +31,7 @@ class ProcessClusterTests: XCTestCase {
         if let cp, (testRun?.totalFailureCount ?? 0) > 0 { print("--- controlplane log ---\n\(cp.process?.log.suffix(3000) ?? "")") }
         cp?.stop()
         etcd?.stop()
+        if let dir { try? FileManager.default.removeItem(atPath: dir.path) }
         etcd = nil; cp = nil; kubelets = nil; dir = nil
     }
 

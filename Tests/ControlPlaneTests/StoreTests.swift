@@ -22,6 +22,7 @@ class StoreTests: XCTestCase {
         opened = []
         etcd?.stop()
         etcd = nil
+        if let dir { try? FileManager.default.removeItem(atPath: dir.path) }
         dir = nil
     }
 

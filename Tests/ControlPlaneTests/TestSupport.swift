@@ -255,7 +255,8 @@ final class TestCluster: @unchecked Sendable {
         try await registry.bootstrap()
     }
 
-    /// A fresh cluster over the same data (same SQLite file or same etcd), as after a restart.
+    /// A fresh cluster over the same data (same SQLite file or same etcd), as after a
+    /// restart; call after `stop(keepData: true)`.
     func reopened() async throws -> TestCluster {
         try await TestCluster(backend: backend, dir: dir, etcd: etcd)
     }
@@ -270,13 +271,17 @@ final class TestCluster: @unchecked Sendable {
         return HTTPAPIClient(port: port)
     }
 
-    /// Stops the server and closes the store; etcd keeps running unless `stopEtcd`.
-    func stop(stopEtcd: Bool = true) async {
+    /// Stops the server and closes the store. Unless `keepData`, etcd is stopped and the
+    /// data directory removed (XCTest keeps test objects alive, so deinit comes too late).
+    func stop(keepData: Bool = false) async {
         serverTask?.cancel()
         _ = await serverTask?.result
         serverTask = nil
         store.close()
-        if stopEtcd { etcd?.stop() }
+        if !keepData {
+            etcd?.stop()
+            try? FileManager.default.removeItem(atPath: dir.path)
+        }
     }
 }
 

@@ -47,7 +47,9 @@ extension APIRegistry {
         guard var obj = try? JSON.parse(ev.object.value) else { return nil }
         obj.resourceVersion = String(ev.revision)
         let newMatches = options.matches(obj)
-        let oldMatches: Bool = ev.previousValue.flatMap { try? JSON.parse($0) }.map(options.matches) ?? false
+        let everything = options.labelSelector.isEmpty && options.fieldSelector.terms.isEmpty
+        let oldMatches: Bool = everything ? ev.previousValue != nil
+            : ev.previousValue.flatMap { try? JSON.parse($0) }.map(options.matches) ?? false
         switch ev.type {
         case .added: return newMatches ? WatchEvent(type: "ADDED", object: obj) : nil
         case .deleted: return newMatches ? WatchEvent(type: "DELETED", object: obj) : nil

@@ -58,6 +58,10 @@ public final class ReplicaSetController: Sendable {
                 do { owned.append(try await adopt(p, by: rs)) } catch { pending = error }
             }
         }
+        // A failed adoption or release leaves the count uncertain: creating or deleting now
+        // could overshoot (an orphan we failed to adopt would be adopted next time as a
+        // surplus pod). Retry the whole sync instead.
+        if let pending { throw pending }
         let want = rs.replicas ?? 1
         var created = 0, deleted = 0
         if owned.count < want {
@@ -83,14 +87,28 @@ public final class ReplicaSetController: Sendable {
             owned.removeAll { gone.contains($0.uid) }
         }
         try await updateStatus(rs, owned: owned, extra: created)
-        if let pending { throw pending }
     }
 
+    /// Sets `rs` as the pod's controller, guarded by the pod's resourceVersion; on a
+    /// conflict (the scheduler or a kubelet wrote the pod meanwhile) it re-reads and retries.
     func adopt(_ pod: JSON, by rs: JSON) async throws -> JSON {
-        var refs = pod.ownerReferences
-        refs.append(OwnerReference(controller: rs))
-        let patch: JSON = ["metadata": ["resourceVersion": .string(pod.resourceVersion), "ownerReferences": .array(refs.map(\.json))]]
-        return try await client.patch(.pods, namespace: pod.namespace, name: pod.name, patch)
+        var cur = pod
+        for attempt in 0..<3 {
+            if let ref = cur.controllerRef {
+                if ref.uid == rs.uid { return cur }
+                throw APIError.conflict(.pods, cur.name, "pod was adopted by \(ref.kind)/\(ref.name)")
+            }
+            var refs = cur.ownerReferences
+            refs.append(OwnerReference(controller: rs))
+            let patch: JSON = ["metadata": ["resourceVersion": .string(cur.resourceVersion), "ownerReferences": .array(refs.map(\.json))]]
+            do {
+                return try await client.patch(.pods, namespace: cur.namespace, name: cur.name, patch)
+            } catch let e as APIError where e.isConflict && attempt < 2 {
+                cur = try await client.get(.pods, namespace: cur.namespace, name: cur.name)
+                guard cur.deletionTimestamp == nil, LabelSelector(json: rs.selector).matches(cur.labels) else { throw e }
+            }
+        }
+        throw APIError.conflict(.pods, pod.name)
     }
 
     func release(_ pod: JSON, from rs: JSON) async throws {

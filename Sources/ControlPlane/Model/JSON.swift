@@ -70,7 +70,7 @@ public enum JSON: Sendable, Equatable, Hashable {
     // MARK: Serialisation
 
     public static func parse(_ data: Data) throws -> JSON {
-        try JSONDecoder().decode(JSON.self, from: data)
+        try JSONCodec.parse(data)
     }
 
     public static func parse(_ text: String) throws -> JSON {
@@ -78,6 +78,7 @@ public enum JSON: Sendable, Equatable, Hashable {
     }
 
     public func serialized(pretty: Bool = false) -> Data {
+        if !pretty { return JSONCodec.serialize(self) }
         let enc = JSONEncoder()
         enc.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return (try? enc.encode(self)) ?? Data("null".utf8)

@@ -116,10 +116,14 @@ public struct OwnerReference: Sendable, Equatable {
 
 /// RFC 3339 timestamps as used in object metadata.
 public enum Timestamp {
+    /// "2006-01-02T15:04:05Z" (UTC, whole seconds), formatted without a DateFormatter:
+    /// creating one per call was a tenth of the scheduler benchmark's CPU time.
     public static func string(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: date)
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : String(v) }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
     }
     public static func now() -> String { string(Date()) }
     public static func parse(_ s: String) -> Date? {

@@ -135,7 +135,8 @@ struct PodRequest {
 /// suspend while holding it.
 final class SchedulerCache: @unchecked Sendable {
     struct PodEntry { let pod: JSON; let cpu: Int64; let memory: Int64; let owner: String? }
-    struct NodeInfo {
+    /// A class, so the per-pod scan over hundreds of nodes does not copy dictionaries.
+    final class NodeInfo {
         var node: JSON = .null
         var present = false
         var schedulable = false      // Ready=True and not cordoned
@@ -162,7 +163,7 @@ final class SchedulerCache: @unchecked Sendable {
 
     func update(node: JSON, deleted: Bool) {
         lock.withLock {
-            var info = infos[node.name] ?? NodeInfo()
+            let info = infos[node.name] ?? NodeInfo()
             let wasPresent = info.present
             if deleted {
                 info.present = false
@@ -205,7 +206,7 @@ final class SchedulerCache: @unchecked Sendable {
             if cur == node { infos[node]?.pods[r.uid] = PodEntry(pod: pod, cpu: r.cpu, memory: r.memory, owner: r.owner); return }
             removeLocked(r.uid)
         }
-        var info = infos[node] ?? NodeInfo()
+        let info = infos[node] ?? NodeInfo()
         info.pods[r.uid] = PodEntry(pod: pod, cpu: r.cpu, memory: r.memory, owner: r.owner)
         info.usedCPU += r.cpu
         info.usedMemory += r.memory
@@ -218,7 +219,7 @@ final class SchedulerCache: @unchecked Sendable {
     private func removeLocked(_ uid: String) {
         guard let node = placed.removeValue(forKey: uid) else { return }
         assumed.remove(uid)
-        guard var info = infos[node], let e = info.pods.removeValue(forKey: uid) else { return }
+        guard let info = infos[node], let e = info.pods.removeValue(forKey: uid) else { return }
         info.usedCPU -= e.cpu
         info.usedMemory -= e.memory
         infos[node] = info

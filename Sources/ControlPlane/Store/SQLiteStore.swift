@@ -95,8 +95,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
         try await write { db, rev in
             if try Self.fetchObject(db, key) != nil { throw StoreError.alreadyExists(key) }
-            try db.execute(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev) VALUES (?,?,?,?,?,?)",
-                           arguments: [key.resource, key.namespace, key.name, value, rev, rev])
+            try db.cachedStatement(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev) VALUES (?,?,?,?,?,?)")
+                .execute(arguments: [key.resource, key.namespace, key.name, value, rev, rev])
             return StoreEvent(type: .added, object: StoredObject(key: key, value: value, createRevision: rev, modRevision: rev))
         }.object
     }
@@ -107,8 +107,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             if let expectedRevision, expectedRevision != cur.modRevision {
                 throw StoreError.conflict(key, expected: expectedRevision, actual: cur.modRevision)
             }
-            try db.execute(sql: "UPDATE objects SET value = ?, mod_rev = ? WHERE resource = ? AND namespace = ? AND name = ?",
-                           arguments: [value, rev, key.resource, key.namespace, key.name])
+            try db.cachedStatement(sql: "UPDATE objects SET value = ?, mod_rev = ? WHERE resource = ? AND namespace = ? AND name = ?")
+                .execute(arguments: [value, rev, key.resource, key.namespace, key.name])
             return StoreEvent(type: .modified, object: StoredObject(key: key, value: value, createRevision: cur.createRevision, modRevision: rev),
                               previousValue: cur.value)
         }.object
@@ -120,8 +120,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             if let expectedRevision, expectedRevision != cur.modRevision {
                 throw StoreError.conflict(key, expected: expectedRevision, actual: cur.modRevision)
             }
-            try db.execute(sql: "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
-                           arguments: [key.resource, key.namespace, key.name])
+            try db.cachedStatement(sql: "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?")
+                .execute(arguments: [key.resource, key.namespace, key.name])
             return StoreEvent(type: .deleted, object: StoredObject(key: key, value: cur.value, createRevision: cur.createRevision, modRevision: rev),
                               previousValue: cur.value)
         }.object
@@ -136,10 +136,10 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             try db.inTransaction {
                 let rev = try Self.meta(db, "revision") + 1
                 let ev = try body(db, rev)
-                try db.execute(sql: "INSERT INTO events(rev, type, resource, namespace, name, value, create_rev, prev) VALUES (?,?,?,?,?,?,?,?)",
-                               arguments: [rev, ev.type.rawValue, ev.object.key.resource, ev.object.key.namespace, ev.object.key.name,
+                try db.cachedStatement(sql: "INSERT INTO events(rev, type, resource, namespace, name, value, create_rev, prev) VALUES (?,?,?,?,?,?,?,?)")
+                    .execute(arguments: [rev, ev.type.rawValue, ev.object.key.resource, ev.object.key.namespace, ev.object.key.name,
                                            ev.object.value, ev.object.createRevision, ev.type == .modified ? ev.previousValue : nil])
-                try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'revision'", arguments: [rev])
+                try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'revision'").execute(arguments: [rev])
                 event = ev
                 return .commit
             }
@@ -221,11 +221,11 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     // MARK: Helpers
 
     private static func meta(_ db: Database, _ key: String) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key]) ?? 0
     }
 
     private static func fetchObject(_ db: Database, _ key: ObjectKey) throws -> StoredObject? {
-        try Row.fetchOne(db, sql: "SELECT * FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
                          arguments: [key.resource, key.namespace, key.name]).map(object(from:))
     }
 
