@@ -53,6 +53,7 @@ final class LeaderElectionTests: XCTestCase {
         let running = Counter()
         let ta = Task { await a.run { await running.work("a") } }
         try await eventually("a leads") { a.isLeader }
+        try await eventually("a's work runs") { await running.active == ["a"] }
         let tb = Task { await b.run { await running.work("b") } }
         try await Task.sleep(nanoseconds: 600_000_000)
         XCTAssertFalse(b.isLeader, "two leaders at once")
@@ -62,8 +63,7 @@ final class LeaderElectionTests: XCTestCase {
         ta.cancel()
         await ta.value
         try await eventually("b leads", timeout: 5) { b.isLeader }
-        let sawB = await running.active
-        XCTAssertEqual(sawB, ["b"])
+        try await eventually("b's work runs, alone", timeout: 5) { await running.active == ["b"] }
         let maxConcurrent = await running.maxConcurrent
         XCTAssertEqual(maxConcurrent, 1)
         tb.cancel()

@@ -11,12 +11,16 @@ import GRDB
 /// the revision counter, the event log and watcher registration are totally ordered: a
 /// watcher registered at revision r sees the backlog (> fromRevision, ≤ r) followed by
 /// every live event (> r) with no gap and no duplicate. Reads use the pool's concurrent
-/// readers (snapshot isolation). `watchers` is guarded by `lock`.
+/// readers (snapshot isolation). Writes that queue up while one commits are committed
+/// together (group commit: one fsync per batch, one savepoint and revision per write).
+/// `watchers`, the write queue and the closed flag are guarded by `lock`.
 public final class SQLiteStore: Store, @unchecked Sendable {
     private let pool: DatabasePool
     private let lock = NSLock()
     private var watchers: [UUID: Watcher] = [:]
     private var isClosed = false
+    private var pending: [PendingWrite] = []   // Guarded by: lock
+    private var committing = false             // Guarded by: lock (a drain task is running)
     /// Number of most recent events retained in the event log for watch resumption.
     public let retainedEvents: Int64
 
@@ -127,26 +131,85 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }.object
     }
 
-    /// Runs `body` in a transaction at the next revision, records its event, then publishes
-    /// the event to watchers after commit (still on the writer queue, preserving order).
-    private func write(_ body: @escaping @Sendable (Database, Int64) throws -> StoreEvent) async throws -> StoreEvent {
-        if lock.withLock({ isClosed }) { throw StoreError.closed }
-        return try await pool.writeWithoutTransaction { db in
-            var event: StoreEvent?
-            try db.inTransaction {
-                let rev = try Self.meta(db, "revision") + 1
-                let ev = try body(db, rev)
-                try db.cachedStatement(sql: "INSERT INTO events(rev, type, resource, namespace, name, value, create_rev, prev) VALUES (?,?,?,?,?,?,?,?)")
-                    .execute(arguments: [rev, ev.type.rawValue, ev.object.key.resource, ev.object.key.namespace, ev.object.key.name,
-                                           ev.object.value, ev.object.createRevision, ev.type == .modified ? ev.previousValue : nil])
-                try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'revision'").execute(arguments: [rev])
-                event = ev
-                return .commit
+    typealias WriteBody = @Sendable (Database, Int64) throws -> StoreEvent
+
+    /// A write waiting for the next group commit.
+    private struct PendingWrite {
+        let body: WriteBody
+        let done: CheckedContinuation<StoreEvent, Error>
+    }
+
+    /// Runs `body` at the next revision and records its event; returns once it is durable.
+    ///
+    /// Group commit: writes that arrive while a commit is in progress are queued and
+    /// committed together in one transaction (one fsync), each inside its own savepoint
+    /// with its own revision, so one write's failure (e.g. a conflict) does not affect
+    /// the others. Events are published to watchers after the commit, in revision order,
+    /// still on the writer queue.
+    private func write(_ body: @escaping WriteBody) async throws -> StoreEvent {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<StoreEvent, Error>) in
+            let start = lock.withLock { () -> Bool? in
+                if isClosed { return nil }
+                pending.append(PendingWrite(body: body, done: c))
+                if committing { return false }
+                committing = true
+                return true
             }
-            let ev = event!
-            if ev.revision % 256 == 0 { try? self.compact(db, keepingAfter: ev.revision - self.retainedEvents) }
-            self.publish(ev)
-            return ev
+            switch start {
+            case nil: c.resume(throwing: StoreError.closed)
+            case true?: Task { await self.drain() }
+            case false?: break
+            }
+        }
+    }
+
+    /// Commits queued writes in batches until the queue is empty.
+    private func drain() async {
+        while true {
+            let batch: [PendingWrite] = lock.withLock {
+                let b = Array(pending.prefix(512))
+                pending.removeFirst(b.count)
+                if b.isEmpty { committing = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            var results: [Result<StoreEvent, Error>]
+            do {
+                results = try await pool.writeWithoutTransaction { db -> [Result<StoreEvent, Error>] in
+                    var results = [Result<StoreEvent, Error>](repeating: .failure(StoreError.closed), count: batch.count)
+                    var events: [StoreEvent] = []
+                    try db.inTransaction {
+                        var rev = try Self.meta(db, "revision")
+                        for (i, w) in batch.enumerated() {
+                            try db.execute(sql: "SAVEPOINT op")
+                            do {
+                                let ev = try w.body(db, rev + 1)
+                                try db.cachedStatement(sql: "INSERT INTO events(rev, type, resource, namespace, name, value, create_rev, prev) VALUES (?,?,?,?,?,?,?,?)")
+                                    .execute(arguments: [ev.revision, ev.type.rawValue, ev.object.key.resource, ev.object.key.namespace, ev.object.key.name,
+                                                         ev.object.value, ev.object.createRevision, ev.type == .modified ? ev.previousValue : nil])
+                                try db.execute(sql: "RELEASE SAVEPOINT op")
+                                rev += 1
+                                results[i] = .success(ev)
+                                events.append(ev)
+                            } catch {
+                                try db.execute(sql: "ROLLBACK TO SAVEPOINT op")
+                                try db.execute(sql: "RELEASE SAVEPOINT op")
+                                results[i] = .failure(error)
+                            }
+                        }
+                        try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'revision'").execute(arguments: [rev])
+                        return .commit
+                    }
+                    if let first = events.first, let last = events.last, first.revision / 256 != last.revision / 256 || first.revision % 256 == 0 {
+                        try? self.compact(db, keepingAfter: last.revision - self.retainedEvents)
+                    }
+                    for ev in events { self.publish(ev) }
+                    return results
+                }
+            } catch {
+                results = batch.map { _ in .failure(error) }  // the transaction failed as a whole
+            }
+            for (w, r) in zip(batch, results) { w.done.resume(with: r) }
         }
     }
 
