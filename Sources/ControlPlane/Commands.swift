@@ -187,6 +187,7 @@ public struct ControlPlaneBenchCommand: AsyncParsableCommand {
     @Option(help: "Pods to schedule in each phase.") public var pods: Int = 10000
     @Option(help: "Concurrent writers creating nodes and pods.") public var concurrency: Int = 16
     @Option(help: "Phases to run: stream, burst, or both.") public var phases: String = "both"
+    @Option(name: .customLong("max-in-flight-binds"), help: "Bindings the scheduler may have outstanding.") public var maxInFlightBinds: Int = 32
     @Option(help: "Storage backend: sqlite or etcd.") public var store: String = "sqlite"
     @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs, for --store etcd.") public var etcdEndpoints: String = "http://127.0.0.1:2379"
     @Option(name: .customLong("data-dir"), help: "Where the SQLite databases go (default: a new temporary directory, removed afterwards).")
@@ -211,7 +212,8 @@ public struct ControlPlaneBenchCommand: AsyncParsableCommand {
             default: throw ValidationError("--store must be sqlite or etcd")
             }
             defer { s.close() }
-            let r = try await SchedulerBench.run(phase: phase, store: s, nodes: nodes, pods: pods, concurrency: concurrency, log: say)
+            let r = try await SchedulerBench.run(phase: phase, store: s, nodes: nodes, pods: pods, concurrency: concurrency,
+                                                  maxInFlightBinds: maxInFlightBinds, log: say)
             let ms = { (x: Double) in String(format: "%.1f ms", x * 1000) }
             let lat = phase == "stream" ? [ms(r.p50), ms(r.p99), ms(r.max)] : ["n/a", "n/a", "n/a"]
             print("| \(phase) | \(store) | \(r.nodes) | \(r.pods) | \(String(format: "%.0f", r.podsPerSecond)) | \(String(format: "%.0f", r.createPerSecond)) | "

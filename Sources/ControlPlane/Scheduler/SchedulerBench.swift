@@ -64,7 +64,7 @@ public enum SchedulerBench {
         }
     }
 
-    public static func run(phase: String, store: any Store, nodes: Int, pods: Int, concurrency: Int = 16,
+    public static func run(phase: String, store: any Store, nodes: Int, pods: Int, concurrency: Int = 16, maxInFlightBinds: Int = 32,
                            timeout: Double = 600, log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Result {
         let registry = APIRegistry(store: store)
         try await registry.bootstrap()
@@ -84,7 +84,7 @@ public enum SchedulerBench {
         defer { observer.cancel() }
 
         let informers = InformerFactory(client: client)
-        let scheduler = Scheduler(client: client, informers: informers, resync: 30)
+        let scheduler = Scheduler(client: client, informers: informers, resync: 30, maxInFlightBinds: maxInFlightBinds)
         let informerTask = Task { await informers.run() }
         defer { informerTask.cancel() }
         var schedulerTask: Task<Void, Never>?
