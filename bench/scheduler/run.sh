@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Scheduler throughput: 10,000 pods on 1,000 simulated nodes (see bench/README.md,
+# "Scheduler throughput"). Builds moat in release mode under .build-cp-rel unless
+# MOAT points at a binary, runs `moat controlplane-bench`, and writes the report to
+# bench/results/<date>-scheduler.md (or --out FILE).
+#
+#   bench/scheduler/run.sh                     # 1,000 nodes, 10,000 pods, SQLite
+#   bench/scheduler/run.sh --store etcd        # on a private etcd started here
+#   bench/scheduler/run.sh --nodes 100 --pods 1000 --out /tmp/s.md   # quick check
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+nodes=1000 pods=10000 store=sqlite out="bench/results/$(date -u +%Y-%m-%d)-scheduler.md" extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --nodes) nodes=$2; shift 2 ;;
+        --pods) pods=$2; shift 2 ;;
+        --store) store=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) extra+=("$1"); shift ;;
+    esac
+done
+export PATH="/opt/swift/usr/bin:$PATH"
+moat=${MOAT:-}
+if [ -z "$moat" ]; then
+    swift build -c release --product moat --scratch-path .build-cp-rel >&2
+    moat=.build-cp-rel/release/moat
+fi
+
+etcd_pid='' tmp=$(mktemp -d)
+cleanup() { [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+if [ "$store" = etcd ]; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    peer=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    etcd --name b --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "b=http://127.0.0.1:$peer" --logger zap --log-level error >"$tmp/etcd.log" 2>&1 &
+    etcd_pid=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    extra+=(--store etcd --etcd-endpoints "http://127.0.0.1:$port")
+fi
+
+table=$("$moat" controlplane-bench --nodes "$nodes" --pods "$pods" --data-dir "$tmp/data" "${extra[@]}")
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+{
+    echo "# Scheduler throughput, $(date -u +%Y-%m-%d)"
+    echo
+    echo "Machine: $(nproc) vCPU ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo "Command: \`bench/scheduler/run.sh --nodes $nodes --pods $pods --store $store\` (release build)."
+    echo
+    echo "$table"
+} | tee "$out"
