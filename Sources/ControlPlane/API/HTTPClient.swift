@@ -45,8 +45,10 @@ public final class RawHTTPConnection: @unchecked Sendable {
     /// Unblocks a pending read from another thread.
     public func shutdownSocket() { lock.withLock { if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) } } }
 
-    public func send(method: String, path: String, host: String, headers: [String: String], body: Data?) throws {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+    /// Writes one request. With `keepAlive` the connection may carry further requests
+    /// once the response has been read in full (see `EtcdStore`'s connection reuse).
+    public func send(method: String, path: String, host: String, headers: [String: String], body: Data?, keepAlive: Bool = false) throws {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n" + (keepAlive ? "" : "Connection: close\r\n")
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         head += "Content-Length: \(body?.count ?? 0)\r\n\r\n"
         var data = Data(head.utf8)

@@ -16,9 +16,10 @@ import Foundation
 ///   revision is reported by etcd as a cancelled watch carrying `compact_revision`, which
 ///   becomes `.revisionCompacted` (HTTP 410 in the API).
 ///
-/// Each request is one HTTP exchange on a blocking socket, run on `ioQueue`; each watch
-/// owns a dedicated thread reading the gateway's newline-delimited stream. The only
-/// mutable state is the endpoint rotation index and the watch table, guarded by `lock`.
+/// Each request is one HTTP exchange on a blocking, kept-alive socket taken from a small
+/// per-endpoint pool, run on `ioQueue`; each watch owns a dedicated connection and thread
+/// reading the gateway's newline-delimited stream. The mutable state (endpoint rotation
+/// index, idle connections, watch table, closed flag) is guarded by `lock`.
 public final class EtcdStore: Store, @unchecked Sendable {
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -31,6 +32,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
     private var next = 0                                   // Guarded by: lock
     private var watches: [UUID: RawHTTPConnection] = [:]   // Guarded by: lock
     private var isClosed = false                           // Guarded by: lock
+    private var idle: [String: [RawHTTPConnection]] = [:]  // Guarded by: lock (kept-alive connections per endpoint)
     private let ioQueue = DispatchQueue(label: "moat.etcd.io", attributes: .concurrent)
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
@@ -111,21 +113,44 @@ public final class EtcdStore: Store, @unchecked Sendable {
         throw lastError
     }
 
+    /// One request/response on a kept-alive connection to `ep` (reused from `idle`, or new).
+    /// A reused connection the server has meanwhile closed is retried once on a new one.
     private func exchange(_ ep: Endpoint, _ path: String, _ body: Data) async throws -> (Int, Data) {
         try await withCheckedThrowingContinuation { cont in
             ioQueue.async {
-                do {
-                    let conn = try RawHTTPConnection(host: ep.host, port: ep.port, timeoutSeconds: 30)
-                    try conn.send(method: "POST", path: path, host: "\(ep.host):\(ep.port)",
-                                  headers: ["Content-Type": "application/json"], body: body)
-                    let (code, h) = try conn.readHead()
-                    var data = Data()
-                    try conn.readBody(headers: h) { data.append(contentsOf: $0) }
-                    cont.resume(returning: (code, data))
-                } catch {
-                    cont.resume(throwing: error)
+                var attempt = 0
+                while true {
+                    let reused = self.takeIdle(ep)
+                    let fresh = reused == nil
+                    do {
+                        let conn = try reused ?? RawHTTPConnection(host: ep.host, port: ep.port, timeoutSeconds: 30)
+                        try conn.send(method: "POST", path: path, host: "\(ep.host):\(ep.port)",
+                                      headers: ["Content-Type": "application/json"], body: body, keepAlive: true)
+                        let (code, h) = try conn.readHead()
+                        var data = Data()
+                        try conn.readBody(headers: h) { data.append(contentsOf: $0) }
+                        if h["content-length"] != nil || h["transfer-encoding"] != nil, h["connection"]?.lowercased() != "close" {
+                            self.putIdle(ep, conn)
+                        }
+                        cont.resume(returning: (code, data))
+                        return
+                    } catch {
+                        attempt += 1
+                        if fresh || attempt > 1 { cont.resume(throwing: error); return }
+                    }
                 }
             }
+        }
+    }
+
+    private func takeIdle(_ ep: Endpoint) -> RawHTTPConnection? {
+        lock.withLock { idle[ep.host + ":\(ep.port)"]?.popLast() }
+    }
+
+    private func putIdle(_ ep: Endpoint, _ conn: RawHTTPConnection) {
+        lock.withLock {
+            let k = ep.host + ":\(ep.port)"
+            if !isClosed, idle[k, default: []].count < 64 { idle[k, default: []].append(conn) }
         }
     }
 
@@ -319,6 +344,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
     public func close() {
         let ws: [RawHTTPConnection] = lock.withLock {
             isClosed = true
+            idle.removeAll()  // closed by deinit
             let all = Array(watches.values); watches.removeAll(); return all
         }
         for c in ws { c.shutdownSocket() }
