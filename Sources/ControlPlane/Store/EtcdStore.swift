@@ -16,6 +16,9 @@ import Foundation
 ///   revision is reported by etcd as a cancelled watch carrying `compact_revision`, which
 ///   becomes `.revisionCompacted` (HTTP 410 in the API).
 ///
+/// History is dropped only by `compact(toRevision:)`; an unattended cluster should run
+/// etcd with `--auto-compaction-retention` (watches from before the compaction get 410).
+///
 /// Each request is one HTTP exchange on a blocking, kept-alive socket taken from a small
 /// per-endpoint pool, run on `ioQueue`; each watch owns a dedicated connection and thread
 /// reading the gateway's newline-delimited stream. The mutable state (endpoint rotation
