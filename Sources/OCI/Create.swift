@@ -80,8 +80,13 @@ extension Runtime {
         try Cgroups.join(cgroupDirs, pid: getpid())
         defer { try? Cgroups.join(saved, pid: getpid()) }
 
-        let launched = try launch(spec, process, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
+        let launched = try launch(spec, process, bundle: bundle, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
                                   preserveFDs: o.preserveFDs, cleanup: &cleanup)
+        if let adj = process.oomScoreAdj {
+            for p in [launched.sentryPid, launched.goferPid] where !writeFile("/proc/\(p)/oom_score_adj", String(adj)) {
+                log.warn("cannot set oom_score_adj of \(p) to \(adj): \(String(cString: strerror(errno)))")
+            }
+        }
         state.pid = launched.sentryPid
         state.pidStart = processStartTime(launched.sentryPid) ?? 0
         state.goferPid = launched.goferPid
@@ -106,7 +111,7 @@ extension Runtime {
     }
 
     /// Starts the Gofer and the Sentry and waits until the Sentry is ready.
-    func launch(_ spec: Spec, _ process: Spec.Process, rootfs: String, dir: ContainerDir, consoleSocket: String?,
+    func launch(_ spec: Spec, _ process: Spec.Process, bundle: String, rootfs: String, dir: ContainerDir, consoleSocket: String?,
                 preserveFDs: Int, cleanup: inout Cleanup) throws -> Launched {
         var toClose: [Int32] = []
         defer { for f in toClose { close(f) } }
@@ -167,15 +172,54 @@ extension Runtime {
         for r in process.rlimits {
             if let i = Spec.Process.rlimitTypes.firstIndex(of: r.type) { c.rlimits.append((i, r.soft, r.hard)) }
         }
+        var fds = stdio + [pair.client, ready.1, startFD, controlFD]
+        // Bind mounts: one Gofer per source directory (shared by the files
+        // bound from the same directory), each confined to it.
+        var bindGofers: [String: Int32] = [:]
         for m in spec.mounts {
-            let type = m.type ?? (m.options.contains("bind") || m.options.contains("rbind") ? "bind" : "")
+            let isBind = m.options.contains("bind") || m.options.contains("rbind")
+            let type = isBind ? "bind" : (m.type ?? "")
             switch type {
             case "proc", "tmpfs": c.mounts.append(SentryMount(type: type, destination: m.destination, options: m.options))
+            case "bind":
+                guard var src = m.source, !src.isEmpty else { throw RuntimeError("mount \(m.destination): a bind mount needs a source") }
+                if !src.hasPrefix("/") { src = bundle + "/" + src }
+                // The Gofer walks with O_NOFOLLOW: bind what a symlink names.
+                if let r = realpath(src, nil) { src = String(cString: r); free(r) }
+                var st = stat()
+                if stat(src, &st) != 0 { throw RuntimeError("mount \(m.destination): source \(src): \(String(cString: strerror(errno)))") }
+                let isDir = st.st_mode & S_IFMT == S_IFDIR
+                var dirPath = src
+                var fileName: String? = nil
+                if !isDir, let slash = src.lastIndex(of: "/") {
+                    dirPath = slash == src.startIndex ? "/" : String(src[..<slash])
+                    fileName = String(src[src.index(after: slash)...])
+                }
+                let ro = m.options.contains("ro")
+                let key = dirPath + (ro ? "\0ro" : "")
+                var gfd = bindGofers[key] ?? -1
+                if gfd < 0 {
+                    let bp: (client: Int32, server: Int32)
+                    switch GoferClient.socketPair() {
+                    case .success(let p): bp = p
+                    case .failure(let e): throw RuntimeError("socketpair: errno \(e.rawValue)")
+                    }
+                    toClose += [bp.client, bp.server]
+                    var args = ["moat", "gofer", "--root", dirPath, "--fd", "3", "--detached"]
+                    if ro { args.append("--read-only") }
+                    cleanup.pids.append(try spawnSelf(args, fds: [devnull, devnull, devnull, bp.server], newSession: true))
+                    gfd = Int32(fds.count)
+                    fds.append(bp.client)
+                    bindGofers[key] = gfd
+                }
+                var sm = SentryMount(type: "bind", destination: m.destination, options: m.options)
+                sm.goferFD = gfd
+                sm.fileName = fileName
+                c.mounts.append(sm)
             default: log.debug("mount \(m.destination) (\(type)): not emulated, skipped (see runtime-spec/CONFORMANCE.md)")
             }
         }
         c.maskedPaths = spec.linux?.maskedPaths ?? []
-        var fds = stdio + [pair.client, ready.1, startFD, controlFD]
         var logFD: Int32 = -1
         if debug, let p = logPath, !logJSON {
             logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)

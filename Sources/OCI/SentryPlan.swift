@@ -19,7 +19,9 @@ public enum SentryPlan {
             ("rlimits", .array(c.rlimits.map { .array([.int($0.0), .number(String($0.1)), .number(String($0.2))]) })),
             ("domainname", c.domainname.map { .string($0) } ?? .null), ("terminal", .bool(c.terminal)),
             ("mounts", .array(c.mounts.map { .object([("type", .string($0.type)), ("destination", .string($0.destination)),
-                                                      ("options", .array($0.options.map { .string($0) }))]) })),
+                                                      ("options", .array($0.options.map { .string($0) })),
+                                                      ("goferFD", .int($0.goferFD)),
+                                                      ("fileName", $0.fileName.map { .string($0) } ?? .null)]) })),
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
         ])
@@ -52,8 +54,11 @@ public enum SentryPlan {
         c.domainname = try n.opt("domainname") { try $0.string() }
         c.terminal = try n.required("terminal").bool()
         c.mounts = try n.required("mounts").array().map {
-            SentryMount(type: try $0.required("type").string(), destination: try $0.required("destination").string(),
-                        options: try $0.required("options").strings())
+            var m = SentryMount(type: try $0.required("type").string(), destination: try $0.required("destination").string(),
+                                options: try $0.required("options").strings())
+            m.goferFD = try $0.opt("goferFD") { try $0.i32() } ?? -1
+            m.fileName = try $0.opt("fileName") { try $0.string() }
+            return m
         }
         c.maskedPaths = try n.required("maskedPaths").strings()
         c.forwardAllSignals = try n.required("forwardAllSignals").bool()

@@ -59,6 +59,11 @@ public struct SentryMount {
     public var type: String
     public var destination: String
     public var options: [String]
+    /// For "bind": the socket of a Gofer serving the source (its own,
+    /// confined to the source directory, or to a file's directory).
+    public var goferFD: Int32 = -1
+    /// For a bound file: its name in the Gofer's directory.
+    public var fileName: String? = nil
     public init(type: String, destination: String, options: [String]) {
         self.type = type; self.destination = destination; self.options = options
     }
@@ -264,6 +269,17 @@ public enum SentryMain {
             let type: String
             let ro = m.options.contains("ro")
             switch m.type {
+            case "bind":
+                guard let b = bindSource(m) else { continue }
+                if !b.isDir {
+                    guard let p = ensureFile(k, fs, m.destination) else {
+                        Log.shared.info("bind mount on \(m.destination): cannot make the mount point; skipped")
+                        continue
+                    }
+                    vfs.mount(b, at: p, fsType: "9p", source: "bind")
+                    continue
+                }
+                ino = b; type = "9p"
             case "proc": ino = k.makeProcFS(); type = "proc"
             case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "devtmpfs"
             case "tmpfs":
@@ -286,6 +302,34 @@ public enum SentryMain {
                 vfs.mount(DeviceInode(kind: .null, major: 1, minor: 3, dev: 5), at: p, fsType: "devtmpfs", source: "udev")
             }
         }
+    }
+
+    /// The root (or the named file) a bind mount's Gofer serves.
+    static func bindSource(_ m: SentryMount) -> Inode? {
+        let client = GoferClient(socketFD: m.goferFD)
+        guard case .success(let (fid, st)) = client.attach() else {
+            Log.shared.info("bind mount on \(m.destination): its gofer did not answer; skipped")
+            return nil
+        }
+        let root = GoferInode(client: client, fid: fid, stat: st)
+        guard let name = m.fileName else { return root }
+        guard case .success(let f) = root.lookup(Array(name.utf8)) else {
+            Log.shared.info("bind mount on \(m.destination): \(name) is gone; skipped")
+            return nil
+        }
+        return f
+    }
+
+    /// Resolves a file mount point, creating an empty file (and missing
+    /// directories) when the root is writable. Requires: k.mu held.
+    static func ensureFile(_ k: Kernel, _ fs: FSContext, _ path: String) -> Path? {
+        if case .success(let p) = k.vfs.resolve(fs, start: k.vfs.rootPath, Array(path.utf8)) { return p.inode.isDir ? nil : p }
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let name = Array(path[path.index(after: slash)...].utf8)
+        guard !name.isEmpty, let dir = ensureDir(k, fs, String(path[..<slash])),
+              case .success = dir.inode.create(name, mode: S_IFREG_ | 0o644, uid: 0, gid: 0, flags: O_RDWR),
+              case .success(let p) = k.vfs.resolve(fs, start: dir, name) else { return nil }
+        return p
     }
 
     /// Resolves a directory, creating missing components when the root is

@@ -145,6 +145,31 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.stdout, "1000:1000:1000 10 20\n/tmp\noci-host\n0027\n77\nbar\n0\n")
     }
 
+    func testBindMountsOfDirectoriesAndFiles() throws {
+        let host = s.dir + "/hostdir"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try "from host\n".write(toFile: host + "/in.txt", atomically: true, encoding: .utf8)
+        let file = s.dir + "/hosts-file"
+        try "10.0.0.1 bound\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let b = s.bundle("b", args: ["sh", "-c", "cat /work/in.txt; echo written > /work/out.txt; cat /etc/hosts; cat /tmp/ro/in.txt; echo x > /tmp/ro/y 2>/dev/null || echo ro refused"]) { cfg in
+            var mounts = cfg["mounts"] as! [[String: Any]]
+            mounts.append(["destination": "/work", "type": "bind", "source": host, "options": ["rbind", "rw"]])
+            mounts.append(["destination": "/etc/hosts", "type": "bind", "source": file, "options": ["bind", "ro"]])
+            mounts.append(["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]])
+            mounts.append(["destination": "/tmp/ro", "type": "bind", "source": host, "options": ["bind", "ro"]])
+            cfg["mounts"] = mounts
+            var root = cfg["root"] as! [String: Any]
+            root["readonly"] = false
+            cfg["root"] = root
+            cfg["annotations"] = ["dev.moat.overlay": "true"]
+        }
+        s.ids.append("bind")
+        let o = s.moat(["run", "--bundle", b, "bind"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, "from host\n10.0.0.1 bound\nfrom host\nro refused\n")
+        XCTAssertEqual(try String(contentsOfFile: host + "/out.txt", encoding: .utf8), "written\n")
+    }
+
     func testExecIntoRunningContainer() throws {
         let b = s.bundle("b", args: ["sleep", "100"])
         XCTAssertEqual(s.create("e1", bundle: b).status, 0)

@@ -14,7 +14,9 @@
 //   client -> sentry  "sig=N" (any number of times): signal the process
 //   sentry -> client  "exit=STATUS" (the wait status) when it has exited
 // The process is a child of no one in the sandbox (like a process that
-// joined the pid namespace from outside: its ppid is 0).
+// joined the pid namespace from outside: its ppid is 0). If the client
+// hangs up before the process exits, the process is killed: the client's
+// host pid stands for it (the engine waits for and signals that pid).
 
 import CMoat
 import Glibc
@@ -134,7 +136,12 @@ public enum ControlServer {
             var p = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
             if poll(&p, 1, 20) > 0 {
                 guard let (msg, fd) = receive(conn) else {
-                    // The client went away: the process carries on (detached).
+                    // The client (whose pid the engine holds for this
+                    // process) is gone: the process goes with it, so the
+                    // engine's view stays true.
+                    k.lock()
+                    if !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
+                    k.unlock()
                     return
                 }
                 if fd >= 0 { close(fd) }
