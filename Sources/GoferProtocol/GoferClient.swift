@@ -44,6 +44,21 @@ public final class GoferClient: @unchecked Sendable {
         MessageSocket.socketPair().map { (client: $0.0, server: $0.1) }
     }
 
+    /// Blocks until the Gofer's end of the connection is gone (it exited or
+    /// was killed), then marks the connection dead. For a watcher thread:
+    /// the Sentry learns of the Gofer's death even while no call is made.
+    public func waitForDisconnect() {
+        var p = pollfd(fd: sock, events: Int16(0x2000) /* POLLRDHUP */, revents: 0)
+        while true {
+            let r = poll(&p, 1, -1)
+            if r < 0 && errno == EINTR { continue }
+            if r < 0 || p.revents & Int16(POLLHUP | POLLERR | 0x2000) != 0 { break }
+        }
+        pthread_mutex_lock(mutex)
+        dieLocked()
+        pthread_mutex_unlock(mutex)
+    }
+
     /// True once the connection failed; every call then returns EIO.
     public var isDead: Bool {
         pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }

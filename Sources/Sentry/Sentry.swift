@@ -118,10 +118,12 @@ public enum SentryMain {
         if cfg.mounts.isEmpty {
             for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
                                 ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
+                                ("sys", { (makeSysFS(dev: 4), "sysfs") }),
                                 ("tmp", { (TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), "tmpfs") })] {
                 if case .success(let p) = vfs.resolve(fs0, start: vfs.rootPath, Array(("/" + dir).utf8)), p.inode.isDir {
                     let (ino, type) = make()
-                    vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
+                    let m = vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
+                    if type == "sysfs" { m.readOnly = true }
                 }
             }
         } else {
@@ -167,6 +169,7 @@ public enum SentryMain {
         }
         task.startDriver()
         startSignalForwarder(k, forwarded)
+        startGoferWatcher(k, client)
         if cfg.controlFD >= 0 { ControlServer.start(k, listenFD: cfg.controlFD) }
         k.unlock()
         let status = k.waitForInit()
@@ -281,6 +284,7 @@ public enum SentryMain {
                 }
                 ino = b; type = "9p"
             case "proc": ino = k.makeProcFS(); type = "proc"
+            case "sysfs": ino = makeSysFS(dev: dev); type = "sysfs"; dev += 1
             case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "devtmpfs"
             case "tmpfs":
                 var mode: UInt32 = 0o1777
@@ -292,7 +296,8 @@ public enum SentryMain {
                 Log.shared.info("mount \(m.type) on \(m.destination): no such directory; skipped")
                 continue
             }
-            vfs.mount(ino, at: p, fsType: type, source: m.type)
+            let mnt = vfs.mount(ino, at: p, fsType: type, source: m.type)
+            if type == "sysfs" { mnt.readOnly = true }
         }
         for path in masked {
             guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }

@@ -695,6 +695,10 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         m = vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "tmpfs", source: source)
     case "proc":
         m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
+    case "sysfs":
+        m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
+        m.readOnly = true
+        return 0
     default:
         return err(ENODEV)
     }
