@@ -176,11 +176,14 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
         return 0
     }
     let wait = cmd == F_SETLKW || cmd == 38
-    while locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) != nil {
+    while let c = locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) {
         if !wait { return err(EAGAIN) }
+        if !ofd, case .process = c.owner, locks.wouldDeadlock(owner, waitingFor: c.owner) { return err(EDEADLK) }
+        if !ofd { locks.blockedOn[owner] = c.owner }
         locks.waiters.add(t)
         let r = t.block(deadline: nil)
         locks.waiters.remove(t)
+        if !ofd { locks.blockedOn[owner] = nil }
         if r == .interrupted && locks.conflict(key, owner: owner, exclusive: exclusive, start: s, end: e, flock: false) != nil {
             return -ERESTARTSYS
         }

@@ -13,6 +13,22 @@ final class FileLocks {
 
     private var locks: [Key: [Lock]] = [:]
     var waiters = WaitQueue()
+    /// Which lock owner each blocked POSIX locker waits for (for EDEADLK).
+    var blockedOn: [Owner: Owner] = [:]
+
+    /// Whether `owner` waiting for `holder` would close a cycle of POSIX
+    /// lockers each waiting for the next (Linux answers EDEADLK; OFD and
+    /// flock locks are not checked, as in Linux).
+    func wouldDeadlock(_ owner: Owner, waitingFor holder: Owner) -> Bool {
+        var cur = holder
+        var steps = 0
+        while let next = blockedOn[cur], steps < 64 {
+            if next == owner { return true }
+            cur = next
+            steps += 1
+        }
+        return holder == owner
+    }
 
     static func key(_ i: Inode) -> Key { Key(dev: i.dev, ino: i.ino) }
 

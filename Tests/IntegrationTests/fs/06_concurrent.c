@@ -150,6 +150,26 @@ int main(void) {
         _exit(0);
     }
     waitpid(c, NULL, 0);
-    T(close(fd));
+    /* a deadlock between two processes: the second to wait gets EDEADLK */
+    struct flock a = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    T(fcntl(fd, F_SETLK, &a));
+    int go[2]; T(pipe(go));
+    c = fork();
+    if (c == 0) {
+        int f2 = open("c/counter", O_RDWR);
+        struct flock b = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+        fcntl(f2, F_SETLK, &b);
+        write(go[1], "x", 1);
+        struct flock w = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        int r = fcntl(f2, F_SETLKW, &w);   /* waits for the parent's lock */
+        _exit(r == 0 ? 0 : 9);
+    }
+    char x; T(read(go[0], &x, 1));
+    usleep(200000);                        /* let the child block */
+    struct flock w2 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    T(fcntl(fd, F_SETLKW, &w2));           /* would close the cycle */
+    T(close(fd));                          /* lets the child through */
+    int cst; waitpid(c, &cst, 0);
+    say("child: exited=%d status=%d", WIFEXITED(cst), WEXITSTATUS(cst));
     return 0;
 }
