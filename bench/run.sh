@@ -72,6 +72,7 @@ else
     FS_MIB=64
 fi
 N_FILES=1000            # small files created then deleted
+N_FORK=$([ "$QUICK" = 1 ] && echo 50 || echo 200)   # fork+exec+wait iterations
 WARMUP=1
 TIMEOUT_SYSCALL=120     # seconds per run
 TIMEOUT_START=60
@@ -306,6 +307,51 @@ bench_fs_seqread()  { fs_cell fs_seqread "$1" mib_per_s 1 seqread /bench/data; }
 bench_fs_seqwrite() { fs_cell fs_seqwrite "$1" mib_per_s 1 seqwrite /bench/files/big "$FS_MIB"; }
 bench_fs_files()    { fs_cell fs_files "$1" ms_total 1 files /bench/files "$N_FILES"; }
 
+# Real userland (the Debian rootfs from rootfs/debian.sh, copied once).
+debian_root() {
+    if [ -z "${DEB_ROOT:-}" ]; then
+        DEB_ROOT=none
+        local src="$REPO/.cache/rootfs/debian"
+        if [ -x "$src/usr/bin/python3" ]; then
+            cp -a "$src" "$WORK/debian" && DEB_ROOT="$WORK/debian"
+        fi
+    fi
+    [ "$DEB_ROOT" != none ]
+}
+# in_debian RUNTIME PROG [ARGS...]: like in_rootfs, on the Debian copy.
+in_debian() {
+    local saved=$ROOT
+    ROOT=$DEB_ROOT; in_rootfs "$@"; ROOT=$saved
+}
+userland_cell() {
+    local row=$1 rt=$2; shift 2
+    case "$rt" in
+        floor|floor-pinned) set_cell "$row" "$rt" "$(not_applicable)"; return ;;
+    esac
+    if ! debian_root; then set_cell "$row" "$rt" "$(na "no Debian rootfs: run rootfs/debian.sh")"; return; fi
+    in_debian "$rt" "$@"
+    measure "$row/$rt" --mem none --timeout "$TIMEOUT_START" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell "$row" "$rt" "$M_VALUE"; else set_cell "$row" "$rt" "$(na "$M_ERROR")"; fi
+}
+bench_py_start()  { userland_cell py_start "$1" /usr/bin/python3 -c pass; }
+bench_py_import() { userland_cell py_import "$1" /usr/bin/python3 -c "$PY_IMPORTS"; }
+PY_IMPORTS="import json, asyncio, sqlite3, decimal, email.parser, http.client, argparse, logging, subprocess, threading"
+# fork+exec+wait of /bin/true and a CPU loop: timed inside the program.
+bench_forkexec() {
+    local rt=$1
+    case "$rt" in floor|floor-pinned) set_cell forkexec "$rt" "$(not_applicable)"; return ;; esac
+    in_rootfs "$rt" /bench/forkexec "$N_FORK"
+    measure "forkexec/$rt" --metric us_per_iter --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell forkexec "$rt" "$M_VALUE"; else set_cell forkexec "$rt" "$(na "$M_ERROR")"; fi
+}
+bench_cpuloop() {
+    local rt=$1
+    case "$rt" in floor|floor-pinned) set_cell cpuloop "$rt" "$(not_applicable)"; return ;; esac
+    in_rootfs "$rt" /bench/cpuloop
+    measure "cpuloop/$rt" --metric ms --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell cpuloop "$rt" "$M_VALUE"; else set_cell cpuloop "$rt" "$(na "$M_ERROR")"; fi
+}
+
 # Rows of the table: key|function|label|target.
 ROWS=(
     "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs"
@@ -317,6 +363,10 @@ ROWS=(
     "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|—"
     "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|—"
     "fs_files|bench_fs_files|Create then delete $N_FILES small files, ms|moat ≤ ½ runsc"
+    "py_start|bench_py_start|python3 -c pass (Debian rootfs), wall ms|—"
+    "py_import|bench_py_import|python3 importing 10 stdlib modules, wall ms|—"
+    "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|—"
+    "cpuloop|bench_cpuloop|CPU-bound loop (no syscalls), ms|moat within 5% of native"
 )
 
 # -------------------------------------------------------------------- run --
@@ -417,6 +467,10 @@ report() {
     echo "  of that file and a sequential write of $FS_MIB MiB to a new file, in 1 MiB calls; creating $N_FILES"
     echo "  100-byte files and then deleting them. Each runtime writes where it does by default: native to the host"
     echo "  file system, moat to its in-memory overlay, runsc to its own default."
+    echo "- **Userland**: \`python3 -c pass\` and python3 importing \`$PY_IMPORTS\` on a copy of the Debian"
+    echo "  bookworm rootfs from rootfs/debian.sh (wall time of the whole command, as for /bin/true);"
+    echo "  \`bench/programs/forkexec.c\` forks, execs /bin/true and waits $N_FORK times (timed inside);"
+    echo "  \`bench/programs/cpuloop.c\` runs 60 million xorshift iterations between two clock reads."
     echo "- Every command runs with a clean environment (PATH, HOME, LANG=C, TMPDIR) and stdin from /dev/null."
     echo "- Commands:"
     for rt in "${RUNTIMES[@]}"; do

@@ -253,6 +253,7 @@ final class Task {
         exited = true
         kernel.tasks[tid] = nil
         tg.tasks.removeAll { $0 === self }
+        if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {
             var zero: Int32 = 0
             _ = thread.write(clearChildTid, &zero, 4)
