@@ -81,6 +81,8 @@ struct FileSystemDifferentialTests {
         let setup = "R=$0; mount -t proc proc \"$R/proc\" && "
             + "for n in 'null 1 3' 'zero 1 5' 'full 1 7' 'random 1 8' 'urandom 1 9'; do "
             + "set -- $n; mknod \"$R/dev/$1\" c $2 $3 2>/dev/null; chmod 666 \"$R/dev/$1\"; done; "
+            + "mkdir -p \"$R/dev/pts\" && mount -t devpts devpts \"$R/dev/pts\" -o newinstance,ptmxmode=0666 && "
+            + "ln -sf pts/ptmx \"$R/dev/ptmx\"; "
             + "cd / && exec chroot \"$R\" /bin/sh -c 'umask 022 && ulimit -c 0 && cd /work && exec ./prog'"
         let native = await runProcess([FSSuite.unsharePath!, "-m", "--propagation", "private", "/bin/sh", "-c", setup, nativeRoot],
                                       env: ["PATH=" + Integration.fixedPath, "HOME=/root"], timeout: differentialTimeout)

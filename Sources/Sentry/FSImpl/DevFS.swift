@@ -14,7 +14,11 @@ final class DeviceInode: Inode {
     }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if kind == .tty {
-            // The controlling terminal: the launcher's stdio when it is a tty.
+            // The controlling terminal: a pty of the caller's session...
+            if let p = t.kernel.ptys.ptys.values.first(where: { $0.sid == t.tg.sid && $0.sid != 0 }) {
+                return .success(PtySlaveFD(pty: p, flags: flags))
+            }
+            // ...or the launcher's stdio when it is a tty.
             for fd in Int32(0)...2 {
                 if let f = t.fds.get(fd) as? HostFileFD, f.isTTY {
                     let d = dup(f.fd)
@@ -78,8 +82,12 @@ func makeDevFS(dev: UInt64) -> TmpfsInode {
         l.target = Array(target.utf8)
         add(n, l)
     }
-    for n in ["shm", "pts"] {
-        add(n, TmpfsInode(mode: S_IFDIR_ | (n == "shm" ? 0o1777 : 0o755), dev: dev))
+    add("shm", TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: dev))
+    if let k = Kernel.shared {
+        add("ptmx", PtmxInode(kernel: k, dev: dev))
+        add("pts", DevPtsInode(kernel: k, dev: 9))
+    } else {
+        add("pts", TmpfsInode(mode: S_IFDIR_ | 0o755, dev: dev))
     }
     return root
 }

@@ -12,7 +12,7 @@ done
 unshare -m sh -c "mount -t proc proc $tmp/native/proc && for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9; do IFS=: read a b c <<E
 \$n
 E
-mknod $tmp/native/dev/\$a c \$b \$c 2>/dev/null; done; cd / && chroot $tmp/native /bin/sh -c 'umask 022; cd /work && ./prog'" >"$tmp/native.out" 2>&1; echo "exit $?" >>"$tmp/native.out"
+mknod $tmp/native/dev/\$a c \$b \$c 2>/dev/null; done; mkdir -p $tmp/native/dev/pts; mount -t devpts devpts $tmp/native/dev/pts -o newinstance,ptmxmode=0666 && ln -sf pts/ptmx $tmp/native/dev/ptmx; cd / && chroot $tmp/native /bin/sh -c 'umask 022; cd /work && ./prog'" >"$tmp/native.out" 2>&1; echo "exit $?" >>"$tmp/native.out"
 (umask 022; "$repo/.build/debug/moat" run --no-overlay --rootfs "$tmp/moat" --cwd /work -- /work/prog) >"$tmp/moat.out" 2>&1; echo "exit $?" >>"$tmp/moat.out"
 (umask 022; "$repo/.build/debug/moat" run --rootfs "$tmp/overlay" --cwd /work -- /work/prog) >"$tmp/overlay.out" 2>&1; echo "exit $?" >>"$tmp/overlay.out"
 diff -u "$tmp/native.out" "$tmp/moat.out" && echo "SAME ($(wc -l <"$tmp/native.out") lines)"
