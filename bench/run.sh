@@ -87,6 +87,9 @@ command -v gcc >/dev/null || die "gcc is required (apt-get install gcc libc6-dev
 # ------------------------------------------------------------- work area --
 mkdir -p "$REPO/.cache/bench"
 WORK=$(mktemp -d "$REPO/.cache/bench/run.XXXXXX") || die "cannot create a work dir"
+# A physical path: runsc's sandbox cannot start from a TMPDIR reached
+# through a symbolic link (its chroot setup fails with EOF on the sync file).
+WORK=$(cd "$WORK" && pwd -P)
 # runsc's sandbox (uid nobody) builds its chroot under $TMPDIR = $WORK/tmp.
 chmod 755 "$WORK"
 CG_TAG="run$$"
