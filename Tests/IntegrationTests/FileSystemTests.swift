@@ -84,7 +84,7 @@ struct FileSystemDifferentialTests {
             + "mkdir -p \"$R/dev/pts\" && mount -t devpts devpts \"$R/dev/pts\" -o newinstance,ptmxmode=0666 && "
             + "ln -sf pts/ptmx \"$R/dev/ptmx\"; "
             + "cd / && exec chroot \"$R\" /bin/sh -c 'umask 022 && ulimit -c 0 && cd /work && exec ./prog'"
-        let native = await runProcess([FSSuite.unsharePath!, "-m", "--propagation", "private", "/bin/sh", "-c", setup, nativeRoot],
+        let native = await runProcess([FSSuite.unsharePath!, "-m", "-i", "--propagation", "private", "/bin/sh", "-c", setup, nativeRoot],
                                       env: ["PATH=" + Integration.fixedPath, "HOME=/root"], timeout: differentialTimeout)
         let overlayBefore = snapshotTree(overlayRoot, includeOwner: true)
         let sandboxed = await FSSuite.moat(moat, root: moatRoot, overlay: false, timeout: differentialTimeout)

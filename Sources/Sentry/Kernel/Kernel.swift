@@ -25,6 +25,7 @@ final class Kernel: @unchecked Sendable {
     let xattrs = XattrStore()
     let inotify = InotifyRegistry()
     let ptys = PtyTable()
+    let ipc = IPCNamespace()
     /// Where files without a name in any mounted tree live (memfd_create).
     lazy var anonMount: Mount = {
         let d = Dentry(name: [47], parent: nil, inode: TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 8))

@@ -44,6 +44,7 @@ final class SyscallTable {
         registerSplice(t)
         registerFileExtras(t)
         registerInotify(t)
+        registerIPC(t)
         return t
     }()
 }

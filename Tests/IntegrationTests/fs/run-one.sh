@@ -9,7 +9,7 @@ gcc -static -O1 -o "$tmp/prog" "$src" || exit 1
 for side in native moat overlay; do
   cp -a "$repo/.cache/rootfs/busybox" "$tmp/$side"; mkdir -p "$tmp/$side/work"; cp "$tmp/prog" "$tmp/$side/work/prog"
 done
-unshare -m sh -c "mount -t proc proc $tmp/native/proc && for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9; do IFS=: read a b c <<E
+unshare -m -i sh -c "mount -t proc proc $tmp/native/proc && for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9; do IFS=: read a b c <<E
 \$n
 E
 mknod $tmp/native/dev/\$a c \$b \$c 2>/dev/null; done; mkdir -p $tmp/native/dev/pts; mount -t devpts devpts $tmp/native/dev/pts -o newinstance,ptmxmode=0666 && ln -sf pts/ptmx $tmp/native/dev/ptmx; cd / && chroot $tmp/native /bin/sh -c 'umask 022; cd /work && ./prog'" >"$tmp/native.out" 2>&1; echo "exit $?" >>"$tmp/native.out"

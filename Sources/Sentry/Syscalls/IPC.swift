@@ -1,0 +1,480 @@
+// System V IPC: shared memory segments, semaphore sets and message queues,
+// all in the Sentry (one IPC namespace per sandbox). Segments are tmpfs
+// files moved to a host memfd, attached like a MAP_SHARED file mapping.
+
+import CMoat
+import Glibc
+
+private let IPC_CREAT: Int32 = 0o1000, IPC_EXCL: Int32 = 0o2000, IPC_NOWAIT: Int32 = 0o4000
+private let IPC_RMID: Int32 = 0, IPC_SET: Int32 = 1, IPC_STAT: Int32 = 2, IPC_INFO: Int32 = 3
+private let SHM_RDONLY: Int32 = 0o10000, SHM_RND: Int32 = 0o20000, SHM_REMAP: Int32 = 0o40000, SHM_EXEC: Int32 = 0o100000
+private let SHM_STAT: Int32 = 13, SHM_INFO: Int32 = 14, SEM_STAT: Int32 = 18, SEM_INFO: Int32 = 19, MSG_STAT: Int32 = 11, MSG_INFO: Int32 = 12
+private let GETPID: Int32 = 11, GETVAL: Int32 = 12, GETALL: Int32 = 13, GETNCNT: Int32 = 14, GETZCNT: Int32 = 15
+private let SETVAL: Int32 = 16, SETALL: Int32 = 17
+private let SEMMSL = 32000, SEMOPM = 500, SEMVMX: Int32 = 32767, MSGMAX = 8192, MSGMNB = 16384
+private let SHMMAX: UInt64 = 1 << 40
+
+/// What every IPC object has: key, owner, creator, mode (struct ipc64_perm).
+struct IPCPerm {
+    var key: Int32, uid: UInt32, gid: UInt32, cuid: UInt32, cgid: UInt32, mode: UInt32, seq: UInt16
+    func bytes() -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 48)
+        put32(&b, 0, key); put32(&b, 4, Int32(bitPattern: uid)); put32(&b, 8, Int32(bitPattern: gid))
+        put32(&b, 12, Int32(bitPattern: cuid)); put32(&b, 16, Int32(bitPattern: cgid))
+        put32(&b, 20, Int32(bitPattern: mode)); b[24] = UInt8(seq & 0xff); b[25] = UInt8(seq >> 8)
+        return b
+    }
+}
+
+final class ShmSegment {
+    var perm: IPCPerm
+    let size: UInt64
+    let node: TmpfsInode
+    var nattch = 0
+    var removed = false
+    var atime: Int64 = 0, dtime: Int64 = 0, ctime: Int64 = Int64(time(nil))
+    var cpid: Int32, lpid: Int32 = 0
+    init(perm: IPCPerm, size: UInt64, cpid: Int32) {
+        self.perm = perm; self.size = size; self.cpid = cpid
+        node = TmpfsInode(mode: S_IFREG_ | 0o600, dev: 8)
+    }
+}
+
+final class SemSet {
+    var perm: IPCPerm
+    var values: [Int32]
+    var pids: [Int32]
+    var otime: Int64 = 0, ctime: Int64 = Int64(time(nil))
+    var waiters = WaitQueue()
+    var removed = false
+    init(perm: IPCPerm, n: Int) { self.perm = perm; values = Array(repeating: 0, count: n); pids = Array(repeating: 0, count: n) }
+}
+
+final class MsgQueue {
+    var perm: IPCPerm
+    var messages: [(type: Int, data: [UInt8])] = []
+    var bytes = 0
+    var qbytes = MSGMNB
+    var lspid: Int32 = 0, lrpid: Int32 = 0
+    var stime: Int64 = 0, rtime: Int64 = 0, ctime: Int64 = Int64(time(nil))
+    var waiters = WaitQueue()
+    var removed = false
+    init(perm: IPCPerm) { self.perm = perm }
+}
+
+/// The sandbox's IPC namespace. Guarded by Kernel.mu.
+final class IPCNamespace {
+    var shm: [Int32: ShmSegment] = [:]
+    var sems: [Int32: SemSet] = [:]
+    var msgs: [Int32: MsgQueue] = [:]
+    /// Attached segments: (address space, address) -> segment id.
+    var attached: [FutexTable.Key: Int32] = [:]
+    /// Ids are allocated per kind, cyclically from 0, like Linux's (with
+    /// the sequence part 0 until the index space wraps, which it never
+    /// does in a sandbox's life at these limits).
+    private var next: [Int: Int32] = [:]
+    func newID(kind: Int) -> Int32 { let i = next[kind, default: 0]; next[kind] = i + 1; return i }
+}
+
+func registerIPC(_ t: SyscallTable) {
+    t[29] = sysShmget
+    t[30] = sysShmat
+    t[67] = sysShmdt
+    t[31] = sysShmctl
+    t[64] = sysSemget
+    t[65] = { t, a in sysSemop(t, a.int(0), a.a1, a.a2, timeout: 0) }                    // semop
+    t[220] = { t, a in sysSemop(t, a.int(0), a.a1, a.a2, timeout: a.a3) }                // semtimedop
+    t[66] = sysSemctl
+    t[68] = sysMsgget
+    t[69] = sysMsgsnd
+    t[70] = sysMsgrcv
+    t[71] = sysMsgctl
+}
+
+// MARK: - Common
+
+/// Finds or creates an object by key (IPC_PRIVATE always creates).
+private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int32, flags: Int32, perm: (T) -> IPCPerm,
+                       check: (T) -> Int32?, make: (IPCPerm) -> T?) -> Int {
+    if key != 0, let (id, obj) = table.first(where: { perm($0.value).key == key }) {
+        if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 { return err(EEXIST) }
+        if let e = check(obj) { return err(e) }
+        let want = UInt32(flags & 0o777)
+        if !ipcPermits(t, perm(obj), want) { return err(EACCES) }
+        return Int(id)
+    }
+    if key != 0 && flags & IPC_CREAT == 0 { return err(ENOENT) }
+    if table.count >= 32000 { return err(ENOSPC) }
+    let c = t.tg.creds
+    let p = IPCPerm(key: key, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode: UInt32(flags & 0o777), seq: 0)
+    guard let obj = make(p) else { return err(EINVAL) }
+    let id = t.kernel.ipc.newID(kind: kind)
+    table[id] = obj
+    return Int(id)
+}
+
+/// `want` is a mode mask (0o444 read, 0o222 write, both for 0o666).
+private func ipcPermits(_ t: Task, _ p: IPCPerm, _ want: UInt32) -> Bool {
+    let c = t.tg.creds
+    if c.euid == 0 { return true }
+    var granted: UInt32
+    if c.euid == p.uid || c.euid == p.cuid { granted = (p.mode >> 6) & 7 }
+    else if c.inGroup(p.gid) || c.inGroup(p.cgid) { granted = (p.mode >> 3) & 7 }
+    else { granted = p.mode & 7 }
+    let w = (want | (want >> 3) | (want >> 6)) & 7
+    return granted & w == w
+}
+
+private func ipcOwner(_ t: Task, _ p: IPCPerm) -> Bool {
+    let c = t.tg.creds
+    return c.euid == 0 || c.euid == p.uid || c.euid == p.cuid
+}
+
+/// IPC_SET: new uid, gid and the low 9 mode bits from a struct whose
+/// ipc64_perm starts at offset 0.
+private func ipcSet(_ t: Task, _ p: inout IPCPerm, _ addr: UInt64) -> Int {
+    if !ipcOwner(t, p) { return err(EPERM) }
+    guard let b = t.copyIn(addr, 48) else { return err(EFAULT) }
+    p.uid = get32(b, 4); p.gid = get32(b, 8)
+    p.mode = (p.mode & ~0o777) | (get32(b, 20) & 0o777)
+    return 0
+}
+
+// MARK: - Shared memory
+
+func sysShmget(_ t: Task, _ a: Args) -> Int {
+    let size = a.a1, flags = a.int(2)
+    let k = t.kernel
+    return ipcGet(t, &k.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
+                  check: { s in size > s.size ? EINVAL : nil }) { p in
+        if size < 1 || size > SHMMAX { return nil }
+        let s = ShmSegment(perm: p, size: size, cpid: t.tg.tgid)
+        if case .failure = s.node.setattr(SetAttr(size: Int64(size))) { return nil }
+        return s
+    }
+}
+
+func sysShmat(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), flags = a.int(2)
+    var addr = a.a1
+    let ipc = t.kernel.ipc
+    guard let s = ipc.shm[id], !s.removed || s.nattch > 0 else { return err(EINVAL) }
+    let ro = flags & SHM_RDONLY != 0
+    if !ipcPermits(t, s.perm, ro ? 0o444 : 0o666) { return err(EACCES) }
+    let len = pageUp(s.size)
+    if addr != 0 {
+        if flags & SHM_RND != 0 { addr &= ~UInt64(4095) }
+        if addr & 4095 != 0 { return err(EINVAL) }
+        guard t.mm.validRange(addr, len) else { return err(EINVAL) }
+        if flags & SHM_REMAP == 0 && !t.mm.isFree(addr, addr + len) { return err(EINVAL) }
+    } else {
+        guard let f = t.mm.findFree(len, hint: 0) else { return err(ENOMEM) }
+        addr = f
+    }
+    let mfd = s.node.promoteToMemfd()
+    if mfd < 0 { return Int(mfd) }
+    var prot = PROT_READ | (ro ? 0 : PROT_WRITE)
+    if flags & SHM_EXEC != 0 { prot |= PROT_EXEC }
+    let r = t.mm.mapFile(t, addr: addr, len: len, prot: prot, shared: true, hostFD: mfd, offset: 0, name: "/SYSV\(String(UInt32(bitPattern: s.perm.key), radix: 16)) (deleted)")
+    if r < 0 { return r }
+    ipc.attached[FutexTable.Key(space: t.mm.id, addr: addr)] = id
+    s.nattch += 1
+    s.atime = Int64(time(nil)); s.lpid = t.tg.tgid
+    return Int(addr)
+}
+
+func sysShmdt(_ t: Task, _ a: Args) -> Int {
+    let addr = a.a0
+    if addr & 4095 != 0 { return err(EINVAL) }
+    let ipc = t.kernel.ipc
+    let key = FutexTable.Key(space: t.mm.id, addr: addr)
+    guard let id = ipc.attached[key] else { return err(EINVAL) }
+    ipc.attached[key] = nil
+    guard let s = ipc.shm[id] else { return err(EINVAL) }
+    _ = t.mm.unmap(t, addr: addr, len: pageUp(s.size))
+    s.nattch -= 1
+    s.dtime = Int64(time(nil)); s.lpid = t.tg.tgid
+    if s.removed && s.nattch <= 0 { ipc.shm[id] = nil }
+    return 0
+}
+
+func sysShmctl(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), cmd = a.int(1) & ~0x100 // IPC_64
+    let ipc = t.kernel.ipc
+    if cmd == IPC_INFO || cmd == SHM_INFO {
+        var b = [UInt8](repeating: 0, count: 128)
+        put64(&b, 0, SHMMAX); put64(&b, 8, 1); put64(&b, 16, 4096); put64(&b, 24, 32000); put64(&b, 32, SHMMAX / 4096)
+        if cmd == SHM_INFO { put32(&b, 0, Int32(ipc.shm.count)) }
+        return t.copyOut(a.a2, b) ? Int(ipc.shm.keys.max() ?? 0) : err(EFAULT)
+    }
+    guard let s = ipc.shm[id] else { return err(EINVAL) }
+    switch cmd {
+    case IPC_STAT, SHM_STAT:
+        if !ipcPermits(t, s.perm, 0o444) { return err(EACCES) }
+        var b = s.perm.bytes()
+        var rest = [UInt8](repeating: 0, count: 64)
+        put64(&rest, 0, s.size); put64(&rest, 8, UInt64(s.atime)); put64(&rest, 16, UInt64(s.dtime)); put64(&rest, 24, UInt64(s.ctime))
+        put32(&rest, 32, s.cpid); put32(&rest, 36, s.lpid); put64(&rest, 40, UInt64(s.nattch))
+        b += rest
+        if s.removed { put32(&b, 20, Int32(bitPattern: s.perm.mode | 0o1000)) }   // SHM_DEST
+        return t.copyOut(a.a2, b) ? (cmd == SHM_STAT ? Int(id) : 0) : err(EFAULT)
+    case IPC_SET:
+        let r = ipcSet(t, &s.perm, a.a2)
+        if r == 0 { s.ctime = Int64(time(nil)) }
+        return r
+    case IPC_RMID:
+        if !ipcOwner(t, s.perm) { return err(EPERM) }
+        s.removed = true
+        s.perm.key = 0                       // no longer found by key
+        if s.nattch <= 0 { ipc.shm[id] = nil }
+        return 0
+    case 11, 12: return 0                    // SHM_LOCK, SHM_UNLOCK
+    default: return err(EINVAL)
+    }
+}
+
+// MARK: - Semaphores
+
+func sysSemget(_ t: Task, _ a: Args) -> Int {
+    let n = a.int(1)
+    let k = t.kernel
+    return ipcGet(t, &k.ipc.sems, kind: 1, key: a.int(0), flags: a.int(2), perm: { $0.perm },
+                  check: { s in Int(n) > s.values.count ? EINVAL : nil }) { p in
+        if n <= 0 || Int(n) > SEMMSL { return nil }
+        return SemSet(perm: p, n: Int(n))
+    }
+}
+
+func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: UInt64) -> Int {
+    if nsops == 0 { return err(EINVAL) }
+    if nsops > UInt64(SEMOPM) { return err(E2BIG) }
+    guard let raw = t.copyIn(sops, Int(nsops) * 6) else { return err(EFAULT) }
+    var ops: [(num: Int, op: Int32, flg: Int32)] = []
+    for i in 0..<Int(nsops) {
+        let num = Int(UInt16(raw[i * 6]) | UInt16(raw[i * 6 + 1]) << 8)
+        let op = Int32(Int16(bitPattern: UInt16(raw[i * 6 + 2]) | UInt16(raw[i * 6 + 3]) << 8))
+        let flg = Int32(Int16(bitPattern: UInt16(raw[i * 6 + 4]) | UInt16(raw[i * 6 + 5]) << 8))
+        ops.append((num, op, flg))
+    }
+    var deadline: Int64? = nil
+    if timeout != 0 {
+        guard let s = t.readU64(timeout), let ns = t.readU64(timeout &+ 8) else { return err(EFAULT) }
+        if Int64(bitPattern: s) < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+        deadline = Kernel.now(CLOCK_MONOTONIC) &+ Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(ns)
+    }
+    guard let set = t.kernel.ipc.sems[id] else { return err(EINVAL) }
+    if ops.contains(where: { $0.num >= set.values.count }) { return err(EFBIG) }
+    let alters = ops.contains { $0.op != 0 }
+    if !ipcPermits(t, set.perm, alters ? 0o222 : 0o444) { return err(EACCES) }
+    while true {
+        if set.removed { return err(EIDRM) }
+        // All or nothing: try the whole list on a copy.
+        var vals = set.values
+        var blockedOn = -1
+        for o in ops {
+            let v = vals[o.num]
+            if o.op > 0 {
+                if v + o.op > SEMVMX { return err(ERANGE) }
+                vals[o.num] = v + o.op
+            } else if o.op < 0 {
+                if v + o.op < 0 { blockedOn = o.num; if o.flg & IPC_NOWAIT != 0 { return err(EAGAIN) }; break }
+                vals[o.num] = v + o.op
+            } else if v != 0 {
+                blockedOn = o.num; if o.flg & IPC_NOWAIT != 0 { return err(EAGAIN) }; break
+            }
+        }
+        if blockedOn < 0 {
+            set.values = vals
+            for o in ops { set.pids[o.num] = t.tg.tgid }
+            set.otime = Int64(time(nil))
+            set.waiters.notifyAll()
+            return 0
+        }
+        set.waiters.add(t)
+        let r = t.block(deadline: deadline)
+        set.waiters.remove(t)
+        if r == .timedOut { return err(EAGAIN) }
+        if r == .interrupted { return err(EINTR) }       // semop is never restarted
+    }
+}
+
+func sysSemctl(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), num = Int(a.int(1)), cmd = a.int(2) & ~0x100, arg = a.a3
+    let ipc = t.kernel.ipc
+    if cmd == IPC_INFO || cmd == SEM_INFO {
+        var b = [UInt8](repeating: 0, count: 40)
+        let info: [Int32] = [32000, 32000 * 64, 32000 * 64, 32000, Int32(SEMMSL), Int32(SEMOPM), 32767, 1024, SEMVMX, 32767]
+        for (i, v) in info.enumerated() { put32(&b, i * 4, v) }
+        return t.copyOut(arg, b) ? Int(ipc.sems.keys.max() ?? 0) : err(EFAULT)
+    }
+    guard let set = ipc.sems[id] else { return err(EINVAL) }
+    let n = set.values.count
+    func needRead() -> Bool { ipcPermits(t, set.perm, 0o444) }
+    func needWrite() -> Bool { ipcPermits(t, set.perm, 0o222) }
+    switch cmd {
+    case IPC_RMID:
+        if !ipcOwner(t, set.perm) { return err(EPERM) }
+        set.removed = true
+        ipc.sems[id] = nil
+        set.waiters.notifyAll()
+        return 0
+    case IPC_STAT, SEM_STAT:
+        if !needRead() { return err(EACCES) }
+        var b = set.perm.bytes()
+        var rest = [UInt8](repeating: 0, count: 56)
+        put64(&rest, 0, UInt64(set.otime)); put64(&rest, 16, UInt64(set.ctime)); put64(&rest, 32, UInt64(n))
+        b += rest
+        return t.copyOut(arg, b) ? (cmd == SEM_STAT ? Int(id) : 0) : err(EFAULT)
+    case IPC_SET:
+        let r = ipcSet(t, &set.perm, arg)
+        if r == 0 { set.ctime = Int64(time(nil)) }
+        return r
+    case GETVAL, GETPID, GETNCNT, GETZCNT:
+        if num < 0 || num >= n { return err(EINVAL) }
+        if !needRead() { return err(EACCES) }
+        switch cmd {
+        case GETVAL: return Int(set.values[num])
+        case GETPID: return Int(set.pids[num])
+        default: return 0                         // waiter counts are not tracked per semaphore
+        }
+    case GETALL:
+        if !needRead() { return err(EACCES) }
+        var b = [UInt8](repeating: 0, count: n * 2)
+        for (i, v) in set.values.enumerated() { b[i * 2] = UInt8(v & 0xff); b[i * 2 + 1] = UInt8((v >> 8) & 0xff) }
+        return t.copyOut(arg, b) ? 0 : err(EFAULT)
+    case SETVAL:
+        if num < 0 || num >= n { return err(EINVAL) }
+        if !needWrite() { return err(EACCES) }
+        let v = Int32(truncatingIfNeeded: arg)
+        if v < 0 || v > SEMVMX { return err(ERANGE) }
+        set.values[num] = v; set.pids[num] = t.tg.tgid
+        set.ctime = Int64(time(nil))
+        set.waiters.notifyAll()
+        return 0
+    case SETALL:
+        if !needWrite() { return err(EACCES) }
+        guard let b = t.copyIn(arg, n * 2) else { return err(EFAULT) }
+        var vals: [Int32] = []
+        for i in 0..<n {
+            let v = Int32(UInt16(b[i * 2]) | UInt16(b[i * 2 + 1]) << 8)
+            if v > SEMVMX { return err(ERANGE) }
+            vals.append(v)
+        }
+        set.values = vals
+        for i in 0..<n { set.pids[i] = t.tg.tgid }
+        set.ctime = Int64(time(nil))
+        set.waiters.notifyAll()
+        return 0
+    default: return err(EINVAL)
+    }
+}
+
+// MARK: - Message queues
+
+func sysMsgget(_ t: Task, _ a: Args) -> Int {
+    let k = t.kernel
+    return ipcGet(t, &k.ipc.msgs, kind: 2, key: a.int(0), flags: a.int(1), perm: { $0.perm }, check: { _ in nil }) { MsgQueue(perm: $0) }
+}
+
+func sysMsgsnd(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), size = a.long(2), flags = a.int(3)
+    if size < 0 || size > MSGMAX { return err(EINVAL) }
+    guard let q = t.kernel.ipc.msgs[id] else { return err(EINVAL) }
+    if !ipcPermits(t, q.perm, 0o222) { return err(EACCES) }
+    guard let typeRaw = t.readU64(a.a1) else { return err(EFAULT) }
+    let type = Int(Int64(bitPattern: typeRaw))
+    if type < 1 { return err(EINVAL) }
+    guard let data = t.copyIn(a.a1 &+ 8, size) else { return err(EFAULT) }
+    while q.bytes + size > q.qbytes {
+        if flags & IPC_NOWAIT != 0 { return err(EAGAIN) }
+        q.waiters.add(t)
+        let r = t.block(deadline: nil)
+        q.waiters.remove(t)
+        if q.removed { return err(EIDRM) }
+        if r == .interrupted { return err(EINTR) }
+    }
+    q.messages.append((type, data))
+    q.bytes += size
+    q.lspid = t.tg.tgid; q.stime = Int64(time(nil))
+    q.waiters.notifyAll()
+    return 0
+}
+
+func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), size = a.long(2), want = a.long(3), flags = a.int(4)
+    let MSG_NOERROR: Int32 = 0o10000, MSG_EXCEPT: Int32 = 0o20000, MSG_COPY: Int32 = 0o40000
+    if size < 0 { return err(EINVAL) }
+    if flags & MSG_COPY != 0 { return err(ENOSYS) }
+    guard let q = t.kernel.ipc.msgs[id] else { return err(EINVAL) }
+    if !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
+    while true {
+        if q.removed { return err(EIDRM) }
+        var pick: Int? = nil
+        if want == 0 { pick = q.messages.isEmpty ? nil : 0 }
+        else if want > 0 {
+            pick = q.messages.firstIndex { flags & MSG_EXCEPT != 0 ? $0.type != want : $0.type == want }
+        } else {
+            // The lowest type not above |want|.
+            var best: Int? = nil
+            for (i, m) in q.messages.enumerated() where m.type <= -want {
+                if best == nil || m.type < q.messages[best!].type { best = i }
+            }
+            pick = best
+        }
+        if let i = pick {
+            let m = q.messages[i]
+            if m.data.count > size && flags & MSG_NOERROR == 0 { return err(E2BIG) }
+            let n = min(m.data.count, size)
+            if !t.writeU64(a.a1, UInt64(m.type)) || !t.copyOut(a.a1 &+ 8, Array(m.data[0..<n])) { return err(EFAULT) }
+            q.messages.remove(at: i)
+            q.bytes -= m.data.count
+            q.lrpid = t.tg.tgid; q.rtime = Int64(time(nil))
+            q.waiters.notifyAll()
+            return n
+        }
+        if flags & IPC_NOWAIT != 0 { return err(ENOMSG) }
+        q.waiters.add(t)
+        let r = t.block(deadline: nil)
+        q.waiters.remove(t)
+        if r == .interrupted { return err(EINTR) }
+    }
+}
+
+func sysMsgctl(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0), cmd = a.int(1) & ~0x100
+    let ipc = t.kernel.ipc
+    if cmd == IPC_INFO || cmd == MSG_INFO {
+        var b = [UInt8](repeating: 0, count: 32)
+        let info: [Int32] = [0, Int32(MSGMAX), Int32(MSGMNB), 32000, 16384, 8192, 32000, 16]
+        for (i, v) in info.enumerated() { put32(&b, i * 4, v) }
+        return t.copyOut(a.a2, b) ? Int(ipc.msgs.keys.max() ?? 0) : err(EFAULT)
+    }
+    guard let q = ipc.msgs[id] else { return err(EINVAL) }
+    switch cmd {
+    case IPC_RMID:
+        if !ipcOwner(t, q.perm) { return err(EPERM) }
+        q.removed = true
+        ipc.msgs[id] = nil
+        q.waiters.notifyAll()
+        return 0
+    case IPC_STAT, MSG_STAT:
+        if !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
+        var b = q.perm.bytes()
+        var rest = [UInt8](repeating: 0, count: 72)
+        put64(&rest, 0, UInt64(q.stime)); put64(&rest, 8, UInt64(q.rtime)); put64(&rest, 16, UInt64(q.ctime))
+        put64(&rest, 24, UInt64(q.bytes)); put64(&rest, 32, UInt64(q.messages.count)); put64(&rest, 40, UInt64(q.qbytes))
+        put32(&rest, 48, q.lspid); put32(&rest, 52, q.lrpid)
+        b += rest
+        return t.copyOut(a.a2, b) ? (cmd == MSG_STAT ? Int(id) : 0) : err(EFAULT)
+    case IPC_SET:
+        let r = ipcSet(t, &q.perm, a.a2)
+        if r == 0, let b = t.copyIn(a.a2 &+ 88, 8) {
+            let qb = Int(get64(b, 0))
+            if qb > MSGMNB && !t.tg.creds.isRoot { return err(EPERM) }
+            if qb > 0 { q.qbytes = qb }
+            q.ctime = Int64(time(nil))
+        }
+        return r
+    default: return err(EINVAL)
+    }
+}
