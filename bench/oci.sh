@@ -89,6 +89,7 @@ FLAGS_runsc=(--platform=ptrace --network=none)
 [ -n "${CMD[runc]}" ] && VER[runc]=$(runc --version | sed -n 1p)
 [ -n "${CMD[runsc]}" ] && VER[runsc]=$(runsc --version 2>/dev/null | sed -n 1p)
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 IFS=, read -r -a RTS <<< "$ONLY"
 for rt in "${RTS[@]}"; do
     if [ -z "${CMD[$rt]:-}" ]; then RESULT[$rt]="n/a (not installed)"; continue; fi
@@ -109,14 +110,15 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 {
     echo "# OCI lifecycle: create + start + delete of a trivial container"
     echo
-    echo "$(date -u +%F), $(nproc) vCPU, $cpu, Linux $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME")."
+    echo "$(date -u +%F), $(nproc) vCPU, $cpu, Linux $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME");"
+    echo "load average before the run: $LOAD_BEFORE (the machine may be shared)."
     echo
     echo "| runtime | version |"
     echo "| --- | --- |"
     for rt in "${RTS[@]}"; do echo "| ${LABEL[$rt]} | ${VER[$rt]:-not installed} |"; done
     echo
-    printf '|'; for rt in "${RTS[@]}"; do printf ' %s |' "${LABEL[$rt]}"; done; echo
-    printf '|'; for rt in "${RTS[@]}"; do printf ' ---: |'; done; echo
+    printf '| |'; for rt in "${RTS[@]}"; do printf ' %s |' "${LABEL[$rt]}"; done; echo
+    printf '| --- |'; for rt in "${RTS[@]}"; do printf ' ---: |'; done; echo
     printf '| cycle, ms, median (min-max) of %s |' "$REPS"
     for rt in "${RTS[@]}"; do printf ' %s |' "${RESULT[$rt]}"; done; echo
     echo
