@@ -43,6 +43,15 @@ ssize_t moat_write_mem(pid_t pid, uint64_t addr, const void *buf, size_t len);
 #define MOAT_STUB_SIZE 0x1000ULL
 #define MOAT_APP_TOP   0x7ffffffde000ULL   /* application mappings stay below this */
 #define MOAT_STUB_PIDFD 1000               /* a pidfd of the Sentry in every stub */
+#define MOAT_VDSO_DATA 0x7fff00000000      /* the vDSO's data page ([vvar]); its code follows */
+
+/* vdso.c: the vDSO's code and the Sentry's side of its data page. */
+const void *moat_vdso_code(size_t *len);
+size_t moat_vdso_offset(int which);
+unsigned long long moat_rdtsc(void);
+int moat_tsc_invariant(void);
+void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mult,
+                       unsigned long long mono, unsigned long long real, int enabled);
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)

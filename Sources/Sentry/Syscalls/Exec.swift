@@ -129,8 +129,9 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         phdr = s.vaddr &+ (elf.phoff - s.offset) &+ bias
     }
     let c = t.tg.creds
+    let vdso = VDSO.shared?.map(t) ?? 0
     let auxv: [(UInt64, UInt64)] = [
-        (33, 0),                                  // AT_SYSINFO_EHDR: no vDSO (yet); dropped below
+        (33, vdso),                               // AT_SYSINFO_EHDR (dropped below when there is no vDSO)
         (16, UInt64(getauxval(16))),              // AT_HWCAP
         (6, 4096),                                // AT_PAGESZ
         (17, 100),                                // AT_CLKTCK
@@ -141,7 +142,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         (11, UInt64(c.uid)), (12, UInt64(c.euid)), (13, UInt64(c.gid)), (14, UInt64(c.egid)),
         (23, 0),                                  // AT_SECURE
         (26, UInt64(getauxval(26))),              // AT_HWCAP2
-    ].filter { $0.0 != 33 }
+    ].filter { $0.0 != 33 || $0.1 != 0 }
     let sp: UInt64
     switch buildStack(t, argv: target.argv, envp: envp, execfn: execfn, auxv: auxv) {
     case .success(let s): sp = s
