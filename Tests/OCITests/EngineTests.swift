@@ -77,6 +77,10 @@ final class ContainerdTests: XCTestCase {
             // Where the shim and ctr put sockets and fifos; removed when
             // empty (another containerd on the host keeps its own).
             for d in ["/run/containerd/runc", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd"] { rmdir(d) }
+            // ctr makes the namespace a cgroup parent; moat removes only the container's own.
+            for c in ["memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "blkio", "devices", "systemd", "unified", ""] {
+                rmdir("/sys/fs/cgroup/\(c)/\(ns)".replacingOccurrences(of: "//", with: "/"))
+            }
         }
         if !dir.isEmpty { try? FileManager.default.removeItem(atPath: dir) }
     }
@@ -138,6 +142,8 @@ final class PodmanTests: XCTestCase {
             podman(["rm", "-af", "-t", "0"])
             podman(["rmi", "-af"])
             try? FileManager.default.removeItem(atPath: dir)
+            // Defaults podman and runc use whatever the flags: removed only if empty.
+            for d in ["/run/moat", "/run/runc", "/run/containers/networks", "/run/containers"] { rmdir(d) }
         }
     }
 
