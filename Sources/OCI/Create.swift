@@ -94,8 +94,16 @@ extension Runtime {
         try dir.saveState(state)
 
         let hooks = spec.hooks ?? Spec.Hooks()
-        try Hooks.run("createRuntime", hooks.createRuntime, state: stateJSON(state, .creating))
-        try Hooks.run("createContainer", hooks.createContainer, state: stateJSON(state, .created))
+        do {
+            try Hooks.run("createRuntime", hooks.createRuntime, state: stateJSON(state, .creating))
+            try Hooks.run("createContainer", hooks.createContainer, state: stateJSON(state, .created))
+        } catch {
+            // The spec: stop the container and go on as `delete` would, with
+            // the poststop hooks (the deferred cleanup removes the rest).
+            killSandbox(state, SIGKILL)
+            Hooks.runIgnoringFailures("poststop", hooks.poststop, state: stateJSON(state, .stopped), log: log)
+            throw error
+        }
         if let p = o.pidFile { try writePidFile(p, launched.sentryPid) }
         cleanup.disarm()
         return launched.sentryPid
