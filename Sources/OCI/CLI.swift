@@ -115,6 +115,9 @@ public enum OCICLI {
         }
         rest.removeFirst()
         if cmd == "run" && globalFlags.flags.isEmpty && !isOCIRun(rest) { return nil }
+        // A hook or a peer that goes away must give EPIPE, not kill us
+        // halfway through a command (hooks get SIGPIPE back: Hooks.swift).
+        signal(SIGPIPE, SIG_IGN)
         let logFormat = globalFlags.value("log-format") ?? "text"
         let rt = Runtime(root: globalFlags.value("root") ?? "/run/moat", logPath: globalFlags.value("log"),
                          logJSON: logFormat == "json", debug: globalFlags.has("debug"))

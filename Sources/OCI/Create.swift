@@ -228,6 +228,7 @@ extension Runtime {
             }
         }
         c.maskedPaths = spec.linux?.maskedPaths ?? []
+        if let sc = spec.linux?.seccomp { c.seccomp = appSeccomp(sc) }
         var logFD: Int32 = -1
         if debug, let p = logPath, !logJSON {
             logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -285,4 +286,20 @@ struct Cleanup {
         Cgroups.remove(cgroups)
         dir.remove()
     }
+}
+
+/// The OCI seccomp profile as the Sentry enforces it. The default errno
+/// for ERRNO actions is EPERM, as runc's; NOTIFY (no listener) is ENOSYS.
+func appSeccomp(_ s: Spec.Seccomp) -> AppSeccompProfile {
+    func eno(_ action: String, _ ret: UInt32?) -> Int32 {
+        if let r = ret { return Int32(clamping: r) }
+        return action == "SCMP_ACT_NOTIFY" || action == "SCMP_ACT_TRACE" ? ENOSYS : EPERM
+    }
+    return AppSeccompProfile(
+        defaultAction: AppSeccompProfile.action(s.defaultAction), defaultErrno: eno(s.defaultAction, s.defaultErrnoRet),
+        rules: s.syscalls.map { r in
+            AppSeccompProfile.Rule(names: r.names, action: AppSeccompProfile.action(r.action), errnoRet: eno(r.action, r.errnoRet),
+                                   conditions: r.args.map { AppSeccompProfile.Condition(index: Int(min($0.index, 5)), op: $0.op,
+                                                                                        value: $0.value, valueTwo: $0.valueTwo ?? 0) })
+        })
 }

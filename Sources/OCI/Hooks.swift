@@ -37,8 +37,16 @@ enum Hooks {
         let argv = (h.args.isEmpty ? [h.path] : h.args).map { strdup($0) } + [nil]
         let envp = h.env.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) }; for e in envp { free(e) } }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var dfl = sigset_t(); sigemptyset(&dfl); sigaddset(&dfl, SIGPIPE)
+        var none = sigset_t(); sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attr, &dfl)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let r = posix_spawn(&pid, h.path, &actions, nil, argv, envp)
+        let r = posix_spawn(&pid, h.path, &actions, &attr, argv, envp)
         close(p.0)
         if r != 0 { close(p.1); return "cannot run: \(String(cString: strerror(r)))" }
         // The hook may not read stdin at all: never block on it.

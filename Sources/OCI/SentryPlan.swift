@@ -24,6 +24,15 @@ public enum SentryPlan {
                                                       ("fileName", $0.fileName.map { .string($0) } ?? .null)]) })),
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
+            ("seccomp", c.seccomp.map { p in .object([
+                ("defaultAction", .int(p.defaultAction.rawValue)), ("defaultErrno", .int(p.defaultErrno)),
+                ("rules", .array(p.rules.map { r in .object([
+                    ("names", .array(r.names.map { .string($0) })), ("action", .int(r.action.rawValue)),
+                    ("errno", .int(r.errnoRet)),
+                    ("conditions", .array(r.conditions.map { c in .array([.int(c.index), .string(c.op),
+                                                                           .number(String(c.value)), .number(String(c.valueTwo))]) })),
+                ]) })),
+            ]) } ?? .null),
         ])
     }
 
@@ -63,6 +72,24 @@ public enum SentryPlan {
         c.maskedPaths = try n.required("maskedPaths").strings()
         c.forwardAllSignals = try n.required("forwardAllSignals").bool()
         c.extraFDs = try n.required("extraFDs").array().map { try $0.i32() }
+        c.seccomp = try n.opt("seccomp") { p in
+            func act(_ n: Node) throws -> AppSeccompProfile.Action {
+                guard let a = AppSeccompProfile.Action(rawValue: Int(try n.i32())) else { throw n.fail("bad action") }
+                return a
+            }
+            return AppSeccompProfile(
+                defaultAction: try act(try p.required("defaultAction")), defaultErrno: try p.required("defaultErrno").i32(),
+                rules: try p.required("rules").array().map { r in
+                    AppSeccompProfile.Rule(names: try r.required("names").strings(), action: try act(try r.required("action")),
+                                           errnoRet: try r.required("errno").i32(),
+                                           conditions: try r.required("conditions").array().map { c in
+                                               let a = try c.array()
+                                               guard a.count == 4 else { throw c.fail("bad condition") }
+                                               return AppSeccompProfile.Condition(index: Int(try a[0].i32()), op: try a[1].string(),
+                                                                                  value: try a[2].u64(), valueTwo: try a[3].u64())
+                                           })
+                })
+        }
         return c
     }
 

@@ -47,6 +47,8 @@ public struct SentryConfig {
     /// Forward every catchable signal to init, not only termination ones
     /// (the OCI runtime's `kill` may send any signal).
     public var forwardAllSignals = false
+    /// The container's seccomp profile, applied to every application syscall.
+    public var seccomp: AppSeccompProfile? = nil
     /// Host fds given to init as its fds 3, 4, ... (`create --preserve-fds`).
     public var extraFDs: [Int32] = []
     public init() {}
@@ -153,6 +155,7 @@ public enum SentryMain {
             if r == 0 { r = moat_sentry_seccomp() }
             if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
         }
+        if let p = cfg.seccomp { AppSeccomp.active = AppSeccomp(p) }
         k.unlock()
         if !awaitStart(cfg) { return 137 }
         k.lock()

@@ -60,7 +60,9 @@ func dispatchSyscall(_ t: Task) {
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
     if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
-    if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
+    if let f = AppSeccomp.active, let verdict = f.check(t, nr, args) {
+        ret = verdict // the container's seccomp profile (Kernel/AppSeccomp.swift)
+    } else if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
         ret = h(t, args)
     } else {
         Log.shared.unimplemented(nr)
