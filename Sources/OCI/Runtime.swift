@@ -81,6 +81,13 @@ public struct Runtime {
         // does not run yet; one that would end a waiting process ends it.
         if status == .created && Signals.terminates(sig) { target = SIGKILL }
         if status == .paused && sig == SIGKILL { try? Cgroups.freeze(s.cgroups, false) }
+        // --all with a catchable signal: every process in the sandbox, through
+        // the Sentry's control socket (the Sentry forwards to init alone).
+        if all && target != SIGKILL && target != SIGSTOP && status == .running,
+           let conn = try? connectUnix(dir.file("control"), type: Int32(SOCK_SEQPACKET.rawValue)) {
+            defer { close(conn) }
+            if sendPacket(conn, "killall=\(target)"), receivePacket(conn)?.hasPrefix("ok=") == true { return }
+        }
         if Glibc.kill(s.pid, target) != 0 {
             if errno == ESRCH { throw RuntimeError("container not running") }
             throw RuntimeError("kill: \(String(cString: strerror(errno)))")

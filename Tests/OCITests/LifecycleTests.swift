@@ -93,6 +93,18 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(s.moat(["delete", "k1"]).status, 0)
     }
 
+    func testKillAllSignalsEveryProcess() throws {
+        // kill --all with a catchable signal goes through the Sentry's control
+        // socket to every process; the container ends when they have.
+        let b = s.bundle("b", args: ["sh", "-c", "trap 'echo init got TERM' TERM; sleep 100 & wait; wait"])
+        XCTAssertEqual(s.create("kall", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["start", "kall"]).status, 0)
+        usleep(300_000)
+        XCTAssertEqual(s.moat(["kill", "--all", "kall", "TERM"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("kall", "stopped"))
+        XCTAssertEqual(s.moat(["delete", "kall"]).status, 0)
+    }
+
     func testKillAllWithSIGKILL() throws {
         let b = s.bundle("b", args: ["sh", "-c", "sleep 100 & sleep 100"])
         XCTAssertEqual(s.create("ka", bundle: b).status, 0)

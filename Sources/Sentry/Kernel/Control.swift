@@ -13,6 +13,8 @@
 //   sentry -> client  "pid=N" once started, or "err=CODE MESSAGE"
 //   client -> sentry  "sig=N" (any number of times): signal the process
 //   sentry -> client  "exit=STATUS" (the wait status) when it has exited
+// or, instead of a request, "killall=N": signal N to every process; the
+// reply is "ok=COUNT".
 // The process is a child of no one in the sandbox (like a process that
 // joined the pid namespace from outside: its ppid is 0). If the client
 // hangs up before the process exits, the process is killed: the client's
@@ -74,6 +76,21 @@ public enum ControlServer {
     static func serve(_ k: Kernel, _ conn: Int32) {
         guard let (req, extra) = receive(conn) else { return }
         if extra >= 0 { close(extra) }
+        // `kill --all SIG`: every process of the sandbox, not only init.
+        let text = String(decoding: req, as: UTF8.self)
+        if text.hasPrefix("killall="), let sig = Int32(text.dropFirst(8)), sig > 0, sig < 65 {
+            k.lock()
+            var n = 0
+            for tg in k.threadGroups.values where !tg.exiting && !tg.zombie {
+                var info = SigInfo(signo: sig)
+                info.fromHost = true
+                tg.sendSignal(sig, info)
+                n += 1
+            }
+            k.unlock()
+            send(conn, "ok=\(n)")
+            return
+        }
         var argv: [String] = [], env: [String] = [], cwd = "/", uid: UInt32 = 0, gid: UInt32 = 0
         var groups: [UInt32] = [], umask: UInt32? = nil
         for field in req.split(separator: 0) {
