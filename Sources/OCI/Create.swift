@@ -188,7 +188,7 @@ extension Runtime {
             let isBind = m.options.contains("bind") || m.options.contains("rbind")
             let type = isBind ? "bind" : (m.type ?? "")
             switch type {
-            case "proc", "tmpfs": c.mounts.append(SentryMount(type: type, destination: m.destination, options: m.options))
+            case "proc", "tmpfs", "sysfs": c.mounts.append(SentryMount(type: type, destination: m.destination, options: m.options))
             case "bind":
                 guard var src = m.source, !src.isEmpty else { throw RuntimeError("mount \(m.destination): a bind mount needs a source") }
                 if !src.hasPrefix("/") { src = bundle + "/" + src }
@@ -228,6 +228,7 @@ extension Runtime {
             }
         }
         c.maskedPaths = spec.linux?.maskedPaths ?? []
+        c.readonlyPaths = spec.linux?.readonlyPaths ?? []
         if let sc = spec.linux?.seccomp { c.seccomp = appSeccomp(sc) }
         var logFD: Int32 = -1
         if debug, let p = logPath, !logJSON {

@@ -23,6 +23,7 @@ public enum SentryPlan {
                                                       ("goferFD", .int($0.goferFD)),
                                                       ("fileName", $0.fileName.map { .string($0) } ?? .null)]) })),
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
+            ("readonlyPaths", .array(c.readonlyPaths.map { .string($0) })),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
             ("seccomp", c.seccomp.map { p in .object([
                 ("defaultAction", .int(p.defaultAction.rawValue)), ("defaultErrno", .int(p.defaultErrno)),
@@ -70,6 +71,7 @@ public enum SentryPlan {
             return m
         }
         c.maskedPaths = try n.required("maskedPaths").strings()
+        c.readonlyPaths = try n.opt("readonlyPaths") { try $0.strings() } ?? []
         c.forwardAllSignals = try n.required("forwardAllSignals").bool()
         c.extraFDs = try n.required("extraFDs").array().map { try $0.i32() }
         c.seccomp = try n.opt("seccomp") { p in

@@ -44,6 +44,8 @@ public struct SentryConfig {
     public var mounts: [SentryMount] = []
     /// Paths hidden from the application (an empty directory, or /dev/null).
     public var maskedPaths: [String] = []
+    /// Paths made read-only (mounted over themselves, read-only).
+    public var readonlyPaths: [String] = []
     /// Forward every catchable signal to init, not only termination ones
     /// (the OCI runtime's `kill` may send any signal).
     public var forwardAllSignals = false
@@ -129,7 +131,7 @@ public enum SentryMain {
                 }
             }
         } else {
-            mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths)
+            mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths, readOnly: cfg.readonlyPaths)
         }
         // The init process.
         let tg = ThreadGroup(kernel: k, tgid: 1, parent: nil, handlers: SignalHandlers())
@@ -267,7 +269,7 @@ public enum SentryMain {
     /// mounted (a missing mount point on a read-only root) is logged and
     /// skipped, as the launcher already told the user which types it ignores.
     /// Requires: k.mu held.
-    static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String]) {
+    static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String], readOnly: [String]) {
         let vfs = k.vfs
         var dev: UInt64 = 20
         for m in mounts {
@@ -282,7 +284,8 @@ public enum SentryMain {
                         Log.shared.info("bind mount on \(m.destination): cannot make the mount point; skipped")
                         continue
                     }
-                    vfs.mount(b, at: p, fsType: "9p", source: "bind")
+                    let mnt = vfs.mount(b, at: p, fsType: "9p", source: "bind")
+                    if m.options.contains("ro") { mnt.readOnly = true }
                     continue
                 }
                 ino = b; type = "9p"
@@ -300,7 +303,13 @@ public enum SentryMain {
                 continue
             }
             let mnt = vfs.mount(ino, at: p, fsType: type, source: m.type)
-            if type == "sysfs" { mnt.readOnly = true }
+            if type == "sysfs" || m.options.contains("ro") { mnt.readOnly = true }
+        }
+        // readonlyPaths: the path mounted over itself, read-only (a bind).
+        for path in readOnly {
+            guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
+            let mnt = vfs.mount(p.inode, at: p, fsType: p.mount.fsType, source: p.mount.source)
+            mnt.readOnly = true
         }
         for path in masked {
             guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
