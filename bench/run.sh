@@ -73,6 +73,8 @@ else
 fi
 N_FILES=1000            # small files created then deleted
 N_FORK=$([ "$QUICK" = 1 ] && echo 50 || echo 200)   # fork+exec+wait iterations
+N_TCPRR=$([ "$QUICK" = 1 ] && echo 2000 || echo 10000)  # TCP round trips
+WRK_SECS=$([ "$QUICK" = 1 ] && echo 2 || echo 5)        # seconds per wrk run
 WARMUP=1
 TIMEOUT_SYSCALL=120     # seconds per run
 TIMEOUT_START=60
@@ -355,6 +357,57 @@ bench_cpuloop() {
     if [ "$M_STATUS" = ok ]; then set_cell cpuloop "$rt" "$M_VALUE"; else set_cell cpuloop "$rt" "$(na "$M_ERROR")"; fi
 }
 
+# Networking. TCP round trip: bench/programs/tcprr.c inside the sandbox
+# (client and echo server both inside, on loopback).
+bench_net_tcprr() {
+    local rt=$1
+    case "$rt" in
+        floor|floor-pinned) set_cell net_tcprr "$rt" "$(not_applicable)"; return ;;
+    esac
+    in_rootfs "$rt" /bench/tcprr "$N_TCPRR"
+    measure "net_tcprr/$rt" --metric ns_per_rt --scale 1000 --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell net_tcprr "$rt" "$M_VALUE"; else set_cell net_tcprr "$rt" "$(na "$M_ERROR")"; fi
+}
+
+# HTTP requests/s: bench/programs/httpd.c inside the sandbox, wrk on the
+# host (2 threads, 16 keep-alive connections, $WRK_SECS s per run). Row
+# net_http_host: the server on the host's network (native; moat --network
+# host; runsc --network=host); row net_http_pub: through a published port
+# (moat -p, the launcher's proxy into the sandbox's own namespace).
+http_run() {  # http_run ROW RT PORT CMD...: REPS wrk runs against a server started by CMD
+    local row=$1 rt=$2 port=$3; shift 3
+    local pid i out rps vals=()
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+    wrk -t2 -c16 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1   # warm-up
+    for i in $(seq "$REPS"); do
+        out=$(wrk -t2 -c16 -d"${WRK_SECS}s" "http://127.0.0.1:$port/" 2>&1)
+        rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
+        if ! grep -q "Non-2xx\|Socket errors: connect [1-9]" <<<"$out" && [ -n "$rps" ] && [ "$rps" -gt 0 ]; then vals+=("$rps"); fi
+    done
+    kill -TERM "$pid" 2>/dev/null; sleep 0.5; kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    if [ "${#vals[@]}" -eq 0 ]; then set_cell "$row" "$rt" "$(na "no successful wrk run")"; return; fi
+    set_cell "$row" "$rt" "$(printf '%s\n' "${vals[@]}" | sort -n | awk '{v[NR]=$1} END {printf "%d (%d–%d)", v[int((NR+1)/2)], v[1], v[NR]}')"
+}
+bench_net_http() {
+    local rt=$1 port=$((18000 + RANDOM % 2000)) secs=$((REPS * (WRK_SECS + 1) + 15))
+    case "$rt" in
+        floor|floor-pinned) set_cell net_http_host "$rt" "$(not_applicable)"; set_cell net_http_pub "$rt" "$(not_applicable)"; return ;;
+    esac
+    if ! command -v wrk >/dev/null; then
+        set_cell net_http_host "$rt" "$(na "wrk not installed (apt-get install wrk)")"; set_cell net_http_pub "$rt" "$(na "wrk not installed")"; return
+    fi
+    case "$rt" in
+        native) http_run net_http_host "$rt" "$port" "$CHROOT" "$ROOT" /bench/httpd "$port" "$secs"
+                set_cell net_http_pub "$rt" "$(not_applicable)" ;;
+        moat)   http_run net_http_host "$rt" "$port" "$MOAT" run --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
+                http_run net_http_pub "$rt" "$port" "$MOAT" run --rootfs "$ROOT" -p "$port:8080" -- /bench/httpd 8080 "$secs" ;;
+        runsc)  http_run net_http_host "$rt" "$port" "$RUNSC" --ignore-cgroups --platform=ptrace --network=host do -root "$ROOT" /bench/httpd "$port" "$secs"
+                set_cell net_http_pub "$rt" "$(not_applicable)" ;;
+    esac
+}
+
 # Rows of the table: key|function|label|target.
 ROWS=(
     "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs"
@@ -370,6 +423,9 @@ ROWS=(
     "py_import|bench_py_import|python3 importing 10 stdlib modules, wall ms|—"
     "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|—"
     "cpuloop|bench_cpuloop|CPU-bound loop (no syscalls), ms|moat within 5% of native"
+    "net_tcprr|bench_net_tcprr|TCP round trip on loopback inside the sandbox (64 B each way), µs|—"
+    "net_http_host|bench_net_http|HTTP requests/s from the host (wrk), server on the host network|—"
+    "net_http_pub|bench_net_http|HTTP requests/s from the host (wrk), through a published port (-p)|—"
 )
 
 # -------------------------------------------------------------------- run --
@@ -474,6 +530,13 @@ report() {
     echo "  bookworm rootfs from rootfs/debian.sh (wall time of the whole command, as for /bin/true);"
     echo "  \`bench/programs/forkexec.c\` forks, execs /bin/true and waits $N_FORK times (timed inside);"
     echo "  \`bench/programs/cpuloop.c\` runs 60 million xorshift iterations between two clock reads."
+    echo "- **Networking**: \`bench/programs/tcprr.c\` (static) forks an echo server and times $N_TCPRR 64-byte"
+    echo "  request/response round trips over loopback TCP (TCP_NODELAY) inside the sandbox (moat: its own network"
+    echo "  namespace; runsc: --network=none, its netstack loopback). HTTP: \`bench/programs/httpd.c\` (static, one"
+    echo "  thread, poll, keep-alive) in the sandbox; \`wrk -t2 -c16 -d${WRK_SECS}s\` on the host, $REPS runs after a 1 s"
+    echo "  warm-up; the cell is the median (min–max) of Requests/sec. \"host network\": native chroot, moat"
+    echo "  \`--network host\`, runsc \`--network=host\`. \"published port\": moat \`-p PORT:8080\` (a proxy in the"
+    echo "  launcher relays each connection into the sandbox's namespace); runsc \`do\` has no port publishing."
     echo "- Every command runs with a clean environment (PATH, HOME, LANG=C, TMPDIR) and stdin from /dev/null."
     echo "- Commands:"
     for rt in "${RUNTIMES[@]}"; do

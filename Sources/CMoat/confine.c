@@ -9,6 +9,9 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 int moat_drop_all_caps(void) {
@@ -32,8 +35,8 @@ static int load_and_release(scmp_filter_ctx ctx, int ok) {
 #define ALLOW(name) do { if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(name), 0) != 0) goto fail; } while (0)
 
 // The host syscalls the Sentry makes once the application runs. Everything
-// else fails with EPERM: the Sentry opens no file, makes no socket, execs
-// nothing. Threads are synchronized (TSYNC), so the stub factory's thread
+// else fails with EPERM: the Sentry opens no file, makes no socket but the
+// inet ones it serves (below), execs nothing. Threads are synchronized (TSYNC), so the stub factory's thread
 // is covered too; the stubs themselves are separate processes whose
 // application syscalls never reach the host (PTRACE_SYSEMU).
 int moat_sentry_seccomp(void) {
@@ -53,6 +56,41 @@ int moat_sentry_seccomp(void) {
     // socket the launcher created before confinement; no new socket or
     // name can be made with accept4 alone.
     ALLOW(accept4);
+    // Inet sockets the Sentry makes and serves for the application
+    // (FSImpl/InetSocket.swift), in the sandbox's own network namespace
+    // unless --network host. socket() is allowed for exactly the triples
+    // the Sentry creates: AF_INET/AF_INET6, SOCK_STREAM or SOCK_DGRAM with
+    // SOCK_NONBLOCK|SOCK_CLOEXEC always set, and TCP, UDP or ICMP echo.
+    // Never AF_UNIX (the sandbox's unix sockets are emulated, and a host one
+    // could reach the host's abstract names or the Gofer's kind of channel),
+    // AF_NETLINK (namespace configuration) or AF_PACKET/SOCK_RAW (raw frames).
+    // The calls on existing sockets cannot tell an inet socket from the
+    // Gofer's socketpair by argument, but none of them can create a socket
+    // or reach a new peer other than through an inet address.
+    {
+        const int nb = SOCK_NONBLOCK | SOCK_CLOEXEC;
+        const struct { int family, type, proto; } sockets[] = {
+            { AF_INET, SOCK_STREAM, IPPROTO_TCP }, { AF_INET6, SOCK_STREAM, IPPROTO_TCP },
+            { AF_INET, SOCK_DGRAM, IPPROTO_UDP }, { AF_INET6, SOCK_DGRAM, IPPROTO_UDP },
+            { AF_INET, SOCK_DGRAM, IPPROTO_ICMP }, { AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6 },
+        };
+        for (unsigned i = 0; i < sizeof sockets / sizeof sockets[0]; i++) {
+            if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+                                 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sockets[i].family),
+                                 SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)(sockets[i].type | nb)),
+                                 SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)sockets[i].proto)) != 0) goto fail;
+        }
+        ALLOW(bind); ALLOW(listen); ALLOW(connect); ALLOW(getsockname); ALLOW(getpeername);
+        ALLOW(setsockopt); ALLOW(getsockopt); ALLOW(shutdown);
+        // Read-only interface queries (SIOCGIFCONF and struct ifreq
+        // getters) and socket queue sizes.
+        unsigned long netioctls[] = { SIOCGIFCONF, SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR,
+                                      SIOCGIFBRDADDR, SIOCGIFNETMASK, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFINDEX,
+                                      SIOCATMARK, TIOCOUTQ };
+        for (unsigned i = 0; i < sizeof netioctls / sizeof netioctls[0]; i++) {
+            if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, netioctls[i])) != 0) goto fail;
+        }
+    }
     // Memory and threads of the Sentry itself.
     ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
     ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);

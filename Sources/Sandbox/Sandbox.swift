@@ -20,6 +20,9 @@ public struct RunOptions {
     /// Changes go to a layer in Sentry memory; the root is served read-only.
     public var overlay = true
     public var hostname = "moat"
+    /// The network namespace (see Network.swift) and published ports.
+    public var network: NetworkMode = .sandbox
+    public var ports: [PortMapping] = []
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
 
@@ -58,7 +61,17 @@ public enum Sandbox {
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
 
+        if o.network == .host && !o.ports.isEmpty {
+            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            return fail("-p needs the sandbox's own network (not --network host)", 125)
+        }
+        let publisher: PortPublisher
+        do { publisher = try PortPublisher(o.ports) } catch {
+            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            return fail(error.message, 125)
+        }
         var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
+        sentryArgs += ["--network", o.network.rawValue]
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
         if o.strace { sentryArgs.append("--strace") }
         if o.debug { sentryArgs.append("--debug") }
@@ -69,13 +82,15 @@ public enum Sandbox {
         var fds: [Int32] = [0, 1, 2, pair.client]
         if logFD >= 0 { fds.append(logFD) }
         let CLONE_NEWPID: UInt = 0x20000000
-        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID)
+        let CLONE_NEWNET: UInt = 0x40000000
+        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET))
         close(pair.client)
         if logFD >= 0 { close(logFD) }
         if sentryPid < 0 {
             kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
             return fail("cannot start the sentry: errno \(-sentryPid)", 125)
         }
+        publisher.start(sandboxPid: sentryPid)
         // Forward termination requests to the Sentry (pid 1 of its namespace).
         forwardTarget = sentryPid
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {

@@ -53,6 +53,9 @@ public struct SentryConfig {
     public var seccomp: AppSeccompProfile? = nil
     /// Host fds given to init as its fds 3, 4, ... (`create --preserve-fds`).
     public var extraFDs: [Int32] = []
+    /// The network namespace the launcher put the Sentry in (see
+    /// Kernel/Network.swift); `.host` changes nothing.
+    public var network: NetworkMode = .host
     public init() {}
 }
 
@@ -152,6 +155,7 @@ public enum SentryMain {
         let (task, tgt, execfn) = spawned
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
+        if let e = SentryNetwork.setUp(cfg.network) { k.unlock(); return fatal(e, 125) }
         if cfg.confine {
             var r = moat_drop_all_caps()
             if r == 0 { r = moat_sentry_seccomp() }

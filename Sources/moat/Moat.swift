@@ -50,11 +50,19 @@ struct Run: ParsableCommand {
     @Option(help: "Hostname inside the sandbox.") var hostname: String = "moat"
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
     @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
+    @Option(help: "Network: none (loopback only), sandbox (own namespace; default) or host.") var network: String = "sandbox"
+    @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
+    var publish: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
+        guard let net = NetworkMode(rawValue: network) else { throw ValidationError("--network must be none, sandbox or host") }
+        let ports = try publish.map { s -> PortMapping in
+            guard let p = PortMapping.parse(s) else { throw ValidationError("-p \(s): expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]") }
+            return p
+        }
         guard !cmd.isEmpty else { throw ValidationError("a command to run is required: moat run [options] -- CMD ARGS...") }
         let parts = user.split(separator: ":")
         guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
@@ -66,6 +74,7 @@ struct Run: ParsableCommand {
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
         o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
         o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
+        o.network = net; o.ports = ports
         Glibc.exit(Sandbox.run(o))
     }
 
@@ -98,6 +107,7 @@ struct SentryCommand: ParsableCommand {
     @Option var hostname: String = "moat"
     @Option var env: [String] = []
     @Option var ociConfigFd: Int32 = -1
+    @Option var network: String = "host"
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -110,6 +120,7 @@ struct SentryCommand: ParsableCommand {
         c.goferFD = goferFd; c.logFD = logFd; c.strace = strace; c.debug = debug; c.cwd = cwd; c.env = env
         c.hostname = hostname
         c.overlay = overlay
+        c.network = NetworkMode(rawValue: network) ?? .host
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

@@ -91,3 +91,7 @@ static inline void moat_sysinfo(uint64_t *total, uint64_t *freeram, uint64_t *pr
     *total = (uint64_t)si.totalram * si.mem_unit; *freeram = (uint64_t)si.freeram * si.mem_unit; *procs = si.procs;
 }
 #endif
+
+// Networking (net.c): calls glibc declares only under _GNU_SOURCE.
+int moat_accept4(int fd, void *addr, unsigned *len, int flags);
+int moat_setns(int fd, int nstype);

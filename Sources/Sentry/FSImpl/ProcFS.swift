@@ -108,6 +108,7 @@ extension Kernel {
             if s == "self" { return selfLink }
             if s == "thread-self" { return threadSelf }
             if s == "sys" { return sysDir }
+            if s == "net" { return k.makeProcNetDir() }
             if let pid = Int32(s), let tg = k.threadGroups[pid], !tg.zombie { return k.procPidDir(tg, tid: nil) }
             return nil
         }, list: { _ in
@@ -115,6 +116,7 @@ extension Kernel {
             e.append(DirEntry(ino: 20, type: 10, name: Array("self".utf8)))
             e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
             e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
+            e.append(DirEntry(ino: 58, type: 4, name: Array("net".utf8)))
             for pid in k.threadGroups.keys.sorted() where !(k.threadGroups[pid]!.zombie) {
                 e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(pid)".utf8)))
             }
@@ -151,6 +153,7 @@ extension Kernel {
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
+        entries["net"] = { k.makeProcNetDir() }
         if tid == nil {
             entries["task"] = {
                 ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { _, n in

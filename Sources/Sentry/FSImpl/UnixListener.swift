@@ -1,7 +1,9 @@
 // socket(AF_UNIX): unnamed, bound (abstract or path names), listening and
-// connected stream/seqpacket sockets. A connection is a socketpair: the
+// connected sockets. A stream or seqpacket connection is a socketpair: the
 // client keeps one end, the listener queues the other for accept.
-// Datagram sockets can be created and connected by socketpair only.
+// Datagram sockets made by socket() are not pairs: each bound one has a
+// queue of datagrams, each with its sender's name and ancillary data;
+// connect() only sets the default destination.
 
 import CMoat
 import Glibc
@@ -17,6 +19,14 @@ final class UnixSockFD: FileDescription {
     var name: [UInt8]? = nil
     var peerName: [UInt8]? = nil
     var pathKey: UnixNames.PathKey? = nil
+    /// SO_PASSCRED, applied to the connection once there is one.
+    var passcred = false
+    /// The credentials of the process that called listen (what a client's
+    /// SO_PEERCRED reports).
+    var listenCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
+    /// Datagram sockets: received datagrams, oldest first.
+    var datagrams: [(data: [UInt8], from: [UInt8]?, anc: Ancillary?)] = []
+    static let datagramQueueMax = 256
     unowned let kernel: Kernel
     let ino: UInt64
 
@@ -28,32 +38,94 @@ final class UnixSockFD: FileDescription {
         super.init(flags: flags, path: nil)
     }
 
+    var isDatagram: Bool { type == SOCK_DGRAM_ && conn == nil }
+
     override var seekable: Bool { false }
     override var readable: Bool { true }
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if isDatagram {
+            if off != nil { return err(ESPIPE) }
+            let r = recvDatagram(t, max: count, peek: false, dontWait: false)
+            r.anc?.discard()
+            if r.ret < 0 { return r.ret }
+            return t.copyOut(buf, Array(r.data.prefix(count))) ? min(r.ret, count) : err(EFAULT)
+        }
         guard let c = conn else { return err(ENOTCONN) }
         c.flags = flags
         return c.read(t, buf, count, off)
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if isDatagram {
+            guard let data = t.copyIn(buf, min(count, 1 << 20)) else { return err(EFAULT) }
+            return sendDatagram(t, data, to: nil, anc: nil, dontWait: false)
+        }
         guard let c = conn else { return err(ENOTCONN) }
         c.flags = flags
         return c.write(t, buf, count, off)
     }
+
+    // MARK: - Datagrams
+
+    /// Queues a datagram on the socket named `to` (or the connected peer).
+    func sendDatagram(_ t: Task, _ data: [UInt8], to: [UInt8]?, anc: Ancillary?, dontWait: Bool) -> Int {
+        guard let dest = to ?? peerName else { anc?.discard(); return err(ENOTCONN) }
+        let target: UnixSockFD
+        switch unixSocketNamed(t, dest) {
+        case .success(let s): target = s
+        case .failure(let e): anc?.discard(); return e.ret
+        }
+        if target.type != SOCK_DGRAM_ || target.conn != nil { anc?.discard(); return err(EPROTOTYPE) }
+        if data.count > 212_992 { anc?.discard(); return err(EMSGSIZE) }
+        while target.datagrams.count >= UnixSockFD.datagramQueueMax {
+            if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
+            target.waiters.add(t)
+            let r = t.block(deadline: nil)
+            target.waiters.remove(t)
+            if r == .interrupted && target.datagrams.count >= UnixSockFD.datagramQueueMax { anc?.discard(); return -ERESTARTSYS }
+            if target.refs == 0 { anc?.discard(); return err(ECONNREFUSED) }
+        }
+        var a = anc
+        if target.passcred {
+            if a == nil { a = Ancillary(files: [], cred: t.unixCred) } else if a!.cred == nil { a!.cred = t.unixCred }
+        }
+        target.datagrams.append((data, name, a))
+        target.waiters.notifyAll()
+        return data.count
+    }
+
+    func recvDatagram(_ t: Task, max: Int, peek: Bool, dontWait: Bool) -> (ret: Int, data: [UInt8], from: [UInt8]?, anc: Ancillary?, truncated: Bool, full: Int) {
+        while datagrams.isEmpty {
+            if nonblocking || dontWait { return (err(EAGAIN), [], nil, nil, false, 0) }
+            waiters.add(t)
+            let r = t.block(deadline: nil)
+            waiters.remove(t)
+            if r == .interrupted && datagrams.isEmpty { return (-ERESTARTSYS, [], nil, nil, false, 0) }
+        }
+        let d = peek ? datagrams[0] : datagrams.removeFirst()
+        if !peek { waiters.notifyAll() }
+        return (min(max, d.data.count), Array(d.data.prefix(max)), d.from, d.anc, d.data.count > max, d.data.count)
+    }
+
     override func readiness() -> Int16 {
         if let c = conn { return c.readiness() }
         if listening { return backlog.isEmpty ? 0 : Int16(POLLIN) }
+        if type == SOCK_DGRAM_ { return Int16(POLLOUT) | (datagrams.isEmpty ? 0 : Int16(POLLIN)) }
         return Int16(POLLOUT | POLLHUP)
     }
     override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
     override func removeWaiter(_ t: Task) { waiters.remove(t); conn?.removeWaiter(t) }
-    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { conn?.ioctl(t, cmd, arg) ?? err(ENOTTY) }
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        if isDatagram && cmd == 0x541B { return t.writeI32(arg, Int32(datagrams.first?.data.count ?? 0)) ? 0 : err(EFAULT) }
+        return conn?.ioctl(t, cmd, arg) ?? err(ENOTTY)
+    }
     override func release() {
         conn?.release()
         for b in backlog { b.release() }
         backlog.removeAll()
+        for d in datagrams { d.anc?.discard() }
+        datagrams.removeAll()
         kernel.unixNames.forget(self)
         waiters.notifyAll()
     }
@@ -74,5 +146,39 @@ final class UnixNames {
     func forget(_ s: UnixSockFD) {
         if let n = s.name, n.first == 0, abstract[n] === s { abstract[n] = nil }
         if let k = s.pathKey, paths[k] === s { paths[k] = nil }
+    }
+
+    /// /proc/net/unix: the bound sockets, as Linux lists them.
+    func procText() -> String {
+        var s = "Num       RefCount Protocol Flags    Type St Inode Path\n"
+        var all = Array(abstract.values) + Array(paths.values)
+        all.sort { $0.ino < $1.ino }
+        for u in all {
+            let flags = u.listening ? "00010000" : "00000000"
+            let st = u.listening ? "01" : (u.conn != nil ? "03" : "01")
+            var path = ""
+            if let n = u.name {
+                path = n.first == 0 ? "@" + String(decoding: n.dropFirst(), as: UTF8.self) : String(decoding: n, as: UTF8.self)
+            }
+            s += "0000000000000000: \(hex(UInt32(max(1, u.refs)), width: 8)) 00000000 \(flags) \(hex(UInt32(u.type), width: 4)) \(st) \(u.ino) \(path)\n"
+        }
+        return s
+    }
+}
+
+/// The bound socket with this name (abstract, or a socket file).
+func unixSocketNamed(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno> {
+    let names = t.kernel.unixNames
+    if name.first == 0 {
+        guard let s = names.abstract[name] else { return .failure(Errno(ECONNREFUSED)) }
+        return .success(s)
+    }
+    switch t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, name, follow: true, searcher: t.searcher) {
+    case .success(let p):
+        if p.inode.mode & S_IFMT_ != S_IFSOCK_ { return .failure(Errno(ECONNREFUSED)) }
+        if !t.mayAccess(p.inode, 2) { return .failure(Errno(EACCES)) }
+        guard let s = names.paths[UnixNames.PathKey(dev: p.inode.dev, ino: p.inode.ino)] else { return .failure(Errno(ECONNREFUSED)) }
+        return .success(s)
+    case .failure(let e): return .failure(e)
     }
 }

@@ -1,22 +1,67 @@
-// socketpair(AF_UNIX): a connected pair of sockets in Sentry memory, each
-// direction a Pipe. SOCK_DGRAM and SOCK_SEQPACKET keep message boundaries
-// (a short read truncates the message). Names, listen/accept/connect and
-// SCM_RIGHTS belong to the networking issue.
+// Connected AF_UNIX sockets (socketpair, and both ends of a connection made
+// by connect/accept), in Sentry memory: each direction is a Pipe.
+// SOCK_DGRAM and SOCK_SEQPACKET keep message boundaries (a short read
+// truncates the message).
+//
+// Ancillary data (SCM_RIGHTS, SCM_CREDENTIALS) travels beside the bytes: an
+// AncQueue per direction records, at the stream position of the first byte
+// of the send that carried it, the open files in flight (each holding a
+// reference, so a file survives its sender closing it) and the sender's
+// credentials. A read never crosses into a send that carries ancillary data
+// after it has read other bytes, as on Linux, so the files arrive with
+// exactly the bytes they were sent with.
 
 import CMoat
 import Glibc
+
+/// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them.
+struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
+
+extension Task {
+    var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: tg.creds.euid, gid: tg.creds.egid) }
+}
+
+/// What one send carried besides bytes.
+final class Ancillary {
+    var files: [FileDescription] = []
+    var cred: UnixCred?
+    init(files: [FileDescription], cred: UnixCred?) {
+        self.files = files; self.cred = cred
+        for f in files { f.refs += 1 } // in flight
+    }
+    /// Drops the in-flight references of files nobody received.
+    func discard() {
+        for f in files { FDTable.drop(f) }
+        files.removeAll()
+    }
+}
+
+/// The ancillary data of one direction of a connection, by stream position.
+final class AncQueue {
+    var written = 0
+    var read = 0
+    var entries: [(at: Int, anc: Ancillary)] = []
+    /// The receiving socket asked for SO_PASSCRED: every send carries the
+    /// sender's credentials.
+    var passcred = false
+    func discardAll() { for e in entries { e.anc.discard() }; entries.removeAll() }
+}
 
 final class UnixSocketFD: FileDescription {
     let type: Int32
     /// Our receiving side (reader of the peer's writes) and sending side.
     let rx: PipeFD
     let tx: PipeFD
+    let rxAnc: AncQueue
+    let txAnc: AncQueue
     var shutRead = false
     var shutWrite = false
     let ino: UInt64
+    /// SO_PEERCRED: the peer's credentials when the connection was made.
+    var peerCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
 
-    init(rx: PipeFD, tx: PipeFD, type: Int32, flags: Int32) {
-        self.rx = rx; self.tx = tx; self.type = type
+    init(rx: PipeFD, tx: PipeFD, rxAnc: AncQueue, txAnc: AncQueue, type: Int32, flags: Int32) {
+        self.rx = rx; self.tx = tx; self.rxAnc = rxAnc; self.txAnc = txAnc; self.type = type
         ino = newPipeIno()
         super.init(flags: flags, path: nil)
     }
@@ -24,10 +69,13 @@ final class UnixSocketFD: FileDescription {
     static func pair(type: Int32, flags: Int32) -> (UnixSocketFD, UnixSocketFD) {
         let ab = Pipe(), ba = Pipe()
         ab.capacity = 212_992; ba.capacity = 212_992
+        let qab = AncQueue(), qba = AncQueue()
         let a = UnixSocketFD(rx: PipeFD(pipe: ba, reader: true, flags: O_RDONLY, ino: 0),
-                             tx: PipeFD(pipe: ab, reader: false, flags: O_WRONLY, ino: 0), type: type, flags: flags)
+                             tx: PipeFD(pipe: ab, reader: false, flags: O_WRONLY, ino: 0),
+                             rxAnc: qba, txAnc: qab, type: type, flags: flags)
         let b = UnixSocketFD(rx: PipeFD(pipe: ab, reader: true, flags: O_RDONLY, ino: 0),
-                             tx: PipeFD(pipe: ba, reader: false, flags: O_WRONLY, ino: 0), type: type, flags: flags)
+                             tx: PipeFD(pipe: ba, reader: false, flags: O_WRONLY, ino: 0),
+                             rxAnc: qab, txAnc: qba, type: type, flags: flags)
         return (a, b)
     }
 
@@ -36,78 +84,186 @@ final class UnixSocketFD: FileDescription {
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
 
-    var messageMode: Bool { type == 2 || type == 5 }
+    var messageMode: Bool { type == SOCK_DGRAM_ || type == SOCK_SEQPACKET_ }
 
-    func recv(_ t: Task, _ buf: UInt64, _ count: Int, dontWait: Bool) -> Int {
-        if shutRead { return 0 }
-        if messageMode {
-            let p = rx.pipe
-            while p.messages.isEmpty {
-                if p.writers == 0 { return 0 }
-                if nonblocking || dontWait { return err(EAGAIN) }
-                p.waiters.add(t)
-                let r = t.block(deadline: nil)
-                p.waiters.remove(t)
-                if r == .interrupted && p.messages.isEmpty && p.writers > 0 { return -ERESTARTSYS }
-            }
-            let size = p.messages.removeFirst()
-            let n = min(count, size)
-            let ok = p.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + p.head, n) }
-            p.head += size
-            if p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
-            else if p.head > 65536 { p.buf.removeSubrange(0..<p.head); p.head = 0 }
-            p.notify()
-            return ok ? n : err(EFAULT)
-        }
-        rx.flags = (nonblocking || dontWait) ? O_NONBLOCK : 0
-        return rx.read(t, buf, count, nil)
+    /// Waits on the pipe's queue. Returns 0, or -ERESTARTSYS when a signal
+    /// came and `stillWaiting` holds.
+    private func wait(_ t: Task, _ p: Pipe, _ stillWaiting: () -> Bool) -> Int {
+        p.waiters.add(t)
+        let r = t.block(deadline: nil)
+        p.waiters.remove(t)
+        return r == .interrupted && stillWaiting() ? -ERESTARTSYS : 0
     }
 
-    func send(_ t: Task, _ buf: UInt64, _ count: Int, dontWait: Bool, noSignal: Bool) -> Int {
-        if shutWrite {
+    // MARK: - Sending
+
+    /// Sends `data` with optional ancillary data. Stream sockets send all of
+    /// it unless non-blocking; message sockets send one message.
+    func sendBytes(_ t: Task, _ data: [UInt8], anc: Ancillary?, dontWait: Bool, noSignal: Bool) -> Int {
+        let p = tx.pipe
+        func broken() -> Int {
             if !noSignal { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
             return err(EPIPE)
         }
+        if shutWrite { return broken() }
+        var anc = anc
+        if anc == nil && txAnc.passcred { anc = Ancillary(files: [], cred: t.unixCred) }
+        if anc != nil && anc!.cred == nil && txAnc.passcred { anc!.cred = t.unixCred }
+        let count = data.count
         if messageMode {
-            let p = tx.pipe
-            if count > p.capacity { return err(EMSGSIZE) }
+            if count > p.capacity { anc?.discard(); return err(EMSGSIZE) }
             while true {
-                if p.readers == 0 {
-                    if !noSignal { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
-                    return err(EPIPE)
-                }
+                if p.readers == 0 { anc?.discard(); return broken() }
                 if p.capacity - p.available >= count { break }
-                if nonblocking || dontWait { return err(EAGAIN) }
-                p.waiters.add(t)
-                let r = t.block(deadline: nil)
-                p.waiters.remove(t)
-                if r == .interrupted && p.capacity - p.available < count && p.readers > 0 { return -ERESTARTSYS }
+                if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
+                let w = wait(t, p) { p.capacity - p.available < count && p.readers > 0 }
+                if w < 0 { anc?.discard(); return w }
             }
-            guard let bytes = t.copyIn(buf, count) else { return err(EFAULT) }
             if p.head > 0 && p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
-            p.buf.append(contentsOf: bytes)
+            if let a = anc { txAnc.entries.append((txAnc.written, a)) }
+            p.buf.append(contentsOf: data)
             p.messages.append(count)
+            txAnc.written += count
             p.notify()
             return count
         }
-        tx.flags = (nonblocking || dontWait) ? O_WRONLY | O_NONBLOCK : O_WRONLY
-        tx.suppressSIGPIPE = noSignal
-        let r = tx.write(t, buf, count, nil)
-        tx.suppressSIGPIPE = false
-        return r
+        var done = 0
+        while done < count || (count == 0 && done == 0 && anc != nil) {
+            if p.readers == 0 {
+                if done == 0 { anc?.discard() }
+                return done > 0 ? done : broken()
+            }
+            let space = p.capacity - p.available
+            if space == 0 {
+                if nonblocking || dontWait {
+                    if done == 0 { anc?.discard() }
+                    return done > 0 ? done : err(EAGAIN)
+                }
+                let w = wait(t, p) { p.capacity - p.available == 0 && p.readers > 0 }
+                if w < 0 {
+                    if done == 0 { anc?.discard() }
+                    return done > 0 ? done : w
+                }
+                continue
+            }
+            let n = min(space, count - done)
+            if done == 0, let a = anc { txAnc.entries.append((txAnc.written, a)) }
+            if n == 0 { break }
+            p.buf.append(contentsOf: data[done..<done + n])
+            txAnc.written += n
+            done += n
+            p.notify()
+        }
+        return done
+    }
+
+    // MARK: - Receiving
+
+    struct Received {
+        var ret: Int
+        var data: [UInt8] = []
+        var anc: Ancillary? = nil
+        var truncated = false
+    }
+
+    /// Receives at most `max` bytes. The ancillary data returned is owned
+    /// by the caller (its in-flight references), unless `peek`.
+    func recvBytes(_ t: Task, max: Int, peek: Bool, dontWait: Bool, waitAll: Bool) -> Received {
+        let p = rx.pipe
+        let q = rxAnc
+        if messageMode {
+            while p.messages.isEmpty {
+                if shutRead || p.writers == 0 { return Received(ret: 0) }
+                if nonblocking || dontWait { return Received(ret: err(EAGAIN)) }
+                let w = wait(t, p) { p.messages.isEmpty && p.writers > 0 }
+                if w < 0 { return Received(ret: w) }
+            }
+            let size = p.messages[0]
+            let n = min(max, size)
+            var r = Received(ret: n, data: Array(p.buf[p.head..<p.head + n]), truncated: n < size)
+            while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
+            if let e = q.entries.first, e.at == q.read {
+                r.anc = e.anc
+                if !peek { q.entries.removeFirst() }
+            }
+            if !peek {
+                p.messages.removeFirst()
+                p.head += size
+                q.read += size
+                compact(p)
+                p.notify()
+            }
+            return r
+        }
+        var out: [UInt8] = []
+        var anc: Ancillary? = nil
+        while out.count < max || max == 0 {
+            while p.available == 0 {
+                if shutRead || p.writers == 0 || !out.isEmpty && !waitAll { return Received(ret: out.count, data: out, anc: anc) }
+                if nonblocking || dontWait { return out.isEmpty ? Received(ret: err(EAGAIN)) : Received(ret: out.count, data: out, anc: anc) }
+                let w = wait(t, p) { p.available == 0 && p.writers > 0 }
+                if w < 0 { return out.isEmpty ? Received(ret: w) : Received(ret: out.count, data: out, anc: anc) }
+            }
+            if max == 0 { return Received(ret: 0) }
+            // Stop at the next send that carries ancillary data, unless it
+            // starts here and nothing was read yet.
+            while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
+            var limit = p.available
+            if let e = q.entries.first {
+                if e.at == q.read && out.isEmpty {
+                    anc = e.anc
+                    if !peek { q.entries.removeFirst() }
+                    if let next = (peek ? q.entries.dropFirst().first : q.entries.first) { limit = min(limit, next.at - q.read) }
+                } else if e.at == q.read {
+                    break
+                } else {
+                    limit = min(limit, e.at - q.read)
+                }
+            }
+            let n = min(max - out.count, limit)
+            out.append(contentsOf: p.buf[p.head..<p.head + n])
+            if peek { break }
+            p.head += n
+            q.read += n
+            compact(p)
+            p.notify()
+            if !waitAll || anc != nil { break }
+        }
+        return Received(ret: out.count, data: out, anc: anc)
+    }
+
+    private func compact(_ p: Pipe) {
+        if p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
+        else if p.head > 65536 { p.buf.removeSubrange(0..<p.head); p.head = 0 }
     }
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if off != nil { return err(ESPIPE) }
-        return recv(t, buf, count, dontWait: false)
+        let r = recvBytes(t, max: min(count, 1 << 20), peek: false, dontWait: false, waitAll: false)
+        r.anc?.discard() // read(2) drops passed files, as Linux does
+        if r.ret <= 0 { return r.ret }
+        return t.copyOut(buf, r.data) ? r.ret : err(EFAULT)
     }
+
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if off != nil { return err(ESPIPE) }
-        return send(t, buf, count, dontWait: false, noSignal: false)
+        if count == 0 && !messageMode { return 0 }
+        if messageMode && count > tx.pipe.capacity { return err(EMSGSIZE) }
+        // Streams in bounded pieces, so a huge write never needs a huge copy.
+        var done = 0
+        repeat {
+            let n = min(count - done, 1 << 20)
+            guard let data = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            let r = sendBytes(t, data, anc: nil, dontWait: done > 0 && nonblocking, noSignal: false)
+            if r < 0 { return done > 0 ? done : r }
+            done += r
+            if r < n || messageMode { break }
+        } while done < count
+        return done
     }
 
     func shutdown(_ how: Int32) {
-        if how == SHUT_RD || how == SHUT_RDWR { shutRead = true }
+        if how == SHUT_RD || how == SHUT_RDWR { shutRead = true; rx.pipe.notify() }
         if (how == SHUT_WR || how == SHUT_RDWR) && !shutWrite {
             shutWrite = true
             tx.release() // the peer sees end of file
@@ -119,15 +275,22 @@ final class UnixSocketFD: FileDescription {
         if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(POLLIN) }
         if !shutWrite { r |= tx.readiness() & Int16(POLLOUT) }
         if tx.pipe.readers == 0 { r |= Int16(POLLHUP) }
-        if shutRead { r |= Int16(POLLIN) }
+        if rx.pipe.writers == 0 { r |= Int16(POLLIN | POLLRDHUP_) }
+        if shutRead { r |= Int16(POLLIN | POLLRDHUP_) }
         return r
     }
     override func addWaiter(_ t: Task) { rx.addWaiter(t); tx.addWaiter(t) }
     override func removeWaiter(_ t: Task) { rx.removeWaiter(t); tx.removeWaiter(t) }
-    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { rx.ioctl(t, cmd, arg) }
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        if cmd == 0x5411 { return t.writeI32(arg, Int32(tx.pipe.available)) ? 0 : err(EFAULT) } // SIOCOUTQ
+        if cmd == 0x541B && messageMode { return t.writeI32(arg, Int32(rx.pipe.messages.first ?? 0)) ? 0 : err(EFAULT) }
+        return rx.ioctl(t, cmd, arg)
+    }
     override func release() {
         rx.release()
         if !shutWrite { tx.release() }
+        // Files still in flight towards us will never be received.
+        rxAnc.discardAll()
     }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = S_IFSOCK_ | 0o777; s.ino = ino; s.dev = 8; s.blksize = 4096

@@ -1,6 +1,12 @@
-// Sockets: AF_UNIX (socketpair; socket, bind, listen, connect, accept for
-// stream and seqpacket). Other families are EAFNOSUPPORT until the
-// networking issue.
+// Socket syscalls. AF_UNIX sockets live in Sentry memory
+// (FSImpl/UnixSocket.swift, UnixListener.swift); AF_INET and AF_INET6
+// sockets are host sockets in the sandbox's network namespace, served by
+// FSImpl/InetSocket.swift. Every other family (netlink, packet, ...) is
+// EAFNOSUPPORT, as on a kernel built without it.
+//
+// The handlers decode and bound the arguments (addresses at most 128 bytes,
+// at most UIO_MAXIOV iovecs, ancillary data at most optmem_max), then hand
+// off to the socket's own code.
 
 import CMoat
 import Glibc
@@ -9,261 +15,622 @@ let MSG_DONTWAIT_: Int32 = 0x40
 let MSG_NOSIGNAL_: Int32 = 0x4000
 let MSG_PEEK_: Int32 = 0x2
 let MSG_WAITALL_: Int32 = 0x100
+let MSG_WAITFORONE_: Int32 = 0x10000
+let SO_RCVTIMEO_OLD: Int32 = 20
+let SO_SNDTIMEO_OLD: Int32 = 21
+let SO_PASSCRED_: Int32 = 16
+let SO_PEERCRED_: Int32 = 17
+let SCM_RIGHTS_: Int32 = 1
+let SCM_CREDENTIALS_: Int32 = 2
+/// Linux's net.core.optmem_max default: the most ancillary data a send may carry.
+let optmemMax = 20480
+/// SCM_MAX_FD.
+let scmMaxFD = 253
+
+/// Kept for the table's registration list: every socket call is registered
+/// by registerSocket.
+func registerUnixSockets(_ t: SyscallTable) {}
 
 func registerSocket(_ t: SyscallTable) {
+    t[41] = { t, a in                                                         // socket
+        let domain = a.int(0), rawType = a.int(1), type = rawType & 0xf
+        if rawType & ~(0xf | SOCK_NONBLOCK_ | SOCK_CLOEXEC_) != 0 { return err(EINVAL) }
+        let cloexec = rawType & SOCK_CLOEXEC_ != 0
+        let flags = O_RDWR | (rawType & O_NONBLOCK)
+        switch domain {
+        case AF_UNIX:
+            if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
+            if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
+            let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
+            return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
+        case AF_INET, AF_INET6:
+            let fd = InetSocketFD.create(family: domain, type: type, proto: a.int(2))
+            if fd < 0 { return fd }
+            let s = InetSocketFD(fd: Int32(fd), family: domain, type: type, proto: a.int(2), flags: flags)
+            let r = t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
+            if r < 0 { s.release() }
+            return r
+        default:
+            return err(EAFNOSUPPORT)
+        }
+    }
     t[53] = { t, a in                                                         // socketpair
         let domain = a.int(0), rawType = a.int(1)
         let type = rawType & 0xf
+        if domain == AF_INET || domain == AF_INET6 { return err(EOPNOTSUPP) }
         if domain != AF_UNIX { return err(EAFNOSUPPORT) }
         if rawType & ~(0xf | O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
-        if type != 1 && type != 2 && type != 5 { return err(EINVAL) } // STREAM, DGRAM, SEQPACKET
+        if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(EINVAL) }
         if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: type, flags: O_RDWR | (rawType & O_NONBLOCK))
+        x.peerCred = t.unixCred; y.peerCred = t.unixCred
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
-    t[44] = { t, a in                                                         // sendto
-        guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }
-        if a.a4 != 0 { return err(EISCONN) }
-        let fl = a.int(3)
-        return s.send(t, a.a1, a.long(2), dontWait: fl & MSG_DONTWAIT_ != 0, noSignal: fl & MSG_NOSIGNAL_ != 0)
-    }
-    t[45] = { t, a in                                                         // recvfrom
-        guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }
-        let fl = a.int(3)
-        if fl & MSG_PEEK_ != 0 { return err(EOPNOTSUPP) }
-        let r = s.recv(t, a.a1, a.long(2), dontWait: fl & MSG_DONTWAIT_ != 0)
-        if r >= 0 && a.a5 != 0 { _ = t.writeI32(a.a5, 0) }
-        return r
-    }
-    t[46] = { t, a in sysSendRecvMsg(t, a, send: true) }                      // sendmsg
-    t[47] = { t, a in sysSendRecvMsg(t, a, send: false) }                     // recvmsg
-    t[48] = { t, a in                                                         // shutdown
-        guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }
-        let how = a.int(1)
-        if how < 0 || how > 2 { return err(EINVAL) }
-        s.shutdown(how)
-        return 0
-    }
-    t[55] = { t, a in                                                         // getsockopt
-        guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }
-        if a.int(1) != SOL_SOCKET { return err(ENOPROTOOPT) }
-        var v: Int32
-        switch a.int(2) {
-        case SO_TYPE: v = s.type
-        case SO_ERROR: v = 0
-        case SO_DOMAIN: v = AF_UNIX
-        case SO_RCVBUF, SO_SNDBUF: v = 212_992
-        case SO_ACCEPTCONN: v = 0
-        default: return err(ENOPROTOOPT)
+    t[49] = { t, a in                                                         // bind
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if let s = f as? InetSocketFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
         }
-        guard let len = t.readI32(a.a4), len >= 4 else { return err(EINVAL) }
-        return t.writeI32(a.a3, v) && t.writeI32(a.a4, 4) ? 0 : err(EFAULT)
+        return unixBind(t, f, a)
     }
-    t[54] = { t, a in                                                         // setsockopt
-        guard socketFD(t, a.int(0)) != nil else { return notSocket(t, a.int(0)) }
-        if a.int(1) != SOL_SOCKET { return err(ENOPROTOOPT) }
-        switch a.int(2) {
-        case SO_RCVBUF, SO_SNDBUF, SO_PASSCRED, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD: return 0
-        default: return err(ENOPROTOOPT)
+    t[50] = { t, a in                                                         // listen
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
+        return unixListen(t, f)
+    }
+    t[42] = { t, a in                                                         // connect
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if let s = f as? InetSocketFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
+        }
+        return unixConnect(t, f, a)
+    }
+    for nr in [43, 288] {                                                     // accept, accept4
+        t[nr] = { t, a in
+            guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+            let flags = nr == 288 ? a.int(3) : 0
+            if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
+            if let s = f as? InetSocketFD {
+                let (r, c, name) = s.accept(t, flags: flags)
+                guard let c = c else { return r }
+                let fd = t.fds.install(c, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+                if fd < 0 { c.release(); return fd }
+                if a.a1 != 0 { _ = writeSockaddr(t, a.a1, a.a2, name) }
+                return fd
+            }
+            return unixAccept(t, f, a, flags)
         }
     }
     for nr in [51, 52] {                                                      // getsockname, getpeername
         t[nr] = { t, a in
-            if let u = t.fds.get(a.int(0)) as? UnixSockFD {
-                if nr == 52 && u.conn == nil { return err(ENOTCONN) }
-                return writeUnixAddr(t, a.a1, a.a2, nr == 51 ? u.name : u.peerName)
+            guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+            if let s = f as? InetSocketFD {
+                switch s.name(peer: nr == 52) {
+                case .success(let b): return writeSockaddr(t, a.a1, a.a2, b)
+                case .failure(let e): return e.ret
+                }
             }
-            guard socketFD(t, a.int(0)) != nil else { return notSocket(t, a.int(0)) }
-            guard let len = t.readI32(a.a2), len >= 0 else { return err(EINVAL) }
-            var b: [UInt8] = [1, 0] // sa_family = AF_UNIX, unnamed
-            b = Array(b.prefix(Int(len)))
-            return t.copyOut(a.a1, b) && t.writeI32(a.a2, 2) ? 0 : err(EFAULT)
+            if let u = f as? UnixSockFD {
+                if nr == 52 && u.conn == nil && u.peerName == nil { return err(ENOTCONN) }
+                return writeSockaddr(t, a.a1, a.a2, unixSockaddr(nr == 51 ? u.name : u.peerName))
+            }
+            guard f is UnixSocketFD else { return err(ENOTSOCK) }
+            return writeSockaddr(t, a.a1, a.a2, unixSockaddr(nil))
         }
+    }
+    t[44] = { t, a in                                                         // sendto
+        var to: [UInt8]? = nil
+        if a.a4 != 0 {
+            switch readSockaddr(t, a.a4, Int(a.int(5))) { case .success(let b): to = b; case .failure(let e): return e.ret }
+        }
+        return sendOne(t, a.int(0), [(a.a1, a.long(2))], to: to, control: [], flags: a.int(3))
+    }
+    t[45] = { t, a in                                                         // recvfrom
+        let r = recvOne(t, a.int(0), [(a.a1, a.long(2))], controlCap: 0, flags: a.int(3))
+        if r.ret >= 0 && a.a4 != 0 {
+            if let from = r.from { _ = writeSockaddr(t, a.a4, a.a5, from) } else if a.a5 != 0 { _ = t.writeI32(a.a5, 0) }
+        }
+        return r.ret
+    }
+    t[46] = { t, a in sysSendMsg(t, a.int(0), a.a1, a.int(2)) }              // sendmsg
+    t[47] = { t, a in sysRecvMsg(t, a.int(0), a.a1, a.int(2)) }              // recvmsg
+    t[307] = { t, a in                                                        // sendmmsg
+        let n = min(Int(a.uint(2)), 1024)
+        var sent = 0
+        for i in 0..<n {
+            let h = a.a1 &+ UInt64(i * 64)
+            let r = sysSendMsg(t, a.int(0), h, a.int(3))
+            if r < 0 { return sent > 0 ? sent : r }
+            if !t.writeI32(h &+ 56, Int32(r)) { return sent > 0 ? sent : err(EFAULT) }
+            sent += 1
+        }
+        return sent
+    }
+    t[299] = { t, a in                                                        // recvmmsg
+        let n = min(Int(a.uint(2)), 1024)
+        var flags = a.int(3)
+        var deadline: Int64? = nil
+        if a.a4 != 0 {
+            switch readTimespecArg(t, a.a4) {
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .failure(let e): return e.ret
+            }
+        }
+        var got = 0
+        for i in 0..<n {
+            let h = a.a1 &+ UInt64(i * 64)
+            let r = sysRecvMsg(t, a.int(0), h, flags & ~MSG_WAITFORONE_)
+            if r < 0 { return got > 0 ? got : r }
+            if !t.writeI32(h &+ 56, Int32(r)) { return got > 0 ? got : err(EFAULT) }
+            got += 1
+            if flags & MSG_WAITFORONE_ != 0 { flags |= MSG_DONTWAIT_ }
+            if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { break }
+        }
+        return got
+    }
+    t[48] = { t, a in                                                         // shutdown
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        let how = a.int(1)
+        if how < 0 || how > 2 { return err(EINVAL) }
+        if let s = f as? InetSocketFD { return s.shutdown(how) }
+        guard let s = unixConnected(f) else { return f is UnixSockFD ? err(ENOTCONN) : err(ENOTSOCK) }
+        s.shutdown(how)
+        return 0
+    }
+    t[54] = { t, a in                                                         // setsockopt
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if let s = f as? InetSocketFD {
+            return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
+        }
+        return unixSetsockopt(t, f, a)
+    }
+    t[55] = { t, a in                                                         // getsockopt
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if let s = f as? InetSocketFD {
+            return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
+        }
+        return unixGetsockopt(t, f, a)
     }
 }
 
-let SO_RCVTIMEO_OLD: Int32 = 20
-let SO_SNDTIMEO_OLD: Int32 = 21
+// MARK: - Addresses
 
-private func socketFD(_ t: Task, _ fd: Int32) -> UnixSocketFD? {
-    let f = t.fds.get(fd)
-    if let s = f as? UnixSocketFD { return s }
-    if let u = f as? UnixSockFD, let c = u.conn { c.flags = u.flags; return c }
-    return nil
+/// Copies in an application sockaddr (at most sizeof(sockaddr_storage)).
+func readSockaddr(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[UInt8], Errno> {
+    if len < 0 || len > 128 { return .failure(Errno(EINVAL)) }
+    if len == 0 { return .success([]) }
+    guard let b = t.copyIn(addr, len) else { return .failure(Errno(EFAULT)) }
+    return .success(b)
 }
-private func notSocket(_ t: Task, _ fd: Int32) -> Int {
-    let f = t.fds.get(fd)
-    if f == nil { return err(EBADF) }
-    return f is UnixSockFD ? err(ENOTCONN) : err(ENOTSOCK)
+
+/// Writes a sockaddr and its full length, truncated to the caller's room.
+func writeSockaddr(_ t: Task, _ addr: UInt64, _ lenAddr: UInt64, _ b: [UInt8]) -> Int {
+    if addr == 0 { return 0 }
+    guard let len = t.readI32(lenAddr) else { return err(EFAULT) }
+    if len < 0 { return err(EINVAL) }
+    return t.copyOut(addr, Array(b.prefix(Int(len)))) && t.writeI32(lenAddr, Int32(b.count)) ? 0 : err(EFAULT)
+}
+
+/// A sockaddr_un for a name (nil: unnamed, the family alone).
+func unixSockaddr(_ name: [UInt8]?) -> [UInt8] {
+    var b: [UInt8] = [UInt8(AF_UNIX), 0] + (name ?? [])
+    if let n = name, n.first != 0 { b.append(0) }
+    return b
 }
 
 /// Reads a sockaddr_un: the sun_path bytes (leading 0 = abstract name).
-private func readUnixAddr(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[UInt8], Errno> {
+func readUnixAddr(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[UInt8], Errno> {
     if len < 3 || len > 110 { return .failure(Errno(EINVAL)) }
     guard let b = t.copyIn(addr, len) else { return .failure(Errno(EFAULT)) }
-    if UInt16(b[0]) | UInt16(b[1]) << 8 != UInt16(AF_UNIX) { return .failure(Errno(EAFNOSUPPORT)) }
+    return unixName(b)
+}
+
+func unixName(_ b: [UInt8]) -> Result<[UInt8], Errno> {
+    if b.count < 3 || b.count > 110 { return .failure(Errno(EINVAL)) }
+    if UInt16(b[0]) | UInt16(b[1]) << 8 != UInt16(AF_UNIX) { return .failure(Errno(EINVAL)) }
     var path = Array(b[2...])
     if path.first != 0, let z = path.firstIndex(of: 0) { path = Array(path[..<z]) }
     if path.isEmpty { return .failure(Errno(EINVAL)) }
     return .success(path)
 }
 
-private func writeUnixAddr(_ t: Task, _ addr: UInt64, _ lenAddr: UInt64, _ name: [UInt8]?) -> Int {
-    if addr == 0 { return 0 }
-    guard let len = t.readI32(lenAddr), len >= 0 else { return err(EINVAL) }
-    var b: [UInt8] = [UInt8(AF_UNIX), 0] + (name ?? [])
-    if let n = name, n.first != 0 { b.append(0) }
-    let full = Int32(b.count)
-    b = Array(b.prefix(Int(len)))
-    return t.copyOut(addr, b) && t.writeI32(lenAddr, full) ? 0 : err(EFAULT)
+// MARK: - Messages
+
+struct MsgHdr {
+    var name: UInt64
+    var nameLen: Int
+    var iov: [(UInt64, Int)]
+    var control: UInt64
+    var controlLen: Int
 }
 
-private func listenerFor(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno> {
+func readMsgHdr(_ t: Task, _ addr: UInt64) -> Result<MsgHdr, Errno> {
+    guard let m = t.copyIn(addr, 56) else { return .failure(Errno(EFAULT)) }
+    let iovAddr = get64(m, 16), iovlen = Int64(bitPattern: get64(m, 24))
+    if iovlen < 0 || iovlen > 1024 { return .failure(Errno(EMSGSIZE)) }
+    var iov: [(UInt64, Int)] = []
+    if iovlen > 0 {
+        guard let v = t.copyIn(iovAddr, Int(iovlen) * 16) else { return .failure(Errno(EFAULT)) }
+        var total = 0
+        for i in 0..<Int(iovlen) {
+            let len = Int64(bitPattern: get64(v, i * 16 + 8))
+            if len < 0 || len > Int64(Int32.max) { return .failure(Errno(EINVAL)) }
+            total += Int(len)
+            if total > Int(Int32.max) { return .failure(Errno(EINVAL)) }
+            iov.append((get64(v, i * 16), Int(len)))
+        }
+    }
+    let controlLen = get64(m, 40)
+    return .success(MsgHdr(name: get64(m, 0), nameLen: Int(get32(m, 8)), iov: iov,
+                           control: get64(m, 32), controlLen: Int(min(controlLen, UInt64(Int32.max)))))
+}
+
+/// One control message: (level, type, data).
+typealias Cmsg = (level: Int32, type: Int32, data: [UInt8])
+
+func readControl(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[Cmsg], Errno> {
+    if len == 0 { return .success([]) }
+    if len > optmemMax { return .failure(Errno(ENOBUFS)) }
+    guard let b = t.copyIn(addr, len) else { return .failure(Errno(EFAULT)) }
+    var out: [Cmsg] = []
+    var off = 0
+    while off + 16 <= b.count {
+        let clen = Int(get64(b, off))
+        if clen < 16 || off + clen > b.count { return .failure(Errno(EINVAL)) }
+        out.append((Int32(bitPattern: get32(b, off + 8)), Int32(bitPattern: get32(b, off + 12)), Array(b[off + 16..<off + clen])))
+        off += (clen + 7) & ~7
+    }
+    return .success(out)
+}
+
+func sysSendMsg(_ t: Task, _ fd: Int32, _ addr: UInt64, _ flags: Int32) -> Int {
+    let h: MsgHdr
+    switch readMsgHdr(t, addr) { case .success(let x): h = x; case .failure(let e): return e.ret }
+    var to: [UInt8]? = nil
+    if h.name != 0 && h.nameLen > 0 {
+        switch readSockaddr(t, h.name, h.nameLen) { case .success(let b): to = b; case .failure(let e): return e.ret }
+    }
+    let control: [Cmsg]
+    switch readControl(t, h.control, h.controlLen) { case .success(let c): control = c; case .failure(let e): return e.ret }
+    return sendOne(t, fd, h.iov, to: to, control: control, flags: flags)
+}
+
+func sysRecvMsg(_ t: Task, _ fd: Int32, _ addr: UInt64, _ flags: Int32) -> Int {
+    let h: MsgHdr
+    switch readMsgHdr(t, addr) { case .success(let x): h = x; case .failure(let e): return e.ret }
+    let r = recvOne(t, fd, h.iov, controlCap: h.control == 0 ? 0 : h.controlLen, flags: flags)
+    if r.ret < 0 { return r.ret }
+    // msg_namelen, msg_controllen, msg_flags.
+    var nameLen = 0
+    if h.name != 0, let from = r.from {
+        if !t.copyOut(h.name, Array(from.prefix(h.nameLen))) { return err(EFAULT) }
+        nameLen = from.count
+    }
+    if !r.control.isEmpty && !t.copyOut(h.control, r.control) { return err(EFAULT) }
+    guard t.writeI32(addr &+ 8, Int32(nameLen)), t.writeU64(addr &+ 40, UInt64(r.control.count)),
+          t.writeI32(addr &+ 48, r.msgFlags) else { return err(EFAULT) }
+    return r.ret
+}
+
+/// Gathers application iovecs into Sentry memory (at most `cap` bytes).
+func gather(_ t: Task, _ iov: [(UInt64, Int)], cap: Int) -> [UInt8]? {
+    var out: [UInt8] = []
+    for (base, len) in iov {
+        let n = min(len, cap - out.count)
+        if n <= 0 { break }
+        guard let b = t.copyIn(base, n) else { return nil }
+        out.append(contentsOf: b)
+    }
+    return out
+}
+
+/// Scatters bytes over application iovecs; false on a fault.
+func scatter(_ t: Task, _ iov: [(UInt64, Int)], _ data: [UInt8]) -> Bool {
+    var off = 0
+    for (base, len) in iov where off < data.count {
+        let n = min(len, data.count - off)
+        if !data.withUnsafeBytes({ t.copyOut(base, $0.baseAddress! + off, n) }) { return false }
+        off += n
+    }
+    return true
+}
+
+func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, control: [Cmsg], flags: Int32) -> Int {
+    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if let s = f as? InetSocketFD {
+        // No ancillary data is offered on inet sockets yet (IP_PKTINFO, ...).
+        if !control.isEmpty { return err(EINVAL) }
+        return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags)
+    }
+    guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
+    let anc: Ancillary?
+    switch unixAncillary(t, control) { case .success(let a): anc = a; case .failure(let e): return e.ret }
+    let dontWait = flags & MSG_DONTWAIT_ != 0
+    if let u = f as? UnixSockFD, u.isDatagram {
+        var dest: [UInt8]? = nil
+        if let b = to, !b.isEmpty {
+            switch unixName(b) { case .success(let n): dest = n; case .failure(let e): anc?.discard(); return e.ret }
+        }
+        guard let data = gather(t, iov, cap: 212_993) else { anc?.discard(); return err(EFAULT) }
+        return u.sendDatagram(t, data, to: dest, anc: anc, dontWait: dontWait)
+    }
+    guard let s = unixConnected(f) else { anc?.discard(); return err(f is UnixSockFD ? ENOTCONN : ENOTSOCK) }
+    if let b = to, !b.isEmpty, s.type == SOCK_STREAM_ { anc?.discard(); return err(EISCONN) }
+    guard let data = gather(t, iov, cap: 4 << 20) else { anc?.discard(); return err(EFAULT) }
+    return s.sendBytes(t, data, anc: anc, dontWait: dontWait, noSignal: flags & MSG_NOSIGNAL_ != 0)
+}
+
+struct RecvOut { var ret: Int; var from: [UInt8]? = nil; var control: [UInt8] = []; var msgFlags: Int32 = 0 }
+
+func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, flags: Int32) -> RecvOut {
+    guard let f = t.fds.get(fd) else { return RecvOut(ret: err(EBADF)) }
+    if let s = f as? InetSocketFD {
+        if flags & 0x2000 != 0 { return RecvOut(ret: err(EAGAIN)) } // MSG_ERRQUEUE: no error queue is kept
+        let r = s.recv(t, iov, flags: flags)
+        return RecvOut(ret: r.ret, from: r.from, msgFlags: r.msgFlags)
+    }
+    guard f is UnixSockFD || f is UnixSocketFD else { return RecvOut(ret: err(ENOTSOCK)) }
+    let total = iov.reduce(0) { $0 + $1.1 }
+    let peek = flags & MSG_PEEK_ != 0, dontWait = flags & MSG_DONTWAIT_ != 0
+    let cloexec = flags & MSG_CMSG_CLOEXEC_ != 0
+    if let u = f as? UnixSockFD, u.isDatagram {
+        let r = u.recvDatagram(t, max: total, peek: peek, dontWait: dontWait)
+        if r.ret < 0 { return RecvOut(ret: r.ret) }
+        if !scatter(t, iov, r.data) { return RecvOut(ret: err(EFAULT)) }
+        var out = RecvOut(ret: flags & MSG_TRUNC_ != 0 ? r.full : r.ret, from: unixSockaddr(r.from))
+        let (c, trunc) = deliverAncillary(t, r.anc, passcred: u.passcred, cap: controlCap, cloexec: cloexec, peek: peek)
+        out.control = c
+        out.msgFlags = (r.truncated ? MSG_TRUNC_ : 0) | (trunc ? MSG_CTRUNC_ : 0)
+        return out
+    }
+    guard let s = unixConnected(f) else { return RecvOut(ret: err(f is UnixSockFD ? EINVAL : ENOTSOCK)) }
+    let waitAll = flags & MSG_WAITALL_ != 0 && s.type == SOCK_STREAM_
+    let r = s.recvBytes(t, max: min(total, 4 << 20), peek: peek, dontWait: dontWait, waitAll: waitAll)
+    if r.ret < 0 { return RecvOut(ret: r.ret) }
+    if !scatter(t, iov, r.data) { return RecvOut(ret: err(EFAULT)) }
+    var out = RecvOut(ret: r.ret)
+    let (c, trunc) = deliverAncillary(t, r.anc, passcred: s.rxAnc.passcred, cap: controlCap, cloexec: cloexec, peek: peek)
+    out.control = c
+    out.msgFlags = (r.truncated ? MSG_TRUNC_ : 0) | (trunc ? MSG_CTRUNC_ : 0)
+    return out
+}
+
+// MARK: - AF_UNIX
+
+/// The connected end behind an fd (a socketpair end, or a connected or
+/// accepted socket).
+func unixConnected(_ f: FileDescription) -> UnixSocketFD? {
+    if let s = f as? UnixSocketFD { return s }
+    if let u = f as? UnixSockFD, let c = u.conn { c.flags = u.flags; return c }
+    return nil
+}
+
+/// Turns SCM_RIGHTS and SCM_CREDENTIALS into what travels with the bytes,
+/// checking them as Linux does.
+func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
+    if control.isEmpty { return .success(nil) }
+    var files: [FileDescription] = []
+    var cred: UnixCred? = nil
+    for c in control {
+        guard c.level == SOL_SOCKET else { return .failure(Errno(EINVAL)) }
+        switch c.type {
+        case SCM_RIGHTS_:
+            let n = c.data.count / 4
+            if files.count + n > scmMaxFD || (n == 0 && c.data.isEmpty) { return .failure(Errno(EINVAL)) }
+            for i in 0..<n {
+                guard let f = t.fds.get(Int32(bitPattern: get32(c.data, i * 4))) else { return .failure(Errno(EBADF)) }
+                files.append(f)
+            }
+        case SCM_CREDENTIALS_:
+            if c.data.count < 12 { return .failure(Errno(EINVAL)) }
+            let me = t.unixCred, creds = t.tg.creds
+            let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: get32(c.data, 4), gid: get32(c.data, 8))
+            // Only one's own identity, unless privileged.
+            if !creds.isRoot {
+                if want.pid != me.pid { return .failure(Errno(EPERM)) }
+                if ![creds.uid, creds.euid, creds.suid].contains(want.uid) { return .failure(Errno(EPERM)) }
+                if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) { return .failure(Errno(EPERM)) }
+            } else if t.kernel.threadGroups[want.pid] == nil {
+                return .failure(Errno(ESRCH))
+            }
+            cred = want
+        default:
+            return .failure(Errno(EINVAL))
+        }
+    }
+    return .success(Ancillary(files: files, cred: cred))
+}
+
+/// Encodes received ancillary data for the application: SCM_CREDENTIALS
+/// when the receiver asked for them, SCM_RIGHTS with the passed files
+/// installed as new fds. What does not fit is dropped (MSG_CTRUNC).
+func deliverAncillary(_ t: Task, _ anc: Ancillary?, passcred: Bool, cap: Int, cloexec: Bool, peek: Bool) -> ([UInt8], Bool) {
+    var out: [UInt8] = []
+    var truncated = false
+    func header(_ len: Int, _ type: Int32) -> [UInt8] {
+        var h = [UInt8](repeating: 0, count: 16)
+        put64(&h, 0, UInt64(len)); put32(&h, 8, SOL_SOCKET); put32(&h, 12, type)
+        return h
+    }
+    if passcred {
+        let c = anc?.cred ?? UnixCred(pid: 0, uid: 65534, gid: 65534)
+        if cap - out.count >= 28 {
+            var b = header(28, SCM_CREDENTIALS_) + [UInt8](repeating: 0, count: 12)
+            put32(&b, 16, c.pid); put32(&b, 20, Int32(bitPattern: c.uid)); put32(&b, 24, Int32(bitPattern: c.gid))
+            if cap - out.count >= 32 { b += [0, 0, 0, 0] }
+            out += b
+        } else {
+            truncated = true
+        }
+    }
+    if let a = anc, !a.files.isEmpty {
+        let room = (cap - out.count - 16) / 4
+        let n = max(0, min(room, a.files.count))
+        if n < a.files.count { truncated = true }
+        var fds: [Int32] = []
+        for f in a.files.prefix(n) {
+            let fd = t.fds.install(f, cloexec: cloexec, limit: fdLimit(t))
+            if fd < 0 { truncated = true; break }
+            fds.append(Int32(fd))
+        }
+        if !peek { a.discard() } // the in-flight references (installed ones keep theirs)
+        if !fds.isEmpty {
+            var b = header(16 + 4 * fds.count, SCM_RIGHTS_)
+            for fd in fds { b += [0, 0, 0, 0]; put32(&b, b.count - 4, fd) }
+            while b.count % 8 != 0 && out.count + b.count < cap { b.append(0) }
+            out += b
+        }
+    }
+    return (out, truncated)
+}
+
+private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
+    guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
+    if s.name != nil || s.conn != nil { return err(EINVAL) }
+    let name: [UInt8]
+    switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
     let names = t.kernel.unixNames
     if name.first == 0 {
-        guard let s = names.abstract[name] else { return .failure(Errno(ECONNREFUSED)) }
-        return .success(s)
-    }
-    switch t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, name, follow: true, searcher: t.searcher) {
-    case .success(let p):
-        if p.inode.mode & S_IFMT_ != S_IFSOCK_ { return .failure(Errno(ECONNREFUSED)) }
-        guard let s = names.paths[UnixNames.PathKey(dev: p.inode.dev, ino: p.inode.ino)] else { return .failure(Errno(ECONNREFUSED)) }
-        return .success(s)
-    case .failure(let e): return .failure(e)
-    }
-}
-
-func registerUnixSockets(_ t: SyscallTable) {
-    t[41] = { t, a in                                                         // socket
-        let domain = a.int(0), rawType = a.int(1), type = rawType & 0xf
-        if domain != AF_UNIX { return err(EAFNOSUPPORT) }
-        if rawType & ~(0xf | O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
-        if type != 1 && type != 2 && type != 5 { return err(ESOCKTNOSUPPORT) }
-        if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
-        let s = UnixSockFD(kernel: t.kernel, type: type, flags: O_RDWR | (rawType & O_NONBLOCK))
-        return t.fds.install(s, cloexec: rawType & O_CLOEXEC != 0, limit: fdLimit(t))
-    }
-    t[49] = { t, a in                                                         // bind
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
-        if s.name != nil || s.conn != nil { return err(EINVAL) }
-        let name: [UInt8]
-        switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
-        let names = t.kernel.unixNames
-        if name.first == 0 {
-            if names.abstract[name] != nil { return err(EADDRINUSE) }
-            names.abstract[name] = s
-        } else {
-            // A socket file, made like mknod(S_IFSOCK).
-            switch t.kernel.vfs.resolveParent(t.fs, start: t.fs.cwd, name, searcher: t.searcher) {
-            case .success(let (dir, last)):
-                if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
-                if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-                let c = t.tg.creds
-                switch dir.inode.mknod(last, mode: S_IFSOCK_ | (0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
-                case .success(let ino):
-                    dir.dentry.children[last] = Dentry(name: last, parent: dir.dentry, inode: ino)
-                    let key = UnixNames.PathKey(dev: ino.dev, ino: ino.ino)
-                    names.paths[key] = s
-                    s.pathKey = key
-                case .failure(let e): return e.ret
-                }
+        if names.abstract[name] != nil { return err(EADDRINUSE) }
+        names.abstract[name] = s
+    } else {
+        // A socket file, made like mknod(S_IFSOCK).
+        switch t.kernel.vfs.resolveParent(t.fs, start: t.fs.cwd, name, searcher: t.searcher) {
+        case .success(let (dir, last)):
+            if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
+            if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+            let c = t.tg.creds
+            switch dir.inode.mknod(last, mode: S_IFSOCK_ | (0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
+            case .success(let ino):
+                dir.dentry.children[last] = Dentry(name: last, parent: dir.dentry, inode: ino)
+                let key = UnixNames.PathKey(dev: ino.dev, ino: ino.ino)
+                names.paths[key] = s
+                s.pathKey = key
             case .failure(let e): return e.ret
             }
+        case .failure(let e): return e.ret
         }
-        s.name = name
-        return 0
     }
-    t[50] = { t, a in                                                         // listen
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
-        if s.type == 2 { return err(EOPNOTSUPP) }
-        if s.conn != nil { return err(EINVAL) }
-        if s.name == nil {
-            // Autobind: an abstract name of five hex digits.
-            var n: [UInt8]
-            repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
-            t.kernel.unixNames.abstract[n] = s
-            s.name = n
-        }
-        s.listening = true
-        return 0
+    s.name = name
+    return 0
+}
+
+private func unixListen(_ t: Task, _ f: FileDescription) -> Int {
+    guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
+    if s.type == SOCK_DGRAM_ { return err(EOPNOTSUPP) }
+    if s.conn != nil { return err(EINVAL) }
+    if s.name == nil {
+        // Autobind: an abstract name of five hex digits.
+        var n: [UInt8]
+        repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
+        t.kernel.unixNames.abstract[n] = s
+        s.name = n
     }
-    t[42] = { t, a in                                                         // connect
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EISCONN : ENOTSOCK) }
-        if s.conn != nil { return err(EISCONN) }
-        if s.listening { return err(EINVAL) }
-        if s.type == 2 { return err(EOPNOTSUPP) } // connected datagram sockets: with the networking issue
+    s.listening = true
+    s.listenCred = t.unixCred
+    return 0
+}
+
+private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
+    guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EISCONN : ENOTSOCK) }
+    if s.conn != nil { return err(EISCONN) }
+    if s.listening { return err(EINVAL) }
+    if s.type == SOCK_DGRAM_ {
+        // A default destination; AF_UNSPEC dissolves it.
+        if a.uint(2) >= 2, let fam = t.copyIn(a.a1, 2), fam == [0, 0] { s.peerName = nil; return 0 }
         let name: [UInt8]
         switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
-        let l: UnixSockFD
-        switch listenerFor(t, name) { case .success(let x): l = x; case .failure(let e): return e.ret }
-        if !l.listening || l.type != s.type { return err(l.type != s.type ? EPROTOTYPE : ECONNREFUSED) }
-        if l.backlog.count >= 4096 { return err(EAGAIN) }
-        let (mine, theirs) = UnixSocketFD.pair(type: s.type, flags: O_RDWR)
-        s.conn = mine
-        s.peerName = l.name
-        let accepted = UnixSockFD(kernel: t.kernel, type: s.type, flags: O_RDWR, conn: theirs)
-        accepted.name = l.name
-        accepted.peerName = s.name
-        l.backlog.append(accepted)
-        l.waiters.notifyAll()
-        return 0
-    }
-    for nr in [43, 288] {                                                     // accept, accept4
-        t[nr] = { t, a in
-            guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-            guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
-            let flags = nr == 288 ? a.int(3) : 0
-            if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
-            if !s.listening { return err(EINVAL) }
-            while s.backlog.isEmpty {
-                if s.nonblocking { return err(EAGAIN) }
-                s.waiters.add(t)
-                let r = t.block(deadline: nil)
-                s.waiters.remove(t)
-                if r == .interrupted && s.backlog.isEmpty { return -ERESTARTSYS }
-            }
-            let c = s.backlog.removeFirst()
-            c.flags = O_RDWR | (flags & O_NONBLOCK)
-            let fd = t.fds.install(c, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
-            if fd < 0 { c.release(); return fd }
-            if a.a1 != 0 { _ = writeUnixAddr(t, a.a1, a.a2, c.peerName) }
-            return fd
+        switch unixSocketNamed(t, name) {
+        case .success(let target):
+            if target.type != SOCK_DGRAM_ { return err(EPROTOTYPE) }
+            s.peerName = name
+            return 0
+        case .failure(let e): return e.ret
         }
+    }
+    let name: [UInt8]
+    switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    let l: UnixSockFD
+    switch unixSocketNamed(t, name) { case .success(let x): l = x; case .failure(let e): return e.ret }
+    if !l.listening || l.type != s.type { return err(l.type != s.type ? EPROTOTYPE : ECONNREFUSED) }
+    if l.backlog.count >= 4096 { return err(EAGAIN) }
+    let (mine, theirs) = UnixSocketFD.pair(type: s.type, flags: O_RDWR)
+    mine.peerCred = l.listenCred
+    theirs.peerCred = t.unixCred
+    mine.rxAnc.passcred = s.passcred
+    theirs.rxAnc.passcred = l.passcred
+    s.conn = mine
+    s.peerName = l.name
+    let accepted = UnixSockFD(kernel: t.kernel, type: s.type, flags: O_RDWR, conn: theirs)
+    accepted.name = l.name
+    accepted.peerName = s.name
+    accepted.passcred = l.passcred
+    l.backlog.append(accepted)
+    l.waiters.notifyAll()
+    return 0
+}
+
+private func unixAccept(_ t: Task, _ f: FileDescription, _ a: Args, _ flags: Int32) -> Int {
+    guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
+    if s.type == SOCK_DGRAM_ { return err(EOPNOTSUPP) }
+    if !s.listening { return err(EINVAL) }
+    while s.backlog.isEmpty {
+        if s.nonblocking { return err(EAGAIN) }
+        s.waiters.add(t)
+        let r = t.block(deadline: nil)
+        s.waiters.remove(t)
+        if r == .interrupted && s.backlog.isEmpty { return -ERESTARTSYS }
+    }
+    let c = s.backlog.removeFirst()
+    c.flags = O_RDWR | (flags & O_NONBLOCK)
+    let fd = t.fds.install(c, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+    if fd < 0 { c.release(); return fd }
+    if a.a1 != 0 { _ = writeSockaddr(t, a.a1, a.a2, unixSockaddr(c.peerName)) }
+    return fd
+}
+
+private func unixSetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
+    guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
+    if a.int(1) != SOL_SOCKET { return err(ENOPROTOOPT) }
+    switch a.int(2) {
+    case SO_PASSCRED_:
+        if a.int(4) < 4 { return err(EINVAL) }
+        guard let v = t.readI32(a.a3) else { return err(EFAULT) }
+        if let u = f as? UnixSockFD { u.passcred = v != 0; u.conn?.rxAnc.passcred = v != 0 }
+        if let s = f as? UnixSocketFD { s.rxAnc.passcred = v != 0 }
+        return 0
+    // Accepted and without effect on a socket in Sentry memory.
+    case SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD, SO_REUSEADDR, SO_KEEPALIVE, SO_LINGER, SO_PRIORITY, SO_RCVLOWAT:
+        return 0
+    default: return err(ENOPROTOOPT)
     }
 }
 
-/// sendmsg/recvmsg without names or ancillary data.
-func sysSendRecvMsg(_ t: Task, _ a: Args, send: Bool) -> Int {
-    guard let s = socketFD(t, a.int(0)) else { return notSocket(t, a.int(0)) }
-    guard let m = t.copyIn(a.a1, 56) else { return err(EFAULT) }
-    let iov = get64(m, 16), iovlen = Int(Int64(bitPattern: get64(m, 24)))
-    let controlLen = get64(m, 40)
-    if send && controlLen != 0 { return err(EOPNOTSUPP) } // SCM_RIGHTS: with the networking issue
-    if iovlen < 0 || iovlen > 1024 { return err(EMSGSIZE) }
-    let fl = a.int(2)
-    if !send && fl & MSG_PEEK_ != 0 { return err(EOPNOTSUPP) }
-    guard let v = t.copyIn(iov, iovlen * 16) else { return err(EFAULT) }
-    var total = 0
-    for i in 0..<iovlen {
-        let base = get64(v, i * 16)
-        let len = Int(Int64(bitPattern: get64(v, i * 16 + 8)))
-        if len < 0 { return err(EINVAL) }
-        if len == 0 { continue }
-        let dontWait = fl & MSG_DONTWAIT_ != 0 || total > 0
-        let r = send ? s.send(t, base, len, dontWait: dontWait, noSignal: fl & MSG_NOSIGNAL_ != 0)
-                     : s.recv(t, base, len, dontWait: dontWait)
-        if r < 0 { if total > 0 { break }; return r }
-        total += r
-        if r < len { break }
+private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
+    guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
+    if a.int(1) != SOL_SOCKET { return err(ENOPROTOOPT) }
+    let u = f as? UnixSockFD
+    let conn = unixConnected(f)
+    guard let len = t.readI32(a.a4) else { return err(EFAULT) }
+    if len < 0 { return err(EINVAL) }
+    if a.int(2) == SO_PEERCRED_ {
+        let c = conn?.peerCred ?? UnixCred(pid: 0, uid: 65534, gid: 65534)
+        var b = [UInt8](repeating: 0, count: 12)
+        put32(&b, 0, c.pid); put32(&b, 4, Int32(bitPattern: c.uid)); put32(&b, 8, Int32(bitPattern: c.gid))
+        let n = min(Int(len), 12)
+        return t.copyOut(a.a3, Array(b.prefix(n))) && t.writeI32(a.a4, Int32(n)) ? 0 : err(EFAULT)
     }
-    if !send {
-        // No name, no control data; msg_flags = 0.
-        var out = m
-        put64(&out, 8, 0); put64(&out, 40, 0); put32(&out, 48, 0)
-        if !t.copyOut(a.a1, out) { return err(EFAULT) }
+    var v: Int32
+    switch a.int(2) {
+    case SO_TYPE: v = u?.type ?? conn?.type ?? SOCK_STREAM_
+    case SO_ERROR: v = 0
+    case SO_DOMAIN: v = AF_UNIX
+    case SO_PROTOCOL: v = 0
+    case SO_RCVBUF, SO_SNDBUF: v = 212_992
+    case SO_ACCEPTCONN: v = u?.listening == true ? 1 : 0
+    case SO_PASSCRED_: v = (u?.passcred ?? conn?.rxAnc.passcred ?? false) ? 1 : 0
+    default: return err(ENOPROTOOPT)
     }
-    return total
+    if len < 4 { return err(EINVAL) }
+    return t.writeI32(a.a3, v) && t.writeI32(a.a4, 4) ? 0 : err(EFAULT)
 }

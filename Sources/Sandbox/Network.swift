@@ -1,0 +1,210 @@
+// The launcher's side of the sandbox's network: the namespace the Sentry
+// starts in (CLONE_NEWNET unless --network host; the Sentry brings its
+// loopback up, see Sentry's Kernel/Network.swift) and published ports.
+//
+// Publishing (-p HOSTPORT:CONTAINERPORT[/udp]) is a proxy in the launcher:
+// it listens on the host port in the host's namespace, and for each client
+// opens a socket inside the sandbox's namespace (a relay thread joins it
+// with setns, so its new sockets are made there) to the container port on
+// loopback, then copies bytes both ways. Nothing is configured on the host:
+// the listening sockets, the threads and the namespace reference all end
+// with the launcher, whatever ends it.
+
+import CMoat
+import Glibc
+import Sentry
+
+public struct PortMapping: Equatable, Sendable {
+    public var hostPort: UInt16
+    public var containerPort: UInt16
+    public var udp: Bool
+    public var hostAddress: String
+
+    /// Parses [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp].
+    public static func parse(_ s: String) -> PortMapping? {
+        var spec = Substring(s)
+        var udp = false
+        if let slash = spec.lastIndex(of: "/") {
+            switch spec[spec.index(after: slash)...] {
+            case "udp": udp = true
+            case "tcp": break
+            default: return nil
+            }
+            spec = spec[..<slash]
+        }
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3,
+              let h = UInt16(parts[parts.count - 2]), let c = UInt16(parts[parts.count - 1]), h > 0, c > 0 else { return nil }
+        let addr = parts.count == 3 ? String(parts[0]) : "0.0.0.0"
+        var probe = in_addr()
+        if inet_pton(AF_INET, addr, &probe) != 1 { return nil }
+        return PortMapping(hostPort: h, containerPort: c, udp: udp, hostAddress: addr)
+    }
+}
+
+/// Published ports: host sockets bound before the sandbox starts (so a
+/// taken port is reported as a launch error), served once it runs.
+final class PortPublisher: @unchecked Sendable {
+    private var bound: [(PortMapping, Int32)] = []
+    private var nsFD: Int32 = -1
+
+    init(_ ports: [PortMapping]) throws(LaunchError) {
+        for p in ports {
+            let s = socket(AF_INET, (p.udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if s < 0 { throw LaunchError("socket: errno \(errno)") }
+            var one: Int32 = 1
+            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = p.hostPort.bigEndian
+            inet_pton(AF_INET, p.hostAddress, &sa.sin_addr)
+            let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if r != 0 || (!p.udp && listen(s, 1024) != 0) {
+                let e = errno
+                close(s)
+                closeAll()
+                throw LaunchError("cannot publish \(p.hostAddress):\(p.hostPort)\(p.udp ? "/udp" : ""): \(String(cString: strerror(e)))")
+            }
+            bound.append((p, s))
+        }
+    }
+
+    func closeAll() { for (_, s) in bound { close(s) }; bound.removeAll() }
+
+    /// Starts serving, into the network namespace of process `pid`.
+    func start(sandboxPid: pid_t) {
+        if bound.isEmpty { return }
+        nsFD = open("/proc/\(sandboxPid)/ns/net", O_RDONLY | O_CLOEXEC)
+        if nsFD < 0 { _ = Sandbox.fail("cannot open the sandbox's network namespace: errno \(errno); ports are not published", 0); return }
+        for (p, s) in bound {
+            let ns = nsFD
+            if p.udp {
+                startThread { PortPublisher.serveUDP(s, ns, p.containerPort) }
+            } else {
+                startThread {
+                    while true {
+                        let c = moat_accept4(s, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                        if c < 0 { if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue }; return }
+                        startThread { PortPublisher.relayTCP(c, ns, p.containerPort) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A socket made inside the sandbox's namespace, connected to its
+    /// loopback port. Runs on a thread that joined the namespace.
+    static func sandboxSocket(_ ns: Int32, _ type: Int32, _ port: UInt16) -> Int32 {
+        if moat_setns(ns, 0x40000000 /* CLONE_NEWNET */) != 0 { return -1 }
+        let s = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if s < 0 { return -1 }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if r != 0 { close(s); return -1 }
+        return s
+    }
+
+    static func relayTCP(_ client: Int32, _ ns: Int32, _ port: UInt16) {
+        let inner = sandboxSocket(ns, Int32(SOCK_STREAM.rawValue), port)
+        if inner < 0 { close(client); return }
+        var one: Int32 = 1
+        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+        setsockopt(inner, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+        var buf = [UInt8](repeating: 0, count: 65536)
+        // Each direction: open until its reader sees end of file.
+        var open = [true, true]
+        let ends = [(client, inner), (inner, client)]
+        while open[0] || open[1] {
+            var p = [pollfd(fd: open[0] ? client : -1, events: Int16(POLLIN), revents: 0),
+                     pollfd(fd: open[1] ? inner : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&p, 2, -1) < 0 { if errno == EINTR { continue }; break }
+            for i in 0..<2 where open[i] && p[i].revents != 0 {
+                let (from, to) = ends[i]
+                let n = buf.withUnsafeMutableBytes { read(from, $0.baseAddress!, $0.count) }
+                if n <= 0 {
+                    open[i] = false
+                    shutdown(to, Int32(SHUT_WR))
+                    if n < 0 { open = [false, false] }
+                    continue
+                }
+                var off = 0
+                while off < n {
+                    let w = buf.withUnsafeBytes { send(to, $0.baseAddress! + off, n - off, Int32(MSG_NOSIGNAL)) }
+                    if w <= 0 { if w < 0 && errno == EINTR { continue }; open = [false, false]; break }
+                    off += w
+                }
+            }
+        }
+        close(client); close(inner)
+    }
+
+    /// UDP: one socket inside the sandbox per client address, kept while
+    /// the client is active (replies go back to that client).
+    static func serveUDP(_ outer: Int32, _ ns: Int32, _ port: UInt16) {
+        struct Flow { var inner: Int32; var client: sockaddr_in; var last: Int64 }
+        var flows: [UInt64: Flow] = [:]
+        var buf = [UInt8](repeating: 0, count: 65536)
+        func key(_ a: sockaddr_in) -> UInt64 { UInt64(a.sin_addr.s_addr) << 16 | UInt64(a.sin_port) }
+        func now() -> Int64 { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Int64(ts.tv_sec) }
+        while true {
+            let list = Array(flows.values)
+            var p = [pollfd(fd: outer, events: Int16(POLLIN), revents: 0)] + list.map { pollfd(fd: $0.inner, events: Int16(POLLIN), revents: 0) }
+            if poll(&p, nfds_t(p.count), 10_000) < 0 { if errno == EINTR { continue }; return }
+            if p[0].revents != 0 {
+                var from = sockaddr_in()
+                var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let n = buf.withUnsafeMutableBytes { b in
+                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(outer, b.baseAddress!, b.count, 0, $0, &len) } }
+                }
+                if n >= 0 {
+                    var f = flows[key(from)]
+                    if f == nil {
+                        let s = sandboxSocket(ns, Int32(SOCK_DGRAM.rawValue), port)
+                        if s >= 0 { f = Flow(inner: s, client: from, last: now()) }
+                    }
+                    if var fl = f {
+                        fl.last = now()
+                        flows[key(from)] = fl
+                        _ = buf.withUnsafeBytes { send(fl.inner, $0.baseAddress!, n, 0) }
+                    }
+                }
+            }
+            for (i, fl) in list.enumerated() where p[i + 1].revents != 0 {
+                let n = buf.withUnsafeMutableBytes { recv(fl.inner, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+                if n < 0 { continue }
+                var to = fl.client
+                _ = buf.withUnsafeBytes { b in
+                    withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(outer, b.baseAddress!, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                }
+                flows[key(fl.client)]?.last = now()
+            }
+            let t = now()
+            for (k, fl) in flows where t - fl.last > 120 { close(fl.inner); flows[k] = nil }
+        }
+    }
+}
+
+/// The Sentry's network modes, for the launcher's users.
+public typealias NetworkMode = Sentry.NetworkMode
+
+struct LaunchError: Error { let message: String; init(_ m: String) { message = m } }
+
+/// A detached pthread running `body`.
+func startThread(_ body: @escaping () -> Void) {
+    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+    pthread_attr_setstacksize(&attr, 256 << 10)
+    var th = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    if pthread_create(&th, &attr, { p in
+        Unmanaged<Box>.fromOpaque(p!).takeRetainedValue().body()
+        return nil
+    }, box) != 0 {
+        Unmanaged<Box>.fromOpaque(box).release()
+    }
+}

@@ -1,0 +1,451 @@
+// Inet sockets (TCP, UDP, ICMP echo, IPv4 and IPv6): each application
+// socket is a host socket the Sentry created in the sandbox's network
+// namespace (Kernel/Network.swift). The application never holds it: every
+// call is decoded and checked here, addresses and option values are copied
+// into Sentry memory with bounded sizes, and only then does the Sentry make
+// the host call on the application's behalf.
+//
+// The host socket is always non-blocking. Blocking calls are emulated: the
+// task waits for readiness in `Task.hostPoll`, which gives up Kernel.mu, so
+// other application threads keep running, and signals interrupt the wait.
+//
+// Only families AF_INET/AF_INET6, types SOCK_STREAM/SOCK_DGRAM and protocols
+// TCP, UDP and ICMP echo are made (the Sentry's seccomp filter allows exactly
+// these, see confine.c); raw sockets and other families answer the errors
+// Linux gives an unprivileged process.
+
+import CMoat
+import Glibc
+
+let SOCK_STREAM_: Int32 = 1
+let SOCK_DGRAM_: Int32 = 2
+let SOCK_RAW_: Int32 = 3
+let SOCK_SEQPACKET_: Int32 = 5
+let SOCK_NONBLOCK_: Int32 = 0o4000
+let SOCK_CLOEXEC_: Int32 = 0o2000000
+let MSG_TRUNC_: Int32 = 0x20
+let MSG_CTRUNC_: Int32 = 0x8
+let MSG_OOB_: Int32 = 0x1
+let MSG_EOR_: Int32 = 0x80
+let MSG_MORE_: Int32 = 0x8000
+let MSG_CONFIRM_: Int32 = 0x800
+let MSG_CMSG_CLOEXEC_: Int32 = 0x40000000
+let POLLRDHUP_: Int32 = 0x2000
+let IPPROTO_ICMP_: Int32 = 1
+let IPPROTO_TCP_: Int32 = 6
+let IPPROTO_UDP_: Int32 = 17
+let IPPROTO_ICMPV6_: Int32 = 58
+
+final class InetSocketFD: FileDescription {
+    /// The host socket (O_NONBLOCK, O_CLOEXEC), owned by this description.
+    let fd: Int32
+    let family: Int32
+    let type: Int32
+    let proto: Int32
+    /// SO_RCVTIMEO / SO_SNDTIMEO, emulated (0: wait forever).
+    var rcvTimeoutNs: Int64 = 0
+    var sndTimeoutNs: Int64 = 0
+    let ino: UInt64
+    /// Calls in progress that may have released Kernel.mu; the host fd is
+    /// closed only when the last one is done, so a concurrent close never
+    /// makes a waiter use a reused fd number.
+    private var users = 0
+    private var released = false
+
+    init(fd: Int32, family: Int32, type: Int32, proto: Int32, flags: Int32) {
+        self.fd = fd; self.family = family; self.type = type; self.proto = proto
+        var st = Glibc.stat()
+        fstat(fd, &st)
+        ino = UInt64(st.st_ino)
+        super.init(flags: flags, path: nil)
+    }
+
+    /// socket(2) for the inet families: validates the triple, then asks the
+    /// host. Returns the host fd or -errno.
+    static func create(family: Int32, type: Int32, proto: Int32) -> Int {
+        var p = proto
+        switch (type, p) {
+        case (SOCK_STREAM_, 0), (SOCK_STREAM_, IPPROTO_TCP_): p = IPPROTO_TCP_
+        case (SOCK_DGRAM_, 0), (SOCK_DGRAM_, IPPROTO_UDP_): p = IPPROTO_UDP_
+        case (SOCK_DGRAM_, IPPROTO_ICMP_) where family == AF_INET: break
+        case (SOCK_DGRAM_, IPPROTO_ICMPV6_) where family == AF_INET6: break
+        case (SOCK_RAW_, _): return err(EPERM)          // needs CAP_NET_RAW
+        case (SOCK_STREAM_, _), (SOCK_DGRAM_, _): return err(EPROTONOSUPPORT)
+        default: return err(ESOCKTNOSUPPORT)
+        }
+        let fd = Glibc.socket(family, type | SOCK_NONBLOCK_ | SOCK_CLOEXEC_, p)
+        return fd < 0 ? err(errno) : Int(fd)
+    }
+
+    override var seekable: Bool { false }
+    override var readable: Bool { true }
+    override var writable: Bool { true }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+    override var pollHostFD: Int32 { released ? -1 : fd }
+
+    override func readiness() -> Int16 {
+        if released { return Int16(POLLNVAL) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT | POLLPRI | POLLRDHUP_), revents: 0)
+        _ = poll(&p, 1, 0)
+        return p.revents
+    }
+
+    override func release() {
+        released = true
+        if users == 0 { close(fd) } else { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    override func stat() -> Result<Stat, Errno> {
+        var s = Stat(); s.mode = S_IFSOCK_ | 0o777; s.ino = ino; s.dev = 8; s.blksize = 4096
+        return .success(s)
+    }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("socket:[\(ino)]".utf8) }
+
+    // MARK: - Waiting
+
+    /// Runs `op` (a non-blocking host call returning a value or -errno)
+    /// until it answers something other than EAGAIN; in between the task
+    /// waits for `events` with mu released, unless the call must not block.
+    func blocking(_ t: Task, _ events: Int32, dontWait: Bool, timeoutNs: Int64, _ op: () -> Int) -> Int {
+        users += 1
+        defer {
+            users -= 1
+            if released && users == 0 { close(fd) }
+        }
+        let deadline = timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) + timeoutNs : nil
+        while true {
+            if released { return err(EBADF) }
+            let r = op()
+            if r != err(EAGAIN) || nonblocking || dontWait { return r }
+            var ms: Int32 = -1
+            if let d = deadline {
+                let left = d - Kernel.now(CLOCK_MONOTONIC)
+                if left <= 0 { return err(EAGAIN) }
+                ms = Int32(clamping: (left + 999_999) / 1_000_000)
+            }
+            var p = [pollfd(fd: fd, events: Int16(events), revents: 0)]
+            let (w, _) = t.hostPoll(&p, timeoutMs: ms)
+            // With a timeout set Linux answers EINTR rather than restarting.
+            if w == .interrupted { return deadline != nil ? err(EINTR) : -ERESTARTSYS }
+        }
+    }
+
+    // MARK: - Data
+
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if off != nil { return err(ESPIPE) }
+        return recv(t, [(buf, count)], flags: 0).ret
+    }
+
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if off != nil { return err(ESPIPE) }
+        return send(t, [(buf, count)], to: nil, flags: 0)
+    }
+
+    static let sendFlags: Int32 = MSG_OOB_ | MSG_DONTWAIT_ | MSG_EOR_ | MSG_NOSIGNAL_ | MSG_MORE_ | MSG_CONFIRM_
+    static let recvFlags: Int32 = MSG_OOB_ | MSG_PEEK_ | MSG_DONTWAIT_ | MSG_WAITALL_ | MSG_TRUNC_
+
+    /// Sends the bytes of the application iovecs, in chunks of at most
+    /// 256 KiB; a blocking stream socket sends them all (as Linux does),
+    /// others stop at the first short send.
+    func send(_ t: Task, _ iov: [(UInt64, Int)], to: [UInt8]?, flags: Int32) -> Int {
+        let total = iov.reduce(0) { $0 + $1.1 }
+        let dontWait = flags & MSG_DONTWAIT_ != 0
+        let hostFlags = (flags & InetSocketFD.sendFlags) | MSG_DONTWAIT_ | MSG_NOSIGNAL_
+        let chunk = type == SOCK_STREAM_ ? 256 << 10 : total
+        if type != SOCK_STREAM_ && total > 65535 { return err(EMSGSIZE) }
+        var done = 0
+        var iovIdx = 0, iovOff = 0
+        repeat {
+            // Gather the next chunk from the iovecs.
+            let n = min(chunk, total - done)
+            var data = [UInt8](repeating: 0, count: n)
+            var filled = 0
+            while filled < n {
+                let (base, len) = iov[iovIdx]
+                let take = min(len - iovOff, n - filled)
+                if take > 0 {
+                    let got = data.withUnsafeMutableBytes { t.memRead(base &+ UInt64(iovOff), $0.baseAddress! + filled, take) }
+                    if got != take { return done > 0 ? done : err(EFAULT) }
+                }
+                filled += take; iovOff += take
+                if iovOff == len { iovIdx += 1; iovOff = 0 }
+            }
+            var sent = 0
+            while sent < n || n == 0 {
+                let r = blocking(t, POLLOUT, dontWait: dontWait, timeoutNs: sndTimeoutNs) {
+                    data.withUnsafeBytes { b -> Int in
+                        let p = b.baseAddress.map { $0 + sent }
+                        let r: Int
+                        if let a = to {
+                            r = a.withUnsafeBytes { ab in
+                                Glibc.sendto(fd, p, n - sent, hostFlags, ab.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count))
+                            }
+                        } else {
+                            r = Glibc.sendto(fd, p, n - sent, hostFlags, nil, 0)
+                        }
+                        return r < 0 ? err(errno) : r
+                    }
+                }
+                if r < 0 {
+                    if r == err(EPIPE) && flags & MSG_NOSIGNAL_ == 0 { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+                    return done + sent > 0 ? done + sent : r
+                }
+                sent += r
+                if n == 0 || type != SOCK_STREAM_ || nonblocking || dontWait { break }
+            }
+            done += sent
+            if sent < n { break }
+        } while done < total
+        return done
+    }
+
+    struct Received { var ret: Int; var from: [UInt8]? = nil; var msgFlags: Int32 = 0 }
+
+    /// Receives into the application iovecs; `from` is the source address
+    /// the host reported (datagram sockets).
+    func recv(_ t: Task, _ iov: [(UInt64, Int)], flags: Int32) -> Received {
+        let total = iov.reduce(0) { $0 + $1.1 }
+        let cap = min(total, type == SOCK_STREAM_ ? 256 << 10 : 65536)
+        let dontWait = flags & MSG_DONTWAIT_ != 0
+        let hostFlags = (flags & InetSocketFD.recvFlags & ~MSG_WAITALL_) | MSG_DONTWAIT_
+        var buf = [UInt8](repeating: 0, count: max(cap, 1))
+        var name = [UInt8](repeating: 0, count: 128)
+        var nameLen = 0
+        var mflags: Int32 = 0
+        var got = 0
+        let waitAll = flags & MSG_WAITALL_ != 0 && type == SOCK_STREAM_ && flags & MSG_PEEK_ == 0
+        while true {
+            let r = blocking(t, POLLIN, dontWait: dontWait || got > 0 && !waitAll, timeoutNs: rcvTimeoutNs) {
+                buf.withUnsafeMutableBytes { b -> Int in
+                    name.withUnsafeMutableBytes { nb -> Int in
+                        var iv = iovec(iov_base: b.baseAddress! + got, iov_len: cap - got)
+                        var mh = msghdr()
+                        mh.msg_name = nb.baseAddress
+                        mh.msg_namelen = 128
+                        return withUnsafeMutablePointer(to: &iv) { ivp -> Int in
+                            mh.msg_iov = ivp
+                            mh.msg_iovlen = 1
+                            let n = Glibc.recvmsg(fd, &mh, hostFlags)
+                            if n < 0 { return err(errno) }
+                            mflags = mh.msg_flags
+                            nameLen = Int(mh.msg_namelen)
+                            return n
+                        }
+                    }
+                }
+            }
+            if r < 0 {
+                if got > 0 { break }
+                return Received(ret: r)
+            }
+            got += r
+            if !waitAll || r == 0 || got >= cap || nonblocking || dontWait { break }
+        }
+        // Scatter what fits (a truncated datagram may report more).
+        var left = min(got, cap), off = 0
+        for (base, len) in iov where left > 0 {
+            let n = min(len, left)
+            if !buf.withUnsafeBytes({ t.copyOut(base, $0.baseAddress! + off, n) }) { return Received(ret: err(EFAULT)) }
+            off += n; left -= n
+        }
+        let from = type == SOCK_STREAM_ || nameLen == 0 ? nil : Array(name.prefix(min(nameLen, 128)))
+        return Received(ret: got, from: from, msgFlags: mflags & (MSG_TRUNC_ | MSG_CTRUNC_ | MSG_OOB_ | MSG_EOR_))
+    }
+
+    // MARK: - Connection management
+
+    /// Checks an application sockaddr for this socket: bounded length and a
+    /// family the host call may see. The host then checks the rest exactly
+    /// as Linux does (it is Linux).
+    func checkAddr(_ a: [UInt8], allowUnspec: Bool) -> Int {
+        if a.count < 2 { return err(EINVAL) }
+        let fam = Int32(UInt16(a[0]) | UInt16(a[1]) << 8)
+        if fam == AF_UNSPEC && allowUnspec { return 0 }
+        if fam != AF_INET && fam != AF_INET6 { return err(EAFNOSUPPORT) }
+        return 0
+    }
+
+    func bind(_ t: Task, _ a: [UInt8]) -> Int {
+        let c = checkAddr(a, allowUnspec: family == AF_INET)
+        if c < 0 { return c }
+        // Privileged ports: the Sentry may bind them in the sandbox's own
+        // namespace (ip_unprivileged_port_start is 0 there); the emulated
+        // credentials decide.
+        if a.count >= 4 {
+            let port = Int(a[2]) << 8 | Int(a[3])
+            if port > 0 && port < 1024 && !t.tg.creds.isRoot { return err(EACCES) }
+        }
+        let r = a.withUnsafeBytes { Glibc.bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+        return r < 0 ? err(errno) : 0
+    }
+
+    func listen(_ backlog: Int32) -> Int {
+        if type != SOCK_STREAM_ { return err(EOPNOTSUPP) }
+        let r = Glibc.listen(fd, max(0, min(backlog, 4096)))
+        return r < 0 ? err(errno) : 0
+    }
+
+    func connect(_ t: Task, _ a: [UInt8]) -> Int {
+        let c = checkAddr(a, allowUnspec: true)
+        if c < 0 { return c }
+        let r = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+        if r == 0 { return 0 }
+        let e = errno
+        if e != EINPROGRESS || type != SOCK_STREAM_ { return err(e) }
+        if nonblocking { return err(EINPROGRESS) }
+        // A blocking connect: wait until the handshake ends, then report it.
+        let w = blocking(t, POLLOUT, dontWait: false, timeoutNs: sndTimeoutNs) {
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 0)
+            return p.revents != 0 ? 0 : err(EAGAIN)
+        }
+        if w == err(EAGAIN) { return err(EINPROGRESS) } // SO_SNDTIMEO expired
+        if w < 0 { return w }
+        var soerr: Int32 = 0
+        var len = socklen_t(4)
+        if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 { return err(errno) }
+        return soerr == 0 ? 0 : err(soerr)
+    }
+
+    /// accept4: a new description around the host's new socket.
+    func accept(_ t: Task, flags: Int32) -> (Int, InetSocketFD?, [UInt8]) {
+        if type != SOCK_STREAM_ { return (err(EOPNOTSUPP), nil, []) }
+        var name = [UInt8](repeating: 0, count: 128)
+        var nameLen = socklen_t(128)
+        let r = blocking(t, POLLIN, dontWait: false, timeoutNs: rcvTimeoutNs) {
+            name.withUnsafeMutableBytes { nb -> Int in
+                nameLen = 128
+                let n = moat_accept4(fd, nb.baseAddress!, &nameLen, SOCK_NONBLOCK_ | SOCK_CLOEXEC_)
+                return n < 0 ? err(errno) : Int(n)
+            }
+        }
+        if r < 0 { return (r == err(EINVAL) && released ? err(EBADF) : r, nil, []) }
+        let s = InetSocketFD(fd: Int32(r), family: family, type: type, proto: proto, flags: O_RDWR | (flags & O_NONBLOCK))
+        return (0, s, Array(name.prefix(Int(nameLen))))
+    }
+
+    func shutdown(_ how: Int32) -> Int {
+        Glibc.shutdown(fd, how) < 0 ? err(errno) : 0
+    }
+
+    /// getsockname / getpeername.
+    func name(peer: Bool) -> Result<[UInt8], Errno> {
+        var b = [UInt8](repeating: 0, count: 128)
+        var len = socklen_t(128)
+        let r = b.withUnsafeMutableBytes { p in
+            peer ? getpeername(fd, p.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+                 : getsockname(fd, p.baseAddress!.assumingMemoryBound(to: sockaddr.self), &len)
+        }
+        if r < 0 { return .failure(Errno(errno)) }
+        return .success(Array(b.prefix(Int(len))))
+    }
+
+    // MARK: - Options
+
+    /// The options passed to the host, by level, with the largest value
+    /// the Sentry copies (the host checks sizes and contents itself).
+    /// Everything else is ENOPROTOOPT, as Linux answers unknown options.
+    static let passedOptions: [Int32: [Int32: Int]] = [
+        SOL_SOCKET: [
+            2: 4, 15: 4, 9: 4, 8: 4, 7: 4, 13: 8, 4: 4, 3: 4, 39: 4, 38: 4, 30: 4, // REUSEADDR REUSEPORT KEEPALIVE RCVBUF SNDBUF LINGER ERROR TYPE DOMAIN PROTOCOL ACCEPTCONN
+            6: 4, 10: 4, 18: 4, 19: 4, 12: 4, 25: 16, 49: 4, 1: 4,                 // BROADCAST OOBINLINE RCVLOWAT SNDLOWAT PRIORITY BINDTODEVICE INCOMING_CPU DEBUG
+        ],
+        IPPROTO_TCP_: [
+            1: 4, 2: 4, 3: 4, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4, 10: 4,             // NODELAY MAXSEG CORK KEEPIDLE KEEPINTVL KEEPCNT SYNCNT LINGER2 DEFER_ACCEPT WINDOW_CLAMP
+            11: 232, 12: 4, 13: 16, 18: 4, 23: 4, 25: 4, 30: 4,                   // INFO QUICKACK CONGESTION USER_TIMEOUT FASTOPEN NOTSENT_LOWAT FASTOPEN_CONNECT
+        ],
+        IPPROTO_UDP_: [1: 4, 100: 4],                                              // UDP_CORK, UDP_ENCAP is refused below
+        0 /* IPPROTO_IP */: [
+            1: 4, 2: 4, 10: 4, 14: 4, 15: 4, 24: 4, 32: 12, 33: 4, 34: 4, 35: 12, 36: 12, // TOS TTL MTU_DISCOVER MTU FREEBIND BIND_ADDRESS_NO_PORT MULTICAST_IF/TTL/LOOP ADD/DROP_MEMBERSHIP
+        ],
+        41 /* IPPROTO_IPV6 */: [
+            26: 4, 16: 4, 17: 4, 18: 4, 19: 4, 20: 20, 21: 20, 23: 4, 24: 4, 67: 4, // V6ONLY UNICAST_HOPS MULTICAST_IF/HOPS/LOOP JOIN/LEAVE_GROUP MTU_DISCOVER MTU TCLASS
+        ],
+    ]
+
+    func setsockopt(_ t: Task, level: Int32, name: Int32, addr: UInt64, len: Int) -> Int {
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD) {
+            if len < 16 { return err(EINVAL) }
+            guard let b = t.copyIn(addr, 16) else { return err(EFAULT) }
+            let sec = Int64(bitPattern: get64(b, 0)), usec = Int64(bitPattern: get64(b, 8))
+            if usec < 0 || usec >= 1_000_000 { return err(EDOM) }
+            let ns = sec < 0 ? 0 : sec &* 1_000_000_000 &+ usec * 1000
+            if name == SO_RCVTIMEO_OLD { rcvTimeoutNs = ns } else { sndTimeoutNs = ns }
+            return 0
+        }
+        if level == IPPROTO_UDP_ && name == 100 { return err(ENOPROTOOPT) } // UDP_ENCAP: tunnels are not offered
+        guard let max = InetSocketFD.passedOptions[level]?[name] else { return err(ENOPROTOOPT) }
+        if len < 0 { return err(EINVAL) }
+        let n = min(len, max)
+        guard let v = t.copyIn(addr, n) else { return err(EFAULT) }
+        var b = v
+        if b.isEmpty { b = [0] }
+        let r = b.withUnsafeBytes { Glibc.setsockopt(fd, level, name, $0.baseAddress!, socklen_t(n)) }
+        return r < 0 ? err(errno) : 0
+    }
+
+    func getsockopt(_ t: Task, level: Int32, name: Int32, addr: UInt64, lenAddr: UInt64) -> Int {
+        guard let len = t.readI32(lenAddr) else { return err(EFAULT) }
+        if len < 0 { return err(EINVAL) }
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD) {
+            let ns = name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs
+            var b = [UInt8](repeating: 0, count: 16)
+            put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+            let n = min(Int(len), 16)
+            return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
+        }
+        guard let max = InetSocketFD.passedOptions[level]?[name] else { return err(ENOPROTOOPT) }
+        var b = [UInt8](repeating: 0, count: max)
+        var l = socklen_t(min(Int(len), max))
+        let r = b.withUnsafeMutableBytes { Glibc.getsockopt(fd, level, name, $0.baseAddress!, &l) }
+        if r < 0 { return err(errno) }
+        return t.copyOut(addr, Array(b.prefix(Int(l)))) && t.writeI32(lenAddr, Int32(l)) ? 0 : err(EFAULT)
+    }
+
+    // MARK: - ioctl
+
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        switch cmd {
+        case 0x541B, 0x5411, 0x8905: // FIONREAD (SIOCINQ), TIOCOUTQ (SIOCOUTQ), SIOCATMARK
+            var n: Int32 = 0
+            if Glibc.ioctl(fd, UInt(cmd), &n) != 0 { return err(errno) }
+            return t.writeI32(arg, n) ? 0 : err(EFAULT)
+        default:
+            return interfaceIoctl(t, fd, cmd, arg)
+        }
+    }
+}
+
+/// The read-only interface queries (struct ifreq in, struct ifreq out, or
+/// SIOCGIFCONF's list), answered by the host for the sandbox's namespace.
+func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
+    let ifreqQueries: Set<UInt64> = [0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x8921, 0x8927, 0x8933]
+    // SIOCGIFNAME FLAGS ADDR DSTADDR BRDADDR NETMASK MTU HWADDR INDEX
+    if ifreqQueries.contains(cmd) {
+        guard var b = t.copyIn(arg, 40) else { return err(EFAULT) }
+        let r = b.withUnsafeMutableBytes { Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }
+        if r != 0 { return err(errno) }
+        return t.copyOut(arg, b) ? 0 : err(EFAULT)
+    }
+    if cmd == 0x8912 { // SIOCGIFCONF: struct ifconf { int len; char *buf; }
+        guard let h = t.copyIn(arg, 16) else { return err(EFAULT) }
+        let len = Int32(bitPattern: get32(h, 0))
+        let ubuf = get64(h, 8)
+        if len < 0 { return err(EINVAL) }
+        let n = min(Int(len), 64 * 40)
+        var list = [UInt8](repeating: 0, count: max(n, 1))
+        var ifc = ifconf()
+        ifc.ifc_len = Int32(n)
+        let r: Int32 = list.withUnsafeMutableBytes { lb in
+            ifc.ifc_ifcu.ifcu_buf = ubuf == 0 ? nil : lb.baseAddress!.assumingMemoryBound(to: CChar.self)
+            return Glibc.ioctl(fd, UInt(cmd), &ifc)
+        }
+        if r != 0 { return err(errno) }
+        if ubuf != 0 && !t.copyOut(ubuf, Array(list.prefix(Int(ifc.ifc_len)))) { return err(EFAULT) }
+        var out = h
+        put32(&out, 0, ifc.ifc_len)
+        return t.copyOut(arg, out) ? 0 : err(EFAULT)
+    }
+    return err(ENOTTY)
+}

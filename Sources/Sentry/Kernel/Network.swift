@@ -1,0 +1,131 @@
+// The sandbox's network: which host network namespace the Sentry's inet
+// sockets live in, and what the Sentry prepares there before it confines
+// itself.
+//
+// Modes (`moat run --network`):
+// - none:    a new network namespace with only loopback, brought up here.
+// - sandbox: the same, plus a veth pair to the host and NAT out, set up by
+//            the launcher (Sources/Sandbox/Network.swift) when available.
+// - host:    the host's namespace; nothing is changed here.
+// The launcher creates the namespace (CLONE_NEWNET when it starts the
+// Sentry), so the Sentry is never in the host's namespace unless asked.
+//
+// Before confinement, in its own namespace, the Sentry: brings `lo` up;
+// lets any group open ICMP echo sockets (net.ipv4.ping_group_range) and
+// lets its (capability-less) self bind ports below 1024
+// (net.ipv4.ip_unprivileged_port_start = 0), so the emulated credentials
+// decide instead (InetSocketFD.bind); and opens /proc/self/net/{tcp,udp,
+// tcp6,udp6,dev} so the sandbox's /proc/net shows the namespace's view
+// later, when the Sentry can no longer open files. These sysctls are per
+// namespace and vanish with it.
+//
+// Toward a userspace TCP/IP stack (gVisor's netstack is the reference).
+// Today an application socket is a host socket: the host kernel's TCP, UDP
+// and IP code parse every packet and hold every connection, and the Sentry
+// must be allowed socket/bind/connect/... on AF_INET(6). With a stack in
+// the Sentry:
+// - What changes: InetSocketFD keeps its syscall surface but is backed by
+//   endpoints of a Sentry-side stack (TCP state machine, congestion control,
+//   UDP, ICMP, IPv4/IPv6, ARP/NDP, routing), driven by a link endpoint that
+//   exchanges raw frames with the outside over one fd: a TAP or an AF_PACKET
+//   socket on the veth inside the namespace, handed to the Sentry before
+//   confinement. Loopback traffic never leaves the Sentry. The seccomp
+//   filter then drops socket(), bind(), connect() and listen() entirely
+//   (only read/write/recvmmsg/sendmmsg on that one fd remain), and
+//   /proc/net, SIOCGIF*, netlink (RTM_GETLINK/GETADDR/GETROUTE, which
+//   `ip` and if_nameindex need) become emulated views of the stack.
+//   Readiness becomes the stack's own wait queues instead of host poll, so
+//   blocking calls use Task.block like pipes do.
+// - What it buys: the host kernel's network code no longer sees
+//   application-chosen socket options, addresses or connection state (the
+//   largest remaining attack surface reached through the Sentry); netlink
+//   and raw/packet sockets can be offered safely; per-sandbox limits and
+//   accounting; checkpoint/restore of connections. Cost: a large, subtle
+//   component to write and keep correct, and throughput limited by the
+//   Sentry (gVisor pays this; its host-network mode exists for speed).
+
+import CMoat
+import Glibc
+
+public enum NetworkMode: String, Sendable {
+    case none, sandbox, host
+}
+
+enum SentryNetwork {
+    /// Host fds of /proc/self/net files, opened before confinement (by name).
+    nonisolated(unsafe) static var procNet: [String: Int32] = [:]
+    nonisolated(unsafe) static var mode: NetworkMode = .none
+
+    /// Prepares the namespace. Returns an error message, or nil.
+    static func setUp(_ mode: NetworkMode) -> String? {
+        self.mode = mode
+        if mode != .host {
+            // Never touch the host's namespace: refuse if the launcher did
+            // not give us our own.
+            var mine = Glibc.stat(), host = Glibc.stat()
+            if stat("/proc/self/ns/net", &mine) != 0 { return "cannot inspect the network namespace: errno \(errno)" }
+            if stat("/proc/1/ns/net", &host) == 0 && mine.st_ino == host.st_ino && mine.st_dev == host.st_dev {
+                return "the sentry is not in its own network namespace (--network \(mode.rawValue))"
+            }
+            if let e = bringUpLoopback() { return e }
+            writeSysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647\n")
+            writeSysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n")
+        }
+        for name in ["tcp", "tcp6", "udp", "udp6", "dev", "raw", "raw6", "icmp", "icmp6", "snmp", "if_inet6", "route"] {
+            let fd = open("/proc/self/net/" + name, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { procNet[name] = fd }
+        }
+        return nil
+    }
+
+    private static func bringUpLoopback() -> String? {
+        let s = socket(AF_INET, SOCK_DGRAM_ | SOCK_CLOEXEC_, 0)
+        if s < 0 { return "cannot make a socket to configure loopback: errno \(errno)" }
+        defer { close(s) }
+        var req = ifreq()
+        withUnsafeMutableBytes(of: &req.ifr_ifrn.ifrn_name) { b in
+            for (i, c) in "lo".utf8.enumerated() { b[i] = c }
+        }
+        if ioctl(s, UInt(SIOCGIFFLAGS), &req) != 0 { return "cannot read loopback's flags: errno \(errno)" }
+        req.ifr_ifru.ifru_flags |= Int16(IFF_UP | IFF_RUNNING)
+        if ioctl(s, UInt(SIOCSIFFLAGS), &req) != 0 { return "cannot bring loopback up: errno \(errno)" }
+        return nil
+    }
+
+    private static func writeSysctl(_ path: String, _ value: String) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        if fd < 0 { Log.shared.info("cannot open \(path): errno \(errno)"); return }
+        _ = value.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// The current content of /proc/net/<name> in the sandbox's namespace.
+    static func procNetText(_ name: String) -> [UInt8]? {
+        guard let fd = procNet[name] else { return nil }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while out.count < 4 << 20 {
+            let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, out.count) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
+}
+
+extension Kernel {
+    /// /proc/net: the namespace's tables from the host, /proc/net/unix from
+    /// the Sentry's own AF_UNIX sockets.
+    func makeProcNetDir() -> ProcNode {
+        let k = self
+        var files: [String: ProcNode] = [:]
+        var ino: UInt64 = 60
+        for name in SentryNetwork.procNet.keys.sorted() {
+            files[name] = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { _ in SentryNetwork.procNetText(name) ?? [] })
+            ino += 1
+        }
+        files["unix"] = ProcNode(kernel: k, ino: 59, mode: S_IFREG_ | 0o444, content: { _ in Array(k.unixNames.procText().utf8) })
+        return ProcNode(kernel: k, ino: 58, mode: S_IFDIR_ | 0o555, lookup: { _, n in files[String(decoding: n, as: UTF8.self)] },
+                        list: { _ in files.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) } })
+    }
+}

@@ -1,0 +1,177 @@
+// Networking inside Moat (issue 5), on the Debian rootfs (python3):
+// - each script in scripts/net/ runs in one sandbox and must print "OK ...":
+//   http.server served and fetched, UDP and ICMP echo, a pipe (and a file
+//   and a socket) passed with SCM_RIGHTS between two processes, 200
+//   concurrent TCP connections without a lost byte, `--network none` has
+//   only loopback, and bad input answers Linux's errors;
+// - a server in a sandbox is reached from the host through a published
+//   port (-p, TCP and UDP), and the port is free again afterwards;
+// - --strace lists the refused calls; --network host sees the host's
+//   interfaces.
+// Skipped without root or when the Debian rootfs cannot be built.
+
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum NetSuite {
+    static let dir = Integration.scriptsDir + "/net"
+    static var ready: Bool { Integration.isRoot && (try? DebianDiff.rootfs.get()) != nil }
+    static let scripts: [String] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasSuffix(".py") }.sorted()
+    }()
+
+    static func moat(_ args: [String], python: String, timeout: Double = 120) async throws -> ProcessResult {
+        let bin = try Integration.moatBinary.get()
+        let root = try DebianDiff.rootfs.get()
+        return await runProcess([bin, "run", "--rootfs", root] + args + ["--", "python3", "-c", python],
+                                env: ["PATH=" + Integration.fixedPath], timeout: timeout)
+    }
+
+    /// A TCP or UDP port free on the host right now.
+    static func freePort(udp: Bool = false) -> UInt16 {
+        let s = socket(AF_INET, udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        return UInt16(bigEndian: sa.sin_port)
+    }
+
+    static func loopback(_ port: UInt16) -> sockaddr_in {
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return sa
+    }
+
+    /// Sends `request` to 127.0.0.1:port over TCP and reads until EOF;
+    /// nil if nothing answered.
+    static func tcpExchange(_ port: UInt16, _ request: String) -> String? {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sa = loopback(port)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if r != 0 { return nil }
+        _ = request.withCString { send(s, $0, strlen($0), 0) }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(s, $0.baseAddress!, $0.count, 0) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out.isEmpty ? nil : String(decoding: out, as: UTF8.self)
+    }
+
+    static func udpExchange(_ port: UInt16, _ message: String) -> String? {
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(s) }
+        var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sa = loopback(port)
+        _ = withUnsafePointer(to: &sa) { p in
+            message.withCString { m in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(s, m, strlen(m), 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        var buf = [UInt8](repeating: 0, count: 2048)
+        let n = buf.withUnsafeMutableBytes { recv(s, $0.baseAddress!, $0.count, 0) }
+        return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : nil
+    }
+
+    /// Whether a TCP port on the host can be listened on again (no listener
+    /// left behind; SO_REUSEADDR so that TIME_WAIT connections do not count).
+    static func portIsFree(_ port: UInt16) -> Bool {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var one: Int32 = 1
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}
+
+@Suite("Networking inside moat")
+struct NetworkTests {
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"), arguments: NetSuite.scripts)
+    func script(_ name: String) async throws {
+        let py = try String(contentsOfFile: NetSuite.dir + "/" + name, encoding: .utf8)
+        let args = name == "network_none.py" ? ["--network", "none"] : []
+        let r = try await NetSuite.moat(args, python: py)
+        #expect(r.exitStatus == 0 && r.stdoutText.hasPrefix("OK"), "\(name): status \(r.exitStatus)\n\(r.stdoutText)\(r.stderrText)")
+    }
+
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
+    func publishedPorts() async throws {
+        let tcp = NetSuite.freePort(), udp = NetSuite.freePort(udp: true)
+        // Serves two HTTP requests and one UDP datagram, then exits.
+        let server = """
+        import http.server, os, socket, threading
+        os.makedirs("/tmp/www", exist_ok=True); open("/tmp/www/x", "w").write("published hello\\n")
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 9000))
+        def udp():
+            while True:
+                d, a = u.recvfrom(100); u.sendto(b"echo:" + d, a); return
+        t = threading.Thread(target=udp); t.start()
+        h = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory="/tmp/www")
+        srv = http.server.HTTPServer(("0.0.0.0", 8000), h)
+        srv.handle_request(); srv.handle_request(); t.join()
+        print("served")
+        """
+        async let run = NetSuite.moat(["-p", "\(tcp):8000", "-p", "127.0.0.1:\(udp):9000/udp"], python: server, timeout: 60)
+        var body: String? = nil
+        for _ in 0..<200 {
+            body = NetSuite.tcpExchange(tcp, "GET /x HTTP/1.0\r\n\r\n")
+            if body != nil { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(body?.contains("published hello") == true, "\(body ?? "no answer")")
+        var echo: String? = nil
+        for _ in 0..<40 where echo == nil { echo = NetSuite.udpExchange(udp, "ping") }
+        #expect(echo == "echo:ping")
+        if echo == nil { _ = NetSuite.udpExchange(udp, "ping") }
+        let second = NetSuite.tcpExchange(tcp, "GET /x HTTP/1.0\r\n\r\n")
+        #expect(second?.contains("published hello") == true)
+        let r = try await run
+        #expect(r.exitStatus == 0 && r.stdoutText.contains("served"), "\(r.stdoutText)\(r.stderrText)")
+        #expect(NetSuite.portIsFree(tcp), "port \(tcp) still bound after the sandbox ended")
+    }
+
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
+    func straceListsRefusals() async throws {
+        let log = Integration.scratchRoot + "/net-strace-\(getpid()).log"
+        defer { unlink(log) }
+        let py = """
+        import socket
+        for fam in (socket.AF_NETLINK, socket.AF_PACKET):
+            try: socket.socket(fam, socket.SOCK_RAW, 0)
+            except OSError as e: print(e.errno)
+        try: socket.socket().setsockopt(socket.SOL_SOCKET, 4242, 1)
+        except OSError as e: print(e.errno)
+        """
+        let r = try await NetSuite.moat(["--strace", "--log", log], python: py)
+        #expect(r.stdoutText == "97\n97\n92\n", "\(r.stdoutText)\(r.stderrText)")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("socket(16, ") && text.contains("EAFNOSUPPORT"), "\(text.suffix(2000))")
+        #expect(text.contains("setsockopt(") && text.contains("ENOPROTOOPT"))
+    }
+
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
+    func hostNetwork() async throws {
+        let host = try String(contentsOfFile: "/proc/net/dev", encoding: .utf8)
+        let names = { (s: String) in s.split(separator: "\n").dropFirst(2).map { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) }.sorted() }
+        let r = try await NetSuite.moat(["--network", "host"], python: "print(open('/proc/net/dev').read(), end='')")
+        #expect(r.exitStatus == 0)
+        #expect(names(r.stdoutText) == names(host), "\(r.stdoutText)")
+    }
+}
