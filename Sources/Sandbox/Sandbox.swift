@@ -23,6 +23,9 @@ public struct RunOptions {
     /// The network namespace (see Network.swift) and published ports.
     public var network: NetworkMode = .sandbox
     public var ports: [PortMapping] = []
+    /// Extra /etc/hosts entries (NAME:IP) and name servers for /etc/resolv.conf.
+    public var addHosts: [String] = []
+    public var dns: [String] = []
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
 
@@ -72,6 +75,8 @@ public enum Sandbox {
         }
         var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
         sentryArgs += ["--network", o.network.rawValue]
+        for h in o.addHosts { sentryArgs += ["--add-host", h] }
+        for d in o.dns { sentryArgs += ["--dns", d] }
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
         if o.strace { sentryArgs.append("--strace") }
         if o.debug { sentryArgs.append("--debug") }

@@ -56,6 +56,9 @@ public struct SentryConfig {
     /// The network namespace the launcher put the Sentry in (see
     /// Kernel/Network.swift); `.host` changes nothing.
     public var network: NetworkMode = .host
+    /// Extra /etc/hosts lines (NAME:IP) and name servers (/etc/resolv.conf).
+    public var addHosts: [String] = []
+    public var dns: [String] = []
     public init() {}
 }
 
@@ -156,6 +159,7 @@ public enum SentryMain {
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
         if let e = SentryNetwork.setUp(cfg.network) { k.unlock(); return fatal(e, 125) }
+        SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
         if cfg.confine {
             var r = moat_drop_all_caps()
             if r == 0 { r = moat_sentry_seccomp() }

@@ -53,6 +53,8 @@ struct Run: ParsableCommand {
     @Option(help: "Network: none (loopback only), sandbox (own namespace; default) or host.") var network: String = "sandbox"
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
     var publish: [String] = []
+    @Option(help: "Add a line to the sandbox's /etc/hosts: NAME:IP; repeatable.") var addHost: [String] = []
+    @Option(help: "A name server for the sandbox's /etc/resolv.conf; repeatable.") var dns: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -75,6 +77,8 @@ struct Run: ParsableCommand {
         o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
         o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
         o.network = net; o.ports = ports
+        for h in addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
+        o.addHosts = addHost; o.dns = dns
         Glibc.exit(Sandbox.run(o))
     }
 
@@ -108,6 +112,8 @@ struct SentryCommand: ParsableCommand {
     @Option var env: [String] = []
     @Option var ociConfigFd: Int32 = -1
     @Option var network: String = "host"
+    @Option var addHost: [String] = []
+    @Option var dns: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -121,6 +127,7 @@ struct SentryCommand: ParsableCommand {
         c.hostname = hostname
         c.overlay = overlay
         c.network = NetworkMode(rawValue: network) ?? .host
+        c.addHosts = addHost; c.dns = dns
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

@@ -3,7 +3,9 @@
 //   http.server served and fetched, UDP and ICMP echo, a pipe (and a file
 //   and a socket) passed with SCM_RIGHTS between two processes, 200
 //   concurrent TCP connections without a lost byte, `--network none` has
-//   only loopback, and bad input answers Linux's errors;
+//   only loopback, bad input answers Linux's errors, and a thread blocked
+//   in accept/recv does not stall the others;
+// - --hostname, --add-host and --dns shape what the sandbox resolves;
 // - a server in a sandbox is reached from the host through a published
 //   port (-p, TCP and UDP), and the port is free again afterwards;
 // - --strace lists the refused calls; --network host sees the host's
@@ -164,6 +166,13 @@ struct NetworkTests {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("socket(16, ") && text.contains("EAFNOSUPPORT"), "\(text.suffix(2000))")
         #expect(text.contains("setsockopt(") && text.contains("ENOPROTOOPT"))
+    }
+
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
+    func namesFromOptions() async throws {
+        let py = "import socket; print(socket.gethostname(), socket.gethostbyname('db'), open('/etc/resolv.conf').read().strip())"
+        let r = try await NetSuite.moat(["--hostname", "web", "--add-host", "db:10.0.0.5", "--dns", "192.0.2.53"], python: py)
+        #expect(r.stdoutText == "web 10.0.0.5 nameserver 192.0.2.53\n", "\(r.stdoutText)\(r.stderrText)")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

@@ -113,6 +113,39 @@ enum SentryNetwork {
     }
 }
 
+extension SentryNetwork {
+    /// /etc/hosts (and /etc/resolv.conf when name servers are given) as the
+    /// options say, mounted over the root file system's copies as files in
+    /// Sentry memory. With --network host and no options the root's own
+    /// files are left alone. Requires: k.mu held.
+    static func mountNameFiles(_ k: Kernel, _ fs: FSContext, hostname: String, addHosts: [String], dns: [String]) {
+        func place(_ path: String, _ text: String) {
+            if case .failure = k.vfs.resolve(fs, start: k.vfs.rootPath, Array(path.utf8)),
+               case .success(let dir) = k.vfs.resolve(fs, start: k.vfs.rootPath, Array("/etc".utf8)) {
+                // A mount point for it, where the root is writable (the overlay).
+                _ = dir.inode.create(Array(path.dropFirst(5).utf8), mode: S_IFREG_ | 0o644, uid: 0, gid: 0, flags: O_CREAT | O_WRONLY)
+                dir.dentry.children[Array(path.dropFirst(5).utf8)] = nil
+            }
+            guard case .success(let p) = k.vfs.resolve(fs, start: k.vfs.rootPath, Array(path.utf8)), !p.inode.isDir else {
+                Log.shared.info("\(path) is missing from the root file system; not generated")
+                return
+            }
+            let f = TmpfsInode(mode: S_IFREG_ | 0o644, dev: 9)
+            f.data = Array(text.utf8)
+            k.vfs.mount(f, at: p, fsType: "tmpfs", source: "tmpfs")
+        }
+        if mode != .host || !addHosts.isEmpty {
+            var hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
+            for h in addHosts {
+                guard let i = h.firstIndex(of: ":") else { continue }
+                hosts += "\(h[h.index(after: i)...])\t\(h[..<i])\n"
+            }
+            place("/etc/hosts", hosts)
+        }
+        if !dns.isEmpty { place("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined()) }
+    }
+}
+
 extension Kernel {
     /// /proc/net: the namespace's tables from the host, /proc/net/unix from
     /// the Sentry's own AF_UNIX sockets.
