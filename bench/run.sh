@@ -3,7 +3,7 @@
 # runsc (ptrace platform). Prints a Markdown report and writes it to --out.
 #
 #   bench/run.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--quick]
-#                [--reps N] [--runtimes LIST] [--mem auto|cgroup2|cgroup1|time]
+#                [--reps N] [--runtimes LIST] [--rows LIST] [--mem auto|cgroup2|cgroup1|time]
 #
 # See bench/README.md for what each figure means. Run as root (chroot, cgroups,
 # runsc all need it). Extending: add a bench_* function and a line to ROWS.
@@ -21,6 +21,7 @@ QUICK=0
 REPS=
 MEM_MODE=auto
 ONLY=
+ONLY_ROWS=
 
 usage() {
     sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -32,6 +33,7 @@ usage() {
   --quick          fewer repetitions and shorter loops (a smoke test, not a result)
   --reps N         repetitions per cell (default 5, --quick 3)
   --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,moat,runsc
+  --rows LIST      comma-separated subset of row keys (e.g. net_tcprr,net_http_host,net_http_pub)
   --mem MODE       how peak memory is taken (default auto: cgroup v2, cgroup v1, GNU time)
 EOF
 }
@@ -49,6 +51,8 @@ while [ $# -gt 0 ]; do
         --reps=*) REPS=${1#*=}; shift ;;
         --runtimes) ONLY=${2:?--runtimes needs a list}; shift 2 ;;
         --runtimes=*) ONLY=${1#*=}; shift ;;
+        --rows) ONLY_ROWS=${2:?--rows needs a list}; shift 2 ;;
+        --rows=*) ONLY_ROWS=${1#*=}; shift ;;
         --mem) MEM_MODE=${2:?--mem needs a mode}; shift 2 ;;
         --mem=*) MEM_MODE=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -427,6 +431,15 @@ ROWS=(
     "net_http_host|bench_net_http|HTTP requests/s from the host (wrk), server on the host network|—"
     "net_http_pub|bench_net_http|HTTP requests/s from the host (wrk), through a published port (-p)|—"
 )
+
+if [ -n "$ONLY_ROWS" ]; then
+    kept=()
+    for row in "${ROWS[@]}"; do
+        [[ ",$ONLY_ROWS," == *",${row%%|*},"* ]] && kept+=("$row")
+    done
+    [ "${#kept[@]}" -gt 0 ] || die "--rows $ONLY_ROWS matches no row"
+    ROWS=("${kept[@]}")
+fi
 
 # -------------------------------------------------------------------- run --
 for row in "${ROWS[@]}"; do

@@ -187,6 +187,21 @@ final class PortPublisher: @unchecked Sendable {
     }
 }
 
+/// The host's name servers that a sandbox can reach (not loopback ones).
+func hostNameServers() -> [String] {
+    let fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return [] }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 8192)
+    let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+    if n <= 0 { return [] }
+    return String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\n").compactMap { line in
+        let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard f.count >= 2, f[0] == "nameserver", !f[1].hasPrefix("127."), f[1] != "::1" else { return nil }
+        return String(f[1])
+    }
+}
+
 /// The Sentry's network modes, for the launcher's users.
 public typealias NetworkMode = Sentry.NetworkMode
 
@@ -206,5 +221,85 @@ func startThread(_ body: @escaping () -> Void) {
         return nil
     }, box) != 0 {
         Unmanaged<Box>.fromOpaque(box).release()
+    }
+}
+
+/// Egress for `--network sandbox`: the sandbox's own namespace has only
+/// loopback, and instead of a veth pair with NAT (which needs the host-wide
+/// ip_forward switch and firewall rules, host state a killed launcher would
+/// leave behind) outbound TCP connections are brokered here, at the socket
+/// layer: the Sentry sends a destination over a SOCK_SEQPACKET pair made
+/// before it was confined; the launcher, in the host's namespace, checks it
+/// (TCP only; never a loopback, unspecified or multicast address, so the
+/// host's local services stay out of reach), makes a non-blocking socket,
+/// starts the connection itself and passes the socket back (SCM_RIGHTS).
+/// The application sees its socket connected as with NAT. Nothing is
+/// configured on the host; the broker ends with the launcher.
+final class EgressBroker: @unchecked Sendable {
+    let sentryEnd: Int32
+    private let mine: Int32
+
+    init?() {
+        var sv: [Int32] = [-1, -1]
+        if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) != 0 { return nil }
+        mine = sv[0]; sentryEnd = sv[1]
+    }
+
+    func start() {
+        close(sentryEnd)
+        let fd = mine
+        startThread { EgressBroker.serve(fd) }
+    }
+
+    /// Request: family u16, type u16, address length u16, 2 bytes padding,
+    /// then the sockaddr. Reply: an errno as i32 (0, EINPROGRESS, or why
+    /// not), with the socket when one was made.
+    static func serve(_ chan: Int32) {
+        var buf = [UInt8](repeating: 0, count: 256)
+        while true {
+            var passed: Int32 = -1
+            let n = buf.withUnsafeMutableBytes { moat_recv_fd(chan, $0.baseAddress!, $0.count, &passed) }
+            if passed >= 0 { close(passed) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { close(chan); return }
+            var (result, sock) = connectOut(Array(buf[0..<Int(n)]))
+            let sent = withUnsafeBytes(of: &result) { moat_send_fd(chan, $0.baseAddress!, 4, sock) }
+            if sock >= 0 { close(sock) }
+            if sent < 0 { close(chan); return }
+        }
+    }
+
+    static func connectOut(_ req: [UInt8]) -> (Int32, Int32) {
+        guard req.count >= 8 else { return (EINVAL, -1) }
+        let family = Int32(req[0]) | Int32(req[1]) << 8
+        let type = Int32(req[2]) | Int32(req[3]) << 8
+        let alen = Int(req[4]) | Int(req[5]) << 8
+        guard type == Int32(SOCK_STREAM.rawValue), alen <= 128, req.count >= 8 + alen else { return (EPERM, -1) }
+        let addr = Array(req[8..<8 + alen])
+        guard isRemote(family: family, addr) else { return (ENETUNREACH, -1) }
+        let s = socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if s < 0 { return (errno, -1) }
+        let r = addr.withUnsafeBytes { connect(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(alen)) }
+        if r != 0 && errno != EINPROGRESS { let e = errno; close(s); return (e, -1) }
+        return (r == 0 ? 0 : EINPROGRESS, s)
+    }
+
+    /// A destination outside the host: not loopback, unspecified, multicast
+    /// or broadcast, in either family (IPv4-mapped IPv6 checked as IPv4).
+    static func isRemote(family: Int32, _ a: [UInt8]) -> Bool {
+        func v4ok(_ b: ArraySlice<UInt8>) -> Bool {
+            let x = Array(b)
+            return x[0] != 127 && x[0] != 0 && x[0] < 224
+        }
+        if family == AF_INET { return a.count >= 16 && Int(a[0]) | Int(a[1]) << 8 == Int(AF_INET) && v4ok(a[4..<8]) }
+        if family == AF_INET6 {
+            guard a.count >= 24, Int(a[0]) | Int(a[1]) << 8 == Int(AF_INET6) else { return false }
+            let ip = Array(a[8..<24])
+            if ip[0] == 0xff { return false }                                   // multicast
+            if ip[0..<15].allSatisfy({ $0 == 0 }) { return false }              // :: and ::1
+            if ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff { return v4ok(ip[12..<16]) }
+            return true
+        }
+        return false
     }
 }

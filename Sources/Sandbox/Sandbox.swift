@@ -76,7 +76,7 @@ public enum Sandbox {
         var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
         sentryArgs += ["--network", o.network.rawValue]
         for h in o.addHosts { sentryArgs += ["--add-host", h] }
-        for d in o.dns { sentryArgs += ["--dns", d] }
+        for d in o.dns.isEmpty && o.network == .sandbox ? hostNameServers() : o.dns { sentryArgs += ["--dns", d] }
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
         if o.strace { sentryArgs.append("--strace") }
         if o.debug { sentryArgs.append("--debug") }
@@ -86,6 +86,11 @@ public enum Sandbox {
         sentryArgs += o.argv
         var fds: [Int32] = [0, 1, 2, pair.client]
         if logFD >= 0 { fds.append(logFD) }
+        let egress = o.network == .sandbox ? EgressBroker() : nil
+        if let e = egress {
+            sentryArgs.insert(contentsOf: ["--egress-fd", "\(fds.count)"], at: 2)
+            fds.append(e.sentryEnd)
+        }
         let CLONE_NEWPID: UInt = 0x20000000
         let CLONE_NEWNET: UInt = 0x40000000
         let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET))
@@ -96,6 +101,7 @@ public enum Sandbox {
             return fail("cannot start the sentry: errno \(-sentryPid)", 125)
         }
         publisher.start(sandboxPid: sentryPid)
+        egress?.start()
         // Forward termination requests to the Sentry (pid 1 of its namespace).
         forwardTarget = sentryPid
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {

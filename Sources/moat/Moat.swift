@@ -114,6 +114,7 @@ struct SentryCommand: ParsableCommand {
     @Option var network: String = "host"
     @Option var addHost: [String] = []
     @Option var dns: [String] = []
+    @Option var egressFd: Int32 = -1
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -127,7 +128,7 @@ struct SentryCommand: ParsableCommand {
         c.hostname = hostname
         c.overlay = overlay
         c.network = NetworkMode(rawValue: network) ?? .host
-        c.addHosts = addHost; c.dns = dns
+        c.addHosts = addHost; c.dns = dns; c.egressFD = egressFd
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

@@ -8,6 +8,8 @@
 // - --hostname, --add-host and --dns shape what the sandbox resolves;
 // - a server in a sandbox is reached from the host through a published
 //   port (-p, TCP and UDP), and the port is free again afterwards;
+// - --network sandbox reaches the outside through the egress broker,
+//   --network none does not;
 // - --strace lists the refused calls; --network host sees the host's
 //   interfaces.
 // Skipped without root or when the Debian rootfs cannot be built.
@@ -87,6 +89,23 @@ enum NetSuite {
         var buf = [UInt8](repeating: 0, count: 2048)
         let n = buf.withUnsafeMutableBytes { recv(s, $0.baseAddress!, $0.count, 0) }
         return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : nil
+    }
+
+    /// The host's first non-loopback IPv4 address.
+    static func hostAddress() -> String? {
+        var ifa: UnsafeMutablePointer<ifaddrs>? = nil
+        guard getifaddrs(&ifa) == 0 else { return nil }
+        defer { freeifaddrs(ifa) }
+        var p = ifa
+        while let i = p {
+            defer { p = i.pointee.ifa_next }
+            guard let a = i.pointee.ifa_addr, a.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            let sin = UnsafeRawPointer(a).assumingMemoryBound(to: sockaddr_in.self).pointee
+            let v = UInt32(bigEndian: sin.sin_addr.s_addr)
+            if v >> 24 == 127 { continue }
+            return "\(v >> 24).\(v >> 16 & 255).\(v >> 8 & 255).\(v & 255)"
+        }
+        return nil
     }
 
     /// Whether a TCP port on the host can be listened on again (no listener
@@ -170,9 +189,45 @@ struct NetworkTests {
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
     func namesFromOptions() async throws {
-        let py = "import socket; print(socket.gethostname(), socket.gethostbyname('db'), open('/etc/resolv.conf').read().strip())"
+        let py = "import socket; print(socket.gethostname(), socket.gethostbyname('db'), open('/etc/resolv.conf').read().split(chr(10))[0])"
         let r = try await NetSuite.moat(["--hostname", "web", "--add-host", "db:10.0.0.5", "--dns", "192.0.2.53"], python: py)
         #expect(r.stdoutText == "web 10.0.0.5 nameserver 192.0.2.53\n", "\(r.stdoutText)\(r.stderrText)")
+    }
+
+    /// --network sandbox reaches outside through the launcher's egress
+    /// broker (here: a server on the host's own non-loopback address);
+    /// --network none does not.
+    @Test(.enabled(if: NetSuite.ready && NetSuite.hostAddress() != nil, "needs root, the Debian rootfs and a non-loopback IPv4 address"))
+    func egress() async throws {
+        let ip = NetSuite.hostAddress()!
+        let l = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(l) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(l, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(l, $0, &len) } }
+        listen(l, 8)
+        let port = UInt16(bigEndian: sa.sin_port)
+        Thread.detachNewThread {
+            while true {
+                let c = accept(l, nil, nil)
+                if c < 0 { return }
+                _ = "from the host\n".withCString { send(c, $0, strlen($0), 0) }
+                close(c)
+            }
+        }
+        let py = """
+        import socket
+        s = socket.create_connection(("\(ip)", \(port)), timeout=5)
+        print(s.recv(100).decode(), end="")
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        print(s.getpeername()[1] == \(port))
+        """
+        let r = try await NetSuite.moat([], python: py)
+        #expect(r.stdoutText == "from the host\nTrue\n", "\(r.stdoutText)\(r.stderrText)")
+        let none = try await NetSuite.moat(["--network", "none"], python: py)
+        #expect(none.exitStatus != 0 && none.stderrText.contains("unreachable"), "\(none.stdoutText)\(none.stderrText)")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

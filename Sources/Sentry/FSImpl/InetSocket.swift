@@ -38,14 +38,18 @@ let IPPROTO_ICMPV6_: Int32 = 58
 
 final class InetSocketFD: FileDescription {
     /// The host socket (O_NONBLOCK, O_CLOEXEC), owned by this description.
-    let fd: Int32
+    private(set) var fd: Int32
     let family: Int32
     let type: Int32
     let proto: Int32
     /// SO_RCVTIMEO / SO_SNDTIMEO, emulated (0: wait forever).
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
-    let ino: UInt64
+    private(set) var ino: UInt64
+    /// Bound explicitly (then never moved to an egress socket).
+    private var bound = false
+    /// Options set so far, replayed on an egress socket.
+    private var options: [(Int32, Int32, [UInt8])] = []
     /// Calls in progress that may have released Kernel.mu; the host fd is
     /// closed only when the last one is done, so a concurrent close never
     /// makes a waiter use a reused fd number.
@@ -277,6 +281,7 @@ final class InetSocketFD: FileDescription {
             if port > 0 && port < 1024 && !t.tg.creds.isRoot { return err(EACCES) }
         }
         let r = a.withUnsafeBytes { Glibc.bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+        if r == 0 { bound = true }
         return r < 0 ? err(errno) : 0
     }
 
@@ -289,9 +294,22 @@ final class InetSocketFD: FileDescription {
     func connect(_ t: Task, _ a: [UInt8]) -> Int {
         let c = checkAddr(a, allowUnspec: true)
         if c < 0 { return c }
-        let r = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+        var r: Int32
+        var e: Int32 = 0
+        if SentryNetwork.egressFD >= 0 && type == SOCK_STREAM_ && !bound && SentryNetwork.isOutside(a) {
+            // Out of the sandbox: through the launcher's egress broker.
+            switch SentryNetwork.egress(family: family, type: type, a) {
+            case .success(let (newFD, ce)):
+                adopt(newFD)
+                r = ce == 0 ? 0 : -1
+                e = ce
+            case .failure(let x): return x.ret
+            }
+        } else {
+            r = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+            if r != 0 { e = errno }
+        }
         if r == 0 { return 0 }
-        let e = errno
         if e != EINPROGRESS || type != SOCK_STREAM_ { return err(e) }
         if nonblocking { return err(EINPROGRESS) }
         // A blocking connect: wait until the handshake ends, then report it.
@@ -306,6 +324,19 @@ final class InetSocketFD: FileDescription {
         var len = socklen_t(4)
         if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 { return err(errno) }
         return soerr == 0 ? 0 : err(soerr)
+    }
+
+    /// Replaces the host socket by `newFD` (an egress socket), with the
+    /// options the application set on the old one.
+    private func adopt(_ newFD: Int32) {
+        for (level, name, v) in options {
+            _ = v.withUnsafeBytes { Glibc.setsockopt(newFD, level, name, $0.baseAddress!, socklen_t(v.count)) }
+        }
+        close(fd)
+        fd = newFD
+        var st = Glibc.stat()
+        fstat(fd, &st)
+        ino = UInt64(st.st_ino)
     }
 
     /// accept4: a new description around the host's new socket.
@@ -382,6 +413,7 @@ final class InetSocketFD: FileDescription {
         var b = v
         if b.isEmpty { b = [0] }
         let r = b.withUnsafeBytes { Glibc.setsockopt(fd, level, name, $0.baseAddress!, socklen_t(n)) }
+        if r == 0 && options.count < 64 { options.append((level, name, Array(b.prefix(n)))) }
         return r < 0 ? err(errno) : 0
     }
 

@@ -4,8 +4,12 @@
 //
 // Modes (`moat run --network`):
 // - none:    a new network namespace with only loopback, brought up here.
-// - sandbox: the same, plus a veth pair to the host and NAT out, set up by
-//            the launcher (Sources/Sandbox/Network.swift) when available.
+// - sandbox: the same, plus outbound TCP through the launcher's egress
+//            broker (Sources/Sandbox/Network.swift): a connect to an address
+//            outside the sandbox swaps the application's socket for one the
+//            launcher made and connected in the host's namespace, after
+//            checking the destination (the socket-level equivalent of NAT,
+//            with no host configuration to leave behind).
 // - host:    the host's namespace; nothing is changed here.
 // The launcher creates the namespace (CLONE_NEWNET when it starts the
 // Sentry), so the Sentry is never in the host's namespace unless asked.
@@ -55,6 +59,42 @@ enum SentryNetwork {
     /// Host fds of /proc/self/net files, opened before confinement (by name).
     nonisolated(unsafe) static var procNet: [String: Int32] = [:]
     nonisolated(unsafe) static var mode: NetworkMode = .none
+    /// The launcher's egress broker (Sandbox/Network.swift), or -1.
+    nonisolated(unsafe) static var egressFD: Int32 = -1
+
+    /// Asks the broker for a TCP socket in the host's namespace already
+    /// connecting to `addr`. Returns the socket and the connect's errno
+    /// (0 or EINPROGRESS). Requires: Kernel.mu held (one request at a time).
+    static func egress(family: Int32, type: Int32, _ addr: [UInt8]) -> Result<(Int32, Int32), Errno> {
+        var req = [UInt8](repeating: 0, count: 8) + addr
+        req[0] = UInt8(family & 0xff); req[1] = UInt8(family >> 8)
+        req[2] = UInt8(type & 0xff); req[3] = UInt8(type >> 8)
+        req[4] = UInt8(addr.count & 0xff); req[5] = UInt8(addr.count >> 8)
+        if req.withUnsafeBytes({ moat_send_fd(egressFD, $0.baseAddress!, $0.count, -1) }) < 0 { return .failure(Errno(ENETUNREACH)) }
+        var result: Int32 = 0
+        var fd: Int32 = -1
+        var n: Int32
+        repeat { n = withUnsafeMutableBytes(of: &result) { moat_recv_fd(egressFD, $0.baseAddress!, 4, &fd) } } while n < 0 && errno == EINTR
+        if n != 4 { if fd >= 0 { close(fd) }; return .failure(Errno(ENETUNREACH)) }
+        if fd < 0 { return .failure(Errno(result == 0 ? ENETUNREACH : result)) }
+        return .success((fd, result))
+    }
+
+    /// Whether a destination is outside the sandbox (its namespace has
+    /// loopback only): what egress applies to.
+    static func isOutside(_ a: [UInt8]) -> Bool {
+        guard a.count >= 2 else { return false }
+        let fam = Int32(a[0]) | Int32(a[1]) << 8
+        if fam == AF_INET { return a.count >= 16 && a[4] != 127 && a[4] != 0 }
+        if fam == AF_INET6 {
+            guard a.count >= 24 else { return false }
+            let ip = Array(a[8..<24])
+            if ip[0..<15].allSatisfy({ $0 == 0 }) { return false }
+            if ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff { return ip[12] != 127 && ip[12] != 0 }
+            return true
+        }
+        return false
+    }
 
     /// Prepares the namespace. Returns an error message, or nil.
     static func setUp(_ mode: NetworkMode) -> String? {
@@ -142,7 +182,8 @@ extension SentryNetwork {
             }
             place("/etc/hosts", hosts)
         }
-        if !dns.isEmpty { place("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined()) }
+        // Brokered egress carries TCP only: resolvers must use TCP (use-vc).
+        if !dns.isEmpty { place("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined() + (mode == .sandbox ? "options use-vc\n" : "")) }
     }
 }
 
