@@ -378,19 +378,23 @@ bench_net_tcprr() {
 # net_http_host: the server on the host's network (native; moat --network
 # host; runsc --network=host); row net_http_pub: through a published port
 # (moat -p, the launcher's proxy into the sandbox's own namespace).
-http_run() {  # http_run ROW RT PORT CMD...: REPS wrk runs against a server started by CMD
-    local row=$1 rt=$2 port=$3; shift 3
+http_run() {  # http_run ROW RT ADDR PORT CMD...: REPS wrk runs against ADDR:PORT, a server started by CMD
+    local row=$1 rt=$2 addr=$3 port=$4; shift 4
     local pid i out rps vals=()
     "$@" >/dev/null 2>&1 &
     pid=$!
-    for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-    wrk -t2 -c16 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1   # warm-up
+    for i in $(seq 100); do (exec 3<>/dev/tcp/"$addr"/"$port") 2>/dev/null && break; sleep 0.1; done
+    wrk -t2 -c16 -d1s "http://$addr:$port/" >/dev/null 2>&1   # warm-up
     for i in $(seq "$REPS"); do
-        out=$(wrk -t2 -c16 -d"${WRK_SECS}s" "http://127.0.0.1:$port/" 2>&1)
+        out=$(wrk -t2 -c16 -d"${WRK_SECS}s" "http://$addr:$port/" 2>&1)
         rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
         if ! grep -q "Non-2xx\|Socket errors: connect [1-9]" <<<"$out" && [ -n "$rps" ] && [ "$rps" -gt 0 ]; then vals+=("$rps"); fi
     done
-    kill -TERM "$pid" 2>/dev/null; sleep 0.5; kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    # Let the runtime end on TERM (runsc do removes its veth then); KILL
+    # only if it is still there after 10 s.
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     if [ "${#vals[@]}" -eq 0 ]; then set_cell "$row" "$rt" "$(na "no successful wrk run")"; return; fi
     set_cell "$row" "$rt" "$(printf '%s\n' "${vals[@]}" | sort -n | awk '{v[NR]=$1} END {printf "%d (%d–%d)", v[int((NR+1)/2)], v[1], v[NR]}')"
 }
@@ -403,11 +407,14 @@ bench_net_http() {
         set_cell net_http_host "$rt" "$(na "wrk not installed (apt-get install wrk)")"; set_cell net_http_pub "$rt" "$(na "wrk not installed")"; return
     fi
     case "$rt" in
-        native) http_run net_http_host "$rt" "$port" "$CHROOT" "$ROOT" /bench/httpd "$port" "$secs"
+        native) http_run net_http_host "$rt" 127.0.0.1 "$port" "$CHROOT" "$ROOT" /bench/httpd "$port" "$secs"
                 set_cell net_http_pub "$rt" "$(not_applicable)" ;;
-        moat)   http_run net_http_host "$rt" "$port" "$MOAT" run --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
-                http_run net_http_pub "$rt" "$port" "$MOAT" run --rootfs "$ROOT" -p "$port:8080" -- /bench/httpd 8080 "$secs" ;;
-        runsc)  http_run net_http_host "$rt" "$port" "$RUNSC" --ignore-cgroups --platform=ptrace --network=host do -root "$ROOT" /bench/httpd "$port" "$secs"
+        moat)   http_run net_http_host "$rt" 127.0.0.1 "$port" "$MOAT" run --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
+                http_run net_http_pub "$rt" 127.0.0.1 "$port" "$MOAT" run --rootfs "$ROOT" -p "$port:8080" -- /bench/httpd 8080 "$secs" ;;
+        # runsc do always gives the sandbox a veth with its own address
+        # (192.168.10.2); --network=host makes it use the host kernel's
+        # stack (hostinet) behind it instead of netstack.
+        runsc)  http_run net_http_host "$rt" 192.168.10.2 "$port" "$RUNSC" --ignore-cgroups --platform=ptrace --network=host do -root "$ROOT" /bench/httpd "$port" "$secs"
                 set_cell net_http_pub "$rt" "$(not_applicable)" ;;
     esac
 }
@@ -548,7 +555,8 @@ report() {
     echo "  namespace; runsc: --network=none, its netstack loopback). HTTP: \`bench/programs/httpd.c\` (static, one"
     echo "  thread, poll, keep-alive) in the sandbox; \`wrk -t2 -c16 -d${WRK_SECS}s\` on the host, $REPS runs after a 1 s"
     echo "  warm-up; the cell is the median (min–max) of Requests/sec. \"host network\": native chroot, moat"
-    echo "  \`--network host\`, runsc \`--network=host\`. \"published port\": moat \`-p PORT:8080\` (a proxy in the"
+    echo "  \`--network host\`, runsc \`--network=host\` (the host kernel's stack; \`runsc do\` still puts the"
+    echo "  sandbox behind its own veth, 192.168.10.2, which wrk targets). \"published port\": moat \`-p PORT:8080\` (a proxy in the"
     echo "  launcher relays each connection into the sandbox's namespace); runsc \`do\` has no port publishing."
     echo "- Every command runs with a clean environment (PATH, HOME, LANG=C, TMPDIR) and stdin from /dev/null."
     echo "- Commands:"
