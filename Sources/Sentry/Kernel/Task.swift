@@ -42,6 +42,8 @@ final class Task {
 
     var clearChildTid: UInt64 = 0
     var robustList: UInt64 = 0
+    /// sched_setscheduler's policy (SCHED_OTHER, BATCH or IDLE: all run alike here).
+    var schedPolicy: Int32 = 0
     var comm: [UInt8]
     /// Set by handlers that replaced the registers (execve, rt_sigreturn).
     var skipReturn = false

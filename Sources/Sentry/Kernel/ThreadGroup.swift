@@ -41,6 +41,9 @@ final class ThreadGroup {
     /// The signal to send the parent at exit (SIGCHLD normally).
     var exitSignal: Int32 = SIGCHLD
     var subreaper = false
+    /// timer_create timers, by id (not inherited by fork, gone at exec).
+    var posixTimers: [Int32: PosixTimer] = [:]
+    var membarrierRegistered = false
     var comm: [UInt8] = []
 
     // Exit state. Guarded by Kernel.mu.

@@ -45,6 +45,7 @@ final class SyscallTable {
         registerFileExtras(t)
         registerInotify(t)
         registerIPC(t)
+        registerPosixTimers(t)
         return t
     }()
 }

@@ -129,6 +129,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         phdr = s.vaddr &+ (elf.phoff - s.offset) &+ bias
     }
     let c = t.tg.creds
+    // POSIX timers do not survive exec.
+    for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }
+    t.tg.posixTimers.removeAll()
+    t.tg.membarrierRegistered = false
     let vdso = VDSO.shared?.map(t) ?? 0
     let auxv: [(UInt64, UInt64)] = [
         (33, vdso),                               // AT_SYSINFO_EHDR (dropped below when there is no vDSO)

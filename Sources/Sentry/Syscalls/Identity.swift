@@ -116,7 +116,11 @@ func registerIdentity(_ t: SyscallTable) {
     }
     t[140] = { _, _ in 0 }                                                    // getpriority (20 - nice 0)
     t[141] = { _, _ in 0 }                                                    // setpriority
-    t[145] = { _, _ in 0 }                                                    // sched_getscheduler: SCHED_OTHER
+    t[145] = { t, a in                                                        // sched_getscheduler
+        if a.int(0) < 0 { return err(EINVAL) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)] else { return err(ESRCH) }
+        return Int(target.schedPolicy)
+    }
     t[143] = { t, a in t.writeI32(a.a1, 0) ? 0 : err(EFAULT) }                // sched_getparam
     t[146] = { _, a in a.int(0) == 0 ? 0 : (a.int(0) == 1 || a.int(0) == 2 ? 99 : err(EINVAL)) } // sched_get_priority_max
     t[147] = { _, a in a.int(0) == 0 ? 0 : (a.int(0) == 1 || a.int(0) == 2 ? 1 : err(EINVAL)) }  // sched_get_priority_min

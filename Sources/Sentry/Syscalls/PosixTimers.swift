@@ -1,0 +1,187 @@
+// POSIX interval timers (timer_create and friends), membarrier, and the
+// scheduling-policy calls that were missing.
+
+import CMoat
+import Glibc
+
+/// One timer_create timer. Guarded by Kernel.mu.
+final class PosixTimer {
+    let id: Int32
+    let clock: Int32
+    let notify: Int32            // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID
+    let signo: Int32
+    let value: UInt64            // sigev_value, given back in si_value
+    let targetTid: Int32
+    var interval: Int64 = 0
+    var deadline: Int64 = 0      // CLOCK_MONOTONIC ns; 0 when disarmed
+    var overrun: Int32 = 0
+    var pendingOverrun: Int32 = 0
+    var scheduled: Int? = nil
+    init(id: Int32, clock: Int32, notify: Int32, signo: Int32, value: UInt64, targetTid: Int32) {
+        self.id = id; self.clock = clock; self.notify = notify; self.signo = signo; self.value = value; self.targetTid = targetTid
+    }
+}
+
+private let SIGEV_SIGNAL: Int32 = 0, SIGEV_NONE: Int32 = 1, SIGEV_THREAD: Int32 = 2, SIGEV_THREAD_ID: Int32 = 4
+
+func registerPosixTimers(_ t: SyscallTable) {
+    t[222] = sysTimerCreate
+    t[223] = sysTimerSettime
+    t[224] = { t, a in                                                        // timer_gettime
+        guard let tm = t.tg.posixTimers[a.int(0)] else { return err(EINVAL) }
+        return writeItimerspec(t, a.a1, remaining(tm), tm.interval) ? 0 : err(EFAULT)
+    }
+    t[225] = { t, a in                                                        // timer_getoverrun
+        guard let tm = t.tg.posixTimers[a.int(0)] else { return err(EINVAL) }
+        return Int(tm.overrun)
+    }
+    t[226] = { t, a in                                                        // timer_delete
+        guard let tm = t.tg.posixTimers.removeValue(forKey: a.int(0)) else { return err(EINVAL) }
+        if let s = tm.scheduled { t.kernel.timers.cancel(s) }
+        return 0
+    }
+    t[324] = sysMembarrier
+    t[142] = { t, a in                                                        // sched_setparam
+        guard let p = t.readI32(a.a1) else { return err(EFAULT) }
+        if a.int(0) < 0 { return err(EINVAL) }
+        return p == 0 ? 0 : err(EINVAL)
+    }
+    t[144] = { t, a in                                                        // sched_setscheduler
+        let policy = a.int(1) & ~0x4000_0000                                  // SCHED_RESET_ON_FORK
+        guard let p = t.readI32(a.a2) else { return err(EFAULT) }
+        if a.int(0) < 0 { return err(EINVAL) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)] else { return err(ESRCH) }
+        switch policy {
+        case 0, 3, 5:                                                         // OTHER, BATCH, IDLE
+            if p != 0 { return err(EINVAL) }
+            target.schedPolicy = policy
+            return 0
+        case 1, 2: return p >= 1 && p <= 99 ? err(EPERM) : err(EINVAL)        // FIFO, RR: no real-time here
+        default: return err(EINVAL)
+        }
+    }
+    t[148] = { t, a in                                                        // sched_rr_get_interval
+        if a.int(0) < 0 { return err(EINVAL) }
+        return t.copyOut(a.a1, withUnsafeBytes(of: (Int64(0), Int64(100_000_000))) { Array($0) }) ? 0 : err(EFAULT)
+    }
+}
+
+private func remaining(_ tm: PosixTimer) -> Int64 {
+    tm.deadline == 0 ? 0 : max(1, tm.deadline - Kernel.now(CLOCK_MONOTONIC))
+}
+
+private func writeItimerspec(_ t: Task, _ addr: UInt64, _ value: Int64, _ interval: Int64) -> Bool {
+    let v: [Int64] = [interval / 1_000_000_000, interval % 1_000_000_000, value / 1_000_000_000, value % 1_000_000_000]
+    return t.copyOut(addr, v.withUnsafeBytes { Array($0) })
+}
+
+func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
+    let clock = a.int(0)
+    // CPU-time clocks are approximated by the wall clocks elsewhere too.
+    guard [CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
+           8 /* REALTIME_ALARM */, 9 /* BOOTTIME_ALARM */].contains(clock) || clock < 0 else { return err(EINVAL) }
+    if clock < 0 { return err(EINVAL) }
+    var notify = SIGEV_SIGNAL, signo = SIGALRM, value: UInt64 = 0, tid: Int32 = 0
+    if a.a1 != 0 {
+        // struct sigevent: value (8), signo (4), notify (4), tid or function (8)
+        guard let b = t.copyIn(a.a1, 24) else { return err(EFAULT) }
+        value = get64(b, 0)
+        signo = Int32(bitPattern: get32(b, 8))
+        notify = Int32(bitPattern: get32(b, 12))
+        tid = Int32(bitPattern: get32(b, 16))
+        switch notify {
+        case SIGEV_NONE: break
+        case SIGEV_SIGNAL, SIGEV_THREAD_ID:
+            if signo < 1 || signo > 64 { return err(EINVAL) }
+            if notify == SIGEV_THREAD_ID && !t.tg.tasks.contains(where: { $0.tid == tid }) { return err(EINVAL) }
+        default: return err(EINVAL)                     // SIGEV_THREAD is glibc's, built on SIGEV_THREAD_ID
+        }
+    } else {
+        value = 0 // si_value is the timer id, set below
+    }
+    var id: Int32 = 0
+    while t.tg.posixTimers[id] != nil { id += 1 }
+    if id >= 32768 { return err(EAGAIN) }
+    let tm = PosixTimer(id: id, clock: clock, notify: notify, signo: signo, value: a.a1 == 0 ? UInt64(id) : value, targetTid: tid)
+    if !t.writeI32(a.a2, id) { return err(EFAULT) }
+    t.tg.posixTimers[id] = tm
+    return 0
+}
+
+func sysTimerSettime(_ t: Task, _ a: Args) -> Int {
+    guard let tm = t.tg.posixTimers[a.int(0)] else { return err(EINVAL) }
+    let flags = a.int(1)                    // bits other than TIMER_ABSTIME are ignored, as by Linux
+    guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
+    let iv = Int64(bitPattern: get64(b, 0)) &* 1_000_000_000 &+ Int64(bitPattern: get64(b, 8))
+    let vs = Int64(bitPattern: get64(b, 16)), vn = Int64(bitPattern: get64(b, 24))
+    if vn < 0 || vn >= 1_000_000_000 || Int64(bitPattern: get64(b, 8)) < 0 || Int64(bitPattern: get64(b, 8)) >= 1_000_000_000 || vs < 0 {
+        return err(EINVAL)
+    }
+    if a.a3 != 0 && !writeItimerspec(t, a.a3, remaining(tm), tm.interval) { return err(EFAULT) }
+    if let s = tm.scheduled { t.kernel.timers.cancel(s); tm.scheduled = nil }
+    tm.deadline = 0
+    tm.interval = iv
+    var v = vs &* 1_000_000_000 &+ vn
+    if v == 0 { return 0 }
+    if flags & 1 != 0 {                                                     // TIMER_ABSTIME
+        let clk = tm.clock == CLOCK_REALTIME || tm.clock == 8 ? CLOCK_REALTIME : CLOCK_MONOTONIC
+        v = max(1, v - Kernel.now(clk))
+    }
+    arm(t.kernel, t.tg, tm, at: Kernel.now(CLOCK_MONOTONIC) &+ v)
+    return 0
+}
+
+private func arm(_ k: Kernel, _ tg: ThreadGroup, _ tm: PosixTimer, at deadline: Int64) {
+    tm.deadline = deadline
+    tm.scheduled = k.timers.schedule(at: deadline) { [weak tg, weak tm] in
+        guard let tg = tg, let tm = tm, !tg.zombie, !tg.exiting, tg.posixTimers[tm.id] === tm else { return }
+        tm.scheduled = nil
+        var next: Int64 = 0
+        if tm.interval > 0 {
+            // Expirations missed while the Sentry was late count as overruns.
+            let now = Kernel.now(CLOCK_MONOTONIC)
+            var n = deadline &+ tm.interval
+            var missed: Int32 = 0
+            while n <= now && missed < Int32.max { n &+= tm.interval; missed += 1 }
+            tm.pendingOverrun &+= missed
+            next = n
+        }
+        if tm.notify != SIGEV_NONE {
+            var info = SigInfo(signo: tm.signo)
+            info.code = -2                                                  // SI_TIMER
+            info.pid = tm.id                                                // si_timerid
+            info.uid = UInt32(bitPattern: tm.pendingOverrun)                // si_overrun
+            info.value = tm.value
+            tm.overrun = tm.pendingOverrun
+            tm.pendingOverrun = 0
+            if tm.notify == SIGEV_THREAD_ID, let target = tg.tasks.first(where: { $0.tid == tm.targetTid }) {
+                target.sendSignal(tm.signo, info)
+            } else {
+                tg.sendSignal(tm.signo, info)
+            }
+        }
+        if next > 0 { arm(k, tg, tm, at: next) } else { tm.deadline = 0 }
+    }
+}
+
+/// membarrier: the barrier must reach the application's own threads, which
+/// run on host CPUs: the command is made on the application's behalf by its
+/// stub, after checking it is one of the process-local ones.
+func sysMembarrier(_ t: Task, _ a: Args) -> Int {
+    let cmd = a.int(0), flags = a.int(1)
+    let QUERY: Int32 = 0, PRIVATE_EXPEDITED: Int32 = 8, REGISTER_PRIVATE_EXPEDITED: Int32 = 16
+    let supported = PRIVATE_EXPEDITED | REGISTER_PRIVATE_EXPEDITED
+    if flags != 0 { return err(EINVAL) }
+    switch cmd {
+    case QUERY: return Int(supported)
+    case REGISTER_PRIVATE_EXPEDITED:
+        t.tg.membarrierRegistered = true
+        let r = t.thread.inject(324, UInt64(REGISTER_PRIVATE_EXPEDITED), 0)
+        return r < 0 ? r : 0
+    case PRIVATE_EXPEDITED:
+        if !t.tg.membarrierRegistered { return err(EPERM) }
+        return t.thread.inject(324, UInt64(PRIVATE_EXPEDITED), 0)
+    default:
+        return err(EINVAL)
+    }
+}

@@ -1,0 +1,105 @@
+/* POSIX interval timers (signal, thread-directed, none, absolute, overrun,
+ * delete), membarrier, and the scheduling-policy calls. Timing-dependent
+ * values are printed as ranges, not raw numbers. */
+#include "t.h"
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+
+static volatile int fired, lastval, lastcode;
+static void on_alarm(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    fired++;
+    lastval = si->si_value.sival_int;
+    lastcode = si->si_code;
+}
+
+int main(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_alarm;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGRTMIN, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    timer_t tid;
+    struct sigevent ev = {0};
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMIN;
+    ev.sigev_value.sival_int = 42;
+    T(timer_create(CLOCK_MONOTONIC, &ev, &tid));
+    struct itimerspec its = {.it_value = {0, 50000000}, .it_interval = {0, 20000000}};
+    T(timer_settime(tid, 0, &its, NULL));
+    struct itimerspec cur;
+    T(timer_gettime(tid, &cur));
+    say("armed: value in (0, 50ms]: %d interval=%ld", cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 50000000, cur.it_interval.tv_nsec);
+    while (fired < 4) pause();
+    say("fired %d times, value %d, code SI_TIMER: %d", fired >= 4, lastval, lastcode == SI_TIMER);
+    struct itimerspec zero = {0};
+    T(timer_settime(tid, 0, &zero, &cur));
+    say("old interval %ld", cur.it_interval.tv_nsec);
+    T(timer_gettime(tid, &cur));
+    say("disarmed: %ld.%ld", (long)cur.it_value.tv_sec, cur.it_value.tv_nsec);
+    /* overruns: block the signal, let it expire several times */
+    sigset_t s; sigemptyset(&s); sigaddset(&s, SIGRTMIN);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    struct itimerspec fast = {.it_value = {0, 10000000}, .it_interval = {0, 10000000}};
+    fired = 0;
+    T(timer_settime(tid, 0, &fast, NULL));
+    usleep(200000);
+    sigprocmask(SIG_UNBLOCK, &s, NULL);
+    T(timer_settime(tid, 0, &zero, NULL));
+    int ov = timer_getoverrun(tid);
+    say("overrun after a blocked stretch is large: %d", ov >= 5);
+    T(timer_delete(tid));
+    T(timer_delete(tid));
+    T(timer_gettime(tid, &cur));
+    /* absolute expiry on CLOCK_REALTIME, default sigevent (SIGALRM) */
+    timer_t t2;
+    T(timer_create(CLOCK_REALTIME, NULL, &t2));
+    struct timespec now; clock_gettime(CLOCK_REALTIME, &now);
+    struct itimerspec abs = {.it_value = {now.tv_sec, now.tv_nsec}};
+    abs.it_value.tv_nsec += 30000000;
+    if (abs.it_value.tv_nsec >= 1000000000) { abs.it_value.tv_sec++; abs.it_value.tv_nsec -= 1000000000; }
+    fired = 0;
+    T(timer_settime(t2, TIMER_ABSTIME, &abs, NULL));
+    while (!fired) pause();
+    say("absolute timer fired: %d", fired > 0);
+    T(timer_delete(t2));
+    /* SIGEV_NONE: only polled */
+    ev.sigev_notify = SIGEV_NONE;
+    T(timer_create(CLOCK_MONOTONIC, &ev, &t2));
+    struct itimerspec once = {.it_value = {5, 0}};
+    T(timer_settime(t2, 0, &once, NULL));
+    T(timer_gettime(t2, &cur));
+    say("SIGEV_NONE remaining about 5 s: %d", cur.it_value.tv_sec == 4 || cur.it_value.tv_sec == 5);
+    T(timer_delete(t2));
+    /* errors */
+    T(timer_create(12345, NULL, &t2));
+    ev.sigev_notify = SIGEV_SIGNAL; ev.sigev_signo = 100;
+    T(timer_create(CLOCK_MONOTONIC, &ev, &t2));
+    ev.sigev_signo = SIGRTMIN;
+    T(timer_create(CLOCK_MONOTONIC, &ev, &t2));
+    struct itimerspec bad = {.it_value = {0, 2000000000}};
+    T(timer_settime(t2, 0, &bad, NULL));
+    T(timer_settime(t2, 8, &once, NULL));
+    T(timer_delete(t2));
+    /* membarrier */
+    int q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+    say("PRIVATE_EXPEDITED supported: %d", (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0);
+    T(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0));
+    T(syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0));
+    T(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0));
+    T(syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 1));
+    /* scheduling policy */
+    struct sched_param sp = {0};
+    T(sched_setscheduler(0, SCHED_OTHER, &sp));
+    T(sched_setscheduler(0, SCHED_BATCH, &sp));
+    T(sched_getscheduler(0));
+    T(sched_setscheduler(0, SCHED_OTHER, &(struct sched_param){5}));
+    T(sched_setscheduler(0, 77, &sp));
+    T(sched_setparam(0, &sp));
+    struct timespec rr;
+    T(sched_rr_get_interval(0, &rr));
+    T(sched_setscheduler(0, SCHED_OTHER, &sp));
+    return 0;
+}
