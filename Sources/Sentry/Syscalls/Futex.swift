@@ -18,6 +18,10 @@ final class FutexTable {
     }
     var waiters: [Key: [(Task, UInt32)]] = [:]
     var woken = Set<ObjectIdentifier>()
+    /// Blocked FUTEX_LOCK_PI callers, in arrival order, and those handed
+    /// the lock by FUTEX_UNLOCK_PI.
+    var piWaiters: [Key: [Task]] = [:]
+    var piGranted = Set<ObjectIdentifier>()
     static let shared = FutexTable()
 }
 
@@ -103,9 +107,15 @@ func registerFutex(_ t: SyscallTable) {
             return woken + (op == 4 ? moved : 0)
         case 5: // FUTEX_WAKE_OP
             return futexWakeOp(t, a, shared: shared)
+        case 6, 13: // FUTEX_LOCK_PI, FUTEX_LOCK_PI2
+            return futexLockPI(t, a, shared: shared, try: false)
+        case 8: // FUTEX_TRYLOCK_PI
+            return futexLockPI(t, a, shared: shared, try: true)
+        case 7: // FUTEX_UNLOCK_PI
+            return futexUnlockPI(t, a.a0, shared: shared)
         default:
-            // The PI operations need a priority-inheriting owner model;
-            // glibc uses them only for PTHREAD_PRIO_INHERIT mutexes.
+            // WAIT_REQUEUE_PI/CMP_REQUEUE_PI (PI condition variables) are
+            // not implemented; glibc's default condvars do not use them.
             return err(ENOSYS)
         }
     }
@@ -194,4 +204,78 @@ extension Task {
         _ = writeI32(addr, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
         if v & FUTEX_WAITERS != 0 { futexWake(self, addr: addr, count: 1, bitset: ~0) }
     }
+}
+
+// PI futexes, without priority inheritance: the Sentry has no priorities to
+// lend (every application thread is a host thread at the same priority),
+// so what is kept is the ownership protocol glibc's PTHREAD_PRIO_INHERIT
+// and robust PI mutexes rely on: the word holds the owner's tid, the
+// kernel hands the lock to the first waiter on unlock, a dead owner's lock
+// goes to the next locker marked FUTEX_OWNER_DIED.
+private let FUTEX_WAITERS_: UInt32 = 0x8000_0000, FUTEX_OWNER_DIED_: UInt32 = 0x4000_0000, FUTEX_TID_MASK_: UInt32 = 0x3fff_ffff
+
+func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
+    let addr = a.a0
+    let tab = FutexTable.shared
+    let key = FutexTable.key(t, addr, shared: shared)
+    var deadline: Int64? = nil
+    if !trylock && a.a3 != 0 {
+        guard let s = t.readU64(a.a3), let n = t.readU64(a.a3 &+ 8) else { return err(EFAULT) }
+        if n >= 1_000_000_000 { return err(EINVAL) }
+        // LOCK_PI's timeout is absolute on CLOCK_REALTIME (LOCK_PI2: monotonic unless asked).
+        let abs = Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(n)
+        let clock = a.int(1) & 0x7f == 13 && a.int(1) & 256 == 0 ? CLOCK_MONOTONIC : CLOCK_REALTIME
+        deadline = Kernel.now(CLOCK_MONOTONIC) &+ max(0, abs &- Kernel.now(clock))
+    }
+    guard let raw = t.readI32(addr) else { return err(EFAULT) }
+    let word = UInt32(bitPattern: raw)
+    let owner = Int32(bitPattern: word & FUTEX_TID_MASK_)
+    if owner == t.tid { return err(EDEADLK) }
+    if owner == 0 || t.kernel.tasks[owner] == nil {
+        // Free, or its owner is gone: take it (marking the death).
+        let died = owner != 0 ? FUTEX_OWNER_DIED_ : word & FUTEX_OWNER_DIED_
+        let waiters = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
+        if !t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: t.tid) | died | waiters)) { return err(EFAULT) }
+        return died != 0 && owner != 0 ? err(EOWNERDEAD) : 0
+    }
+    if trylock { return err(EAGAIN) }
+    if word & FUTEX_WAITERS_ == 0 && !t.writeI32(addr, Int32(bitPattern: word | FUTEX_WAITERS_)) { return err(EFAULT) }
+    tab.piWaiters[key, default: []].append(t)
+    let me = ObjectIdentifier(t)
+    var result = 0
+    while true {
+        if tab.piGranted.remove(me) != nil { result = 0; break }
+        // The owner may have died without unlocking: take over then.
+        if let cur = t.readI32(addr), t.kernel.tasks[Int32(bitPattern: UInt32(bitPattern: cur) & FUTEX_TID_MASK_)] == nil {
+            tab.piWaiters[key]?.removeAll { $0 === t }
+            let rest = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
+            _ = t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: t.tid) | FUTEX_OWNER_DIED_ | rest))
+            return err(EOWNERDEAD)
+        }
+        let r = t.block(deadline: deadline ?? (Kernel.now(CLOCK_MONOTONIC) &+ 50_000_000))
+        if tab.piGranted.remove(me) != nil { result = 0; break }
+        if r == .timedOut && deadline != nil && Kernel.now(CLOCK_MONOTONIC) >= deadline! { result = err(ETIMEDOUT); break }
+        if r == .interrupted { result = -ERESTARTNOINTR; break }
+    }
+    tab.piWaiters[key]?.removeAll { $0 === t }
+    if tab.piWaiters[key]?.isEmpty == true { tab.piWaiters[key] = nil }
+    return result
+}
+
+func futexUnlockPI(_ t: Task, _ addr: UInt64, shared: Bool) -> Int {
+    let tab = FutexTable.shared
+    let key = FutexTable.key(t, addr, shared: shared)
+    guard let raw = t.readI32(addr) else { return err(EFAULT) }
+    let word = UInt32(bitPattern: raw)
+    if Int32(bitPattern: word & FUTEX_TID_MASK_) != t.tid { return err(EPERM) }
+    if var list = tab.piWaiters[key], !list.isEmpty {
+        let next = list.removeFirst()
+        tab.piWaiters[key] = list.isEmpty ? nil : list
+        let more = list.isEmpty ? 0 : FUTEX_WAITERS_
+        if !t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: next.tid) | more)) { return err(EFAULT) }
+        tab.piGranted.insert(ObjectIdentifier(next))
+        next.wake()
+        return 0
+    }
+    return t.writeI32(addr, 0) ? 0 : err(EFAULT)
 }
