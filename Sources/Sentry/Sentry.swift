@@ -115,6 +115,7 @@ public enum SentryMain {
         }
         let vfs = VFS()
         if cfg.overlay {
+            GoferInode.readOnlyTree = true
             let upper = TmpfsInode(mode: rootInode.mode, dev: 7, uid: rootInode.uid, gid: rootInode.gid)
             vfs.setRoot(OverlayInode(lower: rootInode, upper: upper, parent: nil, name: [47], upperDev: 7), fsType: "overlay", source: "overlay")
         } else {

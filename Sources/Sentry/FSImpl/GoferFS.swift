@@ -10,6 +10,22 @@ final class GoferInode: Inode {
     let fid: FID
     var cachedSize: Int64
 
+    /// Set when the Gofer serves the tree read-only under the overlay: the
+    /// sandbox can change nothing in it, so attributes, listings and link
+    /// targets learned once stay true, and repeated stat, readdir and
+    /// readlink need no round trip (the host is not expected to change an
+    /// image under a running sandbox).
+    nonisolated(unsafe) static var readOnlyTree = false
+    /// A read-only host fd kept from the first read-only open: later ones
+    /// dup it instead of asking the Gofer (every description reads with
+    /// pread at its own offset, so sharing the host offset is harmless).
+    /// Bounded, so that walking a large tree cannot exhaust the Sentry's fds.
+    private var readFD: Int32 = -1
+    nonisolated(unsafe) private static var keptFDs = 0
+    private static let maxKeptFDs = 256
+    private var cachedListing: [DirEntry]? = nil
+    private var cachedTarget: [UInt8]? = nil
+
     init(client: GoferClient, fid: FID, stat: GoferStat) {
         self.client = client
         self.fid = fid
@@ -18,7 +34,10 @@ final class GoferInode: Inode {
         apply(stat)
     }
 
-    deinit { client.close(fid) }
+    deinit {
+        client.close(fid)
+        if readFD >= 0 { close(readFD); GoferInode.keptFDs -= 1 }
+    }
 
     private func apply(_ s: GoferStat) {
         mode = s.mode; uid = s.uid; gid = s.gid; nlink = s.nlink; rdev = s.rdev
@@ -33,6 +52,13 @@ final class GoferInode: Inode {
     override var size: Int64 { cachedSize }
 
     override func stat() -> Result<Stat, Errno> {
+        if GoferInode.readOnlyTree {
+            var out = Stat()
+            out.dev = dev; out.ino = ino; out.nlink = nlink; out.mode = mode; out.uid = uid; out.gid = gid
+            out.rdev = rdev; out.size = cachedSize; out.blksize = 4096; out.blocks = (cachedSize + 511) / 512
+            out.atime = atime; out.mtime = mtime; out.ctime = ctime
+            return .success(out)
+        }
         switch client.stat(fid) {
         case .success(let s):
             apply(s)
@@ -51,7 +77,10 @@ final class GoferInode: Inode {
     }
 
     override func readdir() -> Result<[DirEntry], Errno> {
-        wrap(client.getdents(fid)).map { $0.map { DirEntry(ino: $0.ino, type: $0.type, name: $0.name) } }
+        if let l = cachedListing { return .success(l) }
+        let r = wrap(client.getdents(fid)).map { $0.map { DirEntry(ino: $0.ino, type: $0.type, name: $0.name) } }
+        if GoferInode.readOnlyTree, case .success(let l) = r { cachedListing = l }
+        return r
     }
 
     override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
@@ -92,7 +121,10 @@ final class GoferInode: Inode {
 
     override func readlink() -> Result<[UInt8], Errno> {
         if !isSymlink { return .failure(Errno(EINVAL)) }
-        return wrap(client.readlink(fid))
+        if let t = cachedTarget { return .success(t) }
+        let r = wrap(client.readlink(fid))
+        if GoferInode.readOnlyTree, case .success(let t) = r { cachedTarget = t }
+        return r
     }
 
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
@@ -111,8 +143,17 @@ final class GoferInode: Inode {
         if fmt == S_IFIFO_ { return fifoOpen(self, t, flags) }
         if fmt != S_IFREG_ { return .failure(Errno(fmt == S_IFSOCK_ ? ENXIO : EACCES)) }
         let hostFlags = flags & (O_ACCMODE | O_TRUNC | O_APPEND)
+        if hostFlags == O_RDONLY && readFD >= 0 {
+            let d = fcntl(readFD, F_DUPFD_CLOEXEC, 0)
+            if d >= 0 { return .success(HostFileFD(fd: d, flags: flags, path: nil)) }
+        }
         switch client.open(fid, flags: hostFlags) {
-        case .success(let hostfd): return .success(HostFileFD(fd: hostfd, flags: flags, path: nil))
+        case .success(let hostfd):
+            if hostFlags == O_RDONLY && readFD < 0 && GoferInode.keptFDs < GoferInode.maxKeptFDs {
+                let k = fcntl(hostfd, F_DUPFD_CLOEXEC, 0)
+                if k >= 0 { readFD = k; GoferInode.keptFDs += 1 }
+            }
+            return .success(HostFileFD(fd: hostfd, flags: flags, path: nil))
         case .failure(let e): return .failure(Errno(e.rawValue))
         }
     }
