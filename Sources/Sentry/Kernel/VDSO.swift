@@ -21,7 +21,7 @@ final class VDSO {
     let page: UnsafeMutableRawPointer
     private var lastTSC: UInt64 = 0, lastMono: Int64 = 0, mult: UInt64 = 0
     private var monoBase: Int64 = 0
-    private let usable: Bool
+    private var usable = false
 
     private init?() {
         let f = "moat-vdso".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 3 /* CLOEXEC|ALLOW_SEALING */, 0, 0, 0, 0)) }
@@ -36,16 +36,17 @@ final class VDSO {
         fd = f
         // No new writable shared mapping, and no size change, from now on.
         _ = fcntl(fd, 1033 /* F_ADD_SEALS */, 2 | 4 | 0x10 /* SHRINK|GROW|FUTURE_WRITE */)
-        usable = moat_tsc_invariant() != 0 && VDSO.calibrate() != nil
-        if usable, let m = VDSO.calibrate() { mult = m }
+        // Until the TSC is calibrated (off the start-up path, on the
+        // updater thread) every call takes the syscall.
         publish()
-        if usable { startUpdater() }
+        if moat_tsc_invariant() != 0 { startUpdater() }
     }
 
-    /// Nanoseconds per TSC tick << 32, measured against CLOCK_MONOTONIC.
+    /// Nanoseconds per TSC tick << 32, measured against CLOCK_MONOTONIC
+    /// over 10 ms (the updates that follow refine it every second).
     private static func calibrate() -> UInt64? {
         let t0 = Kernel.now(CLOCK_MONOTONIC), c0 = moat_rdtsc()
-        var ts = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+        var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
         nanosleep(&ts, nil)
         let t1 = Kernel.now(CLOCK_MONOTONIC), c1 = moat_rdtsc()
         guard c1 > c0, t1 > t0 else { return nil }
@@ -79,6 +80,10 @@ final class VDSO {
         let me = Unmanaged.passUnretained(self).toOpaque()
         pthread_create(&th, nil, { p in
             let v = Unmanaged<VDSO>.fromOpaque(p!).takeUnretainedValue()
+            guard let m = VDSO.calibrate() else { return nil }
+            v.mult = m
+            v.usable = true
+            v.publish()
             while true {
                 var ts = timespec(tv_sec: 1, tv_nsec: 0)
                 nanosleep(&ts, nil)
