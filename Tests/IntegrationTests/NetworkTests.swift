@@ -10,6 +10,7 @@
 //   port (-p, TCP and UDP), and the port is free again afterwards;
 // - --network sandbox reaches the outside through the egress broker,
 //   --network none does not;
+// - a SIGKILLed Sentry leaves no process or published port behind;
 // - --strace lists the refused calls; --network host sees the host's
 //   interfaces.
 // Skipped without root or when the Debian rootfs cannot be built.
@@ -91,6 +92,30 @@ enum NetSuite {
         return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : nil
     }
 
+    /// Live processes with `arg` among their arguments.
+    static func pids(withArgument arg: String) -> [pid_t] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { n -> pid_t? in
+            guard let p = pid_t(n), let d = FileManager.default.contents(atPath: "/proc/\(n)/cmdline") else { return nil }
+            let args = d.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard args.contains(arg) else { return nil }
+            // Zombies have an empty cmdline already; skip them anyway.
+            let st = (try? String(contentsOfFile: "/proc/\(n)/stat", encoding: .utf8)) ?? ""
+            if let close = st.lastIndex(of: ")"), st[st.index(close, offsetBy: 2)] == "Z" { return nil }
+            return p
+        }
+    }
+
+    static func args(_ p: pid_t) -> [String] {
+        (FileManager.default.contents(atPath: "/proc/\(p)/cmdline") ?? Data()).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func parent(_ p: pid_t) -> pid_t {
+        guard let st = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8), let close = st.lastIndex(of: ")") else { return 0 }
+        let f = st[st.index(after: close)...].split(separator: " ")
+        return f.count > 1 ? pid_t(f[1]) ?? 0 : 0
+    }
+
     /// The host's first non-loopback IPv4 address.
     static func hostAddress() -> String? {
         var ifa: UnsafeMutablePointer<ifaddrs>? = nil
@@ -166,6 +191,39 @@ struct NetworkTests {
         let r = try await run
         #expect(r.exitStatus == 0 && r.stdoutText.contains("served"), "\(r.stdoutText)\(r.stderrText)")
         #expect(NetSuite.portIsFree(tcp), "port \(tcp) still bound after the sandbox ended")
+    }
+
+    /// SIGKILL of the Sentry mid-run: the launcher ends (137), and nothing is
+    /// left: no process of the sandbox (stubs carry the Sentry's command
+    /// line; the namespace dies with the last of them), no published port.
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
+    func killedSentryLeavesNothing() async throws {
+        let port = NetSuite.freePort()
+        let marker = "killme-\(getpid())-\(port)"
+        let server = "import http.server; http.server.HTTPServer(('0.0.0.0', 8000), http.server.BaseHTTPRequestHandler).serve_forever()"
+        async let run = NetSuite.moat(["--hostname", marker, "-p", "\(port):8000"], python: server, timeout: 60)
+        var up = false
+        for _ in 0..<200 where !up {
+            up = NetSuite.tcpExchange(port, "GET / HTTP/1.0\r\n\r\n") != nil
+            if !up { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(up)
+        // The Sentry: `moat sentry ...` (the launcher is `moat run ...`, the
+        // stubs are its clones, children of a Sentry).
+        let all = NetSuite.pids(withArgument: marker)
+        let sentry = all.filter { NetSuite.args($0).dropFirst().first == "sentry" && NetSuite.args(NetSuite.parent($0)).dropFirst().first != "sentry" }
+        #expect(sentry.count == 1, "\(all)")
+        for p in sentry { kill(p, SIGKILL) }
+        let r = try await run
+        #expect(r.exitStatus == 137, "\(r.exitStatus) \(r.stderrText)")
+        var left: [pid_t] = []
+        for _ in 0..<50 {
+            left = NetSuite.pids(withArgument: marker)
+            if left.isEmpty { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(left.isEmpty, "left behind: \(left)")
+        #expect(NetSuite.portIsFree(port))
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

@@ -15,6 +15,9 @@ try:
     else:
         sys.exit("server never answered")
     assert got == body, (len(got), len(body))
+    # /proc/net/tcp from the sandbox's namespace: the server's listening socket.
+    tcp = open("/proc/net/tcp").read().split("\n")[1:]
+    assert any(":1F40 " in l.split()[1] + " " and l.split()[3] == "0A" for l in tcp if l.strip()), tcp
     # IPv6 loopback too.
     import socket
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

@@ -41,6 +41,8 @@ assert data == b"to d1" and addr == "/tmp/d2.sock", (data, addr)
 d1.sendto(b"back", addr)
 data, addr = d2.recvfrom(100)
 assert data == b"back" and addr in ("\0moat-d1", b"\0moat-d1"), (data, addr)
+unix = open("/proc/net/unix").read()
+assert "@moat-d1" in unix and "/tmp/d2.sock" in unix, unix
 # shutdown: the peer reads end of file.
 a.shutdown(socket.SHUT_WR)
 assert b.recv(10) == b""
