@@ -123,10 +123,10 @@ func registerSocket(_ t: SyscallTable) {
         if a.a4 != 0 {
             switch readSockaddr(t, a.a4, Int(a.int(5))) { case .success(let b): to = b; case .failure(let e): return e.ret }
         }
-        return sendOne(t, a.int(0), [(a.a1, a.long(2))], to: to, control: [], flags: a.int(3))
+        return sendOne(t, a.int(0), [(a.a1, rwCount(a.a2))], to: to, control: [], flags: a.int(3))
     }
     t[45] = { t, a in                                                         // recvfrom
-        let r = recvOne(t, a.int(0), [(a.a1, a.long(2))], controlCap: 0, flags: a.int(3))
+        let r = recvOne(t, a.int(0), [(a.a1, rwCount(a.a2))], controlCap: 0, flags: a.int(3))
         if r.ret >= 0 && a.a4 != 0 {
             if let from = r.from { _ = writeSockaddr(t, a.a4, a.a5, from) } else if a.a5 != 0 { _ = t.writeI32(a.a5, 0) }
         }
@@ -192,6 +192,9 @@ func registerSocket(_ t: SyscallTable) {
         return unixGetsockopt(t, f, a)
     }
 }
+
+/// A size_t length as Linux takes it for one buffer: at most MAX_RW_COUNT.
+func rwCount(_ v: UInt64) -> Int { Int(min(v, 0x7fff_f000)) }
 
 // MARK: - Addresses
 
@@ -275,7 +278,7 @@ func readControl(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[Cmsg], Errno>
     var out: [Cmsg] = []
     var off = 0
     while off + 16 <= b.count {
-        let clen = Int(get64(b, off))
+        let clen = Int(clamping: get64(b, off))
         if clen < 16 || off + clen > b.count { return .failure(Errno(EINVAL)) }
         out.append((Int32(bitPattern: get32(b, off + 8)), Int32(bitPattern: get32(b, off + 12)), Array(b[off + 16..<off + clen])))
         off += (clen + 7) & ~7
