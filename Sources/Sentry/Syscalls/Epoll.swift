@@ -202,12 +202,23 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
             if sigmask != 0 { t.restoreSignalMask() }
             return 0
         }
-        // Host-backed streams (stdio) among the interest: wait in a host poll.
-        let host = ep.interest.values.filter { $0.file.pollHostFD >= 0 && !$0.disabled }
+        // Host-backed files (stdio, inet sockets) among the interest: wait in
+        // a host poll. For edge-triggered entries only the events not yet
+        // reported: a still-ready host fd would end the poll at once, again
+        // and again, and the wait would spin.
+        let host = ep.interest.values.compactMap { e -> pollfd? in
+            guard e.file.pollHostFD >= 0 && !e.disabled else { return nil }
+            var ev = e.events & 0xffff
+            if e.events & EPOLLET_ != 0 {
+                ev &= ~e.lastReported
+                if e.lastReported & UInt32(POLLHUP | POLLERR) != 0 || ev == 0 { return nil }
+            }
+            return pollfd(fd: e.file.pollHostFD, events: Int16(truncatingIfNeeded: ev), revents: 0)
+        }
         ep.addWaiter(t)
         var r: Task.BlockResult
         if !host.isEmpty {
-            var pfds = host.map { pollfd(fd: $0.file.pollHostFD, events: Int16(truncatingIfNeeded: $0.events & 0xffff), revents: 0) }
+            var pfds = host
             var ms: Int32 = -1
             if let d = deadline { ms = Int32(clamping: max(0, (d - Kernel.now(CLOCK_MONOTONIC) + 999_999) / 1_000_000)) }
             r = t.hostPoll(&pfds, timeoutMs: ms).0

@@ -19,4 +19,15 @@ except socket.timeout: pass      # SO_RCVTIMEO-style timeouts work meanwhile
 c.sendall(b"unblocked")
 t.join(5)
 assert got == [b"unblocked"], got
-print("OK blocking calls do not stall other threads")
+# Edge-triggered epoll on an inet socket: one report per edge, and a wait
+# with the edge already reported times out (instead of spinning).
+import select
+s2 = socket.socket(); s2.bind(("127.0.0.1", 0)); s2.listen()
+p = socket.create_connection(s2.getsockname()); q, _ = s2.accept()
+p.send(b"x")
+ep = select.epoll(); ep.register(q, select.EPOLLIN | select.EPOLLET)
+assert ep.poll(2) == [(q.fileno(), select.EPOLLIN)]
+t0 = time.monotonic(); assert ep.poll(0.3) == []; assert time.monotonic() - t0 >= 0.25
+q.recv(10); assert ep.poll(0.1) == []
+p.send(b"y"); assert ep.poll(2) == [(q.fileno(), select.EPOLLIN)]
+print("OK blocking calls do not stall other threads; edge-triggered epoll")
