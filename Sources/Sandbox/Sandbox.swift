@@ -26,6 +26,8 @@ public struct RunOptions {
     /// Extra /etc/hosts entries (NAME:IP) and name servers for /etc/resolv.conf.
     public var addHosts: [String] = []
     public var dns: [String] = []
+    /// Join this network namespace (by path) instead of making one.
+    public var networkNamespace: String? = nil
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
 
@@ -75,6 +77,7 @@ public enum Sandbox {
         }
         var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
         sentryArgs += ["--network", o.network.rawValue]
+        if let p = o.networkNamespace { sentryArgs += ["--netns", p] }
         for h in o.addHosts { sentryArgs += ["--add-host", h] }
         for d in o.dns.isEmpty && o.network == .sandbox ? hostNameServers() : o.dns { sentryArgs += ["--dns", d] }
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }

@@ -59,6 +59,8 @@ public struct SentryConfig {
     /// Extra /etc/hosts lines (NAME:IP) and name servers (/etc/resolv.conf).
     public var addHosts: [String] = []
     public var dns: [String] = []
+    /// A network namespace to join (OCI `linux.namespaces` path), by path.
+    public var networkNamespacePath: String? = nil
     /// The launcher's egress broker (--network sandbox; Kernel/Network.swift).
     public var egressFD: Int32 = -1
     public init() {}
@@ -162,7 +164,7 @@ public enum SentryMain {
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
         SentryNetwork.egressFD = cfg.egressFD
-        if let e = SentryNetwork.setUp(cfg.network) { k.unlock(); return fatal(e, 125) }
+        if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
         SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
         if cfg.confine {
             var r = moat_drop_all_caps()

@@ -53,6 +53,8 @@ struct Run: ParsableCommand {
     @Option(help: "Network: none (loopback only), sandbox (own namespace; default) or host.") var network: String = "sandbox"
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
     var publish: [String] = []
+    @Option(help: "Join this network namespace (a path such as /proc/PID/ns/net or /run/netns/NAME) instead of making one.")
+    var networkNamespace: String?
     @Option(help: "Add a line to the sandbox's /etc/hosts: NAME:IP; repeatable.") var addHost: [String] = []
     @Option(help: "A name server for the sandbox's /etc/resolv.conf; repeatable.") var dns: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
@@ -77,6 +79,10 @@ struct Run: ParsableCommand {
         o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
         o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
         o.network = net; o.ports = ports
+        if let p = networkNamespace {
+            guard net == .sandbox || network == "host" else { throw ValidationError("--network-namespace replaces --network") }
+            o.network = .host; o.networkNamespace = p
+        }
         for h in addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
         o.addHosts = addHost; o.dns = dns
         Glibc.exit(Sandbox.run(o))
@@ -115,6 +121,7 @@ struct SentryCommand: ParsableCommand {
     @Option var addHost: [String] = []
     @Option var dns: [String] = []
     @Option var egressFd: Int32 = -1
+    @Option var netns: String?
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -128,7 +135,7 @@ struct SentryCommand: ParsableCommand {
         c.hostname = hostname
         c.overlay = overlay
         c.network = NetworkMode(rawValue: network) ?? .host
-        c.addHosts = addHost; c.dns = dns; c.egressFD = egressFd
+        c.addHosts = addHost; c.dns = dns; c.egressFD = egressFd; c.networkNamespacePath = netns
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

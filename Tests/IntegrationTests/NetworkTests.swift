@@ -11,6 +11,8 @@
 // - --network sandbox reaches the outside through the egress broker,
 //   --network none does not;
 // - a SIGKILLed Sentry leaves no process or published port behind;
+// - --network-namespace joins a namespace named by path;
+// - sendmmsg/recvmmsg, /proc/net, and a seeded fuzzer of socket calls;
 // - --strace lists the refused calls; --network host sees the host's
 //   interfaces.
 // Skipped without root or when the Debian rootfs cannot be built.
@@ -286,6 +288,27 @@ struct NetworkTests {
         #expect(r.stdoutText == "from the host\nTrue\n", "\(r.stdoutText)\(r.stderrText)")
         let none = try await NetSuite.moat(["--network", "none"], python: py)
         #expect(none.exitStatus != 0 && none.stderrText.contains("unreachable"), "\(none.stdoutText)\(none.stderrText)")
+    }
+
+    /// --network-namespace joins an existing namespace (as an OCI
+    /// configuration may name one by path) and changes nothing in it.
+    @Test(.enabled(if: NetSuite.ready && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "needs root, the Debian rootfs and unshare(1)"))
+    func joinsNamedNamespace() async throws {
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        holder.arguments = ["-n", "sh", "-c", "ip link set lo up && exec sleep 60"]
+        try holder.run()
+        defer { holder.terminate(); holder.waitUntilExit() }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let py = """
+        import socket
+        names = [l.split(":")[0].strip() for l in open("/proc/net/dev").read().split("\\n")[2:] if l.strip()]
+        l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+        c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.send(b"ok")
+        print(names, a.recv(2).decode())
+        """
+        let r = try await NetSuite.moat(["--network-namespace", "/proc/\(holder.processIdentifier)/ns/net"], python: py)
+        #expect(r.stdoutText == "['lo'] ok\n", "\(r.stdoutText)\(r.stderrText)")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

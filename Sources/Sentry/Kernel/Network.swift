@@ -97,8 +97,18 @@ enum SentryNetwork {
     }
 
     /// Prepares the namespace. Returns an error message, or nil.
-    static func setUp(_ mode: NetworkMode) -> String? {
+    /// `joinPath` names a network namespace to join first (an OCI
+    /// configuration's `linux.namespaces` network path): the calling thread,
+    /// the main one, joins it, and every driver thread made afterwards
+    /// inherits it; nothing in it is changed (`mode` should be .host).
+    static func setUp(_ mode: NetworkMode, joinPath: String? = nil) -> String? {
         self.mode = mode
+        if let p = joinPath {
+            let fd = open(p, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { return "cannot open the network namespace \(p): errno \(errno)" }
+            defer { close(fd) }
+            if moat_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) != 0 { return "cannot join the network namespace \(p): errno \(errno)" }
+        }
         if mode != .host {
             // Never touch the host's namespace: refuse if the launcher did
             // not give us our own.

@@ -32,4 +32,30 @@ icmp.settimeout(5)
 icmp.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, 1) + b"moat", ("127.0.0.1", 0))
 reply, _ = icmp.recvfrom(1500)
 assert reply[0] == 0 and reply[-4:] == b"moat", reply
-print("OK udp 50 echoes, icmp echo")
+# sendmmsg / recvmmsg: eight datagrams in one call each way.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure): _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure): _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint32)]
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 0))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); tx.connect(rx.getsockname())
+N = 8
+out = [ctypes.create_string_buffer(b"datagram %d" % i) for i in range(N)]
+iovs = (iovec * N)(*[iovec(ctypes.cast(b, ctypes.c_void_p), len(b.value)) for b in out])
+msgs = (mmsghdr * N)()
+for i in range(N): msgs[i].hdr.iov = ctypes.pointer(iovs[i]); msgs[i].hdr.iovlen = 1
+assert libc.sendmmsg(tx.fileno(), msgs, N, 0) == N
+assert all(msgs[i].len == len(out[i].value) for i in range(N))
+inb = [ctypes.create_string_buffer(64) for _ in range(N)]
+riovs = (iovec * N)(*[iovec(ctypes.cast(b, ctypes.c_void_p), 64) for b in inb])
+rmsgs = (mmsghdr * N)()
+for i in range(N): rmsgs[i].hdr.iov = ctypes.pointer(riovs[i]); rmsgs[i].hdr.iovlen = 1
+select.select([rx], [], [], 5)
+got = libc.recvmmsg(rx.fileno(), rmsgs, N, 0x10000, None)  # MSG_WAITFORONE
+assert got >= 1, ctypes.get_errno()
+for i in range(got):
+    assert inb[i].raw[:rmsgs[i].len] == b"datagram %d" % i, inb[i].raw[:rmsgs[i].len]
+print("OK udp: 50 echoes, icmp echo, sendmmsg/recvmmsg", got)
