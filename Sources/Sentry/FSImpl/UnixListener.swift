@@ -21,6 +21,9 @@ final class UnixSockFD: FileDescription {
     var pathKey: UnixNames.PathKey? = nil
     /// SO_PASSCRED, applied to the connection once there is one.
     var passcred = false
+    /// SO_RCVTIMEO / SO_SNDTIMEO, handed to the connection.
+    var rcvTimeoutNs: Int64 = 0
+    var sndTimeoutNs: Int64 = 0
     /// The credentials of the process that called listen (what a client's
     /// SO_PEERCRED reports).
     var listenCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
@@ -53,7 +56,7 @@ final class UnixSockFD: FileDescription {
             return t.copyOut(buf, Array(r.data.prefix(count))) ? min(r.ret, count) : err(EFAULT)
         }
         guard let c = conn else { return err(ENOTCONN) }
-        c.flags = flags
+        c.flags = flags; c.rcvTimeoutNs = rcvTimeoutNs; c.sndTimeoutNs = sndTimeoutNs
         return c.read(t, buf, count, off)
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -62,7 +65,7 @@ final class UnixSockFD: FileDescription {
             return sendDatagram(t, data, to: nil, anc: nil, dontWait: false)
         }
         guard let c = conn else { return err(ENOTCONN) }
-        c.flags = flags
+        c.flags = flags; c.rcvTimeoutNs = rcvTimeoutNs; c.sndTimeoutNs = sndTimeoutNs
         return c.write(t, buf, count, off)
     }
 

@@ -59,6 +59,9 @@ final class UnixSocketFD: FileDescription {
     let ino: UInt64
     /// SO_PEERCRED: the peer's credentials when the connection was made.
     var peerCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
+    /// SO_RCVTIMEO / SO_SNDTIMEO (0: wait forever).
+    var rcvTimeoutNs: Int64 = 0
+    var sndTimeoutNs: Int64 = 0
 
     init(rx: PipeFD, tx: PipeFD, rxAnc: AncQueue, txAnc: AncQueue, type: Int32, flags: Int32) {
         self.rx = rx; self.tx = tx; self.rxAnc = rxAnc; self.txAnc = txAnc; self.type = type
@@ -86,13 +89,16 @@ final class UnixSocketFD: FileDescription {
 
     var messageMode: Bool { type == SOCK_DGRAM_ || type == SOCK_SEQPACKET_ }
 
-    /// Waits on the pipe's queue. Returns 0, or -ERESTARTSYS when a signal
-    /// came and `stillWaiting` holds.
-    private func wait(_ t: Task, _ p: Pipe, _ stillWaiting: () -> Bool) -> Int {
+    /// Waits on the pipe's queue. Returns 0, or when `stillWaiting` holds:
+    /// EAGAIN once the timeout passed, -ERESTARTSYS (EINTR with a timeout
+    /// set, as Linux) when a signal came.
+    private func wait(_ t: Task, _ p: Pipe, _ timeoutNs: Int64, _ stillWaiting: () -> Bool) -> Int {
         p.waiters.add(t)
-        let r = t.block(deadline: nil)
+        let r = t.block(deadline: timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) &+ timeoutNs : nil)
         p.waiters.remove(t)
-        return r == .interrupted && stillWaiting() ? -ERESTARTSYS : 0
+        if r == .timedOut && stillWaiting() { return err(EAGAIN) }
+        if r == .interrupted && stillWaiting() { return timeoutNs > 0 ? err(EINTR) : -ERESTARTSYS }
+        return 0
     }
 
     // MARK: - Sending
@@ -116,7 +122,7 @@ final class UnixSocketFD: FileDescription {
                 if p.readers == 0 { anc?.discard(); return broken() }
                 if p.capacity - p.available >= count { break }
                 if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
-                let w = wait(t, p) { p.capacity - p.available < count && p.readers > 0 }
+                let w = wait(t, p, sndTimeoutNs) { p.capacity - p.available < count && p.readers > 0 }
                 if w < 0 { anc?.discard(); return w }
             }
             if p.head > 0 && p.head == p.buf.count { p.buf.removeAll(keepingCapacity: true); p.head = 0 }
@@ -139,7 +145,7 @@ final class UnixSocketFD: FileDescription {
                     if done == 0 { anc?.discard() }
                     return done > 0 ? done : err(EAGAIN)
                 }
-                let w = wait(t, p) { p.capacity - p.available == 0 && p.readers > 0 }
+                let w = wait(t, p, sndTimeoutNs) { p.capacity - p.available == 0 && p.readers > 0 }
                 if w < 0 {
                     if done == 0 { anc?.discard() }
                     return done > 0 ? done : w
@@ -175,7 +181,7 @@ final class UnixSocketFD: FileDescription {
             while p.messages.isEmpty {
                 if shutRead || p.writers == 0 { return Received(ret: 0) }
                 if nonblocking || dontWait { return Received(ret: err(EAGAIN)) }
-                let w = wait(t, p) { p.messages.isEmpty && p.writers > 0 }
+                let w = wait(t, p, rcvTimeoutNs) { p.messages.isEmpty && p.writers > 0 }
                 if w < 0 { return Received(ret: w) }
             }
             let size = p.messages[0]
@@ -201,7 +207,7 @@ final class UnixSocketFD: FileDescription {
             while p.available == 0 {
                 if shutRead || p.writers == 0 || !out.isEmpty && !waitAll { return Received(ret: out.count, data: out, anc: anc) }
                 if nonblocking || dontWait { return out.isEmpty ? Received(ret: err(EAGAIN)) : Received(ret: out.count, data: out, anc: anc) }
-                let w = wait(t, p) { p.available == 0 && p.writers > 0 }
+                let w = wait(t, p, rcvTimeoutNs) { p.available == 0 && p.writers > 0 }
                 if w < 0 { return out.isEmpty ? Received(ret: w) : Received(ret: out.count, data: out, anc: anc) }
             }
             if max == 0 { return Received(ret: 0) }

@@ -404,7 +404,10 @@ func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, fl
 /// accepted socket).
 func unixConnected(_ f: FileDescription) -> UnixSocketFD? {
     if let s = f as? UnixSocketFD { return s }
-    if let u = f as? UnixSockFD, let c = u.conn { c.flags = u.flags; return c }
+    if let u = f as? UnixSockFD, let c = u.conn {
+        c.flags = u.flags; c.rcvTimeoutNs = u.rcvTimeoutNs; c.sndTimeoutNs = u.sndTimeoutNs
+        return c
+    }
     return nil
 }
 
@@ -602,8 +605,18 @@ private func unixSetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         if let u = f as? UnixSockFD { u.passcred = v != 0; u.conn?.rxAnc.passcred = v != 0 }
         if let s = f as? UnixSocketFD { s.rxAnc.passcred = v != 0 }
         return 0
+    case SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD:
+        if a.int(4) < 16 { return err(EINVAL) }
+        guard let b = t.copyIn(a.a3, 16) else { return err(EFAULT) }
+        let sec = Int64(bitPattern: get64(b, 0)), usec = Int64(bitPattern: get64(b, 8))
+        if usec < 0 || usec >= 1_000_000 { return err(EDOM) }
+        let ns = sec < 0 ? 0 : sec &* 1_000_000_000 &+ usec * 1000
+        let rcv = a.int(2) == SO_RCVTIMEO_OLD
+        if let u = f as? UnixSockFD { if rcv { u.rcvTimeoutNs = ns } else { u.sndTimeoutNs = ns } }
+        if let s = f as? UnixSocketFD { if rcv { s.rcvTimeoutNs = ns } else { s.sndTimeoutNs = ns } }
+        return 0
     // Accepted and without effect on a socket in Sentry memory.
-    case SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD, SO_REUSEADDR, SO_KEEPALIVE, SO_LINGER, SO_PRIORITY, SO_RCVLOWAT:
+    case SO_RCVBUF, SO_SNDBUF, SO_REUSEADDR, SO_KEEPALIVE, SO_LINGER, SO_PRIORITY, SO_RCVLOWAT:
         return 0
     default: return err(ENOPROTOOPT)
     }
@@ -621,6 +634,14 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         var b = [UInt8](repeating: 0, count: 12)
         put32(&b, 0, c.pid); put32(&b, 4, Int32(bitPattern: c.uid)); put32(&b, 8, Int32(bitPattern: c.gid))
         let n = min(Int(len), 12)
+        return t.copyOut(a.a3, Array(b.prefix(n))) && t.writeI32(a.a4, Int32(n)) ? 0 : err(EFAULT)
+    }
+    if a.int(2) == SO_RCVTIMEO_OLD || a.int(2) == SO_SNDTIMEO_OLD {
+        let rcv = a.int(2) == SO_RCVTIMEO_OLD
+        let ns = u.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? conn.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? 0
+        var b = [UInt8](repeating: 0, count: 16)
+        put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+        let n = min(Int(len), 16)
         return t.copyOut(a.a3, Array(b.prefix(n))) && t.writeI32(a.a4, Int32(n)) ? 0 : err(EFAULT)
     }
     var v: Int32

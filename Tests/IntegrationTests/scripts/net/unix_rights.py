@@ -43,6 +43,15 @@ data, addr = d2.recvfrom(100)
 assert data == b"back" and addr in ("\0moat-d1", b"\0moat-d1"), (data, addr)
 unix = open("/proc/net/unix").read()
 assert "@moat-d1" in unix and "/tmp/d2.sock" in unix, unix
+# SO_RCVTIMEO on a unix socket: a blocking recv gives up with EAGAIN.
+import errno, time
+x2, y2 = socket.socketpair()
+x2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 200000))
+assert struct.unpack("ll", x2.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)) == (0, 200000)
+t0 = time.monotonic()
+try: x2.recv(10); raise SystemExit("no timeout")
+except OSError as e: assert e.errno == errno.EAGAIN, e
+assert 0.15 < time.monotonic() - t0 < 2, time.monotonic() - t0
 # shutdown: the peer reads end of file.
 a.shutdown(socket.SHUT_WR)
 assert b.recv(10) == b""
