@@ -143,25 +143,7 @@ class ProcessClusterTests: XCTestCase {
     }
 
     func testConcurrentWritersGet409AndLoseNothing() async throws {
-        _ = try await client.create(.configmaps, namespace: "default", ["metadata": ["name": "counter"], "data": ["n": "0"]])
-        let c = client!
-        let conflicts = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<6 {
-                group.addTask {
-                    var conflicts = 0
-                    for _ in 0..<10 {
-                        while true {
-                            var cm = try await c.get(.configmaps, namespace: "default", name: "counter")
-                            cm[path: "data", "n"] = .string(String(Int(cm[path: "data", "n"].string!)! + 1))
-                            do { _ = try await c.update(.configmaps, cm); break }
-                            catch let e as APIError where e.code == 409 { conflicts += 1 }
-                        }
-                    }
-                    return conflicts
-                }
-            }
-            return try await group.reduce(0, +)
-        }
+        let conflicts = try await incrementCounterConcurrently(client!, writers: 6, rounds: 10)
         let final = try await client.get(.configmaps, namespace: "default", name: "counter")
         XCTAssertEqual(final[path: "data", "n"], "60")
         XCTAssertGreaterThan(conflicts, 0)

@@ -391,3 +391,28 @@ func deploymentJSON(_ name: String, replicas: Int, image: String = "nginx:1.0", 
               "template": ["metadata": ["labels": ["app": .string(name)]],
                            "spec": ["containers": [["name": "main", "image": .string(image)]]]]]]
 }
+
+/// Creates ConfigMap default/counter at 0 and has `writers` tasks each add
+/// one `rounds` times with read-modify-update, retrying on 409 Conflict.
+/// Returns how many conflicts they met (the final value must be
+/// writers * rounds: optimistic concurrency loses nothing).
+func incrementCounterConcurrently(_ c: APIClient, writers: Int, rounds: Int) async throws -> Int {
+    _ = try await c.create(.configmaps, namespace: "default", ["metadata": ["name": "counter"], "data": ["n": "0"]])
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<writers {
+            group.addTask {
+                var conflicts = 0
+                for _ in 0..<rounds {
+                    while true {
+                        var cm = try await c.get(.configmaps, namespace: "default", name: "counter")
+                        cm[path: "data", "n"] = .string(String(Int(cm[path: "data", "n"].string!)! + 1))
+                        do { _ = try await c.update(.configmaps, cm); break }
+                        catch let e as APIError where e.code == 409 { conflicts += 1 }
+                    }
+                }
+                return conflicts
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+}

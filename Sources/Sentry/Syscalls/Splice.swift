@@ -149,11 +149,7 @@ func sysSplice(_ t: Task, _ a: Args) -> Int {
     if let p = inPipe, p.pipe.available == 0, p.pipe.writers > 0, nonblock || inp.nonblocking { return err(EAGAIN) }
     let r = transfer(t, inp, &inPos, out, &outPos, count, nonblock: nonblock)
     notifyTransfer(t, inp, out, r)
-    if r >= 0 {
-        if a.a1 != 0, let p = inPos, !t.writeU64(a.a1, UInt64(p)) { return err(EFAULT) }
-        if a.a3 != 0, let p = outPos, !t.writeU64(a.a3, UInt64(p)) { return err(EFAULT) }
-    }
-    return r
+    return r >= 0 ? writeBackOffsets(t, a.a1, inPos, a.a3, outPos) ?? r : r
 }
 
 func sysTee(_ t: Task, _ a: Args) -> Int {
@@ -206,15 +202,19 @@ func sysCopyFileRange(_ t: Task, _ a: Args) -> Int {
     }
     let r = transfer(t, inp, &inPos, out, &outPos, count, nonblock: false)
     notifyTransfer(t, inp, out, r)
-    if r >= 0 {
-        if a.a1 != 0, let p = inPos, !t.writeU64(a.a1, UInt64(p)) { return err(EFAULT) }
-        if a.a3 != 0, let p = outPos, !t.writeU64(a.a3, UInt64(p)) { return err(EFAULT) }
-    }
-    return r
+    return r >= 0 ? writeBackOffsets(t, a.a1, inPos, a.a3, outPos) ?? r : r
 }
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
     if moved <= 0 { return }
     t.kernel.inotifyFile(src.path, IN_ACCESS_)
     t.kernel.inotifyFile(dst.path, IN_MODIFY_)
+}
+
+/// Stores the updated loff_t arguments of splice and copy_file_range;
+/// nil when that worked, else the error to return.
+private func writeBackOffsets(_ t: Task, _ inAddr: UInt64, _ inPos: Int64?, _ outAddr: UInt64, _ outPos: Int64?) -> Int? {
+    if inAddr != 0, let p = inPos, !t.writeU64(inAddr, UInt64(p)) { return err(EFAULT) }
+    if outAddr != 0, let p = outPos, !t.writeU64(outAddr, UInt64(p)) { return err(EFAULT) }
+    return nil
 }
