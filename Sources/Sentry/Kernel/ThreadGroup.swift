@@ -44,6 +44,8 @@ final class ThreadGroup {
     /// timer_create timers, by id (not inherited by fork, gone at exec).
     var posixTimers: [Int32: PosixTimer] = [:]
     var membarrierRegistered = false
+    /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
+    var parentDeathSignal: Int32 = 0
     var comm: [UInt8] = []
 
     // Exit state. Guarded by Kernel.mu.
@@ -115,6 +117,10 @@ final class ThreadGroup {
                 c.parent = reaper
                 reaper.children.append(c)
                 if c.zombie { reaper.notifyChildEvent(c) }
+                // PR_SET_PDEATHSIG: the child learns its parent died.
+                if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
+                    c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
+                }
             }
         }
         children.removeAll()

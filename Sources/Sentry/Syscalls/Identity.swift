@@ -206,8 +206,11 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         var b = [UInt8](repeating: 0, count: 16)
         b.replaceSubrange(0..<t.comm.count, with: t.comm)
         return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
-    case 1: return 0                        // PR_SET_PDEATHSIG (accepted)
-    case 2: return t.writeI32(a.a1, 0) ? 0 : err(EFAULT)
+    case 1:                                 // PR_SET_PDEATHSIG
+        if a.a1 > 64 { return err(EINVAL) }
+        t.tg.parentDeathSignal = Int32(a.a1)
+        return 0
+    case 2: return t.writeI32(a.a1, t.tg.parentDeathSignal) ? 0 : err(EFAULT)   // PR_GET_PDEATHSIG
     case 3: return 1                        // PR_GET_DUMPABLE
     case 4: return 0                        // PR_SET_DUMPABLE
     case 36: t.tg.subreaper = a.a1 != 0; return 0  // PR_SET_CHILD_SUBREAPER

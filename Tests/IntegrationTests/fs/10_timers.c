@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <time.h>
+#include <sys/prctl.h>
 
 static volatile int fired, lastval, lastcode;
 static void on_alarm(int sig, siginfo_t *si, void *uc) {
@@ -101,5 +102,28 @@ int main(void) {
     struct timespec rr;
     T(sched_rr_get_interval(0, &rr));
     T(sched_setscheduler(0, SCHED_OTHER, &sp));
+    /* PR_SET_PDEATHSIG: a grandchild is told of its parent's death */
+    T(prctl(PR_SET_CHILD_SUBREAPER, 1));
+    int pfd[2]; T(pipe(pfd));
+    pid_t c = fork();
+    if (c == 0) {
+        pid_t g = fork();
+        if (g == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            int sig = -1; prctl(PR_GET_PDEATHSIG, &sig);
+            char m = sig == SIGTERM ? 'y' : 'n';
+            write(pfd[1], &m, 1);
+            for (;;) pause();
+        }
+        char m; read(pfd[0], &m, 1);
+        write(pfd[1], &m, 1);
+        _exit(0);                       /* the grandchild's parent dies */
+    }
+    char m = 0; usleep(100000); T(read(pfd[0], &m, 1));
+    say("PR_GET_PDEATHSIG gave SIGTERM: %c", m);
+    int st; T(waitpid(c, &st, 0) == c);
+    pid_t g = waitpid(-1, &st, 0);      /* reparented to us, the subreaper */
+    say("grandchild reaped: %d, killed by signal %d", g > 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    T(prctl(PR_SET_PDEATHSIG, 99));
     return 0;
 }
