@@ -227,12 +227,14 @@ func startThread(_ body: @escaping () -> Void) {
 /// Egress for `--network sandbox`: the sandbox's own namespace has only
 /// loopback, and instead of a veth pair with NAT (which needs the host-wide
 /// ip_forward switch and firewall rules, host state a killed launcher would
-/// leave behind) outbound TCP connections are brokered here, at the socket
+/// leave behind) outbound TCP connections and UDP sockets are brokered here, at the socket
 /// layer: the Sentry sends a destination over a SOCK_SEQPACKET pair made
 /// before it was confined; the launcher, in the host's namespace, checks it
-/// (TCP only; never a loopback, unspecified or multicast address, so the
-/// host's local services stay out of reach), makes a non-blocking socket,
-/// starts the connection itself and passes the socket back (SCM_RIGHTS).
+/// (TCP or UDP; never a loopback, unspecified or multicast address), makes
+/// a non-blocking socket bound to the default route's interface (so the
+/// host's loopback services stay out of reach whatever is done with it
+/// later), starts the connection itself (TCP, or UDP when asked) and passes
+/// the socket back (SCM_RIGHTS).
 /// The application sees its socket connected as with NAT. Nothing is
 /// configured on the host; the broker ends with the launcher.
 final class EgressBroker: @unchecked Sendable {
@@ -251,8 +253,9 @@ final class EgressBroker: @unchecked Sendable {
         startThread { EgressBroker.serve(fd) }
     }
 
-    /// Request: family u16, type u16, address length u16, 2 bytes padding,
-    /// then the sockaddr. Reply: an errno as i32 (0, EINPROGRESS, or why
+    /// Request: family u16, type u16, address length u16, connect u8 (UDP:
+    /// connect, or leave unconnected for sendto), 1 byte padding, then the
+    /// sockaddr. Reply: an errno as i32 (0, EINPROGRESS, or why
     /// not), with the socket when one was made.
     static func serve(_ chan: Int32) {
         var buf = [UInt8](repeating: 0, count: 256)
@@ -274,14 +277,48 @@ final class EgressBroker: @unchecked Sendable {
         let family = Int32(req[0]) | Int32(req[1]) << 8
         let type = Int32(req[2]) | Int32(req[3]) << 8
         let alen = Int(req[4]) | Int(req[5]) << 8
-        guard type == Int32(SOCK_STREAM.rawValue), alen <= 128, req.count >= 8 + alen else { return (EPERM, -1) }
+        let connectIt = type == Int32(SOCK_STREAM.rawValue) || req[6] != 0
+        guard type == Int32(SOCK_STREAM.rawValue) || type == Int32(SOCK_DGRAM.rawValue),
+              alen <= 128, req.count >= 8 + alen else { return (EPERM, -1) }
         let addr = Array(req[8..<8 + alen])
-        guard isRemote(family: family, addr) else { return (ENETUNREACH, -1) }
+        guard isRemote(family: family, addr), let dev = egressDevice(family: family) else { return (ENETUNREACH, -1) }
         let s = socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if s < 0 { return (errno, -1) }
+        // Tied to the interface of the default route: whatever the Sentry
+        // later does with this socket (a new connect after a failed one, a
+        // sendto elsewhere), the host's loopback is not reachable through it.
+        let bd = dev.withCString { setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+        if bd != 0 { let e = errno; close(s); return (e, -1) }
+        if !connectIt { return (0, s) }
         let r = addr.withUnsafeBytes { connect(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(alen)) }
         if r != 0 && errno != EINPROGRESS { let e = errno; close(s); return (e, -1) }
         return (r == 0 ? 0 : EINPROGRESS, s)
+    }
+
+    /// The interface of the host's default route for a family, from
+    /// /proc/net/route or /proc/net/ipv6_route.
+    static func egressDevice(family: Int32) -> String? {
+        let v6 = family == AF_INET6
+        let fd = open(v6 ? "/proc/net/ipv6_route" : "/proc/net/route", O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var text = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n <= 0 { break }
+            text += buf[0..<n]
+        }
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if v6 {
+                // dest, prefix len, ..., flags, device (last); default: ::/0 not via lo.
+                if f.count >= 10, f[0] == "00000000000000000000000000000000", f[1] == "00", f[9] != "lo" { return String(f[9]) }
+            } else if f.count >= 8, f[1] == "00000000", f[7] == "00000000", f[0] != "Iface" {
+                return String(f[0])
+            }
+        }
+        return nil
     }
 
     /// A destination outside the host: not loopback, unspecified, multicast

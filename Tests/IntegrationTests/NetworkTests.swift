@@ -277,15 +277,43 @@ struct NetworkTests {
                 close(c)
             }
         }
+        // A UDP echo on the host too.
+        let u = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(u) }
+        var ua = sockaddr_in()
+        ua.sin_family = sa_family_t(AF_INET)
+        var ulen = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &ua) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(u, $0, ulen) } }
+        _ = withUnsafeMutablePointer(to: &ua) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(u, $0, &ulen) } }
+        let uport = UInt16(bigEndian: ua.sin_port)
+        Thread.detachNewThread {
+            var b = [UInt8](repeating: 0, count: 512)
+            var from = sockaddr_storage()
+            while true {
+                var fl = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &from) { fp in
+                    b.withUnsafeMutableBytes { recvfrom(u, $0.baseAddress!, $0.count, 0, UnsafeMutableRawPointer(fp).assumingMemoryBound(to: sockaddr.self), &fl) }
+                }
+                if n <= 0 { return }
+                _ = withUnsafePointer(to: &from) { fp in
+                    b.withUnsafeBytes { sendto(u, $0.baseAddress!, n, 0, UnsafeRawPointer(fp).assumingMemoryBound(to: sockaddr.self), fl) }
+                }
+            }
+        }
         let py = """
         import socket
         s = socket.create_connection(("\(ip)", \(port)), timeout=5)
         print(s.recv(100).decode(), end="")
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         print(s.getpeername()[1] == \(port))
+        d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.settimeout(5)
+        d.sendto(b"udp out", ("\(ip)", \(uport)))
+        print(d.recvfrom(100)[0].decode())
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(5)
+        c.connect(("\(ip)", \(uport))); c.send(b"udp connected"); print(c.recv(100).decode())
         """
         let r = try await NetSuite.moat([], python: py)
-        #expect(r.stdoutText == "from the host\nTrue\n", "\(r.stdoutText)\(r.stderrText)")
+        #expect(r.stdoutText == "from the host\nTrue\nudp out\nudp connected\n", "\(r.stdoutText)\(r.stderrText)")
         let none = try await NetSuite.moat(["--network", "none"], python: py)
         #expect(none.exitStatus != 0 && none.stderrText.contains("unreachable"), "\(none.stdoutText)\(none.stderrText)")
     }

@@ -158,6 +158,13 @@ final class InetSocketFD: FileDescription {
         let hostFlags = (flags & InetSocketFD.sendFlags) | MSG_DONTWAIT_ | MSG_NOSIGNAL_
         let chunk = type == SOCK_STREAM_ ? 256 << 10 : total
         if type != SOCK_STREAM_ && total > 65535 { return err(EMSGSIZE) }
+        if type == SOCK_DGRAM_, let a = to, egressCandidate, SentryNetwork.isOutside(a) {
+            // A datagram out of the sandbox: an unconnected egress socket.
+            switch SentryNetwork.egress(family: family, type: type, a, connect: false) {
+            case .success(let (newFD, _)): adopt(newFD)
+            case .failure(let x): return x.ret
+            }
+        }
         var done = 0
         var iovIdx = 0, iovOff = 0
         repeat {
@@ -296,7 +303,7 @@ final class InetSocketFD: FileDescription {
         if c < 0 { return c }
         var r: Int32
         var e: Int32 = 0
-        if SentryNetwork.egressFD >= 0 && type == SOCK_STREAM_ && !bound && SentryNetwork.isOutside(a) {
+        if egressCandidate && SentryNetwork.isOutside(a) {
             // Out of the sandbox: through the launcher's egress broker.
             switch SentryNetwork.egress(family: family, type: type, a) {
             case .success(let (newFD, ce)):
@@ -326,6 +333,14 @@ final class InetSocketFD: FileDescription {
         return soerr == 0 ? 0 : err(soerr)
     }
 
+    /// Whether this socket may still move to an egress socket: --network
+    /// sandbox, TCP or UDP, not bound by the application, not moved yet.
+    private var egressCandidate: Bool {
+        SentryNetwork.egressFD >= 0 && !bound && !egressed && (proto == 0 || proto == IPPROTO_TCP_ || proto == IPPROTO_UDP_)
+            && (type == SOCK_STREAM_ || type == SOCK_DGRAM_)
+    }
+    private var egressed = false
+
     /// Replaces the host socket by `newFD` (an egress socket), with the
     /// options the application set on the old one.
     private func adopt(_ newFD: Int32) {
@@ -334,6 +349,7 @@ final class InetSocketFD: FileDescription {
         }
         close(fd)
         fd = newFD
+        egressed = true
         var st = Glibc.stat()
         fstat(fd, &st)
         ino = UInt64(st.st_ino)

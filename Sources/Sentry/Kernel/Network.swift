@@ -4,7 +4,7 @@
 //
 // Modes (`moat run --network`):
 // - none:    a new network namespace with only loopback, brought up here.
-// - sandbox: the same, plus outbound TCP through the launcher's egress
+// - sandbox: the same, plus outbound TCP and UDP through the launcher's egress
 //            broker (Sources/Sandbox/Network.swift): a connect to an address
 //            outside the sandbox swaps the application's socket for one the
 //            launcher made and connected in the host's namespace, after
@@ -62,11 +62,12 @@ enum SentryNetwork {
     /// The launcher's egress broker (Sandbox/Network.swift), or -1.
     nonisolated(unsafe) static var egressFD: Int32 = -1
 
-    /// Asks the broker for a TCP socket in the host's namespace already
-    /// connecting to `addr`. Returns the socket and the connect's errno
+    /// Asks the broker for a TCP or UDP socket in the host's namespace,
+    /// already connecting to `addr` (UDP: unless `connect` is false). Returns the socket and the connect's errno
     /// (0 or EINPROGRESS). Requires: Kernel.mu held (one request at a time).
-    static func egress(family: Int32, type: Int32, _ addr: [UInt8]) -> Result<(Int32, Int32), Errno> {
+    static func egress(family: Int32, type: Int32, _ addr: [UInt8], connect: Bool = true) -> Result<(Int32, Int32), Errno> {
         var req = [UInt8](repeating: 0, count: 8) + addr
+        req[6] = connect ? 1 : 0
         req[0] = UInt8(family & 0xff); req[1] = UInt8(family >> 8)
         req[2] = UInt8(type & 0xff); req[3] = UInt8(type >> 8)
         req[4] = UInt8(addr.count & 0xff); req[5] = UInt8(addr.count >> 8)
@@ -192,8 +193,7 @@ extension SentryNetwork {
             }
             place("/etc/hosts", hosts)
         }
-        // Brokered egress carries TCP only: resolvers must use TCP (use-vc).
-        if !dns.isEmpty { place("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined() + (mode == .sandbox ? "options use-vc\n" : "")) }
+        if !dns.isEmpty { place("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined()) }
     }
 }
 
