@@ -131,7 +131,7 @@ struct BusyboxDifferentialTests {
     /// Reference run: chroot with procfs mounted and a handful of device
     /// nodes, the fixed minimal environment, umask 022 and no core files.
     private func runNative(root: String, cleanupProblem: inout String?) async throws -> ScriptRun {
-        try populateDev(root + "/dev")
+        try Integration.populateDev(root + "/dev")
         let procDir = root + "/proc"
         guard mount("proc", procDir, "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
             throw HarnessError("mount -t proc proc \(procDir) failed: \(String(cString: strerror(errno)))")
@@ -154,25 +154,6 @@ struct BusyboxDifferentialTests {
                     "--", "/bin/sh", "-c", "/bin/sh ./test.sh; exit $?"]
         let result = await runProcess(argv, env: Integration.hostEnvironment(), timeout: differentialTimeout)
         return ScriptRun(result: result, tree: snapshotTree(root + "/work"))
-    }
-
-    /// The native chroot has no devtmpfs; create the few nodes scripts use.
-    private func populateDev(_ dev: String) throws {
-        let nodes: [(String, UInt64, UInt64)] = [
-            ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
-        ]
-        for (name, major, minor) in nodes {
-            let path = dev + "/" + name
-            guard mknod(path, mode_t(S_IFCHR) | 0o666, dev_t((major << 8) | minor)) == 0 || errno == EEXIST else {
-                throw HarnessError("mknod \(path) failed: \(String(cString: strerror(errno)))")
-            }
-            chmod(path, 0o666)
-        }
-        let links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-        for (name, target) in links {
-            symlink(target, dev + "/" + name)
-        }
     }
 
     /// Unmounts procfs, retrying while stragglers die, then lazily.

@@ -153,7 +153,7 @@ final class DebianCopies: @unchecked Sendable {
                     chmod(dst + "/" + dir, mode_t(mode))
                 }
             }
-            try DebianCopies.populateDev(native + "/dev")
+            try Integration.populateDev(native + "/dev")
         } catch {
             _ = Integration.removeScratch(scratch)
             throw error
@@ -173,23 +173,6 @@ final class DebianCopies: @unchecked Sendable {
             guard parts.count >= 3, let pid = pid_t(parts[1]), pid != getpid(),
                   kill(pid, 0) != 0 && errno == ESRCH else { continue }
             _ = Integration.removeScratch(DebianDiff.scratchGroup + "/" + n)
-        }
-    }
-
-    /// debootstrap creates the usual nodes; make sure the few scripts need exist.
-    static func populateDev(_ dev: String) throws {
-        let nodes: [(String, UInt64, UInt64)] = [
-            ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
-        ]
-        for (name, major, minor) in nodes {
-            let path = dev + "/" + name
-            guard mknod(path, mode_t(S_IFCHR) | 0o666, dev_t((major << 8) | minor)) == 0 || errno == EEXIST else {
-                throw HarnessError("mknod \(path) failed: \(String(cString: strerror(errno)))")
-            }
-        }
-        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-            symlink(target, dev + "/" + name)
         }
     }
 

@@ -176,6 +176,25 @@ enum Integration {
         }
     }
 
+    /// A native chroot has no devtmpfs: creates (or keeps) the device nodes
+    /// and /dev/fd, /dev/std* links the scripts use, world-writable.
+    static func populateDev(_ dev: String) throws {
+        let nodes: [(String, UInt64, UInt64)] = [
+            ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+        ]
+        for (name, major, minor) in nodes {
+            let path = dev + "/" + name
+            guard mknod(path, mode_t(S_IFCHR) | 0o666, dev_t((major << 8) | minor)) == 0 || errno == EEXIST else {
+                throw HarnessError("mknod \(path) failed: \(String(cString: strerror(errno)))")
+            }
+            chmod(path, 0o666)
+        }
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            symlink(target, dev + "/" + name)
+        }
+    }
+
     /// Mount points (from /proc/self/mountinfo) at or below `path`.
     static func mounts(under path: String) -> [String] {
         currentMountPoints().filter { $0 == path || $0.hasPrefix(path + "/") }

@@ -40,15 +40,22 @@ enum NetSuite {
 
     /// A TCP or UDP port free on the host right now.
     static func freePort(udp: Bool = false) -> UInt16 {
+        let (s, port) = boundSocket(udp: udp, loopbackOnly: true)
+        close(s)
+        return port
+    }
+
+    /// A new host socket bound to a port the kernel picks (on 127.0.0.1, or
+    /// on every address), and that port.
+    static func boundSocket(udp: Bool, loopbackOnly: Bool) -> (Int32, UInt16) {
         let s = socket(AF_INET, udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        if loopbackOnly { sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
         _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return UInt16(bigEndian: sa.sin_port)
+        return (s, UInt16(bigEndian: sa.sin_port))
     }
 
     static func loopback(_ port: UInt16) -> sockaddr_in {
@@ -260,15 +267,9 @@ struct NetworkTests {
     @Test(.enabled(if: NetSuite.ready && NetSuite.hostAddress() != nil, "needs root, the Debian rootfs and a non-loopback IPv4 address"))
     func egress() async throws {
         let ip = NetSuite.hostAddress()!
-        let l = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (l, port) = NetSuite.boundSocket(udp: false, loopbackOnly: false)
         defer { close(l) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(l, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(l, $0, &len) } }
         listen(l, 8)
-        let port = UInt16(bigEndian: sa.sin_port)
         Thread.detachNewThread {
             while true {
                 let c = accept(l, nil, nil)
@@ -278,14 +279,8 @@ struct NetworkTests {
             }
         }
         // A UDP echo on the host too.
-        let u = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let (u, uport) = NetSuite.boundSocket(udp: true, loopbackOnly: false)
         defer { close(u) }
-        var ua = sockaddr_in()
-        ua.sin_family = sa_family_t(AF_INET)
-        var ulen = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &ua) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(u, $0, ulen) } }
-        _ = withUnsafeMutablePointer(to: &ua) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(u, $0, &ulen) } }
-        let uport = UInt16(bigEndian: ua.sin_port)
         Thread.detachNewThread {
             var b = [UInt8](repeating: 0, count: 512)
             var from = sockaddr_storage()

@@ -139,6 +139,15 @@ final class Pty {
         }
     }
 
+    /// Opening the slave makes it the controlling terminal of a session
+    /// leader's session that has none yet, unless O_NOCTTY.
+    func adoptAsControllingTerminal(_ t: Task, flags: Int32) {
+        if flags & O_NOCTTY == 0 && t.tg.sid == t.tg.tgid && sid == 0 {
+            sid = t.tg.sid
+            fgPgid = t.tg.pgid
+        }
+    }
+
     /// What the slave may read now: a whole line in canonical mode.
     var slaveReadable: Bool { !input.isEmpty || pendingEOFs > 0 || !masterOpen }
 
@@ -340,10 +349,7 @@ final class PtySlaveFD: FileDescription {
 /// controlling terminal makes it the session's terminal (unless O_NOCTTY).
 func openSlave(_ t: Task, _ pty: Pty, flags: Int32) -> Int {
     let f = PtySlaveFD(pty: pty, flags: flags & ~O_CLOEXEC)
-    if flags & O_NOCTTY == 0 && t.tg.sid == t.tg.tgid && pty.sid == 0 {
-        pty.sid = t.tg.sid
-        pty.fgPgid = t.tg.pgid
-    }
+    pty.adoptAsControllingTerminal(t, flags: flags)
     let fd = t.fds.install(f, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
     if fd < 0 { f.release() }
     return fd
@@ -374,10 +380,7 @@ final class PtySlaveInode: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if pty.locked || !pty.masterOpen { return .failure(Errno(EIO)) }
         let f = PtySlaveFD(pty: pty, flags: flags)
-        if flags & O_NOCTTY == 0 && t.tg.sid == t.tg.tgid && pty.sid == 0 {
-            pty.sid = t.tg.sid
-            pty.fgPgid = t.tg.pgid
-        }
+        pty.adoptAsControllingTerminal(t, flags: flags)
         return .success(f)
     }
 }

@@ -50,9 +50,15 @@ final class VDSO {
         nanosleep(&ts, nil)
         let t1 = Kernel.now(CLOCK_MONOTONIC), c1 = moat_rdtsc()
         guard c1 > c0, t1 > t0 else { return nil }
-        let (hi, lo) = UInt64(t1 - t0).multipliedFullWidth(by: 1 << 32)
-        if hi >= c1 - c0 { return nil }
-        return (c1 - c0).dividingFullWidth((hi, lo)).quotient
+        return rate(ns: UInt64(t1 - t0), ticks: c1 - c0)
+    }
+
+    /// ns / ticks in 32.32 fixed point (the vDSO's `mult`); nil when it
+    /// would not fit (no ticks, or more than 2^32 ns per tick).
+    private static func rate(ns: UInt64, ticks: UInt64) -> UInt64? {
+        let (hi, lo) = ns.multipliedFullWidth(by: 1 << 32)
+        if ticks == 0 || hi >= ticks { return nil }
+        return ticks.dividingFullWidth((hi, lo)).quotient
     }
 
     /// Rebases the clocks on the host's. CLOCK_MONOTONIC as the vDSO computes
@@ -63,13 +69,12 @@ final class VDSO {
         let mono = Kernel.now(CLOCK_MONOTONIC), real = Kernel.now(CLOCK_REALTIME)
         var base = mono
         if lastTSC != 0 && c > lastTSC {
-            let projected = monoBase + Int64(truncatingIfNeeded: (c - lastTSC).multipliedFullWidth(by: mult).high << 32
-                | (c - lastTSC).multipliedFullWidth(by: mult).low >> 32)
+            // What the vDSO gives now: ((c - lastTSC) * mult) >> 32, as in vdso.c.
+            let p = (c - lastTSC).multipliedFullWidth(by: mult)
+            let projected = monoBase + Int64(truncatingIfNeeded: p.high << 32 | p.low >> 32)
             base = max(mono, projected)
             // Rate over the last interval, from the host clock.
-            let dn = UInt64(max(0, mono - lastMono)), dc = c - lastTSC
-            let (hi, lo) = dn.multipliedFullWidth(by: 1 << 32)
-            if dc > 0 && hi < dc { mult = dc.dividingFullWidth((hi, lo)).quotient }
+            if let m = VDSO.rate(ns: UInt64(max(0, mono - lastMono)), ticks: c - lastTSC) { mult = m }
         }
         lastTSC = c; lastMono = mono; monoBase = base
         moat_vdso_publish(page, c, mult, UInt64(base), UInt64(real + (base - mono)), usable ? 1 : 0)

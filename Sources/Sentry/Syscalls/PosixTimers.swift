@@ -79,8 +79,7 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
     let clock = a.int(0)
     // CPU-time clocks are approximated by the wall clocks elsewhere too.
     guard [CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
-           8 /* REALTIME_ALARM */, 9 /* BOOTTIME_ALARM */].contains(clock) || clock < 0 else { return err(EINVAL) }
-    if clock < 0 { return err(EINVAL) }
+           8 /* REALTIME_ALARM */, 9 /* BOOTTIME_ALARM */].contains(clock) else { return err(EINVAL) }
     var notify = SIGEV_SIGNAL, signo = SIGALRM, value: UInt64 = 0, tid: Int32 = 0
     if a.a1 != 0 {
         // struct sigevent: value (8), signo (4), notify (4), tid or function (8)
@@ -96,8 +95,6 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
             if notify == SIGEV_THREAD_ID && !t.tg.tasks.contains(where: { $0.tid == tid }) { return err(EINVAL) }
         default: return err(EINVAL)                     // SIGEV_THREAD is glibc's, built on SIGEV_THREAD_ID
         }
-    } else {
-        value = 0 // si_value is the timer id, set below
     }
     var id: Int32 = 0
     while t.tg.posixTimers[id] != nil { id += 1 }
