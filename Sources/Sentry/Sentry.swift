@@ -63,7 +63,39 @@ public struct SentryConfig {
     public var networkNamespacePath: String? = nil
     /// The launcher's egress broker (--network sandbox; Kernel/Network.swift).
     public var egressFD: Int32 = -1
+    /// Init's capability sets before its exec (process.capabilities; each a
+    /// mask of capability numbers). nil: every capability for uid 0 (as
+    /// root on a host: `moat run`'s default), none for other users.
+    public var capabilities: CapabilitySets? = nil
+    /// process.noNewPrivileges: set-id bits and root's capabilities give
+    /// nothing on exec.
+    public var noNewPrivileges = false
+    /// /proc/[pid]/uid_map and gid_map: (container id, host id, count)
+    /// lines; empty means the identity map of all ids.
+    public var uidMappings: [(UInt32, UInt32, UInt32)] = []
+    public var gidMappings: [(UInt32, UInt32, UInt32)] = []
+    /// linux.sysctl: values the sandbox sees under /proc/sys (keys with
+    /// dots, as in config.json); see FSImpl/ProcSys.swift for the keys.
+    public var sysctl: [(String, String)] = []
     public init() {}
+
+    /// The credentials init starts with.
+    var initialCredentials: Credentials {
+        Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: capabilities, noNewPrivs: noNewPrivileges)
+    }
+}
+
+/// Capability sets, each a mask of capability numbers (bit N = capability N).
+public struct CapabilitySets: Equatable {
+    public var bounding: UInt64, effective: UInt64, permitted: UInt64, inheritable: UInt64, ambient: UInt64
+    public init(bounding: UInt64, effective: UInt64, permitted: UInt64, inheritable: UInt64, ambient: UInt64) {
+        self.bounding = bounding; self.effective = effective; self.permitted = permitted
+        self.inheritable = inheritable; self.ambient = ambient
+    }
+    /// Every capability Moat knows (CAP_CHOWN through CAP_CHECKPOINT_RESTORE).
+    public static let allMask: UInt64 = Cap.all
+    /// Docker's default set for a container.
+    public static let dockerDefaultMask: UInt64 = Cap.dockerDefault
 }
 
 /// A file system the OCI config asks for. Types the Sentry emulates: tmpfs,
@@ -128,6 +160,13 @@ public enum SentryMain {
         k.strace = cfg.strace
         k.hostname = Array(cfg.hostname.utf8)
         if let d = cfg.domainname { k.domainname = Array(d.utf8) }
+        k.containerCaps = cfg.capabilities
+        k.containerNoNewPrivs = cfg.noNewPrivileges
+        if !cfg.uidMappings.isEmpty { k.uidMap = cfg.uidMappings }
+        if !cfg.gidMappings.isEmpty { k.gidMap = cfg.gidMappings }
+        for (key, value) in cfg.sysctl {
+            if let e = k.sysctl.configure(key, value) { return fatal(e, 125) }
+        }
         k.lock()
         let fs0 = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
         if cfg.mounts.isEmpty {
@@ -146,8 +185,6 @@ public enum SentryMain {
         }
         // The init process.
         let tg = ThreadGroup(kernel: k, tgid: 1, parent: nil, handlers: SignalHandlers())
-        tg.creds = Credentials(uid: cfg.uid, euid: cfg.uid, suid: cfg.uid, fsuid: cfg.uid,
-                               gid: cfg.gid, egid: cfg.gid, sgid: cfg.gid, fsgid: cfg.gid, groups: cfg.groups)
         for (res, cur, max) in cfg.rlimits where res >= 0 && res < tg.rlimits.count {
             tg.rlimits[res] = RLimit(cur: cur, max: max)
         }
@@ -156,7 +193,7 @@ public enum SentryMain {
         k.nextPid = 2
         let fds = stdioTable(vfs, [0, 1, 2] + cfg.extraFDs)
         let spawned: (Task, ExecTarget, [UInt8])
-        switch newProcess(k, tg: tg, tid: 1, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {
+        switch newProcess(k, tg: tg, tid: 1, creds: cfg.initialCredentials, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {
         case .success(let x): spawned = x
         case .failure(let f): k.unlock(); return fatal(f.message, f.code)
         }
@@ -237,7 +274,7 @@ public enum SentryMain {
     /// registered in the kernel's tables) and resolves its program the way
     /// execvp does, so errors are reported before anything runs.
     /// Requires: k.mu held.
-    static func newProcess(_ k: Kernel, tg: ThreadGroup, tid: Int32, argv: [String], env: [String], cwd: String,
+    static func newProcess(_ k: Kernel, tg: ThreadGroup, tid: Int32, creds: Credentials, argv: [String], env: [String], cwd: String,
                            umask: UInt32?, fds: FDTable) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
         let vfs = k.vfs
         let stubPid: pid_t
@@ -249,6 +286,7 @@ public enum SentryMain {
         if let u = umask { fsctx.umask = u & 0o777 }
         let task = Task(kernel: k, tid: tid, tg: tg, hostPid: stubPid, hostTid: stubPid, mm: MemoryManager(),
                         fds: fds, fs: fsctx, comm: [])
+        task.creds = creds
         func failed(_ code: Int32, _ m: String) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
             _ = kill(stubPid, SIGKILL)
             var st: Int32 = 0

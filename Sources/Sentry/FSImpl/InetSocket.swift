@@ -285,7 +285,7 @@ final class InetSocketFD: FileDescription {
         // credentials decide.
         if a.count >= 4 {
             let port = Int(a[2]) << 8 | Int(a[3])
-            if port > 0 && port < 1024 && !t.tg.creds.isRoot { return err(EACCES) }
+            if port > 0 && port < t.kernel.sysctl.unprivilegedPortStart && !t.creds.has(Cap.netBindService) { return err(EACCES) }
         }
         let r = a.withUnsafeBytes { Glibc.bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
         if r == 0 { bound = true }

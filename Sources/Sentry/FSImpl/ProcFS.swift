@@ -92,16 +92,7 @@ extension Kernel {
         ]
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)".utf8) })
         let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)/task/\(t.tid)".utf8) })
-        let sysKernel: [String: ProcNode] = [
-            "hostname": file(30, { _ in String(decoding: k.hostname, as: UTF8.self) + "\n" }),
-            "osrelease": file(31, { _ in moatRelease + "\n" }),
-            "pid_max": file(32, { _ in "\(k.pidMax)\n" }),
-            "ngroups_max": file(33, { _ in "65536\n" }),
-        ]
-        let kernelDir = ProcNode(kernel: k, ino: 34, mode: S_IFDIR_ | 0o555, lookup: { _, n in sysKernel[String(decoding: n, as: UTF8.self)] },
-                                 list: { _ in sysKernel.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) } })
-        let sysDir = ProcNode(kernel: k, ino: 35, mode: S_IFDIR_ | 0o555, lookup: { _, n in n == Array("kernel".utf8) ? kernelDir : nil },
-                              list: { _ in [DirEntry(ino: 34, type: 4, name: Array("kernel".utf8))] })
+        let sysDir = k.procSysDir("")
         return ProcNode(kernel: k, ino: 1, mode: S_IFDIR_ | 0o555, lookup: { t, name in
             let s = String(decoding: name, as: UTF8.self)
             if let f = staticFiles[s] { return f }
@@ -154,6 +145,13 @@ extension Kernel {
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         entries["net"] = { k.makeProcNetDir() }
+        // The container's id mappings (the sandbox's ids are container ids).
+        func idMap(_ m: [(UInt32, UInt32, UInt32)]) -> [UInt8] {
+            Array(m.map { padLeft(String($0.0), 10) + " " + padLeft(String($0.1), 10) + " " + padLeft(String($0.2), 10) + "\n" }.joined().utf8)
+        }
+        entries["uid_map"] = { file(14) { idMap(k.uidMap) } }
+        entries["gid_map"] = { file(15) { idMap(k.gidMap) } }
+        entries["setgroups"] = { file(16) { Array("allow\n".utf8) } }
         if tid == nil {
             entries["task"] = {
                 ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { _, n in
@@ -190,7 +188,7 @@ extension Kernel {
     }
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?) -> String {
-        let c = tg.creds
+        let c = t?.creds ?? tg.creds
         let state = tg.zombie ? "Z (zombie)" : (tg.stopped ? "T (stopped)" : "S (sleeping)")
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         return """
@@ -206,8 +204,12 @@ extension Kernel {
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
         Threads:\t\(tg.tasks.count)
         SigBlk:\t\(sigBlk)
-        CapEff:\t\(c.isRoot ? "000001ffffffffff" : "0000000000000000")
-        NoNewPrivs:\t0
+        CapInh:\t\(hex(c.capInh, width: 16))
+        CapPrm:\t\(hex(c.capPrm, width: 16))
+        CapEff:\t\(hex(c.capEff, width: 16))
+        CapBnd:\t\(hex(c.capBnd, width: 16))
+        CapAmb:\t\(hex(c.capAmb, width: 16))
+        NoNewPrivs:\t\(c.noNewPrivs ? 1 : 0)
         Seccomp:\t0
 
         """

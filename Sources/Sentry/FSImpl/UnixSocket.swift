@@ -18,7 +18,7 @@ import Glibc
 struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
 
 extension Task {
-    var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: tg.creds.euid, gid: tg.creds.egid) }
+    var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: creds.euid, gid: creds.egid) }
 }
 
 /// What one send carried besides bytes.

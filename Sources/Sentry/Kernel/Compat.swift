@@ -33,6 +33,11 @@ func padRight(_ s: String, _ n: Int) -> String {
     s.count >= n ? s : s + String(repeating: " ", count: n - s.count)
 }
 
+/// Pads `s` with spaces on the left to `n` characters.
+func padLeft(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
+}
+
 /// A non-negative value with two decimals ("12.34").
 func fixed2(_ ns: Int64) -> String {
     let cs = ns / 10_000_000

@@ -120,10 +120,11 @@ public enum ControlServer {
             k.unlock(); send(conn, "err=125 the container is not running"); return
         }
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
-        tg.creds = Credentials(uid: uid, euid: uid, suid: uid, fsuid: uid, gid: gid, egid: gid, sgid: gid, fsgid: gid, groups: groups)
+        // Like init's: the container's capability configuration, for this user.
+        let creds = Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: k.containerCaps, noNewPrivs: k.containerNoNewPrivs)
         if let i = k.initTG { tg.rlimits = i.rlimits }
         let fds = SentryMain.stdioTable(k.vfs, stdio)
-        switch SentryMain.newProcess(k, tg: tg, tid: pid, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds) {
+        switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds) {
         case .failure(let f):
             k.unlock()
             send(conn, "err=\(f.code) \(f.message)")

@@ -32,6 +32,15 @@ final class Kernel: @unchecked Sendable {
         return Mount(root: d, mountpoint: nil, parent: nil, fsType: "tmpfs", source: "memfd")
     }()
     var domainname: [UInt8] = Array("(none)".utf8)
+    /// The container's capability configuration and no_new_privs, for
+    /// processes `moat exec` starts (SentryConfig).
+    var containerCaps: CapabilitySets? = nil
+    var containerNoNewPrivs = false
+    /// /proc/[pid]/uid_map and gid_map lines (container id, host id, count).
+    var uidMap: [(UInt32, UInt32, UInt32)] = [(0, 0, 4294967295)]
+    var gidMap: [(UInt32, UInt32, UInt32)] = [(0, 0, 4294967295)]
+    /// /proc/sys (FSImpl/ProcSys.swift). Guarded by mu.
+    lazy var sysctl = SysctlTable(kernel: self)
     var strace = false
     /// The foreground process group of the emulated terminal.
     var foregroundPgid: Int32 = 1

@@ -8,6 +8,8 @@ final class Task {
     unowned let kernel: Kernel
     var tid: Int32
     var tg: ThreadGroup
+    /// This thread's credentials (ids, capabilities; Kernel/Credentials.swift).
+    var creds = Credentials() { didSet { if tid == tg.tgid { tg.lastCreds = creds } } }
     /// The platform context. Created on the driver thread.
     var thread: PtraceThread!
     /// Host pid of the stub process holding this thread.

@@ -1,15 +1,6 @@
 import CMoat
 import Glibc
 
-/// Credentials of a thread group (shared by its threads here).
-struct Credentials {
-    var uid: UInt32 = 0, euid: UInt32 = 0, suid: UInt32 = 0, fsuid: UInt32 = 0
-    var gid: UInt32 = 0, egid: UInt32 = 0, sgid: UInt32 = 0, fsgid: UInt32 = 0
-    var groups: [UInt32] = []
-    var isRoot: Bool { euid == 0 }
-    func inGroup(_ g: UInt32) -> Bool { egid == g || groups.contains(g) }
-}
-
 /// Signal dispositions, shared between thread groups cloned with CLONE_SIGHAND.
 final class SignalHandlers {
     var actions = [SigAction](repeating: SigAction(), count: 65)
@@ -34,7 +25,11 @@ final class ThreadGroup {
     var children: [ThreadGroup] = []
     var pgid: Int32
     var sid: Int32
-    var creds = Credentials()
+    /// The credentials the process shows (/proc/PID/status, kill's checks):
+    /// its leader's. Each task has its own (Task.creds).
+    var creds: Credentials { leader?.creds ?? tasks.first?.creds ?? lastCreds }
+    /// The leader's credentials as last set, for a group with no task left.
+    var lastCreds = Credentials()
     var handlers: SignalHandlers
     var sharedPending = SignalQueue()
     var rlimits: [RLimit]
@@ -74,7 +69,7 @@ final class ThreadGroup {
         self.sid = parent?.sid ?? tgid
         self.startNs = Kernel.now(CLOCK_MONOTONIC)
         if let p = parent {
-            creds = p.creds
+            lastCreds = p.creds
             rlimits = p.rlimits
             exitSignal = SIGCHLD
         } else {

@@ -128,7 +128,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     for s in elf.segments where s.offset <= elf.phoff && elf.phoff < s.offset + s.filesz {
         phdr = s.vaddr &+ (elf.phoff - s.offset) &+ bias
     }
-    let c = t.tg.creds
+    // The new credentials: set-id bits and capabilities (Credentials.swift).
+    let ino = target.path.inode
+    let (c, secure) = t.creds.afterExec(fileMode: ino.mode, fileUID: ino.uid, fileGID: ino.gid)
+    t.creds = c
     // POSIX timers do not survive exec.
     for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }
     t.tg.posixTimers.removeAll()
@@ -144,7 +147,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         (8, 0),                                   // AT_FLAGS
         (9, elf.entry &+ bias),                   // AT_ENTRY
         (11, UInt64(c.uid)), (12, UInt64(c.euid)), (13, UInt64(c.gid)), (14, UInt64(c.egid)),
-        (23, 0),                                  // AT_SECURE
+        (23, secure ? 1 : 0),                     // AT_SECURE
         (26, UInt64(getauxval(26))),              // AT_HWCAP2
     ].filter { $0.0 != 33 || $0.1 != 0 }
     let sp: UInt64

@@ -139,7 +139,7 @@ func registerFile(_ t: SyscallTable) {
         return 0
     }
     t[161] = { t, a in                                                                    // chroot
-        if !t.tg.creds.isRoot { return err(EPERM) }
+        if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
@@ -168,7 +168,7 @@ func registerFile(_ t: SyscallTable) {
     t[221] = { _, _ in 0 }                                                                // fadvise64
     t[165] = sysMount
     t[166] = { t, a in                                                                    // umount2
-        if !t.tg.creds.isRoot { return err(EPERM) }
+        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
         if a.int(1) & ~Int32(0xf) != 0 { return err(EINVAL) }
         switch t.lookup(AT_FDCWD_, a.a0, follow: a.int(1) & 8 == 0) {
         case .success(let p):
@@ -251,7 +251,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             if e.code != ENOENT { return e.ret }
             if dir.mount.readOnly { return err(EROFS) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-            let c = t.tg.creds
+            let c = t.creds
             let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
             switch dir.inode.create(name, mode: m, uid: c.fsuid, gid: g, flags: flags) {
             case .success(let (ino, fd)):
@@ -406,7 +406,7 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt
 }
 
 func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
-    let c = t.tg.creds
+    let c = t.creds
     return withNewName(t, dirfd, path) { dir, name in
         let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: true)
         return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g)
@@ -417,18 +417,18 @@ func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> In
 /// gives its group (and, to directories, its set-group-ID bit); a file may
 /// keep set-group-ID only if its creator is in its group.
 func newOwnership(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt32, UInt32) {
-    let c = t.tg.creds
+    let c = t.creds
     var m = mode, g = c.fsgid
     if dir.mode & S_ISGID_ != 0 {
         g = dir.gid
         if isDir { m |= S_ISGID_ }
     }
-    if !isDir && m & S_ISGID_ != 0 && !c.isRoot && g != c.fsgid && !c.inGroup(g) { m &= ~S_ISGID_ }
+    if !isDir && m & S_ISGID_ != 0 && !c.has(Cap.fsetid) && g != c.fsgid && !c.inGroup(g) { m &= ~S_ISGID_ }
     return (m, g)
 }
 
 func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
-    let c = t.tg.creds
+    let c = t.creds
     let fmt = mode & S_IFMT_
     if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
     return withNewName(t, dirfd, path) { dir, name in
@@ -444,7 +444,7 @@ func sysSymlinkat(_ t: Task, _ target: UInt64, _ dirfd: Int32, _ path: UInt64) -
     let tgt: [UInt8]
     switch t.readPath(target) { case .success(let p): tgt = p; case .failure(let e): return e.ret }
     if tgt.isEmpty { return err(ENOENT) }
-    let c = t.tg.creds
+    let c = t.creds
     return withNewName(t, dirfd, path) { dir, name in dir.inode.symlink(name, target: tgt, uid: c.fsuid, gid: c.fsgid) }
 }
 
@@ -460,8 +460,8 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
     if src.inode.nlink == 0 && !src.inode.linkableWhenUnlinked { return err(ENOENT) }
     // fs.protected_hardlinks: only the owner, or someone who could read and
     // write it, may link a regular, non-set-id file.
-    let c = t.tg.creds, i = src.inode
-    if !c.isRoot && i.uid != c.fsuid {
+    let c = t.creds, i = src.inode
+    if !c.has(Cap.fowner) && i.uid != c.fsuid {
         let setid = i.mode & S_ISUID_ != 0 || i.mode & 0o2010 == 0o2010
         if !i.isRegular || setid || !t.mayAccess(i, 6) { return err(EPERM) }
     }
@@ -488,7 +488,7 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
         if slash && !child.inode.isDir { return err(ENOTDIR) }
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-        if dir.inode.mode & 0o1000 != 0 && !t.tg.creds.isRoot && child.inode.uid != t.tg.creds.fsuid && dir.inode.uid != t.tg.creds.fsuid {
+        if dir.inode.mode & 0o1000 != 0 && !t.creds.has(Cap.fowner) && child.inode.uid != t.creds.fsuid && dir.inode.uid != t.creds.fsuid {
             return err(EPERM)
         }
         switch dir.inode.unlink(name, dir: isDir) {
@@ -573,12 +573,13 @@ func sysReadlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ buf: UInt64, _ s
 }
 
 func checkSetattr(_ t: Task, _ i: Inode, _ a: SetAttr) -> Int32? {
-    let c = t.tg.creds
-    if c.isRoot { return nil }
-    if a.mode != nil && i.uid != c.fsuid { return EPERM }
-    if let u = a.uid, u != i.uid { return EPERM }
-    if let g = a.gid, g != i.gid && (i.uid != c.fsuid || !c.inGroup(g)) { return EPERM }
-    if (a.atime != nil || a.mtime != nil) && i.uid != c.fsuid {
+    let c = t.creds
+    let owner = i.uid == c.fsuid || c.has(Cap.fowner)
+    if a.mode != nil && !owner { return EPERM }
+    // chown: the owner may "change" to its own uid; CAP_CHOWN may do any.
+    if let u = a.uid, !(i.uid == c.fsuid && u == i.uid) && !c.has(Cap.chown) { return EPERM }
+    if let g = a.gid, !(i.uid == c.fsuid && (g == i.gid || g == c.fsgid || c.groups.contains(g))) && !c.has(Cap.chown) { return EPERM }
+    if (a.atime != nil || a.mtime != nil) && !owner {
         if a.explicitTimes { return EPERM }
         if !t.mayAccess(i, 2) { return EACCES }
     }
@@ -590,7 +591,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
     case .success(let p):
         if p.mount.readOnly { return err(EROFS) }
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
-        let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, a)))
+        let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
         if r == 0 { t.kernel.inotifyFile(p, IN_ATTRIB_) }
         return r
     case .failure(let e): return e.ret
@@ -601,9 +602,20 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     guard let i = f.inode, !(i is StdioInode) else { return 0 }
     if let e = checkSetattr(t, i, a) { return err(e) }
-    let r = resultCode(i.setattr(withOwnerChangeEffects(i, a)))
+    let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
     return r
+}
+
+/// chmod by a caller outside the file's group and without CAP_FSETID
+/// drops set-group-ID from the new mode.
+func withChmodEffects(_ t: Task, _ i: Inode, _ a: SetAttr) -> SetAttr {
+    guard let m = a.mode, m & S_ISGID_ != 0 else { return a }
+    let c = t.creds, g = a.gid ?? i.gid
+    if g == c.fsgid || c.groups.contains(g) || c.has(Cap.fsetid) { return a }
+    var b = a
+    b.mode = m & ~S_ISGID_
+    return b
 }
 
 /// chown of a non-directory clears set-user-ID, and set-group-ID when the
@@ -663,7 +675,7 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
 /// mount(2) inside the sandbox: tmpfs, proc, and bind mounts of paths the
 /// sandbox can already see. Nothing reaches the host.
 func sysMount(_ t: Task, _ a: Args) -> Int {
-    if !t.tg.creds.isRoot { return err(EPERM) }
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     let flags = a.a3
     let MS_RDONLY: UInt64 = 1, MS_REMOUNT: UInt64 = 32, MS_BIND: UInt64 = 4096, MS_REC: UInt64 = 16384
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED

@@ -42,7 +42,7 @@ func sysMemfdCreate(_ t: Task, _ a: Args) -> Int {
     guard let name = n else { return err(EFAULT) }
     let k = t.kernel
     let node = TmpfsInode(mode: S_IFREG_ | (flags & MFD_NOEXEC_SEAL != 0 ? 0o666 : 0o777), dev: k.anonMount.root.inode.dev,
-                          uid: t.tg.creds.fsuid, gid: t.tg.creds.fsgid)
+                          uid: t.creds.fsuid, gid: t.creds.fsgid)
     node.nlink = 0
     node.seals = flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0 ? 0 : F_SEAL_SEAL_
     if flags & MFD_NOEXEC_SEAL != 0 { node.seals |= F_SEAL_EXEC_ }
@@ -79,7 +79,7 @@ func openTmpfile(_ t: Task, _ dir: Path, _ flags: Int32, _ mode: UInt32) -> Int 
     if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
     let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
     let ino: Inode
-    switch dir.inode.createTmpfile(mode: m, uid: t.tg.creds.fsuid, gid: g) {
+    switch dir.inode.createTmpfile(mode: m, uid: t.creds.fsuid, gid: g) {
     case .success(let i): ino = i
     case .failure(let e): return e.ret
     }
@@ -160,7 +160,7 @@ private func xattrName(_ t: Task, _ addr: UInt64, _ ino: Inode) -> Result<[UInt8
         // Linux keeps user attributes to regular files and directories.
         if !ino.isRegular && !ino.isDir { return .failure(Errno(EPERM)) }
     } else if s.hasPrefix("trusted.") {
-        if !t.tg.creds.isRoot { return .failure(Errno(EPERM)) }
+        if !t.creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
     } else if !s.hasPrefix("security.") {
         return .failure(Errno(EOPNOTSUPP))   // system.* (ACLs) and unknown namespaces
     }
@@ -177,7 +177,7 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
     switch xattrName(t, nameAddr, ino) { case .success(let n): name = n; case .failure(let e): return e.ret }
     guard let v = t.copyIn(value, size) else { return err(EFAULT) }
     if p.mount.readOnly { return err(EROFS) }
-    if !t.mayAccess(ino, 2) && ino.uid != t.tg.creds.fsuid { return err(EACCES) }
+    if !t.mayAccess(ino, 2) && ino.uid != t.creds.fsuid { return err(EACCES) }
     let store = t.kernel.xattrs, key = xattrKey(ino)
     let exists = store.values[key]?[name] != nil
     if flags == 1 && exists { return err(EEXIST) }      // XATTR_CREATE
@@ -206,7 +206,7 @@ private func sysListxattr(_ t: Task, _ p: Path, _ buf: UInt64, _ size: Int) -> I
     let names = t.kernel.xattrs.order[xattrKey(p.inode)] ?? []
     for n in names {
         // trusted.* is listed only to those who may read it.
-        if n.starts(with: Array("trusted.".utf8)) && !t.tg.creds.isRoot { continue }
+        if n.starts(with: Array("trusted.".utf8)) && !t.creds.has(Cap.sysAdmin) { continue }
         out += n; out.append(0)
     }
     if size == 0 { return out.count }
@@ -218,7 +218,7 @@ private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
     let name: [UInt8]
     switch xattrName(t, nameAddr, p.inode) { case .success(let n): name = n; case .failure(let e): return e.ret }
     if p.mount.readOnly { return err(EROFS) }
-    if !t.mayAccess(p.inode, 2) && p.inode.uid != t.tg.creds.fsuid { return err(EACCES) }
+    if !t.mayAccess(p.inode, 2) && p.inode.uid != t.creds.fsuid { return err(EACCES) }
     let store = t.kernel.xattrs, key = xattrKey(p.inode)
     if store.values[key]?.removeValue(forKey: name) == nil { return err(ENODATA) }
     store.order[key]?.removeAll { $0 == name }

@@ -105,7 +105,7 @@ private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int
     }
     if key != 0 && flags & IPC_CREAT == 0 { return err(ENOENT) }
     if table.count >= 32000 { return err(ENOSPC) }
-    let c = t.tg.creds
+    let c = t.creds
     let p = IPCPerm(key: key, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode: UInt32(flags & 0o777), seq: 0)
     guard let obj = make(p) else { return err(EINVAL) }
     let id = t.kernel.ipc.newID(kind: kind)
@@ -115,8 +115,8 @@ private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int
 
 /// `want` is a mode mask (0o444 read, 0o222 write, both for 0o666).
 private func ipcPermits(_ t: Task, _ p: IPCPerm, _ want: UInt32) -> Bool {
-    let c = t.tg.creds
-    if c.euid == 0 { return true }
+    let c = t.creds
+    if c.has(Cap.ipcOwner) { return true }
     var granted: UInt32
     if c.euid == p.uid || c.euid == p.cuid { granted = (p.mode >> 6) & 7 }
     else if c.inGroup(p.gid) || c.inGroup(p.cgid) { granted = (p.mode >> 3) & 7 }
@@ -126,8 +126,8 @@ private func ipcPermits(_ t: Task, _ p: IPCPerm, _ want: UInt32) -> Bool {
 }
 
 private func ipcOwner(_ t: Task, _ p: IPCPerm) -> Bool {
-    let c = t.tg.creds
-    return c.euid == 0 || c.euid == p.uid || c.euid == p.cuid
+    let c = t.creds
+    return c.has(Cap.sysAdmin) || c.euid == p.uid || c.euid == p.cuid
 }
 
 /// IPC_SET: new uid, gid and the low 9 mode bits from a struct whose
@@ -470,7 +470,7 @@ func sysMsgctl(_ t: Task, _ a: Args) -> Int {
         let r = ipcSet(t, &q.perm, a.a2)
         if r == 0, let b = t.copyIn(a.a2 &+ 88, 8) {
             let qb = Int(get64(b, 0))
-            if qb > MSGMNB && !t.tg.creds.isRoot { return err(EPERM) }
+            if qb > MSGMNB && !t.creds.has(Cap.sysResource) { return err(EPERM) }
             if qb > 0 { q.qbytes = qb }
             q.ctime = Int64(time(nil))
         }

@@ -6,28 +6,39 @@ import Glibc
 let moatRelease = "6.0.0-moat"
 
 func registerIdentity(_ t: SyscallTable) {
-    t[102] = { t, _ in Int(t.tg.creds.uid) }                                  // getuid
-    t[107] = { t, _ in Int(t.tg.creds.euid) }                                 // geteuid
-    t[104] = { t, _ in Int(t.tg.creds.gid) }                                  // getgid
-    t[108] = { t, _ in Int(t.tg.creds.egid) }                                 // getegid
+    t[102] = { t, _ in Int(t.creds.uid) }                                  // getuid
+    t[107] = { t, _ in Int(t.creds.euid) }                                 // geteuid
+    t[104] = { t, _ in Int(t.creds.gid) }                                  // getgid
+    t[108] = { t, _ in Int(t.creds.egid) }                                 // getegid
     t[118] = { t, a in                                                        // getresuid
-        let c = t.tg.creds
+        let c = t.creds
         return t.writeI32(a.a0, Int32(bitPattern: c.uid)) && t.writeI32(a.a1, Int32(bitPattern: c.euid)) && t.writeI32(a.a2, Int32(bitPattern: c.suid)) ? 0 : err(EFAULT)
     }
     t[120] = { t, a in                                                        // getresgid
-        let c = t.tg.creds
+        let c = t.creds
         return t.writeI32(a.a0, Int32(bitPattern: c.gid)) && t.writeI32(a.a1, Int32(bitPattern: c.egid)) && t.writeI32(a.a2, Int32(bitPattern: c.sgid)) ? 0 : err(EFAULT)
     }
-    t[105] = { t, a in setIDs(t, user: true, r: a.uint(0), e: a.uint(0), s: a.uint(0), setuidStyle: true) }   // setuid
-    t[106] = { t, a in setIDs(t, user: false, r: a.uint(0), e: a.uint(0), s: a.uint(0), setuidStyle: true) }  // setgid
-    t[113] = { t, a in setIDs(t, user: true, r: a.uint(0), e: a.uint(1), s: UInt32.max, setuidStyle: false) } // setreuid
-    t[114] = { t, a in setIDs(t, user: false, r: a.uint(0), e: a.uint(1), s: UInt32.max, setuidStyle: false) } // setregid
-    t[117] = { t, a in setIDs(t, user: true, r: a.uint(0), e: a.uint(1), s: a.uint(2), setuidStyle: false) }  // setresuid
-    t[119] = { t, a in setIDs(t, user: false, r: a.uint(0), e: a.uint(1), s: a.uint(2), setuidStyle: false) } // setresgid
-    t[122] = { t, a in let o = t.tg.creds.fsuid; if t.tg.creds.isRoot { t.tg.creds.fsuid = a.uint(0) }; return Int(o) } // setfsuid
-    t[123] = { t, a in let o = t.tg.creds.fsgid; if t.tg.creds.isRoot { t.tg.creds.fsgid = a.uint(0) }; return Int(o) } // setfsgid
+    t[105] = { t, a in setIDs(t, user: true, .one, a.uint(0), a.uint(0), a.uint(0)) }       // setuid
+    t[106] = { t, a in setIDs(t, user: false, .one, a.uint(0), a.uint(0), a.uint(0)) }      // setgid
+    t[113] = { t, a in setIDs(t, user: true, .re, a.uint(0), a.uint(1), UInt32.max) }       // setreuid
+    t[114] = { t, a in setIDs(t, user: false, .re, a.uint(0), a.uint(1), UInt32.max) }      // setregid
+    t[117] = { t, a in setIDs(t, user: true, .res, a.uint(0), a.uint(1), a.uint(2)) }       // setresuid
+    t[119] = { t, a in setIDs(t, user: false, .res, a.uint(0), a.uint(1), a.uint(2)) }      // setresgid
+    t[122] = { t, a in                                                        // setfsuid
+        let old = t.creds, f = a.uint(0)
+        if f != UInt32.max && ([old.uid, old.euid, old.suid, old.fsuid].contains(f) || old.has(Cap.setuid)) && f != old.fsuid {
+            t.creds.fsuid = f
+            t.creds.fixUpAfterFSUIDChange(from: old.fsuid)
+        }
+        return Int(old.fsuid)
+    }
+    t[123] = { t, a in                                                        // setfsgid
+        let old = t.creds, f = a.uint(0)
+        if f != UInt32.max && ([old.gid, old.egid, old.sgid, old.fsgid].contains(f) || old.has(Cap.setgid)) { t.creds.fsgid = f }
+        return Int(old.fsgid)
+    }
     t[115] = { t, a in                                                        // getgroups
-        let g = t.tg.creds.groups
+        let g = t.creds.groups
         if a.int(0) == 0 { return g.count }
         if Int(a.int(0)) < g.count { return err(EINVAL) }
         var b = [UInt8](repeating: 0, count: g.count * 4)
@@ -35,11 +46,11 @@ func registerIdentity(_ t: SyscallTable) {
         return t.copyOut(a.a1, b) ? g.count : err(EFAULT)
     }
     t[116] = { t, a in                                                        // setgroups
-        if !t.tg.creds.isRoot { return err(EPERM) }
+        if !t.creds.has(Cap.setgid) { return err(EPERM) }
         let n = Int(a.int(0))
         if n < 0 || n > 65536 { return err(EINVAL) }
         guard let b = t.copyIn(a.a1, n * 4) else { return err(EFAULT) }
-        t.tg.creds.groups = (0..<n).map { get32(b, $0 * 4) }
+        t.creds.groups = (0..<n).map { get32(b, $0 * 4) }
         return 0
     }
     t[63] = { t, a in                                                         // uname
@@ -50,14 +61,14 @@ func registerIdentity(_ t: SyscallTable) {
         return t.copyOut(a.a0, b) ? 0 : err(EFAULT)
     }
     t[170] = { t, a in                                                        // sethostname
-        if !t.tg.creds.isRoot { return err(EPERM) }
+        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
         t.kernel.hostname = b
         return 0
     }
     t[171] = { t, a in                                                        // setdomainname
-        if !t.tg.creds.isRoot { return err(EPERM) }
+        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
         t.kernel.domainname = b
@@ -126,49 +137,105 @@ func registerIdentity(_ t: SyscallTable) {
     t[147] = { _, a in a.int(0) == 0 ? 0 : (a.int(0) == 1 || a.int(0) == 2 ? 1 : err(EINVAL)) }  // sched_get_priority_min
     t[273] = { t, a in t.robustList = a.a0; return a.a1 == 24 ? 0 : err(EINVAL) }  // set_robust_list
     t[334] = { _, _ in err(ENOSYS) }                                          // rseq: glibc falls back
-    t[125] = { t, a in                                                        // capget
-        if a.a1 == 0 { return 0 }
-        var b = [UInt8](repeating: 0, count: 24)
-        if t.tg.creds.isRoot {
-            put32(&b, 0, -1); put32(&b, 4, -1); put32(&b, 12, 0x1ff); put32(&b, 16, 0x1ff)
-        }
-        return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
-    }
-    t[126] = { t, _ in t.tg.creds.isRoot ? 0 : err(EPERM) }                   // capset
+    t[125] = sysCapget
+    t[126] = sysCapset
     t[135] = { _, a in a.uint(0) == 0 || a.uint(0) == 0xffffffff ? 0 : err(EINVAL) } // personality
     t[169] = { _, _ in err(EPERM) }                                           // reboot
 }
 
-func setIDs(_ t: Task, user: Bool, r: UInt32, e: UInt32, s: UInt32, setuidStyle: Bool) -> Int {
-    var c = t.tg.creds
+enum SetIDKind { case one, re, res }
+
+/// setuid/setreuid/setresuid (user) and their gid twins, with the
+/// unprivileged rules of each and, for uids, the capability effects.
+func setIDs(_ t: Task, user: Bool, _ kind: SetIDKind, _ r: UInt32, _ e: UInt32, _ s: UInt32) -> Int {
+    let old = t.creds
+    var c = old
     let none = UInt32.max
-    let root = c.euid == 0
-    if user {
-        let allowed = [c.uid, c.euid, c.suid]
-        if setuidStyle {
-            if root { c.uid = r; c.euid = r; c.suid = r }
-            else if allowed.contains(r) { c.euid = r } else { return err(EPERM) }
-        } else {
-            for v in [r, e, s] where v != none && !root && !allowed.contains(v) { return err(EPERM) }
-            if r != none { c.uid = r }
-            if e != none { c.euid = e }
-            if s != none { c.suid = s } else if !setuidStyle && r != none { c.suid = c.euid }
-        }
-        c.fsuid = c.euid
-    } else {
-        let allowed = [c.gid, c.egid, c.sgid]
-        if setuidStyle {
-            if root { c.gid = r; c.egid = r; c.sgid = r }
-            else if allowed.contains(r) { c.egid = r } else { return err(EPERM) }
-        } else {
-            for v in [r, e, s] where v != none && !root && !allowed.contains(v) { return err(EPERM) }
-            if r != none { c.gid = r }
-            if e != none { c.egid = e }
-            if s != none { c.sgid = s }
-        }
-        c.fsgid = c.egid
+    let privileged = old.has(user ? Cap.setuid : Cap.setgid)
+    let (cr, ce, cs) = user ? (old.uid, old.euid, old.suid) : (old.gid, old.egid, old.sgid)
+    var (nr, ne, ns) = (cr, ce, cs)
+    switch kind {
+    case .one:
+        if privileged { nr = r; ne = r; ns = r }
+        else if r == cr || r == cs { ne = r } else { return err(EPERM) }
+    case .re:
+        if r != none && !privileged && r != cr && r != ce { return err(EPERM) }
+        if e != none && !privileged && e != cr && e != ce && e != cs { return err(EPERM) }
+        if r != none { nr = r }
+        if e != none { ne = e }
+        if r != none || (e != none && e != cr) { ns = ne }
+    case .res:
+        for v in [r, e, s] where v != none && !privileged && v != cr && v != ce && v != cs { return err(EPERM) }
+        if r != none { nr = r }
+        if e != none { ne = e }
+        if s != none { ns = s }
     }
-    t.tg.creds = c
+    if user {
+        c.uid = nr; c.euid = ne; c.suid = ns; c.fsuid = ne
+        c.fixUpAfterUIDChange(from: old)
+    } else {
+        c.gid = nr; c.egid = ne; c.sgid = ns; c.fsgid = ne
+    }
+    t.creds = c
+    return 0
+}
+
+/// The capability sets a capget/capset user_cap_data array carries: one
+/// 32-bit word each for version 1, two for versions 2 and 3.
+private func capWords(_ t: Task, _ header: UInt64) -> Result<Int, Errno> {
+    guard let v = t.readI32(header).map({ UInt32(bitPattern: $0) }) else { return .failure(Errno(EFAULT)) }
+    switch v {
+    case 0x19980330: return .success(1)
+    case 0x20071026, 0x20080522: return .success(2)
+    default:
+        // An unknown version: the kernel answers with the one it prefers.
+        if !t.writeI32(header, 0x20080522) { return .failure(Errno(EFAULT)) }
+        return .failure(Errno(EINVAL))
+    }
+}
+
+func sysCapget(_ t: Task, _ a: Args) -> Int {
+    let words: Int
+    switch capWords(t, a.a0) {
+    case .success(let w): words = w
+    case .failure(let e): return a.a1 == 0 && e.code == EINVAL ? 0 : e.ret
+    }
+    if a.a1 == 0 { return 0 }
+    guard let pidWord = t.readI32(a.a0 &+ 4) else { return err(EFAULT) }
+    let pid = pidWord
+    if pid < 0 { return err(EINVAL) }
+    let c: Credentials
+    if pid == 0 || pid == t.tid { c = t.creds } else {
+        guard let target = t.kernel.tasks[pid] else { return err(ESRCH) }
+        c = target.creds
+    }
+    var b = [UInt8](repeating: 0, count: 12 * words)
+    for w in 0..<words {
+        let shift = UInt64(32 * w)
+        put32(&b, w * 12, Int32(bitPattern: UInt32(truncatingIfNeeded: c.capEff >> shift)))
+        put32(&b, w * 12 + 4, Int32(bitPattern: UInt32(truncatingIfNeeded: c.capPrm >> shift)))
+        put32(&b, w * 12 + 8, Int32(bitPattern: UInt32(truncatingIfNeeded: c.capInh >> shift)))
+    }
+    return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
+}
+
+func sysCapset(_ t: Task, _ a: Args) -> Int {
+    let words: Int
+    switch capWords(t, a.a0) { case .success(let w): words = w; case .failure(let e): return e.ret }
+    guard let pidWord = t.readI32(a.a0 &+ 4) else { return err(EFAULT) }
+    let pid = pidWord
+    if pid != 0 && pid != t.tid { return err(EPERM) }
+    guard let b = t.copyIn(a.a1, 12 * words) else { return err(EFAULT) }
+    var e: UInt64 = 0, p: UInt64 = 0, i: UInt64 = 0
+    for w in 0..<words {
+        let shift = UInt64(32 * w)
+        e |= UInt64(get32(b, w * 12)) << shift
+        p |= UInt64(get32(b, w * 12 + 4)) << shift
+        i |= UInt64(get32(b, w * 12 + 8)) << shift
+    }
+    var c = t.creds
+    if let code = c.capset(effective: e, permitted: p, inheritable: i) { return err(code) }
+    t.creds = c
     return 0
 }
 
@@ -183,7 +250,7 @@ func sysPrlimit(_ t: Task, _ pid: Int32, _ res: UInt32, _ newAddr: UInt64, _ old
     if newAddr != 0 {
         guard let cur = t.readU64(newAddr), let max = t.readU64(newAddr + 8) else { return err(EFAULT) }
         if cur > max { return err(EINVAL) }
-        if max > old.max && !t.tg.creds.isRoot { return err(EPERM) }
+        if max > old.max && !t.creds.has(Cap.sysResource) { return err(EPERM) }
         if res == UInt32(RL_NOFILE) && max > 1 << 20 { return err(EPERM) }
         tg.rlimits[Int(res)] = RLimit(cur: cur, max: max)
     }
@@ -215,9 +282,54 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
     case 4: return 0                        // PR_SET_DUMPABLE
     case 36: t.tg.subreaper = a.a1 != 0; return 0  // PR_SET_CHILD_SUBREAPER
     case 37: return t.writeI32(a.a1, t.tg.subreaper ? 1 : 0) ? 0 : err(EFAULT)
-    case 38: return 0                       // PR_SET_NO_NEW_PRIVS
-    case 39: return 0                       // PR_GET_NO_NEW_PRIVS
-    case 23: return a.long(1) >= 0 && a.long(1) < 41 ? 1 : err(EINVAL) // PR_CAPBSET_READ
+    case 38:                                // PR_SET_NO_NEW_PRIVS
+        if a.a1 != 1 || a.a2 != 0 || a.a3 != 0 || a.a4 != 0 { return err(EINVAL) }
+        t.creds.noNewPrivs = true
+        return 0
+    case 39:                                // PR_GET_NO_NEW_PRIVS
+        if a.a1 != 0 || a.a2 != 0 || a.a3 != 0 || a.a4 != 0 { return err(EINVAL) }
+        return t.creds.noNewPrivs ? 1 : 0
+    case 23:                                // PR_CAPBSET_READ
+        return Cap.valid(a.a1) ? (t.creds.capBnd & Cap.bit(Int(a.a1)) != 0 ? 1 : 0) : err(EINVAL)
+    case 24:                                // PR_CAPBSET_DROP
+        if !t.creds.has(Cap.setpcap) { return err(EPERM) }
+        if !Cap.valid(a.a1) { return err(EINVAL) }
+        t.creds.capBnd &= ~Cap.bit(Int(a.a1))
+        return 0
+    case 7: return t.creds.secure(SecureBits.keepCaps) ? 1 : 0   // PR_GET_KEEPCAPS
+    case 8:                                 // PR_SET_KEEPCAPS
+        if a.a1 > 1 { return err(EINVAL) }
+        if t.creds.secure(SecureBits.keepCaps << 1) { return err(EPERM) }
+        if a.a1 == 1 { t.creds.securebits |= SecureBits.keepCaps } else { t.creds.securebits &= ~SecureBits.keepCaps }
+        return 0
+    case 27: return Int(t.creds.securebits) // PR_GET_SECUREBITS
+    case 28:                                // PR_SET_SECUREBITS
+        let old = t.creds.securebits, new = a.a1
+        if new > UInt64(SecureBits.allBits | SecureBits.allLocks) { return err(EPERM) }
+        let n = UInt32(new)
+        // Locked bits may not change, locks may not be released.
+        if ((old & SecureBits.allLocks) >> 1) & (old ^ n) != 0 || old & SecureBits.allLocks & ~n != 0 { return err(EPERM) }
+        if !t.creds.has(Cap.setpcap) { return err(EPERM) }
+        t.creds.securebits = n
+        return 0
+    case 47:                                // PR_CAP_AMBIENT
+        if a.a1 == 4 {                      // PR_CAP_AMBIENT_CLEAR_ALL
+            if a.a2 != 0 || a.a3 != 0 || a.a4 != 0 { return err(EINVAL) }
+            t.creds.capAmb = 0
+            return 0
+        }
+        if !Cap.valid(a.a2) || a.a3 != 0 || a.a4 != 0 { return err(EINVAL) }
+        let bit = Cap.bit(Int(a.a2))
+        switch a.a1 {
+        case 1: return t.creds.capAmb & bit != 0 ? 1 : 0          // IS_SET
+        case 2:                                                   // RAISE
+            let c = t.creds
+            if c.capPrm & bit == 0 || c.capInh & bit == 0 || c.secure(SecureBits.noCapAmbientRaise) { return err(EPERM) }
+            t.creds.capAmb |= bit
+            return 0
+        case 3: t.creds.capAmb &= ~bit; return 0                  // LOWER
+        default: return err(EINVAL)
+        }
     case 22: return 0                       // PR_SET_SECCOMP: accepted, not enforced yet
     case 21: return 0                       // PR_GET_SECCOMP
     default: return err(EINVAL)

@@ -57,28 +57,33 @@ extension Task {
     }
 
     /// The credentials path walks check search permission against: none
-    /// for a caller with CAP_DAC_OVERRIDE's power (root).
-    var searcher: Credentials? { tg.creds.fsuid == 0 ? nil : tg.creds }
+    /// for a caller whose capabilities let it search any directory.
+    var searcher: Credentials? { creds.has(Cap.dacReadSearch) || creds.has(Cap.dacOverride) ? nil : creds }
 
-    /// Unix permission check (mask: 4 read, 2 write, 1 execute/search).
+    /// Unix permission check (mask: 4 read, 2 write, 1 execute/search);
+    /// `real` for access(2), which checks with the real ids.
     func mayAccess(_ i: Inode, _ mask: UInt32, real: Bool = false) -> Bool {
-        tg.creds.permits(i, mask, real: real)
+        (real ? creds.forAccess : creds).permits(i, mask)
     }
 }
 
 extension Credentials {
-    /// Unix permission check against the fs ids (or the real ids, for
-    /// access(2)); uid 0 may do anything but execute a file no one may.
-    func permits(_ i: Inode, _ mask: UInt32, real: Bool = false) -> Bool {
-        let uid = real ? self.uid : fsuid
-        if uid == 0 {
-            if mask & 1 == 0 || i.isDir { return true }
-            return i.mode & 0o111 != 0
-        }
+    /// Unix permission check against the fs ids, then the overrides
+    /// CAP_DAC_OVERRIDE (anything but executing a file no one may execute)
+    /// and CAP_DAC_READ_SEARCH (reading files, reading and searching
+    /// directories) give.
+    func permits(_ i: Inode, _ mask: UInt32) -> Bool {
         var perm: UInt32
-        if i.uid == uid { perm = (i.mode >> 6) & 7 }
-        else if inGroup(i.gid) || (real ? gid : fsgid) == i.gid { perm = (i.mode >> 3) & 7 }
+        if i.uid == fsuid { perm = (i.mode >> 6) & 7 }
+        else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
         else { perm = i.mode & 7 }
-        return perm & mask == mask
+        if perm & mask == mask { return true }
+        if i.isDir {
+            if mask & 2 == 0 && has(Cap.dacReadSearch) { return true }
+            return has(Cap.dacOverride)
+        }
+        if mask == 4 && has(Cap.dacReadSearch) { return true }
+        if has(Cap.dacOverride) { return mask & 1 == 0 || i.mode & 0o111 != 0 }
+        return false
     }
 }

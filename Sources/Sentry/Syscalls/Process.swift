@@ -97,7 +97,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.exitSignal = exitSig
         tg.pgid = t.tg.pgid
         tg.sid = t.tg.sid
-        tg.creds = t.tg.creds
+        tg.lastCreds = t.creds
         tg.rlimits = t.tg.rlimits
         tg.comm = t.tg.comm
         parent.children.append(tg)
@@ -110,6 +110,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let fs = flags & CLONE_FS_ != 0 ? t.fs : t.fs.copy()
     let child = Task(kernel: k, tid: tid, tg: tg, hostPid: isThread ? t.hostPid : pid_t(hostTid), hostTid: pid_t(hostTid),
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
+    child.creds = t.creds
     child.sigMask = t.sigMask
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags

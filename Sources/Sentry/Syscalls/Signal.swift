@@ -112,7 +112,7 @@ func registerSignal(_ t: SyscallTable) {
         guard let tg = t.kernel.threadGroups[a.int(0)], !tg.zombie else { return err(ESRCH) }
         let sig = a.int(1)
         if sig < 1 || sig > 64 { return err(EINVAL) }
-        var info = SigInfo(signo: sig); info.code = -1; info.pid = t.tg.tgid; info.uid = t.tg.creds.uid
+        var info = SigInfo(signo: sig); info.code = -1; info.pid = t.tg.tgid; info.uid = t.creds.uid
         if let v = t.readU64(a.a2 &+ 24) { info.value = v }
         tg.sendSignal(sig, info)
         return 0
@@ -120,8 +120,8 @@ func registerSignal(_ t: SyscallTable) {
 }
 
 private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32) -> Bool {
-    let c = t.tg.creds, d = target.creds
-    if c.euid == 0 { return true }
+    let c = t.creds, d = target.creds
+    if c.has(Cap.kill) { return true }
     if sig == SIGCONT && target.sid == t.tg.sid { return true }
     return c.euid == d.uid || c.euid == d.suid || c.uid == d.uid || c.uid == d.suid
 }
@@ -132,7 +132,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     var info = SigInfo(signo: sig)
     info.code = 0 // SI_USER
     info.pid = t.tg.tgid
-    info.uid = t.tg.creds.uid
+    info.uid = t.creds.uid
     var targets: [ThreadGroup]
     if pid > 0 {
         guard let tg = k.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
@@ -165,7 +165,7 @@ func sysTgkill(_ t: Task, _ tgid: Int32, _ tid: Int32, _ sig: Int32) -> Int {
     var info = SigInfo(signo: sig)
     info.code = -6 // SI_TKILL
     info.pid = t.tg.tgid
-    info.uid = t.tg.creds.uid
+    info.uid = t.creds.uid
     target.sendSignal(sig, info)
     return 0
 }

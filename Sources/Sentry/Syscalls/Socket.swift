@@ -429,14 +429,13 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
             }
         case SCM_CREDENTIALS_:
             if c.data.count < 12 { return .failure(Errno(EINVAL)) }
-            let me = t.unixCred, creds = t.tg.creds
+            let me = t.unixCred, creds = t.creds
             let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: get32(c.data, 4), gid: get32(c.data, 8))
             // Only one's own identity, unless privileged.
-            if !creds.isRoot {
-                if want.pid != me.pid { return .failure(Errno(EPERM)) }
-                if ![creds.uid, creds.euid, creds.suid].contains(want.uid) { return .failure(Errno(EPERM)) }
-                if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) { return .failure(Errno(EPERM)) }
-            } else if t.kernel.threadGroups[want.pid] == nil {
+            if want.pid != me.pid && !creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
+            if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.has(Cap.setuid) { return .failure(Errno(EPERM)) }
+            if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) && !creds.has(Cap.setgid) { return .failure(Errno(EPERM)) }
+            if want.pid != me.pid && t.kernel.threadGroups[want.pid] == nil {
                 return .failure(Errno(ESRCH))
             }
             cred = want
@@ -505,7 +504,7 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         case .success(let (dir, last)):
             if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-            let c = t.tg.creds
+            let c = t.creds
             switch dir.inode.mknod(last, mode: S_IFSOCK_ | (0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
             case .success(let ino):
                 dir.dentry.children[last] = Dentry(name: last, parent: dir.dentry, inode: ino)

@@ -1,0 +1,215 @@
+// /proc/sys: the sandbox's own sysctl values (never the host's).
+//
+// A fixed table of keys the Sentry presents. Some are honoured by the
+// emulated kernel (kernel.hostname and kernel.domainname are uname's,
+// net.ipv4.ip_unprivileged_port_start decides which ports bind needs
+// CAP_NET_BIND_SERVICE for); the others are values the sandbox sees and may
+// change, with no effect beyond that (the IPC limits, vm.*, fs.*, the rest
+// of net.*: the sandbox's sockets are host sockets whose namespace keeps
+// its own settings). linux.sysctl (OCI) and `moat run --sysctl` set values
+// before the application starts; a key outside the table is added as a
+// presented value if it is under kernel., net., vm. or fs.; anything else,
+// and a different value for a read-only key, is refused.
+//
+// Writes from inside need CAP_SYS_ADMIN (CAP_NET_ADMIN for net.*) besides
+// the file's mode (0644, root's), and change only this table.
+
+import Glibc
+
+final class SysctlTable {
+    final class Entry {
+        let key: String           // "kernel/hostname"
+        let ino: UInt64
+        let writable: Bool
+        var stored: String
+        /// For honoured keys: the live value, and a setter that validates
+        /// (returns an errno on a bad value).
+        let getter: (() -> String)?
+        let setter: ((String) -> Int32?)?
+        init(key: String, ino: UInt64, writable: Bool, stored: String, get: (() -> String)?, set: ((String) -> Int32?)?) {
+            self.key = key; self.ino = ino; self.writable = writable; self.stored = stored; self.getter = get; self.setter = set
+        }
+        var value: String { getter?() ?? stored }
+        /// Needed to write, beyond the mode.
+        var capability: Int { key.hasPrefix("net/") ? Cap.netAdmin : Cap.sysAdmin }
+    }
+
+    private(set) var entries: [String: Entry] = [:]
+    private var nextIno: UInt64 = 0x5000_0000
+
+    /// net.ipv4.ip_unprivileged_port_start: ports below it need CAP_NET_BIND_SERVICE.
+    var unprivilegedPortStart = 1024
+
+    init(kernel k: Kernel) {
+        func ro(_ key: String, _ v: @escaping () -> String) { add(key, writable: false, stored: "", get: v, set: nil) }
+        func rw(_ key: String, _ v: String) { add(key, writable: true, stored: v, get: nil, set: nil) }
+        func name(_ set: @escaping ([UInt8]) -> Void) -> (String) -> Int32? {
+            { s in
+                let b = Array(s.utf8)
+                if b.count > 64 { return EINVAL }
+                set(b)
+                return nil
+            }
+        }
+        add("kernel/hostname", writable: true, stored: "", get: { String(decoding: k.hostname, as: UTF8.self) },
+            set: name { k.hostname = $0 })
+        add("kernel/domainname", writable: true, stored: "", get: { String(decoding: k.domainname, as: UTF8.self) },
+            set: name { k.domainname = $0 })
+        add("net/ipv4/ip_unprivileged_port_start", writable: true, stored: "", get: { [unowned self] in "\(self.unprivilegedPortStart)" },
+            set: { [unowned self] s in
+                guard let v = Int(s), v >= 0, v <= 65536 else { return EINVAL }
+                self.unprivilegedPortStart = v
+                return nil
+            })
+        ro("kernel/osrelease") { moatRelease }
+        ro("kernel/ostype") { "Linux" }
+        ro("kernel/version") { "#1 SMP moat" }
+        ro("kernel/pid_max") { "\(k.pidMax)" }
+        ro("kernel/ngroups_max") { "65536" }
+        ro("kernel/cap_last_cap") { "\(Cap.last)" }
+        ro("kernel/overflowuid") { "65534" }
+        ro("kernel/overflowgid") { "65534" }
+        ro("fs/nr_open") { "1048576" }
+        // Presented: the IPC namespace's limits (the Sentry's own are fixed).
+        rw("kernel/msgmax", "8192"); rw("kernel/msgmnb", "16384"); rw("kernel/msgmni", "32000")
+        rw("kernel/sem", "32000\t1024000000\t500\t32000")
+        rw("kernel/shmmax", "18446744073692774399"); rw("kernel/shmall", "18446744073692774399")
+        rw("kernel/shmmni", "4096"); rw("kernel/shm_rmid_forced", "0")
+        rw("kernel/threads-max", "4194304"); rw("kernel/randomize_va_space", "2")
+        rw("vm/overcommit_memory", "0"); rw("vm/max_map_count", "65530"); rw("vm/swappiness", "60")
+        rw("fs/file-max", "9223372036854775807")
+        rw("net/core/somaxconn", "4096")
+        rw("net/ipv4/ip_forward", "0")
+        rw("net/ipv4/ping_group_range", "0\t2147483647")
+        rw("net/ipv4/ip_local_port_range", "32768\t60999")
+        rw("net/ipv4/ip_local_reserved_ports", "")
+        rw("net/ipv4/tcp_syncookies", "1")
+        rw("net/ipv4/tcp_keepalive_time", "7200"); rw("net/ipv4/tcp_keepalive_intvl", "75")
+        rw("net/ipv4/tcp_keepalive_probes", "9"); rw("net/ipv4/tcp_fin_timeout", "60")
+    }
+
+    private func add(_ key: String, writable: Bool, stored: String, get: (() -> String)?, set: ((String) -> Int32?)?) {
+        entries[key] = Entry(key: key, ino: nextIno, writable: writable, stored: stored, get: get, set: set)
+        nextIno += 1
+    }
+
+    /// A value from the configuration (dotted key, as sysctl(8) and
+    /// config.json write it). Returns an error message, or nil.
+    func configure(_ dotted: String, _ value: String) -> String? {
+        let comps = dotted.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard comps.count >= 2, comps.allSatisfy({ !$0.isEmpty && !$0.contains("/") && $0 != ".." }) else {
+            return "sysctl \(dotted): not a sysctl key"
+        }
+        let key = comps.joined(separator: "/")
+        guard let e = entries[key] else {
+            let v = SysctlTable.normalize(value)
+            guard ["kernel", "net", "vm", "fs"].contains(comps[0]) else {
+                return "sysctl \(dotted): not supported (Moat presents kernel.*, net.*, vm.* and fs.* keys)"
+            }
+            add(key, writable: true, stored: v, get: nil, set: nil)
+            return nil
+        }
+        if !e.writable {
+            return e.value == SysctlTable.normalize(value) ? nil : "sysctl \(dotted): read-only in Moat (its value is \(e.value))"
+        }
+        if let code = write(e, value) { return "sysctl \(dotted)=\(value): \(String(cString: strerror(code)))" }
+        return nil
+    }
+
+    /// Stores a value as written (the first line; a vector's fields
+    /// separated by tabs); returns an errno or nil.
+    func write(_ e: Entry, _ raw: String) -> Int32? {
+        let line = String(raw.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        if let s = e.setter { return s(e.key.hasPrefix("kernel/") ? line : SysctlTable.normalize(line)) }
+        e.stored = SysctlTable.normalize(line)
+        return nil
+    }
+
+    /// Trailing newlines and spaces dropped; runs of blanks between fields
+    /// become one tab, as the kernel prints vectors.
+    static func normalize(_ s: String) -> String {
+        let fields = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+        return fields.joined(separator: "\t")
+    }
+
+    func names(under prefix: String) -> [(String, Bool, UInt64)] {
+        var seen: [String: (Bool, UInt64)] = [:]
+        for (k, e) in entries where k.hasPrefix(prefix) {
+            let rest = k.dropFirst(prefix.count)
+            if let slash = rest.firstIndex(of: "/") {
+                let d = String(rest[..<slash])
+                if seen[d] == nil { seen[d] = (true, SysctlTable.dirIno(prefix + d)) }
+            } else {
+                seen[String(rest)] = (false, e.ino)
+            }
+        }
+        return seen.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.0 < $1.0 }
+    }
+
+    static func dirIno(_ path: String) -> UInt64 {
+        var h: UInt64 = 1469598103934665603
+        for b in path.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+        return 0x6000_0000 | (h & 0xfff_ffff)
+    }
+}
+
+/// A /proc/sys file.
+final class SysctlInode: Inode {
+    let entry: SysctlTable.Entry
+    unowned let table: SysctlTable
+    init(_ e: SysctlTable.Entry, table: SysctlTable) {
+        entry = e; self.table = table
+        super.init(ino: e.ino, mode: S_IFREG_ | (e.writable ? 0o644 : 0o444), dev: 3)
+    }
+    override var cacheable: Bool { false }
+    override var fsMagic: Int64 { 0x9fa0 }
+    override var size: Int64 { 0 }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if flags & O_ACCMODE != O_RDONLY {
+            if !entry.writable || !t.creds.has(entry.capability) { return .failure(Errno(EACCES)) }
+        }
+        return .success(SysctlFD(self, flags: flags))
+    }
+}
+
+/// An open /proc/sys file: reads see the value when opened; a write sets
+/// it (the whole value in one write, as the kernel takes it).
+final class SysctlFD: FileDescription {
+    let node: SysctlInode
+    let data: [UInt8]
+    init(_ n: SysctlInode, flags: Int32) {
+        node = n
+        data = Array((n.entry.value + "\n").utf8)
+        super.init(flags: flags, path: nil)
+    }
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if (off ?? offset) != 0 { return err(EINVAL) }
+        if count > 4096 { return err(EINVAL) }
+        guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
+        if let code = node.table.write(node.entry, String(decoding: b, as: UTF8.self)) { return err(code) }
+        if off == nil { offset += Int64(count) }
+        return count
+    }
+    override func truncate(_ size: Int64) -> Int { 0 }
+    override func fileSize() -> Int64 { Int64(data.count) }
+}
+
+extension Kernel {
+    /// The /proc/sys directory at `prefix` ("" for /proc/sys itself).
+    func procSysDir(_ prefix: String) -> ProcNode {
+        let k = self
+        let table = sysctl
+        return ProcNode(kernel: k, ino: prefix.isEmpty ? 35 : SysctlTable.dirIno(String(prefix.dropLast())), mode: S_IFDIR_ | 0o555,
+                        lookup: { _, n in
+                            let name = String(decoding: n, as: UTF8.self)
+                            if name.isEmpty || name.contains("/") { return nil }
+                            if let e = table.entries[prefix + name] { return SysctlInode(e, table: table) }
+                            if table.entries.keys.contains(where: { $0.hasPrefix(prefix + name + "/") }) { return k.procSysDir(prefix + name + "/") }
+                            return nil
+                        },
+                        list: { _ in table.names(under: prefix).map { DirEntry(ino: $0.2, type: $0.1 ? 4 : 8, name: Array($0.0.utf8)) } })
+    }
+}

@@ -1,0 +1,162 @@
+// The emulated credentials of a task: ids and capability sets, and the
+// rules capabilities(7) gives for execve, the set*id calls and capset.
+// Every permission check in the Sentry asks `has(cap)` where Linux asks
+// capable(); uid 0 by itself grants nothing except through these rules.
+
+import Glibc
+
+/// Capability numbers (linux/capability.h) the Sentry checks, and sets.
+enum Cap {
+    static let chown = 0, dacOverride = 1, dacReadSearch = 2, fowner = 3, fsetid = 4, kill = 5
+    static let setgid = 6, setuid = 7, setpcap = 8, linuxImmutable = 9, netBindService = 10
+    static let netAdmin = 12, netRaw = 13, ipcLock = 14, ipcOwner = 15, sysChroot = 18, sysPtrace = 19
+    static let sysAdmin = 21, sysNice = 23, sysResource = 24, sysTime = 25, mknod = 27, auditWrite = 29
+    static let setfcap = 31, macOverride = 32
+    /// CAP_LAST_CAP of the kernel Moat presents (/proc/sys/kernel/cap_last_cap).
+    static let last = 40
+    static let all: UInt64 = (1 << UInt64(last + 1)) - 1
+    static func bit(_ c: Int) -> UInt64 { 1 << UInt64(c) }
+    static func valid(_ c: UInt64) -> Bool { c <= UInt64(last) }
+    /// The capabilities a change of fsuid to or from 0 clears or restores.
+    static let fsSet: UInt64 = [chown, dacOverride, dacReadSearch, fowner, fsetid, linuxImmutable, mknod, macOverride]
+        .reduce(0) { $0 | bit($1) }
+    /// Docker's (and containerd's, runsc's under Docker) default set for a
+    /// container: 0xa80425fb.
+    static let dockerDefault: UInt64 = [chown, dacOverride, fsetid, fowner, mknod, netRaw, setgid, setuid, setfcap,
+                                        setpcap, netBindService, sysChroot, kill, auditWrite].reduce(0) { $0 | bit($1) }
+}
+
+/// securebits (linux/securebits.h): each bit, and its lock one above it.
+enum SecureBits {
+    static let noRoot: UInt32 = 1 << 0, noSetuidFixup: UInt32 = 1 << 2, keepCaps: UInt32 = 1 << 4
+    static let noCapAmbientRaise: UInt32 = 1 << 6
+    static let allBits: UInt32 = 0x55, allLocks: UInt32 = 0xaa
+}
+
+/// Credentials of a task (each thread has its own, as in Linux; fork and
+/// clone copy the caller's).
+struct Credentials {
+    var uid: UInt32 = 0, euid: UInt32 = 0, suid: UInt32 = 0, fsuid: UInt32 = 0
+    var gid: UInt32 = 0, egid: UInt32 = 0, sgid: UInt32 = 0, fsgid: UInt32 = 0
+    var groups: [UInt32] = []
+    var capInh: UInt64 = 0, capPrm: UInt64 = 0, capEff: UInt64 = 0, capBnd: UInt64 = Cap.all, capAmb: UInt64 = 0
+    var securebits: UInt32 = 0
+    var noNewPrivs = false
+
+    init() {}
+    /// One user and group for all ids, and the capabilities Linux gives
+    /// that user before an exec: all of them for uid 0 (bounded by
+    /// `bounding`), none otherwise.
+    init(uid: UInt32, gid: UInt32, groups: [UInt32], bounding: UInt64 = Cap.all) {
+        self.uid = uid; euid = uid; suid = uid; fsuid = uid
+        self.gid = gid; egid = gid; sgid = gid; fsgid = gid
+        self.groups = groups
+        capBnd = bounding & Cap.all
+        if uid == 0 { capPrm = capBnd; capEff = capBnd }
+    }
+
+    /// A container process's credentials before its exec: the configured
+    /// sets (ambient kept within permitted and inheritable, effective
+    /// within permitted, as capset and PR_CAP_AMBIENT would leave them), or
+    /// without a configuration those of `init(uid:gid:groups:)`.
+    static func forContainer(uid: UInt32, gid: UInt32, groups: [UInt32], caps: CapabilitySets?, noNewPrivs: Bool) -> Credentials {
+        var c = Credentials(uid: uid, gid: gid, groups: groups)
+        if let s = caps {
+            c.capBnd = s.bounding & Cap.all
+            c.capPrm = s.permitted & Cap.all
+            c.capEff = s.effective & c.capPrm
+            c.capInh = s.inheritable & Cap.all
+            c.capAmb = s.ambient & c.capPrm & c.capInh
+        }
+        c.noNewPrivs = noNewPrivs
+        return c
+    }
+
+    func has(_ cap: Int) -> Bool { capEff & Cap.bit(cap) != 0 }
+    func inGroup(_ g: UInt32) -> Bool { egid == g || groups.contains(g) }
+    func secure(_ bit: UInt32) -> Bool { securebits & bit != 0 }
+
+    /// What access(2) and faccessat without AT_EACCESS check with: the real
+    /// ids, and (unless SECBIT_NO_SETUID_FIXUP) the permitted set for a real
+    /// root, no capabilities for anyone else.
+    var forAccess: Credentials {
+        var c = self
+        c.fsuid = uid; c.fsgid = gid
+        if !secure(SecureBits.noSetuidFixup) { c.capEff = uid == 0 ? capPrm : 0 }
+        return c
+    }
+
+    // MARK: set*id
+
+    /// The capability effects of a change of uids (capabilities(7),
+    /// "Effect of user ID changes on capabilities"), from `old` to self.
+    mutating func fixUpAfterUIDChange(from old: Credentials) {
+        if secure(SecureBits.noSetuidFixup) { return }
+        let oldHadRoot = old.uid == 0 || old.euid == 0 || old.suid == 0
+        let nowNoRoot = uid != 0 && euid != 0 && suid != 0
+        if oldHadRoot && nowNoRoot {
+            if !secure(SecureBits.keepCaps) { capPrm = 0; capEff = 0 }
+            capAmb = 0
+        }
+        if old.euid == 0 && euid != 0 { capEff = 0 }
+        if old.euid != 0 && euid == 0 { capEff = capPrm }
+    }
+
+    /// fsuid 0 -> non-zero clears the file-system capabilities from the
+    /// effective set; non-zero -> 0 restores those that are permitted.
+    mutating func fixUpAfterFSUIDChange(from oldFSUID: UInt32) {
+        if secure(SecureBits.noSetuidFixup) { return }
+        if oldFSUID == 0 && fsuid != 0 { capEff &= ~Cap.fsSet }
+        if oldFSUID != 0 && fsuid == 0 { capEff |= capPrm & Cap.fsSet }
+    }
+
+    // MARK: capset
+
+    /// capset(2)'s rules for new sets; returns an errno or nil.
+    mutating func capset(effective e: UInt64, permitted p: UInt64, inheritable i: UInt64) -> Int32? {
+        let e = e & Cap.all, p = p & Cap.all, i = i & Cap.all
+        if !has(Cap.setpcap) && i & ~(capInh | capPrm) != 0 { return EPERM }
+        if i & ~(capInh | capBnd) != 0 { return EPERM }
+        if p & ~capPrm != 0 { return EPERM }
+        if e & ~p != 0 { return EPERM }
+        capEff = e; capPrm = p; capInh = i
+        capAmb &= capPrm & capInh
+        return nil
+    }
+
+    // MARK: execve
+
+    /// The credentials after executing a file with this mode and owner
+    /// (capabilities(7), "Transformation of capabilities during execve",
+    /// without file capabilities: the sandbox never sets security.capability
+    /// semantics). Returns them and whether the exec is "secure" (AT_SECURE).
+    func afterExec(fileMode: UInt32, fileUID: UInt32, fileGID: UInt32) -> (Credentials, Bool) {
+        var n = self
+        // Set-user-ID and set-group-ID bits (not under no_new_privs).
+        if !noNewPrivs {
+            if fileMode & 0o4000 != 0 { n.euid = fileUID }
+            if fileMode & 0o2010 == 0o2010 { n.egid = fileGID }
+        }
+        n.capPrm = 0
+        var effectiveBit = false
+        if !secure(SecureBits.noRoot) {
+            // Root's programs run as if their file had every capability.
+            if n.euid == 0 || n.uid == 0 { n.capPrm = capBnd | capInh }
+            if n.euid == 0 { effectiveBit = true }
+        }
+        let isSetid = n.euid != uid || n.egid != gid
+        if (isSetid || n.capPrm & ~capPrm != 0) && noNewPrivs {
+            n.euid = n.uid; n.egid = n.gid
+            n.capPrm &= capPrm
+        }
+        n.suid = n.euid; n.fsuid = n.euid
+        n.sgid = n.egid; n.fsgid = n.egid
+        if isSetid { n.capAmb = 0 }
+        n.capPrm |= n.capAmb
+        n.capEff = effectiveBit ? n.capPrm : n.capAmb
+        n.securebits &= ~SecureBits.keepCaps
+        let secure = isSetid || (n.uid != 0 && (effectiveBit || n.capPrm & ~n.capAmb != 0))
+        return (n, secure)
+    }
+}
+
