@@ -30,7 +30,7 @@ enum Cap {
 enum SecureBits {
     static let noRoot: UInt32 = 1 << 0, noSetuidFixup: UInt32 = 1 << 2, keepCaps: UInt32 = 1 << 4
     static let noCapAmbientRaise: UInt32 = 1 << 6
-    static let allBits: UInt32 = 0x55, allLocks: UInt32 = 0xaa
+    static let allBits: UInt32 = 0x555, allLocks: UInt32 = 0xaaa  // with the advisory exec bits (8-11)
 }
 
 /// Credentials of a task (each thread has its own, as in Linux; fork and
