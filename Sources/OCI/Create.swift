@@ -180,6 +180,7 @@ extension Runtime {
         for r in process.rlimits {
             if let i = Spec.Process.rlimitTypes.firstIndex(of: r.type) { c.rlimits.append((i, r.soft, r.hard)) }
         }
+        SentryPlan.applyCredentials(spec, to: &c)
         var fds = stdio + [pair.client, ready.1, startFD, controlFD]
         // Bind mounts: one Gofer per source directory (shared by the files
         // bound from the same directory), each confined to it.

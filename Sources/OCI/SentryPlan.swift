@@ -8,6 +8,21 @@ import Glibc
 import Sentry
 
 public enum SentryPlan {
+    /// process.capabilities (absent: none at all, as runc gives),
+    /// noNewPrivileges, linux.uidMappings/gidMappings and linux.sysctl.
+    static func applyCredentials(_ spec: Spec, to c: inout SentryConfig) {
+        let caps = spec.process?.capabilities
+        c.capabilities = CapabilitySets(bounding: Capability.mask(caps?.bounding ?? []), effective: Capability.mask(caps?.effective ?? []),
+                                        permitted: Capability.mask(caps?.permitted ?? []),
+                                        inheritable: Capability.mask(caps?.inheritable ?? []), ambient: Capability.mask(caps?.ambient ?? []))
+        c.noNewPrivileges = spec.process?.noNewPrivileges ?? false
+        if let l = spec.linux {
+            c.uidMappings = l.uidMappings.map { ($0.containerID, $0.hostID, $0.size) }
+            c.gidMappings = l.gidMappings.map { ($0.containerID, $0.hostID, $0.size) }
+            c.sysctl = l.sysctl
+        }
+    }
+
     static func encode(_ c: SentryConfig) -> JSON {
         .object([
             ("goferFD", .int(c.goferFD)), ("logFD", .int(c.logFD)), ("debug", .bool(c.debug)), ("strace", .bool(c.strace)),
@@ -25,6 +40,11 @@ public enum SentryPlan {
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
             ("readonlyPaths", .array(c.readonlyPaths.map { .string($0) })),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
+            ("capabilities", c.capabilities.map { s in .array([s.bounding, s.effective, s.permitted, s.inheritable, s.ambient].map { .number(String($0)) }) } ?? .null),
+            ("noNewPrivileges", .bool(c.noNewPrivileges)),
+            ("uidMappings", .array(c.uidMappings.map { .array([.int($0.0), .int($0.1), .int($0.2)]) })),
+            ("gidMappings", .array(c.gidMappings.map { .array([.int($0.0), .int($0.1), .int($0.2)]) })),
+            ("sysctl", .array(c.sysctl.map { .array([.string($0.0), .string($0.1)]) })),
             ("seccomp", c.seccomp.map { p in .object([
                 ("defaultAction", .int(p.defaultAction.rawValue)), ("defaultErrno", .int(p.defaultErrno)),
                 ("rules", .array(p.rules.map { r in .object([
@@ -74,6 +94,30 @@ public enum SentryPlan {
         c.readonlyPaths = try n.opt("readonlyPaths") { try $0.strings() } ?? []
         c.forwardAllSignals = try n.required("forwardAllSignals").bool()
         c.extraFDs = try n.required("extraFDs").array().map { try $0.i32() }
+        c.capabilities = try n.opt("capabilities") { s in
+            let a = try s.array().map { try $0.u64() }
+            guard a.count == 5 else { throw s.fail("expected 5 capability sets") }
+            return CapabilitySets(bounding: a[0], effective: a[1], permitted: a[2], inheritable: a[3], ambient: a[4])
+        }
+        c.noNewPrivileges = try n.opt("noNewPrivileges") { try $0.bool() } ?? false
+        func mappings(_ key: String) throws -> [(UInt32, UInt32, UInt32)] {
+            try n.opt(key) { m in
+                try m.array().map { e in
+                    let a = try e.array()
+                    guard a.count == 3 else { throw e.fail("expected [container, host, size]") }
+                    return (try a[0].u32(), try a[1].u32(), try a[2].u32())
+                }
+            } ?? []
+        }
+        c.uidMappings = try mappings("uidMappings")
+        c.gidMappings = try mappings("gidMappings")
+        c.sysctl = try n.opt("sysctl") { s in
+            try s.array().map { e in
+                let a = try e.array()
+                guard a.count == 2 else { throw e.fail("expected [key, value]") }
+                return (try a[0].string(), try a[1].string())
+            }
+        } ?? []
         c.seccomp = try n.opt("seccomp") { p in
             func act(_ n: Node) throws -> AppSeccompProfile.Action {
                 guard let a = AppSeccompProfile.Action(rawValue: Int(try n.i32())) else { throw n.fail("bad action") }

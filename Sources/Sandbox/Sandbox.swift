@@ -28,6 +28,12 @@ public struct RunOptions {
     public var dns: [String] = []
     /// Join this network namespace (by path) instead of making one.
     public var networkNamespace: String? = nil
+    /// The capability set (bit N = capability N) the command starts with:
+    /// its bounding set, and for root its permitted and effective sets.
+    /// nil: all of them.
+    public var capabilities: UInt64? = nil
+    /// KEY=VALUE sysctl values under the sandbox's /proc/sys.
+    public var sysctl: [String] = []
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
 
@@ -85,6 +91,8 @@ public enum Sandbox {
         if o.debug { sentryArgs.append("--debug") }
         if o.overlay && !o.readOnly { sentryArgs.append("--overlay") }
         for e in o.env { sentryArgs += ["--env", e] }
+        if let c = o.capabilities { sentryArgs += ["--caps", String(c, radix: 16)] }
+        for s in o.sysctl { sentryArgs += ["--sysctl", s] }
         sentryArgs.append("--")
         sentryArgs += o.argv
         var fds: [Int32] = [0, 1, 2, pair.client]

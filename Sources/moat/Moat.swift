@@ -57,7 +57,28 @@ struct Run: ParsableCommand {
     var networkNamespace: String?
     @Option(help: "Add a line to the sandbox's /etc/hosts: NAME:IP; repeatable.") var addHost: [String] = []
     @Option(help: "A name server for the sandbox's /etc/resolv.conf; repeatable.") var dns: [String] = []
+    @Option(help: "Drop a capability (NAME, CAP_NAME or ALL) from the default of all of them; repeatable.") var capDrop: [String] = []
+    @Option(help: "Add a capability (NAME, CAP_NAME or ALL) after --cap-drop; repeatable.") var capAdd: [String] = []
+    @Option(help: "Set a sysctl the sandbox sees under /proc/sys: KEY=VALUE (kernel.*, net.*, vm.*, fs.*); repeatable.")
+    var sysctl: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    /// --cap-drop then --cap-add applied to the full set (docker's order).
+    static func capabilityMask(drop: [String], add: [String]) throws -> UInt64? {
+        if drop.isEmpty && add.isEmpty { return nil }
+        func mask(_ name: String) throws -> UInt64 {
+            let n = name.uppercased()
+            if n == "ALL" { return CapabilitySets.allMask }
+            guard let i = Capability.number(n.hasPrefix("CAP_") ? n : "CAP_" + n) else {
+                throw ValidationError("unknown capability \(name)")
+            }
+            return 1 << UInt64(i)
+        }
+        var m = CapabilitySets.allMask
+        for d in drop { m &= ~(try mask(d)) }
+        for a in add { m |= try mask(a) }
+        return m
+    }
 
     func run() throws {
         var cmd = command
@@ -85,6 +106,9 @@ struct Run: ParsableCommand {
         }
         for h in addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
         o.addHosts = addHost; o.dns = dns
+        o.capabilities = try Run.capabilityMask(drop: capDrop, add: capAdd)
+        for s in sysctl where !s.contains("=") { throw ValidationError("--sysctl \(s): expected KEY=VALUE") }
+        o.sysctl = sysctl
         Glibc.exit(Sandbox.run(o))
     }
 
@@ -122,6 +146,8 @@ struct SentryCommand: ParsableCommand {
     @Option var dns: [String] = []
     @Option var egressFd: Int32 = -1
     @Option var netns: String?
+    @Option var caps: String?
+    @Option var sysctl: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -136,6 +162,13 @@ struct SentryCommand: ParsableCommand {
         c.overlay = overlay
         c.network = NetworkMode(rawValue: network) ?? .host
         c.addHosts = addHost; c.dns = dns; c.egressFD = egressFd; c.networkNamespacePath = netns
+        if let s = caps, let m = UInt64(s, radix: 16) {
+            c.capabilities = CapabilitySets(bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0)
+        }
+        c.sysctl = sysctl.compactMap { s in
+            guard let eq = s.firstIndex(of: "=") else { return nil }
+            return (String(s[..<eq]), String(s[s.index(after: eq)...]))
+        }
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0
