@@ -57,8 +57,8 @@ struct Run: ParsableCommand {
     var networkNamespace: String?
     @Option(help: "Add a line to the sandbox's /etc/hosts: NAME:IP; repeatable.") var addHost: [String] = []
     @Option(help: "A name server for the sandbox's /etc/resolv.conf; repeatable.") var dns: [String] = []
-    @Option(help: "Drop a capability (NAME, CAP_NAME or ALL) from the default of all of them; repeatable.") var capDrop: [String] = []
-    @Option(help: "Add a capability (NAME, CAP_NAME or ALL) after --cap-drop; repeatable.") var capAdd: [String] = []
+    @Option(help: "Drop capabilities (NAME, CAP_NAME or ALL; comma-separated) from the default of all of them; repeatable.") var capDrop: [String] = []
+    @Option(help: "Add capabilities (NAME, CAP_NAME or ALL; comma-separated) after --cap-drop; repeatable.") var capAdd: [String] = []
     @Option(help: "Set a sysctl the sandbox sees under /proc/sys: KEY=VALUE (kernel.*, net.*, vm.*, fs.*); repeatable.")
     var sysctl: [String] = []
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
@@ -75,8 +75,8 @@ struct Run: ParsableCommand {
             return 1 << UInt64(i)
         }
         var m = CapabilitySets.allMask
-        for d in drop { m &= ~(try mask(d)) }
-        for a in add { m |= try mask(a) }
+        for d in drop.flatMap({ $0.split(separator: ",").map(String.init) }) { m &= ~(try mask(d)) }
+        for a in add.flatMap({ $0.split(separator: ",").map(String.init) }) { m |= try mask(a) }
         return m
     }
 

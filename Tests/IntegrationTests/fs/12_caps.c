@@ -404,11 +404,29 @@ static void *thread_caps(void *arg) {
     return NULL;
 }
 #include <pthread.h>
+static int gate[2];
+static void *thread_after_setuid(void *arg) {
+    (void)arg;
+    char x;
+    read(gate[0], &x, 1);
+    uid_t r, e, s;
+    getresuid(&r, &e, &s);
+    say("other thread: uid=%u/%u/%u", r, e, s);
+    show("other thread after main's setresuid");
+    return NULL;
+}
 static void threads_child(void) {
     pthread_t th;
     pthread_create(&th, NULL, thread_caps, NULL);
     pthread_join(th, NULL);
     show("main thread after the thread dropped CHOWN");
+    /* glibc makes set*id process-wide by running the call in every thread. */
+    pipe(gate);
+    pthread_create(&th, NULL, thread_after_setuid, NULL);
+    T(setresuid(1000, 1000, 1000));
+    show("main after setresuid");
+    write(gate[1], "x", 1);
+    pthread_join(th, NULL);
 }
 
 static void copy(const char *from, const char *to) {
