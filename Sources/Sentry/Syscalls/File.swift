@@ -92,8 +92,9 @@ func registerFile(_ t: SyscallTable) {
         case .success(let p):
             if p.inode.isDir { return err(EISDIR) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            let keep = dropSetIDForWrite(t, p.inode)
             let r = resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
-            if r == 0 { t.kernel.inotifyFile(p, IN_MODIFY_) }
+            if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(p, IN_MODIFY_) }
             return r
         case .failure(let e): return e.ret
         }
@@ -102,8 +103,9 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
+        let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
-        if r == 0 { t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
         return r
     }
     t[74] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fsync
@@ -317,9 +319,31 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     if off != nil && !f.seekable { return err(ESPIPE) }
+    let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil
     let r = f.write(t, buf, min(count, 0x7ffff000), off)
-    if r > 0 { t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+    if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
     return r
+}
+
+/// A write or truncate of a set-id file by a caller without CAP_FSETID
+/// drops set-user-ID, and set-group-ID when the group may execute or the
+/// caller is outside the group (Linux's file_remove_privs). For a caller
+/// with CAP_FSETID, returns the file and mode to put back afterwards: a
+/// write-through file is written by the Sentry, which holds no capability
+/// on the host, so the host kernel drops the bits itself.
+func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
+    guard let i, i.isRegular, i.mode & (S_ISUID_ | S_ISGID_) != 0, !(i is StdioInode) else { return nil }
+    let m = i.mode & 0o7777
+    if t.creds.has(Cap.fsetid) { return (i, m) }
+    var clear = m & S_ISUID_
+    if m & S_ISGID_ != 0 && (m & 0o010 != 0 || !(i.gid == t.creds.fsgid || t.creds.groups.contains(i.gid))) { clear |= S_ISGID_ }
+    if clear != 0 { _ = i.setattr(SetAttr(mode: m & ~clear)) }
+    return nil
+}
+
+func restoreSetID(_ keep: (Inode, UInt32)?) {
+    guard let (i, m) = keep, case .success(let st) = i.stat(), st.mode & 0o7777 != m else { return }
+    _ = i.setattr(SetAttr(mode: m))
 }
 
 func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?, write: Bool) -> Int {
@@ -330,6 +354,8 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
     guard let v = t.copyIn(iov, Int(cnt) * 16) else { return err(EFAULT) }
     var total = 0
     var pos = off
+    let keep = write ? dropSetIDForWrite(t, f.inode) : nil
+    defer { if total > 0 { restoreSetID(keep) } }
     for i in 0..<Int(cnt) {
         let base = get64(v, i * 16)
         let len = Int(Int64(bitPattern: get64(v, i * 16 + 8)))

@@ -167,6 +167,14 @@ private func xattrName(_ t: Task, _ addr: UInt64, _ ino: Inode) -> Result<[UInt8
     return .success(name)
 }
 
+/// Changing security.* attributes: file capabilities need CAP_SETFCAP, the
+/// others CAP_SYS_ADMIN (the capability module's rule; no other LSM here).
+private func securityXattrDenied(_ t: Task, _ name: [UInt8]) -> Int32? {
+    guard name.starts(with: Array("security.".utf8)) else { return nil }
+    let cap = name == Array("security.capability".utf8) ? Cap.setfcap : Cap.sysAdmin
+    return t.creds.has(cap) ? nil : EPERM
+}
+
 private func xattrKey(_ i: Inode) -> XattrKey { XattrKey(dev: i.dev, ino: i.ino) }
 
 private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt64, _ size: Int, _ flags: Int32) -> Int {
@@ -177,6 +185,7 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
     switch xattrName(t, nameAddr, ino) { case .success(let n): name = n; case .failure(let e): return e.ret }
     guard let v = t.copyIn(value, size) else { return err(EFAULT) }
     if p.mount.readOnly { return err(EROFS) }
+    if let e = securityXattrDenied(t, name) { return err(e) }
     if !t.mayAccess(ino, 2) && ino.uid != t.creds.fsuid { return err(EACCES) }
     let store = t.kernel.xattrs, key = xattrKey(ino)
     let exists = store.values[key]?[name] != nil
@@ -218,6 +227,7 @@ private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
     let name: [UInt8]
     switch xattrName(t, nameAddr, p.inode) { case .success(let n): name = n; case .failure(let e): return e.ret }
     if p.mount.readOnly { return err(EROFS) }
+    if let e = securityXattrDenied(t, name) { return err(e) }
     if !t.mayAccess(p.inode, 2) && p.inode.uid != t.creds.fsuid { return err(EACCES) }
     let store = t.kernel.xattrs, key = xattrKey(p.inode)
     if store.values[key]?.removeValue(forKey: name) == nil { return err(ENODATA) }

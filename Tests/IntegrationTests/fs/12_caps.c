@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 
 #define BIT(c) (1ULL << (c))
 #define DOCKER 0xa80425fbULL
@@ -248,6 +249,40 @@ static void owner_child(void) {
     T(restore_eff());
 }
 
+/* Writing or truncating a set-id file drops its set-id bits, unless the
+ * writer has CAP_FSETID. */
+static void setid_write_child(void) {
+    int fd;
+    put("sw", "#\n"); chmod("sw", 04755);
+    fd = open("sw", O_WRONLY | O_APPEND);
+    T(write(fd, "a\n", 2));
+    stat_path("sw");
+    T(drop_eff(BIT(CAP_FSETID)));
+    T(write(fd, "b\n", 2));
+    stat_path("sw");
+    T(write(fd, "c\n", 0));
+    close(fd);
+    T(restore_eff());
+    put("sg", "#\n"); chown("sg", 0, 1234); chmod("sg", 06755);
+    put("sgl", "#\n"); chown("sgl", 0, 1234); chmod("sgl", 02745);   /* no group execute */
+    put("sgm", "#\n"); chmod("sgm", 02745);                          /* ... in the caller's group */
+    T(drop_eff(BIT(CAP_FSETID)));
+    fd = open("sg", O_RDWR);
+    T(ftruncate(fd, 1));
+    close(fd);
+    stat_path("sg");
+    fd = open("sgl", O_WRONLY);
+    struct iovec v = { "x", 1 };
+    T(writev(fd, &v, 1));
+    close(fd);
+    stat_path("sgl");
+    fd = open("sgm", O_WRONLY);
+    T(pwrite(fd, "y", 1, 0));
+    close(fd);
+    stat_path("sgm");
+    T(restore_eff());
+}
+
 static void misc_child(void) {
     T(drop_eff(BIT(CAP_SYS_CHROOT)));
     T(chroot("."));
@@ -274,6 +309,15 @@ static void misc_child(void) {
     T(bind(s, (struct sockaddr *)&a, sizeof a));
     close(s);
     T(restore_eff());
+    /* security.* attributes: CAP_SETFCAP for file capabilities, CAP_SYS_ADMIN
+     * (not in BASE) for the rest. */
+    T(drop_eff(BIT(CAP_SETFCAP)));
+    unsigned fcap[5] = { 0x02000000, BIT(CAP_NET_RAW), 0, 0, 0 };   /* VFS_CAP_REVISION_2 */
+    T(setxattr("fown", "security.capability", fcap, sizeof fcap, 0));
+    T(removexattr("fown", "security.capability"));
+    T(restore_eff());
+    T(setxattr("fown", "security.moat", "x", 1, 0));
+    T(removexattr("fown", "security.moat"));
     T(setgroups(0, NULL));
     T(drop_eff(BIT(CAP_SETGID)));
     T(setgroups(0, NULL));
@@ -467,6 +511,7 @@ int main(int argc, char **argv) {
     in_child("dac", dac_child);
     in_child("owner", owner_child);
     in_child("misc", misc_child);
+    in_child("set-id write", setid_write_child);
     in_child("kill", kill_child);
     in_child("setuid", setuid_child);
     in_child("plain setuid", plain_setuid_child);
