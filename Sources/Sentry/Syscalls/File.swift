@@ -403,11 +403,16 @@ func sysStatx(_ t: Task, _ a: Args) -> Int {
 
 func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags: Int32) -> Int {
     if mode & ~7 != 0 { return err(EINVAL) }
+    // Without AT_EACCESS the whole check, walk included, runs with the real
+    // ids and their capabilities (Credentials.forAccess), as Linux does.
+    let saved = t.creds
+    if flags & 0x200 == 0 { t.creds = saved.forAccess }
+    defer { t.creds = saved }
     switch t.lookup(dirfd, path, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0) {
     case .success(let p):
         if mode == 0 { return 0 }
         if mode & 2 != 0 && p.mount.readOnly && !p.inode.isDir { return err(EROFS) }
-        return t.mayAccess(p.inode, UInt32(mode), real: flags & 0x200 == 0) ? 0 : err(EACCES)
+        return t.mayAccess(p.inode, UInt32(mode)) ? 0 : err(EACCES)
     case .failure(let e): return e.ret
     }
 }

@@ -60,10 +60,9 @@ extension Task {
     /// for a caller whose capabilities let it search any directory.
     var searcher: Credentials? { creds.has(Cap.dacReadSearch) || creds.has(Cap.dacOverride) ? nil : creds }
 
-    /// Unix permission check (mask: 4 read, 2 write, 1 execute/search);
-    /// `real` for access(2), which checks with the real ids.
-    func mayAccess(_ i: Inode, _ mask: UInt32, real: Bool = false) -> Bool {
-        (real ? creds.forAccess : creds).permits(i, mask)
+    /// Unix permission check (mask: 4 read, 2 write, 1 execute/search).
+    func mayAccess(_ i: Inode, _ mask: UInt32) -> Bool {
+        creds.permits(i, mask)
     }
 }
 

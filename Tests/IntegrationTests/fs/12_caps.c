@@ -212,6 +212,8 @@ static void dac_child(void) {
     T(opendir("d700") != NULL);
     T(access("f000", R_OK));
     T(faccessat(AT_FDCWD, "f000", R_OK, AT_EACCESS));
+    T(access("d700/inner", R_OK));                    /* the walk too uses the real ids' capabilities */
+    T(faccessat(AT_FDCWD, "d700/inner", R_OK, AT_EACCESS));
     T(unlink("d700/inner"));
     T(restore_eff());
     T(open("f000", O_RDWR) >= 0);
