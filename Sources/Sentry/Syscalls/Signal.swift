@@ -119,8 +119,11 @@ func registerSignal(_ t: SyscallTable) {
     }
 }
 
-private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32) -> Bool {
-    let c = t.creds, d = target.creds
+/// kill(2)'s permission rule; `thread`: the target thread (tgkill), whose
+/// own credentials count. Threads of one process may always signal each other.
+private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32, thread: Task? = nil) -> Bool {
+    if target === t.tg { return true }
+    let c = t.creds, d = thread?.creds ?? target.creds
     if c.has(Cap.kill) { return true }
     if sig == SIGCONT && target.sid == t.tg.sid { return true }
     return c.euid == d.uid || c.euid == d.suid || c.uid == d.uid || c.uid == d.suid
@@ -160,7 +163,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
 func sysTgkill(_ t: Task, _ tgid: Int32, _ tid: Int32, _ sig: Int32) -> Int {
     if sig < 0 || sig > 64 || tid <= 0 || (tgid != -1 && tgid <= 0) { return err(EINVAL) }
     guard let target = t.kernel.tasks[tid], tgid == -1 || target.tg.tgid == tgid else { return err(ESRCH) }
-    if !canSignal(t, target.tg, sig) { return err(EPERM) }
+    if !canSignal(t, target.tg, sig, thread: target) { return err(EPERM) }
     if sig == 0 { return 0 }
     var info = SigInfo(signo: sig)
     info.code = -6 // SI_TKILL
