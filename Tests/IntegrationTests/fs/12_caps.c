@@ -450,6 +450,18 @@ static void *thread_caps(void *arg) {
     return NULL;
 }
 #include <pthread.h>
+static volatile int got_usr1;
+static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+static pid_t main_tid;
+static void *thread_raw_setuid(void *arg) {
+    (void)arg;
+    /* The raw call changes this thread only (glibc's wrapper would change all). */
+    T(syscall(SYS_setresuid, 1000, 1000, 1000));
+    show("thread after raw setresuid");
+    T(syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1));   /* same process: allowed */
+    return NULL;
+}
+
 static int gate[2];
 static void *thread_after_setuid(void *arg) {
     (void)arg;
@@ -466,6 +478,13 @@ static void threads_child(void) {
     pthread_create(&th, NULL, thread_caps, NULL);
     pthread_join(th, NULL);
     show("main thread after the thread dropped CHOWN");
+    signal(SIGUSR1, on_usr1);
+    main_tid = gettid();
+    pthread_create(&th, NULL, thread_raw_setuid, NULL);
+    pthread_join(th, NULL);
+    say("main got SIGUSR1: %d", got_usr1);
+    show("main after the thread's raw setresuid");
+    status_caps("main after the thread's raw setresuid");
     /* glibc makes set*id process-wide by running the call in every thread. */
     pipe(gate);
     pthread_create(&th, NULL, thread_after_setuid, NULL);
