@@ -1,7 +1,8 @@
 // Moat's own vDSO. The host here has none to lend, and without one every
 // clock_gettime, gettimeofday and time is a trap (a ptrace round trip).
 // The image is built once per Sentry: an ELF shared object (header, one
-// PT_LOAD, a dynamic section, a SysV hash table, symbols) around the
+// PT_LOAD, a dynamic section, a SysV hash table, symbols with their version,
+// LINUX_2.6, as Linux's vDSO has them) around the
 // position-independent code of CMoat/vdso.c, plus a data page the Sentry
 // keeps current from the host clocks. Both live in a sealed memfd: stubs map
 // the data page read-only and shared, the code privately; the seal stops
@@ -120,12 +121,20 @@ final class VDSO {
         for n in names { nameOff.append(strtab.count); strtab += Array(n.utf8) + [0] }
         let soname = strtab.count
         strtab += Array("linux-vdso.so.1".utf8) + [0]
+        // Symbol versions: Go's runtime (any static Go binary) reads the
+        // version definitions unconditionally once it finds a vDSO, and
+        // faults on a vDSO without them; glibc checks them when present.
+        let versionName = strtab.count
+        strtab += Array("LINUX_2.6".utf8) + [0]
         let nsyms = names.count + 1
-        let dynOff = 64 + 2 * 56, dynCount = 7
+        let dynOff = 64 + 2 * 56, dynCount = 10
         let hashOff = dynOff + dynCount * 16
         let hashSize = (2 + 1 + nsyms) * 4
         let symOff = (hashOff + hashSize + 7) & ~7
-        let strOff = symOff + nsyms * 24
+        let versymOff = symOff + nsyms * 24
+        let verdefOff = (versymOff + nsyms * 2 + 3) & ~3
+        let verdefSize = 2 * (20 + 8)
+        let strOff = verdefOff + verdefSize
         let textOff = (strOff + strtab.count + 15) & ~15
         let size = textOff + codeLen
         var b = [UInt8](repeating: 0, count: size)
@@ -142,21 +151,44 @@ final class VDSO {
         w32(64, 1); w32(68, 5); w64(72, 0); w64(80, 0); w64(88, 0); w64(96, size); w64(104, size); w64(112, 0x1000)
         // PT_DYNAMIC
         w32(120, 2); w32(124, 4); w64(128, dynOff); w64(136, dynOff); w64(144, dynOff); w64(152, dynCount * 16); w64(160, dynCount * 16); w64(168, 8)
-        // dynamic section
-        let dyn: [(Int, Int)] = [(4, hashOff), (5, strOff), (6, symOff), (10, strtab.count), (11, 24), (14, soname), (0, 0)]
+        // dynamic section (DT_VERSYM, DT_VERDEF, DT_VERDEFNUM after the basics)
+        let dyn: [(Int, Int)] = [(4, hashOff), (5, strOff), (6, symOff), (10, strtab.count), (11, 24), (14, soname),
+                                 (0x6fff_fff0, versymOff), (0x6fff_fffc, verdefOff), (0x6fff_fffd, 2), (0, 0)]
         for (i, d) in dyn.enumerated() { w64(dynOff + i * 16, d.0); w64(dynOff + i * 16 + 8, d.1) }
         // SysV hash: one bucket chaining every symbol
         w32(hashOff, 1); w32(hashOff + 4, nsyms); w32(hashOff + 8, 1)
         for i in 0..<nsyms { w32(hashOff + 12 + i * 4, i == 0 || i == nsyms - 1 ? 0 : i + 1) }
-        // symbols (index 0 stays null)
+        // symbols (index 0 stays null), each of version 2 (LINUX_2.6)
         for (i, _) in names.enumerated() {
             let o = symOff + (i + 1) * 24
             w32(o, nameOff[i]); b[o + 4] = 0x12; w16(o + 6, 1)   // GLOBAL FUNC, a defined section
             w64(o + 8, textOff + moat_vdso_offset(Int32(targets[i]))); w64(o + 16, 16)
+            w16(versymOff + (i + 1) * 2, 2)
+        }
+        // Version definitions: 1 is the object itself (VER_FLG_BASE), 2 is
+        // LINUX_2.6; each Elf64_Verdef (20 bytes) is followed by its one
+        // Elf64_Verdaux (8 bytes) naming it.
+        for (i, (flags, name)) in [(1, soname), (0, versionName)].enumerated() {
+            let o = verdefOff + i * 28
+            w16(o, 1); w16(o + 2, flags); w16(o + 4, i + 1); w16(o + 6, 1)
+            w32(o + 8, Int(VDSO.elfHash(strtab[name...].prefix { $0 != 0 }))); w32(o + 12, 20); w32(o + 16, i == 0 ? 28 : 0)
+            w32(o + 20, name); w32(o + 24, 0)
         }
         b.replaceSubrange(strOff..<strOff + strtab.count, with: strtab)
         let raw = UnsafeRawBufferPointer(start: code, count: codeLen)
         b.replaceSubrange(textOff..<textOff + codeLen, with: raw)
         return b
+    }
+
+    /// The System V ELF hash (of a symbol or version name).
+    static func elfHash<S: Sequence>(_ name: S) -> UInt32 where S.Element == UInt8 {
+        var h: UInt32 = 0
+        for c in name {
+            h = (h << 4) &+ UInt32(c)
+            let g = h & 0xf000_0000
+            if g != 0 { h ^= g >> 24 }
+            h &= ~g
+        }
+        return h
     }
 }
