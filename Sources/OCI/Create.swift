@@ -95,6 +95,7 @@ extension Runtime {
 
         let hooks = spec.hooks ?? Spec.Hooks()
         do {
+            try Hooks.run("prestart", hooks.prestart, state: stateJSON(state, .creating))
             try Hooks.run("createRuntime", hooks.createRuntime, state: stateJSON(state, .creating))
             try Hooks.run("createContainer", hooks.createContainer, state: stateJSON(state, .created))
         } catch {

@@ -1,8 +1,10 @@
 // Lifecycle hooks (config.md "POSIX-platform Hooks"): each runs on the host
 // with the container's state JSON on stdin, its own args and env, and an
-// optional timeout in seconds. createRuntime, createContainer and
+// optional timeout in seconds. prestart (deprecated, run by `create` before
+// createRuntime, as the spec and runc do), createRuntime, createContainer and
 // startContainer failures fail the operation (the runtime then stops the
-// container); poststart and poststop failures are logged and ignored.
+// container); a poststart or poststop failure is logged and the remaining
+// hooks still run ("as if the hook had succeeded").
 // Moat runs createContainer and startContainer hooks in the runtime's
 // namespaces too: the container's "namespaces" are the Sentry's emulation.
 
@@ -20,9 +22,12 @@ enum Hooks {
         }
     }
 
-    /// Runs the hooks, logging failures (poststart, poststop).
+    /// Runs every hook, logging each failure (poststart, poststop).
     static func runIgnoringFailures(_ name: String, _ hooks: [Spec.Hook], state: JSON, log: RuntimeLog) {
-        do { try run(name, hooks, state: state) } catch { log.warn("\(error)") }
+        let stdin = Array(state.serialized().utf8)
+        for (i, h) in hooks.enumerated() {
+            if let why = runOne(h, stdin: stdin) { log.warn("\(name) hook #\(i) (\(h.path)): \(why)") }
+        }
     }
 
     /// Nil on success, else why it failed.

@@ -256,6 +256,40 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(t.stderr.contains("timed out"), t.stderr)
     }
 
+    /// prestart runs at create, before createRuntime; its failure fails create and
+    /// leaves nothing. A failing poststart or poststop hook is a warning: the hooks
+    /// after it still run (runtime.md lifecycle steps 3, 9, 13).
+    func testPrestartAtCreateAndFailedPostHooksDoNotStopTheRest() throws {
+        let out = s.dir + "/order.out"
+        func hook(_ word: String) -> [String: Any] { ["path": "/bin/sh", "args": ["sh", "-c", "echo \(word) >> \(out)"]] }
+        let fail: [String: Any] = ["path": "/bin/false", "args": ["false"]]
+        let b = s.bundle("b", args: ["true"]) { cfg in
+            cfg["hooks"] = [
+                "prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")],
+                "poststart": [fail, hook("poststart")], "poststop": [fail, hook("poststop")],
+            ]
+        }
+        XCTAssertEqual(s.create("p1", bundle: b).status, 0)
+        XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "prestart\ncreateRuntime\n")
+        let st = s.moat(["start", "p1"])
+        XCTAssertEqual(st.status, 0, st.stderr)
+        XCTAssertTrue(st.stderr.contains("poststart hook #0 (/bin/false): exit status 1"), st.stderr)
+        XCTAssertTrue(s.waitForStatus("p1", "stopped"))
+        let del = s.moat(["delete", "p1"])
+        XCTAssertEqual(del.status, 0, del.stderr)
+        XCTAssertTrue(del.stderr.contains("poststop hook #0 (/bin/false): exit status 1"), del.stderr)
+        XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "prestart\ncreateRuntime\npoststart\npoststop\n")
+
+        let failing = s.bundle("f", args: ["true"]) { cfg in
+            cfg["hooks"] = ["prestart": [fail], "createRuntime": [hook("never")]]
+        }
+        let f = s.create("p2", bundle: failing)
+        XCTAssertEqual(f.status, 1)
+        XCTAssertTrue(f.stderr.contains("prestart hook #0 (/bin/false): exit status 1"), f.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/p2"))
+        XCTAssertFalse(try String(contentsOfFile: out, encoding: .utf8).contains("never"))
+    }
+
     func testConcurrentContainersAndList() throws {
         let b = s.bundle("b", args: ["sleep", "100"])
         let ids = (0..<4).map { "cc\($0)" }
