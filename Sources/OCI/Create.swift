@@ -190,7 +190,10 @@ extension Runtime {
             let isBind = m.options.contains("bind") || m.options.contains("rbind")
             let type = isBind ? "bind" : (m.type ?? "")
             switch type {
-            case "proc", "tmpfs", "sysfs": c.mounts.append(SentryMount(type: type, destination: m.destination, options: m.options))
+            case "proc", "tmpfs", "sysfs", "devpts":
+                var sm = SentryMount(type: type, destination: m.destination, options: m.options)
+                sm.source = m.source
+                c.mounts.append(sm)
             case "bind":
                 guard var src = m.source, !src.isEmpty else { throw RuntimeError("mount \(m.destination): a bind mount needs a source") }
                 if !src.hasPrefix("/") { src = bundle + "/" + src }

@@ -36,7 +36,8 @@ public enum SentryPlan {
             ("mounts", .array(c.mounts.map { .object([("type", .string($0.type)), ("destination", .string($0.destination)),
                                                       ("options", .array($0.options.map { .string($0) })),
                                                       ("goferFD", .int($0.goferFD)),
-                                                      ("fileName", $0.fileName.map { .string($0) } ?? .null)]) })),
+                                                      ("fileName", $0.fileName.map { .string($0) } ?? .null),
+                                                      ("source", $0.source.map { .string($0) } ?? .null)]) })),
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
             ("readonlyPaths", .array(c.readonlyPaths.map { .string($0) })),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
@@ -88,6 +89,7 @@ public enum SentryPlan {
                                 options: try $0.required("options").strings())
             m.goferFD = try $0.opt("goferFD") { try $0.i32() } ?? -1
             m.fileName = try $0.opt("fileName") { try $0.string() }
+            m.source = try $0.opt("source") { try $0.string() }
             return m
         }
         c.maskedPaths = try n.required("maskedPaths").strings()

@@ -110,6 +110,8 @@ public struct SentryMount {
     public var goferFD: Int32 = -1
     /// For a bound file: its name in the Gofer's directory.
     public var fileName: String? = nil
+    /// The source as configured (what /proc/self/mountinfo shows); the type if nil.
+    public var source: String? = nil
     public init(type: String, destination: String, options: [String]) {
         self.type = type; self.destination = destination; self.options = options
     }
@@ -343,7 +345,15 @@ public enum SentryMain {
                 ino = b; type = "9p"
             case "proc": ino = k.makeProcFS(); type = "proc"
             case "sysfs": ino = makeSysFS(dev: dev); type = "sysfs"; dev += 1
-            case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "devtmpfs"
+            case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "tmpfs"
+            case "devpts":
+                // The devfs's own pts directory, shown as the devpts it is.
+                guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(m.destination.utf8)), p.inode is DevPtsInode else {
+                    Log.shared.info("mount devpts on \(m.destination): not the devfs's pts directory; skipped")
+                    continue
+                }
+                vfs.mount(p.inode, at: p, fsType: "devpts", source: m.source ?? "devpts")
+                continue
             case "tmpfs":
                 var mode: UInt32 = 0o1777
                 for o in m.options where o.hasPrefix("mode=") { mode = UInt32(o.dropFirst(5), radix: 8) ?? mode }
@@ -354,7 +364,7 @@ public enum SentryMain {
                 Log.shared.info("mount \(m.type) on \(m.destination): no such directory; skipped")
                 continue
             }
-            let mnt = vfs.mount(ino, at: p, fsType: type, source: m.type)
+            let mnt = vfs.mount(ino, at: p, fsType: type, source: m.source ?? m.type)
             if type == "sysfs" || m.options.contains("ro") { mnt.readOnly = true }
         }
         // readonlyPaths: the path mounted over itself, read-only (a bind).

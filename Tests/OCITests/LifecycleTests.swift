@@ -157,6 +157,20 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.stdout, "1000:1000:1000 10 20\n/tmp\noci-host\n0027\n77\nbar\n0\n")
     }
 
+    /// /proc/self/mountinfo lists the config's mounts in order with their type and
+    /// source as configured (runtime-tools' runtimetest and `findmnt` read it).
+    func testMountinfoShowsConfiguredMounts() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "cut -d' ' -f5- /proc/self/mountinfo"])
+        s.ids.append("m1")
+        let o = s.moat(["run", "--bundle", b, "m1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        let lines = o.stdout.split(separator: "\n").map(String.init)
+        let want = ["/proc rw,relatime - proc proc rw", "/dev rw,relatime - tmpfs tmpfs rw", "/dev/pts rw,relatime - devpts devpts rw",
+                    "/dev/shm rw,relatime - tmpfs shm rw", "/sys ro,relatime - sysfs sysfs ro"]
+        XCTAssertEqual(lines.first?.hasPrefix("/ "), true, o.stdout)
+        XCTAssertEqual(lines.filter { want.contains($0) }, want, o.stdout)
+    }
+
     func testBindMountsOfDirectoriesAndFiles() throws {
         let host = s.dir + "/hostdir"
         try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)

@@ -124,6 +124,22 @@ extension Kernel {
         return s
     }
 
+    /// /proc/PID/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS - TYPE SOURCE SUPEROPTS",
+    /// in mount order; ids are positions in the mount list (the root's parent is 1).
+    func mountInfoText(_ t: Task) -> String {
+        var s = ""
+        let ids = Dictionary(uniqueKeysWithValues: vfs.mounts.enumerated().map { (ObjectIdentifier($0.element), 20 + $0.offset) })
+        for m in vfs.mounts {
+            let p = String(decoding: vfs.pathString(Path(mount: m, dentry: m.root)), as: UTF8.self)
+            let parent = m.parent.flatMap { ids[ObjectIdentifier($0)] } ?? 1
+            var dev: UInt64 = 0
+            if case .success(let st) = m.root.inode.stat() { dev = st.dev }
+            let rw = m.readOnly ? "ro" : "rw"
+            s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) / \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
+        }
+        return s
+    }
+
     func procPidDir(_ tg: ThreadGroup, tid: Int32?) -> ProcNode {
         let k = self
         let base = 0x100000 + UInt64(tg.tgid) * 64
@@ -138,6 +154,7 @@ extension Kernel {
         entries["comm"] = { file(4) { (task()?.comm ?? []) + [10] } }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
+        entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
         entries["environ"] = { file(7) { k.procEnviron(tg) } }
         entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }); n.magic = true; return n }
