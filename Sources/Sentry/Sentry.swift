@@ -353,6 +353,14 @@ public enum SentryMain {
                     continue
                 }
                 vfs.mount(p.inode, at: p, fsType: "devpts", source: m.source ?? "devpts")
+                // As runtimes do for a devpts on /dev/pts: /dev/ptmx is a link to its ptmx.
+                let ptmx = Array("ptmx".utf8)
+                if m.destination == "/dev/pts", case .success(let d) = vfs.resolve(fs, start: vfs.rootPath, Array("/dev".utf8)),
+                   let dir = d.inode as? TmpfsInode, dir.entries[ptmx] is PtmxInode {
+                    let l = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: dir.dev)
+                    l.target = Array("pts/ptmx".utf8)
+                    dir.entries[ptmx] = l
+                }
                 continue
             case "tmpfs":
                 var mode: UInt32 = 0o1777
