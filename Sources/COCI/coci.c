@@ -3,7 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <net/if.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int coci_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -24,3 +29,37 @@ int coci_openpty(int *master, int *slave) {
 }
 
 int coci_open_path_dir(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
+
+int coci_namespace_type(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int t = ioctl(fd, 0xb703 /* NS_GET_NSTYPE */);
+    int e = errno;
+    close(fd);
+    return t < 0 ? -e : t;
+}
+
+int coci_join_namespace(const char *path, int nstype) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int r = setns(fd, nstype);
+    int e = errno;
+    close(fd);
+    return r < 0 ? -e : 0;
+}
+
+int coci_loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    struct ifreq req;
+    memset(&req, 0, sizeof req);
+    strcpy(req.ifr_name, "lo");
+    int r = ioctl(s, SIOCGIFFLAGS, &req);
+    if (r == 0) {
+        req.ifr_flags |= IFF_UP | IFF_RUNNING;
+        r = ioctl(s, SIOCSIFFLAGS, &req);
+    }
+    int e = errno;
+    close(s);
+    return r < 0 ? -e : 0;
+}

@@ -244,13 +244,13 @@ extension Runtime {
             c.extraFDs.append(Int32(fds.count))
             fds.append(Int32(3 + i))
         }
-        let planFD = try SentryPlan.memfd(c)
+        let (cloneFlags, hostNS) = try sentryNamespaces(spec.linux?.namespaces ?? [])
+        let planFD = try SentryPlan.memfd(c, hostNS)
         toClose.append(planFD)
         let planNumber = fds.count
         fds.append(planFD)
-        let CLONE_NEWPID: UInt = 0x20000000
         let sentryPid = try spawnSelf(["moat", "sentry", "--oci-config-fd", String(planNumber)], fds: fds,
-                                      cloneFlags: CLONE_NEWPID, newSession: true)
+                                      cloneFlags: cloneFlags, newSession: true)
         cleanup.pids.insert(sentryPid, at: 0)
         close(ready.1); toClose.removeAll { $0 == ready.1 }
 
@@ -271,6 +271,33 @@ extension Runtime {
         }
         return Launched(sentryPid: sentryPid, goferPid: goferPid)
     }
+}
+
+/// The host namespaces of the Sentry process for linux.namespaces (the application's are
+/// always the Sentry's emulated ones). It is always pid 1 of a new pid namespace. A mount,
+/// uts, ipc, cgroup or network namespace without a path is a new one (a new network
+/// namespace with loopback up and nothing else, as runc makes it); with a path, the Sentry
+/// joins it. Every path must name a namespace of its type. user and time namespaces, and
+/// pid paths, are not applied to the Sentry (it needs host root, and its own pid namespace).
+func sentryNamespaces(_ list: [Spec.Namespace]) throws -> (UInt, SentryPlan.HostNamespaces) {
+    let flags: [String: Int32] = ["mount": 0x0002_0000, "uts": 0x0400_0000, "ipc": 0x0800_0000, "user": 0x1000_0000,
+                                  "pid": 0x2000_0000, "network": 0x4000_0000, "cgroup": 0x0200_0000, "time": 0x80]
+    let applied: Set<String> = ["mount", "uts", "ipc", "cgroup", "network"]
+    var clone: UInt = 0x2000_0000 // CLONE_NEWPID
+    var ns = SentryPlan.HostNamespaces()
+    for n in list {
+        guard let flag = flags[n.type] else { continue }
+        if let path = n.path {
+            let t = coci_namespace_type(path)
+            if t < 0 { throw RuntimeError("\(n.type) namespace \(path): \(String(cString: strerror(-t)))") }
+            if t != flag { throw RuntimeError("\(n.type) namespace \(path): not a \(n.type) namespace") }
+            if applied.contains(n.type) { ns.join.append((path, flag)) }
+        } else if applied.contains(n.type) {
+            clone |= UInt(flag)
+            if n.type == "network" { ns.loopbackUp = true }
+        }
+    }
+    return (clone, ns)
 }
 
 /// Undoes a partial `create` unless disarmed: kills what was started,

@@ -141,11 +141,25 @@ public enum SentryPlan {
         return c
     }
 
+    /// What the Sentry process does on the host before it becomes the Sentry
+    /// (OCI linux.namespaces): namespaces to join by path, and whether to bring
+    /// up loopback in the network namespace made for it.
+    struct HostNamespaces {
+        var join: [(path: String, type: Int32)] = []
+        var loopbackUp = false
+    }
+
     /// Writes the plan into a memfd positioned at 0.
-    static func memfd(_ c: SentryConfig) throws -> Int32 {
+    static func memfd(_ c: SentryConfig, _ ns: HostNamespaces = HostNamespaces()) throws -> Int32 {
         let fd = coci_memfd("moat-sentry-plan")
         if fd < 0 { throw RuntimeError("memfd_create: \(String(cString: strerror(errno)))") }
-        if !writeAll(fd, Array(encode(c).serialized().utf8)) || lseek(fd, 0, SEEK_SET) != 0 {
+        var plan = encode(c)
+        if case .object(var kv) = plan {
+            kv.append(("joinNamespaces", .array(ns.join.map { .array([.string($0.path), .int($0.type)]) })))
+            kv.append(("loopbackUp", .bool(ns.loopbackUp)))
+            plan = .object(kv)
+        }
+        if !writeAll(fd, Array(plan.serialized().utf8)) || lseek(fd, 0, SEEK_SET) != 0 {
             close(fd)
             throw RuntimeError("cannot write the sentry plan")
         }
@@ -166,7 +180,22 @@ public enum SentryPlan {
             bytes.append(contentsOf: buf[0..<n])
         }
         close(fd)
-        return try decode(try JSON.parse(bytes: bytes))
+        let plan = try JSON.parse(bytes: bytes)
+        let n = Node(plan, document: "sentry plan")
+        // Joined first, while this process is still single-threaded (setns
+        // of a mount namespace requires it).
+        for j in try n.opt("joinNamespaces", { try $0.array() }) ?? [] {
+            let a = try j.array()
+            guard a.count == 2 else { throw j.fail("expected [path, type]") }
+            let path = try a[0].string()
+            let r = coci_join_namespace(path, try a[1].i32())
+            if r < 0 { throw RuntimeError("cannot join the namespace \(path): \(String(cString: strerror(-r)))") }
+        }
+        if try n.opt("loopbackUp", { try $0.bool() }) == true {
+            let r = coci_loopback_up()
+            if r < 0 { throw RuntimeError("cannot bring up loopback: \(String(cString: strerror(-r)))") }
+        }
+        return try decode(plan)
     }
 
     /// `moat gofer --detached`: the Gofer outlives `create` too; it exits

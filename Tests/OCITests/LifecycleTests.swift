@@ -171,6 +171,44 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(lines.filter { want.contains($0) }, want, o.stdout)
     }
 
+    /// linux.namespaces on the host side: the Sentry gets new mount, uts, ipc, cgroup and
+    /// network namespaces (loopback up), joins one given by path, and a path of the
+    /// wrong type fails create.
+    func testSandboxHostNamespacesFollowTheConfig() throws {
+        let b = s.bundle("b", args: ["sleep", "30"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["namespaces"] = ["pid", "network", "ipc", "mount", "cgroup"].map { ["type": $0] } + [["type": "uts", "path": "/proc/\(getpid())/ns/uts"]]
+            cfg["linux"] = l
+        }
+        XCTAssertEqual(s.create("n1", bundle: b, extra: []).status, 0)
+        let pid = try JSON.parse(s.moat(["state", "n1"]).stdout)["pid"]?.intValue ?? 0
+        func ns(_ p: String, _ n: String) -> String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p)/ns/\(n)")) ?? "?" }
+        for n in ["mnt", "ipc", "cgroup", "net", "pid"] { XCTAssertNotEqual(ns("\(pid)", n), ns("self", n), n) }
+        XCTAssertEqual(ns("\(pid)", "uts"), ns("self", "uts"), "joined by path")
+        XCTAssertEqual(s.moat(["start", "n1"]).status, 0)
+        XCTAssertEqual(s.moat(["kill", "n1", "KILL"]).status, 0)
+
+        let wrong = s.bundle("w", args: ["true"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["namespaces"] = [["type": "pid"], ["type": "ipc", "path": "/proc/self/ns/uts"]]
+            cfg["linux"] = l
+        }
+        let w = s.create("n2", bundle: wrong)
+        XCTAssertEqual(w.status, 1)
+        XCTAssertTrue(w.stderr.contains("ipc namespace /proc/self/ns/uts: not a ipc namespace"), w.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/n2"))
+    }
+
+    func testLoopbackIsUpInANewNetworkNamespace() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "(nc -l -p 1234 &); sleep 0.5; echo lo-up | nc -w 1 127.0.0.1 1234; sleep 0.3"]) { cfg in
+            cfg["mounts"] = (cfg["mounts"] as! [[String: Any]]) + [["destination": "/tmp", "type": "tmpfs", "source": "tmpfs"]]
+        }
+        s.ids.append("l1")
+        let o = s.moat(["run", "--bundle", b, "l1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, "lo-up\n")
+    }
+
     func testBindMountsOfDirectoriesAndFiles() throws {
         let host = s.dir + "/hostdir"
         try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)

@@ -12,5 +12,13 @@ int coci_memfd(const char *name);
 int coci_openpty(int *master, int *slave);
 /// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC).
 int coci_open_path_dir(const char *path);
+/// The CLONE_NEW* type of the namespace file at path (ioctl NS_GET_NSTYPE),
+/// or -errno.
+int coci_namespace_type(const char *path);
+/// Joins the namespace at path, which must be of type nstype. 0 or -errno.
+int coci_join_namespace(const char *path, int nstype);
+/// Brings the loopback interface of the current network namespace up.
+/// 0 or -errno.
+int coci_loopback_up(void);
 
 #endif
