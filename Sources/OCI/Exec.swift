@@ -59,6 +59,7 @@ extension Runtime {
         var fields = p.args.map { "a=" + $0 } + p.env.map { "e=" + $0 }
         fields += ["cwd=" + p.cwd, "uid=\(p.user.uid)", "gid=\(p.user.gid)"] + p.user.additionalGids.map { "g=\($0)" }
         if let u = p.user.umask { fields.append("umask=" + String(u, radix: 8)) }
+        fields += SentryPlan.execCredentialFields(p)
         guard sendPacket(conn, fields.joined(separator: "\0")),
               sendPacket(conn, "0", passing: stdio[0]), sendPacket(conn, "1", passing: stdio[1]),
               sendPacket(conn, "2", passing: stdio[2]) else {

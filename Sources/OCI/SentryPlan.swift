@@ -10,6 +10,14 @@ import Sentry
 public enum SentryPlan {
     /// process.capabilities (absent: none at all, as runc gives),
     /// noNewPrivileges, linux.uidMappings/gidMappings and linux.sysctl.
+    /// The same for a process `exec` starts: fields of the control request
+    /// (Sentry/Kernel/Control.swift), "caps=B,E,P,I,A" in hex, "nnp=0|1".
+    static func execCredentialFields(_ p: Spec.Process) -> [String] {
+        let c = p.capabilities
+        let sets = [c?.bounding, c?.effective, c?.permitted, c?.inheritable, c?.ambient].map { String(Capability.mask($0 ?? []), radix: 16) }
+        return ["caps=" + sets.joined(separator: ","), "nnp=\(p.noNewPrivileges ? 1 : 0)"]
+    }
+
     static func applyCredentials(_ spec: Spec, to c: inout SentryConfig) {
         let caps = spec.process?.capabilities
         c.capabilities = CapabilitySets(bounding: Capability.mask(caps?.bounding ?? []), effective: Capability.mask(caps?.effective ?? []),

@@ -105,6 +105,27 @@ final class CredentialsTests: XCTestCase {
         XCTAssertEqual(o.stdout, "CapEff:\t0000000000000000\n")
     }
 
+    func testExecGetsItsProcessCapabilities() throws {
+        let b = s.bundle("ex", args: ["sleep", "100"])
+        XCTAssertEqual(s.create("ex", bundle: b).status, 0)
+        XCTAssertEqual(s.moat(["start", "ex"]).status, 0)
+        // Without --process: the container's process (the default spec's sets, no_new_privs).
+        let same = s.moat(["exec", "ex", "sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"])
+        XCTAssertEqual(same.stdout, "CapEff:\t0000000020000420\nNoNewPrivs:\t1\n", same.stderr)
+        // process.json's own sets; none given means none.
+        let pf = s.dir + "/process.json"
+        try #"{"args": ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"]}}"#
+            .write(toFile: pf, atomically: true, encoding: .utf8)
+        let own = s.moat(["exec", "--process", pf, "ex"])
+        XCTAssertEqual(own.stdout, "CapEff:\t0000000000000021\nNoNewPrivs:\t0\n", own.stderr)
+        try #"{"args": ["sh", "-c", "grep CapEff /proc/self/status"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}"#
+            .write(toFile: pf, atomically: true, encoding: .utf8)
+        let none = s.moat(["exec", "--process", pf, "ex"])
+        XCTAssertEqual(none.stdout, "CapEff:\t0000000000000000\n", none.stderr)
+        XCTAssertEqual(s.moat(["kill", "ex", "KILL"]).status, 0)
+        XCTAssertTrue(s.waitForStatus("ex", "stopped"))
+    }
+
     func testUIDAndGIDMaps() throws {
         let identity = run("idmap", "cat /proc/self/uid_map /proc/1/gid_map") { _ in }
         XCTAssertEqual(identity.status, 0, identity.stderr)

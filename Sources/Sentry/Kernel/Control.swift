@@ -93,6 +93,9 @@ public enum ControlServer {
         }
         var argv: [String] = [], env: [String] = [], cwd = "/", uid: UInt32 = 0, gid: UInt32 = 0
         var groups: [UInt32] = [], umask: UInt32? = nil
+        // The process's own capabilities and no_new_privs (process.json);
+        // a client that sends none gets the container's.
+        var caps = k.containerCaps, nnp = k.containerNoNewPrivs
         for field in req.split(separator: 0) {
             let s = String(decoding: field, as: UTF8.self)
             guard let eq = s.firstIndex(of: "=") else { continue }
@@ -105,6 +108,10 @@ public enum ControlServer {
             case "gid": gid = UInt32(value) ?? 0
             case "g": if let g = UInt32(value) { groups.append(g) }
             case "umask": umask = UInt32(value, radix: 8)
+            case "caps":
+                let m = value.split(separator: ",").compactMap { UInt64($0, radix: 16) }
+                if m.count == 5 { caps = CapabilitySets(bounding: m[0], effective: m[1], permitted: m[2], inheritable: m[3], ambient: m[4]) }
+            case "nnp": nnp = value == "1"
             default: break
             }
         }
@@ -120,8 +127,7 @@ public enum ControlServer {
             k.unlock(); send(conn, "err=125 the container is not running"); return
         }
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
-        // Like init's: the container's capability configuration, for this user.
-        let creds = Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: k.containerCaps, noNewPrivs: k.containerNoNewPrivs)
+        let creds = Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: caps, noNewPrivs: nnp)
         if let i = k.initTG { tg.rlimits = i.rlimits }
         let fds = SentryMain.stdioTable(k.vfs, stdio)
         switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds) {
