@@ -330,7 +330,10 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         case 3: t.creds.capAmb &= ~bit; return 0                  // LOWER
         default: return err(EINVAL)
         }
-    case 22: return 0                       // PR_SET_SECCOMP: accepted, not enforced yet
+    case 22:                                // PR_SET_SECCOMP: accepted, not enforced yet
+        // A filter needs no_new_privs or CAP_SYS_ADMIN, as in Linux.
+        if a.a1 == 2 && !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
+        return 0
     case 21: return 0                       // PR_GET_SECCOMP
     default: return err(EINVAL)
     }
