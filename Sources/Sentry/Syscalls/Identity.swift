@@ -245,6 +245,10 @@ func sysPrlimit(_ t: Task, _ pid: Int32, _ res: UInt32, _ newAddr: UInt64, _ old
     if pid == 0 { tg = t.tg } else {
         guard let x = t.kernel.threadGroups[pid], !x.reaped else { return err(ESRCH) }
         tg = x
+        // Another process's limits: same ids all round, or CAP_SYS_RESOURCE.
+        let c = t.creds, d = x.creds
+        let same = [d.uid, d.euid, d.suid].allSatisfy { $0 == c.uid } && [d.gid, d.egid, d.sgid].allSatisfy { $0 == c.gid }
+        if x !== t.tg && !same && !c.has(Cap.sysResource) { return err(EPERM) }
     }
     let old = tg.rlimits[Int(res)]
     if newAddr != 0 {

@@ -352,6 +352,9 @@ static void kill_child(void) {
     }
     char x;
     read(p[0], &x, 1);
+    struct rlimit rl;
+    T(prlimit(c, RLIMIT_NOFILE, NULL, &rl));          /* other ids, no CAP_SYS_RESOURCE */
+    T(prlimit(getpid(), RLIMIT_NOFILE, NULL, &rl));
     T(drop_eff(BIT(CAP_KILL)));
     T(kill(c, 0));
     T(kill(c, SIGTERM));
