@@ -172,11 +172,11 @@ final class CredentialsTests: XCTestCase {
 
         // CAP_SYS_ADMIN writes kernel.*, CAP_NET_ADMIN net.*; only the sandbox sees them.
         let hostMsgmax = (try? String(contentsOfFile: "/proc/sys/kernel/msgmax", encoding: .utf8)) ?? ""
-        let write = run("sysw", "cd /proc/sys; echo 123 > kernel/msgmax; echo sandbox > kernel/hostname; hostname; cat kernel/msgmax; echo 7 > net/ipv4/tcp_fin_timeout || echo refused") {
+        let write = run("sysw", "cd /proc/sys; echo 123 > kernel/msgmax; echo sandbox > kernel/hostname; hostname; cat kernel/msgmax; echo 7 > net/ipv4/tcp_fin_timeout || echo refused; echo many > kernel/msgmnb || echo invalid; cat kernel/msgmnb") {
             withSysctl(["kernel.msgmax": "4096"], caps: ["CAP_SYS_ADMIN"])(&$0)
         }
         XCTAssertEqual(write.status, 0, write.stderr)
-        XCTAssertEqual(write.stdout, "sandbox\n123\nrefused\n")
+        XCTAssertEqual(write.stdout, "sandbox\n123\nrefused\ninvalid\n16384\n")
         XCTAssertEqual((try? String(contentsOfFile: "/proc/sys/kernel/msgmax", encoding: .utf8)) ?? "", hostMsgmax)
 
         // Keys Moat cannot present, and read-only ones, fail create.

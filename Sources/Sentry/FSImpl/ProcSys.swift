@@ -30,6 +30,8 @@ final class SysctlTable {
             self.key = key; self.ino = ino; self.writable = writable; self.stored = stored; self.getter = get; self.setter = set
         }
         var value: String { getter?() ?? stored }
+        /// A value of integers (one or a vector): writes must be too.
+        lazy var numeric: Bool = SysctlTable.isNumeric(value)
         /// Needed to write, beyond the mode.
         var capability: Int { key.hasPrefix("net/") ? Cap.netAdmin : Cap.sysAdmin }
     }
@@ -121,8 +123,15 @@ final class SysctlTable {
     func write(_ e: Entry, _ raw: String) -> Int32? {
         let line = String(raw.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         if let s = e.setter { return s(e.key.hasPrefix("kernel/") ? line : SysctlTable.normalize(line)) }
-        e.stored = SysctlTable.normalize(line)
+        let v = SysctlTable.normalize(line)
+        if e.numeric && !SysctlTable.isNumeric(v) { return EINVAL }
+        e.stored = v
         return nil
+    }
+
+    static func isNumeric(_ v: String) -> Bool {
+        let f = v.split(separator: "\t")
+        return !f.isEmpty && f.allSatisfy { Int64($0) != nil || UInt64($0) != nil }
     }
 
     /// Trailing newlines and spaces dropped; runs of blanks between fields
