@@ -32,7 +32,7 @@ usage() {
   --out FILE       report file (default: bench/results/<date>-<hostname>.md)
   --quick          fewer repetitions and shorter loops (a smoke test, not a result)
   --reps N         repetitions per cell (default 5, --quick 3)
-  --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,moat,runsc
+  --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,moat,moat-ptrace,runsc
   --rows LIST      comma-separated subset of row keys (e.g. net_tcprr,net_http_host,net_http_pub)
   --mem MODE       how peak memory is taken (default auto: cgroup v2, cgroup v1, GNU time)
 EOF
@@ -155,12 +155,13 @@ mkdir -p "$ROOT/bench/files"
 
 # -------------------------------------------------------------- runtimes --
 # Columns of the table. A runtime may be unavailable; then its cells say why.
-RUNTIMES=(native floor floor-pinned moat runsc)
+RUNTIMES=(native floor floor-pinned moat moat-ptrace runsc)
 declare -A RT_LABEL=(
     [native]="native (chroot)"
     [floor]="ptrace floor"
     [floor-pinned]="ptrace floor, 1 CPU"
     [moat]="moat"
+    [moat-ptrace]="moat --platform ptrace"
     [runsc]="runsc (ptrace)"
 )
 declare -A UNAVAIL=()
@@ -168,7 +169,7 @@ declare -A UNAVAIL=()
 if [ -n "$ONLY" ]; then
     IFS=, read -r -a RUNTIMES <<<"$ONLY"
     for rt in "${RUNTIMES[@]}"; do
-        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,moat,runsc)"
+        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,moat,moat-ptrace,runsc)"
     done
 fi
 
@@ -186,6 +187,7 @@ elif [ ! -x "$MOAT" ]; then
 else
     MOAT=$(cd "$(dirname "$MOAT")" && pwd -P)/$(basename "$MOAT")
 fi
+[ -n "${UNAVAIL[moat]:-}" ] && UNAVAIL[moat-ptrace]=${UNAVAIL[moat]}
 
 # in_rootfs RUNTIME PROG [ARGS...]: set CMD to run PROG inside the rootfs copy.
 in_rootfs() {
@@ -193,6 +195,8 @@ in_rootfs() {
     case "$rt" in
         native) CMD=("$CHROOT" "$ROOT" "$@") ;;
         moat)   CMD=("$MOAT" run --rootfs "$ROOT" -- "$@") ;;
+        # Every syscall a ptrace stop (no seccomp-notification fast path).
+        moat-ptrace) CMD=("$MOAT" run --platform ptrace --rootfs "$ROOT" -- "$@") ;;
         # --ignore-cgroups keeps runsc's gofer and sandbox in our transient
         # cgroup (otherwise it moves them into a /runsc-* cgroup of its own);
         # do -root runs the rootfs copy instead of the host's /. `do` keeps
@@ -264,7 +268,7 @@ bench_syscall() {
         native)       in_rootfs native /bench/getppid "$N_NATIVE" ;;
         floor)        CMD=("$WORK/ptrace_floor" "$N_FLOOR") ;;
         floor-pinned) CMD=("$WORK/ptrace_floor" -p "$N_FLOOR") ;;
-        moat|runsc)   in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
+        moat|moat-ptrace|runsc) in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
     esac
     measure "syscall/$rt" --metric ns_per_call --scale 1000 --mem none \
         --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
@@ -411,6 +415,9 @@ bench_net_http() {
                 set_cell net_http_pub "$rt" "$(not_applicable)" ;;
         moat)   http_run net_http_host "$rt" 127.0.0.1 "$port" "$MOAT" run --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
                 http_run net_http_pub "$rt" 127.0.0.1 "$port" "$MOAT" run --rootfs "$ROOT" -p "$port:8080" -- /bench/httpd 8080 "$secs" ;;
+        moat-ptrace)
+                http_run net_http_host "$rt" 127.0.0.1 "$port" "$MOAT" run --platform ptrace --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
+                set_cell net_http_pub "$rt" "$(not_applicable)" ;;
         # runsc do always gives the sandbox a veth with its own address
         # (192.168.10.2); --network=host makes it use the host kernel's
         # stack (hostinet) behind it instead of netstack.

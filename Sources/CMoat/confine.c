@@ -46,6 +46,18 @@ int moat_sentry_seccomp(void) {
     // Driving stubs.
     ALLOW(ptrace); ALLOW(wait4); ALLOW(waitid); ALLOW(process_vm_readv); ALLOW(process_vm_writev);
     ALLOW(kill); ALLOW(tgkill); ALLOW(sched_setaffinity); ALLOW(sched_getaffinity); ALLOW(sched_yield);
+    // The fast path (fastpath.c): a stub thread's seccomp listener is taken
+    // with pidfd_getfd (the Sentry traces every stub, which the host checks)
+    // and served with the notification ioctls.
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 434 /* pidfd_open */, 0) != 0) goto fail;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 438 /* pidfd_getfd */, 0) != 0) goto fail;
+    {
+        // SECCOMP_IOCTL_NOTIF_RECV, _SEND and _SET_FLAGS.
+        unsigned long notif[] = { 0xc0502100UL, 0xc0182101UL, 0x40082104UL };
+        for (unsigned i = 0; i < 3; i++) {
+            if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, notif[i])) != 0) goto fail;
+        }
+    }
     // I/O on fds the Sentry was given (Gofer-donated files, stdio, the log).
     ALLOW(read); ALLOW(write); ALLOW(pread64); ALLOW(pwrite64); ALLOW(readv); ALLOW(writev);
     ALLOW(lseek); ALLOW(close); ALLOW(fstat); ALLOW(newfstatat); ALLOW(statx); ALLOW(ftruncate); ALLOW(fsync);

@@ -118,6 +118,8 @@ static int master_main(void *p) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (m != page) _exit(120);
     memcpy(page, moat_stub_begin, MOAT_STUB_SIZE);
+    // The per-thread fast-path filter (fastpath.c), data on the same page.
+    if (moat_fast_filter_write(page) < 0) _exit(125);
     if (mprotect(page, MOAT_STUB_SIZE, PROT_READ | PROT_EXEC) != 0) _exit(121);
     uint64_t entry = MOAT_STUB_ADDR + (uint64_t)(moat_stub_init_entry - moat_stub_begin);
     __asm__ volatile("mov %0, %%r12\n jmp *%1\n" : : "r"((long)fd), "r"(entry) : "r12", "memory");

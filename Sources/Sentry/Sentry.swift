@@ -20,6 +20,9 @@ public struct SentryConfig {
     /// Drop capabilities and install the seccomp allow-list before the
     /// application starts (only tests of the Sentry itself turn it off).
     public var confine = true
+    /// Serve the common syscalls through seccomp user notification (the
+    /// fast path, CMoat/fastpath.c) instead of a ptrace stop each.
+    public var fastPath = true
     /// A writable layer in Sentry memory over the (read-only) gofer root.
     public var overlay = false
 
@@ -129,6 +132,9 @@ public enum SentryMain {
         readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
+        // Before any thread starts: SIGCHLD (a stub stopped) only interrupts
+        // a driver waiting on the fast path (Platform/Ptrace).
+        moat_fast_signals_init()
         // Termination requests from outside go to the application's init,
         // not to the Sentry: every thread blocks them and one forwards them.
         var forwarded = sigset_t()
@@ -146,12 +152,11 @@ public enum SentryMain {
         let client = GoferClient(socketFD: cfg.goferFD)
         let rootInode: GoferInode
         switch client.attach() {
-        case .success(let (fid, st)): rootInode = GoferInode(client: client, fid: fid, stat: st)
+        case .success(let (fid, st)): rootInode = GoferInode(client: client, fid: fid, stat: st, frozen: cfg.overlay)
         case .failure(let e): return fatal("cannot attach to the root file system: errno \(e.rawValue)", 125)
         }
         let vfs = VFS()
         if cfg.overlay {
-            GoferInode.readOnlyTree = true
             let upper = TmpfsInode(mode: rootInode.mode, dev: 7, uid: rootInode.uid, gid: rootInode.gid)
             vfs.setRoot(OverlayInode(lower: rootInode, upper: upper, parent: nil, name: [47], upperDev: 7), fsType: "overlay", source: "overlay")
         } else {
@@ -160,6 +165,7 @@ public enum SentryMain {
         let k = Kernel(vfs: vfs)
         Kernel.shared = k
         k.strace = cfg.strace
+        k.fastPath = cfg.fastPath
         k.hostname = Array(cfg.hostname.utf8)
         if let d = cfg.domainname { k.domainname = Array(d.utf8) }
         k.containerCaps = cfg.capabilities

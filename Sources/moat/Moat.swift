@@ -61,6 +61,8 @@ struct Run: ParsableCommand {
     @Option(help: "Add capabilities (NAME, CAP_NAME or ALL; comma-separated) after --cap-drop; repeatable.") var capAdd: [String] = []
     @Option(help: "Set a sysctl the sandbox sees under /proc/sys: KEY=VALUE (kernel.*, net.*, vm.*, fs.*); repeatable.")
     var sysctl: [String] = []
+    @Option(help: "How application syscalls reach the Sentry: fast (seccomp notification for the common calls, ptrace for the rest; default) or ptrace (a ptrace stop for every call).")
+    var platform: String = "fast"
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     /// --cap-drop then --cap-add applied to the full set (docker's order).
@@ -109,6 +111,8 @@ struct Run: ParsableCommand {
         o.capabilities = try Run.capabilityMask(drop: capDrop, add: capAdd)
         for s in sysctl where !s.contains("=") { throw ValidationError("--sysctl \(s): expected KEY=VALUE") }
         o.sysctl = sysctl
+        guard platform == "fast" || platform == "ptrace" else { throw ValidationError("--platform must be fast or ptrace") }
+        o.fastPath = platform == "fast"
         Glibc.exit(Sandbox.run(o))
     }
 
@@ -148,6 +152,7 @@ struct SentryCommand: ParsableCommand {
     @Option var netns: String?
     @Option var caps: String?
     @Option var sysctl: [String] = []
+    @Option var platform: String = "fast"
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
@@ -169,6 +174,7 @@ struct SentryCommand: ParsableCommand {
             guard let eq = s.firstIndex(of: "=") else { return nil }
             return (String(s[..<eq]), String(s[s.index(after: eq)...]))
         }
+        c.fastPath = platform != "ptrace"
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

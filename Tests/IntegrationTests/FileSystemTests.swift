@@ -50,10 +50,13 @@ enum FSSuite {
         chmod(root + "/work/prog", 0o755)
     }
 
-    static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double) async -> ProcessResult {
+    static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double, env: [String] = [], platform: String? = nil) async -> ProcessResult {
         var argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"", moat, "run"]
         if !overlay { argv.append("--no-overlay") }
-        argv += ["--rootfs", root, "--cwd", "/work", "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root", "--", "/work/prog"]
+        if let p = platform { argv += ["--platform", p] }
+        argv += ["--rootfs", root, "--cwd", "/work", "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root"]
+        for e in env { argv += ["--env", e] }
+        argv += ["--", "/work/prog"]
         return await runProcess(argv, env: Integration.hostEnvironment(), timeout: timeout)
     }
 }
@@ -147,12 +150,13 @@ struct EscapeTests {
         }
         let mountsBefore = hostMounts()
 
-        let run = await FSSuite.moat(moat, root: root, overlay: overlay, timeout: 120)
+        let run = await FSSuite.moat(moat, root: root, overlay: overlay, timeout: 120, env: ["MOAT_ESCAPE_MARKER=" + marker])
 
         let outsideAfter = (try? FileManager.default.contentsOfDirectory(atPath: scratch))?.sorted() ?? []
         let treeAfter = snapshotTree(root, includeOwner: true)
         #expect(run.exitStatus == 0 && !run.timedOut, "escape program failed:\n\(describeRun(run))")
         #expect(run.stdoutText.contains("done"), "escape program did not finish:\n\(describeRun(run))")
+        #expect(run.stdoutText.contains("stub page calls checked"), "the stub-page calls did not run:\n\(describeRun(run))")
         #expect(!run.stdoutText.contains("ESCAPED"), "a host file outside the root was read:\n\(run.stdoutText)")
         #expect(outsideBefore == outsideAfter, "files appeared next to the root: \(Set(outsideAfter).subtracting(outsideBefore))")
         #expect(hostMounts() == mountsBefore, "the host mount table changed")

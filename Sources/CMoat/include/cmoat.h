@@ -55,6 +55,30 @@ void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mu
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)
+// ---- the fast path (fastpath.c) ------------------------------------------
+struct moat_notif { uint64_t id; int32_t pid; int32_t nr; uint64_t ip; uint64_t args[6]; };
+int moat_fast_syscall_count(void);
+int moat_fast_syscall(int i);
+/// Where the per-thread filter's sock_fprog sits on the stub page.
+uint64_t moat_fast_filter_addr(void);
+/// Writes the filter into a writable copy of the stub page; insns or -1.
+int moat_fast_filter_write(void *stub_page);
+int moat_notif_sync(int fd);
+int moat_notif_recv(int fd, struct moat_notif *out);
+int moat_notif_send(int fd, uint64_t id, int64_t val);
+/// SIGCHLD gets a no-op handler and is blocked in the calling thread (call
+/// before any thread starts); drivers unblock it only inside moat_fast_wait.
+void moat_fast_signals_init(void);
+/// Waits for a notification on fd with SIGCHLD unblocked (a tracee stopped),
+/// or for wake_fd (an eventfd the SIGCHLD handler writes; drained here).
+/// 1: a notification is ready; 2: the fd hung up; 0: woken or timed out.
+int moat_fast_wait(int fd, int wake_fd, int timeout_ms);
+/// Routes SIGCHLD for stub thread `tid` to the eventfd its driver polls.
+void moat_fast_register(pid_t tid, int efd);
+void moat_fast_unregister(pid_t tid);
+/// pidfd_getfd(pidfd_open(pid), fd): a copy of another process's fd, or -errno.
+int moat_pidfd_getfd(pid_t pid, int fd);
+
 /// Starts the master stub: a child process with a clean address space (only
 /// the stub page), all signals default, no fds. Returns its pid, or -errno.
 /// The child is not traced; it waits in pause() until a tracer seizes it.

@@ -33,8 +33,13 @@ let PTRACE_SEIZE_: Int = 0x4206
 let PTRACE_INTERRUPT_: Int = 0x4207
 let PTRACE_O_TRACESYSGOOD_: UInt = 1
 let PTRACE_O_EXITKILL_: UInt = 1 << 20
+let PTRACE_O_TRACESECCOMP_: UInt = 0x80
 let PTRACE_EVENT_STOP_: Int32 = 128
+let PTRACE_EVENT_SECCOMP_: Int32 = 7
 let WALL_: Int32 = 0x40000000
+let WNOHANG_: Int32 = 1
+let SYS_SECCOMP_: Int32 = 1
+let ERESTARTSYS_: Int64 = 512
 
 /// Driver-side handle of one stub thread. Not thread safe: only its driver
 /// thread may use it (ptrace requires the tracer thread).
@@ -47,6 +52,26 @@ public final class PtraceThread {
     @usableFromInline var dirty = false
     private var savedSig: siginfo_t = siginfo_t()
 
+    // The fast path (CMoat/fastpath.c): a seccomp listener for this thread
+    // alone, or -1 (the thread then always runs under PTRACE_SYSEMU).
+    public private(set) var listener: Int32 = -1
+    /// Written by the SIGCHLD handler when this thread stops (fastpath.c).
+    private var wakeFD: Int32 = -1
+    /// Host pid of the stub process (for tgkill).
+    private var tgid: pid_t = 0
+    /// Resume under PTRACE_CONT (fast path) rather than PTRACE_SYSEMU. The
+    /// kernel sets it per resume; it only matters when `listener` >= 0.
+    public var wantFast = true
+    /// The thread sleeps in the host kernel on a notification the driver
+    /// holds: `regs` has only the number, the arguments and rip; the other
+    /// registers are stale until `materialize()`.
+    public private(set) var inNotif = false
+    private var notifID: UInt64 = 0
+    /// The thread stopped at a traced or trapped syscall (PTRACE_EVENT_SECCOMP
+    /// or SIGSYS): before it resumes, orig_rax must be -1 so the host never
+    /// runs the call (and no restart logic applies).
+    private var skipOnResume = false
+
     /// Seizes `tid`, which must be a stub thread waiting on the stub page.
     public init(seize tid: pid_t) throws {
         self.tid = tid
@@ -54,7 +79,7 @@ public final class PtraceThread {
     }
 
     private func attach() throws {
-        let opts = PTRACE_O_TRACESYSGOOD_ | PTRACE_O_EXITKILL_
+        let opts = PTRACE_O_TRACESYSGOOD_ | PTRACE_O_EXITKILL_ | PTRACE_O_TRACESECCOMP_
         if moat_ptrace(PTRACE_SEIZE_, tid, 0, opts) != 0 { throw HostErrno.current }
         if moat_ptrace(PTRACE_INTERRUPT_, tid, 0, 0) != 0 { throw HostErrno.current }
         var status: Int32 = 0
@@ -74,54 +99,194 @@ public final class PtraceThread {
 
     /// Replaces the traced stub thread (execve moves a task to a new address space).
     public func reseize(_ newTid: pid_t) throws {
+        dropFastPath()
         tid = newTid
         dirty = false
+        inNotif = false
+        skipOnResume = false
         try attach()
+    }
+
+    deinit { dropFastPath() }
+
+    private func dropFastPath() {
+        if listener >= 0 { close(listener); listener = -1 }
+        if wakeFD >= 0 { moat_fast_unregister(tid); close(wakeFD); wakeFD = -1 }
+    }
+
+    /// Gives this stub thread its own seccomp filter layer and takes its
+    /// listener (CMoat/fastpath.c). The thread must be stopped; `tgid` is its
+    /// stub process. Returns false (and the thread stays on PTRACE_SYSEMU)
+    /// if the host refuses, e.g. when the filter chain is too long.
+    public func enableFastPath(tgid: pid_t) -> Bool {
+        dropFastPath()
+        self.tgid = tgid
+        let SECCOMP_SET_MODE_FILTER: UInt64 = 1, SECCOMP_FILTER_FLAG_NEW_LISTENER: UInt64 = 8
+        let remote = inject(317 /* seccomp */, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                            moat_fast_filter_addr())
+        if remote < 0 { return false }
+        let local = moat_pidfd_getfd(tgid, Int32(remote))
+        _ = inject(3 /* close */, UInt64(remote))
+        if local < 0 { return false }
+        _ = moat_notif_sync(local)
+        let efd = eventfd(0, 0o2000000 /* EFD_CLOEXEC */ | 0o4000 /* EFD_NONBLOCK */)
+        if efd < 0 { close(local); return false }
+        listener = local
+        wakeFD = efd
+        moat_fast_register(tid, efd)
+        return true
+    }
+
+    /// Turns a thread held in a notification into an ordinary ptrace stop
+    /// with full registers: a host signal (SIGURG) interrupts its wait, the
+    /// thread stops to deliver it, and the registers are read. A result the
+    /// kernel already set (`dirty`) is kept in rax. Returns false if the
+    /// thread is gone.
+    @discardableResult
+    public func materialize() -> Bool {
+        guard inNotif else { return true }
+        _ = moat_tgkill(tgid, tid, SIGURG)
+        return finishNotif()
+    }
+
+    /// The thread left its notification wait (interrupted by a host signal):
+    /// waits for its stop and completes the call there, as `materialize`.
+    private func finishNotif() -> Bool {
+        inNotif = false
+        let result = regs.rax, hadResult = dirty
+        var status: Int32 = 0
+        var r: pid_t
+        repeat { r = waitpid(tid, &status, WALL_) } while r < 0 && errno == EINTR
+        if r < 0 || moat_wifstopped(status) == 0 { return false }
+        if moat_getregs(tid, &regs) != 0 { return false }
+        if hadResult { regs.rax = result }
+        regs.orig_rax = UInt64.max
+        dirty = true
+        return true
     }
 
     @inline(__always) public func markDirty() { dirty = true }
 
     /// Resumes application code until the next syscall, fault or host signal.
     public func run() -> StopReason {
+        if inNotif {
+            if dirty {
+                // The common case: answer the notification with the result.
+                dirty = false
+                inNotif = false
+                if moat_notif_send(listener, notifID, Int64(bitPattern: regs.rax)) == 0 { return waitFast() }
+                // The thread was interrupted meanwhile (ENOENT): it is on its
+                // way to a signal-delivery stop; complete the call there.
+                dirty = true
+                inNotif = true
+                if !finishNotif() { return .gone }
+            } else if !materialize() {
+                return .gone
+            }
+        }
+        if skipOnResume {
+            regs.orig_rax = UInt64.max
+            dirty = true
+            skipOnResume = false
+        }
         if dirty {
             if moat_setregs(tid, &regs) != 0 { return .gone }
             dirty = false
         }
-        var sig: Int = 0
+        if listener >= 0 && wantFast {
+            if moat_ptrace(PTRACE_CONT_, tid, 0, 0) != 0 { return .gone }
+            return waitFast()
+        }
+        if moat_ptrace(PTRACE_SYSEMU_, tid, 0, 0) != 0 { return .gone }
+        var status: Int32 = 0
+        var r: pid_t
+        repeat { r = waitpid(tid, &status, WALL_) } while r < 0 && errno == EINTR
+        if r < 0 || moat_wifstopped(status) == 0 { return .gone }
+        return classify(status)
+    }
+
+    /// Waits, after a PTRACE_CONT or a notification reply, for the thread's
+    /// next notification or ptrace stop. A stop wakes the wait through
+    /// SIGCHLD; the timeout is a safety net for a SIGCHLD taken by another
+    /// driver thread (it costs that many milliseconds, never correctness).
+    private func waitFast() -> StopReason {
         while true {
-            if moat_ptrace(PTRACE_SYSEMU_, tid, 0, UInt(sig)) != 0 { return .gone }
-            sig = 0
+            let w = moat_fast_wait(listener, wakeFD, 20)
+            if w == 1 {
+                var n = moat_notif()
+                if moat_notif_recv(listener, &n) == 0 {
+                    if n.pid != tid {
+                        // Cannot happen: the layer is this thread's own.
+                        _ = moat_notif_send(listener, n.id, -Int64(ENOSYS))
+                        continue
+                    }
+                    regs.orig_rax = UInt64(bitPattern: Int64(n.nr))
+                    regs.rdi = n.args.0; regs.rsi = n.args.1; regs.rdx = n.args.2
+                    regs.r10 = n.args.3; regs.r8 = n.args.4; regs.r9 = n.args.5
+                    regs.rip = n.ip
+                    regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+                    notifID = n.id
+                    inNotif = true
+                    dirty = false
+                    return .syscall
+                }
+            }
             var status: Int32 = 0
-            var r: pid_t
-            repeat { r = waitpid(tid, &status, WALL_) } while r < 0 && errno == EINTR
-            if r < 0 { return .gone }
+            let r = waitpid(tid, &status, WALL_ | WNOHANG_)
+            if r == 0 { continue }
+            if r < 0 { if errno == EINTR { continue }; return .gone }
             if moat_wifstopped(status) == 0 { return .gone }
-            let stopsig = moat_wstopsig(status)
-            if stopsig == (SIGTRAP | 0x80) {
-                if moat_getregs(tid, &regs) != 0 { return .gone }
+            return classify(status)
+        }
+    }
+
+    /// Decodes a ptrace stop.
+    private func classify(_ status: Int32) -> StopReason {
+        let stopsig = moat_wstopsig(status)
+        if moat_getregs(tid, &regs) != 0 { return .gone }
+        if stopsig == (SIGTRAP | 0x80) { return .syscall }
+        let event = status >> 16
+        if event == PTRACE_EVENT_SECCOMP_ {
+            // A call from the stub page that is not an injection: the
+            // application jumped there. Emulate it; the host must not run it.
+            skipOnResume = true
+            return .syscall
+        }
+        if event != 0 {
+            // PTRACE_EVENT_STOP (group stop / interrupt): not ours to report.
+            return .interrupted
+        }
+        switch stopsig {
+        case SIGSYS:
+            if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
+            if moat_siginfo_code(&savedSig) == SYS_SECCOMP_ {
+                // A call outside the fast set, trapped by the filter (not run).
+                skipOnResume = true
                 return .syscall
             }
-            if status >> 16 != 0 {
-                // PTRACE_EVENT_STOP (group stop / interrupt): not ours to report.
-                if moat_getregs(tid, &regs) != 0 { return .gone }
-                return .interrupted
+            return .interrupted
+        case SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP:
+            if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
+            let code = moat_siginfo_code(&savedSig)
+            if code > 0 || stopsig == SIGTRAP {
+                // Raised by the CPU (si_code > 0 means kernel-generated).
+                return .fault(signo: stopsig, code: code, addr: moat_siginfo_addr(&savedSig))
             }
-            switch stopsig {
-            case SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP:
-                if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
-                let code = moat_siginfo_code(&savedSig)
-                if moat_getregs(tid, &regs) != 0 { return .gone }
-                if code > 0 || stopsig == SIGTRAP {
-                    // Raised by the CPU (si_code > 0 means kernel-generated).
-                    return .fault(signo: stopsig, code: code, addr: moat_siginfo_addr(&savedSig))
-                }
-                return .interrupted
-            default:
-                // Any other host signal is a kick from the Sentry, or noise
-                // (SIGWINCH to the process group...). Suppress it.
-                if moat_getregs(tid, &regs) != 0 { return .gone }
-                return .interrupted
+            return .interrupted
+        default:
+            // Any other host signal is a kick from the Sentry, or noise
+            // (SIGWINCH to the process group...). Suppress it. If it cut a
+            // notification wait short, the call never reached the Sentry:
+            // rewind so that it runs again once the thread resumes (after a
+            // signal handler, if one is delivered now).
+            if listener >= 0 && regs.orig_rax != UInt64.max
+                && Int64(bitPattern: regs.rax) == -ERESTARTSYS_ {
+                regs.rax = regs.orig_rax
+                regs.rip &-= 2
+                regs.orig_rax = UInt64.max
+                dirty = true
             }
+            return .interrupted
         }
     }
 
@@ -130,6 +295,9 @@ public final class PtraceThread {
     public func inject(_ nr: Int, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0,
                        _ a3: UInt64 = 0, _ a4: UInt64 = 0, _ a5: UInt64 = 0,
                        at entry: UInt64 = moat_stub_syscall_addr()) -> Int {
+        if inNotif && !materialize() { return -Int(ESRCH) }
+        // A trapped call stays skipped across the injection (saved below).
+        if skipOnResume { regs.orig_rax = UInt64.max; skipOnResume = false }
         let saved = regs
         var r = regs
         r.rax = UInt64(nr); r.orig_rax = UInt64.max
@@ -163,8 +331,14 @@ public final class PtraceThread {
         inject(56 /* clone */, flags, 0, 0, 0, 0, 0, at: moat_stub_clone_addr())
     }
 
-    public func getFP(_ fp: inout FPRegisters) -> Bool { moat_getfpregs(tid, &fp) == 0 }
-    public func setFP(_ fp: inout FPRegisters) -> Bool { moat_setfpregs(tid, &fp) == 0 }
+    public func getFP(_ fp: inout FPRegisters) -> Bool {
+        if inNotif && !materialize() { return false }
+        return moat_getfpregs(tid, &fp) == 0
+    }
+    public func setFP(_ fp: inout FPRegisters) -> Bool {
+        if inNotif && !materialize() { return false }
+        return moat_setfpregs(tid, &fp) == 0
+    }
 
     /// Reads application memory. Returns bytes read or -errno.
     @inline(__always)
@@ -197,6 +371,7 @@ extension PtraceThread {
     /// taking the whole stub process down). Used for a thread-group leader
     /// that exits while its other threads go on.
     public func detachParked() {
+        if inNotif { materialize() }
         var r = regs
         r.rip = moat_stub_pause_addr()
         r.orig_rax = UInt64.max

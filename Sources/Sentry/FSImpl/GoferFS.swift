@@ -14,8 +14,9 @@ final class GoferInode: Inode {
     /// sandbox can change nothing in it, so attributes, listings and link
     /// targets learned once stay true, and repeated stat, readdir and
     /// readlink need no round trip (the host is not expected to change an
-    /// image under a running sandbox).
-    nonisolated(unsafe) static var readOnlyTree = false
+    /// image under a running sandbox). Only the root's tree: bind mounts
+    /// are live views of host directories and are never frozen.
+    let frozen: Bool
     /// A read-only host fd kept from the first read-only open: later ones
     /// dup it instead of asking the Gofer (every description reads with
     /// pread at its own offset, so sharing the host offset is harmless).
@@ -24,10 +25,14 @@ final class GoferInode: Inode {
     nonisolated(unsafe) private static var keptFDs = 0
     private static let maxKeptFDs = 256
     private var cachedListing: [DirEntry]? = nil
+    /// Under a read-only tree: names known not to exist here (the overlay
+    /// asks the lower layer about every name it creates, often twice).
+    private var absent: Set<[UInt8]> = []
     private var cachedTarget: [UInt8]? = nil
 
-    init(client: GoferClient, fid: FID, stat: GoferStat) {
+    init(client: GoferClient, fid: FID, stat: GoferStat, frozen: Bool = false) {
         self.client = client
+        self.frozen = frozen
         self.fid = fid
         self.cachedSize = stat.size
         super.init(ino: stat.ino, mode: stat.mode, dev: stat.dev)
@@ -52,7 +57,7 @@ final class GoferInode: Inode {
     override var size: Int64 { cachedSize }
 
     override func stat() -> Result<Stat, Errno> {
-        if GoferInode.readOnlyTree {
+        if frozen {
             var out = Stat()
             out.dev = dev; out.ino = ino; out.nlink = nlink; out.mode = mode; out.uid = uid; out.gid = gid
             out.rdev = rdev; out.size = cachedSize; out.blksize = 4096; out.blocks = (cachedSize + 511) / 512
@@ -73,13 +78,22 @@ final class GoferInode: Inode {
 
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         if !isDir { return .failure(Errno(ENOTDIR)) }
-        return wrap(client.walk(fid, name)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+        if frozen {
+            if absent.contains(name) { return .failure(Errno(ENOENT)) }
+            if let l = cachedListing, !l.contains(where: { $0.name == name }) { return .failure(Errno(ENOENT)) }
+        }
+        let r: Result<Inode, Errno> = wrap(client.walk(fid, name)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
+        if frozen, case .failure(let e) = r, e.code == ENOENT {
+            if absent.count >= 4096 { absent.removeAll(keepingCapacity: true) }
+            absent.insert(name)
+        }
+        return r
     }
 
     override func readdir() -> Result<[DirEntry], Errno> {
         if let l = cachedListing { return .success(l) }
         let r = wrap(client.getdents(fid)).map { $0.map { DirEntry(ino: $0.ino, type: $0.type, name: $0.name) } }
-        if GoferInode.readOnlyTree, case .success(let l) = r { cachedListing = l }
+        if frozen, case .success(let l) = r { cachedListing = l }
         return r
     }
 
@@ -87,27 +101,27 @@ final class GoferInode: Inode {
         let hostFlags = (flags & (O_ACCMODE | O_APPEND))
         switch client.create(fid, name, flags: hostFlags, mode: mode & 0o7777, uid: uid, gid: gid) {
         case .success(let (f, st, hostfd)):
-            let ino = GoferInode(client: client, fid: f, stat: st)
+            let ino = GoferInode(client: client, fid: f, stat: st, frozen: frozen)
             return .success((ino, HostFileFD(fd: hostfd, flags: flags, path: nil)))
         case .failure(let e): return .failure(Errno(e.rawValue))
         }
     }
 
     override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
-        wrap(client.mkdir(fid, name, mode: mode & 0o7777, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+        wrap(client.mkdir(fid, name, mode: mode & 0o7777, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
     }
 
     override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
-        wrap(client.symlink(fid, name, target: target, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+        wrap(client.symlink(fid, name, target: target, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
     }
 
     override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
         guard let t = target as? GoferInode, t.client === client else { return .failure(Errno(EXDEV)) }
-        return wrap(client.link(fid, name, target: t.fid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+        return wrap(client.link(fid, name, target: t.fid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
     }
 
     override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
-        wrap(client.mknod(fid, name, mode: mode, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1) }
+        wrap(client.mknod(fid, name, mode: mode, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
     }
 
     override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
@@ -123,7 +137,7 @@ final class GoferInode: Inode {
         if !isSymlink { return .failure(Errno(EINVAL)) }
         if let t = cachedTarget { return .success(t) }
         let r = wrap(client.readlink(fid))
-        if GoferInode.readOnlyTree, case .success(let t) = r { cachedTarget = t }
+        if frozen, case .success(let t) = r { cachedTarget = t }
         return r
     }
 

@@ -58,6 +58,8 @@ final class Kernel: @unchecked Sendable {
     let fileLocks = FileLocks()
     /// CPUs to spread pinned tasks over (0: no pinning).
     var pinCPUs = max(0, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Serve the fast set through seccomp notification (FastPath.swift).
+    var fastPath = true
 
     /// Set when init has exited: the sandbox is over.
     var finished = false

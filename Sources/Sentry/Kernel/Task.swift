@@ -12,6 +12,9 @@ final class Task {
     var creds = Credentials() { didSet { if tid == tg.tgid { tg.lastCreds = creds } } }
     /// The platform context. Created on the driver thread.
     var thread: PtraceThread!
+    /// Seccomp filter layers on the stub thread (each fast-path thread adds
+    /// its own on top of what it inherited; see FastPath.swift).
+    var stubLayers = 0
     /// Host pid of the stub process holding this thread.
     var hostPid: pid_t
     var hostTid: pid_t
@@ -114,6 +117,7 @@ final class Task {
             return
         }
         pin()
+        enableFastPath()
         kernel.lock()
         if let s = onStart { onStart = nil; s(self) }
         while prepareToRun() {
@@ -144,6 +148,11 @@ final class Task {
     /// group stop, signal delivery, syscall restart. Returns false when the
     /// task must exit. Requires: mu held.
     private func prepareToRun() -> Bool {
+        // Signal delivery, restarts, stops and exits need the registers,
+        // which a fast-path call does not fetch.
+        if thread.inNotif && (restartCode != 0 || interruptPending() || tg.stopped) {
+            thread.materialize()
+        }
         while true {
             if exitRequested || tg.exiting { return false }
             if tg.stopped {

@@ -81,4 +81,7 @@ func dispatchSyscall(_ t: Task) {
     }
     t.thread.regs.rax = UInt64(bitPattern: Int64(ret))
     t.thread.markDirty()
+    // Resume in the mode that suits the next call best guess: a run of fast
+    // calls stays on the notification path, a run of others on SYSEMU.
+    t.thread.wantFast = nr >= 0 && nr < 512 && FastPath.set[nr]
 }

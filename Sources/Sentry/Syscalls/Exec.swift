@@ -97,6 +97,8 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     t.hostPid = newPid
     t.hostTid = newPid
     t.pin()
+    t.stubLayers = 0
+    t.enableFastPath()
     t.mm.users -= 1
     t.mm = MemoryManager()
     t.mm.exePath = String(decoding: t.kernel.vfs.pathString(target.path), as: UTF8.self)

@@ -112,6 +112,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.creds = t.creds
     child.sigMask = t.sigMask
+    child.stubLayers = t.stubLayers
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags
     }

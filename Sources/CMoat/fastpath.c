@@ -1,0 +1,248 @@
+// The fast syscall path: seccomp user notification.
+//
+// Under PTRACE_SYSEMU every application syscall is a ptrace stop: the stub
+// thread stops, its tracer wakes from waitpid, reads and writes the
+// registers with two more host calls and resumes it. A thread that runs
+// under PTRACE_CONT instead meets this per-thread filter, installed by the
+// Sentry (an injected seccomp() in the stub) before the thread first runs:
+//
+//   - calls from the stub page (injections, which the tracer lets through at
+//     a PTRACE_EVENT_SECCOMP stop) are traced, except the parked threads'
+//     pause(), which is allowed; an application that jumps into the stub page
+//     gets a traced stop too, and the tracer skips the call (orig_rax = -1);
+//   - calls in the fast set (below) are SECCOMP_RET_USER_NOTIF: the thread
+//     sleeps in the host kernel while its driver receives the number and
+//     arguments on the listener fd, emulates the call and sends back the
+//     return value: no ptrace stop, no register traffic;
+//   - every other call is SECCOMP_RET_TRAP: a forced SIGSYS that the tracer
+//     sees as a signal-delivery stop, with the host call not executed.
+//
+// Nothing in the filter ever allows an application syscall to run on the
+// host: the worst outcome of a tracer bug is a trap, not a host call.
+// The fast set holds the calls whose emulation needs only the number and
+// arguments and returns only a value (Sentry/Kernel/FastPath.swift keeps the
+// rest on the ptrace path).
+#define _GNU_SOURCE
+#include "cmoat.h"
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1
+#endif
+
+static const uint16_t fast_set[] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23, 24, 32, 33, 35,
+    39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 61, 62, 63,
+    72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91,
+    92, 93, 94, 95, 96, 97, 98, 99, 100, 102, 104, 107, 108, 110, 111, 115, 121, 124,
+    127, 137, 138, 140, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198, 199,
+    201, 202, 204, 217, 218, 221, 228, 229, 230, 232, 233, 234, 235, 247, 253, 254,
+    255, 257, 258, 260, 262, 263, 264, 265, 266, 267, 268, 269, 270, 271, 273, 275,
+    276, 280, 281, 288, 290, 291, 292, 293, 294, 295, 296, 299, 302, 307, 309, 316,
+    318, 319, 326, 327, 328, 332, 436, 439, 441,
+};
+
+int moat_fast_syscall_count(void) { return (int)(sizeof fast_set / sizeof fast_set[0]); }
+int moat_fast_syscall(int i) { return fast_set[i]; }
+
+#define FILTER_OFF 0x800   /* where the filter lives on the stub page */
+
+uint64_t moat_fast_filter_addr(void) { return MOAT_STUB_ADDR + FILTER_OFF; }
+
+// Writes the sock_fprog and its program into the (still writable) stub page.
+int moat_fast_filter_write(void *stub_page) {
+    struct sock_fprog *prog = (struct sock_fprog *)((char *)stub_page + FILTER_OFF);
+    struct sock_filter *f = (struct sock_filter *)((char *)prog + 16);
+    size_t cap = (MOAT_STUB_SIZE - FILTER_OFF - 16) / sizeof *f;
+    size_t n = sizeof fast_set / sizeof fast_set[0];
+    size_t i = 0;
+    if (n + 16 > cap || n > 250) return -1;
+    const uint32_t ip_lo = offsetof(struct seccomp_data, instruction_pointer);
+    const uint32_t stub_lo = (uint32_t)MOAT_STUB_ADDR, stub_hi = (uint32_t)(MOAT_STUB_ADDR >> 32);
+    const uint32_t end_lo = (uint32_t)(MOAT_STUB_ADDR + MOAT_STUB_SIZE);
+    // 0-1: only x86-64 calls.
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    // 3-6: is the call from the stub page? (ip is just past the instruction)
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo + 4);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, stub_hi, 0, 6);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, stub_lo, 0, 4);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end_lo, 3, 0);
+    //      from the stub: pause() runs (parked threads), everything else is traced.
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pause, 0, 1);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    //      (a jump target: the traced return below is shared)
+    // Not from the stub: the fast set notifies, the rest traps.
+    size_t traceAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    size_t appAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (size_t k = 0; k < n; k++) {
+        // jt: over the remaining compares and the trap, to the notify return.
+        f[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, fast_set[k], (uint8_t)(n - k), 0);
+        i++;
+    }
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+    // Patch the stub-page branches: "not from the stub" goes to appAt.
+    // Index 4 (hi mismatch): jf to appAt; index 6 (below the page): jf to
+    // appAt; index 7 (above the page): jt to appAt; index 9 (not pause): jf
+    // to traceAt.
+    f[4].jf = (uint8_t)(appAt - 5);
+    f[6].jf = (uint8_t)(appAt - 7);
+    f[7].jt = (uint8_t)(appAt - 8);
+    f[9].jf = (uint8_t)(traceAt - 10);
+    prog->len = (unsigned short)i;
+    prog->filter = (struct sock_filter *)(uintptr_t)(moat_fast_filter_addr() + 16);
+    return (int)i;
+}
+
+int moat_notif_sync(int fd) {
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (unsigned long long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) == 0 ? 0 : -errno;
+}
+
+int moat_notif_recv(int fd, struct moat_notif *out) {
+    struct seccomp_notif n;
+    memset(&n, 0, sizeof n);
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return -errno;
+    out->id = n.id;
+    out->pid = (int32_t)n.pid;
+    out->nr = n.data.nr;
+    out->ip = n.data.instruction_pointer;
+    for (int i = 0; i < 6; i++) out->args[i] = n.data.args[i];
+    return 0;
+}
+
+int moat_notif_send(int fd, uint64_t id, int64_t val) {
+    struct seccomp_notif_resp r;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    r.val = val;
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &r) == 0 ? 0 : -errno;
+}
+
+// Which driver waits for which stub thread: SIGCHLD carries the tid of the
+// thread that stopped, and the driver thread that takes the signal is not
+// always that thread's tracer (it may not be inside ppoll at that instant).
+// The handler then wakes the right driver through its eventfd. Open
+// addressing on the tid; written by drivers, read by the handler, both with
+// atomics (async-signal-safe).
+#define WAITERS 4096
+static struct { int tid; int efd; } waiters[WAITERS];
+
+#define TOMB (-1)
+
+void moat_fast_register(pid_t tid, int efd) {
+    for (unsigned i = 0; i < WAITERS; i++) {
+        unsigned k = ((unsigned)tid + i) % WAITERS;
+        int cur = __atomic_load_n(&waiters[k].tid, __ATOMIC_ACQUIRE);
+        if (cur == tid) { __atomic_store_n(&waiters[k].efd, efd, __ATOMIC_RELEASE); return; }
+        if (cur == 0) break;
+    }
+    for (unsigned i = 0; i < WAITERS; i++) {
+        unsigned k = ((unsigned)tid + i) % WAITERS;
+        int cur = __atomic_load_n(&waiters[k].tid, __ATOMIC_ACQUIRE);
+        if ((cur == 0 || cur == TOMB) &&
+            __atomic_compare_exchange_n(&waiters[k].tid, &cur, tid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&waiters[k].efd, efd, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+    // Full: this thread's stops are found by the wait's timeout instead.
+}
+
+void moat_fast_unregister(pid_t tid) {
+    for (unsigned i = 0; i < WAITERS; i++) {
+        unsigned k = ((unsigned)tid + i) % WAITERS;
+        int cur = __atomic_load_n(&waiters[k].tid, __ATOMIC_ACQUIRE);
+        if (cur == tid) {
+            __atomic_store_n(&waiters[k].efd, -1, __ATOMIC_RELEASE);
+            __atomic_store_n(&waiters[k].tid, TOMB, __ATOMIC_RELEASE);
+            return;
+        }
+        if (cur == 0) return;
+    }
+}
+
+static void on_sigchld(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    int tid = si->si_pid;
+    for (unsigned i = 0; i < WAITERS; i++) {
+        unsigned k = ((unsigned)tid + i) % WAITERS;
+        int cur = __atomic_load_n(&waiters[k].tid, __ATOMIC_ACQUIRE);
+        if (cur == 0) return;
+        if (cur == tid) {
+            int efd = __atomic_load_n(&waiters[k].efd, __ATOMIC_ACQUIRE);
+            if (efd >= 0) {
+                int saved = errno;
+                uint64_t one = 1;
+                ssize_t w = write(efd, &one, sizeof one);
+                (void)w;
+                errno = saved;
+            }
+            return;
+        }
+    }
+}
+
+void moat_fast_signals_init(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigchld;   // no SA_RESTART: it interrupts a driver's ppoll
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
+
+int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
+    // The driver's own mask without SIGCHLD (a driver thread's mask does
+    // not change while it drives).
+    static __thread sigset_t during;
+    static __thread int have;
+    if (!have) {
+        pthread_sigmask(SIG_BLOCK, NULL, &during);
+        sigdelset(&during, SIGCHLD);
+        have = 1;
+    }
+    struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
+    struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+    int r = ppoll(p, 2, &ts, &during);
+    if (r <= 0) return 0;
+    if (p[1].revents & POLLIN) {
+        uint64_t v;
+        ssize_t n = read(wake_fd, &v, sizeof v);
+        (void)n;
+    }
+    if (p[0].revents & POLLIN) return 1;
+    if (p[0].revents) return 2;
+    return 0;
+}
+
+int moat_pidfd_getfd(pid_t pid, int fd) {
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0) return -errno;
+    int r = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    int e = errno;
+    close(pfd);
+    return r < 0 ? -e : r;
+}
