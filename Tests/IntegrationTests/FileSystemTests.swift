@@ -77,7 +77,8 @@ struct FileSystemDifferentialTests {
         }
         let binary = try await FSSuite.build(source, into: scratch)
         let nativeRoot = scratch + "/native", moatRoot = scratch + "/moat", overlayRoot = scratch + "/overlay"
-        for r in [nativeRoot, moatRoot, overlayRoot] { try FSSuite.copy(rootfs, binary, at: r) }
+        let ptraceRoot = scratch + "/ptrace"
+        for r in [nativeRoot, moatRoot, overlayRoot, ptraceRoot] { try FSSuite.copy(rootfs, binary, at: r) }
 
         // Native: a private mount namespace with procfs and the device nodes
         // the programs may use; it and its mounts vanish with the run.
@@ -93,6 +94,9 @@ struct FileSystemDifferentialTests {
         let sandboxed = await FSSuite.moat(moat, root: moatRoot, overlay: false, timeout: differentialTimeout)
         let overlaid = await FSSuite.moat(moat, root: overlayRoot, overlay: true, timeout: differentialTimeout)
         let overlayAfter = snapshotTree(overlayRoot, includeOwner: true)
+        // The same on the ptrace-only platform (no seccomp-notification fast
+        // path), so that both ways a syscall reaches the Sentry stay covered.
+        let ptraceOnly = await FSSuite.moat(moat, root: ptraceRoot, overlay: true, timeout: differentialTimeout, platform: "ptrace")
 
         if native.timedOut {
             Issue.record(Comment(rawValue: "\(source): the NATIVE run timed out; the program is broken\n" + describeRun(native)))
@@ -109,6 +113,11 @@ struct FileSystemDifferentialTests {
         // Sentry memory and must never reach the copy.
         if let report = compareRuns(name: source + " (overlay)", native: ScriptRun(result: native, tree: []),
                                     sandboxed: ScriptRun(result: overlaid, tree: []), timeout: differentialTimeout,
+                                    treeWhat: "", treeLabels: ("", "")) {
+            Issue.record(Comment(rawValue: report))
+        }
+        if let report = compareRuns(name: source + " (overlay, --platform ptrace)", native: ScriptRun(result: native, tree: []),
+                                    sandboxed: ScriptRun(result: ptraceOnly, tree: []), timeout: differentialTimeout,
                                     treeWhat: "", treeLabels: ("", "")) {
             Issue.record(Comment(rawValue: report))
         }

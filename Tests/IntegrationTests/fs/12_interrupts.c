@@ -1,0 +1,152 @@
+/* Signals that interrupt blocking calls, faults and signal storms across
+ * threads: the moments when Moat must turn a call it serves without the
+ * thread's registers (its seccomp-notification fast path) back into a full
+ * ptrace stop, or rewind a call that never reached it. Also run with
+ * --platform ptrace by the suite. */
+#include "t.h"
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/time.h>
+
+static int pfd[2];
+static volatile sig_atomic_t hits;
+static void on_alarm(int s) { (void)s; hits++; }
+static void on_alarm_write(int s) { (void)s; hits++; if (write(pfd[1], "x", 1) != 1) _exit(3); }
+
+static void arm(long usec) {
+    struct itimerval it = { { 0, 0 }, { 0, usec } };
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void blocking_read(void) {
+    char c;
+    T(pipe(pfd));
+    /* Without SA_RESTART: the read ends with EINTR. */
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    arm(20000);
+    T(read(pfd[0], &c, 1));
+    say("hits after EINTR read: %d", (int)hits);
+    /* With SA_RESTART: the handler writes a byte; the restarted read gets it. */
+    sa.sa_handler = on_alarm_write;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    arm(20000);
+    T(read(pfd[0], &c, 1));
+    say("read byte %c, hits %d", c, (int)hits);
+    /* A blocking write to a full pipe, interrupted (no SA_RESTART). */
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    T(fcntl(pfd[1], F_SETFL, O_NONBLOCK));
+    long filled = 0;
+    while (write(pfd[1], "0123456789abcdef", 16) == 16) filled += 16;
+    say("pipe filled: %s", filled > 0 ? "yes" : "no");
+    T(fcntl(pfd[1], F_SETFL, 0));
+    arm(20000);
+    T(write(pfd[1], "y", 1));
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+static void sleeps(void) {
+    struct timespec req = { 5, 0 }, rem = { 0, 0 };
+    arm(20000);
+    int r = nanosleep(&req, &rem);
+    say("nanosleep = %d %s, remaining under 5 s: %s", r, r ? ename(errno) : "", rem.tv_sec < 5 ? "yes" : "no");
+    /* select with no fds is restarted never (EINTR). */
+    struct timeval tv = { 5, 0 };
+    arm(20000);
+    T(select(0, NULL, NULL, NULL, &tv));
+}
+
+static sigjmp_buf jb;
+static void on_segv(int s) { (void)s; siglongjmp(jb, 1); }
+
+static void faults(void) {
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_segv;
+    sigaction(SIGSEGV, &sa, NULL);
+    int caught = 0;
+    for (int i = 0; i < 300; i++) {
+        if (sigsetjmp(jb, 1) == 0) {
+            *(volatile int *)(uintptr_t)(16 + i) = i;   /* page 0: never mapped */
+        } else {
+            caught++;
+            /* a fast-path call between faults */
+            if (getppid() < 0) say("getppid failed");
+        }
+    }
+    say("faults caught: %d", caught);
+    signal(SIGSEGV, SIG_DFL);
+}
+
+/* Threads blocked in reads, each interrupted by pthread_kill. */
+#define NT 8
+static int tp[NT][2];
+static long tres[NT];
+static int terr[NT];
+static void on_usr1(int s) { (void)s; }
+static void *reader(void *arg) {
+    long i = (long)arg;
+    char c;
+    tres[i] = read(tp[i][0], &c, 1);
+    terr[i] = tres[i] < 0 ? errno : 0;
+    /* then a burst of fast calls */
+    for (int k = 0; k < 2000; k++) if (getppid() < 0) break;
+    return NULL;
+}
+
+static void thread_interrupts(void) {
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_usr1;   /* no SA_RESTART */
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t th[NT];
+    for (long i = 0; i < NT; i++) { T(pipe(tp[i])); pthread_create(&th[i], NULL, reader, (void *)i); }
+    usleep(50000);
+    for (int i = 0; i < NT; i++) pthread_kill(th[i], SIGUSR1);
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NT; i++) say("reader %d: %ld %s", i, tres[i], terr[i] ? ename(terr[i]) : "");
+}
+
+/* A storm: a thread makes fast calls while another signals it constantly. */
+static volatile sig_atomic_t storm_hits;
+static volatile int storm_stop;
+static void on_usr2(int s) { (void)s; storm_hits++; }
+static void *storm_worker(void *arg) {
+    (void)arg;
+    int fd = open("/dev/null", O_WRONLY);
+    long ok = 0;
+    while (!storm_stop) {
+        if (write(fd, "z", 1) == 1) ok++;
+        else if (errno != EINTR) { say("write: %s", ename(errno)); break; }
+    }
+    close(fd);
+    return (void *)ok;
+}
+static void storm(void) {
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_usr2;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, storm_worker, NULL);
+    for (int i = 0; i < 500; i++) { pthread_kill(th, SIGUSR2); if (i % 50 == 0) usleep(1000); }
+    usleep(20000);
+    storm_stop = 1;
+    void *ok;
+    pthread_join(th, &ok);
+    say("storm: worker wrote: %s, handler ran: %s", (long)ok > 0 ? "yes" : "no", storm_hits > 0 ? "yes" : "no");
+}
+
+int main(void) {
+    blocking_read();
+    sleeps();
+    faults();
+    thread_interrupts();
+    storm();
+    say("done");
+    return 0;
+}
