@@ -190,7 +190,7 @@ extension Runtime {
             let isBind = m.options.contains("bind") || m.options.contains("rbind")
             let type = isBind ? "bind" : (m.type ?? "")
             switch type {
-            case "proc", "tmpfs", "sysfs", "devpts":
+            case "proc", "tmpfs", "sysfs", "devpts", "mqueue":
                 var sm = SentryMount(type: type, destination: m.destination, options: m.options)
                 sm.source = m.source
                 c.mounts.append(sm)
@@ -228,6 +228,7 @@ extension Runtime {
                 var sm = SentryMount(type: "bind", destination: m.destination, options: m.options)
                 sm.goferFD = gfd
                 sm.fileName = fileName
+                sm.source = src
                 c.mounts.append(sm)
             default: log.debug("mount \(m.destination) (\(type)): not emulated, skipped (see runtime-spec/CONFORMANCE.md)")
             }

@@ -332,19 +332,20 @@ public enum SentryMain {
     static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String], readOnly: [String]) {
         let vfs = k.vfs
         var dev: UInt64 = 20
+        var bindRoots: [Int32: GoferInode] = [:]
         for m in mounts {
             let ino: Inode
             let type: String
             let ro = m.options.contains("ro")
             switch m.type {
             case "bind":
-                guard let b = bindSource(m) else { continue }
+                guard let b = bindSource(m, &bindRoots) else { continue }
                 if !b.isDir {
                     guard let p = ensureFile(k, fs, m.destination) else {
                         Log.shared.info("bind mount on \(m.destination): cannot make the mount point; skipped")
                         continue
                     }
-                    let mnt = vfs.mount(b, at: p, fsType: "9p", source: "bind")
+                    let mnt = vfs.mount(b, at: p, fsType: "9p", source: m.source ?? "bind")
                     if m.options.contains("ro") { mnt.readOnly = true }
                     continue
                 }
@@ -367,6 +368,13 @@ public enum SentryMain {
                     l.target = Array("pts/ptmx".utf8)
                     dir.entries[ptmx] = l
                 }
+                continue
+            case "mqueue":
+                // There are no POSIX message queues (mq_open fails with ENOSYS):
+                // their file system is an empty directory nothing can be made in.
+                let d = TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: dev); dev += 1
+                guard let p = ensureDir(k, fs, m.destination) else { continue }
+                vfs.mount(d, at: p, fsType: "mqueue", source: m.source ?? "mqueue").readOnly = true
                 continue
             case "tmpfs":
                 var mode: UInt32 = 0o1777
@@ -398,13 +406,18 @@ public enum SentryMain {
     }
 
     /// The root (or the named file) a bind mount's Gofer serves.
-    static func bindSource(_ m: SentryMount) -> Inode? {
-        let client = GoferClient(socketFD: m.goferFD)
-        guard case .success(let (fid, st)) = client.attach() else {
-            Log.shared.info("bind mount on \(m.destination): its gofer did not answer; skipped")
-            return nil
+    /// Mounts of the same source share its Gofer: it is attached once (`roots`, by socket).
+    static func bindSource(_ m: SentryMount, _ roots: inout [Int32: GoferInode]) -> Inode? {
+        let root: GoferInode
+        if let r = roots[m.goferFD] { root = r } else {
+            let client = GoferClient(socketFD: m.goferFD)
+            guard case .success(let (fid, st)) = client.attach() else {
+                Log.shared.info("bind mount on \(m.destination): its gofer did not answer; skipped")
+                return nil
+            }
+            root = GoferInode(client: client, fid: fid, stat: st)
+            roots[m.goferFD] = root
         }
-        let root = GoferInode(client: client, fid: fid, stat: st)
         guard let name = m.fileName else { return root }
         guard case .success(let f) = root.lookup(Array(name.utf8)) else {
             Log.shared.info("bind mount on \(m.destination): \(name) is gone; skipped")

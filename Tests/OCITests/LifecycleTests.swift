@@ -158,7 +158,8 @@ final class LifecycleTests: XCTestCase {
     }
 
     /// /proc/self/mountinfo lists the config's mounts in order with their type and
-    /// source as configured (runtime-tools' runtimetest and `findmnt` read it).
+    /// source as configured (runtime-tools' runtimetest and `findmnt` read it); an
+    /// mqueue mount is an empty read-only directory (there are no POSIX queues).
     func testMountinfoShowsConfiguredMounts() throws {
         let b = s.bundle("b", args: ["sh", "-c", "cut -d' ' -f5- /proc/self/mountinfo"])
         s.ids.append("m1")
@@ -166,7 +167,8 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.status, 0, o.stderr)
         let lines = o.stdout.split(separator: "\n").map(String.init)
         let want = ["/proc rw,relatime - proc proc rw", "/dev rw,relatime - tmpfs tmpfs rw", "/dev/pts rw,relatime - devpts devpts rw",
-                    "/dev/shm rw,relatime - tmpfs shm rw", "/sys ro,relatime - sysfs sysfs ro"]
+                    "/dev/shm rw,relatime - tmpfs shm rw", "/dev/mqueue ro,relatime - mqueue mqueue ro",
+                    "/sys ro,relatime - sysfs sysfs ro"]
         XCTAssertEqual(lines.first?.hasPrefix("/ "), true, o.stdout)
         XCTAssertEqual(lines.filter { want.contains($0) }, want, o.stdout)
     }
@@ -232,6 +234,29 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.status, 0, o.stderr)
         XCTAssertEqual(o.stdout, "from host\n10.0.0.1 bound\nfrom host\nro refused\n")
         XCTAssertEqual(try String(contentsOfFile: host + "/out.txt", encoding: .utf8), "written\n")
+    }
+
+    /// Engines bind several files of one directory (hosts, hostname, resolv.conf) and may
+    /// bind a directory twice: mounts of one source share its Gofer, and every one is made.
+    func testBindMountsSharingASourceAreAllMade() throws {
+        let host = s.dir + "/engine"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try "10.0.0.2 h\n".write(toFile: host + "/hosts", atomically: true, encoding: .utf8)
+        try "named\n".write(toFile: host + "/hostname", atomically: true, encoding: .utf8)
+        let b = s.bundle("b", args: ["sh", "-c", "cat /etc/hosts /etc/hostname /mnt/a/hostname /mnt/b/hosts; grep -c ' /mnt/[ab] ' /proc/self/mountinfo"]) { cfg in
+            var mounts = cfg["mounts"] as! [[String: Any]]
+            mounts.append(["destination": "/etc/hosts", "type": "bind", "source": host + "/hosts", "options": ["bind", "ro"]])
+            mounts.append(["destination": "/etc/hostname", "type": "bind", "source": host + "/hostname", "options": ["bind", "ro"]])
+            mounts.append(["destination": "/mnt/a", "source": host, "options": ["bind", "ro"]])
+            mounts.append(["destination": "/mnt/b", "source": host, "options": ["rbind", "ro"]])
+            cfg["mounts"] = mounts
+            cfg["root"] = ["path": OCITestEnv.rootfs, "readonly": false]
+            cfg["annotations"] = ["dev.moat.overlay": "true"]
+        }
+        s.ids.append("shared")
+        let o = s.moat(["run", "--bundle", b, "shared"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, "10.0.0.2 h\nnamed\nnamed\n10.0.0.2 h\n2\n")
     }
 
     func testExecIntoRunningContainer() throws {

@@ -135,7 +135,9 @@ extension Kernel {
             var dev: UInt64 = 0
             if case .success(let st) = m.root.inode.stat() { dev = st.dev }
             let rw = m.readOnly ? "ro" : "rw"
-            s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) / \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
+            // A bind mount's root is the directory bound (its source path); others' is "/".
+            let root = m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/"
+            s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
         }
         return s
     }
