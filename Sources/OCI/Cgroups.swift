@@ -1,13 +1,14 @@
 // Resource limits for a sandbox's host processes (Sentry, stubs, Gofer)
 // through cgroups: the unified hierarchy (v2) when /sys/fs/cgroup is one,
-// else the v1 controllers memory, cpu, cpuacct, pids and freezer. The
-// application's own view of cgroups is not emulated (CONFORMANCE.md).
+// else the v1 controllers memory, cpu, cpuacct, cpuset, blkio, pids and
+// freezer (those mounted). The application's own view of cgroups is not
+// emulated (CONFORMANCE.md).
 
 import Glibc
 
 public struct Cgroups {
     static let base = "/sys/fs/cgroup"
-    static let v1Controllers = ["memory", "cpu", "cpuacct", "pids", "freezer"]
+    static let v1Controllers = ["memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "freezer"]
 
     public static var isV2: Bool { access(base + "/cgroup.controllers", F_OK) == 0 }
 
@@ -36,18 +37,35 @@ public struct Cgroups {
             // Enable the controllers we write along the path (best effort).
             var cur = base
             for comp in rel.split(separator: "/") {
-                _ = writeFile(cur + "/cgroup.subtree_control", "+memory +cpu +pids")
+                for c in ["+memory", "+cpu", "+pids", "+cpuset", "+io"] { _ = writeFile(cur + "/cgroup.subtree_control", c) }
                 cur += "/" + comp
             }
         } else {
             for c in v1Controllers where access(base + "/" + c, F_OK) == 0 {
                 let d = base + "/" + c + rel
-                try mkdirAll(d, mode: 0o755)
+                if c == "cpuset" { try makeCpusetDirs(base + "/cpuset", rel) } else { try mkdirAll(d, mode: 0o755) }
                 dirs.append(d)
             }
         }
         do { try apply(dirs, r) } catch { remove(dirs); throw error }
         return dirs
+    }
+
+    /// A v1 cpuset directory admits no process until it has cpus and mems:
+    /// each level made inherits its parent's.
+    static func makeCpusetDirs(_ root: String, _ rel: String) throws {
+        var cur = root
+        for comp in rel.split(separator: "/") {
+            let parent = cur
+            cur += "/" + comp
+            if mkdir(cur, 0o755) != 0 {
+                if errno == EEXIST { continue }
+                throw RuntimeError("cannot create \(cur): \(String(cString: strerror(errno)))")
+            }
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let v = readFile(parent + "/" + f) { _ = writeFile(cur + "/" + f, String(decoding: v, as: UTF8.self)) }
+            }
+        }
     }
 
     static func apply(_ dirs: [String], _ r: Spec.Resources?) throws {
@@ -66,6 +84,14 @@ public struct Cgroups {
             if let s = m.reservation { try set(v2 ? "memory.low" : "memory.soft_limit_in_bytes", String(s)) }
             if let s = m.swap, !v2 { try? set("memory.memsw.limit_in_bytes", String(s)) }
             if let s = m.swap, v2, let l = m.limit { try? set("memory.swap.max", s < 0 ? "max" : String(max(0, s - l))) }
+            if !v2 {
+                if let w = m.swappiness { try set("memory.swappiness", String(w)) }
+                if m.disableOOMKiller == true { try set("memory.oom_control", "1") }
+                // Kernel memory accounting is gone from Linux 6.x (the files
+                // refuse writes, as they do for runc): best effort.
+                if let k = m.kernel { try? set("memory.kmem.limit_in_bytes", String(k)) }
+                if let k = m.kernelTCP { try? set("memory.kmem.tcp.limit_in_bytes", String(k)) }
+            }
         }
         if let c = r.cpu {
             if v2 {
@@ -78,6 +104,24 @@ public struct Cgroups {
                 if let p = c.period { try set("cpu.cfs_period_us", String(p)) }
                 if let q = c.quota { try set("cpu.cfs_quota_us", String(q)) }
                 if let s = c.shares { try set("cpu.shares", String(s)) }
+                if let p = c.realtimePeriod { try set("cpu.rt_period_us", String(p)) }
+                if let q = c.realtimeRuntime { try set("cpu.rt_runtime_us", String(q)) }
+            }
+            if let cpus = c.cpus, !cpus.isEmpty { try set("cpuset.cpus", cpus) }
+            if let mems = c.mems, !mems.isEmpty { try set("cpuset.mems", mems) }
+        }
+        if let b = r.blockIO, !v2 {
+            if let w = b.weight { try set("blkio.weight", String(w)) }
+            if let w = b.leafWeight { try set("blkio.leaf_weight", String(w)) }
+            for d in b.weightDevice {
+                if let w = d.weight { try set("blkio.weight_device", "\(d.major):\(d.minor) \(w)") }
+                if let w = d.leafWeight { try set("blkio.leaf_weight_device", "\(d.major):\(d.minor) \(w)") }
+            }
+            for (file, list) in [("blkio.throttle.read_bps_device", b.throttleReadBpsDevice),
+                                 ("blkio.throttle.write_bps_device", b.throttleWriteBpsDevice),
+                                 ("blkio.throttle.read_iops_device", b.throttleReadIOPSDevice),
+                                 ("blkio.throttle.write_iops_device", b.throttleWriteIOPSDevice)] {
+                for (major, minor, rate) in list { try set(file, "\(major):\(minor) \(rate)") }
             }
         }
         if let p = r.pids { try set("pids.max", p <= 0 ? "max" : String(p)) }

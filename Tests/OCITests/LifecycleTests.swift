@@ -418,8 +418,31 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try JSON.parse(stats.stdout)["type"]?.stringValue, "stats")
         XCTAssertEqual(s.moat(["delete", "--force", "cg"]).status, 0)
         for d in dirs { XCTAssertFalse(FileManager.default.fileExists(atPath: d), d) }
-        for c in ["memory", "pids", "cpu", "cpuacct", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test") }
+        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test") }
         rmdir("/sys/fs/cgroup/moat-test")
+    }
+
+    /// cgroup v1: cpuset (cpus, mems; each new level inherits its parent's so processes
+    /// can join), memory swappiness and the OOM killer switch.
+    func testCgroupV1CpusetAndMemoryKnobs() throws {
+        if Cgroups.isV2 || access("/sys/fs/cgroup/cpuset", F_OK) != 0 { throw XCTSkip("needs cgroup v1 with cpuset") }
+        let rel = "/moat-test-cs/cg\(getpid())"
+        let b = s.bundle("b", args: ["sleep", "100"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["cgroupsPath"] = rel
+            l["resources"] = ["cpu": ["cpus": "0", "mems": "0"], "memory": ["swappiness": 10, "disableOOMKiller": true]]
+            cfg["linux"] = l
+        }
+        XCTAssertEqual(s.create("cs", bundle: b).status, 0)
+        func read(_ c: String, _ f: String) -> String? { try? String(contentsOfFile: "/sys/fs/cgroup/\(c)\(rel)/\(f)", encoding: .utf8) }
+        XCTAssertEqual(read("cpuset", "cpuset.cpus"), "0\n")
+        XCTAssertEqual(read("cpuset", "cpuset.mems"), "0\n")
+        XCTAssertGreaterThanOrEqual(read("cpuset", "cgroup.procs")?.split(separator: "\n").count ?? 0, 3)
+        XCTAssertEqual(read("memory", "memory.swappiness"), "10\n")
+        XCTAssertTrue(read("memory", "memory.oom_control")?.hasPrefix("oom_kill_disable 1") ?? false)
+        XCTAssertEqual(s.moat(["delete", "--force", "cs"]).status, 0)
+        XCTAssertNil(read("cpuset", "cpuset.cpus"))
+        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-cs") }
     }
 
     func testPauseResume() throws {
