@@ -235,6 +235,10 @@ extension Runtime {
         }
         c.maskedPaths = spec.linux?.maskedPaths ?? []
         c.readonlyPaths = spec.linux?.readonlyPaths ?? []
+        c.devices = (spec.linux?.devices ?? []).map {
+            SentryDevice(path: $0.path, type: $0.type, major: $0.major ?? 0, minor: $0.minor ?? 0, mode: $0.fileMode ?? 0o666,
+                         uid: $0.uid ?? 0, gid: $0.gid ?? 0)
+        }
         if let sc = spec.linux?.seccomp { c.seccomp = appSeccomp(sc) }
         var logFD: Int32 = -1
         if debug, let p = logPath, !logJSON {

@@ -48,6 +48,8 @@ public enum SentryPlan {
                                                       ("source", $0.source.map { .string($0) } ?? .null)]) })),
             ("maskedPaths", .array(c.maskedPaths.map { .string($0) })), ("forwardAllSignals", .bool(c.forwardAllSignals)),
             ("readonlyPaths", .array(c.readonlyPaths.map { .string($0) })),
+            ("devices", .array(c.devices.map { .array([.string($0.path), .string($0.type), .number(String($0.major)), .number(String($0.minor)),
+                                                       .int($0.mode), .int($0.uid), .int($0.gid)]) })),
             ("extraFDs", .array(c.extraFDs.map { .int($0) })),
             ("capabilities", c.capabilities.map { s in .array([s.bounding, s.effective, s.permitted, s.inheritable, s.ambient].map { .number(String($0)) }) } ?? .null),
             ("noNewPrivileges", .bool(c.noNewPrivileges)),
@@ -102,6 +104,12 @@ public enum SentryPlan {
         }
         c.maskedPaths = try n.required("maskedPaths").strings()
         c.readonlyPaths = try n.opt("readonlyPaths") { try $0.strings() } ?? []
+        c.devices = try n.opt("devices") { try $0.array().map { d in
+            let a = try d.array()
+            guard a.count == 7 else { throw d.fail("expected [path, type, major, minor, mode, uid, gid]") }
+            return SentryDevice(path: try a[0].string(), type: try a[1].string(), major: try a[2].i64(), minor: try a[3].i64(),
+                                mode: try a[4].u32(), uid: try a[5].u32(), gid: try a[6].u32())
+        } } ?? []
         c.forwardAllSignals = try n.required("forwardAllSignals").bool()
         c.extraFDs = try n.required("extraFDs").array().map { try $0.i32() }
         c.capabilities = try n.opt("capabilities") { s in

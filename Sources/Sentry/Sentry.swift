@@ -49,6 +49,8 @@ public struct SentryConfig {
     public var maskedPaths: [String] = []
     /// Paths made read-only (mounted over themselves, read-only).
     public var readonlyPaths: [String] = []
+    /// Device nodes to make (OCI linux.devices), after the mounts.
+    public var devices: [SentryDevice] = []
     /// Forward every catchable signal to init, not only termination ones
     /// (the OCI runtime's `kill` may send any signal).
     public var forwardAllSignals = false
@@ -117,6 +119,21 @@ public struct SentryMount {
     public var source: String? = nil
     public init(type: String, destination: String, options: [String]) {
         self.type = type; self.destination = destination; self.options = options
+    }
+}
+
+/// A device node the container is configured with. Moat exposes no host
+/// device: a node of a device the Sentry emulates (null, zero, full, random,
+/// urandom, tty, ptmx) is that device; any other char or block node opens
+/// with ENXIO, as a node without a driver does; a fifo is a fifo.
+public struct SentryDevice {
+    public var path: String
+    /// "c", "u", "b" or "p".
+    public var type: String
+    public var major: Int64, minor: Int64
+    public var mode: UInt32, uid: UInt32, gid: UInt32
+    public init(path: String, type: String, major: Int64, minor: Int64, mode: UInt32, uid: UInt32, gid: UInt32) {
+        self.path = path; self.type = type; self.major = major; self.minor = minor; self.mode = mode; self.uid = uid; self.gid = gid
     }
 }
 
@@ -189,7 +206,7 @@ public enum SentryMain {
                 }
             }
         } else {
-            mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths, readOnly: cfg.readonlyPaths)
+            mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths, readOnly: cfg.readonlyPaths, devices: cfg.devices)
         }
         // The init process.
         let tg = ThreadGroup(kernel: k, tgid: 1, parent: nil, handlers: SignalHandlers())
@@ -329,7 +346,8 @@ public enum SentryMain {
     /// mounted (a missing mount point on a read-only root) is logged and
     /// skipped, as the launcher already told the user which types it ignores.
     /// Requires: k.mu held.
-    static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String], readOnly: [String]) {
+    static func mountAll(_ k: Kernel, _ fs: FSContext, _ mounts: [SentryMount], masked: [String], readOnly: [String],
+                         devices: [SentryDevice] = []) {
         let vfs = k.vfs
         var dev: UInt64 = 20
         var bindRoots: [Int32: GoferInode] = [:]
@@ -389,6 +407,7 @@ public enum SentryMain {
             let mnt = vfs.mount(ino, at: p, fsType: type, source: m.source ?? m.type)
             if type == "sysfs" || m.options.contains("ro") { mnt.readOnly = true }
         }
+        for d in devices { makeDevice(k, fs, d) }
         // readonlyPaths: the path mounted over itself, read-only (a bind).
         for path in readOnly {
             guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
@@ -403,6 +422,37 @@ public enum SentryMain {
                 vfs.mount(DeviceInode(kind: .null, major: 1, minor: 3, dev: 5), at: p, fsType: "devtmpfs", source: "udev")
             }
         }
+    }
+
+    /// Makes (or replaces) a configured device node in its directory, which
+    /// must be a Sentry tmpfs (the devfs on /dev). Requires: k.mu held.
+    static func makeDevice(_ k: Kernel, _ fs: FSContext, _ d: SentryDevice) {
+        guard let slash = d.path.lastIndex(of: "/"), let dir = ensureDir(k, fs, String(d.path[..<slash])),
+              let t = dir.inode as? TmpfsInode else {
+            Log.shared.info("device \(d.path): its directory is not a Sentry tmpfs; skipped")
+            return
+        }
+        let name = Array(d.path[d.path.index(after: slash)...].utf8)
+        let perm = d.mode & 0o7777
+        let major = UInt64(max(0, d.major)), minor = UInt64(max(0, d.minor))
+        let node: Inode
+        switch d.type {
+        case "p": node = TmpfsInode(mode: S_IFIFO_ | perm, dev: t.dev)
+        default:
+            let emulated: [UInt64: DeviceKind] = [0x103: .null, 0x105: .zero, 0x107: .full, 0x108: .random, 0x109: .random, 0x500: .tty]
+            if d.type != "b", let kind = emulated[major << 8 | minor] {
+                node = DeviceInode(kind: kind, major: major, minor: minor, dev: t.dev)
+            } else if d.type != "b", major == 5, minor == 2 {
+                node = PtmxInode(kernel: k, dev: t.dev)
+            } else {
+                node = Inode(ino: 0x4000_0000 + (major << 20 | minor), mode: (d.type == "b" ? S_IFBLK_ : S_IFCHR_), dev: t.dev)
+            }
+            node.rdev = (minor & 0xff) | (major & 0xfff) << 8 | (minor & ~0xff) << 12 | (major & ~0xfff) << 32
+            node.mode = node.mode & S_IFMT_ | perm
+        }
+        node.uid = d.uid; node.gid = d.gid
+        if t.entries[name] == nil { t.order.append(name) }
+        t.entries[name] = node
     }
 
     /// The root (or the named file) a bind mount's Gofer serves.

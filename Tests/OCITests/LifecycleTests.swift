@@ -211,6 +211,31 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.stdout, "lo-up\n")
     }
 
+    /// linux.devices: nodes with the configured type, numbers, mode and owner; one the
+    /// Sentry emulates works, any other opens with ENXIO (no host device is exposed).
+    func testConfiguredDeviceNodes() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "stat -c '%A %u %g %t:%T %n' /dev/n /dev/x1 /dev/x2 /dev/x3; echo ok > /dev/n && echo null-works; cat /dev/x1 2>&1 || true"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["devices"] = [["path": "/dev/x1", "type": "c", "major": 10, "minor": 666, "fileMode": 0o646, "uid": 7, "gid": 8],
+                            ["path": "/dev/x2", "type": "b", "major": 8, "minor": 3, "fileMode": 0o600],
+                            ["path": "/dev/x3", "type": "p", "fileMode": 0o644],
+                            ["path": "/dev/n", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666]]
+            cfg["linux"] = l
+        }
+        s.ids.append("dev")
+        let o = s.moat(["run", "--bundle", b, "dev"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, """
+            crw-rw-rw- 0 0 1:3 /dev/n
+            crw-r--rw- 7 8 a:29a /dev/x1
+            brw------- 0 0 8:3 /dev/x2
+            prw-r--r-- 0 0 0:0 /dev/x3
+            null-works
+            cat: can't open '/dev/x1': No such device or address
+
+            """)
+    }
+
     func testBindMountsOfDirectoriesAndFiles() throws {
         let host = s.dir + "/hostdir"
         try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
