@@ -1,14 +1,21 @@
 // Resource limits for a sandbox's host processes (Sentry, stubs, Gofer)
 // through cgroups: the unified hierarchy (v2) when /sys/fs/cgroup is one,
-// else the v1 controllers memory, cpu, cpuacct, cpuset, blkio, pids and
-// freezer (those mounted). The application's own view of cgroups is not
+// else the v1 controllers memory, cpu, cpuacct, cpuset, blkio, devices,
+// pids and freezer (those mounted). The application's own view of cgroups is not
 // emulated (CONFORMANCE.md).
 
 import Glibc
 
 public struct Cgroups {
     static let base = "/sys/fs/cgroup"
-    static let v1Controllers = ["memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "freezer"]
+    static let v1Controllers = ["memory", "cpu", "cpuacct", "cpuset", "blkio", "devices", "pids", "freezer"]
+
+    /// Devices the sandbox's host processes may always open, after the
+    /// config's rules: the launcher's /dev/null, the pty of a terminal,
+    /// and the usual character devices (runc allows the same).
+    static let sandboxDevices: [Spec.DeviceRule] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, nil)].map {
+        Spec.DeviceRule(allow: true, type: "c", major: $0.0, minor: $0.1, access: "rwm")
+    }
 
     public static var isV2: Bool { access(base + "/cgroup.controllers", F_OK) == 0 }
 
@@ -125,6 +132,14 @@ public struct Cgroups {
             }
         }
         if let p = r.pids { try set("pids.max", p <= 0 ? "max" : String(p)) }
+        // v1 device rules, in order, on the sandbox's host processes (the
+        // app's devices are the Sentry's devfs: its syscalls never reach these).
+        if !v2, !r.devices.isEmpty {
+            for rule in r.devices + sandboxDevices {
+                let line = "\(rule.type ?? "a") \(rule.major.map { String($0) } ?? "*"):\(rule.minor.map { String($0) } ?? "*") \(rule.access ?? "rwm")"
+                try set(rule.allow ? "devices.allow" : "devices.deny", line)
+            }
+        }
         if v2 { for (k, v) in r.unified { try set(k, v) } }
     }
 

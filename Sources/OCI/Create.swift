@@ -82,6 +82,8 @@ extension Runtime {
 
         let launched = try launch(spec, process, bundle: bundle, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
                                   preserveFDs: o.preserveFDs, cleanup: &cleanup)
+        // Hooks run in the runtime's cgroups, not under the container's limits.
+        try? Cgroups.join(saved, pid: getpid())
         if let adj = process.oomScoreAdj {
             for p in [launched.sentryPid, launched.goferPid] where !writeFile("/proc/\(p)/oom_score_adj", String(adj)) {
                 log.warn("cannot set oom_score_adj of \(p) to \(adj): \(String(cString: strerror(errno)))")

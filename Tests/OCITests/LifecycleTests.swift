@@ -448,14 +448,15 @@ final class LifecycleTests: XCTestCase {
     }
 
     /// cgroup v1: cpuset (cpus, mems; each new level inherits its parent's so processes
-    /// can join), memory swappiness and the OOM killer switch.
+    /// can join), memory swappiness, the OOM killer switch and device rules.
     func testCgroupV1CpusetAndMemoryKnobs() throws {
         if Cgroups.isV2 || access("/sys/fs/cgroup/cpuset", F_OK) != 0 { throw XCTSkip("needs cgroup v1 with cpuset") }
         let rel = "/moat-test-cs/cg\(getpid())"
         let b = s.bundle("b", args: ["sleep", "100"]) { cfg in
             var l = cfg["linux"] as! [String: Any]
             l["cgroupsPath"] = rel
-            l["resources"] = ["cpu": ["cpus": "0", "mems": "0"], "memory": ["swappiness": 10, "disableOOMKiller": true]]
+            l["resources"] = ["cpu": ["cpus": "0", "mems": "0"], "memory": ["swappiness": 10, "disableOOMKiller": true],
+                              "devices": [["allow": false, "access": "rwm"], ["allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"]]]
             cfg["linux"] = l
         }
         XCTAssertEqual(s.create("cs", bundle: b).status, 0)
@@ -465,6 +466,10 @@ final class LifecycleTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(read("cpuset", "cgroup.procs")?.split(separator: "\n").count ?? 0, 3)
         XCTAssertEqual(read("memory", "memory.swappiness"), "10\n")
         XCTAssertTrue(read("memory", "memory.oom_control")?.hasPrefix("oom_kill_disable 1") ?? false)
+        // The config's rules in order, then what the sandbox's own processes open.
+        let devices = read("devices", "devices.list") ?? ""
+        XCTAssertTrue(devices.hasPrefix("c 10:229 rwm\nc 1:3 rwm\n"), devices)
+        XCTAssertTrue(s.waitForStatus("cs", "created"))
         XCTAssertEqual(s.moat(["delete", "--force", "cs"]).status, 0)
         XCTAssertNil(read("cpuset", "cpuset.cpus"))
         for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-cs") }
