@@ -8,8 +8,11 @@
 //   - injection of the few host calls that shape an address space (mmap,
 //     munmap, mprotect, clone of a stub), decided and validated by the Sentry.
 //
-// The ptrace platform (Ptrace/) is the first implementation. A seccomp-trap
-// platform will implement the same surface; the kernel only sees `Context`.
+// The ptrace platform (Ptrace/) implements it, with a fast path: a stub
+// thread with its own seccomp layer sends the common syscalls to its driver
+// as seccomp user notifications (number and arguments in, a value out, no
+// ptrace stop) and traps every other call into an ordinary ptrace stop
+// (CMoat/fastpath.c, Sentry/Kernel/FastPath.swift for the kernel's side).
 
 import CMoat
 

@@ -3,7 +3,7 @@
 import CMoat
 import Glibc
 
-enum DeviceKind { case null, zero, full, random, tty }
+enum DeviceKind { case null, zero, full, random, tty, console }
 
 final class DeviceInode: Inode {
     let kind: DeviceKind
@@ -13,12 +13,14 @@ final class DeviceInode: Inode {
         rdev = (major << 8) | minor
     }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
-        if kind == .tty {
-            // The controlling terminal: a pty of the caller's session...
-            if let p = t.kernel.ptys.ptys.values.first(where: { $0.sid == t.tg.sid && $0.sid != 0 }) {
+        if kind == .tty || kind == .console {
+            // /dev/tty: the controlling terminal, a pty of the caller's
+            // session, or else the launcher's terminal. /dev/console: the
+            // sandbox's terminal (what the launcher or the OCI console
+            // socket gave it), as runtimes bind the container's pty there.
+            if kind == .tty, let p = t.kernel.ptys.ptys.values.first(where: { $0.sid == t.tg.sid && $0.sid != 0 }) {
                 return .success(PtySlaveFD(pty: p, flags: flags))
             }
-            // ...or the launcher's stdio when it is a tty.
             for fd in Int32(0)...2 {
                 if let f = t.fds.get(fd) as? HostFileFD, f.isTTY {
                     let d = dup(f.fd)
@@ -53,7 +55,7 @@ final class DeviceFD: FileDescription {
             let r = t.scratch.withUnsafeMutableBytes { getrandom($0.baseAddress!, n, 0) }
             if r < 0 { return err(errno) }
             return t.scratch.withUnsafeBytes { t.copyOut(buf, $0.baseAddress!, r) } ? r : err(EFAULT)
-        case .tty: return err(EIO)
+        case .tty, .console: return err(EIO)
         }
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -77,6 +79,7 @@ func makeDevFS(dev: UInt64) -> TmpfsInode {
     add("random", DeviceInode(kind: .random, major: 1, minor: 8, dev: dev))
     add("urandom", DeviceInode(kind: .random, major: 1, minor: 9, dev: dev))
     add("tty", DeviceInode(kind: .tty, major: 5, minor: 0, dev: dev))
+    add("console", DeviceInode(kind: .console, major: 5, minor: 1, dev: dev))
     for (n, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
         let l = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: dev)
         l.target = Array(target.utf8)

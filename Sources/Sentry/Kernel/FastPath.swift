@@ -21,6 +21,15 @@
 // then costs one ptrace stop each, as before, instead of a trap plus a
 // SIGCHLD wake-up each).
 //
+// A layer is not free: attaching a seccomp filter compiles it, and on the VMs
+// we measured that costs about half a millisecond (the JIT's executable
+// memory changes flush every CPU's TLB). A thread therefore gets its layer
+// only after `enableAfter` fast-set calls served the slow way; a short-lived
+// process (a shell's fork and exec of /bin/true) never pays for one. Until
+// then the thread runs under PTRACE_SYSEMU, which never consults seccomp for
+// application calls, so an inherited layer's listener (its parent's) never
+// hears from it.
+//
 // Filter layers accumulate: a clone inherits its parent's chain and adds its
 // own, so a long chain of generations would make every syscall evaluate many
 // programs. Past `maxLayers` a thread stays on PTRACE_SYSEMU, which never
@@ -37,13 +46,15 @@ enum FastPath {
         return s
     }()
     static let maxLayers = 16
+    static let enableAfter = 32
 }
 
 extension Task {
     /// Gives the (stopped) stub thread its own filter layer, if the kernel
-    /// allows and the chain is not too long. Runs on the driver thread.
+    /// allows and the chain is not too long. Runs on the driver thread, at a
+    /// ptrace stop (the registers it holds are kept).
     func enableFastPath() {
-        guard kernel.fastPath, stubLayers < FastPath.maxLayers else { return }
+        guard kernel.fastPath, stubLayers < FastPath.maxLayers, thread.listener < 0 else { return }
         if thread.enableFastPath(tgid: hostPid) {
             stubLayers += 1
         } else {

@@ -15,6 +15,9 @@ final class Task {
     /// Seccomp filter layers on the stub thread (each fast-path thread adds
     /// its own on top of what it inherited; see FastPath.swift).
     var stubLayers = 0
+    /// Fast-set calls served by ptrace stops so far; at
+    /// FastPath.enableAfter the thread gets its own filter layer.
+    var fastCandidates = 0
     /// Host pid of the stub process holding this thread.
     var hostPid: pid_t
     var hostTid: pid_t
@@ -117,7 +120,6 @@ final class Task {
             return
         }
         pin()
-        enableFastPath()
         kernel.lock()
         if let s = onStart { onStart = nil; s(self) }
         while prepareToRun() {

@@ -83,5 +83,10 @@ func dispatchSyscall(_ t: Task) {
     t.thread.markDirty()
     // Resume in the mode that suits the next call best guess: a run of fast
     // calls stays on the notification path, a run of others on SYSEMU.
-    t.thread.wantFast = nr >= 0 && nr < 512 && FastPath.set[nr]
+    let fast = nr >= 0 && nr < 512 && FastPath.set[nr]
+    t.thread.wantFast = fast
+    if fast && t.thread.listener < 0 {
+        t.fastCandidates += 1
+        if t.fastCandidates == FastPath.enableAfter { t.enableFastPath() }
+    }
 }

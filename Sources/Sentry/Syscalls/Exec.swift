@@ -98,7 +98,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     t.hostTid = newPid
     t.pin()
     t.stubLayers = 0
-    t.enableFastPath()
+    t.fastCandidates = 0
     t.mm.users -= 1
     t.mm = MemoryManager()
     t.mm.exePath = String(decoding: t.kernel.vfs.pathString(target.path), as: UTF8.self)
