@@ -174,7 +174,7 @@ public struct Cgroups {
     }
 
     /// Kills what is left and removes the directories, and Moat's own
-    /// parent (/moat) once it is empty; engines' parents are theirs.
+    /// parents (under /moat, and /moat) once empty; engines' parents are theirs.
     static func remove(_ dirs: [String]) {
         for d in dirs {
             for _ in 0..<200 {
@@ -186,7 +186,14 @@ public struct Cgroups {
                 }
                 break
             }
-            if let slash = d.lastIndex(of: "/"), d[..<slash].hasSuffix("/moat") { rmdir(String(d[..<slash])) }
+            // Moat's own tree (/moat/..., where relative cgroupsPaths go): its
+            // parents go too once empty, up to /moat; an engine's are theirs.
+            var p = Substring(d)
+            while let slash = p.lastIndex(of: "/") {
+                p = p[..<slash]
+                let ours = p.hasSuffix("/moat") || p.contains("/moat/")
+                if !ours || rmdir(String(p)) != 0 || p.hasSuffix("/moat") { break }
+            }
         }
     }
 

@@ -443,7 +443,7 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try JSON.parse(stats.stdout)["type"]?.stringValue, "stats")
         XCTAssertEqual(s.moat(["delete", "--force", "cg"]).status, 0)
         for d in dirs { XCTAssertFalse(FileManager.default.fileExists(atPath: d), d) }
-        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test") }
+        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test") }
         rmdir("/sys/fs/cgroup/moat-test")
     }
 
@@ -472,7 +472,22 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(s.waitForStatus("cs", "created"))
         XCTAssertEqual(s.moat(["delete", "--force", "cs"]).status, 0)
         XCTAssertNil(read("cpuset", "cpuset.cpus"))
-        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-cs") }
+        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-cs") }
+    }
+
+    /// A relative cgroupsPath lives under /moat; delete removes the levels create made.
+    func testRelativeCgroupsPathLeavesNothingBehind() throws {
+        let rel = "moat-rel-\(getpid())/a/b"
+        let b = s.bundle("b", args: ["true"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["cgroupsPath"] = rel
+            cfg["linux"] = l
+        }
+        XCTAssertEqual(s.create("rel", bundle: b).status, 0)
+        let top = (Cgroups.isV2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/pids") + "/moat/moat-rel-\(getpid())"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: top + "/a/b"))
+        XCTAssertEqual(s.moat(["delete", "--force", "rel"]).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: top), "\(top) is left behind")
     }
 
     func testPauseResume() throws {
