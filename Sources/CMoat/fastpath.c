@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -111,6 +112,66 @@ int moat_fast_filter_write(void *stub_page) {
     prog->len = (unsigned short)i;
     prog->filter = (struct sock_filter *)(uintptr_t)(moat_fast_filter_addr() + 16);
     return (int)i;
+}
+
+// The base filter every stub process carries (installed by the master
+// stub just before it enters the stub page; clones inherit it). It is the
+// floor under everything above:
+//   - calls from the stub page may only be the ones the Sentry injects (and
+//     the parked threads' pause(), and the master's start-up write/close);
+//     clone may not make namespaces; anything else kills the stub process;
+//   - calls from anywhere else are RET_TRACE: under PTRACE_SYSEMU seccomp is
+//     never consulted for them, a thread's own fast-path layer answers with
+//     a notification or a trap (both take precedence over TRACE), and a
+//     traced stop is one the tracer emulates and skips. Without a tracer the
+//     host returns ENOSYS. So an application call can never run on the host
+//     even if the Sentry resumed a thread the wrong way.
+int moat_stub_base_filter(void) {
+    static const uint16_t injected[] = {
+        SYS_write, SYS_close, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_mremap, SYS_madvise,
+        SYS_pause, SYS_clone, SYS_exit, SYS_seccomp, SYS_membarrier, 438 /* pidfd_getfd */,
+    };
+    const size_t n = sizeof injected / sizeof injected[0];
+    struct sock_filter f[64];
+    size_t i = 0;
+    const uint32_t ip_lo = offsetof(struct seccomp_data, instruction_pointer);
+    const uint32_t stub_lo = (uint32_t)MOAT_STUB_ADDR, stub_hi = (uint32_t)(MOAT_STUB_ADDR >> 32);
+    const uint32_t end_lo = (uint32_t)(MOAT_STUB_ADDR + MOAT_STUB_SIZE);
+    const uint32_t ns_flags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+                              CLONE_NEWIPC | CLONE_NEWCGROUP;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    /* 3 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo + 4);
+    /* 4 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, stub_hi, 0, 0);  /* jf: app */
+    /* 5 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo);
+    /* 6 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, stub_lo, 0, 0);  /* jf: app */
+    /* 7 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end_lo, 0, 0);   /* jt: app */
+    /* 8 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    /* 9 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
+    /* 10 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    /* 11 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, ns_flags, 0, 0); /* jt: kill, jf: allow */
+    /* 12 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    size_t chain = i;   /* 13: nr compares (nr still in A when coming from 9's jf) */
+    for (size_t k = 0; k < n; k++) {
+        f[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, injected[k], 0, 0);
+        i++;
+    }
+    size_t killAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    size_t allowAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    size_t appAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[4].jf = (uint8_t)(appAt - 5);
+    f[6].jf = (uint8_t)(appAt - 7);
+    f[7].jt = (uint8_t)(appAt - 8);
+    f[11].jt = (uint8_t)(12 - 12);        /* namespace flags: the kill at 12 */
+    f[11].jf = (uint8_t)(allowAt - 12);   /* a plain clone: allowed */
+    for (size_t k = 0; k < n; k++) f[chain + k].jt = (uint8_t)(allowAt - (chain + k) - 1);
+    (void)killAt;
+    struct sock_fprog prog = { .len = (unsigned short)i, .filter = f };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0 ? 0 : -errno;
 }
 
 int moat_notif_sync(int fd) {

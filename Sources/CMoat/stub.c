@@ -121,6 +121,9 @@ static int master_main(void *p) {
     // The per-thread fast-path filter (fastpath.c), data on the same page.
     if (moat_fast_filter_write(page) < 0) _exit(125);
     if (mprotect(page, MOAT_STUB_SIZE, PROT_READ | PROT_EXEC) != 0) _exit(121);
+    // The last host call from outside the stub page: from here on this
+    // process and its clones may only make the calls the Sentry injects.
+    if (moat_stub_base_filter() != 0) _exit(126);
     uint64_t entry = MOAT_STUB_ADDR + (uint64_t)(moat_stub_init_entry - moat_stub_begin);
     __asm__ volatile("mov %0, %%r12\n jmp *%1\n" : : "r"((long)fd), "r"(entry) : "r12", "memory");
     __builtin_unreachable();

@@ -63,6 +63,8 @@ int moat_fast_syscall(int i);
 uint64_t moat_fast_filter_addr(void);
 /// Writes the filter into a writable copy of the stub page; insns or -1.
 int moat_fast_filter_write(void *stub_page);
+/// Installs the base filter of every stub process (see fastpath.c). 0 or -errno.
+int moat_stub_base_filter(void);
 int moat_notif_sync(int fd);
 int moat_notif_recv(int fd, struct moat_notif *out);
 int moat_notif_send(int fd, uint64_t id, int64_t val);

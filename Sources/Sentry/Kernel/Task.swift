@@ -136,6 +136,10 @@ final class Task {
             case .interrupted:
                 break
             case .gone:
+                // The host killed the stub (the stub's seccomp floor, the
+                // OOM killer, a cgroup kill): to the application, its
+                // process died of SIGKILL.
+                if !exitRequested && !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
                 exitRequested = true
                 leave(hostAlive: false)
                 kernel.unlock()
