@@ -1,14 +1,14 @@
 // Resource limits for a sandbox's host processes (Sentry, stubs, Gofer)
 // through cgroups: the unified hierarchy (v2) when /sys/fs/cgroup is one,
 // else the v1 controllers memory, cpu, cpuacct, cpuset, blkio, devices,
-// pids and freezer (those mounted). The application's own view of cgroups is not
+// pids, freezer, hugetlb, net_cls and net_prio (those mounted). The application's own view of cgroups is not
 // emulated (CONFORMANCE.md).
 
 import Glibc
 
 public struct Cgroups {
     static let base = "/sys/fs/cgroup"
-    static let v1Controllers = ["memory", "cpu", "cpuacct", "cpuset", "blkio", "devices", "pids", "freezer"]
+    static let v1Controllers = ["memory", "cpu", "cpuacct", "cpuset", "blkio", "devices", "pids", "freezer", "hugetlb", "net_cls", "net_prio"]
 
     /// Devices the sandbox's host processes may always open, after the
     /// config's rules: the launcher's /dev/null, the pty of a terminal,
@@ -44,7 +44,7 @@ public struct Cgroups {
             // Enable the controllers we write along the path (best effort).
             var cur = base
             for comp in rel.split(separator: "/") {
-                for c in ["+memory", "+cpu", "+pids", "+cpuset", "+io"] { _ = writeFile(cur + "/cgroup.subtree_control", c) }
+                for c in ["+memory", "+cpu", "+pids", "+cpuset", "+io", "+hugetlb"] { _ = writeFile(cur + "/cgroup.subtree_control", c) }
                 cur += "/" + comp
             }
         } else {
@@ -132,6 +132,13 @@ public struct Cgroups {
             }
         }
         if let p = r.pids { try set("pids.max", p <= 0 ? "max" : String(p)) }
+        // hugetlb and (v1) net_cls/net_prio: a controller the host lacks fails
+        // create, as it does for runc, rather than being silently dropped.
+        for (size, limit) in r.hugepageLimits { try set("hugetlb.\(size).\(v2 ? "max" : "limit_in_bytes")", String(limit)) }
+        if let n = r.network, !v2 {
+            if let c = n.classID { try set("net_cls.classid", String(c)) }
+            for (iface, prio) in n.priorities { try set("net_prio.ifpriomap", "\(iface) \(prio)") }
+        }
         // v1 device rules, in order, on the sandbox's host processes (the
         // app's devices are the Sentry's devfs: its syscalls never reach these).
         if !v2, !r.devices.isEmpty {

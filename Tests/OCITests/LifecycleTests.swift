@@ -475,6 +475,31 @@ final class LifecycleTests: XCTestCase {
         for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-cs") }
     }
 
+    /// resources.network (v1 net_cls): applied when the host has the controller, else
+    /// create fails (as runc's does) instead of dropping it; nothing is left behind.
+    func testNetworkClassIDIsAppliedOrRefused() throws {
+        if Cgroups.isV2 { throw XCTSkip("net_cls is cgroup v1") }
+        let rel = "/moat-test-net/cg\(getpid())"
+        let b = s.bundle("b", args: ["sleep", "100"]) { cfg in
+            var l = cfg["linux"] as! [String: Any]
+            l["cgroupsPath"] = rel
+            l["resources"] = ["network": ["classID": 1048577]]
+            cfg["linux"] = l
+        }
+        let c = s.create("net", bundle: b)
+        if access("/sys/fs/cgroup/net_cls", F_OK) == 0 {
+            XCTAssertEqual(c.status, 0, c.stderr)
+            XCTAssertEqual(try String(contentsOfFile: "/sys/fs/cgroup/net_cls\(rel)/net_cls.classid", encoding: .utf8), "1048577\n")
+            XCTAssertEqual(s.moat(["delete", "--force", "net"]).status, 0)
+        } else {
+            XCTAssertEqual(c.status, 1)
+            XCTAssertTrue(c.stderr.contains("cannot set net_cls.classid"), c.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids\(rel)"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/net"))
+        for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "net_cls"] { rmdir("/sys/fs/cgroup/\(c)/moat-test-net") }
+    }
+
     /// A relative cgroupsPath lives under /moat; delete removes the levels create made.
     func testRelativeCgroupsPathLeavesNothingBehind() throws {
         let rel = "moat-rel-\(getpid())/a/b"
