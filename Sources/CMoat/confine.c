@@ -138,6 +138,9 @@ int moat_gofer_seccomp(void) {
     ALLOW(mkdirat); ALLOW(mknodat); ALLOW(symlinkat); ALLOW(linkat); ALLOW(unlinkat); ALLOW(renameat);
     ALLOW(renameat2); ALLOW(fchownat); ALLOW(fchown); ALLOW(fchmodat); ALLOW(fchmod); ALLOW(utimensat);
     ALLOW(ftruncate); ALLOW(fstatfs); ALLOW(fsync); ALLOW(fdatasync);
+    // Extended attributes, only on fds the Gofer opened itself (never by
+    // path): the user.* namespace of regular files and directories.
+    ALLOW(fgetxattr); ALLOW(fsetxattr); ALLOW(flistxattr); ALLOW(fremovexattr);
     ALLOW(sendmsg); ALLOW(recvmsg);
     ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
     ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);

@@ -1,5 +1,6 @@
 // Handlers that make new directory entries: create, mkdir, symlink, mknod,
-// link. Each creates the entry relative to a held directory fd, gives it the
+// link; and tmpfile, which makes a file without an entry that link may name
+// later. Each creates the entry relative to a held directory fd, gives it the
 // requested owner and exact mode (umask does not apply) through an fd or an
 // O_PATH handle on the new inode (never by name, so a concurrent swap for a
 // symlink cannot redirect the chown/chmod), and removes the entry again if
@@ -156,6 +157,52 @@ extension Server {
             return .err(ie)
         }
         return .ok
+    }
+
+    /// open(dir, O_TMPFILE): the node keeps the read-write fd (it is the
+    /// only handle on a file with no name) and the Sentry gets a duplicate.
+    /// Linking it later goes through `linkOp`, whose linkat(fd, "",
+    /// AT_EMPTY_PATH) names the inode itself (CAP_DAC_READ_SEARCH, which the
+    /// Gofer keeps); the host refuses that for an O_EXCL file, as it should.
+    func tmpfileOp(_ r: inout WireReader, _ w: inout WireWriter) throws(WireError) -> Outcome {
+        let dirFID = try r.u64()
+        let flags = try r.i32()
+        let mode = try r.u32()
+        let uid = try r.u32()
+        let gid = try r.u32()
+        try r.finish()
+        guard let dir = node(dirFID) else { return .err(EBADF) }
+        guard dir.isDirectory else { return .err(ENOTDIR) }
+        if readOnly { return .err(EROFS) }
+        let fe = GoferOpenFlags.validateTmpfile(flags)
+        if fe != 0 { return .err(fe) }
+        if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }
+
+        let host = HostSys.O_TMPFILE | O_RDWR | (flags & O_EXCL) | O_CLOEXEC | O_NOCTTY
+        let fd = openat(dir.fd, ".", host, 0o600)
+        if fd < 0 { return .err(HostSys.lastError) }
+        var st = stat()
+        if fchown(fd, uid, gid) != 0 || fchmod(fd, mode_t(mode & 0o7777)) != 0 || fstat(fd, &st) != 0 {
+            let e = HostSys.lastError
+            Glibc.close(fd)
+            return .err(e)
+        }
+        let donated = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if donated < 0 {
+            let e = HostSys.lastError
+            Glibc.close(fd)
+            return .err(e)
+        }
+        // Not entered in dir's child cache: it has no name there.
+        let node = Node(fd: fd, parent: dir, name: [], st: st)
+        node.unnamed = true
+        node.orphaned = true
+        let e = issue(node, st, &w)
+        if e != 0 {
+            Glibc.close(donated)
+            return .err(e)
+        }
+        return .fd(donated)
     }
 
     // MARK: Helpers

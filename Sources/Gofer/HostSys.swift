@@ -19,6 +19,10 @@ enum HostSys {
     static let SYS_renameat2 = 316
     static let SYS_close_range = 436
     static let SYS_fchmodat2 = 452
+    static let SYS_fsetxattr = 190
+    static let SYS_fgetxattr = 193
+    static let SYS_flistxattr = 196
+    static let SYS_fremovexattr = 199
     #elseif arch(arm64)
     static let SYS_capset = 91
     static let SYS_fstatfs = 44
@@ -29,12 +33,18 @@ enum HostSys {
     static let SYS_renameat2 = 276
     static let SYS_close_range = 436
     static let SYS_fchmodat2 = 452
+    static let SYS_fsetxattr = 7
+    static let SYS_fgetxattr = 10
+    static let SYS_flistxattr = 13
+    static let SYS_fremovexattr = 16
     #else
     #error("Gofer: unsupported architecture")
     #endif
 
     // MARK: Constants missing from Glibc without _GNU_SOURCE
     static let O_PATH: Int32 = 0o10000000
+    /// O_TMPFILE as open(2) takes it (__O_TMPFILE | O_DIRECTORY).
+    static let O_TMPFILE: Int32 = 0o20200000
     static let AT_EMPTY_PATH: Int32 = 0x1000
     static let AT_REMOVEDIR: Int32 = 0x200
     static let RENAME_NOREPLACE: UInt32 = 1
@@ -80,6 +90,34 @@ enum HostSys {
         "".withCString { p in
             result(syscall(SYS_fchmodat2, Int(fd), Int(bitPattern: p), Int(mode), Int(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)))
         }
+    }
+
+    /// fgetxattr into `buf`; returns the value's length or -errno.
+    static func fgetxattr(_ fd: Int32, _ name: [UInt8], _ buf: UnsafeMutableRawBufferPointer) -> Int {
+        withCString(name) { n in
+            let r = syscall(SYS_fgetxattr, Int(fd), Int(bitPattern: n), Int(bitPattern: buf.baseAddress), buf.count)
+            return r < 0 ? -Int(lastError) : r
+        }
+    }
+
+    /// fsetxattr; returns 0 or an errno.
+    static func fsetxattr(_ fd: Int32, _ name: [UInt8], _ value: [UInt8], _ flags: Int32) -> Int32 {
+        withCString(name) { n in
+            value.withUnsafeBytes { v in
+                result(syscall(SYS_fsetxattr, Int(fd), Int(bitPattern: n), Int(bitPattern: v.baseAddress), v.count, Int(flags)))
+            }
+        }
+    }
+
+    /// flistxattr into `buf`; returns the list's length or -errno.
+    static func flistxattr(_ fd: Int32, _ buf: UnsafeMutableRawBufferPointer) -> Int {
+        let r = syscall(SYS_flistxattr, Int(fd), Int(bitPattern: buf.baseAddress), buf.count)
+        return r < 0 ? -Int(lastError) : r
+    }
+
+    /// fremovexattr; returns 0 or an errno.
+    static func fremovexattr(_ fd: Int32, _ name: [UInt8]) -> Int32 {
+        withCString(name) { n in result(syscall(SYS_fremovexattr, Int(fd), Int(bitPattern: n))) }
     }
 
     /// Raw `struct statfs` (x86_64 / arm64 layout: 15 longs).

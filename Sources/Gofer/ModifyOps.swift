@@ -130,6 +130,8 @@ extension Server {
             if fd < 0 { return HostSys.lastError }
             defer { Glibc.close(fd) }
             return fchmod(fd, mode_t(mode)) == 0 ? 0 : HostSys.lastError
+        case UInt32(S_IFREG) where n.unnamed:
+            return fchmod(n.fd, mode_t(mode)) == 0 ? 0 : HostSys.lastError
         case UInt32(S_IFREG), UInt32(S_IFIFO):
             guard let parent = n.parent, !n.orphaned else { return ESTALE }
             let fd = HostSys.withCString(n.name) {

@@ -8,7 +8,8 @@
 // then checked to be the same inode. Directories reopen themselves with
 // openat(fd, ".") and need no name. Parents keep weak references to their
 // children by name so a rename or unlink done through the Gofer can update
-// every FID that names the moved file.
+// every FID that names the moved file. (An unnamed O_TMPFILE node is the one
+// exception: it holds a real fd; see `unnamed`.)
 
 import Glibc
 import GoferProtocol
@@ -26,6 +27,11 @@ final class Node {
     /// replaced or moved in a way the Gofer could not follow). Directories
     /// keep working; non-directories can no longer be reopened (ESTALE).
     var orphaned = false
+    /// An O_TMPFILE file (the `tmpfile` request): `fd` is then a real
+    /// read-write fd on it, not an O_PATH handle, and is how the file is
+    /// reopened, truncated, chmod-ed, given xattrs and linked, since it has
+    /// no (parent, name) to reopen it by. Such a node is always `orphaned`.
+    var unnamed = false
     private var children: [[UInt8]: WeakNode]?
 
     init(fd: Int32, parent: Node?, name: [UInt8], st: stat) {

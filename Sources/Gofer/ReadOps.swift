@@ -105,6 +105,7 @@ extension Server {
     /// the open itself so a file swapped for a FIFO behind our back cannot
     /// block the Gofer; truncation happens only after the identity check.
     func openRegular(_ n: Node, _ flags: Int32) -> Outcome {
+        if n.unnamed { return reopenUnnamed(n, flags) }
         guard let parent = n.parent, !n.orphaned else { return .err(ESTALE) }
         let writable = flags & O_ACCMODE != O_RDONLY
         var openFlags = flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK
@@ -130,6 +131,19 @@ extension Server {
             }
         }
         return .fd(fd)
+    }
+
+    /// An unnamed (O_TMPFILE) file has no name to open it by: hand out a
+    /// duplicate of the read-write fd the node holds. The Sentry keeps its
+    /// own offset, access mode and append flag per description (it reads
+    /// and writes with pread/pwrite), so sharing the host description is
+    /// harmless; the Gofer never changes its status flags.
+    func reopenUnnamed(_ n: Node, _ flags: Int32) -> Outcome {
+        if flags & O_ACCMODE != O_RDONLY && flags & O_TRUNC != 0 && ftruncate(n.fd, 0) != 0 {
+            return .err(HostSys.lastError)
+        }
+        let fd = fcntl(n.fd, F_DUPFD_CLOEXEC, 0)
+        return fd < 0 ? .err(HostSys.lastError) : .fd(fd)
     }
 
     func readlinkOp(_ r: inout WireReader, _ w: inout WireWriter) throws(WireError) -> Outcome {

@@ -140,6 +140,11 @@ final class Server {
             case .getdents: return try getdentsOp(&r, &w)
             case .setattr: return try setattrOp(&r, &w)
             case .statfs: return try statfsOp(&r, &w)
+            case .getxattr: return try getxattrOp(&r, &w)
+            case .setxattr: return try setxattrOp(&r, &w)
+            case .listxattr: return try listxattrOp(&r, &w)
+            case .removexattr: return try removexattrOp(&r, &w)
+            case .tmpfile: return try tmpfileOp(&r, &w)
             case .close: return .ok // handled before dispatch
             }
         } catch {

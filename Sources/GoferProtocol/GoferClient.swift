@@ -292,6 +292,63 @@ public final class GoferClient: @unchecked Sendable {
         call(.statfs, { w in w.u64(fid) }) { r, _ throws(WireError) in try r.statfs() }
     }
 
+    // MARK: Extended attributes (user namespace only) and unnamed files
+
+    /// The value of the extended attribute `name` of `fid` (ENODATA if it has
+    /// none). `name` must pass `GoferNames.validateXattrName`.
+    public func getxattr(_ fid: FID, _ name: [UInt8]) -> Result<[UInt8], GoferErrno> {
+        let e = GoferNames.validateXattrName(name)
+        if e != 0 { return .failure(GoferErrno(e)) }
+        return call(.getxattr, { w in w.u64(fid); w.string16(name) }) { r, _ throws(WireError) in
+            try r.bytes32(max: GoferWire.maxXattrValue)
+        }
+    }
+
+    /// Sets an extended attribute; `flags` is any of XATTR_CREATE (1, else
+    /// EEXIST) and XATTR_REPLACE (2, else ENODATA), as setxattr(2) takes them.
+    public func setxattr(_ fid: FID, _ name: [UInt8], _ value: [UInt8], flags: Int32) -> Result<Void, GoferErrno> {
+        let e = GoferNames.validateXattrName(name)
+        if e != 0 { return .failure(GoferErrno(e)) }
+        if value.count > GoferWire.maxXattrValue { return .failure(GoferErrno(E2BIG)) }
+        if flags & ~3 != 0 { return .failure(GoferErrno(EINVAL)) }
+        return call(.setxattr, { w in w.u64(fid); w.u32(UInt32(flags)); w.string16(name); w.bytes32(value) }) {
+            _, _ throws(WireError) in ()
+        }
+    }
+
+    /// The user.* attribute names of `fid`, each followed by a NUL.
+    public func listxattr(_ fid: FID) -> Result<[UInt8], GoferErrno> {
+        call(.listxattr, { w in w.u64(fid) }) { r, _ throws(WireError) in
+            let l = try r.bytes32(max: GoferWire.maxXattrList)
+            guard l.isEmpty || l.last == 0 else { throw WireError() }
+            return l
+        }
+    }
+
+    /// Removes an extended attribute (ENODATA if there is none).
+    public func removexattr(_ fid: FID, _ name: [UInt8]) -> Result<Void, GoferErrno> {
+        let e = GoferNames.validateXattrName(name)
+        if e != 0 { return .failure(GoferErrno(e)) }
+        return call(.removexattr, { w in w.u64(fid); w.string16(name) }) { _, _ throws(WireError) in () }
+    }
+
+    /// open(2) with O_TMPFILE in `dir`: a new unnamed regular file owned by
+    /// uid/gid with exactly `mode & 0o7777`. Returns its FID (which keeps it
+    /// alive and can be `link`ed to give it a name, unless `flags` has
+    /// O_EXCL), its attributes and a donated host fd. Flags: see
+    /// `GoferOpenFlags.validateTmpfile`.
+    public func tmpfile(_ dir: FID, flags: Int32, mode: UInt32, uid: UInt32, gid: UInt32)
+        -> Result<(FID, GoferStat, Int32), GoferErrno> {
+        let e = GoferOpenFlags.validateTmpfile(flags)
+        if e != 0 { return .failure(GoferErrno(e)) }
+        return call(.tmpfile, expectFD: true, { w in
+            w.u64(dir); w.i32(flags); w.u32(mode); w.u32(uid); w.u32(gid)
+        }) { r, fd throws(WireError) in
+            let (fid, st) = try Self.fidStat(&r)
+            return (fid, st, fd)
+        }
+    }
+
     /// Releases `fid`. Sent without waiting for an answer (the Gofer sends none).
     public func close(_ fid: FID) {
         _ = call(.close, { w in w.u16(1); w.u64(fid) }) { _, _ throws(WireError) in () }

@@ -36,6 +36,16 @@ public enum GoferOpenFlags {
         return 0
     }
 
+    /// 0 if `flags` is acceptable for `tmpfile`, else EINVAL: write access
+    /// (as open(2) demands with O_TMPFILE), optionally O_EXCL and what
+    /// `create` passes through. The O_TMPFILE bits themselves are implied.
+    public static func validateTmpfile(_ flags: Int32) -> Int32 {
+        let acc = flags & O_ACCMODE
+        if acc != O_WRONLY && acc != O_RDWR { return EINVAL }
+        if flags & ~(createPassThrough | ignored | O_EXCL) != 0 { return EINVAL }
+        return 0
+    }
+
     /// True if `flags` asks for write access or truncation.
     public static func wantsWrite(_ flags: Int32) -> Bool {
         let acc = flags & O_ACCMODE

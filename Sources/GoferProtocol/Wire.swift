@@ -1,4 +1,4 @@
-// The Sentry <-> Gofer wire format, version 1.
+// The Sentry <-> Gofer wire format, version 2 (opcodes 18-22 are new in 2).
 //
 // Transport: one AF_UNIX SOCK_SEQPACKET socket; every request and every reply
 // is exactly one packet. All integers are little-endian. Host fds travel only
@@ -54,6 +54,27 @@
 //  16 statfs   {u64 fid} -> {statfs}
 //  17 close    {u16 n (1...maxCloseFIDs), n*u64 fid}   (no reply)
 //
+// Version 2 added extended attributes and unnamed files:
+//   xname  = u16 length (6...255) + bytes: "user." and at least one more byte,
+//            no NUL (only the user namespace reaches the host; see XattrOps.swift)
+//   value  = u32 length (0...maxXattrValue) + bytes
+//  18 getxattr    {u64 fid, xname} -> {value}
+//  19 setxattr    {u64 fid, u32 flags (XATTR_CREATE=1 | XATTR_REPLACE=2),
+//                 xname, value} -> {}
+//  20 listxattr   {u64 fid} -> {value}  the user.* names, each NUL-terminated
+//                 (at most maxXattrList bytes)
+//  21 removexattr {u64 fid, xname} -> {}
+//              Regular files and directories only; on anything else get is
+//              ENODATA, list is empty and set/remove are EPERM (what Linux
+//              gives for user.* there).
+//  22 tmpfile  {u64 dir, i32 flags, u32 mode, u32 uid, u32 gid}
+//              -> {u64 fid, stat} + 1 fd
+//              an unnamed regular file in `dir` (open(2)'s O_TMPFILE) owned by
+//              uid/gid with exactly `mode & 0o7777`. flags: O_WRONLY or
+//              O_RDWR, optionally O_EXCL (never linkable) and the flags
+//              `create` passes through. The FID keeps the file alive and can
+//              be given to `link` (as its target) to name it, and to `open`.
+//
 // A request whose payload does not parse exactly (short, trailing bytes, bad
 // lengths) gets EINVAL; an unknown opcode gets ENOSYS; an unknown FID gets
 // EBADF. A packet that is truncated, shorter than a header or whose header
@@ -61,7 +82,7 @@
 
 /// Protocol constants and limits shared by both ends.
 public enum GoferWire {
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     public static let headerSize = 8
     /// Largest packet (header included) either side sends or accepts. Kept well
     /// under the default AF_UNIX datagram send buffer (net.core.wmem_default).
@@ -75,6 +96,12 @@ public enum GoferWire {
     public static let maxCloseFIDs = 1024
     public static let statSize = 120
     public static let statfsSize = 80
+    /// Longest extended attribute name (XATTR_NAME_MAX).
+    public static let maxXattrName = 255
+    /// Largest extended attribute value (XATTR_SIZE_MAX).
+    public static let maxXattrValue = 65536
+    /// Largest listxattr result (XATTR_LIST_MAX).
+    public static let maxXattrList = 65536
 }
 
 /// Request opcodes.
@@ -96,6 +123,11 @@ public enum GoferOp: UInt16, Sendable {
     case setattr = 15
     case statfs = 16
     case close = 17
+    case getxattr = 18
+    case setxattr = 19
+    case listxattr = 20
+    case removexattr = 21
+    case tmpfile = 22
 }
 
 /// `setattr` mask bits.
@@ -173,6 +205,12 @@ package struct WireWriter {
         u16(UInt16(a.count)); bytes(a)
     }
 
+    /// u32 length + bytes.
+    package mutating func bytes32(_ a: [UInt8]) {
+        guard a.count <= Int(UInt32.max) else { overflow = true; return }
+        u32(UInt32(a.count)); bytes(a)
+    }
+
     /// Writes `v` at an earlier offset (e.g. a count known only at the end).
     package func patchU16(at offset: Int, _ v: UInt16) {
         precondition(offset >= 0 && offset + 2 <= count)
@@ -239,6 +277,21 @@ package struct WireReader {
         return n
     }
 
+    /// A u16-length-prefixed extended attribute name that passes
+    /// `GoferNames.validateXattrName`.
+    package mutating func xattrName() throws(WireError) -> [UInt8] {
+        let n = try string16(max: GoferWire.maxXattrName)
+        guard GoferNames.validateXattrName(n) == 0 else { throw WireError() }
+        return n
+    }
+
+    /// A u32-length-prefixed byte string of at most `max` bytes.
+    package mutating func bytes32(max: Int) throws(WireError) -> [UInt8] {
+        let n = Int(try u32())
+        guard n <= max else { throw WireError() }
+        return try bytes(n)
+    }
+
     /// Fails unless every byte of the payload was consumed.
     package func finish() throws(WireError) {
         guard offset == count else { throw WireError() }
@@ -261,6 +314,19 @@ public enum GoferNames {
         if n == 1 && name[0] == 0x2E { return 22 }
         if n == 2 && name[0] == 0x2E && name[1] == 0x2E { return 22 }
         for b in name where b == 0x2F || b == 0 { return 22 }
+        return 0
+    }
+
+    /// 0 if `name` is an extended attribute name the Gofer serves: in the
+    /// user namespace, "user." plus at least one byte, at most 255 bytes, no
+    /// NUL. Else the errno Linux gives for it: ERANGE for an empty or too
+    /// long name, EINVAL for the bare prefix, EOPNOTSUPP for another namespace.
+    public static func validateXattrName(_ name: [UInt8]) -> Int32 {
+        if name.isEmpty || name.count > GoferWire.maxXattrName { return 34 /* ERANGE */ }
+        if name.contains(0) { return 22 }
+        let prefix: [UInt8] = Array("user.".utf8)
+        guard name.starts(with: prefix) else { return 95 /* EOPNOTSUPP */ }
+        if name.count == prefix.count { return 22 /* EINVAL */ }
         return 0
     }
 

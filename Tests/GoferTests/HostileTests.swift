@@ -171,7 +171,7 @@ final class HostileTests: XCTestCase {
 
     func testUnknownOpcodesAreENOSYS() {
         handshake()
-        for op: UInt16 in [0, 18, 999, 0xFFFF] {
+        for op: UInt16 in [0, 23, 999, 0xFFFF] {
             XCTAssertEqual(call(op, [1, 2, 3])?.status, UInt16(ENOSYS), "op \(op)")
         }
         XCTAssertEqual(call(GoferOp.version.rawValue, [])?.status, UInt16(EINVAL), "second version")
@@ -213,6 +213,21 @@ final class HostileTests: XCTestCase {
             }()),
             ("setattr short", GoferOp.setattr.rawValue, [UInt8](repeating: 0, count: 20)),
             ("getdents short", GoferOp.getdents.rawValue, [UInt8](repeating: 0, count: 12)),
+            ("getxattr outside user.*", GoferOp.getxattr.rawValue, {
+                var p = Packet(); p.u64(root); p.name(b("trusted.x")); return p.bytes
+            }()),
+            ("setxattr value length lies", GoferOp.setxattr.rawValue, {
+                var p = Packet(); p.u64(root); p.u32(0); p.name(b("user.x")); p.u32(100); p.bytes += [1]; return p.bytes
+            }()),
+            ("setxattr value too big", GoferOp.setxattr.rawValue, {
+                var p = Packet(); p.u64(root); p.u32(0); p.name(b("user.x")); p.u32(65537)
+                p.bytes += [UInt8](repeating: 0, count: 65537); return p.bytes
+            }()),
+            ("removexattr NUL in name", GoferOp.removexattr.rawValue, {
+                var p = Packet(); p.u64(root); p.name([0x75, 0x73, 0x65, 0x72, 0x2E, 0x61, 0]); return p.bytes
+            }()),
+            ("listxattr trailing", GoferOp.listxattr.rawValue, [UInt8](repeating: 0, count: 9)),
+            ("tmpfile short", GoferOp.tmpfile.rawValue, [UInt8](repeating: 0, count: 20)),
         ]
         for (what, op, payload) in cases {
             XCTAssertEqual(call(op, payload)?.status, UInt16(EINVAL), what)
