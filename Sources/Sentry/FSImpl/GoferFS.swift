@@ -29,6 +29,9 @@ final class GoferInode: Inode {
     /// asks the lower layer about every name it creates, often twice).
     private var absent: Set<[UInt8]> = []
     private var cachedTarget: [UInt8]? = nil
+    /// The host fd the Gofer donated with an O_TMPFILE file, for the open
+    /// that follows its creation.
+    private var tmpfileFD: Int32 = -1
 
     init(client: GoferClient, fid: FID, stat: GoferStat, frozen: Bool = false) {
         self.client = client
@@ -42,6 +45,7 @@ final class GoferInode: Inode {
     deinit {
         client.close(fid)
         if readFD >= 0 { close(readFD); GoferInode.keptFDs -= 1 }
+        if tmpfileFD >= 0 { close(tmpfileFD) }
     }
 
     private func apply(_ s: GoferStat) {
@@ -107,6 +111,19 @@ final class GoferInode: Inode {
         }
     }
 
+    /// O_TMPFILE on a write-through tree: the Gofer makes the unnamed file
+    /// and its FID keeps it alive; `link` with that FID as target names it.
+    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32, exclusive: Bool) -> Result<Inode, Errno> {
+        if !isDir { return .failure(Errno(ENOTDIR)) }
+        switch client.tmpfile(fid, flags: O_RDWR | (exclusive ? O_EXCL : 0), mode: mode & 0o7777, uid: uid, gid: gid) {
+        case .success(let (f, st, hostfd)):
+            let ino = GoferInode(client: client, fid: f, stat: st, frozen: frozen)
+            ino.tmpfileFD = hostfd
+            return .success(ino)
+        case .failure(let e): return .failure(Errno(e.rawValue))
+        }
+    }
+
     override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         wrap(client.mkdir(fid, name, mode: mode & 0o7777, uid: uid, gid: gid)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
     }
@@ -156,6 +173,13 @@ final class GoferInode: Inode {
         let fmt = mode & S_IFMT_
         if fmt == S_IFIFO_ { return fifoOpen(self, t, flags) }
         if fmt != S_IFREG_ { return .failure(Errno(fmt == S_IFSOCK_ ? ENXIO : EACCES)) }
+        if tmpfileFD >= 0 {
+            // The O_TMPFILE open itself (read-write on the host; the
+            // description enforces the mode it was opened with).
+            let fd = tmpfileFD
+            tmpfileFD = -1
+            return .success(HostFileFD(fd: fd, flags: flags, path: nil))
+        }
         let hostFlags = flags & (O_ACCMODE | O_TRUNC | O_APPEND)
         if hostFlags == O_RDONLY && readFD >= 0 {
             let d = fcntl(readFD, F_DUPFD_CLOEXEC, 0)
@@ -171,6 +195,21 @@ final class GoferInode: Inode {
         case .failure(let e): return .failure(Errno(e.rawValue))
         }
     }
+
+    // MARK: Extended attributes (user.* only; see FileExtras.swift)
+
+    func getUserXattr(_ name: [UInt8]) -> Result<[UInt8], Errno> { wrap(client.getxattr(fid, name)) }
+
+    func setUserXattr(_ name: [UInt8], _ value: [UInt8], flags: Int32) -> Result<Void, Errno> {
+        wrap(client.setxattr(fid, name, value, flags: flags))
+    }
+
+    /// The names, in the host's order.
+    func listUserXattrs() -> Result<[[UInt8]], Errno> {
+        wrap(client.listxattr(fid)).map { l in l.split(separator: 0, omittingEmptySubsequences: true).map { Array($0) } }
+    }
+
+    func removeUserXattr(_ name: [UInt8]) -> Result<Void, Errno> { wrap(client.removexattr(fid, name)) }
 
     override var cacheable: Bool { true }
     override var fsMagic: Int64 { 0x01021997 } // V9FS_MAGIC, as gVisor reports gofer mounts

@@ -8,7 +8,8 @@
 //   - renaming a directory that has a lower part fails with EXDEV, which
 //     mv and friends handle by copying.
 // Known limits: a file opened read-only before it was copied up keeps
-// seeing the lower contents; copied-up data lives in Sentry memory.
+// seeing the lower contents; copied-up data lives in Sentry memory (and
+// copied-up user.* xattrs in Kernel.xattrs).
 
 import CMoat
 import Glibc
@@ -109,6 +110,8 @@ final class OverlayInode: Inode {
             break // fifos, sockets: the node itself
         }
         u.atime = st.atime; u.mtime = st.mtime; u.ctime = st.ctime
+        // The user.* xattrs come along, into the Sentry's memory (FileExtras.swift).
+        if let g = l as? GoferInode, let k = currentTask?.kernel { copyUpUserXattrs(k.xattrs, XattrKey(dev: dev, ino: ino), g) }
         pu.entries[name] = u
         if !pu.order.contains(name) { pu.order.append(name) }
         upper = u
@@ -143,11 +146,13 @@ final class OverlayInode: Inode {
     override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         addChild(name) { $0.symlink(name, target: target, uid: uid, gid: gid) }.map { $0 }
     }
-    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32, exclusive: Bool) -> Result<Inode, Errno> {
         if !isDir { return .failure(Errno(ENOTDIR)) }
         let u = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: upperDev, uid: uid, gid: gid)
         u.nlink = 0
-        return .success(OverlayInode(lower: nil, upper: u, parent: self, name: [], upperDev: upperDev))
+        let o = OverlayInode(lower: nil, upper: u, parent: self, name: [], upperDev: upperDev)
+        o.nlink = 0   // so that linkat refuses an O_EXCL one (ENOENT)
+        return .success(o)
     }
     override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         addChild(name) { $0.mknod(name, mode: mode, uid: uid, gid: gid) }.map { $0 }

@@ -79,7 +79,7 @@ final class TmpfsInode: Inode {
     override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
         add(name, TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)).map { ($0, nil) }
     }
-    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+    override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32, exclusive: Bool) -> Result<Inode, Errno> {
         let i = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)
         i.nlink = 0
         return .success(i)

@@ -79,7 +79,7 @@ func openTmpfile(_ t: Task, _ dir: Path, _ flags: Int32, _ mode: UInt32) -> Int 
     if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
     let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
     let ino: Inode
-    switch dir.inode.createTmpfile(mode: m, uid: t.creds.fsuid, gid: g) {
+    switch dir.inode.createTmpfile(mode: m, uid: t.creds.fsuid, gid: g, exclusive: flags & O_EXCL != 0) {
     case .success(let i): ino = i
     case .failure(let e): return e.ret
     }
@@ -124,9 +124,22 @@ func sysOpenat2(_ t: Task, _ a: Args) -> Int {
 
 // MARK: - Extended attributes
 //
-// Kept in Sentry memory per file (device and inode number), for every file
-// system: the overlay default already keeps all changes in memory, and the
-// Gofer protocol carries no xattrs. They last as long as the sandbox.
+// Where they live:
+//   - user.* on a file of a write-through Gofer tree (--no-overlay, bind
+//     mounts): on the host file itself, through the Gofer (get/set/list/
+//     removexattr requests), so they outlast the sandbox like its data.
+//   - user.* on a file of the overlay's lower (image) layer: read from the
+//     host through the Gofer until the first change; that change copies the
+//     file up and its user.* attributes into Sentry memory, where they stay.
+//   - everything else (user.* on tmpfs, overlay upper files, procfs...; and
+//     trusted.*, security.* on every file system): Sentry memory, per file
+//     (device and inode number), for as long as the sandbox lives. These
+//     namespaces never reach the host on purpose: a sandbox's root holds an
+//     emulated CAP_SYS_ADMIN/CAP_SETFCAP, and trusted.* or
+//     security.capability on a host file would mean something to the host
+//     kernel. The Gofer refuses any name outside user.* (EOPNOTSUPP).
+// The checks (name, size, namespace, permission) are made here, as Linux
+// makes them, before any of the three is asked.
 
 struct XattrKey: Hashable { var dev: UInt64; var ino: UInt64 }
 
@@ -134,7 +147,12 @@ final class XattrStore {
     var values: [XattrKey: [[UInt8]: [UInt8]]] = [:]
     /// Names in the order they were set (listxattr order).
     var order: [XattrKey: [[UInt8]]] = [:]
+    /// Files whose user.* attributes were copied up from a lower (Gofer)
+    /// file: memory is authoritative for them from then on.
+    var copiedUp: Set<XattrKey> = []
 }
+
+let XATTR_SIZE_MAX_ = 65536, XATTR_LIST_MAX_ = 65536
 
 private func xattrTarget(_ t: Task, _ a: Args, _ follow: Bool, _ then: (Path) -> Int) -> Int {
     switch t.lookup(AT_FDCWD_, a.a0, follow: follow) {
@@ -149,48 +167,122 @@ private func xattrFD(_ t: Task, _ a: Args, _ then: (Path) -> Int) -> Int {
     return then(p)
 }
 
-/// Reads and checks an attribute name; returns it or a negative errno.
-private func xattrName(_ t: Task, _ addr: UInt64, _ ino: Inode) -> Result<[UInt8], Errno> {
+private let userPrefix = Array("user.".utf8)
+private let trustedPrefix = Array("trusted.".utf8)
+private let securityPrefix = Array("security.".utf8)
+
+/// Reads an attribute name: ERANGE when empty or longer than 255 bytes.
+private func readXattrName(_ t: Task, _ addr: UInt64) -> Result<[UInt8], Errno> {
     let (n, tooLong) = t.copyInString(addr, max: 255)
     if tooLong { return .failure(Errno(ERANGE)) }
     guard let name = n else { return .failure(Errno(EFAULT)) }
     if name.isEmpty { return .failure(Errno(ERANGE)) }
-    let s = String(decoding: name, as: UTF8.self)
-    if s.hasPrefix("user.") {
-        // Linux keeps user attributes to regular files and directories.
-        if !ino.isRegular && !ino.isDir { return .failure(Errno(EPERM)) }
-    } else if s.hasPrefix("trusted.") {
-        if !t.creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
-    } else if !s.hasPrefix("security.") {
-        return .failure(Errno(EOPNOTSUPP))   // system.* (ACLs) and unknown namespaces
-    }
     return .success(name)
+}
+
+/// Linux's namespace and permission rules for an attribute of `ino`
+/// (`write`: set or remove). nil when allowed.
+private func xattrDenied(_ t: Task, _ name: [UInt8], _ ino: Inode, write: Bool) -> Errno? {
+    if name.starts(with: userPrefix) {
+        if name.count == userPrefix.count { return Errno(EINVAL) }
+        // Linux keeps user attributes to regular files and directories...
+        if !ino.isRegular && !ino.isDir { return Errno(write ? EPERM : ENODATA) }
+        // ...and, in a sticky directory, changes to its owner.
+        if write && ino.isDir && ino.mode & 0o1000 != 0 && ino.uid != t.creds.fsuid && !t.creds.has(Cap.fowner) {
+            return Errno(EPERM)
+        }
+    } else if name.starts(with: trustedPrefix) {
+        if name.count == trustedPrefix.count { return Errno(EINVAL) }
+        if !t.creds.has(Cap.sysAdmin) { return Errno(write ? EPERM : ENODATA) }
+    } else if name.starts(with: securityPrefix) {
+        if name.count == securityPrefix.count { return Errno(EINVAL) }
+    } else {
+        return Errno(EOPNOTSUPP)   // system.* (ACLs) and unknown namespaces
+    }
+    return nil
 }
 
 /// Changing security.* attributes: file capabilities need CAP_SETFCAP, the
 /// others CAP_SYS_ADMIN (the capability module's rule; no other LSM here).
 private func securityXattrDenied(_ t: Task, _ name: [UInt8]) -> Int32? {
-    guard name.starts(with: Array("security.".utf8)) else { return nil }
+    guard name.starts(with: securityPrefix) else { return nil }
     let cap = name == Array("security.capability".utf8) ? Cap.setfcap : Cap.sysAdmin
     return t.creds.has(cap) ? nil : EPERM
 }
 
 private func xattrKey(_ i: Inode) -> XattrKey { XattrKey(dev: i.dev, ino: i.ino) }
 
+/// Where the user.* attributes of `ino` are right now.
+private enum UserXattrHome {
+    /// On the host file, read and written through the Gofer.
+    case host(GoferInode)
+    /// On the overlay's read-only lower file, until a copy-up moves them to
+    /// memory (the overlay inode to copy up; nil for a bare frozen node).
+    case lower(GoferInode, OverlayInode?)
+    case memory
+}
+
+private func userXattrHome(_ t: Task, _ ino: Inode) -> UserXattrHome {
+    if let o = ino as? OverlayInode {
+        if o.upper == nil, let l = o.lower as? GoferInode { return .lower(l, o) }
+        return .memory
+    }
+    if let g = ino as? GoferInode {
+        if !g.frozen { return .host(g) }
+        return t.kernel.xattrs.copiedUp.contains(xattrKey(ino)) ? .memory : .lower(g, nil)
+    }
+    return .memory
+}
+
+/// Copies the user.* attributes of a lower file into memory under `key`
+/// (best effort: a lower file that cannot be listed has none to copy).
+func copyUpUserXattrs(_ store: XattrStore, _ key: XattrKey, _ lower: GoferInode) {
+    guard !store.copiedUp.contains(key) else { return }
+    store.copiedUp.insert(key)
+    guard case .success(let names) = lower.listUserXattrs() else { return }
+    for n in names {
+        guard case .success(let v) = lower.getUserXattr(n) else { continue }
+        if store.values[key, default: [:]].updateValue(v, forKey: n) == nil { store.order[key, default: []].append(n) }
+    }
+}
+
+/// The first change to a lower file's user.* attributes copies the file up
+/// (as overlayfs does), which moves them to memory.
+private func copyUpForXattr(_ t: Task, _ ino: Inode, _ lower: GoferInode, _ overlay: OverlayInode?) -> Errno? {
+    if let o = overlay {
+        if case .failure(let e) = o.copyUp() { return e }
+    }
+    copyUpUserXattrs(t.kernel.xattrs, xattrKey(ino), lower)
+    return nil
+}
+
 private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt64, _ size: Int, _ flags: Int32) -> Int {
-    if flags & ~3 != 0 || flags == 3 { return err(EINVAL) }
-    if size < 0 || size > 65536 { return err(E2BIG) }
+    if flags & ~3 != 0 { return err(EINVAL) }   // both bits: EEXIST if it exists, else ENODATA
     let ino = p.inode
     let name: [UInt8]
-    switch xattrName(t, nameAddr, ino) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    if size < 0 || size > XATTR_SIZE_MAX_ { return err(E2BIG) }
     guard let v = t.copyIn(value, size) else { return err(EFAULT) }
     if p.mount.readOnly { return err(EROFS) }
+    if let e = xattrDenied(t, name, ino, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }
     if !t.mayAccess(ino, 2) && ino.uid != t.creds.fsuid { return err(EACCES) }
+    if name.starts(with: userPrefix) {
+        switch userXattrHome(t, ino) {
+        case .host(let g):
+            if case .failure(let e) = g.setUserXattr(name, v, flags: flags) { return e.ret }
+            t.kernel.inotifyFile(p, IN_ATTRIB_)
+            return 0
+        case .lower(let l, let o):
+            if let e = copyUpForXattr(t, ino, l, o) { return e.ret }
+        case .memory:
+            break
+        }
+    }
     let store = t.kernel.xattrs, key = xattrKey(ino)
     let exists = store.values[key]?[name] != nil
-    if flags == 1 && exists { return err(EEXIST) }      // XATTR_CREATE
-    if flags == 2 && !exists { return err(ENODATA) }    // XATTR_REPLACE
+    if flags & 1 != 0 && exists { return err(EEXIST) }      // XATTR_CREATE
+    if flags & 2 != 0 && !exists { return err(ENODATA) }    // XATTR_REPLACE
     store.values[key, default: [:]][name] = v
     if !exists { store.order[key, default: []].append(name) }
     t.kernel.inotifyFile(p, IN_ATTRIB_)
@@ -199,36 +291,70 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
 
 private func sysGetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ buf: UInt64, _ size: Int) -> Int {
     let name: [UInt8]
-    switch xattrName(t, nameAddr, p.inode) {
-    case .success(let n): name = n
-    case .failure(let e): return e.code == EPERM ? err(ENODATA) : e.ret
-    }
+    switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    if let e = xattrDenied(t, name, p.inode, write: false) { return e.ret }
     if !t.mayAccess(p.inode, 4) { return err(EACCES) }
-    guard let v = t.kernel.xattrs.values[xattrKey(p.inode)]?[name] else { return err(ENODATA) }
+    var value: [UInt8]? = nil
+    if name.starts(with: userPrefix) {
+        switch userXattrHome(t, p.inode) {
+        case .host(let g), .lower(let g, _):
+            switch g.getUserXattr(name) { case .success(let v): value = v; case .failure(let e): return e.ret }
+        case .memory:
+            break
+        }
+    }
+    guard let v = value ?? t.kernel.xattrs.values[xattrKey(p.inode)]?[name] else { return err(ENODATA) }
     if size == 0 { return v.count }
-    if size < v.count { return err(ERANGE) }
+    // Linux reads at most XATTR_SIZE_MAX whatever buffer it is given.
+    let room = size < 0 || size > XATTR_SIZE_MAX_ ? XATTR_SIZE_MAX_ : size
+    if room < v.count { return err(v.count > XATTR_SIZE_MAX_ ? E2BIG : ERANGE) }
     return t.copyOut(buf, v) ? v.count : err(EFAULT)
 }
 
 private func sysListxattr(_ t: Task, _ p: Path, _ buf: UInt64, _ size: Int) -> Int {
     var out: [UInt8] = []
-    let names = t.kernel.xattrs.order[xattrKey(p.inode)] ?? []
-    for n in names {
+    var userElsewhere = false
+    switch userXattrHome(t, p.inode) {
+    case .host(let g), .lower(let g, _):
+        userElsewhere = true
+        switch g.listUserXattrs() {
+        case .success(let names): for n in names { out += n; out.append(0) }
+        case .failure(let e): return e.ret
+        }
+    case .memory:
+        break
+    }
+    for n in t.kernel.xattrs.order[xattrKey(p.inode)] ?? [] {
+        if userElsewhere && n.starts(with: userPrefix) { continue }
         // trusted.* is listed only to those who may read it.
-        if n.starts(with: Array("trusted.".utf8)) && !t.creds.has(Cap.sysAdmin) { continue }
+        if n.starts(with: trustedPrefix) && !t.creds.has(Cap.sysAdmin) { continue }
         out += n; out.append(0)
     }
     if size == 0 { return out.count }
-    if size < out.count { return err(ERANGE) }
+    let room = size < 0 || size > XATTR_LIST_MAX_ ? XATTR_LIST_MAX_ : size
+    if room < out.count { return err(out.count > XATTR_LIST_MAX_ ? E2BIG : ERANGE) }
     return t.copyOut(buf, out) ? out.count : err(EFAULT)
 }
 
 private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
     let name: [UInt8]
-    switch xattrName(t, nameAddr, p.inode) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
     if p.mount.readOnly { return err(EROFS) }
+    if let e = xattrDenied(t, name, p.inode, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }
     if !t.mayAccess(p.inode, 2) && p.inode.uid != t.creds.fsuid { return err(EACCES) }
+    if name.starts(with: userPrefix) {
+        switch userXattrHome(t, p.inode) {
+        case .host(let g):
+            if case .failure(let e) = g.removeUserXattr(name) { return e.ret }
+            t.kernel.inotifyFile(p, IN_ATTRIB_)
+            return 0
+        case .lower(let l, let o):
+            if let e = copyUpForXattr(t, p.inode, l, o) { return e.ret }
+        case .memory:
+            break
+        }
+    }
     let store = t.kernel.xattrs, key = xattrKey(p.inode)
     if store.values[key]?.removeValue(forKey: name) == nil { return err(ENODATA) }
     store.order[key]?.removeAll { $0 == name }

@@ -95,8 +95,9 @@ class Inode {
     func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
     func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> { .failure(Errno(EXDEV)) }
     func readlink() -> Result<[UInt8], Errno> { .failure(Errno(EINVAL)) }
-    /// open(O_TMPFILE) in this directory: a new regular file with no name.
-    func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> { .failure(Errno(EOPNOTSUPP)) }
+    /// open(O_TMPFILE) in this directory: a new regular file with no name
+    /// (`exclusive`: O_EXCL, never to be linked).
+    func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32, exclusive: Bool) -> Result<Inode, Errno> { .failure(Errno(EOPNOTSUPP)) }
     /// procfs links that name an object rather than a path (exe, cwd, root, fd/N).
     var isMagicLink: Bool { false }
     /// An O_TMPFILE file opened without O_EXCL may get a name with linkat.
