@@ -10,6 +10,12 @@
 // files left under /work must equal natively and with --no-overlay, and the
 // overlay run must leave its copy byte-for-byte unchanged.
 //
+// Every copy's /work/prog carries the xattr user.moat.image="from the image"
+// (so that the overlay run reads one from its lower layer). After the
+// write-through run of 05_special.c, hostChecks looks at the copy from
+// outside: the user.* attributes and the linked O_TMPFILE file it left must
+// really be on the host file system, i.e. have gone through the Gofer.
+//
 // escape.c is not differential: it runs inside Moat only (both modes) and
 // tries to read a marker file placed next to the rootfs directory on the
 // host, or to create files beside it.
@@ -48,6 +54,34 @@ enum FSSuite {
         try Integration.makeRootfsCopy(of: rootfs, at: root)
         try FileManager.default.copyItem(atPath: binary, toPath: root + "/work/prog")
         chmod(root + "/work/prog", 0o755)
+        _ = HostXattr.set(root + "/work/prog", "user.moat.image", "from the image")
+    }
+
+    /// What 05_special.c must have left on the host after a write-through
+    /// run; each line is a failure.
+    static func hostChecks(_ source: String, root: String) -> [String] {
+        guard source == "05_special.c" else { return [] }
+        var problems: [String] = []
+        func want(_ path: String, _ name: String, _ value: String?) {
+            let got = HostXattr.get(root + path, name)
+            if got != value {
+                problems.append("host \(path): xattr \(name) is \(got.map { "\"\($0)\"" } ?? "absent"), want \(value.map { "\"\($0)\"" } ?? "absent")")
+            }
+        }
+        want("/work/s/x", "user.kept", "host")
+        want("/work/s/tt/named", "user.tmp", "t")
+        want("/work/prog", "user.moat.image", nil)
+        let named = (try? String(contentsOfFile: root + "/work/s/tt/named", encoding: .utf8))
+        if named != "UNnamed" { problems.append("host /work/s/tt/named holds \(named.map { "\"\($0)\"" } ?? "nothing"), want \"UNnamed\"") }
+        var a = stat(), b = stat()
+        if lstat(root + "/work/s/tt/named", &a) != 0 || lstat(root + "/work/s/tt/second", &b) != 0
+            || a.st_ino != b.st_ino || a.st_nlink != 2 {
+            problems.append("host /work/s/tt/named and second are not two links of one file")
+        }
+        if FileManager.default.fileExists(atPath: root + "/work/s/tt/excl") {
+            problems.append("host /work/s/tt/excl exists: an O_TMPFILE|O_EXCL file was linked")
+        }
+        return problems
     }
 
     static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double, env: [String] = [], platform: String? = nil) async -> ProcessResult {
@@ -108,6 +142,13 @@ struct FileSystemDifferentialTests {
                                     timeout: differentialTimeout, treeWhat: "files under /work",
                                     treeLabels: ("native /work", "moat /work")) {
             Issue.record(Comment(rawValue: report))
+        }
+        for problem in FSSuite.hostChecks(source, root: moatRoot) {
+            Issue.record(Comment(rawValue: "\(source) (write-through): \(problem)"))
+        }
+        // The same checks hold for the native run, or they check the wrong thing.
+        for problem in FSSuite.hostChecks(source, root: nativeRoot) {
+            Issue.record(Comment(rawValue: "\(source) (native, so the check is wrong): \(problem)"))
         }
         // The overlay run is compared on its output only: its files live in
         // Sentry memory and must never reach the copy.
@@ -177,5 +218,28 @@ struct EscapeTests {
             let created = treeAfter.map(\.path).filter { $0.contains("moat-escape-created") }
             #expect(created.allSatisfy { !$0.hasPrefix("..") }, "created outside: \(created)")
         }
+    }
+}
+
+
+/// The host's getxattr/setxattr for the harness (not in Swift's Glibc module).
+enum HostXattr {
+    private typealias GetFn = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int
+    private typealias SetFn = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
+    private static let getFn: GetFn? = dlsym(nil, "lgetxattr").map { unsafeBitCast($0, to: GetFn.self) }
+    private static let setFn: SetFn? = dlsym(nil, "lsetxattr").map { unsafeBitCast($0, to: SetFn.self) }
+
+    /// The value, or nil when the file has no such attribute (or on error).
+    static func get(_ path: String, _ name: String) -> String? {
+        guard let getFn else { return nil }
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = buf.withUnsafeMutableBytes { getFn(path, name, $0.baseAddress, $0.count) }
+        return n < 0 ? nil : String(decoding: buf[..<n], as: UTF8.self)
+    }
+
+    static func set(_ path: String, _ name: String, _ value: String) -> Bool {
+        guard let setFn else { return false }
+        let v = Array(value.utf8)
+        return v.withUnsafeBytes { setFn(path, name, $0.baseAddress, $0.count, 0) } == 0
     }
 }

@@ -1,5 +1,10 @@
 /* The less common calls: sendfile, copy_file_range, splice, tee,
- * memfd_create, O_TMPFILE, openat2, inotify, xattrs, mounts and EXDEV. */
+ * memfd_create, O_TMPFILE, openat2, inotify, xattrs, mounts and EXDEV.
+ * O_TMPFILE and user.* xattrs under /work go through the Gofer to the host
+ * in the write-through run; FileSystemTests.swift then checks on the host
+ * that s/x keeps user.kept and that s/tt/named (an O_TMPFILE file linked
+ * in) exists with its user.tmp. /work/prog carries user.moat.image, set by
+ * the harness before the run (the overlay reads it from the lower layer). */
 #include "t.h"
 #include <linux/openat2.h>
 #include <sys/inotify.h>
@@ -110,6 +115,39 @@ int main(void) {
     tf = T(open("/tmp/tt", O_TMPFILE | O_RDWR | O_EXCL, 0600));
     T(linkat(tf, "", AT_FDCWD, "/tmp/tt/excl", AT_EMPTY_PATH));
     T(close(tf));
+    /* O_TMPFILE in the root file system: the Gofer makes the file when
+     * written through */
+    T(mkdir("s/tt", 0755));
+    tf = T(open("s/tt", O_TMPFILE | O_RDWR, 0640));
+    T(write(tf, "unnamed", 7));
+    T(fstat(tf, &st)); show_stat("rootfs tmpfile", &st);
+    ls("s/tt");
+    T(fsetxattr(tf, "user.tmp", "t", 1, 0));
+    T(fgetxattr(tf, "user.tmp", buf, sizeof buf));
+    T(fchmod(tf, 0604));
+    T(linkat(tf, "", AT_FDCWD, "s/tt/named", AT_EMPTY_PATH));
+    T(linkat(tf, "", AT_FDCWD, "s/tt/named", AT_EMPTY_PATH));
+    cat("s/tt/named");
+    T(fstat(tf, &st)); show_stat("rootfs tmpfile linked", &st);
+    snprintf(buf, sizeof buf, "/proc/self/fd/%d", tf);
+    T(linkat(AT_FDCWD, buf, AT_FDCWD, "s/tt/second", AT_SYMLINK_FOLLOW));
+    stat_path("s/tt/second");
+    T(getxattr("s/tt/second", "user.tmp", buf, sizeof buf));
+    T(pwrite(tf, "UN", 2, 0));
+    cat("s/tt/named");
+    T(close(tf));
+    tf = T(open("s/tt", O_TMPFILE | O_WRONLY | O_EXCL, 0600));
+    T(write(tf, "excl", 4));
+    T(linkat(tf, "", AT_FDCWD, "s/tt/excl", AT_EMPTY_PATH));
+    snprintf(buf, sizeof buf, "/proc/self/fd/%d", tf);
+    int rtf = T(open(buf, O_RDONLY));
+    T(read(rtf, lnk, 4));
+    T(close(rtf));
+    T(linkat(AT_FDCWD, buf, AT_FDCWD, "s/tt/excl", AT_SYMLINK_FOLLOW));
+    T(close(tf));
+    T(open("s/tt", O_TMPFILE | O_RDONLY, 0600));
+    T(open("s/tt/named", O_TMPFILE | O_RDWR, 0600));
+    ls("s/tt");
     /* openat2 */
     T(mkdir("s/root", 0755));
     T(mkdir("s/root/in", 0755));
@@ -176,6 +214,69 @@ int main(void) {
     T(removexattr("s/x", "user.one"));
     T(removexattr("s/x", "user.one"));
     T(listxattr("s/x", buf, sizeof buf));
+    /* xattrs: limits and errors */
+    T(setxattr("s/x", "user.kept", "host", 4, XATTR_REPLACE));
+    T(setxattr("s/x", "user.kept", "host", 4, XATTR_CREATE));
+    T(setxattr("s/x", "user.kept", "again", 5, XATTR_CREATE));
+    T(setxattr("s/x", "user.kept", "host", 4, XATTR_CREATE | XATTR_REPLACE));
+    T(getxattr("s/x", "user.kept", buf, 3));
+    T(getxattr("s/x", "user.kept", buf, 4)); say("value: %.4s", buf);
+    T(listxattr("s/x", buf, 3));
+    T(listxattr("s/x", NULL, 0));
+    T(listxattr("s/x", buf, sizeof buf)); say("list: %s", buf);
+    {
+        static char big[65537], name[300];
+        memset(big, 'v', sizeof big);
+        T(setxattr("s/x", "user.big", big, sizeof big, 0));
+        T(setxattr("s/x", "user.mid", big, 3000, 0));
+        T(getxattr("s/x", "user.mid", big, sizeof big));
+        T(getxattr("s/x", "user.mid", big, 2999));
+        T(removexattr("s/x", "user.mid"));
+        memset(name, 'n', sizeof name); memcpy(name, "user.", 5); name[256] = 0;
+        T(setxattr("s/x", name, "1", 1, 0));
+        T(getxattr("s/x", name, buf, sizeof buf));
+        name[255] = 0;
+        T(setxattr("s/x", name, "1", 1, 0));
+        T(getxattr("s/x", name, buf, sizeof buf));
+        T(removexattr("s/x", name));
+    }
+    T(setxattr("s/x", "", "1", 1, 0));
+    T(setxattr("s/x", "user.", "1", 1, 0));
+    T(setxattr("s/x", "user.f", "1", 1, 4));
+    T(getxattr("s/x", "user.", buf, sizeof buf));
+    T(setxattr("s/nope", "user.a", "1", 1, 0));
+    T(symlink("x", "s/xl"));
+    T(lsetxattr("s/xl", "user.a", "1", 1, 0));
+    T(lgetxattr("s/xl", "user.a", buf, sizeof buf));
+    T(lremovexattr("s/xl", "user.a"));
+    T(llistxattr("s/xl", buf, sizeof buf) >= 0);
+    T(getxattr("s/xl", "user.kept", buf, sizeof buf));
+    T(mkfifo("s/fifo", 0644));
+    T(setxattr("s/fifo", "user.a", "1", 1, 0));
+    T(getxattr("s/fifo", "user.a", buf, sizeof buf));
+    T(unlink("s/fifo"));
+    T(setxattr("s", "user.dir", "d", 1, 0));
+    T(getxattr("s", "user.dir", buf, sizeof buf));
+    T(listxattr("s", buf, sizeof buf)); say("list: %s", buf);
+    T(removexattr("s", "user.dir"));
+    T(listxattr("s", buf, sizeof buf));
+    /* xattrs of a file of the image */
+    memset(buf, 0, sizeof buf);
+    T(getxattr("/work/prog", "user.moat.image", buf, sizeof buf)); say("value: %s", buf);
+    T(listxattr("/work/prog", buf, sizeof buf)); say("list: %s", buf);
+    T(chmod("/work/prog", 0755));   /* the overlay copies it up, xattrs too */
+    memset(buf, 0, sizeof buf);
+    T(getxattr("/work/prog", "user.moat.image", buf, sizeof buf)); say("value: %s", buf);
+    T(setxattr("/work/prog", "user.moat.image", "changed", 7, XATTR_CREATE));
+    T(setxattr("/work/prog", "user.moat.image", "changed", 7, XATTR_REPLACE));
+    T(setxattr("/work/prog", "user.moat.more", "m", 1, 0));
+    memset(buf, 0, sizeof buf);
+    T(getxattr("/work/prog", "user.moat.image", buf, sizeof buf)); say("value: %s", buf);
+    T(listxattr("/work/prog", NULL, 0));
+    T(removexattr("/work/prog", "user.moat.image"));
+    T(getxattr("/work/prog", "user.moat.image", buf, sizeof buf));
+    T(removexattr("/work/prog", "user.moat.more"));
+    T(listxattr("/work/prog", buf, sizeof buf));
     /* mounts inside: tmpfs, EXDEV, bind */
     T(mkdir("s/mnt", 0755));
     T(mount("tmpfs", "s/mnt", "tmpfs", 0, "size=1m"));
