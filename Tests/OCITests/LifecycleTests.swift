@@ -211,6 +211,16 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.stdout, "lo-up\n")
     }
 
+    /// /dev/pts can be listed (it failed with ENXIO): a pty opened through /dev/ptmx
+    /// (a link to pts/ptmx under a devpts mount) shows up in it.
+    func testDevPtsListsOpenPtys() throws {
+        let b = s.bundle("b", args: ["sh", "-c", "readlink /dev/ptmx; exec 3<>/dev/ptmx; ls /dev/pts"])
+        s.ids.append("pts")
+        let o = s.moat(["run", "--bundle", b, "pts"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.stdout, "pts/ptmx\n0\nptmx\n")
+    }
+
     /// linux.devices: nodes with the configured type, numbers, mode and owner; one the
     /// Sentry emulates works, any other opens with ENXIO (no host device is exposed).
     func testConfiguredDeviceNodes() throws {

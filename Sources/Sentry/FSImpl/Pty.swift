@@ -402,6 +402,7 @@ final class DevPtsInode: Inode {
         }
         return .success(PtySlaveInode(pty: p, dev: dev))
     }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(DirectoryFD(flags: flags, path: nil)) }
     override func readdir() -> Result<[DirEntry], Errno> {
         var out = [DirEntry(ino: 0x1502, type: 2, name: Array("ptmx".utf8))]
         for i in kernel.ptys.ptys.keys.sorted() { out.append(DirEntry(ino: UInt64(i + 3), type: 2, name: Array("\(i)".utf8))) }
