@@ -87,5 +87,10 @@ for t in "$@"; do
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$result" "$rc" "$ok" "$notok" "$skip" >> "$out/summary.tsv"
   printf '%-40s %-4s rc=%-3s ok=%-4s not_ok=%-4s skip=%-4s %ss\n' "$t" "$result" "$rc" "$ok" "$notok" "$skip" "$(( $(date +%s) - start ))"
 done
+# Bundles live in $TMPDIR/ocitest*. With rootfsPropagation "shared", a runtime can (runc 1.1.5 did)
+# leak the container's mounts (proc, sys, dev...) back to the host when a test stops before
+# cleaning up: unmount them, so that nothing (rm -rf included) walks into the host's /proc or /sys.
+leaked=$(awk '$5 ~ "^" tmp "/ocitest" { print $5 }' tmp="${TMPDIR:-/tmp}" /proc/self/mountinfo | sort -r)
+for m in $leaked; do umount -l "$m" 2>/dev/null && echo "conformance: unmounted $m, leaked by a test" >&2; done
 awk -F'\t' 'NR > 1 { n++; if ($2 == "pass") p++; ok += $4; bad += $5; sk += $6 }
   END { printf "total\t%d/%d tests passed\t\t%d\t%d\t%d\n", p, n, ok, bad, sk }' "$out/summary.tsv" | tee -a "$out/summary.tsv"
