@@ -237,6 +237,9 @@ struct NetworkTests {
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
     func straceListsRefusals() async throws {
+        // In a fresh clone this test may run before anything made the
+        // scratch root.
+        try FileManager.default.createDirectory(atPath: Integration.scratchRoot, withIntermediateDirectories: true)
         let log = Integration.scratchRoot + "/net-strace-\(getpid()).log"
         defer { unlink(log) }
         let py = """
