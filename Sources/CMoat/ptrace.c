@@ -54,6 +54,13 @@ long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 }
 int moat_tgkill(pid_t tgid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
 pid_t moat_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+int moat_allowed_cpus(int *out, int max) {
+    cpu_set_t set; CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++) if (CPU_ISSET(c, &set)) out[n++] = c;
+    return n;
+}
 int moat_sched_pin(pid_t tid, int cpu) {
     cpu_set_t set; CPU_ZERO(&set); CPU_SET(cpu, &set);
     return sched_setaffinity(tid, sizeof(set), &set);

@@ -166,9 +166,11 @@ final class PodmanTests: XCTestCase {
     }
 
     func testTerminal() throws {
-        let o = podman(["run", "--rm", "-t", "--network", "none", "moat-busybox:test", "sh", "-c", "test -t 1 && echo is a tty"], runtime: moat)
+        // tty(1) names the terminal: ttyname() must find it in the sandbox
+        // (it printed "not a tty" when /proc/self/fd/0 named a host pty).
+        let o = podman(["run", "--rm", "-t", "--network", "none", "moat-busybox:test", "sh", "-c", "test -t 1 && echo is a tty; tty"], runtime: moat)
         XCTAssertEqual(o.status, 0, o.stderr)
-        XCTAssertEqual(o.stdout, "is a tty\r\n")
+        XCTAssertEqual(o.stdout, "is a tty\r\n/dev/console\r\n")
     }
 
     func testDetachedExecStopRemove() throws {

@@ -108,6 +108,8 @@ long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 int moat_tgkill(pid_t tgid, pid_t tid, int sig);
 pid_t moat_gettid(void);
 int moat_sched_pin(pid_t tid, int cpu);
+/// The CPUs this process may run on (its cpuset/affinity), up to max.
+int moat_allowed_cpus(int *out, int max);
 
 
 

@@ -5,6 +5,16 @@ import Glibc
 
 enum DeviceKind { case null, zero, full, random, tty, console }
 
+/// The identity of /dev/console (5,1) in the sandbox's devfs (always device
+/// 5). The sandbox's own terminal (a host tty it inherited) presents itself
+/// as this node, so that ttyname() finds it: /proc/self/fd/N names
+/// /dev/console, and fstat of the fd matches stat of that path.
+enum ConsoleNode {
+    static let dev: UInt64 = 5
+    static let ino: UInt64 = 0x1000 + 5 * 256 + 1
+    static let rdev: UInt64 = (5 << 8) | 1
+}
+
 final class DeviceInode: Inode {
     let kind: DeviceKind
     init(kind: DeviceKind, major: UInt64, minor: UInt64, dev: UInt64) {
@@ -79,7 +89,7 @@ func makeDevFS(dev: UInt64) -> TmpfsInode {
     add("random", DeviceInode(kind: .random, major: 1, minor: 8, dev: dev))
     add("urandom", DeviceInode(kind: .random, major: 1, minor: 9, dev: dev))
     add("tty", DeviceInode(kind: .tty, major: 5, minor: 0, dev: dev))
-    add("console", DeviceInode(kind: .console, major: 5, minor: 1, dev: dev))
+    add("console", DeviceInode(kind: .console, major: 5, minor: 1, dev: ConsoleNode.dev))
     for (n, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
         let l = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: dev)
         l.target = Array(target.utf8)

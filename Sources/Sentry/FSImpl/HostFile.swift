@@ -135,6 +135,7 @@ final class HostFileFD: FileDescription {
         s.atime = (Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec))
         s.mtime = (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
         s.ctime = (Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec))
+        if isTTY { s.dev = ConsoleNode.dev; s.ino = ConsoleNode.ino; s.rdev = ConsoleNode.rdev }
         return .success(s)
     }
 
@@ -171,6 +172,8 @@ final class HostFileFD: FileDescription {
         let fmt = st.st_mode & S_IFMT
         if fmt == S_IFIFO { return Array("pipe:[\(st.st_ino)]".utf8) }
         if fmt == S_IFSOCK { return Array("socket:[\(st.st_ino)]".utf8) }
+        if isTTY { return Array("/dev/console".utf8) }
+        if fmt == S_IFCHR && st.st_rdev == (1 << 8 | 3) { return Array("/dev/null".utf8) }
         return Array("/dev/pts/0".utf8)
     }
 }

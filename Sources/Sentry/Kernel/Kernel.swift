@@ -56,8 +56,15 @@ final class Kernel: @unchecked Sendable {
     let unixNames = UnixNames()
     /// Guarded by mu.
     let fileLocks = FileLocks()
-    /// CPUs to spread pinned tasks over (0: no pinning).
-    var pinCPUs = max(0, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// CPUs to spread pinned tasks over: the ones the Sentry may use (a
+    /// container's cpuset may exclude some), by number. Fewer than 2: no
+    /// pinning.
+    var allowedCPUs: [Int32] = {
+        var buf = [Int32](repeating: 0, count: 1024)
+        let n = Int(moat_allowed_cpus(&buf, 1024))
+        return Array(buf.prefix(n))
+    }()
+    var pinCPUs: Int { allowedCPUs.count }
     /// Serve the fast set through seccomp notification (FastPath.swift).
     var fastPath = true
 

@@ -182,7 +182,7 @@ final class Task {
     /// the trap (bench/README.md). Tasks are spread round-robin over CPUs.
     func pin() {
         guard kernel.pinCPUs > 1 else { return }
-        let cpu = Int32(Int(tid) % kernel.pinCPUs)
+        let cpu = kernel.allowedCPUs[Int(tid) % kernel.pinCPUs]
         _ = moat_sched_pin(moat_gettid(), cpu)
         _ = moat_sched_pin(hostTid, cpu)
     }
