@@ -28,6 +28,8 @@ final class GoferInode: Inode {
     /// Under a read-only tree: names known not to exist here (the overlay
     /// asks the lower layer about every name it creates, often twice).
     private var absent: Set<[UInt8]> = []
+    /// The names in `cachedListing`, for lookups.
+    private var listedNames: Set<[UInt8]>? = nil
     private var cachedTarget: [UInt8]? = nil
     /// The host fd the Gofer donated with an O_TMPFILE file, for the open
     /// that follows its creation.
@@ -84,12 +86,17 @@ final class GoferInode: Inode {
         if !isDir { return .failure(Errno(ENOTDIR)) }
         if frozen {
             if absent.contains(name) { return .failure(Errno(ENOENT)) }
-            if let l = cachedListing, !l.contains(where: { $0.name == name }) { return .failure(Errno(ENOENT)) }
+            if let names = listedNames, !names.contains(name) { return .failure(Errno(ENOENT)) }
         }
         let r: Result<Inode, Errno> = wrap(client.walk(fid, name)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
         if frozen, case .failure(let e) = r, e.code == ENOENT {
             if absent.count >= 4096 { absent.removeAll(keepingCapacity: true) }
             absent.insert(name)
+            // A directory asked about one missing name is usually asked
+            // about more (a PATH or sys.path search, files created in it
+            // under the overlay): one listing answers all of them without
+            // a round trip to the Gofer each.
+            if listedNames == nil { _ = readdir() }
         }
         return r
     }
@@ -97,7 +104,10 @@ final class GoferInode: Inode {
     override func readdir() -> Result<[DirEntry], Errno> {
         if let l = cachedListing { return .success(l) }
         let r = wrap(client.getdents(fid)).map { $0.map { DirEntry(ino: $0.ino, type: $0.type, name: $0.name) } }
-        if frozen, case .success(let l) = r { cachedListing = l }
+        if frozen, case .success(let l) = r {
+            cachedListing = l
+            listedNames = Set(l.map(\.name))
+        }
         return r
     }
 
