@@ -63,35 +63,45 @@ int moat_fast_syscall(int i) { return fast_set[i]; }
 
 uint64_t moat_fast_filter_addr(void) { return MOAT_STUB_ADDR + FILTER_OFF; }
 
+// The start both filters share: instructions 0-7 kill any call that is not
+// x86-64 and fall through to 8 for a call from the stub page (ip is just past
+// the instruction). The three branches for a call from anywhere else are
+// aimed at the filter's application part by stub_page_check_else.
+static size_t stub_page_check(struct sock_filter *f) {
+    const uint32_t ip_lo = offsetof(struct seccomp_data, instruction_pointer);
+    const uint32_t stub_lo = (uint32_t)MOAT_STUB_ADDR, stub_hi = (uint32_t)(MOAT_STUB_ADDR >> 32);
+    const uint32_t end_lo = (uint32_t)(MOAT_STUB_ADDR + MOAT_STUB_SIZE);
+    size_t i = 0;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo + 4);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, stub_hi, 0, 0);  /* 4, jf: app */
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, stub_lo, 0, 0);  /* 6, jf: app */
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end_lo, 0, 0);   /* 7, jt: app */
+    return i;
+}
+static void stub_page_check_else(struct sock_filter *f, size_t appAt) {
+    f[4].jf = (uint8_t)(appAt - 5);
+    f[6].jf = (uint8_t)(appAt - 7);
+    f[7].jt = (uint8_t)(appAt - 8);
+}
+
 // Writes the sock_fprog and its program into the (still writable) stub page.
 int moat_fast_filter_write(void *stub_page) {
     struct sock_fprog *prog = (struct sock_fprog *)((char *)stub_page + FILTER_OFF);
     struct sock_filter *f = (struct sock_filter *)((char *)prog + 16);
     size_t cap = (MOAT_STUB_SIZE - FILTER_OFF - 16) / sizeof *f;
     size_t n = sizeof fast_set / sizeof fast_set[0];
-    size_t i = 0;
     if (n + 16 > cap || n > 250) return -1;
-    const uint32_t ip_lo = offsetof(struct seccomp_data, instruction_pointer);
-    const uint32_t stub_lo = (uint32_t)MOAT_STUB_ADDR, stub_hi = (uint32_t)(MOAT_STUB_ADDR >> 32);
-    const uint32_t end_lo = (uint32_t)(MOAT_STUB_ADDR + MOAT_STUB_SIZE);
-    // 0-1: only x86-64 calls.
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-    // 3-6: is the call from the stub page? (ip is just past the instruction)
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo + 4);
-    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, stub_hi, 0, 6);
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo);
-    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, stub_lo, 0, 4);
-    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end_lo, 3, 0);
-    //      from the stub: pause() runs (parked threads), everything else is traced.
+    size_t i = stub_page_check(f);
+    // From the stub: pause() runs (parked threads), everything else is traced.
     f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
     f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pause, 0, 1);
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    //      (a jump target: the traced return below is shared)
-    // Not from the stub: the fast set notifies, the rest traps.
-    size_t traceAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    // Not from the stub: the fast set notifies, the rest traps.
     size_t appAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
     for (size_t k = 0; k < n; k++) {
@@ -101,14 +111,7 @@ int moat_fast_filter_write(void *stub_page) {
     }
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
-    // Patch the stub-page branches: "not from the stub" goes to appAt.
-    // Index 4 (hi mismatch): jf to appAt; index 6 (below the page): jf to
-    // appAt; index 7 (above the page): jt to appAt; index 9 (not pause): jf
-    // to traceAt.
-    f[4].jf = (uint8_t)(appAt - 5);
-    f[6].jf = (uint8_t)(appAt - 7);
-    f[7].jt = (uint8_t)(appAt - 8);
-    f[9].jf = (uint8_t)(traceAt - 10);
+    stub_page_check_else(f, appAt);
     prog->len = (unsigned short)i;
     prog->filter = (struct sock_filter *)(uintptr_t)(moat_fast_filter_addr() + 16);
     return (int)i;
@@ -133,20 +136,9 @@ int moat_stub_base_filter(void) {
     };
     const size_t n = sizeof injected / sizeof injected[0];
     struct sock_filter f[64];
-    size_t i = 0;
-    const uint32_t ip_lo = offsetof(struct seccomp_data, instruction_pointer);
-    const uint32_t stub_lo = (uint32_t)MOAT_STUB_ADDR, stub_hi = (uint32_t)(MOAT_STUB_ADDR >> 32);
-    const uint32_t end_lo = (uint32_t)(MOAT_STUB_ADDR + MOAT_STUB_SIZE);
     const uint32_t ns_flags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
                               CLONE_NEWIPC | CLONE_NEWCGROUP;
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-    /* 3 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo + 4);
-    /* 4 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, stub_hi, 0, 0);  /* jf: app */
-    /* 5 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ip_lo);
-    /* 6 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, stub_lo, 0, 0);  /* jf: app */
-    /* 7 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end_lo, 0, 0);   /* jt: app */
+    size_t i = stub_page_check(f);
     /* 8 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
     /* 9 */ f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
     /* 10 */ f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
@@ -157,19 +149,14 @@ int moat_stub_base_filter(void) {
         f[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, injected[k], 0, 0);
         i++;
     }
-    size_t killAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     size_t allowAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     size_t appAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
-    f[4].jf = (uint8_t)(appAt - 5);
-    f[6].jf = (uint8_t)(appAt - 7);
-    f[7].jt = (uint8_t)(appAt - 8);
-    f[11].jt = (uint8_t)(12 - 12);        /* namespace flags: the kill at 12 */
-    f[11].jf = (uint8_t)(allowAt - 12);   /* a plain clone: allowed */
+    stub_page_check_else(f, appAt);
+    f[11].jf = (uint8_t)(allowAt - 12);   /* a plain clone: allowed (jt 0: the kill at 12) */
     for (size_t k = 0; k < n; k++) f[chain + k].jt = (uint8_t)(allowAt - (chain + k) - 1);
-    (void)killAt;
     struct sock_fprog prog = { .len = (unsigned short)i, .filter = f };
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0 ? 0 : -errno;
 }

@@ -154,10 +154,7 @@ public final class PtraceThread {
     private func finishNotif() -> Bool {
         inNotif = false
         let result = regs.rax, hadResult = dirty
-        var status: Int32 = 0
-        var r: pid_t
-        repeat { r = waitpid(tid, &status, WALL_) } while r < 0 && errno == EINTR
-        if r < 0 || moat_wifstopped(status) == 0 { return false }
+        if waitStop() == nil { return false }
         if moat_getregs(tid, &regs) != 0 { return false }
         if hadResult { regs.rax = result }
         regs.orig_rax = UInt64.max
@@ -198,11 +195,16 @@ public final class PtraceThread {
             return waitFast()
         }
         if moat_ptrace(PTRACE_SYSEMU_, tid, 0, 0) != 0 { return .gone }
+        guard let status = waitStop() else { return .gone }
+        return classify(status)
+    }
+
+    /// Waits for the thread's next ptrace stop; nil if it is gone instead.
+    private func waitStop() -> Int32? {
         var status: Int32 = 0
         var r: pid_t
         repeat { r = waitpid(tid, &status, WALL_) } while r < 0 && errno == EINTR
-        if r < 0 || moat_wifstopped(status) == 0 { return .gone }
-        return classify(status)
+        return r < 0 || moat_wifstopped(status) == 0 ? nil : status
     }
 
     /// Waits, after a PTRACE_CONT or a notification reply, for the thread's
@@ -295,7 +297,7 @@ public final class PtraceThread {
     public func inject(_ nr: Int, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0,
                        _ a3: UInt64 = 0, _ a4: UInt64 = 0, _ a5: UInt64 = 0,
                        at entry: UInt64 = moat_stub_syscall_addr()) -> Int {
-        if inNotif && !materialize() { return -Int(ESRCH) }
+        if !materialize() { return -Int(ESRCH) }
         // A trapped call stays skipped across the injection (saved below).
         if skipOnResume { regs.orig_rax = UInt64.max; skipOnResume = false }
         let saved = regs
@@ -307,10 +309,7 @@ public final class PtraceThread {
         var result = -Int(ESRCH)
         while true {
             if moat_ptrace(PTRACE_CONT_, tid, 0, 0) != 0 { return -Int(ESRCH) }
-            var status: Int32 = 0
-            var w: pid_t
-            repeat { w = waitpid(tid, &status, WALL_) } while w < 0 && errno == EINTR
-            if w < 0 || moat_wifstopped(status) == 0 { return -Int(ESRCH) }
+            guard let status = waitStop() else { return -Int(ESRCH) }
             if moat_wstopsig(status) == SIGTRAP && status >> 16 == 0 {
                 var out = Registers()
                 if moat_getregs(tid, &out) != 0 { return -Int(ESRCH) }
@@ -332,11 +331,11 @@ public final class PtraceThread {
     }
 
     public func getFP(_ fp: inout FPRegisters) -> Bool {
-        if inNotif && !materialize() { return false }
+        if !materialize() { return false }
         return moat_getfpregs(tid, &fp) == 0
     }
     public func setFP(_ fp: inout FPRegisters) -> Bool {
-        if inNotif && !materialize() { return false }
+        if !materialize() { return false }
         return moat_setfpregs(tid, &fp) == 0
     }
 
@@ -371,7 +370,7 @@ extension PtraceThread {
     /// taking the whole stub process down). Used for a thread-group leader
     /// that exits while its other threads go on.
     public func detachParked() {
-        if inNotif { materialize() }
+        materialize()
         var r = regs
         r.rip = moat_stub_pause_addr()
         r.orig_rax = UInt64.max

@@ -25,10 +25,8 @@ final class GoferInode: Inode {
     nonisolated(unsafe) private static var keptFDs = 0
     private static let maxKeptFDs = 256
     private var cachedListing: [DirEntry]? = nil
-    /// Under a read-only tree: names known not to exist here (the overlay
-    /// asks the lower layer about every name it creates, often twice).
-    private var absent: Set<[UInt8]> = []
-    /// The names in `cachedListing`, for lookups.
+    /// The names in `cachedListing`: under a read-only tree, a lookup of
+    /// any other name fails without asking the Gofer.
     private var listedNames: Set<[UInt8]>? = nil
     private var cachedTarget: [UInt8]? = nil
     /// The host fd the Gofer donated with an O_TMPFILE file, for the open
@@ -84,19 +82,14 @@ final class GoferInode: Inode {
 
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         if !isDir { return .failure(Errno(ENOTDIR)) }
-        if frozen {
-            if absent.contains(name) { return .failure(Errno(ENOENT)) }
-            if let names = listedNames, !names.contains(name) { return .failure(Errno(ENOENT)) }
-        }
+        if frozen, let names = listedNames, !names.contains(name) { return .failure(Errno(ENOENT)) }
         let r: Result<Inode, Errno> = wrap(client.walk(fid, name)).map { GoferInode(client: client, fid: $0.0, stat: $0.1, frozen: frozen) }
-        if frozen, case .failure(let e) = r, e.code == ENOENT {
-            if absent.count >= 4096 { absent.removeAll(keepingCapacity: true) }
-            absent.insert(name)
+        if frozen, listedNames == nil, case .failure(let e) = r, e.code == ENOENT {
             // A directory asked about one missing name is usually asked
-            // about more (a PATH or sys.path search, files created in it
-            // under the overlay): one listing answers all of them without
-            // a round trip to the Gofer each.
-            if listedNames == nil { _ = readdir() }
+            // about more (a PATH or sys.path search, files the overlay
+            // creates over it, each looked up twice): one listing answers
+            // all of them without a round trip to the Gofer each.
+            _ = readdir()
         }
         return r
     }

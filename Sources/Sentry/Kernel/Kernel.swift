@@ -59,12 +59,11 @@ final class Kernel: @unchecked Sendable {
     /// CPUs to spread pinned tasks over: the ones the Sentry may use (a
     /// container's cpuset may exclude some), by number. Fewer than 2: no
     /// pinning.
-    var allowedCPUs: [Int32] = {
+    let allowedCPUs: [Int32] = {
         var buf = [Int32](repeating: 0, count: 1024)
         let n = Int(moat_allowed_cpus(&buf, 1024))
         return Array(buf.prefix(n))
     }()
-    var pinCPUs: Int { allowedCPUs.count }
     /// Serve the fast set through seccomp notification (FastPath.swift).
     var fastPath = true
 

@@ -181,8 +181,9 @@ final class Task {
     /// machines we measured a cross-CPU wake-up costs more than the rest of
     /// the trap (bench/README.md). Tasks are spread round-robin over CPUs.
     func pin() {
-        guard kernel.pinCPUs > 1 else { return }
-        let cpu = kernel.allowedCPUs[Int(tid) % kernel.pinCPUs]
+        let cpus = kernel.allowedCPUs
+        guard cpus.count > 1 else { return }
+        let cpu = cpus[Int(tid) % cpus.count]
         _ = moat_sched_pin(moat_gettid(), cpu)
         _ = moat_sched_pin(hostTid, cpu)
     }
