@@ -9,6 +9,11 @@ import PackageDescription
 //   Sentry         the emulated kernel: tasks, memory, signals, VFS, syscalls.
 //   Sandbox        starts and supervises a Gofer + Sentry pair (moat run, OCI runtime).
 //   ControlPlane   API server, store, scheduler, controllers.
+//   CRIAPI         Kubernetes CRI runtime.v1 messages and gRPC stubs, generated once from
+//                  Sources/CRIAPI/proto/api.proto (see Sources/CRIAPI/README.md); never edited by hand.
+//   Images         the content-addressed image store and the registry client (pull, import, unpack).
+//   CRI            `moat cri`: the runtime.v1 RuntimeService/ImageService gRPC server; one Sentry per pod.
+//   NodeAgent      `moat node`: the kubelet-like agent that runs the control plane's pods over CRI.
 //   moat           the only executable: parses arguments, nothing else.
 let package = Package(
     name: "moat",
@@ -20,6 +25,12 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         .target(name: "CMoat", linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]),
@@ -36,14 +47,43 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "CRIAPI", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["proto", "README.md", "regenerate.sh"]),
+        .target(name: "Images", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "CRI", dependencies: [
+            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "NodeAgent", dependencies: [
+            "CRIAPI", "ControlPlane",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "moat", dependencies: [
-            "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI",
+            "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "CRITests", dependencies: [
+            "CRI", "CRIAPI",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        ]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "CRIAPI", "ControlPlane"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian", "fs"]),
     ],
     swiftLanguageModes: [.v5]
