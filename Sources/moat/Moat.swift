@@ -3,6 +3,8 @@
 
 import ArgumentParser
 import ControlPlane
+import CRI
+import Foundation
 import Glibc
 import Gofer
 import OCI
@@ -14,7 +16,7 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self])
+        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -198,3 +200,29 @@ struct GoferCommand: ParsableCommand {
 }
 
 
+
+struct CRICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cri", abstract: "Serve the Kubernetes CRI (runtime.v1) on a Unix socket: one sandbox per pod.")
+    @Option(help: "Where to listen: unix:///PATH.") var listen = "unix:///run/moat/cri.sock"
+    @Option(help: "Persistent state (pod and container records, images).") var root = "/var/lib/moat"
+    @Option(help: "Runtime state (the pods' Sentry state directories).") var state = "/run/moat"
+    @Option(help: "CNI network configuration directory (none: pods get loopback only).") var cniConfDir: String?
+    @Option(help: "CNI plugin directory.") var cniBinDir: String?
+    @Option(help: "HOST:PORT of the streaming server (exec, attach, port-forward).") var streamingAddress = "127.0.0.1:0"
+    @Option(help: "Serve a root file system directory as an image: REF=DIR; repeatable.") var rootfsImage: [String] = []
+    @Flag(help: "Pods write Moat's debug log to their state directory.") var debug = false
+
+    func run() async throws {
+        var o = CRIOptions()
+        o.listen = listen; o.root = root; o.state = state
+        o.cniConfDir = cniConfDir; o.cniBinDir = cniBinDir
+        o.streamingAddress = streamingAddress; o.debug = debug
+        do {
+            let images = try DirectoryImageResolver(specs: rootfsImage, fallback: nil)
+            try await CRIServer.run(o, images: images)
+        } catch {
+            FileHandle.standardError.write("moat cri: \(error)\n".data(using: .utf8)!)
+            Glibc.exit(1)
+        }
+    }
+}

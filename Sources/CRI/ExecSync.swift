@@ -1,0 +1,69 @@
+// ExecSync: runs a command in a running container and returns its output
+// and exit code. The process's stdout and stderr are pipes drained while it
+// runs (so a chatty command cannot block on a full pipe); its stdin is
+// /dev/null. A timeout is enforced by the sandbox (it kills the process) and
+// reported as DeadlineExceeded, as kubelet's probes expect.
+
+import CRIAPI
+import Foundation
+import Glibc
+import Sandbox
+
+/// Output kept per stream; the rest is read and dropped.
+let execSyncOutputLimit = 16 << 20
+
+private final class Drain: @unchecked Sendable {
+    private(set) var data = Data()
+    private let fd: Int32
+    private let done = DispatchSemaphore(value: 0)
+    init(fd: Int32) {
+        self.fd = fd
+        Thread.detachNewThread { [self] in
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                if data.count < execSyncOutputLimit { data.append(contentsOf: buf[0..<min(n, execSyncOutputLimit - data.count)]) }
+            }
+            close(fd)
+            done.signal()
+        }
+    }
+    func wait() -> Data { done.wait(); return data }
+}
+
+func execSyncIn(_ sb: PodSandbox, containerID: String, argv: [String], timeout: Int) async throws -> Runtime_V1_ExecSyncResponse {
+    try await offload {
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard cloexecPipe(&out) else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
+        guard cloexecPipe(&err) else {
+            close(out[0]); close(out[1])
+            throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))")
+        }
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let outDrain = Drain(fd: out[0]), errDrain = Drain(fd: err[0])
+        let started = nowNanos()
+        var p = ContainerProcess(argv: argv)
+        p.env = [defaultPath]
+        let result = Result { try sb.exec(containerID, p, stdin: null, stdout: out[1], stderr: err[1], timeoutSeconds: timeout) }
+        close(out[1]); close(err[1]); close(null)
+        var r = Runtime_V1_ExecSyncResponse()
+        r.stdout = outDrain.wait()
+        r.stderr = errDrain.wait()
+        let status = try result.get()
+        let elapsed = nowNanos() - started
+        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        if timeout > 0 && signaled && elapsed >= Int64(timeout) * 1_000_000_000 {
+            throw CRIError.deadlineExceeded("command \(argv.joined(separator: " ").debugDescription) timed out after \(timeout)s")
+        }
+        r.exitCode = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        return r
+    }
+}
+
+private func cloexecPipe(_ fds: inout [Int32]) -> Bool {
+    guard pipe(&fds) == 0 else { return false }
+    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    return true
+}

@@ -1,0 +1,185 @@
+// Records: what `moat cri` remembers about pods and containers, as one JSON
+// file per object under <root>/cri/{pods,containers}. Written atomically
+// (temporary file, fsync, rename) so a kill -9 at any moment leaves either
+// the old or the new record, never half of one. A lock file held for the
+// server's life keeps two servers off the same root.
+
+import Foundation
+import Glibc
+
+struct PortMappingRecord: Codable, Equatable, Sendable {
+    var containerPort: Int32
+    var hostPort: Int32
+    var hostIP: String
+    var proto: String
+}
+
+struct PodRecord: Codable, Sendable {
+    var id: String
+    var name: String
+    var uid: String
+    var namespace: String
+    var attempt: UInt32
+    var createdAt: Int64
+    /// "ready" or "notready".
+    var state: String
+    var labels: [String: String]
+    var annotations: [String: String]
+    var hostname: String
+    var logDirectory: String
+    var runtimeHandler: String
+    /// The Sentry's state directory (under --state).
+    var stateDir: String
+    /// "pod", "node".
+    var networkMode: String
+    var pidMode: String
+    var ipcMode: String
+    var ip: String = ""
+    var portMappings: [PortMappingRecord] = []
+    var dnsServers: [String] = []
+    var dnsSearches: [String] = []
+    var dnsOptions: [String] = []
+    /// The CNI network the pod was added to (so DEL can be called on stop,
+    /// even after a restart); empty without CNI.
+    var cniNetwork: String = ""
+    var cniNetnsPath: String = ""
+    var reason: String = ""
+}
+
+struct MountRecord: Codable, Equatable, Sendable {
+    var containerPath: String
+    var hostPath: String
+    var readOnly: Bool
+}
+
+struct ContainerRecord: Codable, Sendable {
+    var id: String
+    var podID: String
+    var name: String
+    var attempt: UInt32
+    var image: String
+    var imageRef: String
+    var imageID: String
+    var createdAt: Int64
+    var startedAt: Int64 = 0
+    var finishedAt: Int64 = 0
+    /// "created", "running", "exited".
+    var state: String = "created"
+    var exitCode: Int32 = 0
+    var reason: String = ""
+    var message: String = ""
+    var labels: [String: String]
+    var annotations: [String: String]
+    var logPath: String
+    var mounts: [MountRecord]
+    /// The host file behind the termination-message path ("" for none).
+    var terminationMessageHostPath: String
+    var stopSignal: Int32
+}
+
+enum RecordKind: String { case pods, containers }
+
+/// The on-disk side of the records; callers serialize access (the runtime
+/// actor).
+struct RecordStore {
+    let dir: String
+    private var lockFD: Int32 = -1
+
+    init(root: String) throws {
+        dir = root + "/cri"
+        for k in [RecordKind.pods, .containers] { try makeDirectories(dir + "/" + k.rawValue, mode: 0o700) }
+        let fd = open(dir + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CRIError.internalError("open \(dir)/lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw CRIError.internalError("another moat cri uses \(root) (\(dir)/lock is held)")
+        }
+        lockFD = fd
+    }
+
+    func save<T: Encodable>(_ kind: RecordKind, _ id: String, _ value: T) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        try writeAtomically(dir + "/\(kind.rawValue)/\(id).json", try enc.encode(value))
+    }
+
+    func delete(_ kind: RecordKind, _ id: String) {
+        unlink(dir + "/\(kind.rawValue)/\(id).json")
+    }
+
+    /// Every record of a kind; a file that does not decode is set aside
+    /// (renamed *.bad) and reported, never silently dropped.
+    func loadAll<T: Decodable>(_ kind: RecordKind, _ type: T.Type, problems: inout [String]) -> [T] {
+        let d = dir + "/" + kind.rawValue
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: d) else { return [] }
+        var out: [T] = []
+        for n in names.sorted() where n.hasSuffix(".json") {
+            let p = d + "/" + n
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: p))
+                out.append(try JSONDecoder().decode(T.self, from: data))
+            } catch {
+                problems.append("\(p): \(error); kept as \(p).bad")
+                rename(p, p + ".bad")
+            }
+        }
+        return out
+    }
+}
+
+/// mkdir -p with a mode for the directories it makes.
+func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+    var cur = ""
+    for comp in path.split(separator: "/") {
+        cur += "/" + comp
+        if mkdir(cur, mode) != 0 && errno != EEXIST {
+            throw CRIError.internalError("mkdir \(cur): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Writes a file so that readers see the old or the new contents, never a
+/// mix, even across a crash.
+func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o600) throws {
+    let tmp = path + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw CRIError.internalError("open \(tmp): \(String(cString: strerror(errno)))") }
+    var ok = true
+    data.withUnsafeBytes { raw in
+        var off = 0
+        while off < raw.count {
+            let n = write(fd, raw.baseAddress! + off, raw.count - off)
+            if n < 0 { if errno == EINTR { continue }; ok = false; return }
+            off += n
+        }
+    }
+    if fsync(fd) != 0 { ok = false }
+    close(fd)
+    guard ok, rename(tmp, path) == 0 else {
+        let e = String(cString: strerror(errno))
+        unlink(tmp)
+        throw CRIError.internalError("write \(path): \(e)")
+    }
+}
+
+/// rm -rf, for directories the CRI made itself (a pod's state directory).
+func removeTree(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}
+
+/// Nanoseconds since the epoch.
+func nowNanos() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+/// A 64-hex-digit id, as other runtimes use (so kubelet and crictl's
+/// truncation to 13 characters works as usual).
+func newID() -> String {
+    var g = SystemRandomNumberGenerator()
+    return (0..<4).map { _ in
+        let s = String(g.next() as UInt64, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }.joined()
+}

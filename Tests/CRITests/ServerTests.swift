@@ -1,0 +1,156 @@
+// `moat cri` as kubelet meets it before any pod: Version, Status,
+// RuntimeConfig, UpdateRuntimeConfig; the socket's mode, a stale socket
+// replaced, a second server refused; malformed requests answered with the
+// status code a caller can act on. No root needed: nothing here starts a
+// sandbox.
+
+import CRIAPI
+import Foundation
+import GRPCCore
+import XCTest
+
+final class CRIServerTests: XCTestCase {
+    func testVersionStatusAndRuntimeConfig() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(); cri.removeDirectory() }
+        try cri.start()
+        try await cri.withClient { rt in
+            let v = try await rt.version(Runtime_V1_VersionRequest())
+            XCTAssertEqual(v.runtimeName, "moat")
+            XCTAssertEqual(v.runtimeApiVersion, "v1")
+            XCTAssertFalse(v.runtimeVersion.isEmpty)
+
+            let s = try await rt.status(Runtime_V1_StatusRequest())
+            let conds = Dictionary(uniqueKeysWithValues: s.status.conditions.map { ($0.type, $0.status) })
+            XCTAssertEqual(conds["RuntimeReady"], true)
+            XCTAssertEqual(conds["NetworkReady"], true)
+
+            let rc = try await rt.runtimeConfig(Runtime_V1_RuntimeConfigRequest())
+            XCTAssertEqual(rc.linux.cgroupDriver, .cgroupfs)
+
+            var u = Runtime_V1_UpdateRuntimeConfigRequest()
+            u.runtimeConfig.networkConfig.podCidr = "10.88.0.0/16"
+            _ = try await rt.updateRuntimeConfig(u)
+            var verbose = Runtime_V1_StatusRequest(); verbose.verbose = true
+            XCTAssertEqual(try await rt.status(verbose).info["podCIDR"], "10.88.0.0/16")
+            u.runtimeConfig.networkConfig.podCidr = "10.88.0.0"
+            await assertRPCError(.invalidArgument, mentioning: "pod_cidr") { try await rt.updateRuntimeConfig(u) }
+        }
+    }
+
+    func testNetworkNotReadyWithoutCNIConfig() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(); cri.removeDirectory() }
+        let conf = cri.dir + "/cni-empty"
+        try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+        let withCNI = try CRIProcess(dir: cri.dir, extraArgs: ["--cni-conf-dir", conf])
+        defer { withCNI.stop() }
+        try withCNI.start()
+        try await withCNI.withClient { rt in
+            let s = try await rt.status(Runtime_V1_StatusRequest())
+            let net = s.status.conditions.first { $0.type == "NetworkReady" }
+            XCTAssertEqual(net?.status, false)
+            XCTAssertEqual(net?.reason, "NetworkPluginNotReady")
+        }
+    }
+
+    func testSocketIsPrivateStaleSocketReplacedSecondServerRefused() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(); cri.removeDirectory() }
+        // A socket file nobody listens on, as a killed server leaves it.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in cri.socket.utf8.enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        close(fd)
+        XCTAssertEqual(chmod(cri.socket, 0o777), 0)
+
+        try cri.start()
+        let attrs = try FileManager.default.attributesOfItem(atPath: cri.socket)
+        XCTAssertEqual(attrs[.posixPermissions] as? Int, 0o600)
+        try await cri.withClient { rt in _ = try await rt.version(Runtime_V1_VersionRequest()) }
+
+        // Same socket, other root: the live server is not displaced.
+        let other = try CRIProcess(dir: cri.dir + "/other")
+        let second = try CRIProcess(dir: cri.dir, extraArgs: ["--root", other.root, "--state", other.state])
+        XCTAssertThrowsError(try second.start())
+        XCTAssertTrue(second.log.contains("another server is listening"), second.log)
+        // Same root, other socket: the root's lock refuses it.
+        let third = try CRIProcess(dir: cri.dir + "/third")
+        let sameRoot = try CRIProcess(dir: third.dir, extraArgs: ["--root", cri.root])
+        XCTAssertThrowsError(try sameRoot.start())
+        XCTAssertTrue(sameRoot.log.contains("lock"), sameRoot.log)
+        try await cri.withClient { rt in _ = try await rt.version(Runtime_V1_VersionRequest()) }
+    }
+
+    func testMalformedRequestsGetActionableStatusCodes() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(); cri.removeDirectory() }
+        try cri.start()
+        try await cri.withClient { rt in
+            await assertRPCError(.invalidArgument, mentioning: "config") {
+                try await rt.runPodSandbox(Runtime_V1_RunPodSandboxRequest())
+            }
+            for (field, mutate) in [
+                ("config.metadata.name", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.name = "" }),
+                ("config.metadata.namespace", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.namespace = "" }),
+                ("config.metadata.uid", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.uid = "" }),
+                ("config.metadata.name", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.name = "../escape" }),
+                ("config.hostname", { (c: inout Runtime_V1_PodSandboxConfig) in c.hostname = "" }),
+                ("config.port_mappings[0]", { (c: inout Runtime_V1_PodSandboxConfig) in
+                    var pm = Runtime_V1_PortMapping(); pm.containerPort = 70000; c.portMappings = [pm] }),
+            ] as [(String, (inout Runtime_V1_PodSandboxConfig) -> Void)] {
+                var r = Runtime_V1_RunPodSandboxRequest()
+                r.config = podConfig(name: "bad")
+                mutate(&r.config)
+                await assertRPCError(.invalidArgument, mentioning: field) { try await rt.runPodSandbox(r) }
+            }
+            var handler = Runtime_V1_RunPodSandboxRequest()
+            handler.config = podConfig(name: "h")
+            handler.runtimeHandler = "runc"
+            await assertRPCError(.invalidArgument, mentioning: "runtime_handler") { try await rt.runPodSandbox(handler) }
+
+            let unknown = String(repeating: "ab", count: 32)
+            var ps = Runtime_V1_PodSandboxStatusRequest(); ps.podSandboxID = unknown
+            await assertRPCError(.notFound) { try await rt.podSandboxStatus(ps) }
+            ps.podSandboxID = ""
+            await assertRPCError(.invalidArgument, mentioning: "pod_sandbox_id") { try await rt.podSandboxStatus(ps) }
+            var sp = Runtime_V1_StopPodSandboxRequest(); sp.podSandboxID = unknown
+            await assertRPCError(.notFound) { try await rt.stopPodSandbox(sp) }
+            // Removing what is not there succeeds (kubelet repeats removals).
+            var rp = Runtime_V1_RemovePodSandboxRequest(); rp.podSandboxID = unknown
+            _ = try await rt.removePodSandbox(rp)
+            var rc = Runtime_V1_RemoveContainerRequest(); rc.containerID = unknown
+            _ = try await rt.removeContainer(rc)
+
+            var cc = Runtime_V1_CreateContainerRequest(); cc.podSandboxID = unknown
+            cc.config.metadata.name = "c"; cc.config.image.image = "busybox"
+            await assertRPCError(.notFound, mentioning: "pod sandbox") { try await rt.createContainer(cc) }
+            var cs = Runtime_V1_ContainerStatusRequest(); cs.containerID = unknown
+            await assertRPCError(.notFound, mentioning: "container") { try await rt.containerStatus(cs) }
+            cs.containerID = ""
+            await assertRPCError(.invalidArgument, mentioning: "container_id") { try await rt.containerStatus(cs) }
+            var sc = Runtime_V1_StartContainerRequest(); sc.containerID = unknown
+            await assertRPCError(.notFound) { try await rt.startContainer(sc) }
+            var st = Runtime_V1_StopContainerRequest(); st.containerID = unknown
+            await assertRPCError(.notFound) { try await rt.stopContainer(st) }
+            var ex = Runtime_V1_ExecSyncRequest(); ex.containerID = unknown
+            await assertRPCError(.invalidArgument, mentioning: "cmd") { try await rt.execSync(ex) }
+            ex.cmd = ["true"]
+            await assertRPCError(.notFound) { try await rt.execSync(ex) }
+            var stats = Runtime_V1_ContainerStatsRequest(); stats.containerID = unknown
+            await assertRPCError(.notFound) { try await rt.containerStats(stats) }
+
+            XCTAssertEqual(try await rt.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.count, 0)
+            XCTAssertEqual(try await rt.listContainers(Runtime_V1_ListContainersRequest()).containers.count, 0)
+            // The server is still there after all of that.
+            _ = try await rt.version(Runtime_V1_VersionRequest())
+        }
+    }
+}

@@ -1,0 +1,160 @@
+// Helpers for the CRI tests: a `moat cri` process per test (its own socket,
+// --root and --state in a temporary directory), a generated runtime.v1
+// client over the real Unix socket, and cleanup on every exit path.
+
+import CRIAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import XCTest
+
+enum CRITestEnv {
+    static let repo: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var ci: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// $MOAT_BIN, else the moat built beside this test bundle, else the
+    /// checkout's .build/debug/moat.
+    static func moat() throws -> String {
+        if let m = ProcessInfo.processInfo.environment["MOAT_BIN"], FileManager.default.isExecutableFile(atPath: m) { return m }
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        var dir = exe
+        for _ in 0..<6 {
+            dir.deleteLastPathComponent()
+            let cand = dir.appendingPathComponent("moat").path
+            if FileManager.default.isExecutableFile(atPath: cand) { return cand }
+        }
+        let cand = repo + "/.build/debug/moat"
+        if FileManager.default.isExecutableFile(atPath: cand) { return cand }
+        return try missing("the moat executable (run `swift build --product moat`, or set MOAT_BIN)")
+    }
+
+    static var rootfs: String { ProcessInfo.processInfo.environment["MOAT_ROOTFS"] ?? repo + "/.cache/rootfs/busybox" }
+
+    /// Skips on a developer machine, fails under CI=true.
+    static func missing<T>(_ what: String) throws -> T {
+        if ci { XCTFail("missing prerequisite under CI=true: \(what)"); throw CRITestError("missing \(what)") }
+        throw XCTSkip("missing prerequisite: \(what)")
+    }
+
+    static func requireRoot() throws {
+        if getuid() != 0 { let _: Void = try missing("root") }
+    }
+}
+
+struct CRITestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// One `moat cri` process. `stop()` (also from deinit) kills it.
+final class CRIProcess: @unchecked Sendable {
+    let dir: String
+    var socket: String { dir + "/cri.sock" }
+    var root: String { dir + "/root" }
+    var state: String { dir + "/state" }
+    let extraArgs: [String]
+    private(set) var pid: pid_t = 0
+    var logPath: String { dir + "/cri.log" }
+
+    init(dir: String? = nil, extraArgs: [String] = []) throws {
+        if let dir { self.dir = dir } else {
+            let d = NSTemporaryDirectory() + "moat-cri-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            self.dir = d
+        }
+        self.extraArgs = extraArgs
+    }
+
+    var arguments: [String] {
+        ["cri", "--listen", "unix://" + socket, "--root", root, "--state", state] + extraArgs
+    }
+
+    /// Starts the server and waits until its socket answers.
+    func start() throws {
+        let moat = try CRITestEnv.moat()
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fa, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_addopen(&fa, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        let argv = ([moat] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var p: pid_t = 0
+        let rc = posix_spawn(&p, moat, &fa, nil, argv, environ)
+        guard rc == 0 else { throw CRITestError("posix_spawn \(moat): \(rc)") }
+        pid = p
+        for _ in 0..<600 {
+            if let st = try? FileManager.default.attributesOfItem(atPath: socket),
+               (st[.posixPermissions] as? Int) == 0o600 { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                pid = 0
+                throw CRITestError("moat cri exited (status \(status)): \(log)")
+            }
+            usleep(50_000)
+        }
+        throw CRITestError("moat cri did not listen within 30 s: \(log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM (graceful) or SIGKILL, then reap.
+    func stop(signal sig: Int32 = SIGTERM) {
+        guard pid > 0 else { return }
+        kill(pid, sig)
+        var status: Int32 = 0
+        for _ in 0..<200 {
+            if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    func removeDirectory() { try? FileManager.default.removeItem(atPath: dir) }
+
+    deinit { stop(signal: SIGKILL) }
+
+    /// Runs `body` with a runtime.v1 client connected to this server.
+    func withClient<R: Sendable>(_ body: (Runtime_V1_RuntimeService.Client<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socket), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { client in
+            try await body(Runtime_V1_RuntimeService.Client(wrapping: client))
+        }
+    }
+}
+
+/// Asserts that `body` fails with this gRPC status code (and, when given, a
+/// message naming `mentioning`).
+func assertRPCError<T>(_ code: RPCError.Code, mentioning: String? = nil, file: StaticString = #filePath, line: UInt = #line,
+                       _ body: () async throws -> T) async {
+    do {
+        _ = try await body()
+        XCTFail("expected \(code), got success", file: file, line: line)
+    } catch let e as RPCError {
+        XCTAssertEqual(e.code, code, "\(e)", file: file, line: line)
+        if let m = mentioning { XCTAssertTrue(e.message.contains(m), "\(e.message.debugDescription) does not mention \(m)", file: file, line: line) }
+    } catch {
+        XCTFail("expected RPCError \(code), got \(error)", file: file, line: line)
+    }
+}
+
+func podConfig(name: String, namespace: String = "default", uid: String? = nil, attempt: UInt32 = 0,
+               labels: [String: String] = [:], logDirectory: String = "") -> Runtime_V1_PodSandboxConfig {
+    var c = Runtime_V1_PodSandboxConfig()
+    c.metadata.name = name
+    c.metadata.namespace = namespace
+    c.metadata.uid = uid ?? "uid-" + name
+    c.metadata.attempt = attempt
+    c.hostname = name
+    c.labels = labels
+    c.logDirectory = logDirectory
+    return c
+}
