@@ -40,6 +40,9 @@ actor CRIRuntime {
     private var pods: [String: PodRecord] = [:]
     private var containers: [String: ContainerRecord] = [:]
     private var sandboxes: [String: PodSandbox] = [:]
+    /// Sandboxes stopped (or found dead) but not yet destroyed: RemovePodSandbox
+    /// calls `destroy` on them.
+    private var stoppedSandboxes: [String: PodSandbox] = [:]
     /// Names being created (pod key, or pod id + container key) so that a
     /// concurrent duplicate is refused while the first is still starting.
     private var reserved = Set<String>()
@@ -88,7 +91,7 @@ actor CRIRuntime {
     /// NOTREADY and its live containers exited with an unknown status.
     private func markPodGone(_ id: String, reason: String) {
         guard var p = pods[id] else { return }
-        sandboxes[id] = nil
+        if let sb = sandboxes.removeValue(forKey: id) { stoppedSandboxes[id] = sb }
         if p.state != "notready" {
             p.state = "notready"; p.reason = reason
             pods[id] = p
@@ -259,6 +262,7 @@ actor CRIRuntime {
                 _ = try? await offload { try sb.signalContainer(c.id, SIGKILL) }
             }
             try await offload { try sb.stop(timeoutSeconds: 10) }
+            stoppedSandboxes[id] = sb
         }
         for c in containers.values where c.podID == id && c.state != "exited" {
             var u = c
@@ -294,10 +298,12 @@ actor CRIRuntime {
             removeTree(store.dir + "/containers/" + c.id)
             emit(c, .containerDeletedEvent)
         }
-        // Whatever the Sentry left (its state directory), even when it is
-        // long gone: `destroy` when it can be reached, else by hand.
-        if let sb = try? await offload({ try PodSandbox.reconnect(stateDir: p.stateDir) }) {
-            _ = try? await offload { try sb.stop(timeoutSeconds: 0); try sb.destroy() }
+        // Whatever the Sentry left: `destroy` on the sandbox when we have it
+        // (or can reach it again), and its state directory in any case.
+        if let sb = stoppedSandboxes.removeValue(forKey: p.id) {
+            try await offload { try sb.destroy() }
+        } else if let sb = try? await offload({ try PodSandbox.reconnect(stateDir: p.stateDir) }) {
+            try await offload { try sb.stop(timeoutSeconds: 0); try sb.destroy() }
         }
         removeTree(p.stateDir)
         pods[p.id] = nil

@@ -6,6 +6,7 @@ import CRIAPI
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Glibc
 import XCTest
 
 enum CRITestEnv {
@@ -62,11 +63,8 @@ final class CRIProcess: @unchecked Sendable {
     var logPath: String { dir + "/cri.log" }
 
     init(dir: String? = nil, extraArgs: [String] = []) throws {
-        if let dir { self.dir = dir } else {
-            let d = NSTemporaryDirectory() + "moat-cri-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            self.dir = d
-        }
+        self.dir = dir ?? NSTemporaryDirectory() + "moat-cri-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: self.dir, withIntermediateDirectories: true)
         self.extraArgs = extraArgs
     }
 
@@ -76,6 +74,50 @@ final class CRIProcess: @unchecked Sendable {
 
     /// Starts the server and waits until its socket answers.
     func start() throws {
+        pid = try spawn(log: logPath)
+        for _ in 0..<600 {
+            if let st = try? FileManager.default.attributesOfItem(atPath: socket),
+               (st[.posixPermissions] as? Int) == 0o600, Self.answers(socket) { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                pid = 0
+                throw CRITestError("moat cri exited (status \(status)): \(log)")
+            }
+            usleep(50_000)
+        }
+        throw CRITestError("moat cri did not listen within 30 s: \(log)")
+    }
+
+    /// Runs a server that must refuse to start; returns its exit status and
+    /// what it printed.
+    func startExpectingRefusal() throws -> (Int32, String) {
+        let out = dir + "/refused-\(UInt32.random(in: 0...UInt32.max)).log"
+        let p = try spawn(log: out)
+        var status: Int32 = 0
+        for _ in 0..<600 {
+            if waitpid(p, &status, WNOHANG) == p {
+                return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+            }
+            usleep(50_000)
+        }
+        kill(p, SIGKILL); waitpid(p, &status, 0)
+        throw CRITestError("moat cri was expected to refuse to start but kept running")
+    }
+
+    static func answers(_ path: String) -> Bool {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+
+    private func spawn(log logPath: String) throws -> pid_t {
         let moat = try CRITestEnv.moat()
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
@@ -88,18 +130,7 @@ final class CRIProcess: @unchecked Sendable {
         var p: pid_t = 0
         let rc = posix_spawn(&p, moat, &fa, nil, argv, environ)
         guard rc == 0 else { throw CRITestError("posix_spawn \(moat): \(rc)") }
-        pid = p
-        for _ in 0..<600 {
-            if let st = try? FileManager.default.attributesOfItem(atPath: socket),
-               (st[.posixPermissions] as? Int) == 0o600 { return }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                pid = 0
-                throw CRITestError("moat cri exited (status \(status)): \(log)")
-            }
-            usleep(50_000)
-        }
-        throw CRITestError("moat cri did not listen within 30 s: \(log)")
+        return p
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -1,0 +1,89 @@
+// CNI as `moat cri` calls it: a chained configuration (bridge with
+// host-local IPAM, then tuning, which must get the bridge's prevResult)
+// added to and deleted from a pod network namespace. Everything happens in
+// namespaces the test makes: the plugins run inside a "node" namespace of
+// its own (through wrapper scripts), so no bridge or route touches the host.
+
+import Foundation
+import XCTest
+@testable import CRI
+
+final class CRICNITests: XCTestCase {
+    func sh(_ cmd: String) -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", cmd]
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = out
+        do { try p.run() } catch { return (-1, "\(error)") }
+        let d = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+    }
+
+    func testChainedBridgeAddAndDelInANamespaceTheTestMade() throws {
+        try CRITestEnv.requireRoot()
+        for b in ["bridge", "host-local", "tuning"] where !FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/" + b) {
+            let _: Void = try CRITestEnv.missing("/usr/lib/cni/\(b) (containernetworking-plugins)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
+            return try CRITestEnv.missing("ip (iproute2)")
+        }
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let node = "moat-cni-node-" + tag, pod = "moat-cni-pod-" + tag
+        let dir = NSTemporaryDirectory() + "moat-cni-" + tag
+        try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/conf", withIntermediateDirectories: true)
+        defer {
+            _ = sh("ip netns del \(pod) 2>/dev/null; ip netns del \(node) 2>/dev/null")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        XCTAssertEqual(sh("ip netns add \(node) && ip netns add \(pod)").0, 0)
+        for b in ["bridge", "host-local", "tuning"] {
+            let w = dir + "/bin/" + b
+            try "#!/bin/sh\nexec ip netns exec \(node) /usr/lib/cni/\(b) \"$@\"\n".write(toFile: w, atomically: true, encoding: .utf8)
+            chmod(w, 0o755)
+        }
+        let conf = """
+        {"cniVersion": "1.0.0", "name": "moat-test", "plugins": [
+          {"type": "bridge", "bridge": "moatbr0", "isGateway": true, "ipMasq": false,
+           "ipam": {"type": "host-local", "dataDir": "\(dir)/ipam", "ranges": [[{"subnet": "10.99.7.0/24"}]]}},
+          {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_local": "1"}}
+        ]}
+        """
+        try conf.write(toFile: dir + "/conf/10-moat.conflist", atomically: true, encoding: .utf8)
+
+        let net = try CNINetwork.load(confDir: dir + "/conf", binDir: dir + "/bin")
+        XCTAssertEqual(net.name, "moat-test")
+        XCTAssertEqual(net.plugins.count, 2)
+        let r = try net.add(containerID: "c0ffee", netns: "/var/run/netns/" + pod, podName: "p", podNamespace: "default", podUID: "u")
+        XCTAssertTrue(r.ip.hasPrefix("10.99.7."), r.ip)
+        let shown = sh("ip netns exec \(pod) ip -4 addr show eth0")
+        XCTAssertTrue(shown.1.contains(r.ip + "/24"), shown.1)
+        // tuning ran after bridge, on the interface bridge made.
+        XCTAssertEqual(sh("ip netns exec \(pod) cat /proc/sys/net/ipv4/conf/eth0/accept_local").1.trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        // The node side reaches the pod over the bridge, inside the test's namespaces.
+        XCTAssertEqual(sh("ip netns exec \(node) busybox ping -c1 -W2 \(r.ip)").0, 0)
+
+        try net.del(containerID: "c0ffee", netns: "/var/run/netns/" + pod)
+        XCTAssertNotEqual(sh("ip netns exec \(pod) ip link show eth0").0, 0, "eth0 still there after DEL")
+        // The address went back to the pool.
+        let leases = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/moat-test")) ?? []
+        XCTAssertFalse(leases.contains(r.ip), "\(leases)")
+    }
+
+    func testBrokenConfigurationsAreReported() throws {
+        let dir = NSTemporaryDirectory() + "moat-cni-bad-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertThrowsError(try CNINetwork.load(confDir: dir, binDir: "/usr/lib/cni")) { e in
+            XCTAssertTrue("\(e)".contains("no CNI network configuration"), "\(e)")
+        }
+        try "{not json".write(toFile: dir + "/10-a.conflist", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CNINetwork.load(confDir: dir, binDir: "/usr/lib/cni"))
+        try #"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../../bin/sh"}]}"#.write(toFile: dir + "/10-a.conflist", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CNINetwork.load(confDir: dir, binDir: "/usr/lib/cni")) { e in
+            XCTAssertTrue("\(e)".contains("not found"), "\(e)")
+        }
+    }
+}
