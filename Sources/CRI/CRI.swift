@@ -10,4 +10,5 @@
 // machine: pods and containers), Containers.swift (CreateContainer's spec:
 // command, env, user, mounts), Records.swift (persisted state), Errors.swift
 // (gRPC status mapping and request validation), RuntimeService.swift (the
-// thin gRPC adapter).
+// thin gRPC adapter), ExecSync.swift, Streaming.swift (Exec's WebSocket
+// server), CNI.swift (pod networks), DirectoryImages.swift.

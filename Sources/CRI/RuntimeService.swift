@@ -12,6 +12,7 @@ public let moatCRIVersion = "0.1.0"
 
 struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let runtime: CRIRuntime
+    let streaming: StreamingServer
 
     func version(request: Runtime_V1_VersionRequest, context: ServerContext) async throws -> Runtime_V1_VersionResponse {
         var r = Runtime_V1_VersionResponse()
@@ -208,7 +209,18 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func exec(request: Runtime_V1_ExecRequest, context: ServerContext) async throws -> Runtime_V1_ExecResponse {
-        throw RPCError(code: .unimplemented, message: "Exec streaming is not implemented yet; use ExecSync")
+        try await rpc {
+            guard !request.cmd.isEmpty else { throw CRIError.invalidArgument("cmd is required") }
+            guard request.stdin || request.stdout || request.stderr else {
+                throw CRIError.invalidArgument("one of stdin, stdout and stderr must be true")
+            }
+            if request.tty && request.stderr { throw CRIError.invalidArgument("tty and stderr cannot both be true") }
+            let (c, _) = try await runtime.runningSandbox(request.containerID)
+            var r = Runtime_V1_ExecResponse()
+            r.url = streaming.register(ExecStreamRequest(containerID: c.id, cmd: request.cmd, tty: request.tty,
+                                                         stdin: request.stdin, stdout: request.stdout, stderr: request.stderr))
+            return r
+        }
     }
 
     func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {

@@ -62,7 +62,10 @@ public enum CRIServer {
         let oldMask = umask(0o177)
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: path), transportSecurity: .plaintext)
-        let server = GRPCServer(transport: transport, services: [RuntimeService(runtime: runtime)] + extraServices)
+        let streaming = StreamingServer(runtime: runtime)
+        try await streaming.start(address: options.streamingAddress)
+        defer { streaming.stop() }
+        let server = GRPCServer(transport: transport, services: [RuntimeService(runtime: runtime, streaming: streaming)] + extraServices)
 
         signal(SIGTERM, SIG_IGN); signal(SIGINT, SIG_IGN); signal(SIGPIPE, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
@@ -77,7 +80,7 @@ public enum CRIServer {
             _ = try await transport.listeningAddress
             umask(oldMask)
             chmod(path, 0o600)
-            log("moat cri: serving runtime.v1 on unix://\(path)")
+            log("moat cri: serving runtime.v1 on unix://\(path); streaming on \(streaming.baseURL)")
             try await group.next()
             group.cancelAll()
         }

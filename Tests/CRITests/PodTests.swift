@@ -106,6 +106,20 @@ final class CRIPodTests: XCTestCase {
             XCTAssertEqual(r.exitCode, 3)
             await assertRPCError(.deadlineExceeded) { try await self.execSync(rt, client, ["sleep", "30"], timeout: 1) }
 
+            // Exec through the streaming server, as crictl exec -i does.
+            var ex = Runtime_V1_ExecRequest()
+            ex.containerID = client; ex.cmd = ["sh", "-c", "cat; echo to-err >&2; exit 4"]
+            ex.stdin = true; ex.stdout = true; ex.stderr = true
+            let url = try await rt.exec(ex).url
+            let streamed = try WebSocketTestClient.exec(url, stdin: Array("through-stdin\n".utf8))
+            XCTAssertEqual(streamed.httpStatus, 101)
+            XCTAssertEqual(streamed.protocolChosen, "v5.channel.k8s.io")
+            XCTAssertEqual(streamed.text(1), "through-stdin\n")
+            XCTAssertEqual(streamed.text(2), "to-err\n")
+            XCTAssertTrue(streamed.text(3).contains("NonZeroExitCode") && streamed.text(3).contains("\"4\""), streamed.text(3))
+            // A URL works once.
+            XCTAssertEqual(try WebSocketTestClient.exec(url).httpStatus, 404)
+
             // Filters.
             var lf = Runtime_V1_ListContainersRequest()
             lf.filter.labelSelector = ["role": "server"]

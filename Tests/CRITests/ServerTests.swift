@@ -155,4 +155,28 @@ final class CRIServerTests: XCTestCase {
             _ = try await rt.version(Runtime_V1_VersionRequest())
         }
     }
+
+    func testStreamingServerServesOnlyLiveTokensAndExecIsValidated() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(); cri.removeDirectory() }
+        try cri.start()
+        guard let r = cri.log.range(of: "streaming on ") else { return XCTFail(cri.log) }
+        let base = cri.log[r.upperBound...].split(separator: "\n")[0]
+        XCTAssertTrue(base.hasPrefix("http://127.0.0.1:"), String(base))
+        // An unknown token: no upgrade, a 404 that says why.
+        let res = try WebSocketTestClient.exec(base + "/exec/0123456789abcdef")
+        XCTAssertEqual(res.httpStatus, 404)
+        try await cri.withClient { rt in
+            var e = Runtime_V1_ExecRequest()
+            e.containerID = String(repeating: "cd", count: 32)
+            e.cmd = ["sh"]
+            await assertRPCError(.invalidArgument, mentioning: "stdin") { try await rt.exec(e) }
+            e.stdout = true; e.stderr = true; e.tty = true
+            await assertRPCError(.invalidArgument, mentioning: "tty") { try await rt.exec(e) }
+            e.tty = false
+            await assertRPCError(.notFound) { try await rt.exec(e) }
+            e.cmd = []
+            await assertRPCError(.invalidArgument, mentioning: "cmd") { try await rt.exec(e) }
+        }
+    }
 }

@@ -1,0 +1,270 @@
+// Streaming: the HTTP server behind Exec's URL (kubelet and crictl connect
+// to it after the Exec call returns). The URL names a one-time token that
+// expires after a minute; the request it stands for stays on the server, so
+// nothing in the URL can be changed to run something else. The stream is a
+// WebSocket speaking Kubernetes' remotecommand channel protocol
+// (v5.channel.k8s.io, or v4.channel.k8s.io): each binary message starts
+// with a channel byte, 0 stdin, 1 stdout, 2 stderr, 3 the final status (a
+// JSON Status object), 4 terminal resize; v5 adds 255, "close this
+// channel" (from the client: end of stdin). Attach and PortForward are not
+// served yet; SPDY is not spoken.
+
+import CRIAPI
+import Dispatch
+import Foundation
+import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Sandbox
+
+struct ExecStreamRequest: Sendable {
+    var containerID: String
+    var cmd: [String]
+    var tty: Bool
+    var stdin: Bool
+    var stdout: Bool
+    var stderr: Bool
+}
+
+final class StreamingServer: @unchecked Sendable {
+    static let protocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+    let runtime: CRIRuntime
+    private(set) var baseURL = ""
+    private var channel: Channel?
+    private let lock = NSLock()
+    private var pending: [String: (ExecStreamRequest, Date)] = [:]
+
+    init(runtime: CRIRuntime) { self.runtime = runtime }
+
+    /// Binds HOST:PORT (port 0: any free port).
+    func start(address: String) async throws {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw CRIError.invalidArgument("--streaming-address \(address.debugDescription): expected HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let upgrader = NIOWebSocketServerUpgrader(
+            shouldUpgrade: { [self] ch, head in
+                let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
+                let offered = head.headers["Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+                guard head.uri.hasPrefix("/exec/"), let proto = Self.protocols.first(where: offered.contains),
+                      peek(token) else {
+                    return ch.eventLoop.makeSucceededFuture(nil)
+                }
+                var h = HTTPHeaders()
+                h.add(name: "Sec-WebSocket-Protocol", value: proto)
+                return ch.eventLoop.makeSucceededFuture(h)
+            },
+            upgradePipelineHandler: { [self] ch, head in
+                let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
+                let v5 = head.headers["Sec-WebSocket-Protocol"].joined().contains("v5.channel.k8s.io")
+                guard let req = take(token) else { return ch.close() }
+                return ch.pipeline.addHandler(ExecStreamHandler(request: req, runtime: runtime, v5: v5))
+            })
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { ch in
+                ch.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
+                    ch.pipeline.addHandler(NotAStreamHandler())
+                }
+            }
+        let ch = try await bootstrap.bind(host: host, port: port).get()
+        channel = ch
+        let bound = ch.localAddress?.port ?? port
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        baseURL = "http://\(shownHost):\(bound)"
+    }
+
+    func stop() { try? channel?.close().wait() }
+
+    /// A URL for one exec, valid for a minute.
+    func register(_ r: ExecStreamRequest) -> String {
+        let token = String(newID().prefix(32))
+        lock.lock()
+        let now = Date()
+        pending = pending.filter { $0.value.1 > now }
+        pending[token] = (r, now.addingTimeInterval(60))
+        lock.unlock()
+        return baseURL + "/exec/" + token
+    }
+
+    private func peek(_ token: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard let (_, exp) = pending[token] else { return false }
+        return exp > Date()
+    }
+
+    private func take(_ token: String) -> ExecStreamRequest? {
+        lock.lock(); defer { lock.unlock() }
+        guard let (r, exp) = pending.removeValue(forKey: token), exp > Date() else { return nil }
+        return r
+    }
+}
+
+/// Anything that is not a WebSocket upgrade to a live token: 404.
+private final class NotAStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        let body = "no such stream (an exec URL is used once, within a minute, as a WebSocket speaking \(StreamingServer.protocols.joined(separator: " or ")))\n"
+        var head = HTTPResponseHead(version: .http1_1, status: .notFound)
+        head.headers.add(name: "Content-Length", value: String(body.utf8.count))
+        head.headers.add(name: "Content-Type", value: "text/plain")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// One exec over a WebSocket: the process's stdio are pipes pumped to and
+/// from channel-tagged messages.
+private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let request: ExecStreamRequest
+    let runtime: CRIRuntime
+    let v5: Bool
+    private var stdinWrite: Int32 = -1
+    private let stdinQueue = DispatchQueue(label: "moat.cri.exec.stdin")
+
+    init(request: ExecStreamRequest, runtime: CRIRuntime, v5: Bool) {
+        self.request = request; self.runtime = runtime; self.v5 = v5
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        var inFDs: [Int32] = [-1, -1]
+        if request.stdin, pipe(&inFDs) == 0 {
+            for fd in inFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            stdinWrite = inFDs[1]
+        }
+        let stdinRead = inFDs[0]
+        let req = request, runtime = runtime
+        Task {
+            do {
+                let (c, sb) = try await runtime.runningSandbox(req.containerID)
+                let status = try await offload { try Self.run(sb, c.id, req, stdin: stdinRead, channel: channel) }
+                Self.finish(channel, status: status, error: nil)
+            } catch {
+                if stdinRead >= 0 { close(stdinRead) }
+                Self.finish(channel, status: 0, error: "\(error)")
+            }
+        }
+    }
+
+    /// Runs the process; returns its wait status once its output is drained.
+    static func run(_ sb: PodSandbox, _ id: String, _ r: ExecStreamRequest, stdin: Int32, channel: Channel) throws -> Int32 {
+        for ch: UInt8 in [1, 2] { send(channel, ch, []) }   // "ready" on each output channel
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard pipe(&out) == 0, pipe(&err) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
+        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let group = DispatchGroup()
+        for (fd, ch, wanted) in [(out[0], UInt8(1), r.stdout), (err[0], UInt8(2), r.stderr)] {
+            group.enter()
+            Thread.detachNewThread {
+                var buf = [UInt8](repeating: 0, count: 32768)
+                while true {
+                    let n = read(fd, &buf, buf.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    if wanted { send(channel, ch, Array(buf[0..<n])) }
+                }
+                close(fd)
+                group.leave()
+            }
+        }
+        var p = ContainerProcess(argv: r.cmd)
+        p.env = [defaultPath]
+        p.tty = r.tty
+        p.stdin = r.stdin
+        let result = Result {
+            try sb.exec(id, p, stdin: stdin >= 0 ? stdin : null, stdout: out[1], stderr: err[1], timeoutSeconds: 0)
+        }
+        close(out[1]); close(err[1]); close(null)
+        if stdin >= 0 { close(stdin) }
+        group.wait()
+        return try result.get()
+    }
+
+    static func send(_ channel: Channel, _ ch: UInt8, _ bytes: [UInt8]) {
+        var buf = channel.allocator.buffer(capacity: bytes.count + 1)
+        buf.writeInteger(ch)
+        buf.writeBytes(bytes)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: buf), promise: nil)
+    }
+
+    /// The final Status on channel 3, then a normal close.
+    static func finish(_ channel: Channel, status: Int32, error: String?) {
+        let json: String
+        if let error {
+            json = #"{"metadata":{},"status":"Failure","message":\#(jsonString(error)),"reason":"InternalError"}"#
+        } else {
+            let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+            let code = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+            if code == 0 {
+                json = #"{"metadata":{},"status":"Success"}"#
+            } else {
+                json = #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: \#(code)","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"\#(code)"}]}}"#
+            }
+        }
+        send(channel, 3, Array(json.utf8))
+        var data = channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: .normalClosure)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text:
+            var d = frame.unmaskedData
+            guard let ch: UInt8 = d.readInteger() else { return }
+            let bytes = d.readBytes(length: d.readableBytes) ?? []
+            if ch == 0 && !bytes.isEmpty {
+                writeStdin(bytes)
+            } else if ch == 255 && v5 && bytes.first == 0 {
+                closeStdin()
+            }
+        case .connectionClose:
+            closeStdin()
+            context.close(promise: nil)
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { closeStdin() }
+
+    private func writeStdin(_ bytes: [UInt8]) {
+        stdinQueue.async { [self] in
+            guard stdinWrite >= 0 else { return }
+            var off = 0
+            while off < bytes.count {
+                let n = bytes[off...].withUnsafeBytes { write(stdinWrite, $0.baseAddress, $0.count) }
+                if n < 0 { if errno == EINTR { continue }; return }
+                off += n
+            }
+        }
+    }
+
+    private func closeStdin() {
+        stdinQueue.async { [self] in
+            if stdinWrite >= 0 { close(stdinWrite); stdinWrite = -1 }
+        }
+    }
+}
