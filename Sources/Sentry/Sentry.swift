@@ -197,16 +197,20 @@ public enum SentryMain {
         if cfg.mounts.isEmpty {
             for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
                                 ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
-                                ("sys", { (makeSysFS(dev: 4), "sysfs") }),
-                                ("tmp", { (TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), "tmpfs") })] {
+                                ("sys", { (makeSysFS(dev: 4), "sysfs") })] {
                 if case .success(let p) = vfs.resolve(fs0, start: vfs.rootPath, Array(("/" + dir).utf8)), p.inode.isDir {
                     let (ino, type) = make()
                     let m = vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
                     if type == "sysfs" { m.readOnly = true }
                 }
             }
+            mountTmp(k, fs0)
         } else {
             mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths, readOnly: cfg.readonlyPaths, devices: cfg.devices)
+            let tmpMounted = cfg.mounts.contains { m in
+                m.destination.split(separator: "/").map(String.init) == ["tmp"]
+            }
+            if !tmpMounted { mountTmp(k, fs0) }
         }
         // The init process.
         let tg = ThreadGroup(kernel: k, tgid: 1, parent: nil, handlers: SignalHandlers())
@@ -425,6 +429,16 @@ public enum SentryMain {
     }
 
     /// Makes (or replaces) a configured device node in its directory, which
+    /// A Sentry tmpfs on /tmp, as gVisor does, but only when the image's
+    /// /tmp is an empty directory: what an image keeps in /tmp stays
+    /// visible (and writable through the rootfs). Requires: k.mu held.
+    private static func mountTmp(_ k: Kernel, _ fs: FSContext) {
+        let vfs = k.vfs
+        guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array("/tmp".utf8)), p.inode.isDir,
+              case .success(let entries) = p.inode.readdir(), entries.isEmpty else { return }
+        vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), at: p, fsType: "tmpfs", source: "tmpfs")
+    }
+
     /// must be a Sentry tmpfs (the devfs on /dev). Requires: k.mu held.
     static func makeDevice(_ k: Kernel, _ fs: FSContext, _ d: SentryDevice) {
         guard let slash = d.path.lastIndex(of: "/"), let dir = ensureDir(k, fs, String(d.path[..<slash])),

@@ -10,7 +10,8 @@
 // files left under /work must equal natively and with --no-overlay, and the
 // overlay run must leave its copy byte-for-byte unchanged.
 //
-// Every copy's /work/prog carries the xattr user.moat.image="from the image"
+// Every copy has /tmp/from-image (an image's /tmp is not hidden by a
+// tmpfs). Every copy's /work/prog carries the xattr user.moat.image="from the image"
 // (so that the overlay run reads one from its lower layer). After the
 // write-through run of 05_special.c, hostChecks looks at the copy from
 // outside: the user.* attributes and the linked O_TMPFILE file it left must
@@ -55,6 +56,8 @@ enum FSSuite {
         try FileManager.default.copyItem(atPath: binary, toPath: root + "/work/prog")
         chmod(root + "/work/prog", 0o755)
         _ = HostXattr.set(root + "/work/prog", "user.moat.image", "from the image")
+        // What an image keeps in /tmp must stay visible inside Moat.
+        try Data("kept by the image\n".utf8).write(to: URL(fileURLWithPath: root + "/tmp/from-image"))
     }
 
     /// What 05_special.c must have left on the host after a write-through

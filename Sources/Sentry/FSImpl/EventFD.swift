@@ -56,6 +56,7 @@ final class EventFD: FileDescription {
         return Int16(r)
     }
     override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func wakeups() -> UInt64 { waiters.wakeups }
     override func removeWaiter(_ t: Task) { waiters.remove(t) }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 1

@@ -27,6 +27,8 @@ final class HostFileFD: FileDescription {
 
     override var seekable: Bool { !isStream }
     override var pollHostFD: Int32 { isStream ? fd : -1 }
+    /// Host streams accept O_ASYNC (no signal is raised).
+    override func registerAsync() -> Bool { isStream }
 
     /// Waits (mu released) until the host fd is ready for `events`.
     private func waitReady(_ t: Task, _ events: Int16) -> Int {

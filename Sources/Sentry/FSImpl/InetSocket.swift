@@ -55,6 +55,10 @@ final class InetSocketFD: FileDescription {
     /// makes a waiter use a reused fd number.
     private var users = 0
     private var released = false
+    /// Epoll waiters. The host socket's readiness is polled on the host;
+    /// an EAGAIN answer is the one change the Sentry sees, and it wakes
+    /// them so that an edge-triggered entry re-arms (see wakeups()).
+    private var waiters = WaitQueue()
 
     init(fd: Int32, family: Int32, type: Int32, proto: Int32, flags: Int32) {
         self.fd = fd; self.family = family; self.type = type; self.proto = proto
@@ -86,6 +90,11 @@ final class InetSocketFD: FileDescription {
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override var pollHostFD: Int32 { released ? -1 : fd }
+    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func wakeups() -> UInt64 { waiters.wakeups }
+    /// O_ASYNC is accepted; the host socket's changes raise no signal.
+    override func registerAsync() -> Bool { true }
 
     override func readiness() -> Int16 {
         if released { return Int16(POLLNVAL) }
@@ -120,6 +129,7 @@ final class InetSocketFD: FileDescription {
         while true {
             if released { return err(EBADF) }
             let r = op()
+            if r == err(EAGAIN) { waiters.notifyAll() }
             if r != err(EAGAIN) || nonblocking || dontWait { return r }
             var ms: Int32 = -1
             if let d = deadline {

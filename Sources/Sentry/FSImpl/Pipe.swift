@@ -115,6 +115,8 @@ final class PipeFD: FileDescription {
     }
 
     override func addWaiter(_ t: Task) { pipe.waiters.add(t) }
+    override func wakeups() -> UInt64 { pipe.waiters.wakeups }
+    override func registerAsync() -> Bool { pipe.waiters.addAsync(self); return true }
     override func removeWaiter(_ t: Task) { pipe.waiters.remove(t) }
 
     override func release() {

@@ -150,8 +150,10 @@ extension Kernel {
             ProcNode(kernel: k, ino: base + n, mode: S_IFREG_ | 0o444, content: { _ in gen() })
         }
         var entries: [String: () -> ProcNode] = [:]
-        entries["stat"] = { file(1) { Array(k.procStat(tg, task()).utf8) } }
-        entries["status"] = { file(2) { Array(k.procStatus(tg, task()).utf8) } }
+        // The reader is running (in its read): a task reading its own
+        // state sees R, as on Linux.
+        entries["stat"] = { ProcNode(kernel: k, ino: base + 1, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStat(tg, task(), reader: r).utf8) }) }
+        entries["status"] = { ProcNode(kernel: k, ino: base + 2, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStatus(tg, task(), reader: r).utf8) }) }
         entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
         entries["comm"] = { file(4) { (task()?.comm ?? []) + [10] } }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
@@ -196,8 +198,15 @@ extension Kernel {
         })
     }
 
-    func procStat(_ tg: ThreadGroup, _ t: Task?) -> String {
-        let state = tg.zombie ? "Z" : (tg.stopped ? "T" : (t?.inApp == true ? "R" : "S"))
+    /// The one-letter state of `t` as `reader` sees it.
+    private func taskState(_ tg: ThreadGroup, _ t: Task?, reader: Task?) -> String {
+        if tg.zombie { return "Z" }
+        if tg.stopped { return "T" }
+        return t != nil && (t === reader || t!.inApp) ? "R" : "S"
+    }
+
+    func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
+        let state = taskState(tg, t, reader: reader)
         let ppid = tg.parent?.tgid ?? 0
         let comm = String(decoding: t?.comm ?? [], as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
@@ -206,9 +215,9 @@ extension Kernel {
         return "\(tg.tgid) (\(comm)) \(state) \(ppid) \(tg.pgid) \(tg.sid) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }
 
-    func procStatus(_ tg: ThreadGroup, _ t: Task?) -> String {
+    func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let c = t?.creds ?? tg.creds
-        let state = tg.zombie ? "Z (zombie)" : (tg.stopped ? "T (stopped)" : "S (sleeping)")
+        let state = ["Z": "Z (zombie)", "T": "T (stopped)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         return """
         Name:\t\(String(decoding: t?.comm ?? [], as: UTF8.self))

@@ -55,6 +55,16 @@ final class TmpfsInode: Inode {
     }
     override var fsMagic: Int64 { 0x01021994 }
 
+    /// tmpfs charges whole pages: st_blocks counts 512-byte units of the
+    /// pages a file holds; directories and short (inline) symlinks hold none.
+    override func stat() -> Result<Stat, Errno> {
+        guard case .success(var s) = super.stat() else { return super.stat() }
+        if isRegular { s.blocks = (s.size + 4095) / 4096 * 8 }
+        else if isSymlink { s.blocks = target.count >= 128 ? 8 : 0 }
+        else { s.blocks = 0 }
+        return .success(s)
+    }
+
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         if !isDir { return .failure(Errno(ENOTDIR)) }
         if let i = entries[name] { return .success(i) }

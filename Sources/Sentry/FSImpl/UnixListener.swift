@@ -118,6 +118,8 @@ final class UnixSockFD: FileDescription {
         return Int16(POLLOUT | POLLHUP)
     }
     override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
+    override func wakeups() -> UInt64 { waiters.wakeups &+ (conn?.wakeups() ?? 0) }
+    override func registerAsync() -> Bool { waiters.addAsync(self); _ = conn?.registerAsync(); return true }
     override func removeWaiter(_ t: Task) { waiters.remove(t); conn?.removeWaiter(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if isDatagram && cmd == 0x541B { return t.writeI32(arg, Int32(datagrams.first?.data.count ?? 0)) ? 0 : err(EFAULT) }

@@ -28,6 +28,9 @@ struct SigInfo {
     var addr: UInt64 = 0
     var value: UInt64 = 0
     var isFault = false
+    /// SIGIO-style siginfo (F_SETSIG): si_band and si_fd.
+    var pollBand: Int64? = nil
+    var pollFD: Int32 = 0
     /// Sent from outside the sandbox (moat run's caller): like a signal
     /// from an ancestor pid namespace, it reaches init even with SIG_DFL.
     var fromHost = false
@@ -39,6 +42,8 @@ struct SigInfo {
         put32(&b, 0, signo); put32(&b, 4, errno_); put32(&b, 8, code)
         if isFault {
             put64(&b, 16, addr)
+        } else if let band = pollBand {
+            put64(&b, 16, UInt64(bitPattern: band)); put32(&b, 24, pollFD)
         } else {
             put32(&b, 16, pid); put32(&b, 20, Int32(bitPattern: uid))
             if signo == SIGCHLD { put32(&b, 24, status) } else { put64(&b, 24, value) }

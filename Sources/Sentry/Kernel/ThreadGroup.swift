@@ -215,10 +215,20 @@ final class ThreadGroup {
 /// A simple wait queue: tasks blocked on an event. Requires: Kernel.mu held.
 struct WaitQueue {
     private var waiters: [Task] = []
+    /// Bumped by every notifyAll: the count of state changes a waiter was
+    /// told about. Edge-triggered epoll reports a ready file again once it
+    /// moved (Linux re-arms an EPOLLET entry on each wakeup of the file).
+    private(set) var wakeups: UInt64 = 0
+    /// Descriptions with O_ASYNC set that hear this queue (AsyncIO.swift).
+    var asyncLinks: [AsyncLink] = []
     mutating func add(_ t: Task) { waiters.append(t) }
     mutating func remove(_ t: Task) {
         if let i = waiters.firstIndex(where: { $0 === t }) { waiters.remove(at: i) }
     }
-    func notifyAll() { for t in waiters { t.wake() } }
+    mutating func notifyAll() {
+        wakeups &+= 1
+        for t in waiters { t.wake() }
+        if !asyncLinks.isEmpty { signalAsync() }
+    }
     var isEmpty: Bool { waiters.isEmpty }
 }

@@ -57,7 +57,8 @@ func dispatchSyscall(_ t: Task) {
     let args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)
     let k = t.kernel
     var start: Int64 = 0
-    if k.strace { start = Kernel.now(CLOCK_MONOTONIC) }
+    var straced: [Int: String] = [:]
+    if k.strace { start = Kernel.now(CLOCK_MONOTONIC); straced = straceStrings(t, nr, args) }
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
     if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
@@ -69,7 +70,7 @@ func dispatchSyscall(_ t: Task) {
         Log.shared.unimplemented(nr)
         ret = err(ENOSYS)
     }
-    if k.strace { straceLine(t, nr, args, ret, Kernel.now(CLOCK_MONOTONIC) - start) }
+    if k.strace { straceLine(t, nr, args, ret, Kernel.now(CLOCK_MONOTONIC) - start, strings: straced) }
     if t.skipReturn {
         t.skipReturn = false
         return

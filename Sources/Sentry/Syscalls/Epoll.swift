@@ -1,9 +1,12 @@
 // epoll and eventfd.
 //
 // Level-triggered readiness comes from each file's readiness(), the same
-// source poll uses. Edge-triggered interest is modelled by reporting a
-// readiness bit only when it rises (it was clear at the previous report or
-// wait); EPOLLONESHOT disables an entry after one report.
+// source poll uses. An edge-triggered entry reports what is ready when a
+// bit rose since the previous look, or when the file was woken since the
+// entry's last report (its wakeups() moved): as on Linux, where each wakeup
+// of the file re-arms the entry. The second rule catches the edge a waiter
+// never saw, e.g. a full pipe drained while the epoll waiter slept.
+// EPOLLONESHOT disables an entry after one report.
 
 import CMoat
 import Glibc
@@ -20,6 +23,13 @@ final class EpollFD: FileDescription {
         var data: UInt64
         var disabled = false
         var lastReported: UInt32 = 0
+        /// file.wakeups() at the last report.
+        var seenWakeups: UInt64
+        init(file: FileDescription, events: UInt32, data: UInt64) {
+            self.file = file; self.events = events; self.data = data; seenWakeups = file.wakeups()
+        }
+        /// Woken since the last report: everything ready counts as new.
+        var rearmed: Bool { file.wakeups() != seenWakeups }
     }
     /// Keyed by fd number and description, as Linux keys (fd, file).
     var interest: [Int32: Interest] = [:]
@@ -43,10 +53,11 @@ final class EpollFD: FileDescription {
             let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
             let now = UInt32(UInt16(bitPattern: e.file.readiness())) & want
             var report = now
-            if e.events & EPOLLET_ != 0 { report = now & ~e.lastReported }
+            if e.events & EPOLLET_ != 0 && !e.rearmed { report = now & ~e.lastReported }
             e.lastReported = now
             if report != 0 && out.count < max {
                 out.append((report, e.data))
+                e.seenWakeups = e.file.wakeups()
                 if e.events & EPOLLONESHOT_ != 0 { e.disabled = true }
             } else if report != 0 {
                 e.lastReported = now & ~report // not reported yet: keep it pending
@@ -209,7 +220,7 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
         let host = ep.interest.values.compactMap { e -> pollfd? in
             guard e.file.pollHostFD >= 0 && !e.disabled else { return nil }
             var ev = e.events & 0xffff
-            if e.events & EPOLLET_ != 0 {
+            if e.events & EPOLLET_ != 0 && !e.rearmed {
                 ev &= ~e.lastReported
                 if e.lastReported & UInt32(POLLHUP | POLLERR) != 0 || ev == 0 { return nil }
             }

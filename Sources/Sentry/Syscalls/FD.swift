@@ -24,6 +24,12 @@ func registerFD(_ t: SyscallTable) {
             return 0
         case 0x5451: t.fds.setCloexec(a.int(0), true); return 0  // FIOCLEX
         case 0x5450: t.fds.setCloexec(a.int(0), false); return 0 // FIONCLEX
+        case FIOASYNC_:
+            guard let v = t.readI32(a.a2) else { return err(EFAULT) }
+            if (v != 0) == (f.flags & O_ASYNC != 0) { return 0 }
+            if !f.asyncEnabled(t, fd: a.int(0)) { return err(ENOTTY) } // no fasync: Linux's answer
+            if v != 0 { f.flags |= O_ASYNC } else { f.flags &= ~O_ASYNC }
+            return 0
         default: return f.ioctl(t, a.a1, a.a2)
         }
     }
@@ -88,13 +94,17 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return Int(f.flags & ~(O_CLOEXEC)) | (f is PipeFD || f is HostFileFD ? 0 : 0x8000 /* O_LARGEFILE */)
     case F_SETFL:
         let settable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME
+        let wasAsync = f.flags & O_ASYNC != 0
         f.flags = (f.flags & ~settable) | (a.int(2) & settable)
+        // Files without signal-driven I/O do not keep the flag (as on Linux).
+        if !wasAsync && f.flags & O_ASYNC != 0 && !f.asyncEnabled(t, fd: fd) { f.flags &= ~O_ASYNC }
         return 0
     case F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38: // and F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW
         return sysRecordLock(t, f, a.int(1), a.a2)
     case 1031, 1032: // F_SETPIPE_SZ, F_GETPIPE_SZ
         return f is PipeFD ? 65536 : err(EBADF)
-    case F_GETOWN, F_SETOWN: return 0
+    case F_GETOWN, F_SETOWN, F_SETOWN_EX_, F_GETOWN_EX_, F_SETSIG_, F_GETSIG_:
+        return asyncFcntl(t, f, a.int(1), a.a2) ?? err(EINVAL)
     case 1033: return sysSeals(t, f, add: a.uint(2))     // F_ADD_SEALS
     case 1034: return sysSeals(t, f, add: nil)           // F_GET_SEALS
     default: return err(EINVAL)

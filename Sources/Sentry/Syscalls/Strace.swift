@@ -13,13 +13,22 @@ private let pathArgs: [Int: [Int]] = [
     267: [1], 268: [1], 269: [1], 280: [1], 316: [1, 3], 322: [1], 332: [1], 439: [1],
 ]
 
-func straceLine(_ t: Task, _ nr: Int, _ a: Args, _ ret: Int, _ ns: Int64) {
+/// The string arguments of a call, read before it runs: after a
+/// successful execve the old image (and its strings) is gone.
+func straceStrings(_ t: Task, _ nr: Int, _ a: Args) -> [Int: String] {
+    var out: [Int: String] = [:]
+    for i in pathArgs[nr] ?? [] {
+        let (s, _) = t.copyInString(a.raw(i), max: 256)
+        out[i] = s.map { "\"" + String(decoding: $0, as: UTF8.self) + "\"" } ?? "0x" + hex(a.raw(i))
+    }
+    return out
+}
+
+func straceLine(_ t: Task, _ nr: Int, _ a: Args, _ ret: Int, _ ns: Int64, strings: [Int: String]) {
     var parts: [String] = []
-    let strs = pathArgs[nr] ?? []
     for i in 0..<6 {
-        if strs.contains(i) {
-            let (s, _) = t.copyInString(a.raw(i), max: 256)
-            parts.append(s.map { "\"" + String(decoding: $0, as: UTF8.self) + "\"" } ?? "0x" + hex(a.raw(i)))
+        if let s = strings[i] {
+            parts.append(s)
         } else {
             let v = a.raw(i)
             parts.append(v < 4096 ? String(v) : (Int64(bitPattern: v) < 0 && Int64(bitPattern: v) > -4096 ? String(Int64(bitPattern: v)) : "0x" + hex(v)))

@@ -10,6 +10,8 @@ class FileDescription {
     var refs = 0
     /// Set once a lock was taken through this description.
     var lockKey: FileLocks.Key?
+    /// F_SETOWN / F_SETSIG state (AsyncIO.swift); nil until first set.
+    var asyncOwner: AsyncOwner?
     var inode: Inode? { path?.inode }
 
     init(flags: Int32, path: Path?) { self.flags = flags; self.path = path }
@@ -27,6 +29,13 @@ class FileDescription {
         case SEEK_SET: base = 0
         case SEEK_CUR: base = offset
         case SEEK_END: base = fileSize()
+        case SEEK_DATA, SEEK_HOLE:
+            // No holes are tracked: the whole file is data and the one
+            // hole is the implicit one at its end (lseek(2) allows this).
+            let size = fileSize()
+            if off < 0 || off >= size { return err(ENXIO) }
+            offset = whence == SEEK_DATA ? off : size
+            return Int(offset)
         default: return err(EINVAL)
         }
         let n = base &+ off
@@ -48,6 +57,15 @@ class FileDescription {
     var pollHostFD: Int32 { -1 }
     func addWaiter(_ t: Task) {}
     func removeWaiter(_ t: Task) {}
+    /// A counter that moves whenever the file's readiness may have changed
+    /// (a wakeup of its wait queue, or an EAGAIN seen on a host-backed
+    /// stream); 0 for files that do not count. Edge-triggered epoll uses it
+    /// to report a still-ready file again after a change it never observed.
+    func wakeups() -> UInt64 { 0 }
+    /// Joins the wait queues whose wakeups raise this description's I/O
+    /// signal (O_ASYNC); false for files without signal-driven I/O (Linux's
+    /// files without fasync: FIOASYNC fails there with ENOTTY).
+    func registerAsync() -> Bool { false }
     /// The last reference is gone.
     func release() {}
     /// Name for /proc/[pid]/fd links.

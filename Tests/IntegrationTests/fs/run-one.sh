@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/../../.." && pwd)
 tmp=$repo/.cache/tmp/fsone/$name; rm -rf "$tmp"; mkdir -p "$tmp"
 gcc -static -O1 -o "$tmp/prog" "$src" || exit 1
 for side in native moat overlay; do
-  cp -a "$repo/.cache/rootfs/busybox" "$tmp/$side"; mkdir -p "$tmp/$side/work"; cp "$tmp/prog" "$tmp/$side/work/prog"
+  cp -a "$repo/.cache/rootfs/busybox" "$tmp/$side"; mkdir -p "$tmp/$side/work"; cp "$tmp/prog" "$tmp/$side/work/prog"; echo "kept by the image" >"$tmp/$side/tmp/from-image"
 done
 unshare -m -i sh -c "mount -t proc proc $tmp/native/proc && for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9; do IFS=: read a b c <<E
 \$n
