@@ -7,12 +7,13 @@
 # Cached: a stamp keyed on this script's checksum skips the build when
 # nothing changed. Built into a temporary directory and renamed into place,
 # so an interrupted build never leaves a half rootfs. Nothing built is
-# committed. Needs root, debootstrap (installed if missing) and the Debian
-# mirror in $MOAT_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# committed. Needs root, debootstrap (installed if missing) and a Debian
+# mirror: the one this machine's apt uses (rootfs/apt-mirror.sh), or
+# $MOAT_DEBIAN_MIRROR.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$repo/.cache/rootfs/debian}"
-mirror="${MOAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+mirror="$("$repo/rootfs/apt-mirror.sh" bookworm)"
 packages="bash,coreutils,python3,perl,gzip,procps,tar"
 stamp="$out.stamp"
 want="$(sha256sum "$0" | cut -d' ' -f1) $packages"
