@@ -5,11 +5,9 @@
 // /var/cache/moat/rootfs). stdout and exit status must match; wall times
 // are printed side by side (never asserted; bench/ has the figures).
 //
-// Native run: a private mount, network, IPC and pid namespace; the cached
-// rootfs is the lower layer of a kernel overlay (upper in the scratch
-// directory), with procfs, a tmpfs /tmp, a minimal /dev (device nodes, a
-// new devpts, /dev/shm) and loopback up; then
-//   chroot ROOT /usr/bin/env -i PATH=... HOME=/root LANG=C /bin/bash -c WRAPPER run SCRIPT
+// Native run: apps/native.sh (private namespaces, the cached rootfs as the
+// lower layer of a kernel overlay, procfs, tmpfs /tmp, a minimal /dev,
+// loopback up; then chroot and `bash -c WRAPPER run SCRIPT`).
 // Moat run: the same command with `moat run --network none` on the same
 // rootfs (its in-memory overlay keeps the cache unchanged).
 // Daemons the scripts start die with the namespace or the sandbox.
@@ -37,11 +35,12 @@ enum Apps {
     static let scripts: [String] = {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: scriptsDir)) ?? []
         let only = ProcessInfo.processInfo.environment["MOAT_APPS_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
-        return names.filter { $0.hasSuffix(".sh") && (only?.contains($0) ?? true) }.sorted()
+        // NN-name.sh; native.sh and run-one.sh are the harness.
+        return names.filter { $0.hasSuffix(".sh") && $0.first?.isNumber == true && (only?.contains($0) ?? true) }.sorted()
     }()
     static let unsharePath: String? = ["/usr/bin/unshare", "/bin/unshare"].first { access($0, X_OK) == 0 }
     static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    /// The script runs in a child of pid 1 (never as init itself).
+    /// The script runs in a child of pid 1 (never as init itself), as native.sh does.
     static let wrapper = "/bin/bash -c \"$1\"; exit $?"
 
     /// Why the suite cannot run here, if it cannot.
@@ -66,32 +65,8 @@ enum Apps {
         return .success(dir)
     }()
 
-    static let nativeSetup = """
-        set -e
-        L=$1; S=$2; SCRIPT=$3; R=$S/root
-        mkdir -p "$S/up" "$S/wk" "$R"
-        mount -t overlay overlay -o "lowerdir=$L,upperdir=$S/up,workdir=$S/wk" "$R"
-        ip link set lo up
-        mount -t proc proc "$R/proc"
-        mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
-        mount -t tmpfs -o mode=755 tmpfs "$R/dev"
-        for n in 'null 1 3' 'zero 1 5' 'full 1 7' 'random 1 8' 'urandom 1 9' 'tty 5 0'; do
-            set -- $n; mknod "$R/dev/$1" c "$2" "$3"; chmod 666 "$R/dev/$1"
-        done
-        mkdir "$R/dev/pts" "$R/dev/shm"
-        mount -t devpts devpts "$R/dev/pts" -o newinstance,ptmxmode=0666
-        ln -s pts/ptmx "$R/dev/ptmx"
-        mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
-        ln -s /proc/self/fd "$R/dev/fd"
-        for i in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${i%%:*}" "$R/dev/${i#*:}"; done
-        cd /
-        umask 022
-        exec chroot "$R" /usr/bin/env -i PATH=\(path) HOME=/root LANG=C /bin/bash -c '\(wrapper)' run "$SCRIPT"
-        """
-
     static func native(rootfs: String, scratch: String, script: String) async -> ProcessResult {
-        await runProcess([unsharePath!, "-m", "-n", "-i", "-p", "-f", "--propagation", "private",
-                          "/bin/sh", "-c", nativeSetup, "setup", rootfs, scratch, script],
+        await runProcess(["/bin/sh", scriptsDir + "/native.sh", rootfs, scratch, script],
                          env: ["PATH=" + Integration.fixedPath], timeout: timeout)
     }
 
