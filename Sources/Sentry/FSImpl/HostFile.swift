@@ -27,6 +27,12 @@ final class HostFileFD: FileDescription {
 
     override var seekable: Bool { !isStream }
     override var pollHostFD: Int32 { isStream ? fd : -1 }
+    /// Epoll waiters: an EAGAIN is the one change of a host stream the
+    /// Sentry sees; it re-arms edge-triggered entries (see wakeups()).
+    private var waiters = WaitQueue()
+    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func wakeups() -> UInt64 { waiters.wakeups }
     /// Host streams accept O_ASYNC (no signal is raised).
     override func registerAsync() -> Bool { isStream }
 
@@ -50,7 +56,11 @@ final class HostFileFD: FileDescription {
             if w < 0 { return w }
             let n = min(count, t.scratch.count)
             let r = t.scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, n) }
-            if r < 0 { return errno == EAGAIN ? err(EAGAIN) : err(errno) }
+            if r < 0 {
+                let e = errno
+                if e == EAGAIN { waiters.notifyAll() }
+                return err(e)
+            }
             if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
             return r
         }
@@ -97,6 +107,7 @@ final class HostFileFD: FileDescription {
                 if e == EINTR { continue }
                 if e == EPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
                 if e == EAGAIN && isStream && !nonblocking { continue }
+                if e == EAGAIN { waiters.notifyAll() }
                 return done > 0 ? done : err(e)
             }
             done += r
