@@ -76,12 +76,19 @@ actor CRIRuntime {
             }
             containers[c.id] = c
         }
-        for p in ps where p.state == "ready" {
+        for p in ps {
             let dir = p.stateDir
-            if let sb = try? await offload({ try PodSandbox.reconnect(stateDir: dir) }) {
-                sandboxes[p.id] = sb
-            } else {
-                markPodGone(p.id, reason: "the pod's Sentry was gone when moat cri restarted")
+            let sb = try? await offload({ try PodSandbox.reconnect(stateDir: dir) })
+            if p.state == "ready" {
+                if let sb { sandboxes[p.id] = sb } else {
+                    markPodGone(p.id, reason: "the pod's Sentry was gone when moat cri restarted")
+                }
+            } else if let sb {
+                // A Sentry the records call stopped: the server died while
+                // starting or stopping it. Stop it now, destroy it on removal.
+                _ = try? await offload { try sb.stop(timeoutSeconds: 0) }
+                stoppedSandboxes[p.id] = sb
+                notes.append("pod \(p.id): its Sentry was still running though not ready; stopped")
             }
         }
         recoveryNotes = notes
@@ -480,6 +487,12 @@ actor CRIRuntime {
     }
 
     func unsubscribe(_ id: UUID) { subscribers[id]?.finish(); subscribers[id] = nil }
+
+    /// Ends every event stream (a graceful shutdown waits for open calls).
+    func finishSubscribers() {
+        for s in subscribers.values { s.finish() }
+        subscribers.removeAll()
+    }
 
     private func emit(_ c: ContainerRecord, _ type: Runtime_V1_ContainerEventType) {
         guard !subscribers.isEmpty else { return }

@@ -70,7 +70,10 @@ public enum CRIServer {
         signal(SIGTERM, SIG_IGN); signal(SIGINT, SIG_IGN); signal(SIGPIPE, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { server.beginGracefulShutdown() }
+            s.setEventHandler {
+                server.beginGracefulShutdown()
+                Task { await runtime.finishSubscribers() }
+            }
             s.resume()
             return s
         }

@@ -179,4 +179,32 @@ final class CRIServerTests: XCTestCase {
             await assertRPCError(.invalidArgument, mentioning: "cmd") { try await rt.exec(e) }
         }
     }
+
+    func testSIGTERMEndsOpenEventStreamsAndExits() async throws {
+        let cri = try CRIProcess()
+        defer { cri.stop(signal: SIGKILL); cri.removeDirectory() }
+        try cri.start()
+        let pid = cri.pid
+        let sock = cri.socket
+        try await cri.withClient { rt in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try? await rt.getContainerEvents(Runtime_V1_GetEventsRequest()) { response in
+                        for try await _ in response.messages {}
+                    }
+                }
+                try await Task.sleep(nanoseconds: 300_000_000)
+                kill(pid, SIGTERM)
+                var status: Int32 = 0
+                var exited = false
+                for _ in 0..<200 {
+                    if waitpid(pid, &status, WNOHANG) == pid { exited = true; break }
+                    try await Task.sleep(nanoseconds: 50_000_000)
+                }
+                XCTAssertTrue(exited, "moat cri did not exit on SIGTERM with an event stream open")
+                XCTAssertFalse(FileManager.default.fileExists(atPath: sock), "the socket outlived the server")
+                group.cancelAll()
+            }
+        }
+    }
 }

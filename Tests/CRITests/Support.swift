@@ -141,7 +141,8 @@ final class CRIProcess: @unchecked Sendable {
         kill(pid, sig)
         var status: Int32 = 0
         for _ in 0..<200 {
-            if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return }
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid || (r < 0 && errno == ECHILD) { pid = 0; return }
             usleep(50_000)
         }
         kill(pid, SIGKILL)
