@@ -241,12 +241,13 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         cc.logPath = logPath
     }
 
-    let rec = ContainerRecord(
+    var rec = ContainerRecord(
         id: id, podID: pod.id, name: c.metadata.name, attempt: c.metadata.attempt,
         image: c.image.image, imageRef: image.references.first(where: { $0.contains("@") }) ?? image.id,
         imageID: image.id, createdAt: nowNanos(), labels: c.labels, annotations: c.annotations,
         logPath: logPath, mounts: records, terminationMessageHostPath: termination,
         stopSignal: stopSignal(c.stopSignal, image: image.config))
+    rec.execDefaults = ExecDefaults(cc.process)
     return ContainerPlan(config: cc, record: rec)
 }
 

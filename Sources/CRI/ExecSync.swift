@@ -33,7 +33,7 @@ private final class Drain: @unchecked Sendable {
     func wait() -> Data { done.wait(); return data }
 }
 
-func execSyncIn(_ sb: PodSandbox, containerID: String, argv: [String], timeout: Int) async throws -> Runtime_V1_ExecSyncResponse {
+func execSyncIn(_ sb: PodSandbox, container c: ContainerRecord, argv: [String], timeout: Int) async throws -> Runtime_V1_ExecSyncResponse {
     try await offload {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard cloexecPipe(&out) else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
@@ -44,9 +44,8 @@ func execSyncIn(_ sb: PodSandbox, containerID: String, argv: [String], timeout: 
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         let outDrain = Drain(fd: out[0]), errDrain = Drain(fd: err[0])
         let started = nowNanos()
-        var p = ContainerProcess(argv: argv)
-        p.env = [defaultPath]
-        let result = Result { try sb.exec(containerID, p, stdin: null, stdout: out[1], stderr: err[1], timeoutSeconds: timeout) }
+        let p = ExecDefaults.process(argv, in: c)
+        let result = Result { try sb.exec(c.id, p, stdin: null, stdout: out[1], stderr: err[1], timeoutSeconds: timeout) }
         close(out[1]); close(err[1]); close(null)
         var r = Runtime_V1_ExecSyncResponse()
         r.stdout = outDrain.wait()

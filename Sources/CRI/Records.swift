@@ -6,6 +6,7 @@
 
 import Foundation
 import Glibc
+import Sandbox
 
 struct PortMappingRecord: Codable, Equatable, Sendable {
     var containerPort: Int32
@@ -75,6 +76,33 @@ struct ContainerRecord: Codable, Sendable {
     /// The host file behind the termination-message path ("" for none).
     var terminationMessageHostPath: String
     var stopSignal: Int32
+    /// What an exec in this container starts from (the container's env,
+    /// working directory and user), as other runtimes do.
+    var execDefaults: ExecDefaults? = nil
+}
+
+struct ExecDefaults: Codable, Sendable {
+    var env: [String]
+    var cwd: String
+    var uid: UInt32
+    var gid: UInt32
+    var additionalGids: [UInt32]
+    var capabilities: UInt64?
+    var noNewPrivs: Bool
+
+    init(_ p: ContainerProcess) {
+        env = p.env; cwd = p.cwd; uid = p.uid; gid = p.gid; additionalGids = p.additionalGids
+        capabilities = p.capabilities; noNewPrivs = p.noNewPrivs
+    }
+
+    /// The process an exec of `argv` runs.
+    static func process(_ argv: [String], in c: ContainerRecord) -> ContainerProcess {
+        var p = ContainerProcess(argv: argv)
+        guard let d = c.execDefaults else { p.env = [defaultPath]; return p }
+        p.env = d.env; p.cwd = d.cwd; p.uid = d.uid; p.gid = d.gid; p.additionalGids = d.additionalGids
+        p.capabilities = d.capabilities; p.noNewPrivs = d.noNewPrivs
+        return p
+    }
 }
 
 enum RecordKind: String { case pods, containers }

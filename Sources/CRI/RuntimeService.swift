@@ -204,7 +204,7 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
             guard !request.cmd.isEmpty else { throw CRIError.invalidArgument("cmd is required") }
             guard request.timeout >= 0 else { throw CRIError.invalidArgument("timeout \(request.timeout) is negative") }
             let (c, sb) = try await runtime.runningSandbox(request.containerID)
-            return try await execSyncIn(sb, containerID: c.id, argv: request.cmd, timeout: Int(request.timeout))
+            return try await execSyncIn(sb, container: c, argv: request.cmd, timeout: Int(request.timeout))
         }
     }
 

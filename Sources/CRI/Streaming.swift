@@ -149,7 +149,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
         Task {
             do {
                 let (c, sb) = try await runtime.runningSandbox(req.containerID)
-                let status = try await offload { try Self.run(sb, c.id, req, stdin: stdinRead, channel: channel) }
+                let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, channel: channel) }
                 Self.finish(channel, status: status, error: nil)
             } catch {
                 if stdinRead >= 0 { close(stdinRead) }
@@ -159,8 +159,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
     }
 
     /// Runs the process; returns its wait status once its output is drained.
-    static func run(_ sb: PodSandbox, _ id: String, _ r: ExecStreamRequest, stdin: Int32, channel: Channel) throws -> Int32 {
-        for ch: UInt8 in [1, 2] { send(channel, ch, []) }   // "ready" on each output channel
+    static func run(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, channel: Channel) throws -> Int32 {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard pipe(&out) == 0, pipe(&err) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
         for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -180,12 +179,11 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
                 group.leave()
             }
         }
-        var p = ContainerProcess(argv: r.cmd)
-        p.env = [defaultPath]
+        var p = ExecDefaults.process(r.cmd, in: c)
         p.tty = r.tty
         p.stdin = r.stdin
         let result = Result {
-            try sb.exec(id, p, stdin: stdin >= 0 ? stdin : null, stdout: out[1], stderr: err[1], timeoutSeconds: 0)
+            try sb.exec(c.id, p, stdin: stdin >= 0 ? stdin : null, stdout: out[1], stderr: err[1], timeoutSeconds: 0)
         }
         close(out[1]); close(err[1]); close(null)
         if stdin >= 0 { close(stdin) }
