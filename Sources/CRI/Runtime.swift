@@ -120,7 +120,8 @@ actor CRIRuntime {
     /// when its Sentry has died.
     private func liveSandbox(_ podID: String) -> PodSandbox? {
         guard let sb = sandboxes[podID] else { return nil }
-        if !processAlive(sb.sentryPid) {
+        // A pid of 0 says nothing (not known); only a pid that is gone does.
+        if sb.sentryPid > 0 && !processAlive(sb.sentryPid) {
             markPodGone(podID, reason: "the pod's Sentry exited")
             return nil
         }
@@ -549,5 +550,10 @@ func containerStatusMessage(_ c: ContainerRecord) -> Runtime_V1_ContainerStatus 
         var x = Runtime_V1_Mount(); x.containerPath = m.containerPath; x.hostPath = m.hostPath; x.readonly = m.readOnly; return x
     }
     s.logPath = c.logPath
+    if let d = c.execDefaults {
+        s.user.linux.uid = Int64(d.uid)
+        s.user.linux.gid = Int64(d.gid)
+        s.user.linux.supplementalGroups = d.additionalGids.map(Int64.init)
+    }
     return s
 }
