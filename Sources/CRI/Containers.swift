@@ -187,9 +187,15 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
     cc.readOnlyRoot = sc.readonlyRootfs
     cc.sharePodPIDNamespace = pod.pidMode == "pod"
 
+    if !c.devices.isEmpty || !c.cdiDevices.isEmpty {
+        throw CRIError.invalidArgument("config.devices: host devices cannot be passed into a Moat sandbox")
+    }
     var records: [MountRecord] = []
     var taken = Set<String>()
     for (i, m) in c.mounts.enumerated() {
+        if m.hasImage && !m.image.image.isEmpty {
+            throw CRIError.invalidArgument("config.mounts[\(i)].image: image volumes are not supported yet")
+        }
         guard m.containerPath.hasPrefix("/") else {
             throw CRIError.invalidArgument("config.mounts[\(i)].container_path \(m.containerPath.debugDescription) is not absolute")
         }

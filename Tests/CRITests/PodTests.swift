@@ -134,6 +134,16 @@ final class CRIPodTests: XCTestCase {
             pf.filter.labelSelector = ["app": "db"]
             do { let v = try await rt.listPodSandbox(pf).items.count; XCTAssertEqual(v, 0) }
 
+            // What a sandbox cannot do is refused by name.
+            var dev = Runtime_V1_CreateContainerRequest()
+            dev.podSandboxID = pod; dev.config.metadata.name = "dev"; dev.config.image.image = "busybox"
+            var d = Runtime_V1_Device(); d.hostPath = "/dev/kmsg"; d.containerPath = "/dev/kmsg"
+            dev.config.devices = [d]
+            await assertRPCError(.invalidArgument, mentioning: "config.devices") { try await rt.createContainer(dev) }
+            dev.config.devices = []
+            dev.config.image.image = "no-such-image"
+            await assertRPCError(.notFound, mentioning: "no-such-image") { try await rt.createContainer(dev) }
+
             // A duplicate pod name is refused.
             var dup = Runtime_V1_RunPodSandboxRequest(); dup.config = pc
             await assertRPCError(.alreadyExists) { try await rt.runPodSandbox(dup) }
