@@ -212,6 +212,12 @@ actor CRIRuntime {
         pc.debug = options.debug
 
         let podConfig = pc
+        var cni: CNINetwork? = nil
+        if let dir = options.cniConfDir, !hostNet {
+            do { cni = try CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") } catch {
+                throw CRIError.failedPrecondition("the pod network is not ready: \(error)")
+            }
+        }
         reserved.insert(key)
         defer { reserved.remove(key) }
         // The record first: a crash from here on leaves something a restart
@@ -229,7 +235,7 @@ actor CRIRuntime {
         }
         sandboxes[id] = sb
         rec.state = "ready"
-        if let cni = cniNetwork(), !hostNet {
+        if let cni {
             do {
                 let result = try await offload { try cni.add(containerID: id, netns: sb.networkNamespacePath, podName: name, podNamespace: ns, podUID: uid) }
                 rec.ip = result.ip; rec.cniNetwork = cni.name; rec.cniNetnsPath = sb.networkNamespacePath
@@ -248,11 +254,6 @@ actor CRIRuntime {
 
     private func podKey(_ p: PodRecord) -> String { "\(p.name)_\(p.namespace)_\(p.uid)_\(p.attempt)" }
 
-    private func cniNetwork() -> CNINetwork? {
-        guard let dir = options.cniConfDir else { return nil }
-        return try? CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni")
-    }
-
     /// Whether the pod network is usable (Status's NetworkReady).
     func networkReady() -> (Bool, String) {
         guard let dir = options.cniConfDir else { return (true, "") }
@@ -264,14 +265,25 @@ actor CRIRuntime {
     func stopPodSandbox(_ idArg: String) async throws {
         let p = try pod(idArg)
         let id = p.id
+        // Statuses the Sentry can still report: a container that already
+        // exited keeps its own exit code.
+        for c in containers.values where c.podID == id && c.state == "running" { await refresh(c.id) }
+        // The network first, while the recorded namespace path certainly is
+        // the pod's (after the Sentry is gone its pid may be reused; then
+        // DEL gets no namespace and only releases what the plugins hold).
+        if var rec = pods[id], !rec.cniNetwork.isEmpty, let dir = options.cniConfDir,
+           let cni = try? CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") {
+            let ns = liveSandbox(id) != nil ? rec.cniNetnsPath : ""
+            _ = try? await offload { try cni.del(containerID: id, netns: ns) }
+            rec.cniNetwork = ""
+            pods[id] = rec
+            try store.save(.pods, id, rec)
+        }
         if let sb = sandboxes[id] {
-            // Final container statuses first, while the Sentry can still say.
-            for c in containers.values where c.podID == id && c.state == "running" {
-                _ = try? await offload { try sb.signalContainer(c.id, SIGKILL) }
-            }
             try await offload { try sb.stop(timeoutSeconds: 10) }
             stoppedSandboxes[id] = sb
         }
+        sandboxes[id] = nil
         for c in containers.values where c.podID == id && c.state != "exited" {
             var u = c
             if u.state == "running" {
@@ -284,13 +296,7 @@ actor CRIRuntime {
             try? store.save(.containers, c.id, u)
             emit(u, .containerStoppedEvent)
         }
-        sandboxes[id] = nil
         guard var rec = pods[id] else { return }
-        if !rec.cniNetwork.isEmpty, let cni = cniNetwork() {
-            let ns = rec.cniNetnsPath
-            _ = try? await offload { try cni.del(containerID: id, netns: ns) }
-            rec.cniNetwork = ""
-        }
         rec.state = "notready"
         pods[id] = rec
         try store.save(.pods, id, rec)

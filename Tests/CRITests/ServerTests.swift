@@ -51,6 +51,11 @@ final class CRIServerTests: XCTestCase {
             let net = s.status.conditions.first { $0.type == "NetworkReady" }
             XCTAssertEqual(net?.status, false)
             XCTAssertEqual(net?.reason, "NetworkPluginNotReady")
+            // A pod that needs the network is refused before anything starts.
+            var r = Runtime_V1_RunPodSandboxRequest()
+            r.config = podConfig(name: "netless")
+            await assertRPCError(.failedPrecondition, mentioning: "network") { try await rt.runPodSandbox(r) }
+            do { let v = try await rt.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.count; XCTAssertEqual(v, 0) }
         }
     }
 
