@@ -305,7 +305,9 @@ actor CRIRuntime {
     func removePodSandbox(_ idArg: String) async throws {
         let p: PodRecord
         do { p = try pod(idArg) } catch CRIError.notFound { return }
-        if p.state == "ready" || sandboxes[p.id] != nil { try await stopPodSandbox(p.id) }
+        // Stop first when anything is still up: the Sentry, or a CNI
+        // attachment (a pod whose Sentry died still holds its IP).
+        if p.state == "ready" || sandboxes[p.id] != nil || !p.cniNetwork.isEmpty { try await stopPodSandbox(p.id) }
         for c in containers.values where c.podID == p.id {
             containers[c.id] = nil
             store.delete(.containers, c.id)
@@ -381,6 +383,13 @@ actor CRIRuntime {
             removeTree(dir)
             throw error
         }
+        guard pods[p.id] != nil else {
+            // The pod was removed while this container was being made.
+            containers[id] = nil
+            store.delete(.containers, id)
+            removeTree(dir)
+            throw CRIError.notFound("pod sandbox \(p.id) was removed")
+        }
         emit(plan.record, .containerCreatedEvent)
         return id
     }
@@ -393,6 +402,10 @@ actor CRIRuntime {
         guard let sb = liveSandbox(c.podID) else {
             throw CRIError.failedPrecondition("the pod sandbox of container \(c.id) is not ready")
         }
+        let key = "start/" + c.id
+        guard !reserved.contains(key) else { throw CRIError.failedPrecondition("container \(c.id) is already starting") }
+        reserved.insert(key)
+        defer { reserved.remove(key) }
         try await offload { try sb.startContainer(c.id) }
         guard var u = containers[c.id] else { return }
         u.state = "running"; u.startedAt = nowNanos()
