@@ -9,8 +9,9 @@ import Foundation
 import Glibc
 import Sandbox
 
-/// Output kept per stream; the rest is read and dropped.
-let execSyncOutputLimit = 16 << 20
+/// Output kept per stream; the rest is read and dropped. Both streams
+/// together stay under the 16 MiB kubelet accepts in one message.
+let execSyncOutputLimit = (8 << 20) - 1024
 
 private final class Drain: @unchecked Sendable {
     private(set) var data = Data()
