@@ -93,7 +93,9 @@ final class HostFileFD: FileDescription {
         while done < count {
             let n = min(count - done, t.scratch.count)
             let got = t.scratch.withUnsafeMutableBytes { t.memRead(buf &+ UInt64(done), $0.baseAddress!, n) }
-            if got <= 0 { return done > 0 ? done : err(EFAULT) }
+            // Ran into unmapped memory: what was written counts (and moves
+            // the offset, below); EFAULT only when nothing was.
+            if got <= 0 { if done == 0 { return err(EFAULT) }; break }
             var r: Int
             if isStream || (hostOffset && off == nil) {
                 let w = isStream ? waitReady(t, Int16(POLLOUT)) : 0
@@ -108,7 +110,8 @@ final class HostFileFD: FileDescription {
                 if e == EPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
                 if e == EAGAIN && isStream && !nonblocking { continue }
                 if e == EAGAIN { waiters.notifyAll() }
-                return done > 0 ? done : err(e)
+                if done == 0 { return err(e) }
+                break
             }
             done += r
             pos += Int64(r)
@@ -171,8 +174,8 @@ final class HostFileFD: FileDescription {
     }
 
     override func readiness() -> Int16 {
-        if !isStream { return Int16(POLLIN | POLLOUT) }
-        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+        if !isStream { return Int16(pollReadable | pollWritable) }
+        var p = pollfd(fd: fd, events: Int16(pollReadable | pollWritable | POLLPRI), revents: 0)
         _ = poll(&p, 1, 0)
         return p.revents
     }

@@ -98,7 +98,7 @@ final class InetSocketFD: FileDescription {
 
     override func readiness() -> Int16 {
         if released { return Int16(POLLNVAL) }
-        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT | POLLPRI | POLLRDHUP_), revents: 0)
+        var p = pollfd(fd: fd, events: Int16(pollReadable | pollWritable | POLLRDBAND_ | POLLWRBAND_ | POLLPRI | POLLRDHUP_), revents: 0)
         _ = poll(&p, 1, 0)
         return p.revents
     }

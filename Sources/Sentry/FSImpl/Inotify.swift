@@ -107,7 +107,7 @@ final class InotifyFD: FileDescription {
         return out.count
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
-    override func readiness() -> Int16 { events.isEmpty ? 0 : Int16(POLLIN) }
+    override func readiness() -> Int16 { events.isEmpty ? 0 : Int16(pollReadable) }
     override func addWaiter(_ t: Task) { waiters.add(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
     override func removeWaiter(_ t: Task) { waiters.remove(t) }

@@ -19,9 +19,34 @@ final class Pipe {
     /// Message boundaries (datagram and seqpacket sockets): sizes of the
     /// queued messages, in order.
     var messages: [Int] = []
+    /// Packet mode (pipe2 O_DIRECT): sizes of the queued packets, oldest
+    /// first, and how many bytes of ordinary data precede the first one.
+    /// Empty when no packet is queued.
+    var packets: [Int] = []
+    var bytesBeforePackets = 0
     var available: Int { buf.count - head }
+    /// Linux keeps each packet in its own page: a packet uses a whole page
+    /// of the capacity however short it is.
+    var used: Int { available + packets.reduce(0) { $0 + (4096 - $1 % 4096) % 4096 } }
     func notify() { waiters.notifyAll() }
+
+    /// F_SETPIPE_SZ: the capacity rounded up to a power-of-two number of
+    /// pages, at least one page; EBUSY when the data would not fit.
+    func resize(_ want: UInt64, privileged: Bool) -> Int {
+        if want > 1 << 31 { return err(EINVAL) }
+        var size = 4096
+        while size < Int(want) { size <<= 1 }
+        if size > pipeMaxSize && size > capacity && !privileged { return err(EPERM) }
+        // Occupancy counts pages, as Linux's ring of page buffers does.
+        if (used + 4095) / 4096 > size / 4096 { return err(EBUSY) }
+        capacity = size
+        notify()
+        return size
+    }
 }
+
+/// /proc/sys/fs/pipe-max-size: the largest F_SETPIPE_SZ without CAP_SYS_RESOURCE.
+let pipeMaxSize = 1_048_576
 
 final class PipeFD: FileDescription {
     let pipe: Pipe
@@ -29,6 +54,8 @@ final class PipeFD: FileDescription {
     let ino: UInt64
     /// send(MSG_NOSIGNAL) on a socket built from pipes.
     var suppressSIGPIPE = false
+    /// A FIFO opened O_RDWR: the reader end that is also a writer.
+    var alsoWriter = false
 
     init(pipe: Pipe, reader: Bool, flags: Int32, ino: UInt64) {
         self.pipe = pipe
@@ -54,10 +81,17 @@ final class PipeFD: FileDescription {
             // The condition wins over a signal that arrived with it.
             if r == .interrupted && pipe.available == 0 && pipe.writers > 0 { return -ERESTARTSYS }
         }
-        let n = min(count, pipe.available)
+        // A packet is read whole: what does not fit in `count` is dropped.
+        let atPacket = !pipe.packets.isEmpty && pipe.bytesBeforePackets == 0
+        let limit = atPacket ? pipe.packets[0] : pipe.packets.isEmpty ? pipe.available : pipe.bytesBeforePackets
+        let n = min(count, limit)
         let ok = pipe.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + pipe.head, n) }
         if !ok { return err(EFAULT) }
-        pipe.head += n
+        if atPacket { pipe.head += pipe.packets.removeFirst() }
+        else {
+            pipe.head += n
+            if !pipe.packets.isEmpty { pipe.bytesBeforePackets -= n }
+        }
         if pipe.head == pipe.buf.count { pipe.buf.removeAll(keepingCapacity: true); pipe.head = 0 }
         else if pipe.head > 65536 { pipe.buf.removeSubrange(0..<pipe.head); pipe.head = 0 }
         pipe.notify()
@@ -65,7 +99,7 @@ final class PipeFD: FileDescription {
     }
 
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        if isReader { return err(EBADF) }
+        if isReader && !alsoWriter { return err(EBADF) }
         if off != nil { return err(ESPIPE) }
         if count == 0 { return 0 }
         var done = 0
@@ -74,10 +108,11 @@ final class PipeFD: FileDescription {
                 if !suppressSIGPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
                 return done > 0 ? done : err(EPIPE)
             }
-            let space = pipe.capacity - pipe.available
+            let packet = flags & O_DIRECT != 0
+            let space = pipe.capacity - pipe.used
             let remaining = count - done
-            // Writes of at most PIPE_BUF bytes are atomic.
-            let need = remaining <= 4096 ? remaining : 1
+            // Writes of at most PIPE_BUF bytes are atomic; a packet needs a free page.
+            let need = packet ? min(remaining, 4096) : remaining <= 4096 ? remaining : 1
             if space < need {
                 if nonblocking { return done > 0 ? done : err(EAGAIN) }
                 pipe.waiters.add(t)
@@ -88,8 +123,14 @@ final class PipeFD: FileDescription {
                 }
                 continue
             }
-            let n = min(space, remaining)
+            let n = packet ? min(remaining, 4096) : min(space, remaining)
             guard let bytes = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            if packet { pipe.packets.append(n) }
+            else if !pipe.packets.isEmpty {
+                // Ordinary data after a packet: Linux would give it a page of its own.
+                pipe.packets.append(n)
+            }
+            if pipe.packets.isEmpty || packet && pipe.packets.count == 1 { pipe.bytesBeforePackets = pipe.available }
             pipe.buf.append(contentsOf: bytes)
             done += n
             pipe.notify()
@@ -100,10 +141,11 @@ final class PipeFD: FileDescription {
     override func readiness() -> Int16 {
         var r: Int32 = 0
         if isReader {
-            if pipe.available > 0 { r |= POLLIN }
+            if pipe.available > 0 { r |= pollReadable }
             if pipe.writers == 0 && pipe.hadWriter { r |= POLLHUP }
-        } else {
-            if pipe.capacity - pipe.available >= 4096 { r |= POLLOUT }
+        }
+        if !isReader || alsoWriter {
+            if pipe.capacity - pipe.used >= 4096 { r |= pollWritable }
             if pipe.readers == 0 { r |= POLLERR }
         }
         return Int16(r)
@@ -120,10 +162,12 @@ final class PipeFD: FileDescription {
     override func removeWaiter(_ t: Task) { pipe.waiters.remove(t) }
 
     override func release() {
-        if isReader { pipe.readers -= 1 } else { pipe.writers -= 1 }
+        if isReader { pipe.readers -= 1 }
+        if !isReader || alsoWriter { pipe.writers -= 1 }
         if pipe.readers == 0 && pipe.writers == 0 {
             // A FIFO with nobody on either end forgets its data.
             pipe.buf.removeAll(); pipe.head = 0; pipe.hadWriter = false
+            pipe.packets.removeAll(); pipe.bytesBeforePackets = 0
         }
         pipe.notify()
     }
@@ -155,8 +199,11 @@ func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescriptio
     let acc = flags & O_ACCMODE
     if acc == O_RDWR {
         // Linux allows it: the opener is both ends; model as a reader that keeps a writer.
-        p.writers += 1; p.hadWriter = true
-        return .success(PipeFD(pipe: p, reader: true, flags: flags, ino: node.ino))
+        p.writers += 1; p.writerOpens += 1; p.hadWriter = true
+        let fd = PipeFD(pipe: p, reader: true, flags: flags, ino: node.ino)
+        fd.alsoWriter = true
+        p.notify()
+        return .success(fd)
     }
     let reader = acc == O_RDONLY
     let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: node.ino)

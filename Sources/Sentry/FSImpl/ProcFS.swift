@@ -125,10 +125,10 @@ extension Kernel {
     }
 
     /// /proc/PID/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS - TYPE SOURCE SUPEROPTS",
-    /// in mount order; ids are positions in the mount list (the root's parent is 1).
+    /// in mount order; ids are Mount.id (the root's parent is 1).
     func mountInfoText(_ t: Task) -> String {
         var s = ""
-        let ids = Dictionary(uniqueKeysWithValues: vfs.mounts.enumerated().map { (ObjectIdentifier($0.element), 20 + $0.offset) })
+        let ids = Dictionary(uniqueKeysWithValues: vfs.mounts.map { (ObjectIdentifier($0), $0.id) })
         for m in vfs.mounts {
             let p = String(decoding: vfs.pathString(Path(mount: m, dentry: m.root)), as: UTF8.self)
             let parent = m.parent.flatMap { ids[ObjectIdentifier($0)] } ?? 1
@@ -210,7 +210,7 @@ extension Kernel {
         let ppid = tg.parent?.tgid ?? 0
         let comm = String(decoding: t?.comm ?? [], as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
-        let ut = tg.utimeNs / 10_000_000, st = tg.stimeNs / 10_000_000
+        let ut = tg.sampleCPU() / 10_000_000, st = tg.stimeNs / 10_000_000
         let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
         return "\(tg.tgid) (\(comm)) \(state) \(ppid) \(tg.pgid) \(tg.sid) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }

@@ -53,10 +53,10 @@ final class SysctlTable {
                 return nil
             }
         }
-        add("kernel/hostname", writable: true, stored: "", get: { String(decoding: k.hostname, as: UTF8.self) },
-            set: name { k.hostname = $0 })
-        add("kernel/domainname", writable: true, stored: "", get: { String(decoding: k.domainname, as: UTF8.self) },
-            set: name { k.domainname = $0 })
+        add("kernel/hostname", writable: true, stored: "", get: { String(decoding: (currentTask?.uts ?? k.rootUTS).hostname, as: UTF8.self) },
+            set: name { (currentTask?.uts ?? k.rootUTS).hostname = $0 })
+        add("kernel/domainname", writable: true, stored: "", get: { String(decoding: (currentTask?.uts ?? k.rootUTS).domainname, as: UTF8.self) },
+            set: name { (currentTask?.uts ?? k.rootUTS).domainname = $0 })
         add("net/ipv4/ip_unprivileged_port_start", writable: true, stored: "", get: { [unowned self] in "\(self.unprivilegedPortStart)" },
             set: { [unowned self] s in
                 guard let v = Int(s), v >= 0, v <= 65536 else { return EINVAL }
@@ -72,6 +72,10 @@ final class SysctlTable {
         ro("kernel/overflowuid") { "65534" }
         ro("kernel/overflowgid") { "65534" }
         ro("fs/nr_open") { "1048576" }
+        ro("fs/pipe-max-size") { "\(pipeMaxSize)" }
+        // Per-user pipe page limits: Linux's defaults (the Sentry does not
+        // shrink pipes past them).
+        rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")
         // Presented: the IPC namespace's limits (the Sentry's own are fixed).
         rw("kernel/msgmax", "8192"); rw("kernel/msgmnb", "16384"); rw("kernel/msgmni", "32000")
         rw("kernel/sem", "32000\t1024000000\t500\t32000")

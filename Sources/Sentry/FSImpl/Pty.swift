@@ -259,8 +259,8 @@ final class PtyMasterFD: FileDescription {
         return pty.ioctl(t, cmd, arg, master: true)
     }
     override func readiness() -> Int16 {
-        var r: Int32 = POLLOUT
-        if !pty.output.isEmpty { r |= POLLIN }
+        var r: Int32 = pollWritable
+        if !pty.output.isEmpty { r |= pollReadable }
         if pty.slaveEverOpened && pty.slaveOpens == 0 { r |= POLLHUP }
         return Int16(r)
     }
@@ -329,8 +329,8 @@ final class PtySlaveFD: FileDescription {
     }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { pty.ioctl(t, cmd, arg, master: false) }
     override func readiness() -> Int16 {
-        var r: Int32 = pty.masterOpen ? POLLOUT : POLLHUP
-        if pty.slaveReadable { r |= POLLIN }
+        var r: Int32 = pty.masterOpen ? pollWritable : POLLHUP
+        if pty.slaveReadable { r |= pollReadable }
         return Int16(r)
     }
     override func addWaiter(_ t: Task) { pty.waiters.add(t) }

@@ -113,9 +113,9 @@ final class UnixSockFD: FileDescription {
 
     override func readiness() -> Int16 {
         if let c = conn { return c.readiness() }
-        if listening { return backlog.isEmpty ? 0 : Int16(POLLIN) }
-        if type == SOCK_DGRAM_ { return Int16(POLLOUT) | (datagrams.isEmpty ? 0 : Int16(POLLIN)) }
-        return Int16(POLLOUT | POLLHUP)
+        if listening { return backlog.isEmpty ? 0 : Int16(pollReadable) }
+        if type == SOCK_DGRAM_ { return Int16(pollWritable | POLLWRBAND_) | (datagrams.isEmpty ? 0 : Int16(pollReadable)) }
+        return Int16(pollWritable | POLLWRBAND_ | POLLHUP)
     }
     override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
     override func wakeups() -> UInt64 { waiters.wakeups &+ (conn?.wakeups() ?? 0) }

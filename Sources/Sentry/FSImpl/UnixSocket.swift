@@ -277,12 +277,13 @@ final class UnixSocketFD: FileDescription {
     }
 
     override func readiness() -> Int16 {
-        var r = rx.readiness() & Int16(POLLIN | POLLHUP)
-        if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(POLLIN) }
-        if !shutWrite { r |= tx.readiness() & Int16(POLLOUT) }
+        var r = rx.readiness() & Int16(pollReadable | POLLHUP)
+        if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(pollReadable) }
+        // A writable Unix socket also says POLLWRBAND (Linux's unix_poll).
+        if !shutWrite && tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
         if tx.pipe.readers == 0 { r |= Int16(POLLHUP) }
-        if rx.pipe.writers == 0 { r |= Int16(POLLIN | POLLRDHUP_) }
-        if shutRead { r |= Int16(POLLIN | POLLRDHUP_) }
+        if rx.pipe.writers == 0 { r |= Int16(pollReadable | POLLRDHUP_) }
+        if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
         return r
     }
     override func addWaiter(_ t: Task) { rx.addWaiter(t); tx.addWaiter(t) }

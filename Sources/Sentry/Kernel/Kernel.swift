@@ -20,7 +20,9 @@ final class Kernel: @unchecked Sendable {
     let vfs: VFS
     let bootMonotonicNs: Int64
     let bootRealtimeNs: Int64
-    var hostname: [UInt8] = Array("moat".utf8)
+    /// The sandbox's UTS namespace; unshare(CLONE_NEWUTS) gives a task its own.
+    let rootUTS = UTSNamespace()
+    var hostname: [UInt8] { get { rootUTS.hostname } set { rootUTS.hostname = newValue } }
     /// Extended attributes of every file (see FileExtras.swift).
     let xattrs = XattrStore()
     let inotify = InotifyRegistry()
@@ -31,7 +33,7 @@ final class Kernel: @unchecked Sendable {
         let d = Dentry(name: [47], parent: nil, inode: TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 8))
         return Mount(root: d, mountpoint: nil, parent: nil, fsType: "tmpfs", source: "memfd")
     }()
-    var domainname: [UInt8] = Array("(none)".utf8)
+    var domainname: [UInt8] { get { rootUTS.domainname } set { rootUTS.domainname = newValue } }
     /// The container's capability configuration and no_new_privs, for
     /// processes `moat exec` starts (SentryConfig).
     var containerCaps: CapabilitySets? = nil
@@ -133,4 +135,11 @@ final class Kernel: @unchecked Sendable {
     }
 
     func threadGroup(_ pid: Int32) -> ThreadGroup? { threadGroups[pid] }
+}
+
+/// Host and domain name as uname(2) reports them: one per UTS namespace.
+final class UTSNamespace {
+    var hostname: [UInt8] = Array("moat".utf8)
+    var domainname: [UInt8] = Array("(none)".utf8)
+    func copy() -> UTSNamespace { let u = UTSNamespace(); u.hostname = hostname; u.domainname = domainname; return u }
 }

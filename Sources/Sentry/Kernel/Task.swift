@@ -52,6 +52,13 @@ final class Task {
     var robustList: UInt64 = 0
     /// sched_setscheduler's policy (SCHED_OTHER, BATCH or IDLE: all run alike here).
     var schedPolicy: Int32 = 0
+    /// This thread's share of the process's CPU time (ThreadGroup.sampleCPU).
+    var cpuNs: Int64 = 0
+    /// The UTS namespace (nil: the sandbox's); inherited across clone.
+    var ownUTS: UTSNamespace?
+    var uts: UTSNamespace { ownUTS ?? kernel.rootUTS }
+    /// sched_setaffinity's mask (bit per CPU), inherited across clone.
+    var cpuMask: UInt64 = onlineCPUMask
     var comm: [UInt8]
     /// Set by handlers that replaced the registers (execve, rt_sigreturn).
     var skipReturn = false
@@ -206,6 +213,8 @@ final class Task {
         if stopWait {
             if exitRequested || tg.exiting || !tg.stopped { return .woken }
         } else if interruptPending() { return .interrupted }
+        // Credit the CPU time run up to here to the threads that ran it.
+        _ = tg.sampleCPU()
         waitMode = .cond
         if let d = deadline {
             if Kernel.now(CLOCK_MONOTONIC) >= d { waitMode = .none; return .timedOut }
@@ -339,6 +348,21 @@ final class Task {
         if off > UInt64(b.count) || UInt64(len) > UInt64(b.count) - off { return -1 }
         body(b.baseAddress! + Int(off))
         return len
+    }
+
+    /// As much of [addr, addr+len) as is readable from its start: a write
+    /// that runs into an unmapped page writes the part before it (Linux
+    /// fails with EFAULT only when nothing could be copied).
+    func copyInPrefix(_ addr: UInt64, _ len: Int) -> [UInt8] {
+        if let b = copyIn(addr, len) { return b }
+        var out: [UInt8] = []
+        var a = addr, left = len
+        while left > 0 {
+            let n = min(left, Int(4096 - (a & 4095)))
+            guard let b = copyIn(a, n) else { break }
+            out += b; a &+= UInt64(n); left -= n
+        }
+        return out
     }
 
     /// Copies `len` bytes of application memory at `addr`.

@@ -55,8 +55,11 @@ final class ThreadGroup {
     var continuedReported = true
     var childWaiters = WaitQueue()
     let startNs: Int64
+    /// CPU time the host charged to the process's stub (all of it counts
+    /// as user time: the host does not tell the Sentry's share apart).
     var utimeNs: Int64 = 0
     var stimeNs: Int64 = 0
+    private var cpuHostPid: pid_t = 0
     var childUtimeNs: Int64 = 0
     var childStimeNs: Int64 = 0
 
@@ -103,6 +106,7 @@ final class ThreadGroup {
 
     /// Called by the last task of the group as it leaves. Requires: Kernel.mu held.
     func finishExit() {
+        _ = sampleCPU()
         zombie = true
         kernel.fileLocks.releaseAll(.process(tgid))
         // Reparent children to init (or the nearest subreaper).
@@ -160,6 +164,31 @@ final class ThreadGroup {
     }
 
     func notifyChildEvent(_ c: ThreadGroup) { childWaiters.notifyAll() }
+
+    /// The process's CPU time so far: its stub's host process CPU clock
+    /// (which any process may read), kept so it outlives the stub. The
+    /// growth since the last sample is shared among the threads running
+    /// application code now (all of them if none is), which gives each
+    /// task its CLOCK_THREAD_CPUTIME_ID: the host clock of another
+    /// process's thread is not readable. Requires: Kernel.mu held.
+    func sampleCPU() -> Int64 {
+        if let h = tasks.first?.hostPid { cpuHostPid = h }
+        if zombie || cpuHostPid <= 0 { return utimeNs }
+        var ts = timespec()
+        let clock = clockid_t((~Int32(cpuHostPid)) << 3 | 2)   // the process's CPUCLOCK_SCHED
+        guard clock_gettime(clock, &ts) == 0 else { return utimeNs }
+        let now = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        let delta = now - utimeNs
+        if delta <= 0 { return utimeNs }
+        utimeNs = now
+        let running = tasks.filter { $0.inApp }
+        let share = running.isEmpty ? tasks : running
+        if !share.isEmpty {
+            let each = delta / Int64(share.count)
+            for t in share { t.cpuNs += each }
+        }
+        return utimeNs
+    }
 
     /// Removes a zombie child for good. Requires: Kernel.mu held.
     func reap(_ c: ThreadGroup) {

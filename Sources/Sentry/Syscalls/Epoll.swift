@@ -71,7 +71,7 @@ final class EpollFD: FileDescription {
         prune()
         for e in interest.values where !e.disabled {
             let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
-            if UInt32(UInt16(bitPattern: e.file.readiness())) & want != 0 { return Int16(POLLIN) }
+            if UInt32(UInt16(bitPattern: e.file.readiness())) & want != 0 { return Int16(pollReadable) }
         }
         return 0
     }

@@ -60,8 +60,8 @@ func sysPipe2(_ t: Task, _ addr: UInt64, _ flags: Int32) -> Int {
     if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 { return err(EINVAL) }
     let p = Pipe()
     let ino = newPipeIno()
-    let r = PipeFD(pipe: p, reader: true, flags: O_RDONLY | (flags & O_NONBLOCK), ino: ino)
-    let w = PipeFD(pipe: p, reader: false, flags: O_WRONLY | (flags & O_NONBLOCK), ino: ino)
+    let r = PipeFD(pipe: p, reader: true, flags: O_RDONLY | (flags & (O_NONBLOCK | O_DIRECT)), ino: ino)
+    let w = PipeFD(pipe: p, reader: false, flags: O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), ino: ino)
     return installPair(t, r, w, cloexec: flags & O_CLOEXEC != 0, at: addr)
 }
 
@@ -101,8 +101,12 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return 0
     case F_GETLK, F_SETLK, F_SETLKW, 36, 37, 38: // and F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW
         return sysRecordLock(t, f, a.int(1), a.a2)
-    case 1031, 1032: // F_SETPIPE_SZ, F_GETPIPE_SZ
-        return f is PipeFD ? 65536 : err(EBADF)
+    case 1031: // F_SETPIPE_SZ
+        guard let p = f as? PipeFD else { return err(EBADF) }
+        return p.pipe.resize(UInt64(UInt32(truncatingIfNeeded: a.a2)), privileged: t.creds.has(Cap.sysResource))
+    case 1032: // F_GETPIPE_SZ
+        guard let p = f as? PipeFD else { return err(EBADF) }
+        return p.pipe.capacity
     case F_GETOWN, F_SETOWN, F_SETOWN_EX_, F_GETOWN_EX_, F_SETSIG_, F_GETSIG_:
         return asyncFcntl(t, f, a.int(1), a.a2) ?? err(EINVAL)
     case 1033: return sysSeals(t, f, add: a.uint(2))     // F_ADD_SEALS

@@ -47,6 +47,10 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)))
     }
+    t[78] = { t, a in                                                                     // getdents
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+        return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)), legacy: true)
+    }
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
     t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
     t[439] = { t, a in                                                                    // faccessat2
@@ -217,10 +221,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
     if path.isEmpty { return err(ENOENT) }
     let start: Path
-    switch t.startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return e.ret }
+    switch t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
     let vfs = t.kernel.vfs
     let acc = flags & O_ACCMODE
-    if acc == 3 { return err(EINVAL) }
     let wantsWrite = acc != O_RDONLY
     // Linux 6.4+: O_CREAT|O_DIRECTORY is never meaningful.
     if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY && flags & O_TMPFILE_ != O_TMPFILE_ { return err(EINVAL) }
@@ -248,6 +251,8 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
                 w.follow = true
                 switch vfs.resolve(t.fs, start: dir, name, w) { case .success(let q): p = q; case .failure(let e): return e.ret }
             }
+            // O_CREAT never opens a directory (open(2): EISDIR).
+            if p.inode.isDir { return err(EISDIR) }
             target = p
         case .failure(let e):
             if e.code != ENOENT { return e.ret }
@@ -281,13 +286,15 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         file = c
     } else {
         if ino.isDir && wantsWrite { return err(EISDIR) }
-        if wantsWrite && target.mount.readOnly && ino.isRegular { return err(EROFS) }
+        if (wantsWrite || flags & O_TRUNC != 0) && target.mount.readOnly && ino.isRegular { return err(EROFS) }
         var mask: UInt32 = 0
         if acc != O_WRONLY { mask |= 4 }
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
         if !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
-        switch ino.open(t, flags: flags) {
+        // Access mode 3 opens the file read-write underneath; the
+        // description's own flags (set below) allow neither.
+        switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {
         case .success(let f): file = f
         case .failure(let e): return e.ret
         }
@@ -377,16 +384,23 @@ func sysStatx(_ t: Task, _ a: Args) -> Int {
     if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800 | 0x6000) != 0 || flags & 0x6000 == 0x6000 { return err(EINVAL) }
     if a.uint(3) & 0x8000_0000 != 0 { return err(EINVAL) }
     var r: Result<Stat, Errno>
+    var mount: Mount? = nil
     if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty {
-        if a.int(0) == AT_FDCWD_ { r = t.fs.cwd.inode.stat() }
-        else if let f = t.fds.get(a.int(0)) { r = f.stat() } else { return err(EBADF) }
+        if a.int(0) == AT_FDCWD_ { r = t.fs.cwd.inode.stat(); mount = t.fs.cwd.mount }
+        else if let f = t.fds.get(a.int(0)) { r = f.stat(); mount = f.path?.mount } else { return err(EBADF) }
     } else {
-        r = t.lookup(a.int(0), a.a1, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0).flatMap { $0.inode.stat() }
+        let p = t.lookup(a.int(0), a.a1, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0)
+        mount = try? p.get().mount
+        r = p.flatMap { $0.inode.stat() }
     }
     switch r {
     case .success(let s):
         var b = [UInt8](repeating: 0, count: 256)
-        put32(&b, 0, 0x7ff)                 // stx_mask: STATX_BASIC_STATS
+        // STATX_BASIC_STATS, and the mount id, which Linux fills whatever
+        // the caller asked for (unknown request bits are ignored).
+        let withMount = mount?.id
+        put32(&b, 0, withMount == nil ? 0x7ff : 0x17ff)
+        if let id = withMount { put64(&b, 144, UInt64(id)) }
         put32(&b, 4, Int32(truncatingIfNeeded: s.blksize))
         put32(&b, 16, Int32(truncatingIfNeeded: s.nlink)); put32(&b, 20, Int32(bitPattern: s.uid)); put32(&b, 24, Int32(bitPattern: s.gid))
         b[28] = UInt8(s.mode & 0xff); b[29] = UInt8((s.mode >> 8) & 0xff)

@@ -56,22 +56,22 @@ func registerIdentity(_ t: SyscallTable) {
     t[63] = { t, a in                                                         // uname
         var b = [UInt8](repeating: 0, count: 65 * 6)
         func field(_ i: Int, _ s: [UInt8]) { b.replaceSubrange(i * 65..<i * 65 + min(64, s.count), with: s.prefix(64)) }
-        field(0, Array("Linux".utf8)); field(1, t.kernel.hostname); field(2, Array(moatRelease.utf8))
-        field(3, Array("#1 SMP moat".utf8)); field(4, Array("x86_64".utf8)); field(5, t.kernel.domainname)
+        field(0, Array("Linux".utf8)); field(1, t.uts.hostname); field(2, Array(moatRelease.utf8))
+        field(3, Array("#1 SMP moat".utf8)); field(4, Array("x86_64".utf8)); field(5, t.uts.domainname)
         return t.copyOut(a.a0, b) ? 0 : err(EFAULT)
     }
     t[170] = { t, a in                                                        // sethostname
         if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
-        t.kernel.hostname = b
+        t.uts.hostname = b
         return 0
     }
     t[171] = { t, a in                                                        // setdomainname
         if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
-        t.kernel.domainname = b
+        t.uts.domainname = b
         return 0
     }
     t[97] = { t, a in sysPrlimit(t, 0, a.uint(0), 0, a.a1) }                  // getrlimit
@@ -90,11 +90,11 @@ func registerIdentity(_ t: SyscallTable) {
     t[158] = { t, a in                                                        // arch_prctl
         switch a.int(0) {
         case 0x1002: // ARCH_SET_FS
-            if a.a1 >= 0x0000_8000_0000_0000 { return err(EPERM) }
+            if a.a1 >= taskSizeMax { return err(EPERM) }
             t.thread.regs.fs_base = a.a1; t.thread.markDirty(); return 0
         case 0x1003: return t.writeU64(a.a1, t.thread.regs.fs_base) ? 0 : err(EFAULT) // ARCH_GET_FS
         case 0x1001: // ARCH_SET_GS
-            if a.a1 >= 0x0000_8000_0000_0000 { return err(EPERM) }
+            if a.a1 >= taskSizeMax { return err(EPERM) }
             t.thread.regs.gs_base = a.a1; t.thread.markDirty(); return 0
         case 0x1004: return t.writeU64(a.a1, t.thread.regs.gs_base) ? 0 : err(EFAULT)
         case 0x3001, 0x3002: return err(EINVAL) // ARCH_[GS]ET_CPUID
@@ -114,12 +114,24 @@ func registerIdentity(_ t: SyscallTable) {
     t[204] = { t, a in                                                        // sched_getaffinity
         let n = a.long(1)
         if n < 8 || n & 7 != 0 { return err(EINVAL) }
-        let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        guard let target = affinityTarget(t, a.int(0)) else { return err(ESRCH) }
         var b = [UInt8](repeating: 0, count: 8)
-        for i in 0..<min(cpus, 64) { b[i / 8] |= UInt8(1 << (i % 8)) }
+        put64(&b, 0, target.cpuMask)
         return t.copyOut(a.a2, b) ? 8 : err(EFAULT)
     }
-    t[203] = { _, _ in 0 }                                                    // sched_setaffinity
+    t[203] = { t, a in                                                        // sched_setaffinity
+        // The mask is kept and reported (and inherited); the host schedules.
+        let n = min(max(a.long(1), 0), 8)
+        guard let target = affinityTarget(t, a.int(0)) else { return err(ESRCH) }
+        guard let b = t.copyIn(a.a2, n) else { return err(EFAULT) }
+        var m: UInt64 = 0
+        for (i, byte) in b.enumerated() { m |= UInt64(byte) << UInt64(i * 8) }
+        m &= onlineCPUMask
+        if m == 0 { return err(EINVAL) }
+        if target !== t && target.creds.euid != t.creds.euid && target.creds.uid != t.creds.euid && !t.creds.has(Cap.sysNice) { return err(EPERM) }
+        target.cpuMask = m
+        return 0
+    }
     t[309] = { t, a in                                                        // getcpu
         if a.a0 != 0 && !t.writeI32(a.a0, 0) { return err(EFAULT) }
         if a.a1 != 0 && !t.writeI32(a.a1, 0) { return err(EFAULT) }
@@ -341,4 +353,18 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
     case 21: return 0                       // PR_GET_SECCOMP
     default: return err(EINVAL)
     }
+}
+
+/// One bit per online host CPU (at most 64): the affinity every task starts with.
+let onlineCPUMask: UInt64 = {
+    let cpus = min(64, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    return cpus == 64 ? UInt64.max : (1 << UInt64(cpus)) - 1
+}()
+
+/// sched_[gs]etaffinity's pid: 0 is the caller, else a thread id.
+func affinityTarget(_ t: Task, _ pid: Int32) -> Task? {
+    if pid < 0 { return nil }
+    if pid == 0 { return t }
+    guard let x = t.kernel.tasks[pid], !x.exited else { return nil }
+    return x
 }

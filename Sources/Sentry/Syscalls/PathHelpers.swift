@@ -9,6 +9,12 @@ let AT_EMPTY_PATH_: Int32 = 0x1000
 
 extension Task {
     /// The directory a *at() call starts from.
+    /// Where a walk of `path` starts: an absolute path ignores dirfd, which
+    /// is then not even checked (Linux's path_init).
+    func startPath(_ dirfd: Int32, for path: [UInt8]) -> Result<Path, Errno> {
+        path.first == 47 ? .success(fs.root) : startPath(dirfd)
+    }
+
     func startPath(_ dirfd: Int32) -> Result<Path, Errno> {
         if dirfd == AT_FDCWD_ { return .success(fs.cwd) }
         guard let f = fds.get(dirfd) else { return .failure(Errno(EBADF)) }
@@ -38,7 +44,7 @@ extension Task {
             return .failure(Errno(ENOENT))
         }
         let start: Path
-        switch startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
+        switch startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
         return kernel.vfs.resolve(fs, start: start, path, follow: follow, searcher: searcher)
     }
 
@@ -52,7 +58,7 @@ extension Task {
         let path: [UInt8]
         switch readPath(addr) { case .success(let p): path = p; case .failure(let e): return .failure(e) }
         let start: Path
-        switch startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
+        switch startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
         return kernel.vfs.resolveParent(fs, start: start, path, searcher: searcher).map { ($0.0, $0.1, path.last == 47) }
     }
 

@@ -3,6 +3,16 @@
 import CMoat
 import Glibc
 
+/// The poll bits beyond POLLIN/POLLOUT (asm-generic/poll.h). Files report
+/// them like Linux does: a program may wait for POLLRDNORM alone.
+let POLLRDNORM_: Int32 = 0x040
+let POLLRDBAND_: Int32 = 0x080
+let POLLWRNORM_: Int32 = 0x100
+let POLLWRBAND_: Int32 = 0x200
+/// "Readable" and "writable" as most Linux files say it.
+let pollReadable = POLLIN | POLLRDNORM_
+let pollWritable = POLLOUT | POLLWRNORM_
+
 func registerPoll(_ t: SyscallTable) {
     t[7] = { t, a in                                                          // poll
         let ms = a.int(2)
@@ -131,6 +141,10 @@ final class DummyFD: FileDescription {
     override func readiness() -> Int16 { 0 }
 }
 
+/// What select's read and write sets wait for (Linux's POLLIN_SET, POLLOUT_SET).
+private let selectIn = POLLIN | POLLRDNORM_ | POLLRDBAND_
+private let selectOut = POLLOUT | POLLWRNORM_ | POLLWRBAND_
+
 func sysSelect(_ t: Task, _ nfds: Int32, _ r: UInt64, _ w: UInt64, _ e: UInt64, _ deadline: Int64?) -> Int {
     if nfds < 0 || nfds > 1024 * 64 { return err(EINVAL) }
     let bytes = (Int(nfds) + 63) / 64 * 8
@@ -142,8 +156,8 @@ func sysSelect(_ t: Task, _ nfds: Int32, _ r: UInt64, _ w: UInt64, _ e: UInt64, 
     var fdOf: [Int] = []
     for fd in 0..<Int(nfds) {
         var ev: Int32 = 0
-        if isSet(rs, fd) { ev |= POLLIN }
-        if isSet(ws, fd) { ev |= POLLOUT }
+        if isSet(rs, fd) { ev |= selectIn }
+        if isSet(ws, fd) { ev |= selectOut }
         if isSet(es, fd) { ev |= POLLPRI }
         if ev == 0 { continue }
         guard let f = t.fds.get(Int32(fd)) else { return err(EBADF) }
@@ -156,8 +170,8 @@ func sysSelect(_ t: Task, _ nfds: Int32, _ r: UInt64, _ w: UInt64, _ e: UInt64, 
         var count = 0
         for (i, fd) in fdOf.enumerated() {
             let bit = UInt8(1 << (fd % 8))
-            if rev[i] & Int16(POLLIN | POLLHUP | POLLERR) != 0 && events[i] & Int16(POLLIN) != 0 { ro[fd / 8] |= bit; count += 1 }
-            if rev[i] & Int16(POLLOUT | POLLERR) != 0 && events[i] & Int16(POLLOUT) != 0 { wo[fd / 8] |= bit; count += 1 }
+            if rev[i] & Int16(selectIn | POLLHUP | POLLERR) != 0 && events[i] & Int16(POLLIN) != 0 { ro[fd / 8] |= bit; count += 1 }
+            if rev[i] & Int16(selectOut | POLLERR) != 0 && events[i] & Int16(POLLOUT) != 0 { wo[fd / 8] |= bit; count += 1 }
             if rev[i] & Int16(POLLPRI) != 0 && events[i] & Int16(POLLPRI) != 0 { eo[fd / 8] |= bit; count += 1 }
         }
         if r != 0 && !t.copyOut(r, ro) { return err(EFAULT) }

@@ -12,19 +12,23 @@ let CLONE_PARENT_SETTID_: UInt64 = 0x100000, CLONE_CHILD_CLEARTID_: UInt64 = 0x2
 let CLONE_DETACHED_: UInt64 = 0x400000, CLONE_UNTRACED_: UInt64 = 0x800000, CLONE_CHILD_SETTID_: UInt64 = 0x1000000
 let CLONE_NEWCGROUP_: UInt64 = 0x02000000, CLONE_NEWUTS_: UInt64 = 0x04000000, CLONE_NEWIPC_: UInt64 = 0x08000000
 let CLONE_NEWUSER_: UInt64 = 0x10000000, CLONE_NEWPID_: UInt64 = 0x20000000, CLONE_NEWNET_: UInt64 = 0x40000000, CLONE_IO_: UInt64 = 0x80000000
+/// clone3 only: reset handled signals to SIG_DFL in the child; start it in a cgroup.
+let CLONE_CLEAR_SIGHAND_: UInt64 = 0x1_0000_0000, CLONE_INTO_CGROUP_: UInt64 = 0x2_0000_0000
+let CLONE_NEWTIME_: UInt64 = 0x80
+/// The highest user address + 1 on x86-64 with 4-level paging (TASK_SIZE_MAX):
+/// a TLS base at or above it is refused with EPERM.
+let taskSizeMax: UInt64 = 0x7fff_ffff_f000
 
 func registerProcess(_ t: SyscallTable) {
     t[57] = { t, _ in sysClone(t, flags: UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) }                     // fork
     t[58] = { t, _ in sysClone(t, flags: CLONE_VM_ | CLONE_VFORK_ | UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) } // vfork
-    t[56] = { t, a in sysClone(t, flags: a.a0, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4) }                   // clone
-    t[435] = { t, a in                                                                                               // clone3
-        if a.a1 < 64 || a.a1 > 4096 { return err(EINVAL) }
-        guard let b = t.copyIn(a.a0, 88) else { return err(EFAULT) }
-        let flags = get64(b, 0), exitSig = get64(b, 32), stack = get64(b, 40), size = get64(b, 48), tls = get64(b, 56)
-        if exitSig > 64 || flags & 0xff != 0 { return err(EINVAL) }
-        if get64(b, 64) != 0 && a.a1 >= 72 { return err(EINVAL) } // set_tid
-        return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack &+ size, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
+    t[56] = { t, a in                                                                                                // clone
+        // The legacy call takes the low 32 bits; the low byte is the exit signal.
+        sysClone(t, flags: a.a0 & 0xffff_ffff, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4)
     }
+    t[435] = sysClone3
+    t[272] = sysUnshare
+
     t[59] = { t, a in sysExecve(t, AT_FDCWD_, a.a0, a.a1, a.a2, 0) }                                                // execve
     t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat
     t[60] = { t, a in                                                                                                // exit
@@ -64,16 +68,76 @@ func registerProcess(_ t: SyscallTable) {
     }
 }
 
+/// clone3(struct clone_args *, size): the checks clone3 adds to clone's
+/// (clone3(2)): a struct size Linux knows (larger ones only with zeros past
+/// the known part), no unknown or legacy-only flags, an exit signal only for
+/// a new process, CLONE_SIGHAND not with CLONE_CLEAR_SIGHAND, a stack given
+/// with its size.
+func sysClone3(_ t: Task, _ a: Args) -> Int {
+    let size = Int(min(a.a1, 1 << 20))
+    if a.a1 < 64 { return err(EINVAL) }
+    if a.a1 > 4096 { return err(E2BIG) }
+    let known = 88
+    guard let b = t.copyIn(a.a0, min(size, known)) .map({ $0 + [UInt8](repeating: 0, count: max(0, known - size)) }) else { return err(EFAULT) }
+    if size > known {
+        guard let rest = t.copyIn(a.a0 &+ UInt64(known), size - known) else { return err(EFAULT) }
+        if rest.contains(where: { $0 != 0 }) { return err(E2BIG) }
+    }
+    let flags = get64(b, 0), exitSig = get64(b, 32), stack = get64(b, 40), stackSize = get64(b, 48), tls = get64(b, 56)
+    let setTid = get64(b, 64), setTidSize = get64(b, 72)
+    if (setTid != 0) != (setTidSize != 0) || setTidSize > 32 { return err(EINVAL) }
+    if exitSig & ~0xff != 0 || exitSig > 64 { return err(EINVAL) }
+    if flags & ~(0xffff_ffff | CLONE_CLEAR_SIGHAND_ | CLONE_INTO_CGROUP_) != 0 { return err(EINVAL) }
+    if flags & (CLONE_DETACHED_ | (0xff & ~CLONE_NEWTIME_)) != 0 { return err(EINVAL) }
+    if flags & (CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_) == CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_ { return err(EINVAL) }
+    if flags & (CLONE_THREAD_ | CLONE_PARENT_) != 0 && exitSig != 0 { return err(EINVAL) }
+    if (stack == 0) != (stackSize == 0) { return err(EINVAL) }
+    if flags & CLONE_NEWTIME_ != 0 { return err(EPERM) }       // namespaces inside the sandbox: not yet
+    if flags & CLONE_INTO_CGROUP_ != 0 { return err(EBADF) }   // no cgroup fds in the sandbox
+    if setTid != 0 { return err(EPERM) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
+    return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack &+ stackSize, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
+}
+
+/// unshare(2): private file table, fs context and UTS namespace; the other
+/// namespaces are refused (EPERM) until the Sentry models them. Sharing a
+/// VM, signal handlers or thread group cannot be undone in a multi-threaded
+/// process (EINVAL), as on Linux.
+func sysUnshare(_ t: Task, _ a: Args) -> Int {
+    let flags = a.a0 & 0xffff_ffff
+    let known = CLONE_THREAD_ | CLONE_FS_ | CLONE_NEWNS_ | CLONE_SIGHAND_ | CLONE_VM_ | CLONE_FILES_ | CLONE_SYSVSEM_ |
+        CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
+    if a.a0 & ~known != 0 { return err(EINVAL) }
+    if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
+    let refused = CLONE_NEWNS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
+    if flags & (refused | CLONE_NEWUTS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
+    if flags & refused != 0 { return err(EPERM) }
+    if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
+    if flags & CLONE_FS_ != 0 { t.fs = t.fs.copy() }
+    if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
+        let mine = t.fds.fork()
+        t.fds.release(t)
+        t.fds = mine
+    }
+    return 0
+}
+
 func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64) -> Int {
     let k = t.kernel
-    // Checks Linux makes.
-    if flags & CLONE_SIGHAND_ != 0 && flags & CLONE_VM_ == 0 { return err(EINVAL) }
+    // Checks Linux makes (copy_process), in its order.
+    if flags & (CLONE_NEWNS_ | CLONE_FS_) == CLONE_NEWNS_ | CLONE_FS_ { return err(EINVAL) }
+    if flags & (CLONE_NEWUSER_ | CLONE_FS_) == CLONE_NEWUSER_ | CLONE_FS_ { return err(EINVAL) }
     if flags & CLONE_THREAD_ != 0 && flags & CLONE_SIGHAND_ == 0 { return err(EINVAL) }
+    if flags & CLONE_SIGHAND_ != 0 && flags & CLONE_VM_ == 0 { return err(EINVAL) }
+    // The sandbox's init cannot make a sibling (it has no parent inside).
+    if flags & CLONE_PARENT_ != 0 && (t.tg.tgid == 1 || t.tg === k.initTG) { return err(EINVAL) }
+    if flags & CLONE_THREAD_ != 0 && flags & (CLONE_NEWUSER_ | CLONE_NEWPID_) != 0 { return err(EINVAL) }
+    if flags & CLONE_SETTLS_ != 0 && tls >= taskSizeMax { return err(EPERM) }
     if flags & (CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
         return err(EPERM) // namespaces inside the sandbox: not yet
     }
     let isThread = flags & CLONE_THREAD_ != 0
-    let exitSig = Int32(flags & 0xff)
+    // A thread's exit signal is ignored (it has none).
+    let exitSig = isThread ? 0 : Int32(flags & 0xff)
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
     guard let tid = k.allocPid() else { return err(EAGAIN) }
@@ -92,6 +156,10 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg = t.tg
     } else {
         let handlers = flags & CLONE_SIGHAND_ != 0 ? t.tg.handlers : t.tg.handlers.copy()
+        if flags & CLONE_CLEAR_SIGHAND_ != 0 {
+            // Handled signals go back to SIG_DFL; ignored ones stay ignored.
+            for i in handlers.actions.indices where handlers.actions[i].handler > 1 { handlers.actions[i] = SigAction() }
+        }
         let parent = flags & CLONE_PARENT_ != 0 ? (t.tg.parent ?? t.tg) : t.tg
         tg = ThreadGroup(kernel: k, tgid: tid, parent: parent, handlers: handlers)
         tg.exitSignal = exitSig
@@ -112,6 +180,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.creds = t.creds
     child.sigMask = t.sigMask
+    child.cpuMask = t.cpuMask
+    child.ownUTS = t.ownUTS
     child.stubLayers = t.stubLayers
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags

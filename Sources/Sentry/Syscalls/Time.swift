@@ -10,8 +10,10 @@ func registerTime(_ t: SyscallTable) {
         let hostClock: clockid_t
         switch id {
         case 0, 1, 4, 5, 6, 7, 11: hostClock = clockid_t(id)  // REALTIME, MONOTONIC, RAW, *_COARSE, BOOTTIME, TAI
-        case 2, 3: // process / thread CPU time: approximated by the time since the task started
-            let ns = Kernel.now(CLOCK_MONOTONIC) - t.tg.startNs
+        case 2: return writeTimespec(t, a.a1, t.tg.sampleCPU())              // CLOCK_PROCESS_CPUTIME_ID
+        case 3: _ = t.tg.sampleCPU(); return writeTimespec(t, a.a1, t.cpuNs) // CLOCK_THREAD_CPUTIME_ID
+        case ..<0: // a CPU clock of a pid or tid (clock_getcpuclockid, pthread_getcpuclockid)
+            guard let ns = cpuClockOf(t, id) else { return err(EINVAL) }
             return writeTimespec(t, a.a1, ns)
         default: return err(EINVAL)
         }
@@ -20,7 +22,8 @@ func registerTime(_ t: SyscallTable) {
     }
     t[229] = { t, a in                                                        // clock_getres
         let id = a.int(0)
-        if id < 0 || id > 11 { return err(EINVAL) }
+        if id < 0 && cpuClockOf(t, id) == nil { return err(EINVAL) }
+        if id > 11 { return err(EINVAL) }
         if a.a1 == 0 { return 0 }
         return writeTimespec(t, a.a1, id == 5 || id == 6 ? 4_000_000 : 1)
     }
@@ -48,8 +51,7 @@ func registerTime(_ t: SyscallTable) {
     t[100] = { t, a in                                                        // times
         if a.a0 != 0 {
             var b = [UInt8](repeating: 0, count: 32)
-            let ticks = UInt64((Kernel.now(CLOCK_MONOTONIC) - t.tg.startNs) / 10_000_000)
-            put64(&b, 0, ticks / 2); put64(&b, 8, ticks / 2)
+            put64(&b, 0, UInt64(t.tg.sampleCPU() / 10_000_000)); put64(&b, 8, UInt64(t.tg.stimeNs / 10_000_000))
             put64(&b, 16, UInt64(t.tg.childUtimeNs / 10_000_000)); put64(&b, 24, UInt64(t.tg.childStimeNs / 10_000_000))
             if !t.copyOut(a.a0, b) { return err(EFAULT) }
         }
@@ -94,7 +96,11 @@ func registerTime(_ t: SyscallTable) {
     t[98] = { t, a in                                                         // getrusage
         let who = a.int(0)
         if who != 0 && who != -1 && who != 1 { return err(EINVAL) }
-        return t.copyOut(a.a1, [UInt8](repeating: 0, count: 144)) ? 0 : err(EFAULT)
+        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD: the CPU times.
+        let ns = who == 0 ? t.tg.sampleCPU() : who == -1 ? t.tg.childUtimeNs : { _ = t.tg.sampleCPU(); return t.cpuNs }()
+        var b = [UInt8](repeating: 0, count: 144)
+        put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+        return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
     }
 }
 
@@ -133,4 +139,22 @@ func sysNanosleep(_ t: Task, _ req: UInt64, _ rem: UInt64, clock: clockid_t, abs
             return absolute ? -ERESTARTNOHAND : -ERESTART_RESTARTBLOCK
         }
     }
+}
+
+/// The CPU time behind a clock id made from a pid or tid (Linux's
+/// MAKE_PROCESS_CPUCLOCK / MAKE_THREAD_CPUCLOCK: ~id << 3, bit 2 for a
+/// thread, low bits the kind; pid 0 is the caller). A thread clock names a
+/// thread of the caller's process. nil: no such clock.
+func cpuClockOf(_ t: Task, _ id: Int32) -> Int64? {
+    let kind = id & 3, perThread = id & 4 != 0, pid = ~(id >> 3)
+    if kind == 3 { return nil }   // CPUCLOCK_MAX
+    if perThread {
+        let task = pid == 0 ? t : t.kernel.tasks[pid]
+        guard let x = task, x.tg === t.tg, !x.exited else { return nil }
+        _ = x.tg.sampleCPU()
+        return x.cpuNs
+    }
+    let tg = pid == 0 ? t.tg : t.kernel.threadGroups[pid]
+    guard let g = tg, !g.reaped else { return nil }
+    return g.sampleCPU()
 }

@@ -16,8 +16,10 @@ class FileDescription {
 
     init(flags: Int32, path: Path?) { self.flags = flags; self.path = path }
 
-    var readable: Bool { flags & O_ACCMODE != O_WRONLY && flags & O_PATH == 0 }
-    var writable: Bool { flags & O_ACCMODE != O_RDONLY && flags & O_PATH == 0 }
+    /// Access mode 3 (O_RDWR|O_WRONLY) is neither: open(2) checks read and
+    /// write permission and returns a descriptor for ioctls only.
+    var readable: Bool { (flags & O_ACCMODE == O_RDONLY || flags & O_ACCMODE == O_RDWR) && flags & O_PATH == 0 }
+    var writable: Bool { (flags & O_ACCMODE == O_WRONLY || flags & O_ACCMODE == O_RDWR) && flags & O_PATH == 0 }
     var nonblocking: Bool { flags & O_NONBLOCK != 0 }
 
     /// Reads into application memory at `buf`; `off` nil means the file offset.
@@ -45,14 +47,18 @@ class FileDescription {
     }
     func fileSize() -> Int64 { (try? inode?.stat().get().size) ?? 0 }
     var seekable: Bool { true }
-    func getdents(_ t: Task, _ buf: UInt64, _ count: Int) -> Int { err(ENOTDIR) }
+    /// getdents64 records, or with `legacy` the old getdents's struct
+    /// linux_dirent (the type in the record's last byte, after the name).
+    func getdents(_ t: Task, _ buf: UInt64, _ count: Int, legacy: Bool = false) -> Int { err(ENOTDIR) }
     func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { err(ENOTTY) }
     func stat() -> Result<Stat, Errno> { inode?.stat() ?? .failure(Errno(EBADF)) }
     func truncate(_ size: Int64) -> Int { err(EINVAL) }
     func sync() -> Int { 0 }
 
-    /// Poll: the events ready now (POLLIN/POLLOUT/POLLHUP/POLLERR).
-    func readiness() -> Int16 { Int16(POLLIN | POLLOUT) }
+    /// Poll: the events ready now, with the same bits Linux reports for the
+    /// kind of file (POLLRDNORM beside POLLIN and so on; see Poll.swift).
+    /// Files without a poll method are always ready (Linux's DEFAULT_POLLMASK).
+    func readiness() -> Int16 { Int16(pollReadable | pollWritable) }
     /// A host fd to poll instead, for host-backed streams (stdio).
     var pollHostFD: Int32 { -1 }
     func addWaiter(_ t: Task) {}
@@ -86,11 +92,11 @@ func readFromBytes(_ t: Task, _ data: UnsafeRawBufferPointer, _ fd: FileDescript
 }
 
 /// Directory listing shared by every file system: a snapshot taken at open
-/// (refreshed at offset 0) and served as linux_dirent64 records.
+/// (refreshed at offset 0) and served as linux_dirent64 (or linux_dirent) records.
 final class DirectoryFD: FileDescription {
     var entries: [DirEntry]? = nil
 
-    override func getdents(_ t: Task, _ buf: UInt64, _ count: Int) -> Int {
+    override func getdents(_ t: Task, _ buf: UInt64, _ count: Int, legacy: Bool = false) -> Int {
         guard let ino = inode else { return err(EBADF) }
         if entries == nil || offset == 0 {
             switch ino.readdir() {
@@ -108,14 +114,17 @@ final class DirectoryFD: FileDescription {
         var i = Int(offset)
         while i < all.count {
             let e = all[i]
-            let reclen = (19 + e.name.count + 1 + 7) & ~7
+            // linux_dirent64: ino, off, reclen, type, name, NUL.
+            // linux_dirent: ino, off, reclen, name, NUL, padding, type.
+            let nameAt = legacy ? 18 : 19
+            let reclen = (nameAt + e.name.count + (legacy ? 2 : 1) + 7) & ~7
             if out.count + reclen > count { break }
             var rec = [UInt8](repeating: 0, count: reclen)
             put64(&rec, 0, e.ino)
             put64(&rec, 8, UInt64(i + 1))
             rec[16] = UInt8(reclen & 0xff); rec[17] = UInt8(reclen >> 8)
-            rec[18] = e.type
-            rec.replaceSubrange(19..<19 + e.name.count, with: e.name)
+            rec[legacy ? reclen - 1 : 18] = e.type
+            rec.replaceSubrange(nameAt..<nameAt + e.name.count, with: e.name)
             out.append(contentsOf: rec)
             i += 1
         }

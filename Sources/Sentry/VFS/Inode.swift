@@ -152,8 +152,14 @@ final class Mount {
     let fsType: String
     let source: String
     var readOnly = false
+    /// The mount id of /proc/PID/mountinfo and statx's stx_mnt_id: unique
+    /// for the Sentry's life, never reused (the first is 20).
+    let id: Int
+    private nonisolated(unsafe) static var lastID = 19
     init(root: Dentry, mountpoint: Dentry?, parent: Mount?, fsType: String, source: String) {
         self.root = root; self.mountpoint = mountpoint; self.parent = parent; self.fsType = fsType; self.source = source
+        Mount.lastID += 1
+        id = Mount.lastID
     }
 }
 

@@ -165,11 +165,15 @@ int main(void) {
         _exit(r == 0 ? 0 : 9);
     }
     char x; T(read(go[0], &x, 1));
-    usleep(200000);                        /* let the child block */
+    usleep(200000);                        /* let the child block (usually) */
     struct flock w2 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
-    T(fcntl(fd, F_SETLKW, &w2));           /* would close the cycle */
+    /* Whichever of the two waits second closes the cycle and gets EDEADLK;
+     * on a loaded machine that may be the child. Exactly one of them does. */
+    int pr = fcntl(fd, F_SETLKW, &w2);
+    int pe = pr < 0 ? errno : 0;
     T(close(fd));                          /* lets the child through */
     int cst; waitpid(c, &cst, 0);
-    say("child: exited=%d status=%d", WIFEXITED(cst), WEXITSTATUS(cst));
+    int parent_dl = pr < 0 && pe == EDEADLK, child_dl = WIFEXITED(cst) && WEXITSTATUS(cst) == 9;
+    say("deadlock: exactly one saw EDEADLK: %d, child exited: %d", parent_dl + child_dl == 1, WIFEXITED(cst));
     return 0;
 }

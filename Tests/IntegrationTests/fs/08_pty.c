@@ -2,12 +2,17 @@
  * mode, echo, erase, CR/NL, EOF), the signal characters reaching the
  * foreground process group, window size, hang-up. */
 #include "t.h"
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 
 static void drain(int m, const char *label) {
     char buf[512];
+    /* The line discipline works asynchronously: wait (up to 2 s, for a
+     * loaded machine) until something is there, then a moment for the rest. */
+    struct pollfd p = {.fd = m, .events = POLLIN};
+    poll(&p, 1, 2000);
     usleep(100000);
     int n = read(m, buf, sizeof buf);
     printf("%s: ", label);
