@@ -221,7 +221,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
     if path.isEmpty { return err(ENOENT) }
     let start: Path
-    switch t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
+    // RESOLVE_BENEATH / RESOLVE_IN_ROOT walk from dirfd whatever the path.
+    let fromDirfd = resolve & 0x18 != 0
+    switch fromDirfd ? t.startPath(dirfd) : t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
     let vfs = t.kernel.vfs
     let acc = flags & O_ACCMODE
     let wantsWrite = acc != O_RDONLY
