@@ -27,8 +27,9 @@ final class HostFileFD: FileDescription {
 
     override var seekable: Bool { !isStream }
     override var pollHostFD: Int32 { isStream ? fd : -1 }
-    /// Epoll waiters: an EAGAIN is the one change of a host stream the
-    /// Sentry sees; it re-arms edge-triggered entries (see wakeups()).
+    /// Epoll waiters: a read or write on a host stream (or its EAGAIN) is
+    /// the one change of it the Sentry sees; it re-arms edge-triggered
+    /// entries (see wakeups(), and InetSocketFD's waiters).
     private var waiters = WaitQueue()
     override func addWaiter(_ t: Task) { waiters.add(t) }
     override func removeWaiter(_ t: Task) { waiters.remove(t) }
@@ -61,6 +62,7 @@ final class HostFileFD: FileDescription {
                 if e == EAGAIN { waiters.notifyAll() }
                 return err(e)
             }
+            if isStream { waiters.notifyAll() }
             if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
             return r
         }
@@ -115,6 +117,7 @@ final class HostFileFD: FileDescription {
             }
             done += r
             pos += Int64(r)
+            if isStream { waiters.notifyAll() }
             if r < got { if !isStream { break } }
         }
         if off == nil && !isStream { offset = pos }

@@ -55,9 +55,12 @@ final class InetSocketFD: FileDescription {
     /// makes a waiter use a reused fd number.
     private var users = 0
     private var released = false
-    /// Epoll waiters. The host socket's readiness is polled on the host;
-    /// an EAGAIN answer is the one change the Sentry sees, and it wakes
-    /// them so that an edge-triggered entry re-arms (see wakeups()).
+    /// Epoll waiters. The host socket's readiness is polled on the host and
+    /// the host's wakeups are invisible here; every call that moved data
+    /// (or found none: EAGAIN) is a change the Sentry does see, and it
+    /// wakes them so that an edge-triggered entry re-arms (see wakeups()):
+    /// a request that arrives after a server read all it had, but before
+    /// it waits again, is then reported as Linux reports it.
     private var waiters = WaitQueue()
 
     init(fd: Int32, family: Int32, type: Int32, proto: Int32, flags: Int32) {
@@ -129,7 +132,7 @@ final class InetSocketFD: FileDescription {
         while true {
             if released { return err(EBADF) }
             let r = op()
-            if r == err(EAGAIN) { waiters.notifyAll() }
+            waiters.notifyAll()
             if r != err(EAGAIN) || nonblocking || dontWait { return r }
             var ms: Int32 = -1
             if let d = deadline {

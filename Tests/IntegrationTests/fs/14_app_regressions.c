@@ -12,6 +12,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 static void fill(int fd) {
     static char buf[4096];
@@ -82,6 +84,32 @@ static void et_reader_thread_drain(void) {
     wait_one(ep, "  woken");
     waitpid(c, NULL, 0);
     close(p[0]); close(p[1]); close(ep);
+}
+
+/* TCP over loopback: a server that read exactly what came (no EAGAIN) and
+ * waits again after the next request arrived must still hear of it (a
+ * keep-alive client's second request to nginx). */
+static void et_tcp(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4) || getsockname(l, (struct sockaddr *)&a, &len)) {
+        say("tcp setup: %s", ename(errno)); return;
+    }
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    T(connect(c, (struct sockaddr *)&a, sizeof a));
+    int s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = s };
+    T(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    say("tcp");
+    char buf[8];
+    for (int i = 0; i < 3; i++) {
+        T(write(c, "r", 1));
+        wait_one(ep, "  request arrived");
+        T(read(s, buf, 1));
+    }
+    close(ep); close(s); close(c); close(l);
 }
 
 static volatile sig_atomic_t sigio_count, rt_count, rt_code, rt_fd_ok;
@@ -215,6 +243,7 @@ int main(void) {
     et_writer(sv[1], sv[0], "socketpair");
     close(sv[0]); close(sv[1]);
     et_reader_thread_drain();
+    et_tcp();
     /* eventfd: full at 0xfffffffffffffffe, writable again once read. */
     e = eventfd(0, EFD_NONBLOCK);
     int ep = epoll_create1(0);
