@@ -106,19 +106,25 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func listPodSandbox(request: Runtime_V1_ListPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxResponse {
         try await rpc {
             var r = Runtime_V1_ListPodSandboxResponse()
-            r.items = await runtime.listPods(request.hasFilter ? request.filter : nil).map { p in
-                var s = Runtime_V1_PodSandbox()
-                let st = podStatusMessage(p)
-                s.id = p.id; s.metadata = st.metadata; s.state = st.state; s.createdAt = p.createdAt
-                s.labels = p.labels; s.annotations = p.annotations; s.runtimeHandler = p.runtimeHandler
-                return s
-            }
+            r.items = await podList(request.hasFilter ? request.filter : nil)
             return r
         }
     }
 
     func streamPodSandboxes(request: Runtime_V1_StreamPodSandboxesRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxesResponse>, context: ServerContext) async throws {
-        throw RPCError(code: .unimplemented, message: "StreamPodSandboxes is not implemented; use ListPodSandbox")
+        try await rpc {
+            try await sendInParts(await podList(request.hasFilter ? request.filter : nil), response) { var r = Runtime_V1_StreamPodSandboxesResponse(); r.podSandboxes = $0; return r }
+        }
+    }
+
+    private func podList(_ f: Runtime_V1_PodSandboxFilter?) async -> [Runtime_V1_PodSandbox] {
+        await runtime.listPods(f).map { p in
+            var s = Runtime_V1_PodSandbox()
+            let st = podStatusMessage(p)
+            s.id = p.id; s.metadata = st.metadata; s.state = st.state; s.createdAt = p.createdAt
+            s.labels = p.labels; s.annotations = p.annotations; s.runtimeHandler = p.runtimeHandler
+            return s
+        }
     }
 
     // MARK: Containers
@@ -157,21 +163,27 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func listContainers(request: Runtime_V1_ListContainersRequest, context: ServerContext) async throws -> Runtime_V1_ListContainersResponse {
         try await rpc {
             var r = Runtime_V1_ListContainersResponse()
-            r.containers = await runtime.listContainers(request.hasFilter ? request.filter : nil).map { c in
-                var x = Runtime_V1_Container()
-                x.id = c.id; x.podSandboxID = c.podID
-                x.metadata.name = c.name; x.metadata.attempt = c.attempt
-                x.image.image = c.image; x.imageRef = c.imageRef; x.imageID = c.imageID
-                x.state = stateEnum(c.state); x.createdAt = c.createdAt
-                x.labels = c.labels; x.annotations = c.annotations
-                return x
-            }
+            r.containers = await containerList(request.hasFilter ? request.filter : nil)
             return r
         }
     }
 
     func streamContainers(request: Runtime_V1_StreamContainersRequest, response: RPCWriter<Runtime_V1_StreamContainersResponse>, context: ServerContext) async throws {
-        throw RPCError(code: .unimplemented, message: "StreamContainers is not implemented; use ListContainers")
+        try await rpc {
+            try await sendInParts(await containerList(request.hasFilter ? request.filter : nil), response) { var r = Runtime_V1_StreamContainersResponse(); r.containers = $0; return r }
+        }
+    }
+
+    private func containerList(_ f: Runtime_V1_ContainerFilter?) async -> [Runtime_V1_Container] {
+        await runtime.listContainers(f).map { c in
+            var x = Runtime_V1_Container()
+            x.id = c.id; x.podSandboxID = c.podID
+            x.metadata.name = c.name; x.metadata.attempt = c.attempt
+            x.image.image = c.image; x.imageRef = c.imageRef; x.imageID = c.imageID
+            x.state = stateEnum(c.state); x.createdAt = c.createdAt
+            x.labels = c.labels; x.annotations = c.annotations
+            return x
+        }
     }
 
     func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatusResponse {
@@ -244,20 +256,27 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
 
     func listContainerStats(request: Runtime_V1_ListContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListContainerStatsResponse {
         try await rpc {
-            let f = request.filter
             var r = Runtime_V1_ListContainerStatsResponse()
-            for c in await runtime.allContainers().sorted(by: { $0.createdAt < $1.createdAt }) {
-                if !f.id.isEmpty && !c.id.hasPrefix(f.id) { continue }
-                if !f.podSandboxID.isEmpty && !c.podID.hasPrefix(f.podSandboxID) { continue }
-                if !f.labelSelector.allSatisfy({ c.labels[$0.key] == $0.value }) { continue }
-                r.stats.append(await stats(of: c))
-            }
+            r.stats = await containerStatsList(request.filter)
             return r
         }
     }
 
     func streamContainerStats(request: Runtime_V1_StreamContainerStatsRequest, response: RPCWriter<Runtime_V1_StreamContainerStatsResponse>, context: ServerContext) async throws {
-        throw RPCError(code: .unimplemented, message: "StreamContainerStats is not implemented; use ListContainerStats")
+        try await rpc {
+            try await sendInParts(await containerStatsList(request.filter), response) { var r = Runtime_V1_StreamContainerStatsResponse(); r.containerStats = $0; return r }
+        }
+    }
+
+    private func containerStatsList(_ f: Runtime_V1_ContainerStatsFilter) async -> [Runtime_V1_ContainerStats] {
+        var out: [Runtime_V1_ContainerStats] = []
+        for c in await runtime.allContainers().sorted(by: { $0.createdAt < $1.createdAt }) {
+            if !f.id.isEmpty && !c.id.hasPrefix(f.id) { continue }
+            if !f.podSandboxID.isEmpty && !c.podID.hasPrefix(f.podSandboxID) { continue }
+            if !f.labelSelector.allSatisfy({ c.labels[$0.key] == $0.value }) { continue }
+            out.append(await stats(of: c))
+        }
+        return out
     }
 
     func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_PodSandboxStatsResponse {
@@ -271,19 +290,26 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
 
     func listPodSandboxStats(request: Runtime_V1_ListPodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxStatsResponse {
         try await rpc {
-            let f = request.filter
             var r = Runtime_V1_ListPodSandboxStatsResponse()
-            for p in await runtime.listPods(nil) where p.state == "ready" {
-                if !f.id.isEmpty && !p.id.hasPrefix(f.id) { continue }
-                if !f.labelSelector.allSatisfy({ p.labels[$0.key] == $0.value }) { continue }
-                r.stats.append(await podStats(of: p))
-            }
+            r.stats = await podStatsList(request.filter)
             return r
         }
     }
 
     func streamPodSandboxStats(request: Runtime_V1_StreamPodSandboxStatsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxStatsResponse>, context: ServerContext) async throws {
-        throw RPCError(code: .unimplemented, message: "StreamPodSandboxStats is not implemented; use ListPodSandboxStats")
+        try await rpc {
+            try await sendInParts(await podStatsList(request.filter), response) { var r = Runtime_V1_StreamPodSandboxStatsResponse(); r.podSandboxStats = $0; return r }
+        }
+    }
+
+    private func podStatsList(_ f: Runtime_V1_PodSandboxStatsFilter) async -> [Runtime_V1_PodSandboxStats] {
+        var out: [Runtime_V1_PodSandboxStats] = []
+        for p in await runtime.listPods(nil) where p.state == "ready" {
+            if !f.id.isEmpty && !p.id.hasPrefix(f.id) { continue }
+            if !f.labelSelector.allSatisfy({ p.labels[$0.key] == $0.value }) { continue }
+            out.append(await podStats(of: p))
+        }
+        return out
     }
 
     private func stats(of c: ContainerRecord) async -> Runtime_V1_ContainerStats {
@@ -369,5 +395,14 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
             _ = try await runtime.pod(request.podSandboxID)
             return Runtime_V1_UpdatePodSandboxResourcesResponse()
         }
+    }
+}
+
+/// The Stream* calls send long lists in parts of 100 (at least one part,
+/// possibly empty, so a client always gets an answer).
+func sendInParts<T, M>(_ items: [T], _ response: RPCWriter<M>, _ make: ([T]) -> M) async throws {
+    if items.isEmpty { return try await response.write(make([])) }
+    for start in stride(from: 0, to: items.count, by: 100) {
+        try await response.write(make(Array(items[start..<min(start + 100, items.count)])))
     }
 }

@@ -156,6 +156,13 @@ final class CRIServerTests: XCTestCase {
 
             do { let v = try await rt.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.count; XCTAssertEqual(v, 0) }
             do { let v = try await rt.listContainers(Runtime_V1_ListContainersRequest()).containers.count; XCTAssertEqual(v, 0) }
+            // The streaming lists answer too (one empty part).
+            let parts = try await rt.streamPodSandboxes(Runtime_V1_StreamPodSandboxesRequest()) { response in
+                var n = 0
+                for try await m in response.messages { n += 1; XCTAssertEqual(m.podSandboxes.count, 0) }
+                return n
+            }
+            XCTAssertEqual(parts, 1)
             // The server is still there after all of that.
             _ = try await rt.version(Runtime_V1_VersionRequest())
         }
