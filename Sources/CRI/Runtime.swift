@@ -33,9 +33,18 @@ func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 
 func processAlive(_ pid: pid_t) -> Bool { pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) }
 
+/// Told which containers use which images, so that the image store refuses
+/// to remove an image a container still uses. Marks are re-sent for every
+/// recorded container when `moat cri` restarts.
+public protocol ImageUseTracker: Sendable {
+    func markInUse(_ imageID: String, by containerID: String)
+    func release(_ imageID: String, by containerID: String)
+}
+
 actor CRIRuntime {
     let options: CRIOptions
     let images: (any ImageResolver)?
+    let imageUse: (any ImageUseTracker)?
     private var store: RecordStore
     private var pods: [String: PodRecord] = [:]
     private var containers: [String: ContainerRecord] = [:]
@@ -51,9 +60,10 @@ actor CRIRuntime {
     /// Problems met while recovering (kept for Status's info).
     private(set) var recoveryNotes: [String] = []
 
-    init(options: CRIOptions, images: (any ImageResolver)?) throws {
+    init(options: CRIOptions, images: (any ImageResolver)?, imageUse: (any ImageUseTracker)? = nil) throws {
         self.options = options
         self.images = images
+        self.imageUse = imageUse
         try makeDirectories(options.root, mode: 0o711)
         try makeDirectories(options.state + "/pods", mode: 0o711)
         store = try RecordStore(root: options.root)
@@ -75,6 +85,7 @@ actor CRIRuntime {
                 continue
             }
             containers[c.id] = c
+            imageUse?.markInUse(c.imageID, by: c.id)
         }
         for p in ps {
             let dir = p.stateDir
@@ -310,6 +321,7 @@ actor CRIRuntime {
         if p.state == "ready" || sandboxes[p.id] != nil || !p.cniNetwork.isEmpty { try await stopPodSandbox(p.id) }
         for c in containers.values where c.podID == p.id {
             containers[c.id] = nil
+            imageUse?.release(c.imageID, by: c.id)
             store.delete(.containers, c.id)
             removeTree(store.dir + "/containers/" + c.id)
             emit(c, .containerDeletedEvent)
@@ -390,6 +402,7 @@ actor CRIRuntime {
             removeTree(dir)
             throw CRIError.notFound("pod sandbox \(p.id) was removed")
         }
+        imageUse?.markInUse(plan.record.imageID, by: id)
         emit(plan.record, .containerCreatedEvent)
         return id
     }
@@ -463,6 +476,7 @@ actor CRIRuntime {
             do { try await offload { try sb.removeContainer(id) } } catch let e as PodError where e.kind == .notFound {}
         }
         containers[c.id] = nil
+        imageUse?.release(c.imageID, by: c.id)
         store.delete(.containers, c.id)
         removeTree(store.dir + "/containers/" + c.id)
         emit(c, .containerDeletedEvent)

@@ -42,11 +42,12 @@ public enum CRIServer {
     }
 
     /// Serves until SIGTERM or SIGINT. `extraServices` are registered next
-    /// to the RuntimeService (the ImageService).
-    public static func run(_ options: CRIOptions, images: (any ImageResolver)?,
+    /// to the RuntimeService (the ImageService); `imageUse` learns which
+    /// containers use which images.
+    public static func run(_ options: CRIOptions, images: (any ImageResolver)?, imageUse: (any ImageUseTracker)? = nil,
                            extraServices: [any RegistrableRPCService] = []) async throws {
         let path = try socketPath(options.listen)
-        let runtime = try CRIRuntime(options: options, images: images)
+        let runtime = try CRIRuntime(options: options, images: images, imageUse: imageUse)
         await runtime.recover()
         let parent = String(path[..<path.lastIndex(of: "/")!])
         if !parent.isEmpty { try makeDirectories(parent, mode: 0o711) }

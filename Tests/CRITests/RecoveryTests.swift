@@ -83,4 +83,41 @@ final class CRIRecoveryTests: XCTestCase {
             do { let v = try await rt.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.count; XCTAssertEqual(v, 0) }
         }
     }
+
+    /// The image store's in-use marks are in memory: a restarted server
+    /// re-marks the images of every recorded container, and removal
+    /// releases them.
+    func testImageUseIsReMarkedOnRecoveryAndReleasedOnRemoval() async throws {
+        final class Recorder: ImageUseTracker, @unchecked Sendable {
+            let lock = NSLock()
+            var marks: [String: Set<String>] = [:]
+            func markInUse(_ imageID: String, by containerID: String) {
+                lock.lock(); marks[imageID, default: []].insert(containerID); lock.unlock()
+            }
+            func release(_ imageID: String, by containerID: String) {
+                lock.lock(); marks[imageID]?.remove(containerID); if marks[imageID]?.isEmpty == true { marks[imageID] = nil }; lock.unlock()
+            }
+        }
+        let dir = NSTemporaryDirectory() + "moat-cri-use-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for k in ["pods", "containers"] {
+            try FileManager.default.createDirectory(atPath: dir + "/root/cri/" + k, withIntermediateDirectories: true)
+        }
+        let pod = PodRecord(id: "p1", name: "p", uid: "u", namespace: "n", attempt: 0, createdAt: 1, state: "notready",
+                            labels: [:], annotations: [:], hostname: "p", logDirectory: "", runtimeHandler: "",
+                            stateDir: dir + "/state/pods/p1", networkMode: "pod", pidMode: "pod", ipcMode: "pod")
+        let c = ContainerRecord(id: "c1", podID: "p1", name: "c", attempt: 0, image: "busybox", imageRef: "busybox",
+                                imageID: "sha256:img", createdAt: 2, labels: [:], annotations: [:], logPath: "",
+                                mounts: [], terminationMessageHostPath: "", stopSignal: SIGTERM)
+        try JSONEncoder().encode(pod).write(to: URL(fileURLWithPath: dir + "/root/cri/pods/p1.json"))
+        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: dir + "/root/cri/containers/c1.json"))
+        var o = CRIOptions()
+        o.root = dir + "/root"; o.state = dir + "/state"
+        let rec = Recorder()
+        let runtime = try CRIRuntime(options: o, images: nil, imageUse: rec)
+        await runtime.recover()
+        XCTAssertEqual(rec.marks, ["sha256:img": ["c1"]])
+        try await runtime.removePodSandbox("p1")
+        XCTAssertEqual(rec.marks, [:])
+    }
 }
