@@ -16,7 +16,8 @@ func registerFD(_ t: SyscallTable) {
     t[22] = { t, a in sysPipe2(t, a.a0, 0) }                                  // pipe
     t[293] = { t, a in sysPipe2(t, a.a0, a.int(1)) }                          // pipe2
     t[16] = { t, a in                                                         // ioctl
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }        // not on O_PATH
+
         switch a.a1 {
         case 0x5421: // FIONBIO
             guard let v = t.readI32(a.a2) else { return err(EFAULT) }

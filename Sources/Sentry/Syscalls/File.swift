@@ -294,6 +294,10 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
         if !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        // O_NOATIME: only for the file's owner or with CAP_FOWNER (open(2)).
+        if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
+            return err(EPERM)
+        }
         // Access mode 3 opens the file read-write underneath; the
         // description's own flags (set below) allow neither.
         switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {

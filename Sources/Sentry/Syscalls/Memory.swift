@@ -60,7 +60,8 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // File mappings: the host fd behind the file is mapped into the stub
     // (Gofer-donated files, and tmpfs files moved to a memfd); other files
     // get a private copy of their bytes.
-    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    // An O_PATH descriptor maps nothing (EBADF, as every I/O call on it).
+    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""

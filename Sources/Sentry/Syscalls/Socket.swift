@@ -57,9 +57,22 @@ func registerSocket(_ t: SyscallTable) {
     t[53] = { t, a in                                                         // socketpair
         let domain = a.int(0), rawType = a.int(1)
         let type = rawType & 0xf
-        if domain == AF_INET || domain == AF_INET6 { return err(EOPNOTSUPP) }
-        if domain != AF_UNIX { return err(EAFNOSUPPORT) }
         if rawType & ~(0xf | O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
+        if domain == AF_INET || domain == AF_INET6 {
+            // Linux makes the socket first (its type and protocol checks),
+            // then finds that inet sockets cannot be paired.
+            let proto = a.int(2)
+            switch type {
+            case SOCK_STREAM_: return err(proto == 0 || proto == 6 ? EOPNOTSUPP : EPROTONOSUPPORT)
+            case SOCK_DGRAM_: return err(proto == 0 || proto == 17 || proto == 1 || proto == 58 ? EOPNOTSUPP : EPROTONOSUPPORT)
+            case 3: // SOCK_RAW
+                if proto == 0 { return err(EPROTONOSUPPORT) }
+                return err(t.creds.has(Cap.netRaw) ? EOPNOTSUPP : EPERM)
+            case 11...: return err(EINVAL)
+            default: return err(ESOCKTNOSUPPORT)
+            }
+        }
+        if domain != AF_UNIX { return err(EAFNOSUPPORT) }
         if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(EINVAL) }
         if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: type, flags: O_RDWR | (rawType & O_NONBLOCK))

@@ -39,6 +39,12 @@ static void polls(void) {
     T(poll(&g, 1, 0));
     say("socketpair with data: %#x", g.revents);
     close(s[0]); close(s[1]);
+    T(socketpair(AF_INET, 75, 0, s));
+    T(socketpair(AF_INET, SOCK_STREAM, 6, s));
+    T(socketpair(AF_INET, SOCK_STREAM, 1, s));
+    T(socketpair(AF_INET, SOCK_DGRAM, 17, s));
+    T(socketpair(AF_INET, SOCK_DGRAM, 6, s));
+    T(socketpair(AF_INET, SOCK_RAW, 0, s));
     int fd = T(open("pollfile", O_CREAT | O_RDWR, 0600));
     struct pollfd h = {fd, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLPRI, 0};
     T(poll(&h, 1, 0));
@@ -114,6 +120,8 @@ static void dirs(void) {
     T(syscall(SYS_getdents64, fd, buf, sizeof buf));
     T(syscall(SYS_getdents, fd, buf, sizeof buf));
     T(fchmod(fd, 0700));
+    int nb = 1; T(ioctl(fd, FIONBIO, &nb));
+    T(mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED);
     close(fd);
     fd = T(open("d/l1", O_PATH | O_NOFOLLOW));
     T(fstat(fd, &st)); say("O_PATH|O_NOFOLLOW on a symlink: is a link %d", S_ISLNK(st.st_mode));
