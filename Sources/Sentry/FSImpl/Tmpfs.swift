@@ -248,7 +248,8 @@ final class TmpfsFileFD: FileDescription {
 func zeroExtend(_ a: inout [UInt8], to n: Int) {
     let extra = n - a.count
     if extra <= 0 { return }
-    a.reserveCapacity(n)
+    // No reserveCapacity(n): an exact reservation per write would copy the
+    // whole file on every append; append grows the storage geometrically.
     a.append(contentsOf: [UInt8](unsafeUninitializedCapacity: extra) { b, c in
         memset(b.baseAddress!, 0, extra); c = extra
     })
