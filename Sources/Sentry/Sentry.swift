@@ -195,16 +195,7 @@ public enum SentryMain {
         k.lock()
         let fs0 = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
         if cfg.mounts.isEmpty {
-            for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
-                                ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
-                                ("sys", { (makeSysFS(dev: 4), "sysfs") })] {
-                if case .success(let p) = vfs.resolve(fs0, start: vfs.rootPath, Array(("/" + dir).utf8)), p.inode.isDir {
-                    let (ino, type) = make()
-                    let m = vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
-                    if type == "sysfs" { m.readOnly = true }
-                }
-            }
-            mountTmp(k, fs0)
+            mountDefaults(k, fs0)
         } else {
             mountAll(k, fs0, cfg.mounts, masked: cfg.maskedPaths, readOnly: cfg.readonlyPaths, devices: cfg.devices)
             let tmpMounted = cfg.mounts.contains { m in
@@ -262,6 +253,86 @@ public enum SentryMain {
         return (status >> 8) & 0xff
     }
 
+    /// /proc, /dev, /sys and (when the image's is empty) /tmp, as `moat
+    /// run` gives every sandbox. Requires: k.mu held.
+    static func mountDefaults(_ k: Kernel, _ fs: FSContext) {
+        let vfs = k.vfs
+        for (dir, make) in [("proc", { () -> (Inode, String) in (k.makeProcFS(), "proc") }),
+                            ("dev", { (makeDevFS(dev: 5), "devtmpfs") }),
+                            ("sys", { (makeSysFS(dev: 4), "sysfs") })] {
+            if case .success(let p) = vfs.resolve(fs, start: fs.root, Array(("/" + dir).utf8)), p.inode.isDir {
+                let (ino, type) = make()
+                let m = vfs.mount(ino, at: p, fsType: type, source: type == "devtmpfs" ? "udev" : type)
+                if type == "sysfs" { m.readOnly = true }
+            }
+        }
+        mountTmp(k, fs)
+    }
+
+    /// Pod mode (Kernel/Pod.swift): a kernel with no application process
+    /// that runs the containers the control socket adds, until told to stop.
+    public static func runPod(_ cfg: SentryConfig) -> Int32 {
+        Log.shared.fd = cfg.logFD
+        Log.shared.debug = cfg.debug
+        readyFD = cfg.readyFD
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGURG, SIG_IGN)
+        moat_fast_signals_init()
+        // Termination requests stop the pod (see startSignalForwarder).
+        var forwarded = sigset_t()
+        sigemptyset(&forwarded)
+        for s in forwardedSignals { sigaddset(&forwarded, s) }
+        pthread_sigmask(SIG_BLOCK, &forwarded, nil)
+        do { try StubFactory.shared.start() } catch {
+            return fatal("cannot start the stub: \(error)", 125)
+        }
+        guard cfg.controlFD >= 0 else { return fatal("a pod needs a control socket", 125) }
+        let vfs = VFS()
+        vfs.setRoot(TmpfsInode(mode: S_IFDIR_ | 0o711, dev: 8), fsType: "tmpfs", source: "pod")
+        let k = Kernel(vfs: vfs)
+        Kernel.shared = k
+        k.podMode = true
+        k.nextPid = 2
+        k.strace = cfg.strace
+        k.fastPath = cfg.fastPath
+        k.hostname = Array(cfg.hostname.utf8)
+        k.containerCaps = cfg.capabilities
+        k.containerNoNewPrivs = cfg.noNewPrivileges
+        for (key, value) in cfg.sysctl {
+            if let e = k.sysctl.configure(key, value) { return fatal(e, 125) }
+        }
+        k.lock()
+        SentryNetwork.egressFD = cfg.egressFD
+        if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
+        if cfg.confine {
+            var r = moat_drop_all_caps()
+            if r == 0 { r = moat_sentry_seccomp() }
+            if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
+        }
+        ControlServer.start(k, listenFD: cfg.controlFD)
+        k.unlock()
+        // SIGTERM/SIGINT to the Sentry stop the pod.
+        final class Box { let k: Kernel; var set: sigset_t; init(_ k: Kernel, _ s: sigset_t) { self.k = k; self.set = s } }
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(Box(k, forwarded)).toOpaque()
+        pthread_create(&th, nil, { p in
+            let b = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
+            var sig: Int32 = 0
+            while sigwait(&b.set, &sig) == 0 {
+                if sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT { PodControl.stop(b.k, grace: 10); return nil }
+            }
+            return nil
+        }, box)
+        pthread_detach(th)
+        if cfg.readyFD >= 0 {
+            _ = "OK\n".withCString { write(cfg.readyFD, $0, 3) }
+            close(cfg.readyFD)
+            readyFD = -1
+        }
+        _ = k.waitForInit()
+        return 0
+    }
+
     /// Tells the launcher the sandbox is ready, then waits for `start`.
     /// Returns false when the container was killed or deleted instead.
     static func awaitStart(_ cfg: SentryConfig) -> Bool {
@@ -304,14 +375,15 @@ public enum SentryMain {
     /// execvp does, so errors are reported before anything runs.
     /// Requires: k.mu held.
     static func newProcess(_ k: Kernel, tg: ThreadGroup, tid: Int32, creds: Credentials, argv: [String], env: [String], cwd: String,
-                           umask: UInt32?, fds: FDTable) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
+                           umask: UInt32?, fds: FDTable, root: Path? = nil) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
         let vfs = k.vfs
+        let rootPath = root ?? vfs.rootPath
         let stubPid: pid_t
         switch StubFactory.shared.newAddressSpace() {
         case .success(let p): stubPid = p
         case .failure(let e): return .failure(SpawnFailure(code: 125, message: "cannot create an address space: \(e)"))
         }
-        let fsctx = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
+        let fsctx = FSContext(root: rootPath, cwd: rootPath)
         if let u = umask { fsctx.umask = u & 0o777 }
         let task = Task(kernel: k, tid: tid, tg: tg, hostPid: stubPid, hostTid: stubPid, mm: MemoryManager(),
                         fds: fds, fs: fsctx, comm: [])
@@ -322,7 +394,7 @@ public enum SentryMain {
             _ = waitpid(stubPid, &st, Int32(__WALL))
             return .failure(SpawnFailure(code: code, message: m))
         }
-        switch vfs.resolve(fsctx, start: vfs.rootPath, Array(cwd.utf8)) {
+        switch vfs.resolve(fsctx, start: rootPath, Array(cwd.utf8)) {
         case .success(let p) where p.inode.isDir: fsctx.cwd = p
         default:
             return failed(125, "cannot use \(cwd) as the working directory: no such directory in the root file system")
@@ -377,14 +449,14 @@ public enum SentryMain {
             case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "tmpfs"
             case "devpts":
                 // The devfs's own pts directory, shown as the devpts it is.
-                guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(m.destination.utf8)), p.inode is DevPtsInode else {
+                guard case .success(let p) = vfs.resolve(fs, start: fs.root, Array(m.destination.utf8)), p.inode is DevPtsInode else {
                     Log.shared.info("mount devpts on \(m.destination): not the devfs's pts directory; skipped")
                     continue
                 }
                 vfs.mount(p.inode, at: p, fsType: "devpts", source: m.source ?? "devpts")
                 // As runtimes do for a devpts on /dev/pts: /dev/ptmx is a link to its ptmx.
                 let ptmx = Array("ptmx".utf8)
-                if m.destination == "/dev/pts", case .success(let d) = vfs.resolve(fs, start: vfs.rootPath, Array("/dev".utf8)),
+                if m.destination == "/dev/pts", case .success(let d) = vfs.resolve(fs, start: fs.root, Array("/dev".utf8)),
                    let dir = d.inode as? TmpfsInode, dir.entries[ptmx] is PtmxInode {
                     let l = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: dir.dev)
                     l.target = Array("pts/ptmx".utf8)
@@ -414,12 +486,12 @@ public enum SentryMain {
         for d in devices { makeDevice(k, fs, d) }
         // readonlyPaths: the path mounted over itself, read-only (a bind).
         for path in readOnly {
-            guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
+            guard case .success(let p) = vfs.resolve(fs, start: fs.root, Array(path.utf8)) else { continue }
             let mnt = vfs.mount(p.inode, at: p, fsType: p.mount.fsType, source: p.mount.source)
             mnt.readOnly = true
         }
         for path in masked {
-            guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array(path.utf8)) else { continue }
+            guard case .success(let p) = vfs.resolve(fs, start: fs.root, Array(path.utf8)) else { continue }
             if p.inode.isDir {
                 vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o555, dev: dev), at: p, fsType: "tmpfs", source: "tmpfs"); dev += 1
             } else {
@@ -432,9 +504,9 @@ public enum SentryMain {
     /// A Sentry tmpfs on /tmp, as gVisor does, but only when the image's
     /// /tmp is an empty directory: what an image keeps in /tmp stays
     /// visible (and writable through the rootfs). Requires: k.mu held.
-    private static func mountTmp(_ k: Kernel, _ fs: FSContext) {
+    static func mountTmp(_ k: Kernel, _ fs: FSContext) {
         let vfs = k.vfs
-        guard case .success(let p) = vfs.resolve(fs, start: vfs.rootPath, Array("/tmp".utf8)), p.inode.isDir,
+        guard case .success(let p) = vfs.resolve(fs, start: fs.root, Array("/tmp".utf8)), p.inode.isDir,
               case .success(let entries) = p.inode.readdir(), entries.isEmpty else { return }
         vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), at: p, fsType: "tmpfs", source: "tmpfs")
     }
@@ -493,7 +565,7 @@ public enum SentryMain {
     /// Resolves a file mount point, creating an empty file (and missing
     /// directories) when the root is writable. Requires: k.mu held.
     static func ensureFile(_ k: Kernel, _ fs: FSContext, _ path: String) -> Path? {
-        if case .success(let p) = k.vfs.resolve(fs, start: k.vfs.rootPath, Array(path.utf8)) { return p.inode.isDir ? nil : p }
+        if case .success(let p) = k.vfs.resolve(fs, start: fs.root, Array(path.utf8)) { return p.inode.isDir ? nil : p }
         guard let slash = path.lastIndex(of: "/") else { return nil }
         let name = Array(path[path.index(after: slash)...].utf8)
         guard !name.isEmpty, let dir = ensureDir(k, fs, String(path[..<slash])),
@@ -506,7 +578,7 @@ public enum SentryMain {
     /// writable (the overlay). Requires: k.mu held.
     static func ensureDir(_ k: Kernel, _ fs: FSContext, _ path: String) -> Path? {
         let vfs = k.vfs
-        var cur = vfs.rootPath
+        var cur = fs.root
         for comp in path.split(separator: "/") {
             let name = Array(comp.utf8)
             switch vfs.resolve(fs, start: cur, name) {

@@ -155,9 +155,14 @@ struct SentryCommand: ParsableCommand {
     @Option var caps: String?
     @Option var sysctl: [String] = []
     @Option var platform: String = "fast"
+    @Flag var pod = false
+    @Option var controlFd: Int32 = -1
+    @Option var readyFd: Int32 = -1
+    @Flag var detached = false
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
+        if detached { SentryPlan.detachFromLauncher() }
         if ociConfigFd >= 0 {
             do { Glibc.exit(SentryMain.run(try SentryPlan.read(fd: ociConfigFd))) } catch {
                 throw ValidationError("sentry plan: \(error)")
@@ -177,6 +182,9 @@ struct SentryCommand: ParsableCommand {
             return (String(s[..<eq]), String(s[s.index(after: eq)...]))
         }
         c.fastPath = platform != "ptrace"
+        c.controlFD = controlFd
+        c.readyFD = readyFd
+        if pod { Glibc.exit(SentryMain.runPod(c)) }
         let parts = user.split(separator: ":")
         c.uid = UInt32(parts.first ?? "0") ?? 0
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0

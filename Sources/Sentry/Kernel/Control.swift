@@ -91,6 +91,13 @@ public enum ControlServer {
             send(conn, "ok=\(n)")
             return
         }
+        let fields: PodControl.Fields = req.split(separator: 0).compactMap { f in
+            let s = String(decoding: f, as: UTF8.self)
+            guard let eq = s.firstIndex(of: "=") else { return nil }
+            return (s[..<eq], String(s[s.index(after: eq)...]))
+        }
+        if fields.first?.0 == "op" { PodControl.serve(k, conn, fields); return }
+        var containerID: String? = nil
         var argv: [String] = [], env: [String] = [], cwd = "/", uid: UInt32 = 0, gid: UInt32 = 0
         var groups: [UInt32] = [], umask: UInt32? = nil
         // The process's own capabilities and no_new_privs (process.json);
@@ -112,6 +119,7 @@ public enum ControlServer {
                 let m = value.split(separator: ",").compactMap { UInt64($0, radix: 16) }
                 if m.count == 5 { caps = CapabilitySets(bounding: m[0], effective: m[1], permitted: m[2], inheritable: m[3], ambient: m[4]) }
             case "nnp": nnp = value == "1"
+            case "container": containerID = value
             default: break
             }
         }
@@ -129,8 +137,13 @@ public enum ControlServer {
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
         let creds = Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: caps, noNewPrivs: nnp)
         if let i = k.initTG { tg.rlimits = i.rlimits }
+        var root: Path? = nil
+        if let cid = containerID {
+            guard let c = k.podContainers[cid] else { k.unlock(); send(conn, "err=125 no such container \(cid)"); return }
+            root = c.root
+        }
         let fds = SentryMain.stdioTable(k.vfs, stdio)
-        switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds) {
+        switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds, root: root) {
         case .failure(let f):
             k.unlock()
             send(conn, "err=\(f.code) \(f.message)")

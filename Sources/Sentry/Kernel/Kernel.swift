@@ -69,6 +69,11 @@ final class Kernel: @unchecked Sendable {
     /// Serve the fast set through seccomp notification (FastPath.swift).
     var fastPath = true
 
+    /// Pod mode (Kernel/Pod.swift): the containers of the pod, by id.
+    /// Guarded by mu.
+    var podContainers: [String: PodContainer] = [:]
+    var podMode = false
+
     /// Set when init has exited: the sandbox is over.
     var finished = false
     var initStatus: Int32 = 0
@@ -121,6 +126,13 @@ final class Kernel: @unchecked Sendable {
         let s = initStatus
         unlock()
         return s
+    }
+
+    /// Pod mode: the pod is stopped; `waitForInit` returns. Requires: mu held.
+    func podStopped() {
+        finished = true
+        initStatus = 0
+        pthread_cond_broadcast(&doneCond)
     }
 
     /// Requires: mu held.

@@ -121,9 +121,17 @@ final class ThreadGroup {
                     c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
                 }
             }
+        } else if k.podMode {
+            // A pod has no init: orphans are reaped as they exit, as the
+            // processes `exec` adds are.
+            for c in children {
+                c.parent = nil
+                if c.zombie { k.threadGroups[c.tgid] = nil }
+            }
         }
         children.removeAll()
-        if tgid == 1 || self === k.initTG {
+        if k.podMode { k.podProcessExited(self) }
+        if !k.podMode && (tgid == 1 || self === k.initTG) {
             k.initExited(status: exitCode)
         }
         if let p = parent {

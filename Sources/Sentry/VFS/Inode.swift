@@ -156,6 +156,10 @@ final class Mount {
     /// for the Sentry's life, never reused (the first is 20).
     let id: Int
     private nonisolated(unsafe) static var lastID = 19
+    /// The root of a container's mount namespace in a pod Sentry
+    /// (Kernel/Pod.swift): `..` never climbs above it and paths are shown
+    /// relative to it, whatever the process's own root (chroot) is.
+    var namespaceID: String? = nil
     init(root: Dentry, mountpoint: Dentry?, parent: Mount?, fsType: String, source: String) {
         self.root = root; self.mountpoint = mountpoint; self.parent = parent; self.fsType = fsType; self.source = source
         Mount.lastID += 1

@@ -169,11 +169,13 @@ final class VFS {
     func parent(of p: Path, root: Path) -> Path {
         var p = p
         if p.dentry === root.dentry && p.mount === root.mount { return p }
-        // At a mount's root: step to the mountpoint in the parent mount.
-        while p.dentry === p.mount.root, let mp = p.mount.mountpoint, let pm = p.mount.parent {
+        // At a mount's root: step to the mountpoint in the parent mount,
+        // never out of a container's mount namespace.
+        while p.dentry === p.mount.root, p.mount.namespaceID == nil, let mp = p.mount.mountpoint, let pm = p.mount.parent {
             p = Path(mount: pm, dentry: mp)
             if p.dentry === root.dentry && p.mount === root.mount { return p }
         }
+        if p.dentry === p.mount.root { return p }
         guard let par = p.dentry.parent else { return p }
         return Path(mount: p.mount, dentry: par)
     }
@@ -217,7 +219,7 @@ final class VFS {
         while !(cur.dentry === r.dentry && cur.mount === r.mount) && guardCount < 4096 {
             guardCount += 1
             if cur.dentry === cur.mount.root {
-                guard let mp = cur.mount.mountpoint, let pm = cur.mount.parent else { break }
+                guard cur.mount.namespaceID == nil, let mp = cur.mount.mountpoint, let pm = cur.mount.parent else { break }
                 cur = Path(mount: pm, dentry: mp)
                 continue
             }
