@@ -14,7 +14,9 @@
 // This file is the contract between the CRI server (Sources/CRI) and the
 // sandbox side (this module and the Sentry's control channel).
 
+import CMoat
 import Glibc
+import GoferProtocol
 
 public enum PodNetwork: Sendable, Equatable {
     /// A new network namespace with loopback up (CNI may then configure it
@@ -152,57 +154,493 @@ public final class PodSandbox: @unchecked Sendable {
 
     init(config: PodConfig) { self.config = config }
 
+    static let stateFile = "pod.state"
+    static let controlName = "control"
+
     /// Starts the pod's Sentry (detached from the caller) and returns once it
     /// accepts requests.
     public static func start(_ c: PodConfig) throws -> PodSandbox {
-        throw PodError(.unimplemented, "pod sandboxes are not implemented yet")
+        guard c.stateDir.hasPrefix("/") else { throw PodError(.invalidArgument, "the state directory must be an absolute path") }
+        if mkdir(c.stateDir, 0o700) != 0 && errno != EEXIST {
+            throw PodError(.internalError, "cannot make \(c.stateDir): \(String(cString: strerror(errno)))")
+        }
+        let ctl = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if ctl < 0 { throw PodError(.internalError, "socket: \(String(cString: strerror(errno)))") }
+        defer { close(ctl) }
+        let ctlPath = c.stateDir + "/" + controlName
+        unlink(ctlPath)
+        if withUnixAddress(ctlPath, { bind(ctl, $0, $1) }) != 0 || listen(ctl, 64) != 0 {
+            throw PodError(.internalError, "cannot listen on \(ctlPath): \(String(cString: strerror(errno)))")
+        }
+        var ready: [Int32] = [-1, -1]
+        if pipe(&ready) != 0 || fcntl(ready[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ready[1], F_SETFD, FD_CLOEXEC) != 0 { throw PodError(.internalError, "pipe: \(String(cString: strerror(errno)))") }
+        var logFD: Int32 = -1
+        if let p = c.logPath {
+            logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if logFD < 0 { close(ready[0]); close(ready[1]); throw PodError(.internalError, "cannot open \(p): \(String(cString: strerror(errno)))") }
+        }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        var args = ["moat", "sentry", "--pod", "--detached", "--control-fd", "3", "--ready-fd", "4", "--hostname", c.hostname]
+        switch c.network {
+        case .loopback: args += ["--network", "none"]
+        case .host: args += ["--network", "host"]
+        case .namespace(let p): args += ["--network", "host", "--netns", p]
+        }
+        if !c.fastPath { args += ["--platform", "ptrace"] }
+        if c.debug { args.append("--debug") }
+        for (k, v) in c.sysctls.sorted(by: { $0.key < $1.key }) { args += ["--sysctl", k + "=" + v] }
+        var fds: [Int32] = [devnull, devnull, logFD >= 0 ? logFD : devnull, ctl, ready[1]]
+        if logFD >= 0 { args += ["--log-fd", "5"]; fds.append(logFD) }
+        let CLONE_NEWPID: UInt = 0x20000000, CLONE_NEWNET: UInt = 0x40000000
+        let flags = CLONE_NEWPID | (c.network == .loopback ? CLONE_NEWNET : 0)
+        let pid = Sandbox.spawn("/proc/self/exe", args, fds, flags: flags, newSession: true)
+        close(ready[1])
+        if devnull >= 0 { close(devnull) }
+        if logFD >= 0 { close(logFD) }
+        if pid < 0 {
+            close(ready[0])
+            throw PodError(.internalError, "cannot start the pod's sentry: \(String(cString: strerror(-pid)))")
+        }
+        reapInBackground(pid)
+        let reply = readAll(ready[0])
+        close(ready[0])
+        guard reply.hasPrefix("OK") else {
+            kill(pid, SIGKILL)
+            throw PodError(.internalError, "the pod's sentry failed: " + (reply.isEmpty ? "it exited during set-up" : reply.trimmingCharacters(in: "\n")))
+        }
+        let sb = PodSandbox(config: c)
+        sb.sentryPid = pid
+        let state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
+        guard writeFileAtomically(c.stateDir + "/" + stateFile, state) else {
+            kill(pid, SIGKILL)
+            throw PodError(.internalError, "cannot write the pod's state in \(c.stateDir)")
+        }
+        return sb
     }
 
     /// Reaches a pod started earlier (possibly by another process) from its
     /// state directory; throws notFound when its Sentry is gone.
     public static func reconnect(stateDir: String) throws -> PodSandbox {
-        throw PodError(.unimplemented, "pod sandboxes are not implemented yet")
+        guard let text = readFile(stateDir + "/" + stateFile) else {
+            throw PodError(.notFound, "no pod state in \(stateDir)")
+        }
+        var pid: pid_t = 0, start: UInt64 = 0, id = ""
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("pid=") { pid = pid_t(line.dropFirst(4)) ?? 0 }
+            if line.hasPrefix("start=") { start = UInt64(line.dropFirst(6)) ?? 0 }
+            if line.hasPrefix("id=") { id = String(line.dropFirst(3)) }
+        }
+        guard pid > 0, processStartTime(pid) == start else {
+            throw PodError(.notFound, "the pod's sentry (pid \(pid)) is gone")
+        }
+        let sb = PodSandbox(config: PodConfig(id: id, stateDir: stateDir))
+        sb.sentryPid = pid
+        return sb
     }
 
     /// The pod's network namespace as a path CNI plugins can use.
     public var networkNamespacePath: String { "/proc/\(sentryPid)/ns/net" }
 
     public func createContainer(_ c: ContainerConfig) throws {
-        throw PodError(.unimplemented, "containers are not implemented yet")
+        var fields = ["op=create", "id=" + c.id, "ro=" + (c.readOnlyRoot ? "1" : "0")]
+        fields += processFields(c.process)
+        var passing: [(String, Int32)] = []
+        defer { for (_, f) in passing { close(f) } }
+        let root = try startGofer(root: c.rootfs, readOnly: true)
+        passing.append(("root", root))
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if null >= 0 { passing.append(("stdin", null)) }
+        if let l = c.logPath {
+            let fd = open(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            if fd < 0 { throw PodError(.internalError, "cannot open the log file \(l): \(String(cString: strerror(errno)))") }
+            passing.append(("log", fd))
+        }
+        for (i, m) in c.mounts.enumerated() {
+            let ro = m.readOnly ? "1" : "0"
+            switch m.kind {
+            case .bind(let host):
+                var st = stat()
+                guard stat(host, &st) == 0 else { throw PodError(.invalidArgument, "mount source \(host) does not exist") }
+                let isDir = st.st_mode & S_IFMT == S_IFDIR
+                let dir = isDir ? host : String(host[..<(host.lastIndex(of: "/") ?? host.startIndex)])
+                let file = isDir ? "" : String(host[host.index(after: host.lastIndex(of: "/") ?? host.startIndex)...])
+                let g = try startGofer(root: dir.isEmpty ? "/" : dir, readOnly: m.readOnly)
+                passing.append(("m\(i)", g))
+                fields.append("m=" + [m.containerPath, "bind", ro, "m\(i)", file].joined(separator: "\u{1}"))
+            case .tmpfs:
+                fields.append("m=" + [m.containerPath, "tmpfs", ro, "", ""].joined(separator: "\u{1}"))
+            case .file(let contents, let mode):
+                let hex = contents.map { String(format2: $0) }.joined()
+                fields.append("m=" + [m.containerPath, "file", ro, hex, String(mode, radix: 8)].joined(separator: "\u{1}"))
+            }
+        }
+        fields.append("fds=" + passing.map { $0.0 }.joined(separator: ","))
+        let conn = try connect()
+        defer { close(conn) }
+        guard send(conn, fields.joined(separator: "\0")) else { throw PodError(.internalError, "the pod's sentry does not answer") }
+        for (label, fd) in passing {
+            guard send(conn, label, passing: fd) else { throw PodError(.internalError, "the pod's sentry does not answer") }
+        }
+        try check(receive(conn))
     }
+
     public func startContainer(_ id: String) throws {
-        throw PodError(.unimplemented, "containers are not implemented yet")
+        try check(request(["op=start", "id=" + id]))
     }
+
     /// Sends a signal to every process of the container.
     public func signalContainer(_ id: String, _ signal: Int32) throws {
-        throw PodError(.unimplemented, "containers are not implemented yet")
+        try check(request(["op=signal", "id=" + id, "sig=\(signal)"]))
     }
+
     public func containerStatus(_ id: String) throws -> ContainerStatusInfo {
-        throw PodError(.unimplemented, "containers are not implemented yet")
+        let r = try request(["op=status", "id=" + id])
+        try check(r)
+        var kv: [Substring: Substring] = [:]
+        for part in r.split(separator: " ") {
+            if let eq = part.firstIndex(of: "=") { kv[part[..<eq]] = part[part.index(after: eq)...] }
+        }
+        let state: ContainerState
+        switch kv["state"] ?? "" {
+        case "created": state = .created
+        case "running": state = .running
+        case "exited": state = .exited
+        default: state = .unknown
+        }
+        var info = ContainerStatusInfo(state: state)
+        info.createdAt = Int64(kv["created"] ?? "") ?? 0
+        info.startedAt = Int64(kv["started"] ?? "") ?? 0
+        info.finishedAt = Int64(kv["finished"] ?? "") ?? 0
+        if state == .exited {
+            let ws = Int32(kv["exit"] ?? "") ?? 0
+            info.exitCode = ws & 0x7f != 0 ? 128 + (ws & 0x7f) : (ws >> 8) & 0xff
+            info.reason = info.exitCode == 0 ? "Completed" : "Error"
+        }
+        return info
     }
+
     public func removeContainer(_ id: String) throws {
-        throw PodError(.unimplemented, "containers are not implemented yet")
+        try check(request(["op=remove", "id=" + id]))
     }
+
     /// Runs a process in the container with the given host fds as its stdio
     /// and returns its wait status; killed after `timeoutSeconds` (0: none).
     public func exec(_ id: String, _ p: ContainerProcess, stdin: Int32, stdout: Int32, stderr: Int32,
                      timeoutSeconds: Int = 0) throws -> Int32 {
-        throw PodError(.unimplemented, "exec is not implemented yet")
+        let conn = try connect()
+        defer { close(conn) }
+        let fields = processFields(p) + ["container=" + id]
+        guard send(conn, fields.joined(separator: "\0")), send(conn, "0", passing: stdin),
+              send(conn, "1", passing: stdout), send(conn, "2", passing: stderr) else {
+            throw PodError(.internalError, "the pod's sentry does not answer")
+        }
+        let first = try receive(conn)
+        if first.hasPrefix("err=") { try check(first) }
+        let deadline = timeoutSeconds > 0 ? monotonicNow() + Int64(timeoutSeconds) * 1_000_000_000 : Int64.max
+        var killed = false
+        while true {
+            var pfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 50) > 0 {
+                let m = try receive(conn)
+                if m.hasPrefix("exit="), let st = Int32(m.dropFirst(5)) { return st }
+            }
+            if !killed && monotonicNow() >= deadline {
+                _ = send(conn, "sig=9")
+                killed = true
+            }
+        }
     }
+
     /// Reopens the container's log file (after the caller rotated it).
     public func reopenLog(_ id: String) throws {
-        throw PodError(.unimplemented, "logs are not implemented yet")
+        throw PodError(.unimplemented, "reopening a log needs its path: use reopenLog(_:path:)")
     }
+
+    /// Sends the container's log file, opened anew at `path`.
+    public func reopenLog(_ id: String, path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        if fd < 0 { throw PodError(.internalError, "cannot open the log file \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let conn = try connect()
+        defer { close(conn) }
+        guard send(conn, ["op=reopenlog", "id=" + id].joined(separator: "\0")), send(conn, "log", passing: fd) else {
+            throw PodError(.internalError, "the pod's sentry does not answer")
+        }
+        try check(receive(conn))
+    }
+
     public func stats(_ id: String) throws -> ContainerStatsInfo {
-        throw PodError(.unimplemented, "stats are not implemented yet")
+        let r = try request(["op=stats", "id=" + id])
+        try check(r)
+        var s = ContainerStatsInfo()
+        for part in r.split(separator: " ") {
+            guard let eq = part.firstIndex(of: "=") else { continue }
+            let v = UInt64(part[part.index(after: eq)...]) ?? 0
+            switch part[..<eq] {
+            case "cpu": s.cpuNanoseconds = v
+            case "rss": s.memoryWorkingSetBytes = v
+            case "upper": s.writableLayerBytes = v
+            default: break
+            }
+        }
+        if s.memoryWorkingSetBytes == 0 { s.memoryWorkingSetBytes = PodSandbox.rssOfTree(sentryPid) }
+        return s
     }
+
     /// Stops every container and the Sentry; idempotent.
     public func stop(timeoutSeconds: Int = 10) throws {
-        throw PodError(.unimplemented, "pod sandboxes are not implemented yet")
+        guard alive else { return }
+        if let conn = try? connect() {
+            _ = send(conn, ["op=stop", "grace=\(max(0, timeoutSeconds))"].joined(separator: "\0"))
+            var pfd = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, Int32(min(Int(Int32.max / 2), (timeoutSeconds + 10) * 1000)))
+            close(conn)
+        }
+        // The Sentry exits once every process is gone; make sure of it.
+        for _ in 0..<250 where alive { usleep(20_000) }
+        if alive { kill(sentryPid, SIGKILL) }
+        for _ in 0..<250 where alive { usleep(20_000) }
     }
+
     /// After `stop`: removes the state directory and anything else the pod
     /// left on the host; idempotent.
     public func destroy() throws {
-        throw PodError(.unimplemented, "pod sandboxes are not implemented yet")
+        if alive { kill(sentryPid, SIGKILL); for _ in 0..<250 where alive { usleep(20_000) } }
+        removeTree(config.stateDir)
     }
+
+    // MARK: plumbing
+
+    var alive: Bool {
+        guard sentryPid > 0 else { return false }
+        guard let st = PodSandbox.processStartTime(sentryPid) else { return false }
+        if let want = PodSandbox.recordedStart(config.stateDir), want != st { return false }
+        // A zombie is not alive.
+        if let s = readFile("/proc/\(sentryPid)/stat"), let close = s.lastIndex(of: ")") {
+            let rest = s[s.index(after: close)...].split(separator: " ")
+            if rest.first == "Z" || rest.first == "X" { return false }
+        }
+        return true
+    }
+
+    static func recordedStart(_ dir: String) -> UInt64? {
+        guard let text = readFile(dir + "/" + stateFile) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("start=") { return UInt64(line.dropFirst(6)) }
+        return nil
+    }
+
+    func processFields(_ p: ContainerProcess) -> [String] {
+        var f = p.argv.map { "a=" + $0 } + p.env.map { "e=" + $0 }
+        f += ["cwd=" + p.cwd, "uid=\(p.uid)", "gid=\(p.gid)"] + p.additionalGids.map { "g=\($0)" }
+        let caps = p.capabilities ?? PodSandbox.dockerDefaultCaps
+        let eff = p.uid == 0 ? caps : 0
+        f.append("caps=" + [caps, eff, eff, 0, 0].map { String($0, radix: 16) }.joined(separator: ","))
+        if p.noNewPrivs { f.append("nnp=1") }
+        return f
+    }
+
+    /// Docker's default capability set (CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
+    /// KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+    /// MKNOD, AUDIT_WRITE, SETFCAP), as containerd gives a container.
+    public static let dockerDefaultCaps: UInt64 = 0xa80425fb
+
+    func startGofer(root: String, readOnly: Bool) throws -> Int32 {
+        var pair: [Int32] = [-1, -1]
+        if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
+            throw PodError(.internalError, "socketpair: \(String(cString: strerror(errno)))")
+        }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
+        if readOnly { args.append("--read-only") }
+        let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
+        close(pair[1])
+        if devnull >= 0 { close(devnull) }
+        if pid < 0 { close(pair[0]); throw PodError(.internalError, "cannot start a gofer for \(root): \(String(cString: strerror(-pid)))") }
+        PodSandbox.reapInBackground(pid)
+        return pair[0]
+    }
+
+    func connect() throws -> Int32 {
+        let s = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if s < 0 { throw PodError(.internalError, "socket: \(String(cString: strerror(errno)))") }
+        let path = config.stateDir + "/" + PodSandbox.controlName
+        if withUnixAddress(path, { Glibc.connect(s, $0, $1) }) != 0 {
+            let e = errno
+            close(s)
+            throw PodError(.failedPrecondition, "the pod's sentry is not running (\(String(cString: strerror(e))))")
+        }
+        return s
+    }
+
+    func request(_ fields: [String]) throws -> String {
+        let conn = try connect()
+        defer { close(conn) }
+        guard send(conn, fields.joined(separator: "\0")) else { throw PodError(.internalError, "the pod's sentry does not answer") }
+        return try receive(conn)
+    }
+
+    func check(_ reply: String) throws {
+        guard reply.hasPrefix("err=") else { return }
+        let body = reply.dropFirst(4)
+        let sp = body.firstIndex(of: " ") ?? body.endIndex
+        let code = Int32(body[..<sp]) ?? 5
+        let msg = sp < body.endIndex ? String(body[body.index(after: sp)...]) : "failed"
+        switch code {
+        case ENOENT: throw PodError(.notFound, msg)
+        case EEXIST: throw PodError(.alreadyExists, msg)
+        case EBUSY: throw PodError(.failedPrecondition, msg)
+        case EINVAL: throw PodError(.invalidArgument, msg)
+        case 126, 127: throw PodError(.failedPrecondition, msg)
+        default: throw PodError(.internalError, msg)
+        }
+    }
+
+    func send(_ fd: Int32, _ s: String, passing: Int32 = -1) -> Bool {
+        let b = Array(s.utf8)
+        return b.withUnsafeBytes { MessageSocket.send(fd, $0.baseAddress!, $0.count, fd: passing) } == 0
+    }
+
+    func receive(_ fd: Int32) throws -> String {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var fds = MessageSocket.ReceivedFDs()
+        let r = buf.withUnsafeMutableBytes { MessageSocket.receive(fd, into: $0.baseAddress!, capacity: $0.count, acceptFDs: false, fds: &fds) }
+        guard case .message(let n) = r else { throw PodError(.failedPrecondition, "the pod's sentry closed the control channel") }
+        return String(decoding: buf[0..<n], as: UTF8.self)
+    }
+
+    static func reapInBackground(_ pid: pid_t) {
+        var th = pthread_t()
+        let box = UnsafeMutablePointer<pid_t>.allocate(capacity: 1)
+        box.pointee = pid
+        pthread_create(&th, nil, { p in
+            let b = p!.assumingMemoryBound(to: pid_t.self)
+            var st: Int32 = 0
+            while waitpid(b.pointee, &st, 0) < 0 && errno == EINTR {}
+            b.deallocate()
+            return nil
+        }, box)
+        pthread_detach(th)
+    }
+
+    /// The process's start time (field 22 of /proc/PID/stat), which tells a
+    /// reused pid from the one recorded.
+    static func processStartTime(_ pid: pid_t) -> UInt64? {
+        guard let s = readFile("/proc/\(pid)/stat"), let close = s.lastIndex(of: ")") else { return nil }
+        let rest = s[s.index(after: close)...].split(separator: " ")
+        guard rest.count > 19 else { return nil }
+        return UInt64(rest[19])
+    }
+
+    /// Resident memory of a process and its descendants (the Sentry and its
+    /// stubs), bytes.
+    static func rssOfTree(_ root: pid_t) -> UInt64 {
+        var total: UInt64 = 0
+        var queue = [root]
+        var seen = Set<pid_t>()
+        while let p = queue.popLast(), seen.insert(p).inserted {
+            if let statm = readFile("/proc/\(p)/statm") {
+                let f = statm.split(separator: " ")
+                if f.count > 1, let pages = UInt64(f[1]) { total += pages * UInt64(sysconf(Int32(_SC_PAGESIZE))) }
+            }
+            if let kids = readFile("/proc/\(p)/task/\(p)/children") {
+                queue += kids.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: "\n")) }
+            }
+        }
+        return total
+    }
+}
+
+private func monotonicNow() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+func readFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    let s = readAll(fd)
+    return s
+}
+
+func readAll(_ fd: Int32) -> String {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func writeFileAtomically(_ path: String, _ text: String) -> Bool {
+    let tmp = path + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    if fd < 0 { return false }
+    let b = Array(text.utf8)
+    let n = b.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    fsync(fd)
+    close(fd)
+    return n == b.count && rename(tmp, path) == 0
+}
+
+/// Removes a directory tree without following symlinks.
+func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if st.st_mode & S_IFMT == S_IFDIR {
+        if let d = opendir(path) {
+            while let e = readdir(d) {
+                let name = withUnsafePointer(to: e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+                if name == "." || name == ".." { continue }
+                removeTree(path + "/" + name)
+            }
+            closedir(d)
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// Calls `body` with a sockaddr_un for `path`; a path too long for one is
+/// reached through /proc/self/fd of its directory.
+func withUnixAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var target = path
+    var dirfd: Int32 = -1
+    if path.utf8.count > 100, let slash = path.lastIndex(of: "/") {
+        dirfd = open(String(path[..<slash]), 0o10000000 /* O_PATH */ | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 { target = "/proc/self/fd/\(dirfd)/" + path[path.index(after: slash)...] }
+    }
+    defer { if dirfd >= 0 { close(dirfd) } }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(target.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { errno = ENAMETOOLONG; return -1 }
+    withUnsafeMutableBytes(of: &addr.sun_path) { p in
+        for (i, b) in bytes.enumerated() { p[i] = b }
+        p[bytes.count] = 0
+    }
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+}
+
+extension String {
+    init(format2 b: UInt8) {
+        let d = Array("0123456789abcdef".utf8)
+        self = String(decoding: [d[Int(b >> 4)], d[Int(b & 15)]], as: UTF8.self)
+    }
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
+extension Substring {
+    func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
 }

@@ -129,12 +129,12 @@ public enum Sandbox {
         return moat_wexitstatus(status)
     }
 
-    static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt) -> pid_t {
+    static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt, newSession: Bool = false) -> pid_t {
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
         defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
         return fds.withUnsafeBufferPointer { fp in
-            moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, 0)
+            moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0)
         }
     }
 
