@@ -62,13 +62,18 @@ final class StreamingServer: @unchecked Sendable {
                 let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
                 let v5 = head.headers["Sec-WebSocket-Protocol"].joined().contains("v5.channel.k8s.io")
                 guard let req = take(token) else { return ch.close() }
-                return ch.pipeline.addHandler(ExecStreamHandler(request: req, runtime: runtime, v5: v5))
+                // The 404 handler reads HTTP parts; after the upgrade the
+                // channel carries WebSocket frames, which it must not see.
+                let rt = self.runtime
+                return ch.pipeline.removeHandler(name: NotAStreamHandler.name).flatMap {
+                    ch.pipeline.addHandler(ExecStreamHandler(request: req, runtime: rt, v5: v5))
+                }
             })
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
                 ch.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
-                    ch.pipeline.addHandler(NotAStreamHandler())
+                    ch.pipeline.addHandler(NotAStreamHandler(), name: NotAStreamHandler.name)
                 }
             }
         let ch = try await bootstrap.bind(host: host, port: port).get()
@@ -106,6 +111,7 @@ final class StreamingServer: @unchecked Sendable {
 
 /// Anything that is not a WebSocket upgrade to a live token: 404.
 private final class NotAStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+    static let name = "not-a-stream"
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 

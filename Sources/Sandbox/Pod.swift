@@ -175,7 +175,7 @@ public final class PodSandbox: @unchecked Sendable {
         var ready: [Int32] = [-1, -1]
         if pipe(&ready) != 0 || fcntl(ready[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ready[1], F_SETFD, FD_CLOEXEC) != 0 { throw PodError(.internalError, "pipe: \(String(cString: strerror(errno)))") }
         var logFD: Int32 = -1
-        if let p = c.logPath {
+        if let p = c.logPath ?? getenv("MOAT_POD_LOG").map({ String(cString: $0) }) {
             logFD = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             if logFD < 0 { close(ready[0]); close(ready[1]); throw PodError(.internalError, "cannot open \(p): \(String(cString: strerror(errno)))") }
         }
@@ -235,6 +235,7 @@ public final class PodSandbox: @unchecked Sendable {
         }
         let sb = PodSandbox(config: PodConfig(id: id, stateDir: stateDir))
         sb.sentryPid = pid
+        guard sb.alive else { throw PodError(.notFound, "the pod's sentry (pid \(pid)) has exited") }
         return sb
     }
 
@@ -242,7 +243,7 @@ public final class PodSandbox: @unchecked Sendable {
     public var networkNamespacePath: String { "/proc/\(sentryPid)/ns/net" }
 
     public func createContainer(_ c: ContainerConfig) throws {
-        var fields = ["op=create", "id=" + c.id, "ro=" + (c.readOnlyRoot ? "1" : "0")]
+        var fields = ["op=create", "id=" + c.id, "ro=" + (c.readOnlyRoot ? "1" : "0"), "pidns=" + (c.sharePodPIDNamespace ? "pod" : "container")]
         fields += processFields(c.process)
         var passing: [(String, Int32)] = []
         defer { for (_, f) in passing { close(f) } }

@@ -150,7 +150,19 @@ final class CRIProcess: @unchecked Sendable {
         pid = 0
     }
 
-    func removeDirectory() { try? FileManager.default.removeItem(atPath: dir) }
+    /// Kills what a failed test left running (pod Sentries outlive `moat
+    /// cri` by design; their Gofers exit with them), then removes the
+    /// test's directory. MOAT_KEEP_LOG=FILE keeps the server's log.
+    func removeDirectory() {
+        if let keep = ProcessInfo.processInfo.environment["MOAT_KEEP_LOG"] { try? FileManager.default.copyItem(atPath: logPath, toPath: keep) }
+        for pod in (try? FileManager.default.contentsOfDirectory(atPath: state + "/pods")) ?? [] {
+            guard let text = try? String(contentsOfFile: state + "/pods/" + pod + "/pod.state", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("pid=") {
+                if let p = pid_t(line.dropFirst(4)), p > 0 { kill(p, SIGKILL) }
+            }
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 
     deinit { stop(signal: SIGKILL) }
 

@@ -100,15 +100,15 @@ extension Kernel {
             if s == "thread-self" { return threadSelf }
             if s == "sys" { return sysDir }
             if s == "net" { return k.makeProcNetDir() }
-            if let pid = Int32(s), let tg = k.threadGroups[pid], !tg.zombie { return k.procPidDir(tg, tid: nil) }
+            if let pid = Int32(s), let tg = k.threadGroups[pid], !tg.zombie, k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
             return nil
-        }, list: { _ in
+        }, list: { t in
             var e = staticFiles.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) }
             e.append(DirEntry(ino: 20, type: 10, name: Array("self".utf8)))
             e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
             e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
             e.append(DirEntry(ino: 58, type: 4, name: Array("net".utf8)))
-            for pid in k.threadGroups.keys.sorted() where !(k.threadGroups[pid]!.zombie) {
+            for pid in k.threadGroups.keys.sorted() where !(k.threadGroups[pid]!.zombie) && k.sees(t, k.threadGroups[pid]!) {
                 e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(pid)".utf8)))
             }
             return e

@@ -50,6 +50,8 @@ final class PodContainer {
     let log: CRILogSink?
     var stdinFD: Int32
     let upper: TmpfsInode?
+    /// The container shares the pod's pid namespace (CRI NamespaceMode POD).
+    var sharePodPID = false
 
     init(id: String, root: Path, mount: Mount, request: ProcessRequest, log: CRILogSink?, stdinFD: Int32, upper: TmpfsInode?) {
         self.id = id; self.root = root; self.mount = mount; self.request = request
@@ -103,6 +105,17 @@ extension Kernel {
             m = mm.parent
         }
         return nil
+    }
+
+    /// Whether `viewer` may see (in /proc) and signal `tg`: in a pod, only
+    /// processes of its own container, or of every container that shares
+    /// the pod's pid namespace when it does too. Requires: mu held.
+    func sees(_ viewer: Task?, _ tg: ThreadGroup) -> Bool {
+        guard podMode, let v = viewer else { return true }
+        let a = containerID(of: v.tg), b = containerID(of: tg)
+        if a == b { return true }
+        guard let ca = a.flatMap({ podContainers[$0] }), let cb = b.flatMap({ podContainers[$0] }) else { return false }
+        return ca.sharePodPID && cb.sharePodPID
     }
 
     /// A container's process has exited. Requires: mu held.
@@ -211,6 +224,7 @@ enum PodControl {
         var labels: [String] = []
         var mounts: [[String]] = []
         var readOnly = false
+        var sharePID = false
         var req = ProcessRequest(caps: k.containerCaps, nnp: k.containerNoNewPrivs)
         for (key, value) in fields {
             if req.take(key, value) { continue }
@@ -218,6 +232,7 @@ enum PodControl {
             case "fds": labels = value.split(separator: ",").map(String.init)
             case "m": mounts.append(value.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init))
             case "ro": readOnly = value == "1"
+            case "pidns": sharePID = value == "pod"
             default: break
             }
         }
@@ -300,7 +315,9 @@ enum PodControl {
         var stdinFD: Int32 = -1
         if let s = fds["stdin"], s >= 0 { stdinFD = s; used.insert(s) }
         req.container = id
-        k.podContainers[id] = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
+        let c = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
+        c.sharePodPID = sharePID
+        k.podContainers[id] = c
         return "ok"
     }
 

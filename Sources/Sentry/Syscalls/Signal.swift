@@ -138,7 +138,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     info.uid = t.creds.uid
     var targets: [ThreadGroup]
     if pid > 0 {
-        guard let tg = k.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
+        guard let tg = k.threadGroups[pid], !tg.reaped, k.sees(t, tg) else { return err(ESRCH) }
         targets = [tg]
     } else if pid == 0 {
         targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
@@ -150,6 +150,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
         if pid == Int32.min { return err(ESRCH) }
         targets = k.threadGroups.values.filter { $0.pgid == -pid && !$0.reaped }
     }
+    if k.podMode { targets = targets.filter { k.sees(t, $0) } }
     if targets.isEmpty { return err(ESRCH) }
     var sent = false
     for tg in targets where canSignal(t, tg, sig) {
@@ -162,7 +163,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
 
 func sysTgkill(_ t: Task, _ tgid: Int32, _ tid: Int32, _ sig: Int32) -> Int {
     if sig < 0 || sig > 64 || tid <= 0 || (tgid != -1 && tgid <= 0) { return err(EINVAL) }
-    guard let target = t.kernel.tasks[tid], tgid == -1 || target.tg.tgid == tgid else { return err(ESRCH) }
+    guard let target = t.kernel.tasks[tid], tgid == -1 || target.tg.tgid == tgid, t.kernel.sees(t, target.tg) else { return err(ESRCH) }
     if !canSignal(t, target.tg, sig, thread: target) { return err(EPERM) }
     if sig == 0 { return 0 }
     var info = SigInfo(signo: sig)
