@@ -3,10 +3,6 @@
 // filters, stop and remove; a restart of `moat cri` with the pod running
 // (recovered) and a kill -9 of `moat cri` and the pod's processes (reported
 // exited, then removable, nothing left). Needs root.
-//
-// While Sources/Sandbox/Pod.swift is still a skeleton, RunPodSandbox answers
-// UNIMPLEMENTED; these tests then check that the failed start left nothing
-// behind and skip (the prerequisite is unlanded code, not the machine).
 
 import CRIAPI
 import Foundation
@@ -27,17 +23,10 @@ final class CRIPodTests: XCTestCase {
         return cri
     }
 
-    /// Runs a pod; skips when pod sandboxes are not implemented yet (after
-    /// checking that the failure left no pod behind).
     func runPod(_ rt: RuntimeClient, _ config: Runtime_V1_PodSandboxConfig) async throws -> String {
         var r = Runtime_V1_RunPodSandboxRequest()
         r.config = config
-        do {
-            return try await rt.runPodSandbox(r).podSandboxID
-        } catch let e as RPCError where e.code == .unimplemented {
-            do { let v = try await rt.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.count; XCTAssertEqual(v, 0) }
-            throw XCTSkip("pod sandboxes are not implemented yet: \(e.message)")
-        }
+        return try await rt.runPodSandbox(r).podSandboxID
     }
 
     func startContainer(_ rt: RuntimeClient, pod: String, _ podConfig: Runtime_V1_PodSandboxConfig, name: String,
