@@ -4,6 +4,7 @@
 // namespaces the test makes: the plugins run inside a "node" namespace of
 // its own (through wrapper scripts), so no bridge or route touches the host.
 
+import CRIAPI
 import Foundation
 import XCTest
 @testable import CRI
@@ -21,7 +22,10 @@ final class CRICNITests: XCTestCase {
         return (p.terminationStatus, String(decoding: d, as: UTF8.self))
     }
 
-    func testChainedBridgeAddAndDelInANamespaceTheTestMade() throws {
+    /// A node namespace of the test's own where the plugins run (through
+    /// wrapper scripts in dir/bin), and a chained bridge + tuning
+    /// configuration in dir/conf. The caller deletes `node` and `dir`.
+    func makeTestNetwork(node: String, dir: String, subnet: String) throws {
         try CRITestEnv.requireRoot()
         for b in ["bridge", "host-local", "tuning"] where !FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/" + b) {
             let _: Void = try CRITestEnv.missing("/usr/lib/cni/\(b) (containernetworking-plugins)")
@@ -29,16 +33,9 @@ final class CRICNITests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
             return try CRITestEnv.missing("ip (iproute2)")
         }
-        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let node = "moat-cni-node-" + tag, pod = "moat-cni-pod-" + tag
-        let dir = NSTemporaryDirectory() + "moat-cni-" + tag
         try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/conf", withIntermediateDirectories: true)
-        defer {
-            _ = sh("ip netns del \(pod) 2>/dev/null; ip netns del \(node) 2>/dev/null")
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        XCTAssertEqual(sh("ip netns add \(node) && ip netns add \(pod)").0, 0)
+        XCTAssertEqual(sh("ip netns add \(node)").0, 0)
         for b in ["bridge", "host-local", "tuning"] {
             let w = dir + "/bin/" + b
             try "#!/bin/sh\nexec ip netns exec \(node) /usr/lib/cni/\(b) \"$@\"\n".write(toFile: w, atomically: true, encoding: .utf8)
@@ -47,11 +44,23 @@ final class CRICNITests: XCTestCase {
         let conf = """
         {"cniVersion": "1.0.0", "name": "moat-test", "plugins": [
           {"type": "bridge", "bridge": "moatbr0", "isGateway": true, "ipMasq": false,
-           "ipam": {"type": "host-local", "dataDir": "\(dir)/ipam", "ranges": [[{"subnet": "10.99.7.0/24"}]]}},
+           "ipam": {"type": "host-local", "dataDir": "\(dir)/ipam", "ranges": [[{"subnet": "\(subnet)"}]]}},
           {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_local": "1"}}
         ]}
         """
         try conf.write(toFile: dir + "/conf/10-moat.conflist", atomically: true, encoding: .utf8)
+    }
+
+    func testChainedBridgeAddAndDelInANamespaceTheTestMade() throws {
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let node = "moat-cni-node-" + tag, pod = "moat-cni-pod-" + tag
+        let dir = NSTemporaryDirectory() + "moat-cni-" + tag
+        defer {
+            _ = sh("ip netns del \(pod) 2>/dev/null; ip netns del \(node) 2>/dev/null")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try makeTestNetwork(node: node, dir: dir, subnet: "10.99.7.0/24")
+        XCTAssertEqual(sh("ip netns add \(pod)").0, 0)
 
         let net = try CNINetwork.load(confDir: dir + "/conf", binDir: dir + "/bin")
         XCTAssertEqual(net.name, "moat-test")
@@ -84,6 +93,41 @@ final class CRICNITests: XCTestCase {
         try #"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../../bin/sh"}]}"#.write(toFile: dir + "/10-a.conflist", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try CNINetwork.load(confDir: dir, binDir: "/usr/lib/cni")) { e in
             XCTAssertTrue("\(e)".contains("not found"), "\(e)")
+        }
+    }
+
+    /// The same network through `moat cri`: RunPodSandbox adds the pod's
+    /// own network namespace (its Sentry's), PodSandboxStatus reports the
+    /// address, the node reaches the pod over the bridge, and removal
+    /// gives the address back.
+    func testPodGetsItsAddressFromCNIThroughMoatCRI() async throws {
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let node = "moat-cni-node-" + tag
+        let dir = NSTemporaryDirectory() + "moat-cni-" + tag
+        defer {
+            _ = sh("ip netns del \(node) 2>/dev/null")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try makeTestNetwork(node: node, dir: dir, subnet: "10.99.8.0/24")
+        guard FileManager.default.fileExists(atPath: CRITestEnv.rootfs + "/bin/busybox") else {
+            return try CRITestEnv.missing("the busybox rootfs (bash rootfs/busybox.sh)")
+        }
+        let cri = try CRIProcess(extraArgs: ["--cni-conf-dir", dir + "/conf", "--cni-bin-dir", dir + "/bin",
+                                             "--rootfs-image", "busybox=" + CRITestEnv.rootfs])
+        defer { cri.stop(); cri.removeDirectory() }
+        try cri.start()
+        try await cri.withClient { rt in
+            var r = Runtime_V1_RunPodSandboxRequest()
+            r.config = podConfig(name: "networked")
+            let pod = try await rt.runPodSandbox(r).podSandboxID
+            var ps = Runtime_V1_PodSandboxStatusRequest(); ps.podSandboxID = pod
+            let ip = try await rt.podSandboxStatus(ps).status.network.ip
+            XCTAssertTrue(ip.hasPrefix("10.99.8."), ip)
+            XCTAssertEqual(sh("ip netns exec \(node) busybox ping -c1 -W2 \(ip)").0, 0, "the node cannot reach the pod")
+            var rp = Runtime_V1_RemovePodSandboxRequest(); rp.podSandboxID = pod
+            _ = try await rt.removePodSandbox(rp)
+            let leases = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/moat-test")) ?? []
+            XCTAssertFalse(leases.contains(ip), "\(leases)")
         }
     }
 }
