@@ -247,22 +247,45 @@ one_test() {
     echo "$name $nv $mv" >>"$out/results"
 }
 
-# table OUT...: Markdown rows from results files; a reason for a difference
-# comes from Tests/Conformance/ltp-reasons.txt ("name reason...").
+# table RESULTS...: a Markdown table from results files (a later file
+# overrides an earlier one for the same test). The reason for a difference
+# comes from Tests/Conformance/ltp-reasons.txt ("name reason...", a name may
+# end in * to cover a family); failing that, from the first TFAIL/TBROK/TCONF
+# line of the test's Moat log next to its results file.
 cmd_table() {
-    local reasons="$repo/Tests/Conformance/ltp-reasons.txt"
-    # A later results file overrides an earlier one for the same test.
-    cat "$@" | awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' | sort -k1,1 | awk -v reasons="$reasons" '
-        BEGIN { while ((getline l < reasons) > 0) { if (l ~ /^#/ || l == "") continue; n = l; sub(/ .*/, "", n); r = l; sub(/^[^ ]+ +/, "", r); why[n] = r } }
+    local reasons="$repo/Tests/Conformance/ltp-reasons.txt" auto r n
+    auto="$(mktemp)"
+    for r in "$@"; do
+        while read -r n _; do
+            [ -f "$(dirname "$r")/logs/$n.moat" ] || continue
+            l="$(grep -m1 -E 'TFAIL|TBROK|TCONF' "$(dirname "$r")/logs/$n.moat" | cut -c1-160 | tr '|' '/' || true)"
+            [ -n "$l" ] && echo "$n Moat: \`${l}\`"
+        done <"$r"
+    done >"$auto"
+    cat "$@" | awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' | sort -k1,1 | awk -v reasons="$reasons" -v auto="$auto" '
+        BEGIN {
+            while ((getline l < reasons) > 0) { if (l ~ /^#/ || l == "") continue; n = l; sub(/ .*/, "", n); r = l; sub(/^[^ ]+ +/, "", r)
+                if (n ~ /\*$/) { pre[++np_] = substr(n, 1, length(n) - 1); prer[np_] = r } else why[n] = r }
+            while ((getline l < auto) > 0) { n = l; sub(/ .*/, "", n); r = l; sub(/^[^ ]+ +/, "", r); if (!(n in au)) au[n] = r }
+        }
         { nat[$1] = $2; mo[$1] = $3; names[++k] = $1
-          if ($2 == "PASS") np++; if ($3 == "PASS") mp++; if ($2 == "PASS" && $3 == "PASS") bp++ }
+          if ($2 == "PASS") np++; if ($3 == "PASS") mp++; if ($2 == "PASS" && $3 == "PASS") bp++
+          if ($2 != $3) nd++ }
         END {
-            printf "Totals: %d tests; native PASS %d, Moat PASS %d, both PASS %d.\n\n", k, np, mp, bp
+            printf "Totals: %d tests; native PASS %d, Moat PASS %d, both PASS %d; %d differ.\n\n", k, np, mp, bp, nd
             print "| test | native | Moat | reason for the difference |"
             print "|---|---|---|---|"
-            for (i = 1; i <= k; i++) { n = names[i]; r = (nat[n] == mo[n]) ? "" : (n in why ? why[n] : "not yet analysed")
-                printf "| %s | %s | %s | %s |\n", n, nat[n], mo[n], r }
+            for (i = 1; i <= k; i++) {
+                n = names[i]; r = ""
+                if (nat[n] != mo[n]) {
+                    if (n in why) r = why[n]
+                    else { for (j = 1; j <= np_; j++) if (index(n, pre[j]) == 1) { r = prer[j]; break } }
+                    if (r == "") r = (n in au) ? au[n] : "not yet analysed"
+                }
+                printf "| %s | %s | %s | %s |\n", n, nat[n], mo[n], r
+            }
         }'
+    rm -f "$auto"
 }
 
 case "${1:-}" in

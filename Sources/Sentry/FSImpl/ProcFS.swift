@@ -202,7 +202,11 @@ extension Kernel {
     private func taskState(_ tg: ThreadGroup, _ t: Task?, reader: Task?) -> String {
         if tg.zombie { return "Z" }
         if tg.stopped { return "T" }
-        return t != nil && (t === reader || t!.inApp) ? "R" : "S"
+        // Sleeping only while really blocked: a task the Sentry is serving
+        // runs (a test that waits for 'S' before signalling a blocked call
+        // must not signal before the call blocks).
+        guard let t else { return "S" }
+        return t === reader || t.inApp || t.waitMode == .none ? "R" : "S"
     }
 
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
