@@ -67,7 +67,7 @@ struct LTPTests {
         }
         let lines = results.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         let wanted = (try? String(contentsOfFile: LTPSuite.list, encoding: .utf8))?
-            .split(separator: "\n").map { String($0.split(separator: "#").first ?? "").trimmingCharacters(in: .whitespaces) }
+            .split(separator: "\n").map { String($0.split(separator: "#", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty } ?? []
         #expect(lines.count == wanted.count, "ran \(lines.count) of the \(wanted.count) listed tests")
         var failures: [String] = []
