@@ -97,32 +97,10 @@ public enum ControlServer {
             return (s[..<eq], String(s[s.index(after: eq)...]))
         }
         if fields.first?.0 == "op" { PodControl.serve(k, conn, fields); return }
-        var containerID: String? = nil
-        var argv: [String] = [], env: [String] = [], cwd = "/", uid: UInt32 = 0, gid: UInt32 = 0
-        var groups: [UInt32] = [], umask: UInt32? = nil
         // The process's own capabilities and no_new_privs (process.json);
         // a client that sends none gets the container's.
-        var caps = k.containerCaps, nnp = k.containerNoNewPrivs
-        for field in req.split(separator: 0) {
-            let s = String(decoding: field, as: UTF8.self)
-            guard let eq = s.firstIndex(of: "=") else { continue }
-            let key = s[..<eq], value = String(s[s.index(after: eq)...])
-            switch key {
-            case "a": argv.append(value)
-            case "e": env.append(value)
-            case "cwd": cwd = value
-            case "uid": uid = UInt32(value) ?? 0
-            case "gid": gid = UInt32(value) ?? 0
-            case "g": if let g = UInt32(value) { groups.append(g) }
-            case "umask": umask = UInt32(value, radix: 8)
-            case "caps":
-                let m = value.split(separator: ",").compactMap { UInt64($0, radix: 16) }
-                if m.count == 5 { caps = CapabilitySets(bounding: m[0], effective: m[1], permitted: m[2], inheritable: m[3], ambient: m[4]) }
-            case "nnp": nnp = value == "1"
-            case "container": containerID = value
-            default: break
-            }
-        }
+        var r = ProcessRequest(caps: k.containerCaps, nnp: k.containerNoNewPrivs)
+        for (key, value) in fields { r.take(key, value) }
         var stdio: [Int32] = []
         for _ in 0..<3 {
             guard let (_, fd) = receive(conn) else { for f in stdio where f >= 0 { close(f) }; return }
@@ -135,15 +113,16 @@ public enum ControlServer {
             k.unlock(); send(conn, "err=125 the container is not running"); return
         }
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
-        let creds = Credentials.forContainer(uid: uid, gid: gid, groups: groups, caps: caps, noNewPrivs: nnp)
+        let creds = r.credentials
         if let i = k.initTG { tg.rlimits = i.rlimits }
         var root: Path? = nil
-        if let cid = containerID {
+        if let cid = r.container {
             guard let c = k.podContainers[cid] else { k.unlock(); send(conn, "err=125 no such container \(cid)"); return }
             root = c.root
         }
         let fds = SentryMain.stdioTable(k.vfs, stdio)
-        switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: cwd, umask: umask, fds: fds, root: root) {
+        let argv = r.argv, env = r.env
+        switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: r.cwd, umask: r.umask, fds: fds, root: root) {
         case .failure(let f):
             k.unlock()
             send(conn, "err=\(f.code) \(f.message)")
