@@ -3,6 +3,8 @@
 
 import ArgumentParser
 import ControlPlane
+import Dispatch
+import NodeAgent
 import CRI
 import Foundation
 import Glibc
@@ -16,7 +18,7 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self])
+        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -232,5 +234,41 @@ struct CRICommand: AsyncParsableCommand {
             FileHandle.standardError.write("moat cri: \(error)\n".data(using: .utf8)!)
             Glibc.exit(1)
         }
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node agent: register a Node and run the pods bound to it over CRI.")
+    @Option(help: "The API server: http://HOST:PORT.") var server: String
+    @Option(help: "A file holding the bearer token for the API server.") var tokenFile: String?
+    @Option(help: "The CRI runtime's socket: unix:///PATH.") var cri = "unix:///run/moat/cri.sock"
+    @Option(help: "The Node's name (default: the host name).") var name: String?
+    @Option(help: "The Node's pod CIDR.") var podCidr: String?
+    @Option(help: "Where container logs go (kubelet's layout).") var logDirectory = "/var/log/pods"
+
+    func run() async throws {
+        guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        var o = NodeAgentOptions(server: server, criSocket: String(cri.dropFirst(7)), nodeName: name ?? String(cString: host))
+        o.podCIDR = podCidr
+        o.logDirectory = logDirectory
+        if let f = tokenFile {
+            guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
+            o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let options = o
+        let agent = Task { try await NodeAgentMain.run(options) }
+        // SIGTERM/SIGINT: stop syncing, mark the node not ready, exit.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { agent.cancel() }
+            src.resume()
+            sources.append(src)
+        }
+        defer { sources.forEach { $0.cancel() } }
+        try await agent.value
     }
 }

@@ -1,0 +1,379 @@
+// The node agent: what kubelet is to a Kubernetes node, for Moat's control
+// plane. It registers its Node, heartbeats its Ready condition, and drives
+// every pod bound to it (spec.nodeName) to its spec through the Container
+// Runtime Interface only, so it works against `moat cri` and against any
+// other CRI runtime.
+//
+// The sync is level-triggered: every pass reads the pods from the API server
+// and the sandboxes and containers from the runtime, and closes the gap:
+// a pod with no ready sandbox gets one; a container that is missing is
+// created and started; one that exited is restarted as the pod's
+// restartPolicy says, after a back-off (10 s doubling to 5 min); a sandbox
+// whose pod is gone is stopped and removed. The pod's status (phase,
+// conditions, IP, container statuses) is written back when it changes.
+// The runtime's labels (io.kubernetes.pod.uid, io.kubernetes.container.name)
+// are the agent's only memory, so a restarted agent picks up where it was
+// without restarting healthy containers.
+
+import CRIAPI
+import ControlPlane
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+
+public struct NodeAgentOptions: Sendable {
+    /// The API server, http://HOST:PORT.
+    public var server: String
+    public var token: String? = nil
+    /// The CRI socket path.
+    public var criSocket: String
+    public var nodeName: String
+    public var podCIDR: String? = nil
+    /// Where the pods' container logs go (kubelet's /var/log/pods layout).
+    public var logDirectory = "/var/log/pods"
+    /// Seconds between two syncs, and between two heartbeats.
+    public var syncInterval = 1.0
+    public var heartbeatInterval = 10.0
+    public init(server: String, criSocket: String, nodeName: String) {
+        self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
+    }
+}
+
+public struct NodeAgentError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+typealias RuntimeClient = Runtime_V1_RuntimeService.Client<HTTP2ClientTransport.Posix>
+typealias ImageClient = Runtime_V1_ImageService.Client<HTTP2ClientTransport.Posix>
+
+public enum NodeAgentMain {
+    /// Runs until the task is cancelled; then marks the node not ready.
+    public static func run(_ o: NodeAgentOptions) async throws {
+        guard let url = URL(string: o.server), let host = url.host, let port = url.port, url.scheme == "http" else {
+            throw NodeAgentError("--server \(o.server): expected http://HOST:PORT")
+        }
+        let api = HTTPAPIClient(host: host, port: port, token: o.token)
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: o.criSocket), transportSecurity: .plaintext)
+        try await withGRPCClient(transport: transport) { grpc in
+            let agent = NodeAgent(options: o, api: api, runtime: RuntimeClient(wrapping: grpc), images: ImageClient(wrapping: grpc))
+            try await agent.register()
+            await agent.loop()
+            try? await agent.markNotReady()
+        }
+    }
+}
+
+final class NodeAgent: @unchecked Sendable {
+    let o: NodeAgentOptions
+    let api: any APIClient
+    let runtime: RuntimeClient
+    let images: ImageClient
+    let log = Logger(label: "moat.node")
+    /// Back-off of a crashing container (pod uid + name): next allowed start and delay.
+    var backoff: [String: (next: Date, delay: Double)] = [:]
+    var runtimeVersion = ""
+
+    init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
+        o = options; self.api = api; self.runtime = runtime; self.images = images
+    }
+
+    // MARK: the node
+
+    func nodeStatus(ready: Bool) -> JSON {
+        let mem = ProcessInfo.processInfo.physicalMemory / 1024
+        let capacity: JSON = ["cpu": .string(String(ProcessInfo.processInfo.activeProcessorCount)),
+                              "memory": .string("\(mem)Ki"), "pods": "110", "ephemeral-storage": .string("\(diskKi())Ki")]
+        let now = Timestamp.now()
+        func cond(_ t: String, _ s: String, _ reason: String, _ msg: String) -> JSON {
+            ["type": .string(t), "status": .string(s), "reason": .string(reason), "message": .string(msg),
+             "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(now)]
+        }
+        return [
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [
+                cond("Ready", ready ? "True" : "False", ready ? "KubeletReady" : "KubeletNotReady",
+                     ready ? "moat node is posting ready status" : "moat node stopped"),
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", ""),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", ""),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", ""),
+            ],
+            "addresses": [["type": "InternalIP", "address": "127.0.0.1"], ["type": "Hostname", "address": .string(o.nodeName)]],
+            "nodeInfo": ["containerRuntimeVersion": .string(runtimeVersion), "kubeletVersion": "v1.30.0-moat",
+                         "operatingSystem": "linux", "architecture": "amd64"],
+        ]
+    }
+
+    func diskKi() -> UInt64 {
+        var s = statvfs()
+        guard statvfs(o.logDirectory.isEmpty ? "/" : "/", &s) == 0 else { return 0 }
+        return UInt64(s.f_blocks) * UInt64(s.f_frsize) / 1024
+    }
+
+    func register() async throws {
+        let v = try await runtime.version(Runtime_V1_VersionRequest())
+        runtimeVersion = "\(v.runtimeName)://\(v.runtimeVersion)"
+        var node: JSON = ["apiVersion": "v1", "kind": "Node",
+                          "metadata": ["name": .string(o.nodeName), "labels": ["kubernetes.io/hostname": .string(o.nodeName), "kubernetes.io/os": "linux"]]]
+        if let c = o.podCIDR { node["spec"] = ["podCIDR": .string(c)] }
+        if try await api.getIfExists(.nodes, namespace: "", name: o.nodeName) == nil {
+            do { _ = try await api.create(.nodes, namespace: "", node) } catch let e as APIError where e.isAlreadyExists {}
+        }
+        try await heartbeat()
+        log.info("node \(o.nodeName) registered with \(runtimeVersion)")
+    }
+
+    func heartbeat() async throws {
+        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: true)], subresource: "status")
+    }
+
+    func markNotReady() async throws {
+        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: false)], subresource: "status")
+    }
+
+    func loop() async {
+        var lastBeat = Date()
+        while !Task.isCancelled {
+            do { try await sync() } catch { log.info("sync: \(error)") }
+            if Date().timeIntervalSince(lastBeat) >= o.heartbeatInterval {
+                do { try await heartbeat(); lastBeat = Date() } catch { log.info("heartbeat: \(error)") }
+            }
+            try? await Task.sleep(nanoseconds: UInt64(o.syncInterval * 1e9))
+        }
+    }
+
+    // MARK: pods
+
+    func sync() async throws {
+        let opts = ListOptions(fieldSelector: FieldSelector(terms: [.init(field: "spec.nodeName", value: o.nodeName, negated: false)]))
+        let pods = try await api.list(.pods, namespace: nil, options: opts)["items"].array ?? []
+        let sandboxes = try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items
+        var wanted = Set<String>()
+        for pod in pods where pod.deletionTimestamp == nil {
+            guard let uid = pod["metadata"]["uid"].string else { continue }
+            wanted.insert(uid)
+            do { try await syncPod(pod, sandboxes.filter { $0.labels[Labels.podUID] == uid }) } catch {
+                log.info("pod \(pod.namespace)/\(pod.name): \(error)")
+            }
+        }
+        // Sandboxes of pods that are gone (or being deleted).
+        for sb in sandboxes where !wanted.contains(sb.labels[Labels.podUID] ?? "") && sb.labels[Labels.podUID] != nil {
+            try await teardown(sb.id)
+        }
+    }
+
+    enum Labels {
+        static let podUID = "io.kubernetes.pod.uid", podName = "io.kubernetes.pod.name"
+        static let podNamespace = "io.kubernetes.pod.namespace", container = "io.kubernetes.container.name"
+    }
+
+    func teardown(_ sandboxID: String) async throws {
+        var s = Runtime_V1_StopPodSandboxRequest(); s.podSandboxID = sandboxID
+        _ = try await runtime.stopPodSandbox(s)
+        var r = Runtime_V1_RemovePodSandboxRequest(); r.podSandboxID = sandboxID
+        _ = try await runtime.removePodSandbox(r)
+        log.info("removed sandbox \(sandboxID)")
+    }
+
+    func sandboxConfig(_ pod: JSON, attempt: UInt32) -> Runtime_V1_PodSandboxConfig {
+        var c = Runtime_V1_PodSandboxConfig()
+        c.metadata.name = pod.name
+        c.metadata.namespace = pod.namespace
+        c.metadata.uid = pod["metadata"]["uid"].string ?? ""
+        c.metadata.attempt = attempt
+        c.hostname = pod["spec"]["hostname"].string ?? String(pod.name.prefix(63))
+        c.logDirectory = o.logDirectory + "/\(pod.namespace)_\(pod.name)_\(c.metadata.uid)"
+        c.labels = [Labels.podUID: c.metadata.uid, Labels.podName: pod.name, Labels.podNamespace: pod.namespace]
+        for (k, v) in pod["metadata"]["labels"].object ?? [:] { if let s = v.string { c.labels[k] = s } }
+        c.linux.securityContext.namespaceOptions.pid = pod["spec"]["shareProcessNamespace"].bool == true ? .pod : .container
+        c.linux.securityContext.namespaceOptions.network = pod["spec"]["hostNetwork"].bool == true ? .node : .pod
+        return c
+    }
+
+    func syncPod(_ pod: JSON, _ sandboxes: [Runtime_V1_PodSandbox]) async throws {
+        let uid = pod["metadata"]["uid"].string ?? ""
+        var sandbox = sandboxes.filter { $0.state == .sandboxReady }.max { $0.metadata.attempt < $1.metadata.attempt }
+        let config: Runtime_V1_PodSandboxConfig
+        if let sb = sandbox {
+            config = sandboxConfig(pod, attempt: sb.metadata.attempt)
+        } else {
+            // A new sandbox (the old one, if any, died): its containers start over.
+            let attempt = UInt32(sandboxes.map(\.metadata.attempt).max().map { $0 + 1 } ?? 0)
+            for old in sandboxes { try? await teardown(old.id) }
+            config = sandboxConfig(pod, attempt: attempt)
+            var r = Runtime_V1_RunPodSandboxRequest(); r.config = config
+            let id = try await runtime.runPodSandbox(r).podSandboxID
+            var f = Runtime_V1_ListPodSandboxRequest(); f.filter.id = id
+            sandbox = try await runtime.listPodSandbox(f).items.first
+            log.info("pod \(pod.namespace)/\(pod.name): sandbox \(id)")
+        }
+        guard let sb = sandbox else { return }
+        var lf = Runtime_V1_ListContainersRequest(); lf.filter.podSandboxID = sb.id
+        let existing = try await runtime.listContainers(lf).containers
+        let policy = pod["spec"]["restartPolicy"].string ?? "Always"
+        var statuses: [JSON] = []
+        for spec in pod["spec"]["containers"].array ?? [] {
+            let name = spec["name"].string ?? ""
+            let mine = existing.filter { $0.labels[Labels.container] == name }
+            let current = mine.max { $0.metadata.attempt < $1.metadata.attempt }
+            var st: Runtime_V1_ContainerStatus? = nil
+            if let c = current {
+                var r = Runtime_V1_ContainerStatusRequest(); r.containerID = c.id
+                st = try await runtime.containerStatus(r).status
+            }
+            let key = uid + "/" + name
+            let exited = st?.state == .containerExited
+            let restart = current == nil || (exited && (policy == "Always" || (policy == "OnFailure" && st?.exitCode != 0)))
+            if restart {
+                if let b = backoff[key], b.next > Date(), current != nil {
+                    statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: "CrashLoopBackOff"))
+                    continue
+                }
+                let attempt = current.map { $0.metadata.attempt + 1 } ?? 0
+                if current != nil {
+                    let delay = min(300, (backoff[key]?.delay ?? 5) * 2)
+                    backoff[key] = (Date().addingTimeInterval(delay), delay)
+                    // Keep only the last exited instance, as kubelet does.
+                    for old in mine where old.id != current!.id {
+                        var rr = Runtime_V1_RemoveContainerRequest(); rr.containerID = old.id
+                        _ = try? await runtime.removeContainer(rr)
+                    }
+                }
+                do {
+                    let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt)
+                    var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
+                    st = try await runtime.containerStatus(r).status
+                } catch {
+                    statuses.append(containerStatus(spec, st, restarts: attempt, waiting: "CreateContainerError", message: "\(error)"))
+                    continue
+                }
+                statuses.append(containerStatus(spec, st, restarts: attempt, waiting: nil))
+            } else {
+                if let s = st, s.state == .containerRunning, let b = backoff[key],
+                   Date().timeIntervalSince(Date(timeIntervalSince1970: Double(s.startedAt) / 1e9)) > 600 {
+                    _ = b
+                    backoff[key] = nil
+                }
+                statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil))
+            }
+        }
+        try await writeStatus(pod, sandbox: sb, statuses)
+    }
+
+    func startContainer(_ pod: JSON, _ spec: JSON, sandbox: String, _ podConfig: Runtime_V1_PodSandboxConfig, attempt: UInt32) async throws -> String {
+        let image = spec["image"].string ?? ""
+        try await ensureImage(image, policy: spec["imagePullPolicy"].string ?? "IfNotPresent")
+        var c = Runtime_V1_ContainerConfig()
+        c.metadata.name = spec["name"].string ?? ""
+        c.metadata.attempt = attempt
+        c.image.image = image
+        c.command = (spec["command"].array ?? []).compactMap(\.string)
+        c.args = (spec["args"].array ?? []).compactMap(\.string)
+        c.workingDir = spec["workingDir"].string ?? ""
+        for e in spec["env"].array ?? [] {
+            var kv = Runtime_V1_KeyValue()
+            kv.key = e["name"].string ?? ""
+            kv.value = Data((e["value"].string ?? "").utf8)
+            c.envs.append(kv)
+        }
+        c.labels = [Labels.container: c.metadata.name, Labels.podUID: podConfig.metadata.uid,
+                    Labels.podName: podConfig.metadata.name, Labels.podNamespace: podConfig.metadata.namespace]
+        c.logPath = "\(c.metadata.name)/\(attempt).log"
+        c.tty = spec["tty"].bool ?? false
+        c.stdin = spec["stdin"].bool ?? false
+        if let u = spec["securityContext"]["runAsUser"].int { c.linux.securityContext.runAsUser.value = Int64(u) }
+        var r = Runtime_V1_CreateContainerRequest()
+        r.podSandboxID = sandbox
+        r.config = c
+        r.sandboxConfig = podConfig
+        let id = try await runtime.createContainer(r).containerID
+        var s = Runtime_V1_StartContainerRequest(); s.containerID = id
+        _ = try await runtime.startContainer(s)
+        return id
+    }
+
+    /// Pulls the image unless the policy and the store say it is not needed.
+    /// A runtime without an image service (UNIMPLEMENTED) resolves images
+    /// itself at CreateContainer.
+    func ensureImage(_ ref: String, policy: String) async throws {
+        do {
+            if policy != "Always" {
+                var q = Runtime_V1_ImageStatusRequest(); q.image.image = ref
+                if try await images.imageStatus(q).hasImage { return }
+                if policy == "Never" { throw NodeAgentError("image \(ref) is not present and imagePullPolicy is Never") }
+            }
+            var p = Runtime_V1_PullImageRequest(); p.image.image = ref
+            _ = try await images.pullImage(p)
+        } catch let e as RPCError where e.code == .unimplemented {
+            return
+        }
+    }
+
+    func containerStatus(_ spec: JSON, _ st: Runtime_V1_ContainerStatus?, restarts: UInt32, waiting: String?, message: String = "") -> JSON {
+        var j: JSON = ["name": .string(spec["name"].string ?? ""), "image": .string(spec["image"].string ?? ""),
+                       "restartCount": .int(Int(restarts)), "ready": false]
+        func ts(_ ns: Int64) -> JSON { .string(Timestamp.string(Date(timeIntervalSince1970: Double(ns) / 1e9))) }
+        if let s = st {
+            j["containerID"] = .string("moat://" + s.id)
+            j["imageID"] = .string(s.imageRef)
+        }
+        if let w = waiting {
+            j["state"] = ["waiting": ["reason": .string(w), "message": .string(message)]]
+            if let s = st, s.state == .containerExited {
+                j["lastState"] = ["terminated": ["exitCode": .int(Int(s.exitCode)), "reason": .string(s.reason), "startedAt": ts(s.startedAt), "finishedAt": ts(s.finishedAt)]]
+            }
+            return j
+        }
+        switch st?.state {
+        case .containerRunning?:
+            j["state"] = ["running": ["startedAt": ts(st!.startedAt)]]
+            j["ready"] = true
+            j["started"] = true
+        case .containerExited?:
+            j["state"] = ["terminated": ["exitCode": .int(Int(st!.exitCode)), "reason": .string(st!.reason),
+                                         "message": .string(st!.message), "startedAt": ts(st!.startedAt), "finishedAt": ts(st!.finishedAt)]]
+        default:
+            j["state"] = ["waiting": ["reason": "ContainerCreating"]]
+        }
+        return j
+    }
+
+    func writeStatus(_ pod: JSON, sandbox: Runtime_V1_PodSandbox, _ statuses: [JSON]) async throws {
+        var ip = ""
+        var q = Runtime_V1_PodSandboxStatusRequest(); q.podSandboxID = sandbox.id
+        if let s = try? await runtime.podSandboxStatus(q) { ip = s.status.network.ip }
+        if ip.isEmpty { ip = "127.0.0.1" }
+        let running = statuses.filter { !$0["state"]["running"].isNull }.count
+        let terminated = statuses.filter { !$0["state"]["terminated"].isNull }
+        let policy = pod["spec"]["restartPolicy"].string ?? "Always"
+        var phase = "Pending"
+        if !statuses.isEmpty && terminated.count == statuses.count && policy != "Always" {
+            phase = terminated.allSatisfy { $0["state"]["terminated"]["exitCode"].int == 0 } ? "Succeeded"
+                : (policy == "Never" ? "Failed" : "Running")
+        } else if running + terminated.count == statuses.count && running > 0 {
+            phase = "Running"
+        } else if running > 0 || statuses.contains(where: { ($0["restartCount"].int ?? 0) > 0 }) {
+            // Started at least once: a container in back-off keeps the pod Running.
+            phase = "Running"
+        }
+        let allReady = !statuses.isEmpty && statuses.allSatisfy { $0["ready"].bool == true }
+        let old = pod["status"]
+        let started = old["startTime"].string ?? Timestamp.string(Date(timeIntervalSince1970: Double(sandbox.createdAt) / 1e9))
+        func cond(_ t: String, _ ok: Bool) -> JSON {
+            let prev = (old["conditions"].array ?? []).first { $0["type"].string == t }
+            let status = ok ? "True" : "False"
+            let since = prev?["status"].string == status ? (prev?["lastTransitionTime"].string ?? Timestamp.now()) : Timestamp.now()
+            return ["type": .string(t), "status": .string(status), "lastTransitionTime": .string(since)]
+        }
+        let status: JSON = [
+            "phase": .string(phase), "podIP": .string(ip), "podIPs": [["ip": .string(ip)]], "hostIP": "127.0.0.1",
+            "startTime": .string(started), "qosClass": "BestEffort",
+            "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", allReady), cond("Ready", allReady)],
+            "containerStatuses": .array(statuses),
+        ]
+        // Write only what changed (transition times are kept, so a steady pod is not rewritten).
+        if status == old { return }
+        _ = try await api.patch(.pods, namespace: pod.namespace, name: pod.name, ["status": status], subresource: "status")
+    }
+}

@@ -1,0 +1,200 @@
+// The whole chain, with real components: the stock kubectl talks to `moat
+// controlplane` (API server, controllers, scheduler); `moat node` runs the
+// pods the scheduler binds to its Node through `moat cri`, one Sentry per
+// pod. A Deployment's pods become Running and Ready with their output in
+// CRI log files; a crashing pod backs off with its restart count and last
+// exit code; deleting the pods removes their sandboxes; a stopped agent
+// leaves its Node NotReady. Needs root and kubectl: skipped without them,
+// failed under CI=true.
+
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class NodeAgentTests: XCTestCase {
+    var dir = ""
+    var procs: [Process] = []
+    var port = 0
+
+    static var repo: String {
+        var u = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { u.deleteLastPathComponent() }
+        return u.path
+    }
+
+    func require(_ ok: Bool, _ what: String) throws {
+        if ok { return }
+        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("missing prerequisite under CI: \(what)"); throw XCTSkip(what) }
+        throw XCTSkip("missing prerequisite: \(what)")
+    }
+
+    override func setUp() async throws {
+        try require(geteuid() == 0, "root")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl"), "kubectl (/usr/bin/kubectl)")
+        try require(FileManager.default.fileExists(atPath: Self.repo + "/.cache/rootfs/busybox/bin/busybox"), "the busybox rootfs (bash rootfs/busybox.sh)")
+        try require(FileManager.default.isExecutableFile(atPath: Self.repo + "/.build/debug/moat"), "the moat binary (swift build)")
+        dir = NSTemporaryDirectory() + "moat-node-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        port = freePort()
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: moat, cluster: {server: "http://127.0.0.1:\(port)"}}]
+            contexts: [{name: moat, context: {cluster: moat, user: test, namespace: default}}]
+            users: [{name: test, user: {}}]
+            current-context: moat
+            """.write(toFile: dir + "/kubeconfig", atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() async throws {
+        for p in procs.reversed() where p.isRunning { p.terminate() }
+        for p in procs { let deadline = Date().addingTimeInterval(10); while p.isRunning && Date() < deadline { usleep(20_000) } }
+        for p in procs where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        // Pod Sentries outlive the runtime by design; kill what a failure left.
+        for pod in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods")) ?? [] {
+            if let t = try? String(contentsOfFile: dir + "/state/pods/\(pod)/pod.state", encoding: .utf8) {
+                for l in t.split(separator: "\n") where l.hasPrefix("pid=") { if let p = pid_t(l.dropFirst(4)) { kill(p, SIGKILL) } }
+            }
+        }
+        if (testRun?.totalFailureCount ?? 0) > 0 {
+            for f in ["cp.log", "cri.log", "node.log"] { print("--- \(f)\n" + String(((try? String(contentsOfFile: dir + "/" + f, encoding: .utf8)) ?? "").suffix(3000))) }
+        }
+        if !dir.isEmpty { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    func freePort() -> Int {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var a = sockaddr_in(); a.sin_family = sa_family_t(AF_INET); a.sin_addr.s_addr = UInt32(0x7f000001).bigEndian
+        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+
+    @discardableResult
+    func start(_ args: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
+        p.arguments = args
+        FileManager.default.createFile(atPath: dir + "/" + log, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/" + log))
+        p.standardOutput = h; p.standardError = h
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        procs.append(p)
+        return p
+    }
+
+    func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, out: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        p.arguments = ["--kubeconfig", dir + "/kubeconfig", "--request-timeout", "20s"] + args
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = dir; env["KUBECONFIG"] = nil
+        p.environment = env
+        let out = Pipe(), inp = Pipe()
+        p.standardOutput = out; p.standardError = out; p.standardInput = inp
+        try p.run()
+        if let s = stdin { inp.fileHandleForWriting.write(Data(s.utf8)) }
+        try? inp.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func pods() throws -> [[String: Any]] {
+        let r = try kubectl(["get", "pods", "-o", "json"])
+        guard r.code == 0, let j = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any] else { return [] }
+        return j["items"] as? [[String: Any]] ?? []
+    }
+
+    func waitFor(_ what: String, timeout: Double = 60, _ ok: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try ok() { return }
+            usleep(250_000)
+        }
+        XCTFail("timed out waiting for \(what)")
+    }
+
+    func testKubectlToSchedulerToNodeAgentToCRIToSentry() async throws {
+        try start(["controlplane", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/cp"], log: "cp.log")
+        try start(["cri", "--listen", "unix://\(dir)/cri.sock", "--root", dir + "/root", "--state", dir + "/state",
+                   "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"], log: "cri.log")
+        try waitFor("the API server and the CRI socket", timeout: 30) {
+            guard FileManager.default.fileExists(atPath: dir + "/cri.sock") else { return false }
+            return try kubectl(["get", "--raw", "/healthz"]).code == 0
+        }
+        let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", "unix://\(dir)/cri.sock",
+                              "--name", "n1", "--log-directory", dir + "/logs"], log: "node.log")
+        try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
+
+        let deployment = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers:
+                  - name: main
+                    image: busybox
+                    command: ["sh", "-c", "echo hello from $(hostname); exec httpd -f -p 8080"]
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: deployment).code, 0)
+        try waitFor("2 pods Running and Ready") {
+            let ps = try pods()
+            return ps.count == 2 && ps.allSatisfy { p in
+                let st = p["status"] as? [String: Any] ?? [:]
+                let cs = (st["containerStatuses"] as? [[String: Any]])?.first
+                return st["phase"] as? String == "Running" && cs?["ready"] as? Bool == true
+            }
+        }
+        // Each pod's output is in its CRI log file, and it runs in its own sandbox.
+        for p in try pods() {
+            let meta = p["metadata"] as? [String: Any] ?? [:]
+            let name = meta["name"] as? String ?? "", uid = meta["uid"] as? String ?? ""
+            let log = dir + "/logs/default_\(name)_\(uid)/main/0.log"
+            var text = ""
+            try waitFor("the log of \(name)", timeout: 20) {
+                text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                return text.contains("stdout F hello from \(name)")
+            }
+        }
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 2)
+
+        // A container that keeps failing backs off, with its count and last exit code.
+        let crasher = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: crasher}
+            spec:
+              containers:
+              - name: c
+                image: busybox
+                command: ["sh", "-c", "exit 3"]
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: crasher).code, 0)
+        try waitFor("crasher to back off", timeout: 60) {
+            let r = try kubectl(["get", "pod", "crasher", "-o", "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode} {.status.containerStatuses[0].state.waiting.reason}"])
+            let f = r.out.split(separator: " ")
+            return f.count == 3 && (Int(f[0]) ?? 0) >= 1 && f[1] == "3" && f[2] == "CrashLoopBackOff"
+        }
+
+        // Deleting the pods removes their sandboxes.
+        XCTAssertEqual(try kubectl(["delete", "deployment", "web"]).code, 0)
+        XCTAssertEqual(try kubectl(["delete", "pod", "crasher"]).code, 0)
+        try waitFor("every sandbox removed", timeout: 60) {
+            (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.isEmpty ?? true
+        }
+        // A stopped agent leaves its node NotReady.
+        node.terminate()
+        try waitFor("node n1 NotReady", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains("NotReady") }
+    }
+}

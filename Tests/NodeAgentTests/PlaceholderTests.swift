@@ -1,5 +1,0 @@
-import XCTest
-
-final class NodeAgentPlaceholderTests: XCTestCase {
-    func testModuleLinks() { XCTAssertTrue(true) }
-}
