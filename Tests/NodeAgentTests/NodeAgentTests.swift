@@ -32,7 +32,7 @@ final class NodeAgentTests: XCTestCase {
 
     override func setUp() async throws {
         try require(geteuid() == 0, "root")
-        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl"), "kubectl (/usr/bin/kubectl)")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl"), "kubectl (/usr/bin/kubectl; .ci/setup installs it)")
         try require(FileManager.default.fileExists(atPath: Self.repo + "/.cache/rootfs/busybox/bin/busybox"), "the busybox rootfs (bash rootfs/busybox.sh)")
         try require(FileManager.default.isExecutableFile(atPath: Self.repo + "/.build/debug/moat"), "the moat binary (swift build)")
         dir = NSTemporaryDirectory() + "moat-node-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
