@@ -53,7 +53,11 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["proto", "README.md", "regenerate.sh"]),
+        // System C libraries for layer decompression (zlib1g-dev, libzstd-dev).
+        .systemLibrary(name: "CZlib"),
+        .systemLibrary(name: "CZstd"),
         .target(name: "Images", dependencies: [
+            "CZlib", "CZstd",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

@@ -18,7 +18,7 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self])
+        subcommands: [Run.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -45,12 +45,15 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a command in a new sandbox, like `docker run`.")
     @Option(help: "Root file system directory (default: $MOAT_ROOTFS, or the busybox rootfs built by rootfs/busybox.sh).")
     var rootfs: String?
+    @Option(help: "Run this image (pulled when the store lacks it): its root file system, and its env, working directory, user and entrypoint+cmd as defaults.")
+    var image: String?
+    @Option(help: "Moat's state root; images live in ROOT/images.") var root: String = "/var/lib/moat"
     @Flag(help: "Log every application syscall (to --log, or stderr).") var strace = false
     @Flag(help: "Write Moat's debug log (to --log, or stderr).") var debug = false
     @Option(help: "Write Moat's own log to this file.") var log: String?
     @Option(help: "Set an environment variable (K=V); repeatable.") var env: [String] = []
-    @Option(help: "Working directory inside the sandbox.") var cwd: String = "/"
-    @Option(help: "UID:GID to run as inside the sandbox.") var user: String = "0:0"
+    @Option(help: "Working directory inside the sandbox (default: the image's, or /).") var cwd: String?
+    @Option(help: "UID:GID to run as inside the sandbox (default: the image's, or 0:0).") var user: String?
     @Option(help: "Hostname inside the sandbox.") var hostname: String = "moat"
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
     @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
@@ -94,16 +97,32 @@ struct Run: ParsableCommand {
             guard let p = PortMapping.parse(s) else { throw ValidationError("-p \(s): expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]") }
             return p
         }
+        var rootDir = rootfs ?? defaultRootfs()
+        var imageEnv: [String] = [], cwd = self.cwd, user = self.user
+        if let ref = image {
+            guard rootfs == nil else { throw ValidationError("--image and --rootfs exclude each other") }
+            guard !noOverlay else { throw ValidationError("--no-overlay would write into the image shared by every container") }
+            let resolved = try ImageRun.resolve(ref, root: root)
+            rootDir = resolved.rootfs
+            imageEnv = resolved.config.env
+            if cwd == nil, !resolved.config.workingDir.isEmpty { cwd = resolved.config.workingDir }
+            if user == nil, !resolved.config.user.isEmpty { user = try ImageRun.numericUser(resolved.config.user, rootfs: rootDir) }
+            if cmd.isEmpty { cmd = resolved.config.entrypoint + resolved.config.cmd } else { cmd = resolved.config.entrypoint + cmd }
+        }
+        let user = user ?? "0:0"
         guard !cmd.isEmpty else { throw ValidationError("a command to run is required: moat run [options] -- CMD ARGS...") }
         let parts = user.split(separator: ":")
         guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
             throw ValidationError("--user must be UID or UID:GID (numbers)")
         }
         for e in env where !e.contains("=") { throw ValidationError("--env \(e): expected K=V") }
-        var o = RunOptions(rootfs: rootfs ?? defaultRootfs(), argv: cmd)
+        var o = RunOptions(rootfs: rootDir, argv: cmd)
+        // The image's env, then --env over it (same key: --env wins).
+        let keys = Set(env.map { $0.split(separator: "=", maxSplits: 1)[0] })
+        let env = imageEnv.filter { !keys.contains($0.split(separator: "=", maxSplits: 1).first ?? "") } + self.env
         o.env = env.isEmpty || !env.contains(where: { $0.hasPrefix("PATH=") }) ? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env : env
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
-        o.cwd = cwd; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
+        o.cwd = cwd ?? "/"; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
         o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
         o.network = net; o.ports = ports
         if let p = networkNamespace {

@@ -1,0 +1,2 @@
+// libzstd (libzstd-dev) for Images: zstd-compressed layers.
+#include <zstd.h>
