@@ -18,6 +18,9 @@ public protocol ImageResolver: Sendable {
 public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, ImageResolver {
     public let store: ImageStore
     public let registry: RegistryClient
+    /// Plain root file system directories served as images (`moat cri
+    /// --rootfs-image REF=DIR`): present without a pull, never pulled.
+    public var directoryImages: [String: String] = [:]
 
     /// The store lives in `root`/images (root defaults to /var/lib/moat).
     public init(root: String, insecureRegistries: Set<String> = []) throws {
@@ -62,6 +65,11 @@ public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, Image
             throw RPCError(code: .invalidArgument, message: "image.image: an image reference or id is required")
         }
         var resp = Runtime_V1_ImageStatusResponse()
+        if let dir = directoryImages[request.image.image] {
+            resp.image.id = "dir:" + dir
+            resp.image.repoTags = [request.image.image]
+            return resp
+        }
         do {
             // An absent image is an empty answer, not an error (kubelet pulls then).
             guard let i = try store.find(request.image.image) else { return resp }
@@ -77,6 +85,10 @@ public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, Image
     public func pullImage(request: Runtime_V1_PullImageRequest, context: ServerContext) async throws -> Runtime_V1_PullImageResponse {
         guard request.hasImage, !request.image.image.isEmpty else {
             throw RPCError(code: .invalidArgument, message: "image.image: an image reference is required")
+        }
+        if let dir = directoryImages[request.image.image] {
+            var r = Runtime_V1_PullImageResponse(); r.imageRef = "dir:" + dir
+            return r
         }
         let a = request.auth
         let auth = RegistryAuth(username: a.username, password: a.password, auth: a.auth,
@@ -141,3 +153,7 @@ public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, Image
         }
     }
 }
+
+/// The RuntimeService marks the images its containers use; the store refuses
+/// to remove them.
+extension ImageStore: ImageUseTracker {}

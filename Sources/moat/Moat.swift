@@ -98,7 +98,7 @@ struct Run: ParsableCommand {
             return p
         }
         var rootDir = rootfs ?? defaultRootfs()
-        var imageEnv: [String] = [], cwd = self.cwd, user = self.user
+        var imageEnv: [String] = [], cwd = self.cwd, imageUser = self.user
         if let ref = image {
             guard rootfs == nil else { throw ValidationError("--image and --rootfs exclude each other") }
             guard !noOverlay else { throw ValidationError("--no-overlay would write into the image shared by every container") }
@@ -106,10 +106,10 @@ struct Run: ParsableCommand {
             rootDir = resolved.rootfs
             imageEnv = resolved.config.env
             if cwd == nil, !resolved.config.workingDir.isEmpty { cwd = resolved.config.workingDir }
-            if user == nil, !resolved.config.user.isEmpty { user = try ImageRun.numericUser(resolved.config.user, rootfs: rootDir) }
+            if imageUser == nil, !resolved.config.user.isEmpty { imageUser = try ImageRun.numericUser(resolved.config.user, rootfs: rootDir) }
             if cmd.isEmpty { cmd = resolved.config.entrypoint + resolved.config.cmd } else { cmd = resolved.config.entrypoint + cmd }
         }
-        let user = user ?? "0:0"
+        let user = imageUser ?? "0:0"
         guard !cmd.isEmpty else { throw ValidationError("a command to run is required: moat run [options] -- CMD ARGS...") }
         let parts = user.split(separator: ":")
         guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
@@ -118,7 +118,7 @@ struct Run: ParsableCommand {
         for e in env where !e.contains("=") { throw ValidationError("--env \(e): expected K=V") }
         var o = RunOptions(rootfs: rootDir, argv: cmd)
         // The image's env, then --env over it (same key: --env wins).
-        let keys = Set(env.map { $0.split(separator: "=", maxSplits: 1)[0] })
+        let keys = Set(self.env.map { $0.split(separator: "=", maxSplits: 1)[0] })
         let env = imageEnv.filter { !keys.contains($0.split(separator: "=", maxSplits: 1).first ?? "") } + self.env
         o.env = env.isEmpty || !env.contains(where: { $0.hasPrefix("PATH=") }) ? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env : env
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
@@ -247,8 +247,13 @@ struct CRICommand: AsyncParsableCommand {
         o.cniConfDir = cniConfDir; o.cniBinDir = cniBinDir
         o.streamingAddress = streamingAddress; o.debug = debug
         do {
-            let images = try DirectoryImageResolver(specs: rootfsImage, fallback: nil)
-            try await CRIServer.run(o, images: images)
+            // The image store under --root serves the ImageService; plain
+            // directories named by --rootfs-image are consulted first.
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+            var svc = try ImageService(root: root)
+            let images = try DirectoryImageResolver(specs: rootfsImage, fallback: svc)
+            svc.directoryImages = images.images
+            try await CRIServer.run(o, images: images, imageUse: svc.store, extraServices: [svc])
         } catch {
             FileHandle.standardError.write("moat cri: \(error)\n".data(using: .utf8)!)
             Glibc.exit(1)

@@ -23,7 +23,7 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(ia.id, ib.id)
         XCTAssertEqual(ia.layers.count, 3)
         let resolved = try XCTUnwrap(try store.resolve("\(registry.host)/test/multi:latest"))
-        StoreTests().checkMulti(resolved.rootfs)
+        checkMulti(resolved.rootfs)
         XCTAssertEqual(try store.find(ia.repoDigests[0])?.id, ia.id)
 
         let idx = try await client.pull("\(registry.host)/test/index:latest", into: store)

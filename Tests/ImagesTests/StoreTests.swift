@@ -24,17 +24,6 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/blobs/sha256"), [String(good.dropFirst(7))])
     }
 
-    func checkMulti(_ rootfs: String) {
-        XCTAssertEqual(readText(rootfs + "/data/a"), "hello\n")
-        var a = stat(), b = stat()
-        stat(rootfs + "/data/a", &a); stat(rootfs + "/data/b", &b)
-        XCTAssertEqual(a.st_ino, b.st_ino, "hard link")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: rootfs + "/data/gone"), "whiteout")
-        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: rootfs + "/data/opq")) ?? [], ["y"])
-        XCTAssertEqual(try? FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/data/link"), "a")
-        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: rootfs + "/bin/busybox"))
-    }
-
     func testImportOCILayoutAndRemoveInUse() async throws {
         let layout = try TestRegistry.layout()
         let root = try tempDir(); defer { _ = try? sh("rm -rf \(root)") }
@@ -87,3 +76,16 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(resolved.config.cmd, ["cat", "/data/a"])
     }
 }
+
+/// The multi-layer test image, unpacked: hard link, whiteout, opaque dir, symlink.
+func checkMulti(_ rootfs: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(readText(rootfs + "/data/a"), "hello\n")
+    var a = stat(), b = stat()
+    stat(rootfs + "/data/a", &a); stat(rootfs + "/data/b", &b)
+    XCTAssertEqual(a.st_ino, b.st_ino, "hard link")
+    XCTAssertFalse(FileManager.default.fileExists(atPath: rootfs + "/data/gone"), "whiteout")
+    XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: rootfs + "/data/opq")) ?? [], ["y"])
+    XCTAssertEqual(try? FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/data/link"), "a")
+    XCTAssertTrue(FileManager.default.isExecutableFile(atPath: rootfs + "/bin/busybox"))
+}
+

@@ -24,22 +24,21 @@ func requireTools(_ tools: [String]) throws {
     }
 }
 
+/// Runs a bash command; its stdout (trimmed), or an error with its stderr.
+/// Output goes through files, not pipes: a daemon the command starts must
+/// not keep the test waiting for an end of file.
 @discardableResult
 func sh(_ command: String) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/bash")
-    p.arguments = ["-c", command]
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw NSError(domain: "sh", code: Int(p.terminationStatus), userInfo: [NSLocalizedDescriptionKey:
-            "\(command): exit \(p.terminationStatus): \(String(decoding: e, as: UTF8.self))"])
+    let base = "/tmp/moat-sh-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { unlink(base + ".out"); unlink(base + ".err"); unlink(base + ".sh") }
+    FileManager.default.createFile(atPath: base + ".sh", contents: Data(command.utf8))
+    let status = system("/bin/bash \(base).sh >\(base).out 2>\(base).err </dev/null")
+    let out = readText(base + ".out") ?? "", err = readText(base + ".err") ?? ""
+    let code = (status >> 8) & 0xff
+    guard status == 0 else {
+        throw NSError(domain: "sh", code: Int(code), userInfo: [NSLocalizedDescriptionKey: "\(command): exit \(code): \(err)"])
     }
-    return String(decoding: o, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return out.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 func tempDir(_ tag: String = "images") throws -> String {

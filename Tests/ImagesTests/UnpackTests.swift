@@ -122,7 +122,7 @@ final class UnpackTests: XCTestCase {
             XCTAssertEqual(readText(out + "/d/f")?.count, 250_000, name)
         }
         // A truncated gzip stream is an error, not a short file.
-        try sh("cd \(dir) && head -c 2000 layer.tar.gz > cut.gz")
+        try sh("cd \(dir) && head -c $(( $(stat -c %s layer.tar.gz) / 2 )) layer.tar.gz > cut.gz")
         let fd = open(dir + "/cut.gz", O_RDONLY); defer { close(fd) }
         let out = dir + "/out-cut"; mkdir(out, 0o755)
         let root = open(out, O_RDONLY | O_DIRECTORY); defer { close(root) }
