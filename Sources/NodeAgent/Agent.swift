@@ -32,6 +32,8 @@ public struct NodeAgentOptions: Sendable {
     public var podCIDR: String? = nil
     /// Where the pods' container logs go (kubelet's /var/log/pods layout).
     public var logDirectory = "/var/log/pods"
+    /// The agent's own state: the pods' volumes (emptyDir, ConfigMap and Secret files) under pods/UID/volumes.
+    public var root = "/var/lib/moat/node"
     /// Seconds between two syncs, and between two heartbeats.
     public var syncInterval = 1.0
     public var heartbeatInterval = 10.0
@@ -74,6 +76,9 @@ final class NodeAgent: @unchecked Sendable {
     /// Back-off of a crashing container (pod uid + name): next allowed start and delay.
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
+    var nodeUID = ""
+    /// Probe state per container ID (Probes.swift).
+    var probes: [String: ProbeState] = [:]
 
     init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
         o = options; self.api = api; self.runtime = runtime; self.images = images
@@ -117,15 +122,43 @@ final class NodeAgent: @unchecked Sendable {
         var node: JSON = ["apiVersion": "v1", "kind": "Node",
                           "metadata": ["name": .string(o.nodeName), "labels": ["kubernetes.io/hostname": .string(o.nodeName), "kubernetes.io/os": "linux"]]]
         if let c = o.podCIDR { node["spec"] = ["podCIDR": .string(c)] }
-        if try await api.getIfExists(.nodes, namespace: "", name: o.nodeName) == nil {
-            do { _ = try await api.create(.nodes, namespace: "", node) } catch let e as APIError where e.isAlreadyExists {}
+        if let n = try await api.getIfExists(.nodes, namespace: "", name: o.nodeName) {
+            nodeUID = n.uid
+        } else {
+            do { nodeUID = try await api.create(.nodes, namespace: "", node).uid } catch let e as APIError where e.isAlreadyExists {}
         }
         try await heartbeat()
         log.info("node \(o.nodeName) registered with \(runtimeVersion)")
     }
 
+    /// Renews the node's Lease in kube-node-lease (the cheap heartbeat) and posts the Node's status.
     func heartbeat() async throws {
+        try await renewLease()
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: true)], subresource: "status")
+    }
+
+    static let leaseNamespace = "kube-node-lease"
+
+    func renewLease() async throws {
+        let spec: JSON = ["holderIdentity": .string(o.nodeName), "leaseDurationSeconds": 40, "renewTime": .string(Self.microTime(Date()))]
+        if try await api.getIfExists(.leases, namespace: Self.leaseNamespace, name: o.nodeName) != nil {
+            _ = try await api.patch(.leases, namespace: Self.leaseNamespace, name: o.nodeName, ["spec": spec])
+            return
+        }
+        var lease: JSON = ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                           "metadata": ["name": .string(o.nodeName), "namespace": .string(Self.leaseNamespace)], "spec": spec]
+        if !nodeUID.isEmpty {
+            // Owned by the Node, so the garbage collector removes it with the Node.
+            lease[path: "metadata", "ownerReferences"] = [["apiVersion": "v1", "kind": "Node", "name": .string(o.nodeName), "uid": .string(nodeUID)]]
+        }
+        do { _ = try await api.create(.leases, namespace: Self.leaseNamespace, lease) } catch let e as APIError where e.isAlreadyExists {}
+    }
+
+    /// A MicroTime: RFC 3339 with microseconds, as Lease.spec.renewTime is.
+    static func microTime(_ d: Date) -> String {
+        let whole = Timestamp.string(d)
+        let us = Int((d.timeIntervalSince1970 - d.timeIntervalSince1970.rounded(.down)) * 1e6)
+        return whole.dropLast() + "." + String(String(us + 1_000_000).dropFirst()) + "Z"
     }
 
     func markNotReady() async throws {
@@ -161,6 +194,7 @@ final class NodeAgent: @unchecked Sendable {
         for sb in sandboxes where !wanted.contains(sb.labels[Labels.podUID] ?? "") && sb.labels[Labels.podUID] != nil {
             try await teardown(sb.id)
         }
+        removeStalePodDirectories(keep: wanted)
     }
 
     enum Labels {
@@ -209,6 +243,7 @@ final class NodeAgent: @unchecked Sendable {
             log.info("pod \(pod.namespace)/\(pod.name): sandbox \(id)")
         }
         guard let sb = sandbox else { return }
+        let podIP = await sandboxIP(sb.id)
         var lf = Runtime_V1_ListContainersRequest(); lf.filter.podSandboxID = sb.id
         let existing = try await runtime.listContainers(lf).containers
         let policy = pod["spec"]["restartPolicy"].string ?? "Always"
@@ -241,11 +276,12 @@ final class NodeAgent: @unchecked Sendable {
                     }
                 }
                 do {
-                    let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt)
+                    let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
                     var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
                     st = try await runtime.containerStatus(r).status
                 } catch {
-                    statuses.append(containerStatus(spec, st, restarts: attempt, waiting: "CreateContainerError", message: "\(error)"))
+                    let reason = error is ConfigError ? "CreateContainerConfigError" : "CreateContainerError"
+                    statuses.append(containerStatus(spec, st, restarts: attempt, waiting: reason, message: "\(error)"))
                     continue
                 }
                 statuses.append(containerStatus(spec, st, restarts: attempt, waiting: nil))
@@ -258,10 +294,10 @@ final class NodeAgent: @unchecked Sendable {
                 statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil))
             }
         }
-        try await writeStatus(pod, sandbox: sb, statuses)
+        try await writeStatus(pod, sandbox: sb, podIP: podIP, statuses)
     }
 
-    func startContainer(_ pod: JSON, _ spec: JSON, sandbox: String, _ podConfig: Runtime_V1_PodSandboxConfig, attempt: UInt32) async throws -> String {
+    func startContainer(_ pod: JSON, _ spec: JSON, sandbox: String, _ podConfig: Runtime_V1_PodSandboxConfig, attempt: UInt32, podIP: String) async throws -> String {
         let image = spec["image"].string ?? ""
         try await ensureImage(image, policy: spec["imagePullPolicy"].string ?? "IfNotPresent")
         var c = Runtime_V1_ContainerConfig()
@@ -271,12 +307,17 @@ final class NodeAgent: @unchecked Sendable {
         c.command = (spec["command"].array ?? []).compactMap(\.string)
         c.args = (spec["args"].array ?? []).compactMap(\.string)
         c.workingDir = spec["workingDir"].string ?? ""
-        for e in spec["env"].array ?? [] {
+        let env = try await environment(pod, spec, podIP: podIP)
+        let vars = Dictionary(env, uniquingKeysWith: { $1 })
+        c.command = c.command.map { Self.expand($0, vars) }
+        c.args = c.args.map { Self.expand($0, vars) }
+        for (k, v) in env {
             var kv = Runtime_V1_KeyValue()
-            kv.key = e["name"].string ?? ""
-            kv.value = Data((e["value"].string ?? "").utf8)
+            kv.key = k
+            kv.value = Data(v.utf8)
             c.envs.append(kv)
         }
+        c.mounts = try containerMounts(spec, try await prepareVolumes(pod, podIP: podIP))
         c.labels = [Labels.container: c.metadata.name, Labels.podUID: podConfig.metadata.uid,
                     Labels.podName: podConfig.metadata.name, Labels.podNamespace: podConfig.metadata.namespace]
         c.logPath = "\(c.metadata.name)/\(attempt).log"
@@ -339,11 +380,14 @@ final class NodeAgent: @unchecked Sendable {
         return j
     }
 
-    func writeStatus(_ pod: JSON, sandbox: Runtime_V1_PodSandbox, _ statuses: [JSON]) async throws {
-        var ip = ""
-        var q = Runtime_V1_PodSandboxStatusRequest(); q.podSandboxID = sandbox.id
-        if let s = try? await runtime.podSandboxStatus(q) { ip = s.status.network.ip }
-        if ip.isEmpty { ip = "127.0.0.1" }
+    /// The pod's IP from the runtime (its CNI network), or the loopback address when it has none.
+    func sandboxIP(_ id: String) async -> String {
+        var q = Runtime_V1_PodSandboxStatusRequest(); q.podSandboxID = id
+        let ip = (try? await runtime.podSandboxStatus(q))?.status.network.ip ?? ""
+        return ip.isEmpty ? "127.0.0.1" : ip
+    }
+
+    func writeStatus(_ pod: JSON, sandbox: Runtime_V1_PodSandbox, podIP ip: String, _ statuses: [JSON]) async throws {
         let running = statuses.filter { !$0["state"]["running"].isNull }.count
         let terminated = statuses.filter { !$0["state"]["terminated"].isNull }
         let policy = pod["spec"]["restartPolicy"].string ?? "Always"

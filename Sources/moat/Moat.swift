@@ -269,6 +269,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The Node's name (default: the host name).") var name: String?
     @Option(help: "The Node's pod CIDR.") var podCidr: String?
     @Option(help: "Where container logs go (kubelet's layout).") var logDirectory = "/var/log/pods"
+    @Option(help: "The agent's state: the pods' volumes.") var root = "/var/lib/moat/node"
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -277,6 +278,7 @@ struct NodeCommand: AsyncParsableCommand {
         var o = NodeAgentOptions(server: server, criSocket: String(cri.dropFirst(7)), nodeName: name ?? String(cString: host))
         o.podCIDR = podCidr
         o.logDirectory = logDirectory
+        o.root = root
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

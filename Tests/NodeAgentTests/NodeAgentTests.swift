@@ -120,7 +120,8 @@ final class NodeAgentTests: XCTestCase {
         XCTFail("timed out waiting for \(what)")
     }
 
-    func testKubectlToSchedulerToNodeAgentToCRIToSentry() async throws {
+    /// Control plane, CRI runtime and node agent n1, Ready; returns the agent's process.
+    func startCluster() throws -> Process {
         try start(["controlplane", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/cp"], log: "cp.log")
         try start(["cri", "--listen", "unix://\(dir)/cri.sock", "--root", dir + "/root", "--state", dir + "/state",
                    "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"], log: "cri.log")
@@ -129,8 +130,19 @@ final class NodeAgentTests: XCTestCase {
             return try kubectl(["get", "--raw", "/healthz"]).code == 0
         }
         let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", "unix://\(dir)/cri.sock",
-                              "--name", "n1", "--log-directory", dir + "/logs"], log: "node.log")
+                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node"], log: "node.log")
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
+        return node
+    }
+
+    /// The CRI log of a pod's container (first instance).
+    func containerLog(_ pod: String, _ container: String, attempt: Int = 0) throws -> String {
+        let r = try kubectl(["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"])
+        return (try? String(contentsOfFile: dir + "/logs/default_\(pod)_\(r.out)/\(container)/\(attempt).log", encoding: .utf8)) ?? ""
+    }
+
+    func testKubectlToSchedulerToNodeAgentToCRIToSentry() async throws {
+        let node = try startCluster()
 
         let deployment = """
             apiVersion: apps/v1
@@ -196,5 +208,104 @@ final class NodeAgentTests: XCTestCase {
         // A stopped agent leaves its node NotReady.
         node.terminate()
         try waitFor("node n1 NotReady", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains("NotReady") }
+    }
+
+    /// A ConfigMap and a Secret reach a container as files (configMap, secret, projected volumes,
+    /// with items and a subPath) and as environment (keyRefs, envFrom, $(VAR) expansion, fieldRef);
+    /// emptyDir (disk and memory) and downwardAPI volumes are there; the node heartbeats through its Lease.
+    func testConfigMapAndSecretAsFilesAndEnvironment() async throws {
+        _ = try startCluster()
+        try waitFor("the Lease of n1 in kube-node-lease", timeout: 30) {
+            try kubectl(["get", "lease", "n1", "-n", "kube-node-lease", "-o", "jsonpath={.spec.holderIdentity}"]).out == "n1"
+        }
+        let objects = """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: settings}
+            data: {greeting: hello-from-configmap, "app.conf": "mode=fast"}
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: creds}
+            stringData: {password: s3cr3t-value}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: configured, labels: {tier: backend}}
+            spec:
+              restartPolicy: Never
+              volumes:
+              - {name: cfg, configMap: {name: settings}}
+              - {name: sec, secret: {secretName: creds, items: [{key: password, path: nested/pw}]}}
+              - name: all
+                projected: {sources: [{configMap: {name: settings, items: [{key: greeting, path: g}]}}, {secret: {name: creds}}]}
+              - {name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}
+              - {name: scratch, emptyDir: {}}
+              - {name: mem, emptyDir: {medium: Memory}}
+              containers:
+              - name: main
+                image: busybox
+                command: ["sh", "-c"]
+                args:
+                - |
+                  echo "file-greeting=$(cat /etc/cfg/greeting)"
+                  echo "file-conf=$(cat /etc/cfg/app.conf)"
+                  echo "file-pw=$(cat /etc/sec/nested/pw)"
+                  echo "projected=$(cat /etc/all/g),$(cat /etc/all/password)"
+                  echo "conf-subpath=$(cat /conf)"
+                  echo "labels=$(cat /etc/info/labels)"
+                  echo "env-greeting=$GREETING env-pw=$PASSWORD env-from=$CFG_greeting expanded=$EXPANDED pod=$POD_NAME"
+                  echo data > /scratch/f && echo data > /mem/f && echo "written=$(cat /scratch/f)$(cat /mem/f)"
+                  echo $(GREETING) > /dev/null
+                env:
+                - {name: GREETING, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}
+                - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+                - {name: EXPANDED, value: "x-$(GREETING)-$(UNDEFINED)"}
+                - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+                envFrom: [{prefix: CFG_, configMapRef: {name: settings}}]
+                volumeMounts:
+                - {name: cfg, mountPath: /etc/cfg}
+                - {name: sec, mountPath: /etc/sec}
+                - {name: all, mountPath: /etc/all}
+                - {name: info, mountPath: /etc/info}
+                - {name: cfg, mountPath: /conf, subPath: app.conf}
+                - {name: scratch, mountPath: /scratch}
+                - {name: mem, mountPath: /mem}
+            """
+        let r = try kubectl(["apply", "-f", "-"], stdin: objects)
+        XCTAssertEqual(r.code, 0, r.out)
+        try waitFor("the pod to succeed", timeout: 60) {
+            try kubectl(["get", "pod", "configured", "-o", "jsonpath={.status.phase}"]).out == "Succeeded"
+        }
+        let log = try containerLog("configured", "main")
+        for line in ["file-greeting=hello-from-configmap", "file-conf=mode=fast", "file-pw=s3cr3t-value",
+                     "projected=hello-from-configmap,s3cr3t-value", "conf-subpath=mode=fast", #"labels=tier="backend""#,
+                     "env-greeting=hello-from-configmap env-pw=s3cr3t-value env-from=hello-from-configmap expanded=x-hello-from-configmap-$(UNDEFINED) pod=configured",
+                     "written=datadata"] {
+            XCTAssertTrue(log.contains(line), "\(line) not in the log:\n\(log)")
+        }
+        // A pod whose ConfigMap is missing waits with CreateContainerConfigError, and runs once it exists.
+        let waiting = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: waits}
+            spec:
+              restartPolicy: Never
+              containers:
+              - {name: main, image: busybox, command: ["sh", "-c", "echo got=$V"], env: [{name: V, valueFrom: {configMapKeyRef: {name: later, key: k}}}]}
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: waiting).code, 0)
+        try waitFor("CreateContainerConfigError", timeout: 30) {
+            try kubectl(["get", "pod", "waits", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]).out == "CreateContainerConfigError"
+        }
+        // (kubectl apply: `kubectl create configmap` sends protobuf, which the API server does not read.)
+        let made = try kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: now}\n")
+        XCTAssertEqual(made.code, 0, made.out)
+        try waitFor("the waiting pod to run", timeout: 30) { try containerLog("waits", "main").contains("got=now") }
+        // Deleted pods leave no volume directories behind (tmpfs unmounted).
+        XCTAssertEqual(try kubectl(["delete", "pod", "configured", "waits"]).code, 0)
+        try waitFor("the pods' directories removed", timeout: 30) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/node/pods")) ?? []).isEmpty
+        }
     }
 }
