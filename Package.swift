@@ -73,7 +73,7 @@ let package = Package(
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
         .target(name: "NodeAgent", dependencies: [
-            "CRIAPI", "ControlPlane",
+            "CRIAPI", "ControlPlane", "CMoat",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),

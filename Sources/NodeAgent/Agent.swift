@@ -277,6 +277,10 @@ final class NodeAgent: @unchecked Sendable {
                 }
                 do {
                     let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
+                    if !(await runHook(spec, "postStart", containerID: id, sandboxID: sb.id, podIP: podIP)) {
+                        log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
+                        await stopContainer(nil, containerID: id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
+                    }
                     var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
                     st = try await runtime.containerStatus(r).status
                 } catch {
@@ -284,14 +288,24 @@ final class NodeAgent: @unchecked Sendable {
                     statuses.append(containerStatus(spec, st, restarts: attempt, waiting: reason, message: "\(error)"))
                     continue
                 }
-                statuses.append(containerStatus(spec, st, restarts: attempt, waiting: nil))
+                statuses.append(containerStatus(spec, st, restarts: attempt, waiting: nil, probe: ProbeVerdict(started: false, ready: false)))
             } else {
                 if let s = st, s.state == .containerRunning, let b = backoff[key],
                    Date().timeIntervalSince(Date(timeIntervalSince1970: Double(s.startedAt) / 1e9)) > 600 {
                     _ = b
                     backoff[key] = nil
                 }
-                statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil))
+                var verdict: ProbeVerdict? = nil
+                if let s = st, s.state == .containerRunning {
+                    let v = await runProbes(pod, spec, containerID: s.id, startedAt: Date(timeIntervalSince1970: Double(s.startedAt) / 1e9),
+                                            sandboxID: sb.id, podIP: podIP)
+                    if let why = v.kill {
+                        log.info("pod \(pod.namespace)/\(pod.name): container \(name): \(why), restarting")
+                        await stopContainer(spec, containerID: s.id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
+                    }
+                    verdict = v
+                }
+                statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil, probe: verdict))
             }
         }
         try await writeStatus(pod, sandbox: sb, podIP: podIP, statuses)
@@ -351,7 +365,11 @@ final class NodeAgent: @unchecked Sendable {
         }
     }
 
-    func containerStatus(_ spec: JSON, _ st: Runtime_V1_ContainerStatus?, restarts: UInt32, waiting: String?, message: String = "") -> JSON {
+    /// The pod's terminationGracePeriodSeconds (30 when not set).
+    func grace(_ pod: JSON) -> Int { pod["spec"]["terminationGracePeriodSeconds"].int ?? 30 }
+
+    func containerStatus(_ spec: JSON, _ st: Runtime_V1_ContainerStatus?, restarts: UInt32, waiting: String?, message: String = "",
+                         probe: ProbeVerdict? = nil) -> JSON {
         var j: JSON = ["name": .string(spec["name"].string ?? ""), "image": .string(spec["image"].string ?? ""),
                        "restartCount": .int(Int(restarts)), "ready": false]
         func ts(_ ns: Int64) -> JSON { .string(Timestamp.string(Date(timeIntervalSince1970: Double(ns) / 1e9))) }
@@ -369,8 +387,8 @@ final class NodeAgent: @unchecked Sendable {
         switch st?.state {
         case .containerRunning?:
             j["state"] = ["running": ["startedAt": ts(st!.startedAt)]]
-            j["ready"] = true
-            j["started"] = true
+            j["ready"] = .bool(probe?.ready ?? true)
+            j["started"] = .bool(probe?.started ?? true)
         case .containerExited?:
             j["state"] = ["terminated": ["exitCode": .int(Int(st!.exitCode)), "reason": .string(st!.reason),
                                          "message": .string(st!.message), "startedAt": ts(st!.startedAt), "finishedAt": ts(st!.finishedAt)]]

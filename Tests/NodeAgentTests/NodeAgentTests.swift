@@ -308,4 +308,46 @@ final class NodeAgentTests: XCTestCase {
             ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/node/pods")) ?? []).isEmpty
         }
     }
+
+    /// A failing liveness probe (exec) restarts the container and restartCount shows it; a readiness
+    /// probe (httpGet, into the pod's network namespace) drives `ready` and the pod's Ready
+    /// condition both ways; a tcpSocket startup probe gates them.
+    func testProbes() async throws {
+        _ = try startCluster()
+        let pod = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: probed}
+            spec:
+              volumes: [{name: data, emptyDir: {}}]
+              containers:
+              - name: live
+                image: busybox
+                command: ["sh", "-c", "if [ -f /data/ran ]; then touch /tmp/alive; fi; touch /data/ran; exec sleep 1000"]
+                volumeMounts: [{name: data, mountPath: /data}]
+                livenessProbe: {exec: {command: [test, -f, /tmp/alive]}, periodSeconds: 1, failureThreshold: 2}
+              - name: web
+                image: busybox
+                command: ["sh", "-c", "mkdir -p /www; (sleep 2; echo ok > /www/ready; sleep 6; rm /www/ready) & exec httpd -f -p 8080 -h /www"]
+                ports: [{name: http, containerPort: 8080}]
+                startupProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+                readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1, failureThreshold: 1}
+            """
+        let r = try kubectl(["apply", "-f", "-"], stdin: pod)
+        XCTAssertEqual(r.code, 0, r.out)
+        func field(_ path: String) throws -> String { try kubectl(["get", "pod", "probed", "-o", "jsonpath={\(path)}"]).out }
+        try waitFor("web to become ready through its readiness probe", timeout: 60) {
+            try field(".status.containerStatuses[?(@.name==\"web\")].ready") == "true"
+        }
+        try waitFor("the liveness probe to restart live, which then stays", timeout: 60) {
+            try field(".status.containerStatuses[?(@.name==\"live\")].restartCount") == "1"
+                && field(".status.containerStatuses[?(@.name==\"live\")].ready") == "true"
+        }
+        try waitFor("the pod Ready", timeout: 30) { try field(".status.conditions[?(@.type==\"Ready\")].status") == "True" }
+        try waitFor("web to become unready when /ready is gone", timeout: 60) {
+            try field(".status.containerStatuses[?(@.name==\"web\")].ready") == "false"
+                && field(".status.conditions[?(@.type==\"Ready\")].status") == "False"
+        }
+        XCTAssertEqual(try field(".status.containerStatuses[?(@.name==\"web\")].restartCount"), "0")
+    }
 }
