@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -14,14 +15,79 @@
 #include <linux/sockios.h>
 #include <unistd.h>
 
-int moat_drop_all_caps(void) {
+static int drop_bounding_set(void) {
     for (int c = 0; c <= 63; c++) {
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
     }
+    return 0;
+}
+
+static int clear_caps_no_new_privs(void);
+
+int moat_drop_all_caps(void) {
+    int r = drop_bounding_set();
+    return r != 0 ? r : clear_caps_no_new_privs();
+}
+
+static int clear_caps_no_new_privs(void) {
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
     if (syscall(SYS_capset, &h, d) != 0) return -errno;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+    return 0;
+}
+
+// Identity. A process whose uid or gid changes loses its parent-death
+// signal and becomes non-dumpable (so even its own tracer, by then the same
+// uid without capabilities, could not read its memory); both are restored.
+static int become(unsigned id) {
+    if (id == 0) return 0;
+    int pdeath = 0;
+    if (prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0) != 0) return -errno;
+    if (syscall(SYS_setgroups, 0, NULL) != 0) return -errno;
+    if (syscall(SYS_setresgid, id, id, id) != 0) return -errno;
+    if (syscall(SYS_setresuid, id, id, id) != 0) return -errno;
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) return -errno;
+    if (pdeath && prctl(PR_SET_PDEATHSIG, pdeath, 0, 0, 0) != 0) return -errno;
+    return 0;
+}
+
+static unsigned sandbox_id;
+void moat_set_sandbox_id(unsigned id) { sandbox_id = id; }
+unsigned moat_sandbox_id(void) { return sandbox_id; }
+
+int moat_drop_privileges_as(unsigned id) {
+    // The bounding set first: dropping it needs CAP_SETPCAP, which the uid
+    // change takes away.
+    int r = drop_bounding_set();
+    if (r == 0) r = become(id);
+    return r != 0 ? r : clear_caps_no_new_privs();
+}
+
+int moat_sentry_private_mounts(void) {
+    if (unshare(CLONE_NEWNS) != 0) return -errno;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -errno;
+    if (chdir("/") != 0) return -errno;
+    return 0;
+}
+
+int moat_sentry_empty_root(void) {
+    // Any directory of the (private) tree will do as the mount point: the
+    // tree is detached right after.
+    const char *dirs[] = { "/tmp", "/run", "/mnt", "/dev" };
+    const char *at = NULL;
+    for (unsigned i = 0; i < sizeof dirs / sizeof dirs[0] && !at; i++) {
+        if (mount("moat-empty", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=2,mode=0555") == 0) at = dirs[i];
+    }
+    if (!at) return -errno;
+    if (chdir(at) != 0) return -errno;
+    // pivot_root(".", "."): the old root ends up stacked on the new one, at
+    // "/", and is detached at once; every thread and stub of the Sentry,
+    // rooted at the old root, is moved to the new one.
+    if (syscall(SYS_pivot_root, ".", ".") != 0) return -errno;
+    if (umount2(".", MNT_DETACH) != 0) return -errno;
+    if (chdir("/") != 0) return -errno;
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return -errno;
     return 0;
 }
 

@@ -98,9 +98,11 @@ static int master_main(void *p) {
     }
     sigset_t none; sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    // Stubs hold no privilege: no capabilities, no way to gain any. (This
-    // also lets a Sentry that dropped its own capabilities trace them.)
-    if (moat_drop_all_caps() != 0) _exit(122);
+    // Stubs hold no privilege: the sandbox's own unprivileged id (see
+    // moat_set_sandbox_id), no capabilities, no way to gain any. (This also
+    // lets a Sentry that dropped its own capabilities, as the same id, trace
+    // them.)
+    if (moat_drop_privileges_as(moat_sandbox_id()) != 0) _exit(122);
     // A pidfd of the Sentry at MOAT_STUB_PIDFD: the Sentry hands a host fd
     // to an address space (for a file mapping) by injecting
     // pidfd_getfd(MOAT_STUB_PIDFD, fd) into the stub. Only injected calls can

@@ -59,18 +59,20 @@ public struct Cgroups {
     }
 
     /// A v1 cpuset directory admits no process until it has cpus and mems:
-    /// each level made inherits its parent's.
+    /// each level inherits its parent's. A level that exists but is still
+    /// empty is filled too: another runtime may have just made it (two
+    /// concurrent creates of the first containers under a new parent).
     static func makeCpusetDirs(_ root: String, _ rel: String) throws {
         var cur = root
         for comp in rel.split(separator: "/") {
             let parent = cur
             cur += "/" + comp
-            if mkdir(cur, 0o755) != 0 {
-                if errno == EEXIST { continue }
+            if mkdir(cur, 0o755) != 0 && errno != EEXIST {
                 throw RuntimeError("cannot create \(cur): \(String(cString: strerror(errno)))")
             }
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                if let v = readFile(parent + "/" + f) { _ = writeFile(cur + "/" + f, String(decoding: v, as: UTF8.self)) }
+                let own = readFile(cur + "/" + f).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                if own.allSatisfy({ $0.isWhitespace }), let v = readFile(parent + "/" + f) { _ = writeFile(cur + "/" + f, String(decoding: v, as: UTF8.self)) }
             }
         }
     }

@@ -163,6 +163,7 @@ public enum SentryMain {
             // so the host line discipline signals the Sentry, which forwards.
             _ = Glibc.ioctl(0, UInt(TIOCSCTTY), 0)
         }
+        if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -223,11 +224,7 @@ public enum SentryMain {
         SentryNetwork.egressFD = cfg.egressFD
         if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
         SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
-        if cfg.confine {
-            var r = moat_drop_all_caps()
-            if r == 0 { r = moat_sentry_seccomp() }
-            if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
-        }
+        if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
         if let p = cfg.seccomp { AppSeccomp.active = AppSeccomp(p) }
         k.unlock()
         if !awaitStart(cfg) { return 137 }
@@ -283,6 +280,7 @@ public enum SentryMain {
         sigemptyset(&forwarded)
         for s in forwardedSignals { sigaddset(&forwarded, s) }
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
+        if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -304,11 +302,7 @@ public enum SentryMain {
         k.lock()
         SentryNetwork.egressFD = cfg.egressFD
         if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
-        if cfg.confine {
-            var r = moat_drop_all_caps()
-            if r == 0 { r = moat_sentry_seccomp() }
-            if r != 0 { k.unlock(); return fatal("cannot confine the sentry: errno \(-r)", 125) }
-        }
+        if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
         ControlServer.start(k, listenFD: cfg.controlFD)
         k.unlock()
         // SIGTERM/SIGINT to the Sentry stop the pod.

@@ -18,7 +18,7 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self])
+        subcommands: [Run.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with

@@ -97,6 +97,27 @@ pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
 /// Empties the capability bounding, effective, permitted and inheritable
 /// sets and sets no-new-privs. Returns 0 or -errno.
 int moat_drop_all_caps(void);
+/// The host identity a sandbox's Sentry and stubs run as once confined:
+/// MOAT_SANDBOX_ID_BASE + the Sentry's host pid, as uid and gid. An id no
+/// host user has, owning no host file, and different for every sandbox, so
+/// one sandbox's processes cannot signal, trace or read another's.
+#define MOAT_SANDBOX_ID_BASE 0x6d6f0000u
+/// Sets the id the master stub (started later) takes; 0 keeps root.
+void moat_set_sandbox_id(unsigned id);
+unsigned moat_sandbox_id(void);
+/// At the start of the Sentry, before any thread: a private mount namespace
+/// (its mounts never propagate to the host) and "/" as the working
+/// directory. 0 or -errno.
+int moat_sentry_private_mounts(void);
+/// Replaces the root of the Sentry's mount namespace (and so of its stubs)
+/// by an empty read-only tmpfs and detaches the host's tree. 0 or -errno.
+int moat_sentry_empty_root(void);
+/// moat_drop_all_caps, switching to uid and gid `id` first (0: stay root).
+/// Keeps the parent-death signal and ptrace access by the same id. (No
+/// capability may stay: a stub maps the Sentry's fds with pidfd_getfd,
+/// which the host refuses when the target holds capabilities the caller
+/// lacks.) 0 or -errno.
+int moat_drop_privileges_as(unsigned id);
 /// Installs the Sentry's seccomp allow-list on every thread. 0 or -errno.
 int moat_sentry_seccomp(void);
 /// Installs the Gofer's seccomp allow-list. 0 or -errno.

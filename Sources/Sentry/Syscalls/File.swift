@@ -340,10 +340,11 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
 
 /// A write or truncate of a set-id file by a caller without CAP_FSETID
 /// drops set-user-ID, and set-group-ID when the group may execute or the
-/// caller is outside the group (Linux's file_remove_privs). For a caller
-/// with CAP_FSETID, returns the file and mode to put back afterwards: a
-/// write-through file is written by the Sentry, which holds no capability
-/// on the host, so the host kernel drops the bits itself.
+/// caller is outside the group (Linux's file_remove_privs). When set-id
+/// bits remain, returns the file and mode to put back afterwards: a
+/// write-through file is written by the Sentry, which runs as the sandbox's
+/// own host id with no capability (Confinement.swift), so the host kernel
+/// drops the bits by its own rules, not the application's.
 func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
     guard let i, i.isRegular, i.mode & (S_ISUID_ | S_ISGID_) != 0, !(i is StdioInode) else { return nil }
     let m = i.mode & 0o7777
@@ -351,7 +352,8 @@ func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
     var clear = m & S_ISUID_
     if m & S_ISGID_ != 0 && (m & 0o010 != 0 || !(i.gid == t.creds.fsgid || t.creds.groups.contains(i.gid))) { clear |= S_ISGID_ }
     if clear != 0 { _ = i.setattr(SetAttr(mode: m & ~clear)) }
-    return nil
+    let kept = m & ~clear
+    return kept & (S_ISUID_ | S_ISGID_) != 0 ? (i, kept) : nil
 }
 
 func restoreSetID(_ keep: (Inode, UInt32)?) {

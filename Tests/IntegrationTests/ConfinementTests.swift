@@ -1,0 +1,87 @@
+// The privilege table of the README ("Security"), checked on running
+// sandboxes with `moat debug`: the Sentry and its stubs run as the
+// sandbox's own unprivileged host id (a different one per sandbox), in
+// their own mount namespace with an empty root, with no capability, an empty bounding set, no-new-privs and seccomp.
+
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Sentry and stub confinement (moat debug)")
+struct ConfinementTests {
+    struct Proc { var role = ""; var fields: [String: String] = [:] }
+
+    /// Parses `moat debug` output: "pid N (ppid M): ROLE" then "  key: value" / "  key value" lines.
+    static func parse(_ text: String) -> [Proc] {
+        var out: [Proc] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("pid ") {
+                var p = Proc()
+                if let r = line.range(of: "): ") { p.role = String(line[r.upperBound...]) }
+                out.append(p)
+            } else if line.hasPrefix("  "), !line.hasPrefix("    "), !out.isEmpty {
+                let t = line.trimmingCharacters(in: .whitespaces)
+                let key = String(t.prefix { $0 != " " && $0 != ":" })
+                out[out.count - 1].fields[key] = t
+            }
+        }
+        return out
+    }
+
+    /// Real, effective, saved and file-system uid from "uid A\tB\tC\tD  gid ...".
+    static func uids(_ p: Proc) -> [String] {
+        guard let f = p.fields["uid"] else { return [] }
+        return f.dropFirst(4).prefix { $0 != " " || true }.split(separator: " ").first.map { $0.split(separator: "\t").map(String.init) } ?? []
+    }
+
+    @Test func sentryAndStubsHoldNothingOfTheHost() async throws {
+        guard Integration.isRoot else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: this test needs root")
+            return
+        }
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        var launchers: [Process] = []
+        defer { for p in launchers where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        for _ in 0..<2 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: moat)
+            p.arguments = ["run", "--rootfs", rootfs, "--", "sleep", "30"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            launchers.append(p)
+        }
+        var sentryUIDs: [String] = []
+        for l in launchers {
+            var procs: [Proc] = []
+            // The stubs exist once the application runs.
+            for _ in 0..<100 {
+                let r = await runProcess([moat, "debug", "\(l.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30)
+                procs = Self.parse(r.stdoutText)
+                if procs.contains(where: { $0.role.hasPrefix("stub") }) { break }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            let sentry = try #require(procs.first { $0.role == "Sentry" }, "no Sentry in:\n\(procs)")
+            let stubs = procs.filter { $0.role.hasPrefix("stub") }
+            try #require(!stubs.isEmpty, "no stub")
+            let uid = try #require(Self.uids(sentry).first)
+            #expect(uid != "0")
+            sentryUIDs.append(uid)
+            for p in [sentry] + stubs {
+                #expect(Self.uids(p) == [uid, uid, uid, uid], "\(p.role) runs as another id: \(p.fields["uid"] ?? "")")
+                #expect(p.fields["namespaces"]?.contains("own ") == true && p.fields["namespaces"]?.contains("mnt") == true
+                        && !(p.fields["namespaces"]?.split(separator: ";").last?.contains("mnt") ?? true),
+                        "\(p.role) shares the host's mount namespace: \(p.fields["namespaces"] ?? "")")
+                #expect(p.fields["root"] == "root: not the host's (empty)", "\(p.role): \(p.fields["root"] ?? "")")
+                #expect(p.fields["caps"]?.contains("bnd 0000000000000000") == true, "\(p.role): \(p.fields["caps"] ?? "")")
+                #expect(p.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && p.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true,
+                        "\(p.role): \(p.fields["seccomp"] ?? "")")
+            }
+            for s in [sentry] + stubs { #expect(s.fields["caps"]?.hasPrefix("caps: eff 0000000000000000 prm 0000000000000000") == true) }
+        }
+        #expect(Set(sentryUIDs).count == 2, "two sandboxes share a host id: \(sentryUIDs)")
+    }
+}
