@@ -74,6 +74,7 @@ let package = Package(
         ]),
         .target(name: "NodeAgent", dependencies: [
             "CRIAPI", "ControlPlane", "CMoat",
+            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),

@@ -37,6 +37,9 @@ public struct NodeAgentOptions: Sendable {
     /// Seconds between two syncs, and between two heartbeats.
     public var syncInterval = 1.0
     public var heartbeatInterval = 10.0
+    /// The agent's HTTP endpoint for the API server (container logs): address and port (0: any free port).
+    public var address = "127.0.0.1"
+    public var port = 10250
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -60,6 +63,12 @@ public enum NodeAgentMain {
         let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: o.criSocket), transportSecurity: .plaintext)
         try await withGRPCClient(transport: transport) { grpc in
             let agent = NodeAgent(options: o, api: api, runtime: RuntimeClient(wrapping: grpc), images: ImageClient(wrapping: grpc))
+            let (bound, cont) = AsyncStream<Int>.makeStream()
+            let server = Task { do { try await agent.serve { cont.yield($0); cont.finish() } } catch { agent.log.error("node endpoint: \(error)"); cont.finish() } }
+            defer { server.cancel() }
+            var it = bound.makeAsyncIterator()
+            guard let port = await it.next() else { throw NodeAgentError("cannot listen on \(o.address):\(o.port)") }
+            agent.boundPort = port
             try await agent.register()
             await agent.loop()
             try? await agent.markNotReady()
@@ -77,6 +86,9 @@ final class NodeAgent: @unchecked Sendable {
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
     var nodeUID = ""
+    /// The node endpoint's port and the token the API server must present there.
+    var boundPort = 0
+    let proxyToken = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
     /// Probe state per container ID (Probes.swift).
     var probes: [String: ProbeState] = [:]
 
@@ -104,7 +116,8 @@ final class NodeAgent: @unchecked Sendable {
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", ""),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID", ""),
             ],
-            "addresses": [["type": "InternalIP", "address": "127.0.0.1"], ["type": "Hostname", "address": .string(o.nodeName)]],
+            "addresses": [["type": "InternalIP", "address": .string(o.address == "0.0.0.0" ? "127.0.0.1" : o.address)], ["type": "Hostname", "address": .string(o.nodeName)]],
+            "daemonEndpoints": ["kubeletEndpoint": ["Port": .int(boundPort)]],
             "nodeInfo": ["containerRuntimeVersion": .string(runtimeVersion), "kubeletVersion": "v1.30.0-moat",
                          "operatingSystem": "linux", "architecture": "amd64"],
         ]
@@ -127,6 +140,7 @@ final class NodeAgent: @unchecked Sendable {
         } else {
             do { nodeUID = try await api.create(.nodes, namespace: "", node).uid } catch let e as APIError where e.isAlreadyExists {}
         }
+        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken)])]])
         try await heartbeat()
         log.info("node \(o.nodeName) registered with \(runtimeVersion)")
     }

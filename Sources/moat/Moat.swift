@@ -270,6 +270,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The Node's pod CIDR.") var podCidr: String?
     @Option(help: "Where container logs go (kubelet's layout).") var logDirectory = "/var/log/pods"
     @Option(help: "The agent's state: the pods' volumes.") var root = "/var/lib/moat/node"
+    @Option(help: "The address of the agent's endpoint for the API server (container logs).") var address = "127.0.0.1"
+    @Option(help: "Its port (0: any free port).") var port = 10250
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -279,6 +281,8 @@ struct NodeCommand: AsyncParsableCommand {
         o.podCIDR = podCidr
         o.logDirectory = logDirectory
         o.root = root
+        o.address = address
+        o.port = port
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

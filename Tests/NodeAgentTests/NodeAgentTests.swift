@@ -130,7 +130,7 @@ final class NodeAgentTests: XCTestCase {
             return try kubectl(["get", "--raw", "/healthz"]).code == 0
         }
         let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", "unix://\(dir)/cri.sock",
-                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node"], log: "node.log")
+                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"], log: "node.log")
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
         return node
     }
@@ -180,6 +180,28 @@ final class NodeAgentTests: XCTestCase {
             }
         }
         XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 2)
+        // kubectl logs, through the API server to the agent.
+        let first = (try pods().first?["metadata"] as? [String: Any])?["name"] as? String ?? ""
+        let logs = try kubectl(["logs", first])
+        XCTAssertEqual(logs.code, 0, logs.out)
+        XCTAssertEqual(logs.out, "hello from \(first)\n")
+
+        // kubectl logs -f streams until the container exits; --tail keeps the last lines.
+        let counter = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: counter}
+            spec:
+              restartPolicy: Never
+              containers:
+              - {name: c, image: busybox, command: ["sh", "-c", "for i in 1 2 3 4; do echo line $i; sleep 1; done"]}
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: counter).code, 0)
+        try waitFor("counter's first line", timeout: 30) { try containerLog("counter", "c").contains("line 1") }
+        let followed = try kubectl(["logs", "-f", "counter"])
+        XCTAssertEqual(followed.out, "line 1\nline 2\nline 3\nline 4\n")
+        XCTAssertEqual(try kubectl(["logs", "--tail=2", "counter"]).out, "line 3\nline 4\n")
+        XCTAssertEqual(try kubectl(["delete", "pod", "counter"]).code, 0)
 
         // A container that keeps failing backs off, with its count and last exit code.
         let crasher = """

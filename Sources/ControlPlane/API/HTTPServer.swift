@@ -137,6 +137,7 @@ struct APIResponder: HTTPResponder {
             return await watchResponse(rt, namespace: namespace, options: opts, timeout: timeout, table: table)
         case "get":
             if sub == "scale" { return Self.json(try await reg.getScale(rt, namespace: namespace, name: name!)) }
+            if sub == "log" { return try await podLog(namespace: namespace, name: name!, query: query) }
             let o = try await reg.get(rt, namespace: namespace, name: name!)
             if table && sub == nil { return Self.json(Table.render(rt, items: [o], resourceVersion: o.resourceVersion)) }
             return Self.json(o)

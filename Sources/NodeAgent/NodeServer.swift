@@ -1,0 +1,131 @@
+// The node agent's own HTTP endpoint, which the API server proxies
+// `kubectl logs` to (as kubelet's port 10250): GET
+// /containerLogs/NAMESPACE/POD/CONTAINER?follow=&previous=&tailLines=&timestamps=
+// reads the container's CRI log file (found through CRI ContainerStatus)
+// and returns its text; with follow it keeps streaming until the container
+// exits or the client goes away.
+//
+// Requests must carry the bearer token the agent generates at start and
+// publishes in its Node's annotation (`moat.dev/proxy-token`), so only a
+// reader of the Node object (the API server) can use the endpoint; it
+// listens on --address (loopback by default).
+
+import CRIAPI
+import ControlPlane
+import Foundation
+import Hummingbird
+import Logging
+
+struct NodeResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let agent: NodeAgent
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        guard request.headers[.authorization] == "Bearer " + agent.proxyToken else { return Self.text("unauthorized\n", 401) }
+        let segs = request.uri.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        guard request.method == .get, segs.count == 4, segs[0] == "containerLogs" else { return Self.text("not found\n", 404) }
+        var query: [String: String] = [:]
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            query[kv[0]] = kv.count > 1 ? kv[1] : ""
+        }
+        do {
+            return try await agent.containerLogs(namespace: segs[1], pod: segs[2], container: segs[3], query: query)
+        } catch let e as NodeAgentError {
+            return Self.text(e.description + "\n", 404)
+        } catch {
+            return Self.text("\(error)\n", 500)
+        }
+    }
+
+    static func text(_ s: String, _ code: Int) -> Response {
+        Response(status: .init(code: code), headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: s)))
+    }
+}
+
+extension NodeAgent {
+    /// Serves until cancelled; `onRunning` gets the bound port.
+    func serve(onRunning: @escaping @Sendable (Int) async -> Void) async throws {
+        var l = Logger(label: "moat.node.http"); l.logLevel = .warning
+        let app = Application(responder: NodeResponder(agent: self),
+                              configuration: .init(address: .hostname(o.address, port: o.port), serverName: "moat-node"),
+                              onServerRunning: { ch in await onRunning(ch.localAddress?.port ?? 0) }, logger: l)
+        try await app.run()
+    }
+
+    func containerLogs(namespace: String, pod: String, container: String, query: [String: String]) async throws -> Response {
+        guard let p = try await api.getIfExists(.pods, namespace: namespace, name: pod), p["spec"]["nodeName"].string == o.nodeName else {
+            throw NodeAgentError("pod \(namespace)/\(pod) is not on node \(o.nodeName)")
+        }
+        var f = Runtime_V1_ListContainersRequest()
+        f.filter.labelSelector = [Labels.podUID: p.uid, Labels.container: container]
+        let all = try await runtime.listContainers(f).containers.sorted { $0.metadata.attempt < $1.metadata.attempt }
+        let previous = ["1", "true"].contains(query["previous"] ?? "")
+        guard let c = previous ? (all.count >= 2 ? all[all.count - 2] : nil) : all.last else {
+            throw NodeAgentError(previous ? "previous terminated container \"\(container)\" in pod \"\(pod)\" not found"
+                                           : "container \"\(container)\" in pod \"\(pod)\" is waiting to start")
+        }
+        var r = Runtime_V1_ContainerStatusRequest(); r.containerID = c.id
+        let path = try await runtime.containerStatus(r).status.logPath
+        let follow = ["1", "true"].contains(query["follow"] ?? "") && !previous
+        let timestamps = ["1", "true"].contains(query["timestamps"] ?? "")
+        let tail = query["tailLines"].flatMap { Int($0) }
+        let id = c.id
+        return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody { writer in
+            guard let h = FileHandle(forReadingAtPath: path) else { try await writer.finish(nil); return }
+            defer { try? h.close() }
+            var reader = CRILogReader(timestamps: timestamps)
+            var text = reader.feed(h.readDataToEndOfFile())
+            if let tail { text = CRILogReader.lastLines(text, tail) }
+            if !text.isEmpty { try await writer.write(ByteBuffer(bytes: text)) }
+            var lastCheck = Date()
+            while follow {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                let more = reader.feed(h.readDataToEndOfFile())
+                if !more.isEmpty { try await writer.write(ByteBuffer(bytes: more)); continue }
+                if Date().timeIntervalSince(lastCheck) >= 1 {
+                    lastCheck = Date()
+                    var q = Runtime_V1_ContainerStatusRequest(); q.containerID = id
+                    guard let st = try? await self.runtime.containerStatus(q).status, st.state == .containerRunning else { break }
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// CRI log lines ("TIMESTAMP STREAM P|F TEXT") back to the container's output.
+struct CRILogReader {
+    var timestamps: Bool
+    var pending: [UInt8] = []
+    var atLineStart = true
+
+    mutating func feed(_ d: Data) -> [UInt8] {
+        pending += d
+        var out: [UInt8] = []
+        while let nl = pending.firstIndex(of: 10) {
+            let line = pending[..<nl]
+            pending.removeFirst(nl + 1)
+            let fields = line.split(separator: 32, maxSplits: 3, omittingEmptySubsequences: false)
+            guard fields.count >= 3 else { continue }
+            if timestamps && atLineStart { out += fields[0] + [32] }
+            if fields.count == 4 { out += fields[3] }
+            let full = fields[2].first != UInt8(ascii: "P")
+            if full { out.append(10) }
+            atLineStart = full
+        }
+        return out
+    }
+
+    static func lastLines(_ text: [UInt8], _ n: Int) -> [UInt8] {
+        if n <= 0 { return [] }
+        var count = 0
+        var i = text.count - 1
+        if i >= 0 && text[i] == 10 { i -= 1 }
+        while i >= 0 {
+            if text[i] == 10 { count += 1; if count == n { return Array(text[(i + 1)...]) } }
+            i -= 1
+        }
+        return text
+    }
+}
