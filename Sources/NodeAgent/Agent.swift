@@ -86,6 +86,9 @@ final class NodeAgent: @unchecked Sendable {
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
     var nodeUID = ""
+    let lock = NSLock()
+    /// Pods (uid) being stopped for a graceful deletion. Guarded by: lock
+    var terminating = Set<String>()
     /// The node endpoint's port and the token the API server must present there.
     var boundPort = 0
     let proxyToken = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
@@ -140,7 +143,7 @@ final class NodeAgent: @unchecked Sendable {
         } else {
             do { nodeUID = try await api.create(.nodes, namespace: "", node).uid } catch let e as APIError where e.isAlreadyExists {}
         }
-        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken)])]])
+        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken), NodeProxy.gracefulDeletionAnnotation: "true"])]])
         try await heartbeat()
         log.info("node \(o.nodeName) registered with \(runtimeVersion)")
     }
@@ -197,6 +200,18 @@ final class NodeAgent: @unchecked Sendable {
         let pods = try await api.list(.pods, namespace: nil, options: opts)["items"].array ?? []
         let sandboxes = try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items
         var wanted = Set<String>()
+        for pod in pods where pod.deletionTimestamp != nil && (pod["metadata"]["deletionGracePeriodSeconds"].int ?? 0) > 0 {
+            // Graceful deletion: stop it in the background (it may take the whole grace period).
+            let uid = pod.uid
+            wanted.insert(uid)
+            if lock.withLock({ terminating.insert(uid).inserted }) {
+                let mine = sandboxes.filter { $0.labels[Labels.podUID] == uid }
+                Task {
+                    await self.terminate(pod, mine)
+                    self.lock.withLock { _ = self.terminating.remove(uid) }
+                }
+            }
+        }
         for pod in pods where pod.deletionTimestamp == nil {
             guard let uid = pod["metadata"]["uid"].string else { continue }
             wanted.insert(uid)
@@ -214,6 +229,32 @@ final class NodeAgent: @unchecked Sendable {
     enum Labels {
         static let podUID = "io.kubernetes.pod.uid", podName = "io.kubernetes.pod.name"
         static let podNamespace = "io.kubernetes.pod.namespace", container = "io.kubernetes.container.name"
+    }
+
+    /// Finishes a graceful deletion: preStop hooks, containers stopped within the grace period
+    /// (then SIGKILL, by StopContainer's timeout), sandbox and volumes removed, the pod object deleted.
+    func terminate(_ pod: JSON, _ sandboxes: [Runtime_V1_PodSandbox]) async {
+        let grace = pod["metadata"]["deletionGracePeriodSeconds"].int ?? grace(pod)
+        log.info("pod \(pod.namespace)/\(pod.name): stopping (grace \(grace)s)")
+        for sb in sandboxes {
+            var lf = Runtime_V1_ListContainersRequest(); lf.filter.podSandboxID = sb.id
+            let running = ((try? await runtime.listContainers(lf))?.containers ?? []).filter { $0.state == .containerRunning }
+            let podIP = await sandboxIP(sb.id)
+            await withTaskGroup(of: Void.self) { g in
+                for c in running {
+                    let spec = (pod["spec"]["containers"].array ?? []).first { $0["name"].string == c.labels[Labels.container] }
+                    g.addTask { await self.stopContainer(spec, containerID: c.id, sandboxID: sb.id, podIP: podIP, grace: grace, forget: false) }
+                }
+            }
+            do { try await teardown(sb.id) } catch { log.info("pod \(pod.namespace)/\(pod.name): teardown: \(error)") }
+        }
+        removePodDirectory(pod.uid)
+        do {
+            try await api.delete(.pods, namespace: pod.namespace, name: pod.name, options: .init(preconditionUID: pod.uid, gracePeriodSeconds: 0))
+        } catch let e as APIError where e.isNotFound {
+        } catch {
+            log.info("pod \(pod.namespace)/\(pod.name): delete: \(error)")
+        }
     }
 
     func teardown(_ sandboxID: String) async throws {

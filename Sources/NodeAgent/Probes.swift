@@ -213,10 +213,14 @@ extension NodeAgent {
     }
 
     /// Stops a container after its preStop hook, giving it `grace` seconds before SIGKILL.
-    func stopContainer(_ spec: JSON?, containerID: String, sandboxID: String, podIP: String, grace: Int) async {
+    /// `forget`: drop its probe state (only from the sync loop, which owns it).
+    func stopContainer(_ spec: JSON?, containerID: String, sandboxID: String, podIP: String, grace: Int, forget: Bool = true) async {
+        let start = Date()
         if let spec { _ = await runHook(spec, "preStop", containerID: containerID, sandboxID: sandboxID, podIP: podIP) }
-        var r = Runtime_V1_StopContainerRequest(); r.containerID = containerID; r.timeout = Int64(max(0, grace))
+        // The hook's time counts against the grace period (at least 2 s are left for SIGTERM).
+        let left = max(2, grace - Int(Date().timeIntervalSince(start)))
+        var r = Runtime_V1_StopContainerRequest(); r.containerID = containerID; r.timeout = Int64(left)
         _ = try? await runtime.stopContainer(r)
-        probes[containerID] = nil
+        if forget { probes[containerID] = nil }
     }
 }

@@ -372,4 +372,51 @@ final class NodeAgentTests: XCTestCase {
         }
         XCTAssertEqual(try field(".status.containerStatuses[?(@.name==\"web\")].restartCount"), "0")
     }
+
+    /// kubectl delete marks a running pod Terminating; the agent runs its preStop hook, sends
+    /// SIGTERM (which the pod handles), SIGKILLs one that ignores it after its grace period,
+    /// and then the pod objects are gone.
+    func testGracefulDeletion() async throws {
+        _ = try startCluster()
+        let host = dir + "/host"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        let pods = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: polite}
+            spec:
+              terminationGracePeriodSeconds: 20
+              volumes: [{name: host, hostPath: {path: "\(host)"}}]
+              containers:
+              - name: c
+                image: busybox
+                command: ["sh", "-c", "trap 'echo term > /host/term; exit 0' TERM; echo up > /host/up; while true; do sleep 0.2; done"]
+                volumeMounts: [{name: host, mountPath: /host}]
+                lifecycle: {preStop: {exec: {command: ["sh", "-c", "echo bye > /host/prestop"]}}}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: stubborn}
+            spec:
+              terminationGracePeriodSeconds: 2
+              containers:
+              - {name: c, image: busybox, command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]}
+            """
+        let r = try kubectl(["apply", "-f", "-"], stdin: pods)
+        XCTAssertEqual(r.code, 0, r.out)
+        try waitFor("both pods running", timeout: 60) {
+            try kubectl(["get", "pods", "-o", "jsonpath={.items[*].status.phase}"]).out == "Running Running"
+                && FileManager.default.fileExists(atPath: host + "/up")
+        }
+        let d = try kubectl(["delete", "pod", "polite", "stubborn", "--wait=false"])
+        XCTAssertEqual(d.code, 0, d.out)
+        let marked = try kubectl(["get", "pod", "polite", "-o", "jsonpath={.metadata.deletionGracePeriodSeconds}"])
+        XCTAssertEqual(marked.out, "20", "polite was not kept for a graceful deletion: \(marked.out)")
+        try waitFor("both pods gone", timeout: 60) { try kubectl(["get", "pods", "-o", "name"]).out.isEmpty }
+        XCTAssertEqual(try? String(contentsOfFile: host + "/prestop", encoding: .utf8), "bye\n")
+        XCTAssertEqual(try? String(contentsOfFile: host + "/term", encoding: .utf8), "term\n")
+        try waitFor("every sandbox removed", timeout: 30) {
+            (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.isEmpty ?? true
+        }
+    }
 }

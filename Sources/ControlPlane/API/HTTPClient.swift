@@ -209,6 +209,7 @@ public final class HTTPAPIClient: APIClient, @unchecked Sendable {
         if let p = options.propagationPolicy { body["propagationPolicy"] = .string(p) }
         if let u = options.preconditionUID { body[path: "preconditions", "uid"] = .string(u) }
         if let r = options.preconditionResourceVersion { body[path: "preconditions", "resourceVersion"] = .string(r) }
+        if let g = options.gracePeriodSeconds { body["gracePeriodSeconds"] = .int(g) }
         _ = try await call("DELETE", Self.path(rt, namespace: namespace, name: name), body: body)
     }
     public func bind(namespace: String, pod: String, node: String) async throws {

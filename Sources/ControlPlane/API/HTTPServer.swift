@@ -172,6 +172,7 @@ struct APIResponder: HTTPResponder {
             if sub != nil { throw APIError.methodNotAllowed() }
             var options = APIRegistry.DeleteOptions(json: body ?? [:])
             if let p = query["propagationPolicy"] { options.propagationPolicy = p }
+            if let g = query["gracePeriodSeconds"].flatMap({ Int($0) }) { options.gracePeriodSeconds = g }
             let (obj, deleted) = try await reg.delete(rt, namespace: namespace, name: name!, options: options)
             return Self.json(obj, code: deleted ? 200 : 202)
         default:

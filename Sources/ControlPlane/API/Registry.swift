@@ -224,7 +224,8 @@ public final class APIRegistry: Sendable {
         var curCmp = cur; curCmp.resourceVersion = ""
         if new == curCmp { return cur }  // no-op updates do not bump the revision
         let key = storeKey(rt, cur.namespace, cur.name)
-        if new.deletionTimestamp != nil, new.finalizers.isEmpty {
+        // (A pod in graceful deletion stays until its node removes it: PodDeletion.swift.)
+        if new.deletionTimestamp != nil, new.finalizers.isEmpty, !(rt == .pods && (new["metadata"]["deletionGracePeriodSeconds"].int ?? 0) > 0) {
             let deleted = try await store.delete(key, expectedRevision: so.modRevision)
             var obj = new
             obj.resourceVersion = String(deleted.modRevision)
@@ -240,14 +241,18 @@ public final class APIRegistry: Sendable {
         public var preconditionResourceVersion: String?
         /// "Background" (default), "Foreground" or "Orphan".
         public var propagationPolicy: String?
-        public init(preconditionUID: String? = nil, preconditionResourceVersion: String? = nil, propagationPolicy: String? = nil) {
+        /// For pods: how long the node may take to stop them (0: remove the object now). See PodDeletion.swift.
+        public var gracePeriodSeconds: Int?
+        public init(preconditionUID: String? = nil, preconditionResourceVersion: String? = nil, propagationPolicy: String? = nil,
+                    gracePeriodSeconds: Int? = nil) {
             self.preconditionUID = preconditionUID; self.preconditionResourceVersion = preconditionResourceVersion
-            self.propagationPolicy = propagationPolicy
+            self.propagationPolicy = propagationPolicy; self.gracePeriodSeconds = gracePeriodSeconds
         }
         public init(json: JSON) {
             self.init(preconditionUID: json["preconditions"]["uid"].string,
                       preconditionResourceVersion: json["preconditions"]["resourceVersion"].string,
-                      propagationPolicy: json["propagationPolicy"].string ?? (json["orphanDependents"].bool == true ? "Orphan" : nil))
+                      propagationPolicy: json["propagationPolicy"].string ?? (json["orphanDependents"].bool == true ? "Orphan" : nil),
+                      gracePeriodSeconds: json["gracePeriodSeconds"].int)
         }
     }
 
@@ -255,6 +260,7 @@ public final class APIRegistry: Sendable {
     /// Returns the object (its final state or the marked object) and whether it is gone.
     @discardableResult
     public func delete(_ rt: ResourceType, namespace: String, name: String, options: DeleteOptions = DeleteOptions()) async throws -> (object: JSON, deleted: Bool) {
+        if rt == .pods, let marked = try await gracefulPodDelete(namespace: namespace, name: name, options: options) { return (marked, false) }
         for _ in 0..<16 {
             let (so, cur) = try await getStored(rt, namespace, name)
             if let uid = options.preconditionUID, uid != cur.uid {
