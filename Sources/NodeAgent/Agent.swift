@@ -86,6 +86,8 @@ final class NodeAgent: @unchecked Sendable {
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
     var nodeUID = ""
+    /// Events already written (Events.swift): name, count, last time. Sync loop only.
+    var recorded: [String: (name: String, count: Int, last: Date)] = [:]
     let lock = NSLock()
     /// Pods (uid) being stopped for a graceful deletion. Guarded by: lock
     var terminating = Set<String>()
@@ -318,6 +320,7 @@ final class NodeAgent: @unchecked Sendable {
             if restart {
                 if let b = backoff[key], b.next > Date(), current != nil {
                     statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: "CrashLoopBackOff"))
+                    await record(pod, container: name, "Warning", "BackOff", "Back-off restarting failed container \(name) in pod \(pod.name)_\(pod.namespace)(\(uid))")
                     continue
                 }
                 let attempt = current.map { $0.metadata.attempt + 1 } ?? 0
@@ -332,14 +335,18 @@ final class NodeAgent: @unchecked Sendable {
                 }
                 do {
                     let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
+                    await record(pod, container: name, "Normal", "Created", "Created container \(name)")
+                    await record(pod, container: name, "Normal", "Started", "Started container \(name)")
                     if !(await runHook(spec, "postStart", containerID: id, sandboxID: sb.id, podIP: podIP)) {
                         log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
+                        await record(pod, container: name, "Warning", "FailedPostStartHook", "PostStartHook failed")
                         await stopContainer(nil, containerID: id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
                     }
                     var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
                     st = try await runtime.containerStatus(r).status
                 } catch {
                     let reason = error is ConfigError ? "CreateContainerConfigError" : "CreateContainerError"
+                    await record(pod, container: name, "Warning", "Failed", "Error: \(error)")
                     statuses.append(containerStatus(spec, st, restarts: attempt, waiting: reason, message: "\(error)"))
                     continue
                 }
@@ -354,8 +361,10 @@ final class NodeAgent: @unchecked Sendable {
                 if let s = st, s.state == .containerRunning {
                     let v = await runProbes(pod, spec, containerID: s.id, startedAt: Date(timeIntervalSince1970: Double(s.startedAt) / 1e9),
                                             sandboxID: sb.id, podIP: podIP)
+                    for f in v.failed { await record(pod, container: name, "Warning", "Unhealthy", f) }
                     if let why = v.kill {
                         log.info("pod \(pod.namespace)/\(pod.name): container \(name): \(why), restarting")
+                        await record(pod, container: name, "Normal", "Killing", "Container \(name) failed \(why.lowercased().replacingOccurrences(of: " failed", with: "")), will be restarted")
                         await stopContainer(spec, containerID: s.id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
                     }
                     verdict = v

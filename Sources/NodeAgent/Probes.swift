@@ -36,6 +36,8 @@ struct ProbeVerdict {
     var ready: Bool
     /// Why the container must be restarted (a failed liveness or startup probe), if it must.
     var kill: String?
+    /// "Liveness probe failed" etc., for each probe that failed this time.
+    var failed: [String] = []
 }
 
 extension NodeAgent {
@@ -46,6 +48,7 @@ extension NodeAgent {
         let hasStartup = !spec["startupProbe"].isNull
         if !hasStartup { s.started = true }
         var kill: String? = nil
+        var failed: [String] = []
         for kind in ["startupProbe", "livenessProbe", "readinessProbe"] {
             let p = spec[kind]
             if p.isNull { continue }
@@ -69,6 +72,7 @@ extension NodeAgent {
             } else {
                 s.successes[kind] = 0
                 s.failures[kind, default: 0] += 1
+                failed.append(kind.dropLast(5).prefix(1).uppercased() + kind.dropLast(5).dropFirst() + " probe failed")
                 if s.failures[kind]! >= failureThreshold {
                     switch kind {
                     case "readinessProbe": s.ready = false
@@ -80,7 +84,7 @@ extension NodeAgent {
         }
         if spec["readinessProbe"].isNull { s.ready = s.started }
         probes[containerID] = s
-        return ProbeVerdict(started: s.started, ready: s.started && s.ready, kill: kill)
+        return ProbeVerdict(started: s.started, ready: s.started && s.ready, kill: kill, failed: failed)
     }
 
     /// One probe or hook handler (exec, httpGet, tcpSocket): did it succeed?

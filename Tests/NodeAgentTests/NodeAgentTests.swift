@@ -371,6 +371,18 @@ final class NodeAgentTests: XCTestCase {
                 && field(".status.conditions[?(@.type==\"Ready\")].status") == "False"
         }
         XCTAssertEqual(try field(".status.containerStatuses[?(@.name==\"web\")].restartCount"), "0")
+        // The agent's events, through kubectl get events and kubectl describe.
+        let events = try kubectl(["get", "events"])
+        XCTAssertEqual(events.code, 0, events.out)
+        for want in ["Warning   Unhealthy   pod/probed   Liveness probe failed", "Normal    Killing     pod/probed   Container live failed liveness probe, will be restarted",
+                     "Normal    Started     pod/probed   Started container web"] {
+            XCTAssertTrue(events.out.contains(want), "\(want) not in:\n\(events.out)")
+        }
+        let described = try kubectl(["describe", "pod", "probed"])
+        XCTAssertEqual(described.code, 0, described.out)
+        for want in ["Restart Count:  1", "Liveness:", "exec [test -f /tmp/alive] delay=0s timeout=1s period=1s #success=1 #failure=2", "Readiness:", "http-get http://:http/ready", "Killing", "Unhealthy"] {
+            XCTAssertTrue(described.out.contains(want), "\(want) not in:\n\(described.out)")
+        }
     }
 
     /// kubectl delete marks a running pod Terminating; the agent runs its preStop hook, sends

@@ -76,6 +76,17 @@ enum Defaults {
                 }
                 if cs[i]["terminationMessagePath"].isNull { cs[i]["terminationMessagePath"] = "/dev/termination-log" }
                 if cs[i]["terminationMessagePolicy"].isNull { cs[i]["terminationMessagePolicy"] = "File" }
+                for probe in ["livenessProbe", "readinessProbe", "startupProbe"] where !cs[i][probe].isNull {
+                    var p = cs[i][probe]
+                    for (k, v) in [("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)] where p[k].isNull {
+                        p[k] = .int(v)
+                    }
+                    if !p["httpGet"].isNull {
+                        if p["httpGet"]["scheme"].isNull { p[path: "httpGet", "scheme"] = "HTTP" }
+                        if p["httpGet"]["path"].isNull { p[path: "httpGet", "path"] = "/" }
+                    }
+                    cs[i][probe] = p
+                }
                 if var ports = cs[i]["ports"].array {
                     for j in ports.indices where ports[j]["protocol"].isNull { ports[j]["protocol"] = "TCP" }
                     cs[i]["ports"] = .array(ports)

@@ -38,7 +38,9 @@ enum Table {
                         return .string("\(Pods.isReady(p) ? n : 0)/\(n)")
                     },
                     Column(name: "Status", type: "string", priority: 0) { p in .string(p.deletionTimestamp != nil ? "Terminating" : (p.phase ?? "Unknown")) },
-                    Column(name: "Restarts", type: "integer", priority: 0) { _ in 0 },
+                    Column(name: "Restarts", type: "integer", priority: 0) { p in
+                        .int((p["status"]["containerStatuses"].array ?? []).reduce(0) { $0 + ($1["restartCount"].int ?? 0) })
+                    },
                     ageCol,
                     Column(name: "Node", type: "string", priority: 1) { .string($0.nodeName ?? "<none>") }]
         case "Deployment":
@@ -86,6 +88,17 @@ enum Table {
                     ageCol]
         case "Namespace":
             return [name, Column(name: "Status", type: "string", priority: 0) { .string($0.phase ?? "Active") }, ageCol]
+        case "Event":
+            return [Column(name: "Last Seen", type: "string", priority: 0) { e in
+                        guard let t = (e["lastTimestamp"].string ?? e["eventTime"].string).flatMap(Timestamp.parse) else { return age(e) }
+                        return .string(humanDuration(max(0, Date().timeIntervalSince(t))))
+                    },
+                    Column(name: "Type", type: "string", priority: 0) { .string($0["type"].string ?? "") },
+                    Column(name: "Reason", type: "string", priority: 0) { .string($0["reason"].string ?? "") },
+                    Column(name: "Object", type: "string", priority: 0) { e in
+                        .string((e["involvedObject"]["kind"].string ?? "").lowercased() + "/" + (e["involvedObject"]["name"].string ?? ""))
+                    },
+                    Column(name: "Message", type: "string", priority: 0) { .string($0["message"].string ?? "") }]
         case "ConfigMap", "Secret":
             return [name, Column(name: "Data", type: "integer", priority: 0) { .int(($0["data"].object?.count ?? 0) + ($0["binaryData"].object?.count ?? 0)) }, ageCol]
         default:
