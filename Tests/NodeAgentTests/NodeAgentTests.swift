@@ -121,18 +121,38 @@ final class NodeAgentTests: XCTestCase {
     }
 
     /// Control plane, CRI runtime and node agent n1, Ready; returns the agent's process.
-    func startCluster() throws -> Process {
+    func startCluster(images: [String] = []) throws -> Process {
         try start(["controlplane", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/cp"], log: "cp.log")
         try start(["cri", "--listen", "unix://\(dir)/cri.sock", "--root", dir + "/root", "--state", dir + "/state",
-                   "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"], log: "cri.log")
+                   "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] }, log: "cri.log")
         try waitFor("the API server and the CRI socket", timeout: 30) {
             guard FileManager.default.fileExists(atPath: dir + "/cri.sock") else { return false }
             return try kubectl(["get", "--raw", "/healthz"]).code == 0
         }
+        return try startAgent()
+    }
+
+    func startAgent(log: String = "node.log") throws -> Process {
         let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", "unix://\(dir)/cri.sock",
-                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"], log: "node.log")
+                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"], log: log)
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
         return node
+    }
+
+    /// The cached Debian root file system with python3 (rootfs/debian-apps.sh builds it when missing).
+    func debianRootfs() throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Self.repo + "/rootfs/debian-apps.sh"]
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let dir = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        try require(p.terminationStatus == 0 && FileManager.default.isExecutableFile(atPath: dir + "/usr/bin/python3"),
+                    "the Debian rootfs with python3 (rootfs/debian-apps.sh)")
+        return dir
     }
 
     /// The CRI log of a pod's container (first instance).
@@ -430,5 +450,65 @@ final class NodeAgentTests: XCTestCase {
         try waitFor("every sandbox removed", timeout: 30) {
             (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.isEmpty ?? true
         }
+    }
+
+    /// A restarted agent picks its pods up from CRI without restarting them; a Job runs to
+    /// completion; a Deployment of 3 python http.server pods becomes Ready through HTTP readiness probes.
+    func testAgentRestartJobAndPythonDeployment() async throws {
+        let debian = try debianRootfs()
+        let agent = try startCluster(images: ["python=" + debian])
+        let objects = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: py}
+            spec:
+              replicas: 3
+              selector: {matchLabels: {app: py}}
+              template:
+                metadata: {labels: {app: py}}
+                spec:
+                  containers:
+                  - name: web
+                    image: python
+                    imagePullPolicy: Never
+                    command: ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
+                    readinessProbe: {httpGet: {path: /, port: 8000}, periodSeconds: 1}
+            ---
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: once}
+            spec:
+              completions: 2
+              template:
+                spec:
+                  restartPolicy: Never
+                  containers:
+                  - {name: c, image: busybox, command: ["sh", "-c", "echo job done"]}
+            """
+        let r = try kubectl(["apply", "-f", "-"], stdin: objects)
+        XCTAssertEqual(r.code, 0, r.out)
+        try waitFor("the job to complete", timeout: 90) {
+            try kubectl(["get", "job", "once", "-o", "jsonpath={.status.succeeded}"]).out == "2"
+        }
+        try waitFor("3 python pods Ready", timeout: 120) {
+            try kubectl(["get", "deployment", "py", "-o", "jsonpath={.status.readyReplicas}"]).out == "3"
+        }
+        func containers() throws -> String {
+            try kubectl(["get", "pods", "-l", "app=py", "-o", "jsonpath={range .items[*]}{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}"]).out
+        }
+        let before = try containers()
+        print("python pods before the agent restart:\n" + before)
+        XCTAssertEqual(before.split(separator: "\n").count, 3, before)
+
+        // Restart the agent: the same containers, not restarted, Ready again.
+        agent.terminate()
+        agent.waitUntilExit()
+        _ = try startAgent(log: "node2.log")
+        try waitFor("3 python pods Ready after the agent restart", timeout: 60) {
+            try kubectl(["get", "deployment", "py", "-o", "jsonpath={.status.readyReplicas}"]).out == "3"
+                && kubectl(["get", "node", "n1"]).out.contains(" Ready ")
+        }
+        XCTAssertEqual(try containers(), before)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 3 + 2)
     }
 }
