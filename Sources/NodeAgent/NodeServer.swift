@@ -23,13 +23,20 @@ struct NodeResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         guard request.headers[.authorization] == "Bearer " + agent.proxyToken else { return Self.text("unauthorized\n", 401) }
         let segs = request.uri.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
-        guard request.method == .get, segs.count == 4, segs[0] == "containerLogs" else { return Self.text("not found\n", 404) }
+        guard request.method == .get, segs.count == 4, ["containerLogs", "exec"].contains(segs[0]) else { return Self.text("not found\n", 404) }
         var query: [String: String] = [:]
+        var commands: [String] = []
         for pair in (request.uri.query ?? "").split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
             query[kv[0]] = kv.count > 1 ? kv[1] : ""
+            if kv[0] == "command" { commands.append(kv.count > 1 ? kv[1] : "") }
         }
         do {
+            if segs[0] == "exec" {
+                let url = try await agent.execURL(namespace: segs[1], pod: segs[2], container: segs[3], command: commands, query: query)
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(["url": .string(url)]).serialized())))
+            }
             return try await agent.containerLogs(namespace: segs[1], pod: segs[2], container: segs[3], query: query)
         } catch let e as NodeAgentError {
             return Self.text(e.description + "\n", 404)
@@ -53,13 +60,35 @@ extension NodeAgent {
         try await app.run()
     }
 
-    func containerLogs(namespace: String, pod: String, container: String, query: [String: String]) async throws -> Response {
+    /// The runtime's instances of a container of one of this node's pods, oldest first.
+    func instances(namespace: String, pod: String, container: String) async throws -> [Runtime_V1_Container] {
         guard let p = try await api.getIfExists(.pods, namespace: namespace, name: pod), p["spec"]["nodeName"].string == o.nodeName else {
             throw NodeAgentError("pod \(namespace)/\(pod) is not on node \(o.nodeName)")
         }
         var f = Runtime_V1_ListContainersRequest()
         f.filter.labelSelector = [Labels.podUID: p.uid, Labels.container: container]
-        let all = try await runtime.listContainers(f).containers.sorted { $0.metadata.attempt < $1.metadata.attempt }
+        return try await runtime.listContainers(f).containers.sorted { $0.metadata.attempt < $1.metadata.attempt }
+    }
+
+    /// CRI Exec in the running container: the runtime's one-time streaming URL (WebSocket, v5/v4.channel.k8s.io).
+    func execURL(namespace: String, pod: String, container: String, command: [String], query: [String: String]) async throws -> String {
+        guard let c = try await instances(namespace: namespace, pod: pod, container: container).last, c.state == .containerRunning else {
+            throw NodeAgentError("container \(container) is not running")
+        }
+        guard !command.isEmpty else { throw NodeAgentError("no command given") }
+        func flag(_ k: String) -> Bool { ["1", "true"].contains(query[k] ?? "") }
+        var r = Runtime_V1_ExecRequest()
+        r.containerID = c.id
+        r.cmd = command
+        r.tty = flag("tty")
+        r.stdin = flag("stdin")
+        r.stdout = flag("stdout")
+        r.stderr = flag("stderr") && !r.tty
+        return try await runtime.exec(r).url
+    }
+
+    func containerLogs(namespace: String, pod: String, container: String, query: [String: String]) async throws -> Response {
+        let all = try await instances(namespace: namespace, pod: pod, container: container)
         let previous = ["1", "true"].contains(query["previous"] ?? "")
         guard let c = previous ? (all.count >= 2 ? all[all.count - 2] : nil) : all.last else {
             throw NodeAgentError(previous ? "previous terminated container \"\(container)\" in pod \"\(pod)\" not found"

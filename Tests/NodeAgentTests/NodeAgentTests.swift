@@ -206,6 +206,15 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertEqual(logs.code, 0, logs.out)
         XCTAssertEqual(logs.out, "hello from \(first)\n")
 
+        // kubectl exec over WebSocket, through the API server and the agent to the runtime's stream:
+        // stdout, stderr, the exit status, and stdin with -i.
+        let ex = try kubectl(["exec", first, "--", "sh", "-c", "echo out-$(hostname); echo err >&2; exit 3"])
+        XCTAssertEqual(ex.code, 3, ex.out)
+        XCTAssertTrue(ex.out.contains("out-\(first)\n") && ex.out.contains("err\n"), ex.out)
+        let cat = try kubectl(["exec", "-i", first, "--", "sh", "-c", "tr a-z A-Z"], stdin: "piped through\n")
+        XCTAssertEqual(cat.code, 0, cat.out)
+        XCTAssertEqual(cat.out, "PIPED THROUGH\n")
+
         // kubectl logs -f streams until the container exits; --tail keeps the last lines.
         let counter = """
             apiVersion: v1

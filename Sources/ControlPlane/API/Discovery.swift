@@ -55,6 +55,7 @@ enum Discovery {
                 case "scale": s["kind"] = "Scale"; s["group"] = "autoscaling"; s["version"] = "v1"; s["verbs"] = ["get", "patch", "update"]
                 case "binding": s["kind"] = "Binding"; s["verbs"] = ["create"]
                 case "log": s["kind"] = "Pod"; s["verbs"] = ["get"]
+                case "exec": s["kind"] = "PodExecOptions"; s["verbs"] = ["create", "get"]
                 default: s["kind"] = .string(rt.kind); s["verbs"] = ["get", "patch", "update"]
                 }
                 resources.append(s)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 
 /// The Kubernetes-style REST front end over `APIRegistry` (Hummingbird 2).
@@ -21,6 +22,10 @@ public final class APIServer: Sendable {
         let log = logger
         let app = Application(
             responder: APIResponder(server: self),
+            // pods/exec arrives as a WebSocket upgrade (PodProxy.swift); everything else is plain HTTP.
+            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { [self] head, _, logger in
+                try await self.execUpgrade(head, logger: logger)
+            },
             configuration: .init(address: .hostname(host, port: port), serverName: "moat-apiserver"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: log)
@@ -98,6 +103,10 @@ struct APIResponder: HTTPResponder {
         let sub = rest.count > 2 ? rest[2] : nil
         if rest.count > 3 { throw APIError.notFoundPath(path) }
         if let sub, !rt.subresources.contains(sub) { throw APIError.notFoundPath(path) }
+        if sub == "exec" {
+            // Served only as a WebSocket upgrade, which did not happen: say why.
+            throw APIError.badRequest("pods/exec needs a WebSocket upgrade with subprotocol \(APIServer.execProtocols.joined(separator: " or ")), for a running container of a pod on a node with an agent, and the right to create pods/exec")
+        }
         if !rt.namespaced, !namespace.isEmpty { throw APIError.notFoundPath(path) }
 
         let method = request.method

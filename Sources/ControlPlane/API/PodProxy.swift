@@ -1,45 +1,153 @@
-// pods/log: the API server passes `kubectl logs` on to the node agent that
-// runs the pod (as the API server does to kubelet), at the address and port
-// the Node publishes (InternalIP, status.daemonEndpoints.kubeletEndpoint),
-// with the token the agent put in the Node's `moat.dev/proxy-token`
-// annotation. The agent's answer streams back as it comes (`-f`); when the
-// client goes away the connection to the agent is shut, which ends the
-// agent's follow loop.
+// pods/log and pods/exec: the API server passes `kubectl logs` and
+// `kubectl exec` on to the node agent that runs the pod (as the API server
+// does to kubelet), at the address and port the Node publishes (InternalIP,
+// status.daemonEndpoints.kubeletEndpoint), with the token the agent put in
+// the Node's `moat.dev/proxy-token` annotation.
+//
+// Logs: the agent's answer streams back as it comes (`-f`); when the client
+// goes away the connection to the agent is shut, which ends the agent's
+// follow loop.
+//
+// Exec: kubectl asks for a WebSocket upgrade (subprotocol
+// v5.channel.k8s.io or v4.channel.k8s.io). The API server checks the
+// caller may create pods/exec, asks the agent for the runtime's one-time
+// streaming URL (CRI Exec), accepts the upgrade with the same subprotocol,
+// connects to the runtime's stream and relays the messages both ways
+// unchanged (the channel bytes are the same protocol on both sides). SPDY
+// is not spoken: kubectl uses WebSocket first.
 
 import Foundation
 import Hummingbird
+import HummingbirdWSClient
+import HummingbirdWebSocket
+import Logging
 
 public enum NodeProxy {
     /// The Node annotation holding the bearer token its agent's endpoint requires.
     public static let tokenAnnotation = "moat.dev/proxy-token"
 }
 
+func enc(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._"))) ?? s }
+
+extension APIServer {
+    /// The agent endpoint of the node a pod runs on: host, port, token, node name.
+    func nodeEndpoint(_ pod: JSON) async throws -> (String, Int, String, String) {
+        guard let nodeName = pod["spec"]["nodeName"].string, !nodeName.isEmpty else {
+            throw APIError.badRequest("pod \(pod.name) is not scheduled to a node yet")
+        }
+        let node = try await registry.get(.nodes, namespace: "", name: nodeName)
+        let host = (node["status"]["addresses"].array ?? []).first { $0["type"].string == "InternalIP" }?["address"].string ?? ""
+        let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].int ?? 0
+        guard !host.isEmpty, port > 0 else { throw APIError.badRequest("node \(nodeName) publishes no endpoint for its agent") }
+        return (host, port, node["metadata"]["annotations"][NodeProxy.tokenAnnotation].string ?? "", nodeName)
+    }
+
+    /// The container a request names, or the pod's only one.
+    static func container(_ pod: JSON, _ requested: String?) throws -> String {
+        let names = (pod["spec"]["containers"].array ?? []).compactMap { $0["name"].string }
+        if let c = requested, !c.isEmpty {
+            guard names.contains(c) else { throw APIError.badRequest("container \(c) is not valid for pod \(pod.name)") }
+            return c
+        }
+        guard names.count == 1 else {
+            throw APIError.badRequest("a container name must be specified for pod \(pod.name), choose one of: [\(names.joined(separator: " "))]")
+        }
+        return names[0]
+    }
+
+    static let execProtocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+
+    /// Accepts the WebSocket upgrade of a pods/exec request it can serve; anything else is left to the HTTP responder.
+    func execUpgrade(_ head: HTTPRequest, logger: Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        let full = head.path ?? ""
+        let parts = full.split(separator: "?", maxSplits: 1).map(String.init)
+        let segs = parts[0].split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        guard segs.count == 7, segs[0] == "api", segs[1] == "v1", segs[2] == "namespaces", segs[4] == "pods", segs[6] == "exec" else { return .dontUpgrade }
+        let offered = head.headerFields[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        guard let proto = Self.execProtocols.first(where: offered.contains) else { return .dontUpgrade }
+        let (namespace, name) = (segs[3], segs[5])
+        if let authorizer {
+            let header = head.headerFields[.authorization] ?? ""
+            guard header.hasPrefix("Bearer "), let user = authorizer.user(forToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+                  (try? authorizer.authorize(user: user, verb: "create", resource: .pods, subresource: "exec", namespace: namespace)) != nil else {
+                return .dontUpgrade
+            }
+        }
+        // The query: command (repeated), container, stdin, stdout, stderr, tty.
+        var commands: [String] = [], flags: [String: String] = [:], requested: String? = nil
+        for pair in (parts.count > 1 ? parts[1] : "").split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            let v = kv.count > 1 ? kv[1] : ""
+            switch kv[0] {
+            case "command": commands.append(v)
+            case "container": requested = v
+            case "stdin", "stdout", "stderr", "tty": flags[kv[0]] = v
+            default: break
+            }
+        }
+        guard let pod = try? await registry.get(.pods, namespace: namespace, name: name),
+              let container = try? Self.container(pod, requested),
+              let (host, port, token, _) = try? await nodeEndpoint(pod) else { return .dontUpgrade }
+        var q = commands.map { "command=" + enc($0) }
+        for (k, v) in flags.sorted(by: { $0.key < $1.key }) { q.append("\(k)=\(enc(v))") }
+        let path = "/exec/\(enc(namespace))/\(enc(name))/\(enc(container))?" + q.joined(separator: "&")
+        let (status, body) = try await Self.agentGet(host: host, port: port, token: token, path: path)
+        guard status == 200, let url = (try? JSON.parse(body))?["url"].string, url.hasPrefix("http://") else {
+            logger.warning("exec \(namespace)/\(name): the node answered \(status): \(String(decoding: body, as: UTF8.self))")
+            return .dontUpgrade
+        }
+        let stream = "ws://" + url.dropFirst("http://".count)
+        return .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
+            let config = WebSocketClientConfiguration(maxFrameSize: 1 << 20, additionalHeaders: [.secWebSocketProtocol: proto])
+            try await WebSocketClient.connect(url: stream, configuration: config, logger: logger) { rin, rout, _ in
+                try await withThrowingTaskGroup(of: Void.self) { g in
+                    g.addTask { try await Self.relay(inbound, to: rout) }
+                    g.addTask { try await Self.relay(rin, to: outbound) }
+                    // Either side ending (the runtime after the exit status, or the client) ends the session.
+                    _ = try await g.next()
+                    g.cancelAll()
+                }
+            }
+        }
+    }
+
+    static func relay(_ from: WebSocketInboundStream, to: WebSocketOutboundWriter) async throws {
+        for try await m in from.messages(maxSize: 1 << 24) {
+            switch m {
+            case .binary(let b): try await to.write(.binary(b))
+            case .text(let t): try await to.write(.text(t))
+            }
+        }
+    }
+
+    /// One GET to a node agent, on its own thread (the client is blocking).
+    static func agentGet(host: String, port: Int, token: String, path: String) async throws -> (Int, Data) {
+        try await withCheckedThrowingContinuation { cont in
+            Thread {
+                do {
+                    let conn = try RawHTTPConnection(host: host, port: port, timeoutSeconds: 30)
+                    try conn.send(method: "GET", path: path, host: "\(host):\(port)", headers: ["Authorization": "Bearer " + token], body: nil)
+                    let (status, headers) = try conn.readHead()
+                    var body = Data()
+                    try conn.readBody(headers: headers) { body.append(contentsOf: $0) }
+                    cont.resume(returning: (status, body))
+                } catch {
+                    cont.resume(throwing: APIError(code: 502, reason: "BadGateway", message: "node agent: \(error)"))
+                }
+            }.start()
+        }
+    }
+}
+
 extension APIResponder {
     func podLog(namespace: String, name: String, query: [String: String]) async throws -> Response {
         let pod = try await server.registry.get(.pods, namespace: namespace, name: name)
-        let names = (pod["spec"]["containers"].array ?? []).compactMap { $0["name"].string }
-        let container: String
-        if let c = query["container"], !c.isEmpty {
-            guard names.contains(c) else { throw APIError.badRequest("container \(c) is not valid for pod \(name)") }
-            container = c
-        } else if names.count == 1 {
-            container = names[0]
-        } else {
-            throw APIError.badRequest("a container name must be specified for pod \(name), choose one of: [\(names.joined(separator: " "))]")
-        }
-        guard let nodeName = pod["spec"]["nodeName"].string, !nodeName.isEmpty else {
-            throw APIError.badRequest("pod \(name) is not scheduled to a node yet")
-        }
-        let node = try await server.registry.get(.nodes, namespace: "", name: nodeName)
-        let host = (node["status"]["addresses"].array ?? []).first { $0["type"].string == "InternalIP" }?["address"].string ?? ""
-        let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].int ?? 0
-        guard !host.isEmpty, port > 0 else { throw APIError.badRequest("node \(nodeName) publishes no endpoint for logs") }
-        let token = node["metadata"]["annotations"][NodeProxy.tokenAnnotation].string ?? ""
+        let container = try APIServer.container(pod, query["container"])
+        let (host, port, token, nodeName) = try await server.nodeEndpoint(pod)
         var q: [String] = []
         for k in ["follow", "previous", "timestamps", "tailLines"] {
             if let v = query[k], let e = v.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { q.append("\(k)=\(e)") }
         }
-        func enc(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._"))) ?? s }
         let path = "/containerLogs/\(enc(namespace))/\(enc(name))/\(enc(container))" + (q.isEmpty ? "" : "?" + q.joined(separator: "&"))
 
         // The agent connection is blocking: it runs on its own thread and feeds a stream.
