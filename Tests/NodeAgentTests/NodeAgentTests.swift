@@ -335,6 +335,22 @@ final class NodeAgentTests: XCTestCase {
                      "written=datadata"] {
             XCTAssertTrue(log.contains(line), "\(line) not in the log:\n\(log)")
         }
+        // The API keeps a Secret's stringData as base64 data, and refuses paths that climb out of a volume.
+        XCTAssertEqual(try kubectl(["get", "secret", "creds", "-o", "jsonpath={.data.password} {.stringData}"]).out,
+                       Data("s3cr3t-value".utf8).base64EncodedString() + " ")
+        let climbing = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: climbs}
+            spec:
+              volumes: [{name: cfg, configMap: {name: settings, items: [{key: greeting, path: ../../etc/x}]}}]
+              containers: [{name: c, image: busybox, volumeMounts: [{name: cfg, mountPath: /x, subPath: ../..}, {name: none, mountPath: /y}]}]
+            """
+        let refused = try kubectl(["apply", "-f", "-"], stdin: climbing)
+        XCTAssertNotEqual(refused.code, 0)
+        for want in ["spec.volumes[0].configMap.items[0].path", "spec.containers[0].volumeMounts[0].subPath", "spec.containers[0].volumeMounts[1].name: Not found"] {
+            XCTAssertTrue(refused.out.contains(want), "\(want) not in: \(refused.out)")
+        }
         // A pod whose ConfigMap is missing waits with CreateContainerConfigError, and runs once it exists.
         let waiting = """
             apiVersion: v1

@@ -8,6 +8,7 @@ public struct FieldError: Sendable, Equatable {
         case notSupported = "FieldValueNotSupported"
         case duplicate = "FieldValueDuplicate"
         case forbidden = "FieldValueForbidden"
+        case notFound = "FieldValueNotFound"
     }
     public var field: String
     public var reason: Reason
@@ -25,6 +26,9 @@ public struct FieldError: Sendable, Equatable {
     }
     public static func forbidden(_ field: String, _ detail: String) -> FieldError {
         .init(field: field, reason: .forbidden, message: "Forbidden: \(detail)")
+    }
+    public static func notFound(_ field: String, _ value: String) -> FieldError {
+        .init(field: field, reason: .notFound, message: "Not found: \"\(value)\"")
     }
     /// "field: message", as it appears in a Status message.
     public var summary: String { "\(field): \(message)" }

@@ -21,6 +21,13 @@ enum Defaults {
             if obj[path: "spec", "revisionHistoryLimit"].isNull { obj[path: "spec", "revisionHistoryLimit"] = 10 }
             if obj[path: "spec", "progressDeadlineSeconds"].isNull { obj[path: "spec", "progressDeadlineSeconds"] = 600 }
             podSpec(&obj[path: "spec", "template", "spec"])
+        case "Secret":
+            // stringData is write-only: it is merged into data (base64), as Kubernetes does.
+            if let sd = obj["stringData"].object {
+                for (k, v) in sd { obj[path: "data", k] = .string(Data((v.string ?? "").utf8).base64EncodedString()) }
+                obj["stringData"] = .null
+            }
+            if obj["type"].isNull { obj["type"] = "Opaque" }
         case "ReplicaSet":
             if obj.replicas == nil { obj.replicas = 1 }
             podSpec(&obj[path: "spec", "template", "spec"])

@@ -38,6 +38,11 @@ enum Validation {
                 errs.append(.notSupported("spec.type", type, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))
             }
         case "ConfigMap", "Secret":
+            if rt.kind == "Secret" {
+                for (k, v) in (obj["data"].object ?? [:]).sorted(by: { $0.key < $1.key }) where Data(base64Encoded: v.string ?? "") == nil {
+                    errs.append(.invalid("data[\(k)]", "<secret contents redacted>", "must be base64-encoded"))
+                }
+            }
             for field in ["data", "stringData", "binaryData"] {
                 for k in (obj[field].object ?? [:]).keys.sorted() where !isConfigKey(k) {
                     errs.append(.invalid("\(field)[\(k)]", k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
@@ -142,6 +147,56 @@ enum Validation {
         }
         if let rp = spec["restartPolicy"].string, !["Always", "OnFailure", "Never"].contains(rp) {
             errs.append(.notSupported("\(path).restartPolicy", rp, ["Always", "OnFailure", "Never"]))
+        }
+        errs += volumes(spec, path: path)
+        return errs
+    }
+
+    static let volumeSources = ["emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected"]
+
+    /// Volumes and volume mounts: unique names, one supported source each, relative paths without "..",
+    /// mounts that name a volume at an absolute path.
+    static func volumes(_ spec: JSON, path: String) -> [FieldError] {
+        var errs: [FieldError] = []
+        var names = Set<String>()
+        func relative(_ p: String) -> Bool {
+            !p.isEmpty && !p.hasPrefix("/") && !p.split(separator: "/", omittingEmptySubsequences: false).contains("..")
+        }
+        func items(_ src: JSON, _ p: String) {
+            for (j, it) in (src["items"].array ?? []).enumerated() where !relative(it["path"].string ?? "") {
+                errs.append(.invalid("\(p).items[\(j)].path", it["path"].string ?? "", "must be a relative path without '..'"))
+            }
+        }
+        for (i, v) in (spec["volumes"].array ?? []).enumerated() {
+            let p = "\(path).volumes[\(i)]"
+            let n = v["name"].string ?? ""
+            if !isDNSLabel(n) { errs.append(.invalid("\(p).name", n, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'")) }
+            else if !names.insert(n).inserted { errs.append(.duplicate("\(p).name", n)) }
+            let given = volumeSources.filter { !v[$0].isNull }
+            if given.count != 1 {
+                errs.append(given.isEmpty ? .required("\(p)") : .forbidden("\(p)", "may not specify more than 1 volume type"))
+                if given.isEmpty, let other = v.object?.keys.first(where: { $0 != "name" }) {
+                    errs.append(.notSupported("\(p).\(other)", other, volumeSources))
+                }
+            }
+            if let h = v["hostPath"]["path"].string, !h.hasPrefix("/") || h.split(separator: "/").contains("..") {
+                errs.append(.invalid("\(p).hostPath.path", h, "must be an absolute path without '..'"))
+            }
+            for k in ["configMap", "secret", "downwardAPI"] where !v[k].isNull { items(v[k], "\(p).\(k)") }
+            for (j, src) in (v["projected"]["sources"].array ?? []).enumerated() {
+                for k in ["configMap", "secret", "downwardAPI"] where !src[k].isNull { items(src[k], "\(p).projected.sources[\(j)].\(k)") }
+            }
+        }
+        for (i, c) in (spec["containers"].array ?? []).enumerated() {
+            for (j, m) in (c["volumeMounts"].array ?? []).enumerated() {
+                let p = "\(path).containers[\(i)].volumeMounts[\(j)]"
+                let n = m["name"].string ?? ""
+                if !names.contains(n) { errs.append(.notFound("\(p).name", n)) }
+                if !(m["mountPath"].string ?? "").hasPrefix("/") { errs.append(.invalid("\(p).mountPath", m["mountPath"].string ?? "", "must be an absolute path")) }
+                if let sub = m["subPath"].string, !sub.isEmpty, !relative(sub) {
+                    errs.append(.invalid("\(p).subPath", sub, "must be a relative path without '..'"))
+                }
+            }
         }
         return errs
     }
