@@ -37,6 +37,8 @@ public struct NodeAgentOptions: Sendable {
     /// Seconds between two syncs, and between two heartbeats.
     public var syncInterval = 1.0
     public var heartbeatInterval = 10.0
+    /// Seconds between two posts of the Node's status when the Lease carries the heartbeat.
+    public var statusInterval = 60.0
     /// The agent's HTTP endpoint for the API server (container logs): address and port (0: any free port).
     public var address = "127.0.0.1"
     public var port = 10250
@@ -86,6 +88,8 @@ final class NodeAgent: @unchecked Sendable {
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
     var nodeUID = ""
+    /// When the Node's status was last posted.
+    var lastStatus: Date?
     /// Events already written (Events.swift): name, count, last time. Sync loop only.
     var recorded: [String: (name: String, count: Int, last: Date)] = [:]
     let lock = NSLock()
@@ -150,10 +154,13 @@ final class NodeAgent: @unchecked Sendable {
         log.info("node \(o.nodeName) registered with \(runtimeVersion)")
     }
 
-    /// Renews the node's Lease in kube-node-lease (the cheap heartbeat) and posts the Node's status.
+    /// Renews the node's Lease in kube-node-lease (the cheap heartbeat, every time) and posts
+    /// the Node's status (every `statusInterval`, and at once at start).
     func heartbeat() async throws {
         try await renewLease()
+        if let last = lastStatus, Date().timeIntervalSince(last) < o.statusInterval { return }
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: true)], subresource: "status")
+        lastStatus = Date()
     }
 
     static let leaseNamespace = "kube-node-lease"

@@ -2,7 +2,9 @@ import Foundation
 
 /// Marks nodes whose kubelet stopped heartbeating and evicts their pods.
 ///
-/// A node whose Ready condition's `lastHeartbeatTime` is older than `gracePeriod` gets
+/// A node's heartbeat is the later of its Ready condition's `lastHeartbeatTime` and the
+/// `renewTime` of its Lease in kube-node-lease (which its agent renews more often than it
+/// posts the Node's status). A node whose heartbeat is older than `gracePeriod` gets
 /// Ready=Unknown (reason NodeStatusUnknown) and the `node.kubernetes.io/unreachable`
 /// NoExecute taint. Once a node has been not-ready for longer than `evictionTimeout`, the
 /// pods bound to it are deleted so their controllers replace them elsewhere. A node that
@@ -29,8 +31,12 @@ public final class NodeLifecycleController: Sendable {
         for node in try await client.list(.nodes) {
             let ready = node.condition("Ready")
             let status = ready?["status"].string ?? "Unknown"
-            let heartbeat = (ready?["lastHeartbeatTime"].string).flatMap(Timestamp.parse)
+            var heartbeat = (ready?["lastHeartbeatTime"].string).flatMap(Timestamp.parse)
                 ?? node.creationTimestamp.flatMap(Timestamp.parse) ?? now
+            if let lease = try? await client.getIfExists(.leases, namespace: "kube-node-lease", name: node.name),
+               let renewed = lease[path: "spec", "renewTime"].string.flatMap(Timestamp.parse), renewed > heartbeat {
+                heartbeat = renewed
+            }
             let taints = node["spec"]["taints"].array ?? []
             let hasTaint = taints.contains { $0["key"].string == Self.unreachableTaint }
             if status == "True" {
