@@ -290,7 +290,6 @@ final class NodeAgent: @unchecked Sendable {
     }
 
     func syncPod(_ pod: JSON, _ sandboxes: [Runtime_V1_PodSandbox]) async throws {
-        let uid = pod["metadata"]["uid"].string ?? ""
         var sandbox = sandboxes.filter { $0.state == .sandboxReady }.max { $0.metadata.attempt < $1.metadata.attempt }
         let config: Runtime_V1_PodSandboxConfig
         if let sb = sandbox {
@@ -310,76 +309,102 @@ final class NodeAgent: @unchecked Sendable {
         let podIP = await sandboxIP(sb.id)
         var lf = Runtime_V1_ListContainersRequest(); lf.filter.podSandboxID = sb.id
         let existing = try await runtime.listContainers(lf).containers
-        let policy = pod["spec"]["restartPolicy"].string ?? "Always"
+        // Init containers first, one at a time, each to a successful exit; then the containers.
+        var initStatuses: [JSON] = []
+        var initialized = true, initFailed = false
+        for spec in pod["spec"]["initContainers"].array ?? [] {
+            if !initialized {
+                initStatuses.append(containerStatus(spec, nil, restarts: 0, waiting: "PodInitializing"))
+                continue
+            }
+            let st = try await syncContainer(pod, spec, existing, sb, config, podIP: podIP, isInit: true)
+            initStatuses.append(st)
+            let done = st["state"]["terminated"]
+            if !done.isNull && done["exitCode"].int == 0 { continue }
+            initialized = false
+            if !done.isNull && pod["spec"]["restartPolicy"].string == "Never" { initFailed = true }
+        }
         var statuses: [JSON] = []
         for spec in pod["spec"]["containers"].array ?? [] {
-            let name = spec["name"].string ?? ""
-            let mine = existing.filter { $0.labels[Labels.container] == name }
-            let current = mine.max { $0.metadata.attempt < $1.metadata.attempt }
-            var st: Runtime_V1_ContainerStatus? = nil
-            if let c = current {
-                var r = Runtime_V1_ContainerStatusRequest(); r.containerID = c.id
-                st = try await runtime.containerStatus(r).status
+            if !initialized {
+                statuses.append(containerStatus(spec, nil, restarts: 0, waiting: "PodInitializing"))
+                continue
             }
-            let key = uid + "/" + name
-            let exited = st?.state == .containerExited
-            let restart = current == nil || (exited && (policy == "Always" || (policy == "OnFailure" && st?.exitCode != 0)))
-            if restart {
-                if let b = backoff[key], b.next > Date(), current != nil {
-                    statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: "CrashLoopBackOff"))
-                    await record(pod, container: name, "Warning", "BackOff", "Back-off restarting failed container \(name) in pod \(pod.name)_\(pod.namespace)(\(uid))")
-                    continue
-                }
-                let attempt = current.map { $0.metadata.attempt + 1 } ?? 0
-                if current != nil {
-                    let delay = min(300, (backoff[key]?.delay ?? 5) * 2)
-                    backoff[key] = (Date().addingTimeInterval(delay), delay)
-                    // Keep only the last exited instance, as kubelet does.
-                    for old in mine where old.id != current!.id {
-                        var rr = Runtime_V1_RemoveContainerRequest(); rr.containerID = old.id
-                        _ = try? await runtime.removeContainer(rr)
-                    }
-                }
-                do {
-                    let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
-                    await record(pod, container: name, "Normal", "Created", "Created container \(name)")
-                    await record(pod, container: name, "Normal", "Started", "Started container \(name)")
-                    if !(await runHook(spec, "postStart", containerID: id, sandboxID: sb.id, podIP: podIP)) {
-                        log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
-                        await record(pod, container: name, "Warning", "FailedPostStartHook", "PostStartHook failed")
-                        await stopContainer(nil, containerID: id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
-                    }
-                    var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
-                    st = try await runtime.containerStatus(r).status
-                } catch {
-                    let reason = error is ConfigError ? "CreateContainerConfigError" : "CreateContainerError"
-                    await record(pod, container: name, "Warning", "Failed", "Error: \(error)")
-                    statuses.append(containerStatus(spec, st, restarts: attempt, waiting: reason, message: "\(error)"))
-                    continue
-                }
-                statuses.append(containerStatus(spec, st, restarts: attempt, waiting: nil, probe: ProbeVerdict(started: false, ready: false)))
-            } else {
-                if let s = st, s.state == .containerRunning, let b = backoff[key],
-                   Date().timeIntervalSince(Date(timeIntervalSince1970: Double(s.startedAt) / 1e9)) > 600 {
-                    _ = b
-                    backoff[key] = nil
-                }
-                var verdict: ProbeVerdict? = nil
-                if let s = st, s.state == .containerRunning {
-                    let v = await runProbes(pod, spec, containerID: s.id, startedAt: Date(timeIntervalSince1970: Double(s.startedAt) / 1e9),
-                                            sandboxID: sb.id, podIP: podIP)
-                    for f in v.failed { await record(pod, container: name, "Warning", "Unhealthy", f) }
-                    if let why = v.kill {
-                        log.info("pod \(pod.namespace)/\(pod.name): container \(name): \(why), restarting")
-                        await record(pod, container: name, "Normal", "Killing", "Container \(name) failed \(why.lowercased().replacingOccurrences(of: " failed", with: "")), will be restarted")
-                        await stopContainer(spec, containerID: s.id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
-                    }
-                    verdict = v
-                }
-                statuses.append(containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil, probe: verdict))
-            }
+            statuses.append(try await syncContainer(pod, spec, existing, sb, config, podIP: podIP, isInit: false))
         }
-        try await writeStatus(pod, sandbox: sb, podIP: podIP, statuses)
+        try await writeStatus(pod, sandbox: sb, podIP: podIP, statuses, initStatuses: initStatuses, initialized: initialized, initFailed: initFailed)
+    }
+
+    /// Drives one container of the pod (starting, restarting after its back-off, probing) and returns its status.
+    /// An init container is restarted only after a failure, and is not probed.
+    func syncContainer(_ pod: JSON, _ spec: JSON, _ existing: [Runtime_V1_Container], _ sb: Runtime_V1_PodSandbox,
+                       _ config: Runtime_V1_PodSandboxConfig, podIP: String, isInit: Bool) async throws -> JSON {
+        let uid = pod.uid
+        let policy = pod["spec"]["restartPolicy"].string ?? "Always"
+        let name = spec["name"].string ?? ""
+        let mine = existing.filter { $0.labels[Labels.container] == name }
+        let current = mine.max { $0.metadata.attempt < $1.metadata.attempt }
+        var st: Runtime_V1_ContainerStatus? = nil
+        if let c = current {
+            var r = Runtime_V1_ContainerStatusRequest(); r.containerID = c.id
+            st = try await runtime.containerStatus(r).status
+        }
+        let key = uid + "/" + name
+        let exited = st?.state == .containerExited
+        let restart = current == nil || (exited && (isInit ? st?.exitCode != 0 && policy != "Never"
+                                                            : policy == "Always" || (policy == "OnFailure" && st?.exitCode != 0)))
+        if restart {
+            if let b = backoff[key], b.next > Date(), current != nil {
+                await record(pod, container: name, "Warning", "BackOff", "Back-off restarting failed container \(name) in pod \(pod.name)_\(pod.namespace)(\(uid))")
+                return containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: "CrashLoopBackOff")
+            }
+            let attempt = current.map { $0.metadata.attempt + 1 } ?? 0
+            if current != nil {
+                let delay = min(300, (backoff[key]?.delay ?? 5) * 2)
+                backoff[key] = (Date().addingTimeInterval(delay), delay)
+                // Keep only the last exited instance, as kubelet does.
+                for old in mine where old.id != current!.id {
+                    var rr = Runtime_V1_RemoveContainerRequest(); rr.containerID = old.id
+                    _ = try? await runtime.removeContainer(rr)
+                }
+            }
+            do {
+                let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
+                await record(pod, container: name, "Normal", "Created", "Created container \(name)")
+                await record(pod, container: name, "Normal", "Started", "Started container \(name)")
+                if !(await runHook(spec, "postStart", containerID: id, sandboxID: sb.id, podIP: podIP)) {
+                    log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
+                    await record(pod, container: name, "Warning", "FailedPostStartHook", "PostStartHook failed")
+                    await stopContainer(nil, containerID: id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
+                }
+                var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
+                st = try await runtime.containerStatus(r).status
+            } catch {
+                let reason = error is ConfigError ? "CreateContainerConfigError" : "CreateContainerError"
+                await record(pod, container: name, "Warning", "Failed", "Error: \(error)")
+                return containerStatus(spec, st, restarts: attempt, waiting: reason, message: "\(error)")
+            }
+            return containerStatus(spec, st, restarts: attempt, waiting: nil, probe: ProbeVerdict(started: false, ready: false))
+        } else {
+            if let s = st, s.state == .containerRunning, let b = backoff[key],
+               Date().timeIntervalSince(Date(timeIntervalSince1970: Double(s.startedAt) / 1e9)) > 600 {
+                _ = b
+                backoff[key] = nil
+            }
+            var verdict: ProbeVerdict? = nil
+            if let s = st, s.state == .containerRunning, !isInit {
+                let v = await runProbes(pod, spec, containerID: s.id, startedAt: Date(timeIntervalSince1970: Double(s.startedAt) / 1e9),
+                                        sandboxID: sb.id, podIP: podIP)
+                for f in v.failed { await record(pod, container: name, "Warning", "Unhealthy", f) }
+                if let why = v.kill {
+                    log.info("pod \(pod.namespace)/\(pod.name): container \(name): \(why), restarting")
+                    await record(pod, container: name, "Normal", "Killing", "Container \(name) failed \(why.lowercased().replacingOccurrences(of: " failed", with: "")), will be restarted")
+                    await stopContainer(spec, containerID: s.id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
+                }
+                verdict = v
+            }
+            return containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil, probe: verdict)
+        }
     }
 
     func startContainer(_ pod: JSON, _ spec: JSON, sandbox: String, _ podConfig: Runtime_V1_PodSandboxConfig, attempt: UInt32, podIP: String) async throws -> String {
@@ -476,7 +501,8 @@ final class NodeAgent: @unchecked Sendable {
         return ip.isEmpty ? "127.0.0.1" : ip
     }
 
-    func writeStatus(_ pod: JSON, sandbox: Runtime_V1_PodSandbox, podIP ip: String, _ statuses: [JSON]) async throws {
+    func writeStatus(_ pod: JSON, sandbox: Runtime_V1_PodSandbox, podIP ip: String, _ statuses: [JSON],
+                     initStatuses: [JSON] = [], initialized: Bool = true, initFailed: Bool = false) async throws {
         let running = statuses.filter { !$0["state"]["running"].isNull }.count
         let terminated = statuses.filter { !$0["state"]["terminated"].isNull }
         let policy = pod["spec"]["restartPolicy"].string ?? "Always"
@@ -490,7 +516,8 @@ final class NodeAgent: @unchecked Sendable {
             // Started at least once: a container in back-off keeps the pod Running.
             phase = "Running"
         }
-        let allReady = !statuses.isEmpty && statuses.allSatisfy { $0["ready"].bool == true }
+        if !initialized { phase = initFailed ? "Failed" : "Pending" }
+        let allReady = initialized && !statuses.isEmpty && statuses.allSatisfy { $0["ready"].bool == true }
         let old = pod["status"]
         let started = old["startTime"].string ?? Timestamp.string(Date(timeIntervalSince1970: Double(sandbox.createdAt) / 1e9))
         func cond(_ t: String, _ ok: Bool) -> JSON {
@@ -499,12 +526,13 @@ final class NodeAgent: @unchecked Sendable {
             let since = prev?["status"].string == status ? (prev?["lastTransitionTime"].string ?? Timestamp.now()) : Timestamp.now()
             return ["type": .string(t), "status": .string(status), "lastTransitionTime": .string(since)]
         }
-        let status: JSON = [
+        var status: JSON = [
             "phase": .string(phase), "podIP": .string(ip), "podIPs": [["ip": .string(ip)]], "hostIP": "127.0.0.1",
             "startTime": .string(started), "qosClass": "BestEffort",
-            "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", allReady), cond("Ready", allReady)],
+            "conditions": [cond("PodScheduled", true), cond("Initialized", initialized), cond("ContainersReady", allReady), cond("Ready", allReady)],
             "containerStatuses": .array(statuses),
         ]
+        if !initStatuses.isEmpty { status["initContainerStatuses"] = .array(initStatuses) }
         // Write only what changed (transition times are kept, so a steady pod is not rewritten).
         if status == old { return }
         _ = try await api.patch(.pods, namespace: pod.namespace, name: pod.name, ["status": status], subresource: "status")

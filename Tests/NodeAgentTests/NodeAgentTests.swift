@@ -369,8 +369,42 @@ final class NodeAgentTests: XCTestCase {
         let made = try kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: now}\n")
         XCTAssertEqual(made.code, 0, made.out)
         try waitFor("the waiting pod to run", timeout: 30) { try containerLog("waits", "main").contains("got=now") }
+        // Init containers run in order, each to success, before the containers; a failing one fails a Never pod.
+        let initialized = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: initialized}
+            spec:
+              restartPolicy: Never
+              volumes: [{name: work, emptyDir: {}}]
+              initContainers:
+              - {name: first, image: busybox, command: ["sh", "-c", "echo one > /work/f"], volumeMounts: [{name: work, mountPath: /work}]}
+              - {name: second, image: busybox, command: ["sh", "-c", "echo two >> /work/f"], volumeMounts: [{name: work, mountPath: /work}]}
+              containers:
+              - {name: main, image: busybox, command: ["sh", "-c", "echo main-saw $(cat /work/f)"], volumeMounts: [{name: work, mountPath: /work}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: badinit}
+            spec:
+              restartPolicy: Never
+              initContainers: [{name: fails, image: busybox, command: ["sh", "-c", "exit 7"]}]
+              containers: [{name: main, image: busybox, command: ["sh", "-c", "echo should not run"]}]
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: initialized).code, 0)
+        try waitFor("the initialized pod to succeed", timeout: 60) {
+            try kubectl(["get", "pod", "initialized", "-o", "jsonpath={.status.phase}"]).out == "Succeeded"
+        }
+        XCTAssertTrue(try containerLog("initialized", "main").contains("main-saw one two"))
+        try waitFor("the pod with a failing init container to fail", timeout: 60) {
+            try kubectl(["get", "pod", "badinit", "-o", "jsonpath={.status.phase} {.status.initContainerStatuses[0].state.terminated.exitCode}"]).out == "Failed 7"
+        }
+        XCTAssertEqual(try kubectl(["get", "pod", "badinit", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]).out, "PodInitializing")
+        let table = try kubectl(["get", "pod", "badinit", "initialized"]).out
+        XCTAssertTrue(table.contains("Init:Error") && table.contains("Completed") == false && table.contains("Succeeded"), table)
+
         // Deleted pods leave no volume directories behind (tmpfs unmounted).
-        XCTAssertEqual(try kubectl(["delete", "pod", "configured", "waits"]).code, 0)
+        XCTAssertEqual(try kubectl(["delete", "pod", "configured", "waits", "initialized", "badinit"]).code, 0)
         try waitFor("the pods' directories removed", timeout: 30) {
             ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/node/pods")) ?? []).isEmpty
         }

@@ -37,7 +37,16 @@ enum Table {
                         let n = p["spec"]["containers"].array?.count ?? 0
                         return .string("\(Pods.isReady(p) ? n : 0)/\(n)")
                     },
-                    Column(name: "Status", type: "string", priority: 0) { p in .string(p.deletionTimestamp != nil ? "Terminating" : (p.phase ?? "Unknown")) },
+                    Column(name: "Status", type: "string", priority: 0) { p in
+                        if p.deletionTimestamp != nil { return "Terminating" }
+                        let inits = p["status"]["initContainerStatuses"].array ?? []
+                        let done = inits.filter { $0["state"]["terminated"]["exitCode"].int == 0 }.count
+                        if done < inits.count, inits.contains(where: { ($0["state"]["terminated"]["exitCode"].int ?? 0) != 0 || !$0["lastState"]["terminated"].isNull }) {
+                            return p.phase == "Failed" ? "Init:Error" : "Init:CrashLoopBackOff"
+                        }
+                        if p.phase == "Pending", done < inits.count { return .string("Init:\(done)/\(inits.count)") }
+                        return .string(p.phase ?? "Unknown")
+                    },
                     Column(name: "Restarts", type: "integer", priority: 0) { p in
                         .int((p["status"]["containerStatuses"].array ?? []).reduce(0) { $0 + ($1["restartCount"].int ?? 0) })
                     },
