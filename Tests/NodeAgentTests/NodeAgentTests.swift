@@ -215,6 +215,26 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertEqual(cat.code, 0, cat.out)
         XCTAssertEqual(cat.out, "PIPED THROUGH\n")
 
+        // kubectl cp (tar over exec), both ways.
+        try "copied in\n".write(toFile: dir + "/to-pod", atomically: true, encoding: .utf8)
+        let cpIn = try kubectl(["cp", dir + "/to-pod", "\(first):/tmp/in"])
+        XCTAssertEqual(cpIn.code, 0, cpIn.out)
+        let cpOut = try kubectl(["cp", "\(first):/tmp/in", dir + "/from-pod"])
+        XCTAssertEqual(cpOut.code, 0, cpOut.out)
+        XCTAssertEqual(try? String(contentsOfFile: dir + "/from-pod", encoding: .utf8), "copied in\n")
+        // kubectl exec -it, with kubectl on a terminal (script(1) gives it one). (Whether the process
+        // inside gets a terminal is the runtime's business: `moat cri` gives it pipes today.)
+        let tty = Process()
+        tty.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        tty.arguments = ["-qec", "/usr/bin/kubectl --kubeconfig \(dir)/kubeconfig exec -it \(first) -- sh -c 'echo via-it; exit 4'", "/dev/null"]
+        let ttyOut = Pipe()
+        tty.standardOutput = ttyOut; tty.standardError = ttyOut; tty.standardInput = Pipe()
+        try tty.run()
+        let ttyText = String(decoding: ttyOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tty.waitUntilExit()
+        XCTAssertTrue(ttyText.contains("via-it"), ttyText)
+        XCTAssertEqual(tty.terminationStatus, 4)
+
         // kubectl logs -f streams until the container exits; --tail keeps the last lines.
         let counter = """
             apiVersion: v1
