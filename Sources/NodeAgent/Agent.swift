@@ -95,6 +95,8 @@ final class NodeAgent: @unchecked Sendable {
     var backoff: [String: (next: Date, delay: Double)] = [:]
     var runtimeVersion = ""
     var nodeUID = ""
+    /// When each pod's volume files were last brought up to date (Pods.swift). Sync loop only.
+    var volumesRefreshed: [String: Date] = [:]
     /// When the Node's status was last posted.
     var lastStatus: Date?
     /// Events already written (Events.swift): name, count, last time. Sync loop only.
@@ -240,6 +242,7 @@ final class NodeAgent: @unchecked Sendable {
             try await teardown(sb.id)
         }
         removeStalePodDirectories(keep: wanted)
+        volumesRefreshed = volumesRefreshed.filter { wanted.contains($0.key) }
     }
 
     enum Labels {

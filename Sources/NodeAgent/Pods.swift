@@ -30,6 +30,13 @@ extension NodeAgent {
         }
         guard let sb = sandbox else { return }
         let podIP = await sandboxIP(sb.id)
+        // ConfigMap, Secret and downward API files follow their sources (every 10 s).
+        if let last = volumesRefreshed[pod.uid], Date().timeIntervalSince(last) >= 10 {
+            volumesRefreshed[pod.uid] = Date()
+            do { _ = try await prepareVolumes(pod, podIP: podIP) } catch { log.info("pod \(pod.namespace)/\(pod.name): volumes: \(error)") }
+        } else if volumesRefreshed[pod.uid] == nil {
+            volumesRefreshed[pod.uid] = Date()
+        }
         var lf = Runtime_V1_ListContainersRequest(); lf.filter.podSandboxID = sb.id
         let existing = try await runtime.listContainers(lf).containers
         // Init containers first, one at a time, each to a successful exit; then the containers.

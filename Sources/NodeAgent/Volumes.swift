@@ -213,22 +213,37 @@ extension NodeAgent {
         }
     }
 
-    /// Writes the files into a fresh directory that then replaces `dir`, so a reader never sees half of them.
+    /// Makes `dir` hold exactly these files. The directory itself stays (running containers
+    /// have it bind-mounted, so it must not be replaced), and a changed file is rewritten in
+    /// place: a sandbox keeps the file it looked up, so a new file renamed over the name would
+    /// not be seen. (The price: a reader racing an update may read it half-written, where
+    /// kubelet's symlink swap is atomic.)
     func writeFiles(_ dir: String, _ files: [(path: String, data: Data, mode: Int)]) throws {
         let fm = FileManager.default
-        let tmp = dir + ".new"
-        try? fm.removeItem(atPath: tmp)
-        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        var keep = Set<String>()
         for f in files {
             guard Self.safeRelativePath(f.path) else { throw ConfigError("file path \(f.path.debugDescription) must be relative without ..") }
-            let full = tmp + "/" + f.path
-            try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            guard fm.createFile(atPath: full, contents: f.data, attributes: [.posixPermissions: f.mode & 0o777]) else {
-                throw ConfigError("cannot write \(full)")
+            let full = dir + "/" + f.path
+            keep.insert(f.path)
+            let parent = (full as NSString).deletingLastPathComponent
+            try fm.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            let mode = f.mode & 0o777
+            if fm.contents(atPath: full) == f.data, let a = try? fm.attributesOfItem(atPath: full), (a[.posixPermissions] as? Int) == mode { continue }
+            let fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
+            guard fd >= 0 else { throw ConfigError("cannot write \(full): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let n = f.data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n == f.data.count else { throw ConfigError("cannot write \(full)") }
+            fchmod(fd, mode_t(mode))
+        }
+        // Keys that went away.
+        for case let rel as String in fm.enumerator(atPath: dir)?.allObjects ?? [] {
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir), !isDir.boolValue, !keep.contains(rel) {
+                try? fm.removeItem(atPath: dir + "/" + rel)
             }
         }
-        try? fm.removeItem(atPath: dir)
-        try fm.moveItem(atPath: tmp, toPath: dir)
     }
 
     func mountTmpfs(_ dir: String, sizeLimit: JSON) throws {

@@ -389,6 +389,22 @@ final class NodeAgentTests: XCTestCase {
         let made = try kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: now}\n")
         XCTAssertEqual(made.code, 0, made.out)
         try waitFor("the waiting pod to run", timeout: 30) { try containerLog("waits", "main").contains("got=now") }
+        // A running pod sees its ConfigMap change.
+        let watcher = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: watcher}
+            spec:
+              volumes: [{name: cfg, configMap: {name: settings}}]
+              containers:
+              - {name: w, image: busybox, command: ["sh", "-c", "while true; do echo seen=$(cat /cfg/greeting); sleep 0.5; done"], volumeMounts: [{name: cfg, mountPath: /cfg}]}
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: watcher).code, 0)
+        try waitFor("the watcher to see the greeting", timeout: 30) { try containerLog("watcher", "w").contains("seen=hello-from-configmap") }
+        let changed = try kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {greeting: changed-greeting}\n")
+        XCTAssertEqual(changed.code, 0, changed.out)
+        try waitFor("the watcher to see the new greeting", timeout: 60) { try containerLog("watcher", "w").contains("seen=changed-greeting") }
+
         // Init containers run in order, each to success, before the containers; a failing one fails a Never pod.
         let initialized = """
             apiVersion: v1
@@ -424,7 +440,7 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertTrue(table.contains("Init:Error") && table.contains("Completed") == false && table.contains("Succeeded"), table)
 
         // Deleted pods leave no volume directories behind (tmpfs unmounted).
-        XCTAssertEqual(try kubectl(["delete", "pod", "configured", "waits", "initialized", "badinit"]).code, 0)
+        XCTAssertEqual(try kubectl(["delete", "pod", "configured", "waits", "initialized", "badinit", "watcher", "--grace-period=1"]).code, 0)
         try waitFor("the pods' directories removed", timeout: 30) {
             ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/node/pods")) ?? []).isEmpty
         }
