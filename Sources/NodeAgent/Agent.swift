@@ -134,7 +134,7 @@ final class NodeAgent: @unchecked Sendable {
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", ""),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID", ""),
             ],
-            "addresses": [["type": "InternalIP", "address": .string(o.address == "0.0.0.0" ? "127.0.0.1" : o.address)], ["type": "Hostname", "address": .string(o.nodeName)]],
+            "addresses": [["type": "InternalIP", "address": .string(hostIP)], ["type": "Hostname", "address": .string(o.nodeName)]],
             "daemonEndpoints": ["kubeletEndpoint": ["Port": .int(boundPort)]],
             "nodeInfo": ["containerRuntimeVersion": .string(runtimeVersion), "kubeletVersion": "v1.30.0-moat",
                          "operatingSystem": "linux", "architecture": "amd64"],
@@ -188,6 +188,9 @@ final class NodeAgent: @unchecked Sendable {
         }
         do { _ = try await api.create(.leases, namespace: Self.leaseNamespace, lease) } catch let e as APIError where e.isAlreadyExists {}
     }
+
+    /// The node's address as pods see it (status.hostIP).
+    var hostIP: String { o.address == "0.0.0.0" ? "127.0.0.1" : o.address }
 
     /// A MicroTime: RFC 3339 with microseconds, as Lease.spec.renewTime is.
     static func microTime(_ d: Date) -> String {

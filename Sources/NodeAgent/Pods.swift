@@ -81,6 +81,7 @@ extension NodeAgent {
         }
         let key = uid + "/" + name
         let exited = st?.state == .containerExited
+        if exited, let id = st?.id { probes[id] = nil }
         let restart = current == nil || (exited && (isInit ? st?.exitCode != 0 && policy != "Never"
                                                             : policy == "Always" || (policy == "OnFailure" && st?.exitCode != 0)))
         if restart {
@@ -139,7 +140,12 @@ extension NodeAgent {
 
     func startContainer(_ pod: JSON, _ spec: JSON, sandbox: String, _ podConfig: Runtime_V1_PodSandboxConfig, attempt: UInt32, podIP: String) async throws -> String {
         let image = spec["image"].string ?? ""
-        try await ensureImage(image, policy: spec["imagePullPolicy"].string ?? "IfNotPresent")
+        let name = spec["name"].string ?? ""
+        if try await ensureImage(image, policy: spec["imagePullPolicy"].string ?? "IfNotPresent") {
+            await record(pod, container: name, "Normal", "Pulled", "Successfully pulled image \"\(image)\"")
+        } else {
+            await record(pod, container: name, "Normal", "Pulled", "Container image \"\(image)\" already present on machine")
+        }
         var c = Runtime_V1_ContainerConfig()
         c.metadata.name = spec["name"].string ?? ""
         c.metadata.attempt = attempt
@@ -164,6 +170,7 @@ extension NodeAgent {
         c.tty = spec["tty"].bool ?? false
         c.stdin = spec["stdin"].bool ?? false
         if let u = spec["securityContext"]["runAsUser"].int { c.linux.securityContext.runAsUser.value = Int64(u) }
+        c.linux.resources = Self.linuxResources(spec)
         var r = Runtime_V1_CreateContainerRequest()
         r.podSandboxID = sandbox
         r.config = c
@@ -174,21 +181,52 @@ extension NodeAgent {
         return id
     }
 
-    /// Pulls the image unless the policy and the store say it is not needed.
+    /// Pulls the image unless the policy and the store say it is not needed; true when it pulled.
     /// A runtime without an image service (UNIMPLEMENTED) resolves images
     /// itself at CreateContainer.
-    func ensureImage(_ ref: String, policy: String) async throws {
+    func ensureImage(_ ref: String, policy: String) async throws -> Bool {
         do {
             if policy != "Always" {
                 var q = Runtime_V1_ImageStatusRequest(); q.image.image = ref
-                if try await images.imageStatus(q).hasImage { return }
+                if try await images.imageStatus(q).hasImage { return false }
                 if policy == "Never" { throw NodeAgentError("image \(ref) is not present and imagePullPolicy is Never") }
             }
             var p = Runtime_V1_PullImageRequest(); p.image.image = ref
             _ = try await images.pullImage(p)
+            return true
         } catch let e as RPCError where e.code == .unimplemented {
-            return
+            return false
         }
+    }
+
+    /// Kubernetes' QoS class: Guaranteed when every container has cpu and memory limits equal
+    /// to its requests, BestEffort when none asks for anything, Burstable otherwise.
+    static func qosClass(_ pod: JSON) -> String {
+        let cs = (pod["spec"]["containers"].array ?? []) + (pod["spec"]["initContainers"].array ?? [])
+        var any = false, guaranteed = true
+        for c in cs {
+            let req = c["resources"]["requests"], lim = c["resources"]["limits"]
+            if !(req.object ?? [:]).isEmpty || !(lim.object ?? [:]).isEmpty { any = true }
+            for r in ["cpu", "memory"] {
+                guard let l = Quantity.parse(lim[r]) else { guaranteed = false; continue }
+                if let q = Quantity.parse(req[r]), q != l { guaranteed = false }
+            }
+        }
+        return !any ? "BestEffort" : (guaranteed ? "Guaranteed" : "Burstable")
+    }
+
+    /// The container's cpu and memory as CRI Linux resources (shares from requests, quota and memory from limits).
+    static func linuxResources(_ spec: JSON) -> Runtime_V1_LinuxContainerResources {
+        var r = Runtime_V1_LinuxContainerResources()
+        let req = spec["resources"]["requests"], lim = spec["resources"]["limits"]
+        let cpuReq = Quantity.parse(req["cpu"]) ?? Quantity.parse(lim["cpu"])
+        r.cpuShares = max(2, Int64(((cpuReq ?? 0) * 1024).rounded()))
+        if let l = Quantity.parse(lim["cpu"]), l > 0 {
+            r.cpuPeriod = 100_000
+            r.cpuQuota = max(1000, Int64((l * 100_000).rounded()))
+        }
+        if let m = Quantity.parse(lim["memory"]), m > 0 { r.memoryLimitInBytes = Int64(m) }
+        return r
     }
 
     /// The pod's terminationGracePeriodSeconds (30 when not set).
@@ -257,8 +295,8 @@ extension NodeAgent {
             return ["type": .string(t), "status": .string(status), "lastTransitionTime": .string(since)]
         }
         var status: JSON = [
-            "phase": .string(phase), "podIP": .string(ip), "podIPs": [["ip": .string(ip)]], "hostIP": "127.0.0.1",
-            "startTime": .string(started), "qosClass": "BestEffort",
+            "phase": .string(phase), "podIP": .string(ip), "podIPs": [["ip": .string(ip)]], "hostIP": .string(hostIP),
+            "hostIPs": [["ip": .string(hostIP)]], "startTime": .string(started), "qosClass": .string(Self.qosClass(pod)),
             "conditions": [cond("PodScheduled", true), cond("Initialized", initialized), cond("ContainersReady", allReady), cond("Ready", allReady)],
             "containerStatuses": .array(statuses),
         ]

@@ -204,7 +204,7 @@ extension NodeAgent {
         try (src["items"].array ?? []).map { it in
             let value: String
             if !it["fieldRef"].isNull {
-                value = try Self.fieldValue(pod, it["fieldRef"]["fieldPath"].string ?? "", podIP: podIP)
+                value = try Self.fieldValue(pod, it["fieldRef"]["fieldPath"].string ?? "", podIP: podIP, hostIP: hostIP)
             } else {
                 let c = (pod["spec"]["containers"].array ?? []).first { $0["name"].string == it["resourceFieldRef"]["containerName"].string }
                 value = try resourceValue(c ?? [:], it["resourceFieldRef"])
@@ -290,7 +290,7 @@ extension NodeAgent {
                 let vars = Dictionary(env, uniquingKeysWith: { $1 })
                 set(name, Self.expand(e["value"].string ?? "", vars))
             } else if !from["fieldRef"].isNull {
-                set(name, try Self.fieldValue(pod, from["fieldRef"]["fieldPath"].string ?? "", podIP: podIP))
+                set(name, try Self.fieldValue(pod, from["fieldRef"]["fieldPath"].string ?? "", podIP: podIP, hostIP: hostIP))
             } else if !from["resourceFieldRef"].isNull {
                 set(name, try resourceValue(spec, from["resourceFieldRef"]))
             } else {
@@ -327,7 +327,7 @@ extension NodeAgent {
         return out
     }
 
-    static func fieldValue(_ pod: JSON, _ path: String, podIP: String) throws -> String {
+    static func fieldValue(_ pod: JSON, _ path: String, podIP: String, hostIP: String) throws -> String {
         func mapValue(_ m: String, _ prefix: String) -> String? {
             guard path.hasPrefix(prefix + "['"), path.hasSuffix("']") else { return nil }
             let key = String(path.dropFirst(prefix.count + 2).dropLast(2))
@@ -345,7 +345,7 @@ extension NodeAgent {
         case "spec.nodeName": return pod["spec"]["nodeName"].string ?? ""
         case "spec.serviceAccountName": return pod["spec"]["serviceAccountName"].string ?? "default"
         case "status.podIP", "status.podIPs": return podIP
-        case "status.hostIP", "status.hostIPs": return "127.0.0.1"
+        case "status.hostIP", "status.hostIPs": return hostIP
         default:
             if let v = mapValue("labels", "metadata.labels") ?? mapValue("annotations", "metadata.annotations") { return v }
             throw ConfigError("fieldRef \(path.debugDescription) is not supported")

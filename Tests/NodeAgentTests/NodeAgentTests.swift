@@ -567,6 +567,7 @@ final class NodeAgentTests: XCTestCase {
                     image: python
                     imagePullPolicy: Never
                     command: ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
+                    resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 100m, memory: 256Mi}}
                     readinessProbe: {httpGet: {path: /, port: 8000}, periodSeconds: 1}
             ---
             apiVersion: batch/v1
@@ -591,6 +592,8 @@ final class NodeAgentTests: XCTestCase {
         func containers() throws -> String {
             try kubectl(["get", "pods", "-l", "app=py", "-o", "jsonpath={range .items[*]}{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}"]).out
         }
+        XCTAssertEqual(Set(try kubectl(["get", "pods", "-l", "app=py", "-o", "jsonpath={.items[*].status.qosClass}"]).out.split(separator: " ")), ["Guaranteed"])
+        XCTAssertTrue(try kubectl(["get", "events"]).out.contains("Container image \"python\" already present on machine"))
         let before = try containers()
         print("python pods before the agent restart:\n" + before)
         XCTAssertEqual(before.split(separator: "\n").count, 3, before)
