@@ -25,12 +25,13 @@ extension APIRegistry {
         for _ in 0..<16 {
             let (so, pod) = try await getStored(.pods, namespace, name)
             if let uid = options.preconditionUID, uid != pod.uid { return nil }  // the normal path reports the conflict
-            if pod.deletionTimestamp != nil { return pod }
+            // (Checked again for a pod already Terminating: if its node died meanwhile, it goes now.)
             guard let nodeName = pod["spec"]["nodeName"].string, !nodeName.isEmpty,
                   pod.phase != "Succeeded", pod.phase != "Failed", pod.finalizers.isEmpty,
                   let node = try await store.get(storeKey(.nodes, "", nodeName)).map(decode),
                   node["metadata"]["annotations"][NodeProxy.gracefulDeletionAnnotation].string == "true",
                   node.condition("Ready")?["status"].string == "True" else { return nil }
+            if pod.deletionTimestamp != nil { return pod }
             let grace = max(1, options.gracePeriodSeconds ?? pod["spec"]["terminationGracePeriodSeconds"].int ?? 30)
             var new = pod
             new[path: "metadata", "deletionTimestamp"] = .string(Timestamp.string(Date().addingTimeInterval(Double(grace))))
