@@ -99,19 +99,30 @@ extension NodeAgent {
         let follow = ["1", "true"].contains(query["follow"] ?? "") && !previous
         let timestamps = ["1", "true"].contains(query["timestamps"] ?? "")
         let tail = query["tailLines"].flatMap { Int($0) }
+        let limitBytes = query["limitBytes"].flatMap { Int($0) }.map { max(0, $0) }
+        let since: Date? = query["sinceSeconds"].flatMap(Double.init).map { Date().addingTimeInterval(-$0) }
+            ?? query["sinceTime"].flatMap(Timestamp.parse)
         let id = c.id
         return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody { writer in
             guard let h = FileHandle(forReadingAtPath: path) else { try await writer.finish(nil); return }
             defer { try? h.close() }
-            var reader = CRILogReader(timestamps: timestamps)
+            var reader = CRILogReader(timestamps: timestamps, since: since)
+            var limit = limitBytes
+            // limitBytes: stop once that much was sent.
+            func send(_ bytes: [UInt8]) async throws -> Bool {
+                var b = bytes
+                if let l = limit { b = Array(b.prefix(l)); limit = l - b.count }
+                if !b.isEmpty { try await writer.write(ByteBuffer(bytes: b)) }
+                return limit != 0
+            }
             var text = reader.feed(h.readDataToEndOfFile())
             if let tail { text = CRILogReader.lastLines(text, tail) }
-            if !text.isEmpty { try await writer.write(ByteBuffer(bytes: text)) }
+            var open = try await send(text)
             var lastCheck = Date()
-            while follow {
+            while follow && open {
                 try await Task.sleep(nanoseconds: 200_000_000)
                 let more = reader.feed(h.readDataToEndOfFile())
-                if !more.isEmpty { try await writer.write(ByteBuffer(bytes: more)); continue }
+                if !more.isEmpty { open = try await send(more); continue }
                 if Date().timeIntervalSince(lastCheck) >= 1 {
                     lastCheck = Date()
                     var q = Runtime_V1_ContainerStatusRequest(); q.containerID = id
@@ -126,6 +137,8 @@ extension NodeAgent {
 /// CRI log lines ("TIMESTAMP STREAM P|F TEXT") back to the container's output.
 struct CRILogReader {
     var timestamps: Bool
+    /// Lines logged before this are left out (sinceSeconds, sinceTime).
+    var since: Date? = nil
     var pending: [UInt8] = []
     var atLineStart = true
 
@@ -137,6 +150,7 @@ struct CRILogReader {
             pending.removeFirst(nl + 1)
             let fields = line.split(separator: 32, maxSplits: 3, omittingEmptySubsequences: false)
             guard fields.count >= 3 else { continue }
+            if let since, let t = Timestamp.parse(String(decoding: fields[0], as: UTF8.self)), t < since { continue }
             if timestamps && atLineStart { out += fields[0] + [32] }
             if fields.count == 4 { out += fields[3] }
             let full = fields[2].first != UInt8(ascii: "P")

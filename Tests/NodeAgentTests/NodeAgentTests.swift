@@ -250,6 +250,8 @@ final class NodeAgentTests: XCTestCase {
         let followed = try kubectl(["logs", "-f", "counter"])
         XCTAssertEqual(followed.out, "line 1\nline 2\nline 3\nline 4\n")
         XCTAssertEqual(try kubectl(["logs", "--tail=2", "counter"]).out, "line 3\nline 4\n")
+        XCTAssertEqual(try kubectl(["logs", "--limit-bytes=9", "counter"]).out, "line 1\nli")
+        XCTAssertEqual(try kubectl(["logs", "--since=1h", "counter"]).out, "line 1\nline 2\nline 3\nline 4\n")
         XCTAssertEqual(try kubectl(["delete", "pod", "counter"]).code, 0)
 
         // A container that keeps failing backs off, with its count and last exit code.
@@ -424,7 +426,7 @@ final class NodeAgentTests: XCTestCase {
             metadata: {name: badinit}
             spec:
               restartPolicy: Never
-              initContainers: [{name: fails, image: busybox, command: ["sh", "-c", "exit 7"]}]
+              initContainers: [{name: fails, image: busybox, command: ["sh", "-c", "echo init-failing; exit 7"]}]
               containers: [{name: main, image: busybox, command: ["sh", "-c", "echo should not run"]}]
             """
         XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: initialized).code, 0)
@@ -436,6 +438,7 @@ final class NodeAgentTests: XCTestCase {
             try kubectl(["get", "pod", "badinit", "-o", "jsonpath={.status.phase} {.status.initContainerStatuses[0].state.terminated.exitCode}"]).out == "Failed 7"
         }
         XCTAssertEqual(try kubectl(["get", "pod", "badinit", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]).out, "PodInitializing")
+        XCTAssertEqual(try kubectl(["logs", "badinit", "-c", "fails"]).out, "init-failing\n")
         let table = try kubectl(["get", "pod", "badinit", "initialized"]).out
         XCTAssertTrue(table.contains("Init:Error") && table.contains("Completed") == false && table.contains("Succeeded"), table)
 

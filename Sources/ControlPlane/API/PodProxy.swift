@@ -45,8 +45,9 @@ extension APIServer {
     /// The container a request names, or the pod's only one.
     static func container(_ pod: JSON, _ requested: String?) throws -> String {
         let names = (pod["spec"]["containers"].array ?? []).compactMap { $0["name"].string }
+        let inits = (pod["spec"]["initContainers"].array ?? []).compactMap { $0["name"].string }
         if let c = requested, !c.isEmpty {
-            guard names.contains(c) else { throw APIError.badRequest("container \(c) is not valid for pod \(pod.name)") }
+            guard names.contains(c) || inits.contains(c) else { throw APIError.badRequest("container \(c) is not valid for pod \(pod.name)") }
             return c
         }
         guard names.count == 1 else {
@@ -145,7 +146,7 @@ extension APIResponder {
         let container = try APIServer.container(pod, query["container"])
         let (host, port, token, nodeName) = try await server.nodeEndpoint(pod)
         var q: [String] = []
-        for k in ["follow", "previous", "timestamps", "tailLines"] {
+        for k in ["follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds", "sinceTime"] {
             if let v = query[k], let e = v.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { q.append("\(k)=\(e)") }
         }
         let path = "/containerLogs/\(enc(namespace))/\(enc(name))/\(enc(container))" + (q.isEmpty ? "" : "?" + q.joined(separator: "&"))
