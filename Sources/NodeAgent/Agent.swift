@@ -158,7 +158,6 @@ final class NodeAgent: @unchecked Sendable {
         } else {
             do { nodeUID = try await api.create(.nodes, namespace: "", node).uid } catch let e as APIError where e.isAlreadyExists {}
         }
-        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken), NodeProxy.gracefulDeletionAnnotation: "true"])]])
         try await heartbeat()
         log.info("node \(o.nodeName) registered with \(runtimeVersion)")
     }
@@ -168,6 +167,9 @@ final class NodeAgent: @unchecked Sendable {
     func heartbeat() async throws {
         try await renewLease()
         if let last = lastStatus, Date().timeIntervalSince(last) < o.statusInterval { return }
+        // The annotations again too: the API never shows the token, so an update of the Node by
+        // someone else (get, edit, put) drops it.
+        _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken), NodeProxy.gracefulDeletionAnnotation: "true"])]])
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: true)], subresource: "status")
         lastStatus = Date()
     }

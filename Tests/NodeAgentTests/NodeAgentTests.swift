@@ -200,6 +200,12 @@ final class NodeAgentTests: XCTestCase {
             }
         }
         XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 2)
+        // The agent's endpoint token never leaves the API server.
+        for args in [["get", "node", "n1", "-o", "yaml"], ["get", "nodes", "-o", "json"], ["get", "nodes", "--show-labels"]] {
+            let r = try kubectl(args)
+            XCTAssertEqual(r.code, 0, r.out)
+            XCTAssertFalse(r.out.contains("proxy-token"), r.out)
+        }
         // kubectl logs, through the API server to the agent.
         let first = (try pods().first?["metadata"] as? [String: Any])?["name"] as? String ?? ""
         let logs = try kubectl(["logs", first])

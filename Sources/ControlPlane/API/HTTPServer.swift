@@ -52,7 +52,7 @@ struct APIResponder: HTTPResponder {
     }
 
     static func json(_ body: JSON, code: Int = 200) -> Response {
-        var data = body.serialized()
+        var data = NodeProxy.scrubbed(body).serialized()
         data.append(0x0A)
         return Response(status: .init(code: code), headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
@@ -253,7 +253,7 @@ struct APIResponder: HTTPResponder {
     }
 
     static func eventLine(_ type: String, _ object: JSON) -> Data {
-        var d = JSON.object(["type": .string(type), "object": object]).serialized()
+        var d = JSON.object(["type": .string(type), "object": NodeProxy.scrubbed(object)]).serialized()
         d.append(0x0A)
         return d
     }

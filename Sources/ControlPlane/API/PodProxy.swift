@@ -23,8 +23,38 @@ import HummingbirdWebSocket
 import Logging
 
 public enum NodeProxy {
-    /// The Node annotation holding the bearer token its agent's endpoint requires.
+    /// The Node annotation holding the bearer token its agent's endpoint requires. Only the
+    /// API server reads it (from the store): it is removed from every Node the REST API
+    /// returns, so that reading Nodes (a viewer may) does not give the power to exec.
     public static let tokenAnnotation = "moat.dev/proxy-token"
+
+    /// The response without the token: a Node, a NodeList, or a Table of Nodes.
+    static func scrubbed(_ body: JSON) -> JSON {
+        switch body["kind"].string {
+        case "Node":
+            guard !body["metadata"]["annotations"][tokenAnnotation].isNull else { return body }
+            var b = body
+            b[path: "metadata", "annotations", tokenAnnotation] = .null
+            b[path: "metadata", "annotations"] = b["metadata"]["annotations"].pruned()
+            return b
+        case "NodeList":
+            var b = body
+            b["items"] = .array((body["items"].array ?? []).map(scrubbed))
+            return b
+        case "Table":
+            guard let rows = body["rows"].array, rows.contains(where: { !$0["object"]["metadata"]["annotations"][tokenAnnotation].isNull }) else { return body }
+            var b = body
+            b["rows"] = .array(rows.map { r in
+                var r = r
+                r[path: "object", "metadata", "annotations", tokenAnnotation] = .null
+                r[path: "object", "metadata", "annotations"] = r["object"]["metadata"]["annotations"].pruned()
+                return r
+            })
+            return b
+        default:
+            return body
+        }
+    }
 }
 
 func enc(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._"))) ?? s }
