@@ -49,24 +49,30 @@ public enum SandboxDebug {
         let hostRoot = rootIdentity(ref)
         var out = ""
         for p in pids {
-            guard let stat = slurp("/proc/\(p)/stat") else { continue }
+            // One read of status for every field below, so a process that
+            // exits half-way through is either reported whole or not at all.
+            guard let stat = slurp("/proc/\(p)/stat"), let status = slurp("/proc/\(p)/status") else { continue }
+            func statusField(_ p: Int32, _ key: String) -> String? { Self.field(status, key) }
             let ppid = statField(stat, 4) ?? "?"
-            out += "pid \(p) (ppid \(ppid)): \(role(p))\n"
-            out += "  uid \(statusField(p, "Uid") ?? "?")  gid \(statusField(p, "Gid") ?? "?")\n"
-            out += "  uid_map \(mapLine(p, "uid_map"))  gid_map \(mapLine(p, "gid_map"))\n"
+            var block = "pid \(p) (ppid \(ppid)): \(role(p))\n"
+            block += "  uid \(statusField(p, "Uid") ?? "?")  gid \(statusField(p, "Gid") ?? "?")\n"
+            block += "  uid_map \(mapLine(p, "uid_map"))  gid_map \(mapLine(p, "gid_map"))\n"
             let ns = namespaces(p)
             let shared = ns.filter { hostNS[$0.key] == $0.value }.keys.sorted()
             let own = ns.filter { hostNS[$0.key] != $0.value }.keys.sorted()
-            out += "  namespaces: own \(own.isEmpty ? "none" : own.joined(separator: ",")); host's \(shared.isEmpty ? "none" : shared.joined(separator: ","))\n"
+            block += "  namespaces: own \(own.isEmpty ? "none" : own.joined(separator: ",")); host's \(shared.isEmpty ? "none" : shared.joined(separator: ","))\n"
             let r = rootIdentity(p)
             let isHost = r != nil && r == hostRoot
-            out += "  root: \(r == nil ? "unknown" : isHost ? "the host's /" : "not the host's") (\(rootEntries(p)))\n"
-            out += "  caps: eff \(statusField(p, "CapEff") ?? "?") prm \(statusField(p, "CapPrm") ?? "?") bnd \(statusField(p, "CapBnd") ?? "?")\n"
+            block += "  root: \(r == nil ? "unknown" : isHost ? "the host's /" : "not the host's") (\(rootEntries(p)))\n"
+            block += "  caps: eff \(statusField(p, "CapEff") ?? "?") prm \(statusField(p, "CapPrm") ?? "?") bnd \(statusField(p, "CapBnd") ?? "?")\n"
             let seccomp = ["0": "off", "1": "strict", "2": "filter"][statusField(p, "Seccomp") ?? ""] ?? "?"
-            out += "  seccomp: \(seccomp) (filters: \(statusField(p, "Seccomp_filters") ?? "?"))  no_new_privs: \(statusField(p, "NoNewPrivs") ?? "?")\n"
+            block += "  seccomp: \(seccomp) (filters: \(statusField(p, "Seccomp_filters") ?? "?"))  no_new_privs: \(statusField(p, "NoNewPrivs") ?? "?")\n"
             let fds = openFDs(p)
-            out += "  fds (\(fds.count)):\(fds.isEmpty ? " none" : "")\n"
-            for (n, t) in fds { out += "    \(n) -> \(t)\n" }
+            block += "  fds (\(fds.count)):\(fds.isEmpty ? " none" : "")\n"
+            for (n, t) in fds { block += "    \(n) -> \(t)\n" }
+            // Gone while we looked: its namespaces, root and fds were not its own any more.
+            if access("/proc/\(p)/stat", F_OK) != 0 { continue }
+            out += block
         }
         return out
     }
@@ -136,7 +142,11 @@ public enum SandboxDebug {
     }
 
     static func statusField(_ p: Int32, _ key: String) -> String? {
-        guard let b = slurp("/proc/\(p)/status") else { return nil }
+        slurp("/proc/\(p)/status").flatMap { field($0, key) }
+    }
+
+    /// A "Key:\tvalue" line of a /proc/PID/status text.
+    static func field(_ b: [UInt8], _ key: String) -> String? {
         for line in String(decoding: b, as: UTF8.self).split(separator: "\n") where line.hasPrefix(key + ":") {
             return String(line.dropFirst(key.count + 1)).trimmingCharacters(in: " \t")
         }

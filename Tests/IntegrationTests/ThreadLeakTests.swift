@@ -38,14 +38,21 @@ struct ThreadLeakTests {
         try p.run()
         defer { if p.isRunning { p.terminate() } }
 
-        func waitFor(_ file: String) -> Bool {
-            for _ in 0..<600 { if access(root + file, F_OK) == 0 { return true }; usleep(50_000) }
+        // A hang guard, not a timing: the futex ping-pong wakes all 64
+        // threads per hop, which on a loaded 2-CPU machine running the other
+        // suites in parallel takes far longer than the 7 s it takes alone.
+        func waitFor(_ file: String, seconds: Int = 30) -> Bool {
+            for _ in 0..<(seconds * 20) {
+                if access(root + file, F_OK) == 0 { return true }
+                if !p.isRunning { return false }
+                usleep(50_000)
+            }
             return false
         }
         try #require(waitFor("/work/phase1"), "the program never started")
         usleep(500_000)
         let before = threadCounts(launcher: p.processIdentifier)
-        try #require(waitFor("/work/phase2"), "the program never finished its threads")
+        try #require(waitFor("/work/phase2", seconds: 300), "the program never finished its threads (moat run \(p.isRunning ? "still running" : "exited \(p.terminationStatus)"))")
         usleep(300_000)
         let after = threadCounts(launcher: p.processIdentifier)
         p.waitUntilExit()
