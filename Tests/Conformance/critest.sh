@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# critest (cri-tools' CRI conformance suite) against `moat cri` and against
+# containerd 1.6 + runc on the same machine, with the same critest binary, the
+# same flags, the same images (a loopback registry) and the same CNI network.
+#
+#   critest.sh run OUT [moat|containerd|containerd-runsc ...]   (default: moat containerd)
+#   critest.sh table OUT                 pass/fail counts per runtime from OUT/*.log
+#
+# Everything runs inside one `unshare --net --mount` namespace made here: the
+# CNI bridge, the pods' addresses, the host ports of port mappings and the
+# registry all stay in it, and every mount containerd or Moat makes goes away
+# with it. containerd gets its own config, root, state and socket under OUT;
+# its shims and containers are killed and its cgroups removed on every exit path.
+#
+# Environment: CRITEST (default /var/cache/moat/bin/critest), MOAT (default
+# .build/debug/moat), CRITEST_FLAGS (extra flags, e.g. -ginkgo.focus=...).
+# Images: critest names images under registry.k8s.io and gcr.io; with
+# -registry-prefix=127.0.0.1:PORT it asks for the same paths on our registry,
+# where this script pushes images built from the busybox test rootfs: busybox
+# (sh), nginx (busybox httpd on :80), pause (a sleeping shell) and the
+# k8s-staging-cri-tools/test-image-* family (users, groups, tags).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd -P)
+repo=$(cd "$here/../.." && pwd -P)
+critest=${CRITEST:-/var/cache/moat/bin/critest}
+moat=${MOAT:-$repo/.build/debug/moat}
+port=5055
+
+die() { echo "critest.sh: $*" >&2; exit 1; }
+
+# The specs skipped on every runtime, and why (documented in CRITEST.md):
+#  - apparmor / SELinux: not enabled on this kernel for either runtime;
+#  - image pulls by a fixed upstream digest (the digest names an image on
+#    gcr.io that a local registry cannot hold);
+#  - benchmark specs are not run without -benchmark anyway.
+skips=(
+    -ginkgo.skip='AppArmor|apparmor|SELinux|selinux'
+    -ginkgo.skip='digest'
+)
+
+# ---- images --------------------------------------------------------------
+
+build_images() {
+    local out=$1 rootfs="$repo/.cache/rootfs/busybox" work
+    bash "$repo/rootfs/busybox.sh" >/dev/null
+    work=$(mktemp -d)
+    local L="$out/layout"
+    rm -rf "$L"
+    umoci init --layout "$L" >/dev/null
+    umoci new --image "$L:base" >/dev/null
+    umoci unpack --image "$L:base" "$work/b" >/dev/null
+    cp -a "$rootfs/." "$work/b/rootfs/"
+    # Users and groups the test images need (www-data, default-user with a
+    # group defined only in the image), and nginx's page.
+    cat >> "$work/b/rootfs/etc/passwd" <<'EOF'
+www-data:x:33:33:www-data:/var/www:/bin/sh
+default-user:x:1000:1000::/home/default-user:/bin/sh
+EOF
+    sed -i '/^user:/d' "$work/b/rootfs/etc/passwd"
+    cat >> "$work/b/rootfs/etc/group" <<'EOF'
+www-data:x:33:
+group-defined-in-image:x:50000:default-user
+EOF
+    mkdir -p "$work/b/rootfs/www"
+    echo '<html><body>Welcome to nginx!</body></html>' > "$work/b/rootfs/www/index.html"
+    umoci repack --image "$L:base" "$work/b" >/dev/null
+    umoci config --image "$L:base" --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd sh >/dev/null
+    rm -rf "$work"
+    tag() { umoci config --image "$L:base" --tag "$1" "${@:2}" >/dev/null; }
+    tag busybox
+    tag nginx --clear=config.cmd --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
+        --config.cmd -h --config.cmd /www --config.exposedports 80/tcp
+    tag pause --clear=config.cmd --config.entrypoint sh --config.entrypoint -c \
+        --config.entrypoint 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait; done'
+    tag user-uid --config.user 1002
+    tag user-username --config.user www-data
+    tag user-uid-group --config.user 1003:users
+    tag user-username-group --config.user www-data:www-data
+    tag predefined-group --config.user 1000
+    tag latest --config.env VARIANT=latest
+    tag tag-test --config.env VARIANT=tag-test
+    tag tag-all --config.env VARIANT=tag-all
+    tag one --config.env VARIANT=1
+    tag two --config.env VARIANT=2
+    tag three --config.env VARIANT=3
+    tag same --config.env VARIANT=same
+}
+
+push_images() {
+    local out=$1 L="$out/layout" s=k8s-staging-cri-tools
+    p() { skopeo copy -q --dest-tls-verify=false "oci:$L:$1" "docker://127.0.0.1:$port/$2" >/dev/null; }
+    p busybox e2e-test-images/busybox:1.29-2
+    p nginx e2e-test-images/nginx:1.14-2
+    p pause pause:3.9
+    p user-uid $s/test-image-user-uid:latest
+    p user-username $s/test-image-user-username:latest
+    p user-uid-group $s/test-image-user-uid-group:latest
+    p user-username-group $s/test-image-user-username-group:latest
+    p predefined-group $s/test-image-predefined-group:latest
+    p latest $s/test-image-latest:latest
+    p tag-test $s/test-image-tag:test
+    p tag-all $s/test-image-tag:all
+    p one $s/test-image-1:latest
+    p two $s/test-image-2:latest
+    p three $s/test-image-3:latest
+    for t in 1 2 3; do p same $s/test-image-tags:$t; done
+}
+
+# ---- network -------------------------------------------------------------
+
+cni_config() {
+    mkdir -p "$1"
+    cat > "$1/10-critest.conflist" <<'EOF'
+{
+  "cniVersion": "1.0.0",
+  "name": "critest",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni-critest", "isGateway": true, "ipMasq": false,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+# ---- runtimes ------------------------------------------------------------
+
+start_containerd() {
+    local d=$1 runtime=$2
+    mkdir -p "$d/root" "$d/state" "$d/opt"
+    cni_config "$d/cni"
+    local default=runc
+    cat > "$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "127.0.0.1:$port/pause:3.9"
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$d/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."127.0.0.1:$port"]
+    endpoint = ["http://127.0.0.1:$port"]
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "$runtime"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
+      BinaryName = "/usr/bin/runsc"
+EOF
+    containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 &
+    echo $! > "$d/containerd.pid"
+    for _ in $(seq 1 100); do [ -S "$d/containerd.sock" ] && return 0; sleep 0.1; done
+    tail -20 "$d/containerd.log" >&2; die "containerd did not start"
+}
+
+stop_containerd() {
+    local d=$1 pid
+    [ -f "$d/containerd.pid" ] || return 0
+    pid=$(cat "$d/containerd.pid")
+    # Shims are children of init (they daemonize); find them by their -address.
+    local shims
+    shims=$(pgrep -f -- "-address $d/containerd.sock" || true)
+    kill "$pid" 2>/dev/null || true
+    for s in $shims; do kill -9 -- "$s" 2>/dev/null || true; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$d/containerd.pid"
+}
+
+start_moat() {
+    local d=$1
+    mkdir -p "$d/root" "$d/state"
+    cni_config "$d/cni"
+    "$moat" cri --listen "unix://$d/moat.sock" --root "$d/root" --state "$d/state" \
+        --cni-conf-dir "$d/cni" --cni-bin-dir /usr/lib/cni >"$d/moat.log" 2>&1 &
+    echo $! > "$d/moat.pid"
+    for _ in $(seq 1 100); do [ -S "$d/moat.sock" ] && return 0; sleep 0.1; done
+    tail -20 "$d/moat.log" >&2; die "moat cri did not start"
+}
+
+stop_moat() {
+    local d=$1 pid
+    [ -f "$d/moat.pid" ] || return 0
+    pid=$(cat "$d/moat.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    # Pod Sentries are detached from `moat cri`; their pid files are in the state dir.
+    local f
+    for f in $(find "$d/state" -name '*.pid' 2>/dev/null); do
+        pid=$(cat "$f" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -f "$d/moat.pid"
+}
+
+run_critest() {
+    local sock=$1 log=$2
+    echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock -registry-prefix=127.0.0.1:$port ${skips[*]} ${CRITEST_FLAGS:-}" > "$log"
+    timeout 3600 "$critest" -runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" \
+        -registry-prefix="127.0.0.1:$port" -ginkgo.no-color -ginkgo.timeout=55m \
+        "${skips[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 || true
+    tail -5 "$log"
+}
+
+# Runs inside the private namespaces.
+inner() {
+    local out=$1; shift
+    ip link set lo up
+    local reg="$out/registry"
+    mkdir -p "$reg"
+    trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
+    bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
+    push_images "$out"
+    local r
+    for r in "$@"; do
+        local d="$out/run-$r"
+        rm -rf "$d"; mkdir -p "$d"
+        echo "== $r"
+        case $r in
+            moat) start_moat "$d"; run_critest "$d/moat.sock" "$out/$r.log"; stop_moat "$d" ;;
+            containerd) start_containerd "$d" runc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
+            containerd-runsc) start_containerd "$d" runsc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
+            *) die "unknown runtime $r" ;;
+        esac
+    done
+}
+
+# containerd + runc leave per-container cgroups when killed mid-run.
+remove_cgroups() {
+    find /sys/fs/cgroup -depth -mindepth 2 -type d \( -path '*/k8s.io/*' -o -name 'k8s.io' \) \
+        -exec rmdir {} \; 2>/dev/null || true
+}
+
+table() {
+    local out=$1 f
+    echo "| runtime | passed | failed | skipped | pending |"
+    echo "|---|---|---|---|---|"
+    for f in "$out"/*.log; do
+        local line
+        line=$(grep -E '^(Ran [0-9]+ of|FAIL!|SUCCESS!)' "$f" | tail -1)
+        local p fl pe sk
+        p=$(grep -oE '[0-9]+ Passed' "$f" | tail -1 | cut -d' ' -f1)
+        fl=$(grep -oE '[0-9]+ Failed' "$f" | tail -1 | cut -d' ' -f1)
+        pe=$(grep -oE '[0-9]+ Pending' "$f" | tail -1 | cut -d' ' -f1)
+        sk=$(grep -oE '[0-9]+ Skipped' "$f" | tail -1 | cut -d' ' -f1)
+        echo "| $(basename "$f" .log) | ${p:-?} | ${fl:-?} | ${sk:-?} | ${pe:-?} |"
+    done
+}
+
+cmd=${1:-}; shift || true
+case $cmd in
+    run)
+        [ $# -ge 1 ] || die "usage: run OUT [runtime...]"
+        out=$(mkdir -p "$1" && cd "$1" && pwd -P); shift
+        [ $# -gt 0 ] || set -- moat containerd
+        [ "$(id -u)" = 0 ] || die "needs root"
+        [ -x "$critest" ] || die "no critest at $critest"
+        build_images "$out"
+        exec unshare --net --mount --propagation private -- bash "$0" inner "$out" "$@"
+        ;;
+    inner) inner "$@" ;;
+    table) table "$1" ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+esac
