@@ -23,9 +23,9 @@ public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, Image
     public var directoryImages: [String: String] = [:]
 
     /// The store lives in `root`/images (root defaults to /var/lib/moat).
-    public init(root: String, insecureRegistries: Set<String> = []) throws {
+    public init(root: String, insecureRegistries: Set<String> = [], mirrors: [String: String] = [:]) throws {
         store = try ImageStore(root: root + "/images")
-        registry = RegistryClient(insecureRegistries: insecureRegistries)
+        registry = RegistryClient(insecureRegistries: insecureRegistries, mirrors: mirrors)
     }
 
     public init(store: ImageStore, registry: RegistryClient = RegistryClient()) {

@@ -184,9 +184,6 @@ actor CRIRuntime {
         }
         let nsOpts = c.linux.securityContext.namespaceOptions
         let hostNet = nsOpts.network == .node
-        if c.hostname.isEmpty && !hostNet {
-            throw CRIError.invalidArgument("config.hostname is required unless the pod uses the node's network")
-        }
         for (i, pm) in c.portMappings.enumerated() {
             guard pm.containerPort > 0, pm.containerPort < 65536, pm.hostPort >= 0, pm.hostPort < 65536 else {
                 throw CRIError.invalidArgument("config.port_mappings[\(i)]: ports must be in 1..65535")

@@ -378,12 +378,15 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         throw RPCError(code: .unimplemented, message: "checkpointing is not supported")
     }
 
+    // The cAdvisor-style metrics endpoints are not offered (kubelet then keeps
+    // using ListPodSandboxStats); an empty answer would claim support for
+    // metrics that are never reported.
     func listMetricDescriptors(request: Runtime_V1_ListMetricDescriptorsRequest, context: ServerContext) async throws -> Runtime_V1_ListMetricDescriptorsResponse {
-        Runtime_V1_ListMetricDescriptorsResponse()
+        throw RPCError(code: .unimplemented, message: "CRI metrics are not implemented; use ListPodSandboxStats")
     }
 
     func listPodSandboxMetrics(request: Runtime_V1_ListPodSandboxMetricsRequest, context: ServerContext) async throws -> Runtime_V1_ListPodSandboxMetricsResponse {
-        Runtime_V1_ListPodSandboxMetricsResponse()
+        throw RPCError(code: .unimplemented, message: "CRI metrics are not implemented; use ListPodSandboxStats")
     }
 
     func streamPodSandboxMetrics(request: Runtime_V1_StreamPodSandboxMetricsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxMetricsResponse>, context: ServerContext) async throws {

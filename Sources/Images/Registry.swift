@@ -43,9 +43,34 @@ public struct RegistryClient: Sendable {
     public var insecureRegistries: Set<String>
     public var platform = Platform(architecture: "amd64", os: "linux")
 
-    public init(insecureRegistries: Set<String> = []) { self.insecureRegistries = insecureRegistries }
+    /// Registry host -> endpoint URL (http://127.0.0.1:5000) that serves it
+    /// instead, as a node's registry mirror configuration does; the image keeps
+    /// its own name.
+    public var mirrors: [String: String] = [:]
+
+    public init(insecureRegistries: Set<String> = [], mirrors: [String: String] = [:]) {
+        self.insecureRegistries = insecureRegistries; self.mirrors = mirrors
+    }
+
+    /// Parses `REGISTRY=URL` mirror specs (command-line form).
+    public static func parseMirrors(_ specs: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for spec in specs {
+            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
+                throw ImageError.registry("registry mirror \(spec.debugDescription): expected REGISTRY=URL")
+            }
+            var url = String(spec[spec.index(after: eq)...])
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8 else {
+                throw ImageError.registry("registry mirror \(spec.debugDescription): the URL must start with http:// or https://")
+            }
+            while url.hasSuffix("/") { url.removeLast() }
+            out[String(spec[..<eq])] = url
+        }
+        return out
+    }
 
     func baseURL(_ registry: String) -> String {
+        if let mirror = mirrors[registry] { return mirror }
         let host = registry == "docker.io" ? "registry-1.docker.io" : registry
         let bare = host.hasPrefix("[") ? String(host[..<(host.firstIndex(of: "]").map { host.index(after: $0) } ?? host.endIndex)])
             : String(host.split(separator: ":").first ?? "")

@@ -9,6 +9,7 @@ import CRI
 import Foundation
 import Glibc
 import Gofer
+import Images
 import OCI
 import Sandbox
 import Sentry
@@ -239,6 +240,7 @@ struct CRICommand: AsyncParsableCommand {
     @Option(help: "CNI plugin directory.") var cniBinDir: String?
     @Option(help: "HOST:PORT of the streaming server (exec, attach, port-forward).") var streamingAddress = "127.0.0.1:0"
     @Option(help: "Serve a root file system directory as an image: REF=DIR; repeatable.") var rootfsImage: [String] = []
+    @Option(help: "Pull images of REGISTRY from URL instead: REGISTRY=URL; repeatable.") var registryMirror: [String] = []
     @Flag(help: "Pods write Moat's debug log to their state directory.") var debug = false
 
     func run() async throws {
@@ -250,7 +252,7 @@ struct CRICommand: AsyncParsableCommand {
             // The image store under --root serves the ImageService; plain
             // directories named by --rootfs-image are consulted first.
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
-            var svc = try ImageService(root: root)
+            var svc = try ImageService(root: root, mirrors: try RegistryClient.parseMirrors(registryMirror))
             let images = try DirectoryImageResolver(specs: rootfsImage, fallback: svc)
             svc.directoryImages = images.images
             try await CRIServer.run(o, images: images, imageUse: svc.store, extraServices: [svc])

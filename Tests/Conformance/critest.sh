@@ -14,9 +14,10 @@
 #
 # Environment: CRITEST (default /var/cache/moat/bin/critest), MOAT (default
 # .build/debug/moat), CRITEST_FLAGS (extra flags, e.g. -ginkgo.focus=...).
-# Images: critest names images under registry.k8s.io and gcr.io; with
-# -registry-prefix=127.0.0.1:PORT it asks for the same paths on our registry,
-# where this script pushes images built from the busybox test rootfs: busybox
+# Images: critest names images under registry.k8s.io and gcr.io; both runtimes
+# get those registries mirrored to a loopback registry (containerd's
+# registry.mirrors, `moat cri --registry-mirror`), where this script pushes
+# images built from the busybox test rootfs: busybox
 # (sh), nginx (busybox httpd on :80), pause (a sleeping shell) and the
 # k8s-staging-cri-tools/test-image-* family (users, groups, tags).
 set -euo pipefail
@@ -57,11 +58,17 @@ build_images() {
 www-data:x:33:33:www-data:/var/www:/bin/sh
 default-user:x:1000:1000::/home/default-user:/bin/sh
 EOF
-    sed -i '/^user:/d' "$work/b/rootfs/etc/passwd"
+    sed -i '/^user:/d' "$work/b/rootfs/etc/passwd" "$work/b/rootfs/etc/group"
     cat >> "$work/b/rootfs/etc/group" <<'EOF'
 www-data:x:33:
+default-user:x:1000:
 group-defined-in-image:x:50000:default-user
 EOF
+    # nonewprivs: a set-user-ID root program that prints its effective uid.
+    printf '#include <stdio.h>\n#include <unistd.h>\nint main(void){printf("Effective uid: %%d\\n", geteuid());return 0;}\n' > "$work/nnp.c"
+    gcc -static -O2 -o "$work/b/rootfs/usr/local/bin/nnp" "$work/nnp.c" 2>/dev/null ||
+        { mkdir -p "$work/b/rootfs/usr/local/bin"; gcc -static -O2 -o "$work/b/rootfs/usr/local/bin/nnp" "$work/nnp.c"; }
+    chmod 4755 "$work/b/rootfs/usr/local/bin/nnp"
     mkdir -p "$work/b/rootfs/www"
     echo '<html><body>Welcome to nginx!</body></html>' > "$work/b/rootfs/www/index.html"
     umoci repack --image "$L:base" "$work/b" >/dev/null
@@ -71,11 +78,14 @@ EOF
     tag busybox
     tag nginx --clear=config.cmd --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
         --config.cmd -h --config.cmd /www --config.exposedports 80/tcp
+    tag httpd-12003 --clear=config.cmd --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 12003 \
+        --config.cmd -h --config.cmd /www
+    tag nonewprivs --clear=config.cmd --config.cmd /usr/local/bin/nnp
     tag pause --clear=config.cmd --config.entrypoint sh --config.entrypoint -c \
         --config.entrypoint 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait; done'
     tag user-uid --config.user 1002
     tag user-username --config.user www-data
-    tag user-uid-group --config.user 1003:users
+    tag user-uid-group --config.user 1003:1003
     tag user-username-group --config.user www-data:www-data
     tag predefined-group --config.user 1000
     tag latest --config.env VARIANT=latest
@@ -91,7 +101,11 @@ push_images() {
     local out=$1 L="$out/layout" s=k8s-staging-cri-tools
     p() { skopeo copy -q --dest-tls-verify=false "oci:$L:$1" "docker://127.0.0.1:$port/$2" >/dev/null; }
     p busybox e2e-test-images/busybox:1.29-2
+    p busybox e2e-test-images/busybox:latest
     p nginx e2e-test-images/nginx:1.14-2
+    p nginx e2e-test-images/httpd:2.4.39-4
+    p nonewprivs e2e-test-images/nonewprivs:1.3
+    p httpd-12003 $s/hostnet-nginx-amd64:latest
     p pause pause:3.9
     p user-uid $s/test-image-user-uid:latest
     p user-username $s/test-image-user-username:latest
@@ -145,13 +159,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.internal.v1.opt"]
   path = "$d/opt"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "127.0.0.1:$port/pause:3.9"
+  sandbox_image = "registry.k8s.io/pause:3.9"
   restrict_oom_score_adj = true
   enable_unprivileged_ports = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$d/cni"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."127.0.0.1:$port"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
+    endpoint = ["http://127.0.0.1:$port"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."gcr.io"]
+    endpoint = ["http://127.0.0.1:$port"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."k8s.gcr.io"]
     endpoint = ["http://127.0.0.1:$port"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "$runtime"
@@ -187,7 +205,9 @@ start_moat() {
     mkdir -p "$d/root" "$d/state"
     cni_config "$d/cni"
     "$moat" cri --listen "unix://$d/moat.sock" --root "$d/root" --state "$d/state" \
-        --cni-conf-dir "$d/cni" --cni-bin-dir /usr/lib/cni >"$d/moat.log" 2>&1 &
+        --cni-conf-dir "$d/cni" --cni-bin-dir /usr/lib/cni \
+        --registry-mirror "registry.k8s.io=http://127.0.0.1:$port" --registry-mirror "gcr.io=http://127.0.0.1:$port" \
+        --registry-mirror "k8s.gcr.io=http://127.0.0.1:$port" >"$d/moat.log" 2>&1 &
     echo $! > "$d/moat.pid"
     for _ in $(seq 1 100); do [ -S "$d/moat.sock" ] && return 0; sleep 0.1; done
     tail -20 "$d/moat.log" >&2; die "moat cri did not start"
@@ -211,18 +231,18 @@ stop_moat() {
 
 run_critest() {
     local sock=$1 log=$2
-    echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock -registry-prefix=127.0.0.1:$port ${skips[*]} ${CRITEST_FLAGS:-}" > "$log"
+    echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock ${skips[*]} ${CRITEST_FLAGS:-}" > "$log"
     timeout 3600 "$critest" -runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" \
-        -registry-prefix="127.0.0.1:$port" -ginkgo.no-color -ginkgo.timeout=55m \
+        -ginkgo.no-color -ginkgo.timeout=55m \
         "${skips[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 || true
     tail -5 "$log"
 }
 
 # Runs inside the private namespaces.
 inner() {
-    local out=$1; shift
+    out=$1; shift
     ip link set lo up
-    local reg="$out/registry"
+    reg="$out/registry"
     mkdir -p "$reg"
     trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
     bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
