@@ -189,6 +189,10 @@ actor CRIRuntime {
                 throw CRIError.invalidArgument("config.port_mappings[\(i)]: ports must be in 1..65535")
             }
         }
+        // The UTS name holds at most 64 bytes; an empty one means the node's.
+        guard c.hostname.utf8.count <= 64, !c.hostname.contains("\0") else {
+            throw CRIError.invalidArgument("config.hostname: at most 64 bytes, no NUL")
+        }
         let id = newID()
         var hostname = c.hostname
         if hostname.isEmpty {

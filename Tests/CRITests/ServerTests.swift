@@ -109,7 +109,7 @@ final class CRIServerTests: XCTestCase {
                 ("config.metadata.namespace", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.namespace = "" }),
                 ("config.metadata.uid", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.uid = "" }),
                 ("config.metadata.name", { (c: inout Runtime_V1_PodSandboxConfig) in c.metadata.name = "../escape" }),
-                ("config.hostname", { (c: inout Runtime_V1_PodSandboxConfig) in c.hostname = "" }),
+                ("config.hostname", { (c: inout Runtime_V1_PodSandboxConfig) in c.hostname = String(repeating: "h", count: 65) }),
                 ("config.port_mappings[0]", { (c: inout Runtime_V1_PodSandboxConfig) in
                     var pm = Runtime_V1_PortMapping(); pm.containerPort = 70000; c.portMappings = [pm] }),
             ] as [(String, (inout Runtime_V1_PodSandboxConfig) -> Void)] {

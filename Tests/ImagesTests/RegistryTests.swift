@@ -59,4 +59,23 @@ final class RegistryTests: XCTestCase {
         let image = try await RegistryClient().pull(ref, auth: auth, into: store)
         XCTAssertEqual(image.tags, [try ImageReference(parsing: ref).description])
     }
+
+    /// A mirrored registry is fetched from the mirror; the image keeps its
+    /// upstream name. Malformed mirror specs are refused with the spec named.
+    func testPullThroughMirror() async throws {
+        let registry = try TestRegistry()
+        defer { registry.stop() }
+        let root = try tempDir(); defer { _ = try? sh("rm -rf \(root)") }
+        let store = try ImageStore(root: root)
+        let mirrors = try RegistryClient.parseMirrors(["registry.example.invalid=http://\(registry.host)/"])
+        XCTAssertEqual(mirrors, ["registry.example.invalid": "http://\(registry.host)"])
+        let image = try await RegistryClient(mirrors: mirrors).pull("registry.example.invalid/test/single:latest", into: store)
+        XCTAssertEqual(image.tags, ["registry.example.invalid/test/single:latest"])
+        XCTAssertNotNil(try store.resolve("registry.example.invalid/test/single:latest"))
+        for bad in ["=http://x", "reg", "reg=ftp://x", "reg=http://"] {
+            XCTAssertThrowsError(try RegistryClient.parseMirrors([bad])) { e in
+                XCTAssertTrue("\(e)".contains(bad.debugDescription), "\(e)")
+            }
+        }
+    }
 }
