@@ -86,6 +86,11 @@ let package = Package(
             "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a
+        // normal build, a fuzzer when Tests/Fuzz/fuzz.sh builds it with
+        // --sanitize fuzzer.
+        .executableTarget(name: "moat-fuzz", dependencies: ["Gofer", "GoferProtocol", "OCI", "Sentry", "ControlPlane"],
+                          path: "Tests/Fuzz/Sources"),
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),

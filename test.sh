@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash rootfs/busybox.sh
 swift build --product moat
+swift build --product moat-fuzz
 swift test "$@"

@@ -71,7 +71,9 @@ func parseELF(_ src: ByteSource) -> Result<ELFInfo, Errno> {
             if (vaddr & 4095) != (off & 4095) { return .failure(Errno(ENOEXEC)) }
             info.segments.append(ELFSegment(vaddr: vaddr, memsz: memsz, offset: off, filesz: filesz, flags: flags))
         case 3: // PT_INTERP
-            if filesz == 0 || filesz > 4096 { return .failure(Errno(ENOEXEC)) }
+            // The offset is the file's word: one past Int64 would trap the
+            // conversion below (found by Tests/Fuzz, target elf).
+            if filesz == 0 || filesz > 4096 || off > 1 << 40 { return .failure(Errno(ENOEXEC)) }
             guard var s = src.pread(Int64(off), Int(filesz)) else { return .failure(Errno(ENOEXEC)) }
             if let z = s.firstIndex(of: 0) { s = Array(s[..<z]) }
             info.interp = s
