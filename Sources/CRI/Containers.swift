@@ -168,6 +168,10 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         (p.uid, p.gid) = try resolveUser(image.config.user, rootfs: image.rootfs)
     }
     if sc.hasRunAsGroup {
+        // A group alone would pair with whatever user the image names.
+        guard sc.hasRunAsUser || !sc.runAsUsername.isEmpty else {
+            throw CRIError.invalidArgument("config.linux.security_context.run_as_group needs run_as_user or run_as_username")
+        }
         guard sc.runAsGroup.value >= 0, sc.runAsGroup.value <= Int64(UInt32.max - 1) else {
             throw CRIError.invalidArgument("config.linux.security_context.run_as_group \(sc.runAsGroup.value) is out of range")
         }
@@ -208,6 +212,16 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         records.append(MountRecord(containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readonly))
         taken.insert(m.containerPath)
     }
+    // Masked and read-only paths: the Sentry resolves them in the
+    // container's own view (so a symbolic link in the image cannot point
+    // them at anything else) and skips the absent ones.
+    for (field, paths) in [("masked_paths", sc.maskedPaths), ("readonly_paths", sc.readonlyPaths)] {
+        for path in paths where !path.hasPrefix("/") || path.contains("\0") {
+            throw CRIError.invalidArgument("config.linux.security_context.\(field): \(path.debugDescription) is not an absolute path")
+        }
+    }
+    cc.maskedPaths = sc.maskedPaths
+    cc.readonlyPaths = sc.readonlyPaths
     // The termination-message file: kubelet names the path in an annotation
     // and normally mounts a host file there; when it does not, the CRI does.
     var termination = ""
@@ -265,3 +279,4 @@ func readTerminationMessage(_ path: String) -> String {
     let d = (try? h.read(upToCount: 4096)) ?? Data()
     return String(decoding: d, as: UTF8.self)
 }
+

@@ -52,6 +52,11 @@ actor CRIRuntime {
     /// Sandboxes stopped (or found dead) but not yet destroyed: RemovePodSandbox
     /// calls `destroy` on them.
     private var stoppedSandboxes: [String: PodSandbox] = [:]
+    /// The write ends of the stdin pipes of containers made with stdin
+    /// (attach writes into them); `once`: closed after the first attach.
+    /// Not recovered across a restart of `moat cri` (the container then
+    /// sees end of file on its stdin).
+    private var stdinWriters: [String: (fd: Int32, once: Bool)] = [:]
     /// Names being created (pod key, or pod id + container key) so that a
     /// concurrent duplicate is refused while the first is still starting.
     private var reserved = Set<String>()
@@ -322,6 +327,7 @@ actor CRIRuntime {
         if p.state == "ready" || sandboxes[p.id] != nil || !p.cniNetwork.isEmpty { try await stopPodSandbox(p.id) }
         for c in containers.values where c.podID == p.id {
             containers[c.id] = nil
+            dropStdin(c.id)
             imageUse?.release(c.imageID, by: c.id)
             store.delete(.containers, c.id)
             removeTree(store.dir + "/containers/" + c.id)
@@ -387,10 +393,20 @@ actor CRIRuntime {
         }
         try store.save(.containers, id, plan.record)
         containers[id] = plan.record
-        let cfg = plan.config
+        var cfg = plan.config
+        var stdinPipe: [Int32] = [-1, -1]
+        if r.config.stdin {
+            guard pipe(&stdinPipe) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
+            for fd in stdinPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            cfg.stdinFD = stdinPipe[0]
+            stdinWriters[id] = (stdinPipe[1], r.config.stdinOnce)
+        }
+        let config = cfg
+        defer { if stdinPipe[0] >= 0 { close(stdinPipe[0]) } }
         do {
-            try await offload { try sb.createContainer(cfg) }
+            try await offload { try sb.createContainer(config) }
         } catch {
+            dropStdin(id)
             containers[id] = nil
             store.delete(.containers, id)
             removeTree(dir)
@@ -399,6 +415,7 @@ actor CRIRuntime {
         guard pods[p.id] != nil else {
             // The pod was removed while this container was being made.
             containers[id] = nil
+            dropStdin(id)
             store.delete(.containers, id)
             removeTree(dir)
             throw CRIError.notFound("pod sandbox \(p.id) was removed")
@@ -477,6 +494,7 @@ actor CRIRuntime {
             do { try await offload { try sb.removeContainer(id) } } catch let e as PodError where e.kind == .notFound {}
         }
         containers[c.id] = nil
+        dropStdin(c.id)
         imageUse?.release(c.imageID, by: c.id)
         store.delete(.containers, c.id)
         removeTree(store.dir + "/containers/" + c.id)
@@ -506,6 +524,23 @@ actor CRIRuntime {
             throw CRIError.failedPrecondition("container \(c.id) is not running")
         }
         return (c, sb)
+    }
+
+    /// A descriptor writing to the container's stdin for one attach
+    /// (nil if it was made without stdin, or its stdin was closed).
+    func attachStdin(_ id: String) -> Int32? {
+        guard let w = stdinWriters[id] else { return nil }
+        let d = fcntl(w.fd, F_DUPFD_CLOEXEC, 0)
+        return d >= 0 ? d : nil
+    }
+
+    /// An attach ended: a stdin_once container's stdin closes for good.
+    func attachEnded(_ id: String) {
+        if stdinWriters[id]?.once == true { dropStdin(id) }
+    }
+
+    private func dropStdin(_ id: String) {
+        if let w = stdinWriters.removeValue(forKey: id) { close(w.fd) }
     }
 
     func containersOf(_ podID: String) -> [ContainerRecord] { containers.values.filter { $0.podID == podID } }

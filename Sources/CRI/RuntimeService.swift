@@ -74,7 +74,9 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
 
     func stopPodSandbox(request: Runtime_V1_StopPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_StopPodSandboxResponse {
         try await rpc {
-            try await runtime.stopPodSandbox(request.podSandboxID)
+            // Stopping what is not there succeeds, as removing does (kubelet
+            // repeats stops after a restart of either side).
+            do { try await runtime.stopPodSandbox(request.podSandboxID) } catch CRIError.notFound {}
             return Runtime_V1_StopPodSandboxResponse()
         }
     }
@@ -147,7 +149,7 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func stopContainer(request: Runtime_V1_StopContainerRequest, context: ServerContext) async throws -> Runtime_V1_StopContainerResponse {
         try await rpc {
             guard request.timeout >= 0 else { throw CRIError.invalidArgument("timeout \(request.timeout) is negative") }
-            try await runtime.stopContainer(request.containerID, timeout: request.timeout)
+            do { try await runtime.stopContainer(request.containerID, timeout: request.timeout) } catch CRIError.notFound {}
             return Runtime_V1_StopContainerResponse()
         }
     }
@@ -205,8 +207,9 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     func reopenContainerLog(request: Runtime_V1_ReopenContainerLogRequest, context: ServerContext) async throws -> Runtime_V1_ReopenContainerLogResponse {
         try await rpc {
             let (c, sb) = try await runtime.runningSandbox(request.containerID)
-            let id = c.id
-            try await offload { try sb.reopenLog(id) }
+            let id = c.id, path = c.logPath
+            guard !path.isEmpty else { throw CRIError.failedPrecondition("container \(id) has no log file") }
+            try await offload { try sb.reopenLog(id, path: path) }
             return Runtime_V1_ReopenContainerLogResponse()
         }
     }
@@ -236,7 +239,18 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws -> Runtime_V1_AttachResponse {
-        throw RPCError(code: .unimplemented, message: "Attach is not implemented yet")
+        try await rpc {
+            guard request.stdin || request.stdout || request.stderr else {
+                throw CRIError.invalidArgument("one of stdin, stdout and stderr must be true")
+            }
+            let (c, _) = try await runtime.runningSandbox(request.containerID)
+            var r = Runtime_V1_AttachResponse()
+            var s = ExecStreamRequest(containerID: c.id, cmd: [], tty: request.tty,
+                                      stdin: request.stdin, stdout: request.stdout, stderr: request.stderr && !request.tty)
+            s.attach = true
+            r.url = streaming.register(s)
+            return r
+        }
     }
 
     func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws -> Runtime_V1_PortForwardResponse {

@@ -6,8 +6,11 @@
 // (v5.channel.k8s.io, or v4.channel.k8s.io): each binary message starts
 // with a channel byte, 0 stdin, 1 stdout, 2 stderr, 3 the final status (a
 // JSON Status object), 4 terminal resize; v5 adds 255, "close this
-// channel" (from the client: end of stdin). Attach and PortForward are not
-// served yet; SPDY is not spoken.
+// channel" (from the client: end of stdin). Attach (/attach/TOKEN) speaks
+// the same protocol: the container's output from the moment of attaching
+// (the pod's Sentry copies it to pipes it is handed), and stdin into the
+// pipe the container was made with. PortForward is not served yet; SPDY is
+// not spoken.
 
 import CRIAPI
 import Dispatch
@@ -26,6 +29,8 @@ struct ExecStreamRequest: Sendable {
     var stdin: Bool
     var stdout: Bool
     var stderr: Bool
+    /// Attach to the container's own process instead of running `cmd`.
+    var attach = false
 }
 
 final class StreamingServer: @unchecked Sendable {
@@ -50,7 +55,7 @@ final class StreamingServer: @unchecked Sendable {
                 let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
                 let offered = head.headers["Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
                     .map { $0.trimmingCharacters(in: .whitespaces) }
-                guard head.uri.hasPrefix("/exec/"), let proto = Self.protocols.first(where: offered.contains),
+                guard head.uri.hasPrefix("/exec/") || head.uri.hasPrefix("/attach/"), let proto = Self.protocols.first(where: offered.contains),
                       peek(token) else {
                     return ch.eventLoop.makeSucceededFuture(nil)
                 }
@@ -85,7 +90,7 @@ final class StreamingServer: @unchecked Sendable {
 
     func stop() { try? channel?.close().wait() }
 
-    /// A URL for one exec, valid for a minute.
+    /// A URL for one exec or attach, valid for a minute.
     func register(_ r: ExecStreamRequest) -> String {
         let token = String(newID().prefix(32))
         lock.lock()
@@ -93,7 +98,7 @@ final class StreamingServer: @unchecked Sendable {
         pending = pending.filter { $0.value.1 > now }
         pending[token] = (r, now.addingTimeInterval(60))
         lock.unlock()
-        return baseURL + "/exec/" + token
+        return baseURL + (r.attach ? "/attach/" : "/exec/") + token
     }
 
     private func peek(_ token: String) -> Bool {
@@ -155,6 +160,17 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
         Task {
             do {
                 let (c, sb) = try await runtime.runningSandbox(req.containerID)
+                if req.attach {
+                    let writer = await runtime.attachStdin(c.id)
+                    let id = c.id
+                    try await offload {
+                        try self.attach(sb, c, req, stdin: stdinRead, writer: writer, channel: channel,
+                                        stdinEnded: { Task { await runtime.attachEnded(id) } })
+                    }
+                    await runtime.attachEnded(c.id)
+                    Self.finish(channel, status: 0, error: nil)
+                    return
+                }
                 let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, channel: channel) }
                 Self.finish(channel, status: status, error: nil)
             } catch {
@@ -195,6 +211,71 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
         if stdin >= 0 { close(stdin) }
         group.wait()
         return try result.get()
+    }
+
+    /// Set once the client is gone: the output pumps of an attach stop
+    /// (closing their pipes, so the Sentry stops copying).
+    private let gone = ManagedAtomicFlag()
+
+    /// Streams the container's output until it exits (or the client goes);
+    /// stdin is copied into the container's stdin pipe until the client
+    /// closes it.
+    func attach(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, writer: Int32?, channel: Channel,
+                stdinEnded: @escaping @Sendable () -> Void) throws {
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard pipe(&out) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&err) == 0 else { close(out[0]); close(out[1]); throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
+        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        do { try sb.attach(c.id, stdout: out[1], stderr: err[1]) } catch {
+            for fd in out + err { close(fd) }
+            if let writer { close(writer) }
+            if stdin >= 0 { close(stdin) }
+            throw error
+        }
+        close(out[1]); close(err[1])
+        if stdin >= 0 {
+            Thread.detachNewThread {
+                var buf = [UInt8](repeating: 0, count: 32768)
+                loop: while true {
+                    let n = read(stdin, &buf, buf.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    guard let w = writer else { continue }
+                    var off = 0
+                    while off < n {
+                        let m = buf[off..<n].withUnsafeBytes { write(w, $0.baseAddress, $0.count) }
+                        if m < 0 { if errno == EINTR { continue }; break loop }
+                        off += m
+                    }
+                }
+                close(stdin)
+                if let writer { close(writer) }
+                // The client's stdin ended: a stdin_once container's stdin
+                // ends with it (the runtime's own write end is closed).
+                stdinEnded()
+            }
+        } else if let writer { close(writer) }
+        let group = DispatchGroup()
+        let gone = self.gone
+        for (fd, ch, wanted) in [(out[0], UInt8(1), r.stdout), (err[0], UInt8(r.tty ? 1 : 2), r.stderr)] {
+            group.enter()
+            Thread.detachNewThread {
+                var buf = [UInt8](repeating: 0, count: 32768)
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                while !gone.isSet {
+                    let ready = poll(&p, 1, 200)
+                    if ready == 0 { continue }
+                    if ready < 0 { if errno == EINTR { continue }; break }
+                    let n = read(fd, &buf, buf.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    if wanted { Self.send(channel, ch, Array(buf[0..<n])) }
+                }
+                close(fd)
+                group.leave()
+            }
+        }
+        group.wait()
     }
 
     static func send(_ channel: Channel, _ ch: UInt8, _ bytes: [UInt8]) {
@@ -252,7 +333,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) { closeStdin() }
+    func channelInactive(context: ChannelHandlerContext) { gone.set(); closeStdin() }
 
     private func writeStdin(_ bytes: [UInt8]) {
         stdinQueue.async { [self] in
@@ -271,4 +352,12 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
             if stdinWrite >= 0 { close(stdinWrite); stdinWrite = -1 }
         }
     }
+}
+
+/// A flag set once, read from other threads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }

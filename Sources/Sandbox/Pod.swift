@@ -104,6 +104,13 @@ public struct ContainerConfig: Sendable {
     /// Share the pod's pid namespace (CRI NamespaceMode POD) instead of a
     /// pid namespace of the container's own (CONTAINER).
     public var sharePodPIDNamespace = false
+    /// Paths hidden (an empty read-only directory, or the null device for
+    /// other files) and paths made read-only, in the container's view.
+    public var maskedPaths: [String] = []
+    public var readonlyPaths: [String] = []
+    /// The container's stdin (a pipe's read end the runtime keeps writing
+    /// to for attach); nil: /dev/null. Not closed by the sandbox.
+    public var stdinFD: Int32? = nil
     public init(id: String, rootfs: String, process: ContainerProcess) {
         self.id = id; self.rootfs = rootfs; self.process = process
     }
@@ -249,8 +256,13 @@ public final class PodSandbox: @unchecked Sendable {
         defer { for (_, f) in passing { close(f) } }
         let root = try startGofer(root: c.rootfs, readOnly: true)
         passing.append(("root", root))
-        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        if null >= 0 { passing.append(("stdin", null)) }
+        if let fd = c.stdinFD {
+            let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            if d >= 0 { passing.append(("stdin", d)) }
+        } else {
+            let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            if null >= 0 { passing.append(("stdin", null)) }
+        }
         if let l = c.logPath {
             let fd = open(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
             if fd < 0 { throw PodError(.internalError, "cannot open the log file \(l): \(String(cString: strerror(errno)))") }
@@ -275,6 +287,7 @@ public final class PodSandbox: @unchecked Sendable {
                 fields.append("m=" + [m.containerPath, "file", ro, hex, String(mode, radix: 8)].joined(separator: "\u{1}"))
             }
         }
+        fields += c.maskedPaths.map { "mask=" + $0 } + c.readonlyPaths.map { "ropath=" + $0 }
         fields.append("fds=" + passing.map { $0.0 }.joined(separator: ","))
         let conn = try connect()
         defer { close(conn) }
@@ -355,6 +368,18 @@ public final class PodSandbox: @unchecked Sendable {
     /// Reopens the container's log file (after the caller rotated it).
     public func reopenLog(_ id: String) throws {
         throw PodError(.unimplemented, "reopening a log needs its path: use reopenLog(_:path:)")
+    }
+
+    /// Has the container's output copied to `stdout` and `stderr` (write
+    /// ends of pipes) as it is written, until it exits, which closes them.
+    public func attach(_ id: String, stdout: Int32, stderr: Int32) throws {
+        let conn = try connect()
+        defer { close(conn) }
+        guard send(conn, ["op=attach", "id=" + id].joined(separator: "\0")), send(conn, "out", passing: stdout),
+              send(conn, "err", passing: stderr) else {
+            throw PodError(.internalError, "the pod's sentry does not answer")
+        }
+        try check(receive(conn))
     }
 
     /// Sends the container's log file, opened anew at `path`.

@@ -487,7 +487,8 @@ public enum SentryMain {
         for path in masked {
             guard case .success(let p) = vfs.resolve(fs, start: fs.root, Array(path.utf8)) else { continue }
             if p.inode.isDir {
-                vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o555, dev: dev), at: p, fsType: "tmpfs", source: "tmpfs"); dev += 1
+                // Read-only, as runtimes mask directories (root ignores the mode).
+                vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o555, dev: dev), at: p, fsType: "tmpfs", source: "tmpfs").readOnly = true; dev += 1
             } else {
                 vfs.mount(DeviceInode(kind: .null, major: 1, minor: 3, dev: 5), at: p, fsType: "devtmpfs", source: "udev")
             }

@@ -30,7 +30,8 @@ final class CRIPodTests: XCTestCase {
     }
 
     func startContainer(_ rt: RuntimeClient, pod: String, _ podConfig: Runtime_V1_PodSandboxConfig, name: String,
-                        command: [String], labels: [String: String] = [:]) async throws -> String {
+                        command: [String], labels: [String: String] = [:],
+                        configure: (inout Runtime_V1_ContainerConfig) -> Void = { _ in }) async throws -> String {
         var c = Runtime_V1_CreateContainerRequest()
         c.podSandboxID = pod
         c.sandboxConfig = podConfig
@@ -39,6 +40,7 @@ final class CRIPodTests: XCTestCase {
         c.config.command = command
         c.config.labels = labels
         c.config.logPath = name + "/0.log"
+        configure(&c.config)
         let id = try await rt.createContainer(c).containerID
         var s = Runtime_V1_StartContainerRequest(); s.containerID = id
         _ = try await rt.startContainer(s)

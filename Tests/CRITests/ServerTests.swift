@@ -129,8 +129,13 @@ final class CRIServerTests: XCTestCase {
             ps.podSandboxID = ""
             await assertRPCError(.invalidArgument, mentioning: "pod_sandbox_id") { try await rt.podSandboxStatus(ps) }
             var sp = Runtime_V1_StopPodSandboxRequest(); sp.podSandboxID = unknown
-            await assertRPCError(.notFound) { try await rt.stopPodSandbox(sp) }
-            // Removing what is not there succeeds (kubelet repeats removals).
+            // Stopping or removing what is not there succeeds (kubelet repeats
+            // them); an empty id is still refused.
+            _ = try await rt.stopPodSandbox(sp)
+            var stopC = Runtime_V1_StopContainerRequest(); stopC.containerID = unknown
+            _ = try await rt.stopContainer(stopC)
+            sp.podSandboxID = ""
+            await assertRPCError(.invalidArgument, mentioning: "pod_sandbox_id") { try await rt.stopPodSandbox(sp) }
             var rp = Runtime_V1_RemovePodSandboxRequest(); rp.podSandboxID = unknown
             _ = try await rt.removePodSandbox(rp)
             var rc = Runtime_V1_RemoveContainerRequest(); rc.containerID = unknown
@@ -145,8 +150,8 @@ final class CRIServerTests: XCTestCase {
             await assertRPCError(.invalidArgument, mentioning: "container_id") { try await rt.containerStatus(cs) }
             var sc = Runtime_V1_StartContainerRequest(); sc.containerID = unknown
             await assertRPCError(.notFound) { try await rt.startContainer(sc) }
-            var st = Runtime_V1_StopContainerRequest(); st.containerID = unknown
-            await assertRPCError(.notFound) { try await rt.stopContainer(st) }
+            var st = Runtime_V1_StopContainerRequest(); st.containerID = ""
+            await assertRPCError(.invalidArgument, mentioning: "container_id") { try await rt.stopContainer(st) }
             var ex = Runtime_V1_ExecSyncRequest(); ex.containerID = unknown
             await assertRPCError(.invalidArgument, mentioning: "cmd") { try await rt.execSync(ex) }
             ex.cmd = ["true"]

@@ -10,6 +10,12 @@
 // left without a newline when the container exits). The host fd is the log
 // file, opened for appending by the runtime; `reopen` swaps in a new one
 // after the runtime rotated the file.
+//
+// Attach: the runtime may hand in a pair of pipes (stdout, stderr) that get
+// the raw output as it is written, until the container exits (then they are
+// closed, which the attached client sees as the end) or the runtime closes
+// its ends. They are non-blocking: a client that does not keep up loses
+// output rather than stalling the container (the log keeps everything).
 
 import Glibc
 
@@ -19,7 +25,40 @@ final class CRILogSink {
     private var pending: [String: [UInt8]] = ["stdout": [], "stderr": []]
     static let maxLine = 16 * 1024
 
+    private var attached: [(out: Int32, err: Int32)] = []
+
     init(fd: Int32) { self.fd = fd }
+
+    /// Requires: Kernel.mu held.
+    func attach(out: Int32, err: Int32) {
+        for f in [out, err] { _ = fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK) }
+        attached.append((out, err))
+    }
+
+    /// Closes the attached pipes (the container exited). Requires: Kernel.mu held.
+    func detachAll() {
+        for a in attached { close(a.out); close(a.err) }
+        attached = []
+    }
+
+    private func copyToAttached(_ stream: String, _ bytes: [UInt8]) {
+        guard !attached.isEmpty else { return }
+        var gone: [Int] = []
+        for (i, a) in attached.enumerated() {
+            let fd = stream == "stderr" ? a.err : a.out
+            var off = 0
+            while off < bytes.count {
+                let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EPIPE { gone.append(i) }
+                    break
+                }
+                off += n
+            }
+        }
+        for i in gone.reversed() { close(attached[i].out); close(attached[i].err); attached.remove(at: i) }
+    }
 
     func reopen(_ newFD: Int32) {
         if fd >= 0 { close(fd) }
@@ -28,6 +67,7 @@ final class CRILogSink {
 
     /// Appends application output of one stream. Requires: Kernel.mu held.
     func append(_ stream: String, _ bytes: [UInt8]) {
+        copyToAttached(stream, bytes)
         var buf = pending[stream, default: []]
         buf += bytes
         var start = 0

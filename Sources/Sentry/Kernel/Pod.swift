@@ -17,7 +17,9 @@
 //        none), and the mounts' Gofers. A mount is DEST\u{1}KIND\u{1}RO\u{1}A\u{1}B
 //        with KIND bind (A = fd label, B = a file's name in that Gofer's
 //        directory, or empty), tmpfs, or file (A = contents in hex, B = mode
-//        in octal). Reply "ok" or "err=CODE MESSAGE".
+//        in octal). mask=PATH / ropath=PATH (repeatable): masked and
+//        read-only paths, resolved in the container's view after the mounts.
+//        Reply "ok" or "err=CODE MESSAGE".
 //   op=start id=ID            run the container's process; "ok" or "err=..."
 //   op=status id=ID           "state=created|running|exited created=NS
 //                              started=NS finished=NS exit=WAITSTATUS"
@@ -25,6 +27,8 @@
 //   op=remove id=ID           forget an exited (or never started) container
 //   op=stats id=ID            "cpu=NS rss=BYTES upper=BYTES"
 //   op=reopenlog id=ID        then a packet carrying the new log fd
+//   op=attach id=ID           then two packets carrying pipes that get the
+//                             container's stdout and stderr until it exits
 //   op=stop [grace=SECONDS]   SIGTERM to every process, SIGKILL after the
 //                             grace period, then the Sentry exits; "ok"
 // Exec into a container is the exec request with container=ID.
@@ -125,6 +129,7 @@ extension Kernel {
             c.exitStatus = tg.exitCode
             c.finishedAt = Kernel.now(CLOCK_REALTIME)
             c.log?.flush()
+            c.log?.detachAll()
             // What the container left behind dies with it (its pid
             // namespace's init is gone).
             for other in threadGroups.values where other !== tg && !other.exiting && containerID(of: other) == c.id {
@@ -189,6 +194,16 @@ enum PodControl {
                 for t in tg.tasks.prefix(1) { rss += hostRSS(t.hostPid) }
             }
             ControlServer.send(conn, "cpu=\(cpu) rss=\(rss) upper=\(c.upper.map { treeBytes($0) } ?? 0)")
+        case "attach":
+            // Two packets: the stdout and the stderr pipe of an attached client.
+            guard let (_, out) = ControlServer.receive(conn), out >= 0 else { ControlServer.send(conn, "err=22 no stdout fd"); return }
+            guard let (_, errFD) = ControlServer.receive(conn), errFD >= 0 else { close(out); ControlServer.send(conn, "err=22 no stderr fd"); return }
+            k.lock(); defer { k.unlock() }
+            guard let c = k.podContainers[id], let log = c.log else {
+                close(out); close(errFD); ControlServer.send(conn, "err=2 no such container \(id)"); return
+            }
+            if c.state == .exited { close(out); close(errFD) } else { log.attach(out: out, err: errFD) }
+            ControlServer.send(conn, "ok")
         case "reopenlog":
             guard let (_, fd) = ControlServer.receive(conn), fd >= 0 else { ControlServer.send(conn, "err=22 no log fd"); return }
             k.lock(); defer { k.unlock() }
@@ -225,6 +240,7 @@ enum PodControl {
         var mounts: [[String]] = []
         var readOnly = false
         var sharePID = false
+        var masked: [String] = [], readOnlyPaths: [String] = []
         var req = ProcessRequest(caps: k.containerCaps, nnp: k.containerNoNewPrivs)
         for (key, value) in fields {
             if req.take(key, value) { continue }
@@ -233,6 +249,8 @@ enum PodControl {
             case "m": mounts.append(value.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init))
             case "ro": readOnly = value == "1"
             case "pidns": sharePID = value == "pod"
+            case "mask": masked.append(value)
+            case "ropath": readOnlyPaths.append(value)
             default: break
             }
         }
@@ -309,9 +327,10 @@ enum PodControl {
             default: continue
             }
         }
-        SentryMain.mountAll(k, fs, sentryMounts, masked: [], readOnly: [])
-        var log: CRILogSink? = nil
-        if let lf = fds["log"], lf >= 0 { log = CRILogSink(fd: lf); used.insert(lf) }
+        SentryMain.mountAll(k, fs, sentryMounts, masked: masked, readOnly: readOnlyPaths)
+        let log: CRILogSink?
+        // Without a log file the sink still serves attached clients.
+        if let lf = fds["log"], lf >= 0 { log = CRILogSink(fd: lf); used.insert(lf) } else { log = CRILogSink(fd: -1) }
         var stdinFD: Int32 = -1
         if let s = fds["stdin"], s >= 0 { stdinFD = s; used.insert(s) }
         req.container = id
@@ -389,7 +408,7 @@ enum PodControl {
             usleep(20_000)
         }
         k.lock()
-        for c in k.podContainers.values { c.log?.flush() }
+        for c in k.podContainers.values { c.log?.flush(); c.log?.detachAll() }
         k.podStopped()
         k.unlock()
     }

@@ -1,0 +1,92 @@
+// Attach and the security-context paths over the real socket: attach to a
+// stdin/stdin_once shell (its output from the moment of attaching, stdin
+// into the shell, the stream ending when the shell exits at end of stdin);
+// masked and read-only paths as the application sees them; ReopenContainerLog
+// after the log was moved away; RunAsGroup without a user refused. Needs root.
+
+import CRIAPI
+import Foundation
+import XCTest
+
+extension CRIPodTests {
+    func testAttachMaskedReadonlyPathsAndLogReopen() async throws {
+        let t = self
+        let cri = try t.server()
+        defer { cri.stop(); cri.removeDirectory() }
+        let logs = cri.dir + "/logs"
+        let pc = podConfig(name: "att", logDirectory: logs)
+        try await cri.withClient { rt in
+            let pod = try await t.runPod(rt, pc)
+
+            // Attach to a shell reading its stdin.
+            let shell = try await t.startContainer(rt, pod: pod, pc, name: "shell", command: ["sh"]) { c in
+                c.stdin = true; c.stdinOnce = true
+            }
+            var a = Runtime_V1_AttachRequest()
+            a.containerID = shell; a.stdin = true; a.stdout = true; a.stderr = true
+            let url = try await rt.attach(a).url
+            XCTAssertTrue(url.contains("/attach/"), url)
+            let r = try WebSocketTestClient.exec(url, stdin: Array("echo hello-attach; echo to-err >&2\n".utf8))
+            XCTAssertEqual(r.httpStatus, 101)
+            XCTAssertEqual(r.text(1), "hello-attach\n")
+            XCTAssertEqual(r.text(2), "to-err\n")
+            XCTAssertTrue(r.text(3).contains("Success"), r.text(3))
+            // stdin_once: the end of the attach's stdin ended the shell.
+            var exited = false
+            for _ in 0..<100 where !exited {
+                exited = try await t.status(rt, shell).state == .containerExited
+                if !exited { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            XCTAssertTrue(exited)
+            // The log has what the attached client saw.
+            let log = try String(contentsOfFile: logs + "/shell/0.log", encoding: .utf8)
+            XCTAssertTrue(log.contains(" stdout F hello-attach"), log)
+            // Nothing to attach to any more; a container without stdin can be
+            // attached for its output only.
+            await assertRPCError(.failedPrecondition) { try await rt.attach(a) }
+
+            // Masked and read-only paths; the log reopened after a rotation.
+            let box = try await t.startContainer(rt, pod: pod, pc, name: "box", command: ["sh", "-c", "while :; do echo tick; sleep 1; done"]) { c in
+                c.linux.securityContext.maskedPaths = ["/etc/passwd", "/root", "/proc/kcore", "/no/such/path"]
+                c.linux.securityContext.readonlyPaths = ["/tmp", "/no/such/dir"]
+            }
+            // A masked file reads as the null device; a masked directory is
+            // empty and read-only.
+            let passwd = try await t.execSync(rt, box, ["sh", "-c", "[ -c /etc/passwd ] && wc -c < /etc/passwd"])
+            XCTAssertEqual(passwd.exitCode, 0, String(decoding: passwd.stderr, as: UTF8.self))
+            XCTAssertEqual(String(decoding: passwd.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "0")
+            let root = try await t.execSync(rt, box, ["sh", "-c", "ls -A /root | wc -l; touch /root/x"])
+            XCTAssertEqual(String(decoding: root.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "0")
+            XCTAssertNotEqual(root.exitCode, 0)
+            let tmp = try await t.execSync(rt, box, ["touch", "/tmp/test"])
+            XCTAssertNotEqual(tmp.exitCode, 0)
+            XCTAssertEqual(String(decoding: tmp.stderr, as: UTF8.self), "touch: /tmp/test: Read-only file system\n")
+            let other = try await t.execSync(rt, box, ["touch", "/root-is-writable"])
+            XCTAssertEqual(other.exitCode, 0, String(decoding: other.stderr, as: UTF8.self))
+
+            let boxLog = logs + "/box/0.log"
+            try FileManager.default.moveItem(atPath: boxLog, toPath: boxLog + ".1")
+            var ro = Runtime_V1_ReopenContainerLogRequest(); ro.containerID = box
+            _ = try await rt.reopenContainerLog(ro)
+            // The container's next line goes to the new file.
+            var reopened = ""
+            for _ in 0..<100 where !reopened.contains("tick") {
+                reopened = (try? String(contentsOfFile: boxLog, encoding: .utf8)) ?? ""
+                if !reopened.contains("tick") { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            XCTAssertTrue(reopened.contains(" stdout F tick"), reopened)
+
+            // A group without a user is refused.
+            var bad = Runtime_V1_CreateContainerRequest()
+            bad.podSandboxID = pod; bad.sandboxConfig = pc
+            bad.config.metadata.name = "group-only"; bad.config.image.image = "busybox"
+            bad.config.linux.securityContext.runAsGroup.value = 1002
+            await assertRPCError(.invalidArgument, mentioning: "run_as_group") { try await rt.createContainer(bad) }
+
+            var sp = Runtime_V1_StopPodSandboxRequest(); sp.podSandboxID = pod
+            _ = try await rt.stopPodSandbox(sp)
+            var rp = Runtime_V1_RemovePodSandboxRequest(); rp.podSandboxID = pod
+            _ = try await rt.removePodSandbox(rp)
+        }
+    }
+}
