@@ -164,6 +164,7 @@ public enum SentryMain {
             _ = Glibc.ioctl(0, UInt(TIOCSCTTY), 0)
         }
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
+        StubFactory.shared.onMasterLost = Self.masterStubLost
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -281,6 +282,7 @@ public enum SentryMain {
         for s in forwardedSignals { sigaddset(&forwarded, s) }
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
+        StubFactory.shared.onMasterLost = Self.masterStubLost
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
@@ -612,6 +614,15 @@ public enum SentryMain {
                 b.k.unlock()
             }
         }, box)
+    }
+
+    /// The master stub was killed from the host: the sandbox can never
+    /// exec again. Fail closed and visibly: the Sentry ends as if it had
+    /// been killed (status 137 to the launcher, `moat state` stopped, a pod
+    /// sandbox NOTREADY), and the stubs follow it by PDEATHSIG.
+    static func masterStubLost() {
+        Log.shared.info("the master stub was killed from the host; ending the sandbox")
+        _exit(128 + SIGKILL)
     }
 
     static func fatal(_ msg: String, _ code: Int32) -> Int32 {

@@ -18,6 +18,10 @@ public final class StubFactory: @unchecked Sendable {
 
     public static let shared = StubFactory()
 
+    /// Called (on the factory's thread) when the master stub turns out to be
+    /// gone; the Sentry ends the sandbox. Set before `start`.
+    public nonisolated(unsafe) var onMasterLost: (() -> Void)?
+
     private init() {
         pthread_mutex_init(&mu, nil)
         pthread_cond_init(&cond, nil)
@@ -65,6 +69,13 @@ public final class StubFactory: @unchecked Sendable {
             requests -= 1
             pthread_mutex_unlock(&mu)
             let child = master.cloneStub(flags: 0x8000 /* CLONE_PARENT */)
+            if child == -Int(ESRCH), let lost = onMasterLost {
+                // The master stub is gone (killed from the host). Every new
+                // address space is its clone, and a confined Sentry cannot
+                // start another: no process could exec again, each attempt
+                // failing with a bare ENOMEM while the sandbox looks healthy.
+                lost()
+            }
             pthread_mutex_lock(&mu)
             results.append(child)
             pthread_cond_broadcast(&cond)

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Fault injection: kill -9 one of Moat's processes at a random moment, many
+# times, and check that nothing is left on the host and no acknowledged
+# state is lost.
+#
+#   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
+#
+# Scenarios (default: all), each ROUNDS times (default 100):
+#   run  `moat run` of a busy shell (forks, file writes through the Gofer,
+#        a published port); the victim is the launcher, the Gofer, the
+#        Sentry or a stub, after 0-1.5 s. The launcher must end within
+#        15 s, every process of the sandbox must be gone, the port free,
+#        and no mount of the root file system left in the host's table.
+#   oci  runc's command line: create + start a container with its own
+#        cgroup, kill -9 its Gofer, Sentry, a stub or the container's init
+#        pid; `moat state` must say stopped, `moat delete` must succeed and
+#        leave no process, state directory or cgroup.
+#   api  `moat apiserver` on SQLite under a stream of creates; kill -9 it,
+#        restart it: every create it acknowledged (201) must be there.
+#
+# Prints one line per scenario (rounds, victims, failures); exits 1 if any
+# round failed, with what was left behind. Needs root. Loopback only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+rounds=100 scenarios=() moat="$repo/.build/debug/moat" rootfs="$repo/.cache/rootfs/busybox"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n) rounds="$2"; shift 2 ;;
+        -s) scenarios+=("$2"); shift 2 ;;
+        -m) moat="$2"; shift 2 ;;
+        -r) rootfs="$2"; shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "faults.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(run oci api)
+[ "$(id -u)" = 0 ] || { echo "faults.sh: needs root" >&2; exit 2; }
+[ -x "$moat" ] || { echo "faults.sh: no moat binary at $moat" >&2; exit 2; }
+[ -x "$rootfs/bin/busybox" ] || { echo "faults.sh: no busybox rootfs at $rootfs (bash rootfs/busybox.sh)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/moat-faults.XXXXXX)
+tag="mfi$$"
+failures=0
+cleanup() {
+    # Whatever a failed round left: kill it, so the script itself leaves nothing.
+    for p in $(pgrep -f "$tag" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
+    for id in $(ls "$work/ocistate" 2>/dev/null); do "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; done
+    for d in /sys/fs/cgroup/*/"$tag"-* /sys/fs/cgroup/"$tag"-*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "  FAIL [$scenario round $round, victim $victim]: $*" >&2; failures=$((failures + 1)); }
+rand_ms() { echo $((RANDOM % $1)); }
+sleep_ms() { sleep "$(awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }')"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The pid and start time of every descendant of $1 (and $1): "pid:start ...".
+tree() {
+    local todo=("$1") out=() p
+    while [ ${#todo[@]} -gt 0 ]; do
+        p=${todo[0]}; todo=("${todo[@]:1}")
+        [ -r "/proc/$p/stat" ] || continue
+        out+=("$p:$(awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$p/stat" 2>/dev/null)")
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do todo+=("$c"); done
+    done
+    echo "${out[@]}"
+}
+# Those of a tree (from `tree`) that still run (same pid, same start time).
+alive() {
+    local left=() e p s
+    for e in $1; do
+        p=${e%%:*}; s=${e#*:}
+        [ -r "/proc/$p/stat" ] && [ "$(awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$p/stat" 2>/dev/null)" = "$s" ] && left+=("$p($({ tr '\0' ' ' < /proc/"$p"/cmdline; } 2>/dev/null | cut -c1-60))")
+    done
+    echo "${left[@]}"
+}
+# Role of a pid inside a sandbox: launcher, gofer, sentry, stub, app. A
+# stub is any child of a Sentry (its cmdline is the Sentry's, or empty).
+arg1() { { tr '\0' '\n' < "/proc/$1/cmdline"; } 2>/dev/null | sed -n 2p; }
+ppid_of() { awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$1/stat" 2>/dev/null; }
+role() {
+    local pp; pp=$(ppid_of "$1")
+    if [ -n "$pp" ] && [ "$(arg1 "$pp")" = sentry ] && [ "$(arg1 "$(ppid_of "$pp")")" != sentry ]; then echo stub; return; fi
+    case "$(arg1 "$1")" in
+        sentry) echo sentry ;;
+        gofer) echo gofer ;;
+        run|create|start) echo launcher ;;
+        *) echo app ;;
+    esac
+}
+pick() { # pick ROLE TREE...: one pid of that role, at random, or nothing
+    local e p want=$1 found=(); shift
+    for e in $*; do p=${e%%:*}; [ "$(role "$p")" = "$want" ] && found+=("$p"); done
+    [ ${#found[@]} -gt 0 ] && echo "${found[$((RANDOM % ${#found[@]}))]}"
+    return 0
+}
+# The workload's output keeps growing, with no failed fork or exec in it.
+healthy() {
+    local a b; a=$(stat -c %s "$1"); sleep 1; b=$(stat -c %s "$1")
+    [ "$b" -gt "$a" ] && ! grep -q -i 'cannot allocate\|can.t fork\|not found' "$1"
+}
+host_mounts() { grep -c -- "$rootfs\|$work" /proc/1/mountinfo || true; }
+
+scenario_run() {
+    local victims=(launcher gofer sentry stub) base_mounts; base_mounts=$(host_mounts)
+    for round in $(seq 1 "$rounds"); do
+        victim=${victims[$((RANDOM % 4))]}
+        local port; port=$(free_port)
+        "$moat" run --rootfs "$rootfs" --hostname "$tag-$round" -p "127.0.0.1:$port:8080" -- \
+            sh -c 'httpd -p 8080 -h /etc; i=0; while true; do echo $i > /tmp/f$((i % 8)); cat /tmp/f* >/dev/null; ls / >/dev/null; echo $i; i=$((i + 1)); done' \
+            >"$work/run.out" 2>&1 &
+        local launcher=$!
+        sleep_ms "$(rand_ms 1500)"
+        local t; t=$(tree "$launcher")
+        local pid; pid=$(pick "$victim" $t)
+        if [ -z "$pid" ]; then
+            # Not started that far yet (or no stub at this instant): the launcher then.
+            victim=launcher; pid=$launcher
+        fi
+        kill -9 "$pid" 2>/dev/null || true
+        local waited=0
+        while kill -0 "$launcher" 2>/dev/null && [ $waited -lt 30 ]; do sleep 0.1; waited=$((waited + 1)); done
+        if [ "$victim" = stub ] && kill -0 "$launcher" 2>/dev/null; then
+            # A stub of one process (not the master) may die alone, as that
+            # process would of SIGKILL; the sandbox must then go on working.
+            healthy "$work/run.out" || fail "the sandbox stopped working after a stub was killed: $(grep -m1 -i 'cannot\|can.t' "$work/run.out")"
+            kill -9 "$launcher" 2>/dev/null || true
+        fi
+        while kill -0 "$launcher" 2>/dev/null && [ $waited -lt 150 ]; do sleep 0.1; waited=$((waited + 1)); done
+        if kill -0 "$launcher" 2>/dev/null; then fail "the launcher did not end within 15 s"; kill -9 "$launcher" 2>/dev/null || true; fi
+        wait "$launcher" 2>/dev/null || true
+        local left=""; for _ in $(seq 50); do left=$(alive "$t"); [ -z "$left" ] && break; sleep 0.1; done
+        [ -z "$left" ] || fail "processes left: $left"
+        port_free "$port" || fail "port $port still served"
+        [ "$(host_mounts)" = "$base_mounts" ] || fail "host mounts of the rootfs changed: $(grep -- "$rootfs\|$work" /proc/1/mountinfo | head -3)"
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+}
+
+ocistatus() { "$moat" --root "$work/ocistate" state "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || echo "?"; }
+
+scenario_oci() {
+    local victims=(gofer sentry stub stub) bundle="$work/bundle"
+    mkdir -p "$bundle" "$work/ocistate"
+    ln -sfn "$rootfs" "$bundle/rootfs"
+    (cd "$bundle" && "$moat" spec >/dev/null 2>&1) || true
+    [ -f "$bundle/config.json" ] || { echo "faults.sh: moat spec made no config.json" >&2; failures=$((failures + 1)); return; }
+    python3 - "$bundle/config.json" "$tag" <<'PY'
+import json, sys
+p, tag = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "i=0; while true; do echo $i > /tmp/f; cat /tmp/f >/dev/null; ls / >/dev/null; echo $i; i=$((i + 1)); done"]
+c["root"] = {"path": "rootfs", "readonly": False}
+c.setdefault("linux", {})["cgroupsPath"] = "/" + tag + "-CID"
+json.dump(c, open(p, "w"))
+PY
+    for round in $(seq 1 "$rounds"); do
+        victim=${victims[$((RANDOM % 4))]}
+        local id="$tag-$round"
+        sed -i "s/$tag-[A-Za-z0-9-]*\"/$id\"/" "$bundle/config.json"
+        if ! "$moat" --root "$work/ocistate" create --bundle "$bundle" "$id" >"$work/oci.out" 2>&1 </dev/null; then
+            fail "create failed: $(tail -3 "$work/oci.out")"; continue
+        fi
+        "$moat" --root "$work/ocistate" start "$id" >>"$work/oci.out" 2>&1 || { fail "start failed: $(tail -3 "$work/oci.out")"; }
+        local init gofer
+        read -r init gofer < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["pid"], s.get("goferPid", 0))' "$work/ocistate/$id/state.json" 2>/dev/null || echo "0 0")
+        sleep_ms "$(rand_ms 1500)"
+        local t; t="$(tree "$init") $(tree "$gofer")"
+        local pid; pid=$(pick "$victim" $t)
+        [ -n "$pid" ] || { victim=sentry; pid=$init; }
+        kill -9 "$pid" 2>/dev/null || true
+        local st="" waited=0
+        if [ "$victim" = stub ]; then
+            sleep 2
+            if [ "$(ocistatus "$id")" = running ]; then
+                healthy "$work/oci.out" || fail "the container stopped working after a stub was killed: $(grep -m1 -i 'cannot\|can.t' "$work/oci.out")"
+                "$moat" --root "$work/ocistate" kill "$id" KILL >/dev/null 2>&1 || true
+            fi
+        fi
+        while [ $waited -lt 150 ]; do
+            st=$(ocistatus "$id")
+            [ "$st" = stopped ] && break
+            sleep 0.1; waited=$((waited + 1))
+        done
+        [ "$st" = stopped ] || fail "moat state says '$st' 15 s after the kill"
+        "$moat" --root "$work/ocistate" delete "$id" >"$work/oci.out" 2>&1 || { fail "delete failed: $(tail -3 "$work/oci.out")"; "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; }
+        local left=""; for _ in $(seq 50); do left=$(alive "$t"); [ -z "$left" ] && break; sleep 0.1; done
+        [ -z "$left" ] || fail "processes left: $left"
+        [ ! -e "$work/ocistate/$id" ] || fail "state directory left: $work/ocistate/$id"
+        local cg; cg=$(ls -d /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/"$id" 2>/dev/null | head -3 || true)
+        [ -z "$cg" ] || fail "cgroups left: $cg"
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+}
+
+scenario_api() {
+    local data="$work/api" port; port=$(free_port)
+    mkdir -p "$data"
+    local acked="$work/acked"; : > "$acked"
+    local server=0 n=0
+    start_api() {
+        "$moat" apiserver --listen "127.0.0.1:$port" --data-dir "$data" >"$work/api.out" 2>&1 &
+        server=$!
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v1/namespaces" >/dev/null 2>&1 && return 0; sleep 0.1; done
+        return 1
+    }
+    for round in $(seq 1 "$rounds"); do
+        victim=apiserver
+        start_api || { fail "the API server did not come up: $(tail -3 "$work/api.out")"; kill -9 "$server" 2>/dev/null; continue; }
+        # Every acknowledged create from earlier rounds is still there.
+        local missing=0
+        while read -r name; do
+            curl -sf "http://127.0.0.1:$port/api/v1/namespaces/default/configmaps/$name" >/dev/null || missing=$((missing + 1))
+        done < "$acked"
+        [ $missing = 0 ] || fail "$missing acknowledged ConfigMaps lost after a kill -9"
+        ( while true; do
+            n=$((n + 1)); name="cm-$round-$n"
+            code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -X POST \
+                "http://127.0.0.1:$port/api/v1/namespaces/default/configmaps" \
+                -d "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"$name\"},\"data\":{\"k\":\"$round\"}}" 2>/dev/null || true)
+            [ "$code" = 201 ] && echo "$name" >> "$acked"
+          done ) &
+        local writer=$!
+        sleep_ms "$((50 + $(rand_ms 500)))"
+        kill -9 "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+        sleep 0.2
+        kill "$writer" 2>/dev/null || true; wait "$writer" 2>/dev/null || true
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+    start_api || fail "the API server did not come up at the end"
+    local missing=0 total; total=$(wc -l < "$acked")
+    while read -r name; do curl -sf "http://127.0.0.1:$port/api/v1/namespaces/default/configmaps/$name" >/dev/null || missing=$((missing + 1)); done < "$acked"
+    [ $missing = 0 ] || fail "$missing of $total acknowledged ConfigMaps lost"
+    kill -9 "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+    echo "  api: $total creates acknowledged across $rounds kills, $missing lost"
+}
+
+status=0
+for scenario in "${scenarios[@]}"; do
+    declare -A count=()
+    before=$failures
+    round=0 victim=-
+    case "$scenario" in
+        run) scenario_run ;;
+        oci) scenario_oci ;;
+        api) scenario_api ;;
+        *) echo "faults.sh: unknown scenario $scenario" >&2; exit 2 ;;
+    esac
+    summary=""; for k in "${!count[@]}"; do summary+=" $k=${count[$k]}"; done
+    echo "$scenario: $rounds rounds, kills:$summary, failures: $((failures - before))"
+    unset count
+done
+[ $failures = 0 ]

@@ -1,0 +1,30 @@
+// A short pass of the fault-injection driver (Tests/Faults/faults.sh): kill
+// -9 the launcher, the Gofer, the Sentry, a stub, an OCI container's parts
+// and the API server at random moments; nothing may be left on the host and
+// no acknowledged API write may be lost. The long runs (100 rounds each)
+// are documented in Tests/Faults/README.md.
+
+import Foundation
+import Testing
+
+@Suite("Fault injection (kill -9 at random moments)")
+struct FaultInjectionTests {
+    /// Rounds per scenario: MOAT_FAULT_ROUNDS, else 3.
+    static var rounds: Int { ProcessInfo.processInfo.environment["MOAT_FAULT_ROUNDS"].flatMap(Int.init) ?? 3 }
+
+    @Test func nothingLeftAndNothingLost() async throws {
+        guard Integration.isRoot else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: fault injection needs root")
+            return
+        }
+        let moat = try Integration.moatBinary.get()
+        let rootfs = try Integration.rootfs.get()
+        let r = await runProcess(["/bin/bash", Integration.repoRoot + "/Tests/Faults/faults.sh", "-n", String(Self.rounds),
+                                  "-m", moat, "-r", rootfs], env: Integration.hostEnvironment(), timeout: 1800)
+        print("faults.sh -n \(Self.rounds):\n\(r.stdoutText)")
+        #expect(r.exitStatus == 0 && !r.timedOut, "faults.sh failed (status \(r.exitStatus)):\n\(r.stdoutText)\n\(r.stderrText.suffix(4000))")
+        for s in ["run", "oci", "api"] {
+            #expect(r.stdoutText.contains("\(s): \(Self.rounds) rounds"), "scenario \(s) did not run:\n\(r.stdoutText)")
+        }
+    }
+}
