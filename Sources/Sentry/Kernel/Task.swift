@@ -423,19 +423,24 @@ final class Task {
         return (nil, true)
     }
 
-    /// Reads a NULL-terminated array of string pointers (argv, envp).
-    func copyInStringArray(_ addr: UInt64) -> [[UInt8]]? {
+    /// Reads a NULL-terminated array of string pointers (argv, envp) the
+    /// way execve(2) does: a string longer than MAX_ARG_STRLEN (32 pages),
+    /// or strings and pointers together beyond `budget` bytes (which the
+    /// caller shares between argv and envp), is E2BIG; an unreadable
+    /// pointer or string is EFAULT.
+    func copyInStringArray(_ addr: UInt64, budget: inout Int) -> Result<[[UInt8]], Errno> {
         var out: [[UInt8]] = []
-        if addr == 0 { return [] }
+        if addr == 0 { return .success([]) }
         var a = addr
-        var total = 0
         while true {
-            guard let p = readU64(a) else { return nil }
-            if p == 0 { return out }
-            let (s, _) = copyInString(p, max: 128 * 1024)
-            guard let str = s else { return nil }
-            total += str.count + 1
-            if total > 2 << 20 || out.count > 100_000 { return nil }
+            guard let p = readU64(a) else { return .failure(Errno(EFAULT)) }
+            if p == 0 { return .success(out) }
+            budget -= 8
+            let (s, tooLong) = copyInString(p, max: 128 * 1024 - 1)
+            if tooLong { return .failure(Errno(E2BIG)) }
+            guard let str = s else { return .failure(Errno(EFAULT)) }
+            budget -= str.count + 1
+            if budget < 0 { return .failure(Errno(E2BIG)) }
             out.append(str)
             a &+= 8
         }

@@ -198,8 +198,13 @@ func reapHost(_ pid: pid_t) {
 func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64, _ envAddr: UInt64, _ flags: Int32) -> Int {
     let path: [UInt8]
     switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
-    guard let argv = t.copyInStringArray(argvAddr) else { return err(EFAULT) }
-    guard let envp = t.copyInStringArray(envAddr) else { return err(EFAULT) }
+    // Linux's room for argv and envp (strings and pointers): a quarter of
+    // the stack limit, at most three quarters of 8 MB, at least 128 KB.
+    let stack = t.tg.rlimits[RL_STACK].cur
+    var budget = max(128 << 10, Int(min(stack / 4, UInt64(6 << 20))))
+    let argv: [[UInt8]], envp: [[UInt8]]
+    switch t.copyInStringArray(argvAddr, budget: &budget) { case .success(let v): argv = v; case .failure(let e): return e.ret }
+    switch t.copyInStringArray(envAddr, budget: &budget) { case .success(let v): envp = v; case .failure(let e): return e.ret }
     if path.isEmpty && flags & AT_EMPTY_PATH_ == 0 { return err(ENOENT) }
     let start: Path
     switch t.startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return e.ret }

@@ -97,6 +97,21 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     if old & 4095 != 0 || newLen == 0 { return err(EINVAL) }
     if flags & ~Int32(7) != 0 { return err(EINVAL) }
     guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
+    if flags & 2 != 0 { // MREMAP_FIXED: to exactly new_address, replacing what is there
+        let dst = a.a4
+        if flags & 1 == 0 || dst & 4095 != 0 { return err(EINVAL) }
+        // Never at or past the top of the application's space (where the
+        // stub page lives), never overlapping the source.
+        if dst &+ newLen < dst || dst + newLen > t.mm.appTop { return err(EINVAL) }
+        if dst < old + oldLen && old < dst + newLen { return err(EINVAL) }
+        _ = t.mm.unmap(t, addr: dst, len: newLen)
+        let r = t.thread.inject(25, old, oldLen, newLen, 3 /* MAYMOVE|FIXED */, dst)
+        if r < 0 { return r }
+        t.mm.forget(old, old + oldLen)
+        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
+        t.mm.record(n)
+        return Int(dst)
+    }
     if newLen <= oldLen {
         if newLen < oldLen { _ = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen) }
         return Int(old)
@@ -113,7 +128,7 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     let r = t.thread.inject(25, old, oldLen, newLen, 3 /* MAYMOVE|FIXED */, dst)
     if r < 0 { return r }
     t.mm.forget(old, old + oldLen)
-    var n = v; n.start = dst; n.end = dst + newLen
+    var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
     t.mm.record(n)
     return Int(dst)
 }

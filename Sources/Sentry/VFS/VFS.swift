@@ -241,6 +241,10 @@ final class FDTable {
     struct Entry { var file: FileDescription; var cloexec: Bool }
     var entries: [Entry?] = []
     var users = 1
+    /// Every fd below this is in use: the lowest-free search starts here, so
+    /// a process opening descriptors one after another pays O(1) per open,
+    /// not a scan of all it holds (which made 60,000 opens take 90 s).
+    private var lowFree = 0
 
     func get(_ fd: Int32) -> FileDescription? {
         if fd < 0 || Int(fd) >= entries.count { return nil }
@@ -256,12 +260,15 @@ final class FDTable {
 
     /// Installs at the lowest free fd >= minFD. Returns the fd or -EMFILE.
     func install(_ f: FileDescription, minFD: Int32 = 0, cloexec: Bool, limit: Int) -> Int {
-        var i = Int(minFD)
+        let fromHint = Int(minFD) <= lowFree
+        var i = fromHint ? lowFree : Int(minFD)
         while i < entries.count && entries[i] != nil { i += 1 }
+        if fromHint { lowFree = i }
         if i >= limit { return err(EMFILE) }
         if i >= entries.count { entries.append(contentsOf: repeatElement(nil, count: i - entries.count + 1)) }
         f.refs += 1
         entries[i] = Entry(file: f, cloexec: cloexec)
+        if fromHint { lowFree = i + 1 }
         return i
     }
 
@@ -279,6 +286,7 @@ final class FDTable {
         if fd < 0 || Int(fd) >= entries.count { return false }
         guard let e = entries[Int(fd)] else { return false }
         entries[Int(fd)] = nil
+        if Int(fd) < lowFree { lowFree = Int(fd) }
         // POSIX record locks die with any close of the file by their process.
         if let k = e.file.lockKey, let t = currentTask { Kernel.shared?.fileLocks.releaseAll(.process(t.tg.tgid), key: k) }
         FDTable.drop(e.file)
@@ -300,6 +308,7 @@ final class FDTable {
     func fork() -> FDTable {
         let t = FDTable()
         t.entries = entries
+        t.lowFree = lowFree
         for case let e? in entries { e.file.refs += 1 }
         return t
     }
