@@ -146,6 +146,14 @@ pid_t moat_start_master_stub(void) {
     char c;
     ssize_t n;
     do { n = read(p[0], &c, 1); } while (n < 0 && errno == EINTR);
+    // And wait for end-of-file: the master closes its end right after the
+    // byte, and must have done so before it is seized and cloned, or every
+    // address space inherits that fd.
+    if (n == 1) {
+        ssize_t e;
+        do { e = read(p[0], &c, 1); } while (e < 0 && errno == EINTR);
+        if (e != 0) n = -1;
+    }
     close(p[0]);
     free(stack);
     if (n != 1) return -ECHILD;

@@ -186,7 +186,10 @@ public struct Cgroups {
     /// parents (under /moat, and /moat) once empty; engines' parents are theirs.
     static func remove(_ dirs: [String]) {
         for d in dirs {
-            for _ in 0..<200 {
+            // Killed processes leave their cgroup only once the host has torn
+            // them down, which on a loaded machine (stubs of a big address
+            // space, a Sentry just killed) takes seconds: wait up to 10 s.
+            for _ in 0..<1000 {
                 if rmdir(d) == 0 || errno == ENOENT { break }
                 if errno == EBUSY {
                     for p in pids([d]) { kill(p, SIGKILL) }

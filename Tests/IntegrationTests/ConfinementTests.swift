@@ -11,7 +11,7 @@ import Glibc
 
 @Suite("Sentry and stub confinement (moat debug)")
 struct ConfinementTests {
-    struct Proc { var role = ""; var fields: [String: String] = [:] }
+    struct Proc { var role = ""; var fields: [String: String] = [:]; var fds: [String] = [] }
 
     /// Parses `moat debug` output: "pid N (ppid M): ROLE" then "  key: value" / "  key value" lines.
     static func parse(_ text: String) -> [Proc] {
@@ -21,6 +21,8 @@ struct ConfinementTests {
                 var p = Proc()
                 if let r = line.range(of: "): ") { p.role = String(line[r.upperBound...]) }
                 out.append(p)
+            } else if line.hasPrefix("    "), let r = line.range(of: " -> "), !out.isEmpty {
+                out[out.count - 1].fds.append(String(line[r.upperBound...]))
             } else if line.hasPrefix("  "), !line.hasPrefix("    "), !out.isEmpty {
                 let t = line.trimmingCharacters(in: .whitespaces)
                 let key = String(t.prefix { $0 != " " && $0 != ":" })
@@ -81,6 +83,17 @@ struct ConfinementTests {
                         "\(p.role): \(p.fields["seccomp"] ?? "")")
             }
             for s in [sentry] + stubs { #expect(s.fields["caps"]?.hasPrefix("caps: eff 0000000000000000 prm 0000000000000000") == true) }
+            // Every descriptor accounted for: a stub holds only its pidfd; the
+            // Sentry holds channels (sockets, pipes, event and memory fds),
+            // its stdio, its network namespace's /proc files and files the
+            // Gofer donated from inside the root, never another host file.
+            for st in stubs { #expect(st.fds.allSatisfy { $0 == "anon_inode:[pidfd]" }, "a stub holds more than its pidfd: \(st.fds)") }
+            let unexpected = sentry.fds.filter { t in
+                if t.hasPrefix("socket:") || t.hasPrefix("pipe:") || t.hasPrefix("anon_inode:") || t.hasPrefix("/memfd:") || t == "/dev/null" { return false }
+                if t.range(of: #"^/[0-9]+/net/"#, options: .regularExpression) != nil { return false }
+                return !FileManager.default.fileExists(atPath: rootfs + t)
+            }
+            #expect(unexpected.isEmpty, "the Sentry holds host files from outside the root: \(unexpected)")
         }
         #expect(Set(sentryUIDs).count == 2, "two sandboxes share a host id: \(sentryUIDs)")
     }
