@@ -3,7 +3,7 @@
 #
 #   Tests/Conformance/ltp.sh build [DIR|@FILE...] build LTP (only syscalls/DIR..., or the
 #                                               directories of the tests FILE names)
-#   Tests/Conformance/ltp.sh run [-o OUT] [-t SECS] [-j N] [NAME|@FILE...]
+#   Tests/Conformance/ltp.sh run [-o OUT] [-t SECS] [-j N] [-s SIDES] [NAME|@FILE...]
 #                                               run tests from runtest/syscalls
 #   Tests/Conformance/ltp.sh table OUT...        Markdown table from run outputs
 #
@@ -16,17 +16,23 @@
 # network to build): a dynamic build would need a glibc rootfs (debootstrap)
 # whose libc also differs from the one the tests were compiled against.
 #
-# run: every test runs twice, each under a watchdog of SECS (default 60):
+# run: every test runs on each side of SIDES (default "native moat"; add
+# runsc or use -s "native runsc moat" for all three), each under a watchdog
+# of SECS (default 60):
 #   native  chroot into a copy of the rootfs, in new mount/IPC/UTS/PID
 #           namespaces (a shell is pid 1 as in Moat), fresh /proc, /tmp,
 #           /dev/shm, device nodes;
-#   moat    .build/debug/moat run --rootfs <the same copy> (in-memory overlay).
+#   moat    .build/debug/moat run --rootfs <the same copy> (in-memory overlay);
+#   runsc   gVisor's `runsc --platform=ptrace --network=none do -root <the
+#           same copy>` (a sandbox with a tmpfs overlay over that root), as
+#           the reference for what a userspace kernel is expected to pass.
 # Result per side: PASS (exit 0), FAIL (1), BROK (2), WARN (4), CONF (32,
 # skipped: missing feature), other exit codes as EXIT<n>, HANG when the
 # watchdog fired, HOSTONLY for a test not run natively because it changes
 # host state no namespace isolates (the clock, swap, modules; see one_test). For a Moat HANG the test runs again with --strace and the
-# tail of that log goes to OUT/hangs/<name>.strace. Lines "name native moat"
-# are written to OUT/results (default .cache/ltp/<date>); logs to OUT/logs.
+# tail of that log goes to OUT/hangs/<name>.strace. Lines "name native moat
+# runsc" ("-" for a side not run) are written to OUT/results (default
+# .cache/ltp/<date>); logs to OUT/logs.
 # NAME may be a runtest name or a pattern ("pipe*"); @FILE reads names from a
 # file (one per line, # comments). No names: every test of runtest/syscalls.
 # Needs root (chroot, namespaces) and a built `moat` (swift build --product moat).
@@ -170,6 +176,15 @@ run_moat() {
         >"$log" 2>&1 </dev/null
 }
 
+# One test under gVisor (the runsc column): the same root, environment and
+# wrapper shell. runsc is optional: without it the column reads "-".
+run_runsc() {
+    local root="$1" secs="$2" log="$3"; shift 3
+    timeout -s KILL "$secs" "${RUNSC_BIN:-runsc}" --network=none --platform="${RUNSC_PLATFORM:-ptrace}" \
+        do -root "$root" -cwd /tmp /usr/bin/env -i "${ltp_env[@]}" /bin/sh -c "$wrap" sh "$@" \
+        >"$log" 2>&1 </dev/null
+}
+
 # Names to run: runtest lines "name binary args..." selected by the arguments.
 select_tests() {
     local runtest="$1"; shift
@@ -189,15 +204,21 @@ select_tests() {
 }
 
 cmd_run() {
-    local out="" secs=60 jobs=1
+    local out="" secs=60 jobs=1 sides="native moat"
     while [ $# -gt 0 ]; do
         case "$1" in
             -o) out="$2"; shift 2 ;; -t) secs="$2"; shift 2 ;; -j) jobs="$2"; shift 2 ;;
+            -s) sides="$2"; shift 2 ;;
             *) break ;;
         esac
     done
     [ "$(id -u)" = 0 ] || { echo "ltp.sh run: needs root" >&2; exit 1; }
-    [ -x "${MOAT_BIN:-$repo/.build/debug/moat}" ] || { echo "ltp.sh run: build moat first (swift build --product moat)" >&2; exit 1; }
+    case " $sides " in *" moat "*)
+        [ -x "${MOAT_BIN:-$repo/.build/debug/moat}" ] || { echo "ltp.sh run: build moat first (swift build --product moat)" >&2; exit 1; } ;;
+    esac
+    case " $sides " in *" runsc "*)
+        command -v "${RUNSC_BIN:-runsc}" >/dev/null || { echo "ltp.sh run: no runsc (apt-get install runsc)" >&2; exit 1; } ;;
+    esac
     local cache; cache="$(cache_dir)"
     local ltp="$cache/install/opt/ltp"
     [ -d "$ltp/testcases/bin" ] || { echo "ltp.sh run: LTP not built (ltp.sh build)" >&2; exit 1; }
@@ -205,8 +226,8 @@ cmd_run() {
     mkdir -p "$out/logs" "$out/hangs"
     local root; root="$(make_root "$cache")"
     : >"$out/results"
-    export -f run_native run_moat verdict one_test
-    export repo root out secs
+    export -f run_native run_moat run_runsc verdict one_test
+    export repo root out secs sides
     export LTP_ENV_STR="${ltp_env[*]}"
     select_tests "$ltp/runtest/syscalls" "$@" >"$out/selected"
     xargs -a "$out/selected" -d '\n' -P "$jobs" -I{} bash -c 'one_test "$@"' _ {}
@@ -220,10 +241,12 @@ one_test() {
     set -- $1
     local name="$1"; shift
     local bin="$1"
+    local has_n=- has_m=- has_r=- s
+    for s in $sides; do case $s in native) has_n=NOTBUILT ;; moat) has_m=NOTBUILT ;; runsc) has_r=NOTBUILT ;; esac; done
     if [ ! -x "$root/opt/ltp/testcases/bin/$bin" ]; then
-        echo "$name NOTBUILT NOTBUILT" >>"$out/results"; return
+        echo "$name $has_n $has_m $has_r" >>"$out/results"; return
     fi
-    local nrc=0 mrc=0
+    local nrc=0 mrc=0 rrc=0 nv=- mv=- rv=-
     # Tests that change what no namespace isolates (the wall clock, swap,
     # kernel modules, the kernel log, accounting) never run natively: a
     # test killed by the watchdog would leave the host changed (a killed
@@ -232,10 +255,11 @@ one_test() {
         clock_settime*|clock_adjtime*|adjtimex*|settimeofday*|stime*|leapsec*|syslog*|swapon*|swapoff*|\
         reboot*|init_module*|finit_module*|delete_module*|acct*|quotactl*|sysctl*|ioperm*|iopl*|vhangup*)
             nrc=-1 ;;
-        *) run_native "$root" "$secs" "$out/logs/$name.native" "$@" || nrc=$? ;;
+        *) [ "$has_n" = - ] || run_native "$root" "$secs" "$out/logs/$name.native" "$@" || nrc=$? ;;
     esac
-    run_moat "$root" "$secs" "$out/logs/$name.moat" "$@" || mrc=$?
-    local nv mv; nv="$(verdict $nrc)"; mv="$(verdict $mrc)"
+    [ "$has_n" = - ] || nv="$(verdict $nrc)"
+    if [ "$has_r" != - ]; then run_runsc "$root" "$secs" "$out/logs/$name.runsc" "$@" || rrc=$?; rv="$(verdict $rrc)"; fi
+    if [ "$has_m" != - ]; then run_moat "$root" "$secs" "$out/logs/$name.moat" "$@" || mrc=$?; mv="$(verdict $mrc)"; fi
     if [ "$mv" = HANG ]; then
         # Again with the strace log: its tail shows where each thread is stuck.
         timeout -s KILL "$secs" "${MOAT_BIN:-$repo/.build/debug/moat}" run --rootfs "$root" --cwd /tmp --strace \
@@ -244,7 +268,7 @@ one_test() {
         tail -n 40 "$out/hangs/$name.full" >"$out/hangs/$name.strace" 2>/dev/null || true
         rm -f "$out/hangs/$name.full"
     fi
-    echo "$name $nv $mv" >>"$out/results"
+    echo "$name $nv $mv $rv" >>"$out/results"
 }
 
 # table RESULTS...: a Markdown table from results files (a later file
@@ -262,27 +286,37 @@ cmd_table() {
             [ -n "$l" ] && echo "$n Moat: \`${l}\`"
         done <"$r"
     done >"$auto"
-    cat "$@" | awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' | sort -k1,1 | awk -v reasons="$reasons" -v auto="$auto" '
+    # Field by field: a later file's verdict overrides an earlier one's, "-"
+    # (side not run) overrides nothing; old two-column files have no runsc.
+    cat "$@" | awk '{ if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1; n_[$1] = "-"; m_[$1] = "-"; r_[$1] = "-" }
+                      if ($2 != "" && $2 != "-") n_[$1] = $2; if ($3 != "" && $3 != "-") m_[$1] = $3
+                      if ($4 != "" && $4 != "-") r_[$1] = $4 }
+                    END { for (i = 1; i <= k; i++) print order[i], n_[order[i]], m_[order[i]], r_[order[i]] }' |
+        sort -k1,1 | awk -v reasons="$reasons" -v auto="$auto" '
         BEGIN {
             while ((getline l < reasons) > 0) { if (l ~ /^#/ || l == "") continue; n = l; sub(/ .*/, "", n); r = l; sub(/^[^ ]+ +/, "", r)
                 if (n ~ /\*$/) { pre[++np_] = substr(n, 1, length(n) - 1); prer[np_] = r } else why[n] = r }
             while ((getline l < auto) > 0) { n = l; sub(/ .*/, "", n); r = l; sub(/^[^ ]+ +/, "", r); if (!(n in au)) au[n] = r }
         }
-        { nat[$1] = $2; mo[$1] = $3; names[++k] = $1
-          if ($2 == "PASS") np++; if ($3 == "PASS") mp++; if ($2 == "PASS" && $3 == "PASS") bp++
-          if ($2 != $3) nd++ }
+        { nat[$1] = $2; mo[$1] = $3; rs[$1] = $4; names[++k] = $1
+          if ($2 == "PASS") np++; if ($3 == "PASS") mp++; if ($4 == "PASS") rp++
+          if ($2 == "PASS" && $3 == "PASS") bp++
+          if ($4 == "PASS" && $3 != "PASS") rnm++
+          if ($3 == "PASS" && $4 != "PASS") mnr++
+          if ($2 != $3 || ($4 == "PASS" && $3 != "PASS")) nd++ }
         END {
-            printf "Totals: %d tests; native PASS %d, Moat PASS %d, both PASS %d; %d differ.\n\n", k, np, mp, bp, nd
-            print "| test | native | Moat | reason for the difference |"
-            print "|---|---|---|---|"
+            printf "Totals: %d tests; native PASS %d, runsc PASS %d, Moat PASS %d, native and Moat both PASS %d; %d differ.\n", k, np, rp, mp, bp, nd
+            printf "runsc PASS but Moat not: %d; Moat PASS but runsc not: %d.\n\n", rnm, mnr
+            print "| test | native | runsc | Moat | reason for the difference |"
+            print "|---|---|---|---|---|"
             for (i = 1; i <= k; i++) {
                 n = names[i]; r = ""
-                if (nat[n] != mo[n]) {
+                if (nat[n] != mo[n] || (rs[n] == "PASS" && mo[n] != "PASS")) {
                     if (n in why) r = why[n]
                     else { for (j = 1; j <= np_; j++) if (index(n, pre[j]) == 1) { r = prer[j]; break } }
                     if (r == "") r = (n in au) ? au[n] : "not yet analysed"
                 }
-                printf "| %s | %s | %s | %s |\n", n, nat[n], mo[n], r
+                printf "| %s | %s | %s | %s | %s |\n", n, nat[n], rs[n], mo[n], r
             }
         }'
     rm -f "$auto"
