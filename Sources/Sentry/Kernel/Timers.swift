@@ -1,5 +1,6 @@
 // Timers: one Sentry thread runs every due timer action in time order
-// (with Kernel.mu held). ITIMER_REAL/alarm and timerfd use it.
+// (with Kernel.mu held). ITIMER_REAL/alarm, the CPU-time interval timers
+// (ITIMER_VIRTUAL, ITIMER_PROF) and timerfd use it.
 
 import CMoat
 import Glibc
@@ -10,6 +11,10 @@ final class TimerService {
     private var entries: [Int: Entry] = [:]
     private var nextID = 1
     private var realTimers: [ObjectIdentifier: (id: Int, interval: Int64, deadline: Int64)] = [:]
+    /// ITIMER_VIRTUAL (1) and ITIMER_PROF (2) per thread group: the deadline
+    /// is in the group's CPU time (ThreadGroup.sampleCPU).
+    private struct CPUKey: Hashable { let tg: ObjectIdentifier; let which: Int32 }
+    private var cpuTimers: [CPUKey: (id: Int, interval: Int64, deadline: Int64)] = [:]
     private var cond = pthread_cond_t()
     private var started = false
     unowned let kernel: Kernel
@@ -59,6 +64,42 @@ final class TimerService {
     func getReal(_ tg: ThreadGroup) -> (Int64, Int64) {
         guard let r = realTimers[ObjectIdentifier(tg)] else { return (0, 0) }
         return (max(1000, r.deadline - Kernel.now(CLOCK_MONOTONIC)), r.interval)
+    }
+
+    /// Arms (value 0: disarms) a CPU-time interval timer (which 1 =
+    /// ITIMER_VIRTUAL, 2 = ITIMER_PROF) of `tg`; returns the old (remaining,
+    /// interval). The host reports the group's CPU time only when asked, so
+    /// the timer thread samples it when the timer could first be due (CPU
+    /// time grows at most as fast as wall time per thread) and again at the
+    /// remaining distance until it is: the signal is never early, and late
+    /// by at most the time slices the group's other threads ran meanwhile.
+    /// Both timers count user and system time together (the host's
+    /// per-process CPU clock does not split them). Requires: Kernel.mu held.
+    func setCPU(_ tg: ThreadGroup, which: Int32, value: Int64, interval: Int64) -> (Int64, Int64) {
+        let key = CPUKey(tg: ObjectIdentifier(tg), which: which)
+        let old = getCPU(tg, which: which)
+        if let r = cpuTimers[key] { cancel(r.id); cpuTimers[key] = nil }
+        if value > 0 { armCPU(tg, key: key, deadline: tg.sampleCPU() &+ value, interval: interval) }
+        return old
+    }
+
+    func getCPU(_ tg: ThreadGroup, which: Int32) -> (Int64, Int64) {
+        guard let r = cpuTimers[CPUKey(tg: ObjectIdentifier(tg), which: which)] else { return (0, 0) }
+        return (max(1000, r.deadline - tg.sampleCPU()), r.interval)
+    }
+
+    private func armCPU(_ tg: ThreadGroup, key: CPUKey, deadline: Int64, interval: Int64) {
+        let wait = max(1_000_000, deadline - tg.sampleCPU())
+        let id = schedule(at: Kernel.now(CLOCK_MONOTONIC) &+ wait) { [weak tg, unowned self] in
+            guard let tg = tg, !tg.zombie, !tg.exiting else { self.cpuTimers[key] = nil; return }
+            let now = tg.sampleCPU()
+            if now < deadline { self.armCPU(tg, key: key, deadline: deadline, interval: interval); return }
+            self.cpuTimers[key] = nil
+            let sig = key.which == 1 ? SIGVTALRM : SIGPROF
+            tg.sendSignal(sig, SigInfo(signo: sig))
+            if interval > 0 { self.armCPU(tg, key: key, deadline: max(deadline &+ interval, now), interval: interval) }
+        }
+        cpuTimers[key] = (id, interval, deadline)
     }
 
     private func start() {

@@ -108,15 +108,37 @@ func registerSignal(_ t: SyscallTable) {
     t[62] = { t, a in sysKill(t, a.int(0), a.int(1)) }                        // kill
     t[234] = { t, a in sysTgkill(t, a.int(0), a.int(1), a.int(2)) }           // tgkill
     t[200] = { t, a in sysTgkill(t, -1, a.int(0), a.int(1)) }                 // tkill
-    t[129] = { t, a in                                                        // rt_sigqueueinfo
-        guard let tg = t.kernel.threadGroups[a.int(0)], !tg.zombie else { return err(ESRCH) }
-        let sig = a.int(1)
-        if sig < 1 || sig > 64 { return err(EINVAL) }
-        var info = SigInfo(signo: sig); info.code = -1; info.pid = t.tg.tgid; info.uid = t.creds.uid
-        if let v = t.readU64(a.a2 &+ 24) { info.value = v }
-        tg.sendSignal(sig, info)
-        return 0
+    t[129] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: nil, sig: a.int(1), a.a2) }   // rt_sigqueueinfo
+    t[297] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: a.int(1), sig: a.int(2), a.a3) } // rt_tgsigqueueinfo
+}
+
+/// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own
+/// siginfo. As in Linux, a siginfo that claims to come from kill or the
+/// kernel (si_code >= 0, or SI_TKILL) may only be sent to oneself (EPERM),
+/// so a process cannot forge a kernel-generated signal to another.
+private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ uinfo: UInt64) -> Int {
+    if let tid = tid, tgid <= 0 || tid <= 0 { return err(EINVAL) }
+    guard let b = t.copyIn(uinfo, 32) else { return err(EFAULT) }
+    let code = Int32(bitPattern: get32(b, 8))
+    let own = tid.map { $0 == t.tid } ?? (tgid == t.tg.tgid)
+    if (code >= 0 || code == -6) && !own { return err(EPERM) }
+    if sig < 0 || sig > 64 { return err(EINVAL) }
+    let k = t.kernel
+    let tg: ThreadGroup, thread: Task?
+    if let tid = tid {
+        guard let x = k.tasks[tid], x.tg.tgid == tgid, !x.exited, k.sees(t, x.tg) else { return err(ESRCH) }
+        tg = x.tg; thread = x
+    } else {
+        guard let g = k.threadGroups[tgid], !g.zombie, k.sees(t, g) else { return err(ESRCH) }
+        tg = g; thread = nil
     }
+    if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }
+    if sig == 0 { return 0 }
+    var info = SigInfo(signo: sig)
+    info.code = code
+    info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
+    if let x = thread { x.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
+    return 0
 }
 
 /// kill(2)'s permission rule; `thread`: the target thread (tgkill), whose

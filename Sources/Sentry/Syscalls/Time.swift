@@ -69,9 +69,9 @@ func registerTime(_ t: SyscallTable) {
             interval = min(isec, 1 << 30) * 1_000_000_000 + iusec * 1000
             value = min(vsec, 1 << 30) * 1_000_000_000 + vusec * 1000
         }
-        // ITIMER_VIRTUAL and ITIMER_PROF count CPU time, which the Sentry
-        // does not meter yet: they are accepted and never fire.
-        let old = which == 0 ? t.kernel.timers.setReal(t.tg, value: value, interval: interval) : (0, 0)
+        // ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time.
+        let old = which == 0 ? t.kernel.timers.setReal(t.tg, value: value, interval: interval)
+            : t.kernel.timers.setCPU(t.tg, which: which, value: value, interval: interval)
         if a.a2 != 0 {
             var b = [UInt8](repeating: 0, count: 32)
             put64(&b, 0, UInt64(old.1 / 1_000_000_000)); put64(&b, 8, UInt64(old.1 % 1_000_000_000 / 1000))
@@ -83,7 +83,7 @@ func registerTime(_ t: SyscallTable) {
     t[36] = { t, a in                                                         // getitimer
         let which = a.int(0)
         if which < 0 || which > 2 { return err(EINVAL) }
-        let cur = which == 0 ? t.kernel.timers.getReal(t.tg) : (0, 0)
+        let cur = which == 0 ? t.kernel.timers.getReal(t.tg) : t.kernel.timers.getCPU(t.tg, which: which)
         var b = [UInt8](repeating: 0, count: 32)
         put64(&b, 0, UInt64(cur.1 / 1_000_000_000)); put64(&b, 8, UInt64(cur.1 % 1_000_000_000 / 1000))
         put64(&b, 16, UInt64(cur.0 / 1_000_000_000)); put64(&b, 24, UInt64(cur.0 % 1_000_000_000 / 1000))
