@@ -28,6 +28,10 @@ final class Task {
 
     // Signals. Guarded by Kernel.mu.
     var sigMask: UInt64 = 0
+    /// The mask sigtimedwait unblocked its awaited signals from while it
+    /// waits (Linux's real_blocked): a signal blocked there is still queued
+    /// even when ignored, so the waiter can take it.
+    var realBlocked: UInt64 = 0
     var savedSigMask: UInt64? = nil
     var pending = SignalQueue()
     var altStackSP: UInt64 = 0

@@ -234,7 +234,7 @@ final class ThreadGroup {
         } else if sigBit(sig) & stopSignalsMask != 0 {
             sharedPending.remove(mask: sigBit(SIGCONT))
         }
-        if isIgnored(sig) && !tasks.contains(where: { $0.sigMask & sigBit(sig) != 0 }) { return }
+        if isIgnored(sig) && !tasks.contains(where: { ($0.sigMask | $0.realBlocked) & sigBit(sig) != 0 }) { return }
         sharedPending.add(sig, info)
         // Wake a thread that can take it; if all block it, wake them all so
         // that sigtimedwait and signalfd readers see it.

@@ -53,9 +53,29 @@ final class MemoryManager {
         return m
     }
 
+    /// Index of the first VMA that ends above `a` (binary search: a
+    /// process may hold tens of thousands of mappings, up to
+    /// vm.max_map_count, and each map/unmap must not walk them all).
+    func firstEnding(above a: UInt64) -> Int {
+        var lo = 0, hi = vmas.count
+        while lo < hi {
+            let m = (lo + hi) / 2
+            if vmas[m].end <= a { lo = m + 1 } else { hi = m }
+        }
+        return lo
+    }
+
+    /// The index range of the VMAs overlapping [start, end).
+    private func overlapping(_ start: UInt64, _ end: UInt64) -> Range<Int> {
+        let i = firstEnding(above: start)
+        var j = i
+        while j < vmas.count && vmas[j].start < end { j += 1 }
+        return i..<j
+    }
+
     func isFree(_ start: UInt64, _ end: UInt64) -> Bool {
-        for v in vmas where v.start < end && start < v.end { return false }
-        return true
+        let i = firstEnding(above: start)
+        return i == vmas.count || vmas[i].start >= end
     }
 
     /// Finds a free range of `len` bytes, top-down below mmapTop.
@@ -74,24 +94,18 @@ final class MemoryManager {
     }
 
     private func removeRange(_ start: UInt64, _ end: UInt64) {
-        var out: [VMA] = []
-        out.reserveCapacity(vmas.count + 1)
-        for v in vmas {
-            if v.end <= start || v.start >= end { out.append(v); continue }
-            if v.start < start {
-                var a = v; a.end = start; out.append(a)
-            }
-            if v.end > end {
-                var b = v; b.offset += end - v.start; b.start = end; out.append(b)
-            }
-        }
-        vmas = out
+        let r = overlapping(start, end)
+        if r.isEmpty { return }
+        var keep: [VMA] = []
+        let first = vmas[r.lowerBound], last = vmas[r.upperBound - 1]
+        if first.start < start { var a = first; a.end = start; keep.append(a) }
+        if last.end > end { var b = last; b.offset += end - last.start; b.start = end; keep.append(b) }
+        vmas.replaceSubrange(r, with: keep)
     }
 
     private func insert(_ vma: VMA) {
         removeRange(vma.start, vma.end)
-        let i = vmas.firstIndex { $0.start > vma.start } ?? vmas.count
-        vmas.insert(vma, at: i)
+        vmas.insert(vma, at: firstEnding(above: vma.start))
     }
 
     func validRange(_ start: UInt64, _ len: UInt64) -> Bool {
@@ -148,8 +162,9 @@ final class MemoryManager {
         if l == 0 { return 0 }
         guard addr &+ l > addr, addr &+ l <= appTop else { return err(ENOMEM) }
         // Every page must be mapped.
+        let range = overlapping(addr, addr + l)
         var cur = addr
-        for v in vmas where v.end > cur && v.start < addr + l {
+        for v in vmas[range] {
             if v.start > cur { return err(ENOMEM) }
             cur = v.end
         }
@@ -157,8 +172,7 @@ final class MemoryManager {
         let r = t.thread.inject(10 /* mprotect */, addr, l, UInt64(prot & 7))
         if r < 0 { return r }
         var out: [VMA] = []
-        for v in vmas {
-            if v.end <= addr || v.start >= addr + l { out.append(v); continue }
+        for v in vmas[range] {
             if v.start < addr { var a = v; a.end = addr; out.append(a) }
             var m = v
             m.offset += max(addr, v.start) - v.start
@@ -166,7 +180,7 @@ final class MemoryManager {
             out.append(m)
             if v.end > addr + l { var b = v; b.offset += addr + l - v.start; b.start = addr + l; out.append(b) }
         }
-        vmas = out
+        vmas.replaceSubrange(range, with: out)
         return 0
     }
 
@@ -201,7 +215,10 @@ final class MemoryManager {
         vmas = out
     }
 
-    func vma(containing a: UInt64) -> VMA? { vmas.first { $0.start <= a && a < $0.end } }
+    func vma(containing a: UInt64) -> VMA? {
+        let i = firstEnding(above: a)
+        return i < vmas.count && vmas[i].start <= a ? vmas[i] : nil
+    }
 
     func record(_ vma: VMA) { insert(vma) }
     func forget(_ start: UInt64, _ end: UInt64) { removeRange(start, end) }

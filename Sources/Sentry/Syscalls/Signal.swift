@@ -79,8 +79,10 @@ func registerSignal(_ t: SyscallTable) {
             }
             // Wait with the awaited signals unblocked for interruption only.
             t.sigMask = saved & ~want
+            t.realBlocked = saved
             let r = t.block(deadline: deadline)
             t.sigMask = saved
+            t.realBlocked = 0
             if r == .timedOut { return err(EAGAIN) }
             if r == .interrupted && (t.pending.mask | t.tg.sharedPending.mask) & want == 0 { return err(EINTR) }
         }

@@ -135,6 +135,11 @@ func sysSplice(_ t: Task, _ a: Args) -> Int {
     if !inp.readable || !out.writable { return err(EBADF) }
     let inPipe = inp as? PipeFD, outPipe = out as? PipeFD
     if inPipe == nil && outPipe == nil { return err(EINVAL) }
+    // Files that carry no byte stream (Linux: no splice_read/splice_write)
+    // are refused before anything waits on an empty or full pipe.
+    if !carriesBytes(inp) || !carriesBytes(out) { return err(EINVAL) }
+    // An unconnected unix socket has no stream to splice (Linux: EINVAL).
+    if let u = inp as? UnixSockFD, u.conn == nil { return err(EINVAL) }
     if let i = inPipe, let o = outPipe, i.pipe === o.pipe { return err(EINVAL) }
     if out.flags & O_APPEND != 0 { return err(EINVAL) }
     if (inPipe != nil && a.a1 != 0) || (outPipe != nil && a.a3 != 0) { return err(ESPIPE) }
@@ -203,6 +208,14 @@ func sysCopyFileRange(_ t: Task, _ a: Args) -> Int {
     let r = transfer(t, inp, &inPos, out, &outPos, count, nonblock: false)
     notifyTransfer(t, inp, out, r)
     return r >= 0 ? writeBackOffsets(t, a.a1, inPos, a.a3, outPos) ?? r : r
+}
+
+/// Whether `f` is a byte stream splice can move data from or to: not an
+/// event or notification descriptor (epoll, eventfd, timerfd, signalfd,
+/// inotify, pidfd), a directory or an O_PATH descriptor.
+private func carriesBytes(_ f: FileDescription) -> Bool {
+    !(f is EpollFD || f is EventFD || f is TimerFD || f is SignalFD || f is InotifyFD || f is DirectoryFD
+        || f is PathFD || f is DummyFD)
 }
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
