@@ -114,10 +114,11 @@ cmd_build() {
     echo "$cache/install/opt/ltp"
 }
 
-# The rootfs both sides run in: the busybox rootfs plus /opt/ltp (hard links
-# into the install tree, so it is cheap to remake).
+# The rootfs every side runs in: the busybox rootfs plus /opt/ltp (hard links
+# into the install tree, so it is cheap to remake). One per run (removed when
+# the run ends), so that runs in parallel never share or remove each other's.
 make_root() {
-    local cache="$1" root="$1/root"
+    local cache="$1" root="$1/root.$$"
     sh "$repo/rootfs/busybox.sh" "$cache/busybox" >/dev/null
     rm -rf "$root"
     cp -a "$cache/busybox" "$root"
@@ -225,6 +226,8 @@ cmd_run() {
     out="${out:-$repo/.cache/ltp/$(date -u +%Y%m%d-%H%M%S)}"
     mkdir -p "$out/logs" "$out/hangs"
     local root; root="$(make_root "$cache")"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$root'" EXIT
     : >"$out/results"
     export -f run_native run_moat run_runsc verdict one_test
     export repo root out secs sides

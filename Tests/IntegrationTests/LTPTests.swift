@@ -71,14 +71,15 @@ struct LTPTests {
             .filter { !$0.isEmpty } ?? []
         #expect(lines.count == wanted.count, "ran \(lines.count) of the \(wanted.count) listed tests")
         var failures: [String] = []
-        for l in lines where l.count == 3 && (l[1] != l[2] || l[1] != "PASS") {
-            let name = l[0]
+        // Lines are "name native moat runsc" (runsc "-": not run here).
+        for l in lines where l.count < 3 || l[1] != l[2] || l[1] != "PASS" {
+            let name = l[0], nv = l.count > 1 ? l[1] : "?", mv = l.count > 2 ? l[2] : "?"
             func tail(_ file: String) -> String {
                 trimmedTail((try? String(contentsOfFile: file, encoding: .utf8)) ?? "(no log)", lines: 25)
             }
-            var report = "\(name): native \(l[1]), moat \(l[2])\n--- native log\n\(tail(out + "/logs/\(name).native"))"
+            var report = "\(name): native \(nv), moat \(mv)\n--- native log\n\(tail(out + "/logs/\(name).native"))"
                 + "\n--- moat log\n\(tail(out + "/logs/\(name).moat"))"
-            if l[2] == "HANG" { report += "\n--- moat --strace tail\n\(tail(out + "/hangs/\(name).strace"))" }
+            if mv == "HANG" { report += "\n--- moat --strace tail\n\(tail(out + "/hangs/\(name).strace"))" }
             failures.append(report)
         }
         for f in failures { Issue.record(Comment(rawValue: f)) }

@@ -4,10 +4,13 @@ set -u
 ( exit 4 ) & b=$!
 wait "$b"; echo "b -> $?"
 wait "$a"; echo "a -> $?"
-# Staggered exits: bash's wait -n returns 127 if two jobs end between its
-# check for dead jobs and its check for running ones (a race in bash).
-for i in 1 2 3; do ( sleep "0.$i"; exit "$i" ) & done
-s=0; for i in 1 2 3; do wait -n; s=$((s + $?)); done; echo "wait -n sum $s"
+# One exit at a time: bash's wait -n returns 127 if two jobs end between its
+# check for dead jobs and its check for running ones (a race in bash), and
+# sleeps only stagger them on a quiet machine. Each job waits for its own
+# gate file, opened only after the previous job was reaped.
+for i in 1 2 3; do ( while [ ! -e "go$i" ]; do sleep 0.02; done; exit "$i" ) & done
+s=0; for i in 1 2 3; do : > "go$i"; wait -n; s=$((s + $?)); done; echo "wait -n sum $s"
+rm -f go1 go2 go3
 mkfifo gate
 ( read -r line < gate; echo "child read: $line" ) &
 echo "through fifo" > gate

@@ -4,6 +4,9 @@ import fcntl, os, time, struct, functools
 print = functools.partial(print, flush=True)
 fd = os.open("lockfile", os.O_RDWR | os.O_CREAT, 0o644)
 fcntl.flock(fd, fcntl.LOCK_EX)
+# The parent releases only after the child tried (a pipe, not a sleep: on a
+# loaded machine the child may start late).
+tried_r, tried_w = os.pipe()
 pid = os.fork()
 if pid == 0:
     fd2 = os.open("lockfile", os.O_RDWR)
@@ -11,9 +14,10 @@ if pid == 0:
         fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB); print("child: flock acquired (wrong)")
     except BlockingIOError:
         print("child: flock busy")
+    os.write(tried_w, b"t")
     fcntl.flock(fd2, fcntl.LOCK_EX); print("child: flock after parent released")
     os._exit(0)
-time.sleep(0.2); fcntl.flock(fd, fcntl.LOCK_UN); os.waitpid(pid, 0)
+os.read(tried_r, 1); time.sleep(0.05); fcntl.flock(fd, fcntl.LOCK_UN); os.waitpid(pid, 0)
 fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)
 pid = os.fork()
 if pid == 0:

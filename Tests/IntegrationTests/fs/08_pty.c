@@ -75,8 +75,10 @@ int main(void) {
     T(close(s));
     /* a session with the pty as its controlling terminal; ^C reaches it */
     struct termios def;
+    int ready[2]; T(pipe(ready));   /* the child says when the tty is its own (no sleep: a loaded machine) */
     pid_t c = fork();
     if (c == 0) {
+        close(ready[0]);
         setsid();
         int sl = open(name, O_RDWR);            /* becomes the controlling tty */
         tcgetattr(sl, &def);
@@ -85,10 +87,13 @@ int main(void) {
         int r = ioctl(sl, TIOCSCTTY, 0);
         printf("child: TIOCSCTTY=%d tcgetpgrp==getpgrp: %d\n", r, tcgetpgrp(sl) == getpgrp());
         fflush(stdout);
-        pause();                                 /* until SIGINT */
+        if (write(ready[1], "r", 1) != 1) _exit(5);
+        pause();                                 /* until SIGINT (its default action ends us even before pause) */
         _exit(0);
     }
-    usleep(300000);
+    close(ready[1]);
+    char rc; T(read(ready[0], &rc, 1));
+    close(ready[0]);
     T(write(m, "\x03", 1));
     int st;
     waitpid(c, &st, 0);

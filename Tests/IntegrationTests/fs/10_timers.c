@@ -64,8 +64,13 @@ int main(void) {
     abs.it_value.tv_nsec += 30000000;
     if (abs.it_value.tv_nsec >= 1000000000) { abs.it_value.tv_sec++; abs.it_value.tv_nsec -= 1000000000; }
     fired = 0;
+    /* SIGALRM blocked until sigsuspend: a loaded machine may expire the
+     * timer before the wait starts, and pause() would then wait forever. */
+    sigset_t alrm, prev; sigemptyset(&alrm); sigaddset(&alrm, SIGALRM);
+    sigprocmask(SIG_BLOCK, &alrm, &prev);
     T(timer_settime(t2, TIMER_ABSTIME, &abs, NULL));
-    while (!fired) pause();
+    while (!fired) sigsuspend(&prev);
+    sigprocmask(SIG_SETMASK, &prev, NULL);
     say("absolute timer fired: %d", fired > 0);
     T(timer_delete(t2));
     /* SIGEV_NONE: only polled */
