@@ -56,6 +56,9 @@ final class Task {
     var robustList: UInt64 = 0
     /// sched_setscheduler's policy (SCHED_OTHER, BATCH or IDLE: all run alike here).
     var schedPolicy: Int32 = 0
+    /// The nice value (-20...19; getpriority reports 20 - nice). Inherited
+    /// by fork and new threads; it only informs, the host schedules.
+    var nice: Int32 = 0
     /// This thread's share of the process's CPU time (ThreadGroup.sampleCPU).
     var cpuNs: Int64 = 0
     /// The UTS namespace (nil: the sandbox's); inherited across clone.

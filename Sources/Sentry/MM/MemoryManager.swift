@@ -73,6 +73,16 @@ final class MemoryManager {
         return i..<j
     }
 
+    /// Whether every page of [start, end) is mapped.
+    func fullyMapped(_ start: UInt64, _ end: UInt64) -> Bool {
+        var cur = start
+        for v in vmas[overlapping(start, end)] {
+            if v.start > cur { return false }
+            cur = v.end
+        }
+        return cur >= end
+    }
+
     func isFree(_ start: UInt64, _ end: UInt64) -> Bool {
         let i = firstEnding(above: start)
         return i == vmas.count || vmas[i].start >= end

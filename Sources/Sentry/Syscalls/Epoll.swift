@@ -126,7 +126,7 @@ func registerEpoll(_ t: SyscallTable) {
         let isec = Int64(bitPattern: get64(b, 0)), insec = Int64(bitPattern: get64(b, 8))
         let vsec = Int64(bitPattern: get64(b, 16)), vnsec = Int64(bitPattern: get64(b, 24))
         if isec < 0 || vsec < 0 || insec < 0 || insec >= 1_000_000_000 || vnsec < 0 || vnsec >= 1_000_000_000 { return err(EINVAL) }
-        if a.a3 != 0 { _ = writeItimerspec(t, a.a3, tf) }
+        if a.a3 != 0 { let r = writeItimerspec(t, a.a3, tf); if r != 0 { return r } }
         var value = min(vsec, 1 << 32) * 1_000_000_000 + vnsec
         let interval = min(isec, 1 << 32) * 1_000_000_000 + insec
         if flags & 1 != 0 && value > 0 { // TFD_TIMER_ABSTIME: value is on the timer's clock

@@ -49,9 +49,10 @@ func registerFD(_ t: SyscallTable) {
 }
 
 func sysDup3(_ t: Task, _ old: Int32, _ new: Int32, _ flags: Int32, dup2: Bool) -> Int {
+    if !dup2 && (old == new || flags & ~O_CLOEXEC != 0) { return err(EINVAL) }   // dup3 checks these first
     guard let f = t.fds.get(old) else { return err(EBADF) }
     if new < 0 || Int(new) >= fdLimit(t) { return err(EBADF) }
-    if old == new { return dup2 ? Int(new) : err(EINVAL) }
+    if old == new { return Int(new) }
     if flags & ~O_CLOEXEC != 0 { return err(EINVAL) }
     t.fds.installAt(f, new, cloexec: flags & O_CLOEXEC != 0)
     return Int(new)

@@ -21,8 +21,14 @@ func registerFile(_ t: SyscallTable) {
     t[20] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: true) }           // writev
     t[295] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: false) } // preadv
     t[296] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: true) }  // pwritev
-    t[327] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false) } // preadv2
-    t[328] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true) }  // pwritev2
+    // preadv2/pwritev2: RWF_HIPRI 1, DSYNC 2, SYNC 4, NOWAIT 8, APPEND 16,
+    // NOAPPEND 32, ATOMIC 64, DONTCACHE 128; others are EOPNOTSUPP.
+    t[327] = { t, a in                                                                    // preadv2
+        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false)
+    }
+    t[328] = { t, a in                                                                    // pwritev2
+        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true)
+    }
     t[8] = { t, a in                                                                      // lseek
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.seek(Int64(a.long(1)), a.int(2))
@@ -96,6 +102,9 @@ func registerFile(_ t: SyscallTable) {
         case .success(let p):
             if p.inode.isDir { return err(EISDIR) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
+                t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ)); return err(EFBIG)
+            }
             let keep = dropSetIDForWrite(t, p.inode)
             let r = resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
             if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(p, IN_MODIFY_) }
@@ -107,13 +116,16 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
+        if UInt64(a.long(1)) > t.tg.rlimits[1].cur, f.inode?.isRegular == true {
+            t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ)); return err(EFBIG)
+        }
         let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
         if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
         return r
     }
-    t[74] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fsync
-    t[75] = { t, a in t.fds.getIO(a.int(0))?.sync() ?? err(EBADF) }                      // fdatasync
+    t[74] = { t, a in sysFsync(t, a.int(0)) }                                             // fsync
+    t[75] = { t, a in sysFsync(t, a.int(0)) }                                             // fdatasync
     t[162] = { _, _ in 0 }                                                                // sync
     t[306] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                      // syncfs
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
@@ -124,8 +136,10 @@ func registerFile(_ t: SyscallTable) {
     }
     t[79] = { t, a in                                                                     // getcwd
         if t.fs.cwd.dentry.dead { return err(ENOENT) }
-        let s = t.kernel.vfs.pathString(t.fs.cwd, root: t.fs.root) + [0]
-        if a.long(1) < s.count { return err(ERANGE) }
+        var reached = false
+        var s = t.kernel.vfs.pathString(t.fs.cwd, root: t.fs.root, reached: &reached) + [0]
+        if !reached { s = Array("(unreachable)".utf8) + s }
+        if a.a1 < UInt64(s.count) { return err(ERANGE) }
         return t.copyOut(a.a0, s) ? s.count : err(EFAULT)
     }
     t[80] = { t, a in                                                                     // chdir
@@ -141,6 +155,7 @@ func registerFile(_ t: SyscallTable) {
     t[81] = { t, a in                                                                     // fchdir
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
         guard let p = f.path, p.inode.isDir else { return err(ENOTDIR) }
+        if !t.mayAccess(p.inode, 1) { return err(EACCES) }
         t.fs.cwd = p
         return 0
     }
@@ -161,7 +176,8 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)), f.writable else { return err(EBADF) }
         let mode = a.int(1)
         let end = Int64(a.long(2)) &+ Int64(a.long(3))
-        if a.long(2) < 0 || a.long(3) <= 0 || end < 0 { return err(EINVAL) }
+        if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
+        if end < 0 { return err(EFBIG) }
         if f.inode?.isDir == true { return err(EISDIR) }
         if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
         // Blocks are not accounted, so reserving them is only a size change;
@@ -171,7 +187,12 @@ func registerFile(_ t: SyscallTable) {
         if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
         return f.fileSize() < end ? f.truncate(end) : 0
     }
-    t[221] = { _, _ in 0 }                                                                // fadvise64
+    t[221] = { t, a in                                                                    // fadvise64: advice only
+        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        if f is PipeFD || f is UnixSocketFD || f is UnixSockFD || f is InetSocketFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
+        if a.int(3) < 0 || a.int(3) > 5 || a.long(2) < 0 { return err(EINVAL) }
+        return 0
+    }
     t[165] = sysMount
     t[166] = { t, a in                                                                    // umount2
         if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
@@ -332,8 +353,10 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     if off != nil && !f.seekable { return err(ESPIPE) }
+    let n = fileSizeLimit(t, f, off, min(count, 0x7ffff000))
+    if n < 0 { return n }
     let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil
-    let r = f.write(t, buf, min(count, 0x7ffff000), off)
+    let r = f.write(t, buf, n, off)
     if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
     return r
 }
@@ -356,6 +379,20 @@ func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
     return kept & (S_ISUID_ | S_ISGID_) != 0 ? (i, kept) : nil
 }
 
+/// RLIMIT_FSIZE for a write of `count` bytes to a regular file at `off`
+/// (nil: the file offset, or the end with O_APPEND): the count that fits, or
+/// EFBIG with SIGXFSZ when the write would start at or past the limit.
+func fileSizeLimit(_ t: Task, _ f: FileDescription, _ off: Int64?, _ count: Int) -> Int {
+    let lim = t.tg.rlimits[1].cur
+    guard count > 0, lim < UInt64(Int64.max), f.inode?.isRegular == true else { return count }
+    let pos = off ?? (f.flags & O_APPEND != 0 ? f.fileSize() : f.offset)
+    if pos < 0 || UInt64(pos) >= lim {
+        t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ))
+        return err(EFBIG)
+    }
+    return min(count, Int(lim - UInt64(pos)))
+}
+
 func restoreSetID(_ keep: (Inode, UInt32)?) {
     guard let (i, m) = keep, case .success(let st) = i.stat(), st.mode & 0o7777 != m else { return }
     _ = i.setattr(SetAttr(mode: m))
@@ -376,7 +413,12 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
         let len = Int(Int64(bitPattern: get64(v, i * 16 + 8)))
         if len < 0 { return err(EINVAL) }
         if len == 0 { continue }
-        let r = write ? f.write(t, base, len, pos) : f.read(t, base, len, pos)
+        var n = len
+        if write {
+            n = fileSizeLimit(t, f, pos, len)
+            if n < 0 { return total > 0 ? total : n }
+        }
+        let r = write ? f.write(t, base, n, pos) : f.read(t, base, n, pos)
         if r < 0 { return total > 0 ? total : r }
         total += r
         if pos != nil { pos! += Int64(r) }
@@ -774,4 +816,13 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
 /// Whether two inodes are the same file (hard links may be separate objects).
 func sameFile(_ a: Inode, _ b: Inode) -> Bool {
     a === b || (a.ino != 0 && a.ino == b.ino && a.dev == b.dev)
+}
+
+/// fsync/fdatasync: a file that has no storage to flush (a pipe, a socket,
+/// a character device, an event descriptor) gives EINVAL, as in Linux.
+private func sysFsync(_ t: Task, _ fd: Int32) -> Int {
+    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
+    if f is HostFileFD { return f.sync() }
+    guard let i = f.inode, i.isRegular || i.isDir else { return err(EINVAL) }
+    return f.sync()
 }

@@ -137,8 +137,27 @@ func registerIdentity(_ t: SyscallTable) {
         if a.a1 != 0 && !t.writeI32(a.a1, 0) { return err(EFAULT) }
         return 0
     }
-    t[140] = { _, _ in 0 }                                                    // getpriority (20 - nice 0)
-    t[141] = { _, _ in 0 }                                                    // setpriority
+    t[140] = { t, a in                                                        // getpriority: 20 - the lowest nice
+        switch priorityTargets(t, a.int(0), a.int(1)) {
+        case .failure(let e): return e.ret
+        case .success(let ts): return Int(20 - (ts.map { $0.nice }.min() ?? 0))
+        }
+    }
+    t[141] = { t, a in                                                        // setpriority
+        let ts: [Task]
+        switch priorityTargets(t, a.int(0), a.int(1)) { case .failure(let e): return e.ret; case .success(let v): ts = v }
+        let nice = Int32(max(-20, min(19, a.int(2))))
+        for x in ts {
+            // Another user's process needs CAP_SYS_NICE (EPERM); lowering
+            // the nice value needs it too (EACCES), as RLIMIT_NICE is 0.
+            if x.tg !== t.tg && t.creds.euid != x.creds.uid && t.creds.euid != x.creds.euid && !t.creds.has(Cap.sysNice) {
+                return err(EPERM)
+            }
+            if nice < x.nice && !t.creds.has(Cap.sysNice) { return err(EACCES) }
+        }
+        for x in ts { x.nice = nice }
+        return 0
+    }
     t[145] = { t, a in                                                        // sched_getscheduler
         if a.int(0) < 0 { return err(EINVAL) }
         guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)] else { return err(ESRCH) }
@@ -367,4 +386,24 @@ func affinityTarget(_ t: Task, _ pid: Int32) -> Task? {
     if pid == 0 { return t }
     guard let x = t.kernel.tasks[pid], !x.exited else { return nil }
     return x
+}
+
+/// The tasks getpriority/setpriority name: PRIO_PROCESS (a thread id; 0:
+/// the caller), PRIO_PGRP (a process group; 0: the caller's), PRIO_USER (a
+/// uid; 0: the caller's). EINVAL for another `which`, ESRCH when none match.
+private func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
+    let k = t.kernel
+    var out: [Task] = []
+    switch which {
+    case 0:
+        if who == 0 { out = [t] } else if let x = k.tasks[who], !x.exited, k.sees(t, x.tg) { out = [x] }
+    case 1:
+        let pg = who == 0 ? t.tg.pgid : who
+        for g in k.threadGroups.values where g.pgid == pg && !g.zombie && k.sees(t, g) { out += g.tasks }
+    case 2:
+        let uid = who == 0 ? t.creds.uid : UInt32(bitPattern: who)
+        for g in k.threadGroups.values where !g.zombie && k.sees(t, g) { out += g.tasks.filter { $0.creds.uid == uid } }
+    default: return .failure(Errno(EINVAL))
+    }
+    return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)
 }

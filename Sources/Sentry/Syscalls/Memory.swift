@@ -20,13 +20,31 @@ func registerMemory(_ t: SyscallTable) {
         }
         return 0
     }
-    t[26] = { _, _ in 0 }                                                     // msync
-    t[149] = { _, _ in 0 }                                                    // mlock
-    t[150] = { _, _ in 0 }                                                    // munlock
+    t[26] = { t, a in                                                         // msync
+        let flags = a.int(2)
+        // MS_ASYNC 1, MS_INVALIDATE 2, MS_SYNC 4 (not both ASYNC and SYNC).
+        if a.a0 & 4095 != 0 || flags & ~7 != 0 || flags & 5 == 5 { return err(EINVAL) }
+        let l = pageUp(a.a1)
+        if l == 0 { return 0 }
+        guard a.a0 &+ l > a.a0, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+        // Shared file mappings are host mappings of the file itself, so
+        // the file already holds what was written (nothing to flush).
+        return 0
+    }
+    t[149] = { t, a in lockRange(t, a.a0, a.a1, lock: true) }                 // mlock
+    t[325] = { t, a in a.uint(2) & ~1 != 0 ? err(EINVAL) : lockRange(t, a.a0, a.a1, lock: true) } // mlock2 (MLOCK_ONFAULT)
+    t[150] = { t, a in lockRange(t, a.a0, a.a1, lock: false) }                // munlock
+    // mlockall: MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4 (only with one of
+    // the others). Memory is never swapped out of the sandbox's view, so
+    // locking only validates.
+    t[151] = { _, a in a.int(0) & ~7 != 0 || a.int(0) & 3 == 0 ? err(EINVAL) : 0 }   // mlockall
+    t[152] = { _, _ in 0 }                                                    // munlockall
     t[27] = { t, a in                                                         // mincore
-        let n = Int((pageUp(a.a1)) / 4096)
         if a.a0 & 4095 != 0 { return err(EINVAL) }
-        if n > 1 << 20 { return err(ENOMEM) }
+        let l = pageUp(a.a1)
+        let n = Int(l / 4096)
+        if n == 0 { return 0 }
+        guard a.a0 &+ l > a.a0, a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
         return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
     }
 }
@@ -38,6 +56,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if l == 0 || l > 1 << 46 { return err(ENOMEM) }
     if off & 4095 != 0 { return err(EINVAL) }
     if off > UInt64(Int64.max) - l { return err(EOVERFLOW) }
+    if flags & MAP_ANONYMOUS == 0 && t.fds.get(fd) == nil { return err(EBADF) }
     let type = flags & 0xf
     if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
     if prot & ~Int32(7) != 0 { return err(EINVAL) }
@@ -96,6 +115,8 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     if a.a1 > 1 << 46 || a.a2 > 1 << 46 { return err(EINVAL) }
     if old & 4095 != 0 || newLen == 0 { return err(EINVAL) }
     if flags & ~Int32(7) != 0 { return err(EINVAL) }
+    // MREMAP_FIXED and MREMAP_DONTUNMAP only move, so they need MREMAP_MAYMOVE.
+    if flags & 6 != 0 && flags & 1 == 0 { return err(EINVAL) }
     guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
     if flags & 2 != 0 { // MREMAP_FIXED: to exactly new_address, replacing what is there
         let dst = a.a4
@@ -131,4 +152,20 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
     t.mm.record(n)
     return Int(dst)
+}
+
+/// mlock/munlock: the page-rounded range must be mapped (ENOMEM); locking
+/// without CAP_IPC_LOCK is bounded by RLIMIT_MEMLOCK (EPERM when it is 0,
+/// ENOMEM past it), as in Linux. Nothing is locked: the sandbox's memory is
+/// the host's, which the Sentry does not pin.
+private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool) -> Int {
+    let start = pageDown(addr), end = pageUp(addr &+ len)
+    if len == 0 { return 0 }
+    guard end > start, end <= t.mm.appTop, t.mm.fullyMapped(start, end) else { return err(ENOMEM) }
+    if lock && !t.creds.has(Cap.ipcLock) {
+        let limit = t.tg.rlimits[8].cur
+        if limit == 0 { return err(EPERM) }
+        if end - start > limit { return err(ENOMEM) }
+    }
+    return 0
 }

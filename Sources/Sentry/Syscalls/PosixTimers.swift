@@ -44,6 +44,9 @@ func registerPosixTimers(_ t: SyscallTable) {
     t[142] = { t, a in                                                        // sched_setparam
         guard let p = t.readI32(a.a1) else { return err(EFAULT) }
         if a.int(0) < 0 { return err(EINVAL) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)], t.kernel.sees(t, target.tg) else { return err(ESRCH) }
+        if target.tg !== t.tg && t.creds.euid != target.creds.uid && t.creds.euid != target.creds.euid
+            && !t.creds.has(Cap.sysNice) { return err(EPERM) }
         return p == 0 ? 0 : err(EINVAL)
     }
     t[144] = { t, a in                                                        // sched_setscheduler
@@ -166,11 +169,16 @@ private func arm(_ k: Kernel, _ tg: ThreadGroup, _ tm: PosixTimer, at deadline: 
 /// stub, after checking it is one of the process-local ones.
 func sysMembarrier(_ t: Task, _ a: Args) -> Int {
     let cmd = a.int(0), flags = a.int(1)
-    let QUERY: Int32 = 0, PRIVATE_EXPEDITED: Int32 = 8, REGISTER_PRIVATE_EXPEDITED: Int32 = 16
-    let supported = PRIVATE_EXPEDITED | REGISTER_PRIVATE_EXPEDITED
+    let QUERY: Int32 = 0, GLOBAL: Int32 = 1, PRIVATE_EXPEDITED: Int32 = 8, REGISTER_PRIVATE_EXPEDITED: Int32 = 16
+    let supported = GLOBAL | PRIVATE_EXPEDITED | REGISTER_PRIVATE_EXPEDITED
     if flags != 0 { return err(EINVAL) }
     switch cmd {
     case QUERY: return Int(supported)
+    case GLOBAL:
+        // Every thread of every sandboxed process is a host thread: the
+        // host's global barrier covers them all.
+        let r = t.thread.inject(324, UInt64(GLOBAL), 0)
+        return r < 0 ? r : 0
     case REGISTER_PRIVATE_EXPEDITED:
         t.tg.membarrierRegistered = true
         let r = t.thread.inject(324, UInt64(REGISTER_PRIVATE_EXPEDITED), 0)

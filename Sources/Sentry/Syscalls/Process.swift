@@ -180,6 +180,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.creds = t.creds
     child.sigMask = t.sigMask
+    child.nice = t.nice
     child.cpuMask = t.cpuMask
     child.ownUTS = t.ownUTS
     child.stubLayers = t.stubLayers

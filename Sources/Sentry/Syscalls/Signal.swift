@@ -109,7 +109,7 @@ func registerSignal(_ t: SyscallTable) {
     }
     t[62] = { t, a in sysKill(t, a.int(0), a.int(1)) }                        // kill
     t[234] = { t, a in sysTgkill(t, a.int(0), a.int(1), a.int(2)) }           // tgkill
-    t[200] = { t, a in sysTgkill(t, -1, a.int(0), a.int(1)) }                 // tkill
+    t[200] = { t, a in sysTgkill(t, nil, a.int(0), a.int(1)) }                // tkill
     t[129] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: nil, sig: a.int(1), a.a2) }   // rt_sigqueueinfo
     t[297] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: a.int(1), sig: a.int(2), a.a3) } // rt_tgsigqueueinfo
 }
@@ -185,9 +185,10 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     return sent ? 0 : err(EPERM)
 }
 
-func sysTgkill(_ t: Task, _ tgid: Int32, _ tid: Int32, _ sig: Int32) -> Int {
-    if sig < 0 || sig > 64 || tid <= 0 || (tgid != -1 && tgid <= 0) { return err(EINVAL) }
-    guard let target = t.kernel.tasks[tid], tgid == -1 || target.tg.tgid == tgid, t.kernel.sees(t, target.tg) else { return err(ESRCH) }
+/// tgkill (tkill when `tgid` is nil).
+func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
+    if sig < 0 || sig > 64 || tid <= 0 || (tgid.map { $0 <= 0 } ?? false) { return err(EINVAL) }
+    guard let target = t.kernel.tasks[tid], tgid == nil || target.tg.tgid == tgid, t.kernel.sees(t, target.tg) else { return err(ESRCH) }
     if !canSignal(t, target.tg, sig, thread: target) { return err(EPERM) }
     if sig == 0 { return 0 }
     var info = SigInfo(signo: sig)

@@ -117,6 +117,10 @@ func registerSocket(_ t: SyscallTable) {
     for nr in [51, 52] {                                                      // getsockname, getpeername
         t[nr] = { t, a in
             guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+            if a.a1 == 0, f is InetSocketFD || f is UnixSockFD || f is UnixSocketFD {   // no buffer for a name
+                guard let len = t.readI32(a.a2) else { return err(EFAULT) }
+                if len > 0 { return err(EFAULT) }
+            }
             if let s = f as? InetSocketFD {
                 switch s.name(peer: nr == 52) {
                 case .success(let b): return writeSockaddr(t, a.a1, a.a2, b)

@@ -212,11 +212,21 @@ final class VFS {
 
     /// The absolute path of `p` as seen from `root` (getcwd, /proc links).
     func pathString(_ p: Path, root: Path? = nil) -> [UInt8] {
+        var reached = false
+        return pathString(p, root: root, reached: &reached)
+    }
+
+    /// The path of `p` as seen from `root`; `reached` tells whether `root`
+    /// is above `p` at all (after chroot, a cwd left outside it is not:
+    /// getcwd then reports "(unreachable)").
+    func pathString(_ p: Path, root: Path?, reached: inout Bool) -> [UInt8] {
         let r = root ?? rootPath
         var parts: [[UInt8]] = []
         var cur = p
         var guardCount = 0
-        while !(cur.dentry === r.dentry && cur.mount === r.mount) && guardCount < 4096 {
+        reached = false
+        while guardCount < 4096 {
+            if cur.dentry === r.dentry && cur.mount === r.mount { reached = true; break }
             guardCount += 1
             if cur.dentry === cur.mount.root {
                 guard cur.mount.namespaceID == nil, let mp = cur.mount.mountpoint, let pm = cur.mount.parent else { break }
