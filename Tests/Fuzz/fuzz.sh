@@ -50,20 +50,37 @@ trap 'rm -rf "$TMPDIR" $scratch' EXIT
 status=0
 for t in "${targets[@]}"; do
     [ -d "Tests/Fuzz/corpus/$t" ] || { echo "fuzz.sh: no target $t" >&2; exit 2; }
+    # Writable by the unprivileged user the Gofer target becomes.
     scratch=$(mktemp -d /var/tmp/moat-fuzz-corpus.XXXXXX)
+    chmod 0777 "$scratch"
     dict=()
     [ -f "Tests/Fuzz/dict/$t.dict" ] && dict=(-dict="Tests/Fuzz/dict/$t.dict")
     log="$artifacts/$t.log"
+    # -jobs runs workers that log to fuzz-N.log in the current directory:
+    # only when asked for, and then from the artifacts directory.
+    par=()
+    [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
     echo "== $t: ${secs}s, log $log"
     # Swift's own backtracer would take the crash before libFuzzer saves the input.
     if MOAT_FUZZ_TARGET="$t" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
         "$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -max_len=16384 \
-        -jobs="$jobs" -workers="$jobs" "${dict[@]}" -artifact_prefix="$artifacts/$t-" -print_final_stats=1 \
+        "${par[@]}" "${dict[@]}" -artifact_prefix="$artifacts/$t-" -print_final_stats=1 \
         "$scratch" "Tests/Fuzz/corpus/$t" >"$log" 2>&1; then
         grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE" "$log" | sed "s/^/  /" || true
         if [ "$update" = 1 ]; then
+            # Merge into a directory anyone may write, then keep what is new.
+            merged=$(mktemp -d /var/tmp/moat-fuzz-merged.XXXXXX); chmod 0777 "$merged"
             MOAT_FUZZ_TARGET="$t" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
-                "$bin" -merge=1 "Tests/Fuzz/corpus/$t" "$scratch" >>"$log" 2>&1
+                "$bin" -merge=1 "$merged" "Tests/Fuzz/corpus/$t" "$scratch" >>"$log" 2>&1 || true
+            before=$(ls "Tests/Fuzz/corpus/$t" | wc -l)
+            # libFuzzer names inputs by their SHA-1: skip what is already here.
+            have=" $(sha1sum "Tests/Fuzz/corpus/$t"/* | cut -d' ' -f1 | tr '\n' ' ') "
+            for f in "$merged"/*; do
+                [ -f "$f" ] || continue
+                case "$have" in *" $(basename "$f") "*) ;; *) cp "$f" "Tests/Fuzz/corpus/$t/" ;; esac
+            done
+            echo "  corpus: $before -> $(ls "Tests/Fuzz/corpus/$t" | wc -l) files"
+            rm -rf "$merged"
         fi
     else
         status=1
