@@ -92,6 +92,13 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var cmd = command
+        // The command is passed through untouched, so ArgumentParser never
+        // sees a --help that comes before it: answer it here (a command
+        // named --help cannot exist; `moat run -- --help` still runs one).
+        if cmd.first == "--help" || cmd.first == "-h" {
+            print(Moat.helpMessage(for: Run.self))
+            return
+        }
         if cmd.first == "--" { cmd.removeFirst() }
         guard let net = NetworkMode(rawValue: network) else { throw ValidationError("--network must be none, sandbox or host") }
         let ports = try publish.map { s -> PortMapping in

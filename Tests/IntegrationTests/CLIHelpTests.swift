@@ -1,0 +1,16 @@
+// Every subcommand answers --help with its usage (issue 19): `moat run
+// --help` used to be taken as a command to run.
+
+import Foundation
+import Testing
+
+@Suite("moat SUBCOMMAND --help")
+struct CLIHelpTests {
+    @Test(arguments: ["run", "pull", "images", "rmi", "image", "apiserver", "controlplane", "cri", "node", "debug"])
+    func answersHelp(_ sub: String) async throws {
+        let moat = try Integration.moatBinary.get()
+        let r = await runProcess([moat, sub, "--help"], env: Integration.hostEnvironment(), timeout: 30)
+        #expect(r.exitStatus == 0, "moat \(sub) --help: status \(r.exitStatus)\n\(r.stderrText)")
+        #expect(r.stdoutText.contains("USAGE: moat \(sub)"), "moat \(sub) --help printed:\n\(r.stdoutText)\(r.stderrText)")
+    }
+}
