@@ -131,13 +131,14 @@ static void thread_interrupts(void) {
 /* A storm: a thread makes fast calls while another signals it constantly. */
 static volatile sig_atomic_t storm_hits;
 static volatile int storm_stop;
+static long storm_writes;
 static void on_usr2(int s) { (void)s; storm_hits++; }
 static void *storm_worker(void *arg) {
     (void)arg;
     int fd = open("/dev/null", O_WRONLY);
     long ok = 0;
     while (!storm_stop) {
-        if (write(fd, "z", 1) == 1) ok++;
+        if (write(fd, "z", 1) == 1) { ok++; __atomic_store_n(&storm_writes, ok, __ATOMIC_SEQ_CST); }
         else if (errno != EINTR) { say("write: %s", ename(errno)); break; }
     }
     close(fd);
@@ -151,6 +152,9 @@ static void storm(void) {
     pthread_t th;
     pthread_create(&th, NULL, storm_worker, NULL);
     for (int i = 0; i < 500; i++) { pthread_kill(th, SIGUSR2); if (i % 50 == 0) usleep(1000); }
+    /* The worker must get through after the storm: on a loaded machine it
+     * may not have been scheduled at all during it (natively too). */
+    for (int i = 0; i < 1000 && __atomic_load_n(&storm_writes, __ATOMIC_SEQ_CST) == 0; i++) usleep(10000);
     usleep(20000);
     storm_stop = 1;
     void *ok;
