@@ -111,7 +111,10 @@ int main(void) {
     T(sched_setscheduler(0, SCHED_OTHER, &sp));
     /* PR_SET_PDEATHSIG: a grandchild is told of its parent's death */
     T(prctl(PR_SET_CHILD_SUBREAPER, 1));
+    /* Two pipes: with one, a parent scheduled late could take the
+     * grandchild's byte and leave the child waiting for ever. */
     int pfd[2]; T(pipe(pfd));
+    int gfd[2]; T(pipe(gfd));
     pid_t c = fork();
     if (c == 0) {
         pid_t g = fork();
@@ -119,14 +122,15 @@ int main(void) {
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             int sig = -1; prctl(PR_GET_PDEATHSIG, &sig);
             char m = sig == SIGTERM ? 'y' : 'n';
-            write(pfd[1], &m, 1);
+            write(gfd[1], &m, 1);
             for (;;) pause();
         }
-        char m; read(pfd[0], &m, 1);
+        char m; read(gfd[0], &m, 1);
         write(pfd[1], &m, 1);
         _exit(0);                       /* the grandchild's parent dies */
     }
-    char m = 0; usleep(100000); T(read(pfd[0], &m, 1));
+    close(gfd[0]); close(gfd[1]);
+    char m = 0; T(read(pfd[0], &m, 1));
     say("PR_GET_PDEATHSIG gave SIGTERM: %c", m);
     int st; T(waitpid(c, &st, 0) == c);
     pid_t g = waitpid(-1, &st, 0);      /* reparented to us, the subreaper */
