@@ -4,6 +4,8 @@
 // configuration directory, each plugin of its chain run with CNI_COMMAND=ADD
 // in order (the previous plugin's result passed on as prevResult) and DEL in
 // reverse order, CNI_IFNAME=eth0, the pod's network namespace in CNI_NETNS.
+// A plugin declaring the portMappings capability (portmap) gets the pod's
+// host ports as runtimeConfig.portMappings, on ADD and on DEL.
 
 import Foundation
 import Glibc
@@ -38,17 +40,20 @@ struct CNINetwork {
         return CNINetwork(name: name, cniVersion: version, plugins: plugins, binDir: binDir)
     }
 
-    func add(containerID: String, netns: String, podName: String, podNamespace: String, podUID: String) throws -> CNIResult {
+    func add(containerID: String, netns: String, podName: String, podNamespace: String, podUID: String,
+             portMappings: [PortMappingRecord] = []) throws -> CNIResult {
         let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=\(podNamespace);K8S_POD_NAME=\(podName);K8S_POD_INFRA_CONTAINER_ID=\(containerID);K8S_POD_UID=\(podUID)"
         var prev: Any? = nil
         for (i, p) in plugins.enumerated() {
             do {
-                let out = try invoke(p, command: "ADD", containerID: containerID, netns: netns, args: args, prevResult: prev)
+                let out = try invoke(p, command: "ADD", containerID: containerID, netns: netns, args: args, prevResult: prev,
+                                     portMappings: portMappings)
                 prev = try JSONSerialization.jsonObject(with: out)
             } catch {
                 // Undo what the earlier plugins did.
                 for q in plugins[..<i].reversed() {
-                    _ = try? invoke(q, command: "DEL", containerID: containerID, netns: netns, args: args, prevResult: nil)
+                    _ = try? invoke(q, command: "DEL", containerID: containerID, netns: netns, args: args, prevResult: nil,
+                                    portMappings: portMappings)
                 }
                 throw error
             }
@@ -61,10 +66,13 @@ struct CNINetwork {
         return CNIResult(ip: ip)
     }
 
-    func del(containerID: String, netns: String) throws {
+    func del(containerID: String, netns: String, portMappings: [PortMappingRecord] = []) throws {
         var first: Error? = nil
         for p in plugins.reversed() {
-            do { _ = try invoke(p, command: "DEL", containerID: containerID, netns: netns, args: "IgnoreUnknown=1", prevResult: nil) } catch {
+            do {
+                _ = try invoke(p, command: "DEL", containerID: containerID, netns: netns, args: "IgnoreUnknown=1", prevResult: nil,
+                               portMappings: portMappings)
+            } catch {
                 if first == nil { first = error }
             }
         }
@@ -72,8 +80,17 @@ struct CNINetwork {
     }
 
     private func invoke(_ plugin: [String: Any], command: String, containerID: String, netns: String,
-                        args: String, prevResult: Any?) throws -> Data {
+                        args: String, prevResult: Any?, portMappings: [PortMappingRecord]) throws -> Data {
         var conf = plugin
+        if let caps = plugin["capabilities"] as? [String: Any], caps["portMappings"] as? Bool == true {
+            // Only mappings with a host port are the plugin's business.
+            let maps: [[String: Any]] = portMappings.filter { $0.hostPort > 0 }.map { m in
+                var d: [String: Any] = ["hostPort": Int(m.hostPort), "containerPort": Int(m.containerPort), "protocol": m.proto.lowercased()]
+                if !m.hostIP.isEmpty { d["hostIP"] = m.hostIP }
+                return d
+            }
+            if !maps.isEmpty { conf["runtimeConfig"] = ["portMappings": maps] }
+        }
         conf["name"] = name
         conf["cniVersion"] = cniVersion
         if let prevResult { conf["prevResult"] = prevResult }

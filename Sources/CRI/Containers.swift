@@ -149,7 +149,7 @@ struct ContainerPlan {
 }
 
 func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod: PodRecord,
-                   image: ResolvedImage, containerDir: String) throws -> ContainerPlan {
+                   image: ResolvedImage, volumeImages: [String: ResolvedImage] = [:], containerDir: String) throws -> ContainerPlan {
     let c = r.config
     let sc = c.linux.securityContext
     var p = ContainerProcess(argv: try mergedArgv(command: c.command, args: c.args, image: image.config))
@@ -197,11 +197,35 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
     var records: [MountRecord] = []
     var taken = Set<String>()
     for (i, m) in c.mounts.enumerated() {
-        if m.hasImage && !m.image.image.isEmpty {
-            throw CRIError.invalidArgument("config.mounts[\(i)].image: image volumes are not supported yet")
-        }
         guard m.containerPath.hasPrefix("/") else {
             throw CRIError.invalidArgument("config.mounts[\(i)].container_path \(m.containerPath.debugDescription) is not absolute")
+        }
+        if m.hasImage && !m.image.image.isEmpty {
+            // An image volume: the image's own root file system (or a
+            // directory of it), always read-only.
+            guard m.readonly else { throw CRIError.invalidArgument("config.mounts[\(i)]: an image volume must be read-only") }
+            guard let vi = volumeImages[m.image.image] else {
+                throw CRIError.notFound("config.mounts[\(i)].image: image \(m.image.image) not found")
+            }
+            var source = vi.rootfs
+            if !m.imageSubPath.isEmpty {
+                guard imagePathIsPlain(vi.rootfs, m.imageSubPath) else {
+                    throw CRIError.invalidArgument("config.mounts[\(i)].image_sub_path \(m.imageSubPath.debugDescription) does not exist in the image (or leaves it)")
+                }
+                source += "/" + m.imageSubPath.split(separator: "/").joined(separator: "/")
+            }
+            cc.mounts.append(ContainerMount(containerPath: m.containerPath, kind: .bind(hostPath: source), readOnly: true))
+            records.append(MountRecord(containerPath: m.containerPath, hostPath: source, readOnly: true, image: m.image.image, imageID: vi.id))
+            taken.insert(m.containerPath)
+            continue
+        }
+        if m.recursiveReadOnly && !m.readonly {
+            throw CRIError.invalidArgument("config.mounts[\(i)]: recursive_read_only needs readonly")
+        }
+        // Mount events cannot cross into a sandbox: its mounts are the
+        // Sentry's, over Gofers in mount namespaces of their own.
+        guard m.propagation == .propagationPrivate else {
+            throw CRIError.invalidArgument("config.mounts[\(i)].propagation: only PROPAGATION_PRIVATE is supported in a Moat sandbox")
         }
         guard m.hostPath.hasPrefix("/") else {
             throw CRIError.invalidArgument("config.mounts[\(i)].host_path \(m.hostPath.debugDescription) is not absolute")
@@ -280,3 +304,17 @@ func readTerminationMessage(_ path: String) -> String {
     return String(decoding: d, as: UTF8.self)
 }
 
+/// Whether `sub` names something in the image's root file system reached
+/// without ".." or a symbolic link: the Gofer serving it is confined to the
+/// host path, which must therefore be inside the image.
+func imagePathIsPlain(_ rootfs: String, _ sub: String) -> Bool {
+    let parts = sub.split(separator: "/")
+    guard !parts.isEmpty, !parts.contains(".."), !sub.contains("\0") else { return false }
+    var cur = rootfs
+    var st = stat()
+    for part in parts where part != "." {
+        cur += "/" + part
+        guard lstat(cur, &st) == 0, st.st_mode & S_IFMT != S_IFLNK else { return false }
+    }
+    return true
+}

@@ -51,6 +51,9 @@ struct MountRecord: Codable, Equatable, Sendable {
     var containerPath: String
     var hostPath: String
     var readOnly: Bool
+    /// An image volume: the image as named, and its id (also its ref).
+    var image: String? = nil
+    var imageID: String? = nil
 }
 
 struct ContainerRecord: Codable, Sendable {
@@ -79,6 +82,9 @@ struct ContainerRecord: Codable, Sendable {
     /// What an exec in this container starts from (the container's env,
     /// working directory and user), as other runtimes do.
     var execDefaults: ExecDefaults? = nil
+
+    /// The images this container keeps in use: its own and its volumes'.
+    var imagesInUse: [String] { [imageID] + mounts.compactMap(\.imageID) }
 }
 
 struct ExecDefaults: Codable, Sendable {

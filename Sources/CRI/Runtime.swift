@@ -90,7 +90,7 @@ actor CRIRuntime {
                 continue
             }
             containers[c.id] = c
-            imageUse?.markInUse(c.imageID, by: c.id)
+            for i in c.imagesInUse { imageUse?.markInUse(i, by: c.id) }
         }
         for p in ps {
             let dir = p.stateDir
@@ -215,7 +215,8 @@ actor CRIRuntime {
             stateDir: options.state + "/pods/" + id, networkMode: mode(nsOpts.network),
             pidMode: mode(nsOpts.pid), ipcMode: mode(nsOpts.ipc))
         rec.portMappings = c.portMappings.map {
-            PortMappingRecord(containerPort: $0.containerPort, hostPort: $0.hostPort, hostIP: $0.hostIp, proto: "\($0.protocol)")
+            PortMappingRecord(containerPort: $0.containerPort, hostPort: $0.hostPort, hostIP: $0.hostIp,
+                              proto: $0.protocol == .udp ? "udp" : $0.protocol == .sctp ? "sctp" : "tcp")
         }
         rec.dnsServers = c.dnsConfig.servers; rec.dnsSearches = c.dnsConfig.searches; rec.dnsOptions = c.dnsConfig.options
         if !c.logDirectory.isEmpty { try makeDirectories(c.logDirectory) }
@@ -254,7 +255,10 @@ actor CRIRuntime {
         rec.state = "ready"
         if let cni {
             do {
-                let result = try await offload { try cni.add(containerID: id, netns: sb.networkNamespacePath, podName: name, podNamespace: ns, podUID: uid) }
+                let maps = rec.portMappings
+                let result = try await offload {
+                    try cni.add(containerID: id, netns: sb.networkNamespacePath, podName: name, podNamespace: ns, podUID: uid, portMappings: maps)
+                }
                 rec.ip = result.ip; rec.cniNetwork = cni.name; rec.cniNetnsPath = sb.networkNamespacePath
             } catch {
                 sandboxes[id] = nil
@@ -291,7 +295,8 @@ actor CRIRuntime {
         if var rec = pods[id], !rec.cniNetwork.isEmpty, let dir = options.cniConfDir,
            let cni = try? CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") {
             let ns = liveSandbox(id) != nil ? rec.cniNetnsPath : ""
-            _ = try? await offload { try cni.del(containerID: id, netns: ns) }
+            let maps = rec.portMappings
+            _ = try? await offload { try cni.del(containerID: id, netns: ns, portMappings: maps) }
             rec.cniNetwork = ""
             pods[id] = rec
             try store.save(.pods, id, rec)
@@ -328,7 +333,7 @@ actor CRIRuntime {
         for c in containers.values where c.podID == p.id {
             containers[c.id] = nil
             dropStdin(c.id)
-            imageUse?.release(c.imageID, by: c.id)
+            for i in c.imagesInUse { imageUse?.release(i, by: c.id) }
             store.delete(.containers, c.id)
             removeTree(store.dir + "/containers/" + c.id)
             emit(c, .containerDeletedEvent)
@@ -384,11 +389,21 @@ actor CRIRuntime {
         guard let image = try await images.resolve(imageName) else {
             throw CRIError.notFound("image \(imageName) not found")
         }
+        // Image volumes: each image must be there already (kubelet pulls it).
+        var volumeImages: [String: ResolvedImage] = [:]
+        for (i, m) in r.config.mounts.enumerated() where m.hasImage && !m.image.image.isEmpty && volumeImages[m.image.image] == nil {
+            guard let vi = try await images.resolve(m.image.image) else {
+                throw CRIError.notFound("config.mounts[\(i)].image: image \(m.image.image) not found")
+            }
+            volumeImages[m.image.image] = vi
+        }
         let id = newID()
         let dir = store.dir + "/containers/" + id
         try makeDirectories(dir, mode: 0o711)
         let plan: ContainerPlan
-        do { plan = try planContainer(id: id, request: r, pod: p, image: image, containerDir: dir) } catch {
+        do {
+            plan = try planContainer(id: id, request: r, pod: p, image: image, volumeImages: volumeImages, containerDir: dir)
+        } catch {
             removeTree(dir); throw error
         }
         try store.save(.containers, id, plan.record)
@@ -420,7 +435,7 @@ actor CRIRuntime {
             removeTree(dir)
             throw CRIError.notFound("pod sandbox \(p.id) was removed")
         }
-        imageUse?.markInUse(plan.record.imageID, by: id)
+        for i in plan.record.imagesInUse { imageUse?.markInUse(i, by: id) }
         emit(plan.record, .containerCreatedEvent)
         return id
     }
@@ -495,7 +510,7 @@ actor CRIRuntime {
         }
         containers[c.id] = nil
         dropStdin(c.id)
-        imageUse?.release(c.imageID, by: c.id)
+        for i in c.imagesInUse { imageUse?.release(i, by: c.id) }
         store.delete(.containers, c.id)
         removeTree(store.dir + "/containers/" + c.id)
         emit(c, .containerDeletedEvent)
@@ -616,7 +631,9 @@ func containerStatusMessage(_ c: ContainerRecord) -> Runtime_V1_ContainerStatus 
     s.reason = c.reason; s.message = c.message
     s.labels = c.labels; s.annotations = c.annotations
     s.mounts = c.mounts.map { m in
-        var x = Runtime_V1_Mount(); x.containerPath = m.containerPath; x.hostPath = m.hostPath; x.readonly = m.readOnly; return x
+        var x = Runtime_V1_Mount(); x.containerPath = m.containerPath; x.hostPath = m.hostPath; x.readonly = m.readOnly
+        if let image = m.image { x.image.image = image; x.image.imageRef = m.imageID ?? "" }
+        return x
     }
     s.logPath = c.logPath
     if let d = c.execDefaults {

@@ -31,9 +31,15 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         net.status = ok
         if !ok { net.reason = "NetworkPluginNotReady"; net.message = why }
         r.status.conditions = [rt, net]
-        var h = Runtime_V1_RuntimeHandler()
-        h.name = "moat"
-        r.runtimeHandlers = [h]
+        // The default handler ("") and its name. Read-only mounts are
+        // recursive: the Gofer serving one refuses writes below it, into
+        // whatever the host has mounted there too.
+        r.runtimeHandlers = ["", "moat"].map { name in
+            var h = Runtime_V1_RuntimeHandler()
+            h.name = name
+            h.features.recursiveReadOnlyMounts = true
+            return h
+        }
         if request.verbose {
             let notes = await runtime.recoveryNotes
             r.info["recovery"] = notes.joined(separator: "\n")

@@ -2,7 +2,8 @@
 // stdin/stdin_once shell (its output from the moment of attaching, stdin
 // into the shell, the stream ending when the shell exits at end of stdin);
 // masked and read-only paths as the application sees them; ReopenContainerLog
-// after the log was moved away; RunAsGroup without a user refused. Needs root.
+// after the log was moved away; image volumes (read-only, sub-paths that
+// must stay inside the image); RunAsGroup without a user refused. Needs root.
 
 import CRIAPI
 import Foundation
@@ -75,6 +76,32 @@ extension CRIPodTests {
                 if !reopened.contains("tick") { try await Task.sleep(nanoseconds: 50_000_000) }
             }
             XCTAssertTrue(reopened.contains(" stdout F tick"), reopened)
+
+            // An image volume: read-only, a sub-path of the image, reported
+            // in the status with the image's id.
+            func imageMount(_ sub: String, readOnly: Bool = true) -> Runtime_V1_Mount {
+                var m = Runtime_V1_Mount(); m.containerPath = "/iv"; m.readonly = readOnly
+                m.image.image = "busybox"; m.imageSubPath = sub
+                return m
+            }
+            let iv = try await t.startContainer(rt, pod: pod, pc, name: "iv", command: ["sleep", "1000"]) { c in
+                c.mounts = [imageMount("bin")]
+            }
+            let ivls = try await t.execSync(rt, iv, ["sh", "-c", "ls /iv/busybox && touch /iv/x"])
+            XCTAssertEqual(String(decoding: ivls.stdout, as: UTF8.self), "/iv/busybox\n")
+            XCTAssertNotEqual(ivls.exitCode, 0, "an image volume is writable")
+            let ivStatus = try await t.status(rt, iv)
+            let ivMount = try XCTUnwrap(ivStatus.mounts.first { $0.containerPath == "/iv" })
+            XCTAssertEqual(ivMount.image.image, "busybox")
+            XCTAssertFalse(ivMount.image.imageRef.isEmpty)
+            for (sub, readOnly, field) in [("bin", false, "read-only"), ("no-such-dir", true, "image_sub_path"),
+                                           ("../etc", true, "image_sub_path"), ("bin/sh", true, "image_sub_path")] {
+                var bad = Runtime_V1_CreateContainerRequest()
+                bad.podSandboxID = pod; bad.sandboxConfig = pc
+                bad.config.metadata.name = "iv-bad"; bad.config.image.image = "busybox"
+                bad.config.mounts = [imageMount(sub, readOnly: readOnly)]
+                await assertRPCError(.invalidArgument, mentioning: field) { try await rt.createContainer(bad) }
+            }
 
             // A group without a user is refused.
             var bad = Runtime_V1_CreateContainerRequest()

@@ -98,8 +98,9 @@ final class CRICNITests: XCTestCase {
 
     /// The same network through `moat cri`: RunPodSandbox adds the pod's
     /// own network namespace (its Sentry's), PodSandboxStatus reports the
-    /// address, the node reaches the pod over the bridge, and removal
-    /// gives the address back.
+    /// address, the node reaches the pod over the bridge, the pod's host
+    /// port reaches portmap (a DNAT rule in the node), and removal gives the
+    /// address back and removes the rule.
     func testPodGetsItsAddressFromCNIThroughMoatCRI() async throws {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let node = "moat-cni-node-" + tag
@@ -109,6 +110,17 @@ final class CRICNITests: XCTestCase {
             try? FileManager.default.removeItem(atPath: dir)
         }
         try makeTestNetwork(node: node, dir: dir, subnet: "10.99.8.0/24")
+        // portmap after the bridge: it must get the pod's host ports.
+        guard FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/portmap"),
+              FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables") else {
+            return try CRITestEnv.missing("/usr/lib/cni/portmap and iptables")
+        }
+        try "#!/bin/sh\nexec ip netns exec \(node) /usr/lib/cni/portmap \"$@\"\n".write(toFile: dir + "/bin/portmap", atomically: true, encoding: .utf8)
+        chmod(dir + "/bin/portmap", 0o755)
+        let confPath = dir + "/conf/10-moat.conflist"
+        let portmap = ",\n  {\"type\": \"portmap\", \"capabilities\": {\"portMappings\": true}}\n]}"
+        try (try String(contentsOfFile: confPath, encoding: .utf8)).replacingOccurrences(of: "\n]}", with: portmap)
+            .write(toFile: confPath, atomically: true, encoding: .utf8)
         guard FileManager.default.fileExists(atPath: CRITestEnv.rootfs + "/bin/busybox") else {
             return try CRITestEnv.missing("the busybox rootfs (bash rootfs/busybox.sh)")
         }
@@ -119,13 +131,18 @@ final class CRICNITests: XCTestCase {
         try await cri.withClient { rt in
             var r = Runtime_V1_RunPodSandboxRequest()
             r.config = podConfig(name: "networked")
+            var pm = Runtime_V1_PortMapping(); pm.containerPort = 8080; pm.hostPort = 18080
+            r.config.portMappings = [pm]
             let pod = try await rt.runPodSandbox(r).podSandboxID
+            let rules = { self.sh("ip netns exec \(node) iptables -w -t nat -S").1 }
+            XCTAssertTrue(rules().contains("--dport 18080"), "no DNAT rule for the host port:\n" + rules())
             var ps = Runtime_V1_PodSandboxStatusRequest(); ps.podSandboxID = pod
             let ip = try await rt.podSandboxStatus(ps).status.network.ip
             XCTAssertTrue(ip.hasPrefix("10.99.8."), ip)
             XCTAssertEqual(sh("ip netns exec \(node) busybox ping -c1 -W2 \(ip)").0, 0, "the node cannot reach the pod")
             var rp = Runtime_V1_RemovePodSandboxRequest(); rp.podSandboxID = pod
             _ = try await rt.removePodSandbox(rp)
+            XCTAssertFalse(rules().contains("--dport 18080"), "the host port's rule outlived the pod:\n" + rules())
             let leases = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/moat-test")) ?? []
             XCTAssertFalse(leases.contains(ip), "\(leases)")
         }
