@@ -292,6 +292,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         logPath: logPath, mounts: records, terminationMessageHostPath: termination,
         stopSignal: stopSignal(c.stopSignal, image: image.config))
     rec.execDefaults = ExecDefaults(cc.process)
+    rec.memoryLimit = try memoryLimit(c.linux.resources, "config.linux.resources")
     return ContainerPlan(config: cc, record: rec)
 }
 
@@ -317,4 +318,15 @@ func imagePathIsPlain(_ rootfs: String, _ sub: String) -> Bool {
         guard lstat(cur, &st) == 0, st.st_mode & S_IFMT != S_IFLNK else { return false }
     }
     return true
+}
+
+/// The memory limit of CRI resources: nil for none (0), refused when
+/// negative or too small to start anything.
+func memoryLimit(_ r: Runtime_V1_LinuxContainerResources, _ field: String) throws -> Int64? {
+    let v = r.memoryLimitInBytes
+    if v == 0 { return nil }
+    guard v >= 4 << 20 else {
+        throw CRIError.invalidArgument("\(field).memory_limit_in_bytes \(v) is below the 4 MiB minimum")
+    }
+    return v
 }

@@ -82,6 +82,10 @@ struct ContainerRecord: Codable, Sendable {
     /// What an exec in this container starts from (the container's env,
     /// working directory and user), as other runtimes do.
     var execDefaults: ExecDefaults? = nil
+    /// The memory limit (bytes; nil: none) and whether `moat cri` killed
+    /// the container for going over it (its reason is then OOMKilled).
+    var memoryLimit: Int64? = nil
+    var oomKilled: Bool? = nil
 
     /// The images this container keeps in use: its own and its volumes'.
     var imagesInUse: [String] { [imageID] + mounts.compactMap(\.imageID) }

@@ -471,7 +471,7 @@ actor CRIRuntime {
         u.state = "exited"
         u.exitCode = st.exitCode
         u.finishedAt = st.finishedAt != 0 ? st.finishedAt : nowNanos()
-        u.reason = !st.reason.isEmpty ? st.reason : (st.exitCode == 0 ? "Completed" : "Error")
+        u.reason = u.oomKilled == true ? "OOMKilled" : !st.reason.isEmpty ? st.reason : (st.exitCode == 0 ? "Completed" : "Error")
         u.message = readTerminationMessage(u.terminationMessageHostPath)
         containers[id] = u
         try? store.save(.containers, id, u)
@@ -539,6 +539,36 @@ actor CRIRuntime {
             throw CRIError.failedPrecondition("container \(c.id) is not running")
         }
         return (c, sb)
+    }
+
+    /// Memory limits: the Sentry holds the memory of all the pod's
+    /// containers, so no cgroup can limit one of them; `moat cri` samples
+    /// the resident memory of each limited container's address spaces and
+    /// kills a container that went over (reason OOMKilled, exit 137), as
+    /// the kernel's OOM killer would within a cgroup. Called periodically;
+    /// a burst between two samples (200 ms) can go over unnoticed, and
+    /// pages the Sentry filled that the application never touched are not
+    /// counted: a limit, not a hard cap.
+    func enforceMemoryLimits() async {
+        for c in containers.values where c.state == "running" && (c.memoryLimit ?? 0) > 0 {
+            guard let sb = liveSandbox(c.podID) else { continue }
+            let id = c.id, limit = UInt64(c.memoryLimit ?? 0)
+            guard let st = try? await offload({ try sb.stats(id) }), st.memoryWorkingSetBytes > limit,
+                  var u = containers[id], u.state == "running" else { continue }
+            u.oomKilled = true
+            containers[id] = u
+            try? store.save(.containers, id, u)
+            _ = try? await offload { try sb.signalContainer(id, SIGKILL) }
+        }
+    }
+
+    /// UpdateContainerResources: the memory limit (other resources are
+    /// accepted and not enforced).
+    func updateResources(_ idArg: String, _ r: Runtime_V1_LinuxContainerResources) throws {
+        var c = try container(idArg)
+        c.memoryLimit = try memoryLimit(r, "linux")
+        containers[c.id] = c
+        try store.save(.containers, c.id, c)
     }
 
     /// A descriptor writing to the container's stdin for one attach

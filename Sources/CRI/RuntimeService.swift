@@ -204,8 +204,11 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
 
     func updateContainerResources(request: Runtime_V1_UpdateContainerResourcesRequest, context: ServerContext) async throws -> Runtime_V1_UpdateContainerResourcesResponse {
         try await rpc {
-            // Accepted and recorded nowhere yet: pods' cgroups come later.
-            _ = try await runtime.container(request.containerID)
+            if request.hasLinux {
+                try await runtime.updateResources(request.containerID, request.linux)
+            } else {
+                _ = try await runtime.container(request.containerID)
+            }
             return Runtime_V1_UpdateContainerResourcesResponse()
         }
     }

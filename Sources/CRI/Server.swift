@@ -49,6 +49,13 @@ public enum CRIServer {
         let path = try socketPath(options.listen)
         let runtime = try CRIRuntime(options: options, images: images, imageUse: imageUse)
         await runtime.recover()
+        let memoryWatch = Task {
+            while !Task.isCancelled {
+                await runtime.enforceMemoryLimits()
+                try? await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
+        defer { memoryWatch.cancel() }
         let parent = String(path[..<path.lastIndex(of: "/")!])
         if !parent.isEmpty { try makeDirectories(parent, mode: 0o711) }
         var st = stat()

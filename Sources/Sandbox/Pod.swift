@@ -399,17 +399,31 @@ public final class PodSandbox: @unchecked Sendable {
         let r = try request(["op=stats", "id=" + id])
         try check(r)
         var s = ContainerStatsInfo()
+        var pids: [pid_t]? = nil
         for part in r.split(separator: " ") {
             guard let eq = part.firstIndex(of: "=") else { continue }
-            let v = UInt64(part[part.index(after: eq)...]) ?? 0
+            let value = part[part.index(after: eq)...]
+            let v = UInt64(value) ?? 0
             switch part[..<eq] {
             case "cpu": s.cpuNanoseconds = v
-            case "rss": s.memoryWorkingSetBytes = v
             case "upper": s.writableLayerBytes = v
+            case "pids": pids = value.split(separator: ",").compactMap { pid_t($0) }
             default: break
             }
         }
-        if s.memoryWorkingSetBytes == 0 { s.memoryWorkingSetBytes = PodSandbox.rssOfTree(sentryPid) }
+        // The container's memory: resident pages of the host processes that
+        // hold its address spaces, counted only if they really are the
+        // pod's (in the Sentry's process tree).
+        if let pids {
+            // The Sentry names them in its own pid namespace.
+            var hostPid: [pid_t: pid_t] = [:]
+            for p in PodSandbox.treePids(sentryPid) where p != sentryPid {
+                if let inner = PodSandbox.innermostPid(p) { hostPid[inner] = p }
+            }
+            s.memoryWorkingSetBytes = pids.compactMap { hostPid[$0] }.reduce(0) { $0 + PodSandbox.rss($1) }
+        } else {
+            s.memoryWorkingSetBytes = PodSandbox.rssOfTree(sentryPid)
+        }
         return s
     }
 
@@ -560,19 +574,47 @@ public final class PodSandbox: @unchecked Sendable {
     /// Resident memory of a process and its descendants (the Sentry and its
     /// stubs), bytes.
     static func rssOfTree(_ root: pid_t) -> UInt64 {
-        var total: UInt64 = 0
+        treePids(root).reduce(0) { $0 + rss($1) }
+    }
+
+    /// `root` and its descendants (children are listed per thread: the
+    /// Sentry forks from several).
+    static func treePids(_ root: pid_t) -> Set<pid_t> {
         var queue = [root]
         var seen = Set<pid_t>()
         while let p = queue.popLast(), seen.insert(p).inserted {
-            if let statm = readFile("/proc/\(p)/statm") {
-                let f = statm.split(separator: " ")
-                if f.count > 1, let pages = UInt64(f[1]) { total += pages * UInt64(sysconf(Int32(_SC_PAGESIZE))) }
+            var threads: [String] = []
+            if let d = opendir("/proc/\(p)/task") {
+                while let e = readdir(d) {
+                    let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name.first?.isNumber == true { threads.append(name) }
+                }
+                closedir(d)
             }
-            if let kids = readFile("/proc/\(p)/task/\(p)/children") {
-                queue += kids.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: "\n")) }
+            for t in threads {
+                if let kids = readFile("/proc/\(p)/task/\(t)/children") {
+                    queue += kids.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: "\n")) }
+                }
             }
         }
-        return total
+        return seen
+    }
+
+    /// A host process's pid in its innermost pid namespace (NSpid's last).
+    static func innermostPid(_ pid: pid_t) -> pid_t? {
+        guard let status = readFile("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { pid_t($0) }
+        }
+        return nil
+    }
+
+    /// Resident bytes of a host process (0 if it is gone).
+    static func rss(_ pid: pid_t) -> UInt64 {
+        guard let statm = readFile("/proc/\(pid)/statm") else { return 0 }
+        let f = statm.split(separator: " ")
+        guard f.count > 1, let pages = UInt64(f[1]) else { return 0 }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 

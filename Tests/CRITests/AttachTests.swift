@@ -3,14 +3,16 @@
 // into the shell, the stream ending when the shell exits at end of stdin);
 // masked and read-only paths as the application sees them; ReopenContainerLog
 // after the log was moved away; image volumes (read-only, sub-paths that
-// must stay inside the image); RunAsGroup without a user refused. Needs root.
+// must stay inside the image); per-container memory in stats, memory limits
+// (OOMKilled) and UpdateContainerResources; RunAsGroup without a user
+// refused. Needs root.
 
 import CRIAPI
 import Foundation
 import XCTest
 
 extension CRIPodTests {
-    func testAttachMaskedReadonlyPathsAndLogReopen() async throws {
+    func testAttachPathsImageVolumesMemoryAndLogReopen() async throws {
         let t = self
         let cri = try t.server()
         defer { cri.stop(); cri.removeDirectory() }
@@ -102,6 +104,36 @@ extension CRIPodTests {
                 bad.config.mounts = [imageMount(sub, readOnly: readOnly)]
                 await assertRPCError(.invalidArgument, mentioning: field) { try await rt.createContainer(bad) }
             }
+
+            // Per-container memory in stats; a container over its memory
+            // limit is killed with reason OOMKilled.
+            // dd keeps touching its 30 MB buffer.
+            let big = try await t.startContainer(rt, pod: pod, pc, name: "big", command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=30M"])
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            var cs = Runtime_V1_ContainerStatsRequest(); cs.containerID = big
+            let bigMem = try await rt.containerStats(cs).stats.memory.workingSetBytes.value
+            cs.containerID = box
+            let boxMem = try await rt.containerStats(cs).stats.memory.workingSetBytes.value
+            XCTAssertGreaterThan(bigMem, boxMem + 25_000_000, "big \(bigMem) box \(boxMem)")
+            XCTAssertGreaterThan(boxMem, 0)
+            let hog = try await t.startContainer(rt, pod: pod, pc, name: "hog", command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=24M"]) { c in
+                c.linux.resources.memoryLimitInBytes = 16 << 20
+            }
+            var hogStatus = try await t.status(rt, hog)
+            for _ in 0..<200 where hogStatus.state != .containerExited {
+                try await Task.sleep(nanoseconds: 50_000_000)
+                hogStatus = try await t.status(rt, hog)
+            }
+            XCTAssertEqual(hogStatus.reason, "OOMKilled")
+            XCTAssertEqual(hogStatus.exitCode, 137)
+            // A limit raised by UpdateContainerResources lets the same run on.
+            var ur = Runtime_V1_UpdateContainerResourcesRequest(); ur.containerID = big
+            ur.linux.memoryLimitInBytes = 1 << 30
+            _ = try await rt.updateContainerResources(ur)
+            ur.linux.memoryLimitInBytes = 100
+            await assertRPCError(.invalidArgument, mentioning: "memory_limit_in_bytes") { try await rt.updateContainerResources(ur) }
+            try await Task.sleep(nanoseconds: 500_000_000)
+            do { let v = try await t.status(rt, big).state; XCTAssertEqual(v, .containerRunning) }
 
             // A group without a user is refused.
             var bad = Runtime_V1_CreateContainerRequest()

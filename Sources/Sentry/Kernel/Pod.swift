@@ -25,7 +25,8 @@
 //                              started=NS finished=NS exit=WAITSTATUS"
 //   op=signal id=ID sig=N     every process of the container; "ok=COUNT"
 //   op=remove id=ID           forget an exited (or never started) container
-//   op=stats id=ID            "cpu=NS rss=BYTES upper=BYTES"
+//   op=stats id=ID            "cpu=NS upper=BYTES pids=P1,P2..." (the host
+//                             processes of its address spaces)
 //   op=reopenlog id=ID        then a packet carrying the new log fd
 //   op=attach id=ID           then two packets carrying pipes that get the
 //                             container's stdout and stderr until it exits
@@ -188,12 +189,14 @@ enum PodControl {
             k.lock(); defer { k.unlock() }
             guard let c = k.podContainers[id] else { ControlServer.send(conn, "err=2 no such container \(id)"); return }
             var cpu: Int64 = 0
-            var rss: UInt64 = 0
-            for tg in k.threadGroups.values where k.containerID(of: tg) == id {
+            var pids: [String] = []
+            for tg in k.threadGroups.values where k.containerID(of: tg) == id && !tg.zombie {
                 cpu += tg.utimeNs + tg.stimeNs
-                for t in tg.tasks.prefix(1) { rss += hostRSS(t.hostPid) }
+                // The host process holding the address space: the runtime,
+                // which may read /proc, sums their memory.
+                for t in tg.tasks.prefix(1) where t.hostPid > 0 { pids.append(String(t.hostPid)) }
             }
-            ControlServer.send(conn, "cpu=\(cpu) rss=\(rss) upper=\(c.upper.map { treeBytes($0) } ?? 0)")
+            ControlServer.send(conn, "cpu=\(cpu) upper=\(c.upper.map { treeBytes($0) } ?? 0) pids=\(pids.joined(separator: ","))")
         case "attach":
             // Two packets: the stdout and the stderr pipe of an attached client.
             guard let (_, out) = ControlServer.receive(conn), out >= 0 else { ControlServer.send(conn, "err=22 no stdout fd"); return }
@@ -220,14 +223,6 @@ enum PodControl {
     }
 
     /// Resident bytes of a stub process (the application's memory).
-    static func hostRSS(_ pid: pid_t) -> UInt64 {
-        // statm through the Sentry's own /proc fd would need a path open;
-        // the Sentry opens no host path, so memory is counted as Linux's
-        // rusage does not offer it either: 0 when unknown.
-        _ = pid
-        return 0
-    }
-
     /// Bytes held in a tmpfs tree (a container's writable layer).
     static func treeBytes(_ d: TmpfsInode) -> UInt64 {
         var n = UInt64(d.data.count)
