@@ -3,8 +3,15 @@
 # containerd 1.6 + runc on the same machine, with the same critest binary, the
 # same flags, the same images (a loopback registry) and the same CNI network.
 #
-#   critest.sh run OUT [moat|containerd|containerd-runsc ...]   (default: moat containerd)
-#   critest.sh table OUT                 pass/fail counts per runtime from OUT/*.log
+#   critest.sh run OUT [moat|containerd|containerd-spdy|containerd-runsc ...]
+#                                        (default: moat containerd containerd-spdy)
+#     containerd-spdy: containerd + runc with exec/attach over SPDY (its
+#     default) instead of WebSocket; every other run uses WebSocket.
+#   critest.sh table OUT                 pass/fail counts per runtime from OUT/*.log,
+#                                        then each failed spec and where it failed
+#
+# bench/cri.sh sources this file (CRITEST_SH_LIB=1) for the images, the
+# registry and the runtimes.
 #
 # Everything runs inside one `unshare --net --mount` namespace made here: the
 # CNI bridge, the pods' addresses, the host ports of port mappings and the
@@ -22,7 +29,7 @@
 # k8s-staging-cri-tools/test-image-* family (users, groups, tags).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd -P)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 critest=${CRITEST:-/var/cache/moat/bin/critest}
 moat=${MOAT:-$repo/.build/debug/moat}
@@ -42,8 +49,8 @@ skips=(
     # protocols) rather than SPDY: Moat's streaming server does not speak
     # SPDY (yet); containerd's speaks both. Port-forward stays on SPDY (its
     # WebSocket form tunnels SPDY anyway), which Moat fails.
-    -websocket-exec -websocket-attach
 )
+websocket=(-websocket-exec -websocket-attach)
 
 # ---- images --------------------------------------------------------------
 
@@ -252,11 +259,12 @@ stop_moat() {
 }
 
 run_critest() {
-    local sock=$1 log=$2
-    echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock ${skips[*]} ${CRITEST_FLAGS:-}" > "$log"
+    local sock=$1 log=$2 transport=("${websocket[@]}")
+    [ "${3:-}" = spdy ] && transport=()
+    echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock -ginkgo.no-color -ginkgo.timeout=55m ${skips[*]} ${transport[*]} ${CRITEST_FLAGS:-}" > "$log"
     timeout 3600 "$critest" -runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" \
         -ginkgo.no-color -ginkgo.timeout=55m \
-        "${skips[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 || true
+        "${skips[@]}" "${transport[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 || true
     tail -5 "$log"
 }
 
@@ -277,6 +285,7 @@ inner() {
         case $r in
             moat) start_moat "$d"; run_critest "$d/moat.sock" "$out/$r.log"; stop_moat "$d" ;;
             containerd) start_containerd "$d" runc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
+            containerd-spdy) start_containerd "$d" runc; run_critest "$d/containerd.sock" "$out/$r.log" spdy; stop_containerd "$d" ;;
             containerd-runsc) start_containerd "$d" runsc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
             *) die "unknown runtime $r" ;;
         esac
@@ -303,14 +312,32 @@ table() {
         sk=$(grep -oE '[0-9]+ Skipped' "$f" | tail -1 | cut -d' ' -f1)
         echo "| $(basename "$f" .log) | ${p:-?} | ${fl:-?} | ${sk:-?} | ${pe:-?} |"
     done
+    echo
+    local names=() n
+    for f in "$out"/*.log; do names+=("$(basename "$f" .log)"); done
+    echo "| failed spec | $(IFS='|'; echo "${names[*]}" | sed 's/|/ | /g') |"
+    echo "|---|$(for n in "${names[@]}"; do printf -- '---|'; done)"
+    cat "$out"/*.log | sed -n 's/^  \[FAIL\] \[k8s.io\] //p' | sed 's/ \[It\]//; s/ \[BeforeEach\]//' | sort -u | while read -r spec; do
+        local row="| $spec |"
+        for n in "${names[@]}"; do
+            if sed -n 's/^  \[FAIL\] \[k8s.io\] //p' "$out/$n.log" | sed 's/ \[It\]//; s/ \[BeforeEach\]//' | grep -qxF -- "$spec"; then
+                row+=" FAIL |"
+            else
+                row+=" |"
+            fi
+        done
+        echo "$row"
+    done
 }
+
+[ "${CRITEST_SH_LIB:-}" = 1 ] && return 0
 
 cmd=${1:-}; shift || true
 case $cmd in
     run)
         [ $# -ge 1 ] || die "usage: run OUT [runtime...]"
         out=$(mkdir -p "$1" && cd "$1" && pwd -P); shift
-        [ $# -gt 0 ] || set -- moat containerd
+        [ $# -gt 0 ] || set -- moat containerd containerd-spdy
         [ "$(id -u)" = 0 ] || die "needs root"
         [ -x "$critest" ] || die "no critest at $critest"
         build_images "$out"
@@ -318,5 +345,5 @@ case $cmd in
         ;;
     inner) inner "$@" ;;
     table) table "$1" ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
 esac
