@@ -14,6 +14,8 @@ import PackageDescription
 //   Images         the content-addressed image store and the registry client (pull, import, unpack).
 //   CRI            `moat cri`: the runtime.v1 RuntimeService/ImageService gRPC server; one Sentry per pod.
 //   NodeAgent      `moat node`: the kubelet-like agent that runs the control plane's pods over CRI.
+//   Standalone     `moat run -d`, ps, logs, exec, stop, rm...: podman-like sandboxes
+//                  without a daemon (records under ROOT/standalone, a supervisor each).
 //   moat           the only executable: parses arguments, nothing else.
 let package = Package(
     name: "moat",
@@ -82,8 +84,9 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "Standalone", dependencies: ["Sandbox"]),
         .executableTarget(name: "moat", dependencies: [
-            "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images",
+            "Standalone", "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a

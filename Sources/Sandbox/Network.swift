@@ -188,7 +188,7 @@ final class PortPublisher: @unchecked Sendable {
 }
 
 /// The host's name servers that a sandbox can reach (not loopback ones).
-func hostNameServers() -> [String] {
+public func hostNameServers() -> [String] {
     let fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC)
     if fd < 0 { return [] }
     defer { close(fd) }
@@ -339,4 +339,17 @@ final class EgressBroker: @unchecked Sendable {
         }
         return false
     }
+}
+
+/// Published ports for sandboxes started by other means than `Sandbox.run`
+/// (moat's standalone sandboxes, whose supervisor serves them): the host
+/// ports are bound at `init` (a taken port is an error there), served into
+/// the sandbox's network namespace from `start` on, closed by `close`.
+public final class PublishedPorts: @unchecked Sendable {
+    private let publisher: PortPublisher
+    public init(_ ports: [PortMapping]) throws {
+        do { publisher = try PortPublisher(ports) } catch { throw PodError(.failedPrecondition, error.message) }
+    }
+    public func start(sandboxPid: pid_t) { publisher.start(sandboxPid: sandboxPid) }
+    public func close() { publisher.closeAll() }
 }

@@ -50,6 +50,10 @@ public struct PodConfig: Sendable {
     public var debug = false
     /// The seccomp-notify fast path (false: ptrace only).
     public var fastPath = true
+    /// With `.loopback`: outbound connections through an egress broker
+    /// (Network.swift) that lives in the process calling `start`, and ends
+    /// with it (moat's standalone supervisor); false: loopback only.
+    public var egress = false
     public init(id: String, stateDir: String) { self.id = id; self.stateDir = stateDir }
 }
 
@@ -101,6 +105,9 @@ public struct ContainerConfig: Sendable {
     /// The container's stdout/stderr go to this file in the CRI log format
     /// (RFC 3339 nano timestamp, stream, P/F, line); nil discards them.
     public var logPath: String? = nil
+    /// Host fds the container's process gets as stdin, stdout and stderr
+    /// (a container run in the foreground); when set, `logPath` is unused.
+    public var stdio: [Int32]? = nil
     /// Share the pod's pid namespace (CRI NamespaceMode POD) instead of a
     /// pid namespace of the container's own (CONTAINER).
     public var sharePodPIDNamespace = false
@@ -158,6 +165,7 @@ public final class PodSandbox: @unchecked Sendable {
     public let config: PodConfig
     /// The Sentry's host pid.
     public private(set) var sentryPid: pid_t = 0
+    private var egressBroker: EgressBroker?
 
     init(config: PodConfig) { self.config = config }
 
@@ -189,7 +197,7 @@ public final class PodSandbox: @unchecked Sendable {
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var args = ["moat", "sentry", "--pod", "--detached", "--control-fd", "3", "--ready-fd", "4", "--hostname", c.hostname]
         switch c.network {
-        case .loopback: args += ["--network", "none"]
+        case .loopback: args += ["--network", c.egress ? "sandbox" : "none"]
         case .host: args += ["--network", "host"]
         case .namespace(let p): args += ["--network", "host", "--netns", p]
         }
@@ -198,6 +206,8 @@ public final class PodSandbox: @unchecked Sendable {
         for (k, v) in c.sysctls.sorted(by: { $0.key < $1.key }) { args += ["--sysctl", k + "=" + v] }
         var fds: [Int32] = [devnull, devnull, logFD >= 0 ? logFD : devnull, ctl, ready[1]]
         if logFD >= 0 { args += ["--log-fd", "5"]; fds.append(logFD) }
+        let egress = c.egress && c.network == .loopback ? EgressBroker() : nil
+        if let e = egress { args += ["--egress-fd", "\(fds.count)"]; fds.append(e.sentryEnd) }
         let CLONE_NEWPID: UInt = 0x20000000, CLONE_NEWNET: UInt = 0x40000000
         let flags = CLONE_NEWPID | (c.network == .loopback ? CLONE_NEWNET : 0)
         let pid = Sandbox.spawn("/proc/self/exe", args, fds, flags: flags, newSession: true)
@@ -209,6 +219,7 @@ public final class PodSandbox: @unchecked Sendable {
             throw PodError(.internalError, "cannot start the pod's sentry: \(String(cString: strerror(-pid)))")
         }
         reapInBackground(pid)
+        egress?.start()
         let reply = readAll(ready[0])
         close(ready[0])
         guard reply.hasPrefix("OK") else {
@@ -217,6 +228,7 @@ public final class PodSandbox: @unchecked Sendable {
         }
         let sb = PodSandbox(config: c)
         sb.sentryPid = pid
+        sb.egressBroker = egress
         let state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
         guard writeFileAtomically(c.stateDir + "/" + stateFile, state) else {
             kill(pid, SIGKILL)
@@ -256,14 +268,20 @@ public final class PodSandbox: @unchecked Sendable {
         defer { for (_, f) in passing { close(f) } }
         let root = try startGofer(root: c.rootfs, readOnly: true)
         passing.append(("root", root))
-        if let fd = c.stdinFD {
+        if let io = c.stdio, io.count == 3 {
+            for (label, fd) in zip(["stdin", "stdout", "stderr"], io) {
+                let d = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                if d < 0 { throw PodError(.internalError, "cannot pass \(label): \(String(cString: strerror(errno)))") }
+                passing.append((label, d))
+            }
+        } else if let fd = c.stdinFD {
             let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
             if d >= 0 { passing.append(("stdin", d)) }
         } else {
             let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
             if null >= 0 { passing.append(("stdin", null)) }
         }
-        if let l = c.logPath {
+        if c.stdio == nil, let l = c.logPath {
             let fd = open(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
             if fd < 0 { throw PodError(.internalError, "cannot open the log file \(l): \(String(cString: strerror(errno)))") }
             passing.append(("log", fd))

@@ -131,8 +131,8 @@ enum ImageRun {
             // Run is synchronous (main thread); wait for the pull here.
             let result = Box()
             let done = DispatchSemaphore(value: 0)
-            var options = StoreOptions(); options.root = root
-            let opts = options
+            // Parsed, not built: a ParsableArguments' properties are set only by parsing.
+            let opts = try StoreOptions.parse(["--root", root])
             Task {
                 do { result.value = .success(try await pullImage(ref, options: opts, auth: RegistryAuth())) } catch { result.value = .failure(error) }
                 done.signal()

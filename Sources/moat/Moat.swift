@@ -13,13 +13,14 @@ import Images
 import OCI
 import Sandbox
 import Sentry
+import Standalone
 
 @main
 struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
-        subcommands: [Run.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self])
+        subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -28,13 +29,19 @@ struct Moat: AsyncParsableCommand {
     static func main() async {
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
-        if let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
+        if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
         do {
             var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+            do {
+                if var asyncCommand = command as? AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+            } catch let e as ValidationError where command is UserFacing {
+                // A person can act on the message; the usage would hide it.
+                fputs("moat: \(e.message)\n", stderr)
+                Glibc.exit(125)
             }
         } catch {
             exit(withError: error)
@@ -42,23 +49,66 @@ struct Moat: AsyncParsableCommand {
     }
 }
 
+/// runc's `run`, `exec`, `kill` and `ps` share their names with the
+/// standalone commands. Engines call runc with global flags first (--root,
+/// --log); without them these are the standalone commands, except a `run`
+/// with a flag only runc's has (--bundle, --pid-file, --console-socket...).
+func isStandalone(_ argv: [String]) -> Bool {
+    guard argv.count > 1, ["run", "exec", "kill", "ps"].contains(argv[1]) else { return false }
+    if argv[1] == "run" {
+        let oci = ["--bundle", "-b", "--pid-file", "--console-socket", "--no-pivot", "--preserve-fds", "--keep", "--no-new-keyring", "--no-subreaper"]
+        let flags = argv.dropFirst(2).prefix { $0 != "--" }
+        if argv.count == 3, access("config.json", F_OK) == 0 { return false }   // runc run ID, in the bundle
+        return !flags.contains { a in oci.contains { a == $0 || a.hasPrefix($0 + "=") } }
+    }
+    return true
+}
+
+/// Commands whose failures are reported as "moat: MESSAGE" and status 125
+/// (podman's status for its own errors), without the usage.
+protocol UserFacing {}
+extension Run: UserFacing {}
+extension Pull: UserFacing {}
+extension Rmi: UserFacing {}
+extension ImageImport: UserFacing {}
+
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a command in a new sandbox, like `docker run`.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a new sandbox, like `podman run`.",
+        usage: """
+            moat run [OPTIONS] IMAGE [COMMAND [ARG...]]
+            moat run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]
+            moat run [OPTIONS] [--] COMMAND [ARG...]   (the busybox rootfs)
+            """,
+        discussion: """
+            IMAGE is pulled when the store lacks it. Without -d the command runs in the foreground with \
+            this terminal as its stdio; with -d, --name, -v, --tmpfs, --restart or a resource limit the \
+            sandbox gets a record (moat ps -a), its own supervisor, and its output in moat logs.
+            """)
     @Option(help: "Root file system directory (default: $MOAT_ROOTFS, or the busybox rootfs built by rootfs/busybox.sh).")
     var rootfs: String?
-    @Option(help: "Run this image (pulled when the store lacks it): its root file system, and its env, working directory, user and entrypoint+cmd as defaults.")
+    @Option(help: "Run this image (pulled when the store lacks it); the same as the positional IMAGE.")
     var image: String?
-    @Option(help: "Moat's state root; images live in ROOT/images.") var root: String = "/var/lib/moat"
+    @Option(help: "Moat's state root; images live in ROOT/images, sandboxes in ROOT/standalone.") var root: String = "/var/lib/moat"
+    @Flag(name: [.short, .long], help: "Run in the background and print the sandbox's id.") var detach = false
+    @Option(help: "Name the sandbox (default: a generated name).") var name: String?
+    @Flag(help: "Remove the sandbox when it exits.") var rm = false
+    @Flag(name: [.short, .long], help: "Keep stdin open (foreground: the application reads this terminal).") var interactive = false
+    @Flag(name: [.short, .long], help: "The application's stdio is a terminal (this one, in the foreground).") var tty = false
     @Flag(help: "Log every application syscall (to --log, or stderr).") var strace = false
     @Flag(help: "Write Moat's debug log (to --log, or stderr).") var debug = false
     @Option(help: "Write Moat's own log to this file.") var log: String?
-    @Option(help: "Set an environment variable (K=V); repeatable.") var env: [String] = []
-    @Option(help: "Working directory inside the sandbox (default: the image's, or /).") var cwd: String?
-    @Option(help: "UID:GID to run as inside the sandbox (default: the image's, or 0:0).") var user: String?
-    @Option(help: "Hostname inside the sandbox.") var hostname: String = "moat"
+    @Option(name: [.short, .long], help: "Set an environment variable (K=V, or K to take this environment's value); repeatable.") var env: [String] = []
+    @Option(help: "Read environment variables (K=V lines; # comments) from a file; repeatable.") var envFile: [String] = []
+    @Option(name: [.short, .customLong("volume")], help: "Bind-mount a host path: HOST:CONTAINER[:ro] (served by a Gofer of its own); repeatable.") var volume: [String] = []
+    @Option(help: "Mount an empty tmpfs at this path; repeatable.") var tmpfs: [String] = []
+    @Option(name: [.customShort("w"), .customLong("workdir"), .customLong("cwd")], help: "Working directory inside the sandbox (default: the image's, or /).") var cwd: String?
+    @Option(name: [.short, .long], help: "UID[:GID] (numbers, or names from the image's /etc/passwd) to run as (default: the image's, or 0:0).") var user: String?
+    @Option(help: "Override the image's entrypoint (\"\" clears it).") var entrypoint: String?
+    @Option(help: "Hostname inside the sandbox.") var hostname: String?
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
     @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
-    @Option(help: "Network: none (loopback only), sandbox (own namespace; default) or host.") var network: String = "sandbox"
+    @Option(help: "Network: none (loopback only), sandbox (own namespace with outbound access; default) or host.") var network: String = "sandbox"
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
     var publish: [String] = []
     @Option(help: "Join this network namespace (a path such as /proc/PID/ns/net or /run/netns/NAME) instead of making one.")
@@ -69,9 +119,13 @@ struct Run: ParsableCommand {
     @Option(help: "Add capabilities (NAME, CAP_NAME or ALL; comma-separated) after --cap-drop; repeatable.") var capAdd: [String] = []
     @Option(help: "Set a sysctl the sandbox sees under /proc/sys: KEY=VALUE (kernel.*, net.*, vm.*, fs.*); repeatable.")
     var sysctl: [String] = []
+    @Option(name: [.short, .long], help: "Memory limit of the sandbox's host processes (cgroups): N[b|k|m|g].") var memory: String?
+    @Option(help: "CPU limit (cgroups): a number of CPUs, such as 0.5.") var cpus: Double?
+    @Option(help: "Process limit of the sandbox's host processes (cgroups; -1: none).") var pidsLimit: Int?
+    @Option(help: "Restart policy: no, always, or on-failure[:MAX].") var restart: String = "no"
     @Option(help: "How application syscalls reach the Sentry: fast (seccomp notification for the common calls, ptrace for the rest; default) or ptrace (a ptrace stop for every call).")
     var platform: String = "fast"
-    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+    @Argument(parsing: .captureForPassthrough, help: "IMAGE [COMMAND [ARG...]], or -- COMMAND [ARG...]") var command: [String] = []
 
     /// --cap-drop then --cap-add applied to the full set (docker's order).
     static func capabilityMask(drop: [String], add: [String]) throws -> UInt64? {
@@ -91,61 +145,54 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        var cmd = command
+        var words = command
         // The command is passed through untouched, so ArgumentParser never
         // sees a --help that comes before it: answer it here (a command
         // named --help cannot exist; `moat run -- --help` still runs one).
-        if cmd.first == "--help" || cmd.first == "-h" {
+        if words.first == "--help" || words.first == "-h" {
             print(Moat.helpMessage(for: Run.self))
             return
         }
-        if cmd.first == "--" { cmd.removeFirst() }
-        guard let net = NetworkMode(rawValue: network) else { throw ValidationError("--network must be none, sandbox or host") }
-        let ports = try publish.map { s -> PortMapping in
-            guard let p = PortMapping.parse(s) else { throw ValidationError("-p \(s): expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]") }
-            return p
+        var imageRef = image
+        if words.first == "--" { words.removeFirst() } else if rootfs == nil && imageRef == nil, !words.isEmpty {
+            imageRef = words.removeFirst()
+            if words.first == "--" { words.removeFirst() }
         }
-        var rootDir = rootfs ?? defaultRootfs()
-        var imageEnv: [String] = [], cwd = self.cwd, imageUser = self.user
-        if let ref = image {
-            guard rootfs == nil else { throw ValidationError("--image and --rootfs exclude each other") }
-            guard !noOverlay else { throw ValidationError("--no-overlay would write into the image shared by every container") }
-            let resolved = try ImageRun.resolve(ref, root: root)
-            rootDir = resolved.rootfs
-            imageEnv = resolved.config.env
-            if cwd == nil, !resolved.config.workingDir.isEmpty { cwd = resolved.config.workingDir }
-            if imageUser == nil, !resolved.config.user.isEmpty { imageUser = try ImageRun.numericUser(resolved.config.user, rootfs: rootDir) }
-            if cmd.isEmpty { cmd = resolved.config.entrypoint + resolved.config.cmd } else { cmd = resolved.config.entrypoint + cmd }
+        if rootfs != nil && imageRef != nil { throw ValidationError("--image (or IMAGE) and --rootfs exclude each other") }
+        let needsRecord = detach || name != nil || !volume.isEmpty || !tmpfs.isEmpty || restart != "no"
+            || memory != nil || cpus != nil || pidsLimit != nil
+        var setup = try RunSetup(run: self, image: imageRef, words: words)
+        if !needsRecord {
+            Glibc.exit(Sandbox.run(try setup.runOptions()))
         }
-        let user = imageUser ?? "0:0"
-        guard !cmd.isEmpty else { throw ValidationError("a command to run is required: moat run [options] -- CMD ARGS...") }
-        let parts = user.split(separator: ":")
-        guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
-            throw ValidationError("--user must be UID or UID:GID (numbers)")
+        for (flag, used) in [("--no-overlay", noOverlay), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
+                             ("--sysctl", !sysctl.isEmpty), ("--add-host", !addHost.isEmpty), ("--dns", !dns.isEmpty),
+                             ("--log", log != nil), ("--platform ptrace", platform != "fast")] where used {
+            throw ValidationError("\(flag) is for foreground runs only (without -d, --name, -v, --tmpfs, --restart or limits)")
         }
-        for e in env where !e.contains("=") { throw ValidationError("--env \(e): expected K=V") }
-        var o = RunOptions(rootfs: rootDir, argv: cmd)
-        // The image's env, then --env over it (same key: --env wins).
-        let keys = Set(self.env.map { $0.split(separator: "=", maxSplits: 1)[0] })
-        let env = imageEnv.filter { !keys.contains($0.split(separator: "=", maxSplits: 1).first ?? "") } + self.env
-        o.env = env.isEmpty || !env.contains(where: { $0.hasPrefix("PATH=") }) ? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env : env
-        if !env.contains(where: { $0.hasPrefix("HOME=") }) { o.env.append(uid == 0 ? "HOME=/root" : "HOME=/") }
-        o.cwd = cwd ?? "/"; o.uid = uid; o.gid = gid; o.strace = strace; o.debug = debug; o.logPath = log
-        o.readOnly = readOnly; o.hostname = hostname; o.overlay = !noOverlay
-        o.network = net; o.ports = ports
-        if let p = networkNamespace {
-            guard net == .sandbox || network == "host" else { throw ValidationError("--network-namespace replaces --network") }
-            o.network = .host; o.networkNamespace = p
+        guard ["none", "sandbox", "host"].contains(network) else { throw ValidationError("--network must be none, sandbox or host") }
+        if detach && (interactive || tty) { throw ValidationError("-d runs in the background: -i and -t are for foreground runs (use moat exec -it)") }
+        if rm && restart != "no" { throw ValidationError("--rm and --restart exclude each other") }
+        let spec = try setup.standaloneSpec()
+        let store = try standalone { try StandaloneStore(root: root) }
+        let record = try standalone { try store.create(name: name, spec: spec) }
+        if detach {
+            let r = try standalone { try Supervisor.launchDetached(store: store, root: root, id: record.id) }
+            if r.state == .exited, let e = r.error {
+                // It never ran: nothing worth keeping (the reason is said here).
+                _ = try? store.remove(r.id, force: true)
+                fputs("moat: \(e)\n", stderr)
+                throw ExitCode(125)
+            }
+            print(r.id)
+            return
         }
-        for h in addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
-        o.addHosts = addHost; o.dns = dns
-        o.capabilities = try Run.capabilityMask(drop: capDrop, add: capAdd)
-        for s in sysctl where !s.contains("=") { throw ValidationError("--sysctl \(s): expected KEY=VALUE") }
-        o.sysctl = sysctl
-        guard platform == "fast" || platform == "ptrace" else { throw ValidationError("--platform must be fast or ptrace") }
-        o.fastPath = platform == "fast"
-        Glibc.exit(Sandbox.run(o))
+        let code = Supervisor.run(store: store, id: record.id, stdio: [interactive || tty ? 0 : devNull(), 1, 2])
+        if let r = try? store.find(record.id), r.error != nil { _ = try? store.remove(r.id, force: true) }
+        Glibc.exit(code)
     }
+
+    func devNull() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
 
     func defaultRootfs() -> String {
         if let e = getenv("MOAT_ROOTFS") { return String(cString: e) }

@@ -14,7 +14,8 @@
 //   op=create id=ID ro=0|1 [process fields as for exec] m=MOUNT... fds=L1,L2...
 //        then one packet per label, each carrying that fd (SCM_RIGHTS):
 //        "root" (the root's Gofer), "stdin", "log" (the CRI log file, or
-//        none), and the mounts' Gofers. A mount is DEST\u{1}KIND\u{1}RO\u{1}A\u{1}B
+//        none), or "stdout" and "stderr" (host fds used as they are, for a
+//        container run in the foreground), and the mounts' Gofers. A mount is DEST\u{1}KIND\u{1}RO\u{1}A\u{1}B
 //        with KIND bind (A = fd label, B = a file's name in that Gofer's
 //        directory, or empty), tmpfs, or file (A = contents in hex, B = mode
 //        in octal). mask=PATH / ropath=PATH (repeatable): masked and
@@ -54,6 +55,8 @@ final class PodContainer {
     var request: ProcessRequest
     let log: CRILogSink?
     var stdinFD: Int32
+    /// Host fds for stdout and stderr (instead of a log), or empty.
+    var stdioFDs: [Int32] = []
     let upper: TmpfsInode?
     /// The container shares the pod's pid namespace (CRI NamespaceMode POD).
     var sharePodPID = false
@@ -183,6 +186,8 @@ enum PodControl {
             (k.vfs.rootPath.inode as? TmpfsInode)?.order.removeAll { $0 == Array(id.utf8) }
             k.vfs.rootPath.dentry.children[Array(id.utf8)] = nil
             if c.stdinFD >= 0 { close(c.stdinFD); c.stdinFD = -1 }
+            for f in c.stdioFDs { close(f) }
+            c.stdioFDs = []
             c.log?.reopen(-1)
             ControlServer.send(conn, "ok")
         case "stats":
@@ -330,6 +335,9 @@ enum PodControl {
         if let s = fds["stdin"], s >= 0 { stdinFD = s; used.insert(s) }
         req.container = id
         let c = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
+        if log == nil, let o = fds["stdout"], let e = fds["stderr"], o >= 0, e >= 0 {
+            c.stdioFDs = [o, e]; used.insert(o); used.insert(e)
+        }
         c.sharePodPID = sharePID
         k.podContainers[id] = c
         return "ok"
@@ -342,7 +350,7 @@ enum PodControl {
         guard !k.finished, let pid = k.allocPid() else { return "err=125 the pod is stopped" }
         let r = c.request
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
-        let fds = SentryMain.stdioTable(k.vfs, c.stdinFD >= 0 ? [c.stdinFD] : [])
+        let fds = SentryMain.stdioTable(k.vfs, c.stdioFDs.count == 2 ? [c.stdinFD] + c.stdioFDs : c.stdinFD >= 0 ? [c.stdinFD] : [])
         if let log = c.log {
             let p = Path(mount: k.vfs.rootMount, dentry: Dentry(name: Array("pipe".utf8), parent: nil, inode: StdioInode(ino: 0, mode: S_IFIFO_ | 0o600, dev: 0)))
             fds.installAt(CRILogFD(sink: log, stream: "stdout", path: p), 1, cloexec: false)

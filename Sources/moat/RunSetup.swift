@@ -1,0 +1,149 @@
+// `moat run`'s flags turned into what the sandbox needs: the root file
+// system (an image, a directory or the busybox rootfs), the command (the
+// image's entrypoint and cmd under --entrypoint and the given words), the
+// environment (image, --env-file, -e), the user and the capabilities; then
+// either RunOptions (a foreground run) or a SandboxSpec (a standalone
+// sandbox with a record). Argument handling only: no logic of a sandbox.
+
+import ArgumentParser
+import Foundation
+import Glibc
+import Sandbox
+import Standalone
+
+struct RunSetup {
+    let run: Run
+    var rootDir: String
+    var argv: [String]
+    var env: [String]
+    var cwd: String
+    var uid: UInt32
+    var gid: UInt32
+    var imageRef = ""
+    var imageID = ""
+
+    init(run: Run, image: String?, words: [String]) throws {
+        self.run = run
+        rootDir = run.rootfs ?? run.defaultRootfs()
+        var imageEnv: [String] = [], cwd = run.cwd, imageUser: String? = nil
+        var cmd = words
+        let entry: [String]? = run.entrypoint.map { $0.isEmpty ? [] : [$0] }
+        if let ref = image {
+            guard !run.noOverlay else { throw ValidationError("--no-overlay would write into the image shared by every container") }
+            let resolved = try ImageRun.resolve(ref, root: run.root)
+            imageRef = ref; imageID = resolved.id
+            rootDir = resolved.rootfs
+            imageEnv = resolved.config.env
+            if cwd == nil, !resolved.config.workingDir.isEmpty { cwd = resolved.config.workingDir }
+            if !resolved.config.user.isEmpty { imageUser = resolved.config.user }
+            // --entrypoint replaces the image's entrypoint and drops its cmd (docker's rule).
+            if let e = entry { cmd = e + cmd } else { cmd = resolved.config.entrypoint + (cmd.isEmpty ? resolved.config.cmd : cmd) }
+        } else if let e = entry {
+            cmd = e + cmd
+        }
+        guard !cmd.isEmpty else {
+            throw ValidationError(image == nil ? "a command to run is required: moat run IMAGE [COMMAND], or moat run --rootfs DIR -- COMMAND"
+                                               : "the image \(image!) has no entrypoint or cmd: give a command after it")
+        }
+        argv = cmd
+        let userSpec = run.user ?? imageUser ?? "0:0"
+        let numeric = try ImageRun.numericUser(userSpec, rootfs: rootDir)
+        let parts = numeric.split(separator: ":")
+        guard let u = UInt32(parts.first ?? ""), parts.count <= 2, let g = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
+            throw ValidationError("--user must be UID[:GID] or names in the image's /etc/passwd")
+        }
+        uid = u; gid = g
+        // The image's env, then --env-file, then -e (a later key wins).
+        var given: [String] = []
+        for f in run.envFile {
+            guard let text = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("--env-file \(f): cannot read it") }
+            for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+                let l = line.trimmingCharacters(in: .whitespaces)
+                if l.isEmpty || l.hasPrefix("#") { continue }
+                given.append(l)
+            }
+        }
+        given += run.env
+        given = given.compactMap { e in
+            if e.contains("=") { return e }
+            // K alone: this environment's value, or nothing when unset (docker's rule).
+            return ProcessInfo.processInfo.environment[e].map { e + "=" + $0 }
+        }
+        func key(_ s: String) -> Substring { s.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+        var merged: [String] = []
+        for e in imageEnv + given {
+            if let i = merged.firstIndex(where: { key($0) == key(e) }) { merged[i] = e } else { merged.append(e) }
+        }
+        if !merged.contains(where: { $0.hasPrefix("PATH=") }) { merged.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0) }
+        if !merged.contains(where: { $0.hasPrefix("HOME=") }) { merged.append(uid == 0 ? "HOME=/root" : "HOME=/") }
+        if run.tty && !merged.contains(where: { $0.hasPrefix("TERM=") }) { merged.append("TERM=xterm") }
+        env = merged
+        self.cwd = cwd ?? "/"
+    }
+
+    func ports() throws -> [PortMapping] {
+        try run.publish.map { s -> PortMapping in
+            guard let p = PortMapping.parse(s) else { throw ValidationError("-p \(s): expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]") }
+            return p
+        }
+    }
+
+    /// A foreground run through Sandbox.run (no record).
+    func runOptions() throws -> RunOptions {
+        guard let net = NetworkMode(rawValue: run.network) else { throw ValidationError("--network must be none, sandbox or host") }
+        var o = RunOptions(rootfs: rootDir, argv: argv)
+        o.env = env; o.cwd = cwd; o.uid = uid; o.gid = gid
+        o.strace = run.strace; o.debug = run.debug; o.logPath = run.log
+        o.readOnly = run.readOnly; o.hostname = run.hostname ?? "moat"; o.overlay = !run.noOverlay
+        o.network = net; o.ports = try ports()
+        if let p = run.networkNamespace {
+            guard run.network == "sandbox" || run.network == "host" else { throw ValidationError("--network-namespace replaces --network") }
+            o.network = .host; o.networkNamespace = p
+        }
+        for h in run.addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
+        o.addHosts = run.addHost; o.dns = run.dns
+        o.capabilities = try Run.capabilityMask(drop: run.capDrop, add: run.capAdd)
+        for s in run.sysctl where !s.contains("=") { throw ValidationError("--sysctl \(s): expected KEY=VALUE") }
+        o.sysctl = run.sysctl
+        guard run.platform == "fast" || run.platform == "ptrace" else { throw ValidationError("--platform must be fast or ptrace") }
+        o.fastPath = run.platform == "fast"
+        return o
+    }
+
+    /// A standalone sandbox (moat ps, logs, exec, stop...).
+    func standaloneSpec() throws -> SandboxSpec {
+        _ = try ports()
+        var s = SandboxSpec(rootfs: rootDir, argv: argv)
+        s.image = imageRef; s.imageID = imageID
+        s.env = env; s.cwd = cwd; s.uid = uid; s.gid = gid
+        s.hostname = run.hostname ?? ""
+        s.network = run.network
+        s.ports = run.publish
+        do {
+            s.volumes = try run.volume.map { try SandboxSpec.Volume.parse($0) }
+            s.restart = run.restart
+            _ = try s.restartPolicy()
+        } catch let e as StandaloneError { throw ValidationError(e.description) }
+        for t in run.tmpfs where !t.hasPrefix("/") { throw ValidationError("--tmpfs \(t): expected an absolute path") }
+        s.tmpfs = run.tmpfs.map { String($0.split(separator: ":", maxSplits: 1)[0]) }
+        s.readOnly = run.readOnly
+        s.capabilities = try Run.capabilityMask(drop: run.capDrop, add: run.capAdd)
+        if let m = run.memory {
+            guard let bytes = RunSetup.bytes(m) else { throw ValidationError("--memory \(m): expected a number with b, k, m or g") }
+            s.memoryBytes = bytes
+        }
+        if let c = run.cpus { guard c > 0 else { throw ValidationError("--cpus must be more than 0") }; s.cpus = c }
+        s.pidsLimit = run.pidsLimit
+        s.autoRemove = run.rm
+        s.interactive = run.interactive; s.tty = run.tty
+        s.debug = run.debug
+        return s
+    }
+
+    static func bytes(_ s: String) -> UInt64? {
+        let l = s.lowercased()
+        let units: [Character: UInt64] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+        if let last = l.last, let m = units[last] { return UInt64(l.dropLast()).map { $0 * m } }
+        return UInt64(l)
+    }
+}
