@@ -329,15 +329,18 @@ enum PodControl {
         }
         SentryMain.mountAll(k, fs, sentryMounts, masked: masked, readOnly: readOnlyPaths)
         let log: CRILogSink?
-        // Without a log file the sink still serves attached clients.
-        if let lf = fds["log"], lf >= 0 { log = CRILogSink(fd: lf); used.insert(lf) } else { log = CRILogSink(fd: -1) }
+        var hostStdio: [Int32] = []
+        if let o = fds["stdout"], let e = fds["stderr"], o >= 0, e >= 0 {
+            // A container run in the foreground: its stdio is the host's, no log.
+            hostStdio = [o, e]; used.insert(o); used.insert(e); log = nil
+        } else if let lf = fds["log"], lf >= 0 { log = CRILogSink(fd: lf); used.insert(lf) } else {
+            log = CRILogSink(fd: -1)   // without a log file the sink still serves attached clients
+        }
         var stdinFD: Int32 = -1
         if let s = fds["stdin"], s >= 0 { stdinFD = s; used.insert(s) }
         req.container = id
         let c = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
-        if log == nil, let o = fds["stdout"], let e = fds["stderr"], o >= 0, e >= 0 {
-            c.stdioFDs = [o, e]; used.insert(o); used.insert(e)
-        }
+        c.stdioFDs = hostStdio
         c.sharePodPID = sharePID
         k.podContainers[id] = c
         return "ok"
