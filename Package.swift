@@ -104,6 +104,7 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
+        .testTarget(name: "StandaloneTests", dependencies: ["Standalone"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "CRIAPI", "ControlPlane"]),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian", "fs"]),
     ],

@@ -24,6 +24,36 @@ public final class StandaloneStore: @unchecked Sendable {
         }
     }
 
+    /// Records' JSON: dates in RFC 3339 with fractions of a second (two
+    /// sandboxes made in the same second still list in order).
+    public static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .custom { date, enc in
+            var c = enc.singleValueContainer()
+            try c.encode(dateFormatter(fractions: true).string(from: date))
+        }
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { dec in
+            let s = try dec.singleValueContainer().decode(String.self)
+            guard let date = dateFormatter(fractions: true).date(from: s) ?? dateFormatter(fractions: false).date(from: s) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: dec.codingPath, debugDescription: "not an RFC 3339 time: \(s)"))
+            }
+            return date
+        }
+        return d
+    }
+
+    static func dateFormatter(fractions: Bool) -> ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = fractions ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        return f
+    }
+
     func paths(_ id: String) -> SandboxPaths { SandboxPaths(dir: dir + "/" + id) }
 
     /// Runs `body` holding the flock on `path` (made when missing).
@@ -90,15 +120,11 @@ public final class StandaloneStore: @unchecked Sendable {
 
     func read(_ id: String) throws -> SandboxRecord {
         let data = try Data(contentsOf: URL(fileURLWithPath: paths(id).record))
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
-        return try d.decode(SandboxRecord.self, from: data)
+        return try Self.decoder.decode(SandboxRecord.self, from: data)
     }
 
     func write(_ r: SandboxRecord) throws {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let e = Self.encoder
         let p = paths(r.id)
         let tmp = p.record + ".tmp"
         do {

@@ -167,10 +167,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let store = try options.store()
         let records = try sandboxes.map { s in store.live(try standalone { try store.find(s) }) }
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try e.encode(records), as: UTF8.self))
+        print(String(decoding: try StandaloneStore.encoder.encode(records), as: UTF8.self))
     }
 }
 

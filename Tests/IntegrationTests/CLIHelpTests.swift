@@ -6,7 +6,8 @@ import Testing
 
 @Suite("moat SUBCOMMAND --help")
 struct CLIHelpTests {
-    @Test(arguments: ["run", "pull", "images", "rmi", "image", "apiserver", "controlplane", "cri", "node", "debug"])
+    @Test(arguments: ["run", "pull", "images", "rmi", "image", "apiserver", "controlplane", "cri", "node", "debug",
+                            "ps", "logs", "exec", "stop", "kill", "rm", "inspect", "top", "stats"])
     func answersHelp(_ sub: String) async throws {
         let moat = try Integration.moatBinary.get()
         let r = await runProcess([moat, sub, "--help"], env: Integration.hostEnvironment(), timeout: 30)
