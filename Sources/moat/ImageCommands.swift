@@ -125,8 +125,10 @@ struct ImageImport: AsyncParsableCommand {
 /// `moat run --image`: the image from the store, pulled when missing.
 enum ImageRun {
     static func resolve(_ ref: String, root: String) throws -> ResolvedImage {
-        let store = try ImageStore(root: root + "/images")
+        // A state root that does not exist yet is made (moat run --root DIR).
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         do {
+            let store = try ImageStore(root: root + "/images")
             if let r = try store.resolve(ref) { return r }
             // Run is synchronous (main thread); wait for the pull here.
             let result = Box()

@@ -133,7 +133,8 @@ struct Moat {
 
     init() throws {
         binary = try moatBinary()
-        root = tempDir("standalone")
+        // Made by moat itself: a state root that does not exist yet is fine.
+        root = tempDir("standalone") + "/state"
     }
 
     @discardableResult
@@ -163,7 +164,7 @@ struct Moat {
     func cleanUp() {
         let ids = self(["ps", "-a", "-q"]).stdout.split(separator: "\n").map(String.init)
         if !ids.isEmpty { self(["rm", "-f"] + ids) }
-        _ = runProgram(["/bin/rm", "-rf", root])
+        _ = runProgram(["/bin/rm", "-rf", URL(fileURLWithPath: root).deletingLastPathComponent().path])
     }
 }
 
