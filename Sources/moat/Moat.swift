@@ -51,17 +51,35 @@ struct Moat: AsyncParsableCommand {
 
 /// runc's `run`, `exec`, `kill` and `ps` share their names with the
 /// standalone commands. Engines call runc with global flags first (--root,
-/// --log); without them these are the standalone commands, except a `run`
-/// with a flag only runc's has (--bundle, --pid-file, --console-socket...).
+/// --log): those always go to the OCI runtime. Without them, a command is
+/// the OCI one when it has a flag only runc's has (--bundle, --pid-file,
+/// --process, --all, --format...) or names a container of the OCI runtime's
+/// default root (/run/moat/ID: conmon calls `exec` and `kill` that way).
 func isStandalone(_ argv: [String]) -> Bool {
     guard argv.count > 1, ["run", "exec", "kill", "ps"].contains(argv[1]) else { return false }
-    if argv[1] == "run" {
-        let oci = ["--bundle", "-b", "--pid-file", "--console-socket", "--no-pivot", "--preserve-fds", "--keep", "--no-new-keyring", "--no-subreaper"]
-        let flags = argv.dropFirst(2).prefix { $0 != "--" }
-        if argv.count == 3, access("config.json", F_OK) == 0 { return false }   // runc run ID, in the bundle
-        return !flags.contains { a in oci.contains { a == $0 || a.hasPrefix($0 + "=") } }
+    // The flags before the first word (a sandbox's name, a container's id,
+    // an image): the words after it are a command's and its arguments.
+    var flags: [String] = [], first: String?
+    var words = argv.dropFirst(2).makeIterator()
+    let valued: Set = ["--root", "-e", "--env", "-w", "--workdir", "-u", "--user", "-s", "--signal"]
+    while let a = words.next(), a != "--" {
+        guard a.hasPrefix("-") else { first = a; break }
+        flags.append(a)
+        if valued.contains(a) { _ = words.next() }
     }
-    return true
+    func has(_ names: [String]) -> Bool { flags.contains { a in names.contains { a == $0 || a.hasPrefix($0 + "=") } } }
+    let ociContainer = first.map { !$0.isEmpty && !$0.contains("/") && $0 != "." && $0 != ".." && access("/run/moat/" + $0, F_OK) == 0 } ?? false
+    switch argv[1] {
+    case "run":
+        if argv.count == 3, access("config.json", F_OK) == 0 { return false }   // runc run ID, in the bundle
+        return !has(["--bundle", "-b", "--pid-file", "--console-socket", "--no-pivot", "--preserve-fds", "--keep", "--no-new-keyring", "--no-subreaper"])
+    case "exec":
+        return !ociContainer && !has(["--process", "-p", "--pid-file", "--console-socket", "--detach", "-d", "--preserve-fds", "--cap", "-c",
+                                      "--no-new-privs", "--apparmor", "--process-label", "--cgroup", "--ignore-paused", "--waiter-fd",
+                                      "--additional-gids", "-g", "--cwd"])
+    case "kill": return !ociContainer && !has(["--all", "-a"])
+    default: return !ociContainer && !has(["--format", "-f"])
+    }
 }
 
 /// Commands whose failures are reported as "moat: MESSAGE" and status 125

@@ -136,6 +136,10 @@ public enum ControlServer {
                 let r = execImage(t, tgt, envp: envb, execfn: execfn)
                 if r < 0 { t.tg.beginExit(code: 126, bySignal: false) }
             }
+            // A terminal as stdin (moat exec -it): the new process's group
+            // is the terminal's foreground one, or a shell's job control
+            // waits for it forever.
+            if let i = stdio.first, i >= 0, isatty(i) == 1 { k.foregroundPgid = tg.pgid }
             task.startDriver()
         }
         k.unlock()
