@@ -88,7 +88,11 @@ struct SandboxCgroup {
         for p in previous { _ = SandboxCgroup.writeText(p + "/cgroup.procs", String(getpid())) }
         for d in dirs {
             for _ in 0..<100 {
-                if rmdir(d) == 0 || errno == ENOENT { break }
+                if rmdir(d) == 0 || errno == ENOENT {
+                    // The shared parent goes with its last sandbox (fails while others use it).
+                    rmdir(String(d[..<d.lastIndex(of: "/")!]))
+                    break
+                }
                 if let procs = try? String(contentsOfFile: d + "/cgroup.procs", encoding: .utf8) {
                     for p in procs.split(separator: "\n").compactMap({ Int32($0) }) where p != getpid() { kill(p, SIGKILL) }
                 }

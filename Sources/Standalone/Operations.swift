@@ -35,10 +35,9 @@ extension StandaloneStore {
 
     /// Waits for the supervisor to record the end; does its work when it is gone.
     func settle(_ r: SandboxRecord) throws -> SandboxRecord {
-        for _ in 0..<200 where supervisorAlive(r) {
-            if let now = try? read(r.id), now.state == .exited, !isAlive(now.sentryPid, now.sentryStart) { return now }
-            usleep(50_000)
-        }
+        // The supervisor records the exit, then cleans up (cgroup, ports,
+        // --rm) and exits: done when it is gone.
+        for _ in 0..<500 where supervisorAlive(r) { usleep(20_000) }
         guard access(paths(r.id).record, F_OK) == 0 else { return r }   // --rm removed it
         if supervisorAlive(r) { return try read(r.id) }
         // Nobody supervises it: finish the job.

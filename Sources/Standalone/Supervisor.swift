@@ -43,7 +43,10 @@ public enum Supervisor {
         do { cgroup = try SandboxCgroup.enter(id: String(id.prefix(12)), spec) } catch { return report(store, id, "\(error)") }
         defer { cgroup?.remove() }
         let ports: PublishedPorts
-        do { ports = try PublishedPorts(mappings) } catch { return report(store, id, "\(error)") }
+        do { ports = try PublishedPorts(mappings) } catch {
+            let hint = "\(error)".contains("in use") ? " (another process or sandbox holds it: moat ps, or choose another host port)" : ""
+            return report(store, id, "\(error)\(hint)")
+        }
         defer { ports.close() }
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
             signal(s) { sig in Supervisor.pendingSignal = sig }
