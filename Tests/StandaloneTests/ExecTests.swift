@@ -86,5 +86,12 @@ final class ExecTests: XCTestCase {
         let o = runProgram(["/usr/bin/env", "python3", "-c", driver, moat.binary, "exec", "--root", moat.root, "-it", "box", "sh"], timeout: 60)
         XCTAssertEqual(o.status, 7, o.all)
         XCTAssert(o.stdout.contains("in-a-tty-42\r\n"), o.all)
+        // The same in the foreground with a record (--name): moat run -it.
+        guard case .success(let r) = Self.registry else { return }
+        let run = runProgram(["/usr/bin/env", "python3", "-c", driver, moat.binary, "run", "--root", moat.root, "--rm", "--name", "fg",
+                              "-it", r.image, "sh"], timeout: 60)
+        XCTAssertEqual(run.status, 7, run.all)
+        XCTAssert(run.stdout.contains("in-a-tty-42\r\n"), run.all)
+        XCTAssertFalse(moat(["ps", "-a"]).stdout.contains("fg"))
     }
 }

@@ -380,6 +380,8 @@ enum PodControl {
             c.initTG = tg
             c.state = .running
             c.startedAt = Kernel.now(CLOCK_REALTIME)
+            // On a host terminal (moat run -it): the terminal's foreground group.
+            if c.stdinFD >= 0, isatty(c.stdinFD) == 1 { k.foregroundPgid = tg.pgid }
             task.startDriver()
         }
         return "ok"
