@@ -10,7 +10,11 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Moat's state root; images live in ROOT/images.") var root: String = "/var/lib/moat"
     @Option(help: "A registry (HOST[:PORT]) to reach over plain http; repeatable. Loopback registries always are.")
     var insecureRegistry: [String] = []
-    func store() throws -> ImageStore { try ImageStore(root: root + "/images") }
+    func store() throws -> ImageStore {
+        // A state root that does not exist yet is made (--root DIR).
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return try ImageStore(root: root + "/images")
+    }
 }
 
 /// Prints a pull's progress: one rewritten line on a terminal, plain lines otherwise.
@@ -104,7 +108,7 @@ struct Rmi: ParsableCommand {
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "image", abstract: "Manage images.",
-                                                    subcommands: [ImageImport.self])
+                                                    subcommands: [ImageImport.self, ImageExport.self])
 }
 
 struct ImageImport: AsyncParsableCommand {
@@ -122,13 +126,30 @@ struct ImageImport: AsyncParsableCommand {
     }
 }
 
+struct ImageExport: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export",
+        abstract: "Write an image as a docker-archive tarball (docker load, podman load) or an OCI image layout directory.")
+    @OptionGroup var options: StoreOptions
+    @Option(help: "docker-archive (a tarball that is also an OCI layout; default) or oci (a directory).") var format = "docker-archive"
+    @Option(name: [.short, .long], help: "The tarball or directory to write.") var output: String
+    @Argument(help: "The image: a reference, or an id (prefix).") var image: String
+    func run() throws {
+        do {
+            let store = try options.store()
+            switch format {
+            case "docker-archive": try store.exportDockerArchive(image, to: output)
+            case "oci", "oci-dir": try store.exportLayout(image, to: output)
+            default: throw ValidationError("--format must be docker-archive or oci")
+            }
+        } catch let e as ImageError { throw ValidationError(e.description) }
+    }
+}
+
 /// `moat run --image`: the image from the store, pulled when missing.
 enum ImageRun {
     static func resolve(_ ref: String, root: String) throws -> ResolvedImage {
-        // A state root that does not exist yet is made (moat run --root DIR).
-        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         do {
-            let store = try ImageStore(root: root + "/images")
+            let store = try StoreOptions.parse(["--root", root]).store()
             if let r = try store.resolve(ref) { return r }
             // Run is synchronous (main thread); wait for the pull here.
             let result = Box()

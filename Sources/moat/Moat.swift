@@ -89,6 +89,7 @@ extension Run: UserFacing {}
 extension Pull: UserFacing {}
 extension Rmi: UserFacing {}
 extension ImageImport: UserFacing {}
+extension ImageExport: UserFacing {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

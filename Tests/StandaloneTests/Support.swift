@@ -139,7 +139,9 @@ struct Moat {
 
     @discardableResult
     func callAsFunction(_ args: [String], stdin: String? = nil, timeout: Double = 60) -> Outcome {
-        runProgram([binary] + [args[0], "--root", root] + args.dropFirst(), stdin: stdin, timeout: timeout)
+        // --root after the (sub)command: `moat image export --root R ...`.
+        let n = args.first == "image" ? 2 : 1
+        return runProgram([binary] + args.prefix(n) + ["--root", root] + args.dropFirst(n), stdin: stdin, timeout: timeout)
     }
 
     /// The record of a sandbox (moat inspect), as JSON.
