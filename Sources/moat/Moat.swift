@@ -20,6 +20,15 @@ struct Moat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "moat",
         abstract: "A userspace-kernel sandbox for containers.",
+        discussion: """
+            Standalone sandboxes, as with podman: moat run [-d] IMAGE [COMMAND], then ps, logs, exec, stop, kill, \
+            rm, inspect, top and stats; images: pull, images, rmi, image import|export.
+
+            Moat is also an OCI runtime with runc's command line, for container engines (containerd, podman, \
+            CRI-O): moat [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND, where COMMAND is \
+            create, start, state, kill, delete, run --bundle, exec --process, ps, list, spec, features, events, \
+            pause, resume or update.
+            """,
         subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
