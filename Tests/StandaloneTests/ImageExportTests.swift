@@ -19,6 +19,28 @@ final class ImageExportTests: XCTestCase {
         defer { _ = runProgram(["/bin/rm", "-rf", out]) }
         let pull = moat(["pull", image], timeout: 120)
         XCTAssertEqual(pull.status, 0, pull.all)
+        // Progress: plain lines when stderr is not a terminal, one rewritten line on a terminal.
+        XCTAssert(pull.stderr.contains("unpacking\n") && !pull.stderr.contains("\u{1b}"), pull.all)
+        if runProgram(["/bin/sh", "-c", "command -v python3"]).status == 0 {
+            let driver = """
+                import os, pty, sys
+                pid, fd = pty.fork()
+                if pid == 0: os.execv(sys.argv[1], sys.argv[1:])
+                out = b""
+                while True:
+                    try: d = os.read(fd, 4096)
+                    except OSError: break
+                    if not d: break
+                    out += d
+                os.waitpid(pid, 0)
+                sys.stdout.write(out.decode(errors="replace"))
+                """
+            let scratch = try Moat()
+            defer { scratch.cleanUp() }
+            let tty = runProgram(["/usr/bin/env", "python3", "-c", driver, scratch.binary, "pull", "--root", scratch.root,
+                                  image.replacingOccurrences(of: "single", with: "multi")], timeout: 120)
+            XCTAssert(tty.stdout.contains("\r\u{1b}[K") && tty.stdout.contains("unpacking"), tty.all)
+        }
         let id = moat(["images"]).stdout.split(separator: "\n").dropFirst().first?.split(separator: " ", omittingEmptySubsequences: true)[1]
         XCTAssertNotNil(id)
 
