@@ -166,7 +166,14 @@ public final class StandaloneStore: @unchecked Sendable {
             }
             return r
         }
-        if isAlive(r.sentryPid, r.sentryStart) { return r }
+        if isAlive(r.sentryPid, r.sentryStart) {
+            // Unsupervised (its supervisor was killed): the pod Sentry outlives
+            // the application, so ask it whether the application still runs.
+            if !supervisorAlive(r), let st = try? pod(r)?.containerStatus(Supervisor.container), st.state == .exited {
+                r.state = .exited; r.exitCode = st.exitCode
+            }
+            return r
+        }
         // The supervisor may be recording the exit right now; read again.
         if let again = try? read(r.id), again.state != .running { return again }
         r.state = .exited

@@ -111,6 +111,21 @@ final class LifecycleTests: XCTestCase {
             kill(-sentry, SIGKILL)
             for _ in 0..<100 where isAlive(sentry) { usleep(20_000) }
         }
+        // c: only its supervisor is killed; the application then exits by itself.
+        let c = moat(["run", "-d", "--name", "c", image, "sh", "-c", "echo up; sleep 1000; exit 5"], timeout: 120)
+        XCTAssertEqual(c.status, 0, c.all)
+        _ = moat.waitForLog("c", "up")
+        let crec = try XCTUnwrap(moat.inspect("c"))
+        kill(Int32(crec["supervisorPid"] as? Int ?? 0), SIGKILL)
+        for _ in 0..<100 where isAlive(Int32(crec["supervisorPid"] as? Int ?? 0)) { usleep(20_000) }
+        XCTAssert(moat(["ps"]).stdout.contains(" c\n"), "still running unsupervised")
+        XCTAssertEqual(moat(["exec", "c", "sh", "-c", "kill $(pidof sleep)"]).status, 0)
+        var cState = ""
+        for _ in 0..<100 where !cState.contains("Exited") { usleep(50_000); cState = moat(["ps", "-a"]).stdout }
+        XCTAssert(cState.contains("Exited (5)"), cState)
+        XCTAssertEqual(moat(["rm", "c"]).status, 0)
+        XCTAssertFalse(isAlive(Int32(crec["sentryPid"] as? Int ?? 0)), "rm ends the unsupervised Sentry")
+
         let ps = moat(["ps"])
         XCTAssertEqual(ps.stdout.split(separator: "\n").count, 1, "only the header: \(ps.all)")
         let all = moat(["ps", "-a"])
