@@ -53,31 +53,9 @@ struct RunSetup {
             throw ValidationError("--user must be UID[:GID] or names in the image's /etc/passwd")
         }
         uid = u; gid = g
-        // The image's env, then --env-file, then -e (a later key wins).
-        var given: [String] = []
-        for f in run.envFile {
-            guard let text = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("--env-file \(f): cannot read it") }
-            for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-                let l = line.trimmingCharacters(in: .whitespaces)
-                if l.isEmpty || l.hasPrefix("#") { continue }
-                given.append(l)
-            }
-        }
-        given += run.env
-        given = given.compactMap { e in
-            if e.contains("=") { return e }
-            // K alone: this environment's value, or nothing when unset (docker's rule).
-            return ProcessInfo.processInfo.environment[e].map { e + "=" + $0 }
-        }
-        func key(_ s: String) -> Substring { s.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
-        var merged: [String] = []
-        for e in imageEnv + given {
-            if let i = merged.firstIndex(where: { key($0) == key(e) }) { merged[i] = e } else { merged.append(e) }
-        }
-        if !merged.contains(where: { $0.hasPrefix("PATH=") }) { merged.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0) }
-        if !merged.contains(where: { $0.hasPrefix("HOME=") }) { merged.append(uid == 0 ? "HOME=/root" : "HOME=/") }
-        if run.tty && !merged.contains(where: { $0.hasPrefix("TERM=") }) { merged.append("TERM=xterm") }
-        env = merged
+        do {
+            env = try RunEnvironment.merge(image: imageEnv, envFiles: run.envFile, given: run.env, uid: uid, tty: run.tty)
+        } catch let e as StandaloneError { throw ValidationError(e.description) }
         self.cwd = cwd ?? "/"
     }
 
@@ -129,7 +107,7 @@ struct RunSetup {
         s.readOnly = run.readOnly
         s.capabilities = try Run.capabilityMask(drop: run.capDrop, add: run.capAdd)
         if let m = run.memory {
-            guard let bytes = RunSetup.bytes(m) else { throw ValidationError("--memory \(m): expected a number with b, k, m or g") }
+            guard let bytes = RunEnvironment.bytes(m) else { throw ValidationError("--memory \(m): expected a number with b, k, m or g") }
             s.memoryBytes = bytes
         }
         if let c = run.cpus { guard c > 0 else { throw ValidationError("--cpus must be more than 0") }; s.cpus = c }
@@ -138,12 +116,5 @@ struct RunSetup {
         s.interactive = run.interactive; s.tty = run.tty
         s.debug = run.debug
         return s
-    }
-
-    static func bytes(_ s: String) -> UInt64? {
-        let l = s.lowercased()
-        let units: [Character: UInt64] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
-        if let last = l.last, let m = units[last] { return UInt64(l.dropLast()).map { $0 * m } }
-        return UInt64(l)
     }
 }

@@ -61,4 +61,19 @@ final class StoreTests: XCTestCase {
             XCTAssertThrowsError(try s.restartPolicy(), bad)
         }
     }
+
+    func testEnvironmentMerge() throws {
+        let file = tempDir("env") + "/env"
+        defer { _ = runProgram(["/bin/rm", "-rf", URL(fileURLWithPath: file).deletingLastPathComponent().path]) }
+        try "# comment\n\nA=file\nB=file\r\n".write(toFile: file, atomically: true, encoding: .utf8)
+        setenv("MOAT_TEST_FROM_HOST", "host", 1)
+        let env = try RunEnvironment.merge(image: ["PATH=/bin", "A=image", "C=image"], envFiles: [file],
+                                           given: ["B=flag", "MOAT_TEST_FROM_HOST", "MOAT_TEST_UNSET_XYZ"], uid: 1000, tty: true)
+        XCTAssertEqual(env, ["PATH=/bin", "A=file", "C=image", "B=flag", "MOAT_TEST_FROM_HOST=host", "HOME=/", "TERM=xterm"])
+        XCTAssertEqual(try RunEnvironment.merge(image: [], envFiles: [], given: [], uid: 0, tty: false).last, "HOME=/root")
+        XCTAssertThrowsError(try RunEnvironment.merge(image: [], envFiles: ["/nonexistent-env"], given: [], uid: 0, tty: false))
+        XCTAssertEqual(RunEnvironment.bytes("64m"), 64 << 20)
+        XCTAssertEqual(RunEnvironment.bytes("512"), 512)
+        XCTAssertNil(RunEnvironment.bytes("lots"))
+    }
 }
