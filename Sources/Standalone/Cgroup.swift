@@ -1,8 +1,9 @@
 // --memory, --cpus and --pids-limit: a cgroup per standalone sandbox
 // (v2: /sys/fs/cgroup/moat-standalone/ID; v1: that path under the memory,
-// cpu and pids controllers). The supervisor joins it before it starts the
-// sandbox, so the Sentry, its stubs and the Gofers are all inside, and
-// leaves it (back to where it was) before removing it.
+// cpu and pids controllers). The supervisor joins it only while it starts
+// the Sentry and the Gofers, so they (and the Sentry's stubs) are inside
+// and the supervisor is not: an OOM kill takes the sandbox, never the
+// process that records its end and cleans up.
 
 import Glibc
 
@@ -83,9 +84,21 @@ struct SandboxCgroup {
         return out
     }
 
+    /// Moves this process into the cgroup: the processes it starts until
+    /// `leave` (the Sentry, the Gofers) are born inside.
+    func join() {
+        for d in dirs { _ = SandboxCgroup.writeText(d + "/cgroup.procs", String(getpid())) }
+    }
+
+    /// Moves this process back where it was: the supervisor stays outside
+    /// the limits, or the OOM killer could pick it instead of the sandbox.
+    func leave() {
+        for p in previous { _ = SandboxCgroup.writeText(p + "/cgroup.procs", String(getpid())) }
+    }
+
     /// Leaves the cgroup, kills what is left in it and removes it.
     func remove() {
-        for p in previous { _ = SandboxCgroup.writeText(p + "/cgroup.procs", String(getpid())) }
+        leave()
         for d in dirs {
             for _ in 0..<100 {
                 if rmdir(d) == 0 || errno == ENOENT {

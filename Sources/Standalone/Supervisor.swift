@@ -63,7 +63,9 @@ public enum Supervisor {
         pc.debug = spec.debug
         if spec.debug { pc.logPath = p.moatLog }
         let pod: PodSandbox
-        do { pod = try PodSandbox.start(pc) } catch { return report(store, id, "\(error)") }
+        cgroup?.join()
+        do { pod = try PodSandbox.start(pc) } catch { cgroup?.leave(); return report(store, id, "\(error)") }
+        cgroup?.leave()
         defer { try? pod.stop(timeoutSeconds: 0); try? pod.destroy() }
         var code: Int32 = 0
         while true {
@@ -75,6 +77,8 @@ public enum Supervisor {
             cc.logPath = p.log
             cc.stdio = stdio
             do {
+                cgroup?.join()   // the container's Gofers
+                defer { cgroup?.leave() }
                 try pod.createContainer(cc)
                 try pod.startContainer(container)
             } catch {

@@ -132,6 +132,16 @@ final class ResourcesTests: XCTestCase {
             }
             XCTAssertEqual(cgroups(id), [], "\(name): its cgroups are gone")
         }
+        // Past --memory the kernel kills the biggest process of the sandbox:
+        // the application's (awk dies of SIGKILL) or the Sentry (the whole
+        // sandbox ends with 137). Never the supervisor, which still reports
+        // and cleans up (a killed supervisor would leave its record and cgroup).
+        let oom = moat(["run", "--rm", "--name", "oom", "--memory", "48m", image, "sh", "-c",
+                        "echo start; awk 'BEGIN { s = \"x\"; while (length(s) < 400000000) s = s s; print length(s) }'; echo awk=$?"])
+        XCTAssert(oom.status == 137 && oom.stdout == "start\n" || oom.status == 0 && oom.stdout == "start\nawk=137\n", oom.all)
+        XCTAssertFalse(moat(["ps", "-a"]).stdout.contains("oom"), "--rm removed it")
+        XCTAssertEqual(["memory", "pids", "cpu", ""].filter { access("/sys/fs/cgroup/\($0)/moat-standalone", F_OK) == 0 }, [])
+
         let bad = moat(["run", "-d", "--memory", "lots", image, "true"])
         XCTAssertEqual(bad.status, 125, bad.all)
         XCTAssert(bad.stderr.contains("--memory lots"), bad.all)
