@@ -81,7 +81,7 @@ extension StandaloneStore {
         } else if r.state == .created, supervisorAlive(r), !force {
             throw StandaloneError.conflict("sandbox \(r.name) is starting: wait, or use moat rm -f")
         }
-        if supervisorAlive(r) {
+        if supervisorAlive(r), r.supervisorPid != getpid() {
             Glibc.kill(r.supervisorPid, SIGKILL)
             for _ in 0..<100 where supervisorAlive(r) { usleep(20_000) }
         }

@@ -82,8 +82,11 @@ public enum Supervisor {
                 try pod.createContainer(cc)
                 try pod.startContainer(container)
             } catch {
+                // 126/127 when the command cannot be run or is not found (as a foreground run says).
+                let st = try? pod.containerStatus(container)
                 try? pod.removeContainer(container)
-                return report(store, id, "\(error)")
+                let code = st.map { $0.state == .exited && ($0.exitCode == 126 || $0.exitCode == 127) ? $0.exitCode : 125 } ?? 125
+                return report(store, id, "\(error)", code: code)
             }
             ports.start(sandboxPid: pod.sentryPid)
             let sentry = pod.sentryPid
@@ -148,13 +151,13 @@ public enum Supervisor {
     }
 
     /// Records why the sandbox could not start and says it on stderr.
-    static func report(_ store: StandaloneStore, _ id: String, _ message: String) -> Int32 {
+    static func report(_ store: StandaloneStore, _ id: String, _ message: String, code: Int32 = 125) -> Int32 {
         _ = try? store.update(id) { r in
-            r.state = .exited; r.exitCode = 125; r.error = message; r.finishedAt = Date()
+            r.state = .exited; r.exitCode = code; r.error = message; r.finishedAt = Date()
         }
         fputs("moat: \(message)\n", stderr)
         if let r = try? store.read(id), r.spec.autoRemove, r.foreground { try? store.remove(id) }
-        return 125
+        return code
     }
 }
 

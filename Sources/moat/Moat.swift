@@ -210,7 +210,7 @@ struct Run: ParsableCommand {
                 // It never ran: nothing worth keeping (the reason is said here).
                 _ = try? store.remove(r.id, force: true)
                 fputs("moat: \(e)\n", stderr)
-                throw ExitCode(125)
+                throw ExitCode(r.exitCode ?? 125)
             }
             print(r.id)
             return

@@ -164,9 +164,9 @@ final class LifecycleTests: XCTestCase {
         let image = try image
         let moat = try Moat()
         defer { moat.cleanUp() }
-        func expect(_ args: [String], _ text: String, line: UInt = #line) {
+        func expect(_ args: [String], _ text: String, status: Int32 = 125, line: UInt = #line) {
             let o = moat(args, timeout: 120)
-            XCTAssertEqual(o.status, 125, o.all, line: line)
+            XCTAssertEqual(o.status, status, o.all, line: line)
             XCTAssert(o.stderr.contains(text), o.all, line: line)
             XCTAssertFalse(o.stderr.contains("Usage:"), o.all, line: line)
         }
@@ -176,6 +176,11 @@ final class LifecycleTests: XCTestCase {
         expect(["run", "-d", image.replacingOccurrences(of: "single", with: "nope"), "true"], "manifest unknown")
         expect(["run", "-d", "--name", "bad/name", image, "true"], "--name bad/name: use letters")
         expect(["run", "-d", "-u", "nobody-here", image, "true"], "nobody-here")
+        // A command that cannot start: 127 (not found) and 126 (not executable), as in the foreground.
+        expect(["run", "-d", "--name", "nc", image, "nosuchcmd"], "exec nosuchcmd: executable file not found in $PATH", status: 127)
+        expect(["run", "--name", "nc", image, "nosuchcmd"], "exec nosuchcmd: executable file not found in $PATH", status: 127)
+        expect(["run", "--rm", "--name", "nc", image, "/etc/passwd"], "Permission denied", status: 126)
+        expect(["run", "-d", "-w", "/nonexistent", image, "pwd"], "cannot use /nonexistent as the working directory")
         // Nothing was left behind by the failures.
         XCTAssertEqual(moat(["ps", "-a", "-q"]).stdout, "")
     }
