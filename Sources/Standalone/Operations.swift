@@ -72,7 +72,16 @@ extension StandaloneStore {
 
     /// Removes a sandbox; a running one only with `force` (stopped first).
     public func remove(_ ref: String, force: Bool) throws -> SandboxRecord {
-        let r = try find(ref)
+        let r: SandboxRecord
+        do { r = try find(ref) } catch StandaloneError.notFound(let m) {
+            // A directory whose record cannot be read (a disk filled up, an
+            // edit by hand): its full id removes it, with -f.
+            let p = paths(ref)
+            guard !ref.isEmpty, !ref.contains("/"), !ref.hasPrefix("."), access(p.dir, F_OK) == 0 else { throw StandaloneError.notFound(m) }
+            guard force else { throw StandaloneError.invalid("the record of \(ref) cannot be read: moat rm -f \(ref) removes what is left of it") }
+            try remove(ref)
+            return SandboxRecord(id: ref, name: ref, created: Date(), spec: SandboxSpec(rootfs: "", argv: []))
+        }
         if live(r).state == .running {
             guard force else {
                 throw StandaloneError.conflict("sandbox \(r.name) is running: stop it first (moat stop \(r.name)) or use moat rm -f")

@@ -112,6 +112,9 @@ public final class StandaloneStore: @unchecked Sendable {
     public func find(_ ref: String) throws -> SandboxRecord {
         let all = try list()
         if let r = all.first(where: { $0.name == ref || $0.id == ref }) { return r }
+        if !ref.contains("/"), !ref.hasPrefix("."), access(paths(ref).dir, F_OK) == 0 {
+            throw StandaloneError.notFound("the record of sandbox \(ref) cannot be read: moat rm -f \(ref) removes what is left of it")
+        }
         let byID = ref.count >= 3 ? all.filter { $0.id.hasPrefix(ref) } : []
         if byID.count == 1 { return byID[0] }
         if byID.count > 1 { throw StandaloneError.invalid("\(ref) names more than one sandbox: give more of the id") }

@@ -22,6 +22,19 @@ func standalone<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// Runs `body` for each sandbox named, as podman does: every one is tried,
+/// each failure is said, and the status is 125 when any failed.
+func eachSandbox(_ refs: [String], _ body: (String) throws -> Void) throws {
+    var failed = false
+    for r in refs {
+        do { try body(r); print(r) } catch let e as StandaloneError {
+            fputs("moat: \(e.description)\n", stderr)
+            failed = true
+        }
+    }
+    if failed { throw ExitCode(125) }
+}
+
 func ago(_ d: Date?) -> String {
     guard let d else { return "" }
     let s = Int(Date().timeIntervalSince(d))
@@ -133,7 +146,7 @@ struct Stop: ParsableCommand {
     @Argument(help: "Names or ids.") var sandboxes: [String]
     func run() throws {
         let store = try options.store()
-        for s in sandboxes { _ = try standalone { try store.stop(s, timeout: max(0, time)) }; print(s) }
+        try eachSandbox(sandboxes) { _ = try store.stop($0, timeout: max(0, time)) }
     }
 }
 
@@ -145,7 +158,7 @@ struct Kill: ParsableCommand {
     func run() throws {
         let store = try options.store()
         let sig = try signalNumber(signal)
-        for s in sandboxes { _ = try standalone { try store.kill(s, signal: sig) }; print(s) }
+        try eachSandbox(sandboxes) { _ = try store.kill($0, signal: sig) }
     }
 }
 
@@ -156,7 +169,7 @@ struct Rm: ParsableCommand {
     @Argument(help: "Names or ids.") var sandboxes: [String]
     func run() throws {
         let store = try options.store()
-        for s in sandboxes { _ = try standalone { try store.remove(s, force: force) }; print(s) }
+        try eachSandbox(sandboxes) { _ = try store.remove($0, force: force) }
     }
 }
 

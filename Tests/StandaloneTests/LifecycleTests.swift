@@ -134,7 +134,11 @@ final class LifecycleTests: XCTestCase {
         let kill = moat(["kill", "a"])
         XCTAssertEqual(kill.status, 125, kill.all)
         XCTAssert(kill.stderr.contains("not running"), kill.all)
-        XCTAssertEqual(moat(["rm", "a", "b"]).status, 0)
+        // Each one named is tried: a failure in the middle is said, the others go.
+        let rm = moat(["rm", "a", "nosuch", "b"])
+        XCTAssertEqual(rm.status, 125, rm.all)
+        XCTAssertEqual(rm.stdout, "a\nb\n", rm.all)
+        XCTAssert(rm.stderr.contains("no such sandbox: nosuch"), rm.all)
         XCTAssertEqual(moat(["ps", "-a", "-q"]).stdout, "")
     }
 

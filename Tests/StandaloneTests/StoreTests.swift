@@ -26,6 +26,13 @@ final class StoreTests: XCTestCase {
         }
         XCTAssertThrowsError(try store.find("zz-none")) { XCTAssert("\($0)".contains("no such sandbox")) }
         XCTAssertEqual(try store.list().map(\.id), [a.id, b.id])
+        // A record that cannot be read: said so, and removed with force only.
+        try "{not json".write(toFile: root + "/standalone/" + b.id + "/record.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try store.list().map(\.id), [a.id])
+        XCTAssertThrowsError(try store.find(b.id)) { XCTAssert("\($0)".contains("cannot be read: moat rm -f"), "\($0)") }
+        XCTAssertThrowsError(try store.remove(b.id, force: false))
+        XCTAssertNoThrow(try store.remove(b.id, force: true))
+        XCTAssertEqual(access(root + "/standalone/" + b.id, F_OK), -1)
     }
 
     func testRunningRecordWithDeadProcessesReadsExited() throws {
