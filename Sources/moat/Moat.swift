@@ -99,6 +99,15 @@ extension Pull: UserFacing {}
 extension Rmi: UserFacing {}
 extension ImageImport: UserFacing {}
 extension ImageExport: UserFacing {}
+extension Ps: UserFacing {}
+extension Logs: UserFacing {}
+extension Exec: UserFacing {}
+extension Stop: UserFacing {}
+extension Kill: UserFacing {}
+extension Rm: UserFacing {}
+extension Inspect: UserFacing {}
+extension Top: UserFacing {}
+extension Stats: UserFacing {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

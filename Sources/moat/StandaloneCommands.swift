@@ -109,20 +109,24 @@ struct Exec: ParsableCommand {
     @Flag(name: [.short, .long], help: "The command's stdio is a terminal (this one).") var tty = false
     @Option(name: [.short, .long], help: "Set an environment variable (K=V); repeatable.") var env: [String] = []
     @Option(name: [.customShort("w"), .long], help: "Working directory.") var workdir: String?
-    @Option(name: [.short, .long], help: "UID[:GID] (numbers) to run as.") var user: String?
+    @Option(name: [.short, .long], help: "UID[:GID] (numbers, or names from the image's /etc/passwd) to run as.") var user: String?
     @Argument(parsing: .captureForPassthrough, help: "SANDBOX COMMAND [ARG...]") var words: [String] = []
     func run() throws {
         if let f = words.first, f == "--help" || f == "-h" { throw CleanExit.helpRequest(self) }
         guard words.count >= 2 else { throw ValidationError("give a sandbox and a command: moat exec SANDBOX COMMAND [ARG...]") }
         var ids: (UInt32, UInt32)?
+        let store = try options.store()
         if let u = user {
-            let p = u.split(separator: ":")
-            guard let uid = UInt32(p.first ?? ""), p.count <= 2, let gid = UInt32(p.count == 2 ? p[1] : p[0]) else { throw ValidationError("--user must be UID or UID:GID (numbers)") }
+            // Names from the image's /etc/passwd and /etc/group, as moat run -u.
+            let rootfs = try standalone { try store.find(words[0]) }.spec.rootfs
+            let p = try ImageRun.numericUser(u, rootfs: rootfs).split(separator: ":")
+            guard let uid = UInt32(p.first ?? ""), p.count <= 2, let gid = UInt32(p.count == 2 ? p[1] : p[0]) else {
+                throw ValidationError("--user must be UID[:GID] or names in the image's /etc/passwd")
+            }
             ids = (uid, gid)
         }
         var argv = Array(words.dropFirst())
         if argv.first == "--" { argv.removeFirst() }
-        let store = try options.store()
         let stdin = interactive || tty ? 0 : open("/dev/null", O_RDONLY | O_CLOEXEC)
         let env = self.env + (tty ? ["TERM=xterm"] : [])
         let code = try standalone { try store.exec(words[0], argv: argv, env: env, cwd: workdir, user: ids, tty: tty, stdio: [stdin, 1, 2]) }
