@@ -117,10 +117,17 @@ public enum StandaloneError: Error, CustomStringConvertible, Sendable {
     case notFound(String)
     case conflict(String)
     case failed(String)
+    /// The application could not be started; `status` is moat run's (125, or 126/127 as execve says).
+    case notStarted(String, status: Int32)
     public var description: String {
         switch self {
-        case .invalid(let m), .notFound(let m), .conflict(let m), .failed(let m): return m
+        case .invalid(let m), .notFound(let m), .conflict(let m), .failed(let m), .notStarted(let m, _): return m
         }
+    }
+    /// The exit status of the command that failed so.
+    public var status: Int32 {
+        if case .notStarted(_, let s) = self { return s }
+        return 125
     }
 }
 

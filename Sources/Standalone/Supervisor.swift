@@ -162,11 +162,37 @@ public enum Supervisor {
 }
 
 extension Supervisor {
+    /// `moat run -d` with a record: the sandbox's id once it runs. When it
+    /// could not start, nothing is kept and the error says why.
+    public static func runDetached(store: StandaloneStore, root: String, name: String?, spec: SandboxSpec) throws -> String {
+        let record = try store.create(name: name, spec: spec)
+        let r: SandboxRecord
+        do { r = try launchDetached(store: store, root: root, id: record.id) } catch {
+            _ = try? store.remove(record.id, force: true)
+            throw error
+        }
+        if r.state == .exited, let e = r.error {
+            _ = try? store.remove(r.id, force: true)
+            throw StandaloneError.notStarted(e, status: r.exitCode ?? 125)
+        }
+        return r.id
+    }
+
+    /// `moat run` in the foreground with a record: this process supervises
+    /// the sandbox, `stdio` is the application's; its exit status. A sandbox
+    /// that could not start leaves no record (the reason went to stderr).
+    public static func runForeground(store: StandaloneStore, name: String?, spec: SandboxSpec, stdio: [Int32]) throws -> Int32 {
+        let record = try store.create(name: name, spec: spec)
+        let code = run(store: store, id: record.id, stdio: stdio)
+        if let r = try? store.find(record.id), r.error != nil { _ = try? store.remove(r.id, force: true) }
+        return code
+    }
+
     /// `moat run -d`: starts the supervisor as a process of its own (a new
     /// session, stdio on /dev/null, this executable's hidden
     /// `standalone-supervise` command) and waits until the sandbox runs or
     /// failed to start; returns its record then.
-    public static func launchDetached(store: StandaloneStore, root: String, id: String) throws -> SandboxRecord {
+    static func launchDetached(store: StandaloneStore, root: String, id: String) throws -> SandboxRecord {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

@@ -212,24 +212,13 @@ struct Run: ParsableCommand {
         if rm && restart != "no" { throw ValidationError("--rm and --restart exclude each other") }
         let spec = try setup.standaloneSpec()
         let store = try standalone { try StandaloneStore(root: root) }
-        let record = try standalone { try store.create(name: name, spec: spec) }
         if detach {
-            let r = try standalone { try Supervisor.launchDetached(store: store, root: root, id: record.id) }
-            if r.state == .exited, let e = r.error {
-                // It never ran: nothing worth keeping (the reason is said here).
-                _ = try? store.remove(r.id, force: true)
-                fputs("moat: \(e)\n", stderr)
-                throw ExitCode(r.exitCode ?? 125)
-            }
-            print(r.id)
+            print(try standalone { try Supervisor.runDetached(store: store, root: root, name: name, spec: spec) })
             return
         }
-        let code = Supervisor.run(store: store, id: record.id, stdio: [interactive || tty ? 0 : devNull(), 1, 2])
-        if let r = try? store.find(record.id), r.error != nil { _ = try? store.remove(r.id, force: true) }
-        Glibc.exit(code)
+        let stdin = interactive || tty ? 0 : open("/dev/null", O_RDONLY | O_CLOEXEC)
+        Glibc.exit(try standalone { try Supervisor.runForeground(store: store, name: name, spec: spec, stdio: [stdin, 1, 2]) })
     }
-
-    func devNull() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
 
     func defaultRootfs() -> String {
         if let e = getenv("MOAT_ROOTFS") { return String(cString: e) }

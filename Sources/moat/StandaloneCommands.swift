@@ -18,7 +18,7 @@ struct SandboxRoot: ParsableArguments {
 func standalone<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as StandaloneError {
         fputs("moat: \(e.description)\n", stderr)
-        throw ExitCode(125)
+        throw ExitCode(e.status)
     }
 }
 
