@@ -148,11 +148,13 @@ final class LifecycleTests: XCTestCase {
         let image = try image
         let moat = try Moat()
         defer { moat.cleanUp() }
-        let o = moat(["run", "--rm", "--name", "fg", "--read-only", "--entrypoint", "/bin/sh", image,
-                      "-c", "read line; echo got $line; touch /x 2>/dev/null || echo read-only >&2; exit 3"], stdin: "hello\n", timeout: 120)
+        let o = moat(["run", "--rm", "--name", "fg", "--read-only", "--tmpfs", "/scratch", "--entrypoint", "/bin/sh", image,
+                      "-c", "read line; echo got $line; touch /scratch/ok && touch /x 2>/dev/null || echo read-only >&2; exit 3"],
+                     stdin: "hello\n", timeout: 120)
         XCTAssertEqual(o.status, 3, o.all)
         XCTAssertEqual(o.stdout, "got\n", "no -i: stdin is empty. \(o.all)")
         XCTAssertEqual(o.stderr.split(separator: "\n").last, "read-only", o.all)
+        XCTAssertFalse(o.stderr.contains("scratch"), "the --tmpfs is writable: \(o.all)")
         XCTAssertEqual(moat(["ps", "-a", "-q"]).stdout, "")
         let i = moat(["run", "--rm", "-i", image, "sh", "-c", "read line; echo got $line"], stdin: "hello\n", timeout: 120)
         XCTAssertEqual(i.stdout, "got hello\n", i.all)
