@@ -285,18 +285,14 @@ enum PodControl {
         let podFS = FSContext(root: top, cwd: top)
         guard case .success(let mp) = vfs.resolve(podFS, start: top, name) else { return "err=5 cannot make the mount point" }
         let devBase = UInt64(100 + 16 * k.podContainers.count)
-        var upper: TmpfsInode? = nil
-        let rootInode: Inode
-        if readOnly {
-            rootInode = gofer
-        } else {
-            let u = TmpfsInode(mode: gofer.mode, dev: devBase, uid: gofer.uid, gid: gofer.gid)
-            upper = u
-            rootInode = OverlayInode(lower: gofer, upper: u, parent: nil, name: [47], upperDev: devBase)
-        }
+        // An overlay even for a read-only root: mount points the image lacks
+        // (volumes, tmpfs) are made in its upper layer, and the root becomes
+        // read-only once every mount is in place.
+        let u = TmpfsInode(mode: gofer.mode, dev: devBase, uid: gofer.uid, gid: gofer.gid)
+        let upper: TmpfsInode? = u
+        let rootInode: Inode = OverlayInode(lower: gofer, upper: u, parent: nil, name: [47], upperDev: devBase)
         let m = vfs.mount(rootInode, at: mp, fsType: readOnly ? "9p" : "overlay", source: readOnly ? "none" : "overlay")
         m.namespaceID = id
-        if readOnly { m.readOnly = true }
         let root = Path(mount: m, dentry: m.root)
         let fs = FSContext(root: root, cwd: root)
         SentryMain.mountDefaults(k, fs)
@@ -328,6 +324,7 @@ enum PodControl {
             }
         }
         SentryMain.mountAll(k, fs, sentryMounts, masked: masked, readOnly: readOnlyPaths)
+        if readOnly { m.readOnly = true }
         let log: CRILogSink?
         var hostStdio: [Int32] = []
         if let o = fds["stdout"], let e = fds["stderr"], o >= 0, e >= 0 {
