@@ -37,7 +37,10 @@ extension StandaloneStore {
     func settle(_ r: SandboxRecord) throws -> SandboxRecord {
         // The supervisor records the exit, then cleans up (cgroup, ports,
         // --rm) and exits: done when it is gone.
-        for _ in 0..<500 where supervisorAlive(r) { usleep(20_000) }
+        for _ in 0..<500 {
+            if !supervisorAlive(r) { break }
+            usleep(20_000)
+        }
         guard access(paths(r.id).record, F_OK) == 0 else { return r }   // --rm removed it
         if supervisorAlive(r) { return try read(r.id) }
         // Nobody supervises it: finish the job.
@@ -92,7 +95,10 @@ extension StandaloneStore {
         }
         if supervisorAlive(r), r.supervisorPid != getpid() {
             Glibc.kill(r.supervisorPid, SIGKILL)
-            for _ in 0..<100 where supervisorAlive(r) { usleep(20_000) }
+            for _ in 0..<100 {
+                if !supervisorAlive(r) { break }
+                usleep(20_000)
+            }
         }
         if let pod = try? PodSandbox.reconnect(stateDir: paths(r.id).pod) { try? pod.stop(timeoutSeconds: 0); try? pod.destroy() }
         SandboxCgroup(dirs: SandboxCgroup.paths(id: String(r.id.prefix(12))), previous: []).remove()

@@ -85,10 +85,21 @@ final class ResourcesTests: XCTestCase {
         // Success ends it: no restart.
         let ok = moat(["run", "-d", "--name", "fine", "--restart", "on-failure", image, "sh", "-c", "echo once"], timeout: 120)
         XCTAssertEqual(ok.status, 0, ok.all)
-        for _ in 0..<100 where moat.inspect("fine")?["state"] as? String != "exited" { usleep(50_000) }
+        waitUntil { moat.inspect("fine")?["state"] as? String == "exited" }
         usleep(500_000)
         XCTAssertEqual(moat.inspect("fine")?["restarts"] as? Int, 0)
         XCTAssertEqual(moat(["logs", "fine"]).stdout, "once\n")
+        // always: restarted after success too, until moat stop, after which it stays down.
+        let always = moat(["run", "-d", "--name", "always", "--restart", "always", image, "sh", "-c", "echo run; sleep 0.2"], timeout: 120)
+        XCTAssertEqual(always.status, 0, always.all)
+        waitUntil { moat.inspect("always")?["restarts"] as? Int ?? 0 >= 2 }
+        XCTAssertGreaterThanOrEqual(moat.inspect("always")?["restarts"] as? Int ?? 0, 2)
+        XCTAssertEqual(moat(["stop", "always"]).status, 0)
+        let after = moat.inspect("always")?["restarts"] as? Int
+        usleep(1_000_000)
+        XCTAssertEqual(moat.inspect("always")?["state"] as? String, "exited")
+        XCTAssertEqual(moat.inspect("always")?["restarts"] as? Int, after, "no restart after moat stop")
+
         let bad = moat(["run", "-d", "--restart", "sometimes", image, "true"])
         XCTAssertEqual(bad.status, 125, bad.all)
         XCTAssert(bad.stderr.contains("expected no, always, unless-stopped or on-failure[:N]"), bad.all)

@@ -170,6 +170,17 @@ struct Moat {
     }
 }
 
+/// Polls `condition` every 50 ms for up to `seconds`; whether it held.
+@discardableResult
+func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        if Date() > deadline { return false }
+        usleep(50_000)
+    }
+    return true
+}
+
 func isAlive(_ pid: Int32) -> Bool {
     guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let c = s.lastIndex(of: ")") else { return false }
     let state = s[s.index(after: c)...].split(separator: " ").first
