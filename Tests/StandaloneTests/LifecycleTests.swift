@@ -3,6 +3,7 @@
 // with a volume, a foreground one with --rm, the truth of `moat ps` after
 // kill -9 of a sandbox's processes, and errors a person can act on.
 
+import Dispatch
 import Foundation
 import Glibc
 import XCTest
@@ -182,6 +183,13 @@ final class LifecycleTests: XCTestCase {
         expect(["run", "-d", image.replacingOccurrences(of: "single", with: "nope"), "true"], "manifest unknown")
         expect(["run", "-d", "--name", "bad/name", image, "true"], "--name bad/name: use letters")
         expect(["run", "-d", "-u", "nobody-here", image, "true"], "nobody-here")
+        // Two runs racing for one name: exactly one gets it.
+        let results = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 4)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 4) { i in results[i] = moat(["run", "-d", "--name", "race", image, "sleep", "100"], timeout: 120).status }
+        XCTAssertEqual(results.filter { $0 == 0 }.count, 1, "\(Array(results))")
+        XCTAssertEqual(results.filter { $0 == 125 }.count, 3, "\(Array(results))")
+        XCTAssertEqual(moat(["rm", "-f", "race"]).status, 0)
         // A command that cannot start: 127 (not found) and 126 (not executable), as in the foreground.
         expect(["run", "-d", "--name", "nc", image, "nosuchcmd"], "exec nosuchcmd: executable file not found in $PATH", status: 127)
         expect(["run", "--name", "nc", image, "nosuchcmd"], "exec nosuchcmd: executable file not found in $PATH", status: 127)
