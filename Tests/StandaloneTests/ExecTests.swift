@@ -50,6 +50,10 @@ final class ExecTests: XCTestCase {
         let stats = moat(["stats", "box"])
         XCTAssertEqual(stats.status, 0, stats.all)
         XCTAssert(stats.stdout.split(separator: "\n").last?.hasPrefix("box ") == true, stats.all)
+        // moat debug by name: the supervisor and every process it started.
+        let debug = moat(["debug", "box"])
+        XCTAssertEqual(debug.status, 0, debug.all)
+        for part in ["launcher: moat standalone-supervise", "Sentry", "Gofer ("] { XCTAssert(debug.stdout.contains(part), debug.all) }
         let none = moat(["exec", "nosuch", "true"])
         XCTAssertEqual(none.status, 125, none.all)
         XCTAssert(none.stderr.contains("no such sandbox: nosuch"), none.all)

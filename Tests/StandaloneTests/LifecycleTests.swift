@@ -183,6 +183,12 @@ final class LifecycleTests: XCTestCase {
         expect(["run", "-d", image.replacingOccurrences(of: "single", with: "nope"), "true"], "manifest unknown")
         expect(["run", "-d", "--name", "bad/name", image, "true"], "--name bad/name: use letters")
         expect(["run", "-d", "-u", "nobody-here", image, "true"], "nobody-here")
+        // moat run -d returns for good: its supervisor keeps none of the
+        // caller's descriptors (here a pipe as fd 3 that cat waits on).
+        let piped = runProgram(["/bin/sh", "-c", "'\(moat.binary)' run --root '\(moat.root)' -d --name piped \(image) sleep 1000 3>&1 | cat"], timeout: 30)
+        XCTAssertFalse(piped.timedOut, piped.all)
+        XCTAssertEqual(piped.stdout.count, 33, piped.all)
+        XCTAssertEqual(moat(["rm", "-f", "piped"]).status, 0)
         // Two runs racing for one name: exactly one gets it.
         let results = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 4)
         defer { results.deallocate() }
