@@ -24,6 +24,9 @@ public struct SandboxSpec: Codable, Sendable {
     public var network = "sandbox"
     /// -p specs as given: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp].
     public var ports: [String] = []
+    /// --add-host NAME:IP lines for /etc/hosts; --dns servers for /etc/resolv.conf.
+    public var addHosts: [String]? = nil
+    public var dns: [String]? = nil
     public var volumes: [Volume] = []
     public var tmpfs: [String] = []
     public var readOnly = false

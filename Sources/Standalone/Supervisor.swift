@@ -141,9 +141,16 @@ public enum Supervisor {
         func file(_ path: String, _ text: String) -> ContainerMount {
             ContainerMount(containerPath: path, kind: .file(contents: Array(text.utf8), mode: 0o644))
         }
+        // --add-host NAME:IP lines after the usual ones.
+        let extra = (spec.addHosts ?? []).compactMap { h -> String? in
+            guard let i = h.firstIndex(of: ":") else { return nil }
+            return String(h[h.index(after: i)...]) + "\t" + String(h[..<i]) + "\n"
+        }.joined()
         var out = [file("/etc/hostname", hostname + "\n"),
-                   file("/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n")]
-        if spec.network != "none" {
+                   file("/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n" + extra)]
+        if let dns = spec.dns, !dns.isEmpty {
+            out.append(file("/etc/resolv.conf", dns.map { "nameserver \($0)\n" }.joined()))
+        } else if spec.network != "none" {
             let servers = spec.network == "host" ? [] : hostNameServers()
             if !servers.isEmpty { out.append(file("/etc/resolv.conf", servers.map { "nameserver \($0)\n" }.joined())) }
         }

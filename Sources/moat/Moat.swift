@@ -203,7 +203,7 @@ struct Run: ParsableCommand {
             Glibc.exit(Sandbox.run(try setup.runOptions()))
         }
         for (flag, used) in [("--no-overlay", noOverlay), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
-                             ("--sysctl", !sysctl.isEmpty), ("--add-host", !addHost.isEmpty), ("--dns", !dns.isEmpty),
+                             ("--sysctl", !sysctl.isEmpty),
                              ("--log", log != nil), ("--platform ptrace", platform != "fast")] where used {
             throw ValidationError("\(flag) is for foreground runs only (without -d, --name, -v, --tmpfs, --restart or limits)")
         }

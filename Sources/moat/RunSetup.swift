@@ -97,6 +97,9 @@ struct RunSetup {
         s.hostname = run.hostname ?? ""
         s.network = run.network
         s.ports = run.publish
+        for h in run.addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
+        s.addHosts = run.addHost.isEmpty ? nil : run.addHost
+        s.dns = run.dns.isEmpty ? nil : run.dns
         do {
             s.volumes = try run.volume.map { try SandboxSpec.Volume.parse($0) }
             s.restart = run.restart

@@ -157,6 +157,9 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.stderr.split(separator: "\n").last, "read-only", o.all)
         XCTAssertFalse(o.stderr.contains("scratch"), "the --tmpfs is writable: \(o.all)")
         XCTAssertEqual(moat(["ps", "-a", "-q"]).stdout, "")
+        let h = moat(["run", "--rm", "--name", "hosts", "--hostname", "hh", "--add-host", "db:10.1.2.3", "--dns", "192.0.2.53", image,
+                      "sh", "-c", "grep -E 'hh|db' /etc/hosts; cat /etc/resolv.conf"], timeout: 120)
+        XCTAssertEqual(h.stdout, "127.0.1.1\thh\n10.1.2.3\tdb\nnameserver 192.0.2.53\n", h.all)
         let i = moat(["run", "--rm", "-i", image, "sh", "-c", "read line; echo got $line"], stdin: "hello\n", timeout: 120)
         XCTAssertEqual(i.stdout, "got hello\n", i.all)
         // --rm of a detached sandbox: gone once it exits.
