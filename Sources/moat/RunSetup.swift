@@ -25,6 +25,9 @@ struct RunSetup {
     init(run: Run, image: String?, words: [String]) throws {
         self.run = run
         rootDir = run.rootfs ?? run.defaultRootfs()
+        // A detached sandbox's supervisor does not run in the caller's
+        // directory: a relative --rootfs is made absolute here, once.
+        if !rootDir.hasPrefix("/") { rootDir = FileManager.default.currentDirectoryPath + "/" + rootDir }
         var imageEnv: [String] = [], cwd = run.cwd, imageUser: String? = nil
         var cmd = words
         let entry: [String]? = run.entrypoint.map { $0.isEmpty ? [] : [$0] }
