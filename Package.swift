@@ -68,7 +68,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CRI", dependencies: [
-            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat",
+            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat", "CZlib",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),

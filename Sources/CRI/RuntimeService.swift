@@ -263,7 +263,18 @@ struct RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     }
 
     func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws -> Runtime_V1_PortForwardResponse {
-        throw RPCError(code: .unimplemented, message: "PortForward is not implemented yet")
+        try await rpc {
+            let pod = try await runtime.pod(request.podSandboxID)
+            guard pod.state == "ready", let sb = await runtime.sandbox(pod.id) else {
+                throw CRIError.failedPrecondition("pod sandbox \(pod.id) is not ready")
+            }
+            for p in request.port where !(1...65535).contains(p) {
+                throw CRIError.invalidArgument("port \(p) is not a TCP port (1-65535)")
+            }
+            var r = Runtime_V1_PortForwardResponse()
+            r.url = streaming.register(PortForwardStreamRequest(podID: pod.id, netns: sb.networkNamespacePath, ports: request.port))
+            return r
+        }
     }
 
     // MARK: Stats

@@ -9,8 +9,9 @@
 // channel" (from the client: end of stdin). Attach (/attach/TOKEN) speaks
 // the same protocol: the container's output from the moment of attaching
 // (the pod's Sentry copies it to pipes it is handed), and stdin into the
-// pipe the container was made with. PortForward is not served yet; SPDY is
-// not spoken.
+// pipe the container was made with. PortForward (/portforward/TOKEN) is
+// SPDY/3.1, raw after an HTTP upgrade or inside a WebSocket: see
+// PortForward.swift. Exec and attach are not served over SPDY.
 
 import CRIAPI
 import Dispatch
@@ -40,6 +41,10 @@ final class StreamingServer: @unchecked Sendable {
     private var channel: Channel?
     private let lock = NSLock()
     private var pending: [String: (ExecStreamRequest, Date)] = [:]
+    private var pendingPortForwards: [String: (PortForwardStreamRequest, Date)] = [:]
+    static let notAStreamName = NotAStreamHandler.name
+    /// The WebSocket subprotocol of SPDY tunnelled in a WebSocket.
+    static let tunnelledPortForward = "SPDY/3.1+portforward.k8s.io"
 
     init(runtime: CRIRuntime) { self.runtime = runtime }
 
@@ -55,6 +60,14 @@ final class StreamingServer: @unchecked Sendable {
                 let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
                 let offered = head.headers["Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
                     .map { $0.trimmingCharacters(in: .whitespaces) }
+                if head.uri.hasPrefix("/portforward/") {
+                    guard offered.contains(Self.tunnelledPortForward), peekPortForward(token) else {
+                        return ch.eventLoop.makeSucceededFuture(nil)
+                    }
+                    var h = HTTPHeaders()
+                    h.add(name: "Sec-WebSocket-Protocol", value: Self.tunnelledPortForward)
+                    return ch.eventLoop.makeSucceededFuture(h)
+                }
                 guard head.uri.hasPrefix("/exec/") || head.uri.hasPrefix("/attach/"), let proto = Self.protocols.first(where: offered.contains),
                       peek(token) else {
                     return ch.eventLoop.makeSucceededFuture(nil)
@@ -65,6 +78,12 @@ final class StreamingServer: @unchecked Sendable {
             },
             upgradePipelineHandler: { [self] ch, head in
                 let token = head.uri.split(separator: "/").last.map(String.init) ?? ""
+                if head.uri.hasPrefix("/portforward/") {
+                    guard let req = takePortForward(token) else { return ch.close() }
+                    return ch.pipeline.removeHandler(name: NotAStreamHandler.name).flatMap {
+                        ch.pipeline.addHandler(WebSocketSPDYHandler(session: PortForwardSession(request: req, channel: ch, websocket: true)))
+                    }
+                }
                 let v5 = head.headers["Sec-WebSocket-Protocol"].joined().contains("v5.channel.k8s.io")
                 guard let req = take(token) else { return ch.close() }
                 // The 404 handler reads HTTP parts; after the upgrade the
@@ -77,7 +96,8 @@ final class StreamingServer: @unchecked Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
-                ch.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
+                ch.pipeline.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader, SPDYUpgrader(server: self)],
+                                                                            completionHandler: { _ in })).flatMap {
                     ch.pipeline.addHandler(NotAStreamHandler(), name: NotAStreamHandler.name)
                 }
             }
@@ -101,6 +121,29 @@ final class StreamingServer: @unchecked Sendable {
         return baseURL + (r.attach ? "/attach/" : "/exec/") + token
     }
 
+    /// A URL for one port-forward session, valid for a minute.
+    func register(_ r: PortForwardStreamRequest) -> String {
+        let token = String(newID().prefix(32))
+        lock.lock()
+        let now = Date()
+        pendingPortForwards = pendingPortForwards.filter { $0.value.1 > now }
+        pendingPortForwards[token] = (r, now.addingTimeInterval(60))
+        lock.unlock()
+        return baseURL + "/portforward/" + token
+    }
+
+    func peekPortForward(_ token: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard let (_, exp) = pendingPortForwards[token] else { return false }
+        return exp > Date()
+    }
+
+    func takePortForward(_ token: String) -> PortForwardStreamRequest? {
+        lock.lock(); defer { lock.unlock() }
+        guard let (r, exp) = pendingPortForwards.removeValue(forKey: token), exp > Date() else { return nil }
+        return r
+    }
+
     private func peek(_ token: String) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard let (_, exp) = pending[token] else { return false }
@@ -115,7 +158,7 @@ final class StreamingServer: @unchecked Sendable {
 }
 
 /// Anything that is not a WebSocket upgrade to a live token: 404.
-private final class NotAStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class NotAStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let name = "not-a-stream"
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart

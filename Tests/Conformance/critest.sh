@@ -13,11 +13,16 @@
 # bench/cri.sh sources this file (CRITEST_SH_LIB=1) for the images, the
 # registry and the runtimes.
 #
-# Everything runs inside one `unshare --net --mount` namespace made here: the
-# CNI bridge, the pods' addresses, the host ports of port mappings and the
+# Everything runs inside one `unshare --net --mount --pid` namespace made here:
+# the CNI bridge, the pods' addresses, the host ports of port mappings and the
 # registry all stay in it, and every mount containerd or Moat makes goes away
-# with it. containerd gets its own config, root, state and socket under OUT;
-# its shims and containers are killed and its cgroups removed on every exit path.
+# with it. /run/netns is a private tmpfs there, so containerd's cni-* network
+# namespace files never reach the host's. The script's inner shell is the pid
+# namespace's init: however it ends (normal exit, error, signal, SIGKILL of
+# the outer unshare), the kernel kills every process left in the namespace --
+# containerd, its daemonized shims, runc/runsc containers, `moat cri` and its
+# detached pod Sentries. containerd gets its own config, root, state and socket
+# under OUT; its cgroups are removed on every exit path the shell sees.
 #
 # Environment: CRITEST (default /var/cache/moat/bin/critest), MOAT (default
 # .build/debug/moat), CRITEST_FLAGS (extra flags, e.g. -ginkgo.focus=...).
@@ -272,9 +277,13 @@ run_critest() {
 inner() {
     out=$1; shift
     ip link set lo up
+    mkdir -p /run/netns && mount -t tmpfs -o mode=755 critest-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
     trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
+    # As the pid namespace's init this shell gets no default signal actions:
+    # turn them into an exit so the EXIT trap runs.
+    trap 'exit 130' INT TERM HUP
     bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
     push_images "$out"
     local r
@@ -341,7 +350,8 @@ case $cmd in
         [ "$(id -u)" = 0 ] || die "needs root"
         [ -x "$critest" ] || die "no critest at $critest"
         build_images "$out"
-        exec unshare --net --mount --propagation private -- bash "$0" inner "$out" "$@"
+        exec unshare --net --mount --propagation private --pid --fork --mount-proc --kill-child \
+            -- bash "$0" inner "$out" "$@"
         ;;
     inner) inner "$@" ;;
     table) table "$1" ;;
