@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "CRITests", dependencies: [
-            "CRI", "CRIAPI",
+            "CRI", "CRIAPI", "CZlib",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),
