@@ -13,11 +13,12 @@
 # bench/cri.sh sources this file (CRITEST_SH_LIB=1) for the images, the
 # registry and the runtimes.
 #
-# Everything runs inside one `unshare --net --mount --pid` namespace made here:
+# Everything runs inside one `unshare --net --mount --pid --ipc` namespace made here:
 # the CNI bridge, the pods' addresses, the host ports of port mappings and the
 # registry all stay in it, and every mount containerd or Moat makes goes away
-# with it. /run/netns is a private tmpfs there, so containerd's cni-* network
-# namespace files never reach the host's. The script's inner shell is the pid
+# with it, as do the System V segments critest makes with ipcmk. /run/netns
+# is a private tmpfs there, so containerd's cni-* network namespace files
+# never reach the host's. The script's inner shell is the pid
 # namespace's init: however it ends (normal exit, error, signal, SIGKILL of
 # the outer unshare), the kernel kills every process left in the namespace --
 # containerd, its daemonized shims, runc/runsc containers, `moat cri` and its
@@ -30,7 +31,8 @@
 # get those registries mirrored to a loopback registry (containerd's
 # registry.mirrors, `moat cri --registry-mirror`), where this script pushes
 # images built from the busybox test rootfs: busybox
-# (sh), nginx (busybox httpd on :80), pause (a sleeping shell) and the
+# (sh), nginx (an nginx look-alike: busybox httpd on :80 under a "master
+# process"), httpd (busybox httpd), ipcs, pause (a sleeping shell) and the
 # k8s-staging-cri-tools/test-image-* family (users, groups, tags).
 set -euo pipefail
 
@@ -91,6 +93,50 @@ EOF
     gcc -static -O2 -o "$work/b/rootfs/usr/local/bin/nnp" "$work/nnp.c" 2>/dev/null ||
         { mkdir -p "$work/b/rootfs/usr/local/bin"; gcc -static -O2 -o "$work/b/rootfs/usr/local/bin/nnp" "$work/nnp.c"; }
     chmod 4755 "$work/b/rootfs/usr/local/bin/nnp"
+    # What critest's namespace specs expect of the nginx image: a process
+    # named nginx whose command line reads "nginx: master process ...",
+    # writing /var/run/nginx.pid, serving :80 (busybox httpd, its child).
+    cat > "$work/nginx.c" <<'EOF2'
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (strncmp(argv[0], "nginx: ", 7) != 0) {
+        execl("/usr/sbin/nginx", "nginx: master process nginx -g daemon off;", (char *)0);
+        return 127;
+    }
+    FILE *f = fopen("/var/run/nginx.pid", "w");
+    if (f) { fprintf(f, "%d\n", (int)getpid()); fclose(f); }
+    pid_t c = fork();
+    if (c == 0) { execl("/bin/httpd", "httpd", "-f", "-p", "80", "-h", "/www", (char *)0); _exit(127); }
+    int st = 0;
+    waitpid(c, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+EOF2
+    gcc -static -O2 -o "$work/b/rootfs/usr/sbin/nginx" "$work/nginx.c"
+    # ipcs -m (busybox's applet is not in this busybox build): the System V
+    # shared memory segments of the caller's IPC namespace.
+    cat > "$work/ipcs.c" <<'EOF2'
+#include <stdio.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+int main(void) {
+    struct shm_info info;
+    int max = shmctl(0, SHM_INFO, (struct shmid_ds *)&info);
+    printf("\n------ Shared Memory Segments --------\nkey        shmid      owner      perms      bytes      nattch     status\n");
+    for (int i = 0; i <= max; i++) {
+        struct shmid_ds ds;
+        int id = shmctl(i, SHM_STAT, &ds);
+        if (id < 0) continue;
+        printf("0x%08x %-10d %-10d %-10o %-10lu %-10lu\n", (unsigned)ds.shm_perm.__key, id, (int)ds.shm_perm.uid,
+               (unsigned)(ds.shm_perm.mode & 0777), (unsigned long)ds.shm_segsz, (unsigned long)ds.shm_nattch);
+    }
+    return 0;
+}
+EOF2
+    gcc -static -O2 -o "$work/b/rootfs/usr/bin/ipcs" "$work/ipcs.c"
     # pgrep (critest checks that a timed-out exec left no process behind);
     # this busybox has no such applet.
     cat > "$work/b/rootfs/usr/bin/pgrep" <<'EOF'
@@ -110,8 +156,11 @@ EOF
     rm -rf "$work"
     tag() { umoci config --image "$L:base" --tag "$1" "${@:2}" >/dev/null; }
     tag busybox
-    tag nginx --clear=config.cmd --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
-        --config.cmd -h --config.cmd /www --config.exposedports 80/tcp
+    tag nginx --clear=config.cmd --config.cmd nginx --config.exposedports 80/tcp
+    # Apache's image logs a line naming httpd when it starts; critest's
+    # container-log spec looks for it.
+    tag httpd --clear=config.cmd --config.cmd sh --config.cmd -c \
+        --config.cmd 'echo "httpd: serving /www on port 80"; exec httpd -f -p 80 -h /www' --config.exposedports 80/tcp
     tag httpd-12003 --clear=config.cmd --config.cmd httpd --config.cmd -f --config.cmd -p --config.cmd 12003 \
         --config.cmd -h --config.cmd /www
     tag nonewprivs --clear=config.cmd --config.cmd /usr/local/bin/nnp
@@ -137,7 +186,7 @@ push_images() {
     p busybox e2e-test-images/busybox:1.29-2
     p busybox e2e-test-images/busybox:latest
     p nginx e2e-test-images/nginx:1.14-2
-    p nginx e2e-test-images/httpd:2.4.39-4
+    p httpd e2e-test-images/httpd:2.4.39-4
     p nonewprivs e2e-test-images/nonewprivs:1.3
     p httpd-12003 $s/hostnet-nginx-amd64:latest
     p pause pause:3.9
@@ -350,7 +399,7 @@ case $cmd in
         [ "$(id -u)" = 0 ] || die "needs root"
         [ -x "$critest" ] || die "no critest at $critest"
         build_images "$out"
-        exec unshare --net --mount --propagation private --pid --fork --mount-proc --kill-child \
+        exec unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child \
             -- bash "$0" inner "$out" "$@"
         ;;
     inner) inner "$@" ;;
