@@ -316,9 +316,12 @@ run_critest() {
     local sock=$1 log=$2 transport=("${websocket[@]}")
     [ "${3:-}" = spdy ] && transport=()
     echo "critest -runtime-endpoint unix://$sock -image-endpoint unix://$sock -ginkgo.no-color -ginkgo.timeout=55m ${skips[*]} ${transport[*]} ${CRITEST_FLAGS:-}" > "$log"
+    # In the background, so a signal to this shell (the namespace's init)
+    # is handled at once rather than after critest ends.
     timeout 3600 "$critest" -runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" \
         -ginkgo.no-color -ginkgo.timeout=55m \
-        "${skips[@]}" "${transport[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 || true
+        "${skips[@]}" "${transport[@]}" ${CRITEST_FLAGS:-} >> "$log" 2>&1 &
+    wait $! || true
     tail -5 "$log"
 }
 
