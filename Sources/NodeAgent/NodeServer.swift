@@ -3,7 +3,10 @@
 // /containerLogs/NAMESPACE/POD/CONTAINER?follow=&previous=&tailLines=&timestamps=
 // reads the container's CRI log file (found through CRI ContainerStatus)
 // and returns its text; with follow it keeps streaming until the container
-// exits or the client goes away.
+// exits or the client goes away. GET /exec/NAMESPACE/POD/CONTAINER?command=..,
+// /attach/NAMESPACE/POD/CONTAINER?stdin=&tty=.. and /portForward/NAMESPACE/POD?port=P,Q
+// return {"url": ...}: the runtime's one-time streaming URL (CRI Exec, Attach,
+// PortForward), which the API server connects its client to.
 //
 // Requests must carry the bearer token the agent generates at start and
 // publishes in its Node's annotation (`moat.dev/proxy-token`), so only a
@@ -23,7 +26,8 @@ struct NodeResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         guard request.headers[.authorization] == "Bearer " + agent.proxyToken else { return Self.text("unauthorized\n", 401) }
         let segs = request.uri.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
-        guard request.method == .get, segs.count == 4, ["containerLogs", "exec"].contains(segs[0]) else { return Self.text("not found\n", 404) }
+        let shapeOK = (segs.count == 4 && ["containerLogs", "exec", "attach"].contains(segs[0])) || (segs.count == 3 && segs[0] == "portForward")
+        guard request.method == .get, shapeOK else { return Self.text("not found\n", 404) }
         var query: [String: String] = [:]
         var commands: [String] = []
         for pair in (request.uri.query ?? "").split(separator: "&") {
@@ -32,8 +36,13 @@ struct NodeResponder: HTTPResponder {
             if kv[0] == "command" { commands.append(kv.count > 1 ? kv[1] : "") }
         }
         do {
-            if segs[0] == "exec" {
-                let url = try await agent.execURL(namespace: segs[1], pod: segs[2], container: segs[3], command: commands, query: query)
+            if segs[0] == "exec" || segs[0] == "attach" || segs[0] == "portForward" {
+                let url: String
+                switch segs[0] {
+                case "exec": url = try await agent.execURL(namespace: segs[1], pod: segs[2], container: segs[3], command: commands, query: query)
+                case "attach": url = try await agent.attachURL(namespace: segs[1], pod: segs[2], container: segs[3], query: query)
+                default: url = try await agent.portForwardURL(namespace: segs[1], pod: segs[2], ports: query["port"] ?? "")
+                }
                 return Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(["url": .string(url)]).serialized())))
             }
@@ -85,6 +94,39 @@ extension NodeAgent {
         r.stdout = flag("stdout")
         r.stderr = flag("stderr") && !r.tty
         return try await runtime.exec(r).url
+    }
+
+    /// CRI Attach to the running container: the runtime's one-time streaming URL (as for exec).
+    func attachURL(namespace: String, pod: String, container: String, query: [String: String]) async throws -> String {
+        guard let c = try await instances(namespace: namespace, pod: pod, container: container).last, c.state == .containerRunning else {
+            throw NodeAgentError("container \(container) is not running")
+        }
+        func flag(_ k: String) -> Bool { ["1", "true"].contains(query[k] ?? "") }
+        var r = Runtime_V1_AttachRequest()
+        r.containerID = c.id
+        r.tty = flag("tty")
+        r.stdin = flag("stdin")
+        r.stdout = flag("stdout")
+        r.stderr = flag("stderr") && !r.tty
+        return try await runtime.attach(r).url
+    }
+
+    /// CRI PortForward into the pod's ready sandbox: the runtime's one-time URL (SPDY/3.1,
+    /// portforward.k8s.io, raw or tunnelled in a WebSocket). `ports`: comma-separated.
+    func portForwardURL(namespace: String, pod: String, ports: String) async throws -> String {
+        guard let p = try await api.getIfExists(.pods, namespace: namespace, name: pod), p["spec"]["nodeName"].string == o.nodeName else {
+            throw NodeAgentError("pod \(namespace)/\(pod) is not on node \(o.nodeName)")
+        }
+        var f = Runtime_V1_ListPodSandboxRequest()
+        f.filter.labelSelector = [Labels.podUID: p.uid]
+        f.filter.state.state = .sandboxReady
+        guard let sb = try await runtime.listPodSandbox(f).items.max(by: { $0.metadata.attempt < $1.metadata.attempt }) else {
+            throw NodeAgentError("pod \(namespace)/\(pod) has no running sandbox")
+        }
+        var r = Runtime_V1_PortForwardRequest()
+        r.podSandboxID = sb.id
+        r.port = ports.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+        return try await runtime.portForward(r).url
     }
 
     func containerLogs(namespace: String, pod: String, container: String, query: [String: String]) async throws -> Response {

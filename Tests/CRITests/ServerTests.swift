@@ -177,6 +177,8 @@ final class CRIServerTests: XCTestCase {
         let cri = try CRIProcess()
         defer { cri.stop(); cri.removeDirectory() }
         try cri.start()
+        // The line is written just after the socket is ready: under load it can come a little later.
+        for _ in 0..<100 where !cri.log.contains("streaming on ") { usleep(50_000) }
         guard let r = cri.log.range(of: "streaming on ") else { return XCTFail(cri.log) }
         let base = cri.log[r.upperBound...].split(separator: "\n")[0]
         XCTAssertTrue(base.hasPrefix("http://127.0.0.1:"), String(base))

@@ -109,13 +109,14 @@ int main(int argc, char **argv) {
     FILE *f = fopen("/var/run/nginx.pid", "w");
     if (f) { fprintf(f, "%d\n", (int)getpid()); fclose(f); }
     pid_t c = fork();
-    if (c == 0) { execl("/bin/httpd", "httpd", "-f", "-p", "80", "-h", "/www", (char *)0); _exit(127); }
+    if (c == 0) { execl("/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www", (char *)0); _exit(127); }
     int st = 0;
     waitpid(c, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 EOF2
     gcc -static -O2 -o "$work/b/rootfs/usr/sbin/nginx" "$work/nginx.c"
+    mkdir -p "$work/b/rootfs/var/run"
     # ipcs -m (busybox's applet is not in this busybox build): the System V
     # shared memory segments of the caller's IPC namespace.
     cat > "$work/ipcs.c" <<'EOF2'

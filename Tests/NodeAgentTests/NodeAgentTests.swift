@@ -2,7 +2,8 @@
 // controlplane` (API server, controllers, scheduler); `moat node` runs the
 // pods the scheduler binds to its Node through `moat cri`, one Sentry per
 // pod. A Deployment's pods become Running and Ready with their output in
-// CRI log files; a crashing pod backs off with its restart count and last
+// CRI log files; kubectl logs, exec, cp, port-forward and attach reach them
+// through the API server and the agent; a crashing pod backs off with its restart count and last
 // exit code; deleting the pods removes their sandboxes; a stopped agent
 // leaves its Node NotReady. Needs root and kubectl: skipped without them,
 // failed under CI=true.
@@ -103,6 +104,29 @@ final class NodeAgentTests: XCTestCase {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// One HTTP/1.0 GET to 127.0.0.1:port; the whole answer.
+    static func httpGet(port: Int, path: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port)).bigEndian
+        a.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+        var tv = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { return "connect: \(String(cString: strerror(errno)))" }
+        let req = Array("GET \(path) HTTP/1.0\r\n\r\n".utf8)
+        _ = req.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var got: [UInt8] = [], buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            got += buf[0..<n]
+        }
+        return String(decoding: got, as: UTF8.self)
     }
 
     func pods() throws -> [[String: Any]] {
@@ -240,6 +264,56 @@ final class NodeAgentTests: XCTestCase {
         tty.waitUntilExit()
         XCTAssertTrue(ttyText.contains("via-it"), ttyText)
         XCTAssertEqual(tty.terminationStatus, 4)
+
+        // kubectl port-forward: SPDY tunnelled in a WebSocket to the API server, relayed to the
+        // runtime's PortForward stream, which connects to the pod's localhost:8080 (httpd).
+        let pf = Process()
+        pf.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        pf.arguments = ["--kubeconfig", dir + "/kubeconfig", "port-forward", "--address", "127.0.0.1", "pod/" + first, ":8080"]
+        var pfEnv = ProcessInfo.processInfo.environment
+        pfEnv["HOME"] = dir; pfEnv["KUBECONFIG"] = nil
+        pf.environment = pfEnv
+        let pfOut = Pipe()
+        pf.standardOutput = pfOut; pf.standardError = pfOut; pf.standardInput = Pipe()
+        try pf.run()
+        defer { if pf.isRunning { pf.terminate() }; pf.waitUntilExit() }
+        var pfText = "", localPort = 0
+        try waitFor("kubectl port-forward to listen", timeout: 30) {
+            pfText += String(decoding: pfOut.fileHandleForReading.availableData, as: UTF8.self)
+            if let r = pfText.range(of: "Forwarding from 127.0.0.1:"), let end = pfText[r.upperBound...].firstIndex(of: " ") {
+                localPort = Int(pfText[r.upperBound..<end]) ?? 0
+            }
+            return localPort > 0 || !pf.isRunning
+        }
+        XCTAssertGreaterThan(localPort, 0, pfText)
+        for _ in 0..<2 {  // two connections over the one session
+            let page = try Self.httpGet(port: localPort, path: "/etc/hostname")
+            XCTAssertTrue(page.hasPrefix("HTTP/1.") && page.contains(first), page)
+        }
+        pf.terminate()
+
+        // kubectl attach -i: stdin into the container's stdin, its output back; the stream ends
+        // when the container exits.
+        let talker = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: talker}
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: main
+                image: busybox
+                stdin: true
+                command: ["sh", "-c", "read l; echo got-$l"]
+            """
+        XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: talker).code, 0)
+        try waitFor("talker Running") {
+            let r = try kubectl(["get", "pod", "talker", "-o", "jsonpath={.status.phase}"])
+            return r.out == "Running"
+        }
+        let att = try kubectl(["attach", "-i", "talker"], stdin: "hello-attach\n")
+        XCTAssertTrue(att.out.contains("got-hello-attach"), att.out)
+        XCTAssertEqual(try kubectl(["delete", "pod", "talker"]).code, 0)
 
         // kubectl logs -f streams until the container exits; --tail keeps the last lines.
         let counter = """

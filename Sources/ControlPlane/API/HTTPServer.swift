@@ -103,9 +103,10 @@ struct APIResponder: HTTPResponder {
         let sub = rest.count > 2 ? rest[2] : nil
         if rest.count > 3 { throw APIError.notFoundPath(path) }
         if let sub, !rt.subresources.contains(sub) { throw APIError.notFoundPath(path) }
-        if sub == "exec" {
+        if let sub, ["exec", "attach", "portforward"].contains(sub) {
             // Served only as a WebSocket upgrade, which did not happen: say why.
-            throw APIError.badRequest("pods/exec needs a WebSocket upgrade with subprotocol \(APIServer.execProtocols.joined(separator: " or ")), for a running container of a pod on a node with an agent, and the right to create pods/exec")
+            let protocols = sub == "portforward" ? APIServer.portForwardProtocols : APIServer.execProtocols
+            throw APIError.badRequest("pods/\(sub) needs a WebSocket upgrade with subprotocol \(protocols.joined(separator: " or ")), for a running \(sub == "portforward" ? "pod" : "container of a pod") on a node with an agent, and the right to create pods/\(sub)")
         }
         if !rt.namespaced, !namespace.isEmpty { throw APIError.notFoundPath(path) }
 

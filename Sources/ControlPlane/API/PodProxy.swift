@@ -15,6 +15,12 @@
 // connects to the runtime's stream and relays the messages both ways
 // unchanged (the channel bytes are the same protocol on both sides). SPDY
 // is not spoken: kubectl uses WebSocket first.
+//
+// Attach is the same with CRI Attach. Port-forward: kubectl (1.30 and
+// later) opens a WebSocket with subprotocol SPDY/3.1+portforward.k8s.io and
+// runs a SPDY session inside it; the API server relays those messages to the
+// runtime's PortForward stream, opened with the same subprotocol (Moat's
+// runtime speaks SPDY inside a WebSocket as well as after a plain upgrade).
 
 import Foundation
 import Hummingbird
@@ -93,16 +99,22 @@ extension APIServer {
         let full = head.path ?? ""
         let parts = full.split(separator: "?", maxSplits: 1).map(String.init)
         let segs = parts[0].split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
-        guard segs.count == 7, segs[0] == "api", segs[1] == "v1", segs[2] == "namespaces", segs[4] == "pods", segs[6] == "exec" else { return .dontUpgrade }
+        guard segs.count == 7, segs[0] == "api", segs[1] == "v1", segs[2] == "namespaces", segs[4] == "pods",
+              ["exec", "attach", "portforward"].contains(segs[6]) else { return .dontUpgrade }
+        let sub = segs[6]
         let offered = head.headerFields[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        guard let proto = Self.execProtocols.first(where: offered.contains) else { return .dontUpgrade }
+        let protocols = sub == "portforward" ? Self.portForwardProtocols : Self.execProtocols
+        guard let proto = protocols.first(where: offered.contains) else { return .dontUpgrade }
         let (namespace, name) = (segs[3], segs[5])
         if let authorizer {
             let header = head.headerFields[.authorization] ?? ""
             guard header.hasPrefix("Bearer "), let user = authorizer.user(forToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
-                  (try? authorizer.authorize(user: user, verb: "create", resource: .pods, subresource: "exec", namespace: namespace)) != nil else {
+                  (try? authorizer.authorize(user: user, verb: "create", resource: .pods, subresource: sub, namespace: namespace)) != nil else {
                 return .dontUpgrade
             }
+        }
+        if sub == "portforward" {
+            return try await portForwardUpgrade(namespace: namespace, name: name, query: parts.count > 1 ? parts[1] : "", proto: proto, logger: logger)
         }
         // The query: command (repeated), container, stdin, stdout, stderr, tty.
         var commands: [String] = [], flags: [String: String] = [:], requested: String? = nil
@@ -110,7 +122,7 @@ extension APIServer {
             let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
             let v = kv.count > 1 ? kv[1] : ""
             switch kv[0] {
-            case "command": commands.append(v)
+            case "command" where sub == "exec": commands.append(v)
             case "container": requested = v
             case "stdin", "stdout", "stderr", "tty": flags[kv[0]] = v
             default: break
@@ -121,14 +133,48 @@ extension APIServer {
               let (host, port, token, _) = try? await nodeEndpoint(pod) else { return .dontUpgrade }
         var q = commands.map { "command=" + enc($0) }
         for (k, v) in flags.sorted(by: { $0.key < $1.key }) { q.append("\(k)=\(enc(v))") }
-        let path = "/exec/\(enc(namespace))/\(enc(name))/\(enc(container))?" + q.joined(separator: "&")
-        let (status, body) = try await Self.agentGet(host: host, port: port, token: token, path: path)
-        guard status == 200, let url = (try? JSON.parse(body))?["url"].string, url.hasPrefix("http://") else {
-            logger.warning("exec \(namespace)/\(name): the node answered \(status): \(String(decoding: body, as: UTF8.self))")
+        let path = "/\(sub)/\(enc(namespace))/\(enc(name))/\(enc(container))?" + q.joined(separator: "&")
+        guard let stream = try await streamURL(sub, namespace, name, host: host, port: port, token: token, path: path, logger: logger) else {
             return .dontUpgrade
         }
-        let stream = "ws://" + url.dropFirst("http://".count)
-        return .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
+        return relayUpgrade(stream, proto: proto, logger: logger)
+    }
+
+    /// SPDY tunnelled in a WebSocket (kubectl port-forward's first choice since 1.30).
+    static let portForwardProtocols = ["SPDY/3.1+portforward.k8s.io"]
+
+    /// pods/portforward: the runtime's PortForward stream (CRI), the WebSocket messages
+    /// relayed unchanged both ways (the SPDY session runs between kubectl and the runtime).
+    func portForwardUpgrade(namespace: String, name: String, query: String, proto: String,
+                            logger: Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        var ports: [String] = []
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            if kv[0] == "ports" || kv[0] == "port", kv.count > 1 { ports += kv[1].split(separator: ",").map(String.init) }
+        }
+        guard let pod = try? await registry.get(.pods, namespace: namespace, name: name),
+              let (host, port, token, _) = try? await nodeEndpoint(pod) else { return .dontUpgrade }
+        let path = "/portForward/\(enc(namespace))/\(enc(name))" + (ports.isEmpty ? "" : "?port=" + enc(ports.joined(separator: ",")))
+        guard let stream = try await streamURL("portforward", namespace, name, host: host, port: port, token: token, path: path, logger: logger) else {
+            return .dontUpgrade
+        }
+        return relayUpgrade(stream, proto: proto, logger: logger)
+    }
+
+    /// Asks the node agent for the runtime's one-time stream; its ws:// URL, or nil (logged).
+    func streamURL(_ sub: String, _ namespace: String, _ name: String, host: String, port: Int, token: String,
+                   path: String, logger: Logger) async throws -> String? {
+        let (status, body) = try await Self.agentGet(host: host, port: port, token: token, path: path)
+        guard status == 200, let url = (try? JSON.parse(body))?["url"].string, url.hasPrefix("http://") else {
+            logger.warning("\(sub) \(namespace)/\(name): the node answered \(status): \(String(decoding: body, as: UTF8.self))")
+            return nil
+        }
+        return "ws://" + url.dropFirst("http://".count)
+    }
+
+    /// Accepts the client's upgrade and relays its messages to and from the runtime's stream.
+    func relayUpgrade(_ stream: String, proto: String, logger: Logger) -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
             let config = WebSocketClientConfiguration(maxFrameSize: 1 << 20, additionalHeaders: [.secWebSocketProtocol: proto])
             try await WebSocketClient.connect(url: stream, configuration: config, logger: logger) { rin, rout, _ in
                 try await withThrowingTaskGroup(of: Void.self) { g in
