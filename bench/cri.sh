@@ -20,8 +20,10 @@
 # Environment: MOAT (default .build/release/moat, else .build/debug/moat),
 # CRICTL (default /var/cache/moat/bin/crictl), PODS, REPS. Needs root,
 # containerd, runc, runsc, skopeo, umoci, docker-registry. Everything runs in
-# a private network and mount namespace; pods, shims, Sentries and the
-# registry are torn down on every exit path.
+# private network, mount, IPC and pid namespaces whose init is the script's
+# inner shell: pods, shims, Sentries and the registry are torn down on every
+# exit path (the kernel kills whatever is left when that shell ends), and the
+# PSS sums see only this run's processes.
 set -euo pipefail
 
 bench_here=$(cd "$(dirname "$0")" && pwd -P)
@@ -139,9 +141,11 @@ bench_runtime() {
 bench_inner() {
     out=$1; shift
     ip link set lo up
+    mkdir -p /run/netns && mount -t tmpfs -o mode=755 bench-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
     trap 'for r in "$out"/run-*; do [ -d "$r" ] || continue; (sock=$r/moat.sock; [ -S "$r/containerd.sock" ] && sock=$r/containerd.sock; remove_all); stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
+    trap 'exit 130' INT TERM HUP
     bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
     local L="$out/layout"
     skopeo copy -q --dest-tls-verify=false "oci:$L:busybox" "docker://127.0.0.1:$port/e2e-test-images/busybox:1.29-2" >/dev/null
@@ -168,7 +172,7 @@ bench_main() {
     [ $# -gt 0 ] || set -- moat containerd containerd-runsc
     o=$(mkdir -p "$o" && cd "$o" && pwd -P)
     build_images "$o"
-    unshare --net --mount --propagation private -- bash "$0" inner "$o" "$@"
+    unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child -- bash "$0" inner "$o" "$@"
     echo "pods: $pods concurrent, $reps sequential; moat: $MOAT; $(nproc) CPUs; $(date -u +%F)"
     echo
     echo "| runtime | pod start, median ms | min–max ms | $pods pods concurrently, ms | running | PSS per idle pod, MB | daemon PSS before → after, MB | largest per pod (process ×count MB/pod) |"

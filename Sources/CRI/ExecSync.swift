@@ -46,8 +46,23 @@ func execSyncIn(_ sb: PodSandbox, container c: ContainerRecord, argv: [String], 
         let outDrain = Drain(fd: out[0]), errDrain = Drain(fd: err[0])
         let started = nowNanos()
         let p = ExecDefaults.process(argv, in: c)
-        let result = Result { try sb.exec(c.id, p, stdin: null, stdout: out[1], stderr: err[1], timeoutSeconds: timeout) }
-        close(out[1]); close(err[1]); close(null)
+        // The sandbox kills the process at the timeout; should the pod's
+        // Sentry not answer at all, the caller still gets DeadlineExceeded a
+        // few seconds later (the exec's thread finishes, and closes its
+        // descriptors, whenever the Sentry does).
+        final class Box: @unchecked Sendable { var result: Result<Int32, Error> = .failure(CRIError.internalError("exec did not run")) }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        let (wOut, wErr) = (out[1], err[1])
+        Thread.detachNewThread {
+            box.result = Result { try sb.exec(c.id, p, stdin: null, stdout: wOut, stderr: wErr, timeoutSeconds: timeout) }
+            close(wOut); close(wErr); close(null)
+            done.signal()
+        }
+        if timeout > 0, done.wait(timeout: .now() + .seconds(timeout + 10)) == .timedOut {
+            throw CRIError.deadlineExceeded("command \(argv.joined(separator: " ").debugDescription) timed out after \(timeout)s (the pod's Sentry did not end it)")
+        }
+        if timeout <= 0 { done.wait() }
+        let result = box.result
         var r = Runtime_V1_ExecSyncResponse()
         r.stdout = outDrain.wait()
         r.stderr = errDrain.wait()
