@@ -109,10 +109,14 @@ bench_runtime() {
     local daemon_pss0
     daemon_pss0=$(pss_of "$daemon")
     t0=$(date +%s%N)
+    local starters=()
     for i in $(seq 0 $((pods - 1))); do
         ( start_pod "$w" "$i" > "$w/started-$i" 2>/dev/null || rm -f "$w/started-$i" ) &
+        starters+=($!)
     done
-    wait
+    # Only these: a bare `wait` would also wait for the runtime daemon,
+    # itself a background job of this shell.
+    wait "${starters[@]}" || true
     t1=$(date +%s%N)
     local wall=$(( (t1 - t0) / 1000000 )) running
     running=$(cc ps -q --state Running 2>/dev/null | wc -l)
