@@ -148,7 +148,7 @@ bench_inner() {
     mkdir -p /run/netns && mount -t tmpfs -o mode=755 bench-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
-    trap 'for r in "$out"/run-*; do [ -d "$r" ] || continue; (sock=$r/moat.sock; [ -S "$r/containerd.sock" ] && sock=$r/containerd.sock; remove_all); stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
+    trap 'for r in "$out"/run-*; do [ -d "$r" ] || continue; (sock=$r/moat.sock; [ -S "$r/containerd.sock" ] && sock=$r/containerd.sock; remove_all); stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups' EXIT
     trap 'exit 130' INT TERM HUP
     bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
     local L="$out/layout"

@@ -333,7 +333,7 @@ inner() {
     mkdir -p /run/netns && mount -t tmpfs -o mode=755 critest-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
-    trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; remove_cgroups' EXIT
+    trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups' EXIT
     # As the pid namespace's init this shell gets no default signal actions:
     # turn them into an exit so the EXIT trap runs.
     trap 'exit 130' INT TERM HUP
@@ -352,6 +352,14 @@ inner() {
             *) die "unknown runtime $r" ;;
         esac
     done
+}
+
+# Everything else in the pid namespace (runsc sandboxes outlive their
+# shims), so that the cgroups they were in can go. This shell is the
+# namespace's init: kill -1 reaches only the namespace's processes.
+kill_rest() {
+    kill -KILL -1 2>/dev/null || true
+    sleep 1
 }
 
 # containerd + runc leave per-container cgroups when killed mid-run.
