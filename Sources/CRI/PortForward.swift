@@ -28,7 +28,7 @@ struct PortForwardStreamRequest: Sendable {
     var ports: [Int32]
 }
 
-/// Accepts `Upgrade: SPDY/3.1` for /portforward/TOKEN.
+/// Accepts `Upgrade: SPDY/3.1` for /portforward/TOKEN, /exec/TOKEN and /attach/TOKEN.
 final class SPDYUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     let supportedProtocol = "SPDY/3.1"
     let requiredUpgradeHeaders: [String] = []
@@ -41,6 +41,14 @@ final class SPDYUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
         let token = upgradeRequest.uri.split(separator: "/").last.map(String.init) ?? ""
         let offered = upgradeRequest.headers["X-Stream-Protocol-Version"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
+        if upgradeRequest.uri.hasPrefix("/exec/") || upgradeRequest.uri.hasPrefix("/attach/") {
+            guard server.peek(token), offered.contains(SPDYExecSession.protocolName) else {
+                return channel.eventLoop.makeFailedFuture(SPDYError("no such exec stream, or no v4.channel.k8s.io offered"))
+            }
+            var h = initialResponseHeaders
+            h.add(name: "X-Stream-Protocol-Version", value: SPDYExecSession.protocolName)
+            return channel.eventLoop.makeSucceededFuture(h)
+        }
         guard upgradeRequest.uri.hasPrefix("/portforward/"), server.peekPortForward(token),
               offered.isEmpty || offered.contains(PortForwardSession.protocolName) else {
             return channel.eventLoop.makeFailedFuture(SPDYError("no such port-forward stream"))
@@ -53,6 +61,13 @@ final class SPDYUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let token = upgradeRequest.uri.split(separator: "/").last.map(String.init) ?? ""
         let ch = context.channel
+        if !upgradeRequest.uri.hasPrefix("/portforward/") {
+            guard let req = server.take(token) else { return ch.close() }
+            let rt = server.runtime
+            return ch.pipeline.removeHandler(name: StreamingServer.notAStreamName).flatMap {
+                ch.pipeline.addHandler(RawSPDYHandler(session: SPDYExecSession(request: req, runtime: rt, channel: ch)))
+            }
+        }
         guard let req = server.takePortForward(token) else { return ch.close() }
         return ch.pipeline.removeHandler(name: StreamingServer.notAStreamName).flatMap {
             ch.pipeline.addHandler(RawSPDYHandler(session: PortForwardSession(request: req, channel: ch, websocket: false)))
@@ -60,11 +75,18 @@ final class SPDYUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
     }
 }
 
+/// What runs on a SPDY connection: it is fed the connection's bytes and
+/// told when the connection is gone.
+protocol SPDYSessionHandling: AnyObject, Sendable {
+    func receive(_ bytes: [UInt8])
+    func closeAll()
+}
+
 /// Raw bytes after the HTTP upgrade.
 final class RawSPDYHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    let session: PortForwardSession
-    init(session: PortForwardSession) { self.session = session }
+    let session: any SPDYSessionHandling
+    init(session: any SPDYSessionHandling) { self.session = session }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var b = unwrapInboundIn(data)
@@ -105,7 +127,7 @@ final class WebSocketSPDYHandler: ChannelInboundHandler, @unchecked Sendable {
 /// One port-forward connection: SPDY streams in, sockets into the pod out.
 /// Frames are parsed on the channel's event loop; socket I/O runs on a
 /// thread per forwarded connection (reads) and a serial queue (writes).
-final class PortForwardSession: @unchecked Sendable {
+final class PortForwardSession: SPDYSessionHandling, @unchecked Sendable {
     static let protocolName = "portforward.k8s.io"
     let request: PortForwardStreamRequest
     let channel: Channel

@@ -11,7 +11,9 @@
 // (the pod's Sentry copies it to pipes it is handed), and stdin into the
 // pipe the container was made with. PortForward (/portforward/TOKEN) is
 // SPDY/3.1, raw after an HTTP upgrade or inside a WebSocket: see
-// PortForward.swift. Exec and attach are not served over SPDY.
+// PortForward.swift. Exec and attach are served over SPDY too (an HTTP
+// upgrade to SPDY/3.1 with X-Stream-Protocol-Version v4.channel.k8s.io:
+// crictl's default transport, and what kubelet's proxy sends): SPDYExec.swift.
 
 import CRIAPI
 import Dispatch
@@ -144,13 +146,13 @@ final class StreamingServer: @unchecked Sendable {
         return r
     }
 
-    private func peek(_ token: String) -> Bool {
+    func peek(_ token: String) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard let (_, exp) = pending[token] else { return false }
         return exp > Date()
     }
 
-    private func take(_ token: String) -> ExecStreamRequest? {
+    func take(_ token: String) -> ExecStreamRequest? {
         lock.lock(); defer { lock.unlock() }
         guard let (r, exp) = pending.removeValue(forKey: token), exp > Date() else { return nil }
         return r
@@ -177,7 +179,7 @@ final class NotAStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 /// One exec over a WebSocket: the process's stdio are pipes pumped to and
 /// from channel-tagged messages.
-private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -199,7 +201,18 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
             stdinWrite = inFDs[1]
         }
         let stdinRead = inFDs[0]
-        let req = request, runtime = runtime
+        Self.serve(request, runtime: runtime, stdinRead: stdinRead, gone: gone,
+                   emit: { ch, bytes in Self.send(channel, ch, bytes) },
+                   finish: { status, error in Self.finish(channel, status: status, error: error) })
+    }
+
+    /// Runs an exec or attach whose stdin (if any) is `stdinRead`, sending
+    /// output through `emit` (channel 1 stdout, 2 stderr) and ending with
+    /// `finish` (wait status, or an error). Shared by the WebSocket and SPDY
+    /// transports.
+    static func serve(_ req: ExecStreamRequest, runtime: CRIRuntime, stdinRead: Int32, gone: ManagedAtomicFlag,
+                      emit: @escaping @Sendable (UInt8, [UInt8]) -> Void,
+                      finish: @escaping @Sendable (Int32, String?) -> Void) {
         Task {
             do {
                 let (c, sb) = try await runtime.runningSandbox(req.containerID)
@@ -207,24 +220,25 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
                     let writer = await runtime.attachStdin(c.id)
                     let id = c.id
                     try await offload {
-                        try self.attach(sb, c, req, stdin: stdinRead, writer: writer, channel: channel,
+                        try Self.attach(sb, c, req, stdin: stdinRead, writer: writer, emit: emit, gone: gone,
                                         stdinEnded: { Task { await runtime.attachEnded(id) } })
                     }
                     await runtime.attachEnded(c.id)
-                    Self.finish(channel, status: 0, error: nil)
+                    finish(0, nil)
                     return
                 }
-                let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, channel: channel) }
-                Self.finish(channel, status: status, error: nil)
+                let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, emit: emit) }
+                finish(status, nil)
             } catch {
                 if stdinRead >= 0 { close(stdinRead) }
-                Self.finish(channel, status: 0, error: "\(error)")
+                finish(0, "\(error)")
             }
         }
     }
 
     /// Runs the process; returns its wait status once its output is drained.
-    static func run(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, channel: Channel) throws -> Int32 {
+    static func run(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32,
+                    emit: @escaping @Sendable (UInt8, [UInt8]) -> Void) throws -> Int32 {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard pipe(&out) == 0, pipe(&err) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
         for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -238,7 +252,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
                     let n = read(fd, &buf, buf.count)
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
-                    if wanted { send(channel, ch, Array(buf[0..<n])) }
+                    if wanted { emit(ch, Array(buf[0..<n])) }
                 }
                 close(fd)
                 group.leave()
@@ -263,8 +277,9 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
     /// Streams the container's output until it exits (or the client goes);
     /// stdin is copied into the container's stdin pipe until the client
     /// closes it.
-    func attach(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, writer: Int32?, channel: Channel,
-                stdinEnded: @escaping @Sendable () -> Void) throws {
+    static func attach(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, writer: Int32?,
+                       emit: @escaping @Sendable (UInt8, [UInt8]) -> Void, gone: ManagedAtomicFlag,
+                       stdinEnded: @escaping @Sendable () -> Void) throws {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard pipe(&out) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
         guard pipe(&err) == 0 else { close(out[0]); close(out[1]); throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
@@ -299,7 +314,6 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
             }
         } else if let writer { close(writer) }
         let group = DispatchGroup()
-        let gone = self.gone
         for (fd, ch, wanted) in [(out[0], UInt8(1), r.stdout), (err[0], UInt8(r.tty ? 1 : 2), r.stderr)] {
             group.enter()
             Thread.detachNewThread {
@@ -312,7 +326,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
                     let n = read(fd, &buf, buf.count)
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
-                    if wanted { Self.send(channel, ch, Array(buf[0..<n])) }
+                    if wanted { emit(ch, Array(buf[0..<n])) }
                 }
                 close(fd)
                 group.leave()
@@ -330,6 +344,16 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
 
     /// The final Status on channel 3, then a normal close.
     static func finish(_ channel: Channel, status: Int32, error: String?) {
+        send(channel, 3, Array(statusJSON(status: status, error: error).utf8))
+        var data = channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: .normalClosure)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The final status as Kubernetes' remotecommand v4 encodes it (a metav1.Status).
+    static func statusJSON(status: Int32, error: String?) -> String {
         let json: String
         if let error {
             json = #"{"metadata":{},"status":"Failure","message":\#(jsonString(error)),"reason":"InternalError"}"#
@@ -342,12 +366,7 @@ private final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendabl
                 json = #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: \#(code)","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"\#(code)"}]}}"#
             }
         }
-        send(channel, 3, Array(json.utf8))
-        var data = channel.allocator.buffer(capacity: 2)
-        data.write(webSocketErrorCode: .normalClosure)
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        return json
     }
 
     static func jsonString(_ s: String) -> String {

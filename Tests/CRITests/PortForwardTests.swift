@@ -1,8 +1,11 @@
-// PortForward over the real socket: the URL PortForward returns, upgraded
+// PortForward, and exec over SPDY, over the real socket: the URL PortForward returns, upgraded
 // to SPDY/3.1 by a client written here (the frames and the compressed
 // header blocks as Kubernetes' clients send them), reaches a server that
 // listens only on the pod's loopback; a port nobody listens on reports the
 // failure on the error stream; bad requests get NotFound/InvalidArgument.
+// Exec's URL upgraded to SPDY (v4.channel.k8s.io) runs the command with its
+// stdin, stdout and stderr on their streams and the exit status on the
+// error stream.
 // crictl (SPDY and WebSocket-tunnelled) was checked by hand against the
 // same server: see Tests/Conformance/CRITEST.md. Needs root.
 
@@ -21,7 +24,7 @@ private final class SPDYTestClient {
     private var pending: [UInt8] = []
     private(set) var upgradeResponse = ""
 
-    init(url: String) throws {
+    init(url: String, protocolName: String = "portforward.k8s.io") throws {
         let u = URL(string: url)!
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var a = sockaddr_in()
@@ -36,7 +39,7 @@ private final class SPDYTestClient {
         _ = moat_deflate_init_zlib(zs, Z_DEFAULT_COMPRESSION)
         _ = spdyDictionary.withUnsafeBufferPointer { deflateSetDictionary(zs, $0.baseAddress, UInt32($0.count)) }
         send(Array(("POST \(u.path) HTTP/1.1\r\nHost: \(u.host!):\(u.port!)\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-            + "X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n").utf8))
+            + "X-Stream-Protocol-Version: \(protocolName)\r\nContent-Length: 0\r\n\r\n").utf8))
         var head: [UInt8] = []
         while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
             var b: UInt8 = 0
@@ -103,6 +106,20 @@ private final class SPDYTestClient {
         }
     }
 
+    /// Reads until every stream in `ids` ended (FIN or reset) or the connection closed.
+    func collect(_ ids: Set<Int>) -> [Int: String] {
+        var got: [Int: [UInt8]] = [:], ended: Set<Int> = []
+        while !ids.isSubset(of: ended), let f = next() {
+            switch f {
+            case .control(let type, let sid): if type == 3 { ended.insert(sid) }
+            case .data(let id, let bytes, let fin):
+                got[id, default: []] += bytes
+                if fin { ended.insert(id) }
+            }
+        }
+        return got.mapValues { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// Reads until both streams ended; returns what each carried and the replies seen.
     func collect(error e: Int, data d: Int) -> (error: String, data: String, replies: Set<Int>) {
         var errorBytes: [UInt8] = [], dataBytes: [UInt8] = []
@@ -165,6 +182,26 @@ extension CRIPodTests {
             XCTAssertTrue(refused.0.contains("error forwarding port 8081"), refused.0)
             XCTAssertTrue(refused.0.contains("refused"), refused.0)
             XCTAssertEqual(refused.1, "")
+
+            // Exec over SPDY (crictl's default transport), stdin to the process, exit code 3.
+            var e = Runtime_V1_ExecRequest()
+            e.containerID = web; e.cmd = ["sh", "-c", "read l; echo out-$l; echo err-line >&2; exit 3"]
+            e.stdin = true; e.stdout = true; e.stderr = true
+            let execURL = try await rt.exec(e).url
+            let (execHead, streams) = try await Task.detached { () -> (String, [Int: String]) in
+                let c = try SPDYTestClient(url: execURL, protocolName: "v4.channel.k8s.io")
+                c.synStream(1, [("streamtype", "error")])
+                c.synStream(3, [("streamtype", "stdin")])
+                c.synStream(5, [("streamtype", "stdout")])
+                c.synStream(7, [("streamtype", "stderr")])
+                c.data(3, Array("spdy\n".utf8), fin: true)
+                return (c.upgradeResponse, c.collect([1, 5, 7]))
+            }.value
+            XCTAssertTrue(execHead.lowercased().contains("x-stream-protocol-version: v4.channel.k8s.io"), execHead)
+            XCTAssertEqual(streams[5], "out-spdy\n")
+            XCTAssertEqual(streams[7], "err-line\n")
+            XCTAssertTrue(streams[1]?.contains("NonZeroExitCode") == true && streams[1]?.contains(#""message":"3""#) == true,
+                          streams[1] ?? "no status")
 
             // The URL is single-use.
             let again = try await Task.detached { try SPDYTestClient(url: url).upgradeResponse }.value

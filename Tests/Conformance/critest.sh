@@ -3,10 +3,10 @@
 # containerd 1.6 + runc on the same machine, with the same critest binary, the
 # same flags, the same images (a loopback registry) and the same CNI network.
 #
-#   critest.sh run OUT [moat|containerd|containerd-spdy|containerd-runsc ...]
+#   critest.sh run OUT [moat|moat-spdy|containerd|containerd-spdy|containerd-runsc ...]
 #                                        (default: moat containerd containerd-spdy)
-#     containerd-spdy: containerd + runc with exec/attach over SPDY (its
-#     default) instead of WebSocket; every other run uses WebSocket.
+#     *-spdy: exec/attach over SPDY (critest's default) instead of
+#     WebSocket; every other run uses WebSocket.
 #   critest.sh table OUT                 pass/fail counts per runtime from OUT/*.log,
 #                                        then each failed spec and where it failed
 #
@@ -52,10 +52,10 @@ die() { echo "critest.sh: $*" >&2; exit 1; }
 skips=(
     -ginkgo.skip='AppArmor|apparmor|SELinux|selinux'
     -ginkgo.skip='digest'
-    # Exec and attach streams over WebSocket (Kubernetes' v4/v5 channel
-    # protocols) rather than SPDY: Moat's streaming server does not speak
-    # SPDY (yet); containerd's speaks both. Port-forward stays on SPDY (its
-    # WebSocket form tunnels SPDY anyway), which Moat fails.
+    # Exec and attach stream over WebSocket (Kubernetes' v4/v5 channel
+    # protocols) by default, which containerd 1.6 does not speak; the *-spdy
+    # runs use SPDY. Port-forward is always SPDY (its WebSocket form tunnels
+    # SPDY anyway).
 )
 websocket=(-websocket-exec -websocket-attach)
 
@@ -346,6 +346,7 @@ inner() {
         echo "== $r"
         case $r in
             moat) start_moat "$d"; run_critest "$d/moat.sock" "$out/$r.log"; stop_moat "$d" ;;
+            moat-spdy) start_moat "$d"; run_critest "$d/moat.sock" "$out/$r.log" spdy; stop_moat "$d" ;;
             containerd) start_containerd "$d" runc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
             containerd-spdy) start_containerd "$d" runc; run_critest "$d/containerd.sock" "$out/$r.log" spdy; stop_containerd "$d" ;;
             containerd-runsc) start_containerd "$d" runsc; run_critest "$d/containerd.sock" "$out/$r.log"; stop_containerd "$d" ;;
