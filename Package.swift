@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module map (one module per component; see README "Architecture"):
 //   CMoat          C shims: variadic ptrace, raw clone, the stub code page, BPF structs.
-//   Platform       how application code is run and trapped (Ptrace/ now; systrap later).
+//   Platform       how application code is run and trapped (Ptrace/, KVM/).
 //   GoferProtocol  the Sentry<->Gofer wire format and the client the Sentry uses.
 //   Gofer          the file server confined to the container root.
 //   Sentry         the emulated kernel: tasks, memory, signals, VFS, syscalls.
@@ -95,6 +95,7 @@ let package = Package(
         .executableTarget(name: "moat-fuzz", dependencies: ["Gofer", "GoferProtocol", "OCI", "Sentry", "ControlPlane"],
                           path: "Tests/Fuzz/Sources"),
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),

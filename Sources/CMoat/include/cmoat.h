@@ -146,3 +146,4 @@ int moat_accept4(int fd, void *addr, unsigned *len, int flags);
 int moat_setns(int fd, int nstype);
 int moat_send_fd(int sock, const void *buf, size_t len, int fd);
 int moat_recv_fd(int sock, void *buf, size_t len, int *fd);
+#include "cmoat_kvm.h"

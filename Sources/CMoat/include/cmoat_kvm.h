@@ -1,0 +1,43 @@
+// C side of the KVM platform (Sources/Platform/KVM): the KVM ioctls are
+// macros over struct sizes from <linux/kvm.h> and ioctl(2) is variadic, so
+// Swift reaches them through these small wrappers. Each returns >= 0 on
+// success or -errno; none of them keeps state.
+#pragma once
+#include <stdint.h>
+#include <linux/kvm.h>
+
+/// Opens /dev/kvm (O_RDWR|O_CLOEXEC) and checks the stable API version (12).
+int moat_kvm_open(void);
+int moat_kvm_create_vm(int kvm);
+/// Size of the shared kvm_run area of a vCPU fd.
+int moat_kvm_run_size(int kvm);
+int moat_kvm_check_extension(int fd, int cap);
+int moat_kvm_set_memory(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t host);
+int moat_kvm_create_vcpu(int vm, int id);
+/// Gives the vCPU the CPUID the host KVM supports (without it the guest sees
+/// an almost empty CPUID and user code cannot find SSE2).
+int moat_kvm_set_supported_cpuid(int kvm, int vcpu);
+int moat_kvm_get_regs(int vcpu, struct kvm_regs *r);
+int moat_kvm_set_regs(int vcpu, const struct kvm_regs *r);
+int moat_kvm_get_sregs(int vcpu, struct kvm_sregs *s);
+int moat_kvm_set_sregs(int vcpu, const struct kvm_sregs *s);
+int moat_kvm_get_fpu(int vcpu, struct kvm_fpu *f);
+int moat_kvm_set_fpu(int vcpu, const struct kvm_fpu *f);
+/// Writes n MSRs (index[i] = value[i]); returns how many were written.
+int moat_kvm_set_msrs(int vcpu, const uint32_t *index, const uint64_t *value, int n);
+int moat_kvm_get_msr(int vcpu, uint32_t index, uint64_t *value);
+/// KVM_RUN; -EINTR when a host signal interrupted it.
+int moat_kvm_run(int vcpu);
+
+// The kvm_run area (its exit payload is a union, read through these).
+uint32_t moat_kvm_exit_reason(const void *run);
+uint16_t moat_kvm_exit_io_port(const void *run);
+uint8_t moat_kvm_exit_io_direction(const void *run);
+uint64_t moat_kvm_exit_hw_reason(const void *run);
+uint32_t moat_kvm_exit_internal_suberror(const void *run);
+void moat_kvm_set_immediate_exit(void *run, uint8_t v);
+
+/// A memfd of `size` bytes (guest physical memory owned by the Sentry).
+int moat_memfd(const char *name, uint64_t size);
+/// Gives the pages [off, off+len) of a memfd back to the host (they read as zero).
+int moat_punch_hole(int fd, uint64_t off, uint64_t len);

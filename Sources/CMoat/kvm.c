@@ -1,0 +1,97 @@
+// KVM ioctl wrappers for Sources/Platform/KVM (see include/cmoat_kvm.h).
+#define _GNU_SOURCE
+#include "cmoat_kvm.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int ret(int r) { return r < 0 ? -errno : r; }
+
+int moat_kvm_open(void) {
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) { close(fd); return -ENOTSUP; }
+    return fd;
+}
+int moat_kvm_create_vm(int kvm) { return ret(ioctl(kvm, KVM_CREATE_VM, 0)); }
+int moat_kvm_run_size(int kvm) { return ret(ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)); }
+int moat_kvm_check_extension(int fd, int cap) { return ret(ioctl(fd, KVM_CHECK_EXTENSION, cap)); }
+
+int moat_kvm_set_memory(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t host) {
+    struct kvm_userspace_memory_region r = {
+        .slot = slot, .flags = 0, .guest_phys_addr = gpa, .memory_size = size, .userspace_addr = host,
+    };
+    return ret(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r));
+}
+int moat_kvm_create_vcpu(int vm, int id) { return ret(ioctl(vm, KVM_CREATE_VCPU, id)); }
+
+int moat_kvm_set_supported_cpuid(int kvm, int vcpu) {
+    int n = 256;
+    for (;;) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+        if (!c) return -ENOMEM;
+        c->nent = n;
+        if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+            int e = errno;
+            free(c);
+            if (e == E2BIG && n < 4096) { n *= 2; continue; }
+            return -e;
+        }
+        int r = ret(ioctl(vcpu, KVM_SET_CPUID2, c));
+        free(c);
+        return r;
+    }
+}
+
+int moat_kvm_get_regs(int v, struct kvm_regs *r) { return ret(ioctl(v, KVM_GET_REGS, r)); }
+int moat_kvm_set_regs(int v, const struct kvm_regs *r) { return ret(ioctl(v, KVM_SET_REGS, r)); }
+int moat_kvm_get_sregs(int v, struct kvm_sregs *s) { return ret(ioctl(v, KVM_GET_SREGS, s)); }
+int moat_kvm_set_sregs(int v, const struct kvm_sregs *s) { return ret(ioctl(v, KVM_SET_SREGS, s)); }
+int moat_kvm_get_fpu(int v, struct kvm_fpu *f) { return ret(ioctl(v, KVM_GET_FPU, f)); }
+int moat_kvm_set_fpu(int v, const struct kvm_fpu *f) { return ret(ioctl(v, KVM_SET_FPU, f)); }
+
+int moat_kvm_set_msrs(int v, const uint32_t *index, const uint64_t *value, int n) {
+    if (n < 0 || n > 64) return -EINVAL;
+    struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+    if (!m) return -ENOMEM;
+    m->nmsrs = n;
+    for (int i = 0; i < n; i++) { m->entries[i].index = index[i]; m->entries[i].data = value[i]; }
+    int r = ret(ioctl(v, KVM_SET_MSRS, m));
+    free(m);
+    return r;
+}
+int moat_kvm_get_msr(int v, uint32_t index, uint64_t *value) {
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m;
+    memset(&m, 0, sizeof m);
+    m.h.nmsrs = 1;
+    m.e.index = index;
+    int r = ret(ioctl(v, KVM_GET_MSRS, &m));
+    if (r == 1) *value = m.e.data;
+    return r;
+}
+int moat_kvm_run(int v) { return ret(ioctl(v, KVM_RUN, 0)); }
+
+uint32_t moat_kvm_exit_reason(const void *run) { return ((const struct kvm_run *)run)->exit_reason; }
+uint16_t moat_kvm_exit_io_port(const void *run) { return ((const struct kvm_run *)run)->io.port; }
+uint8_t moat_kvm_exit_io_direction(const void *run) { return ((const struct kvm_run *)run)->io.direction; }
+uint64_t moat_kvm_exit_hw_reason(const void *run) {
+    const struct kvm_run *r = run;
+    return r->exit_reason == KVM_EXIT_FAIL_ENTRY ? r->fail_entry.hardware_entry_failure_reason
+                                                 : r->hw.hardware_exit_reason;
+}
+uint32_t moat_kvm_exit_internal_suberror(const void *run) { return ((const struct kvm_run *)run)->internal.suberror; }
+void moat_kvm_set_immediate_exit(void *run, uint8_t v) { ((struct kvm_run *)run)->immediate_exit = v; }
+
+int moat_memfd(const char *name, uint64_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)size) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+int moat_punch_hole(int fd, uint64_t off, uint64_t len) {
+    return ret(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len));
+}

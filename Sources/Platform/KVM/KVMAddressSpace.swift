@@ -1,0 +1,280 @@
+// An application address space on the KVM platform: the lower-half page
+// tables the Sentry builds in guest physical memory, the list of mapped
+// regions, and the Sentry's own access to application memory.
+//
+// Pages are populated on demand: `map` only records a region; the first
+// touch (a guest #PF, or a Sentry read/write) allocates a zeroed page and
+// maps it with the region's protection. A page fault inside a region is
+// resolved by the platform without involving the rest of the Sentry, like
+// the host kernel does for the ptrace platform's anonymous memory; only
+// faults outside every region, or against a region's protection, come back
+// as StopReason.fault. Leaf PTEs always carry the region's exact protection
+// (PROT_WRITE -> W, no PROT_EXEC -> NX); x86 cannot express write-only or
+// execute-only, so PROT_WRITE and PROT_EXEC imply readable, as on Linux.
+
+import CMoat
+import Glibc
+
+public final class KVMAddressSpace {
+    let machine: KVMMachine
+    var memory: GuestMemory { machine.memory }
+    /// Guest physical address of the PML4 (the CR3 value).
+    public let cr3: UInt64
+    /// Mapped regions, sorted and disjoint: start, end (exclusive), prot.
+    private(set) var regions: [(start: UInt64, end: UInt64, prot: Int32)] = []
+    /// Bumped whenever a translation is removed or narrowed: a vCPU that last
+    /// ran with an older generation must flush its TLB before resuming.
+    private(set) var generation: UInt64 = 0
+
+    /// The top of user space (47-bit canonical lower half).
+    public static let userEnd: UInt64 = 0x0000_8000_0000_0000
+
+    public init(machine: KVMMachine) throws {
+        self.machine = machine
+        guard let p = machine.memory.allocPage() else { throw KVMError.outOfGuestMemory }
+        cr3 = p
+        machine.memory.store64(p + 511 * 8, machine.kernelPML4Entry)
+    }
+
+    deinit {
+        unmapAll()
+        memory.freePage(cr3)
+    }
+
+    // MARK: - regions
+
+    /// Maps [addr, addr+len) with `prot` (PROT_READ|PROT_WRITE|PROT_EXEC),
+    /// replacing whatever was there (MAP_FIXED semantics). Pages appear
+    /// zeroed on first touch. EINVAL for unaligned or out-of-range ranges.
+    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32) -> HostErrno? {
+        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+        unmapRange(addr, end)
+        let i = regions.firstIndex { $0.start >= end } ?? regions.count
+        regions.insert((addr, end, prot), at: i)
+        return nil
+    }
+
+    /// Unmaps [addr, addr+len); pages go back to the machine.
+    public func unmap(_ addr: UInt64, _ len: UInt64) -> HostErrno? {
+        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+        unmapRange(addr, end)
+        return nil
+    }
+
+    /// Changes the protection of [addr, addr+len); ENOMEM if part of it is
+    /// not mapped (as mprotect(2)).
+    public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> HostErrno? {
+        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+        var covered = addr
+        for r in regions where r.end > addr && r.start < end {
+            if r.start > covered { return HostErrno(ENOMEM) }
+            covered = r.end
+        }
+        if covered < end { return HostErrno(ENOMEM) }
+        split(at: addr)
+        split(at: end)
+        for i in regions.indices where regions[i].start >= addr && regions[i].end <= end {
+            regions[i].prot = prot
+        }
+        var va = addr
+        while va < end {
+            if let pte = leafSlot(va, create: false), memory.load64(pte) & PTE.present != 0 {
+                if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+                    memory.freePage(memory.load64(pte) & PTE.addrMask)
+                    memory.store64(pte, 0)
+                } else {
+                    memory.store64(pte, (memory.load64(pte) & PTE.addrMask) | leafBits(prot))
+                }
+            }
+            va += 4096
+        }
+        generation &+= 1
+        return nil
+    }
+
+    /// The region containing `va`, if any.
+    public func region(containing va: UInt64) -> (start: UInt64, end: UInt64, prot: Int32)? {
+        regions.first { $0.start <= va && va < $0.end }
+    }
+
+    private func rangeEnd(_ addr: UInt64, _ len: UInt64) -> UInt64? {
+        guard addr & 0xfff == 0, len > 0, len <= Self.userEnd else { return nil }
+        let end = (addr &+ len &+ 0xfff) & ~0xfff
+        guard end > addr, end <= Self.userEnd else { return nil }
+        return end
+    }
+
+    /// Splits the region containing `va` (if any) into two at `va`.
+    private func split(at va: UInt64) {
+        guard let i = regions.firstIndex(where: { $0.start < va && va < $0.end }) else { return }
+        let r = regions[i]
+        regions[i].end = va
+        regions.insert((va, r.end, r.prot), at: i + 1)
+    }
+
+    private func unmapRange(_ start: UInt64, _ end: UInt64) {
+        split(at: start)
+        split(at: end)
+        regions.removeAll { $0.start >= start && $0.end <= end }
+        freePages(start, end)
+        generation &+= 1
+    }
+
+    private func unmapAll() {
+        for r in regions { freePages(r.start, r.end) }
+        regions = []
+        freeTables(cr3, level: 4)
+    }
+
+    /// Frees the leaf pages of [start, end), skipping unpopulated tables.
+    private func freePages(_ start: UInt64, _ end: UInt64) {
+        var va = start
+        while va < end {
+            guard let (slot, level) = deepestSlot(va) else { va = (va | 0x1f_ffff) &+ 1; continue }
+            if level == 1 {
+                let e = memory.load64(slot)
+                if e & PTE.present != 0 {
+                    memory.freePage(e & PTE.addrMask)
+                    memory.store64(slot, 0)
+                }
+                va += 4096
+            } else {
+                // No table below this level: skip the whole span it covers.
+                let span: UInt64 = 1 << (12 + 9 * UInt64(level - 1))
+                va = (va & ~(span - 1)) &+ span
+            }
+        }
+    }
+
+    /// Frees the page-table pages of the lower half (the kernel half's
+    /// tables belong to the machine).
+    private func freeTables(_ table: UInt64, level: Int) {
+        let entries = level == 4 ? 256 : 512
+        if level > 1 {
+            for i in 0..<entries {
+                let e = memory.load64(table + UInt64(i) * 8)
+                if e & PTE.present != 0 {
+                    freeTables(e & PTE.addrMask, level: level - 1)
+                    memory.store64(table + UInt64(i) * 8, 0)
+                }
+            }
+        }
+        if level < 4 { memory.freePage(table) }
+    }
+
+    // MARK: - page tables
+
+    private func leafBits(_ prot: Int32) -> UInt64 {
+        var b = PTE.present | PTE.user
+        if prot & PROT_WRITE != 0 { b |= PTE.write }
+        if prot & PROT_EXEC == 0 { b |= PTE.noExec }
+        return b
+    }
+
+    @inline(__always) private func index(_ va: UInt64, _ level: Int) -> UInt64 {
+        (va >> (12 + 9 * UInt64(level - 1))) & 0x1ff
+    }
+
+    /// The PTE slot (guest physical address of the level-1 entry) for `va`,
+    /// creating intermediate tables when `create`; nil if a table is missing
+    /// and not created (or memory ran out).
+    private func leafSlot(_ va: UInt64, create: Bool) -> UInt64? {
+        var table = cr3
+        for level in stride(from: 4, to: 1, by: -1) {
+            let slot = table + index(va, level) * 8
+            var e = memory.load64(slot)
+            if e & PTE.present == 0 {
+                guard create, let p = memory.allocPage() else { return nil }
+                // Intermediate entries allow everything; the leaf decides.
+                e = p | PTE.present | PTE.write | PTE.user
+                memory.store64(slot, e)
+            }
+            table = e & PTE.addrMask
+        }
+        return table + index(va, 1) * 8
+    }
+
+    /// The slot of the deepest present table entry on `va`'s walk: level 1
+    /// is a PTE slot; level n > 1 means the entry at that level is absent.
+    private func deepestSlot(_ va: UInt64) -> (UInt64, Int)? {
+        var table = cr3
+        for level in stride(from: 4, to: 1, by: -1) {
+            let slot = table + index(va, level) * 8
+            let e = memory.load64(slot)
+            if e & PTE.present == 0 { return (slot, level) }
+            table = e & PTE.addrMask
+        }
+        return (table + index(va, 1) * 8, 1)
+    }
+
+    /// Populates the page at `va` if a region allows `access` (PROT_* bits)
+    /// there. Returns the page's guest physical address, or nil (no region,
+    /// protection forbids it, or guest memory is exhausted).
+    func populate(_ va: UInt64, access: Int32) -> UInt64? {
+        guard va < Self.userEnd, let r = region(containing: va) else { return nil }
+        // Any present page is readable on x86; writes and fetches need their bit.
+        if r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
+        if access != PROT_READ && r.prot & access == 0 { return nil }
+        guard let slot = leafSlot(va, create: true) else { return nil }
+        let e = memory.load64(slot)
+        if e & PTE.present != 0 { return e & PTE.addrMask }
+        guard let page = memory.allocPage() else { return nil }
+        memory.store64(slot, page | leafBits(r.prot))
+        return page
+    }
+
+    /// Resolves a guest page fault (error code bits: 1 present, 2 write,
+    /// 16 instruction fetch) by populating a page; false if it is a real
+    /// fault for the application.
+    func resolveFault(_ va: UInt64, errorCode: UInt64) -> Bool {
+        if errorCode & 1 != 0 { return false }  // protection violation on a present page
+        let access: Int32 = errorCode & 2 != 0 ? PROT_WRITE : (errorCode & 16 != 0 ? PROT_EXEC : PROT_READ)
+        return populate(va & ~0xfff, access: access) != nil
+    }
+
+    /// The guest physical address behind `va` for the Sentry, populating the
+    /// page if its region allows the access. Writes need PROT_WRITE unless
+    /// `force` (the loader filling a read-only text mapping).
+    private func translate(_ va: UInt64, write: Bool, force: Bool) -> UInt64? {
+        guard va < Self.userEnd, let r = region(containing: va) else { return nil }
+        if write && !force && r.prot & PROT_WRITE == 0 { return nil }
+        if !force && r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
+        if let slot = leafSlot(va, create: false) {
+            let e = memory.load64(slot)
+            if e & PTE.present != 0 { return (e & PTE.addrMask) | (va & 0xfff) }
+        }
+        guard let slot = leafSlot(va, create: true), let page = memory.allocPage() else { return nil }
+        memory.store64(slot, page | leafBits(r.prot))
+        return page | (va & 0xfff)
+    }
+
+    // MARK: - the Sentry's access to application memory
+
+    /// Copies up to `len` bytes at `addr` into `buf`; returns the count
+    /// copied (short at the first inaccessible page), like process_vm_readv.
+    public func read(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
+        copy(addr, len, write: false, force: false) { gpa, off, n in
+            buf.advanced(by: off).copyMemory(from: memory.pointer(gpa), byteCount: n)
+        }
+    }
+
+    /// Copies `len` bytes from `buf` to `addr`; returns the count copied.
+    public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int, force: Bool = false) -> Int {
+        copy(addr, len, write: true, force: force) { gpa, off, n in
+            memory.pointer(gpa).copyMemory(from: buf.advanced(by: off), byteCount: n)
+        }
+    }
+
+    private func copy(_ addr: UInt64, _ len: Int, write: Bool, force: Bool,
+                      _ body: (UInt64, Int, Int) -> Void) -> Int {
+        var done = 0
+        while done < len {
+            let va = addr &+ UInt64(done)
+            guard va >= addr, let gpa = translate(va, write: write, force: force) else { break }
+            let n = min(len - done, 4096 - Int(va & 0xfff))
+            body(gpa, done, n)
+            done += n
+        }
+        return done
+    }
+}

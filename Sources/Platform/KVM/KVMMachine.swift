@@ -1,0 +1,315 @@
+// The KVM platform: one hardware virtual machine per sandbox, whose guest
+// runs only application code (ring 3) and a few bytes of Moat ring-0 code
+// that turns every syscall and every exception into an exit to the Sentry.
+// There is no guest kernel: the Sentry *is* the kernel, exactly as with the
+// ptrace platform, but a trap costs one VM exit instead of two ptrace stops
+// and two host context switches.
+//
+// This file owns the machine: the VM, its guest physical memory and the
+// ring-0 structures every vCPU shares (GDT, IDT, TSS, entry code, the kernel
+// half of the page tables). KVMAddressSpace.swift owns user page tables,
+// KVMThread.swift a vCPU and its run loop.
+//
+// Design choices (and why):
+//   - Guest physical memory is one memfd the Sentry creates and maps into
+//     itself (MAP_SHARED), registered as KVM memory slot 0 at GPA 0. The
+//     Sentry reads and writes application memory with memcpy through that
+//     mapping after walking the page tables it built itself: no host call per
+//     access (the ptrace platform needs process_vm_readv), and the memory is
+//     an fd the Sentry can later hand to a fork or give back page by page
+//     (fallocate PUNCH_HOLE). Nothing in guest physical memory is ever mapped
+//     executable in the Sentry.
+//   - The Sentry builds 4-level page tables itself (it is the kernel). The
+//     lower half is the application's; the top 512 GiB slot (PML4 entry 511)
+//     is the same in every address space and maps only the handful of
+//     ring-0 pages below, supervisor-only and global. Only those pages: the
+//     guest ring 0 never touches application memory (the Sentry does, from
+//     the host), so guest physical memory is not direct-mapped into the guest
+//     at all and a guest-side bug cannot reach page tables.
+//   - Exits are `out imm8, al` to a port that names the reason (syscall or
+//     exception), not HLT: an I/O exit carries the port number, so one
+//     two-byte instruction says why we exited without touching any user
+//     register, and HLT stays free as a "cannot happen" guard. Ring 3 cannot
+//     forge an exit: IOPL is 0 (the Sentry clears it on every resume), the TSS
+//     has no I/O bitmap, and HLT/OUT/`int n` from user mode raise #GP, which
+//     is reported as an ordinary fault.
+//   - The syscall entry does not switch stacks or save anything: after the
+//     exit the vCPU still holds every user register (rcx = return rip,
+//     r11 = rflags, as Linux defines them after `syscall`). The Sentry reads
+//     them with one KVM_GET_REGS.
+//   - Return to user always goes through `iretq` from a frame the Sentry
+//     writes on the ring-0 stack, never `sysretq`: the Sentry may change any
+//     register (signal delivery, sigreturn, execve) and iretq restores rcx and
+//     r11 too, and iretq cannot be turned into ring-0 execution at a user
+//     address by a non-canonical rip (the sysret erratum). A second
+//     trampoline reloads CR3 first, which is how a changed mapping or a
+//     different address space takes effect (a TLB flush without an exit).
+//   - Every exception gate uses IST 1, so the ring-0 stack is always the
+//     known per-vCPU stack even if ring 0 itself faults; a fault in ring 0 is
+//     a Moat bug and kills only this VM.
+//   - No devices, no interrupt controller, no timer: the only ways out of the
+//     guest are our exits, a host signal to the vCPU thread (KVM_RUN returns
+//     EINTR), or a fatal VM exit (triple fault, ...), which ends the VM.
+//   - One vCPU per machine today (its TSS and IST stack live at fixed guest
+//     physical pages); more vCPUs need one TSS/stack/CR3 slot each.
+
+import CMoat
+import Glibc
+
+/// Guest physical layout of the ring-0 pages (page numbers). Everything from
+/// `firstPoolPage` on is handed out by the page allocator (page tables and
+/// application pages).
+enum KernelPage {
+    static let gdt: UInt64 = 1        // GDT at 0, TSS at 0x800
+    static let idt: UInt64 = 2
+    static let code: UInt64 = 3       // the only executable ring-0 page
+    static let data: UInt64 = 4       // CR3 slot for the flush trampoline
+    static let stackLow: UInt64 = 5   // IST/RSP0 stack: pages 5 and 6
+    static let stackPages: UInt64 = 2
+    static let pdpt: UInt64 = 8       // kernel half: PDPT, PD, PT
+    static let pd: UInt64 = 9
+    static let pt: UInt64 = 10
+    static let pml4: UInt64 = 11      // kernel half only: CR3 before any address space
+    static let firstPoolPage: UInt64 = 16
+}
+
+/// Guest virtual layout of the ring-0 half and the segment selectors.
+enum KernelLayout {
+    /// PML4 slot 511; a kernel page N is at `base + N * 4096`.
+    static let base: UInt64 = 0xffff_ff80_0000_0000
+    static func va(_ page: UInt64, _ off: UInt64 = 0) -> UInt64 { base + page * 4096 + off }
+    static let tssOffset: UInt64 = 0x800
+    static let stackTop: UInt64 = va(KernelPage.stackLow + KernelPage.stackPages)
+    // GDT: null, kernel code, kernel data, user data, user code, TSS (2 slots).
+    // User data precedes user code as `sysret` would want it (STAR).
+    static let kernelCS: UInt16 = 0x08
+    static let kernelSS: UInt16 = 0x10
+    static let userSS: UInt16 = 0x18 | 3
+    static let userCS: UInt16 = 0x20 | 3
+    static let tss: UInt16 = 0x28
+    /// The I/O ports our ring-0 code exits through.
+    static let syscallPort: UInt16 = 0x51
+    static let exceptionPort: UInt16 = 0x52
+    // Offsets in the code page.
+    static let syscallEntry: UInt64 = 0x000
+    static let vectorStubs: UInt64 = 0x040   // 16 bytes per vector 0..31
+    static let exceptionCommon: UInt64 = 0x240
+    static let resume: UInt64 = 0x260
+    static let resumeFlush: UInt64 = 0x280
+    static let cr3Slot: UInt64 = va(KernelPage.data, 0)
+}
+
+/// Errors of the KVM platform (setup only; a running guest's troubles are
+/// StopReasons).
+public enum KVMError: Error, CustomStringConvertible {
+    case unavailable(String)
+    case host(String, Int32)
+    case outOfGuestMemory
+    public var description: String {
+        switch self {
+        case .unavailable(let s): return "KVM unavailable: \(s)"
+        case .host(let what, let e): return "\(what): \(String(cString: strerror(e)))"
+        case .outOfGuestMemory: return "out of guest physical memory"
+        }
+    }
+}
+
+@inline(__always) func check(_ r: Int32, _ what: String) throws -> Int32 {
+    if r < 0 { throw KVMError.host(what, -r) }
+    return r
+}
+
+/// Guest physical memory: a memfd mapped into the Sentry, handed out page by
+/// page. Pages are zeroed when handed out, so a freed page never leaks one
+/// address space's data into another.
+public final class GuestMemory {
+    public let fd: Int32
+    public let size: UInt64
+    let base: UnsafeMutableRawPointer
+    private var next: UInt64
+    private var free: [UInt64] = []
+
+    init(size: UInt64) throws {
+        self.size = size
+        fd = try check(moat_memfd("moat-guest", size), "memfd_create")
+        guard let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            let e = errno
+            close(fd)
+            throw KVMError.host("mmap guest memory", e)
+        }
+        base = p
+        next = KernelPage.firstPoolPage * 4096
+    }
+
+    deinit {
+        munmap(base, Int(size))
+        close(fd)
+    }
+
+    /// A zeroed page's guest physical address, or nil when memory is full.
+    func allocPage() -> UInt64? {
+        let gpa: UInt64
+        if let p = free.popLast() {
+            gpa = p
+        } else {
+            guard next + 4096 <= size else { return nil }
+            gpa = next
+            next += 4096
+        }
+        memset(base + Int(gpa), 0, 4096)
+        return gpa
+    }
+
+    func freePage(_ gpa: UInt64) { free.append(gpa) }
+
+    /// Pages handed out and not freed (for tests and accounting).
+    public var pagesInUse: Int { Int((next - KernelPage.firstPoolPage * 4096) / 4096) - free.count }
+
+    @inline(__always) func pointer(_ gpa: UInt64) -> UnsafeMutableRawPointer { base + Int(gpa) }
+    @inline(__always) func load64(_ gpa: UInt64) -> UInt64 { pointer(gpa).loadUnaligned(as: UInt64.self) }
+    @inline(__always) func store64(_ gpa: UInt64, _ v: UInt64) { pointer(gpa).storeBytes(of: v, as: UInt64.self) }
+}
+
+/// Page table entry bits (Intel SDM vol. 3, 4.5).
+enum PTE {
+    static let present: UInt64 = 1
+    static let write: UInt64 = 2
+    static let user: UInt64 = 4
+    static let global: UInt64 = 0x100
+    static let noExec: UInt64 = 1 << 63
+    static let addrMask: UInt64 = 0x000f_ffff_ffff_f000
+}
+
+/// A KVM virtual machine with its guest memory and ring-0 structures.
+public final class KVMMachine {
+    let kvm: Int32
+    let vm: Int32
+    public let memory: GuestMemory
+    let runSize: Int
+    private var vcpuCount: Int32 = 0
+
+    /// Whether this host can run the KVM platform (/dev/kvm opens and has the
+    /// stable API).
+    public static var available: Bool {
+        let fd = moat_kvm_open()
+        if fd < 0 { return false }
+        close(fd)
+        return true
+    }
+
+    /// A VM with `memoryBytes` of guest physical memory (rounded to pages).
+    public init(memoryBytes: UInt64 = 256 << 20) throws {
+        let k = moat_kvm_open()
+        if k < 0 { throw KVMError.unavailable("/dev/kvm: \(String(cString: strerror(-k)))") }
+        kvm = k
+        let v = moat_kvm_create_vm(k)
+        if v < 0 { close(k); throw KVMError.host("KVM_CREATE_VM", -v) }
+        vm = v
+        do {
+            runSize = Int(try check(moat_kvm_run_size(k), "KVM_GET_VCPU_MMAP_SIZE"))
+            let size = max((memoryBytes + 0xfff) & ~0xfff, (KernelPage.firstPoolPage + 64) * 4096)
+            memory = try GuestMemory(size: size)
+            _ = try check(moat_kvm_set_memory(vm, 0, 0, size, UInt64(UInt(bitPattern: memory.base))),
+                          "KVM_SET_USER_MEMORY_REGION")
+        } catch {
+            close(v)
+            close(k)
+            throw error
+        }
+        buildKernel()
+    }
+
+    deinit {
+        close(vm)
+        close(kvm)
+    }
+
+    /// A new vCPU running in this VM (see KVMThread).
+    public func newThread() throws -> KVMThread {
+        guard vcpuCount == 0 else { throw KVMError.unavailable("one vCPU per machine today") }
+        let fd = try check(moat_kvm_create_vcpu(vm, vcpuCount), "KVM_CREATE_VCPU")
+        vcpuCount += 1
+        return try KVMThread(machine: self, vcpu: fd)
+    }
+
+    // MARK: - ring-0 structures
+
+    private func buildKernel() {
+        let m = memory
+        // GDT (see KernelLayout): flat 64-bit code and data for both rings.
+        let gdt = KernelPage.gdt * 4096
+        m.store64(gdt + 0x08, 0x00af_9b00_0000_ffff)  // kernel code: L, DPL 0
+        m.store64(gdt + 0x10, 0x00cf_9300_0000_ffff)  // kernel data
+        m.store64(gdt + 0x18, 0x00cf_f300_0000_ffff)  // user data: DPL 3
+        m.store64(gdt + 0x20, 0x00af_fb00_0000_ffff)  // user code: L, DPL 3
+        let tssVA = KernelLayout.va(KernelPage.gdt, KernelLayout.tssOffset)
+        let tssLimit: UInt64 = 103
+        m.store64(gdt + 0x28, tssLimit | ((tssVA & 0xff_ffff) << 16) | (0x8b << 40) | (((tssVA >> 24) & 0xff) << 56))
+        m.store64(gdt + 0x30, tssVA >> 32)
+        // TSS: RSP0 and IST1 are the ring-0 stack; the I/O map base lies past
+        // the limit, so no port is ever allowed at CPL 3.
+        let tss = gdt + KernelLayout.tssOffset
+        m.pointer(tss + 4).storeBytes(of: KernelLayout.stackTop, as: UInt64.self)
+        m.pointer(tss + 36).storeBytes(of: KernelLayout.stackTop, as: UInt64.self)
+        m.pointer(tss + 102).storeBytes(of: UInt16(104), as: UInt16.self)
+
+        // Code page.
+        var code = [UInt8](repeating: 0xf4, count: 4096)  // HLT everywhere else
+        func put(_ off: UInt64, _ bytes: [UInt8]) {
+            for (i, b) in bytes.enumerated() { code[Int(off) + i] = b }
+        }
+        // syscall entry: out syscallPort, al (then HLT: never resumed here).
+        put(KernelLayout.syscallEntry, [0xe6, UInt8(KernelLayout.syscallPort)])
+        // Exception stubs: push a 0 error code where the CPU pushes none, push
+        // the vector, jump to the common exit. Vectors with an error code:
+        let withError: Set<Int> = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30]
+        for v in 0..<32 {
+            let off = KernelLayout.vectorStubs + UInt64(v) * 16
+            var b: [UInt8] = withError.contains(v) ? [] : [0x6a, 0x00]
+            b += [0x6a, UInt8(v)]
+            let rel = Int32(Int64(KernelLayout.exceptionCommon) - Int64(off) - Int64(b.count) - 5)
+            b += [0xe9] + withUnsafeBytes(of: rel.littleEndian) { Array($0) }
+            put(off, b)
+        }
+        // Common exit: out exceptionPort, al. The frame (vector, error, rip,
+        // cs, rflags, rsp, ss) is on the IST stack at rsp.
+        put(KernelLayout.exceptionCommon, [0xe6, UInt8(KernelLayout.exceptionPort)])
+        // Return to user: iretq from the frame the Sentry wrote.
+        put(KernelLayout.resume, [0x48, 0xcf])
+        // Same after reloading CR3 from the slot (flushes non-global TLB
+        // entries): push rax; mov rax, [rip+d]; mov cr3, rax; pop rax; iretq.
+        let movEnd = KernelLayout.va(KernelPage.code, KernelLayout.resumeFlush + 1 + 7)
+        let disp = Int32(truncatingIfNeeded: Int64(bitPattern: KernelLayout.cr3Slot &- movEnd))
+        put(KernelLayout.resumeFlush, [0x50, 0x48, 0x8b, 0x05] + withUnsafeBytes(of: disp.littleEndian) { Array($0) }
+            + [0x0f, 0x22, 0xd8, 0x58, 0x48, 0xcf])
+        code.withUnsafeBytes { m.pointer(KernelPage.code * 4096).copyMemory(from: $0.baseAddress!, byteCount: 4096) }
+
+        // IDT: interrupt gates (IF cleared) for vectors 0..31 on IST 1. #BP
+        // and #OF have DPL 3 so `int3` from user mode works as on Linux.
+        let idt = KernelPage.idt * 4096
+        for v in 0..<32 {
+            let target = KernelLayout.va(KernelPage.code, KernelLayout.vectorStubs + UInt64(v) * 16)
+            let dpl: UInt64 = (v == 3 || v == 4) ? 3 : 0
+            let low = (target & 0xffff) | (UInt64(KernelLayout.kernelCS) << 16) | (1 << 32)
+                | ((0x8e | (dpl << 5)) << 40) | (((target >> 16) & 0xffff) << 48)
+            m.store64(idt + UInt64(v) * 16, low)
+            m.store64(idt + UInt64(v) * 16 + 8, target >> 32)
+        }
+
+        // Kernel half: PDPT[0] -> PD[0] -> PT, mapping the ring-0 pages
+        // (supervisor, global; only the code page is executable, and it is
+        // read-only).
+        let k = PTE.present | PTE.write
+        m.store64(KernelPage.pdpt * 4096, KernelPage.pd * 4096 | k)
+        m.store64(KernelPage.pd * 4096, KernelPage.pt * 4096 | k)
+        let pt = KernelPage.pt * 4096
+        for page in [KernelPage.gdt, KernelPage.idt, KernelPage.data] + (0..<KernelPage.stackPages).map({ KernelPage.stackLow + $0 }) {
+            m.store64(pt + page * 8, page * 4096 | PTE.present | PTE.write | PTE.global | PTE.noExec)
+        }
+        m.store64(pt + KernelPage.code * 8, KernelPage.code * 4096 | PTE.present | PTE.global)
+        m.store64(KernelPage.pml4 * 4096 + 511 * 8, kernelPML4Entry)
+    }
+
+    /// The PML4 entry every address space shares for the kernel half.
+    var kernelPML4Entry: UInt64 { KernelPage.pdpt * 4096 | PTE.present | PTE.write }
+}

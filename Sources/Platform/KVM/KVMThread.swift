@@ -1,0 +1,336 @@
+// A vCPU of the KVM platform running one application thread: it enters the
+// guest with the Sentry's view of the registers and comes back with a
+// StopReason, exactly like PtraceThread.run().
+//
+// Every exit happens in guest ring 0 at one of our `out` instructions
+// (KVMMachine.swift), so every entry can be the same: write an iretq frame
+// (rip, cs, rflags, rsp, ss) on the ring-0 stack, KVM_SET_REGS with the user
+// registers plus rip = the resume trampoline and rsp = that frame, KVM_RUN.
+// The one exception is a host signal that interrupted the guest in ring 3:
+// then the vCPU is first put back in ring 0 with KVM_SET_SREGS (rare).
+//
+// The Sentry's registers are the ptrace layout (user_regs_struct) so the
+// kernel code is the same for both platforms; at a syscall stop rip is the
+// instruction after `syscall`, orig_rax the number and rax -ENOSYS, as
+// ptrace shows them. FS and GS bases are MSRs, written only when they change
+// (user code cannot change them: CR4.FSGSBASE stays off).
+//
+// Not done yet: the x87/SSE state is the vCPU's own (KVM_GET/SET_FPU for
+// signal frames), XSAVE/AVX are not enabled (CR4.OSXSAVE off, so CPUID tells
+// user code not to use AVX), one vCPU per machine.
+
+import CMoat
+import Glibc
+
+public final class KVMThread {
+    public let machine: KVMMachine
+    let vcpu: Int32
+    let run: UnsafeMutableRawPointer
+    /// The application thread's registers (valid after a stop; used as is at
+    /// the next run).
+    public var regs = Registers()
+    /// The address space the thread runs in.
+    public var addressSpace: KVMAddressSpace?
+    /// Why the last run returned .gone (a VM-level failure), for the log.
+    public private(set) var lastError: String?
+    /// VM exits taken (including page faults resolved without the Sentry).
+    public private(set) var exits: UInt64 = 0
+
+    private var inKernel = true
+    private var kernelSregs = kvm_sregs()
+    private var loadedCR3: UInt64 = KernelPage.pml4 * 4096
+    private var flushedGeneration: UInt64 = .max
+    private var appliedFS: UInt64 = 0
+    private var appliedGS: UInt64 = 0
+
+    static let msrSTAR: UInt32 = 0xc000_0081
+    static let msrLSTAR: UInt32 = 0xc000_0082
+    static let msrCSTAR: UInt32 = 0xc000_0083
+    static let msrFMASK: UInt32 = 0xc000_0084
+    static let msrFSBase: UInt32 = 0xc000_0100
+    static let msrGSBase: UInt32 = 0xc000_0101
+    static let msrKernelGSBase: UInt32 = 0xc000_0102
+
+    init(machine: KVMMachine, vcpu: Int32) throws {
+        self.machine = machine
+        self.vcpu = vcpu
+        guard let p = mmap(nil, machine.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0), p != MAP_FAILED else {
+            let e = errno
+            close(vcpu)
+            throw KVMError.host("mmap kvm_run", e)
+        }
+        run = p
+        do {
+            _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
+            try setupRing0()
+        } catch {
+            munmap(run, machine.runSize)
+            close(vcpu)
+            throw error
+        }
+    }
+
+    deinit {
+        munmap(run, machine.runSize)
+        close(vcpu)
+    }
+
+    private func setupRing0() throws {
+        var s = kvm_sregs()
+        _ = try check(moat_kvm_get_sregs(vcpu, &s), "KVM_GET_SREGS")
+        func seg(_ sel: UInt16, type: UInt8, dpl: UInt8, code: Bool) -> kvm_segment {
+            var g = kvm_segment()
+            g.base = 0
+            g.limit = 0xffff_ffff
+            g.selector = sel
+            g.type = type
+            g.present = 1
+            g.dpl = dpl
+            g.db = code ? 0 : 1
+            g.s = 1
+            g.l = code ? 1 : 0
+            g.g = 1
+            return g
+        }
+        s.cs = seg(KernelLayout.kernelCS, type: 11, dpl: 0, code: true)
+        s.ss = seg(KernelLayout.kernelSS, type: 3, dpl: 0, code: false)
+        // Data segments hold the user selector from the start, so iretq to
+        // ring 3 never nulls them (which could clear the FS base).
+        let ud = seg(KernelLayout.userSS, type: 3, dpl: 3, code: false)
+        s.ds = ud; s.es = ud; s.fs = ud; s.gs = ud
+        var tr = kvm_segment()
+        tr.base = KernelLayout.va(KernelPage.gdt, KernelLayout.tssOffset)
+        tr.limit = 103
+        tr.selector = KernelLayout.tss
+        tr.type = 11
+        tr.present = 1
+        s.tr = tr
+        s.ldt = kvm_segment()
+        s.ldt.unusable = 1
+        s.gdt.base = KernelLayout.va(KernelPage.gdt)
+        s.gdt.limit = 0x37
+        s.idt.base = KernelLayout.va(KernelPage.idt)
+        s.idt.limit = 32 * 16 - 1
+        // PE, MP, ET, NE, WP, PG.
+        s.cr0 = 0x8001_0033
+        // PAE, PGE, OSFXSR, OSXMMEXCPT (SSE for user code).
+        s.cr4 = 0x6a0
+        s.cr3 = loadedCR3
+        // SCE, LME, LMA, NXE.
+        s.efer = 0xd01
+        _ = try check(moat_kvm_set_sregs(vcpu, &s), "KVM_SET_SREGS")
+        _ = try check(moat_kvm_get_sregs(vcpu, &kernelSregs), "KVM_GET_SREGS")
+
+        let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userSS - 8) << 48
+        let entry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
+        // FMASK clears TF, IF, DF, IOPL, NT, AC on entry.
+        let idx: [UInt32] = [Self.msrSTAR, Self.msrLSTAR, Self.msrCSTAR, Self.msrFMASK,
+                             Self.msrFSBase, Self.msrGSBase, Self.msrKernelGSBase]
+        let val: [UInt64] = [star, entry, entry, 0x4_7700, 0, 0, 0]
+        let n = try check(moat_kvm_set_msrs(vcpu, idx, val, Int32(idx.count)), "KVM_SET_MSRS")
+        if n != idx.count { throw KVMError.host("KVM_SET_MSRS", EINVAL) }
+    }
+
+    /// Flags user code may hold: CF PF AF ZF SF TF DF OF AC ID (IF and bit 1
+    /// forced on; IOPL, NT, VM and the rest forced off).
+    static let userFlags: UInt64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000
+
+    @inline(__always) static func canonical(_ a: UInt64) -> Bool { a < KVMAddressSpace.userEnd }
+
+    /// Runs the thread until its next syscall, fault or interruption.
+    public func run() -> StopReason {
+        guard let asp = addressSpace else { lastError = "no address space"; return .gone }
+        while true {
+            if !Self.canonical(regs.rip) || !Self.canonical(regs.rsp) {
+                // iretq would fault in ring 0; Linux sends SIGSEGV for a bad rip.
+                regs.orig_rax = .max
+                return .fault(signo: SIGSEGV, code: 0x80, addr: 0)
+            }
+            guard enter(asp) else { return .gone }
+            switch loopUntilStop(asp) {
+            case .some(let r): return r
+            case .none: continue  // a page fault the platform resolved
+            }
+        }
+    }
+
+    /// Programs the vCPU to return to user mode with `regs`.
+    private func enter(_ asp: KVMAddressSpace) -> Bool {
+        if !inKernel {
+            var s = kernelSregs
+            s.cr3 = loadedCR3
+            if moat_kvm_set_sregs(vcpu, &s) < 0 { lastError = "KVM_SET_SREGS failed"; return false }
+            appliedFS = .max
+            appliedGS = .max
+            inKernel = true
+        }
+        if regs.fs_base != appliedFS || regs.gs_base != appliedGS {
+            guard Self.canonical(regs.fs_base) || regs.fs_base >= 0xffff_8000_0000_0000,
+                  Self.canonical(regs.gs_base) || regs.gs_base >= 0xffff_8000_0000_0000 else {
+                lastError = "non-canonical FS/GS base"
+                return false
+            }
+            let idx: [UInt32] = [Self.msrFSBase, Self.msrGSBase]
+            let val: [UInt64] = [regs.fs_base, regs.gs_base]
+            if moat_kvm_set_msrs(vcpu, idx, val, 2) != 2 { lastError = "KVM_SET_MSRS failed"; return false }
+            appliedFS = regs.fs_base
+            appliedGS = regs.gs_base
+        }
+        let frame = KernelLayout.stackTop - 40
+        let flags = (regs.eflags & Self.userFlags) | 0x202
+        let words: [UInt64] = [regs.rip, UInt64(KernelLayout.userCS), flags, regs.rsp, UInt64(KernelLayout.userSS)]
+        let mem = machine.memory
+        let frameGPA = KernelPage.stackLow * 4096 + (frame - KernelLayout.va(KernelPage.stackLow))
+        for (i, w) in words.enumerated() { mem.store64(frameGPA + UInt64(i) * 8, w) }
+        let flush = asp.cr3 != loadedCR3 || asp.generation != flushedGeneration
+        if flush {
+            mem.store64(KernelPage.data * 4096, asp.cr3)
+            loadedCR3 = asp.cr3
+            flushedGeneration = asp.generation
+        }
+        var k = kvm_regs()
+        k.rax = regs.rax; k.rbx = regs.rbx; k.rcx = regs.rcx; k.rdx = regs.rdx
+        k.rsi = regs.rsi; k.rdi = regs.rdi; k.rbp = regs.rbp
+        k.r8 = regs.r8; k.r9 = regs.r9; k.r10 = regs.r10; k.r11 = regs.r11
+        k.r12 = regs.r12; k.r13 = regs.r13; k.r14 = regs.r14; k.r15 = regs.r15
+        k.rsp = frame
+        k.rip = KernelLayout.va(KernelPage.code, flush ? KernelLayout.resumeFlush : KernelLayout.resume)
+        k.rflags = 2
+        if moat_kvm_set_regs(vcpu, &k) < 0 { lastError = "KVM_SET_REGS failed"; return false }
+        return true
+    }
+
+    /// Copies the general registers of a stop into `regs` (rip, rflags and
+    /// rsp are set by the caller from where the stop put them).
+    private func takeGPRs(_ k: kvm_regs) {
+        regs.rax = k.rax; regs.rbx = k.rbx; regs.rcx = k.rcx; regs.rdx = k.rdx
+        regs.rsi = k.rsi; regs.rdi = k.rdi; regs.rbp = k.rbp
+        regs.r8 = k.r8; regs.r9 = k.r9; regs.r10 = k.r10; regs.r11 = k.r11
+        regs.r12 = k.r12; regs.r13 = k.r13; regs.r14 = k.r14; regs.r15 = k.r15
+        regs.cs = 0x33
+        regs.ss = 0x2b
+    }
+
+    /// KVM_RUN until something the Sentry must see; nil when the platform
+    /// resolved a page fault and the thread should simply be entered again.
+    private func loopUntilStop(_ asp: KVMAddressSpace) -> StopReason? {
+        let codeVA = KernelLayout.va(KernelPage.code)
+        while true {
+            let r = moat_kvm_run(vcpu)
+            if r == -EINTR {
+                // A host signal (a kick from the Sentry). Where is the vCPU?
+                var s = kvm_sregs()
+                var k = kvm_regs()
+                guard moat_kvm_get_sregs(vcpu, &s) >= 0, moat_kvm_get_regs(vcpu, &k) >= 0 else {
+                    lastError = "KVM_GET_REGS failed"
+                    return .gone
+                }
+                if s.cs.dpl == 3 {
+                    takeGPRs(k)
+                    regs.rip = k.rip; regs.rsp = k.rsp; regs.eflags = k.rflags
+                    regs.orig_rax = .max
+                    inKernel = false
+                    return .interrupted
+                }
+                let off = k.rip &- codeVA
+                if off >= KernelLayout.resume && off < 0x1000 {
+                    // Still on the way out to user: `regs` is unchanged and
+                    // the next run starts the trampoline afresh.
+                    return .interrupted
+                }
+                continue  // between a trap and its `out`: let it exit
+            }
+            exits &+= 1
+            if r < 0 {
+                lastError = "KVM_RUN: \(String(cString: strerror(-r)))"
+                return .gone
+            }
+            let reason = moat_kvm_exit_reason(run)
+            guard reason == UInt32(KVM_EXIT_IO), moat_kvm_exit_io_direction(run) == UInt8(KVM_EXIT_IO_OUT) else {
+                lastError = describeExit(reason)
+                return .gone
+            }
+            var k = kvm_regs()
+            guard moat_kvm_get_regs(vcpu, &k) >= 0 else { lastError = "KVM_GET_REGS failed"; return .gone }
+            switch moat_kvm_exit_io_port(run) {
+            case KernelLayout.syscallPort:
+                takeGPRs(k)
+                regs.rip = k.rcx
+                regs.eflags = k.r11
+                regs.rsp = k.rsp
+                regs.orig_rax = k.rax
+                regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+                return .syscall
+            case KernelLayout.exceptionPort:
+                return exception(k, asp)
+            default:
+                lastError = "exit through unexpected port \(moat_kvm_exit_io_port(run))"
+                return .gone
+            }
+        }
+    }
+
+    /// An exception exit: the frame is vector, error code, rip, cs, rflags,
+    /// rsp, ss at the ring-0 rsp.
+    private func exception(_ k: kvm_regs, _ asp: KVMAddressSpace) -> StopReason? {
+        let stackLowVA = KernelLayout.va(KernelPage.stackLow)
+        guard k.rsp >= stackLowVA, k.rsp + 56 <= KernelLayout.stackTop else {
+            lastError = "exception frame outside the ring-0 stack"
+            return .gone
+        }
+        let gpa = KernelPage.stackLow * 4096 + (k.rsp - stackLowVA)
+        let f = (0..<7).map { machine.memory.load64(gpa + UInt64($0) * 8) }
+        let (vector, err, rip, cs, rflags, rsp) = (f[0], f[1], f[2], f[3], f[4], f[5])
+        if cs & 3 != 3 {
+            lastError = "exception \(vector) in guest ring 0 at \(String(rip, radix: 16)) error \(err)"
+            return .gone
+        }
+        takeGPRs(k)
+        regs.rip = rip
+        regs.eflags = rflags
+        regs.rsp = rsp
+        regs.orig_rax = .max
+        var cr2: UInt64 = 0
+        if vector == 14 {
+            var s = kvm_sregs()
+            guard moat_kvm_get_sregs(vcpu, &s) >= 0 else { lastError = "KVM_GET_SREGS failed"; return .gone }
+            cr2 = s.cr2
+            if asp.resolveFault(cr2, errorCode: err) { return nil }
+        }
+        let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
+                                              mapped: vector == 14 && asp.region(containing: cr2) != nil)
+        return .fault(signo: signo, code: code, addr: addr)
+    }
+
+    /// The signal Linux sends for an exception from user mode.
+    static func signal(vector: UInt64, error: UInt64, rip: UInt64, cr2: UInt64, mapped: Bool) -> (Int32, Int32, UInt64) {
+        let kernel: Int32 = 0x80  // SI_KERNEL
+        switch vector {
+        case 0: return (SIGFPE, 1, rip)              // #DE: FPE_INTDIV
+        case 1: return (SIGTRAP, 4, rip)             // #DB: TRAP_HWBKPT-ish single step
+        case 3: return (SIGTRAP, kernel, 0)          // #BP (int3)
+        case 6: return (SIGILL, 2, rip)              // #UD: ILL_ILLOPN
+        case 12: return (SIGBUS, kernel, 0)          // #SS
+        case 14:                                     // #PF: MAPERR or ACCERR
+            return (SIGSEGV, (error & 1 != 0 || mapped) ? 2 : 1, cr2)
+        case 16, 19: return (SIGFPE, 0, rip)         // x87 / SIMD floating point
+        case 17: return (SIGBUS, 1, cr2)             // #AC: BUS_ADRALN
+        default: return (SIGSEGV, kernel, 0)         // #GP and the rest
+        }
+    }
+
+    private func describeExit(_ reason: UInt32) -> String {
+        switch Int32(reason) {
+        case KVM_EXIT_HLT: return "guest halted"
+        case KVM_EXIT_SHUTDOWN: return "guest triple fault"
+        case KVM_EXIT_FAIL_ENTRY: return "VM entry failed (hardware reason \(moat_kvm_exit_hw_reason(run)))"
+        case KVM_EXIT_INTERNAL_ERROR: return "KVM internal error \(moat_kvm_exit_internal_suberror(run))"
+        case KVM_EXIT_MMIO: return "guest touched memory outside guest RAM"
+        default: return "unexpected VM exit \(reason)"
+        }
+    }
+
+    /// The vCPU's x87/SSE state (for signal frames).
+    public func getFPU(_ f: inout kvm_fpu) -> Bool { moat_kvm_get_fpu(vcpu, &f) >= 0 }
+    public func setFPU(_ f: inout kvm_fpu) -> Bool { moat_kvm_set_fpu(vcpu, &f) >= 0 }
+}

@@ -1,0 +1,190 @@
+// The KVM platform without the Sentry: a hand-assembled user program runs in
+// a fresh VM, and each of its syscalls and faults must reach the host as the
+// right StopReason with the right registers; the host answers syscalls by
+// setting rax, and the program's later behaviour proves the answer arrived.
+
+import CMoat
+import Foundation
+import Glibc
+import Platform
+import XCTest
+
+final class KVMPlatformTests: XCTestCase {
+    static let codeVA: UInt64 = 0x40_0000
+    static let dataVA: UInt64 = 0x60_0000
+    static let stackVA: UInt64 = 0x7f_0000
+    static let stackTop: UInt64 = 0x80_0000
+    static let unmappedVA: UInt64 = 0x90_0000
+
+    /// Skips without /dev/kvm, except under CI=true where that is a failure.
+    func machine() throws -> KVMMachine {
+        if !KVMMachine.available {
+            let msg = "/dev/kvm is not usable here"
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("missing prerequisite under CI: \(msg)") }
+            throw XCTSkip(msg)
+        }
+        return try KVMMachine(memoryBytes: 16 << 20)
+    }
+
+    /// The program, with the offsets of the instructions the test checks.
+    struct Program {
+        var bytes: [UInt8] = []
+        var marks: [String: UInt64] = [:]
+        mutating func mark(_ name: String) { marks[name] = KVMPlatformTests.codeVA + UInt64(bytes.count) }
+        mutating func emit(_ b: [UInt8]) { bytes += b }
+        func at(_ name: String) -> UInt64 { marks[name]! }
+    }
+
+    static func imm32(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { Array($0) } }
+
+    static func program() -> Program {
+        var p = Program()
+        // write(1, dataVA, 5)
+        p.emit([0xb8] + imm32(1))                         // mov eax, 1
+        p.emit([0xbf] + imm32(1))                         // mov edi, 1
+        p.emit([0x48, 0xc7, 0xc6] + imm32(dataVA))        // mov rsi, dataVA
+        p.emit([0xba] + imm32(5))                         // mov edx, 5
+        p.mark("write"); p.emit([0x0f, 0x05])             // syscall
+        p.emit([0x48, 0x89, 0xc3])                        // mov rbx, rax
+        // getpid()
+        p.emit([0xb8] + imm32(39))                        // mov eax, 39
+        p.mark("getpid"); p.emit([0x0f, 0x05])            // syscall
+        p.emit([0x49, 0x89, 0xc4])                        // mov r12, rax
+        p.emit([0x48, 0x89, 0x1c, 0x25] + imm32(dataVA + 0x100))  // mov [dataVA+0x100], rbx
+        p.emit([0x41, 0x54])                              // push r12
+        p.emit([0x64, 0x4c, 0x8b, 0x2c, 0x25] + imm32(0x10))      // mov r13, fs:[0x10]
+        // Faults, each skipped by the host.
+        p.mark("unmapped"); p.emit([0x48, 0x8b, 0x04, 0x25] + imm32(unmappedVA))  // mov rax, [unmapped]
+        p.mark("ud2"); p.emit([0x0f, 0x0b])
+        p.mark("rocode"); p.emit([0x88, 0x04, 0x25] + imm32(codeVA))  // mov [codeVA], al
+        p.mark("out"); p.emit([0xe6, 0x51])               // out 0x51, al: must not forge a syscall exit
+        p.mark("hlt"); p.emit([0xf4])
+        p.mark("div"); p.emit([0x31, 0xc9, 0x48, 0xf7, 0xf1])  // xor ecx, ecx; div rcx
+        p.mark("int3"); p.emit([0xcc]); p.mark("afterInt3")
+        // exit(7)
+        p.emit([0xb8] + imm32(60))
+        p.emit([0xbf] + imm32(7))
+        p.mark("exit"); p.emit([0x0f, 0x05])
+        p.emit([0xf4])
+        return p
+    }
+
+    func load(_ m: KVMMachine) throws -> (KVMAddressSpace, KVMThread, Program) {
+        let p = Self.program()
+        let asp = try KVMAddressSpace(machine: m)
+        XCTAssertNil(asp.map(Self.codeVA, 4096, prot: PROT_READ | PROT_EXEC))
+        XCTAssertNil(asp.map(Self.dataVA, 4096, prot: PROT_READ | PROT_WRITE))
+        XCTAssertNil(asp.map(Self.stackVA, Self.stackTop - Self.stackVA, prot: PROT_READ | PROT_WRITE))
+        // Text is read-only to the guest; the loader writes it with force.
+        XCTAssertEqual(p.bytes.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, p.bytes.count) }, 0)
+        XCTAssertEqual(p.bytes.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, p.bytes.count, force: true) },
+                       p.bytes.count)
+        let msg = Array("hello".utf8)
+        XCTAssertEqual(asp.write(Self.dataVA, msg, msg.count), 5)
+        var tls: UInt64 = 0x1122_3344_5566_7788
+        XCTAssertEqual(asp.write(Self.dataVA + 0x10, &tls, 8), 8)
+        let t = try m.newThread()
+        t.addressSpace = asp
+        t.regs.rip = Self.codeVA
+        t.regs.rsp = Self.stackTop
+        t.regs.fs_base = Self.dataVA
+        return (asp, t, p)
+    }
+
+    func testSyscallsAndFaultsReachTheHost() throws {
+        let m = try machine()
+        let (asp, t, p) = try load(m)
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.orig_rax, 1)
+        XCTAssertEqual(t.regs.rdi, 1)
+        XCTAssertEqual(t.regs.rsi, Self.dataVA)
+        XCTAssertEqual(t.regs.rdx, 5)
+        XCTAssertEqual(t.regs.rip, p.at("write") + 2, "rip is after the syscall instruction")
+        XCTAssertEqual(t.regs.rsp, Self.stackTop)
+        var buf = [UInt8](repeating: 0, count: 5)
+        XCTAssertEqual(asp.read(t.regs.rsi, &buf, 5), 5)
+        XCTAssertEqual(String(decoding: buf, as: UTF8.self), "hello")
+        t.regs.rax = 5
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.orig_rax, 39)
+        XCTAssertEqual(t.regs.rbx, 5, "the result of write reached the program")
+        XCTAssertEqual(t.regs.rip, p.at("getpid") + 2)
+        t.regs.rax = 1234
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 1, addr: Self.unmappedVA), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("unmapped"))
+        XCTAssertEqual(t.regs.r12, 1234, "the result of getpid reached the program")
+        XCTAssertEqual(t.regs.r13, 0x1122_3344_5566_7788, "FS base is honoured")
+        XCTAssertEqual(t.regs.rsp, Self.stackTop - 8)
+        var v: UInt64 = 0
+        XCTAssertEqual(asp.read(Self.dataVA + 0x100, &v, 8), 8)
+        XCTAssertEqual(v, 5, "the program's store to a demand-paged data page")
+        XCTAssertEqual(asp.read(Self.stackTop - 8, &v, 8), 8)
+        XCTAssertEqual(v, 1234, "the program's push")
+        t.regs.rip += 8
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGILL, code: 2, addr: p.at("ud2")), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("ud2"))
+        t.regs.rip += 2
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 2, addr: Self.codeVA), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("rocode"))
+        t.regs.rip += 7
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 0x80, addr: 0), "user `out` is a #GP, not an exit")
+        XCTAssertEqual(t.regs.rip, p.at("out"))
+        t.regs.rip += 2
+        t.regs.eflags |= 0x3000  // IOPL 3 from the host must not be honoured either
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 0x80, addr: 0), "user `hlt` is a #GP")
+        XCTAssertEqual(t.regs.rip, p.at("hlt"))
+        XCTAssertEqual(t.regs.eflags & 0x3000, 0)
+        t.regs.rip += 1
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGFPE, code: 1, addr: p.at("div") + 2), t.lastError ?? "")
+        t.regs.rip += 3
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGTRAP, code: 0x80, addr: 0), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("afterInt3"), "int3 is a trap: rip is past it")
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.orig_rax, 60)
+        XCTAssertEqual(t.regs.rdi, 7)
+        XCTAssertEqual(t.regs.rip, p.at("exit") + 2)
+    }
+
+    /// A mapping change takes effect at the next entry (the TLB is flushed),
+    /// and unmapped pages go back to the machine.
+    func testUnmapAndProtectTakeEffect() throws {
+        let m = try machine()
+        let (asp, t, p) = try load(m)
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")  // write: the data page is now in the TLB
+        let before = m.memory.pagesInUse
+        XCTAssertNil(asp.protect(Self.dataVA, 4096, prot: PROT_READ))
+        XCTAssertEqual(asp.write(Self.dataVA, [1], 1), 0, "read-only to the Sentry's ordinary writes")
+        t.regs.rax = 5
+        XCTAssertEqual(t.run(), .syscall)  // getpid
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 2, addr: Self.dataVA + 0x100), "the store hits the new protection")
+        XCTAssertNil(asp.unmap(Self.dataVA, 4096))
+        XCTAssertLessThan(m.memory.pagesInUse, before)
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 1, addr: Self.dataVA + 0x100), "now unmapped")
+        XCTAssertEqual(asp.protect(Self.dataVA, 4096, prot: PROT_READ), HostErrno(ENOMEM))
+        XCTAssertEqual(asp.map(Self.dataVA + 1, 4096, prot: PROT_READ), HostErrno(EINVAL))
+        XCTAssertEqual(asp.map(0x7fff_ffff_f000, 0x2000, prot: PROT_READ), HostErrno(EINVAL))
+        _ = p
+    }
+
+    /// A host rip outside user space is refused before entering the guest.
+    func testNonCanonicalRipIsAFault() throws {
+        let m = try machine()
+        let (_, t, _) = try load(m)
+        t.regs.rip = KVMAddressSpace.userEnd
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 0x80, addr: 0))
+        t.regs.rip = 0xffff_ff80_0000_3000  // the ring-0 code page: supervisor-only
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 0x80, addr: 0))
+        t.regs.rip = 0x1000  // not mapped: an instruction-fetch page fault
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 1, addr: 0x1000))
+    }
+}
