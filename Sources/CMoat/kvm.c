@@ -54,6 +54,37 @@ int moat_kvm_set_sregs(int v, const struct kvm_sregs *s) { return ret(ioctl(v, K
 int moat_kvm_get_fpu(int v, struct kvm_fpu *f) { return ret(ioctl(v, KVM_GET_FPU, f)); }
 int moat_kvm_set_fpu(int v, const struct kvm_fpu *f) { return ret(ioctl(v, KVM_SET_FPU, f)); }
 
+int moat_kvm_get_fxsave(int v, struct user_fpregs_struct *fx) {
+    struct kvm_fpu f;
+    if (ioctl(v, KVM_GET_FPU, &f) < 0) return -errno;
+    memset(fx, 0, sizeof *fx);
+    fx->cwd = f.fcw;
+    fx->swd = f.fsw;
+    fx->ftw = f.ftwx;
+    fx->fop = f.last_opcode;
+    fx->rip = f.last_ip;
+    fx->rdp = f.last_dp;
+    fx->mxcsr = f.mxcsr;
+    fx->mxcr_mask = 0xffff;
+    memcpy(fx->st_space, f.fpr, sizeof f.fpr);
+    memcpy(fx->xmm_space, f.xmm, sizeof f.xmm);
+    return 0;
+}
+int moat_kvm_set_fxsave(int v, const struct user_fpregs_struct *fx) {
+    struct kvm_fpu f;
+    memset(&f, 0, sizeof f);
+    f.fcw = fx->cwd;
+    f.fsw = fx->swd;
+    f.ftwx = (uint8_t)fx->ftw;
+    f.last_opcode = fx->fop;
+    f.last_ip = fx->rip;
+    f.last_dp = fx->rdp;
+    f.mxcsr = fx->mxcsr & 0xffff;  /* reserved MXCSR bits would fail the ioctl's later XRSTOR */
+    memcpy(f.fpr, fx->st_space, sizeof f.fpr);
+    memcpy(f.xmm, fx->xmm_space, sizeof f.xmm);
+    return ret(ioctl(v, KVM_SET_FPU, &f));
+}
+
 int moat_kvm_set_msrs(int v, const uint32_t *index, const uint64_t *value, int n) {
     if (n < 0 || n > 64) return -EINVAL;
     struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));

@@ -8,7 +8,12 @@
 //   - injection of the few host calls that shape an address space (mmap,
 //     munmap, mprotect, clone of a stub), decided and validated by the Sentry.
 //
-// The ptrace platform (Ptrace/) implements it, with a fast path: a stub
+// Two platforms implement it: ptrace (Ptrace/) and KVM (KVM/, one hardware
+// VM per sandbox whose guest runs only application code). The protocols
+// below are what both provide; creating address spaces and threads stays
+// platform-specific (a stub clone vs. a page table and a vCPU).
+//
+// The ptrace platform (Ptrace/) has a fast path: a stub
 // thread with its own seccomp layer sends the common syscalls to its driver
 // as seccomp user notifications (number and arguments in, a value out, no
 // ptrace stop) and traps every other call into an ordinary ptrace stop
@@ -57,4 +62,32 @@ public struct HostErrno: Error, Equatable, CustomStringConvertible {
     public init(_ v: Int32) { rawValue = v }
     public static var current: HostErrno { HostErrno(moat_errno()) }
     public var description: String { "host errno \(rawValue)" }
+}
+
+/// The address-space operations a platform offers the Sentry. The Sentry
+/// validated every range first (page aligned, inside the application's part
+/// of the address space); results are 0 or -errno.
+public protocol PlatformAddressSpace: AnyObject {
+    /// Anonymous zero-filled memory at exactly [addr, addr+len), replacing
+    /// what was there.
+    func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int
+    func unmap(_ addr: UInt64, _ len: UInt64) -> Int
+    func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int
+}
+
+/// One application thread as the Sentry drives it: registers, run until the
+/// next stop, and access to the memory of the address space it runs in.
+public protocol PlatformContext: PlatformAddressSpace {
+    /// The registers (ptrace layout). Valid after a stop; the next `run`
+    /// resumes with them.
+    var regs: Registers { get set }
+    /// Runs application code until its next syscall, fault or interruption.
+    func run() -> StopReason
+    /// Copies application memory; returns the bytes copied (short at the
+    /// first inaccessible page) or -errno.
+    func read(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int
+    func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int
+    /// The x87/SSE state (FXSAVE layout).
+    func getFP(_ fp: inout FPRegisters) -> Bool
+    func setFP(_ fp: inout FPRegisters) -> Bool
 }

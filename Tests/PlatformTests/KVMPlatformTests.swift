@@ -72,9 +72,9 @@ final class KVMPlatformTests: XCTestCase {
     func load(_ m: KVMMachine) throws -> (KVMAddressSpace, KVMThread, Program) {
         let p = Self.program()
         let asp = try KVMAddressSpace(machine: m)
-        XCTAssertNil(asp.map(Self.codeVA, 4096, prot: PROT_READ | PROT_EXEC))
-        XCTAssertNil(asp.map(Self.dataVA, 4096, prot: PROT_READ | PROT_WRITE))
-        XCTAssertNil(asp.map(Self.stackVA, Self.stackTop - Self.stackVA, prot: PROT_READ | PROT_WRITE))
+        XCTAssertEqual(asp.map(Self.codeVA, 4096, prot: PROT_READ | PROT_EXEC), 0)
+        XCTAssertEqual(asp.map(Self.dataVA, 4096, prot: PROT_READ | PROT_WRITE), 0)
+        XCTAssertEqual(asp.map(Self.stackVA, Self.stackTop - Self.stackVA, prot: PROT_READ | PROT_WRITE), 0)
         // Text is read-only to the guest; the loader writes it with force.
         XCTAssertEqual(p.bytes.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, p.bytes.count) }, 0)
         XCTAssertEqual(p.bytes.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, p.bytes.count, force: true) },
@@ -162,17 +162,17 @@ final class KVMPlatformTests: XCTestCase {
         let (asp, t, p) = try load(m)
         XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")  // write: the data page is now in the TLB
         let before = m.memory.pagesInUse
-        XCTAssertNil(asp.protect(Self.dataVA, 4096, prot: PROT_READ))
+        XCTAssertEqual(asp.protect(Self.dataVA, 4096, prot: PROT_READ), 0)
         XCTAssertEqual(asp.write(Self.dataVA, [1], 1), 0, "read-only to the Sentry's ordinary writes")
         t.regs.rax = 5
         XCTAssertEqual(t.run(), .syscall)  // getpid
         XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 2, addr: Self.dataVA + 0x100), "the store hits the new protection")
-        XCTAssertNil(asp.unmap(Self.dataVA, 4096))
+        XCTAssertEqual(asp.unmap(Self.dataVA, 4096), 0)
         XCTAssertLessThan(m.memory.pagesInUse, before)
         XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 1, addr: Self.dataVA + 0x100), "now unmapped")
-        XCTAssertEqual(asp.protect(Self.dataVA, 4096, prot: PROT_READ), HostErrno(ENOMEM))
-        XCTAssertEqual(asp.map(Self.dataVA + 1, 4096, prot: PROT_READ), HostErrno(EINVAL))
-        XCTAssertEqual(asp.map(0x7fff_ffff_f000, 0x2000, prot: PROT_READ), HostErrno(EINVAL))
+        XCTAssertEqual(asp.protect(Self.dataVA, 4096, prot: PROT_READ), -Int(ENOMEM))
+        XCTAssertEqual(asp.map(Self.dataVA + 1, 4096, prot: PROT_READ), -Int(EINVAL))
+        XCTAssertEqual(asp.map(0x7fff_ffff_f000, 0x2000, prot: PROT_READ), -Int(EINVAL))
         _ = p
     }
 

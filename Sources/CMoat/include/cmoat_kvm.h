@@ -5,6 +5,7 @@
 #pragma once
 #include <stdint.h>
 #include <linux/kvm.h>
+#include <sys/user.h>
 
 /// Opens /dev/kvm (O_RDWR|O_CLOEXEC) and checks the stable API version (12).
 int moat_kvm_open(void);
@@ -23,6 +24,11 @@ int moat_kvm_get_sregs(int vcpu, struct kvm_sregs *s);
 int moat_kvm_set_sregs(int vcpu, const struct kvm_sregs *s);
 int moat_kvm_get_fpu(int vcpu, struct kvm_fpu *f);
 int moat_kvm_set_fpu(int vcpu, const struct kvm_fpu *f);
+/// The vCPU's x87/SSE state in the FXSAVE layout ptrace uses
+/// (user_fpregs_struct), so signal frames are built the same way for both
+/// platforms.
+int moat_kvm_get_fxsave(int vcpu, struct user_fpregs_struct *fx);
+int moat_kvm_set_fxsave(int vcpu, const struct user_fpregs_struct *fx);
 /// Writes n MSRs (index[i] = value[i]); returns how many were written.
 int moat_kvm_set_msrs(int vcpu, const uint32_t *index, const uint64_t *value, int n);
 int moat_kvm_get_msr(int vcpu, uint32_t index, uint64_t *value);

@@ -45,32 +45,33 @@ public final class KVMAddressSpace {
 
     /// Maps [addr, addr+len) with `prot` (PROT_READ|PROT_WRITE|PROT_EXEC),
     /// replacing whatever was there (MAP_FIXED semantics). Pages appear
-    /// zeroed on first touch. EINVAL for unaligned or out-of-range ranges.
-    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32) -> HostErrno? {
-        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+    /// zeroed on first touch. 0, or -EINVAL for unaligned or out-of-range
+    /// ranges (results are 0 or -errno, as PlatformAddressSpace's).
+    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         unmapRange(addr, end)
         let i = regions.firstIndex { $0.start >= end } ?? regions.count
         regions.insert((addr, end, prot), at: i)
-        return nil
+        return 0
     }
 
     /// Unmaps [addr, addr+len); pages go back to the machine.
-    public func unmap(_ addr: UInt64, _ len: UInt64) -> HostErrno? {
-        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+    public func unmap(_ addr: UInt64, _ len: UInt64) -> Int {
+        guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         unmapRange(addr, end)
-        return nil
+        return 0
     }
 
     /// Changes the protection of [addr, addr+len); ENOMEM if part of it is
     /// not mapped (as mprotect(2)).
-    public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> HostErrno? {
-        guard let end = rangeEnd(addr, len) else { return HostErrno(EINVAL) }
+    public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         var covered = addr
         for r in regions where r.end > addr && r.start < end {
-            if r.start > covered { return HostErrno(ENOMEM) }
+            if r.start > covered { return -Int(ENOMEM) }
             covered = r.end
         }
-        if covered < end { return HostErrno(ENOMEM) }
+        if covered < end { return -Int(ENOMEM) }
         split(at: addr)
         split(at: end)
         for i in regions.indices where regions[i].start >= addr && regions[i].end <= end {
@@ -89,7 +90,7 @@ public final class KVMAddressSpace {
             va += 4096
         }
         generation &+= 1
-        return nil
+        return 0
     }
 
     /// The region containing `va`, if any.
@@ -276,5 +277,13 @@ public final class KVMAddressSpace {
             done += n
         }
         return done
+    }
+}
+
+/// MAP_SHARED anonymous memory is only shared with a fork, which this
+/// platform does not do yet: until then it is the same as private.
+extension KVMAddressSpace: PlatformAddressSpace {
+    public func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int {
+        map(addr, len, prot: prot)
     }
 }

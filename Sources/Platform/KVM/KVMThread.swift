@@ -15,8 +15,7 @@
 // ptrace shows them. FS and GS bases are MSRs, written only when they change
 // (user code cannot change them: CR4.FSGSBASE stays off).
 //
-// Not done yet: the x87/SSE state is the vCPU's own (KVM_GET/SET_FPU for
-// signal frames), XSAVE/AVX are not enabled (CR4.OSXSAVE off, so CPUID tells
+// Not done yet: XSAVE/AVX are not enabled (CR4.OSXSAVE off, so CPUID tells
 // user code not to use AVX), one vCPU per machine.
 
 import CMoat
@@ -25,7 +24,7 @@ import Glibc
 public final class KVMThread {
     public let machine: KVMMachine
     let vcpu: Int32
-    let run: UnsafeMutableRawPointer
+    let runArea: UnsafeMutableRawPointer
     /// The application thread's registers (valid after a stop; used as is at
     /// the next run).
     public var regs = Registers()
@@ -59,19 +58,19 @@ public final class KVMThread {
             close(vcpu)
             throw KVMError.host("mmap kvm_run", e)
         }
-        run = p
+        runArea = p
         do {
             _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
             try setupRing0()
         } catch {
-            munmap(run, machine.runSize)
+            munmap(runArea, machine.runSize)
             close(vcpu)
             throw error
         }
     }
 
     deinit {
-        munmap(run, machine.runSize)
+        munmap(runArea, machine.runSize)
         close(vcpu)
     }
 
@@ -245,14 +244,14 @@ public final class KVMThread {
                 lastError = "KVM_RUN: \(String(cString: strerror(-r)))"
                 return .gone
             }
-            let reason = moat_kvm_exit_reason(run)
-            guard reason == UInt32(KVM_EXIT_IO), moat_kvm_exit_io_direction(run) == UInt8(KVM_EXIT_IO_OUT) else {
+            let reason = moat_kvm_exit_reason(runArea)
+            guard reason == UInt32(KVM_EXIT_IO), moat_kvm_exit_io_direction(runArea) == UInt8(KVM_EXIT_IO_OUT) else {
                 lastError = describeExit(reason)
                 return .gone
             }
             var k = kvm_regs()
             guard moat_kvm_get_regs(vcpu, &k) >= 0 else { lastError = "KVM_GET_REGS failed"; return .gone }
-            switch moat_kvm_exit_io_port(run) {
+            switch moat_kvm_exit_io_port(runArea) {
             case KernelLayout.syscallPort:
                 takeGPRs(k)
                 regs.rip = k.rcx
@@ -264,7 +263,7 @@ public final class KVMThread {
             case KernelLayout.exceptionPort:
                 return exception(k, asp)
             default:
-                lastError = "exit through unexpected port \(moat_kvm_exit_io_port(run))"
+                lastError = "exit through unexpected port \(moat_kvm_exit_io_port(runArea))"
                 return .gone
             }
         }
@@ -281,6 +280,7 @@ public final class KVMThread {
         let gpa = KernelPage.stackLow * 4096 + (k.rsp - stackLowVA)
         let f = (0..<7).map { machine.memory.load64(gpa + UInt64($0) * 8) }
         let (vector, err, rip, cs, rflags, rsp) = (f[0], f[1], f[2], f[3], f[4], f[5])
+        if getenv("MOAT_KVM_DEBUG") != nil { fputs("kvm exc rsp=\(String(k.rsp, radix: 16)) frame=\(f.map { String($0, radix: 16) })\n", stderr); var s = kvm_sregs(); _ = moat_kvm_get_sregs(vcpu, &s); var star: UInt64 = 0; var lstar: UInt64 = 0; _ = moat_kvm_get_msr(vcpu, Self.msrSTAR, &star); _ = moat_kvm_get_msr(vcpu, Self.msrLSTAR, &lstar); fputs("cs=\(s.cs) ss=\(s.ss) efer=\(String(s.efer, radix: 16)) star=\(String(star, radix: 16)) lstar=\(String(lstar, radix: 16))\n", stderr) }
         if cs & 3 != 3 {
             lastError = "exception \(vector) in guest ring 0 at \(String(rip, radix: 16)) error \(err)"
             return .gone
@@ -323,14 +323,38 @@ public final class KVMThread {
         switch Int32(reason) {
         case KVM_EXIT_HLT: return "guest halted"
         case KVM_EXIT_SHUTDOWN: return "guest triple fault"
-        case KVM_EXIT_FAIL_ENTRY: return "VM entry failed (hardware reason \(moat_kvm_exit_hw_reason(run)))"
-        case KVM_EXIT_INTERNAL_ERROR: return "KVM internal error \(moat_kvm_exit_internal_suberror(run))"
+        case KVM_EXIT_FAIL_ENTRY: return "VM entry failed (hardware reason \(moat_kvm_exit_hw_reason(runArea)))"
+        case KVM_EXIT_INTERNAL_ERROR: return "KVM internal error \(moat_kvm_exit_internal_suberror(runArea))"
         case KVM_EXIT_MMIO: return "guest touched memory outside guest RAM"
         default: return "unexpected VM exit \(reason)"
         }
     }
 
     /// The vCPU's x87/SSE state (for signal frames).
-    public func getFPU(_ f: inout kvm_fpu) -> Bool { moat_kvm_get_fpu(vcpu, &f) >= 0 }
-    public func setFPU(_ f: inout kvm_fpu) -> Bool { moat_kvm_set_fpu(vcpu, &f) >= 0 }
+    public func getFP(_ fp: inout FPRegisters) -> Bool { moat_kvm_get_fxsave(vcpu, &fp) >= 0 }
+    public func setFP(_ fp: inout FPRegisters) -> Bool { moat_kvm_set_fxsave(vcpu, &fp) >= 0 }
+}
+
+// The Sentry's view of a KVM thread: memory operations go to the address
+// space it runs in (EFAULT without one).
+extension KVMThread: PlatformContext {
+    public func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int {
+        addressSpace?.mapAnonymous(addr, len, prot: prot, shared: shared) ?? -Int(EFAULT)
+    }
+    public func unmap(_ addr: UInt64, _ len: UInt64) -> Int {
+        addressSpace?.unmap(addr, len) ?? -Int(EFAULT)
+    }
+    public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        addressSpace?.protect(addr, len, prot: prot) ?? -Int(EFAULT)
+    }
+    public func read(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
+        guard let a = addressSpace else { return -Int(EFAULT) }
+        let n = a.read(addr, buf, len)
+        return n == 0 && len > 0 ? -Int(EFAULT) : n
+    }
+    public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
+        guard let a = addressSpace else { return -Int(EFAULT) }
+        let n = a.write(addr, buf, len)
+        return n == 0 && len > 0 ? -Int(EFAULT) : n
+    }
 }

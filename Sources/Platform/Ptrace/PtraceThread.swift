@@ -378,3 +378,17 @@ extension PtraceThread {
         _ = moat_ptrace(17 /* PTRACE_DETACH */, tid, 0, 0)
     }
 }
+
+// The ptrace platform's address space is the stub process: each operation is
+// an injected host call in it (the Sentry's MemoryManager validated it).
+extension PtraceThread: PlatformContext {
+    public func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int {
+        let r = inject(9 /* mmap */, addr, len, UInt64(prot & 7),
+                       UInt64((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED), UInt64.max, 0)
+        return r < 0 ? r : 0
+    }
+    public func unmap(_ addr: UInt64, _ len: UInt64) -> Int { inject(11 /* munmap */, addr, len) }
+    public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        inject(10 /* mprotect */, addr, len, UInt64(prot & 7))
+    }
+}
