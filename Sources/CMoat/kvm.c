@@ -114,6 +114,8 @@ uint64_t moat_kvm_exit_hw_reason(const void *run) {
     return r->exit_reason == KVM_EXIT_FAIL_ENTRY ? r->fail_entry.hardware_entry_failure_reason
                                                  : r->hw.hardware_exit_reason;
 }
+uint64_t moat_kvm_exit_mmio_addr(const void *run) { return ((const struct kvm_run *)run)->mmio.phys_addr; }
+uint8_t moat_kvm_exit_mmio_is_write(const void *run) { return ((const struct kvm_run *)run)->mmio.is_write; }
 uint32_t moat_kvm_exit_internal_suberror(const void *run) { return ((const struct kvm_run *)run)->internal.suberror; }
 void moat_kvm_set_immediate_exit(void *run, uint8_t v) { ((struct kvm_run *)run)->immediate_exit = v; }
 

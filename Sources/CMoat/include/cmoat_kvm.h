@@ -40,6 +40,8 @@ uint32_t moat_kvm_exit_reason(const void *run);
 uint16_t moat_kvm_exit_io_port(const void *run);
 uint8_t moat_kvm_exit_io_direction(const void *run);
 uint64_t moat_kvm_exit_hw_reason(const void *run);
+uint64_t moat_kvm_exit_mmio_addr(const void *run);
+uint8_t moat_kvm_exit_mmio_is_write(const void *run);
 uint32_t moat_kvm_exit_internal_suberror(const void *run);
 void moat_kvm_set_immediate_exit(void *run, uint8_t v);
 

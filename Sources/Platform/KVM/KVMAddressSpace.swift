@@ -22,10 +22,15 @@ public final class KVMAddressSpace {
     public let cr3: UInt64
     /// Mapped regions, sorted and disjoint: start, end (exclusive), prot.
     private(set) var regions: [(start: UInt64, end: UInt64, prot: Int32)] = []
-    /// Bumped whenever a translation is removed or narrowed: a vCPU that last
-    /// ran with an older generation must flush its TLB before resuming.
+    /// Bumped whenever the Sentry changes a page table entry: a vCPU that last
+    /// ran with an older generation reloads CR3 with a TLB flush before it
+    /// resumes. PVM shadows guest page tables and does not see the Sentry's
+    /// writes to them (they do not go through the guest), so additions are
+    /// flushed too, not only removals.
     private(set) var generation: UInt64 = 0
 
+    /// The lowest address user mappings may use (Linux's mmap_min_addr).
+    static let userMin: UInt64 = 0x10000
     /// The top of user space (47-bit canonical lower half).
     public static let userEnd: UInt64 = 0x0000_8000_0000_0000
 
@@ -36,10 +41,26 @@ public final class KVMAddressSpace {
         machine.memory.store64(p + 511 * 8, machine.kernelPML4Entry)
     }
 
+    /// Pages unmapped since the last TLB flush of a vCPU running this address
+    /// space: a stale translation may still reach them, so they go back to
+    /// the machine (and to other address spaces) only after that flush.
+    private var pendingFree: [UInt64] = []
+
     deinit {
         unmapAll()
+        releasePending()
         memory.freePage(cr3)
     }
+
+    /// Called by the vCPU after it flushed its TLB for this address space
+    /// (one vCPU per machine today; more need a per-vCPU generation).
+    func releasePending() {
+        for p in pendingFree { memory.freePage(p) }
+        pendingFree.removeAll(keepingCapacity: true)
+    }
+
+    /// Leaf pages the vCPU may still see: freed after the next flush.
+    private func retire(_ page: UInt64) { pendingFree.append(page) }
 
     // MARK: - regions
 
@@ -81,7 +102,7 @@ public final class KVMAddressSpace {
         while va < end {
             if let pte = leafSlot(va, create: false), memory.load64(pte) & PTE.present != 0 {
                 if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
-                    memory.freePage(memory.load64(pte) & PTE.addrMask)
+                    retire(memory.load64(pte) & PTE.addrMask)
                     memory.store64(pte, 0)
                 } else {
                     memory.store64(pte, (memory.load64(pte) & PTE.addrMask) | leafBits(prot))
@@ -99,7 +120,7 @@ public final class KVMAddressSpace {
     }
 
     private func rangeEnd(_ addr: UInt64, _ len: UInt64) -> UInt64? {
-        guard addr & 0xfff == 0, len > 0, len <= Self.userEnd else { return nil }
+        guard addr & 0xfff == 0, addr >= Self.userMin, len > 0, len <= Self.userEnd else { return nil }
         let end = (addr &+ len &+ 0xfff) & ~0xfff
         guard end > addr, end <= Self.userEnd else { return nil }
         return end
@@ -135,7 +156,7 @@ public final class KVMAddressSpace {
             if level == 1 {
                 let e = memory.load64(slot)
                 if e & PTE.present != 0 {
-                    memory.freePage(e & PTE.addrMask)
+                    retire(e & PTE.addrMask)
                     memory.store64(slot, 0)
                 }
                 va += 4096
@@ -212,7 +233,7 @@ public final class KVMAddressSpace {
     /// there. Returns the page's guest physical address, or nil (no region,
     /// protection forbids it, or guest memory is exhausted).
     func populate(_ va: UInt64, access: Int32) -> UInt64? {
-        guard va < Self.userEnd, let r = region(containing: va) else { return nil }
+        guard va >= Self.userMin, va < Self.userEnd, let r = region(containing: va) else { return nil }
         // Any present page is readable on x86; writes and fetches need their bit.
         if r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
         if access != PROT_READ && r.prot & access == 0 { return nil }
@@ -221,6 +242,7 @@ public final class KVMAddressSpace {
         if e & PTE.present != 0 { return e & PTE.addrMask }
         guard let page = memory.allocPage() else { return nil }
         memory.store64(slot, page | leafBits(r.prot))
+        generation &+= 1
         return page
     }
 
@@ -237,7 +259,7 @@ public final class KVMAddressSpace {
     /// page if its region allows the access. Writes need PROT_WRITE unless
     /// `force` (the loader filling a read-only text mapping).
     private func translate(_ va: UInt64, write: Bool, force: Bool) -> UInt64? {
-        guard va < Self.userEnd, let r = region(containing: va) else { return nil }
+        guard va >= Self.userMin, va < Self.userEnd, let r = region(containing: va) else { return nil }
         if write && !force && r.prot & PROT_WRITE == 0 { return nil }
         if !force && r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
         if let slot = leafSlot(va, create: false) {
@@ -246,6 +268,7 @@ public final class KVMAddressSpace {
         }
         guard let slot = leafSlot(va, create: true), let page = memory.allocPage() else { return nil }
         memory.store64(slot, page | leafBits(r.prot))
+        generation &+= 1
         return page | (va & 0xfff)
     }
 

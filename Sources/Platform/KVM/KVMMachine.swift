@@ -52,6 +52,14 @@
 //     EINTR), or a fatal VM exit (triple fault, ...), which ends the VM.
 //   - One vCPU per machine today (its TSS and IST stack live at fixed guest
 //     physical pages); more vCPUs need one TSS/stack/CR3 slot each.
+//
+// The hypervisor on the machines Moat is tested on is not hardware KVM but
+// kvm_pvm (PVM, a KVM flavour that runs the guest at hardware CPL 3 under
+// shadow page tables). It honours this guest's IDT, iretq and OUT exits, but
+// delivers a user SYSCALL as a jump to LSTAR that stays in user mode; the
+// fetch of the supervisor-only entry page then faults, and KVMThread reads
+// that exact fault as the syscall (KVMThread.exception). Both behaviours
+// give the same StopReason, so nothing above this file knows which ran.
 
 import CMoat
 import Glibc
@@ -80,13 +88,14 @@ enum KernelLayout {
     static func va(_ page: UInt64, _ off: UInt64 = 0) -> UInt64 { base + page * 4096 + off }
     static let tssOffset: UInt64 = 0x800
     static let stackTop: UInt64 = va(KernelPage.stackLow + KernelPage.stackPages)
-    // GDT: null, kernel code, kernel data, user data, user code, TSS (2 slots).
-    // User data precedes user code as `sysret` would want it (STAR).
+    // GDT: null, kernel code, kernel data, two unused, user data, user code,
+    // TSS (2 slots). The user selectors are Linux's own (0x2b, 0x33): what
+    // signal frames and ptrace show, and what STAR must derive for them.
     static let kernelCS: UInt16 = 0x08
     static let kernelSS: UInt16 = 0x10
-    static let userSS: UInt16 = 0x18 | 3
-    static let userCS: UInt16 = 0x20 | 3
-    static let tss: UInt16 = 0x28
+    static let userSS: UInt16 = 0x28 | 3
+    static let userCS: UInt16 = 0x30 | 3
+    static let tss: UInt16 = 0x38
     /// The I/O ports our ring-0 code exits through.
     static let syscallPort: UInt16 = 0x51
     static let exceptionPort: UInt16 = 0x52
@@ -240,12 +249,12 @@ public final class KVMMachine {
         let gdt = KernelPage.gdt * 4096
         m.store64(gdt + 0x08, 0x00af_9b00_0000_ffff)  // kernel code: L, DPL 0
         m.store64(gdt + 0x10, 0x00cf_9300_0000_ffff)  // kernel data
-        m.store64(gdt + 0x18, 0x00cf_f300_0000_ffff)  // user data: DPL 3
-        m.store64(gdt + 0x20, 0x00af_fb00_0000_ffff)  // user code: L, DPL 3
+        m.store64(gdt + 0x28, 0x00cf_f300_0000_ffff)  // user data: DPL 3
+        m.store64(gdt + 0x30, 0x00af_fb00_0000_ffff)  // user code: L, DPL 3
         let tssVA = KernelLayout.va(KernelPage.gdt, KernelLayout.tssOffset)
         let tssLimit: UInt64 = 103
-        m.store64(gdt + 0x28, tssLimit | ((tssVA & 0xff_ffff) << 16) | (0x8b << 40) | (((tssVA >> 24) & 0xff) << 56))
-        m.store64(gdt + 0x30, tssVA >> 32)
+        m.store64(gdt + 0x38, tssLimit | ((tssVA & 0xff_ffff) << 16) | (0x8b << 40) | (((tssVA >> 24) & 0xff) << 56))
+        m.store64(gdt + 0x40, tssVA >> 32)
         // TSS: RSP0 and IST1 are the ring-0 stack; the I/O map base lies past
         // the limit, so no port is ever allowed at CPL 3.
         let tss = gdt + KernelLayout.tssOffset

@@ -107,7 +107,7 @@ public final class KVMThread {
         s.ldt = kvm_segment()
         s.ldt.unusable = 1
         s.gdt.base = KernelLayout.va(KernelPage.gdt)
-        s.gdt.limit = 0x37
+        s.gdt.limit = 0x47
         s.idt.base = KernelLayout.va(KernelPage.idt)
         s.idt.limit = 32 * 16 - 1
         // PE, MP, ET, NE, WP, PG.
@@ -120,7 +120,7 @@ public final class KVMThread {
         _ = try check(moat_kvm_set_sregs(vcpu, &s), "KVM_SET_SREGS")
         _ = try check(moat_kvm_get_sregs(vcpu, &kernelSregs), "KVM_GET_SREGS")
 
-        let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userSS - 8) << 48
+        let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userCS - 16) << 48
         let entry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
         // FMASK clears TF, IF, DF, IOPL, NT, AC on entry.
         let idx: [UInt32] = [Self.msrSTAR, Self.msrLSTAR, Self.msrCSTAR, Self.msrFMASK,
@@ -135,6 +135,7 @@ public final class KVMThread {
     static let userFlags: UInt64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000
 
     @inline(__always) static func canonical(_ a: UInt64) -> Bool { a < KVMAddressSpace.userEnd }
+    static let syscallEntry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
 
     /// Runs the thread until its next syscall, fault or interruption.
     public func run() -> StopReason {
@@ -186,6 +187,9 @@ public final class KVMThread {
             mem.store64(KernelPage.data * 4096, asp.cr3)
             loadedCR3 = asp.cr3
             flushedGeneration = asp.generation
+            // The next guest instruction is the CR3 reload: pages unmapped
+            // before it can go back to the machine now.
+            asp.releasePending()
         }
         var k = kvm_regs()
         k.rax = regs.rax; k.rbx = regs.rbx; k.rcx = regs.rcx; k.rdx = regs.rdx
@@ -206,8 +210,8 @@ public final class KVMThread {
         regs.rsi = k.rsi; regs.rdi = k.rdi; regs.rbp = k.rbp
         regs.r8 = k.r8; regs.r9 = k.r9; regs.r10 = k.r10; regs.r11 = k.r11
         regs.r12 = k.r12; regs.r13 = k.r13; regs.r14 = k.r14; regs.r15 = k.r15
-        regs.cs = 0x33
-        regs.ss = 0x2b
+        regs.cs = UInt64(KernelLayout.userCS)
+        regs.ss = UInt64(KernelLayout.userSS)
     }
 
     /// KVM_RUN until something the Sentry must see; nil when the platform
@@ -280,7 +284,6 @@ public final class KVMThread {
         let gpa = KernelPage.stackLow * 4096 + (k.rsp - stackLowVA)
         let f = (0..<7).map { machine.memory.load64(gpa + UInt64($0) * 8) }
         let (vector, err, rip, cs, rflags, rsp) = (f[0], f[1], f[2], f[3], f[4], f[5])
-        if getenv("MOAT_KVM_DEBUG") != nil { fputs("kvm exc rsp=\(String(k.rsp, radix: 16)) frame=\(f.map { String($0, radix: 16) })\n", stderr); var s = kvm_sregs(); _ = moat_kvm_get_sregs(vcpu, &s); var star: UInt64 = 0; var lstar: UInt64 = 0; _ = moat_kvm_get_msr(vcpu, Self.msrSTAR, &star); _ = moat_kvm_get_msr(vcpu, Self.msrLSTAR, &lstar); fputs("cs=\(s.cs) ss=\(s.ss) efer=\(String(s.efer, radix: 16)) star=\(String(star, radix: 16)) lstar=\(String(lstar, radix: 16))\n", stderr) }
         if cs & 3 != 3 {
             lastError = "exception \(vector) in guest ring 0 at \(String(rip, radix: 16)) error \(err)"
             return .gone
@@ -295,6 +298,21 @@ public final class KVMThread {
             var s = kvm_sregs()
             guard moat_kvm_get_sregs(vcpu, &s) >= 0 else { lastError = "KVM_GET_SREGS failed"; return .gone }
             cr2 = s.cr2
+            if rip == Self.syscallEntry && cr2 == rip && err & 0x14 == 0x14 {
+                // The PVM flavour of KVM (kvm_pvm, on the machines Moat is
+                // tested on) runs the guest at hardware CPL 3 and delivers a
+                // user SYSCALL as a jump to LSTAR that stays in user mode:
+                // the fetch of our supervisor-only entry page then faults,
+                // with rcx = return rip and r11 = rflags as SYSCALL left them.
+                // A user-mode instruction fetch fault at exactly LSTAR is
+                // therefore the syscall. (A program that jumps there itself
+                // only gets the syscall it could have made anyway.)
+                regs.rip = k.rcx
+                regs.eflags = k.r11
+                regs.orig_rax = k.rax
+                regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+                return .syscall
+            }
             if asp.resolveFault(cr2, errorCode: err) { return nil }
         }
         let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
