@@ -86,7 +86,7 @@ let package = Package(
         ]),
         .target(name: "Standalone", dependencies: ["Sandbox"]),
         .executableTarget(name: "moat", dependencies: [
-            "Standalone", "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images",
+            "Standalone", "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a
