@@ -246,6 +246,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
     }
     cc.maskedPaths = sc.maskedPaths
     cc.readonlyPaths = sc.readonlyPaths
+    cc.seccomp = try seccompProfile(sc, capabilities: p.capabilities ?? CapabilitySets.dockerDefaultMask)
     // The termination-message file: kubelet names the path in an annotation
     // and normally mounts a host file there; when it does not, the CRI does.
     var termination = ""

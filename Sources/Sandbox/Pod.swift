@@ -118,6 +118,9 @@ public struct ContainerConfig: Sendable {
     /// The container's stdin (a pipe's read end the runtime keeps writing
     /// to for attach); nil: /dev/null. Not closed by the sandbox.
     public var stdinFD: Int32? = nil
+    /// A seccomp profile the pod's Sentry enforces on the syscalls of the
+    /// container's processes (and of processes exec'd into it); nil: none.
+    public var seccomp: PodSeccomp? = nil
     public init(id: String, rootfs: String, process: ContainerProcess) {
         self.id = id; self.rootfs = rootfs; self.process = process
     }
@@ -306,6 +309,7 @@ public final class PodSandbox: @unchecked Sendable {
             }
         }
         fields += c.maskedPaths.map { "mask=" + $0 } + c.readonlyPaths.map { "ropath=" + $0 }
+        if let p = c.seccomp { fields += p.fields }
         fields.append("fds=" + passing.map { $0.0 }.joined(separator: ","))
         let conn = try connect()
         defer { close(conn) }
@@ -729,4 +733,37 @@ extension String {
 }
 extension Substring {
     func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
+}
+
+
+/// A seccomp profile as OCI describes one (SCMP_ACT_* actions, SCMP_CMP_*
+/// argument conditions), carried to the pod Sentry in the create request:
+/// `scmp=ACTION:ERRNO` then one `scmpr=ACTION:ERRNO:NAME,NAME:COND;COND`
+/// per rule, COND being INDEX/OP/VALUE/VALUE2.
+public struct PodSeccomp: Sendable, Equatable {
+    public struct Arg: Sendable, Equatable {
+        public var index: Int, op: String, value: UInt64, valueTwo: UInt64
+        public init(index: Int, op: String, value: UInt64, valueTwo: UInt64) {
+            self.index = index; self.op = op; self.value = value; self.valueTwo = valueTwo
+        }
+    }
+    public struct Rule: Sendable, Equatable {
+        public var names: [String], action: String, errno: Int32, args: [Arg]
+        public init(names: [String], action: String, errno: Int32, args: [Arg] = []) {
+            self.names = names; self.action = action; self.errno = errno; self.args = args
+        }
+    }
+    public var defaultAction: String
+    public var defaultErrno: Int32
+    public var rules: [Rule]
+    public init(defaultAction: String, defaultErrno: Int32 = 1, rules: [Rule]) {
+        self.defaultAction = defaultAction; self.defaultErrno = defaultErrno; self.rules = rules
+    }
+
+    var fields: [String] {
+        ["scmp=\(defaultAction):\(defaultErrno)"] + rules.map { r in
+            let conds = r.args.map { "\($0.index)/\($0.op)/\($0.value)/\($0.valueTwo)" }.joined(separator: ";")
+            return "scmpr=\(r.action):\(r.errno):\(r.names.joined(separator: ",")):\(conds)"
+        }
+    }
 }

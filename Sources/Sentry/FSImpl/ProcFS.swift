@@ -242,7 +242,7 @@ extension Kernel {
         CapBnd:\t\(hex(c.capBnd, width: 16))
         CapAmb:\t\(hex(c.capAmb, width: 16))
         NoNewPrivs:\t\(c.noNewPrivs ? 1 : 0)
-        Seccomp:\t0
+        Seccomp:\t\(seccompFilter(tg) != nil ? 2 : 0)
 
         """
     }

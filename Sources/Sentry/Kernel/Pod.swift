@@ -60,6 +60,11 @@ final class PodContainer {
     let upper: TmpfsInode?
     /// The container shares the pod's pid namespace (CRI NamespaceMode POD).
     var sharePodPID = false
+    /// The container's seccomp profile (from the CRI), enforced on the
+    /// syscalls of its processes, exec'd ones included.
+    var seccomp: AppSeccomp?
+    /// How many containers of this pod have a profile (none: no lookup per syscall).
+    nonisolated(unsafe) static var withSeccomp = 0
 
     init(id: String, root: Path, mount: Mount, request: ProcessRequest, log: CRILogSink?, stdinFD: Int32, upper: TmpfsInode?) {
         self.id = id; self.root = root; self.mount = mount; self.request = request
@@ -113,6 +118,15 @@ extension Kernel {
             m = mm.parent
         }
         return nil
+    }
+
+    /// The seccomp filter a task's syscalls go through: the sandbox's own
+    /// (OCI), or in a pod the one of the container the task belongs to.
+    /// Requires: mu held.
+    func seccompFilter(_ tg: ThreadGroup) -> AppSeccomp? {
+        if let a = AppSeccomp.active { return a }
+        guard podMode, PodContainer.withSeccomp > 0, let id = containerID(of: tg) else { return nil }
+        return podContainers[id]?.seccomp
     }
 
     /// Whether `viewer` may see (in /proc) and signal `tg`: in a pod, only
@@ -174,6 +188,7 @@ enum PodControl {
             guard let c = k.podContainers[id] else { ControlServer.send(conn, "ok"); return }
             if c.state == .running { ControlServer.send(conn, "err=16 container \(id) is running"); return }
             k.podContainers[id] = nil
+            if c.seccomp != nil { PodContainer.withSeccomp -= 1 }
             // Unmount its namespace: every mount at or below its root.
             func inside(_ m: Mount) -> Bool {
                 var x: Mount? = m
@@ -241,6 +256,8 @@ enum PodControl {
         var readOnly = false
         var sharePID = false
         var masked: [String] = [], readOnlyPaths: [String] = []
+        var seccompProfile: AppSeccompProfile? = nil
+        var seccompRules: [AppSeccompProfile.Rule] = []
         var req = ProcessRequest(caps: k.containerCaps, nnp: k.containerNoNewPrivs)
         for (key, value) in fields {
             if req.take(key, value) { continue }
@@ -251,6 +268,21 @@ enum PodControl {
             case "pidns": sharePID = value == "pod"
             case "mask": masked.append(value)
             case "ropath": readOnlyPaths.append(value)
+            case "scmp":
+                let p = value.split(separator: ":", omittingEmptySubsequences: false)
+                seccompProfile = AppSeccompProfile(defaultAction: AppSeccompProfile.action(String(p[0])),
+                                                   defaultErrno: p.count > 1 ? Int32(p[1]) ?? 1 : 1, rules: [])
+            case "scmpr":
+                let p = value.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                guard p.count >= 3 else { continue }
+                let conds: [AppSeccompProfile.Condition] = (p.count > 3 ? p[3] : "").split(separator: ";").compactMap { c in
+                    let f = c.split(separator: "/").map(String.init)
+                    guard f.count == 4, let i = Int(f[0]), let v = UInt64(f[2]), let v2 = UInt64(f[3]) else { return nil }
+                    return AppSeccompProfile.Condition(index: i, op: f[1], value: v, valueTwo: v2)
+                }
+                seccompRules.append(AppSeccompProfile.Rule(names: p[2].split(separator: ",").map(String.init),
+                                                           action: AppSeccompProfile.action(p[0]), errnoRet: Int32(p[1]) ?? 1,
+                                                           conditions: conds))
             default: break
             }
         }
@@ -339,6 +371,11 @@ enum PodControl {
         let c = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
         c.stdioFDs = hostStdio
         c.sharePodPID = sharePID
+        if var p = seccompProfile {
+            p.rules = seccompRules
+            c.seccomp = AppSeccomp(p)
+            PodContainer.withSeccomp += 1
+        }
         k.podContainers[id] = c
         return "ok"
     }

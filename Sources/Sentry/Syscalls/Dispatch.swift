@@ -62,8 +62,8 @@ func dispatchSyscall(_ t: Task) {
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
     if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
-    if let f = AppSeccomp.active, let verdict = f.check(t, nr, args) {
-        ret = verdict // the container's seccomp profile (Kernel/AppSeccomp.swift)
+    if let f = k.seccompFilter(t.tg), let verdict = f.check(t, nr, args) {
+        ret = verdict // the container's seccomp profile (Kernel/AppSeccomp.swift; per container in a pod: Kernel/Pod.swift)
     } else if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
         ret = h(t, args)
     } else {
