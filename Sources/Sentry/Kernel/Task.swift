@@ -101,29 +101,22 @@ final class Task {
     // MARK: - Driver thread
 
     /// Starts the driver pthread. Requires: mu held (the task is already
-    /// registered in the kernel's tables).
-    func startDriver() {
+    /// registered in the kernel's tables). `driver` is one spawned earlier
+    /// (clone spawns it before it makes the host stub, so that running out
+    /// of host threads fails the clone instead of leaving a task nobody
+    /// drives); without one, a thread is spawned here.
+    func startDriver(on driver: DriverThread? = nil) {
         kernel.liveTasks += 1
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setstacksize(&attr, 1 << 20)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        var th = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&th, &attr, { p in
-            let t = Unmanaged<Task>.fromOpaque(p!).takeRetainedValue()
-            t.driverMain()
-            return nil
-        }, box)
-        if rc != 0 {
-            Unmanaged<Task>.fromOpaque(box).release()
-            Log.shared.info("cannot start a driver thread: \(rc)")
+        guard let d = driver ?? DriverThread.spawn() else {
+            Log.shared.info("cannot start a driver thread for task \(tid)")
             exitRequested = true
             kernel.liveTasks -= 1
+            return
         }
+        d.run(self)
     }
 
-    private func driverMain() {
+    fileprivate func driverMain() {
         do {
             thread = try PtraceThread(seize: hostTid)
         } catch {
@@ -452,4 +445,50 @@ final class Task {
             a &+= 8
         }
     }
+}
+
+/// A host thread that will drive one task, spawned before the task exists.
+///
+/// Why ahead of time: when the sandbox's host cgroup is at its pids limit
+/// (a fork or thread bomb), pthread_create fails. If that happened after
+/// the host stub was cloned and the task registered, the application would
+/// see a child that never runs and never exits (wait() blocks for ever).
+/// Spawned first, a failure is just EAGAIN from clone, as Linux gives at
+/// RLIMIT_NPROC or pids.max.
+final class DriverThread: @unchecked Sendable {
+    // Allocated, not a stored sem_t: a semaphore needs a fixed address.
+    private let gate = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private var task: Task?
+
+    private init() { sem_init(gate, 0, 0) }
+    deinit { sem_destroy(gate); gate.deallocate() }
+
+    /// A parked driver thread, or nil when the host will not give one.
+    static func spawn() -> DriverThread? {
+        let d = DriverThread()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        var th = pthread_t()
+        let box = Unmanaged.passRetained(d).toOpaque()
+        let rc = pthread_create(&th, &attr, { p in
+            let d = Unmanaged<DriverThread>.fromOpaque(p!).takeRetainedValue()
+            while sem_wait(d.gate) != 0 {}
+            if let t = d.task { d.task = nil; t.driverMain() }
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<DriverThread>.fromOpaque(box).release()
+            return nil
+        }
+        return d
+    }
+
+    /// Lets the thread drive `t`.
+    func run(_ t: Task) { task = t; sem_post(gate) }
+
+    /// Lets the thread end without driving anything.
+    func cancel() { task = nil; sem_post(gate) }
 }

@@ -148,8 +148,11 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if isThread { hostFlags = CLONE_VM_ | CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_ }
     else if flags & CLONE_VM_ != 0 { hostFlags = CLONE_VM_ | CLONE_PARENT_ }
     else { hostFlags = CLONE_PARENT_ }
+    // The driver thread first: with no host thread to spare the clone fails
+    // here, before a host stub exists (DriverThread says why).
+    guard let driver = DriverThread.spawn() else { return err(EAGAIN) }
     let hostTid = t.thread.cloneStub(flags: hostFlags)
-    if hostTid < 0 { return hostTid == -Int(ESRCH) ? err(EAGAIN) : hostTid }
+    if hostTid < 0 { driver.cancel(); return hostTid == -Int(ESRCH) ? err(EAGAIN) : hostTid }
 
     let tg: ThreadGroup
     if isThread {
@@ -204,7 +207,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         if setChildTid { _ = c.writeI32(ctid, c.tid) }
     }
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
-    child.startDriver()
+    child.startDriver(on: driver)
     if flags & CLONE_VFORK_ != 0 {
         while !child.vforkDone {
             if t.block(deadline: nil) == .interrupted && t.exitRequested { break }
