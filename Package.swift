@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
-        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"], exclude: ["programs"]),
         .testTarget(name: "CRITests", dependencies: [
             "CRI", "CRIAPI", "CZlib",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
