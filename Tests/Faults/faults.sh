@@ -5,7 +5,8 @@
 #
 #   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
 #
-# Scenarios (default: all), each ROUNDS times (default 100):
+# Scenarios (default: run, oci and api; cri needs crictl), each ROUNDS times
+# (default 100):
 #   run  `moat run` of a busy shell (forks, file writes through the Gofer,
 #        a published port); the victim is the launcher, the Gofer, the
 #        Sentry or a stub, after 0-1.5 s. The launcher must end within
@@ -17,6 +18,10 @@
 #        leave no process, state directory or cgroup.
 #   api  `moat apiserver` on SQLite under a stream of creates; kill -9 it,
 #        restart it: every create it acknowledged (201) must be there.
+#   cri  `moat cri` with a pod (crictl runp/create/start); the victim is the
+#        server, the pod's Sentry, its container's Gofer or a stub. A
+#        restarted server reports what runs; stopp + rmp leave no process,
+#        mount, state directory, cgroup or network namespace.
 #
 # Prints one line per scenario (rounds, victims, failures); exits 1 if any
 # round failed, with what was left behind. Needs root. Loopback only.
@@ -247,6 +252,102 @@ print(sum(1 for n in open(sys.argv[1]).read().split() if n not in have))' "$acke
     echo "  api: $total creates acknowledged across $rounds kills, $missing lost"
 }
 
+# `moat cri` with one pod (a container writing in a loop) per round; the
+# victim is the CRI server itself, the pod's Sentry, a Gofer or a stub.
+# Killing the server must not touch the pod: the restarted server finds its
+# records, and what it reports has to agree with what runs (the pod READY
+# while its Sentry lives, NOTREADY with the container EXITED once it is
+# gone; a container whose root Gofer died EXITED, its pod still READY). Then StopPodSandbox + RemovePodSandbox must leave no process,
+# mount, cgroup, state directory or network namespace.
+scenario_cri() {
+    local crictl="${CRICTL:-/var/cache/moat/bin/crictl}"
+    [ -x "$crictl" ] || crictl=$(command -v crictl || true)
+    [ -n "$crictl" ] || { echo "faults.sh: the cri scenario needs crictl (Tests/Conformance/critest.sh installs it)" >&2; failures=$((failures + 1)); return; }
+    local d="$work/cri" server=0
+    mkdir -p "$d/logs"
+    local sock="$d/cri.sock"
+    local cri=("$moat" cri --listen "unix://$sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs")
+    c() { "$crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 20s "$@"; }
+    start_cri() {
+        "${cri[@]}" >>"$d/cri.out" 2>&1 &
+        server=$!
+        for _ in $(seq 100); do c version >/dev/null 2>&1 && return 0; sleep 0.1; done
+        return 1
+    }
+    netns_list() { ls /run/netns 2>/dev/null | sort; }
+    local base_netns; base_netns=$(netns_list)
+    start_cri || { fail "moat cri did not come up: $(tail -3 "$d/cri.out")"; kill -9 "$server" 2>/dev/null; return; }
+    local victims=(cri sentry gofer stub)
+    for round in $(seq 1 "$rounds"); do
+        victim=${FAULT_VICTIM:-${victims[$((RANDOM % 4))]}}
+        cat >"$d/pod.json" <<JSON
+{"metadata":{"name":"fault-$round","namespace":"faults","uid":"$tag-$round","attempt":0},
+ "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}}
+JSON
+        cat >"$d/ctr.json" <<JSON
+{"metadata":{"name":"writer","attempt":0},"image":{"image":"busybox"},
+ "command":["sh","-c","i=0; while true; do echo \$i > /tmp/f; cat /tmp/f; i=\$((i + 1)); done"],
+ "log_path":"writer.log","linux":{}}
+JSON
+        local pod ctr
+        pod=$(c runp "$d/pod.json" 2>"$d/err") || { fail "runp failed: $(tail -3 "$d/err")"; continue; }
+        ctr=$(c create "$pod" "$d/ctr.json" "$d/pod.json" 2>"$d/err") || { fail "create failed: $(tail -3 "$d/err")"; }
+        [ -n "$ctr" ] && { c start "$ctr" >/dev/null 2>"$d/err" || fail "start failed: $(tail -3 "$d/err")"; }
+        sleep_ms "$(rand_ms 1500)"
+        # The pod's processes: every descendant of the server now (the
+        # pod's Sentry and Gofers are its children until it dies).
+        local t; t=$(tree "$server")
+        local pid
+        if [ "$victim" = cri ]; then pid=$server; else pid=$(pick "$victim" $t); fi
+        [ -n "$pid" ] || { victim=sentry; pid=$(pick sentry $t); }
+        [ -n "$pid" ] || { fail "no Sentry in the pod's process tree"; }
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        if [ "$victim" = cri ]; then
+            wait "$server" 2>/dev/null || true
+            start_cri || { fail "moat cri did not come back: $(tail -3 "$d/cri.out")"; }
+        fi
+        # What the server reports must agree with what runs, within 15 s.
+        local sentry_alive=no st="" cst="" waited=0
+        for e in $t; do p=${e%%:*}; [ "$(role "$p")" = sentry ] && [ -n "$(alive "$e")" ] && sentry_alive=yes; done
+        while [ $waited -lt 150 ]; do
+            st=$(c inspectp -o go-template --template '{{.status.state}}' "$pod" 2>/dev/null || echo "?")
+            cst=$(c inspect -o go-template --template '{{.status.state}}' "$ctr" 2>/dev/null || echo "?")
+            if [ "$victim" = cri ] || [ "$victim" = stub ]; then
+                [ "$st" = SANDBOX_READY ] && [ "$cst" = CONTAINER_RUNNING ] && break
+                [ "$st" = SANDBOX_NOTREADY ] && [ "$cst" = CONTAINER_EXITED ] && break
+            elif [ "$victim" = gofer ]; then
+                [ "$cst" = CONTAINER_EXITED ] && break
+            else
+                [ "$st" = SANDBOX_NOTREADY ] && [ "$cst" = CONTAINER_EXITED ] && break
+            fi
+            sleep 0.1; waited=$((waited + 1))
+        done
+        if [ "$victim" = cri ]; then
+            [ "$sentry_alive" = yes ] && [ "$st" != SANDBOX_READY ] && fail "the pod's Sentry survived the server's kill, yet the restarted server says $st"
+            [ "$sentry_alive" = yes ] && [ "$cst" != CONTAINER_RUNNING ] && fail "the pod's Sentry survived the server's kill, yet its container is $cst"
+        elif [ "$victim" = gofer ]; then
+            # The container's root Gofer: that container ends, the pod stays.
+            [ "$cst" = CONTAINER_EXITED ] || fail "the container is '$cst' 15 s after its gofer was killed"
+        elif [ "$victim" != stub ]; then
+            [ "$st" = SANDBOX_NOTREADY ] || fail "the pod is '$st' 15 s after its $victim was killed"
+            [ "$cst" = CONTAINER_EXITED ] || fail "the container is '$cst' 15 s after the pod's $victim was killed"
+        fi
+        c stopp "$pod" >/dev/null 2>"$d/err" || fail "stopp failed: $(tail -3 "$d/err")"
+        c rmp "$pod" >/dev/null 2>"$d/err" || fail "rmp failed: $(tail -3 "$d/err")"
+        local left=""; for _ in $(seq 150); do left=$(alive "$(for e in $t; do [ "${e%%:*}" != "$server" ] && echo "$e"; done)"); [ -z "$left" ] && break; sleep 0.1; done
+        [ -z "$left" ] || fail "processes left: $left"
+        left=$(alive "$(tree "$server" | tr ' ' '\n' | grep -v "^$server:")")
+        [ -z "$left" ] || fail "the server still has children after rmp: $left"
+        [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
+        local cg; cg=$(find /sys/fs/cgroup -maxdepth 3 -name "*${pod:0:12}*" 2>/dev/null | head -3)
+        [ -z "$cg" ] || fail "cgroups left: $cg"
+        [ -z "$(ls "$d/state/pods/$pod" 2>/dev/null)" ] || fail "state directory left: $d/state/pods/$pod"
+        [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+    kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+}
+
 status=0
 for scenario in "${scenarios[@]}"; do
     declare -A count=()
@@ -256,6 +357,7 @@ for scenario in "${scenarios[@]}"; do
         run) scenario_run ;;
         oci) scenario_oci ;;
         api) scenario_api ;;
+        cri) scenario_cri ;;
         *) echo "faults.sh: unknown scenario $scenario" >&2; exit 2 ;;
     esac
     summary=""; for k in "${!count[@]}"; do summary+=" $k=${count[$k]}"; done

@@ -377,6 +377,7 @@ enum PodControl {
             PodContainer.withSeccomp += 1
         }
         k.podContainers[id] = c
+        startGoferWatcher(k, client, container: c)
         return "ok"
     }
 
