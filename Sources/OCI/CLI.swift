@@ -8,6 +8,7 @@
 // run flag (--bundle, --detach, ...) or are just a container id.
 
 import Glibc
+import Sentry
 
 public enum OCICLI {
     static let commands: Set<String> = ["create", "start", "state", "kill", "delete", "run", "exec", "ps", "list",
@@ -124,6 +125,10 @@ public enum OCICLI {
         if logFormat != "json" && logFormat != "text" {
             rt.log.error("invalid log format \"\(logFormat)\" (text or json)"); return 1
         }
+        // --debug: the start-up profile (Sentry/StartupProfile.swift) goes to the log.
+        if globalFlags.has("debug") { let log = rt.log; StartupProfile.sink = { log.debug("startup " + $0) } }
+        StartupProfile.mark(cmd, "arguments parsed")
+        defer { StartupProfile.mark(cmd, "done") }
         do {
             let (p, tail) = try parse(rest, flagSets[cmd]!)
             return try dispatch(rt, cmd, p, Array(tail))

@@ -73,6 +73,7 @@ extension Runtime {
 
         // cgroups: the launcher joins first so that every process it starts
         // (Gofer, Sentry, the Sentry's stubs) is born inside; it leaves after.
+        StartupProfile.mark("create", "config read, state directory made")
         let cgroupDirs = try Cgroups.create(Cgroups.relativePath(spec, id: o.id), spec.linux?.resources)
         cleanup.cgroups = cgroupDirs
         state.cgroups = cgroupDirs
@@ -80,6 +81,7 @@ extension Runtime {
         try Cgroups.join(cgroupDirs, pid: getpid())
         defer { try? Cgroups.join(saved, pid: getpid()) }
 
+        StartupProfile.mark("create", "cgroups made and joined")
         let launched = try launch(spec, process, bundle: bundle, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
                                   preserveFDs: o.preserveFDs, cleanup: &cleanup)
         // Hooks run in the runtime's cgroups, not under the container's limits.
@@ -144,6 +146,7 @@ extension Runtime {
         if readOnly || overlay { goferArgs.append("--read-only") }
         let goferPid = try spawnSelf(goferArgs, fds: [devnull, devnull, devnull, pair.server], newSession: true)
         cleanup.pids.append(goferPid)
+        StartupProfile.mark("create", "gofer spawned")
 
         // The start gate and the control socket live in the state directory.
         if mkfifo(dir.file("exec.fifo"), 0o600) != 0 { throw RuntimeError("mkfifo: \(String(cString: strerror(errno)))") }
@@ -259,6 +262,7 @@ extension Runtime {
         let sentryPid = try spawnSelf(["moat", "sentry", "--oci-config-fd", String(planNumber)], fds: fds,
                                       cloneFlags: cloneFlags, newSession: true)
         cleanup.pids.insert(sentryPid, at: 0)
+        StartupProfile.mark("create", "sentry spawned (its namespaces made)")
         close(ready.1); toClose.removeAll { $0 == ready.1 }
 
         // Wait for "OK", or the error that stopped the Sentry.
@@ -271,6 +275,7 @@ extension Runtime {
             reply += b[0..<n]
         }
         let text = String(decoding: reply, as: UTF8.self)
+        StartupProfile.mark("create", "sentry ready")
         if text != "OK\n" {
             var msg = text.trimmingCharacters(in: "\n")
             if let sp = msg.firstIndex(of: " "), Int(msg[..<sp]) != nil { msg = String(msg[msg.index(after: sp)...]) }

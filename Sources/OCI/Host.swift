@@ -4,6 +4,7 @@ import CMoat
 import COCI
 import Glibc
 import GoferProtocol
+import Sentry
 
 @discardableResult
 func moatPrctl(_ option: Int, _ arg: Int) -> Int {
@@ -14,7 +15,7 @@ func moatPrctl(_ option: Int, _ arg: Int) -> Int {
 /// the child's fd i. `newSession` runs it in a new session.
 func spawnSelf(_ args: [String], fds: [Int32], cloneFlags: UInt = 0, newSession: Bool) throws -> pid_t {
     var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-    var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
+    var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup(StartupProfile.environmentEntry()), nil]
     defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
     let pid = fds.withUnsafeBufferPointer { fp in
         moat_spawn("/proc/self/exe", &cargs, &cenv, fp.baseAddress, Int32(fds.count), cloneFlags, newSession ? 1 : 0)

@@ -5,6 +5,7 @@
 import CMoat
 import Glibc
 import GoferProtocol
+import Sentry
 
 public struct RunOptions {
     public var rootfs: String
@@ -66,6 +67,9 @@ public enum Sandbox {
         } else if o.debug || o.strace {
             logFD = fcntl(2, F_DUPFD_CLOEXEC, 3)
         }
+        // --debug: the start-up profile goes to Moat's log too.
+        if o.debug, logFD >= 0 { StartupProfile.log(to: fcntl(logFD, F_DUPFD_CLOEXEC, 3)) }
+        StartupProfile.mark("launcher", "arguments parsed, root file system checked")
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         let exe = "/proc/self/exe"
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
@@ -73,6 +77,7 @@ public enum Sandbox {
         let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0)
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
+        StartupProfile.mark("launcher", "gofer spawned")
 
         if o.network == .host && !o.ports.isEmpty {
             kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
@@ -114,6 +119,7 @@ public enum Sandbox {
             kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
             return fail("cannot start the sentry: errno \(-sentryPid)", 125)
         }
+        StartupProfile.mark("launcher", "sentry spawned (new pid\(o.network == .host ? "" : " and network") namespace)")
         publisher.start(sandboxPid: sentryPid)
         egress?.start()
         // Forward termination requests to the Sentry (pid 1 of its namespace).
@@ -122,16 +128,18 @@ public enum Sandbox {
             signal(s) { sig in if forwardTarget > 0 { kill(forwardTarget, sig) } }
         }
         let status = waitStatus(sentryPid)
+        StartupProfile.mark("launcher", "sentry reaped")
         forwardTarget = 0
         kill(goferPid, SIGKILL)
         _ = waitStatus(goferPid)
+        StartupProfile.mark("launcher", "gofer reaped; exiting")
         if moat_wifsignaled(status) != 0 { return 128 + moat_wtermsig(status) }
         return moat_wexitstatus(status)
     }
 
     static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt, newSession: Bool = false) -> pid_t {
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
+        var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup(StartupProfile.environmentEntry()), nil]
         defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
         return fds.withUnsafeBufferPointer { fp in
             moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0)

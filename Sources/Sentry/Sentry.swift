@@ -146,6 +146,8 @@ public enum SentryMain {
     public static func run(_ cfg: SentryConfig) -> Int32 {
         Log.shared.fd = cfg.logFD
         Log.shared.debug = cfg.debug
+        if cfg.debug, cfg.logFD >= 0 { StartupProfile.sink = { Log.shared.write("moat[startup] " + $0) } }
+        StartupProfile.mark("sentry", "main (re-exec, dynamic loading, Swift runtime, arguments)")
         readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
@@ -164,16 +166,19 @@ public enum SentryMain {
             _ = Glibc.ioctl(0, UInt(TIOCSCTTY), 0)
         }
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
+        StartupProfile.mark("sentry", "confinement begun (private mount namespace)")
         StubFactory.shared.onMasterLost = Self.masterStubLost
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
+        StartupProfile.mark("sentry", "stub factory started (master stub)")
         let client = GoferClient(socketFD: cfg.goferFD)
         let rootInode: GoferInode
         switch client.attach() {
         case .success(let (fid, st)): rootInode = GoferInode(client: client, fid: fid, stat: st, frozen: cfg.overlay)
         case .failure(let e): return fatal("cannot attach to the root file system: errno \(e.rawValue)", 125)
         }
+        StartupProfile.mark("sentry", "gofer attached (handshake)")
         let vfs = VFS()
         if cfg.overlay {
             let upper = TmpfsInode(mode: rootInode.mode, dev: 7, uid: rootInode.uid, gid: rootInode.gid)
@@ -213,6 +218,7 @@ public enum SentryMain {
         k.threadGroups[1] = tg
         k.initTG = tg
         k.nextPid = 2
+        StartupProfile.mark("sentry", "kernel and mounts set up")
         let fds = stdioTable(vfs, [0, 1, 2] + cfg.extraFDs)
         let spawned: (Task, ExecTarget, [UInt8])
         switch newProcess(k, tg: tg, tid: 1, creds: cfg.initialCredentials, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {
@@ -220,26 +226,33 @@ public enum SentryMain {
         case .failure(let f): k.unlock(); return fatal(f.message, f.code)
         }
         let (task, tgt, execfn) = spawned
+        StartupProfile.mark("sentry", "init process made (executable resolved and read)")
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
         SentryNetwork.egressFD = cfg.egressFD
         if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
         SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
+        StartupProfile.mark("sentry", "network set up")
         if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
         if let p = cfg.seccomp { AppSeccomp.active = AppSeccomp(p) }
+        StartupProfile.mark("sentry", "confinement finished (empty root, sandbox id, no caps, seccomp)")
         k.unlock()
         if !awaitStart(cfg) { return 137 }
+        if cfg.startFD >= 0 { StartupProfile.mark("sentry", "started (OCI start)") }
         k.lock()
         let cmd = cfg.argv[0]
         let env = cfg.env.map { Array($0.utf8) }
         tg.tasks.append(task)
         k.tasks[1] = task
         task.onStart = { t in
+            StartupProfile.mark("sentry", "init's stub process created and seized")
             let r = execImage(t, tgt, envp: env, execfn: execfn)
             if r < 0 {
                 Log.shared.info("cannot start \(cmd): errno \(-r)")
                 t.tg.beginExit(code: 126, bySignal: false)
             }
+            StartupProfile.mark("sentry", "ELF loaded into the stub")
+            StartupProfile.armFirstSyscall()
         }
         task.startDriver()
         startSignalForwarder(k, forwarded)
@@ -247,6 +260,7 @@ public enum SentryMain {
         if cfg.controlFD >= 0 { ControlServer.start(k, listenFD: cfg.controlFD) }
         k.unlock()
         let status = k.waitForInit()
+        StartupProfile.mark("sentry", "init exited")
         if status & 0x7f != 0 { return 128 + (status & 0x7f) }
         return (status >> 8) & 0xff
     }

@@ -36,6 +36,7 @@ struct Moat: AsyncParsableCommand {
     /// PR_SET_PDEATHSIG, which fires when the *thread* that started them
     /// exits, and idle pool threads do exit.
     static func main() async {
+        StartupProfile.begin()
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
         if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }

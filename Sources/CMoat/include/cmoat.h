@@ -131,6 +131,9 @@ pid_t moat_gettid(void);
 int moat_sched_pin(pid_t tid, int cpu);
 /// The CPUs this process may run on (its cpuset/affinity), up to max.
 int moat_allowed_cpus(int *out, int max);
+/// CLOCK_MONOTONIC in ns, and its value when this process's constructors ran (startup.c).
+uint64_t moat_monotonic_ns(void);
+uint64_t moat_process_start_ns(void);
 
 
 

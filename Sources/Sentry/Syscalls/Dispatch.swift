@@ -56,6 +56,7 @@ func dispatchSyscall(_ t: Task) {
     let nr = Int(Int64(bitPattern: regs.orig_rax))
     let args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)
     let k = t.kernel
+    if StartupProfile.firstSyscallPending { StartupProfile.firstSyscall(nr) }
     var start: Int64 = 0
     var straced: [Int: String] = [:]
     if k.strace { start = Kernel.now(CLOCK_MONOTONIC); straced = straceStrings(t, nr, args) }
