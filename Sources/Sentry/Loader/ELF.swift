@@ -1,5 +1,7 @@
 // ELF loading: static and static-PIE executables (PT_INTERP is the next
 // step), the initial stack with argv, envp and auxv, and #! scripts.
+// Segments of a Gofer-donated file are mapped from the file (mapSegments);
+// others (tmpfs, overlay copies) are copied in.
 
 import CMoat
 import Glibc
@@ -96,6 +98,7 @@ func loadSegments(_ t: Task, _ src: ByteSource, _ info: ELFInfo, bias: UInt64, n
         hi = max(hi, pageUp(s.vaddr &+ bias &+ s.memsz))
     }
     if !mm.validRange(lo, hi - lo) { return .failure(Errno(ENOMEM)) }
+    if let h = src as? HostFileFD, let r = mapSegments(t, h, info, bias: bias, name: name) { return r.map { _ in hi } }
     if mm.mapAnonymous(t, addr: lo, len: hi - lo, prot: PROT_READ | PROT_WRITE, shared: false, name: name) < 0 {
         return .failure(Errno(ENOMEM))
     }
@@ -136,6 +139,52 @@ func loadSegments(_ t: Task, _ src: ByteSource, _ info: ELFInfo, bias: UInt64, n
     }
     for i in mm.vmas.indices where mm.vmas[i].start >= lo && mm.vmas[i].end <= hi { mm.vmas[i].name = name }
     return .success(hi)
+}
+
+/// Maps the segments of a host file (a Gofer-donated fd) from the file
+/// itself, private and copy-on-write, as the host kernel maps an ELF: the
+/// pages are the page cache's, shared by every process and sandbox that runs
+/// the same binary, and nothing is read or copied at exec. Only the zeroed
+/// tail of a segment's last file page (where its .bss starts) is written.
+/// nil: the layout needs the copying loader (segments sharing a page, a .bss
+/// tail in a read-only segment, a segment past the end of the file).
+func mapSegments(_ t: Task, _ h: HostFileFD, _ info: ELFInfo, bias: UInt64, name: String) -> Result<Void, Errno>? {
+    if h.isStream { return nil }
+    var st = Glibc.stat()
+    if fstat(h.fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG { return nil }
+    let size = UInt64(st.st_size)
+    let segs = info.segments.sorted { $0.vaddr < $1.vaddr }
+    for (i, s) in segs.enumerated() {
+        if s.filesz > 0 && (s.offset &+ s.filesz > size || s.offset &+ s.filesz < s.offset) { return nil }
+        if s.memsz > s.filesz && s.flags & 2 == 0 && (s.vaddr &+ s.filesz) & 4095 != 0 && s.filesz > 0 { return nil }
+        if i > 0 && pageUp(segs[i - 1].vaddr &+ segs[i - 1].memsz) > pageDown(s.vaddr) { return nil }
+    }
+    let mm = t.mm
+    // No copy in the stub (nothing mapped yet): the copying loader instead.
+    return mm.withStubFD(t, h.fd) { remote -> Result<Void, Errno> in
+        for s in segs {
+            var prot: Int32 = 0
+            if s.flags & 4 != 0 { prot |= PROT_READ }
+            if s.flags & 2 != 0 { prot |= PROT_WRITE }
+            if s.flags & 1 != 0 { prot |= PROT_EXEC }
+            let start = pageDown(s.vaddr &+ bias)
+            let fileEnd = s.vaddr &+ bias &+ s.filesz
+            var anonStart = start
+            if s.filesz > 0 {
+                anonStart = pageUp(fileEnd)
+                if mm.mapStubFD(t, addr: start, len: anonStart - start, prot: prot, shared: false, remote: remote, hostFD: h.fd,
+                                offset: pageDown(s.offset), name: name) < 0 { return .failure(Errno(ENOMEM)) }
+                if s.memsz > s.filesz && fileEnd < anonStart {
+                    if !t.copyOut(fileEnd, [UInt8](repeating: 0, count: Int(anonStart - fileEnd))) { return .failure(Errno(EFAULT)) }
+                }
+            }
+            let end = pageUp(s.vaddr &+ bias &+ s.memsz)
+            if end > anonStart && mm.mapAnonymous(t, addr: anonStart, len: end - anonStart, prot: prot, shared: false, name: name) < 0 {
+                return .failure(Errno(ENOMEM))
+            }
+        }
+        return .success(())
+    }
 }
 
 /// Builds the initial stack. Returns the initial stack pointer.

@@ -139,11 +139,27 @@ final class MemoryManager {
     /// closes it again. Shared mappings see (and make) the file's changes.
     func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
+        return withStubFD(t, hostFD) { remote in
+            mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)
+        } ?? err(ENODEV)
+    }
+
+    /// Runs `body` with a copy of `hostFD` (a Sentry fd) in the stub, taken
+    /// with pidfd_getfd through the stub's pidfd of the Sentry and closed
+    /// after: several mappings of one file (an ELF's segments) share one
+    /// copy. nil if the stub cannot take it.
+    func withStubFD<R>(_ t: Task, _ hostFD: Int32, _ body: (UInt64) -> R) -> R? {
         let remote = t.thread.inject(438 /* pidfd_getfd */, UInt64(MOAT_STUB_PIDFD), UInt64(hostFD), 0)
-        if remote < 0 { return err(ENODEV) }
+        if remote < 0 { return nil }
+        defer { _ = t.thread.inject(3 /* close */, UInt64(remote)) }
+        return body(UInt64(remote))
+    }
+
+    /// mapFile's mapping, with the stub's copy `remote` of `hostFD` (withStubFD).
+    func mapStubFD(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, remote: UInt64, hostFD: Int32, offset: UInt64, name: String) -> Int {
+        guard validRange(addr, len) else { return err(ENOMEM) }
         let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED
-        let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), UInt64(remote), offset)
-        _ = t.thread.inject(3 /* close */, UInt64(remote))
+        let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), remote, offset)
         if r < 0 { return r }
         var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name, offset: offset)
         if shared {
