@@ -29,7 +29,7 @@ struct Moat: AsyncParsableCommand {
             create, start, state, kill, delete, run --bundle, exec --process, ps, list, spec, features, events, \
             pause, resume or update.
             """,
-        subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, SentryCommand.self, GoferCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self, KVMBenchCommand.self])
+        subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self, KVMBenchCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -37,6 +37,9 @@ struct Moat: AsyncParsableCommand {
     /// exits, and idle pool threads do exit.
     static func main() async {
         StartupProfile.begin()
+        // The Sentry and the Gofer of every sandbox: see InternalCommands.swift.
+        let argv = CommandLine.arguments
+        if argv.count > 1 && (argv[1] == "sentry" || argv[1] == "gofer") { InternalCommand.main(argv.dropFirst()) }
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
         if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
@@ -238,77 +241,6 @@ struct Run: ParsableCommand {
     }
 }
 
-struct SentryCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sentry", abstract: "(internal) Run the Sentry; started by moat itself.", shouldDisplay: false)
-    @Option var goferFd: Int32 = 3
-    @Option var logFd: Int32 = -1
-    @Flag var strace = false
-    @Flag var debug = false
-    @Flag var overlay = false
-    @Option var cwd: String = "/"
-    @Option var user: String = "0:0"
-    @Option var hostname: String = "moat"
-    @Option var env: [String] = []
-    @Option var ociConfigFd: Int32 = -1
-    @Option var network: String = "host"
-    @Option var addHost: [String] = []
-    @Option var dns: [String] = []
-    @Option var egressFd: Int32 = -1
-    @Option var netns: String?
-    @Option var caps: String?
-    @Option var sysctl: [String] = []
-    @Option var platform: String = "fast"
-    @Flag var pod = false
-    @Option var controlFd: Int32 = -1
-    @Option var readyFd: Int32 = -1
-    @Flag var detached = false
-    @Argument(parsing: .captureForPassthrough) var command: [String] = []
-
-    func run() throws {
-        if detached { SentryPlan.detachFromLauncher() }
-        if ociConfigFd >= 0 {
-            do { Glibc.exit(SentryMain.run(try SentryPlan.read(fd: ociConfigFd))) } catch {
-                throw ValidationError("sentry plan: \(error)")
-            }
-        }
-        var c = SentryConfig()
-        c.goferFD = goferFd; c.logFD = logFd; c.strace = strace; c.debug = debug; c.cwd = cwd; c.env = env
-        c.hostname = hostname
-        c.overlay = overlay
-        c.network = NetworkMode(rawValue: network) ?? .host
-        c.addHosts = addHost; c.dns = dns; c.egressFD = egressFd; c.networkNamespacePath = netns
-        if let s = caps, let m = UInt64(s, radix: 16) {
-            c.capabilities = CapabilitySets(bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0)
-        }
-        c.sysctl = sysctl.compactMap { s in
-            guard let eq = s.firstIndex(of: "=") else { return nil }
-            return (String(s[..<eq]), String(s[s.index(after: eq)...]))
-        }
-        c.fastPath = platform != "ptrace"
-        c.controlFD = controlFd
-        c.readyFD = readyFd
-        if pod { Glibc.exit(SentryMain.runPod(c)) }
-        let parts = user.split(separator: ":")
-        c.uid = UInt32(parts.first ?? "0") ?? 0
-        c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0
-        var cmd = command
-        if cmd.first == "--" { cmd.removeFirst() }
-        c.argv = cmd
-        Glibc.exit(SentryMain.run(c))
-    }
-}
-
-struct GoferCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gofer", abstract: "(internal) Serve a root file system to a Sentry.", shouldDisplay: false)
-    @Option var root: String
-    @Option var fd: Int32 = 3
-    @Flag var readOnly = false
-    @Flag var detached = false
-    func run() throws {
-        if detached { SentryPlan.detachFromLauncher() }
-        Gofer.run(root: root, socketFD: fd, readOnly: readOnly)
-    }
-}
 
 
 

@@ -179,7 +179,8 @@ func mapSegments(_ t: Task, _ h: HostFileFD, _ info: ELFInfo, bias: UInt64, name
                 }
             }
             let end = pageUp(s.vaddr &+ bias &+ s.memsz)
-            if end > anonStart && mm.mapAnonymous(t, addr: anonStart, len: end - anonStart, prot: prot, shared: false, name: name) < 0 {
+            // The .bss past the file's pages is anonymous and unnamed, as the host kernel maps it.
+            if end > anonStart && mm.mapAnonymous(t, addr: anonStart, len: end - anonStart, prot: prot, shared: false, name: "") < 0 {
                 return .failure(Errno(ENOMEM))
             }
         }
