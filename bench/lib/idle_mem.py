@@ -66,6 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--settle", type=float, default=20.0, help="give up waiting for quiet trees after this")
+    ap.add_argument("--detail", action="store_true", help="one line per process on stderr")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
@@ -101,6 +102,13 @@ def main():
                 p, u = rollup(x)
                 pss += p
                 uss += u
+                if a.detail:
+                    try:
+                        with open(f"/proc/{x}/cmdline") as f:
+                            name = f.read().replace("\0", " ")[:60]
+                    except OSError:
+                        name = "?"
+                    sys.stderr.write(f"{x:>8} pss {p / 1024:6.1f} MB  uss {u / 1024:6.1f} MB  {name}\n")
         n = a.count
         print("status=ok")
         print(f"procs={sum(len(t) for t in trees) / n:g}")
