@@ -107,6 +107,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "StandaloneTests", dependencies: ["Standalone"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "CRIAPI", "ControlPlane"]),
+        .testTarget(name: "ServerTests", dependencies: []),
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["scripts", "programs", "debian", "fs"]),
     ],
     swiftLanguageModes: [.v5]

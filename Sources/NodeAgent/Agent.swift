@@ -49,6 +49,9 @@ public struct NodeAgentOptions: Sendable {
     /// The agent's HTTP endpoint for the API server (container logs): address and port (0: any free port).
     public var address = "127.0.0.1"
     public var port = 10250
+    /// Stop and remove every pod sandbox on the runtime when the agent exits (`moat server`:
+    /// the node's pods live no longer than the server).
+    public var stopPodsOnExit = false
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -82,6 +85,28 @@ public enum NodeAgentMain {
             await agent.loop()
             try? await agent.markNotReady()
         }
+        if o.stopPodsOnExit { await stopAllPods(criSocket: o.criSocket) }
+    }
+
+    /// Stops and removes every sandbox the runtime holds, over a client of its own: the agent's
+    /// was closed with the cancelled task, and this one must not be cancelled half way.
+    static func stopAllPods(criSocket: String) async {
+        let log = Logger(label: "moat.node")
+        await Task.detached {
+            do {
+                let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: criSocket), transportSecurity: .plaintext)
+                try await withGRPCClient(transport: transport) { grpc in
+                    let runtime = RuntimeClient(wrapping: grpc)
+                    for sb in try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items {
+                        var s = Runtime_V1_StopPodSandboxRequest(); s.podSandboxID = sb.id
+                        var r = Runtime_V1_RemovePodSandboxRequest(); r.podSandboxID = sb.id
+                        do { _ = try await runtime.stopPodSandbox(s); _ = try await runtime.removePodSandbox(r) } catch {
+                            log.error("stopping sandbox \(sb.id) on exit: \(error)")
+                        }
+                    }
+                }
+            } catch { log.error("stopping the pods on exit: \(error)") }
+        }.value
     }
 }
 

@@ -29,7 +29,7 @@ struct Moat: AsyncParsableCommand {
             create, start, state, kill, delete, run --bundle, exec --process, ps, list, spec, features, events, \
             pause, resume or update.
             """,
-        subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self, KVMBenchCommand.self])
+        subcommands: [Run.self, Ps.self, Logs.self, Exec.self, Stop.self, Kill.self, Rm.self, Inspect.self, Top.self, Stats.self, StandaloneSupervise.self, Pull.self, Images.self, Rmi.self, ImageCommand.self, APIServerCommand.self, ControlPlaneCommand.self, ServerCommand.self, ControlPlaneBenchCommand.self, CRICommand.self, NodeCommand.self, DebugCommand.self, KVMBenchCommand.self])
 
     /// Synchronous commands run on the main thread, never on a concurrency
     /// pool thread: the sandbox's processes are started with
@@ -40,6 +40,7 @@ struct Moat: AsyncParsableCommand {
         // The Sentry and the Gofer of every sandbox: see InternalCommands.swift.
         let argv = CommandLine.arguments
         if argv.count > 1 && (argv[1] == "sentry" || argv[1] == "gofer") { InternalCommand.main(argv.dropFirst()) }
+        Supervisor.followSupervisor()   // a component of `moat server` goes when the server goes
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
         if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
@@ -287,6 +288,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The agent's state: the pods' volumes.") var root = "/var/lib/moat/node"
     @Option(help: "The address of the agent's endpoint for the API server (container logs).") var address = "127.0.0.1"
     @Option(help: "Its port (0: any free port).") var port = 10250
+    @Flag(help: .hidden) var stopPodsOnExit = false
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -298,6 +300,7 @@ struct NodeCommand: AsyncParsableCommand {
         o.root = root
         o.address = address
         o.port = port
+        o.stopPodsOnExit = stopPodsOnExit
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,0 +1,186 @@
+// `moat server`: a one-machine cluster from one command, the way k3s starts one.
+//
+// It runs `moat controlplane` (API server, controllers, scheduler; SQLite under DATA/store),
+// `moat cri` (the CRI runtime on DATA/cri.sock, pods' state under DATA/cri and DATA/run) and
+// `moat node` (the node agent, which stops its pods when it exits) as children (Supervisor),
+// and writes DATA/kubeconfig for the stock kubectl. SIGTERM or SIGINT stops them in order:
+// the agent first (its pods' sandboxes are stopped and removed), then the runtime, then the
+// control plane; nothing keeps running. A child that dies on its own stops the server with
+// its log's tail on stderr.
+//
+// Runs on the main thread (a synchronous command): it only starts, watches and stops processes.
+
+import ArgumentParser
+import Dispatch
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct ServerCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run a one-machine cluster: API server, controllers, scheduler, node agent and CRI runtime.",
+        discussion: """
+            State (SQLite database, images, pods, logs) lives under --data-dir; DATA/kubeconfig is written \
+            for kubectl: kubectl --kubeconfig DATA/kubeconfig get nodes. Components log to DATA/logs/. \
+            SIGTERM or ^C stops the pods and then every component.
+            """)
+
+    @Option(name: .customLong("data-dir"), help: "Directory for all state; created when missing.")
+    public var dataDir: String = "/var/lib/moat/server"
+
+    @Option(help: "Address for the API server, host:port.")
+    public var listen: String = "127.0.0.1:6443"
+
+    @Option(name: .customLong("node-name"), help: "This machine's Node name (default: the host name).")
+    public var nodeName: String?
+
+    @Option(name: .customLong("rootfs-image"), help: "Serve a root file system directory as an image: REF=DIR; repeatable.")
+    public var rootfsImage: [String] = []
+
+    @Option(name: .customLong("registry-mirror"), help: "Pull images of REGISTRY from URL instead: REGISTRY=URL; repeatable.")
+    public var registryMirror: [String] = []
+
+    @Option(name: .customLong("cni-conf-dir"), help: "CNI network configuration directory (none: pods get loopback only).")
+    public var cniConfDir: String?
+
+    @Option(name: .customLong("cni-bin-dir"), help: "CNI plugin directory.")
+    public var cniBinDir: String?
+
+    @Option(name: .customLong("pod-eviction-timeout"), help: "Seconds a node stays not ready before its pods are evicted.")
+    public var podEvictionTimeout: Double = 300
+
+    public init() {}
+
+    public func run() throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        let data = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL.path
+        guard data.utf8.count < 80 else { throw ValidationError("--data-dir \(data): too long for the runtime's socket path") }
+        var opts = ControlPlaneOptions()
+        opts.listen = listen
+        let (host, port) = try opts.hostPort()
+        guard port != 0 else { throw ValidationError("--listen needs a port") }
+        let apiHost = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : host
+        let apiURL = "http://\(apiHost.contains(":") ? "[\(apiHost)]" : apiHost):\(port)"
+        var hostName = [CChar](repeating: 0, count: 256)
+        gethostname(&hostName, 255)
+        let node = nodeName ?? String(cString: hostName).lowercased()
+
+        let fm = FileManager.default
+        for d in [data, data + "/logs"] {
+            try fm.createDirectory(atPath: d, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let stopping = ServerSignals()
+        let sup = Supervisor(executable: Supervisor.ownExecutable(), logDirectory: data + "/logs")
+        func say(_ s: String) { FileHandle.standardError.write(("moat server: " + s + "\n").data(using: .utf8)!) }
+
+        /// Waits for `ready`, failing if a child dies or a signal arrives first.
+        func waitFor(_ what: String, timeout: Double, _ ready: () -> Bool) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            while !ready() {
+                if let dead = sup.reap().first { throw SupervisorError("moat \(dead.name) exited while waiting for \(what):\n\(sup.logTail(dead.name))") }
+                if stopping.requested { throw ExitCode(0) }
+                if Date() > deadline { throw SupervisorError("timed out waiting for \(what)") }
+                usleep(100_000)
+            }
+        }
+
+        do {
+            try sup.start("controlplane", ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
+                                           "--pod-eviction-timeout", String(podEvictionTimeout)])
+            try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(host: apiHost, port: port) }
+
+            let sock = data + "/cri.sock"
+            unlink(sock)
+            var cri = ["cri", "--listen", "unix://" + sock, "--root", data + "/cri", "--state", data + "/run"]
+            cri += rootfsImage.flatMap { ["--rootfs-image", $0] } + registryMirror.flatMap { ["--registry-mirror", $0] }
+            if let c = cniConfDir { cri += ["--cni-conf-dir", c] }
+            if let c = cniBinDir { cri += ["--cni-bin-dir", c] }
+            try sup.start("cri", cri)
+            try waitFor("the CRI runtime on \(sock)", timeout: 60) { fm.fileExists(atPath: sock) }
+
+            try sup.start("node", ["node", "--server", apiURL, "--cri", "unix://" + sock, "--name", node,
+                                   "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit"])
+            try Kubeconfig.write(to: data + "/kubeconfig", server: apiURL)
+            say("API server on \(apiURL), node \(node); kubectl --kubeconfig \(data)/kubeconfig get nodes; logs in \(data)/logs")
+
+            while !stopping.requested {
+                if let dead = sup.reap().first {
+                    say("moat \(dead.name) exited unexpectedly; stopping.\n\(sup.logTail(dead.name))")
+                    shutdown(sup)
+                    throw ExitCode(1)
+                }
+                usleep(100_000)
+            }
+            say("stopping")
+            shutdown(sup)
+        } catch {
+            shutdown(sup)
+            throw error
+        }
+    }
+
+    /// The agent first (it stops and removes its pods), then the runtime, then the API server.
+    func shutdown(_ sup: Supervisor) {
+        sup.stop("node", grace: 90)
+        sup.stop("cri", grace: 20)
+        sup.stop("controlplane", grace: 20)
+    }
+
+    static func healthy(host: String, port: Int) -> Bool {
+        guard let c = try? RawHTTPConnection(host: host, port: port, timeoutSeconds: 2) else { return false }
+        guard (try? c.send(method: "GET", path: "/healthz", host: host, headers: [:], body: nil)) != nil,
+              let (code, _) = try? c.readHead() else { return false }
+        return code == 200
+    }
+}
+
+/// SIGTERM and SIGINT set a flag that `moat server`'s loop polls.
+final class ServerSignals: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in self?.lock.withLock { self?.flag = true } }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    var requested: Bool { lock.withLock { flag } }
+}
+
+/// The kubeconfig `moat server` writes: one cluster, one context, one user.
+public enum Kubeconfig {
+    public static func write(to path: String, server: String) throws {
+        let text = """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: moat
+              cluster:
+                server: \(server)
+            contexts:
+            - name: moat
+              context:
+                cluster: moat
+                user: admin
+                namespace: default
+            current-context: moat
+            users:
+            - name: admin
+              user: {}
+
+            """
+        let tmp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw SupervisorError("cannot write \(tmp)")
+        }
+        guard rename(tmp, path) == 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    }
+}

@@ -1,0 +1,175 @@
+// `moat server`: the one-machine cluster from one command. The stock kubectl, with the
+// kubeconfig the server wrote and nothing else, creates a Deployment whose pods reach
+// Running in Moat sandboxes, deletes it, and SIGTERM stops every component and pod
+// (no process, mount or socket of the server left). Needs root and kubectl: skipped
+// without them, failed under CI=true.
+
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ServerTests: XCTestCase {
+    var dir = ""
+    var server: Process?
+
+    static var repo: String {
+        var u = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { u.deleteLastPathComponent() }
+        return u.path
+    }
+    var data: String { dir + "/data" }
+
+    func require(_ ok: Bool, _ what: String) throws {
+        if ok { return }
+        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("missing prerequisite under CI: \(what)"); throw XCTSkip(what) }
+        throw XCTSkip("missing prerequisite: \(what)")
+    }
+
+    override func setUp() async throws {
+        try require(geteuid() == 0, "root")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl"), "kubectl (/usr/bin/kubectl; .ci/setup installs it)")
+        try require(FileManager.default.fileExists(atPath: Self.repo + "/.cache/rootfs/busybox/bin/busybox"), "the busybox rootfs (bash rootfs/busybox.sh)")
+        try require(FileManager.default.isExecutableFile(atPath: Self.repo + "/.build/debug/moat"), "the moat binary (swift build)")
+        dir = "/tmp/moat-srv-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() async throws {
+        if let s = server, s.isRunning {
+            s.terminate()
+            let deadline = Date().addingTimeInterval(120)
+            while s.isRunning && Date() < deadline { usleep(50_000) }
+            if s.isRunning { kill(s.processIdentifier, SIGKILL) }
+        }
+        // Whatever a failure left: processes that name the test's directory.
+        for pid in processes(mentioning: dir) { kill(pid, SIGKILL) }
+        for pid in sentryPIDs() { kill(pid, SIGKILL) }
+        if (testRun?.totalFailureCount ?? 0) > 0 {
+            print("--- server.log\n" + String(((try? String(contentsOfFile: dir + "/server.log", encoding: .utf8)) ?? "").suffix(3000)))
+            for f in ["controlplane", "cri", "node"] {
+                print("--- \(f).log\n" + String(((try? String(contentsOfFile: data + "/logs/\(f).log", encoding: .utf8)) ?? "").suffix(3000)))
+            }
+        }
+        if !dir.isEmpty { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    func freePort() -> Int {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var a = sockaddr_in(); a.sin_family = sa_family_t(AF_INET); a.sin_addr.s_addr = UInt32(0x7f000001).bigEndian
+        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+
+    func startServer(port: Int) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
+        p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1",
+                       "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"]
+        FileManager.default.createFile(atPath: dir + "/server.log", contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/server.log"))
+        h.seekToEndOfFile()
+        p.standardOutput = h; p.standardError = h
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        server = p
+        return p
+    }
+
+    /// kubectl with the server's kubeconfig only (no environment, no home directory config).
+    func kubectl(_ args: [String]) throws -> (code: Int32, out: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        p.arguments = ["--kubeconfig", data + "/kubeconfig", "--request-timeout", "20s"] + args
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = dir; env["KUBECONFIG"] = nil
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = out; p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let d = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+    }
+
+    func waitFor(_ what: String, timeout: Double = 60, _ ok: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try ok() { return }
+            usleep(250_000)
+        }
+        XCTFail("timed out waiting for \(what)")
+        throw XCTSkip("gave up")
+    }
+
+    func podPhases() throws -> [String] {
+        let r = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.status.phase} {end}"])
+        return r.code == 0 ? r.out.split(separator: " ").map(String.init) : []
+    }
+
+    /// Pids of the pods' Sentries, from the runtime's state directory.
+    func sentryPIDs() -> [pid_t] {
+        let pods = data + "/run/pods"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: pods)) ?? []).flatMap { id -> [pid_t] in
+            let t = (try? String(contentsOfFile: "\(pods)/\(id)/pod.state", encoding: .utf8)) ?? ""
+            return t.split(separator: "\n").filter { $0.hasPrefix("pid=") }.compactMap { pid_t($0.dropFirst(4)) }
+        }
+    }
+
+    /// Processes whose command line names `path` (the server's components do).
+    func processes(mentioning path: String) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { e -> pid_t? in
+            guard let pid = pid_t(e), pid != getpid(),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline") else { return nil }
+            return String(decoding: cmd, as: UTF8.self).contains(path) ? pid : nil
+        }
+    }
+
+    func alive(_ pid: pid_t) -> Bool {
+        if kill(pid, 0) != 0 { return false }
+        // A zombie is gone for our purposes.
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.contains(") Z ")
+    }
+
+    func testServerRunsADeploymentAndStopsCleanly() throws {
+        let port = freePort()
+        let p = try startServer(port: port)
+        try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
+        try waitFor("node s1 Ready", timeout: 60) { try kubectl(["get", "node", "s1"]).out.contains(" Ready ") }
+        XCTAssertEqual(try kubectl(["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]).out, "http://127.0.0.1:\(port)")
+
+        // kubectl create (a typed client: protobuf first, JSON after the 415).
+        let made = try kubectl(["create", "deployment", "web", "--image=busybox", "--replicas=2", "--", "sleep", "3600"])
+        XCTAssertEqual(made.code, 0, made.out)
+        try waitFor("2 web pods Running", timeout: 90) { try podPhases() == ["Running", "Running"] }
+        XCTAssertEqual(sentryPIDs().filter(alive).count, 2, "one Sentry per pod")
+        let deleted = try kubectl(["delete", "deployment", "web"])
+        XCTAssertEqual(deleted.code, 0, deleted.out)
+        try waitFor("the web pods gone", timeout: 90) { try podPhases().isEmpty }
+        try waitFor("their Sentries gone", timeout: 30) { sentryPIDs().filter(alive).isEmpty }
+
+        // Pods still running at SIGTERM are stopped with everything else.
+        XCTAssertEqual(try kubectl(["create", "deployment", "web", "--image=busybox", "--", "sleep", "3600"]).code, 0)
+        try waitFor("the new web pod Running", timeout: 90) { try podPhases() == ["Running"] }
+        let sentries = sentryPIDs().filter(alive)
+        XCTAssertEqual(sentries.count, 1)
+        let components = processes(mentioning: data)
+        XCTAssertGreaterThanOrEqual(components.count, 3, "controlplane, cri and node run as children")
+
+        p.terminate()
+        try waitFor("moat server to exit", timeout: 120) { !p.isRunning }
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertEqual(sentries.filter(alive), [], "pod Sentries left running")
+        XCTAssertEqual(components.filter(alive), [], "components left running")
+        XCTAssertEqual(processes(mentioning: dir), [], "processes naming the data directory")
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        XCTAssertFalse(mounts.contains(dir), "mounts left under the data directory")
+        XCTAssertTrue(try kubectl(["get", "nodes"]).code != 0, "the API server still answers")
+    }
+}
