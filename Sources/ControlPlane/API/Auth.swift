@@ -6,6 +6,8 @@ public enum Role: String, Sendable {
     case admin
     /// get, list and watch only.
     case viewer
+    /// A node agent: its own Node and Lease, the pods bound to it (NodeAuthorizer.swift).
+    case node
     /// Nothing (authenticated but unprivileged).
     case none
 }
@@ -13,7 +15,22 @@ public enum Role: String, Sendable {
 public struct UserInfo: Sendable, Equatable {
     public var name: String
     public var role: Role
-    public init(name: String, role: Role) { self.name = name; self.role = role }
+    /// For the node role: the Node this identity speaks for.
+    public var nodeName: String?
+    public init(name: String, role: Role, nodeName: String? = nil) { self.name = name; self.role = role; self.nodeName = nodeName }
+
+    /// A user named by a token file or a client certificate (CN and O): the groups
+    /// `system:masters` or `admin` make an admin, `system:nodes` with the name
+    /// `system:node:NAME` the agent of Node NAME, `moat:viewers` or `viewer` a viewer.
+    public init(name: String, groups: [String]) {
+        self.name = name
+        nodeName = nil
+        if groups.contains("admin") || groups.contains("system:masters") { role = .admin }
+        else if groups.contains("system:nodes"), name.hasPrefix("system:node:"), name.count > 12 {
+            role = .node; nodeName = String(name.dropFirst(12))
+        } else if groups.contains("viewer") || groups.contains("moat:viewers") { role = .viewer }
+        else { role = .none }
+    }
 }
 
 /// Bearer-token authentication from a static token file, plus role-based authorization.
@@ -38,11 +55,8 @@ public struct Authorizer: Sendable {
             if line.isEmpty || line.hasPrefix("#") { continue }
             let cols = Self.splitCSV(line)
             guard cols.count >= 2, !cols[0].isEmpty else { throw APIError.badRequest("malformed token file line: \(line)") }
-            var role = Role.none
             let extra = cols.dropFirst(2).flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            if extra.contains("admin") || extra.contains("system:masters") { role = .admin }
-            else if extra.contains("viewer") { role = .viewer }
-            users[cols[0]] = UserInfo(name: cols[1], role: role)
+            users[cols[0]] = UserInfo(name: cols[1], groups: extra)
         }
         self.users = users
     }
@@ -58,6 +72,8 @@ public struct Authorizer: Sendable {
 
     public func user(forToken token: String) -> UserInfo? { users[token] }
 
+    /// The static part of authorization. Node identities are refused here: what a node may
+    /// touch depends on the objects (`NodeAuthorizer`), which the HTTP front end checks.
     public func authorize(user: UserInfo, verb: String, resource: ResourceType, subresource: String?, namespace: String) throws {
         switch user.role {
         case .admin: return

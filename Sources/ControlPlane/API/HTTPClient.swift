@@ -19,7 +19,21 @@ public final class RawHTTPConnection: @unchecked Sendable {
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
+    /// `host` is a name or address, or the absolute path of a Unix socket (`port` unused then).
     public init(host: String, port: Int, timeoutSeconds: Int = 30) throws {
+        if host.hasPrefix("/") {
+            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+            Self.setTimeout(fd, timeoutSeconds)
+            var a = sockaddr_un()
+            a.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(host.utf8)
+            guard bytes.count < MemoryLayout.size(ofValue: a.sun_path) else { close(fd); fd = -1; throw Failure(description: "socket path too long: \(host)") }
+            withUnsafeMutableBytes(of: &a.sun_path) { for (i, b) in bytes.enumerated() { $0[i] = b } }
+            let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            guard rc == 0 else { let e = errno; close(fd); fd = -1; throw Failure(description: "connect to \(host): errno \(e)") }
+            return
+        }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -30,10 +44,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
         defer { freeaddrinfo(res) }
         fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
-        if timeoutSeconds > 0 {
-            var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        }
+        Self.setTimeout(fd, timeoutSeconds)
         guard connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else {
             let e = errno; close(fd); fd = -1
             throw Failure(description: "connect to \(host):\(port): errno \(e)")
@@ -42,13 +53,19 @@ public final class RawHTTPConnection: @unchecked Sendable {
 
     deinit { if fd >= 0 { close(fd) } }
 
+    private static func setTimeout(_ fd: Int32, _ seconds: Int) {
+        guard seconds > 0 else { return }
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Unblocks a pending read from another thread.
     public func shutdownSocket() { lock.withLock { if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) } } }
 
     /// Writes one request. With `keepAlive` the connection may carry further requests
     /// once the response has been read in full (see `EtcdStore`'s connection reuse).
     public func send(method: String, path: String, host: String, headers: [String: String], body: Data?, keepAlive: Bool = false) throws {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n" + (keepAlive ? "" : "Connection: close\r\n")
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host.hasPrefix("/") ? "localhost" : host)\r\n" + (keepAlive ? "" : "Connection: close\r\n")
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         head += "Content-Length: \(body?.count ?? 0)\r\n\r\n"
         var data = Data(head.utf8)

@@ -1,45 +1,98 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOCore
+import NIOSSL
+
+/// The files of an HTTPS API server: its certificate and key, and the CA whose client
+/// certificates it accepts (PEM).
+public struct APIServerTLS: Sendable {
+    public var certificate: String, key: String, clientCA: String
+    public init(certificate: String, key: String, clientCA: String) {
+        self.certificate = certificate; self.key = key; self.clientCA = clientCA
+    }
+
+    func configuration() throws -> TLSConfiguration {
+        var c = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
+        // A client certificate is asked for and, when sent, must chain to the CA; clients
+        // without one authenticate by bearer token (or get 401).
+        c.certificateVerification = .optionalVerification
+        c.minimumTLSVersion = .tlsv12
+        return c
+    }
+}
 
 /// The Kubernetes-style REST front end over `APIRegistry` (Hummingbird 2).
 public final class APIServer: Sendable {
     public let registry: APIRegistry
     public let authorizer: Authorizer?
+    public let tls: APIServerTLS?
     let logger: Logger
 
-    public init(registry: APIRegistry, authorizer: Authorizer? = nil, logLevel: Logger.Level = .warning) {
-        self.registry = registry; self.authorizer = authorizer
+    public init(registry: APIRegistry, authorizer: Authorizer? = nil, tls: APIServerTLS? = nil, logLevel: Logger.Level = .warning) {
+        self.registry = registry; self.authorizer = authorizer; self.tls = tls
         var l = Logger(label: "moat.apiserver")
         l.logLevel = logLevel
         self.logger = l
     }
 
     /// Serves until the calling task is cancelled. `onRunning` receives the bound port
-    /// (useful with port 0).
+    /// (useful with port 0). A `host` starting with "/" is a Unix socket path (served
+    /// without TLS: for components on this machine, behind the directory's permissions).
     public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let log = logger
+        let unix = host.hasPrefix("/")
+        if unix { unlink(host) }
+        // pods/exec arrives as a WebSocket upgrade (PodProxy.swift); everything else is plain HTTP.
+        let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { [self] head, channel, logger in
+            try await self.execUpgrade(head, channel: channel, logger: logger)
+        }
         let app = Application(
             responder: APIResponder(server: self),
-            // pods/exec arrives as a WebSocket upgrade (PodProxy.swift); everything else is plain HTTP.
-            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { [self] head, _, logger in
-                try await self.execUpgrade(head, logger: logger)
-            },
-            configuration: .init(address: .hostname(host, port: port), serverName: "moat-apiserver"),
+            server: try tls.map { unix ? http : try .tls(http, tlsConfiguration: try $0.configuration()) } ?? http,
+            configuration: .init(address: unix ? .unixDomainSocket(path: host) : .hostname(host, port: port), serverName: "moat-apiserver"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: log)
         try await app.run()
     }
+
+    /// Who sent a request: a bearer token from the token file, else a client certificate
+    /// that chained to the CA (CN = user, O = groups). Nil: unauthenticated.
+    func identify(authorization: String?, channel: (any Channel)?) async -> UserInfo? {
+        guard let authorizer else { return UserInfo(name: "anonymous", role: .admin) }
+        let header = authorization ?? ""
+        if header.hasPrefix("Bearer ") {
+            return authorizer.user(forToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        }
+        guard tls != nil, let channel, let cert = try? await channel.nioSSL_peerCertificate().get(),
+              let der = try? cert.toDERBytes() else { return nil }
+        return ClientIdentity.user(fromDER: der)
+    }
+}
+
+/// Hummingbird's request context plus the connection, whose TLS session names the client.
+struct APIRequestContext: RequestContext {
+    typealias Source = ApplicationRequestContextSource
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+    init(source: Source) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
 }
 
 struct APIResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = APIRequestContext
     let server: APIServer
 
     func respond(to request: Request, context: Context) async throws -> Response {
         do {
-            return try await handle(request)
+            return try await handle(request, channel: context.channel)
         } catch let e as APIError {
             return Self.json(e.status, code: e.code)
         } catch let e as LabelSelector.ParseError {
@@ -69,14 +122,14 @@ struct APIResponder: HTTPResponder {
         return out
     }
 
-    func handle(_ request: Request) async throws -> Response {
+    func handle(_ request: Request, channel: any Channel) async throws -> Response {
         let path = request.uri.path
         let query = Self.parseQuery(request.uri.query)
         var segs = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
 
         // Non-resource paths: open to every authenticated user.
         if let r = Discovery.respond(segs) ?? OpenAPI.respond(segs) {
-            if server.authorizer != nil { _ = try authenticate(request) }
+            if server.authorizer != nil { _ = try await authenticate(request, channel) }
             return Self.json(r)
         }
         if ["healthz", "livez", "readyz"].contains(segs.first ?? "") {
@@ -122,9 +175,12 @@ struct APIResponder: HTTPResponder {
         case (.delete, _): verb = "delete"
         default: throw APIError.methodNotAllowed()
         }
+        var nodeUser: UserInfo?
         if let authorizer = server.authorizer {
-            let user = try authenticate(request)
-            try authorizer.authorize(user: user, verb: verb, resource: rt, subresource: sub, namespace: namespace)
+            let user = try await authenticate(request, channel)
+            if user.role == .node { nodeUser = user } else {
+                try authorizer.authorize(user: user, verb: verb, resource: rt, subresource: sub, namespace: namespace)
+            }
         }
 
         var opts = ListOptions()
@@ -135,6 +191,9 @@ struct APIResponder: HTTPResponder {
             opts.fieldSelector.terms.append(.init(field: "metadata.name", value: name, negated: false))
         }
         let reg = server.registry
+        if let nodeUser {
+            try await NodeAuthorizer.check(nodeUser, verb: verb, rt: rt, sub: sub, namespace: namespace, name: name, options: opts, registry: reg)
+        }
         let table = Table.wanted(request.headers[.accept])
 
         switch verb {
@@ -164,6 +223,7 @@ struct APIResponder: HTTPResponder {
         case "create":
             if sub == "binding", let name { return Self.json(try await reg.bind(namespace: namespace, pod: name, binding: body ?? [:]), code: 201) }
             if name != nil { throw APIError.methodNotAllowed() }
+            if let nodeUser { try NodeAuthorizer.checkCreate(nodeUser, rt: rt, body: body ?? [:]) }
             return Self.json(try await reg.create(rt, namespace: namespace, body ?? [:]), code: 201)
         case "update":
             if sub == "scale" { return Self.json(try await reg.updateScale(rt, namespace: namespace, name: name!, scale: body ?? [:])) }
@@ -209,10 +269,8 @@ struct APIResponder: HTTPResponder {
         }
     }
 
-    func authenticate(_ request: Request) throws -> UserInfo {
-        guard let authorizer = server.authorizer else { return UserInfo(name: "anonymous", role: .admin) }
-        let header = request.headers[.authorization] ?? ""
-        guard header.hasPrefix("Bearer "), let user = authorizer.user(forToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+    func authenticate(_ request: Request, _ channel: any Channel) async throws -> UserInfo {
+        guard let user = await server.identify(authorization: request.headers[.authorization], channel: channel) else {
             throw APIError.unauthorized()
         }
         return user

@@ -27,6 +27,7 @@ import Hummingbird
 import HummingbirdWSClient
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 
 public enum NodeProxy {
     /// The Node annotation holding the bearer token its agent's endpoint requires. Only the
@@ -95,7 +96,7 @@ extension APIServer {
     static let execProtocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
 
     /// Accepts the WebSocket upgrade of a pods/exec request it can serve; anything else is left to the HTTP responder.
-    func execUpgrade(_ head: HTTPRequest, logger: Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+    func execUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         let full = head.path ?? ""
         let parts = full.split(separator: "?", maxSplits: 1).map(String.init)
         let segs = parts[0].split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
@@ -107,8 +108,7 @@ extension APIServer {
         guard let proto = protocols.first(where: offered.contains) else { return .dontUpgrade }
         let (namespace, name) = (segs[3], segs[5])
         if let authorizer {
-            let header = head.headerFields[.authorization] ?? ""
-            guard header.hasPrefix("Bearer "), let user = authorizer.user(forToken: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+            guard let user = await identify(authorization: head.headerFields[.authorization], channel: channel),
                   (try? authorizer.authorize(user: user, verb: "create", resource: .pods, subresource: sub, namespace: namespace)) != nil else {
                 return .dontUpgrade
             }
