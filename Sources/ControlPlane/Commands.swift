@@ -33,7 +33,7 @@ import Logging
 
 /// Options shared by `moat apiserver` and `moat controlplane`.
 public struct ControlPlaneOptions: ParsableArguments {
-    @Option(help: "Address to serve plain HTTP on, host:port.")
+    @Option(help: "Address to serve HTTP (HTTPS with --tls-cert-file) on, host:port.")
     public var listen: String = "127.0.0.1:6443"
 
     @Option(name: .customLong("data-dir"), help: "Directory holding the SQLite database (moat.db).")
@@ -50,6 +50,18 @@ public struct ControlPlaneOptions: ParsableArguments {
 
     @Option(name: .customLong("token-file"), help: "Static bearer token file (token,user,uid,\"groups\"); open access if omitted.")
     public var tokenFile: String?
+
+    @Option(name: .customLong("tls-cert-file"), help: "Serve HTTPS with this certificate (PEM); needs --tls-private-key-file and --client-ca-file.")
+    public var tlsCertFile: String?
+
+    @Option(name: .customLong("tls-private-key-file"), help: "The serving certificate's private key (PEM).")
+    public var tlsKeyFile: String?
+
+    @Option(name: .customLong("client-ca-file"), help: "CA whose client certificates authenticate users (CN: user, O: groups).")
+    public var clientCAFile: String?
+
+    @Option(name: .customLong("local-socket"), help: "Also serve plain HTTP on this Unix socket (for components on this machine).")
+    public var localSocket: String?
 
     public init() {}
 
@@ -82,8 +94,28 @@ public struct ControlPlaneOptions: ParsableArguments {
     }
 
     func authorizer() throws -> Authorizer? {
-        try tokenFile.map { try Authorizer(tokenFile: $0) }
+        if let f = tokenFile { return try Authorizer(tokenFile: f) }
+        // With HTTPS, access is never open: no token file means client certificates only.
+        return tls() == nil ? nil : Authorizer(users: [:])
     }
+
+    func tls() -> APIServerTLS? {
+        guard let c = tlsCertFile, let k = tlsKeyFile, let ca = clientCAFile else { return nil }
+        return APIServerTLS(certificate: c, key: k, clientCA: ca)
+    }
+
+    func validateTLS() throws {
+        let given = [tlsCertFile, tlsKeyFile, clientCAFile].compactMap { $0 }.count
+        if given != 0 && given != 3 { throw ValidationError("--tls-cert-file, --tls-private-key-file and --client-ca-file go together") }
+    }
+
+    /// `serve(host, port)` on --listen and, with --local-socket, on that socket too.
+    func listeners() throws -> [(String, Int)] {
+        try validateTLS()
+        return [try hostPort()] + (localSocket.map { [($0, 0)] } ?? [])
+    }
+
+    var scheme: String { tls() == nil ? "http" : "https" }
 }
 
 public struct APIServerCommand: AsyncParsableCommand {
@@ -95,11 +127,20 @@ public struct APIServerCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let (host, port) = try options.hostPort()
+        let listeners = try options.listeners()
         let registry = try await options.openRegistry()
-        let server = APIServer(registry: registry, authorizer: try options.authorizer())
-        try await server.run(host: host, port: port) { bound in
-            FileHandle.standardError.write("moat apiserver listening on http://\(host):\(bound)\n".data(using: .utf8)!)
+        let server = APIServer(registry: registry, authorizer: try options.authorizer(), tls: options.tls())
+        let scheme = options.scheme
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (host, port) in listeners {
+                group.addTask {
+                    try await server.run(host: host, port: port) { bound in
+                        FileHandle.standardError.write("moat apiserver listening on \(host.hasPrefix("/") ? "unix://\(host)" : "\(scheme)://\(host):\(bound)")\n".data(using: .utf8)!)
+                    }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
         }
     }
 }
@@ -136,9 +177,10 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let (host, port) = try options.hostPort()
+        let listeners = try options.listeners()
         let registry = try await options.openRegistry()
-        let server = APIServer(registry: registry, authorizer: try options.authorizer())
+        let server = APIServer(registry: registry, authorizer: try options.authorizer(), tls: options.tls())
+        let scheme = options.scheme
         // Controllers use the in-process client: same API semantics, no token needed.
         let client = LocalAPIClient(registry: registry)
         var o = ControllerManager.Options()
@@ -155,9 +197,11 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
         let elector = LeaderElector(client: client, config: config)
         let elect = leaderElect
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await server.run(host: host, port: port) { bound in
-                    FileHandle.standardError.write("moat controlplane listening on http://\(host):\(bound)\n".data(using: .utf8)!)
+            for (host, port) in listeners {
+                group.addTask {
+                    try await server.run(host: host, port: port) { bound in
+                        FileHandle.standardError.write("moat controlplane listening on \(host.hasPrefix("/") ? "unix://\(host)" : "\(scheme)://\(host):\(bound)")\n".data(using: .utf8)!)
+                    }
                 }
             }
             group.addTask {

@@ -30,7 +30,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 
 public struct NodeAgentOptions: Sendable {
-    /// The API server, http://HOST:PORT.
+    /// The API server, http://HOST:PORT or unix:///PATH.
     public var server: String
     public var token: String? = nil
     /// The CRI socket path.
@@ -68,10 +68,16 @@ typealias ImageClient = Runtime_V1_ImageService.Client<HTTP2ClientTransport.Posi
 public enum NodeAgentMain {
     /// Runs until the task is cancelled; then marks the node not ready.
     public static func run(_ o: NodeAgentOptions) async throws {
-        guard let url = URL(string: o.server), let host = url.host, let port = url.port, url.scheme == "http" else {
-            throw NodeAgentError("--server \(o.server): expected http://HOST:PORT")
+        let api: HTTPAPIClient
+        if o.server.hasPrefix("unix:///") {
+            // The API server's local socket (`moat server`).
+            api = HTTPAPIClient(host: String(o.server.dropFirst(7)), port: 0, token: o.token)
+        } else {
+            guard let url = URL(string: o.server), let host = url.host, let port = url.port, url.scheme == "http" else {
+                throw NodeAgentError("--server \(o.server): expected http://HOST:PORT or unix:///PATH")
+            }
+            api = HTTPAPIClient(host: host, port: port, token: o.token)
         }
-        let api = HTTPAPIClient(host: host, port: port, token: o.token)
         let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: o.criSocket), transportSecurity: .plaintext)
         try await withGRPCClient(transport: transport) { grpc in
             let agent = NodeAgent(options: o, api: api, runtime: RuntimeClient(wrapping: grpc), images: ImageClient(wrapping: grpc))

@@ -279,7 +279,7 @@ struct CRICommand: AsyncParsableCommand {
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node agent: register a Node and run the pods bound to it over CRI.")
-    @Option(help: "The API server: http://HOST:PORT.") var server: String
+    @Option(help: "The API server: http://HOST:PORT or unix:///PATH.") var server: String
     @Option(help: "A file holding the bearer token for the API server.") var tokenFile: String?
     @Option(help: "The CRI runtime's socket: unix:///PATH.") var cri = "unix:///run/moat/cri.sock"
     @Option(help: "The Node's name (default: the host name).") var name: String?

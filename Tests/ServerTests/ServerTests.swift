@@ -30,6 +30,7 @@ final class ServerTests: XCTestCase {
     override func setUp() async throws {
         try require(geteuid() == 0, "root")
         try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl"), "kubectl (/usr/bin/kubectl; .ci/setup installs it)")
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "curl (.ci/setup installs it)")
         try require(FileManager.default.fileExists(atPath: Self.repo + "/.cache/rootfs/busybox/bin/busybox"), "the busybox rootfs (bash rootfs/busybox.sh)")
         try require(FileManager.default.isExecutableFile(atPath: Self.repo + "/.build/debug/moat"), "the moat binary (swift build)")
         dir = "/tmp/moat-srv-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
@@ -80,11 +81,15 @@ final class ServerTests: XCTestCase {
         return p
     }
 
-    /// kubectl with the server's kubeconfig only (no environment, no home directory config).
-    func kubectl(_ args: [String]) throws -> (code: Int32, out: String) {
+    /// kubectl with one of the server's kubeconfigs only (no environment, no home directory config).
+    func kubectl(_ args: [String], as kubeconfig: String = "kubeconfig") throws -> (code: Int32, out: String) {
+        try run("/usr/bin/kubectl", ["--kubeconfig", data + "/" + kubeconfig, "--request-timeout", "20s"] + args)
+    }
+
+    func run(_ tool: String, _ args: [String]) throws -> (code: Int32, out: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-        p.arguments = ["--kubeconfig", data + "/kubeconfig", "--request-timeout", "20s"] + args
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = dir; env["KUBECONFIG"] = nil
         p.environment = env
@@ -136,12 +141,23 @@ final class ServerTests: XCTestCase {
         return !stat.contains(") Z ")
     }
 
-    func testServerRunsADeploymentAndStopsCleanly() throws {
+    func startAndWaitReady() throws -> (Process, Int) {
         let port = freePort()
         let p = try startServer(port: port)
         try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
         try waitFor("node s1 Ready", timeout: 60) { try kubectl(["get", "node", "s1"]).out.contains(" Ready ") }
-        XCTAssertEqual(try kubectl(["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]).out, "http://127.0.0.1:\(port)")
+        return (p, port)
+    }
+
+    /// The HTTP status of a GET with curl, trusting the server's CA; `extra` adds credentials.
+    func status(_ port: Int, _ path: String, _ extra: [String] = []) throws -> String {
+        try run("/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", data + "/pki/ca.crt"] + extra
+                + ["https://127.0.0.1:\(port)" + path]).out
+    }
+
+    func testServerRunsADeploymentAndStopsCleanly() throws {
+        let (p, port) = try startAndWaitReady()
+        XCTAssertEqual(try kubectl(["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]).out, "https://127.0.0.1:\(port)")
 
         // kubectl create (a typed client: protobuf first, JSON after the 415).
         let made = try kubectl(["create", "deployment", "web", "--image=busybox", "--replicas=2", "--", "sleep", "3600"])
@@ -171,5 +187,56 @@ final class ServerTests: XCTestCase {
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         XCTAssertFalse(mounts.contains(dir), "mounts left under the data directory")
         XCTAssertTrue(try kubectl(["get", "nodes"]).code != 0, "the API server still answers")
+    }
+
+    func testSecureByDefault() throws {
+        var (p, port) = try startAndWaitReady()
+        // Only HTTPS; no credentials or a wrong token: 401.
+        XCTAssertEqual(try status(port, "/api/v1/namespaces/default/pods"), "401")
+        XCTAssertEqual(try status(port, "/api/v1/namespaces/default/pods", ["-H", "Authorization: Bearer nope"]), "401")
+        XCTAssertEqual(try status(port, "/api/v1/namespaces/default/pods", ["--cert", data + "/pki/admin.crt", "--key", data + "/pki/admin.key"]), "200")
+        XCTAssertNotEqual(try run("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/api/v1/pods"]).out.contains("PodList"), true, "plain HTTP served")
+
+        // A pod on s1 and one bound to another node.
+        let pods = """
+            apiVersion: v1
+            kind: List
+            items:
+            - {apiVersion: v1, kind: Pod, metadata: {name: here}, spec: {nodeName: s1, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}}
+            - {apiVersion: v1, kind: Pod, metadata: {name: elsewhere}, spec: {nodeName: s2, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}}
+            """
+        try pods.write(toFile: dir + "/pods.yaml", atomically: true, encoding: .utf8)
+        let applied = try kubectl(["apply", "-f", dir + "/pods.yaml"])
+        XCTAssertEqual(applied.code, 0, applied.out)
+        try waitFor("pod here Running", timeout: 90) { try kubectl(["get", "pod", "here", "-o", "jsonpath={.status.phase}"]).out == "Running" }
+
+        // The node's identity: its own Node and pods, nothing of another node's.
+        let node = "pki/node-s1.kubeconfig"
+        XCTAssertEqual(try kubectl(["get", "node", "s1"], as: node).code, 0)
+        XCTAssertEqual(try kubectl(["get", "pod", "here"], as: node).code, 0)
+        for args in [["get", "pod", "elsewhere"], ["get", "node", "s2"], ["get", "pods"], ["delete", "pod", "elsewhere"],
+                     ["get", "secrets"], ["create", "deployment", "x", "--image=busybox"]] {
+            let r = try kubectl(args, as: node)
+            XCTAssertNotEqual(r.code, 0, "node identity: kubectl \(args)")
+            XCTAssertTrue(r.out.contains("Forbidden"), "node identity: kubectl \(args): \(r.out)")
+        }
+        // Read-only: reads, but no create.
+        XCTAssertEqual(try kubectl(["get", "pods"], as: "pki/viewer.kubeconfig").code, 0)
+        let refused = try kubectl(["create", "deployment", "x", "--image=busybox"], as: "pki/viewer.kubeconfig")
+        XCTAssertTrue(refused.code != 0 && refused.out.contains("Forbidden"), refused.out)
+
+        // A restart reuses the CA and the certificates: the old kubeconfig still works.
+        let ca = try Data(contentsOf: URL(fileURLWithPath: data + "/pki/ca.crt"))
+        let config = try Data(contentsOf: URL(fileURLWithPath: data + "/kubeconfig"))
+        p.terminate()
+        try waitFor("moat server to exit", timeout: 120) { !p.isRunning }
+        XCTAssertEqual(p.terminationStatus, 0)
+        try FileManager.default.removeItem(atPath: data + "/kubeconfig")
+        let again = try startServer(port: port)
+        p = again
+        try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: data + "/pki/ca.crt")), ca, "the CA changed on restart")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: data + "/kubeconfig")), config, "the kubeconfig changed on restart")
+        try waitFor("pod here Running again", timeout: 90) { try kubectl(["get", "pod", "here", "-o", "jsonpath={.status.phase}"]).out == "Running" }
     }
 }

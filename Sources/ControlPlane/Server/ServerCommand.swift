@@ -1,5 +1,12 @@
 // `moat server`: a one-machine cluster from one command, the way k3s starts one.
 //
+// Secure by default: the API server serves HTTPS only (to the network), with a CA and
+// certificates made on the first start under DATA/pki (PKI.swift); kubectl authenticates with
+// the admin client certificate in DATA/kubeconfig (DATA/pki/viewer.kubeconfig: read-only;
+// DATA/pki/node-NAME.kubeconfig: the node's identity). The node agent talks to the API server
+// over DATA/api.sock (plain HTTP on a Unix socket in the 0700 data directory) with its own
+// bearer token, as system:node:NAME, limited to its own Node, Lease and pods.
+//
 // It runs `moat controlplane` (API server, controllers, scheduler; SQLite under DATA/store),
 // `moat cri` (the CRI runtime on DATA/cri.sock, pods' state under DATA/cri and DATA/run) and
 // `moat node` (the node agent, which stops its pods when it exits) as children (Supervisor),
@@ -62,10 +69,11 @@ public struct ServerCommand: ParsableCommand {
         let (host, port) = try opts.hostPort()
         guard port != 0 else { throw ValidationError("--listen needs a port") }
         let apiHost = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : host
-        let apiURL = "http://\(apiHost.contains(":") ? "[\(apiHost)]" : apiHost):\(port)"
+        let apiURL = "https://\(apiHost.contains(":") ? "[\(apiHost)]" : apiHost):\(port)"
         var hostName = [CChar](repeating: 0, count: 256)
         gethostname(&hostName, 255)
         let node = nodeName ?? String(cString: hostName).lowercased()
+        let apiSocket = data + "/api.sock"
 
         let fm = FileManager.default
         for d in [data, data + "/logs"] {
@@ -87,9 +95,23 @@ public struct ServerCommand: ParsableCommand {
         }
 
         do {
+            // Credentials, made on the first start and kept: the CA, the API server's certificate,
+            // client certificates (admin, this node, a viewer), and the node agent's token for the
+            // local socket.
+            let pki = try PKI.ensure(directory: data + "/pki", hosts: [apiHost, String(cString: hostName)], nodeName: node)
+            let nodeToken = data + "/pki/node.token", tokens = data + "/pki/tokens.csv"
+            if !fm.fileExists(atPath: nodeToken) || !fm.fileExists(atPath: tokens) {
+                var raw = [UInt8](repeating: 0, count: 32)
+                for i in raw.indices { raw[i] = UInt8.random(in: 0...255) }
+                let token = raw.map { String(format: "%02x", $0) }.joined()
+                try PKI.write(token + "\n", to: nodeToken)
+                try PKI.write("\(token),system:node:\(node),\(node),\"system:nodes\"\n", to: tokens)
+            }
             try sup.start("controlplane", ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
-                                           "--pod-eviction-timeout", String(podEvictionTimeout)])
-            try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(host: apiHost, port: port) }
+                                           "--pod-eviction-timeout", String(podEvictionTimeout),
+                                           "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
+                                           "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket])
+            try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(socket: apiSocket) }
 
             let sock = data + "/cri.sock"
             unlink(sock)
@@ -100,9 +122,11 @@ public struct ServerCommand: ParsableCommand {
             try sup.start("cri", cri)
             try waitFor("the CRI runtime on \(sock)", timeout: 60) { fm.fileExists(atPath: sock) }
 
-            try sup.start("node", ["node", "--server", apiURL, "--cri", "unix://" + sock, "--name", node,
+            try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
                                    "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit"])
-            try Kubeconfig.write(to: data + "/kubeconfig", server: apiURL)
+            try PKI.write(try pki.kubeconfig(server: apiURL, user: "admin"), to: data + "/kubeconfig")
+            try PKI.write(try pki.kubeconfig(server: apiURL, user: "viewer"), to: data + "/pki/viewer.kubeconfig")
+            try PKI.write(try pki.kubeconfig(server: apiURL, user: "node-\(node)"), to: data + "/pki/node-\(node).kubeconfig")
             say("API server on \(apiURL), node \(node); kubectl --kubeconfig \(data)/kubeconfig get nodes; logs in \(data)/logs")
 
             while !stopping.requested {
@@ -128,9 +152,9 @@ public struct ServerCommand: ParsableCommand {
         sup.stop("controlplane", grace: 20)
     }
 
-    static func healthy(host: String, port: Int) -> Bool {
-        guard let c = try? RawHTTPConnection(host: host, port: port, timeoutSeconds: 2) else { return false }
-        guard (try? c.send(method: "GET", path: "/healthz", host: host, headers: [:], body: nil)) != nil,
+    static func healthy(socket: String) -> Bool {
+        guard let c = try? RawHTTPConnection(host: socket, port: 0, timeoutSeconds: 2) else { return false }
+        guard (try? c.send(method: "GET", path: "/healthz", host: "localhost", headers: [:], body: nil)) != nil,
               let (code, _) = try? c.readHead() else { return false }
         return code == 200
     }
@@ -153,34 +177,4 @@ final class ServerSignals: @unchecked Sendable {
     }
 
     var requested: Bool { lock.withLock { flag } }
-}
-
-/// The kubeconfig `moat server` writes: one cluster, one context, one user.
-public enum Kubeconfig {
-    public static func write(to path: String, server: String) throws {
-        let text = """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: moat
-              cluster:
-                server: \(server)
-            contexts:
-            - name: moat
-              context:
-                cluster: moat
-                user: admin
-                namespace: default
-            current-context: moat
-            users:
-            - name: admin
-              user: {}
-
-            """
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw SupervisorError("cannot write \(tmp)")
-        }
-        guard rename(tmp, path) == 0 else { throw SupervisorError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    }
 }
