@@ -86,9 +86,9 @@ public struct ControlPlaneOptions: ParsableArguments {
         }
     }
 
-    func openRegistry() async throws -> APIRegistry {
+    func openRegistry(serviceCIDR: IPv4CIDR = .defaultServices) async throws -> APIRegistry {
         let store = try openStore()
-        let registry = APIRegistry(store: store)
+        let registry = APIRegistry(store: store, serviceCIDR: serviceCIDR)
         try await registry.bootstrap()
         return registry
     }
@@ -174,13 +174,31 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(name: .customLong("resync"), help: "Seconds between full resyncs of each controller.")
     public var resync: Double = 30
 
+    @Option(name: .customLong("dns-listen"), help: "Serve the cluster DNS (NAME.NAMESPACE.svc.DOMAIN) on this UDP address, IPv4:port.")
+    public var dnsListen: String?
+
+    @Option(name: .customLong("cluster-domain"), help: "The cluster's DNS domain.")
+    public var clusterDomain: String = "cluster.local"
+
+    @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
+    public var serviceCIDR: String = "10.96.0.0/12"
+
     public init() {}
 
     public func run() async throws {
         let listeners = try options.listeners()
-        let registry = try await options.openRegistry()
+        guard let cidr = IPv4CIDR(serviceCIDR) else { throw ValidationError("--service-cidr must be an IPv4 CIDR with a prefix of 8 to 30 bits") }
+        var dns: (String, Int)?
+        if let d = dnsListen {
+            guard let i = d.lastIndex(of: ":"), let port = Int(d[d.index(after: i)...]), IPv4CIDR.parse(String(d[..<i])) != nil else {
+                throw ValidationError("--dns-listen must be IPv4:port")
+            }
+            dns = (String(d[..<i]), port)
+        }
+        let registry = try await options.openRegistry(serviceCIDR: cidr)
         let server = APIServer(registry: registry, authorizer: try options.authorizer(), tls: options.tls())
         let scheme = options.scheme
+        let domain = clusterDomain
         // Controllers use the in-process client: same API semantics, no token needed.
         let client = LocalAPIClient(registry: registry)
         var o = ControllerManager.Options()
@@ -201,6 +219,13 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
                 group.addTask {
                     try await server.run(host: host, port: port) { bound in
                         FileHandle.standardError.write("moat controlplane listening on \(host.hasPrefix("/") ? "unix://\(host)" : "\(scheme)://\(host):\(bound)")\n".data(using: .utf8)!)
+                    }
+                }
+            }
+            if let (dnsHost, dnsPort) = dns {
+                group.addTask {
+                    try await ClusterDNS(client: client, domain: domain).run(host: dnsHost, port: dnsPort) { bound in
+                        FileHandle.standardError.write("moat controlplane: cluster DNS on \(dnsHost):\(bound) (udp)\n".data(using: .utf8)!)
                     }
                 }
             }

@@ -52,6 +52,9 @@ public struct NodeAgentOptions: Sendable {
     /// Stop and remove every pod sandbox on the runtime when the agent exits (`moat server`:
     /// the node's pods live no longer than the server).
     public var stopPodsOnExit = false
+    /// The cluster DNS server pods get in their resolv.conf (dnsPolicy ClusterFirst), and the domain.
+    public var clusterDNS: String? = nil
+    public var clusterDomain = "cluster.local"
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -332,6 +335,28 @@ final class NodeAgent: @unchecked Sendable {
         for (k, v) in pod["metadata"]["labels"].object ?? [:] { if let s = v.string { c.labels[k] = s } }
         c.linux.securityContext.namespaceOptions.pid = pod["spec"]["shareProcessNamespace"].bool == true ? .pod : .container
         c.linux.securityContext.namespaceOptions.network = pod["spec"]["hostNetwork"].bool == true ? .node : .pod
+        c.dnsConfig = dnsConfig(pod)
         return c
+    }
+
+    /// The pod's resolv.conf (dnsPolicy): the cluster DNS with the namespace's search path
+    /// (ClusterFirst, or ClusterFirstWithHostNet for host-network pods), the pod's own
+    /// dnsConfig (None), or the runtime's default (Default, or no --cluster-dns).
+    func dnsConfig(_ pod: JSON) -> Runtime_V1_DNSConfig {
+        var d = Runtime_V1_DNSConfig()
+        let spec = pod["spec"], policy = spec["dnsPolicy"].string ?? "ClusterFirst"
+        let host = spec["hostNetwork"].bool == true
+        if let server = o.clusterDNS, policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !host) {
+            let domain = o.clusterDomain
+            d.servers = [server]
+            d.searches = ["\(pod.namespace).svc.\(domain)", "svc.\(domain)", domain]
+            d.options = ["ndots:5"]
+        }
+        if policy == "None" { d = Runtime_V1_DNSConfig() }
+        let own = spec["dnsConfig"]
+        d.servers += (own["nameservers"].array ?? []).compactMap(\.string)
+        d.searches += (own["searches"].array ?? []).compactMap(\.string)
+        d.options += (own["options"].array ?? []).compactMap { o in o["name"].string.map { n in o["value"].string.map { "\(n):\($0)" } ?? n } }
+        return d
     }
 }

@@ -289,6 +289,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The address of the agent's endpoint for the API server (container logs).") var address = "127.0.0.1"
     @Option(help: "Its port (0: any free port).") var port = 10250
     @Flag(help: .hidden) var stopPodsOnExit = false
+    @Option(help: "The cluster DNS server's address for pods' resolv.conf.") var clusterDns: String?
+    @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -301,6 +303,7 @@ struct NodeCommand: AsyncParsableCommand {
         o.address = address
         o.port = port
         o.stopPodsOnExit = stopPodsOnExit
+        o.clusterDNS = clusterDns; o.clusterDomain = clusterDomain
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -290,6 +290,47 @@ class APIServerTests: XCTestCase {
         try await admin.delete(.pods, namespace: "default", name: "p")
     }
 
+    /// A node's identity (token of system:node:n1 in system:nodes): its own Node, Lease and
+    /// pods, the ConfigMaps its pods use; 403 on everything of another node's.
+    func testNodeIdentityIsLimitedToItsOwnObjects() async throws {
+        await cluster.stop()
+        cluster = try await TestCluster(backend: Self.backend)
+        let auth = try Authorizer(tokenFileContents: "admintoken,alice,1,admin\nn1token,system:node:n1,n1,\"system:nodes\"\n")
+        _ = try await cluster.serve(authorizer: auth)
+        let admin = HTTPAPIClient(port: cluster.port, token: "admintoken")
+        let n1 = HTTPAPIClient(port: cluster.port, token: "n1token")
+        let node = { (name: String) -> JSON in ["apiVersion": "v1", "kind": "Node", "metadata": ["name": .string(name)]] }
+        _ = try await n1.create(.nodes, namespace: "", node("n1"))
+        _ = await expectError(403, "create another node") { _ = try await n1.create(.nodes, namespace: "", node("n2")) }
+        _ = try await admin.create(.nodes, namespace: "", node("n2"))
+        _ = try await n1.patch(.nodes, namespace: "", name: "n1", ["metadata": ["labels": ["a": "b"]]], subresource: nil)
+        _ = await expectError(403, "patch another node") { _ = try await n1.patch(.nodes, namespace: "", name: "n2", ["metadata": ["labels": ["a": "b"]]], subresource: nil) }
+        _ = await expectError(403, "list all nodes") { _ = try await n1.list(.nodes, namespace: nil) }
+
+        var mine = podJSON("mine"), theirs = podJSON("theirs")
+        mine[path: "spec", "nodeName"] = "n1"; theirs[path: "spec", "nodeName"] = "n2"
+        mine[path: "spec", "volumes"] = [["name": "v", "configMap": ["name": "used"]]]
+        _ = try await admin.create(.pods, namespace: "default", mine)
+        _ = try await admin.create(.pods, namespace: "default", theirs)
+        for cm in ["used", "unused"] {
+            _ = try await admin.create(.configmaps, namespace: "default", ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(cm)]])
+        }
+        _ = await expectError(403, "create a pod") { _ = try await n1.create(.pods, namespace: "default", podJSON("new")) }
+        XCTAssertEqual(try await n1.get(.pods, namespace: "default", name: "mine").name, "mine")
+        _ = await expectError(403, "get another node's pod") { _ = try await n1.get(.pods, namespace: "default", name: "theirs") }
+        _ = await expectError(403, "delete another node's pod") { try await n1.delete(.pods, namespace: "default", name: "theirs") }
+        _ = await expectError(403, "list every pod") { _ = try await n1.list(.pods, namespace: nil) }
+        let opts = ListOptions(fieldSelector: FieldSelector(terms: [.init(field: "spec.nodeName", value: "n1", negated: false)]))
+        XCTAssertEqual((try await n1.list(.pods, namespace: nil, options: opts))["items"].array?.map(\.name), ["mine"])
+        _ = try await n1.patch(.pods, namespace: "default", name: "mine", ["status": ["phase": "Running"]], subresource: "status")
+        _ = await expectError(403, "another node's pod status") { _ = try await n1.patch(.pods, namespace: "default", name: "theirs", ["status": ["phase": "Running"]], subresource: "status") }
+        XCTAssertEqual(try await n1.get(.configmaps, namespace: "default", name: "used").name, "used")
+        _ = await expectError(403, "an unused ConfigMap") { _ = try await n1.get(.configmaps, namespace: "default", name: "unused") }
+        _ = await expectError(403, "a deployment") { _ = try await n1.list(.deployments, namespace: "default") }
+        let lease: JSON = ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": ["name": "n2", "namespace": "kube-node-lease"]]
+        _ = await expectError(403, "another node's lease") { _ = try await n1.create(.leases, namespace: "kube-node-lease", lease) }
+    }
+
     func testConcurrentHTTPWritersGet409AndLoseNothing() async throws {
         let conflicts = try await incrementCounterConcurrently(client!, writers: 4, rounds: 8)
         let final = try await client.get(.configmaps, namespace: "default", name: "counter")

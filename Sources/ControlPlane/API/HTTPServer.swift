@@ -52,9 +52,11 @@ public final class APIServer: Sendable {
         let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { [self] head, channel, logger in
             try await self.execUpgrade(head, channel: channel, logger: logger)
         }
+        var server = http
+        if let tls, !unix { server = try HTTPServerBuilder.tls(http, tlsConfiguration: try tls.configuration()) }
         let app = Application(
             responder: APIResponder(server: self),
-            server: try tls.map { unix ? http : try .tls(http, tlsConfiguration: try $0.configuration()) } ?? http,
+            server: server,
             configuration: .init(address: unix ? .unixDomainSocket(path: host) : .hostname(host, port: port), serverName: "moat-apiserver"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: log)

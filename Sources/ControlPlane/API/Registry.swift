@@ -26,7 +26,9 @@ public struct ListOptions: Sendable {
 public final class APIRegistry: Sendable {
     public let store: any Store
 
-    public init(store: any Store) { self.store = store }
+    /// Where Services' ClusterIPs come from (ServiceIPs.swift).
+    public let serviceCIDR: IPv4CIDR
+    public init(store: any Store, serviceCIDR: IPv4CIDR = .defaultServices) { self.store = store; self.serviceCIDR = serviceCIDR }
 
     /// Creates the namespaces every cluster has.
     public func bootstrap() async throws {
@@ -120,12 +122,15 @@ public final class APIRegistry: Sendable {
             Defaults.apply(rt, &o)
             let errs = Validation.validate(rt, o)
             if !errs.isEmpty { throw APIError.invalid(rt, o.name.isEmpty ? (generate ?? "") : o.name, errs) }
+            if rt == .services { try await allocateClusterIP(&o) }
             do {
                 let so = try await store.create(storeKey(rt, o.namespace, o.name), value: encode(o))
                 return try decode(so)
             } catch StoreError.alreadyExists(_) where generate != nil && attempt < 7 {
+                if rt == .services { await releaseClusterIP(o) }
                 continue
             } catch {
+                if rt == .services { await releaseClusterIP(o) }
                 throw mapStoreError(error, rt, o.name)
             }
         }
@@ -227,6 +232,7 @@ public final class APIRegistry: Sendable {
         // (A pod in graceful deletion stays until its node removes it: PodDeletion.swift.)
         if new.deletionTimestamp != nil, new.finalizers.isEmpty, !(rt == .pods && (new["metadata"]["deletionGracePeriodSeconds"].int ?? 0) > 0) {
             let deleted = try await store.delete(key, expectedRevision: so.modRevision)
+            if rt == .services { await releaseClusterIP(new) }
             var obj = new
             obj.resourceVersion = String(deleted.modRevision)
             return obj
@@ -286,6 +292,7 @@ public final class APIRegistry: Sendable {
                     return (try decode(try await store.update(key, value: encode(new), expectedRevision: so.modRevision)), false)
                 }
                 let gone = try await store.delete(key, expectedRevision: so.modRevision)
+                if rt == .services { await releaseClusterIP(cur) }
                 var obj = cur
                 obj.resourceVersion = String(gone.modRevision)
                 if rt.kind == "Namespace" { try await deleteNamespaceContents(cur.name) }

@@ -33,6 +33,9 @@ enum Validation {
                     errs.append(.notSupported("spec.ports[\(i)].protocol", proto, ["SCTP", "TCP", "UDP"]))
                 }
             }
+            if let old, let ip = old["spec"]["clusterIP"].string, !ip.isEmpty, obj["spec"]["clusterIP"].string != ip {
+                errs.append(.invalid("spec.clusterIP", obj["spec"]["clusterIP"].string ?? "", "field is immutable"))
+            }
             let type = obj["spec"]["type"].string ?? "ClusterIP"
             if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(type) {
                 errs.append(.notSupported("spec.type", type, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))

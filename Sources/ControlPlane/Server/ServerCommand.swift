@@ -7,6 +7,9 @@
 // over DATA/api.sock (plain HTTP on a Unix socket in the 0700 data directory) with its own
 // bearer token, as system:node:NAME, limited to its own Node, Lease and pods.
 //
+// Services: ClusterIPs from --service-cidr; the cluster DNS (ClusterDNS.swift) on
+// --cluster-dns:53, which pods' resolv.conf names (with NAMESPACE.svc.cluster.local first).
+//
 // It runs `moat controlplane` (API server, controllers, scheduler; SQLite under DATA/store),
 // `moat cri` (the CRI runtime on DATA/cri.sock, pods' state under DATA/cri and DATA/run) and
 // `moat node` (the node agent, which stops its pods when it exits) as children (Supervisor),
@@ -58,6 +61,12 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("pod-eviction-timeout"), help: "Seconds a node stays not ready before its pods are evicted.")
     public var podEvictionTimeout: Double = 300
 
+    @Option(name: .customLong("cluster-dns"), help: "Address (IPv4, port 53) of the cluster DNS server, written to pods' resolv.conf.")
+    public var clusterDNS: String = "127.0.0.10"
+
+    @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
+    public var serviceCIDR: String = "10.96.0.0/12"
+
     public init() {}
 
     public func run() throws {
@@ -68,6 +77,7 @@ public struct ServerCommand: ParsableCommand {
         opts.listen = listen
         let (host, port) = try opts.hostPort()
         guard port != 0 else { throw ValidationError("--listen needs a port") }
+        guard IPv4CIDR.parse(clusterDNS) != nil else { throw ValidationError("--cluster-dns must be an IPv4 address") }
         let apiHost = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : host
         let apiURL = "https://\(apiHost.contains(":") ? "[\(apiHost)]" : apiHost):\(port)"
         var hostName = [CChar](repeating: 0, count: 256)
@@ -110,7 +120,8 @@ public struct ServerCommand: ParsableCommand {
             try sup.start("controlplane", ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
                                            "--pod-eviction-timeout", String(podEvictionTimeout),
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
-                                           "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket])
+                                           "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
+                                           "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR])
             try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(socket: apiSocket) }
 
             let sock = data + "/cri.sock"
@@ -123,7 +134,8 @@ public struct ServerCommand: ParsableCommand {
             try waitFor("the CRI runtime on \(sock)", timeout: 60) { fm.fileExists(atPath: sock) }
 
             try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
-                                   "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit"])
+                                   "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit",
+                                   "--cluster-dns", clusterDNS])
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "admin"), to: data + "/kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "viewer"), to: data + "/pki/viewer.kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "node-\(node)"), to: data + "/pki/node-\(node).kubeconfig")

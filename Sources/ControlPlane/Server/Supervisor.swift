@@ -51,7 +51,7 @@ public final class Supervisor {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath(name), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 
         var attr = posix_spawnattr_t()
