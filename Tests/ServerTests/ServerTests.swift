@@ -20,6 +20,8 @@ final class ServerTests: XCTestCase {
         return u.path
     }
     var data: String { dir + "/data" }
+    /// A loopback address of the test's own for the cluster DNS (port 53).
+    let dnsAddress = "127.77.\(getpid() % 250).10"
 
     func require(_ ok: Bool, _ what: String) throws {
         if ok { return }
@@ -69,7 +71,7 @@ final class ServerTests: XCTestCase {
     func startServer(port: Int) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
-        p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1",
+        p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1", "--cluster-dns", dnsAddress,
                        "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"]
         FileManager.default.createFile(atPath: dir + "/server.log", contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/server.log"))
@@ -238,5 +240,66 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: data + "/pki/ca.crt")), ca, "the CA changed on restart")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: data + "/kubeconfig")), config, "the kubeconfig changed on restart")
         try waitFor("pod here Running again", timeout: 90) { try kubectl(["get", "pod", "here", "-o", "jsonpath={.status.phase}"]).out == "Running" }
+    }
+
+    /// One DNS query over UDP; returns the reply's rcode and its A records.
+    func resolve(_ name: String) throws -> (rcode: Int, addresses: [String]) {
+        var q: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in name.split(separator: ".") { q.append(UInt8(label.utf8.count)); q += Array(label.utf8) }
+        q += [0, 0, 1, 0, 1]
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var a = sockaddr_in(); a.sin_family = sa_family_t(AF_INET); a.sin_port = UInt16(53).bigEndian
+        inet_pton(AF_INET, dnsAddress, &a.sin_addr)
+        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, q, q.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = recv(fd, &buf, buf.count, 0)
+        guard n >= 12, buf[0] == 0x12, buf[1] == 0x34 else { throw XCTSkip("no DNS reply from \(dnsAddress)") }
+        let answers = Int(buf[6]) << 8 | Int(buf[7])
+        var out: [String] = []
+        // Answers follow the echoed question; each A record here is 16 bytes (name pointer).
+        var i = 12 + q.count - 12
+        for _ in 0..<answers where i + 16 <= n {
+            out.append("\(buf[i + 12]).\(buf[i + 13]).\(buf[i + 14]).\(buf[i + 15])")
+            i += 16
+        }
+        return (Int(buf[3] & 0x0F), out)
+    }
+
+    func testServicesGetClusterIPsAndDNSNames() throws {
+        let (p, _) = try startAndWaitReady()
+        defer { p.terminate() }
+        XCTAssertEqual(try kubectl(["create", "deployment", "web", "--image=busybox", "--", "sleep", "3600"]).code, 0)
+        let svc = try kubectl(["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        XCTAssertEqual(svc.code, 0, svc.out)
+        let ip = try kubectl(["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).out
+        let octets = ip.split(separator: ".").compactMap { Int($0) }
+        XCTAssertTrue(octets.count == 4 && octets[0] == 10 && (96...111).contains(octets[1]), "ClusterIP \(ip) outside 10.96.0.0/12")
+        // The same address again is refused; another service gets another one.
+        let dup = """
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"}, "spec": {"clusterIP": "\(ip)", "ports": [{"port": 80}]}}
+            """
+        try dup.write(toFile: dir + "/dup.json", atomically: true, encoding: .utf8)
+        let refused = try kubectl(["create", "-f", dir + "/dup.json"])
+        XCTAssertNotEqual(refused.code, 0)
+        XCTAssertTrue(refused.out.contains("already allocated"), refused.out)
+        XCTAssertEqual(try kubectl(["create", "service", "clusterip", "other", "--tcp=81:81"]).code, 0)
+        XCTAssertNotEqual(try kubectl(["get", "service", "other", "-o", "jsonpath={.spec.clusterIP}"]).out, ip)
+        XCTAssertEqual(try kubectl(["get", "endpoints", "web"]).code, 0)
+
+        // DNS: the service's name, a missing one, a name outside the cluster.
+        try waitFor("web.default.svc.cluster.local in DNS", timeout: 30) { try resolve("web.default.svc.cluster.local").addresses == [ip] }
+        XCTAssertEqual(try resolve("WEB.default.svc.cluster.local.").addresses, [ip])
+        XCTAssertEqual(try resolve("nope.default.svc.cluster.local").rcode, 3)
+        XCTAssertEqual(try resolve("example.com").rcode, 5)
+
+        // A pod's resolv.conf names the cluster DNS and the namespace's search path.
+        try waitFor("the web pod Running", timeout: 90) { try podPhases() == ["Running"] }
+        let pod = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]).out
+        let conf = try kubectl(["exec", pod, "--", "cat", "/etc/resolv.conf"])
+        XCTAssertTrue(conf.out.contains("nameserver \(dnsAddress)"), conf.out)
+        XCTAssertTrue(conf.out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), conf.out)
     }
 }
