@@ -10,7 +10,7 @@ import XCTest
 import Glibc
 #endif
 
-final class ServerTests: XCTestCase {
+final class MoatServerTests: XCTestCase {
     var dir = ""
     var server: Process?
 
