@@ -316,15 +316,18 @@ class APIServerTests: XCTestCase {
             _ = try await admin.create(.configmaps, namespace: "default", ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(cm)]])
         }
         _ = await expectError(403, "create a pod") { _ = try await n1.create(.pods, namespace: "default", podJSON("new")) }
-        XCTAssertEqual(try await n1.get(.pods, namespace: "default", name: "mine").name, "mine")
+        let got = try await n1.get(.pods, namespace: "default", name: "mine")
+        XCTAssertEqual(got.name, "mine")
         _ = await expectError(403, "get another node's pod") { _ = try await n1.get(.pods, namespace: "default", name: "theirs") }
         _ = await expectError(403, "delete another node's pod") { try await n1.delete(.pods, namespace: "default", name: "theirs") }
         _ = await expectError(403, "list every pod") { _ = try await n1.list(.pods, namespace: nil) }
         let opts = ListOptions(fieldSelector: FieldSelector(terms: [.init(field: "spec.nodeName", value: "n1", negated: false)]))
-        XCTAssertEqual((try await n1.list(.pods, namespace: nil, options: opts))["items"].array?.map(\.name), ["mine"])
+        let listed = try await n1.list(.pods, namespace: nil, options: opts)
+        XCTAssertEqual(listed["items"].array?.map(\.name), ["mine"])
         _ = try await n1.patch(.pods, namespace: "default", name: "mine", ["status": ["phase": "Running"]], subresource: "status")
         _ = await expectError(403, "another node's pod status") { _ = try await n1.patch(.pods, namespace: "default", name: "theirs", ["status": ["phase": "Running"]], subresource: "status") }
-        XCTAssertEqual(try await n1.get(.configmaps, namespace: "default", name: "used").name, "used")
+        let used = try await n1.get(.configmaps, namespace: "default", name: "used")
+        XCTAssertEqual(used.name, "used")
         _ = await expectError(403, "an unused ConfigMap") { _ = try await n1.get(.configmaps, namespace: "default", name: "unused") }
         _ = await expectError(403, "a deployment") { _ = try await n1.list(.deployments, namespace: "default") }
         let lease: JSON = ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": ["name": "n2", "namespace": "kube-node-lease"]]

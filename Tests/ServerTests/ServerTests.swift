@@ -210,10 +210,14 @@ final class MoatServerTests: XCTestCase {
         // A pod on s1 and one bound to another node.
         let pods = """
             apiVersion: v1
-            kind: List
-            items:
-            - {apiVersion: v1, kind: Pod, metadata: {name: here}, spec: {nodeName: s1, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}}
-            - {apiVersion: v1, kind: Pod, metadata: {name: elsewhere}, spec: {nodeName: s2, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}}
+            kind: Pod
+            metadata: {name: here}
+            spec: {nodeName: s1, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: elsewhere}
+            spec: {nodeName: s2, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}
             """
         try pods.write(toFile: dir + "/pods.yaml", atomically: true, encoding: .utf8)
         let applied = try kubectl(["apply", "-f", dir + "/pods.yaml"])
