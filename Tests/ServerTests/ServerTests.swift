@@ -199,6 +199,22 @@ final class MoatServerTests: XCTestCase {
         XCTAssertTrue(try kubectl(["get", "nodes"]).code != 0, "the API server still answers")
     }
 
+    /// A SIGKILLed server: its components notice, the agent stops the pods first, and then
+    /// the runtime and the API server go too.
+    func testComponentsAndPodsDieWithAKilledServer() throws {
+        let (p, _) = try startAndWaitReady()
+        XCTAssertEqual(try create(["deployment", "web", "--image=busybox", "--", "sleep", "3600"]).code, 0)
+        try waitFor("the web pod Running", timeout: 90) { try podPhases() == ["Running"] }
+        let sentries = sentryPIDs().filter(alive)
+        XCTAssertEqual(sentries.count, 1)
+        let components = processes(mentioning: data).filter { $0 != p.processIdentifier }
+        XCTAssertEqual(components.count, 3, "controlplane, cri and node")
+        kill(p.processIdentifier, SIGKILL)
+        try waitFor("the components to exit", timeout: 90) { components.filter(alive).isEmpty }
+        XCTAssertEqual(sentries.filter(alive), [], "pod Sentries left running")
+        XCTAssertEqual(processes(mentioning: dir), [], "processes naming the data directory")
+    }
+
     func testSecureByDefault() throws {
         var (p, port) = try startAndWaitReady()
         // Only HTTPS; no credentials or a wrong token: 401.

@@ -117,7 +117,9 @@ public struct ServerCommand: ParsableCommand {
                 try PKI.write(token + "\n", to: nodeToken)
                 try PKI.write("\(token),system:node:\(node),\(node),\"system:nodes\"\n", to: tokens)
             }
-            try sup.start("controlplane", ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
+            let nodePID = data + "/node.pid"
+            unlink(nodePID)
+            try sup.start("controlplane", after: nodePID, ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
                                            "--pod-eviction-timeout", String(podEvictionTimeout),
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
                                            "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
@@ -130,12 +132,13 @@ public struct ServerCommand: ParsableCommand {
             cri += rootfsImage.flatMap { ["--rootfs-image", $0] } + registryMirror.flatMap { ["--registry-mirror", $0] }
             if let c = cniConfDir { cri += ["--cni-conf-dir", c] }
             if let c = cniBinDir { cri += ["--cni-bin-dir", c] }
-            try sup.start("cri", cri)
+            try sup.start("cri", after: nodePID, cri)
             try waitFor("the CRI runtime on \(sock)", timeout: 60) { fm.fileExists(atPath: sock) }
 
-            try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
+            let agent = try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
                                    "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit",
                                    "--cluster-dns", clusterDNS])
+            try PKI.write("\(agent)\n", to: nodePID)
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "admin"), to: data + "/kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "viewer"), to: data + "/pki/viewer.kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "node-\(node)"), to: data + "/pki/node-\(node).kubeconfig")

@@ -45,8 +45,10 @@ public final class Supervisor {
     /// Starts `moat ARGS...` with stdout and stderr appended to LOGDIR/NAME.log, stdin from
     /// /dev/null, default signal dispositions and mask, in a process group of its own (a
     /// terminal's ^C reaches the supervisor only, which stops the children in order).
+    /// `after`: a file that will hold another child's pid; when the supervisor dies, this
+    /// child stops only once that one has (the runtime outlives the agent stopping its pods).
     @discardableResult
-    public func start(_ name: String, _ args: [String]) throws -> pid_t {
+    public func start(_ name: String, after: String? = nil, _ args: [String]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -66,6 +68,7 @@ public final class Supervisor {
 
         var env = ProcessInfo.processInfo.environment
         env["MOAT_SUPERVISOR_PID"] = String(getpid())
+        env["MOAT_SUPERVISOR_AFTER"] = after
         let argv = [executable] + args
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -115,13 +118,24 @@ public final class Supervisor {
     /// In a child of `moat server`: exit (by SIGTERM, so the component's own graceful stop runs)
     /// when the supervisor is gone. Called at start-up; does nothing in other processes.
     public static func followSupervisor() {
-        guard let s = ProcessInfo.processInfo.environment["MOAT_SUPERVISOR_PID"], let parent = pid_t(s) else { return }
+        let env = ProcessInfo.processInfo.environment
+        guard let s = env["MOAT_SUPERVISOR_PID"], let parent = pid_t(s) else { return }
+        let after = env["MOAT_SUPERVISOR_AFTER"]
         unsetenv("MOAT_SUPERVISOR_PID")   // not for the pods' processes
+        unsetenv("MOAT_SUPERVISOR_AFTER")
         if getppid() != parent { exit(1) }
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + 1, repeating: 1)
+        let orphaned = OrphanedSince()
         timer.setEventHandler {
             if getppid() != parent {
+                // Wait (at most a minute) for the sibling that must stop first.
+                let since = orphaned.get()
+                if let f = after, let t = try? String(contentsOfFile: f, encoding: .utf8),
+                   let pid = pid_t(t.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, 0) == 0,
+                   Date().timeIntervalSince(since) < 60 {
+                    return
+                }
                 kill(getpid(), SIGTERM)
                 // A component that ignores SIGTERM still goes, after a grace period.
                 DispatchQueue.global().asyncAfter(deadline: .now() + 60) { exit(1) }
@@ -132,6 +146,12 @@ public final class Supervisor {
         parentWatch = timer
     }
     nonisolated(unsafe) static var parentWatch: DispatchSourceTimer?
+}
+
+/// When a child first saw its supervisor gone (the timer's handler only).
+final class OrphanedSince: @unchecked Sendable {
+    private var since: Date?
+    func get() -> Date { if let s = since { return s }; let now = Date(); since = now; return now }
 }
 
 public struct SupervisorError: Error, CustomStringConvertible {
