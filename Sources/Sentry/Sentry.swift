@@ -168,10 +168,12 @@ public enum SentryMain {
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
         StartupProfile.mark("sentry", "confinement begun (private mount namespace)")
         StubFactory.shared.onMasterLost = Self.masterStubLost
-        do { try StubFactory.shared.start() } catch {
+        // The master stub (a clone of this process) and the init process's
+        // address space are made on the factory's thread while this one
+        // attaches to the Gofer and builds the kernel.
+        do { try StubFactory.shared.begin(prefetch: true) } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
-        StartupProfile.mark("sentry", "stub factory started (master stub)")
         let client = GoferClient(socketFD: cfg.goferFD)
         let rootInode: GoferInode
         switch client.attach() {
@@ -219,6 +221,11 @@ public enum SentryMain {
         k.initTG = tg
         k.nextPid = 2
         StartupProfile.mark("sentry", "kernel and mounts set up")
+        do { try StubFactory.shared.awaitStarted() } catch {
+            k.unlock()
+            return fatal("cannot start the stub: \(error)", 125)
+        }
+        StartupProfile.mark("sentry", "stub factory started (master stub)")
         let fds = stdioTable(vfs, [0, 1, 2] + cfg.extraFDs)
         let spawned: (Task, ExecTarget, [UInt8])
         switch newProcess(k, tg: tg, tid: 1, creds: cfg.initialCredentials, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {

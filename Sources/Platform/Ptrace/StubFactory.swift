@@ -30,6 +30,21 @@ public final class StubFactory: @unchecked Sendable {
     /// Starts the master stub and its driver thread. Call before the Sentry
     /// installs its own seccomp filter.
     public func start() throws {
+        try begin()
+        try awaitStarted()
+    }
+
+    /// Starts the master stub and its driver thread without waiting for
+    /// them, so that the Sentry's other start-up work runs meanwhile; call
+    /// `awaitStarted` before the first `newAddressSpace`. With `prefetch`,
+    /// the factory clones the first address space as soon as the master is
+    /// up, ready for the init process.
+    public func begin(prefetch: Bool = false) throws {
+        if prefetch {
+            pthread_mutex_lock(&mu)
+            requests += 1
+            pthread_mutex_unlock(&mu)
+        }
         let box = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { p in
             let f = Unmanaged<StubFactory>.fromOpaque(p!).takeRetainedValue()
@@ -37,6 +52,10 @@ public final class StubFactory: @unchecked Sendable {
             return nil
         }, box.toOpaque())
         if rc != 0 { throw HostErrno(rc) }
+    }
+
+    /// Waits until the master stub runs (see `begin`).
+    public func awaitStarted() throws {
         pthread_mutex_lock(&mu)
         while !started { pthread_cond_wait(&cond, &mu) }
         let e = startError
