@@ -41,7 +41,9 @@ public enum Gofer {
     /// Confines the current process to `root` and serves `socketFD` until the
     /// peer closes it. Never returns: exit code 0 when the peer hung up,
     /// nonzero (with a message on stderr) when a confinement step failed.
-    public static func run(root: String, socketFD: Int32, readOnly: Bool) -> Never {
+    /// `progress` hears each start-up phase as it ends (the start-up
+    /// profile, on stderr, which is closed before the first request).
+    public static func run(root: String, socketFD: Int32, readOnly: Bool, progress: (String) -> Void = { _ in }) -> Never {
         let rootFD: Int32
         switch Confinement.confine(root: root, socketFD: socketFD, readOnly: readOnly) {
         case .success(let fd):
@@ -53,10 +55,12 @@ public enum Gofer {
             fail("cannot open the served root")
         }
         Glibc.close(rootFD)
+        progress("confined (mount namespace, pivot_root, capabilities)")
         // The allow-list of host syscalls goes on last, before any request
         // is read (fail closed).
         let sc = moat_gofer_seccomp()
         if sc != 0 { fail("cannot install the seccomp filter: errno \(-sc)") }
+        progress("seccomp filter installed; serving")
         // stderr was the last inherited fd; nothing may reach the host tty now.
         Glibc.close(2)
         server.serve()

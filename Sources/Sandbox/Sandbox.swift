@@ -74,6 +74,7 @@ public enum Sandbox {
         let exe = "/proc/self/exe"
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
         if o.readOnly || o.overlay { goferArgs.append("--read-only") }
+        if o.debug && o.logPath == nil { goferArgs.append("--debug") }
         let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0)
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }

@@ -112,9 +112,13 @@ enum InternalCommand {
     }
 
     static func gofer(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
-        let a = try InternalArguments(args, options: ["root", "fd"], flags: ["read-only", "detached"])
+        let a = try InternalArguments(args, options: ["root", "fd"], flags: ["read-only", "detached", "debug"])
         guard let root = a.string("root") else { throw .init(message: "missing --root") }
         if a.has("detached") { SentryPlan.detachFromLauncher() }
-        Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only"))
+        // --debug: the start-up profile on stderr (the launcher passes it
+        // only when its stderr is Moat's log).
+        if a.has("debug") { StartupProfile.log(to: 2) }
+        StartupProfile.mark("gofer", "main (re-exec, dynamic loading, Swift runtime, arguments)")
+        Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only")) { StartupProfile.mark("gofer", $0) }
     }
 }
