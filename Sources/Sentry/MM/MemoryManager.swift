@@ -126,7 +126,7 @@ final class MemoryManager {
     func mapAnonymous(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, name: String) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
         let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
-        let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), UInt64.max, 0)
+        let r = t.thread.mapAnonymous(addr, len, prot: prot, shared: shared)  // Platform.PlatformAddressSpace
         if r < 0 { return r }
         var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name)
         if shared { v.shareID = (1 << 62) | nextShareID; nextShareID += 1 }
@@ -175,7 +175,7 @@ final class MemoryManager {
         guard addr & 4095 == 0, len > 0 else { return err(EINVAL) }
         let l = pageUp(len)
         guard addr &+ l > addr, addr &+ l <= appTop else { return err(EINVAL) }
-        let r = t.thread.inject(11 /* munmap */, addr, l)
+        let r = t.thread.unmap(addr, l)
         if r < 0 { return r }
         removeRange(addr, addr + l)
         return 0
@@ -195,7 +195,7 @@ final class MemoryManager {
             cur = v.end
         }
         if cur < addr + l { return err(ENOMEM) }
-        let r = t.thread.inject(10 /* mprotect */, addr, l, UInt64(prot & 7))
+        let r = t.thread.protect(addr, l, prot: prot)
         if r < 0 { return r }
         var out: [VMA] = []
         for v in vmas[range] {
