@@ -129,6 +129,8 @@ final class WebSocketSPDYHandler: ChannelInboundHandler, @unchecked Sendable {
 /// thread per forwarded connection (reads) and a serial queue (writes).
 final class PortForwardSession: SPDYSessionHandling, @unchecked Sendable {
     static let protocolName = "portforward.k8s.io"
+    /// Forwarded connections one session may hold at once; more are refused.
+    static let maxConnections = 256
     let request: PortForwardStreamRequest
     let channel: Channel
     let websocket: Bool
@@ -190,6 +192,11 @@ final class PortForwardSession: SPDYSessionHandling, @unchecked Sendable {
             }
             // Older clients send no request id: pair by port, in order.
             let rid = headers["requestid"] ?? "port-\(port)"
+            let full: Bool = locked { pairs[rid] == nil && pairs.count >= Self.maxConnections }
+            if full {
+                send(locked { codec.rstStream(id, status: 3 /* REFUSED_STREAM */) })
+                return
+            }
             let pair: Pair = locked {
                 let p = pairs[rid] ?? Pair(requestID: rid)
                 pairs[rid] = p
