@@ -50,6 +50,16 @@ fail:
 
 pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
                  const int *fds, int nfds, unsigned long cloneflags, int setsid_child) {
+    int errfd = -1;
+    pid_t pid = moat_spawn_start(path, argv, envp, fds, nfds, cloneflags, setsid_child, &errfd);
+    return pid < 0 ? pid : moat_spawn_finish(pid, errfd);
+}
+
+// The clone alone: the child has its own copy of everything it reads (no
+// CLONE_VM), so the caller may start another process while this one execs,
+// and calls moat_spawn_finish(pid, errfd) to learn whether the exec worked.
+pid_t moat_spawn_start(const char *path, char *const argv[], char *const envp[],
+                       const int *fds, int nfds, unsigned long cloneflags, int setsid_child, int *errfd) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return -errno;
     size_t stack_size = 256 * 1024;
@@ -61,10 +71,17 @@ pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
     close(p[1]);
     free(stack);
     if (pid < 0) { close(p[0]); return -err; }
+    *errfd = p[0];
+    return pid;
+}
+
+// Waits until the child of moat_spawn_start has exec'd (its end of the pipe
+// closes) or failed (it writes its errno and exits; it is reaped here).
+pid_t moat_spawn_finish(pid_t pid, int errfd) {
     int childerr = 0;
     ssize_t n;
-    do { n = read(p[0], &childerr, sizeof childerr); } while (n < 0 && errno == EINTR);
-    close(p[0]);
+    do { n = read(errfd, &childerr, sizeof childerr); } while (n < 0 && errno == EINTR);
+    close(errfd);
     if (n == (ssize_t)sizeof childerr) {
         int st; waitpid(pid, &st, 0);
         return -childerr;

@@ -75,18 +75,22 @@ public enum Sandbox {
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
         if o.readOnly || o.overlay { goferArgs.append("--read-only") }
         if o.debug && o.logPath == nil { goferArgs.append("--debug") }
-        let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0)
+        // The Gofer execs while the Sentry is cloned (its namespaces take
+        // milliseconds): whether its exec worked is read after.
+        var goferExecFD: Int32 = -1
+        let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0, execFD: &goferExecFD)
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
-        StartupProfile.mark("launcher", "gofer spawned")
+        StartupProfile.mark("launcher", "gofer cloned")
+        func abandonGofer() { close(goferExecFD); kill(goferPid, SIGKILL); _ = waitStatus(goferPid) }
 
         if o.network == .host && !o.ports.isEmpty {
-            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            abandonGofer()
             return fail("-p needs the sandbox's own network (not --network host)", 125)
         }
         let publisher: PortPublisher
         do { publisher = try PortPublisher(o.ports) } catch {
-            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            abandonGofer()
             return fail(error.message, 125)
         }
         var sentryArgs = ["moat", "sentry", "--gofer-fd", "3", "--cwd", o.cwd, "--user", "\(o.uid):\(o.gid)", "--hostname", o.hostname]
@@ -117,10 +121,15 @@ public enum Sandbox {
         close(pair.client)
         if logFD >= 0 { close(logFD) }
         if sentryPid < 0 {
-            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            abandonGofer()
             return fail("cannot start the sentry: errno \(-sentryPid)", 125)
         }
         StartupProfile.mark("launcher", "sentry spawned (new pid\(o.network == .host ? "" : " and network") namespace)")
+        let goferExec = moat_spawn_finish(goferPid, goferExecFD)
+        if goferExec < 0 {
+            kill(sentryPid, SIGKILL); _ = waitStatus(sentryPid)
+            return fail("cannot start the gofer: errno \(-goferExec)", 125)
+        }
         publisher.start(sandboxPid: sentryPid)
         egress?.start()
         // Forward termination requests to the Sentry (pid 1 of its namespace).
@@ -138,12 +147,19 @@ public enum Sandbox {
         return moat_wexitstatus(status)
     }
 
-    static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt, newSession: Bool = false) -> pid_t {
+    /// Starts `path` with `args`, fds[i] as its fd i. Waits until it has
+    /// exec'd, unless `execFD` is given: then it returns after the clone and
+    /// moat_spawn_finish(pid, execFD) waits.
+    static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt, newSession: Bool = false,
+                      execFD: UnsafeMutablePointer<Int32>? = nil) -> pid_t {
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup(StartupProfile.environmentEntry()), nil]
         defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
         return fds.withUnsafeBufferPointer { fp in
-            moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0)
+            if let execFD {
+                return moat_spawn_start(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0, execFD)
+            }
+            return moat_spawn(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0)
         }
     }
 

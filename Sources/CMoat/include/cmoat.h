@@ -92,6 +92,11 @@ pid_t moat_start_master_stub(void);
 /// Returns the child's pid or -errno.
 pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
                  const int *fds, int nfds, unsigned long cloneflags, int setsid_child);
+/// moat_spawn in two steps: the clone (the exec's outcome pipe in *errfd),
+/// then the wait for the exec, so that two children can exec at once.
+pid_t moat_spawn_start(const char *path, char *const argv[], char *const envp[],
+                       const int *fds, int nfds, unsigned long cloneflags, int setsid_child, int *errfd);
+pid_t moat_spawn_finish(pid_t pid, int errfd);
 
 // ---- confinement --------------------------------------------------------
 /// Empties the capability bounding, effective, permitted and inheritable

@@ -11,6 +11,8 @@ public final class StubFactory: @unchecked Sendable {
     private var mu = pthread_mutex_t()
     private var cond = pthread_cond_t()
     private var requests = 0
+    /// Address spaces asked for by `begin(prefetch:)` and not yet taken.
+    private var prefetched = 0
     private var results: [Int] = []
     private var thread = pthread_t()
     private var startError: Int32 = 0
@@ -43,6 +45,7 @@ public final class StubFactory: @unchecked Sendable {
         if prefetch {
             pthread_mutex_lock(&mu)
             requests += 1
+            prefetched += 1
             pthread_mutex_unlock(&mu)
         }
         let box = Unmanaged.passRetained(self)
@@ -66,8 +69,12 @@ public final class StubFactory: @unchecked Sendable {
     /// Returns the host pid of a new, untraced stub process.
     public func newAddressSpace() -> Result<pid_t, HostErrno> {
         pthread_mutex_lock(&mu)
-        requests += 1
-        pthread_cond_broadcast(&cond)
+        if prefetched > 0 {
+            prefetched -= 1   // made (or being made) already
+        } else {
+            requests += 1
+            pthread_cond_broadcast(&cond)
+        }
         while results.isEmpty { pthread_cond_wait(&cond, &mu) }
         let r = results.removeFirst()
         pthread_mutex_unlock(&mu)
