@@ -59,11 +59,14 @@ struct ConfinementTests {
         var sentryUIDs: [String] = []
         for l in launchers {
             var procs: [Proc] = []
-            // The stubs exist once the application runs.
+            // The application runs once there are stubs and the Sentry has
+            // finished confining itself (its seccomp filter is the last step;
+            // stubs are cloned earlier, while the Sentry starts).
             for _ in 0..<100 {
                 let r = await runProcess([moat, "debug", "\(l.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30)
                 procs = Self.parse(r.stdoutText)
-                if procs.contains(where: { $0.role.hasPrefix("stub") }) { break }
+                if procs.contains(where: { $0.role.hasPrefix("stub") }),
+                   procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }) { break }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             let sentry = try #require(procs.first { $0.role == "Sentry" }, "no Sentry in:\n\(procs)")
