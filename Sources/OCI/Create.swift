@@ -142,6 +142,8 @@ extension Runtime {
         toClose += [pair.client, pair.server]
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         toClose.append(devnull)
+        // A read-only root cannot get its mount points later (MountPoints).
+        if readOnly { MountPoints.make(spec, rootfs: rootfs, bundle: bundle) }
         var goferArgs = ["moat", "gofer", "--root", rootfs, "--fd", "3", "--detached"]
         if readOnly || overlay { goferArgs.append("--read-only") }
         let goferPid = try spawnSelf(goferArgs, fds: [devnull, devnull, devnull, pair.server], newSession: true)
