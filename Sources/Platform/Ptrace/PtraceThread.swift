@@ -270,6 +270,18 @@ public final class PtraceThread {
         case SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP:
             if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
             let code = moat_siginfo_code(&savedSig)
+            if stopsig == SIGILL && code == 0x80 /* SI_KERNEL */ && regs.rax == UInt64.max
+                && (regs.orig_rax == 335 || regs.orig_rax == 336) {
+                // uretprobe/uprobe: the host kernel runs them ahead of
+                // seccomp (Linux >= 6.14 exempts them from every filter),
+                // so under PTRACE_CONT they slip past the fast-path filter.
+                // Outside a host uprobe trampoline they do nothing but
+                // return -1 with a forced SIGILL. Drop that SIGILL and let
+                // the Sentry emulate the call as under PTRACE_SYSEMU, so
+                // the answer does not depend on the resume mode.
+                skipOnResume = true
+                return .syscall
+            }
             if code > 0 || stopsig == SIGTRAP {
                 // Raised by the CPU (si_code > 0 means kernel-generated).
                 return .fault(signo: stopsig, code: code, addr: moat_siginfo_addr(&savedSig))

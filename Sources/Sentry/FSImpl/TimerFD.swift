@@ -93,6 +93,7 @@ final class SignalFD: FileDescription {
         if count < 128 { return err(EINVAL) }
         while true {
             if let info = t.pending.take(blocked: ~mask) ?? t.tg.sharedPending.take(blocked: ~mask) {
+                t.noteTaken(info)
                 var b = [UInt8](repeating: 0, count: 128)
                 put32(&b, 0, info.signo); put32(&b, 4, info.errno_); put32(&b, 8, info.code)
                 put32(&b, 12, info.pid); put32(&b, 16, Int32(bitPattern: info.uid))

@@ -30,9 +30,17 @@ extension Task {
         return tg.sharedPending.take(blocked: sigMask)
     }
 
+    /// A signal leaves a queue (delivered, waited for or read from a
+    /// signalfd): a POSIX timer's signal makes timer_getoverrun report the
+    /// overrun it carried, as in Linux. Requires: mu held.
+    func noteTaken(_ info: SigInfo) {
+        if info.code == -2, let tm = tg.posixTimers[info.pid] { tm.overrun = Int32(bitPattern: info.uid) }
+    }
+
     /// Acts on one signal. Requires: mu held.
     func deliver(_ info: SigInfo) -> DeliveryResult {
         let sig = info.signo
+        noteTaken(info)
         let act = tg.handlers.actions[Int(sig)]
         if act.handler == 1 { return .ignored }                // SIG_IGN
         if act.handler == 0 {                                  // SIG_DFL

@@ -86,6 +86,16 @@ struct SignalQueue {
         mask &= ~m
         infos.removeAll { m & sigBit($0.signo) != 0 }
     }
+    /// A POSIX timer's signal still queued (SI_TIMER, si_timerid `id`):
+    /// adds `n` expirations to its overrun (saturating at INT_MAX) and
+    /// returns the new count; nil when none is queued.
+    mutating func addTimerOverrun(id: Int32, signo: Int32, _ n: Int64) -> Int32? {
+        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id }) else { return nil }
+        let v = Int32(min(Int64(Int32.max), Int64(Int32(bitPattern: infos[i].uid)) + n))
+        infos[i].uid = UInt32(bitPattern: v)
+        return v
+    }
+
     /// Takes the lowest-numbered pending signal not in `blocked`.
     mutating func take(blocked: UInt64) -> SigInfo? {
         let avail = mask & ~blocked

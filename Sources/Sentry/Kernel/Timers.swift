@@ -89,17 +89,60 @@ final class TimerService {
     }
 
     private func armCPU(_ tg: ThreadGroup, key: CPUKey, deadline: Int64, interval: Int64) {
-        let wait = max(1_000_000, deadline - tg.sampleCPU())
-        let id = schedule(at: Kernel.now(CLOCK_MONOTONIC) &+ wait) { [weak tg, unowned self] in
-            guard let tg = tg, !tg.zombie, !tg.exiting else { self.cpuTimers[key] = nil; return }
-            let now = tg.sampleCPU()
-            if now < deadline { self.armCPU(tg, key: key, deadline: deadline, interval: interval); return }
+        let id = atCPU(tg, deadline, onRearm: { [unowned self] id in self.cpuTimers[key]?.id = id }) { [unowned self] tg, now in
             self.cpuTimers[key] = nil
             let sig = key.which == 1 ? SIGVTALRM : SIGPROF
             tg.sendSignal(sig, SigInfo(signo: sig))
             if interval > 0 { self.armCPU(tg, key: key, deadline: max(deadline &+ interval, now), interval: interval) }
-        }
+        } gone: { [unowned self] in self.cpuTimers[key] = nil }
         cpuTimers[key] = (id, interval, deadline)
+    }
+
+    /// Runs `action` once `tg` has used `deadline` ns of CPU time (sampled
+    /// as setCPU explains); `gone` if the group ends first. Returns the id of
+    /// the pending check, which changes as it is re-armed: callers keep the
+    /// latest in their table through `onRearm`.
+    private func atCPU(_ tg: ThreadGroup, _ deadline: Int64, onRearm: ((Int) -> Void)? = nil,
+                       _ action: @escaping (ThreadGroup, Int64) -> Void, gone: @escaping () -> Void) -> Int {
+        let wait = max(1_000_000, deadline - tg.sampleCPU())
+        return schedule(at: Kernel.now(CLOCK_MONOTONIC) &+ wait) { [weak tg, unowned self] in
+            guard let tg = tg, !tg.zombie, !tg.exiting else { gone(); return }
+            let now = tg.sampleCPU()
+            if now < deadline {
+                let id = self.atCPU(tg, deadline, onRearm: onRearm, action, gone: gone)
+                onRearm?(id)
+                return
+            }
+            action(tg, now)
+        }
+    }
+
+    /// RLIMIT_CPU of `tg` (re)read: SIGXCPU at the soft limit and every
+    /// second of CPU time after it, SIGKILL at the hard limit (Linux's
+    /// behaviour). Requires: Kernel.mu held.
+    func setCPULimit(_ tg: ThreadGroup) {
+        let key = CPUKey(tg: ObjectIdentifier(tg), which: 100)
+        if let r = cpuTimers[key] { cancel(r.id); cpuTimers[key] = nil }
+        let lim = tg.rlimits[0]
+        guard lim.cur < UInt64(Int64.max) / 1_000_000_000 else { return }
+        // A zero soft limit means one second, as in Linux (0 marks "unset" there).
+        armLimit(tg, key: key, at: Int64(max(lim.cur, 1)) * 1_000_000_000)
+    }
+
+    private func armLimit(_ tg: ThreadGroup, key: CPUKey, at deadline: Int64) {
+        let id = atCPU(tg, deadline, onRearm: { [unowned self] id in self.cpuTimers[key]?.id = id }) { [unowned self] tg, now in
+            self.cpuTimers[key] = nil
+            let hard = tg.rlimits[0].max
+            if hard < UInt64(Int64.max) / 1_000_000_000 && now >= Int64(hard) * 1_000_000_000 {
+                tg.sendSignal(SIGKILL, SigInfo(signo: SIGKILL))
+                return
+            }
+            tg.sendSignal(SIGXCPU, SigInfo(signo: SIGXCPU))
+            // Linux raises the soft limit by a second each time it signals.
+            if tg.rlimits[0].cur < hard { tg.rlimits[0].cur += 1 }
+            self.armLimit(tg, key: key, at: now + 1_000_000_000)
+        } gone: { [unowned self] in self.cpuTimers[key] = nil }
+        cpuTimers[key] = (id, 0, deadline)
     }
 
     private func start() {

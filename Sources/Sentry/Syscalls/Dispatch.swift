@@ -46,6 +46,7 @@ final class SyscallTable {
         registerInotify(t)
         registerIPC(t)
         registerPosixTimers(t)
+        registerProcessVM(t)
         return t
     }()
 }

@@ -41,6 +41,61 @@ final class EpollFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
 
+    /// Whether `other` is this instance or watched by it, directly or
+    /// through nested instances.
+    func reaches(_ other: EpollFD, _ seen: inout Set<ObjectIdentifier>) -> Bool {
+        if self === other { return true }
+        if !seen.insert(ObjectIdentifier(self)).inserted { return false }
+        return interest.values.contains { ($0.file as? EpollFD)?.reaches(other, &seen) ?? false }
+    }
+
+    func reaches(_ other: EpollFD) -> Bool {
+        var seen = Set<ObjectIdentifier>()
+        return reaches(other, &seen)
+    }
+
+    /// The epoll instances that added this one (weak; an entry counts while
+    /// it is still in that instance's interest list).
+    private struct Watcher { weak var ep: EpollFD? }
+    private var watchers: [Watcher] = []
+
+    private func watches(_ inner: EpollFD) -> Bool {
+        refs > 0 && interest.values.contains { $0.file === inner && $0.file.refs > 0 }
+    }
+
+    /// Levels of epoll instances from here down (1: watches no instance).
+    /// `memo` keeps each instance's answer: fan-in must not blow up.
+    func depthDown(_ memo: inout [ObjectIdentifier: Int]) -> Int {
+        if let d = memo[ObjectIdentifier(self)] { return d }
+        var d = 1
+        for i in interest.values where i.file.refs > 0 {
+            if let inner = i.file as? EpollFD { d = max(d, 1 + inner.depthDown(&memo)) }
+        }
+        memo[ObjectIdentifier(self)] = d
+        return d
+    }
+
+    /// Levels of epoll instances from here up (1: no instance watches it).
+    func depthUp(_ memo: inout [ObjectIdentifier: Int]) -> Int {
+        if let d = memo[ObjectIdentifier(self)] { return d }
+        watchers.removeAll { $0.ep.map { !$0.watches(self) } ?? true }
+        var d = 1
+        for w in watchers { if let ep = w.ep { d = max(d, 1 + ep.depthUp(&memo)) } }
+        memo[ObjectIdentifier(self)] = d
+        return d
+    }
+
+    /// Adds `inner` to this instance's interest list unless that makes a
+    /// cycle or a path of more than five instances, which Linux refuses with
+    /// ELOOP (its EP_MAX_NESTS: four levels below the outermost).
+    func canWatch(_ inner: EpollFD) -> Bool {
+        if inner.reaches(self) { return false }
+        var up = [ObjectIdentifier: Int](), down = [ObjectIdentifier: Int]()
+        return depthUp(&up) + inner.depthDown(&down) <= 5
+    }
+
+    func noteWatched(by outer: EpollFD) { watchers.append(Watcher(ep: outer)) }
+
     /// Drops entries whose description was closed everywhere.
     func prune() { interest = interest.filter { $0.value.file.refs > 0 } }
 
@@ -172,7 +227,11 @@ func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
     switch op {
     case 1: // EPOLL_CTL_ADD
         if e.interest[fd] != nil { return err(EEXIST) }
-        if target is EpollFD && events & EPOLLEXCLUSIVE_ != 0 { return err(EINVAL) }
+        if let inner = target as? EpollFD {
+            if events & EPOLLEXCLUSIVE_ != 0 { return err(EINVAL) }
+            if !e.canWatch(inner) { return err(ELOOP) }
+            inner.noteWatched(by: e)
+        }
         e.interest[fd] = EpollFD.Interest(file: target, events: events, data: data)
     case 2: // EPOLL_CTL_DEL
         if e.interest.removeValue(forKey: fd) == nil { return err(ENOENT) }

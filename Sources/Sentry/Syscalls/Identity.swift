@@ -288,6 +288,7 @@ func sysPrlimit(_ t: Task, _ pid: Int32, _ res: UInt32, _ newAddr: UInt64, _ old
         if max > old.max && !t.creds.has(Cap.sysResource) { return err(EPERM) }
         if res == UInt32(RL_NOFILE) && max > 1 << 20 { return err(EPERM) }
         tg.rlimits[Int(res)] = RLimit(cur: cur, max: max)
+        if res == 0 { t.kernel.timers.setCPULimit(tg) }                     // RLIMIT_CPU
     }
     if oldAddr != 0 {
         var b = [UInt8](repeating: 0, count: 16)

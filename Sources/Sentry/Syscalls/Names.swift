@@ -337,8 +337,8 @@ let syscallNames: [String] = [
     "statx", // 332
     "io_pgetevents", // 333
     "rseq", // 334
-    "syscall_335", // 335
-    "syscall_336", // 336
+    "uretprobe", // 335
+    "uprobe", // 336
     "syscall_337", // 337
     "syscall_338", // 338
     "syscall_339", // 339

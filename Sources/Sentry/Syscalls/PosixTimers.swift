@@ -82,7 +82,7 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
     let clock = a.int(0)
     // CPU-time clocks are approximated by the wall clocks elsewhere too.
     guard [CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
-           8 /* REALTIME_ALARM */, 9 /* BOOTTIME_ALARM */].contains(clock) else { return err(EINVAL) }
+           8 /* REALTIME_ALARM */, 9 /* BOOTTIME_ALARM */, 11 /* TAI */].contains(clock) else { return err(EINVAL) }
     var notify = SIGEV_SIGNAL, signo = SIGALRM, value: UInt64 = 0, tid: Int32 = 0
     if a.a1 != 0 {
         // struct sigevent: value (8), signo (4), notify (4), tid or function (8)
@@ -93,10 +93,13 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
         tid = Int32(bitPattern: get32(b, 16))
         switch notify {
         case SIGEV_NONE: break
-        case SIGEV_SIGNAL, SIGEV_THREAD_ID:
+        case SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_THREAD:
+            // The kernel takes SIGEV_THREAD (glibc's, normally built on
+            // SIGEV_THREAD_ID) as a plain signal to the process.
             if signo < 1 || signo > 64 { return err(EINVAL) }
             if notify == SIGEV_THREAD_ID && !t.tg.tasks.contains(where: { $0.tid == tid }) { return err(EINVAL) }
-        default: return err(EINVAL)                     // SIGEV_THREAD is glibc's, built on SIGEV_THREAD_ID
+            if notify == SIGEV_THREAD { notify = SIGEV_SIGNAL }
+        default: return err(EINVAL)
         }
     }
     var id: Int32 = 0
@@ -124,8 +127,19 @@ func sysTimerSettime(_ t: Task, _ a: Args) -> Int {
     var v = vs &* 1_000_000_000 &+ vn
     if v == 0 { return 0 }
     if flags & 1 != 0 {                                                     // TIMER_ABSTIME
-        let clk = tm.clock == CLOCK_REALTIME || tm.clock == 8 ? CLOCK_REALTIME : CLOCK_MONOTONIC
-        v = max(1, v - Kernel.now(clk))
+        // A time already past stays past: the first expiry is at once, and
+        // the periods since then count as overruns.
+        let onClock: Int64
+        switch tm.clock {
+        case CLOCK_REALTIME, 8: onClock = Kernel.now(CLOCK_REALTIME)             // and REALTIME_ALARM
+        case CLOCK_BOOTTIME, 9: onClock = Kernel.now(CLOCK_BOOTTIME)             // and BOOTTIME_ALARM
+        case 11: onClock = Kernel.now(clockid_t(11))                               // TAI
+        case CLOCK_PROCESS_CPUTIME_ID: onClock = t.tg.sampleCPU()
+        case CLOCK_THREAD_CPUTIME_ID: _ = t.tg.sampleCPU(); onClock = t.cpuNs
+        default: onClock = Kernel.now(CLOCK_MONOTONIC)
+        }
+        v = v &- onClock
+        if v == 0 { v = 1 }
     }
     arm(t.kernel, t.tg, tm, at: Kernel.now(CLOCK_MONOTONIC) &+ v)
     return 0
@@ -139,22 +153,31 @@ private func arm(_ k: Kernel, _ tg: ThreadGroup, _ tm: PosixTimer, at deadline: 
         var next: Int64 = 0
         if tm.interval > 0 {
             // Expirations missed while the Sentry was late count as overruns.
+            // (Counted, not stepped: a 1 ns period far in the past must not
+            // loop; the count saturates at INT_MAX, Linux's DELAYTIMER_MAX.)
             let now = Kernel.now(CLOCK_MONOTONIC)
-            var n = deadline &+ tm.interval
-            var missed: Int32 = 0
-            while n <= now && missed < Int32.max { n &+= tm.interval; missed += 1 }
-            tm.pendingOverrun &+= missed
-            next = n
+            let late = now > deadline ? now - deadline : 0
+            let missed = late / tm.interval
+            tm.pendingOverrun = Int32(min(Int64(Int32.max), Int64(tm.pendingOverrun) + missed))
+            next = deadline &+ (missed &+ 1) &* tm.interval
+            if next <= now { next = now &+ tm.interval }
         }
-        if tm.notify != SIGEV_NONE {
+        let target = tm.notify == SIGEV_THREAD_ID ? tg.tasks.first(where: { $0.tid == tm.targetTid }) : nil
+        // Its last signal not delivered yet: this expiry (and the missed
+        // ones) only add to that signal's overrun, as in Linux.
+        let more = Int64(tm.pendingOverrun) + 1
+        if tm.notify != SIGEV_NONE,
+           (target.map { $0.pending.addTimerOverrun(id: tm.id, signo: tm.signo, more) }
+                ?? tg.sharedPending.addTimerOverrun(id: tm.id, signo: tm.signo, more)) != nil {
+            tm.pendingOverrun = 0
+        } else if tm.notify != SIGEV_NONE {
             var info = SigInfo(signo: tm.signo)
             info.code = -2                                                  // SI_TIMER
             info.pid = tm.id                                                // si_timerid
             info.uid = UInt32(bitPattern: tm.pendingOverrun)                // si_overrun
             info.value = tm.value
-            tm.overrun = tm.pendingOverrun
             tm.pendingOverrun = 0
-            if tm.notify == SIGEV_THREAD_ID, let target = tg.tasks.first(where: { $0.tid == tm.targetTid }) {
+            if let target = target {
                 target.sendSignal(tm.signo, info)
             } else {
                 tg.sendSignal(tm.signo, info)

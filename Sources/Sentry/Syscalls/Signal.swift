@@ -74,6 +74,7 @@ func registerSignal(_ t: SyscallTable) {
         let saved = t.sigMask
         while true {
             if let i = t.pending.take(blocked: ~want) ?? t.tg.sharedPending.take(blocked: ~want) {
+                t.noteTaken(i)
                 if a.a1 != 0 && !t.copyOut(a.a1, i.bytes()) { return err(EFAULT) }
                 return Int(i.signo)
             }

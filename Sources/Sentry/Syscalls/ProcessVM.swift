@@ -1,0 +1,89 @@
+// process_vm_readv and process_vm_writev: copies between the caller's memory
+// and another process's, each side described by an iovec array.
+//
+// The Sentry copies through its own buffer with the two tasks' memory
+// accessors (the same ones every syscall uses on its caller), so nothing of
+// the request reaches the host as given. Checks follow Linux: flags must be
+// 0; the local vector is read first and an empty one returns 0 before the
+// target is looked up; the target needs the ptrace "attach" permission with
+// real credentials (same process, or the caller's real uid/gid equal to all
+// of the target's uids/gids, or CAP_SYS_PTRACE), else EPERM. Copies go page
+// by page and stop at the first page that cannot be copied: bytes copied so
+// far are returned, EFAULT when there were none.
+
+import CMoat
+import Glibc
+
+func registerProcessVM(_ t: SyscallTable) {
+    t[310] = { t, a in sysProcessVM(t, a, write: false) }                    // process_vm_readv
+    t[311] = { t, a in sysProcessVM(t, a, write: true) }                     // process_vm_writev
+}
+
+/// An iovec array of the caller: (base, length) pairs, EINVAL for a count
+/// over IOV_MAX or a negative length, EFAULT when unreadable.
+private func readIovecs(_ t: Task, _ addr: UInt64, _ count: UInt64) -> Result<[(UInt64, Int)], Errno> {
+    if count > 1024 { return .failure(Errno(EINVAL)) }
+    if count == 0 { return .success([]) }
+    guard let b = t.copyIn(addr, Int(count) * 16) else { return .failure(Errno(EFAULT)) }
+    var out: [(UInt64, Int)] = []
+    var total = 0
+    for i in 0..<Int(count) {
+        let len = Int64(bitPattern: get64(b, i * 16 + 8))
+        if len < 0 { return .failure(Errno(EINVAL)) }
+        // Linux shortens the total to MAX_RW_COUNT (INT_MAX & page mask).
+        let room = 0x7fff_f000 - total
+        let n = Int(min(len, Int64(room)))
+        total += n
+        out.append((get64(b, i * 16), n))
+    }
+    return .success(out)
+}
+
+/// Whether `t` may read and write `target`'s memory (ptrace attach mode,
+/// real credentials), as Linux's ptrace_may_access decides without an LSM.
+func mayAttach(_ t: Task, _ target: ThreadGroup) -> Bool {
+    if target === t.tg { return true }
+    let c = t.creds, o = target.creds
+    let same = c.uid == o.uid && c.uid == o.euid && c.uid == o.suid
+        && c.gid == o.gid && c.gid == o.egid && c.gid == o.sgid
+    return same || c.has(Cap.sysPtrace)
+}
+
+private func sysProcessVM(_ t: Task, _ a: Args, write: Bool) -> Int {
+    if a.a5 != 0 { return err(EINVAL) }
+    let local: [(UInt64, Int)], remote: [(UInt64, Int)]
+    switch readIovecs(t, a.a1, a.a2) { case .success(let v): local = v; case .failure(let e): return e.ret }
+    if local.allSatisfy({ $0.1 == 0 }) { return 0 }
+    switch readIovecs(t, a.a3, a.a4) { case .success(let v): remote = v; case .failure(let e): return e.ret }
+    let pid = a.int(0)
+    guard pid > 0, let target = t.kernel.tasks[pid], t.kernel.sees(t, target.tg), !target.tg.zombie else { return err(ESRCH) }
+    if !mayAttach(t, target.tg) { return err(EPERM) }
+
+    var li = 0, lOff = 0, copied = 0
+    var buf = [UInt8](repeating: 0, count: 4096)
+    outer: for (rBase, rLen) in remote where rLen > 0 {
+        var rOff = 0
+        while rOff < rLen {
+            while li < local.count && lOff == local[li].1 { li += 1; lOff = 0 }
+            if li == local.count { break outer }
+            // One chunk: within a page of the remote side and within the
+            // current local segment.
+            let rAddr = rBase &+ UInt64(rOff)
+            let n = min(rLen - rOff, local[li].1 - lOff, Int(4096 - (rAddr & 4095)))
+            let lAddr = local[li].0 &+ UInt64(lOff)
+            let ok = buf.withUnsafeMutableBytes { p -> Bool in
+                if write {
+                    return t.memRead(lAddr, p.baseAddress!, n) == n && target.memWrite(rAddr, p.baseAddress!, n) == n
+                }
+                return target.memRead(rAddr, p.baseAddress!, n) == n && t.memWrite(lAddr, p.baseAddress!, n) == n
+            }
+            if !ok { break outer }
+            copied += n; rOff += n; lOff += n
+        }
+    }
+    if copied == 0 && (local.contains { $0.1 > 0 } && remote.contains { $0.1 > 0 }) {
+        // Nothing copied although both sides asked for bytes: a fault.
+        return err(EFAULT)
+    }
+    return copied
+}
