@@ -215,6 +215,7 @@ final class TmpfsFileFD: FileDescription {
         if count == 0 { return 0 }
         if node.seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 { return err(EPERM) }
         if node.seals & F_SEAL_GROW_ != 0 && Int((off ?? offset)) + count > node.fileLength { return err(EPERM) }
+        if (off ?? offset) < 0 { return err(EINVAL) }                        // never a negative index
         if (off ?? offset) > 1 << 32 || count > 1 << 30 { return err(EFBIG) }
         let bytes = t.copyInPrefix(buf, count)
         if bytes.isEmpty { return err(EFAULT) }

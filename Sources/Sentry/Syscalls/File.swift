@@ -339,6 +339,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
 }
 
 func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+    if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
@@ -349,6 +350,7 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
 }
 
 func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+    if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
@@ -404,6 +406,11 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
     if cnt < 0 || cnt > 1024 { return err(EINVAL) }
     if cnt == 0 { return 0 }
     guard let v = t.copyIn(iov, Int(cnt) * 16) else { return err(EFAULT) }
+    // A negative length or position never indexes a buffer (preadv at -1
+    // read the Sentry's memory before a tmpfs file's bytes; pwritev at -1
+    // crashed the Sentry).
+    for i in 0..<Int(cnt) where Int64(bitPattern: get64(v, i * 16 + 8)) < 0 { return err(EINVAL) }
+    if let o = off, o < 0 { return err(EINVAL) }
     var total = 0
     var pos = off
     let keep = write ? dropSetIDForWrite(t, f.inode) : nil

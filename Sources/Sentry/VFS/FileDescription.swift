@@ -84,6 +84,7 @@ class FileDescription {
 /// Copies a byte buffer to the application at the description's offset semantics.
 func readFromBytes(_ t: Task, _ data: UnsafeRawBufferPointer, _ fd: FileDescription, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     let pos = off ?? fd.offset
+    if pos < 0 { return err(EINVAL) }                       // never read before the buffer
     if pos >= data.count { return 0 }
     let n = min(count, data.count - Int(pos))
     if !t.copyOut(buf, data.baseAddress! + Int(pos), n) { return err(EFAULT) }
