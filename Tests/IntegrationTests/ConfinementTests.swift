@@ -65,8 +65,12 @@ struct ConfinementTests {
             for _ in 0..<100 {
                 let r = await runProcess([moat, "debug", "\(l.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30)
                 procs = Self.parse(r.stdoutText)
+                // A stub holds a Sentry file only while an injected mmap
+                // maps it (the vDSO's memfd, an ELF): wait that out too; a
+                // descriptor that stays is what the check below must catch.
                 if procs.contains(where: { $0.role.hasPrefix("stub") }),
-                   procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }) { break }
+                   procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   procs.filter({ $0.role.hasPrefix("stub") }).allSatisfy({ $0.fds.allSatisfy { $0 == "anon_inode:[pidfd]" } }) { break }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             let sentry = try #require(procs.first { $0.role == "Sentry" }, "no Sentry in:\n\(procs)")
