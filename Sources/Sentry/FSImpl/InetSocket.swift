@@ -343,7 +343,12 @@ final class InetSocketFD: FileDescription {
         var soerr: Int32 = 0
         var len = socklen_t(4)
         if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 { return err(errno) }
-        return soerr == 0 ? 0 : err(soerr)
+        if soerr != 0 { return err(soerr) }
+        // The host socket stays "connecting" until connect is called once
+        // more; do it now, so that the application's next connect is EISCONN
+        // as after a blocking connect on Linux.
+        _ = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+        return 0
     }
 
     /// Whether this socket may still move to an egress socket: --network

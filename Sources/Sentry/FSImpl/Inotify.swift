@@ -185,10 +185,11 @@ extension Kernel {
 
     private func inotifyFileSlow(_ p: Path, _ mask: UInt32) {
         let m = mask | (p.inode.isDir ? IN_ISDIR_ : 0)
-        inotify.emit(p.inode, m)
+        // The parent's watch hears first, then the file's own (Linux's order).
         if !p.dentry.dead, let parent = p.dentry.parent, p.dentry !== p.mount.root {
             inotify.emit(parent.inode, m, name: p.dentry.name)
         }
+        inotify.emit(p.inode, m)
     }
 
     /// An entry of `dir` named `name` was created or deleted.
@@ -218,6 +219,6 @@ extension Kernel {
         let d = moved.isDir ? IN_ISDIR_ : 0
         inotify.emit(from, IN_MOVED_FROM_ | d, name: oldName, cookie: cookie)
         inotify.emit(to, IN_MOVED_TO_ | d, name: newName, cookie: cookie)
-        inotify.emit(moved, IN_MOVE_SELF_ | d)
+        inotify.emit(moved, IN_MOVE_SELF_)                  // no IN_ISDIR here, as in Linux
     }
 }

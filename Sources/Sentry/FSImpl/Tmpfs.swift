@@ -200,13 +200,22 @@ final class TmpfsFileFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
         if node.memfd >= 0 {
+            // Through the task's scratch buffer, a chunk at a time: a
+            // regular file's read returns all it has, not one chunk.
             let pos = off ?? offset
-            let n = min(count, t.scratch.count)
-            let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(node.memfd, $0.baseAddress!, n, Int(pos)) }
-            if r < 0 { return err(errno) }
-            if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
-            if off == nil { offset = pos + Int64(r) }
-            return r
+            var total = 0
+            while total < count {
+                let n = min(count - total, t.scratch.count)
+                let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(node.memfd, $0.baseAddress!, n, Int(pos) + total) }
+                if r < 0 { if total == 0 { return err(errno) }; break }
+                if !t.scratch.withUnsafeBytes({ t.copyOut(buf &+ UInt64(total), $0.baseAddress!, r) }) {
+                    if total == 0 { return err(EFAULT) }; break
+                }
+                total += r
+                if r < n { break }
+            }
+            if off == nil { offset = pos + Int64(total) }
+            return total
         }
         return node.data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }

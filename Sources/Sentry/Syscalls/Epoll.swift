@@ -100,10 +100,18 @@ final class EpollFD: FileDescription {
     func prune() { interest = interest.filter { $0.value.file.refs > 0 } }
 
     /// Ready entries now, as (fd, events) with ET/ONESHOT applied.
+    /// The scan starts after the last entry reported: with more ready
+    /// entries than a wait takes, each gets its turn (Linux moves reported
+    /// entries to the tail of its ready list).
+    private var resumeAfter: Int32 = -1
+
     func collect(max: Int) -> [(UInt32, UInt64)] {
         prune()
         var out: [(UInt32, UInt64)] = []
-        for fd in interest.keys.sorted() {
+        let keys = interest.keys.sorted()
+        let first = keys.firstIndex { $0 > resumeAfter } ?? 0
+        for k in keys.indices {
+            let fd = keys[(first + k) % keys.count]
             guard var e = interest[fd], !e.disabled else { continue }
             let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
             let now = UInt32(UInt16(bitPattern: e.file.readiness())) & want
@@ -112,6 +120,7 @@ final class EpollFD: FileDescription {
             e.lastReported = now
             if report != 0 && out.count < max {
                 out.append((report, e.data))
+                resumeAfter = fd
                 e.seenWakeups = e.file.wakeups()
                 if e.events & EPOLLONESHOT_ != 0 { e.disabled = true }
             } else if report != 0 {

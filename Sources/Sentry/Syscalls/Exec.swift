@@ -13,13 +13,22 @@ struct ExecTarget {
 }
 
 /// Resolves `path` to a loadable program, following #! (up to 4 levels).
-func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[UInt8]], depth: Int = 0) -> Result<ExecTarget, Errno> {
+/// `resolved`: the file itself (execveat with AT_EMPTY_PATH; `path` is then
+/// the /dev/fd/N name a script's interpreter gets). `follow` false:
+/// execveat's AT_SYMLINK_NOFOLLOW, a final symlink is ELOOP.
+func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[UInt8]], depth: Int = 0,
+                 resolved: Path? = nil, follow: Bool = true) -> Result<ExecTarget, Errno> {
     if depth > 4 { return .failure(Errno(ELOOP)) }
-    if path.isEmpty { return .failure(Errno(ENOENT)) }
     let p: Path
-    switch t.kernel.vfs.resolve(t.fs, start: start, path, follow: true, searcher: t.searcher) {
-    case .success(let x): p = x
-    case .failure(let e): return .failure(e)
+    if let r = resolved {
+        p = r
+    } else {
+        if path.isEmpty { return .failure(Errno(ENOENT)) }
+        switch t.kernel.vfs.resolve(t.fs, start: start, path, follow: follow, searcher: t.searcher) {
+        case .success(let x): p = x
+        case .failure(let e): return .failure(e)
+        }
+        if p.inode.isSymlink { return .failure(Errno(ELOOP)) }
     }
     let ino = p.inode
     if ino.isDir { return .failure(Errno(EACCES)) }
@@ -205,12 +214,27 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     let argv: [[UInt8]], envp: [[UInt8]]
     switch t.copyInStringArray(argvAddr, budget: &budget) { case .success(let v): argv = v; case .failure(let e): return e.ret }
     switch t.copyInStringArray(envAddr, budget: &budget) { case .success(let v): envp = v; case .failure(let e): return e.ret }
+    if flags & ~(AT_EMPTY_PATH_ | AT_SYMLINK_NOFOLLOW_) != 0 { return err(EINVAL) }
     if path.isEmpty && flags & AT_EMPTY_PATH_ == 0 { return err(ENOENT) }
     let start: Path
-    switch t.startPath(dirfd) { case .success(let s): start = s; case .failure(let e): return e.ret }
-    switch prepareExec(t, dirfd: dirfd, start: start, path, argv: argv) {
+    var resolved: Path? = nil
+    var name = path
+    if path.isEmpty {
+        // The file dirfd refers to (an O_PATH descriptor will do), named
+        // /dev/fd/N as Linux names it for a script's interpreter.
+        if dirfd == AT_FDCWD_ { resolved = t.fs.cwd } else {
+            guard let f = t.fds.get(dirfd) else { return err(EBADF) }
+            guard let p = f.path else { return err(EACCES) }
+            resolved = p
+        }
+        name = Array("/dev/fd/\(dirfd)".utf8)
+        start = resolved!
+    } else {
+        switch t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
+    }
+    switch prepareExec(t, dirfd: dirfd, start: start, name, argv: argv, resolved: resolved, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0) {
     case .success(let target):
-        let r = execImage(t, target, envp: envp, execfn: path)
+        let r = execImage(t, target, envp: envp, execfn: name)
         if r == 0 { t.skipReturn = true }
         return r
     case .failure(let e):

@@ -402,6 +402,9 @@ func restoreSetID(_ keep: (Inode, UInt32)?) {
 
 func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?, write: Bool) -> Int {
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    // Linux's order: a position on an unseekable file (ESPIPE), the mode
+    // (EBADF), the vector (EINVAL, EFAULT), then a negative position.
+    if off != nil && !f.seekable { return err(ESPIPE) }
     if write ? !f.writable : !f.readable { return err(EBADF) }
     if cnt < 0 || cnt > 1024 { return err(EINVAL) }
     if cnt == 0 { return 0 }

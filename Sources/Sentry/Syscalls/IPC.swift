@@ -76,6 +76,12 @@ final class IPCNamespace {
     func newID(kind: Int) -> Int32 { let i = next[kind, default: 0]; next[kind] = i + 1; return i }
 }
 
+/// A limit as the sandbox's kernel.* sysctl says (Linux's info calls read
+/// the same values), or `dflt` when it is not a number.
+private func ipcLimit(_ t: Task, _ key: String, _ dflt: UInt64) -> UInt64 {
+    t.kernel.sysctl.entries[key].flatMap { UInt64($0.value) } ?? dflt
+}
+
 func registerIPC(_ t: SyscallTable) {
     t[29] = sysShmget
     t[30] = sysShmat
@@ -201,10 +207,25 @@ func sysShmdt(_ t: Task, _ a: Args) -> Int {
 func sysShmctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), cmd = a.int(1) & ~0x100 // IPC_64
     let ipc = t.kernel.ipc
-    if cmd == IPC_INFO || cmd == SHM_INFO {
-        var b = [UInt8](repeating: 0, count: 128)
-        put64(&b, 0, SHMMAX); put64(&b, 8, 1); put64(&b, 16, 4096); put64(&b, 24, 32000); put64(&b, 32, SHMMAX / 4096)
-        if cmd == SHM_INFO { put32(&b, 0, Int32(ipc.shm.count)) }
+    // The info calls write exactly their structure (ipcs keeps it on its
+    // stack: 128 bytes over a 48-byte shm_info corrupted it) and return
+    // the highest index in use.
+    if cmd == IPC_INFO {
+        // struct shminfo, 72 bytes: shmmax, shmmin, shmmni, shmseg, shmall,
+        // four reserved longs; the limits are the kernel.shm* sysctls.
+        var b = [UInt8](repeating: 0, count: 72)
+        let mni = ipcLimit(t, "kernel/shmmni", 4096)
+        put64(&b, 0, ipcLimit(t, "kernel/shmmax", SHMMAX)); put64(&b, 8, 1); put64(&b, 16, mni); put64(&b, 24, mni)
+        put64(&b, 32, ipcLimit(t, "kernel/shmall", SHMMAX / 4096))
+        return t.copyOut(a.a2, b) ? Int(ipc.shm.keys.max() ?? 0) : err(EFAULT)
+    }
+    if cmd == SHM_INFO {
+        // struct shm_info, 48 bytes: used_ids (int, padded), shm_tot and
+        // shm_rss in pages (all resident: nothing is swapped), shm_swp,
+        // swap_attempts, swap_successes.
+        var b = [UInt8](repeating: 0, count: 48)
+        let pages = ipc.shm.values.reduce(UInt64(0)) { $0 + pageUp($1.size) / 4096 }
+        put32(&b, 0, Int32(ipc.shm.count)); put64(&b, 8, pages); put64(&b, 16, pages)
         return t.copyOut(a.a2, b) ? Int(ipc.shm.keys.max() ?? 0) : err(EFAULT)
     }
     guard let s = ipc.shm[id] else { return err(EINVAL) }
@@ -302,8 +323,14 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), num = Int(a.int(1)), cmd = a.int(2) & ~0x100, arg = a.a3
     let ipc = t.kernel.ipc
     if cmd == IPC_INFO || cmd == SEM_INFO {
+        // struct seminfo, ten ints: semmap, semmni, semmns, semmnu, semmsl,
+        // semopm, semume, semusz, semvmx, semaem; SEM_INFO puts the sets
+        // and semaphores in use in semusz and semaem.
         var b = [UInt8](repeating: 0, count: 40)
-        let info: [Int32] = [32000, 32000 * 64, 32000 * 64, 32000, Int32(SEMMSL), Int32(SEMOPM), 32767, 1024, SEMVMX, 32767]
+        let used = cmd == SEM_INFO
+        let inUse = Int32(clamping: ipc.sems.values.reduce(0) { $0 + $1.values.count })
+        let info: [Int32] = [32000 * 32000, 32000, 32000 * 32000, 32000 * 32000, Int32(SEMMSL), Int32(SEMOPM), Int32(SEMOPM),
+                             used ? Int32(ipc.sems.count) : 20, SEMVMX, used ? inUse : SEMVMX]
         for (i, v) in info.enumerated() { put32(&b, i * 4, v) }
         return t.copyOut(arg, b) ? Int(ipc.sems.keys.max() ?? 0) : err(EFAULT)
     }
@@ -444,9 +471,18 @@ func sysMsgctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), cmd = a.int(1) & ~0x100
     let ipc = t.kernel.ipc
     if cmd == IPC_INFO || cmd == MSG_INFO {
+        // struct msginfo, 32 bytes: ints msgpool, msgmap, msgmax, msgmnb,
+        // msgmni, msgssz, msgtql, then the unsigned short msgseg. MSG_INFO
+        // puts the queues, messages and bytes in use in msgpool, msgmap
+        // and msgtql.
         var b = [UInt8](repeating: 0, count: 32)
-        let info: [Int32] = [0, Int32(MSGMAX), Int32(MSGMNB), 32000, 16384, 8192, 32000, 16]
+        let used = cmd == MSG_INFO
+        let msgs = ipc.msgs.values.reduce(0) { $0 + $1.messages.count }, bytes = ipc.msgs.values.reduce(0) { $0 + $1.bytes }
+        let info: [Int32] = [used ? Int32(ipc.msgs.count) : 32000 * Int32(MSGMNB) / 1024, used ? Int32(clamping: msgs) : Int32(MSGMNB),
+                             Int32(clamping: ipcLimit(t, "kernel/msgmax", UInt64(MSGMAX))), Int32(clamping: ipcLimit(t, "kernel/msgmnb", UInt64(MSGMNB))),
+                             Int32(clamping: ipcLimit(t, "kernel/msgmni", 32000)), 16, used ? Int32(clamping: bytes) : Int32(MSGMNB)]
         for (i, v) in info.enumerated() { put32(&b, i * 4, v) }
+        b[28] = 0xff; b[29] = 0xff                                             // msgseg
         return t.copyOut(a.a2, b) ? Int(ipc.msgs.keys.max() ?? 0) : err(EFAULT)
     }
     guard let q = ipc.msgs[id] else { return err(EINVAL) }

@@ -75,6 +75,9 @@ func registerIdentity(_ t: SyscallTable) {
         return 0
     }
     t[97] = { t, a in sysPrlimit(t, 0, a.uint(0), 0, a.a1) }                  // getrlimit
+    // vhangup: needs CAP_SYS_TTY_CONFIG (26); the sandbox's terminals have
+    // nothing to revoke beyond that.
+    t[153] = { t, _ in t.creds.has(26) ? 0 : err(EPERM) }
     t[160] = { t, a in sysPrlimit(t, 0, a.uint(0), a.a1, 0) }                 // setrlimit
     t[302] = { t, a in sysPrlimit(t, a.int(0), a.uint(1), a.a2, a.a3) }       // prlimit64
     t[99] = { t, a in                                                         // sysinfo

@@ -18,6 +18,15 @@ func registerMemory(_ t: SyscallTable) {
             guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
             return t.thread.inject(28, a.a0, l, 4)
         }
+        if adv == 18 || adv == 19 /* MADV_WIPEONFORK, MADV_KEEPONFORK */ {
+            // The stub's own mapping carries it: a forked stub's copy of a
+            // private anonymous range then reads zero; the host refuses
+            // (EINVAL) other kinds of mapping, as Linux does.
+            let l = pageUp(a.a1)
+            guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
+            guard t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+            return t.thread.inject(28, a.a0, l, UInt64(adv))
+        }
         return 0
     }
     t[26] = { t, a in                                                         // msync
@@ -51,12 +60,14 @@ func registerMemory(_ t: SyscallTable) {
 
 func sysMmap(_ t: Task, _ a: Args) -> Int {
     let addr = a.a0, len = a.a1, prot = a.int(2), flags = a.int(3), fd = a.int(4), off = a.a5
+    // Linux's order: the offset's alignment (the arch entry), the
+    // descriptor (ksys_mmap_pgoff), then the length and the rest (do_mmap).
+    if off & 4095 != 0 { return err(EINVAL) }
+    if flags & MAP_ANONYMOUS == 0 && t.fds.get(fd) == nil { return err(EBADF) }
     if len == 0 { return err(EINVAL) }
     let l = pageUp(len)
     if l == 0 || l > 1 << 46 { return err(ENOMEM) }
-    if off & 4095 != 0 { return err(EINVAL) }
     if off > UInt64(Int64.max) - l { return err(EOVERFLOW) }
-    if flags & MAP_ANONYMOUS == 0 && t.fds.get(fd) == nil { return err(EBADF) }
     let type = flags & 0xf
     if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
     if prot & ~Int32(7) != 0 { return err(EINVAL) }
@@ -86,6 +97,11 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
     if let h = f as? HostFileFD, !h.isStream {
         return t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name)
+    }
+    if let d = f as? DeviceFD, d.kind == .zero {
+        // /dev/zero maps anonymous memory (shared: one region across forks).
+        return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE,
+                                 name: type != MAP_PRIVATE ? "/dev/zero (deleted)" : "")
     }
     if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
         let mfd = tf.node.promoteToMemfd()

@@ -97,5 +97,22 @@ int main(void) {
     T(msgsnd(m, &zero_type, 2, 0));
     T(msgctl(m, IPC_RMID, NULL));
     T(msgsnd(m, &a, 4, 0));
+
+    /* The info calls fill their own structure and nothing past it, and
+     * IPC_INFO agrees with /proc/sys/kernel/shm*. */
+    unsigned char big[256];
+    int sid = shmget(IPC_PRIVATE, 10000, 0600);
+    memset(big, 0x55, sizeof big);
+    T(shmctl(0, IPC_INFO, (struct shmid_ds *)big) >= 0);
+    struct shminfo *si = (struct shminfo *)big;
+    say("shminfo: shmmin=%lu shmmni=%lu shmseg=%lu untouched after: %d", si->shmmin, si->shmmni, si->shmseg,
+        big[sizeof(struct shminfo)] == 0x55);
+    cat("/proc/sys/kernel/shmmax"); say("shmmax: %lu", si->shmmax);
+    cat("/proc/sys/kernel/shmall"); say("shmall: %lu", si->shmall);
+    memset(big, 0x55, sizeof big);
+    T(shmctl(0, SHM_INFO, (struct shmid_ds *)big) >= 0);
+    struct shm_info *sh = (struct shm_info *)big;
+    say("shm_info: used_ids=%d shm_tot=%lu untouched after: %d", sh->used_ids, sh->shm_tot, big[sizeof(struct shm_info)] == 0x55);
+    T(shmctl(sid, IPC_RMID, NULL));
     return 0;
 }

@@ -1,0 +1,174 @@
+/* Behaviours the LTP run found different (LTP.md): execveat's dirfd rules,
+ * mmap's error order and /dev/zero mappings, a whole read of a large
+ * shared-mapped tmpfs file, inotify's event order and MOVE_SELF mask, and
+ * epoll_wait's round robin over more ready entries than it may return. */
+#include "t.h"
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static void execveat_rules(void) {
+    T(mkdir("ex", 0755));
+    /* This program itself (a script would see /dev/fd/N names). */
+    T(link("/work/prog", "ex/prog.sh"));
+    T(symlink("prog.sh", "ex/link"));
+    char *argv[] = {"prog", "child", NULL};
+    int dir = open("ex", O_DIRECTORY), file = open("ex/prog.sh", O_PATH);
+    const struct { int fd; const char *path; int flags; } c[] = {
+        {-1, "/work/ex/prog.sh", 0},       /* absolute: dirfd unused */
+        {dir, "prog.sh", 0},
+        {file, "", AT_EMPTY_PATH},         /* the O_PATH descriptor itself */
+        {dir, "link", AT_SYMLINK_NOFOLLOW},
+        {dir, "prog.sh", 0x4000},          /* unknown flag */
+        {file, "prog.sh", 0},              /* dirfd not a directory */
+        {-1, "prog.sh", 0},
+    };
+    for (unsigned i = 0; i < sizeof c / sizeof c[0]; i++) {
+        fflush(stdout);
+        pid_t p = fork();
+        if (p == 0) {
+            syscall(SYS_execveat, c[i].fd, c[i].path, argv, environ, c[i].flags);
+            say("execveat case %u: -1 %s", i, ename(errno));
+            _exit(0);
+        }
+        waitpid(p, NULL, 0);
+    }
+    close(dir); close(file);
+}
+
+static void mmap_rules(void) {
+    int fd = open("gone", O_RDWR | O_CREAT, 0644);
+    close(fd);
+    /* EBADF comes before the zero length. */
+    say("mmap closed fd, len 0: %s", mmap(NULL, 0, PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? ename(errno) : "mapped");
+    say("mmap closed fd, bad offset: %s", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 1) == MAP_FAILED ? ename(errno) : "mapped");
+    int z = open("/dev/zero", O_RDONLY);
+    char *r = mmap(NULL, 4096, PROT_READ, MAP_SHARED, z, 0);
+    say("/dev/zero shared read-only: %s", r == MAP_FAILED ? ename(errno) : (r[100] == 0 ? "zeros" : "junk"));
+    close(z);
+    z = open("/dev/zero", O_RDWR);
+    int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, z, 0);
+    if (w != MAP_FAILED) {
+        fflush(stdout);
+        if (fork() == 0) { w[0] = 42; _exit(0); }
+        wait(NULL);
+        say("/dev/zero shared across fork: %d", w[0]);
+    } else say("/dev/zero shared rw: %s", ename(errno));
+    close(z);
+
+    /* A 1 MB file written through a shared mapping reads back whole. */
+    size_t n = 1 << 20;
+    fd = open("big", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, n));
+    char *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    for (size_t i = 0; i < n; i++) m[i] = (char)i;
+    char *buf = malloc(n);
+    T(pread(fd, buf, n, 0));
+    say("read back whole: %d", memcmp(buf, m, n) == 0);
+    munmap(m, n); free(buf); close(fd);
+}
+
+static void show_events(int in) {
+    char buf[4096];
+    ssize_t len = read(in, buf, sizeof buf);
+    for (char *p = buf; len > 0 && p < buf + len;) {
+        struct inotify_event *e = (struct inotify_event *)p;
+        say("event wd=%d mask=%x name=%s", e->wd, e->mask, e->len ? e->name : "");
+        p += sizeof *e + e->len;
+    }
+}
+
+static void inotify_rules(void) {
+    T(mkdir("w", 0755));
+    T(mkdir("w/sub", 0755));
+    int in = inotify_init1(IN_NONBLOCK);
+    T(inotify_add_watch(in, "w", IN_ATTRIB));
+    T(inotify_add_watch(in, "w/sub", IN_ATTRIB | IN_MOVE_SELF));
+    T(chmod("w/sub", 0700));                  /* parent's watch first */
+    T(rename("w/sub", "w/sub2"));             /* MOVE_SELF, no IN_ISDIR */
+    show_events(in);
+    close(in);
+}
+
+static void epoll_round_robin(void) {
+    int ep = epoll_create1(0), p[6][2];
+    for (int i = 0; i < 6; i++) {
+        T(pipe(p[i]));
+        write(p[i][1], "x", 1);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, p[i][0], &ev);
+    }
+    int seen[6] = {0};
+    for (int round = 0; round < 6; round++) {
+        struct epoll_event out[2];
+        int r = epoll_wait(ep, out, 2, 0);
+        for (int k = 0; k < r; k++) seen[out[k].data.u32]++;
+    }
+    say("epoll round robin: %d %d %d %d %d %d", seen[0], seen[1], seen[2], seen[3], seen[4], seen[5]);
+}
+
+static void wipe_on_fork(void) {
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(m, 7, 8192);
+    T(madvise(m, 4096, MADV_WIPEONFORK));
+    int z = open("/dev/zero", O_RDONLY);
+    char *f = mmap(NULL, 4096, PROT_READ, MAP_SHARED, z, 0);
+    T(madvise(f, 4096, MADV_WIPEONFORK));     /* not private anonymous */
+    fflush(stdout);
+    if (fork() == 0) { say("child: wiped %d kept %d", m[0], m[4096]); _exit(0); }
+    wait(NULL);
+    T(madvise(m, 4096, MADV_KEEPONFORK));
+    fflush(stdout);
+    if (fork() == 0) { say("child after KEEPONFORK: %d", m[0]); _exit(0); }
+    wait(NULL);
+    say("parent: %d", m[0]);
+}
+
+static void offsets(void) {
+    int fd = open("off", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    write(fd, "0123456789", 10);
+    char b[16];
+    struct iovec v = {b, 4};
+    T(preadv(fd, &v, 1, -1));
+    T(pwritev(fd, &v, 1, -1));
+    T(pread(fd, b, 4, -1));
+    T(pwrite(fd, b, 4, -1));
+    T(pread(-5, b, 4, -1));                  /* the offset before the fd */
+    struct iovec neg = {b, (size_t)-1};
+    T(preadv(fd, &neg, 1, -1));              /* the vector before the offset */
+    int p[2];
+    pipe(p);
+    T(pwritev2(p[0], &v, 1, 0, 0));          /* ESPIPE before EBADF */
+    T(preadv(p[1], &v, 1, 0));
+    T(pread(fd, b, 4, 6));
+    close(fd); close(p[0]); close(p[1]);
+}
+
+/* A blocking connect that succeeded leaves the socket connected: a second
+ * connect is EISCONN, even after the peer closed. */
+static void connect_twice(void) {
+    struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof s;
+    int srv = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(srv, (void *)&s, l) || listen(srv, 4) || getsockname(srv, (void *)&s, &l)) { say("server: %s", ename(errno)); return; }
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    T(connect(c, (void *)&s, sizeof s));
+    int a = accept(srv, NULL, NULL);
+    close(a);
+    T(connect(c, (void *)&s, sizeof s));
+    T(connect(c, (void *)&s, sizeof s));
+    close(c); close(srv);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
+    execveat_rules();
+    mmap_rules();
+    inotify_rules();
+    epoll_round_robin();
+    offsets();
+    wipe_on_fork();
+    connect_twice();
+    return 0;
+}
