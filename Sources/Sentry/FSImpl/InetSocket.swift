@@ -440,6 +440,15 @@ final class InetSocketFD: FileDescription {
             return 0
         }
         if level == IPPROTO_UDP_ && name == 100 { return err(ENOPROTOOPT) } // UDP_ENCAP: tunnels are not offered
+        var name = name
+        if level == SOL_SOCKET && (name == 32 || name == 33) {
+            // SO_SNDBUFFORCE, SO_RCVBUFFORCE: CAP_NET_ADMIN in the sandbox,
+            // then the host's SO_SNDBUF/SO_RCVBUF (which keep the size
+            // within the host's limits, never negative).
+            if !t.creds.has(Cap.netAdmin) { return err(EPERM) }
+            if len < 4 { return err(EINVAL) }
+            name = name == 32 ? SO_SNDBUF : SO_RCVBUF
+        }
         guard let max = InetSocketFD.passedOptions[level]?[name] else { return err(ENOPROTOOPT) }
         if len < 0 { return err(EINVAL) }
         let n = min(len, max)

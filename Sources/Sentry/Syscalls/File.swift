@@ -193,6 +193,12 @@ func registerFile(_ t: SyscallTable) {
         if a.int(3) < 0 || a.int(3) > 5 || a.long(2) < 0 { return err(EINVAL) }
         return 0
     }
+    t[187] = { t, a in                                                                    // readahead: advice only
+        // A descriptor open for reading (EBADF) on a regular file (EINVAL:
+        // pipes, sockets, directories, as Linux).
+        guard let f = t.fds.get(a.int(0)), f.readable else { return err(EBADF) }
+        return f.inode.map({ $0.mode & S_IFMT_ == S_IFREG_ }) == true ? 0 : err(EINVAL)
+    }
     t[165] = sysMount
     t[166] = { t, a in                                                                    // umount2
         if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }

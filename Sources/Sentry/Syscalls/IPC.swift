@@ -44,10 +44,13 @@ final class SemSet {
     var perm: IPCPerm
     var values: [Int32]
     var pids: [Int32]
+    /// Tasks asleep in semop per semaphore, waiting for an increase
+    /// (GETNCNT) or for zero (GETZCNT).
+    var ncnt: [Int32], zcnt: [Int32]
     var otime: Int64 = 0, ctime: Int64 = Int64(time(nil))
     var waiters = WaitQueue()
     var removed = false
-    init(perm: IPCPerm, n: Int) { self.perm = perm; values = Array(repeating: 0, count: n); pids = Array(repeating: 0, count: n) }
+    init(perm: IPCPerm, n: Int) { self.perm = perm; values = Array(repeating: 0, count: n); pids = values; ncnt = values; zcnt = values }
 }
 
 final class MsgQueue {
@@ -291,7 +294,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
         if set.removed { return err(EIDRM) }
         // All or nothing: try the whole list on a copy.
         var vals = set.values
-        var blockedOn = -1
+        var blockedOn = -1, forZero = false
         for o in ops {
             let v = vals[o.num]
             if o.op > 0 {
@@ -301,7 +304,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
                 if v + o.op < 0 { blockedOn = o.num; if o.flg & IPC_NOWAIT != 0 { return err(EAGAIN) }; break }
                 vals[o.num] = v + o.op
             } else if v != 0 {
-                blockedOn = o.num; if o.flg & IPC_NOWAIT != 0 { return err(EAGAIN) }; break
+                blockedOn = o.num; forZero = true; if o.flg & IPC_NOWAIT != 0 { return err(EAGAIN) }; break
             }
         }
         if blockedOn < 0 {
@@ -312,7 +315,9 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
             return 0
         }
         set.waiters.add(t)
+        if forZero { set.zcnt[blockedOn] += 1 } else { set.ncnt[blockedOn] += 1 }
         let r = t.block(deadline: deadline)
+        if forZero { set.zcnt[blockedOn] -= 1 } else { set.ncnt[blockedOn] -= 1 }
         set.waiters.remove(t)
         if r == .timedOut { return err(EAGAIN) }
         if r == .interrupted { return err(EINTR) }       // semop is never restarted
@@ -362,7 +367,8 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
         switch cmd {
         case GETVAL: return Int(set.values[num])
         case GETPID: return Int(set.pids[num])
-        default: return 0                         // waiter counts are not tracked per semaphore
+        case GETNCNT: return Int(set.ncnt[num])
+        default: return Int(set.zcnt[num])
         }
     case GETALL:
         if !needRead() { return err(EACCES) }

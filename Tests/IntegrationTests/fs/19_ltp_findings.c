@@ -7,6 +7,8 @@
 #include <sys/inotify.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
 
 static void execveat_rules(void) {
     T(mkdir("ex", 0755));
@@ -161,6 +163,53 @@ static void connect_twice(void) {
     close(c); close(srv);
 }
 
+/* readahead: a readable regular file only (LTP readahead01). */
+static void readahead_rules(void) {
+    int fd = open("ra", O_RDWR | O_CREAT | O_TRUNC, 0644), wo = open("ra", O_WRONLY), p[2];
+    T(pipe(p));
+    T(syscall(SYS_readahead, fd, 0, 4096));
+    T(syscall(SYS_readahead, wo, 0, 4096));
+    T(syscall(SYS_readahead, p[0], 0, 4096));
+    T(syscall(SYS_readahead, -1, 0, 4096));
+    int d = open(".", O_RDONLY | O_DIRECTORY);
+    T(syscall(SYS_readahead, d, 0, 4096));
+    close(fd); close(wo); close(p[0]); close(p[1]); close(d);
+}
+
+/* SO_SNDBUFFORCE with a huge size never leaves a negative buffer size
+ * (LTP setsockopt04; the size itself is the host's to choose). */
+static void sndbufforce(void) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    unsigned v = 0xffffff00, got = 0;
+    socklen_t l = sizeof got;
+    T(setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v));
+    T(getsockopt(s, SOL_SOCKET, SO_SNDBUF, &got, &l));
+    say("SO_SNDBUF positive: %d", (int)got > 0);
+    close(s);
+}
+
+/* GETNCNT/GETZCNT count the tasks asleep on one semaphore (LTP semctl01). */
+static void sem_waiters(void) {
+    int id = semget(IPC_PRIVATE, 2, 0600);
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++) {
+        fflush(stdout);
+        if ((kids[i] = fork()) == 0) {
+            struct sembuf op = {.sem_num = 1, .sem_op = -1};
+            semop(id, &op, 1);
+            _exit(0);
+        }
+    }
+    int n = 0;
+    for (int tries = 0; tries < 2000 && (n = semctl(id, 1, GETNCNT)) < 3; tries++) usleep(5000);
+    say("GETNCNT: %d, on the other semaphore: %d, GETZCNT: %d", n, semctl(id, 0, GETNCNT), semctl(id, 1, GETZCNT));
+    struct sembuf up = {.sem_num = 1, .sem_op = 3};
+    T(semop(id, &up, 1));
+    for (int i = 0; i < 3; i++) waitpid(kids[i], NULL, 0);
+    say("GETNCNT after: %d", semctl(id, 1, GETNCNT));
+    T(semctl(id, 0, IPC_RMID));
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
     execveat_rules();
@@ -170,5 +219,8 @@ int main(int argc, char **argv) {
     offsets();
     wipe_on_fork();
     connect_twice();
+    readahead_rules();
+    sndbufforce();
+    sem_waiters();
     return 0;
 }
