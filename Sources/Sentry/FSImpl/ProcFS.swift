@@ -93,14 +93,23 @@ extension Kernel {
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)".utf8) })
         let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)/task/\(t.tid)".utf8) })
         let sysDir = k.procSysDir("")
+        // /proc/sysvipc: the IPC namespace's objects, one file per kind.
+        let ipcKinds = ["shm", "msg", "sem"]
+        let ipcFiles = Dictionary(uniqueKeysWithValues: ipcKinds.enumerated().map { i, kind in
+            (kind, file(51 + UInt64(i), { _ in k.ipc.procText(kind) }))
+        })
+        let sysvipcDir = ProcNode(kernel: k, ino: 50, mode: S_IFDIR_ | 0o555, lookup: { _, name in
+            ipcFiles[String(decoding: name, as: UTF8.self)]
+        }, list: { _ in ipcKinds.map { DirEntry(ino: ipcFiles[$0]!.ino, type: 8, name: Array($0.utf8)) } })
         return ProcNode(kernel: k, ino: 1, mode: S_IFDIR_ | 0o555, lookup: { t, name in
             let s = String(decoding: name, as: UTF8.self)
             if let f = staticFiles[s] { return f }
             if s == "self" { return selfLink }
             if s == "thread-self" { return threadSelf }
             if s == "sys" { return sysDir }
+            if s == "sysvipc" { return sysvipcDir }
             if s == "net" { return k.makeProcNetDir() }
-            if let pid = Int32(s), let tg = k.threadGroups[pid], !tg.zombie, k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
+            if let pid = Int32(s), let tg = k.threadGroups[pid], k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
             return nil
         }, list: { t in
             var e = staticFiles.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) }
@@ -108,7 +117,8 @@ extension Kernel {
             e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
             e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
             e.append(DirEntry(ino: 58, type: 4, name: Array("net".utf8)))
-            for pid in k.threadGroups.keys.sorted() where !(k.threadGroups[pid]!.zombie) && k.sees(t, k.threadGroups[pid]!) {
+            e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
+            for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
                 e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(pid)".utf8)))
             }
             return e
@@ -155,7 +165,7 @@ extension Kernel {
         entries["stat"] = { ProcNode(kernel: k, ino: base + 1, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStat(tg, task(), reader: r).utf8) }) }
         entries["status"] = { ProcNode(kernel: k, ino: base + 2, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStatus(tg, task(), reader: r).utf8) }) }
         entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
-        entries["comm"] = { file(4) { (task()?.comm ?? []) + [10] } }
+        entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
@@ -212,7 +222,7 @@ extension Kernel {
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let state = taskState(tg, t, reader: reader)
         let ppid = tg.parent?.tgid ?? 0
-        let comm = String(decoding: t?.comm ?? [], as: UTF8.self)
+        let comm = String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
         let ut = tg.sampleCPU() / 10_000_000, st = tg.stimeNs / 10_000_000
         let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
@@ -224,7 +234,7 @@ extension Kernel {
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         return """
-        Name:\t\(String(decoding: t?.comm ?? [], as: UTF8.self))
+        Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
         Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
         State:\t\(state)
         Tgid:\t\(tg.tgid)

@@ -24,11 +24,20 @@ final class TmpfsInode: Inode {
         if memfd >= 0 { return memfd }
         let fd = "moat-tmpfs".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
         if fd < 0 { return -moat_errno() }
+        // Sized first, then only the pages holding something are written:
+        // zero pages stay holes (no host memory; a SysV segment's shm_rss
+        // counts only touched pages, as on Linux).
+        if ftruncate(fd, off_t(data.count)) != 0 { close(fd); return -EIO }
         var off = 0
         while off < data.count {
-            let w = data.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + off, data.count - off, off) }
-            if w <= 0 { close(fd); return -EIO }
-            off += w
+            let end = min(off + 4096, data.count)
+            let zero = data.withUnsafeBytes { b in b[off..<end].allSatisfy { $0 == 0 } }
+            while !zero && off < end {
+                let w = data.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + off, end - off, off) }
+                if w <= 0 { close(fd); return -EIO }
+                off += w
+            }
+            off = end
         }
         memfd = fd
         data = []

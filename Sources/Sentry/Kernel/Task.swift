@@ -281,6 +281,7 @@ final class Task {
         if exited { return }
         exited = true
         kernel.tasks[tid] = nil
+        if tid == tg.tgid { tg.exitComm = comm }        // a zombie's /proc/PID/stat keeps its name
         tg.tasks.removeAll { $0 === self }
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {

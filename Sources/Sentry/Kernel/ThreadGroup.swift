@@ -48,6 +48,8 @@ final class ThreadGroup {
     var exitCode: Int32 = 0        // wait status
     var zombie = false
     var reaped = false
+    /// The leader's name once it has left (shown for a zombie).
+    var exitComm: [UInt8] = []
     /// Job control: stopped by a stop signal, and not yet reported to wait.
     var stopped = false
     var stopSignal: Int32 = 0

@@ -20,6 +20,9 @@ struct VMA {
     /// For MAP_SHARED mappings: what is shared (a file, or one anonymous
     /// shared region across forks), so futexes in it match across processes.
     var shareID: UInt64 = 0
+    /// False for a shared mapping of a file opened without write access:
+    /// mprotect may not add PROT_WRITE to it (EACCES, Linux's VM_MAYWRITE).
+    var mayWrite = true
 }
 
 private var nextShareID: UInt64 = 1
@@ -195,6 +198,7 @@ final class MemoryManager {
             cur = v.end
         }
         if cur < addr + l { return err(ENOMEM) }
+        if prot & PROT_WRITE != 0 && vmas[range].contains(where: { !$0.mayWrite }) { return err(EACCES) }
         let r = t.thread.protect(addr, l, prot: prot)
         if r < 0 { return r }
         var out: [VMA] = []

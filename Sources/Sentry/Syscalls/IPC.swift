@@ -9,6 +9,8 @@ private let IPC_CREAT: Int32 = 0o1000, IPC_EXCL: Int32 = 0o2000, IPC_NOWAIT: Int
 private let IPC_RMID: Int32 = 0, IPC_SET: Int32 = 1, IPC_STAT: Int32 = 2, IPC_INFO: Int32 = 3
 private let SHM_RDONLY: Int32 = 0o10000, SHM_RND: Int32 = 0o20000, SHM_REMAP: Int32 = 0o40000, SHM_EXEC: Int32 = 0o100000
 private let SHM_STAT: Int32 = 13, SHM_INFO: Int32 = 14, SEM_STAT: Int32 = 18, SEM_INFO: Int32 = 19, MSG_STAT: Int32 = 11, MSG_INFO: Int32 = 12
+/// The *_STAT_ANY commands (Linux 4.17): *_STAT without the read permission check.
+private let SHM_STAT_ANY: Int32 = 15, SEM_STAT_ANY: Int32 = 20, MSG_STAT_ANY: Int32 = 13
 private let GETPID: Int32 = 11, GETVAL: Int32 = 12, GETALL: Int32 = 13, GETNCNT: Int32 = 14, GETZCNT: Int32 = 15
 private let SETVAL: Int32 = 16, SETALL: Int32 = 17
 private let SEMMSL = 32000, SEMOPM = 500, SEMVMX: Int32 = 32767, MSGMAX = 8192, MSGMNB = 16384
@@ -37,6 +39,13 @@ final class ShmSegment {
     init(perm: IPCPerm, size: UInt64, cpid: Int32) {
         self.perm = perm; self.size = size; self.cpid = cpid
         node = TmpfsInode(mode: S_IFREG_ | 0o600, dev: 8)
+    }
+    /// Bytes of the segment's pages that exist (touched), as Linux's shm_rss
+    /// counts them: the memfd's blocks once attached (only attaching writes
+    /// to a segment, so before that there are none).
+    var residentBytes: UInt64 {
+        var st = stat()
+        return node.memfd >= 0 && fstat(node.memfd, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
     }
 }
 
@@ -224,24 +233,25 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
     }
     if cmd == SHM_INFO {
         // struct shm_info, 48 bytes: used_ids (int, padded), shm_tot and
-        // shm_rss in pages (all resident: nothing is swapped), shm_swp,
+        // shm_rss in pages (the touched ones; nothing is swapped), shm_swp,
         // swap_attempts, swap_successes.
         var b = [UInt8](repeating: 0, count: 48)
         let pages = ipc.shm.values.reduce(UInt64(0)) { $0 + pageUp($1.size) / 4096 }
-        put32(&b, 0, Int32(ipc.shm.count)); put64(&b, 8, pages); put64(&b, 16, pages)
+        let rss = ipc.shm.values.reduce(UInt64(0)) { $0 + $1.residentBytes / 4096 }
+        put32(&b, 0, Int32(ipc.shm.count)); put64(&b, 8, pages); put64(&b, 16, rss)
         return t.copyOut(a.a2, b) ? Int(ipc.shm.keys.max() ?? 0) : err(EFAULT)
     }
     guard let s = ipc.shm[id] else { return err(EINVAL) }
     switch cmd {
-    case IPC_STAT, SHM_STAT:
-        if !ipcPermits(t, s.perm, 0o444) { return err(EACCES) }
+    case IPC_STAT, SHM_STAT, SHM_STAT_ANY:
+        if cmd != SHM_STAT_ANY && !ipcPermits(t, s.perm, 0o444) { return err(EACCES) }
         var b = s.perm.bytes()
         var rest = [UInt8](repeating: 0, count: 64)
         put64(&rest, 0, s.size); put64(&rest, 8, UInt64(s.atime)); put64(&rest, 16, UInt64(s.dtime)); put64(&rest, 24, UInt64(s.ctime))
         put32(&rest, 32, s.cpid); put32(&rest, 36, s.lpid); put64(&rest, 40, UInt64(s.nattch))
         b += rest
         if s.removed { put32(&b, 20, Int32(bitPattern: s.perm.mode | 0o1000)) }   // SHM_DEST
-        return t.copyOut(a.a2, b) ? (cmd == SHM_STAT ? Int(id) : 0) : err(EFAULT)
+        return t.copyOut(a.a2, b) ? (cmd != IPC_STAT ? Int(id) : 0) : err(EFAULT)
     case IPC_SET:
         let r = ipcSet(t, &s.perm, a.a2)
         if r == 0 { s.ctime = Int64(time(nil)) }
@@ -350,13 +360,13 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
         ipc.sems[id] = nil
         set.waiters.notifyAll()
         return 0
-    case IPC_STAT, SEM_STAT:
-        if !needRead() { return err(EACCES) }
+    case IPC_STAT, SEM_STAT, SEM_STAT_ANY:
+        if cmd != SEM_STAT_ANY && !needRead() { return err(EACCES) }
         var b = set.perm.bytes()
         var rest = [UInt8](repeating: 0, count: 56)
         put64(&rest, 0, UInt64(set.otime)); put64(&rest, 16, UInt64(set.ctime)); put64(&rest, 32, UInt64(n))
         b += rest
-        return t.copyOut(arg, b) ? (cmd == SEM_STAT ? Int(id) : 0) : err(EFAULT)
+        return t.copyOut(arg, b) ? (cmd != IPC_STAT ? Int(id) : 0) : err(EFAULT)
     case IPC_SET:
         let r = ipcSet(t, &set.perm, arg)
         if r == 0 { set.ctime = Int64(time(nil)) }
@@ -499,15 +509,15 @@ func sysMsgctl(_ t: Task, _ a: Args) -> Int {
         ipc.msgs[id] = nil
         q.waiters.notifyAll()
         return 0
-    case IPC_STAT, MSG_STAT:
-        if !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
+    case IPC_STAT, MSG_STAT, MSG_STAT_ANY:
+        if cmd != MSG_STAT_ANY && !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
         var b = q.perm.bytes()
         var rest = [UInt8](repeating: 0, count: 72)
         put64(&rest, 0, UInt64(q.stime)); put64(&rest, 8, UInt64(q.rtime)); put64(&rest, 16, UInt64(q.ctime))
         put64(&rest, 24, UInt64(q.bytes)); put64(&rest, 32, UInt64(q.messages.count)); put64(&rest, 40, UInt64(q.qbytes))
         put32(&rest, 48, q.lspid); put32(&rest, 52, q.lrpid)
         b += rest
-        return t.copyOut(a.a2, b) ? (cmd == MSG_STAT ? Int(id) : 0) : err(EFAULT)
+        return t.copyOut(a.a2, b) ? (cmd != IPC_STAT ? Int(id) : 0) : err(EFAULT)
     case IPC_SET:
         let r = ipcSet(t, &q.perm, a.a2)
         if r == 0, let b = t.copyIn(a.a2 &+ 88, 8) {
@@ -518,5 +528,44 @@ func sysMsgctl(_ t: Task, _ a: Args) -> Int {
         }
         return r
     default: return err(EINVAL)
+    }
+}
+
+// MARK: - /proc/sysvipc
+
+/// `v` right-aligned in `width` columns, as printf's %Nd.
+private func col(_ v: CustomStringConvertible, _ width: Int) -> String {
+    let s = v.description
+    return String(repeating: " ", count: max(0, width - s.count)) + s
+}
+
+extension IPCNamespace {
+    /// The text of /proc/sysvipc/shm, msg or sem: a header line, then one
+    /// line per object in Linux's columns (ipcs and LTP read it).
+    func procText(_ kind: String) -> String {
+        func perm(_ p: IPCPerm) -> String { col(String(p.mode & 0o7777, radix: 8), 4) }
+        func owners(_ p: IPCPerm) -> String { "\(col(p.uid, 5)) \(col(p.gid, 5)) \(col(p.cuid, 5)) \(col(p.cgid, 5))" }
+        switch kind {
+        case "shm":
+            var s = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
+            for (id, g) in shm.sorted(by: { $0.key < $1.key }) {
+                s += "\(col(g.perm.key, 10)) \(col(id, 10))  \(perm(g.perm)) \(col(g.size, 21)) \(col(g.cpid, 5)) \(col(g.lpid, 5))  \(col(g.nattch, 5)) \(owners(g.perm)) "
+                s += "\(col(g.atime, 10)) \(col(g.dtime, 10)) \(col(g.ctime, 10)) \(col(g.residentBytes, 21)) \(col(0, 21))\n"
+            }
+            return s
+        case "msg":
+            var s = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n"
+            for (id, q) in msgs.sorted(by: { $0.key < $1.key }) {
+                s += "\(col(q.perm.key, 10)) \(col(id, 10))  \(perm(q.perm))  \(col(q.bytes, 10)) \(col(q.messages.count, 10)) \(col(q.lspid, 5)) \(col(q.lrpid, 5)) \(owners(q.perm)) "
+                s += "\(col(q.stime, 10)) \(col(q.rtime, 10)) \(col(q.ctime, 10))\n"
+            }
+            return s
+        default:
+            var s = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n"
+            for (id, set) in sems.sorted(by: { $0.key < $1.key }) {
+                s += "\(col(set.perm.key, 10)) \(col(id, 10))  \(perm(set.perm)) \(col(set.values.count, 10)) \(owners(set.perm)) \(col(set.otime, 10)) \(col(set.ctime, 10))\n"
+            }
+            return s
+        }
     }
 }

@@ -95,8 +95,15 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
+    /// A shared mapping of a read-only descriptor never becomes writable.
+    func readOnlyShared(_ r: Int) -> Int {
+        if r >= 0 && type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+            t.mm.vmas[i].mayWrite = false
+        }
+        return r
+    }
     if let h = f as? HostFileFD, !h.isStream {
-        return t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name)
+        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name))
     }
     if let d = f as? DeviceFD, d.kind == .zero {
         // /dev/zero maps anonymous memory (shared: one region across forks).
@@ -106,7 +113,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
         let mfd = tf.node.promoteToMemfd()
         if mfd < 0 { return Int(mfd) }
-        return t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: mfd, offset: off, name: name)
+        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: mfd, offset: off, name: name))
     }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/msg.h>
 
 static void execveat_rules(void) {
     T(mkdir("ex", 0755));
@@ -210,6 +212,94 @@ static void sem_waiters(void) {
     T(semctl(id, 0, IPC_RMID));
 }
 
+/* A zombie keeps its /proc/PID directory until it is reaped (LTP semctl01
+ * waits for state Z there). */
+static void zombie_proc(void) {
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) _exit(3);
+    char path[64], buf[512] = "", st = '?';
+    snprintf(path, sizeof path, "/proc/%d/stat", p);
+    for (int tries = 0; tries < 2000 && st != 'Z'; tries++) {
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) { say("open %s: %s", "stat", ename(errno)); break; }
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        char *e = strrchr(buf, ')');
+        if (e) st = e[2];
+        if (st != 'Z') usleep(5000);
+    }
+    say("zombie state: %c, name: %s", st, strstr(buf, "(prog)") ? "prog" : buf);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", p);
+    int fd = open(path, O_RDONLY);
+    say("zombie cmdline: %zd", fd < 0 ? (ssize_t)-1 : read(fd, buf, sizeof buf));
+    if (fd >= 0) close(fd);
+    int status;
+    T(waitpid(p, &status, 0) == p);
+    say("exit %d; stat after reaping: %s", WEXITSTATUS(status), access(path, F_OK) ? ename(errno) : "present");
+}
+
+/* A shared mapping of a read-only descriptor cannot be made writable
+ * (LTP mprotect01); a private one can. */
+static void mprotect_rules(void) {
+    int fd = open("mp", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, 4096));
+    close(fd);
+    fd = open("mp", O_RDONLY);
+    char *s = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0), *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    T(mprotect(s, 4096, PROT_WRITE));
+    T(mprotect(s, 4096, PROT_READ | PROT_EXEC));
+    T(mprotect(p, 4096, PROT_READ | PROT_WRITE));
+    munmap(s, 4096); munmap(p, 4096); close(fd);
+}
+
+/* /proc/sysvipc lists each kind's objects in Linux's columns, and the
+ * *_STAT_ANY commands skip the read check (LTP shmctl04, msgctl06). */
+static void sysvipc(void) {
+    int shm = shmget(IPC_PRIVATE, 10000, 0600), msg = msgget(IPC_PRIVATE, 0600), sem = semget(IPC_PRIVATE, 3, 0600);
+    struct { long type; char text[8]; } m = {1, "hello"};
+    T(msgsnd(msg, &m, 5, 0));
+    const char *kinds[] = {"shm", "msg", "sem"};
+    for (int k = 0; k < 3; k++) {
+        char path[64], line[512];
+        snprintf(path, sizeof path, "/proc/sysvipc/%s", kinds[k]);
+        FILE *f = fopen(path, "r");
+        if (!f) { say("%s: %s", path, ename(errno)); continue; }
+        int lines = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (lines++ == 0) { say("%s header: %.40s", kinds[k], line); continue; }
+            long a[16] = {0};
+            int n = sscanf(line, "%li %li %lo %li %li %li %li %li %li %li %li %li %li %li %li %li",
+                           &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &a[8], &a[9], &a[10], &a[11], &a[12], &a[13], &a[14], &a[15]);
+            if (k == 0) say("shm row: %d fields, id ok %d, perms %lo, size %ld, nattch %ld, rss %ld, swap %ld", n, a[1] == shm, a[2], a[3], a[6], a[14], a[15]);
+            if (k == 1) say("msg row: %d fields, id ok %d, perms %lo, cbytes %ld, qnum %ld", n, a[1] == msg, a[2], a[3], a[4]);
+            if (k == 2) say("sem row: %d fields, id ok %d, perms %lo, nsems %ld", n, a[1] == sem, a[2], a[3]);
+        }
+        fclose(f);
+    }
+    struct shmid_ds sd; struct msqid_ds md; struct semid_ds semd;
+    union { int val; struct semid_ds *buf; } arg = {.buf = &semd};
+    T(seteuid(65534));
+    T(shmctl(shm, IPC_STAT, &sd));
+    T(shmctl(shm, SHM_STAT_ANY, &sd) == shm);
+    T(msgctl(msg, MSG_STAT_ANY, &md) == msg);
+    T(semctl(sem, 0, SEM_STAT_ANY, arg) == sem);
+    T(seteuid(0));
+    struct shm_info si;
+    T(shmctl(0, SHM_INFO, (struct shmid_ds *)&si) == shm);
+    say("shm_info: used %d tot %lu rss %lu", si.used_ids, si.shm_tot, si.shm_rss);
+    char *p = shmat(shm, NULL, 0);
+    p[0] = 1;                                 /* one page touched */
+    T(shmctl(0, SHM_INFO, (struct shmid_ds *)&si) == shm);
+    say("shm_info after a write: rss %lu", si.shm_rss);
+    T(shmdt(p));
+    struct msginfo mi;
+    T(msgctl(0, MSG_INFO, (struct msqid_ds *)&mi) == msg);
+    say("msg_info: pool %d map %d tql %d", mi.msgpool, mi.msgmap, mi.msgtql);
+    shmctl(shm, IPC_RMID, NULL); msgctl(msg, IPC_RMID, NULL); semctl(sem, 0, IPC_RMID);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
     execveat_rules();
@@ -222,5 +312,8 @@ int main(int argc, char **argv) {
     readahead_rules();
     sndbufforce();
     sem_waiters();
+    zombie_proc();
+    mprotect_rules();
+    sysvipc();
     return 0;
 }
