@@ -107,8 +107,8 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     }
     if let d = f as? DeviceFD, d.kind == .zero {
         // /dev/zero maps anonymous memory (shared: one region across forks).
-        return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE,
-                                 name: type != MAP_PRIVATE ? "/dev/zero (deleted)" : "")
+        return readOnlyShared(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE,
+                                                name: type != MAP_PRIVATE ? "/dev/zero (deleted)" : ""))
     }
     if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
         let mfd = tf.node.promoteToMemfd()

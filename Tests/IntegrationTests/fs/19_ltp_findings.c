@@ -252,6 +252,10 @@ static void mprotect_rules(void) {
     T(mprotect(s, 4096, PROT_READ | PROT_EXEC));
     T(mprotect(p, 4096, PROT_READ | PROT_WRITE));
     munmap(s, 4096); munmap(p, 4096); close(fd);
+    fd = open("/dev/zero", O_RDONLY);
+    s = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    T(mprotect(s, 4096, PROT_READ | PROT_WRITE));
+    munmap(s, 4096); close(fd);
 }
 
 /* /proc/sysvipc lists each kind's objects in Linux's columns, and the
