@@ -183,6 +183,9 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
     public var serviceCIDR: String = "10.96.0.0/12"
 
+    @Option(name: .customLong("dns-service-ip"), help: "Keep the Service kube-system/kube-dns (port 53) on this ClusterIP: the address pods' resolv.conf names.")
+    public var dnsServiceIP: String?
+
     public init() {}
 
     public func run() async throws {
@@ -214,6 +217,8 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
         config.retryPeriod = max(0.2, leaseDuration / 7.5)
         let elector = LeaderElector(client: client, config: config)
         let elect = leaderElect
+        // Not a member of the group below, whose first finished task ends the command.
+        if let ip = dnsServiceIP { Task { await Self.ensureDNSService(client, ip: ip) } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (host, port) in listeners {
                 group.addTask {
@@ -242,6 +247,22 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
             }
             try await group.next()
             group.cancelAll()
+        }
+    }
+}
+
+extension ControlPlaneCommand {
+    /// The kube-dns Service on its fixed ClusterIP (no selector: the node's service proxy relays
+    /// its port to the DNS server), made once; an existing one is left as it is.
+    static func ensureDNSService(_ client: any APIClient, ip: String) async {
+        let svc: JSON = ["apiVersion": "v1", "kind": "Service",
+                         "metadata": ["name": "kube-dns", "namespace": "kube-system", "labels": ["k8s-app": "kube-dns"]],
+                         "spec": ["clusterIP": .string(ip), "ports": [["name": "dns", "port": 53, "protocol": "UDP"],
+                                                                      ["name": "dns-tcp", "port": 53, "protocol": "TCP"]]]]
+        for _ in 0..<50 {
+            do { _ = try await client.create(.services, namespace: "kube-system", svc); return }
+            catch let e as APIError where e.code < 500 { return }   // there already (or the address is held)
+            catch { try? await Task.sleep(nanoseconds: 200_000_000) }
         }
     }
 }

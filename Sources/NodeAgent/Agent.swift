@@ -55,6 +55,10 @@ public struct NodeAgentOptions: Sendable {
     /// The cluster DNS server pods get in their resolv.conf (dnsPolicy ClusterFirst), and the domain.
     public var clusterDNS: String? = nil
     public var clusterDomain = "cluster.local"
+    /// The service proxy (ServiceProxy.swift): on with a service CIDR; pods' DNS queries to
+    /// clusterDNS are relayed to dnsUpstream (IPv4:port) when both are set.
+    public var serviceCIDR: String? = nil
+    public var dnsUpstream: String? = nil
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -143,9 +147,13 @@ final class NodeAgent: @unchecked Sendable {
     let proxyToken = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
     /// Probe state per container ID (Probes.swift).
     var probes: [String: ProbeState] = [:]
+    /// The service proxy, with --service-cidr; its pods' namespaces by sandbox ID (ServiceProxy.swift).
+    let proxy: ServiceProxy?
+    var sandboxNamespaces: [String: String] = [:]
 
     init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
         o = options; self.api = api; self.runtime = runtime; self.images = images
+        proxy = Self.makeProxy(options, log: Logger(label: "moat.node"))
     }
 
     // MARK: the node
@@ -281,6 +289,7 @@ final class NodeAgent: @unchecked Sendable {
             try await teardown(sb.id)
         }
         removeStalePodDirectories(keep: wanted)
+        if proxy != nil { await syncProxy(pods) }
         volumesRefreshed = volumesRefreshed.filter { wanted.contains($0.key) }
     }
 

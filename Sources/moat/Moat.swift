@@ -291,6 +291,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: .hidden) var stopPodsOnExit = false
     @Option(help: "The cluster DNS server's address for pods' resolv.conf.") var clusterDns: String?
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
+    @Option(help: "Run the service proxy for Services' ClusterIPs in this range (IPv4 CIDR).") var serviceCidr: String?
+    @Option(help: "The cluster DNS server (IPv4:port) the proxy relays pods' queries to --cluster-dns to.") var dnsUpstream: String?
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -304,6 +306,9 @@ struct NodeCommand: AsyncParsableCommand {
         o.port = port
         o.stopPodsOnExit = stopPodsOnExit
         o.clusterDNS = clusterDns; o.clusterDomain = clusterDomain
+        if let c = serviceCidr, IPv4CIDR(c) == nil { throw ValidationError("--service-cidr must be an IPv4 CIDR") }
+        if let u = dnsUpstream, !(u.lastIndex(of: ":").map { IPv4CIDR.parse(String(u[..<$0])) != nil && UInt16(u[u.index(after: $0)...]) != nil } ?? false) { throw ValidationError("--dns-upstream must be IPv4:port") }
+        o.serviceCIDR = serviceCidr; o.dnsUpstream = dnsUpstream
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -8,7 +8,9 @@
 // bearer token, as system:node:NAME, limited to its own Node, Lease and pods.
 //
 // Services: ClusterIPs from --service-cidr; the cluster DNS (ClusterDNS.swift) on
-// --cluster-dns:53, which pods' resolv.conf names (with NAMESPACE.svc.cluster.local first).
+// --cluster-dns:53 (the node's namespace); pods' resolv.conf names the kube-dns Service's
+// ClusterIP (10.96.0.10 by default, with NAMESPACE.svc.cluster.local first), which the node
+// agent's service proxy (Sources/NodeAgent/ServiceProxy.swift) serves inside each pod.
 //
 // It runs `moat controlplane` (API server, controllers, scheduler; SQLite under DATA/store),
 // `moat cri` (the CRI runtime on DATA/cri.sock, pods' state under DATA/cri and DATA/run) and
@@ -78,6 +80,10 @@ public struct ServerCommand: ParsableCommand {
         let (host, port) = try opts.hostPort()
         guard port != 0 else { throw ValidationError("--listen needs a port") }
         guard IPv4CIDR.parse(clusterDNS) != nil else { throw ValidationError("--cluster-dns must be an IPv4 address") }
+        guard let services = IPv4CIDR(serviceCIDR) else { throw ValidationError("--service-cidr must be an IPv4 CIDR with a prefix of 8 to 30 bits") }
+        // What pods' resolv.conf names: the kube-dns Service's ClusterIP (the range's tenth
+        // address), which the node's service proxy serves in every pod and relays to the DNS server.
+        let dnsServiceIP = IPv4CIDR.format(services.base + 10)
         let apiHost = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : host
         let apiURL = "https://\(apiHost.contains(":") ? "[\(apiHost)]" : apiHost):\(port)"
         var hostName = [CChar](repeating: 0, count: 256)
@@ -123,7 +129,8 @@ public struct ServerCommand: ParsableCommand {
                                            "--pod-eviction-timeout", String(podEvictionTimeout),
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
                                            "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
-                                           "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR])
+                                           "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR,
+                                           "--dns-service-ip", dnsServiceIP])
             try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(socket: apiSocket) }
 
             let sock = data + "/cri.sock"
@@ -137,7 +144,7 @@ public struct ServerCommand: ParsableCommand {
 
             let agent = try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
                                    "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit",
-                                   "--cluster-dns", clusterDNS])
+                                   "--cluster-dns", dnsServiceIP, "--service-cidr", serviceCIDR, "--dns-upstream", clusterDNS + ":53"])
             try PKI.write("\(agent)\n", to: nodePID)
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "admin"), to: data + "/kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "viewer"), to: data + "/pki/viewer.kubeconfig")
