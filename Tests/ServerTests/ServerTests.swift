@@ -68,11 +68,11 @@ final class MoatServerTests: XCTestCase {
         return Int(UInt16(bigEndian: a.sin_port))
     }
 
-    func startServer(port: Int) throws -> Process {
+    func startServer(port: Int, images: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
         p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1", "--cluster-dns", dnsAddress,
-                       "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"]
+                       "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] }
         FileManager.default.createFile(atPath: dir + "/server.log", contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/server.log"))
         h.seekToEndOfFile()
@@ -152,9 +152,9 @@ final class MoatServerTests: XCTestCase {
         return !stat.contains(") Z ")
     }
 
-    func startAndWaitReady() throws -> (Process, Int) {
+    func startAndWaitReady(images: [String] = []) throws -> (Process, Int) {
         let port = freePort()
-        let p = try startServer(port: port)
+        let p = try startServer(port: port, images: images)
         try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
         try waitFor("node s1 Ready", timeout: 60) { try kubectl(["get", "node", "s1"]).out.contains(" Ready ") }
         return (p, port)
@@ -327,7 +327,8 @@ final class MoatServerTests: XCTestCase {
         try waitFor("the web pod Running", timeout: 90) { try podPhases() == ["Running"] }
         let pod = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]).out
         let conf = try kubectl(["exec", pod, "--", "cat", "/etc/resolv.conf"])
-        XCTAssertTrue(conf.out.contains("nameserver \(dnsAddress)"), conf.out)
+        XCTAssertTrue(conf.out.contains("nameserver 10.96.0.10"), "the kube-dns ClusterIP: " + conf.out)
+        XCTAssertEqual(try kubectl(["get", "service", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).out, "10.96.0.10")
         XCTAssertTrue(conf.out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), conf.out)
     }
 }

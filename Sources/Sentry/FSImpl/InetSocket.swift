@@ -423,9 +423,11 @@ final class InetSocketFD: FileDescription {
         IPPROTO_UDP_: [1: 4, 100: 4],                                              // UDP_CORK, UDP_ENCAP is refused below
         0 /* IPPROTO_IP */: [
             1: 4, 2: 4, 10: 4, 14: 4, 15: 4, 24: 4, 32: 12, 33: 4, 34: 4, 35: 12, 36: 12, // TOS TTL MTU_DISCOVER MTU FREEBIND BIND_ADDRESS_NO_PORT MULTICAST_IF/TTL/LOOP ADD/DROP_MEMBERSHIP
+            11: 4,                                                                  // RECVERR: glibc's resolver gives up on a server without it
         ],
         41 /* IPPROTO_IPV6 */: [
             26: 4, 16: 4, 17: 4, 18: 4, 19: 4, 20: 20, 21: 20, 23: 4, 24: 4, 67: 4, // V6ONLY UNICAST_HOPS MULTICAST_IF/HOPS/LOOP JOIN/LEAVE_GROUP MTU_DISCOVER MTU TCLASS
+            25: 4,                                                                  // RECVERR (likewise)
         ],
     ]
 

@@ -1,0 +1,137 @@
+// Pods reach Services through the node agent's service proxy (Sources/NodeAgent/ServiceProxy.swift):
+// a Deployment of two python http.server pods behind a Service; a client pod fetches
+// http://web.default.svc.cluster.local/ (the cluster DNS at the kube-dns ClusterIP, which the
+// proxy serves inside the pod), http://CLUSTERIP/ and http://web/ (the search path), and sees
+// both pods answer; a ClusterIP port nothing serves is refused at once, inside the pod; the
+// NodePort answers on the node's loopback; scaling to one pod leaves one answer. Nothing of
+// the proxy stays on the host: the host's local routing table is the same afterwards.
+
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension MoatServerTests {
+    /// The cached Debian root file system with python3 (rootfs/debian-apps.sh builds it when missing).
+    func debianRootfs() throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Self.repo + "/rootfs/debian-apps.sh"]
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let dir = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        try require(p.terminationStatus == 0 && FileManager.default.isExecutableFile(atPath: dir + "/usr/bin/python3"),
+                    "the Debian rootfs with python3 (rootfs/debian-apps.sh)")
+        return dir
+    }
+
+    /// Each URL fetched `times` times from inside the client pod: the answers (pod names) or ERR:KIND.
+    func fetch(_ urls: [String], times: Int = 6) throws -> [String] {
+        let script = """
+            import sys, urllib.request
+            out = []
+            for u in sys.argv[1:]:
+                for i in range(\(times)):
+                    try: out.append(urllib.request.urlopen(u, timeout=5).read().decode())
+                    except Exception as e: out.append('ERR:' + type(e).__name__)
+            print(' '.join(out))
+            """
+        let r = try kubectl(["exec", "client", "--", "python3", "-c", script] + urls)
+        return r.code == 0 ? r.out.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init) : ["ERR:exec:" + r.out]
+    }
+
+    func localRoutes() throws -> String { try run("/usr/sbin/ip", ["route", "show", "table", "local"]).out }
+
+    func testPodsReachServices() throws {
+        try require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip"), "ip (iproute2)")
+        let debian = try debianRootfs()
+        let routesBefore = try localRoutes()
+        let (p, _) = try startAndWaitReady(images: ["python=" + debian])
+        let nodePort = 30000 + Int(getpid() % 2700)
+        let manifests = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers:
+                  - name: http
+                    image: python
+                    command:
+                    - python3
+                    - -c
+                    - |
+                      import http.server, socket
+                      class H(http.server.BaseHTTPRequestHandler):
+                          def do_GET(self):
+                              b = socket.gethostname().encode()
+                              self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)
+                      http.server.HTTPServer(('0.0.0.0', 8080), H).serve_forever()
+                    ports: [{containerPort: 8080, name: http}]
+                    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec:
+              type: NodePort
+              selector: {app: web}
+              ports: [{port: 80, targetPort: http, nodePort: \(nodePort)}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: client}
+            spec: {containers: [{name: c, image: python, command: [sleep, "3600"]}]}
+            """
+        try manifests.write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+        let applied = try kubectl(["apply", "-f", dir + "/web.yaml"])
+        XCTAssertEqual(applied.code, 0, applied.out)
+        try waitFor("2 ready web endpoints", timeout: 120) {
+            try kubectl(["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].targetRef.name}"]).out.split(separator: " ").count == 2
+        }
+        try waitFor("the client pod Running", timeout: 90) { try kubectl(["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).out == "Running" }
+        let names = Set(try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]).out.split(separator: " ").map(String.init))
+        XCTAssertEqual(names.count, 2)
+        let ip = try kubectl(["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).out
+
+        // By DNS name, by the short name (search path) and by ClusterIP: both pods answer.
+        let urls = ["http://web.default.svc.cluster.local/", "http://web/", "http://\(ip)/"]
+        var got: [String] = []
+        try waitFor("answers through the service proxy", timeout: 60) { got = try fetch(urls); return !got.contains { $0.hasPrefix("ERR") } }
+        XCTAssertEqual(got.count, 18, got.joined(separator: " "))
+        XCTAssertEqual(Set(got), names, "each pod answers (round robin)")
+        XCTAssertEqual(Set(try fetch(["http://\(ip)/"], times: 4)), names)
+
+        // A port of the ClusterIP that nothing serves, an address no Service holds, a name no
+        // Service has: refused or unknown at once, inside the pod.
+        XCTAssertEqual(try fetch(["http://\(ip):81/", "http://10.111.255.254/"], times: 1), ["ERR:URLError", "ERR:URLError"])
+        let refused = try kubectl(["exec", "client", "--", "python3", "-c",
+                                   "import socket\ntry: socket.create_connection(('\(ip)', 81), timeout=5)\nexcept OSError as e: print(e.errno)"])
+        XCTAssertEqual(refused.out.trimmingCharacters(in: .whitespacesAndNewlines), "\(ECONNREFUSED)", refused.out)
+        XCTAssertEqual(try fetch(["http://nope.default.svc.cluster.local/"], times: 1), ["ERR:URLError"])
+
+        // The NodePort, from the node.
+        let viaNode = try run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(nodePort)/"])
+        XCTAssertTrue(names.contains(viaNode.out), viaNode.out)
+
+        // One pod fewer: one answer left.
+        XCTAssertEqual(try kubectl(["scale", "deployment", "web", "--replicas=1"]).code, 0)
+        try waitFor("one web pod left", timeout: 90) { try kubectl(["get", "pods", "-l", "app=web", "-o", "name"]).out.split(separator: "\n").count == 1 }
+        let left = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]).out
+        try waitFor("only \(left) answers", timeout: 30) { Set(try fetch(["http://web/"], times: 4)) == [left] }
+
+        p.terminate()
+        try waitFor("moat server to exit", timeout: 120) { !p.isRunning }
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertEqual(try localRoutes(), routesBefore, "the host's local routes changed")
+        XCTAssertEqual(processes(mentioning: dir), [], "processes naming the data directory")
+    }
+}
