@@ -10,91 +10,54 @@
 #            the container's process to exit, delete (bench/lib/oci_cycle.py).
 # Prints a Markdown report and writes it to --out.
 #
-#   bench/oci.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--reps N] [--runtimes LIST] [--rows LIST]
+#   bench/oci.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--tsv FILE] [--reps N]
+#                [--runtimes LIST] [--rows LIST]
 #
 # Run as root. A runtime that is missing or fails says `n/a (...)` in its cell.
 set -uo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd "$BENCH_DIR/.." && pwd -P)
+BENCH_NAME=oci.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MEASURE="$BENCH_DIR/lib/measure.py"
 CYCLE="$BENCH_DIR/lib/oci_cycle.py"
-
-MOAT=${MOAT:-}
-ROOTFS_SRC=
-OUT=
 REPS=10
 ONLY=native,runc,runsc,moat
-ROWS=run,oci-run,cycle
+ONLY_ROWS=run,oci-run,cycle
 
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --moat) MOAT=${2:?}; shift 2 ;;
-        --rootfs) ROOTFS_SRC=${2:?}; shift 2 ;;
-        --out) OUT=${2:?}; shift 2 ;;
-        --reps) REPS=${2:?}; shift 2 ;;
-        --runtimes) ONLY=${2:?}; shift 2 ;;
-        --rows) ROWS=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "oci.sh: unknown argument: $1" >&2; exit 2 ;;
+bench_options "$@"
+for a in "${BENCH_REST[@]}"; do
+    case "$a" in
+        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $a" ;;
     esac
 done
-
-log() { echo "oci.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
-
-if [ -z "$MOAT" ]; then
-    for c in "$REPO/.build/release/moat" "$REPO/.build-oci/release/moat" "$REPO/.build/debug/moat" "$REPO/.build-oci/debug/moat"; do
-        [ -x "$c" ] && { MOAT=$c; break; }
-    done
-fi
-[ -n "$ROOTFS_SRC" ] || ROOTFS_SRC="$REPO/.cache/rootfs/busybox"
-[ -x "$ROOTFS_SRC/bin/busybox" ] || bash "$REPO/rootfs/busybox.sh" >&2 || die "no rootfs"
+bench_find_moat
+bench_busybox_rootfs
 [ -n "$OUT" ] || OUT="$BENCH_DIR/results/$(date -u +%F)-oci-$(hostname -s).md"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/moat-oci-bench.XXXXXX")
+# Container ids start with this (unique per run), so that their cgroups can be found.
+ID="ob$$-"
 cleanup() {
-    for rt in moat runc runsc; do
-        [ -d "$WORK/state-$rt" ] || continue
-        for d in "$WORK/state-$rt"/*/; do
-            [ -d "$d" ] || continue
-            case $rt in
-                moat) "$MOAT" --root "$WORK/state-$rt" delete --force "$(basename "$d")" ;;
-                runc) runc --root "$WORK/state-$rt" delete --force "$(basename "$d")" ;;
-                runsc) runsc --root "$WORK/state-$rt" delete --force "$(basename "$d")" ;;
-            esac
-        done 2>/dev/null
-    done
+    bench_delete_containers "$MOAT" "$WORK/state-moat"
+    bench_delete_containers runc "$WORK/state-runc"
+    bench_delete_containers runsc "$WORK/state-runsc"
+    bench_remove_cgroups "$ID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 # One bundle for all: runc wants a real (non-symlink) absolute rootfs.
 cp -a "$ROOTFS_SRC" "$WORK/rootfs"
-python3 - "$WORK" <<'PY'
-import json, sys
-w = sys.argv[1]
-cfg = {
-    "ociVersion": "1.0.2",
-    "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
-                "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "cwd": "/", "noNewPrivileges": True,
-                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
-    "root": {"path": w + "/rootfs", "readonly": True},
-    "hostname": "bench",
-    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-               {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
-    "linux": {"namespaces": [{"type": t} for t in ["pid", "network", "ipc", "uts", "mount"]]},
-}
-json.dump(cfg, open(w + "/config.json", "w"), indent=1)
-PY
+bench_bundle "$WORK" "$WORK/rootfs" true /bin/true
 
 declare -A LABEL=([native]="native (chroot)" [moat]="Moat" [runc]="runc" [runsc]="runsc (ptrace)")
 declare -A CMD VER RESULT
 CMD[native]=$(command -v chroot || true)
 CMD[moat]="$MOAT"; CMD[runc]=$(command -v runc || true); CMD[runsc]=$(command -v runsc || true)
 FLAGS_runsc=(--platform=ptrace --network=none)
-[ -n "${CMD[moat]}" ] && VER[moat]="git $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)') ($(basename "$(dirname "$MOAT")") build)"
+[ -n "${CMD[moat]}" ] && VER[moat]=$(bench_moat_version)
 [ -n "${CMD[runc]}" ] && VER[runc]=$(runc --version | sed -n 1p)
 [ -n "${CMD[runsc]}" ] && VER[runsc]=$(runsc --version 2>/dev/null | sed -n 1p)
 VER[native]="chroot (coreutils)"
@@ -108,14 +71,14 @@ row_cmd() {
         run/native|oci-run/native) C=(chroot "$WORK/rootfs" /bin/true) ;;
         cycle/native) return 1 ;;
         run/moat) C=("$MOAT" run --rootfs "$WORK/rootfs" -- /bin/true) ;;
-        run/*|oci-run/*) C=("${CMD[$rt]}" "${flags[@]}" --root "$state" run --bundle "$WORK" "r$row") ;;
-        cycle/*) C=(python3 "$CYCLE" "${CMD[$rt]}" "$state" "$WORK" c1 "${flags[@]}") ;;
+        run/*|oci-run/*) C=("${CMD[$rt]}" "${flags[@]}" --root "$state" run --bundle "$WORK" "${ID}r$row") ;;
+        cycle/*) C=(python3 "$CYCLE" "${CMD[$rt]}" "$state" "$WORK" "${ID}c1" "${flags[@]}") ;;
     esac
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 IFS=, read -r -a RTS <<< "$ONLY"
-IFS=, read -r -a ROWLIST <<< "$ROWS"
+IFS=, read -r -a ROWLIST <<< "$ONLY_ROWS"
 for row in "${ROWLIST[@]}"; do
     for rt in "${RTS[@]}"; do
         if [ -z "${CMD[$rt]:-}" ]; then RESULT[$row/$rt]="n/a (not installed)"; continue; fi
@@ -128,6 +91,7 @@ for row in "${ROWLIST[@]}"; do
         else
             RESULT[$row/$rt]="n/a ($(sed -n 's/^error=//p' <<< "$out"))"
         fi
+        bench_tsv "$row" "$rt" "${RESULT[$row/$rt]}"
     done
 done
 

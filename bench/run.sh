@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# bench/run.sh: Moat next to native execution, a bare ptrace loop and gVisor's
-# runsc (ptrace platform). Prints a Markdown report and writes it to --out.
+# bench/run.sh: Moat next to native execution, runc, a bare ptrace loop and
+# gVisor's runsc (ptrace platform). Prints a Markdown report and writes it to --out.
 #
 #   bench/run.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--quick]
 #                [--reps N] [--runtimes LIST] [--rows LIST] [--mem auto|cgroup2|cgroup1|time]
 #
-# See bench/README.md for what each figure means. Run as root (chroot, cgroups,
-# runsc all need it). Extending: add a bench_* function and a line to ROWS.
+# Start-up rows come from bench/oci.sh, idle memory from bench/mem.sh, real
+# programs from bench/apps.sh, all called from here; a scaling section follows
+# the main table. See bench/README.md for what each figure means. Run as root
+# (chroot, cgroups, runc, runsc all need it). Extending: add a bench_*
+# function and a line to ROWS.
 set -uo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-REPO=$(cd "$BENCH_DIR/.." && pwd -P)
+BENCH_NAME=run.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MEASURE="$BENCH_DIR/lib/measure.py"
 
 # ---------------------------------------------------------------- options --
-MOAT=${MOAT:-}
-ROOTFS_SRC=
-OUT=
 QUICK=0
 REPS=
 MEM_MODE=auto
@@ -24,35 +24,26 @@ ONLY=
 ONLY_ROWS=
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
-  --moat PATH      moat binary (default: $MOAT, else .build/release/moat, .build/debug/moat)
+  --moat PATH      moat binary (default: $MOAT, else .build/release/moat, .build-rel/release/moat, .build/debug/moat)
   --rootfs DIR     rootfs to copy the programs into (default: rootfs/busybox.sh's output)
   --out FILE       report file (default: bench/results/<date>-<hostname>.md)
   --quick          fewer repetitions and shorter loops (a smoke test, not a result)
   --reps N         repetitions per cell (default 5, --quick 3)
-  --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,moat,moat-ptrace,runsc
-  --rows LIST      comma-separated subset of row keys (e.g. net_tcprr,net_http_host,net_http_pub)
+  --runtimes LIST  comma-separated subset of: native,floor,floor-pinned,runc,moat,moat-ptrace,runsc
+                   (default native,floor-pinned,runc,moat,runsc)
+  --rows LIST      comma-separated subset of row keys (e.g. net_tcprr,ring,scale_threads); see ROWS
   --mem MODE       how peak memory is taken (default auto: cgroup v2, cgroup v1, GNU time)
 EOF
 }
 
+bench_options "$@"
+set -- "${BENCH_REST[@]}"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --moat) MOAT=${2:?--moat needs a path}; shift 2 ;;
-        --moat=*) MOAT=${1#*=}; shift ;;
-        --rootfs) ROOTFS_SRC=${2:?--rootfs needs a directory}; shift 2 ;;
-        --rootfs=*) ROOTFS_SRC=${1#*=}; shift ;;
-        --out) OUT=${2:?--out needs a file}; shift 2 ;;
-        --out=*) OUT=${1#*=}; shift ;;
         --quick) QUICK=1; shift ;;
-        --reps) REPS=${2:?--reps needs a number}; shift 2 ;;
-        --reps=*) REPS=${1#*=}; shift ;;
-        --runtimes) ONLY=${2:?--runtimes needs a list}; shift 2 ;;
-        --runtimes=*) ONLY=${1#*=}; shift ;;
-        --rows) ONLY_ROWS=${2:?--rows needs a list}; shift 2 ;;
-        --rows=*) ONLY_ROWS=${1#*=}; shift ;;
         --mem) MEM_MODE=${2:?--mem needs a mode}; shift 2 ;;
         --mem=*) MEM_MODE=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -67,6 +58,7 @@ if [ "$QUICK" = 1 ]; then
     N_FLOOR=20000       # round trips, ptrace floor
     N_FSOP=2000         # open/stat/read4k loop length
     FS_MIB=16           # sequential read/write size
+    SCALE_SECS=0.3      # seconds per scaling run
 else
     : "${REPS:=5}"
     N_NATIVE=2000000
@@ -74,7 +66,10 @@ else
     N_FLOOR=100000
     N_FSOP=20000
     FS_MIB=64
+    SCALE_SECS=1
 fi
+SCALE_REPS=3            # runs per scaling cell
+N_RING=$([ "$QUICK" = 1 ] && echo 5000 || echo 20000)  # token-ring hops (64 threads)
 N_FILES=1000            # small files created then deleted
 N_FORK=$([ "$QUICK" = 1 ] && echo 50 || echo 200)   # fork+exec+wait iterations
 N_TCPRR=$([ "$QUICK" = 1 ] && echo 2000 || echo 10000)  # TCP round trips
@@ -83,8 +78,6 @@ WARMUP=1
 TIMEOUT_SYSCALL=120     # seconds per run
 TIMEOUT_START=60
 
-log() { echo "run.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (chroot, cgroups and runsc need it)"
 PYTHON=$(command -v python3) || die "python3 is required"
@@ -99,6 +92,7 @@ WORK=$(cd "$WORK" && pwd -P)
 # runsc's sandbox (uid nobody) builds its chroot under $TMPDIR = $WORK/tmp.
 chmod 755 "$WORK"
 CG_TAG="run$$"
+ID="rb$$-"              # container ids (runc), so that their cgroups can be found
 
 cleanup() {
     local d p
@@ -110,6 +104,8 @@ cleanup() {
     done
     # runsc do keeps its state in $TMPDIR (= $WORK/tmp) and removes it on
     # exit; whatever a killed run left there goes with $WORK.
+    bench_delete_containers runc "$WORK/runc-state"
+    bench_remove_cgroups "$ID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -122,27 +118,12 @@ mkdir -p "$WORK/progs" "$WORK/tmp"
 log "building bench programs in $WORK/progs"
 for src in "$BENCH_DIR"/programs/*.c; do
     name=$(basename "$src" .c)
-    gcc -O2 -static -o "$WORK/progs/$name" "$src" || die "cannot build $src"
+    gcc -O2 -static -pthread -o "$WORK/progs/$name" "$src" || die "cannot build $src"
 done
 # The floor runs on the host as a tracer, not inside a rootfs: no -static.
 gcc -O2 -o "$WORK/ptrace_floor" "$BENCH_DIR/ptrace_floor.c" || die "cannot build ptrace_floor.c"
 
-if [ -z "$ROOTFS_SRC" ]; then
-    ROOTFS_SRC="$REPO/.cache/rootfs/busybox"
-    if [ -f "$REPO/rootfs/busybox.sh" ]; then
-        log "building (or reusing) the busybox rootfs with rootfs/busybox.sh"
-        sh "$REPO/rootfs/busybox.sh" "$ROOTFS_SRC" || die "rootfs/busybox.sh failed"
-    elif [ ! -x "$ROOTFS_SRC/bin/busybox" ]; then
-        # Stand-in until rootfs/busybox.sh exists: busybox and a few links.
-        ROOTFS_SRC="$REPO/.cache/bench/rootfs-minimal"
-        bb=$(command -v busybox) || die "no rootfs: install busybox-static or pass --rootfs"
-        log "rootfs/busybox.sh not found; using a minimal busybox tree in $ROOTFS_SRC"
-        rm -rf "$ROOTFS_SRC"
-        mkdir -p "$ROOTFS_SRC"/{bin,tmp,proc,dev,sys,etc}
-        cp "$bb" "$ROOTFS_SRC/bin/busybox"
-        for a in sh true false echo ls cat sleep; do ln -s busybox "$ROOTFS_SRC/bin/$a"; done
-    fi
-fi
+bench_busybox_rootfs
 [ -d "$ROOTFS_SRC" ] || die "rootfs $ROOTFS_SRC does not exist"
 ROOT="$WORK/rootfs"
 cp -a "$ROOTFS_SRC" "$ROOT" || die "cannot copy $ROOTFS_SRC"
@@ -155,11 +136,12 @@ mkdir -p "$ROOT/bench/files"
 
 # -------------------------------------------------------------- runtimes --
 # Columns of the table. A runtime may be unavailable; then its cells say why.
-RUNTIMES=(native floor floor-pinned moat moat-ptrace runsc)
+RUNTIMES=(native floor-pinned runc moat runsc)
 declare -A RT_LABEL=(
     [native]="native (chroot)"
     [floor]="ptrace floor"
     [floor-pinned]="ptrace floor, 1 CPU"
+    [runc]="runc"
     [moat]="moat"
     [moat-ptrace]="moat --platform ptrace"
     [runsc]="runsc (ptrace)"
@@ -169,23 +151,18 @@ declare -A UNAVAIL=()
 if [ -n "$ONLY" ]; then
     IFS=, read -r -a RUNTIMES <<<"$ONLY"
     for rt in "${RUNTIMES[@]}"; do
-        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,moat,moat-ptrace,runsc)"
+        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,runc,moat,moat-ptrace,runsc)"
     done
 fi
 
 CHROOT=$(command -v chroot) || UNAVAIL[native]="chroot not found"
 RUNSC=$(command -v runsc) || UNAVAIL[runsc]="runsc not installed (apt-get install runsc)"
-if [ -z "$MOAT" ]; then
-    for c in "$REPO/.build/release/moat" "$REPO/.build/debug/moat"; do
-        if [ -x "$c" ]; then MOAT=$c; break; fi
-    done
-fi
+RUNC=$(command -v runc) || UNAVAIL[runc]="runc not installed (apt-get install runc)"
+bench_find_moat
 if [ -z "$MOAT" ]; then
     UNAVAIL[moat]="moat not built; swift build -c release, or pass --moat"
 elif [ ! -x "$MOAT" ]; then
     UNAVAIL[moat]="$MOAT is not executable"
-else
-    MOAT=$(cd "$(dirname "$MOAT")" && pwd -P)/$(basename "$MOAT")
 fi
 [ -n "${UNAVAIL[moat]:-}" ] && UNAVAIL[moat-ptrace]=${UNAVAIL[moat]}
 
@@ -194,6 +171,11 @@ in_rootfs() {
     local rt=$1; shift
     case "$rt" in
         native) CMD=("$CHROOT" "$ROOT" "$@") ;;
+        # A bundle per command (runc run deletes the container when it ends).
+        runc)   RUNC_N=$((${RUNC_N:-0} + 1))
+                mkdir -p "$WORK/runc/$RUNC_N"
+                bench_bundle "$WORK/runc/$RUNC_N" "$ROOT" false "$@"
+                CMD=("$RUNC" --root "$WORK/runc-state" run --bundle "$WORK/runc/$RUNC_N" "$ID$RUNC_N") ;;
         moat)   CMD=("$MOAT" run --rootfs "$ROOT" -- "$@") ;;
         # Every syscall a ptrace stop (no seccomp-notification fast path).
         moat-ptrace) CMD=("$MOAT" run --platform ptrace --rootfs "$ROOT" -- "$@") ;;
@@ -265,7 +247,7 @@ not_applicable() { echo "—"; }
 bench_syscall() {
     local rt=$1
     case "$rt" in
-        native)       in_rootfs native /bench/getppid "$N_NATIVE" ;;
+        native|runc)  in_rootfs "$rt" /bench/getppid "$N_NATIVE" ;;
         floor)        CMD=("$WORK/ptrace_floor" "$N_FLOOR") ;;
         floor-pinned) CMD=("$WORK/ptrace_floor" -p "$N_FLOOR") ;;
         moat|moat-ptrace|runsc) in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
@@ -279,25 +261,85 @@ bench_syscall() {
     fi
 }
 
-# Start-up of /bin/true: wall time of the whole command, and peak memory.
-bench_startup() {
-    local rt=$1
-    case "$rt" in
-        floor|floor-pinned)
-            set_cell startup_wall "$rt" "$(not_applicable)"
-            set_cell startup_mem "$rt" "$(not_applicable)"
-            return ;;
-    esac
-    in_rootfs "$rt" /bin/true
-    measure "startup/$rt" --mem "$MEM_MODE" --timeout "$TIMEOUT_START" -- "${CMD[@]}"
-    if [ "$M_STATUS" = ok ]; then
-        set_cell startup_wall "$rt" "$M_VALUE"
-        set_cell startup_mem "$rt" "$M_MEM"
-        NOTES[mem]=$M_MEM_METHOD
-    else
-        set_cell startup_wall "$rt" "$(na "$M_ERROR")"
-        set_cell startup_mem "$rt" "$(na "$M_ERROR")"
+# Rows filled by another script for every runtime at once (the *_all
+# functions run once; the main loop passes no runtime). Their cells are the
+# scripts' own figures, read back from --tsv; a runtime they do not cover
+# gets "—".
+# fill_from_tsv FILE ROWMAP: ROWMAP is "theirs:ours,..."; runtimes as named here.
+fill_from_tsv() {
+    local file=$1 map=$2 row rt val pair
+    [ -f "$file" ] || return 0
+    while IFS=$'\t' read -r row rt val; do
+        for pair in ${map//,/ }; do
+            [ "${pair%%:*}" = "$row" ] && set_cell "${pair#*:}" "$rt" "$val"
+        done
+    done <"$file"
+}
+# every_runtime ROWS TEXT: TEXT in every cell of ROWS not set yet (space-separated).
+every_runtime() {
+    local rows=$1 text=$2 r rt
+    for r in $rows; do
+        for rt in "${RUNTIMES[@]}"; do [ -n "${CELL[$r/$rt]:-}" ] || set_cell "$r" "$rt" "$text"; done
+    done
+}
+sub_runtimes() {  # sub_runtimes LIST: the runtimes of LIST this run has and can use
+    local rt out=()
+    for rt in ${1//,/ }; do
+        [[ " ${RUNTIMES[*]} " == *" $rt "* ]] && [ -z "${UNAVAIL[$rt]:-}" ] && out+=("$rt")
+    done
+    local IFS=,; echo "${out[*]}"
+}
+
+# Start-up (bench/oci.sh): `moat run --rootfs R -- /bin/true` against
+# `runc run`/`runsc run` of a bundle of the same rootfs, and the OCI cycle
+# create + start + wait + delete. $REPS*2 runs a cell (start-up is noisy).
+bench_oci_all() {
+    local rts; rts=$(sub_runtimes native,runc,runsc,moat)
+    if [ -n "$rts" ]; then
+        bash "$BENCH_DIR/oci.sh" --moat "${MOAT:-}" --rootfs "$ROOTFS_SRC" --reps $((REPS * 2)) \
+            --runtimes "$rts" --rows run,cycle --out "$WORK/oci.md" --tsv "$WORK/oci.tsv" >/dev/null \
+            || log "oci.sh failed"
+        fill_from_tsv "$WORK/oci.tsv" run:startup_run,cycle:startup_cycle
+        [ -f "$WORK/oci.md" ] && SUBREPORTS+=("$WORK/oci.md")
     fi
+    every_runtime "startup_run startup_cycle" "$(not_applicable)"
+}
+
+# Idle memory (bench/mem.sh): 1 and 20 sleeping sandboxes.
+bench_mem_all() {
+    local rts counts; rts=$(sub_runtimes runc,runsc,moat)
+    counts=$([ "$QUICK" = 1 ] && echo 1,4 || echo 1,20)
+    if [ -n "$rts" ]; then
+        bash "$BENCH_DIR/mem.sh" --moat "${MOAT:-}" --rootfs "$ROOTFS_SRC" --counts "$counts" \
+            --runtimes "$rts" --out "$WORK/mem.md" --tsv "$WORK/mem.tsv" >/dev/null || log "mem.sh failed"
+        fill_from_tsv "$WORK/mem.tsv" "mem1_pss:mem1_pss,mem1_uss:mem1_uss,mem${counts#*,}_pss:memN_pss,mem${counts#*,}_uss:memN_uss,mem_further_pss:mem_further_pss,mem_further_uss:mem_further_uss"
+        [ -f "$WORK/mem.md" ] && SUBREPORTS+=("$WORK/mem.md")
+    fi
+    every_runtime "mem1_pss mem1_uss memN_pss memN_uss mem_further_pss mem_further_uss" "$(not_applicable)"
+}
+
+# Real programs (bench/apps.sh, the held-out set of the real-program suite):
+# geometric mean of the slowdowns against native.
+bench_apps_all() {
+    local rts line; rts=$(sub_runtimes native,moat,runsc)
+    if [[ ",$rts," == *",native,"* ]]; then
+        bash "$BENCH_DIR/apps.sh" --moat "${MOAT:-}" --runtimes "$rts" --out "$WORK/apps.md" >/dev/null 2>"$WORK/apps.err" \
+            || log "apps.sh failed: $(tail -1 "$WORK/apps.err")"
+        if [ -f "$WORK/apps.md" ]; then
+            SUBREPORTS+=("$WORK/apps.md")
+            set_cell apps native "1.00x"
+            # | **geometric mean** | | | **2.31x** | | **6.42x** |: one empty cell per seconds column.
+            line=$(grep -F '**geometric mean**' "$WORK/apps.md")
+            local i=0 rt
+            for rt in ${rts//,/ }; do
+                [ "$rt" = native ] && continue
+                i=$((i + 1))
+                val=$(awk -F'|' -v k=$((2 + 2 * i)) '{gsub(/[* ]/, "", $(k+1)); print $(k+1)}' <<<"$line")
+                [ -n "$val" ] && set_cell apps "$rt" "$val"
+            done
+        fi
+    fi
+    every_runtime apps "$(not_applicable)"
 }
 
 # File-system operations (bench/programs/fsops.c), one row each. The file
@@ -365,6 +407,75 @@ bench_cpuloop() {
     if [ "$M_STATUS" = ok ]; then set_cell cpuloop "$rt" "$M_VALUE"; else set_cell cpuloop "$rt" "$(na "$M_ERROR")"; fi
 }
 
+# Wake-ups: a token passed around 64 threads, each blocked on its own
+# condition variable (bench/programs/ring.c), µs per hop.
+bench_ring() {
+    local rt=$1
+    case "$rt" in floor|floor-pinned) set_cell ring "$rt" "$(not_applicable)"; return ;; esac
+    in_rootfs "$rt" /bench/ring 64 "$N_RING"
+    measure "ring/$rt" --metric us_per_hop --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell ring "$rt" "$M_VALUE"; else set_cell ring "$rt" "$(na "$M_ERROR")"; fi
+}
+
+# Scaling (a second table): bench/programs/scale.c runs T threads each doing
+# one independent call for $SCALE_SECS s and prints the aggregate rate; and
+# K sandboxes side by side, each one thread, their rates summed. Native,
+# moat and runsc only (runc runs the calls on the host kernel, as native).
+SCALE_THREADS="1 2 4 16 64"
+SCALE_SANDBOXES="1 2 4"
+SCALE_CALLS="getppid stat pread"
+declare -A SCALE=()       # SCALE[threads|sandboxes/call/N/runtime] = median kops/s
+scale_runtimes() { local r; r=$(sub_runtimes native,moat,runsc); echo "${r//,/ }"; }
+bench_scale_threads_all() {
+    local call t rt reps
+    for call in $SCALE_CALLS; do
+        for t in $SCALE_THREADS; do
+            for rt in $(scale_runtimes); do
+                in_rootfs "$rt" /bench/scale "$call" "$t" "$SCALE_SECS" /bench/data
+                log "scale: $call, $t threads, ${RT_LABEL[$rt]}"
+                REPS=$SCALE_REPS measure "scale/$call/$t/$rt" --metric kops_per_s --mem none \
+                    --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+                if [ "$M_STATUS" = ok ]; then SCALE[threads/$call/$t/$rt]=$M_VALUE
+                else SCALE[threads/$call/$t/$rt]=$(na "$M_ERROR"); fi
+            done
+        done
+    done
+}
+# side_by_side K: K copies of CMD at once; echoes the sum of their kops_per_s, or fails.
+side_by_side() {
+    local k=$1 i pids=() sum=0 v; shift
+    for i in $(seq "$k"); do
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C \
+            TMPDIR="$WORK/tmp" "$@" >"$WORK/sbs.$i" 2>&1 </dev/null &
+        pids+=($!)
+    done
+    for i in $(seq "$k"); do wait "${pids[$((i - 1))]}" || return 1; done
+    for i in $(seq "$k"); do
+        v=$(sed -n 's/^kops_per_s=//p' "$WORK/sbs.$i"); [ -n "$v" ] || return 1
+        sum=$(awk -v a="$sum" -v b="$v" 'BEGIN {print a + b}')
+    done
+    echo "$sum"
+}
+bench_scale_sandboxes_all() {
+    local call k rt r vals
+    for call in getppid pread; do
+        for k in $SCALE_SANDBOXES; do
+            for rt in $(scale_runtimes); do
+                log "scale: $call, $k sandboxes side by side, ${RT_LABEL[$rt]}"
+                in_rootfs "$rt" /bench/scale "$call" 1 "$SCALE_SECS" /bench/data
+                side_by_side "$k" "${CMD[@]}" >/dev/null   # warm-up
+                vals=()
+                for r in $(seq "$SCALE_REPS"); do
+                    v=$(side_by_side "$k" "${CMD[@]}") && vals+=("$v")
+                done
+                if [ "${#vals[@]}" -eq 0 ]; then SCALE[sandboxes/$call/$k/$rt]=$(na "a run failed: $(head -c 200 "$WORK/sbs.1" | tr '\n' ' ')")
+                else SCALE[sandboxes/$call/$k/$rt]=$(printf '%s\n' "${vals[@]}" | sort -g | awk '{v[NR]=$1} END {printf "%.1f (%.1f–%.1f)", v[int((NR+1)/2)], v[1], v[NR]}')
+                fi
+            done
+        done
+    done
+}
+
 # Networking. TCP round trip: bench/programs/tcprr.c inside the sandbox
 # (client and echo server both inside, on loopback).
 bench_net_tcprr() {
@@ -426,24 +537,38 @@ bench_net_http() {
     esac
 }
 
-# Rows of the table: key|function|label|target.
+# Rows of the table: key|function|label|target|check. The check (moat's
+# median against a number or another runtime's median) marks the target met
+# or not: "le N", "le_x RUNTIME F" (≤ F times its median), "ge_x RUNTIME F",
+# "within RUNTIME F" (|moat/it - 1| ≤ F); several joined by ";" must all hold.
+# Keys starting with scale_ are the scaling section, not rows of the table.
 ROWS=(
-    "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs"
-    "startup_wall|bench_startup|Start-up of /bin/true, wall ms|moat ≤ 60 ms"
-    "startup_mem|bench_startup|Start-up of /bin/true, peak memory MiB|—"
-    "fs_open|bench_fs_open|open+close of a rootfs file, µs|moat ≤ ½ runsc"
-    "fs_stat|bench_fs_stat|stat of a rootfs file, µs|moat ≤ ½ runsc"
-    "fs_read4k|bench_fs_read4k|4 KiB pread of a rootfs file, µs|moat ≤ ½ runsc"
-    "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|—"
-    "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|—"
-    "fs_files|bench_fs_files|Create then delete $N_FILES small files, ms|moat ≤ ½ runsc"
-    "py_start|bench_py_start|python3 -c pass (Debian rootfs), wall ms|—"
-    "py_import|bench_py_import|python3 importing 10 stdlib modules, wall ms|—"
-    "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|—"
-    "cpuloop|bench_cpuloop|CPU-bound loop (no syscalls), ms|moat within 5% of native"
-    "net_tcprr|bench_net_tcprr|TCP round trip on loopback inside the sandbox (64 B each way), µs|—"
-    "net_http_host|bench_net_http|HTTP requests/s from the host (wrk), server on the host network|—"
-    "net_http_pub|bench_net_http|HTTP requests/s from the host (wrk), through a published port (-p)|—"
+    "startup_run|bench_oci_all|Start-up: \`moat run --rootfs R -- /bin/true\` vs \`runc run\`/\`runsc run\` of a bundle of R, wall ms|moat ≤ runc|le_x runc 1"
+    "startup_cycle|bench_oci_all|Start-up: OCI create + start + wait + delete, wall ms|moat ≤ runc|le_x runc 1"
+    "mem1_pss|bench_mem_all|Idle memory, 1 sleeping sandbox: PSS summed over its host processes, MB|moat ≤ 15 MB|le 15"
+    "mem1_uss|bench_mem_all|Idle memory, 1 sleeping sandbox: USS (private), MB|—|"
+    "memN_pss|bench_mem_all|Idle memory, 20 sleeping sandboxes: PSS each, MB|—|"
+    "memN_uss|bench_mem_all|Idle memory, 20 sleeping sandboxes: USS each, MB|moat ≤ 4 MB|le 4"
+    "mem_further_pss|bench_mem_all|Idle memory: PSS each further sandbox adds, MB|—|"
+    "mem_further_uss|bench_mem_all|Idle memory: USS each further sandbox adds, MB|moat ≤ 4 MB|le 4"
+    "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
+    "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
+    "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|moat ≤ 1500 µs|le 1500"
+    "net_tcprr|bench_net_tcprr|TCP round trip on loopback inside the sandbox (64 B each way), µs|moat ≤ 1.5× native|le_x native 1.5"
+    "ring|bench_ring|Condvar token ring, 64 threads, µs per hop|moat ≤ 1.5× native|le_x native 1.5"
+    "apps|bench_apps_all|Real programs (bench/apps.sh), wall time vs native, geometric mean|—|"
+    "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs|le 15"
+    "fs_open|bench_fs_open|open+close of a rootfs file, µs|moat ≤ ½ runsc|le_x runsc 0.5"
+    "fs_stat|bench_fs_stat|stat of a rootfs file, µs|moat ≤ ½ runsc|le_x runsc 0.5"
+    "fs_read4k|bench_fs_read4k|4 KiB pread of a rootfs file, µs|moat ≤ ½ runsc|le_x runsc 0.5"
+    "fs_files|bench_fs_files|Create then delete $N_FILES small files, ms|moat ≤ ½ runsc|le_x runsc 0.5"
+    "py_start|bench_py_start|python3 -c pass (Debian rootfs), wall ms|—|"
+    "py_import|bench_py_import|python3 importing 10 stdlib modules, wall ms|—|"
+    "cpuloop|bench_cpuloop|CPU-bound loop (no syscalls), ms|moat within 5% of native|within native 0.05"
+    "net_http_host|bench_net_http|HTTP requests/s from the host (wrk), server on the host network|—|"
+    "net_http_pub|bench_net_http|HTTP requests/s from the host (wrk), through a published port (-p)|—|"
+    "scale_threads|bench_scale_threads_all|Scaling: threads|—|"
+    "scale_sandboxes|bench_scale_sandboxes_all|Scaling: sandboxes side by side|—|"
 )
 
 if [ -n "$ONLY_ROWS" ]; then
@@ -456,8 +581,19 @@ if [ -n "$ONLY_ROWS" ]; then
 fi
 
 # -------------------------------------------------------------------- run --
+SUBREPORTS=()
 for row in "${ROWS[@]}"; do
-    IFS='|' read -r key fn label target <<<"$row"
+    IFS='|' read -r key fn label target check <<<"$row"
+    if [[ "$fn" == *_all ]]; then
+        [ -n "${DONE[$fn]:-}" ] && continue
+        log "$fn"
+        "$fn"
+        DONE[$fn]=1
+        for rt in "${RUNTIMES[@]}"; do
+            [ -n "${UNAVAIL[$rt]:-}" ] && [ -z "${CELL[$key/$rt]:-}" ] && set_cell "$key" "$rt" "$(na "${UNAVAIL[$rt]}")"
+        done
+        continue
+    fi
     for rt in "${RUNTIMES[@]}"; do
         if [ -n "${UNAVAIL[$rt]:-}" ]; then
             set_cell "$key" "$rt" "$(na "${UNAVAIL[$rt]}")"
@@ -469,6 +605,37 @@ for row in "${ROWS[@]}"; do
         DONE[$fn/$rt]=1
     done
 done
+
+# median CELL: the leading number of a cell ("12.3 (11.0–13.1)", "2.31x"), or nothing.
+median() { sed -n 's/^\([0-9][0-9.]*\).*/\1/p' <<<"$1"; }
+# verdict KEY CHECK: "met (…)" or "not met (…)" for moat's median, "—" without a check.
+verdict() {
+    local key=$1 check=$2 m spec op a b ref r ok=1 why=()
+    [ -n "$check" ] || { echo "—"; return; }
+    m=$(median "${CELL[$key/moat]:-}")
+    [ -n "$m" ] || { echo "no figure"; return; }
+    IFS=';' read -r -a specs <<<"$check"
+    for spec in "${specs[@]}"; do
+        read -r op a b <<<"$spec"
+        case "$op" in
+            le) r=$(awk -v m="$m" -v n="$a" 'BEGIN {print (m <= n) ? 1 : 0}'); why+=("$m vs ≤ $a") ;;
+            le_x|ge_x|within)
+                ref=$(median "${CELL[$key/$a]:-}")
+                [ -n "$ref" ] || { why+=("no $a figure"); ok=0; continue; }
+                case "$op" in
+                    le_x) r=$(awk -v m="$m" -v x="$ref" -v f="$b" 'BEGIN {print (m <= x * f) ? 1 : 0}')
+                          why+=("$m vs ≤ $(awk -v x="$ref" -v f="$b" 'BEGIN {printf "%g", x * f}') ($([ "$b" = 1 ] || echo "${b}× ")$a)") ;;
+                    ge_x) r=$(awk -v m="$m" -v x="$ref" -v f="$b" 'BEGIN {print (m >= x * f) ? 1 : 0}')
+                          why+=("$m vs ≥ $(awk -v x="$ref" -v f="$b" 'BEGIN {printf "%g", x * f}') ($([ "$b" = 1 ] || echo "${b}× ")$a)") ;;
+                    within) r=$(awk -v m="$m" -v x="$ref" -v f="$b" 'BEGIN {d = m / x - 1; if (d < 0) d = -d; print (d <= f) ? 1 : 0}')
+                          why+=("$m vs $ref ($a)") ;;
+                esac ;;
+        esac
+        [ "$r" = 1 ] || ok=0
+    done
+    local joined; joined=$(printf '%s; ' "${why[@]}"); joined=${joined%; }
+    if [ "$ok" = 1 ]; then echo "**met** ($joined)"; else echo "not met ($joined)"; fi
+}
 
 # ----------------------------------------------------------------- report --
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -512,17 +679,26 @@ report() {
     echo
     line="| benchmark |"
     for rt in "${RUNTIMES[@]}"; do line+=" ${RT_LABEL[$rt]} |"; done
-    echo "$line target |"
+    echo "$line target | moat against the target |"
     line="| --- |"
     for rt in "${RUNTIMES[@]}"; do line+=" ---: |"; done
-    echo "$line --- |"
+    echo "$line --- | --- |"
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r key fn label target <<<"$row"
+        IFS='|' read -r key fn label target check <<<"$row"
+        [[ "$key" == scale_* ]] && continue
         line="| $label |"
         for rt in "${RUNTIMES[@]}"; do line+=" ${CELL[$key/$rt]:-—} |"; done
-        echo "$line $target |"
+        echo "$line $target | $(verdict "$key" "$check") |"
     done
     echo
+    scale_report
+    local f
+    for f in "${SUBREPORTS[@]}"; do
+        echo "## From $(basename "$f" | sed 's/\.md$//').sh (called by run.sh)"
+        echo
+        sed '1{/^# /d}' "$f" | sed 's/^## /### /'
+        echo
+    done
     echo "## Method"
     echo
     echo "- **Syscall round trip**: \`bench/programs/getppid.c\` (static) calls \`syscall(SYS_getppid)\` N times and"
@@ -532,22 +708,15 @@ report() {
     echo "  does PTRACE_SYSEMU, waitpid, PTRACE_GETREGS, PTRACE_SETREGS (fake rax) per call; N = $N_FLOOR round"
     echo "  trips after 2000 warm-up ones. \"1 CPU\" pins tracer and tracee to one CPU (\`-p\`). It is the least a"
     echo "  ptrace-based sandbox can pay per syscall."
-    echo "- **Start-up of /bin/true**: wall time of the whole command, from just before exec (by"
-    echo "  \`bench/lib/measure.py\`, after the child joined its cgroup) until it is reaped, with"
-    echo "  \`time.perf_counter_ns\` (CLOCK_MONOTONIC). Includes sandbox creation and teardown."
-    case "${NOTES[mem]:-}" in
-        cgroup*)
-    echo "- **Peak memory**: ${NOTES[mem]}. The group holds every process the command starts"
-    echo "  (moat's or runsc's gofer, sentry/sandbox and stubs); the figure is what the kernel charged to it:"
-    echo "  anonymous memory, page tables, kernel memory and page cache first touched by the run. Files that were"
-    echo "  already in the page cache (the runtime's own binary after the warm-up run) are not charged again, so"
-    echo "  this is lower than a sum of RSS and closer to the extra memory a sandbox costs." ;;
-        "")
-    echo "- **Peak memory**: not measured (no start-up run succeeded)." ;;
-        *)
-    echo "- **Peak memory**: ${NOTES[mem]}: no memory cgroup was usable, so this is the biggest"
-    echo "  process's peak RSS (shared pages included), not the sum over the sandbox's processes." ;;
-    esac
+    echo "- **Start-up** and **idle memory**: \`bench/oci.sh\` (wall time of the whole command, $((REPS * 2)) runs a cell) and"
+    echo "  \`bench/mem.sh\` (\`sleep\` sandboxes, smaps_rollup summed over each sandbox's host processes), called by"
+    echo "  this script; their own reports follow the tables. Moat's OCI cycle is \`moat create/start/delete\`."
+    echo "- **runc**: each program of a row runs as \`runc run\` of a bundle of the same rootfs copy (writable, /proc, a"
+    echo "  /dev tmpfs, new pid/net/ipc/uts/mount namespaces); figures timed inside the program are the host kernel's, as native."
+    echo "- **Token ring**: \`bench/programs/ring.c\` passes a token around 64 threads, each waiting on its own pthread"
+    echo "  condition variable, $N_RING hops; µs per hop (each hop wakes a blocked thread)."
+    echo "- **Real programs**: \`bench/apps.sh\` (the held-out real-program scripts, one run each), geometric mean of"
+    echo "  wall time against native."
     echo "- **File system**: \`bench/programs/fsops.c\` (static) times its own loop with CLOCK_MONOTONIC: open+close,"
     echo "  stat and 4 KiB pread of /bench/data (a $FS_MIB MiB file of the rootfs) $N_FSOP times each; a sequential read"
     echo "  of that file and a sequential write of $FS_MIB MiB to a new file, in 1 MiB calls; creating $N_FILES"
@@ -583,6 +752,49 @@ report() {
     echo "  this kind of nested VM a wake-up of an idle vCPU is slow, so their spread is wide; the pinned floor"
     echo "  is the stable reference."
     echo "- Raw samples: \`${RAW#$REPO/}\` (not committed)."
+}
+
+# scale_report: the scaling tables (kops/s, median (min–max) of $SCALE_REPS;
+# each sandboxed figure's median also as a share of native's).
+scale_report() {
+    local kind call n rt line rts nat v
+    rts=$(scale_runtimes)
+    for kind in threads sandboxes; do
+        [ -n "${DONE[bench_scale_${kind}_all]:-}" ] || continue
+        if [ "$kind" = threads ]; then
+            echo "## Scaling: threads of one process doing independent calls"
+            echo
+            echo "Aggregate thousands of calls per second over all threads (\`bench/programs/scale.c\`, ${SCALE_SECS} s a run,"
+            echo "median (min–max) of $SCALE_REPS runs; in brackets, moat's and runsc's median against native's). This machine has $(nproc) CPUs."
+        else
+            echo "## Scaling: sandboxes side by side"
+            echo
+            echo "K copies of \`scale CALL 1 ${SCALE_SECS}\`, each its own sandbox (native: its own chroot), started together;"
+            echo "their rates summed (thousands of calls per second, median (min–max) of $SCALE_REPS)."
+        fi
+        echo
+        line="| call | $([ "$kind" = threads ] && echo threads || echo sandboxes) |"
+        for rt in $rts; do line+=" ${RT_LABEL[$rt]} |"; done
+        echo "$line"
+        line="| --- | ---: |"; for rt in $rts; do line+=" ---: |"; done; echo "$line"
+        local calls ns
+        if [ "$kind" = threads ]; then calls=$SCALE_CALLS ns=$SCALE_THREADS; else calls="getppid pread" ns=$SCALE_SANDBOXES; fi
+        for call in $calls; do
+            for n in $ns; do
+                line="| $call | $n |"
+                nat=$(median "${SCALE[$kind/$call/$n/native]:-}")
+                for rt in $rts; do
+                    v=${SCALE[$kind/$call/$n/$rt]:-—}
+                    if [ "$rt" != native ] && [ -n "$nat" ] && [ -n "$(median "$v")" ]; then
+                        v+=" [$(awk -v a="$(median "$v")" -v b="$nat" 'BEGIN {printf "%.1f%%", 100 * a / b}')]"
+                    fi
+                    line+=" $v |"
+                done
+                echo "$line"
+            done
+        done
+        echo
+    done
 }
 
 report_text=$(report)
