@@ -112,6 +112,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$WORK/progs" "$WORK/tmp"
 
 # ------------------------------------------------------------ build step --
@@ -662,12 +663,13 @@ report() {
     echo "| kernel | $(uname -sr) |"
     echo "| memory | $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) |"
     echo "| date | $(date -u '+%Y-%m-%dT%H:%M:%SZ') |"
+    echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (the machine may be shared) |"
     echo
     echo "## Versions"
     echo
     echo "| | |"
     echo "| --- | --- |"
-    echo "| moat | git $moat_rev; binary: ${MOAT:-not built} |"
+    echo "| moat | git $moat_rev; binary: ${MOAT:-not built}$(case "$MOAT" in */release/*) echo " (release build)" ;; */debug/*) echo " (debug build)" ;; esac) |"
     echo "| runsc | $runsc_ver |"
     echo "| gcc (bench programs) | $gcc_ver |"
     echo "| rootfs | busybox ${bb_ver:-?} from $ROOTFS_SRC |"
