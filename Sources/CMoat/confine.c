@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <linux/sockios.h>
+#include <linux/kvm.h>
 #include <unistd.h>
 
 static int drop_bounding_set(void) {
@@ -96,6 +97,16 @@ static int load_and_release(scmp_filter_ctx ctx, int ok) {
     int r = ok && seccomp_load(ctx) == 0 ? 0 : -EINVAL;
     seccomp_release(ctx);
     return r;
+}
+
+// vCPU fds of the KVM platform (Platform/KVM), registered before the filter
+// loads: the Sentry keeps driving them once confined.
+static int kvm_vcpus[64];
+static int kvm_vcpu_count;
+int moat_sentry_allow_kvm_vcpu(int fd) {
+    if (fd < 0 || kvm_vcpu_count >= 64) return -EINVAL;
+    kvm_vcpus[kvm_vcpu_count++] = fd;
+    return 0;
 }
 
 #define ALLOW(name) do { if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(name), 0) != 0) goto fail; } while (0)
@@ -182,6 +193,25 @@ int moat_sentry_seccomp(void) {
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0) goto fail;
     if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) goto fail;
+    // The KVM platform: only the ioctls that run a vCPU made before
+    // confinement and move its state, each allowed on exactly the vCPU fds
+    // registered (argument 0) and by request (argument 1). No KVM_CREATE_*
+    // (no new VM, vCPU or device once the application runs), no
+    // KVM_SET_USER_MEMORY_REGION (guest memory cannot grow to reach more
+    // Sentry memory), no KVM_SET_CPUID2, no ioctl on /dev/kvm or the VM fd.
+    // (The registers and FPU ioctls are what KVMThread uses to enter and
+    // leave the guest; MSRs carry the FS/GS bases.)
+    {
+        const unsigned long kvmioctls[] = { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
+                                            KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU };
+        for (int v = 0; v < kvm_vcpu_count; v++) {
+            for (unsigned i = 0; i < sizeof kvmioctls / sizeof kvmioctls[0]; i++) {
+                if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+                                     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)kvm_vcpus[v]),
+                                     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)kvmioctls[i])) != 0) goto fail;
+            }
+        }
+    }
     // Terminal ioctls on the sandbox's stdio (see ttyIoctl in the Sentry).
     unsigned long ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, FIONREAD };
     for (unsigned i = 0; i < sizeof ioctls / sizeof ioctls[0]; i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <unistd.h>
 
 static int ret(int r) { return r < 0 ? -errno : r; }
@@ -118,6 +119,37 @@ uint64_t moat_kvm_exit_mmio_addr(const void *run) { return ((const struct kvm_ru
 uint8_t moat_kvm_exit_mmio_is_write(const void *run) { return ((const struct kvm_run *)run)->mmio.is_write; }
 uint32_t moat_kvm_exit_internal_suberror(const void *run) { return ((const struct kvm_run *)run)->internal.suberror; }
 void moat_kvm_set_immediate_exit(void *run, uint8_t v) { ((struct kvm_run *)run)->immediate_exit = v; }
+
+// Kicking a vCPU out of the guest. The Sentry sends the kick signal to the
+// driver thread that is inside KVM_RUN; KVM returns -EINTR as soon as a
+// signal is pending. A signal that lands just before KVM_RUN (between the
+// Sentry's decision to run and the ioctl) would be lost that way, so the
+// handler also sets immediate_exit in the thread's kvm_run area: the next
+// KVM_RUN then returns -EINTR at once (the race-free scheme of the KVM API
+// documentation, section "immediate_exit"). The area is per thread (TLS,
+// local-exec in the executable, so reading it in a handler is safe).
+static __thread struct kvm_run *kick_run;
+static void on_kick(int sig) {
+    (void)sig;
+    struct kvm_run *r = kick_run;
+    if (r) r->immediate_exit = 1;
+}
+int moat_kvm_kick_init(int sig) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_kick;
+    sa.sa_flags = SA_RESTART;   // a kick must not fail the Sentry's own host calls
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
+}
+void moat_kvm_kick_bind(void *run, int sig) {
+    if (kick_run == run) return;
+    kick_run = run;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
 
 int moat_memfd(const char *name, uint64_t size) {
     int fd = memfd_create(name, MFD_CLOEXEC);

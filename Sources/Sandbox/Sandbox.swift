@@ -37,6 +37,8 @@ public struct RunOptions {
     public var sysctl: [String] = []
     /// The fast syscall path (seccomp notification); false: ptrace only.
     public var fastPath = true
+    /// Application threads as KVM vCPUs (`--platform kvm`).
+    public var kvm = false
     public init(rootfs: String, argv: [String]) { self.rootfs = rootfs; self.argv = argv }
 }
 
@@ -100,7 +102,7 @@ public enum Sandbox {
         for d in o.dns.isEmpty && o.network == .sandbox ? hostNameServers() : o.dns { sentryArgs += ["--dns", d] }
         if logFD >= 0 { sentryArgs += ["--log-fd", "4"] }
         if o.strace { sentryArgs.append("--strace") }
-        if !o.fastPath { sentryArgs += ["--platform", "ptrace"] }
+        if o.kvm { sentryArgs += ["--platform", "kvm"] } else if !o.fastPath { sentryArgs += ["--platform", "ptrace"] }
         if o.debug { sentryArgs.append("--debug") }
         if o.overlay && !o.readOnly { sentryArgs.append("--overlay") }
         for e in o.env { sentryArgs += ["--env", e] }

@@ -23,6 +23,9 @@ public struct SentryConfig {
     /// Serve the common syscalls through seccomp user notification (the
     /// fast path, CMoat/fastpath.c) instead of a ptrace stop each.
     public var fastPath = true
+    /// Run application threads as KVM vCPUs (`--platform kvm`,
+    /// Kernel/KVMTasks.swift) instead of ptrace stubs.
+    public var kvm = false
     /// A writable layer in Sentry memory over the (read-only) gofer root.
     public var overlay = false
 
@@ -191,7 +194,7 @@ public enum SentryMain {
         let k = Kernel(vfs: vfs)
         Kernel.shared = k
         k.strace = cfg.strace
-        k.fastPath = cfg.fastPath
+        k.fastPath = cfg.fastPath && !cfg.kvm
         k.hostname = Array(cfg.hostname.utf8)
         if let d = cfg.domainname { k.domainname = Array(d.utf8) }
         k.containerCaps = cfg.capabilities
@@ -226,6 +229,9 @@ public enum SentryMain {
             return fatal("cannot start the stub: \(error)", 125)
         }
         StartupProfile.mark("sentry", "stub factory started (master stub)")
+        // The VM and its vCPUs (--platform kvm), before the task that takes
+        // one and before confinement closes /dev/kvm to the Sentry.
+        if cfg.kvm, let e = KVMTasks.setUp() { k.unlock(); return fatal(e, 125) }
         let fds = stdioTable(vfs, [0, 1, 2] + cfg.extraFDs)
         let spawned: (Task, ExecTarget, [UInt8])
         switch newProcess(k, tg: tg, tid: 1, creds: cfg.initialCredentials, argv: cfg.argv, env: cfg.env, cwd: cfg.cwd, umask: cfg.umask, fds: fds) {
@@ -395,10 +401,12 @@ public enum SentryMain {
                            umask: UInt32?, fds: FDTable, root: Path? = nil) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
         let vfs = k.vfs
         let rootPath = root ?? vfs.rootPath
-        let stubPid: pid_t
-        switch StubFactory.shared.newAddressSpace() {
-        case .success(let p): stubPid = p
-        case .failure(let e): return .failure(SpawnFailure(code: 125, message: "cannot create an address space: \(e)"))
+        var stubPid: pid_t = 0  // none on the KVM platform (its vCPU is taken when the task starts)
+        if !KVMTasks.enabled {
+            switch StubFactory.shared.newAddressSpace() {
+            case .success(let p): stubPid = p
+            case .failure(let e): return .failure(SpawnFailure(code: 125, message: "cannot create an address space: \(e)"))
+            }
         }
         let fsctx = FSContext(root: rootPath, cwd: rootPath)
         if let u = umask { fsctx.umask = u & 0o777 }
@@ -406,9 +414,11 @@ public enum SentryMain {
                         fds: fds, fs: fsctx, comm: [])
         task.creds = creds
         func failed(_ code: Int32, _ m: String) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
-            _ = kill(stubPid, SIGKILL)
-            var st: Int32 = 0
-            _ = waitpid(stubPid, &st, Int32(__WALL))
+            if stubPid > 0 {
+                _ = kill(stubPid, SIGKILL)
+                var st: Int32 = 0
+                _ = waitpid(stubPid, &st, Int32(__WALL))
+            }
             return .failure(SpawnFailure(code: code, message: m))
         }
         switch vfs.resolve(fsctx, start: rootPath, Array(cwd.utf8)) {

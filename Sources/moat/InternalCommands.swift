@@ -100,7 +100,8 @@ enum InternalCommand {
             guard let eq = s.firstIndex(of: "=") else { return nil }
             return (String(s[..<eq]), String(s[s.index(after: eq)...]))
         }
-        c.fastPath = a.string("platform") != "ptrace"
+        c.fastPath = a.string("platform") != "ptrace" && a.string("platform") != "kvm"
+        c.kvm = a.string("platform") == "kvm"
         c.controlFD = try a.int32("control-fd", -1)
         c.readyFD = try a.int32("ready-fd", -1)
         if a.has("pod") { Glibc.exit(SentryMain.runPod(c)) }

@@ -165,7 +165,7 @@ struct Run: ParsableCommand {
     @Option(help: "CPU limit (cgroups): a number of CPUs, such as 0.5.") var cpus: Double?
     @Option(help: "Process limit of the sandbox's host processes (cgroups; -1: none).") var pidsLimit: Int?
     @Option(help: "Restart policy: no, always, or on-failure[:MAX].") var restart: String = "no"
-    @Option(help: "How application syscalls reach the Sentry: fast (seccomp notification for the common calls, ptrace for the rest; default) or ptrace (a ptrace stop for every call).")
+    @Option(help: "How application syscalls reach the Sentry: fast (seccomp notification for the common calls, ptrace for the rest; default), ptrace (a ptrace stop for every call) or kvm (application threads as KVM vCPUs; no fork or threads yet).")
     var platform: String = "fast"
     @Argument(parsing: .captureForPassthrough, help: "IMAGE [COMMAND [ARG...]], or -- COMMAND [ARG...]") var command: [String] = []
 
@@ -209,7 +209,7 @@ struct Run: ParsableCommand {
         }
         for (flag, used) in [("--no-overlay", noOverlay), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
                              ("--sysctl", !sysctl.isEmpty),
-                             ("--log", log != nil), ("--platform ptrace", platform != "fast")] where used {
+                             ("--log", log != nil), ("--platform \(platform)", platform != "fast")] where used {
             throw ValidationError("\(flag) is for foreground runs only (without -d, --name, -v, --tmpfs, --restart or limits)")
         }
         guard ["none", "sandbox", "host"].contains(network) else { throw ValidationError("--network must be none, sandbox or host") }

@@ -86,8 +86,9 @@ struct RunSetup {
         o.capabilities = try Run.capabilityMask(drop: run.capDrop, add: run.capAdd)
         for s in run.sysctl where !s.contains("=") { throw ValidationError("--sysctl \(s): expected KEY=VALUE") }
         o.sysctl = run.sysctl
-        guard run.platform == "fast" || run.platform == "ptrace" else { throw ValidationError("--platform must be fast or ptrace") }
+        guard ["fast", "ptrace", "kvm"].contains(run.platform) else { throw ValidationError("--platform must be fast, ptrace or kvm") }
         o.fastPath = run.platform == "fast"
+        o.kvm = run.platform == "kvm"
         return o
     }
 

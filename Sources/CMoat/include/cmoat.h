@@ -125,6 +125,8 @@ int moat_sentry_empty_root(void);
 int moat_drop_privileges_as(unsigned id);
 /// Installs the Sentry's seccomp allow-list on every thread. 0 or -errno.
 int moat_sentry_seccomp(void);
+/// Registers a KVM vCPU fd whose run/register ioctls the Sentry's filter allows.
+int moat_sentry_allow_kvm_vcpu(int fd);
 /// Installs the Gofer's seccomp allow-list. 0 or -errno.
 int moat_gofer_seccomp(void);
 

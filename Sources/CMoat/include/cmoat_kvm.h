@@ -44,6 +44,11 @@ uint64_t moat_kvm_exit_mmio_addr(const void *run);
 uint8_t moat_kvm_exit_mmio_is_write(const void *run);
 uint32_t moat_kvm_exit_internal_suberror(const void *run);
 void moat_kvm_set_immediate_exit(void *run, uint8_t v);
+/// Installs the kick handler for `sig` (process-wide, once): it sets
+/// immediate_exit in the kvm_run area bound to the receiving thread.
+int moat_kvm_kick_init(int sig);
+/// Binds `run` to the calling thread for kicks and unblocks `sig` there.
+void moat_kvm_kick_bind(void *run, int sig);
 
 /// A memfd of `size` bytes (guest physical memory owned by the Sentry).
 int moat_memfd(const char *name, uint64_t size);

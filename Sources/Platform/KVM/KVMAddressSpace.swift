@@ -114,6 +114,19 @@ public final class KVMAddressSpace {
         return 0
     }
 
+    /// Drops the pages of [addr, addr+len) but keeps the regions: they read
+    /// as zero on the next touch (MADV_DONTNEED on private anonymous
+    /// memory). Unmapped parts of the range are skipped.
+    public func discard(_ addr: UInt64, _ len: UInt64) -> Int {
+        guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
+        let parts = regions.filter { $0.end > addr && $0.start < end }
+        for r in parts {
+            let s = max(r.start, addr), e = min(r.end, end)
+            _ = map(s, e - s, prot: r.prot)
+        }
+        return 0
+    }
+
     /// The region containing `va`, if any.
     public func region(containing va: UInt64) -> (start: UInt64, end: UInt64, prot: Int32)? {
         regions.first { $0.start <= va && va < $0.end }

@@ -28,8 +28,16 @@ public final class KVMThread {
     /// The application thread's registers (valid after a stop; used as is at
     /// the next run).
     public var regs = Registers()
-    /// The address space the thread runs in.
-    public var addressSpace: KVMAddressSpace?
+    /// The address space the thread runs in. Switching it (exec) forces a
+    /// CR3 reload with a TLB flush at the next entry, whatever generation
+    /// the new one has.
+    public var addressSpace: KVMAddressSpace? { didSet { flushedGeneration = .max } }
+    /// The vCPU fd (the Sentry's seccomp filter allows its ioctls by fd).
+    public var fd: Int32 { vcpu }
+    /// The host signal that kicks a vCPU out of the guest (CMoat/kvm.c,
+    /// moat_kvm_kick_init): a real-time signal nothing else in the Sentry
+    /// uses (SIGRTMIN+6), so it is never ignored nor forwarded.
+    public static let kickSignal: Int32 = 40
     /// Why the last run returned .gone (a VM-level failure), for the log.
     public private(set) var lastError: String?
     /// VM exits taken (including page faults resolved without the Sentry).
@@ -140,6 +148,9 @@ public final class KVMThread {
     /// Runs the thread until its next syscall, fault or interruption.
     public func run() -> StopReason {
         guard let asp = addressSpace else { lastError = "no address space"; return .gone }
+        // Kicks to this host thread now stop this vCPU (a TLS store after
+        // the first time).
+        moat_kvm_kick_bind(runArea, Self.kickSignal)
         while true {
             if !Self.canonical(regs.rip) || !Self.canonical(regs.rsp) {
                 // iretq would fault in ring 0; Linux sends SIGSEGV for a bad rip.
@@ -221,6 +232,9 @@ public final class KVMThread {
         while true {
             let r = moat_kvm_run(vcpu)
             if r == -EINTR {
+                // The kick handler may have set immediate_exit; the next
+                // KVM_RUN must enter again (a later kick sets it anew).
+                moat_kvm_set_immediate_exit(runArea, 0)
                 // A host signal (a kick from the Sentry). Where is the vCPU?
                 var s = kvm_sregs()
                 var k = kvm_regs()

@@ -10,15 +10,20 @@ final class Task {
     var tg: ThreadGroup
     /// This thread's credentials (ids, capabilities; Kernel/Credentials.swift).
     var creds = Credentials() { didSet { if tid == tg.tgid { tg.lastCreds = creds } } }
-    /// The platform context. Created on the driver thread.
-    var thread: PtraceThread!
+    /// The platform context (a ptrace stub thread, or a KVM vCPU: see
+    /// TaskThread.swift). Created on the driver thread.
+    var thread: (any TaskThread)!
+    /// The driver pthread's host tid (a KVM task is kicked out of the guest
+    /// by a signal to it).
+    var driverTid: pid_t = 0
     /// Seccomp filter layers on the stub thread (each fast-path thread adds
     /// its own on top of what it inherited; see FastPath.swift).
     var stubLayers = 0
     /// Fast-set calls served by ptrace stops so far; at
     /// FastPath.enableAfter the thread gets its own filter layer.
     var fastCandidates = 0
-    /// Host pid of the stub process holding this thread.
+    /// Host pid of the stub process holding this thread (0 on the KVM
+    /// platform: no stub).
     var hostPid: pid_t
     var hostTid: pid_t
 
@@ -117,17 +122,31 @@ final class Task {
     }
 
     fileprivate func driverMain() {
-        do {
-            thread = try PtraceThread(seize: hostTid)
-        } catch {
-            Log.shared.info("cannot seize stub thread \(hostTid): \(error)")
+        driverTid = moat_gettid()
+        if KVMTasks.enabled {
+            // A vCPU from the pool made before confinement (KVMTasks.swift).
             kernel.lock()
-            leave(hostAlive: false)
-            kernel.unlock()
-            return
+            guard let v = KVMTasks.take() else {
+                Log.shared.info("no free KVM vCPU for task \(tid)")
+                if !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
+                leave(hostAlive: false)
+                kernel.unlock()
+                return
+            }
+            thread = v
+        } else {
+            do {
+                thread = try PtraceThread(seize: hostTid)
+            } catch {
+                Log.shared.info("cannot seize stub thread \(hostTid): \(error)")
+                kernel.lock()
+                leave(hostAlive: false)
+                kernel.unlock()
+                return
+            }
+            pin()
+            kernel.lock()
         }
-        pin()
-        kernel.lock()
         if let s = onStart { onStart = nil; s(self) }
         while prepareToRun() {
             inApp = true
@@ -264,7 +283,9 @@ final class Task {
     /// its application code. Requires: mu held.
     func kick() {
         wake()
-        if inApp { _ = moat_tgkill(hostPid, hostTid, SIGURG) }
+        if inApp {
+            if hostTid > 0 { _ = moat_tgkill(hostPid, hostTid, SIGURG) } else { KVMTasks.kick(driverTid: driverTid) }
+        }
     }
 
     func requestExit() {
@@ -291,7 +312,12 @@ final class Task {
         }
         releaseVfork()
         let last = tg.tasks.isEmpty
-        if let t = thread {
+        if let v = thread as? KVMThread {
+            // No host process to kill: the vCPU goes back to the pool
+            // (`thread` stays set: late readers of a dead task see an
+            // empty address space, never a nil).
+            KVMTasks.giveBack(v)
+        } else if let t = thread {
             if last || !hostAlive {
                 _ = kill(hostPid, SIGKILL)
                 t.reap()

@@ -142,6 +142,9 @@ final class MemoryManager {
     /// closes it again. Shared mappings see (and make) the file's changes.
     func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
+        if !t.thread.hasStub {  // KVM: a copy in guest memory (Kernel/KVMTasks.swift)
+            return mapCopy(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
+        }
         return withStubFD(t, hostFD) { remote in
             mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)
         } ?? err(ENODEV)
@@ -152,6 +155,7 @@ final class MemoryManager {
     /// after: several mappings of one file (an ELF's segments) share one
     /// copy. nil if the stub cannot take it.
     func withStubFD<R>(_ t: Task, _ hostFD: Int32, _ body: (UInt64) -> R) -> R? {
+        if !t.thread.hasStub { return nil }  // KVM: no stub; the loader copies
         let remote = t.thread.inject(438 /* pidfd_getfd */, UInt64(MOAT_STUB_PIDFD), UInt64(hostFD), 0)
         if remote < 0 { return nil }
         defer { _ = t.thread.inject(3 /* close */, UInt64(remote)) }

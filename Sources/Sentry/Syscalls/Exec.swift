@@ -89,23 +89,28 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         if t.exitRequested { return 0 }
         _ = t.block(deadline: Kernel.now(CLOCK_MONOTONIC) + 1_000_000)
     }
-    // A fresh address space.
-    let newPid: pid_t
-    switch StubFactory.shared.newAddressSpace() {
-    case .success(let p): newPid = p
-    case .failure: return err(ENOMEM)
+    // A fresh address space: new page tables for a KVM vCPU
+    // (Kernel/KVMTasks.swift), a new stub process otherwise.
+    if !t.thread.hasStub {
+        if !KVMTasks.freshAddressSpace(t) { return err(ENOMEM) }
+    } else {
+        let newPid: pid_t
+        switch StubFactory.shared.newAddressSpace() {
+        case .success(let p): newPid = p
+        case .failure: return err(ENOMEM)
+        }
+        let oldHost = t.hostPid
+        _ = kill(oldHost, SIGKILL)
+        t.thread.reap()
+        if t.hostTid != oldHost { reapHost(oldHost) }
+        do { try t.thread.reseize(newPid) } catch {
+            t.tg.beginExit(code: SIGKILL, bySignal: true)
+            return 0
+        }
+        t.hostPid = newPid
+        t.hostTid = newPid
+        t.pin()
     }
-    let oldHost = t.hostPid
-    _ = kill(oldHost, SIGKILL)
-    t.thread.reap()
-    if t.hostTid != oldHost { reapHost(oldHost) }
-    do { try t.thread.reseize(newPid) } catch {
-        t.tg.beginExit(code: SIGKILL, bySignal: true)
-        return 0
-    }
-    t.hostPid = newPid
-    t.hostTid = newPid
-    t.pin()
     t.stubLayers = 0
     t.fastCandidates = 0
     t.mm.users -= 1
@@ -147,7 +152,8 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }
     t.tg.posixTimers.removeAll()
     t.tg.membarrierRegistered = false
-    let vdso = VDSO.shared?.map(t) ?? 0
+    // No vDSO on KVM yet (its vvar page is a shared host mapping).
+    let vdso = t.thread.hasStub ? (VDSO.shared?.map(t) ?? 0) : 0
     let auxv: [(UInt64, UInt64)] = [
         (33, vdso),                               // AT_SYSINFO_EHDR (dropped below when there is no vDSO)
         (16, UInt64(getauxval(16))),              // AT_HWCAP

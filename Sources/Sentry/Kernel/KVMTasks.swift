@@ -1,0 +1,143 @@
+// The kernel's side of the KVM platform (`--platform kvm`): the sandbox's
+// VM, its vCPUs, and what a task backed by a vCPU does where a ptrace task
+// would use its host stub.
+//
+// Why it is shaped this way:
+//  - The VM and every vCPU are made before Confinement.finish(): opening
+//    /dev/kvm and KVM_CREATE_* are not in the Sentry's seccomp filter, which
+//    allows only the run/register ioctls, on exactly these vCPU fds
+//    (CMoat/confine.c). A task therefore takes a vCPU from a fixed pool.
+//  - Application memory is the VM's guest memory: one memfd the Sentry owns
+//    and maps (Platform/KVM/KVMMachine.swift). The Sentry's copyin/copyout
+//    are memcpy through the page tables it built (KVMAddressSpace), not
+//    process_vm_readv; the loader writes the program straight into it.
+//  - There is no host process per application process. File mappings are
+//    private copies of the file's bytes (the host cannot map a Gofer fd into
+//    guest physical memory without giving the guest the file's page cache:
+//    that is a later step, with shared mappings); vDSO is not mapped (libc
+//    falls back to the clock syscalls).
+//  - What needs a stub (fork, threads: a clone of the stub) is refused with
+//    EAGAIN for now, logged once; see TaskThread.swift for the rest.
+//  - A kick (a signal for the task, an exit) reaches a task in the guest as
+//    a host signal to its driver thread, which makes KVM_RUN return
+//    (CMoat/kvm.c explains the immediate_exit handshake).
+
+import CMoat
+import Glibc
+import Platform
+
+enum KVMTasks {
+    /// The sandbox's VM, when the KVM platform is on.
+    nonisolated(unsafe) static var machine: KVMMachine?
+    /// vCPUs not running a task. Guarded by Kernel.mu.
+    nonisolated(unsafe) static var idle: [KVMThread] = []
+    static var enabled: Bool { machine != nil }
+    /// Guest physical memory: a sparse memfd (pages cost host memory only
+    /// once touched), so the size is a ceiling on application memory.
+    static let memoryBytes: UInt64 = 2 << 30
+    nonisolated(unsafe) private static var warnedClone = false
+
+    /// Creates the VM and `vcpus` vCPUs and registers them with the
+    /// Sentry's seccomp filter. Call before Confinement.finish(). Returns an
+    /// error message, or nil.
+    static func setUp(vcpus: Int = 1) -> String? {
+        do {
+            let m = try KVMMachine(memoryBytes: memoryBytes)
+            for _ in 0..<vcpus {
+                let v = try m.newThread()
+                if moat_sentry_allow_kvm_vcpu(v.fd) != 0 { return "too many KVM vCPUs" }
+                idle.append(v)
+            }
+            let r = moat_kvm_kick_init(KVMThread.kickSignal)
+            if r != 0 { return "cannot install the KVM kick handler: errno \(-r)" }
+            machine = m
+        } catch {
+            return "cannot set up the KVM platform: \(error)"
+        }
+        return nil
+    }
+
+    /// A vCPU for a new task, nil if every one is busy. Requires: mu held.
+    static func take() -> KVMThread? { idle.popLast() }
+
+    /// Returns a task's vCPU to the pool (its address space goes).
+    /// Requires: mu held.
+    static func giveBack(_ v: KVMThread) {
+        v.addressSpace = nil
+        idle.append(v)
+    }
+
+    /// Gives the task's vCPU a fresh, empty address space (exec). The old
+    /// one's pages go back to the machine first.
+    static func freshAddressSpace(_ t: Task) -> Bool {
+        guard let v = t.thread as? KVMThread, let m = machine else { return false }
+        v.addressSpace = nil
+        do { v.addressSpace = try KVMAddressSpace(machine: m) } catch { return false }
+        return true
+    }
+
+    /// Makes the vCPU run by `driverTid` leave the guest.
+    static func kick(driverTid: pid_t) {
+        if driverTid > 0 { _ = moat_tgkill(getpid(), driverTid, KVMThread.kickSignal) }
+    }
+
+    fileprivate static func refuseClone() -> Int {
+        if !warnedClone {
+            warnedClone = true
+            Log.shared.info("fork, vfork and threads are not supported on the KVM platform yet: clone fails with EAGAIN")
+        }
+        return -Int(EAGAIN)
+    }
+}
+
+extension KVMThread: TaskThread {
+    var hasStub: Bool { false }
+    /// Every entry loads `regs` anyway.
+    func markDirty() {}
+    var wantFast: Bool { get { false } set {} }
+    var listener: Int32 { -1 }
+    var inNotif: Bool { false }
+    func materialize() -> Bool { true }
+    func enableFastPath(tgid: pid_t) -> Bool { false }
+    /// The host calls the kernel injects in a ptrace stub, done on the
+    /// guest's page tables instead: MADV_DONTNEED drops pages (they read as
+    /// zero after). Others (mremap, membarrier) are ENOSYS: glibc's realloc
+    /// falls back to copying, membarrier reports no support.
+    func injectCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
+        if nr == 28 && a.2 == 4 { return addressSpace?.discard(a.0, a.1) ?? -Int(EFAULT) }
+        return -Int(ENOSYS)
+    }
+    func cloneStub(flags: UInt64) -> Int { KVMTasks.refuseClone() }
+    func reap() {}
+    func reseize(_ newTid: pid_t) throws { throw KVMError.unavailable("a vCPU has no stub to reseize") }
+    func detachParked() {}
+}
+
+extension MemoryManager {
+    /// mapFile on the KVM platform: a private copy of the file's bytes in
+    /// guest memory (zeros past its end). A shared writable mapping would
+    /// need the file's own pages in guest memory: ENODEV until then (a
+    /// shared read-only one reads the same as a copy while nobody writes
+    /// the file).
+    func mapCopy(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
+        if shared && prot & PROT_WRITE != 0 { return err(ENODEV) }
+        guard let v = t.thread as? KVMThread else { return err(ENODEV) }
+        let r = mapAnonymous(t, addr: addr, len: len, prot: prot, shared: false, name: name)
+        if r < 0 { return r }
+        guard let asp = v.addressSpace else { return err(EFAULT) }
+        let chunk = 256 << 10
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buf.deallocate() }
+        var done: UInt64 = 0
+        while done < len {
+            let n = pread(hostFD, buf, min(chunk, Int(len - done)), off_t(Int64(bitPattern: offset &+ done)))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { _ = unmap(t, addr: addr, len: len); return err(EIO) }
+            if n == 0 { break }
+            // force: the region may be read-only to the application.
+            if asp.write(addr + done, buf, n, force: true) != n { _ = unmap(t, addr: addr, len: len); return err(ENOMEM) }
+            done += UInt64(n)
+        }
+        return r
+    }
+}
