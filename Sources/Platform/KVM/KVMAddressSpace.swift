@@ -114,6 +114,24 @@ public final class KVMAddressSpace {
         return 0
     }
 
+    /// Empties the address space for reuse (exec, a new process) while
+    /// keeping its page-table pages where they are. Why not free them and
+    /// build new tables: under shadow paging (kvm_pvm) the hypervisor caches
+    /// its shadow of each guest page-table page by guest physical address
+    /// and learns of changes only through guest writes, which the Sentry's
+    /// host-side edits are not. A leaf entry change is picked up at the CR3
+    /// reload, but a page-table page freed and reused with other contents
+    /// (another address space's PML4 at the same address) is not: the guest
+    /// then ran with the previous process's mappings. So page-table pages
+    /// are never freed while the VM lives, and their present upper-level
+    /// entries never change; only leaf entries and regions are cleared.
+    /// Callers keep the emptied space in a pool (the Sentry's KVMTasks).
+    public func reset() {
+        for r in regions { freePages(r.start, r.end) }
+        regions = []
+        generation &+= 1
+    }
+
     /// Drops the pages of [addr, addr+len) but keeps the regions: they read
     /// as zero on the next touch (MADV_DONTNEED on private anonymous
     /// memory). Unmapped parts of the range are skipped.

@@ -31,7 +31,15 @@ public final class KVMThread {
     /// The address space the thread runs in. Switching it (exec) forces a
     /// CR3 reload with a TLB flush at the next entry, whatever generation
     /// the new one has.
-    public var addressSpace: KVMAddressSpace? { didSet { flushedGeneration = .max } }
+    public var addressSpace: KVMAddressSpace? {
+        didSet {
+            flushedGeneration = .max
+            // The old page tables may be freed now: reload the ring-0
+            // state on the kernel-only PML4 before anything else.
+            loadedCR3 = KernelPage.pml4 * 4096
+            inKernel = false
+        }
+    }
     /// The vCPU fd (the Sentry's seccomp filter allows its ioctls by fd).
     public var fd: Int32 { vcpu }
     /// The host signal that kicks a vCPU out of the guest (CMoat/kvm.c,
@@ -40,6 +48,8 @@ public final class KVMThread {
     public static let kickSignal: Int32 = 40
     /// Why the last run returned .gone (a VM-level failure), for the log.
     public private(set) var lastError: String?
+    /// The last exception that became a fault, for --debug logs.
+    public private(set) var lastFault = ""
     /// VM exits taken (including page faults resolved without the Sentry).
     public private(set) var exits: UInt64 = 0
 
@@ -329,6 +339,7 @@ public final class KVMThread {
             }
             if asp.resolveFault(cr2, errorCode: err) { return nil }
         }
+        lastFault = "vector \(vector) error \(err) rip 0x\(String(rip, radix: 16)) cr2 0x\(String(cr2, radix: 16))"
         let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
                                               mapped: vector == 14 && asp.region(containing: cr2) != nil)
         return .fault(signo: signo, code: code, addr: addr)
