@@ -46,10 +46,22 @@ public final class KVMAddressSpace {
     /// the machine (and to other address spaces) only after that flush.
     private var pendingFree: [UInt64] = []
 
+    /// The application pages go back to the machine; the page-table pages
+    /// (and the PML4) never do, for as long as the VM lives. Why: under
+    /// shadow paging (kvm_pvm, where Moat is tested) the hypervisor keeps
+    /// its shadow of each guest page-table page, found by guest physical
+    /// address, and learns of changes only through guest writes, which the
+    /// Sentry's host-side edits are not. Leaf changes in a running address
+    /// space are picked up at the CR3 reload, but a table page reused by a
+    /// new address space (an exec, a new process) was run with the old
+    /// process's shadow mappings: every second exec crashed. Never reusing
+    /// a table page makes that impossible; it costs a few pages per exited
+    /// address space (tens of KiB for a shell), left in guest memory. (The
+    /// shadows of an abandoned root are unreachable: no CR3 names it again.)
     deinit {
-        unmapAll()
+        for r in regions { freePages(r.start, r.end) }
+        regions = []
         releasePending()
-        memory.freePage(cr3)
     }
 
     /// Called by the vCPU after it flushed its TLB for this address space
@@ -114,24 +126,6 @@ public final class KVMAddressSpace {
         return 0
     }
 
-    /// Empties the address space for reuse (exec, a new process) while
-    /// keeping its page-table pages where they are. Why not free them and
-    /// build new tables: under shadow paging (kvm_pvm) the hypervisor caches
-    /// its shadow of each guest page-table page by guest physical address
-    /// and learns of changes only through guest writes, which the Sentry's
-    /// host-side edits are not. A leaf entry change is picked up at the CR3
-    /// reload, but a page-table page freed and reused with other contents
-    /// (another address space's PML4 at the same address) is not: the guest
-    /// then ran with the previous process's mappings. So page-table pages
-    /// are never freed while the VM lives, and their present upper-level
-    /// entries never change; only leaf entries and regions are cleared.
-    /// Callers keep the emptied space in a pool (the Sentry's KVMTasks).
-    public func reset() {
-        for r in regions { freePages(r.start, r.end) }
-        regions = []
-        generation &+= 1
-    }
-
     /// Drops the pages of [addr, addr+len) but keeps the regions: they read
     /// as zero on the next touch (MADV_DONTNEED on private anonymous
     /// memory). Unmapped parts of the range are skipped.
@@ -173,11 +167,6 @@ public final class KVMAddressSpace {
         generation &+= 1
     }
 
-    private func unmapAll() {
-        for r in regions { freePages(r.start, r.end) }
-        regions = []
-        freeTables(cr3, level: 4)
-    }
 
     /// Frees the leaf pages of [start, end), skipping unpopulated tables.
     private func freePages(_ start: UInt64, _ end: UInt64) {
@@ -197,22 +186,6 @@ public final class KVMAddressSpace {
                 va = (va & ~(span - 1)) &+ span
             }
         }
-    }
-
-    /// Frees the page-table pages of the lower half (the kernel half's
-    /// tables belong to the machine).
-    private func freeTables(_ table: UInt64, level: Int) {
-        let entries = level == 4 ? 256 : 512
-        if level > 1 {
-            for i in 0..<entries {
-                let e = memory.load64(table + UInt64(i) * 8)
-                if e & PTE.present != 0 {
-                    freeTables(e & PTE.addrMask, level: level - 1)
-                    memory.store64(table + UInt64(i) * 8, 0)
-                }
-            }
-        }
-        if level < 4 { memory.freePage(table) }
     }
 
     // MARK: - page tables

@@ -63,37 +63,17 @@ enum KVMTasks {
     /// Returns a task's vCPU to the pool (its address space goes).
     /// Requires: mu held.
     static func giveBack(_ v: KVMThread) {
-        if let a = v.addressSpace { recycle(a) }
         v.addressSpace = nil
         idle.append(v)
     }
 
-    /// Emptied address spaces for reuse. Their page-table pages are never
-    /// freed (KVMAddressSpace.reset says why: shadow paging), so a new
-    /// process takes one of these before the VM builds new tables.
-    /// Guarded by Kernel.mu.
-    nonisolated(unsafe) private static var spare: [KVMAddressSpace] = []
-
-    /// An empty address space. Requires: mu held.
-    static func newAddressSpace() -> KVMAddressSpace? {
-        if let a = spare.popLast() { return a }
-        guard let m = machine else { return nil }
-        return try? KVMAddressSpace(machine: m)
-    }
-
-    /// Back to the pool, emptied (its pages return to the machine at the
-    /// next CR3 reload of it). Requires: mu held.
-    static func recycle(_ a: KVMAddressSpace) {
-        a.reset()
-        spare.append(a)
-    }
-
-    /// Gives the task's vCPU a fresh, empty address space (exec). The old
-    /// one is emptied and pooled. Requires: mu held.
+    /// Gives the task's vCPU a new, empty address space (exec). The old
+    /// one's pages go back to the machine, not its page tables
+    /// (KVMAddressSpace's deinit says why). Requires: mu held.
     static func freshAddressSpace(_ t: Task) -> Bool {
-        guard let v = t.thread as? KVMThread, let fresh = newAddressSpace() else { return false }
-        if let old = v.addressSpace { recycle(old) }
-        v.addressSpace = fresh
+        guard let v = t.thread as? KVMThread, let m = machine else { return false }
+        v.addressSpace = nil
+        do { v.addressSpace = try KVMAddressSpace(machine: m) } catch { return false }
         return true
     }
 
