@@ -88,8 +88,8 @@ final class MoatServerTests: XCTestCase {
         try run("/usr/bin/kubectl", ["--kubeconfig", data + "/" + kubeconfig, "--request-timeout", "20s"] + args)
     }
 
-    /// `kubectl create KIND ...` as JSON through `kubectl apply`: kubectl's typed create sends
-    /// protobuf, which the API server does not read yet.
+    /// `kubectl create KIND ...` as JSON through `kubectl apply` (ProtobufCreateTests covers the
+    /// protobuf that kubectl's typed create sends).
     func create(_ args: [String], as kubeconfig: String = "kubeconfig") throws -> (code: Int32, out: String) {
         let made = try kubectl(["create"] + args.prefix(while: { $0 != "--" }) + ["--dry-run=client", "-o", "json"] + args.drop(while: { $0 != "--" }), as: kubeconfig)
         guard made.code == 0 else { return made }

@@ -254,17 +254,17 @@ struct APIResponder: HTTPResponder {
     }
 
     func bodyJSON(_ request: Request, allowEmpty: Bool) async throws -> JSON? {
-        // Only JSON bodies are understood. Protobuf (what typed clients such as
-        // `kubectl create` try first) gets 415, on which they retry with JSON.
-        if let ctype = request.headers[.contentType], ctype.contains("protobuf") || ctype.contains("cbor") {
-            throw APIError.unsupportedMediaType(ctype)
-        }
+        // JSON, and the protobuf typed clients such as `kubectl create` send (KubeProtobuf.swift).
+        let ctype = request.headers[.contentType] ?? ""
+        let protobuf = ctype.hasPrefix("application/vnd.kubernetes.protobuf")
+        if ctype.contains("cbor") || (ctype.contains("protobuf") && !protobuf) { throw APIError.unsupportedMediaType(ctype) }
         var req = request
         let buf = try await req.collectBody(upTo: 8 << 20)
         if buf.readableBytes == 0 {
             if allowEmpty { return nil }
             throw APIError.badRequest("the request body is empty")
         }
+        if protobuf { return try KubeProtobuf.decode(Array(buf.readableBytesView)) }
         do {
             return try JSON.parse(Data(buf.readableBytesView))
         } catch {
