@@ -171,7 +171,7 @@ class KubectlTests: XCTestCase {
     }
 
     func testGetWatchStreamsChanges() async throws {
-        // (`kubectl create configmap NAME` would send protobuf, which the server answers with 415.)
+        // (From a manifest: ProtobufCreateTests covers `kubectl create configmap NAME`, which sends protobuf.)
         _ = try await ok("create", "-f", "-", stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\ndata: {k: v}\n")
         let creator = Task {
             try await Task.sleep(nanoseconds: 800_000_000)
