@@ -212,6 +212,7 @@ extension Kernel {
     private func taskState(_ tg: ThreadGroup, _ t: Task?, reader: Task?) -> String {
         if tg.zombie { return "Z" }
         if tg.stopped { return "T" }
+        if t?.ptraceStopped == true { return "t" }
         // Sleeping only while really blocked: a task the Sentry is serving
         // runs (a test that waits for 'S' before signalling a blocked call
         // must not signal before the call blocks).
@@ -231,7 +232,7 @@ extension Kernel {
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let c = t?.creds ?? tg.creds
-        let state = ["Z": "Z (zombie)", "T": "T (stopped)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
+        let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         return """
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
@@ -240,7 +241,7 @@ extension Kernel {
         Tgid:\t\(tg.tgid)
         Pid:\t\(t?.tid ?? tg.tgid)
         PPid:\t\(tg.parent?.tgid ?? 0)
-        TracerPid:\t0
+        TracerPid:\t\(t?.ptrace?.tracer?.tgid ?? 0)
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))

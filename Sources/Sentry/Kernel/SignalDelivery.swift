@@ -240,7 +240,7 @@ extension Task {
             tg.sendSignal(sig, info)
             return
         }
-        if tg.isIgnored(sig) && (sigMask | realBlocked) & sigBit(sig) == 0 { return }
+        if ptrace == nil && tg.isIgnored(sig) && (sigMask | realBlocked) & sigBit(sig) == 0 { return }
         pending.add(sig, info)
         kick()
     }

@@ -55,6 +55,8 @@ final class Task {
     let wakeFD: Int32
     var inApp = false
     var exitRequested = false
+    /// Set while the task is traced by another process (Syscalls/Ptrace.swift).
+    var ptrace: PtraceState?
     var exited = false
 
     var clearChildTid: UInt64 = 0
@@ -194,7 +196,13 @@ final class Task {
                 _ = block(deadline: nil, stopWait: true)
                 continue
             }
-            guard let info = takeSignal() else { break }
+            guard var info = takeSignal() else { break }
+            if ptrace != nil && info.signo != SIGKILL {
+                // A traced task stops for its tracer first, which may
+                // change or suppress the signal.
+                guard let resumed = ptraceSignalStop(info) else { continue }
+                info = resumed
+            }
             switch deliver(info) {
             case .delivered: finishRestart(handlerRan: true); return true
             case .ignored: continue
@@ -233,7 +241,7 @@ final class Task {
     /// Callers re-check their condition after it returns. Requires: mu held.
     func block(deadline: Int64?, stopWait: Bool = false) -> BlockResult {
         if stopWait {
-            if exitRequested || tg.exiting || !tg.stopped { return .woken }
+            if exitRequested || tg.exiting || !(tg.stopped || ptraceStopped) { return .woken }
         } else if interruptPending() { return .interrupted }
         // Credit the CPU time run up to here to the threads that ran it.
         _ = tg.sampleCPU()

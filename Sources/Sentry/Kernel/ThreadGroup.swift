@@ -48,6 +48,9 @@ final class ThreadGroup {
     var exitCode: Int32 = 0        // wait status
     var zombie = false
     var reaped = false
+    /// A task of the group attached to a process that is not its child
+    /// (wait then looks beyond the children for ptrace stops).
+    var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []
     /// Job control: stopped by a stop signal, and not yet reported to wait.
@@ -111,6 +114,7 @@ final class ThreadGroup {
         _ = sampleCPU()
         zombie = true
         kernel.fileLocks.releaseAll(.process(tgid))
+        detachTracees()
         // Reparent children to init (or the nearest subreaper).
         let k = kernel
         if let reaper = findReaper(), reaper !== self {
@@ -236,7 +240,7 @@ final class ThreadGroup {
         } else if sigBit(sig) & stopSignalsMask != 0 {
             sharedPending.remove(mask: sigBit(SIGCONT))
         }
-        if isIgnored(sig) && !tasks.contains(where: { ($0.sigMask | $0.realBlocked) & sigBit(sig) != 0 }) { return }
+        if !traced && isIgnored(sig) && !tasks.contains(where: { ($0.sigMask | $0.realBlocked) & sigBit(sig) != 0 }) { return }
         sharedPending.add(sig, info)
         // Wake a thread that can take it; if all block it, wake them all so
         // that sigtimedwait and signalfd readers see it.

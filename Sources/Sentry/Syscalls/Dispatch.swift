@@ -47,6 +47,7 @@ final class SyscallTable {
         registerIPC(t)
         registerPosixTimers(t)
         registerProcessVM(t)
+        registerPtrace(t)
         return t
     }()
 }

@@ -242,6 +242,8 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     case .success(let target):
         let r = execImage(t, target, envp: envp, execfn: name)
         if r == 0 { t.skipReturn = true }
+        // A traced task stops after a successful execve (the legacy SIGTRAP).
+        if r == 0 && t.ptrace != nil { t.sendSignal(SIGTRAP, SigInfo(signo: SIGTRAP)) }
         return r
     case .failure(let e):
         return e.ret

@@ -231,7 +231,15 @@ private func matches(_ t: Task, _ c: ThreadGroup, _ pid: Int32, _ options: Int32
     return true
 }
 
-enum WaitEvent { case exited, stopped, continued }
+enum WaitEvent { case exited, stopped, continued, traced(Int32) }
+
+/// A ptrace stop of a tracee in `c` that `t`'s group traces, not yet
+/// reported; taken when `consume`. Requires: Kernel.mu held.
+private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool) -> Int32? {
+    guard let tr = c.tasks.first(where: { $0.ptrace.map { $0.tracer === t.tg && $0.stopped && !$0.reported } ?? false }) else { return nil }
+    if consume { tr.ptrace!.reported = true }
+    return tr.ptrace!.stopSignal
+}
 
 /// The common engine of wait4 and waitid.
 /// Returns (child, event) or an errno result.
@@ -242,6 +250,8 @@ func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: 
         // Children of any thread of this group are ours (threads share children).
         for c in t.tg.children where matches(t, c, pid, options) {
             any = true
+            // A traced child's ptrace stops are reported without WUNTRACED.
+            if let sig = ptraceStop(t, c, consume: consume) { return .success((c, .traced(sig))) }
             if exited && c.zombie {
                 if consume { t.tg.reap(c) }
                 return .success((c, .exited))
@@ -253,6 +263,13 @@ func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: 
             if continued && !c.continuedReported {
                 if consume { c.continuedReported = true }
                 return .success((c, .continued))
+            }
+        }
+        // Tracees that are not children (PTRACE_ATTACH): their stops only.
+        if t.tg.tracesNonChildren {
+            for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && tr.tg.parent !== t.tg && (pid == -1 || pid == tr.tid) {
+                any = true
+                if let sig = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, .traced(sig))) }
             }
         }
         if !any { return .failure(SysErr(err(ECHILD))) }
@@ -279,6 +296,7 @@ func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rus
         case .exited: ws = c.exitCode
         case .stopped: ws = (c.stopSignal << 8) | 0x7f
         case .continued: ws = 0xffff
+        case .traced(let sig): ws = (sig << 8) | 0x7f
         }
         if status != 0 && !t.writeI32(status, ws) { return err(EFAULT) }
         if rusage != 0 { _ = t.copyOut(rusage, [UInt8](repeating: 0, count: 144)) }
@@ -311,6 +329,7 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
         case .exited: info.code = c.childCode(); info.status = c.childStatusValue()
         case .stopped: info.code = 5; info.status = c.stopSignal
         case .continued: info.code = 6; info.status = SIGCONT
+        case .traced(let sig): info.code = 4; info.status = sig   // CLD_TRAPPED
         }
         if a.a2 != 0 && !t.copyOut(a.a2, info.bytes()) { return err(EFAULT) }
         return 0
