@@ -315,6 +315,10 @@ final class Task {
         kernel.tasks[tid] = nil
         if tid == tg.tgid { tg.exitComm = comm }        // a zombie's /proc/PID/stat keeps its name
         tg.tasks.removeAll { $0 === self }
+        // The last task of an address space detaches its SysV segments.
+        if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
+            kernel.ipc.dropAttachments(space: mm.id, pid: tg.tgid)
+        }
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {
             var zero: Int32 = 0

@@ -86,6 +86,17 @@ final class IPCNamespace {
     /// does in a sandbox's life at these limits).
     private var next: [Int: Int32] = [:]
     func newID(kind: Int) -> Int32 { let i = next[kind, default: 0]; next[kind] = i + 1; return i }
+    /// Key -> id per kind, for objects made with a key (checked on use:
+    /// a removed object's entry is dropped then).
+    var keyIndex: [Int: [Int32: Int32]] = [:]
+    /// The most objects of a kind: kernel.shmmni, the fourth field of
+    /// kernel.sem (semmni), kernel.msgmni.
+    func maxObjects(_ kind: Int, _ t: Task) -> Int {
+        let key = ["kernel/shmmni", "kernel/sem", "kernel/msgmni"][kind]
+        guard let v = t.kernel.sysctl.entries[key]?.value else { return 32000 }
+        let field = kind == 1 ? v.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst(3).first.map(String.init) : v
+        return field.flatMap { Int($0) }.map { min(max($0, 0), 32768) } ?? 32000
+    }
 }
 
 /// A limit as the sandbox's kernel.* sysctl says (Linux's info calls read
@@ -114,7 +125,14 @@ func registerIPC(_ t: SyscallTable) {
 /// Finds or creates an object by key (IPC_PRIVATE always creates).
 private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int32, flags: Int32, perm: (T) -> IPCPerm,
                        check: (T) -> Int32?, make: (IPCPerm) -> T?) -> Int {
-    if key != 0, let (id, obj) = table.first(where: { perm($0.value).key == key }) {
+    // By key through the namespace's index (a scan of every object made
+    // LTP's semget05, which creates 32000 sets, quadratic).
+    let ipc = t.kernel.ipc
+    var found: (Int32, T)? = nil
+    if key != 0, let id = ipc.keyIndex[kind]?[key] {
+        if let obj = table[id], perm(obj).key == key { found = (id, obj) } else { ipc.keyIndex[kind]?[key] = nil }
+    }
+    if let (id, obj) = found {
         if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 { return err(EEXIST) }
         if let e = check(obj) { return err(e) }
         let want = UInt32(flags & 0o777)
@@ -122,12 +140,13 @@ private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int
         return Int(id)
     }
     if key != 0 && flags & IPC_CREAT == 0 { return err(ENOENT) }
-    if table.count >= 32000 { return err(ENOSPC) }
+    if table.count >= ipc.maxObjects(kind, t) { return err(ENOSPC) }
     let c = t.creds
     let p = IPCPerm(key: key, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode: UInt32(flags & 0o777), seq: 0)
     guard let obj = make(p) else { return err(EINVAL) }
-    let id = t.kernel.ipc.newID(kind: kind)
+    let id = ipc.newID(kind: kind)
     table[id] = obj
+    if key != 0 { ipc.keyIndex[kind, default: [:]][key] = id }
     return Int(id)
 }
 
@@ -262,7 +281,12 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
         s.perm.key = 0                       // no longer found by key
         if s.nattch <= 0 { ipc.shm[id] = nil }
         return 0
-    case 11, 12: return 0                    // SHM_LOCK, SHM_UNLOCK
+    case 11, 12:                             // SHM_LOCK, SHM_UNLOCK (nothing is swapped anyway)
+        // CAP_IPC_LOCK, or the owner or creator (with a non-zero
+        // RLIMIT_MEMLOCK to lock), as Linux decides.
+        if t.creds.has(Cap.ipcLock) { return 0 }
+        if t.creds.euid != s.perm.uid && t.creds.euid != s.perm.cuid { return err(EPERM) }
+        return cmd == 11 && t.tg.rlimits[RL_MEMLOCK].cur == 0 ? err(EPERM) : 0
     default: return err(EINVAL)
     }
 }
@@ -566,6 +590,32 @@ extension IPCNamespace {
                 s += "\(col(set.perm.key, 10)) \(col(id, 10))  \(perm(set.perm)) \(col(set.values.count, 10)) \(owners(set.perm)) \(col(set.otime, 10)) \(col(set.ctime, 10))\n"
             }
             return s
+        }
+    }
+}
+
+// MARK: - Attachments across fork, exec and exit
+
+extension IPCNamespace {
+    /// A forked address space inherits the parent's attachments (each one
+    /// counts in shm_nattch). Requires: Kernel.mu held.
+    func forkAttachments(from parent: UInt64, to child: UInt64) {
+        for (k, id) in attached where k.space == parent {
+            attached[FutexTable.Key(space: child, addr: k.addr)] = id
+            shm[id]?.nattch += 1
+        }
+    }
+
+    /// An address space is gone (exec, or its last task exited): its
+    /// attachments end, and a removed segment with none left is freed.
+    /// Requires: Kernel.mu held.
+    func dropAttachments(space: UInt64, pid: Int32) {
+        for (k, id) in attached where k.space == space {
+            attached[k] = nil
+            guard let s = shm[id] else { continue }
+            s.nattch -= 1
+            s.dtime = Int64(time(nil)); s.lpid = pid
+            if s.removed && s.nattch <= 0 { shm[id] = nil }
         }
     }
 }

@@ -176,7 +176,10 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         k.threadGroups[tid] = tg
     }
     let mm: MemoryManager
-    if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else { mm = t.mm.fork() }
+    if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else {
+        mm = t.mm.fork()
+        k.ipc.forkAttachments(from: t.mm.id, to: mm.id)                   // SysV segments stay attached in the child
+    }
     let fds: FDTable
     if flags & CLONE_FILES_ != 0 { fds = t.fds; fds.users += 1 } else { fds = t.fds.fork() }
     let fs = flags & CLONE_FS_ != 0 ? t.fs : t.fs.copy()

@@ -297,6 +297,25 @@ static void sysvipc(void) {
     p[0] = 1;                                 /* one page touched */
     T(shmctl(0, SHM_INFO, (struct shmid_ds *)&si) == shm);
     say("shm_info after a write: rss %lu", si.shm_rss);
+    /* A forked child inherits the attachment; exit and exec end it. */
+    int go[2];
+    T(pipe(go));
+    fflush(stdout);
+    pid_t kid = fork();
+    if (kid == 0) { char c; read(go[0], &c, 1); _exit(p[0]); }
+    T(shmctl(shm, IPC_STAT, &sd));
+    say("nattch with a forked child: %lu", (unsigned long)sd.shm_nattch);
+    write(go[1], "x", 1);
+    int st;
+    T(waitpid(kid, &st, 0) == kid);
+    T(shmctl(shm, IPC_STAT, &sd));
+    say("nattch after it exited (status %d): %lu", WEXITSTATUS(st), (unsigned long)sd.shm_nattch);
+    fflush(stdout);
+    if ((kid = fork()) == 0) { execl("/bin/true", "true", (char *)0); _exit(9); }
+    T(waitpid(kid, &st, 0) == kid);
+    T(shmctl(shm, IPC_STAT, &sd));
+    say("nattch after a child's exec: %lu", (unsigned long)sd.shm_nattch);
+    close(go[0]); close(go[1]);
     T(shmdt(p));
     struct msginfo mi;
     T(msgctl(0, MSG_INFO, (struct msqid_ds *)&mi) == msg);
