@@ -217,7 +217,10 @@ extension Kernel {
         // runs (a test that waits for 'S' before signalling a blocked call
         // must not signal before the call blocks).
         guard let t else { return "S" }
-        return t === reader || t.inApp || t.waitMode == .none ? "R" : "S"
+        // A sleeper with a signal to take is runnable already (Linux wakes
+        // it as the signal is sent; shmctl01 signals children, then waits
+        // for them to sleep again).
+        return t === reader || t.inApp || t.waitMode == .none || t.interruptPending() ? "R" : "S"
     }
 
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
