@@ -183,6 +183,12 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
     public var serviceCIDR: String = "10.96.0.0/12"
 
+    @Option(name: .customLong("cluster-cidr"), help: "Give each Node a pod CIDR (spec.podCIDR) from this range (IPv4).")
+    public var clusterCIDR: String?
+
+    @Option(name: .customLong("node-cidr-mask-size"), help: "The prefix length of each Node's pod CIDR.")
+    public var nodeCIDRMaskSize: Int = 24
+
     @Option(name: .customLong("dns-service-ip"), help: "Keep the Service kube-system/kube-dns (port 53) on this ClusterIP: the address pods' resolv.conf names.")
     public var dnsServiceIP: String?
 
@@ -208,6 +214,12 @@ public struct ControlPlaneCommand: AsyncParsableCommand {
         o.nodeGracePeriod = nodeGracePeriod
         o.podEvictionTimeout = podEvictionTimeout
         o.resync = resync
+        if let c = clusterCIDR {
+            guard let cidr = IPv4CIDR(c), (cidr.prefix...30).contains(nodeCIDRMaskSize) else {
+                throw ValidationError("--cluster-cidr must be an IPv4 CIDR and --node-cidr-mask-size a prefix inside it, at most 30")
+            }
+            o.clusterCIDR = cidr; o.nodeCIDRMaskSize = nodeCIDRMaskSize
+        }
         o.nodeMonitorInterval = min(2, max(0.1, nodeGracePeriod / 4))
         let managerOptions = o
         let me = identity ?? "\(ProcessInfo.processInfo.hostName)_\(getpid())"

@@ -240,6 +240,36 @@ class ControllerTests: XCTestCase {
         XCTAssertTrue((node[path: "spec", "taints"].array ?? []).contains { $0["key"].string == NodeLifecycleController.unreachableTaint })
     }
 
+    /// Nodes without a pod CIDR get the lowest free /24 of the cluster CIDR; Nodes that brought
+    /// their own keep it (and it counts as taken); a deleted Node's subnet is handed out again.
+    func testNodesGetDistinctPodCIDRs() async throws {
+        var o = ControllerManager.Options()
+        o.clusterCIDR = IPv4CIDR("10.244.0.0/16")
+        try await start(nodes: 2, options: o)   // node-0 and node-1 bring 10.244.0.0/24 and 10.244.1.0/24
+        func bare(_ name: String) async throws {
+            _ = try await client.create(.nodes, namespace: "", ["apiVersion": "v1", "kind": "Node", "metadata": ["name": .string(name)]])
+        }
+        func cidr(_ name: String) async throws -> String? { try await client.get(.nodes, namespace: "", name: name)[path: "spec", "podCIDR"].string }
+        try await bare("bare-a")
+        try await bare("bare-b")
+        try await eventually("both bare nodes have pod CIDRs") {
+            let a = try await cidr("bare-a"), b = try await cidr("bare-b")
+            return a != nil && b != nil
+        }
+        let a = try await cidr("bare-a"), b = try await cidr("bare-b"), own = try await cidr("node-0")
+        XCTAssertEqual(Set([a, b]), ["10.244.2.0/24", "10.244.3.0/24"])
+        XCTAssertEqual(own, "10.244.0.0/24", "a node's own pod CIDR is kept")
+        let list = try await client.get(.nodes, namespace: "", name: "bare-a")[path: "spec", "podCIDRs"]
+        XCTAssertEqual(list, [.string(a ?? "")])
+        let freed = a
+        try await client.delete(.nodes, namespace: "", name: "bare-a")
+        try await eventually("bare-a gone") { try await self.client.getIfExists(.nodes, namespace: "", name: "bare-a") == nil }
+        try await bare("bare-c")
+        try await eventually("bare-c has a pod CIDR") { try await cidr("bare-c") != nil }
+        let c = try await cidr("bare-c")
+        XCTAssertEqual(c, freed, "the lowest free subnet: the deleted node's")
+    }
+
     func testJobRunsToCompletion() async throws {
         try await start()
         let job: JSON = ["apiVersion": "batch/v1", "kind": "Job", "metadata": ["name": "pi"],

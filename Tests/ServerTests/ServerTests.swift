@@ -174,6 +174,8 @@ final class MoatServerTests: XCTestCase {
         XCTAssertEqual(made.code, 0, made.out)
         try waitFor("2 web pods Running", timeout: 90) { try podPhases() == ["Running", "Running"] }
         XCTAssertEqual(sentryPIDs().filter(alive).count, 2, "one Sentry per pod")
+        // The node's pod CIDR, from the controller (--cluster-cidr 10.244.0.0/16), kept through the agent's heartbeats.
+        try waitFor("node s1's pod CIDR", timeout: 30) { try kubectl(["get", "node", "s1", "-o", "jsonpath={.spec.podCIDR}"]).out == "10.244.0.0/24" }
         let deleted = try kubectl(["delete", "deployment", "web"])
         XCTAssertEqual(deleted.code, 0, deleted.out)
         try waitFor("the web pods gone", timeout: 90) { try podPhases().isEmpty }

@@ -8,6 +8,9 @@ public final class ControllerManager: Sendable {
         public var podEvictionTimeout: Double = 300
         public var nodeMonitorInterval: Double = 2
         public var enableScheduler = true
+        /// Pod CIDRs for Nodes (NodeIPAMController) from this range, with this mask size; nil: none.
+        public var clusterCIDR: IPv4CIDR? = nil
+        public var nodeCIDRMaskSize = 24
         public init() {}
     }
 
@@ -20,6 +23,7 @@ public final class ControllerManager: Sendable {
     public let endpoints: EndpointsController
     public let garbageCollector: GarbageCollector
     public let nodeLifecycle: NodeLifecycleController
+    public let nodeIPAM: NodeIPAMController?
     public let scheduler: Scheduler?
 
     public init(client: any APIClient, options: Options = Options()) {
@@ -34,6 +38,7 @@ public final class ControllerManager: Sendable {
         garbageCollector = GarbageCollector(client: client, informers: f, resync: options.resync)
         nodeLifecycle = NodeLifecycleController(client: client, gracePeriod: options.nodeGracePeriod,
                                                 evictionTimeout: options.podEvictionTimeout, interval: options.nodeMonitorInterval)
+        nodeIPAM = options.clusterCIDR.map { NodeIPAMController(client: client, informers: f, clusterCIDR: $0, maskSize: options.nodeCIDRMaskSize, resync: options.resync) }
         scheduler = options.enableScheduler ? Scheduler(client: client, informers: f, resync: min(options.resync, 10)) : nil
     }
 
@@ -51,6 +56,7 @@ public final class ControllerManager: Sendable {
                     g.addTask { await self.endpoints.loop.run() }
                     g.addTask { await self.garbageCollector.loop.run() }
                     g.addTask { await self.nodeLifecycle.run() }
+                    if let ipam = self.nodeIPAM { g.addTask { await ipam.loop.run() } }
                     if let s = self.scheduler { g.addTask { await s.loop.run() } }
                 }
             }

@@ -69,6 +69,12 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
     public var serviceCIDR: String = "10.96.0.0/12"
 
+    @Option(name: .customLong("cluster-cidr"), help: "The range Nodes' pod CIDRs (a /24 each) come from (IPv4).")
+    public var clusterCIDR: String = "10.244.0.0/16"
+
+    @Option(name: .customLong("node-grace-period"), help: "Seconds without a heartbeat before a node is marked not ready.")
+    public var nodeGracePeriod: Double = 40
+
     public init() {}
 
     public func run() throws {
@@ -127,6 +133,7 @@ public struct ServerCommand: ParsableCommand {
             unlink(nodePID)
             try sup.start("controlplane", after: nodePID, ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
                                            "--pod-eviction-timeout", String(podEvictionTimeout),
+                                           "--node-grace-period", String(nodeGracePeriod), "--cluster-cidr", clusterCIDR,
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
                                            "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
                                            "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR,
