@@ -8,9 +8,17 @@
 // resolved by the platform without involving the rest of the Sentry, like
 // the host kernel does for the ptrace platform's anonymous memory; only
 // faults outside every region, or against a region's protection, come back
-// as StopReason.fault. Leaf PTEs always carry the region's exact protection
-// (PROT_WRITE -> W, no PROT_EXEC -> NX); x86 cannot express write-only or
-// execute-only, so PROT_WRITE and PROT_EXEC imply readable, as on Linux.
+// as StopReason.fault. Leaf PTEs carry the region's protection (PROT_WRITE
+// -> W, no PROT_EXEC -> NX) except that a page shared with another address
+// space after a fork is never writable: the first write to it (a guest #PF,
+// or the Sentry's copyout) copies it, or takes it back when it is the last
+// user (copy-on-write, managed here as Linux's mm does it). x86 cannot
+// express write-only or execute-only, so PROT_WRITE and PROT_EXEC imply
+// readable, as on Linux.
+//
+// Locking: every public operation holds `mu` (recursive): the Sentry edits
+// the space under its kernel lock while a vCPU thread of the same process
+// (another application thread) may be resolving a fault in it.
 
 import CMoat
 import Glibc
@@ -34,11 +42,80 @@ public final class KVMAddressSpace {
     /// The top of user space (47-bit canonical lower half).
     public static let userEnd: UInt64 = 0x0000_8000_0000_0000
 
+    private var mu = pthread_mutex_t()
+    @inline(__always) private func locked<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return try body()
+    }
+
     public init(machine: KVMMachine) throws {
         self.machine = machine
         guard let p = machine.memory.allocPage() else { throw KVMError.outOfGuestMemory }
         cr3 = p
         machine.memory.store64(p + 511 * 8, machine.kernelPML4Entry)
+        var a = pthread_mutexattr_t()
+        pthread_mutexattr_init(&a)
+        pthread_mutexattr_settype(&a, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(&mu, &a)
+    }
+
+    /// A copy (fork): the same regions and a copy of every populated page,
+    /// in new page tables; this space is not touched. Why not copy-on-write
+    /// (share the pages read-only, copy at the first write): that changes
+    /// the parent's present entries, and under shadow paging (kvm_pvm) a
+    /// vCPU that ran another root meanwhile does not see such an edit of
+    /// the parent's tables, so the parent kept writing into the shared
+    /// pages. The page references and `privatize` are ready for it on a
+    /// host with hardware paging (EPT/NPT), where copy-on-write is right.
+    public func fork() throws -> KVMAddressSpace {
+        try locked {
+            let c = try KVMAddressSpace(machine: machine)
+            c.regions = regions
+            for r in regions {
+                var va = r.start
+                while va < r.end {
+                    guard let (slot, level) = deepestSlot(va) else { break }
+                    if level > 1 {
+                        let span: UInt64 = 1 << (12 + 9 * UInt64(level - 1))
+                        va = (va & ~(span - 1)) &+ span
+                        continue
+                    }
+                    let e = memory.load64(slot)
+                    if e & PTE.present != 0 {
+                        guard let cs = c.leafSlot(va, create: true), let np = memory.allocPage() else { throw KVMError.outOfGuestMemory }
+                        memory.pointer(np).copyMemory(from: memory.pointer(e & PTE.addrMask), byteCount: 4096)
+                        memory.store64(cs, np | (e & ~PTE.addrMask))
+                    }
+                    va += 4096
+                }
+            }
+            generation &+= 1
+            return c
+        }
+    }
+
+    /// Gives the page at PTE `slot` to this space alone, writable as its
+    /// region allows: a copy while other spaces share it, else the page
+    /// itself. Returns the page, or nil when memory is exhausted.
+    private func privatize(_ slot: UInt64, prot: Int32) -> UInt64? {
+        let e = memory.load64(slot)
+        let page = e & PTE.addrMask
+        if memory.references(page) > 1 {
+            guard let copy = memory.allocPage() else { return nil }
+            memory.pointer(copy).copyMemory(from: memory.pointer(page), byteCount: 4096)
+            memory.store64(slot, copy | leafBits(prot))
+            // Our reference goes after the next flush: until then this
+            // vCPU may still read the old page through its TLB.
+            retire(page)
+            generation &+= 1
+            return copy
+        }
+        if e & PTE.write == 0 && prot & PROT_WRITE != 0 {
+            memory.store64(slot, page | leafBits(prot))
+            generation &+= 1
+        }
+        return page
     }
 
     /// Pages unmapped since the last TLB flush of a vCPU running this address
@@ -67,6 +144,8 @@ public final class KVMAddressSpace {
     /// Called by the vCPU after it flushed its TLB for this address space
     /// (one vCPU per machine today; more need a per-vCPU generation).
     func releasePending() {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         for p in pendingFree { memory.freePage(p) }
         pendingFree.removeAll(keepingCapacity: true)
     }
@@ -81,6 +160,8 @@ public final class KVMAddressSpace {
     /// zeroed on first touch. 0, or -EINVAL for unaligned or out-of-range
     /// ranges (results are 0 or -errno, as PlatformAddressSpace's).
     public func map(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         unmapRange(addr, end)
         let i = regions.firstIndex { $0.start >= end } ?? regions.count
@@ -90,6 +171,8 @@ public final class KVMAddressSpace {
 
     /// Unmaps [addr, addr+len); pages go back to the machine.
     public func unmap(_ addr: UInt64, _ len: UInt64) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         unmapRange(addr, end)
         return 0
@@ -98,6 +181,8 @@ public final class KVMAddressSpace {
     /// Changes the protection of [addr, addr+len); ENOMEM if part of it is
     /// not mapped (as mprotect(2)).
     public func protect(_ addr: UInt64, _ len: UInt64, prot: Int32) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         var covered = addr
         for r in regions where r.end > addr && r.start < end {
@@ -117,7 +202,10 @@ public final class KVMAddressSpace {
                     retire(memory.load64(pte) & PTE.addrMask)
                     memory.store64(pte, 0)
                 } else {
-                    memory.store64(pte, (memory.load64(pte) & PTE.addrMask) | leafBits(prot))
+                    let page = memory.load64(pte) & PTE.addrMask
+                    var bits = leafBits(prot)
+                    if memory.references(page) > 1 { bits &= ~PTE.write }  // still copy-on-write
+                    memory.store64(pte, page | bits)
                 }
             }
             va += 4096
@@ -130,6 +218,8 @@ public final class KVMAddressSpace {
     /// as zero on the next touch (MADV_DONTNEED on private anonymous
     /// memory). Unmapped parts of the range are skipped.
     public func discard(_ addr: UInt64, _ len: UInt64) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         let parts = regions.filter { $0.end > addr && $0.start < end }
         for r in parts {
@@ -141,7 +231,7 @@ public final class KVMAddressSpace {
 
     /// The region containing `va`, if any.
     public func region(containing va: UInt64) -> (start: UInt64, end: UInt64, prot: Int32)? {
-        regions.first { $0.start <= va && va < $0.end }
+        locked { regions.first { $0.start <= va && va < $0.end } }
     }
 
     private func rangeEnd(_ addr: UInt64, _ len: UInt64) -> UInt64? {
@@ -254,7 +344,15 @@ public final class KVMAddressSpace {
     /// 16 instruction fetch) by populating a page; false if it is a real
     /// fault for the application.
     func resolveFault(_ va: UInt64, errorCode: UInt64) -> Bool {
-        if errorCode & 1 != 0 { return false }  // protection violation on a present page
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        if errorCode & 1 != 0 {
+            // A write to a present page its region allows: copy-on-write.
+            guard errorCode & 2 != 0, let r = region(containing: va), r.prot & PROT_WRITE != 0,
+                  let slot = leafSlot(va & ~0xfff, create: false), memory.load64(slot) & PTE.present != 0
+            else { return false }
+            return privatize(slot, prot: r.prot) != nil
+        }
         let access: Int32 = errorCode & 2 != 0 ? PROT_WRITE : (errorCode & 16 != 0 ? PROT_EXEC : PROT_READ)
         return populate(va & ~0xfff, access: access) != nil
     }
@@ -268,7 +366,15 @@ public final class KVMAddressSpace {
         if !force && r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
         if let slot = leafSlot(va, create: false) {
             let e = memory.load64(slot)
-            if e & PTE.present != 0 { return (e & PTE.addrMask) | (va & 0xfff) }
+            if e & PTE.present != 0 {
+                if write && (e & PTE.write == 0 || memory.references(e & PTE.addrMask) > 1) {
+                    // Shared after a fork (or read-only and forced): never
+                    // write through to another space's page.
+                    guard let page = privatize(slot, prot: r.prot) else { return nil }
+                    return page | (va & 0xfff)
+                }
+                return (e & PTE.addrMask) | (va & 0xfff)
+            }
         }
         guard let slot = leafSlot(va, create: true), let page = memory.allocPage() else { return nil }
         memory.store64(slot, page | leafBits(r.prot))
@@ -281,14 +387,18 @@ public final class KVMAddressSpace {
     /// Copies up to `len` bytes at `addr` into `buf`; returns the count
     /// copied (short at the first inaccessible page), like process_vm_readv.
     public func read(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
-        copy(addr, len, write: false, force: false) { gpa, off, n in
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return copy(addr, len, write: false, force: false) { gpa, off, n in
             buf.advanced(by: off).copyMemory(from: memory.pointer(gpa), byteCount: n)
         }
     }
 
     /// Copies `len` bytes from `buf` to `addr`; returns the count copied.
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int, force: Bool = false) -> Int {
-        copy(addr, len, write: true, force: force) { gpa, off, n in
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return copy(addr, len, write: true, force: force) { gpa, off, n in
             memory.pointer(gpa).copyMemory(from: buf.advanced(by: off), byteCount: n)
         }
     }
@@ -307,8 +417,8 @@ public final class KVMAddressSpace {
     }
 }
 
-/// MAP_SHARED anonymous memory is only shared with a fork, which this
-/// platform does not do yet: until then it is the same as private.
+/// MAP_SHARED anonymous memory is not shared with a fork yet (the child
+/// gets a copy-on-write copy, as of private memory): a known gap.
 extension KVMAddressSpace: PlatformAddressSpace {
     public func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int {
         map(addr, len, prot: prot)

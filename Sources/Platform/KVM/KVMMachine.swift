@@ -50,8 +50,9 @@
 //   - No devices, no interrupt controller, no timer: the only ways out of the
 //     guest are our exits, a host signal to the vCPU thread (KVM_RUN returns
 //     EINTR), or a fatal VM exit (triple fault, ...), which ends the VM.
-//   - One vCPU per machine today (its TSS and IST stack live at fixed guest
-//     physical pages); more vCPUs need one TSS/stack/CR3 slot each.
+//   - The ring-0 pages (TSS, IST stack, CR3 slot) are one set at fixed
+//     guest physical pages, so one vCPU runs at a time (KVMTurn); running
+//     vCPUs in parallel needs one set per vCPU.
 //
 // The hypervisor on the machines Moat is tested on is not hardware KVM but
 // kvm_pvm (PVM, a KVM flavour that runs the guest at hardware CPL 3 under
@@ -130,13 +131,17 @@ public enum KVMError: Error, CustomStringConvertible {
 
 /// Guest physical memory: a memfd mapped into the Sentry, handed out page by
 /// page. Pages are zeroed when handed out, so a freed page never leaks one
-/// address space's data into another.
+/// address space's data into another. Each page has a reference count (for
+/// pages shared between address spaces), and a lock guards the allocator:
+/// vCPU threads resolve page faults without the Sentry's kernel lock.
 public final class GuestMemory {
     public let fd: Int32
     public let size: UInt64
     let base: UnsafeMutableRawPointer
     private var next: UInt64
     private var free: [UInt64] = []
+    private let refs: UnsafeMutablePointer<UInt32>
+    private var mu = pthread_mutex_t()
 
     init(size: UInt64) throws {
         self.size = size
@@ -148,31 +153,65 @@ public final class GuestMemory {
         }
         base = p
         next = KernelPage.firstPoolPage * 4096
+        refs = .allocate(capacity: Int(size / 4096))
+        refs.initialize(repeating: 0, count: Int(size / 4096))
+        pthread_mutex_init(&mu, nil)
     }
 
     deinit {
+        refs.deallocate()
         munmap(base, Int(size))
         close(fd)
     }
 
     /// A zeroed page's guest physical address, or nil when memory is full.
     func allocPage() -> UInt64? {
+        pthread_mutex_lock(&mu)
         let gpa: UInt64
         if let p = free.popLast() {
             gpa = p
         } else {
-            guard next + 4096 <= size else { return nil }
+            guard next + 4096 <= size else { pthread_mutex_unlock(&mu); return nil }
             gpa = next
             next += 4096
         }
+        refs[Int(gpa / 4096)] = 1
+        pthread_mutex_unlock(&mu)
         memset(base + Int(gpa), 0, 4096)
         return gpa
     }
 
-    func freePage(_ gpa: UInt64) { free.append(gpa) }
+    /// Drops one reference; the page is free at the last.
+    func freePage(_ gpa: UInt64) {
+        pthread_mutex_lock(&mu)
+        let i = Int(gpa / 4096)
+        if refs[i] > 0 {
+            refs[i] -= 1
+            if refs[i] == 0 { free.append(gpa) }
+        }
+        pthread_mutex_unlock(&mu)
+    }
+
+    /// One more address space maps the page.
+    func refPage(_ gpa: UInt64) {
+        pthread_mutex_lock(&mu)
+        refs[Int(gpa / 4096)] += 1
+        pthread_mutex_unlock(&mu)
+    }
+
+    /// How many address spaces map the page.
+    func references(_ gpa: UInt64) -> UInt32 {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return refs[Int(gpa / 4096)]
+    }
 
     /// Pages handed out and not freed (for tests and accounting).
-    public var pagesInUse: Int { Int((next - KernelPage.firstPoolPage * 4096) / 4096) - free.count }
+    public var pagesInUse: Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return Int((next - KernelPage.firstPoolPage * 4096) / 4096) - free.count
+    }
 
     @inline(__always) func pointer(_ gpa: UInt64) -> UnsafeMutableRawPointer { base + Int(gpa) }
     @inline(__always) func load64(_ gpa: UInt64) -> UInt64 { pointer(gpa).loadUnaligned(as: UInt64.self) }
@@ -233,12 +272,25 @@ public final class KVMMachine {
         close(kvm)
     }
 
-    /// A new vCPU running in this VM (see KVMThread).
-    public func newThread() throws -> KVMThread {
-        guard vcpuCount == 0 else { throw KVMError.unavailable("one vCPU per machine today") }
+    /// The first vCPU, made by the first newThread().
+    public private(set) var cpu: KVMVCPU?
+    /// One vCPU runs guest code at a time (KVMThread.swift says why).
+    let turn = KVMTurn()
+
+    /// A new vCPU (KVM_CREATE_VCPU: the Sentry makes its vCPUs before it
+    /// confines itself).
+    public func newVCPU() throws -> KVMVCPU {
         let fd = try check(moat_kvm_create_vcpu(vm, vcpuCount), "KVM_CREATE_VCPU")
         vcpuCount += 1
-        return try KVMThread(machine: self, vcpu: fd)
+        return try KVMVCPU(machine: self, vcpu: fd)
+    }
+
+    /// A new application thread context on `cpu` (default: the first
+    /// vCPU, made on first use).
+    public func newThread(on cpu: KVMVCPU? = nil) throws -> KVMThread {
+        if let c = cpu { return KVMThread(machine: self, cpu: c) }
+        if self.cpu == nil { self.cpu = try newVCPU() }
+        return KVMThread(machine: self, cpu: self.cpu!)
     }
 
     // MARK: - ring-0 structures

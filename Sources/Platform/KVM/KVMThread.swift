@@ -15,16 +15,34 @@
 // ptrace shows them. FS and GS bases are MSRs, written only when they change
 // (user code cannot change them: CR4.FSGSBASE stays off).
 //
+// Contexts and vCPUs: a KVMThread is an application thread's context
+// (registers, address space, saved FPU state) on a hardware vCPU
+// (KVMVCPU). The threads of one process share their process's vCPU; each
+// process has its own (the Sentry's KVMTasks.swift says why: shadow
+// paging). One vCPU of the machine runs guest code at a time (KVMTurn: the
+// ring-0 pages are shared): `run` takes the turn in FIFO order and gives it
+// back at the stop, so a thread blocked in the Sentry holds nothing. A
+// context that waits longer than `KVMVCPU.sliceNs` kicks the running one
+// out of the guest (a host signal; the kick handler sets immediate_exit),
+// which is the preemption: a CPU-bound guest cannot starve the others.
+// The FPU state moves with the context, saved and loaded only when a vCPU
+// changes hands between contexts.
+//
 // Not done yet: XSAVE/AVX are not enabled (CR4.OSXSAVE off, so CPUID tells
-// user code not to use AVX), one vCPU per machine.
+// user code not to use AVX); more vCPUs (per-vCPU ring-0 pages).
 
 import CMoat
 import Glibc
 
 public final class KVMThread {
     public let machine: KVMMachine
-    let vcpu: Int32
-    let runArea: UnsafeMutableRawPointer
+    /// The hardware vCPU this context runs on (shared, see above).
+    public let cpu: KVMVCPU
+    var vcpu: Int32 { cpu.fd }
+    var runArea: UnsafeMutableRawPointer { cpu.runArea }
+    /// The FPU state while another context holds the vCPU (nil: the
+    /// initial state, or it is in the vCPU now).
+    var savedFP: FPRegisters?
     /// The application thread's registers (valid after a stop; used as is at
     /// the next run).
     public var regs = Registers()
@@ -32,16 +50,10 @@ public final class KVMThread {
     /// CR3 reload with a TLB flush at the next entry, whatever generation
     /// the new one has.
     public var addressSpace: KVMAddressSpace? {
-        didSet {
-            flushedGeneration = .max
-            // The old page tables may be freed now: reload the ring-0
-            // state on the kernel-only PML4 before anything else.
-            loadedCR3 = KernelPage.pml4 * 4096
-            inKernel = false
-        }
+        didSet { cpu.flushedGeneration = .max }
     }
     /// The vCPU fd (the Sentry's seccomp filter allows its ioctls by fd).
-    public var fd: Int32 { vcpu }
+    public var fd: Int32 { cpu.fd }
     /// The host signal that kicks a vCPU out of the guest (CMoat/kvm.c,
     /// moat_kvm_kick_init): a real-time signal nothing else in the Sentry
     /// uses (SIGRTMIN+6), so it is never ignored nor forwarded.
@@ -53,12 +65,12 @@ public final class KVMThread {
     /// VM exits taken (including page faults resolved without the Sentry).
     public private(set) var exits: UInt64 = 0
 
-    private var inKernel = true
-    private var kernelSregs = kvm_sregs()
-    private var loadedCR3: UInt64 = KernelPage.pml4 * 4096
-    private var flushedGeneration: UInt64 = .max
-    private var appliedFS: UInt64 = 0
-    private var appliedGS: UInt64 = 0
+    private var inKernel: Bool { get { cpu.inKernel } set { cpu.inKernel = newValue } }
+    private var kernelSregs: kvm_sregs { cpu.kernelSregs }
+    private var loadedCR3: UInt64 { get { cpu.loadedCR3 } set { cpu.loadedCR3 = newValue } }
+    private var flushedGeneration: UInt64 { get { cpu.flushedGeneration } set { cpu.flushedGeneration = newValue } }
+    private var appliedFS: UInt64 { get { cpu.appliedFS } set { cpu.appliedFS = newValue } }
+    private var appliedGS: UInt64 { get { cpu.appliedGS } set { cpu.appliedGS = newValue } }
 
     static let msrSTAR: UInt32 = 0xc000_0081
     static let msrLSTAR: UInt32 = 0xc000_0082
@@ -68,84 +80,9 @@ public final class KVMThread {
     static let msrGSBase: UInt32 = 0xc000_0101
     static let msrKernelGSBase: UInt32 = 0xc000_0102
 
-    init(machine: KVMMachine, vcpu: Int32) throws {
+    init(machine: KVMMachine, cpu: KVMVCPU) {
         self.machine = machine
-        self.vcpu = vcpu
-        guard let p = mmap(nil, machine.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0), p != MAP_FAILED else {
-            let e = errno
-            close(vcpu)
-            throw KVMError.host("mmap kvm_run", e)
-        }
-        runArea = p
-        do {
-            _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
-            try setupRing0()
-        } catch {
-            munmap(runArea, machine.runSize)
-            close(vcpu)
-            throw error
-        }
-    }
-
-    deinit {
-        munmap(runArea, machine.runSize)
-        close(vcpu)
-    }
-
-    private func setupRing0() throws {
-        var s = kvm_sregs()
-        _ = try check(moat_kvm_get_sregs(vcpu, &s), "KVM_GET_SREGS")
-        func seg(_ sel: UInt16, type: UInt8, dpl: UInt8, code: Bool) -> kvm_segment {
-            var g = kvm_segment()
-            g.base = 0
-            g.limit = 0xffff_ffff
-            g.selector = sel
-            g.type = type
-            g.present = 1
-            g.dpl = dpl
-            g.db = code ? 0 : 1
-            g.s = 1
-            g.l = code ? 1 : 0
-            g.g = 1
-            return g
-        }
-        s.cs = seg(KernelLayout.kernelCS, type: 11, dpl: 0, code: true)
-        s.ss = seg(KernelLayout.kernelSS, type: 3, dpl: 0, code: false)
-        // Data segments hold the user selector from the start, so iretq to
-        // ring 3 never nulls them (which could clear the FS base).
-        let ud = seg(KernelLayout.userSS, type: 3, dpl: 3, code: false)
-        s.ds = ud; s.es = ud; s.fs = ud; s.gs = ud
-        var tr = kvm_segment()
-        tr.base = KernelLayout.va(KernelPage.gdt, KernelLayout.tssOffset)
-        tr.limit = 103
-        tr.selector = KernelLayout.tss
-        tr.type = 11
-        tr.present = 1
-        s.tr = tr
-        s.ldt = kvm_segment()
-        s.ldt.unusable = 1
-        s.gdt.base = KernelLayout.va(KernelPage.gdt)
-        s.gdt.limit = 0x47
-        s.idt.base = KernelLayout.va(KernelPage.idt)
-        s.idt.limit = 32 * 16 - 1
-        // PE, MP, ET, NE, WP, PG.
-        s.cr0 = 0x8001_0033
-        // PAE, PGE, OSFXSR, OSXMMEXCPT (SSE for user code).
-        s.cr4 = 0x6a0
-        s.cr3 = loadedCR3
-        // SCE, LME, LMA, NXE.
-        s.efer = 0xd01
-        _ = try check(moat_kvm_set_sregs(vcpu, &s), "KVM_SET_SREGS")
-        _ = try check(moat_kvm_get_sregs(vcpu, &kernelSregs), "KVM_GET_SREGS")
-
-        let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userCS - 16) << 48
-        let entry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
-        // FMASK clears TF, IF, DF, IOPL, NT, AC on entry.
-        let idx: [UInt32] = [Self.msrSTAR, Self.msrLSTAR, Self.msrCSTAR, Self.msrFMASK,
-                             Self.msrFSBase, Self.msrGSBase, Self.msrKernelGSBase]
-        let val: [UInt64] = [star, entry, entry, 0x4_7700, 0, 0, 0]
-        let n = try check(moat_kvm_set_msrs(vcpu, idx, val, Int32(idx.count)), "KVM_SET_MSRS")
-        if n != idx.count { throw KVMError.host("KVM_SET_MSRS", EINVAL) }
+        self.cpu = cpu
     }
 
     /// Flags user code may hold: CF PF AF ZF SF TF DF OF AC ID (IF and bit 1
@@ -158,6 +95,8 @@ public final class KVMThread {
     /// Runs the thread until its next syscall, fault or interruption.
     public func run() -> StopReason {
         guard let asp = addressSpace else { lastError = "no address space"; return .gone }
+        guard cpu.acquire(self) else { lastError = "cannot switch the vCPU's FPU state"; return .gone }
+        defer { cpu.release() }
         // Kicks to this host thread now stop this vCPU (a TLS store after
         // the first time).
         moat_kvm_kick_bind(runArea, Self.kickSignal)
@@ -373,9 +312,22 @@ public final class KVMThread {
         }
     }
 
-    /// The vCPU's x87/SSE state (for signal frames).
-    public func getFP(_ fp: inout FPRegisters) -> Bool { moat_kvm_get_fxsave(vcpu, &fp) >= 0 }
-    public func setFP(_ fp: inout FPRegisters) -> Bool { moat_kvm_set_fxsave(vcpu, &fp) >= 0 }
+    /// The context's x87/SSE state (for signal frames, exec): in the vCPU
+    /// if this context ran last, else the copy saved when it left.
+    public func getFP(_ fp: inout FPRegisters) -> Bool {
+        cpu.withState(of: self) { inCPU in
+            if inCPU { return moat_kvm_get_fxsave(vcpu, &fp) >= 0 }
+            fp = savedFP ?? KVMVCPU.initialFP
+            return true
+        }
+    }
+    public func setFP(_ fp: inout FPRegisters) -> Bool {
+        cpu.withState(of: self) { inCPU in
+            if inCPU { return moat_kvm_set_fxsave(vcpu, &fp) >= 0 }
+            savedFP = fp
+            return true
+        }
+    }
 }
 
 // The Sentry's view of a KVM thread: memory operations go to the address
@@ -399,5 +351,200 @@ extension KVMThread: PlatformContext {
         guard let a = addressSpace else { return -Int(EFAULT) }
         let n = a.write(addr, buf, len)
         return n == 0 && len > 0 ? -Int(EFAULT) : n
+    }
+}
+
+/// The machine's hardware vCPU: its fd and kvm_run area, the ring-0 state
+/// it was set up with, what it has loaded (CR3, FS/GS bases), and which
+/// context holds it. Contexts take it with `acquire` (FIFO tickets) and give
+/// it back with `release`.
+public final class KVMVCPU {
+    unowned let machine: KVMMachine
+    public let fd: Int32
+    let runArea: UnsafeMutableRawPointer
+    private let runSize: Int
+    var inKernel = true
+    var kernelSregs = kvm_sregs()
+    var loadedCR3: UInt64 = KernelPage.pml4 * 4096
+    var flushedGeneration: UInt64 = .max
+    var appliedFS: UInt64 = 0
+    var appliedGS: UInt64 = 0
+
+    /// How long a context waits for the vCPU before it kicks the holder
+    /// out of the guest (a Linux-like time slice).
+    static let sliceNs: Int64 = 10_000_000
+    /// The FPU state of a context that never ran (as after execve).
+    static let initialFP: FPRegisters = {
+        var f = FPRegisters()
+        f.cwd = 0x37f
+        f.mxcsr = 0x1f80
+        return f
+    }()
+
+    /// The context whose FPU state is in the vCPU.
+    private weak var fpOwner: KVMThread?
+
+    init(machine: KVMMachine, vcpu: Int32) throws {
+        self.machine = machine
+        self.fd = vcpu
+        guard let p = mmap(nil, machine.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0), p != MAP_FAILED else {
+            let e = errno
+            close(vcpu)
+            throw KVMError.host("mmap kvm_run", e)
+        }
+        runArea = p
+        runSize = machine.runSize
+        do {
+            _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
+            try setupRing0()
+        } catch {
+            munmap(runArea, machine.runSize)
+            close(vcpu)
+            throw error
+        }
+    }
+
+    deinit {
+        munmap(runArea, runSize)
+        close(fd)
+    }
+
+    private func setupRing0() throws {
+        let vcpu = fd
+        var s = kvm_sregs()
+        _ = try check(moat_kvm_get_sregs(vcpu, &s), "KVM_GET_SREGS")
+        func seg(_ sel: UInt16, type: UInt8, dpl: UInt8, code: Bool) -> kvm_segment {
+            var g = kvm_segment()
+            g.base = 0
+            g.limit = 0xffff_ffff
+            g.selector = sel
+            g.type = type
+            g.present = 1
+            g.dpl = dpl
+            g.db = code ? 0 : 1
+            g.s = 1
+            g.l = code ? 1 : 0
+            g.g = 1
+            return g
+        }
+        s.cs = seg(KernelLayout.kernelCS, type: 11, dpl: 0, code: true)
+        s.ss = seg(KernelLayout.kernelSS, type: 3, dpl: 0, code: false)
+        // Data segments hold the user selector from the start, so iretq to
+        // ring 3 never nulls them (which could clear the FS base).
+        let ud = seg(KernelLayout.userSS, type: 3, dpl: 3, code: false)
+        s.ds = ud; s.es = ud; s.fs = ud; s.gs = ud
+        var tr = kvm_segment()
+        tr.base = KernelLayout.va(KernelPage.gdt, KernelLayout.tssOffset)
+        tr.limit = 103
+        tr.selector = KernelLayout.tss
+        tr.type = 11
+        tr.present = 1
+        s.tr = tr
+        s.ldt = kvm_segment()
+        s.ldt.unusable = 1
+        s.gdt.base = KernelLayout.va(KernelPage.gdt)
+        s.gdt.limit = 0x47
+        s.idt.base = KernelLayout.va(KernelPage.idt)
+        s.idt.limit = 32 * 16 - 1
+        // PE, MP, ET, NE, WP, PG.
+        s.cr0 = 0x8001_0033
+        // PAE, PGE, OSFXSR, OSXMMEXCPT (SSE for user code).
+        s.cr4 = 0x6a0
+        s.cr3 = loadedCR3
+        // SCE, LME, LMA, NXE.
+        s.efer = 0xd01
+        _ = try check(moat_kvm_set_sregs(vcpu, &s), "KVM_SET_SREGS")
+        _ = try check(moat_kvm_get_sregs(vcpu, &kernelSregs), "KVM_GET_SREGS")
+
+        let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userCS - 16) << 48
+        let entry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
+        // FMASK clears TF, IF, DF, IOPL, NT, AC on entry.
+        let idx: [UInt32] = [KVMThread.msrSTAR, KVMThread.msrLSTAR, KVMThread.msrCSTAR, KVMThread.msrFMASK,
+                             KVMThread.msrFSBase, KVMThread.msrGSBase, KVMThread.msrKernelGSBase]
+        let val: [UInt64] = [star, entry, entry, 0x4_7700, 0, 0, 0]
+        let n = try check(moat_kvm_set_msrs(vcpu, idx, val, Int32(idx.count)), "KVM_SET_MSRS")
+        if n != idx.count { throw KVMError.host("KVM_SET_MSRS", EINVAL) }
+    }
+
+
+    /// Takes the machine's turn for `ctx` and loads its FPU state if
+    /// another context used this vCPU last.
+    func acquire(_ ctx: KVMThread) -> Bool {
+        machine.turn.take(kickWhenSlow: true)
+        if switchFP(to: ctx) { return true }
+        machine.turn.give()
+        return false
+    }
+
+    func release() { machine.turn.give() }
+
+    /// Runs `body` holding the turn, telling it whether `ctx`'s FPU state
+    /// is the one in this vCPU (else it is `ctx.savedFP`).
+    func withState<R>(of ctx: KVMThread, _ body: (Bool) -> R) -> R {
+        machine.turn.take(kickWhenSlow: false)
+        defer { machine.turn.give() }
+        return body(fpOwner === ctx)
+    }
+
+    /// Saves the previous owner's FPU state into it and loads `ctx`'s.
+    private func switchFP(to ctx: KVMThread) -> Bool {
+        if fpOwner === ctx { return true }
+        if let prev = fpOwner {
+            var f = FPRegisters()
+            if moat_kvm_get_fxsave(fd, &f) < 0 { return false }
+            prev.savedFP = f
+        }
+        var f = ctx.savedFP ?? Self.initialFP
+        if moat_kvm_set_fxsave(fd, &f) < 0 { return false }
+        ctx.savedFP = nil
+        fpOwner = ctx
+        return true
+    }
+}
+
+/// Whose turn it is to run guest code: FIFO tickets over the machine's
+/// vCPUs (one runs at a time: the ring-0 pages are shared). A waiter kicks
+/// the holder out of the guest when it waited a slice (preemption), or at
+/// once when it only needs the vCPU's state (`kickWhenSlow: false`).
+final class KVMTurn {
+    private var mu = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var nextTicket: UInt64 = 0
+    private var serving: UInt64 = 0
+    /// The host thread holding the turn (0: none), the one a waiter kicks.
+    private var holder: pid_t = 0
+
+    init() {
+        pthread_mutex_init(&mu, nil)
+        var cattr = pthread_condattr_t()
+        pthread_condattr_init(&cattr)
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
+        pthread_cond_init(&cond, &cattr)
+    }
+
+    func take(kickWhenSlow: Bool) {
+        pthread_mutex_lock(&mu)
+        let ticket = nextTicket
+        nextTicket &+= 1
+        while serving != ticket {
+            if !kickWhenSlow && holder > 0 { _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal) }
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let d = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + KVMVCPU.sliceNs
+            var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+            if pthread_cond_timedwait(&cond, &mu, &ts) == ETIMEDOUT && holder > 0 && serving != ticket {
+                _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal)
+            }
+        }
+        holder = moat_gettid()
+        pthread_mutex_unlock(&mu)
+    }
+
+    func give() {
+        pthread_mutex_lock(&mu)
+        holder = 0
+        serving &+= 1
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mu)
     }
 }

@@ -16,8 +16,18 @@
 //    guest physical memory without giving the guest the file's page cache:
 //    that is a later step, with shared mappings); vDSO is not mapped (libc
 //    falls back to the clock syscalls).
-//  - What needs a stub (fork, threads: a clone of the stub) is refused with
-//    EAGAIN for now, logged once; see TaskThread.swift for the rest.
+//  - fork and threads need no host process either. A thread (CLONE_VM) is a
+//    new context on its process's vCPU, in the same address space; a new
+//    process gets a vCPU of its own from the pool and a copy of the address
+//    space (KVMAddressSpace.fork). Why a vCPU per process: under shadow
+//    paging (kvm_pvm) the hypervisor caches a shadow per page-table root
+//    and, once a vCPU switched to another root, does not see the Sentry's
+//    later edits of the first one's entries (a copy-on-write fork that
+//    write-protected the parent's pages let the parent keep writing into
+//    the pages its child shared). A vCPU that only ever runs one process's
+//    root sees every edit at its next CR3 reload. One vCPU runs at a time
+//    (KVMTurn: the ring-0 pages are shared), with preemption. The pool is
+//    made before confinement; when it is empty, fork fails with EAGAIN.
 //  - A kick (a signal for the task, an exit) reaches a task in the guest as
 //    a host signal to its driver thread, which makes KVM_RUN return
 //    (CMoat/kvm.c explains the immediate_exit handshake).
@@ -29,24 +39,34 @@ import Platform
 enum KVMTasks {
     /// The sandbox's VM, when the KVM platform is on.
     nonisolated(unsafe) static var machine: KVMMachine?
-    /// vCPUs not running a task. Guarded by Kernel.mu.
+    /// The init task's context, made with the machine. Guarded by Kernel.mu.
     nonisolated(unsafe) static var idle: [KVMThread] = []
+    /// vCPUs no process runs on. Guarded by Kernel.mu.
+    nonisolated(unsafe) static var freeCPUs: [KVMVCPU] = []
+    /// Live contexts per vCPU (a vCPU returns to the pool at zero).
+    nonisolated(unsafe) static var contexts: [ObjectIdentifier: Int] = [:]
+    /// vCPUs made at start: the most processes the sandbox runs at once.
+    static let poolSize = 16
     static var enabled: Bool { machine != nil }
     /// Guest physical memory: a sparse memfd (pages cost host memory only
     /// once touched), so the size is a ceiling on application memory.
     static let memoryBytes: UInt64 = 2 << 30
-    nonisolated(unsafe) private static var warnedClone = false
 
     /// Creates the VM and `vcpus` vCPUs and registers them with the
     /// Sentry's seccomp filter. Call before Confinement.finish(). Returns an
     /// error message, or nil.
-    static func setUp(vcpus: Int = 1) -> String? {
+    static func setUp(vcpus: Int = poolSize) -> String? {
         do {
             let m = try KVMMachine(memoryBytes: memoryBytes)
-            for _ in 0..<vcpus {
-                let v = try m.newThread()
-                if moat_sentry_allow_kvm_vcpu(v.fd) != 0 { return "too many KVM vCPUs" }
-                idle.append(v)
+            for i in 0..<vcpus {
+                let c = try m.newVCPU()
+                if moat_sentry_allow_kvm_vcpu(c.fd) != 0 { return "too many KVM vCPUs" }
+                if i == 0 {
+                    idle.append(try m.newThread(on: c))
+                    contexts[ObjectIdentifier(c)] = 1
+                } else {
+                    freeCPUs.append(c)
+                }
             }
             let r = moat_kvm_kick_init(KVMThread.kickSignal)
             if r != 0 { return "cannot install the KVM kick handler: errno \(-r)" }
@@ -60,11 +80,29 @@ enum KVMTasks {
     /// A vCPU for a new task, nil if every one is busy. Requires: mu held.
     static func take() -> KVMThread? { idle.popLast() }
 
-    /// Returns a task's vCPU to the pool (its address space goes).
-    /// Requires: mu held.
+    /// A task's context is done: its address space goes (its pages when
+    /// no other thread uses it). Requires: mu held.
     static func giveBack(_ v: KVMThread) {
         v.addressSpace = nil
-        idle.append(v)
+        let id = ObjectIdentifier(v.cpu)
+        let n = (contexts[id] ?? 1) - 1
+        contexts[id] = n
+        if n <= 0 { contexts[id] = nil; freeCPUs.append(v.cpu) }
+    }
+
+    /// A context for a new thread (same vCPU) or process (a free vCPU).
+    /// Requires: mu held.
+    static func newContext(_ parent: KVMThread, newProcess: Bool) -> KVMThread? {
+        let cpu: KVMVCPU
+        if newProcess {
+            guard let c = freeCPUs.popLast() else { return nil }
+            cpu = c
+        } else {
+            cpu = parent.cpu
+        }
+        guard let t = try? parent.machine.newThread(on: cpu) else { return nil }
+        contexts[ObjectIdentifier(cpu), default: 0] += 1
+        return t
     }
 
     /// Gives the task's vCPU a new, empty address space (exec). The old
@@ -80,14 +118,6 @@ enum KVMTasks {
     /// Makes the vCPU run by `driverTid` leave the guest.
     static func kick(driverTid: pid_t) {
         if driverTid > 0 { _ = moat_tgkill(getpid(), driverTid, KVMThread.kickSignal) }
-    }
-
-    fileprivate static func refuseClone() -> Int {
-        if !warnedClone {
-            warnedClone = true
-            Log.shared.info("fork, vfork and threads are not supported on the KVM platform yet: clone fails with EAGAIN")
-        }
-        return -Int(EAGAIN)
     }
 }
 
@@ -108,7 +138,21 @@ extension KVMThread: TaskThread {
         if nr == 28 && a.2 == 4 { return addressSpace?.discard(a.0, a.1) ?? -Int(EFAULT) }
         return -Int(ENOSYS)
     }
-    func cloneStub(flags: UInt64) -> Int { KVMTasks.refuseClone() }
+    func cloneStub(flags: UInt64) -> Int { 0 }
+    func cloneContext(shareMemory: Bool) -> (any TaskThread)? {
+        guard let asp = addressSpace else { return nil }
+        var copy: KVMAddressSpace?
+        if !shareMemory {
+            copy = try? asp.fork()
+            if copy == nil { return nil }
+        }
+        guard let c = KVMTasks.newContext(self, newProcess: !shareMemory) else { return nil }
+        c.addressSpace = copy ?? asp
+        // The FPU state is inherited, as the registers are.
+        var fp = FPRegisters()
+        if getFP(&fp) { _ = c.setFP(&fp) }
+        return c
+    }
     func reap() {}
     func reseize(_ newTid: pid_t) throws { throw KVMError.unavailable("a vCPU has no stub to reseize") }
     func detachParked() {}

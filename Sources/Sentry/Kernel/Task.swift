@@ -126,16 +126,19 @@ final class Task {
     fileprivate func driverMain() {
         driverTid = moat_gettid()
         if KVMTasks.enabled {
-            // A vCPU from the pool made before confinement (KVMTasks.swift).
+            // The init task's context was made before confinement; a
+            // clone's comes with it (Process.swift; KVMTasks.swift).
             kernel.lock()
-            guard let v = KVMTasks.take() else {
-                Log.shared.info("no free KVM vCPU for task \(tid)")
-                if !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
-                leave(hostAlive: false)
-                kernel.unlock()
-                return
+            if thread == nil {
+                guard let v = KVMTasks.take() else {
+                    Log.shared.info("no KVM context for task \(tid)")
+                    if !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
+                    leave(hostAlive: false)
+                    kernel.unlock()
+                    return
+                }
+                thread = v
             }
-            thread = v
         } else {
             do {
                 thread = try PtraceThread(seize: hostTid)

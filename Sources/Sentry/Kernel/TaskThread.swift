@@ -33,8 +33,14 @@ protocol TaskThread: PlatformContext {
     func enableFastPath(tgid: pid_t) -> Bool
     /// One host call in the thread's stub (validated by the caller).
     func injectCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int
-    /// A clone of the stub thread (fork, threads); its host tid or -errno.
+    /// A clone of the stub thread (fork, threads); its host tid or -errno
+    /// (0 for a platform without stubs).
     func cloneStub(flags: UInt64) -> Int
+    /// Without a stub: the new thread's context, running in this thread's
+    /// address space (`shareMemory`, CLONE_VM) or in a copy-on-write copy
+    /// of it; nil when memory ran out. Platforms with stubs return nil (the
+    /// clone's driver seizes the cloned stub instead).
+    func cloneContext(shareMemory: Bool) -> (any TaskThread)?
     /// Waits for the killed stub thread to be gone.
     func reap()
     /// Drives another (new) stub thread: exec's fresh address space.
@@ -54,6 +60,7 @@ extension TaskThread {
 
 extension PtraceThread: TaskThread {
     var hasStub: Bool { true }
+    func cloneContext(shareMemory: Bool) -> (any TaskThread)? { nil }
     @inline(__always)
     func injectCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
         inject(nr, a.0, a.1, a.2, a.3, a.4, a.5, at: moat_stub_syscall_addr())

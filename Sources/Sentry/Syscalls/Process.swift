@@ -153,6 +153,12 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     guard let driver = DriverThread.spawn() else { return err(EAGAIN) }
     let hostTid = t.thread.cloneStub(flags: hostFlags)
     if hostTid < 0 { driver.cancel(); return hostTid == -Int(ESRCH) ? err(EAGAIN) : hostTid }
+    // Without stubs (KVM): the child's context and address space now.
+    var childContext: (any TaskThread)? = nil
+    if !t.thread.hasStub {
+        childContext = t.thread.cloneContext(shareMemory: flags & CLONE_VM_ != 0)
+        if childContext == nil { driver.cancel(); return err(EAGAIN) }
+    }
 
     let tg: ThreadGroup
     if isThread {
@@ -185,6 +191,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let fs = flags & CLONE_FS_ != 0 ? t.fs : t.fs.copy()
     let child = Task(kernel: k, tid: tid, tg: tg, hostPid: isThread ? t.hostPid : pid_t(hostTid), hostTid: pid_t(hostTid),
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
+    child.thread = childContext
     child.creds = t.creds
     child.sigMask = t.sigMask
     child.nice = t.nice
