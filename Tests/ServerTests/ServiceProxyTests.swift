@@ -135,3 +135,96 @@ extension MoatServerTests {
         XCTAssertEqual(processes(mentioning: dir), [], "processes naming the data directory")
     }
 }
+
+extension MoatServerTests {
+    /// A rolling update while a client loops over the Service's ClusterIP: no request fails. New
+    /// pods join the endpoints once ready; old ones leave them when their deletion starts, and a
+    /// preStop pause keeps them serving until the proxy has moved on.
+    func testRollingUpdateBehindAServiceFailsNoRequest() throws {
+        let debian = try debianRootfs()
+        let (p, _) = try startAndWaitReady(images: ["python=" + debian])
+        defer { p.terminate() }
+        func manifests(_ version: String) -> String {
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: web}}
+              strategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  terminationGracePeriodSeconds: 10
+                  containers:
+                  - name: http
+                    image: python
+                    env: [{name: VERSION, value: "\(version)"}]
+                    command:
+                    - python3
+                    - -c
+                    - |
+                      import http.server, os
+                      class H(http.server.BaseHTTPRequestHandler):
+                          def do_GET(self):
+                              b = os.environ['VERSION'].encode()
+                              self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)
+                          def log_message(self, *a): pass
+                      http.server.ThreadingHTTPServer(('0.0.0.0', 8080), H).serve_forever()
+                    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+                    lifecycle: {preStop: {exec: {command: [sleep, "4"]}}}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: client}
+            spec: {containers: [{name: c, image: python, command: [sleep, "3600"]}]}
+            """
+        }
+        try manifests("v1").write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try kubectl(["apply", "-f", dir + "/web.yaml"]).code, 0)
+        try waitFor("2 ready web endpoints", timeout: 120) {
+            try kubectl(["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].targetRef.name}"]).out.split(separator: " ").count == 2
+        }
+        try waitFor("the client pod Running", timeout: 90) { try kubectl(["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).out == "Running" }
+        let ip = try kubectl(["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).out
+        try waitFor("v1 answering", timeout: 60) { try fetch(["http://\(ip)/"], times: 2) == ["v1", "v1"] }
+
+        // The client: requests back to back until 20 in a row came from v2 (at most 150 s).
+        let loop = """
+            import time, urllib.request
+            ok = failed = streak = 0; seen = set(); errors = []; end = time.time() + 150
+            while time.time() < end and streak < 20:
+                try:
+                    v = urllib.request.urlopen('http://\(ip)/', timeout=10).read().decode(); ok += 1; seen.add(v)
+                    streak = streak + 1 if v == 'v2' else 0
+                except Exception as e:
+                    failed += 1; errors.append(type(e).__name__ + ':' + str(e)); streak = 0
+                time.sleep(0.05)
+            print('ok=%d failed=%d seen=%s errors=%s' % (ok, failed, ','.join(sorted(seen)), errors[:5]))
+            """
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+        client.arguments = ["--kubeconfig", data + "/kubeconfig", "exec", "client", "--", "python3", "-c", loop]
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = dir; env["KUBECONFIG"] = nil
+        client.environment = env
+        let out = Pipe()
+        client.standardOutput = out; client.standardError = out; client.standardInput = FileHandle.nullDevice
+        try client.run()
+        sleep(2)
+        try manifests("v2").write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try kubectl(["apply", "-f", dir + "/web.yaml"]).code, 0)
+        let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        print("rolling update, client: " + report)
+        XCTAssertTrue(report.contains("failed=0 ") && report.contains("seen=v1,v2"), report)
+        let ok = Int(report.split(separator: " ").first { $0.hasPrefix("ok=") }?.dropFirst(3) ?? "") ?? 0
+        XCTAssertGreaterThan(ok, 40, report)
+    }
+}
