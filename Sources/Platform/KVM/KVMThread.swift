@@ -193,9 +193,21 @@ public final class KVMThread {
                 }
                 if s.cs.dpl == 3 {
                     takeGPRs(k)
+                    inKernel = false
+                    if k.rip == Self.syscallEntry {
+                        // kvm_pvm delivers SYSCALL as a user-mode jump to
+                        // LSTAR (see `exception`); a kick can land between
+                        // that jump and the fault that reports it. It is
+                        // the syscall: rcx and r11 hold what SYSCALL saved.
+                        regs.rip = k.rcx
+                        regs.eflags = k.r11
+                        regs.rsp = k.rsp
+                        regs.orig_rax = k.rax
+                        regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+                        return .syscall
+                    }
                     regs.rip = k.rip; regs.rsp = k.rsp; regs.eflags = k.rflags
                     regs.orig_rax = .max
-                    inKernel = false
                     return .interrupted
                 }
                 let off = k.rip &- codeVA
