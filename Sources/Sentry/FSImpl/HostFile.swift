@@ -67,14 +67,25 @@ final class HostFileFD: FileDescription {
             return r
         }
         var pos = off ?? offset
+        if pos < 0 { return err(EINVAL) }
+        if count >= HostFileFD.mappedReadMin, let r = mappedRead(t, buf, count, pos) {
+            if off == nil { offset = pos + Int64(r) }
+            return r
+        }
         var done = 0
         while done < count {
             let n = min(count - done, t.scratch.count)
             let r = t.scratch.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress!, n, Int(pos)) }
             if r < 0 { if errno == EINTR { continue }; return done > 0 ? done : err(errno) }
             if r == 0 { break }
-            if !t.scratch.withUnsafeBytes({ t.copyOut(buf &+ UInt64(done), $0.baseAddress!, r) }) {
-                return done > 0 ? done : err(EFAULT)
+            // A buffer that runs into an unmapped page takes the bytes
+            // before it (the copy stops there), as on Linux.
+            let w = t.scratch.withUnsafeBytes { t.memWrite(buf &+ UInt64(done), $0.baseAddress!, r) }
+            if w < r {
+                done += max(w, 0)
+                if done == 0 { return err(EFAULT) }
+                pos += Int64(max(w, 0))
+                break
             }
             done += r
             pos += Int64(r)
@@ -82,6 +93,32 @@ final class HostFileFD: FileDescription {
         }
         if off == nil { offset = pos }
         return done
+    }
+
+    /// Reads at least this big map the file instead of going through the
+    /// 64 KiB scratch buffer (a mapping costs a few µs; a 64 KiB copy about 5).
+    static let mappedReadMin = 256 << 10
+
+    /// A big read of a regular file: [pos, pos+count) clipped at the end of
+    /// the file is mapped read-only into the Sentry and copied to the
+    /// application in one process_vm_writev, one copy instead of a pread
+    /// into scratch and a copy out per 64 KiB. The Sentry never touches the
+    /// mapping itself, so a file truncated meanwhile under it only shortens
+    /// the copy (the kernel's copy stops at the missing page; no SIGBUS).
+    /// nil when the mapping path cannot say (not mappable, nothing copied):
+    /// the caller then takes the scratch path, which gives Linux's answer.
+    private func mappedRead(_ t: Task, _ buf: UInt64, _ count: Int, _ pos: Int64) -> Int? {
+        var st = Glibc.stat()
+        if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG { return nil }
+        let size = Int64(st.st_size)
+        if pos >= size { return nil }
+        let n = Int(min(Int64(count), size - pos))
+        let start = pos & ~4095
+        let mapLen = Int(pos - start) + n
+        guard let base = mmap(nil, mapLen, PROT_READ, MAP_SHARED, fd, off_t(start)), base != MAP_FAILED else { return nil }
+        defer { munmap(base, mapLen) }
+        let w = t.memWrite(buf, base + Int(pos - start), n)
+        return w > 0 ? w : nil
     }
 
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {

@@ -44,6 +44,37 @@ final class TmpfsInode: Inode {
         return fd
     }
 
+    /// Past this size a regular file's bytes live in a memfd (see write).
+    static let bigFile = 1 << 20
+
+    /// Maps [pos, pos+count) of the memfd into the Sentry (growing the file
+    /// to pos+count first when `grow`; else clipped at its end) and runs
+    /// `body` on it: reads and writes then cost one copy between the
+    /// application and the file's pages instead of two through a scratch
+    /// buffer. nil when there is no memfd or the mapping fails (the caller
+    /// then takes the copying path); else body's result.
+    func withMapping(pos: Int, count: Int, grow: Bool, _ body: (UnsafeMutableRawPointer, Int) -> Int) -> Int? {
+        if memfd < 0 || pos < 0 || count < 0 { return nil }
+        let len = fileLength
+        var n = count
+        if grow {
+            if pos + count > len && ftruncate(memfd, pos + count) != 0 { return nil }
+        } else {
+            if pos >= len { return 0 }
+            n = min(count, len - pos)
+        }
+        if n == 0 { return body(UnsafeMutableRawPointer(bitPattern: 4096)!, 0) }
+        let start = pos & ~4095
+        let mapLen = pos + n - start
+        let p = mmap(nil, mapLen, PROT_READ | (grow ? PROT_WRITE : 0), MAP_SHARED, memfd, off_t(start))
+        guard let base = p, base != MAP_FAILED else {
+            if grow && pos + count > len { _ = ftruncate(memfd, len) }
+            return nil
+        }
+        defer { munmap(base, mapLen) }
+        return body(base + (pos - start), n)
+    }
+
     var fileLength: Int {
         if memfd < 0 { return data.count }
         var st = Glibc.stat(); fstat(memfd, &st); return Int(st.st_size)
@@ -209,9 +240,21 @@ final class TmpfsFileFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
         if node.memfd >= 0 {
-            // Through the task's scratch buffer, a chunk at a time: a
-            // regular file's read returns all it has, not one chunk.
+            // A regular file's read returns all it has (not one chunk):
+            // mapped and copied once, or through the task's scratch buffer.
             let pos = off ?? offset
+            if pos < 0 { return err(EINVAL) }
+            // A fault part-way returns the bytes before it; none at all, EFAULT.
+            if let r = node.withMapping(pos: Int(pos), count: count, grow: false, { p, n in
+                if n == 0 { return 0 }
+                let w = t.memWrite(buf, p, n)
+                return w > 0 ? w : -1
+            }) {
+                if r < 0 { return err(EFAULT) }
+                if off == nil { offset = pos + Int64(r) }
+                return r
+            }
+            // Not mappable: through the scratch buffer, a chunk at a time.
             var total = 0
             while total < count {
                 let n = min(count - total, t.scratch.count)
@@ -235,6 +278,25 @@ final class TmpfsFileFD: FileDescription {
         if node.seals & F_SEAL_GROW_ != 0 && Int((off ?? offset)) + count > node.fileLength { return err(EPERM) }
         if (off ?? offset) < 0 { return err(EINVAL) }                        // never a negative index
         if (off ?? offset) > 1 << 32 || count > 1 << 30 { return err(EFBIG) }
+        // A file growing past bigFile moves to a memfd, whose pages the
+        // application's bytes are then copied into directly (below).
+        if node.memfd < 0 && Int(off ?? offset) + count > TmpfsInode.bigFile { _ = node.promoteToMemfd() }
+        if node.memfd >= 0 {
+            var pos = Int(off ?? offset)
+            if flags & O_APPEND != 0 { pos = node.fileLength }  // even pwrite appends
+            let before = node.fileLength
+            if let w = node.withMapping(pos: pos, count: count, grow: true, { p, n in t.memRead(buf, p, n) }) {
+                if w == count {
+                    node.mtime = nowTimespec(); node.ctime = node.mtime
+                    if off == nil { offset = Int64(pos + w) }
+                    return w
+                }
+                // A fault part-way: undo the growth, then write the readable
+                // prefix below as Linux does (the bytes already copied are
+                // that prefix's own).
+                if node.fileLength > before { _ = ftruncate(node.memfd, before) }
+            }
+        }
         let bytes = t.copyInPrefix(buf, count)
         if bytes.isEmpty { return err(EFAULT) }
         let n = bytes.count

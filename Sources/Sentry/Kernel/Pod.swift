@@ -245,7 +245,7 @@ enum PodControl {
     /// Resident bytes of a stub process (the application's memory).
     /// Bytes held in a tmpfs tree (a container's writable layer).
     static func treeBytes(_ d: TmpfsInode) -> UInt64 {
-        var n = UInt64(d.data.count)
+        var n = UInt64(d.fileLength)      // data, or a memfd for mapped and big files
         for e in d.entries.values { if let t = e as? TmpfsInode { n += treeBytes(t) } }
         return n
     }
