@@ -95,10 +95,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Standalone", dependencies: ["Sandbox"]),
+        // The Swift runtime and Foundation linked in (still a PIE): every
+        // sandbox starts three moat processes (launcher, Gofer, Sentry), and
+        // each spent a fifth of its start in ld.so resolving the shared Swift
+        // libraries. -static-stdlib alone leaves Foundation's own static
+        // dependencies (CoreFoundation, ICU, ...) unresolved; they are named
+        // in one group, since they refer to each other.
         .executableTarget(name: "moat", dependencies: [
             "Standalone", "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], linkerSettings: [.unsafeFlags([
+            "-static-stdlib", "-Xlinker", "--start-group",
+            "-lFoundation", "-lFoundationInternationalization", "-lFoundationEssentials", "-lCoreFoundation",
+            "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
+            "-lswiftDispatch", "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group",
+        ])]),
         // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a
         // normal build, a fuzzer when Tests/Fuzz/fuzz.sh builds it with
         // --sanitize fuzzer.
