@@ -394,6 +394,15 @@ public final class KVMAddressSpace {
         }
     }
 
+    /// `read` whatever the region's protection (mremap's move).
+    public func readForce(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        return copy(addr, len, write: false, force: true) { gpa, off, n in
+            buf.advanced(by: off).copyMemory(from: memory.pointer(gpa), byteCount: n)
+        }
+    }
+
     /// Copies `len` bytes from `buf` to `addr`; returns the count copied.
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int, force: Bool = false) -> Int {
         pthread_mutex_lock(&mu)

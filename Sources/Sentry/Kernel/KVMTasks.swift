@@ -135,8 +135,40 @@ extension KVMThread: TaskThread {
     /// zero after). Others (mremap, membarrier) are ENOSYS: glibc's realloc
     /// falls back to copying, membarrier reports no support.
     func injectCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
-        if nr == 28 && a.2 == 4 { return addressSpace?.discard(a.0, a.1) ?? -Int(EFAULT) }
+        guard let asp = addressSpace else { return -Int(EFAULT) }
+        if nr == 28 && a.2 == 4 { return asp.discard(a.0, a.1) }
+        if nr == 25 { return remap(asp, old: a.0, oldLen: a.1, newLen: a.2, flags: a.3, dst: a.4) }
         return -Int(ENOSYS)
+    }
+
+    /// mremap, validated by the Sentry (Syscalls/Memory.swift): growth in
+    /// place maps the zeroed tail; a move maps the destination with the
+    /// region's protection and copies the bytes (glibc's realloc of large
+    /// blocks relies on it; it asserted when mremap failed).
+    private func remap(_ asp: KVMAddressSpace, old: UInt64, oldLen: UInt64, newLen: UInt64, flags: UInt64, dst: UInt64) -> Int {
+        let oldLen = (oldLen + 4095) & ~4095, newLen = (newLen + 4095) & ~4095
+        guard let r = asp.region(containing: old) else { return -Int(EFAULT) }
+        if flags & 2 == 0 {  // in place: the Sentry checked the tail is free
+            if newLen <= oldLen { return Int(old) }
+            let e = asp.map(old + oldLen, newLen - oldLen, prot: r.prot)
+            return e < 0 ? e : Int(old)
+        }
+        let e = asp.map(dst, newLen, prot: r.prot)
+        if e < 0 { return e }
+        let n = Int(min(oldLen, newLen))
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 64 << 10, alignment: 4096)
+        defer { buf.deallocate() }
+        var done = 0
+        while done < n {
+            let c = min(64 << 10, n - done)
+            // Pages never touched read as zero either way; force: the
+            // region may be write-protected (or unreadable) to the app.
+            _ = asp.readForce(old + UInt64(done), buf, c)
+            _ = asp.write(dst + UInt64(done), buf, c, force: true)
+            done += c
+        }
+        _ = asp.unmap(old, oldLen)
+        return Int(dst)
     }
     func cloneStub(flags: UInt64) -> Int { 0 }
     func cloneContext(shareMemory: Bool) -> (any TaskThread)? {
