@@ -68,11 +68,11 @@ final class MoatServerTests: XCTestCase {
         return Int(UInt16(bigEndian: a.sin_port))
     }
 
-    func startServer(port: Int, images: [String] = []) throws -> Process {
+    func startServer(port: Int, images: [String] = [], extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
         p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1", "--cluster-dns", dnsAddress,
-                       "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] }
+                       "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] } + extra
         FileManager.default.createFile(atPath: dir + "/server.log", contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/server.log"))
         h.seekToEndOfFile()
@@ -152,9 +152,9 @@ final class MoatServerTests: XCTestCase {
         return !stat.contains(") Z ")
     }
 
-    func startAndWaitReady(images: [String] = []) throws -> (Process, Int) {
+    func startAndWaitReady(images: [String] = [], extra: [String] = []) throws -> (Process, Int) {
         let port = freePort()
-        let p = try startServer(port: port, images: images)
+        let p = try startServer(port: port, images: images, extra: extra)
         try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
         try waitFor("node s1 Ready", timeout: 60) { try kubectl(["get", "node", "s1"]).out.contains(" Ready ") }
         return (p, port)

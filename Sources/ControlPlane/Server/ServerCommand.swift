@@ -69,6 +69,9 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("service-cidr"), help: "The range Services' ClusterIPs come from (IPv4).")
     public var serviceCIDR: String = "10.96.0.0/12"
 
+    @Option(name: .customLong("join-node"), help: "Make an identity for another node NAME (DATA/pki/node-NAME.token) that joins with `moat node --server unix://DATA/api.sock --token-file ...`; repeatable.")
+    public var joinNode: [String] = []
+
     @Option(name: .customLong("cluster-cidr"), help: "The range Nodes' pod CIDRs (a /24 each) come from (IPv4).")
     public var clusterCIDR: String = "10.244.0.0/16"
 
@@ -85,6 +88,9 @@ public struct ServerCommand: ParsableCommand {
         opts.listen = listen
         let (host, port) = try opts.hostPort()
         guard port != 0 else { throw ValidationError("--listen needs a port") }
+        for n in joinNode where n.isEmpty || n.utf8.count > 63 || !n.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }) {
+            throw ValidationError("--join-node \(n): not a node name (lowercase letters, digits, '-', '.')")
+        }
         guard IPv4CIDR.parse(clusterDNS) != nil else { throw ValidationError("--cluster-dns must be an IPv4 address") }
         guard let services = IPv4CIDR(serviceCIDR) else { throw ValidationError("--service-cidr must be an IPv4 CIDR with a prefix of 8 to 30 bits") }
         // What pods' resolv.conf names: the kube-dns Service's ClusterIP (the range's tenth
@@ -121,14 +127,21 @@ public struct ServerCommand: ParsableCommand {
             // client certificates (admin, this node, a viewer), and the node agent's token for the
             // local socket.
             let pki = try PKI.ensure(directory: data + "/pki", hosts: [apiHost, String(cString: hostName)], nodeName: node)
+            // Each node's token (this one's in pki/node.token, the --join-node ones in
+            // pki/node-NAME.token), made once and kept; tokens.csv lists them all.
             let nodeToken = data + "/pki/node.token", tokens = data + "/pki/tokens.csv"
-            if !fm.fileExists(atPath: nodeToken) || !fm.fileExists(atPath: tokens) {
-                var raw = [UInt8](repeating: 0, count: 32)
-                for i in raw.indices { raw[i] = UInt8.random(in: 0...255) }
-                let token = raw.map { String(format: "%02x", $0) }.joined()
-                try PKI.write(token + "\n", to: nodeToken)
-                try PKI.write("\(token),system:node:\(node),\(node),\"system:nodes\"\n", to: tokens)
+            var lines = ""
+            for (name, file) in [(node, nodeToken)] + joinNode.map({ ($0, data + "/pki/node-\($0).token") }) {
+                var token = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                if token.isEmpty {
+                    var raw = [UInt8](repeating: 0, count: 32)
+                    for i in raw.indices { raw[i] = UInt8.random(in: 0...255) }
+                    token = raw.map { String(format: "%02x", $0) }.joined()
+                    try PKI.write(token + "\n", to: file)
+                }
+                lines += "\(token),system:node:\(name),\(name),\"system:nodes\"\n"
             }
+            try PKI.write(lines, to: tokens)
             let nodePID = data + "/node.pid"
             unlink(nodePID)
             try sup.start("controlplane", after: nodePID, ["controlplane", "--listen", listen, "--data-dir", data + "/store", "--leader-elect", "false",
