@@ -23,6 +23,9 @@ struct VMA {
     /// False for a shared mapping of a file opened without write access:
     /// mprotect may not add PROT_WRITE to it (EACCES, Linux's VM_MAYWRITE).
     var mayWrite = true
+    /// Locked by MAP_LOCKED, mlock or mlockall (only whole VMAs are marked;
+    /// nothing is pinned): msync(MS_INVALIDATE) on it is EBUSY.
+    var locked = false
 }
 
 private var nextShareID: UInt64 = 1
@@ -69,7 +72,7 @@ final class MemoryManager {
     }
 
     /// The index range of the VMAs overlapping [start, end).
-    private func overlapping(_ start: UInt64, _ end: UInt64) -> Range<Int> {
+    func overlapping(_ start: UInt64, _ end: UInt64) -> Range<Int> {
         let i = firstEnding(above: start)
         var j = i
         while j < vmas.count && vmas[j].start < end { j += 1 }

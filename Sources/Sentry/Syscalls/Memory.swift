@@ -36,6 +36,7 @@ func registerMemory(_ t: SyscallTable) {
         let l = pageUp(a.a1)
         if l == 0 { return 0 }
         guard a.a0 &+ l > a.a0, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+        if flags & 2 != 0 && t.mm.vmas[t.mm.overlapping(a.a0, a.a0 + l)].contains(where: { $0.locked }) { return err(EBUSY) }
         // Shared file mappings are host mappings of the file itself, so
         // the file already holds what was written (nothing to flush).
         return 0
@@ -46,8 +47,20 @@ func registerMemory(_ t: SyscallTable) {
     // mlockall: MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4 (only with one of
     // the others). Memory is never swapped out of the sandbox's view, so
     // locking only validates.
-    t[151] = { _, a in a.int(0) & ~7 != 0 || a.int(0) & 3 == 0 ? err(EINVAL) : 0 }   // mlockall
-    t[152] = { _, _ in 0 }                                                    // munlockall
+    t[151] = { t, a in                                                        // mlockall
+        let flags = a.int(0)
+        if flags & ~7 != 0 || flags & 3 == 0 { return err(EINVAL) }
+        // Without CAP_IPC_LOCK: EPERM when RLIMIT_MEMLOCK is 0, ENOMEM when
+        // the current mappings exceed it (MCL_CURRENT), as Linux.
+        if !t.creds.has(Cap.ipcLock) {
+            let limit = t.tg.rlimits[RL_MEMLOCK].cur
+            if limit == 0 { return err(EPERM) }
+            if flags & 1 != 0 && t.mm.vmas.reduce(UInt64(0), { $0 + ($1.end - $1.start) }) > limit { return err(ENOMEM) }
+        }
+        if flags & 1 != 0 { for i in t.mm.vmas.indices { t.mm.vmas[i].locked = true } }
+        return 0
+    }
+    t[152] = { t, _ in for i in t.mm.vmas.indices { t.mm.vmas[i].locked = false }; return 0 }   // munlockall
     t[27] = { t, a in                                                         // mincore
         if a.a0 & 4095 != 0 { return err(EINVAL) }
         let l = pageUp(a.a1)
@@ -95,10 +108,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
-    /// A shared mapping of a read-only descriptor never becomes writable.
+    /// A shared mapping of a read-only descriptor never becomes writable;
+    /// MAP_LOCKED marks the mapping locked.
     func readOnlyShared(_ r: Int) -> Int {
-        if r >= 0 && type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
-            t.mm.vmas[i].mayWrite = false
+        if r >= 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+            if type != MAP_PRIVATE && !f.writable { t.mm.vmas[i].mayWrite = false }
+            if flags & 0x2000 != 0 && t.mm.vmas[i].end == target + l { t.mm.vmas[i].locked = true }
         }
         return r
     }
@@ -189,6 +204,10 @@ private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool) -> 
         let limit = t.tg.rlimits[8].cur
         if limit == 0 { return err(EPERM) }
         if end - start > limit { return err(ENOMEM) }
+    }
+    // Only VMAs wholly inside the range are marked (VMAs are not split here).
+    for i in t.mm.overlapping(start, end) where t.mm.vmas[i].start >= start && t.mm.vmas[i].end <= end {
+        t.mm.vmas[i].locked = lock
     }
     return 0
 }

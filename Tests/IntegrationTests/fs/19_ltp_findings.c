@@ -11,6 +11,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/msg.h>
+#include <sys/resource.h>
 
 static void execveat_rules(void) {
     T(mkdir("ex", 0755));
@@ -323,6 +324,35 @@ static void sysvipc(void) {
     shmctl(shm, IPC_RMID, NULL); msgctl(msg, IPC_RMID, NULL); semctl(sem, 0, IPC_RMID);
 }
 
+/* A locked mapping refuses msync(MS_INVALIDATE) (LTP msync03); mlockall
+ * honours RLIMIT_MEMLOCK without CAP_IPC_LOCK (mlockall03). */
+static void locked_mappings(void) {
+    int fd = open("lk", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, 8192));
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
+    T(msync(m, 8192, MS_INVALIDATE));
+    T(msync(m, 8192, MS_SYNC));
+    T(munlock(m, 8192));
+    T(msync(m, 8192, MS_INVALIDATE));
+    T(mlock(m, 8192));
+    T(msync(m, 4096, MS_INVALIDATE));
+    T(munlockall());
+    T(msync(m, 8192, MS_INVALIDATE));
+    munmap(m, 8192); close(fd);
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        struct rlimit r = {0, 0};
+        T(setrlimit(RLIMIT_MEMLOCK, &r));
+        T(setuid(65534));
+        T(mlockall(MCL_CURRENT));
+        r.rlim_cur = r.rlim_max = 0;
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
     execveat_rules();
@@ -338,5 +368,6 @@ int main(int argc, char **argv) {
     zombie_proc();
     mprotect_rules();
     sysvipc();
+    locked_mappings();
     return 0;
 }
