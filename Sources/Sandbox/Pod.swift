@@ -177,7 +177,11 @@ public final class PodSandbox: @unchecked Sendable {
 
     /// Starts the pod's Sentry (detached from the caller) and returns once it
     /// accepts requests.
-    public static func start(_ c: PodConfig) throws -> PodSandbox {
+    /// `whileStarting`, when given, runs with the path of the pod's network
+    /// namespace as soon as the Sentry process exists, while it sets itself
+    /// up (CNI: the namespace is made with the process, so the pod's network
+    /// need not wait for the Sentry); when it throws, the Sentry is killed.
+    public static func start(_ c: PodConfig, whileStarting: ((String) throws -> Void)? = nil) throws -> PodSandbox {
         guard c.stateDir.hasPrefix("/") else { throw PodError(.invalidArgument, "the state directory must be an absolute path") }
         if mkdir(c.stateDir, 0o700) != 0 && errno != EEXIST {
             throw PodError(.internalError, "cannot make \(c.stateDir): \(String(cString: strerror(errno)))")
@@ -223,6 +227,13 @@ public final class PodSandbox: @unchecked Sendable {
         }
         reapInBackground(pid)
         egress?.start()
+        if let whileStarting {
+            do { try whileStarting("/proc/\(pid)/ns/net") } catch {
+                kill(pid, SIGKILL)
+                close(ready[0])
+                throw error
+            }
+        }
         let reply = readAll(ready[0])
         close(ready[0])
         guard reply.hasPrefix("OK") else {

@@ -299,6 +299,8 @@ public enum SentryMain {
     public static func runPod(_ cfg: SentryConfig) -> Int32 {
         Log.shared.fd = cfg.logFD
         Log.shared.debug = cfg.debug
+        if cfg.debug, cfg.logFD >= 0 { StartupProfile.sink = { Log.shared.write("moat[startup] " + $0) } }
+        StartupProfile.mark("pod sentry", "main (re-exec, dynamic loading, Swift runtime, arguments)")
         readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
@@ -310,9 +312,11 @@ public enum SentryMain {
         pthread_sigmask(SIG_BLOCK, &forwarded, nil)
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
         StubFactory.shared.onMasterLost = Self.masterStubLost
+        StartupProfile.mark("pod sentry", "confinement begun (private mount namespace)")
         do { try StubFactory.shared.start() } catch {
             return fatal("cannot start the stub: \(error)", 125)
         }
+        StartupProfile.mark("pod sentry", "stub factory started (master stub)")
         guard cfg.controlFD >= 0 else { return fatal("a pod needs a control socket", 125) }
         let vfs = VFS()
         vfs.setRoot(TmpfsInode(mode: S_IFDIR_ | 0o711, dev: 8), fsType: "tmpfs", source: "pod")
@@ -331,7 +335,9 @@ public enum SentryMain {
         k.lock()
         SentryNetwork.egressFD = cfg.egressFD
         if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
+        StartupProfile.mark("pod sentry", "network set up")
         if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
+        StartupProfile.mark("pod sentry", "confinement finished (empty root, sandbox id, no caps, seccomp)")
         ControlServer.start(k, listenFD: cfg.controlFD)
         k.unlock()
         // SIGTERM/SIGINT to the Sentry stop the pod.
