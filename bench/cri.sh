@@ -15,7 +15,14 @@
 #     and reported apart, divided by the number of running pods; the largest
 #     contributors by process name are listed.
 #
-#   bench/cri.sh [OUT_DIR] [moat|containerd|containerd-runsc ...]
+#   bench/cri.sh [OUT_DIR] [moat|moat=PATH|containerd|containerd-runsc ...]
+#
+# moat=PATH runs another moat binary in the same run (before/after figures
+# of a change under the same load).
+#
+# containerd + runsc goes through a wrapper (Tests/Conformance/critest.sh,
+# start_containerd) that gives runsc --network=host and one sandbox per
+# container: runsc 2022 under the runc shim cannot do otherwise on this kernel.
 #
 # Environment: MOAT (default .build/release/moat, else .build/debug/moat),
 # CRICTL (default /var/cache/moat/bin/crictl), PODS, REPS. Needs root,
@@ -56,14 +63,25 @@ EOF
     done
 }
 
-# Starts pod i; prints its container id once the container runs.
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+
+# Starts pod i; prints its container id once the container runs. With a
+# third argument, appends to that file how long each step took, in ms:
+# runp, create, start, and until `ps` lists the container running.
 start_pod() {
-    local w=$1 i=$2 p c
+    local w=$1 i=$2 phases=${3:-} p c t a b d
+    t=$(date +%s%N)
     p=$(cc runp "$w/cfg/pod-$i.json") || return 1
+    a=$(ms_since "$t"); t=$(date +%s%N)
     c=$(cc create "$p" "$w/cfg/ctr-$i.json" "$w/cfg/pod-$i.json") || return 1
+    b=$(ms_since "$t"); t=$(date +%s%N)
     cc start "$c" >/dev/null || return 1
+    d=$(ms_since "$t"); t=$(date +%s%N)
     for _ in $(seq 1 600); do
-        [ -n "$(cc ps -q --id "$c" --state Running 2>/dev/null)" ] && { echo "$c"; return 0; }
+        if [ -n "$(cc ps -q --id "$c" --state Running 2>/dev/null)" ]; then
+            [ -z "$phases" ] || echo "$a $b $d $(ms_since "$t")" >> "$phases"
+            echo "$c"; return 0
+        fi
         sleep 0.05
     done
     return 1
@@ -80,6 +98,7 @@ bench_runtime() {
     mkdir -p "$w"
     case $r in
         moat) start_moat "$d"; sock=$d/moat.sock; daemon=$(cat "$d/moat.pid") ;;
+        moat=*) moat=${r#moat=} start_moat "$d"; sock=$d/moat.sock; daemon=$(cat "$d/moat.pid") ;;
         containerd) start_containerd "$d" runc; sock=$d/containerd.sock; daemon=$(cat "$d/containerd.pid") ;;
         containerd-runsc) start_containerd "$d" runsc; sock=$d/containerd.sock; daemon=$(cat "$d/containerd.pid") ;;
         *) die "unknown runtime $r" ;;
@@ -88,13 +107,13 @@ bench_runtime() {
     cc pull "$image" >/dev/null
     # Warm-up: pulls the pause image (containerd) and fills caches.
     local warm
-    warm=$(start_pod "$w" $((pods + reps))) || echo "warm-up pod did not start" >&2
+    warm=$(start_pod "$w" $((pods + reps + 1))) || echo "warm-up pod did not start" >&2
     remove_all
 
     local i t0 t1 lat=()
     for i in $(seq 1 "$reps"); do
         t0=$(date +%s%N)
-        if start_pod "$w" $((pods + i)) >/dev/null; then
+        if start_pod "$w" $((pods + i)) "$w/phases" >/dev/null; then
             t1=$(date +%s%N); lat+=($(( (t1 - t0) / 1000000 )))
         fi
     done
@@ -103,6 +122,8 @@ bench_runtime() {
     lat_med=$(printf '%s\n' "${lat[@]}" | median)
     lat_min=$(printf '%s\n' "${lat[@]}" | sort -n | head -1)
     lat_max=$(printf '%s\n' "${lat[@]}" | sort -n | tail -1)
+    local k phase=""
+    for k in 1 2 3 4; do phase+="${phase:+ / }$(awk -v k=$k '{print $k}' "$w/phases" 2>/dev/null | median)"; done
 
     # The processes present before the batch are not the pods'.
     local before=" $(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ') "
@@ -119,7 +140,9 @@ bench_runtime() {
     wait "${starters[@]}" || true
     t1=$(date +%s%N)
     local wall=$(( (t1 - t0) / 1000000 )) running
-    running=$(cc ps -q --state Running 2>/dev/null | wc -l)
+    # The batch's own containers (runsc may still list earlier pods it failed
+    # to remove).
+    running=$(cat "$w"/started-* 2>/dev/null | grep -c . || true)
     sleep 5
     local total=0 pid comm pss
     : > "$w/pss"
@@ -138,8 +161,8 @@ bench_runtime() {
     top=$(awk '{s[$1] += $2; n[$1]++} END {for (c in s) printf "%s %d %d\n", c, n[c], s[c]}' "$w/pss" | sort -k3 -nr | head -5 |
         awk -v p="$running" '{printf "%s%s ×%d %.1f MB", (NR > 1 ? ", " : ""), $1, $2, (p > 0 ? $3 / p / 1024 : 0)}')
     remove_all
-    case $r in moat) stop_moat "$d" ;; *) stop_containerd "$d" ;; esac
-    echo "| $r | $lat_med | $lat_min–$lat_max | $wall | $running/$pods | $per_pod | $(awk -v a="$daemon_pss0" -v b="$daemon_pss" 'BEGIN {printf "%.0f → %.0f", a / 1024, b / 1024}') | $top |" >> "$out/table"
+    case $r in moat*) stop_moat "$d" ;; *) stop_containerd "$d" ;; esac
+    echo "| $r | $lat_med | $lat_min–$lat_max | $phase | $wall | $running/$pods | $per_pod | $(awk -v a="$daemon_pss0" -v b="$daemon_pss" 'BEGIN {printf "%.0f → %.0f", a / 1024, b / 1024}') | $top |" >> "$out/table"
 }
 
 bench_inner() {
@@ -148,7 +171,7 @@ bench_inner() {
     mkdir -p /run/netns && mount -t tmpfs -o mode=755 bench-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
-    trap 'for r in "$out"/run-*; do [ -d "$r" ] || continue; (sock=$r/moat.sock; [ -S "$r/containerd.sock" ] && sock=$r/containerd.sock; remove_all); stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups' EXIT
+    trap 'for r in "$out"/run-*; do [ -d "$r" ] || continue; (sock=$r/moat.sock; [ -S "$r/containerd.sock" ] && sock=$r/containerd.sock; remove_all); stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups "$out/cgroups.before"' EXIT
     trap 'exit 130' INT TERM HUP
     bash "$repo/Tests/Support/registry.sh" start "$reg" "$port"
     local L="$out/layout"
@@ -157,9 +180,10 @@ bench_inner() {
     : > "$out/table"
     local r
     for r in "$@"; do
-        rm -rf "$out/run-$r"; mkdir -p "$out/run-$r"
+        local rd="$out/run-$(echo "$r" | tr -c 'a-zA-Z0-9-\n' '_')"
+        rm -rf "$rd"; mkdir -p "$rd"
         echo "== $r" >&2
-        bench_runtime "$r" "$out/run-$r" || echo "| $r | failed: see $out/run-$r | | | | | | |" >> "$out/table"
+        bench_runtime "$r" "$rd" || echo "| $r | failed: see $rd | | | | | | | |" >> "$out/table"
     done
 }
 
@@ -176,11 +200,14 @@ bench_main() {
     [ $# -gt 0 ] || set -- moat containerd containerd-runsc
     o=$(mkdir -p "$o" && cd "$o" && pwd -P)
     build_images "$o"
+    cgroup_list > "$o/cgroups.before"
+    trap "remove_cgroups '$o/cgroups.before'" EXIT
+    trap 'exit 130' INT TERM HUP
     unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child -- bash "$0" inner "$o" "$@"
     echo "pods: $pods concurrent, $reps sequential; moat: $MOAT; $(nproc) CPUs; $(date -u +%F)"
     echo
-    echo "| runtime | pod start, median ms | min–max ms | $pods pods concurrently, ms | running | PSS per idle pod, MB | daemon PSS before → after, MB | largest per pod (process ×count MB/pod) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| runtime | pod start, median ms | min–max ms | runp / create / start / seen running, median ms | $pods pods concurrently, ms | running | PSS per idle pod, MB | daemon PSS before → after, MB | largest per pod (process ×count MB/pod) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     cat "$o/table"
 }
 

@@ -26,7 +26,8 @@
 # under OUT; its cgroups are removed on every exit path the shell sees.
 #
 # Environment: CRITEST (default /var/cache/moat/bin/critest), MOAT (default
-# .build/debug/moat), CRITEST_FLAGS (extra flags, e.g. -ginkgo.focus=...).
+# .build/debug/moat), CRITEST_FLAGS (extra flags, e.g. -ginkgo.focus=...),
+# MOAT_CRI_FLAGS (extra flags of `moat cri`, e.g. --debug: step timings).
 # Images: critest names images under registry.k8s.io and gcr.io; both runtimes
 # get those registries mirrored to a loopback registry (containerd's
 # registry.mirrors, `moat cri --registry-mirror`), where this script pushes
@@ -229,7 +230,32 @@ start_containerd() {
     local d=$1 runtime=$2
     mkdir -p "$d/root" "$d/state" "$d/opt"
     cni_config "$d/cni"
-    local default=runc
+    # runsc 2022 refuses its default --network=sandbox on this kernel ("cannot
+    # run with network enabled in root network namespace"): it takes a network
+    # namespace where /proc/sys/net/core/rmem_default exists for the host's,
+    # and since Linux 6.x every namespace has that file. --network=host makes
+    # the sandbox use the host stack of the namespace it joins, which is the
+    # pod's CNI namespace; the runc shim passes no flags, hence a wrapper.
+    # Under the runc shim (Debian ships no runsc shim) runsc 2022 cannot start
+    # an app container inside its pod's sandbox (StartContainer hangs, see
+    # field-facts.md), so the wrapper also drops the CRI annotations that ask
+    # for that: each container then gets a sandbox of its own, in the pod's
+    # network namespace. That costs runsc a second sandbox per pod (its PSS
+    # row counts the pause sandbox too), not what its own shim would do.
+    cat > "$d/runsc" <<'EOF'
+#!/bin/sh
+prev=
+for a in "$@"; do
+    if [ "$prev" = --bundle ] && [ -f "$a/config.json" ]; then
+        jq 'if .annotations["io.kubernetes.cri.container-type"] == "container"
+            then .annotations |= with_entries(select(.key | startswith("io.kubernetes.cri.") | not)) else . end' \
+            "$a/config.json" > "$a/config.json.runsc" && mv "$a/config.json.runsc" "$a/config.json"
+    fi
+    prev=$a
+done
+exec /usr/bin/runsc --network=host "$@"
+EOF
+    chmod 755 "$d/runsc"
     cat > "$d/config.toml" <<EOF
 version = 2
 root = "$d/root"
@@ -255,6 +281,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     endpoint = ["http://127.0.0.1:$port"]
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."k8s.gcr.io"]
     endpoint = ["http://127.0.0.1:$port"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+    endpoint = ["http://127.0.0.1:$port"]
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "$runtime"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -262,7 +290,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-      BinaryName = "/usr/bin/runsc"
+      BinaryName = "$d/runsc"
 EOF
     containerd --config "$d/config.toml" >"$d/containerd.log" 2>&1 &
     echo $! > "$d/containerd.pid"
@@ -288,7 +316,8 @@ start_moat() {
     local d=$1
     mkdir -p "$d/root" "$d/state"
     cni_config "$d/cni"
-    "$moat" cri --listen "unix://$d/moat.sock" --root "$d/root" --state "$d/state" \
+    # shellcheck disable=SC2086 # MOAT_CRI_FLAGS: extra flags, e.g. --debug
+    "$moat" cri ${MOAT_CRI_FLAGS:-} --listen "unix://$d/moat.sock" --root "$d/root" --state "$d/state" \
         --cni-conf-dir "$d/cni" --cni-bin-dir /usr/lib/cni \
         --registry-mirror "registry.k8s.io=http://127.0.0.1:$port" --registry-mirror "gcr.io=http://127.0.0.1:$port" \
         --registry-mirror "k8s.gcr.io=http://127.0.0.1:$port" >"$d/moat.log" 2>&1 &
@@ -333,7 +362,7 @@ inner() {
     mkdir -p /run/netns && mount -t tmpfs -o mode=755 critest-netns /run/netns
     reg="$out/registry"
     mkdir -p "$reg"
-    trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups' EXIT
+    trap 'for r in "$out"/run-*; do stop_containerd "$r"; stop_moat "$r"; done; bash "$repo/Tests/Support/registry.sh" stop "$reg"; kill_rest; remove_cgroups "$out/cgroups.before"' EXIT
     # As the pid namespace's init this shell gets no default signal actions:
     # turn them into an exit so the EXIT trap runs.
     trap 'exit 130' INT TERM HUP
@@ -363,10 +392,21 @@ kill_rest() {
     sleep 1
 }
 
-# containerd + runc leave per-container cgroups when killed mid-run.
+# containerd + runc (and runsc) leave cgroups behind when killed mid-run, and
+# even after a clean run critest's pods leave "test.slice:cri-containerd:ID"
+# directories at the top of each hierarchy. The outer shell lists every cgroup
+# before the run (cgroup_list > FILE) and afterwards removes, deepest first,
+# the ones that appeared since and that a CRI runtime names (k8s.io,
+# cri-containerd, runsc, *.slice, kubepods), so another tool's cgroups made
+# meanwhile are left alone. rmdir only removes empty cgroups: the pid
+# namespace is gone by then, so they are.
+cgroup_list() { find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null | sort || true; }
 remove_cgroups() {
-    find /sys/fs/cgroup -depth -mindepth 2 -type d \( -path '*/k8s.io/*' -o -name 'k8s.io' \) \
-        -exec rmdir {} \; 2>/dev/null || true
+    local before=${1:-/dev/null} d
+    find /sys/fs/cgroup -depth -mindepth 2 -type d 2>/dev/null |
+        grep -E 'k8s\.io|cri-containerd|runsc|\.slice|kubepods' | grep -vxF -f "$before" |
+        while read -r d; do rmdir "$d" 2>/dev/null || true; done
+    return 0
 }
 
 table() {
@@ -412,7 +452,10 @@ case $cmd in
         [ "$(id -u)" = 0 ] || die "needs root"
         [ -x "$critest" ] || die "no critest at $critest"
         build_images "$out"
-        exec unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child \
+        cgroup_list > "$out/cgroups.before"
+        trap 'remove_cgroups "$out/cgroups.before"' EXIT
+        trap 'exit 130' INT TERM HUP
+        unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child \
             -- bash "$0" inner "$out" "$@"
         ;;
     inner) inner "$@" ;;

@@ -7,6 +7,11 @@
 // exit code; deleting the pods removes their sandboxes; a stopped agent
 // leaves its Node NotReady. Needs root and kubectl: skipped without them,
 // failed under CI=true.
+//
+// With MOAT_NODE_CRI=unix:///PATH the agent talks to that CRI endpoint
+// instead of a `moat cri` of its own: Tests/Conformance/node-containerd.sh
+// runs this suite against containerd 1.6 + runc that way (the agent speaks
+// standard CRI), images coming from its loopback registry.
 
 import Foundation
 import XCTest
@@ -18,6 +23,31 @@ final class NodeAgentTests: XCTestCase {
     var dir = ""
     var procs: [Process] = []
     var port = 0
+
+    /// Another runtime's CRI endpoint (MOAT_NODE_CRI), else nil: `moat cri`.
+    static let externalCRI = ProcessInfo.processInfo.environment["MOAT_NODE_CRI"].flatMap { $0.isEmpty ? nil : $0 }
+    var criEndpoint: String { Self.externalCRI ?? "unix://\(dir)/cri.sock" }
+
+    /// crictl against the external runtime (CRICTL, else critest.sh's).
+    func crictl(_ args: [String]) -> String {
+        guard let ep = Self.externalCRI else { return "" }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CRICTL"] ?? "/var/cache/moat/bin/crictl")
+        p.arguments = ["-r", ep, "-t", "30s"] + args
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return "" }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The runtime's pod sandboxes: Sentry state directories of `moat cri`,
+    /// or what the external runtime lists.
+    func sandboxCount() -> Int? {
+        if Self.externalCRI != nil { return crictl(["pods", "-q"]).split(separator: "\n").count }
+        return (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count
+    }
 
     static var repo: String {
         var u = URL(fileURLWithPath: #filePath)
@@ -53,6 +83,8 @@ final class NodeAgentTests: XCTestCase {
         for p in procs.reversed() where p.isRunning { p.terminate() }
         for p in procs { let deadline = Date().addingTimeInterval(10); while p.isRunning && Date() < deadline { usleep(20_000) } }
         for p in procs where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        // The external runtime outlives the test: its pods must not.
+        if Self.externalCRI != nil { _ = crictl(["rmp", "-f", "-a"]) }
         // Pod Sentries outlive the runtime by design; kill what a failure left.
         for pod in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods")) ?? [] {
             if let t = try? String(contentsOfFile: dir + "/state/pods/\(pod)/pod.state", encoding: .utf8) {
@@ -147,6 +179,10 @@ final class NodeAgentTests: XCTestCase {
     /// Control plane, CRI runtime and node agent n1, Ready; returns the agent's process.
     func startCluster(images: [String] = []) throws -> Process {
         try start(["controlplane", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/cp"], log: "cp.log")
+        if Self.externalCRI != nil {
+            try waitFor("the API server", timeout: 30) { try kubectl(["get", "--raw", "/healthz"]).code == 0 }
+            return try startAgent()
+        }
         try start(["cri", "--listen", "unix://\(dir)/cri.sock", "--root", dir + "/root", "--state", dir + "/state",
                    "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] }, log: "cri.log")
         try waitFor("the API server and the CRI socket", timeout: 30) {
@@ -157,7 +193,7 @@ final class NodeAgentTests: XCTestCase {
     }
 
     func startAgent(log: String = "node.log") throws -> Process {
-        let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", "unix://\(dir)/cri.sock",
+        let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", criEndpoint,
                               "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"], log: log)
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
         return node
@@ -223,7 +259,7 @@ final class NodeAgentTests: XCTestCase {
                 return text.contains("stdout F hello from \(name)")
             }
         }
-        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 2)
+        XCTAssertEqual(sandboxCount(), 2)
         // The agent's endpoint token never leaves the API server.
         for args in [["get", "node", "n1", "-o", "yaml"], ["get", "nodes", "-o", "json"], ["get", "nodes", "--show-labels"]] {
             let r = try kubectl(args)
@@ -356,7 +392,7 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertEqual(try kubectl(["delete", "deployment", "web"]).code, 0)
         XCTAssertEqual(try kubectl(["delete", "pod", "crasher"]).code, 0)
         try waitFor("every sandbox removed", timeout: 60) {
-            (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.isEmpty ?? true
+            sandboxCount() == 0
         }
         // A stopped agent leaves its node NotReady.
         node.terminate()
@@ -626,7 +662,7 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertEqual(try? String(contentsOfFile: host + "/prestop", encoding: .utf8), "bye\n")
         XCTAssertEqual(try? String(contentsOfFile: host + "/term", encoding: .utf8), "term\n")
         try waitFor("every sandbox removed", timeout: 30) {
-            (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.isEmpty ?? true
+            sandboxCount() == 0
         }
     }
 
@@ -690,6 +726,6 @@ final class NodeAgentTests: XCTestCase {
                 && kubectl(["get", "node", "n1"]).out.contains(" Ready ")
         }
         XCTAssertEqual(try containers(), before)
-        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count, 3 + 2)
+        XCTAssertEqual(sandboxCount(), 3 + 2)
     }
 }
