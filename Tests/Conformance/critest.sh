@@ -405,7 +405,7 @@ remove_cgroups() {
     local before=${1:-/dev/null} d
     find /sys/fs/cgroup -depth -mindepth 2 -type d 2>/dev/null |
         grep -E 'k8s\.io|cri-containerd|runsc|\.slice|kubepods' | grep -vxF -f "$before" |
-        while read -r d; do rmdir "$d" 2>/dev/null || true; done
+        while read -r d; do rmdir "$d" 2>/dev/null || true; done || true
     return 0
 }
 
