@@ -75,7 +75,7 @@ func registerPtrace(_ t: SyscallTable) {
 }
 
 private func sysPtrace(_ t: Task, _ a: Args) -> Int {
-    let req = Int(a.a0), pid = a.int(1), addr = a.a2, data = a.a3
+    let req = Int(Int64(bitPattern: a.a0)), pid = a.int(1), addr = a.a2, data = a.a3
     let k = t.kernel
     if req == PTRACE_TRACEME {
         guard let parent = t.tg.parent else { return err(EPERM) }
