@@ -246,6 +246,7 @@ public enum SentryMain {
         if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
         SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
         StartupProfile.mark("sentry", "network set up")
+        detachStdio(logFD: cfg.logFD)
         if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
         if let p = cfg.seccomp { AppSeccomp.active = AppSeccomp(p) }
         StartupProfile.mark("sentry", "confinement finished (empty root, sandbox id, no caps, seccomp)")
@@ -383,6 +384,25 @@ public enum SentryMain {
     }
 
     struct SpawnFailure: Error { let code: Int32; let message: String }
+
+    /// Once the application's stdio lives in its fd table (dup'ed by
+    /// stdioTable), the Sentry's own fds 1 and 2 become Moat's log, or a
+    /// pipe nobody reads: what the Swift runtime prints by itself (a trap's
+    /// last words) then never lands in the application's stdout or stderr.
+    /// Fatal errors before this point still reach the caller (see fatal).
+    /// Done before the seccomp filter, which allows neither pipe nor dup2.
+    static func detachStdio(logFD: Int32) {
+        var sink = logFD
+        if sink < 0 {
+            var p: [Int32] = [-1, -1]
+            guard pipe(&p) == 0 else { return }
+            close(p[0])
+            _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+            sink = p[1]
+        }
+        for fd: Int32 in [1, 2] where fd != sink { _ = dup2(sink, fd) }
+        if sink != logFD && sink > 2 { close(sink) }
+    }
 
     /// An fd table whose 0, 1, 2, ... are the given host fds (dup'ed); a
     /// closed host fd stays closed for the application.
