@@ -146,6 +146,24 @@ let terminationMessagePathAnnotation = "io.kubernetes.container.terminationMessa
 struct ContainerPlan {
     var config: ContainerConfig
     var record: ContainerRecord
+    /// Host directories the container needs that do not exist yet (a
+    /// missing bind-mount source, as other runtimes make it; the log
+    /// file's directory), made by `prepareHost` once the plan stands.
+    var hostDirectories: [String] = []
+    /// An empty host file to create (the termination-message file the CRI
+    /// provides when kubelet mounts none).
+    var hostFiles: [String] = []
+
+    /// The plan's host side effects. Planning itself only reads, so a bad
+    /// request changes nothing on the host (and the fuzz target
+    /// `cri-container` can run every request through it).
+    func prepareHost() throws {
+        for d in hostDirectories { try makeDirectories(d) }
+        for f in hostFiles {
+            let fd = open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666)
+            if fd >= 0 { close(fd) }
+        }
+    }
 }
 
 func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod: PodRecord,
@@ -196,6 +214,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
     }
     var records: [MountRecord] = []
     var taken = Set<String>()
+    var hostDirectories: [String] = [], hostFiles: [String] = []
     for (i, m) in c.mounts.enumerated() {
         guard m.containerPath.hasPrefix("/") else {
             throw CRIError.invalidArgument("config.mounts[\(i)].container_path \(m.containerPath.debugDescription) is not absolute")
@@ -231,7 +250,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
             throw CRIError.invalidArgument("config.mounts[\(i)].host_path \(m.hostPath.debugDescription) is not absolute")
         }
         // As other runtimes do, a missing host path becomes a directory.
-        if access(m.hostPath, F_OK) != 0 { try makeDirectories(m.hostPath) }
+        if access(m.hostPath, F_OK) != 0 { hostDirectories.append(m.hostPath) }
         cc.mounts.append(ContainerMount(containerPath: m.containerPath, kind: .bind(hostPath: m.hostPath), readOnly: m.readonly))
         records.append(MountRecord(containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readonly))
         taken.insert(m.containerPath)
@@ -255,8 +274,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
             termination = m.hostPath
         } else {
             termination = containerDir + "/termination-log"
-            let fd = open(termination, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666)
-            if fd >= 0 { close(fd) }
+            hostFiles.append(termination)
             cc.mounts.append(ContainerMount(containerPath: tpath, kind: .bind(hostPath: termination)))
             taken.insert(tpath)
         }
@@ -281,8 +299,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
             throw CRIError.invalidArgument("config.log_path \(c.logPath.debugDescription) leaves the pod's log directory")
         }
         logPath = pod.logDirectory + "/" + c.logPath
-        let parent = String(logPath[..<logPath.lastIndex(of: "/")!])
-        try makeDirectories(parent)
+        hostDirectories.append(String(logPath[..<logPath.lastIndex(of: "/")!]))
         cc.logPath = logPath
     }
 
@@ -294,7 +311,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         stopSignal: stopSignal(c.stopSignal, image: image.config))
     rec.execDefaults = ExecDefaults(cc.process)
     rec.memoryLimit = try memoryLimit(c.linux.resources, "config.linux.resources")
-    return ContainerPlan(config: cc, record: rec)
+    return ContainerPlan(config: cc, record: rec, hostDirectories: hostDirectories, hostFiles: hostFiles)
 }
 
 /// The termination message a container left (at most 4 KiB, as kubelet

@@ -426,6 +426,7 @@ actor CRIRuntime {
         let plan: ContainerPlan
         do {
             plan = try planContainer(id: id, request: r, pod: p, image: image, volumeImages: volumeImages, containerDir: dir)
+            try plan.prepareHost()
         } catch {
             removeTree(dir); throw error
         }

@@ -93,8 +93,14 @@ final class CRIContainerSpecTests: XCTestCase {
         let plan = try planContainer(id: "cid", request: r, pod: pod, image: img, containerDir: dir + "/ctr")
         XCTAssertEqual(plan.config.process.argv, ["/bin/sh"])
         XCTAssertEqual(plan.config.logPath, dir + "/logs/c/0.log")
+        // Planning only reads the host; prepareHost makes what the plan needs.
+        for path in [dir + "/logs/c", dir + "/made-by-cri", dir + "/ctr/termination-log"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path), "planning made \(path)")
+        }
+        try plan.prepareHost()
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/logs/c"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/made-by-cri"), "a missing host path becomes a directory")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/ctr/termination-log"))
         XCTAssertEqual(plan.record.imageRef, "busybox@sha256:y")
         XCTAssertEqual(plan.record.terminationMessageHostPath, dir + "/ctr/termination-log")
         var byPath: [String: ContainerMount] = [:]

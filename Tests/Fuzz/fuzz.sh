@@ -24,7 +24,8 @@ while [ $# -gt 0 ]; do
         *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(gofer-server gofer-client oci-config api-object elf)
+# Every target has a corpus directory; without names, all of them.
+[ ${#targets[@]} -gt 0 ] || for d in Tests/Fuzz/corpus/*/; do targets+=("$(basename "$d")"); done
 
 # swiftc keeps only the last -sanitize= it is given, and SwiftPM passes one
 # per --sanitize: without the combined flag last, ASan silently replaces the

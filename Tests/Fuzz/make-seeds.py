@@ -120,3 +120,51 @@ def elf(phdrs, etype=2):
     return eh + body + b"/lib/ld.so\0" + b"\xcc" * 64
 put("elf", "static", elf([(1, 5, 0, 0x400000, 0x400000, 0x200, 0x1000, 0x1000), (0x6474e551, 6, 0, 0, 0, 0, 0, 16)]))
 put("elf", "interp", elf([(3, 4, 64 + 3 * 56, 0, 0, 11, 11, 1), (1, 5, 0, 0, 0, 0x200, 0x1000, 0x1000), (0x6474e551, 7, 0, 0, 0, 0, 0, 16)], etype=3))
+
+# syscall-args: [kind % 6][struct bytes]: 0 iovecs, 1 control messages,
+# 2 msghdr (+ iovecs), 3 clone_args, 4 sockaddr_un, 5 an IPv4 address.
+iov = lambda pairs: b"".join(struct.pack("<Qq", b, n) for b, n in pairs)
+cmsg = lambda level, typ, data: struct.pack("<QiI", 16 + len(data), level, typ) + data + b"\0" * ((-len(data)) % 8)
+put("syscall-args", "iovecs", b"\0" + iov([(0x1000, 16), (0x2000, 0x7fff_0000), (0x3000, 0x10000), (0, 0)]))
+put("syscall-args", "iovec-negative", b"\0" + iov([(0x1000, 16), (0x2000, -1)]))
+put("syscall-args", "cmsg-rights-creds", b"\1" + cmsg(1, 1, i32(3) + i32(4)) + cmsg(1, 2, u32(1) + u32(0) + u32(0)))
+put("syscall-args", "cmsg-huge-second", b"\1" + cmsg(1, 1, i32(3)) + struct.pack("<QiI", 2**64 - 1, 1, 1))
+put("syscall-args", "msghdr", b"\2" + u64(0x1000) + u32(16) + u32(0) + u64(0x2000) + u64(2) + u64(0x3000) + u64(64) + i32(0) + u32(0)
+    + iov([(0x4000, 8), (0x5000, 8)]))
+clone = lambda flags, sig=0, stack=0, size=0, tls=0: u64(flags) + u64(0) + u64(0) + u64(0) + u64(sig) + u64(stack) + u64(size) + u64(tls) + u64(0) + u64(0) + u64(0)
+put("syscall-args", "clone3-fork", b"\3" + clone(0, 17))
+put("syscall-args", "clone3-thread", b"\3" + clone(0x7d0f00, 0, 0x7f0000, 0x10000, 0x7f8000))
+put("syscall-args", "clone3-bigger", b"\3" + clone(0x100, 17) + b"\0" * 40)
+put("syscall-args", "sun-path", b"\4" + struct.pack("<H", 1) + b"/run/app.sock\0")
+put("syscall-args", "sun-abstract", b"\4" + struct.pack("<H", 1) + b"\0name")
+put("syscall-args", "ipv4", b"\5" + bytes([10, 96, 0, 10]))
+
+# cri-container: [even][CreateContainerRequest protobuf] or [odd][seccomp profile JSON].
+def varint(v):
+    out = b""
+    while True:
+        b, v = v & 0x7f, v >> 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+def pb(field, value):
+    if isinstance(value, bool) or isinstance(value, int):
+        return varint(field << 3) + varint(int(value) & (2**64 - 1))
+    if isinstance(value, str):
+        value = value.encode()
+    return varint(field << 3 | 2) + varint(len(value)) + value
+kv = lambda k, v: pb(1, k) + pb(2, v)
+meta = pb(1, pb(1, "app") + pb(2, 0))
+imagespec = pb(2, pb(1, "busybox"))
+sec = pb(1, pb(1, "NET_BIND_SERVICE") + pb(2, "ALL")) + pb(5, pb(1, 33)) + pb(12, pb(1, 44)) + pb(8, 1000) + pb(11, True) \
+    + pb(13, "/proc/kcore") + pb(14, "/proc/sys") + pb(15, pb(1, 0))
+config = meta + imagespec + pb(3, "/bin/sh") + pb(4, "-c") + pb(4, "echo hi") + pb(5, "/work") + pb(6, kv("A", "b")) \
+    + pb(7, pb(1, "/data") + pb(2, "/var/lib/app") + pb(3, True)) + pb(10, kv("io.kubernetes.container.terminationMessagePath", "/dev/termination-log")) \
+    + pb(11, "app/0.log") + pb(15, pb(2, sec))
+put("cri-container", "full", b"\0" + pb(1, "podid") + pb(2, config))
+put("cri-container", "minimal", b"\0" + pb(2, meta + imagespec))
+put("cri-container", "escape-log", b"\0" + pb(2, meta + imagespec + pb(11, "../../etc/x.log")))
+put("cri-container", "device", b"\0" + pb(2, meta + imagespec + pb(8, pb(1, "/dev/sda") + pb(2, "/dev/sda") + pb(3, "rwm"))))
+put("cri-container", "profile", b"\1" + json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "syscalls": [
+    {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+    {"name": "personality", "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}).encode())

@@ -406,6 +406,30 @@ func restoreSetID(_ keep: (Inode, UInt32)?) {
     _ = i.setattr(SetAttr(mode: m))
 }
 
+/// Decodes an application's iovec array (`count` pairs of base and length,
+/// already copied in) as Linux's import_iovec does: a length negative as a
+/// ssize_t is EINVAL; the total is cut to MAX_RW_COUNT by shortening the
+/// iovec where it is crossed (and zeroing the rest). Pure, so the fuzz
+/// target `syscall-args` feeds it directly; readv/writev, sendmsg/recvmsg
+/// and process_vm_readv/writev all take their vectors through it.
+func decodeIovecs(_ b: [UInt8], count: Int) -> Result<[(UInt64, Int)], Errno> {
+    guard count >= 0, b.count >= count * 16 else { return .failure(Errno(EFAULT)) }
+    var out: [(UInt64, Int)] = []
+    out.reserveCapacity(count)
+    var total = 0
+    for i in 0..<count {
+        let len = Int64(bitPattern: get64(b, i * 16 + 8))
+        if len < 0 { return .failure(Errno(EINVAL)) }
+        let n = Int(min(len, Int64(maxRWCount - total)))
+        total += n
+        out.append((get64(b, i * 16), n))
+    }
+    return .success(out)
+}
+
+/// MAX_RW_COUNT: the most one read or write moves (INT_MAX, page aligned).
+let maxRWCount = 0x7fff_f000
+
 func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?, write: Bool) -> Int {
     guard let f = t.fds.get(fd) else { return err(EBADF) }
     // Linux's order: a position on an unseekable file (ESPIPE), the mode
@@ -418,16 +442,14 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
     // A negative length or position never indexes a buffer (preadv at -1
     // read the Sentry's memory before a tmpfs file's bytes; pwritev at -1
     // crashed the Sentry).
-    for i in 0..<Int(cnt) where Int64(bitPattern: get64(v, i * 16 + 8)) < 0 { return err(EINVAL) }
+    let vecs: [(UInt64, Int)]
+    switch decodeIovecs(v, count: Int(cnt)) { case .success(let d): vecs = d; case .failure(let e): return e.ret }
     if let o = off, o < 0 { return err(EINVAL) }
     var total = 0
     var pos = off
     let keep = write ? dropSetIDForWrite(t, f.inode) : nil
     defer { if total > 0 { restoreSetID(keep) } }
-    for i in 0..<Int(cnt) {
-        let base = get64(v, i * 16)
-        let len = Int(Int64(bitPattern: get64(v, i * 16 + 8)))
-        if len < 0 { return err(EINVAL) }
+    for (base, len) in vecs {
         if len == 0 { continue }
         var n = len
         if write {

@@ -77,25 +77,40 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
     let size = Int(min(a.a1, 1 << 20))
     if a.a1 < 64 { return err(EINVAL) }
     if a.a1 > 4096 { return err(E2BIG) }
-    let known = 88
-    guard let b = t.copyIn(a.a0, min(size, known)) .map({ $0 + [UInt8](repeating: 0, count: max(0, known - size)) }) else { return err(EFAULT) }
-    if size > known {
-        guard let rest = t.copyIn(a.a0 &+ UInt64(known), size - known) else { return err(EFAULT) }
-        if rest.contains(where: { $0 != 0 }) { return err(E2BIG) }
+    guard let b = t.copyIn(a.a0, size) else { return err(EFAULT) }
+    switch decodeClone3(b) {
+    case .failure(let e): return e.ret
+    case .success(let c): return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls)
     }
+}
+
+/// What a valid struct clone_args asks for, in clone's terms.
+struct Clone3Request {
+    var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64
+}
+
+/// Decodes and checks a struct clone_args of 64 to 4096 bytes (copied in
+/// whole). Pure, for the fuzz target `syscall-args`.
+func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
+    let known = 88
+    if raw.count < 64 { return .failure(Errno(EINVAL)) }
+    if raw.count > 4096 { return .failure(Errno(E2BIG)) }
+    if raw.count > known && raw[known...].contains(where: { $0 != 0 }) { return .failure(Errno(E2BIG)) }
+    let b = raw.count >= known ? raw : raw + [UInt8](repeating: 0, count: known - raw.count)
     let flags = get64(b, 0), exitSig = get64(b, 32), stack = get64(b, 40), stackSize = get64(b, 48), tls = get64(b, 56)
     let setTid = get64(b, 64), setTidSize = get64(b, 72)
-    if (setTid != 0) != (setTidSize != 0) || setTidSize > 32 { return err(EINVAL) }
-    if exitSig & ~0xff != 0 || exitSig > 64 { return err(EINVAL) }
-    if flags & ~(0xffff_ffff | CLONE_CLEAR_SIGHAND_ | CLONE_INTO_CGROUP_) != 0 { return err(EINVAL) }
-    if flags & (CLONE_DETACHED_ | (0xff & ~CLONE_NEWTIME_)) != 0 { return err(EINVAL) }
-    if flags & (CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_) == CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_ { return err(EINVAL) }
-    if flags & (CLONE_THREAD_ | CLONE_PARENT_) != 0 && exitSig != 0 { return err(EINVAL) }
-    if (stack == 0) != (stackSize == 0) { return err(EINVAL) }
-    if flags & CLONE_NEWTIME_ != 0 { return err(EPERM) }       // namespaces inside the sandbox: not yet
-    if flags & CLONE_INTO_CGROUP_ != 0 { return err(EBADF) }   // no cgroup fds in the sandbox
-    if setTid != 0 { return err(EPERM) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
-    return sysClone(t, flags: flags | exitSig, stack: stack == 0 ? 0 : stack &+ stackSize, ptid: get64(b, 24), ctid: get64(b, 16), tls: tls)
+    if (setTid != 0) != (setTidSize != 0) || setTidSize > 32 { return .failure(Errno(EINVAL)) }
+    if exitSig & ~0xff != 0 || exitSig > 64 { return .failure(Errno(EINVAL)) }
+    if flags & ~(0xffff_ffff | CLONE_CLEAR_SIGHAND_ | CLONE_INTO_CGROUP_) != 0 { return .failure(Errno(EINVAL)) }
+    if flags & (CLONE_DETACHED_ | (0xff & ~CLONE_NEWTIME_)) != 0 { return .failure(Errno(EINVAL)) }
+    if flags & (CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_) == CLONE_SIGHAND_ | CLONE_CLEAR_SIGHAND_ { return .failure(Errno(EINVAL)) }
+    if flags & (CLONE_THREAD_ | CLONE_PARENT_) != 0 && exitSig != 0 { return .failure(Errno(EINVAL)) }
+    if (stack == 0) != (stackSize == 0) { return .failure(Errno(EINVAL)) }
+    if flags & CLONE_NEWTIME_ != 0 { return .failure(Errno(EPERM)) }       // namespaces inside the sandbox: not yet
+    if flags & CLONE_INTO_CGROUP_ != 0 { return .failure(Errno(EBADF)) }   // no cgroup fds in the sandbox
+    if setTid != 0 { return .failure(Errno(EPERM)) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
+    return .success(Clone3Request(flags: flags, exitSignal: exitSig, stackTop: stack == 0 ? 0 : stack &+ stackSize,
+                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16)))
 }
 
 /// unshare(2): private file table, fs context and UTS namespace; the other

@@ -25,18 +25,7 @@ private func readIovecs(_ t: Task, _ addr: UInt64, _ count: UInt64) -> Result<[(
     if count > 1024 { return .failure(Errno(EINVAL)) }
     if count == 0 { return .success([]) }
     guard let b = t.copyIn(addr, Int(count) * 16) else { return .failure(Errno(EFAULT)) }
-    var out: [(UInt64, Int)] = []
-    var total = 0
-    for i in 0..<Int(count) {
-        let len = Int64(bitPattern: get64(b, i * 16 + 8))
-        if len < 0 { return .failure(Errno(EINVAL)) }
-        // Linux shortens the total to MAX_RW_COUNT (INT_MAX & page mask).
-        let room = 0x7fff_f000 - total
-        let n = Int(min(len, Int64(room)))
-        total += n
-        out.append((get64(b, i * 16), n))
-    }
-    return .success(out)
+    return decodeIovecs(b, count: Int(count))
 }
 
 /// Whether `t` may read and write `target`'s memory (ptrace attach mode,

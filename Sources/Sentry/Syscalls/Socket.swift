@@ -211,7 +211,7 @@ func registerSocket(_ t: SyscallTable) {
 }
 
 /// A size_t length as Linux takes it for one buffer: at most MAX_RW_COUNT.
-func rwCount(_ v: UInt64) -> Int { Int(min(v, 0x7fff_f000)) }
+func rwCount(_ v: UInt64) -> Int { Int(min(v, UInt64(maxRWCount))) }
 
 // MARK: - Addresses
 
@@ -271,18 +271,16 @@ func readMsgHdr(_ t: Task, _ addr: UInt64) -> Result<MsgHdr, Errno> {
     var iov: [(UInt64, Int)] = []
     if iovlen > 0 {
         guard let v = t.copyIn(iovAddr, Int(iovlen) * 16) else { return .failure(Errno(EFAULT)) }
-        var total = 0
-        for i in 0..<Int(iovlen) {
-            let len = Int64(bitPattern: get64(v, i * 16 + 8))
-            if len < 0 || len > Int64(Int32.max) { return .failure(Errno(EINVAL)) }
-            total += Int(len)
-            if total > Int(Int32.max) { return .failure(Errno(EINVAL)) }
-            iov.append((get64(v, i * 16), Int(len)))
-        }
+        switch decodeIovecs(v, count: Int(iovlen)) { case .success(let d): iov = d; case .failure(let e): return .failure(e) }
     }
-    let controlLen = get64(m, 40)
-    return .success(MsgHdr(name: get64(m, 0), nameLen: Int(get32(m, 8)), iov: iov,
-                           control: get64(m, 32), controlLen: Int(min(controlLen, UInt64(Int32.max)))))
+    return .success(decodeMsgHdr(m, iov: iov))
+}
+
+/// The fields of a struct msghdr (56 bytes, copied in) other than the
+/// iovec array, which `decodeIovecs` reads.
+func decodeMsgHdr(_ m: [UInt8], iov: [(UInt64, Int)]) -> MsgHdr {
+    MsgHdr(name: get64(m, 0), nameLen: Int(get32(m, 8)), iov: iov,
+           control: get64(m, 32), controlLen: Int(min(get64(m, 40), UInt64(Int32.max))))
 }
 
 /// One control message: (level, type, data).
@@ -292,11 +290,19 @@ func readControl(_ t: Task, _ addr: UInt64, _ len: Int) -> Result<[Cmsg], Errno>
     if len == 0 { return .success([]) }
     if len > optmemMax { return .failure(Errno(ENOBUFS)) }
     guard let b = t.copyIn(addr, len) else { return .failure(Errno(EFAULT)) }
+    return decodeControl(b)
+}
+
+/// Splits a control buffer into messages as Linux walks it (CMSG_NXTHDR):
+/// each header's cmsg_len covers its 16-byte header and data and stays in
+/// the buffer; the next starts 8-aligned; a tail too short for a header is
+/// ignored. Pure, for the fuzz target `syscall-args`.
+func decodeControl(_ b: [UInt8]) -> Result<[Cmsg], Errno> {
     var out: [Cmsg] = []
     var off = 0
     while off + 16 <= b.count {
         let clen = Int(clamping: get64(b, off))
-        if clen < 16 || off + clen > b.count { return .failure(Errno(EINVAL)) }
+        if clen < 16 || clen > b.count - off { return .failure(Errno(EINVAL)) }
         out.append((Int32(bitPattern: get32(b, off + 8)), Int32(bitPattern: get32(b, off + 12)), Array(b[off + 16..<off + clen])))
         off += (clen + 7) & ~7
     }
