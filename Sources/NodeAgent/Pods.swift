@@ -80,6 +80,24 @@ extension NodeAgent {
             st = try await runtime.containerStatus(r).status
         }
         let key = uid + "/" + name
+        if let s = st, s.state == .containerCreated {
+            // Created but never started: the last agent died between
+            // CreateContainer and StartContainer. Start it now; one that
+            // cannot start goes, and the next pass makes a new one.
+            var r = Runtime_V1_StartContainerRequest(); r.containerID = s.id
+            do {
+                _ = try await runtime.startContainer(r)
+                log.info("pod \(pod.namespace)/\(pod.name): container \(name): started (created by an earlier agent)")
+                await started(pod, spec, containerID: s.id, sandboxID: sb.id, podIP: podIP)
+                var q = Runtime_V1_ContainerStatusRequest(); q.containerID = s.id
+                st = try await runtime.containerStatus(q).status
+            } catch {
+                log.info("pod \(pod.namespace)/\(pod.name): container \(name): cannot start the container an earlier agent created: \(error)")
+                var rr = Runtime_V1_RemoveContainerRequest(); rr.containerID = s.id
+                _ = try? await runtime.removeContainer(rr)
+                return containerStatus(spec, nil, restarts: s.metadata.attempt, waiting: "ContainerCreating")
+            }
+        }
         let exited = st?.state == .containerExited
         if exited, let id = st?.id { probes[id] = nil }
         let restart = current == nil || (exited && (isInit ? st?.exitCode != 0 && policy != "Never"
@@ -102,12 +120,7 @@ extension NodeAgent {
             do {
                 let id = try await startContainer(pod, spec, sandbox: sb.id, config, attempt: attempt, podIP: podIP)
                 await record(pod, container: name, "Normal", "Created", "Created container \(name)")
-                await record(pod, container: name, "Normal", "Started", "Started container \(name)")
-                if !(await runHook(spec, "postStart", containerID: id, sandboxID: sb.id, podIP: podIP)) {
-                    log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
-                    await record(pod, container: name, "Warning", "FailedPostStartHook", "PostStartHook failed")
-                    await stopContainer(nil, containerID: id, sandboxID: sb.id, podIP: podIP, grace: grace(pod))
-                }
+                await started(pod, spec, containerID: id, sandboxID: sb.id, podIP: podIP)
                 var r = Runtime_V1_ContainerStatusRequest(); r.containerID = id
                 st = try await runtime.containerStatus(r).status
             } catch {
@@ -135,6 +148,18 @@ extension NodeAgent {
                 verdict = v
             }
             return containerStatus(spec, st, restarts: current?.metadata.attempt ?? 0, waiting: nil, probe: verdict)
+        }
+    }
+
+    /// A container just started: the event, then its postStart hook (a
+    /// failed hook stops it, as kubelet does).
+    func started(_ pod: JSON, _ spec: JSON, containerID id: String, sandboxID: String, podIP: String) async {
+        let name = spec["name"].string ?? ""
+        await record(pod, container: name, "Normal", "Started", "Started container \(name)")
+        if !(await runHook(spec, "postStart", containerID: id, sandboxID: sandboxID, podIP: podIP)) {
+            log.info("pod \(pod.namespace)/\(pod.name): container \(name): postStart hook failed")
+            await record(pod, container: name, "Warning", "FailedPostStartHook", "PostStartHook failed")
+            await stopContainer(nil, containerID: id, sandboxID: sandboxID, podIP: podIP, grace: grace(pod))
         }
     }
 

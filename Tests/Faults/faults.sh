@@ -5,7 +5,7 @@
 #
 #   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
 #
-# Scenarios (default: run, oci and api; cri needs crictl), each ROUNDS times
+# Scenarios (default: run, oci, api and node; cri needs crictl), each ROUNDS times
 # (default 100):
 #   run  `moat run` of a busy shell (forks, file writes through the Gofer,
 #        a published port); the victim is the launcher, the Gofer, the
@@ -22,6 +22,11 @@
 #        server, the pod's Sentry, its container's Gofer or a stub. A
 #        restarted server reports what runs; stopp + rmp leave no process,
 #        mount, state directory, cgroup or network namespace.
+#   node `moat controlplane` + `moat cri` + `moat node` with a Deployment of
+#        two pods; one pod is deleted and the agent killed -9 around it,
+#        then restarted: the runtime must agree with the API (Sentries ==
+#        Running pods == replicas), the untouched pod keeps its sandbox and
+#        never restarts; deleting the Deployment leaves nothing behind.
 #
 # Prints one line per scenario (rounds, victims, failures); exits 1 if any
 # round failed, with what was left behind. Needs root. Loopback only.
@@ -35,11 +40,11 @@ while [ $# -gt 0 ]; do
         -s) scenarios+=("$2"); shift 2 ;;
         -m) moat="$2"; shift 2 ;;
         -r) rootfs="$2"; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "faults.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(run oci api)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(run oci api node)
 [ "$(id -u)" = 0 ] || { echo "faults.sh: needs root" >&2; exit 2; }
 [ -x "$moat" ] || { echo "faults.sh: no moat binary at $moat" >&2; exit 2; }
 [ -x "$rootfs/bin/busybox" ] || { echo "faults.sh: no busybox rootfs at $rootfs (bash rootfs/busybox.sh)" >&2; exit 2; }
@@ -52,7 +57,7 @@ cleanup() {
     for p in $(pgrep -f "$tag" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
     for id in $(ls "$work/ocistate" 2>/dev/null); do "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; done
     for d in /sys/fs/cgroup/*/"$tag"-* /sys/fs/cgroup/"$tag"-*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
-    rm -rf "$work"
+    if [ -n "${MOAT_FAULTS_KEEP:-}" ]; then echo "faults.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -348,6 +353,106 @@ JSON
     kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
 }
 
+# `moat controlplane` + `moat cri` + `moat node` running a Deployment of
+# two pods; each round one pod is deleted (the agent stops its sandbox and
+# makes its replacement) and the agent is killed -9 at a random moment
+# around that (every other round within 0.3 s of the replacement's sandbox
+# being made, between its CreateContainer and StartContainer), then
+# restarted. Within 60 s the runtime must agree with the
+# API: as many pod Sentries as Running pods, both equal to the replicas,
+# the pod that was not deleted still in the same Sentry (an agent restart
+# leaves healthy sandboxes alone) and never restarted. At the end, deleting
+# the Deployment stops every sandbox; nothing is left behind.
+scenario_node() {
+    local d="$work/node" port; port=$(free_port)
+    mkdir -p "$d/logs"
+    local api="http://127.0.0.1:$port" cp=0 cri=0 agent=0
+    "$moat" controlplane --listen "127.0.0.1:$port" --data-dir "$d/cp" >"$d/cp.out" 2>&1 &
+    cp=$!
+    "$moat" cri --listen "unix://$d/cri.sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs" >"$d/cri.out" 2>&1 &
+    cri=$!
+    start_agent() {
+        "$moat" node --server "$api" --cri "unix://$d/cri.sock" --name "$tag" --log-directory "$d/logs" \
+            --root "$d/agent" --port 0 >>"$d/node.out" 2>&1 &
+        agent=$!
+    }
+    stop_all() {
+        local p
+        for p in "$agent" "$cri" "$cp"; do
+            [ "$p" -gt 0 ] || continue
+            kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+        done
+    }
+    netns_list() { ls /run/netns 2>/dev/null | sort; }
+    local base_netns; base_netns=$(netns_list)
+    for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null 2>&1 && [ -S "$d/cri.sock" ] && break; sleep 0.1; done
+    start_agent
+    # pods: "name phase restarts deleting" for each pod of the Deployment.
+    pods() {
+        curl -sf "$api/api/v1/namespaces/default/pods?labelSelector=app%3D$tag" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin).get("items", []):
+    cs = p.get("status", {}).get("containerStatuses") or [{}]
+    print(p["metadata"]["name"], p.get("status", {}).get("phase", "-"), cs[0].get("restartCount", 0),
+          "deleting" if p["metadata"].get("deletionTimestamp") else "-")' 2>/dev/null
+    }
+    sentries() { local e; for e in $(tree "$cri"); do [ "$(role "${e%%:*}")" = sentry ] && echo "$e"; done; return 0; }
+    curl -sf -H 'Content-Type: application/json' -X POST "$api/apis/apps/v1/namespaces/default/deployments" -d "{
+      \"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$tag\"},
+      \"spec\":{\"replicas\":2,\"selector\":{\"matchLabels\":{\"app\":\"$tag\"}},
+        \"template\":{\"metadata\":{\"labels\":{\"app\":\"$tag\"}},\"spec\":{\"terminationGracePeriodSeconds\":1,
+          \"containers\":[{\"name\":\"c\",\"image\":\"busybox\",\"command\":[\"sh\",\"-c\",\"trap 'exit 0' TERM; while true; do sleep 1; done\"]}]}}}}" \
+        >/dev/null || { fail "cannot create the Deployment"; stop_all; return; }
+    converged() { # two Running pods, none deleting, and two pod Sentries
+        [ "$(pods | awk '$2 == "Running" && $4 == "-"' | wc -l)" = 2 ] && [ "$(pods | wc -l)" = 2 ] && [ "$(sentries | wc -l)" = 2 ]
+    }
+    local waited=0
+    until converged; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
+    converged || { fail "the Deployment never ran: $(pods | tr '\n' ';') sentries: $(sentries | wc -l)"; stop_all; return; }
+    for round in $(seq 1 "$rounds"); do
+        victim=agent
+        local before victim_pod keep
+        before=$(sentries)
+        victim_pod=$(pods | awk 'NR == 1 { print $1 }'); keep=$(pods | awk 'NR == 2 { print $1 }')
+        local made; made=$(grep -c ": sandbox " "$d/node.out" || true)
+        curl -sf -X DELETE "$api/api/v1/namespaces/default/pods/$victim_pod" >/dev/null || fail "cannot delete pod $victim_pod"
+        if [ $((round % 2)) = 0 ]; then
+            # Every other round, the moment the replacement's sandbox is made:
+            # the agent dies between RunPodSandbox, CreateContainer and
+            # StartContainer.
+            for _ in $(seq 500); do [ "$(grep -c ": sandbox " "$d/node.out" || true)" -gt "$made" ] && break; sleep 0.01; done
+            sleep_ms "$(rand_ms 300)"
+        else
+            sleep_ms "$(rand_ms 1500)"
+        fi
+        kill -9 "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true
+        sleep_ms "$(rand_ms 500)"
+        start_agent
+        waited=0
+        until converged && ! pods | grep -q "^$victim_pod "; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
+        if ! converged || pods | grep -q "^$victim_pod "; then
+            fail "no agreement 60 s after the restart: pods $(pods | tr '\n' ';') sentries $(sentries | wc -l)"
+        fi
+        # The pod nobody touched kept its sandbox and never restarted.
+        [ "$(pods | awk -v k="$keep" '$1 == k { print $3 }')" = 0 ] || fail "pod $keep restarted: $(pods | tr '\n' ';')"
+        local same=0 e; for e in $before; do alive "$e" | grep -q . && same=$((same + 1)); done
+        [ "$same" = 1 ] || fail "$same of the round's two Sentries still run (expected the untouched pod's alone)"
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+    # Deleting the Deployment stops every sandbox.
+    curl -sf -X DELETE "$api/apis/apps/v1/namespaces/default/deployments/$tag" >/dev/null || fail "cannot delete the Deployment"
+    waited=0
+    until [ -z "$(pods)" ] && [ -z "$(sentries)" ]; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
+    [ -z "$(sentries)" ] || fail "pod Sentries left after the Deployment was deleted: $(sentries | wc -l)"
+    local t; t=$(tree "$cri")
+    stop_all
+    local left; left=$(alive "$t")
+    [ -z "$left" ] || fail "processes left: $left"
+    [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
+    [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+    [ -z "$(ls "$d/state/pods" 2>/dev/null)" ] || fail "pod state left: $(ls "$d/state/pods" | head -3)"
+}
+
 status=0
 for scenario in "${scenarios[@]}"; do
     declare -A count=()
@@ -358,6 +463,7 @@ for scenario in "${scenarios[@]}"; do
         oci) scenario_oci ;;
         api) scenario_api ;;
         cri) scenario_cri ;;
+        node) scenario_node ;;
         *) echo "faults.sh: unknown scenario $scenario" >&2; exit 2 ;;
     esac
     summary=""; for k in "${!count[@]}"; do summary+=" $k=${count[$k]}"; done
