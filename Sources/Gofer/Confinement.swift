@@ -19,19 +19,17 @@ import Glibc
 
 enum Confinement {
     /// Capabilities the Gofer keeps: it acts on files on behalf of any guest
-    /// user (ownership, permission bypass, set-id preservation) and nothing else.
-    /// CAP_SYS_CHROOT is kept only because the design calls for it (nothing
-    /// here uses it after confinement); when pivot_root was impossible and we
-    /// fell back to chroot it is dropped too, because with it a subverted
-    /// Gofer could chroot again and climb out.
+    /// user (ownership, permission bypass, set-id preservation) and nothing
+    /// else. Not CAP_MKNOD: the Gofer refuses device nodes itself (EPERM),
+    /// and FIFOs, sockets and regular files need none. Not CAP_SYS_CHROOT:
+    /// nothing after confinement chroots, and with it a subverted Gofer that
+    /// fell back to chroot could chroot again and climb out.
     static let keptCapabilities: [Int] = [
-        0,  // CAP_CHOWN
-        1,  // CAP_DAC_OVERRIDE
-        2,  // CAP_DAC_READ_SEARCH (linkat AT_EMPTY_PATH)
-        3,  // CAP_FOWNER
-        4,  // CAP_FSETID
-        18, // CAP_SYS_CHROOT
-        27, // CAP_MKNOD
+        0,  // CAP_CHOWN: files made for a guest user get that user's ids
+        1,  // CAP_DAC_OVERRIDE: the Sentry checks permissions as the guest's kernel
+        2,  // CAP_DAC_READ_SEARCH: linkat(AT_EMPTY_PATH) of an open file
+        3,  // CAP_FOWNER: chmod/utimes/xattrs on files the Gofer's uid does not own
+        4,  // CAP_FSETID: set-id bits kept across the guest's chmod/chown
     ]
 
     /// Returns an O_PATH fd on the (new) root, or why confinement failed.
@@ -77,9 +75,7 @@ enum Confinement {
         let rootFD = open("/", HostSys.O_PATH | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { return .failure(ConfinementError("opening the new root: \(describe(errno))")) }
 
-        var keep = keptCapabilities
-        if !pivoted { keep.removeAll { $0 == capSysChroot } }
-        if let e = dropPrivileges(keep: keep) {
+        if let e = dropPrivileges(keep: keptCapabilities) {
             Glibc.close(rootFD)
             return .failure(ConfinementError(e))
         }
@@ -119,8 +115,6 @@ enum Confinement {
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
         }
     }
-
-    static let capSysChroot = 18
 
     private static func dropPrivileges(keep: [Int]) -> String? {
         if HostSys.prctl(HostSys.PR_SET_NO_NEW_PRIVS, 1) != 0 {
