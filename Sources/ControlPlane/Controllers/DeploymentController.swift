@@ -145,8 +145,12 @@ public final class DeploymentController: Sendable {
             try await scale(&new, to: replicas)
             return
         }
-        // Scale up the new set within the surge budget.
-        let total = ([new] + olds).reduce(0) { $0 + ($1.replicas ?? 0) }
+        // Scale up the new set within the surge budget, counting for each set the larger of
+        // what it should have and what it still has: an old set just scaled down keeps its
+        // pods until its ReplicaSet controller deletes them, and counting only its new spec
+        // let the new set's pods arrive first (6 live pods for replicas 4 + maxSurge 1, seen
+        // on etcd in EtcdProcessClusterTests).
+        let total = ([new] + olds).reduce(0) { $0 + max($1.replicas ?? 0, $1["status"]["replicas"].int ?? 0) }
         let newCount = new.replicas ?? 0
         if newCount < replicas {
             let room = replicas + maxSurge - total
