@@ -144,6 +144,12 @@ final class PodmanTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: dir)
             // Defaults podman and runc use whatever the flags: removed only if empty.
             for d in ["/run/moat", "/run/runc", "/run/containers/networks", "/run/containers"] { rmdir(d) }
+            // podman's cgroupfs manager leaves its parent cgroups (libpod_parent/conmon) in
+            // every hierarchy: removed too, only if empty.
+            for h in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {
+                for d in ["libpod_parent/conmon", "libpod_parent"] { rmdir("/sys/fs/cgroup/\(h)/\(d)") }
+            }
+            rmdir("/sys/fs/cgroup/libpod_parent/conmon"); rmdir("/sys/fs/cgroup/libpod_parent")
         }
     }
 
