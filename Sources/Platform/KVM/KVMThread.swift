@@ -165,6 +165,16 @@ public final class KVMThread {
 
     /// Copies the general registers of a stop into `regs` (rip, rflags and
     /// rsp are set by the caller from where the stop put them).
+    /// A stop at SYSCALL: rcx and r11 hold the return rip and rflags it
+    /// saved, rax the number; the Sentry's answer replaces ENOSYS.
+    private func syscallStop(_ k: kvm_regs) -> StopReason {
+        regs.rip = k.rcx
+        regs.eflags = k.r11
+        regs.orig_rax = k.rax
+        regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+        return .syscall
+    }
+
     private func takeGPRs(_ k: kvm_regs) {
         regs.rax = k.rax; regs.rbx = k.rbx; regs.rcx = k.rcx; regs.rdx = k.rdx
         regs.rsi = k.rsi; regs.rdi = k.rdi; regs.rbp = k.rbp
@@ -199,12 +209,8 @@ public final class KVMThread {
                         // LSTAR (see `exception`); a kick can land between
                         // that jump and the fault that reports it. It is
                         // the syscall: rcx and r11 hold what SYSCALL saved.
-                        regs.rip = k.rcx
-                        regs.eflags = k.r11
                         regs.rsp = k.rsp
-                        regs.orig_rax = k.rax
-                        regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
-                        return .syscall
+                        return syscallStop(k)
                     }
                     regs.rip = k.rip; regs.rsp = k.rsp; regs.eflags = k.rflags
                     regs.orig_rax = .max
@@ -233,12 +239,8 @@ public final class KVMThread {
             switch moat_kvm_exit_io_port(runArea) {
             case KernelLayout.syscallPort:
                 takeGPRs(k)
-                regs.rip = k.rcx
-                regs.eflags = k.r11
                 regs.rsp = k.rsp
-                regs.orig_rax = k.rax
-                regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
-                return .syscall
+                return syscallStop(k)
             case KernelLayout.exceptionPort:
                 return exception(k, asp)
             default:
@@ -282,11 +284,7 @@ public final class KVMThread {
                 // A user-mode instruction fetch fault at exactly LSTAR is
                 // therefore the syscall. (A program that jumps there itself
                 // only gets the syscall it could have made anyway.)
-                regs.rip = k.rcx
-                regs.eflags = k.r11
-                regs.orig_rax = k.rax
-                regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
-                return .syscall
+                return syscallStop(k)
             }
             if asp.resolveFault(cr2, errorCode: err) { return nil }
         }
