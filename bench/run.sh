@@ -2,7 +2,7 @@
 # bench/run.sh: Moat next to native execution, runc, a bare ptrace loop and
 # gVisor's runsc (ptrace platform). Prints a Markdown report and writes it to --out.
 #
-#   bench/run.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--quick]
+#   bench/run.sh [--moat PATH] [--moat-base PATH] [--rootfs DIR] [--out FILE] [--quick]
 #                [--reps N] [--runtimes LIST] [--rows LIST] [--mem auto|cgroup2|cgroup1|time]
 #
 # Start-up rows come from bench/oci.sh, idle memory from bench/mem.sh, real
@@ -19,6 +19,7 @@ MEASURE="$BENCH_DIR/lib/measure.py"
 # ---------------------------------------------------------------- options --
 QUICK=0
 REPS=
+MOAT_BASE=
 MEM_MODE=auto
 ONLY=
 ONLY_ROWS=
@@ -28,6 +29,8 @@ usage() {
     cat <<'EOF'
 
   --moat PATH      moat binary (default: $MOAT, else .build/release/moat, .build-rel/release/moat, .build/debug/moat)
+  --moat-base PATH a second moat binary (another commit's build), measured in the same run as the
+                   column moat-base, so that a change is judged before/after under the same conditions
   --rootfs DIR     rootfs to copy the programs into (default: rootfs/busybox.sh's output)
   --out FILE       report file (default: bench/results/<date>-<hostname>.md)
   --quick          fewer repetitions and shorter loops (a smoke test, not a result)
@@ -45,6 +48,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; shift ;;
         --mem) MEM_MODE=${2:?--mem needs a mode}; shift 2 ;;
+        --moat-base) MOAT_BASE=${2:?--moat-base needs a path}; shift 2 ;;
+        --moat-base=*) MOAT_BASE=${1#*=}; shift ;;
         --mem=*) MEM_MODE=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -145,6 +150,7 @@ declare -A RT_LABEL=(
     [runc]="runc"
     [moat]="moat"
     [moat-ptrace]="moat --platform ptrace"
+    [moat-base]="moat, baseline build"
     [runsc]="runsc (ptrace)"
 )
 declare -A UNAVAIL=()
@@ -152,7 +158,7 @@ declare -A UNAVAIL=()
 if [ -n "$ONLY" ]; then
     IFS=, read -r -a RUNTIMES <<<"$ONLY"
     for rt in "${RUNTIMES[@]}"; do
-        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,runc,moat,moat-ptrace,runsc)"
+        [ -n "${RT_LABEL[$rt]:-}" ] || die "unknown runtime '$rt' (native,floor,floor-pinned,runc,moat,moat-ptrace,moat-base,runsc)"
     done
 fi
 
@@ -166,6 +172,17 @@ elif [ ! -x "$MOAT" ]; then
     UNAVAIL[moat]="$MOAT is not executable"
 fi
 [ -n "${UNAVAIL[moat]:-}" ] && UNAVAIL[moat-ptrace]=${UNAVAIL[moat]}
+# --moat-base adds its column right after moat's (unless --runtimes chose).
+if [ -n "$MOAT_BASE" ]; then
+    [ -x "$MOAT_BASE" ] || die "--moat-base $MOAT_BASE is not executable"
+    MOAT_BASE=$(realpath "$MOAT_BASE")
+    if [ -z "$ONLY" ]; then
+        rts=(); for rt in "${RUNTIMES[@]}"; do rts+=("$rt"); [ "$rt" = moat ] && rts+=(moat-base); done
+        RUNTIMES=("${rts[@]}")
+    fi
+else
+    UNAVAIL[moat-base]="no --moat-base given"
+fi
 
 # in_rootfs RUNTIME PROG [ARGS...]: set CMD to run PROG inside the rootfs copy.
 in_rootfs() {
@@ -180,6 +197,7 @@ in_rootfs() {
         moat)   CMD=("$MOAT" run --rootfs "$ROOT" -- "$@") ;;
         # Every syscall a ptrace stop (no seccomp-notification fast path).
         moat-ptrace) CMD=("$MOAT" run --platform ptrace --rootfs "$ROOT" -- "$@") ;;
+        moat-base) CMD=("$MOAT_BASE" run --rootfs "$ROOT" -- "$@") ;;
         # --ignore-cgroups keeps runsc's gofer and sandbox in our transient
         # cgroup (otherwise it moves them into a /runsc-* cgroup of its own);
         # do -root runs the rootfs copy instead of the host's /. `do` keeps
@@ -251,7 +269,7 @@ bench_syscall() {
         native|runc)  in_rootfs "$rt" /bench/getppid "$N_NATIVE" ;;
         floor)        CMD=("$WORK/ptrace_floor" "$N_FLOOR") ;;
         floor-pinned) CMD=("$WORK/ptrace_floor" -p "$N_FLOOR") ;;
-        moat|moat-ptrace|runsc) in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
+        moat|moat-ptrace|moat-base|runsc) in_rootfs "$rt" /bench/getppid "$N_SANDBOX" ;;
     esac
     measure "syscall/$rt" --metric ns_per_call --scale 1000 --mem none \
         --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
@@ -266,11 +284,13 @@ bench_syscall() {
 # functions run once; the main loop passes no runtime). Their cells are the
 # scripts' own figures, read back from --tsv; a runtime they do not cover
 # gets "—".
-# fill_from_tsv FILE ROWMAP: ROWMAP is "theirs:ours,..."; runtimes as named here.
+# fill_from_tsv FILE ROWMAP [AS]: ROWMAP is "theirs:ours,..."; runtimes as
+# named here, or (AS) only the file's moat column, put in column AS.
 fill_from_tsv() {
-    local file=$1 map=$2 row rt val pair
+    local file=$1 map=$2 as=${3:-} row rt val pair
     [ -f "$file" ] || return 0
     while IFS=$'\t' read -r row rt val; do
+        if [ -n "$as" ]; then [ "$rt" = moat ] || continue; rt=$as; fi
         for pair in ${map//,/ }; do
             [ "${pair%%:*}" = "$row" ] && set_cell "${pair#*:}" "$rt" "$val"
         done
@@ -303,18 +323,33 @@ bench_oci_all() {
         fill_from_tsv "$WORK/oci.tsv" run:startup_run,cycle:startup_cycle
         [ -f "$WORK/oci.md" ] && SUBREPORTS+=("$WORK/oci.md")
     fi
+    if [ -n "$(sub_runtimes moat-base)" ]; then
+        bash "$BENCH_DIR/oci.sh" --moat "$MOAT_BASE" --rootfs "$ROOTFS_SRC" --reps $((REPS * 2)) \
+            --runtimes moat --rows run,cycle --out "$WORK/oci-base.md" --tsv "$WORK/oci-base.tsv" >/dev/null \
+            || log "oci.sh (baseline) failed"
+        fill_from_tsv "$WORK/oci-base.tsv" run:startup_run,cycle:startup_cycle moat-base
+    fi
     every_runtime "startup_run startup_cycle" "$(not_applicable)"
 }
 
 # Idle memory (bench/mem.sh): 1 and 20 sleeping sandboxes.
+mem_rowmap() {  # mem.sh's row names for COUNTS ("1,20") to ours
+    local n=${1#*,}
+    echo "mem1_pss:mem1_pss,mem1_uss:mem1_uss,mem${n}_pss:memN_pss,mem${n}_uss:memN_uss,mem_further_pss:mem_further_pss,mem_further_uss:mem_further_uss"
+}
 bench_mem_all() {
     local rts counts; rts=$(sub_runtimes runc,runsc,moat)
     counts=$([ "$QUICK" = 1 ] && echo 1,4 || echo 1,20)
     if [ -n "$rts" ]; then
         bash "$BENCH_DIR/mem.sh" --moat "${MOAT:-}" --rootfs "$ROOTFS_SRC" --counts "$counts" \
             --runtimes "$rts" --out "$WORK/mem.md" --tsv "$WORK/mem.tsv" >/dev/null || log "mem.sh failed"
-        fill_from_tsv "$WORK/mem.tsv" "mem1_pss:mem1_pss,mem1_uss:mem1_uss,mem${counts#*,}_pss:memN_pss,mem${counts#*,}_uss:memN_uss,mem_further_pss:mem_further_pss,mem_further_uss:mem_further_uss"
+        fill_from_tsv "$WORK/mem.tsv" "$(mem_rowmap "$counts")"
         [ -f "$WORK/mem.md" ] && SUBREPORTS+=("$WORK/mem.md")
+    fi
+    if [ -n "$(sub_runtimes moat-base)" ]; then
+        bash "$BENCH_DIR/mem.sh" --moat "$MOAT_BASE" --rootfs "$ROOTFS_SRC" --counts "$counts" \
+            --runtimes moat --out "$WORK/mem-base.md" --tsv "$WORK/mem-base.tsv" >/dev/null || log "mem.sh (baseline) failed"
+        fill_from_tsv "$WORK/mem-base.tsv" "$(mem_rowmap "$counts")" moat-base
     fi
     every_runtime "mem1_pss mem1_uss memN_pss memN_uss mem_further_pss mem_further_uss" "$(not_applicable)"
 }
@@ -426,7 +461,7 @@ SCALE_THREADS="1 2 4 16 64"
 SCALE_SANDBOXES="1 2 4"
 SCALE_CALLS="getppid stat pread"
 declare -A SCALE=()       # SCALE[threads|sandboxes/call/N/runtime] = median kops/s
-scale_runtimes() { local r; r=$(sub_runtimes native,moat,runsc); echo "${r//,/ }"; }
+scale_runtimes() { local r; r=$(sub_runtimes native,moat,moat-base,runsc); echo "${r//,/ }"; }
 bench_scale_threads_all() {
     local call t rt reps
     for call in $SCALE_CALLS; do
@@ -530,6 +565,9 @@ bench_net_http() {
         moat-ptrace)
                 http_run net_http_host "$rt" 127.0.0.1 "$port" "$MOAT" run --platform ptrace --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
                 set_cell net_http_pub "$rt" "$(not_applicable)" ;;
+        moat-base)
+                http_run net_http_host "$rt" 127.0.0.1 "$port" "$MOAT_BASE" run --rootfs "$ROOT" --network host -- /bench/httpd "$port" "$secs"
+                http_run net_http_pub "$rt" 127.0.0.1 "$port" "$MOAT_BASE" run --rootfs "$ROOT" -p "$port:8080" -- /bench/httpd 8080 "$secs" ;;
         # runsc do always gives the sandbox a veth with its own address
         # (192.168.10.2); --network=host makes it use the host kernel's
         # stack (hostinet) behind it instead of netstack.
@@ -670,6 +708,7 @@ report() {
     echo "| | |"
     echo "| --- | --- |"
     echo "| moat | git $moat_rev; binary: ${MOAT:-not built}$(case "$MOAT" in */release/*) echo " (release build)" ;; */debug/*) echo " (debug build)" ;; esac) |"
+    [ -n "$MOAT_BASE" ] && echo "| moat, baseline build | binary: $MOAT_BASE ($("$MOAT_BASE" --version 2>/dev/null | head -1 || echo "no --version")) |"
     echo "| runsc | $runsc_ver |"
     echo "| gcc (bench programs) | $gcc_ver |"
     echo "| rootfs | busybox ${bb_ver:-?} from $ROOTFS_SRC |"
