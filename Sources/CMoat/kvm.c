@@ -160,3 +160,11 @@ int moat_memfd(const char *name, uint64_t size) {
 int moat_punch_hole(int fd, uint64_t off, uint64_t len) {
     return ret(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len));
 }
+
+uint32_t moat_cas32(void *word, uint32_t expected, uint32_t desired) {
+    // A guest vCPU's lock cmpxchg on the same physical page is coherent with
+    // this one: both are locked operations on the same host memory.
+    __atomic_compare_exchange_n((uint32_t *)word, &expected, desired, 0,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}

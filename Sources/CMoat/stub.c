@@ -6,6 +6,9 @@
 //           1: pause(); jmp 1b              the child waits to be seized
 //   +0x040  init: munmap everything but this page, write(r12, 1 byte),
 //           close(r12), then the pause loop
+//   after   lock cmpxchg %esi, (%rdi); int3  compare-and-swap on application
+//           memory (futex words the application changes with its own
+//           atomics at the same moment; see moat_stub_cas_addr)
 #define _GNU_SOURCE
 #include "cmoat.h"
 #include <errno.h>
@@ -58,6 +61,10 @@ __asm__(
     "  mov %r12, %rdi\n"
     "  syscall\n"
     "  jmp 1b\n"
+    ".balign 16\n"
+    "moat_stub_cas_entry:\n"
+    "  lock cmpxchg %esi, (%rdi)\n" /* eax: expected in, the word's old value out */
+    "  int3\n"
     ".balign 4096\n"
     ".globl moat_stub_end\n"
     "moat_stub_end:\n"
@@ -67,6 +74,10 @@ extern const char moat_stub_begin[];
 extern const char moat_stub_clone_entry[];
 extern const char moat_stub_init_entry[];
 extern const char moat_stub_pause_entry[];
+extern const char moat_stub_cas_entry[];
+uint64_t moat_stub_cas_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_cas_entry - moat_stub_begin);
+}
 uint64_t moat_stub_pause_addr(void) {
     return MOAT_STUB_ADDR + (uint64_t)(moat_stub_pause_entry - moat_stub_begin);
 }

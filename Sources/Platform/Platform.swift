@@ -87,6 +87,10 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// first inaccessible page) or -errno.
     func read(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int
     func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int
+    /// An atomic compare-and-swap of the 32-bit word at `addr`, atomic also
+    /// against application threads running at the same moment: the word's
+    /// old value (the swap happened when it equals `expected`) or -errno.
+    func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int
     /// The x87/SSE state (FXSAVE layout).
     func getFP(_ fp: inout FPRegisters) -> Bool
     func setFP(_ fp: inout FPRegisters) -> Bool

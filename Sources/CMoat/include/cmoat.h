@@ -55,6 +55,10 @@ void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mu
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)
+uint64_t moat_stub_cas_addr(void);      // "lock cmpxchg %esi, (%rdi); int3"
+/// Atomic compare-and-swap on a 32-bit word of the Sentry's own mapping of
+/// application memory (the KVM platform); returns the word's old value.
+uint32_t moat_cas32(void *word, uint32_t expected, uint32_t desired);
 // ---- the fast path (fastpath.c) ------------------------------------------
 struct moat_notif { uint64_t id; int32_t pid; int32_t nr; uint64_t ip; uint64_t args[6]; };
 int moat_fast_syscall_count(void);

@@ -412,6 +412,17 @@ public final class KVMAddressSpace {
         }
     }
 
+    /// An atomic compare-and-swap of the 32-bit word at `addr` (futex words
+    /// that guest threads change with their own atomics meanwhile): the old
+    /// value, or -EFAULT when the word is not writable application memory.
+    public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
+        if addr & 3 != 0 { return -Int(EFAULT) }
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let gpa = translate(addr, write: true, force: false) else { return -Int(EFAULT) }
+        return Int(moat_cas32(memory.pointer(gpa), expected, new))
+    }
+
     private func copy(_ addr: UInt64, _ len: Int, write: Bool, force: Bool,
                       _ body: (UInt64, Int, Int) -> Void) -> Int {
         var done = 0

@@ -357,6 +357,9 @@ extension KVMThread: PlatformContext {
         let n = a.read(addr, buf, len)
         return n == 0 && len > 0 ? -Int(EFAULT) : n
     }
+    public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
+        addressSpace?.compareExchange32(addr, expected: expected, new: new) ?? -Int(EFAULT)
+    }
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         guard let a = addressSpace else { return -Int(EFAULT) }
         let n = a.write(addr, buf, len)

@@ -309,31 +309,65 @@ public final class PtraceThread {
     public func inject(_ nr: Int, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0,
                        _ a3: UInt64 = 0, _ a4: UInt64 = 0, _ a5: UInt64 = 0,
                        at entry: UInt64 = moat_stub_syscall_addr()) -> Int {
+        onStub { r in
+            r.rax = UInt64(nr)
+            r.rdi = a0; r.rsi = a1; r.rdx = a2; r.r10 = a3; r.r8 = a4; r.r9 = a5
+            r.rip = entry
+        } result: { out in Int(Int64(bitPattern: out.rax)) }
+    }
+
+    /// An atomic compare-and-swap of the 32-bit word at `addr`, run by this
+    /// thread itself (`lock cmpxchg` on the stub page). The Sentry cannot get
+    /// atomicity any other way: its process_vm_readv/writev are a separate
+    /// read and write, and an application thread running at that moment
+    /// (a PI mutex unlocking in user space) would have its change
+    /// overwritten. Returns the word's old value (the swap happened when it
+    /// equals `expected`), or -EFAULT when the word is not writable
+    /// application memory, or -ESRCH.
+    public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
+        if addr & 3 != 0 || addr >= MOAT_APP_TOP { return -Int(EFAULT) }
+        return onStub { r in
+            r.rax = UInt64(expected); r.rdi = addr; r.rsi = UInt64(new)
+            r.rip = moat_stub_cas_addr()
+        } result: { out in Int(UInt32(truncatingIfNeeded: out.rax)) }
+    }
+
+    /// Runs a sequence on the stub page that ends in int3, with registers set
+    /// by `setup`, and reads its result off the registers at the trap. The
+    /// application's registers are restored afterwards. A fault in the
+    /// sequence (a bad address) ends it with -EFAULT; host signals that
+    /// arrive meanwhile (kicks) are dropped.
+    private func onStub(_ setup: (inout Registers) -> Void, result: (Registers) -> Int) -> Int {
         if !materialize() { return -Int(ESRCH) }
         // A trapped call stays skipped across the injection (saved below).
         if skipOnResume { regs.orig_rax = UInt64.max; skipOnResume = false }
         let saved = regs
         var r = regs
-        r.rax = UInt64(nr); r.orig_rax = UInt64.max
-        r.rdi = a0; r.rsi = a1; r.rdx = a2; r.r10 = a3; r.r8 = a4; r.r9 = a5
-        r.rip = entry
+        r.orig_rax = UInt64.max
+        setup(&r)
         if moat_setregs(tid, &r) != 0 { return -Int(ESRCH) }
-        var result = -Int(ESRCH)
+        var out = -Int(ESRCH)
         while true {
             if moat_ptrace(PTRACE_CONT_, tid, 0, 0) != 0 { return -Int(ESRCH) }
             guard let status = waitStop() else { return -Int(ESRCH) }
-            if moat_wstopsig(status) == SIGTRAP && status >> 16 == 0 {
-                var out = Registers()
-                if moat_getregs(tid, &out) != 0 { return -Int(ESRCH) }
-                result = Int(Int64(bitPattern: out.rax))
+            let sig = moat_wstopsig(status)
+            if sig == SIGTRAP && status >> 16 == 0 {
+                var end = Registers()
+                if moat_getregs(tid, &end) != 0 { return -Int(ESRCH) }
+                out = result(end)
                 break
             }
-            // A host signal arrived during injection (a kick): drop it and go on.
+            if (sig == SIGSEGV || sig == SIGBUS) && status >> 16 == 0 {
+                var info = siginfo_t()
+                if moat_getsiginfo(tid, &info) != 0 { return -Int(ESRCH) }
+                if moat_siginfo_code(&info) > 0 { out = -Int(EFAULT); break }
+            }
+            // A host signal arrived meanwhile (a kick): drop it and go on.
         }
         regs = saved
         dirty = false
         if moat_setregs(tid, &regs) != 0 { return -Int(ESRCH) }
-        return result
+        return out
     }
 
     /// Clones this stub thread in the host. The child starts in the pause

@@ -123,10 +123,9 @@ func registerFutex(_ t: SyscallTable) {
 
 /// FUTEX_WAKE_OP: *uaddr2 = old OP oparg; wake up to val waiters on uaddr;
 /// if (old CMP cmparg) also wake up to val2 waiters on uaddr2.
-/// The read-modify-write is atomic with respect to every other futex call
-/// (they all hold the kernel lock), not to plain atomics the application
-/// runs on the same word at the same moment; modern glibc no longer uses
-/// this operation (its condition variables stopped in 2.25).
+/// The read-modify-write is a compare-and-swap loop, atomic also against
+/// the application's own atomics on the word (modern glibc no longer uses
+/// this operation; its condition variables stopped in 2.25).
 func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     let addr = a.a0, addr2 = a.a4
     if addr2 & 3 != 0 { return err(EINVAL) }
@@ -140,17 +139,27 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
         oparg = Int32(bitPattern: UInt32(1) << UInt32(oparg))
         op &= 7
     }
-    guard let old = t.readI32(addr2) else { return err(EFAULT) }
-    let new: Int32
-    switch op {
-    case 0: new = oparg                  // SET
-    case 1: new = old &+ oparg           // ADD
-    case 2: new = old | oparg            // OR
-    case 3: new = old & ~oparg           // ANDN
-    case 4: new = old ^ oparg            // XOR
-    default: return err(ENOSYS)
+    if op > 4 { return err(ENOSYS) }
+    // Atomic against the application's own atomics on the word: a
+    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser.
+    guard var cur = t.readU32Word(addr2) else { return err(EFAULT) }
+    var done = false
+    for _ in 0..<casRetries {
+        let o = Int32(bitPattern: cur)
+        let new: Int32
+        switch op {
+        case 0: new = oparg                  // SET
+        case 1: new = o &+ oparg             // ADD
+        case 2: new = o | oparg              // OR
+        case 3: new = o & ~oparg             // ANDN
+        default: new = o ^ oparg             // XOR
+        }
+        guard let seen = t.casU32(addr2, cur, UInt32(bitPattern: new)) else { return err(EFAULT) }
+        if seen == cur { done = true; break }
+        cur = seen
     }
-    if !t.writeI32(addr2, new) { return err(EFAULT) }
+    if !done { return err(EAGAIN) }
+    let old = Int32(bitPattern: cur)
     let cond: Bool
     switch cmp {
     case 0: cond = old == cmparg
@@ -198,13 +207,41 @@ extension Task {
 
     private func robustOwnerDied(_ addr: UInt64) {
         if addr & 3 != 0 { return }
-        guard let v = readI32(addr) else { return }
-        let FUTEX_WAITERS: Int32 = Int32(bitPattern: 0x8000_0000), FUTEX_OWNER_DIED: Int32 = 0x4000_0000
-        if v & 0x3fff_ffff != tid { return }
-        _ = writeI32(addr, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
-        if v & FUTEX_WAITERS != 0 { futexWake(self, addr: addr, count: 1, bitset: ~0) }
+        // Other threads set FUTEX_WAITERS with their own atomics meanwhile:
+        // a compare-and-swap loop, as for PI words.
+        guard var v = readU32Word(addr) else { return }
+        for _ in 0..<casRetries {
+            if v & FUTEX_TID_MASK_ != UInt32(bitPattern: tid) { return }
+            guard let old = casU32(addr, v, (v & FUTEX_WAITERS_) | FUTEX_OWNER_DIED_) else { return }
+            if old == v { break }
+            v = old
+        }
+        if v & FUTEX_WAITERS_ != 0 { futexWake(self, addr: addr, count: 1, bitset: ~0) }
+    }
+
+    func readU32Word(_ addr: UInt64) -> UInt32? { readI32(addr).map { UInt32(bitPattern: $0) } }
+
+    /// An atomic compare-and-swap of the futex word at `addr`: its old value
+    /// (swapped when that equals `expected`), nil on a fault. Application
+    /// threads change futex words with their own atomics at any moment, so a
+    /// read followed by a write could undo theirs (a PI owner's user-space
+    /// unlock, resurrected by a waiter's FUTEX_WAITERS: its next lock then
+    /// failed with EDEADLK). A thread whose host side is already gone (its
+    /// exit) falls back to read-then-write.
+    func casU32(_ addr: UInt64, _ expected: UInt32, _ new: UInt32) -> UInt32? {
+        let r = thread.compareExchange32(addr, expected: expected, new: new)
+        if r >= 0 { return UInt32(truncatingIfNeeded: r) }
+        if r != -Int(ESRCH) { return nil }
+        guard let old = readU32Word(addr) else { return nil }
+        if old == expected && !writeI32(addr, Int32(bitPattern: new)) { return nil }
+        return old
     }
 }
+
+/// How often a compare-and-swap on a futex word is retried when the word
+/// keeps changing under it. Only a hostile application keeps changing it; it
+/// then gets EAGAIN instead of holding the Sentry in a loop.
+private let casRetries = 1000
 
 // PI futexes, without priority inheritance: the Sentry has no priorities to
 // lend (every application thread is a host thread at the same priority),
@@ -227,33 +264,52 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
         let clock = a.int(1) & 0x7f == 13 && a.int(1) & 256 == 0 ? CLOCK_MONOTONIC : CLOCK_REALTIME
         deadline = Kernel.now(CLOCK_MONOTONIC) &+ max(0, abs &- Kernel.now(clock))
     }
-    guard let raw = t.readI32(addr) else { return err(EFAULT) }
-    let word = UInt32(bitPattern: raw)
-    let owner = Int32(bitPattern: word & FUTEX_TID_MASK_)
-    if owner == t.tid { return err(EDEADLK) }
-    if owner == 0 || t.kernel.tasks[owner] == nil {
-        // Free, or its owner is gone: take it (marking the death).
-        let died = owner != 0 ? FUTEX_OWNER_DIED_ : word & FUTEX_OWNER_DIED_
-        let waiters = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
-        if !t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: t.tid) | died | waiters)) { return err(EFAULT) }
-        return died != 0 && owner != 0 ? err(EOWNERDEAD) : 0
+    let me = UInt32(bitPattern: t.tid)
+    // Take the lock, or mark the word FUTEX_WAITERS so that the owner's
+    // unlock comes to the Sentry. Every change is a compare-and-swap: the
+    // owner may unlock in user space (tid -> 0) at any moment.
+    guard var word = t.readU32Word(addr) else { return err(EFAULT) }
+    var settled = false
+    for _ in 0..<casRetries {
+        let owner = word & FUTEX_TID_MASK_
+        if owner == me { return err(EDEADLK) }
+        let new: UInt32
+        if owner == 0 || t.kernel.tasks[Int32(bitPattern: owner)] == nil {
+            // Free, or its owner is gone: take it (marking the death).
+            let died = owner != 0 ? FUTEX_OWNER_DIED_ : word & FUTEX_OWNER_DIED_
+            let waiters = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
+            new = me | died | waiters
+            guard let old = t.casU32(addr, word, new) else { return err(EFAULT) }
+            if old != word { word = old; continue }
+            return died != 0 && owner != 0 ? err(EOWNERDEAD) : 0
+        }
+        if trylock { return err(EAGAIN) }
+        if word & FUTEX_WAITERS_ != 0 { settled = true; break }
+        guard let old = t.casU32(addr, word, word | FUTEX_WAITERS_) else { return err(EFAULT) }
+        if old == word { settled = true; break }
+        word = old
     }
-    if trylock { return err(EAGAIN) }
-    if word & FUTEX_WAITERS_ == 0 && !t.writeI32(addr, Int32(bitPattern: word | FUTEX_WAITERS_)) { return err(EFAULT) }
+    if !settled { return err(EAGAIN) }
     tab.piWaiters[key, default: []].append(t)
-    let me = ObjectIdentifier(t)
+    let mine = ObjectIdentifier(t)
     var result = 0
-    while true {
-        if tab.piGranted.remove(me) != nil { result = 0; break }
+    waiting: while true {
+        if tab.piGranted.remove(mine) != nil { result = 0; break }
         // The owner may have died without unlocking: take over then.
-        if let cur = t.readI32(addr), t.kernel.tasks[Int32(bitPattern: UInt32(bitPattern: cur) & FUTEX_TID_MASK_)] == nil {
+        if let cur = t.readU32Word(addr), cur & FUTEX_TID_MASK_ != me,
+           t.kernel.tasks[Int32(bitPattern: cur & FUTEX_TID_MASK_)] == nil {
             tab.piWaiters[key]?.removeAll { $0 === t }
             let rest = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
-            _ = t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: t.tid) | FUTEX_OWNER_DIED_ | rest))
-            return err(EOWNERDEAD)
+            if let old = t.casU32(addr, cur, me | FUTEX_OWNER_DIED_ | rest), old == cur {
+                if tab.piWaiters[key]?.isEmpty == true { tab.piWaiters[key] = nil }
+                return err(EOWNERDEAD)
+            }
+            // It changed meanwhile: queue again and look once more.
+            tab.piWaiters[key, default: []].append(t)
+            continue waiting
         }
         let r = t.block(deadline: deadline ?? (Kernel.now(CLOCK_MONOTONIC) &+ 50_000_000))
-        if tab.piGranted.remove(me) != nil { result = 0; break }
+        if tab.piGranted.remove(mine) != nil { result = 0; break }
         if r == .timedOut && deadline != nil && Kernel.now(CLOCK_MONOTONIC) >= deadline! { result = err(ETIMEDOUT); break }
         if r == .interrupted { result = -ERESTARTNOINTR; break }
     }
@@ -265,17 +321,23 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
 func futexUnlockPI(_ t: Task, _ addr: UInt64, shared: Bool) -> Int {
     let tab = FutexTable.shared
     let key = FutexTable.key(t, addr, shared: shared)
-    guard let raw = t.readI32(addr) else { return err(EFAULT) }
-    let word = UInt32(bitPattern: raw)
-    if Int32(bitPattern: word & FUTEX_TID_MASK_) != t.tid { return err(EPERM) }
-    if var list = tab.piWaiters[key], !list.isEmpty {
-        let next = list.removeFirst()
-        tab.piWaiters[key] = list.isEmpty ? nil : list
-        let more = list.isEmpty ? 0 : FUTEX_WAITERS_
-        if !t.writeI32(addr, Int32(bitPattern: UInt32(bitPattern: next.tid) | more)) { return err(EFAULT) }
-        tab.piGranted.insert(ObjectIdentifier(next))
-        next.wake()
-        return 0
+    guard var word = t.readU32Word(addr) else { return err(EFAULT) }
+    for _ in 0..<casRetries {
+        if word & FUTEX_TID_MASK_ != UInt32(bitPattern: t.tid) { return err(EPERM) }
+        if let list = tab.piWaiters[key], let next = list.first {
+            // Hand the lock to the first waiter.
+            let more = list.count > 1 ? FUTEX_WAITERS_ : 0
+            guard let old = t.casU32(addr, word, UInt32(bitPattern: next.tid) | more) else { return err(EFAULT) }
+            if old != word { word = old; continue }
+            tab.piWaiters[key]?.removeFirst()
+            if tab.piWaiters[key]?.isEmpty == true { tab.piWaiters[key] = nil }
+            tab.piGranted.insert(ObjectIdentifier(next))
+            next.wake()
+            return 0
+        }
+        guard let old = t.casU32(addr, word, 0) else { return err(EFAULT) }
+        if old == word { return 0 }
+        word = old
     }
-    return t.writeI32(addr, 0) ? 0 : err(EFAULT)
+    return err(EAGAIN)
 }
