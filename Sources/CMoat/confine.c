@@ -248,3 +248,55 @@ int moat_gofer_seccomp(void) {
 fail:
     return load_and_release(ctx, 0);
 }
+
+// The launcher of `moat run` once its sandbox runs (Sandbox.run). What it
+// still does: wait for the Sentry and pass its status on, forward
+// termination signals to it, kill and reap the Gofer at the end, relay
+// published ports (accept on host sockets bound before, sockets into the
+// sandbox's namespace made by a thread that joined it before this call) and
+// broker egress connections (a socket in the host's namespace tied to the
+// default route's device, connected, passed to the Sentry). So:
+//  - capabilities: CAP_KILL only (the Sentry and the Gofer run under other
+//    ids; signalling them is the one privilege left). Bounding set,
+//    ambient and inheritable sets emptied; no-new-privs; not dumpable (the
+//    Sentry, also allowed ptrace, must not attach to its launcher).
+//  - seccomp: the calls below; everything else fails with EPERM. No open,
+//    exec, mount, setns, ptrace or bpf: a bug in the code that reads the
+//    Sentry's egress requests finds no file and no namespace to reach.
+int moat_launcher_confine(void) {
+    for (int c = 0; c <= 63; c++) {
+        if (c != CAP_KILL && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = { { 1u << CAP_KILL, 1u << CAP_KILL, 0 }, { 0, 0, 0 } };
+    if (syscall(SYS_capset, &h, d) != 0) return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -errno;
+
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (!ctx) return -ENOMEM;
+    // The relay and broker threads run already: the filter covers them too.
+    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0) goto fail;
+    // Children: the Sentry and the Gofer.
+    ALLOW(wait4); ALLOW(waitid); ALLOW(kill); ALLOW(tgkill);
+    // Relaying bytes and passing sockets.
+    ALLOW(read); ALLOW(write); ALLOW(pread64); ALLOW(close); ALLOW(poll); ALLOW(ppoll); ALLOW(fcntl);
+    ALLOW(accept4); ALLOW(accept); ALLOW(connect); ALLOW(shutdown); ALLOW(setsockopt); ALLOW(getsockopt);
+    ALLOW(getsockname); ALLOW(getpeername); ALLOW(sendto); ALLOW(recvfrom); ALLOW(sendmsg); ALLOW(recvmsg);
+    // New sockets: IPv4 and IPv6 only (published ports, egress).
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)) != 0) goto fail;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6)) != 0) goto fail;
+    // Memory, threads (one per relayed connection) and the Swift runtime.
+    ALLOW(mmap); ALLOW(munmap); ALLOW(mprotect); ALLOW(mremap); ALLOW(madvise); ALLOW(brk);
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0) goto fail;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) goto fail;
+    ALLOW(futex); ALLOW(set_robust_list); ALLOW(rseq); ALLOW(exit); ALLOW(exit_group);
+    ALLOW(rt_sigaction); ALLOW(rt_sigprocmask); ALLOW(rt_sigreturn); ALLOW(sigaltstack); ALLOW(restart_syscall);
+    ALLOW(getpid); ALLOW(gettid); ALLOW(clock_gettime); ALLOW(clock_nanosleep); ALLOW(nanosleep);
+    ALLOW(getrandom); ALLOW(sched_yield); ALLOW(sched_getaffinity);
+    return load_and_release(ctx, 1);
+fail:
+    return load_and_release(ctx, 0);
+}

@@ -4,8 +4,9 @@
 //
 // Publishing (-p HOSTPORT:CONTAINERPORT[/udp]) is a proxy in the launcher:
 // it listens on the host port in the host's namespace, and for each client
-// opens a socket inside the sandbox's namespace (a relay thread joins it
-// with setns, so its new sockets are made there) to the container port on
+// opens a socket inside the sandbox's namespace (made by one thread that
+// joined it with setns when serving started: a socket belongs to the
+// namespace of the thread that creates it) to the container port on
 // loopback, then copies bytes both ways. Nothing is configured on the host:
 // the listening sockets, the threads and the namespace reference all end
 // with the launcher, whatever ends it.
@@ -46,7 +47,6 @@ public struct PortMapping: Equatable, Sendable {
 /// taken port is reported as a launch error), served once it runs.
 final class PortPublisher: @unchecked Sendable {
     private var bound: [(PortMapping, Int32)] = []
-    private var nsFD: Int32 = -1
 
     init(_ ports: [PortMapping]) throws(LaunchError) {
         for p in ports {
@@ -74,10 +74,14 @@ final class PortPublisher: @unchecked Sendable {
     /// Starts serving, into the network namespace of process `pid`.
     func start(sandboxPid: pid_t) {
         if bound.isEmpty { return }
-        nsFD = open("/proc/\(sandboxPid)/ns/net", O_RDONLY | O_CLOEXEC)
+        let nsFD = open("/proc/\(sandboxPid)/ns/net", O_RDONLY | O_CLOEXEC)
         if nsFD < 0 { _ = Sandbox.fail("cannot open the sandbox's network namespace: errno \(errno); ports are not published", 0); return }
+        defer { close(nsFD) }
+        guard let ns = NamespaceSockets(nsFD) else {
+            _ = Sandbox.fail("cannot join the sandbox's network namespace: errno \(errno); ports are not published", 0)
+            return
+        }
         for (p, s) in bound {
-            let ns = nsFD
             if p.udp {
                 startThread { PortPublisher.serveUDP(s, ns, p.containerPort) }
             } else {
@@ -93,10 +97,9 @@ final class PortPublisher: @unchecked Sendable {
     }
 
     /// A socket made inside the sandbox's namespace, connected to its
-    /// loopback port. Runs on a thread that joined the namespace.
-    static func sandboxSocket(_ ns: Int32, _ type: Int32, _ port: UInt16) -> Int32 {
-        if moat_setns(ns, 0x40000000 /* CLONE_NEWNET */) != 0 { return -1 }
-        let s = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// loopback port.
+    static func sandboxSocket(_ ns: NamespaceSockets, _ type: Int32, _ port: UInt16) -> Int32 {
+        let s = ns.socket(type)
         if s < 0 { return -1 }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
@@ -107,7 +110,7 @@ final class PortPublisher: @unchecked Sendable {
         return s
     }
 
-    static func relayTCP(_ client: Int32, _ ns: Int32, _ port: UInt16) {
+    static func relayTCP(_ client: Int32, _ ns: NamespaceSockets, _ port: UInt16) {
         let inner = sandboxSocket(ns, Int32(SOCK_STREAM.rawValue), port)
         if inner < 0 { close(client); return }
         var one: Int32 = 1
@@ -143,7 +146,7 @@ final class PortPublisher: @unchecked Sendable {
 
     /// UDP: one socket inside the sandbox per client address, kept while
     /// the client is active (replies go back to that client).
-    static func serveUDP(_ outer: Int32, _ ns: Int32, _ port: UInt16) {
+    static func serveUDP(_ outer: Int32, _ ns: NamespaceSockets, _ port: UInt16) {
         struct Flow { var inner: Int32; var client: sockaddr_in; var last: Int64 }
         var flows: [UInt64: Flow] = [:]
         var buf = [UInt8](repeating: 0, count: 65536)
@@ -183,6 +186,65 @@ final class PortPublisher: @unchecked Sendable {
             }
             let t = now()
             for (k, fl) in flows where t - fl.last > 120 { close(fl.inner); flows[k] = nil }
+        }
+    }
+}
+
+/// Sockets inside another network namespace, made by one thread that joined
+/// it at `init` and stays there. Joining (setns) needs CAP_SYS_ADMIN, which
+/// the launcher gives up once its sandbox runs (moat_launcher_confine);
+/// making a socket in the namespace one is already in needs nothing.
+final class NamespaceSockets: @unchecked Sendable {
+    /// [0]: the launcher's end, [1]: the thread's (requests in, sockets out).
+    private var chan: [Int32] = [-1, -1]
+    private var mu = pthread_mutex_t()
+
+    /// Nil (errno set) when the thread cannot join `nsFD`'s namespace.
+    init?(_ nsFD: Int32) {
+        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &chan) != 0 { return nil }
+        pthread_mutex_init(&mu, nil)
+        let (req, rep) = (chan[1], chan[1])
+        let ns = dup(nsFD)
+        startThread {
+            let joined = moat_setns(ns, 0x40000000 /* CLONE_NEWNET */) == 0 ? Int32(0) : errno
+            Glibc.close(ns)
+            NamespaceSockets.put(rep, joined)
+            if joined != 0 { return }
+            // Serve until the launcher ends: a socket type in, a socket (or -errno) out.
+            while let type = NamespaceSockets.get(req) {
+                let s = Glibc.socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+                NamespaceSockets.put(rep, s >= 0 ? s : -errno)
+            }
+        }
+        let joined = NamespaceSockets.get(chan[0]) ?? EIO
+        if joined != 0 {
+            for fd in chan { Glibc.close(fd) }
+            errno = joined
+            return nil
+        }
+    }
+
+    /// A new socket (AF_INET, `type`) in the namespace, or -1 (errno set).
+    func socket(_ type: Int32) -> Int32 {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        NamespaceSockets.put(chan[0], type)
+        guard let s = NamespaceSockets.get(chan[0]) else { errno = EIO; return -1 }
+        if s < 0 { errno = -s; return -1 }
+        return s
+    }
+
+    private static func put(_ fd: Int32, _ v: Int32) {
+        var x = v
+        while write(fd, &x, 4) < 0 && errno == EINTR {}
+    }
+    private static func get(_ fd: Int32) -> Int32? {
+        var x: Int32 = 0
+        while true {
+            let n = read(fd, &x, 4)
+            if n == 4 { return x }
+            if n < 0 && errno == EINTR { continue }
+            return nil
         }
     }
 }
@@ -245,7 +307,14 @@ final class EgressBroker: @unchecked Sendable {
         var sv: [Int32] = [-1, -1]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) != 0 { return nil }
         mine = sv[0]; sentryEnd = sv[1]
+        _ = EgressBroker.routeTables   // opened now: the confined launcher opens no file
     }
+
+    /// /proc/net/route and /proc/net/ipv6_route, open for the launcher's
+    /// lifetime and read again from the start for each request (routes may
+    /// change while the sandbox runs).
+    static let routeTables: (v4: Int32, v6: Int32) = (open("/proc/net/route", O_RDONLY | O_CLOEXEC),
+                                                        open("/proc/net/ipv6_route", O_RDONLY | O_CLOEXEC))
 
     func start() {
         close(sentryEnd)
@@ -299,13 +368,12 @@ final class EgressBroker: @unchecked Sendable {
     /// /proc/net/route or /proc/net/ipv6_route.
     static func egressDevice(family: Int32) -> String? {
         let v6 = family == AF_INET6
-        let fd = open(v6 ? "/proc/net/ipv6_route" : "/proc/net/route", O_RDONLY | O_CLOEXEC)
+        let fd = v6 ? routeTables.v6 : routeTables.v4
         if fd < 0 { return nil }
-        defer { close(fd) }
         var text = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 16384)
         while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(text.count)) }
             if n <= 0 { break }
             text += buf[0..<n]
         }

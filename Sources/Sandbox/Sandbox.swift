@@ -134,6 +134,16 @@ public enum Sandbox {
         }
         publisher.start(sandboxPid: sentryPid)
         egress?.start()
+        // What stays alive of the launcher keeps CAP_KILL and the calls its
+        // relays need, nothing else (CMoat/confine.c): it reads requests
+        // from the Sentry, so it is confined like the Sentry it serves.
+        let confined = moat_launcher_confine()
+        if confined != 0 {
+            kill(sentryPid, SIGKILL); _ = waitStatus(sentryPid)
+            kill(goferPid, SIGKILL); _ = waitStatus(goferPid)
+            return fail("cannot confine the launcher: errno \(-confined)", 125)
+        }
+        StartupProfile.mark("launcher", "confined (CAP_KILL, seccomp)")
         // Forward termination requests to the Sentry (pid 1 of its namespace).
         forwardTarget = sentryPid
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {

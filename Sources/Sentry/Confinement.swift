@@ -16,6 +16,19 @@
 // The result: a Sentry or stub that escapes its filter finds no host file
 // to name, holds no host privilege, and shares its uid with no other
 // sandbox. `moat debug` shows it.
+//
+// Why no user namespace of its own (gVisor puts its Sentry in one): the
+// point of one would be ids that are unprivileged on the host, and these
+// already are, with no capability anywhere, because the launcher runs as
+// root and can hand out a host id directly (gVisor's runsc may start
+// rootless and needs the mapping). A user namespace would instead make the
+// Sentry root with every capability *inside* a namespace it owns, which is
+// what opens the kernel paths that need CAP_SYS_ADMIN or CAP_NET_ADMIN "in
+// the current user namespace" (new mounts, netfilter tables, overlayfs),
+// the usual road from unprivileged user namespaces to host root. The
+// seccomp filter blocks those calls too; not having the capabilities at
+// all is the second wall. The launcher that stays alive is confined in
+// Sandbox.run (CAP_KILL only, its own seccomp filter).
 
 import CMoat
 import Glibc

@@ -1,7 +1,8 @@
 // The privilege table of the README ("Security"), checked on running
 // sandboxes with `moat debug`: the Sentry and its stubs run as the
 // sandbox's own unprivileged host id (a different one per sandbox), in
-// their own mount namespace with an empty root, with no capability, an empty bounding set, no-new-privs and seccomp.
+// their own mount namespace with an empty root, with no capability, an empty bounding set, no-new-privs and seccomp;
+// the launcher that stays alive keeps only CAP_KILL, under no-new-privs and its own seccomp filter.
 
 import Foundation
 import Testing
@@ -70,6 +71,7 @@ struct ConfinementTests {
                 // descriptor that stays is what the check below must catch.
                 if procs.contains(where: { $0.role.hasPrefix("stub") }),
                    procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   procs.contains(where: { $0.role.hasPrefix("launcher") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
                    procs.filter({ $0.role.hasPrefix("stub") }).allSatisfy({ $0.fds.allSatisfy { $0 == "anon_inode:[pidfd]" } }) { break }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
@@ -101,6 +103,13 @@ struct ConfinementTests {
                 return !FileManager.default.fileExists(atPath: rootfs + t)
             }
             #expect(unexpected.isEmpty, "the Sentry holds host files from outside the root: \(unexpected)")
+            // The launcher that stays alive: CAP_KILL (bit 5) and nothing
+            // else in any set, no-new-privs, its seccomp allow-list.
+            let launcher = try #require(procs.first { $0.role.hasPrefix("launcher") }, "no launcher in:\n\(procs)")
+            #expect(launcher.fields["caps"] == "caps: eff 0000000000000020 prm 0000000000000020 bnd 0000000000000020",
+                    "launcher: \(launcher.fields["caps"] ?? "")")
+            #expect(launcher.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && launcher.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true,
+                    "launcher: \(launcher.fields["seccomp"] ?? "")")
         }
         #expect(Set(sentryUIDs).count == 2, "two sandboxes share a host id: \(sentryUIDs)")
     }

@@ -157,6 +157,8 @@ static inline void moat_sysinfo(uint64_t *total, uint64_t *freeram, uint64_t *pr
 
 // Networking (net.c): calls glibc declares only under _GNU_SOURCE.
 int moat_accept4(int fd, void *addr, unsigned *len, int flags);
+/// The long-lived launcher of `moat run`: CAP_KILL only, no-new-privs, a seccomp allow-list (confine.c).
+int moat_launcher_confine(void);
 int moat_setns(int fd, int nstype);
 int moat_send_fd(int sock, const void *buf, size_t len, int fd);
 int moat_recv_fd(int sock, void *buf, size_t len, int *fd);
