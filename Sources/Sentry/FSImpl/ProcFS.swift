@@ -308,7 +308,13 @@ final class ProcFdTarget: Inode {
     }
     override var cacheable: Bool { false }
     override func stat() -> Result<Stat, Errno> { file.stat() }
-    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        // A pipe is opened anew, with the access mode asked for.
+        if let p = file as? PipeFD {
+            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC))
+        }
+        return .success(file)
+    }
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
         if let i = file.inode, !(i is StdioInode) { return i.setattr(a) }
         return .success(())
