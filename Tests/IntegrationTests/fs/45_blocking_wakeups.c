@@ -75,6 +75,21 @@ static void show_poll(const char *what, struct pollfd *f, int n) {
     fflush(stdout);
 }
 
+/* A socketpair of `type`; a helper runs act on the peer (or on the polled
+ * socket itself) while poll waits on the first socket for `events`. */
+static void pair_case(const char *name, int type, void (*act)(long), int on_peer, short events) {
+    struct job j;
+    int s[2];
+    begin(name);
+    T(socketpair(AF_UNIX, type, 0, s));
+    later(&j, act, on_peer ? s[1] : s[0]);
+    struct pollfd f = {s[0], events, 0};
+    show_poll("socket", &f, 1);
+    done(&j);
+    close(s[0]);
+    if (act != act_close) close(s[1]);
+}
+
 /* poll() waits for only the bits it names, and wakes for them. */
 static void poll_bits(void) {
     struct job j;
@@ -117,48 +132,13 @@ static void poll_bits(void) {
     done(&j);
     close(p[1]);
 
-    int s[2];
-    begin("poll POLLRDNORM on a socketpair, the peer writes later");
-    T(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
-    later(&j, act_write1, s[1]);
-    f.fd = s[0]; f.events = POLLRDNORM;
-    show_poll("socket", &f, 1);
-    done(&j);
-    read(s[0], &c, 1);
-    begin("poll POLLRDHUP on a socketpair, the peer shuts down writing later");
-    later(&j, act_shut_wr, s[1]);
-    f.events = POLLRDHUP;
-    show_poll("socket", &f, 1);
-    done(&j);
-    close(s[0]); close(s[1]);
-    begin("poll POLLIN on a socketpair, the peer closes later");
-    T(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
-    later(&j, act_close, s[1]);
-    f.fd = s[0]; f.events = POLLIN;
-    show_poll("socket", &f, 1);
-    done(&j);
-    close(s[0]);
-    begin("poll POLLIN on a socketpair, the same socket is shut down for reading later");
-    T(socketpair(AF_UNIX, SOCK_STREAM, 0, s));
-    later(&j, act_shut_rd, s[0]);
-    f.fd = s[0]; f.events = POLLIN | POLLRDNORM;
-    show_poll("socket", &f, 1);
-    done(&j);
-    close(s[0]); close(s[1]);
-    begin("poll POLLRDNORM on a datagram socketpair, the peer sends later");
-    T(socketpair(AF_UNIX, SOCK_DGRAM, 0, s));
-    later(&j, act_write1, s[1]);
-    f.fd = s[0]; f.events = POLLRDNORM;
-    show_poll("socket", &f, 1);
-    done(&j);
-    close(s[0]); close(s[1]);
-    begin("poll POLLRDNORM on a seqpacket socketpair, the peer closes later");
-    T(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s));
-    later(&j, act_close, s[1]);
-    f.fd = s[0]; f.events = POLLRDNORM;
-    show_poll("socket", &f, 1);
-    done(&j);
-    close(s[0]);
+    pair_case("poll POLLRDNORM on a socketpair, the peer writes later", SOCK_STREAM, act_write1, 1, POLLRDNORM);
+    pair_case("poll POLLRDHUP on a socketpair, the peer shuts down writing later", SOCK_STREAM, act_shut_wr, 1, POLLRDHUP);
+    pair_case("poll POLLIN on a socketpair, the peer closes later", SOCK_STREAM, act_close, 1, POLLIN);
+    pair_case("poll POLLIN on a socketpair, the same socket is shut down for reading later", SOCK_STREAM, act_shut_rd, 0,
+              POLLIN | POLLRDNORM);
+    pair_case("poll POLLRDNORM on a datagram socketpair, the peer sends later", SOCK_DGRAM, act_write1, 1, POLLRDNORM);
+    pair_case("poll POLLRDNORM on a seqpacket socketpair, the peer closes later", SOCK_SEQPACKET, act_close, 1, POLLRDNORM);
 
     begin("poll POLLIN on an eventfd, another thread adds later");
     int e = T(eventfd(0, EFD_NONBLOCK));
@@ -231,7 +211,7 @@ static void pipe_ends(void) {
         long total = 0, r;
         usleep(50000);
         while ((r = read(p[0], b, sizeof b)) > 0) total += r;
-        printf("  reader got %ld bytes\n", total);
+        say("  reader got %ld bytes", total);
         _exit(0);
     }
     close(p[0]);
