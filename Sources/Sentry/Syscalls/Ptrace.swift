@@ -111,7 +111,11 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         target.tg.beginExit(code: SIGKILL, bySignal: true)
         return 0
     }
-    if !p.stopped { return err(ESRCH) }
+    // A tracee in a group stop (attached while stopped) is as good as in a
+    // ptrace stop for reading, writing and detaching it: Linux turns that
+    // stop into a ptrace stop before PTRACE_ATTACH returns.
+    let peeks = [PTRACE_PEEKTEXT, PTRACE_PEEKDATA, PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_DETACH]
+    if !p.stopped && !(target.tg.stopped && peeks.contains(req)) { return err(ESRCH) }
     switch req {
     case PTRACE_CONT, PTRACE_DETACH:
         if data > 64 { return err(EIO) }
