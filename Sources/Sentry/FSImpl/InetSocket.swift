@@ -134,6 +134,13 @@ final class InetSocketFD: FileDescription {
             let r = op()
             waiters.notifyAll()
             if r != err(EAGAIN) || nonblocking || dontWait { return r }
+            // A datagram socket shut down for reading (shutdown() works on
+            // an unconnected one too): Linux's blocking receive returns 0
+            // at once, where a non-blocking one says EAGAIN.
+            if events == POLLIN && type != SOCK_STREAM_ {
+                var q = pollfd(fd: fd, events: Int16(POLLRDHUP_), revents: 0)
+                if poll(&q, 1, 0) == 1 && q.revents & Int16(POLLRDHUP_) != 0 { return 0 }
+            }
             var ms: Int32 = -1
             if let d = deadline {
                 let left = d - Kernel.now(CLOCK_MONOTONIC)

@@ -118,7 +118,9 @@ final class PipeFD: FileDescription {
                 pipe.waiters.add(t)
                 let r = t.block(deadline: nil)
                 pipe.waiters.remove(t)
-                if r == .interrupted && pipe.capacity - pipe.available < need && pipe.readers > 0 {
+                // The same measure as the wait (`used`: packets take whole
+                // pages), or a pending signal would spin here for ever.
+                if r == .interrupted && pipe.capacity - pipe.used < need && pipe.readers > 0 {
                     return done > 0 ? done : -ERESTARTSYS
                 }
                 continue
@@ -196,17 +198,24 @@ func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescriptio
     let key = FifoKey(dev: node.dev, ino: node.ino)
     let p = fifoPipes[key] ?? Pipe()
     fifoPipes[key] = p
+    return pipeOpen(p, ino: node.ino, t, flags)
+}
+
+/// An open of an existing pipe by name: a FIFO, or any pipe through
+/// /proc/[pid]/fd/N (Linux opens both with fifo_open: a new description of
+/// the same pipe, with the access mode asked for).
+func pipeOpen(_ p: Pipe, ino: UInt64, _ t: Task, _ flags: Int32) -> Result<FileDescription, Errno> {
     let acc = flags & O_ACCMODE
     if acc == O_RDWR {
         // Linux allows it: the opener is both ends; model as a reader that keeps a writer.
         p.writers += 1; p.writerOpens += 1; p.hadWriter = true
-        let fd = PipeFD(pipe: p, reader: true, flags: flags, ino: node.ino)
+        let fd = PipeFD(pipe: p, reader: true, flags: flags, ino: ino)
         fd.alsoWriter = true
         p.notify()
         return .success(fd)
     }
     let reader = acc == O_RDONLY
-    let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: node.ino)
+    let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: ino)
     p.notify()
     if flags & O_NONBLOCK == 0 {
         let seen = reader ? p.writerOpens : p.readerOpens

@@ -167,6 +167,7 @@ extension Kernel {
         entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
         entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
+        entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
         entries["environ"] = { file(7) { k.procEnviron(tg) } }
@@ -270,15 +271,44 @@ extension Kernel {
         return t.copyIn(t.mm.envStart, Int(min(t.mm.envEnd - t.mm.envStart, 1 << 20))) ?? []
     }
 
-    func procMaps(_ tg: ThreadGroup) -> String {
+    /// /proc/[pid]/maps, or with `details` /proc/[pid]/smaps: each mapping's
+    /// line followed by its sizes in kB. Moat does not track which pages are
+    /// resident (mincore says all are), so Rss is the whole mapping, as it
+    /// is on Linux for a locked one; Locked is Rss for a locked mapping.
+    func procMaps(_ tg: ThreadGroup, details: Bool = false) -> String {
         guard let t = tg.leader ?? tg.tasks.first else { return "" }
         var s = ""
         for v in t.mm.vmas {
             let p = (v.prot & PROT_READ != 0 ? "r" : "-") + (v.prot & PROT_WRITE != 0 ? "w" : "-") + (v.prot & PROT_EXEC != 0 ? "x" : "-") + (v.flags & MAP_SHARED != 0 ? "s" : "p")
             s += "\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0"
             s += v.name.isEmpty ? "\n" : String(repeating: " ", count: 10) + v.name + "\n"
+            if details { s += smapsFields(v) }
         }
         return s
+    }
+
+    private func smapsFields(_ v: VMA) -> String {
+        let kb = (v.end - v.start) / 1024
+        let anon = v.flags & MAP_ANONYMOUS != 0 && v.flags & MAP_SHARED == 0
+        let shared = v.flags & MAP_SHARED != 0
+        func line(_ name: String, _ value: UInt64) -> String { padRight(name + ":", 16) + padLeft(String(value), 8) + " kB\n" }
+        var s = line("Size", kb) + line("KernelPageSize", 4) + line("MMUPageSize", 4) + line("Rss", kb) + line("Pss", kb)
+        s += line("Pss_Dirty", anon ? kb : 0) + line("Shared_Clean", 0) + line("Shared_Dirty", 0)
+        s += line("Private_Clean", anon ? 0 : kb) + line("Private_Dirty", anon ? kb : 0) + line("Referenced", kb)
+        s += line("Anonymous", anon ? kb : 0) + line("KSM", 0) + line("LazyFree", 0) + line("AnonHugePages", 0)
+        s += line("ShmemPmdMapped", 0) + line("FilePmdMapped", 0) + line("Shared_Hugetlb", 0) + line("Private_Hugetlb", 0)
+        s += line("Swap", 0) + line("SwapPss", 0) + line("Locked", v.locked ? kb : 0)
+        s += "THPeligible:    0\n"
+        var flags: [String] = []
+        if v.prot & PROT_READ != 0 { flags.append("rd") }
+        if v.prot & PROT_WRITE != 0 { flags.append("wr") }
+        if v.prot & PROT_EXEC != 0 { flags.append("ex") }
+        if shared { flags.append("sh") }
+        flags += ["mr", "mw", "me"]
+        if shared { flags.append("ms") }
+        if v.locked { flags.append("lo") }
+        if anon { flags.append("ac") }
+        return s + "VmFlags: " + flags.joined(separator: " ") + " \n"
     }
 
     func procLimits(_ tg: ThreadGroup) -> String {
@@ -308,7 +338,13 @@ final class ProcFdTarget: Inode {
     }
     override var cacheable: Bool { false }
     override func stat() -> Result<Stat, Errno> { file.stat() }
-    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        // A pipe is opened anew, with the access mode asked for.
+        if let p = file as? PipeFD {
+            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC))
+        }
+        return .success(file)
+    }
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
         if let i = file.inode, !(i is StdioInode) { return i.setattr(a) }
         return .success(())

@@ -24,6 +24,10 @@ final class UnixSockFD: FileDescription {
     /// SO_RCVTIMEO / SO_SNDTIMEO, handed to the connection.
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
+    /// shutdown() before (or without) a connection: Linux allows it on any
+    /// AF_UNIX socket, and it ends a blocked recv (0) or accept (EINVAL).
+    var shutRead = false
+    var shutWrite = false
     /// The credentials of the process that called listen (what a client's
     /// SO_PEERCRED reports).
     var listenCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
@@ -83,10 +87,8 @@ final class UnixSockFD: FileDescription {
         if data.count > 212_992 { anc?.discard(); return err(EMSGSIZE) }
         while target.datagrams.count >= UnixSockFD.datagramQueueMax {
             if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
-            target.waiters.add(t)
-            let r = t.block(deadline: nil)
-            target.waiters.remove(t)
-            if r == .interrupted && target.datagrams.count >= UnixSockFD.datagramQueueMax { anc?.discard(); return -ERESTARTSYS }
+            let w = target.wait(t, timeoutNs: sndTimeoutNs) { target.datagrams.count >= UnixSockFD.datagramQueueMax && target.refs > 0 }
+            if w < 0 { anc?.discard(); return w }
             if target.refs == 0 { anc?.discard(); return err(ECONNREFUSED) }
         }
         var a = anc
@@ -101,21 +103,46 @@ final class UnixSockFD: FileDescription {
     func recvDatagram(_ t: Task, max: Int, peek: Bool, dontWait: Bool) -> (ret: Int, data: [UInt8], from: [UInt8]?, anc: Ancillary?, truncated: Bool, full: Int) {
         while datagrams.isEmpty {
             if nonblocking || dontWait { return (err(EAGAIN), [], nil, nil, false, 0) }
-            waiters.add(t)
-            let r = t.block(deadline: nil)
-            waiters.remove(t)
-            if r == .interrupted && datagrams.isEmpty { return (-ERESTARTSYS, [], nil, nil, false, 0) }
+            if shutRead { return (0, [], nil, nil, false, 0) }
+            let w = wait(t, timeoutNs: rcvTimeoutNs) { self.datagrams.isEmpty && !self.shutRead }
+            if w < 0 { return (w, [], nil, nil, false, 0) }
         }
         let d = peek ? datagrams[0] : datagrams.removeFirst()
         if !peek { waiters.notifyAll() }
         return (min(max, d.data.count), Array(d.data.prefix(max)), d.from, d.anc, d.data.count > max, d.data.count)
     }
 
+    /// Waits on this socket's queue (datagrams, connections) for at most
+    /// `timeoutNs` (SO_RCVTIMEO / SO_SNDTIMEO; 0: no bound). Returns 0, or
+    /// while `stillWaiting` holds: EAGAIN after the timeout, -ERESTARTSYS
+    /// (EINTR when a timeout is set, as Linux) after a signal.
+    func wait(_ t: Task, timeoutNs: Int64, _ stillWaiting: () -> Bool) -> Int {
+        waiters.add(t)
+        let r = t.block(deadline: timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) &+ timeoutNs : nil)
+        waiters.remove(t)
+        if r == .timedOut && stillWaiting() { return err(EAGAIN) }
+        if r == .interrupted && stillWaiting() { return timeoutNs > 0 ? err(EINTR) : -ERESTARTSYS }
+        return 0
+    }
+
+    /// shutdown() of a socket that has no connection (Linux's unix_shutdown
+    /// accepts it): wakes what waits on it.
+    func shutdownUnconnected(_ how: Int32) {
+        if how == SHUT_RD || how == SHUT_RDWR { shutRead = true }
+        if how == SHUT_WR || how == SHUT_RDWR { shutWrite = true }
+        waiters.notifyAll()
+    }
+
     override func readiness() -> Int16 {
         if let c = conn { return c.readiness() }
-        if listening { return backlog.isEmpty ? 0 : Int16(pollReadable) }
-        if type == SOCK_DGRAM_ { return Int16(pollWritable | POLLWRBAND_) | (datagrams.isEmpty ? 0 : Int16(pollReadable)) }
-        return Int16(pollWritable | POLLWRBAND_ | POLLHUP)
+        // Linux's unix_poll: both directions shut is HUP, a shut receive
+        // side reads (EOF); a listener is never writable.
+        var r: Int32 = 0
+        if shutRead { r |= pollReadable | POLLRDHUP_ }
+        if shutRead && shutWrite { r |= POLLHUP }
+        if listening { return Int16(r | (backlog.isEmpty ? 0 : pollReadable)) }
+        if type == SOCK_DGRAM_ { return Int16(r | pollWritable | POLLWRBAND_ | (datagrams.isEmpty ? 0 : pollReadable)) }
+        return Int16(r | pollWritable | POLLWRBAND_ | POLLHUP)
     }
     override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
     override func wakeups() -> UInt64 { waiters.wakeups &+ (conn?.wakeups() ?? 0) }

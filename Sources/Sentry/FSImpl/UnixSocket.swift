@@ -16,6 +16,7 @@ import Glibc
 
 /// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them.
 struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
+func sameWriter(_ a: UnixCred, _ b: UnixCred) -> Bool { a.pid == b.pid && a.uid == b.uid && a.gid == b.gid }
 
 extension Task {
     var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: creds.euid, gid: creds.egid) }
@@ -25,6 +26,10 @@ extension Task {
 final class Ancillary {
     var files: [FileDescription] = []
     var cred: UnixCred?
+    /// Streams: where the first piece of the send that carried this ends
+    /// (Linux attaches the files to that one skb, and a read that takes
+    /// them stops there).
+    var streamEnd = Int.max
     init(files: [FileDescription], cred: UnixCred?) {
         self.files = files; self.cred = cred
         for f in files { f.refs += 1 } // in flight
@@ -153,7 +158,10 @@ final class UnixSocketFD: FileDescription {
                 continue
             }
             let n = min(space, count - done)
-            if done == 0, let a = anc { txAnc.entries.append((txAnc.written, a)) }
+            if done == 0, let a = anc {
+                a.streamEnd = txAnc.written + n
+                txAnc.entries.append((txAnc.written, a))
+            }
             if n == 0 { break }
             p.buf.append(contentsOf: data[done..<done + n])
             txAnc.written += n
@@ -203,6 +211,7 @@ final class UnixSocketFD: FileDescription {
         }
         var out: [UInt8] = []
         var anc: Ancillary? = nil
+        var firstCred: UnixCred? = nil
         while out.count < max || max == 0 {
             while p.available == 0 {
                 if shutRead || p.writers == 0 || !out.isEmpty && !waitAll { return Received(ret: out.count, data: out, anc: anc) }
@@ -211,10 +220,38 @@ final class UnixSocketFD: FileDescription {
                 if w < 0 { return out.isEmpty ? Received(ret: w) : Received(ret: out.count, data: out, anc: anc) }
             }
             if max == 0 { return Received(ret: 0) }
-            // Stop at the next send that carries ancillary data, unless it
-            // starts here and nothing was read yet.
             while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
             var limit = p.available
+            if !peek {
+                // Linux's unix_stream_read_generic: a read runs on across
+                // sends, takes the files of the first send that carries
+                // some and stops after that send; with SO_PASSCRED it never
+                // joins sends of different writers.
+                var carriesFiles = false
+                if let e = q.entries.first, e.at == q.read {
+                    if !out.isEmpty, let c = e.anc.cred, let f = firstCred, !sameWriter(c, f) { break }
+                    q.entries.removeFirst()
+                    if out.isEmpty { firstCred = e.anc.cred }
+                    carriesFiles = !e.anc.files.isEmpty
+                    if let a = anc {
+                        a.files += e.anc.files
+                        e.anc.files.removeAll()
+                    } else {
+                        anc = e.anc
+                    }
+                    if carriesFiles { limit = min(limit, e.anc.streamEnd - q.read) }
+                }
+                if let next = q.entries.first { limit = min(limit, next.at - q.read) }
+                let n = min(max - out.count, limit)
+                out.append(contentsOf: p.buf[p.head..<p.head + n])
+                p.head += n
+                q.read += n
+                compact(p)
+                p.notify()
+                if carriesFiles { break }
+                continue
+            }
+            // MSG_PEEK: one stretch up to the next send with ancillary data.
             if let e = q.entries.first {
                 if e.at == q.read && out.isEmpty {
                     anc = e.anc
@@ -277,11 +314,13 @@ final class UnixSocketFD: FileDescription {
     }
 
     override func readiness() -> Int16 {
-        var r = rx.readiness() & Int16(pollReadable | POLLHUP)
+        var r = rx.readiness() & Int16(pollReadable)
         if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(pollReadable) }
         // A writable Unix socket also says POLLWRBAND (Linux's unix_poll).
         if !shutWrite && tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
-        if tx.pipe.readers == 0 { r |= Int16(POLLHUP) }
+        // Linux's unix_poll: HUP once both directions are shut (the peer
+        // gone, or each side shut by either end), not for one alone.
+        if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite) { r |= Int16(POLLHUP) }
         if rx.pipe.writers == 0 { r |= Int16(pollReadable | POLLRDHUP_) }
         if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
         return r

@@ -197,14 +197,18 @@ final class MemoryManager {
         let l = pageUp(len)
         if l == 0 { return 0 }
         guard addr &+ l > addr, addr &+ l <= appTop else { return err(ENOMEM) }
-        // Every page must be mapped.
-        let range = overlapping(addr, addr + l)
+        // Every page must be mapped; Linux changes the mappings before the
+        // first hole and then fails with ENOMEM.
         var cur = addr
-        for v in vmas[range] {
-            if v.start > cur { return err(ENOMEM) }
+        for v in vmas[overlapping(addr, addr + l)] {
+            if v.start > cur { break }
             cur = v.end
         }
-        if cur < addr + l { return err(ENOMEM) }
+        if cur < addr + l {
+            if cur > addr { _ = protect(t, addr: addr, len: cur - addr, prot: prot) }
+            return err(ENOMEM)
+        }
+        let range = overlapping(addr, addr + l)
         if prot & PROT_WRITE != 0 && vmas[range].contains(where: { !$0.mayWrite }) { return err(EACCES) }
         let r = t.thread.protect(addr, l, prot: prot)
         if r < 0 { return r }
@@ -255,6 +259,18 @@ final class MemoryManager {
     func vma(containing a: UInt64) -> VMA? {
         let i = firstEnding(above: a)
         return i < vmas.count && vmas[i].start <= a ? vmas[i] : nil
+    }
+
+    /// Cuts the mapping that contains `a` in two at `a` (a page boundary),
+    /// as Linux splits a VMA whose part gets other flags.
+    func split(at a: UInt64) {
+        let i = firstEnding(above: a)
+        guard i < vmas.count, vmas[i].start < a else { return }
+        var head = vmas[i], tail = vmas[i]
+        head.end = a
+        tail.offset += a - tail.start
+        tail.start = a
+        vmas.replaceSubrange(i...i, with: [head, tail])
     }
 
     func record(_ vma: VMA) { insert(vma) }

@@ -10,8 +10,19 @@ func registerMemory(_ t: SyscallTable) {
     t[10] = { t, a in t.mm.protect(t, addr: a.a0, len: a.a1, prot: a.int(2)) } // mprotect
     t[25] = sysMremap
     t[28] = { t, a in                                                         // madvise
-        if a.a0 & 4095 != 0 { return err(EINVAL) }
         let adv = a.int(2)
+        // Linux's madvise_behavior_valid comes first.
+        if !(0...4).contains(adv) && !(8...25).contains(adv) && !(100...103).contains(adv) { return err(EINVAL) }
+        if a.a0 & 4095 != 0 { return err(EINVAL) }
+        if adv == 8 || adv == 9 {
+            // MADV_FREE works on anonymous private memory only; MADV_REMOVE
+            // on shared memory only (EINVAL for the others).
+            let l = pageUp(a.a1)
+            for v in t.mm.vmas[t.mm.overlapping(a.a0, a.a0 &+ l)] {
+                let anonPrivate = v.flags & MAP_ANONYMOUS != 0 && v.flags & MAP_SHARED == 0
+                if adv == 8 && !anonPrivate || adv == 9 && (v.flags & MAP_SHARED == 0 || v.locked) { return err(EINVAL) }
+            }
+        }
         if adv == 4 /* MADV_DONTNEED */ {
             // Anonymous private pages read back as zero afterwards: let the host do it.
             let l = pageUp(a.a1)
@@ -144,7 +155,9 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         if bytes.count < n { break }
     }
     if prot != PROT_READ | PROT_WRITE { _ = t.mm.protect(t, addr: target, len: l, prot: prot) }
-    if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off }
+    // A copy of a file is still a file mapping to the application (smaps,
+    // MADV_FREE): it is anonymous only on the host.
+    if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off; t.mm.vmas[i].flags &= ~MAP_ANONYMOUS }
     return Int(target)
 }
 
@@ -155,6 +168,49 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     if flags & ~Int32(7) != 0 { return err(EINVAL) }
     // MREMAP_FIXED and MREMAP_DONTUNMAP only move, so they need MREMAP_MAYMOVE.
     if flags & 6 != 0 && flags & 1 == 0 { return err(EINVAL) }
+    // MREMAP_DONTUNMAP moves without changing the size.
+    if flags & 4 != 0 && oldLen != newLen { return err(EINVAL) }
+    if oldLen == 0 {
+        // old_size 0: a second mapping of the same pages, for a shared
+        // mapping only; it must move (Linux: ENOMEM without MREMAP_MAYMOVE).
+        guard let v = t.mm.vma(containing: old) else { return err(EFAULT) }
+        if v.flags & MAP_SHARED == 0 { return err(EINVAL) }
+        if flags & 1 == 0 { return err(ENOMEM) }
+        let dst: UInt64
+        if flags & 2 != 0 {
+            dst = a.a4
+            if dst & 4095 != 0 || dst &+ newLen < dst || dst + newLen > t.mm.appTop { return err(EINVAL) }
+            _ = t.mm.unmap(t, addr: dst, len: newLen)
+        } else {
+            guard let f = t.mm.findFree(newLen) else { return err(ENOMEM) }
+            dst = f
+        }
+        let r = t.thread.inject(25, old, 0, newLen, 3 /* MAYMOVE|FIXED */, dst)
+        if r < 0 { return r }
+        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
+        t.mm.record(n)
+        return Int(dst)
+    }
+    if flags & 4 != 0 {
+        // The pages move; the old range stays mapped and reads as fresh
+        // memory (the host's mremap does it in the stub's address space).
+        guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
+        let dst: UInt64
+        if flags & 2 != 0 {
+            dst = a.a4
+            if dst & 4095 != 0 || dst &+ newLen < dst || dst + newLen > t.mm.appTop { return err(EINVAL) }
+            if dst < old + oldLen && old < dst + newLen { return err(EINVAL) }
+            _ = t.mm.unmap(t, addr: dst, len: newLen)
+        } else {
+            guard let f = t.mm.findFree(newLen) else { return err(ENOMEM) }
+            dst = f
+        }
+        let r = t.thread.inject(25, old, oldLen, newLen, 7 /* MAYMOVE|FIXED|DONTUNMAP */, dst)
+        if r < 0 { return r }
+        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
+        t.mm.record(n)
+        return Int(dst)
+    }
     guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
     if flags & 2 != 0 { // MREMAP_FIXED: to exactly new_address, replacing what is there
         let dst = a.a4
@@ -205,9 +261,10 @@ private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool) -> 
         if limit == 0 { return err(EPERM) }
         if end - start > limit { return err(ENOMEM) }
     }
-    // Only VMAs wholly inside the range are marked (VMAs are not split here).
-    for i in t.mm.overlapping(start, end) where t.mm.vmas[i].start >= start && t.mm.vmas[i].end <= end {
-        t.mm.vmas[i].locked = lock
-    }
+    // The range becomes mappings of its own, as on Linux (VM_LOCKED splits
+    // a VMA): /proc/self/smaps shows the locked part by itself.
+    t.mm.split(at: start)
+    t.mm.split(at: end)
+    for i in t.mm.overlapping(start, end) { t.mm.vmas[i].locked = lock }
     return 0
 }

@@ -3,12 +3,17 @@
 // tracer and tracee are both Sentry tasks). What is there: PTRACE_TRACEME,
 // ATTACH, SEIZE, DETACH, CONT, KILL, PEEKTEXT/PEEKDATA, POKETEXT/POKEDATA,
 // signal-delivery stops reported to the tracer's wait, and the legacy
-// SIGTRAP after a traced task's execve. Register access, single-stepping
-// and the PTRACE_O_* event options answer EIO.
+// SIGTRAP after a traced task's execve, and PEEKUSER/POKEUSER of the x86
+// debug registers (kept and read back; no hardware breakpoint is armed, so
+// a watchpoint never fires). Other register access, single-stepping and
+// the PTRACE_O_* event options answer EIO.
 
 import Glibc
 
 private let PTRACE_TRACEME = 0, PTRACE_PEEKTEXT = 1, PTRACE_PEEKDATA = 2, PTRACE_POKETEXT = 4, PTRACE_POKEDATA = 5
+private let PTRACE_PEEKUSER = 3, PTRACE_POKEUSER = 6
+/// offsetof(struct user, u_debugreg) on x86-64, and the struct's size.
+private let userDebugRegs: UInt64 = 848, userSize: UInt64 = 912
 private let PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_ATTACH = 16, PTRACE_DETACH = 17, PTRACE_SEIZE = 0x4206
 
 /// A traced task's side of the relationship. Guarded by Kernel.mu.
@@ -23,6 +28,8 @@ final class PtraceState {
     var reported = false
     /// The signal to deliver on resumption (0: suppressed).
     var resumeSignal: Int32 = 0
+    /// DR0-DR7 as the tracer set them (PTRACE_POKEUSER).
+    var debugRegs = [UInt64](repeating: 0, count: 8)
     init(tracer: ThreadGroup) { self.tracer = tracer }
 }
 
@@ -104,7 +111,11 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         target.tg.beginExit(code: SIGKILL, bySignal: true)
         return 0
     }
-    if !p.stopped { return err(ESRCH) }
+    // A tracee in a group stop (attached while stopped) is as good as in a
+    // ptrace stop for reading, writing and detaching it: Linux turns that
+    // stop into a ptrace stop before PTRACE_ATTACH returns.
+    let peeks = [PTRACE_PEEKTEXT, PTRACE_PEEKDATA, PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_DETACH]
+    if !p.stopped && !(target.tg.stopped && peeks.contains(req)) { return err(ESRCH) }
     switch req {
     case PTRACE_CONT, PTRACE_DETACH:
         if data > 64 { return err(EIO) }
@@ -120,6 +131,21 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
     case PTRACE_POKETEXT, PTRACE_POKEDATA:
         var word = data
         return target.memWrite(addr, &word, 8) == 8 ? 0 : err(EIO)
+    case PTRACE_PEEKUSER, PTRACE_POKEUSER:
+        // Linux: an offset inside struct user, 8-aligned, else EIO. Only
+        // the debug registers are emulated; DR4 and DR5 do not exist.
+        if addr & 7 != 0 || addr >= userSize { return err(EIO) }
+        guard addr >= userDebugRegs else { return err(EIO) }
+        let n = Int((addr - userDebugRegs) / 8)
+        if n == 4 || n == 5 { return err(EIO) }
+        if req == PTRACE_PEEKUSER {
+            var word = p.debugRegs[n]
+            return t.memWrite(data, &word, 8) == 8 ? 0 : err(EFAULT)
+        }
+        // A breakpoint address must be a user address.
+        if n < 4 && data >= taskSizeMax { return err(EINVAL) }
+        p.debugRegs[n] = data
+        return 0
     default:
         return err(EIO)
     }

@@ -190,7 +190,11 @@ func registerSocket(_ t: SyscallTable) {
         let how = a.int(1)
         if how < 0 || how > 2 { return err(EINVAL) }
         if let s = f as? InetSocketFD { return s.shutdown(how) }
-        guard let s = unixConnected(f) else { return f is UnixSockFD ? err(ENOTCONN) : err(ENOTSOCK) }
+        guard let s = unixConnected(f) else {
+            guard let u = f as? UnixSockFD else { return err(ENOTSOCK) }
+            u.shutdownUnconnected(how)
+            return 0
+        }
         s.shutdown(how)
         return 0
     }
@@ -441,7 +445,8 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
     var files: [FileDescription] = []
     var cred: UnixCred? = nil
     for c in control {
-        guard c.level == SOL_SOCKET else { return .failure(Errno(EINVAL)) }
+        // Linux's __scm_send skips messages of other levels on AF_UNIX.
+        guard c.level == SOL_SOCKET else { continue }
         switch c.type {
         case SCM_RIGHTS_:
             let n = c.data.count / 4
@@ -454,6 +459,8 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
             if c.data.count < 12 { return .failure(Errno(EINVAL)) }
             let me = t.unixCred, creds = t.creds
             let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: get32(c.data, 4), gid: get32(c.data, 8))
+            // (uid_t)-1 and (gid_t)-1 name nobody (Linux: not a valid id).
+            if want.uid == UInt32.max || want.gid == UInt32.max { return .failure(Errno(EINVAL)) }
             // Only one's own identity, unless privileged.
             if want.pid != me.pid && !creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
             if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.has(Cap.setuid) { return .failure(Errno(EPERM)) }
@@ -487,6 +494,13 @@ func deliverAncillary(_ t: Task, _ anc: Ancillary?, passcred: Bool, cap: Int, cl
             put32(&b, 16, c.pid); put32(&b, 20, Int32(bitPattern: c.uid)); put32(&b, 24, Int32(bitPattern: c.gid))
             if cap - out.count >= 32 { b += [0, 0, 0, 0] }
             out += b
+        } else if cap - out.count >= 16 {
+            // Linux's put_cmsg: what fits of the message, its cmsg_len cut too.
+            let len = cap - out.count
+            var b = header(len, SCM_CREDENTIALS_) + [UInt8](repeating: 0, count: 12)
+            put32(&b, 16, c.pid); put32(&b, 20, Int32(bitPattern: c.uid)); put32(&b, 24, Int32(bitPattern: c.gid))
+            out += b.prefix(len)
+            truncated = true
         } else {
             truncated = true
         }
@@ -581,6 +595,7 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     let l: UnixSockFD
     switch unixSocketNamed(t, name) { case .success(let x): l = x; case .failure(let e): return e.ret }
     if !l.listening || l.type != s.type { return err(l.type != s.type ? EPROTOTYPE : ECONNREFUSED) }
+    if l.shutRead { return err(ECONNREFUSED) }
     if l.backlog.count >= 4096 { return err(EAGAIN) }
     let (mine, theirs) = UnixSocketFD.pair(type: s.type, flags: O_RDWR)
     mine.peerCred = l.listenCred
@@ -604,10 +619,10 @@ private func unixAccept(_ t: Task, _ f: FileDescription, _ a: Args, _ flags: Int
     if !s.listening { return err(EINVAL) }
     while s.backlog.isEmpty {
         if s.nonblocking { return err(EAGAIN) }
-        s.waiters.add(t)
-        let r = t.block(deadline: nil)
-        s.waiters.remove(t)
-        if r == .interrupted && s.backlog.isEmpty { return -ERESTARTSYS }
+        // A listener shut down for reading accepts nothing more (Linux: EINVAL).
+        if s.shutRead { return err(EINVAL) }
+        let w = s.wait(t, timeoutNs: s.rcvTimeoutNs) { s.backlog.isEmpty && !s.shutRead }
+        if w < 0 { return w }
     }
     let c = s.backlog.removeFirst()
     c.flags = O_RDWR | (flags & O_NONBLOCK)

@@ -15,6 +15,26 @@ func registerSplice(_ t: SyscallTable) {
     t[275] = sysSplice
     t[276] = sysTee
     t[326] = sysCopyFileRange
+    t[278] = sysVmsplice
+}
+
+/// vmsplice: user memory into a pipe (its write end) or out of it (its read
+/// end). Moat's pipes hold copies, so this is writev/readv on the pipe, with
+/// SPLICE_F_NONBLOCK (2) as O_NONBLOCK; SPLICE_F_GIFT changes nothing.
+func sysVmsplice(_ t: Task, _ a: Args) -> Int {
+    if a.a3 & ~0xf != 0 { return err(EINVAL) }
+    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    if a.a2 > 1024 { return err(EINVAL) }                                    // UIO_MAXIOV
+    guard let p = f as? PipeFD else { return err(EBADF) }
+    let toPipe = !p.isReader || p.alsoWriter
+    // Into a pipe: Linux waits for room (a free page) and then moves what
+    // fits, never waiting again (a block larger than the pipe returns a
+    // short count; writev semantics would wait for a reader for ever).
+    if toPipe && a.a3 & 2 == 0 && !f.nonblocking {
+        let w = waitPipe(t, p.pipe) { $0.capacity - $0.used >= 4096 || $0.readers == 0 }
+        if w < 0 { return w }
+    }
+    return withNonblocking(f, toPipe || a.a3 & 2 != 0) { sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: toPipe) }
 }
 
 let SPLICE_F_NONBLOCK_: UInt32 = 2
