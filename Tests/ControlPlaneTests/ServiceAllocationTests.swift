@@ -39,7 +39,8 @@ extension APIServerTests {
         XCTAssertEqual(outside?.details["causes"].array?.first?["field"], "spec.ports[1].nodePort")
         // The failed create kept nothing: its first port's allocation is free again, as is a
         // deleted Service's port.
-        XCTAssertEqual(try await cluster.store.list(resource: APIRegistry.nodePortResource, namespace: nil).items.count, 3)
+        let held = try await cluster.store.list(resource: APIRegistry.nodePortResource, namespace: nil).items.count
+        XCTAssertEqual(held, 3)
         try await client.delete(.services, namespace: "default", name: "b")
         let c = try await client.create(.services, namespace: "default", nodePortService("c", [31234]))
         XCTAssertEqual(c[path: "spec", "ports"].array?.first?["nodePort"], 31234)

@@ -128,11 +128,12 @@ extension MoatServerTests {
             try ip(["-n", ns, "link", "set", "eth0", "up"])
             XCTAssertEqual(try run("/usr/bin/nsenter", ["--net=" + path(n), "--", "/usr/sbin/sysctl", "-qw", "net.ipv4.ip_forward=1"]).code, 0)
             // The node's pod network: a bridge (cni0, in the node's namespace) for its pod CIDR
-            // (no subnet here: the runtime fills in its Node's); pods get a route to the cluster
-            // CIDR only. Address bookkeeping stays in the test's directory.
+            // (no subnet here: the runtime fills in its Node's); pods get routes to the cluster
+            // CIDR and to the nodes' network (the service proxies connect from their node's
+            // address), nothing else. Address bookkeeping stays in the test's directory.
             let conf = """
                 {"cniVersion": "1.0.0", "name": "\(tag)-\(n)", "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-                 "ipam": {"type": "host-local", "routes": [{"dst": "10.244.0.0/16"}], "dataDir": "\(dir)/ipam-\(n)"}}]}
+                 "ipam": {"type": "host-local", "routes": [{"dst": "10.244.0.0/16"}, {"dst": "10.199.0.0/24"}], "dataDir": "\(dir)/ipam-\(n)"}}]}
                 """
             try FileManager.default.createDirectory(atPath: dir + "/cni-\(n)", withIntermediateDirectories: true)
             try conf.write(toFile: dir + "/cni-\(n)/10-pods.conflist", atomically: true, encoding: .utf8)
@@ -245,7 +246,7 @@ extension MoatServerTests {
                 for u in "$@"; do
                   h=${u#http://}; h=${h%%/*}; h=${h%%:*}
                   case "$h" in *[a-z]*) a=$(nslookup "$h" 2>/dev/null | awk '/^Name:/ {n=1} n && /^Address/ {print $2; exit}'); u=$(echo "$u" | sed "s|//$h|//$a|");; esac
-                  i=0; while [ $i -lt \(times) ]; do i=$((i+1)); timeout 10 wget -q -O - "$u" || echo -n ERR; echo; done
+                  i=0; while [ $i -lt \(times) ]; do i=$((i+1)); timeout 10 wget -q -O - "$u" 2>/dev/null || echo -n ERR; echo; done
                 done
                 """
             let r = try kubectl(["exec", "client", "--", "sh", "-c", script, "sh"] + urls)
@@ -314,9 +315,10 @@ extension MoatServerTests {
 
         // n2's agent dies: once n2 is not ready and the eviction timeout passed, its web pods
         // come back on s1 (the only other node with web=yes), and answer through the Service.
-        let onN2 = try webPods().filter { $0.contains("@n2@") }
-        print("web pods on n2 before its agent is killed: \(onN2)")
-        XCTAssertFalse(onN2.isEmpty, "no web pod on n2 to move: \(try webPods())")
+        let before = try webPods()
+        let onN2 = before.filter { $0.contains("@n2@") }
+        XCTAssertFalse(onN2.isEmpty, "no web pod on n2 to move: \(before)")
+        print("web pods before n2's agent is killed: \(before)")
         if let a = agents["n2"] { kill(a.processIdentifier, SIGKILL); a.waitUntilExit() }
         try waitFor("node n2 not ready", timeout: 90) { !(try kubectl(["get", "node", "n2"]).out.contains(" Ready ")) }
         try waitFor("every web pod Running on s1", timeout: 150) {
