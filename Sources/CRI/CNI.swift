@@ -5,7 +5,11 @@
 // in order (the previous plugin's result passed on as prevResult) and DEL in
 // reverse order, CNI_IFNAME=eth0, the pod's network namespace in CNI_NETNS.
 // A plugin declaring the portMappings capability (portmap) gets the pod's
-// host ports as runtimeConfig.portMappings, on ADD and on DEL.
+// host ports as runtimeConfig.portMappings, on ADD and on DEL. A host-local IPAM without a
+// subnet or ranges of its own gets the node's pod CIDR (what the node agent passed in
+// UpdateRuntimeConfig: its Node's spec.podCIDR), so one configuration serves every node,
+// each handing out addresses from its own range; until the runtime knows the CIDR such a
+// network is not ready.
 
 import Foundation
 import Glibc
@@ -17,6 +21,15 @@ struct CNINetwork {
     var cniVersion: String
     var plugins: [[String: Any]]
     var binDir: String
+    /// The node's pod CIDR, for a host-local IPAM without a subnet (empty: not known yet).
+    var podCIDR = ""
+
+    /// Whether a plugin's host-local IPAM takes its range from the node's pod CIDR.
+    static func wantsPodCIDR(_ plugin: [String: Any]) -> Bool {
+        guard let ipam = plugin["ipam"] as? [String: Any], ipam["type"] as? String == "host-local" else { return false }
+        return ipam["subnet"] == nil && ipam["ranges"] == nil
+    }
+    var needsPodCIDR: Bool { plugins.contains(where: Self.wantsPodCIDR) }
 
     static func load(confDir: String, binDir: String) throws -> CNINetwork {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: confDir)) ?? [])
@@ -90,6 +103,13 @@ struct CNINetwork {
                 return d
             }
             if !maps.isEmpty { conf["runtimeConfig"] = ["portMappings": maps] }
+        }
+        if Self.wantsPodCIDR(plugin), var ipam = plugin["ipam"] as? [String: Any] {
+            guard !podCIDR.isEmpty else {
+                throw CRIError.failedPrecondition("the CNI network \(name) takes the node's pod CIDR, and the runtime has none yet (UpdateRuntimeConfig)")
+            }
+            ipam["ranges"] = [[["subnet": podCIDR]]]
+            conf["ipam"] = ipam
         }
         conf["name"] = name
         conf["cniVersion"] = cniVersion

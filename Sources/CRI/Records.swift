@@ -44,6 +44,8 @@ struct PodRecord: Codable, Sendable {
     /// even after a restart); empty without CNI.
     var cniNetwork: String = ""
     var cniNetnsPath: String = ""
+    /// The pod CIDR a host-local range without a subnet was given on ADD (for DEL after a restart).
+    var podCIDR: String? = nil
     var reason: String = ""
 }
 

@@ -242,6 +242,13 @@ actor CRIRuntime {
             do { cni = try CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") } catch {
                 throw CRIError.failedPrecondition("the pod network is not ready: \(error)")
             }
+            cni?.podCIDR = podCIDR
+            if cni?.needsPodCIDR == true {
+                guard !podCIDR.isEmpty else {
+                    throw CRIError.failedPrecondition("the pod network is not ready: it takes the node's pod CIDR, which the runtime does not know yet (UpdateRuntimeConfig)")
+                }
+                rec.podCIDR = podCIDR
+            }
         }
         reserved.insert(key)
         defer { reserved.remove(key) }
@@ -298,7 +305,11 @@ actor CRIRuntime {
     /// Whether the pod network is usable (Status's NetworkReady).
     func networkReady() -> (Bool, String) {
         guard let dir = options.cniConfDir else { return (true, "") }
-        do { _ = try CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni"); return (true, "") } catch {
+        do {
+            let cni = try CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni")
+            if cni.needsPodCIDR && podCIDR.isEmpty { return (false, "the CNI network \(cni.name) takes the node's pod CIDR, not known yet") }
+            return (true, "")
+        } catch {
             return (false, "\(error)")
         }
     }
@@ -313,10 +324,12 @@ actor CRIRuntime {
         // the pod's (after the Sentry is gone its pid may be reused; then
         // DEL gets no namespace and only releases what the plugins hold).
         if var rec = pods[id], !rec.cniNetwork.isEmpty, let dir = options.cniConfDir,
-           let cni = try? CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") {
+           var cni = try? CNINetwork.load(confDir: dir, binDir: options.cniBinDir ?? "/usr/lib/cni") {
+            cni.podCIDR = rec.podCIDR ?? podCIDR
+            let net = cni
             let ns = liveSandbox(id) != nil ? rec.cniNetnsPath : ""
             let maps = rec.portMappings
-            _ = try? await offload { try cni.del(containerID: id, netns: ns, portMappings: maps) }
+            _ = try? await offload { try net.del(containerID: id, netns: ns, portMappings: maps) }
             rec.cniNetwork = ""
             pods[id] = rec
             try store.save(.pods, id, rec)

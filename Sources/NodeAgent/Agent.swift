@@ -150,6 +150,8 @@ final class NodeAgent: @unchecked Sendable {
     /// The service proxy, with --service-cidr; its pods' namespaces by sandbox ID (ServiceProxy.swift).
     let proxy: ServiceProxy?
     var sandboxNamespaces: [String: String] = [:]
+    /// The pod CIDR last passed to the runtime. Guarded by: lock
+    var runtimePodCIDR = ""
 
     init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
         o = options; self.api = api; self.runtime = runtime; self.images = images
@@ -208,12 +210,35 @@ final class NodeAgent: @unchecked Sendable {
     /// the Node's status (every `statusInterval`, and at once at start).
     func heartbeat() async throws {
         try await renewLease()
-        if let last = lastStatus, Date().timeIntervalSince(last) < o.statusInterval { return }
+        let node = try await api.getIfExists(.nodes, namespace: "", name: o.nodeName)
+        await passPodCIDR(node)
+        // The status again before its time when the Node is not Ready=True: the lifecycle
+        // controller marked it Unknown (a heartbeat came late), and only a posted status takes
+        // that back (else its pods are evicted from a live node).
+        if let last = lastStatus, Date().timeIntervalSince(last) < o.statusInterval,
+           node?.condition("Ready")?["status"].string == "True" { return }
         // The annotations again too: the API never shows the token, so an update of the Node by
         // someone else (get, edit, put) drops it.
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken), NodeProxy.gracefulDeletionAnnotation: "true"])]])
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["status": nodeStatus(ready: true)], subresource: "status")
         lastStatus = Date()
+    }
+
+    /// The Node's pod CIDR (--pod-cidr, or the NodeIPAM controller's) to the runtime, whose
+    /// CNI network takes it when its host-local range names no subnet. Sent with every
+    /// heartbeat (a restarted runtime forgets it), and on every sync until it was sent once.
+    func passPodCIDR(_ node: JSON?) async {
+        guard let cidr = node?["spec"]["podCIDR"].string, !cidr.isEmpty else { return }
+        var r = Runtime_V1_UpdateRuntimeConfigRequest()
+        r.runtimeConfig.networkConfig.podCidr = cidr
+        do {
+            _ = try await runtime.updateRuntimeConfig(r)
+            if lock.withLock({ let first = runtimePodCIDR != cidr; runtimePodCIDR = cidr; return first }) {
+                log.info("pod CIDR \(cidr) passed to the runtime")
+            }
+        } catch {
+            log.info("UpdateRuntimeConfig: \(error)")
+        }
     }
 
     static let leaseNamespace = "kube-node-lease"
@@ -261,6 +286,7 @@ final class NodeAgent: @unchecked Sendable {
     // MARK: pods
 
     func sync() async throws {
+        if lock.withLock({ runtimePodCIDR.isEmpty }) { await passPodCIDR(try? await api.getIfExists(.nodes, namespace: "", name: o.nodeName)) }
         let opts = ListOptions(fieldSelector: FieldSelector(terms: [.init(field: "spec.nodeName", value: o.nodeName, negated: false)]))
         let pods = try await api.list(.pods, namespace: nil, options: opts)["items"].array ?? []
         let sandboxes = try await runtime.listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items

@@ -25,7 +25,8 @@ final class CRICNITests: XCTestCase {
     /// A node namespace of the test's own where the plugins run (through
     /// wrapper scripts in dir/bin), and a chained bridge + tuning
     /// configuration in dir/conf. The caller deletes `node` and `dir`.
-    func makeTestNetwork(node: String, dir: String, subnet: String) throws {
+    /// Without a subnet, the IPAM names none (the runtime fills in the node's pod CIDR).
+    func makeTestNetwork(node: String, dir: String, subnet: String?) throws {
         try CRITestEnv.requireRoot()
         for b in ["bridge", "host-local", "tuning"] where !FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/" + b) {
             let _: Void = try CRITestEnv.missing("/usr/lib/cni/\(b) (containernetworking-plugins)")
@@ -41,10 +42,11 @@ final class CRICNITests: XCTestCase {
             try "#!/bin/sh\nexec ip netns exec \(node) /usr/lib/cni/\(b) \"$@\"\n".write(toFile: w, atomically: true, encoding: .utf8)
             chmod(w, 0o755)
         }
+        let ranges = subnet.map { #", "ranges": [[{"subnet": "\#($0)"}]]"# } ?? ""
         let conf = """
         {"cniVersion": "1.0.0", "name": "moat-test", "plugins": [
           {"type": "bridge", "bridge": "moatbr0", "isGateway": true, "ipMasq": false,
-           "ipam": {"type": "host-local", "dataDir": "\(dir)/ipam", "ranges": [[{"subnet": "\(subnet)"}]]}},
+           "ipam": {"type": "host-local", "dataDir": "\(dir)/ipam"\(ranges)}},
           {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_local": "1"}}
         ]}
         """
@@ -77,6 +79,32 @@ final class CRICNITests: XCTestCase {
         try net.del(containerID: "c0ffee", netns: "/var/run/netns/" + pod)
         XCTAssertNotEqual(sh("ip netns exec \(pod) ip link show eth0").0, 0, "eth0 still there after DEL")
         // The address went back to the pool.
+        let leases = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/moat-test")) ?? []
+        XCTAssertFalse(leases.contains(r.ip), "\(leases)")
+    }
+
+    /// A host-local IPAM without a subnet takes the node's pod CIDR (UpdateRuntimeConfig's),
+    /// on ADD and on DEL; without one it refuses before any plugin runs.
+    func testRangeWithoutSubnetTakesThePodCIDR() throws {
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let node = "moat-cni-node-" + tag, pod = "moat-cni-pod-" + tag
+        let dir = NSTemporaryDirectory() + "moat-cni-" + tag
+        defer {
+            _ = sh("ip netns del \(pod) 2>/dev/null; ip netns del \(node) 2>/dev/null")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try makeTestNetwork(node: node, dir: dir, subnet: nil)
+        XCTAssertEqual(sh("ip netns add \(pod)").0, 0)
+        var net = try CNINetwork.load(confDir: dir + "/conf", binDir: dir + "/bin")
+        XCTAssertTrue(net.needsPodCIDR)
+        XCTAssertThrowsError(try net.add(containerID: "c0ffee", netns: "/var/run/netns/" + pod, podName: "p", podNamespace: "default", podUID: "u")) { e in
+            XCTAssertTrue("\(e)".contains("pod CIDR"), "\(e)")
+        }
+        XCTAssertNotEqual(sh("ip netns exec \(pod) ip link show eth0").0, 0, "a plugin ran without a pod CIDR")
+        net.podCIDR = "10.99.9.0/24"
+        let r = try net.add(containerID: "c0ffee", netns: "/var/run/netns/" + pod, podName: "p", podNamespace: "default", podUID: "u")
+        XCTAssertTrue(r.ip.hasPrefix("10.99.9."), r.ip)
+        try net.del(containerID: "c0ffee", netns: "/var/run/netns/" + pod)
         let leases = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/ipam/moat-test")) ?? []
         XCTAssertFalse(leases.contains(r.ip), "\(leases)")
     }

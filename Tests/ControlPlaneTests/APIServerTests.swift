@@ -346,6 +346,7 @@ class APIServerTests: XCTestCase {
 final class EtcdAPIServerTests: APIServerTests {
     override class var backend: Backend { .etcd }
     override func testDiscoveryAndVersion() async throws { try await super.testDiscoveryAndVersion() }
+    func testNodePortsComeFromTheirRangeOnEtcd() async throws { try await testNodePortsComeFromTheirRange() }
     override func testOpenAPIV3DeclaresServerSideFieldValidation() async throws { try await super.testOpenAPIV3DeclaresServerSideFieldValidation() }
     override func testCreateDefaultsAndGenerateName() async throws { try await super.testCreateDefaultsAndGenerateName() }
     override func testValidationReturns422NamingTheField() async throws { try await super.testValidationReturns422NamingTheField() }

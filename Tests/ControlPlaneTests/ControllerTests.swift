@@ -396,4 +396,5 @@ final class EtcdControllerTests: ControllerTests {
     override func testJobRetriesFailedPodsUpToBackoffLimit() async throws { try await super.testJobRetriesFailedPodsUpToBackoffLimit() }
     override func testDaemonSetFollowsNodesSelectorsAndTaints() async throws { try await super.testDaemonSetFollowsNodesSelectorsAndTaints() }
     override func testEndpointsTrackReadyPodIPs() async throws { try await super.testEndpointsTrackReadyPodIPs() }
+    func testHeadlessServiceNamesItsReadyPodsInDNSOnEtcd() async throws { try await testHeadlessServiceNamesItsReadyPodsInDNS() }
 }

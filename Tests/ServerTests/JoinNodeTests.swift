@@ -2,7 +2,7 @@
 // `moat cri` + `moat node` pair of the test's joins through the server's local socket. n2 gets
 // its own pod CIDR, runs the pods bound to it, cannot read s1's; when its agent is killed, the
 // node goes not ready and its Deployment pod moves to s1 after the (short) eviction timeout.
-// (Several nodes in network namespaces of their own, with routes between them: not yet.)
+// (Several nodes in network namespaces of their own, with routes between them: ThreeNodeTests.swift.)
 
 import Foundation
 import XCTest

@@ -20,6 +20,8 @@ final class MoatServerTests: XCTestCase {
         return u.path
     }
     var data: String { dir + "/data" }
+    /// The network namespace (a path) kubectl runs in, when the server runs in one (ThreeNodeTests).
+    var kubectlNetns: String? = nil
     /// A loopback address of the test's own for the cluster DNS (port 53).
     let dnsAddress = "127.77.\(getpid() % 250).10"
 
@@ -85,7 +87,9 @@ final class MoatServerTests: XCTestCase {
 
     /// kubectl with one of the server's kubeconfigs only (no environment, no home directory config).
     func kubectl(_ args: [String], as kubeconfig: String = "kubeconfig") throws -> (code: Int32, out: String) {
-        try run("/usr/bin/kubectl", ["--kubeconfig", data + "/" + kubeconfig, "--request-timeout", "20s"] + args)
+        let a = ["--kubeconfig", data + "/" + kubeconfig, "--request-timeout", "20s"] + args
+        if let ns = kubectlNetns { return try run("/usr/bin/nsenter", ["--net=" + ns, "--", "/usr/bin/kubectl"] + a) }
+        return try run("/usr/bin/kubectl", a)
     }
 
     /// `kubectl create KIND ...` as JSON through `kubectl apply` (ProtobufCreateTests covers the

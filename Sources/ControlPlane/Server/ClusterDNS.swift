@@ -1,6 +1,8 @@
 // ClusterDNS: the cluster's DNS server (UDP), answering A queries for
 // NAME.NAMESPACE.svc.DOMAIN (default domain cluster.local) with the Service's ClusterIP,
-// from an informer over Services. Names in the cluster domain that do not exist get
+// from an informer over Services; a headless Service (clusterIP None) answers with the
+// addresses of its ready endpoints instead (an informer over Endpoints), one A record
+// each, as clients of a headless Service expect. Names in the cluster domain that do not exist get
 // NXDOMAIN; AAAA and other types of existing names get an empty answer; names outside
 // the cluster domain get REFUSED (no forwarding: pods reach no resolver outside the
 // cluster through it).
@@ -15,23 +17,32 @@ import Glibc
 
 public final class ClusterDNS: @unchecked Sendable {
     let services: Informer
+    let endpoints: Informer
     let domain: String
     let ttl: UInt32 = 5
 
     public init(client: any APIClient, domain: String = "cluster.local") {
         services = Informer(client: client, resource: .services)
+        endpoints = Informer(client: client, resource: .endpoints)
         self.domain = domain.lowercased()
     }
 
-    /// The ClusterIP of NAME.NAMESPACE.svc.DOMAIN: .some(address) for a Service with one,
-    /// .some(nil) for a name in the domain without one, nil outside the domain.
-    func lookup(_ name: String) -> UInt32?? {
+    /// The addresses of NAME.NAMESPACE.svc.DOMAIN: .some([ClusterIP]) for a Service with one,
+    /// .some(ready endpoint addresses) for a headless one (possibly none), .some(nil) for a
+    /// name in the domain without a Service, nil outside the domain.
+    func lookup(_ name: String) -> [UInt32]?? {
         let n = name.lowercased().hasSuffix(".") ? String(name.lowercased().dropLast()) : name.lowercased()
         guard n == domain || n.hasSuffix("." + domain) else { return nil }
         let labels = n.dropLast(domain.count).split(separator: ".").map(String.init)
-        guard labels.count == 3, labels[2] == "svc", let svc = services.get(namespace: labels[1], name: labels[0]),
-              let ip = svc["spec"]["clusterIP"].string, let a = IPv4CIDR.parse(ip) else { return .some(nil) }
-        return .some(a)
+        guard labels.count == 3, labels[2] == "svc", let svc = services.get(namespace: labels[1], name: labels[0]) else { return .some(nil) }
+        let ip = svc["spec"]["clusterIP"].string ?? ""
+        if ip == "None" {
+            let eps = endpoints.get(namespace: labels[1], name: labels[0])
+            let all = (eps?["subsets"].array ?? []).flatMap { $0["addresses"].array ?? [] }.compactMap { $0["ip"].string.flatMap(IPv4CIDR.parse) }
+            return .some(Array(Set(all)).sorted())
+        }
+        guard let a = IPv4CIDR.parse(ip) else { return .some(nil) }
+        return .some([a])
     }
 
     /// The reply to one query message; nil for what is not a query worth answering.
@@ -59,15 +70,19 @@ public final class ClusterDNS: @unchecked Sendable {
         guard let found = lookup(labels.joined(separator: ".")) else {
             header(rcode: 5, answers: 0, question: true); return reply + question                          // REFUSED
         }
-        guard let addr = found else { header(rcode: 3, answers: 0, question: true); return reply + question }  // NXDOMAIN
+        guard var addrs = found else { header(rcode: 3, answers: 0, question: true); return reply + question }  // NXDOMAIN
         guard (qtype == 1 || qtype == 255), qclass == 1 || qclass == 255 else {
             header(rcode: 0, answers: 0, question: true); return reply + question
         }
-        header(rcode: 0, answers: 1, question: true)
+        // At most what fits a 512-byte UDP reply (16 bytes a record after the question).
+        addrs = Array(addrs.prefix(max(0, (512 - 12 - question.count) / 16)))
+        header(rcode: 0, answers: addrs.count, question: true)
         reply += question
-        reply += [0xC0, 12, 0, 1, 0, 1]                                          // the question's name, A, IN
-        reply += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 255), UInt8(ttl >> 8 & 255), UInt8(ttl & 255), 0, 4]
-        reply += [UInt8(addr >> 24), UInt8(addr >> 16 & 255), UInt8(addr >> 8 & 255), UInt8(addr & 255)]
+        for addr in addrs {
+            reply += [0xC0, 12, 0, 1, 0, 1]                                      // the question's name, A, IN
+            reply += [UInt8(ttl >> 24), UInt8(ttl >> 16 & 255), UInt8(ttl >> 8 & 255), UInt8(ttl & 255), 0, 4]
+            reply += [UInt8(addr >> 24), UInt8(addr >> 16 & 255), UInt8(addr >> 8 & 255), UInt8(addr & 255)]
+        }
         return reply
     }
 
@@ -86,7 +101,10 @@ public final class ClusterDNS: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         onRunning(Int(UInt16(bigEndian: sa.sin_port)))
 
-        let informer = Task { await services.run() }
+        let informer = Task { await withTaskGroup(of: Void.self) { g in
+            g.addTask { await self.services.run() }
+            g.addTask { await self.endpoints.run() }
+        } }
         let stop = StopFlag()
         let thread = Thread { [self] in
             var buf = [UInt8](repeating: 0, count: 1500)
