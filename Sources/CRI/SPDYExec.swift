@@ -15,6 +15,7 @@ import Dispatch
 import Foundation
 import Glibc
 import NIOCore
+import SPDY
 
 final class SPDYExecSession: SPDYSessionHandling, @unchecked Sendable {
     static let protocolName = "v4.channel.k8s.io"
