@@ -290,17 +290,17 @@ final class NodeAgentTests: XCTestCase {
         let cpOut = try kubectl(["cp", "\(first):/tmp/in", dir + "/from-pod"])
         XCTAssertEqual(cpOut.code, 0, cpOut.out)
         XCTAssertEqual(try? String(contentsOfFile: dir + "/from-pod", encoding: .utf8), "copied in\n")
-        // kubectl exec -it, with kubectl on a terminal (script(1) gives it one). (Whether the process
-        // inside gets a terminal is the runtime's business: `moat cri` gives it pipes today.)
+        // kubectl exec -it, with kubectl on a terminal (script(1) gives it one): the process inside
+        // has a terminal too (the runtime's: a pseudo-terminal in the pod's Sentry for `moat cri`).
         let tty = Process()
         tty.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        tty.arguments = ["-qec", "/usr/bin/kubectl --kubeconfig \(dir)/kubeconfig exec -it \(first) -- sh -c 'echo via-it; exit 4'", "/dev/null"]
+        tty.arguments = ["-qec", "/usr/bin/kubectl --kubeconfig \(dir)/kubeconfig exec -it \(first) -- sh -c '[ -t 0 ] && [ -t 1 ] && echo via-it-on-a-tty; exit 4'", "/dev/null"]
         let ttyOut = Pipe()
         tty.standardOutput = ttyOut; tty.standardError = ttyOut; tty.standardInput = Pipe()
         try tty.run()
         let ttyText = String(decoding: ttyOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         tty.waitUntilExit()
-        XCTAssertTrue(ttyText.contains("via-it"), ttyText)
+        XCTAssertTrue(ttyText.contains("via-it-on-a-tty"), ttyText)
         XCTAssertEqual(tty.terminationStatus, 4)
 
         // kubectl port-forward: SPDY tunnelled in a WebSocket to the API server, relayed to the
