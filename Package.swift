@@ -8,6 +8,8 @@ import PackageDescription
 //   Gofer          the file server confined to the container root.
 //   Sentry         the emulated kernel: tasks, memory, signals, VFS, syscalls.
 //   Sandbox        starts and supervises a Gofer + Sentry pair (moat run, OCI runtime).
+//   SPDY           SPDY/3.1 framing (Kubernetes' streaming protocol): the CRI streaming
+//                  server's side and the API server's side toward a runtime.
 //   ControlPlane   API server, store, scheduler, controllers.
 //   CRIAPI         Kubernetes CRI runtime.v1 messages and gRPC stubs, generated once from
 //                  Sources/CRIAPI/proto/api.proto (see Sources/CRIAPI/README.md); never edited by hand.
@@ -48,10 +50,14 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["CMoat", "Sentry", "Gofer"]),
         .target(name: "COCI"),
         .target(name: "OCI", dependencies: ["CMoat", "COCI", "Sandbox", "Sentry", "GoferProtocol"]),
+        // System C libraries for layer decompression (zlib1g-dev, libzstd-dev).
+        .systemLibrary(name: "CZlib"),
+        .systemLibrary(name: "CZstd"),
+        .target(name: "SPDY", dependencies: ["CZlib"]),
         .target(name: "ControlPlane", dependencies: [
+            "SPDY",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -68,9 +74,6 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["proto", "README.md", "regenerate.sh"]),
-        // System C libraries for layer decompression (zlib1g-dev, libzstd-dev).
-        .systemLibrary(name: "CZlib"),
-        .systemLibrary(name: "CZstd"),
         .target(name: "Images", dependencies: [
             "CZlib", "CZstd",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -78,7 +81,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CRI", dependencies: [
-            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat", "CZlib",
+            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat", "CZlib", "SPDY",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
@@ -121,7 +124,7 @@ let package = Package(
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"], exclude: ["programs"]),
         .testTarget(name: "CRITests", dependencies: [
-            "CRI", "CRIAPI", "CZlib",
+            "CRI", "CRIAPI", "CZlib", "SPDY",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),

@@ -6,3 +6,10 @@ bash rootfs/busybox.sh
 swift build --product moat
 swift build --product moat-fuzz
 swift test "$@"
+# The node agent's suite once more, with the agent on containerd 1.6's CRI
+# (issue 13: the agent speaks standard CRI); in a whole run only.
+if [ $# -eq 0 ]; then
+    out=$(mktemp -d /tmp/moat-node-containerd.XXXXXX)
+    trap 'rm -rf "$out"' EXIT
+    bash Tests/Conformance/node-containerd.sh "$out"
+fi

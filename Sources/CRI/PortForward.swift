@@ -19,6 +19,7 @@ import CMoat
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import SPDY
 
 struct PortForwardStreamRequest: Sendable {
     var podID: String

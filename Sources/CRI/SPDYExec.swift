@@ -8,13 +8,15 @@
 // the stdin stream's DATA goes to the process's stdin until its FIN. At the
 // end a non-zero exit or an error is written as a metav1.Status on the error
 // stream (nothing for success, as v4 does), every stream the server holds
-// gets its FIN and the connection closes. Resize messages are read and
-// ignored: the process has pipes, not a terminal.
+// gets its FIN and the connection closes. With a terminal, the resize
+// stream's messages set its size (ExecTerminal).
 
 import Dispatch
 import Foundation
 import Glibc
 import NIOCore
+import Sandbox
+import SPDY
 
 final class SPDYExecSession: SPDYSessionHandling, @unchecked Sendable {
     static let protocolName = "v4.channel.k8s.io"
@@ -29,6 +31,7 @@ final class SPDYExecSession: SPDYSessionHandling, @unchecked Sendable {
     private var stdinWrite: Int32 = -1
     private let stdinQueue = DispatchQueue(label: "moat.cri.spdy.stdin")
     private let gone = ManagedAtomicFlag()
+    private let terminal = ExecTerminal()
 
     init(request: ExecStreamRequest, runtime: CRIRuntime, channel: Channel) {
         self.request = request; self.runtime = runtime; self.channel = channel
@@ -78,6 +81,7 @@ final class SPDYExecSession: SPDYSessionHandling, @unchecked Sendable {
             send(locked { codec.synReply(id) })
             if ready { start() }
         case .data(let id, let bytes, let fin):
+            if locked({ streams["resize"] }) == id { ExecStreamHandler.resize(terminal, bytes); return }
             guard locked({ streams["stdin"] }) == id else { return }
             if !bytes.isEmpty { writeStdin(bytes) }
             if fin { closeStdin() }
@@ -98,7 +102,7 @@ final class SPDYExecSession: SPDYSessionHandling, @unchecked Sendable {
             for fd in inFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             stdinQueue.sync { stdinWrite = inFDs[1] }
         }
-        ExecStreamHandler.serve(request, runtime: runtime, stdinRead: inFDs[0], gone: gone,
+        ExecStreamHandler.serve(request, runtime: runtime, stdinRead: inFDs[0], gone: gone, terminal: terminal,
             emit: { [self] ch, bytes in
                 let name = ch == 2 ? "stderr" : "stdout"
                 let frame: [UInt8]? = locked {

@@ -186,6 +186,8 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     let request: ExecStreamRequest
     let runtime: CRIRuntime
     let v5: Bool
+    /// With a terminal: the resize messages (channel 4) go to the pod's Sentry through it.
+    let terminal = ExecTerminal()
     private var stdinWrite: Int32 = -1
     private let stdinQueue = DispatchQueue(label: "moat.cri.exec.stdin")
 
@@ -201,7 +203,7 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             stdinWrite = inFDs[1]
         }
         let stdinRead = inFDs[0]
-        Self.serve(request, runtime: runtime, stdinRead: stdinRead, gone: gone,
+        Self.serve(request, runtime: runtime, stdinRead: stdinRead, gone: gone, terminal: terminal,
                    emit: { ch, bytes in Self.send(channel, ch, bytes) },
                    finish: { status, error in Self.finish(channel, status: status, error: error) })
     }
@@ -211,6 +213,7 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     /// `finish` (wait status, or an error). Shared by the WebSocket and SPDY
     /// transports.
     static func serve(_ req: ExecStreamRequest, runtime: CRIRuntime, stdinRead: Int32, gone: ManagedAtomicFlag,
+                      terminal: ExecTerminal? = nil,
                       emit: @escaping @Sendable (UInt8, [UInt8]) -> Void,
                       finish: @escaping @Sendable (Int32, String?) -> Void) {
         Task {
@@ -227,7 +230,7 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
                     finish(0, nil)
                     return
                 }
-                let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, emit: emit) }
+                let status = try await offload { try Self.run(sb, c, req, stdin: stdinRead, terminal: terminal, emit: emit) }
                 finish(status, nil)
             } catch {
                 if stdinRead >= 0 { close(stdinRead) }
@@ -237,7 +240,7 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Runs the process; returns its wait status once its output is drained.
-    static func run(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32,
+    static func run(_ sb: PodSandbox, _ c: ContainerRecord, _ r: ExecStreamRequest, stdin: Int32, terminal: ExecTerminal? = nil,
                     emit: @escaping @Sendable (UInt8, [UInt8]) -> Void) throws -> Int32 {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard pipe(&out) == 0, pipe(&err) == 0 else { throw CRIError.internalError("pipe: \(String(cString: strerror(errno)))") }
@@ -262,7 +265,8 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         p.tty = r.tty
         p.stdin = r.stdin
         let result = Result {
-            try sb.exec(c.id, p, stdin: stdin >= 0 ? stdin : null, stdout: out[1], stderr: err[1], timeoutSeconds: 0)
+            try sb.exec(c.id, p, stdin: stdin >= 0 ? stdin : null, stdout: out[1], stderr: err[1], timeoutSeconds: 0,
+                        terminal: r.tty ? terminal : nil)
         }
         close(out[1]); close(err[1]); close(null)
         if stdin >= 0 { close(stdin) }
@@ -369,6 +373,16 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         return json
     }
 
+    /// A resize message ({"Width":COLUMNS,"Height":ROWS}, possibly several in a row) to the terminal.
+    static func resize(_ terminal: ExecTerminal, _ bytes: [UInt8]) {
+        for part in String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "}" }) {
+            guard let o = try? JSONSerialization.jsonObject(with: Data((part + "}").utf8)) as? [String: Any],
+                  let w = (o["Width"] as? NSNumber)?.intValue, let h = (o["Height"] as? NSNumber)?.intValue,
+                  w > 0, h > 0, w <= 0xffff, h <= 0xffff else { continue }
+            terminal.resize(columns: UInt16(w), rows: UInt16(h))
+        }
+    }
+
     static func jsonString(_ s: String) -> String {
         String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
@@ -384,6 +398,8 @@ final class ExecStreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 writeStdin(bytes)
             } else if ch == 255 && v5 && bytes.first == 0 {
                 closeStdin()
+            } else if ch == 4 {
+                Self.resize(terminal, bytes)
             }
         case .connectionClose:
             closeStdin()

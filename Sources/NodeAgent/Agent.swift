@@ -101,6 +101,14 @@ public enum NodeAgentMain {
         if o.stopPodsOnExit { await stopAllPods(criSocket: o.criSocket) }
     }
 
+    /// The ids of the sandboxes the runtime at `criSocket` holds (ready or not).
+    static func sandboxIDs(criSocket: String) async throws -> [String] {
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: criSocket), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { grpc in
+            try await RuntimeClient(wrapping: grpc).listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.map(\.id)
+        }
+    }
+
     /// Stops and removes every sandbox the runtime holds, over a client of its own: the agent's
     /// was closed with the cancelled task, and this one must not be cancelled half way.
     static func stopAllPods(criSocket: String) async {

@@ -194,6 +194,7 @@ extension NodeAgent {
         c.logPath = "\(c.metadata.name)/\(attempt).log"
         c.tty = spec["tty"].bool ?? false
         c.stdin = spec["stdin"].bool ?? false
+        c.stdinOnce = spec["stdinOnce"].bool ?? false
         if let u = spec["securityContext"]["runAsUser"].int { c.linux.securityContext.runAsUser.value = Int64(u) }
         c.linux.resources = Self.linuxResources(spec)
         var r = Runtime_V1_CreateContainerRequest()

@@ -57,6 +57,38 @@ public struct PodConfig: Sendable {
     public init(id: String, stateDir: String) { self.id = id; self.stateDir = stateDir }
 }
 
+/// The size of an exec's terminal (tty=1), as the client resizes it: passed
+/// to the pod's Sentry, which sets its pseudo-terminal's size (SIGWINCH).
+/// A size given before the process started is sent once it has.
+public final class ExecTerminal: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var conn: Int32 = -1
+    private var pending: (UInt16, UInt16)?
+
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    public func resize(columns: UInt16, rows: UInt16) {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        if conn >= 0 { Self.send(conn, columns, rows) } else { pending = (columns, rows) }
+    }
+
+    func attach(_ fd: Int32) {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        conn = fd
+        if let (c, r) = pending { Self.send(fd, c, r); pending = nil }
+    }
+
+    func detach() {
+        pthread_mutex_lock(&mutex); conn = -1; pthread_mutex_unlock(&mutex)
+    }
+
+    private static func send(_ fd: Int32, _ c: UInt16, _ r: UInt16) {
+        let b = Array("winsize=\(c),\(r)".utf8)
+        _ = b.withUnsafeBytes { MessageSocket.send(fd, $0.baseAddress!, $0.count, fd: -1) }
+    }
+}
+
 public struct ContainerProcess: Sendable {
     public var argv: [String]
     public var env: [String] = []
@@ -373,16 +405,17 @@ public final class PodSandbox: @unchecked Sendable {
     /// Runs a process in the container with the given host fds as its stdio
     /// and returns its wait status; killed after `timeoutSeconds` (0: none).
     public func exec(_ id: String, _ p: ContainerProcess, stdin: Int32, stdout: Int32, stderr: Int32,
-                     timeoutSeconds: Int = 0) throws -> Int32 {
+                     timeoutSeconds: Int = 0, terminal: ExecTerminal? = nil) throws -> Int32 {
         let conn = try connect()
-        defer { close(conn) }
-        let fields = processFields(p) + ["container=" + id]
+        defer { terminal?.detach(); close(conn) }
+        let fields = processFields(p) + ["container=" + id] + (p.tty ? ["tty=1"] : [])
         guard send(conn, fields.joined(separator: "\0")), send(conn, "0", passing: stdin),
               send(conn, "1", passing: stdout), send(conn, "2", passing: stderr) else {
             throw PodError(.internalError, "the pod's sentry does not answer")
         }
         let first = try receive(conn)
         if first.hasPrefix("err=") { try check(first) }
+        terminal?.attach(conn)
         let deadline = timeoutSeconds > 0 ? monotonicNow() + Int64(timeoutSeconds) * 1_000_000_000 : Int64.max
         var killed = false
         while true {

@@ -16,6 +16,7 @@ import Glibc
 import GRPCCore
 import XCTest
 @testable import CRI
+import SPDY
 
 /// A minimal SPDY/3 client on a blocking socket.
 private final class SPDYTestClient {

@@ -5,6 +5,7 @@
 import Foundation
 import XCTest
 @testable import CRI
+import SPDY
 
 final class CRIStreamingTests: XCTestCase {
     func testUpgradeNegotiatesProtocolAndReportsFailureOnTheErrorChannel() async throws {

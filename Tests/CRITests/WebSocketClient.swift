@@ -17,7 +17,10 @@ enum WebSocketTestClient {
     /// Connects to an http://HOST:PORT/PATH URL, upgrades, optionally sends
     /// `stdin` (then v5's end-of-stdin), and collects every channel until the
     /// server closes.
-    static func exec(_ url: String, stdin: [UInt8]? = nil, protocols: [String] = ["v5.channel.k8s.io"]) throws -> StreamResult {
+    /// With `after`, the stdin (and `resize`, a channel 4 message sent just before it) waits
+    /// until stdout has shown that text.
+    static func exec(_ url: String, stdin: [UInt8]? = nil, protocols: [String] = ["v5.channel.k8s.io"],
+                     after: String? = nil, resize: (columns: Int, rows: Int)? = nil) throws -> StreamResult {
         guard let u = URL(string: url), let host = u.host, let port = u.port else { throw CRITestError("bad URL \(url)") }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -52,10 +55,16 @@ enum WebSocketTestClient {
             guard try readMore(fd, &buf) else { return result }
         }
         guard result.httpStatus == 101 else { return result }
-        if let stdin {
-            try writeAll(fd, frame(opcode: 2, [0] + stdin))
-            try writeAll(fd, frame(opcode: 2, [255, 0]))
+        var sent = false
+        func send() throws {
+            sent = true
+            if let resize { try writeAll(fd, frame(opcode: 2, [4] + Array("{\"Width\":\(resize.columns),\"Height\":\(resize.rows)}".utf8))) }
+            if let stdin {
+                try writeAll(fd, frame(opcode: 2, [0] + stdin))
+                try writeAll(fd, frame(opcode: 2, [255, 0]))
+            }
         }
+        if after == nil { try send() }
         while true {
             while let (opcode, payload, used) = parseFrame(buf) {
                 buf.removeFirst(used)
@@ -64,6 +73,7 @@ enum WebSocketTestClient {
                     result.channels[ch, default: []] += payload.dropFirst()
                 }
             }
+            if !sent, let after, result.text(1).contains(after) { try send() }
             guard try readMore(fd, &buf) else { return result }
         }
     }

@@ -15,6 +15,7 @@
 
 import Foundation
 import XCTest
+@testable import NodeAgent
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,25 +29,25 @@ final class NodeAgentTests: XCTestCase {
     static let externalCRI = ProcessInfo.processInfo.environment["MOAT_NODE_CRI"].flatMap { $0.isEmpty ? nil : $0 }
     var criEndpoint: String { Self.externalCRI ?? "unix://\(dir)/cri.sock" }
 
-    /// crictl against the external runtime (CRICTL, else critest.sh's).
-    func crictl(_ args: [String]) -> String {
-        guard let ep = Self.externalCRI else { return "" }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CRICTL"] ?? "/var/cache/moat/bin/crictl")
-        p.arguments = ["-r", ep, "-t", "30s"] + args
-        let out = Pipe()
-        p.standardOutput = out; p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return "" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
+    /// The external runtime's socket path (MOAT_NODE_CRI without unix://).
+    static var externalSocket: String? { externalCRI.map { $0.hasPrefix("unix://") ? String($0.dropFirst(7)) : $0 } }
 
     /// The runtime's pod sandboxes: Sentry state directories of `moat cri`,
-    /// or what the external runtime lists.
-    func sandboxCount() -> Int? {
-        if Self.externalCRI != nil { return crictl(["pods", "-q"]).split(separator: "\n").count }
+    /// or what the external runtime lists over CRI.
+    func sandboxCount() async -> Int? {
+        if let sock = Self.externalSocket { return try? await NodeAgentMain.sandboxIDs(criSocket: sock).count }
         return (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods"))?.count
+    }
+
+    func waitForSandboxes(_ n: Int, timeout: Double) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: Int?
+        while Date() < deadline {
+            last = await sandboxCount()
+            if last == n { return }
+            try await Task.sleep(nanoseconds: 250_000_000)
+        }
+        XCTFail("timed out waiting for \(n) sandboxes (the runtime has \(last.map(String.init) ?? "?"))")
     }
 
     static var repo: String {
@@ -84,7 +85,7 @@ final class NodeAgentTests: XCTestCase {
         for p in procs { let deadline = Date().addingTimeInterval(10); while p.isRunning && Date() < deadline { usleep(20_000) } }
         for p in procs where p.isRunning { kill(p.processIdentifier, SIGKILL) }
         // The external runtime outlives the test: its pods must not.
-        if Self.externalCRI != nil { _ = crictl(["rmp", "-f", "-a"]) }
+        if let sock = Self.externalSocket { await NodeAgentMain.stopAllPods(criSocket: sock) }
         // Pod Sentries outlive the runtime by design; kill what a failure left.
         for pod in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state/pods")) ?? [] {
             if let t = try? String(contentsOfFile: dir + "/state/pods/\(pod)/pod.state", encoding: .utf8) {
@@ -259,7 +260,8 @@ final class NodeAgentTests: XCTestCase {
                 return text.contains("stdout F hello from \(name)")
             }
         }
-        XCTAssertEqual(sandboxCount(), 2)
+        let sandboxes = await sandboxCount()
+        XCTAssertEqual(sandboxes, 2)
         // The agent's endpoint token never leaves the API server.
         for args in [["get", "node", "n1", "-o", "yaml"], ["get", "nodes", "-o", "json"], ["get", "nodes", "--show-labels"]] {
             let r = try kubectl(args)
@@ -288,17 +290,17 @@ final class NodeAgentTests: XCTestCase {
         let cpOut = try kubectl(["cp", "\(first):/tmp/in", dir + "/from-pod"])
         XCTAssertEqual(cpOut.code, 0, cpOut.out)
         XCTAssertEqual(try? String(contentsOfFile: dir + "/from-pod", encoding: .utf8), "copied in\n")
-        // kubectl exec -it, with kubectl on a terminal (script(1) gives it one). (Whether the process
-        // inside gets a terminal is the runtime's business: `moat cri` gives it pipes today.)
+        // kubectl exec -it, with kubectl on a terminal (script(1) gives it one): the process inside
+        // has a terminal too (the runtime's: a pseudo-terminal in the pod's Sentry for `moat cri`).
         let tty = Process()
         tty.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        tty.arguments = ["-qec", "/usr/bin/kubectl --kubeconfig \(dir)/kubeconfig exec -it \(first) -- sh -c 'echo via-it; exit 4'", "/dev/null"]
+        tty.arguments = ["-qec", "/usr/bin/kubectl --kubeconfig \(dir)/kubeconfig exec -it \(first) -- sh -c '[ -t 0 ] && [ -t 1 ] && echo via-it-on-a-tty; exit 4'", "/dev/null"]
         let ttyOut = Pipe()
         tty.standardOutput = ttyOut; tty.standardError = ttyOut; tty.standardInput = Pipe()
         try tty.run()
         let ttyText = String(decoding: ttyOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         tty.waitUntilExit()
-        XCTAssertTrue(ttyText.contains("via-it"), ttyText)
+        XCTAssertTrue(ttyText.contains("via-it-on-a-tty"), ttyText)
         XCTAssertEqual(tty.terminationStatus, 4)
 
         // kubectl port-forward: SPDY tunnelled in a WebSocket to the API server, relayed to the
@@ -329,7 +331,9 @@ final class NodeAgentTests: XCTestCase {
         pf.terminate()
 
         // kubectl attach -i: stdin into the container's stdin, its output back; the stream ends
-        // when the container exits.
+        // when the container exits. stdinOnce: the client's end of input ends the container's
+        // stdin and the attach stays for its output (without it, containerd ends the attach
+        // when the client's stdin ends, as Docker does).
         let talker = """
             apiVersion: v1
             kind: Pod
@@ -340,6 +344,7 @@ final class NodeAgentTests: XCTestCase {
               - name: main
                 image: busybox
                 stdin: true
+                stdinOnce: true
                 command: ["sh", "-c", "read l; echo got-$l"]
             """
         XCTAssertEqual(try kubectl(["apply", "-f", "-"], stdin: talker).code, 0)
@@ -391,9 +396,7 @@ final class NodeAgentTests: XCTestCase {
         // Deleting the pods removes their sandboxes.
         XCTAssertEqual(try kubectl(["delete", "deployment", "web"]).code, 0)
         XCTAssertEqual(try kubectl(["delete", "pod", "crasher"]).code, 0)
-        try waitFor("every sandbox removed", timeout: 60) {
-            sandboxCount() == 0
-        }
+        try await waitForSandboxes(0, timeout: 60)
         // A stopped agent leaves its node NotReady.
         node.terminate()
         try waitFor("node n1 NotReady", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains("NotReady") }
@@ -661,9 +664,7 @@ final class NodeAgentTests: XCTestCase {
         try waitFor("both pods gone", timeout: 60) { try kubectl(["get", "pods", "-o", "name"]).out.isEmpty }
         XCTAssertEqual(try? String(contentsOfFile: host + "/prestop", encoding: .utf8), "bye\n")
         XCTAssertEqual(try? String(contentsOfFile: host + "/term", encoding: .utf8), "term\n")
-        try waitFor("every sandbox removed", timeout: 30) {
-            sandboxCount() == 0
-        }
+        try await waitForSandboxes(0, timeout: 30)
     }
 
     /// A restarted agent picks its pods up from CRI without restarting them; a Job runs to
@@ -685,7 +686,7 @@ final class NodeAgentTests: XCTestCase {
                   - name: web
                     image: python
                     imagePullPolicy: Never
-                    command: ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
+                    command: ["python3", "-m", "http.server", "8000"]
                     resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 100m, memory: 256Mi}}
                     readinessProbe: {httpGet: {path: /, port: 8000}, periodSeconds: 1}
             ---
@@ -726,6 +727,7 @@ final class NodeAgentTests: XCTestCase {
                 && kubectl(["get", "node", "n1"]).out.contains(" Ready ")
         }
         XCTAssertEqual(try containers(), before)
-        XCTAssertEqual(sandboxCount(), 3 + 2)
+        let sandboxes = await sandboxCount()
+        XCTAssertEqual(sandboxes, 3 + 2)
     }
 }

@@ -10,6 +10,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
     private var fd: Int32
     private var buffer = [UInt8]()
     private let lock = NSLock()
+    private let writeLock = NSLock()
 
     public struct Response: Sendable {
         public var status: Int
@@ -119,6 +120,27 @@ public final class RawHTTPConnection: @unchecked Sendable {
             }
         }
         return (code, headers)
+    }
+
+    /// After an upgrade (status 101): the next bytes of the raw connection, starting with
+    /// any read past the response head; nil at EOF.
+    public func readRaw() throws -> [UInt8]? {
+        if buffer.isEmpty, try !fill() { return nil }
+        defer { buffer.removeAll() }
+        return buffer
+    }
+
+    /// After an upgrade: writes all of `bytes` (callers on several threads take turns).
+    public func writeRaw(_ bytes: [UInt8]) throws {
+        try writeLock.withLock {
+            var off = 0
+            while off < bytes.count {
+                let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw Failure(description: "send: errno \(errno)") }
+                off += n
+            }
+        }
     }
 
     /// Calls `onData` for each body piece until the body ends.

@@ -11,20 +11,18 @@
 // Exec: kubectl asks for a WebSocket upgrade (subprotocol
 // v5.channel.k8s.io or v4.channel.k8s.io). The API server checks the
 // caller may create pods/exec, asks the agent for the runtime's one-time
-// streaming URL (CRI Exec), accepts the upgrade with the same subprotocol,
-// connects to the runtime's stream and relays the messages both ways
-// unchanged (the channel bytes are the same protocol on both sides). SPDY
-// is not spoken: kubectl uses WebSocket first.
+// streaming URL (CRI Exec), accepts the upgrade with the same subprotocol
+// and bridges it to the runtime's stream, to which it speaks SPDY/3.1
+// (RuntimeStreams.swift): every CRI runtime's streaming server speaks
+// SPDY, and containerd 1.6's does not know v5's WebSocket protocol.
 //
 // Attach is the same with CRI Attach. Port-forward: kubectl (1.30 and
 // later) opens a WebSocket with subprotocol SPDY/3.1+portforward.k8s.io and
-// runs a SPDY session inside it; the API server relays those messages to the
-// runtime's PortForward stream, opened with the same subprotocol (Moat's
-// runtime speaks SPDY inside a WebSocket as well as after a plain upgrade).
+// runs a SPDY session inside it; the API server copies those bytes to and
+// from the runtime's PortForward stream upgraded to SPDY/3.1.
 
 import Foundation
 import Hummingbird
-import HummingbirdWSClient
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -137,14 +135,20 @@ extension APIServer {
         guard let stream = try await streamURL(sub, namespace, name, host: host, port: port, token: token, path: path, logger: logger) else {
             return .dontUpgrade
         }
-        return relayUpgrade(stream, proto: proto, logger: logger)
+        let on = flags.filter { ["1", "true"].contains($0.value) }.keys
+        let (stdin, stdout, stderr, tty) = (on.contains("stdin"), on.contains("stdout"), on.contains("stderr"), on.contains("tty"))
+        return .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
+            try await RuntimeStreams.exec(url: stream, stdin: stdin, stdout: stdout, stderr: stderr, tty: tty,
+                                          inbound: inbound, outbound: outbound, logger: logger)
+        }
     }
 
     /// SPDY tunnelled in a WebSocket (kubectl port-forward's first choice since 1.30).
     static let portForwardProtocols = ["SPDY/3.1+portforward.k8s.io"]
 
-    /// pods/portforward: the runtime's PortForward stream (CRI), the WebSocket messages
-    /// relayed unchanged both ways (the SPDY session runs between kubectl and the runtime).
+    /// pods/portforward: the runtime's PortForward stream (CRI) upgraded to SPDY/3.1, the
+    /// bytes in the client's WebSocket messages copied both ways (the SPDY session runs
+    /// between kubectl and the runtime).
     func portForwardUpgrade(namespace: String, name: String, query: String, proto: String,
                             logger: Logger) async throws -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         var ports: [String] = []
@@ -158,10 +162,12 @@ extension APIServer {
         guard let stream = try await streamURL("portforward", namespace, name, host: host, port: port, token: token, path: path, logger: logger) else {
             return .dontUpgrade
         }
-        return relayUpgrade(stream, proto: proto, logger: logger)
+        return .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
+            try await RuntimeStreams.portForward(url: stream, inbound: inbound, outbound: outbound, logger: logger)
+        }
     }
 
-    /// Asks the node agent for the runtime's one-time stream; its ws:// URL, or nil (logged).
+    /// Asks the node agent for the runtime's one-time stream; its http:// URL, or nil (logged).
     func streamURL(_ sub: String, _ namespace: String, _ name: String, host: String, port: Int, token: String,
                    path: String, logger: Logger) async throws -> String? {
         let (status, body) = try await Self.agentGet(host: host, port: port, token: token, path: path)
@@ -169,32 +175,7 @@ extension APIServer {
             logger.warning("\(sub) \(namespace)/\(name): the node answered \(status): \(String(decoding: body, as: UTF8.self))")
             return nil
         }
-        return "ws://" + url.dropFirst("http://".count)
-    }
-
-    /// Accepts the client's upgrade and relays its messages to and from the runtime's stream.
-    func relayUpgrade(_ stream: String, proto: String, logger: Logger) -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        .upgrade([.secWebSocketProtocol: proto]) { inbound, outbound, _ in
-            let config = WebSocketClientConfiguration(maxFrameSize: 1 << 20, additionalHeaders: [.secWebSocketProtocol: proto])
-            try await WebSocketClient.connect(url: stream, configuration: config, logger: logger) { rin, rout, _ in
-                try await withThrowingTaskGroup(of: Void.self) { g in
-                    g.addTask { try await Self.relay(inbound, to: rout) }
-                    g.addTask { try await Self.relay(rin, to: outbound) }
-                    // Either side ending (the runtime after the exit status, or the client) ends the session.
-                    _ = try await g.next()
-                    g.cancelAll()
-                }
-            }
-        }
-    }
-
-    static func relay(_ from: WebSocketInboundStream, to: WebSocketOutboundWriter) async throws {
-        for try await m in from.messages(maxSize: 1 << 24) {
-            switch m {
-            case .binary(let b): try await to.write(.binary(b))
-            case .text(let t): try await to.write(.text(t))
-            }
-        }
+        return url
     }
 
     /// One GET to a node agent, on its own thread (the client is blocking).

@@ -12,9 +12,17 @@
 //                     (SCM_RIGHTS): the process's stdin, stdout, stderr
 //   sentry -> client  "pid=N" once started, or "err=CODE MESSAGE"
 //   client -> sentry  "sig=N" (any number of times): signal the process
+//   client -> sentry  "winsize=COLS,ROWS" (with tty=1): the terminal's size
 //   sentry -> client  "exit=STATUS" (the wait status) when it has exited
 // or, instead of a request, "killall=N": signal N to every process; the
 // reply is "ok=COUNT".
+// With the field tty=1 the process gets a terminal: a pseudo-terminal pair
+// made in the Sentry, its slave the process's stdin, stdout and stderr and
+// the controlling terminal of its session (the process leads one), while
+// this channel's thread plays the master: bytes from the stdin fd go through
+// the line discipline (echo, ^C to the foreground group...), the terminal's
+// output goes to the stdout fd, and winsize messages set its size (SIGWINCH
+// to the foreground group), as `kubectl exec -it` needs.
 // The process is a child of no one in the sandbox (like a process that
 // joined the pid namespace from outside: its ppid is 0). If the client
 // hangs up before the process exits, the process is killed: the client's
@@ -57,6 +65,17 @@ public enum ControlServer {
             return nil
         }, box)
         pthread_detach(th)
+    }
+
+    /// Writes all of `bytes` to a host fd (a terminal's output to the client); gives up on an error.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            off += n
+        }
     }
 
     static func send(_ fd: Int32, _ s: String) {
@@ -120,7 +139,28 @@ public enum ControlServer {
             guard let c = k.podContainers[cid] else { k.unlock(); send(conn, "err=125 no such container \(cid)"); return }
             root = c.root
         }
-        let fds = SentryMain.stdioTable(k.vfs, stdio)
+        var pty: Pty? = nil
+        let fds: FDTable
+        if r.tty {
+            let p = k.ptys.allocate(k)
+            p.locked = false
+            let slave = PtySlaveFD(pty: p, flags: O_RDWR)
+            fds = FDTable()
+            for i in 0..<3 { fds.installAt(slave, Int32(i), cloexec: false) }
+            pty = p
+        } else {
+            fds = SentryMain.stdioTable(k.vfs, stdio)
+        }
+        // The master's side ends with this request, however it ends.
+        defer {
+            if let p = pty {
+                k.lock()
+                p.masterOpen = false
+                k.ptys.ptys[p.index] = nil
+                p.notify()
+                k.unlock()
+            }
+        }
         let argv = r.argv, env = r.env
         switch SentryMain.newProcess(k, tg: tg, tid: pid, creds: creds, argv: argv, env: env, cwd: r.cwd, umask: r.umask, fds: fds, root: root) {
         case .failure(let f):
@@ -129,6 +169,8 @@ public enum ControlServer {
             return
         case .success(let (task, tgt, execfn)):
             k.threadGroups[pid] = tg
+            // The terminal is the new session's controlling terminal; the process's group is in front.
+            if let p = pty { p.sid = tg.sid; p.fgPgid = tg.pgid }
             tg.tasks.append(task)
             k.tasks[pid] = task
             let envb = env.map { Array($0.utf8) }
@@ -145,16 +187,24 @@ public enum ControlServer {
         k.unlock()
         send(conn, "pid=\(pid)")
 
-        // Wait for the exit, passing on signals from the client meanwhile.
-        // Polling keeps the kernel's exit path untouched by this channel.
+        // Wait for the exit, passing on signals from the client meanwhile
+        // (and with a terminal, its input and output). Polling keeps the
+        // kernel's exit path untouched by this channel.
+        var stdinOpen = pty != nil && stdio[0] >= 0
+        var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             k.lock()
             let done = tg.zombie || k.finished
             let status = tg.zombie ? tg.exitCode : Int32(SIGKILL)
+            var output: [UInt8] = []
+            if let p = pty, !p.output.isEmpty { output = p.output; p.output.removeAll(); p.notify() }
             k.unlock()
+            if !output.isEmpty, stdio[1] >= 0 { writeAll(stdio[1], output) }
             if done { send(conn, "exit=\(status)"); return }
-            var p = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 20) > 0 {
+            var pfds = [pollfd(fd: conn, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: stdinOpen ? stdio[0] : -1, events: Int16(POLLIN), revents: 0)]
+            guard poll(&pfds, 2, pty != nil ? 10 : 20) > 0 else { continue }
+            if pfds[0].revents != 0 {
                 guard let (msg, fd) = receive(conn) else {
                     // The client (whose pid the engine holds for this
                     // process) is gone: the process goes with it, so the
@@ -166,6 +216,16 @@ public enum ControlServer {
                 }
                 if fd >= 0 { close(fd) }
                 let s = String(decoding: msg, as: UTF8.self)
+                if s.hasPrefix("winsize="), let p = pty {
+                    let v = s.dropFirst(8).split(separator: ",").compactMap { UInt16($0) }
+                    if v.count == 2 {
+                        // struct winsize: ws_row, ws_col, ws_xpixel, ws_ypixel (little-endian u16s).
+                        let size: [UInt8] = [UInt8(v[1] & 0xff), UInt8(v[1] >> 8), UInt8(v[0] & 0xff), UInt8(v[0] >> 8), 0, 0, 0, 0]
+                        k.lock()
+                        if size != p.winsize { p.winsize = size; p.signalForeground(SIGWINCH) }
+                        k.unlock()
+                    }
+                }
                 if s.hasPrefix("sig="), let sig = Int32(s.dropFirst(4)), sig > 0, sig < 65 {
                     k.lock()
                     if !tg.exiting {
@@ -174,6 +234,15 @@ public enum ControlServer {
                         tg.sendSignal(sig, info)
                     }
                     k.unlock()
+                }
+            }
+            // Input after the control messages that came with it (a resize before the keys typed at that size).
+            if pfds[1].revents != 0, let p = pty {
+                let n = read(stdio[0], &buf, buf.count)
+                if n > 0 {
+                    k.lock(); p.receive(Array(buf[0..<n])); k.unlock()
+                } else if n == 0 || errno != EINTR {
+                    stdinOpen = false
                 }
             }
         }

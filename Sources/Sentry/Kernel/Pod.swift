@@ -78,6 +78,8 @@ struct ProcessRequest {
     var groups: [UInt32] = [], umask: UInt32? = nil
     var caps: CapabilitySets?, nnp = false
     var container: String? = nil
+    /// Exec with a terminal: the process's stdio is a pty the Sentry makes (see ControlServer).
+    var tty = false
 
     init(caps: CapabilitySets?, nnp: Bool) { self.caps = caps; self.nnp = nnp }
 
@@ -97,6 +99,7 @@ struct ProcessRequest {
             if m.count == 5 { caps = CapabilitySets(bounding: m[0], effective: m[1], permitted: m[2], inheritable: m[3], ambient: m[4]) }
         case "nnp": nnp = value == "1"
         case "container": container = value
+        case "tty": tty = value == "1"
         default: return false
         }
         return true

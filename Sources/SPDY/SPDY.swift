@@ -1,10 +1,11 @@
-// SPDY/3.1 framing for the CRI streaming server: the part of the protocol
-// Kubernetes' port-forward (and SPDY exec/attach) clients speak after an
-// HTTP `Upgrade: SPDY/3.1`, or inside a WebSocket binary stream. Only the
-// server side: it parses the client's frames (SYN_STREAM with its
+// SPDY/3.1 framing: the part of the protocol Kubernetes' streaming clients
+// (port-forward, SPDY exec/attach) speak after an HTTP `Upgrade: SPDY/3.1`,
+// or inside a WebSocket binary stream. `moat cri`'s streaming server uses it
+// as the server (it parses the client's frames: SYN_STREAM with its
 // zlib-compressed header block, DATA, RST_STREAM, PING, SETTINGS,
-// WINDOW_UPDATE, GOAWAY) and builds replies (SYN_REPLY, DATA, RST_STREAM,
-// PING). Header blocks share one zlib stream per direction for the whole
+// WINDOW_UPDATE, GOAWAY, and builds SYN_REPLY, DATA, RST_STREAM, PING); the
+// API server uses it as a client toward a runtime's streaming server (it
+// opens streams with SYN_STREAM and parses SYN_REPLY). Header blocks share one zlib stream per direction for the whole
 // connection, primed with the dictionary SPDY/3 defines; the client's
 // compressor uses that dictionary, so inflating needs it. Malformed input is
 // a SPDYError (the connection is closed), never a crash.
@@ -12,12 +13,12 @@
 import CZlib
 import Foundation
 
-struct SPDYError: Error, CustomStringConvertible {
-    var description: String
-    init(_ s: String) { description = s }
+public struct SPDYError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ s: String) { description = s }
 }
 
-enum SPDYFrame: Equatable {
+public enum SPDYFrame: Equatable, Sendable {
     case synStream(id: UInt32, headers: [String: String], fin: Bool)
     case synReply(id: UInt32)
     case data(id: UInt32, bytes: [UInt8], fin: Bool)
@@ -29,7 +30,7 @@ enum SPDYFrame: Equatable {
 
 /// The SPDY/3 header-compression dictionary (draft 3, section 2.6.10.1):
 /// length-prefixed header names and values, then a run of common text.
-let spdyDictionary: [UInt8] = {
+public let spdyDictionary: [UInt8] = {
     let words = ["options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
                  "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",
                  "content-base", "content-encoding", "content-language", "content-length", "content-location",
@@ -57,14 +58,14 @@ let spdyDictionary: [UInt8] = {
 /// One connection's SPDY state: the input not yet parsed and the two zlib
 /// streams. Not thread-safe: one owner (the channel's event loop) feeds it
 /// and builds the frames it sends.
-final class SPDYCodec {
+public final class SPDYCodec {
     private var input: [UInt8] = []
     private let inflater = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     private let deflater = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     /// Largest frame accepted (a header block or a data frame).
-    static let maxFrame = 1 << 20
+    public static let maxFrame = 1 << 20
 
-    init() {
+    public init() {
         inflater.initialize(to: z_stream())
         deflater.initialize(to: z_stream())
         _ = moat_inflate_init_zlib(inflater)
@@ -78,7 +79,7 @@ final class SPDYCodec {
     }
 
     /// Adds bytes from the connection; returns every complete frame.
-    func feed(_ bytes: [UInt8]) throws -> [SPDYFrame] {
+    public func feed(_ bytes: [UInt8]) throws -> [SPDYFrame] {
         input += bytes
         var frames: [SPDYFrame] = []
         var pos = 0
@@ -196,17 +197,22 @@ final class SPDYCodec {
         return f + body
     }
 
-    func synReply(_ id: UInt32, headers: [(String, String)] = []) -> [UInt8] {
+    /// A client's SYN_STREAM opening stream `id` (odd, increasing) with these headers.
+    public func synStream(_ id: UInt32, headers: [(String, String)], fin: Bool = false) -> [UInt8] {
+        control(1, flags: fin ? 1 : 0, u32(id & 0x7fff_ffff) + u32(0) + [0, 0] + compress(headers))
+    }
+
+    public func synReply(_ id: UInt32, headers: [(String, String)] = []) -> [UInt8] {
         control(2, flags: 0, u32(id) + compress(headers))
     }
 
-    func rstStream(_ id: UInt32, status: UInt32) -> [UInt8] { control(3, flags: 0, u32(id) + u32(status)) }
+    public func rstStream(_ id: UInt32, status: UInt32) -> [UInt8] { control(3, flags: 0, u32(id) + u32(status)) }
 
-    func ping(_ id: UInt32) -> [UInt8] { control(6, flags: 0, u32(id)) }
+    public func ping(_ id: UInt32) -> [UInt8] { control(6, flags: 0, u32(id)) }
 
-    func goAway(lastStream: UInt32) -> [UInt8] { control(7, flags: 0, u32(lastStream) + u32(0)) }
+    public func goAway(lastStream: UInt32) -> [UInt8] { control(7, flags: 0, u32(lastStream) + u32(0)) }
 
-    func data(_ id: UInt32, _ bytes: ArraySlice<UInt8>, fin: Bool) -> [UInt8] {
+    public func data(_ id: UInt32, _ bytes: ArraySlice<UInt8>, fin: Bool) -> [UInt8] {
         var f = u32(id & 0x7fff_ffff)
         f += [fin ? 1 : 0, UInt8(bytes.count >> 16 & 0xff), UInt8(bytes.count >> 8 & 0xff), UInt8(bytes.count & 0xff)]
         return f + bytes
