@@ -231,8 +231,15 @@ public final class KVMThread {
                 }
                 let off = k.rip &- codeVA
                 if off >= KernelLayout.resume && off < 0x1000 {
-                    // Still on the way out to user: `regs` is unchanged and
-                    // the next run starts the trampoline afresh.
+                    // Still on the way out to user (or not entered at all:
+                    // immediate_exit): `regs` is unchanged and the next run
+                    // starts the trampoline afresh. The CR3 reload `enter`
+                    // recorded may not have run: take the CR3 the vCPU
+                    // really holds and make the next entry flush, or it
+                    // would return to user with the previous address
+                    // space's (or unmapped pages') translations.
+                    loadedCR3 = s.cr3
+                    flushedGeneration = .max
                     return .interrupted
                 }
                 continue  // between a trap and its `out`: let it exit
