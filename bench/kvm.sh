@@ -56,16 +56,31 @@ gcc -O2 -o "$work/ptrace_floor" "$here/ptrace_floor.c"
 median() { sort -g | awk 'NF {a[++n]=$1} END {if (n == 0) print "n/a"; else print (n%2) ? a[(n+1)/2] : (a[n/2]+a[n/2+1])/2}'; }
 measure() {  # key command... -> median of key=VALUE over $reps runs ("n/a" if none printed it)
     local key=$1; shift
-    for _ in $(seq "$reps"); do "$@" 2>/dev/null | sed -n "s/^$key=//p" || true; done | median
+    for _ in $(seq "$reps"); do "$@" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$key=//p" || true; done | median
 }
 native=$(measure ns_per_call "$work/getppid" "$calls")
 floor=$(measure ns_per_call "$work/ptrace_floor" "$calls")
 kvm=$(measure ns_per_call "$moat" kvm-bench "$calls")
+kvm_cpu=$(measure cpu_ns_per_call "$moat" kvm-bench "$calls")
+gcc -O2 -o "$work/kvm_trap" "$here/kvm_trap.c"
+# Part 0: one trap taken apart (bench/kvm_trap.c): thread CPU time per trap,
+# which a machine shared with other builders does not inflate, and wall time.
+echo "| KVM trap, no Sentry ($calls traps, median of $reps) | CPU ns/trap | KVM_RUN CPU ns | register ioctls CPU ns | wall ns/trap |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for mode in exit iretq doorbell; do
+    line="| $mode"
+    for key in ns_cpu run_cpu ioctl_cpu ns_wall; do
+        line="$line | $(measure "$key" "$work/kvm_trap" "$mode" "$calls")"
+    done
+    echo "$line |"
+done
+echo
 echo "| syscall round trip ($calls calls, median of $reps) | ns/call |"
 echo "| --- | ---: |"
 printf '| native (host getppid) | %.0f |\n' "$native"
 printf '| ptrace floor (PTRACE_SYSEMU) | %.0f |\n' "$floor"
 printf '| Moat KVM platform (VM exit, no Sentry) | %.0f |\n' "$kvm"
+printf '| Moat KVM platform, CPU time of the driver thread | %.0f |\n' "$kvm_cpu"
 echo
 
 # Part 2: a private copy of the rootfs with the static programs in /bench.

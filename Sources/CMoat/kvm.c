@@ -119,6 +119,14 @@ uint64_t moat_kvm_exit_mmio_addr(const void *run) { return ((const struct kvm_ru
 uint8_t moat_kvm_exit_mmio_is_write(const void *run) { return ((const struct kvm_run *)run)->mmio.is_write; }
 uint32_t moat_kvm_exit_internal_suberror(const void *run) { return ((const struct kvm_run *)run)->internal.suberror; }
 void moat_kvm_set_immediate_exit(void *run, uint8_t v) { ((struct kvm_run *)run)->immediate_exit = v; }
+void moat_kvm_sync_enable(void *run, uint64_t mask) { ((struct kvm_run *)run)->kvm_valid_regs = mask; }
+void moat_kvm_sync_get_regs(const void *run, struct kvm_regs *r) { *r = ((const struct kvm_run *)run)->s.regs.regs; }
+void moat_kvm_sync_set_regs(void *run, const struct kvm_regs *r) {
+    struct kvm_run *k = run;
+    k->s.regs.regs = *r;
+    k->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+void moat_kvm_sync_get_sregs(const void *run, struct kvm_sregs *s) { *s = ((const struct kvm_run *)run)->s.regs.sregs; }
 
 // Kicking a vCPU out of the guest. The Sentry sends the kick signal to the
 // driver thread that is inside KVM_RUN; KVM returns -EINTR as soon as a

@@ -23,7 +23,13 @@
 // default signal dispositions, their own session, and a timeout.
 //
 // Knobs: MOAT_BIN (moat executable), MOAT_IT_TIMEOUT (seconds per run, default
-// 60), MOAT_IT_JOBS (scripts in parallel), MOAT_IT_KEEP=1 (keep the copies).
+// 60), MOAT_IT_JOBS (scripts in parallel), MOAT_IT_KEEP=1 (keep the copies),
+// MOAT_IT_PLATFORM (the `--platform` of every Moat run of the differential
+// suites; default: Moat's own default).
+//
+// The KVM row: `kvm(_:)` runs every script again with `--platform kvm`
+// (except the few listed in kvmExcluded, each with its reason), so a
+// regression of the KVM platform fails CI like one of the default platform.
 // See scripts/README.md for how to write a script.
 
 import Foundation
@@ -69,6 +75,22 @@ let differentialGate = Gate({
 /// Set MOAT_IT_KEEP=1 to keep the per-test rootfs copies for inspection.
 let keepScratch = ProcessInfo.processInfo.environment["MOAT_IT_KEEP"].map { !$0.isEmpty && $0 != "0" } ?? false
 
+/// The platform every differential Moat run uses ($MOAT_IT_PLATFORM), nil
+/// for Moat's default.
+let differentialPlatform: String? = {
+    guard let p = ProcessInfo.processInfo.environment["MOAT_IT_PLATFORM"], !p.isEmpty else { return nil }
+    return p
+}()
+
+/// `--platform P` for `moat run`, or nothing.
+func platformArguments(_ platform: String?) -> [String] {
+    platform.map { ["--platform", $0] } ?? []
+}
+
+/// Busybox scripts the KVM row leaves out, and why (each is a known gap of
+/// the KVM platform, not of the script).
+let kvmExcluded: [String: String] = [:]
+
 struct ScriptRun {
     var result: ProcessResult
     var tree: [TreeEntry]
@@ -80,13 +102,24 @@ struct BusyboxDifferentialTests {
     @Test(.enabled(if: Integration.canRunNative, "needs root and chroot(8) for the native reference run"),
           arguments: busyboxScripts)
     func script(_ name: String) async throws {
+        try await run(name, platform: differentialPlatform)
+    }
+
+    @Test(.enabled(if: Integration.canRunNative, "needs root and chroot(8) for the native reference run"),
+          arguments: busyboxScripts.filter { kvmExcluded[$0] == nil })
+    func kvm(_ name: String) async throws {
+        guard try KVMRunTests.prerequisites() else { return }
+        try await run(name, platform: "kvm")
+    }
+
+    private func run(_ name: String, platform: String?) async throws {
         await differentialGate.acquire()
         defer { Task { await differentialGate.release() } }
 
         let rootfs = try Integration.rootfs.get()
         let moat = try Integration.moatBinary.get()
         let scriptPath = Integration.scriptsDir + "/" + name
-        let scratch = try Integration.makeScratchDir(group: "bbdiff", name: name)
+        let scratch = try Integration.makeScratchDir(group: "bbdiff" + (platform.map { "-" + $0 } ?? ""), name: name)
         var cleanupProblem: String?
         defer {
             if keepScratch {
@@ -104,7 +137,7 @@ struct BusyboxDifferentialTests {
         }
 
         let native = try await runNative(root: nativeRoot, cleanupProblem: &cleanupProblem)
-        let sandboxed = await runMoat(moat, root: moatRoot)
+        let sandboxed = await runMoat(moat, root: moatRoot, platform: platform)
 
         if let cleanupProblem { Issue.record(Comment(rawValue: cleanupProblem)) }
         if native.result.timedOut {
@@ -112,7 +145,7 @@ struct BusyboxDifferentialTests {
                 + describeRun(native.result)))
             return
         }
-        let report = compareRuns(name: name, native: native, sandboxed: sandboxed, timeout: differentialTimeout,
+        let report = compareRuns(name: name + (platform.map { " (--platform \($0))" } ?? ""), native: native, sandboxed: sandboxed, timeout: differentialTimeout,
                                  treeWhat: "files under /work", treeLabels: ("native /work", "moat /work"))
         if let report {
             Issue.record(Comment(rawValue: report))
@@ -147,9 +180,9 @@ struct BusyboxDifferentialTests {
 
     /// Sandboxed run via `moat run`. The host-side wrapper only fixes umask and
     /// the core-size limit for the moat process, mirroring the native run.
-    private func runMoat(_ moat: String, root: String) async -> ScriptRun {
+    private func runMoat(_ moat: String, root: String, platform: String?) async -> ScriptRun {
         let argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
-                    moat, "run", "--no-overlay", "--rootfs", root, "--cwd", "/work",
+                    moat, "run"] + platformArguments(platform) + ["--no-overlay", "--rootfs", root, "--cwd", "/work",
                     "--env", "PATH=" + Integration.fixedPath, "--env", "HOME=/root",
                     "--", "/bin/sh", "-c", "/bin/sh ./test.sh; exit $?"]
         let result = await runProcess(argv, env: Integration.hostEnvironment(), timeout: differentialTimeout)

@@ -260,7 +260,8 @@ struct DebianDifferentialTests {
         let native = ScriptRun(result: nativeResult, tree: snapshotTree(copies.native + dir))
 
         var argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
-                    moat, "run", "--no-overlay", "--rootfs", copies.moat, "--cwd", dir]
+                    moat, "run"] + platformArguments(differentialPlatform)
+            + ["--no-overlay", "--rootfs", copies.moat, "--cwd", dir]
         for e in DebianDiff.guestEnv { argv += ["--env", e] }
         argv += ["--", "/bin/bash", "-c", "/bin/bash ./test.sh; exit $?"]
         let moatResult = await runProcess(argv, env: Integration.hostEnvironment(), timeout: DebianDiff.timeout)

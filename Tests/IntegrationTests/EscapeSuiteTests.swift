@@ -39,7 +39,8 @@ struct EscapeSuiteTests {
         let outsideBefore = (try? FileManager.default.contentsOfDirectory(atPath: scratch))?.sorted() ?? []
         let mountsBefore = Integration.currentMountPoints().filter { !$0.hasPrefix(Integration.scratchRoot) }
 
-        let run = await runProcess([moat, "run", "--no-overlay", "--rootfs", inMoat, "--env", "MOAT_ESCAPE_MARKER=" + marker,
+        let run = await runProcess([moat, "run"] + platformArguments(differentialPlatform)
+                                   + ["--no-overlay", "--rootfs", inMoat, "--env", "MOAT_ESCAPE_MARKER=" + marker,
                                     "--", "/work/prog"], env: Integration.hostEnvironment(), timeout: 600)
         let out = run.stdoutText
         print("escape_extended in moat:\n\(out.split(separator: "\n").filter { !$0.hasPrefix("ok threads: a process") }.joined(separator: "\n"))")

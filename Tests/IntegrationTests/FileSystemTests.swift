@@ -87,7 +87,7 @@ enum FSSuite {
         return problems
     }
 
-    static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double, env: [String] = [], platform: String? = nil) async -> ProcessResult {
+    static func moat(_ moat: String, root: String, overlay: Bool, timeout: Double, env: [String] = [], platform: String? = differentialPlatform) async -> ProcessResult {
         var argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"", moat, "run"]
         if !overlay { argv.append("--no-overlay") }
         if let p = platform { argv += ["--platform", p] }

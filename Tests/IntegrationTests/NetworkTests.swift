@@ -34,7 +34,8 @@ enum NetSuite {
     static func moat(_ args: [String], python: String, timeout: Double = 120) async throws -> ProcessResult {
         let bin = try Integration.moatBinary.get()
         let root = try DebianDiff.rootfs.get()
-        return await runProcess([bin, "run", "--rootfs", root] + args + ["--", "python3", "-c", python],
+        return await runProcess([bin, "run"] + platformArguments(differentialPlatform) + ["--rootfs", root] + args
+                                + ["--", "python3", "-c", python],
                                 env: ["PATH=" + Integration.fixedPath], timeout: timeout)
     }
 

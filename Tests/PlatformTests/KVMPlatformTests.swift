@@ -155,6 +155,41 @@ final class KVMPlatformTests: XCTestCase {
         XCTAssertEqual(t.regs.rip, p.at("exit") + 2)
     }
 
+    /// The syscall page and the doorbell (KVMMachine.swift) are reachable
+    /// from user mode; touching the doorbell from anywhere but the syscall
+    /// page is a SIGSEGV and leaves the registers consistent, and jumping to
+    /// the syscall page is only a syscall with the registers the program set.
+    func testDoorbellCannotForgeAnythingButASyscall() throws {
+        let m = try machine()
+        let (asp, t, _) = try load(m)
+        let lstar: UInt64 = 0xffff_ff80_0000_c000     // KernelLayout.syscallEntry
+        let doorbell: UInt64 = 0xffff_ff80_0000_d000  // KernelLayout.doorbell
+        var p = Program()
+        p.emit([0xb0, 0x5a])                                               // mov al, 0x5a
+        p.mark("store"); p.emit([0xa2] + withUnsafeBytes(of: doorbell.littleEndian) { Array($0) })  // movabs [doorbell], al
+        p.mark("load"); p.emit([0xa0] + withUnsafeBytes(of: doorbell.littleEndian) { Array($0) })   // movabs al, [doorbell]
+        p.mark("afterLoad")
+        p.emit([0xb8] + Self.imm32(39))                                    // mov eax, 39
+        p.emit([0x48, 0xc7, 0xc1] + Self.imm32(Self.codeVA + 0x200))       // mov rcx, codeVA+0x200
+        p.emit([0x49, 0xc7, 0xc3] + Self.imm32(0x202))                     // mov r11, 0x202
+        p.emit([0x48, 0xba] + withUnsafeBytes(of: lstar.littleEndian) { Array($0) })  // movabs rdx, lstar
+        p.emit([0xff, 0xe2])                                               // jmp rdx
+        XCTAssertEqual(p.bytes.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, p.bytes.count, force: true) },
+                       p.bytes.count)
+        t.regs.rip = Self.codeVA
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 2, addr: doorbell), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("load"), "the store is retired: rip is past it")
+        XCTAssertEqual(t.regs.rax & 0xff, 0x5a)
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 2, addr: doorbell), t.lastError ?? "")
+        XCTAssertEqual(t.regs.rip, p.at("afterLoad"))
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.orig_rax, 39)
+        XCTAssertEqual(t.regs.rip, Self.codeVA + 0x200, "a jump to LSTAR returns to the rcx it chose")
+    }
+
     /// A mapping change takes effect at the next entry (the TLB is flushed),
     /// and unmapped pages go back to the machine.
     func testUnmapAndProtectTakeEffect() throws {

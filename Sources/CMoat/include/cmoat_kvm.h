@@ -44,6 +44,14 @@ uint64_t moat_kvm_exit_mmio_addr(const void *run);
 uint8_t moat_kvm_exit_mmio_is_write(const void *run);
 uint32_t moat_kvm_exit_internal_suberror(const void *run);
 void moat_kvm_set_immediate_exit(void *run, uint8_t v);
+// Register sync through the kvm_run area (KVM_CAP_SYNC_REGS): KVM stores the
+// registers named in kvm_valid_regs there at every exit and loads those
+// marked in kvm_dirty_regs at the next KVM_RUN, which saves the
+// KVM_GET_REGS/KVM_SET_REGS ioctls of every trap.
+void moat_kvm_sync_enable(void *run, uint64_t mask);
+void moat_kvm_sync_get_regs(const void *run, struct kvm_regs *r);
+void moat_kvm_sync_set_regs(void *run, const struct kvm_regs *r);
+void moat_kvm_sync_get_sregs(const void *run, struct kvm_sregs *s);
 /// Installs the kick handler for `sig` (process-wide, once): it sets
 /// immediate_exit in the kvm_run area bound to the receiving thread.
 int moat_kvm_kick_init(int sig);

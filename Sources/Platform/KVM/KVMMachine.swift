@@ -26,17 +26,30 @@
 //     guest ring 0 never touches application memory (the Sentry does, from
 //     the host), so guest physical memory is not direct-mapped into the guest
 //     at all and a guest-side bug cannot reach page tables.
-//   - Exits are `out imm8, al` to a port that names the reason (syscall or
-//     exception), not HLT: an I/O exit carries the port number, so one
-//     two-byte instruction says why we exited without touching any user
-//     register, and HLT stays free as a "cannot happen" guard. Ring 3 cannot
-//     forge an exit: IOPL is 0 (the Sentry clears it on every resume), the TSS
-//     has no I/O bitmap, and HLT/OUT/`int n` from user mode raise #GP, which
-//     is reported as an ordinary fault.
-//   - The syscall entry does not switch stacks or save anything: after the
-//     exit the vCPU still holds every user register (rcx = return rip,
-//     r11 = rflags, as Linux defines them after `syscall`). The Sentry reads
-//     them with one KVM_GET_REGS.
+//   - Exceptions exit through `out imm8, al` to a port, not HLT: an I/O
+//     exit carries the port number, so one two-byte instruction says why we
+//     exited without touching any user register, and HLT stays free as a
+//     "cannot happen" guard. Ring 3 cannot forge that exit: IOPL is 0 (the
+//     Sentry clears it on every resume), the TSS has no I/O bitmap, and
+//     HLT/OUT/`int n` from user mode raise #GP, which is reported as an
+//     ordinary fault. Syscalls exit through the doorbell (next point).
+//   - The syscall entry (LSTAR) is one store to the *doorbell*: a page of
+//     guest virtual memory mapped to a guest physical address outside guest
+//     RAM, so the store is an MMIO exit to the Sentry. It does not switch
+//     stacks or save anything: after the exit the vCPU still holds every
+//     user register (rcx = return rip, r11 = rflags, as Linux defines them
+//     after `syscall`), which KVM has already copied into the kvm_run area
+//     (KVM_CAP_SYNC_REGS), so a trap costs no register ioctl. Why a store
+//     and not `out`: on kvm_pvm (below) a SYSCALL reaches LSTAR still in
+//     user mode, where `out` is a #GP that the hypervisor delivers through
+//     our IDT by emulating ring 0 (about 20 us per trap on the test VM);
+//     the doorbell exits straight from user mode, and the vCPU is then
+//     resumed in user mode with one register write, no ring-0 code at all
+//     (bench/results/2026-12-06-kvm-trap.md has the figures). The
+//     trampoline page and the doorbell are user-accessible, so user code can
+//     reach them by jumping to LSTAR or storing to the doorbell: the first is
+//     only the syscall it could make anyway, the second is reported as a
+//     SIGSEGV (KVMThread.doorbell).
 //   - Return to user always goes through `iretq` from a frame the Sentry
 //     writes on the ring-0 stack, never `sysretq`: the Sentry may change any
 //     register (signal delivery, sigreturn, execve) and iretq restores rcx and
@@ -56,11 +69,13 @@
 //
 // The hypervisor on the machines Moat is tested on is not hardware KVM but
 // kvm_pvm (PVM, a KVM flavour that runs the guest at hardware CPL 3 under
-// shadow page tables). It honours this guest's IDT, iretq and OUT exits, but
-// delivers a user SYSCALL as a jump to LSTAR that stays in user mode; the
-// fetch of the supervisor-only entry page then faults, and KVMThread reads
-// that exact fault as the syscall (KVMThread.exception). Both behaviours
-// give the same StopReason, so nothing above this file knows which ran.
+// shadow page tables). It honours this guest's IDT, iretq and OUT exits by
+// emulating the ring-0 code, but delivers a user SYSCALL as a jump to LSTAR
+// that stays in user mode, so the doorbell store there runs in user mode
+// and the exit leaves the vCPU in user mode (KVMThread resumes it there).
+// On hardware KVM the same store runs in ring 0 and the exit leaves the vCPU
+// in ring 0 (KVMThread resumes through iretq). Both give the same
+// StopReason, so nothing above this file knows which ran.
 
 import CMoat
 import Glibc
@@ -79,6 +94,10 @@ enum KernelPage {
     static let pd: UInt64 = 9
     static let pt: UInt64 = 10
     static let pml4: UInt64 = 11      // kernel half only: CR3 before any address space
+    static let syscallCode: UInt64 = 12  // LSTAR: user-executable, read-only
+    /// Not a page of RAM: the slot of the kernel half where the doorbell
+    /// (KVMMachine.doorbellGPA) is mapped.
+    static let doorbellSlot: UInt64 = 13
     static let firstPoolPage: UInt64 = 16
 }
 
@@ -98,10 +117,13 @@ enum KernelLayout {
     static let userCS: UInt16 = 0x30 | 3
     static let tss: UInt16 = 0x38
     /// The I/O ports our ring-0 code exits through.
-    static let syscallPort: UInt16 = 0x51
     static let exceptionPort: UInt16 = 0x52
+    /// LSTAR, and where the vCPU stands after the doorbell store there
+    /// (`movabs [doorbell], al` is 9 bytes).
+    static let syscallEntry: UInt64 = va(KernelPage.syscallCode)
+    static let syscallDoorbellRip: UInt64 = syscallEntry + 9
+    static let doorbell: UInt64 = va(KernelPage.doorbellSlot)
     // Offsets in the code page.
-    static let syscallEntry: UInt64 = 0x000
     static let vectorStubs: UInt64 = 0x040   // 16 bytes per vector 0..31
     static let exceptionCommon: UInt64 = 0x240
     static let resume: UInt64 = 0x260
@@ -235,6 +257,12 @@ public final class KVMMachine {
     public let memory: GuestMemory
     let runSize: Int
     private var vcpuCount: Int32 = 0
+    /// The guest physical page a syscall stores to: the first 2 MiB
+    /// boundary past guest RAM, in no memory slot, so the store exits.
+    let doorbellGPA: UInt64
+    /// KVM copies general and segment registers through the kvm_run area
+    /// (KVM_CAP_SYNC_REGS with KVM_SYNC_X86_REGS and _SREGS).
+    let syncRegs: Bool
 
     /// Whether this host can run the KVM platform (/dev/kvm opens and has the
     /// stable API).
@@ -259,6 +287,8 @@ public final class KVMMachine {
             memory = try GuestMemory(size: size)
             _ = try check(moat_kvm_set_memory(vm, 0, 0, size, UInt64(UInt(bitPattern: memory.base))),
                           "KVM_SET_USER_MEMORY_REGION")
+            doorbellGPA = (size + 0x1f_ffff) & ~0x1f_ffff
+            syncRegs = moat_kvm_check_extension(vm, 74 /* KVM_CAP_SYNC_REGS */) & 3 == 3
         } catch {
             close(v)
             close(k)
@@ -319,8 +349,6 @@ public final class KVMMachine {
         func put(_ off: UInt64, _ bytes: [UInt8]) {
             for (i, b) in bytes.enumerated() { code[Int(off) + i] = b }
         }
-        // syscall entry: out syscallPort, al (then HLT: never resumed here).
-        put(KernelLayout.syscallEntry, [0xe6, UInt8(KernelLayout.syscallPort)])
         // Exception stubs: push a 0 error code where the CPU pushes none, push
         // the vector, jump to the common exit. Vectors with an error code:
         let withError: Set<Int> = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30]
@@ -345,6 +373,15 @@ public final class KVMMachine {
             + [0x0f, 0x22, 0xd8, 0x58, 0x48, 0xcf])
         code.withUnsafeBytes { m.pointer(KernelPage.code * 4096).copyMemory(from: $0.baseAddress!, byteCount: 4096) }
 
+        // Syscall page (LSTAR): movabs [doorbell], al; then ud2 everywhere
+        // (never resumed here: the Sentry resumes at rcx).
+        var sys = [UInt8](repeating: 0, count: 4096)
+        for i in stride(from: 0, to: 4096, by: 2) { sys[i] = 0x0f; sys[i + 1] = 0x0b }
+        let store = [0xa2] + withUnsafeBytes(of: KernelLayout.doorbell.littleEndian) { Array($0) } + [0x0f, 0x0b]
+        for (i, b) in store.enumerated() { sys[i] = b }
+        precondition(UInt64(store.count - 2) == KernelLayout.syscallDoorbellRip - KernelLayout.syscallEntry)
+        sys.withUnsafeBytes { m.pointer(KernelPage.syscallCode * 4096).copyMemory(from: $0.baseAddress!, byteCount: 4096) }
+
         // IDT: interrupt gates (IF cleared) for vectors 0..31 on IST 1. #BP
         // and #OF have DPL 3 so `int3` from user mode works as on Linux.
         let idt = KernelPage.idt * 4096
@@ -359,8 +396,11 @@ public final class KVMMachine {
 
         // Kernel half: PDPT[0] -> PD[0] -> PT, mapping the ring-0 pages
         // (supervisor, global; only the code page is executable, and it is
-        // read-only).
-        let k = PTE.present | PTE.write
+        // read-only), the syscall page (user, executable, read-only) and
+        // the doorbell (user, writable, not executable, not RAM). The upper
+        // levels allow user access so those two leaves can; every other
+        // leaf is supervisor-only.
+        let k = PTE.present | PTE.write | PTE.user
         m.store64(KernelPage.pdpt * 4096, KernelPage.pd * 4096 | k)
         m.store64(KernelPage.pd * 4096, KernelPage.pt * 4096 | k)
         let pt = KernelPage.pt * 4096
@@ -368,9 +408,12 @@ public final class KVMMachine {
             m.store64(pt + page * 8, page * 4096 | PTE.present | PTE.write | PTE.global | PTE.noExec)
         }
         m.store64(pt + KernelPage.code * 8, KernelPage.code * 4096 | PTE.present | PTE.global)
+        m.store64(pt + KernelPage.syscallCode * 8, KernelPage.syscallCode * 4096 | PTE.present | PTE.user | PTE.global)
+        m.store64(pt + KernelPage.doorbellSlot * 8,
+                  doorbellGPA | PTE.present | PTE.write | PTE.user | PTE.global | PTE.noExec)
         m.store64(KernelPage.pml4 * 4096 + 511 * 8, kernelPML4Entry)
     }
 
     /// The PML4 entry every address space shares for the kernel half.
-    var kernelPML4Entry: UInt64 { KernelPage.pdpt * 4096 | PTE.present | PTE.write }
+    var kernelPML4Entry: UInt64 { KernelPage.pdpt * 4096 | PTE.present | PTE.write | PTE.user }
 }

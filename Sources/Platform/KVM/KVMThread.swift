@@ -2,12 +2,17 @@
 // guest with the Sentry's view of the registers and comes back with a
 // StopReason, exactly like PtraceThread.run().
 //
-// Every exit happens in guest ring 0 at one of our `out` instructions
-// (KVMMachine.swift), so every entry can be the same: write an iretq frame
-// (rip, cs, rflags, rsp, ss) on the ring-0 stack, KVM_SET_REGS with the user
-// registers plus rip = the resume trampoline and rsp = that frame, KVM_RUN.
-// The one exception is a host signal that interrupted the guest in ring 3:
-// then the vCPU is first put back in ring 0 with KVM_SET_SREGS (rare).
+// An exit leaves the vCPU in one of two places. In guest ring 0 at one of
+// our `out` instructions (exceptions; syscalls on hardware KVM): the entry
+// writes an iretq frame (rip, cs, rflags, rsp, ss) on the ring-0 stack and
+// sets the user registers plus rip = the resume trampoline and rsp = that
+// frame. In user mode (syscalls on kvm_pvm, whose SYSCALL stays in user
+// mode, and host signals that stopped ring 3): the entry just sets the user
+// registers, unless the address space changed (a CR3 reload is ring-0
+// work), in which case the vCPU is first put back in ring 0 with
+// KVM_SET_SREGS. Registers go through the kvm_run area (KVM_CAP_SYNC_REGS)
+// where KVM has it, so a syscall round trip is one KVM_RUN and no other
+// ioctl.
 //
 // The Sentry's registers are the ptrace layout (user_regs_struct) so the
 // kernel code is the same for both platforms; at a syscall stop rip is the
@@ -90,7 +95,7 @@ public final class KVMThread {
     static let userFlags: UInt64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000
 
     @inline(__always) static func canonical(_ a: UInt64) -> Bool { a < KVMAddressSpace.userEnd }
-    static let syscallEntry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
+    static let syscallEntry = KernelLayout.syscallEntry
 
     /// Runs the thread until its next syscall, fault or interruption.
     public func run() -> StopReason {
@@ -116,7 +121,8 @@ public final class KVMThread {
 
     /// Programs the vCPU to return to user mode with `regs`.
     private func enter(_ asp: KVMAddressSpace) -> Bool {
-        if !inKernel {
+        let flush = asp.cr3 != loadedCR3 || asp.generation != flushedGeneration
+        if !inKernel && flush {
             var s = kernelSregs
             s.cr3 = loadedCR3
             if moat_kvm_set_sregs(vcpu, &s) < 0 { lastError = "KVM_SET_SREGS failed"; return false }
@@ -136,30 +142,37 @@ public final class KVMThread {
             appliedFS = regs.fs_base
             appliedGS = regs.gs_base
         }
-        let frame = KernelLayout.stackTop - 40
         let flags = (regs.eflags & Self.userFlags) | 0x202
-        let words: [UInt64] = [regs.rip, UInt64(KernelLayout.userCS), flags, regs.rsp, UInt64(KernelLayout.userSS)]
-        let mem = machine.memory
-        let frameGPA = KernelPage.stackLow * 4096 + (frame - KernelLayout.va(KernelPage.stackLow))
-        for (i, w) in words.enumerated() { mem.store64(frameGPA + UInt64(i) * 8, w) }
-        let flush = asp.cr3 != loadedCR3 || asp.generation != flushedGeneration
-        if flush {
-            mem.store64(KernelPage.data * 4096, asp.cr3)
-            loadedCR3 = asp.cr3
-            flushedGeneration = asp.generation
-            // The next guest instruction is the CR3 reload: pages unmapped
-            // before it can go back to the machine now.
-            asp.releasePending()
-        }
         var k = kvm_regs()
         k.rax = regs.rax; k.rbx = regs.rbx; k.rcx = regs.rcx; k.rdx = regs.rdx
         k.rsi = regs.rsi; k.rdi = regs.rdi; k.rbp = regs.rbp
         k.r8 = regs.r8; k.r9 = regs.r9; k.r10 = regs.r10; k.r11 = regs.r11
         k.r12 = regs.r12; k.r13 = regs.r13; k.r14 = regs.r14; k.r15 = regs.r15
-        k.rsp = frame
-        k.rip = KernelLayout.va(KernelPage.code, flush ? KernelLayout.resumeFlush : KernelLayout.resume)
-        k.rflags = 2
-        if moat_kvm_set_regs(vcpu, &k) < 0 { lastError = "KVM_SET_REGS failed"; return false }
+        if inKernel {
+            let frame = KernelLayout.stackTop - 40
+            let words: [UInt64] = [regs.rip, UInt64(KernelLayout.userCS), flags, regs.rsp, UInt64(KernelLayout.userSS)]
+            let mem = machine.memory
+            let frameGPA = KernelPage.stackLow * 4096 + (frame - KernelLayout.va(KernelPage.stackLow))
+            for (i, w) in words.enumerated() { mem.store64(frameGPA + UInt64(i) * 8, w) }
+            if flush {
+                mem.store64(KernelPage.data * 4096, asp.cr3)
+                loadedCR3 = asp.cr3
+                flushedGeneration = asp.generation
+                // The next guest instruction is the CR3 reload: pages unmapped
+                // before it can go back to the machine now.
+                asp.releasePending()
+            }
+            k.rsp = frame
+            k.rip = KernelLayout.va(KernelPage.code, flush ? KernelLayout.resumeFlush : KernelLayout.resume)
+            k.rflags = 2
+        } else {
+            // Still in user mode with the right CR3 (a flush took the branch
+            // above): resume the application where it stands.
+            k.rsp = regs.rsp
+            k.rip = regs.rip
+            k.rflags = flags
+        }
+        if !cpu.setRegs(&k) { lastError = "KVM_SET_REGS failed"; return false }
         return true
     }
 
@@ -218,8 +231,15 @@ public final class KVMThread {
                 }
                 let off = k.rip &- codeVA
                 if off >= KernelLayout.resume && off < 0x1000 {
-                    // Still on the way out to user: `regs` is unchanged and
-                    // the next run starts the trampoline afresh.
+                    // Still on the way out to user (or not entered at all:
+                    // immediate_exit): `regs` is unchanged and the next run
+                    // starts the trampoline afresh. The CR3 reload `enter`
+                    // recorded may not have run: take the CR3 the vCPU
+                    // really holds and make the next entry flush, or it
+                    // would return to user with the previous address
+                    // space's (or unmapped pages') translations.
+                    loadedCR3 = s.cr3
+                    flushedGeneration = .max
                     return .interrupted
                 }
                 continue  // between a trap and its `out`: let it exit
@@ -230,17 +250,16 @@ public final class KVMThread {
                 return .gone
             }
             let reason = moat_kvm_exit_reason(runArea)
+            if reason == UInt32(KVM_EXIT_MMIO) && moat_kvm_exit_mmio_addr(runArea) & ~0xfff == machine.doorbellGPA {
+                return doorbell()
+            }
             guard reason == UInt32(KVM_EXIT_IO), moat_kvm_exit_io_direction(runArea) == UInt8(KVM_EXIT_IO_OUT) else {
                 lastError = describeExit(reason)
                 return .gone
             }
             var k = kvm_regs()
-            guard moat_kvm_get_regs(vcpu, &k) >= 0 else { lastError = "KVM_GET_REGS failed"; return .gone }
+            guard cpu.getRegs(&k) else { lastError = "KVM_GET_REGS failed"; return .gone }
             switch moat_kvm_exit_io_port(runArea) {
-            case KernelLayout.syscallPort:
-                takeGPRs(k)
-                regs.rsp = k.rsp
-                return syscallStop(k)
             case KernelLayout.exceptionPort:
                 return exception(k, asp)
             default:
@@ -248,6 +267,37 @@ public final class KVMThread {
                 return .gone
             }
         }
+    }
+
+    /// An exit at the doorbell: the syscall page's store (the syscall, in
+    /// ring 0 on hardware KVM or in user mode on kvm_pvm), or application
+    /// code touching the doorbell page itself, which gets SIGSEGV as for any
+    /// kernel address. The vCPU stays where the exit left it.
+    private func doorbell() -> StopReason {
+        var k = kvm_regs()
+        var s = kvm_sregs()
+        guard cpu.getRegs(&k), cpu.getSregs(&s) else { lastError = "KVM_GET_REGS failed"; return .gone }
+        inKernel = s.cs.dpl == 0
+        if k.rip == KernelLayout.syscallDoorbellRip {
+            takeGPRs(k)
+            regs.rsp = k.rsp
+            return syscallStop(k)
+        }
+        // Not the syscall page: finish the access KVM emulated (a load waits
+        // for its data) without running the guest, so the registers are
+        // final, then report it. The fault names the doorbell; rip is past
+        // the access (the emulator has retired it).
+        moat_kvm_set_immediate_exit(runArea, 1)
+        _ = moat_kvm_run(vcpu)
+        moat_kvm_set_immediate_exit(runArea, 0)
+        guard moat_kvm_get_regs(vcpu, &k) >= 0 else { lastError = "KVM_GET_REGS failed"; return .gone }
+        takeGPRs(k)
+        regs.rip = k.rip
+        regs.rsp = k.rsp
+        regs.eflags = k.rflags
+        regs.orig_rax = .max
+        lastFault = "doorbell access at rip 0x\(String(k.rip, radix: 16))"
+        return .fault(signo: SIGSEGV, code: 2, addr: KernelLayout.doorbell)
     }
 
     /// An exception exit: the frame is vector, error code, rip, cs, rflags,
@@ -273,7 +323,7 @@ public final class KVMThread {
         var cr2: UInt64 = 0
         if vector == 14 {
             var s = kvm_sregs()
-            guard moat_kvm_get_sregs(vcpu, &s) >= 0 else { lastError = "KVM_GET_SREGS failed"; return .gone }
+            guard cpu.getSregs(&s) else { lastError = "KVM_GET_SREGS failed"; return .gone }
             cr2 = s.cr2
             if rip == Self.syscallEntry && cr2 == rip && err & 0x14 == 0x14 {
                 // The PVM flavour of KVM (kvm_pvm, on the machines Moat is
@@ -407,6 +457,9 @@ public final class KVMVCPU {
         }
         runArea = p
         runSize = machine.runSize
+        syncRegs = machine.syncRegs
+        // KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS: stored at every exit.
+        if syncRegs { moat_kvm_sync_enable(p, 3) }
         do {
             _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
             try setupRing0()
@@ -420,6 +473,23 @@ public final class KVMVCPU {
     deinit {
         munmap(runArea, runSize)
         close(fd)
+    }
+
+    /// Registers through the kvm_run area where KVM syncs them (no ioctl),
+    /// else through the ioctls. A set takes effect at the next KVM_RUN.
+    private let syncRegs: Bool
+    func getRegs(_ k: inout kvm_regs) -> Bool {
+        if syncRegs { moat_kvm_sync_get_regs(runArea, &k); return true }
+        return moat_kvm_get_regs(fd, &k) >= 0
+    }
+    func setRegs(_ k: inout kvm_regs) -> Bool {
+        if syncRegs { moat_kvm_sync_set_regs(runArea, &k); return true }
+        return moat_kvm_set_regs(fd, &k) >= 0
+    }
+    /// The segment registers at the last exit.
+    func getSregs(_ s: inout kvm_sregs) -> Bool {
+        if syncRegs { moat_kvm_sync_get_sregs(runArea, &s); return true }
+        return moat_kvm_get_sregs(fd, &s) >= 0
     }
 
     private func setupRing0() throws {
@@ -470,7 +540,7 @@ public final class KVMVCPU {
         _ = try check(moat_kvm_get_sregs(vcpu, &kernelSregs), "KVM_GET_SREGS")
 
         let star = UInt64(KernelLayout.kernelCS) << 32 | UInt64(KernelLayout.userCS - 16) << 48
-        let entry = KernelLayout.va(KernelPage.code, KernelLayout.syscallEntry)
+        let entry = KernelLayout.syscallEntry
         // FMASK clears TF, IF, DF, IOPL, NT, AC on entry.
         let idx: [UInt32] = [KVMThread.msrSTAR, KVMThread.msrLSTAR, KVMThread.msrCSTAR, KVMThread.msrFMASK,
                              KVMThread.msrFSBase, KVMThread.msrGSBase, KVMThread.msrKernelGSBase]
