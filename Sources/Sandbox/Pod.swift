@@ -408,7 +408,11 @@ public final class PodSandbox: @unchecked Sendable {
                      timeoutSeconds: Int = 0, terminal: ExecTerminal? = nil) throws -> Int32 {
         let conn = try connect()
         defer { terminal?.detach(); close(conn) }
-        let fields = processFields(p) + ["container=" + id] + (p.tty ? ["tty=1"] : [])
+        // A terminal for the process: the Sentry makes a pseudo-terminal when
+        // the stdio it is given is not one (CRI streams: pipes). A host
+        // terminal given as stdin (moat exec -it from a terminal) is used as
+        // it is: a second line discipline would echo and convert twice.
+        let fields = processFields(p) + ["container=" + id] + (p.tty && isatty(stdin) == 0 ? ["tty=1"] : [])
         guard send(conn, fields.joined(separator: "\0")), send(conn, "0", passing: stdin),
               send(conn, "1", passing: stdout), send(conn, "2", passing: stderr) else {
             throw PodError(.internalError, "the pod's sentry does not answer")
