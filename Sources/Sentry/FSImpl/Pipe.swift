@@ -204,7 +204,10 @@ func fifoOpen(_ node: Inode, _ t: Task, _ flags: Int32) -> Result<FileDescriptio
 /// An open of an existing pipe by name: a FIFO, or any pipe through
 /// /proc/[pid]/fd/N (Linux opens both with fifo_open: a new description of
 /// the same pipe, with the access mode asked for).
-func pipeOpen(_ p: Pipe, ino: UInt64, _ t: Task, _ flags: Int32) -> Result<FileDescription, Errno> {
+/// Only a named FIFO waits for the other end; a pipe reopened through /proc
+/// never does (Linux's fifo_open checks for pipefs), or `diff <(a) <(b)`
+/// would wait for ever once `a` had finished writing.
+func pipeOpen(_ p: Pipe, ino: UInt64, _ t: Task, _ flags: Int32, named: Bool = true) -> Result<FileDescription, Errno> {
     let acc = flags & O_ACCMODE
     if acc == O_RDWR {
         // Linux allows it: the opener is both ends; model as a reader that keeps a writer.
@@ -217,7 +220,7 @@ func pipeOpen(_ p: Pipe, ino: UInt64, _ t: Task, _ flags: Int32) -> Result<FileD
     let reader = acc == O_RDONLY
     let fd = PipeFD(pipe: p, reader: reader, flags: flags, ino: ino)
     p.notify()
-    if flags & O_NONBLOCK == 0 {
+    if flags & O_NONBLOCK == 0 && named {
         let seen = reader ? p.writerOpens : p.readerOpens
         func waiting() -> Bool { reader ? (p.writers == 0 && p.writerOpens == seen) : (p.readers == 0 && p.readerOpens == seen) }
         while waiting() {
@@ -226,7 +229,7 @@ func pipeOpen(_ p: Pipe, ino: UInt64, _ t: Task, _ flags: Int32) -> Result<FileD
             p.waiters.remove(t)
             if r == .interrupted && waiting() { fd.release(); return .failure(Errno(Int32(ERESTARTSYS))) }
         }
-    } else if !reader && p.readers == 0 {
+    } else if flags & O_NONBLOCK != 0 && !reader && p.readers == 0 {
         fd.release()
         return .failure(Errno(ENXIO))
     }

@@ -341,7 +341,7 @@ final class ProcFdTarget: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         // A pipe is opened anew, with the access mode asked for.
         if let p = file as? PipeFD {
-            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC))
+            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), named: false)
         }
         return .success(file)
     }
