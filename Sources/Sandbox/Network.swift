@@ -203,17 +203,17 @@ final class NamespaceSockets: @unchecked Sendable {
     init?(_ nsFD: Int32) {
         if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &chan) != 0 { return nil }
         pthread_mutex_init(&mu, nil)
-        let (req, rep) = (chan[1], chan[1])
+        let end = chan[1]
         let ns = dup(nsFD)
         startThread {
             let joined = moat_setns(ns, 0x40000000 /* CLONE_NEWNET */) == 0 ? Int32(0) : errno
             Glibc.close(ns)
-            NamespaceSockets.put(rep, joined)
+            NamespaceSockets.put(end, joined)
             if joined != 0 { return }
             // Serve until the launcher ends: a socket type in, a socket (or -errno) out.
-            while let type = NamespaceSockets.get(req) {
+            while let type = NamespaceSockets.get(end) {
                 let s = Glibc.socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
-                NamespaceSockets.put(rep, s >= 0 ? s : -errno)
+                NamespaceSockets.put(end, s >= 0 ? s : -errno)
             }
         }
         let joined = NamespaceSockets.get(chan[0]) ?? EIO
