@@ -1,7 +1,8 @@
 // ExecSync: runs a command in a running container and returns its output
 // and exit code. The process's stdout and stderr are pipes drained while it
 // runs (so a chatty command cannot block on a full pipe); its stdin is
-// /dev/null. A timeout is enforced by the sandbox (it kills the process) and
+// /dev/null. Once it has exited, the answer waits for the streams' end only
+// a short grace period: a background process it started may hold them open. A timeout is enforced by the sandbox (it kills the process) and
 // reported as DeadlineExceeded, as kubelet's probes expect.
 
 import CRIAPI
@@ -13,8 +14,13 @@ import Sandbox
 /// together stay under the 16 MiB kubelet accepts in one message.
 let execSyncOutputLimit = (8 << 20) - 1024
 
+/// How long the output streams may stay open after the process exited (a
+/// background child still holding them): what was read by then is the answer.
+let execSyncDrainGraceSeconds = 2
+
 private final class Drain: @unchecked Sendable {
-    private(set) var data = Data()
+    private var data = Data()
+    private let lock = NSLock()
     private let fd: Int32
     private let done = DispatchSemaphore(value: 0)
     init(fd: Int32) {
@@ -25,13 +31,22 @@ private final class Drain: @unchecked Sendable {
                 let n = read(fd, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
+                lock.lock()
                 if data.count < execSyncOutputLimit { data.append(contentsOf: buf[0..<min(n, execSyncOutputLimit - data.count)]) }
+                lock.unlock()
             }
             close(fd)
             done.signal()
         }
     }
-    func wait() -> Data { done.wait(); return data }
+    /// The output up to the stream's end, or up to the grace period's end
+    /// when something other than the exited process keeps it open (the
+    /// reader thread then goes on until it closes, dropping what it reads).
+    func wait(graceSeconds: Int) -> Data {
+        _ = done.wait(timeout: .now() + .seconds(graceSeconds))
+        lock.lock(); defer { lock.unlock() }
+        return data
+    }
 }
 
 func execSyncIn(_ sb: PodSandbox, container c: ContainerRecord, argv: [String], timeout: Int) async throws -> Runtime_V1_ExecSyncResponse {
@@ -64,8 +79,10 @@ func execSyncIn(_ sb: PodSandbox, container c: ContainerRecord, argv: [String], 
         if timeout <= 0 { done.wait() }
         let result = box.result
         var r = Runtime_V1_ExecSyncResponse()
-        r.stdout = outDrain.wait()
-        r.stderr = errDrain.wait()
+        // The process has exited (or never started): its streams end now,
+        // unless a process it left behind holds them.
+        r.stdout = outDrain.wait(graceSeconds: execSyncDrainGraceSeconds)
+        r.stderr = errDrain.wait(graceSeconds: execSyncDrainGraceSeconds)
         let status = try result.get()
         let elapsed = nowNanos() - started
         let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f

@@ -421,7 +421,8 @@ public enum SentryMain {
 
     /// Creates the first task of a new process in `tg` (not yet started nor
     /// registered in the kernel's tables) and resolves its program the way
-    /// execvp does, so errors are reported before anything runs.
+    /// execvp does, so errors are reported before anything runs. On a
+    /// failure `fds` is released (its files closed).
     /// Requires: k.mu held.
     static func newProcess(_ k: Kernel, tg: ThreadGroup, tid: Int32, creds: Credentials, argv: [String], env: [String], cwd: String,
                            umask: UInt32?, fds: FDTable, root: Path? = nil) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
@@ -440,6 +441,10 @@ public enum SentryMain {
                         fds: fds, fs: fsctx, comm: [])
         task.creds = creds
         func failed(_ code: Int32, _ m: String) -> Result<(Task, ExecTarget, [UInt8]), SpawnFailure> {
+            // The table is the task's, and the task never runs: drop it, or
+            // the host fds it holds (an exec's stdout and stderr pipes) stay
+            // open in the Sentry and the client never sees their end.
+            fds.release(task)
             if stubPid > 0 {
                 _ = kill(stubPid, SIGKILL)
                 var st: Int32 = 0

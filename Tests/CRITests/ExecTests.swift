@@ -1,7 +1,10 @@
 // ExecSync in pods whose namespace options ask for the node's IPC (HostIpc, as
 // critest's NamespaceOption spec does) or the pod's: a command that runs, one
-// that exits non-zero, and one whose program the image does not have (critest's
-// `ipcs -m` before its image had ipcs) all answer, none waits for the timeout.
+// that exits non-zero, one whose program the image does not have (critest's
+// `ipcs -m` before its image had ipcs) and one that leaves a background
+// process holding its output all answer, none waits for the timeout. The
+// missing program used to hang ExecSync for good: the pod Sentry kept the
+// exec's stdout and stderr pipes open after failing to start it.
 // Exec with a terminal (crictl exec -it, kubectl exec -it): the process's stdio
 // is a pseudo-terminal in the pod's Sentry, sized by the client's resize
 // message, with its line discipline (echo, CR read as NL, NL written as CR NL);
@@ -18,13 +21,6 @@ extension CRIPodTests {
         let cri = try server()
         defer { cri.stop(); cri.removeDirectory() }
         try await cri.withClient { rt in
-            // This test reproduces a hang (2026-12-06): an ExecSync here never answered, not even
-            // after its timeout, in the HostIpc (NODE) pod and, once that was left out, in the
-            // pod-IPC one too; which of its calls hangs is not known yet. It runs only with
-            // MOAT_EXEC_HANG=1 (and then hangs) until that is fixed.
-            guard ProcessInfo.processInfo.environment["MOAT_EXEC_HANG"] == "1" else {
-                throw XCTSkip("reproduces an unfixed ExecSync hang: MOAT_EXEC_HANG=1 runs it")
-            }
             let modes: [Runtime_V1_NamespaceMode] = [.node, .pod]
             for mode in modes {
                 var pc = podConfig(name: "ipc-\(mode.rawValue)")
@@ -45,6 +41,20 @@ extension CRIPodTests {
                 } catch let e as RPCError {
                     XCTAssertNotEqual(e.code, .deadlineExceeded, "ipcs -m in a \(mode) IPC pod: \(e)")
                 }
+                // Each failed start closes what the pod Sentry was given for it:
+                // the exec's stdout and stderr pipes (3 host fds per exec) did not
+                // close and the client waited for their end.
+                var ps = Runtime_V1_PodSandboxStatusRequest(); ps.podSandboxID = pod; ps.verbose = true
+                let sentry = pid_t(try await rt.podSandboxStatus(ps).info["sentryPid"] ?? "") ?? 0
+                XCTAssertGreaterThan(sentry, 0)
+                let fdsBefore = hostFDCount(sentry)
+                for _ in 0..<10 { _ = try? await self.execSync(rt, c, ["ipcs", "-m"], timeout: 20) }
+                XCTAssertLessThan(hostFDCount(sentry), fdsBefore + 10, "host fds of the pod Sentry after 10 failed execs")
+                // A command that leaves a process holding its output: the answer
+                // comes when the command exits, with what it wrote.
+                let bg = try await self.execSync(rt, c, ["sh", "-c", "sleep 1000 & echo started-$!"], timeout: 20)
+                XCTAssertTrue(String(decoding: bg.stdout, as: UTF8.self).hasPrefix("started-"), String(decoding: bg.stdout, as: UTF8.self))
+                XCTAssertEqual(bg.exitCode, 0)
                 // And the pod still answers afterwards.
                 let after = try await self.execSync(rt, c, ["echo", "after"], timeout: 20)
                 XCTAssertEqual(String(decoding: after.stdout, as: UTF8.self), "after\n")
@@ -90,4 +100,9 @@ extension CRIPodTests {
             }
         }
     }
+}
+
+/// How many fds a host process has open.
+private func hostFDCount(_ pid: pid_t) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
 }

@@ -54,7 +54,10 @@ final class CRIPodTests: XCTestCase {
 
     func execSync(_ rt: RuntimeClient, _ id: String, _ cmd: [String], timeout: Int64 = 0) async throws -> Runtime_V1_ExecSyncResponse {
         var r = Runtime_V1_ExecSyncRequest(); r.containerID = id; r.cmd = cmd; r.timeout = timeout
-        return try await rt.execSync(r)
+        // A runtime that never answers fails the test (DeadlineExceeded) instead of hanging it.
+        var options = CallOptions.defaults
+        if timeout > 0 { options.timeout = .seconds(timeout + 60) }
+        return try await rt.execSync(r, options: options)
     }
 
     func testPodWithTwoContainersSharingLocalhostLogsExecFiltersStopRemove() async throws {
