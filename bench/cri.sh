@@ -193,7 +193,9 @@ bench_main() {
         -h|--help) sed -n '2,24p' "$0"; return ;;
     esac
     [ "$(id -u)" = 0 ] || die "needs root"
-    [ -x "$crictl_bin" ] || die "no crictl at $crictl_bin"
+    # Built (once per version) by Tests/Conformance/cri-tools.sh when missing.
+    [ -x "$crictl_bin" ] || [ -n "${CRICTL:-}" ] || bash "$bench_repo/Tests/Conformance/cri-tools.sh" >/dev/null || true
+    [ -x "$crictl_bin" ] || die "no crictl at $crictl_bin (Tests/Conformance/cri-tools.sh builds it)"
     [ -x "$MOAT" ] || die "no moat at $MOAT (swift build -c release --product moat)"
     local o=${1:-$(mktemp -d /tmp/bench-cri.XXXXXX)}
     [ $# -gt 0 ] && shift

@@ -26,13 +26,6 @@ set -euo pipefail
 
 CRITEST_SH_LIB=1 source "$(cd "$(dirname "$0")" && pwd -P)/critest.sh"
 
-# A missing prerequisite: a failure under CI, a skip elsewhere.
-missing() {
-    if [ "${CI:-}" = true ]; then die "missing prerequisite under CI: $*"; fi
-    echo "node-containerd.sh: skipped: missing prerequisite: $*" >&2
-    exit 0
-}
-
 # An OCI layout tag `python` in $1 from the Debian rootfs with python3.
 python_layout() {
     local L=$1 rootfs work

@@ -5,7 +5,7 @@
 #
 #   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
 #
-# Scenarios (default: run, oci, api and node; cri needs crictl), each ROUNDS times
+# Scenarios (default: run, oci, api and node; cri needs crictl, built by Tests/Conformance/cri-tools.sh), each ROUNDS times
 # (default 100):
 #   run  `moat run` of a busy shell (forks, file writes through the Gofer,
 #        a published port); the victim is the launcher, the Gofer, the
@@ -266,8 +266,9 @@ print(sum(1 for n in open(sys.argv[1]).read().split() if n not in have))' "$acke
 # mount, cgroup, state directory or network namespace.
 scenario_cri() {
     local crictl="${CRICTL:-/var/cache/moat/bin/crictl}"
-    [ -x "$crictl" ] || crictl=$(command -v crictl || true)
-    [ -n "$crictl" ] || { echo "faults.sh: the cri scenario needs crictl (Tests/Conformance/critest.sh installs it)" >&2; failures=$((failures + 1)); return; }
+    # Built (once per version) by Tests/Conformance/cri-tools.sh when missing.
+    [ -x "$crictl" ] || [ -n "${CRICTL:-}" ] || bash "$repo/Tests/Conformance/cri-tools.sh" >/dev/null || true
+    [ -x "$crictl" ] || { echo "faults.sh: the cri scenario needs crictl (Tests/Conformance/cri-tools.sh builds it)" >&2; failures=$((failures + 1)); return; }
     local d="$work/cri" server=0
     mkdir -p "$d/logs"
     local sock="$d/cri.sock"
