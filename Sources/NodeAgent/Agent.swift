@@ -20,7 +20,7 @@
 // termination and sandbox teardown. Pods.swift syncs one pod; Volumes.swift
 // prepares volumes and environment; Probes.swift runs probes and hooks;
 // Events.swift records events; NodeServer.swift serves logs and exec to the
-// API server.
+// API server; ImageGC.swift removes unused images when the disk fills.
 
 import CRIAPI
 import ControlPlane
@@ -59,6 +59,9 @@ public struct NodeAgentOptions: Sendable {
     /// clusterDNS are relayed to dnsUpstream (IPv4:port) when both are set.
     public var serviceCIDR: String? = nil
     public var dnsUpstream: String? = nil
+    /// Image garbage collection (ImageGC.swift): thresholds, and seconds between two passes.
+    public var imageGC = ImageGCPolicy()
+    public var imageGCInterval = 300.0
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -160,6 +163,8 @@ final class NodeAgent: @unchecked Sendable {
     var sandboxNamespaces: [String: String] = [:]
     /// The pod CIDR last passed to the runtime. Guarded by: lock
     var runtimePodCIDR = ""
+    /// When images were first seen and last seen in use (ImageGC.swift). Sync loop only.
+    let imageUse = ImageUseRecord()
 
     init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
         o = options; self.api = api; self.runtime = runtime; self.images = images
@@ -281,11 +286,15 @@ final class NodeAgent: @unchecked Sendable {
     }
 
     func loop() async {
-        var lastBeat = Date()
+        var lastBeat = Date(), lastImageGC = Date()
         while !Task.isCancelled {
             do { try await sync() } catch { log.info("sync: \(error)") }
             if Date().timeIntervalSince(lastBeat) >= o.heartbeatInterval {
                 do { try await heartbeat(); lastBeat = Date() } catch { log.info("heartbeat: \(error)") }
+            }
+            if Date().timeIntervalSince(lastImageGC) >= o.imageGCInterval {
+                do { try await collectImages() } catch { log.info("image GC: \(error)") }
+                lastImageGC = Date()
             }
             try? await Task.sleep(nanoseconds: UInt64(o.syncInterval * 1e9))
         }

@@ -293,6 +293,10 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
     @Option(help: "Run the service proxy for Services' ClusterIPs in this range (IPv4 CIDR).") var serviceCidr: String?
     @Option(help: "The cluster DNS server (IPv4:port) the proxy relays pods' queries to --cluster-dns to.") var dnsUpstream: String?
+    @Option(help: "Image file system usage (percent) at which unused images are removed, least recently used first (100: never).")
+    var imageGcHighThreshold = 85
+    @Option(help: "The usage (percent) image garbage collection frees down to.") var imageGcLowThreshold = 80
+    @Option(help: "Seconds an image is kept at least after the agent first saw it.") var imageMinimumGcAge = 120.0
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -309,6 +313,11 @@ struct NodeCommand: AsyncParsableCommand {
         if let c = serviceCidr, IPv4CIDR(c) == nil { throw ValidationError("--service-cidr must be an IPv4 CIDR") }
         if let u = dnsUpstream, !(u.lastIndex(of: ":").map { IPv4CIDR.parse(String(u[..<$0])) != nil && UInt16(u[u.index(after: $0)...]) != nil } ?? false) { throw ValidationError("--dns-upstream must be IPv4:port") }
         o.serviceCIDR = serviceCidr; o.dnsUpstream = dnsUpstream
+        guard (0...100).contains(imageGcHighThreshold), (0...100).contains(imageGcLowThreshold),
+              imageGcLowThreshold <= imageGcHighThreshold, imageMinimumGcAge >= 0 else {
+            throw ValidationError("--image-gc-low-threshold and --image-gc-high-threshold must be percentages, low <= high")
+        }
+        o.imageGC = ImageGCPolicy(high: imageGcHighThreshold, low: imageGcLowThreshold, minimumAge: imageMinimumGcAge)
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)
