@@ -105,7 +105,28 @@ pid_t moat_spawn_finish(pid_t pid, int errfd) {
 // forking thread, and a lock another thread held (malloc, the Swift runtime's
 // metadata caches, stdio) would stay locked forever. moat_fork_start checks
 // the thread count itself and returns -EAGAIN when there is more than one;
-// the caller then re-executes as before.
+// the caller then re-executes as before. With one thread the count cannot
+// change before the fork (only this thread could start another), no lock is
+// held by anyone else, and glibc's fork runs its atfork handlers (malloc,
+// stdio) as usual. The child then:
+//  - keeps only the fds it is given, as after the exec (everything else,
+//    O_CLOEXEC or not, is closed: the launcher's log, the publisher's
+//    sockets, the other child's socket end);
+//  - gets the exec's environment, and the launcher's is wiped, not just
+//    dropped: the user's environment may hold secrets that a Gofer or Sentry
+//    facing hostile input must not hold. The rest of the launcher's memory
+//    is its parsed command line (which the child is given anyway); `moat
+//    run` reads no credentials (only `moat pull` does);
+//  - shares the launcher's layout, and so the Gofer and the Sentry share
+//    each other's: an attacker who controls a Sentry knows the addresses in
+//    the Gofer and the launcher it talks to, which re-executed ones would
+//    not give away. That is the price of the sharing (the same pages cannot
+//    be shared at different addresses). What stays: every `moat run` has a
+//    layout of its own, so nothing is fixed, nothing is common to two
+//    sandboxes, and nothing is known from outside a sandbox;
+//  - confines itself afterwards exactly as a re-executed one: ids,
+//    namespaces, capabilities and seccomp come from the same code
+//    (ConfinementTests compares both ways with `moat debug`).
 
 static int thread_count(void) {
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
