@@ -10,6 +10,7 @@
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$BENCH_DIR/.." && pwd -P)
 MOAT=${MOAT:-}
+MOAT_BASE=${MOAT_BASE:-}
 ROOTFS_SRC=${ROOTFS_SRC:-}
 OUT=${OUT:-}
 TSV=${TSV:-}
@@ -19,23 +20,35 @@ die() { log "$*"; exit 1; }
 
 # The options every script takes:
 #   --moat PATH  --rootfs DIR  --out FILE  --tsv FILE  --reps N  --runtimes LIST  --rows LIST
+#   --moat-base PATH  a second moat binary (another commit's build, or a
+#                     wrapper that sets an environment variable) measured in
+#                     the same run as runtime moat-base: a change's before
 # Unknown arguments are left in BENCH_REST, in order.
 bench_options() {
     BENCH_REST=()
     while [ $# -gt 0 ]; do
         case "$1" in
-            --moat|--rootfs|--out|--tsv|--reps|--runtimes|--rows)
+            --moat|--moat-base|--rootfs|--out|--tsv|--reps|--runtimes|--rows)
                 [ $# -ge 2 ] || die "$1 needs a value"
                 bench_set_option "${1#--}" "$2"; shift 2 ;;
-            --moat=*|--rootfs=*|--out=*|--tsv=*|--reps=*|--runtimes=*|--rows=*)
+            --moat=*|--moat-base=*|--rootfs=*|--out=*|--tsv=*|--reps=*|--runtimes=*|--rows=*)
                 local k=${1%%=*}; bench_set_option "${k#--}" "${1#*=}"; shift ;;
             *) BENCH_REST+=("$1"); shift ;;
         esac
     done
 }
+# oci.sh and mem.sh: with --moat-base, runtime moat-base is measured right
+# after moat (unless --runtimes named it or left moat out).
+bench_add_base() {
+    [ -n "$MOAT_BASE" ] || return 0
+    [[ ",$ONLY," == *,moat-base,* ]] && return 0
+    [[ ",$ONLY," == *,moat,* ]] || return 0
+    ONLY=$(sed 's/\(^\|,\)moat\(,\|$\)/\1moat,moat-base\2/' <<< "$ONLY")
+}
 bench_set_option() {
     case "$1" in
         moat) MOAT=$2 ;;
+        moat-base) MOAT_BASE=$(cd "$(dirname "$2")" && pwd -P)/$(basename "$2") ;;
         rootfs) ROOTFS_SRC=$2 ;;
         out) OUT=$2 ;;
         tsv) TSV=$2 ;;

@@ -6,7 +6,8 @@
 # USS is what a process alone holds; "each further" is (20 sandboxes - 1) / 19,
 # what one more idle sandbox costs.
 #
-#   bench/mem.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--tsv FILE] [--counts 1,20] [--runtimes LIST]
+#   bench/mem.sh [--moat PATH] [--moat-base PATH] [--rootfs DIR] [--out FILE] [--tsv FILE] [--counts 1,20]
+#                [--runtimes LIST] [--detail]
 #
 # Run as root, on an otherwise quiet host (PSS depends on who else maps the
 # same files). A runtime that is missing or fails says `n/a (...)`.
@@ -16,6 +17,7 @@ BENCH_NAME=mem.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IDLE="$BENCH_DIR/lib/idle_mem.py"
 COUNTS=1,20
+DETAIL=
 ONLY=runc,runsc,moat
 
 bench_options "$@"
@@ -23,12 +25,14 @@ set -- "${BENCH_REST[@]}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --counts) COUNTS=${2:?}; shift 2 ;;
+        --detail) DETAIL=--detail; shift ;;
         -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root"
 bench_find_moat
+bench_add_base
 bench_busybox_rootfs
 [ -n "$OUT" ] || OUT="$BENCH_DIR/results/$(date -u +%F)-mem-$(hostname -s).md"
 
@@ -41,6 +45,7 @@ delete_all() {
     bench_delete_containers runc "$WORK/state-runc"
     bench_delete_containers runsc "$WORK/state-runsc"
     bench_delete_containers "$MOAT" "$WORK/state-moat"
+    [ -z "$MOAT_BASE" ] || bench_delete_containers "$MOAT_BASE" "$WORK/state-moat-base"
     bench_remove_cgroups "$ID"
 }
 cleanup() { delete_all; rm -rf "$WORK"; }
@@ -49,10 +54,11 @@ trap cleanup EXIT
 cp -a "$ROOTFS_SRC" "$WORK/rootfs"
 bench_bundle "$WORK" "$WORK/rootfs" true /bin/sleep 3600
 
-declare -A LABEL=([moat]="Moat (\`moat run\`)" [runc]="runc (\`runc run\`)" [runsc]="runsc ptrace (\`runsc run\`)")
+declare -A LABEL=([moat]="Moat (\`moat run\`)" [moat-base]="Moat baseline (\`moat run\`)" [runc]="runc (\`runc run\`)" [runsc]="runsc ptrace (\`runsc run\`)")
 declare -A CMD VER RES
-CMD[moat]="$MOAT"; CMD[runc]=$(command -v runc || true); CMD[runsc]=$(command -v runsc || true)
+CMD[moat]="$MOAT"; CMD[moat-base]="$MOAT_BASE"; CMD[runc]=$(command -v runc || true); CMD[runsc]=$(command -v runsc || true)
 [ -n "${CMD[moat]}" ] && VER[moat]=$(bench_moat_version)
+[ -n "${CMD[moat-base]}" ] && VER[moat-base]="binary $MOAT_BASE"
 [ -n "${CMD[runc]}" ] && VER[runc]=$(runc --version | sed -n 1p)
 [ -n "${CMD[runsc]}" ] && VER[runsc]=$(runsc --version 2>/dev/null | sed -n 1p)
 
@@ -63,14 +69,15 @@ for rt in "${RTS[@]}"; do
     [ -n "${CMD[$rt]:-}" ] || continue
     mkdir -p "$WORK/state-$rt"
     case $rt in
-        moat) C=("$MOAT" run --rootfs "$WORK/rootfs" -- /bin/sleep 3600) ;;
+        moat|moat-base) C=("${CMD[$rt]}" run --rootfs "$WORK/rootfs" -- /bin/sleep 3600) ;;
         runc) C=(runc --root "$WORK/state-$rt" run --bundle "$WORK" "${ID}{i}") ;;
         runsc) C=(runsc --platform=ptrace --network=none --root "$WORK/state-$rt" run --bundle "$WORK" "${ID}{i}") ;;
     esac
     for n in "${NS[@]}"; do
         log "$rt: $n idle sandboxes"
-        out=$(python3 "$IDLE" --count "$n" -- "${C[@]}")
-        for k in status error procs pss_mb uss_mb pss_total_mb uss_total_mb; do
+        # --detail: one line per process (pid, PSS, USS, command) on stderr.
+        out=$(python3 "$IDLE" --count "$n" $DETAIL -- "${C[@]}")
+        for k in status error procs pss_mb uss_mb pss_total_mb uss_total_mb sbx_mb sbx_total_mb; do
             RES[$rt/$n/$k]=$(sed -n "s/^$k=//p" <<< "$out")
         done
         delete_all
@@ -94,6 +101,7 @@ for rt in "${RTS[@]}"; do
         bench_tsv "mem${n}_pss" "$rt" "$(cell "$rt" "$n" pss_mb)"
         bench_tsv "mem${n}_uss" "$rt" "$(cell "$rt" "$n" uss_mb)"
         bench_tsv "mem${n}_procs" "$rt" "$(cell "$rt" "$n" procs)"
+        bench_tsv "mem${n}_sbx" "$rt" "$(cell "$rt" "$n" sbx_mb)"
     done
     if [ "${#NS[@]}" -gt 1 ]; then
         bench_tsv mem_further_pss "$rt" "$(further "$rt" pss)"
@@ -115,6 +123,7 @@ done
         printf '| %s sandbox(es): host processes each |' "$n"; for rt in "${RTS[@]}"; do printf ' %s |' "$(cell "$rt" "$n" procs)"; done; echo
         printf '| %s sandbox(es): PSS each |' "$n"; for rt in "${RTS[@]}"; do printf ' %s |' "$(cell "$rt" "$n" pss_mb)"; done; echo
         printf '| %s sandbox(es): USS each |' "$n"; for rt in "${RTS[@]}"; do printf ' %s |' "$(cell "$rt" "$n" uss_mb)"; done; echo
+        printf '| %s sandbox(es): pages only that sandbox maps, each |' "$n"; for rt in "${RTS[@]}"; do printf ' %s |' "$(cell "$rt" "$n" sbx_mb)"; done; echo
     done
     if [ "${#NS[@]}" -gt 1 ]; then
         printf '| each further sandbox: PSS |'; for rt in "${RTS[@]}"; do printf ' %s |' "$(further "$rt" pss)"; done; echo
@@ -124,4 +133,7 @@ done
     echo "Each sandbox runs \`/bin/sleep 3600\` from a read-only busybox rootfs; its host processes are the"
     echo "process tree of the command that started it (for Moat: launcher, Gofer, Sentry, master stub, the"
     echo "application's stub). Figures are taken once every tree has stopped changing (3 samples 0.5 s apart)."
+    echo "USS sums each process's private pages; \"pages only that sandbox maps\" counts a page that two of"
+    echo "one sandbox's processes share (a forked Gofer's or Sentry's pages shared with their launcher) too:"
+    echo "at 20 sandboxes it is what one more sandbox holds of its own (bench/lib/idle_mem.py)."
 } | tee "$OUT"

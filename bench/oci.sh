@@ -11,7 +11,7 @@
 # Prints a Markdown report and writes it to --out.
 #
 #   bench/oci.sh [--moat PATH] [--rootfs DIR] [--out FILE] [--tsv FILE] [--reps N]
-#                [--runtimes LIST] [--rows LIST]
+#                [--runtimes LIST] [--rows LIST] [--moat-base PATH]
 #
 # Run as root. A runtime that is missing or fails says `n/a (...)` in its cell.
 set -uo pipefail
@@ -33,6 +33,7 @@ for a in "${BENCH_REST[@]}"; do
 done
 [ "$(id -u)" = 0 ] || die "run as root"
 bench_find_moat
+bench_add_base
 bench_busybox_rootfs
 [ -n "$OUT" ] || OUT="$BENCH_DIR/results/$(date -u +%F)-oci-$(hostname -s).md"
 
@@ -41,6 +42,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/moat-oci-bench.XXXXXX")
 ID="ob$$-"
 cleanup() {
     bench_delete_containers "$MOAT" "$WORK/state-moat"
+    [ -z "$MOAT_BASE" ] || bench_delete_containers "$MOAT_BASE" "$WORK/state-moat-base"
     bench_delete_containers runc "$WORK/state-runc"
     bench_delete_containers runsc "$WORK/state-runsc"
     bench_remove_cgroups "$ID"
@@ -52,12 +54,13 @@ trap cleanup EXIT
 cp -a "$ROOTFS_SRC" "$WORK/rootfs"
 bench_bundle "$WORK" "$WORK/rootfs" true /bin/true
 
-declare -A LABEL=([native]="native (chroot)" [moat]="Moat" [runc]="runc" [runsc]="runsc (ptrace)")
+declare -A LABEL=([native]="native (chroot)" [moat]="Moat" [moat-base]="Moat baseline" [runc]="runc" [runsc]="runsc (ptrace)")
 declare -A CMD VER RESULT
 CMD[native]=$(command -v chroot || true)
-CMD[moat]="$MOAT"; CMD[runc]=$(command -v runc || true); CMD[runsc]=$(command -v runsc || true)
+CMD[moat]="$MOAT"; CMD[moat-base]="$MOAT_BASE"; CMD[runc]=$(command -v runc || true); CMD[runsc]=$(command -v runsc || true)
 FLAGS_runsc=(--platform=ptrace --network=none)
 [ -n "${CMD[moat]}" ] && VER[moat]=$(bench_moat_version)
+[ -n "${CMD[moat-base]}" ] && VER[moat-base]="binary $MOAT_BASE"
 [ -n "${CMD[runc]}" ] && VER[runc]=$(runc --version | sed -n 1p)
 [ -n "${CMD[runsc]}" ] && VER[runsc]=$(runsc --version 2>/dev/null | sed -n 1p)
 VER[native]="chroot (coreutils)"
@@ -70,7 +73,7 @@ row_cmd() {
     case "$row/$rt" in
         run/native|oci-run/native) C=(chroot "$WORK/rootfs" /bin/true) ;;
         cycle/native) return 1 ;;
-        run/moat) C=("$MOAT" run --rootfs "$WORK/rootfs" -- /bin/true) ;;
+        run/moat|run/moat-base) C=("${CMD[$rt]}" run --rootfs "$WORK/rootfs" -- /bin/true) ;;
         run/*|oci-run/*) C=("${CMD[$rt]}" "${flags[@]}" --root "$state" run --bundle "$WORK" "${ID}r$row") ;;
         cycle/*) C=(python3 "$CYCLE" "${CMD[$rt]}" "$state" "$WORK" "${ID}c1" "${flags[@]}") ;;
     esac

@@ -48,8 +48,6 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; shift ;;
         --mem) MEM_MODE=${2:?--mem needs a mode}; shift 2 ;;
-        --moat-base) MOAT_BASE=${2:?--moat-base needs a path}; shift 2 ;;
-        --moat-base=*) MOAT_BASE=${1#*=}; shift ;;
         --mem=*) MEM_MODE=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -315,19 +313,15 @@ sub_runtimes() {  # sub_runtimes LIST: the runtimes of LIST this run has and can
 # `runc run`/`runsc run` of a bundle of the same rootfs, and the OCI cycle
 # create + start + wait + delete. $REPS*2 runs a cell (start-up is noisy).
 bench_oci_all() {
-    local rts; rts=$(sub_runtimes native,runc,runsc,moat)
+    # moat-base in the same oci.sh run as the others (--moat-base), so that
+    # a change's before and after share its conditions.
+    local rts; rts=$(sub_runtimes native,runc,runsc,moat,moat-base)
     if [ -n "$rts" ]; then
-        bash "$BENCH_DIR/oci.sh" --moat "${MOAT:-}" --rootfs "$ROOTFS_SRC" --reps $((REPS * 2)) \
-            --runtimes "$rts" --rows run,cycle --out "$WORK/oci.md" --tsv "$WORK/oci.tsv" >/dev/null \
+        bash "$BENCH_DIR/oci.sh" --moat "${MOAT:-}" ${MOAT_BASE:+--moat-base "$MOAT_BASE"} --rootfs "$ROOTFS_SRC" \
+            --reps $((REPS * 2)) --runtimes "$rts" --rows run,cycle --out "$WORK/oci.md" --tsv "$WORK/oci.tsv" >/dev/null \
             || log "oci.sh failed"
         fill_from_tsv "$WORK/oci.tsv" run:startup_run,cycle:startup_cycle
         [ -f "$WORK/oci.md" ] && SUBREPORTS+=("$WORK/oci.md")
-    fi
-    if [ -n "$(sub_runtimes moat-base)" ]; then
-        bash "$BENCH_DIR/oci.sh" --moat "$MOAT_BASE" --rootfs "$ROOTFS_SRC" --reps $((REPS * 2)) \
-            --runtimes moat --rows run,cycle --out "$WORK/oci-base.md" --tsv "$WORK/oci-base.tsv" >/dev/null \
-            || log "oci.sh (baseline) failed"
-        fill_from_tsv "$WORK/oci-base.tsv" run:startup_run,cycle:startup_cycle moat-base
     fi
     every_runtime "startup_run startup_cycle" "$(not_applicable)"
 }
@@ -335,23 +329,18 @@ bench_oci_all() {
 # Idle memory (bench/mem.sh): 1 and 20 sleeping sandboxes.
 mem_rowmap() {  # mem.sh's row names for COUNTS ("1,20") to ours
     local n=${1#*,}
-    echo "mem1_pss:mem1_pss,mem1_uss:mem1_uss,mem${n}_pss:memN_pss,mem${n}_uss:memN_uss,mem_further_pss:mem_further_pss,mem_further_uss:mem_further_uss"
+    echo "mem1_pss:mem1_pss,mem1_uss:mem1_uss,mem${n}_pss:memN_pss,mem${n}_uss:memN_uss,mem${n}_sbx:memN_sbx,mem_further_pss:mem_further_pss,mem_further_uss:mem_further_uss"
 }
 bench_mem_all() {
-    local rts counts; rts=$(sub_runtimes runc,runsc,moat)
+    local rts counts; rts=$(sub_runtimes runc,runsc,moat,moat-base)
     counts=$([ "$QUICK" = 1 ] && echo 1,4 || echo 1,20)
     if [ -n "$rts" ]; then
-        bash "$BENCH_DIR/mem.sh" --moat "${MOAT:-}" --rootfs "$ROOTFS_SRC" --counts "$counts" \
-            --runtimes "$rts" --out "$WORK/mem.md" --tsv "$WORK/mem.tsv" >/dev/null || log "mem.sh failed"
+        bash "$BENCH_DIR/mem.sh" --moat "${MOAT:-}" ${MOAT_BASE:+--moat-base "$MOAT_BASE"} --rootfs "$ROOTFS_SRC" \
+            --counts "$counts" --runtimes "$rts" --out "$WORK/mem.md" --tsv "$WORK/mem.tsv" >/dev/null || log "mem.sh failed"
         fill_from_tsv "$WORK/mem.tsv" "$(mem_rowmap "$counts")"
         [ -f "$WORK/mem.md" ] && SUBREPORTS+=("$WORK/mem.md")
     fi
-    if [ -n "$(sub_runtimes moat-base)" ]; then
-        bash "$BENCH_DIR/mem.sh" --moat "$MOAT_BASE" --rootfs "$ROOTFS_SRC" --counts "$counts" \
-            --runtimes moat --out "$WORK/mem-base.md" --tsv "$WORK/mem-base.tsv" >/dev/null || log "mem.sh (baseline) failed"
-        fill_from_tsv "$WORK/mem-base.tsv" "$(mem_rowmap "$counts")" moat-base
-    fi
-    every_runtime "mem1_pss mem1_uss memN_pss memN_uss mem_further_pss mem_further_uss" "$(not_applicable)"
+    every_runtime "mem1_pss mem1_uss memN_pss memN_uss memN_sbx mem_further_pss mem_further_uss" "$(not_applicable)"
 }
 
 # Real programs (bench/apps.sh, the held-out set of the real-program suite):
@@ -587,9 +576,10 @@ ROWS=(
     "mem1_pss|bench_mem_all|Idle memory, 1 sleeping sandbox: PSS summed over its host processes, MB|moat ≤ 15 MB|le 15"
     "mem1_uss|bench_mem_all|Idle memory, 1 sleeping sandbox: USS (private), MB|—|"
     "memN_pss|bench_mem_all|Idle memory, 20 sleeping sandboxes: PSS each, MB|—|"
-    "memN_uss|bench_mem_all|Idle memory, 20 sleeping sandboxes: USS each, MB|moat ≤ 4 MB|le 4"
+    "memN_uss|bench_mem_all|Idle memory, 20 sleeping sandboxes: USS each (per process: misses what a sandbox's processes share), MB|—|"
+    "memN_sbx|bench_mem_all|Idle memory, 20 sleeping sandboxes: pages only that sandbox maps (its USS as a whole), MB each|moat ≤ 4 MB|le 4"
     "mem_further_pss|bench_mem_all|Idle memory: PSS each further sandbox adds, MB|—|"
-    "mem_further_uss|bench_mem_all|Idle memory: USS each further sandbox adds, MB|moat ≤ 4 MB|le 4"
+    "mem_further_uss|bench_mem_all|Idle memory: USS each further sandbox adds (per process, as above), MB|—|"
     "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
     "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
     "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|moat ≤ 1500 µs|le 1500"

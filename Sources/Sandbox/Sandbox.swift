@@ -1,5 +1,6 @@
 // Starting a sandbox: a Gofer confined to the root file system and a Sentry
-// in its own pid namespace, both re-executions of this binary. The launcher
+// in its own pid namespace, both this binary: forked from the launcher
+// without exec when it can (see spawn), re-executed otherwise. The launcher
 // waits for the Sentry and passes its exit status on; the Gofer dies with it.
 
 import CMoat
@@ -80,7 +81,7 @@ public enum Sandbox {
         // The Gofer execs while the Sentry is cloned (its namespaces take
         // milliseconds): whether its exec worked is read after.
         var goferExecFD: Int32 = -1
-        let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0, execFD: &goferExecFD)
+        let goferPid = spawn(exe, goferArgs, [devnull, devnull, 2, pair.server], flags: 0, execFD: &goferExecFD, fork: true)
         close(pair.server)
         if goferPid < 0 { return fail("cannot start the gofer: errno \(-goferPid)", 125) }
         StartupProfile.mark("launcher", "gofer cloned")
@@ -119,7 +120,7 @@ public enum Sandbox {
         }
         let CLONE_NEWPID: UInt = 0x20000000
         let CLONE_NEWNET: UInt = 0x40000000
-        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET))
+        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET), fork: true)
         close(pair.client)
         if logFD >= 0 { close(logFD) }
         if sentryPid < 0 {
@@ -159,14 +160,43 @@ public enum Sandbox {
         return moat_wexitstatus(status)
     }
 
+    /// The executable's `moat sentry|gofer` main (argv with "moat" first),
+    /// set by the executable. With it, `moat run` starts its Gofer and Sentry
+    /// by fork without exec (moat_fork_start): they share the launcher's
+    /// relocated pages and initialized Swift runtime copy-on-write instead
+    /// of each loading and relocating the binary again. nil: re-execute.
+    nonisolated(unsafe) public static var internalMain: (([String]) -> Never)? = nil
+
     /// Starts `path` with `args`, fds[i] as its fd i. Waits until it has
     /// exec'd, unless `execFD` is given: then it returns after the clone and
     /// moat_spawn_finish(pid, execFD) waits.
+    ///
+    /// `fork`: `path` is this binary and `args` an internal command: the
+    /// child runs it without exec when internalMain is set and this process
+    /// has one thread (the launcher of `moat run` before its relays start;
+    /// see moat_fork_start for why more threads would be unsafe); otherwise
+    /// it re-executes. Either way the child has the same fds, environment,
+    /// signal mask, session and namespaces, and confines itself the same way.
     static func spawn(_ path: String, _ args: [String], _ fds: [Int32], flags: UInt, newSession: Bool = false,
-                      execFD: UnsafeMutablePointer<Int32>? = nil) -> pid_t {
+                      execFD: UnsafeMutablePointer<Int32>? = nil, fork: Bool = false) -> pid_t {
         var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup(StartupProfile.environmentEntry()), nil]
         defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
+        if fork, let main = internalMain {
+            var errfd: Int32 = -1
+            let pid = fds.withUnsafeBufferPointer { fp in
+                moat_fork_start(&cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0, &errfd)
+            }
+            if pid == 0 {
+                StartupProfile.forkedChild()
+                main(args)
+            }
+            if pid != -EAGAIN {
+                if pid < 0 { return pid }
+                if let execFD { execFD.pointee = errfd; return pid }
+                return moat_spawn_finish(pid, errfd)
+            }
+        }
         return fds.withUnsafeBufferPointer { fp in
             if let execFD {
                 return moat_spawn_start(path, &cargs, &cenv, fp.baseAddress, Int32(fds.count), flags, newSession ? 1 : 0, execFD)

@@ -59,6 +59,15 @@ public enum StartupProfile {
         }
     }
 
+    /// In a child forked without exec (Sandbox.spawn): what begin() does
+    /// after an exec, the origin kept and no stamps until the child opens
+    /// its own log (its parent's sink writes to an fd the child closed).
+    public static func forkedChild() {
+        sink = nil
+        firstSyscallPending = false
+        last = now()
+    }
+
     /// The MOAT_STARTUP entry for a process about to be spawned now.
     public static func environmentEntry() -> String { "MOAT_STARTUP=\(origin):\(now())" }
 

@@ -1,5 +1,6 @@
-// `moat sentry` and `moat gofer`: the re-executions of this binary that
-// every sandbox starts (Sandbox.run, the OCI runtime, pods). Moat writes
+// `moat sentry` and `moat gofer`: the Gofer and the Sentry of every sandbox
+// (Sandbox.run, the OCI runtime, pods), re-executions of this binary or, for
+// `moat run`, forks of the launcher that call main here. Moat writes
 // their command lines itself, so they are parsed here by hand rather than by
 // ArgumentParser, whose command tree costs every start milliseconds of
 // type-metadata and protocol-conformance lookups (the start-up profile,
@@ -119,7 +120,7 @@ enum InternalCommand {
         // --debug: the start-up profile on stderr (the launcher passes it
         // only when its stderr is Moat's log).
         if a.has("debug") { StartupProfile.log(to: 2) }
-        StartupProfile.mark("gofer", "main (re-exec, dynamic loading, Swift runtime, arguments)")
+        StartupProfile.mark("gofer", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
         Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only")) { StartupProfile.mark("gofer", $0) }
     }
 }

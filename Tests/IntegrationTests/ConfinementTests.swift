@@ -113,4 +113,129 @@ struct ConfinementTests {
         }
         #expect(Set(sentryUIDs).count == 2, "two sandboxes share a host id: \(sentryUIDs)")
     }
+
+    /// `moat run` forks its Gofer and Sentry from the launcher instead of
+    /// re-executing the binary (Sandbox.spawn): they must come out exactly
+    /// as confined as re-executed ones (MOAT_SPAWN=exec), with none of the
+    /// launcher's environment in their memory, and every `moat run` must
+    /// still get its own randomized layout.
+    @Test func forkedGoferAndSentryMatchReexecutedOnes() async throws {
+        guard Integration.isRoot else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: this test needs root")
+            return
+        }
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let secret = "moat-secret-" + UUID().uuidString
+        struct Sandbox { var launcher: Int32; var procs: [Proc]; var pids: [String: Int32] }
+        var launchers: [Process] = []
+        defer { for p in launchers where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        func start(_ extraEnv: [String: String]) async throws -> Sandbox {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: moat)
+            p.arguments = ["run", "--rootfs", rootfs, "--", "sleep", "30"]
+            p.environment = ProcessInfo.processInfo.environment.merging(extraEnv) { $1 }
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            launchers.append(p)
+            var text = ""
+            for _ in 0..<100 {
+                text = await runProcess([moat, "debug", "\(p.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30).stdoutText
+                let procs = Self.parse(text)
+                if procs.contains(where: { $0.role.hasPrefix("stub") }),
+                   procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   procs.contains(where: { $0.role.hasPrefix("Gofer") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   procs.contains(where: { $0.role.hasPrefix("launcher") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }) { break }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            // "pid N (ppid M): ROLE" -> ROLE's pid
+            var pids: [String: Int32] = [:]
+            for line in text.split(separator: "\n") where line.hasPrefix("pid ") {
+                let pid = Int32(line.dropFirst(4).prefix { $0 != " " }) ?? 0
+                if let r = line.range(of: "): ") { pids[String(line[r.upperBound...].prefix { $0 != " " })] = pid }
+            }
+            return Sandbox(launcher: p.processIdentifier, procs: Self.parse(text), pids: pids)
+        }
+        /// All of a /proc file (Foundation's readers stop at the first
+        /// page of files that report size 0).
+        func procFile(_ path: String) -> String? {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var out: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                out += chunk[0..<n]
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+        /// Where the moat binary's first mapping starts in process `pid`.
+        func base(_ pid: Int32) -> String? {
+            guard let maps = procFile("/proc/\(pid)/maps") else { return nil }
+            return maps.split(separator: "\n").first { $0.hasSuffix("/moat") }.map { String($0.prefix { $0 != "-" }) }
+        }
+        /// Whether `needle` occurs in any readable private mapping of `pid`.
+        func memoryHolds(_ pid: Int32, _ needle: String) throws -> Bool {
+            let maps = try #require(procFile("/proc/\(pid)/maps"))
+            let fd = open("/proc/\(pid)/mem", O_RDONLY)
+            try #require(fd >= 0, "cannot open /proc/\(pid)/mem: errno \(errno)")
+            defer { close(fd) }
+            let n = Array(needle.utf8)
+            var readSome = false
+            for line in maps.split(separator: "\n") {
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard f.count >= 2, f[1].hasPrefix("r"), f[1].hasSuffix("p") else { continue }
+                let r = f[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+                guard r.count == 2, r[1] - r[0] <= 256 << 20 else { continue }
+                var buf = [UInt8](repeating: 0, count: Int(r[1] - r[0]))
+                let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(r[0])) }
+                guard got > 0 else { continue }
+                readSome = true
+                let hit = buf.withUnsafeBytes { b in
+                    n.withUnsafeBytes { nb -> Bool in
+                        // memchr for the first byte, memcmp for the rest
+                        // (Glibc's module does not export memmem).
+                        var at = 0
+                        while at + n.count <= got, let p = memchr(b.baseAddress! + at, Int32(n[0]), got - n.count + 1 - at) {
+                            if memcmp(p, nb.baseAddress!, n.count) == 0 { return true }
+                            at = p - UnsafeMutableRawPointer(mutating: b.baseAddress!) + 1
+                        }
+                        return false
+                    }
+                }
+                if hit { return true }
+            }
+            try #require(readSome, "read none of \(pid)'s memory")
+            return false
+        }
+        func confinement(_ s: Sandbox, _ role: String) throws -> [String] {
+            let p = try #require(s.procs.first { $0.role.hasPrefix(role) }, "no \(role) in \(s.procs.map(\.role))")
+            // ids differ per sandbox (the Sentry's is derived from its pid);
+            // what must match is everything else, and the kinds of fds.
+            let fds = p.fds.map { $0.replacingOccurrences(of: #"\[[0-9]+\]|[0-9]+"#, with: "N", options: .regularExpression) }
+            return ["caps", "seccomp", "namespaces", "root", "uid_map"].map { p.fields[$0] ?? "-" } + fds
+        }
+        let forked = try await start(["MOAT_TEST_SECRET": secret])
+        let execed = try await start(["MOAT_TEST_SECRET": secret, "MOAT_SPAWN": "exec"])
+        for role in ["Sentry", "Gofer"] {
+            #expect(try confinement(forked, role) == confinement(execed, role), "\(role): forked and re-executed differ")
+            let pid = try #require(forked.pids[role])
+            // Forked: the launcher's layout; re-executed: a layout of its own.
+            #expect(base(pid) != nil && base(pid) == base(forked.launcher), "\(role) was not forked from its launcher")
+            #expect(try #require(execed.pids[role]).description != "" && base(execed.pids[role]!) != base(execed.launcher))
+            let environ = procFile("/proc/\(pid)/environ") ?? ""
+            #expect(environ.split(separator: "\0").sorted().map(String.init).filter { !$0.hasPrefix("MOAT_STARTUP=") }
+                    == ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "\(role)'s environment is not the one an exec gives")
+            #expect(try !memoryHolds(pid, secret), "the forked \(role)'s memory holds the launcher's environment")
+            let cmdline = procFile("/proc/\(pid)/cmdline") ?? ""
+            #expect(cmdline.split(separator: "\0").prefix(2) == ["moat", Substring(role.lowercased())], "\(role)'s cmdline: \(cmdline)")
+        }
+        // The launcher itself holds the secret (the test is able to fail).
+        #expect(try memoryHolds(forked.launcher, secret))
+        // ASLR: two `moat run`s, two layouts.
+        #expect(base(forked.launcher) != base(execed.launcher), "two launchers share one layout")
+    }
 }

@@ -11,7 +11,14 @@ every tree: PSS (shared pages split among the processes mapping them) and USS
 `key=value` lines for bench/mem.sh:
 
     procs=<host processes per sandbox>  pss_mb=<sum/N>  uss_mb=<sum/N>
-    pss_total_mb=<sum>  uss_total_mb=<sum>  status=ok | status=error error=...
+    pss_total_mb=<sum>  uss_total_mb=<sum>  sbx_mb=<sum/N>  sbx_total_mb=<sum>
+    status=ok | status=error error=...
+
+USS per process misses pages that two processes of one sandbox share and
+no other process maps (a launcher's pages its forked Gofer and Sentry
+share copy-on-write): sbx is the sandbox as a whole, every page that only
+its processes map (/proc/PID/pagemap frames whose /proc/kpagecount is the
+number of times the sandbox maps them), what removing it would free.
 
 The sandboxes are killed (SIGKILL to their sessions) before it exits.
 Run as root (other users' smaps_rollup are unreadable).
@@ -21,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import struct
 import time
 
 
@@ -45,6 +53,43 @@ def tree(root, kids):
         out.append(p)
         todo.extend(kids.get(p, []))
     return out
+
+
+def frames(pids):
+    """How often the processes `pids` map each physical page (frame number)."""
+    seen = {}
+    for pid in pids:
+        try:
+            maps = open(f"/proc/{pid}/maps").read().splitlines()
+            pm = open(f"/proc/{pid}/pagemap", "rb", 0)
+        except OSError:
+            continue
+        with pm:
+            for line in maps:
+                a, b = (int(x, 16) for x in line.split()[0].split("-"))
+                if line.rstrip().endswith("[vsyscall]"):
+                    continue
+                try:
+                    pm.seek(a // 4096 * 8)
+                    data = pm.read((b - a) // 4096 * 8)
+                except OSError:
+                    continue
+                for (e,) in struct.iter_unpack("<Q", data):
+                    if e >> 63 and e & ((1 << 55) - 1):      # present, frame known
+                        f = e & ((1 << 55) - 1)
+                        seen[f] = seen.get(f, 0) + 1
+    return seen
+
+
+def exclusive_kb(pids, kpagecount):
+    """kB of the pages that only `pids` map."""
+    n = 0
+    for f, c in frames(pids).items():
+        kpagecount.seek(f * 8)
+        raw = kpagecount.read(8)
+        if len(raw) == 8 and struct.unpack("<Q", raw)[0] == c:
+            n += 1
+    return n * 4
 
 
 def rollup(pid):
@@ -109,6 +154,10 @@ def main():
                     except OSError:
                         name = "?"
                     sys.stderr.write(f"{x:>8} pss {p / 1024:6.1f} MB  uss {u / 1024:6.1f} MB  {name}\n")
+        sbx = 0
+        with open("/proc/kpagecount", "rb", 0) as kc:
+            for t in trees:
+                sbx += exclusive_kb(t, kc)
         n = a.count
         print("status=ok")
         print(f"procs={sum(len(t) for t in trees) / n:g}")
@@ -116,6 +165,8 @@ def main():
         print(f"uss_mb={uss / 1024 / n:.1f}")
         print(f"pss_total_mb={pss / 1024:.1f}")
         print(f"uss_total_mb={uss / 1024:.1f}")
+        print(f"sbx_mb={sbx / 1024 / n:.1f}")
+        print(f"sbx_total_mb={sbx / 1024:.1f}")
         return 0
     finally:
         for p in procs:

@@ -101,6 +101,17 @@ pid_t moat_spawn(const char *path, char *const argv[], char *const envp[],
 pid_t moat_spawn_start(const char *path, char *const argv[], char *const envp[],
                        const int *fds, int nfds, unsigned long cloneflags, int setsid_child, int *errfd);
 pid_t moat_spawn_finish(pid_t pid, int errfd);
+/// fork() instead of clone+exec: in the child (return 0) the same set-up
+/// as moat_spawn (fds, signal mask, PR_SET_PDEATHSIG, setsid; CLONE_NEWPID
+/// and CLONE_NEWNET the only flags), `envp` as its whole environment and
+/// `argv` as its /proc/PID/cmdline; the caller then runs the command's main
+/// itself. In the parent the child's pid,
+/// with *errfd for moat_spawn_finish. -EAGAIN when this process has more than
+/// one thread (fork would be unsafe: re-execute instead).
+pid_t moat_fork_start(char *const argv[], char *const envp[], const int *fds, int nfds,
+                      unsigned long cloneflags, int setsid_child, int *errfd);
+/// The number of threads of this process (/proc/self/status), -1 if unknown.
+int moat_thread_count(void);
 
 // ---- confinement --------------------------------------------------------
 /// Empties the capability bounding, effective, permitted and inheritable
