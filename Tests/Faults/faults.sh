@@ -5,7 +5,7 @@
 #
 #   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
 #
-# Scenarios (default: run, oci, api, node and control; cri needs crictl), each ROUNDS times
+# Scenarios (default: run, oci, api, node and control; cri and cri-cni need crictl), each ROUNDS times
 # (default 100):
 #   run  `moat run` of a busy shell (forks, file writes through the Gofer,
 #        a published port); the victim is the launcher, the Gofer, the
@@ -22,6 +22,9 @@
 #        server, the pod's Sentry, its container's Gofer or a stub. A
 #        restarted server reports what runs; stopp + rmp leave no process,
 #        mount, state directory, cgroup or network namespace.
+#   cri-cni  the same with a CNI network (bridge, host-local, portmap) whose
+#        plugins run in a node namespace the script makes: no veth, address
+#        lease or portmap rule of the pod may be left there.
 #   node `moat controlplane` + `moat cri` + `moat node` with a Deployment of
 #        two pods; one pod is deleted and the agent killed -9 around it,
 #        then restarted: the runtime must agree with the API (Sentries ==
@@ -63,6 +66,7 @@ cleanup() {
     # servers of the node and control scenarios carry the work directory.
     for p in $(pgrep -f "$tag|$work" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
     for m in $(awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    ip netns del "$tag-node" 2>/dev/null || true
     for id in $(ls "$work/ocistate" 2>/dev/null); do "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; done
     for d in /sys/fs/cgroup/*/"$tag"-* /sys/fs/cgroup/"$tag"-*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
     if [ -n "${MOAT_FAULTS_KEEP:-}" ]; then echo "faults.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
@@ -272,14 +276,57 @@ print(sum(1 for n in open(sys.argv[1]).read().split() if n not in have))' "$acke
 # while its Sentry lives, NOTREADY with the container EXITED once it is
 # gone; a container whose root Gofer died EXITED, its pod still READY). Then StopPodSandbox + RemovePodSandbox must leave no process,
 # mount, cgroup, state directory or network namespace.
+#
+# cri-cni: the same with a CNI network (bridge with host-local addresses,
+# then portmap with a host port), its plugins run inside a node network
+# namespace the script makes (wrapper scripts: `ip netns exec`), so no
+# bridge, veth or rule touches the host's own namespace. After each round,
+# the node namespace must hold no veth, no address lease and no portmap
+# rule of the pod, whatever was killed: RemovePodSandbox runs CNI DEL even
+# when the pod's namespace died with its Sentry.
 scenario_cri() {
+    local cni=${1:-}
     local crictl="${CRICTL:-/var/cache/moat/bin/crictl}"
     [ -x "$crictl" ] || crictl=$(command -v crictl || true)
     [ -n "$crictl" ] || { echo "faults.sh: the cri scenario needs crictl (Tests/Conformance/critest.sh installs it)" >&2; failures=$((failures + 1)); return; }
-    local d="$work/cri" server=0
+    local d="$work/cri$cni" server=0
     mkdir -p "$d/logs"
     local sock="$d/cri.sock"
     local cri=("$moat" cri --listen "unix://$sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs")
+    local node="$tag-node" ports=""
+    if [ -n "$cni" ]; then
+        for b in bridge host-local portmap; do
+            [ -x "/usr/lib/cni/$b" ] || { echo "faults.sh: cri-cni needs /usr/lib/cni/$b (containernetworking-plugins)" >&2; failures=$((failures + 1)); return; }
+        done
+        command -v iptables-save >/dev/null || { echo "faults.sh: cri-cni needs iptables" >&2; failures=$((failures + 1)); return; }
+        mkdir -p "$d/cni/bin" "$d/cni/conf"
+        ip netns add "$node" || { fail "cannot make the node namespace"; return; }
+        ip -n "$node" link set lo up
+        for b in bridge host-local portmap; do
+            printf '#!/bin/sh\nexec ip netns exec %s /usr/lib/cni/%s "$@"\n' "$node" "$b" >"$d/cni/bin/$b"
+            chmod 755 "$d/cni/bin/$b"
+        done
+        cat >"$d/cni/conf/10-faults.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "faults", "plugins": [
+  {"type": "bridge", "bridge": "faultbr0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "dataDir": "$d/cni/ipam", "ranges": [[{"subnet": "10.99.41.0/24"}]]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+        cri+=(--cni-conf-dir "$d/cni/conf" --cni-bin-dir "$d/cni/bin")
+        ports=',"port_mappings":[{"protocol":0,"container_port":8080,"host_port":18080}]'
+    fi
+    # The pod's traces in the node namespace: veths, address leases, portmap rules.
+    cni_left() {
+        [ -n "$cni" ] || return 0
+        local v l r
+        v=$(ip -n "$node" -o link show type veth 2>/dev/null | awk -F': ' '{ print $2 }' | tr '\n' ' ')
+        l=$(ls "$d/cni/ipam/faults" 2>/dev/null | grep -v -e '^last_reserved_ip' -e '^lock$' | tr '\n' ' ')
+        r=$(ip netns exec "$node" iptables-save 2>/dev/null | grep -c -- "$1" || true)
+        [ -z "$v" ] || echo "veths: $v"
+        [ -z "$l" ] || echo "leases: $l"
+        [ "$r" = 0 ] || echo "$r iptables lines naming the pod"
+    }
     c() { "$crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 20s "$@"; }
     start_cri() {
         "${cri[@]}" >>"$d/cri.out" 2>&1 &
@@ -287,7 +334,7 @@ scenario_cri() {
         for _ in $(seq 100); do c version >/dev/null 2>&1 && return 0; sleep 0.1; done
         return 1
     }
-    netns_list() { ls /run/netns 2>/dev/null | sort; }
+    netns_list() { { ls /run/netns 2>/dev/null | grep -v -x "$node" || true; } | sort; }   # the node namespace is the script's
     local base_netns; base_netns=$(netns_list)
     start_cri || { fail "moat cri did not come up: $(tail -3 "$d/cri.out")"; kill -9 "$server" 2>/dev/null; return; }
     local victims=(cri sentry gofer stub)
@@ -295,7 +342,7 @@ scenario_cri() {
         victim=${FAULT_VICTIM:-${victims[$((RANDOM % 4))]}}
         cat >"$d/pod.json" <<JSON
 {"metadata":{"name":"fault-$round","namespace":"faults","uid":"$tag-$round","attempt":0},
- "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}}
+ "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}$ports}
 JSON
         cat >"$d/ctr.json" <<JSON
 {"metadata":{"name":"writer","attempt":0},"image":{"image":"busybox"},
@@ -356,9 +403,12 @@ JSON
         [ -z "$cg" ] || fail "cgroups left: $cg"
         [ -z "$(ls "$d/state/pods/$pod" 2>/dev/null)" ] || fail "state directory left: $d/state/pods/$pod"
         [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+        local traces; traces=$(cni_left "$pod")
+        [ -z "$traces" ] || fail "the pod's network is left in the node namespace: $traces"
         count[$victim]=$((${count[$victim]:-0} + 1))
     done
     kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+    [ -z "$cni" ] || ip netns del "$node" 2>/dev/null || true
 }
 
 # A one-node cluster for the node and control scenarios, in $work/$1:
@@ -544,6 +594,7 @@ for scenario in "${scenarios[@]}"; do
         oci) scenario_oci ;;
         api) scenario_api ;;
         cri) scenario_cri ;;
+        cri-cni) scenario_cri -cni ;;
         node) scenario_node ;;
         control) scenario_control ;;
         *) echo "faults.sh: unknown scenario $scenario" >&2; exit 2 ;;
