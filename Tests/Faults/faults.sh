@@ -402,7 +402,7 @@ JSON
         local cg; cg=$(find /sys/fs/cgroup -maxdepth 3 -name "*${pod:0:12}*" 2>/dev/null | head -3)
         [ -z "$cg" ] || fail "cgroups left: $cg"
         [ -z "$(ls "$d/state/pods/$pod" 2>/dev/null)" ] || fail "state directory left: $d/state/pods/$pod"
-        [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+        new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
         local traces; traces=$(cni_left "$pod")
         [ -z "$traces" ] || fail "the pod's network is left in the node namespace: $traces"
         count[$victim]=$((${count[$victim]:-0} + 1))
@@ -488,7 +488,7 @@ cluster_down() {
     local left; left=$(alive "$t")
     [ -z "$left" ] || fail "processes left: $left"
     [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
-    [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+    new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
     [ -z "$(ls "$d/state/pods" 2>/dev/null)" ] || fail "pod state left: $(ls "$d/state/pods" | head -3)"
 }
 
