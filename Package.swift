@@ -116,7 +116,7 @@ let package = Package(
         // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a
         // normal build, a fuzzer when Tests/Fuzz/fuzz.sh builds it with
         // --sanitize fuzzer.
-        .executableTarget(name: "moat-fuzz", dependencies: ["Gofer", "GoferProtocol", "OCI", "Sentry", "ControlPlane", "CRI", "CRIAPI", "Images", "Sandbox"],
+        .executableTarget(name: "moat-fuzz", dependencies: ["Gofer", "GoferProtocol", "OCI", "Sentry", "ControlPlane", "CRI", "CRIAPI", "Images", "Sandbox", "SPDY"],
                           path: "Tests/Fuzz/Sources"),
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "CMoat"]),

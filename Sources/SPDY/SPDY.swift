@@ -172,7 +172,11 @@ public final class SPDYCodec {
         var raw: [UInt8] = []
         func put(_ n: Int) { raw += [UInt8(n >> 24 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] }
         put(headers.count)
-        for (k, v) in headers { put(k.utf8.count); raw += Array(k.lowercased().utf8); put(v.utf8.count); raw += Array(v.utf8) }
+        for (k, v) in headers {
+            // Lowercasing can change a name's UTF-8 length ("İ" is 2 bytes, "i̇" 3): count what is sent.
+            let name = Array(k.lowercased().utf8)
+            put(name.count); raw += name; put(v.utf8.count); raw += Array(v.utf8)
+        }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         raw.withUnsafeBufferPointer { inBuf in
@@ -203,19 +207,28 @@ public final class SPDYCodec {
     }
 
     public func synReply(_ id: UInt32, headers: [(String, String)] = []) -> [UInt8] {
-        control(2, flags: 0, u32(id) + compress(headers))
+        control(2, flags: 0, u32(id & 0x7fff_ffff) + compress(headers))
     }
 
-    public func rstStream(_ id: UInt32, status: UInt32) -> [UInt8] { control(3, flags: 0, u32(id) + u32(status)) }
+    public func rstStream(_ id: UInt32, status: UInt32) -> [UInt8] { control(3, flags: 0, u32(id & 0x7fff_ffff) + u32(status)) }
 
     public func ping(_ id: UInt32) -> [UInt8] { control(6, flags: 0, u32(id)) }
 
     public func goAway(lastStream: UInt32) -> [UInt8] { control(7, flags: 0, u32(lastStream) + u32(0)) }
 
+    /// DATA frames carrying `bytes` on stream `id`: one frame, or as many as it takes to keep
+    /// each within `maxFrame` (what the peer accepts), with `fin` on the last only.
     public func data(_ id: UInt32, _ bytes: ArraySlice<UInt8>, fin: Bool) -> [UInt8] {
-        var f = u32(id & 0x7fff_ffff)
-        f += [fin ? 1 : 0, UInt8(bytes.count >> 16 & 0xff), UInt8(bytes.count >> 8 & 0xff), UInt8(bytes.count & 0xff)]
-        return f + bytes
+        var out: [UInt8] = []
+        var rest = bytes
+        repeat {
+            let part = rest.prefix(Self.maxFrame)
+            rest = rest.dropFirst(part.count)
+            out += u32(id & 0x7fff_ffff)
+            out += [fin && rest.isEmpty ? 1 : 0, UInt8(part.count >> 16 & 0xff), UInt8(part.count >> 8 & 0xff), UInt8(part.count & 0xff)]
+            out += part
+        } while !rest.isEmpty
+        return out
     }
 }
 

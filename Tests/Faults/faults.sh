@@ -5,7 +5,8 @@
 #
 #   Tests/Faults/faults.sh [-n ROUNDS] [-s SCENARIO]... [-m MOAT] [-r ROOTFS]
 #
-# Scenarios (default: run, oci, api and node; cri needs crictl, built by Tests/Conformance/cri-tools.sh), each ROUNDS times
+# Scenarios (default: run, oci, api, node and control; cri and cri-cni need crictl, built by
+# Tests/Conformance/cri-tools.sh), each ROUNDS times
 # (default 100):
 #   run  `moat run` of a busy shell (forks, file writes through the Gofer,
 #        a published port); the victim is the launcher, the Gofer, the
@@ -22,11 +23,19 @@
 #        server, the pod's Sentry, its container's Gofer or a stub. A
 #        restarted server reports what runs; stopp + rmp leave no process,
 #        mount, state directory, cgroup or network namespace.
+#   cri-cni  the same with a CNI network (bridge, host-local, portmap) whose
+#        plugins run in a node namespace the script makes: no veth, address
+#        lease or portmap rule of the pod may be left there.
 #   node `moat controlplane` + `moat cri` + `moat node` with a Deployment of
 #        two pods; one pod is deleted and the agent killed -9 around it,
 #        then restarted: the runtime must agree with the API (Sentries ==
 #        Running pods == replicas), the untouched pod keeps its sandbox and
 #        never restarts; deleting the Deployment leaves nothing behind.
+#   control  the same cluster; `moat controlplane` (API server, scheduler,
+#        controllers) killed -9 0-1.5 s after a scale or a rolling update
+#        was acknowledged, then restarted: the change is still there and
+#        within 60 s pods, pod Sentries and the Deployment's status agree
+#        with it (no pod of an old template left, none twice).
 #
 # Prints one line per scenario (rounds, victims, failures); exits 1 if any
 # round failed, with what was left behind. Needs root. Loopback only.
@@ -44,7 +53,7 @@ while [ $# -gt 0 ]; do
         *) echo "faults.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(run oci api node)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(run oci api node control)
 [ "$(id -u)" = 0 ] || { echo "faults.sh: needs root" >&2; exit 2; }
 [ -x "$moat" ] || { echo "faults.sh: no moat binary at $moat" >&2; exit 2; }
 [ -x "$rootfs/bin/busybox" ] || { echo "faults.sh: no busybox rootfs at $rootfs (bash rootfs/busybox.sh)" >&2; exit 2; }
@@ -53,8 +62,12 @@ work=$(mktemp -d /tmp/moat-faults.XXXXXX)
 tag="mfi$$"
 failures=0
 cleanup() {
-    # Whatever a failed round left: kill it, so the script itself leaves nothing.
-    for p in $(pgrep -f "$tag" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
+    # Whatever a failed or interrupted round left: kill it, so the script
+    # itself leaves nothing. Sandboxes carry the tag (names, hostnames); the
+    # servers of the node and control scenarios carry the work directory.
+    for p in $(pgrep -f "$tag|$work" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
+    for m in $(awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+    ip netns del "$tag-node" 2>/dev/null || true
     for id in $(ls "$work/ocistate" 2>/dev/null); do "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; done
     for d in /sys/fs/cgroup/*/"$tag"-* /sys/fs/cgroup/"$tag"-*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
     if [ -n "${MOAT_FAULTS_KEEP:-}" ]; then echo "faults.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
@@ -264,15 +277,58 @@ print(sum(1 for n in open(sys.argv[1]).read().split() if n not in have))' "$acke
 # while its Sentry lives, NOTREADY with the container EXITED once it is
 # gone; a container whose root Gofer died EXITED, its pod still READY). Then StopPodSandbox + RemovePodSandbox must leave no process,
 # mount, cgroup, state directory or network namespace.
+#
+# cri-cni: the same with a CNI network (bridge with host-local addresses,
+# then portmap with a host port), its plugins run inside a node network
+# namespace the script makes (wrapper scripts: `ip netns exec`), so no
+# bridge, veth or rule touches the host's own namespace. After each round,
+# the node namespace must hold no veth, no address lease and no portmap
+# rule of the pod, whatever was killed: RemovePodSandbox runs CNI DEL even
+# when the pod's namespace died with its Sentry.
 scenario_cri() {
+    local cni=${1:-}
     local crictl="${CRICTL:-/var/cache/moat/bin/crictl}"
     # Built (once per version) by Tests/Conformance/cri-tools.sh when missing.
     [ -x "$crictl" ] || [ -n "${CRICTL:-}" ] || bash "$repo/Tests/Conformance/cri-tools.sh" >/dev/null || true
-    [ -x "$crictl" ] || { echo "faults.sh: the cri scenario needs crictl (Tests/Conformance/cri-tools.sh builds it)" >&2; failures=$((failures + 1)); return; }
-    local d="$work/cri" server=0
+    [ -x "$crictl" ] || { echo "faults.sh: the cri scenarios need crictl (Tests/Conformance/cri-tools.sh builds it)" >&2; failures=$((failures + 1)); return; }
+    local d="$work/cri$cni" server=0
     mkdir -p "$d/logs"
     local sock="$d/cri.sock"
     local cri=("$moat" cri --listen "unix://$sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs")
+    local node="$tag-node" ports=""
+    if [ -n "$cni" ]; then
+        for b in bridge host-local portmap; do
+            [ -x "/usr/lib/cni/$b" ] || { echo "faults.sh: cri-cni needs /usr/lib/cni/$b (containernetworking-plugins)" >&2; failures=$((failures + 1)); return; }
+        done
+        command -v iptables-save >/dev/null || { echo "faults.sh: cri-cni needs iptables" >&2; failures=$((failures + 1)); return; }
+        mkdir -p "$d/cni/bin" "$d/cni/conf"
+        ip netns add "$node" || { fail "cannot make the node namespace"; return; }
+        ip -n "$node" link set lo up
+        for b in bridge host-local portmap; do
+            printf '#!/bin/sh\nexec ip netns exec %s /usr/lib/cni/%s "$@"\n' "$node" "$b" >"$d/cni/bin/$b"
+            chmod 755 "$d/cni/bin/$b"
+        done
+        cat >"$d/cni/conf/10-faults.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "faults", "plugins": [
+  {"type": "bridge", "bridge": "faultbr0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "dataDir": "$d/cni/ipam", "ranges": [[{"subnet": "10.99.41.0/24"}]]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+        cri+=(--cni-conf-dir "$d/cni/conf" --cni-bin-dir "$d/cni/bin")
+        ports=',"port_mappings":[{"protocol":0,"container_port":8080,"host_port":18080}]'
+    fi
+    # The pod's traces in the node namespace: veths, address leases, portmap rules.
+    cni_left() {
+        [ -n "$cni" ] || return 0
+        local v l r
+        v=$(ip -n "$node" -o link show type veth 2>/dev/null | awk -F': ' '{ print $2 }' | tr '\n' ' ')
+        l=$(ls "$d/cni/ipam/faults" 2>/dev/null | grep -v -e '^last_reserved_ip' -e '^lock$' | tr '\n' ' ')
+        r=$(ip netns exec "$node" iptables-save 2>/dev/null | grep -c -- "$1" || true)
+        [ -z "$v" ] || echo "veths: $v"
+        [ -z "$l" ] || echo "leases: $l"
+        [ "$r" = 0 ] || echo "$r iptables lines naming the pod"
+    }
     c() { "$crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 20s "$@"; }
     start_cri() {
         "${cri[@]}" >>"$d/cri.out" 2>&1 &
@@ -280,7 +336,7 @@ scenario_cri() {
         for _ in $(seq 100); do c version >/dev/null 2>&1 && return 0; sleep 0.1; done
         return 1
     }
-    netns_list() { ls /run/netns 2>/dev/null | sort; }
+    netns_list() { { ls /run/netns 2>/dev/null | grep -v -x "$node" || true; } | sort; }   # the node namespace is the script's
     local base_netns; base_netns=$(netns_list)
     start_cri || { fail "moat cri did not come up: $(tail -3 "$d/cri.out")"; kill -9 "$server" 2>/dev/null; return; }
     local victims=(cri sentry gofer stub)
@@ -288,7 +344,7 @@ scenario_cri() {
         victim=${FAULT_VICTIM:-${victims[$((RANDOM % 4))]}}
         cat >"$d/pod.json" <<JSON
 {"metadata":{"name":"fault-$round","namespace":"faults","uid":"$tag-$round","attempt":0},
- "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}}
+ "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}$ports}
 JSON
         cat >"$d/ctr.json" <<JSON
 {"metadata":{"name":"writer","attempt":0},"image":{"image":"busybox"},
@@ -348,10 +404,94 @@ JSON
         local cg; cg=$(find /sys/fs/cgroup -maxdepth 3 -name "*${pod:0:12}*" 2>/dev/null | head -3)
         [ -z "$cg" ] || fail "cgroups left: $cg"
         [ -z "$(ls "$d/state/pods/$pod" 2>/dev/null)" ] || fail "state directory left: $d/state/pods/$pod"
-        [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
+        new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
+        local traces; traces=$(cni_left "$pod")
+        [ -z "$traces" ] || fail "the pod's network is left in the node namespace: $traces"
         count[$victim]=$((${count[$victim]:-0} + 1))
     done
     kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+    [ -z "$cni" ] || ip netns del "$node" 2>/dev/null || true
+}
+
+# A one-node cluster for the node and control scenarios, in $work/$1:
+# `moat controlplane` (API server, scheduler and controllers on SQLite),
+# `moat cri` and `moat node`, each restartable, and a Deployment of busybox
+# pods labelled app=$tag. Globals: d, api, cp, cri, agent, base_netns.
+cluster_up() {
+    d="$work/$1"; mkdir -p "$d/logs"
+    cp_port=$(free_port)
+    api="http://127.0.0.1:$cp_port" cp=0 cri=0 agent=0
+    base_netns=$(netns_list)
+    "$moat" controlplane --listen "127.0.0.1:$cp_port" --data-dir "$d/cp" >>"$d/cp.out" 2>&1 &
+    cp=$!
+    "$moat" cri --listen "unix://$d/cri.sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs" >"$d/cri.out" 2>&1 &
+    cri=$!
+    for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null 2>&1 && [ -S "$d/cri.sock" ] && break; sleep 0.1; done
+    start_agent
+}
+# The control plane again, on the same port and data; true once it answers.
+restart_cp() {
+    "$moat" controlplane --listen "127.0.0.1:$cp_port" --data-dir "$d/cp" >>"$d/cp.out" 2>&1 &
+    cp=$!
+    for _ in $(seq 150); do curl -sf "$api/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+start_agent() {
+    "$moat" node --server "$api" --cri "unix://$d/cri.sock" --name "$tag" --log-directory "$d/logs" \
+        --root "$d/agent" --port 0 >>"$d/node.out" 2>&1 &
+    agent=$!
+}
+netns_list() { ls /run/netns 2>/dev/null | sort; }
+# pods: "name phase restarts deleting round" for each pod of the Deployment
+# (round: the pod's annotation "round", or -).
+pods() {
+    curl -sf "$api/api/v1/namespaces/default/pods?labelSelector=app%3D$tag" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin).get("items", []):
+    cs = p.get("status", {}).get("containerStatuses") or [{}]
+    print(p["metadata"]["name"], p.get("status", {}).get("phase", "-"), cs[0].get("restartCount", 0),
+          "deleting" if p["metadata"].get("deletionTimestamp") else "-",
+          (p["metadata"].get("annotations") or {}).get("round", "-"))' 2>/dev/null
+}
+sentries() { local e; for e in $(tree "$cri"); do [ "$(role "${e%%:*}")" = sentry ] && echo "$e"; done; return 0; }
+create_deployment() { # create_deployment REPLICAS
+    curl -sf -H 'Content-Type: application/json' -X POST "$api/apis/apps/v1/namespaces/default/deployments" -d "{
+      \"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$tag\"},
+      \"spec\":{\"replicas\":$1,\"selector\":{\"matchLabels\":{\"app\":\"$tag\"}},
+        \"template\":{\"metadata\":{\"labels\":{\"app\":\"$tag\"}},\"spec\":{\"terminationGracePeriodSeconds\":1,
+          \"containers\":[{\"name\":\"c\",\"image\":\"busybox\",\"command\":[\"sh\",\"-c\",\"trap 'exit 0' TERM; while true; do sleep 1; done\"]}]}}}}" \
+        >/dev/null
+}
+# converged REPLICAS [ROUND]: that many pods, all Running and none deleting
+# (all with the annotation round=ROUND, if given), and as many pod Sentries.
+converged() {
+    local p; p=$(pods)
+    [ "$(printf '%s' "$p" | grep -c .)" = "$1" ] \
+        && [ "$(printf '%s' "$p" | awk -v r="${2:-}" '$2 == "Running" && $4 == "-" && (r == "" || $5 == r)' | grep -c .)" = "$1" ] \
+        && [ "$(sentries | grep -c .)" = "$1" ]
+}
+# wait_until COMMAND...: up to 60 s.
+wait_until() {
+    local waited=0
+    until "$@"; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || return 1; done
+}
+# Deleting the Deployment stops every sandbox; then every process stops,
+# and nothing of the cluster may be left on the host.
+cluster_down() {
+    curl -sf -X DELETE "$api/apis/apps/v1/namespaces/default/deployments/$tag" >/dev/null || fail "cannot delete the Deployment"
+    no_pods() { [ -z "$(pods)" ] && [ -z "$(sentries)" ]; }
+    wait_until no_pods || true
+    [ -z "$(sentries)" ] || fail "pod Sentries left after the Deployment was deleted: $(sentries | wc -l)"
+    local t p; t=$(tree "$cri")
+    for p in "$agent" "$cri" "$cp"; do
+        [ "$p" -gt 0 ] || continue
+        kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+    done
+    local left; left=$(alive "$t")
+    [ -z "$left" ] || fail "processes left: $left"
+    [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
+    new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
+    [ -z "$(ls "$d/state/pods" 2>/dev/null)" ] || fail "pod state left: $(ls "$d/state/pods" | head -3)"
 }
 
 # `moat controlplane` + `moat cri` + `moat node` running a Deployment of
@@ -365,51 +505,9 @@ JSON
 # leaves healthy sandboxes alone) and never restarted. At the end, deleting
 # the Deployment stops every sandbox; nothing is left behind.
 scenario_node() {
-    local d="$work/node" port; port=$(free_port)
-    mkdir -p "$d/logs"
-    local api="http://127.0.0.1:$port" cp=0 cri=0 agent=0
-    "$moat" controlplane --listen "127.0.0.1:$port" --data-dir "$d/cp" >"$d/cp.out" 2>&1 &
-    cp=$!
-    "$moat" cri --listen "unix://$d/cri.sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs" >"$d/cri.out" 2>&1 &
-    cri=$!
-    start_agent() {
-        "$moat" node --server "$api" --cri "unix://$d/cri.sock" --name "$tag" --log-directory "$d/logs" \
-            --root "$d/agent" --port 0 >>"$d/node.out" 2>&1 &
-        agent=$!
-    }
-    stop_all() {
-        local p
-        for p in "$agent" "$cri" "$cp"; do
-            [ "$p" -gt 0 ] || continue
-            kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
-        done
-    }
-    netns_list() { ls /run/netns 2>/dev/null | sort; }
-    local base_netns; base_netns=$(netns_list)
-    for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null 2>&1 && [ -S "$d/cri.sock" ] && break; sleep 0.1; done
-    start_agent
-    # pods: "name phase restarts deleting" for each pod of the Deployment.
-    pods() {
-        curl -sf "$api/api/v1/namespaces/default/pods?labelSelector=app%3D$tag" | python3 -c '
-import json, sys
-for p in json.load(sys.stdin).get("items", []):
-    cs = p.get("status", {}).get("containerStatuses") or [{}]
-    print(p["metadata"]["name"], p.get("status", {}).get("phase", "-"), cs[0].get("restartCount", 0),
-          "deleting" if p["metadata"].get("deletionTimestamp") else "-")' 2>/dev/null
-    }
-    sentries() { local e; for e in $(tree "$cri"); do [ "$(role "${e%%:*}")" = sentry ] && echo "$e"; done; return 0; }
-    curl -sf -H 'Content-Type: application/json' -X POST "$api/apis/apps/v1/namespaces/default/deployments" -d "{
-      \"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$tag\"},
-      \"spec\":{\"replicas\":2,\"selector\":{\"matchLabels\":{\"app\":\"$tag\"}},
-        \"template\":{\"metadata\":{\"labels\":{\"app\":\"$tag\"}},\"spec\":{\"terminationGracePeriodSeconds\":1,
-          \"containers\":[{\"name\":\"c\",\"image\":\"busybox\",\"command\":[\"sh\",\"-c\",\"trap 'exit 0' TERM; while true; do sleep 1; done\"]}]}}}}" \
-        >/dev/null || { fail "cannot create the Deployment"; stop_all; return; }
-    converged() { # two Running pods, none deleting, and two pod Sentries
-        [ "$(pods | awk '$2 == "Running" && $4 == "-"' | wc -l)" = 2 ] && [ "$(pods | wc -l)" = 2 ] && [ "$(sentries | wc -l)" = 2 ]
-    }
-    local waited=0
-    until converged; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
-    converged || { fail "the Deployment never ran: $(pods | tr '\n' ';') sentries: $(sentries | wc -l)"; stop_all; return; }
+    cluster_up node
+    create_deployment 2 || { fail "cannot create the Deployment"; cluster_down; return; }
+    wait_until converged 2 || { fail "the Deployment never ran: $(pods | tr '\n' ';') sentries: $(sentries | wc -l)"; cluster_down; return; }
     for round in $(seq 1 "$rounds"); do
         victim=agent
         local before victim_pod keep
@@ -429,29 +527,63 @@ for p in json.load(sys.stdin).get("items", []):
         kill -9 "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true
         sleep_ms "$(rand_ms 500)"
         start_agent
-        waited=0
-        until converged && ! pods | grep -q "^$victim_pod "; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
-        if ! converged || pods | grep -q "^$victim_pod "; then
-            fail "no agreement 60 s after the restart: pods $(pods | tr '\n' ';') sentries $(sentries | wc -l)"
-        fi
+        replaced() { converged 2 && ! pods | grep -q "^$victim_pod "; }
+        wait_until replaced || fail "no agreement 60 s after the restart: pods $(pods | tr '\n' ';') sentries $(sentries | wc -l)"
         # The pod nobody touched kept its sandbox and never restarted.
         [ "$(pods | awk -v k="$keep" '$1 == k { print $3 }')" = 0 ] || fail "pod $keep restarted: $(pods | tr '\n' ';')"
         local same=0 e; for e in $before; do alive "$e" | grep -q . && same=$((same + 1)); done
         [ "$same" = 1 ] || fail "$same of the round's two Sentries still run (expected the untouched pod's alone)"
         count[$victim]=$((${count[$victim]:-0} + 1))
     done
-    # Deleting the Deployment stops every sandbox.
-    curl -sf -X DELETE "$api/apis/apps/v1/namespaces/default/deployments/$tag" >/dev/null || fail "cannot delete the Deployment"
-    waited=0
-    until [ -z "$(pods)" ] && [ -z "$(sentries)" ]; do sleep 0.2; waited=$((waited + 1)); [ $waited -lt 300 ] || break; done
-    [ -z "$(sentries)" ] || fail "pod Sentries left after the Deployment was deleted: $(sentries | wc -l)"
-    local t; t=$(tree "$cri")
-    stop_all
-    local left; left=$(alive "$t")
-    [ -z "$left" ] || fail "processes left: $left"
-    [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
-    [ "$(netns_list)" = "$base_netns" ] || fail "network namespaces left: $(comm -13 <(echo "$base_netns") <(netns_list) | head -3)"
-    [ -z "$(ls "$d/state/pods" 2>/dev/null)" ] || fail "pod state left: $(ls "$d/state/pods" | head -3)"
+    cluster_down
+}
+
+# `moat controlplane` (the API server, the scheduler and every controller in
+# one process) killed -9 while it acts on a change, then restarted on the
+# same data. Each round scales the Deployment (1-3 replicas) or rolls it to a
+# new template (annotation round=N), and the kill comes 0-1.5 s after the
+# change was acknowledged, while ReplicaSets are made or scaled and pods
+# created, bound or deleted. After the restart the change must be there,
+# and within 60 s the cluster must agree with it: as many Running pods as
+# replicas, all of the new template, none left over from an old ReplicaSet
+# and none twice, one pod Sentry each, and the Deployment's status saying so.
+scenario_control() {
+    cluster_up control
+    create_deployment 2 || { fail "cannot create the Deployment"; cluster_down; return; }
+    wait_until converged 2 || { fail "the Deployment never ran: $(pods | tr '\n' ';') sentries: $(sentries | wc -l)"; cluster_down; return; }
+    local replicas=2 stamp="" patch code got
+    deployment() { # "replicas round generation observedGeneration status.replicas updated available"
+        curl -sf "$api/apis/apps/v1/namespaces/default/deployments/$tag" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); s = d.get("status", {})
+print(d["spec"].get("replicas"), (d["spec"]["template"]["metadata"].get("annotations") or {}).get("round", "-"),
+      d["metadata"].get("generation"), s.get("observedGeneration"), s.get("replicas"), s.get("updatedReplicas"), s.get("availableReplicas"))' 2>/dev/null
+    }
+    agrees() { # the pods and the Deployment's status both match its spec
+        converged "$replicas" "$stamp" && deployment | awk -v r="$replicas" '$3 == $4 && $5 == r && $6 == r && $7 == r' | grep -q .
+    }
+    for round in $(seq 1 "$rounds"); do
+        victim=controlplane
+        if [ $((round % 2)) = 1 ]; then
+            replicas=$((1 + RANDOM % 3)); patch="{\"spec\":{\"replicas\":$replicas}}"
+        else
+            stamp=$round; patch="{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"round\":\"$round\"}}}}}"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/merge-patch+json' \
+            "$api/apis/apps/v1/namespaces/default/deployments/$tag" -d "$patch" 2>/dev/null || true)
+        [ "$code" = 200 ] || fail "the change was not acknowledged (HTTP $code)"
+        sleep_ms "$(rand_ms 1500)"
+        kill -9 "$cp" 2>/dev/null || true; wait "$cp" 2>/dev/null || true
+        sleep_ms "$(rand_ms 500)"
+        restart_cp || { fail "the control plane did not come back: $(tail -3 "$d/cp.out")"; break; }
+        got=$(deployment)
+        [ "$(echo "$got" | awk '{ print $1, $2 }')" = "$replicas ${stamp:--}" ] \
+            || fail "the acknowledged change is not there after the restart: spec $got, expected replicas $replicas round ${stamp:--}"
+        wait_until agrees \
+            || fail "no agreement 60 s after the restart (replicas $replicas round ${stamp:--}): pods $(pods | tr '\n' ';') sentries $(sentries | wc -l) deployment $(deployment)"
+        count[$victim]=$((${count[$victim]:-0} + 1))
+    done
+    cluster_down
 }
 
 status=0
@@ -464,7 +596,9 @@ for scenario in "${scenarios[@]}"; do
         oci) scenario_oci ;;
         api) scenario_api ;;
         cri) scenario_cri ;;
+        cri-cni) scenario_cri -cni ;;
         node) scenario_node ;;
+        control) scenario_control ;;
         *) echo "faults.sh: unknown scenario $scenario" >&2; exit 2 ;;
     esac
     summary=""; for k in "${!count[@]}"; do summary+=" $k=${count[$k]}"; done

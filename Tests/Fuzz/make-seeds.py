@@ -168,3 +168,31 @@ put("cri-container", "device", b"\0" + pb(2, meta + imagespec + pb(8, pb(1, "/de
 put("cri-container", "profile", b"\1" + json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "syscalls": [
     {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
     {"name": "personality", "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}).encode())
+
+# spdy: [mode % 3][piece seed] then bytes (modes 0, 2) or a frame script (mode 1).
+import zlib
+def ctl(t, flags, body):
+    return struct.pack(">HHB", 0x8003, t, flags) + len(body).to_bytes(3, "big") + body
+def spdy_data(sid, body, fin=0):
+    return struct.pack(">IB", sid, fin) + len(body).to_bytes(3, "big") + body
+def header_block(pairs):
+    raw = struct.pack(">I", len(pairs)) + b"".join(struct.pack(">I", len(k)) + k + struct.pack(">I", len(v)) + v for k, v in pairs)
+    c = zlib.compressobj()  # no dictionary: the parser must take a plain zlib stream as well
+    return c.compress(raw) + c.flush(zlib.Z_SYNC_FLUSH)
+syn = ctl(1, 0, struct.pack(">IIH", 1, 0, 0) + header_block([(b"streamtype", b"stdin"), (b"port", b"8080")]))
+put("spdy", "raw-session", b"\0\7" + syn + spdy_data(1, b"hello") + ctl(6, 0, struct.pack(">I", 1)) + ctl(3, 0, struct.pack(">II", 1, 5)) + ctl(7, 0, struct.pack(">II", 1, 0)))
+put("spdy", "raw-oversized", b"\0\1" + struct.pack(">IB", 1, 0) + b"\xff\xff\xff")
+put("spdy", "raw-version2", b"\0\2" + struct.pack(">HHB", 0x8002, 1, 0) + b"\0\0\x0a" + b"\0" * 10)
+put("spdy", "primed-data", b"\2\3" + spdy_data(1, b"x" * 100, 1) + ctl(8, 0, struct.pack(">I", 1) + b"\x78"))
+# Script ops: [op][stream id u32] then 0/1 SYN_STREAM [n][name len, name, value len, value]...,
+# 2 SYN_REPLY, 3 DATA [n][n bytes], 4 large DATA [n] (n * 9973 bytes), 5 RST_STREAM [status u32], 6 PING.
+def op(o, sid, rest=b""):
+    return bytes([o]) + struct.pack(">I", sid) + rest
+def hdrs(pairs):
+    return bytes([len(pairs)]) + b"".join(bytes([len(k)]) + k + bytes([len(v)]) + v for k, v in pairs)
+exec_streams = b"".join(op(0, 2 * i + 1, hdrs([(b"streamtype", role)])) for i, role in enumerate([b"error", b"stdin", b"stdout", b"resize"]))
+put("spdy", "kubectl-exec", b"\1\5" + exec_streams + op(3, 3, b"\4ls\n\0") + op(3, 3, b"\1") + op(6, 1) + op(5, 5, struct.pack(">I", 5)))
+put("spdy", "large-data", b"\1\0" + op(0, 1, hdrs([(b"StreamType", b"data"), (b"PORT", b"80"), (b"port", b"81")])) + op(4, 1, b"\xd3") + op(2, 0x80000001))
+# A name whose lowercase is longer in UTF-8 ("İ" is 2 bytes, "i̇" 3): the sender once
+# counted the name before lowercasing it, and the receiver read a corrupt header block.
+put("spdy", "dotted-capital-i", b"\1\5" + op(0, 1, hdrs([("İX".encode(), b"v")])))

@@ -1,8 +1,9 @@
 // A short pass of the fault-injection driver (Tests/Faults/faults.sh): kill
 // -9 the launcher, the Gofer, the Sentry, a stub, an OCI container's parts,
-// the API server and the node agent at random moments; nothing may be left
-// on the host, no acknowledged API write may be lost, and a restarted agent
-// must bring the runtime back in line with the API. The long runs (100 rounds each)
+// the API server, the node agent and the whole control plane (API server,
+// scheduler, controllers) at random moments; nothing may be left on the
+// host, no acknowledged API write may be lost, and a restarted agent or
+// control plane must bring the runtime back in line with the API. The long runs (100 rounds each)
 // are documented in Tests/Faults/README.md.
 
 import Foundation
@@ -24,7 +25,7 @@ struct FaultInjectionTests {
                                   "-m", moat, "-r", rootfs], env: Integration.hostEnvironment(), timeout: 1800)
         print("faults.sh -n \(Self.rounds):\n\(r.stdoutText)")
         #expect(r.exitStatus == 0 && !r.timedOut, "faults.sh failed (status \(r.exitStatus)):\n\(r.stdoutText)\n\(r.stderrText.suffix(4000))")
-        for s in ["run", "oci", "api", "node"] {
+        for s in ["run", "oci", "api", "node", "control"] {
             #expect(r.stdoutText.contains("\(s): \(Self.rounds) rounds"), "scenario \(s) did not run:\n\(r.stdoutText)")
         }
     }

@@ -142,23 +142,17 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     if op > 4 { return err(ENOSYS) }
     // Atomic against the application's own atomics on the word: a
     // compare-and-swap loop, as the kernel's futex_atomic_op_inuser.
-    guard var cur = t.readU32Word(addr2) else { return err(EFAULT) }
-    var done = false
-    for _ in 0..<casRetries {
+    let updated = t.updateU32(addr2) { cur in
         let o = Int32(bitPattern: cur)
-        let new: Int32
         switch op {
-        case 0: new = oparg                  // SET
-        case 1: new = o &+ oparg             // ADD
-        case 2: new = o | oparg              // OR
-        case 3: new = o & ~oparg             // ANDN
-        default: new = o ^ oparg             // XOR
+        case 0: return UInt32(bitPattern: oparg)           // SET
+        case 1: return UInt32(bitPattern: o &+ oparg)      // ADD
+        case 2: return UInt32(bitPattern: o | oparg)       // OR
+        case 3: return UInt32(bitPattern: o & ~oparg)      // ANDN
+        default: return UInt32(bitPattern: o ^ oparg)      // XOR
         }
-        guard let seen = t.casU32(addr2, cur, UInt32(bitPattern: new)) else { return err(EFAULT) }
-        if seen == cur { done = true; break }
-        cur = seen
     }
-    if !done { return err(EAGAIN) }
+    guard case .success(let cur) = updated else { return err(updated.errno) }
     let old = Int32(bitPattern: cur)
     let cond: Bool
     switch cmp {
@@ -209,13 +203,9 @@ extension Task {
         if addr & 3 != 0 { return }
         // Other threads set FUTEX_WAITERS with their own atomics meanwhile:
         // a compare-and-swap loop, as for PI words.
-        guard var v = readU32Word(addr) else { return }
-        for _ in 0..<casRetries {
-            if v & FUTEX_TID_MASK_ != UInt32(bitPattern: tid) { return }
-            guard let old = casU32(addr, v, (v & FUTEX_WAITERS_) | FUTEX_OWNER_DIED_) else { return }
-            if old == v { break }
-            v = old
-        }
+        guard case .success(let v) = updateU32(addr, { v in
+            v & FUTEX_TID_MASK_ == UInt32(bitPattern: tid) ? (v & FUTEX_WAITERS_) | FUTEX_OWNER_DIED_ : nil
+        }), v & FUTEX_TID_MASK_ == UInt32(bitPattern: tid) else { return }
         if v & FUTEX_WAITERS_ != 0 { futexWake(self, addr: addr, count: 1, bitset: ~0) }
     }
 
@@ -235,6 +225,30 @@ extension Task {
         guard let old = readU32Word(addr) else { return nil }
         if old == expected && !writeI32(addr, Int32(bitPattern: new)) { return nil }
         return old
+    }
+
+    enum WordUpdate {
+        case success(UInt32), failure(Int32)
+        var errno: Int32 { if case .failure(let e) = self { return e }; return 0 }
+    }
+
+    /// Replaces the futex word at `addr` with what `next` makes of its
+    /// current value, atomically against the application's own atomics:
+    /// when another thread changed the word between the read and the
+    /// compare-and-swap, `next` decides again on the new value. `next`
+    /// returns nil to leave the word as it is. The result is the value the
+    /// final decision was made on (the word's old value); EFAULT on a fault,
+    /// EAGAIN when the word kept changing for casRetries attempts (only a
+    /// hostile application does that; it must not hold the Sentry).
+    func updateU32(_ addr: UInt64, _ next: (UInt32) -> UInt32?) -> WordUpdate {
+        guard var word = readU32Word(addr) else { return .failure(EFAULT) }
+        for _ in 0..<casRetries {
+            guard let new = next(word) else { return .success(word) }
+            guard let old = casU32(addr, word, new) else { return .failure(EFAULT) }
+            if old == word { return .success(word) }
+            word = old
+        }
+        return .failure(EAGAIN)
     }
 }
 
@@ -268,28 +282,27 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
     // Take the lock, or mark the word FUTEX_WAITERS so that the owner's
     // unlock comes to the Sentry. Every change is a compare-and-swap: the
     // owner may unlock in user space (tid -> 0) at any moment.
-    guard var word = t.readU32Word(addr) else { return err(EFAULT) }
-    var settled = false
-    for _ in 0..<casRetries {
+    func ownerGone(_ owner: UInt32) -> Bool { owner == 0 || t.kernel.tasks[Int32(bitPattern: owner)] == nil }
+    var took = false   // decided on the word the update settled on, not on a later look at the tasks
+    let updated = t.updateU32(addr) { word in
+        took = false
         let owner = word & FUTEX_TID_MASK_
-        if owner == me { return err(EDEADLK) }
-        let new: UInt32
-        if owner == 0 || t.kernel.tasks[Int32(bitPattern: owner)] == nil {
+        if owner == me { return nil }
+        if ownerGone(owner) {
+            took = true
             // Free, or its owner is gone: take it (marking the death).
             let died = owner != 0 ? FUTEX_OWNER_DIED_ : word & FUTEX_OWNER_DIED_
             let waiters = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
-            new = me | died | waiters
-            guard let old = t.casU32(addr, word, new) else { return err(EFAULT) }
-            if old != word { word = old; continue }
-            return died != 0 && owner != 0 ? err(EOWNERDEAD) : 0
+            return me | died | waiters
         }
-        if trylock { return err(EAGAIN) }
-        if word & FUTEX_WAITERS_ != 0 { settled = true; break }
-        guard let old = t.casU32(addr, word, word | FUTEX_WAITERS_) else { return err(EFAULT) }
-        if old == word { settled = true; break }
-        word = old
+        if trylock || word & FUTEX_WAITERS_ != 0 { return nil }
+        return word | FUTEX_WAITERS_
     }
-    if !settled { return err(EAGAIN) }
+    guard case .success(let word) = updated else { return err(updated.errno) }
+    let owner = word & FUTEX_TID_MASK_
+    if owner == me { return err(EDEADLK) }
+    if took { return owner != 0 ? err(EOWNERDEAD) : 0 }
+    if trylock { return err(EAGAIN) }
     tab.piWaiters[key, default: []].append(t)
     let mine = ObjectIdentifier(t)
     var result = 0
@@ -321,23 +334,20 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
 func futexUnlockPI(_ t: Task, _ addr: UInt64, shared: Bool) -> Int {
     let tab = FutexTable.shared
     let key = FutexTable.key(t, addr, shared: shared)
-    guard var word = t.readU32Word(addr) else { return err(EFAULT) }
-    for _ in 0..<casRetries {
-        if word & FUTEX_TID_MASK_ != UInt32(bitPattern: t.tid) { return err(EPERM) }
-        if let list = tab.piWaiters[key], let next = list.first {
-            // Hand the lock to the first waiter.
-            let more = list.count > 1 ? FUTEX_WAITERS_ : 0
-            guard let old = t.casU32(addr, word, UInt32(bitPattern: next.tid) | more) else { return err(EFAULT) }
-            if old != word { word = old; continue }
-            tab.piWaiters[key]?.removeFirst()
-            if tab.piWaiters[key]?.isEmpty == true { tab.piWaiters[key] = nil }
-            tab.piGranted.insert(ObjectIdentifier(next))
-            next.wake()
-            return 0
-        }
-        guard let old = t.casU32(addr, word, 0) else { return err(EFAULT) }
-        if old == word { return 0 }
-        word = old
+    let me = UInt32(bitPattern: t.tid)
+    // Hand the lock to the first waiter, if there is one; else free it.
+    let next = tab.piWaiters[key]?.first
+    let more = (tab.piWaiters[key]?.count ?? 0) > 1 ? FUTEX_WAITERS_ : 0
+    let updated = t.updateU32(addr) { word in
+        word & FUTEX_TID_MASK_ != me ? nil : next.map { UInt32(bitPattern: $0.tid) | more } ?? 0
     }
-    return err(EAGAIN)
+    guard case .success(let word) = updated else { return err(updated.errno) }
+    if word & FUTEX_TID_MASK_ != me { return err(EPERM) }
+    if let next {
+        tab.piWaiters[key]?.removeFirst()
+        if tab.piWaiters[key]?.isEmpty == true { tab.piWaiters[key] = nil }
+        tab.piGranted.insert(ObjectIdentifier(next))
+        next.wake()
+    }
+    return 0
 }

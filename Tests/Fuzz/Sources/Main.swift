@@ -11,7 +11,8 @@
 // Every target takes untrusted bytes exactly where Moat takes them from a
 // less trusted party: the Sentry's requests to the Gofer, the Gofer's
 // replies to the Sentry, an engine's config.json, a client's API object,
-// an application's ELF file and syscall arguments, kubelet's CRI requests.
+// an application's ELF file and syscall arguments, kubelet's CRI requests,
+// a streaming peer's SPDY frames.
 
 import Foundation
 
@@ -27,7 +28,7 @@ struct FuzzTarget {
 enum Targets {
     static let all: [FuzzTarget] = [
         GoferServerFuzz.target, GoferClientFuzz.target, OCIConfigFuzz.target,
-        APIObjectFuzz.target, ELFFuzz.target, SyscallArgsFuzz.target, CRIRequestFuzz.target,
+        APIObjectFuzz.target, ELFFuzz.target, SyscallArgsFuzz.target, CRIRequestFuzz.target, SPDYFuzz.target,
     ]
     static func named(_ n: String) -> FuzzTarget? { all.first { $0.name == n } }
 }
