@@ -94,8 +94,8 @@ pid_t moat_spawn_finish(pid_t pid, int errfd) {
 }
 
 // ---- fork without exec ---------------------------------------------------
-// The Gofer and the Sentry of `moat run` are this binary; re-executing it
-// costs each of them the dynamic loading, the relocation of its ~1.5 MB of
+// The Gofer of `moat run` is this binary; re-executing it costs it the
+// dynamic loading, the relocation of its ~1.5 MB of
 // .data.rel.ro and GOT (private dirty pages in every process of a PIE) and
 // the Swift runtime's start. A fork shares all of that, copy-on-write, with
 // the launcher, which stays alive as long as they do; the layout is still
@@ -113,17 +113,18 @@ pid_t moat_spawn_finish(pid_t pid, int errfd) {
 //    O_CLOEXEC or not, is closed: the launcher's log, the publisher's
 //    sockets, the other child's socket end);
 //  - gets the exec's environment, and the launcher's is wiped, not just
-//    dropped: the user's environment may hold secrets that a Gofer or Sentry
+//    dropped: the user's environment may hold secrets that a process
 //    facing hostile input must not hold. The rest of the launcher's memory
 //    is its parsed command line (which the child is given anyway); `moat
 //    run` reads no credentials (only `moat pull` does);
-//  - shares the launcher's layout, and so the Gofer and the Sentry share
-//    each other's: an attacker who controls a Sentry knows the addresses in
-//    the Gofer and the launcher it talks to, which re-executed ones would
-//    not give away. That is the price of the sharing (the same pages cannot
-//    be shared at different addresses). What stays: every `moat run` has a
-//    layout of its own, so nothing is fixed, nothing is common to two
-//    sandboxes, and nothing is known from outside a sandbox;
+//  - shares the launcher's layout: that is the price of the sharing (the
+//    same pages cannot be shared at different addresses). Whoever controls
+//    a forked process knows the addresses in the launcher and in its other
+//    forked children. That is why only the Gofer is forked: the Sentry, the
+//    process the application attacks first, is re-executed, so that taking
+//    it over tells nothing of the Gofer's or the launcher's layout. Every
+//    `moat run` still has a layout of its own: nothing is fixed, nothing is
+//    common to two sandboxes, nothing is known from outside one;
 //  - confines itself afterwards exactly as a re-executed one: ids,
 //    namespaces, capabilities and seccomp come from the same code
 //    (ConfinementTests compares both ways with `moat debug`).

@@ -1,6 +1,8 @@
 // Starting a sandbox: a Gofer confined to the root file system and a Sentry
-// in its own pid namespace, both this binary: forked from the launcher
-// without exec when it can (see spawn), re-executed otherwise. The launcher
+// in its own pid namespace, both this binary. The Gofer is forked from the
+// launcher without exec when it can (see spawn); the Sentry is always
+// re-executed, so that its address layout, which the application attacks
+// first, tells nothing of the Gofer's or the launcher's. The launcher
 // waits for the Sentry and passes its exit status on; the Gofer dies with it.
 
 import CMoat
@@ -120,7 +122,14 @@ public enum Sandbox {
         }
         let CLONE_NEWPID: UInt = 0x20000000
         let CLONE_NEWNET: UInt = 0x40000000
-        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET), fork: true)
+        // Re-executed, never forked: a fork would give the Sentry the
+        // launcher's layout, and with it the Gofer's, so that an application
+        // that took over its Sentry would know where everything is in the
+        // next two processes it can talk to (the Gofer's file protocol, the
+        // launcher's egress and port requests). A layout of its own costs
+        // the Sentry its start (about 0.1 s of a debug build) and ~2 MB of
+        // relocated pages; bench/results/2026-12-06-fork-gofer-debug.md.
+        let sentryPid = spawn(exe, sentryArgs, fds, flags: CLONE_NEWPID | (o.network == .host ? 0 : CLONE_NEWNET))
         close(pair.client)
         if logFD >= 0 { close(logFD) }
         if sentryPid < 0 {
@@ -161,10 +170,10 @@ public enum Sandbox {
     }
 
     /// The executable's `moat sentry|gofer` main (argv with "moat" first),
-    /// set by the executable. With it, `moat run` starts its Gofer and Sentry
-    /// by fork without exec (moat_fork_start): they share the launcher's
-    /// relocated pages and initialized Swift runtime copy-on-write instead
-    /// of each loading and relocating the binary again. nil: re-execute.
+    /// set by the executable. With it, `moat run` starts its Gofer by fork
+    /// without exec (moat_fork_start): it shares the launcher's relocated
+    /// pages and initialized Swift runtime copy-on-write instead of loading
+    /// and relocating the binary again. nil: re-execute.
     nonisolated(unsafe) public static var internalMain: (([String]) -> Never)? = nil
 
     /// Starts `path` with `args`, fds[i] as its fd i. Waits until it has

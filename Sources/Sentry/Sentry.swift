@@ -150,7 +150,7 @@ public enum SentryMain {
         Log.shared.fd = cfg.logFD
         Log.shared.debug = cfg.debug
         if cfg.debug, cfg.logFD >= 0 { StartupProfile.sink = { Log.shared.write("moat[startup] " + $0) } }
-        StartupProfile.mark("sentry", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
+        StartupProfile.mark("sentry", "main (re-exec, dynamic loading, Swift runtime, arguments)")
         readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)
@@ -301,7 +301,7 @@ public enum SentryMain {
         Log.shared.fd = cfg.logFD
         Log.shared.debug = cfg.debug
         if cfg.debug, cfg.logFD >= 0 { StartupProfile.sink = { Log.shared.write("moat[startup] " + $0) } }
-        StartupProfile.mark("pod sentry", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
+        StartupProfile.mark("pod sentry", "main (re-exec, dynamic loading, Swift runtime, arguments)")
         readyFD = cfg.readyFD
         signal(SIGPIPE, SIG_IGN)
         signal(SIGURG, SIG_IGN)

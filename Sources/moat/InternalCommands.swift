@@ -1,6 +1,6 @@
 // `moat sentry` and `moat gofer`: the Gofer and the Sentry of every sandbox
 // (Sandbox.run, the OCI runtime, pods), re-executions of this binary or, for
-// `moat run`, forks of the launcher that call main here. Moat writes
+// `moat run`'s Gofer, a fork of the launcher that calls main here. Moat writes
 // their command lines itself, so they are parsed here by hand rather than by
 // ArgumentParser, whose command tree costs every start milliseconds of
 // type-metadata and protocol-conformance lookups (the start-up profile,

@@ -40,8 +40,8 @@ struct Moat: AsyncParsableCommand {
         // The Sentry and the Gofer of every sandbox: see InternalCommands.swift.
         let argv = CommandLine.arguments
         if argv.count > 1 && (argv[1] == "sentry" || argv[1] == "gofer") { InternalCommand.main(argv.dropFirst()) }
-        // `moat run` forks its Gofer and Sentry and runs them here, in the
-        // child. MOAT_SPAWN=exec re-executes them instead, as before: to
+        // `moat run` forks its Gofer and runs it here, in the child (its
+        // Sentry is always re-executed: Sandbox.swift says why). MOAT_SPAWN=exec re-executes them instead, as before: to
         // compare the two in one benchmark run, or to rule the fork out.
         if getenv("MOAT_SPAWN").map({ String(cString: $0) }) != "exec" {
             Sandbox.internalMain = { InternalCommand.main($0.dropFirst()) }
