@@ -136,10 +136,15 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         return readOnlyShared(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE,
                                                 name: type != MAP_PRIVATE ? "/dev/zero (deleted)" : ""))
     }
-    if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
+    if let tf = f as? TmpfsFileFD {
+        // Private mappings too map the file's memfd (copy-on-write on the
+        // host): MADV_DONTNEED then drops the private copies and the pages
+        // read the file again, and clean pages see later writes, as on
+        // Linux. A private copy of the bytes read zeros after MADV_DONTNEED
+        // (an in-memory overlay file's mapping lost its contents).
         let mfd = tf.node.promoteToMemfd()
         if mfd < 0 { return Int(mfd) }
-        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: mfd, offset: off, name: name))
+        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: mfd, offset: off, name: name))
     }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
