@@ -814,7 +814,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
-    if flags & propagation != 0 { return 0 } // one mount namespace, no propagation to model
+    if flags & propagation != 0 { return 0 } // one mount tree (see sysUnshare), no propagation to model
     if flags & MS_REMOUNT != 0 {
         guard target.dentry === target.mount.root else { return err(EINVAL) }
         target.mount.readOnly = flags & MS_RDONLY != 0
