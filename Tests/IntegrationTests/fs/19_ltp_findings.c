@@ -1,7 +1,8 @@
 /* Behaviours the LTP run found different (LTP.md): execveat's dirfd rules,
  * mmap's error order and /dev/zero mappings, a whole read of a large
  * shared-mapped tmpfs file, inotify's event order and MOVE_SELF mask, and
- * epoll_wait's round robin over more ready entries than it may return. */
+ * epoll_wait's round robin over more ready entries than it may return,
+ * which record lock F_GETLK reports. */
 #include "t.h"
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -353,6 +354,42 @@ static void locked_mappings(void) {
     waitpid(p, NULL, 0);
 }
 
+/* F_GETLK reports the first conflicting record lock in Linux's order (an
+ * owner's locks by start, adjacent locks of one type merged), as LTP's
+ * fcntl11 and fcntl21 check: asked from another process. */
+static void getlk_order(void) {
+    int fd = open("lkorder", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, 100));
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 20, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 25, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 40, .l_len = 20};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 45, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    fflush(stdout);
+    pid_t parent = getpid();
+    pid_t p = fork();
+    if (p == 0) {
+        static const int from[] = {0, 6, 15, 26, 31, 47, 50, 60};
+        for (int i = 0; i < 8; i++) {
+            struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = from[i], .l_len = 0};
+            if (fcntl(fd, F_GETLK, &q) < 0) { say("F_GETLK from %d = -1 %s", from[i], ename(errno)); continue; }
+            say("F_GETLK from %d: %s start %ld len %ld %s", from[i],
+                q.l_type == F_RDLCK ? "F_RDLCK" : q.l_type == F_WRLCK ? "F_WRLCK" : "F_UNLCK",
+                (long)q.l_start, (long)q.l_len, q.l_type == F_UNLCK ? "" : q.l_pid == parent ? "parent" : "other");
+        }
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    close(fd);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
     execveat_rules();
@@ -369,5 +406,6 @@ int main(int argc, char **argv) {
     mprotect_rules();
     sysvipc();
     locked_mappings();
+    getlk_order();
     return 0;
 }
