@@ -1,7 +1,7 @@
 // Advisory file locks: flock(2) (owned by an open file description),
 // POSIX record locks (owned by a process) and OFD locks (owned by a
-// description), all on byte ranges of one inode, keyed by (device, inode).
-// Guarded by Kernel.mu.
+// description), all on byte ranges of one inode, keyed by (device, inode);
+// and the leases of open descriptions (F_SETLEASE). Guarded by Kernel.mu.
 
 import CMoat
 import Glibc
@@ -12,6 +12,9 @@ final class FileLocks {
     struct Key: Hashable { let dev: UInt64; let ino: UInt64 }
 
     private var locks: [Key: [Lock]] = [:]
+    /// F_SETLEASE leases, by open description (Syscalls/FD.swift).
+    struct Lease { weak var file: FileDescription?; var key: Key; var write: Bool }
+    var leases: [ObjectIdentifier: Lease] = [:]
     var waiters = WaitQueue()
     /// Which lock owner each blocked POSIX locker waits for (for EDEADLK).
     var blockedOn: [Owner: Owner] = [:]

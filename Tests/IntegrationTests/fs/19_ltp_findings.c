@@ -2,8 +2,9 @@
  * mmap's error order and /dev/zero mappings, a whole read of a large
  * shared-mapped tmpfs file, inotify's event order and MOVE_SELF mask, and
  * epoll_wait's round robin over more ready entries than it may return,
- * which record lock F_GETLK reports. */
+ * which record lock F_GETLK reports, file leases. */
 #include "t.h"
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <netinet/in.h>
@@ -390,6 +391,66 @@ static void getlk_order(void) {
     close(fd);
 }
 
+/* File leases (LTP fcntl23, fcntl27): who may take which lease, and a
+ * conflicting open by another process signals the holder, which gives
+ * the lease up in its SIGIO handler. */
+static volatile sig_atomic_t lease_signals;
+static int lease_fd = -1;
+static void on_lease_break(int sig) {
+    (void)sig;
+    lease_signals++;
+    fcntl(lease_fd, F_SETLEASE, F_UNLCK);  /* gone already in Moat: not printed */
+}
+static void leases(void) {
+    int w = Q(open("leased", O_RDWR | O_CREAT | O_TRUNC, 0644));
+    T(fcntl(w, F_SETLEASE, F_RDLCK));       /* open for writing: EAGAIN */
+    T(fcntl(w, F_SETLEASE, F_WRLCK));       /* the only open: granted */
+    T(fcntl(w, F_GETLEASE));
+    T(fcntl(w, F_SETLEASE, F_UNLCK));
+    T(fcntl(w, F_SETLEASE, F_UNLCK));       /* no lease: EAGAIN */
+    T(fcntl(w, F_SETLEASE, 7));
+    int r = Q(open("leased", O_RDONLY));
+    T(fcntl(r, F_SETLEASE, F_WRLCK));       /* open elsewhere: EAGAIN */
+    T(fcntl(r, F_SETLEASE, F_RDLCK));       /* w is open for writing */
+    close(w);
+    T(fcntl(r, F_SETLEASE, F_RDLCK));
+    T(fcntl(r, F_GETLEASE));
+    int d = open(".", O_RDONLY | O_DIRECTORY);
+    T(fcntl(d, F_SETLEASE, F_RDLCK));       /* not a regular file */
+    close(d);
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        T(setuid(65534));
+        int o = open("leased", O_RDONLY);
+        T(fcntl(o, F_SETLEASE, F_RDLCK));   /* not the owner: EACCES */
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    /* Reading does not break a read lease; writing does. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_lease_break;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGIO, &sa, NULL);
+    lease_fd = r;
+    fflush(stdout);
+    p = fork();
+    if (p == 0) {
+        int o = open("leased", O_RDONLY | O_NONBLOCK);
+        say("reader opens: %s", o >= 0 ? "ok" : ename(errno));
+        o = open("leased", O_WRONLY | O_NONBLOCK);
+        say("non-blocking writer opens: %s", o >= 0 ? "ok" : ename(errno));
+        o = open("leased", O_WRONLY);
+        say("writer opens: %s", o >= 0 ? "ok" : ename(errno));
+        _exit(0);
+    }
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+    say("lease broken, holder signalled: %s", lease_signals > 0 ? "yes" : "no");
+    T(fcntl(r, F_GETLEASE));
+    signal(SIGIO, SIG_DFL);
+    close(r);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "child")) { say("exec ran"); return 0; }
     execveat_rules();
@@ -407,5 +468,6 @@ int main(int argc, char **argv) {
     sysvipc();
     locked_mappings();
     getlk_order();
+    leases();
     return 0;
 }
