@@ -88,12 +88,24 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // descriptor (ksys_mmap_pgoff), then the length and the rest (do_mmap).
     if off & 4095 != 0 { return err(EINVAL) }
     if flags & MAP_ANONYMOUS == 0 && t.fds.get(fd) == nil { return err(EBADF) }
+    // No file is on hugetlbfs: MAP_HUGETLB on one is EINVAL (ksys_mmap_pgoff).
+    if flags & MAP_ANONYMOUS == 0 && flags & MAP_HUGETLB != 0 { return err(EINVAL) }
     if len == 0 { return err(EINVAL) }
     let l = pageUp(len)
     if l == 0 || l > 1 << 46 { return err(ENOMEM) }
     if off > UInt64(Int64.max) - l { return err(EOVERFLOW) }
     let type = flags & 0xf
     if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
+    if type == 3 && flags & MAP_ANONYMOUS != 0 { return err(EINVAL) }   // validated sharing is for files only
+    if flags & MAP_ANONYMOUS == 0 {
+        // MAP_SHARED_VALIDATE refuses flags outside the legacy set (and
+        // MAP_SYNC: no file is DAX), as Linux: EOPNOTSUPP. A file mapping
+        // never grows down (EINVAL).
+        let legacy: Int32 = 0x3 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000 |
+            0x10000 | 0x20000 | 0x40000 | Int32(bitPattern: 0xfc00_0000) // ... MAP_HUGETLB, MAP_UNINITIALIZED and the huge-page size bits
+        if type == 3 && flags & ~legacy != 0 { return err(EOPNOTSUPP) }
+        if flags & MAP_GROWSDOWN != 0 { return err(EINVAL) }
+    }
     if prot & ~Int32(7) != 0 { return err(EINVAL) }
     let fixed = flags & MAP_FIXED != 0
     let noReplace = flags & 0x100000 != 0 // MAP_FIXED_NOREPLACE
