@@ -119,9 +119,16 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         guard let f = t.mm.findFree(l, hint: pageDown(addr)) else { return err(ENOMEM) }
         target = f
     }
+    /// MAP_LOCKED marks the new mapping locked (VmLck, smaps' Locked).
+    func lockedIfAsked(_ r: Int) -> Int {
+        if r >= 0 && flags & 0x2000 != 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }), t.mm.vmas[i].end == target + l {
+            t.mm.vmas[i].locked = true
+        }
+        return r
+    }
     let anon = flags & MAP_ANONYMOUS != 0
     if anon {
-        return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: "")
+        return lockedIfAsked(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: ""))
     }
     // File mappings: the host fd behind the file is mapped into the stub
     // (Gofer-donated files, and tmpfs files moved to a memfd); other files
@@ -131,14 +138,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
-    /// A shared mapping of a read-only descriptor never becomes writable;
-    /// MAP_LOCKED marks the mapping locked.
+    /// A shared mapping of a read-only descriptor never becomes writable.
     func readOnlyShared(_ r: Int) -> Int {
-        if r >= 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
-            if type != MAP_PRIVATE && !f.writable { t.mm.vmas[i].mayWrite = false }
-            if flags & 0x2000 != 0 && t.mm.vmas[i].end == target + l { t.mm.vmas[i].locked = true }
+        if r >= 0, type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+            t.mm.vmas[i].mayWrite = false
         }
-        return r
+        return lockedIfAsked(r)
     }
     if let h = f as? HostFileFD, !h.isStream {
         return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name))
@@ -175,7 +180,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // A copy of a file is still a file mapping to the application (smaps,
     // MADV_FREE): it is anonymous only on the host.
     if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off; t.mm.vmas[i].flags &= ~MAP_ANONYMOUS }
-    return Int(target)
+    return lockedIfAsked(Int(target))
 }
 
 func sysMremap(_ t: Task, _ a: Args) -> Int {

@@ -328,6 +328,14 @@ static void sysvipc(void) {
 
 /* A locked mapping refuses msync(MS_INVALIDATE) (LTP msync03); mlockall
  * honours RLIMIT_MEMLOCK without CAP_IPC_LOCK (mlockall03). */
+static long vmlck(void) {
+    char l[256]; long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(l, sizeof l, f)) if (!strncmp(l, "VmLck:", 6)) kb = atol(l + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
 static void locked_mappings(void) {
     int fd = open("lk", O_RDWR | O_CREAT | O_TRUNC, 0644);
     T(ftruncate(fd, 8192));
@@ -353,6 +361,13 @@ static void locked_mappings(void) {
         _exit(0);
     }
     waitpid(p, NULL, 0);
+    /* /proc/self/status counts MAP_LOCKED memory in VmLck (LTP mmap14). */
+    char *a = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    say("VmLck after MAP_LOCKED: %ld kB", vmlck());
+    T(munlock(a, 1 << 19));
+    say("VmLck after munlock of half: %ld kB", vmlck());
+    munmap(a, 1 << 20);
+    say("VmLck after munmap: %ld kB", vmlck());
 }
 
 /* F_GETLK reports the first conflicting record lock in Linux's order (an
