@@ -521,6 +521,26 @@ public final class KVMAddressSpace {
         return Int(moat_cas32(machine.hostPointer(gpa), expected, new))
     }
 
+    /// Replaces the 32-bit word at `addr` by `update(old)` atomically: a
+    /// compare-and-swap loop on the word's host mapping, translated once,
+    /// so the window between reading and swapping is a few instructions
+    /// (a guest thread spinning on the word with its own atomics can no
+    /// longer make every try fail, as it could when each try walked the
+    /// page tables). The old value, or -EFAULT.
+    public func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int {
+        if addr & 3 != 0 { return -Int(EFAULT) }
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let gpa = translate(addr, write: true, force: false) else { return -Int(EFAULT) }
+        let p = machine.hostPointer(gpa)
+        var old = p.load(as: UInt32.self)
+        while true {
+            let seen = moat_cas32(p, old, update(old))
+            if seen == old { return Int(old) }
+            old = seen
+        }
+    }
+
     private func copy(_ addr: UInt64, _ len: Int, write: Bool, force: Bool,
                       _ body: (UInt64, Int, Int) -> Void) -> Int {
         var done = 0

@@ -413,6 +413,9 @@ extension KVMThread: PlatformContext {
     public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
         addressSpace?.compareExchange32(addr, expected: expected, new: new) ?? -Int(EFAULT)
     }
+    public func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int {
+        addressSpace?.fetchUpdate32(addr, update) ?? -Int(EFAULT)
+    }
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         guard let a = addressSpace else { return -Int(EFAULT) }
         let n = a.write(addr, buf, len)

@@ -141,24 +141,35 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     }
     if op > 4 { return err(ENOSYS) }
     // Atomic against the application's own atomics on the word: a
-    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser.
-    guard var cur = t.readU32Word(addr2) else { return err(EFAULT) }
-    var done = false
-    for _ in 0..<casRetries {
+    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser (in the
+    // platform when it has a tight one: KVM).
+    func apply(_ cur: UInt32) -> UInt32 {
         let o = Int32(bitPattern: cur)
-        let new: Int32
         switch op {
-        case 0: new = oparg                  // SET
-        case 1: new = o &+ oparg             // ADD
-        case 2: new = o | oparg              // OR
-        case 3: new = o & ~oparg             // ANDN
-        default: new = o ^ oparg             // XOR
+        case 0: return UInt32(bitPattern: oparg)             // SET
+        case 1: return UInt32(bitPattern: o &+ oparg)        // ADD
+        case 2: return UInt32(bitPattern: o | oparg)         // OR
+        case 3: return UInt32(bitPattern: o & ~oparg)        // ANDN
+        default: return UInt32(bitPattern: o ^ oparg)        // XOR
         }
-        guard let seen = t.casU32(addr2, cur, UInt32(bitPattern: new)) else { return err(EFAULT) }
-        if seen == cur { done = true; break }
-        cur = seen
     }
-    if !done { return err(EAGAIN) }
+    var cur: UInt32
+    let fetched = t.thread.fetchUpdate32(addr2, apply)
+    if fetched >= 0 {
+        cur = UInt32(truncatingIfNeeded: fetched)
+    } else if fetched != -Int(ENOSYS) {
+        return err(EFAULT)
+    } else {
+        guard let first = t.readU32Word(addr2) else { return err(EFAULT) }
+        cur = first
+        var done = false
+        for _ in 0..<casRetries {
+            guard let seen = t.casU32(addr2, cur, apply(cur)) else { return err(EFAULT) }
+            if seen == cur { done = true; break }
+            cur = seen
+        }
+        if !done { return err(EAGAIN) }
+    }
     let old = Int32(bitPattern: cur)
     let cond: Bool
     switch cmp {
