@@ -252,6 +252,10 @@ extension MemoryManager {
             if asp.write(addr + done, buf, n, force: true) != n { _ = unmap(t, addr: addr, len: len); return err(ENOMEM) }
             done += UInt64(n)
         }
+        // Still a file mapping to the application (MADV_FREE and
+        // MADV_WIPEONFORK refuse it, smaps names it), as on the ptrace
+        // platform: anonymous only underneath.
+        if let i = vmas.firstIndex(where: { $0.start == addr }) { vmas[i].flags &= ~MAP_ANONYMOUS; vmas[i].offset = offset }
         return r
     }
 }
