@@ -11,10 +11,11 @@
 //    and maps (Platform/KVM/KVMMachine.swift). The Sentry's copyin/copyout
 //    are memcpy through the page tables it built (KVMAddressSpace), not
 //    process_vm_readv; the loader writes the program straight into it.
-//  - There is no host process per application process. File mappings are
-//    private copies of the file's bytes (the host cannot map a Gofer fd into
-//    guest physical memory without giving the guest the file's page cache:
-//    that is a later step, with shared mappings); vDSO is not mapped (libc
+//  - There is no host process per application process. Private file
+//    mappings are copies of the file's bytes; shared ones (and anonymous
+//    shared memory, SysV segments) are windows on the object's own host
+//    pages in a second memory slot (KVMMachine.swift, SharedWindows), so
+//    processes and read()/write() see one copy. vDSO is not mapped (libc
 //    falls back to the clock syscalls).
 //  - fork and threads need no host process either. A thread (CLONE_VM) is a
 //    new context on its process's vCPU, in the same address space; a new
