@@ -301,8 +301,13 @@ public final class SharedWindows {
         }
         defer { if fd == nil { close(mapFD) } }
         guard let off = allocate(len) else { if ownFD >= 0 { close(ownFD) }; return nil }
-        let prot = PROT_READ | (writable ? PROT_WRITE : 0)
-        let p = mmap(base + Int(off), Int(len), prot, MAP_SHARED | MAP_FIXED, mapFD, off_t(Int64(bitPattern: offset)))
+        var writable = writable
+        var p = mmap(base + Int(off), Int(len), PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, mapFD, off_t(Int64(bitPattern: offset)))
+        if p == MAP_FAILED && writable && (errno == EPERM || errno == EACCES) {
+            // A sealed memfd (the vDSO's, F_SEAL_FUTURE_WRITE): read-only.
+            writable = false
+            p = mmap(base + Int(off), Int(len), PROT_READ, MAP_SHARED | MAP_FIXED, mapFD, off_t(Int64(bitPattern: offset)))
+        }
         if p == MAP_FAILED {
             release(off, len)
             if ownFD >= 0 { close(ownFD) }
@@ -576,6 +581,17 @@ public final class KVMMachine {
     /// reload at the next entry already does it; this is then redundant.)
     func forget(_ gpa: UInt64, pages: UInt64 = 1) {
         _ = madvise(hostPointer(gpa), Int(pages * 4096), MADV_DONTNEED)
+    }
+
+    /// Whether `cpu`'s guest TSC reads as the host's (within ~0.1 ms at
+    /// 3 GHz): the vCPU's TSC (MSR 0x10) lies between two host readings
+    /// taken around it.
+    public func guestTSCIsHost(_ cpu: KVMVCPU) -> Bool {
+        let before = moat_rdtsc()
+        var guest: UInt64 = 0
+        guard moat_kvm_get_msr(cpu.fd, 0x10, &guest) == 1 else { return false }
+        let after = moat_rdtsc()
+        return guest &+ (1 << 18) >= before && guest <= after &+ (1 << 18)
     }
 
     /// The PML4 entry every address space shares for the kernel half.

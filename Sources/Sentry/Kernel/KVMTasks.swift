@@ -49,6 +49,13 @@ enum KVMTasks {
     /// vCPUs made at start: the most processes the sandbox runs at once.
     static let poolSize = 16
     static var enabled: Bool { machine != nil }
+    /// Whether guest code reads the host's TSC (rdtsc in the guest gives
+    /// what it gives in the Sentry): then Moat's vDSO, whose data page the
+    /// Sentry fills from host TSC readings, is right in the guest too. True
+    /// on kvm_pvm (the guest runs on the host's TSC); hardware KVM gives
+    /// each vCPU an offset TSC, and then there is no vDSO (every clock read
+    /// is a syscall).
+    nonisolated(unsafe) static var tscIsHost = false
     /// Guest physical memory: a sparse memfd (pages cost host memory only
     /// once touched), so the size is a ceiling on application memory.
     static let memoryBytes: UInt64 = 2 << 30
@@ -69,6 +76,7 @@ enum KVMTasks {
                     freeCPUs.append(c)
                 }
             }
+            tscIsHost = m.guestTSCIsHost(idle[0].cpu)
             let r = moat_kvm_kick_init(KVMThread.kickSignal)
             if r != 0 { return "cannot install the KVM kick handler: errno \(-r)" }
             machine = m
@@ -228,6 +236,7 @@ extension MemoryManager {
             let writable = fcntl(hostFD, F_GETFL) & O_ACCMODE == O_RDWR
             if prot & PROT_WRITE != 0 && !writable { return err(EACCES) }
             guard let w = m.windows.open(fd: hostFD, offset: offset, len: len, writable: writable) else { return err(ENOMEM) }
+            if prot & PROT_WRITE != 0 && !w.writable { return err(EPERM) }  // a write-sealed memfd
             let r = asp.map(addr, len, prot: prot, window: w, offset: 0)
             if r < 0 { return r }
             var vma = VMA(start: addr, end: addr + len, prot: prot & 7, flags: MAP_SHARED | MAP_FIXED, name: name, offset: offset)
