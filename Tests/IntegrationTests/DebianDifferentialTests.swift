@@ -235,12 +235,7 @@ final class DebianCopies: @unchecked Sendable {
 
 /// Debian scripts the KVM row leaves out, and why (known gaps of the KVM
 /// platform, not of the scripts).
-let kvmDebianExcluded: [String: String] = [
-    "15-python-threading.sh": "times out (30 s) under --platform kvm: with no vDSO yet every clock_gettime is a VM exit, "
-        + "and python's GIL hand-offs make ~100k of them beside ~45k futex calls (8 threads summing under a Lock: 22 s, native 0.5 s)",
-    "24-python-thread-stress.sh": "times out (30 s) under --platform kvm, as 15-python-threading.sh: 64 ping-pong threads and "
-        + "1000 short-lived ones, every clock read and GIL hand-off a VM exit, and the threads of a process take turns on its one vCPU",
-]
+let kvmDebianExcluded: [String: String] = [:]
 
 @Suite("Debian differential (native chroot vs moat run)")
 struct DebianDifferentialTests {
