@@ -36,6 +36,12 @@ func registerMemory(_ t: SyscallTable) {
             let l = pageUp(a.a1)
             guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
             guard t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+            // Private anonymous memory only (the host checks its own
+            // mappings too, but on KVM a private file mapping is anonymous
+            // memory underneath).
+            if adv == 18 && t.mm.vmas[t.mm.overlapping(a.a0, a.a0 + l)].contains(where: { $0.flags & MAP_ANONYMOUS == 0 || $0.flags & MAP_SHARED != 0 }) {
+                return err(EINVAL)
+            }
             return t.thread.inject(28, a.a0, l, UInt64(adv))
         }
         return 0
