@@ -198,7 +198,9 @@ int moat_sentry_seccomp(void) {
     // registered (argument 0) and by request (argument 1). No KVM_CREATE_*
     // (no new VM, vCPU or device once the application runs), no
     // KVM_SET_USER_MEMORY_REGION (guest memory cannot grow to reach more
-    // Sentry memory), no KVM_SET_CPUID2, no ioctl on /dev/kvm or the VM fd.
+    // Sentry memory: shared mappings go into the range the second slot
+    // reserved before confinement, Platform/KVM/KVMMachine.swift), no
+    // KVM_SET_CPUID2, no ioctl on /dev/kvm or the VM fd.
     // (The registers and FPU ioctls are what KVMThread uses to enter and
     // leave the guest; MSRs carry the FS/GS bases.)
     {

@@ -64,6 +64,10 @@ public struct HostErrno: Error, Equatable, CustomStringConvertible {
     public var description: String { "host errno \(rawValue)" }
 }
 
+public extension PlatformContext {
+    func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int { -38 /* ENOSYS */ }
+}
+
 /// The address-space operations a platform offers the Sentry. The Sentry
 /// validated every range first (page aligned, inside the application's part
 /// of the address space); results are 0 or -errno.
@@ -91,6 +95,11 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// against application threads running at the same moment: the word's
     /// old value (the swap happened when it equals `expected`) or -errno.
     func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int
+    /// Replaces the 32-bit word at `addr` by `update(old)` atomically, also
+    /// against application threads running at the same moment, however
+    /// often they change it: the old value, -errno, or -ENOSYS where the
+    /// platform has no cheaper way than the caller's compareExchange32 loop.
+    func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int
     /// The x87/SSE state (FXSAVE layout).
     func getFP(_ fp: inout FPRegisters) -> Bool
     func setFP(_ fp: inout FPRegisters) -> Bool

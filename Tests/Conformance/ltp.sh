@@ -87,7 +87,8 @@ cmd_build() {
         if [ "${a#@}" != "$a" ]; then
             while read -r n; do
                 n="${n%%#*}"; n="$(echo $n)"; [ -n "$n" ] || continue
-                d="$(cd "$src/testcases/kernel/syscalls" && ls -d */"$n".c 2>/dev/null | head -1)"
+                # NAME_64 (the 64-bit-offset build) comes from NAME.c.
+                d="$(cd "$src/testcases/kernel/syscalls" && ls -d */"${n%_64}".c 2>/dev/null | head -1 || true)"
                 [ -n "$d" ] || { echo "ltp.sh: no source for $n" >&2; exit 1; }
                 dirs+=("${d%%/*}")
             done <"${a#@}"

@@ -127,7 +127,9 @@ final class DebianCopies: @unchecked Sendable {
     let moat: String
     private let lock = NSLock()
     private var procUsers = 0
+    /// Runs still to come: both rows (the KVM row's only where it runs).
     private var remaining = debianScripts.count
+        + (KVMRunTests.missing() == nil ? debianScripts.filter { kvmDebianExcluded[$0] == nil }.count : 0)
     private var removed = false
 
     init(from rootfs: String) throws {
@@ -231,12 +233,30 @@ final class DebianCopies: @unchecked Sendable {
     }
 }
 
+/// Debian scripts the KVM row leaves out, and why (known gaps of the KVM
+/// platform, not of the scripts).
+let kvmDebianExcluded: [String: String] = [:]
+
 @Suite("Debian differential (native chroot vs moat run)")
 struct DebianDifferentialTests {
 
     @Test(.enabled("needs root, chroot(8) and the Debian rootfs from rootfs/debian.sh") { DebianDiff.ready },
           arguments: debianScripts)
     func script(_ name: String) async throws {
+        try await run(name, platform: differentialPlatform)
+    }
+
+    /// The KVM row: every script again with `--platform kvm` (except those
+    /// in kvmDebianExcluded, each with its reason), in its own directory
+    /// (/work/NAME-kvm) so that it can run beside the main row.
+    @Test(.enabled("needs root, chroot(8) and the Debian rootfs from rootfs/debian.sh") { DebianDiff.ready },
+          arguments: debianScripts.filter { kvmDebianExcluded[$0] == nil })
+    func kvm(_ name: String) async throws {
+        guard try KVMRunTests.prerequisites() else { return }
+        try await run(name, platform: "kvm", dirSuffix: "-kvm")
+    }
+
+    private func run(_ name: String, platform: String?, dirSuffix: String = "") async throws {
         await differentialGate.acquire()
         defer { Task { await differentialGate.release() } }
 
@@ -246,7 +266,7 @@ struct DebianDifferentialTests {
         }
         let moat = try Integration.moatBinary.get()
         let base = String(name.dropLast(3))
-        let dir = "/work/" + base
+        let dir = "/work/" + base + dirSuffix
         for root in [copies.native, copies.moat] {
             try prepare(dir: root + dir, script: DebianDiff.scriptsDir + "/" + name)
         }
@@ -260,7 +280,7 @@ struct DebianDifferentialTests {
         let native = ScriptRun(result: nativeResult, tree: snapshotTree(copies.native + dir))
 
         var argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
-                    moat, "run"] + platformArguments(differentialPlatform)
+                    moat, "run"] + platformArguments(platform)
             + ["--no-overlay", "--rootfs", copies.moat, "--cwd", dir]
         for e in DebianDiff.guestEnv { argv += ["--env", e] }
         argv += ["--", "/bin/bash", "-c", "/bin/bash ./test.sh; exit $?"]
@@ -273,7 +293,7 @@ struct DebianDifferentialTests {
                 + describeRun(native.result)))
             return
         }
-        let report = compareRuns(name: name, native: native, sandboxed: sandboxed, timeout: DebianDiff.timeout,
+        let report = compareRuns(name: name + (platform.map { " (--platform \($0))" } ?? ""), native: native, sandboxed: sandboxed, timeout: DebianDiff.timeout,
                                  treeWhat: "files under the script's directory", treeLabels: ("native", "moat"))
         if let reason = debianKnownIssues[name] {
             withKnownIssue(Comment(rawValue: reason)) {

@@ -18,10 +18,22 @@ struct EscapeSuiteTests {
 
     @Test(.enabled(if: EscapeSuiteTests.canRun || ProcessInfo.processInfo.environment["CI"] == "true", "needs root, chroot and gcc"))
     func nothingEscapesNothingBreaks() async throws {
+        try await runSuite(platform: differentialPlatform)
+    }
+
+    /// The KVM row: the same suite with `--platform kvm` (its stub-page
+    /// section then finds nothing mapped there).
+    @Test(.enabled(if: EscapeSuiteTests.canRun || ProcessInfo.processInfo.environment["CI"] == "true", "needs root, chroot and gcc"))
+    func kvm() async throws {
+        guard try KVMRunTests.prerequisites() else { return }
+        try await runSuite(platform: "kvm")
+    }
+
+    private func runSuite(platform: String?) async throws {
         try #require(Self.canRun, "CI=true: the escape suite needs root, chroot(8) and gcc")
         let rootfs = try Integration.rootfs.get()
         let moat = try Integration.moatBinary.get()
-        let scratch = try Integration.makeScratchDir(group: "escape2", name: "suite")
+        let scratch = try Integration.makeScratchDir(group: "escape2", name: "suite" + (platform.map { "-" + $0 } ?? ""))
         defer { if let problem = Integration.removeScratch(scratch) { print("warning: \(problem)") } }
         let binary = scratch + "/prog"
         let cc = await runProcess([Integration.gccPath!, "-static", "-O1", "-pthread", "-w", "-o", binary,
@@ -39,11 +51,11 @@ struct EscapeSuiteTests {
         let outsideBefore = (try? FileManager.default.contentsOfDirectory(atPath: scratch))?.sorted() ?? []
         let mountsBefore = Integration.currentMountPoints().filter { !$0.hasPrefix(Integration.scratchRoot) }
 
-        let run = await runProcess([moat, "run"] + platformArguments(differentialPlatform)
+        let run = await runProcess([moat, "run"] + platformArguments(platform)
                                    + ["--no-overlay", "--rootfs", inMoat, "--env", "MOAT_ESCAPE_MARKER=" + marker,
                                     "--", "/work/prog"], env: Integration.hostEnvironment(), timeout: 600)
         let out = run.stdoutText
-        print("escape_extended in moat:\n\(out.split(separator: "\n").filter { !$0.hasPrefix("ok threads: a process") }.joined(separator: "\n"))")
+        print("escape_extended in moat\(platform.map { " (--platform " + $0 + ")" } ?? ""):\n\(out.split(separator: "\n").filter { !$0.hasPrefix("ok threads: a process") }.joined(separator: "\n"))")
         #expect(run.exitStatus == 0 && !run.timedOut, "moat run: status \(run.exitStatus)\(run.timedOut ? " (timed out)" : "")\n\(out.suffix(3000))\n\(run.stderrText.suffix(2000))")
         #expect(out.contains("\ndone\n"), "the suite did not finish:\n\(out.suffix(3000))")
         // Random calls may crash a process, but never by a host SIGILL: the

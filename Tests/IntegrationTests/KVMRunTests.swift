@@ -88,13 +88,15 @@ struct KVMRunTests {
 
     /// More live processes than the vCPU pool (KVMTasks.poolSize): the
     /// first fork past it fails with EAGAIN ("can't fork", which ends a
-    /// non-interactive ash), nothing hangs or crashes.
+    /// non-interactive ash), nothing hangs or crashes. The children sleep
+    /// 10 s so that the first are still alive at the 17th fork on a loaded
+    /// machine too (with 1 s, 24 slow forks outlived them and all succeeded).
     @Test func moreProcessesThanVCPUsFailCleanly() async throws {
         guard try Self.prerequisites() else { return }
         let rootfs = try Integration.rootfs.get()
         let moat = try Integration.moatBinary.get()
         let r = await runProcess([moat, "run", "--platform", "kvm", "--rootfs", rootfs, "--",
-                                  "/bin/sh", "-c", "for i in $(seq 1 24); do sleep 1 & done; wait; echo after"],
+                                  "/bin/sh", "-c", "for i in $(seq 1 24); do sleep 10 & done; wait; echo after"],
                                  env: Self.env, timeout: 60)
         #expect(!r.timedOut)
         #expect(r.stderrText.contains("can't fork"), "stderr: \(r.stderrText)")

@@ -31,10 +31,11 @@ enum NetSuite {
         return names.filter { $0.hasSuffix(".py") }.sorted()
     }()
 
-    static func moat(_ args: [String], python: String, timeout: Double = 120) async throws -> ProcessResult {
+    static func moat(_ args: [String], python: String, timeout: Double = 120,
+                     platform: String? = differentialPlatform) async throws -> ProcessResult {
         let bin = try Integration.moatBinary.get()
         let root = try DebianDiff.rootfs.get()
-        return await runProcess([bin, "run"] + platformArguments(differentialPlatform) + ["--rootfs", root] + args
+        return await runProcess([bin, "run"] + platformArguments(platform) + ["--rootfs", root] + args
                                 + ["--", "python3", "-c", python],
                                 env: ["PATH=" + Integration.fixedPath], timeout: timeout)
     }
@@ -161,10 +162,22 @@ enum NetSuite {
 struct NetworkTests {
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"), arguments: NetSuite.scripts)
     func script(_ name: String) async throws {
+        try await runScript(name, platform: differentialPlatform)
+    }
+
+    /// The KVM row: every script again with `--platform kvm`.
+    @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"), arguments: NetSuite.scripts)
+    func kvm(_ name: String) async throws {
+        guard try KVMRunTests.prerequisites() else { return }
+        try await runScript(name, platform: "kvm")
+    }
+
+    private func runScript(_ name: String, platform: String?) async throws {
         let py = try String(contentsOfFile: NetSuite.dir + "/" + name, encoding: .utf8)
         let args = name == "network_none.py" ? ["--network", "none"] : []
-        let r = try await NetSuite.moat(args, python: py)
-        #expect(r.exitStatus == 0 && r.stdoutText.hasPrefix("OK"), "\(name): status \(r.exitStatus)\n\(r.stdoutText)\(r.stderrText)")
+        let r = try await NetSuite.moat(args, python: py, platform: platform)
+        #expect(r.exitStatus == 0 && r.stdoutText.hasPrefix("OK"),
+                "\(name)\(platform.map { " (--platform " + $0 + ")" } ?? ""): status \(r.exitStatus)\n\(r.stdoutText)\(r.stderrText)")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

@@ -28,8 +28,19 @@ public final class KVMAddressSpace {
     var memory: GuestMemory { machine.memory }
     /// Guest physical address of the PML4 (the CR3 value).
     public let cr3: UInt64
-    /// Mapped regions, sorted and disjoint: start, end (exclusive), prot.
-    private(set) var regions: [(start: UInt64, end: UInt64, prot: Int32)] = []
+    /// A mapped range: start, end (exclusive), prot; for a shared mapping
+    /// the window holding its pages and where `start` lies in it.
+    public struct Region {
+        public var start: UInt64
+        public var end: UInt64
+        public var prot: Int32
+        public var window: KVMWindow?
+        public var windowOffset: UInt64 = 0
+        /// MADV_WIPEONFORK: a fork's copy reads zero.
+        public var wipeOnFork = false
+    }
+    /// Mapped regions, sorted and disjoint.
+    private(set) var regions: [Region] = []
     /// Bumped whenever the Sentry changes a page table entry: a vCPU that last
     /// ran with an older generation reloads CR3 with a TLB flush before it
     /// resumes. PVM shadows guest page tables and does not see the Sentry's
@@ -72,7 +83,9 @@ public final class KVMAddressSpace {
         try locked {
             let c = try KVMAddressSpace(machine: machine)
             c.regions = regions
-            for r in regions {
+            // Shared windows stay shared (the child's entries appear on its
+            // first touches); wiped regions start empty.
+            for r in regions where r.window == nil && !r.wipeOnFork {
                 var va = r.start
                 while va < r.end {
                     guard let (slot, level) = deepestSlot(va) else { break }
@@ -101,7 +114,7 @@ public final class KVMAddressSpace {
     private func privatize(_ slot: UInt64, prot: Int32) -> UInt64? {
         let e = memory.load64(slot)
         let page = e & PTE.addrMask
-        if memory.references(page) > 1 {
+        if memory.isRAM(page) && memory.references(page) > 1 {
             guard let copy = memory.allocPage() else { return nil }
             memory.pointer(copy).copyMemory(from: memory.pointer(page), byteCount: 4096)
             memory.store64(slot, copy | leafBits(prot))
@@ -136,6 +149,9 @@ public final class KVMAddressSpace {
     /// address space (tens of KiB for a shell), left in guest memory. (The
     /// shadows of an abandoned root are unreachable: no CR3 names it again.)
     deinit {
+        // No root names these tables again: KVM's translations through
+        // them are unreachable, so the pages need no forget() one by one.
+        dying = true
         for r in regions { freePages(r.start, r.end) }
         regions = []
         releasePending()
@@ -150,8 +166,14 @@ public final class KVMAddressSpace {
         pendingFree.removeAll(keepingCapacity: true)
     }
 
-    /// Leaf pages the vCPU may still see: freed after the next flush.
-    private func retire(_ page: UInt64) { pendingFree.append(page) }
+    /// Leaf pages the vCPU may still see: freed after the next flush (KVM
+    /// forgets its translations to them now). Shared-window pages are not
+    /// the machine's: only the translation goes.
+    private var dying = false
+    private func retire(_ page: UInt64) {
+        if !dying { machine.forget(page) }
+        if memory.isRAM(page) { pendingFree.append(page) }
+    }
 
     // MARK: - regions
 
@@ -165,7 +187,32 @@ public final class KVMAddressSpace {
         guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
         unmapRange(addr, end)
         let i = regions.firstIndex { $0.start >= end } ?? regions.count
-        regions.insert((addr, end, prot), at: i)
+        regions.insert(Region(start: addr, end: end, prot: prot), at: i)
+        return 0
+    }
+
+    /// Maps [addr, addr+len) onto `window` from `offset` in it (MAP_SHARED;
+    /// MAP_FIXED semantics as `map`).
+    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32, window: KVMWindow, offset: UInt64) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let end = rangeEnd(addr, len), offset &+ (end - addr) <= window.len else { return -Int(EINVAL) }
+        unmapRange(addr, end)
+        let i = regions.firstIndex { $0.start >= end } ?? regions.count
+        regions.insert(Region(start: addr, end: end, prot: prot, window: window, windowOffset: offset), at: i)
+        return 0
+    }
+
+    /// Marks [addr, addr+len) wiped (or not) on fork (MADV_WIPEONFORK /
+    /// MADV_KEEPONFORK); EINVAL on shared windows.
+    public func setWipeOnFork(_ addr: UInt64, _ len: UInt64, _ wipe: Bool) -> Int {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let end = rangeEnd(addr, len) else { return -Int(EINVAL) }
+        if regions.contains(where: { $0.end > addr && $0.start < end && $0.window != nil }) { return -Int(EINVAL) }
+        split(at: addr)
+        split(at: end)
+        for i in regions.indices where regions[i].start >= addr && regions[i].end <= end { regions[i].wipeOnFork = wipe }
         return 0
     }
 
@@ -198,14 +245,17 @@ public final class KVMAddressSpace {
         var va = addr
         while va < end {
             if let pte = leafSlot(va, create: false), memory.load64(pte) & PTE.present != 0 {
+                let old = memory.load64(pte)
+                let page = old & PTE.addrMask
                 if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
-                    retire(memory.load64(pte) & PTE.addrMask)
+                    retire(page)
                     memory.store64(pte, 0)
                 } else {
-                    let page = memory.load64(pte) & PTE.addrMask
-                    var bits = leafBits(prot)
-                    if memory.references(page) > 1 { bits &= ~PTE.write }  // still copy-on-write
+                    var bits = leafBits(prot, window: page)
+                    if memory.isRAM(page) && memory.references(page) > 1 { bits &= ~PTE.write }  // still copy-on-write
                     memory.store64(pte, page | bits)
+                    // Fewer rights than before: KVM must not keep the old entry.
+                    if (old & ~bits) & PTE.write != 0 || (bits & ~old) & PTE.noExec != 0 { machine.forget(page) }
                 }
             }
             va += 4096
@@ -224,13 +274,19 @@ public final class KVMAddressSpace {
         let parts = regions.filter { $0.end > addr && $0.start < end }
         for r in parts {
             let s = max(r.start, addr), e = min(r.end, end)
-            _ = map(s, e - s, prot: r.prot)
+            if r.window != nil {
+                // Shared memory keeps its bytes; only this space's entries go.
+                freePages(s, e)
+                generation &+= 1
+            } else {
+                _ = map(s, e - s, prot: r.prot)
+            }
         }
         return 0
     }
 
     /// The region containing `va`, if any.
-    public func region(containing va: UInt64) -> (start: UInt64, end: UInt64, prot: Int32)? {
+    public func region(containing va: UInt64) -> Region? {
         locked { regions.first { $0.start <= va && va < $0.end } }
     }
 
@@ -244,9 +300,11 @@ public final class KVMAddressSpace {
     /// Splits the region containing `va` (if any) into two at `va`.
     private func split(at va: UInt64) {
         guard let i = regions.firstIndex(where: { $0.start < va && va < $0.end }) else { return }
-        let r = regions[i]
+        var r = regions[i]
         regions[i].end = va
-        regions.insert((va, r.end, r.prot), at: i + 1)
+        r.windowOffset += va - r.start
+        r.start = va
+        regions.insert(r, at: i + 1)
     }
 
     private func unmapRange(_ start: UInt64, _ end: UInt64) {
@@ -285,6 +343,32 @@ public final class KVMAddressSpace {
         if prot & PROT_WRITE != 0 { b |= PTE.write }
         if prot & PROT_EXEC == 0 { b |= PTE.noExec }
         return b
+    }
+
+    /// leafBits for the page at `page`: a read-only window is never writable.
+    private func leafBits(_ prot: Int32, window page: UInt64) -> UInt64 {
+        var b = leafBits(prot)
+        if !memory.isRAM(page), let r = regions.first(where: { $0.window.map { page >= $0.gpa && page < $0.gpa + $0.len } ?? false }),
+           r.window?.writable == false { b &= ~PTE.write }
+        return b
+    }
+
+    /// The window page behind `va` in window region `r`, nil past the
+    /// file's end (SIGBUS for the application).
+    private func windowPage(_ r: Region, _ va: UInt64) -> UInt64? {
+        guard let w = r.window else { return nil }
+        let off = r.windowOffset + (va & ~0xfff) - r.start
+        guard off < w.len, w.backed(off) else { return nil }
+        return w.gpa + off
+    }
+
+    /// Whether `va` lies in a shared window past its file's end (the fault
+    /// is SIGBUS, not SIGSEGV).
+    public func beyondEnd(_ va: UInt64) -> Bool {
+        locked {
+            guard let r = regions.first(where: { $0.start <= va && va < $0.end }), r.window != nil else { return false }
+            return windowPage(r, va) == nil
+        }
     }
 
     @inline(__always) private func index(_ va: UInt64, _ level: Int) -> UInt64 {
@@ -334,6 +418,14 @@ public final class KVMAddressSpace {
         guard let slot = leafSlot(va, create: true) else { return nil }
         let e = memory.load64(slot)
         if e & PTE.present != 0 { return e & PTE.addrMask }
+        if let w = r.window {
+            guard let page = windowPage(r, va) else { return nil }
+            var bits = leafBits(r.prot)
+            if !w.writable { bits &= ~PTE.write }
+            memory.store64(slot, page | bits)
+            generation &+= 1
+            return page
+        }
         guard let page = memory.allocPage() else { return nil }
         memory.store64(slot, page | leafBits(r.prot))
         generation &+= 1
@@ -348,7 +440,7 @@ public final class KVMAddressSpace {
         defer { pthread_mutex_unlock(&mu) }
         if errorCode & 1 != 0 {
             // A write to a present page its region allows: copy-on-write.
-            guard errorCode & 2 != 0, let r = region(containing: va), r.prot & PROT_WRITE != 0,
+            guard errorCode & 2 != 0, let r = region(containing: va), r.prot & PROT_WRITE != 0, r.window == nil,
                   let slot = leafSlot(va & ~0xfff, create: false), memory.load64(slot) & PTE.present != 0
             else { return false }
             return privatize(slot, prot: r.prot) != nil
@@ -364,6 +456,12 @@ public final class KVMAddressSpace {
         guard va >= Self.userMin, va < Self.userEnd, let r = region(containing: va) else { return nil }
         if write && !force && r.prot & PROT_WRITE == 0 { return nil }
         if !force && r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
+        if let w = r.window {
+            // Shared pages: the window itself, never a copy.
+            if write && !w.writable { return nil }
+            guard let page = windowPage(r, va) else { return nil }
+            return page | (va & 0xfff)
+        }
         if let slot = leafSlot(va, create: false) {
             let e = memory.load64(slot)
             if e & PTE.present != 0 {
@@ -390,7 +488,7 @@ public final class KVMAddressSpace {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
         return copy(addr, len, write: false, force: false) { gpa, off, n in
-            buf.advanced(by: off).copyMemory(from: memory.pointer(gpa), byteCount: n)
+            buf.advanced(by: off).copyMemory(from: machine.hostPointer(gpa), byteCount: n)
         }
     }
 
@@ -399,7 +497,7 @@ public final class KVMAddressSpace {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
         return copy(addr, len, write: false, force: true) { gpa, off, n in
-            buf.advanced(by: off).copyMemory(from: memory.pointer(gpa), byteCount: n)
+            buf.advanced(by: off).copyMemory(from: machine.hostPointer(gpa), byteCount: n)
         }
     }
 
@@ -408,7 +506,7 @@ public final class KVMAddressSpace {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
         return copy(addr, len, write: true, force: force) { gpa, off, n in
-            memory.pointer(gpa).copyMemory(from: buf.advanced(by: off), byteCount: n)
+            machine.hostPointer(gpa).copyMemory(from: buf.advanced(by: off), byteCount: n)
         }
     }
 
@@ -420,7 +518,27 @@ public final class KVMAddressSpace {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
         guard let gpa = translate(addr, write: true, force: false) else { return -Int(EFAULT) }
-        return Int(moat_cas32(memory.pointer(gpa), expected, new))
+        return Int(moat_cas32(machine.hostPointer(gpa), expected, new))
+    }
+
+    /// Replaces the 32-bit word at `addr` by `update(old)` atomically: a
+    /// compare-and-swap loop on the word's host mapping, translated once,
+    /// so the window between reading and swapping is a few instructions
+    /// (a guest thread spinning on the word with its own atomics can no
+    /// longer make every try fail, as it could when each try walked the
+    /// page tables). The old value, or -EFAULT.
+    public func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int {
+        if addr & 3 != 0 { return -Int(EFAULT) }
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let gpa = translate(addr, write: true, force: false) else { return -Int(EFAULT) }
+        let p = machine.hostPointer(gpa)
+        var old = p.load(as: UInt32.self)
+        while true {
+            let seen = moat_cas32(p, old, update(old))
+            if seen == old { return Int(old) }
+            old = seen
+        }
     }
 
     private func copy(_ addr: UInt64, _ len: Int, write: Bool, force: Bool,
@@ -437,10 +555,13 @@ public final class KVMAddressSpace {
     }
 }
 
-/// MAP_SHARED anonymous memory is not shared with a fork yet (the child
-/// gets a copy-on-write copy, as of private memory): a known gap.
+/// MAP_SHARED anonymous memory is a window on fresh shared memory
+/// (SharedWindows), so a fork sees the same pages.
 extension KVMAddressSpace: PlatformAddressSpace {
     public func mapAnonymous(_ addr: UInt64, _ len: UInt64, prot: Int32, shared: Bool) -> Int {
-        map(addr, len, prot: prot)
+        if !shared { return map(addr, len, prot: prot) }
+        let l = (len + 0xfff) & ~0xfff
+        guard let w = machine.windows.open(fd: nil, offset: 0, len: l, writable: true) else { return -Int(ENOMEM) }
+        return map(addr, len, prot: prot, window: w, offset: 0)
     }
 }

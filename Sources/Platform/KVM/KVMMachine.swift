@@ -236,8 +236,151 @@ public final class GuestMemory {
     }
 
     @inline(__always) func pointer(_ gpa: UInt64) -> UnsafeMutableRawPointer { base + Int(gpa) }
+    /// Whether `gpa` is guest RAM (else a shared window, SharedWindows).
+    @inline(__always) func isRAM(_ gpa: UInt64) -> Bool { gpa < size }
     @inline(__always) func load64(_ gpa: UInt64) -> UInt64 { pointer(gpa).loadUnaligned(as: UInt64.self) }
     @inline(__always) func store64(_ gpa: UInt64, _ v: UInt64) { pointer(gpa).storeBytes(of: v, as: UInt64.self) }
+}
+
+/// Guest physical memory for MAP_SHARED mappings: a second KVM memory slot
+/// over a range of Sentry address space that is reserved (PROT_NONE) when
+/// made, before confinement. A shared mapping (anonymous shared memory, a
+/// SysV segment, a memfd, a tmpfs or host file) becomes a *window*: the
+/// Sentry maps the object's host fd MAP_SHARED|MAP_FIXED at a free part of
+/// the range, and the guest's page table entries point at the matching
+/// guest physical pages. Every address space that maps the object (a fork,
+/// a second mmap, another process's shmat) sees the same host pages, which
+/// are also the file's own page cache, so read()/write() on the file and
+/// the mapping agree, as on Linux.
+///
+/// Why one slot over a reserved range, not a slot per mapping: replacing
+/// host mappings inside a registered slot is ordinary mmap (KVM follows it
+/// through its MMU notifier), so the Sentry's seccomp filter still allows
+/// no KVM_SET_USER_MEMORY_REGION once the application runs, and the number
+/// of KVM slots does not limit the number of shared mappings. Guest code can
+/// only reach the parts its page tables name (the Sentry's windows); a
+/// released window is reserved (PROT_NONE) again, which also drops every
+/// guest translation to it.
+public final class SharedWindows {
+    /// Guest physical address of the range (after RAM and the doorbell).
+    public let gpa: UInt64
+    public let size: UInt64
+    let base: UnsafeMutableRawPointer
+    /// Free parts (offset, length), sorted, coalesced.
+    private var free: [(UInt64, UInt64)]
+    private var mu = pthread_mutex_t()
+
+    init(gpa: UInt64, size: UInt64) throws {
+        guard let p = mmap(nil, Int(size), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), p != MAP_FAILED else {
+            throw KVMError.host("mmap shared-window range", errno)
+        }
+        self.gpa = gpa
+        self.size = size
+        base = p
+        free = [(0, size)]
+        pthread_mutex_init(&mu, nil)
+    }
+
+    deinit { munmap(base, Int(size)) }
+
+    @inline(__always) func contains(_ g: UInt64) -> Bool { g >= gpa && g < gpa + size }
+    @inline(__always) func pointer(_ g: UInt64) -> UnsafeMutableRawPointer { base + Int(g - gpa) }
+
+    /// A window on `fd` (nil: fresh anonymous shared memory) at file offset
+    /// `offset`, `len` bytes (page multiple), writable if `writable`.
+    public func open(fd: Int32?, offset: UInt64, len: UInt64, writable: Bool) -> KVMWindow? {
+        var ownFD: Int32 = -1
+        let mapFD: Int32
+        if let f = fd {
+            ownFD = fcntl(f, F_DUPFD_CLOEXEC, 0)
+            if ownFD < 0 { return nil }
+            mapFD = ownFD
+        } else {
+            mapFD = moat_memfd("moat-shared", len)
+            if mapFD < 0 { return nil }
+        }
+        defer { if fd == nil { close(mapFD) } }
+        guard let off = allocate(len) else { if ownFD >= 0 { close(ownFD) }; return nil }
+        var writable = writable
+        var p = mmap(base + Int(off), Int(len), PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, mapFD, off_t(Int64(bitPattern: offset)))
+        if p == MAP_FAILED && writable && (errno == EPERM || errno == EACCES) {
+            // A sealed memfd (the vDSO's, F_SEAL_FUTURE_WRITE): read-only.
+            writable = false
+            p = mmap(base + Int(off), Int(len), PROT_READ, MAP_SHARED | MAP_FIXED, mapFD, off_t(Int64(bitPattern: offset)))
+        }
+        if p == MAP_FAILED {
+            release(off, len)
+            if ownFD >= 0 { close(ownFD) }
+            return nil
+        }
+        return KVMWindow(windows: self, gpa: gpa + off, len: len, fd: ownFD, fileOffset: offset, writable: writable)
+    }
+
+    private func allocate(_ len: UInt64) -> UInt64? {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let i = free.firstIndex(where: { $0.1 >= len }) else { return nil }
+        let (o, l) = free[i]
+        if l == len { free.remove(at: i) } else { free[i] = (o + len, l - len) }
+        return o
+    }
+
+    /// Reserves [off, off+len) again (dropping the host pages' mapping and,
+    /// through KVM's MMU notifier, every guest translation to them).
+    func release(_ off: UInt64, _ len: UInt64) {
+        _ = mmap(base + Int(off), Int(len), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        let i = free.firstIndex { $0.0 > off } ?? free.count
+        free.insert((off, len), at: i)
+        if i + 1 < free.count && free[i].0 + free[i].1 == free[i + 1].0 {
+            free[i].1 += free[i + 1].1
+            free.remove(at: i + 1)
+        }
+        if i > 0 && free[i - 1].0 + free[i - 1].1 == free[i].0 {
+            free[i - 1].1 += free[i].1
+            free.remove(at: i)
+        }
+    }
+}
+
+/// One shared mapping's pages in the shared-window range (SharedWindows).
+/// Regions of any address space that map it hold it; the last one gone
+/// releases the range.
+public final class KVMWindow {
+    unowned let windows: SharedWindows
+    /// Guest physical address of the window's first page.
+    public let gpa: UInt64
+    public let len: UInt64
+    /// The Sentry's copy of the file's fd (-1: anonymous shared memory,
+    /// whose size never changes), for the end-of-file check.
+    let fd: Int32
+    let fileOffset: UInt64
+    public let writable: Bool
+
+    init(windows: SharedWindows, gpa: UInt64, len: UInt64, fd: Int32, fileOffset: UInt64, writable: Bool) {
+        self.windows = windows
+        self.gpa = gpa
+        self.len = len
+        self.fd = fd
+        self.fileOffset = fileOffset
+        self.writable = writable
+    }
+
+    deinit {
+        windows.release(gpa - windows.gpa, len)
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Whether the page at `off` in the window lies inside the file (a page
+    /// past the end is SIGBUS for the application, and must never be
+    /// touched by the Sentry: its host mapping would SIGBUS the Sentry).
+    func backed(_ off: UInt64) -> Bool {
+        if fd < 0 { return off < len }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        return fileOffset &+ off < UInt64(max(0, st.st_size))
+    }
 }
 
 /// Page table entry bits (Intel SDM vol. 3, 4.5).
@@ -263,6 +406,9 @@ public final class KVMMachine {
     /// KVM copies general and segment registers through the kvm_run area
     /// (KVM_CAP_SYNC_REGS with KVM_SYNC_X86_REGS and _SREGS).
     let syncRegs: Bool
+    /// Guest physical memory for shared mappings (KVM memory slot 1).
+    public let windows: SharedWindows
+    static let windowBytes: UInt64 = 16 << 30
 
     /// Whether this host can run the KVM platform (/dev/kvm opens and has the
     /// stable API).
@@ -289,6 +435,10 @@ public final class KVMMachine {
                           "KVM_SET_USER_MEMORY_REGION")
             doorbellGPA = (size + 0x1f_ffff) & ~0x1f_ffff
             syncRegs = moat_kvm_check_extension(vm, 74 /* KVM_CAP_SYNC_REGS */) & 3 == 3
+            // Shared windows start at the first GiB boundary past the doorbell.
+            windows = try SharedWindows(gpa: (doorbellGPA + 0x4000_0000) & ~0x3fff_ffff, size: Self.windowBytes)
+            _ = try check(moat_kvm_set_memory(vm, 1, windows.gpa, windows.size, UInt64(UInt(bitPattern: windows.base))),
+                          "KVM_SET_USER_MEMORY_REGION (shared windows)")
         } catch {
             close(v)
             close(k)
@@ -412,6 +562,36 @@ public final class KVMMachine {
         m.store64(pt + KernelPage.doorbellSlot * 8,
                   doorbellGPA | PTE.present | PTE.write | PTE.user | PTE.global | PTE.noExec)
         m.store64(KernelPage.pml4 * 4096 + 511 * 8, kernelPML4Entry)
+    }
+
+    /// The Sentry's pointer to the guest physical page `gpa` (RAM or a
+    /// shared window).
+    @inline(__always) func hostPointer(_ gpa: UInt64) -> UnsafeMutableRawPointer {
+        memory.isRAM(gpa) ? memory.pointer(gpa) : windows.pointer(gpa)
+    }
+
+    /// Makes KVM forget every guest translation to the page at `gpa`. The
+    /// Sentry edits page tables from the host, which a shadow-paging KVM
+    /// (kvm_pvm) does not see: its shadow keeps a removed or downgraded
+    /// entry (a PROT_NONE page stayed readable, MADV_DONTNEED kept the old
+    /// bytes, a freed page stayed reachable). MADV_DONTNEED on the Sentry's
+    /// own MAP_SHARED mapping of the page keeps its bytes but runs KVM's MMU
+    /// notifier, which drops every shadow entry for it; the next guest
+    /// access walks the guest tables again. (On hardware paging the CR3
+    /// reload at the next entry already does it; this is then redundant.)
+    func forget(_ gpa: UInt64, pages: UInt64 = 1) {
+        _ = madvise(hostPointer(gpa), Int(pages * 4096), MADV_DONTNEED)
+    }
+
+    /// Whether `cpu`'s guest TSC reads as the host's (within ~0.1 ms at
+    /// 3 GHz): the vCPU's TSC (MSR 0x10) lies between two host readings
+    /// taken around it.
+    public func guestTSCIsHost(_ cpu: KVMVCPU) -> Bool {
+        let before = moat_rdtsc()
+        var guest: UInt64 = 0
+        guard moat_kvm_get_msr(cpu.fd, 0x10, &guest) == 1 else { return false }
+        let after = moat_rdtsc()
+        return guest &+ (1 << 18) >= before && guest <= after &+ (1 << 18)
     }
 
     /// The PML4 entry every address space shares for the kernel half.

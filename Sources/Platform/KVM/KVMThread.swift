@@ -339,6 +339,9 @@ public final class KVMThread {
             if asp.resolveFault(cr2, errorCode: err) { return nil }
         }
         lastFault = "vector \(vector) error \(err) rip 0x\(String(rip, radix: 16)) cr2 0x\(String(cr2, radix: 16))"
+        if vector == 14 && asp.beyondEnd(cr2) {
+            return .fault(signo: SIGBUS, code: 2, addr: cr2)   // BUS_ADRERR: a shared file page past its end
+        }
         let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
                                               mapped: vector == 14 && asp.region(containing: cr2) != nil)
         return .fault(signo: signo, code: code, addr: addr)
@@ -409,6 +412,9 @@ extension KVMThread: PlatformContext {
     }
     public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
         addressSpace?.compareExchange32(addr, expected: expected, new: new) ?? -Int(EFAULT)
+    }
+    public func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int {
+        addressSpace?.fetchUpdate32(addr, update) ?? -Int(EFAULT)
     }
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         guard let a = addressSpace else { return -Int(EFAULT) }

@@ -238,6 +238,13 @@ extension Kernel {
         let c = t?.creds ?? tg.creds
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
+        // The address space's size and its locked part (MAP_LOCKED, mlock,
+        // mlockall), as Linux prints them; a zombie has none (no lines).
+        var vm = ""
+        if !tg.zombie, let m = (tg.leader ?? tg.tasks.first)?.mm {
+            let kb = { (locked: Bool) in m.vmas.reduce(UInt64(0)) { $0 + (locked && !$1.locked ? 0 : ($1.end - $1.start) / 1024) } }
+            vm = "VmSize:\t" + padLeft(String(kb(false)), 8) + " kB\nVmLck:\t" + padLeft(String(kb(true)), 8) + " kB\n"
+        }
         return """
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
         Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
@@ -249,7 +256,7 @@ extension Kernel {
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
-        Threads:\t\(tg.tasks.count)
+        \(vm)Threads:\t\(tg.tasks.count)
         SigBlk:\t\(sigBlk)
         CapInh:\t\(hex(c.capInh, width: 16))
         CapPrm:\t\(hex(c.capPrm, width: 16))

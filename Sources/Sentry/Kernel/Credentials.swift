@@ -10,7 +10,7 @@ enum Cap {
     static let chown = 0, dacOverride = 1, dacReadSearch = 2, fowner = 3, fsetid = 4, kill = 5
     static let setgid = 6, setuid = 7, setpcap = 8, linuxImmutable = 9, netBindService = 10
     static let netAdmin = 12, netRaw = 13, ipcLock = 14, ipcOwner = 15, sysChroot = 18, sysPtrace = 19
-    static let sysAdmin = 21, sysNice = 23, sysResource = 24, sysTime = 25, mknod = 27, auditWrite = 29
+    static let sysAdmin = 21, sysNice = 23, sysResource = 24, sysTime = 25, mknod = 27, lease = 28, auditWrite = 29
     static let setfcap = 31, macOverride = 32
     /// CAP_LAST_CAP of the kernel Moat presents (/proc/sys/kernel/cap_last_cap).
     static let last = 40

@@ -11,10 +11,11 @@
 //    and maps (Platform/KVM/KVMMachine.swift). The Sentry's copyin/copyout
 //    are memcpy through the page tables it built (KVMAddressSpace), not
 //    process_vm_readv; the loader writes the program straight into it.
-//  - There is no host process per application process. File mappings are
-//    private copies of the file's bytes (the host cannot map a Gofer fd into
-//    guest physical memory without giving the guest the file's page cache:
-//    that is a later step, with shared mappings); vDSO is not mapped (libc
+//  - There is no host process per application process. Private file
+//    mappings are copies of the file's bytes; shared ones (and anonymous
+//    shared memory, SysV segments) are windows on the object's own host
+//    pages in a second memory slot (KVMMachine.swift, SharedWindows), so
+//    processes and read()/write() see one copy. vDSO is not mapped (libc
 //    falls back to the clock syscalls).
 //  - fork and threads need no host process either. A thread (CLONE_VM) is a
 //    new context on its process's vCPU, in the same address space; a new
@@ -48,6 +49,13 @@ enum KVMTasks {
     /// vCPUs made at start: the most processes the sandbox runs at once.
     static let poolSize = 16
     static var enabled: Bool { machine != nil }
+    /// Whether guest code reads the host's TSC (rdtsc in the guest gives
+    /// what it gives in the Sentry): then Moat's vDSO, whose data page the
+    /// Sentry fills from host TSC readings, is right in the guest too. True
+    /// on kvm_pvm (the guest runs on the host's TSC); hardware KVM gives
+    /// each vCPU an offset TSC, and then there is no vDSO (every clock read
+    /// is a syscall).
+    nonisolated(unsafe) static var tscIsHost = false
     /// Guest physical memory: a sparse memfd (pages cost host memory only
     /// once touched), so the size is a ceiling on application memory.
     static let memoryBytes: UInt64 = 2 << 30
@@ -68,6 +76,7 @@ enum KVMTasks {
                     freeCPUs.append(c)
                 }
             }
+            tscIsHost = m.guestTSCIsHost(idle[0].cpu)
             let r = moat_kvm_kick_init(KVMThread.kickSignal)
             if r != 0 { return "cannot install the KVM kick handler: errno \(-r)" }
             machine = m
@@ -132,12 +141,17 @@ extension KVMThread: TaskThread {
     func enableFastPath(tgid: pid_t) -> Bool { false }
     /// The host calls the kernel injects in a ptrace stub, done on the
     /// guest's page tables instead: MADV_DONTNEED drops pages (they read as
-    /// zero after). Others (mremap, membarrier) are ENOSYS: glibc's realloc
-    /// falls back to copying, membarrier reports no support.
+    /// zero after), MADV_WIPEONFORK/KEEPONFORK mark regions, mremap moves
+    /// or resizes them. membarrier needs nothing: one vCPU runs guest code
+    /// at a time and every VM exit and entry serializes, so every thread of
+    /// the process has passed a barrier by the time the caller resumes.
+    /// Others are ENOSYS.
     func injectCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int {
         guard let asp = addressSpace else { return -Int(EFAULT) }
         if nr == 28 && a.2 == 4 { return asp.discard(a.0, a.1) }
+        if nr == 28 && (a.2 == 18 || a.2 == 19) { return asp.setWipeOnFork(a.0, a.1, a.2 == 18) }
         if nr == 25 { return remap(asp, old: a.0, oldLen: a.1, newLen: a.2, flags: a.3, dst: a.4) }
+        if nr == 324 { return 0 }
         return -Int(ENOSYS)
     }
 
@@ -148,7 +162,25 @@ extension KVMThread: TaskThread {
     private func remap(_ asp: KVMAddressSpace, old: UInt64, oldLen: UInt64, newLen: UInt64, flags: UInt64, dst: UInt64) -> Int {
         let oldLen = (oldLen + 4095) & ~4095, newLen = (newLen + 4095) & ~4095
         guard let r = asp.region(containing: old) else { return -Int(EFAULT) }
+        if let w = r.window {
+            // Shared memory: the new range names the same window pages
+            // (a move, or old_size 0's second mapping); growth past the
+            // window has no pages to show.
+            let off = r.windowOffset + (old - r.start)
+            if flags & 2 == 0 {
+                if newLen <= oldLen { return newLen < oldLen ? asp.unmap(old + newLen, oldLen - newLen) == 0 ? Int(old) : -Int(EFAULT) : Int(old) }
+                guard off + newLen <= w.len else { return -Int(ENOMEM) }
+                let e = asp.map(old, newLen, prot: r.prot, window: w, offset: off)
+                return e < 0 ? e : Int(old)
+            }
+            guard off + newLen <= w.len else { return -Int(ENOMEM) }
+            let e = asp.map(dst, newLen, prot: r.prot, window: w, offset: off)
+            if e < 0 { return e }
+            if oldLen > 0 && flags & 4 == 0 { _ = asp.unmap(old, oldLen) }
+            return Int(dst)
+        }
         if flags & 2 == 0 {  // in place: the Sentry checked the tail is free
+            if newLen < oldLen { _ = asp.unmap(old + newLen, oldLen - newLen) }
             if newLen <= oldLen { return Int(old) }
             let e = asp.map(old + oldLen, newLen - oldLen, prot: r.prot)
             return e < 0 ? e : Int(old)
@@ -167,7 +199,8 @@ extension KVMThread: TaskThread {
             _ = asp.write(dst + UInt64(done), buf, c, force: true)
             done += c
         }
-        _ = asp.unmap(old, oldLen)
+        // MREMAP_DONTUNMAP leaves the old range mapped, reading as zero.
+        if flags & 4 != 0 { _ = asp.map(old, oldLen, prot: r.prot) } else { _ = asp.unmap(old, oldLen) }
         return Int(dst)
     }
     func cloneStub(flags: UInt64) -> Int { 0 }
@@ -191,14 +224,28 @@ extension KVMThread: TaskThread {
 }
 
 extension MemoryManager {
-    /// mapFile on the KVM platform: a private copy of the file's bytes in
-    /// guest memory (zeros past its end). A shared writable mapping would
-    /// need the file's own pages in guest memory: ENODEV until then (a
-    /// shared read-only one reads the same as a copy while nobody writes
-    /// the file).
+    /// mapFile on the KVM platform. A shared mapping is a window on the
+    /// file's own pages (Platform/KVM/KVMMachine.swift, SharedWindows): the
+    /// same pages for every process that maps it and for read()/write().
+    /// A private mapping is a copy of the file's bytes in guest memory
+    /// (zeros past its end).
     func mapCopy(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
-        if shared && prot & PROT_WRITE != 0 { return err(ENODEV) }
         guard let v = t.thread as? KVMThread else { return err(ENODEV) }
+        if shared {
+            guard let asp = v.addressSpace, let m = KVMTasks.machine else { return err(EFAULT) }
+            let writable = fcntl(hostFD, F_GETFL) & O_ACCMODE == O_RDWR
+            if prot & PROT_WRITE != 0 && !writable { return err(EACCES) }
+            guard let w = m.windows.open(fd: hostFD, offset: offset, len: len, writable: writable) else { return err(ENOMEM) }
+            if prot & PROT_WRITE != 0 && !w.writable { return err(EPERM) }  // a write-sealed memfd
+            let r = asp.map(addr, len, prot: prot, window: w, offset: 0)
+            if r < 0 { return r }
+            var vma = VMA(start: addr, end: addr + len, prot: prot & 7, flags: MAP_SHARED | MAP_FIXED, name: name, offset: offset)
+            var st = Glibc.stat()
+            fstat(hostFD, &st)
+            vma.shareID = (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
+            record(vma)
+            return Int(addr)
+        }
         let r = mapAnonymous(t, addr: addr, len: len, prot: prot, shared: false, name: name)
         if r < 0 { return r }
         guard let asp = v.addressSpace else { return err(EFAULT) }
@@ -215,6 +262,10 @@ extension MemoryManager {
             if asp.write(addr + done, buf, n, force: true) != n { _ = unmap(t, addr: addr, len: len); return err(ENOMEM) }
             done += UInt64(n)
         }
+        // Still a file mapping to the application (MADV_FREE and
+        // MADV_WIPEONFORK refuse it, smaps names it), as on the ptrace
+        // platform: anonymous only underneath.
+        if let i = vmas.firstIndex(where: { $0.start == addr }) { vmas[i].flags &= ~MAP_ANONYMOUS; vmas[i].offset = offset }
         return r
     }
 }

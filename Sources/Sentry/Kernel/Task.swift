@@ -315,6 +315,11 @@ final class Task {
     private func leave(hostAlive: Bool) {
         if exited { return }
         exited = true
+        if KVMTasks.enabled {
+            // The thread's CPU time outlives its driver thread's clock.
+            _ = tg.sampleCPU()
+            tg.exitedCPUNs += cpuNs
+        }
         kernel.tasks[tid] = nil
         if tid == tg.tgid { tg.exitComm = comm }        // a zombie's /proc/PID/stat keeps its name
         tg.tasks.removeAll { $0 === self }

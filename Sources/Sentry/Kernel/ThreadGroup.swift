@@ -186,6 +186,7 @@ final class ThreadGroup {
     /// task its CLOCK_THREAD_CPUTIME_ID: the host clock of another
     /// process's thread is not readable. Requires: Kernel.mu held.
     func sampleCPU() -> Int64 {
+        if KVMTasks.enabled { return sampleKVMCPU() }
         if let h = tasks.first?.hostPid { cpuHostPid = h }
         if zombie || cpuHostPid <= 0 { return utimeNs }
         var ts = timespec()
@@ -201,6 +202,31 @@ final class ThreadGroup {
             let each = delta / Int64(share.count)
             for t in share { t.cpuNs += each }
         }
+        return utimeNs
+    }
+
+    /// CPU time of threads that have exited (KVM platform).
+    var exitedCPUNs: Int64 = 0
+
+    /// sampleCPU on the KVM platform: there is no host process per
+    /// application process; each task's driver thread runs its guest code
+    /// (inside KVM_RUN) and its syscalls, so that thread's host CPU clock
+    /// is the task's CPU time (a driver thread serves one task and is made
+    /// for it), readable by the Sentry as one of its own threads.
+    private func sampleKVMCPU() -> Int64 {
+        if zombie { return utimeNs }
+        var sum = exitedCPUNs
+        for t in tasks {
+            if t.driverTid > 0 {
+                var ts = timespec()
+                // Linux's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+                if clock_gettime(clockid_t((~Int32(t.driverTid)) << 3 | 4 | 2), &ts) == 0 {
+                    t.cpuNs = max(t.cpuNs, Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+                }
+            }
+            sum += t.cpuNs
+        }
+        utimeNs = max(utimeNs, sum)
         return utimeNs
     }
 

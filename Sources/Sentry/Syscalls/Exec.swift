@@ -153,8 +153,9 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }
     t.tg.posixTimers.removeAll()
     t.tg.membarrierRegistered = false
-    // No vDSO on KVM yet (its vvar page is a shared host mapping).
-    let vdso = t.thread.hasStub ? (VDSO.shared?.map(t) ?? 0) : 0
+    // On KVM the vDSO's data page is a shared window (KVMTasks.swift); its
+    // clock reads the TSC, so only where the guest's TSC is the host's.
+    let vdso = t.thread.hasStub || KVMTasks.tscIsHost ? (VDSO.shared?.map(t) ?? 0) : 0
     let auxv: [(UInt64, UInt64)] = [
         (33, vdso),                               // AT_SYSINFO_EHDR (dropped below when there is no vDSO)
         (16, UInt64(getauxval(16))),              // AT_HWCAP

@@ -111,6 +111,8 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return p.pipe.capacity
     case F_GETOWN, F_SETOWN, F_SETOWN_EX_, F_GETOWN_EX_, F_SETSIG_, F_GETSIG_:
         return asyncFcntl(t, f, a.int(1), a.a2) ?? err(EINVAL)
+    case 1024: return sysLease(t, f, set: a.int(2))      // F_SETLEASE
+    case 1025: return sysLease(t, f, set: nil)           // F_GETLEASE
     case 1033: return sysSeals(t, f, add: a.uint(2))     // F_ADD_SEALS
     case 1034: return sysSeals(t, f, add: nil)           // F_GET_SEALS
     default: return err(EINVAL)
@@ -206,4 +208,79 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
     }
     locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: false)
     return 0
+}
+
+// MARK: - leases
+
+/// The descriptions open on `key` anywhere in the sandbox (O_PATH ones do
+/// not count): what a new lease conflicts with.
+private func openDescriptions(_ k: Kernel, _ key: FileLocks.Key) -> [FileDescription] {
+    var seen = Set<ObjectIdentifier>()
+    var out: [FileDescription] = []
+    for t in k.tasks.values {
+        for e in t.fds.entries {
+            guard let f = e?.file, f.flags & O_PATH == 0, let i = f.inode, FileLocks.key(i) == key else { continue }
+            if seen.insert(ObjectIdentifier(f)).inserted { out.append(f) }
+        }
+    }
+    return out
+}
+
+/// F_SETLEASE (`set`: F_RDLCK 0, F_WRLCK 1, F_UNLCK 2) and F_GETLEASE (nil),
+/// as fcntl(2): a lease is on a regular file, taken by its owner or with
+/// CAP_LEASE (EACCES); a read lease needs the file open for writing
+/// nowhere, this description included, a write lease needs it open by no
+/// other description (EAGAIN); removing a lease that is not there is
+/// EAGAIN. How a lease breaks: breakLeases.
+func sysLease(_ t: Task, _ f: FileDescription, set: Int32?) -> Int {
+    let locks = t.kernel.fileLocks
+    let id = ObjectIdentifier(f)
+    let mine = locks.leases[id].flatMap { $0.file === f ? $0 : nil }
+    guard let set = set else { return mine.map { $0.write ? 1 : 0 } ?? 2 }
+    guard let ino = f.inode, ino.isRegular, f.flags & O_PATH == 0 else { return err(EINVAL) }
+    if set != 0 && set != 1 && set != 2 { return err(EINVAL) }
+    guard case .success(let st) = ino.stat() else { return err(EINVAL) }
+    if st.uid != t.creds.fsuid && !t.creds.has(Cap.lease) { return err(EACCES) }
+    if set == 2 {
+        if mine == nil { return err(EAGAIN) }
+        locks.leases[id] = nil
+        return 0
+    }
+    let key = FileLocks.key(ino)
+    let others = openDescriptions(t.kernel, key).filter { $0 !== f }
+    if set == 0 && (f.writable || others.contains { $0.writable }) { return err(EAGAIN) }
+    if set == 1 && !others.isEmpty { return err(EAGAIN) }
+    // The break signal goes to the process that took the lease (Linux
+    // sets the description's owner, as F_SETOWN would).
+    var o = f.asyncOwner ?? AsyncOwner()
+    o.kind = .process; o.id = t.tg.tgid
+    f.asyncOwner = o
+    locks.leases[id] = FileLocks.Lease(file: f, key: key, write: set == 1)
+    return 0
+}
+
+/// An open of `ino` (`write`: for writing, or truncating) by `opener`, or a
+/// truncate(2), breaks the leases of other descriptions it conflicts with
+/// (any open for a write lease, a write for a read lease): the holder gets
+/// SIGIO, or its F_SETSIG signal, and the lease is gone at once, as on
+/// Linux with /proc/sys/fs/lease-break-time 0 (the opener does not wait
+/// for the holder). Returns false when the opener, with O_NONBLOCK, must
+/// fail with EWOULDBLOCK, as Linux answers when it starts a break.
+func breakLeases(_ t: Task, _ ino: Inode, opener: FileDescription?, write: Bool, nonblocking: Bool) -> Bool {
+    let locks = t.kernel.fileLocks
+    if locks.leases.isEmpty || !ino.isRegular { return true }
+    let key = FileLocks.key(ino)
+    var broke = false
+    for (id, l) in locks.leases where l.key == key {
+        guard let holder = l.file, holder.refs > 0 else { locks.leases[id] = nil; continue }
+        if holder === opener || !(l.write || write) { continue }
+        locks.leases[id] = nil
+        broke = true
+        guard let o = holder.asyncOwner, o.id != 0 else { continue }
+        let sig = o.signal != 0 ? o.signal : SIGIO
+        var info = SigInfo(signo: sig)
+        info.code = 0x80 // SI_KERNEL
+        t.kernel.threadGroup(o.id)?.sendSignal(sig, info)
+    }
+    return !(broke && nonblocking)
 }

@@ -105,6 +105,7 @@ func registerFile(_ t: SyscallTable) {
             if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
                 t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ)); return err(EFBIG)
             }
+            _ = breakLeases(t, p.inode, opener: nil, write: true, nonblocking: false)
             let keep = dropSetIDForWrite(t, p.inode)
             let r = resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
             if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(p, IN_MODIFY_) }
@@ -334,6 +335,12 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     // A reopened /proc/self/fd/N without a place in the tree keeps none.
     if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
+    // The leases this open conflicts with break (breakLeases, FD.swift).
+    if flags & O_PATH == 0 && !breakLeases(t, target.inode, opener: file, write: wantsWrite || flags & O_TRUNC != 0,
+                                            nonblocking: flags & O_NONBLOCK != 0) {
+        if file.refs == 0 { file.release() }
+        return err(EWOULDBLOCK)
+    }
     if !(ino is ProcFdTarget) {
         file.flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
     }
@@ -814,7 +821,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
-    if flags & propagation != 0 { return 0 } // one mount namespace, no propagation to model
+    if flags & propagation != 0 { return 0 } // one mount tree (see sysUnshare), no propagation to model
     if flags & MS_REMOUNT != 0 {
         guard target.dentry === target.mount.root else { return err(EINVAL) }
         target.mount.readOnly = flags & MS_RDONLY != 0

@@ -141,18 +141,29 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     }
     if op > 4 { return err(ENOSYS) }
     // Atomic against the application's own atomics on the word: a
-    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser.
-    let updated = t.updateU32(addr2) { cur in
+    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser (in the
+    // platform when it has a tight one: KVM).
+    func apply(_ cur: UInt32) -> UInt32 {
         let o = Int32(bitPattern: cur)
         switch op {
-        case 0: return UInt32(bitPattern: oparg)           // SET
-        case 1: return UInt32(bitPattern: o &+ oparg)      // ADD
-        case 2: return UInt32(bitPattern: o | oparg)       // OR
-        case 3: return UInt32(bitPattern: o & ~oparg)      // ANDN
-        default: return UInt32(bitPattern: o ^ oparg)      // XOR
+        case 0: return UInt32(bitPattern: oparg)             // SET
+        case 1: return UInt32(bitPattern: o &+ oparg)        // ADD
+        case 2: return UInt32(bitPattern: o | oparg)         // OR
+        case 3: return UInt32(bitPattern: o & ~oparg)        // ANDN
+        default: return UInt32(bitPattern: o ^ oparg)        // XOR
         }
     }
-    guard case .success(let cur) = updated else { return err(updated.errno) }
+    let cur: UInt32
+    let fetched = t.thread.fetchUpdate32(addr2, apply)
+    if fetched >= 0 {
+        cur = UInt32(truncatingIfNeeded: fetched)
+    } else if fetched != -Int(ENOSYS) {
+        return err(EFAULT)
+    } else {
+        let updated = t.updateU32(addr2, apply)
+        guard case .success(let old) = updated else { return err(updated.errno) }
+        cur = old
+    }
     let old = Int32(bitPattern: cur)
     let cond: Bool
     switch cmp {

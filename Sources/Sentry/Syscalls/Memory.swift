@@ -36,6 +36,12 @@ func registerMemory(_ t: SyscallTable) {
             let l = pageUp(a.a1)
             guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
             guard t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+            // Private anonymous memory only (the host checks its own
+            // mappings too, but on KVM a private file mapping is anonymous
+            // memory underneath).
+            if adv == 18 && t.mm.vmas[t.mm.overlapping(a.a0, a.a0 + l)].contains(where: { $0.flags & MAP_ANONYMOUS == 0 || $0.flags & MAP_SHARED != 0 }) {
+                return err(EINVAL)
+            }
             return t.thread.inject(28, a.a0, l, UInt64(adv))
         }
         return 0
@@ -88,12 +94,24 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // descriptor (ksys_mmap_pgoff), then the length and the rest (do_mmap).
     if off & 4095 != 0 { return err(EINVAL) }
     if flags & MAP_ANONYMOUS == 0 && t.fds.get(fd) == nil { return err(EBADF) }
+    // No file is on hugetlbfs: MAP_HUGETLB on one is EINVAL (ksys_mmap_pgoff).
+    if flags & MAP_ANONYMOUS == 0 && flags & MAP_HUGETLB != 0 { return err(EINVAL) }
     if len == 0 { return err(EINVAL) }
     let l = pageUp(len)
     if l == 0 || l > 1 << 46 { return err(ENOMEM) }
     if off > UInt64(Int64.max) - l { return err(EOVERFLOW) }
     let type = flags & 0xf
     if type != MAP_PRIVATE && type != MAP_SHARED && type != 3 /* MAP_SHARED_VALIDATE */ { return err(EINVAL) }
+    if type == 3 && flags & MAP_ANONYMOUS != 0 { return err(EINVAL) }   // validated sharing is for files only
+    if flags & MAP_ANONYMOUS == 0 {
+        // MAP_SHARED_VALIDATE refuses flags outside the legacy set (and
+        // MAP_SYNC: no file is DAX), as Linux: EOPNOTSUPP. A file mapping
+        // never grows down (EINVAL).
+        let legacy: Int32 = 0x3 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000 |
+            0x10000 | 0x20000 | 0x40000 | Int32(bitPattern: 0xfc00_0000) // ... MAP_HUGETLB, MAP_UNINITIALIZED and the huge-page size bits
+        if type == 3 && flags & ~legacy != 0 { return err(EOPNOTSUPP) }
+        if flags & MAP_GROWSDOWN != 0 { return err(EINVAL) }
+    }
     if prot & ~Int32(7) != 0 { return err(EINVAL) }
     let fixed = flags & MAP_FIXED != 0
     let noReplace = flags & 0x100000 != 0 // MAP_FIXED_NOREPLACE
@@ -107,9 +125,16 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         guard let f = t.mm.findFree(l, hint: pageDown(addr)) else { return err(ENOMEM) }
         target = f
     }
+    /// MAP_LOCKED marks the new mapping locked (VmLck, smaps' Locked).
+    func lockedIfAsked(_ r: Int) -> Int {
+        if r >= 0 && flags & 0x2000 != 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }), t.mm.vmas[i].end == target + l {
+            t.mm.vmas[i].locked = true
+        }
+        return r
+    }
     let anon = flags & MAP_ANONYMOUS != 0
     if anon {
-        return t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: "")
+        return lockedIfAsked(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: ""))
     }
     // File mappings: the host fd behind the file is mapped into the stub
     // (Gofer-donated files, and tmpfs files moved to a memfd); other files
@@ -119,14 +144,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
-    /// A shared mapping of a read-only descriptor never becomes writable;
-    /// MAP_LOCKED marks the mapping locked.
+    /// A shared mapping of a read-only descriptor never becomes writable.
     func readOnlyShared(_ r: Int) -> Int {
-        if r >= 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
-            if type != MAP_PRIVATE && !f.writable { t.mm.vmas[i].mayWrite = false }
-            if flags & 0x2000 != 0 && t.mm.vmas[i].end == target + l { t.mm.vmas[i].locked = true }
+        if r >= 0, type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+            t.mm.vmas[i].mayWrite = false
         }
-        return r
+        return lockedIfAsked(r)
     }
     if let h = f as? HostFileFD, !h.isStream {
         return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: h.fd, offset: off, name: name))
@@ -136,10 +159,15 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         return readOnlyShared(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE,
                                                 name: type != MAP_PRIVATE ? "/dev/zero (deleted)" : ""))
     }
-    if let tf = f as? TmpfsFileFD, type != MAP_PRIVATE {
+    if let tf = f as? TmpfsFileFD {
+        // Private mappings too map the file's memfd (copy-on-write on the
+        // host): MADV_DONTNEED then drops the private copies and the pages
+        // read the file again, and clean pages see later writes, as on
+        // Linux. A private copy of the bytes read zeros after MADV_DONTNEED
+        // (an in-memory overlay file's mapping lost its contents).
         let mfd = tf.node.promoteToMemfd()
         if mfd < 0 { return Int(mfd) }
-        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: mfd, offset: off, name: name))
+        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: mfd, offset: off, name: name))
     }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
@@ -158,7 +186,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // A copy of a file is still a file mapping to the application (smaps,
     // MADV_FREE): it is anonymous only on the host.
     if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off; t.mm.vmas[i].flags &= ~MAP_ANONYMOUS }
-    return Int(target)
+    return lockedIfAsked(Int(target))
 }
 
 func sysMremap(_ t: Task, _ a: Args) -> Int {

@@ -113,21 +113,31 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
                                   tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16)))
 }
 
-/// unshare(2): private file table, fs context and UTS namespace; the other
-/// namespaces are refused (EPERM) until the Sentry models them. Sharing a
-/// VM, signal handlers or thread group cannot be undone in a multi-threaded
-/// process (EINVAL), as on Linux.
+/// unshare(2): private file table, fs context, UTS and mount namespace; the
+/// other namespaces are refused (EPERM) until the Sentry models them.
+/// Sharing a VM, signal handlers or thread group cannot be undone in a
+/// multi-threaded process (EINVAL), as on Linux.
+///
+/// A mount namespace in the sandbox: unshare(CLONE_NEWNS) and
+/// clone(CLONE_NEWNS) succeed for a caller with CAP_SYS_ADMIN (EPERM
+/// without, as on Linux) and give the process its own root and working
+/// directory (CLONE_FS), but the sandbox keeps one mount tree: the new
+/// namespace is a peer of the old one, as if every mount were shared
+/// (MS_SHARED, the default on systemd hosts), so mounts and unmounts made
+/// in either show in both, and MS_PRIVATE/MS_SLAVE change nothing
+/// (Syscalls/File.swift). A per-namespace tree is not modelled yet.
 func sysUnshare(_ t: Task, _ a: Args) -> Int {
     let flags = a.a0 & 0xffff_ffff
     let known = CLONE_THREAD_ | CLONE_FS_ | CLONE_NEWNS_ | CLONE_SIGHAND_ | CLONE_VM_ | CLONE_FILES_ | CLONE_SYSVSEM_ |
         CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
     if a.a0 & ~known != 0 { return err(EINVAL) }
     if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
-    let refused = CLONE_NEWNS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
-    if flags & (refused | CLONE_NEWUTS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
+    let refused = CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
+    if flags & (refused | CLONE_NEWUTS_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
     if flags & refused != 0 { return err(EPERM) }
     if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
-    if flags & CLONE_FS_ != 0 { t.fs = t.fs.copy() }
+    // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
+    if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
         let mine = t.fds.fork()
         t.fds.release(t)
@@ -147,7 +157,10 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_PARENT_ != 0 && (t.tg.tgid == 1 || t.tg === k.initTG) { return err(EINVAL) }
     if flags & CLONE_THREAD_ != 0 && flags & (CLONE_NEWUSER_ | CLONE_NEWPID_) != 0 { return err(EINVAL) }
     if flags & CLONE_SETTLS_ != 0 && tls >= taskSizeMax { return err(EPERM) }
-    if flags & (CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
+    // A new mount namespace (see sysUnshare) needs CAP_SYS_ADMIN, as
+    // on Linux; the other namespaces inside the sandbox: not yet.
+    if flags & CLONE_NEWNS_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if flags & (CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
         return err(EPERM) // namespaces inside the sandbox: not yet
     }
     let isThread = flags & CLONE_THREAD_ != 0

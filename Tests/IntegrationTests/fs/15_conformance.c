@@ -2,7 +2,7 @@
  * Linux: poll's POLLRDNORM/POLLWRNORM bits, pipe sizes and packet pipes,
  * the legacy getdents, O_PATH descriptors, open's O_TRUNC and O_CREAT
  * corners, clone/clone3 validation, affinity across fork, statx's mount id
- * and dirfd rules, unshare(CLONE_NEWUTS), fs.nr_open, writes that run into
+ * and dirfd rules, unshare(CLONE_NEWUTS) and (CLONE_NEWNS), fs.nr_open, writes that run into
  * an unmapped page, CPU-time clocks. */
 #include "t.h"
 #include <poll.h>
@@ -250,6 +250,26 @@ static void namespaces(void) {
     say("parent hostname unchanged: %d", strcmp(u.nodename, "inside") != 0);
     T(unshare(0x1));                              /* CSIGNAL bits: unknown */
     T(unshare(CLONE_FILES | CLONE_FS));
+    /* A mount namespace: root may make one (unshare and clone), a user
+     * without CAP_SYS_ADMIN may not; clone refuses it with CLONE_FS. Only
+     * results: Moat's new namespace shares the mount tree (sysUnshare). */
+    c = fork();
+    if (c == 0) {
+        T(unshare(CLONE_NEWNS));
+        T(unshare(CLONE_NEWNS | CLONE_FS | CLONE_FILES));
+        T(syscall(SYS_clone, CLONE_NEWNS | CLONE_FS | SIGCHLD, 0, 0, 0, 0));
+        long k = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+        if (k == 0) _exit(7);
+        int kst = 0;
+        if (k > 0) waitpid(k, &kst, 0);
+        say("clone(CLONE_NEWNS) as root: %s, child status %d", k > 0 ? "ok" : ename(errno), WEXITSTATUS(kst));
+        T(setuid(65534));
+        T(unshare(CLONE_NEWNS));
+        T(syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    say("unshare(CLONE_NEWNS) child: status %d", WEXITSTATUS(st));
 }
 
 static void limits(void) {

@@ -1,8 +1,10 @@
 /* Behaviours the LTP run found different (LTP.md): execveat's dirfd rules,
  * mmap's error order and /dev/zero mappings, a whole read of a large
  * shared-mapped tmpfs file, inotify's event order and MOVE_SELF mask, and
- * epoll_wait's round robin over more ready entries than it may return. */
+ * epoll_wait's round robin over more ready entries than it may return,
+ * which record lock F_GETLK reports, file leases. */
 #include "t.h"
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <netinet/in.h>
@@ -326,6 +328,14 @@ static void sysvipc(void) {
 
 /* A locked mapping refuses msync(MS_INVALIDATE) (LTP msync03); mlockall
  * honours RLIMIT_MEMLOCK without CAP_IPC_LOCK (mlockall03). */
+static long vmlck(void) {
+    char l[256]; long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(l, sizeof l, f)) if (!strncmp(l, "VmLck:", 6)) kb = atol(l + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
 static void locked_mappings(void) {
     int fd = open("lk", O_RDWR | O_CREAT | O_TRUNC, 0644);
     T(ftruncate(fd, 8192));
@@ -351,6 +361,109 @@ static void locked_mappings(void) {
         _exit(0);
     }
     waitpid(p, NULL, 0);
+    /* /proc/self/status counts MAP_LOCKED memory in VmLck (LTP mmap14). */
+    char *a = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    say("VmLck after MAP_LOCKED: %ld kB", vmlck());
+    T(munlock(a, 1 << 19));
+    say("VmLck after munlock of half: %ld kB", vmlck());
+    munmap(a, 1 << 20);
+    say("VmLck after munmap: %ld kB", vmlck());
+}
+
+/* F_GETLK reports the first conflicting record lock in Linux's order (an
+ * owner's locks by start, adjacent locks of one type merged), as LTP's
+ * fcntl11 and fcntl21 check: asked from another process. */
+static void getlk_order(void) {
+    int fd = open("lkorder", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, 100));
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 20, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 25, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 40, .l_len = 20};
+    T(fcntl(fd, F_SETLK, &l));
+    l = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 45, .l_len = 5};
+    T(fcntl(fd, F_SETLK, &l));
+    fflush(stdout);
+    pid_t parent = getpid();
+    pid_t p = fork();
+    if (p == 0) {
+        static const int from[] = {0, 6, 15, 26, 31, 47, 50, 60};
+        for (int i = 0; i < 8; i++) {
+            struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = from[i], .l_len = 0};
+            if (fcntl(fd, F_GETLK, &q) < 0) { say("F_GETLK from %d = -1 %s", from[i], ename(errno)); continue; }
+            say("F_GETLK from %d: %s start %ld len %ld %s", from[i],
+                q.l_type == F_RDLCK ? "F_RDLCK" : q.l_type == F_WRLCK ? "F_WRLCK" : "F_UNLCK",
+                (long)q.l_start, (long)q.l_len, q.l_type == F_UNLCK ? "" : q.l_pid == parent ? "parent" : "other");
+        }
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    close(fd);
+}
+
+/* File leases (LTP fcntl23, fcntl27): who may take which lease, and a
+ * conflicting open by another process signals the holder, which gives
+ * the lease up in its SIGIO handler. */
+static volatile sig_atomic_t lease_signals;
+static int lease_fd = -1;
+static void on_lease_break(int sig) {
+    (void)sig;
+    lease_signals++;
+    fcntl(lease_fd, F_SETLEASE, F_UNLCK);  /* gone already in Moat: not printed */
+}
+static void leases(void) {
+    int w = Q(open("leased", O_RDWR | O_CREAT | O_TRUNC, 0644));
+    T(fcntl(w, F_SETLEASE, F_RDLCK));       /* open for writing: EAGAIN */
+    T(fcntl(w, F_SETLEASE, F_WRLCK));       /* the only open: granted */
+    T(fcntl(w, F_GETLEASE));
+    T(fcntl(w, F_SETLEASE, F_UNLCK));
+    T(fcntl(w, F_SETLEASE, F_UNLCK));       /* no lease: EAGAIN */
+    T(fcntl(w, F_SETLEASE, 7));
+    int r = Q(open("leased", O_RDONLY));
+    T(fcntl(r, F_SETLEASE, F_WRLCK));       /* open elsewhere: EAGAIN */
+    T(fcntl(r, F_SETLEASE, F_RDLCK));       /* w is open for writing */
+    close(w);
+    T(fcntl(r, F_SETLEASE, F_RDLCK));
+    T(fcntl(r, F_GETLEASE));
+    int d = open(".", O_RDONLY | O_DIRECTORY);
+    T(fcntl(d, F_SETLEASE, F_RDLCK));       /* not a regular file */
+    close(d);
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        T(setuid(65534));
+        int o = open("leased", O_RDONLY);
+        T(fcntl(o, F_SETLEASE, F_RDLCK));   /* not the owner: EACCES */
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    /* Reading does not break a read lease; writing does. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_lease_break;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGIO, &sa, NULL);
+    lease_fd = r;
+    fflush(stdout);
+    p = fork();
+    if (p == 0) {
+        int o = open("leased", O_RDONLY | O_NONBLOCK);
+        say("reader opens: %s", o >= 0 ? "ok" : ename(errno));
+        o = open("leased", O_WRONLY | O_NONBLOCK);
+        say("non-blocking writer opens: %s", o >= 0 ? "ok" : ename(errno));
+        o = open("leased", O_WRONLY);
+        say("writer opens: %s", o >= 0 ? "ok" : ename(errno));
+        _exit(0);
+    }
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+    say("lease broken, holder signalled: %s", lease_signals > 0 ? "yes" : "no");
+    T(fcntl(r, F_GETLEASE));
+    signal(SIGIO, SIG_DFL);
+    close(r);
 }
 
 int main(int argc, char **argv) {
@@ -369,5 +482,7 @@ int main(int argc, char **argv) {
     mprotect_rules();
     sysvipc();
     locked_mappings();
+    getlk_order();
+    leases();
     return 0;
 }

@@ -5,7 +5,8 @@
  * than one message may carry, SO_PASSCRED, credentials naming another
  * process as root and as a plain user, where a stream read stops around
  * descriptors; then MAP_FIXED_NOREPLACE, mremap's variants, mprotect
- * splitting a mapping, MAP_POPULATE, msync and madvise rules. Descriptor
+ * splitting a mapping, MAP_POPULATE, msync and madvise rules, and which
+ * mmap flags MAP_SHARED_VALIDATE accepts. Descriptor
  * numbers are printed (the sandbox must hand out the same lowest numbers);
  * addresses and pids are not, only whether they match. */
 #include "t.h"
@@ -370,11 +371,47 @@ static void debug_registers(void) {
     say("  exited %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+/* Which mmap flags each kind of mapping accepts (LTP mmap20):
+ * MAP_SHARED_VALIDATE refuses unknown flags and MAP_SYNC on a non-DAX file
+ * (EOPNOTSUPP) and is for files only; no file mapping grows down; no file
+ * here is on hugetlbfs. */
+static void mapping_flags(void) {
+    int fd = open("mapflags", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    T(ftruncate(fd, 8192));
+    static const int bits[] = {0, 1 << 10, 0x40, 0x80, 0x80000 /* MAP_SYNC */, 0x100000 /* MAP_FIXED_NOREPLACE */,
+                               0x200000, 0x400000, MAP_HUGETLB, MAP_STACK, MAP_POPULATE, MAP_NONBLOCK,
+                               MAP_NORESERVE, MAP_LOCKED, MAP_GROWSDOWN, 0x4000000, 0x8000000};
+    for (unsigned i = 0; i < sizeof bits / sizeof *bits; i++) {
+        void *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | bits[i], fd, 0);
+        printf("  0x%x: validate %s", bits[i], p == MAP_FAILED ? ename(errno) : "ok");
+        if (p != MAP_FAILED) munmap(p, 8192);
+        /* Not compared: plain MAP_SHARED with MAP_SYNC (the host file
+         * system's answer) or with MAP_FIXED_NOREPLACE at address 0. */
+        if (bits[i] != 0x80000 && bits[i] != 0x100000) {
+            p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | bits[i], fd, 0);
+            printf(", shared %s", p == MAP_FAILED ? ename(errno) : "ok");
+            if (p != MAP_FAILED) munmap(p, 8192);
+        }
+        if (bits[i] != MAP_HUGETLB) {
+            p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_ANONYMOUS | bits[i], -1, 0);
+            printf(", anonymous validate %s", p == MAP_FAILED ? ename(errno) : "ok");
+            if (p != MAP_FAILED) munmap(p, 8192);
+        }
+        printf("\n");
+    }
+    int ro = open("mapflags", O_RDONLY);
+    void *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | (1 << 10), ro, 0);
+    say("  read-only fd, writable, unknown flag: %s", p == MAP_FAILED ? ename(errno) : "ok");
+    close(ro);
+    close(fd);
+}
+
 int main(void) {
     debug_registers();
     rights();
     credentials();
     mappings();
+    mapping_flags();
     say("end");
     return 0;
 }
