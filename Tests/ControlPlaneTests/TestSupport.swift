@@ -122,6 +122,57 @@ final class EtcdProcess: @unchecked Sendable {
         throw lastError
     }
 
+    /// A member of a cluster `cluster` starts: no probe (it answers only once a quorum is up).
+    private init(member name: String, dir: String, clientPort: Int, peerPort: Int, cluster: String) throws {
+        guard let bin = Self.binary else { throw TimedOut(description: "etcd not installed") }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let args = "--name \(name) --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(clientPort) " +
+            "--advertise-client-urls http://127.0.0.1:\(clientPort) --listen-peer-urls http://127.0.0.1:\(peerPort) " +
+            "--initial-advertise-peer-urls http://127.0.0.1:\(peerPort) --initial-cluster \(cluster) " +
+            "--initial-cluster-state new --logger zap --log-level error"
+        let script = """
+            '\(bin)' \(args) >'\(dir)/etcd.log' 2>&1 & e=$!
+            echo $e >'\(dir)/pid'
+            stop() { kill $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(dir)'; exit 0; }
+            trap stop TERM INT
+            while kill -0 \(getpid()) 2>/dev/null && kill -0 $e 2>/dev/null; do sleep 0.1; done
+            stop
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        try p.run()
+        self.dir = dir; self.clientPort = clientPort; self.watchdog = p
+    }
+
+    /// `size` members of one new cluster on loopback, once all of them answer.
+    static func cluster(size: Int) async throws -> [EtcdProcess] {
+        let peers = (0..<size).map { _ in freeLoopbackPort() }, clients = (0..<size).map { _ in freeLoopbackPort() }
+        let cluster = (0..<size).map { "m\($0)=http://127.0.0.1:\(peers[$0])" }.joined(separator: ",")
+        let members = try (0..<size).map {
+            try EtcdProcess(member: "m\($0)", dir: NSTemporaryDirectory() + "moat-etcd-\(UUID().uuidString)", clientPort: clients[$0], peerPort: peers[$0], cluster: cluster)
+        }
+        for m in members {
+            let probe = try EtcdStore(endpoints: [m.endpoint])
+            defer { probe.close() }
+            probe.retryWindow = .seconds(30)
+            do { _ = try await probe.currentRevision() } catch {
+                for m in members { m.stop() }
+                throw TimedOut(description: "etcd member \(m.endpoint) did not answer: \(error)")
+            }
+        }
+        return members
+    }
+
+    /// Kills etcd at once (SIGKILL), as a crash would; the watchdog then removes its data.
+    func kill() {
+        guard let pid = pid_t(((try? String(contentsOfFile: dir + "/pid", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        watchdog.waitUntilExit()
+    }
+
+    var isRunning: Bool { watchdog.isRunning }
+
     /// Kills etcd and removes its data directory; waits for both.
     func stop() {
         if watchdog.isRunning { watchdog.terminate() }
