@@ -89,21 +89,8 @@ final class EtcdProcess: @unchecked Sendable {
             let dir = NSTemporaryDirectory() + "moat-etcd-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let cport = freeLoopbackPort(), pport = freeLoopbackPort()
-            let args = "--name t --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(cport) " +
-                "--advertise-client-urls http://127.0.0.1:\(cport) --listen-peer-urls http://127.0.0.1:\(pport) " +
-                "--initial-advertise-peer-urls http://127.0.0.1:\(pport) --initial-cluster t=http://127.0.0.1:\(pport) " +
-                "--logger zap --log-level error"
-            let script = """
-                '\(bin)' \(args) >'\(dir)/etcd.log' 2>&1 & e=$!
-                stop() { kill $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(dir)'; exit 0; }
-                trap stop TERM INT
-                while kill -0 \(getpid()) 2>/dev/null && kill -0 $e 2>/dev/null; do sleep 0.1; done
-                stop
-                """
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", script]
-            try p.run()
+            let p = try Self.startWatchdog(bin: bin, name: "t", dir: dir, clientPort: cport, peerPort: pport,
+                                           cluster: "t=http://127.0.0.1:\(pport)")
             let probe = try EtcdStore(endpoints: ["http://127.0.0.1:\(cport)"])
             let deadline = Date().addingTimeInterval(10)
             var up = false
@@ -126,6 +113,13 @@ final class EtcdProcess: @unchecked Sendable {
     private init(member name: String, dir: String, clientPort: Int, peerPort: Int, cluster: String) throws {
         guard let bin = Self.binary else { throw TimedOut(description: "etcd not installed") }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        watchdog = try Self.startWatchdog(bin: bin, name: name, dir: dir, clientPort: clientPort, peerPort: peerPort, cluster: cluster)
+        self.dir = dir; self.clientPort = clientPort
+    }
+
+    /// etcd (its pid in dir/pid) under a shell that stops it and removes `dir` on TERM, when
+    /// etcd dies, or when the test process does.
+    private static func startWatchdog(bin: String, name: String, dir: String, clientPort: Int, peerPort: Int, cluster: String) throws -> Process {
         let args = "--name \(name) --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(clientPort) " +
             "--advertise-client-urls http://127.0.0.1:\(clientPort) --listen-peer-urls http://127.0.0.1:\(peerPort) " +
             "--initial-advertise-peer-urls http://127.0.0.1:\(peerPort) --initial-cluster \(cluster) " +
@@ -142,7 +136,7 @@ final class EtcdProcess: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", script]
         try p.run()
-        self.dir = dir; self.clientPort = clientPort; self.watchdog = p
+        return p
     }
 
     /// `size` members of one new cluster on loopback, once all of them answer.

@@ -307,17 +307,16 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
-        var put = Etcdserverpb_PutRequest()
-        put.key = k
-        put.value = value
-        var op = Etcdserverpb_RequestOp()
-        op.requestPut = put
-        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: op)
+        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false))
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision {
             return cur  // the attempt that lost its member had been applied
         }
         guard t.ok else { throw StoreError.alreadyExists(key) }
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
+    }
+
+    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool) -> Etcdserverpb_RequestOp {
+        .with { $0.requestPut = .with { $0.key = key; $0.value = value; $0.prevKv = prevKv } }
     }
 
     /// The compare guarding an update or delete: exact revision, or mere existence.
@@ -333,13 +332,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
-        var put = Etcdserverpb_PutRequest()
-        put.key = k
-        put.value = value
-        put.prevKv = true
-        var op = Etcdserverpb_RequestOp()
-        op.requestPut = put
-        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: op)
+        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true))
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.modRevision > (expectedRevision ?? 0) {
             return cur  // the attempt that lost its member had been applied
         }
