@@ -65,6 +65,14 @@ final class EtcdMembers {
     }
 }
 
+/// What the test's writer thread did, guarded by `lock`.
+final class WriteLog: @unchecked Sendable {
+    let lock = NSLock()
+    var acked: [Int] = []       // Guarded by: lock
+    var failures: [String] = [] // Guarded by: lock
+    var stop = false            // Guarded by: lock
+}
+
 extension MoatServerTests {
     /// A POST to a member's JSON gateway (etcd's own HTTP face, used here only to check the
     /// data independently of Moat's gRPC client): the response body, or "" when it failed.
@@ -125,14 +133,13 @@ extension MoatServerTests {
                         "node s1 is not in etcd")
 
         // The writer: ConfigMaps created one after another; those kubectl acknowledged are kept.
-        let lock = NSLock()
-        var acked: [Int] = [], failures: [String] = [], stop = false
+        let log = WriteLog()
         let writer = Thread { [self] in
             var n = 0
-            while !lock.withLock({ stop }) && n < 2000 {
+            while !log.lock.withLock({ log.stop }) && n < 2000 {
                 n += 1
                 let r = (try? kubectl(["create", "configmap", "ack-\(n)", "--from-literal=n=\(n)"])) ?? (code: -1, out: "could not run")
-                lock.withLock { if r.code == 0 { acked.append(n) } else { failures.append("ack-\(n): \(r.out)") } }
+                log.lock.withLock { if r.code == 0 { log.acked.append(n) } else { log.failures.append("ack-\(n): \(r.out)") } }
             }
         }
         writer.start()
@@ -141,16 +148,16 @@ extension MoatServerTests {
             sleep(3)
             let pid = members.pid(0)
             XCTAssertGreaterThan(pid, 0)
-            killedAt = lock.withLock { acked.count }
+            killedAt = log.lock.withLock { log.acked.count }
             XCTAssertEqual(kill(pid, SIGKILL), 0, "killing member e0")
         })
         // A few more writes after the rollout, on the two members left.
-        let target = lock.withLock { acked.count } + 5
-        try waitFor("writes after the rollout", timeout: 60) { lock.withLock { acked.count >= target || !failures.isEmpty } }
-        lock.withLock { stop = true }
+        let target = log.lock.withLock { log.acked.count } + 5
+        try waitFor("writes after the rollout", timeout: 60) { log.lock.withLock { log.acked.count >= target || !log.failures.isEmpty } }
+        log.lock.withLock { log.stop = true }
         while !writer.isFinished { usleep(50_000) }
 
-        let (ok, failed) = lock.withLock { (acked, failures) }
+        let (ok, failed) = log.lock.withLock { (log.acked, log.failures) }
         print("etcd member e0 killed after \(killedAt) acknowledged writes; \(ok.count) acknowledged in all, \(failed.count) failed")
         XCTAssertEqual(failed, [], "writes that failed")
         XCTAssertGreaterThan(ok.count, killedAt, "no write acknowledged after the member died")
