@@ -11,6 +11,8 @@ import PackageDescription
 //   SPDY           SPDY/3.1 framing (Kubernetes' streaming protocol): the CRI streaming
 //                  server's side and the API server's side toward a runtime.
 //   ControlPlane   API server, store, scheduler, controllers.
+//   EtcdAPI        etcd v3 messages and KV/Watch/Lease gRPC client stubs, generated once from
+//                  Sources/EtcdAPI/proto (see Sources/EtcdAPI/README.md); never edited by hand.
 //   CRIAPI         Kubernetes CRI runtime.v1 messages and gRPC stubs, generated once from
 //                  Sources/CRIAPI/proto/api.proto (see Sources/CRIAPI/README.md); never edited by hand.
 //   Images         the content-addressed image store and the registry client (pull, import, unpack).
@@ -54,8 +56,16 @@ let package = Package(
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
         .target(name: "SPDY", dependencies: ["CZlib"]),
+        .target(name: "EtcdAPI", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["proto", "README.md", "regenerate.sh"]),
         .target(name: "ControlPlane", dependencies: [
-            "SPDY",
+            "SPDY", "EtcdAPI",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),

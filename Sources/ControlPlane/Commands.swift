@@ -6,7 +6,7 @@
 /// - `Model/`: `JSON` (generic object value with typed accessors), `ResourceType` (the
 ///   served kinds), label/field selectors, quantities.
 /// - `Store/`: the `Store` protocol (revisioned objects + event log + watch) and
-///   `SQLiteStore` (GRDB, WAL, synchronous=FULL) and `EtcdStore` (etcd v3 JSON gateway).
+///   `SQLiteStore` (GRDB, WAL, synchronous=FULL) and `EtcdStore` (etcd v3 gRPC).
 /// - `API/`: `APIRegistry` (defaulting, validation, optimistic concurrency, finalizers,
 ///   subresources, watch translation; the only user of the `Store`), `APIServer`
 ///   (Hummingbird HTTP front end, discovery, bearer-token auth + roles), `APIClient` with
@@ -48,6 +48,15 @@ public struct ControlPlaneOptions: ParsableArguments {
     @Option(name: .customLong("etcd-prefix"), help: "Key prefix under which objects are kept in etcd.")
     public var etcdPrefix: String = "/registry"
 
+    @Option(name: .customLong("etcd-cafile"), help: "CA (PEM) that signed the etcd members' certificates, for https endpoints (default: the system's).")
+    public var etcdCAFile: String?
+
+    @Option(name: .customLong("etcd-certfile"), help: "Client certificate (PEM) for etcd's --client-cert-auth; needs --etcd-keyfile.")
+    public var etcdCertFile: String?
+
+    @Option(name: .customLong("etcd-keyfile"), help: "The etcd client certificate's private key (PEM).")
+    public var etcdKeyFile: String?
+
     @Option(name: .customLong("token-file"), help: "Static bearer token file (token,user,uid,\"groups\"); open access if omitted.")
     public var tokenFile: String?
 
@@ -80,7 +89,9 @@ public struct ControlPlaneOptions: ParsableArguments {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
             return try SQLiteStore(path: (dataDir as NSString).appendingPathComponent("moat.db"))
         case "etcd":
-            return try EtcdStore(endpoints: [etcdEndpoints], prefix: etcdPrefix)
+            if (etcdCertFile == nil) != (etcdKeyFile == nil) { throw ValidationError("--etcd-certfile and --etcd-keyfile go together") }
+            return try EtcdStore(endpoints: [etcdEndpoints], prefix: etcdPrefix,
+                                 tls: .init(caFile: etcdCAFile, certFile: etcdCertFile, keyFile: etcdKeyFile))
         default:
             throw ValidationError("--store must be sqlite or etcd")
         }

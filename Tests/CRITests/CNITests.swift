@@ -10,6 +10,30 @@ import XCTest
 @testable import CRI
 
 final class CRICNITests: XCTestCase {
+    /// Whether /run/netns was a mount point before the test: iproute2's first `ip netns add`
+    /// bind-mounts it onto itself, a mount the test then undoes in `tearDown`.
+    var netnsWasMounted = true
+
+    static func netnsDirMounted() -> Bool {
+        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return info.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first == "/run/netns" }
+    }
+
+    override func setUp() {
+        super.setUp()
+        netnsWasMounted = Self.netnsDirMounted()
+    }
+
+    override func tearDown() {
+        // Only once no namespace is left there (the test's are deleted by then; another's
+        // would keep the mount needed).
+        if !netnsWasMounted, Self.netnsDirMounted(),
+           ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? ["?"]).isEmpty {
+            XCTAssertEqual(umount("/run/netns"), 0, "undoing iproute2's /run/netns self-bind mount")
+        }
+        super.tearDown()
+    }
+
     func sh(_ cmd: String) -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")

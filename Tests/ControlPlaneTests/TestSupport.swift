@@ -89,21 +89,8 @@ final class EtcdProcess: @unchecked Sendable {
             let dir = NSTemporaryDirectory() + "moat-etcd-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let cport = freeLoopbackPort(), pport = freeLoopbackPort()
-            let args = "--name t --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(cport) " +
-                "--advertise-client-urls http://127.0.0.1:\(cport) --listen-peer-urls http://127.0.0.1:\(pport) " +
-                "--initial-advertise-peer-urls http://127.0.0.1:\(pport) --initial-cluster t=http://127.0.0.1:\(pport) " +
-                "--logger zap --log-level error"
-            let script = """
-                '\(bin)' \(args) >'\(dir)/etcd.log' 2>&1 & e=$!
-                stop() { kill $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(dir)'; exit 0; }
-                trap stop TERM INT
-                while kill -0 \(getpid()) 2>/dev/null && kill -0 $e 2>/dev/null; do sleep 0.1; done
-                stop
-                """
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", script]
-            try p.run()
+            let p = try Self.startWatchdog(bin: bin, name: "t", dir: dir, clientPort: cport, peerPort: pport,
+                                           cluster: "t=http://127.0.0.1:\(pport)")
             let probe = try EtcdStore(endpoints: ["http://127.0.0.1:\(cport)"])
             let deadline = Date().addingTimeInterval(10)
             var up = false
@@ -121,6 +108,64 @@ final class EtcdProcess: @unchecked Sendable {
         }
         throw lastError
     }
+
+    /// A member of a cluster `cluster` starts: no probe (it answers only once a quorum is up).
+    private init(member name: String, dir: String, clientPort: Int, peerPort: Int, cluster: String) throws {
+        guard let bin = Self.binary else { throw TimedOut(description: "etcd not installed") }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        watchdog = try Self.startWatchdog(bin: bin, name: name, dir: dir, clientPort: clientPort, peerPort: peerPort, cluster: cluster)
+        self.dir = dir; self.clientPort = clientPort
+    }
+
+    /// etcd (its pid in dir/pid) under a shell that stops it and removes `dir` on TERM, when
+    /// etcd dies, or when the test process does.
+    private static func startWatchdog(bin: String, name: String, dir: String, clientPort: Int, peerPort: Int, cluster: String) throws -> Process {
+        let args = "--name \(name) --data-dir '\(dir)/data' --listen-client-urls http://127.0.0.1:\(clientPort) " +
+            "--advertise-client-urls http://127.0.0.1:\(clientPort) --listen-peer-urls http://127.0.0.1:\(peerPort) " +
+            "--initial-advertise-peer-urls http://127.0.0.1:\(peerPort) --initial-cluster \(cluster) " +
+            "--initial-cluster-state new --logger zap --log-level error"
+        let script = """
+            '\(bin)' \(args) >'\(dir)/etcd.log' 2>&1 & e=$!
+            echo $e >'\(dir)/pid'
+            stop() { kill $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(dir)'; exit 0; }
+            trap stop TERM INT
+            while kill -0 \(getpid()) 2>/dev/null && kill -0 $e 2>/dev/null; do sleep 0.1; done
+            stop
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        try p.run()
+        return p
+    }
+
+    /// `size` members of one new cluster on loopback, once all of them answer.
+    static func cluster(size: Int) async throws -> [EtcdProcess] {
+        let peers = (0..<size).map { _ in freeLoopbackPort() }, clients = (0..<size).map { _ in freeLoopbackPort() }
+        let cluster = (0..<size).map { "m\($0)=http://127.0.0.1:\(peers[$0])" }.joined(separator: ",")
+        let members = try (0..<size).map {
+            try EtcdProcess(member: "m\($0)", dir: NSTemporaryDirectory() + "moat-etcd-\(UUID().uuidString)", clientPort: clients[$0], peerPort: peers[$0], cluster: cluster)
+        }
+        for m in members {
+            let probe = try EtcdStore(endpoints: [m.endpoint])
+            defer { probe.close() }
+            probe.retryWindow = .seconds(30)
+            do { _ = try await probe.currentRevision() } catch {
+                for m in members { m.stop() }
+                throw TimedOut(description: "etcd member \(m.endpoint) did not answer: \(error)")
+            }
+        }
+        return members
+    }
+
+    /// Kills etcd at once (SIGKILL), as a crash would; the watchdog then removes its data.
+    func kill() {
+        guard let pid = pid_t(((try? String(contentsOfFile: dir + "/pid", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        watchdog.waitUntilExit()
+    }
+
+    var isRunning: Bool { watchdog.isRunning }
 
     /// Kills etcd and removes its data directory; waits for both.
     func stop() {

@@ -144,6 +144,13 @@ extension MoatServerTests {
         let debian = try debianRootfs()
         let (p, _) = try startAndWaitReady(images: ["python=" + debian])
         defer { p.terminate() }
+        try rollingUpdateFailsNoRequest()
+    }
+
+    /// The rolling update of `testRollingUpdateBehindAServiceFailsNoRequest` on a running server
+    /// (with the python image); `during` runs once the update has been applied, while the
+    /// client still loops (EtcdClusterTests kills an etcd member there).
+    func rollingUpdateFailsNoRequest(during: (() throws -> Void)? = nil) throws {
         func manifests(_ version: String) -> String {
             """
             apiVersion: apps/v1
@@ -220,6 +227,7 @@ extension MoatServerTests {
         sleep(2)
         try manifests("v2").write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
         XCTAssertEqual(try kubectl(["apply", "-f", dir + "/web.yaml"]).code, 0)
+        try during?()
         let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
         print("rolling update, client: " + report)

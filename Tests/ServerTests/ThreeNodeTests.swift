@@ -65,6 +65,22 @@ extension MoatServerTests {
         return found
     }
 
+    /// Whether `/run/netns` is a mount point. iproute2's first `ip netns add` bind-mounts the
+    /// directory onto itself (and makes it shared) so that the namespaces' own bind mounts
+    /// propagate; that mount outlives the namespaces unless whoever caused it undoes it.
+    static func runNetnsIsMounted() -> Bool {
+        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return info.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first == "/run/netns" }
+    }
+
+    /// Undoes iproute2's self-bind mount of /run/netns when this test caused it (it was not a
+    /// mount point before) and no namespace is left in it (none of the test's or anyone's).
+    static func undoRunNetnsMount(ifMadeBy wasMounted: Bool) {
+        guard !wasMounted, runNetnsIsMounted(),
+              ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? ["?"]).isEmpty else { return }
+        _ = umount("/run/netns")
+    }
+
     func testThreeNodesInNetworkNamespaces() throws {
         for tool in ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local"] {
             try require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) (.ci/setup installs iproute2, util-linux, containernetworking-plugins)")
@@ -80,6 +96,7 @@ extension MoatServerTests {
 
         var server: Process? = nil
         var runtimes: [Process] = [], agents: [String: Process] = [:]
+        let netnsWasMounted = Self.runNetnsIsMounted()
         addTeardownBlock { [self] in
             // The server first (it stops its agent's pods, its runtime and the API server), then
             // the other nodes' agents (they stop their pods), the pods of a killed agent, the
@@ -109,6 +126,10 @@ extension MoatServerTests {
             for pid in processes(mentioning: dir) { kill(pid, SIGKILL) }
             usleep(300_000)
             for n in names + ["sw"] { _ = try? run("/usr/sbin/ip", ["netns", "delete", "\(tag)-\(n)"]) }
+            Self.undoRunNetnsMount(ifMadeBy: netnsWasMounted)
+            if !netnsWasMounted, ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []).isEmpty {
+                XCTAssertFalse(Self.runNetnsIsMounted(), "iproute2's /run/netns self-bind mount left")
+            }
             let left = (try? hostNetworkTraces(tag: tag)) ?? ["(could not list)"]
             XCTAssertEqual(left, [], "host state left")
             XCTAssertEqual(processes(mentioning: dir), [], "processes naming the test's directory")

@@ -6,6 +6,7 @@
 #
 #   bench/scheduler/run.sh                     # 1,000 nodes, 10,000 pods, SQLite
 #   bench/scheduler/run.sh --store etcd        # on a private etcd started here
+#   bench/scheduler/run.sh --store sqlite,etcd # both, one after the other, in one report
 #   bench/scheduler/run.sh --nodes 100 --pods 1000 --out /tmp/s.md   # quick check
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,24 +30,33 @@ fi
 etcd_pid='' tmp=$(mktemp -d)
 cleanup() { [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-if [ "$store" = etcd ]; then
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    peer=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    etcd --name b --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-        --initial-cluster "b=http://127.0.0.1:$peer" --logger zap --log-level error >"$tmp/etcd.log" 2>&1 &
-    etcd_pid=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-    extra+=(--store etcd --etcd-endpoints "http://127.0.0.1:$port")
-fi
-
-table=$("$moat" controlplane-bench --nodes "$nodes" --pods "$pods" --data-dir "$tmp/data" "${extra[@]}")
+table=''
+for s in ${store//,/ }; do
+    args=("${extra[@]}")
+    if [ "$s" = etcd ]; then
+        # etcd over its gRPC API (EtcdStore), a private single member on loopback.
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        peer=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        etcd --name b --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+            --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+            --initial-cluster "b=http://127.0.0.1:$peer" --logger zap --log-level error >"$tmp/etcd.log" 2>&1 &
+        etcd_pid=$!
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+        args+=(--store etcd --etcd-endpoints "http://127.0.0.1:$port")
+    elif [ "$s" != sqlite ]; then
+        echo "--store: sqlite, etcd or a comma-separated list of them" >&2; exit 2
+    fi
+    t=$("$moat" controlplane-bench --nodes "$nodes" --pods "$pods" --data-dir "$tmp/data-$s" "${args[@]}")
+    # one header for all stores
+    if [ -z "$table" ]; then table=$t; else table+=$'\n'$(echo "$t" | tail -n +3); fi
+    if [ -n "$etcd_pid" ]; then kill "$etcd_pid"; wait "$etcd_pid" 2>/dev/null || true; etcd_pid=''; fi
+done
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 {
     echo "# Scheduler throughput, $(date -u +%Y-%m-%d)"
     echo
     echo "Machine: $(nproc) vCPU ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
-    echo "Command: \`bench/scheduler/run.sh --nodes $nodes --pods $pods --store $store\` (release build)."
+    echo "Command: \`bench/scheduler/run.sh --nodes $nodes --pods $pods --store $store\` (moat: ${MOAT:-release build})."
     echo
     echo "$table"
 } | tee "$out"

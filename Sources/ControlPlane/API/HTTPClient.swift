@@ -64,7 +64,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
     public func shutdownSocket() { lock.withLock { if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) } } }
 
     /// Writes one request. With `keepAlive` the connection may carry further requests
-    /// once the response has been read in full (see `EtcdStore`'s connection reuse).
+    /// once the response has been read in full.
     public func send(method: String, path: String, host: String, headers: [String: String], body: Data?, keepAlive: Bool = false) throws {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host.hasPrefix("/") ? "localhost" : host)\r\n" + (keepAlive ? "" : "Connection: close\r\n")
         for (k, v) in headers { head += "\(k): \(v)\r\n" }

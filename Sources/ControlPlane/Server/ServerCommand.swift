@@ -78,12 +78,49 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("node-grace-period"), help: "Seconds without a heartbeat before a node is marked not ready.")
     public var nodeGracePeriod: Double = 40
 
+    @Option(help: "Storage backend: sqlite (embedded, under DATA/store) or etcd (--etcd-endpoints).")
+    public var store: String = "sqlite"
+
+    @Option(name: .customLong("etcd-endpoints"), help: "Comma-separated client URLs of the etcd cluster's members (http:// or https://), for --store etcd; requests fail over between them.")
+    public var etcdEndpoints: String?
+
+    @Option(name: .customLong("etcd-prefix"), help: "Key prefix under which objects are kept in etcd.")
+    public var etcdPrefix: String?
+
+    @Option(name: .customLong("etcd-cafile"), help: "CA (PEM) of the etcd members' certificates, for https endpoints.")
+    public var etcdCAFile: String?
+
+    @Option(name: .customLong("etcd-certfile"), help: "Client certificate (PEM) for etcd; needs --etcd-keyfile.")
+    public var etcdCertFile: String?
+
+    @Option(name: .customLong("etcd-keyfile"), help: "The etcd client certificate's private key (PEM).")
+    public var etcdKeyFile: String?
+
     public init() {}
+
+    /// The control plane's storage arguments.
+    func storeArguments() throws -> [String] {
+        switch store {
+        case "sqlite":
+            return []
+        case "etcd":
+            guard let etcdEndpoints, !etcdEndpoints.isEmpty else { throw ValidationError("--store etcd needs --etcd-endpoints") }
+            var a = ["--store", "etcd", "--etcd-endpoints", etcdEndpoints]
+            let files = [("--etcd-prefix", etcdPrefix), ("--etcd-cafile", etcdCAFile), ("--etcd-certfile", etcdCertFile), ("--etcd-keyfile", etcdKeyFile)]
+            for case let (flag, value?) in files {
+                a += [flag, flag == "--etcd-prefix" ? value : URL(fileURLWithPath: value).standardizedFileURL.path]
+            }
+            return a
+        default:
+            throw ValidationError("--store must be sqlite or etcd")
+        }
+    }
 
     public func run() throws {
         let cwd = FileManager.default.currentDirectoryPath
         let data = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardizedFileURL.path
         guard data.utf8.count < 80 else { throw ValidationError("--data-dir \(data): too long for the runtime's socket path") }
+        let storeArgs = try storeArguments()
         var opts = ControlPlaneOptions()
         opts.listen = listen
         let (host, port) = try opts.hostPort()
@@ -150,7 +187,7 @@ public struct ServerCommand: ParsableCommand {
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
                                            "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
                                            "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR,
-                                           "--dns-service-ip", dnsServiceIP])
+                                           "--dns-service-ip", dnsServiceIP] + storeArgs)
             try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(socket: apiSocket) }
 
             let sock = data + "/cri.sock"

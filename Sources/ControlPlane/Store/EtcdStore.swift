@@ -1,8 +1,12 @@
 import Foundation
+import EtcdAPI
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SwiftProtobuf
 
-/// `Store` backend on an etcd v3 cluster, spoken through etcd's JSON gateway
-/// (`/v3/kv/range`, `/v3/kv/txn`, `/v3/kv/compaction`, `/v3/watch`; keys and values are
-/// base64, 64-bit integers are decimal strings).
+/// `Store` backend on an etcd v3 cluster, spoken through etcd's own gRPC API (the KV and
+/// Watch services of `etcdserverpb`, stubs in the EtcdAPI module) over HTTP/2, in plain
+/// text for `http://` endpoints and TLS for `https://` ones.
 ///
 /// Mapping:
 /// - key = `<prefix>/<resource>/<namespace>/<name>` (namespace empty for cluster-scoped);
@@ -19,44 +23,112 @@ import Foundation
 /// History is dropped only by `compact(toRevision:)`; an unattended cluster should run
 /// etcd with `--auto-compaction-retention` (watches from before the compaction get 410).
 ///
-/// Each request is one HTTP exchange on a blocking, kept-alive socket taken from a small
-/// per-endpoint pool, run on `ioQueue`; each watch owns a dedicated connection and thread
-/// reading the gateway's newline-delimited stream. The mutable state (endpoint rotation
-/// index, idle connections, watch table, closed flag) is guarded by `lock`.
+/// Several endpoints (members of one cluster) are used one at a time: every request goes
+/// to the current member, and a request that fails because that member is unreachable or
+/// cannot serve it (gRPC `unavailable` or `deadlineExceeded`: stopped, no leader, leader
+/// changed) moves the store to the next member and is retried there, with backoff, for
+/// up to `retryWindow`. A write whose first attempt may have been applied before the
+/// member went away is recognised on retry: a create that finds its own bytes already
+/// stored, or an update that finds them at a newer revision, succeeded. A watch whose
+/// member goes away is re-established on the next one from the revision after the last
+/// event it delivered, so its consumer sees one unbroken, gap-free stream.
+///
+/// One `GRPCClient` (one HTTP/2 connection) per member, running for the store's lifetime;
+/// watches are streams on the same connections. Mutable state (current member, watch
+/// tasks, closed flag) is guarded by `lock`.
 public final class EtcdStore: Store, @unchecked Sendable {
     public struct Endpoint: Sendable, Equatable {
         public var host: String
         public var port: Int
+        public var secure: Bool
+    }
+
+    /// PEM files for `https://` endpoints: the CA that signed the members' certificates
+    /// (system roots if nil) and, for etcd's `--client-cert-auth`, a client certificate.
+    public struct TLSFiles: Sendable {
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile; self.certFile = certFile; self.keyFile = keyFile
+        }
+    }
+
+    typealias Transport = HTTP2ClientTransport.Posix
+
+    /// One cluster member: its client connection and the stubs on it.
+    final class Member: Sendable {
+        let endpoint: Endpoint
+        let client: GRPCClient<Transport>
+        let kv: Etcdserverpb_KV.Client<Transport>
+        let watch: Etcdserverpb_Watch.Client<Transport>
+        init(_ endpoint: Endpoint, tls: TLSFiles) throws {
+            self.endpoint = endpoint
+            var v4 = in_addr()
+            let target: any ResolvableTarget
+            if inet_pton(AF_INET, endpoint.host, &v4) == 1 { target = ResolvableTargets.IPv4(addresses: [.init(host: endpoint.host, port: endpoint.port)]) }
+            else if endpoint.host.contains(":") { target = ResolvableTargets.IPv6(addresses: [.init(host: endpoint.host, port: endpoint.port)]) }
+            else { target = ResolvableTargets.DNS(host: endpoint.host, port: endpoint.port) }
+            var config = Transport.Config.defaults
+            // A member that comes back is reconnected to within two seconds.
+            config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
+            // A member that stops answering (rather than closing its connection) is noticed.
+            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+            var security = Transport.TransportSecurity.plaintext
+            if endpoint.secure {
+                var t = Transport.TransportSecurity.TLS.defaults()
+                if let ca = tls.caFile { t.trustRoots = .certificates([.file(path: ca, format: .pem)]) }
+                if let cert = tls.certFile, let key = tls.keyFile {
+                    t.certificateChain = [.file(path: cert, format: .pem)]
+                    t.privateKey = .file(path: key, format: .pem)
+                }
+                security = .tls(t)
+            }
+            let transport = try Transport(target: target, transportSecurity: security, config: config)
+            client = GRPCClient(transport: transport)
+            kv = Etcdserverpb_KV.Client(wrapping: client)
+            watch = Etcdserverpb_Watch.Client(wrapping: client)
+        }
     }
 
     public let endpoints: [Endpoint]
     public let prefix: String
+    /// How long a request keeps trying other members before it fails.
+    public var retryWindow: Duration = .seconds(30)
+    let members: [Member]
     private let lock = NSLock()
-    private var next = 0                                   // Guarded by: lock
-    private var watches: [UUID: RawHTTPConnection] = [:]   // Guarded by: lock
-    private var isClosed = false                           // Guarded by: lock
-    private var idle: [String: [RawHTTPConnection]] = [:]  // Guarded by: lock (kept-alive connections per endpoint)
-    private let ioQueue = DispatchQueue(label: "moat.etcd.io", attributes: .concurrent)
+    private var current = 0                              // Guarded by: lock
+    private var watches: [UUID: Task<Void, Never>] = [:] // Guarded by: lock
+    private var isClosed = false                         // Guarded by: lock
+    private var runners: [Task<Void, Never>] = []        // Guarded by: lock
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    /// `endpoints` are URLs like `http://127.0.0.1:2379` (comma-separated lists are split).
-    public init(endpoints: [String], prefix: String = "/registry") throws {
+    /// `endpoints` are URLs like `http://127.0.0.1:2379` or `https://etcd-1:2379`
+    /// (comma-separated lists are split; a bare host:port is plain text).
+    public init(endpoints: [String], prefix: String = "/registry", tls: TLSFiles = TLSFiles()) throws {
         var eps: [Endpoint] = []
         for raw in endpoints.flatMap({ $0.split(separator: ",").map(String.init) }) {
             var s = raw.trimmingCharacters(in: .whitespaces)
-            if s.hasPrefix("https://") { throw Failure(description: "\(s): TLS endpoints are not supported") }
-            if s.hasPrefix("http://") { s.removeFirst(7) }
+            var secure = false
+            if s.hasPrefix("https://") { s.removeFirst(8); secure = true }
+            else if s.hasPrefix("http://") { s.removeFirst(7) }
             while s.hasSuffix("/") { s.removeLast() }
             guard let i = s.lastIndex(of: ":"), let port = Int(s[s.index(after: i)...]) else {
-                throw Failure(description: "\(raw): expected http://host:port")
+                throw Failure(description: "\(raw): expected http://host:port or https://host:port")
             }
-            eps.append(Endpoint(host: String(s[..<i]), port: port))
+            var host = String(s[..<i])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            eps.append(Endpoint(host: host, port: port, secure: secure))
         }
         guard !eps.isEmpty else { throw Failure(description: "no etcd endpoints given") }
         self.endpoints = eps
         self.prefix = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        self.members = try eps.map { try Member($0, tls: tls) }
+        runners = members.map { m in Task { do { try await m.client.runConnections() } catch {} } }
     }
+
+    deinit { close() }
 
     // MARK: Keys
 
@@ -83,152 +155,174 @@ public final class EtcdStore: Store, @unchecked Sendable {
         return Data([0])
     }
 
-    static func b64(_ s: String) -> JSON { .string(Data(s.utf8).base64EncodedString()) }
-    static func b64(_ d: Data) -> JSON { .string(d.base64EncodedString()) }
-    static func int64(_ j: JSON) -> Int64 { j.string.flatMap { Int64($0) } ?? Int64(j.int ?? 0) }
-
     // MARK: Transport
 
-    private func endpoint() -> Endpoint {
-        lock.withLock { let e = endpoints[next % endpoints.count]; return e }
+    private func member() -> Member { lock.withLock { members[current % members.count] } }
+
+    /// Moves on from `m` unless another request already has.
+    private func failOver(from m: Member) {
+        lock.withLock { if members[current % members.count] === m { current += 1 } }
     }
 
-    private func rotate() { lock.withLock { next += 1 } }
+    private var closed: Bool { lock.withLock { isClosed } }
 
-    /// POSTs `body` to `path`, trying each endpoint once on connection failure.
-    func post(_ path: String, _ body: JSON) async throws -> JSON {
-        if lock.withLock({ isClosed }) { throw StoreError.closed }
-        var lastError: Error = Failure(description: "no endpoint answered")
-        for _ in 0..<endpoints.count {
-            let ep = endpoint()
+    /// Errors after which another member may succeed.
+    static func retryable(_ error: Error) -> Bool {
+        guard let e = error as? RPCError else { return false }
+        return e.code == .unavailable || e.code == .deadlineExceeded
+    }
+
+    static let callOptions: CallOptions = {
+        var o = CallOptions.defaults
+        o.timeout = .seconds(10)
+        o.waitForReady = false  // a member that is down fails at once, and the next is tried
+        return o
+    }()
+
+    /// Runs `body` against the current member, failing over to the next on retryable
+    /// errors until `retryWindow` has passed. `body` is told whether an earlier attempt
+    /// failed in a way that leaves its effect unknown.
+    func withFailover<R>(_ what: String, _ body: (Member, _ retried: Bool) async throws -> R) async throws -> R {
+        let start = ContinuousClock.now
+        var delay = Duration.milliseconds(50)
+        var attempt = 0
+        while true {
+            if closed { throw StoreError.closed }
+            let m = member()
             do {
-                let (code, data) = try await exchange(ep, path, body.serialized())
-                let json = (try? JSON.parse(data)) ?? .null
-                guard code == 200 else {
-                    throw Failure(description: "etcd \(path): HTTP \(code): \(json["error"].string ?? json["message"].string ?? String(decoding: data.prefix(200), as: UTF8.self))")
+                return try await body(m, attempt > 0)
+            } catch where Self.retryable(error) {
+                failOver(from: m)
+                attempt += 1
+                if ContinuousClock.now - start > retryWindow {
+                    throw Failure(description: "etcd \(what): no member answered within \(retryWindow): \(error)")
                 }
-                return json
-            } catch let e as RawHTTPConnection.Failure {
-                lastError = e
-                rotate()
-            }
-        }
-        throw lastError
-    }
-
-    /// One request/response on a kept-alive connection to `ep` (reused from `idle`, or new).
-    /// A reused connection the server has meanwhile closed is retried once on a new one.
-    private func exchange(_ ep: Endpoint, _ path: String, _ body: Data) async throws -> (Int, Data) {
-        try await withCheckedThrowingContinuation { cont in
-            ioQueue.async {
-                var attempt = 0
-                while true {
-                    let reused = self.takeIdle(ep)
-                    let fresh = reused == nil
-                    do {
-                        let conn = try reused ?? RawHTTPConnection(host: ep.host, port: ep.port, timeoutSeconds: 30)
-                        try conn.send(method: "POST", path: path, host: "\(ep.host):\(ep.port)",
-                                      headers: ["Content-Type": "application/json"], body: body, keepAlive: true)
-                        let (code, h) = try conn.readHead()
-                        var data = Data()
-                        try conn.readBody(headers: h) { data.append(contentsOf: $0) }
-                        if h["content-length"] != nil || h["transfer-encoding"] != nil, h["connection"]?.lowercased() != "close" {
-                            self.putIdle(ep, conn)
-                        }
-                        cont.resume(returning: (code, data))
-                        return
-                    } catch {
-                        attempt += 1
-                        if fresh || attempt > 1 { cont.resume(throwing: error); return }
-                    }
+                // A full round over the members without success: wait before the next.
+                if attempt % members.count == 0 {
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
                 }
             }
-        }
-    }
-
-    private func takeIdle(_ ep: Endpoint) -> RawHTTPConnection? {
-        lock.withLock { idle[ep.host + ":\(ep.port)"]?.popLast() }
-    }
-
-    private func putIdle(_ ep: Endpoint, _ conn: RawHTTPConnection) {
-        lock.withLock {
-            let k = ep.host + ":\(ep.port)"
-            if !isClosed, idle[k, default: []].count < 64 { idle[k, default: []].append(conn) }
         }
     }
 
     // MARK: Decoding
 
-    func storedObject(_ kv: JSON) -> StoredObject? {
-        guard let k = kv["key"].string.flatMap({ Data(base64Encoded: $0) }),
-              let key = objectKey(String(decoding: k, as: UTF8.self)) else { return nil }
-        let value = kv["value"].string.flatMap { Data(base64Encoded: $0) } ?? Data()
-        return StoredObject(key: key, value: value, createRevision: Self.int64(kv["create_revision"]),
-                            modRevision: Self.int64(kv["mod_revision"]))
+    func storedObject(_ kv: Mvccpb_KeyValue) -> StoredObject? {
+        guard let key = objectKey(String(decoding: kv.key, as: UTF8.self)) else { return nil }
+        return StoredObject(key: key, value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision)
     }
 
     // MARK: Reads
 
+    private func range(_ what: String, _ req: Etcdserverpb_RangeRequest) async throws -> Etcdserverpb_RangeResponse {
+        try await withFailover(what) { m, _ in try await m.kv.range(req, options: Self.callOptions) }
+    }
+
     public func get(_ key: ObjectKey) async throws -> StoredObject? {
-        let r = try await post("/v3/kv/range", ["key": Self.b64(etcdKey(key))])
-        return (r["kvs"].array ?? []).first.flatMap(storedObject)
+        var req = Etcdserverpb_RangeRequest()
+        req.key = Data(etcdKey(key).utf8)
+        return try await range("get", req).kvs.first.flatMap(storedObject)
     }
 
     public func list(resource: String, namespace: String?) async throws -> (items: [StoredObject], revision: Int64) {
         let p = rangePrefix(resource: resource, namespace: namespace)
-        let r = try await post("/v3/kv/range", ["key": Self.b64(p), "range_end": Self.b64(Self.prefixEnd(p))])
-        let items = (r["kvs"].array ?? []).compactMap(storedObject)
+        var req = Etcdserverpb_RangeRequest()
+        req.key = Data(p.utf8)
+        req.rangeEnd = Self.prefixEnd(p)
+        let r = try await range("list", req)
+        let items = r.kvs.compactMap(storedObject)
             .sorted { ($0.key.namespace, $0.key.name) < ($1.key.namespace, $1.key.name) }
-        return (items, Self.int64(r["header"]["revision"]))
+        return (items, r.header.revision)
     }
 
     public func currentRevision() async throws -> Int64 {
-        let r = try await post("/v3/kv/range", ["key": Self.b64(prefix + "/"), "count_only": true])
-        return Self.int64(r["header"]["revision"])
+        var req = Etcdserverpb_RangeRequest()
+        req.key = Data((prefix + "/").utf8)
+        req.countOnly = true
+        return try await range("revision", req).header.revision
     }
+
+    private var compactMarkKey: Data { Data((prefix + "-meta/compacted").utf8) }
 
     /// etcd does not report its compaction point through the KV API; this returns the
     /// highest revision this store compacted to (persisted under `<prefix>-meta/compacted`).
     public func compactedRevision() async throws -> Int64 {
-        let r = try await post("/v3/kv/range", ["key": Self.b64(prefix + "-meta/compacted")])
-        guard let kv = (r["kvs"].array ?? []).first, let v = kv["value"].string.flatMap({ Data(base64Encoded: $0) }) else { return 0 }
-        return Int64(String(decoding: v, as: UTF8.self)) ?? 0
+        var req = Etcdserverpb_RangeRequest()
+        req.key = compactMarkKey
+        guard let kv = try await range("compaction mark", req).kvs.first else { return 0 }
+        return Int64(String(decoding: kv.value, as: UTF8.self)) ?? 0
     }
 
-    /// Drops history so that watches may resume only from `revision` on.
+    /// Drops history so that watches may resume only from `revision` on. A revision that
+    /// etcd has already compacted past (say by its own auto-compaction) is not an error.
     public func compact(toRevision revision: Int64) async throws {
         let cur = try await compactedRevision()
         guard revision > cur else { return }
-        _ = try await post("/v3/kv/compaction", ["revision": .string(String(revision)), "physical": true])
-        _ = try await post("/v3/kv/put", ["key": Self.b64(prefix + "-meta/compacted"), "value": Self.b64(String(revision))])
+        var req = Etcdserverpb_CompactionRequest()
+        req.revision = revision
+        req.physical = true
+        do {
+            _ = try await withFailover("compact") { m, _ in try await m.kv.compact(req, options: Self.callOptions) }
+        } catch let e as RPCError where e.code == .outOfRange && e.message.contains("compacted") {
+            // already compacted at or after `revision`
+        }
+        var mark = Etcdserverpb_PutRequest()
+        mark.key = compactMarkKey
+        mark.value = Data(String(revision).utf8)
+        _ = try await withFailover("compaction mark") { m, _ in try await m.kv.put(mark, options: Self.callOptions) }
     }
 
     // MARK: Writes
 
     /// One compare-and-op transaction on `key`. On failure the Range of `key` tells why.
-    private func txn(_ key: String, compare: JSON, success: JSON) async throws -> (ok: Bool, revision: Int64, response: JSON, current: StoredObject?) {
-        let body: JSON = ["compare": [compare], "success": [success], "failure": [["request_range": ["key": Self.b64(key)]]]]
-        let r = try await post("/v3/kv/txn", body)
-        let ok = r["succeeded"].bool ?? false
-        let first = (r["responses"].array ?? []).first ?? .null
-        let current = ok ? nil : (first["response_range"]["kvs"].array ?? []).first.flatMap(storedObject)
-        return (ok, Self.int64(r["header"]["revision"]), first, current)
+    private func txn(_ what: String, _ key: Data, compare: Etcdserverpb_Compare, success: Etcdserverpb_RequestOp,
+                     acceptRetried: ((StoredObject) -> Bool)? = nil)
+        async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, retried: Bool) {
+        var req = Etcdserverpb_TxnRequest()
+        req.compare = [compare]
+        req.success = [success]
+        var get = Etcdserverpb_RangeRequest()
+        get.key = key
+        var failure = Etcdserverpb_RequestOp()
+        failure.requestRange = get
+        req.failure = [failure]
+        return try await withFailover(what) { m, retried in
+            let r = try await m.kv.txn(req, options: Self.callOptions)
+            let first = r.responses.first
+            let current = r.succeeded ? nil : first?.responseRange.kvs.first.flatMap(storedObject)
+            return (r.succeeded, r.header.revision, first, current, retried)
+        }
+    }
+
+    private static func compare(_ key: Data, _ target: Etcdserverpb_Compare.CompareTarget,
+                                _ result: Etcdserverpb_Compare.CompareResult, _ revision: Int64) -> Etcdserverpb_Compare {
+        var c = Etcdserverpb_Compare()
+        c.key = key
+        c.target = target
+        c.result = result
+        if target == .create { c.createRevision = revision } else { c.modRevision = revision }
+        return c
     }
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
-        let k = etcdKey(key)
-        let t = try await txn(k, compare: ["key": Self.b64(k), "target": "CREATE", "result": "EQUAL", "create_revision": "0"],
-                              success: ["request_put": ["key": Self.b64(k), "value": Self.b64(value)]])
+        let k = Data(etcdKey(key).utf8)
+        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false))
+        if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision {
+            return cur  // the attempt that lost its member had been applied
+        }
         guard t.ok else { throw StoreError.alreadyExists(key) }
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
     }
 
+    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool) -> Etcdserverpb_RequestOp {
+        .with { $0.requestPut = .with { $0.key = key; $0.value = value; $0.prevKv = prevKv } }
+    }
+
     /// The compare guarding an update or delete: exact revision, or mere existence.
-    private func guardCompare(_ k: String, _ expectedRevision: Int64?) -> JSON {
-        if let expectedRevision {
-            return ["key": Self.b64(k), "target": "MOD", "result": "EQUAL", "mod_revision": .string(String(expectedRevision))]
-        }
-        return ["key": Self.b64(k), "target": "CREATE", "result": "GREATER", "create_revision": "0"]
+    private static func guardCompare(_ k: Data, _ expectedRevision: Int64?) -> Etcdserverpb_Compare {
+        if let expectedRevision { return compare(k, .mod, .equal, expectedRevision) }
+        return compare(k, .create, .greater, 0)
     }
 
     private func failure(_ key: ObjectKey, _ expectedRevision: Int64?, _ current: StoredObject?) -> StoreError {
@@ -237,20 +331,26 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
-        let k = etcdKey(key)
-        let t = try await txn(k, compare: guardCompare(k, expectedRevision),
-                              success: ["request_put": ["key": Self.b64(k), "value": Self.b64(value), "prev_kv": true]])
+        let k = Data(etcdKey(key).utf8)
+        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true))
+        if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.modRevision > (expectedRevision ?? 0) {
+            return cur  // the attempt that lost its member had been applied
+        }
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
-        let prev = storedObject(t.response["response_put"]["prev_kv"])
+        let prev = t.response.flatMap { $0.responsePut.hasPrevKv ? storedObject($0.responsePut.prevKv) : nil }
         return StoredObject(key: key, value: value, createRevision: prev?.createRevision ?? t.revision, modRevision: t.revision)
     }
 
     public func delete(_ key: ObjectKey, expectedRevision: Int64?) async throws -> StoredObject {
-        let k = etcdKey(key)
-        let t = try await txn(k, compare: guardCompare(k, expectedRevision),
-                              success: ["request_delete_range": ["key": Self.b64(k), "prev_kv": true]])
+        let k = Data(etcdKey(key).utf8)
+        var del = Etcdserverpb_DeleteRangeRequest()
+        del.key = k
+        del.prevKv = true
+        var op = Etcdserverpb_RequestOp()
+        op.requestDeleteRange = del
+        let t = try await txn("delete", k, compare: Self.guardCompare(k, expectedRevision), success: op)
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
-        guard let prev = (t.response["response_delete_range"]["prev_kvs"].array ?? []).first.flatMap(storedObject) else {
+        guard let prev = t.response?.responseDeleteRange.prevKvs.first.flatMap(storedObject) else {
             throw StoreError.notFound(key)  // deleted between compare and delete: cannot happen in one txn
         }
         return StoredObject(key: key, value: prev.value, createRevision: prev.createRevision, modRevision: t.revision)
@@ -258,84 +358,121 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     // MARK: Watch
 
+    /// State one watch's task shares with its gRPC callbacks (only that task touches it).
+    private final class WatchState: @unchecked Sendable {
+        var lastRevision: Int64
+        var created: CheckedContinuation<Void, Error>?
+        /// Set when etcd confirms a watch, cleared when its stream fails.
+        var established = false
+        init(lastRevision: Int64, created: CheckedContinuation<Void, Error>) {
+            self.lastRevision = lastRevision; self.created = created
+        }
+        func confirm() { established = true; created?.resume(); created = nil }
+    }
+
     public func watch(resource: String, namespace: String?, fromRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, Error> {
-        if lock.withLock({ isClosed }) { throw StoreError.closed }
+        if closed { throw StoreError.closed }
         // etcd may confirm a watch before cancelling it for compaction; check our own
         // compaction mark first so the common case fails here rather than in-stream.
         let compacted = try await compactedRevision()
         if fromRevision < compacted { throw StoreError.revisionCompacted(requested: fromRevision, compacted: compacted) }
         let p = rangePrefix(resource: resource, namespace: namespace)
-        let req: JSON = ["create_request": ["key": Self.b64(p), "range_end": Self.b64(Self.prefixEnd(p)),
-                                            "start_revision": .string(String(fromRevision + 1)), "prev_kv": true]]
-        let ep = endpoint()
-        let conn: RawHTTPConnection
-        do {
-            conn = try RawHTTPConnection(host: ep.host, port: ep.port, timeoutSeconds: 0)
-            try conn.send(method: "POST", path: "/v3/watch", host: "\(ep.host):\(ep.port)",
-                          headers: ["Content-Type": "application/json"], body: req.serialized())
-        } catch {
-            rotate()
-            throw error
-        }
         let (stream, cont) = AsyncThrowingStream<StoreEvent, Error>.makeStream(bufferingPolicy: .unbounded)
         let id = UUID()
-        lock.withLock { watches[id] = conn }
-        cont.onTermination = { [weak self] _ in
-            conn.shutdownSocket()
-            guard let self else { return }
-            self.lock.withLock { _ = self.watches.removeValue(forKey: id) }
-        }
-        // The reader thread resumes `created` once: when etcd confirms the watch, or with the
+        // The watch task resumes `created` once: when etcd confirms the watch, or with the
         // error that prevented it (a compacted start revision arrives as a cancelled watch).
         try await withCheckedThrowingContinuation { (created: CheckedContinuation<Void, Error>) in
-            let thread = Thread { [weak self] in
-                var pendingCreation = true
-                func fail(_ e: Error) {
-                    if pendingCreation { pendingCreation = false; created.resume(throwing: e); cont.finish(throwing: e) }
-                    else { cont.finish(throwing: e) }
-                }
+            let state = WatchState(lastRevision: fromRevision, created: created)
+            let task = Task { [weak self] in
+                guard let self else { state.created?.resume(throwing: StoreError.closed); return }
                 do {
-                    let (code, headers) = try conn.readHead()
-                    guard code == 200 else { throw Failure(description: "etcd watch: HTTP \(code)") }
-                    var pending = [UInt8]()
-                    try conn.readBody(headers: headers) { bytes in
-                        pending.append(contentsOf: bytes)
-                        while let nl = pending.firstIndex(of: 0x0A) {
-                            let line = Array(pending[..<nl]); pending.removeFirst(nl + 1)
-                            if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continue }
-                            let msg = try JSON.parse(Data(line))
-                            if let err = msg["error"].object {
-                                throw Failure(description: "etcd watch: \(err["message"]?.string ?? "\(JSON.object(err).text)")")
-                            }
-                            let res = msg["result"]
-                            let compacted = Self.int64(res["compact_revision"])
-                            if compacted > 0 { throw StoreError.revisionCompacted(requested: fromRevision, compacted: compacted) }
-                            if res["canceled"].bool == true {
-                                throw Failure(description: "etcd cancelled the watch: \(res["cancel_reason"].string ?? "")")
-                            }
-                            if pendingCreation, res["created"].bool == true { pendingCreation = false; created.resume() }
-                            for ev in res["events"].array ?? [] {
-                                if let e = self?.event(ev) { cont.yield(e) }
-                            }
-                        }
-                    }
-                    throw (self?.lock.withLock { self?.isClosed ?? true } ?? true) ? StoreError.closed
-                        : Failure(description: "etcd watch stream ended")
+                    try await self.runWatch(prefix: p, from: fromRevision, state: state, into: cont)
+                    cont.finish()
                 } catch {
-                    let closed = self.map { s in s.lock.withLock { s.isClosed } } ?? true
-                    fail(closed ? StoreError.closed : error)
+                    let e: Error = self.closed ? StoreError.closed : error
+                    if let c = state.created { state.created = nil; c.resume(throwing: e) }
+                    cont.finish(throwing: e)
                 }
             }
-            thread.start()
+            let stillOpen = lock.withLock { () -> Bool in
+                if isClosed { return false }
+                watches[id] = task
+                return true
+            }
+            if !stillOpen { task.cancel() }
+            cont.onTermination = { [weak self] _ in
+                task.cancel()
+                guard let self else { return }
+                self.lock.withLock { _ = self.watches.removeValue(forKey: id) }
+            }
         }
         return stream
     }
 
-    /// A gateway watch event as a `StoreEvent`. Deletions carry the last value (from prev_kv).
-    func event(_ ev: JSON) -> StoreEvent? {
-        guard var obj = storedObject(ev["kv"]) else { return nil }
-        let prev = ev["prev_kv"].isNull ? nil : storedObject(ev["prev_kv"])
-        if ev["type"].string == "DELETE" {
+    /// Runs one watch until it is cancelled or fails for good, re-establishing it on the
+    /// next member (from the revision after the last delivered event) when its member goes.
+    private func runWatch(prefix p: String, from fromRevision: Int64, state: WatchState,
+                          into cont: AsyncThrowingStream<StoreEvent, Error>.Continuation) async throws {
+        var firstFailure = ContinuousClock.now  // of the failures since the watch was last established
+        var failures = 0
+        while true {
+            try Task.checkCancellation()
+            if closed { throw StoreError.closed }
+            let m = member()
+            var create = Etcdserverpb_WatchCreateRequest()
+            create.key = Data(p.utf8)
+            create.rangeEnd = Self.prefixEnd(p)
+            create.startRevision = state.lastRevision + 1
+            create.prevKv = true
+            let req = Etcdserverpb_WatchRequest.with { $0.createRequest = create }
+            let (done, doneCont) = AsyncStream<Void>.makeStream()
+            var options = CallOptions.defaults
+            options.waitForReady = false
+            do {
+                try await m.watch.watch(options: options, requestProducer: { writer in
+                    try await writer.write(req)
+                    // Keep the request side open (etcd ends the watch when it closes)
+                    // until the responses end or the task is cancelled.
+                    for await _ in done {}
+                }, onResponse: { response in
+                    defer { doneCont.finish() }
+                    for try await msg in response.messages {
+                        if msg.compactRevision > 0 {
+                            throw StoreError.revisionCompacted(requested: state.lastRevision, compacted: msg.compactRevision)
+                        }
+                        if msg.canceled {
+                            throw Failure(description: "etcd cancelled the watch: \(msg.cancelReason)")
+                        }
+                        if msg.created { state.confirm() }
+                        for ev in msg.events {
+                            guard let e = self.event(ev) else { continue }
+                            cont.yield(e)
+                            state.lastRevision = e.revision
+                        }
+                    }
+                })
+                doneCont.finish()
+                // The member ended the stream without an error (it is shutting down).
+                throw RPCError(code: .unavailable, message: "etcd watch stream ended")
+            } catch where Self.retryable(error) {
+                doneCont.finish()
+                failOver(from: m)
+                if state.established || failures == 0 { firstFailure = ContinuousClock.now; failures = 0 }
+                state.established = false
+                failures += 1
+                if ContinuousClock.now - firstFailure > retryWindow {
+                    throw Failure(description: "etcd watch: no member answered within \(retryWindow): \(error)")
+                }
+                if failures % members.count == 0 { try await Task.sleep(for: .milliseconds(200)) }
+            }
+        }
+    }
+
+    /// A watch event as a `StoreEvent`. Deletions carry the last value (from prev_kv).
+    func event(_ ev: Mvccpb_Event) -> StoreEvent? {
+        guard var obj = storedObject(ev.kv) else { return nil }
+        let prev = ev.hasPrevKv ? storedObject(ev.prevKv) : nil
+        if ev.type == .delete {
             obj.value = prev?.value ?? Data()
             obj.createRevision = prev?.createRevision ?? 0
             return StoreEvent(type: .deleted, object: obj, previousValue: prev?.value)
@@ -345,11 +482,14 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     public func close() {
-        let ws: [RawHTTPConnection] = lock.withLock {
+        let (ws, rs): ([Task<Void, Never>], [Task<Void, Never>]) = lock.withLock {
+            if isClosed { return ([], []) }
             isClosed = true
-            idle.removeAll()  // closed by deinit
-            let all = Array(watches.values); watches.removeAll(); return all
+            let all = Array(watches.values); watches.removeAll()
+            let r = runners; runners.removeAll()
+            return (all, r)
         }
-        for c in ws { c.shutdownSocket() }
+        for t in ws { t.cancel() }
+        if !rs.isEmpty { for m in members { m.client.beginGracefulShutdown() } }
     }
 }

@@ -77,8 +77,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 /// - `watch(fromRevision: r)` delivers, in order, every event with revision > r and then
 ///   live events; if events after `r` were compacted it throws `.revisionCompacted`.
 ///
-/// Backends: `SQLiteStore` (embedded, default) and `EtcdStore` (etcd v3 through its JSON
-/// gateway; revision = etcd revision). `StoreTests`, `APIServerTests` and
+/// Backends: `SQLiteStore` (embedded, default) and `EtcdStore` (etcd v3 through its gRPC
+/// API; revision = etcd revision). `StoreTests`, `APIServerTests` and
 /// `ControllerTests` run against both.
 public protocol Store: Sendable {
     func get(_ key: ObjectKey) async throws -> StoredObject?
