@@ -8,7 +8,8 @@
 //           close(r12), then the pause loop
 //   after   lock cmpxchg %esi, (%rdi); int3  compare-and-swap on application
 //           memory (futex words the application changes with its own
-//           atomics at the same moment; see moat_stub_cas_addr)
+//           atomics at the same moment; see moat_stub_cas_addr), then
+//           FUTEX_WAKE_OP's operation as one loop (moat_stub_futex_op_addr)
 #define _GNU_SOURCE
 #include "cmoat.h"
 #include <errno.h>
@@ -65,6 +66,43 @@ __asm__(
     "moat_stub_cas_entry:\n"
     "  lock cmpxchg %esi, (%rdi)\n" /* eax: expected in, the word's old value out */
     "  int3\n"
+    ".balign 16\n"
+    /* FUTEX_WAKE_OP's operation on the word at rdi: esi the operation
+       (0 SET, 1 ADD, 2 OR, 3 ANDN, 4 XOR), edx the operand; eax the old
+       value. A compare-and-swap loop run here, at the application's own
+       speed, as the kernel runs it: retried from the Sentry, each try a
+       stub round trip, it lost to a thread changing the word in a loop. */
+    "moat_stub_futex_op_entry:\n"
+    "  mov (%rdi), %eax\n"
+    "40:\n"
+    "  mov %eax, %ecx\n"
+    "  cmp $1, %esi\n"
+    "  je 41f\n"
+    "  cmp $2, %esi\n"
+    "  je 42f\n"
+    "  cmp $3, %esi\n"
+    "  je 43f\n"
+    "  cmp $4, %esi\n"
+    "  je 44f\n"
+    "  mov %edx, %ecx\n"           /* SET */
+    "  jmp 45f\n"
+    "41:\n"
+    "  add %edx, %ecx\n"           /* ADD */
+    "  jmp 45f\n"
+    "42:\n"
+    "  or %edx, %ecx\n"            /* OR */
+    "  jmp 45f\n"
+    "43:\n"
+    "  mov %edx, %r8d\n"           /* ANDN */
+    "  not %r8d\n"
+    "  and %r8d, %ecx\n"
+    "  jmp 45f\n"
+    "44:\n"
+    "  xor %edx, %ecx\n"           /* XOR */
+    "45:\n"
+    "  lock cmpxchg %ecx, (%rdi)\n" /* changed meanwhile: eax holds the new value, go again */
+    "  jnz 40b\n"
+    "  int3\n"
     ".balign 4096\n"
     ".globl moat_stub_end\n"
     "moat_stub_end:\n"
@@ -77,6 +115,10 @@ extern const char moat_stub_pause_entry[];
 extern const char moat_stub_cas_entry[];
 uint64_t moat_stub_cas_addr(void) {
     return MOAT_STUB_ADDR + (uint64_t)(moat_stub_cas_entry - moat_stub_begin);
+}
+extern const char moat_stub_futex_op_entry[];
+uint64_t moat_stub_futex_op_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_futex_op_entry - moat_stub_begin);
 }
 uint64_t moat_stub_pause_addr(void) {
     return MOAT_STUB_ADDR + (uint64_t)(moat_stub_pause_entry - moat_stub_begin);

@@ -66,6 +66,7 @@ public struct HostErrno: Error, Equatable, CustomStringConvertible {
 
 public extension PlatformContext {
     func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int { -38 /* ENOSYS */ }
+    func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int { -38 /* ENOSYS */ }
 }
 
 /// The address-space operations a platform offers the Sentry. The Sentry
@@ -100,6 +101,12 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// often they change it: the old value, -errno, or -ENOSYS where the
     /// platform has no cheaper way than the caller's compareExchange32 loop.
     func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int
+    /// FUTEX_WAKE_OP's operation (`op` 0 SET, 1 ADD, 2 OR, 3 ANDN, 4 XOR with
+    /// `operand`) on the 32-bit word at `addr`, atomically and as one loop in
+    /// the application's address space, however often its threads change the
+    /// word: the old value, -errno, or -ENOSYS where the platform has none
+    /// (the caller then uses fetchUpdate32 or its compareExchange32 loop).
+    func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int
     /// The x87/SSE state (FXSAVE layout).
     func getFP(_ fp: inout FPRegisters) -> Bool
     func setFP(_ fp: inout FPRegisters) -> Bool

@@ -56,6 +56,7 @@ uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)
 uint64_t moat_stub_cas_addr(void);      // "lock cmpxchg %esi, (%rdi); int3"
+uint64_t moat_stub_futex_op_addr(void); // FUTEX_OP op esi, operand edx on (%rdi): old value in eax; int3
 /// Atomic compare-and-swap on a 32-bit word of the Sentry's own mapping of
 /// application memory (the KVM platform); returns the word's old value.
 uint32_t moat_cas32(void *word, uint32_t expected, uint32_t desired);

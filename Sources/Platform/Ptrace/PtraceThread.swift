@@ -332,6 +332,15 @@ public final class PtraceThread {
         } result: { out in Int(UInt32(truncatingIfNeeded: out.rax)) }
     }
 
+    public func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int {
+        if addr & 3 != 0 || addr >= MOAT_APP_TOP { return -Int(EFAULT) }
+        if op < 0 || op > 4 { return -Int(EINVAL) }
+        return onStub { r in
+            r.rdi = addr; r.rsi = UInt64(op); r.rdx = UInt64(operand)
+            r.rip = moat_stub_futex_op_addr()
+        } result: { out in Int(UInt32(truncatingIfNeeded: out.rax)) }
+    }
+
     /// Runs a sequence on the stub page that ends in int3, with registers set
     /// by `setup`, and reads its result off the registers at the trap. The
     /// application's registers are restored afterwards. A fault in the

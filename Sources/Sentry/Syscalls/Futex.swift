@@ -141,8 +141,9 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     }
     if op > 4 { return err(ENOSYS) }
     // Atomic against the application's own atomics on the word: a
-    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser (in the
-    // platform when it has a tight one: KVM).
+    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser, run
+    // where it is tight: in the stub (ptrace), on the Sentry's mapping of the
+    // guest's memory (KVM); retried from here only on a platform with neither.
     func apply(_ cur: UInt32) -> UInt32 {
         let o = Int32(bitPattern: cur)
         switch op {
@@ -154,7 +155,8 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
         }
     }
     let cur: UInt32
-    let fetched = t.thread.fetchUpdate32(addr2, apply)
+    var fetched = t.thread.futexOp32(addr2, op: Int(op), operand: UInt32(bitPattern: oparg))
+    if fetched == -Int(ENOSYS) { fetched = t.thread.fetchUpdate32(addr2, apply) }
     if fetched >= 0 {
         cur = UInt32(truncatingIfNeeded: fetched)
     } else if fetched != -Int(ENOSYS) {
