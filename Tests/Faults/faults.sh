@@ -63,8 +63,9 @@ tag="mfi$$"
 failures=0
 cleanup() {
     # Whatever a failed or interrupted round left: kill it, so the script
-    # itself leaves nothing. Sandboxes carry the tag (names, hostnames); the
-    # servers of the node and control scenarios carry the work directory.
+    # itself leaves nothing. Sandboxes carry the tag (names, hostnames: a
+    # pod's Sentry outlives a killed moat cri, and its Gofers end with it);
+    # the servers of the cluster and cri scenarios carry the work directory.
     for p in $(pgrep -f "$tag|$work" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
     for m in $(awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
     ip netns del "$tag-node" 2>/dev/null || true
@@ -344,7 +345,7 @@ JSON
         victim=${FAULT_VICTIM:-${victims[$((RANDOM % 4))]}}
         cat >"$d/pod.json" <<JSON
 {"metadata":{"name":"fault-$round","namespace":"faults","uid":"$tag-$round","attempt":0},
- "hostname":"fault$round","log_directory":"$d/logs/$round","linux":{}$ports}
+ "hostname":"${tag}f$round","log_directory":"$d/logs/$round","linux":{}$ports}
 JSON
         cat >"$d/ctr.json" <<JSON
 {"metadata":{"name":"writer","attempt":0},"image":{"image":"busybox"},
