@@ -7,12 +7,15 @@
 #             any ptrace sandbox pays per syscall,
 #   kvm       `moat kvm-bench`: guest syscall -> VM exit -> registers to the
 #             host -> rax back -> resume, as the Sentry answers one.
-# Part 2, whole programs (static, bench/programs/) run natively (chroot) and
+# Part 2, whole programs (static, bench/programs/) run natively (chroot),
+# under gVisor's `runsc --platform=ptrace do` (when runsc is installed) and
 # under `moat run --platform ptrace|fast|kvm`: syscall round trip (getppid),
 # first-touch page fault and mmap/munmap churn (memchurn), fork+exec
-# (forkexec; the KVM platform has no fork yet: n/a) and a CPU loop (cpuloop).
+# (forkexec) and a CPU loop (cpuloop); then python3's start-up (`python3 -c
+# pass`, wall time) in the Debian root file system (--debian-rootfs, default
+# rootfs/debian.sh's output; the row is left out without one).
 #
-# Usage: bench/kvm.sh [--moat PATH] [--rootfs DIR] [--reps N] [--calls N].
+# Usage: bench/kvm.sh [--moat PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N].
 # Needs root (chroot, /dev/kvm) and gcc. Prints Markdown tables (medians of
 # --reps runs).
 #
@@ -29,15 +32,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 moat=${MOAT:-}
 rootfs=
+debian=
 reps=5
 calls=200000
 while [ $# -gt 0 ]; do
     case "$1" in
         --moat) moat=$2; shift 2 ;;
         --rootfs) rootfs=$2; shift 2 ;;
+        --debian-rootfs) debian=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --calls) calls=$2; shift 2 ;;
-        *) echo "usage: $0 [--moat PATH] [--rootfs DIR] [--reps N] [--calls N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--moat PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N]" >&2; exit 2 ;;
     esac
 done
 if [ -z "$moat" ]; then
@@ -48,7 +53,13 @@ fi
 [ -x "$moat" ] || { echo "no moat binary (swift build --product moat, or --moat PATH)" >&2; exit 1; }
 [ -n "$rootfs" ] || rootfs="$here/../.cache/rootfs/busybox"
 [ -x "$rootfs/bin/busybox" ] || { echo "no busybox rootfs at $rootfs (bash rootfs/busybox.sh, or --rootfs DIR)" >&2; exit 1; }
-work=$(mktemp -d)
+[ -n "$debian" ] || debian="$here/../.cache/rootfs/debian"
+runsc=$(command -v runsc || true)
+# A physical path that runsc's sandbox (uid nobody) can reach: its `do`
+# builds its chroot and keeps its state under $TMPDIR.
+work=$(cd "$(mktemp -d)" && pwd -P)
+chmod 755 "$work"
+mkdir -m 1777 "$work/tmp"
 trap 'rm -rf "$work"' EXIT
 gcc -O2 -o "$work/getppid" "$here/programs/getppid.c"
 gcc -O2 -o "$work/ptrace_floor" "$here/ptrace_floor.c"
@@ -98,17 +109,41 @@ rows=(
     "fork + exec + wait (us)|us_per_iter|/bench/forkexec 50"
     "CPU loop, 60M iterations (ms)|ms|/bench/cpuloop 60"
 )
-echo "| program (median of $reps) | native | Moat ptrace | Moat fast | Moat KVM |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+# run_in SIDE ROOT CMD...: CMD under one side of the table.
+run_in() {
+    local side=$1 r=$2; shift 2
+    case "$side" in
+        native) chroot "$r" "$@" ;;
+        runsc) TMPDIR="$work/tmp" "$runsc" --ignore-cgroups --platform=ptrace --network=none do -root "$r" "$@" ;;
+        *) "$moat" run --platform "$side" --rootfs "$r" -- "$@" ;;
+    esac
+}
+# wall_ms SIDE ROOT CMD...: prints ms=<wall time of CMD> (for programs that time nothing themselves).
+wall_ms() {
+    local t0; t0=$(date +%s%N)
+    run_in "$@" >/dev/null 2>&1 || return 0
+    echo "ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
+}
+sides=(native)
+[ -n "$runsc" ] && sides+=(runsc)
+sides+=(ptrace fast kvm)
+declare -A title=([native]=native [runsc]="runsc (ptrace)" [ptrace]="Moat ptrace" [fast]="Moat fast" [kvm]="Moat KVM")
+head="| program (median of $reps)"; rule="| ---"
+for side in "${sides[@]}"; do head="$head | ${title[$side]}"; rule="$rule | ---:"; done
+echo "$head |"; echo "$rule |"
 for row in "${rows[@]}"; do
     IFS='|' read -r label key cmd <<<"$row"
-    # shellcheck disable=SC2086
-    n=$(measure "$key" chroot "$root" $cmd)
-    line="| $label | $n"
-    for plat in ptrace fast kvm; do
+    line="| $label"
+    for side in "${sides[@]}"; do
         # shellcheck disable=SC2086
-        v=$(measure "$key" "$moat" run --platform "$plat" --rootfs "$root" -- $cmd)
-        line="$line | $v"
+        line="$line | $(measure "$key" run_in "$side" "$root" $cmd)"
     done
     echo "$line |"
 done
+if [ -x "$debian/usr/bin/python3" ]; then
+    # A private copy, as for the programs: each side starts from the same files.
+    cp -a "$debian" "$work/debian"
+    line="| python3 -c pass, start-up (wall ms)"
+    for side in "${sides[@]}"; do line="$line | $(measure ms wall_ms "$side" "$work/debian" /usr/bin/python3 -c pass)"; done
+    echo "$line |"
+fi
