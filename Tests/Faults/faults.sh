@@ -69,6 +69,7 @@ cleanup() {
     for p in $(pgrep -f "$tag|$work" 2>/dev/null); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null || true; done
     for m in $(awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
     ip netns del "$tag-node" 2>/dev/null || true
+    undo_netns_mount
     for id in $(ls "$work/ocistate" 2>/dev/null); do "$moat" --root "$work/ocistate" delete --force "$id" >/dev/null 2>&1 || true; done
     for d in /sys/fs/cgroup/*/"$tag"-* /sys/fs/cgroup/"$tag"-*; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
     if [ -n "${MOAT_FAULTS_KEEP:-}" ]; then echo "faults.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
@@ -76,6 +77,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+netns_mount_ours=0
+undo_netns_mount() {
+    [ "${netns_mount_ours:-0}" = 1 ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ] && umount /run/netns 2>/dev/null && netns_mount_ours=0
+    return 0
+}
 fail() { echo "  FAIL [$scenario round $round, victim $victim]: $*" >&2; failures=$((failures + 1)); }
 rand_ms() { echo $((RANDOM % $1)); }
 sleep_ms() { sleep "$(awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }')"; }
@@ -303,6 +309,9 @@ scenario_cri() {
         done
         command -v iptables-save >/dev/null || { echo "faults.sh: cri-cni needs iptables" >&2; failures=$((failures + 1)); return; }
         mkdir -p "$d/cni/bin" "$d/cni/conf"
+        # iproute2 makes /run/netns a mount point (a bind mount onto itself) with its first
+        # namespace and never undoes it: undone at the end when this run made it.
+        mountpoint -q /run/netns 2>/dev/null || netns_mount_ours=1
         ip netns add "$node" || { fail "cannot make the node namespace"; return; }
         ip -n "$node" link set lo up
         for b in bridge host-local portmap; do
@@ -412,6 +421,7 @@ JSON
     done
     kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
     [ -z "$cni" ] || ip netns del "$node" 2>/dev/null || true
+    undo_netns_mount
 }
 
 # A one-node cluster for the node and control scenarios, in $work/$1:
