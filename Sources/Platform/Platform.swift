@@ -64,9 +64,17 @@ public struct HostErrno: Error, Equatable, CustomStringConvertible {
     public var description: String { "host errno \(rawValue)" }
 }
 
-public extension PlatformContext {
-    func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int { -38 /* ENOSYS */ }
-    func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int { -38 /* ENOSYS */ }
+/// FUTEX_WAKE_OP's operation `op` (0 SET, 1 ADD, 2 OR, 3 ANDN, 4 XOR) with
+/// `operand` applied to the word's value `cur`: what a platform's
+/// futexOp32 writes (the ptrace stub computes the same in assembly).
+public func futexOpResult(_ op: Int, _ cur: UInt32, _ operand: UInt32) -> UInt32 {
+    switch op {
+    case 0: return operand
+    case 1: return cur &+ operand
+    case 2: return cur | operand
+    case 3: return cur & ~operand
+    default: return cur ^ operand
+    }
 }
 
 /// The address-space operations a platform offers the Sentry. The Sentry
@@ -96,16 +104,12 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// against application threads running at the same moment: the word's
     /// old value (the swap happened when it equals `expected`) or -errno.
     func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int
-    /// Replaces the 32-bit word at `addr` by `update(old)` atomically, also
-    /// against application threads running at the same moment, however
-    /// often they change it: the old value, -errno, or -ENOSYS where the
-    /// platform has no cheaper way than the caller's compareExchange32 loop.
-    func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int
-    /// FUTEX_WAKE_OP's operation (`op` 0 SET, 1 ADD, 2 OR, 3 ANDN, 4 XOR with
-    /// `operand`) on the 32-bit word at `addr`, atomically and as one loop in
-    /// the application's address space, however often its threads change the
-    /// word: the old value, -errno, or -ENOSYS where the platform has none
-    /// (the caller then uses fetchUpdate32 or its compareExchange32 loop).
+    /// FUTEX_WAKE_OP's operation (futexOpResult: `op` 0 SET, 1 ADD, 2 OR,
+    /// 3 ANDN, 4 XOR with `operand`) on the 32-bit word at `addr`,
+    /// atomically and as one tight loop, as the kernel runs it, however
+    /// often application threads change the word meanwhile (ptrace: on the
+    /// stub page; KVM: on the Sentry's mapping of guest memory): the old
+    /// value, or -errno (EFAULT, EINVAL for an unknown op).
     func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int
     /// The x87/SSE state (FXSAVE layout).
     func getFP(_ fp: inout FPRegisters) -> Bool

@@ -413,8 +413,9 @@ extension KVMThread: PlatformContext {
     public func compareExchange32(_ addr: UInt64, expected: UInt32, new: UInt32) -> Int {
         addressSpace?.compareExchange32(addr, expected: expected, new: new) ?? -Int(EFAULT)
     }
-    public func fetchUpdate32(_ addr: UInt64, _ update: (UInt32) -> UInt32) -> Int {
-        addressSpace?.fetchUpdate32(addr, update) ?? -Int(EFAULT)
+    public func futexOp32(_ addr: UInt64, op: Int, operand: UInt32) -> Int {
+        if op < 0 || op > 4 { return -Int(EINVAL) }
+        return addressSpace?.fetchUpdate32(addr) { futexOpResult(op, $0, operand) } ?? -Int(EFAULT)
     }
     public func write(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         guard let a = addressSpace else { return -Int(EFAULT) }

@@ -140,32 +140,12 @@ func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
         op &= 7
     }
     if op > 4 { return err(ENOSYS) }
-    // Atomic against the application's own atomics on the word: a
-    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser, run
-    // where it is tight: in the stub (ptrace), on the Sentry's mapping of the
-    // guest's memory (KVM); retried from here only on a platform with neither.
-    func apply(_ cur: UInt32) -> UInt32 {
-        let o = Int32(bitPattern: cur)
-        switch op {
-        case 0: return UInt32(bitPattern: oparg)             // SET
-        case 1: return UInt32(bitPattern: o &+ oparg)        // ADD
-        case 2: return UInt32(bitPattern: o | oparg)         // OR
-        case 3: return UInt32(bitPattern: o & ~oparg)        // ANDN
-        default: return UInt32(bitPattern: o ^ oparg)        // XOR
-        }
-    }
-    let cur: UInt32
-    var fetched = t.thread.futexOp32(addr2, op: Int(op), operand: UInt32(bitPattern: oparg))
-    if fetched == -Int(ENOSYS) { fetched = t.thread.fetchUpdate32(addr2, apply) }
-    if fetched >= 0 {
-        cur = UInt32(truncatingIfNeeded: fetched)
-    } else if fetched != -Int(ENOSYS) {
-        return err(EFAULT)
-    } else {
-        let updated = t.updateU32(addr2, apply)
-        guard case .success(let old) = updated else { return err(updated.errno) }
-        cur = old
-    }
+    // Atomic against the application's own atomics on the word: one tight
+    // compare-and-swap loop, as the kernel's futex_atomic_op_inuser, run by
+    // the platform (ptrace: on the stub page; KVM: on the Sentry's mapping).
+    let fetched = t.thread.futexOp32(addr2, op: Int(op), operand: UInt32(bitPattern: oparg))
+    if fetched < 0 { return err(EFAULT) }
+    let cur = UInt32(truncatingIfNeeded: fetched)
     let old = Int32(bitPattern: cur)
     let cond: Bool
     switch cmp {
