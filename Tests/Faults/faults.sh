@@ -77,6 +77,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Network namespaces made since the scenario began ($base_netns) and still
+# there; one another run removed meanwhile does not count.
+check_netns_left() {
+    local new; new=$(comm -13 <(echo "$base_netns") <(netns_list))
+    [ -z "$new" ] || fail "network namespaces left: $(echo $new | head -c 200)"
+}
 netns_mount_ours=0
 undo_netns_mount() {
     [ "${netns_mount_ours:-0}" = 1 ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ] && umount /run/netns 2>/dev/null && netns_mount_ours=0
@@ -346,7 +352,6 @@ JSON
         for _ in $(seq 100); do c version >/dev/null 2>&1 && return 0; sleep 0.1; done
         return 1
     }
-    netns_list() { { ls /run/netns 2>/dev/null | grep -v -x "$node" || true; } | sort; }   # the node namespace is the script's
     local base_netns; base_netns=$(netns_list)
     start_cri || { fail "moat cri did not come up: $(tail -3 "$d/cri.out")"; kill -9 "$server" 2>/dev/null; return; }
     local victims=(cri sentry gofer stub)
@@ -414,7 +419,7 @@ JSON
         local cg; cg=$(find /sys/fs/cgroup -maxdepth 3 -name "*${pod:0:12}*" 2>/dev/null | head -3)
         [ -z "$cg" ] || fail "cgroups left: $cg"
         [ -z "$(ls "$d/state/pods/$pod" 2>/dev/null)" ] || fail "state directory left: $d/state/pods/$pod"
-        new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
+        check_netns_left
         local traces; traces=$(cni_left "$pod")
         [ -z "$traces" ] || fail "the pod's network is left in the node namespace: $traces"
         count[$victim]=$((${count[$victim]:-0} + 1))
@@ -433,17 +438,21 @@ cluster_up() {
     cp_port=$(free_port)
     api="http://127.0.0.1:$cp_port" cp=0 cri=0 agent=0
     base_netns=$(netns_list)
-    "$moat" controlplane --listen "127.0.0.1:$cp_port" --data-dir "$d/cp" >>"$d/cp.out" 2>&1 &
-    cp=$!
+    start_cp
     "$moat" cri --listen "unix://$d/cri.sock" --root "$d/root" --state "$d/state" --rootfs-image "busybox=$rootfs" >"$d/cri.out" 2>&1 &
     cri=$!
     for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null 2>&1 && [ -S "$d/cri.sock" ] && break; sleep 0.1; done
     start_agent
 }
-# The control plane again, on the same port and data; true once it answers.
-restart_cp() {
+# The control plane on the cluster's port and data (cluster_up's first start,
+# or again after a kill).
+start_cp() {
     "$moat" controlplane --listen "127.0.0.1:$cp_port" --data-dir "$d/cp" >>"$d/cp.out" 2>&1 &
     cp=$!
+}
+# The control plane again; true once it answers.
+restart_cp() {
+    start_cp
     for _ in $(seq 150); do curl -sf "$api/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
     return 1
 }
@@ -452,7 +461,8 @@ start_agent() {
         --root "$d/agent" --port 0 >>"$d/node.out" 2>&1 &
     agent=$!
 }
-netns_list() { ls /run/netns 2>/dev/null | sort; }
+# Named network namespaces, but for the cri-cni scenario's own node namespace.
+netns_list() { { ls /run/netns 2>/dev/null | grep -v -x "$tag-node" || true; } | sort; }
 # pods: "name phase restarts deleting round" for each pod of the Deployment
 # (round: the pod's annotation "round", or -).
 pods() {
@@ -501,7 +511,7 @@ cluster_down() {
     local left; left=$(alive "$t")
     [ -z "$left" ] || fail "processes left: $left"
     [ "$(host_mounts)" = 0 ] || fail "mounts left: $(grep -- "$work" /proc/1/mountinfo | head -3 | cut -d' ' -f5)"
-    new_netns=$(comm -13 <(echo "$base_netns") <(netns_list)); [ -z "$new_netns" ] || fail "network namespaces left: $(echo $new_netns | head -c 200)"
+    check_netns_left
     [ -z "$(ls "$d/state/pods" 2>/dev/null)" ] || fail "pod state left: $(ls "$d/state/pods" | head -3)"
 }
 
