@@ -494,6 +494,7 @@ public final class KVMAddressSpace {
             var bits = leafBits(r.prot)
             if !w.writable || r.copyOnWrite { bits &= ~PTE.write }
             memory.store64(slot, page | bits)
+            faultAround(r, va, bits)
             generation &+= 1
             return page
         }
@@ -501,6 +502,30 @@ public final class KVMAddressSpace {
         memory.store64(slot, page | leafBits(r.prot))
         generation &+= 1
         return page
+    }
+
+    /// Linux's fault-around for file mappings: a fault that maps a window
+    /// page also maps the file's other pages in the same 64 KiB block of the
+    /// region (absent entries only, with the same bits, so read-only in a
+    /// private mapping). Why: a guest page fault is the dear part here (an
+    /// exit through the outer hypervisor under kvm_pvm, about 0.2 ms on the
+    /// test VM, bench/results/2026-12-06-kvm.md), and a program reading its
+    /// libraries touches their pages in runs; before private mappings were
+    /// windows their copies were all mapped at mmap time. Only entries are
+    /// added (flushed by the caller's generation bump); no page is copied.
+    private func faultAround(_ r: Region, _ va: UInt64, _ bits: UInt64) {
+        guard let w = r.window else { return }
+        let block: UInt64 = 16 * 4096
+        let first = va & ~(block - 1)
+        let backedEnd = w.backedLength()
+        var p = max(r.start, first)
+        while p < min(r.end, first + block) {
+            let off = r.windowOffset + (p - r.start)
+            if p != va && off < backedEnd, let slot = leafSlot(p, create: true), memory.load64(slot) & PTE.present == 0 {
+                memory.store64(slot, (w.gpa + off) | bits)
+            }
+            p += 4096
+        }
     }
 
     /// Resolves a guest page fault (error code bits: 1 present, 2 write,
