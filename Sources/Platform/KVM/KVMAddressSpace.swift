@@ -108,6 +108,13 @@ public final class KVMAddressSpace {
     /// the parent's tables, so the parent kept writing into the shared
     /// pages. The page references and `privatize` are ready for it on a
     /// host with hardware paging (EPT/NPT), where copy-on-write is right.
+    /// It would not pay here anyway: every write fault on a shared page is
+    /// an exit (about 0.24 ms on the kvm_pvm test VM, bench/kvm.sh's
+    /// first-touch row) where copying a page at fork costs about 1 us, so
+    /// copy-on-write wins only when the parent and child leave some 200
+    /// pages unwritten for every page either writes, while a fork+exec
+    /// still writes both stacks and the libc data before the exec (an
+    /// estimate from the bench figures, not a measured copy-on-write fork).
     public func fork() throws -> KVMAddressSpace {
         try locked {
             let c = try KVMAddressSpace(machine: machine)
