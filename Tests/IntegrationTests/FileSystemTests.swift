@@ -193,13 +193,9 @@ struct FileSystemDifferentialTests {
 }
 
 /// File-system programs the KVM row leaves out, and why (each a known gap
-/// of the KVM platform, not of the program).
-let kvmFSExcluded: [String: String] = [
-    // Found when fs/53 (compat) and the KVM row (kvm3) landed together.
-    "53_private_file_mappings.c": "a private file mapping is a private copy of the bytes in guest memory on KVM (kvm_pvm's "
-        + "shadow paging gives no copy-on-write of the host's pages): after MADV_DONTNEED its pages read zeros instead of "
-        + "the file (issue 17)",
-]
+/// of the KVM platform, not of the program). None today: fs/53 left it when
+/// private file mappings became copy-on-write over the file's pages.
+let kvmFSExcluded: [String: String] = [:]
 
 @Suite("Escape attempts from inside moat")
 struct EscapeTests {

@@ -340,7 +340,7 @@ public final class KVMThread {
         }
         lastFault = "vector \(vector) error \(err) rip 0x\(String(rip, radix: 16)) cr2 0x\(String(cr2, radix: 16))"
         if vector == 14 && asp.beyondEnd(cr2) {
-            return .fault(signo: SIGBUS, code: 2, addr: cr2)   // BUS_ADRERR: a shared file page past its end
+            return .fault(signo: SIGBUS, code: 2, addr: cr2)   // BUS_ADRERR: a file page past its end
         }
         let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
                                               mapped: vector == 14 && asp.region(containing: cr2) != nil)
