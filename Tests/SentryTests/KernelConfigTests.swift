@@ -55,7 +55,7 @@ final class KernelConfigTests: XCTestCase {
         XCTAssertTrue(set.isDisjoint(with: unset), "set and not set: \(set.intersection(unset))")
         // What Moat implements is set; what it refuses is not.
         for name in ["CONFIG_EVENTFD", "CONFIG_TIMERFD", "CONFIG_SIGNALFD", "CONFIG_EPOLL", "CONFIG_INOTIFY_USER",
-                     "CONFIG_SYSVIPC", "CONFIG_FUTEX", "CONFIG_MMU", "CONFIG_TMPFS", "CONFIG_UTS_NS"] {
+                     "CONFIG_SYSVIPC", "CONFIG_FUTEX", "CONFIG_MMU", "CONFIG_TMPFS", "CONFIG_UTS_NS", "CONFIG_DNOTIFY"] {
             XCTAssertTrue(set.contains(name), name)
         }
         for name in ["CONFIG_AIO", "CONFIG_IO_URING", "CONFIG_USERFAULTFD", "CONFIG_KEYS", "CONFIG_FANOTIFY",
