@@ -16,7 +16,7 @@ final class KernelConfigTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", "gzip -dc \"$0\"", file.path]
-        let out = Pipe()
+        let out = Foundation.Pipe()
         p.standardOutput = out
         try p.run()
         let bytes = out.fileHandleForReading.readDataToEndOfFile()
