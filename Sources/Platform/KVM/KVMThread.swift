@@ -391,6 +391,10 @@ public final class KVMThread {
             return true
         }
     }
+    /// No XSAVE in the guest (CR4.OSXSAVE off, CPUID without XSAVE): as
+    /// Linux on such a CPU, the XSTATE regset is ENODEV.
+    public func getXState() -> Result<[UInt8], HostErrno> { .failure(HostErrno(ENODEV)) }
+    public func setXState(_ area: [UInt8]) -> Int { -Int(ENODEV) }
 }
 
 // The Sentry's view of a KVM thread: memory operations go to the address
