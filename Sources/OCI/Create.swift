@@ -146,7 +146,7 @@ extension Runtime {
         if readOnly { MountPoints.make(spec, rootfs: rootfs, bundle: bundle) }
         var goferArgs = ["moat", "gofer", "--root", rootfs, "--fd", "3", "--detached"]
         if readOnly || overlay { goferArgs.append("--read-only") }
-        let goferPid = try spawnSelf(goferArgs, fds: [devnull, devnull, devnull, pair.server], newSession: true)
+        let goferPid = try spawnGofer(goferArgs, fds: [devnull, devnull, devnull, pair.server])
         cleanup.pids.append(goferPid)
         StartupProfile.mark("create", "gofer spawned")
 
@@ -227,7 +227,7 @@ extension Runtime {
                     toClose += [bp.client, bp.server]
                     var args = ["moat", "gofer", "--root", dirPath, "--fd", "3", "--detached"]
                     if ro { args.append("--read-only") }
-                    cleanup.pids.append(try spawnSelf(args, fds: [devnull, devnull, devnull, bp.server], newSession: true))
+                    cleanup.pids.append(try spawnGofer(args, fds: [devnull, devnull, devnull, bp.server]))
                     gfd = Int32(fds.count)
                     fds.append(bp.client)
                     bindGofers[key] = gfd

@@ -4,11 +4,27 @@ import CMoat
 import COCI
 import Glibc
 import GoferProtocol
+import Sandbox
 import Sentry
 
 @discardableResult
 func moatPrctl(_ option: Int, _ arg: Int) -> Int {
     moat_syscall6(157 /* SYS_prctl */, option, arg, 0, 0, 0, 0)
+}
+
+/// Starts a Gofer of `moat create` (args "moat", "gofer", ...): fds[i]
+/// becomes its fd i, in a new session. Forked without exec, as `moat run`'s
+/// Gofer is (Sandbox.spawnGofer), when this process has one thread: it
+/// skips loading and relocating the binary and starting the Swift runtime
+/// again; otherwise re-executed. The forked Gofer keeps a copy of this
+/// process's memory, mostly the parsed config.json, of which the sandbox's
+/// Sentry is given all but the hooks and annotations; this process's
+/// environment is wiped in it as in `moat run`'s. The Sentry is always
+/// re-executed (a layout of its own: Sandbox.swift).
+func spawnGofer(_ args: [String], fds: [Int32]) throws -> pid_t {
+    let pid = Sandbox.spawnGofer(args, fds: fds, newSession: true)
+    if pid < 0 { throw RuntimeError("cannot start the gofer: \(String(cString: strerror(-pid)))") }
+    return pid
 }
 
 /// Spawns a re-execution of this binary (see moat_spawn): fds[i] becomes

@@ -170,11 +170,20 @@ public enum Sandbox {
     }
 
     /// The executable's `moat sentry|gofer` main (argv with "moat" first),
-    /// set by the executable. With it, `moat run` starts its Gofer by fork
+    /// set by the executable. With it, `moat run` (and `moat create`, through
+    /// spawnGofer) starts its Gofer by fork
     /// without exec (moat_fork_start): it shares the launcher's relocated
     /// pages and initialized Swift runtime copy-on-write instead of loading
     /// and relocating the binary again. nil: re-execute.
     nonisolated(unsafe) public static var internalMain: (([String]) -> Never)? = nil
+
+    /// Starts a Gofer (`args`: "moat", "gofer", ...) for the OCI runtime's
+    /// `moat create`, fds[i] as its fd i, as `moat run` starts its own:
+    /// forked when this process has one thread, else re-executed (spawn).
+    /// Returns its pid, or -errno.
+    public static func spawnGofer(_ args: [String], fds: [Int32], newSession: Bool) -> pid_t {
+        spawn("/proc/self/exe", args, fds, flags: 0, newSession: newSession, fork: true)
+    }
 
     /// Starts `path` with `args`, fds[i] as its fd i. Waits until it has
     /// exec'd, unless `execFD` is given: then it returns after the clone and

@@ -50,6 +50,17 @@ struct Moat: AsyncParsableCommand {
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
         if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
+        // `moat run`, the common case, is parsed by Run alone (see
+        // parseRunAlone) and run without a dynamic cast.
+        if let run = parseRunAlone(argv) {
+            do { try run.run() } catch let e as ValidationError {
+                fputs("moat: \(e.message)\n", stderr)
+                Glibc.exit(125)
+            } catch {
+                exit(withError: error)
+            }
+            return
+        }
         do {
             var command = try parseAsRoot()
             do {
@@ -67,6 +78,28 @@ struct Moat: AsyncParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// `moat run ARGS` parsed as Run alone, with ArgumentParser still, or nil.
+/// Parsing from the root builds the tree of every command and reflects
+/// over each one on the path; each first `as?` of a type to a protocol is a
+/// linear scan of the binary's protocol conformance records (14,320 in a
+/// debug build; the start-up profile of `moat run /bin/true` has
+/// swift_conformsToProtocol high under parseAsRoot). Run alone skips the tree and the root. Its result is
+/// the same Run, which has no validate() of its own; whatever Run alone
+/// does not simply accept (an error, --help, a completion script request)
+/// returns nil, and the full parse gives the messages, usage and help the
+/// user sees today, with "moat run" in them.
+func parseRunAlone(_ argv: [String]) -> Run? {
+    guard argv.count > 1, argv[1] == "run" else { return nil }
+    // ArgumentParser's built-in words and flags anywhere before `--` (even
+    // a command's own: the full parse decides what they mean).
+    for a in argv.dropFirst(2) {
+        if a == "--" { break }
+        if a == "-h" || a == "--help" || a == "help" || a == "--version" || a.hasPrefix("--generate-completion")
+            || a.hasPrefix("--experimental") { return nil }
+    }
+    return try? Run.parse(Array(argv.dropFirst(2)))
 }
 
 /// runc's `run`, `exec`, `kill` and `ps` share their names with the
