@@ -484,6 +484,21 @@ table() {
     done
 }
 
+# What compare and ci need (and the extra commands named): skipped without, failed under CI.
+prerequisites() {
+    [ "$(id -u)" = 0 ] || missing "root"
+    local c
+    for c in umoci skopeo docker-registry gcc unshare "$@"; do
+        command -v "$c" >/dev/null || missing "$c (.ci/setup installs it)"
+    done
+    [ -x /usr/lib/cni/bridge ] || missing "the CNI plugins in /usr/lib/cni (.ci/setup installs them)"
+    [ -x "$moat" ] || missing "moat at $moat (swift build --product moat)"
+    if [ ! -x "$critest" ] && [ -z "${CRITEST:-}" ]; then
+        bash "$here/cri-tools.sh" >/dev/null || missing "critest (Tests/Conformance/cri-tools.sh could not build it)"
+    fi
+    [ -x "$critest" ] || missing "critest at $critest"
+}
+
 [ "${CRITEST_SH_LIB:-}" = 1 ] && return 0
 
 cmd=${1:-}; shift || true
@@ -505,16 +520,7 @@ case $cmd in
     compare)
         [ $# -ge 1 ] || die "usage: compare OUT"
         out=$(mkdir -p "$1" && cd "$1" && pwd -P)
-        [ "$(id -u)" = 0 ] || missing "root"
-        for c in umoci skopeo docker-registry gcc unshare containerd runc; do
-            command -v "$c" >/dev/null || missing "$c (.ci/setup installs it)"
-        done
-        [ -x /usr/lib/cni/bridge ] || missing "the CNI plugins in /usr/lib/cni (.ci/setup installs them)"
-        [ -x "$moat" ] || missing "moat at $moat (swift build --product moat)"
-        if [ ! -x "$critest" ] && [ -z "${CRITEST:-}" ]; then
-            bash "$here/cri-tools.sh" >/dev/null || missing "critest (Tests/Conformance/cri-tools.sh could not build it)"
-        fi
-        [ -x "$critest" ] || missing "critest at $critest"
+        prerequisites containerd runc
         rm -f "$out"/*.log
         build_images "$out"
         cgroup_list > "$out/cgroups.before"
@@ -536,16 +542,7 @@ case $cmd in
     ci)
         [ $# -ge 1 ] || die "usage: ci OUT"
         out=$(mkdir -p "$1" && cd "$1" && pwd -P)
-        [ "$(id -u)" = 0 ] || missing "root"
-        for c in umoci skopeo docker-registry gcc unshare; do
-            command -v "$c" >/dev/null || missing "$c (.ci/setup installs it)"
-        done
-        [ -x /usr/lib/cni/bridge ] || missing "the CNI plugins in /usr/lib/cni (.ci/setup installs them)"
-        [ -x "$moat" ] || missing "moat at $moat (swift build --product moat)"
-        if [ ! -x "$critest" ] && [ -z "${CRITEST:-}" ]; then
-            bash "$here/cri-tools.sh" >/dev/null || missing "critest (Tests/Conformance/cri-tools.sh could not build it)"
-        fi
-        [ -x "$critest" ] || missing "critest at $critest"
+        prerequisites
         build_images "$out"
         cgroup_list > "$out/cgroups.before"
         trap 'remove_cgroups "$out/cgroups.before"' EXIT
@@ -561,5 +558,5 @@ case $cmd in
         ;;
     inner) [ "${CRITEST_EXTRA:-}" = ci ] && extra=("${ci_skips[@]}"); inner "$@" ;;
     table) table "$1" ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac
