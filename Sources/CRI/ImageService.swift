@@ -106,8 +106,8 @@ public struct ImageService: Runtime_V1_ImageService.SimpleServiceProtocol, Image
             throw RPCError(code: .invalidArgument, message: "image.image: an image reference or id is required")
         }
         do {
-            // Removing what is not there succeeds (kubelet repeats calls).
-            if try store.find(request.image.image) != nil { try store.remove(request.image.image) }
+            // Removing what is not there succeeds (kubelet repeats calls, critest removes at once from several).
+            try store.removeIfPresent(request.image.image)
         } catch { throw Self.rpcError(error, field: "image.image") }
         return Runtime_V1_RemoveImageResponse()
     }

@@ -245,17 +245,27 @@ public final class ImageStore: @unchecked Sendable {
     }
 
     /// Every image, one record per manifest.
-    public func images() throws -> [ImageRecord] {
-        let index = try readIndex()
+    public func images() throws -> [ImageRecord] { try images(listed: try readIndex()) }
+
+    /// The records of the images `index` (as read a moment ago) lists.
+    func images(listed index: Index) throws -> [ImageRecord] {
         var order: [String] = []
         var names: [String: [String]] = [:]
         for d in index.manifests {
             if names[d.digest] == nil { order.append(d.digest); names[d.digest] = [] }
             if let n = d.annotations?[Self.nameAnnotation] { names[d.digest]!.append(n) }
         }
-        return try order.map { digest in
-            let m = try decodeManifest(try readBlob(digest), digest: digest)
-            let c = try decodeConfig(try readBlob(m.config.digest), digest: m.config.digest)
+        return try order.compactMap { digest in
+            let m: Manifest, c: ConfigFile
+            do {
+                m = try decodeManifest(try readBlob(digest), digest: digest)
+                c = try decodeConfig(try readBlob(m.config.digest), digest: m.config.digest)
+            } catch ImageError.notFound(let what) {
+                // Removed by another call (its blobs collected) since the index was read:
+                // not an image any more. A blob missing from a listed image is an error.
+                if try readIndex().manifests.contains(where: { $0.digest == digest }) { throw ImageError.notFound(what) }
+                return nil
+            }
             let refs = names[digest] ?? []
             var repos = Set<String>()
             for r in refs { if let ref = try? ImageReference(parsing: r) { repos.insert(ref.name) } }
@@ -383,6 +393,13 @@ public final class ImageStore: @unchecked Sendable {
             try writeIndex(index)
         }
         try collectGarbage()
+    }
+
+    /// Removes the image `spec` names if there is one (CRI's RemoveImage: removing what is not
+    /// there succeeds), also when another call removes it at the same time.
+    public func removeIfPresent(_ spec: String) throws {
+        guard try find(spec) != nil else { return }
+        do { try remove(spec) } catch ImageError.notFound(let what) where what == spec {}
     }
 
     /// Deletes blobs and root file systems no image names. Skipped while a

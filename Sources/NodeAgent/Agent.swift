@@ -62,6 +62,10 @@ public struct NodeAgentOptions: Sendable {
     /// Image garbage collection (ImageGC.swift): thresholds, and seconds between two passes.
     public var imageGC = ImageGCPolicy()
     public var imageGCInterval = 300.0
+    /// Node-pressure eviction (Eviction.swift): hard thresholds (none: no eviction), and how long
+    /// a pressure condition stays True after its signal last crossed a threshold.
+    public var evictionHard = EvictionThreshold.defaults
+    public var evictionPressureTransitionPeriod = 300.0
     public init(server: String, criSocket: String, nodeName: String) {
         self.server = server; self.criSocket = criSocket; self.nodeName = nodeName
     }
@@ -104,11 +108,12 @@ public enum NodeAgentMain {
         if o.stopPodsOnExit { await stopAllPods(criSocket: o.criSocket) }
     }
 
-    /// The ids of the sandboxes the runtime at `criSocket` holds (ready or not).
-    static func sandboxIDs(criSocket: String) async throws -> [String] {
+    /// The ids of the sandboxes the runtime at `criSocket` holds (ready or not, or only ready ones).
+    static func sandboxIDs(criSocket: String, readyOnly: Bool = false) async throws -> [String] {
         let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: criSocket), transportSecurity: .plaintext)
         return try await withGRPCClient(transport: transport) { grpc in
-            try await RuntimeClient(wrapping: grpc).listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items.map(\.id)
+            try await RuntimeClient(wrapping: grpc).listPodSandbox(Runtime_V1_ListPodSandboxRequest()).items
+                .filter { !readyOnly || $0.state == .sandboxReady }.map(\.id)
         }
     }
 
@@ -165,6 +170,9 @@ final class NodeAgent: @unchecked Sendable {
     var runtimePodCIDR = ""
     /// When images were first seen and last seen in use (ImageGC.swift). Sync loop only.
     let imageUse = ImageUseRecord()
+    /// The eviction manager's record of pressure (Eviction.swift). Its posted conditions and
+    /// transitions are guarded by: lock; the rest is sync loop only.
+    let eviction = EvictionState()
 
     init(options: NodeAgentOptions, api: any APIClient, runtime: RuntimeClient, images: ImageClient) {
         o = options; self.api = api; self.runtime = runtime; self.images = images
@@ -184,13 +192,10 @@ final class NodeAgent: @unchecked Sendable {
         }
         return [
             "capacity": capacity, "allocatable": capacity,
-            "conditions": [
+            "conditions": .array([
                 cond("Ready", ready ? "True" : "False", ready ? "KubeletReady" : "KubeletNotReady",
                      ready ? "moat node is posting ready status" : "moat node stopped"),
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", ""),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", ""),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", ""),
-            ],
+            ] + pressureConditions(now: now)),
             "addresses": [["type": "InternalIP", "address": .string(hostIP)], ["type": "Hostname", "address": .string(o.nodeName)]],
             "daemonEndpoints": ["kubeletEndpoint": ["Port": .int(boundPort)]],
             "nodeInfo": ["containerRuntimeVersion": .string(runtimeVersion), "kubeletVersion": "v1.30.0-moat",
@@ -230,6 +235,11 @@ final class NodeAgent: @unchecked Sendable {
         // that back (else its pods are evicted from a live node).
         if let last = lastStatus, Date().timeIntervalSince(last) < o.statusInterval,
            node?.condition("Ready")?["status"].string == "True" { return }
+        try await postStatus()
+    }
+
+    /// Posts the Node's status (and its annotations).
+    func postStatus() async throws {
         // The annotations again too: the API never shows the token, so an update of the Node by
         // someone else (get, edit, put) drops it.
         _ = try await api.patch(.nodes, namespace: "", name: o.nodeName, ["metadata": ["annotations": .object([NodeProxy.tokenAnnotation: .string(proxyToken), NodeProxy.gracefulDeletionAnnotation: "true"])]])
@@ -323,6 +333,21 @@ final class NodeAgent: @unchecked Sendable {
         for pod in pods where pod.deletionTimestamp == nil {
             guard let uid = pod["metadata"]["uid"].string else { continue }
             wanted.insert(uid)
+            let mine = sandboxes.filter { $0.labels[Labels.podUID] == uid }
+            // An evicted (or rejected) pod is never started again: its sandbox stays stopped
+            // until the pod is deleted, and its controller replaces it.
+            if pod.phase == "Failed" && pod["status"]["reason"].string == "Evicted" {
+                for sb in mine where sb.state == .sandboxReady {
+                    var s = Runtime_V1_StopPodSandboxRequest(); s.podSandboxID = sb.id
+                    _ = try? await runtime.stopPodSandbox(s)
+                }
+                continue
+            }
+            if mine.isEmpty, pod["status"]["startTime"].isNull, let why = admissionRejection(pod) {
+                log.warning("pod \(pod.namespace)/\(pod.name) rejected: \(why)")
+                await markEvicted(pod, message: why)
+                continue
+            }
             do { try await syncPod(pod, sandboxes.filter { $0.labels[Labels.podUID] == uid }) } catch {
                 log.info("pod \(pod.namespace)/\(pod.name): \(error)")
             }
@@ -333,6 +358,7 @@ final class NodeAgent: @unchecked Sendable {
         }
         removeStalePodDirectories(keep: wanted)
         if proxy != nil { await syncProxy(pods) }
+        await evictionPass(pods)
         volumesRefreshed = volumesRefreshed.filter { wanted.contains($0.key) }
     }
 

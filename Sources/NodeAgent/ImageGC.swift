@@ -72,7 +72,9 @@ final class ImageUseRecord: @unchecked Sendable {
 extension NodeAgent {
     /// One collection pass; returns the ids of the images removed.
     @discardableResult
-    func collectImages(now: Date = Date()) async throws -> [String] {
+    /// `policy`: the thresholds to use (eviction frees all it can), else --image-gc-*.
+    func collectImages(now: Date = Date(), policy: ImageGCPolicy? = nil) async throws -> [String] {
+        let policy = policy ?? o.imageGC
         let fs = try await images.imageFsInfo(Runtime_V1_ImageFsInfoRequest())
         guard let mountpoint = fs.imageFilesystems.first?.fsID.mountpoint, !mountpoint.isEmpty else { return [] }
         var st = statvfs()
@@ -97,7 +99,7 @@ extension NodeAgent {
         record.firstSeen = record.firstSeen.filter { present.contains($0.key) }
         record.lastUsed = record.lastUsed.filter { present.contains($0.key) }
         let (toFree, chosen) = ImageGC.select(candidates, inUse: inUse, capacity: capacity, available: available,
-                                              policy: o.imageGC, now: now)
+                                              policy: policy, now: now)
         guard toFree > 0 else { return [] }
         var removed: [String] = []
         var freed: UInt64 = 0
@@ -114,7 +116,7 @@ extension NodeAgent {
                 log.info("image GC: removing \(c.id): \(error)")
             }
         }
-        log.info("image GC: \(mountpoint) at or over \(o.imageGC.highThresholdPercent)% used; removed \(removed.count) images, \(freed) of the \(toFree) bytes to free")
+        log.info("image GC: \(mountpoint) at or over \(policy.highThresholdPercent)% used; removed \(removed.count) images, \(freed) of the \(toFree) bytes to free")
         if freed < toFree { log.warning("image GC: wanted to free \(toFree) bytes, but freed \(freed) (the rest is in use or too new)") }
         return removed
     }

@@ -225,22 +225,6 @@ extension NodeAgent {
         }
     }
 
-    /// Kubernetes' QoS class: Guaranteed when every container has cpu and memory limits equal
-    /// to its requests, BestEffort when none asks for anything, Burstable otherwise.
-    static func qosClass(_ pod: JSON) -> String {
-        let cs = (pod["spec"]["containers"].array ?? []) + (pod["spec"]["initContainers"].array ?? [])
-        var any = false, guaranteed = true
-        for c in cs {
-            let req = c["resources"]["requests"], lim = c["resources"]["limits"]
-            if !(req.object ?? [:]).isEmpty || !(lim.object ?? [:]).isEmpty { any = true }
-            for r in ["cpu", "memory"] {
-                guard let l = Quantity.parse(lim[r]) else { guaranteed = false; continue }
-                if let q = Quantity.parse(req[r]), q != l { guaranteed = false }
-            }
-        }
-        return !any ? "BestEffort" : (guaranteed ? "Guaranteed" : "Burstable")
-    }
-
     /// The container's cpu and memory as CRI Linux resources (shares from requests, quota and memory from limits).
     static func linuxResources(_ spec: JSON) -> Runtime_V1_LinuxContainerResources {
         var r = Runtime_V1_LinuxContainerResources()
@@ -322,7 +306,7 @@ extension NodeAgent {
         }
         var status: JSON = [
             "phase": .string(phase), "podIP": .string(ip), "podIPs": [["ip": .string(ip)]], "hostIP": .string(hostIP),
-            "hostIPs": [["ip": .string(hostIP)]], "startTime": .string(started), "qosClass": .string(Self.qosClass(pod)),
+            "hostIPs": [["ip": .string(hostIP)]], "startTime": .string(started), "qosClass": .string(Pods.qosClass(pod)),
             "conditions": [cond("PodScheduled", true), cond("Initialized", initialized), cond("ContainersReady", allReady), cond("Ready", allReady)],
             "containerStatuses": .array(statuses),
         ]

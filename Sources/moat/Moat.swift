@@ -336,6 +336,9 @@ struct NodeCommand: AsyncParsableCommand {
     var imageGcHighThreshold = 85
     @Option(help: "The usage (percent) image garbage collection frees down to.") var imageGcLowThreshold = 80
     @Option(help: "Seconds an image is kept at least after the agent first saw it.") var imageMinimumGcAge = 120.0
+    @Option(help: "Hard eviction thresholds, SIGNAL<QUANTITY or SIGNAL<PERCENT% comma separated (memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, pid.available); empty: no eviction.")
+    var evictionHard = EvictionThreshold.defaultsText
+    @Option(help: "Seconds a pressure condition stays True after its signal last crossed a threshold.") var evictionPressureTransitionPeriod = 300.0
 
     func run() async throws {
         guard cri.hasPrefix("unix://") else { throw ValidationError("--cri must be unix:///PATH") }
@@ -357,6 +360,9 @@ struct NodeCommand: AsyncParsableCommand {
             throw ValidationError("--image-gc-low-threshold and --image-gc-high-threshold must be percentages, low <= high")
         }
         o.imageGC = ImageGCPolicy(high: imageGcHighThreshold, low: imageGcLowThreshold, minimumAge: imageMinimumGcAge)
+        do { o.evictionHard = try EvictionThreshold.parse(evictionHard) } catch { throw ValidationError("--eviction-hard: \(error)") }
+        guard evictionPressureTransitionPeriod >= 0 else { throw ValidationError("--eviction-pressure-transition-period must not be negative") }
+        o.evictionPressureTransitionPeriod = evictionPressureTransitionPeriod
         if let f = tokenFile {
             guard let t = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(f)") }
             o.token = t.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -9,6 +9,12 @@
 #     WebSocket; every other run uses WebSocket.
 #   critest.sh table OUT                 pass/fail counts per runtime from OUT/*.log,
 #                                        then each failed spec and where it failed
+#   critest.sh compare OUT               issue 12's comparison: `moat cri` and containerd
+#                                        1.6 + runc side by side in one run (same critest,
+#                                        flags, images, network: exec/attach over SPDY, which
+#                                        containerd 1.6 speaks), then the table; fails if either
+#                                        run did not finish, or if the host has a mount, network
+#                                        namespace, link, cgroup or process more than before.
 #   critest.sh ci OUT                    CI's run (test.sh): `moat cri` only, every
 #                                        spec but the known failures (ci_skips below,
 #                                        each explained in CRITEST.md); fails when a
@@ -434,6 +440,18 @@ remove_cgroups() {
     return 0
 }
 
+# What a run must not leave on the host (compare checks it; $1: the run's OUT, which every
+# path of it is under): mounts of the run, CNI network namespaces (cni-*, as containerd names
+# them), its bridge, the runtimes' cgroups, processes of the run. Only the run's own marks,
+# so another tool working on the machine meanwhile does not count.
+host_state() {
+    awk -v o="$1" 'index($4, o) || index($5, o) || $0 ~ /critest-netns/ {print "mount " $5}' /proc/self/mountinfo | sort -u
+    ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ {print "netns " $1}' | sort
+    ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^cni-critest/ {print "link " $2}'
+    cgroup_list | grep -E 'k8s\.io|cri-containerd|runsc|\.slice|kubepods' | sed 's/^/cgroup /' || true
+    ps -eo pid=,args= | grep -F -- "$1" | grep -vE "critest\.sh compare|grep -F" | sed 's/^ *[0-9]* /process /' || true
+}
+
 table() {
     local out=$1 f
     echo "| runtime | passed | failed | skipped | pending |"
@@ -466,6 +484,21 @@ table() {
     done
 }
 
+# What compare and ci need (and the extra commands named): skipped without, failed under CI.
+prerequisites() {
+    [ "$(id -u)" = 0 ] || missing "root"
+    local c
+    for c in umoci skopeo docker-registry gcc unshare "$@"; do
+        command -v "$c" >/dev/null || missing "$c (.ci/setup installs it)"
+    done
+    [ -x /usr/lib/cni/bridge ] || missing "the CNI plugins in /usr/lib/cni (.ci/setup installs them)"
+    [ -x "$moat" ] || missing "moat at $moat (swift build --product moat)"
+    if [ ! -x "$critest" ] && [ -z "${CRITEST:-}" ]; then
+        bash "$here/cri-tools.sh" >/dev/null || missing "critest (Tests/Conformance/cri-tools.sh could not build it)"
+    fi
+    [ -x "$critest" ] || missing "critest at $critest"
+}
+
 [ "${CRITEST_SH_LIB:-}" = 1 ] && return 0
 
 cmd=${1:-}; shift || true
@@ -484,19 +517,32 @@ case $cmd in
         unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child \
             -- bash "$0" inner "$out" "$@"
         ;;
+    compare)
+        [ $# -ge 1 ] || die "usage: compare OUT"
+        out=$(mkdir -p "$1" && cd "$1" && pwd -P)
+        prerequisites containerd runc
+        rm -f "$out"/*.log
+        build_images "$out"
+        cgroup_list > "$out/cgroups.before"
+        host_state "$out" > "$out/host.before"
+        trap 'remove_cgroups "$out/cgroups.before"' EXIT
+        trap 'exit 130' INT TERM HUP
+        unshare --net --mount --propagation private --pid --ipc --fork --mount-proc --kill-child \
+            -- bash "$0" inner "$out" moat-spdy containerd-spdy
+        remove_cgroups "$out/cgroups.before"
+        host_state "$out" > "$out/host.after"
+        table "$out" | tee "$out/table.md"
+        for r in moat-spdy containerd-spdy; do
+            grep -qE '^Ran [0-9]+ of [0-9]+' "$out/$r.log" || die "critest on $r did not finish; log: $out/$r.log"
+        done
+        if ! diff "$out/host.before" "$out/host.after" | grep '^>' > "$out/host.left"; then :; fi
+        [ -s "$out/host.left" ] && { cat "$out/host.left" >&2; die "host state left behind (above; $out/host.left)"; }
+        echo "critest.sh: moat cri $(grep -oE '[0-9]+ Passed' "$out/moat-spdy.log" | tail -1), containerd + runc $(grep -oE '[0-9]+ Passed' "$out/containerd-spdy.log" | tail -1); no host state left"
+        ;;
     ci)
         [ $# -ge 1 ] || die "usage: ci OUT"
         out=$(mkdir -p "$1" && cd "$1" && pwd -P)
-        [ "$(id -u)" = 0 ] || missing "root"
-        for c in umoci skopeo docker-registry gcc unshare; do
-            command -v "$c" >/dev/null || missing "$c (.ci/setup installs it)"
-        done
-        [ -x /usr/lib/cni/bridge ] || missing "the CNI plugins in /usr/lib/cni (.ci/setup installs them)"
-        [ -x "$moat" ] || missing "moat at $moat (swift build --product moat)"
-        if [ ! -x "$critest" ] && [ -z "${CRITEST:-}" ]; then
-            bash "$here/cri-tools.sh" >/dev/null || missing "critest (Tests/Conformance/cri-tools.sh could not build it)"
-        fi
-        [ -x "$critest" ] || missing "critest at $critest"
+        prerequisites
         build_images "$out"
         cgroup_list > "$out/cgroups.before"
         trap 'remove_cgroups "$out/cgroups.before"' EXIT
@@ -512,5 +558,5 @@ case $cmd in
         ;;
     inner) [ "${CRITEST_EXTRA:-}" = ci ] && extra=("${ci_skips[@]}"); inner "$@" ;;
     table) table "$1" ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac

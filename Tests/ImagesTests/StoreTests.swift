@@ -1,5 +1,6 @@
 // The store: digest checks, import of an OCI layout and a docker-archive,
-// the unpacked multi-layer image, removal refused while in use, garbage.
+// the unpacked multi-layer image, removal refused while in use, garbage,
+// simultaneous removals.
 
 import Foundation
 import Glibc
@@ -60,6 +61,41 @@ final class StoreTests: XCTestCase {
         let usage = try store.usage()
         XCTAssertGreaterThan(usage.bytes, 1_000_000)
         XCTAssertGreaterThan(usage.inodes, 100)
+    }
+
+    /// Removals of one image at the same time all succeed, and listings meanwhile never fail
+    /// on a blob that a removal collected after they read the index (critest's "simultaneous
+    /// RemoveImage calls"); a listed image whose blob is missing is still an error.
+    func testSimultaneousRemovalsAndListings() async throws {
+        let layout = try TestRegistry.layout()
+        let root = try tempDir(); defer { _ = try? sh("rm -rf \(root)") }
+        let store = try ImageStore(root: root)
+        let errors = NSLock()
+        var failures: [String] = []
+        for _ in 0..<12 {
+            _ = try await store.importImages(from: layout, name: "localhost/test")
+            DispatchQueue.concurrentPerform(iterations: 6) { i in
+                do {
+                    if i % 2 == 0 { try store.removeIfPresent("localhost/test:multi") }
+                    for _ in 0..<5 { _ = try store.images() }
+                } catch { errors.withLock { failures.append("\(error)") } }
+            }
+            XCTAssertNil(try store.find("localhost/test:multi"))
+        }
+        XCTAssertEqual(failures, [])
+        // The race itself, step by step: a listing reads the index, a removal collects the
+        // image's blobs, the listing reads the blobs. The image is gone, not an error.
+        _ = try await store.importImages(from: layout, name: "localhost/test")
+        let stale = try store.readIndex()
+        try store.removeIfPresent("localhost/test:multi")
+        XCTAssertEqual(try store.images(listed: stale).flatMap(\.tags).sorted(), ["localhost/test:index", "localhost/test:single"])
+        try store.removeIfPresent("localhost/test:multi")
+        // Corruption is not hidden: a listed image without its manifest blob.
+        let single = try XCTUnwrap(try store.find("localhost/test:single"))
+        unlink(root + "/blobs/sha256/" + single.manifestDigest.dropFirst(7))
+        XCTAssertThrowsError(try store.images()) { e in
+            guard case ImageError.notFound = e else { return XCTFail("\(e)") }
+        }
     }
 
     func testImportDockerArchive() async throws {

@@ -193,9 +193,9 @@ final class NodeAgentTests: XCTestCase {
         return try startAgent()
     }
 
-    func startAgent(log: String = "node.log") throws -> Process {
+    func startAgent(log: String = "node.log", _ extra: [String] = []) throws -> Process {
         let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", criEndpoint,
-                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"], log: log)
+                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"] + extra, log: log)
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
         return node
     }
@@ -729,5 +729,120 @@ final class NodeAgentTests: XCTestCase {
         XCTAssertEqual(try containers(), before)
         let sandboxes = await sandboxCount()
         XCTAssertEqual(sandboxes, 3 + 2)
+    }
+
+    /// Node-pressure eviction for real: four pods run (two BestEffort, one of them a
+    /// Deployment's; one Burstable within its request; one Guaranteed), then the agent restarts
+    /// with a memory threshold above the machine's total memory, which the node is certain to
+    /// cross. The node gets MemoryPressure and the memory-pressure taint; the pods are evicted
+    /// one per pass, the BestEffort ones first and the Guaranteed one last (the order of their
+    /// Evicted events, whose names carry nanoseconds); each is Failed with reason Evicted and
+    /// a message naming memory, and none is started again; the Deployment's replacement stays
+    /// Pending, kept off by the taint. With eviction off nothing is evicted and the test fails.
+    func testNodePressureEviction() async throws {
+        let agent = try startCluster()
+        let objects = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: best}
+            spec:
+              terminationGracePeriodSeconds: 30
+              containers: [{name: c, image: busybox, command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: burst}
+            spec:
+              containers:
+              - {name: c, image: busybox, command: ["sleep", "3600"], resources: {requests: {memory: 256Mi}}}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: guar}
+            spec:
+              containers:
+              - {name: c, image: busybox, command: ["sleep", "3600"], resources: {requests: {cpu: 100m, memory: 512Mi}, limits: {cpu: 100m, memory: 512Mi}}}
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 1
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
+            """
+        let r = try kubectl(["apply", "-f", "-"], stdin: objects)
+        XCTAssertEqual(r.code, 0, r.out)
+        try waitFor("four pods running", timeout: 90) {
+            try kubectl(["get", "pods", "-o", "jsonpath={.items[*].status.phase}"]).out == "Running Running Running Running"
+        }
+        XCTAssertEqual(try kubectl(["get", "node", "n1", "-o", "jsonpath={.spec.taints}"]).out, "", "the node was tainted before any pressure")
+        let webPod = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]).out
+        XCTAssertTrue(webPod.hasPrefix("web-"), webPod)
+        XCTAssertEqual(try kubectl(["get", "pod", "burst", "-o", "jsonpath={.spec.tolerations[*].key}"]).out, "node.kubernetes.io/memory-pressure")
+
+        // A threshold this machine always crosses.
+        let meminfo = try String(contentsOfFile: "/proc/meminfo", encoding: .utf8)
+        let totalKi = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+        try require(totalKi > 0, "MemTotal in /proc/meminfo")
+        agent.terminate()
+        agent.waitUntilExit()
+        _ = try startAgent(log: "node2.log", ["--eviction-hard", "memory.available<\(totalKi + (1 << 20))Ki"])
+
+        var failedSeen: [String] = []
+        func failed() throws -> Set<String> {
+            Set(try pods().compactMap { p -> String? in
+                let m = p["metadata"] as? [String: Any], s = p["status"] as? [String: Any]
+                return s?["phase"] as? String == "Failed" ? m?["name"] as? String : nil
+            })
+        }
+        try waitFor("every pod evicted", timeout: 120) {
+            let f = try failed()
+            // Never a Guaranteed or Burstable pod while a BestEffort one still runs.
+            if f.contains("guar") { XCTAssertTrue(f.isSuperset(of: ["best", "burst", webPod]), "guar evicted before \(f)") }
+            if f.contains("burst") { XCTAssertTrue(f.isSuperset(of: ["best", webPod]), "burst evicted before \(f)") }
+            failedSeen = f.sorted()
+            return f.isSuperset(of: ["best", "burst", "guar", webPod])
+        }
+        print("evicted: \(failedSeen)")
+        for name in ["best", "burst", "guar", webPod] {
+            XCTAssertEqual(try kubectl(["get", "pod", name, "-o", "jsonpath={.status.reason}"]).out, "Evicted", name)
+            let msg = try kubectl(["get", "pod", name, "-o", "jsonpath={.status.message}"]).out
+            XCTAssertTrue(msg.contains("low on resource: memory"), "\(name): \(msg)")
+        }
+        // The order of eviction, from the Evicted events' names (pod.NANOSECONDS in hex); a
+        // replacement the agent rejected before the taint was there has one too.
+        let events = try kubectl(["get", "events", "-o", "jsonpath={range .items[*]}{.reason} {.involvedObject.name} {.metadata.name}{\"\\n\"}{end}"]).out
+        let order = events.split(separator: "\n").compactMap { l -> (String, UInt64)? in
+            let f = l.split(separator: " ")
+            guard f.count == 3, f[0] == "Evicted", let hex = f[2].split(separator: ".").last, let t = UInt64(hex, radix: 16) else { return nil }
+            return (String(f[1]), t)
+        }.sorted { $0.1 < $1.1 }.map(\.0).filter { ["best", "burst", "guar", webPod].contains($0) }
+        print("eviction order: \(order)")
+        XCTAssertEqual(order.count, 4, events)
+        XCTAssertEqual(Set(order.prefix(2)), ["best", webPod], "BestEffort pods first: \(order)")
+        XCTAssertEqual(order.dropFirst(2), ["burst", "guar"], "then Burstable within its request, Guaranteed last: \(order)")
+
+        // The node: MemoryPressure and its NoSchedule taint.
+        XCTAssertEqual(try kubectl(["get", "node", "n1", "-o", "jsonpath={.status.conditions[?(@.type==\"MemoryPressure\")].status}"]).out, "True")
+        try waitFor("the memory-pressure taint", timeout: 30) {
+            try kubectl(["get", "node", "n1", "-o", "jsonpath={.spec.taints[*].key}"]).out.contains("node.kubernetes.io/memory-pressure")
+        }
+        // The Deployment replaced its pod; the BestEffort replacement is kept off the node.
+        try waitFor("the Deployment's replacement pod, unschedulable for the taint", timeout: 60) {
+            let p = try pods().first { ($0["metadata"] as? [String: Any])?["name"] as? String != webPod
+                && (($0["metadata"] as? [String: Any])?["labels"] as? [String: Any])?["app"] as? String == "web" }
+            guard let spec = p?["spec"] as? [String: Any], let st = p?["status"] as? [String: Any] else { return false }
+            let conds = st["conditions"] as? [[String: Any]] ?? []
+            return spec["nodeName"] == nil && st["phase"] as? String == "Pending"
+                && conds.contains { $0["type"] as? String == "PodScheduled" && ($0["message"] as? String ?? "").contains("memory-pressure") }
+        }
+        // Evicted pods stay down: no sandbox of theirs runs, and they stay Failed.
+        let ready = try await NodeAgentMain.sandboxIDs(criSocket: Self.externalSocket ?? dir + "/cri.sock", readyOnly: true)
+        XCTAssertEqual(ready, [], "an evicted pod's sandbox is running")
+        XCTAssertTrue(try failed().isSuperset(of: ["best", "burst", "guar", webPod]))
     }
 }

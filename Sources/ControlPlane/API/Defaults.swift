@@ -8,6 +8,7 @@ enum Defaults {
         switch rt.kind {
         case "Pod":
             podSpec(&obj["spec"])
+            memoryPressureToleration(&obj)
             if obj[path: "status", "phase"].isNull { obj[path: "status", "phase"] = "Pending" }
         case "Deployment":
             if obj.replicas == nil { obj.replicas = 1 }
@@ -58,6 +59,18 @@ enum Defaults {
         default:
             break
         }
+    }
+
+    /// A pod that asks for any resources (QoS Guaranteed or Burstable) tolerates the
+    /// memory-pressure taint that a node under memory pressure gets (NodeLifecycleController),
+    /// as Kubernetes' admission does: only new BestEffort pods are kept off such a node.
+    static func memoryPressureToleration(_ pod: inout JSON) {
+        guard case .object = pod["spec"], Pods.qosClass(pod) != "BestEffort" else { return }
+        var tolerations = pod[path: "spec", "tolerations"].array ?? []
+        let key = NodeLifecycleController.memoryPressureTaint
+        if tolerations.contains(where: { $0["key"].string == key && ($0["effect"].string ?? "NoSchedule") == "NoSchedule" }) { return }
+        tolerations.append(["key": .string(key), "operator": "Exists", "effect": "NoSchedule"])
+        pod[path: "spec", "tolerations"] = .array(tolerations)
     }
 
     /// Job pods are selected by a generated controller-uid label unless the user chose a manual selector.

@@ -9,8 +9,18 @@ import Foundation
 /// NoExecute taint. Once a node has been not-ready for longer than `evictionTimeout`, the
 /// pods bound to it are deleted so their controllers replace them elsewhere. A node that
 /// heartbeats again loses the taint.
+///
+/// It also taints nodes by their pressure conditions (MemoryPressure, DiskPressure,
+/// PIDPressure, which the node agent's eviction manager sets): a NoSchedule taint
+/// node.kubernetes.io/memory-pressure etc. while the condition is True, so the scheduler
+/// places no new pods there (pods that ask for resources tolerate memory pressure: Defaults).
 public final class NodeLifecycleController: Sendable {
     public static let unreachableTaint = "node.kubernetes.io/unreachable"
+    public static let memoryPressureTaint = "node.kubernetes.io/memory-pressure"
+    /// Condition type and the NoSchedule taint it brings.
+    public static let conditionTaints = [("MemoryPressure", memoryPressureTaint),
+                                         ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+                                         ("PIDPressure", "node.kubernetes.io/pid-pressure")]
     let client: any APIClient
     public let gracePeriod: Double
     public let evictionTimeout: Double
@@ -37,7 +47,11 @@ public final class NodeLifecycleController: Sendable {
                let renewed = lease[path: "spec", "renewTime"].string.flatMap(Timestamp.parse), renewed > heartbeat {
                 heartbeat = renewed
             }
-            let taints = node["spec"]["taints"].array ?? []
+            var taints = node["spec"]["taints"].array ?? []
+            if let t = Self.pressureTaints(node, taints, now: now) {
+                _ = try await client.patch(.nodes, namespace: "", name: node.name, ["spec": ["taints": t.isEmpty ? .null : .array(t)]])
+                taints = t
+            }
             let hasTaint = taints.contains { $0["key"].string == Self.unreachableTaint }
             if status == "True" {
                 if now.timeIntervalSince(heartbeat) > gracePeriod {
@@ -64,5 +78,21 @@ public final class NodeLifecycleController: Sendable {
                 catch let e as APIError where e.isNotFound {}
             }
         }
+    }
+
+    /// The node's taints with a NoSchedule pressure taint for each pressure condition that is
+    /// True and none for one that is not; nil when that is what it has.
+    static func pressureTaints(_ node: JSON, _ taints: [JSON], now: Date) -> [JSON]? {
+        var out = taints
+        for (type, key) in conditionTaints {
+            let on = node.condition(type)?["status"].string == "True"
+            let has = out.contains { $0["key"].string == key && $0["effect"].string == "NoSchedule" }
+            if on && !has {
+                out.append(["key": .string(key), "effect": "NoSchedule", "timeAdded": .string(Timestamp.string(now))])
+            } else if !on && has {
+                out.removeAll { $0["key"].string == key && $0["effect"].string == "NoSchedule" }
+            }
+        }
+        return out == taints ? nil : out
     }
 }

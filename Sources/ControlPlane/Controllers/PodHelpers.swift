@@ -22,6 +22,22 @@ public enum Pods {
         return pod
     }
 
+    /// Kubernetes' QoS class: Guaranteed when every container has cpu and memory limits equal
+    /// to its requests, BestEffort when none asks for anything, Burstable otherwise.
+    public static func qosClass(_ pod: JSON) -> String {
+        let cs = (pod["spec"]["containers"].array ?? []) + (pod["spec"]["initContainers"].array ?? [])
+        var any = false, guaranteed = true
+        for c in cs {
+            let req = c["resources"]["requests"], lim = c["resources"]["limits"]
+            if !(req.object ?? [:]).isEmpty || !(lim.object ?? [:]).isEmpty { any = true }
+            for r in ["cpu", "memory"] {
+                guard let l = Quantity.parse(lim[r]) else { guaranteed = false; continue }
+                if let q = Quantity.parse(req[r]), q != l { guaranteed = false }
+            }
+        }
+        return !any ? "BestEffort" : (guaranteed ? "Guaranteed" : "Burstable")
+    }
+
     /// CPU (millicores) and memory (bytes) requested by a pod's containers.
     public static func requests(_ p: JSON) -> (cpu: Int64, memory: Int64) {
         var cpu: Int64 = 0, mem: Int64 = 0
