@@ -57,13 +57,19 @@ let package = Package(
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
         .target(name: "SPDY", dependencies: ["CZlib"]),
+        // Answers grpc-go's bandwidth-estimation PINGs before swift-nio-http2 counts them
+        // (HTTP2PingAnswerer.swift): for EtcdStore's client and `moat cri`'s server.
+        .target(name: "HTTP2Ping", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+        ]),
         .target(name: "EtcdAPI", dependencies: [
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["proto", "README.md", "regenerate.sh"]),
         .target(name: "ControlPlane", dependencies: [
-            "SPDY", "EtcdAPI",
+            "SPDY", "EtcdAPI", "HTTP2Ping",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -73,7 +79,6 @@ let package = Package(
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -93,7 +98,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CRI", dependencies: [
-            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat", "CZlib", "SPDY",
+            "CRIAPI", "Images", "Sandbox", "Sentry", "OCI", "CMoat", "CZlib", "SPDY", "HTTP2Ping",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
@@ -139,7 +144,7 @@ let package = Package(
             "CRI", "CRIAPI", "CZlib", "SPDY",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-        ]),
+        ], exclude: ["programs"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "StandaloneTests", dependencies: ["Standalone"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "CRIAPI", "ControlPlane"]),

@@ -11,6 +11,7 @@ import Foundation
 import Glibc
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import HTTP2Ping
 
 public enum CRIServer {
     /// The socket path of a `unix://` (or bare path) --listen value.
@@ -68,8 +69,12 @@ public enum CRIServer {
         }
         // The socket is made with no permissions for group and others.
         let oldMask = umask(0o177)
+        // grpc-go clients (kubelet, crictl) PING after about every response they receive;
+        // swift-nio-http2 would close the connection after 200 in 30 s (HTTP2PingAnswerer).
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { HTTP2PingAnswerer.install(on: $0, role: .server) }
         let transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+            address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config)
         let streaming = StreamingServer(runtime: runtime)
         try await streaming.start(address: options.streamingAddress)
         defer { streaming.stop() }

