@@ -334,6 +334,40 @@ class APIServerTests: XCTestCase {
         _ = await expectError(403, "another node's lease") { _ = try await n1.create(.leases, namespace: "kube-node-lease", lease) }
     }
 
+    /// Events expire after the registry's event TTL (kube-apiserver's --event-ttl), counted
+    /// from their last update, which renews it; other objects do not expire.
+    func testEventsExpireAfterTheEventTTL() async throws {
+        await cluster.stop()
+        cluster = try await TestCluster(backend: Self.backend, eventTTL: .seconds(3))
+        client = try await cluster.serve()
+        func event(_ name: String) -> JSON {
+            ["apiVersion": "v1", "kind": "Event", "metadata": ["name": .string(name), "namespace": "default"],
+             "involvedObject": ["kind": "Pod", "name": "p", "namespace": "default"], "reason": "Test", "message": "m", "type": "Normal"]
+        }
+        let from = try await client.list(.events, namespace: "default", options: ListOptions())["metadata"]["resourceVersion"].string ?? "0"
+        for n in ["a", "b"] { _ = try await client.create(.events, namespace: "default", event(n)) }
+        var b = try await client.get(.events, namespace: "default", name: "b")
+        b["message"] = "updated"
+        _ = try await client.update(.events, b)
+        let cm: JSON = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "stays", "namespace": "default"], "data": ["k": "v"]]
+        _ = try await client.create(.configmaps, namespace: "default", cm)
+        let names = try await client.list(.events, namespace: "default").compactMap { $0["metadata"]["name"].string }
+        XCTAssertEqual(names, ["a", "b"])
+        // Both go, as DELETED events to a watch; b (updated) still with its last message.
+        let stream = try await client.watch(.events, namespace: "default", options: ListOptions(resourceVersion: from))
+        let deleted = try await withDeadline(60) {
+            var out: [JSON] = []
+            for try await e in stream where e.type == "DELETED" { out.append(e.object); if out.count == 2 { break } }
+            return out
+        }
+        XCTAssertEqual(Set(deleted.compactMap { $0["metadata"]["name"].string }), ["a", "b"])
+        XCTAssertEqual(deleted.first { $0["metadata"]["name"] == "b" }?["message"], "updated")
+        let left = try await client.list(.events, namespace: "default")
+        XCTAssertEqual(left.count, 0)
+        let stays = try await client.get(.configmaps, namespace: "default", name: "stays")
+        XCTAssertEqual(stays["data"]["k"], "v")
+    }
+
     func testConcurrentHTTPWritersGet409AndLoseNothing() async throws {
         let conflicts = try await incrementCounterConcurrently(client!, writers: 4, rounds: 8)
         let final = try await client.get(.configmaps, namespace: "default", name: "counter")
@@ -346,6 +380,7 @@ class APIServerTests: XCTestCase {
 final class EtcdAPIServerTests: APIServerTests {
     override class var backend: Backend { .etcd }
     override func testDiscoveryAndVersion() async throws { try await super.testDiscoveryAndVersion() }
+    func testEventsExpireAfterTheEventTTLOnEtcd() async throws { try await testEventsExpireAfterTheEventTTL() }
     func testNodePortsComeFromTheirRangeOnEtcd() async throws { try await testNodePortsComeFromTheirRange() }
     override func testOpenAPIV3DeclaresServerSideFieldValidation() async throws { try await super.testOpenAPIV3DeclaresServerSideFieldValidation() }
     override func testCreateDefaultsAndGenerateName() async throws { try await super.testCreateDefaultsAndGenerateName() }
