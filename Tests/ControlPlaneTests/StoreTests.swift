@@ -172,9 +172,7 @@ class StoreTests: XCTestCase {
         XCTAssertEqual(String(decoding: final.value, as: UTF8.self), String(writers * increments))
         XCTAssertGreaterThan(conflicts, 0, "expected some optimistic-concurrency conflicts")
     }
-}
 
-extension StoreTests {
     /// Objects written with a TTL are deleted once it has passed, each with a DELETED event;
     /// an object without one stays, and so does one whose TTL a plain update cleared, while a
     /// TTL given on update makes an object expire. On etcd the keys written with the TTL
@@ -248,5 +246,5 @@ final class EtcdStoreTests: StoreTests {
     override func testDurableAcrossReopenAndWatchResume() async throws { try await super.testDurableAcrossReopenAndWatchResume() }
     override func testClosedStoreEndsWatches() async throws { try await super.testClosedStoreEndsWatches() }
     override func testConcurrentWritersConflictAndLoseNothing() async throws { try await super.testConcurrentWritersConflictAndLoseNothing() }
-    func testObjectsWithATTLExpireOnEtcd() async throws { try await testObjectsWithATTLExpire() }
+    override func testObjectsWithATTLExpire() async throws { try await super.testObjectsWithATTLExpire() }
 }
