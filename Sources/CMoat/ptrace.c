@@ -23,6 +23,15 @@ int moat_getfpregs(pid_t tid, struct user_fpregs_struct *fp) {
 int moat_setfpregs(pid_t tid, const struct user_fpregs_struct *fp) {
     return (int)ptrace(PTRACE_SETFPREGS, tid, 0, (void *)fp);
 }
+long moat_getxstate(pid_t tid, void *buf, size_t len) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)0x202 /* NT_X86_XSTATE */, &iov) != 0) return -1;
+    return (long)iov.iov_len;
+}
+int moat_setxstate(pid_t tid, const void *buf, size_t len) {
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    return (int)ptrace(PTRACE_SETREGSET, tid, (void *)0x202 /* NT_X86_XSTATE */, &iov);
+}
 int moat_getsiginfo(pid_t tid, siginfo_t *info) {
     return (int)ptrace(PTRACE_GETSIGINFO, tid, 0, info);
 }

@@ -114,4 +114,11 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// The x87/SSE state (FXSAVE layout).
     func getFP(_ fp: inout FPRegisters) -> Bool
     func setFP(_ fp: inout FPRegisters) -> Bool
+    /// The whole extended state in the standard (non-compacted) XSAVE
+    /// layout, as Linux's NT_X86_XSTATE regset has it (legacy area, header,
+    /// components at their CPUID offsets), or -errno: ENODEV where the
+    /// platform runs its threads without XSAVE.
+    func getXState() -> Result<[UInt8], HostErrno>
+    /// Loads such an area (the size getXState returned): 0 or -errno.
+    func setXState(_ area: [UInt8]) -> Int
 }

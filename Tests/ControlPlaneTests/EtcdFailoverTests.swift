@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import XCTest
+import GRPCCore
 @testable import ControlPlane
 
 /// `EtcdStore` on a 3-member etcd cluster (Debian's etcd-server, members on loopback): the
@@ -72,3 +73,89 @@ final class EtcdFailoverTests: XCTestCase {
         XCTAssertEqual(seen, expected)
     }
 }
+
+/// A write whose member goes away leaves its outcome unknown to the store, which retries it.
+/// These tests make that happen on purpose (EtcdStore.attemptHook throws `unavailable` before
+/// or after an attempt reaches etcd) on one real etcd, and check that the store tells its own
+/// applied write from another writer's identical one.
+final class EtcdAmbiguousWriteTests: XCTestCase {
+    var etcd: EtcdProcess!
+    var store: EtcdStore!
+    let key = ObjectKey(resource: "configmaps", namespace: "default", name: "counter")
+
+    override func setUp() async throws {
+        try requireBackend(.etcd)
+        etcd = try await EtcdProcess()
+        store = try EtcdStore(endpoints: [etcd.endpoint])
+    }
+
+    override func tearDown() async throws {
+        store?.close()
+        etcd?.stop()
+    }
+
+    /// Two writers read the counter at the same revision and both write "1". The first
+    /// attempt of A never reaches etcd (its member went away), and B's identical write lands
+    /// meanwhile; A's retry must report a conflict, not take B's write for its own (which
+    /// would lose one increment).
+    func testAnIdenticalWriteByAnotherWriterIsAConflict() async throws {
+        let o = try await store.create(key, value: Data("0".utf8))
+        let other = try EtcdStore(endpoints: [etcd.endpoint])
+        defer { other.close() }
+        let key = self.key
+        store.attemptHook = { what, attempt, sent in
+            if what == "update", attempt == 0, !sent {
+                _ = try await other.update(key, value: Data("1".utf8), expectedRevision: o.modRevision)
+                throw memberWentAway
+            }
+        }
+        do {
+            let u = try await store.update(key, value: Data("1".utf8), expectedRevision: o.modRevision)
+            XCTFail("the other writer's update was taken as this one's (revision \(u.modRevision)): an increment is lost")
+        } catch StoreError.conflict(_, let expected, _) {
+            XCTAssertEqual(expected, o.modRevision)
+        }
+        XCTAssertGreaterThan(store.failedAttemptCount, 0)
+    }
+
+    /// The first attempt is applied, then its answer is lost: the retry recognises it.
+    func testAnAppliedUpdateWhoseAnswerWasLostSucceeds() async throws {
+        let o = try await store.create(key, value: Data("0".utf8))
+        store.attemptHook = { what, attempt, sent in
+            if what == "update", attempt == 0, sent { throw memberWentAway }
+        }
+        let u = try await store.update(key, value: Data("1".utf8), expectedRevision: o.modRevision)
+        let now = try await store.get(key)
+        XCTAssertEqual(now?.modRevision, u.modRevision)
+        XCTAssertEqual(now?.value, Data("1".utf8))
+    }
+
+    /// Same for create and delete: the retried delete returns what it deleted, not not-found.
+    func testAnAppliedCreateAndDeleteWhoseAnswersWereLostSucceed() async throws {
+        store.attemptHook = { what, attempt, sent in
+            if what == "create" || what == "delete", attempt == 0, sent { throw memberWentAway }
+        }
+        let c = try await store.create(key, value: Data("0".utf8))
+        let d = try await store.delete(key, expectedRevision: c.modRevision)
+        XCTAssertEqual(d.value, Data("0".utf8))
+        XCTAssertGreaterThan(d.modRevision, c.modRevision)
+        let gone = try await store.get(key)
+        XCTAssertNil(gone)
+        XCTAssertEqual(store.failedAttemptCount, 2)
+    }
+
+    /// etcd's server sends an HTTP/2 PING for about every request (grpc-go's bandwidth
+    /// estimation); swift-nio-http2 drops a connection that receives more than 200 control
+    /// frames in 30 s unless they are answered before it sees them (HTTP2PingAnswerer).
+    /// 600 writes in a row must not lose the connection once.
+    func testABurstOfWritesKeepsItsConnection() async throws {
+        var rev = try await store.create(key, value: Data("0".utf8)).modRevision
+        for i in 1...600 {
+            rev = try await store.update(key, value: Data(String(i).utf8), expectedRevision: rev).modRevision
+        }
+        XCTAssertEqual(store.failedAttemptCount, 0, "the connection to etcd was dropped during the burst")
+    }
+}
+
+/// What EtcdAmbiguousWriteTests throw from EtcdStore.attemptHook.
+let memberWentAway = RPCError(code: .unavailable, message: "test: the member went away")

@@ -193,12 +193,11 @@ struct FileSystemDifferentialTests {
 }
 
 /// File-system programs the KVM row leaves out, and why (each a known gap
-/// of the KVM platform, not of the program).
+/// of the KVM platform, not of the program). fs/53 left it when private file
+/// mappings became copy-on-write over the file's pages.
 let kvmFSExcluded: [String: String] = [
-    // Found when fs/53 (compat) and the KVM row (kvm3) landed together.
-    "53_private_file_mappings.c": "a private file mapping is a private copy of the bytes in guest memory on KVM (kvm_pvm's "
-        + "shadow paging gives no copy-on-write of the host's pages): after MADV_DONTNEED its pages read zeros instead of "
-        + "the file (issue 17)",
+    "57_ptrace_fpu_regsets.c": "the KVM guest runs without XSAVE (CR4.OSXSAVE off), so a tracer's NT_X86_XSTATE regset is "
+        + "ENODEV there, as Linux answers on a CPU without XSAVE, where the host's ptrace returns the XSAVE area",
 ]
 
 @Suite("Escape attempts from inside moat")

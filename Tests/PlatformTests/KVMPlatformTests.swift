@@ -223,4 +223,85 @@ final class KVMPlatformTests: XCTestCase {
         t.regs.rip = 0x40_2000  // not mapped: an instruction-fetch page fault
         XCTAssertEqual(t.run(), .fault(signo: SIGSEGV, code: 1, addr: 0x40_2000), t.lastError ?? "")
     }
+
+    /// A private file mapping (KVMAddressSpace.swift): clean pages are the
+    /// file's and show its later writes, to the guest and to the Sentry; the
+    /// first write (the guest's, to a page it read before, or the Sentry's)
+    /// makes a private copy the file never sees; MADV_DONTNEED shows the
+    /// file again, in the guest too; a fork's copy has the parent's private
+    /// pages and its own writes stay its own; a page past the file's end is
+    /// SIGBUS.
+    func testPrivateFileMappingIsCopyOnWrite() throws {
+        let m = try machine()
+        func word(_ s: String) -> UInt64 { Array(s.utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
+        func read(_ asp: KVMAddressSpace, _ va: UInt64) -> UInt64? {
+            var v: UInt64 = 0
+            return asp.read(va, &v, 8) == 8 ? v : nil
+        }
+        func fileWord(_ fd: Int32, _ off: Int) -> UInt64 {
+            var v: UInt64 = 0
+            XCTAssertEqual(pread(fd, &v, 8, off_t(off)), 8)
+            return v
+        }
+        let fd = moat_memfd("private-file", 4096 + 10)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        XCTAssertEqual(pwrite(fd, "PAGE0abc", 8, 0), 8)
+        XCTAssertEqual(pwrite(fd, "PAGE1abc", 8, 4096), 8)
+        let d = Self.dataVA
+        var code: [UInt8] = []
+        func load(_ reg: UInt8, _ va: UInt64) { code += [0x48, 0x8b, 0x04 | reg << 3, 0x25] + Self.imm32(va) }  // mov reg, [va]
+        load(0, d)                                              // mov rax, [d]: the clean page, read-only
+        code += [0x48, 0x89, 0x04, 0x25] + Self.imm32(d + 0x100)  // mov [d+0x100], rax: copy-on-write
+        load(6, d + 0x1000)                                     // mov rsi, [d+0x1000]
+        code += [0xb8] + Self.imm32(39) + [0x0f, 0x05]          // getpid
+        load(3, d)                                              // mov rbx, [d]
+        load(2, d + 0x1000)                                     // mov rdx, [d+0x1000]
+        code += [0xb8] + Self.imm32(39) + [0x0f, 0x05]          // getpid
+        load(0, d + 0x2000)                                     // past the file's end
+        code += [0xf4]
+        let asp = try KVMAddressSpace(machine: m)
+        XCTAssertEqual(asp.map(Self.codeVA, 4096, prot: PROT_READ | PROT_EXEC), 0)
+        XCTAssertEqual(code.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, code.count, force: true) }, code.count)
+        let rw = try XCTUnwrap(m.windows.open(fd: fd, offset: 0, len: 3 * 4096, writable: true))
+        XCTAssertEqual(asp.map(d, 3 * 4096, prot: PROT_READ | PROT_WRITE, window: rw, offset: 0, copyOnWrite: true), -Int(EINVAL),
+                       "a private mapping never has a writable window")
+        let w = try XCTUnwrap(m.windows.open(fd: fd, offset: 0, len: 3 * 4096, writable: false))
+        XCTAssertEqual(asp.map(d, 3 * 4096, prot: PROT_READ | PROT_WRITE, window: w, offset: 0, copyOnWrite: true), 0)
+        let t = try m.newThread()
+        t.addressSpace = asp
+        t.regs.rip = Self.codeVA
+        t.regs.rsp = Self.stackTop
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.rsi, word("PAGE1abc"))
+        XCTAssertEqual(read(asp, d + 0x100), word("PAGE0abc"), "the guest's store went to its copy")
+        XCTAssertEqual(fileWord(fd, 0x100), 0, "never to the file")
+        XCTAssertEqual(pwrite(fd, "FILE0new", 8, 0), 8)
+        XCTAssertEqual(pwrite(fd, "FILE1new", 8, 4096), 8)
+        XCTAssertEqual(read(asp, d), word("PAGE0abc"), "a written page is private")
+        XCTAssertEqual(read(asp, d + 0x1000), word("FILE1new"), "a clean page is the file's")
+        XCTAssertEqual(asp.discard(d, 4096), 0)
+        XCTAssertEqual(read(asp, d), word("FILE0new"), "MADV_DONTNEED shows the file again")
+        XCTAssertEqual(read(asp, d + 0x100), 0)
+
+        XCTAssertEqual(t.run(), .syscall, t.lastError ?? "")
+        XCTAssertEqual(t.regs.rbx, word("FILE0new"), "the guest no longer reaches its dropped copy")
+        XCTAssertEqual(t.regs.rdx, word("FILE1new"), "the guest's clean page shows the file's write")
+
+        XCTAssertEqual(asp.write(d + 0x1000, "SENTRY!!", 8), 8)
+        XCTAssertEqual(fileWord(fd, 4096), word("FILE1new"), "the Sentry's copyout is private too")
+        XCTAssertEqual(read(asp, d + 0x1000), word("SENTRY!!"))
+        let c = try asp.fork()
+        XCTAssertEqual(read(c, d + 0x1000), word("SENTRY!!"), "the child has the parent's private page")
+        XCTAssertEqual(c.write(d + 0x1000, "CHILD!!!", 8), 8)
+        XCTAssertEqual(read(asp, d + 0x1000), word("SENTRY!!"), "and its writes are its own")
+        XCTAssertEqual(read(c, d), word("FILE0new"))
+        XCTAssertEqual(c.discard(d + 0x1000, 4096), 0)
+        XCTAssertEqual(read(c, d + 0x1000), word("FILE1new"))
+        XCTAssertEqual(read(asp, d + 0x1000), word("SENTRY!!"))
+
+        XCTAssertEqual(t.run(), .fault(signo: SIGBUS, code: 2, addr: d + 0x2000), t.lastError ?? "")
+        XCTAssertNil(read(asp, d + 0x2000), "the Sentry does not touch a page past the end either")
+    }
 }

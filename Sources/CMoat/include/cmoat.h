@@ -18,6 +18,11 @@ int moat_getregs(pid_t tid, struct user_regs_struct *regs);
 int moat_setregs(pid_t tid, const struct user_regs_struct *regs);
 int moat_getfpregs(pid_t tid, struct user_fpregs_struct *fp);
 int moat_setfpregs(pid_t tid, const struct user_fpregs_struct *fp);
+/* PTRACE_GETREGSET/SETREGSET NT_X86_XSTATE (the standard-format XSAVE
+   area): get returns the bytes the kernel wrote or -1; set needs exactly
+   the kernel's size (errno as the kernel sets it). */
+long moat_getxstate(pid_t tid, void *buf, size_t len);
+int moat_setxstate(pid_t tid, const void *buf, size_t len);
 int moat_getsiginfo(pid_t tid, siginfo_t *info);
 /// Field accessors for siginfo_t (its unions do not import cleanly).
 int moat_siginfo_signo(const siginfo_t *i);

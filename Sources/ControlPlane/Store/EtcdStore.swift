@@ -2,6 +2,8 @@ import Foundation
 import EtcdAPI
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOHTTP2
 import SwiftProtobuf
 
 /// `Store` backend on an etcd v3 cluster, spoken through etcd's own gRPC API (the KV and
@@ -28,10 +30,20 @@ import SwiftProtobuf
 /// cannot serve it (gRPC `unavailable` or `deadlineExceeded`: stopped, no leader, leader
 /// changed) moves the store to the next member and is retried there, with backoff, for
 /// up to `retryWindow`. A write whose first attempt may have been applied before the
-/// member went away is recognised on retry: a create that finds its own bytes already
-/// stored, or an update that finds them at a newer revision, succeeded. A watch whose
+/// member went away is recognised on retry by its *write marker* (below), never by its bytes
+/// alone: two writers that read the same object and make the same change send the same
+/// bytes, and taking the other's write for one's own loses an update. A watch whose
 /// member goes away is re-established on the next one from the revision after the last
 /// event it delivered, so its consumer sees one unbroken, gap-free stream.
+///
+/// Write markers: every write's transaction also puts a fresh sequence number (its nonce)
+/// under `<prefix>-meta/writers/<store id>`, a key only this store instance writes, attached
+/// to a lease of `markerTTL` (re-granted every third of it, so the key of a store that is
+/// gone expires; a write that meets an expired lease is rejected whole and retried with a
+/// new one). Watches and lists under `<prefix>/` never see these keys. When a retried write
+/// finds the key changed in a way its own first attempt could explain, the marker's value
+/// at that revision (a Range at the revision) says whether that attempt was applied: only
+/// that attempt put its nonce. Costs one more Put in each write's transaction.
 ///
 /// One `GRPCClient` (one HTTP/2 connection) per member, running for the store's lifetime;
 /// watches are streams on the same connections. Mutable state (current member, watch
@@ -75,6 +87,13 @@ public final class EtcdStore: Store, @unchecked Sendable {
             config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
             // A member that stops answering (rather than closing its connection) is noticed.
             config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
+            // etcd's PINGs are answered before swift-nio-http2 counts them (see HTTP2PingAnswerer).
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ops = channel.pipeline.syncOperations
+                    try ops.addHandler(HTTP2PingAnswerer(), position: .before(try ops.handler(type: NIOHTTP2Handler.self)))
+                }
+            }
             var security = Transport.TransportSecurity.plaintext
             if endpoint.secure {
                 var t = Transport.TransportSecurity.TLS.defaults()
@@ -105,6 +124,18 @@ public final class EtcdStore: Store, @unchecked Sendable {
     private var runners: [Task<Void, Never>] = []        // Guarded by: lock
     /// The lease keys written with a TTL share, per TTL, and until when it is handed out.
     private var leases: [Duration: (id: Int64, until: ContinuousClock.Instant)] = [:]  // Guarded by: lock
+    /// This store's write-marker key, the last nonce handed out and the marker's lease.
+    let markerKey: Data
+    private var markerSeq: Int64 = 0                                          // Guarded by: lock
+    private var markerLease: (id: Int64, granted: ContinuousClock.Instant)?  // Guarded by: lock
+    public var markerTTL: Int64 = 600
+    /// Attempts that failed over to another member (or the same one again), for tests and debugging.
+    private var failedAttempts = 0                      // Guarded by: lock
+    var failedAttemptCount: Int { lock.withLock { failedAttempts } }
+    /// Tests only: runs before (`sent: false`) and after (`sent: true`) each attempt of a
+    /// request; an `RPCError(code: .unavailable)` thrown there looks like the member going away
+    /// before the request reached it, or after it was applied but before the answer came.
+    var attemptHook: (@Sendable (_ what: String, _ attempt: Int, _ sent: Bool) async throws -> Void)?
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
@@ -128,6 +159,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
         guard !eps.isEmpty else { throw Failure(description: "no etcd endpoints given") }
         self.endpoints = eps
         self.prefix = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        self.markerKey = Data("\(self.prefix)-meta/writers/\(UUID().uuidString)".utf8)
         self.members = try eps.map { try Member($0, tls: tls) }
         runners = members.map { m in Task { do { try await m.client.runConnections() } catch {} } }
     }
@@ -194,8 +226,12 @@ public final class EtcdStore: Store, @unchecked Sendable {
             if closed { throw StoreError.closed }
             let m = member()
             do {
-                return try await body(m, attempt > 0)
+                try await attemptHook?(what, attempt, false)
+                let r = try await body(m, attempt > 0)
+                try await attemptHook?(what, attempt, true)
+                return r
             } catch where Self.retryable(error) {
+                lock.withLock { failedAttempts += 1 }
                 failOver(from: m)
                 attempt += 1
                 if ContinuousClock.now - start > retryWindow {
@@ -279,23 +315,66 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     // MARK: Writes
 
-    /// One compare-and-op transaction on `key`. On failure the Range of `key` tells why.
-    private func txn(_ what: String, _ key: Data, compare: Etcdserverpb_Compare, success: Etcdserverpb_RequestOp,
-                     acceptRetried: ((StoredObject) -> Bool)? = nil)
+    /// The lease the write marker is attached to: granted once, then again every third of
+    /// `markerTTL` (or at once after `invalidate`), so that it never expires while in use.
+    private func markerLeaseID(invalidate stale: Int64? = nil) async throws -> Int64 {
+        let now = ContinuousClock.now
+        let cached: Int64? = lock.withLock {
+            if let stale, markerLease?.id == stale { markerLease = nil }
+            guard let l = markerLease, now - l.granted < .seconds(markerTTL / 3) else { return nil }
+            return l.id
+        }
+        if let cached { return cached }
+        var req = Etcdserverpb_LeaseGrantRequest()
+        req.ttl = markerTTL
+        let r = try await withFailover("lease grant") { m, _ in try await m.lease.leaseGrant(req, options: Self.callOptions) }
+        lock.withLock { markerLease = (r.id, now) }
+        return r.id
+    }
+
+    private func nextNonce() -> Data { Data(String(lock.withLock { markerSeq += 1; return markerSeq }).utf8) }
+
+    /// Whether the write marker held `nonce` at `revision`: true or false, or nil when that
+    /// revision has been compacted away and the question cannot be answered.
+    private func markerHeld(_ nonce: Data, at revision: Int64) async throws -> Bool? {
+        var req = Etcdserverpb_RangeRequest()
+        req.key = markerKey
+        req.revision = revision
+        do {
+            return try await range("write marker", req).kvs.first?.value == nonce
+        } catch let e as RPCError where e.code == .outOfRange {
+            return nil
+        }
+    }
+
+    /// One compare-and-op transaction on `key`, which also puts `nonce` in the write marker.
+    /// On failure the Range of `key` tells why.
+    private func txn(_ what: String, _ key: Data, compare: Etcdserverpb_Compare, success: Etcdserverpb_RequestOp, nonce: Data)
         async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, retried: Bool) {
         var req = Etcdserverpb_TxnRequest()
         req.compare = [compare]
-        req.success = [success]
         var get = Etcdserverpb_RangeRequest()
         get.key = key
         var failure = Etcdserverpb_RequestOp()
         failure.requestRange = get
         req.failure = [failure]
-        return try await withFailover(what) { m, retried in
-            let r = try await m.kv.txn(req, options: Self.callOptions)
-            let first = r.responses.first
-            let current = r.succeeded ? nil : first?.responseRange.kvs.first.flatMap(storedObject)
-            return (r.succeeded, r.header.revision, first, current, retried)
+        var lease = try await markerLeaseID()
+        var leaseRetried = false
+        while true {
+            req.success = [success, Self.putOp(markerKey, nonce, prevKv: false, lease: lease)]
+            do {
+                return try await withFailover(what) { m, retried in
+                    let r = try await m.kv.txn(req, options: Self.callOptions)
+                    let first = r.responses.first
+                    let current = r.succeeded ? nil : first?.responseRange.kvs.first.flatMap(storedObject)
+                    return (r.succeeded, r.header.revision, first, current, retried)
+                }
+            } catch let e as RPCError where e.code == .notFound && e.message.contains("lease not found") && !leaseRetried {
+                // The marker's lease expired (the store was stopped or starved for minutes):
+                // etcd rejected the whole transaction, so it is safe to send it again.
+                leaseRetried = true
+                lease = try await markerLeaseID(invalidate: lease)
+            }
         }
     }
 
@@ -311,18 +390,22 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
-        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false))
-        if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision {
-            return cur  // the attempt that lost its member had been applied
+        let nonce = nextNonce()
+        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false), nonce: nonce)
+        if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision,
+           try await markerHeld(nonce, at: cur.createRevision) != false {
+            // The attempt that lost its member had been applied. (Where the history is
+            // compacted, the bytes decide: a created object carries its own uid.)
+            return cur
         }
         guard t.ok else { throw StoreError.alreadyExists(key) }
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
     }
 
-    /// A put of `value` at `key`, attached to the task's `putLease` (none outside `withLease`:
-    /// a put without a lease detaches the key from any it had, as etcd does).
-    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool) -> Etcdserverpb_RequestOp {
-        let lease = putLease
+    /// A put of `value` at `key`, attached to `lease`, by default to the task's `putLease` (none
+    /// outside `withLease`: a put without a lease detaches the key from any it had, as etcd does).
+    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool, lease: Int64? = nil) -> Etcdserverpb_RequestOp {
+        let lease = lease ?? putLease
         return .with { $0.requestPut = .with { $0.key = key; $0.value = value; $0.prevKv = prevKv; $0.lease = lease } }
     }
 
@@ -339,9 +422,15 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
-        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true))
+        let nonce = nextNonce()
+        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true), nonce: nonce)
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.modRevision > (expectedRevision ?? 0) {
-            return cur  // the attempt that lost its member had been applied
+            switch try await markerHeld(nonce, at: cur.modRevision) {
+            case true?: return cur  // the attempt that lost its member had been applied
+            case false?: break      // another writer made the same change: a real conflict
+            case nil:
+                throw Failure(description: "etcd update of \(key): the outcome of an attempt whose member went away is unknown (the history that would tell has been compacted)")
+            }
         }
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
         let prev = t.response.flatMap { $0.responsePut.hasPrevKv ? storedObject($0.responsePut.prevKv) : nil }
@@ -355,12 +444,31 @@ public final class EtcdStore: Store, @unchecked Sendable {
         del.prevKv = true
         var op = Etcdserverpb_RequestOp()
         op.requestDeleteRange = del
-        let t = try await txn("delete", k, compare: Self.guardCompare(k, expectedRevision), success: op)
+        let nonce = nextNonce()
+        let t = try await txn("delete", k, compare: Self.guardCompare(k, expectedRevision), success: op, nonce: nonce)
+        if !t.ok, t.retried, t.current == nil, let applied = try await appliedDelete(key, nonce) { return applied }
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
         guard let prev = t.response?.responseDeleteRange.prevKvs.first.flatMap(storedObject) else {
             throw StoreError.notFound(key)  // deleted between compare and delete: cannot happen in one txn
         }
         return StoredObject(key: key, value: prev.value, createRevision: prev.createRevision, modRevision: t.revision)
+    }
+
+    /// A retried delete that finds the key gone: if the marker still holds this delete's
+    /// nonce, the attempt that lost its member removed the key at the marker's revision, and
+    /// the key one revision earlier is what it removed. (If a later write of this store has
+    /// moved the marker on, the delete is reported as not found, as before.)
+    private func appliedDelete(_ key: ObjectKey, _ nonce: Data) async throws -> StoredObject? {
+        var m = Etcdserverpb_RangeRequest()
+        m.key = markerKey
+        guard let marker = try await range("write marker", m).kvs.first, marker.value == nonce else { return nil }
+        var before = Etcdserverpb_RangeRequest()
+        before.key = Data(etcdKey(key).utf8)
+        before.revision = marker.modRevision - 1
+        let prev: StoredObject?
+        do { prev = try await range("delete check", before).kvs.first.flatMap(storedObject) } catch let e as RPCError where e.code == .outOfRange { return nil }
+        guard let prev else { return nil }
+        return StoredObject(key: key, value: prev.value, createRevision: prev.createRevision, modRevision: marker.modRevision)
     }
 
     // MARK: Expiring keys

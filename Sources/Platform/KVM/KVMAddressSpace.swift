@@ -16,6 +16,31 @@
 // express write-only or execute-only, so PROT_WRITE and PROT_EXEC imply
 // readable, as on Linux.
 //
+// Private file mappings (MAP_PRIVATE of a file or memfd) are copy-on-write
+// over a read-only window on the file's own host pages (KVMWindow, the
+// shared-window memory slot), as Linux's private file pages are the page
+// cache's until first written:
+//   - a clean page's entry names the window page, never writable, so it
+//     shows the file's current bytes (a later write(2) included);
+//   - the first write (a guest #PF on the read-only entry, a write fault on
+//     an absent page, or the Sentry's copyout) copies the window page into
+//     a page of guest RAM and points the entry at it, writable as the region
+//     allows: from then on the page is this space's own;
+//   - MADV_DONTNEED and munmap drop both kinds of entries (RAM copies go
+//     back to the machine), so the next touch shows the file again;
+//   - fork copies the private RAM pages and leaves the clean ones out: the
+//     child's first touch maps the same window page.
+// Why this is safe under shadow paging (kvm_pvm), whose shadow of a guest
+// entry is not updated by the Sentry's host-side edits: every edit here is
+// one the anonymous and shared paths already make and flush the same way.
+// Adding an entry bumps `generation` (CR3 reload before the vCPU resumes);
+// replacing the window page by its copy, or dropping either, also calls
+// `forget` on the old page (the Sentry's own mapping of it is dropped, so
+// KVM's MMU notifier removes every shadow entry for it), exactly as the
+// fork-time privatize of a shared RAM page does. The window pages are never
+// made writable, in the guest or in the Sentry's mapping (the window is
+// opened read-only), so a stale entry can at worst read the file.
+//
 // Locking: every public operation holds `mu` (recursive): the Sentry edits
 // the space under its kernel lock while a vCPU thread of the same process
 // (another application thread) may be resolving a fault in it.
@@ -38,6 +63,9 @@ public final class KVMAddressSpace {
         public var windowOffset: UInt64 = 0
         /// MADV_WIPEONFORK: a fork's copy reads zero.
         public var wipeOnFork = false
+        /// A private file mapping: `window` (read-only) shows the clean
+        /// pages, written pages are private copies in guest RAM.
+        public var copyOnWrite = false
     }
     /// Mapped regions, sorted and disjoint.
     private(set) var regions: [Region] = []
@@ -71,7 +99,8 @@ public final class KVMAddressSpace {
         pthread_mutex_init(&mu, &a)
     }
 
-    /// A copy (fork): the same regions and a copy of every populated page,
+    /// A copy (fork): the same regions and a copy of every populated page of
+    /// guest RAM (anonymous memory, a private file mapping's written pages),
     /// in new page tables; this space is not touched. Why not copy-on-write
     /// (share the pages read-only, copy at the first write): that changes
     /// the parent's present entries, and under shadow paging (kvm_pvm) a
@@ -79,49 +108,53 @@ public final class KVMAddressSpace {
     /// the parent's tables, so the parent kept writing into the shared
     /// pages. The page references and `privatize` are ready for it on a
     /// host with hardware paging (EPT/NPT), where copy-on-write is right.
+    /// It would not pay here anyway: every write fault on a shared page is
+    /// an exit (about 0.24 ms on the kvm_pvm test VM, bench/kvm.sh's
+    /// first-touch row) where copying a page at fork costs about 1 us, so
+    /// copy-on-write wins only when the parent and child leave some 200
+    /// pages unwritten for every page either writes, while a fork+exec
+    /// still writes both stacks and the libc data before the exec (an
+    /// estimate from the bench figures, not a measured copy-on-write fork).
     public func fork() throws -> KVMAddressSpace {
         try locked {
             let c = try KVMAddressSpace(machine: machine)
             c.regions = regions
-            // Shared windows stay shared (the child's entries appear on its
-            // first touches); wiped regions start empty.
-            for r in regions where r.window == nil && !r.wipeOnFork {
-                var va = r.start
-                while va < r.end {
-                    guard let (slot, level) = deepestSlot(va) else { break }
-                    if level > 1 {
-                        let span: UInt64 = 1 << (12 + 9 * UInt64(level - 1))
-                        va = (va & ~(span - 1)) &+ span
-                        continue
-                    }
-                    let e = memory.load64(slot)
-                    if e & PTE.present != 0 {
-                        guard let cs = c.leafSlot(va, create: true), let np = memory.allocPage() else { throw KVMError.outOfGuestMemory }
-                        memory.pointer(np).copyMemory(from: memory.pointer(e & PTE.addrMask), byteCount: 4096)
-                        memory.store64(cs, np | (e & ~PTE.addrMask))
-                    }
-                    va += 4096
+            // Window pages (shared memory, a private mapping's clean pages)
+            // stay the window's: the child's entries appear on its first
+            // touches. Wiped regions start empty.
+            for r in regions where (r.window == nil || r.copyOnWrite) && !r.wipeOnFork {
+                var failed = false
+                forEachPresentLeaf(r.start, r.end) { va, slot, e in
+                    let page = e & PTE.addrMask
+                    if failed || !memory.isRAM(page) { return }
+                    guard let cs = c.leafSlot(va, create: true), let np = memory.allocPage() else { failed = true; return }
+                    memory.pointer(np).copyMemory(from: memory.pointer(page), byteCount: 4096)
+                    memory.store64(cs, np | (e & ~PTE.addrMask))
                 }
+                if failed { throw KVMError.outOfGuestMemory }
             }
             generation &+= 1
             return c
         }
     }
 
-    /// Gives the page at PTE `slot` to this space alone, writable as its
-    /// region allows: a copy while other spaces share it, else the page
-    /// itself. Returns the page, or nil when memory is exhausted.
-    private func privatize(_ slot: UInt64, prot: Int32) -> UInt64? {
+    /// Gives the page at `va` (PTE `slot`, present) in region `r` to this
+    /// space alone, writable as the region allows: a copy while other spaces
+    /// share it or while it is a private file mapping's window page, else
+    /// the page itself. Returns the page, or nil when memory is exhausted
+    /// or the window page lies past the file's end now.
+    private func privatize(_ slot: UInt64, _ r: Region, _ va: UInt64) -> UInt64? {
         let e = memory.load64(slot)
         let page = e & PTE.addrMask
-        if memory.isRAM(page) && memory.references(page) > 1 {
-            guard let copy = memory.allocPage() else { return nil }
-            memory.pointer(copy).copyMemory(from: memory.pointer(page), byteCount: 4096)
-            memory.store64(slot, copy | leafBits(prot))
+        let prot = r.prot
+        if !memory.isRAM(page) || memory.references(page) > 1 {
+            // A window page is read only while it is still in the file (a
+            // truncated file's page would fault the Sentry).
+            if !memory.isRAM(page) && windowPage(r, va) != page { return nil }
+            guard let copy = installCopy(slot, of: page, prot: prot) else { return nil }
             // Our reference goes after the next flush: until then this
             // vCPU may still read the old page through its TLB.
             retire(page)
-            generation &+= 1
             return copy
         }
         if e & PTE.write == 0 && prot & PROT_WRITE != 0 {
@@ -129,6 +162,17 @@ public final class KVMAddressSpace {
             generation &+= 1
         }
         return page
+    }
+
+    /// Points PTE `slot` at a new page of guest RAM holding a copy of the
+    /// page at `page` (RAM or a window), with `prot`'s rights. Returns the
+    /// copy, or nil when memory is exhausted.
+    private func installCopy(_ slot: UInt64, of page: UInt64, prot: Int32) -> UInt64? {
+        guard let copy = memory.allocPage() else { return nil }
+        memory.pointer(copy).copyMemory(from: machine.hostPointer(page), byteCount: 4096)
+        memory.store64(slot, copy | leafBits(prot))
+        generation &+= 1
+        return copy
     }
 
     /// Pages unmapped since the last TLB flush of a vCPU running this address
@@ -191,16 +235,36 @@ public final class KVMAddressSpace {
         return 0
     }
 
-    /// Maps [addr, addr+len) onto `window` from `offset` in it (MAP_SHARED;
-    /// MAP_FIXED semantics as `map`).
-    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32, window: KVMWindow, offset: UInt64) -> Int {
+    /// Maps [addr, addr+len) onto `window` from `offset` in it: MAP_SHARED,
+    /// or with `copyOnWrite` a private file mapping (the window must not be
+    /// writable). MAP_FIXED semantics as `map`.
+    public func map(_ addr: UInt64, _ len: UInt64, prot: Int32, window: KVMWindow, offset: UInt64, copyOnWrite: Bool = false) -> Int {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
-        guard let end = rangeEnd(addr, len), offset &+ (end - addr) <= window.len else { return -Int(EINVAL) }
+        guard let end = rangeEnd(addr, len), offset &+ (end - addr) <= window.len, !(copyOnWrite && window.writable)
+        else { return -Int(EINVAL) }
         unmapRange(addr, end)
         let i = regions.firstIndex { $0.start >= end } ?? regions.count
-        regions.insert(Region(start: addr, end: end, prot: prot, window: window, windowOffset: offset), at: i)
+        regions.insert(Region(start: addr, end: end, prot: prot, window: window, windowOffset: offset, copyOnWrite: copyOnWrite), at: i)
         return 0
+    }
+
+    /// Moves the private copies of a private file mapping's pages in
+    /// [src, src+len) to the same places from `dst` (mremap's move; `dst`
+    /// is already mapped onto the same window and holds no entries yet).
+    /// The clean pages need no move: the new range shows the window.
+    public func movePrivateCopies(from src: UInt64, to dst: UInt64, _ len: UInt64) {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        guard let end = rangeEnd(src, len) else { return }
+        forEachPresentLeaf(src, end) { va, slot, e in
+            let page = e & PTE.addrMask
+            guard memory.isRAM(page), let d = leafSlot(dst &+ (va - src), create: true) else { return }
+            memory.store64(d, e)
+            memory.store64(slot, 0)
+            machine.forget(page)
+        }
+        generation &+= 1
     }
 
     /// Marks [addr, addr+len) wiped (or not) on fork (MADV_WIPEONFORK /
@@ -266,7 +330,8 @@ public final class KVMAddressSpace {
 
     /// Drops the pages of [addr, addr+len) but keeps the regions: they read
     /// as zero on the next touch (MADV_DONTNEED on private anonymous
-    /// memory). Unmapped parts of the range are skipped.
+    /// memory), a private file mapping's read the file again (its copies
+    /// go), shared memory keeps its bytes. Unmapped parts are skipped.
     public func discard(_ addr: UInt64, _ len: UInt64) -> Int {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
@@ -275,7 +340,8 @@ public final class KVMAddressSpace {
         for r in parts {
             let s = max(r.start, addr), e = min(r.end, end)
             if r.window != nil {
-                // Shared memory keeps its bytes; only this space's entries go.
+                // Shared memory keeps its bytes; only this space's entries
+                // go (and a private file mapping's copies with them).
                 freePages(s, e)
                 generation &+= 1
             } else {
@@ -318,15 +384,21 @@ public final class KVMAddressSpace {
 
     /// Frees the leaf pages of [start, end), skipping unpopulated tables.
     private func freePages(_ start: UInt64, _ end: UInt64) {
+        forEachPresentLeaf(start, end) { _, slot, e in
+            retire(e & PTE.addrMask)
+            memory.store64(slot, 0)
+        }
+    }
+
+    /// Calls `body(va, slot, entry)` for every present leaf entry in
+    /// [start, end), skipping the spans of absent tables.
+    private func forEachPresentLeaf(_ start: UInt64, _ end: UInt64, _ body: (UInt64, UInt64, UInt64) -> Void) {
         var va = start
-        while va < end {
-            guard let (slot, level) = deepestSlot(va) else { va = (va | 0x1f_ffff) &+ 1; continue }
+        while va < end && va >= start {
+            guard let (slot, level) = deepestSlot(va) else { return }
             if level == 1 {
                 let e = memory.load64(slot)
-                if e & PTE.present != 0 {
-                    retire(e & PTE.addrMask)
-                    memory.store64(slot, 0)
-                }
+                if e & PTE.present != 0 { body(va, slot, e) }
                 va += 4096
             } else {
                 // No table below this level: skip the whole span it covers.
@@ -345,11 +417,13 @@ public final class KVMAddressSpace {
         return b
     }
 
-    /// leafBits for the page at `page`: a read-only window is never writable.
+    /// leafBits for the page at `page`: a window page is never writable
+    /// through a read-only window or a private file mapping (whose windows
+    /// are read-only too; its writable pages are RAM copies).
     private func leafBits(_ prot: Int32, window page: UInt64) -> UInt64 {
         var b = leafBits(prot)
         if !memory.isRAM(page), let r = regions.first(where: { $0.window.map { page >= $0.gpa && page < $0.gpa + $0.len } ?? false }),
-           r.window?.writable == false { b &= ~PTE.write }
+           r.copyOnWrite || r.window?.writable == false { b &= ~PTE.write }
         return b
     }
 
@@ -420,9 +494,14 @@ public final class KVMAddressSpace {
         if e & PTE.present != 0 { return e & PTE.addrMask }
         if let w = r.window {
             guard let page = windowPage(r, va) else { return nil }
+            if r.copyOnWrite && access == PROT_WRITE {
+                // Written before ever read: the private copy at once.
+                return installCopy(slot, of: page, prot: r.prot)
+            }
             var bits = leafBits(r.prot)
-            if !w.writable { bits &= ~PTE.write }
+            if !w.writable || r.copyOnWrite { bits &= ~PTE.write }
             memory.store64(slot, page | bits)
+            faultAround(r, va, bits)
             generation &+= 1
             return page
         }
@@ -432,6 +511,30 @@ public final class KVMAddressSpace {
         return page
     }
 
+    /// Linux's fault-around for file mappings: a fault that maps a window
+    /// page also maps the file's other pages in the same 64 KiB block of the
+    /// region (absent entries only, with the same bits, so read-only in a
+    /// private mapping). Why: a guest page fault is the dear part here (an
+    /// exit through the outer hypervisor under kvm_pvm, about 0.2 ms on the
+    /// test VM, bench/results/2026-12-06-kvm.md), and a program reading its
+    /// libraries touches their pages in runs; before private mappings were
+    /// windows their copies were all mapped at mmap time. Only entries are
+    /// added (flushed by the caller's generation bump); no page is copied.
+    private func faultAround(_ r: Region, _ va: UInt64, _ bits: UInt64) {
+        guard let w = r.window else { return }
+        let block: UInt64 = 16 * 4096
+        let first = va & ~(block - 1)
+        let backedEnd = w.backedLength()
+        var p = max(r.start, first)
+        while p < min(r.end, first + block) {
+            let off = r.windowOffset + (p - r.start)
+            if p != va && off < backedEnd, let slot = leafSlot(p, create: true), memory.load64(slot) & PTE.present == 0 {
+                memory.store64(slot, (w.gpa + off) | bits)
+            }
+            p += 4096
+        }
+    }
+
     /// Resolves a guest page fault (error code bits: 1 present, 2 write,
     /// 16 instruction fetch) by populating a page; false if it is a real
     /// fault for the application.
@@ -439,11 +542,12 @@ public final class KVMAddressSpace {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
         if errorCode & 1 != 0 {
-            // A write to a present page its region allows: copy-on-write.
-            guard errorCode & 2 != 0, let r = region(containing: va), r.prot & PROT_WRITE != 0, r.window == nil,
+            // A write to a present page its region allows: copy-on-write
+            // (a page shared after a fork, a private file mapping's clean page).
+            guard errorCode & 2 != 0, let r = region(containing: va), r.prot & PROT_WRITE != 0, r.window == nil || r.copyOnWrite,
                   let slot = leafSlot(va & ~0xfff, create: false), memory.load64(slot) & PTE.present != 0
             else { return false }
-            return privatize(slot, prot: r.prot) != nil
+            return privatize(slot, r, va & ~0xfff) != nil
         }
         let access: Int32 = errorCode & 2 != 0 ? PROT_WRITE : (errorCode & 16 != 0 ? PROT_EXEC : PROT_READ)
         return populate(va & ~0xfff, access: access) != nil
@@ -456,7 +560,7 @@ public final class KVMAddressSpace {
         guard va >= Self.userMin, va < Self.userEnd, let r = region(containing: va) else { return nil }
         if write && !force && r.prot & PROT_WRITE == 0 { return nil }
         if !force && r.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 { return nil }
-        if let w = r.window {
+        if let w = r.window, !r.copyOnWrite {
             // Shared pages: the window itself, never a copy.
             if write && !w.writable { return nil }
             guard let page = windowPage(r, va) else { return nil }
@@ -464,15 +568,25 @@ public final class KVMAddressSpace {
         }
         if let slot = leafSlot(va, create: false) {
             let e = memory.load64(slot)
-            if e & PTE.present != 0 {
-                if write && (e & PTE.write == 0 || memory.references(e & PTE.addrMask) > 1) {
-                    // Shared after a fork (or read-only and forced): never
-                    // write through to another space's page.
-                    guard let page = privatize(slot, prot: r.prot) else { return nil }
-                    return page | (va & 0xfff)
+            let page = e & PTE.addrMask
+            if e & PTE.present != 0 && (memory.isRAM(page) || write) {
+                if write && (e & PTE.write == 0 || !memory.isRAM(page) || memory.references(page) > 1) {
+                    // Shared after a fork, a private file mapping's clean
+                    // page (or read-only and forced): never write through to
+                    // another space's page or to the file.
+                    guard let own = privatize(slot, r, va & ~0xfff) else { return nil }
+                    return own | (va & 0xfff)
                 }
-                return (e & PTE.addrMask) | (va & 0xfff)
+                return page | (va & 0xfff)
             }
+        }
+        if r.copyOnWrite {
+            // A clean page reads the file's page (checked against the file's
+            // end every time); a write makes the private copy.
+            guard let page = windowPage(r, va) else { return nil }
+            if !write { return page | (va & 0xfff) }
+            guard let slot = leafSlot(va, create: true), let copy = installCopy(slot, of: page, prot: r.prot) else { return nil }
+            return copy | (va & 0xfff)
         }
         guard let slot = leafSlot(va, create: true), let page = memory.allocPage() else { return nil }
         memory.store64(slot, page | leafBits(r.prot))

@@ -375,11 +375,16 @@ public final class KVMWindow {
     /// Whether the page at `off` in the window lies inside the file (a page
     /// past the end is SIGBUS for the application, and must never be
     /// touched by the Sentry: its host mapping would SIGBUS the Sentry).
-    func backed(_ off: UInt64) -> Bool {
-        if fd < 0 { return off < len }
+    func backed(_ off: UInt64) -> Bool { off < backedLength() }
+
+    /// How many bytes from the window's start lie inside the file now (all
+    /// of it for anonymous shared memory): the pages below it are backed.
+    func backedLength() -> UInt64 {
+        if fd < 0 { return len }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { return false }
-        return fileOffset &+ off < UInt64(max(0, st.st_size))
+        guard fstat(fd, &st) == 0 else { return 0 }
+        let size = UInt64(max(0, st.st_size))
+        return size > fileOffset ? min(len, size - fileOffset) : 0
     }
 }
 

@@ -340,7 +340,7 @@ public final class KVMThread {
         }
         lastFault = "vector \(vector) error \(err) rip 0x\(String(rip, radix: 16)) cr2 0x\(String(cr2, radix: 16))"
         if vector == 14 && asp.beyondEnd(cr2) {
-            return .fault(signo: SIGBUS, code: 2, addr: cr2)   // BUS_ADRERR: a shared file page past its end
+            return .fault(signo: SIGBUS, code: 2, addr: cr2)   // BUS_ADRERR: a file page past its end
         }
         let (signo, code, addr) = Self.signal(vector: vector, error: err, rip: rip, cr2: cr2,
                                               mapped: vector == 14 && asp.region(containing: cr2) != nil)
@@ -391,6 +391,10 @@ public final class KVMThread {
             return true
         }
     }
+    /// No XSAVE in the guest (CR4.OSXSAVE off, CPUID without XSAVE): as
+    /// Linux on such a CPU, the XSTATE regset is ENODEV.
+    public func getXState() -> Result<[UInt8], HostErrno> { .failure(HostErrno(ENODEV)) }
+    public func setXState(_ area: [UInt8]) -> Int { -Int(ENODEV) }
 }
 
 // The Sentry's view of a KVM thread: memory operations go to the address

@@ -393,6 +393,22 @@ public final class PtraceThread {
         if !materialize() { return false }
         return moat_setfpregs(tid, &fp) == 0
     }
+    /// The stub thread's XSAVE area from the host (the application runs on
+    /// the host CPU, so it is exactly its state, AVX and beyond included).
+    /// 64 KiB covers every XSAVE feature the kernel exposes (AMX: ~11 KiB).
+    public func getXState() -> Result<[UInt8], HostErrno> {
+        if !materialize() { return .failure(HostErrno(ESRCH)) }
+        var area = [UInt8](repeating: 0, count: 64 << 10)
+        let n = area.withUnsafeMutableBytes { moat_getxstate(tid, $0.baseAddress, $0.count) }
+        if n < 0 { return .failure(.current) }
+        area.removeSubrange(Int(n)...)
+        return .success(area)
+    }
+    public func setXState(_ area: [UInt8]) -> Int {
+        if !materialize() { return -Int(ESRCH) }
+        let r = area.withUnsafeBytes { moat_setxstate(tid, $0.baseAddress, $0.count) }
+        return r == 0 ? 0 : -Int(moat_errno())
+    }
 
     /// Reads application memory. Returns bytes read or -errno.
     @inline(__always)

@@ -28,6 +28,9 @@ final class InotifyWatch {
 /// Every watch in the sandbox, by watched inode.
 final class InotifyRegistry {
     var byInode: [ObjectIdentifier: [InotifyWatch]] = [:]
+    /// dnotify's marks (Dnotify.swift), by directory.
+    var dnotifyMarks: [ObjectIdentifier: [DnotifyMark]] = [:]
+    /// Watches and dnotify marks: the hooks below do nothing while it is 0.
     var count = 0
     var nextCookie: UInt32 = 1
 
@@ -42,6 +45,8 @@ final class InotifyRegistry {
     /// Queues `mask` for the watches on `inode` (with `name` when the
     /// event is about an entry of a watched directory).
     func emit(_ inode: Inode, _ mask: UInt32, name: [UInt8] = [], cookie: UInt32 = 0) {
+        // dnotify hears about a directory's entries and the directory itself.
+        if !dnotifyMarks.isEmpty && (!name.isEmpty || inode.isDir) { dnotify(inode, Self.dnotifyBits(mask)) }
         guard let ws = byInode[ObjectIdentifier(inode)] else { return }
         for w in ws where w.mask & mask & IN_ALL_EVENTS != 0 || mask & IN_IGNORED_ != 0 {
             w.owner.queue(wd: w.wd, mask: mask, cookie: cookie, name: name)
@@ -51,6 +56,7 @@ final class InotifyRegistry {
 
     /// The inode is gone: DELETE_SELF, then IGNORED, and the watches end.
     func gone(_ inode: Inode) {
+        for m in dnotifyMarks[ObjectIdentifier(inode)] ?? [] { removeDnotify(m) }
         guard let ws = byInode[ObjectIdentifier(inode)] else { return }
         emit(inode, IN_DELETE_SELF_)
         for w in ws { w.owner.drop(w) }
@@ -220,5 +226,7 @@ extension Kernel {
         inotify.emit(from, IN_MOVED_FROM_ | d, name: oldName, cookie: cookie)
         inotify.emit(to, IN_MOVED_TO_ | d, name: newName, cookie: cookie)
         inotify.emit(moved, IN_MOVE_SELF_)                  // no IN_ISDIR here, as in Linux
+        // dnotify's DN_RENAME: a rename within one directory, told to it.
+        if from === to { inotify.dnotify(from, DN_RENAME_) }
     }
 }

@@ -11,12 +11,13 @@
 //    and maps (Platform/KVM/KVMMachine.swift). The Sentry's copyin/copyout
 //    are memcpy through the page tables it built (KVMAddressSpace), not
 //    process_vm_readv; the loader writes the program straight into it.
-//  - There is no host process per application process. Private file
-//    mappings are copies of the file's bytes; shared ones (and anonymous
-//    shared memory, SysV segments) are windows on the object's own host
-//    pages in a second memory slot (KVMMachine.swift, SharedWindows), so
-//    processes and read()/write() see one copy. vDSO is not mapped (libc
-//    falls back to the clock syscalls).
+//  - There is no host process per application process. File mappings (and
+//    anonymous shared memory, SysV segments) are windows on the object's
+//    own host pages in a second memory slot (KVMMachine.swift,
+//    SharedWindows), so processes and read()/write() see one copy: shared
+//    ones read and write the window, private ones read it until a page is
+//    first written and then have their own copy of that page in guest RAM
+//    (KVMAddressSpace.swift says how), as Linux's private file pages.
 //  - fork and threads need no host process either. A thread (CLONE_VM) is a
 //    new context on its process's vCPU, in the same address space; a new
 //    process gets a vCPU of its own from the pool and a copy of the address
@@ -163,19 +164,23 @@ extension KVMThread: TaskThread {
         let oldLen = (oldLen + 4095) & ~4095, newLen = (newLen + 4095) & ~4095
         guard let r = asp.region(containing: old) else { return -Int(EFAULT) }
         if let w = r.window {
-            // Shared memory: the new range names the same window pages
-            // (a move, or old_size 0's second mapping); growth past the
-            // window has no pages to show.
+            // File and shared memory: the new range names the same window
+            // pages (a move, or old_size 0's second mapping); growth past
+            // the window has no pages to show. A private file mapping's
+            // copies move with it; left behind (MREMAP_DONTUNMAP), the old
+            // range shows the file again, as on Linux.
             let off = r.windowOffset + (old - r.start)
             if flags & 2 == 0 {
                 if newLen <= oldLen { return newLen < oldLen ? asp.unmap(old + newLen, oldLen - newLen) == 0 ? Int(old) : -Int(EFAULT) : Int(old) }
                 guard off + newLen <= w.len else { return -Int(ENOMEM) }
-                let e = asp.map(old, newLen, prot: r.prot, window: w, offset: off)
+                // Only the tail: the mapped part keeps its pages.
+                let e = asp.map(old + oldLen, newLen - oldLen, prot: r.prot, window: w, offset: off + oldLen, copyOnWrite: r.copyOnWrite)
                 return e < 0 ? e : Int(old)
             }
             guard off + newLen <= w.len else { return -Int(ENOMEM) }
-            let e = asp.map(dst, newLen, prot: r.prot, window: w, offset: off)
+            let e = asp.map(dst, newLen, prot: r.prot, window: w, offset: off, copyOnWrite: r.copyOnWrite)
             if e < 0 { return e }
+            if r.copyOnWrite && oldLen > 0 { asp.movePrivateCopies(from: old, to: dst, min(oldLen, newLen)) }
             if oldLen > 0 && flags & 4 == 0 { _ = asp.unmap(old, oldLen) }
             return Int(dst)
         }
@@ -224,48 +229,30 @@ extension KVMThread: TaskThread {
 }
 
 extension MemoryManager {
-    /// mapFile on the KVM platform. A shared mapping is a window on the
-    /// file's own pages (Platform/KVM/KVMMachine.swift, SharedWindows): the
-    /// same pages for every process that maps it and for read()/write().
-    /// A private mapping is a copy of the file's bytes in guest memory
-    /// (zeros past its end).
-    func mapCopy(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
-        guard let v = t.thread as? KVMThread else { return err(ENODEV) }
+    /// mapFile on the KVM platform: a window on the file's own pages
+    /// (Platform/KVM/KVMMachine.swift, SharedWindows). A shared mapping
+    /// reads and writes them: the same pages for every process that maps
+    /// it and for read()/write(). A private one is copy-on-write over a
+    /// read-only window (KVMAddressSpace.swift): clean pages show the file
+    /// as it is now, written pages are the process's own, MADV_DONTNEED
+    /// shows the file again; past the file's end the application gets
+    /// SIGBUS, as on Linux.
+    func mapWindow(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
+        guard let v = t.thread as? KVMThread, let asp = v.addressSpace, let m = KVMTasks.machine else { return err(EFAULT) }
+        // A private mapping never writes the file: its window is read-only.
+        let writable = shared && fcntl(hostFD, F_GETFL) & O_ACCMODE == O_RDWR
+        if shared && prot & PROT_WRITE != 0 && !writable { return err(EACCES) }
+        guard let w = m.windows.open(fd: hostFD, offset: offset, len: len, writable: writable) else { return err(ENOMEM) }
+        if shared && prot & PROT_WRITE != 0 && !w.writable { return err(EPERM) }  // a write-sealed memfd
+        let r = asp.map(addr, len, prot: prot, window: w, offset: 0, copyOnWrite: !shared)
+        if r < 0 { return r }
+        var vma = VMA(start: addr, end: addr + len, prot: prot & 7, flags: (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, name: name, offset: offset)
         if shared {
-            guard let asp = v.addressSpace, let m = KVMTasks.machine else { return err(EFAULT) }
-            let writable = fcntl(hostFD, F_GETFL) & O_ACCMODE == O_RDWR
-            if prot & PROT_WRITE != 0 && !writable { return err(EACCES) }
-            guard let w = m.windows.open(fd: hostFD, offset: offset, len: len, writable: writable) else { return err(ENOMEM) }
-            if prot & PROT_WRITE != 0 && !w.writable { return err(EPERM) }  // a write-sealed memfd
-            let r = asp.map(addr, len, prot: prot, window: w, offset: 0)
-            if r < 0 { return r }
-            var vma = VMA(start: addr, end: addr + len, prot: prot & 7, flags: MAP_SHARED | MAP_FIXED, name: name, offset: offset)
             var st = Glibc.stat()
             fstat(hostFD, &st)
             vma.shareID = (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
-            record(vma)
-            return Int(addr)
         }
-        let r = mapAnonymous(t, addr: addr, len: len, prot: prot, shared: false, name: name)
-        if r < 0 { return r }
-        guard let asp = v.addressSpace else { return err(EFAULT) }
-        let chunk = 256 << 10
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
-        defer { buf.deallocate() }
-        var done: UInt64 = 0
-        while done < len {
-            let n = pread(hostFD, buf, min(chunk, Int(len - done)), off_t(Int64(bitPattern: offset &+ done)))
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { _ = unmap(t, addr: addr, len: len); return err(EIO) }
-            if n == 0 { break }
-            // force: the region may be read-only to the application.
-            if asp.write(addr + done, buf, n, force: true) != n { _ = unmap(t, addr: addr, len: len); return err(ENOMEM) }
-            done += UInt64(n)
-        }
-        // Still a file mapping to the application (MADV_FREE and
-        // MADV_WIPEONFORK refuse it, smaps names it), as on the ptrace
-        // platform: anonymous only underneath.
-        if let i = vmas.firstIndex(where: { $0.start == addr }) { vmas[i].flags &= ~MAP_ANONYMOUS; vmas[i].offset = offset }
-        return r
+        record(vma)
+        return Int(addr)
     }
 }

@@ -145,8 +145,8 @@ final class MemoryManager {
     /// closes it again. Shared mappings see (and make) the file's changes.
     func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
-        if !t.thread.hasStub {  // KVM: a copy in guest memory (Kernel/KVMTasks.swift)
-            return mapCopy(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
+        if !t.thread.hasStub {  // KVM: a window on the file's pages (Kernel/KVMTasks.swift)
+            return mapWindow(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
         }
         return withStubFD(t, hostFD) { remote in
             mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)

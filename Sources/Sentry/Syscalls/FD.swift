@@ -111,6 +111,7 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return p.pipe.capacity
     case F_GETOWN, F_SETOWN, F_SETOWN_EX_, F_GETOWN_EX_, F_SETSIG_, F_GETSIG_:
         return asyncFcntl(t, f, a.int(1), a.a2) ?? err(EINVAL)
+    case F_NOTIFY_: return sysDnotify(t, f, fd: a.int(0), a.uint(2))
     case 1024: return sysLease(t, f, set: a.int(2))      // F_SETLEASE
     case 1025: return sysLease(t, f, set: nil)           // F_GETLEASE
     case 1033: return sysSeals(t, f, add: a.uint(2))     // F_ADD_SEALS

@@ -299,6 +299,8 @@ final class FDTable {
         if Int(fd) < lowFree { lowFree = Int(fd) }
         // POSIX record locks die with any close of the file by their process.
         if let k = e.file.lockKey, let t = currentTask { Kernel.shared?.fileLocks.releaseAll(.process(t.tg.tgid), key: k) }
+        // So do dnotify marks (Linux's dnotify_flush).
+        if let k = Kernel.shared, !k.inotify.dnotifyMarks.isEmpty, let t = currentTask { k.inotify.dnotifyFlush(e.file, tgid: t.tg.tgid) }
         FDTable.drop(e.file)
         return true
     }
