@@ -72,6 +72,9 @@ public struct ControlPlaneOptions: ParsableArguments {
     @Option(name: .customLong("local-socket"), help: "Also serve plain HTTP on this Unix socket (for components on this machine).")
     public var localSocket: String?
 
+    @Option(name: .customLong("event-ttl"), help: "How long Events are kept after their last update (like 1h, 30m, 90s; 0: for ever).")
+    public var eventTTL: String = "1h"
+
     public init() {}
 
     func hostPort() throws -> (String, Int) {
@@ -98,8 +101,9 @@ public struct ControlPlaneOptions: ParsableArguments {
     }
 
     func openRegistry(serviceCIDR: IPv4CIDR = .defaultServices) async throws -> APIRegistry {
+        guard let ttl = parseDuration(eventTTL) else { throw ValidationError("--event-ttl \(eventTTL): expected a duration like 1h, 30m or 90s") }
         let store = try openStore()
-        let registry = APIRegistry(store: store, serviceCIDR: serviceCIDR)
+        let registry = APIRegistry(store: store, serviceCIDR: serviceCIDR, eventTTL: ttl == .zero ? nil : ttl)
         try await registry.bootstrap()
         return registry
     }
@@ -127,6 +131,24 @@ public struct ControlPlaneOptions: ParsableArguments {
     }
 
     var scheme: String { tls() == nil ? "http" : "https" }
+}
+
+/// A duration as Kubernetes' flags write them (Go's: "1h", "1h30m", "90s", "1.5s", "500ms"),
+/// or a bare number of seconds; nil if it is neither or negative.
+func parseDuration(_ text: String) -> Duration? {
+    if let s = Double(text) { return s >= 0 ? .milliseconds(Int64(s * 1000)) : nil }
+    let units: [(String, Double)] = [("ms", 0.001), ("h", 3600), ("m", 60), ("s", 1)]
+    var rest = Substring(text), total = 0.0
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let number = rest.prefix { $0.isNumber || $0 == "." }
+        guard let n = Double(number) else { return nil }
+        rest = rest.dropFirst(number.count)
+        guard let (u, scale) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+        rest = rest.dropFirst(u.count)
+        total += n * scale
+    }
+    return .milliseconds(Int64(total * 1000))
 }
 
 public struct APIServerCommand: AsyncParsableCommand {

@@ -334,6 +334,81 @@ class APIServerTests: XCTestCase {
         _ = await expectError(403, "another node's lease") { _ = try await n1.create(.leases, namespace: "kube-node-lease", lease) }
     }
 
+    /// Events expire after the registry's event TTL (kube-apiserver's --event-ttl), counted
+    /// from their last update, which renews it; other objects do not expire.
+    func testEventsExpireAfterTheEventTTL() async throws {
+        await cluster.stop()
+        cluster = try await TestCluster(backend: Self.backend, eventTTL: .seconds(3))
+        client = try await cluster.serve()
+        func event(_ name: String) -> JSON {
+            ["apiVersion": "v1", "kind": "Event", "metadata": ["name": .string(name), "namespace": "default"],
+             "involvedObject": ["kind": "Pod", "name": "p", "namespace": "default"], "reason": "Test", "message": "m", "type": "Normal"]
+        }
+        let from = try await client.list(.events, namespace: "default", options: ListOptions())["metadata"]["resourceVersion"].string ?? "0"
+        for n in ["a", "b"] { _ = try await client.create(.events, namespace: "default", event(n)) }
+        var b = try await client.get(.events, namespace: "default", name: "b")
+        b["message"] = "updated"
+        _ = try await client.update(.events, b)
+        let cm: JSON = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "stays", "namespace": "default"], "data": ["k": "v"]]
+        _ = try await client.create(.configmaps, namespace: "default", cm)
+        let names = try await client.list(.events, namespace: "default").compactMap { $0["metadata"]["name"].string }
+        XCTAssertEqual(names, ["a", "b"])
+        // Both go, as DELETED events to a watch; b (updated) still with its last message.
+        let stream = try await client.watch(.events, namespace: "default", options: ListOptions(resourceVersion: from))
+        let deleted = try await withDeadline(60) {
+            var out: [JSON] = []
+            for try await e in stream where e.type == "DELETED" { out.append(e.object); if out.count == 2 { break } }
+            return out
+        }
+        XCTAssertEqual(Set(deleted.compactMap { $0["metadata"]["name"].string }), ["a", "b"])
+        XCTAssertEqual(deleted.first { $0["metadata"]["name"] == "b" }?["message"], "updated")
+        let left = try await client.list(.events, namespace: "default")
+        XCTAssertEqual(left.count, 0)
+        let stays = try await client.get(.configmaps, namespace: "default", name: "stays")
+        XCTAssertEqual(stays["data"]["k"], "v")
+    }
+
+    /// A binding given the pod as its caller saw it is written at that revision without
+    /// reading the pod; from a stale copy it reads the pod and keeps what changed since; an
+    /// already bound pod, or another pod of the same name, gets 409.
+    func testBindingFromTheCallersCopy() async throws {
+        let reads = ReadCountingStore(cluster.store)
+        let registry = APIRegistry(store: reads)
+        let local = LocalAPIClient(registry: registry)
+        let pod: JSON = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p", "namespace": "default"],
+                         "spec": ["containers": [["name": "c", "image": "busybox"]]]]
+        let fresh = try await local.create(.pods, namespace: "default", pod)
+        let before = reads.gets
+        try await local.bind(fresh, node: "n1")
+        XCTAssertEqual(reads.gets, before, "a binding from the current copy read the pod")
+        let b = try await local.get(.pods, namespace: "default", name: "p")
+        XCTAssertEqual(b.nodeName, "n1")
+        XCTAssertEqual(b.condition("PodScheduled")?["status"], "True")
+        XCTAssertEqual(Int64(b.resourceVersion), (Int64(fresh.resourceVersion) ?? 0) + 1)
+        _ = await expectError(409, "binding a bound pod") { try await local.bind(b, node: "n2") }
+        _ = await expectError(409, "binding a bound pod from a stale copy") { try await local.bind(fresh, node: "n2") }
+
+        // A stale copy: the pod was labelled since; the binding keeps the label.
+        let q0 = try await local.create(.pods, namespace: "default", ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "q", "namespace": "default"],
+                                                                     "spec": ["containers": [["name": "c", "image": "busybox"]]]])
+        _ = try await local.patch(.pods, namespace: "default", name: "q", ["metadata": ["labels": ["since": "yes"]]])
+        try await local.bind(q0, node: "n1")
+        let q = try await local.get(.pods, namespace: "default", name: "q")
+        XCTAssertEqual(q.nodeName, "n1")
+        XCTAssertEqual(q.labels["since"], "yes", "the stale copy overwrote a later change")
+
+        // The same name, another pod (deleted and made again): the old copy's UID does not bind it.
+        _ = try await local.create(.pods, namespace: "default", ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "r", "namespace": "default"],
+                                                                "spec": ["containers": [["name": "c", "image": "busybox"]]]])
+        let r0 = try await local.get(.pods, namespace: "default", name: "r")
+        try await registry.delete(.pods, namespace: "default", name: "r", options: .init(gracePeriodSeconds: 0))
+        _ = try await local.create(.pods, namespace: "default", ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "r", "namespace": "default"],
+                                                                "spec": ["containers": [["name": "c", "image": "busybox"]]]])
+        _ = await expectError(409, "binding another pod of the same name") { try await local.bind(r0, node: "n1") }
+        let r = try await local.get(.pods, namespace: "default", name: "r")
+        XCTAssertNil(r.nodeName)
+    }
+
     func testConcurrentHTTPWritersGet409AndLoseNothing() async throws {
         let conflicts = try await incrementCounterConcurrently(client!, writers: 4, rounds: 8)
         let final = try await client.get(.configmaps, namespace: "default", name: "counter")
@@ -346,6 +421,8 @@ class APIServerTests: XCTestCase {
 final class EtcdAPIServerTests: APIServerTests {
     override class var backend: Backend { .etcd }
     override func testDiscoveryAndVersion() async throws { try await super.testDiscoveryAndVersion() }
+    override func testBindingFromTheCallersCopy() async throws { try await super.testBindingFromTheCallersCopy() }
+    override func testEventsExpireAfterTheEventTTL() async throws { try await super.testEventsExpireAfterTheEventTTL() }
     func testNodePortsComeFromTheirRangeOnEtcd() async throws { try await testNodePortsComeFromTheirRange() }
     override func testOpenAPIV3DeclaresServerSideFieldValidation() async throws { try await super.testOpenAPIV3DeclaresServerSideFieldValidation() }
     override func testCreateDefaultsAndGenerateName() async throws { try await super.testCreateDefaultsAndGenerateName() }
@@ -359,4 +436,31 @@ final class EtcdAPIServerTests: APIServerTests {
     override func testWatchResumesAcrossServerRestart() async throws { try await super.testWatchResumesAcrossServerRestart() }
     override func testBearerTokenAuthAndRoles() async throws { try await super.testBearerTokenAuthAndRoles() }
     override func testConcurrentHTTPWritersGet409AndLoseNothing() async throws { try await super.testConcurrentHTTPWritersGet409AndLoseNothing() }
+}
+
+/// A real store that counts the reads of single objects made through it.
+final class ReadCountingStore: Store, @unchecked Sendable {
+    let inner: any Store
+    private let lock = NSLock()
+    private var count = 0  // Guarded by: lock
+    var gets: Int { lock.withLock { count } }
+    init(_ inner: any Store) { self.inner = inner }
+    func get(_ key: ObjectKey) async throws -> StoredObject? { lock.withLock { count += 1 }; return try await inner.get(key) }
+    func list(resource: String, namespace: String?) async throws -> (items: [StoredObject], revision: Int64) { try await inner.list(resource: resource, namespace: namespace) }
+    func create(_ key: ObjectKey, value: Data) async throws -> StoredObject { try await inner.create(key, value: value) }
+    func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject { try await inner.create(key, value: value, ttl: ttl) }
+    func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
+        try await inner.update(key, value: value, expectedRevision: expectedRevision)
+    }
+    func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, ttl: Duration) async throws -> StoredObject {
+        try await inner.update(key, value: value, expectedRevision: expectedRevision, ttl: ttl)
+    }
+    func delete(_ key: ObjectKey, expectedRevision: Int64?) async throws -> StoredObject { try await inner.delete(key, expectedRevision: expectedRevision) }
+    func watch(resource: String, namespace: String?, fromRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, Error> {
+        try await inner.watch(resource: resource, namespace: namespace, fromRevision: fromRevision)
+    }
+    func currentRevision() async throws -> Int64 { try await inner.currentRevision() }
+    func compactedRevision() async throws -> Int64 { try await inner.compactedRevision() }
+    func compact(toRevision revision: Int64) async throws { try await inner.compact(toRevision: revision) }
+    func close() {}
 }

@@ -172,6 +172,67 @@ class StoreTests: XCTestCase {
         XCTAssertEqual(String(decoding: final.value, as: UTF8.self), String(writers * increments))
         XCTAssertGreaterThan(conflicts, 0, "expected some optimistic-concurrency conflicts")
     }
+
+    /// Objects written with a TTL are deleted once it has passed, each with a DELETED event;
+    /// an object without one stays, and so does one whose TTL a plain update cleared, while a
+    /// TTL given on update makes an object expire. On etcd the keys written with the TTL
+    /// share one lease (as kube-apiserver's Events do); the others have none.
+    func testObjectsWithATTLExpire() async throws {
+        let store = try open()
+        let ttl = Duration.seconds(3)
+        func key(_ n: String) -> ObjectKey { ObjectKey(resource: "events", namespace: "ns", name: n) }
+        for i in 0..<3 { _ = try await store.create(key("e\(i)"), value: Data("e\(i)".utf8), ttl: ttl) }
+        _ = try await store.create(key("kept"), value: Data("kept".utf8))
+        let c = try await store.create(key("cleared"), value: Data("1".utf8), ttl: ttl)
+        _ = try await store.update(key("cleared"), value: Data("2".utf8), expectedRevision: c.modRevision)
+        let l = try await store.create(key("later"), value: Data("1".utf8))
+        _ = try await store.update(key("later"), value: Data("2".utf8), expectedRevision: l.modRevision, ttl: ttl)
+        let expiring: Set = ["e0", "e1", "e2", "later"]
+        let from = try await store.currentRevision()
+        let all = try await store.list(resource: "events", namespace: "ns").items.map(\.key.name)
+        XCTAssertEqual(Set(all), expiring.union(["kept", "cleared"]))
+        if let etcd = self.etcd, let s = store as? EtcdStore {
+            let leases = try etcdLeases(etcd.endpoint, prefix: s.prefix + "/events/ns/")
+            let shared = Set(expiring.map { leases[$0] ?? 0 })
+            XCTAssertEqual(shared.count, 1, "one lease for the keys written with the TTL: \(leases)")
+            XCTAssertNotEqual(shared.first, 0, "no lease on the expiring keys: \(leases)")
+            XCTAssertEqual(leases["kept"], 0)
+            XCTAssertEqual(leases["cleared"], 0, "a plain update keeps the key's lease")
+        }
+        let stream = try await store.watch(resource: "events", namespace: nil, fromRevision: from)
+        let gone = try await withDeadline(60) {
+            var out: [StoreEvent] = []
+            for try await e in stream { out.append(e); if out.count == expiring.count { break } }
+            return out
+        }
+        XCTAssertEqual(gone.map(\.type), Array(repeating: .deleted, count: expiring.count))
+        XCTAssertEqual(Set(gone.map(\.object.key.name)), expiring)
+        XCTAssertEqual(Set(gone.map { String(decoding: $0.object.value, as: UTF8.self) }), ["e0", "e1", "e2", "2"])
+        let left = try await store.list(resource: "events", namespace: "ns").items.map(\.key.name)
+        XCTAssertEqual(left, ["cleared", "kept"])
+    }
+
+    /// The lease of each key under `prefix`, read through etcd's JSON gateway (not Moat's client).
+    func etcdLeases(_ endpoint: String, prefix: String) throws -> [String: Int64] {
+        var end = Array(prefix.utf8); end[end.count - 1] += 1
+        let body = #"{"key":"\#(Data(prefix.utf8).base64EncodedString())","range_end":"\#(Data(end).base64EncodedString())"}"#
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-sS", "--max-time", "5", "-X", "POST", "-d", body, endpoint + "/v3/kv/range"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        var leases: [String: Int64] = [:]
+        for kv in json?["kvs"] as? [[String: Any]] ?? [] {
+            guard let k = (kv["key"] as? String).flatMap({ Data(base64Encoded: $0) }) else { continue }
+            // The gateway writes int64s as strings and leaves out zeros.
+            leases[String(String(decoding: k, as: UTF8.self).dropFirst(prefix.count))] = Int64(kv["lease"] as? String ?? "0") ?? 0
+        }
+        return leases
+    }
 }
 
 /// The same tests on etcd. (XCTest on Linux does not discover inherited test methods,
@@ -185,4 +246,5 @@ final class EtcdStoreTests: StoreTests {
     override func testDurableAcrossReopenAndWatchResume() async throws { try await super.testDurableAcrossReopenAndWatchResume() }
     override func testClosedStoreEndsWatches() async throws { try await super.testClosedStoreEndsWatches() }
     override func testConcurrentWritersConflictAndLoseNothing() async throws { try await super.testConcurrentWritersConflictAndLoseNothing() }
+    override func testObjectsWithATTLExpire() async throws { try await super.testObjectsWithATTLExpire() }
 }

@@ -51,6 +51,7 @@ enum Backend: String, Sendable { case sqlite, etcd }
 /// Skips an etcd test, with the reason printed by XCTest, when etcd is not installed.
 func requireBackend(_ backend: Backend) throws {
     if backend == .etcd, EtcdProcess.binary == nil {
+        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("missing prerequisite under CI: etcd (apt-get install etcd-server)") }
         throw XCTSkip("etcd is not installed (no \(EtcdProcess.candidates.joined(separator: " or "))); apt-get install etcd-server")
     }
 }
@@ -283,7 +284,8 @@ final class TestCluster: @unchecked Sendable {
     var local: LocalAPIClient { LocalAPIClient(registry: registry) }
 
     /// A new cluster; pass `dir` (SQLite) or `etcd` (etcd) from a stopped cluster to reopen its data.
-    init(backend: Backend = .sqlite, dir: TempDir? = nil, etcd: EtcdProcess? = nil, retainedEvents: Int64 = 50_000) async throws {
+    init(backend: Backend = .sqlite, dir: TempDir? = nil, etcd: EtcdProcess? = nil, retainedEvents: Int64 = 50_000,
+         eventTTL: Duration? = .seconds(3600)) async throws {
         self.backend = backend
         self.dir = try dir ?? TempDir()
         switch backend {
@@ -296,7 +298,7 @@ final class TestCluster: @unchecked Sendable {
             self.etcd = e
             store = try EtcdStore(endpoints: [e!.endpoint])
         }
-        registry = APIRegistry(store: store)
+        registry = APIRegistry(store: store, eventTTL: eventTTL)
         try await registry.bootstrap()
     }
 

@@ -20,24 +20,30 @@ import Glibc
 final class EtcdMembers {
     let root: String
     let clientPorts: [Int]
+    let hosts: [String]
     private(set) var watchdogs: [Process] = []
-    var endpoints: [String] { clientPorts.map { "http://127.0.0.1:\($0)" } }
+    var endpoints: [String] { clientPorts.indices.map { "http://\(hosts[$0]):\(clientPorts[$0])" } }
 
-    init(root: String, ports: () -> Int) throws {
+    /// `hosts[i]` is the address member i listens on (loopback by default); `netns[i]`, when
+    /// given, the network namespace (a path) it runs in (nsenter execs etcd: the pid is etcd's).
+    init(root: String, ports: () -> Int, hosts: [String] = Array(repeating: "127.0.0.1", count: 3),
+         netns: [String?] = [nil, nil, nil]) throws {
         self.root = root
+        self.hosts = hosts
         let names = ["e0", "e1", "e2"]
         let client = names.map { _ in ports() }, peer = names.map { _ in ports() }
         clientPorts = client
-        let cluster = names.indices.map { "\(names[$0])=http://127.0.0.1:\(peer[$0])" }.joined(separator: ",")
+        let cluster = names.indices.map { "\(names[$0])=http://\(hosts[$0]):\(peer[$0])" }.joined(separator: ",")
         for (i, n) in names.enumerated() {
             let d = "\(root)/\(n)"
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            let args = "--name \(n) --data-dir '\(d)/data' --listen-client-urls http://127.0.0.1:\(client[i]) " +
-                "--advertise-client-urls http://127.0.0.1:\(client[i]) --listen-peer-urls http://127.0.0.1:\(peer[i]) " +
-                "--initial-advertise-peer-urls http://127.0.0.1:\(peer[i]) --initial-cluster \(cluster) " +
+            let args = "--name \(n) --data-dir '\(d)/data' --listen-client-urls http://\(hosts[i]):\(client[i]) " +
+                "--advertise-client-urls http://\(hosts[i]):\(client[i]) --listen-peer-urls http://\(hosts[i]):\(peer[i]) " +
+                "--initial-advertise-peer-urls http://\(hosts[i]):\(peer[i]) --initial-cluster \(cluster) " +
                 "--initial-cluster-state new --initial-cluster-token moat-\(getpid()) --logger zap --log-level warn"
+            let enter = netns[i].map { "/usr/bin/nsenter --net='\($0)' -- " } ?? ""
             let script = """
-                /usr/bin/etcd \(args) >'\(d)/etcd.log' 2>&1 & e=$!
+                \(enter)/usr/bin/etcd \(args) >'\(d)/etcd.log' 2>&1 & e=$!
                 echo $e >'\(d)/pid'
                 stop() { kill -9 $e 2>/dev/null; wait $e 2>/dev/null; rm -rf '\(d)/data'; exit 0; }
                 trap stop TERM INT
@@ -65,35 +71,102 @@ final class EtcdMembers {
     }
 }
 
-/// What the test's writer thread did, guarded by `lock`.
-final class WriteLog: @unchecked Sendable {
+/// A writer thread of the test's: ConfigMaps `ack-N` (data n=N) created one after another
+/// through kubectl; those kubectl acknowledged are kept, with the failures.
+final class ConfigMapWriter: @unchecked Sendable {
     let lock = NSLock()
-    var acked: [Int] = []       // Guarded by: lock
-    var failures: [String] = [] // Guarded by: lock
-    var stop = false            // Guarded by: lock
+    private var acked: [Int] = []       // Guarded by: lock
+    private var failures: [String] = [] // Guarded by: lock
+    private var stopped = false         // Guarded by: lock
+    private var thread: Thread?
+
+    init(kubectl: @escaping ([String]) throws -> (code: Int32, out: String)) {
+        let t = Thread { [self] in
+            var n = 0
+            while !lock.withLock({ stopped }) && n < 2000 {
+                n += 1
+                let r = (try? kubectl(["create", "configmap", "ack-\(n)", "--from-literal=n=\(n)"])) ?? (code: -1, out: "could not run")
+                lock.withLock { if r.code == 0 { acked.append(n) } else { failures.append("ack-\(n): \(r.out)") } }
+            }
+        }
+        thread = t
+        t.start()
+    }
+
+    var acknowledged: [Int] { lock.withLock { acked } }
+    var failed: [String] { lock.withLock { failures } }
+
+    /// Stops the thread and waits for it (its kubectl call in flight finishes first).
+    func stop() {
+        lock.withLock { stopped = true }
+        while let t = thread, !t.isFinished { usleep(50_000) }
+    }
 }
 
 extension MoatServerTests {
     /// A POST to a member's JSON gateway (etcd's own HTTP face, used here only to check the
-    /// data independently of Moat's gRPC client): the response body, or "" when it failed.
-    func etcdGateway(_ endpoint: String, _ path: String, _ body: String) throws -> String {
-        let r = try run("/usr/bin/curl", ["-sS", "--max-time", "5", "-X", "POST", "-d", body, endpoint + path])
+    /// data independently of Moat's gRPC client), from `netns` when given: the response body,
+    /// or "" when it failed.
+    func etcdGateway(_ endpoint: String, _ path: String, _ body: String, netns: String? = nil) throws -> String {
+        let curl = ["/usr/bin/curl", "-sS", "--max-time", "5", "-X", "POST", "-d", body, endpoint + path]
+        let r = try netns.map { try run("/usr/bin/nsenter", ["--net=" + $0, "--"] + curl) } ?? run(curl[0], Array(curl.dropFirst()))
         return r.code == 0 ? r.out : ""
     }
 
-    /// The keys (decoded) under `prefix` in a member, read linearizably.
-    func etcdKeys(_ endpoint: String, prefix: String) throws -> [String: String] {
+    /// The keys (decoded) under `prefix` in a member, read linearizably: value and mod revision.
+    func etcdKeys(_ endpoint: String, prefix: String, netns: String? = nil) throws -> [String: (value: String, revision: Int64)] {
         var end = Array(prefix.utf8); end[end.count - 1] += 1
         let body = #"{"key":"\#(Data(prefix.utf8).base64EncodedString())","range_end":"\#(Data(end).base64EncodedString())"}"#
-        let out = try etcdGateway(endpoint, "/v3/kv/range", body)
+        let out = try etcdGateway(endpoint, "/v3/kv/range", body, netns: netns)
         guard let json = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else { return [:] }
-        var keys: [String: String] = [:]
+        var keys: [String: (value: String, revision: Int64)] = [:]
         for kv in json["kvs"] as? [[String: Any]] ?? [] {
             guard let k = (kv["key"] as? String).flatMap({ Data(base64Encoded: $0) }) else { continue }
             let v = (kv["value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
-            keys[String(decoding: k, as: UTF8.self)] = String(decoding: v, as: UTF8.self)
+            // The gateway writes int64s as JSON strings.
+            let rev = Int64(kv["mod_revision"] as? String ?? "") ?? 0
+            keys[String(decoding: k, as: UTF8.self)] = (String(decoding: v, as: UTF8.self), rev)
         }
         return keys
+    }
+
+    /// Waits until all three members answer through their gateways.
+    func waitForMembers(_ members: EtcdMembers, netns: String? = nil) throws {
+        try waitFor("three etcd members answering", timeout: 60) {
+            try members.endpoints.allSatisfy { try etcdGateway($0, "/v3/kv/range", #"{"key":"AA=="}"#, netns: netns).contains("\"header\"") }
+        }
+    }
+
+    /// Member `i` killed with SIGKILL, mid-run; returns how many writes had been acknowledged.
+    func killMember(_ members: EtcdMembers, _ i: Int, writer: ConfigMapWriter) -> Int {
+        let pid = members.pid(i)
+        XCTAssertGreaterThan(pid, 0)
+        let before = writer.acknowledged.count
+        XCTAssertEqual(kill(pid, SIGKILL), 0, "killing member e\(i)")
+        return before
+    }
+
+    /// After a member died: a few more writes on the members left, then the writer stops; no
+    /// write failed, and every acknowledged ConfigMap is there with its data, through the API
+    /// and straight from each of `survivors` (read from `netns` when given).
+    func checkAcknowledgedWrites(_ writer: ConfigMapWriter, killedAt: Int, survivors: [String], prefix: String, netns: String? = nil) throws {
+        let target = writer.acknowledged.count + 5
+        try waitFor("writes after the member died", timeout: 60) { writer.acknowledged.count >= target || !writer.failed.isEmpty }
+        writer.stop()
+        let (ok, failed) = (writer.acknowledged, writer.failed)
+        print("etcd member killed after \(killedAt) acknowledged writes; \(ok.count) acknowledged in all, \(failed.count) failed")
+        XCTAssertEqual(failed, [], "writes that failed")
+        XCTAssertGreaterThan(ok.count, killedAt, "no write acknowledged after the member died")
+        let listed = try kubectl(["get", "configmaps", "-o", "jsonpath={range .items[*]}{.metadata.name}={.data.n} {end}"])
+        XCTAssertEqual(listed.code, 0, listed.out)
+        let names = Set(listed.out.split(separator: " ").map(String.init))
+        let missing = ok.filter { !names.contains("ack-\($0)=\($0)") }
+        XCTAssertEqual(missing, [], "acknowledged ConfigMaps missing through the API")
+        for e in survivors {
+            let keys = try etcdKeys(e, prefix: prefix + "/configmaps/default/", netns: netns)
+            let absent = ok.filter { n in !(keys[prefix + "/configmaps/default/ack-\(n)"]?.value.contains("\"n\":\"\(n)\"") ?? false) }
+            XCTAssertEqual(absent, [], "acknowledged ConfigMaps missing in \(e)")
+        }
     }
 
     /// Stops the server as `tearDown` would, before the etcd it needs goes away.
@@ -110,7 +183,9 @@ extension MoatServerTests {
         let debian = try debianRootfs()
         let etcdRoot = dir + "/etcd"
         let members = try EtcdMembers(root: etcdRoot, ports: freePort)
+        var writer: ConfigMapWriter?
         addTeardownBlock { [self] in
+            writer?.stop()
             stopServer()
             members.stop()
             XCTAssertEqual(processes(mentioning: etcdRoot), [], "etcd processes left")
@@ -121,9 +196,7 @@ extension MoatServerTests {
                 for i in 0..<3 { print("--- etcd e\(i)\n" + String(members.log(i).suffix(2000))) }
             }
         }
-        try waitFor("three etcd members answering", timeout: 60) {
-            try members.endpoints.allSatisfy { try etcdGateway($0, "/v3/kv/range", #"{"key":"AA=="}"#).contains("\"header\"") }
-        }
+        try waitForMembers(members)
         let prefix = "/moat-\(getpid())"
         let (_, _) = try startAndWaitReady(images: ["python=" + debian],
                                            extra: ["--store", "etcd", "--etcd-endpoints", members.endpoints.joined(separator: ","),
@@ -132,47 +205,14 @@ extension MoatServerTests {
         XCTAssertNotNil(try etcdKeys(members.endpoints[1], prefix: prefix + "/").keys.first { $0.hasPrefix(prefix + "/nodes/") },
                         "node s1 is not in etcd")
 
-        // The writer: ConfigMaps created one after another; those kubectl acknowledged are kept.
-        let log = WriteLog()
-        let writer = Thread { [self] in
-            var n = 0
-            while !log.lock.withLock({ log.stop }) && n < 2000 {
-                n += 1
-                let r = (try? kubectl(["create", "configmap", "ack-\(n)", "--from-literal=n=\(n)"])) ?? (code: -1, out: "could not run")
-                log.lock.withLock { if r.code == 0 { log.acked.append(n) } else { log.failures.append("ack-\(n): \(r.out)") } }
-            }
-        }
-        writer.start()
+        let w = ConfigMapWriter(kubectl: { [self] in try kubectl($0) })
+        writer = w
         var killedAt = 0
-        try rollingUpdateFailsNoRequest(during: {
+        try rollingUpdateFailsNoRequest(during: { [self] in
             sleep(3)
-            let pid = members.pid(0)
-            XCTAssertGreaterThan(pid, 0)
-            killedAt = log.lock.withLock { log.acked.count }
-            XCTAssertEqual(kill(pid, SIGKILL), 0, "killing member e0")
+            killedAt = killMember(members, 0, writer: w)
         })
-        // A few more writes after the rollout, on the two members left.
-        let target = log.lock.withLock { log.acked.count } + 5
-        try waitFor("writes after the rollout", timeout: 60) { log.lock.withLock { log.acked.count >= target || !log.failures.isEmpty } }
-        log.lock.withLock { log.stop = true }
-        while !writer.isFinished { usleep(50_000) }
-
-        let (ok, failed) = log.lock.withLock { (log.acked, log.failures) }
-        print("etcd member e0 killed after \(killedAt) acknowledged writes; \(ok.count) acknowledged in all, \(failed.count) failed")
-        XCTAssertEqual(failed, [], "writes that failed")
-        XCTAssertGreaterThan(ok.count, killedAt, "no write acknowledged after the member died")
         XCTAssertFalse(members.watchdogs[0].isRunning && alive(members.pid(0)), "member e0 still running")
-
-        // Every acknowledged write is there, through the API and in both surviving members.
-        let listed = try kubectl(["get", "configmaps", "-o", "jsonpath={range .items[*]}{.metadata.name}={.data.n} {end}"])
-        XCTAssertEqual(listed.code, 0, listed.out)
-        let names = Set(listed.out.split(separator: " ").map(String.init))
-        let missing = ok.filter { !names.contains("ack-\($0)=\($0)") }
-        XCTAssertEqual(missing, [], "acknowledged ConfigMaps missing through the API")
-        for e in members.endpoints.dropFirst() {
-            let keys = try etcdKeys(e, prefix: prefix + "/configmaps/default/")
-            let absent = ok.filter { n in !(keys[prefix + "/configmaps/default/ack-\(n)"]?.contains("\"n\":\"\(n)\"") ?? false) }
-            XCTAssertEqual(absent, [], "acknowledged ConfigMaps missing in \(e)")
-        }
+        try checkAcknowledgedWrites(w, killedAt: killedAt, survivors: Array(members.endpoints.dropFirst()), prefix: prefix)
     }
 }

@@ -19,6 +19,16 @@
 // and the pods a route to the cluster CIDR only, so anything else fails locally. Afterwards
 // nothing is left: no process, no namespace, no route or firewall rule naming the test's
 // addresses (everything the CNI plugins made lived inside the nodes' namespaces).
+//
+// The same runs on SQLite (the server's default) and on a 3-member etcd cluster (Debian's
+// etcd-server, one member in each node's namespace on its switch address; the server is given
+// all three, e0 on its own node first). On etcd a writer creates ConfigMaps through kubectl
+// during the rolling update, and a few seconds into it e0 (the member the store talks to) is
+// killed with SIGKILL: the client still sees no failed request, no write fails, every
+// acknowledged ConfigMap is in both surviving members, and the Deployment, its ReplicaSets and
+// pods end as they should, the API and both members agreeing on each object's revision. On
+// both stores the rollout's end state is checked: the Deployment observed its last generation
+// with 3 updated ready replicas, the new ReplicaSet owns the 3 pods, the old one is scaled to 0.
 
 import Foundation
 import XCTest
@@ -81,7 +91,64 @@ extension MoatServerTests {
         _ = umount("/run/netns")
     }
 
-    func testThreeNodesInNetworkNamespaces() throws {
+    func testThreeNodesInNetworkNamespaces() throws { try threeNodes(onEtcd: false) }
+
+    func testThreeNodesInNetworkNamespacesOnAThreeMemberEtcd() throws { try threeNodes(onEtcd: true) }
+
+    /// The Deployment, its ReplicaSets and pods as the API shows them, and on etcd the same
+    /// objects' mod revisions in `survivors`: once the rollout to `version` is over, the
+    /// Deployment observed its last generation and has 3 updated, ready replicas; the
+    /// ReplicaSet of `version` has 3 and owns every pod, each older one is scaled to 0.
+    func checkRolloutEndState(version: String, etcd: (prefix: String, survivors: [String], netns: String)?) throws {
+        let deployment = "jsonpath={.metadata.generation}/{.status.observedGeneration} {.status.replicas} {.status.updatedReplicas} {.status.readyReplicas} {.status.availableReplicas}"
+        var seen = ""
+        try waitFor("the Deployment's status to settle", timeout: 60) {
+            seen = try kubectl(["get", "deployment", "web", "-o", deployment]).out
+            let f = seen.split(separator: " ")
+            let gen = f.first?.split(separator: "/") ?? []
+            return f.count == 5 && gen.count == 2 && gen[0] == gen[1] && f.dropFirst().allSatisfy { $0 == "3" }
+        }
+        var sets: [String] = [], owners: [String] = []
+        try waitFor("one ReplicaSet of \(version) with 3 replicas owning every pod, the others at 0", timeout: 60) {
+            sets = try kubectl(["get", "replicasets", "-l", "app=web", "-o",
+                                "jsonpath={range .items[*]}{.metadata.name}={.spec.template.spec.containers[0].env[0].value}={.spec.replicas}={.status.replicas} {end}"])
+                .out.split(separator: " ").map(String.init)
+            owners = try kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.ownerReferences[0].name}={.status.phase} {end}"])
+                .out.split(separator: " ").map(String.init)
+            // name, version, spec.replicas, status.replicas (left out when 0)
+            let rs = sets.map { $0.split(separator: "=", omittingEmptySubsequences: false).map(String.init) }
+            let current = rs.filter { $0.count == 4 && $0[1] == version }
+            guard current.count == 1, current[0][2...] == ["3", "3"] else { return false }
+            return rs.count >= 2 && rs.allSatisfy { $0 == current[0] || ($0.count == 4 && $0[2] == "0" && ["0", ""].contains($0[3])) }
+                && owners == Array(repeating: "\(current[0][0])=Running", count: 3)
+        }
+        print("rollout end state: deployment \(seen); replicasets \(sets); pods \(owners)")
+        guard let etcd else { return }
+        // The API's objects and revisions are the members' (read from each, not through Moat;
+        // read again while a late status write lands between the reads).
+        for resource in ["deployments.apps", "replicasets.apps", "pods"] {
+            let kind = String(resource.split(separator: ".")[0])
+            var listed: Set<String> = [], stored: [String: Set<String>] = [:]
+            for _ in 0..<20 {
+                let api = try kubectl(["get", kind, "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}"])
+                XCTAssertEqual(api.code, 0, api.out)
+                listed = Set(api.out.split(separator: " ").map(String.init))
+                for e in etcd.survivors {
+                    let base = "\(etcd.prefix)/\(resource)/default/"
+                    stored[e] = Set(try etcdKeys(e, prefix: base, netns: etcd.netns).map { "\($0.key.dropFirst(base.count))=\($0.value.revision)" })
+                }
+                if stored.values.allSatisfy({ $0 == listed }) { break }
+                usleep(500_000)
+            }
+            XCTAssertFalse(listed.isEmpty, "no \(kind) through the API")
+            for e in etcd.survivors { XCTAssertEqual(stored[e], listed, "\(resource) in \(e) and through the API") }
+        }
+    }
+
+    func threeNodes(onEtcd: Bool) throws {
+        if onEtcd {
+            try require(FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd"), "etcd (Debian's etcd-server; .ci/setup installs it)")
+        }
         for tool in ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local"] {
             try require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) (.ci/setup installs iproute2, util-linux, containernetworking-plugins)")
         }
@@ -96,8 +163,11 @@ extension MoatServerTests {
 
         var server: Process? = nil
         var runtimes: [Process] = [], agents: [String: Process] = [:]
+        var members: EtcdMembers? = nil, writer: ConfigMapWriter? = nil
+        let etcdRoot = dir + "/etcd"
         let netnsWasMounted = Self.runNetnsIsMounted()
         addTeardownBlock { [self] in
+            writer?.stop()
             // The server first (it stops its agent's pods, its runtime and the API server), then
             // the other nodes' agents (they stop their pods), the pods of a killed agent, the
             // runtimes, and last the namespaces, once nothing runs in them.
@@ -116,6 +186,14 @@ extension MoatServerTests {
                 }
             }
             for r in runtimes where r.isRunning { r.terminate(); r.waitUntilExit() }
+            // The etcd members last (the server and the agents talk to them until they stop).
+            if let m = members {
+                m.stop()
+                for i in 0..<3 {
+                    XCTAssertFalse(FileManager.default.fileExists(atPath: "\(etcdRoot)/e\(i)/data"), "member e\(i)'s data left")
+                    if (testRun?.totalFailureCount ?? 0) > 0 { print("--- etcd e\(i)\n" + String(m.log(i).suffix(2000))) }
+                }
+            }
             if (testRun?.totalFailureCount ?? 0) > 0 {
                 for n in names.dropFirst() {
                     for f in ["node", "cri"] {
@@ -163,17 +241,31 @@ extension MoatServerTests {
         let ping = try run("/usr/bin/nsenter", ["--net=" + path("n3"), "--", "/bin/busybox", "ping", "-c", "1", "-W", "5", nodeIP(0)])
         XCTAssertEqual(ping.code, 0, ping.out)
 
+        // On etcd: a member on each node's switch address, in the node's namespace.
+        var store: [String] = []
+        let prefix = "/moat-\(getpid())"
+        if onEtcd {
+            let m = try EtcdMembers(root: etcdRoot, ports: freePort, hosts: names.indices.map(nodeIP), netns: names.map(path))
+            members = m
+            try waitForMembers(m, netns: path("s1"))
+            store = ["--store", "etcd", "--etcd-endpoints", m.endpoints.joined(separator: ","), "--etcd-prefix", prefix]
+        }
+
         // s1: `moat server` in its namespace; the API server on its loopback, the cluster DNS on its switch address.
         kubectlNetns = path("s1")
         let port = freePort()
         server = try startInNetns(path("s1"), ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1",
                                                "--cluster-dns", nodeIP(0), "--rootfs-image", busybox, "--cni-conf-dir", dir + "/cni-s1",
-                                               "--join-node", "n2", "--join-node", "n3", "--node-grace-period", "20", "--pod-eviction-timeout", "5"],
+                                               "--join-node", "n2", "--join-node", "n3", "--node-grace-period", "20", "--pod-eviction-timeout", "5"] + store,
                                   log: dir + "/server.log")
         self.server = server
         try waitFor("the kubeconfig", timeout: 90) { FileManager.default.fileExists(atPath: data + "/kubeconfig") }
         try waitFor("node s1 Ready", timeout: 60) { try kubectl(["get", "node", "s1"]).out.contains(" Ready ") }
         try waitFor("s1's pod CIDR from the controller", timeout: 30) { try kubectl(["get", "node", "s1", "-o", "jsonpath={.spec.podCIDR}"]).out == podCIDR(0) }
+        if let m = members {
+            XCTAssertNotNil(try etcdKeys(m.endpoints[1], prefix: prefix + "/", netns: path("s1")).keys.first { $0 == prefix + "/nodes//s1" },
+                            "node s1 is not in etcd")
+        }
 
         // n2 and n3: a runtime (its streaming server on the node's address, for kubectl exec)
         // and an agent each, in the node's namespace.
@@ -321,9 +413,16 @@ extension MoatServerTests {
         let out = Pipe()
         client.standardOutput = out; client.standardError = out; client.standardInput = FileHandle.nullDevice
         try client.run()
+        // On etcd: ConfigMaps written throughout, and e0 killed a few seconds into the update.
+        if members != nil { writer = ConfigMapWriter(kubectl: { [self] in try kubectl($0) }) }
         sleep(3)
         try manifests("v2").write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
         XCTAssertEqual(try kubectl(["apply", "-f", dir + "/web.yaml"]).code, 0)
+        var killedAt = 0
+        if let m = members, let w = writer {
+            sleep(3)
+            killedAt = killMember(m, 0, writer: w)
+        }
         let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
         print("rolling update across nodes, client on n3: " + report)
@@ -333,6 +432,11 @@ extension MoatServerTests {
         try waitFor("3 ready v2 endpoints", timeout: 120) {
             try readyEndpoints().count == 3 && (try webPods()).count == 3
         }
+        if let m = members, let w = writer {
+            XCTAssertFalse(alive(m.pid(0)), "member e0 still running")
+            try checkAcknowledgedWrites(w, killedAt: killedAt, survivors: Array(m.endpoints.dropFirst()), prefix: prefix, netns: path("s1"))
+        }
+        try checkRolloutEndState(version: "v2", etcd: members.map { (prefix, Array($0.endpoints.dropFirst()), path("s1")) })
 
         // n2's agent dies: once n2 is not ready and the eviction timeout passed, its web pods
         // come back on s1 (the only other node with web=yes), and answer through the Service.

@@ -28,7 +28,26 @@ public final class APIRegistry: Sendable {
 
     /// Where Services' ClusterIPs come from (ServiceIPs.swift).
     public let serviceCIDR: IPv4CIDR
-    public init(store: any Store, serviceCIDR: IPv4CIDR = .defaultServices) { self.store = store; self.serviceCIDR = serviceCIDR }
+    /// How long an Event lives after its last write (kube-apiserver's --event-ttl); nil: for ever.
+    public let eventTTL: Duration?
+    public init(store: any Store, serviceCIDR: IPv4CIDR = .defaultServices, eventTTL: Duration? = .seconds(3600)) {
+        self.store = store; self.serviceCIDR = serviceCIDR; self.eventTTL = eventTTL
+    }
+
+    /// The time to live of objects of `rt` in the store: Events expire, nothing else does.
+    func ttl(_ rt: ResourceType) -> Duration? { rt == .events ? eventTTL : nil }
+
+    /// The store's create, with the kind's time to live if it has one.
+    func storeCreate(_ rt: ResourceType, _ key: ObjectKey, _ value: Data) async throws -> StoredObject {
+        if let ttl = ttl(rt) { return try await store.create(key, value: value, ttl: ttl) }
+        return try await store.create(key, value: value)
+    }
+
+    /// The store's update, renewing the kind's time to live if it has one (a plain update would clear it).
+    func storeUpdate(_ rt: ResourceType, _ key: ObjectKey, _ value: Data, expectedRevision: Int64?) async throws -> StoredObject {
+        if let ttl = ttl(rt) { return try await store.update(key, value: value, expectedRevision: expectedRevision, ttl: ttl) }
+        return try await store.update(key, value: value, expectedRevision: expectedRevision)
+    }
 
     /// Creates the namespaces every cluster has.
     public func bootstrap() async throws {
@@ -124,7 +143,7 @@ public final class APIRegistry: Sendable {
             if !errs.isEmpty { throw APIError.invalid(rt, o.name.isEmpty ? (generate ?? "") : o.name, errs) }
             if rt == .services { try await allocateClusterIP(&o) }
             do {
-                let so = try await store.create(storeKey(rt, o.namespace, o.name), value: encode(o))
+                let so = try await storeCreate(rt, storeKey(rt, o.namespace, o.name), encode(o))
                 return try decode(so)
             } catch StoreError.alreadyExists(_) where generate != nil && attempt < 7 {
                 if rt == .services { await releaseClusterIP(o) }
@@ -237,7 +256,7 @@ public final class APIRegistry: Sendable {
             obj.resourceVersion = String(deleted.modRevision)
             return obj
         }
-        return try decode(try await store.update(key, value: encode(new), expectedRevision: so.modRevision))
+        return try decode(try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision))
     }
 
     // MARK: Delete
@@ -289,7 +308,7 @@ public final class APIRegistry: Sendable {
                         new[path: "metadata", "deletionGracePeriodSeconds"] = 0
                     }
                     if new == cur { return (cur, false) }
-                    return (try decode(try await store.update(key, value: encode(new), expectedRevision: so.modRevision)), false)
+                    return (try decode(try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision)), false)
                 }
                 let gone = try await store.delete(key, expectedRevision: so.modRevision)
                 if rt == .services { await releaseClusterIP(cur) }

@@ -102,12 +102,17 @@ extension APIRegistry {
     // MARK: Binding subresource
 
     /// Binds a pod to a node (pods/{name}/binding). Fails with 409 if the pod is already bound.
-    public func bind(namespace: String, pod: String, binding: JSON) async throws -> JSON {
+    ///
+    /// `current` is the pod as the caller last saw it (the scheduler's informer copy, with its
+    /// resourceVersion). The binding is written at that revision first: when nothing changed
+    /// the pod since, the usual case, that is one store write and no read (on etcd, one round
+    /// trip instead of two per pod). If the pod changed, it is read and the binding retried.
+    public func bind(namespace: String, pod: String, binding: JSON, current: JSON? = nil) async throws -> JSON {
         guard let node = binding["target"]["name"].string, !node.isEmpty else {
             throw APIError.invalid(.pods, pod, [.required("target.name")])
         }
         let uid = binding["metadata"]["uid"].string
-        _ = try await guaranteedUpdate(.pods, namespace, pod, precondition: nil, subresource: "binding-internal") { cur in
+        let bound = { (cur: JSON) throws -> JSON in
             if let uid, !uid.isEmpty, uid != cur.uid { throw APIError.conflict(.pods, pod, "UID precondition failed") }
             if let existing = cur.nodeName {
                 throw APIError.conflict(.pods, pod, "pod \(pod) is already assigned to node \"\(existing)\"")
@@ -118,6 +123,19 @@ extension APIRegistry {
             o.setCondition(type: "PodScheduled", status: "True")
             return o
         }
-        return ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201]
+        let done: JSON = ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201]
+        if let current, current.namespace == namespace, current.name == pod, let rv = Int64(current.resourceVersion), rv > 0 {
+            let seen = StoredObject(key: storeKey(.pods, namespace, pod), value: Data(), createRevision: 0, modRevision: rv)
+            do {
+                _ = try await commitUpdate(.pods, seen, current, try bound(current), subresource: "binding-internal")
+                return done
+            } catch StoreError.conflict(_, _, _) {
+                // Changed since the caller saw it: read it and decide again below.
+            } catch {
+                throw mapStoreError(error, .pods, pod)
+            }
+        }
+        _ = try await guaranteedUpdate(.pods, namespace, pod, precondition: nil, subresource: "binding-internal", mutate: bound)
+        return done
     }
 }

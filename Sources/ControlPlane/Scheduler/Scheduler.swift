@@ -86,7 +86,7 @@ public final class Scheduler: @unchecked Sendable {
         Task {
             defer { Task { await self.binds.release() } }
             do {
-                try await self.client.bind(namespace: pod.namespace, pod: pod.name, node: chosen)
+                try await self.client.bind(pod, node: chosen)
             } catch let e as APIError where e.isConflict || e.isNotFound {
                 self.cache.forget(pod.uid)  // bound by someone else, or gone
             } catch {

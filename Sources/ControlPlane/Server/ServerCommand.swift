@@ -78,6 +78,9 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("node-grace-period"), help: "Seconds without a heartbeat before a node is marked not ready.")
     public var nodeGracePeriod: Double = 40
 
+    @Option(name: .customLong("event-ttl"), help: "How long Events are kept after their last update (like 1h, 30m, 90s).")
+    public var eventTTL: String = "1h"
+
     @Option(help: "Storage backend: sqlite (embedded, under DATA/store) or etcd (--etcd-endpoints).")
     public var store: String = "sqlite"
 
@@ -187,7 +190,7 @@ public struct ServerCommand: ParsableCommand {
                                            "--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
                                            "--client-ca-file", pki.caCert, "--token-file", tokens, "--local-socket", apiSocket,
                                            "--dns-listen", clusterDNS + ":53", "--service-cidr", serviceCIDR,
-                                           "--dns-service-ip", dnsServiceIP] + storeArgs)
+                                           "--dns-service-ip", dnsServiceIP, "--event-ttl", eventTTL] + storeArgs)
             try waitFor("the API server on \(apiURL)", timeout: 60) { Self.healthy(socket: apiSocket) }
 
             let sock = data + "/cri.sock"

@@ -117,6 +117,8 @@ public final class EtcdStore: Store, @unchecked Sendable {
     private var watches: [UUID: Task<Void, Never>] = [:] // Guarded by: lock
     private var isClosed = false                         // Guarded by: lock
     private var runners: [Task<Void, Never>] = []        // Guarded by: lock
+    /// The lease keys written with a TTL share, per TTL, and until when it is handed out.
+    private var leases: [Duration: (id: Int64, until: ContinuousClock.Instant)] = [:]  // Guarded by: lock
     /// This store's write-marker key, the last nonce handed out and the marker's lease.
     let markerKey: Data
     private var markerSeq: Int64 = 0                                          // Guarded by: lock
@@ -395,8 +397,11 @@ public final class EtcdStore: Store, @unchecked Sendable {
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
     }
 
-    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool, lease: Int64 = 0) -> Etcdserverpb_RequestOp {
-        .with { $0.requestPut = .with { $0.key = key; $0.value = value; $0.prevKv = prevKv; $0.lease = lease } }
+    /// A put of `value` at `key`, attached to `lease`, by default to the task's `putLease` (none
+    /// outside `withLease`: a put without a lease detaches the key from any it had, as etcd does).
+    private static func putOp(_ key: Data, _ value: Data, prevKv: Bool, lease: Int64? = nil) -> Etcdserverpb_RequestOp {
+        let lease = lease ?? putLease
+        return .with { $0.requestPut = .with { $0.key = key; $0.value = value; $0.prevKv = prevKv; $0.lease = lease } }
     }
 
     /// The compare guarding an update or delete: exact revision, or mere existence.
@@ -459,6 +464,57 @@ public final class EtcdStore: Store, @unchecked Sendable {
         do { prev = try await range("delete check", before).kvs.first.flatMap(storedObject) } catch let e as RPCError where e.code == .outOfRange { return nil }
         guard let prev else { return nil }
         return StoredObject(key: key, value: prev.value, createRevision: prev.createRevision, modRevision: marker.modRevision)
+    }
+
+    // MARK: Expiring keys
+
+    /// The lease the puts of this task attach to their key (0: none). The `ttl:` variants of
+    /// create and update set it around the ordinary ones, so an expiring key goes through the
+    /// same transactions, failover and retry acceptance as any other.
+    @TaskLocal static var putLease: Int64 = 0
+
+    /// How long one lease is handed out to keys written with `ttl`: a twentieth of it, at
+    /// least a second and at most a minute. The lease is granted for `ttl` plus this window,
+    /// so every key lives at least `ttl` (and at most `ttl` plus the window), and etcd keeps
+    /// one lease per window rather than one per key.
+    static func leaseWindow(_ ttl: Duration) -> Duration { min(max(ttl / 20, .seconds(1)), .seconds(60)) }
+
+    /// The lease for keys written now with `ttl`: the current one while its window lasts, else a new one.
+    func lease(for ttl: Duration) async throws -> Int64 {
+        let now = ContinuousClock.now
+        if let l = lock.withLock({ leases[ttl] }), now < l.until { return l.id }
+        let window = Self.leaseWindow(ttl)
+        var req = Etcdserverpb_LeaseGrantRequest()
+        let total = (ttl + window).components
+        req.ttl = total.seconds + (total.attoseconds > 0 ? 1 : 0)
+        // A grant retried on another member may leave an unused lease behind; it expires on its own.
+        let r = try await withFailover("lease grant") { m, _ in try await m.lease.leaseGrant(req, options: Self.callOptions) }
+        if !r.error.isEmpty { throw Failure(description: "etcd lease grant: \(r.error)") }
+        lock.withLock { leases[ttl] = (r.id, now + window) }
+        return r.id
+    }
+
+    /// Runs `body` (a create or update) with its put attached to the lease for `ttl`; once
+    /// more with a new lease if etcd no longer knows the one it had (revoked by someone else).
+    private func withLease<R>(_ ttl: Duration, _ body: () async throws -> R) async throws -> R {
+        var attempt = 0
+        while true {
+            let id = try await lease(for: ttl)
+            do {
+                return try await Self.$putLease.withValue(id) { try await body() }
+            } catch let e as RPCError where e.code == .notFound && e.message.contains("lease") && attempt == 0 {
+                attempt += 1
+                lock.withLock { if leases[ttl]?.id == id { leases[ttl] = nil } }
+            }
+        }
+    }
+
+    public func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject {
+        try await withLease(ttl) { try await create(key, value: value) }
+    }
+
+    public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, ttl: Duration) async throws -> StoredObject {
+        try await withLease(ttl) { try await update(key, value: value, expectedRevision: expectedRevision) }
     }
 
     // MARK: Watch

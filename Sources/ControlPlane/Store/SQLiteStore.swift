@@ -14,6 +14,12 @@ import GRDB
 /// readers (snapshot isolation). Writes that queue up while one commits are committed
 /// together (group commit: one fsync per batch, one savepoint and revision per write).
 /// `watchers`, the write queue and the closed flag are guarded by `lock`.
+///
+/// Expiry: an object written with a TTL carries its expiry time (`objects.expires_at`, wall
+/// clock, so it survives restarts); a write without one clears it, as a put without a lease
+/// does in etcd. A sweep task, started with the first expiring object, wakes when the earliest
+/// one is due (at least once a second while any is pending) and deletes what is due through the
+/// ordinary write path, so watchers see each expiry as a DELETED event.
 public final class SQLiteStore: Store, @unchecked Sendable {
     private let pool: DatabasePool
     private let lock = NSLock()
@@ -21,6 +27,9 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     private var isClosed = false
     private var pending: [PendingWrite] = []   // Guarded by: lock
     private var committing = false             // Guarded by: lock (a drain task is running)
+    /// The earliest expiry (seconds since 1970) a sweep should look at; infinity when none.
+    private var nextExpiry = Double.infinity   // Guarded by: lock
+    private var sweeper: Task<Void, Never>?    // Guarded by: lock
     /// Number of most recent events retained in the event log for watch resumption.
     public let retainedEvents: Int64
 
@@ -56,7 +65,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
                 """)
+            // Databases from before expiry get the column; only expiring objects are indexed.
+            if try !db.columns(in: "objects").contains(where: { $0.name == "expires_at" }) {
+                try db.execute(sql: "ALTER TABLE objects ADD COLUMN expires_at REAL")
+            }
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS objects_by_expiry ON objects(expires_at) WHERE expires_at IS NOT NULL")
         }
+        if let first = try pool.read({ db in try Double.fetchOne(db, sql: "SELECT MIN(expires_at) FROM objects") }) { expiring(first) }
     }
 
     /// The journal mode and synchronous level in force, for tests and diagnostics.
@@ -97,25 +112,96 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     // MARK: Writes
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
+        try await create(key, value: value, expiresAt: nil)
+    }
+
+    public func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject {
+        try await create(key, value: value, expiresAt: Self.expiry(ttl))
+    }
+
+    private func create(_ key: ObjectKey, value: Data, expiresAt: Double?) async throws -> StoredObject {
         try await write { db, rev in
             if try Self.fetchObject(db, key) != nil { throw StoreError.alreadyExists(key) }
-            try db.cachedStatement(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev) VALUES (?,?,?,?,?,?)")
-                .execute(arguments: [key.resource, key.namespace, key.name, value, rev, rev])
+            try db.cachedStatement(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev, expires_at) VALUES (?,?,?,?,?,?,?)")
+                .execute(arguments: [key.resource, key.namespace, key.name, value, rev, rev, expiresAt])
+            if let expiresAt { self.expiring(expiresAt) }
             return StoreEvent(type: .added, object: StoredObject(key: key, value: value, createRevision: rev, modRevision: rev))
         }.object
     }
 
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
+        try await update(key, value: value, expectedRevision: expectedRevision, expiresAt: nil)
+    }
+
+    public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, ttl: Duration) async throws -> StoredObject {
+        try await update(key, value: value, expectedRevision: expectedRevision, expiresAt: Self.expiry(ttl))
+    }
+
+    private func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, expiresAt: Double?) async throws -> StoredObject {
         try await write { db, rev in
             guard let cur = try Self.fetchObject(db, key) else { throw StoreError.notFound(key) }
             if let expectedRevision, expectedRevision != cur.modRevision {
                 throw StoreError.conflict(key, expected: expectedRevision, actual: cur.modRevision)
             }
-            try db.cachedStatement(sql: "UPDATE objects SET value = ?, mod_rev = ? WHERE resource = ? AND namespace = ? AND name = ?")
-                .execute(arguments: [value, rev, key.resource, key.namespace, key.name])
+            try db.cachedStatement(sql: "UPDATE objects SET value = ?, mod_rev = ?, expires_at = ? WHERE resource = ? AND namespace = ? AND name = ?")
+                .execute(arguments: [value, rev, expiresAt, key.resource, key.namespace, key.name])
+            if let expiresAt { self.expiring(expiresAt) }
             return StoreEvent(type: .modified, object: StoredObject(key: key, value: value, createRevision: cur.createRevision, modRevision: rev),
                               previousValue: cur.value)
         }.object
+    }
+
+    // MARK: Expiry
+
+    private static func expiry(_ ttl: Duration) -> Double {
+        let c = ttl.components
+        return Date().timeIntervalSince1970 + Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+
+    /// Notes an object due at `time`: the sweep wakes for it (and is started if it is not running).
+    private func expiring(_ time: Double) {
+        lock.withLock {
+            nextExpiry = min(nextExpiry, time)
+            if sweeper == nil, !isClosed {
+                sweeper = Task { [weak self] in
+                    while !Task.isCancelled, let wait = await self?.sweepIfDue() {
+                        try? await Task.sleep(for: .milliseconds(wait))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes the objects that are due, if any is; returns how many milliseconds to wait
+    /// before looking again, nil when the store is closed.
+    private func sweepIfDue() async -> Int? {
+        let (due, closed) = lock.withLock { (nextExpiry, isClosed) }
+        if closed { return nil }
+        let now = Date().timeIntervalSince1970
+        if due > now { return Int(min(due - now, 1) * 1000) + 1 }
+        let keys = (try? await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT resource, namespace, name FROM objects WHERE expires_at <= ?", arguments: [now])
+                .map { ObjectKey(resource: $0["resource"], namespace: $0["namespace"], name: $0["name"]) }
+        }) ?? []
+        for key in keys {
+            // Deleted only if still due: a write since the read may have renewed or cleared its expiry.
+            _ = try? await write { db, rev in
+                guard let cur = try Self.fetchObject(db, key),
+                      let at = try Double.fetchOne(db.cachedStatement(sql: "SELECT expires_at FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
+                                                   arguments: [key.resource, key.namespace, key.name]), at <= now else { throw StoreError.notFound(key) }
+                try db.cachedStatement(sql: "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?")
+                    .execute(arguments: [key.resource, key.namespace, key.name])
+                return StoreEvent(type: .deleted, object: StoredObject(key: key, value: cur.value, createRevision: cur.createRevision, modRevision: rev),
+                                  previousValue: cur.value)
+            }
+        }
+        // The next due time, read on the writer queue so that no expiring write slips between
+        // this read and the assignment (such a write lowers nextExpiry itself, after this).
+        _ = try? await pool.writeWithoutTransaction { db in
+            let next = try Double.fetchOne(db, sql: "SELECT MIN(expires_at) FROM objects") ?? .infinity
+            self.lock.withLock { self.nextExpiry = next }
+        }
+        return 50
     }
 
     public func delete(_ key: ObjectKey, expectedRevision: Int64?) async throws -> StoredObject {
@@ -275,6 +361,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     public func close() {
         let ws: [Watcher] = lock.withLock {
             isClosed = true
+            sweeper?.cancel()
             let all = Array(watchers.values); watchers.removeAll(); return all
         }
         for w in ws { w.continuation.finish(throwing: StoreError.closed) }

@@ -88,6 +88,12 @@ public protocol Store: Sendable {
     func create(_ key: ObjectKey, value: Data) async throws -> StoredObject
     /// Replaces an object; `expectedRevision` nil means unconditional.
     func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject
+    /// `create` of an object that the store deletes (a DELETED event to watches) once `ttl`
+    /// has passed, give or take the backend's granularity (etcd: a lease shared by the keys
+    /// written in one window; SQLite: a sweep). Used for Events (`--event-ttl`).
+    func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject
+    /// `update` that (re)sets the object's expiry to `ttl` from now. A plain `update` clears it.
+    func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, ttl: Duration) async throws -> StoredObject
     /// Deletes an object; returns the deleted object with `modRevision` set to the deletion revision.
     func delete(_ key: ObjectKey, expectedRevision: Int64?) async throws -> StoredObject
     /// Events after `fromRevision` for a resource (optionally one namespace), then live events.
