@@ -458,7 +458,7 @@ restart_cp() {
 }
 start_agent() {
     "$moat" node --server "$api" --cri "unix://$d/cri.sock" --name "$tag" --log-directory "$d/logs" \
-        --root "$d/agent" --port 0 >>"$d/node.out" 2>&1 &
+        --root "$d/agent" --port 0 --eviction-hard 'memory.available<100Mi' >>"$d/node.out" 2>&1 &
     agent=$!
 }
 # Named network namespaces, but for the cri-cni scenario's own node namespace.

@@ -20,6 +20,12 @@ import XCTest
 import Glibc
 #endif
 
+/// The eviction thresholds of the nodes these tests start, unless a test is about eviction:
+/// memory only. kubelet's default disk thresholds (imagefs.available<15%, nodefs.available<10%)
+/// would make a test's outcome depend on how full the machine's shared disk is: below them a
+/// node reports DiskPressure and refuses new pods.
+let testEvictionHard = "memory.available<100Mi"
+
 final class NodeAgentTests: XCTestCase {
     var dir = ""
     var procs: [Process] = []
@@ -194,8 +200,11 @@ final class NodeAgentTests: XCTestCase {
     }
 
     func startAgent(log: String = "node.log", _ extra: [String] = []) throws -> Process {
+        // Unless a test sets its own thresholds, only memory: kubelet's default disk thresholds
+        // would make the outcome depend on how full this machine's disk is (TestSupport).
+        let eviction = extra.contains("--eviction-hard") ? [] : ["--eviction-hard", testEvictionHard]
         let node = try start(["node", "--server", "http://127.0.0.1:\(port)", "--cri", criEndpoint,
-                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"] + extra, log: log)
+                              "--name", "n1", "--log-directory", dir + "/logs", "--root", dir + "/node", "--port", "0"] + eviction + extra, log: log)
         try waitFor("node n1 Ready", timeout: 30) { try kubectl(["get", "node", "n1"]).out.contains(" Ready ") }
         return node
     }

@@ -41,7 +41,7 @@ extension MoatServerTests {
         try waitFor("n2's runtime socket", timeout: 60) { FileManager.default.fileExists(atPath: n2 + "/cri.sock") }
         let agent = try startProcess(["node", "--server", "unix://\(data)/api.sock", "--token-file", data + "/pki/node-n2.token",
                                       "--cri", "unix://\(n2)/cri.sock", "--name", "n2", "--root", n2 + "/node", "--log-directory", n2 + "/logs",
-                                      "--port", "0"], log: n2 + "/node.log")
+                                      "--port", "0", "--eviction-hard", testEvictionHard], log: n2 + "/node.log")
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         try waitFor("node n2 Ready", timeout: 60) { try kubectl(["get", "node", "n2"]).out.contains(" Ready ") }
         try waitFor("n2's pod CIDR", timeout: 30) { try kubectl(["get", "node", "n2", "-o", "jsonpath={.spec.podCIDR}"]).out == "10.244.1.0/24" }

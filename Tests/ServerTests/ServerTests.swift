@@ -10,6 +10,12 @@ import XCTest
 import Glibc
 #endif
 
+/// The eviction thresholds of the nodes these tests start, unless a test is about eviction:
+/// memory only. kubelet's default disk thresholds (imagefs.available<15%, nodefs.available<10%)
+/// would make a test's outcome depend on how full the machine's shared disk is: below them a
+/// node reports DiskPressure and refuses new pods.
+let testEvictionHard = "memory.available<100Mi"
+
 final class MoatServerTests: XCTestCase {
     var dir = ""
     var server: Process?
@@ -74,6 +80,7 @@ final class MoatServerTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
         p.arguments = ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1", "--cluster-dns", dnsAddress,
+                       "--eviction-hard", testEvictionHard,
                        "--rootfs-image", "busybox=" + Self.repo + "/.cache/rootfs/busybox"] + images.flatMap { ["--rootfs-image", $0] } + extra
         FileManager.default.createFile(atPath: dir + "/server.log", contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/server.log"))

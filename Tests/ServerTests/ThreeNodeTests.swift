@@ -255,6 +255,7 @@ extension MoatServerTests {
         kubectlNetns = path("s1")
         let port = freePort()
         server = try startInNetns(path("s1"), ["server", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--node-name", "s1",
+                                               "--eviction-hard", testEvictionHard,
                                                "--cluster-dns", nodeIP(0), "--rootfs-image", busybox, "--cni-conf-dir", dir + "/cni-s1",
                                                "--join-node", "n2", "--join-node", "n3", "--node-grace-period", "20", "--pod-eviction-timeout", "5"] + store,
                                   log: dir + "/server.log")
@@ -279,7 +280,8 @@ extension MoatServerTests {
             agents[n] = try startInNetns(path(n), ["node", "--server", "unix://\(data)/api.sock", "--token-file", data + "/pki/node-\(n).token",
                                                     "--cri", "unix://\(d)/cri.sock", "--name", n, "--root", d + "/node", "--log-directory", d + "/logs",
                                                     "--address", nodeIP(i), "--port", "0", "--stop-pods-on-exit",
-                                                    "--cluster-dns", "10.96.0.10", "--service-cidr", "10.96.0.0/12", "--dns-upstream", nodeIP(0) + ":53"],
+                                                    "--cluster-dns", "10.96.0.10", "--service-cidr", "10.96.0.0/12", "--dns-upstream", nodeIP(0) + ":53",
+                                                    "--eviction-hard", testEvictionHard],
                                          log: d + "/node.log")
             try waitFor("node \(n) Ready", timeout: 60) { try kubectl(["get", "node", n]).out.contains(" Ready ") }
             try waitFor("\(n)'s pod CIDR from the controller", timeout: 30) { try kubectl(["get", "node", n, "-o", "jsonpath={.spec.podCIDR}"]).out == podCIDR(i) }

@@ -81,6 +81,9 @@ public struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("event-ttl"), help: "How long Events are kept after their last update (like 1h, 30m, 90s).")
     public var eventTTL: String = "1h"
 
+    @Option(name: .customLong("eviction-hard"), help: "The node agent's hard eviction thresholds (see `moat node --help`; default: kubelet's).")
+    public var evictionHard: String?
+
     @Option(help: "Storage backend: sqlite (embedded, under DATA/store) or etcd (--etcd-endpoints).")
     public var store: String = "sqlite"
 
@@ -204,7 +207,8 @@ public struct ServerCommand: ParsableCommand {
 
             let agent = try sup.start("node", ["node", "--server", "unix://" + apiSocket, "--token-file", nodeToken, "--cri", "unix://" + sock, "--name", node,
                                    "--log-directory", data + "/pod-logs", "--root", data + "/node", "--port", "0", "--stop-pods-on-exit",
-                                   "--cluster-dns", dnsServiceIP, "--service-cidr", serviceCIDR, "--dns-upstream", clusterDNS + ":53"])
+                                   "--cluster-dns", dnsServiceIP, "--service-cidr", serviceCIDR, "--dns-upstream", clusterDNS + ":53"]
+                                   + (evictionHard.map { ["--eviction-hard", $0] } ?? []))
             try PKI.write("\(agent)\n", to: nodePID)
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "admin"), to: data + "/kubeconfig")
             try PKI.write(try pki.kubeconfig(server: apiURL, user: "viewer"), to: data + "/pki/viewer.kubeconfig")
