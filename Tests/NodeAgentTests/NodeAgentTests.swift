@@ -840,14 +840,18 @@ final class NodeAgentTests: XCTestCase {
         try waitFor("the memory-pressure taint", timeout: 30) {
             try kubectl(["get", "node", "n1", "-o", "jsonpath={.spec.taints[*].key}"]).out.contains("node.kubernetes.io/memory-pressure")
         }
-        // The Deployment replaced its pod; the BestEffort replacement is kept off the node.
+        // The Deployment replaced its pod; the BestEffort replacement is kept off the node. (A
+        // replacement made before the taint was there was bound, rejected by the agent and is
+        // Failed too, so the one to find is any replacement, not the first.)
         try waitFor("the Deployment's replacement pod, unschedulable for the taint", timeout: 60) {
-            let p = try pods().first { ($0["metadata"] as? [String: Any])?["name"] as? String != webPod
-                && (($0["metadata"] as? [String: Any])?["labels"] as? [String: Any])?["app"] as? String == "web" }
-            guard let spec = p?["spec"] as? [String: Any], let st = p?["status"] as? [String: Any] else { return false }
-            let conds = st["conditions"] as? [[String: Any]] ?? []
-            return spec["nodeName"] == nil && st["phase"] as? String == "Pending"
-                && conds.contains { $0["type"] as? String == "PodScheduled" && ($0["message"] as? String ?? "").contains("memory-pressure") }
+            try pods().contains { p in
+                guard let m = p["metadata"] as? [String: Any], m["name"] as? String != webPod,
+                      (m["labels"] as? [String: Any])?["app"] as? String == "web",
+                      let spec = p["spec"] as? [String: Any], let st = p["status"] as? [String: Any] else { return false }
+                let conds = st["conditions"] as? [[String: Any]] ?? []
+                return spec["nodeName"] == nil && st["phase"] as? String == "Pending"
+                    && conds.contains { $0["type"] as? String == "PodScheduled" && ($0["message"] as? String ?? "").contains("memory-pressure") }
+            }
         }
         // Evicted pods stay down: no sandbox of theirs runs, and they stay Failed.
         let ready = try await NodeAgentMain.sandboxIDs(criSocket: Self.externalSocket ?? dir + "/cri.sock", readyOnly: true)
