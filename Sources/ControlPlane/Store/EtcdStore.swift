@@ -38,9 +38,9 @@ import SwiftProtobuf
 ///
 /// Write markers: every write's transaction also puts a fresh sequence number (its nonce)
 /// under `<prefix>-meta/writers/<store id>`, a key only this store instance writes, attached
-/// to a lease of `markerTTL` (re-granted every third of it, so the key of a store that is
-/// gone expires; a write that meets an expired lease is rejected whole and retried with a
-/// new one). Watches and lists under `<prefix>/` never see these keys. When a retried write
+/// to the shared lease for `markerTTL` (`lease(for:)`, as expiring keys use, so the key of a
+/// store that is gone expires; a write that meets an expired lease is rejected whole and
+/// retried with a new one). Watches and lists under `<prefix>/` never see these keys. When a retried write
 /// finds the key changed in a way its own first attempt could explain, the marker's value
 /// at that revision (a Range at the revision) says whether that attempt was applied: only
 /// that attempt put its nonce. Costs one more Put in each write's transaction.
@@ -122,8 +122,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
     /// This store's write-marker key, the last nonce handed out and the marker's lease.
     let markerKey: Data
     private var markerSeq: Int64 = 0                                          // Guarded by: lock
-    private var markerLease: (id: Int64, granted: ContinuousClock.Instant)?  // Guarded by: lock
-    public var markerTTL: Int64 = 600
+    public var markerTTL: Duration = .seconds(600)
     /// Attempts that failed over to another member (or the same one again), for tests and debugging.
     private var failedAttempts = 0                      // Guarded by: lock
     var failedAttemptCount: Int { lock.withLock { failedAttempts } }
@@ -310,23 +309,6 @@ public final class EtcdStore: Store, @unchecked Sendable {
 
     // MARK: Writes
 
-    /// The lease the write marker is attached to: granted once, then again every third of
-    /// `markerTTL` (or at once after `invalidate`), so that it never expires while in use.
-    private func markerLeaseID(invalidate stale: Int64? = nil) async throws -> Int64 {
-        let now = ContinuousClock.now
-        let cached: Int64? = lock.withLock {
-            if let stale, markerLease?.id == stale { markerLease = nil }
-            guard let l = markerLease, now - l.granted < .seconds(markerTTL / 3) else { return nil }
-            return l.id
-        }
-        if let cached { return cached }
-        var req = Etcdserverpb_LeaseGrantRequest()
-        req.ttl = markerTTL
-        let r = try await withFailover("lease grant") { m, _ in try await m.lease.leaseGrant(req, options: Self.callOptions) }
-        lock.withLock { markerLease = (r.id, now) }
-        return r.id
-    }
-
     private func nextNonce() -> Data { Data(String(lock.withLock { markerSeq += 1; return markerSeq }).utf8) }
 
     /// Whether the write marker held `nonce` at `revision`: true or false, or nil when that
@@ -353,10 +335,10 @@ public final class EtcdStore: Store, @unchecked Sendable {
         var failure = Etcdserverpb_RequestOp()
         failure.requestRange = get
         req.failure = [failure]
-        var lease = try await markerLeaseID()
+        var markerLease = try await lease(for: markerTTL)
         var leaseRetried = false
         while true {
-            req.success = [success, Self.putOp(markerKey, nonce, prevKv: false, lease: lease)]
+            req.success = [success, Self.putOp(markerKey, nonce, prevKv: false, lease: markerLease)]
             do {
                 return try await withFailover(what) { m, retried in
                     let r = try await m.kv.txn(req, options: Self.callOptions)
@@ -368,7 +350,8 @@ public final class EtcdStore: Store, @unchecked Sendable {
                 // The marker's lease expired (the store was stopped or starved for minutes):
                 // etcd rejected the whole transaction, so it is safe to send it again.
                 leaseRetried = true
-                lease = try await markerLeaseID(invalidate: lease)
+                forgetLease(markerLease, ttl: markerTTL)
+                markerLease = try await lease(for: markerTTL)
             }
         }
     }
@@ -494,6 +477,12 @@ public final class EtcdStore: Store, @unchecked Sendable {
         return r.id
     }
 
+    /// Stops handing out lease `id` for `ttl` (etcd no longer knows it), unless another
+    /// request already replaced it.
+    private func forgetLease(_ id: Int64, ttl: Duration) {
+        lock.withLock { if leases[ttl]?.id == id { leases[ttl] = nil } }
+    }
+
     /// Runs `body` (a create or update) with its put attached to the lease for `ttl`; once
     /// more with a new lease if etcd no longer knows the one it had (revoked by someone else).
     private func withLease<R>(_ ttl: Duration, _ body: () async throws -> R) async throws -> R {
@@ -504,7 +493,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
                 return try await Self.$putLease.withValue(id) { try await body() }
             } catch let e as RPCError where e.code == .notFound && e.message.contains("lease") && attempt == 0 {
                 attempt += 1
-                lock.withLock { if leases[ttl]?.id == id { leases[ttl] = nil } }
+                forgetLease(id, ttl: ttl)
             }
         }
     }
