@@ -54,7 +54,6 @@ public final class HTTP2PingAnswerer: ChannelDuplexHandler, RemovableChannelHand
     private var pendingAnswers: [ByteBuffer] = []
     /// Inbound preface bytes still to pass on before the first frame (server side).
     private var inPreface: Int
-    public private(set) var answered = 0
 
     /// A client's outbound bytes start with the preface (recognised by its first byte); a
     /// server's inbound bytes do.
@@ -119,7 +118,6 @@ public final class HTTP2PingAnswerer: ChannelDuplexHandler, RemovableChannelHand
         frame.writeBytes([0, 0, 8, Self.pingType, Self.ackFlag, 0, 0, 0, 0])
         var o = opaque
         frame.writeBuffer(&o)
-        answered += 1
         if atOutboundBoundary {
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(frame)), promise: nil)
         } else if pendingAnswers.count < Self.maxPendingAnswers {
