@@ -108,6 +108,14 @@ public struct EvictionThreshold: Sendable, Equatable, CustomStringConvertible {
 struct EvictionObservation: Equatable {
     var available: UInt64
     var capacity: UInt64
+
+    /// The file system holding `path` in bytes, as kubelet counts them: what an unprivileged
+    /// writer may still use (f_bavail) of its whole size; nil when statvfs fails (errno set).
+    static func fileSystem(at path: String) -> EvictionObservation? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return .init(available: UInt64(st.f_bavail) * UInt64(st.f_frsize), capacity: UInt64(st.f_blocks) * UInt64(st.f_frsize))
+    }
 }
 
 /// One pod as eviction sees it.
@@ -170,15 +178,13 @@ extension NodeAgent {
             if let total = kv["MemTotal"], let avail = kv["MemAvailable"] { obs[.memoryAvailable] = .init(available: avail, capacity: total) }
         }
         try? FileManager.default.createDirectory(atPath: o.root, withIntermediateDirectories: true)
+        obs[.nodefsAvailable] = .fileSystem(at: o.root)
         var st = statvfs()
-        if statvfs(o.root, &st) == 0 {
-            obs[.nodefsAvailable] = .init(available: UInt64(st.f_bavail) * UInt64(st.f_frsize), capacity: UInt64(st.f_blocks) * UInt64(st.f_frsize))
-            if st.f_files > 0 { obs[.nodefsInodesFree] = .init(available: UInt64(st.f_favail), capacity: UInt64(st.f_files)) }
+        if statvfs(o.root, &st) == 0, st.f_files > 0 {
+            obs[.nodefsInodesFree] = .init(available: UInt64(st.f_favail), capacity: UInt64(st.f_files))
         }
         let mount = (try? await images.imageFsInfo(Runtime_V1_ImageFsInfoRequest()))?.imageFilesystems.first?.fsID.mountpoint ?? ""
-        if statvfs(mount.isEmpty ? o.root : mount, &st) == 0 {
-            obs[.imagefsAvailable] = .init(available: UInt64(st.f_bavail) * UInt64(st.f_frsize), capacity: UInt64(st.f_blocks) * UInt64(st.f_frsize))
-        }
+        obs[.imagefsAvailable] = .fileSystem(at: mount.isEmpty ? o.root : mount)
         // pid.available: the kernel's limit (the lower of pid_max and threads-max) less its tasks (/proc/loadavg's 4th field).
         func number(_ path: String) -> UInt64? { (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
         if let pidMax = number("/proc/sys/kernel/pid_max"), let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {

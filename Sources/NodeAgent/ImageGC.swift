@@ -77,13 +77,10 @@ extension NodeAgent {
         let policy = policy ?? o.imageGC
         let fs = try await images.imageFsInfo(Runtime_V1_ImageFsInfoRequest())
         guard let mountpoint = fs.imageFilesystems.first?.fsID.mountpoint, !mountpoint.isEmpty else { return [] }
-        var st = statvfs()
-        guard statvfs(mountpoint, &st) == 0 else {
+        guard let disk = EvictionObservation.fileSystem(at: mountpoint) else {
             log.info("image GC: statvfs \(mountpoint): \(String(cString: strerror(errno)))")
             return []
         }
-        let capacity = UInt64(st.f_blocks) * UInt64(st.f_frsize)
-        let available = UInt64(st.f_bavail) * UInt64(st.f_frsize)
         let list = try await images.listImages(Runtime_V1_ListImagesRequest()).images
         let inUse = try await imagesInUse(list)
         let record = imageUse
@@ -98,7 +95,7 @@ extension NodeAgent {
         let present = Set(list.map(\.id))
         record.firstSeen = record.firstSeen.filter { present.contains($0.key) }
         record.lastUsed = record.lastUsed.filter { present.contains($0.key) }
-        let (toFree, chosen) = ImageGC.select(candidates, inUse: inUse, capacity: capacity, available: available,
+        let (toFree, chosen) = ImageGC.select(candidates, inUse: inUse, capacity: disk.capacity, available: disk.available,
                                               policy: policy, now: now)
         guard toFree > 0 else { return [] }
         var removed: [String] = []
