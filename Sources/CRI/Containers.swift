@@ -251,7 +251,10 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
         }
         // As other runtimes do, a missing host path becomes a directory.
         if access(m.hostPath, F_OK) != 0 { hostDirectories.append(m.hostPath) }
-        cc.mounts.append(ContainerMount(containerPath: m.containerPath, kind: .bind(hostPath: m.hostPath), readOnly: m.readonly))
+        // readonly alone is a non-recursive read-only bind (as on Linux):
+        // host mounts below the path keep their access.
+        cc.mounts.append(ContainerMount(containerPath: m.containerPath, kind: .bind(hostPath: m.hostPath), readOnly: m.readonly,
+                                        recursiveReadOnly: m.recursiveReadOnly))
         records.append(MountRecord(containerPath: m.containerPath, hostPath: m.hostPath, readOnly: m.readonly))
         taken.insert(m.containerPath)
     }

@@ -19,7 +19,7 @@ extension Server {
         let name = try r.name()
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         let fe = GoferOpenFlags.validateCreate(flags)
         if fe != 0 { return .err(fe) }
         if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }
@@ -51,7 +51,7 @@ extension Server {
         let name = try r.name()
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }
 
         if HostSys.withCString(name, { mkdirat(dir.fd, $0, 0o700) }) != 0 { return .err(HostSys.lastError) }
@@ -87,7 +87,7 @@ extension Server {
         let target = try r.string16(max: GoferWire.maxTargetLength)
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         let te = GoferNames.validateTarget(target)
         if te != 0 { return .err(te) }
         if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }
@@ -105,7 +105,7 @@ extension Server {
         let name = try r.name()
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }
         var type = mode & UInt32(S_IFMT)
         if type == 0 { type = UInt32(S_IFREG) }
@@ -126,7 +126,7 @@ extension Server {
         let name = try r.name()
         try r.finish()
         guard let dir = node(dirFID), let target = node(targetFID) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         if target.isDirectory { return .err(EPERM) }
 
         // Link the inode itself (needs CAP_DAC_READ_SEARCH); without it fall
@@ -173,7 +173,7 @@ extension Server {
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
         guard dir.isDirectory else { return .err(ENOTDIR) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         let fe = GoferOpenFlags.validateTmpfile(flags)
         if fe != 0 { return .err(fe) }
         if uid == UInt32.max || gid == UInt32.max { return .err(EINVAL) }

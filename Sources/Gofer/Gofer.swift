@@ -43,7 +43,11 @@ public enum Gofer {
     /// nonzero (with a message on stderr) when a confinement step failed.
     /// `progress` hears each start-up phase as it ends (the start-up
     /// profile, on stderr, which is closed before the first request).
-    public static func run(root: String, socketFD: Int32, readOnly: Bool, progress: (String) -> Void = { _ in }) -> Never {
+    /// `recursive` false with `readOnly`: only the root's own mount is
+    /// read-only; host mounts below it keep their access (a non-recursive
+    /// read-only bind mount, as the CRI's readonly without recursive_read_only).
+    public static func run(root: String, socketFD: Int32, readOnly: Bool, recursive: Bool = true,
+                           progress: (String) -> Void = { _ in }) -> Never {
         let rootFD: Int32
         switch Confinement.confine(root: root, socketFD: socketFD, readOnly: readOnly) {
         case .success(let fd):
@@ -51,7 +55,7 @@ public enum Gofer {
         case .failure(let error):
             fail(error.message)
         }
-        guard let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly) else {
+        guard let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive) else {
             fail("cannot open the served root")
         }
         Glibc.close(rootFD)
@@ -71,8 +75,8 @@ public enum Gofer {
     /// `socketFD` without any confinement, on the calling thread, until the
     /// peer hangs up or breaks the protocol. Closes `socketFD` when done.
     /// For tests and for callers that confine the process themselves.
-    public static func serve(rootFD: Int32, socketFD: Int32, readOnly: Bool) {
-        if let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly) {
+    public static func serve(rootFD: Int32, socketFD: Int32, readOnly: Bool, recursive: Bool = true) {
+        if let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive) {
             server.serve()
         }
         Glibc.close(socketFD)

@@ -13,7 +13,7 @@ extension Server {
         try r.finish()
         guard let dir = node(dirFID) else { return .err(EBADF) }
         if flags & ~HostSys.AT_REMOVEDIR != 0 { return .err(EINVAL) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(dir) { return .err(EROFS) }
         if HostSys.withCString(name, { unlinkat(dir.fd, $0, flags) }) != 0 { return .err(HostSys.lastError) }
         dir.takeChild(name)?.orphaned = true
         return .ok
@@ -29,7 +29,7 @@ extension Server {
         guard let oldDir = node(oldFID), let newDir = node(newFID) else { return .err(EBADF) }
         let known = HostSys.RENAME_NOREPLACE | HostSys.RENAME_EXCHANGE
         if flags & ~known != 0 || flags == known { return .err(EINVAL) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(oldDir) || refusesWrite(newDir) { return .err(EROFS) }
         let e = HostSys.renameat2(oldDir.fd, oldName, newDir.fd, newName, flags)
         if e != 0 { return .err(e) }
 
@@ -66,7 +66,7 @@ extension Server {
         guard let n = node(fid) else { return .err(EBADF) }
         if a.mask & ~SetAttrMask.all != 0 { return .err(EINVAL) }
         if a.mask == 0 { return .ok }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(n) { return .err(EROFS) }
         let setA = a.mask & SetAttrMask.atime != 0
         let setM = a.mask & SetAttrMask.mtime != 0
         if setA && !SetAttrRequest.validNsec(a.atimeNsec) { return .err(EINVAL) }

@@ -86,7 +86,7 @@ extension Server {
         guard let n = node(fid) else { return .err(EBADF) }
         let fe = GoferOpenFlags.validateOpen(flags)
         if fe != 0 { return .err(fe) }
-        if readOnly && GoferOpenFlags.wantsWrite(flags) { return .err(EROFS) }
+        if refusesWrite(n) && GoferOpenFlags.wantsWrite(flags) { return .err(EROFS) }
         let host = flags & GoferOpenFlags.openPassThrough
         switch n.type {
         case UInt32(S_IFDIR):

@@ -24,6 +24,10 @@ struct Outcome {
 final class Server {
     let sock: Int32
     let readOnly: Bool
+    /// With `readOnly`: refuse writes only where the host's mount is
+    /// read-only (a non-recursive read-only bind mount: the served root's
+    /// own mount is, mounts below it on the host keep their own access).
+    let perMountReadOnly: Bool
     let root: Node
     var fids = FIDTable()
     /// Largest packet we may send (the smaller of ours and the client's).
@@ -36,7 +40,7 @@ final class Server {
     static let direntBufSize = 32 * 1024
 
     /// Opens its own O_PATH handle on `rootFD` (which stays the caller's).
-    init?(rootFD: Int32, sock: Int32, readOnly: Bool) {
+    init?(rootFD: Int32, sock: Int32, readOnly: Bool, perMountReadOnly: Bool = false) {
         let fd = openat(rootFD, ".", HostSys.O_PATH | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 { return nil }
         var st = stat()
@@ -47,9 +51,20 @@ final class Server {
         self.root = Node(fd: fd, parent: nil, name: [], st: st)
         self.sock = sock
         self.readOnly = readOnly
+        self.perMountReadOnly = perMountReadOnly
         recvBuf = .allocate(byteCount: GoferWire.maxMessage, alignment: 16)
         sendBuf = .allocate(byteCount: GoferWire.maxMessage, alignment: 16)
         direntBuf = .allocate(byteCount: Server.direntBufSize, alignment: 16)
+    }
+
+    /// Whether a write to `n` (or to an entry of directory `n`) is refused
+    /// with EROFS: always when serving read-only, or, per mount, when the
+    /// host mount `n` lives on is read-only (ST_RDONLY in statfs's flags).
+    func refusesWrite(_ n: Node) -> Bool {
+        guard readOnly else { return false }
+        guard perMountReadOnly else { return true }
+        let (e, b) = HostSys.fstatfs(n.fd)
+        return e != 0 || b[10] & 1 != 0     // ST_RDONLY
     }
 
     deinit {

@@ -65,7 +65,7 @@ extension Server {
         try r.finish()
         guard let n = node(fid) else { return .err(EBADF) }
         if flags & ~3 != 0 { return .err(EINVAL) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(n) { return .err(EROFS) }
         let (fd, owned, e) = xattrFD(n)
         if e != 0 { return .err(e == ENODATA ? EPERM : e) }
         defer { if owned { Glibc.close(fd) } }
@@ -106,7 +106,7 @@ extension Server {
         let name = try r.xattrName()
         try r.finish()
         guard let n = node(fid) else { return .err(EBADF) }
-        if readOnly { return .err(EROFS) }
+        if refusesWrite(n) { return .err(EROFS) }
         let (fd, owned, e) = xattrFD(n)
         if e != 0 { return .err(e == ENODATA ? EPERM : e) }
         defer { if owned { Glibc.close(fd) } }

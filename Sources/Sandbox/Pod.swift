@@ -121,8 +121,12 @@ public struct ContainerMount: Sendable, Equatable {
     public var containerPath: String
     public var kind: ContainerMountKind
     public var readOnly = false
-    public init(containerPath: String, kind: ContainerMountKind, readOnly: Bool = false) {
+    /// With `readOnly`, whether host mounts below the source are read-only
+    /// too (the CRI's recursive_read_only); if not, they keep their access.
+    public var recursiveReadOnly = true
+    public init(containerPath: String, kind: ContainerMountKind, readOnly: Bool = false, recursiveReadOnly: Bool = true) {
         self.containerPath = containerPath; self.kind = kind; self.readOnly = readOnly
+        self.recursiveReadOnly = recursiveReadOnly
     }
 }
 
@@ -341,9 +345,12 @@ public final class PodSandbox: @unchecked Sendable {
                 let isDir = st.st_mode & S_IFMT == S_IFDIR
                 let dir = isDir ? host : String(host[..<(host.lastIndex(of: "/") ?? host.startIndex)])
                 let file = isDir ? "" : String(host[host.index(after: host.lastIndex(of: "/") ?? host.startIndex)...])
-                let g = try startGofer(root: dir.isEmpty ? "/" : dir, readOnly: m.readOnly)
+                let g = try startGofer(root: dir.isEmpty ? "/" : dir, readOnly: m.readOnly, recursive: m.recursiveReadOnly)
                 passing.append(("m\(i)", g))
-                fields.append("m=" + [m.containerPath, "bind", ro, "m\(i)", file].joined(separator: "\u{1}"))
+                // A non-recursive read-only bind is writable for the Sentry:
+                // its Gofer refuses writes per host mount (the top one is read-only).
+                let sentryRO = m.recursiveReadOnly ? ro : "0"
+                fields.append("m=" + [m.containerPath, "bind", sentryRO, "m\(i)", file].joined(separator: "\u{1}"))
             case .tmpfs:
                 fields.append("m=" + [m.containerPath, "tmpfs", ro, "", ""].joined(separator: "\u{1}"))
             case .file(let contents, let mode):
@@ -554,7 +561,7 @@ public final class PodSandbox: @unchecked Sendable {
     /// MKNOD, AUDIT_WRITE, SETFCAP), as containerd gives a container.
     public static let dockerDefaultCaps: UInt64 = 0xa80425fb
 
-    func startGofer(root: String, readOnly: Bool) throws -> Int32 {
+    func startGofer(root: String, readOnly: Bool, recursive: Bool = true) throws -> Int32 {
         var pair: [Int32] = [-1, -1]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw PodError(.internalError, "socketpair: \(String(cString: strerror(errno)))")
@@ -562,6 +569,7 @@ public final class PodSandbox: @unchecked Sendable {
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
         if readOnly { args.append("--read-only") }
+        if readOnly && !recursive { args.append("--non-recursive") }
         let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
         close(pair[1])
         if devnull >= 0 { close(devnull) }

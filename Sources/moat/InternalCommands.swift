@@ -114,13 +114,14 @@ enum InternalCommand {
     }
 
     static func gofer(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
-        let a = try InternalArguments(args, options: ["root", "fd"], flags: ["read-only", "detached", "debug"])
+        let a = try InternalArguments(args, options: ["root", "fd"], flags: ["read-only", "non-recursive", "detached", "debug"])
         guard let root = a.string("root") else { throw .init(message: "missing --root") }
         if a.has("detached") { SentryPlan.detachFromLauncher() }
         // --debug: the start-up profile on stderr (the launcher passes it
         // only when its stderr is Moat's log).
         if a.has("debug") { StartupProfile.log(to: 2) }
         StartupProfile.mark("gofer", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
-        Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only")) { StartupProfile.mark("gofer", $0) }
+        Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only"),
+                  recursive: !a.has("non-recursive")) { StartupProfile.mark("gofer", $0) }
     }
 }

@@ -105,7 +105,8 @@ final class CRIContainerSpecTests: XCTestCase {
         XCTAssertEqual(plan.record.terminationMessageHostPath, dir + "/ctr/termination-log")
         var byPath: [String: ContainerMount] = [:]
         for mount in plan.config.mounts { byPath[mount.containerPath] = mount }
-        XCTAssertEqual(byPath["/data"], ContainerMount(containerPath: "/data", kind: .bind(hostPath: dir + "/made-by-cri"), readOnly: true))
+        XCTAssertEqual(byPath["/data"], ContainerMount(containerPath: "/data", kind: .bind(hostPath: dir + "/made-by-cri"), readOnly: true,
+                                                       recursiveReadOnly: false))
         XCTAssertEqual(byPath["/dev/termination-log"]?.kind, .bind(hostPath: dir + "/ctr/termination-log"))
         guard case .file(let resolv, _)? = byPath["/etc/resolv.conf"]?.kind else { return XCTFail("no /etc/resolv.conf") }
         XCTAssertEqual(String(decoding: resolv, as: UTF8.self), "search svc.local\nnameserver 10.0.0.10\noptions ndots:5\n")
