@@ -21,7 +21,7 @@ extension CRIPodTests {
         try await cri.withClient { rt in
             let pod = try await runPod(rt, pc)
             let b = try await startContainer(rt, pod: pod, pc, name: "b", command: [
-                "sh", "-c", "echo secret-of-b > /secret-b; mkdir -p /deep/x; echo b >> /etc/passwd; exec sleep 1000",
+                "sh", "-c", "echo secret-of-b > /secret-b; mkdir -p /deep/x; echo b >> /etc/passwd; exec sleep 1001",
             ])
             let a = try await startContainer(rt, pod: pod, pc, name: "a", command: ["sleep", "1000"])
             // B is up and has written its file.
@@ -45,12 +45,14 @@ extension CRIPodTests {
             let out = String(decoding: r.stdout, as: UTF8.self)
             XCTAssertTrue(out.contains("found=0"), out)
             // B's processes are not A's to see or signal (the pod does not
-            // share its pid namespace).
+            // share its pid namespace: each container numbers its own from
+            // 1, so A's pids are B's numbers too, naming A's processes).
             let bPids = String(decoding: try await execSync(rt, b, ["sh", "-c", "ls -d /proc/[0-9]* | sed 's|/proc/||' | tr '\\n' ' '"]).stdout, as: UTF8.self)
             XCTAssertFalse(bPids.trimmingCharacters(in: .whitespaces).isEmpty)
             for pid in bPids.split(separator: " ") {
-                let k = try await execSync(rt, a, ["sh", "-c", "ls /proc/\(pid)/ >/dev/null 2>&1 && echo SEEN; kill -9 \(pid) && echo KILLED; true"])
+                let k = try await execSync(rt, a, ["sh", "-c", "grep -q '100[1]' /proc/\(pid)/cmdline 2>/dev/null && echo SEEN; true"])
                 XCTAssertEqual(String(decoding: k.stdout, as: UTF8.self), "", "pid \(pid) of container b")
+                _ = try await execSync(rt, a, ["kill", "-9", String(pid)])
             }
             let still = try await status(rt, b)
             XCTAssertEqual(still.state, .containerRunning)

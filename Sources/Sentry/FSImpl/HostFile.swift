@@ -254,13 +254,13 @@ func ttyIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
         guard var b = t.copyIn(arg, 8) else { return err(EFAULT) }
         return b.withUnsafeMutableBytes({ Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }) == 0 ? 0 : err(errno)
     case 0x540F: // TIOCGPGRP: the sandbox's foreground group is emulated.
-        return t.writeI32(arg, t.kernel.foregroundPgid) ? 0 : err(EFAULT)
+        return t.writeI32(arg, t.vpid(t.kernel.foregroundPgid)) ? 0 : err(EFAULT)
     case 0x5410: // TIOCSPGRP
         guard let p = t.readI32(arg) else { return err(EFAULT) }
-        t.kernel.foregroundPgid = p
+        t.kernel.foregroundPgid = t.gpid(p)
         return 0
     case 0x5429: // TIOCGSID
-        return t.writeI32(arg, t.tg.sid) ? 0 : err(EFAULT)
+        return t.writeI32(arg, t.vpid(t.tg.sid)) ? 0 : err(EFAULT)
     case 0x541B: // FIONREAD
         var n: Int32 = 0
         if Glibc.ioctl(fd, UInt(cmd), &n) != 0 { return err(errno) }

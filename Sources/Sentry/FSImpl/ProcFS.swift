@@ -92,8 +92,9 @@ extension Kernel {
                 return s
             }),
         ]
-        let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)".utf8) })
-        let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.tg.tgid)/task/\(t.tid)".utf8) })
+        // Pids in /proc are the reader's pid namespace's (Kernel/PidNamespaces.swift).
+        let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
+        let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))/task/\(t.vpid(t.tid))".utf8) })
         let sysDir = k.procSysDir("")
         // /proc/sysvipc: the IPC namespace's objects, one file per kind.
         let ipcKinds = ["shm", "msg", "sem"]
@@ -111,7 +112,7 @@ extension Kernel {
             if s == "sys" { return sysDir }
             if s == "sysvipc" { return sysvipcDir }
             if s == "net" { return k.makeProcNetDir() }
-            if let pid = Int32(s), let tg = k.threadGroups[pid], k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
+            if let n = Int32(s), n > 0, let tg = k.threadGroups[t?.gpid(n) ?? n], k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
             return nil
         }, list: { t in
             var e = staticFiles.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) }
@@ -121,7 +122,8 @@ extension Kernel {
             e.append(DirEntry(ino: 58, type: 4, name: Array("net".utf8)))
             e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
             for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
-                e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(pid)".utf8)))
+                let n = t?.vpid(pid) ?? pid
+                e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(n)".utf8)))
             }
             return e
         })
@@ -188,10 +190,10 @@ extension Kernel {
         entries["setgroups"] = { file(16) { Array("allow\n".utf8) } }
         if tid == nil {
             entries["task"] = {
-                ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { _, n in
-                    guard let id = Int32(String(decoding: n, as: UTF8.self)), let t = k.tasks[id], t.tg === tg else { return nil }
+                ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { r, n in
+                    guard let id = Int32(String(decoding: n, as: UTF8.self)), id > 0, let t = k.tasks[r?.gpid(id) ?? id], t.tg === tg else { return nil }
                     return k.procPidDir(tg, tid: t.tid)
-                }, list: { _ in tg.tasks.map { DirEntry(ino: 0x20000 + UInt64($0.tid), type: 4, name: Array("\($0.tid)".utf8)) } })
+                }, list: { r in tg.tasks.map { DirEntry(ino: 0x20000 + UInt64($0.tid), type: 4, name: Array("\(r?.vpid($0.tid) ?? $0.tid)".utf8)) } })
             }
         }
         let names = entries.keys.sorted()
@@ -228,12 +230,13 @@ extension Kernel {
 
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let state = taskState(tg, t, reader: reader)
-        let ppid = tg.parent?.tgid ?? 0
+        let v = { (p: Int32) in p & PidNS.mask }      // as the reader (in the process's namespace) numbers it
+        let ppid = tg.parent.map { v($0.tgid) } ?? 0
         let comm = String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
         let ut = tg.sampleCPU() / 10_000_000, st = tg.stimeNs / 10_000_000
         let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
-        return "\(tg.tgid) (\(comm)) \(state) \(ppid) \(tg.pgid) \(tg.sid) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
@@ -251,10 +254,10 @@ extension Kernel {
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
         Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
         State:\t\(state)
-        Tgid:\t\(tg.tgid)
-        Pid:\t\(t?.tid ?? tg.tgid)
-        PPid:\t\(tg.parent?.tgid ?? 0)
-        TracerPid:\t\(t?.ptrace?.tracer?.tgid ?? 0)
+        Tgid:\t\(tg.tgid & PidNS.mask)
+        Pid:\t\((t?.tid ?? tg.tgid) & PidNS.mask)
+        PPid:\t\((tg.parent?.tgid ?? 0) & PidNS.mask)
+        TracerPid:\t\((t?.ptrace?.tracer?.tgid ?? 0) & PidNS.mask)
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
@@ -272,6 +275,7 @@ extension Kernel {
     }
 
     func procCmdline(_ tg: ThreadGroup) -> [UInt8] {
+        if let c = tg.fixedCmdline { return c }
         guard let t = tg.leader ?? tg.tasks.first, t.mm.argEnd > t.mm.argStart else { return [] }
         return t.copyIn(t.mm.argStart, Int(min(t.mm.argEnd - t.mm.argStart, 1 << 20))) ?? []
     }

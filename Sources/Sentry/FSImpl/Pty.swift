@@ -172,17 +172,18 @@ final class Pty {
             return t.writeI32(arg, Int32(n)) ? 0 : err(EFAULT)
         case 0x540F:                                                                     // TIOCGPGRP
             if !master && sid != t.tg.sid { return err(ENOTTY) }
-            return t.writeI32(arg, fgPgid) ? 0 : err(EFAULT)
+            return t.writeI32(arg, t.vpid(fgPgid)) ? 0 : err(EFAULT)
         case 0x5410:                                                                     // TIOCSPGRP
-            guard let p = t.readI32(arg) else { return err(EFAULT) }
+            guard let local = t.readI32(arg) else { return err(EFAULT) }
             if !master && sid != t.tg.sid { return err(ENOTTY) }
-            if p < 0 { return err(EINVAL) }
+            if local < 0 { return err(EINVAL) }
+            let p = t.gpid(local)
             if !kernel.threadGroups.values.contains(where: { $0.pgid == p && $0.sid == t.tg.sid }) { return err(EPERM) }
             fgPgid = p
             return 0
         case 0x5429:                                                                     // TIOCGSID
             if sid == 0 { return err(ENOTTY) }
-            return t.writeI32(arg, sid) ? 0 : err(EFAULT)
+            return t.writeI32(arg, t.vpid(sid)) ? 0 : err(EFAULT)
         case 0x540E:                                                                     // TIOCSCTTY
             if t.tg.sid != t.tg.tgid { return err(EPERM) }                              // only a session leader
             if sid != 0 && sid != t.tg.sid && arg != 1 { return err(EPERM) }

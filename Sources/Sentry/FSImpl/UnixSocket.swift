@@ -19,7 +19,7 @@ struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
 func sameWriter(_ a: UnixCred, _ b: UnixCred) -> Bool { a.pid == b.pid && a.uid == b.uid && a.gid == b.gid }
 
 extension Task {
-    var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: creds.euid, gid: creds.egid) }
+    var unixCred: UnixCred { UnixCred(pid: vpid(tg.tgid), uid: creds.euid, gid: creds.egid) }
 }
 
 /// What one send carried besides bytes.

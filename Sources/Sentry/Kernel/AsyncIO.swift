@@ -97,17 +97,19 @@ func asyncFcntl(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ arg: UInt64) ->
     case F_SETOWN:
         let v = Int32(truncatingIfNeeded: arg)
         var o = f.asyncOwner ?? AsyncOwner()
-        if v < 0 { o.kind = .group; o.id = v == Int32.min ? Int32.max : -v } else { o.kind = .process; o.id = v }
+        // Owners are kept as the root namespace numbers them (PidNamespaces.swift).
+        if v < 0 { o.kind = .group; o.id = v == Int32.min ? Int32.max : t.gpid(-v) } else { o.kind = .process; o.id = t.gpid(v) }
         f.asyncOwner = o
         return 0
     case F_GETOWN:
         guard let o = f.asyncOwner else { return 0 }
-        return Int(o.kind == .group ? -o.id : o.id)
+        return Int(o.kind == .group ? -t.vpid(o.id) : t.vpid(o.id))
     case F_SETOWN_EX_:
         guard let b = t.copyIn(arg, 8) else { return err(EFAULT) }
         guard let kind = AsyncOwner.Kind(rawValue: Int32(bitPattern: get32(b, 0))) else { return err(EINVAL) }
-        let id = Int32(bitPattern: get32(b, 4))
-        if id < 0 { return err(EINVAL) }
+        let local = Int32(bitPattern: get32(b, 4))
+        if local < 0 { return err(EINVAL) }
+        let id = t.gpid(local)
         if id != 0 {
             let exists: Bool
             switch kind {
@@ -124,7 +126,7 @@ func asyncFcntl(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ arg: UInt64) ->
     case F_GETOWN_EX_:
         let o = f.asyncOwner ?? AsyncOwner()
         var b = [UInt8](repeating: 0, count: 8)
-        put32(&b, 0, o.kind.rawValue); put32(&b, 4, o.id)
+        put32(&b, 0, o.kind.rawValue); put32(&b, 4, t.vpid(o.id))
         return t.copyOut(arg, b) ? 0 : err(EFAULT)
     case F_SETSIG_:
         let s = Int32(truncatingIfNeeded: arg)

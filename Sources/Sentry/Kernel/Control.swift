@@ -128,17 +128,19 @@ public enum ControlServer {
         defer { for f in stdio where f >= 0 { close(f) } }
 
         k.lock()
-        guard !k.finished, let pid = k.allocPid() else {
+        var root: Path? = nil
+        var pidNS: Int32 = 0
+        if let cid = r.container {
+            guard let c = k.podContainers[cid] else { k.unlock(); send(conn, "err=125 no such container \(cid)"); return }
+            root = c.root
+            pidNS = c.pidNS     // the process joins the container's pid namespace
+        }
+        guard !k.finished, let pid = k.allocPid(namespace: pidNS) else {
             k.unlock(); send(conn, "err=125 the container is not running"); return
         }
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
         let creds = r.credentials
         if let i = k.initTG { tg.rlimits = i.rlimits }
-        var root: Path? = nil
-        if let cid = r.container {
-            guard let c = k.podContainers[cid] else { k.unlock(); send(conn, "err=125 no such container \(cid)"); return }
-            root = c.root
-        }
         var pty: Pty? = nil
         let fds: FDTable
         if r.tty {

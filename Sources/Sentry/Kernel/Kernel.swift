@@ -51,6 +51,8 @@ final class Kernel: @unchecked Sendable {
     var tasks: [Int32: Task] = [:]
     var threadGroups: [Int32: ThreadGroup] = [:]
     var nextPid: Int32 = 1
+    /// The next pid to try in each pid namespace but the root (PidNamespaces.swift).
+    var nextNamespacePid: [Int32: Int32] = [:]
     var initTG: ThreadGroup?
     var liveTasks = 0
     lazy var timers = TimerService(kernel: self)
@@ -101,12 +103,16 @@ final class Kernel: @unchecked Sendable {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
-    /// Allocates a pid not used by any task, thread group, process group or session.
+    /// Allocates a pid not used by any task, thread group, process group or
+    /// session, in pid namespace `namespace` (its root number: the
+    /// namespace's own is its low 22 bits, PidNamespaces.swift).
     /// Requires: mu held.
-    func allocPid() -> Int32? {
-        for _ in 0..<Int(pidMax) {
-            let p = nextPid
-            nextPid = nextPid >= pidMax ? 300 : nextPid + 1
+    func allocPid(namespace ns: Int32 = 0) -> Int32? {
+        var next = ns == 0 ? nextPid : nextNamespacePid[ns] ?? 1
+        defer { if ns == 0 { nextPid = next } else { nextNamespacePid[ns] = next } }
+        for _ in 1..<Int(pidMax) {
+            let p = PidNS.base(ns) | next
+            next = next >= pidMax - 1 ? 300 : next + 1
             if tasks[p] == nil && threadGroups[p] == nil && !pidInUseAsGroup(p) { return p }
         }
         return nil

@@ -6,8 +6,10 @@
 // Sentry memory) is mounted at /ID of that tmpfs, with the mount marked as a
 // namespace root, so `..`, chroot and /proc links never lead out of it
 // (VFS.parent(of:), VFS.pathString). The containers share the pod's network
-// namespace, hostname, System V IPC and pid numbers (one pid namespace for
-// the pod, as when the pod shares its process namespace).
+// namespace, hostname and System V IPC. Each container has a pid namespace
+// of its own (its first process is pid 1), or, with pidns=pod, all such
+// containers share the pod's, whose pid 1 is a pod init the Sentry provides
+// (Kernel/PidNamespaces.swift).
 //
 // Requests arrive on the control socket (Kernel/Control.swift), as a first
 // packet of NUL-separated fields starting with op=...:
@@ -58,8 +60,9 @@ final class PodContainer {
     /// Host fds for stdout and stderr (instead of a log), or empty.
     var stdioFDs: [Int32] = []
     let upper: TmpfsInode?
-    /// The container shares the pod's pid namespace (CRI NamespaceMode POD).
-    var sharePodPID = false
+    /// The container's pid namespace (PidNS): the pod's (CRI NamespaceMode
+    /// POD) or one of its own (CONTAINER).
+    var pidNS: Int32 = PidNS.pod
     /// The container's seccomp profile (from the CRI), enforced on the
     /// syscalls of its processes, exec'd ones included.
     var seccomp: AppSeccomp?
@@ -132,15 +135,14 @@ extension Kernel {
         return podContainers[id]?.seccomp
     }
 
-    /// Whether `viewer` may see (in /proc) and signal `tg`: in a pod, only
-    /// processes of its own container, or of every container that shares
-    /// the pod's pid namespace when it does too. Requires: mu held.
+    /// Whether `viewer` may see (in /proc) and signal `tg`: a process of
+    /// its own pid namespace (in a pod, its container's, or the pod's when
+    /// the container shares it), or any from the root namespace.
+    /// Requires: mu held.
     func sees(_ viewer: Task?, _ tg: ThreadGroup) -> Bool {
-        guard podMode, let v = viewer else { return true }
-        let a = containerID(of: v.tg), b = containerID(of: tg)
-        if a == b { return true }
-        guard let ca = a.flatMap({ podContainers[$0] }), let cb = b.flatMap({ podContainers[$0] }) else { return false }
-        return ca.sharePodPID && cb.sharePodPID
+        guard let v = viewer else { return true }
+        let ns = PidNS.index(v.tg.tgid)
+        return ns == 0 || ns == PidNS.index(tg.tgid)
     }
 
     /// A container's process has exited. Requires: mu held.
@@ -373,7 +375,12 @@ enum PodControl {
         req.container = id
         let c = PodContainer(id: id, root: root, mount: m, request: req, log: log, stdinFD: stdinFD, upper: upper)
         c.stdioFDs = hostStdio
-        c.sharePodPID = sharePID
+        if sharePID {
+            k.ensurePodInit()
+        } else {
+            guard let ns = k.newPidNamespace() else { return "err=11 no pid namespace left in the pod" }
+            c.pidNS = ns
+        }
         if var p = seccompProfile {
             p.rules = seccompRules
             c.seccomp = AppSeccomp(p)
@@ -388,7 +395,7 @@ enum PodControl {
         k.lock(); defer { k.unlock() }
         guard let c = k.podContainers[id] else { return "err=2 no such container \(id)" }
         guard c.state == .created else { return "err=16 container \(id) was started already" }
-        guard !k.finished, let pid = k.allocPid() else { return "err=125 the pod is stopped" }
+        guard !k.finished, let pid = k.allocPid(namespace: c.pidNS) else { return "err=125 the pod is stopped" }
         let r = c.request
         let tg = ThreadGroup(kernel: k, tgid: pid, parent: nil, handlers: SignalHandlers())
         let fds = SentryMain.stdioTable(k.vfs, c.stdioFDs.count == 2 ? [c.stdinFD] + c.stdioFDs : c.stdinFD >= 0 ? [c.stdinFD] : [])
@@ -429,7 +436,7 @@ enum PodControl {
     /// lets the Sentry exit.
     static func stop(_ k: Kernel, grace: Int) {
         k.lock()
-        for tg in k.threadGroups.values where !tg.exiting && !tg.zombie {
+        for tg in k.threadGroups.values where !tg.exiting && !tg.zombie && !tg.isPodInit {
             var info = SigInfo(signo: SIGTERM)
             info.fromHost = true
             tg.sendSignal(SIGTERM, info)
@@ -438,7 +445,7 @@ enum PodControl {
         let deadline = Kernel.now(CLOCK_MONOTONIC) + Int64(max(0, grace)) * 1_000_000_000
         while Kernel.now(CLOCK_MONOTONIC) < deadline {
             k.lock()
-            let alive = k.threadGroups.values.contains { !$0.zombie }
+            let alive = k.threadGroups.values.contains { !$0.zombie && !$0.isPodInit }
             k.unlock()
             if !alive { break }
             usleep(20_000)
@@ -448,7 +455,7 @@ enum PodControl {
         k.unlock()
         for _ in 0..<250 {
             k.lock()
-            let alive = k.threadGroups.values.contains { !$0.zombie }
+            let alive = k.threadGroups.values.contains { !$0.zombie && !$0.isPodInit }
             k.unlock()
             if !alive { break }
             usleep(20_000)

@@ -48,7 +48,7 @@ extension Task {
             case .ignore, .cont:
                 return .ignored
             case .stop:
-                if tg.tgid == 1 && !info.fromHost { return .ignored }  // init ignores default stops
+                if tg.isNamespaceInit && !info.fromHost { return .ignored }  // init ignores default stops
                 tg.stopped = true
                 tg.stopSignal = sig
                 tg.stopReported = false
@@ -57,7 +57,7 @@ extension Task {
                     if p.handlers.actions[Int(SIGCHLD)].flags & UInt64(SA_NOCLDSTOP) == 0 {
                         var ci = SigInfo(signo: SIGCHLD)
                         ci.code = 5 // CLD_STOPPED
-                        ci.pid = tg.tgid; ci.status = sig
+                        ci.pid = vpid(tg.tgid); ci.status = sig
                         p.sendSignal(SIGCHLD, ci)
                     }
                 }
@@ -65,7 +65,7 @@ extension Task {
                 return .ignored
             case .terminate, .core:
                 // init in its own pid namespace only dies of signals it handles.
-                if tg.tgid == 1 && !info.isFault && !info.fromHost { return .ignored }
+                if tg.isNamespaceInit && !info.isFault && !info.fromHost { return .ignored }
                 let core: Int32 = defaultAction(sig) == .core && tg.rlimits[RL_CORE].cur > 0 ? 0x80 : 0
                 tg.beginExit(code: sig | core, bySignal: true)
                 return .exit

@@ -325,7 +325,7 @@ final class Task {
         tg.tasks.removeAll { $0 === self }
         // The last task of an address space detaches its SysV segments.
         if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
-            kernel.ipc.dropAttachments(space: mm.id, pid: tg.tgid)
+            kernel.ipc.dropAttachments(space: mm.id, pid: vpid(tg.tgid))
         }
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {

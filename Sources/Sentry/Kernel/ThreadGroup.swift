@@ -53,6 +53,9 @@ final class ThreadGroup {
     var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []
+    /// /proc/PID/cmdline of a group with no task: the pod's init (PidNamespaces.swift).
+    var fixedCmdline: [UInt8]? = nil
+    var isPodInit: Bool { fixedCmdline != nil }
     /// Job control: stopped by a stop signal, and not yet reported to wait.
     var stopped = false
     var stopSignal: Int32 = 0
@@ -122,14 +125,16 @@ final class ThreadGroup {
                 c.parent = reaper
                 reaper.children.append(c)
                 if c.zombie { reaper.notifyChildEvent(c) }
+                // The pod's init reaps at once (it has no task to wait).
+                if c.zombie && reaper.isPodInit { reaper.reap(c); continue }
                 // PR_SET_PDEATHSIG: the child learns its parent died.
                 if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
                     c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
                 }
             }
         } else if k.podMode {
-            // A pod has no init: orphans are reaped as they exit, as the
-            // processes `exec` adds are.
+            // No init left in the namespace: orphans are reaped as they
+            // exit, as the processes `exec` adds are.
             for c in children {
                 c.parent = nil
                 if c.zombie { k.threadGroups[c.tgid] = nil }
@@ -145,7 +150,7 @@ final class ThreadGroup {
             if exitSignal > 0 {
                 var info = SigInfo(signo: SIGCHLD)
                 info.code = childCode()
-                info.pid = tgid
+                info.pid = tgid & PidNS.mask
                 info.uid = creds.uid
                 info.status = childStatusValue()
                 p.sendSignal(exitSignal, info)
@@ -166,6 +171,9 @@ final class ThreadGroup {
             if q.subreaper && !q.exiting { return q }
             p = q.parent
         }
+        // In a pod: the init of the process's pid namespace (a container's
+        // first process, or the pod's init).
+        if kernel.podMode { return kernel.namespaceInit(of: tgid) }
         return kernel.initTG.flatMap { $0.exiting ? nil : $0 }
     }
 
@@ -241,7 +249,7 @@ final class ThreadGroup {
 
     /// Sends a process-directed signal. Requires: Kernel.mu held.
     func sendSignal(_ sig: Int32, _ info: SigInfo) {
-        if exiting || zombie { return }
+        if exiting || zombie || isPodInit { return }
         if sig == SIGKILL {
             beginExit(code: SIGKILL, bySignal: true)
             return
@@ -256,7 +264,7 @@ final class ThreadGroup {
                 if let p = parent {
                     var ci = SigInfo(signo: SIGCHLD)
                     ci.code = 6 // CLD_CONTINUED
-                    ci.pid = tgid; ci.status = SIGCONT
+                    ci.pid = tgid & PidNS.mask; ci.status = SIGCONT
                     if p.handlers.actions[Int(SIGCHLD)].flags & UInt64(SA_NOCLDSTOP) == 0 {
                         p.sendSignal(SIGCHLD, ci)
                     }

@@ -133,7 +133,7 @@ func sysFlock(_ t: Task, _ a: Args) -> Int {
     let owner = FileLocks.Owner.description(ObjectIdentifier(f))
     f.lockKey = key
     if kind == 8 {
-        locks.set(key, owner: owner, exclusive: false, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: true)
+        locks.set(key, owner: owner, exclusive: false, start: 0, end: UInt64.max, pid: t.vpid(t.tg.tgid), flock: true, unlock: true)
         return 0
     }
     while locks.conflict(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, flock: true) != nil {
@@ -145,7 +145,7 @@ func sysFlock(_ t: Task, _ a: Args) -> Int {
             return -ERESTARTSYS
         }
     }
-    locks.set(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: false)
+    locks.set(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, pid: t.vpid(t.tg.tgid), flock: true, unlock: false)
     return 0
 }
 
@@ -191,7 +191,7 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
     if type == 0 && !f.readable { return err(EBADF) }
     if type == 1 && !f.writable { return err(EBADF) }
     if type == 2 {
-        locks.set(key, owner: owner, exclusive: false, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: true)
+        locks.set(key, owner: owner, exclusive: false, start: s, end: e, pid: t.vpid(t.tg.tgid), flock: false, unlock: true)
         return 0
     }
     let wait = cmd == F_SETLKW || cmd == 38
@@ -207,7 +207,7 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
             return -ERESTARTSYS
         }
     }
-    locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: false)
+    locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.vpid(t.tg.tgid), flock: false, unlock: false)
     return 0
 }
 

@@ -197,8 +197,8 @@ extension Task {
         // Other threads set FUTEX_WAITERS with their own atomics meanwhile:
         // a compare-and-swap loop, as for PI words.
         guard case .success(let v) = updateU32(addr, { v in
-            v & FUTEX_TID_MASK_ == UInt32(bitPattern: tid) ? (v & FUTEX_WAITERS_) | FUTEX_OWNER_DIED_ : nil
-        }), v & FUTEX_TID_MASK_ == UInt32(bitPattern: tid) else { return }
+            v & FUTEX_TID_MASK_ == UInt32(bitPattern: vpid(tid)) ? (v & FUTEX_WAITERS_) | FUTEX_OWNER_DIED_ : nil
+        }), v & FUTEX_TID_MASK_ == UInt32(bitPattern: vpid(tid)) else { return }
         if v & FUTEX_WAITERS_ != 0 { futexWake(self, addr: addr, count: 1, bitset: ~0) }
     }
 
@@ -271,11 +271,11 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
         let clock = a.int(1) & 0x7f == 13 && a.int(1) & 256 == 0 ? CLOCK_MONOTONIC : CLOCK_REALTIME
         deadline = Kernel.now(CLOCK_MONOTONIC) &+ max(0, abs &- Kernel.now(clock))
     }
-    let me = UInt32(bitPattern: t.tid)
+    let me = UInt32(bitPattern: t.vpid(t.tid))   // futex words hold tids as the task's namespace numbers them
     // Take the lock, or mark the word FUTEX_WAITERS so that the owner's
     // unlock comes to the Sentry. Every change is a compare-and-swap: the
     // owner may unlock in user space (tid -> 0) at any moment.
-    func ownerGone(_ owner: UInt32) -> Bool { owner == 0 || t.kernel.tasks[Int32(bitPattern: owner)] == nil }
+    func ownerGone(_ owner: UInt32) -> Bool { owner == 0 || t.kernel.tasks[t.gpid(Int32(bitPattern: owner))] == nil }
     var took = false   // decided on the word the update settled on, not on a later look at the tasks
     let updated = t.updateU32(addr) { word in
         took = false
@@ -303,7 +303,7 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
         if tab.piGranted.remove(mine) != nil { result = 0; break }
         // The owner may have died without unlocking: take over then.
         if let cur = t.readU32Word(addr), cur & FUTEX_TID_MASK_ != me,
-           t.kernel.tasks[Int32(bitPattern: cur & FUTEX_TID_MASK_)] == nil {
+           t.kernel.tasks[t.gpid(Int32(bitPattern: cur & FUTEX_TID_MASK_))] == nil {
             tab.piWaiters[key]?.removeAll { $0 === t }
             let rest = (tab.piWaiters[key]?.isEmpty == false) ? FUTEX_WAITERS_ : 0
             if let old = t.casU32(addr, cur, me | FUTEX_OWNER_DIED_ | rest), old == cur {
@@ -327,12 +327,12 @@ func futexLockPI(_ t: Task, _ a: Args, shared: Bool, try trylock: Bool) -> Int {
 func futexUnlockPI(_ t: Task, _ addr: UInt64, shared: Bool) -> Int {
     let tab = FutexTable.shared
     let key = FutexTable.key(t, addr, shared: shared)
-    let me = UInt32(bitPattern: t.tid)
+    let me = UInt32(bitPattern: t.vpid(t.tid))   // futex words hold tids as the task's namespace numbers them
     // Hand the lock to the first waiter, if there is one; else free it.
     let next = tab.piWaiters[key]?.first
     let more = (tab.piWaiters[key]?.count ?? 0) > 1 ? FUTEX_WAITERS_ : 0
     let updated = t.updateU32(addr) { word in
-        word & FUTEX_TID_MASK_ != me ? nil : next.map { UInt32(bitPattern: $0.tid) | more } ?? 0
+        word & FUTEX_TID_MASK_ != me ? nil : next.map { UInt32(bitPattern: $0.vpid($0.tid)) | more } ?? 0
     }
     guard case .success(let word) = updated else { return err(updated.errno) }
     if word & FUTEX_TID_MASK_ != me { return err(EPERM) }

@@ -185,7 +185,7 @@ func sysShmget(_ t: Task, _ a: Args) -> Int {
     return ipcGet(t, &k.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
                   check: { s in size > s.size ? EINVAL : nil }) { p in
         if size < 1 || size > SHMMAX { return nil }
-        let s = ShmSegment(perm: p, size: size, cpid: t.tg.tgid)
+        let s = ShmSegment(perm: p, size: size, cpid: t.vpid(t.tg.tgid))
         if case .failure = s.node.setattr(SetAttr(size: Int64(size))) { return nil }
         return s
     }
@@ -216,7 +216,7 @@ func sysShmat(_ t: Task, _ a: Args) -> Int {
     if r < 0 { return r }
     ipc.attached[FutexTable.Key(space: t.mm.id, addr: addr)] = id
     s.nattch += 1
-    s.atime = Int64(time(nil)); s.lpid = t.tg.tgid
+    s.atime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
     return Int(addr)
 }
 
@@ -230,7 +230,7 @@ func sysShmdt(_ t: Task, _ a: Args) -> Int {
     guard let s = ipc.shm[id] else { return err(EINVAL) }
     _ = t.mm.unmap(t, addr: addr, len: pageUp(s.size))
     s.nattch -= 1
-    s.dtime = Int64(time(nil)); s.lpid = t.tg.tgid
+    s.dtime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
     if s.removed && s.nattch <= 0 { ipc.shm[id] = nil }
     return 0
 }
@@ -343,7 +343,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
         }
         if blockedOn < 0 {
             set.values = vals
-            for o in ops { set.pids[o.num] = t.tg.tgid }
+            for o in ops { set.pids[o.num] = t.vpid(t.tg.tgid) }
             set.otime = Int64(time(nil))
             set.waiters.notifyAll()
             return 0
@@ -414,7 +414,7 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
         if !needWrite() { return err(EACCES) }
         let v = Int32(truncatingIfNeeded: arg)
         if v < 0 || v > SEMVMX { return err(ERANGE) }
-        set.values[num] = v; set.pids[num] = t.tg.tgid
+        set.values[num] = v; set.pids[num] = t.vpid(t.tg.tgid)
         set.ctime = Int64(time(nil))
         set.waiters.notifyAll()
         return 0
@@ -428,7 +428,7 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
             vals.append(v)
         }
         set.values = vals
-        for i in 0..<n { set.pids[i] = t.tg.tgid }
+        for i in 0..<n { set.pids[i] = t.vpid(t.tg.tgid) }
         set.ctime = Int64(time(nil))
         set.waiters.notifyAll()
         return 0
@@ -462,7 +462,7 @@ func sysMsgsnd(_ t: Task, _ a: Args) -> Int {
     }
     q.messages.append((type, data))
     q.bytes += size
-    q.lspid = t.tg.tgid; q.stime = Int64(time(nil))
+    q.lspid = t.vpid(t.tg.tgid); q.stime = Int64(time(nil))
     q.waiters.notifyAll()
     return 0
 }
@@ -495,7 +495,7 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
             if !t.writeU64(a.a1, UInt64(m.type)) || !t.copyOut(a.a1 &+ 8, Array(m.data[0..<n])) { return err(EFAULT) }
             q.messages.remove(at: i)
             q.bytes -= m.data.count
-            q.lrpid = t.tg.tgid; q.rtime = Int64(time(nil))
+            q.lrpid = t.vpid(t.tg.tgid); q.rtime = Int64(time(nil))
             q.waiters.notifyAll()
             return n
         }

@@ -163,7 +163,7 @@ func registerIdentity(_ t: SyscallTable) {
     }
     t[145] = { t, a in                                                        // sched_getscheduler
         if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)] else { return err(ESRCH) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
         return Int(target.schedPolicy)
     }
     t[143] = { t, a in t.writeI32(a.a1, 0) ? 0 : err(EFAULT) }                // sched_getparam
@@ -239,8 +239,8 @@ func sysCapget(_ t: Task, _ a: Args) -> Int {
     let pid = pidWord
     if pid < 0 { return err(EINVAL) }
     let c: Credentials
-    if pid == 0 || pid == t.tid { c = t.creds } else {
-        guard let target = t.kernel.tasks[pid] else { return err(ESRCH) }
+    if pid == 0 || t.gpid(pid) == t.tid { c = t.creds } else {
+        guard let target = t.kernel.task(pid, by: t) else { return err(ESRCH) }
         c = target.creds
     }
     var b = [UInt8](repeating: 0, count: 12 * words)
@@ -258,7 +258,7 @@ func sysCapset(_ t: Task, _ a: Args) -> Int {
     switch capWords(t, a.a0) { case .success(let w): words = w; case .failure(let e): return e.ret }
     guard let pidWord = t.readI32(a.a0 &+ 4) else { return err(EFAULT) }
     let pid = pidWord
-    if pid != 0 && pid != t.tid { return err(EPERM) }
+    if pid != 0 && t.gpid(pid) != t.tid { return err(EPERM) }
     guard let b = t.copyIn(a.a1, 12 * words) else { return err(EFAULT) }
     var e: UInt64 = 0, p: UInt64 = 0, i: UInt64 = 0
     for w in 0..<words {
@@ -277,7 +277,7 @@ func sysPrlimit(_ t: Task, _ pid: Int32, _ res: UInt32, _ newAddr: UInt64, _ old
     if res >= 16 { return err(EINVAL) }
     let tg: ThreadGroup
     if pid == 0 { tg = t.tg } else {
-        guard let x = t.kernel.threadGroups[pid], !x.reaped else { return err(ESRCH) }
+        guard let x = t.kernel.group(pid, by: t), !x.reaped else { return err(ESRCH) }
         tg = x
         // Another process's limits: same ids all round, or CAP_SYS_RESOURCE.
         let c = t.creds, d = x.creds
@@ -388,7 +388,7 @@ let onlineCPUMask: UInt64 = {
 func affinityTarget(_ t: Task, _ pid: Int32) -> Task? {
     if pid < 0 { return nil }
     if pid == 0 { return t }
-    guard let x = t.kernel.tasks[pid], !x.exited else { return nil }
+    guard let x = t.kernel.task(pid, by: t), !x.exited else { return nil }
     return x
 }
 
@@ -400,9 +400,9 @@ private func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<
     var out: [Task] = []
     switch which {
     case 0:
-        if who == 0 { out = [t] } else if let x = k.tasks[who], !x.exited, k.sees(t, x.tg) { out = [x] }
+        if who == 0 { out = [t] } else if let x = k.task(who, by: t), !x.exited { out = [x] }
     case 1:
-        let pg = who == 0 ? t.tg.pgid : who
+        let pg = who == 0 ? t.tg.pgid : t.gpid(who)
         for g in k.threadGroups.values where g.pgid == pg && !g.zombie && k.sees(t, g) { out += g.tasks }
     case 2:
         let uid = who == 0 ? t.creds.uid : UInt32(bitPattern: who)

@@ -57,7 +57,7 @@ func registerPosixTimers(_ t: SyscallTable) {
     t[142] = { t, a in                                                        // sched_setparam
         guard let p = t.readI32(a.a1) else { return err(EFAULT) }
         if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)], t.kernel.sees(t, target.tg) else { return err(ESRCH) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
         if target.tg !== t.tg && t.creds.euid != target.creds.uid && t.creds.euid != target.creds.euid
             && !t.creds.has(Cap.sysNice) { return err(EPERM) }
         return p == 0 ? 0 : err(EINVAL)
@@ -66,7 +66,7 @@ func registerPosixTimers(_ t: SyscallTable) {
         let policy = a.int(1) & ~0x4000_0000                                  // SCHED_RESET_ON_FORK
         guard let p = t.readI32(a.a2) else { return err(EFAULT) }
         if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.tasks[a.int(0)] else { return err(ESRCH) }
+        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
         switch policy {
         case 0, 3, 5:                                                         // OTHER, BATCH, IDLE
             if p != 0 { return err(EINVAL) }
@@ -103,11 +103,11 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
         let perThread = clock & 4 != 0, pid = ~(clock >> 3)
         guard clock & 3 != 3, cpuClockOf(t, clock) != nil else { return err(EINVAL) }
         if perThread {
-            guard let x = pid == 0 ? t : t.kernel.tasks[pid], x.tg === t.tg else { return err(EINVAL) }
+            guard let x = pid == 0 ? t : t.kernel.task(pid, by: t), x.tg === t.tg else { return err(EINVAL) }
             owner = x
             clock = CLOCK_THREAD_CPUTIME_ID
         } else {
-            if pid != 0 && pid != t.tg.tgid { return err(EINVAL) }
+            if pid != 0 && t.gpid(pid) != t.tg.tgid { return err(EINVAL) }
             clock = CLOCK_PROCESS_CPUTIME_ID
         }
     }
@@ -124,7 +124,7 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
         value = get64(b, 0)
         signo = Int32(bitPattern: get32(b, 8))
         notify = Int32(bitPattern: get32(b, 12))
-        tid = Int32(bitPattern: get32(b, 16))
+        tid = t.gpid(Int32(bitPattern: get32(b, 16)))
         switch notify {
         case SIGEV_NONE: break
         case SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_THREAD:

@@ -40,31 +40,32 @@ func registerProcess(_ t: SyscallTable) {
     t[231] = { t, a in t.tg.beginExit(code: a.int(0), bySignal: false); t.skipReturn = true; return 0 }            // exit_group
     t[61] = { t, a in sysWait4(t, a.int(0), a.a1, a.int(2), a.a3) }                                                 // wait4
     t[247] = sysWaitid
-    t[39] = { t, _ in Int(t.tg.tgid) }                                                                              // getpid
-    t[110] = { t, _ in Int(t.tg.parent?.tgid ?? 0) }                                                                // getppid
-    t[186] = { t, _ in Int(t.tid) }                                                                                 // gettid
-    t[218] = { t, a in t.clearChildTid = a.a0; return Int(t.tid) }                                                  // set_tid_address
+    // Pids a task is given or names are its pid namespace's (Kernel/PidNamespaces.swift).
+    t[39] = { t, _ in Int(t.vpid(t.tg.tgid)) }                                                                      // getpid
+    t[110] = { t, _ in Int(t.tg.parent.map { t.vpid($0.tgid) } ?? 0) }                                             // getppid
+    t[186] = { t, _ in Int(t.vpid(t.tid)) }                                                                         // gettid
+    t[218] = { t, a in t.clearChildTid = a.a0; return Int(t.vpid(t.tid)) }                                          // set_tid_address
     t[109] = { t, a in sysSetpgid(t, a.int(0), a.int(1)) }                                                          // setpgid
     t[121] = { t, a in                                                                                               // getpgid
-        let pid = a.int(0)
-        if pid == 0 { return Int(t.tg.pgid) }
-        guard let tg = t.kernel.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
-        return Int(tg.pgid)
+        let pid = t.gpid(a.int(0))
+        if pid == 0 { return Int(t.vpid(t.tg.pgid)) }
+        guard let tg = t.kernel.threadGroups[pid], !tg.reaped, t.kernel.sees(t, tg) else { return err(ESRCH) }
+        return Int(t.vpid(tg.pgid))
     }
-    t[111] = { t, _ in Int(t.tg.pgid) }                                                                             // getpgrp
+    t[111] = { t, _ in Int(t.vpid(t.tg.pgid)) }                                                                     // getpgrp
     t[112] = { t, _ in                                                                                               // setsid
         let tg = t.tg
         if t.kernel.threadGroups.values.contains(where: { $0.pgid == tg.tgid && !$0.reaped }) && tg.pgid == tg.tgid { return err(EPERM) }
         if t.kernel.threadGroups.values.contains(where: { $0 !== tg && $0.pgid == tg.tgid && !$0.reaped }) { return err(EPERM) }
         tg.sid = tg.tgid
         tg.pgid = tg.tgid
-        return Int(tg.tgid)
+        return Int(t.vpid(tg.tgid))
     }
     t[124] = { t, a in                                                                                               // getsid
-        let pid = a.int(0)
-        if pid == 0 { return Int(t.tg.sid) }
-        guard let tg = t.kernel.threadGroups[pid], !tg.reaped else { return err(ESRCH) }
-        return Int(tg.sid)
+        let pid = t.gpid(a.int(0))
+        if pid == 0 { return Int(t.vpid(t.tg.sid)) }
+        guard let tg = t.kernel.threadGroups[pid], !tg.reaped, t.kernel.sees(t, tg) else { return err(ESRCH) }
+        return Int(t.vpid(tg.sid))
     }
 }
 
@@ -154,7 +155,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_THREAD_ != 0 && flags & CLONE_SIGHAND_ == 0 { return err(EINVAL) }
     if flags & CLONE_SIGHAND_ != 0 && flags & CLONE_VM_ == 0 { return err(EINVAL) }
     // The sandbox's init cannot make a sibling (it has no parent inside).
-    if flags & CLONE_PARENT_ != 0 && (t.tg.tgid == 1 || t.tg === k.initTG) { return err(EINVAL) }
+    if flags & CLONE_PARENT_ != 0 && (t.tg.isNamespaceInit || t.tg === k.initTG) { return err(EINVAL) }
     if flags & CLONE_THREAD_ != 0 && flags & (CLONE_NEWUSER_ | CLONE_NEWPID_) != 0 { return err(EINVAL) }
     if flags & CLONE_SETTLS_ != 0 && tls >= taskSizeMax { return err(EPERM) }
     // A new mount namespace (see sysUnshare) needs CAP_SYS_ADMIN, as
@@ -168,7 +169,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let exitSig = isThread ? 0 : Int32(flags & 0xff)
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
-    guard let tid = k.allocPid() else { return err(EAGAIN) }
+    // The child is in its parent's pid namespace.
+    guard let tid = k.allocPid(namespace: PidNS.index(t.tg.tgid)) else { return err(EAGAIN) }
 
     // The host side: a new stub thread (CLONE_THREAD), a process sharing
     // memory (CLONE_VM), or a copy-on-write copy of the address space.
@@ -232,7 +234,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     tg.tasks.append(child)
     k.tasks[tid] = child
 
-    if flags & CLONE_PARENT_SETTID_ != 0 { _ = t.writeI32(ptid, tid) }
+    if flags & CLONE_PARENT_SETTID_ != 0 { _ = t.writeI32(ptid, t.vpid(tid)) }
     if flags & CLONE_CHILD_CLEARTID_ != 0 { child.clearChildTid = ctid }
     var regs = t.thread.regs
     regs.rax = 0
@@ -243,7 +245,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.onStart = { c in
         c.thread.regs = regs
         c.thread.markDirty()
-        if setChildTid { _ = c.writeI32(ctid, c.tid) }
+        if setChildTid { _ = c.writeI32(ctid, c.vpid(c.tid)) }
     }
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
     child.startDriver(on: driver)
@@ -253,7 +255,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
             if t.tg.exiting { break }
         }
     }
-    return Int(tid)
+    return Int(t.vpid(tid))
 }
 
 // MARK: - wait
@@ -281,7 +283,8 @@ private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool) -> Int32? {
 
 /// The common engine of wait4 and waitid.
 /// Returns (child, event) or an errno result.
-func waitForChild(_ t: Task, pid: Int32, options: Int32, exited: Bool, stopped: Bool, continued: Bool, consume: Bool) -> Result<(ThreadGroup, WaitEvent)?, SysErr> {
+func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, stopped: Bool, continued: Bool, consume: Bool) -> Result<(ThreadGroup, WaitEvent)?, SysErr> {
+    let pid = t.gpid(pidArg)
     var interrupted = false
     while true {
         var any = false
@@ -338,7 +341,7 @@ func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rus
         }
         if status != 0 && !t.writeI32(status, ws) { return err(EFAULT) }
         if rusage != 0 { _ = t.copyOut(rusage, [UInt8](repeating: 0, count: 144)) }
-        return Int(c.tgid)
+        return Int(t.vpid(c.tgid))
     }
 }
 
@@ -361,7 +364,7 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
         return 0
     case .success(let (c, ev)?):
         var info = SigInfo(signo: SIGCHLD)
-        info.pid = c.tgid
+        info.pid = t.vpid(c.tgid)
         info.uid = c.creds.uid
         switch ev {
         case .exited: info.code = c.childCode(); info.status = c.childStatusValue()
@@ -374,9 +377,10 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
     }
 }
 
-func sysSetpgid(_ t: Task, _ pidArg: Int32, _ pgidArg: Int32) -> Int {
+func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
     let k = t.kernel
-    if pgidArg < 0 { return err(EINVAL) }
+    if localPgid < 0 { return err(EINVAL) }
+    let pidArg = t.gpid(localPid), pgidArg = t.gpid(localPgid)
     let target: ThreadGroup
     if pidArg == 0 || pidArg == t.tg.tgid { target = t.tg }
     else {

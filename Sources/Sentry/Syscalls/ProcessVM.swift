@@ -45,7 +45,7 @@ private func sysProcessVM(_ t: Task, _ a: Args, write: Bool) -> Int {
     if local.allSatisfy({ $0.1 == 0 }) { return 0 }
     switch readIovecs(t, a.a3, a.a4) { case .success(let v): remote = v; case .failure(let e): return e.ret }
     let pid = a.int(0)
-    guard pid > 0, let target = t.kernel.tasks[pid], t.kernel.sees(t, target.tg), !target.tg.zombie else { return err(ESRCH) }
+    guard pid > 0, let target = t.kernel.task(pid, by: t), !target.tg.zombie else { return err(ESRCH) }
     if !mayAttach(t, target.tg) { return err(EPERM) }
 
     var li = 0, lOff = 0, copied = 0

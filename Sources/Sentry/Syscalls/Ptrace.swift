@@ -81,7 +81,7 @@ extension Task {
         tracer.notifyChildEvent(tg)
         var ci = SigInfo(signo: SIGCHLD)
         ci.code = 4 // CLD_TRAPPED
-        ci.pid = tid; ci.status = info.signo
+        ci.pid = vpid(tid); ci.status = info.signo
         tracer.sendSignal(SIGCHLD, ci)
         while p.stopped && ptrace === p && !exitRequested && !tg.exiting {
             _ = block(deadline: nil, stopWait: true)
@@ -138,7 +138,7 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         t.ptrace = PtraceState(tracer: parent)
         return 0
     }
-    guard pid > 0, let target = k.tasks[pid], k.sees(t, target.tg), !target.tg.zombie else { return err(ESRCH) }
+    guard pid > 0, let target = k.task(pid, by: t), !target.tg.zombie else { return err(ESRCH) }
     if req == PTRACE_ATTACH || req == PTRACE_SEIZE {
         if req == PTRACE_SEIZE && (addr != 0 || data != 0) { return err(EINVAL) }  // no PTRACE_O_* events
         if target.tg === t.tg { return err(EPERM) }
@@ -148,7 +148,7 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         if target.tg.parent !== t.tg { t.tg.tracesNonChildren = true }
         if req == PTRACE_ATTACH {
             var info = SigInfo(signo: SIGSTOP)
-            info.pid = t.tg.tgid; info.uid = t.creds.uid
+            info.pid = t.vpid(t.tg.tgid); info.uid = t.creds.uid
             target.tg.sendSignal(SIGSTOP, info)
         }
         return 0

@@ -108,11 +108,12 @@ func registerSignal(_ t: SyscallTable) {
         }
         return 0
     }
-    t[62] = { t, a in sysKill(t, a.int(0), a.int(1)) }                        // kill
-    t[234] = { t, a in sysTgkill(t, a.int(0), a.int(1), a.int(2)) }           // tgkill
-    t[200] = { t, a in sysTgkill(t, nil, a.int(0), a.int(1)) }                // tkill
-    t[129] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: nil, sig: a.int(1), a.a2) }   // rt_sigqueueinfo
-    t[297] = { t, a in sysSigqueueinfo(t, tgid: a.int(0), tid: a.int(1), sig: a.int(2), a.a3) } // rt_tgsigqueueinfo
+    // Pids named are the caller's pid namespace's (Kernel/PidNamespaces.swift).
+    t[62] = { t, a in sysKill(t, t.gpid(a.int(0)), a.int(1)) }                                       // kill
+    t[234] = { t, a in sysTgkill(t, t.gpid(a.int(0)), t.gpid(a.int(1)), a.int(2)) }                  // tgkill
+    t[200] = { t, a in sysTgkill(t, nil, t.gpid(a.int(0)), a.int(1)) }                                // tkill
+    t[129] = { t, a in sysSigqueueinfo(t, tgid: t.gpid(a.int(0)), tid: nil, sig: a.int(1), a.a2) }    // rt_sigqueueinfo
+    t[297] = { t, a in sysSigqueueinfo(t, tgid: t.gpid(a.int(0)), tid: t.gpid(a.int(1)), sig: a.int(2), a.a3) } // rt_tgsigqueueinfo
 }
 
 /// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own
@@ -140,6 +141,7 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
     var info = SigInfo(signo: sig)
     info.code = code
     info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
+    if k.initIgnores(tg, sig) { return 0 }
     if let x = thread { x.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
     return 0
 }
@@ -159,7 +161,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     let k = t.kernel
     var info = SigInfo(signo: sig)
     info.code = 0 // SI_USER
-    info.pid = t.tg.tgid
+    info.pid = t.vpid(t.tg.tgid)
     info.uid = t.creds.uid
     var targets: [ThreadGroup]
     if pid > 0 {
@@ -168,7 +170,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     } else if pid == 0 {
         targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
     } else if pid == -1 {
-        targets = k.threadGroups.values.filter { $0.tgid != 1 && $0 !== t.tg && !$0.reaped }
+        targets = k.threadGroups.values.filter { !$0.isNamespaceInit && $0 !== t.tg && !$0.reaped }
         if sig != 0 && canSignal(t, t.tg, sig) { t.tg.sendSignal(sig, info) }
         if targets.isEmpty { return 0 }
     } else {
@@ -180,7 +182,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     var sent = false
     for tg in targets where canSignal(t, tg, sig) {
         sent = true
-        if sig == 0 || tg.zombie { continue }
+        if sig == 0 || tg.zombie || k.initIgnores(tg, sig) { continue }
         tg.sendSignal(sig, info)
     }
     return sent ? 0 : err(EPERM)
@@ -194,8 +196,9 @@ func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
     if sig == 0 { return 0 }
     var info = SigInfo(signo: sig)
     info.code = -6 // SI_TKILL
-    info.pid = t.tg.tgid
+    info.pid = t.vpid(t.tg.tgid)
     info.uid = t.creds.uid
+    if t.kernel.initIgnores(target.tg, sig) { return 0 }
     target.sendSignal(sig, info)
     return 0
 }

@@ -465,7 +465,7 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
             if want.pid != me.pid && !creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
             if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.has(Cap.setuid) { return .failure(Errno(EPERM)) }
             if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) && !creds.has(Cap.setgid) { return .failure(Errno(EPERM)) }
-            if want.pid != me.pid && t.kernel.threadGroups[want.pid] == nil {
+            if want.pid != me.pid && t.kernel.group(want.pid, by: t) == nil {
                 return .failure(Errno(ESRCH))
             }
             cred = want

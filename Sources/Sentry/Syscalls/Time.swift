@@ -151,12 +151,12 @@ func cpuClockOf(_ t: Task, _ id: Int32) -> Int64? {
     let kind = id & 3, perThread = id & 4 != 0, pid = ~(id >> 3)
     if kind == 3 { return nil }   // CPUCLOCK_MAX
     if perThread {
-        let task = pid == 0 ? t : t.kernel.tasks[pid]
+        let task = pid == 0 ? t : t.kernel.task(pid, by: t)
         guard let x = task, x.tg === t.tg, !x.exited else { return nil }
         _ = x.tg.sampleCPU()
         return x.cpuNs
     }
-    let tg = pid == 0 ? t.tg : t.kernel.threadGroups[pid]
+    let tg = pid == 0 ? t.tg : t.kernel.group(pid, by: t)
     guard let g = tg, !g.reaped else { return nil }
     return g.sampleCPU()
 }

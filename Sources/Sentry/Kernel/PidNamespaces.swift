@@ -1,0 +1,117 @@
+// Pid namespaces, in the form a pod Sentry needs: two levels. The Sentry's
+// own (root) namespace holds every task; a pod's containers are each in a
+// namespace of their own (CRI NamespaceMode CONTAINER), or all share the
+// pod's (POD), whose pid 1 is a pod init the Sentry provides (PodInit
+// below). A task has one number in its namespace and one in the root.
+//
+// The kernel keys tasks and thread groups by the root number, which carries
+// the namespace in its high bits: root = index << 22 | local, local in
+// 1..<pidMax (2^22, Linux's largest pid_max). The root namespace is index
+// 0, where both numbers are the same: a sandbox that is not a pod (the OCI
+// runtime, `moat run`) never sees a difference. A task sees only tasks of
+// its own namespace (application processes never live in the root one), so
+// every pid a task is given is the local part of the root number
+// (`Task.vpid`), and every pid it names is its own namespace's
+// (`Task.gpid`). /proc, kill, wait, getpid/getppid/gettid, clone's child
+// tid, set_tid_address, the siginfo of a sender or child, process groups
+// and sessions all go through these two.
+//
+// Not modelled: nesting below a container's namespace (clone or unshare
+// with CLONE_NEWPID stays refused, EPERM), a process seeing a namespace
+// below its own (no application process is in the root), and
+// /proc/PID/status's NSpid lines. A pid stored in a shared object (a System
+// V IPC segment's creator, a file lock's owner, SO_PEERCRED) is the local
+// number of the task that stored it: the objects are shared by the pod, so a
+// container of another namespace reads a number of a namespace not its own.
+
+import Glibc
+
+enum PidNS {
+    static let shift: Int32 = 22
+    /// A namespace's own pid numbers (1...mask) are a root number's low bits.
+    static let mask: Int32 = (1 << 22) - 1
+    /// The pod's shared namespace (POD); 2...maxIndex are the containers' own.
+    static let pod: Int32 = 1
+    static let maxIndex: Int32 = 510
+
+    @inline(__always) static func index(_ rootPid: Int32) -> Int32 { rootPid >> shift }
+    @inline(__always) static func base(_ index: Int32) -> Int32 { index << shift }
+}
+
+extension Task {
+    /// The root number of a process this task can see, as its namespace numbers it.
+    @inline(__always) func vpid(_ rootPid: Int32) -> Int32 { rootPid > 0 ? rootPid & PidNS.mask : rootPid }
+
+    /// A pid this task names (a syscall argument) as the root numbers it.
+    /// 0, -1 and negative process-group ids keep their sign; a number its
+    /// namespace cannot hold names nothing.
+    func gpid(_ p: Int32) -> Int32 {
+        let base = tid & ~PidNS.mask
+        if base == 0 { return p }
+        if p > 0 { return p <= PidNS.mask ? base | p : Int32.max }
+        if p < -1 { return p >= -PidNS.mask ? -(base | -p) : Int32.min }
+        return p
+    }
+}
+
+extension ThreadGroup {
+    /// Whether this group is the init (local pid 1) of its pid namespace.
+    var isNamespaceInit: Bool { tgid & PidNS.mask == 1 }
+}
+
+extension Kernel {
+    /// A pid namespace for a container of its own: the smallest index no
+    /// container and no process holds. Requires: mu held.
+    func newPidNamespace() -> Int32? {
+        var used = Set(podContainers.values.map { $0.pidNS })
+        for p in threadGroups.keys { used.insert(PidNS.index(p)) }
+        for p in tasks.keys { used.insert(PidNS.index(p)) }
+        for tg in threadGroups.values { used.insert(PidNS.index(tg.pgid)); used.insert(PidNS.index(tg.sid)) }
+        guard let i = (PidNS.pod + 1...PidNS.maxIndex).first(where: { !used.contains($0) }) else { return nil }
+        nextNamespacePid[i] = nil       // numbering starts again at 1
+        return i
+    }
+
+    /// The task `t` names by pid `p` (its namespace's number), if `t` can see it.
+    /// Requires: mu held.
+    func task(_ p: Int32, by t: Task) -> Task? {
+        guard let x = tasks[t.gpid(p)], sees(t, x.tg) else { return nil }
+        return x
+    }
+
+    /// The process `t` names by pid `p`, if `t` can see it. Requires: mu held.
+    func group(_ p: Int32, by t: Task) -> ThreadGroup? {
+        guard let x = threadGroups[t.gpid(p)], sees(t, x) else { return nil }
+        return x
+    }
+
+    /// A pod namespace's init never gets SIGKILL or SIGSTOP from a process
+    /// (which can only be in its namespace), as on Linux; the other signals
+    /// it takes only when it handles them (Task.deliver). The runtime's
+    /// signals (op=signal, stop) come from outside and are not these.
+    func initIgnores(_ target: ThreadGroup, _ sig: Int32) -> Bool {
+        podMode && target.isNamespaceInit && (sig == SIGKILL || sig == SIGSTOP)
+    }
+
+    /// The init of the namespace `rootPid` is in, when it is alive. Requires: mu held.
+    func namespaceInit(of rootPid: Int32) -> ThreadGroup? {
+        guard let i = threadGroups[(rootPid & ~PidNS.mask) | 1], !i.exiting, !i.zombie else { return nil }
+        return i
+    }
+
+    /// The pod's shared namespace gets its init, pid 1, the first time a
+    /// container asks to share it: a thread group with no task (so no host
+    /// process and no address space) that ignores every signal sent from
+    /// inside and reaps the orphans it inherits at once (SIGCHLD ignored),
+    /// as a pause process does. Its cmdline is "/pause". Requires: mu held.
+    func ensurePodInit() {
+        let pid = PidNS.base(PidNS.pod) | 1
+        if threadGroups[pid] != nil { return }
+        let tg = ThreadGroup(kernel: self, tgid: pid, parent: nil, handlers: SignalHandlers())
+        tg.handlers.actions[Int(SIGCHLD)].handler = 1
+        tg.fixedCmdline = Array("/pause".utf8) + [0]
+        tg.exitComm = Array("pause".utf8)
+        threadGroups[pid] = tg
+        if nextNamespacePid[PidNS.pod] == nil { nextNamespacePid[PidNS.pod] = 2 }
+    }
+}
