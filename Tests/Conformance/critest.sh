@@ -74,11 +74,10 @@ websocket=(-websocket-exec -websocket-attach)
 # Known failures of `moat cri`, skipped by `ci` only (CRITEST.md says why each
 # fails; a full `run` still runs them). Anything else failing fails CI.
 ci_skips=(
-    -ginkgo.skip='should support ContainerPID|should support PodPID|should support HostPID'
+    -ginkgo.skip='should support HostPID'
     -ginkgo.skip='HostIpc is true'
     -ginkgo.skip="mount with 'rshared'|mount with 'rslave'"
     -ginkgo.skip='Privileged is true|should support adding capability'
-    -ginkgo.skip='non-recursive readonly'
     -ginkgo.skip='MaskedPaths'
 )
 # Extra critest arguments of this run (`ci` sets them).
