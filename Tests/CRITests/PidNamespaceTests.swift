@@ -29,7 +29,8 @@ extension CRIPodTests {
             let a = try await startContainer(rt, pod: pod, pc, name: "a", command: ["sleep", "1000"])
             let b = try await startContainer(rt, pod: pod, pc, name: "b", command: ["sleep", "1001"])
             for (id, own, other) in [(a, "sleep 1000", "sleep 1001"), (b, "sleep 1001", "sleep 1000")] {
-                XCTAssertEqual(text(try await execSync(rt, id, ["cat", "/proc/1/cmdline"])), own.replacingOccurrences(of: " ", with: "\0") + "\0")
+                let first = text(try await execSync(rt, id, ["cat", "/proc/1/cmdline"]))
+                XCTAssertEqual(first, own.replacingOccurrences(of: " ", with: "\0") + "\0")
                 let seen = try await visible(rt, id)
                 XCTAssertTrue(seen.split(separator: "\n").contains("1: \(own) "), seen)
                 XCTAssertFalse(seen.contains(other), "another container's process is visible: \(seen)")
@@ -44,7 +45,8 @@ extension CRIPodTests {
                 }
                 // Signals to pid 1 from inside do not kill init (SIGKILL is ignored, as on Linux).
                 _ = try await execSync(rt, id, ["kill", "-9", "1"])
-                XCTAssertEqual(try await status(rt, id).state, .containerRunning)
+                let state = try await status(rt, id).state
+                XCTAssertEqual(state, .containerRunning)
             }
             var sp = Runtime_V1_StopPodSandboxRequest(); sp.podSandboxID = pod
             _ = try await rt.stopPodSandbox(sp)
@@ -62,15 +64,18 @@ extension CRIPodTests {
             let pod = try await runPod(rt, pc)
             let a = try await startContainer(rt, pod: pod, pc, name: "a", command: ["sleep", "1000"])
             let b = try await startContainer(rt, pod: pod, pc, name: "b", command: ["sleep", "1001"])
-            XCTAssertEqual(text(try await execSync(rt, a, ["cat", "/proc/1/cmdline"])), "/pause\0")
-            XCTAssertEqual(text(try await execSync(rt, b, ["cut", "-d ", "-f1-2", "/proc/1/stat"])), "1 (pause)\n")
+            let cmdline = text(try await execSync(rt, a, ["cat", "/proc/1/cmdline"]))
+            XCTAssertEqual(cmdline, "/pause\0")
+            let stat = text(try await execSync(rt, b, ["cut", "-d ", "-f1-2", "/proc/1/stat"]))
+            XCTAssertEqual(stat, "1 (pause)\n")
             for id in [a, b] {
                 let seen = try await visible(rt, id)
                 XCTAssertTrue(seen.contains("sleep 1000") && seen.contains("sleep 1001"), "the pod's processes are shared: \(seen)")
                 XCTAssertFalse(seen.split(separator: "\n").contains { $0.hasPrefix("1: sleep") }, seen)
             }
             _ = try await execSync(rt, a, ["kill", "-9", "1"])
-            XCTAssertEqual(text(try await execSync(rt, b, ["cat", "/proc/1/cmdline"])), "/pause\0", "init survives SIGKILL from inside")
+            let after = text(try await execSync(rt, b, ["cat", "/proc/1/cmdline"]))
+            XCTAssertEqual(after, "/pause\0", "init survives SIGKILL from inside")
             // An orphan (its shell has exited) goes to init, which reaps it
             // when it exits: no zombie is left behind.
             let orphan = text(try await execSync(rt, a, ["sh", "-c", "sleep 1 >/dev/null 2>&1 & echo $!"])).trimmingCharacters(in: .whitespacesAndNewlines)
