@@ -64,11 +64,13 @@ final class ServerThread: @unchecked Sendable {
     private let rootFD: Int32
     private let socketFD: Int32
     private let readOnly: Bool
+    private let recursive: Bool
 
-    init(rootFD: Int32, socketFD: Int32, readOnly: Bool, stackSize: Int = 8 << 20) {
+    init(rootFD: Int32, socketFD: Int32, readOnly: Bool, recursive: Bool = true, stackSize: Int = 8 << 20) {
         self.rootFD = rootFD
         self.socketFD = socketFD
         self.readOnly = readOnly
+        self.recursive = recursive
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         defer { pthread_attr_destroy(&attr) }
@@ -78,7 +80,7 @@ final class ServerThread: @unchecked Sendable {
         let ctx = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&tid, &attr, { ctx in
             let me = Unmanaged<ServerThread>.fromOpaque(ctx!).takeRetainedValue()
-            Gofer.serve(rootFD: me.rootFD, socketFD: me.socketFD, readOnly: me.readOnly)
+            Gofer.serve(rootFD: me.rootFD, socketFD: me.socketFD, readOnly: me.readOnly, recursive: me.recursive)
             me.done.signal()
             return nil
         }, ctx)
@@ -100,6 +102,8 @@ class GoferTestCase: XCTestCase {
     var server: ServerThread!
     var rootFD: Int32 = -1
     var serveReadOnly: Bool { false }
+    /// With serveReadOnly: false refuses writes only on read-only host mounts.
+    var serveRecursive: Bool { true }
     var serverStackSize: Int { 8 << 20 }
 
     override func setUpWithError() throws {
@@ -107,7 +111,7 @@ class GoferTestCase: XCTestCase {
         rootFD = open(tree.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         XCTAssertGreaterThanOrEqual(rootFD, 0)
         let (c, s) = try GoferClient.socketPair().get()
-        server = ServerThread(rootFD: rootFD, socketFD: s, readOnly: serveReadOnly, stackSize: serverStackSize)
+        server = ServerThread(rootFD: rootFD, socketFD: s, readOnly: serveReadOnly, recursive: serveRecursive, stackSize: serverStackSize)
         client = GoferClient(socketFD: c)
     }
 
