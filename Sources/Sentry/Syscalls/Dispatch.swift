@@ -48,6 +48,7 @@ final class SyscallTable {
         registerPosixTimers(t)
         registerProcessVM(t)
         registerPtrace(t)
+        registerKeys(t)
         return t
     }()
 }
