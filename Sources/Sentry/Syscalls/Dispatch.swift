@@ -49,6 +49,7 @@ final class SyscallTable {
         registerProcessVM(t)
         registerPtrace(t)
         registerKeys(t)
+        registerIoUring(t)
         return t
     }()
 }
