@@ -95,6 +95,13 @@ final class IoUringFD: FileDescription {
         munmap(base, total)
         close(memfd)
     }
+    /// Readable while completions wait, writable while the SQ has room
+    /// (Linux's io_uring_poll).
+    override func readiness() -> Int16 {
+        let sq = sqRegion.0
+        let queued = load(sq + SQOff.tail) &- load(sq + SQOff.head)
+        return Int16((ready > 0 ? pollReadable : 0) | (queued < sqEntries ? pollWritable : 0))
+    }
     override var seekable: Bool { false }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override func linkName(_ k: Kernel) -> [UInt8] { Array("anon_inode:[io_uring]".utf8) }
