@@ -584,8 +584,7 @@ public enum SentryMain {
         switch d.type {
         case "p": node = TmpfsInode(mode: S_IFIFO_ | perm, dev: t.dev)
         default:
-            let emulated: [UInt64: DeviceKind] = [0x103: .null, 0x105: .zero, 0x107: .full, 0x108: .random, 0x109: .random, 0x500: .tty]
-            if d.type != "b", let kind = emulated[major << 8 | minor] {
+            if d.type != "b", let kind = DeviceKind.emulated[major << 8 | minor] {
                 node = DeviceInode(kind: kind, major: major, minor: minor, dev: t.dev)
             } else if d.type != "b", major == 5, minor == 2 {
                 node = PtmxInode(kernel: k, dev: t.dev)

@@ -3,7 +3,24 @@
 import CMoat
 import Glibc
 
-enum DeviceKind { case null, zero, full, random, tty, console }
+enum DeviceKind {
+    case null, zero, full, random, tty, console
+
+    /// The character devices the Sentry emulates, by (major << 8 | minor):
+    /// mem's null, zero, full, random and urandom, and /dev/tty.
+    static let emulated: [UInt64: DeviceKind] = [0x103: .null, 0x105: .zero, 0x107: .full, 0x108: .random, 0x109: .random, 0x500: .tty]
+}
+
+/// Opens a device node that a program made with mknod (in a Sentry tmpfs):
+/// a character node with the number of an emulated device is that device;
+/// any other number, and every block node, is a device the sandbox does not
+/// have (Linux without the driver: ENXIO).
+func openDeviceNode(_ t: Task, _ node: Inode, flags: Int32) -> Result<FileDescription, Errno> {
+    let r = node.rdev
+    let major = (r >> 8) & 0xfff, minor = (r & 0xff) | ((r >> 12) & 0xfff00)
+    guard node.mode & S_IFMT_ == S_IFCHR_, let kind = DeviceKind.emulated[major << 8 | minor] else { return .failure(Errno(ENXIO)) }
+    return DeviceInode(kind: kind, major: major, minor: minor, dev: node.dev).open(t, flags: flags)
+}
 
 /// The identity of /dev/console (5,1) in the sandbox's devfs (always device
 /// 5). The sandbox's own terminal (a host tty it inherited) presents itself

@@ -157,6 +157,9 @@ final class OverlayInode: Inode {
     override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         addChild(name) { $0.mknod(name, mode: mode, uid: uid, gid: gid) }.map { $0 }
     }
+    override func mknodDevice(_ name: [UInt8], mode: UInt32, rdev: UInt64, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        addChild(name) { $0.mknodDevice(name, mode: mode, rdev: rdev, uid: uid, gid: gid) }.map { $0 }
+    }
     override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
         guard let t = target as? OverlayInode else { return .failure(Errno(EXDEV)) }
         let tu: TmpfsInode

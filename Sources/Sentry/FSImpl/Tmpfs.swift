@@ -154,6 +154,13 @@ final class TmpfsInode: Inode {
         if fmt != S_IFIFO_ && fmt != S_IFREG_ && fmt != S_IFSOCK_ && fmt != 0 { return .failure(Errno(EPERM)) }
         return add(name, TmpfsInode(mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
     }
+    override func mknodDevice(_ name: [UInt8], mode: UInt32, rdev: UInt64, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
+        let fmt = mode & S_IFMT_
+        if fmt != S_IFCHR_ && fmt != S_IFBLK_ { return .failure(Errno(EINVAL)) }
+        let i = TmpfsInode(mode: fmt | (mode & 0o7777), dev: devID, uid: uid, gid: gid)
+        i.rdev = rdev
+        return add(name, i)
+    }
     override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
         guard let i = entries[name] else { return .failure(Errno(ENOENT)) }
         if dir {
@@ -221,6 +228,7 @@ final class TmpfsInode: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         if mode & S_IFMT_ == S_IFIFO_ { return fifoOpen(self, t, flags) }
+        if mode & S_IFMT_ == S_IFCHR_ || mode & S_IFMT_ == S_IFBLK_ { return openDeviceNode(t, self, flags: flags) }
         // Linux truncates on O_TRUNC even for a read-only open (the caller
         // checked write permission), and stamps the times even when the
         // file was already empty.

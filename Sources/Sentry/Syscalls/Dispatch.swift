@@ -48,6 +48,8 @@ final class SyscallTable {
         registerPosixTimers(t)
         registerProcessVM(t)
         registerPtrace(t)
+        registerKeys(t)
+        registerIoUring(t)
         return t
     }()
 }

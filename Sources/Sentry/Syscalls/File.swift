@@ -171,8 +171,8 @@ func registerFile(_ t: SyscallTable) {
         }
     }
     t[95] = { t, a in let old = t.fs.umask; t.fs.umask = a.uint(0) & 0o777; return Int(old) } // umask
-    t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1)) }                        // mknod
-    t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2)) }                         // mknodat
+    t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1), dev: a.uint(2)) }        // mknod
+    t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2), dev: a.uint(3)) }         // mknodat
     t[285] = { t, a in                                                                    // fallocate
         guard let f = t.fds.getIO(a.int(0)), f.writable else { return err(EBADF) }
         let mode = a.int(1)
@@ -237,8 +237,21 @@ func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64) -> Int {
     case .success(let i):
         var b = [UInt8](repeating: 0, count: 120)
         put64(&b, 0, UInt64(bitPattern: i.fsMagic)); put64(&b, 8, 4096)
-        put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
-        put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19); put64(&b, 64, 255); put64(&b, 72, 4096)
+        if i is TmpfsInode {
+            // A tmpfs lives in Sentry memory: it reports the size Linux gives
+            // a tmpfs mounted without size= (half the RAM; as many inodes as
+            // pages), all of it free. What it holds is not counted (the
+            // sandbox's memory bounds it, not a mount size).
+            var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
+            moat_sysinfo(&total, &free, &procs)
+            let pages = max(total / 2 / 4096, 1 << 19)
+            put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
+            put64(&b, 40, pages); put64(&b, 48, pages)
+        } else {
+            put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
+            put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
+        }
+        put64(&b, 64, 255); put64(&b, 72, 4096)
         return t.copyOut(addr, b) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
@@ -567,15 +580,21 @@ func newOwnership(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt
     return (m, g)
 }
 
-func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
+/// `dev`: the kernel's 32-bit device number (glibc's makedev for majors
+/// below 4096), kept as the node's st_rdev.
+func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32, dev: UInt32) -> Int {
     let c = t.creds
     let fmt = mode & S_IFMT_
     if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
     return withNewName(t, dirfd, path) { dir, name in
-        // No device nodes (checked after the directory's permission, as
-        // Linux does): the sandbox has no devices to give them meaning.
-        if fmt == S_IFCHR_ || fmt == S_IFBLK_ { return .failure(Errno(EPERM)) }
         let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+        // Device nodes need CAP_MKNOD (checked after the directory's
+        // permission, as Linux does) and a file system in Sentry memory: a
+        // node there opens only an emulated device (see openDeviceNode).
+        if fmt == S_IFCHR_ || fmt == S_IFBLK_ {
+            if !c.has(Cap.mknod) { return .failure(Errno(EPERM)) }
+            return dir.inode.mknodDevice(name, mode: fmt | m, rdev: UInt64(dev), uid: c.fsuid, gid: g)
+        }
         return dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | m, uid: c.fsuid, gid: g)
     }
 }

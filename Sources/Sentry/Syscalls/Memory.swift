@@ -169,6 +169,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         if mfd < 0 { return Int(mfd) }
         return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: mfd, offset: off, name: name))
     }
+    if let u = f as? IoUringFD {
+        // A ring or the SQE array: its region of the ring's memfd, shared.
+        guard type != MAP_PRIVATE, let r = u.region(forMmapOffset: off, len: l) else { return err(EINVAL) }
+        return lockedIfAsked(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: true, hostFD: u.memfd,
+                                          offset: UInt64(r.offset), name: "anon_inode:[io_uring]"))
+    }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
     let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? "")

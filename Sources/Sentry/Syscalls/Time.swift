@@ -95,6 +95,8 @@ func registerTime(_ t: SyscallTable) {
         let old = t.kernel.timers.setReal(t.tg, value: Int64(a.uint(0)) * 1_000_000_000, interval: 0)
         return Int((old.0 + 999_999_999) / 1_000_000_000)
     }
+    t[164] = sysSettimeofday
+    t[227] = sysClockSettime
     t[98] = { t, a in                                                         // getrusage
         let who = a.int(0)
         if who != 0 && who != -1 && who != 1 { return err(EINVAL) }
@@ -103,6 +105,48 @@ func registerTime(_ t: SyscallTable) {
         var b = [UInt8](repeating: 0, count: 144)
         put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
         return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
+    }
+}
+
+// Setting a clock. The sandbox's clocks are the host's, which no sandbox
+// may change: every caller is answered as Linux answers one without
+// CAP_SYS_TIME (EPERM), after the checks Linux makes first (a bad
+// address, an invalid time or a clock that cannot be set), so that a
+// program probing the errors sees Linux's. Not ENOSYS: the calls exist,
+// the permission is what is missing (as in a container without
+// CAP_SYS_TIME).
+
+/// Largest second count settimeofday accepts (Linux: KTIME_SEC_MAX less
+/// thirty years of uptime).
+private let settodSecMax: Int64 = Int64.max / 1_000_000_000 - 30 * 365 * 86_400
+
+func sysSettimeofday(_ t: Task, _ a: Args) -> Int {
+    var sec: Int64 = 0, usec: Int64 = 0
+    if a.a0 != 0 {
+        guard let b = t.copyIn(a.a0, 16) else { return err(EFAULT) }
+        sec = Int64(bitPattern: get64(b, 0)); usec = Int64(bitPattern: get64(b, 8))
+        if usec < 0 || usec > 1_000_000 { return err(EINVAL) }
+    }
+    if a.a1 != 0 && t.copyIn(a.a1, 8) == nil { return err(EFAULT) }
+    // The whole time is checked after the timezone's copy (exactly one
+    // second of microseconds passes the first check, not this one).
+    if sec < 0 || sec >= settodSecMax || usec == 1_000_000 { return err(EINVAL) }
+    return err(EPERM)
+}
+
+func sysClockSettime(_ t: Task, _ a: Args) -> Int {
+    let id = a.int(0)
+    switch id {
+    case 0:                                                                   // CLOCK_REALTIME
+        guard let b = t.copyIn(a.a1, 16) else { return err(EFAULT) }
+        let sec = Int64(bitPattern: get64(b, 0)), ns = Int64(bitPattern: get64(b, 8))
+        if sec < 0 || sec >= settodSecMax || ns < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
+        return err(EPERM)
+    case ..<0:                                                                // a pid's or tid's CPU clock: copied, checked, refused
+        if t.copyIn(a.a1, 16) == nil { return err(EFAULT) }
+        if cpuClockOf(t, id) == nil { return err(EINVAL) }
+        return err(EPERM)
+    default: return err(EINVAL)                                               // no clock_set (the caller's own CPU clocks too), or no such clock
     }
 }
 

@@ -92,6 +92,11 @@ class Inode {
     func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
     func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
     func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
+    /// A character or block device node (`rdev` in the kernel's 32-bit
+    /// encoding). Only file systems in Sentry memory hold them: the node is a
+    /// name with a number, and opening it reaches a Sentry-emulated device or
+    /// nothing (ENXIO), never a host device. Others: EPERM (no mknod).
+    func mknodDevice(_ name: [UInt8], mode: UInt32, rdev: UInt64, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
     func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> { .failure(Errno(isDir ? EPERM : ENOTDIR)) }
     func rename(_ old: [UInt8], to newDir: Inode, _ new: [UInt8], flags: UInt32) -> Result<Void, Errno> { .failure(Errno(EXDEV)) }
     func readlink() -> Result<[UInt8], Errno> { .failure(Errno(EINVAL)) }
