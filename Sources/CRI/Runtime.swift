@@ -276,8 +276,9 @@ actor CRIRuntime {
         let addNetwork = network
         let sb: PodSandbox
         do {
-            sb = try await offload { try PodSandbox.start(podConfig, whileStarting: addNetwork) }
-            clock.mark(cni == nil ? "sentry" : "sentry and cni")
+            let steps = clock.sub()
+            sb = try await offload { try PodSandbox.start(podConfig, whileStarting: addNetwork, mark: steps?.mark) }
+            if let steps { clock.take(steps) }
         } catch {
             // A CNI ADD that failed half way, or a Sentry that failed after
             // it, must not keep the pod's address (host-local) or rules.
@@ -458,8 +459,9 @@ actor CRIRuntime {
         let config = cfg
         defer { if stdinPipe[0] >= 0 { close(stdinPipe[0]) } }
         do {
-            try await offload { try sb.createContainer(config) }
-            clock.mark("gofer+sentry")
+            let steps = clock.sub()
+            try await offload { try sb.createContainer(config, mark: steps?.mark) }
+            if let steps { clock.take(steps) }
         } catch {
             dropStdin(id)
             containers[id] = nil

@@ -213,7 +213,10 @@ public final class PodSandbox: @unchecked Sendable {
     /// namespace as soon as the Sentry process exists, while it sets itself
     /// up (CNI: the namespace is made with the process, so the pod's network
     /// need not wait for the Sentry); when it throws, the Sentry is killed.
-    public static func start(_ c: PodConfig, whileStarting: ((String) throws -> Void)? = nil) throws -> PodSandbox {
+    /// `mark`, when given, is told each step as it ends (moat cri --debug's
+    /// start-up profile of RunPodSandbox).
+    public static func start(_ c: PodConfig, whileStarting: ((String) throws -> Void)? = nil,
+                             mark: ((String) -> Void)? = nil) throws -> PodSandbox {
         guard c.stateDir.hasPrefix("/") else { throw PodError(.invalidArgument, "the state directory must be an absolute path") }
         if mkdir(c.stateDir, 0o700) != 0 && errno != EEXIST {
             throw PodError(.internalError, "cannot make \(c.stateDir): \(String(cString: strerror(errno)))")
@@ -258,6 +261,7 @@ public final class PodSandbox: @unchecked Sendable {
             throw PodError(.internalError, "cannot start the pod's sentry: \(String(cString: strerror(-pid)))")
         }
         reapInBackground(pid)
+        mark?("sentry spawned (re-exec)")
         egress?.start()
         if let whileStarting {
             do { try whileStarting("/proc/\(pid)/ns/net") } catch {
@@ -265,9 +269,11 @@ public final class PodSandbox: @unchecked Sendable {
                 close(ready[0])
                 throw error
             }
+            mark?("network (CNI) while the sentry starts")
         }
         let reply = readAll(ready[0])
         close(ready[0])
+        mark?("sentry ready")
         guard reply.hasPrefix("OK") else {
             kill(pid, SIGKILL)
             throw PodError(.internalError, "the pod's sentry failed: " + (reply.isEmpty ? "it exited during set-up" : reply.trimmingCharacters(in: "\n")))
@@ -280,6 +286,7 @@ public final class PodSandbox: @unchecked Sendable {
             kill(pid, SIGKILL)
             throw PodError(.internalError, "cannot write the pod's state in \(c.stateDir)")
         }
+        mark?("pod state file")
         return sb
     }
 
@@ -307,13 +314,15 @@ public final class PodSandbox: @unchecked Sendable {
     /// The pod's network namespace as a path CNI plugins can use.
     public var networkNamespacePath: String { "/proc/\(sentryPid)/ns/net" }
 
-    public func createContainer(_ c: ContainerConfig) throws {
+    /// `mark`: as for `start`.
+    public func createContainer(_ c: ContainerConfig, mark: ((String) -> Void)? = nil) throws {
         var fields = ["op=create", "id=" + c.id, "ro=" + (c.readOnlyRoot ? "1" : "0"), "pidns=" + (c.sharePodPIDNamespace ? "pod" : "container")]
         fields += processFields(c.process)
         var passing: [(String, Int32)] = []
         defer { for (_, f) in passing { close(f) } }
         let root = try startGofer(root: c.rootfs, readOnly: true)
         passing.append(("root", root))
+        mark?("root gofer started")
         if let io = c.stdio, io.count == 3 {
             for (label, fd) in zip(["stdin", "stdout", "stderr"], io) {
                 let d = fcntl(fd, F_DUPFD_CLOEXEC, 3)
@@ -360,7 +369,9 @@ public final class PodSandbox: @unchecked Sendable {
         for (label, fd) in passing {
             guard send(conn, label, passing: fd) else { throw PodError(.internalError, "the pod's sentry does not answer") }
         }
+        mark?("other gofers, request sent")
         try check(receive(conn))
+        mark?("sentry: gofer attached, container added")
     }
 
     public func startContainer(_ id: String) throws {
@@ -562,6 +573,8 @@ public final class PodSandbox: @unchecked Sendable {
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
         if readOnly { args.append("--read-only") }
+        // Its start-up profile (moat[startup] lines) goes to our stderr.
+        if config.debug { args.append("--debug") }
         let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
         close(pair[1])
         if devnull >= 0 { close(devnull) }
