@@ -235,6 +235,7 @@ actor CRIRuntime {
         pc.sysctls = c.linux.sysctls
         pc.cgroupParent = c.linux.cgroupParent.isEmpty ? nil : c.linux.cgroupParent
         pc.debug = options.debug
+        pc.goferZygote = true
 
         let podConfig = pc
         var cni: CNINetwork? = nil

@@ -50,6 +50,9 @@ public struct PodConfig: Sendable {
     public var debug = false
     /// The seccomp-notify fast path (false: ptrace only).
     public var fastPath = true
+    /// The containers' Gofers are forked by a zygote of the pod's own
+    /// (GoferZygote.swift) instead of re-executed one by one (`moat cri`).
+    public var goferZygote = false
     /// With `.loopback`: outbound connections through an egress broker
     /// (Network.swift) that lives in the process calling `start`, and ends
     /// with it (moat's standalone supervisor); false: loopback only.
@@ -281,7 +284,14 @@ public final class PodSandbox: @unchecked Sendable {
         let sb = PodSandbox(config: c)
         sb.sentryPid = pid
         sb.egressBroker = egress
-        let state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
+        var state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
+        // Its exec runs while the reply goes back and the first
+        // CreateContainer comes (which waits in its socket's backlog).
+        if c.goferZygote, let z = GoferZygote.start(stateDir: c.stateDir, sentryPid: pid, debug: c.debug) {
+            reapInBackground(z)
+            state += "zygote=\(z)\nzygotestart=\(processStartTime(z) ?? 0)\n"
+            mark?("gofer zygote spawned")
+        }
         guard writeFileAtomically(c.stateDir + "/" + stateFile, state) else {
             kill(pid, SIGKILL)
             throw PodError(.internalError, "cannot write the pod's state in \(c.stateDir)")
@@ -527,6 +537,15 @@ public final class PodSandbox: @unchecked Sendable {
     /// left on the host; idempotent.
     public func destroy() throws {
         if alive { kill(sentryPid, SIGKILL); for _ in 0..<250 where alive { usleep(20_000) } }
+        // The zygote exits with the Sentry; this is in case it could not tell.
+        if let text = readFile(config.stateDir + "/" + PodSandbox.stateFile) {
+            var z: pid_t = 0, zs: UInt64 = 0
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("zygote=") { z = pid_t(line.dropFirst(7)) ?? 0 }
+                if line.hasPrefix("zygotestart=") { zs = UInt64(line.dropFirst(12)) ?? 0 }
+            }
+            if z > 0, zs > 0, PodSandbox.processStartTime(z) == zs { kill(z, SIGKILL) }
+        }
         removeTree(config.stateDir)
     }
 
@@ -570,11 +589,17 @@ public final class PodSandbox: @unchecked Sendable {
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw PodError(.internalError, "socketpair: \(String(cString: strerror(errno)))")
         }
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
         if readOnly { args.append("--read-only") }
         // Its start-up profile (moat[startup] lines) goes to our stderr.
         if config.debug { args.append("--debug") }
+        // Forked by the pod's zygote when it has one (not our child then),
+        // else re-executed.
+        if GoferZygote.fork(stateDir: config.stateDir, args, socketFD: pair[1]) != nil {
+            close(pair[1])
+            return pair[0]
+        }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
         close(pair[1])
         if devnull >= 0 { close(devnull) }
