@@ -251,6 +251,10 @@ actor CRIRuntime {
                 rec.podCIDR = podCIDR
             }
         }
+        // Named in the first record, before ADD runs: a restart after a
+        // crash in the middle of ADD, or after a host crash lost the
+        // (unsynced) ready record, still runs DEL and frees the address.
+        if let cni { rec.cniNetwork = cni.name }
         reserved.insert(key)
         defer { reserved.remove(key) }
         var clock = StepClock("runp " + id, enabled: options.debug)
@@ -297,7 +301,7 @@ actor CRIRuntime {
             rec.ip = added.ip; rec.cniNetwork = cni.name; rec.cniNetnsPath = sb.networkNamespacePath
         }
         pods[id] = rec
-        try store.save(.pods, id, rec)
+        try store.save(.pods, id, rec, durable: false)
         clock.mark("record")
         return id
     }
@@ -502,7 +506,7 @@ actor CRIRuntime {
         guard var u = containers[c.id] else { return }
         u.state = "running"; u.startedAt = nowNanos()
         containers[c.id] = u
-        try store.save(.containers, c.id, u)
+        try store.save(.containers, c.id, u, durable: false)
         clock.mark("record")
         emit(u, .containerStartedEvent)
     }
