@@ -265,10 +265,19 @@ public final class PodSandbox: @unchecked Sendable {
         }
         reapInBackground(pid)
         mark?("sentry spawned (re-exec)")
+        // The Gofers' zygote execs while the Sentry starts and CNI runs:
+        // started after the Sentry was ready, it was often still loading
+        // when the first CreateContainer came (10 ms of its median).
+        var zygote: pid_t? = nil
+        if c.goferZygote, let z = GoferZygote.start(stateDir: c.stateDir, sentryPid: pid, debug: c.debug) {
+            reapInBackground(z)
+            zygote = z
+            mark?("gofer zygote spawned")
+        }
         egress?.start()
         if let whileStarting {
             do { try whileStarting("/proc/\(pid)/ns/net") } catch {
-                kill(pid, SIGKILL)
+                kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
                 close(ready[0])
                 throw error
             }
@@ -278,22 +287,16 @@ public final class PodSandbox: @unchecked Sendable {
         close(ready[0])
         mark?("sentry ready")
         guard reply.hasPrefix("OK") else {
-            kill(pid, SIGKILL)
+            kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
             throw PodError(.internalError, "the pod's sentry failed: " + (reply.isEmpty ? "it exited during set-up" : reply.trimmingCharacters(in: "\n")))
         }
         let sb = PodSandbox(config: c)
         sb.sentryPid = pid
         sb.egressBroker = egress
         var state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
-        // Its exec runs while the reply goes back and the first
-        // CreateContainer comes (which waits in its socket's backlog).
-        if c.goferZygote, let z = GoferZygote.start(stateDir: c.stateDir, sentryPid: pid, debug: c.debug) {
-            reapInBackground(z)
-            state += "zygote=\(z)\nzygotestart=\(processStartTime(z) ?? 0)\n"
-            mark?("gofer zygote spawned")
-        }
+        if let z = zygote { state += "zygote=\(z)\nzygotestart=\(processStartTime(z) ?? 0)\n" }
         guard writeFileAtomically(c.stateDir + "/" + stateFile, state) else {
-            kill(pid, SIGKILL)
+            kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
             throw PodError(.internalError, "cannot write the pod's state in \(c.stateDir)")
         }
         mark?("pod state file")
