@@ -137,10 +137,19 @@ struct RecordStore {
         lockFD = fd
     }
 
-    func save<T: Encodable>(_ kind: RecordKind, _ id: String, _ value: T) throws {
+    /// `durable: false` skips the fsync, for a state change whose loss in
+    /// a host crash (not a crash of moat cri: the page cache keeps it) is
+    /// harmless: a pod turned ready, a container started. After the host
+    /// comes back their Sentry is gone either way, and recovery reports the
+    /// pod not ready and its containers exited from the record that was
+    /// synced when each was made (a write replaces the file by rename, so a
+    /// record is the old one or the new one, never a torn one). Each fsync
+    /// costs the pod start up to 20 ms when the disk is busy
+    /// (bench/results/2026-12-06-pod-start-profile.md).
+    func save<T: Encodable>(_ kind: RecordKind, _ id: String, _ value: T, durable: Bool = true) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try writeAtomically(dir + "/\(kind.rawValue)/\(id).json", try enc.encode(value))
+        try writeAtomically(dir + "/\(kind.rawValue)/\(id).json", try enc.encode(value), sync: durable)
     }
 
     func delete(_ kind: RecordKind, _ id: String) {
@@ -180,7 +189,7 @@ func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
 
 /// Writes a file so that readers see the old or the new contents, never a
 /// mix, even across a crash.
-func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o600) throws {
+func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o600, sync: Bool = true) throws {
     let tmp = path + ".tmp"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw CRIError.internalError("open \(tmp): \(String(cString: strerror(errno)))") }
@@ -193,7 +202,7 @@ func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o600) throws 
             off += n
         }
     }
-    if fsync(fd) != 0 { ok = false }
+    if sync && fsync(fd) != 0 { ok = false }
     close(fd)
     guard ok, rename(tmp, path) == 0 else {
         let e = String(cString: strerror(errno))

@@ -235,6 +235,7 @@ actor CRIRuntime {
         pc.sysctls = c.linux.sysctls
         pc.cgroupParent = c.linux.cgroupParent.isEmpty ? nil : c.linux.cgroupParent
         pc.debug = options.debug
+        pc.goferZygote = true
 
         let podConfig = pc
         var cni: CNINetwork? = nil
@@ -250,6 +251,10 @@ actor CRIRuntime {
                 rec.podCIDR = podCIDR
             }
         }
+        // Named in the first record, before ADD runs: a restart after a
+        // crash in the middle of ADD, or after a host crash lost the
+        // (unsynced) ready record, still runs DEL and frees the address.
+        if let cni { rec.cniNetwork = cni.name }
         reserved.insert(key)
         defer { reserved.remove(key) }
         var clock = StepClock("runp " + id, enabled: options.debug)
@@ -276,8 +281,9 @@ actor CRIRuntime {
         let addNetwork = network
         let sb: PodSandbox
         do {
-            sb = try await offload { try PodSandbox.start(podConfig, whileStarting: addNetwork) }
-            clock.mark(cni == nil ? "sentry" : "sentry and cni")
+            let steps = clock.sub()
+            sb = try await offload { try PodSandbox.start(podConfig, whileStarting: addNetwork, mark: steps?.mark) }
+            if let steps { clock.take(steps) }
         } catch {
             // A CNI ADD that failed half way, or a Sentry that failed after
             // it, must not keep the pod's address (host-local) or rules.
@@ -295,7 +301,7 @@ actor CRIRuntime {
             rec.ip = added.ip; rec.cniNetwork = cni.name; rec.cniNetnsPath = sb.networkNamespacePath
         }
         pods[id] = rec
-        try store.save(.pods, id, rec)
+        try store.save(.pods, id, rec, durable: false)
         clock.mark("record")
         return id
     }
@@ -458,8 +464,9 @@ actor CRIRuntime {
         let config = cfg
         defer { if stdinPipe[0] >= 0 { close(stdinPipe[0]) } }
         do {
-            try await offload { try sb.createContainer(config) }
-            clock.mark("gofer+sentry")
+            let steps = clock.sub()
+            try await offload { try sb.createContainer(config, mark: steps?.mark) }
+            if let steps { clock.take(steps) }
         } catch {
             dropStdin(id)
             containers[id] = nil
@@ -499,7 +506,7 @@ actor CRIRuntime {
         guard var u = containers[c.id] else { return }
         u.state = "running"; u.startedAt = nowNanos()
         containers[c.id] = u
-        try store.save(.containers, c.id, u)
+        try store.save(.containers, c.id, u, durable: false)
         clock.mark("record")
         emit(u, .containerStartedEvent)
     }

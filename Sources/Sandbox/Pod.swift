@@ -50,6 +50,9 @@ public struct PodConfig: Sendable {
     public var debug = false
     /// The seccomp-notify fast path (false: ptrace only).
     public var fastPath = true
+    /// The containers' Gofers are forked by a zygote of the pod's own
+    /// (GoferZygote.swift) instead of re-executed one by one (`moat cri`).
+    public var goferZygote = false
     /// With `.loopback`: outbound connections through an egress broker
     /// (Network.swift) that lives in the process calling `start`, and ends
     /// with it (moat's standalone supervisor); false: loopback only.
@@ -217,7 +220,10 @@ public final class PodSandbox: @unchecked Sendable {
     /// namespace as soon as the Sentry process exists, while it sets itself
     /// up (CNI: the namespace is made with the process, so the pod's network
     /// need not wait for the Sentry); when it throws, the Sentry is killed.
-    public static func start(_ c: PodConfig, whileStarting: ((String) throws -> Void)? = nil) throws -> PodSandbox {
+    /// `mark`, when given, is told each step as it ends (moat cri --debug's
+    /// start-up profile of RunPodSandbox).
+    public static func start(_ c: PodConfig, whileStarting: ((String) throws -> Void)? = nil,
+                             mark: ((String) -> Void)? = nil) throws -> PodSandbox {
         guard c.stateDir.hasPrefix("/") else { throw PodError(.invalidArgument, "the state directory must be an absolute path") }
         if mkdir(c.stateDir, 0o700) != 0 && errno != EEXIST {
             throw PodError(.internalError, "cannot make \(c.stateDir): \(String(cString: strerror(errno)))")
@@ -262,28 +268,42 @@ public final class PodSandbox: @unchecked Sendable {
             throw PodError(.internalError, "cannot start the pod's sentry: \(String(cString: strerror(-pid)))")
         }
         reapInBackground(pid)
+        mark?("sentry spawned (re-exec)")
+        // The Gofers' zygote execs while the Sentry starts and CNI runs:
+        // started after the Sentry was ready, it was often still loading
+        // when the first CreateContainer came (10 ms of its median).
+        var zygote: pid_t? = nil
+        if c.goferZygote, let z = GoferZygote.start(stateDir: c.stateDir, sentryPid: pid, debug: c.debug) {
+            reapInBackground(z)
+            zygote = z
+            mark?("gofer zygote spawned")
+        }
         egress?.start()
         if let whileStarting {
             do { try whileStarting("/proc/\(pid)/ns/net") } catch {
-                kill(pid, SIGKILL)
+                kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
                 close(ready[0])
                 throw error
             }
+            mark?("network (CNI) while the sentry starts")
         }
         let reply = readAll(ready[0])
         close(ready[0])
+        mark?("sentry ready")
         guard reply.hasPrefix("OK") else {
-            kill(pid, SIGKILL)
+            kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
             throw PodError(.internalError, "the pod's sentry failed: " + (reply.isEmpty ? "it exited during set-up" : reply.trimmingCharacters(in: "\n")))
         }
         let sb = PodSandbox(config: c)
         sb.sentryPid = pid
         sb.egressBroker = egress
-        let state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
+        var state = "pid=\(pid)\nstart=\(processStartTime(pid) ?? 0)\nid=\(c.id)\n"
+        if let z = zygote { state += "zygote=\(z)\nzygotestart=\(processStartTime(z) ?? 0)\n" }
         guard writeFileAtomically(c.stateDir + "/" + stateFile, state) else {
-            kill(pid, SIGKILL)
+            kill(pid, SIGKILL); if let z = zygote { kill(z, SIGKILL) }
             throw PodError(.internalError, "cannot write the pod's state in \(c.stateDir)")
         }
+        mark?("pod state file")
         return sb
     }
 
@@ -311,13 +331,15 @@ public final class PodSandbox: @unchecked Sendable {
     /// The pod's network namespace as a path CNI plugins can use.
     public var networkNamespacePath: String { "/proc/\(sentryPid)/ns/net" }
 
-    public func createContainer(_ c: ContainerConfig) throws {
+    /// `mark`: as for `start`.
+    public func createContainer(_ c: ContainerConfig, mark: ((String) -> Void)? = nil) throws {
         var fields = ["op=create", "id=" + c.id, "ro=" + (c.readOnlyRoot ? "1" : "0"), "pidns=" + (c.sharePodPIDNamespace ? "pod" : "container")]
         fields += processFields(c.process)
         var passing: [(String, Int32)] = []
         defer { for (_, f) in passing { close(f) } }
         let root = try startGofer(root: c.rootfs, readOnly: true)
         passing.append(("root", root))
+        mark?("root gofer started")
         if let io = c.stdio, io.count == 3 {
             for (label, fd) in zip(["stdin", "stdout", "stderr"], io) {
                 let d = fcntl(fd, F_DUPFD_CLOEXEC, 3)
@@ -367,7 +389,9 @@ public final class PodSandbox: @unchecked Sendable {
         for (label, fd) in passing {
             guard send(conn, label, passing: fd) else { throw PodError(.internalError, "the pod's sentry does not answer") }
         }
+        mark?("other gofers, request sent")
         try check(receive(conn))
+        mark?("sentry: gofer attached, container added")
     }
 
     public func startContainer(_ id: String) throws {
@@ -523,6 +547,15 @@ public final class PodSandbox: @unchecked Sendable {
     /// left on the host; idempotent.
     public func destroy() throws {
         if alive { kill(sentryPid, SIGKILL); for _ in 0..<250 where alive { usleep(20_000) } }
+        // The zygote exits with the Sentry; this is in case it could not tell.
+        if let text = readFile(config.stateDir + "/" + PodSandbox.stateFile) {
+            var z: pid_t = 0, zs: UInt64 = 0
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("zygote=") { z = pid_t(line.dropFirst(7)) ?? 0 }
+                if line.hasPrefix("zygotestart=") { zs = UInt64(line.dropFirst(12)) ?? 0 }
+            }
+            if z > 0, zs > 0, PodSandbox.processStartTime(z) == zs { kill(z, SIGKILL) }
+        }
         removeTree(config.stateDir)
     }
 
@@ -566,10 +599,18 @@ public final class PodSandbox: @unchecked Sendable {
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw PodError(.internalError, "socketpair: \(String(cString: strerror(errno)))")
         }
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
         if readOnly { args.append("--read-only") }
         if readOnly && !recursive { args.append("--non-recursive") }
+        // Its start-up profile (moat[startup] lines) goes to our stderr.
+        if config.debug { args.append("--debug") }
+        // Forked by the pod's zygote when it has one (not our child then),
+        // else re-executed.
+        if GoferZygote.fork(stateDir: config.stateDir, args, socketFD: pair[1]) != nil {
+            close(pair[1])
+            return pair[0]
+        }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
         close(pair[1])
         if devnull >= 0 { close(devnull) }
@@ -722,13 +763,16 @@ func readAll(_ fd: Int32) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
+/// Not fsync'ed: the pod's state file says how to reach its Sentry, which
+/// a host crash ends (and /run, where it lives, is emptied at boot); a crash
+/// of the caller leaves it in the page cache. The rename makes it whole or
+/// absent. (The fsync cost each pod start up to 18 ms on a busy disk.)
 func writeFileAtomically(_ path: String, _ text: String) -> Bool {
     let tmp = path + ".tmp"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     if fd < 0 { return false }
     let b = Array(text.utf8)
     let n = b.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    fsync(fd)
     close(fd)
     return n == b.count && rename(tmp, path) == 0
 }

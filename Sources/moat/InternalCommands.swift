@@ -114,12 +114,20 @@ enum InternalCommand {
     }
 
     static func gofer(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
-        let a = try InternalArguments(args, options: ["root", "fd"], flags: ["read-only", "non-recursive", "detached", "debug"])
-        guard let root = a.string("root") else { throw .init(message: "missing --root") }
+        let a = try InternalArguments(args, options: ["root", "fd", "sentry", "state"], flags: ["read-only", "non-recursive", "detached", "debug", "zygote"])
         if a.has("detached") { SentryPlan.detachFromLauncher() }
         // --debug: the start-up profile on stderr (the launcher passes it
         // only when its stderr is Moat's log).
         if a.has("debug") { StartupProfile.log(to: 2) }
+        // A pod's zygote (Sandbox/GoferZygote.swift): forks the pod's Gofers,
+        // which run the code below in the child.
+        if a.has("zygote") {
+            guard let sentry = a.string("sentry") else { throw .init(message: "missing --sentry") }
+            StartupProfile.mark("gofer zygote", "main (re-exec); serving")
+            Sandbox.internalMain = { InternalCommand.main($0.dropFirst()) }
+            GoferZygote.serve(listenFD: try a.int32("fd", 3), sentry: sentry)
+        }
+        guard let root = a.string("root") else { throw .init(message: "missing --root") }
         StartupProfile.mark("gofer", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
         Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only"),
                   recursive: !a.has("non-recursive")) { StartupProfile.mark("gofer", $0) }
