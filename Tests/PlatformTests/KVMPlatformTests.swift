@@ -327,7 +327,9 @@ final class KVMPlatformTests: XCTestCase {
         XCTAssertEqual(code.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, code.count, force: true) }, code.count)
         XCTAssertEqual(asp.map(Self.dataVA, 4096, prot: PROT_READ | PROT_WRITE), 0)
         XCTAssertEqual(asp.map(Self.stackVA, Self.stackTop - Self.stackVA, prot: PROT_READ | PROT_WRITE), 0)
-        let values = [(0..<32).map { UInt8($0 + 1) }, (0..<32).map { UInt8(0x80 + $0) }]
+        let first: [UInt8] = (0..<32).map { UInt8($0 + 1) }
+        let second: [UInt8] = (0..<32).map { UInt8(0x80 + $0) }
+        let values = [first, second]
         var threads: [KVMThread] = []
         for (i, v) in values.enumerated() {
             XCTAssertEqual(asp.write(Self.dataVA + UInt64(i) * 0x100, v, 32), 32)
@@ -358,7 +360,8 @@ final class KVMPlatformTests: XCTestCase {
         XCTAssertEqual(threads[0].setXState(changed), 0)
 
         for t in threads { XCTAssertEqual(t.run(), .syscall, t.lastError ?? "") }
-        XCTAssertEqual(bytes(Self.dataVA + 32, 32), Array(values[0][0..<16]) + [UInt8](repeating: 0xee, count: 16),
+        let expected: [UInt8] = Array(first[0..<16]) + [UInt8](repeating: 0xee, count: 16)
+        XCTAssertEqual(bytes(Self.dataVA + 32, 32), expected,
                        "the first context runs with the upper half setXState wrote")
         XCTAssertEqual(bytes(Self.dataVA + 0x120, 32), values[1], "the second keeps its own ymm0")
     }
