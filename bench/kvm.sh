@@ -11,11 +11,17 @@
 # under gVisor's `runsc --platform=ptrace do` (when runsc is installed) and
 # under `moat run --platform ptrace|fast|kvm`: syscall round trip (getppid),
 # first-touch page fault and mmap/munmap churn (memchurn), fork+exec
-# (forkexec) and a CPU loop (cpuloop); then python3's start-up (`python3 -c
-# pass`, wall time) in the Debian root file system (--debian-rootfs, default
+# (forkexec), the rows that moving FPU state costs (fpswitch: a signal round
+# trip, whose frame carries the XSAVE area, and two threads yielding to each
+# other, which on the KVM platform swaps XSAVE areas on the shared vCPU) and
+# a CPU loop (cpuloop); then python3's start-up (`python3 -c pass`, wall
+# time) in the Debian root file system (--debian-rootfs, default
 # rootfs/debian.sh's output; the row is left out without one).
+# --moat-before PATH adds "Moat fast (before)" and "Moat KVM (before)"
+# columns: another moat binary (say, main's) on those platforms, so a change
+# is measured in the same run.
 #
-# Usage: bench/kvm.sh [--moat PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N].
+# Usage: bench/kvm.sh [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N].
 # Needs root (chroot, /dev/kvm) and gcc. Prints Markdown tables (medians of
 # --reps runs).
 #
@@ -31,6 +37,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 moat=${MOAT:-}
+before=
 rootfs=
 debian=
 reps=5
@@ -38,11 +45,12 @@ calls=200000
 while [ $# -gt 0 ]; do
     case "$1" in
         --moat) moat=$2; shift 2 ;;
+        --moat-before) before=$2; shift 2 ;;
         --rootfs) rootfs=$2; shift 2 ;;
         --debian-rootfs) debian=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --calls) calls=$2; shift 2 ;;
-        *) echo "usage: $0 [--moat PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N]" >&2; exit 2 ;;
     esac
 done
 if [ -z "$moat" ]; then
@@ -51,6 +59,7 @@ if [ -z "$moat" ]; then
     done
 fi
 [ -x "$moat" ] || { echo "no moat binary (swift build --product moat, or --moat PATH)" >&2; exit 1; }
+[ -z "$before" ] || [ -x "$before" ] || { echo "--moat-before: no executable at $before" >&2; exit 1; }
 [ -n "$rootfs" ] || rootfs="$here/../.cache/rootfs/busybox"
 [ -x "$rootfs/bin/busybox" ] || { echo "no busybox rootfs at $rootfs (bash rootfs/busybox.sh, or --rootfs DIR)" >&2; exit 1; }
 [ -n "$debian" ] || debian="$here/../.cache/rootfs/debian"
@@ -98,8 +107,8 @@ echo
 root="$work/root"
 cp -a "$rootfs" "$root"
 mkdir -p "$root/bench"
-for p in getppid memchurn forkexec cpuloop; do
-    gcc -O2 -static -o "$root/bench/$p" "$here/programs/$p.c"
+for p in getppid memchurn forkexec fpswitch cpuloop; do
+    gcc -O2 -static -pthread -o "$root/bench/$p" "$here/programs/$p.c"
 done
 sys_calls=$((calls / 10))
 rows=(
@@ -107,6 +116,8 @@ rows=(
     "page fault, first touch (ns)|ns_per_fault|/bench/memchurn fault 5000"
     "mmap+touch+munmap 64 KiB (us)|us_per_iter|/bench/memchurn churn 500"
     "fork + exec + wait (us)|us_per_iter|/bench/forkexec 50"
+    "signal round trip, AVX live (ns)|ns_per_signal|/bench/fpswitch signal $((sys_calls / 10))"
+    "thread switch: 2 threads yielding, AVX live (ns/yield)|ns_per_yield|/bench/fpswitch yield $((sys_calls / 10))"
     "CPU loop, 60M iterations (ms)|ms|/bench/cpuloop 60"
 )
 # run_in SIDE ROOT CMD...: CMD under one side of the table.
@@ -115,6 +126,8 @@ run_in() {
     case "$side" in
         native) chroot "$r" "$@" ;;
         runsc) TMPDIR="$work/tmp" "$runsc" --ignore-cgroups --platform=ptrace --network=none do -root "$r" "$@" ;;
+        fast-before) "$before" run --platform fast --rootfs "$r" -- "$@" ;;
+        kvm-before) "$before" run --platform kvm --rootfs "$r" -- "$@" ;;
         *) "$moat" run --platform "$side" --rootfs "$r" -- "$@" ;;
     esac
 }
@@ -127,7 +140,9 @@ wall_ms() {
 sides=(native)
 [ -n "$runsc" ] && sides+=(runsc)
 sides+=(ptrace fast kvm)
-declare -A title=([native]=native [runsc]="runsc (ptrace)" [ptrace]="Moat ptrace" [fast]="Moat fast" [kvm]="Moat KVM")
+[ -n "$before" ] && sides+=(fast-before kvm-before)
+declare -A title=([native]=native [runsc]="runsc (ptrace)" [ptrace]="Moat ptrace" [fast]="Moat fast" [kvm]="Moat KVM"
+                  [fast-before]="Moat fast (before)" [kvm-before]="Moat KVM (before)")
 head="| program (median of $reps)"; rule="| ---"
 for side in "${sides[@]}"; do head="$head | ${title[$side]}"; rule="$rule | ---:"; done
 echo "$head |"; echo "$rule |"

@@ -201,11 +201,13 @@ int moat_sentry_seccomp(void) {
     // Sentry memory: shared mappings go into the range the second slot
     // reserved before confinement, Platform/KVM/KVMMachine.swift), no
     // KVM_SET_CPUID2, no ioctl on /dev/kvm or the VM fd.
-    // (The registers and FPU ioctls are what KVMThread uses to enter and
-    // leave the guest; MSRs carry the FS/GS bases.)
+    // (The registers and XSAVE ioctls are what KVMThread uses to enter and
+    // leave the guest and to move a context's FPU state; MSRs carry the
+    // FS/GS bases. KVM_SET_XCRS is not among them: XCR0 is set once, when
+    // the vCPU is made.)
     {
         const unsigned long kvmioctls[] = { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
-                                            KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU };
+                                            KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_SET_XSAVE };
         for (int v = 0; v < kvm_vcpu_count; v++) {
             for (unsigned i = 0; i < sizeof kvmioctls / sizeof kvmioctls[0]; i++) {
                 if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int ret(int r) { return r < 0 ? -errno : r; }
@@ -30,7 +31,7 @@ int moat_kvm_set_memory(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint
 }
 int moat_kvm_create_vcpu(int vm, int id) { return ret(ioctl(vm, KVM_CREATE_VCPU, id)); }
 
-int moat_kvm_set_supported_cpuid(int kvm, int vcpu) {
+int moat_kvm_set_supported_cpuid(int kvm, int vcpu, uint64_t *xcr0) {
     int n = 256;
     for (;;) {
         struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
@@ -42,49 +43,45 @@ int moat_kvm_set_supported_cpuid(int kvm, int vcpu) {
             if (e == E2BIG && n < 4096) { n *= 2; continue; }
             return -e;
         }
+        *xcr0 = 0;
+        for (uint32_t i = 0; i < c->nent; i++) {
+            struct kvm_cpuid_entry2 *e = &c->entries[i];
+            if (e->function == 0xd && e->index == 0) *xcr0 = (uint64_t)e->edx << 32 | e->eax;
+        }
         int r = ret(ioctl(vcpu, KVM_SET_CPUID2, c));
         free(c);
         return r;
     }
 }
 
+int moat_kvm_request_amx(void) {
+    /* ARCH_REQ_XCOMP_GUEST_PERM (0x1025) for XFEATURE_XTILE_DATA (18). */
+    return ret((int)syscall(SYS_arch_prctl, 0x1025, 18));
+}
+
+int moat_kvm_xsave_size(int kvm) {
+    int n = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+    if (n > (int)sizeof(struct kvm_xsave)) return n;
+    return ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 ? (int)sizeof(struct kvm_xsave) : 0;
+}
+int moat_kvm_get_xsave(int v, void *area, int size) {
+    if (size > (int)sizeof(struct kvm_xsave)) return ret(ioctl(v, KVM_GET_XSAVE2, area));
+    return ret(ioctl(v, KVM_GET_XSAVE, area));
+}
+int moat_kvm_set_xsave(int v, const void *area) { return ret(ioctl(v, KVM_SET_XSAVE, area)); }
+int moat_kvm_set_xcr0(int v, uint64_t xcr0) {
+    struct kvm_xcrs x;
+    memset(&x, 0, sizeof x);
+    x.nr_xcrs = 1;
+    x.xcrs[0].xcr = 0;
+    x.xcrs[0].value = xcr0;
+    return ret(ioctl(v, KVM_SET_XCRS, &x));
+}
+
 int moat_kvm_get_regs(int v, struct kvm_regs *r) { return ret(ioctl(v, KVM_GET_REGS, r)); }
 int moat_kvm_set_regs(int v, const struct kvm_regs *r) { return ret(ioctl(v, KVM_SET_REGS, r)); }
 int moat_kvm_get_sregs(int v, struct kvm_sregs *s) { return ret(ioctl(v, KVM_GET_SREGS, s)); }
 int moat_kvm_set_sregs(int v, const struct kvm_sregs *s) { return ret(ioctl(v, KVM_SET_SREGS, s)); }
-int moat_kvm_get_fpu(int v, struct kvm_fpu *f) { return ret(ioctl(v, KVM_GET_FPU, f)); }
-int moat_kvm_set_fpu(int v, const struct kvm_fpu *f) { return ret(ioctl(v, KVM_SET_FPU, f)); }
-
-int moat_kvm_get_fxsave(int v, struct user_fpregs_struct *fx) {
-    struct kvm_fpu f;
-    if (ioctl(v, KVM_GET_FPU, &f) < 0) return -errno;
-    memset(fx, 0, sizeof *fx);
-    fx->cwd = f.fcw;
-    fx->swd = f.fsw;
-    fx->ftw = f.ftwx;
-    fx->fop = f.last_opcode;
-    fx->rip = f.last_ip;
-    fx->rdp = f.last_dp;
-    fx->mxcsr = f.mxcsr;
-    fx->mxcr_mask = 0xffff;
-    memcpy(fx->st_space, f.fpr, sizeof f.fpr);
-    memcpy(fx->xmm_space, f.xmm, sizeof f.xmm);
-    return 0;
-}
-int moat_kvm_set_fxsave(int v, const struct user_fpregs_struct *fx) {
-    struct kvm_fpu f;
-    memset(&f, 0, sizeof f);
-    f.fcw = fx->cwd;
-    f.fsw = fx->swd;
-    f.ftwx = (uint8_t)fx->ftw;
-    f.last_opcode = fx->fop;
-    f.last_ip = fx->rip;
-    f.last_dp = fx->rdp;
-    f.mxcsr = fx->mxcsr & 0xffff;  /* reserved MXCSR bits would fail the ioctl's later XRSTOR */
-    memcpy(f.fpr, fx->st_space, sizeof f.fpr);
-    memcpy(f.xmm, fx->xmm_space, sizeof f.xmm);
-    return ret(ioctl(v, KVM_SET_FPU, &f));
-}
 
 int moat_kvm_set_msrs(int v, const uint32_t *index, const uint64_t *value, int n) {
     if (n < 0 || n > 64) return -EINVAL;

@@ -74,3 +74,22 @@ int moat_sched_pin(pid_t tid, int cpu) {
     cpu_set_t set; CPU_ZERO(&set); CPU_SET(cpu, &set);
     return sched_setaffinity(tid, sizeof(set), &set);
 }
+
+uint64_t moat_host_xcr0(void) {
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1u), "c"(0u));
+    if (!(c & (1u << 27))) return 0;  /* OSXSAVE: the host kernel enabled XSAVE */
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0u));
+    return (uint64_t)d << 32 | a;
+}
+
+uint32_t moat_xstate_size(uint64_t features) {
+    uint32_t size = 576;  /* legacy area and header */
+    for (int i = 2; i < 63; i++) {
+        if (!(features & (1ull << i))) continue;
+        uint32_t a, b, c, d;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xdu), "c"((uint32_t)i));
+        if (a && b + a > size) size = b + a;  /* EAX size, EBX standard-format offset */
+    }
+    return size;
+}

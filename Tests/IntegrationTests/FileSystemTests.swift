@@ -193,12 +193,10 @@ struct FileSystemDifferentialTests {
 }
 
 /// File-system programs the KVM row leaves out, and why (each a known gap
-/// of the KVM platform, not of the program). fs/53 left it when private file
-/// mappings became copy-on-write over the file's pages.
-let kvmFSExcluded: [String: String] = [
-    "57_ptrace_fpu_regsets.c": "the KVM guest runs without XSAVE (CR4.OSXSAVE off), so a tracer's NT_X86_XSTATE regset is "
-        + "ENODEV there, as Linux answers on a CPU without XSAVE, where the host's ptrace returns the XSAVE area",
-]
+/// of the KVM platform, not of the program). Empty: fs/53 left it when
+/// private file mappings became copy-on-write over the file's pages, fs/57
+/// when the guest got XSAVE (its NT_X86_XSTATE regset is the guest's area).
+let kvmFSExcluded: [String: String] = [:]
 
 @Suite("Escape attempts from inside moat")
 struct EscapeTests {

@@ -304,4 +304,65 @@ final class KVMPlatformTests: XCTestCase {
         XCTAssertEqual(t.run(), .fault(signo: SIGBUS, code: 2, addr: d + 0x2000), t.lastError ?? "")
         XCTAssertNil(read(asp, d + 0x2000), "the Sentry does not touch a page past the end either")
     }
+
+    /// XSAVE in the guest (KVMThread.swift): user code may read XCR0 and
+    /// use YMM registers; two contexts on the one vCPU keep their own YMM
+    /// values across each other's runs (the XSAVE area moves with the
+    /// context); getXState is the standard-format area (xstate_bv names
+    /// AVX, the register's upper half at the AVX component's offset 576,
+    /// XCR0 in the first software-reserved word) and setXState of a
+    /// context that does not hold the vCPU reaches its next run.
+    func testYMMStateFollowsEachContext() throws {
+        let m = try machine()
+        var code: [UInt8] = []
+        code += [0x31, 0xc9, 0x0f, 0x01, 0xd0]           // xor ecx, ecx; xgetbv
+        code += [0x89, 0x47, 0x40]                       // mov [rdi+64], eax
+        code += [0xc5, 0xfe, 0x6f, 0x07]                 // vmovdqu ymm0, [rdi]
+        code += [0xb8] + Self.imm32(39) + [0x0f, 0x05]   // getpid
+        code += [0xc5, 0xfe, 0x7f, 0x47, 0x20]           // vmovdqu [rdi+32], ymm0
+        code += [0xb8] + Self.imm32(39) + [0x0f, 0x05]   // getpid
+        code += [0xf4]
+        let asp = try KVMAddressSpace(machine: m)
+        XCTAssertEqual(asp.map(Self.codeVA, 4096, prot: PROT_READ | PROT_EXEC), 0)
+        XCTAssertEqual(code.withUnsafeBytes { asp.write(Self.codeVA, $0.baseAddress!, code.count, force: true) }, code.count)
+        XCTAssertEqual(asp.map(Self.dataVA, 4096, prot: PROT_READ | PROT_WRITE), 0)
+        XCTAssertEqual(asp.map(Self.stackVA, Self.stackTop - Self.stackVA, prot: PROT_READ | PROT_WRITE), 0)
+        let first: [UInt8] = (0..<32).map { UInt8($0 + 1) }
+        let second: [UInt8] = (0..<32).map { UInt8(0x80 + $0) }
+        let values = [first, second]
+        var threads: [KVMThread] = []
+        for (i, v) in values.enumerated() {
+            XCTAssertEqual(asp.write(Self.dataVA + UInt64(i) * 0x100, v, 32), 32)
+            let t = try m.newThread()
+            t.addressSpace = asp
+            t.regs.rip = Self.codeVA
+            t.regs.rsp = Self.stackTop
+            t.regs.rdi = Self.dataVA + UInt64(i) * 0x100
+            threads.append(t)
+        }
+        func bytes(_ va: UInt64, _ n: Int) -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: n)
+            XCTAssertEqual(asp.read(va, &b, n), n)
+            return b
+        }
+        for t in threads { XCTAssertEqual(t.run(), .syscall, t.lastError ?? "") }
+        XCTAssertEqual(bytes(Self.dataVA + 64, 1)[0] & 7, 7, "XCR0 has x87, SSE and AVX")
+
+        let area = try threads[0].getXState().get()
+        let xcr0 = area.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 464, as: UInt64.self) }
+        XCTAssertEqual(xcr0 & 7, 7)
+        XCTAssertEqual(area.count, Int(moat_xstate_size(xcr0)), "the size CPUID gives for XCR0")
+        XCTAssertNotEqual(area[512] & 4, 0, "xstate_bv: AVX in use")
+        XCTAssertEqual(Array(area[160..<176]), Array(values[0][0..<16]), "xmm0")
+        XCTAssertEqual(Array(area[576..<592]), Array(values[0][16..<32]), "ymm0's upper half")
+        var changed = area
+        changed.replaceSubrange(576..<592, with: repeatElement(0xee, count: 16))
+        XCTAssertEqual(threads[0].setXState(changed), 0)
+
+        for t in threads { XCTAssertEqual(t.run(), .syscall, t.lastError ?? "") }
+        let expected: [UInt8] = Array(first[0..<16]) + [UInt8](repeating: 0xee, count: 16)
+        XCTAssertEqual(bytes(Self.dataVA + 32, 32), expected,
+                       "the first context runs with the upper half setXState wrote")
+        XCTAssertEqual(bytes(Self.dataVA + 0x120, 32), values[1], "the second keeps its own ymm0")
+    }
 }

@@ -23,6 +23,12 @@ int moat_setfpregs(pid_t tid, const struct user_fpregs_struct *fp);
    the kernel's size (errno as the kernel sets it). */
 long moat_getxstate(pid_t tid, void *buf, size_t len);
 int moat_setxstate(pid_t tid, const void *buf, size_t len);
+/// The host's XCR0 (xgetbv 0), 0 when its kernel did not enable XSAVE.
+uint64_t moat_host_xcr0(void);
+/// Bytes of a standard-format (non-compacted) XSAVE area holding the
+/// features in `features`, from this CPU's CPUID leaf 0xD (at least 576:
+/// the legacy area and the header).
+uint32_t moat_xstate_size(uint64_t features);
 int moat_getsiginfo(pid_t tid, siginfo_t *info);
 /// Field accessors for siginfo_t (its unions do not import cleanly).
 int moat_siginfo_signo(const siginfo_t *i);

@@ -16,19 +16,28 @@ int moat_kvm_check_extension(int fd, int cap);
 int moat_kvm_set_memory(int vm, uint32_t slot, uint64_t gpa, uint64_t size, uint64_t host);
 int moat_kvm_create_vcpu(int vm, int id);
 /// Gives the vCPU the CPUID the host KVM supports (without it the guest sees
-/// an almost empty CPUID and user code cannot find SSE2).
-int moat_kvm_set_supported_cpuid(int kvm, int vcpu);
+/// an almost empty CPUID and user code cannot find SSE2); *xcr0 receives
+/// the XCR0 bits KVM supports for a guest (CPUID leaf 0xD subleaf 0 EDX:EAX).
+int moat_kvm_set_supported_cpuid(int kvm, int vcpu, uint64_t *xcr0);
+/// Asks the host kernel to let this process's VMs give their guests AMX
+/// tile data (arch_prctl ARCH_REQ_XCOMP_GUEST_PERM): without it KVM leaves
+/// the AMX bits out of the guest's XCR0. Before the first vCPU; 0 or -errno
+/// (EINVAL where the CPU or kernel has no AMX).
+int moat_kvm_request_amx(void);
+/// The size of the buffer KVM_GET_XSAVE(2)/KVM_SET_XSAVE move: the
+/// KVM_CAP_XSAVE2 size where it exceeds struct kvm_xsave (4 KiB), else
+/// 4 KiB; 0 without KVM_CAP_XSAVE.
+int moat_kvm_xsave_size(int kvm);
+/// The vCPU's XSAVE area in the standard format (KVM_GET_XSAVE, or
+/// KVM_GET_XSAVE2 when `size` exceeds 4 KiB), and loading one.
+int moat_kvm_get_xsave(int vcpu, void *area, int size);
+int moat_kvm_set_xsave(int vcpu, const void *area);
+/// KVM_SET_XCRS with XCR0 only.
+int moat_kvm_set_xcr0(int vcpu, uint64_t xcr0);
 int moat_kvm_get_regs(int vcpu, struct kvm_regs *r);
 int moat_kvm_set_regs(int vcpu, const struct kvm_regs *r);
 int moat_kvm_get_sregs(int vcpu, struct kvm_sregs *s);
 int moat_kvm_set_sregs(int vcpu, const struct kvm_sregs *s);
-int moat_kvm_get_fpu(int vcpu, struct kvm_fpu *f);
-int moat_kvm_set_fpu(int vcpu, const struct kvm_fpu *f);
-/// The vCPU's x87/SSE state in the FXSAVE layout ptrace uses
-/// (user_fpregs_struct), so signal frames are built the same way for both
-/// platforms.
-int moat_kvm_get_fxsave(int vcpu, struct user_fpregs_struct *fx);
-int moat_kvm_set_fxsave(int vcpu, const struct user_fpregs_struct *fx);
 /// Writes n MSRs (index[i] = value[i]); returns how many were written.
 int moat_kvm_set_msrs(int vcpu, const uint32_t *index, const uint64_t *value, int n);
 int moat_kvm_get_msr(int vcpu, uint32_t index, uint64_t *value);

@@ -411,6 +411,14 @@ public final class KVMMachine {
     /// KVM copies general and segment registers through the kvm_run area
     /// (KVM_CAP_SYNC_REGS with KVM_SYNC_X86_REGS and _SREGS).
     let syncRegs: Bool
+    /// The bytes KVM_GET_XSAVE(2)/KVM_SET_XSAVE move: 4 KiB, or KVM's
+    /// KVM_CAP_XSAVE2 size where the guest's XSAVE area is larger (AMX).
+    let xsaveSize: Int
+    /// The guest's XCR0 (KVMVCPU.enableXSave; the same on every vCPU) and
+    /// the size of a standard-format XSAVE area for it (CPUID 0xD.0 EBX as
+    /// the guest reads it): what NT_X86_XSTATE and signal frames hold.
+    var guestXCR0: UInt64 = 3
+    var xstateSize = 576
     /// Guest physical memory for shared mappings (KVM memory slot 1).
     public let windows: SharedWindows
     static let windowBytes: UInt64 = 16 << 30
@@ -434,6 +442,13 @@ public final class KVMMachine {
         vm = v
         do {
             runSize = Int(try check(moat_kvm_run_size(k), "KVM_GET_VCPU_MMAP_SIZE"))
+            // Application threads get the XSAVE state Linux gives them
+            // (AVX and beyond), which KVM moves only as an XSAVE area; AMX
+            // too where the host has it (KVMVCPU.enableXSave says why), so
+            // the permission comes first: it sizes that area.
+            _ = moat_kvm_request_amx()
+            xsaveSize = Int(moat_kvm_xsave_size(k))
+            if xsaveSize < 576 { throw KVMError.unavailable("KVM without KVM_CAP_XSAVE") }
             let size = max((memoryBytes + 0xfff) & ~0xfff, (KernelPage.firstPoolPage + 64) * 4096)
             memory = try GuestMemory(size: size)
             _ = try check(moat_kvm_set_memory(vm, 0, 0, size, UInt64(UInt(bitPattern: memory.base))),

@@ -33,8 +33,16 @@
 // The FPU state moves with the context, saved and loaded only when a vCPU
 // changes hands between contexts.
 //
-// Not done yet: XSAVE/AVX are not enabled (CR4.OSXSAVE off, so CPUID tells
-// user code not to use AVX); more vCPUs (per-vCPU ring-0 pages).
+// XSAVE: the guest runs with CR4.OSXSAVE and XCR0 = every user feature
+// both KVM and the host kernel enable (x87, SSE, AVX, AVX-512, PKRU, AMX;
+// KVMVCPU.enableXSave), so CPUID shows XSAVE, OSXSAVE and AVX as on the
+// host and applications use AVX as they do natively. A context's FPU state
+// is therefore its whole XSAVE area (KVM_GET_XSAVE/KVM_SET_XSAVE, or
+// KVM_GET_XSAVE2 where the area outgrows 4 KiB): on a vCPU switch, in
+// signal frames (the Sentry's XSAVE sigframe over getXState), across
+// fork/clone and in the tracer's NT_X86_XSTATE regset.
+//
+// Not done yet: more vCPUs (per-vCPU ring-0 pages).
 
 import CMoat
 import Glibc
@@ -45,9 +53,10 @@ public final class KVMThread {
     public let cpu: KVMVCPU
     var vcpu: Int32 { cpu.fd }
     var runArea: UnsafeMutableRawPointer { cpu.runArea }
-    /// The FPU state while another context holds the vCPU (nil: the
-    /// initial state, or it is in the vCPU now).
-    var savedFP: FPRegisters?
+    /// The XSAVE area (KVM's buffer, `machine.xsaveSize` bytes) while
+    /// another context holds the vCPU (nil: the initial state, or it is in
+    /// the vCPU now).
+    var savedXSave: [UInt8]?
     /// The application thread's registers (valid after a stop; used as is at
     /// the next run).
     public var regs = Registers()
@@ -375,26 +384,61 @@ public final class KVMThread {
         }
     }
 
-    /// The context's x87/SSE state (for signal frames, exec): in the vCPU
-    /// if this context ran last, else the copy saved when it left.
+    /// The context's XSAVE area as KVM moves it: in the vCPU if this
+    /// context ran last, else the copy saved when it left.
+    private func loadXSave() -> [UInt8]? {
+        cpu.withState(of: self) { inCPU in
+            if !inCPU { return savedXSave ?? cpu.initialXSave }
+            var a = [UInt8](repeating: 0, count: machine.xsaveSize)
+            return cpu.getXSave(&a) ? a : nil
+        }
+    }
+    /// Replaces it. KVM checks an area it loads now (this context holds the
+    /// vCPU); a saved one is loaded, and checked, at the next switch, so
+    /// callers pass only areas whose header and MXCSR they checked.
+    private func storeXSave(_ a: [UInt8]) -> Bool {
+        cpu.withState(of: self) { inCPU in
+            if inCPU { return cpu.setXSave(a) }
+            savedXSave = a
+            return true
+        }
+    }
+
+    /// The x87/SSE part (the FXSAVE layout of the area's first 512 bytes).
     public func getFP(_ fp: inout FPRegisters) -> Bool {
-        cpu.withState(of: self) { inCPU in
-            if inCPU { return moat_kvm_get_fxsave(vcpu, &fp) >= 0 }
-            fp = savedFP ?? KVMVCPU.initialFP
-            return true
-        }
+        guard let a = loadXSave() else { return false }
+        withUnsafeMutableBytes(of: &fp) { d in a.withUnsafeBytes { d.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<d.count])) } }
+        return true
     }
+    /// Writes it, as PTRACE_SETFPREGS does on Linux: the legacy area
+    /// changes (MXCSR without reserved bits, which KVM refuses), x87 and SSE
+    /// count as in use (XSTATE_BV bits 0 and 1), AVX and the rest stay.
     public func setFP(_ fp: inout FPRegisters) -> Bool {
-        cpu.withState(of: self) { inCPU in
-            if inCPU { return moat_kvm_set_fxsave(vcpu, &fp) >= 0 }
-            savedFP = fp
-            return true
-        }
+        guard var a = loadXSave() else { return false }
+        fp.mxcsr &= 0xffff
+        withUnsafeBytes(of: &fp) { a.replaceSubrange(0..<464, with: $0[..<464]) }
+        a[512] |= 3
+        return storeXSave(a)
     }
-    /// No XSAVE in the guest (CR4.OSXSAVE off, CPUID without XSAVE): as
-    /// Linux on such a CPU, the XSTATE regset is ENODEV.
-    public func getXState() -> Result<[UInt8], HostErrno> { .failure(HostErrno(ENODEV)) }
-    public func setXState(_ area: [UInt8]) -> Int { -Int(ENODEV) }
+    /// The standard-format area for the guest's XCR0 (CPUID 0xD.0 EBX
+    /// bytes), with the XCR0 in the first software-reserved word as Linux's
+    /// regset has it (KVM writes the host's feature mask there).
+    public func getXState() -> Result<[UInt8], HostErrno> {
+        guard var a = loadXSave() else { return .failure(HostErrno(EIO)) }
+        a.removeSubrange(machine.xstateSize...)
+        a.replaceSubrange(464..<512, with: repeatElement(0, count: 48))
+        withUnsafeBytes(of: machine.guestXCR0.littleEndian) { a.replaceSubrange(464..<472, with: $0) }
+        return .success(a)
+    }
+    /// Loads such an area (checked by the caller: the Sentry's ptrace
+    /// regset and sigreturn); KVM's own check answers EINVAL where it runs.
+    public func setXState(_ area: [UInt8]) -> Int {
+        guard area.count == machine.xstateSize else { return -Int(EINVAL) }
+        var a = [UInt8](repeating: 0, count: machine.xsaveSize)
+        a.replaceSubrange(0..<area.count, with: area)
+        a.replaceSubrange(464..<512, with: repeatElement(0, count: 48))
+        return storeXSave(a) ? 0 : -Int(EINVAL)
+    }
 }
 
 // The Sentry's view of a KVM thread: memory operations go to the address
@@ -447,12 +491,15 @@ public final class KVMVCPU {
     /// How long a context waits for the vCPU before it kicks the holder
     /// out of the guest (a Linux-like time slice).
     static let sliceNs: Int64 = 10_000_000
-    /// The FPU state of a context that never ran (as after execve).
-    static let initialFP: FPRegisters = {
-        var f = FPRegisters()
-        f.cwd = 0x37f
-        f.mxcsr = 0x1f80
-        return f
+    /// The XSAVE area of a context that never ran: x87 and SSE at their
+    /// reset values (FCW 0x37f, MXCSR 0x1f80) and in use (XSTATE_BV 3),
+    /// every other component in its init state.
+    lazy var initialXSave: [UInt8] = {
+        var a = [UInt8](repeating: 0, count: machine.xsaveSize)
+        a[0] = 0x7f; a[1] = 0x03
+        a[24] = 0x80; a[25] = 0x1f
+        a[512] = 3
+        return a
     }()
 
     /// The context whose FPU state is in the vCPU.
@@ -472,8 +519,10 @@ public final class KVMVCPU {
         // KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS: stored at every exit.
         if syncRegs { moat_kvm_sync_enable(p, 3) }
         do {
-            _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu), "KVM_SET_CPUID2")
+            var supported: UInt64 = 0
+            _ = try check(moat_kvm_set_supported_cpuid(machine.kvm, vcpu, &supported), "KVM_SET_CPUID2")
             try setupRing0()
+            try enableXSave(supported: supported)
         } catch {
             munmap(runArea, machine.runSize)
             close(vcpu)
@@ -542,8 +591,9 @@ public final class KVMVCPU {
         s.idt.limit = 32 * 16 - 1
         // PE, MP, ET, NE, WP, PG.
         s.cr0 = 0x8001_0033
-        // PAE, PGE, OSFXSR, OSXMMEXCPT (SSE for user code).
-        s.cr4 = 0x6a0
+        // PAE, PGE, OSFXSR, OSXMMEXCPT (SSE for user code), OSXSAVE (XSAVE
+        // and XGETBV for user code; KVM then sets CPUID.1:ECX.OSXSAVE).
+        s.cr4 = 0x6a0 | 0x4_0000
         s.cr3 = loadedCR3
         // SCE, LME, LMA, NXE.
         s.efer = 0xd01
@@ -561,6 +611,36 @@ public final class KVMVCPU {
     }
 
 
+    /// XCR0 as Linux sets it on this CPU, within what KVM lets a guest
+    /// have (KVM_GET_SUPPORTED_CPUID leaf 0xD, passed to the vCPU as is, so
+    /// leaf 1's XSAVE, leaf 7's AVX2/AVX-512 and leaf 0xD's sizes agree
+    /// with it; KVM recomputes 0xD.0 EBX and CPUID.1 OSXSAVE from XCR0 and
+    /// CR4): the user features the host kernel enabled (its own XCR0), x87
+    /// and SSE always. AMX is in it where KVM offers AMX to guests
+    /// (KVMMachine asks for the guest permission first; the area then
+    /// outgrows 4 KiB and KVM_GET_XSAVE2 moves it; Linux would also make
+    /// the process ask, ARCH_REQ_XCOMP_PERM, which a guest without an XFD
+    /// trap cannot enforce, so AMX would simply work there). This host's
+    /// KVM (kvm_pvm) offers x87|SSE|AVX|AVX-512|PKRU (0x2e7) even with the
+    /// permission, and its guests run with the host's XCR0 loaded, so a
+    /// guest XGETBV reads the host's 0x602e7 (AMX bits included) while
+    /// CPUID leaf 0xD lists 0x2e7 and leaf 7 no AMX: applications (glibc)
+    /// key AMX on leaf 7 and leave it alone, and the XSAVE area KVM moves
+    /// has every component the guest can use.
+    private func enableXSave(supported: UInt64) throws {
+        let xcr0 = (supported & moat_host_xcr0()) | 3
+        _ = try check(moat_kvm_set_xcr0(fd, xcr0), "KVM_SET_XCRS")
+        machine.guestXCR0 = xcr0
+        machine.xstateSize = Int(moat_xstate_size(xcr0))
+    }
+
+    func getXSave(_ a: inout [UInt8]) -> Bool {
+        a.withUnsafeMutableBytes { moat_kvm_get_xsave(fd, $0.baseAddress, Int32($0.count)) } >= 0
+    }
+    func setXSave(_ a: [UInt8]) -> Bool {
+        a.withUnsafeBytes { moat_kvm_set_xsave(fd, $0.baseAddress) } >= 0
+    }
+
     /// Takes the machine's turn for `ctx` and loads its FPU state if
     /// another context used this vCPU last.
     func acquire(_ ctx: KVMThread) -> Bool {
@@ -573,27 +653,32 @@ public final class KVMVCPU {
     func release() { machine.turn.give() }
 
     /// Runs `body` holding the turn, telling it whether `ctx`'s FPU state
-    /// is the one in this vCPU (else it is `ctx.savedFP`).
+    /// is the one in this vCPU (else it is `ctx.savedXSave`).
     func withState<R>(of ctx: KVMThread, _ body: (Bool) -> R) -> R {
         machine.turn.take(kickWhenSlow: false)
         defer { machine.turn.give() }
         return body(fpOwner === ctx)
     }
 
-    /// Saves the previous owner's FPU state into it and loads `ctx`'s.
+    /// Saves the previous owner's XSAVE area into it and loads `ctx`'s:
+    /// two ioctls of `machine.xsaveSize` bytes, only when the vCPU changes
+    /// hands (a thread that keeps it pays nothing per syscall). The buffer
+    /// `ctx` gives up is reused for the next owner that leaves.
     private func switchFP(to ctx: KVMThread) -> Bool {
         if fpOwner === ctx { return true }
         if let prev = fpOwner {
-            var f = FPRegisters()
-            if moat_kvm_get_fxsave(fd, &f) < 0 { return false }
-            prev.savedFP = f
+            var a = spare ?? [UInt8](repeating: 0, count: machine.xsaveSize)
+            spare = nil
+            if !getXSave(&a) { return false }
+            prev.savedXSave = a
         }
-        var f = ctx.savedFP ?? Self.initialFP
-        if moat_kvm_set_fxsave(fd, &f) < 0 { return false }
-        ctx.savedFP = nil
+        if !setXSave(ctx.savedXSave ?? initialXSave) { return false }
+        spare = ctx.savedXSave
+        ctx.savedXSave = nil
         fpOwner = ctx
         return true
     }
+    private var spare: [UInt8]?
 }
 
 /// Whose turn it is to run guest code: FIFO tickets over the machine's

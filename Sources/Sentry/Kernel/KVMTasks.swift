@@ -218,9 +218,9 @@ extension KVMThread: TaskThread {
         }
         guard let c = KVMTasks.newContext(self, newProcess: !shareMemory) else { return nil }
         c.addressSpace = copy ?? asp
-        // The FPU state is inherited, as the registers are.
-        var fp = FPRegisters()
-        if getFP(&fp) { _ = c.setFP(&fp) }
+        // The FPU state is inherited, as the registers are: the whole XSAVE
+        // area (AVX and beyond), not only its x87/SSE part.
+        guard case .success(let xs) = getXState(), c.setXState(xs) == 0 else { return nil }
         return c
     }
     func reap() {}

@@ -10,13 +10,33 @@ import Platform
 //   8    ucontext: uc_flags 8, uc_link 16, uc_stack 24 (sp, flags, size),
 //        uc_mcontext 48 (sigcontext, 256 bytes), uc_sigmask 304
 //   312  siginfo (128 bytes)
-//   440  end; the FXSAVE area (512 bytes, 64-byte aligned) sits above it.
+//   440  end; the FPU state (64-byte aligned) sits above it: the XSAVE
+//        area with its software-reserved words and trailing magic (see
+//        signalFPState), or the bare FXSAVE area without XSAVE.
 private let ucOff = 8
 private let mctxOff = ucOff + 40
 private let sigmaskOff = ucOff + 296
 private let infoOff = 312
 private let frameSize = 440
-private let fpSize = 512
+private let fxsaveSize = 512
+
+// The XSAVE signal frame (Linux's struct _fpx_sw_bytes in the legacy area's
+// software-reserved bytes at 464: magic1, extended size, features, area
+// size; magic2 in the 4 bytes after the area). uc_flags UC_FP_XSTATE says
+// the frame has it.
+private let fpXStateMagic1: UInt32 = 0x4650_5853
+private let fpXStateMagic2: UInt32 = 0x4650_5845
+private let ucFPXState: UInt64 = 1
+/// AMX tile data: Linux puts it in signal frames only for a process that
+/// asked for it (arch_prctl ARCH_REQ_XCOMP_PERM, which Moat does not
+/// offer), so frames stay the size sigaltstack users expect.
+private let xfeatureTileData: UInt64 = 1 << 18
+/// Where each XSAVE component ends in the standard format (CPUID 0xD;
+/// 576 for the legacy ones), read once: CPUID traps in a VM.
+private let xstateComponentEnd: [Int] = (0..<63).map { Int(moat_xstate_size(1 << UInt64($0))) }
+private func xstateSize(_ features: UInt64) -> Int {
+    (0..<63).reduce(576) { features & (1 << UInt64($1)) != 0 ? max($0, xstateComponentEnd[$1]) : $0 }
+}
 
 // sigcontext register order (x86-64): r8..r15, rdi, rsi, rbp, rbx, rdx, rax,
 // rcx, rsp, rip, eflags, cs/gs/fs/ss, err, trapno, oldmask, cr2, fpstate.
@@ -131,14 +151,15 @@ extension Task {
         } else {
             sp &-= 128 // red zone
         }
-        let fpAddr = (sp &- UInt64(fpSize)) & ~63
+        let fpState = signalFPState()
+        let fpAddr = (sp &- UInt64(fpState?.bytes.count ?? 0)) & ~63
         let frame = ((fpAddr &- UInt64(frameSize)) & ~15) &- 8
+        let haveFP = fpState != nil
 
-        var fp = FPRegisters()
-        let haveFP = thread.getFP(&fp)
         var b = [UInt8](repeating: 0, count: frameSize)
         put64(&b, 0, act.restorer)
-        put64(&b, ucOff, 0x2)             // uc_flags: UC_SIGCONTEXT_SS
+        // uc_flags: UC_SIGCONTEXT_SS, and UC_FP_XSTATE with an XSAVE frame.
+        put64(&b, ucOff, 0x2 | (fpState?.xsave == true ? ucFPXState : 0))
         put64(&b, ucOff + 16, altStackSP)
         put32(&b, ucOff + 24, onAlt ? (alreadyOnAlt ? 1 : 0) : SS_DISABLE) // SS_ONSTACK = 1
         put64(&b, ucOff + 32, altStackSize)
@@ -160,10 +181,7 @@ extension Task {
         let ib = info.bytes()
         b.replaceSubrange(infoOff..<infoOff + 128, with: ib)
 
-        if haveFP {
-            let ok = withUnsafeBytes(of: &fp) { copyOut(fpAddr, $0.baseAddress!, fpSize) }
-            if !ok { return false }
-        }
+        if let f = fpState, !copyOut(fpAddr, f.bytes) { return false }
         if !copyOut(frame, b) { return false }
 
         regs.rsp = frame
@@ -205,15 +223,79 @@ extension Task {
         thread.regs = r
         thread.markDirty()
         let fpAddr = get64(b, mctxOff + 184)
-        if fpAddr != 0, let fb = copyIn(fpAddr, fpSize) {
-            var fp = FPRegisters()
-            withUnsafeMutableBytes(of: &fp) { dst in fb.withUnsafeBytes { dst.copyMemory(from: $0) } }
-            fp.mxcsr &= 0xffff // reserved bits must be clear
-            _ = thread.setFP(&fp)
+        if fpAddr != 0 && !restoreSignalFP(fpAddr) {
+            // Linux's rt_sigreturn: an FPU state it cannot restore is a
+            // bad frame (SIGSEGV).
+            tg.beginExit(code: SIGSEGV, bySignal: true)
+            return 0
         }
         sigMask = get64(b, sigmaskOff) & ~unblockableMask
         skipReturn = true
         return 0
+    }
+
+    /// The FPU state a signal frame holds, as Linux writes it: where the
+    /// thread has XSAVE state (platform getXState: the host's on ptrace, the
+    /// guest's on KVM), the standard-format XSAVE area of its user features
+    /// (XCR0 from the area's first software-reserved word, without AMX tile
+    /// data), those software-reserved bytes replaced by the frame's
+    /// (magic1, the size with magic2, the features, the area size) and
+    /// magic2 after it; else the FXSAVE area alone. So AVX registers a
+    /// handler changes come back at sigreturn, and a handler reading
+    /// uc_mcontext.fpregs finds them as on Linux. nil: unreadable.
+    private func signalFPState() -> (bytes: [UInt8], xsave: Bool)? {
+        if case .success(var a) = thread.getXState(), a.count >= 576 {
+            let xcr0 = get64(a, 464)
+            let features = (xcr0 == 0 ? 3 : xcr0) & ~xfeatureTileData
+            let size = min(a.count, xstateSize(features))
+            a.removeSubrange(size...)
+            put64(&a, 512, get64(a, 512) & features)  // xstate_bv
+            a.replaceSubrange(464..<512, with: repeatElement(0, count: 48))
+            put32(&a, 464, Int32(bitPattern: fpXStateMagic1))
+            put32(&a, 468, Int32(size + 4))
+            put64(&a, 472, features)
+            put32(&a, 480, Int32(size))
+            a += withUnsafeBytes(of: fpXStateMagic2.littleEndian) { Array($0) }
+            return (a, true)
+        }
+        var fp = FPRegisters()
+        guard thread.getFP(&fp) else { return nil }
+        return (withUnsafeBytes(of: &fp) { Array($0) }, false)
+    }
+
+    /// rt_sigreturn's FPU part, as Linux restores it: an XSAVE frame (magic1,
+    /// a size between the header's end and the one this thread's frames
+    /// have, magic2 after it) loads the components its xstate_bv names,
+    /// within its features and its size, and resets the rest to their init
+    /// state; any other frame is an FXSAVE area, whose x87/SSE state loads
+    /// and everything beyond resets. MXCSR reserved bits or a header XRSTOR
+    /// would refuse (compacted, reserved bytes) make it fail (SIGSEGV).
+    private func restoreSignalFP(_ fpAddr: UInt64) -> Bool {
+        guard let legacy = copyIn(fpAddr, fxsaveSize) else { return false }
+        if get32(legacy, 24) & ~0xffff != 0 { return false }
+        guard case .success(let cur) = thread.getXState(), cur.count >= 576 else {
+            var fp = FPRegisters()
+            withUnsafeMutableBytes(of: &fp) { d in legacy.withUnsafeBytes { d.copyMemory(from: $0) } }
+            return thread.setFP(&fp)
+        }
+        let xcr0 = get64(cur, 464) == 0 ? 3 : get64(cur, 464)
+        var area = [UInt8](repeating: 0, count: cur.count)
+        area.replaceSubrange(0..<464, with: legacy[0..<464])
+        var bv: UInt64 = 3
+        let size = Int(get32(legacy, 480))
+        if get32(legacy, 464) == fpXStateMagic1, size >= 576,
+           size <= min(cur.count, xstateSize(xcr0 & ~xfeatureTileData)), Int(get32(legacy, 468)) >= size + 4,
+           let x = copyIn(fpAddr, size + 4), get32(x, size) == fpXStateMagic2 {
+            if get64(x, 520) != 0 || x[528..<576].contains(where: { $0 != 0 }) { return false }
+            area.replaceSubrange(512..<size, with: x[512..<size])
+            bv = get64(x, 512) & get64(x, 472) & xcr0
+            for i in 2..<63 where bv & (1 << UInt64(i)) != 0 && xstateComponentEnd[i] > size {
+                bv &= ~(1 << UInt64(i))
+            }
+        }
+        put64(&area, 512, bv)
+        withUnsafeBytes(of: xcr0.littleEndian) { area.replaceSubrange(464..<472, with: $0) }
+        return thread.setXState(area) == 0
     }
 
     /// A fault in application code becomes a synchronous signal that cannot
