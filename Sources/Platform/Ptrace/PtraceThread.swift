@@ -25,6 +25,7 @@
 
 import CMoat
 import Glibc
+import Synchronization
 
 // ptrace constants not exported by Glibc's Swift overlay.
 let PTRACE_SYSEMU_: Int = 31
@@ -395,15 +396,23 @@ public final class PtraceThread {
     }
     /// The stub thread's XSAVE area from the host (the application runs on
     /// the host CPU, so it is exactly its state, AVX and beyond included).
-    /// 64 KiB covers every XSAVE feature the kernel exposes (AMX: ~11 KiB).
+    /// The first read offers 64 KiB, which covers every XSAVE feature the
+    /// kernel exposes (AMX: ~11 KiB), and learns the regset's size; it is
+    /// the kernel's one user XSAVE size, fixed from boot, so later reads
+    /// (two per signal delivered) allocate just that instead of zeroing
+    /// 64 KiB and trimming it, which had doubled a signal's round trip.
     public func getXState() -> Result<[UInt8], HostErrno> {
         if !materialize() { return .failure(HostErrno(ESRCH)) }
-        var area = [UInt8](repeating: 0, count: 64 << 10)
+        let known = PtraceThread.xstateSize.load(ordering: .relaxed)
+        var area = [UInt8](repeating: 0, count: known > 0 ? known : 64 << 10)
         let n = area.withUnsafeMutableBytes { moat_getxstate(tid, $0.baseAddress, $0.count) }
         if n < 0 { return .failure(.current) }
-        area.removeSubrange(Int(n)...)
+        if known == 0 { PtraceThread.xstateSize.store(Int(n), ordering: .relaxed) }
+        if Int(n) < area.count { area.removeSubrange(Int(n)...) }
         return .success(area)
     }
+    /// NT_X86_XSTATE's size on this host once read (0: not yet).
+    private static let xstateSize = Atomic<Int>(0)
     public func setXState(_ area: [UInt8]) -> Int {
         if !materialize() { return -Int(ESRCH) }
         let r = area.withUnsafeBytes { moat_setxstate(tid, $0.baseAddress, $0.count) }
