@@ -13,7 +13,8 @@ import SwiftProtobuf
 /// Mapping:
 /// - key = `<prefix>/<resource>/<namespace>/<name>` (namespace empty for cluster-scoped);
 /// - the store revision *is* the etcd revision, so `resourceVersion` = etcd `mod_revision`;
-/// - create = Txn(If create_revision == 0 then Put else Range), update/delete =
+/// - create = Txn(If create_revision == 0 [and the parent's create_revision > 0] then Put
+///   else Range [and count the parent]), update/delete =
 ///   Txn(If mod_revision == expected (or create_revision > 0 when unconditional) then
 ///   Put/Delete with prev_kv else Range); a failed compare becomes `.notFound`,
 ///   `.alreadyExists` or `.conflict` from the Range result;
@@ -325,16 +326,20 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     /// One compare-and-op transaction on `key`, which also puts `nonce` in the write marker.
-    /// On failure the Range of `key` tells why.
-    private func txn(_ what: String, _ key: Data, compare: Etcdserverpb_Compare, success: Etcdserverpb_RequestOp, nonce: Data)
-        async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, retried: Bool) {
+    /// On failure the Range of `key` tells why (and, when `parent` is given, whether
+    /// `parent` exists: `compare` then includes the check that it does).
+    private func txn(_ what: String, _ key: Data, compare: [Etcdserverpb_Compare], success: Etcdserverpb_RequestOp, nonce: Data, parent: Data? = nil)
+        async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, parentExists: Bool, retried: Bool) {
         var req = Etcdserverpb_TxnRequest()
-        req.compare = [compare]
+        req.compare = compare
         var get = Etcdserverpb_RangeRequest()
         get.key = key
         var failure = Etcdserverpb_RequestOp()
         failure.requestRange = get
         req.failure = [failure]
+        if let parent {
+            req.failure.append(.with { $0.requestRange = .with { $0.key = parent; $0.countOnly = true } })
+        }
         var markerLease = try await lease(for: markerTTL)
         var leaseRetried = false
         while true {
@@ -344,7 +349,8 @@ public final class EtcdStore: Store, @unchecked Sendable {
                     let r = try await m.kv.txn(req, options: Self.callOptions)
                     let first = r.responses.first
                     let current = r.succeeded ? nil : first?.responseRange.kvs.first.flatMap(storedObject)
-                    return (r.succeeded, r.header.revision, first, current, retried)
+                    let parentExists = r.succeeded || parent == nil || (r.responses.count > 1 && r.responses[1].responseRange.count > 0)
+                    return (r.succeeded, r.header.revision, first, current, parentExists, retried)
                 }
             } catch let e as RPCError where e.code == .notFound && e.message.contains("lease not found") && !leaseRetried {
                 // The marker's lease expired (the store was stopped or starved for minutes):
@@ -367,15 +373,29 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
+        try await create(key, value: value, parent: nil)
+    }
+
+    public func create(_ key: ObjectKey, value: Data, ttl: Duration?, parent: ObjectKey) async throws -> StoredObject {
+        guard let ttl else { return try await create(key, value: value, parent: parent) }
+        return try await withLease(ttl) { try await create(key, value: value, parent: parent) }
+    }
+
+    /// The create transaction: the key must not exist, and `parent`, when given, must.
+    private func create(_ key: ObjectKey, value: Data, parent: ObjectKey?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
+        let p = parent.map { Data(etcdKey($0).utf8) }
+        var compare = [Self.compare(k, .create, .equal, 0)]
+        if let p { compare.append(Self.compare(p, .create, .greater, 0)) }
         let nonce = nextNonce()
-        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false), nonce: nonce)
+        let t = try await txn("create", k, compare: compare, success: Self.putOp(k, value, prevKv: false), nonce: nonce, parent: p)
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision,
            try await markerHeld(nonce, at: cur.createRevision) != false {
             // The attempt that lost its member had been applied. (Where the history is
             // compacted, the bytes decide: a created object carries its own uid.)
             return cur
         }
+        if !t.ok, let parent, !t.parentExists { throw StoreError.notFound(parent) }
         guard t.ok else { throw StoreError.alreadyExists(key) }
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
     }
@@ -401,7 +421,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
         let nonce = nextNonce()
-        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true), nonce: nonce)
+        let t = try await txn("update", k, compare: [Self.guardCompare(k, expectedRevision)], success: Self.putOp(k, value, prevKv: true), nonce: nonce)
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.modRevision > (expectedRevision ?? 0) {
             switch try await markerHeld(nonce, at: cur.modRevision) {
             case true?: return cur  // the attempt that lost its member had been applied
@@ -423,7 +443,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
         var op = Etcdserverpb_RequestOp()
         op.requestDeleteRange = del
         let nonce = nextNonce()
-        let t = try await txn("delete", k, compare: Self.guardCompare(k, expectedRevision), success: op, nonce: nonce)
+        let t = try await txn("delete", k, compare: [Self.guardCompare(k, expectedRevision)], success: op, nonce: nonce)
         if !t.ok, t.retried, t.current == nil, let applied = try await appliedDelete(key, nonce) { return applied }
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
         guard let prev = t.response?.responseDeleteRange.prevKvs.first.flatMap(storedObject) else {
