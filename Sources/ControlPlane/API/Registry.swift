@@ -224,8 +224,11 @@ public final class APIRegistry: Sendable {
     }
 
     /// Builds the new object from `proposed` according to the subresource rules, validates,
-    /// and writes it at `so.modRevision` (throws `StoreError.conflict` when raced).
-    func commitUpdate(_ rt: ResourceType, _ so: StoredObject, _ cur: JSON, _ proposed: JSON, subresource: String?) async throws -> JSON {
+    /// and writes it at `so.modRevision` (throws `StoreError.conflict` when raced). A caller
+    /// that discards the result passes `decodeResult: false`: the written bytes are then not
+    /// parsed back (what is returned is the object as built, without its resourceVersion).
+    func commitUpdate(_ rt: ResourceType, _ so: StoredObject, _ cur: JSON, _ proposed: JSON, subresource: String?,
+                      decodeResult: Bool = true) async throws -> JSON {
         var new: JSON
         let hasStatus = rt.subresources.contains("status")
         if subresource == "status" {
@@ -263,7 +266,8 @@ public final class APIRegistry: Sendable {
             obj.resourceVersion = String(deleted.modRevision)
             return obj
         }
-        return try decode(try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision))
+        let written = try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision)
+        return decodeResult ? try decode(written) : new
     }
 
     // MARK: Delete
