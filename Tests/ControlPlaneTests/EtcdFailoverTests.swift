@@ -174,6 +174,25 @@ final class EtcdAmbiguousWriteTests: XCTestCase {
         } catch StoreError.notFound(let k) { XCTAssertEqual(k, ns) }
     }
 
+    /// Writes in flight together when no lease is current wait for one grant: 32 expiring
+    /// creates at once on a fresh store grant two leases (the write marker's and the one for
+    /// their TTL), not one per write; all 32 keys are written.
+    func testWritesInFlightTogetherShareOneLeaseGrant() async throws {
+        let store = self.store!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<32 {
+                group.addTask {
+                    let k = ObjectKey(resource: "events", namespace: "default", name: "e\(i)")
+                    _ = try await store.create(k, value: Data("\(i)".utf8), ttl: .seconds(300))
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(store.leaseGrantCount, 2, "one grant for the marker's lease and one for the events' TTL")
+        let (items, _) = try await store.list(resource: "events", namespace: "default")
+        XCTAssertEqual(items.count, 32)
+    }
+
     /// etcd's server sends an HTTP/2 PING for about every request (grpc-go's bandwidth
     /// estimation); swift-nio-http2 drops a connection that receives more than 200 control
     /// frames in 30 s unless they are answered before it sees them (HTTP2PingAnswerer).
