@@ -409,6 +409,37 @@ class APIServerTests: XCTestCase {
         XCTAssertNil(r.nodeName)
     }
 
+    /// Creating a namespaced object checks its namespace inside the create's own transaction
+    /// (no read of the namespace first, which on etcd was a second round trip per pod): a pod
+    /// in an existing namespace is created without any single-object read, one in a missing
+    /// namespace is a 404 naming the namespace (and is not created), an existing name a 409.
+    func testCreateChecksTheNamespaceInItsOwnWrite() async throws {
+        let reads = ReadCountingStore(cluster.store)
+        let local = LocalAPIClient(registry: APIRegistry(store: reads))
+        func pod(_ name: String, _ ns: String) -> JSON {
+            ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": .string(ns)],
+             "spec": ["containers": [["name": "c", "image": "busybox"]]]]
+        }
+        let before = reads.gets
+        let p = try await local.create(.pods, namespace: "default", pod("one-write", "default"))
+        XCTAssertEqual(reads.gets, before, "creating a pod read a single object (the namespace?)")
+        XCTAssertEqual(p.namespace, "default")
+        let missing = await expectError(404, "a pod in a missing namespace") { _ = try await local.create(.pods, namespace: "absent", pod("x", "absent")) }
+        XCTAssertEqual(missing?.details["kind"], "namespaces", "\(String(describing: missing))")
+        XCTAssertEqual(missing?.details["name"], "absent")
+        let event: JSON = ["apiVersion": "v1", "kind": "Event", "metadata": ["name": "e", "namespace": "absent"],
+                           "involvedObject": ["kind": "Pod", "name": "x", "namespace": "absent"], "reason": "R", "message": "m"]
+        let missingEvent = await expectError(404, "an Event (expiring) in a missing namespace") { _ = try await local.create(.events, namespace: "absent", event) }
+        XCTAssertEqual(missingEvent?.details["kind"], "namespaces")
+        let pods = try await local.list(.pods, namespace: nil)
+        XCTAssertEqual(pods.map(\.name), ["one-write"], "a create whose namespace was missing wrote its object")
+        _ = await expectError(409, "the same name again") { _ = try await local.create(.pods, namespace: "default", pod("one-write", "default")) }
+        _ = try await local.create(.namespaces, namespace: "", ["metadata": ["name": "absent"]])
+        _ = try await local.create(.pods, namespace: "absent", pod("x", "absent"))
+        _ = try await local.create(.events, namespace: "absent", event)
+        XCTAssertEqual(reads.gets, before, "creates read single objects")
+    }
+
     func testConcurrentHTTPWritersGet409AndLoseNothing() async throws {
         let conflicts = try await incrementCounterConcurrently(client!, writers: 4, rounds: 8)
         let final = try await client.get(.configmaps, namespace: "default", name: "counter")
@@ -422,6 +453,7 @@ final class EtcdAPIServerTests: APIServerTests {
     override class var backend: Backend { .etcd }
     override func testDiscoveryAndVersion() async throws { try await super.testDiscoveryAndVersion() }
     override func testBindingFromTheCallersCopy() async throws { try await super.testBindingFromTheCallersCopy() }
+    override func testCreateChecksTheNamespaceInItsOwnWrite() async throws { try await super.testCreateChecksTheNamespaceInItsOwnWrite() }
     override func testEventsExpireAfterTheEventTTL() async throws { try await super.testEventsExpireAfterTheEventTTL() }
     func testNodePortsComeFromTheirRangeOnEtcd() async throws { try await testNodePortsComeFromTheirRange() }
     override func testOpenAPIV3DeclaresServerSideFieldValidation() async throws { try await super.testOpenAPIV3DeclaresServerSideFieldValidation() }
@@ -449,6 +481,9 @@ final class ReadCountingStore: Store, @unchecked Sendable {
     func list(resource: String, namespace: String?) async throws -> (items: [StoredObject], revision: Int64) { try await inner.list(resource: resource, namespace: namespace) }
     func create(_ key: ObjectKey, value: Data) async throws -> StoredObject { try await inner.create(key, value: value) }
     func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject { try await inner.create(key, value: value, ttl: ttl) }
+    func create(_ key: ObjectKey, value: Data, ttl: Duration?, parent: ObjectKey) async throws -> StoredObject {
+        try await inner.create(key, value: value, ttl: ttl, parent: parent)
+    }
     func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         try await inner.update(key, value: value, expectedRevision: expectedRevision)
     }

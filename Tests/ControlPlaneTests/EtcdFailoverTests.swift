@@ -144,6 +144,55 @@ final class EtcdAmbiguousWriteTests: XCTestCase {
         XCTAssertEqual(store.failedAttemptCount, 2)
     }
 
+    /// The same for a create that requires its namespace (the API's one-transaction create):
+    /// the retry finds the object it wrote and returns it, not already-exists; and a retry
+    /// whose namespace was deleted meanwhile by someone else is still refused as not found.
+    func testAnAppliedCreateInANamespaceWhoseAnswerWasLostSucceeds() async throws {
+        let ns = ObjectKey(resource: "namespaces", namespace: "", name: "default")
+        _ = try await store.create(ns, value: Data("ns".utf8))
+        store.attemptHook = { what, attempt, sent in
+            if what == "create", attempt == 0, sent { throw memberWentAway }
+        }
+        let c = try await store.create(key, value: Data("0".utf8), ttl: nil, parent: ns)
+        let now = try await store.get(key)
+        XCTAssertEqual(now?.modRevision, c.modRevision)
+        XCTAssertEqual(now?.value, Data("0".utf8))
+        XCTAssertEqual(store.failedAttemptCount, 1)
+
+        let other = try EtcdStore(endpoints: [etcd.endpoint])
+        defer { other.close() }
+        let second = ObjectKey(resource: "configmaps", namespace: "default", name: "second")
+        store.attemptHook = { what, attempt, sent in
+            if what == "create", attempt == 0, !sent {
+                _ = try await other.delete(ns, expectedRevision: nil)
+                throw memberWentAway
+            }
+        }
+        do {
+            _ = try await store.create(second, value: Data("1".utf8), ttl: nil, parent: ns)
+            XCTFail("created in a namespace that was deleted before the create reached etcd")
+        } catch StoreError.notFound(let k) { XCTAssertEqual(k, ns) }
+    }
+
+    /// Writes in flight together when no lease is current wait for one grant: 32 expiring
+    /// creates at once on a fresh store grant two leases (the write marker's and the one for
+    /// their TTL), not one per write; all 32 keys are written.
+    func testWritesInFlightTogetherShareOneLeaseGrant() async throws {
+        let store = self.store!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<32 {
+                group.addTask {
+                    let k = ObjectKey(resource: "events", namespace: "default", name: "e\(i)")
+                    _ = try await store.create(k, value: Data("\(i)".utf8), ttl: .seconds(300))
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(store.leaseGrantCount, 2, "one grant for the marker's lease and one for the events' TTL")
+        let (items, _) = try await store.list(resource: "events", namespace: "default")
+        XCTAssertEqual(items.count, 32)
+    }
+
     /// etcd's server sends an HTTP/2 PING for about every request (grpc-go's bandwidth
     /// estimation); swift-nio-http2 drops a connection that receives more than 200 control
     /// frames in 30 s unless they are answered before it sees them (HTTP2PingAnswerer).

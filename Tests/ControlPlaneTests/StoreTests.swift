@@ -33,6 +33,32 @@ class StoreTests: XCTestCase {
         return s
     }
 
+    /// A create that requires its parent (a namespace) checks it in the same write: missing
+    /// parent is `.notFound(parent)` and writes nothing (not even a revision), a present one
+    /// lets the create through, and an existing key is still `.alreadyExists`.
+    func testCreateRequiringAParent() async throws {
+        let store = try open()
+        let ns = ObjectKey(resource: "namespaces", namespace: "", name: "team")
+        let obj = ObjectKey(resource: "configmaps", namespace: "team", name: "c")
+        let base = try await store.currentRevision()
+        do { _ = try await store.create(obj, value: Data("1".utf8), ttl: nil, parent: ns); XCTFail("created without its parent") }
+        catch StoreError.notFound(let k) { XCTAssertEqual(k, ns) }
+        do { _ = try await store.create(obj, value: Data("1".utf8), ttl: .seconds(60), parent: ns); XCTFail("created (expiring) without its parent") }
+        catch StoreError.notFound(let k) { XCTAssertEqual(k, ns) }
+        let none = try await store.get(obj)
+        XCTAssertNil(none)
+        let unchanged = try await store.currentRevision()
+        XCTAssertEqual(unchanged, base, "a refused create changed the store")
+        _ = try await store.create(ns, value: Data("ns".utf8))
+        let c = try await store.create(obj, value: Data("1".utf8), ttl: nil, parent: ns)
+        XCTAssertEqual(c.modRevision, base + 2)
+        XCTAssertEqual(c.createRevision, base + 2)
+        let got = try await store.get(obj)
+        XCTAssertEqual(got?.value, Data("1".utf8))
+        do { _ = try await store.create(obj, value: Data("2".utf8), ttl: nil, parent: ns); XCTFail("duplicate create succeeded") }
+        catch StoreError.alreadyExists(let k) { XCTAssertEqual(k, obj) }
+    }
+
     func testCreateUpdateConflictDelete() async throws {
         let store = try open()
         let base = try await store.currentRevision()
@@ -240,6 +266,7 @@ class StoreTests: XCTestCase {
 final class EtcdStoreTests: StoreTests {
     override class var backend: Backend { .etcd }
     override func testCreateUpdateConflictDelete() async throws { try await super.testCreateUpdateConflictDelete() }
+    override func testCreateRequiringAParent() async throws { try await super.testCreateRequiringAParent() }
     override func testListIsConsistentWithRevision() async throws { try await super.testListIsConsistentWithRevision() }
     override func testWatchResumesFromRevisionThenLive() async throws { try await super.testWatchResumesFromRevisionThenLive() }
     override func testCompactedRevisionIsGone() async throws { try await super.testCompactedRevisionIsGone() }

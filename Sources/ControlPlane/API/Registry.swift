@@ -37,8 +37,18 @@ public final class APIRegistry: Sendable {
     /// The time to live of objects of `rt` in the store: Events expire, nothing else does.
     func ttl(_ rt: ResourceType) -> Duration? { rt == .events ? eventTTL : nil }
 
-    /// The store's create, with the kind's time to live if it has one.
+    /// The store's create, with the kind's time to live if it has one. A namespaced object's
+    /// namespace must exist: the store checks that in the create's own transaction (one
+    /// round trip on etcd, not a read and then a write), and 404s on the namespace otherwise.
     func storeCreate(_ rt: ResourceType, _ key: ObjectKey, _ value: Data) async throws -> StoredObject {
+        if rt.namespaced {
+            let ns = storeKey(.namespaces, "", key.namespace)
+            do {
+                return try await store.create(key, value: value, ttl: ttl(rt), parent: ns)
+            } catch StoreError.notFound(let k) where k == ns {
+                throw APIError.notFound(.namespaces, key.namespace)
+            }
+        }
         if let ttl = ttl(rt) { return try await store.create(key, value: value, ttl: ttl) }
         return try await store.create(key, value: value)
     }
@@ -119,9 +129,6 @@ public final class APIRegistry: Sendable {
                 throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
             }
             if obj.namespace.isEmpty { obj.namespace = namespace.isEmpty ? "default" : namespace }
-            if try await store.get(storeKey(.namespaces, "", obj.namespace)) == nil {
-                throw APIError.notFound(.namespaces, obj.namespace)
-            }
         } else {
             obj.namespace = ""
         }
@@ -217,8 +224,11 @@ public final class APIRegistry: Sendable {
     }
 
     /// Builds the new object from `proposed` according to the subresource rules, validates,
-    /// and writes it at `so.modRevision` (throws `StoreError.conflict` when raced).
-    func commitUpdate(_ rt: ResourceType, _ so: StoredObject, _ cur: JSON, _ proposed: JSON, subresource: String?) async throws -> JSON {
+    /// and writes it at `so.modRevision` (throws `StoreError.conflict` when raced). A caller
+    /// that discards the result passes `decodeResult: false`: the written bytes are then not
+    /// parsed back (what is returned is the object as built, without its resourceVersion).
+    func commitUpdate(_ rt: ResourceType, _ so: StoredObject, _ cur: JSON, _ proposed: JSON, subresource: String?,
+                      decodeResult: Bool = true) async throws -> JSON {
         var new: JSON
         let hasStatus = rt.subresources.contains("status")
         if subresource == "status" {
@@ -256,7 +266,8 @@ public final class APIRegistry: Sendable {
             obj.resourceVersion = String(deleted.modRevision)
             return obj
         }
-        return try decode(try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision))
+        let written = try await storeUpdate(rt, key, encode(new), expectedRevision: so.modRevision)
+        return decodeResult ? try decode(written) : new
     }
 
     // MARK: Delete

@@ -127,7 +127,7 @@ extension APIRegistry {
         if let current, current.namespace == namespace, current.name == pod, let rv = Int64(current.resourceVersion), rv > 0 {
             let seen = StoredObject(key: storeKey(.pods, namespace, pod), value: Data(), createRevision: 0, modRevision: rv)
             do {
-                _ = try await commitUpdate(.pods, seen, current, try bound(current), subresource: "binding-internal")
+                _ = try await commitUpdate(.pods, seen, current, try bound(current), subresource: "binding-internal", decodeResult: false)
                 return done
             } catch StoreError.conflict(_, _, _) {
                 // Changed since the caller saw it: read it and decide again below.

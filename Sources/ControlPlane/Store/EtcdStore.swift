@@ -13,7 +13,8 @@ import SwiftProtobuf
 /// Mapping:
 /// - key = `<prefix>/<resource>/<namespace>/<name>` (namespace empty for cluster-scoped);
 /// - the store revision *is* the etcd revision, so `resourceVersion` = etcd `mod_revision`;
-/// - create = Txn(If create_revision == 0 then Put else Range), update/delete =
+/// - create = Txn(If create_revision == 0 [and the parent's create_revision > 0] then Put
+///   else Range [and count the parent]), update/delete =
 ///   Txn(If mod_revision == expected (or create_revision > 0 when unconditional) then
 ///   Put/Delete with prev_kv else Range); a failed compare becomes `.notFound`,
 ///   `.alreadyExists` or `.conflict` from the Range result;
@@ -119,6 +120,8 @@ public final class EtcdStore: Store, @unchecked Sendable {
     private var runners: [Task<Void, Never>] = []        // Guarded by: lock
     /// The lease keys written with a TTL share, per TTL, and until when it is handed out.
     private var leases: [Duration: (id: Int64, until: ContinuousClock.Instant)] = [:]  // Guarded by: lock
+    /// The grant under way per TTL, which writes that find no current lease wait for.
+    private var granting: [Duration: Task<Int64, Error>] = [:]  // Guarded by: lock
     /// This store's write-marker key, the last nonce handed out and the marker's lease.
     let markerKey: Data
     private var markerSeq: Int64 = 0                                          // Guarded by: lock
@@ -126,6 +129,9 @@ public final class EtcdStore: Store, @unchecked Sendable {
     /// Attempts that failed over to another member (or the same one again), for tests and debugging.
     private var failedAttempts = 0                      // Guarded by: lock
     var failedAttemptCount: Int { lock.withLock { failedAttempts } }
+    /// Leases this store has had granted, for tests and debugging.
+    private var grants = 0                              // Guarded by: lock
+    var leaseGrantCount: Int { lock.withLock { grants } }
     /// Tests only: runs before (`sent: false`) and after (`sent: true`) each attempt of a
     /// request; an `RPCError(code: .unavailable)` thrown there looks like the member going away
     /// before the request reached it, or after it was applied but before the answer came.
@@ -325,16 +331,20 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     /// One compare-and-op transaction on `key`, which also puts `nonce` in the write marker.
-    /// On failure the Range of `key` tells why.
-    private func txn(_ what: String, _ key: Data, compare: Etcdserverpb_Compare, success: Etcdserverpb_RequestOp, nonce: Data)
-        async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, retried: Bool) {
+    /// On failure the Range of `key` tells why (and, when `parent` is given, whether
+    /// `parent` exists: `compare` then includes the check that it does).
+    private func txn(_ what: String, _ key: Data, compare: [Etcdserverpb_Compare], success: Etcdserverpb_RequestOp, nonce: Data, parent: Data? = nil)
+        async throws -> (ok: Bool, revision: Int64, response: Etcdserverpb_ResponseOp?, current: StoredObject?, parentExists: Bool, retried: Bool) {
         var req = Etcdserverpb_TxnRequest()
-        req.compare = [compare]
+        req.compare = compare
         var get = Etcdserverpb_RangeRequest()
         get.key = key
         var failure = Etcdserverpb_RequestOp()
         failure.requestRange = get
         req.failure = [failure]
+        if let parent {
+            req.failure.append(.with { $0.requestRange = .with { $0.key = parent; $0.countOnly = true } })
+        }
         var markerLease = try await lease(for: markerTTL)
         var leaseRetried = false
         while true {
@@ -344,7 +354,8 @@ public final class EtcdStore: Store, @unchecked Sendable {
                     let r = try await m.kv.txn(req, options: Self.callOptions)
                     let first = r.responses.first
                     let current = r.succeeded ? nil : first?.responseRange.kvs.first.flatMap(storedObject)
-                    return (r.succeeded, r.header.revision, first, current, retried)
+                    let parentExists = r.succeeded || parent == nil || (r.responses.count > 1 && r.responses[1].responseRange.count > 0)
+                    return (r.succeeded, r.header.revision, first, current, parentExists, retried)
                 }
             } catch let e as RPCError where e.code == .notFound && e.message.contains("lease not found") && !leaseRetried {
                 // The marker's lease expired (the store was stopped or starved for minutes):
@@ -367,15 +378,29 @@ public final class EtcdStore: Store, @unchecked Sendable {
     }
 
     public func create(_ key: ObjectKey, value: Data) async throws -> StoredObject {
+        try await create(key, value: value, parent: nil)
+    }
+
+    public func create(_ key: ObjectKey, value: Data, ttl: Duration?, parent: ObjectKey) async throws -> StoredObject {
+        guard let ttl else { return try await create(key, value: value, parent: parent) }
+        return try await withLease(ttl) { try await create(key, value: value, parent: parent) }
+    }
+
+    /// The create transaction: the key must not exist, and `parent`, when given, must.
+    private func create(_ key: ObjectKey, value: Data, parent: ObjectKey?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
+        let p = parent.map { Data(etcdKey($0).utf8) }
+        var compare = [Self.compare(k, .create, .equal, 0)]
+        if let p { compare.append(Self.compare(p, .create, .greater, 0)) }
         let nonce = nextNonce()
-        let t = try await txn("create", k, compare: Self.compare(k, .create, .equal, 0), success: Self.putOp(k, value, prevKv: false), nonce: nonce)
+        let t = try await txn("create", k, compare: compare, success: Self.putOp(k, value, prevKv: false), nonce: nonce, parent: p)
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.createRevision == cur.modRevision,
            try await markerHeld(nonce, at: cur.createRevision) != false {
             // The attempt that lost its member had been applied. (Where the history is
             // compacted, the bytes decide: a created object carries its own uid.)
             return cur
         }
+        if !t.ok, let parent, !t.parentExists { throw StoreError.notFound(parent) }
         guard t.ok else { throw StoreError.alreadyExists(key) }
         return StoredObject(key: key, value: value, createRevision: t.revision, modRevision: t.revision)
     }
@@ -401,7 +426,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
     public func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         let k = Data(etcdKey(key).utf8)
         let nonce = nextNonce()
-        let t = try await txn("update", k, compare: Self.guardCompare(k, expectedRevision), success: Self.putOp(k, value, prevKv: true), nonce: nonce)
+        let t = try await txn("update", k, compare: [Self.guardCompare(k, expectedRevision)], success: Self.putOp(k, value, prevKv: true), nonce: nonce)
         if !t.ok, t.retried, let cur = t.current, cur.value == value, cur.modRevision > (expectedRevision ?? 0) {
             switch try await markerHeld(nonce, at: cur.modRevision) {
             case true?: return cur  // the attempt that lost its member had been applied
@@ -423,7 +448,7 @@ public final class EtcdStore: Store, @unchecked Sendable {
         var op = Etcdserverpb_RequestOp()
         op.requestDeleteRange = del
         let nonce = nextNonce()
-        let t = try await txn("delete", k, compare: Self.guardCompare(k, expectedRevision), success: op, nonce: nonce)
+        let t = try await txn("delete", k, compare: [Self.guardCompare(k, expectedRevision)], success: op, nonce: nonce)
         if !t.ok, t.retried, t.current == nil, let applied = try await appliedDelete(key, nonce) { return applied }
         guard t.ok else { throw failure(key, expectedRevision, t.current) }
         guard let prev = t.response?.responseDeleteRange.prevKvs.first.flatMap(storedObject) else {
@@ -462,19 +487,44 @@ public final class EtcdStore: Store, @unchecked Sendable {
     /// one lease per window rather than one per key.
     static func leaseWindow(_ ttl: Duration) -> Duration { min(max(ttl / 20, .seconds(1)), .seconds(60)) }
 
-    /// The lease for keys written now with `ttl`: the current one while its window lasts, else a new one.
+    /// The lease for keys written now with `ttl`: the current one while its window lasts, else a
+    /// new one. Writes that find the window over together wait for one grant: every write
+    /// carries the marker's lease, and without this each of the writes in flight when its
+    /// window ended granted a lease of its own (about 20 grants, one round trip each, every
+    /// 30 s in the scheduler benchmark, and as many leases for etcd to keep).
     func lease(for ttl: Duration) async throws -> Int64 {
+        enum Pick { case current(Int64), grant(Task<Int64, Error>) }
         let now = ContinuousClock.now
-        if let l = lock.withLock({ leases[ttl] }), now < l.until { return l.id }
+        let pick = lock.withLock { () -> Pick in
+            if let l = leases[ttl], now < l.until { return .current(l.id) }
+            if let g = granting[ttl] { return .grant(g) }
+            let g = Task { try await self.grantLease(ttl) }
+            granting[ttl] = g
+            return .grant(g)
+        }
+        switch pick {
+        case .current(let id): return id
+        case .grant(let g): return try await g.value
+        }
+    }
+
+    /// Grants the lease for `ttl` and hands it out for one window from before the grant was sent.
+    private func grantLease(_ ttl: Duration) async throws -> Int64 {
+        let start = ContinuousClock.now
         let window = Self.leaseWindow(ttl)
         var req = Etcdserverpb_LeaseGrantRequest()
         let total = (ttl + window).components
         req.ttl = total.seconds + (total.attoseconds > 0 ? 1 : 0)
-        // A grant retried on another member may leave an unused lease behind; it expires on its own.
-        let r = try await withFailover("lease grant") { m, _ in try await m.lease.leaseGrant(req, options: Self.callOptions) }
-        if !r.error.isEmpty { throw Failure(description: "etcd lease grant: \(r.error)") }
-        lock.withLock { leases[ttl] = (r.id, now + window) }
-        return r.id
+        do {
+            // A grant retried on another member may leave an unused lease behind; it expires on its own.
+            let r = try await withFailover("lease grant") { m, _ in try await m.lease.leaseGrant(req, options: Self.callOptions) }
+            if !r.error.isEmpty { throw Failure(description: "etcd lease grant: \(r.error)") }
+            lock.withLock { leases[ttl] = (r.id, start + window); granting[ttl] = nil; grants += 1 }
+            return r.id
+        } catch {
+            lock.withLock { granting[ttl] = nil }
+            throw error
+        }
     }
 
     /// Stops handing out lease `id` for `ttl` (etcd no longer knows it), unless another

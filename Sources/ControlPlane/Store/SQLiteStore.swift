@@ -119,8 +119,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         try await create(key, value: value, expiresAt: Self.expiry(ttl))
     }
 
-    private func create(_ key: ObjectKey, value: Data, expiresAt: Double?) async throws -> StoredObject {
+    public func create(_ key: ObjectKey, value: Data, ttl: Duration?, parent: ObjectKey) async throws -> StoredObject {
+        try await create(key, value: value, expiresAt: ttl.map(Self.expiry), parent: parent)
+    }
+
+    private func create(_ key: ObjectKey, value: Data, expiresAt: Double?, parent: ObjectKey? = nil) async throws -> StoredObject {
         try await write { db, rev in
+            if let parent, try Self.fetchObject(db, parent) == nil { throw StoreError.notFound(parent) }
             if try Self.fetchObject(db, key) != nil { throw StoreError.alreadyExists(key) }
             try db.cachedStatement(sql: "INSERT INTO objects(resource, namespace, name, value, create_rev, mod_rev, expires_at) VALUES (?,?,?,?,?,?,?)")
                 .execute(arguments: [key.resource, key.namespace, key.name, value, rev, rev, expiresAt])

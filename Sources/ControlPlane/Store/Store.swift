@@ -92,6 +92,11 @@ public protocol Store: Sendable {
     /// has passed, give or take the backend's granularity (etcd: a lease shared by the keys
     /// written in one window; SQLite: a sweep). Used for Events (`--event-ttl`).
     func create(_ key: ObjectKey, value: Data, ttl: Duration) async throws -> StoredObject
+    /// `create` (expiring after `ttl` when given) that also requires `parent` to exist, checked
+    /// in the same transaction as the create: a namespaced object's namespace. Fails with
+    /// `.notFound(parent)` when the parent is missing (before `.alreadyExists(key)`). One
+    /// transaction instead of a read and a write: on etcd, one round trip per create.
+    func create(_ key: ObjectKey, value: Data, ttl: Duration?, parent: ObjectKey) async throws -> StoredObject
     /// `update` that (re)sets the object's expiry to `ttl` from now. A plain `update` clears it.
     func update(_ key: ObjectKey, value: Data, expectedRevision: Int64?, ttl: Duration) async throws -> StoredObject
     /// Deletes an object; returns the deleted object with `modRevision` set to the deletion revision.
