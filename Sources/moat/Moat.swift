@@ -37,6 +37,13 @@ struct Moat: AsyncParsableCommand {
     /// exits, and idle pool threads do exit.
     static func main() async {
         StartupProfile.begin()
+        // The long-lived daemons (`moat cri`, the supervisor of `moat run -d`)
+        // give up what no sandbox start needs, before any thread starts
+        // (Sandbox/DaemonConfinement.swift).
+        if let daemon = DaemonConfinement.daemon(CommandLine.arguments), let e = DaemonConfinement.confine(daemon) {
+            fputs("moat \(daemon.rawValue): \(e)\n", stderr)
+            Glibc.exit(125)
+        }
         // The Sentry and the Gofer of every sandbox: see InternalCommands.swift.
         let argv = CommandLine.arguments
         if argv.count > 1 && (argv[1] == "sentry" || argv[1] == "gofer") { InternalCommand.main(argv.dropFirst()) }

@@ -252,4 +252,101 @@ struct ConfinementTests {
         // ASLR: two `moat run`s, two layouts.
         #expect(base(forked.launcher) != base(execed.launcher), "two launchers share one layout")
     }
+
+    /// The long-lived daemons (Sandbox/DaemonConfinement.swift): the
+    /// supervisor of `moat run -d` and `moat cri` keep only the capabilities
+    /// sandbox starts need (the same set in every thread, bounding set
+    /// included, so no child regains more), no-new-privs, and a seccomp
+    /// deny-list; and the supervisor can still restart its container.
+    @Test func daemonsKeepOnlyWhatSandboxStartsNeed() async throws {
+        guard Integration.isRoot else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: this test needs root")
+            return
+        }
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let dir = try Integration.makeScratchDir(group: "confinement", name: "daemons")
+        let env = Integration.hostEnvironment()
+        var ids: [String] = []
+        var cri: Process?
+        defer {
+            for id in ids { _ = runSync([moat, "rm", "-f", "--root", dir + "/moat", id], env: env, timeout: 60) }
+            if let c = cri, c.isRunning { kill(c.processIdentifier, SIGKILL); c.waitUntilExit() }
+            _ = Integration.removeScratch(dir)
+        }
+        /// Capabilities no daemon may hold (bit numbers): module loading, raw
+        /// I/O, reboot, the clock, resource overrides, MAC, audit control,
+        /// file capabilities, perf and bpf, immutable files, syslog.
+        let forbidden: [(Int, String)] = [(9, "linux_immutable"), (16, "sys_module"), (17, "sys_rawio"), (20, "sys_pacct"),
+                                          (22, "sys_boot"), (24, "sys_resource"), (25, "sys_time"), (30, "audit_control"),
+                                          (31, "setfcap"), (32, "mac_override"), (33, "mac_admin"), (34, "syslog"),
+                                          (38, "perfmon"), (39, "bpf")]
+        /// Every thread of `pid`: CapEff = CapPrm = CapBnd without a forbidden
+        /// bit, seccomp filter mode, no-new-privs.
+        func checkDaemon(_ pid: Int32, _ what: String) async throws {
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+            try #require(!tasks.isEmpty, "\(what): no threads")
+            for t in tasks {
+                let status = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8)
+                var f: [String: String] = [:]
+                for line in status.split(separator: "\n") {
+                    let kv = line.split(separator: ":", maxSplits: 1)
+                    if kv.count == 2 { f[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
+                }
+                let bnd = try #require(f["CapBnd"].flatMap { UInt64($0, radix: 16) }, "\(what) thread \(t): \(status)")
+                #expect(f["CapEff"] == f["CapBnd"] && f["CapPrm"] == f["CapBnd"], "\(what) thread \(t): eff \(f["CapEff"] ?? "?") prm \(f["CapPrm"] ?? "?") bnd \(f["CapBnd"] ?? "?")")
+                let held = forbidden.filter { bnd & (1 << UInt64($0.0)) != 0 }.map(\.1)
+                #expect(held.isEmpty, "\(what) thread \(t) may still use \(held) (CapBnd \(f["CapBnd"] ?? "?"))")
+                #expect(bnd & (1 << 21) != 0, "\(what): without sys_admin it cannot start a sandbox")
+                #expect(f["Seccomp"] == "2", "\(what) thread \(t): Seccomp \(f["Seccomp"] ?? "?")")
+                #expect(f["NoNewPrivs"] == "1", "\(what) thread \(t): NoNewPrivs \(f["NoNewPrivs"] ?? "?")")
+            }
+            // moat debug shows it.
+            let d = await runProcess([moat, "debug", "\(pid)"], env: env, timeout: 60).stdoutText
+            let first = Self.parse(d).first
+            #expect(first?.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && first?.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true, "\(what): \(d)")
+            #expect(first?.fields["bounding"]?.contains("sys_admin") == true && first?.fields["bounding"]?.contains("sys_module") == false, "\(what): \(d)")
+        }
+        func record(_ id: String) -> [String: Any] {
+            guard let data = FileManager.default.contents(atPath: dir + "/moat/standalone/\(id)/record.json"),
+                  let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+            return o
+        }
+
+        // The supervisor of a running sandbox.
+        let run = await runProcess([moat, "run", "-d", "--root", dir + "/moat", "--rootfs", rootfs, "--", "sleep", "60"], env: env, timeout: 120)
+        try #require(run.exitStatus == 0, "moat run -d: \(run.stderrText)")
+        let id = run.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        ids.append(id)
+        let supervisor = try #require((record(id)["supervisorPid"] as? NSNumber)?.int32Value, "no supervisor in \(record(id))")
+        try await checkDaemon(supervisor, "the supervisor")
+
+        // Restarting needs what starting did: a container that fails twice
+        // is restarted twice by its confined supervisor.
+        let failing = await runProcess([moat, "run", "-d", "--root", dir + "/moat", "--restart", "on-failure:2", "--rootfs", rootfs, "--", "sh", "-c", "sleep 1; exit 3"],
+                                       env: env, timeout: 120)
+        try #require(failing.exitStatus == 0, "moat run -d --restart: \(failing.stderrText)")
+        let fid = failing.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        ids.append(fid)
+        var r: [String: Any] = [:]
+        for _ in 0..<600 {
+            r = record(fid)
+            if (r["restarts"] as? NSNumber)?.intValue == 2, r["state"] as? String == "exited" { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect((r["restarts"] as? NSNumber)?.intValue == 2 && (r["exitCode"] as? NSNumber)?.intValue == 3 && r["error"] == nil,
+                "the confined supervisor did not restart its container: \(r)")
+
+        // moat cri.
+        let c = Process()
+        c.executableURL = URL(fileURLWithPath: moat)
+        c.arguments = ["cri", "--listen", "unix://\(dir)/cri.sock", "--root", dir + "/cri-root", "--state", dir + "/cri-state"]
+        c.standardOutput = FileHandle.nullDevice
+        c.standardError = FileHandle.nullDevice
+        try c.run()
+        cri = c
+        for _ in 0..<600 where access(dir + "/cri.sock", F_OK) != 0 && c.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
+        try #require(c.isRunning && access(dir + "/cri.sock", F_OK) == 0, "moat cri did not start (status \(c.isRunning ? 0 : c.terminationStatus))")
+        try await checkDaemon(c.processIdentifier, "moat cri")
+    }
 }

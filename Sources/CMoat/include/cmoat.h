@@ -186,3 +186,14 @@ int moat_setns(int fd, int nstype);
 int moat_send_fd(int sock, const void *buf, size_t len, int fd);
 int moat_recv_fd(int sock, void *buf, size_t len, int *fd);
 #include "cmoat_kvm.h"
+// Long-lived daemons (daemon.c; policy in Sandbox/DaemonConfinement.swift).
+/// Bounding, effective and permitted sets to `keep` (a bit per capability;
+/// what is not permitted stays out), ambient and inheritable emptied. Only
+/// the calling thread's sets change: call before any thread starts. 0 or -errno.
+int moat_daemon_drop_caps(uint64_t keep);
+/// PR_SET_NO_NEW_PRIVS. 0 or -errno.
+int moat_daemon_no_new_privs(void);
+/// A seccomp filter on every thread that fails each named call with EPERM
+/// (native, i386 and x32 tables) and allows everything else. 0 or -errno
+/// (-ENOENT: a name libseccomp does not know).
+int moat_daemon_deny_syscalls(const char *const *names, int count);
