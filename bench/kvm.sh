@@ -20,8 +20,11 @@
 # --moat-before PATH adds "Moat fast (before)" and "Moat KVM (before)"
 # columns: another moat binary (say, main's) on those platforms, so a change
 # is measured in the same run.
+# --rows REGEX runs only the part-2 rows whose label matches (grep -E), and
+# skips parts 0 and 1 and python3 (a change that touches one row is then
+# measured in minutes, not a quarter of an hour on KVM).
 #
-# Usage: bench/kvm.sh [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N].
+# Usage: bench/kvm.sh [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N] [--rows REGEX].
 # Needs root (chroot, /dev/kvm) and gcc. Prints Markdown tables (medians of
 # --reps runs).
 #
@@ -42,6 +45,7 @@ rootfs=
 debian=
 reps=5
 calls=200000
+only=
 while [ $# -gt 0 ]; do
     case "$1" in
         --moat) moat=$2; shift 2 ;;
@@ -50,7 +54,8 @@ while [ $# -gt 0 ]; do
         --debian-rootfs) debian=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --calls) calls=$2; shift 2 ;;
-        *) echo "usage: $0 [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N]" >&2; exit 2 ;;
+        --rows) only=$2; shift 2 ;;
+        *) echo "usage: $0 [--moat PATH] [--moat-before PATH] [--rootfs DIR] [--debian-rootfs DIR] [--reps N] [--calls N] [--rows REGEX]" >&2; exit 2 ;;
     esac
 done
 if [ -z "$moat" ]; then
@@ -78,6 +83,7 @@ measure() {  # key command... -> median of key=VALUE over $reps runs ("n/a" if n
     local key=$1; shift
     for _ in $(seq "$reps"); do "$@" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$key=//p" || true; done | median
 }
+if [ -z "$only" ]; then
 native=$(measure ns_per_call "$work/getppid" "$calls")
 floor=$(measure ns_per_call "$work/ptrace_floor" "$calls")
 kvm=$(measure ns_per_call "$moat" kvm-bench "$calls")
@@ -102,6 +108,7 @@ printf '| ptrace floor (PTRACE_SYSEMU) | %.0f |\n' "$floor"
 printf '| Moat KVM platform (VM exit, no Sentry) | %.0f |\n' "$kvm"
 printf '| Moat KVM platform, CPU time of the driver thread | %.0f |\n' "$kvm_cpu"
 echo
+fi
 
 # Part 2: a private copy of the rootfs with the static programs in /bench.
 root="$work/root"
@@ -148,6 +155,7 @@ for side in "${sides[@]}"; do head="$head | ${title[$side]}"; rule="$rule | ---:
 echo "$head |"; echo "$rule |"
 for row in "${rows[@]}"; do
     IFS='|' read -r label key cmd <<<"$row"
+    if [ -n "$only" ] && ! grep -qE -- "$only" <<<"$label"; then continue; fi
     line="| $label"
     for side in "${sides[@]}"; do
         # shellcheck disable=SC2086
@@ -155,7 +163,7 @@ for row in "${rows[@]}"; do
     done
     echo "$line |"
 done
-if [ -x "$debian/usr/bin/python3" ]; then
+if [ -z "$only" ] && [ -x "$debian/usr/bin/python3" ]; then
     # A private copy, as for the programs: each side starts from the same files.
     cp -a "$debian" "$work/debian"
     line="| python3 -c pass, start-up (wall ms)"

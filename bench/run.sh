@@ -385,6 +385,7 @@ bench_fs_stat()     { fs_cell fs_stat "$1" ns_per_op 1000 stat /bench/data "$N_F
 bench_fs_read4k()   { fs_cell fs_read4k "$1" ns_per_op 1000 read4k /bench/data "$N_FSOP"; }
 bench_fs_seqread()  { fs_cell fs_seqread "$1" mib_per_s 1 seqread /bench/data; }
 bench_fs_seqwrite() { fs_cell fs_seqwrite "$1" mib_per_s 1 seqwrite /bench/files/big "$FS_MIB"; }
+bench_fs_pipe()     { fs_cell fs_pipe "$1" mib_per_s 1 pipe - "$FS_MIB"; }
 bench_fs_files()    { fs_cell fs_files "$1" ms_total 1 files /bench/files "$N_FILES"; }
 
 # Real userland (the Debian rootfs from rootfs/debian.sh, copied once).
@@ -582,6 +583,7 @@ ROWS=(
     "mem_further_uss|bench_mem_all|Idle memory: USS each further sandbox adds (per process, as above), MB|—|"
     "fs_seqread|bench_fs_seqread|Sequential read of a rootfs file (1 MiB reads), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
     "fs_seqwrite|bench_fs_seqwrite|Sequential write of a new file (1 MiB writes), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
+    "fs_pipe|bench_fs_pipe|Pipe between two processes (1 MiB writes and reads), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
     "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|moat ≤ 1500 µs|le 1500"
     "net_tcprr|bench_net_tcprr|TCP round trip on loopback inside the sandbox (64 B each way), µs|moat ≤ 1.5× native|le_x native 1.5"
     "ring|bench_ring|Condvar token ring, 64 threads, µs per hop|moat ≤ 1.5× native|le_x native 1.5"
@@ -750,7 +752,8 @@ report() {
     echo "  wall time against native."
     echo "- **File system**: \`bench/programs/fsops.c\` (static) times its own loop with CLOCK_MONOTONIC: open+close,"
     echo "  stat and 4 KiB pread of /bench/data (a $FS_MIB MiB file of the rootfs) $N_FSOP times each; a sequential read"
-    echo "  of that file and a sequential write of $FS_MIB MiB to a new file, in 1 MiB calls; creating $N_FILES"
+    echo "  of that file and a sequential write of $FS_MIB MiB to a new file, in 1 MiB calls; $FS_MIB MiB through a pipe"
+    echo "  from a forked child to its parent (1 MiB writes and reads, fork and wait included); creating $N_FILES"
     echo "  100-byte files and then deleting them. Each runtime writes where it does by default: native to the host"
     echo "  file system, moat to its in-memory overlay, runsc to its own default."
     echo "- **Userland**: \`python3 -c pass\` and python3 importing \`$PY_IMPORTS\` on a copy of the Debian"

@@ -119,6 +119,19 @@ public protocol PlatformContext: PlatformAddressSpace {
     /// components at their CPUID offsets), or -errno: ENODEV where the
     /// platform runs its threads without XSAVE.
     func getXState() -> Result<[UInt8], HostErrno>
+    /// getXState's layout without reading the state: the area's size and
+    /// the XCR0 in its first software-reserved word (both fixed for the
+    /// platform once known), or nil where getXState has no area. For
+    /// callers that build an area rather than read one (rt_sigreturn).
+    func xstateLayout() -> XStateLayout?
     /// Loads such an area (the size getXState returned): 0 or -errno.
     func setXState(_ area: [UInt8]) -> Int
+}
+
+/// The size of a platform's standard-format XSAVE area and the feature
+/// mask (XCR0) its threads run with.
+public struct XStateLayout: Equatable, Sendable {
+    public var size: Int
+    public var xcr0: UInt64
+    public init(size: Int, xcr0: UInt64) { self.size = size; self.xcr0 = xcr0 }
 }

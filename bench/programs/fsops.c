@@ -9,6 +9,10 @@
  *                           fsync not included), then unlink    -> mib_per_s
  *   fsops files  DIR N      create N 100-byte files in DIR, then
  *                           unlink them all                     -> ms_total
+ *   fsops pipe   - M        a child writes M MiB into a pipe in 1 MiB
+ *                           writes, the parent reads them with 1 MiB
+ *                           reads (each returns what the pipe holds)
+ *                           until EOF, and waits for the child   -> mib_per_s
  *
  * Timed with clock_gettime(CLOCK_MONOTONIC) around the loop only.
  * Build static: gcc -O2 -static -o fsops fsops.c
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +96,34 @@ int main(int argc, char **argv) {
         }
         t1 = now();
         printf("ms_total=%.2f\n", (t1 - t0) / 1e6);
+    } else if (!strcmp(op, "pipe")) {
+        int p[2];
+        if (pipe(p) != 0) die("pipe");
+        t0 = now();
+        pid_t c = fork();
+        if (c < 0) die("fork");
+        if (c == 0) {
+            close(p[0]);
+            memset(buf, 'p', sizeof buf);
+            for (long i = 0; i < n; i++) {
+                for (size_t off = 0; off < sizeof buf;) {
+                    ssize_t w = write(p[1], buf + off, sizeof buf - off);
+                    if (w <= 0) die("write");
+                    off += w;
+                }
+            }
+            _exit(0);
+        }
+        close(p[1]);
+        long total = 0;
+        ssize_t r;
+        while ((r = read(p[0], buf, sizeof buf)) > 0) total += r;
+        if (r < 0) die("read");
+        int st;
+        if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0) die("child");
+        t1 = now();
+        if (total != n * (long)sizeof buf) { fprintf(stderr, "pipe: %ld bytes, not %ld\n", total, n * (long)sizeof buf); return 1; }
+        printf("mib_per_s=%.1f\n", total / 1048576.0 / ((t1 - t0) / 1e9));
     } else {
         fprintf(stderr, "unknown op %s\n", op);
         return 2;

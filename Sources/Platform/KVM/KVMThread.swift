@@ -430,6 +430,10 @@ public final class KVMThread {
         withUnsafeBytes(of: machine.guestXCR0.littleEndian) { a.replaceSubrange(464..<472, with: $0) }
         return .success(a)
     }
+    /// The guest's XSAVE layout: set up once per machine (enableXSave).
+    public func xstateLayout() -> XStateLayout? {
+        XStateLayout(size: machine.xstateSize, xcr0: machine.guestXCR0)
+    }
     /// Loads such an area (checked by the caller: the Sentry's ptrace
     /// regset and sigreturn); KVM's own check answers EINVAL where it runs.
     public func setXState(_ area: [UInt8]) -> Int {

@@ -407,12 +407,32 @@ public final class PtraceThread {
         var area = [UInt8](repeating: 0, count: known > 0 ? known : 64 << 10)
         let n = area.withUnsafeMutableBytes { moat_getxstate(tid, $0.baseAddress, $0.count) }
         if n < 0 { return .failure(.current) }
-        if known == 0 { PtraceThread.xstateSize.store(Int(n), ordering: .relaxed) }
+        if known == 0 {
+            // The XCR0 first: a reader that sees the size sees it too.
+            if n >= 472 { PtraceThread.xstateXCR0.store(area.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 464, as: UInt64.self) }, ordering: .relaxed) }
+            PtraceThread.xstateSize.store(Int(n), ordering: .releasing)
+        }
         if Int(n) < area.count { area.removeSubrange(Int(n)...) }
         return .success(area)
     }
-    /// NT_X86_XSTATE's size on this host once read (0: not yet).
+    /// NT_X86_XSTATE's size on this host once read (0: not yet), and the
+    /// XCR0 the kernel put in its first software-reserved word: both are
+    /// the kernel's, fixed from boot, the same for every thread.
     private static let xstateSize = Atomic<Int>(0)
+    private static let xstateXCR0 = Atomic<UInt64>(0)
+    /// From the cache; the first call (no area read yet on this host) reads
+    /// one. rt_sigreturn needs only this, and reading the whole area (one
+    /// PTRACE_GETREGSET of several KiB) just to learn it was a third of a
+    /// signal's round trip.
+    public func xstateLayout() -> XStateLayout? {
+        var size = PtraceThread.xstateSize.load(ordering: .acquiring)
+        if size == 0 {
+            guard case .success(let a) = getXState() else { return nil }
+            size = a.count
+        }
+        if size < 576 { return nil }
+        return XStateLayout(size: size, xcr0: PtraceThread.xstateXCR0.load(ordering: .relaxed))
+    }
     public func setXState(_ area: [UInt8]) -> Int {
         if !materialize() { return -Int(ESRCH) }
         let r = area.withUnsafeBytes { moat_setxstate(tid, $0.baseAddress, $0.count) }

@@ -280,18 +280,20 @@ extension Task {
     private func restoreSignalFP(_ fpAddr: UInt64) -> Bool {
         guard let legacy = copyIn(fpAddr, fxsaveSize) else { return false }
         if get32(legacy, 24) & ~0xffff != 0 { return false }
-        guard case .success(let cur) = thread.getXState(), cur.count >= 576 else {
+        // Only the layout: the area is built from the frame, nothing of the
+        // thread's current state stays.
+        guard let layout = thread.xstateLayout(), layout.size >= 576 else {
             var fp = FPRegisters()
             withUnsafeMutableBytes(of: &fp) { d in legacy.withUnsafeBytes { d.copyMemory(from: $0) } }
             return thread.setFP(&fp)
         }
-        let xcr0 = get64(cur, 464) == 0 ? 3 : get64(cur, 464)
-        var area = [UInt8](repeating: 0, count: cur.count)
+        let xcr0 = layout.xcr0 == 0 ? 3 : layout.xcr0
+        var area = [UInt8](repeating: 0, count: layout.size)
         area.replaceSubrange(0..<464, with: legacy[0..<464])
         var bv: UInt64 = 3
         let size = Int(get32(legacy, 480))
         if get32(legacy, 464) == fpXStateMagic1, size >= 576,
-           size <= min(cur.count, xstateSize(xcr0 & ~xfeatureTileData)), Int(get32(legacy, 468)) >= size + 4,
+           size <= min(layout.size, xstateSize(xcr0 & ~xfeatureTileData)), Int(get32(legacy, 468)) >= size + 4,
            let x = copyIn(fpAddr, size + 4), get32(x, size) == fpXStateMagic2 {
             if get64(x, 520) != 0 || x[528..<576].contains(where: { $0 != 0 }) { return false }
             area.replaceSubrange(512..<size, with: x[512..<size])
