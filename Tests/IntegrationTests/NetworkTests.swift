@@ -188,7 +188,7 @@ struct NetworkTests {
         defer { unlink(log) }
         let r = try await NetSuite.moat(args + ["--log", log], python: py, platform: platform)
         #expect(r.exitStatus == 0 && r.stdoutText.hasPrefix("OK"),
-                "\(name)\(platform.map { " (--platform " + $0 + ")" } ?? ""): status \(r.exitStatus)\n\(r.stdoutText)\(r.stderrText)\nMoat's log (tail):\n\(NetSuite.tail(of: log))")
+                "\(name)\(platform.map { " (--platform " + $0 + ")" } ?? ""): status \(r.exitStatus) (\(r.signaled ? "moat itself was killed by a signal" : "moat's exit code")\(r.timedOut ? ", by the harness's timeout" : "") after \(Int(r.seconds)) s)\n\(r.stdoutText)\(r.stderrText)\nMoat's log (tail):\n\(NetSuite.tail(of: log))")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))
