@@ -417,6 +417,11 @@ public final class KVMThread {
         }
     }
 
+    /// exec: the new program starts from the initial FPU/XSAVE state, as
+    /// on Linux (an AVX register the old program set reads zero). The
+    /// context's own area is replaced, in the vCPU or saved.
+    public func resetFPU() -> Bool { storeXSave(cpu.initialXSave) }
+
     /// The x87/SSE part (the FXSAVE layout of the area's first 512 bytes).
     public func getFP(_ fp: inout FPRegisters) -> Bool {
         guard let a = loadXSave() else { return false }

@@ -122,7 +122,7 @@ enum KVMTasks {
         guard let v = t.thread as? KVMThread, let m = machine else { return false }
         v.addressSpace = nil
         do { v.addressSpace = try KVMAddressSpace(machine: m) } catch { return false }
-        return true
+        return v.resetFPU()
     }
 
     /// Makes the vCPU run by `driverTid` leave the guest.
