@@ -9,9 +9,34 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int ret(int r) { return r < 0 ? -errno : r; }
+
+/* A vCPU register/state ioctl (not KVM_RUN, whose EINTR is the kick and is
+ * the caller's to handle). Each of them is idempotent: it either moved the
+ * whole state or changed nothing. So a transient failure is retried here
+ * instead of reaching the Sentry, which can only kill the application's
+ * process for it (Task.swift, .gone): EINTR (a signal while the ioctl waits
+ * for the vCPU's mutex), EAGAIN, and ENOMEM (its kernel buffer, e.g.
+ * KVM_SET_XSAVE's copy of the area, under host memory pressure; retried
+ * with a 1 ms pause, up to about a second, which a loaded host survives and
+ * a host truly out of memory does not hide). */
+static int vcpu_ioctl(int v, unsigned long req, const void *arg) {
+    for (int tries = 0;; tries++) {
+        int r = ioctl(v, req, arg);
+        if (r >= 0) return r;
+        int e = errno;
+        if ((e == EINTR || e == EAGAIN) && tries < 1000) continue;
+        if (e == ENOMEM && tries < 1000) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        return -e;
+    }
+}
 
 int moat_kvm_open(void) {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -65,23 +90,23 @@ int moat_kvm_xsave_size(int kvm) {
     return ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 ? (int)sizeof(struct kvm_xsave) : 0;
 }
 int moat_kvm_get_xsave(int v, void *area, int size) {
-    if (size > (int)sizeof(struct kvm_xsave)) return ret(ioctl(v, KVM_GET_XSAVE2, area));
-    return ret(ioctl(v, KVM_GET_XSAVE, area));
+    if (size > (int)sizeof(struct kvm_xsave)) return vcpu_ioctl(v, KVM_GET_XSAVE2, area);
+    return vcpu_ioctl(v, KVM_GET_XSAVE, area);
 }
-int moat_kvm_set_xsave(int v, const void *area) { return ret(ioctl(v, KVM_SET_XSAVE, area)); }
+int moat_kvm_set_xsave(int v, const void *area) { return vcpu_ioctl(v, KVM_SET_XSAVE, area); }
 int moat_kvm_set_xcr0(int v, uint64_t xcr0) {
     struct kvm_xcrs x;
     memset(&x, 0, sizeof x);
     x.nr_xcrs = 1;
     x.xcrs[0].xcr = 0;
     x.xcrs[0].value = xcr0;
-    return ret(ioctl(v, KVM_SET_XCRS, &x));
+    return vcpu_ioctl(v, KVM_SET_XCRS, &x);
 }
 
-int moat_kvm_get_regs(int v, struct kvm_regs *r) { return ret(ioctl(v, KVM_GET_REGS, r)); }
-int moat_kvm_set_regs(int v, const struct kvm_regs *r) { return ret(ioctl(v, KVM_SET_REGS, r)); }
-int moat_kvm_get_sregs(int v, struct kvm_sregs *s) { return ret(ioctl(v, KVM_GET_SREGS, s)); }
-int moat_kvm_set_sregs(int v, const struct kvm_sregs *s) { return ret(ioctl(v, KVM_SET_SREGS, s)); }
+int moat_kvm_get_regs(int v, struct kvm_regs *r) { return vcpu_ioctl(v, KVM_GET_REGS, r); }
+int moat_kvm_set_regs(int v, const struct kvm_regs *r) { return vcpu_ioctl(v, KVM_SET_REGS, r); }
+int moat_kvm_get_sregs(int v, struct kvm_sregs *s) { return vcpu_ioctl(v, KVM_GET_SREGS, s); }
+int moat_kvm_set_sregs(int v, const struct kvm_sregs *s) { return vcpu_ioctl(v, KVM_SET_SREGS, s); }
 
 int moat_kvm_set_msrs(int v, const uint32_t *index, const uint64_t *value, int n) {
     if (n < 0 || n > 64) return -EINVAL;
@@ -89,7 +114,7 @@ int moat_kvm_set_msrs(int v, const uint32_t *index, const uint64_t *value, int n
     if (!m) return -ENOMEM;
     m->nmsrs = n;
     for (int i = 0; i < n; i++) { m->entries[i].index = index[i]; m->entries[i].data = value[i]; }
-    int r = ret(ioctl(v, KVM_SET_MSRS, m));
+    int r = vcpu_ioctl(v, KVM_SET_MSRS, m);
     free(m);
     return r;
 }
@@ -98,7 +123,7 @@ int moat_kvm_get_msr(int v, uint32_t index, uint64_t *value) {
     memset(&m, 0, sizeof m);
     m.h.nmsrs = 1;
     m.e.index = index;
-    int r = ret(ioctl(v, KVM_GET_MSRS, &m));
+    int r = vcpu_ioctl(v, KVM_GET_MSRS, &m);
     if (r == 1) *value = m.e.data;
     return r;
 }

@@ -40,6 +40,12 @@ enum NetSuite {
                                 env: ["PATH=" + Integration.fixedPath], timeout: timeout)
     }
 
+    /// The last `lines` lines of Moat's log file (empty when it has none).
+    static func tail(of path: String, lines: Int = 40) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
     /// A TCP or UDP port free on the host right now.
     static func freePort(udp: Bool = false) -> UInt16 {
         let (s, port) = boundSocket(udp: udp, loopbackOnly: true)
@@ -175,9 +181,14 @@ struct NetworkTests {
     private func runScript(_ name: String, platform: String?) async throws {
         let py = try String(contentsOfFile: NetSuite.dir + "/" + name, encoding: .utf8)
         let args = name == "network_none.py" ? ["--network", "none"] : []
-        let r = try await NetSuite.moat(args, python: py, platform: platform)
+        // Moat's own log (the Sentry's reasons: a KVM vCPU failure, a
+        // killed stub) goes to a file, never the app's output; its tail is
+        // in the failure message, so a rare failure explains itself.
+        let log = NSTemporaryDirectory() + "moat-net-\(getpid())-\(UUID().uuidString).log"
+        defer { unlink(log) }
+        let r = try await NetSuite.moat(args + ["--log", log], python: py, platform: platform)
         #expect(r.exitStatus == 0 && r.stdoutText.hasPrefix("OK"),
-                "\(name)\(platform.map { " (--platform " + $0 + ")" } ?? ""): status \(r.exitStatus)\n\(r.stdoutText)\(r.stderrText)")
+                "\(name)\(platform.map { " (--platform " + $0 + ")" } ?? ""): status \(r.exitStatus) (\(r.signaled ? "moat itself was killed by a signal" : "moat's exit code")\(r.timedOut ? ", by the harness's timeout" : "") after \(Int(r.seconds)) s)\n\(r.stdoutText)\(r.stderrText)\nMoat's log (tail):\n\(NetSuite.tail(of: log))")
     }
 
     @Test(.enabled(if: NetSuite.ready, "needs root and the Debian rootfs"))

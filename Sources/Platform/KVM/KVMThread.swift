@@ -72,6 +72,8 @@ public final class KVMThread {
     /// moat_kvm_kick_init): a real-time signal nothing else in the Sentry
     /// uses (SIGRTMIN+6), so it is never ignored nor forwarded.
     public static let kickSignal: Int32 = 40
+    /// KVM_RUN's EAGAIN/ENOMEM in a row (retried, see loopUntilStop).
+    private var transientRunFailures = 0
     /// Why the last run returned .gone (a VM-level failure), for the log.
     public private(set) var lastError: String?
     /// The last exception that became a fault, for --debug logs.
@@ -253,6 +255,17 @@ public final class KVMThread {
                 }
                 continue  // between a trap and its `out`: let it exit
             }
+            if (r == -EAGAIN || r == -ENOMEM) && transientRunFailures < 1000 {
+                // Host memory pressure (KVM could not allocate shadow pages
+                // or pin a guest page) or a busy vCPU: nothing ran, and
+                // the same entry works once the host recovers. Linux would
+                // make the task wait, not kill it. About a second at most.
+                transientRunFailures += 1
+                var ts = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+                nanosleep(&ts, nil)
+                continue
+            }
+            transientRunFailures = 0
             exits &+= 1
             if r < 0 {
                 lastError = "KVM_RUN: \(String(cString: strerror(-r)))"
@@ -403,6 +416,11 @@ public final class KVMThread {
             return true
         }
     }
+
+    /// exec: the new program starts from the initial FPU/XSAVE state, as
+    /// on Linux (an AVX register the old program set reads zero). The
+    /// context's own area is replaced, in the vCPU or saved.
+    public func resetFPU() -> Bool { storeXSave(cpu.initialXSave) }
 
     /// The x87/SSE part (the FXSAVE layout of the area's first 512 bytes).
     public func getFP(_ fp: inout FPRegisters) -> Bool {

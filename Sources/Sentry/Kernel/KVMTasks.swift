@@ -119,10 +119,27 @@ enum KVMTasks {
     /// one's pages go back to the machine, not its page tables
     /// (KVMAddressSpace's deinit says why). Requires: mu held.
     static func freshAddressSpace(_ t: Task) -> Bool {
-        guard let v = t.thread as? KVMThread, let m = machine else { return false }
+        guard var v = t.thread as? KVMThread, let m = machine else { return false }
+        // The task's other threads are gone (exec waited for them), so
+        // another context on its vCPU is another process's: a vfork child
+        // (CLONE_VM without CLONE_THREAD: python's subprocess, posix_spawn)
+        // runs on its parent's vCPU in its parent's address space. Its exec
+        // makes it a process with a root of its own, which must not share
+        // the parent's vCPU (one root per vCPU: the header says why), so it
+        // moves to a free vCPU. None free: exec fails (ENOMEM) with the
+        // process untouched, as fork's EAGAIN.
+        if (contexts[ObjectIdentifier(v.cpu)] ?? 1) > 1 {
+            guard let c = freeCPUs.popLast() else { return false }
+            guard let n = try? m.newThread(on: c) else { freeCPUs.append(c); return false }
+            contexts[ObjectIdentifier(c), default: 0] += 1
+            n.regs = v.regs
+            giveBack(v)
+            t.thread = n
+            v = n
+        }
         v.addressSpace = nil
         do { v.addressSpace = try KVMAddressSpace(machine: m) } catch { return false }
-        return true
+        return v.resetFPU()
     }
 
     /// Makes the vCPU run by `driverTid` leave the guest.

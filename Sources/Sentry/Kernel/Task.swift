@@ -171,8 +171,11 @@ final class Task {
                 break
             case .gone:
                 // The host killed the stub (the stub's seccomp floor, the
-                // OOM killer, a cgroup kill): to the application, its
-                // process died of SIGKILL.
+                // OOM killer, a cgroup kill) or the KVM platform failed a
+                // vCPU operation: to the application, its process died of
+                // SIGKILL. The reason goes to Moat's log, or the death
+                // would be a bare 137.
+                Log.shared.info("[pid \(tid)] thread gone, killing its process: \((thread as? KVMThread)?.lastError ?? "the host stub died")")
                 if !exitRequested && !tg.exiting { tg.beginExit(code: SIGKILL, bySignal: true) }
                 exitRequested = true
                 leave(hostAlive: false)

@@ -5,7 +5,10 @@
  * FP_XSTATE_MAGIC1/2 markers, the register's upper half in the AVX
  * component; sigreturn loads it back), across a fork (the child inherits
  * it) and across thread switches between threads that hold different
- * values in the same register. Every YMM load, syscall and store sits in
+ * values in the same register; an execve starts the new program with the
+ * initial state (Linux clears every FPU/SSE/AVX register: the program
+ * execs itself with ymm15 set, and the new one reads it first thing in
+ * main; static glibc's start-up leaves ymm15 alone). Every YMM load, syscall and store sits in
  * one asm block: libc code between them could clobber the register (glibc's
  * AVX string functions end in vzeroupper). The program is compiled without
  * -mavx; the assembler takes the AVX instructions anyway. On a CPU without
@@ -85,8 +88,17 @@ static void *yield_loop(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     unsigned a, b, c, d;
+    if (argc > 1 && !strcmp(argv[1], "exec-child")) {
+        ymm_t got, old = pattern(5), zero;
+        memset(&zero, 0, sizeof zero);
+        __asm__ volatile("vmovdqu %%ymm15, %0" : "=m"(got));
+        say("after execve, ymm15 is %s", !memcmp(&got, &zero, 32) ? "zero"
+            : !memcmp(&got, &old, 32) ? "the old program's value"
+            : !memcmp(&got, &old, 16) ? "the old program's lower half" : "something else");
+        return 0;
+    }
     __cpuid(1, a, b, c, d);
     int xsave = (c >> 26) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     say("CPUID.1: XSAVE %d OSXSAVE %d AVX %d", xsave, osxsave, avx);
@@ -152,5 +164,15 @@ int main(void) {
         ymm_t want = pattern(y[i].seed);
         say("thread %d: ymm3 after 3000 sched_yield: %s", i, verdict(&y[i].got, &want));
     }
-    return 0;
+
+    /* An execve with ymm15 set: the new program must not see it. */
+    in = pattern(5);
+    char *args[] = { argv[0], "exec-child", NULL };
+    char *env[] = { NULL };
+    fflush(stdout);
+    __asm__ volatile("vmovdqu %[in], %%ymm15\n\tsyscall"
+                     : "=a"(r) : [in] "m"(in), "a"(SYS_execve), "D"(argv[0]), "S"(args), "d"(env)
+                     : "rcx", "r11", "xmm15", "memory");
+    say("execve failed: %ld", r);
+    return 1;
 }
