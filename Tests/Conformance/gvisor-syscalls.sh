@@ -6,6 +6,7 @@
 #   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs
 #   Tests/Conformance/gvisor-syscalls.sh run [-o OUT] [-t SECS] [-s SIDES] [NAME...]
 #   Tests/Conformance/gvisor-syscalls.sh table OUT...       Markdown table of runs
+#   Tests/Conformance/gvisor-syscalls.sh cases OUT          redo OUT/cases from OUT/logs
 #   Tests/Conformance/gvisor-syscalls.sh cache              where the build goes
 #
 # Source: the mirror the `fetch` tool leaves under /work/.mirror (or
@@ -142,11 +143,39 @@ cases_of() {
     local log="$1" hung="$2"
     [ -f "$log" ] || return 0
     awk -v hung="$hung" '
-        /^\[ RUN      \] / { cur = $4; order[++k] = cur; v[cur] = (hung ? "HANG" : "CRASH") }
-        /^\[       OK \] / { v[$4] = "PASS" }
-        /^\[  FAILED  \] / && ($4 in v) && v[$4] != "PASS" { v[$4] = "FAIL" }
-        /^\[  SKIPPED \] / { v[$4] = "SKIP" }
+        # A typed or parameterised case ends "name, where TypeParam = ...".
+        { c = $4; sub(/,$/, "", c) }
+        /^\[ RUN      \] / { order[++k] = c; v[c] = (hung ? "HANG" : "CRASH") }
+        /^\[       OK \] / { v[c] = "PASS" }
+        /^\[  FAILED  \] / && (c in v) && v[c] != "PASS" { v[c] = "FAIL" }
+        /^\[  SKIPPED \] / { v[c] = "SKIP" }
         END { for (i = 1; i <= k; i++) print order[i], v[order[i]] }' "$log"
+}
+
+# One line per case of program N: "program case native runsc moat" ("-":
+# not run on that side, or the program died before it).
+merge_cases() {
+    local n="$1" sides="$2" out="$3"
+    awk -v prog="$n" -v sides="$sides" -v dir="$out/logs" '
+        BEGIN { ns = split(sides, S, " ")
+            for (i = 1; i <= ns; i++) { f = dir "/" prog "." S[i] ".cases"
+                while ((getline l < f) > 0) { split(l, a, " "); if (!(a[1] in seen)) { seen[a[1]] = 1; order[++k] = a[1] } r[a[1], S[i]] = a[2] } }
+            for (j = 1; j <= k; j++) { c = order[j]
+                printf "%s %s %s %s %s\n", prog, c, ((c, "native") in r) ? r[c, "native"] : "-",
+                    ((c, "runsc") in r) ? r[c, "runsc"] : "-", ((c, "moat") in r) ? r[c, "moat"] : "-" } }'
+}
+
+# cases OUT: redo OUT/cases from the logs (after a change to the parser).
+cmd_cases() {
+    local out="$1" n s sides
+    : >"$out/cases"
+    for n in $(awk '$2 != "NOTBUILT" {print $1}' "$out/programs" | uniq); do
+        sides="$(awk -v n="$n" '$1 == n {printf "%s ", $2}' "$out/programs")"
+        for s in $sides; do
+            cases_of "$out/logs/$n.$s" "$(grep -q "^$n $s HANG" "$out/programs" && echo 1 || echo 0)" >"$out/logs/$n.$s.cases"
+        done
+        merge_cases "$n" "$sides" "$out" >>"$out/cases"
+    done
 }
 
 cmd_run() {
@@ -185,14 +214,7 @@ cmd_run() {
                 rm -f "$out/hangs/$n.full"
             fi
         done
-        # One line per case: program case native runsc moat ("-" not run).
-        awk -v prog="$n" -v sides="$sides" -v dir="$out/logs" '
-            BEGIN { ns = split(sides, S, " ")
-                for (i = 1; i <= ns; i++) { f = dir "/" prog "." S[i] ".cases"
-                    while ((getline l < f) > 0) { split(l, a, " "); if (!(a[1] in seen)) { seen[a[1]] = 1; order[++k] = a[1] } r[a[1], S[i]] = a[2] } }
-                for (j = 1; j <= k; j++) { c = order[j]
-                    printf "%s %s %s %s %s\n", prog, c, ((c, "native") in r) ? r[c, "native"] : "-",
-                        ((c, "runsc") in r) ? r[c, "runsc"] : "-", ((c, "moat") in r) ? r[c, "moat"] : "-" } }' >>"$out/cases"
+        merge_cases "$n" "$sides" "$out" >>"$out/cases"
     done
     echo "$out"
 }
@@ -227,6 +249,7 @@ case "${1:-}" in
     build) shift; cmd_build "$@" ;;
     run) shift; cmd_run "$@" ;;
     table) shift; cmd_table "$@" ;;
+    cases) shift; cmd_cases "$@" ;;
     cache) gv_cache ;;
-    *) sed -n '2,32p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,33p' "$0" >&2; exit 2 ;;
 esac

@@ -280,6 +280,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     var target: Path
     var created: FileDescription? = nil
+    var isNew = false  // made by this open: no permission check (the mode may deny the opener)
     if flags & O_CREAT != 0 && flags & O_PATH == 0 {
         let dir: Path, name: [UInt8]
         switch vfs.resolveParent(t.fs, start: start, path, walk) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
@@ -309,6 +310,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
                 dir.dentry.children[name] = d
                 target = Path(mount: dir.mount, dentry: d)
                 created = fd
+                isNew = true
                 t.kernel.inotifyEntry(dir.inode, name, IN_CREATE_, isDir: false)
             case .failure(let e): return e.ret
             }
@@ -328,13 +330,14 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     } else if let c = created {
         file = c
     } else {
-        if ino.isDir && wantsWrite { return err(EISDIR) }
+        // O_TRUNC asks for write access too (open(2): EISDIR even with O_RDONLY).
+        if ino.isDir && (wantsWrite || flags & O_TRUNC != 0) { return err(EISDIR) }
         if (wantsWrite || flags & O_TRUNC != 0) && target.mount.readOnly && ino.isRegular { return err(EROFS) }
         var mask: UInt32 = 0
         if acc != O_WRONLY { mask |= 4 }
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
-        if !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        if !isNew && !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
         // O_NOATIME: only for the file's owner or with CAP_FOWNER (open(2)).
         if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
             return err(EPERM)
