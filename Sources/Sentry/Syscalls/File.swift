@@ -370,9 +370,11 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
 func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    // pread on what has no position (a pipe's write end too) is ESPIPE
+    // before the access mode is looked at, as Linux (ksys_pread64).
+    if off != nil && !f.seekable && f.flags & O_PATH == 0 { return err(ESPIPE) }
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
-    if off != nil && !f.seekable { return err(ESPIPE) }
     let r = f.read(t, buf, min(count, 0x7ffff000), off)
     if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
     return r
@@ -381,9 +383,9 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
 func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if off != nil && !f.seekable && f.flags & O_PATH == 0 { return err(ESPIPE) }  // as in sysRead
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
-    if off != nil && !f.seekable { return err(ESPIPE) }
     let n = fileSizeLimit(t, f, off, min(count, 0x7ffff000))
     if n < 0 { return n }
     let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil
