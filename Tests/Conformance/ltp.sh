@@ -326,6 +326,9 @@ cmd_table() {
     rm -f "$auto"
 }
 
+# Sourced (by gvisor-syscalls.sh, for run_native/run_moat/run_runsc and
+# make_root) it only defines its functions.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 case "${1:-}" in
     build) shift; cmd_build "$@" ;;
     run) shift; cmd_run "$@" ;;

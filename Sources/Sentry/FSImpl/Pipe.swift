@@ -72,9 +72,16 @@ final class PipeFD: FileDescription {
         if !isReader { return err(EBADF) }
         if off != nil { return err(ESPIPE) }
         if count == 0 { return 0 }
+        // A read in progress holds the description, as Linux's fdget in a
+        // shared table: another thread's close() of the descriptor leaves
+        // the pipe a reader until this read returns (a write then succeeds
+        // and this read gets its bytes instead of waiting for ever).
+        var held = false
+        defer { if held { FDTable.drop(self) } }
         while pipe.available == 0 {
             if pipe.writers == 0 { return 0 }
             if nonblocking { return err(EAGAIN) }
+            if !held { refs += 1; held = true }
             pipe.waiters.add(t)
             let r = t.block(deadline: nil)
             pipe.waiters.remove(t)
@@ -103,6 +110,8 @@ final class PipeFD: FileDescription {
         if off != nil { return err(ESPIPE) }
         if count == 0 { return 0 }
         var done = 0
+        var held = false  // as in read: a blocked write keeps its end open
+        defer { if held { FDTable.drop(self) } }
         while done < count {
             if pipe.readers == 0 {
                 if !suppressSIGPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
@@ -115,6 +124,7 @@ final class PipeFD: FileDescription {
             let need = packet ? min(remaining, 4096) : remaining <= 4096 ? remaining : 1
             if space < need {
                 if nonblocking { return done > 0 ? done : err(EAGAIN) }
+                if !held { refs += 1; held = true }
                 pipe.waiters.add(t)
                 let r = t.block(deadline: nil)
                 pipe.waiters.remove(t)

@@ -169,6 +169,12 @@ extension Kernel {
         entries["stat"] = { ProcNode(kernel: k, ino: base + 1, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStat(tg, task(), reader: r).utf8) }) }
         entries["status"] = { ProcNode(kernel: k, ino: base + 2, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStatus(tg, task(), reader: r).utf8) }) }
         entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
+        // statm: sizes in pages (size resident shared text lib data dt);
+        // Moat knows no resident set, so it gives the whole size for it.
+        entries["statm"] = { file(18) {
+            let pages = tg.zombie ? 0 : ((tg.leader ?? tg.tasks.first)?.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } ?? 0) / 4096
+            return Array("\(pages) \(pages) 0 0 0 \(pages) 0\n".utf8)
+        } }
         entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }

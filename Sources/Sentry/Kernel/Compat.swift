@@ -15,7 +15,7 @@ struct SysErr: Error { let r: Int; init(_ r: Int) { self.r = r } }
 let EFD_CLOEXEC_: Int32 = 0o2000000
 let EFD_NONBLOCK_: Int32 = 0o4000
 
-let RL_STACK = 3, RL_CORE = 4, RL_NPROC = 6, RL_NOFILE = 7, RL_MEMLOCK = 8, RL_SIGPENDING = 11, RL_MSGQUEUE = 12
+let RL_DATA = 2, RL_STACK = 3, RL_AS = 9, RL_CORE = 4, RL_NPROC = 6, RL_NOFILE = 7, RL_MEMLOCK = 8, RL_SIGPENDING = 11, RL_MSGQUEUE = 12
 
 /// Lower-case hex, zero-padded to `width` digits.
 func hex<T: BinaryInteger>(_ v: T, width: Int = 0) -> String {

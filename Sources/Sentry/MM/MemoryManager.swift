@@ -95,11 +95,13 @@ final class MemoryManager {
     }
 
     /// Finds a free range of `len` bytes, top-down below mmapTop.
-    func findFree(_ len: UInt64, hint: UInt64 = 0) -> UInt64? {
-        if hint != 0 && hint >= minAddr && hint &+ len <= appTop && hint &+ len > hint && isFree(hint, hint + len) {
+    /// below: the end of the range to search (MAP_32BIT: the low 2 GB).
+    func findFree(_ len: UInt64, hint: UInt64 = 0, below: UInt64? = nil) -> UInt64? {
+        let limit = min(below ?? appTop, appTop)
+        if hint != 0 && hint >= minAddr && hint &+ len <= limit && hint &+ len > hint && isFree(hint, hint + len) {
             return hint
         }
-        var top = mmapTop
+        var top = min(mmapTop, limit)
         for v in vmas.reversed() {
             if v.start >= top { continue }
             if top >= len && v.end <= top - len { return top - len }
@@ -195,7 +197,7 @@ final class MemoryManager {
         guard addr & 4095 == 0 else { return err(EINVAL) }
         if prot & ~Int32(7 | 0x01000000 | 0x02000000) != 0 { return err(EINVAL) }
         let l = pageUp(len)
-        if l == 0 { return 0 }
+        if l == 0 { return len == 0 ? 0 : err(ENOMEM) }  // a length that rounds past the top
         guard addr &+ l > addr, addr &+ l <= appTop else { return err(ENOMEM) }
         // Every page must be mapped; Linux changes the mappings before the
         // first hole and then fails with ENOMEM.
@@ -230,6 +232,8 @@ final class MemoryManager {
         let oldTop = pageUp(brkEnd)
         let newTop = pageUp(want)
         if newTop > oldTop {
+            // RLIMIT_DATA bounds the heap's growth (brk(2): ENOMEM).
+            if want - brkStart > t.tg.rlimits[RL_DATA].cur { return brkEnd }
             if !isFree(oldTop, newTop) || newTop > mmapTop { return brkEnd }
             let r = mapAnonymous(t, addr: oldTop, len: newTop - oldTop, prot: PROT_READ | PROT_WRITE, shared: false, name: "[heap]")
             if r < 0 { return brkEnd }

@@ -280,6 +280,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     var target: Path
     var created: FileDescription? = nil
+    var isNew = false  // made by this open: no permission check (the mode may deny the opener)
     if flags & O_CREAT != 0 && flags & O_PATH == 0 {
         let dir: Path, name: [UInt8]
         switch vfs.resolveParent(t.fs, start: start, path, walk) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
@@ -309,6 +310,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
                 dir.dentry.children[name] = d
                 target = Path(mount: dir.mount, dentry: d)
                 created = fd
+                isNew = true
                 t.kernel.inotifyEntry(dir.inode, name, IN_CREATE_, isDir: false)
             case .failure(let e): return e.ret
             }
@@ -328,13 +330,14 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     } else if let c = created {
         file = c
     } else {
-        if ino.isDir && wantsWrite { return err(EISDIR) }
+        // O_TRUNC asks for write access too (open(2): EISDIR even with O_RDONLY).
+        if ino.isDir && (wantsWrite || flags & O_TRUNC != 0) { return err(EISDIR) }
         if (wantsWrite || flags & O_TRUNC != 0) && target.mount.readOnly && ino.isRegular { return err(EROFS) }
         var mask: UInt32 = 0
         if acc != O_WRONLY { mask |= 4 }
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
-        if !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        if !isNew && !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
         // O_NOATIME: only for the file's owner or with CAP_FOWNER (open(2)).
         if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
             return err(EPERM)
@@ -367,9 +370,11 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
 func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    // pread on what has no position (a pipe's write end too) is ESPIPE
+    // before the access mode is looked at, as Linux (ksys_pread64).
+    if off != nil && !f.seekable && f.flags & O_PATH == 0 { return err(ESPIPE) }
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
-    if off != nil && !f.seekable { return err(ESPIPE) }
     let r = f.read(t, buf, min(count, 0x7ffff000), off)
     if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
     return r
@@ -378,9 +383,9 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
 func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    if off != nil && !f.seekable && f.flags & O_PATH == 0 { return err(ESPIPE) }  // as in sysRead
     if !f.writable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
-    if off != nil && !f.seekable { return err(ESPIPE) }
     let n = fileSizeLimit(t, f, off, min(count, 0x7ffff000))
     if n < 0 { return n }
     let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil

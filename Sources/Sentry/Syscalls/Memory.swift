@@ -122,8 +122,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         if noReplace && !t.mm.isFree(addr, addr + l) { return err(EEXIST) }
         target = addr
     } else {
-        guard let f = t.mm.findFree(l, hint: pageDown(addr)) else { return err(ENOMEM) }
+        // MAP_32BIT: in the first 2 GB (x86-64 Linux places it there).
+        guard let f = t.mm.findFree(l, hint: pageDown(addr), below: flags & 0x40 != 0 ? 0x8000_0000 : nil) else { return err(ENOMEM) }
         target = f
+        // RLIMIT_AS bounds the address space (mmap(2): ENOMEM).
+        let size = t.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) }
+        if size + l > t.tg.rlimits[RL_AS].cur { return err(ENOMEM) }
     }
     /// MAP_LOCKED marks the new mapping locked (VmLck, smaps' Locked).
     func lockedIfAsked(_ r: Int) -> Int {

@@ -115,6 +115,7 @@ final class DirectoryFD: FileDescription {
         }
         let all = entries!
         var out = [UInt8]()
+        var ends = [Int]()  // where each record ends in out
         var i = Int(offset)
         while i < all.count {
             let e = all[i]
@@ -130,10 +131,23 @@ final class DirectoryFD: FileDescription {
             rec[legacy ? reclen - 1 : 18] = e.type
             rec.replaceSubrange(nameAt..<nameAt + e.name.count, with: e.name)
             out.append(contentsOf: rec)
+            ends.append(out.count)
             i += 1
         }
         if out.isEmpty && i < all.count { return err(EINVAL) }
-        if !t.copyOut(buf, out) { return err(EFAULT) }
+        if !t.copyOut(buf, out) {
+            // As Linux, records go out one by one: a buffer that is shorter
+            // than the count claims (an unmapped page after it) gets the
+            // records that fit, and the next call goes on from there.
+            var done = 0, start = 0
+            for end in ends {
+                if !t.copyOut(buf &+ UInt64(start), Array(out[start..<end])) { break }
+                start = end; done += 1
+            }
+            if done == 0 { return err(EFAULT) }
+            offset += Int64(done)
+            return start
+        }
         offset = Int64(i)
         return out.count
     }
@@ -142,6 +156,9 @@ final class DirectoryFD: FileDescription {
     override func seek(_ off: Int64, _ whence: Int32) -> Int {
         if whence == SEEK_SET && off >= 0 { offset = off; return Int(off) }
         if whence == SEEK_CUR && offset + off >= 0 { offset += off; return Int(offset) }
+        // SEEK_END: from the directory's size, 0 as procfs has it (Linux
+        // accepts it there: the next getdents starts over).
+        if whence == SEEK_END && off >= 0 { offset = off; return Int(off) }
         return err(EINVAL)
     }
 }

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# gVisor's own syscall tests (google/gvisor test/syscalls/linux, gtest
+# programs that pass on Linux and are run under runsc), natively, in runsc
+# and in Moat, case by case.
+#
+#   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs
+#   Tests/Conformance/gvisor-syscalls.sh run [-o OUT] [-t SECS] [-s SIDES] [NAME...]
+#   Tests/Conformance/gvisor-syscalls.sh table OUT...       Markdown table of runs
+#   Tests/Conformance/gvisor-syscalls.sh cases OUT          redo OUT/cases from OUT/logs
+#   Tests/Conformance/gvisor-syscalls.sh cache              where the build goes
+#
+# Source: the mirror the `fetch` tool leaves under /work/.mirror (or
+# $GVISOR_GIT_DIR, a bare git dir). Nothing of gVisor is committed: only
+# test/syscalls/linux and test/util are extracted and compiled here with g++
+# against Debian's libgtest-dev, libgmock-dev and libabsl-dev (no bazel),
+# into $GVISOR_CACHE (default /var/cache/moat/gvisor-syscalls/<commit>-<hash
+# of this script's build part>), rebuilt when missing. The programs are linked statically,
+# so the same binary runs in the busybox root file system on every side.
+# What bazel would bring and Debian lacks is replaced by stubs this script
+# writes: google/benchmark (no benchmarks run) and bazel's runfiles (no test
+# here reads a data file). The programs are built from their .cc alone plus
+# the test/util library; a program that needs more (another .cc of
+# test/syscalls/linux, e.g. the socket suites) is listed in EXTRA below.
+#
+# run: every program runs on each side of SIDES (default "native runsc
+# moat") under a watchdog of SECS (default 300) with the runners of ltp.sh
+# (a chroot in fresh namespaces; `runsc do`; `moat run`). Results come from
+# gtest's per-case lines on stdout ("[       OK ]", "[  FAILED  ]",
+# "[  SKIPPED ]"), not from --gtest_output=json: a program killed by the
+# watchdog writes no JSON, and its finished cases still count. A case that
+# started and never finished on a side that hung is HANG. For a Moat hang
+# the program runs again with --strace; the log's tail goes to
+# OUT/hangs/<name>.strace. OUT/cases holds "program case native runsc moat".
+# Needs root and a built `moat` (swift build --product moat).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=ltp.sh
+. "$here/ltp.sh"
+gv_git="${GVISOR_GIT_DIR:-/work/.mirror/google+gvisor/repo}"
+
+# The programs the issue's failure clusters point at.
+DEFAULT_PROGRAMS="getdents open fork stat uname rlimits partial_bad_buffer mmap poll pipe clock_gettime
+    timers epoll ppoll read write fcntl dup socket_unix_pair"
+# Sources a program needs beyond its own NAME.cc and test/util.
+declare -A EXTRA=(
+    [poll]="base_poll_test.cc" [ppoll]="base_poll_test.cc"
+    [socket_unix_pair]="socket_unix.cc socket_unix_cmsg.cc socket_unix_peercred.cc unix_domain_socket_test_util.cc"
+)
+# test/util sources that are not for Linux, need bazel, or are tests themselves.
+UTIL_SKIP='_test\.cc$|fuchsia|save_util_other|test_util_runfiles|test_main'
+
+gv_cache() {
+    local c h; c="$(git --git-dir="$gv_git" rev-parse HEAD)"
+    # Keyed by what decides the build (not by the runner's code).
+    h="$( { declare -f cmd_build cxx stubs; echo "$DEFAULT_PROGRAMS ${EXTRA[*]} $UTIL_SKIP"; } | sha256sum | cut -c1-8)"
+    echo "${GVISOR_CACHE:-/var/cache/moat/gvisor-syscalls/${c:0:12}-$h}"
+}
+
+cxx() { g++ -std=c++17 -O0 -g0 -w -pthread -I"$1/src" -I"$1/stubs" -c "$2" -o "$3"; }
+
+stubs() {
+    local s="$1/stubs"
+    mkdir -p "$s/benchmark" "$s/tools/cpp/runfiles"
+    cat >"$s/benchmark/benchmark.h" <<'EOF'
+// Written by Moat's gvisor-syscalls.sh: no benchmarks are built or run.
+#pragma once
+namespace benchmark {
+inline void Initialize(int*, char**) {}
+inline void RunSpecifiedBenchmarks() {}
+inline bool FLAGS_benchmark_list_tests = false;
+}
+EOF
+    sed -i 's/^extern bool FLAGS_benchmark_list_tests;$//' "$1/src/test/util/test_util_impl.cc"
+    # Debian's abseil (20220623) predates MutexLock taking a reference.
+    sed -i 's/absl::MutexLock \([a-z_]*\)(\([a-z_.]*\));/absl::MutexLock \1(\&\2);/' "$1"/src/test/syscalls/linux/*.cc
+    cat >"$s/runfiles.cc" <<'EOF'
+// Written by Moat's gvisor-syscalls.sh: no bazel runfiles; paths stay as given.
+#include <string>
+namespace gvisor { namespace testing {
+std::string RunfilePath(std::string path) { return path; }
+} }
+EOF
+}
+
+cmd_build() {
+    [ -d "$gv_git" ] || { echo "gvisor-syscalls.sh: no gVisor git dir at $gv_git (fetch github:google/gvisor)" >&2; exit 1; }
+    for f in /usr/include/gtest/gtest.h /usr/include/gmock/gmock.h /usr/include/absl/strings/str_cat.h; do
+        [ -f "$f" ] || { echo "gvisor-syscalls.sh: missing $f (run .ci/setup)" >&2; exit 1; }
+    done
+    local cache; cache="$(gv_cache)"
+    mkdir -p "$cache/bin" "$cache/obj"
+    exec 9>"$cache/.lock"; flock 9
+    export -f cxx; export cache
+    if [ ! -f "$cache/.extracted" ]; then
+        rm -rf "$cache/src"; mkdir -p "$cache/src"
+        git --git-dir="$gv_git" archive HEAD test/syscalls/linux test/util | tar -x -C "$cache/src"
+        stubs "$cache"
+        touch "$cache/.extracted"
+    fi
+    if [ ! -f "$cache/libutil.a" ]; then
+        # In parallel: each file parses gtest, gmock and absl (slow).
+        ls "$cache"/src/test/util/*.cc "$cache/stubs/runfiles.cc" | grep -Ev "$UTIL_SKIP" |
+            xargs -P "${JOBS:-3}" -I{} bash -c 'o="$cache/obj/util-$(basename {} .cc).o"; [ -f "$o" ] ||
+                cxx "$cache" {} "$o" 2>"$o.log" || echo "util: $(basename {}) did not compile" >>"$cache/util.log"'
+        cxx "$cache" "$cache/src/test/util/test_main.cc" "$cache/obj/test_main.o"
+        ar rcs "$cache/libutil.a" "$cache"/obj/util-*.o
+    fi
+    local absl; absl="$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)"
+    local names=("$@") n
+    [ ${#names[@]} -gt 0 ] || read -r -a names <<<"$(echo $DEFAULT_PROGRAMS)"
+    # Every object of every program first, in parallel; then the links.
+    for n in "${names[@]}"; do
+        [ -x "$cache/bin/$n" ] || [ -f "$cache/notbuilt/$n" ] && continue
+        echo "$n.cc"; for e in ${EXTRA[$n]:-}; do echo "$e"; done
+    done | sort -u | xargs -r -P "${JOBS:-3}" -I{} bash -c 'o="$cache/obj/$(basename {} .cc).o"; [ -f "$o" ] ||
+        cxx "$cache" "$cache/src/test/syscalls/linux/{}" "$o" 2>"$o.log" || true'
+    for n in "${names[@]}"; do
+        [ -x "$cache/bin/$n" ] && continue
+        [ -f "$cache/notbuilt/$n" ] && continue
+        local srcs=("$n.cc") e ok=1 objs=()
+        for e in ${EXTRA[$n]:-}; do srcs+=("$e"); done
+        for e in "${srcs[@]}"; do
+            local o; o="$cache/obj/$(basename "$e" .cc).o"
+            [ -f "$o" ] || { cat "$o.log" >>"$cache/$n.log"; ok=0; break; }
+            objs+=("$o")
+        done
+        if [ $ok = 1 ]; then
+            # shellcheck disable=SC2086
+            # A program with its own main (fcntl: it runs itself as a child) takes no test_main.
+            grep -q '^int main(' "$cache/src/test/syscalls/linux/$n.cc" || objs+=("$cache/obj/test_main.o")
+            g++ -static -pthread -o "$cache/bin/$n" "${objs[@]}" "$cache/libutil.a" \
+                -lgmock -lgtest -Wl,--start-group $absl -Wl,--end-group 2>>"$cache/$n.log" || ok=0
+        fi
+        if [ $ok = 1 ]; then echo "built $n"; else
+            mkdir -p "$cache/notbuilt"; grep -m3 'error' "$cache/$n.log" >"$cache/notbuilt/$n" || true
+            echo "NOT BUILT $n: $(head -1 "$cache/notbuilt/$n")"
+        fi
+    done
+}
+
+# Per-case verdicts from a program's gtest output: "case VERDICT" lines.
+cases_of() {
+    local log="$1" hung="$2"
+    [ -f "$log" ] || return 0
+    awk -v hung="$hung" '
+        # A typed or parameterised case ends "name, where TypeParam = ...".
+        { c = $4; sub(/,$/, "", c) }
+        /^\[ RUN      \] / { order[++k] = c; v[c] = (hung ? "HANG" : "CRASH") }
+        /^\[       OK \] / { v[c] = "PASS" }
+        /^\[  FAILED  \] / && (c in v) && v[c] != "PASS" { v[c] = "FAIL" }
+        /^\[  SKIPPED \] / { v[c] = "SKIP" }
+        END { for (i = 1; i <= k; i++) print order[i], v[order[i]] }' "$log"
+}
+
+# One line per case of program N: "program case native runsc moat" ("-":
+# not run on that side, or the program died before it).
+merge_cases() {
+    local n="$1" sides="$2" out="$3"
+    awk -v prog="$n" -v sides="$sides" -v dir="$out/logs" '
+        BEGIN { ns = split(sides, S, " ")
+            for (i = 1; i <= ns; i++) { f = dir "/" prog "." S[i] ".cases"
+                while ((getline l < f) > 0) { split(l, a, " "); if (!(a[1] in seen)) { seen[a[1]] = 1; order[++k] = a[1] } r[a[1], S[i]] = a[2] } }
+            for (j = 1; j <= k; j++) { c = order[j]
+                printf "%s %s %s %s %s\n", prog, c, ((c, "native") in r) ? r[c, "native"] : "-",
+                    ((c, "runsc") in r) ? r[c, "runsc"] : "-", ((c, "moat") in r) ? r[c, "moat"] : "-" } }'
+}
+
+# cases OUT: redo OUT/cases from the logs (after a change to the parser).
+cmd_cases() {
+    local out="$1" n s sides
+    : >"$out/cases"
+    for n in $(awk '$2 != "NOTBUILT" {print $1}' "$out/programs" | uniq); do
+        sides="$(awk -v n="$n" '$1 == n {printf "%s ", $2}' "$out/programs")"
+        for s in $sides; do
+            cases_of "$out/logs/$n.$s" "$(grep -q "^$n $s HANG" "$out/programs" && echo 1 || echo 0)" >"$out/logs/$n.$s.cases"
+        done
+        merge_cases "$n" "$sides" "$out" >>"$out/cases"
+    done
+}
+
+cmd_run() {
+    local out="" secs=300 sides="native runsc moat"
+    while [ $# -gt 0 ]; do
+        case "$1" in -o) out="$2"; shift 2 ;; -t) secs="$2"; shift 2 ;; -s) sides="$2"; shift 2 ;; *) break ;; esac
+    done
+    [ "$(id -u)" = 0 ] || { echo "gvisor-syscalls.sh run: needs root" >&2; exit 1; }
+    local cache; cache="$(gv_cache)"
+    out="${out:-$repo/.cache/gvisor-syscalls/$(date -u +%Y%m%d-%H%M%S)}"
+    mkdir -p "$out/logs" "$out/hangs"
+    local names=("$@")
+    [ ${#names[@]} -gt 0 ] || read -r -a names <<<"$(echo $DEFAULT_PROGRAMS)"
+    sh "$repo/rootfs/busybox.sh" "$cache/busybox" >/dev/null
+    local root="$cache/root.$$"
+    rm -rf "$root"; cp -a "$cache/busybox" "$root"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$root'" EXIT
+    mkdir -p "$root/opt/gvisor" "$root/dev/shm" "$root/tmp"
+    chmod 1777 "$root/tmp" "$root/dev/shm"
+    ltp_env=(TMPDIR=/tmp PATH=/opt/gvisor:/bin:/sbin:/usr/bin:/usr/sbin HOME=/root)
+    : >"$out/cases"
+    local n s rc
+    for n in "${names[@]}"; do
+        if [ ! -x "$cache/bin/$n" ]; then echo "$n NOTBUILT" >>"$out/programs"; continue; fi
+        cp "$cache/bin/$n" "$root/opt/gvisor/$n"
+        for s in $sides; do
+            rc=0
+            "run_$s" "$root" "$secs" "$out/logs/$n.$s" "/opt/gvisor/$n" || rc=$?
+            echo "$n $s $(verdict $rc)" >>"$out/programs"
+            cases_of "$out/logs/$n.$s" "$([ "$(verdict $rc)" = HANG ] && echo 1 || echo 0)" >"$out/logs/$n.$s.cases"
+            if [ "$s" = moat ] && [ "$(verdict $rc)" = HANG ]; then
+                timeout -s KILL "$secs" "${MOAT_BIN:-$repo/.build/debug/moat}" run --rootfs "$root" --cwd /tmp --strace \
+                    --log "$out/hangs/$n.full" -- "/opt/gvisor/$n" >/dev/null 2>&1 </dev/null || true
+                tail -n 40 "$out/hangs/$n.full" >"$out/hangs/$n.strace" 2>/dev/null || true
+                rm -f "$out/hangs/$n.full"
+            fi
+        done
+        merge_cases "$n" "$sides" "$out" >>"$out/cases"
+    done
+    echo "$out"
+}
+
+# table OUT...: several runs (e.g. of disjoint program sets) make one table.
+cmd_table() {
+    local progs cases o
+    progs="$(mktemp)"; cases="$(mktemp)"
+    for o in "$@"; do cat "$o/programs" >>"$progs"; cat "$o/cases" >>"$cases"; done
+    echo "Programs: $(awk '{print $1}' "$progs" | sort -u | wc -l); not built: $(grep -c NOTBUILT "$progs" || true)."
+    echo
+    awk '{ t[$1]++; if ($3 == "PASS") n[$1]++; if ($4 == "PASS") r[$1]++; if ($5 == "PASS") m[$1]++
+           if ($4 == "PASS" && $5 != "PASS") x[$1]++; if (!($1 in seen)) { seen[$1] = 1; o[++k] = $1 } }
+         END { print "| program | cases | native PASS | runsc PASS | Moat PASS | runsc PASS, Moat not |"; print "|---|---|---|---|---|---|"
+               for (i = 1; i <= k; i++) { p = o[i]; T += t[p]; N += n[p]; R += r[p]; M += m[p]; X += x[p]
+                   printf "| %s | %d | %d | %d | %d | %d |\n", p, t[p], n[p], r[p], m[p], x[p] }
+               printf "| **total** | %d | %d | %d | %d | %d |\n", T, N, R, M, X }' "$cases"
+    echo
+    echo "Program-level verdicts (exit status; HANG = killed by the watchdog):"
+    echo
+    echo '```'
+    cat "$progs"
+    echo '```'
+    echo
+    echo "Cases runsc passes and Moat does not (Moat's verdict):"
+    echo
+    awk '$4 == "PASS" && $5 != "PASS" { printf "- %s %s: %s\n", $1, $2, $5 }' "$cases"
+    rm -f "$progs" "$cases"
+}
+
+case "${1:-}" in
+    build) shift; cmd_build "$@" ;;
+    run) shift; cmd_run "$@" ;;
+    table) shift; cmd_table "$@" ;;
+    cases) shift; cmd_cases "$@" ;;
+    cache) gv_cache ;;
+    *) sed -n '2,33p' "$0" >&2; exit 2 ;;
+esac
