@@ -39,32 +39,32 @@ public enum DaemonConfinement {
     /// Capabilities the supervisor of `moat run -d` keeps. It starts a pod
     /// Sentry, forks or execs Gofers, publishes ports and brokers egress
     /// (Sandbox/Network.swift), joins a cgroup, and signals what it started.
-    static let supervisorCapabilities: [(cap: Int32, name: String)] = [
+    static let supervisorCapabilities = [
         // The Gofer's kept five (Gofer/Confinement.swift says why each):
-        (0, "chown"),             // files made for a guest user get its ids
-        (1, "dac_override"),      // the Sentry checks permissions, not the host
-        (2, "dac_read_search"),   // linkat(AT_EMPTY_PATH) of an open file
-        (3, "fowner"),            // chmod/utimes/xattrs on files of any owner
-        (4, "fsetid"),            // set-id bits kept across chmod/chown
-        (5, "kill"),              // signalling the Sentry, which runs as the sandbox's own id
-        (6, "setgid"),            // the Sentry takes the sandbox's host id (Confinement.finish)
-        (7, "setuid"),            // ditto, for the uid
-        (8, "setpcap"),           // Sentry and Gofer empty their bounding sets
-        (10, "net_bind_service"), // -p 80:8080: host ports below 1024 are bound here
-        (12, "net_admin"),        // the Sentry brings up its network namespace's loopback and routes
-        (13, "net_raw"),          // the egress broker's SO_BINDTODEVICE (Network.swift)
-        (18, "sys_chroot"),       // the Gofer's fallback when pivot_root is impossible
-        (19, "sys_ptrace"),       // /proc/SENTRY/ns/net of another id (port relays); the Sentry seizes its stubs before it drops its own
-        (21, "sys_admin"),        // mount namespaces, mounts and pivot_root of Sentry and Gofers; setns into the sandbox's network namespace
-        (23, "sys_nice"),         // the Sentry pins stub threads (Kernel/Task.swift) that may run as another id than it yet
+        "CAP_CHOWN",                // files made for a guest user get its ids
+        "CAP_DAC_OVERRIDE",         // the Sentry checks permissions, not the host
+        "CAP_DAC_READ_SEARCH",      // linkat(AT_EMPTY_PATH) of an open file
+        "CAP_FOWNER",               // chmod/utimes/xattrs on files of any owner
+        "CAP_FSETID",               // set-id bits kept across chmod/chown
+        "CAP_KILL",                 // signalling the Sentry, which runs as the sandbox's own id
+        "CAP_SETGID",               // the Sentry takes the sandbox's host id (Confinement.finish)
+        "CAP_SETUID",               // ditto, for the uid
+        "CAP_SETPCAP",              // Sentry and Gofer empty their bounding sets
+        "CAP_NET_BIND_SERVICE",     // -p 80:8080: host ports below 1024 are bound here
+        "CAP_NET_ADMIN",            // the Sentry brings up its network namespace's loopback and routes
+        "CAP_NET_RAW",              // the egress broker's SO_BINDTODEVICE (Network.swift)
+        "CAP_SYS_CHROOT",           // the Gofer's fallback when pivot_root is impossible
+        "CAP_SYS_PTRACE",           // /proc/SENTRY/ns/net of another id (port relays); the Sentry seizes its stubs before it drops its own
+        "CAP_SYS_ADMIN",            // mount namespaces, mounts and pivot_root of Sentry and Gofers; setns into the sandbox's network namespace
+        "CAP_SYS_NICE",             // the Sentry pins stub threads (Kernel/Task.swift) that may run as another id than it yet
     ]
 
     /// `moat cri` keeps the supervisor's set (the same pod Sentry, Gofers,
     /// port relays of port-forward) and what pulling images and CNI add.
     /// CNI plugins (bridge, host-local, portmap via iptables, `ip netns
     /// exec`) need net_admin, net_raw and sys_admin, which stay anyway.
-    static let criCapabilities: [(cap: Int32, name: String)] = supervisorCapabilities + [
-        (27, "mknod"),            // image layers hold device nodes (Images/Unpack.swift)
+    static let criCapabilities = supervisorCapabilities + [
+        "CAP_MKNOD",                // image layers hold device nodes (Images/Unpack.swift)
     ]
 
     /// Host calls no daemon and no child of one (Sentry, stubs, Gofer, CNI
@@ -105,7 +105,7 @@ public enum DaemonConfinement {
     /// programs (as Cilium's and Calico's do).
     static let supervisorOnlyDenied = ["bpf"]
 
-    static func capabilities(_ d: Daemon) -> [(cap: Int32, name: String)] {
+    static func capabilities(_ d: Daemon) -> [String] {
         d == .supervisor ? supervisorCapabilities : criCapabilities
     }
 
@@ -122,8 +122,9 @@ public enum DaemonConfinement {
     public static func confine(_ d: Daemon) -> String? {
         let threads = moat_thread_count()
         if threads != 1 { return "confinement must come before threads start (\(threads) running)" }
-        var keep: UInt64 = 0
-        for c in capabilities(d) { keep |= 1 << UInt64(c.cap) }
+        let kept = capabilities(d)
+        if let bad = kept.first(where: { Capability.number($0) == nil }) { return "no capability \(bad)" }
+        let keep = Capability.mask(kept)
         var r = moat_daemon_drop_caps(keep)
         if r != 0 { return "cannot drop capabilities: \(String(cString: strerror(-r)))" }
         r = moat_daemon_no_new_privs()
@@ -134,18 +135,5 @@ public enum DaemonConfinement {
         r = moat_daemon_deny_syscalls(names, Int32(names.count))
         if r != 0 { return "cannot install the seccomp deny-list: \(String(cString: strerror(-r)))" }
         return nil
-    }
-
-    /// Names of the capabilities in a /proc/PID/status mask ("CapEff" etc.),
-    /// for `moat debug`; nil when the mask is empty or holds them all.
-    public static func capabilityNames(_ hexMask: String) -> String? {
-        guard let m = UInt64(hexMask, radix: 16), m != 0, m & 0x1ff_ffff_ffff != 0x1ff_ffff_ffff else { return nil }
-        let names = ["chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
-                     "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock", "ipc_owner",
-                     "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
-                     "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write", "audit_control", "setfcap",
-                     "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
-                     "checkpoint_restore"]
-        return (0..<64).filter { m & (1 << UInt64($0)) != 0 }.map { $0 < names.count ? names[$0] : "cap\($0)" }.joined(separator: ",")
     }
 }
