@@ -1,27 +1,32 @@
 // Least privilege for Moat's long-lived daemons: the supervisor of
-// `moat run -d` (`moat standalone-supervise`, Sources/Standalone) and
-// `moat cri` (Sources/CRI).
+// `moat run -d` (`moat standalone-supervise`, Sources/Standalone), `moat
+// cri` (Sources/CRI), the node agent `moat node` (Sources/NodeAgent) and the
+// API server (`moat controlplane`, `moat apiserver`; Sources/ControlPlane).
+// `moat server` starts controlplane, cri and node as child processes of
+// their own (`moat controlplane ...`), so each confines itself here as it
+// would alone; the server's parent only supervises them and stays as
+// started: its children's bounding sets must still be able to differ.
 //
-// Neither can be confined like the launcher of `moat run` (CAP_KILL only,
-// an allow-list): for as long as they live they start sandboxes (the
-// supervisor restarts its container under --restart; `moat cri` starts
-// pods and containers), and every Sentry, Gofer and CNI plugin they start
-// inherits their bounding set and their seccomp filter. A root process's
-// exec takes its permitted set from the bounding set, and under
-// no-new-privs no more than its parent's permitted set, so a daemon's
+// The supervisor and `moat cri` cannot be confined like the launcher of
+// `moat run` (CAP_KILL only, an allow-list): for as long as they live they
+// start sandboxes (the supervisor restarts its container under --restart;
+// `moat cri` starts pods and containers), and every Sentry, Gofer and CNI
+// plugin they start inherits their bounding set and their seccomp filter. A
+// root process's exec takes its permitted set from the bounding set, and
+// under no-new-privs no more than its parent's permitted set, so a daemon's
 // bounding = permitted = effective set is the union of what it and every
 // child need. The child confines itself further (Gofer: 5 capabilities and
-// an allow-list; Sentry and stubs: none and an allow-list).
+// an allow-list; Sentry and stubs: none and an allow-list). The node agent
+// and the API server start no sandbox and keep much less.
 //
 // What goes:
-//  - every capability none of them uses (list below: what stays, and why);
+//  - every capability none of them uses (lists below: what stays, and why);
 //  - setuid and file-capability gains on exec (no-new-privs): no child
 //    runs a set-id program (CNI plugins, `ip`, iptables run as root already);
 //  - the host calls in `deniedSyscalls`, with EPERM, for the daemon and
 //    every descendant, native, i386 and x32 tables alike.
 // `moat debug PID` shows the result (caps, seccomp, no_new_privs), and
-// IntegrationTests/ConfinementTests checks it on a running supervisor and
-// `moat cri`.
+// IntegrationTests/ConfinementTests checks it on every thread of each.
 //
 // Called first thing in main (Sources/moat/Moat.swift), before any thread
 // starts: capabilities are per thread, and a thread started earlier would
@@ -34,6 +39,9 @@ public enum DaemonConfinement {
     public enum Daemon: String, Sendable {
         case supervisor = "standalone-supervise"
         case cri = "cri"
+        case node = "node"
+        case controlPlane = "controlplane"
+        case apiServer = "apiserver"
     }
 
     /// Capabilities the supervisor of `moat run -d` keeps. It starts a pod
@@ -66,6 +74,37 @@ public enum DaemonConfinement {
     static let criCapabilities = supervisorCapabilities + [
         "CAP_MKNOD",                // image layers hold device nodes (Images/Unpack.swift)
     ]
+
+    /// What the node agent keeps. It reaches pods through CRI (a Unix
+    /// socket), the API server over HTTP(S), reads /proc and statvfs for
+    /// eviction and image GC, and writes pod logs and volumes as root; none
+    /// of that needs a capability. What does:
+    static let nodeCapabilities = [
+        "CAP_DAC_OVERRIDE",         // removing a pod's emptyDir volume holds directories its guest made under its own ids and modes
+        "CAP_FOWNER",               // ditto, for files in a guest's sticky directory (an emptyDir used as /tmp)
+        "CAP_NET_BIND_SERVICE",     // the service proxy listens on Services' ports (DNS: 53) in pods' network namespaces
+        "CAP_NET_ADMIN",            // `nsenter --net ip route replace local SERVICE-CIDR` in a pod's namespace (NodeAgent/ServiceProxy.swift)
+        "CAP_SYS_PTRACE",           // opening /proc/SENTRY/ns/net of a Sentry that runs as the sandbox's own id (probes, proxy)
+        "CAP_SYS_ADMIN",            // setns into a pod's network namespace (probes, proxy listeners, nsenter); emptyDir medium Memory mounts a tmpfs
+    ]
+
+    /// The API server keeps nothing: it serves HTTP(S) on a TCP port and a
+    /// Unix socket, serves the cluster DNS over UDP and writes its SQLite
+    /// database (or talks to etcd) as root, in root's own directories. Only
+    /// a listening port below 1024 (the cluster DNS on 53 under `moat
+    /// server`, an API port like 443) keeps CAP_NET_BIND_SERVICE.
+    static func apiServerCapabilities(_ argv: [String]) -> [String] {
+        var ports: [Int] = []
+        for (i, a) in argv.enumerated() {
+            var value: String?
+            for flag in ["--listen", "--dns-listen"] {
+                if a == flag, i + 1 < argv.count { value = argv[i + 1] }
+                if a.hasPrefix(flag + "=") { value = String(a.dropFirst(flag.count + 1)) }
+            }
+            if let v = value, let c = v.lastIndex(of: ":"), let p = Int(v[v.index(after: c)...]) { ports.append(p) }
+        }
+        return ports.contains { $0 > 0 && $0 < 1024 } ? ["CAP_NET_BIND_SERVICE"] : []
+    }
 
     /// Host calls no daemon and no child of one (Sentry, stubs, Gofer, CNI
     /// plugin, `ip`, iptables) makes; each fails with EPERM.
@@ -103,14 +142,31 @@ public enum DaemonConfinement {
     /// Gofers (seccomp filters load with seccomp(), not bpf()). `moat cri`
     /// allows it: a CNI plugin an administrator installs may manage eBPF
     /// programs (as Cilium's and Calico's do).
-    static let supervisorOnlyDenied = ["bpf"]
+    /// So do the node agent (its children are `nsenter` and `ip route`) and
+    /// the API server (no children).
+    static let bpfDenied = ["bpf"]
 
-    static func capabilities(_ d: Daemon) -> [String] {
-        d == .supervisor ? supervisorCapabilities : criCapabilities
+    /// The API server never changes namespaces or mounts: with no
+    /// capabilities those fail anyway, except through a new user namespace,
+    /// whose creation it refuses too (new user namespaces open much of the
+    /// kernel to an unprivileged process).
+    static let apiServerOnlyDenied = ["unshare", "setns", "mount", "umount2", "pivot_root", "chroot"]
+
+    static func capabilities(_ d: Daemon, _ argv: [String]) -> [String] {
+        switch d {
+        case .supervisor: return supervisorCapabilities
+        case .cri: return criCapabilities
+        case .node: return nodeCapabilities
+        case .controlPlane, .apiServer: return apiServerCapabilities(argv)
+        }
     }
 
     static func denied(_ d: Daemon) -> [String] {
-        d == .supervisor ? deniedSyscalls + supervisorOnlyDenied : deniedSyscalls
+        switch d {
+        case .cri: return deniedSyscalls
+        case .supervisor, .node: return deniedSyscalls + bpfDenied
+        case .controlPlane, .apiServer: return deniedSyscalls + bpfDenied + apiServerOnlyDenied
+        }
     }
 
     /// The daemon a command line starts (argv[1]), or nil.
@@ -118,11 +174,11 @@ public enum DaemonConfinement {
         argv.count > 1 ? Daemon(rawValue: argv[1]) : nil
     }
 
-    /// Confines this process (single-threaded) as `d`; an error message, or nil.
-    public static func confine(_ d: Daemon) -> String? {
+    /// Confines this process (single-threaded), started as `d` with `argv`; an error message, or nil.
+    public static func confine(_ d: Daemon, argv: [String]) -> String? {
         let threads = moat_thread_count()
         if threads != 1 { return "confinement must come before threads start (\(threads) running)" }
-        let kept = capabilities(d)
+        let kept = capabilities(d, argv)
         if let bad = kept.first(where: { Capability.number($0) == nil }) { return "no capability \(bad)" }
         let keep = Capability.mask(kept)
         var r = moat_daemon_drop_caps(keep)
