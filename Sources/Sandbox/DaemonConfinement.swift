@@ -47,6 +47,10 @@ public enum DaemonConfinement {
     /// Capabilities the supervisor of `moat run -d` keeps. It starts a pod
     /// Sentry, forks or execs Gofers, publishes ports and brokers egress
     /// (Sandbox/Network.swift), joins a cgroup, and signals what it started.
+    /// Not CAP_SYS_NICE: the Sentry pins each stub thread (Task.pin) as the
+    /// sandbox's id, the stub's own, so sched_setaffinity needs none (stubs
+    /// are pinned alike without it); its other scheduling calls are the
+    /// guest's, kept in the Sentry and never passed to the host.
     static let supervisorCapabilities = [
         // The Gofer's kept five (Gofer/Confinement.swift says why each):
         "CAP_CHOWN",                // files made for a guest user get its ids
@@ -64,7 +68,6 @@ public enum DaemonConfinement {
         "CAP_SYS_CHROOT",           // the Gofer's fallback when pivot_root is impossible
         "CAP_SYS_PTRACE",           // /proc/SENTRY/ns/net of another id (port relays); the Sentry seizes its stubs before it drops its own
         "CAP_SYS_ADMIN",            // mount namespaces, mounts and pivot_root of Sentry and Gofers; setns into the sandbox's network namespace
-        "CAP_SYS_NICE",             // the Sentry pins stub threads (Kernel/Task.swift) that may run as another id than it yet
     ]
 
     /// `moat cri` keeps the supervisor's set (the same pod Sentry, Gofers,

@@ -276,10 +276,10 @@ struct ConfinementTests {
             _ = Integration.removeScratch(dir)
         }
         /// Capabilities no daemon may hold (bit numbers): module loading, raw
-        /// I/O, reboot, the clock, resource overrides, MAC, audit control,
+        /// I/O, reboot, scheduling others, the clock, resource overrides, MAC, audit control,
         /// file capabilities, perf and bpf, immutable files, syslog.
         let forbidden: [(Int, String)] = [(9, "linux_immutable"), (16, "sys_module"), (17, "sys_rawio"), (20, "sys_pacct"),
-                                          (22, "sys_boot"), (24, "sys_resource"), (25, "sys_time"), (30, "audit_control"),
+                                          (22, "sys_boot"), (23, "sys_nice"), (24, "sys_resource"), (25, "sys_time"), (30, "audit_control"),
                                           (31, "setfcap"), (32, "mac_override"), (33, "mac_admin"), (34, "syslog"),
                                           (38, "perfmon"), (39, "bpf")]
         /// Every thread of `pid`: CapEff = CapPrm = CapBnd without a forbidden
