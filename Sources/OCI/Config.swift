@@ -4,6 +4,8 @@
 // `linux` (solaris, windows, vm, zos, freebsd) must be objects and are
 // otherwise ignored: Moat runs Linux containers only.
 
+import Sandbox
+
 public struct Spec {
     public var ociVersion: String
     public var root: Root?
@@ -221,22 +223,5 @@ extension Spec.Hooks {
         prestart = try hooks("prestart"); createRuntime = try hooks("createRuntime")
         createContainer = try hooks("createContainer"); startContainer = try hooks("startContainer")
         poststart = try hooks("poststart"); poststop = try hooks("poststop")
-    }
-}
-
-/// Linux capability names and numbers (linux/capability.h).
-public enum Capability {
-    public static let names = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-                               "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-                               "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-                               "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-                               "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-                               "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-                               "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-                               "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-                               "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
-    public static func number(_ name: String) -> Int? { names.firstIndex(of: name) }
-    public static func mask(_ list: [String]) -> UInt64 {
-        list.reduce(0) { $0 | (number($1).map { UInt64(1) << UInt64($0) } ?? 0) }
     }
 }

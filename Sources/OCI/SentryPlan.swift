@@ -5,6 +5,7 @@
 
 import COCI
 import Glibc
+import Sandbox
 import Sentry
 
 public enum SentryPlan {

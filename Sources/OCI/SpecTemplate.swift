@@ -2,6 +2,7 @@
 // (features.md): what this runtime understands.
 
 import Glibc
+import Sandbox
 
 public enum SpecTemplate {
     public static func defaultConfig(args: [String] = ["sh"], terminal: Bool = true) -> JSON {

@@ -1,27 +1,32 @@
 // Least privilege for Moat's long-lived daemons: the supervisor of
-// `moat run -d` (`moat standalone-supervise`, Sources/Standalone) and
-// `moat cri` (Sources/CRI).
+// `moat run -d` (`moat standalone-supervise`, Sources/Standalone), `moat
+// cri` (Sources/CRI), the node agent `moat node` (Sources/NodeAgent) and the
+// API server (`moat controlplane`, `moat apiserver`; Sources/ControlPlane).
+// `moat server` starts controlplane, cri and node as child processes of
+// their own (`moat controlplane ...`), so each confines itself here as it
+// would alone; the server's parent only supervises them and stays as
+// started: its children's bounding sets must still be able to differ.
 //
-// Neither can be confined like the launcher of `moat run` (CAP_KILL only,
-// an allow-list): for as long as they live they start sandboxes (the
-// supervisor restarts its container under --restart; `moat cri` starts
-// pods and containers), and every Sentry, Gofer and CNI plugin they start
-// inherits their bounding set and their seccomp filter. A root process's
-// exec takes its permitted set from the bounding set, and under
-// no-new-privs no more than its parent's permitted set, so a daemon's
+// The supervisor and `moat cri` cannot be confined like the launcher of
+// `moat run` (CAP_KILL only, an allow-list): for as long as they live they
+// start sandboxes (the supervisor restarts its container under --restart;
+// `moat cri` starts pods and containers), and every Sentry, Gofer and CNI
+// plugin they start inherits their bounding set and their seccomp filter. A
+// root process's exec takes its permitted set from the bounding set, and
+// under no-new-privs no more than its parent's permitted set, so a daemon's
 // bounding = permitted = effective set is the union of what it and every
 // child need. The child confines itself further (Gofer: 5 capabilities and
-// an allow-list; Sentry and stubs: none and an allow-list).
+// an allow-list; Sentry and stubs: none and an allow-list). The node agent
+// and the API server start no sandbox and keep much less.
 //
 // What goes:
-//  - every capability none of them uses (list below: what stays, and why);
+//  - every capability none of them uses (lists below: what stays, and why);
 //  - setuid and file-capability gains on exec (no-new-privs): no child
 //    runs a set-id program (CNI plugins, `ip`, iptables run as root already);
 //  - the host calls in `deniedSyscalls`, with EPERM, for the daemon and
 //    every descendant, native, i386 and x32 tables alike.
 // `moat debug PID` shows the result (caps, seccomp, no_new_privs), and
-// IntegrationTests/ConfinementTests checks it on a running supervisor and
-// `moat cri`.
+// IntegrationTests/ConfinementTests checks it on every thread of each.
 //
 // Called first thing in main (Sources/moat/Moat.swift), before any thread
 // starts: capabilities are per thread, and a thread started earlier would
@@ -34,38 +39,75 @@ public enum DaemonConfinement {
     public enum Daemon: String, Sendable {
         case supervisor = "standalone-supervise"
         case cri = "cri"
+        case node = "node"
+        case controlPlane = "controlplane"
+        case apiServer = "apiserver"
     }
 
     /// Capabilities the supervisor of `moat run -d` keeps. It starts a pod
     /// Sentry, forks or execs Gofers, publishes ports and brokers egress
     /// (Sandbox/Network.swift), joins a cgroup, and signals what it started.
-    static let supervisorCapabilities: [(cap: Int32, name: String)] = [
+    /// Not CAP_SYS_NICE: the Sentry pins each stub thread (Task.pin) as the
+    /// sandbox's id, the stub's own, so sched_setaffinity needs none (stubs
+    /// are pinned alike without it); its other scheduling calls are the
+    /// guest's, kept in the Sentry and never passed to the host.
+    static let supervisorCapabilities = [
         // The Gofer's kept five (Gofer/Confinement.swift says why each):
-        (0, "chown"),             // files made for a guest user get its ids
-        (1, "dac_override"),      // the Sentry checks permissions, not the host
-        (2, "dac_read_search"),   // linkat(AT_EMPTY_PATH) of an open file
-        (3, "fowner"),            // chmod/utimes/xattrs on files of any owner
-        (4, "fsetid"),            // set-id bits kept across chmod/chown
-        (5, "kill"),              // signalling the Sentry, which runs as the sandbox's own id
-        (6, "setgid"),            // the Sentry takes the sandbox's host id (Confinement.finish)
-        (7, "setuid"),            // ditto, for the uid
-        (8, "setpcap"),           // Sentry and Gofer empty their bounding sets
-        (10, "net_bind_service"), // -p 80:8080: host ports below 1024 are bound here
-        (12, "net_admin"),        // the Sentry brings up its network namespace's loopback and routes
-        (13, "net_raw"),          // the egress broker's SO_BINDTODEVICE (Network.swift)
-        (18, "sys_chroot"),       // the Gofer's fallback when pivot_root is impossible
-        (19, "sys_ptrace"),       // /proc/SENTRY/ns/net of another id (port relays); the Sentry seizes its stubs before it drops its own
-        (21, "sys_admin"),        // mount namespaces, mounts and pivot_root of Sentry and Gofers; setns into the sandbox's network namespace
-        (23, "sys_nice"),         // the Sentry pins stub threads (Kernel/Task.swift) that may run as another id than it yet
+        "CAP_CHOWN",                // files made for a guest user get its ids
+        "CAP_DAC_OVERRIDE",         // the Sentry checks permissions, not the host
+        "CAP_DAC_READ_SEARCH",      // linkat(AT_EMPTY_PATH) of an open file
+        "CAP_FOWNER",               // chmod/utimes/xattrs on files of any owner
+        "CAP_FSETID",               // set-id bits kept across chmod/chown
+        "CAP_KILL",                 // signalling the Sentry, which runs as the sandbox's own id
+        "CAP_SETGID",               // the Sentry takes the sandbox's host id (Confinement.finish)
+        "CAP_SETUID",               // ditto, for the uid
+        "CAP_SETPCAP",              // Sentry and Gofer empty their bounding sets
+        "CAP_NET_BIND_SERVICE",     // -p 80:8080: host ports below 1024 are bound here
+        "CAP_NET_ADMIN",            // the Sentry brings up its network namespace's loopback and routes
+        "CAP_NET_RAW",              // the egress broker's SO_BINDTODEVICE (Network.swift)
+        "CAP_SYS_CHROOT",           // the Gofer's fallback when pivot_root is impossible
+        "CAP_SYS_PTRACE",           // /proc/SENTRY/ns/net of another id (port relays); the Sentry seizes its stubs before it drops its own
+        "CAP_SYS_ADMIN",            // mount namespaces, mounts and pivot_root of Sentry and Gofers; setns into the sandbox's network namespace
     ]
 
     /// `moat cri` keeps the supervisor's set (the same pod Sentry, Gofers,
     /// port relays of port-forward) and what pulling images and CNI add.
     /// CNI plugins (bridge, host-local, portmap via iptables, `ip netns
     /// exec`) need net_admin, net_raw and sys_admin, which stay anyway.
-    static let criCapabilities: [(cap: Int32, name: String)] = supervisorCapabilities + [
-        (27, "mknod"),            // image layers hold device nodes (Images/Unpack.swift)
+    static let criCapabilities = supervisorCapabilities + [
+        "CAP_MKNOD",                // image layers hold device nodes (Images/Unpack.swift)
     ]
+
+    /// What the node agent keeps. It reaches pods through CRI (a Unix
+    /// socket), the API server over HTTP(S), reads /proc and statvfs for
+    /// eviction and image GC, and writes pod logs and volumes as root; none
+    /// of that needs a capability. What does:
+    static let nodeCapabilities = [
+        "CAP_DAC_OVERRIDE",         // removing a pod's emptyDir volume holds directories its guest made under its own ids and modes
+        "CAP_FOWNER",               // ditto, for files in a guest's sticky directory (an emptyDir used as /tmp)
+        "CAP_NET_BIND_SERVICE",     // the service proxy listens on Services' ports (DNS: 53) in pods' network namespaces
+        "CAP_NET_ADMIN",            // `nsenter --net ip route replace local SERVICE-CIDR` in a pod's namespace (NodeAgent/ServiceProxy.swift)
+        "CAP_SYS_PTRACE",           // opening /proc/SENTRY/ns/net of a Sentry that runs as the sandbox's own id (probes, proxy)
+        "CAP_SYS_ADMIN",            // setns into a pod's network namespace (probes, proxy listeners, nsenter); emptyDir medium Memory mounts a tmpfs
+    ]
+
+    /// The API server keeps nothing: it serves HTTP(S) on a TCP port and a
+    /// Unix socket, serves the cluster DNS over UDP and writes its SQLite
+    /// database (or talks to etcd) as root, in root's own directories. Only
+    /// a listening port below 1024 (the cluster DNS on 53 under `moat
+    /// server`, an API port like 443) keeps CAP_NET_BIND_SERVICE.
+    static func apiServerCapabilities(_ argv: [String]) -> [String] {
+        var ports: [Int] = []
+        for (i, a) in argv.enumerated() {
+            var value: String?
+            for flag in ["--listen", "--dns-listen"] {
+                if a == flag, i + 1 < argv.count { value = argv[i + 1] }
+                if a.hasPrefix(flag + "=") { value = String(a.dropFirst(flag.count + 1)) }
+            }
+            if let v = value, let c = v.lastIndex(of: ":"), let p = Int(v[v.index(after: c)...]) { ports.append(p) }
+        }
+        return ports.contains { $0 > 0 && $0 < 1024 } ? ["CAP_NET_BIND_SERVICE"] : []
+    }
 
     /// Host calls no daemon and no child of one (Sentry, stubs, Gofer, CNI
     /// plugin, `ip`, iptables) makes; each fails with EPERM.
@@ -103,14 +145,31 @@ public enum DaemonConfinement {
     /// Gofers (seccomp filters load with seccomp(), not bpf()). `moat cri`
     /// allows it: a CNI plugin an administrator installs may manage eBPF
     /// programs (as Cilium's and Calico's do).
-    static let supervisorOnlyDenied = ["bpf"]
+    /// So do the node agent (its children are `nsenter` and `ip route`) and
+    /// the API server (no children).
+    static let bpfDenied = ["bpf"]
 
-    static func capabilities(_ d: Daemon) -> [(cap: Int32, name: String)] {
-        d == .supervisor ? supervisorCapabilities : criCapabilities
+    /// The API server never changes namespaces or mounts: with no
+    /// capabilities those fail anyway, except through a new user namespace,
+    /// whose creation it refuses too (new user namespaces open much of the
+    /// kernel to an unprivileged process).
+    static let apiServerOnlyDenied = ["unshare", "setns", "mount", "umount2", "pivot_root", "chroot"]
+
+    static func capabilities(_ d: Daemon, _ argv: [String]) -> [String] {
+        switch d {
+        case .supervisor: return supervisorCapabilities
+        case .cri: return criCapabilities
+        case .node: return nodeCapabilities
+        case .controlPlane, .apiServer: return apiServerCapabilities(argv)
+        }
     }
 
     static func denied(_ d: Daemon) -> [String] {
-        d == .supervisor ? deniedSyscalls + supervisorOnlyDenied : deniedSyscalls
+        switch d {
+        case .cri: return deniedSyscalls
+        case .supervisor, .node: return deniedSyscalls + bpfDenied
+        case .controlPlane, .apiServer: return deniedSyscalls + bpfDenied + apiServerOnlyDenied
+        }
     }
 
     /// The daemon a command line starts (argv[1]), or nil.
@@ -118,12 +177,13 @@ public enum DaemonConfinement {
         argv.count > 1 ? Daemon(rawValue: argv[1]) : nil
     }
 
-    /// Confines this process (single-threaded) as `d`; an error message, or nil.
-    public static func confine(_ d: Daemon) -> String? {
+    /// Confines this process (single-threaded), started as `d` with `argv`; an error message, or nil.
+    public static func confine(_ d: Daemon, argv: [String]) -> String? {
         let threads = moat_thread_count()
         if threads != 1 { return "confinement must come before threads start (\(threads) running)" }
-        var keep: UInt64 = 0
-        for c in capabilities(d) { keep |= 1 << UInt64(c.cap) }
+        let kept = capabilities(d, argv)
+        if let bad = kept.first(where: { Capability.number($0) == nil }) { return "no capability \(bad)" }
+        let keep = Capability.mask(kept)
         var r = moat_daemon_drop_caps(keep)
         if r != 0 { return "cannot drop capabilities: \(String(cString: strerror(-r)))" }
         r = moat_daemon_no_new_privs()
@@ -134,18 +194,5 @@ public enum DaemonConfinement {
         r = moat_daemon_deny_syscalls(names, Int32(names.count))
         if r != 0 { return "cannot install the seccomp deny-list: \(String(cString: strerror(-r)))" }
         return nil
-    }
-
-    /// Names of the capabilities in a /proc/PID/status mask ("CapEff" etc.),
-    /// for `moat debug`; nil when the mask is empty or holds them all.
-    public static func capabilityNames(_ hexMask: String) -> String? {
-        guard let m = UInt64(hexMask, radix: 16), m != 0, m & 0x1ff_ffff_ffff != 0x1ff_ffff_ffff else { return nil }
-        let names = ["chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
-                     "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock", "ipc_owner",
-                     "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
-                     "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write", "audit_control", "setfcap",
-                     "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
-                     "checkpoint_restore"]
-        return (0..<64).filter { m & (1 << UInt64($0)) != 0 }.map { $0 < names.count ? names[$0] : "cap\($0)" }.joined(separator: ",")
     }
 }

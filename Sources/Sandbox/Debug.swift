@@ -66,7 +66,9 @@ public enum SandboxDebug {
             block += "  root: \(r == nil ? "unknown" : isHost ? "the host's /" : "not the host's") (\(rootEntries(p)))\n"
             block += "  caps: eff \(statusField(p, "CapEff") ?? "?") prm \(statusField(p, "CapPrm") ?? "?") bnd \(statusField(p, "CapBnd") ?? "?")\n"
             // Named when some but not all are held (a daemon's or a Gofer's kept set).
-            if let names = DaemonConfinement.capabilityNames(statusField(p, "CapBnd") ?? "") { block += "  bounding set: \(names)\n" }
+            if let m = UInt64(statusField(p, "CapBnd") ?? "", radix: 16), m != 0, m & 0x1ff_ffff_ffff != 0x1ff_ffff_ffff {
+                block += "  bounding set: \(Capability.shortNames(m))\n"
+            }
             let seccomp = ["0": "off", "1": "strict", "2": "filter"][statusField(p, "Seccomp") ?? ""] ?? "?"
             block += "  seccomp: \(seccomp) (filters: \(statusField(p, "Seccomp_filters") ?? "?"))  no_new_privs: \(statusField(p, "NoNewPrivs") ?? "?")\n"
             let fds = openFDs(p)

@@ -37,10 +37,11 @@ struct Moat: AsyncParsableCommand {
     /// exits, and idle pool threads do exit.
     static func main() async {
         StartupProfile.begin()
-        // The long-lived daemons (`moat cri`, the supervisor of `moat run -d`)
-        // give up what no sandbox start needs, before any thread starts
-        // (Sandbox/DaemonConfinement.swift).
-        if let daemon = DaemonConfinement.daemon(CommandLine.arguments), let e = DaemonConfinement.confine(daemon) {
+        // The long-lived daemons (`moat cri`, the supervisor of `moat run -d`,
+        // `moat node`, the API server) give up what they and their children
+        // never need, before any thread starts (Sandbox/DaemonConfinement.swift).
+        if let daemon = DaemonConfinement.daemon(CommandLine.arguments),
+           let e = DaemonConfinement.confine(daemon, argv: CommandLine.arguments) {
             fputs("moat \(daemon.rawValue): \(e)\n", stderr)
             Glibc.exit(125)
         }

@@ -255,9 +255,10 @@ struct ConfinementTests {
 
     /// The long-lived daemons (Sandbox/DaemonConfinement.swift): the
     /// supervisor of `moat run -d` and `moat cri` keep only the capabilities
-    /// sandbox starts need (the same set in every thread, bounding set
-    /// included, so no child regains more), no-new-privs, and a seccomp
-    /// deny-list; and the supervisor can still restart its container.
+    /// sandbox starts need, the node agent and the API server only the few
+    /// they use (the same set in every thread, bounding set included, so no
+    /// child regains more), no-new-privs, and a seccomp deny-list; and the
+    /// supervisor can still restart its container.
     @Test func daemonsKeepOnlyWhatSandboxStartsNeed() async throws {
         guard Integration.isRoot else {
             try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: this test needs root")
@@ -268,22 +269,22 @@ struct ConfinementTests {
         let dir = try Integration.makeScratchDir(group: "confinement", name: "daemons")
         let env = Integration.hostEnvironment()
         var ids: [String] = []
-        var cri: Process?
+        var daemons: [Process] = []
         defer {
             for id in ids { _ = runSync([moat, "rm", "-f", "--root", dir + "/moat", id], env: env, timeout: 60) }
-            if let c = cri, c.isRunning { kill(c.processIdentifier, SIGKILL); c.waitUntilExit() }
+            for c in daemons.reversed() where c.isRunning { kill(c.processIdentifier, SIGKILL); c.waitUntilExit() }
             _ = Integration.removeScratch(dir)
         }
         /// Capabilities no daemon may hold (bit numbers): module loading, raw
-        /// I/O, reboot, the clock, resource overrides, MAC, audit control,
+        /// I/O, reboot, scheduling others, the clock, resource overrides, MAC, audit control,
         /// file capabilities, perf and bpf, immutable files, syslog.
         let forbidden: [(Int, String)] = [(9, "linux_immutable"), (16, "sys_module"), (17, "sys_rawio"), (20, "sys_pacct"),
-                                          (22, "sys_boot"), (24, "sys_resource"), (25, "sys_time"), (30, "audit_control"),
+                                          (22, "sys_boot"), (23, "sys_nice"), (24, "sys_resource"), (25, "sys_time"), (30, "audit_control"),
                                           (31, "setfcap"), (32, "mac_override"), (33, "mac_admin"), (34, "syslog"),
                                           (38, "perfmon"), (39, "bpf")]
         /// Every thread of `pid`: CapEff = CapPrm = CapBnd without a forbidden
-        /// bit, seccomp filter mode, no-new-privs.
-        func checkDaemon(_ pid: Int32, _ what: String) async throws {
+        /// bit (exactly `keeps` when given), seccomp filter mode, no-new-privs.
+        func checkDaemon(_ pid: Int32, _ what: String, keeps: UInt64? = nil) async throws {
             let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
             try #require(!tasks.isEmpty, "\(what): no threads")
             for t in tasks {
@@ -297,7 +298,11 @@ struct ConfinementTests {
                 #expect(f["CapEff"] == f["CapBnd"] && f["CapPrm"] == f["CapBnd"], "\(what) thread \(t): eff \(f["CapEff"] ?? "?") prm \(f["CapPrm"] ?? "?") bnd \(f["CapBnd"] ?? "?")")
                 let held = forbidden.filter { bnd & (1 << UInt64($0.0)) != 0 }.map(\.1)
                 #expect(held.isEmpty, "\(what) thread \(t) may still use \(held) (CapBnd \(f["CapBnd"] ?? "?"))")
-                #expect(bnd & (1 << 21) != 0, "\(what): without sys_admin it cannot start a sandbox")
+                if let k = keeps {
+                    #expect(bnd == k, "\(what) thread \(t): CapBnd \(f["CapBnd"] ?? "?"), not \(String(k, radix: 16))")
+                } else {
+                    #expect(bnd & (1 << 21) != 0, "\(what): without sys_admin it cannot start a sandbox")
+                }
                 #expect(f["Seccomp"] == "2", "\(what) thread \(t): Seccomp \(f["Seccomp"] ?? "?")")
                 #expect(f["NoNewPrivs"] == "1", "\(what) thread \(t): NoNewPrivs \(f["NoNewPrivs"] ?? "?")")
             }
@@ -305,7 +310,10 @@ struct ConfinementTests {
             let d = await runProcess([moat, "debug", "\(pid)"], env: env, timeout: 60).stdoutText
             let first = Self.parse(d).first
             #expect(first?.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && first?.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true, "\(what): \(d)")
-            #expect(first?.fields["bounding"]?.contains("sys_admin") == true && first?.fields["bounding"]?.contains("sys_module") == false, "\(what): \(d)")
+            let named = keeps == nil ? "sys_admin" : keeps! & (1 << 21) != 0 ? "sys_admin" : keeps! == 1 << 10 ? "net_bind_service" : nil
+            if let n = named {
+                #expect(first?.fields["bounding"]?.contains(n) == true && first?.fields["bounding"]?.contains("sys_module") == false, "\(what): \(d)")
+            }
         }
         func record(_ id: String) -> [String: Any] {
             guard let data = FileManager.default.contents(atPath: dir + "/moat/standalone/\(id)/record.json"),
@@ -344,9 +352,57 @@ struct ConfinementTests {
         c.standardOutput = FileHandle.nullDevice
         c.standardError = FileHandle.nullDevice
         try c.run()
-        cri = c
+        daemons.append(c)
         for _ in 0..<600 where access(dir + "/cri.sock", F_OK) != 0 && c.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
         try #require(c.isRunning && access(dir + "/cri.sock", F_OK) == 0, "moat cri did not start (status \(c.isRunning ? 0 : c.terminationStatus))")
         try await checkDaemon(c.processIdentifier, "moat cri")
+
+        // The API server, as `moat server` starts it: its cluster DNS on a
+        // port below 1024 keeps net_bind_service and nothing else.
+        func start(_ args: [String], until ready: String?) async throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: moat)
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            daemons.append(p)
+            for _ in 0..<1200 where ready.map({ access($0, F_OK) != 0 }) ?? false && p.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
+            try #require(p.isRunning && ready.map({ access($0, F_OK) == 0 }) ?? true, "\(args[0]) did not start (status \(p.isRunning ? 0 : p.terminationStatus))")
+            return p
+        }
+        /// A UDP port below 1024 nothing on 127.0.0.1 uses now.
+        func freeLowPort() throws -> Int {
+            for port in stride(from: 1000, to: 900, by: -1) {
+                let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                defer { close(fd) }
+                var a = sockaddr_in()
+                a.sin_family = sa_family_t(AF_INET)
+                a.sin_port = in_port_t(UInt16(port)).bigEndian
+                a.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let r = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                if r == 0 { return port }
+            }
+            throw CocoaError(.featureUnsupported)
+        }
+        let api = dir + "/api.sock"
+        let cp = try await start(["controlplane", "--listen", "127.0.0.1:0", "--local-socket", api, "--data-dir", dir + "/store",
+                                  "--leader-elect", "false", "--dns-listen", "127.0.0.1:\(try freeLowPort())"], until: api)
+        try await checkDaemon(cp.processIdentifier, "moat controlplane", keeps: 1 << 10)
+
+        // The node agent, registered with that API server and using moat cri:
+        // dac_override, fowner, net_bind_service, net_admin, sys_ptrace, sys_admin.
+        let nodeCaps: UInt64 = 1 << 1 | 1 << 3 | 1 << 10 | 1 << 12 | 1 << 19 | 1 << 21
+        let node = try await start(["node", "--server", "unix://" + api, "--cri", "unix://\(dir)/cri.sock", "--name", "confined",
+                                    "--root", dir + "/node", "--log-directory", dir + "/pod-logs", "--port", "0"], until: nil)
+        // Registered: its Node is in the store (the agent got that far confined).
+        var registered = false
+        for _ in 0..<600 where !registered && node.isRunning {
+            let r = await runProcess(["/usr/bin/curl", "-sf", "--unix-socket", api, "http://localhost/api/v1/nodes/confined"], env: env, timeout: 10)
+            registered = r.exitStatus == 0
+            if !registered { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(registered && node.isRunning, "the confined node agent did not register its Node")
+        try await checkDaemon(node.processIdentifier, "moat node", keeps: nodeCaps)
     }
 }
