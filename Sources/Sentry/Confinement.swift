@@ -32,6 +32,7 @@
 
 import CMoat
 import Glibc
+import Platform
 
 enum Confinement {
     /// The host id the sandbox runs as once confined, 0 until `begin`.
@@ -53,10 +54,21 @@ enum Confinement {
 
     /// Step 3. Returns an error message, or nil.
     static func finish() -> String? {
+        // This thread and the stub factory's, which drops its own privileges
+        // below: any other thread started before now would keep them.
+        if threadCount() > 2 { return "a thread started before the sentry confined itself" }
         var r = moat_sentry_empty_root()
         if r != 0 { return "cannot empty the sentry's root: errno \(-r)" }
         r = moat_drop_privileges_as(sandboxID)
         if r != 0 { return "cannot drop the sentry's privileges: errno \(-r)" }
+        // Ids, capabilities and the bounding set are per thread (the raw
+        // calls above change this thread only), and the stub factory's
+        // thread started before this: it drops them itself, or it would
+        // stay host root with the launcher's capabilities in the Sentry's
+        // address space. The seccomp filter below reaches it by TSYNC.
+        let id = sandboxID
+        r = StubFactory.shared.onFactoryThread { moat_drop_privileges_as(id) }
+        if r != 0 { return "cannot drop the stub factory thread's privileges: errno \(-r)" }
         r = moat_sentry_seccomp()
         if r != 0 { return "cannot install the sentry's seccomp filter: errno \(-r)" }
         return nil

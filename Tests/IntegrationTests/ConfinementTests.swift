@@ -12,7 +12,7 @@ import Glibc
 
 @Suite("Sentry and stub confinement (moat debug)")
 struct ConfinementTests {
-    struct Proc { var role = ""; var fields: [String: String] = [:]; var fds: [String] = [] }
+    struct Proc { var pid: Int32 = 0; var role = ""; var fields: [String: String] = [:]; var fds: [String] = [] }
 
     /// Parses `moat debug` output: "pid N (ppid M): ROLE" then "  key: value" / "  key value" lines.
     static func parse(_ text: String) -> [Proc] {
@@ -21,6 +21,7 @@ struct ConfinementTests {
             if line.hasPrefix("pid ") {
                 var p = Proc()
                 if let r = line.range(of: "): ") { p.role = String(line[r.upperBound...]) }
+                p.pid = Int32(line.dropFirst(4).prefix { $0 != " " }) ?? 0
                 out.append(p)
             } else if line.hasPrefix("    "), let r = line.range(of: " -> "), !out.isEmpty {
                 out[out.count - 1].fds.append(String(line[r.upperBound...]))
@@ -92,6 +93,27 @@ struct ConfinementTests {
                         "\(p.role): \(p.fields["seccomp"] ?? "")")
             }
             for s in [sentry] + stubs { #expect(s.fields["caps"]?.hasPrefix("caps: eff 0000000000000000 prm 0000000000000000") == true) }
+            // moat debug reads the process's first thread; ids and
+            // capabilities are per thread, so every thread is read too (the
+            // stub factory's thread, started before confinement, once kept
+            // host root and the launcher's capabilities).
+            for p in [sentry] + stubs {
+                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.pid)/task")) ?? []
+                #expect(!tasks.isEmpty, "\(p.role): no threads under /proc/\(p.pid)/task")
+                for t in tasks {
+                    guard let status = try? String(contentsOfFile: "/proc/\(p.pid)/task/\(t)/status", encoding: .utf8) else { continue }
+                    var f: [String: String] = [:]
+                    for l in status.split(separator: "\n") {
+                        if let c = l.firstIndex(of: ":") { f[String(l[..<c])] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces) }
+                    }
+                    let ids = f["Uid"]?.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init) ?? []
+                    #expect(ids == [uid, uid, uid, uid], "\(p.role) thread \(t) runs as \(f["Uid"] ?? "?")")
+                    for k in ["CapEff", "CapPrm", "CapBnd"] {
+                        #expect(f[k] == "0000000000000000", "\(p.role) thread \(t): \(k) \(f[k] ?? "?")")
+                    }
+                    #expect(f["NoNewPrivs"] == "1" && f["Seccomp"] == "2", "\(p.role) thread \(t): NoNewPrivs \(f["NoNewPrivs"] ?? "?") Seccomp \(f["Seccomp"] ?? "?")")
+                }
+            }
             // Every descriptor accounted for: a stub holds only its pidfd; the
             // Sentry holds channels (sockets, pipes, event and memory fds),
             // its stdio, its network namespace's /proc files and files the

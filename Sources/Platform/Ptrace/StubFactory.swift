@@ -17,6 +17,10 @@ public final class StubFactory: @unchecked Sendable {
     private var thread = pthread_t()
     private var startError: Int32 = 0
     private var started = false
+    /// A call `onFactoryThread` runs on the factory's thread, and its result.
+    private var job: (() -> Int32)?
+    private var jobResult: Int32?
+    private var exited = false
 
     public static let shared = StubFactory()
 
@@ -66,6 +70,21 @@ public final class StubFactory: @unchecked Sendable {
         if e != 0 { throw HostErrno(e) }
     }
 
+    /// Runs `body` on the factory's own thread and returns its result, or
+    /// -ESRCH when that thread has ended. Credentials and capabilities are
+    /// per thread on Linux: the Sentry's confinement drops them on this
+    /// thread too (Sentry/Confinement.swift), or it would keep host root.
+    public func onFactoryThread(_ body: @escaping () -> Int32) -> Int32 {
+        pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
+        if exited || !started { return exited ? -ESRCH : -EAGAIN }
+        job = body
+        jobResult = nil
+        pthread_cond_broadcast(&cond)
+        while jobResult == nil && !exited { pthread_cond_wait(&cond, &mu) }
+        return jobResult ?? -ESRCH
+    }
+
     /// Returns the host pid of a new, untraced stub process.
     public func newAddressSpace() -> Result<pid_t, HostErrno> {
         pthread_mutex_lock(&mu)
@@ -89,9 +108,18 @@ public final class StubFactory: @unchecked Sendable {
         started = true
         if master == nil { startError = pid < 0 ? -pid : ESRCH }
         pthread_cond_broadcast(&cond)
-        guard let master else { pthread_mutex_unlock(&mu); return }
+        guard let master else { exited = true; pthread_mutex_unlock(&mu); return }
         while true {
-            while requests == 0 { pthread_cond_wait(&cond, &mu) }
+            while requests == 0 && job == nil { pthread_cond_wait(&cond, &mu) }
+            if let j = job {
+                job = nil
+                pthread_mutex_unlock(&mu)
+                let r = j()
+                pthread_mutex_lock(&mu)
+                jobResult = r
+                pthread_cond_broadcast(&cond)
+                continue
+            }
             requests -= 1
             pthread_mutex_unlock(&mu)
             let child = master.cloneStub(flags: 0x8000 /* CLONE_PARENT */)
