@@ -34,6 +34,18 @@ struct ConfinementTests {
         return out
     }
 
+    /// The "Key: value" fields of one thread's /proc/PID/task/TID/status:
+    /// ids and capabilities are per thread, so confinement is read per thread.
+    static func threadStatus(_ pid: Int32, _ tid: String) throws -> [String: String] {
+        let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)
+        var f: [String: String] = [:]
+        for line in status.split(separator: "\n") {
+            let kv = line.split(separator: ":", maxSplits: 1)
+            if kv.count == 2 { f[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return f
+    }
+
     /// Real, effective, saved and file-system uid from "uid A\tB\tC\tD  gid ...".
     static func uids(_ p: Proc) -> [String] {
         guard let f = p.fields["uid"] else { return [] }
@@ -101,11 +113,7 @@ struct ConfinementTests {
                 let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.pid)/task")) ?? []
                 #expect(!tasks.isEmpty, "\(p.role): no threads under /proc/\(p.pid)/task")
                 for t in tasks {
-                    guard let status = try? String(contentsOfFile: "/proc/\(p.pid)/task/\(t)/status", encoding: .utf8) else { continue }
-                    var f: [String: String] = [:]
-                    for l in status.split(separator: "\n") {
-                        if let c = l.firstIndex(of: ":") { f[String(l[..<c])] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces) }
-                    }
+                    guard let f = try? Self.threadStatus(p.pid, t) else { continue }
                     let ids = f["Uid"]?.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init) ?? []
                     #expect(ids == [uid, uid, uid, uid], "\(p.role) thread \(t) runs as \(f["Uid"] ?? "?")")
                     for k in ["CapEff", "CapPrm", "CapBnd"] {
@@ -310,13 +318,8 @@ struct ConfinementTests {
             let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
             try #require(!tasks.isEmpty, "\(what): no threads")
             for t in tasks {
-                let status = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/status", encoding: .utf8)
-                var f: [String: String] = [:]
-                for line in status.split(separator: "\n") {
-                    let kv = line.split(separator: ":", maxSplits: 1)
-                    if kv.count == 2 { f[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
-                }
-                let bnd = try #require(f["CapBnd"].flatMap { UInt64($0, radix: 16) }, "\(what) thread \(t): \(status)")
+                let f = try Self.threadStatus(pid, t)
+                let bnd = try #require(f["CapBnd"].flatMap { UInt64($0, radix: 16) }, "\(what) thread \(t): \(f)")
                 #expect(f["CapEff"] == f["CapBnd"] && f["CapPrm"] == f["CapBnd"], "\(what) thread \(t): eff \(f["CapEff"] ?? "?") prm \(f["CapPrm"] ?? "?") bnd \(f["CapBnd"] ?? "?")")
                 let held = forbidden.filter { bnd & (1 << UInt64($0.0)) != 0 }.map(\.1)
                 #expect(held.isEmpty, "\(what) thread \(t) may still use \(held) (CapBnd \(f["CapBnd"] ?? "?"))")
