@@ -20,7 +20,7 @@
  *   peer shut for reading is EPIPE; /proc/self/fd/N of a socket is ENXIO;
  *   SIOCGIFINDEX; other levels than SOL_SOCKET are EOPNOTSUPP; bind into a
  *   missing directory is ENOENT; SO_PEERCRED of a lone and of a listening
- *   socket. */
+ *   socket; an SCM_RIGHTS sent over TCP is ignored (the send succeeds). */
 #include "t.h"
 #include <net/if.h>
 #include <netinet/in.h>
@@ -351,6 +351,21 @@ static void unix_misc(void) {
     close(l);
 }
 
+/* SCM_RIGHTS over TCP (loopback): Linux ignores it, the send succeeds. */
+static void inet_rights(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al)) { say("tcp listener: %s", ename(errno)); return; }
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    T(connect(c, (struct sockaddr *)&a, sizeof a));
+    int s = accept(l, NULL, NULL);
+    send_fds(c, &l, 1, "x", 1);
+    char b;
+    T(read(s, &b, 1));
+    close(s); close(c); close(l);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     status_flags();
@@ -368,5 +383,6 @@ int main(void) {
     shut_read(SOCK_DGRAM, "datagram");
     shut_read(SOCK_SEQPACKET, "seqpacket");
     unix_misc();
+    inet_rights();
     return 0;
 }
