@@ -26,6 +26,7 @@ final class HostFileFD: FileDescription {
     }
 
     override var seekable: Bool { !isStream }
+    override var statfsMagic: Int64 { inode?.fsMagic ?? 0x01021994 }
     override var pollHostFD: Int32 { isStream ? fd : -1 }
     /// Epoll waiters: a read or write on a host stream (or its EAGAIN) is
     /// the one change of it the Sentry sees; it re-arms edge-triggered
@@ -146,7 +147,7 @@ final class HostFileFD: FileDescription {
             if r < 0 {
                 let e = errno
                 if e == EINTR { continue }
-                if e == EPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+                if e == EPIPE { t.sendSelfSignal(SIGPIPE) }
                 if e == EAGAIN && isStream && !nonblocking { continue }
                 if e == EAGAIN { waiters.notifyAll() }
                 if done == 0 { return err(e) }

@@ -11,6 +11,9 @@ final class Pipe {
     var writers = 0
     var waiters = WaitQueue()
     var hadWriter = false
+    /// A socket's receiving end shut down for reading (shutdown SHUT_RD):
+    /// the sender's writes fail with EPIPE.
+    var readShut = false
     /// Opens of each end so far: a FIFO opener waits for the other end to
     /// have been opened, even if it was closed again since (Linux's
     /// r_counter/w_counter).
@@ -66,6 +69,7 @@ final class PipeFD: FileDescription {
     }
 
     override var seekable: Bool { false }
+    override var statfsMagic: Int64 { inode?.fsMagic ?? 0x50495045 } // PIPEFS_MAGIC
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -114,7 +118,7 @@ final class PipeFD: FileDescription {
         defer { if held { FDTable.drop(self) } }
         while done < count {
             if pipe.readers == 0 {
-                if !suppressSIGPIPE { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+                if !suppressSIGPIPE { t.sendSelfSignal(SIGPIPE) }
                 return done > 0 ? done : err(EPIPE)
             }
             let packet = flags & O_DIRECT != 0

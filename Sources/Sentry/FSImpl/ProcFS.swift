@@ -185,6 +185,7 @@ extension Kernel {
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
+        entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         entries["net"] = { k.makeProcNetDir() }
         // The container's id mappings (the sandbox's ids are container ids).
@@ -205,7 +206,7 @@ extension Kernel {
         let names = entries.keys.sorted()
         return ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
             entries[String(decoding: n, as: UTF8.self)]?()
-        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
     }
 
     func procFdDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
@@ -216,6 +217,26 @@ extension Kernel {
         }, list: { _ in
             guard let t = task() else { return [] }
             return t.fds.entries.indices.compactMap { i in t.fds.entries[i] == nil ? nil : DirEntry(ino: ino + 1000 + UInt64(i), type: 10, name: Array("\(i)".utf8)) }
+        })
+    }
+
+    /// /proc/PID/fdinfo: a file per open fd with its "pos", "flags" (F_GETFL's,
+    /// in octal, with O_CLOEXEC when the descriptor has it), "mnt_id" and
+    /// "ino", as Linux prints them. A file names its descriptor by number
+    /// and holds no reference: a stat of it never keeps a pipe end open.
+    func procFdInfoDir(_ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
+        let k = self
+        return ProcNode(kernel: k, ino: ino, mode: S_IFDIR_ | 0o555, lookup: { _, n in
+            guard let fd = Int32(String(decoding: n, as: UTF8.self)), let t = task(), t.fds.get(fd) != nil else { return nil }
+            return ProcNode(kernel: k, ino: ino + 1000 + UInt64(fd), mode: S_IFREG_ | 0o444, content: { _ in
+                guard let t = task(), let f = t.fds.get(fd) else { return [] }
+                let flags = UInt32(bitPattern: f.statusFlags | (t.fds.cloexec(fd) ? O_CLOEXEC : 0))
+                let st = (try? f.stat().get()) ?? Stat()
+                return Array("pos:\t\(f.offset)\nflags:\t0\(String(flags, radix: 8))\nmnt_id:\t\(f.path?.mount.id ?? 0)\nino:\t\(st.ino)\n".utf8)
+            })
+        }, list: { _ in
+            guard let t = task() else { return [] }
+            return t.fds.entries.indices.compactMap { i in t.fds.entries[i] == nil ? nil : DirEntry(ino: ino + 1000 + UInt64(i), type: 8, name: Array("\(i)".utf8)) }
         })
     }
 
@@ -358,9 +379,11 @@ final class ProcFdTarget: Inode {
     override var cacheable: Bool { false }
     override func stat() -> Result<Stat, Errno> { file.stat() }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        // A socket has no open (Linux's sock_no_open): ENXIO.
+        if file is UnixSocketFD || file is UnixSockFD || file is InetSocketFD { return .failure(Errno(ENXIO)) }
         // A pipe is opened anew, with the access mode asked for.
         if let p = file as? PipeFD {
-            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), named: false)
+            return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC) | O_LARGEFILE_, named: false)
         }
         return .success(file)
     }

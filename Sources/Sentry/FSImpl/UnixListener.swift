@@ -48,6 +48,7 @@ final class UnixSockFD: FileDescription {
     var isDatagram: Bool { type == SOCK_DGRAM_ && conn == nil }
 
     override var seekable: Bool { false }
+    override var statfsMagic: Int64 { 0x534F434B } // SOCKFS_MAGIC, bound to a name or not
     override var readable: Bool { true }
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
@@ -150,7 +151,7 @@ final class UnixSockFD: FileDescription {
     override func removeWaiter(_ t: Task) { waiters.remove(t); conn?.removeWaiter(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if isDatagram && cmd == 0x541B { return t.writeI32(arg, Int32(datagrams.first?.data.count ?? 0)) ? 0 : err(EFAULT) }
-        return conn?.ioctl(t, cmd, arg) ?? err(ENOTTY)
+        return conn?.ioctl(t, cmd, arg) ?? interfaceIoctlWithoutSocket(t, cmd, arg)
     }
     override func release() {
         conn?.release()

@@ -88,6 +88,7 @@ final class UnixSocketFD: FileDescription {
     }
 
     override var seekable: Bool { false }
+    override var statfsMagic: Int64 { 0x534F434B } // SOCKFS_MAGIC, bound to a name or not
     override var readable: Bool { true }
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
@@ -113,13 +114,20 @@ final class UnixSocketFD: FileDescription {
     func sendBytes(_ t: Task, _ data: [UInt8], anc: Ancillary?, dontWait: Bool, noSignal: Bool) -> Int {
         let p = tx.pipe
         func broken() -> Int {
-            if !noSignal { t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE)) }
+            if !noSignal { t.sendSelfSignal(SIGPIPE) }
             return err(EPIPE)
         }
         if shutWrite { return broken() }
+        // The peer shut its reading side: EPIPE, with SIGPIPE only for a
+        // stream (Linux's unix_dgram_sendmsg, seqpacket's too, raises none).
+        if p.readShut { anc?.discard(); return messageMode ? err(EPIPE) : broken() }
         var anc = anc
-        if anc == nil && txAnc.passcred { anc = Ancillary(files: [], cred: t.unixCred) }
-        if anc != nil && anc!.cred == nil && txAnc.passcred { anc!.cred = t.unixCred }
+        // The sender's credentials go with every send once either end asked
+        // for SO_PASSCRED (Linux's unix_passcred_enabled): the receiver may
+        // turn it on after the send and still read who sent it.
+        let passcred = txAnc.passcred || rxAnc.passcred
+        if anc == nil && passcred { anc = Ancillary(files: [], cred: t.unixCred) }
+        if anc != nil && anc!.cred == nil && passcred { anc!.cred = t.unixCred }
         let count = data.count
         if messageMode {
             if count > p.capacity { anc?.discard(); return err(EMSGSIZE) }
@@ -219,8 +227,18 @@ final class UnixSocketFD: FileDescription {
                 let w = wait(t, p, rcvTimeoutNs) { p.available == 0 && p.writers > 0 }
                 if w < 0 { return out.isEmpty ? Received(ret: w) : Received(ret: out.count, data: out, anc: anc) }
             }
-            if max == 0 { return Received(ret: 0) }
             while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
+            if max == 0 {
+                // A zero-length read still takes the files of the send at
+                // the head (its bytes stay, the files come once), as Linux.
+                if !peek, let e = q.entries.first, e.at == q.read, !e.anc.files.isEmpty {
+                    let a = Ancillary(files: [], cred: e.anc.cred)
+                    a.files = e.anc.files          // the in-flight references move with them
+                    e.anc.files.removeAll()
+                    return Received(ret: 0, anc: a)
+                }
+                return Received(ret: 0)
+            }
             var limit = p.available
             if !peek {
                 // Linux's unix_stream_read_generic: a read runs on across
@@ -229,7 +247,7 @@ final class UnixSocketFD: FileDescription {
                 // joins sends of different writers.
                 var carriesFiles = false
                 if let e = q.entries.first, e.at == q.read {
-                    if !out.isEmpty, let c = e.anc.cred, let f = firstCred, !sameWriter(c, f) { break }
+                    if !out.isEmpty, q.passcred, let c = e.anc.cred, let f = firstCred, !sameWriter(c, f) { break }
                     q.entries.removeFirst()
                     if out.isEmpty { firstCred = e.anc.cred }
                     carriesFiles = !e.anc.files.isEmpty
@@ -306,7 +324,7 @@ final class UnixSocketFD: FileDescription {
     }
 
     func shutdown(_ how: Int32) {
-        if how == SHUT_RD || how == SHUT_RDWR { shutRead = true; rx.pipe.notify() }
+        if how == SHUT_RD || how == SHUT_RDWR { shutRead = true; rx.pipe.readShut = true; rx.pipe.notify() }
         if (how == SHUT_WR || how == SHUT_RDWR) && !shutWrite {
             shutWrite = true
             tx.release() // the peer sees end of file
@@ -332,7 +350,8 @@ final class UnixSocketFD: FileDescription {
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if cmd == 0x5411 { return t.writeI32(arg, Int32(tx.pipe.available)) ? 0 : err(EFAULT) } // SIOCOUTQ
         if cmd == 0x541B && messageMode { return t.writeI32(arg, Int32(rx.pipe.messages.first ?? 0)) ? 0 : err(EFAULT) }
-        return rx.ioctl(t, cmd, arg)
+        if cmd == 0x541B { return rx.ioctl(t, cmd, arg) }
+        return interfaceIoctlWithoutSocket(t, cmd, arg)
     }
     override func release() {
         rx.release()

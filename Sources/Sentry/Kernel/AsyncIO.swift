@@ -96,9 +96,12 @@ func asyncFcntl(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ arg: UInt64) ->
     switch cmd {
     case F_SETOWN:
         let v = Int32(truncatingIfNeeded: arg)
-        var o = f.asyncOwner ?? AsyncOwner()
+        if v == Int32.min { return err(EINVAL) }        // -v would overflow (Linux checks it)
         // Owners are kept as the root namespace numbers them (PidNamespaces.swift).
-        if v < 0 { o.kind = .group; o.id = v == Int32.min ? Int32.max : t.gpid(-v) } else { o.kind = .process; o.id = t.gpid(v) }
+        let id = v == 0 ? 0 : t.gpid(v < 0 ? -v : v)
+        if id != 0 && !pidInUse(t.kernel, id) { return err(ESRCH) }
+        var o = f.asyncOwner ?? AsyncOwner()
+        o.kind = v < 0 ? .group : .process; o.id = id
         f.asyncOwner = o
         return 0
     case F_GETOWN:
@@ -108,17 +111,10 @@ func asyncFcntl(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ arg: UInt64) ->
         guard let b = t.copyIn(arg, 8) else { return err(EFAULT) }
         guard let kind = AsyncOwner.Kind(rawValue: Int32(bitPattern: get32(b, 0))) else { return err(EINVAL) }
         let local = Int32(bitPattern: get32(b, 4))
-        if local < 0 { return err(EINVAL) }
-        let id = t.gpid(local)
-        if id != 0 {
-            let exists: Bool
-            switch kind {
-            case .thread: exists = t.kernel.tasks[id] != nil
-            case .process: exists = t.kernel.threadGroup(id) != nil
-            case .group: exists = t.kernel.threadGroups.values.contains { $0.pgid == id }
-            }
-            if !exists { return err(ESRCH) }
-        }
+        // Any pid in use will do whatever the type (Linux looks the number
+        // up once); a negative one names none.
+        let id = local <= 0 ? 0 : t.gpid(local)
+        if local < 0 || local > 0 && !pidInUse(t.kernel, id) { return err(ESRCH) }
         var o = f.asyncOwner ?? AsyncOwner()
         o.kind = kind; o.id = id
         f.asyncOwner = o
@@ -140,4 +136,13 @@ func asyncFcntl(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ arg: UInt64) ->
     default:
         return nil
     }
+}
+
+/// Whether a pid number (as the root namespace numbers it) is in use, as
+/// Linux's find_vpid sees it: a thread, a process not yet reaped, or a
+/// process group or session some process still belongs to.
+private func pidInUse(_ k: Kernel, _ id: Int32) -> Bool {
+    if k.tasks[id] != nil { return true }
+    if let tg = k.threadGroups[id], !tg.reaped { return true }
+    return k.threadGroups.values.contains { !$0.reaped && ($0.pgid == id || $0.sid == id) }
 }

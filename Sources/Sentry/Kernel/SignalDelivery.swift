@@ -322,6 +322,17 @@ extension Task {
         pending.add(signo, info)
     }
 
+    /// What Linux's send_sig(sig, current, 0) does for SIGPIPE on a broken
+    /// pipe or socket and SIGXFSZ past RLIMIT_FSIZE: a signal to this
+    /// thread, SI_USER with its own pid and uid as the sender's.
+    /// Requires: mu held.
+    func sendSelfSignal(_ sig: Int32) {
+        var info = SigInfo(signo: sig)
+        info.pid = vpid(tg.tgid)
+        info.uid = creds.uid
+        sendSignal(sig, info)
+    }
+
     /// Sends a thread-directed signal. Requires: mu held.
     func sendSignal(_ sig: Int32, _ info: SigInfo) {
         if tg.exiting { return }

@@ -85,6 +85,8 @@ func installPair(_ t: Task, _ a: FileDescription, _ b: FileDescription, cloexec:
 func sysFcntl(_ t: Task, _ a: Args) -> Int {
     let fd = a.int(0)
     guard let f = t.fds.get(fd) else { return err(EBADF) }
+    // An O_PATH descriptor takes only these (Linux's check_fcntl_cmd).
+    if f.flags & O_PATH != 0 && ![F_DUPFD, 1030, F_GETFD, F_SETFD, F_GETFL].contains(a.int(1)) { return err(EBADF) }
     switch a.int(1) {
     case F_DUPFD, 1030 /* F_DUPFD_CLOEXEC */:
         let min = a.int(2)
@@ -92,8 +94,7 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return t.fds.install(f, minFD: min, cloexec: a.int(1) == 1030, limit: fdLimit(t))
     case F_GETFD: return t.fds.cloexec(fd) ? 1 : 0
     case F_SETFD: t.fds.setCloexec(fd, a.int(2) & 1 != 0); return 0
-    case F_GETFL:
-        return Int(f.flags & ~(O_CLOEXEC)) | (f is PipeFD || f is HostFileFD ? 0 : 0x8000 /* O_LARGEFILE */)
+    case F_GETFL: return Int(f.statusFlags)
     case F_SETFL:
         let settable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME
         let wasAsync = f.flags & O_ASYNC != 0
@@ -123,13 +124,12 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
 /// flock(2): whole-file locks owned by the open file description.
 func sysFlock(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-    guard let ino = f.inode else { return err(EINVAL) }
+    guard let key = lockKey(f) else { return err(EINVAL) }
     let op = a.int(1)
     let nb = op & 4 != 0
     let kind = op & ~4
     if kind != 1 && kind != 2 && kind != 8 { return err(EINVAL) } // LOCK_SH, LOCK_EX, LOCK_UN
     let locks = t.kernel.fileLocks
-    let key = FileLocks.key(ino)
     let owner = FileLocks.Owner.description(ObjectIdentifier(f))
     f.lockKey = key
     if kind == 8 {
@@ -149,9 +149,18 @@ func sysFlock(_ t: Task, _ a: Args) -> Int {
     return 0
 }
 
+/// What a lock on `f` is keyed by: its inode, or for a pipe or a socket
+/// (an inode of pipefs or sockfs on Linux, outside the tree here) the
+/// device and inode number fstat gives it: both take locks on Linux.
+private func lockKey(_ f: FileDescription) -> FileLocks.Key? {
+    if let i = f.inode { return FileLocks.key(i) }
+    guard case .success(let st) = f.stat() else { return nil }
+    return FileLocks.Key(dev: st.dev, ino: st.ino)
+}
+
 /// fcntl record locks: POSIX (per process) and OFD (per description).
 func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64) -> Int {
-    guard let ino = f.inode else { return err(EINVAL) }
+    guard let key = lockKey(f) else { return err(EINVAL) }
     guard var b = t.copyIn(addr, 32) else { return err(EFAULT) }
     let type = Int16(bitPattern: UInt16(b[0]) | UInt16(b[1]) << 8)
     let whence = Int16(bitPattern: UInt16(b[2]) | UInt16(b[3]) << 8)
@@ -172,7 +181,6 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
     let exclusive = type == 1 // F_WRLCK
     if type != 0 && type != 1 && type != 2 { return err(EINVAL) }
     let locks = t.kernel.fileLocks
-    let key = FileLocks.key(ino)
     let owner: FileLocks.Owner = ofd ? .description(ObjectIdentifier(f)) : .process(t.tg.tgid)
     f.lockKey = key
     let s = UInt64(start), e = UInt64(end)

@@ -51,11 +51,11 @@ func registerFile(_ t: SyscallTable) {
     t[332] = sysStatx
     t[217] = { t, a in                                                                    // getdents64
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)))
+        return f.getdents(t, a.a1, direntCount(a.uint(2)))
     }
     t[78] = { t, a in                                                                     // getdents
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        return f.getdents(t, a.a1, Int(min(a.a2, 1 << 20)), legacy: true)
+        return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: true)
     }
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
     t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
@@ -101,9 +101,12 @@ func registerFile(_ t: SyscallTable) {
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if p.inode.isDir { return err(EISDIR) }
+            // A FIFO, a device or a socket is not truncated: EINVAL before
+            // any permission check (Linux's vfs_truncate).
+            if !p.inode.isRegular { return err(EINVAL) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
             if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
-                t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ)); return err(EFBIG)
+                t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
             }
             _ = breakLeases(t, p.inode, opener: nil, write: true, nonblocking: false)
             let keep = dropSetIDForWrite(t, p.inode)
@@ -118,7 +121,7 @@ func registerFile(_ t: SyscallTable) {
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
         if UInt64(a.long(1)) > t.tg.rlimits[1].cur, f.inode?.isRegular == true {
-            t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ)); return err(EFBIG)
+            t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
         }
         let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
@@ -132,8 +135,7 @@ func registerFile(_ t: SyscallTable) {
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
     t[138] = { t, a in                                                                    // fstatfs
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        guard let i = f.inode else { return writeStatfs(t, .success(StdioInode(ino: 0, mode: 0, dev: 0)), a.a1) }
-        return writeStatfs(t, .success(i), a.a1)
+        return writeStatfs(t, .success(f.inode ?? (StdioInode(ino: 0, mode: 0, dev: 0) as Inode)), a.a1, magic: f.statfsMagic)
     }
     t[79] = { t, a in                                                                     // getcwd
         if t.fs.cwd.dentry.dead { return err(ENOENT) }
@@ -232,11 +234,15 @@ func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
     }
 }
 
-func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64) -> Int {
+/// getdents' count: an unsigned int that Linux's filldir holds in an int,
+/// so 2^31 and above fit no record (EINVAL, as a count too short does).
+private func direntCount(_ c: UInt32) -> Int { c > UInt32(Int32.max) ? 0 : Int(min(c, 1 << 20)) }
+
+func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
     switch r {
     case .success(let i):
         var b = [UInt8](repeating: 0, count: 120)
-        put64(&b, 0, UInt64(bitPattern: i.fsMagic)); put64(&b, 8, 4096)
+        put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
         if i is TmpfsInode {
             // A tmpfs lives in Sentry memory: it reports the size Linux gives
             // a tmpfs mounted without size= (half the RAM; as many inodes as
@@ -338,6 +344,8 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if wantsWrite { mask |= 2 }
         if flags & O_TRUNC != 0 { mask |= 2 }
         if !isNew && !(ino is ProcFdTarget) && !t.mayAccess(ino, mask) { return err(EACCES) }
+        // A directory has no direct I/O (Linux's do_dentry_open: EINVAL).
+        if flags & O_DIRECT != 0 && ino.isDir { return err(EINVAL) }
         // O_NOATIME: only for the file's owner or with CAP_FOWNER (open(2)).
         if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
             return err(EPERM)
@@ -357,8 +365,12 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if file.refs == 0 { file.release() }
         return err(EWOULDBLOCK)
     }
-    if !(ino is ProcFdTarget) {
-        file.flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
+    // What F_GETFL shows: open(2) adds O_LARGEFILE (64-bit Linux forces
+    // it); O_PATH keeps only O_DIRECTORY and O_NOFOLLOW beside it.
+    if flags & O_PATH != 0 {
+        file.flags = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW)
+    } else if !(ino is ProcFdTarget) {
+        file.flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC) | O_LARGEFILE_
     }
     let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))
     let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
@@ -420,7 +432,7 @@ func fileSizeLimit(_ t: Task, _ f: FileDescription, _ off: Int64?, _ count: Int)
     guard count > 0, lim < UInt64(Int64.max), f.inode?.isRegular == true else { return count }
     let pos = off ?? (f.flags & O_APPEND != 0 ? f.fileSize() : f.offset)
     if pos < 0 || UInt64(pos) >= lim {
-        t.tg.sendSignal(SIGXFSZ, SigInfo(signo: SIGXFSZ))
+        t.sendSelfSignal(SIGXFSZ)
         return err(EFBIG)
     }
     return min(count, Int(lim - UInt64(pos)))

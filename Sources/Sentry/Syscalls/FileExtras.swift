@@ -48,7 +48,7 @@ func sysMemfdCreate(_ t: Task, _ a: Args) -> Int {
     if flags & MFD_NOEXEC_SEAL != 0 { node.seals |= F_SEAL_EXEC_ }
     let d = Dentry(name: Array("memfd:".utf8) + name, parent: k.anonMount.root, inode: node)
     d.dead = true
-    let f = TmpfsFileFD(node: node, flags: O_RDWR)
+    let f = TmpfsFileFD(node: node, flags: O_RDWR | O_LARGEFILE_)   // as Linux's memfd_create
     f.path = Path(mount: k.anonMount, dentry: d)
     let fd = t.fds.install(f, cloexec: flags & MFD_CLOEXEC != 0, limit: fdLimit(t))
     if fd < 0 { f.release() }

@@ -16,57 +16,80 @@ let pollWritable = POLLOUT | POLLWRNORM_
 func registerPoll(_ t: SyscallTable) {
     t[7] = { t, a in                                                          // poll
         let ms = a.int(2)
-        return sysPoll(t, a.a0, a.long(1), ms < 0 ? nil : Kernel.now(CLOCK_MONOTONIC) + Int64(ms) * 1_000_000)
+        let r = sysPoll(t, a.a0, a.long(1), ms < 0 ? nil : Kernel.now(CLOCK_MONOTONIC) + Int64(ms) * 1_000_000)
+        // Never restarted after a handler, SA_RESTART or not (signal(7)).
+        return r == -ERESTARTSYS ? -ERESTARTNOHAND : r
     }
     t[271] = { t, a in                                                        // ppoll
-        var deadline: Int64? = nil
+        var deadline: Int64? = nil, zero = false
         if a.a2 != 0 {
             switch readTimespecArg(t, a.a2) {
-            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns; zero = sec == 0 && ns == 0
             case .failure(let e): return e.ret
             }
         }
         if a.a3 != 0 {
+            if a.a4 != 8 { return err(EINVAL) }                               // sigsetsize: the kernel's sigset_t
             guard let m = t.readU64(a.a3) else { return err(EFAULT) }
             t.setTemporarySignalMask(m)
         }
-        let r = sysPoll(t, a.a0, a.long(1), deadline)
-        if r == -ERESTARTSYS { return -ERESTARTNOHAND }
+        var r = sysPoll(t, a.a0, a.long(1), deadline)
+        if r == -ERESTARTSYS { r = -ERESTARTNOHAND }
         if a.a3 != 0 && r != -ERESTARTNOHAND { t.restoreSignalMask() }
-        return r
+        return writeTimeLeft(t, a.a2, deadline, zero: zero, usec: false, r)
     }
     t[23] = { t, a in                                                         // select
-        var deadline: Int64? = nil
+        var deadline: Int64? = nil, zero = false
         if a.a4 != 0 {
             guard let s = t.readU64(a.a4), let u = t.readU64(a.a4 &+ 8) else { return err(EFAULT) }
             let sec = Int64(bitPattern: s), us = Int64(bitPattern: u)
             if sec < 0 || us < 0 { return err(EINVAL) }
             deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ min(us, 999_999_999) &* 1000
+            zero = sec == 0 && us == 0
         }
-        return sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
+        var r = sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
+        if r == -ERESTARTSYS { r = -ERESTARTNOHAND }
+        return writeTimeLeft(t, a.a4, deadline, zero: zero, usec: true, r)
     }
     t[270] = { t, a in                                                        // pselect6
-        var deadline: Int64? = nil
+        var deadline: Int64? = nil, zero = false
         if a.a4 != 0 {
             switch readTimespecArg(t, a.a4) {
-            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns
+            case .success(let (sec, ns)): deadline = Kernel.now(CLOCK_MONOTONIC) &+ sec &* 1_000_000_000 &+ ns; zero = sec == 0 && ns == 0
             case .failure(let e): return e.ret
             }
         }
         var masked = false
         if a.a5 != 0 {
-            guard let p = t.readU64(a.a5) else { return err(EFAULT) }
+            // { const sigset_t *ss; size_t ss_len }
+            guard let p = t.readU64(a.a5), let len = t.readU64(a.a5 &+ 8) else { return err(EFAULT) }
             if p != 0 {
+                if len != 8 { return err(EINVAL) }
                 guard let m = t.readU64(p) else { return err(EFAULT) }
                 t.setTemporarySignalMask(m)
                 masked = true
             }
         }
-        let r = sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
-        if r == -ERESTARTSYS { return -ERESTARTNOHAND }
-        if masked { t.restoreSignalMask() }
-        return r
+        var r = sysSelect(t, a.int(0), a.a1, a.a2, a.a3, deadline)
+        if r == -ERESTARTSYS { r = -ERESTARTNOHAND }
+        if masked && r != -ERESTARTNOHAND { t.restoreSignalMask() }
+        return writeTimeLeft(t, a.a4, deadline, zero: zero, usec: false, r)
     }
+}
+
+/// Linux's poll_select_finish: ppoll, pselect6 and select write the time
+/// left (never below zero) back over the caller's timeout, unless it was
+/// zero, whatever the outcome; a restart then waits only for what is left.
+/// `usec`: a struct timeval (select). When the write faults, a restart
+/// becomes EINTR (the time left is lost).
+private func writeTimeLeft(_ t: Task, _ addr: UInt64, _ deadline: Int64?, zero: Bool, usec: Bool, _ r: Int) -> Int {
+    guard addr != 0, let d = deadline, !zero else { return r }
+    let left = max(0, d &- Kernel.now(CLOCK_MONOTONIC))
+    var b = [UInt8](repeating: 0, count: 16)
+    put64(&b, 0, UInt64(left / 1_000_000_000))
+    put64(&b, 8, UInt64(usec ? left % 1_000_000_000 / 1000 : left % 1_000_000_000))
+    if t.copyOut(addr, b) { return r }
+    return r == -ERESTARTNOHAND ? err(EINTR) : r
 }
 
 /// Waits until one of `files` reports an event in `events`, the deadline

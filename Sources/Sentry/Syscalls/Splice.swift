@@ -196,7 +196,7 @@ func sysTee(_ t: Task, _ a: Args) -> Int {
         if s.available == 0 { return 0 }
     }
     if d.readers == 0 {
-        t.sendSignal(SIGPIPE, SigInfo(signo: SIGPIPE))
+        t.sendSelfSignal(SIGPIPE)
         return err(EPIPE)
     }
     if d.capacity == d.available {

@@ -21,6 +21,13 @@ class FileDescription {
     var readable: Bool { (flags & O_ACCMODE == O_RDONLY || flags & O_ACCMODE == O_RDWR) && flags & O_PATH == 0 }
     var writable: Bool { (flags & O_ACCMODE == O_WRONLY || flags & O_ACCMODE == O_RDWR) && flags & O_PATH == 0 }
     var nonblocking: Bool { flags & O_NONBLOCK != 0 }
+    /// F_GETFL: what open(2) or the call that made the description set
+    /// (open adds O_LARGEFILE; pipe(2), socket(2) and anonymous files have
+    /// none), less O_CLOEXEC, which belongs to the descriptor.
+    var statusFlags: Int32 { flags & ~O_CLOEXEC }
+    /// statfs's f_type for a description with no inode in the tree: Linux's
+    /// anon_inodefs (eventfd, epoll, timerfd, signalfd, inotify).
+    var statfsMagic: Int64 { inode?.fsMagic ?? 0x09041934 }
 
     /// Reads into application memory at `buf`; `off` nil means the file offset.
     func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }

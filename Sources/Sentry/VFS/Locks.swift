@@ -75,7 +75,9 @@ final class FileLocks {
     /// Drops every lock of `owner` (process exit, last close of a description).
     func releaseAll(_ owner: Owner, key: Key? = nil) {
         var changed = false
-        for (k, list) in locks where key == nil || key == k {
+        // Every close asks with its file's key: look that one up, not every file.
+        for k in key.map({ [$0] }) ?? Array(locks.keys) {
+            guard let list = locks[k] else { continue }
             let kept = list.filter { $0.owner != owner }
             if kept.count != list.count { locks[k] = kept.isEmpty ? nil : kept; changed = true }
         }

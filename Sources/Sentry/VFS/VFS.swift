@@ -297,8 +297,11 @@ final class FDTable {
         guard let e = entries[Int(fd)] else { return false }
         entries[Int(fd)] = nil
         if Int(fd) < lowFree { lowFree = Int(fd) }
-        // POSIX record locks die with any close of the file by their process.
-        if let k = e.file.lockKey, let t = currentTask { Kernel.shared?.fileLocks.releaseAll(.process(t.tg.tgid), key: k) }
+        // POSIX record locks die with any close of the file by their
+        // process, through whichever descriptor (one never locked too).
+        if let k = e.file.lockKey ?? e.file.inode.map(FileLocks.key), let t = currentTask {
+            Kernel.shared?.fileLocks.releaseAll(.process(t.tg.tgid), key: k)
+        }
         // So do dnotify marks (Linux's dnotify_flush).
         if let k = Kernel.shared, !k.inotify.dnotifyMarks.isEmpty, let t = currentTask { k.inotify.dnotifyFlush(e.file, tgid: t.tg.tgid) }
         FDTable.drop(e.file)
