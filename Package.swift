@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "SentryTests", dependencies: ["Sentry", "Platform", "CMoat"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "CMoat"]),
         .testTarget(name: "GoferTests", dependencies: ["Gofer", "GoferProtocol"]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", .product(name: "GRPCCore", package: "grpc-swift-2")]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "Sandbox", .product(name: "GRPCCore", package: "grpc-swift-2")]),
         .testTarget(name: "OCITests", dependencies: ["OCI"], exclude: ["programs"]),
         .testTarget(name: "CRITests", dependencies: [
             "CRI", "CRIAPI", "CZlib", "SPDY",

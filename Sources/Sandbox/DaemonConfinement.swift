@@ -95,7 +95,10 @@ public enum DaemonConfinement {
     /// Unix socket, serves the cluster DNS over UDP and writes its SQLite
     /// database (or talks to etcd) as root, in root's own directories. Only
     /// a listening port below 1024 (the cluster DNS on 53 under `moat
-    /// server`, an API port like 443) keeps CAP_NET_BIND_SERVICE.
+    /// server`, an API port like 443) keeps CAP_NET_BIND_SERVICE. The flags
+    /// are read here, before the command line is parsed (confinement comes
+    /// first); ControlPlaneTests/ConfinementFlagsTests ties this reading to
+    /// the flags the commands parse.
     static func apiServerCapabilities(_ argv: [String]) -> [String] {
         var ports: [Int] = []
         for (i, a) in argv.enumerated() {
