@@ -4,8 +4,9 @@
 // API server (`moat controlplane`, `moat apiserver`; Sources/ControlPlane).
 // `moat server` starts controlplane, cri and node as child processes of
 // their own (`moat controlplane ...`), so each confines itself here as it
-// would alone; the server's parent only supervises them and stays as
-// started: its children's bounding sets must still be able to differ.
+// would alone. The server's parent only supervises them: it keeps the union
+// of their sets (each child drops to its own from there) and the deny-list
+// they share (bpf stays allowed for `moat cri`'s CNI plugins).
 //
 // The supervisor and `moat cri` cannot be confined like the launcher of
 // `moat run` (CAP_KILL only, an allow-list): for as long as they live they
@@ -42,6 +43,7 @@ public enum DaemonConfinement {
         case node = "node"
         case controlPlane = "controlplane"
         case apiServer = "apiserver"
+        case server = "server"
     }
 
     /// Capabilities the supervisor of `moat run -d` keeps. It starts a pod
@@ -158,18 +160,27 @@ public enum DaemonConfinement {
     /// kernel to an unprivileged process).
     static let apiServerOnlyDenied = ["unshare", "setns", "mount", "umount2", "pivot_root", "chroot"]
 
+    /// `moat server`'s parent: what its three children keep, since a child
+    /// can only drop from its parent's bounding set (its controlplane serves
+    /// the cluster DNS on port 53, hence net_bind_service in any case).
+    static var serverCapabilities: [String] {
+        var seen = Set<String>()
+        return (criCapabilities + nodeCapabilities + ["CAP_NET_BIND_SERVICE"]).filter { seen.insert($0).inserted }
+    }
+
     static func capabilities(_ d: Daemon, _ argv: [String]) -> [String] {
         switch d {
         case .supervisor: return supervisorCapabilities
         case .cri: return criCapabilities
         case .node: return nodeCapabilities
         case .controlPlane, .apiServer: return apiServerCapabilities(argv)
+        case .server: return serverCapabilities
         }
     }
 
     static func denied(_ d: Daemon) -> [String] {
         switch d {
-        case .cri: return deniedSyscalls
+        case .cri, .server: return deniedSyscalls
         case .supervisor, .node: return deniedSyscalls + bpfDenied
         case .controlPlane, .apiServer: return deniedSyscalls + bpfDenied + apiServerOnlyDenied
         }

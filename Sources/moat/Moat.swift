@@ -38,7 +38,7 @@ struct Moat: AsyncParsableCommand {
     static func main() async {
         StartupProfile.begin()
         // The long-lived daemons (`moat cri`, the supervisor of `moat run -d`,
-        // `moat node`, the API server) give up what they and their children
+        // `moat node`, the API server, `moat server`) give up what they and their children
         // never need, before any thread starts (Sandbox/DaemonConfinement.swift).
         if let daemon = DaemonConfinement.daemon(CommandLine.arguments),
            let e = DaemonConfinement.confine(daemon, argv: CommandLine.arguments) {

@@ -207,6 +207,24 @@ final class MoatServerTests: XCTestCase {
         XCTAssertEqual(sentries.count, 1)
         let components = processes(mentioning: data)
         XCTAssertGreaterThanOrEqual(components.count, 3, "controlplane, cri and node run as children")
+        // The parent confined itself (Sandbox/DaemonConfinement.swift): in every thread,
+        // no-new-privs, a seccomp filter, and a bounding set without what none of its
+        // children keeps (its children ran pods above, so it kept what they need).
+        for t in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.processIdentifier)/task")) ?? [] {
+            let status = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(t)/status", encoding: .utf8)) ?? ""
+            var f: [String: String] = [:]
+            for line in status.split(separator: "\n") {
+                let kv = line.split(separator: ":", maxSplits: 1)
+                if kv.count == 2 { f[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
+            }
+            XCTAssertEqual(f["NoNewPrivs"], "1", "server thread \(t): \(f)")
+            XCTAssertEqual(f["Seccomp"], "2", "server thread \(t): \(f)")
+            let bnd = UInt64(f["CapBnd"] ?? "", radix: 16) ?? UInt64.max
+            XCTAssertEqual(f["CapEff"], f["CapBnd"], "server thread \(t)")
+            // sys_module 16, sys_rawio 17, sys_boot 22, sys_time 25, mac_admin 33, syslog 34
+            for bit in [16, 17, 22, 25, 33, 34] { XCTAssertEqual(bnd & (1 << UInt64(bit)), 0, "server thread \(t) keeps capability \(bit): CapBnd \(f["CapBnd"] ?? "?")") }
+            XCTAssertNotEqual(bnd & (1 << 21), 0, "server thread \(t): its moat cri needs sys_admin")
+        }
 
         p.terminate()
         try waitFor("moat server to exit", timeout: 120) { !p.isRunning }
