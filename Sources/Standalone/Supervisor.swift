@@ -185,13 +185,36 @@ extension Supervisor {
         return r.id
     }
 
-    /// `moat run` in the foreground with a record: this process supervises
-    /// the sandbox, `stdio` is the application's; its exit status. A sandbox
-    /// that could not start leaves no record (the reason went to stderr).
-    public static func runForeground(store: StandaloneStore, name: String?, spec: SandboxSpec, stdio: [Int32]) throws -> Int32 {
+    /// `moat run` in the foreground with a record: makes the record, then
+    /// replaces this process (same pid, terminal, stdio and parent) with
+    /// `moat standalone-supervise --foreground`, which confines itself first
+    /// thing like the detached supervisor (Sandbox/DaemonConfinement.swift):
+    /// this process may have started threads (an image pull), and
+    /// capabilities are per thread, so it could not drop them here. `stdin`
+    /// becomes the application's fd 0 (/dev/null unless -i). Returns only
+    /// if the exec failed, with the record removed.
+    public static func execForeground(store: StandaloneStore, root: String, name: String?, spec: SandboxSpec, stdin: Int32) throws -> Never {
         let record = try store.create(name: name, spec: spec)
-        let code = run(store: store, id: record.id, stdio: stdio)
-        if let r = try? store.find(record.id), r.error != nil { _ = try? store.remove(r.id, force: true) }
+        if stdin != 0 && dup2(stdin, 0) != 0 {
+            let e = errno
+            _ = try? store.remove(record.id, force: true)
+            throw StandaloneError.failed("cannot set up stdin: \(String(cString: strerror(e)))")
+        }
+        let args = ["moat", "standalone-supervise", "--foreground", "--root", root, record.id]
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &cargs)
+        let e = errno
+        for p in cargs { free(p) }
+        _ = try? store.remove(record.id, force: true)
+        throw StandaloneError.failed("cannot start the supervisor: \(String(cString: strerror(e)))")
+    }
+
+    /// The exec'd foreground supervisor (`standalone-supervise --foreground`):
+    /// supervises on this process's stdio; its exit status. A sandbox that
+    /// could not start leaves no record (the reason went to stderr).
+    public static func superviseForeground(store: StandaloneStore, id: String) -> Int32 {
+        let code = run(store: store, id: id, stdio: [0, 1, 2])
+        if let r = try? store.find(id), r.error != nil { _ = try? store.remove(r.id, force: true) }
         return code
     }
 

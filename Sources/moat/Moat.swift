@@ -269,7 +269,7 @@ struct Run: ParsableCommand {
             return
         }
         let stdin = interactive || tty ? 0 : open("/dev/null", O_RDONLY | O_CLOEXEC)
-        Glibc.exit(try standalone { try Supervisor.runForeground(store: store, name: name, spec: spec, stdio: [stdin, 1, 2]) })
+        try standalone { try Supervisor.execForeground(store: store, root: root, name: name, spec: spec, stdin: stdin) }
     }
 
     func defaultRootfs() -> String {

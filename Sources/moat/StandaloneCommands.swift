@@ -225,11 +225,12 @@ struct Stats: ParsableCommand {
 
 struct StandaloneSupervise: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "standalone-supervise",
-        abstract: "(internal) Supervise a standalone sandbox; started by moat run -d.", shouldDisplay: false)
+        abstract: "(internal) Supervise a standalone sandbox; started by moat run (-d or with a record).", shouldDisplay: false)
     @OptionGroup var options: SandboxRoot
+    @Flag(help: "Supervise on this process's stdio: a foreground moat run that exec'd this.") var foreground = false
     @Argument var id: String
     func run() throws {
         let store = try options.store()
-        Glibc.exit(Supervisor.run(store: store, id: id, stdio: nil))
+        Glibc.exit(foreground ? Supervisor.superviseForeground(store: store, id: id) : Supervisor.run(store: store, id: id, stdio: nil))
     }
 }

@@ -354,6 +354,28 @@ struct ConfinementTests {
         let supervisor = try #require((record(id)["supervisorPid"] as? NSNumber)?.int32Value, "no supervisor in \(record(id))")
         try await checkDaemon(supervisor, "the supervisor")
 
+        // A foreground `moat run` with a record (--name) supervises in its
+        // own process: it execs itself into `standalone-supervise
+        // --foreground` (same pid, its threads gone) and is confined alike.
+        let fg = Process()
+        fg.executableURL = URL(fileURLWithPath: moat)
+        fg.arguments = ["run", "--root", dir + "/moat", "--name", "fg", "--rootfs", rootfs, "--", "sleep", "60"]
+        fg.standardOutput = FileHandle.nullDevice
+        fg.standardError = FileHandle.nullDevice
+        try fg.run()
+        daemons.append(fg)
+        var fgRecord: [String: Any] = [:]
+        for _ in 0..<600 where fgRecord["state"] as? String != "running" && fg.isRunning {
+            let ids = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/moat/standalone")) ?? []
+            fgRecord = ids.map(record).first { $0["name"] as? String == "fg" } ?? [:]
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        try #require(fg.isRunning && fgRecord["state"] as? String == "running", "moat run --name did not start: \(fgRecord)")
+        if let fid = fgRecord["id"] as? String { ids.append(fid) }
+        #expect((fgRecord["supervisorPid"] as? NSNumber)?.int32Value == fg.processIdentifier, "the foreground supervisor is moat run's own process: \(fgRecord)")
+        try await checkDaemon(fg.processIdentifier, "the foreground supervisor")
+        kill(fg.processIdentifier, SIGTERM)
+
         // Restarting needs what starting did: a container that fails twice
         // is restarted twice by its confined supervisor.
         let failing = await runProcess([moat, "run", "-d", "--root", dir + "/moat", "--restart", "on-failure:2", "--rootfs", rootfs, "--", "sh", "-c", "sleep 1; exit 3"],
