@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int coci_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -62,4 +63,9 @@ int coci_loopback_up(void) {
     int e = errno;
     close(s);
     return r < 0 ? -e : 0;
+}
+
+int coci_pidfd_open(int pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
 }

@@ -165,7 +165,9 @@ public enum OCICLI {
     static func dispatch(_ rt: Runtime, _ cmd: String, _ p: Parsed, _ args: [String]) throws -> Int32 {
         switch cmd {
         case "create":
-            try rt.create(try createOptions(p, try needID(args, cmd)))
+            var o = try createOptions(p, try needID(args, cmd))
+            o.callerExits = true   // the command ends with create
+            try rt.create(o)
         case "run":
             return try rt.run(try createOptions(p, try needID(args, cmd)), detach: p.has("detach"))
         case "start":

@@ -20,6 +20,15 @@ public struct CreateOptions {
     public var consoleSocket: String?
     public var preserveFDs = 0
     public var noPivot = false
+    /// The caller exits as soon as create returns (the `create` command):
+    /// without hooks to run in the runtime's own cgroups, it need not move
+    /// itself back out of the container's. A move is a cgroup attach, which
+    /// waits for an RCU grace period (cgroup v1: ~20 ms on a loaded 2-vCPU
+    /// host, the largest single item of create); the process leaves the
+    /// cgroup when it exits a moment later. Every other caller (`run`, which
+    /// goes on to wait and delete; a process that embeds the runtime) must
+    /// leave, or delete would find it inside.
+    public var callerExits = false
     public init(id: String) { self.id = id }
 }
 
@@ -79,13 +88,20 @@ extension Runtime {
         state.cgroups = cgroupDirs
         let saved = Cgroups.current(like: cgroupDirs)
         try Cgroups.join(cgroupDirs, pid: getpid())
-        defer { try? Cgroups.join(saved, pid: getpid()) }
+        // Back out once, on every path (a failure's cleanup removes the
+        // cgroups, which must be empty of this process), except a successful
+        // create whose caller exits now with no hooks to run (callerExits).
+        var inside = true, stay = false
+        func leave() { if inside { inside = false; try? Cgroups.join(saved, pid: getpid()) } }
+        defer { if !stay { leave() } }
 
         StartupProfile.mark("create", "cgroups made and joined")
         let launched = try launch(spec, process, bundle: bundle, rootfs: rootfs, dir: dir, consoleSocket: o.consoleSocket,
                                   preserveFDs: o.preserveFDs, cleanup: &cleanup)
         // Hooks run in the runtime's cgroups, not under the container's limits.
-        try? Cgroups.join(saved, pid: getpid())
+        let hooks = spec.hooks ?? Spec.Hooks()
+        let hooksToRun = !(hooks.prestart.isEmpty && hooks.createRuntime.isEmpty && hooks.createContainer.isEmpty)
+        if hooksToRun || !o.callerExits { leave() }
         if let adj = process.oomScoreAdj {
             for p in [launched.sentryPid, launched.goferPid] where !writeFile("/proc/\(p)/oom_score_adj", String(adj)) {
                 log.warn("cannot set oom_score_adj of \(p) to \(adj): \(String(cString: strerror(errno)))")
@@ -97,7 +113,6 @@ extension Runtime {
         state.goferStart = processStartTime(launched.goferPid) ?? 0
         try dir.saveState(state)
 
-        let hooks = spec.hooks ?? Spec.Hooks()
         do {
             try Hooks.run("prestart", hooks.prestart, state: stateJSON(state, .creating))
             try Hooks.run("createRuntime", hooks.createRuntime, state: stateJSON(state, .creating))
@@ -111,6 +126,7 @@ extension Runtime {
         }
         if let p = o.pidFile { try writePidFile(p, launched.sentryPid) }
         cleanup.disarm()
+        stay = inside
         return launched.sentryPid
     }
 

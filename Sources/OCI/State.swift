@@ -7,6 +7,7 @@
 // on its directory; writes go to a temporary file renamed into place, so a
 // crash leaves the old or the new state, never a torn one.
 
+import COCI
 import Glibc
 
 public struct ContainerState {
@@ -228,6 +229,33 @@ func processStartTime(_ pid: Int32) -> UInt64? {
 func processAlive(_ pid: Int32, start: UInt64) -> Bool {
     guard let st = processStartTime(pid) else { return false }
     return start == 0 || st == start
+}
+
+/// Waits until each process (pid, start time as processAlive takes them)
+/// has exited, or `timeout` seconds have passed. Not our children: a pidfd
+/// becomes readable when its process exits (a zombie whose parent has not
+/// reaped it yet counts as exited); without pidfds, a 5 ms poll.
+func waitGone(_ procs: [(pid: Int32, start: UInt64)], timeout: Double) {
+    func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+    let deadline = now() + timeout
+    for (pid, start) in procs where pid > 0 {
+        let fd = coci_pidfd_open(pid)
+        defer { if fd >= 0 { close(fd) } }
+        // Checked after the open: the pidfd is then this process's, not a reuse's.
+        while processAlive(pid, start: start) {
+            let left = deadline - now()
+            if left <= 0 { return }
+            if fd < 0 { usleep(5000); continue }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, Int32(left * 1000) + 1)
+            if r > 0 { break }
+            if r < 0 && errno != EINTR { usleep(5000) }
+        }
+    }
 }
 
 /// RFC 3339 with nanoseconds, UTC (the form runc writes in "created").

@@ -162,7 +162,14 @@ extension Top: UserFacing {}
 extension Stats: UserFacing {}
 
 struct Run: ParsableCommand {
+    // _superCommandName: when parseRunAlone parses Run as its own root,
+    // ArgumentParser skips its --generate-completion-script check, which
+    // builds two more parsers (a fifth of the launcher's CPU before the
+    // sandbox starts; parseRunAlone already leaves such requests to the
+    // full parse). Only a root's _superCommandName is ever read, and Run is
+    // never the root of the full parse, so help and usage are unchanged.
     static let configuration = CommandConfiguration(
+        _superCommandName: "moat",
         abstract: "Run a command in a new sandbox, like `podman run`.",
         usage: """
             moat run [OPTIONS] IMAGE [COMMAND [ARG...]]

@@ -20,5 +20,8 @@ int coci_join_namespace(const char *path, int nstype);
 /// Brings the loopback interface of the current network namespace up.
 /// 0 or -errno.
 int coci_loopback_up(void);
+/// pidfd_open(pid, 0): an fd that polls readable once the process exits
+/// (any process, not only a child). fd or -errno.
+int coci_pidfd_open(int pid);
 
 #endif
