@@ -113,7 +113,7 @@ func registerIdentity(_ t: SyscallTable) {
         if r < 0 { return err(errno) }
         return t.scratch.withUnsafeBytes { t.copyOut(a.a0, $0.baseAddress!, r) } ? r : err(EFAULT)
     }
-    t[24] = { _, _ in sched_yield(); return 0 }                               // sched_yield
+    t[24] = sysSchedYield                                                     // sched_yield (also LockFree)
     t[204] = { t, a in                                                        // sched_getaffinity
         let n = a.long(1)
         if n < 8 || n & 7 != 0 { return err(EINVAL) }
@@ -411,3 +411,7 @@ private func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<
     }
     return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)
 }
+
+/// sched_yield: the host's, for the driver thread; served without Kernel.mu
+/// (LockFree, Dispatch.swift): under it, the yield held up every other task.
+func sysSchedYield(_: Task, _: Args) -> Int { sched_yield(); return 0 }
