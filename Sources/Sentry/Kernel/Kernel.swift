@@ -28,12 +28,16 @@
 //   10  Kernel.mu
 //   60  Log's lock (leaf)
 //
-// Leaf locks of other modules, taken under mu and taking nothing: the
+// Leaf locks of the modules below the Sentry, which may be taken under mu
+// and, living where the Sentry is out of reach, never take it: the
 // GoferClient's channel lock, Platform's StubFactory lock, the KVM
-// platform's machine and address-space locks. The finer locks that will
-// split mu (per task, thread group, fd table, file description, mount and
-// dentry cache, inode, pipe, futex bucket, epoll) go between 10 and 60 in
-// that order, outermost first, each with its rank in LockOrder.swift.
+// platform's machine, vCPU and address-space locks.
+//
+// The finer locks that will split mu (task, thread group, fd table, file
+// description, mount and dentry cache, inode, pipe, futex bucket, epoll)
+// get ranks below 60 in that order, outermost first. A lock held while mu
+// is given up and taken again (a file description's offset lock across a
+// read, as Linux's f_pos_lock) must rank below mu's 10.
 // Platform calls that do not touch shared state (ptrace resume, register
 // access) run without mu.
 
