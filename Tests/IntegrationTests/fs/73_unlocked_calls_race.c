@@ -11,7 +11,9 @@
  *     subreaper (the atomic copy of the parent follows reparenting);
  *   - a signal to, and an exit_group around, threads that do nothing but
  *     getppid: the handler runs and the process ends (a kick meant for a
- *     thread between two such calls is not lost).
+ *     thread between two such calls is not lost). The main thread is among
+ *     them: in Moat it alone has the seccomp-notification fast path (a
+ *     clone inherits its listener and may not add its own).
  *
  * Prints only results both kernels define; a hang is caught by alarm. */
 #include "t.h"
@@ -171,8 +173,26 @@ static void *spin_forever(void *arg) {
     return NULL;
 }
 
+static pthread_t main_thread;
+static void *signal_main(void *arg) {
+    (void)arg;
+    usleep(20000);
+    pthread_kill(main_thread, SIGUSR1);
+    return NULL;
+}
+
 static void kicks(void) {
     signal(SIGUSR1, on_usr1);
+    /* The main thread first: the first thread of the sandbox's first
+     * process is the one Moat serves through seccomp notifications. */
+    main_thread = pthread_self();
+    pthread_t sender;
+    pthread_create(&sender, NULL, signal_main, NULL);
+    while (!got_usr1) syscall(SYS_getppid);
+    pthread_join(sender, NULL);
+    say("signal to the main thread looping on getppid: handled yes");
+    got_usr1 = 0;
+
     pthread_t th;
     pthread_create(&th, NULL, spin_until_signal, NULL);
     usleep(20000);
