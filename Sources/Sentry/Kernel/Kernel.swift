@@ -13,9 +13,10 @@
 //     file, whose description stays pinned by a reference meanwhile, so a
 //     concurrent close cannot close its host fd (HostFileFD.preadUnlocked);
 //   - never at all, for the calls of `LockFree` (Syscalls/Dispatch.swift):
-//     getpid, gettid, getppid, sched_yield read only what is fixed for the
-//     task's life or published atomically, and a driver thread serves them
-//     between two resumes of its stub without taking the lock.
+//     getpid, gettid, getppid, get[e]uid, get[e]gid and sched_yield read
+//     only what is fixed for the task's life, published atomically, or
+//     written by the task's own calls alone, and a driver thread serves
+//     them between two resumes of its stub without taking the lock.
 //
 // Only the ptrace platform's tasks give the lock up around memory copies:
 // their copies are host process_vm_readv/writev on their own stub thread.

@@ -74,6 +74,10 @@ enum LockFree {
         var h = [Handler?](repeating: nil, count: 512)
         h[24] = sysSchedYield
         h[39] = sysGetpid
+        h[102] = sysGetuid
+        h[104] = sysGetgid
+        h[107] = sysGeteuid
+        h[108] = sysGetegid
         h[110] = sysGetppid
         h[186] = sysGettid
         return h
