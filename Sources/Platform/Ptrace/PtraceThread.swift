@@ -175,9 +175,15 @@ public final class PtraceThread {
                 if moat_notif_send(listener, notifID, Int64(bitPattern: regs.rax)) == 0 { return waitFast() }
                 // The thread was interrupted meanwhile (ENOENT): it is on its
                 // way to a signal-delivery stop; complete the call there.
+                // The signal was a kick (or noise): report it, as a signal
+                // that stops running code is, so that the kernel looks at
+                // what the kick was for before the thread runs on (a driver
+                // serving calls without the kernel lock, LockFree in the
+                // Sentry's Dispatch.swift, would otherwise lose it).
                 dirty = true
                 inNotif = true
                 if !finishNotif() { return .gone }
+                return .interrupted
             } else if !materialize() {
                 return .gone
             }

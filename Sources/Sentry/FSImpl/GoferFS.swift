@@ -68,7 +68,21 @@ final class GoferInode: Inode {
             out.atime = atime; out.mtime = mtime; out.ctime = ctime
             return .success(out)
         }
-        switch client.stat(fid) {
+        return statResult(client.stat(fid))
+    }
+
+    /// stat() for a syscall of `t`: the Gofer round trip runs with
+    /// Kernel.mu given up (Task.withoutKernelLock). The caller's reference
+    /// keeps this inode, and so its FID, alive meanwhile; the client
+    /// serialises its own calls; the attributes are applied under mu again.
+    func stat(for t: Task) -> Result<Stat, Errno> {
+        if frozen { return stat() }
+        let (c, f) = (client, fid)
+        return statResult(t.withoutKernelLock { c.stat(f) })
+    }
+
+    private func statResult(_ r: Result<GoferStat, GoferErrno>) -> Result<Stat, Errno> {
+        switch r {
         case .success(let s):
             apply(s)
             var out = Stat()

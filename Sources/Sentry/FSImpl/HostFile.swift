@@ -67,12 +67,36 @@ final class HostFileFD: FileDescription {
             if !t.scratch.withUnsafeBytes({ t.copyOut(buf, $0.baseAddress!, r) }) { return err(EFAULT) }
             return r
         }
-        var pos = off ?? offset
+        let pos = off ?? offset
         if pos < 0 { return err(EINVAL) }
-        if count >= HostFileFD.mappedReadMin, let r = mappedRead(t, buf, count, pos) {
-            if off == nil { offset = pos + Int64(r) }
-            return r
-        }
+        let r = readAt(t, buf, count, pos)
+        if off == nil && r > 0 { offset = pos + Int64(r) }
+        return r
+    }
+
+    /// pread64 of a regular file with Kernel.mu given up for the host reads
+    /// and the copies to the application (Task.withoutKernelLock), so that
+    /// threads reading files do not queue behind each other's copies. The
+    /// description is pinned by a reference meanwhile: a close or dup2 by
+    /// another thread drops its own reference, not the last one, and the
+    /// host fd stays open until ours is dropped, under mu again (as Linux's
+    /// fput at the end of the call; the close event follows then). No file
+    /// offset is read or moved. Requires: mu held; a readable, seekable
+    /// description, `count` > 0 and `pos` >= 0 (sysPread checked them).
+    func preadUnlocked(_ t: Task, _ buf: UInt64, _ count: Int, _ pos: Int64) -> Int {
+        if isStream || !readable { return read(t, buf, count, pos) }
+        refs += 1
+        let r = t.withoutKernelLock { readAt(t, buf, count, pos) }
+        FDTable.drop(self)
+        return r
+    }
+
+    /// Reads at `pos` of a regular file into application memory at `buf`;
+    /// the bytes read or -errno. Touches no shared state: the host fd, the
+    /// task's scratch buffer and its memory, so it may run without mu.
+    private func readAt(_ t: Task, _ buf: UInt64, _ count: Int, _ pos: Int64) -> Int {
+        var pos = pos
+        if count >= HostFileFD.mappedReadMin, let r = mappedRead(t, buf, count, pos) { return r }
         var done = 0
         while done < count {
             let n = min(count - done, t.scratch.count)
@@ -92,7 +116,6 @@ final class HostFileFD: FileDescription {
             pos += Int64(r)
             if r < n { break }
         }
-        if off == nil { offset = pos }
         return done
     }
 

@@ -1,13 +1,46 @@
 // The Sentry's kernel: tasks, thread groups, the pid namespace, signals.
 //
-// Locking: one lock, `Kernel.mu`, guards all emulated kernel state (tasks,
-// thread groups, signal state, fd tables, pipes, the VFS caches). Syscall
-// handlers run with it held and give it up only while blocked (on a task's
-// condition variable, or in a host poll for host-backed files). Leaf locks
-// below it: GoferClient's channel lock, Log's lock, StubFactory's lock.
+// Locking. `Kernel.mu` guards the emulated kernel state (tasks, thread
+// groups, signal state, fd tables, pipes, the VFS caches). Syscall handlers
+// run with it held and give it up only where this file and the code say:
+//
+//   - blocked, on a task's condition variable or in a host poll for
+//     host-backed files (Task.block, Task.hostPoll);
+//   - around work that touches only the calling task's own platform thread
+//     and values it copied out of shared state (Task.withoutKernelLock):
+//     reading a path or writing a stat result in application memory
+//     (stat, lstat, newfstatat), and pread64 of a Gofer-donated regular
+//     file, whose description stays pinned by a reference meanwhile, so a
+//     concurrent close cannot close its host fd (HostFileFD.preadUnlocked);
+//   - never at all, for the calls of `LockFree` (Syscalls/Dispatch.swift):
+//     getpid, gettid, getppid, get[e]uid, get[e]gid and sched_yield read
+//     only what is fixed for the task's life, published atomically, or
+//     written by the task's own calls alone, and a driver thread serves
+//     them between two resumes of its stub without taking the lock.
+//
+// Only the ptrace platform's tasks give the lock up around memory copies:
+// their copies are host process_vm_readv/writev on their own stub thread.
+// A KVM task's copies walk its address space's tables, which other threads
+// change under mu, so its calls keep the lock throughout.
+//
+// Lock order (ranks in Kernel/LockOrder.swift; a thread takes a lock only
+// above every lock it holds, and debug builds trap on a violation):
+//
+//   10  Kernel.mu
+//   60  Log's lock (leaf)
+//
+// Leaf locks of the modules below the Sentry, which may be taken under mu
+// and, living where the Sentry is out of reach, never take it: the
+// GoferClient's channel lock, Platform's StubFactory lock, the KVM
+// platform's machine, vCPU and address-space locks.
+//
+// The finer locks that will split mu (task, thread group, fd table, file
+// description, mount and dentry cache, inode, pipe, futex bucket, epoll)
+// get ranks below 60 in that order, outermost first. A lock held while mu
+// is given up and taken again (a file description's offset lock across a
+// read, as Linux's f_pos_lock) must rank below mu's 10.
 // Platform calls that do not touch shared state (ptrace resume, register
-// access) run without it. A finer-grained scheme can replace this one lock
-// without changing the syscall handlers' shape.
+// access) run without mu.
 
 import CMoat
 import Glibc
@@ -94,8 +127,8 @@ final class Kernel: @unchecked Sendable {
         bootRealtimeNs = Kernel.now(CLOCK_REALTIME)
     }
 
-    @inline(__always) func lock() { pthread_mutex_lock(&mu) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(&mu) }
+    @inline(__always) func lock() { LockOrder.willAcquire(.kernel); pthread_mutex_lock(&mu) }
+    @inline(__always) func unlock() { LockOrder.released(.kernel); pthread_mutex_unlock(&mu) }
 
     static func now(_ clock: clockid_t) -> Int64 {
         var ts = timespec()

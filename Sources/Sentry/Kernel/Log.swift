@@ -33,9 +33,11 @@ final class Log: @unchecked Sendable {
 
     /// Logs an unimplemented syscall once per number.
     func unimplemented(_ nr: Int) {
+        LockOrder.willAcquire(.log)
         pthread_mutex_lock(&mu)
         let first = warned.insert(nr).inserted
         pthread_mutex_unlock(&mu)
+        LockOrder.released(.log)
         if first { info("unimplemented syscall \(syscallName(nr)) (\(nr)): returning ENOSYS") }
     }
 }

@@ -156,7 +156,12 @@ final class Task {
         while prepareToRun() {
             inApp = true
             kernel.unlock()
-            let reason = thread.run()
+            var reason = thread.run()
+            // Calls that need no lock are served here, between resumes
+            // (LockFree, Syscalls/Dispatch.swift); inApp stays set, so a
+            // signal or exit meanwhile kicks the stub and the next resume
+            // reports it (.interrupted), which brings us back under mu.
+            while reason == .syscall && LockFree.serve(self) { reason = thread.run() }
             kernel.lock()
             inApp = false
             switch reason {
@@ -283,6 +288,19 @@ final class Task {
         if n == 0 { return (.timedOut, 0) }
         let mine = all.last!.revents != 0 ? n - 1 : n
         return (.woken, mine)
+    }
+
+    /// Runs `body` with Kernel.mu given up, on the ptrace platform (a KVM
+    /// task keeps it: Kernel.swift). For work that touches only this task's
+    /// own platform thread (its memory copies, process_vm_readv/writev on
+    /// its stub) and values the caller took out of shared state under mu,
+    /// holding a reference on any file it uses. Whatever other threads
+    /// change meanwhile, the caller re-reads after. Requires: mu held.
+    @inline(__always) func withoutKernelLock<R>(_ body: () -> R) -> R {
+        guard thread.hasStub else { return body() }
+        kernel.unlock()
+        defer { kernel.lock() }
+        return body()
     }
 
     /// Wakes the task if it sleeps. Requires: mu held.

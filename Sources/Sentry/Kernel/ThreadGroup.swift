@@ -1,5 +1,6 @@
 import CMoat
 import Glibc
+import Synchronization
 
 /// Signal dispositions, shared between thread groups cloned with CLONE_SIGHAND.
 final class SignalHandlers {
@@ -21,7 +22,12 @@ final class ThreadGroup {
     let tgid: Int32
     unowned let kernel: Kernel
     var tasks: [Task] = []
-    var parent: ThreadGroup?
+    var parent: ThreadGroup? { didSet { parentTgid.store(parent?.tgid ?? 0, ordering: .relaxed) } }
+    /// The parent's (root) pid, or 0: written with `parent` (under mu),
+    /// read without any lock by getppid (LockFree in Syscalls/Dispatch.swift).
+    /// A class reference cannot be read while another thread replaces it;
+    /// this word can, and it is all getppid needs.
+    let parentTgid = Atomic<Int32>(0)
     var children: [ThreadGroup] = []
     var pgid: Int32
     var sid: Int32
@@ -86,6 +92,7 @@ final class ThreadGroup {
         } else {
             rlimits = ThreadGroup.defaultRlimits()
         }
+        parentTgid.store(parent?.tgid ?? 0, ordering: .relaxed)   // didSet does not run in init
     }
 
     static func defaultRlimits() -> [RLimit] {

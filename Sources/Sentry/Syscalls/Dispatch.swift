@@ -3,7 +3,8 @@
 // The table is data: each number maps to a handler, or is absent (ENOSYS,
 // logged once by name). Handlers have one shape, (Task, Args) -> Int: decode
 // the arguments, check them, hand off to the kernel, VFS or MM, and return a
-// value or a negative errno. They run with Kernel.mu held.
+// value or a negative errno. They run with Kernel.mu held, except the few
+// in `LockFree` below, which the driver thread serves without it.
 
 import CMoat
 import Glibc
@@ -54,8 +55,65 @@ final class SyscallTable {
     }()
 }
 
+/// Calls served with no lock at all (Kernel.swift's header): a driver
+/// thread answers them between two resumes of its stub thread, so threads
+/// doing only these never meet on Kernel.mu. Each handler reads state fixed
+/// for the task's life or published atomically (see each handler), and
+/// they run where the locked path would run them: same function, same
+/// result. Anything that makes a call need the kernel's view (a seccomp
+/// profile, strace, the first-syscall profile, a fast-path layer to attach)
+/// sends it down the locked path instead (`serve` returns false).
+///
+/// A signal, stop or exit meant for the task while it serves one of these
+/// still reaches it: the task is "in the application" for the kernel
+/// (inApp), so the sender kicks its stub thread, and the next resume
+/// returns .interrupted (PtraceThread.run), which takes the driver back
+/// under mu to Task.prepareToRun.
+enum LockFree {
+    static let handlers: [Handler?] = {
+        var h = [Handler?](repeating: nil, count: 512)
+        h[24] = sysSchedYield
+        h[39] = sysGetpid
+        h[102] = sysGetuid
+        h[104] = sysGetgid
+        h[107] = sysGeteuid
+        h[108] = sysGetegid
+        h[110] = sysGetppid
+        h[186] = sysGettid
+        return h
+    }()
+
+    /// Serves the call `t` stopped at if it is one of `handlers` and may be
+    /// served without the lock: the result goes in rax as dispatchSyscall
+    /// puts it. Returns false, having done nothing, otherwise. Runs on the
+    /// task's driver thread with no lock held.
+    static func serve(_ t: Task) -> Bool {
+        LockOrder.assertNoneHeld()
+        // The KVM platform keeps every call under mu (Kernel.swift).
+        guard t.thread.hasStub else { return false }
+        let nr = Int(Int64(bitPattern: t.thread.regs.orig_rax))
+        guard nr >= 0 && nr < 512, let h = handlers[nr] else { return false }
+        // Set before any task ran and never again (Sentry.swift), so these
+        // reads race with no write.
+        let k = t.kernel
+        if k.strace || k.podMode || AppSeccomp.active != nil || StartupProfile.firstSyscallPending { return false }
+        let fast = FastPath.set[nr]
+        // The call that earns the thread its fast-path layer takes the
+        // locked path, which attaches it.
+        if fast && t.thread.listener < 0 && t.fastCandidates + 1 == FastPath.enableAfter { return false }
+        let r = t.thread.regs
+        let ret = h(t, Args(a0: r.rdi, a1: r.rsi, a2: r.rdx, a3: r.r10, a4: r.r8, a5: r.r9))
+        t.thread.regs.rax = UInt64(bitPattern: Int64(ret))
+        t.thread.markDirty()
+        t.thread.wantFast = fast
+        if fast && t.thread.listener < 0 { t.fastCandidates += 1 }
+        return true
+    }
+}
+
 /// Runs the syscall the task stopped at. Requires: Kernel.mu held.
 func dispatchSyscall(_ t: Task) {
+    LockOrder.assertHeld(.kernel)
     let regs = t.thread.regs
     let nr = Int(Int64(bitPattern: regs.orig_rax))
     let args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)

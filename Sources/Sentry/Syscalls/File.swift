@@ -15,7 +15,7 @@ func registerFile(_ t: SyscallTable) {
     t[85] = { t, a in sysOpenat(t, AT_FDCWD_, a.a0, O_CREAT | O_WRONLY | O_TRUNC, a.uint(1)) } // creat
     t[0] = { t, a in sysRead(t, a.int(0), a.a1, a.long(2), nil) }                         // read
     t[1] = { t, a in sysWrite(t, a.int(0), a.a1, a.long(2), nil) }                        // write
-    t[17] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysRead(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
+    t[17] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysPread(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
     t[18] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
     t[19] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: false) }          // readv
     t[20] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: true) }           // writev
@@ -38,15 +38,15 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
         return writeStat(t, f.stat(), a.a1)
     }
-    t[4] = { t, a in writeStat(t, t.lookup(AT_FDCWD_, a.a0, follow: true).flatMap { $0.inode.stat() }, a.a1) }   // stat
-    t[6] = { t, a in writeStat(t, t.lookup(AT_FDCWD_, a.a0, follow: false).flatMap { $0.inode.stat() }, a.a1) }  // lstat
+    t[4] = { t, a in statPath(t, AT_FDCWD_, a.a0, a.a1, follow: true) }                   // stat
+    t[6] = { t, a in statPath(t, AT_FDCWD_, a.a0, a.a1, follow: false) }                  // lstat
     t[262] = { t, a in                                                                    // newfstatat
         let flags = a.int(3)
         if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_ | 0x800 | 0x6000) != 0 { return err(EINVAL) }
         if flags & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty, let f = t.fds.get(a.int(0)) {
             return writeStat(t, f.stat(), a.a2)
         }
-        return writeStat(t, t.lookup(a.int(0), a.a1, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0).flatMap { $0.inode.stat() }, a.a2)
+        return statPath(t, a.int(0), a.a1, a.a2, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0)
     }
     t[332] = sysStatx
     t[217] = { t, a in                                                                    // getdents64
@@ -227,6 +227,24 @@ func resultCode(_ r: Result<Void, Errno>) -> Int {
     switch r { case .success: return 0; case .failure(let e): return e.ret }
 }
 
+/// stat, lstat and newfstatat of a path. The path is copied in and the
+/// result copied out with Kernel.mu given up (Task.withoutKernelLock: host
+/// process_vm_readv/writev on the task's own stub), and so is a Gofer
+/// round trip for the attributes (GoferInode.stat(for:)); the walk and the
+/// attributes are taken under mu. Errors come in Linux's order: the path
+/// (EFAULT, ENAMETOOLONG), the walk, then the copy out (EFAULT).
+func statPath(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ buf: UInt64, follow: Bool, emptyOK: Bool = false) -> Int {
+    let r = t.withoutKernelLock { t.readPath(pathAddr) }
+        .flatMap { t.lookup(dirfd, path: $0, follow: follow, emptyOK: emptyOK) }
+        .flatMap { p in (p.inode as? GoferInode)?.stat(for: t) ?? p.inode.stat() }
+    switch r {
+    case .success(let s):
+        let bytes = s.bytes()
+        return t.withoutKernelLock { t.copyOut(buf, bytes) } ? 0 : err(EFAULT)
+    case .failure(let e): return e.ret
+    }
+}
+
 func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
     switch r {
     case .success(let s): return t.copyOut(addr, s.bytes()) ? 0 : err(EFAULT)
@@ -388,6 +406,20 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     let r = f.read(t, buf, min(count, 0x7ffff000), off)
+    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    return r
+}
+
+/// pread64: sysRead, except that a Gofer-donated regular file is read with
+/// Kernel.mu given up during the host reads and copies
+/// (HostFileFD.preadUnlocked). Only from the pread64 handler: callers that
+/// read as part of a larger step under mu (io_uring's ring, readv's
+/// vector) keep sysRead, which keeps the lock.
+func sysPread(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64) -> Int {
+    guard let f = t.fds.get(fd) as? HostFileFD, f.seekable, f.readable, count > 0, off >= 0 else {
+        return sysRead(t, fd, buf, count, off)
+    }
+    let r = f.preadUnlocked(t, buf, min(count, 0x7ffff000), off)
     if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
     return r
 }

@@ -6,10 +6,11 @@ import Glibc
 let moatRelease = "6.0.0-moat"
 
 func registerIdentity(_ t: SyscallTable) {
-    t[102] = { t, _ in Int(t.creds.uid) }                                  // getuid
-    t[107] = { t, _ in Int(t.creds.euid) }                                 // geteuid
-    t[104] = { t, _ in Int(t.creds.gid) }                                  // getgid
-    t[108] = { t, _ in Int(t.creds.egid) }                                 // getegid
+    // These four are also served without Kernel.mu (LockFree, Dispatch.swift).
+    t[102] = sysGetuid
+    t[107] = sysGeteuid
+    t[104] = sysGetgid
+    t[108] = sysGetegid
     t[118] = { t, a in                                                        // getresuid
         let c = t.creds
         return t.writeI32(a.a0, Int32(bitPattern: c.uid)) && t.writeI32(a.a1, Int32(bitPattern: c.euid)) && t.writeI32(a.a2, Int32(bitPattern: c.suid)) ? 0 : err(EFAULT)
@@ -113,7 +114,7 @@ func registerIdentity(_ t: SyscallTable) {
         if r < 0 { return err(errno) }
         return t.scratch.withUnsafeBytes { t.copyOut(a.a0, $0.baseAddress!, r) } ? r : err(EFAULT)
     }
-    t[24] = { _, _ in sched_yield(); return 0 }                               // sched_yield
+    t[24] = sysSchedYield                                                     // sched_yield (also LockFree)
     t[204] = { t, a in                                                        // sched_getaffinity
         let n = a.long(1)
         if n < 8 || n & 7 != 0 { return err(EINVAL) }
@@ -411,3 +412,17 @@ private func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<
     }
     return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)
 }
+
+/// sched_yield: the host's, for the driver thread; served without Kernel.mu
+/// (LockFree, Dispatch.swift): under it, the yield held up every other task.
+func sysSchedYield(_: Task, _: Args) -> Int { sched_yield(); return 0 }
+
+// Served with or without Kernel.mu (LockFree, Dispatch.swift): a task's
+// credentials are written only by its own calls (set*id, capset, exec,
+// faccessat's borrowed ones) or before it first runs (clone, a new
+// process), and a call is served on that task's own driver thread, so no
+// other thread writes them meanwhile.
+func sysGetuid(_ t: Task, _: Args) -> Int { Int(t.creds.uid) }
+func sysGeteuid(_ t: Task, _: Args) -> Int { Int(t.creds.euid) }
+func sysGetgid(_ t: Task, _: Args) -> Int { Int(t.creds.gid) }
+func sysGetegid(_ t: Task, _: Args) -> Int { Int(t.creds.egid) }

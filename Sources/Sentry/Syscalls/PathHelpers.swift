@@ -32,8 +32,11 @@ extension Task {
 
     /// Resolves (dirfd, path) to a Path, with AT_EMPTY_PATH support.
     func lookup(_ dirfd: Int32, _ addr: UInt64, follow: Bool, emptyOK: Bool = false) -> Result<Path, Errno> {
-        let path: [UInt8]
-        switch readPath(addr) { case .success(let p): path = p; case .failure(let e): return .failure(e) }
+        readPath(addr).flatMap { lookup(dirfd, path: $0, follow: follow, emptyOK: emptyOK) }
+    }
+
+    /// `lookup` of a path already copied in.
+    func lookup(_ dirfd: Int32, path: [UInt8], follow: Bool, emptyOK: Bool = false) -> Result<Path, Errno> {
         if path.isEmpty {
             if emptyOK {
                 if dirfd == AT_FDCWD_ { return .success(fs.cwd) }

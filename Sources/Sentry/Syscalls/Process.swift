@@ -3,6 +3,7 @@
 import CMoat
 import Glibc
 import Platform
+import Synchronization
 
 let CLONE_VM_: UInt64 = 0x100, CLONE_FS_: UInt64 = 0x200, CLONE_FILES_: UInt64 = 0x400
 let CLONE_SIGHAND_: UInt64 = 0x800, CLONE_PIDFD_: UInt64 = 0x1000, CLONE_PTRACE_: UInt64 = 0x2000
@@ -41,9 +42,10 @@ func registerProcess(_ t: SyscallTable) {
     t[61] = { t, a in sysWait4(t, a.int(0), a.a1, a.int(2), a.a3) }                                                 // wait4
     t[247] = sysWaitid
     // Pids a task is given or names are its pid namespace's (Kernel/PidNamespaces.swift).
-    t[39] = { t, _ in Int(t.vpid(t.tg.tgid)) }                                                                      // getpid
-    t[110] = { t, _ in Int(t.tg.parent.map { t.vpid($0.tgid) } ?? 0) }                                             // getppid
-    t[186] = { t, _ in Int(t.vpid(t.tid)) }                                                                         // gettid
+    // These three are also served without Kernel.mu (LockFree, Dispatch.swift).
+    t[39] = sysGetpid
+    t[110] = sysGetppid
+    t[186] = sysGettid
     t[218] = { t, a in t.clearChildTid = a.a0; return Int(t.vpid(t.tid)) }                                          // set_tid_address
     t[109] = { t, a in sysSetpgid(t, a.int(0), a.int(1)) }                                                          // setpgid
     t[121] = { t, a in                                                                                               // getpgid
@@ -396,3 +398,12 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
     target.pgid = pgid
     return 0
 }
+
+// Served with or without Kernel.mu (LockFree in Dispatch.swift), so they
+// read only what no other thread changes under them: a task's tid and
+// thread group and the group's tgid are fixed for the task's life, and the
+// parent's pid is the atomic copy ThreadGroup keeps beside `parent`.
+// vpid is arithmetic on the pid (Kernel/PidNamespaces.swift).
+func sysGetpid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.tgid)) }
+func sysGettid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tid)) }
+func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.parentTgid.load(ordering: .relaxed))) }
