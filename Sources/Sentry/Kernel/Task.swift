@@ -254,10 +254,9 @@ final class Task {
         waitMode = .cond
         if let d = deadline {
             if Kernel.now(CLOCK_MONOTONIC) >= d { waitMode = .none; return .timedOut }
-            var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
-            pthread_cond_timedwait(&cond, &kernel.mu, &ts)
+            kernel.wait(on: &cond, deadline: timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000)))
         } else {
-            pthread_cond_wait(&cond, &kernel.mu)
+            kernel.wait(on: &cond)
         }
         waitMode = .none
         if !stopWait && interruptPending() { return .interrupted }
@@ -274,8 +273,12 @@ final class Task {
         waitMode = .hostPoll
         kernel.unlock()
         let n = poll(&all, nfds_t(all.count), timeoutMs)
-        var drain: UInt64 = 0
-        _ = read(wakeFD, &drain, 8)
+        if all.last!.revents != 0 {
+            // Only a written eventfd needs draining: a read of an empty one
+            // was one more host call per wake-up by the file itself.
+            var drain: UInt64 = 0
+            _ = read(wakeFD, &drain, 8)
+        }
         kernel.lock()
         waitMode = .none
         for i in 0..<pfds.count { pfds[i].revents = all[i].revents }
@@ -285,9 +288,28 @@ final class Task {
         return (.woken, mine)
     }
 
-    /// Wakes the task if it sleeps. Requires: mu held.
+    /// Wakes the task if it sleeps. Requires: mu held. The holder of mu
+    /// that took it through `Kernel.lock` wakes it when it releases mu
+    /// (Kernel.unlock, "Waking after unlock").
     func wake() {
-        switch waitMode {
+        if waitMode == .none || wakeDeferred { return }
+        if kernel.callerHoldsLock {
+            wakeDeferred = true
+            kernel.deferWake(self, waitMode)
+        } else {
+            wakeNow(waitMode)
+        }
+    }
+
+    /// Set while a wake of this task waits in Kernel.deferredWakes (one is
+    /// enough). Guarded by mu.
+    var wakeDeferred = false
+
+    /// Wakes the task from the wait it was in (`mode`) when `wake` was
+    /// called. Needs no lock: a late or spurious wake is harmless (the
+    /// sleeper re-checks; an eventfd write is drained by its next poll).
+    func wakeNow(_ mode: WaitMode) {
+        switch mode {
         case .cond: pthread_cond_signal(&cond)
         case .hostPoll:
             var one: UInt64 = 1
