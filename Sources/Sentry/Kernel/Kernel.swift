@@ -85,6 +85,14 @@ final class Kernel: @unchecked Sendable {
         self.vfs = vfs
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
+        // PTHREAD_MUTEX_ADAPTIVE_NP: a locker spins a little (glibc's
+        // mutex_spin_count tries) before sleeping in the host. Two drivers
+        // serving a pipe or a socket pair take mu by turns, each for a few
+        // microseconds; slept on, every hand-over was a FUTEX_WAIT, a
+        // FUTEX_WAKE and two context switches, and left the mutex marked
+        // contended so that the next unlock made a FUTEX_WAKE to nobody
+        // (bench/results/2026-12-06-wakeup-profile.md).
+        pthread_mutexattr_settype(&attr, 3 /* PTHREAD_MUTEX_ADAPTIVE_NP */)
         pthread_mutex_init(&mu, &attr)
         var cattr = pthread_condattr_t()
         pthread_condattr_init(&cattr)
