@@ -94,6 +94,12 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms);
 /// Routes SIGCHLD for stub thread `tid` to the eventfd its driver polls.
 void moat_fast_register(pid_t tid, int efd);
 void moat_fast_unregister(pid_t tid);
+/// A task's sleep (park.c): arm with Kernel.mu held, release it, wait until
+/// woken or the absolute CLOCK_MONOTONIC deadline (-1: none; returns
+/// ETIMEDOUT), take it back. wake may be called from any thread, any time.
+void moat_park_arm(int32_t *w);
+int moat_park_wait(int32_t *w, int64_t deadline_ns);
+void moat_park_wake(int32_t *w);
 /// pidfd_getfd(pidfd_open(pid), fd): a copy of another process's fd, or -errno.
 int moat_pidfd_getfd(pid_t pid, int fd);
 

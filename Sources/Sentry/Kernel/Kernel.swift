@@ -4,8 +4,10 @@
 // groups, signal state, fd tables, pipes, the VFS caches). Syscall handlers
 // run with it held and give it up only where this file and the code say:
 //
-//   - blocked, on a task's condition variable or in a host poll for
-//     host-backed files (Task.block, Task.hostPoll);
+//   - blocked, on a futex word of the task's own (Task.parkWord,
+//     CMoat/park.c) or in a host poll for host-backed files (Task.block,
+//     Task.hostPoll); a task woken while its waker holds mu is woken when
+//     the waker releases it ("Waking after unlock" below);
 //   - around work that touches only the calling task's own platform thread
 //     and values it copied out of shared state (Task.withoutKernelLock):
 //     reading a path or writing a stat result in application memory
@@ -118,6 +120,14 @@ final class Kernel: @unchecked Sendable {
         self.vfs = vfs
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
+        // PTHREAD_MUTEX_ADAPTIVE_NP: a locker spins a little (glibc's
+        // mutex_spin_count tries) before sleeping in the host. Two drivers
+        // serving a pipe or a socket pair take mu by turns, each for a few
+        // microseconds; slept on, every hand-over was a FUTEX_WAIT, a
+        // FUTEX_WAKE and two context switches, and left the mutex marked
+        // contended so that the next unlock made a FUTEX_WAKE to nobody
+        // (bench/results/2026-12-06-wakeup-profile.md).
+        pthread_mutexattr_settype(&attr, 3 /* PTHREAD_MUTEX_ADAPTIVE_NP */)
         pthread_mutex_init(&mu, &attr)
         var cattr = pthread_condattr_t()
         pthread_condattr_init(&cattr)
@@ -127,8 +137,74 @@ final class Kernel: @unchecked Sendable {
         bootRealtimeNs = Kernel.now(CLOCK_REALTIME)
     }
 
-    @inline(__always) func lock() { LockOrder.willAcquire(.kernel); pthread_mutex_lock(&mu) }
-    @inline(__always) func unlock() { LockOrder.released(.kernel); pthread_mutex_unlock(&mu) }
+    @inline(__always) func lock() { LockOrder.willAcquire(.kernel); pthread_mutex_lock(&mu); holder = pthread_self() }
+
+    /// Releases mu, then wakes the tasks woken while it was held (see
+    /// `deferredWakes`).
+    @inline(__always) func unlock() {
+        holder = 0
+        LockOrder.released(.kernel)
+        if deferredWakes.isEmpty { pthread_mutex_unlock(&mu); return }
+        let woken = takeDeferredWakes()
+        pthread_mutex_unlock(&mu)
+        for (t, mode) in woken { t.wakeNow(mode) }
+    }
+
+    // MARK: - Waking after unlock
+    //
+    // A task asleep in `Task.block` waits on its condition variable with mu;
+    // woken while its waker still holds mu (a pipe write, a futex wake, a
+    // signal), it would run at once, find mu taken, sleep again on mu and be
+    // woken a second time by the waker's unlock: two more host futex calls
+    // and one more context switch on the path from the waker's syscall to
+    // the sleeper's return (bench/results/2026-12-06-wakeup-profile.md).
+    // So a wake made with mu held is recorded here and done by `unlock`,
+    // right after the mutex is released: the sleeper finds mu free. It is
+    // still correct to wake late: the sleeper registered its wait with mu
+    // held before the waker could change anything, and every caller of
+    // `block` re-checks its condition (a wake arriving after the sleeper
+    // has moved on to another wait is a spurious one, as a timeout is).
+
+    /// Tasks woken (Task.wake) by the current holder of mu, with how each
+    /// was waiting then; woken for real once mu is released. Guarded by mu.
+    private(set) var deferredWakes: [(Task, Task.WaitMode)] = []
+    /// The thread that took mu through `lock()` (0 while nobody did, or
+    /// while mu was taken back by a condition-variable wait that is not
+    /// `wait(on:deadline:)`): only the holder may defer a wake.
+    private var holder: pthread_t = 0
+
+    /// Whether the calling thread holds mu (through `lock()`).
+    @inline(__always) var callerHoldsLock: Bool { holder != 0 && pthread_equal(holder, pthread_self()) != 0 }
+
+    /// Requires: mu held by the caller (`callerHoldsLock`).
+    func deferWake(_ t: Task, _ mode: Task.WaitMode) {
+        deferredWakes.append((t, mode))
+    }
+
+    /// Empties the list (and clears the tasks' marks) with mu held.
+    private func takeDeferredWakes() -> [(Task, Task.WaitMode)] {
+        let woken = deferredWakes
+        deferredWakes.removeAll(keepingCapacity: true)
+        for (t, _) in woken { t.wakeDeferred = false }
+        return woken
+    }
+
+    /// Waits on `cond` with mu (held through `lock()`), as
+    /// pthread_cond_(timed)wait, after doing the wakes this holder deferred:
+    /// the wait releases mu without `unlock`, and a task this thread woke
+    /// must not sleep until this one wakes. Requires: mu held.
+    func wait(on cond: UnsafeMutablePointer<pthread_cond_t>, deadline: timespec? = nil) {
+        if !deferredWakes.isEmpty {
+            for (t, mode) in takeDeferredWakes() { t.wakeNow(mode) }
+        }
+        holder = 0
+        if var ts = deadline {
+            pthread_cond_timedwait(cond, &mu, &ts)
+        } else {
+            pthread_cond_wait(cond, &mu)
+        }
+        holder = pthread_self()
+    }
 
     static func now(_ clock: clockid_t) -> Int64 {
         var ts = timespec()
@@ -161,7 +237,7 @@ final class Kernel: @unchecked Sendable {
     /// wait status translated to a shell exit code.
     func waitForInit() -> Int32 {
         lock()
-        while !finished { pthread_cond_wait(&doneCond, &mu) }
+        while !finished { wait(on: &doneCond) }
         let s = initStatus
         unlock()
         return s

@@ -48,7 +48,14 @@ final class Task {
     var restartNr: UInt64 = 0
 
     // Waiting. Guarded by Kernel.mu.
-    private var cond = pthread_cond_t()
+    /// The word a blocked task sleeps on (CMoat/park.c), allocated once so
+    /// that its address is stable for the host futex calls.
+    private let parkWord: UnsafeMutablePointer<Int32> = {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    /// `.cond`: asleep in `block` (on `parkWord`); `.hostPoll`: in a host poll.
     enum WaitMode { case none, cond, hostPoll }
     var waitMode = WaitMode.none
     /// An eventfd that wakes this task from a host poll.
@@ -97,13 +104,9 @@ final class Task {
         self.fs = fs
         self.comm = comm
         self.wakeFD = eventfd(0, EFD_CLOEXEC_ | EFD_NONBLOCK_)
-        var cattr = pthread_condattr_t()
-        pthread_condattr_init(&cattr)
-        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
-        pthread_cond_init(&cond, &cattr)
     }
 
-    deinit { close(wakeFD); transferStorage?.deallocate() }
+    deinit { close(wakeFD); transferStorage?.deallocate(); parkWord.deallocate() }
 
     // MARK: - Driver thread
 
@@ -256,14 +259,15 @@ final class Task {
         } else if interruptPending() { return .interrupted }
         // Credit the CPU time run up to here to the threads that ran it.
         _ = tg.sampleCPU()
+        if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
+        // Armed with mu held, so a waker (who needs mu to see `.cond`)
+        // cannot come before it; released through unlock, which also does
+        // the wakes this thread deferred.
         waitMode = .cond
-        if let d = deadline {
-            if Kernel.now(CLOCK_MONOTONIC) >= d { waitMode = .none; return .timedOut }
-            var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
-            pthread_cond_timedwait(&cond, &kernel.mu, &ts)
-        } else {
-            pthread_cond_wait(&cond, &kernel.mu)
-        }
+        moat_park_arm(parkWord)
+        kernel.unlock()
+        _ = moat_park_wait(parkWord, deadline ?? -1)
+        kernel.lock()
         waitMode = .none
         if !stopWait && interruptPending() { return .interrupted }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
@@ -279,8 +283,12 @@ final class Task {
         waitMode = .hostPoll
         kernel.unlock()
         let n = poll(&all, nfds_t(all.count), timeoutMs)
-        var drain: UInt64 = 0
-        _ = read(wakeFD, &drain, 8)
+        if all.last!.revents != 0 {
+            // Only a written eventfd needs draining: a read of an empty one
+            // was one more host call per wake-up by the file itself.
+            var drain: UInt64 = 0
+            _ = read(wakeFD, &drain, 8)
+        }
         kernel.lock()
         waitMode = .none
         for i in 0..<pfds.count { pfds[i].revents = all[i].revents }
@@ -303,10 +311,29 @@ final class Task {
         return body()
     }
 
-    /// Wakes the task if it sleeps. Requires: mu held.
+    /// Wakes the task if it sleeps. Requires: mu held. The holder of mu
+    /// that took it through `Kernel.lock` wakes it when it releases mu
+    /// (Kernel.unlock, "Waking after unlock").
     func wake() {
-        switch waitMode {
-        case .cond: pthread_cond_signal(&cond)
+        if waitMode == .none || wakeDeferred { return }
+        if kernel.callerHoldsLock {
+            wakeDeferred = true
+            kernel.deferWake(self, waitMode)
+        } else {
+            wakeNow(waitMode)
+        }
+    }
+
+    /// Set while a wake of this task waits in Kernel.deferredWakes (one is
+    /// enough). Guarded by mu.
+    var wakeDeferred = false
+
+    /// Wakes the task from the wait it was in (`mode`) when `wake` was
+    /// called. Needs no lock: a late or spurious wake is harmless (the
+    /// sleeper re-checks; an eventfd write is drained by its next poll).
+    func wakeNow(_ mode: WaitMode) {
+        switch mode {
+        case .cond: moat_park_wake(parkWord)
         case .hostPoll:
             var one: UInt64 = 1
             _ = write(wakeFD, &one, 8)
@@ -326,7 +353,7 @@ final class Task {
     func requestExit() {
         exitRequested = true
         kick()
-        if waitMode == .none && !inApp { pthread_cond_signal(&cond) }
+        if waitMode == .none && !inApp { moat_park_wake(parkWord) }
     }
 
     // MARK: - Exit

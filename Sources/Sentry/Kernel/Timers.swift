@@ -165,10 +165,9 @@ final class TimerService {
                 e.action()
             }
             if let n = entries.values.map({ $0.deadline }).min() {
-                var ts = timespec(tv_sec: Int(n / 1_000_000_000), tv_nsec: Int(n % 1_000_000_000))
-                pthread_cond_timedwait(&cond, &kernel.mu, &ts)
+                kernel.wait(on: &cond, deadline: timespec(tv_sec: Int(n / 1_000_000_000), tv_nsec: Int(n % 1_000_000_000)))
             } else {
-                pthread_cond_wait(&cond, &kernel.mu)
+                kernel.wait(on: &cond)
             }
         }
     }
