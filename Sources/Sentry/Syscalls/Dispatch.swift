@@ -46,6 +46,7 @@ final class SyscallTable {
         registerInotify(t)
         registerIPC(t)
         registerPosixTimers(t)
+        registerSched(t)
         registerProcessVM(t)
         registerPtrace(t)
         registerKeys(t)
