@@ -42,6 +42,8 @@ final class ThreadGroup {
     /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
     var parentDeathSignal: Int32 = 0
     var comm: [UInt8] = []
+    /// Whether the process has run execve (setpgid on such a child is EACCES).
+    var didExec = false
 
     // Exit state. Guarded by Kernel.mu.
     var exiting = false

@@ -121,9 +121,11 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
 }
 
 func sysTimerSettime(_ t: Task, _ a: Args) -> Int {
+    // Linux's order: no new value is EINVAL, an unreadable one EFAULT, then the timer id.
+    if a.a2 == 0 { return err(EINVAL) }
+    guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
     guard let tm = t.tg.posixTimers[a.int(0)] else { return err(EINVAL) }
     let flags = a.int(1)                    // bits other than TIMER_ABSTIME are ignored, as by Linux
-    guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
     let iv = Int64(bitPattern: get64(b, 0)) &* 1_000_000_000 &+ Int64(bitPattern: get64(b, 8))
     let vs = Int64(bitPattern: get64(b, 16)), vn = Int64(bitPattern: get64(b, 24))
     if vn < 0 || vn >= 1_000_000_000 || Int64(bitPattern: get64(b, 8)) < 0 || Int64(bitPattern: get64(b, 8)) >= 1_000_000_000 || vs < 0 {

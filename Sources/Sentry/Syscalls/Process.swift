@@ -399,6 +399,9 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
     if pidArg == 0 || pidArg == t.tg.tgid { target = t.tg }
     else {
         guard let c = k.threadGroups[pidArg], !c.reaped, c.parent === t.tg else { return err(ESRCH) }
+        // A child in another session is EPERM; one that has exec'd, EACCES.
+        if c.sid != t.tg.sid { return err(EPERM) }
+        if c.didExec { return err(EACCES) }
         target = c
     }
     if target.sid == target.tgid { return err(EPERM) }   // a session leader
