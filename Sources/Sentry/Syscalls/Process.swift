@@ -423,7 +423,7 @@ func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
     let flags = a.uint(1), pid = a.int(0)
     if flags & ~UInt32(O_NONBLOCK | O_EXCL) != 0 || pid <= 0 { return err(EINVAL) }
     guard let x = t.kernel.task(pid, by: t), !x.tg.reaped else { return err(ESRCH) }
-    if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(EINVAL) }
+    if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }  // Linux 6.9+: not a leader
     let f = PidFD(tg: x.tg, flags: Int32(flags) & O_NONBLOCK)
     let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
     if fd < 0 { f.release() }

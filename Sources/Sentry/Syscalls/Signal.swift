@@ -118,15 +118,18 @@ func registerSignal(_ t: SyscallTable) {
 }
 
 /// pidfd_send_signal(pidfd, sig, info, flags): kill(2) to the process a
-/// pidfd (or a /proc/PID directory fd) names, which must still be alive
-/// (ESRCH after it exited: its pid may be another process's by now); with
-/// `info`, rt_sigqueueinfo's rules for the caller's siginfo.
+/// pidfd (or a /proc/PID directory fd) names, which must not have been
+/// reaped (ESRCH: its pid may be another process's by now; a zombie takes
+/// the signal and ignores it); with `info`, rt_sigqueueinfo's rules for the
+/// caller's siginfo. Flags: at most one of PIDFD_SIGNAL_THREAD (its leader
+/// thread), _THREAD_GROUP (the default) and _PROCESS_GROUP (its group).
 private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
-    let sig = a.int(1)
-    if a.uint(3) != 0 { return err(EINVAL) }
+    let sig = a.int(1), flags = a.uint(3)
+    if flags & ~7 != 0 || flags.nonzeroBitCount > 1 { return err(EINVAL) }
     guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
     guard let tg = pidfdGroup(f) else { return err(EBADF) }
-    if tg.zombie || tg.reaped { return err(ESRCH) }
+    if tg.reaped { return err(ESRCH) }
+    if flags == 4 && a.a2 == 0 { return sysKill(t, -tg.pgid, sig) }
     if !t.kernel.sees(t, tg) { return err(EINVAL) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
     var info = SigInfo(signo: sig)
@@ -143,8 +146,8 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
         info.uid = t.creds.uid
     }
     if !canSignal(t, tg, sig) { return err(EPERM) }
-    if sig == 0 || t.kernel.initIgnores(tg, sig) { return 0 }
-    tg.sendSignal(sig, info)
+    if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig) { return 0 }
+    if flags == 1, let leader = tg.leader { leader.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
     return 0
 }
 
