@@ -480,7 +480,16 @@ final class InetSocketFD: FileDescription {
             let n = min(Int(len), 16)
             return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
         }
-        guard let max = InetSocketFD.passedOptions[level]?[name] else { return err(ENOPROTOOPT) }
+        guard let max = InetSocketFD.passedOptions[level]?[name] else {
+            // Not an option Moat passes. The host socket, of the same
+            // family and protocol, says which error: EOPNOTSUPP for a level
+            // that is neither SOL_SOCKET, IP nor the socket's protocol's
+            // (an IPv4 socket asked a UDP option), else ENOPROTOOPT.
+            var b = [UInt8](repeating: 0, count: 64)
+            var l = socklen_t(64)
+            let r = b.withUnsafeMutableBytes { Glibc.getsockopt(fd, level, name, $0.baseAddress!, &l) }
+            return r < 0 && errno == EOPNOTSUPP ? err(EOPNOTSUPP) : err(ENOPROTOOPT)
+        }
         var b = [UInt8](repeating: 0, count: max)
         var l = socklen_t(min(Int(len), max))
         let r = b.withUnsafeMutableBytes { Glibc.getsockopt(fd, level, name, $0.baseAddress!, &l) }

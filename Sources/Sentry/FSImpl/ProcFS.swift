@@ -22,6 +22,8 @@ final class ProcNode: Inode {
     override var fsMagic: Int64 { 0x9fa0 }
     var magic = false
     override var isMagicLink: Bool { magic }
+    /// For a /proc/PID directory: its process (pidfd_send_signal takes one as a pidfd).
+    weak var pidGroup: ThreadGroup?
 
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         guard isDir, let l = dirLookup else { return .failure(Errno(ENOTDIR)) }
@@ -82,7 +84,7 @@ extension Kernel {
                 let btime = k.bootRealtimeNs / 1_000_000_000
                 return "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime \(btime)\nprocesses \(k.nextPid)\nprocs_running 1\nprocs_blocked 0\n"
             }),
-            "filesystems": file(15, { _ in "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\nnodev\t9p\n" }),
+            "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
             "mounts": file(16, { t in k.mountsText(t) }),
             "cpuinfo": file(17, { _ in
                 var s = ""
@@ -204,9 +206,11 @@ extension Kernel {
             }
         }
         let names = entries.keys.sorted()
-        return ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
+        let dir = ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
             entries[String(decoding: n, as: UTF8.self)]?()
         }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+        if tid == nil { dir.pidGroup = tg }
+        return dir
     }
 
     func procFdDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {

@@ -99,7 +99,8 @@ extension Task {
             }
         }
         if setupFrame(info, act) {
-            if act.flags & UInt64(SA_RESETHAND) != 0 { tg.handlers.actions[Int(sig)] = SigAction() }
+            // SA_RESETHAND resets the handler only: the flags (SA_SIGINFO) stay, as on Linux.
+            if act.flags & UInt64(SA_RESETHAND) != 0 { tg.handlers.actions[Int(sig)].handler = 0 }
             return .delivered
         }
         // The frame could not be written: the application dies of SIGSEGV.

@@ -68,8 +68,18 @@ final class Task {
 
     var clearChildTid: UInt64 = 0
     var robustList: UInt64 = 0
-    /// sched_setscheduler's policy (SCHED_OTHER, BATCH or IDLE: all run alike here).
+    /// The scheduling policy and parameters sched_setscheduler/sched_setattr
+    /// stored (Syscalls/Identity.swift). Moat schedules nothing itself: the
+    /// host runs every task alike; these are only stored and reported.
     var schedPolicy: Int32 = 0
+    var schedPriority: Int32 = 0
+    var schedResetOnFork = false
+    var schedDeadline = (runtime: UInt64(0), deadline: UInt64(0), period: UInt64(0))
+    /// ioprio_set's value for this thread (0: none set, IOPRIO_CLASS_NONE).
+    var ioprio: Int32 = 0
+    /// What CLONE_IO and CLONE_SYSVSEM share, for kcmp's KCMP_IO and
+    /// KCMP_SYSVSEM (Moat keeps no I/O context or semaphore undo list per task).
+    var ioContext = KcmpToken(), semUndo = KcmpToken()
     /// The nice value (-20...19; getpriority reports 20 - nice). Inherited
     /// by fork and new threads; it only informs, the host schedules.
     var nice: Int32 = 0

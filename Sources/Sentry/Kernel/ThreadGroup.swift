@@ -48,6 +48,8 @@ final class ThreadGroup {
     /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
     var parentDeathSignal: Int32 = 0
     var comm: [UInt8] = []
+    /// Whether the process has run execve (setpgid on such a child is EACCES).
+    var didExec = false
 
     // Exit state. Guarded by Kernel.mu.
     var exiting = false
@@ -68,6 +70,8 @@ final class ThreadGroup {
     var stopReported = true
     var continuedReported = true
     var childWaiters = WaitQueue()
+    /// Pidfds polling for this process's exit (FSImpl/PidFD.swift).
+    var exitWaiters = WaitQueue()
     let startNs: Int64
     /// CPU time the host charged to the process's stub (all of it counts
     /// as user time: the host does not tell the Sentry's share apart).
@@ -105,6 +109,8 @@ final class ThreadGroup {
         r[RL_SIGPENDING] = RLimit(cur: 0x3fffff, max: 0x3fffff)
         r[RL_MEMLOCK] = RLimit(cur: 8 << 20, max: 8 << 20)
         r[RL_MSGQUEUE] = RLimit(cur: 819200, max: 819200)
+        r[13] = RLimit(cur: 0, max: 0)                                        // RLIMIT_NICE, as Linux's init has
+        r[14] = RLimit(cur: 0, max: 0)                                        // RLIMIT_RTPRIO: no real-time without CAP_SYS_NICE
         return r
     }
 
@@ -123,6 +129,7 @@ final class ThreadGroup {
     func finishExit() {
         _ = sampleCPU()
         zombie = true
+        exitWaiters.notifyAll()
         kernel.fileLocks.releaseAll(.process(tgid))
         detachTracees()
         // Reparent children to init (or the nearest subreaper).
@@ -248,6 +255,7 @@ final class ThreadGroup {
     /// Removes a zombie child for good. Requires: Kernel.mu held.
     func reap(_ c: ThreadGroup) {
         c.reaped = true
+        c.exitWaiters.notifyAll()
         children.removeAll { $0 === c }
         childUtimeNs += c.utimeNs + c.childUtimeNs
         childStimeNs += c.stimeNs + c.childStimeNs

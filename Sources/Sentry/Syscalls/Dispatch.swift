@@ -47,6 +47,7 @@ final class SyscallTable {
         registerInotify(t)
         registerIPC(t)
         registerPosixTimers(t)
+        registerSched(t)
         registerProcessVM(t)
         registerPtrace(t)
         registerKeys(t)

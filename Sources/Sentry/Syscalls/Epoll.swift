@@ -218,12 +218,14 @@ private func newEpoll(_ t: Task, _ flags: Int32) -> Int {
 
 func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
     let epfd = a.int(0), op = a.int(1), fd = a.int(2)
-    guard let ep = t.fds.get(epfd) else { return err(EBADF) }
-    guard let target = t.fds.get(fd) else { return err(EBADF) }
+    guard let ep = t.fds.getIO(epfd) else { return err(EBADF) }
+    guard let target = t.fds.getIO(fd) else { return err(EBADF) }
     guard let e = ep as? EpollFD else { return err(EINVAL) }
     if fd == epfd || target === ep { return err(EINVAL) }
     // Regular files and directories are always ready: Linux refuses them.
-    if target is TmpfsFileFD || target is DirectoryFD || target is BytesFD || (target as? HostFileFD).map({ !$0.isStream }) == true {
+    // So are mem's null, zero and full, which have no poll in Linux either.
+    if target is TmpfsFileFD || target is DirectoryFD || target is BytesFD || (target as? HostFileFD).map({ !$0.isStream }) == true
+        || (target as? DeviceFD).map({ [.null, .zero, .full].contains($0.kind) }) == true {
         return err(EPERM)
     }
     var events: UInt32 = 0, data: UInt64 = 0

@@ -203,6 +203,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     let base = execfn.split(separator: 47).last.map(Array.init) ?? execfn
     t.comm = Array(base.prefix(15))
     t.tg.comm = t.comm
+    t.tg.didExec = true
     t.releaseVfork()
     return 0
 }

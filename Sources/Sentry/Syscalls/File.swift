@@ -163,10 +163,13 @@ func registerFile(_ t: SyscallTable) {
         return 0
     }
     t[161] = { t, a in                                                                    // chroot
-        if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
+        // Linux's order: the lookup, search permission on the directory
+        // (EACCES), then the capability (EPERM).
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
+            if !t.mayAccess(p.inode, 1) { return err(EACCES) }
+            if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
             t.fs.root = p
             return 0
         case .failure(let e): return e.ret
@@ -774,7 +777,10 @@ func sysReadlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ buf: UInt64, _ s
         case .success(let s):
             let n = min(s.count, size)
             return t.copyOut(buf, Array(s[0..<n])) ? n : err(EFAULT)
-        case .failure(let e): return e.ret
+        case .failure(let e):
+            // An empty path names dirfd itself, never a link: ENOENT (Linux 6.x), not EINVAL.
+            if e.ret == err(EINVAL) && t.copyIn(path, 1) == [0] { return err(ENOENT) }
+            return e.ret
         }
     case .failure(let e): return e.ret
     }
@@ -809,6 +815,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
 func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     guard let i = f.inode, !(i is StdioInode) else { return 0 }
+    if f.path?.mount.readOnly == true { return err(EROFS) }                    // as the path calls: before the owner check
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }

@@ -3,7 +3,25 @@
 import CMoat
 import Glibc
 
+/// The file system types /proc/filesystems lists, in its order; the
+/// legacy sysfs(2) call numbers them from 0 in the same order.
+let presentedFileSystems = ["proc", "tmpfs", "devtmpfs", "9p"]
+
 func registerFileExtras(_ t: SyscallTable) {
+    t[139] = { t, a in                                                        // sysfs
+        switch a.int(0) {
+        case 1:                                                               // name -> index
+            let b: [UInt8]
+            switch t.readPath(a.a1) { case .success(let s): b = s; case .failure(let e): return e.ret }
+            return presentedFileSystems.firstIndex(of: String(decoding: b, as: UTF8.self)) ?? err(EINVAL)
+        case 2:                                                               // index -> name
+            let i = a.a1
+            guard i < UInt64(presentedFileSystems.count) else { return err(EINVAL) }
+            return t.copyOut(a.a2, Array(presentedFileSystems[Int(i)].utf8) + [0]) ? 0 : err(EFAULT)
+        case 3: return presentedFileSystems.count
+        default: return err(EINVAL)
+        }
+    }
     t[319] = sysMemfdCreate
     t[437] = sysOpenat2
     for (nr, follow) in [(188, true), (189, false)] {                                   // setxattr, lsetxattr

@@ -42,6 +42,14 @@ func futexWake(_ t: Task, key: FutexTable.Key, count: Int, bitset: UInt32) {
 }
 
 func registerFutex(_ t: SyscallTable) {
+    t[274] = { t, a in                                                        // get_robust_list
+        // The list head set_robust_list stored, for this thread or one the
+        // caller may ptrace (read mode, real credentials: EPERM otherwise).
+        guard let x = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t), !x.exited else { return err(ESRCH) }
+        if !mayAttach(t, x.tg) { return err(EPERM) }
+        if !t.writeU64(a.a2, 24) { return err(EFAULT) }                        // sizeof(struct robust_list_head)
+        return t.writeU64(a.a1, x.robustList) ? 0 : err(EFAULT)
+    }
     t[202] = { t, a in
         let op = a.int(1) & 0x7f
         let shared = a.int(1) & 128 == 0 // no FUTEX_PRIVATE_FLAG

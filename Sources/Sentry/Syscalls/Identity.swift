@@ -162,14 +162,6 @@ func registerIdentity(_ t: SyscallTable) {
         for x in ts { x.nice = nice }
         return 0
     }
-    t[145] = { t, a in                                                        // sched_getscheduler
-        if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
-        return Int(target.schedPolicy)
-    }
-    t[143] = { t, a in t.writeI32(a.a1, 0) ? 0 : err(EFAULT) }                // sched_getparam
-    t[146] = { _, a in a.int(0) == 0 ? 0 : (a.int(0) == 1 || a.int(0) == 2 ? 99 : err(EINVAL)) } // sched_get_priority_max
-    t[147] = { _, a in a.int(0) == 0 ? 0 : (a.int(0) == 1 || a.int(0) == 2 ? 1 : err(EINVAL)) }  // sched_get_priority_min
     t[273] = { t, a in t.robustList = a.a0; return a.a1 == 24 ? 0 : err(EINVAL) }  // set_robust_list
     t[334] = { _, _ in err(ENOSYS) }                                          // rseq: glibc falls back
     t[125] = sysCapget

@@ -54,32 +54,6 @@ func registerPosixTimers(_ t: SyscallTable) {
         return 0
     }
     t[324] = sysMembarrier
-    t[142] = { t, a in                                                        // sched_setparam
-        guard let p = t.readI32(a.a1) else { return err(EFAULT) }
-        if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
-        if target.tg !== t.tg && t.creds.euid != target.creds.uid && t.creds.euid != target.creds.euid
-            && !t.creds.has(Cap.sysNice) { return err(EPERM) }
-        return p == 0 ? 0 : err(EINVAL)
-    }
-    t[144] = { t, a in                                                        // sched_setscheduler
-        let policy = a.int(1) & ~0x4000_0000                                  // SCHED_RESET_ON_FORK
-        guard let p = t.readI32(a.a2) else { return err(EFAULT) }
-        if a.int(0) < 0 { return err(EINVAL) }
-        guard let target = a.int(0) == 0 ? t : t.kernel.task(a.int(0), by: t) else { return err(ESRCH) }
-        switch policy {
-        case 0, 3, 5:                                                         // OTHER, BATCH, IDLE
-            if p != 0 { return err(EINVAL) }
-            target.schedPolicy = policy
-            return 0
-        case 1, 2: return p >= 1 && p <= 99 ? err(EPERM) : err(EINVAL)        // FIFO, RR: no real-time here
-        default: return err(EINVAL)
-        }
-    }
-    t[148] = { t, a in                                                        // sched_rr_get_interval
-        if a.int(0) < 0 { return err(EINVAL) }
-        return t.copyOut(a.a1, withUnsafeBytes(of: (Int64(0), Int64(100_000_000))) { Array($0) }) ? 0 : err(EFAULT)
-    }
 }
 
 private func remaining(_ tm: PosixTimer, _ tg: ThreadGroup) -> Int64 {
@@ -147,9 +121,11 @@ func sysTimerCreate(_ t: Task, _ a: Args) -> Int {
 }
 
 func sysTimerSettime(_ t: Task, _ a: Args) -> Int {
+    // Linux's order: no new value is EINVAL, an unreadable one EFAULT, then the timer id.
+    if a.a2 == 0 { return err(EINVAL) }
+    guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
     guard let tm = t.tg.posixTimers[a.int(0)] else { return err(EINVAL) }
     let flags = a.int(1)                    // bits other than TIMER_ABSTIME are ignored, as by Linux
-    guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
     let iv = Int64(bitPattern: get64(b, 0)) &* 1_000_000_000 &+ Int64(bitPattern: get64(b, 8))
     let vs = Int64(bitPattern: get64(b, 16)), vn = Int64(bitPattern: get64(b, 24))
     if vn < 0 || vn >= 1_000_000_000 || Int64(bitPattern: get64(b, 8)) < 0 || Int64(bitPattern: get64(b, 8)) >= 1_000_000_000 || vs < 0 {

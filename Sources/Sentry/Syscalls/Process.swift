@@ -41,6 +41,9 @@ func registerProcess(_ t: SyscallTable) {
     t[231] = { t, a in t.tg.beginExit(code: a.int(0), bySignal: false); t.skipReturn = true; return 0 }            // exit_group
     t[61] = { t, a in sysWait4(t, a.int(0), a.a1, a.int(2), a.a3) }                                                 // wait4
     t[247] = sysWaitid
+    t[434] = sysPidfdOpen
+    t[438] = sysPidfdGetfd
+    t[312] = sysKcmp
     // Pids a task is given or names are its pid namespace's (Kernel/PidNamespaces.swift).
     // These three are also served without Kernel.mu (LockFree, Dispatch.swift).
     t[39] = sysGetpid
@@ -227,6 +230,9 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.creds = t.creds
     child.sigMask = t.sigMask
     child.nice = t.nice
+    inheritSched(child, from: t)
+    if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }
+    if flags & CLONE_SYSVSEM_ != 0 { child.semUndo = t.semUndo }
     child.cpuMask = t.cpuMask
     child.ownUTS = t.ownUTS
     child.stubLayers = t.stubLayers
@@ -351,17 +357,25 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
     let idtype = a.int(0), id = a.int(1), options = a.int(3)
     let WEXITED_: Int32 = 4, WSTOPPED_: Int32 = 2, WNOWAIT_: Int32 = 0x01000000
     if options & (WEXITED_ | WSTOPPED_ | WCONTINUED) == 0 { return err(EINVAL) }
-    var pid: Int32
+    var pid: Int32, nonblockingPidfd = false
     switch idtype {
     case 0: pid = -1                       // P_ALL
     case 1: if id <= 0 { return err(EINVAL) }; pid = id  // P_PID
     case 2: pid = id == 0 ? 0 : -id        // P_PGID
+    case 3:                                // P_PIDFD: the process it names (which must be a child)
+        guard let f = t.fds.get(id), let g = pidfdGroup(f), f is PidFD else { return err(EBADF) }
+        if g.reaped { return err(ECHILD) }
+        pid = t.vpid(g.tgid)
+        nonblockingPidfd = f.nonblocking
     default: return err(EINVAL)
     }
-    switch waitForChild(t, pid: pid, options: options, exited: options & WEXITED_ != 0, stopped: options & WSTOPPED_ != 0,
+    // Linux: a nonblocking pidfd makes the wait WNOHANG, and "nothing yet" EAGAIN.
+    let eagain = nonblockingPidfd && options & WNOHANG == 0
+    switch waitForChild(t, pid: pid, options: eagain ? options | WNOHANG : options, exited: options & WEXITED_ != 0, stopped: options & WSTOPPED_ != 0,
                         continued: options & WCONTINUED != 0, consume: options & WNOWAIT_ == 0) {
     case .failure(let e): return e.r
     case .success(nil):
+        if eagain { return err(EAGAIN) }
         if a.a2 != 0 { _ = t.copyOut(a.a2, [UInt8](repeating: 0, count: 128)) }
         return 0
     case .success(let (c, ev)?):
@@ -387,6 +401,9 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
     if pidArg == 0 || pidArg == t.tg.tgid { target = t.tg }
     else {
         guard let c = k.threadGroups[pidArg], !c.reaped, c.parent === t.tg else { return err(ESRCH) }
+        // A child in another session is EPERM; one that has exec'd, EACCES.
+        if c.sid != t.tg.sid { return err(EPERM) }
+        if c.didExec { return err(EACCES) }
         target = c
     }
     if target.sid == target.tgid { return err(EPERM) }   // a session leader
@@ -407,3 +424,60 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
 func sysGetpid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.tgid)) }
 func sysGettid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tid)) }
 func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.parentTgid.load(ordering: .relaxed))) }
+
+// MARK: - pidfd, kcmp
+
+/// pidfd_open(pid, flags): a PidFD (FSImpl/PidFD.swift) for a process,
+/// always close-on-exec; flags may only be PIDFD_NONBLOCK (O_NONBLOCK) or
+/// PIDFD_THREAD (O_EXCL, a pidfd for a thread that is not a leader).
+func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
+    let flags = a.uint(1), pid = a.int(0)
+    if flags & ~UInt32(O_NONBLOCK | O_EXCL) != 0 || pid <= 0 { return err(EINVAL) }
+    guard let x = t.kernel.task(pid, by: t), !x.tg.reaped else { return err(ESRCH) }
+    if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }  // Linux 6.9+: not a leader
+    let f = PidFD(tg: x.tg, flags: Int32(flags) & O_NONBLOCK)
+    let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
+    if fd < 0 { f.release() }
+    return fd
+}
+
+/// pidfd_getfd(pidfd, targetfd, flags): a duplicate of another process's
+/// descriptor, for a caller that may ptrace it; close-on-exec.
+func sysPidfdGetfd(_ t: Task, _ a: Args) -> Int {
+    if a.uint(2) != 0 { return err(EINVAL) }
+    guard let pf = t.fds.get(a.int(0)), let p = pf as? PidFD else { return err(EBADF) }
+    guard !p.tg.zombie, !p.tg.reaped, let owner = p.tg.leader ?? p.tg.tasks.first else { return err(ESRCH) }
+    if !mayAttach(t, p.tg) { return err(EPERM) }
+    guard let f = owner.fds.get(a.int(1)) else { return err(EBADF) }
+    return t.fds.install(f, cloexec: true, limit: fdLimit(t))
+}
+
+/// A shared thing with no other Sentry object behind it (see Task.ioContext).
+final class KcmpToken {}
+
+/// kcmp(pid1, pid2, type, idx1, idx2): whether two tasks share a resource:
+/// 0 the same, 1 or 2 an order between different ones (by the Sentry
+/// objects' addresses), needing ptrace read access to both (EPERM).
+func sysKcmp(_ t: Task, _ a: Args) -> Int {
+    let k = t.kernel
+    guard let x = a.int(0) == 0 ? t : k.task(a.int(0), by: t), !x.exited,
+          let y = a.int(1) == 0 ? t : k.task(a.int(1), by: t), !y.exited else { return err(ESRCH) }
+    if !mayAttach(t, x.tg) || !mayAttach(t, y.tg) { return err(EPERM) }
+    func order(_ l: AnyObject, _ r: AnyObject) -> Int {
+        let p = UInt(bitPattern: ObjectIdentifier(l).hashValue), q = UInt(bitPattern: ObjectIdentifier(r).hashValue)
+        return p == q ? 0 : (p < q ? 1 : 2)
+    }
+    switch a.int(2) {
+    case 0:                                                                   // KCMP_FILE
+        guard let f = x.fds.get(Int32(truncatingIfNeeded: a.a3)), let g = y.fds.get(Int32(truncatingIfNeeded: a.a4)) else { return err(EBADF) }
+        return order(f, g)
+    case 1: return order(x.mm, y.mm)                                          // KCMP_VM
+    case 2: return order(x.fds, y.fds)                                        // KCMP_FILES
+    case 3: return order(x.fs, y.fs)                                          // KCMP_FS
+    case 4: return order(x.tg.handlers, y.tg.handlers)                        // KCMP_SIGHAND
+    case 5: return order(x.ioContext, y.ioContext)                            // KCMP_IO
+    case 6: return order(x.semUndo, y.semUndo)                                // KCMP_SYSVSEM
+    case 7: return err(EOPNOTSUPP)                                            // KCMP_EPOLL_TFD: not offered
+    default: return err(EINVAL)
+    }
+}

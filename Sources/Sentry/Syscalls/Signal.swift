@@ -114,6 +114,41 @@ func registerSignal(_ t: SyscallTable) {
     t[200] = { t, a in sysTgkill(t, nil, t.gpid(a.int(0)), a.int(1)) }                                // tkill
     t[129] = { t, a in sysSigqueueinfo(t, tgid: t.gpid(a.int(0)), tid: nil, sig: a.int(1), a.a2) }    // rt_sigqueueinfo
     t[297] = { t, a in sysSigqueueinfo(t, tgid: t.gpid(a.int(0)), tid: t.gpid(a.int(1)), sig: a.int(2), a.a3) } // rt_tgsigqueueinfo
+    t[424] = sysPidfdSendSignal
+}
+
+/// pidfd_send_signal(pidfd, sig, info, flags): kill(2) to the process a
+/// pidfd (or a /proc/PID directory fd) names, which must not have been
+/// reaped (ESRCH: its pid may be another process's by now; a zombie takes
+/// the signal and ignores it); with `info`, rt_sigqueueinfo's rules for the
+/// caller's siginfo. Flags: at most one of PIDFD_SIGNAL_THREAD (its leader
+/// thread), _THREAD_GROUP (the default) and _PROCESS_GROUP (its group).
+private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
+    let sig = a.int(1), flags = a.uint(3)
+    if flags & ~7 != 0 || flags.nonzeroBitCount > 1 { return err(EINVAL) }
+    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    guard let tg = pidfdGroup(f) else { return err(EBADF) }
+    if tg.reaped { return err(ESRCH) }
+    if flags == 4 && a.a2 == 0 { return sysKill(t, -tg.pgid, sig) }
+    if !t.kernel.sees(t, tg) { return err(EINVAL) }
+    if sig < 0 || sig > 64 { return err(EINVAL) }
+    var info = SigInfo(signo: sig)
+    if a.a2 != 0 {
+        guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
+        if Int32(bitPattern: get32(b, 0)) != sig { return err(EINVAL) }
+        let code = Int32(bitPattern: get32(b, 8))
+        if tg !== t.tg && (code >= 0 || code == -6) { return err(EPERM) }
+        info.code = code
+        info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
+    } else {
+        info.code = 0                                                          // SI_USER
+        info.pid = t.vpid(t.tg.tgid)
+        info.uid = t.creds.uid
+    }
+    if !canSignal(t, tg, sig) { return err(EPERM) }
+    if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig) { return 0 }
+    if flags == 1, let leader = tg.leader { leader.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
+    return 0
 }
 
 /// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own

@@ -80,19 +80,19 @@ func registerSocket(_ t: SyscallTable) {
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
     t[49] = { t, a in                                                         // bind
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
         }
         return unixBind(t, f, a)
     }
     t[50] = { t, a in                                                         // listen
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
         return unixListen(t, f)
     }
     t[42] = { t, a in                                                         // connect
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
         }
@@ -100,7 +100,7 @@ func registerSocket(_ t: SyscallTable) {
     }
     for nr in [43, 288] {                                                     // accept, accept4
         t[nr] = { t, a in
-            guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+            guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
             let flags = nr == 288 ? a.int(3) : 0
             if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
             if let s = f as? InetSocketFD {
@@ -116,7 +116,7 @@ func registerSocket(_ t: SyscallTable) {
     }
     for nr in [51, 52] {                                                      // getsockname, getpeername
         t[nr] = { t, a in
-            guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+            guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
             if a.a1 == 0, f is InetSocketFD || f is UnixSockFD || f is UnixSocketFD {   // no buffer for a name
                 guard let len = t.readI32(a.a2) else { return err(EFAULT) }
                 if len > 0 { return err(EFAULT) }
@@ -144,8 +144,12 @@ func registerSocket(_ t: SyscallTable) {
     }
     t[45] = { t, a in                                                         // recvfrom
         let r = recvOne(t, a.int(0), [(a.a1, rwCount(a.a2))], controlCap: 0, flags: a.int(3))
+        // The address length is checked once the data is taken, as by
+        // Linux: a negative one is EINVAL even when there is no address
+        // (a connected stream), and that error is the call's result.
         if r.ret >= 0 && a.a4 != 0 {
-            if let from = r.from { _ = writeSockaddr(t, a.a4, a.a5, from) } else if a.a5 != 0 { _ = t.writeI32(a.a5, 0) }
+            let w = writeSockaddr(t, a.a4, a.a5, r.from ?? [])
+            if w < 0 { return w }
         }
         return r.ret
     }
@@ -186,7 +190,7 @@ func registerSocket(_ t: SyscallTable) {
         return got
     }
     t[48] = { t, a in                                                         // shutdown
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         let how = a.int(1)
         if how < 0 || how > 2 { return err(EINVAL) }
         if let s = f as? InetSocketFD { return s.shutdown(how) }
@@ -199,14 +203,14 @@ func registerSocket(_ t: SyscallTable) {
         return 0
     }
     t[54] = { t, a in                                                         // setsockopt
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD {
             return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
         }
         return unixSetsockopt(t, f, a)
     }
     t[55] = { t, a in                                                         // getsockopt
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD {
             return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
         }
@@ -270,6 +274,8 @@ struct MsgHdr {
 
 func readMsgHdr(_ t: Task, _ addr: UInt64) -> Result<MsgHdr, Errno> {
     guard let m = t.copyIn(addr, 56) else { return .failure(Errno(EFAULT)) }
+    // A negative msg_namelen with a name is EINVAL before anything moves (Linux's __copy_msghdr).
+    if get64(m, 0) != 0 && Int32(bitPattern: get32(m, 8)) < 0 { return .failure(Errno(EINVAL)) }
     let iovAddr = get64(m, 16), iovlen = Int64(bitPattern: get64(m, 24))
     if iovlen < 0 || iovlen > 1024 { return .failure(Errno(EMSGSIZE)) }
     var iov: [(UInt64, Int)] = []
@@ -366,7 +372,7 @@ func scatter(_ t: Task, _ iov: [(UInt64, Int)], _ data: [UInt8]) -> Bool {
 }
 
 func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, control: [Cmsg], flags: Int32) -> Int {
-    guard let f = t.fds.get(fd) else { return err(EBADF) }
+    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if let s = f as? InetSocketFD {
         // No ancillary data is offered on inet sockets yet (IP_PKTINFO, ...);
         // SCM_RIGHTS and SCM_CREDENTIALS Linux ignores there (__sock_cmsg_send):
@@ -396,7 +402,7 @@ func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, contr
 struct RecvOut { var ret: Int; var from: [UInt8]? = nil; var control: [UInt8] = []; var msgFlags: Int32 = 0 }
 
 func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, flags: Int32) -> RecvOut {
-    guard let f = t.fds.get(fd) else { return RecvOut(ret: err(EBADF)) }
+    guard let f = t.fds.getIO(fd) else { return RecvOut(ret: err(EBADF)) }
     if let s = f as? InetSocketFD {
         if flags & 0x2000 != 0 { return RecvOut(ret: err(EAGAIN)) } // MSG_ERRQUEUE: no error queue is kept
         let r = s.recv(t, iov, flags: flags)
