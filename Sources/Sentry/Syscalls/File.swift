@@ -15,8 +15,8 @@ func registerFile(_ t: SyscallTable) {
     t[85] = { t, a in sysOpenat(t, AT_FDCWD_, a.a0, O_CREAT | O_WRONLY | O_TRUNC, a.uint(1)) } // creat
     t[0] = { t, a in sysRead(t, a.int(0), a.a1, a.long(2), nil) }                         // read
     t[1] = { t, a in sysWrite(t, a.int(0), a.a1, a.long(2), nil) }                        // write
-    t[17] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysRead(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
-    t[18] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
+    t[17] = { t, a in badPosition(a.long(3), a.long(2)) ? err(EINVAL) : sysRead(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
+    t[18] = { t, a in badPosition(a.long(3), a.long(2)) ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
     t[19] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: false) }          // readv
     t[20] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: true) }           // writev
     t[295] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: false) } // preadv
@@ -473,12 +473,19 @@ func decodeIovecs(_ b: [UInt8], count: Int) -> Result<[(UInt64, Int)], Errno> {
     for i in 0..<count {
         let len = Int64(bitPattern: get64(b, i * 16 + 8))
         if len < 0 { return .failure(Errno(EINVAL)) }
+        let base = get64(b, i * 16)
+        // Linux's import_iovec: every segment must lie in user address
+        // space (access_ok), even an empty one, before anything moves.
+        if base > userAddressEnd || UInt64(len) > userAddressEnd - base { return .failure(Errno(EFAULT)) }
         let n = Int(min(len, Int64(maxRWCount - total)))
         total += n
-        out.append((get64(b, i * 16), n))
+        out.append((base, n))
     }
     return .success(out)
 }
+
+/// The end of the user half of the x86-64 address space (4-level paging).
+let userAddressEnd: UInt64 = 1 << 47
 
 /// MAX_RW_COUNT: the most one read or write moves (INT_MAX, page aligned).
 let maxRWCount = 0x7fff_f000
@@ -924,6 +931,12 @@ func sameFile(_ a: Inode, _ b: Inode) -> Bool {
 /// a character device, an event descriptor) gives EINVAL, as in Linux.
 /// sync_file_range(2): the arguments are checked as Linux's ksys_sync_file_range
 /// does; the data goes to the backing store as fdatasync sends it.
+/// Linux's rw_verify_area for pread64/pwrite64: a negative position, or
+/// one the count would carry past the largest offset, is EINVAL.
+private func badPosition(_ pos: Int, _ count: Int) -> Bool {
+    pos < 0 || (count > 0 && pos.addingReportingOverflow(count).overflow)
+}
+
 private func sysSyncFileRange(_ t: Task, _ fd: Int32, _ offset: Int, _ nbytes: Int, _ flags: UInt32) -> Int {
     if flags & ~UInt32(7) != 0 || offset < 0 || nbytes < 0 { return err(EINVAL) }
     if offset.addingReportingOverflow(nbytes).overflow { return err(EINVAL) }
