@@ -164,10 +164,13 @@ func registerFile(_ t: SyscallTable) {
         return 0
     }
     t[161] = { t, a in                                                                    // chroot
-        if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
+        // Linux's order: the lookup, search permission on the directory
+        // (EACCES), then CAP_SYS_CHROOT (EPERM).
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
+            if !t.mayAccess(p.inode, 1) { return err(EACCES) }
+            if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
             t.fs.root = p
             return 0
         case .failure(let e): return e.ret

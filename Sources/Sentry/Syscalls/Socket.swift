@@ -666,7 +666,7 @@ private func unixSetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         guard let b = t.copyIn(a.a3, 16) else { return err(EFAULT) }
         let sec = Int64(bitPattern: get64(b, 0)), usec = Int64(bitPattern: get64(b, 8))
         if usec < 0 || usec >= 1_000_000 { return err(EDOM) }
-        let ns = sec < 0 ? 0 : sec &* 1_000_000_000 &+ usec * 1000
+        let ns = sec < 0 ? -1 : sec &* 1_000_000_000 &+ usec * 1000   // negative: never wait (Linux: timeo 0)
         let rcv = a.int(2) == SO_RCVTIMEO_OLD
         if let u = f as? UnixSockFD { if rcv { u.rcvTimeoutNs = ns } else { u.sndTimeoutNs = ns } }
         if let s = f as? UnixSocketFD { if rcv { s.rcvTimeoutNs = ns } else { s.sndTimeoutNs = ns } }
@@ -696,7 +696,7 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     }
     if a.int(2) == SO_RCVTIMEO_OLD || a.int(2) == SO_SNDTIMEO_OLD {
         let rcv = a.int(2) == SO_RCVTIMEO_OLD
-        let ns = u.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? conn.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? 0
+        let ns = max(0, u.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? conn.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? 0)
         var b = [UInt8](repeating: 0, count: 16)
         put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
         let n = min(Int(len), 16)
