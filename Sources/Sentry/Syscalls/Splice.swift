@@ -65,7 +65,7 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
             let pages = !(src is PipeFD)
             var space = pipeRoom(p.pipe, pages: pages)
             if space == 0 && p.pipe.readers > 0 {
-                if !mayBlock { break }
+                if !mayBlock { if done == 0 { return err(EAGAIN) }; break }
                 let r = waitPipe(t, p.pipe) { pipeRoom($0, pages: pages) > 0 || $0.readers == 0 }
                 if r < 0 { return r }
                 space = pipeRoom(p.pipe, pages: pages)
