@@ -39,6 +39,8 @@ func registerSocket(_ t: SyscallTable) {
         let flags = O_RDWR | (rawType & O_NONBLOCK)
         switch domain {
         case AF_UNIX:
+            // Linux's unix_create makes an AF_UNIX SOCK_RAW a SOCK_DGRAM.
+            let type = type == 3 ? SOCK_DGRAM_ : type
             if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
             if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
@@ -73,9 +75,10 @@ func registerSocket(_ t: SyscallTable) {
             }
         }
         if domain != AF_UNIX { return err(EAFNOSUPPORT) }
-        if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(EINVAL) }
+        let utype = type == 3 ? SOCK_DGRAM_ : type   // SOCK_RAW, as socket()
+        if utype != SOCK_STREAM_ && utype != SOCK_DGRAM_ && utype != SOCK_SEQPACKET_ { return err(EINVAL) }
         if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
-        let (x, y) = UnixSocketFD.pair(type: type, flags: O_RDWR | (rawType & O_NONBLOCK))
+        let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
