@@ -38,13 +38,57 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/ltp.sh"
 gv_git="${GVISOR_GIT_DIR:-/work/.mirror/google+gvisor/repo}"
 
-# The programs the issue's failure clusters point at.
+# The programs the issue's failure clusters point at first (compat9), then
+# what containers use most: files and directories, events, processes and
+# signals, memory, Unix and loopback IP sockets (compat10).
 DEFAULT_PROGRAMS="getdents open fork stat uname rlimits partial_bad_buffer mmap poll pipe clock_gettime
-    timers epoll ppoll read write fcntl dup socket_unix_pair"
-# Sources a program needs beyond its own NAME.cc and test/util.
+    timers epoll ppoll read write fcntl dup socket_unix_pair
+    chmod chown link rename mkdir unlink truncate lseek pread64 pwrite64 readv preadv preadv2 pwritev2 xattr statfs symlink access chdir fchdir creat sync fsync sync_file_range flock sendfile splice mknod utimes stat_times fallocate fadvise64 readahead memfd inotify open_create close_range fifo sticky deleted dev chroot
+    eventfd signalfd timerfd select pselect
+    sigaction sigprocmask sigaltstack sigtimedwait sigstop kill tgkill tkill rtsignal pause wait exit vfork prctl sched sched_yield affinity getcpu futex itimer alarm rseq uidgid setgid getrandom sysinfo priority getrusage clock_getres clock_nanosleep time processes membarrier pidfd_test personality exceptions
+    mremap madvise mlock msync munmap mincore brk mempolicy
+    socket_unix_stream_local socket_unix_stream_blocking_local socket_unix_stream_nonblock_local socket_unix_dgram_local socket_unix_seqpacket_local socket_unix_abstract_nonblock socket_unix_filesystem_nonblock socket_unix_pair_nonblock socket_unix_domain socket_unix_unbound_stream socket_unix_unbound_dgram socket_unix_unbound_seqpacket socket_unix_unbound_abstract socket_unix_unbound_filesystem socket_unix_stream_listener_close socket_abstract socket_filesystem
+    udp_socket tcp_socket udp_bind accept_bind accept_bind_stream bind socket socket_ip_tcp_loopback socket_ip_tcp_generic_loopback socket_ip_tcp_loopback_blocking socket_ip_tcp_loopback_nonblock socket_ip_udp_loopback socket_ip_udp_loopback_nonblock socket_ipv4_udp_unbound_loopback socket_ipv6_udp_unbound_loopback socket_inet_loopback socket_netlink_route socket_netlink readv_socket sendfile_socket"
+# Sources a program needs beyond its own NAME.cc and test/util: the .cc files
+# of the test/syscalls/linux libraries its bazel target depends on.
 declare -A EXTRA=(
     [poll]="base_poll_test.cc" [ppoll]="base_poll_test.cc"
     [socket_unix_pair]="socket_unix.cc socket_unix_cmsg.cc socket_unix_peercred.cc unix_domain_socket_test_util.cc"
+    [readv]="readv_common.cc"
+    [select]="base_poll_test.cc"
+    [pselect]="base_poll_test.cc"
+    [socket_unix_stream_local]="socket_stream.cc unix_domain_socket_test_util.cc"
+    [socket_unix_stream_blocking_local]="socket_stream_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_stream_nonblock_local]="socket_stream_nonblock.cc unix_domain_socket_test_util.cc"
+    [socket_unix_dgram_local]="socket_non_stream.cc ip_socket_test_util.cc unix_domain_socket_test_util.cc socket_unix_dgram.cc socket_unix_non_stream.cc"
+    [socket_unix_seqpacket_local]="socket_non_stream.cc ip_socket_test_util.cc unix_domain_socket_test_util.cc socket_unix_non_stream.cc socket_unix_seqpacket.cc"
+    [socket_unix_abstract_nonblock]="socket_non_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_filesystem_nonblock]="socket_non_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_pair_nonblock]="socket_non_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_domain]="socket_generic_test_cases.cc unix_domain_socket_test_util.cc"
+    [socket_unix_unbound_stream]="unix_domain_socket_test_util.cc"
+    [socket_unix_unbound_dgram]="unix_domain_socket_test_util.cc"
+    [socket_unix_unbound_seqpacket]="unix_domain_socket_test_util.cc"
+    [socket_unix_unbound_abstract]="unix_domain_socket_test_util.cc"
+    [socket_unix_unbound_filesystem]="unix_domain_socket_test_util.cc"
+    [socket_abstract]="socket_generic_test_cases.cc unix_domain_socket_test_util.cc socket_unix_cmsg.cc socket_unix.cc"
+    [socket_filesystem]="socket_generic_test_cases.cc unix_domain_socket_test_util.cc socket_unix_cmsg.cc socket_unix.cc"
+    [udp_socket]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
+    [accept_bind]="unix_domain_socket_test_util.cc"
+    [accept_bind_stream]="unix_domain_socket_test_util.cc"
+    [bind]="unix_domain_socket_test_util.cc"
+    [socket_ip_tcp_loopback]="ip_socket_test_util.cc socket_generic_test_cases.cc unix_domain_socket_test_util.cc"
+    [socket_ip_tcp_generic_loopback]="ip_socket_test_util.cc socket_ip_tcp_generic.cc"
+    [socket_ip_tcp_loopback_blocking]="ip_socket_test_util.cc socket_stream_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_ip_tcp_loopback_nonblock]="ip_socket_test_util.cc socket_non_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_ip_udp_loopback]="ip_socket_test_util.cc socket_generic_test_cases.cc unix_domain_socket_test_util.cc socket_ip_udp_generic.cc socket_non_stream.cc"
+    [socket_ip_udp_loopback_nonblock]="ip_socket_test_util.cc socket_non_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_ipv4_udp_unbound_loopback]="ip_socket_test_util.cc socket_ipv4_udp_unbound.cc"
+    [socket_ipv6_udp_unbound_loopback]="ip_socket_test_util.cc socket_ipv6_udp_unbound.cc"
+    [socket_inet_loopback]="ip_socket_test_util.cc"
+    [socket_netlink_route]="socket_netlink_route_util.cc socket_netlink_util.cc"
+    [readv_socket]="readv_common.cc"
+    [sendfile_socket]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
 )
 # test/util sources that are not for Linux, need bazel, or are tests themselves.
 UTIL_SKIP='_test\.cc$|fuchsia|save_util_other|test_util_runfiles|test_main'

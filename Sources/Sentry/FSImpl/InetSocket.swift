@@ -42,7 +42,7 @@ final class InetSocketFD: FileDescription {
     let family: Int32
     let type: Int32
     let proto: Int32
-    /// SO_RCVTIMEO / SO_SNDTIMEO, emulated (0: wait forever).
+    /// SO_RCVTIMEO / SO_SNDTIMEO, emulated (0: wait forever; negative: never wait).
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
     private(set) var ino: UInt64
@@ -134,7 +134,7 @@ final class InetSocketFD: FileDescription {
             if released { return err(EBADF) }
             let r = op()
             waiters.notifyAll()
-            if r != err(EAGAIN) || nonblocking || dontWait { return r }
+            if r != err(EAGAIN) || nonblocking || dontWait || timeoutNs < 0 { return r }
             // A datagram socket shut down for reading (shutdown() works on
             // an unconnected one too): Linux's blocking receive returns 0
             // at once, where a non-blocking one says EAGAIN.
@@ -445,7 +445,7 @@ final class InetSocketFD: FileDescription {
             guard let b = t.copyIn(addr, 16) else { return err(EFAULT) }
             let sec = Int64(bitPattern: get64(b, 0)), usec = Int64(bitPattern: get64(b, 8))
             if usec < 0 || usec >= 1_000_000 { return err(EDOM) }
-            let ns = sec < 0 ? 0 : sec &* 1_000_000_000 &+ usec * 1000
+            let ns = sec < 0 ? -1 : sec &* 1_000_000_000 &+ usec * 1000   // negative: never wait (Linux: timeo 0)
             if name == SO_RCVTIMEO_OLD { rcvTimeoutNs = ns } else { sndTimeoutNs = ns }
             return 0
         }
@@ -474,7 +474,7 @@ final class InetSocketFD: FileDescription {
         guard let len = t.readI32(lenAddr) else { return err(EFAULT) }
         if len < 0 { return err(EINVAL) }
         if level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD) {
-            let ns = name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs
+            let ns = max(0, name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs)
             var b = [UInt8](repeating: 0, count: 16)
             put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
             let n = min(Int(len), 16)

@@ -42,8 +42,12 @@ final class ProcNode: Inode {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         guard let c = content else { return .failure(Errno(ENXIO)) }
         if flags & O_ACCMODE != O_RDONLY { return .failure(Errno(EACCES)) }
-        return .success(BytesFD(data: c(t), flags: flags, path: nil))
+        let f = BytesFD(data: c(t), flags: flags, path: nil)
+        f.seqFile = seqFile
+        return .success(f)
     }
+    /// cmdline and environ are not seq_files: they seek from their end too.
+    var seqFile = true
     override var size: Int64 { 0 }
 }
 
@@ -170,7 +174,7 @@ extension Kernel {
         // state sees R, as on Linux.
         entries["stat"] = { ProcNode(kernel: k, ino: base + 1, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStat(tg, task(), reader: r).utf8) }) }
         entries["status"] = { ProcNode(kernel: k, ino: base + 2, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStatus(tg, task(), reader: r).utf8) }) }
-        entries["cmdline"] = { file(3) { k.procCmdline(tg) } }
+        entries["cmdline"] = { let n = file(3) { k.procCmdline(tg) }; n.seqFile = false; return n }
         // statm: sizes in pages (size resident shared text lib data dt);
         // Moat knows no resident set, so it gives the whole size for it.
         entries["statm"] = { file(18) {
@@ -182,7 +186,7 @@ extension Kernel {
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
-        entries["environ"] = { file(7) { k.procEnviron(tg) } }
+        entries["environ"] = { let n = file(7) { k.procEnviron(tg) }; n.seqFile = false; return n }
         entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }

@@ -118,6 +118,7 @@ final class UnixSockFD: FileDescription {
     /// while `stillWaiting` holds: EAGAIN after the timeout, -ERESTARTSYS
     /// (EINTR when a timeout is set, as Linux) after a signal.
     func wait(_ t: Task, timeoutNs: Int64, _ stillWaiting: () -> Bool) -> Int {
+        if timeoutNs < 0 { return stillWaiting() ? err(EAGAIN) : 0 }   // a negative timeout set: no wait
         waiters.add(t)
         let r = t.block(deadline: timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) &+ timeoutNs : nil)
         waiters.remove(t)

@@ -64,7 +64,7 @@ final class UnixSocketFD: FileDescription {
     let ino: UInt64
     /// SO_PEERCRED: the peer's credentials when the connection was made.
     var peerCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
-    /// SO_RCVTIMEO / SO_SNDTIMEO (0: wait forever).
+    /// SO_RCVTIMEO / SO_SNDTIMEO (0: wait forever; negative: never wait).
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
 
@@ -99,6 +99,7 @@ final class UnixSocketFD: FileDescription {
     /// EAGAIN once the timeout passed, -ERESTARTSYS (EINTR with a timeout
     /// set, as Linux) when a signal came.
     private func wait(_ t: Task, _ p: Pipe, _ timeoutNs: Int64, _ stillWaiting: () -> Bool) -> Int {
+        if timeoutNs < 0 { return stillWaiting() ? err(EAGAIN) : 0 }   // a negative timeout set: no wait
         p.waiters.add(t)
         let r = t.block(deadline: timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) &+ timeoutNs : nil)
         p.waiters.remove(t)

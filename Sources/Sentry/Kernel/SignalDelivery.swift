@@ -163,6 +163,11 @@ extension Task {
         let fpAddr = (sp &- UInt64(fpState?.bytes.count ?? 0)) & ~63
         let frame = ((fpAddr &- UInt64(frameSize)) & ~15) &- 8
         let haveFP = fpState != nil
+        // A frame on the alternate stack that would run off its bottom is
+        // not written (Linux's get_sigframe: the signal becomes a SIGSEGV
+        // that kills, where Moat wrote on below the stack, fault after fault).
+        let usesAlt = alreadyOnAlt || (act.flags & UInt64(SA_ONSTACK) != 0 && onAlt)
+        if usesAlt && !(frame > altStackSP && frame &- altStackSP <= altStackSize) { return false }
 
         var b = [UInt8](repeating: 0, count: frameSize)
         put64(&b, 0, act.restorer)

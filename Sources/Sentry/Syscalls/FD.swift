@@ -123,7 +123,7 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
 
 /// flock(2): whole-file locks owned by the open file description.
 func sysFlock(_ t: Task, _ a: Args) -> Int {
-    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
     guard let key = lockKey(f) else { return err(EINVAL) }
     let op = a.int(1)
     let nb = op & 4 != 0

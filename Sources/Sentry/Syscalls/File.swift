@@ -15,8 +15,8 @@ func registerFile(_ t: SyscallTable) {
     t[85] = { t, a in sysOpenat(t, AT_FDCWD_, a.a0, O_CREAT | O_WRONLY | O_TRUNC, a.uint(1)) } // creat
     t[0] = { t, a in sysRead(t, a.int(0), a.a1, a.long(2), nil) }                         // read
     t[1] = { t, a in sysWrite(t, a.int(0), a.a1, a.long(2), nil) }                        // write
-    t[17] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysPread(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
-    t[18] = { t, a in a.long(3) < 0 ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
+    t[17] = { t, a in badPosition(a.long(3), a.long(2)) ? err(EINVAL) : sysPread(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) }  // pread64
+    t[18] = { t, a in badPosition(a.long(3), a.long(2)) ? err(EINVAL) : sysWrite(t, a.int(0), a.a1, a.long(2), Int64(a.long(3))) } // pwrite64
     t[19] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: false) }          // readv
     t[20] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: true) }           // writev
     t[295] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: false) } // preadv
@@ -131,7 +131,8 @@ func registerFile(_ t: SyscallTable) {
     t[74] = { t, a in sysFsync(t, a.int(0)) }                                             // fsync
     t[75] = { t, a in sysFsync(t, a.int(0)) }                                             // fdatasync
     t[162] = { _, _ in 0 }                                                                // sync
-    t[306] = { t, a in t.fds.get(a.int(0)) == nil ? err(EBADF) : 0 }                      // syncfs
+    t[306] = { t, a in t.fds.getIO(a.int(0)) == nil ? err(EBADF) : 0 }                    // syncfs (an O_PATH fd: EBADF)
+    t[277] = { t, a in sysSyncFileRange(t, a.int(0), a.long(1), a.long(2), a.uint(3)) }  // sync_file_range
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
     t[138] = { t, a in                                                                    // fstatfs
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
@@ -164,7 +165,7 @@ func registerFile(_ t: SyscallTable) {
     }
     t[161] = { t, a in                                                                    // chroot
         // Linux's order: the lookup, search permission on the directory
-        // (EACCES), then the capability (EPERM).
+        // (EACCES), then CAP_SYS_CHROOT (EPERM).
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
@@ -305,13 +306,16 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         case .failure(let e): return e.ret
         }
     }
-    var target: Path
+    var target: Path! = nil
     var created: FileDescription? = nil
     var isNew = false  // made by this open: no permission check (the mode may deny the opener)
-    if flags & O_CREAT != 0 && flags & O_PATH == 0 {
+    // A dangling symlink as the last component: O_CREAT (without O_EXCL)
+    // creates the file it names, as Linux's open_last_lookups follows it.
+    var createStart = start, createPath = path, links = 0
+    createLoop: while flags & O_CREAT != 0 && flags & O_PATH == 0 {
         let dir: Path, name: [UInt8]
-        switch vfs.resolveParent(t.fs, start: start, path, walk) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
-        if path.last == 47 || name == [46] || name == [46, 46] { return err(EISDIR) }
+        switch vfs.resolveParent(t.fs, start: createStart, createPath, walk) { case .success(let r): (dir, name) = r; case .failure(let e): return e.ret }
+        if createPath.last == 47 || name == [46] || name == [46, 46] { return err(EISDIR) }
         switch dir.dentry.child(name) {
         case .success(let d):
             if flags & O_EXCL != 0 { return err(EEXIST) }
@@ -320,7 +324,17 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
                 if flags & O_NOFOLLOW != 0 { return err(ELOOP) }
                 var w = walk
                 w.follow = true
-                switch vfs.resolve(t.fs, start: dir, name, w) { case .success(let q): p = q; case .failure(let e): return e.ret }
+                switch vfs.resolve(t.fs, start: dir, name, w) {
+                case .success(let q): p = q
+                case .failure(let e):
+                    if e.code == ENOENT, case .success(let linkTarget) = p.inode.readlink(), !linkTarget.isEmpty {
+                        links += 1
+                        if links > 40 { return err(ELOOP) }
+                        createStart = dir; createPath = linkTarget
+                        continue createLoop
+                    }
+                    return e.ret
+                }
             }
             // O_CREAT never opens a directory (open(2): EISDIR).
             if p.inode.isDir { return err(EISDIR) }
@@ -342,7 +356,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             case .failure(let e): return e.ret
             }
         }
-    } else {
+        break createLoop
+    }
+    if flags & O_CREAT == 0 || flags & O_PATH != 0 {
         switch vfs.resolve(t.fs, start: start, path, walk) {
         case .success(let p): target = p
         case .failure(let e): return e.ret
@@ -492,12 +508,19 @@ func decodeIovecs(_ b: [UInt8], count: Int) -> Result<[(UInt64, Int)], Errno> {
     for i in 0..<count {
         let len = Int64(bitPattern: get64(b, i * 16 + 8))
         if len < 0 { return .failure(Errno(EINVAL)) }
+        let base = get64(b, i * 16)
+        // Linux's import_iovec: every segment must lie in user address
+        // space (access_ok), even an empty one, before anything moves.
+        if base > userAddressEnd || UInt64(len) > userAddressEnd - base { return .failure(Errno(EFAULT)) }
         let n = Int(min(len, Int64(maxRWCount - total)))
         total += n
-        out.append((get64(b, i * 16), n))
+        out.append((base, n))
     }
     return .success(out)
 }
+
+/// The end of the user half of the x86-64 address space (4-level paging).
+let userAddressEnd: UInt64 = 1 << 47
 
 /// MAX_RW_COUNT: the most one read or write moves (INT_MAX, page aligned).
 let maxRWCount = 0x7fff_f000
@@ -592,11 +615,14 @@ func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags
 }
 
 /// Common shape of the calls that make a name in a directory.
-func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt8]) -> Result<Inode, Errno>) -> Int {
-    switch t.lookupParent(dirfd, path) {
-    case .success(let (dir, name)):
+func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = false,
+                 _ make: (Path, [UInt8]) -> Result<Inode, Errno>) -> Int {
+    switch t.lookupParentSlash(dirfd, path) {
+    case .success(let (dir, name, slash)):
         if name == [46] || name == [46, 46] { return err(EEXIST) }
         if case .success = dir.dentry.child(name) { return err(EEXIST) }
+        // Only a directory's new name may end in a slash (Linux's filename_create: ENOENT).
+        if slash && !directory { return err(ENOENT) }
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
         switch make(dir, name) {
@@ -612,7 +638,7 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ make: (Path, [UInt
 
 func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.creds
-    return withNewName(t, dirfd, path) { dir, name in
+    return withNewName(t, dirfd, path, directory: true) { dir, name in
         let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: true)
         return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g)
     }
@@ -720,7 +746,9 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
     switch t.lookupParentSlash(od, op) { case .success(let r): (odir, oname, oslash) = r; case .failure(let e): return e.ret }
     let (ndir, nname, nslash): (Path, [UInt8], Bool)
     switch t.lookupParentSlash(nd, np) { case .success(let r): (ndir, nname, nslash) = r; case .failure(let e): return e.ret }
-    if oname == [46] || oname == [46, 46] || nname == [46] || nname == [46, 46] { return err(EBUSY) }
+    if oname == [46] || oname == [46, 46] { return err(EBUSY) }
+    // Linux's do_renameat2: a "." or ".." target is EEXIST under RENAME_NOREPLACE.
+    if nname == [46] || nname == [46, 46] { return err(flags & 1 != 0 ? EEXIST : EBUSY) }
     if odir.mount !== ndir.mount { return err(EXDEV) }
     let src: Dentry
     switch odir.dentry.child(oname) { case .success(let d): src = d; case .failure(let e): return e.ret }
@@ -940,6 +968,23 @@ func sameFile(_ a: Inode, _ b: Inode) -> Bool {
 
 /// fsync/fdatasync: a file that has no storage to flush (a pipe, a socket,
 /// a character device, an event descriptor) gives EINVAL, as in Linux.
+/// sync_file_range(2): the arguments are checked as Linux's ksys_sync_file_range
+/// does; the data goes to the backing store as fdatasync sends it.
+/// Linux's rw_verify_area for pread64/pwrite64: a negative position, or
+/// one the count would carry past the largest offset, is EINVAL.
+private func badPosition(_ pos: Int, _ count: Int) -> Bool {
+    pos < 0 || (count > 0 && pos.addingReportingOverflow(count).overflow)
+}
+
+private func sysSyncFileRange(_ t: Task, _ fd: Int32, _ offset: Int, _ nbytes: Int, _ flags: UInt32) -> Int {
+    if flags & ~UInt32(7) != 0 || offset < 0 || nbytes < 0 { return err(EINVAL) }
+    if offset.addingReportingOverflow(nbytes).overflow { return err(EINVAL) }
+    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
+    if f is HostFileFD { return f.sync() }
+    guard let i = f.inode, i.isRegular || i.isDir || i.isSymlink else { return err(ESPIPE) }
+    return flags == 0 ? 0 : f.sync()
+}
+
 private func sysFsync(_ t: Task, _ fd: Int32) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if f is HostFileFD { return f.sync() }

@@ -284,7 +284,9 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
     if p.mount.readOnly { return err(EROFS) }
     if let e = xattrDenied(t, name, ino, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }
-    if !t.mayAccess(ino, 2) && ino.uid != t.creds.fsuid { return err(EACCES) }
+    // Linux's xattr_permission: user.* asks for write permission on the
+    // file (its owner included); trusted.* and security.* only their capability.
+    if name.starts(with: userPrefix) && !t.mayAccess(ino, 2) { return err(EACCES) }
     if name.starts(with: userPrefix) {
         switch userXattrHome(t, ino) {
         case .host(let g):
@@ -360,7 +362,7 @@ private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
     if p.mount.readOnly { return err(EROFS) }
     if let e = xattrDenied(t, name, p.inode, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }
-    if !t.mayAccess(p.inode, 2) && p.inode.uid != t.creds.fsuid { return err(EACCES) }
+    if name.starts(with: userPrefix) && !t.mayAccess(p.inode, 2) { return err(EACCES) }   // as in sysSetxattr
     if name.starts(with: userPrefix) {
         switch userXattrHome(t, p.inode) {
         case .host(let g):

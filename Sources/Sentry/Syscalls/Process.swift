@@ -298,6 +298,9 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
         var any = false
         // Children of any thread of this group are ours (threads share children).
         for c in t.tg.children where matches(t, c, pid, options) {
+            // Linux's wait_consider_task: a zombie counts only for WEXITED
+            // (waitid(WSTOPPED) with only a zombie child is ECHILD; it waited for ever).
+            if c.zombie && !exited { continue }
             any = true
             // A traced child's ptrace stops are reported without WUNTRACED.
             if let sig = ptraceStop(t, c, consume: consume) { return .success((c, .traced(sig))) }

@@ -39,6 +39,8 @@ func registerSocket(_ t: SyscallTable) {
         let flags = O_RDWR | (rawType & O_NONBLOCK)
         switch domain {
         case AF_UNIX:
+            // Linux's unix_create makes an AF_UNIX SOCK_RAW a SOCK_DGRAM.
+            let type = type == 3 ? SOCK_DGRAM_ : type
             if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
             if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
@@ -73,9 +75,10 @@ func registerSocket(_ t: SyscallTable) {
             }
         }
         if domain != AF_UNIX { return err(EAFNOSUPPORT) }
-        if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(EINVAL) }
+        let utype = type == 3 ? SOCK_DGRAM_ : type   // SOCK_RAW, as socket()
+        if utype != SOCK_STREAM_ && utype != SOCK_DGRAM_ && utype != SOCK_SEQPACKET_ { return err(EINVAL) }
         if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
-        let (x, y) = UnixSocketFD.pair(type: type, flags: O_RDWR | (rawType & O_NONBLOCK))
+        let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
@@ -672,7 +675,7 @@ private func unixSetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         guard let b = t.copyIn(a.a3, 16) else { return err(EFAULT) }
         let sec = Int64(bitPattern: get64(b, 0)), usec = Int64(bitPattern: get64(b, 8))
         if usec < 0 || usec >= 1_000_000 { return err(EDOM) }
-        let ns = sec < 0 ? 0 : sec &* 1_000_000_000 &+ usec * 1000
+        let ns = sec < 0 ? -1 : sec &* 1_000_000_000 &+ usec * 1000   // negative: never wait (Linux: timeo 0)
         let rcv = a.int(2) == SO_RCVTIMEO_OLD
         if let u = f as? UnixSockFD { if rcv { u.rcvTimeoutNs = ns } else { u.sndTimeoutNs = ns } }
         if let s = f as? UnixSocketFD { if rcv { s.rcvTimeoutNs = ns } else { s.sndTimeoutNs = ns } }
@@ -702,7 +705,7 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     }
     if a.int(2) == SO_RCVTIMEO_OLD || a.int(2) == SO_SNDTIMEO_OLD {
         let rcv = a.int(2) == SO_RCVTIMEO_OLD
-        let ns = u.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? conn.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? 0
+        let ns = max(0, u.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? conn.map { rcv ? $0.rcvTimeoutNs : $0.sndTimeoutNs } ?? 0)
         var b = [UInt8](repeating: 0, count: 16)
         put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
         let n = min(Int(len), 16)

@@ -62,18 +62,27 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
         let mayBlock = done == 0 && !nonblock
         // A pipe destination takes only what fits; wait for room first.
         if let p = dst as? PipeFD {
-            var space = p.pipe.capacity - p.pipe.available
+            let pages = !(src is PipeFD)
+            var space = pipeRoom(p.pipe, pages: pages)
             if space == 0 && p.pipe.readers > 0 {
-                if !mayBlock { break }
-                let r = waitPipe(t, p.pipe) { $0.capacity > $0.available || $0.readers == 0 }
+                if !mayBlock { if done == 0 { return err(EAGAIN) }; break }
+                let r = waitPipe(t, p.pipe) { pipeRoom($0, pages: pages) > 0 || $0.readers == 0 }
                 if r < 0 { return r }
-                space = p.pipe.capacity - p.pipe.available
+                space = pipeRoom(p.pipe, pages: pages)
             }
             if p.pipe.readers > 0 { n = min(n, space) }
         }
+        // A file destination takes no more than RLIMIT_FSIZE allows: checked
+        // before the source is read, so a pipe's data stays in the pipe
+        // (Linux: EFBIG and SIGXFSZ from the write checks, nothing consumed).
+        if !(dst is PipeFD) {
+            let lim = fileSizeLimit(t, dst, outPos, n)
+            if lim < 0 { return done > 0 ? done : lim }
+            n = lim
+        }
         // A pipe source gives what it holds (reading blocks only if empty).
         if let p = src as? PipeFD, p.pipe.available > 0 { n = min(n, p.pipe.available) }
-        let got = withBounce(t, buf) { addr in
+        var got = withBounce(t, buf) { addr in
             withNonblocking(src, !mayBlock) { src.read(t, addr, n, inPos) }
         }
         if got < 0 {
@@ -81,6 +90,7 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
             return (got == err(EAGAIN) && !nonblock && !mayBlock) ? 0 : got
         }
         if got == 0 { break }
+        got = selfCopyRun(src, inPos, dst, outPos, buf, got, n)
         let put = withBounce(t, buf) { addr in
             withNonblocking(dst, !mayBlock && !(dst is PipeFD)) { dst.write(t, addr, got, outPos) }
         }
@@ -96,6 +106,38 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
         if wrote < got { break }
     }
     return done
+}
+
+/// Room in a pipe for a transfer. From a file or socket, Linux fills whole
+/// free pipe buffers (a page each; the partly filled last one takes
+/// nothing more), so the room is the pages not yet holding data; from
+/// another pipe it is bytes.
+private func pipeRoom(_ q: Pipe, pages: Bool) -> Int {
+    let free = q.capacity - q.available
+    if !pages { return free }
+    let used = (q.available + 4095) / 4096
+    return max(0, q.capacity / 4096 - used) * 4096
+}
+
+/// A file copied onto its own end (sendfile(fd, fd, &off, n) with the
+/// write position just past what was read): each step reads back the bytes
+/// the step before wrote, so the data repeats with the period of the gap.
+/// Linux copies it step by step; here one step copies up to `n` bytes of
+/// the same repeating content (else a 1-byte gap takes n steps). Returns
+/// how many bytes of `buf` to write; the source offset moves to match.
+private func selfCopyRun(_ src: FileDescription, _ inPos: Int64?, _ dst: FileDescription, _ outPos: Int64?,
+                         _ buf: UnsafeMutableRawBufferPointer, _ got: Int, _ n: Int) -> Int {
+    guard got < n, let si = src.inode, si.isRegular, si === dst.inode, inPos != nil || src !== dst else { return got }
+    let readEnd = inPos.map { $0 + Int64(got) } ?? src.offset
+    guard readEnd == (outPos ?? dst.offset) else { return got }
+    var filled = got
+    while filled < n {
+        let k = min(got, n - filled)
+        buf.baseAddress!.advanced(by: filled).copyMemory(from: buf.baseAddress!.advanced(by: filled - got), byteCount: k)
+        filled += k
+    }
+    if inPos == nil { src.offset += Int64(filled - got) }
+    return filled
 }
 
 private func withBounce(_ t: Task, _ buf: UnsafeMutableRawBufferPointer, _ body: (UInt64) -> Int) -> Int {
@@ -140,6 +182,10 @@ func sysSendfile(_ t: Task, _ a: Args) -> Int {
     var inPos: Int64?
     switch readOffset(t, a.a2) { case .success(let o): inPos = o; case .failure(let e): return e.ret }
     if inPos != nil && !inp.seekable { return err(ESPIPE) }
+    // Linux's rw_verify_area: a negative count, or one that runs the read
+    // position past the largest offset, is EINVAL.
+    if Int64(bitPattern: a.a3) < 0 { return err(EINVAL) }
+    if let p = inPos, p.addingReportingOverflow(Int64(bitPattern: a.a3)).overflow { return err(EINVAL) }
     let count = Int(min(a.a3, 0x7fff_f000))
     var outPos: Int64? = nil
     let r = transfer(t, inp, &inPos, out, &outPos, count, nonblock: false)
@@ -167,6 +213,8 @@ func sysSplice(_ t: Task, _ a: Args) -> Int {
     switch readOffset(t, a.a1) { case .success(let o): inPos = o; case .failure(let e): return e.ret }
     switch readOffset(t, a.a3) { case .success(let o): outPos = o; case .failure(let e): return e.ret }
     if (inPos != nil && !inp.seekable) || (outPos != nil && !out.seekable) { return err(ESPIPE) }
+    // Linux's rw_verify_area: a position the count would carry past the largest offset is EINVAL.
+    for p in [inPos, outPos] { if let p, p.addingReportingOverflow(Int64(min(a.a4, 0x7fff_f000))).overflow { return err(EINVAL) } }
     let count = Int(min(a.a4, 0x7fff_f000))
     if count == 0 { return 0 }
     let nonblock = flags & SPLICE_F_NONBLOCK_ != 0

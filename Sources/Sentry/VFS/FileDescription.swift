@@ -165,7 +165,8 @@ final class DirectoryFD: FileDescription {
         if whence == SEEK_CUR && offset + off >= 0 { offset += off; return Int(offset) }
         // SEEK_END: from the directory's size, 0 as procfs has it (Linux
         // accepts it there: the next getdents starts over).
-        if whence == SEEK_END && off >= 0 { offset = off; return Int(off) }
+        // A tmpfs directory has no end to seek from (Linux's dcache_dir_lseek: EINVAL).
+        if whence == SEEK_END && off >= 0 && path?.mount.fsType != "tmpfs" { offset = off; return Int(off) }
         return err(EINVAL)
     }
 }
@@ -179,4 +180,11 @@ final class BytesFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EACCES) }
     override func fileSize() -> Int64 { Int64(data.count) }
+    /// Most procfs files are seq_files: seq_lseek seeks only from the start
+    /// or the current offset (EINVAL otherwise).
+    var seqFile = true
+    override func seek(_ off: Int64, _ whence: Int32) -> Int {
+        if seqFile && whence != SEEK_SET && whence != SEEK_CUR { return err(EINVAL) }
+        return super.seek(off, whence)
+    }
 }

@@ -190,9 +190,12 @@ final class VFS {
         if path.count >= 4096 { return .failure(Errno(ENAMETOOLONG)) }
         var p = path
         while p.count > 1 && p.last == 47 { p.removeLast() }
+        // Looking up the last component needs search permission on its
+        // directory (Linux's lookup_one: EACCES before EEXIST or ENOENT).
         guard let slash = p.lastIndex(of: 47) else {
             if p.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
             if start.dentry.dead { return .failure(Errno(ENOENT)) }
+            if let cr = w.searcher, start.inode.isDir, !cr.permits(start.inode, 1) { return .failure(Errno(EACCES)) }
             return .success((start, p))
         }
         let name = Array(p[(slash + 1)...])
@@ -205,6 +208,7 @@ final class VFS {
             if !d.inode.isDir { return .failure(Errno(ENOTDIR)) }
             if name.count > 255 { return .failure(Errno(ENAMETOOLONG)) }
             if d.dentry.dead { return .failure(Errno(ENOENT)) }
+            if let cr = w.searcher, !cr.permits(d.inode, 1) { return .failure(Errno(EACCES)) }
             return .success((d, name))
         case .failure(let e): return .failure(e)
         }
