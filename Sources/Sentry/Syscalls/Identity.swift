@@ -388,7 +388,7 @@ func affinityTarget(_ t: Task, _ pid: Int32) -> Task? {
 /// The tasks getpriority/setpriority name: PRIO_PROCESS (a thread id; 0:
 /// the caller), PRIO_PGRP (a process group; 0: the caller's), PRIO_USER (a
 /// uid; 0: the caller's). EINVAL for another `which`, ESRCH when none match.
-private func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
+func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
     let k = t.kernel
     var out: [Task] = []
     switch which {

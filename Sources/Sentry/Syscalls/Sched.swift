@@ -192,20 +192,8 @@ func registerSched(_ t: SyscallTable) {
 // hints in 3-12. `which` is IOPRIO_WHO_PROCESS (1), _PGRP (2), _USER (3).
 
 private func ioprioTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
-    let k = t.kernel
-    var out: [Task] = []
-    switch which {
-    case 1:
-        if let x = target(t, who) { out = [x] }
-    case 2:
-        let pg = who == 0 ? t.tg.pgid : t.gpid(who)
-        for g in k.threadGroups.values where g.pgid == pg && !g.zombie && k.sees(t, g) { out += g.tasks }
-    case 3:
-        let uid = who == 0 ? t.creds.uid : UInt32(bitPattern: who)
-        for g in k.threadGroups.values where !g.zombie && k.sees(t, g) { out += g.tasks.filter { $0.creds.uid == uid } }
-    default: return .failure(Errno(EINVAL))
-    }
-    return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)
+    // The same three kinds as getpriority's PRIO_PROCESS/PGRP/USER, numbered from 1.
+    priorityTargets(t, which &- 1, who)
 }
 
 private func sysIoprioSet(_ t: Task, _ a: Args) -> Int {
