@@ -113,6 +113,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
+# A run killed with -9 could not clean up: remove the empty transient cgroups
+# of runs whose shell is gone (moat-bench.runPID.*), so they do not pile up.
+for d in $(find /sys/fs/cgroup -maxdepth 8 -type d -name 'moat-bench.run*' 2>/dev/null); do
+    pid=${d##*/moat-bench.run}; pid=${pid%%.*}
+    [ -n "$pid" ] && [ "$pid" != "$$" ] && ! kill -0 "$pid" 2>/dev/null && rmdir "$d" 2>/dev/null
+done
 trap 'exit 143' TERM
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
