@@ -152,9 +152,9 @@ final class Kernel: @unchecked Sendable {
 
     // MARK: - Waking after unlock
     //
-    // A task asleep in `Task.block` waits on its condition variable with mu;
+    // A task asleep in `Task.block` (on its park word, having given up mu)
     // woken while its waker still holds mu (a pipe write, a futex wake, a
-    // signal), it would run at once, find mu taken, sleep again on mu and be
+    // signal) would run at once, find mu taken, sleep again on mu and be
     // woken a second time by the waker's unlock: two more host futex calls
     // and one more context switch on the path from the waker's syscall to
     // the sleeper's return (bench/results/2026-12-06-wakeup-profile.md).

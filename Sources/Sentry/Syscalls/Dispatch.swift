@@ -71,16 +71,13 @@ final class SyscallTable {
 /// returns .interrupted (PtraceThread.run), which takes the driver back
 /// under mu to Task.prepareToRun.
 enum LockFree {
+    /// sched_yield, getpid, getuid, getgid, geteuid, getegid, getppid,
+    /// gettid: their handlers are the syscall table's own, so a call gives
+    /// the same result on either path.
+    static let numbers = [24, 39, 102, 104, 107, 108, 110, 186]
     static let handlers: [Handler?] = {
         var h = [Handler?](repeating: nil, count: 512)
-        h[24] = sysSchedYield
-        h[39] = sysGetpid
-        h[102] = sysGetuid
-        h[104] = sysGetgid
-        h[107] = sysGeteuid
-        h[108] = sysGetegid
-        h[110] = sysGetppid
-        h[186] = sysGettid
+        for nr in numbers { h[nr] = SyscallTable.shared.handlers[nr] }
         return h
     }()
 
