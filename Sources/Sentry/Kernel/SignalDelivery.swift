@@ -333,10 +333,18 @@ extension Task {
     /// thread, SI_USER with its own pid and uid as the sender's.
     /// Requires: mu held.
     func sendSelfSignal(_ sig: Int32) {
+        sendSignal(sig, userSigInfo(sig))
+    }
+
+    /// The siginfo of a signal this task sends as a user would (kill,
+    /// pidfd_send_signal without one of its own, send_sig): SI_USER, with
+    /// this task's process id (as its namespace numbers it) and real uid.
+    func userSigInfo(_ sig: Int32) -> SigInfo {
         var info = SigInfo(signo: sig)
+        info.code = 0                                                         // SI_USER
         info.pid = vpid(tg.tgid)
         info.uid = creds.uid
-        sendSignal(sig, info)
+        return info
     }
 
     /// Sends a thread-directed signal. Requires: mu held.

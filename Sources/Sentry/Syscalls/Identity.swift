@@ -118,7 +118,7 @@ func registerIdentity(_ t: SyscallTable) {
     t[204] = { t, a in                                                        // sched_getaffinity
         let n = a.long(1)
         if n < 8 || n & 7 != 0 { return err(EINVAL) }
-        guard let target = affinityTarget(t, a.int(0)) else { return err(ESRCH) }
+        guard let target = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         var b = [UInt8](repeating: 0, count: 8)
         put64(&b, 0, target.cpuMask)
         return t.copyOut(a.a2, b) ? 8 : err(EFAULT)
@@ -126,7 +126,7 @@ func registerIdentity(_ t: SyscallTable) {
     t[203] = { t, a in                                                        // sched_setaffinity
         // The mask is kept and reported (and inherited); the host schedules.
         let n = min(max(a.long(1), 0), 8)
-        guard let target = affinityTarget(t, a.int(0)) else { return err(ESRCH) }
+        guard let target = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         guard let b = t.copyIn(a.a2, n) else { return err(EFAULT) }
         var m: UInt64 = 0
         for (i, byte) in b.enumerated() { m |= UInt64(byte) << UInt64(i * 8) }
@@ -377,8 +377,9 @@ let onlineCPUMask: UInt64 = {
     return cpus == 64 ? UInt64.max : (1 << UInt64(cpus)) - 1
 }()
 
-/// sched_[gs]etaffinity's pid: 0 is the caller, else a thread id.
-func affinityTarget(_ t: Task, _ pid: Int32) -> Task? {
+/// The thread a pid argument of the sched_* calls and kcmp names: 0 is
+/// the caller, else a thread id of a task that has not exited (nil: ESRCH).
+func schedTarget(_ t: Task, _ pid: Int32) -> Task? {
     if pid < 0 { return nil }
     if pid == 0 { return t }
     guard let x = t.kernel.task(pid, by: t), !x.exited else { return nil }

@@ -462,9 +462,7 @@ final class KcmpToken {}
 /// 0 the same, 1 or 2 an order between different ones (by the Sentry
 /// objects' addresses), needing ptrace read access to both (EPERM).
 func sysKcmp(_ t: Task, _ a: Args) -> Int {
-    let k = t.kernel
-    guard let x = a.int(0) == 0 ? t : k.task(a.int(0), by: t), !x.exited,
-          let y = a.int(1) == 0 ? t : k.task(a.int(1), by: t), !y.exited else { return err(ESRCH) }
+    guard let x = schedTarget(t, a.int(0)), let y = schedTarget(t, a.int(1)) else { return err(ESRCH) }
     if !mayAttach(t, x.tg) || !mayAttach(t, y.tg) { return err(EPERM) }
     func order(_ l: AnyObject, _ r: AnyObject) -> Int {
         let p = UInt(bitPattern: ObjectIdentifier(l).hashValue), q = UInt(bitPattern: ObjectIdentifier(r).hashValue)

@@ -47,10 +47,6 @@ private struct SchedAttr {
     var runtime: UInt64 = 0, deadline: UInt64 = 0, period: UInt64 = 0
 }
 
-private func target(_ t: Task, _ pid: Int32) -> Task? {
-    pid == 0 ? t : t.kernel.task(pid, by: t).flatMap { $0.exited ? nil : $0 }
-}
-
 /// Linux's deadline parameter check: a deadline, a runtime of at least
 /// 1024 ns, runtime <= deadline <= period (a zero period is the deadline).
 private func deadlineParamsValid(_ a: SchedAttr) -> Bool {
@@ -104,7 +100,7 @@ private func sysSetScheduler(_ t: Task, pid: Int32, policy: Int32, param: UInt64
     if policy < -1 { return err(EINVAL) }
     if param == 0 || pid < 0 { return err(EINVAL) }
     guard let p = t.readI32(param) else { return err(EFAULT) }
-    guard let x = target(t, pid) else { return err(ESRCH) }
+    guard let x = schedTarget(t, pid) else { return err(ESRCH) }
     var a = SchedAttr(policy: policy & ~RESET_ON_FORK, nice: x.nice, priority: UInt32(bitPattern: p))
     if policy >= 0 && policy & RESET_ON_FORK != 0 { a.flags = FLAG_RESET_ON_FORK }
     if policy == -1 { a.policy = -1 }
@@ -116,12 +112,12 @@ func registerSched(_ t: SyscallTable) {
     t[142] = { t, a in sysSetScheduler(t, pid: a.int(0), policy: -1, param: a.a1) } // sched_setparam
     t[145] = { t, a in                                                        // sched_getscheduler
         if a.int(0) < 0 { return err(EINVAL) }
-        guard let x = target(t, a.int(0)) else { return err(ESRCH) }
+        guard let x = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         return Int(x.schedPolicy | (x.schedResetOnFork ? RESET_ON_FORK : 0))
     }
     t[143] = { t, a in                                                        // sched_getparam
         if a.a1 == 0 || a.int(0) < 0 { return err(EINVAL) }
-        guard let x = target(t, a.int(0)) else { return err(ESRCH) }
+        guard let x = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         return t.writeI32(a.a1, x.schedPriority) ? 0 : err(EFAULT)
     }
     t[146] = { _, a in                                                        // sched_get_priority_max
@@ -134,7 +130,7 @@ func registerSched(_ t: SyscallTable) {
     }
     t[148] = { t, a in                                                        // sched_rr_get_interval
         if a.int(0) < 0 { return err(EINVAL) }
-        guard let x = target(t, a.int(0)) else { return err(ESRCH) }
+        guard let x = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         // SCHED_FIFO and deadline tasks have no time slice; round-robin's is
         // Linux's default 100 ms, and a fair task is reported the same.
         let ns: Int64 = x.schedPolicy == SCHED_FIFO_ || x.schedPolicy == SCHED_DEADLINE_ ? 0 : 100_000_000
@@ -160,7 +156,7 @@ func registerSched(_ t: SyscallTable) {
         if at.policy < 0 { return err(EINVAL) }
         if at.flags & FLAG_UTIL_CLAMP != 0 && size < ATTR_SIZE_VER1 { return err(EINVAL) }
         if at.flags & FLAG_KEEP_POLICY != 0 { at.policy = -1 }
-        guard let x = target(t, a.int(0)) else { return err(ESRCH) }
+        guard let x = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         if at.flags & FLAG_KEEP_PARAMS != 0 {
             at.nice = x.nice; at.priority = UInt32(x.schedPriority)
             (at.runtime, at.deadline, at.period) = x.schedDeadline
@@ -170,7 +166,7 @@ func registerSched(_ t: SyscallTable) {
     t[315] = { t, a in                                                        // sched_getattr
         let usize = Int(a.uint(2))
         if a.a1 == 0 || a.int(0) < 0 || usize > 4096 || usize < ATTR_SIZE_VER0 || a.uint(3) != 0 { return err(EINVAL) }
-        guard let x = target(t, a.int(0)) else { return err(ESRCH) }
+        guard let x = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         let size = min(usize, ATTR_SIZE_VER1)
         var b = [UInt8](repeating: 0, count: ATTR_SIZE_VER1)
         put32(&b, 0, Int32(size))

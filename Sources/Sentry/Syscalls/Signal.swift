@@ -132,18 +132,13 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
     if flags == 4 && a.a2 == 0 { return sysKill(t, -tg.pgid, sig) }
     if !t.kernel.sees(t, tg) { return err(EINVAL) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
-    var info = SigInfo(signo: sig)
+    var info = t.userSigInfo(sig)
     if a.a2 != 0 {
         guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
         if Int32(bitPattern: get32(b, 0)) != sig { return err(EINVAL) }
-        let code = Int32(bitPattern: get32(b, 8))
-        if tg !== t.tg && (code >= 0 || code == -6) { return err(EPERM) }
-        info.code = code
-        info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
-    } else {
-        info.code = 0                                                          // SI_USER
-        info.pid = t.vpid(t.tg.tgid)
-        info.uid = t.creds.uid
+        let supplied = suppliedSigInfo(sig, b)
+        if tg !== t.tg && supplied.claimsKernelOrKill { return err(EPERM) }
+        info = supplied.info
     }
     if !canSignal(t, tg, sig) { return err(EPERM) }
     if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig) { return 0 }
@@ -158,9 +153,9 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
 private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ uinfo: UInt64) -> Int {
     if let tid = tid, tgid <= 0 || tid <= 0 { return err(EINVAL) }
     guard let b = t.copyIn(uinfo, 32) else { return err(EFAULT) }
-    let code = Int32(bitPattern: get32(b, 8))
+    let supplied = suppliedSigInfo(sig, b)
     let own = tid.map { $0 == t.tid } ?? (tgid == t.tg.tgid)
-    if (code >= 0 || code == -6) && !own { return err(EPERM) }
+    if supplied.claimsKernelOrKill && !own { return err(EPERM) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
     let k = t.kernel
     let tg: ThreadGroup, thread: Task?
@@ -173,12 +168,21 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
     }
     if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }
     if sig == 0 { return 0 }
-    var info = SigInfo(signo: sig)
-    info.code = code
-    info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
     if k.initIgnores(tg, sig) { return 0 }
-    if let x = thread { x.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
+    if let x = thread { x.sendSignal(sig, supplied.info) } else { tg.sendSignal(sig, supplied.info) }
     return 0
+}
+
+/// A siginfo the caller supplies (rt_sigqueueinfo, rt_tgsigqueueinfo,
+/// pidfd_send_signal; the first 32 bytes): its si_code, si_pid, si_uid and
+/// si_value as given, and whether it claims to come from kill or the kernel
+/// (si_code >= 0, or SI_TKILL), which Linux lets a process send only to
+/// itself, so that it cannot forge a kernel-generated signal to another.
+private func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, claimsKernelOrKill: Bool) {
+    var info = SigInfo(signo: sig)
+    info.code = Int32(bitPattern: get32(b, 8))
+    info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
+    return (info, info.code >= 0 || info.code == -6)
 }
 
 /// kill(2)'s permission rule; `thread`: the target thread (tgkill), whose
@@ -194,10 +198,7 @@ private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32, thread: T
 func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     if sig < 0 || sig > 64 { return err(EINVAL) }
     let k = t.kernel
-    var info = SigInfo(signo: sig)
-    info.code = 0 // SI_USER
-    info.pid = t.vpid(t.tg.tgid)
-    info.uid = t.creds.uid
+    let info = t.userSigInfo(sig)
     var targets: [ThreadGroup]
     if pid > 0 {
         guard let tg = k.threadGroups[pid], !tg.reaped, k.sees(t, tg) else { return err(ESRCH) }
