@@ -96,11 +96,13 @@ struct SandboxCgroup {
         for p in previous { _ = SandboxCgroup.writeText(p + "/cgroup.procs", String(getpid())) }
     }
 
-    /// Leaves the cgroup, kills what is left in it and removes it.
+    /// Leaves the cgroup, kills what is left in it and removes it. A killed
+    /// process leaves the cgroup only when it has exited, which under memory
+    /// pressure (an OOM kill in progress) takes seconds: wait up to 10 s.
     func remove() {
         leave()
         for d in dirs {
-            for _ in 0..<100 {
+            for _ in 0..<500 {
                 if rmdir(d) == 0 || errno == ENOENT {
                     // The shared parent goes with its last sandbox (fails while others use it).
                     rmdir(String(d[..<d.lastIndex(of: "/")!]))

@@ -257,7 +257,7 @@ struct Run: ParsableCommand {
         if rootfs != nil && imageRef != nil { throw ValidationError("--image (or IMAGE) and --rootfs exclude each other") }
         let needsRecord = detach || name != nil || !volume.isEmpty || !tmpfs.isEmpty || restart != "no"
             || memory != nil || cpus != nil || pidsLimit != nil
-        var setup = try RunSetup(run: self, image: imageRef, words: words)
+        let setup = try RunSetup(run: self, image: imageRef, words: words)
         if !needsRecord {
             Glibc.exit(Sandbox.run(try setup.runOptions()))
         }

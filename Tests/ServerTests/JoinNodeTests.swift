@@ -15,7 +15,7 @@ extension MoatServerTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repo + "/.build/debug/moat")
         p.arguments = args
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         p.standardOutput = h; p.standardError = h; p.standardInput = FileHandle.nullDevice
         try p.run()

@@ -148,7 +148,8 @@ final class ResourcesTests: XCTestCase {
         // sandbox ends with 137). Never the supervisor, which still reports
         // and cleans up (a killed supervisor would leave its record and cgroup).
         let oom = moat(["run", "--rm", "--name", "oom", "--memory", "48m", image, "sh", "-c",
-                        "echo start; awk 'BEGIN { s = \"x\"; while (length(s) < 400000000) s = s s; print length(s) }'; echo awk=$?"])
+                        "echo start; awk 'BEGIN { s = \"x\"; while (length(s) < 400000000) s = s s; print length(s) }'; echo awk=$?"],
+                   timeout: 120)
         XCTAssert(oom.status == 137 && oom.stdout == "start\n" || oom.status == 0 && oom.stdout == "start\nawk=137\n", oom.all)
         XCTAssertFalse(moat(["ps", "-a"]).stdout.contains("oom"), "--rm removed it")
         XCTAssertEqual(["memory", "pids", "cpu", ""].filter { access("/sys/fs/cgroup/\($0)/moat-standalone", F_OK) == 0 }, [])

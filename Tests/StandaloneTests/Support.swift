@@ -39,7 +39,7 @@ struct Outcome {
 func runProgram(_ argv: [String], stdin: String? = nil, timeout: Double = 60) -> Outcome {
     let base = NSTemporaryDirectory() + "moat-standalone-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     defer { for s in [".out", ".err", ".in"] { unlink(base + s) } }
-    FileManager.default.createFile(atPath: base + ".in", contents: Data((stdin ?? "").utf8))
+    _ = FileManager.default.createFile(atPath: base + ".in", contents: Data((stdin ?? "").utf8))
     // posix_spawn and waitpid: Foundation's Process may never see a child exit here.
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)

@@ -54,8 +54,6 @@ enum Defaults {
             }
         case "Namespace":
             if obj[path: "status", "phase"].isNull { obj[path: "status", "phase"] = "Active" }
-        case "Secret":
-            if obj["type"].isNull { obj["type"] = "Opaque" }
         default:
             break
         }

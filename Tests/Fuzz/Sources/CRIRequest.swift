@@ -34,7 +34,7 @@ enum CRIRequestFuzz {
         let fm = FileManager.default
         try? fm.createDirectory(atPath: scratch + "/rootfs/etc", withIntermediateDirectories: true)
         try? fm.createDirectory(atPath: scratch + "/ctr", withIntermediateDirectories: true)
-        fm.createFile(atPath: scratch + "/rootfs/etc/passwd", contents: Data("root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n".utf8))
+        _ = fm.createFile(atPath: scratch + "/rootfs/etc/passwd", contents: Data("root:x:0:0::/root:/bin/sh\nweb:x:33:44::/:/bin/sh\n".utf8))
         fm.createFile(atPath: scratch + "/rootfs/etc/group", contents: Data("root:x:0:\nweb:x:44:\nextra:x:1000:web\n".utf8))
         atexit { try? FileManager.default.removeItem(atPath: CRIRequestFuzz.scratch) }
         pod = PodRecord(id: "p", name: "web", uid: "u", namespace: "default", attempt: 0, createdAt: 0, state: "ready",
