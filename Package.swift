@@ -20,11 +20,16 @@ import PackageDescription
 //   NodeAgent      `moat node`: the kubelet-like agent that runs the control plane's pods over CRI.
 //   Standalone     `moat run -d`, ps, logs, exec, stop, rm...: podman-like sandboxes
 //                  without a daemon (records under ROOT/standalone, a supervisor each).
-//   moat           the only executable: parses arguments, nothing else.
+//   SandboxMain    the commands of a sandbox's own processes (moat sentry, gofer, launch).
+//   moat           the executable: parses arguments, nothing else.
+//   moat-sandbox   its companion: SandboxMain alone, without the control plane, CRI, images
+//                  and their libraries, run by every sandbox process when installed next to
+//                  moat (Sources/Sandbox/Launch.swift says why).
 let package = Package(
     name: "moat",
     products: [
         .executable(name: "moat", targets: ["moat"]),
+        .executable(name: "moat-sandbox", targets: ["moat-sandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +58,7 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["CMoat", "Sentry", "Gofer"]),
         .target(name: "COCI"),
         .target(name: "OCI", dependencies: ["CMoat", "COCI", "Sandbox", "Sentry", "GoferProtocol"]),
+        .target(name: "SandboxMain", dependencies: ["Gofer", "OCI", "Sandbox", "Sentry"]),
         // System C libraries for layer decompression (zlib1g-dev, libzstd-dev).
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
@@ -122,7 +128,7 @@ let package = Package(
         // dependencies (CoreFoundation, ICU, ...) unresolved; they are named
         // in one group, since they refer to each other.
         .executableTarget(name: "moat", dependencies: [
-            "Standalone", "Sandbox", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images", "Platform",
+            "Standalone", "Sandbox", "SandboxMain", "Sentry", "Gofer", "ControlPlane", "OCI", "CRI", "NodeAgent", "Images", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         // lld with packed relative relocations (DT_RELR, glibc 2.36): the
         // 4 MB table of 172,000 relative relocations that ld.so read at
@@ -137,6 +143,12 @@ let package = Package(
             "-lFoundation", "-lFoundationInternationalization", "-lFoundationEssentials", "-lCoreFoundation",
             "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
             "-lswiftDispatch", "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group",
+        ])]),
+        // The same link as moat's, without Foundation and its static dependencies
+        // (nothing it links imports Foundation).
+        .executableTarget(name: "moat-sandbox", dependencies: ["SandboxMain", "Sentry"], linkerSettings: [.unsafeFlags([
+            "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+            "-static-stdlib", "-lswiftSynchronization",
         ])]),
         // libFuzzer targets (Tests/Fuzz/README.md): a corpus replayer in a
         // normal build, a fuzzer when Tests/Fuzz/fuzz.sh builds it with

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash rootfs/busybox.sh
 swift build --product moat
+swift build --product moat-sandbox
 swift build --product moat-fuzz
 swift test "$@"
 # The node agent's suite once more, with the agent on containerd 1.6's CRI

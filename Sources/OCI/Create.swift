@@ -11,6 +11,7 @@
 import COCI
 import Glibc
 import GoferProtocol
+import Sandbox
 import Sentry
 
 public struct CreateOptions {
@@ -278,7 +279,7 @@ extension Runtime {
         let planNumber = fds.count
         fds.append(planFD)
         let sentryPid = try spawnSelf(["moat", "sentry", "--oci-config-fd", String(planNumber)], fds: fds,
-                                      cloneFlags: cloneFlags, newSession: true)
+                                      cloneFlags: cloneFlags, newSession: true, binary: Sandbox.binary)
         cleanup.pids.insert(sentryPid, at: 0)
         StartupProfile.mark("create", "sentry spawned (its namespaces made)")
         close(ready.1); toClose.removeAll { $0 == ready.1 }

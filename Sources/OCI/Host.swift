@@ -27,14 +27,16 @@ func spawnGofer(_ args: [String], fds: [Int32]) throws -> pid_t {
     return pid
 }
 
-/// Spawns a re-execution of this binary (see moat_spawn): fds[i] becomes
-/// the child's fd i. `newSession` runs it in a new session.
-func spawnSelf(_ args: [String], fds: [Int32], cloneFlags: UInt = 0, newSession: Bool) throws -> pid_t {
+/// Spawns a re-execution of this binary (see moat_spawn), or of `binary`
+/// (a sandbox process: Sandbox.binary): fds[i] becomes the child's fd i.
+/// `newSession` runs it in a new session.
+func spawnSelf(_ args: [String], fds: [Int32], cloneFlags: UInt = 0, newSession: Bool,
+               binary: String = "/proc/self/exe") throws -> pid_t {
     var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     var cenv: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup(StartupProfile.environmentEntry()), nil]
     defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
     let pid = fds.withUnsafeBufferPointer { fp in
-        moat_spawn("/proc/self/exe", &cargs, &cenv, fp.baseAddress, Int32(fds.count), cloneFlags, newSession ? 1 : 0)
+        moat_spawn(binary, &cargs, &cenv, fp.baseAddress, Int32(fds.count), cloneFlags, newSession ? 1 : 0)
     }
     if pid < 0 { throw RuntimeError("cannot start \(args.dropFirst().first ?? "moat"): \(String(cString: strerror(-pid)))") }
     return pid

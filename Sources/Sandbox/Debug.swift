@@ -27,14 +27,14 @@ public enum SandboxDebug {
         return .success(withDescendants(roots))
     }
 
-    /// Every process whose executable is this binary, or that runs as a
+    /// Every process whose executable is this binary or its companion
+    /// (Launch.swift), or that runs as a
     /// sandbox id (see MOAT_SANDBOX_ID_BASE): all of Moat on this host.
     public static func allMoatProcesses() -> [Int32] {
-        let me = readlinkString("/proc/self/exe")
         return listPids().filter { p in
             if p == getpid() { return false }
             if let u = statusField(p, "Uid")?.split(separator: "\t").first, let uid = UInt32(u), uid >= 0x6d6f_0000, uid < 0x6d6f_0000 + 0x0100_0000 { return true }
-            return me != nil && readlinkString("/proc/\(p)/exe") == me
+            return readlinkString("/proc/\(p)/exe").map(Sandbox.isMoatExecutable) ?? false
         }
     }
 

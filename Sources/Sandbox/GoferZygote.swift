@@ -65,7 +65,7 @@ public enum GoferZygote {
                     "--state", stateDir]
         if debug { args.append("--debug") }
         var execFD: Int32 = -1
-        let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, l], flags: 0, newSession: true, execFD: &execFD)
+        let pid = Sandbox.spawn(Sandbox.binary, args, [devnull, devnull, 2, l], flags: 0, newSession: true, execFD: &execFD)
         if pid < 0 { return nil }
         // Its exec is not waited for: a failed one shows as a refused
         // connection, and the Gofer is then re-executed.
@@ -135,7 +135,7 @@ public enum GoferZygote {
         guard args.count > 2, args[0] == "moat", args[1] == "gofer", !args.contains("--zygote") else { return reply("err=\(EINVAL)") }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { if devnull >= 0 { close(devnull) } }
-        let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, fds.first], flags: 0, newSession: true, fork: true)
+        let pid = Sandbox.spawn(Sandbox.binary, args, [devnull, devnull, 2, fds.first], flags: 0, newSession: true, fork: true)
         reply(pid > 0 ? "pid=\(pid)" : "err=\(-pid)")
     }
 }

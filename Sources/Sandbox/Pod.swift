@@ -259,7 +259,7 @@ public final class PodSandbox: @unchecked Sendable {
         if let e = egress { args += ["--egress-fd", "\(fds.count)"]; fds.append(e.sentryEnd) }
         let CLONE_NEWPID: UInt = 0x20000000, CLONE_NEWNET: UInt = 0x40000000
         let flags = CLONE_NEWPID | (c.network == .loopback ? CLONE_NEWNET : 0)
-        let pid = Sandbox.spawn("/proc/self/exe", args, fds, flags: flags, newSession: true)
+        let pid = Sandbox.spawn(Sandbox.binary, args, fds, flags: flags, newSession: true)
         close(ready[1])
         if devnull >= 0 { close(devnull) }
         if logFD >= 0 { close(logFD) }
@@ -611,7 +611,7 @@ public final class PodSandbox: @unchecked Sendable {
             return pair[0]
         }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        let pid = Sandbox.spawn("/proc/self/exe", args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
+        let pid = Sandbox.spawn(Sandbox.binary, args, [devnull, devnull, 2, pair[1]], flags: 0, newSession: true)
         close(pair[1])
         if devnull >= 0 { close(devnull) }
         if pid < 0 { close(pair[0]); throw PodError(.internalError, "cannot start a gofer for \(root): \(String(cString: strerror(-pid)))") }

@@ -76,7 +76,7 @@ public enum Sandbox {
         if o.debug, logFD >= 0 { StartupProfile.log(to: fcntl(logFD, F_DUPFD_CLOEXEC, 3)) }
         StartupProfile.mark("launcher", "arguments parsed, root file system checked")
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        let exe = "/proc/self/exe"
+        let exe = binary
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
         if o.readOnly || o.overlay { goferArgs.append("--read-only") }
         if o.debug && o.logPath == nil { goferArgs.append("--debug") }
@@ -182,7 +182,7 @@ public enum Sandbox {
     /// forked when this process has one thread, else re-executed (spawn).
     /// Returns its pid, or -errno.
     public static func spawnGofer(_ args: [String], fds: [Int32], newSession: Bool) -> pid_t {
-        spawn("/proc/self/exe", args, fds, flags: 0, newSession: newSession, fork: true)
+        spawn(binary, args, fds, flags: 0, newSession: newSession, fork: true)
     }
 
     /// Starts `path` with `args`, fds[i] as its fd i. Waits until it has

@@ -12,6 +12,7 @@ import Gofer
 import Images
 import OCI
 import Sandbox
+import SandboxMain
 import Sentry
 import Standalone
 
@@ -45,9 +46,10 @@ struct Moat: AsyncParsableCommand {
             fputs("moat \(daemon.rawValue): \(e)\n", stderr)
             Glibc.exit(125)
         }
-        // The Sentry and the Gofer of every sandbox: see InternalCommands.swift.
+        // The Sentry, the Gofer and the launcher of every sandbox when no
+        // moat-sandbox is installed next to this binary (SandboxMain).
         let argv = CommandLine.arguments
-        if argv.count > 1 && (argv[1] == "sentry" || argv[1] == "gofer") { InternalCommand.main(argv.dropFirst()) }
+        if argv.count > 1 && ["sentry", "gofer", "launch"].contains(argv[1]) { InternalCommand.main(argv.dropFirst()) }
         // `moat run` forks its Gofer and runs it here, in the child (its
         // Sentry is always re-executed: Sandbox.swift says why). MOAT_SPAWN=exec re-executes them instead, as before: to
         // compare the two in one benchmark run, or to rule the fork out.
@@ -259,7 +261,7 @@ struct Run: ParsableCommand {
             || memory != nil || cpus != nil || pidsLimit != nil
         let setup = try RunSetup(run: self, image: imageRef, words: words)
         if !needsRecord {
-            Glibc.exit(Sandbox.run(try setup.runOptions()))
+            Sandbox.launch(try setup.runOptions())
         }
         for (flag, used) in [("--no-overlay", noOverlay), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
                              ("--sysctl", !sysctl.isEmpty),

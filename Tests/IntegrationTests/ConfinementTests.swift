@@ -211,10 +211,11 @@ struct ConfinementTests {
             }
             return String(decoding: out, as: UTF8.self)
         }
-        /// Where the moat binary's first mapping starts in process `pid`.
+        /// Where the first mapping of the moat binary (or of its companion,
+        /// moat-sandbox, which runs sandbox processes when installed) starts in `pid`.
         func base(_ pid: Int32) -> String? {
             guard let maps = procFile("/proc/\(pid)/maps") else { return nil }
-            return maps.split(separator: "\n").first { $0.hasSuffix("/moat") }.map { String($0.prefix { $0 != "-" }) }
+            return maps.split(separator: "\n").first { $0.hasSuffix("/moat") || $0.hasSuffix("/moat-sandbox") }.map { String($0.prefix { $0 != "-" }) }
         }
         /// Whether `needle` occurs in any readable private mapping of `pid`.
         func memoryHolds(_ pid: Int32, _ needle: String) throws -> Bool {
@@ -451,5 +452,50 @@ struct ConfinementTests {
         }
         #expect(registered && node.isRunning, "the confined node agent did not register its Node")
         try await checkDaemon(node.processIdentifier, "moat node", keeps: nodeCaps)
+    }
+
+    /// With moat-sandbox installed next to moat (Sources/Sandbox/Launch.swift),
+    /// a `moat run`'s launcher, Gofer and Sentry run it and none of them maps
+    /// moat; with MOAT_SANDBOX_BINARY=self they run moat, as without it.
+    @Test func sandboxProcessesRunTheCompanionBinary() async throws {
+        guard Integration.isRoot else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true", "CI=true: this test needs root")
+            return
+        }
+        let rootfs = try Integration.rootfs.get()
+        let moat = try Integration.moatBinary.get()
+        let real = URL(fileURLWithPath: moat).resolvingSymlinksInPath().path
+        let companion = real + "-sandbox"
+        guard FileManager.default.isExecutableFile(atPath: companion) else {
+            try #require(ProcessInfo.processInfo.environment["CI"] != "true",
+                         "CI=true: no \(companion) (swift build --product moat-sandbox)")
+            return
+        }
+        for (env, want) in [([:], companion), (["MOAT_SANDBOX_BINARY": "self"], real)] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: moat)
+            p.arguments = ["run", "--rootfs", rootfs, "--", "sleep", "30"]
+            p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            var procs: [Proc] = []
+            for _ in 0..<100 {
+                procs = Self.parse(await runProcess([moat, "debug", "\(p.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30).stdoutText)
+                if procs.contains(where: { $0.role == "Sentry" }), procs.contains(where: { $0.role.hasPrefix("Gofer") }),
+                   procs.contains(where: { $0.role.hasPrefix("stub") }) { break }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            let roles = ["launcher", "Gofer", "Sentry"]
+            for role in roles {
+                let proc = try #require(procs.first { $0.role.hasPrefix(role) }, "\(env): no \(role) in \(procs.map(\.role))")
+                let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(proc.pid)/exe")
+                #expect(exe == want, "\(env): the \(role) runs \(exe ?? "?"), not \(want)")
+                let maps = (try? String(contentsOfFile: "/proc/\(proc.pid)/maps", encoding: .utf8)) ?? ""
+                let other = want == companion ? real : companion
+                #expect(!maps.split(separator: "\n").contains { $0.hasSuffix(" " + other) }, "\(env): the \(role) maps \(other)")
+            }
+        }
     }
 }

@@ -97,12 +97,12 @@ enum Integration {
                 Build it first: swift build --product moat (or set MOAT_BIN).
                 """))
         }
-        let build = runSync(["/usr/bin/env", "swift", "build", "--product", "moat"],
+        let build = runSync(["/bin/sh", "-c", "swift build --product moat && swift build --product moat-sandbox"],
                             env: hostEnvironment(), cwd: repoRoot, timeout: 1800)
         guard build.exitStatus == 0, fm.isExecutableFile(atPath: defaultPath) else {
             return .failure(HarnessError("""
                 no moat binary found (looked at \(candidates.joined(separator: ", "))) and \
-                `swift build --product moat` failed with status \(build.exitStatus):
+                `swift build --product moat && swift build --product moat-sandbox` failed with status \(build.exitStatus):
                 \(trimmedTail(build.stdoutText + build.stderrText, lines: 40))
                 """))
         }

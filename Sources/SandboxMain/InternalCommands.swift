@@ -1,11 +1,9 @@
-// `moat sentry` and `moat gofer`: the Gofer and the Sentry of every sandbox
-// (Sandbox.run, the OCI runtime, pods), re-executions of this binary or, for
-// `moat run`'s Gofer, a fork of the launcher that calls main here. Moat writes
-// their command lines itself, so they are parsed here by hand rather than by
-// ArgumentParser, whose command tree costs every start milliseconds of
-// type-metadata and protocol-conformance lookups (the start-up profile,
-// Sentry/StartupProfile.swift, showed it as the largest part of "main").
-// A malformed command line is still a clear error (exit 64, as a usage error).
+// The commands of a sandbox's own processes: `moat sentry`, `moat gofer`
+// and `moat launch` (a `moat run` launcher that moved into the companion
+// binary: Sandbox/Launch.swift). Both executables run them: `moat`, and
+// `moat-sandbox`, which links nothing else. Moat writes their command lines
+// itself (Sandbox/InternalArguments.swift parses them). The Gofer of `moat
+// run` is a fork of the launcher that calls main here.
 
 import Glibc
 import Gofer
@@ -13,59 +11,17 @@ import OCI
 import Sandbox
 import Sentry
 
-/// `--name value`, `--name=value`, flags `--name`, repeatable options; the
-/// command starts after `--` or at the first word that is not an option.
-struct InternalArguments {
-    private var values: [String: [String]] = [:]
-    private var flags: Set<String> = []
-    private(set) var command: [String] = []
-
-    struct Failure: Error { let message: String }
-
-    init(_ args: ArraySlice<String>, options: Set<String>, flags known: Set<String>) throws(Failure) {
-        var i = args.startIndex
-        while i < args.endIndex {
-            let a = args[i]
-            if a == "--" { command = Array(args[(i + 1)...]); return }
-            guard a.hasPrefix("--") else { command = Array(args[i...]); return }
-            var name = String(a.dropFirst(2))
-            var value: String? = nil
-            if let eq = name.firstIndex(of: "=") {
-                value = String(name[name.index(after: eq)...])
-                name = String(name[..<eq])
-            }
-            if known.contains(name) && value == nil {
-                flags.insert(name)
-            } else if options.contains(name) {
-                if value == nil {
-                    i += 1
-                    guard i < args.endIndex else { throw Failure(message: "missing value for --\(name)") }
-                    value = args[i]
-                }
-                values[name, default: []].append(value!)
-            } else {
-                throw Failure(message: "unknown option \(a)")
-            }
-            i += 1
-        }
-    }
-
-    func has(_ flag: String) -> Bool { flags.contains(flag) }
-    func string(_ name: String) -> String? { values[name]?.last }
-    func list(_ name: String) -> [String] { values[name] ?? [] }
-    func int32(_ name: String, _ fallback: Int32) throws(Failure) -> Int32 {
-        guard let s = string(name) else { return fallback }
-        guard let v = Int32(s) else { throw Failure(message: "--\(name): not a number: \(s)") }
-        return v
-    }
-}
-
-enum InternalCommand {
-    /// Runs `moat sentry|gofer ARGS` (argv without "moat") and never returns.
-    static func main(_ argv: ArraySlice<String>) -> Never {
+public enum InternalCommand {
+    /// Runs `moat sentry|gofer|launch ARGS` (argv without "moat") and never returns.
+    public static func main(_ argv: ArraySlice<String>) -> Never {
         let name = argv.first ?? ""
-        do {
-            if name == "sentry" { try sentry(argv.dropFirst()) } else { try gofer(argv.dropFirst()) }
+        do throws(InternalArguments.Failure) {
+            switch name {
+            case "sentry": try sentry(argv.dropFirst())
+            case "gofer": try gofer(argv.dropFirst())
+            case "launch": try launch(argv.dropFirst())
+            default: throw InternalArguments.Failure(message: "not a command of a sandbox process (sentry, gofer, launch): \(name)")
+            }
         } catch {
             let line = "moat \(name): \(error.message)\n"
             _ = line.withCString { write(2, $0, strlen($0)) }
@@ -111,6 +67,15 @@ enum InternalCommand {
         c.gid = UInt32(parts.count > 1 ? parts[1] : "0") ?? 0
         c.argv = a.command
         Glibc.exit(SentryMain.run(c))
+    }
+
+    /// `moat run`'s launcher (Sandbox.launch) in the companion binary.
+    static func launch(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
+        let o = try RunOptions(launchArguments: args)
+        if getenv("MOAT_SPAWN").map({ String(cString: $0) }) != "exec" {
+            Sandbox.internalMain = { InternalCommand.main($0.dropFirst()) }
+        }
+        Glibc.exit(Sandbox.run(o))
     }
 
     static func gofer(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
