@@ -73,7 +73,10 @@ bench_find_moat() {
 bench_moat_version() {
     local kind
     case "$MOAT" in */release/*) kind=release ;; */debug/*) kind=debug ;; *) kind="binary $MOAT" ;; esac
-    echo "git $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)') ($kind build)"
+    # Sandbox processes run the companion binary when it is there (Sources/Sandbox/Launch.swift).
+    local companion=", without moat-sandbox"
+    [ -x "$MOAT-sandbox" ] && [ "${MOAT_SANDBOX_BINARY:-}" != self ] && companion=", sandboxes run moat-sandbox"
+    echo "git $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (work tree modified)') ($kind build$companion)"
 }
 
 # ROOTFS_SRC: the given directory, else rootfs/busybox.sh's (built if missing).

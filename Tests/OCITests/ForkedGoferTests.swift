@@ -69,7 +69,7 @@ final class ForkedGoferTests: XCTestCase {
 
     /// Where the moat binary's first mapping starts in `pid`.
     func base(_ pid: pid_t) -> String? {
-        procFile("/proc/\(pid)/maps")?.split(separator: "\n").first { $0.hasSuffix("/moat") }.map { String($0.prefix { $0 != "-" }) }
+        procFile("/proc/\(pid)/maps")?.split(separator: "\n").first { $0.hasSuffix("/moat") || $0.hasSuffix("/moat-sandbox") }.map { String($0.prefix { $0 != "-" }) }
     }
 
     func testForkedGoferMatchesReexecutedOne() throws {
