@@ -67,7 +67,7 @@ final class CRIGoferZygoteTests: XCTestCase {
 
     /// The start of the moat binary's first mapping.
     func base(_ pid: pid_t) -> String? {
-        proc(pid, "maps").split(separator: "\n").first { $0.hasSuffix("/moat") }.map { String($0.prefix { $0 != "-" }) }
+        proc(pid, "maps").split(separator: "\n").first { $0.hasSuffix("/moat") || $0.hasSuffix("/moat-sandbox") }.map { String($0.prefix { $0 != "-" }) }
     }
 
     struct PodProcs { var pod: String; var sentry: pid_t; var zygote: pid_t?; var gofer: pid_t }
