@@ -14,6 +14,7 @@
 
 import CMoat
 import Glibc
+import Sentry
 
 extension Sandbox {
     /// The path a sandbox process is executed from: the companion binary,
@@ -51,6 +52,8 @@ extension Sandbox {
     /// parent stay), else here.
     public static func launch(_ o: RunOptions) -> Never {
         if binary != "/proc/self/exe" {
+            // The start-up profile goes on from this process's start, not the exec's.
+            setenv("MOAT_STARTUP", String(StartupProfile.environmentEntry().dropFirst("MOAT_STARTUP=".count)), 1)
             var cargs: [UnsafeMutablePointer<CChar>?] = (["moat", "launch"] + o.launchArguments).map { strdup($0) } + [nil]
             execv(binary, &cargs)
             for p in cargs { free(p) }
