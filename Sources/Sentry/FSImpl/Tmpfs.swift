@@ -210,7 +210,14 @@ final class TmpfsInode: Inode {
             if (s < Int64(fileLength) && seals & F_SEAL_SHRINK_ != 0) || (s > Int64(fileLength) && seals & F_SEAL_GROW_ != 0) {
                 return .failure(Errno(EPERM))
             }
-            if s > 1 << 32 { return .failure(Errno(EFBIG)) }
+            // A file grown past bigFile moves to a host memfd, which is
+            // sparse: sizes up to Linux's MAX_LFS_FILESIZE (Int64.max) hold
+            // no memory until written.
+            if memfd < 0 && s > Int64(TmpfsInode.bigFile) && !isDir {
+                let r = promoteToMemfd()
+                if r < 0 { return .failure(Errno(-r)) }
+            }
+            if memfd < 0 && s > 1 << 32 { return .failure(Errno(EFBIG)) }
             if memfd >= 0 {
                 if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
             } else if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { zeroExtend(&data, to: Int(s)) }
