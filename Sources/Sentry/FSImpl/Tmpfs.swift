@@ -92,7 +92,12 @@ final class TmpfsInode: Inode {
     /// pages a file holds; directories and short (inline) symlinks hold none.
     override func stat() -> Result<Stat, Errno> {
         guard case .success(var s) = super.stat() else { return super.stat() }
-        if isRegular { s.blocks = (s.size + 4095) / 4096 * 8 }
+        if isRegular && memfd >= 0 {
+            // A memfd is sparse: what its pages hold (a file truncated to
+            // Int64.max holds nothing).
+            var h = Glibc.stat()
+            s.blocks = fstat(memfd, &h) == 0 ? Int64(h.st_blocks) : 0
+        } else if isRegular { s.blocks = (s.size + 4095) / 4096 * 8 }
         else if isSymlink { s.blocks = target.count >= 128 ? 8 : 0 }
         else { s.blocks = 0 }
         return .success(s)

@@ -78,7 +78,7 @@ class Inode {
     func stat() -> Result<Stat, Errno> {
         var s = Stat()
         s.dev = dev; s.ino = ino; s.nlink = nlink; s.mode = mode; s.uid = uid; s.gid = gid
-        s.rdev = rdev; s.size = size; s.blocks = (size + 511) / 512
+        s.rdev = rdev; s.size = size; s.blocks = size / 512 + (size % 512 != 0 ? 1 : 0)   // no overflow at Int64.max
         s.atime = atime; s.mtime = mtime; s.ctime = ctime
         return .success(s)
     }

@@ -1,0 +1,94 @@
+/* Edges of utimensat/futimesat, fallocate, fadvise64, preadv2/pwritev2 and
+ * big memfd sizes that gVisor's syscall suite found (session 14, issue 15):
+ * - utimensat with both times UTIME_OMIT succeeds even for a missing path;
+ *   a null path is dirfd itself (flags: EINVAL), or EFAULT with AT_FDCWD;
+ *   unknown flags; AT_EMPTY_PATH with "" on an O_PATH descriptor (fchownat
+ *   too); futimesat with a null path;
+ * - fallocate's order: EINVAL for the range before EBADF for a read-only
+ *   descriptor, ESPIPE for a pipe, ENODEV for /dev/null, SIGXFSZ and EFBIG
+ *   past RLIMIT_FSIZE (KEEP_SIZE exempt);
+ * - fadvise64 on an O_PATH descriptor; RWF_APPEND with RWF_NOAPPEND;
+ * - a memfd truncated to Int64.max, and pread at the end of it. */
+#include "t.h"
+#include <signal.h>
+#include <sys/resource.h>
+
+static volatile int xfsz;
+static void on_xfsz(int s) { (void)s; xfsz++; }
+
+static void show_times(const char *p) {
+    struct stat st;
+    if (stat(p, &st) != 0) { say("stat %s: %s", p, ename(errno)); return; }
+    say("%s: atime=%lld.%09ld mtime=%lld.%09ld", p, (long long)st.st_atim.tv_sec, st.st_atim.tv_nsec,
+        (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+int main(void) {
+    put("f", "hello");
+    struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    struct timespec ts[2] = {{10, 5}, {20, 6}};
+    struct timespec bad[2] = {{0, UTIME_OMIT}, {0, 1000000000}};
+    struct timeval tv[2] = {{30, 7}, {40, 8}};
+    T(utimensat(AT_FDCWD, "missing", omit, 0));
+    T(utimensat(AT_FDCWD, "missing", omit, 0x4000));
+    T(utimensat(AT_FDCWD, "missing", ts, 0));
+    T(utimensat(AT_FDCWD, "f", bad, 0));
+    T(syscall(SYS_utimensat, AT_FDCWD, NULL, ts, 0));
+    int fd = open("f", O_RDWR);
+    T(syscall(SYS_utimensat, fd, NULL, ts, 0)); show_times("f");
+    T(syscall(SYS_utimensat, fd, NULL, ts, AT_SYMLINK_NOFOLLOW));
+    T(utimensat(AT_FDCWD, "f", ts, 0x4000));
+    int op = open("f", O_PATH);
+    struct timespec ts2[2] = {{11, 0}, {21, 0}};
+    T(syscall(SYS_utimensat, op, NULL, ts2, 0));
+    T(utimensat(op, "", ts2, 0));
+    T(utimensat(op, "", ts2, AT_EMPTY_PATH)); show_times("f");
+    T(fchownat(op, "", 0, 0, AT_EMPTY_PATH));
+    T(syscall(SYS_futimesat, AT_FDCWD, NULL, tv));
+    T(syscall(SYS_futimesat, fd, NULL, tv)); show_times("f");
+    T(syscall(SYS_futimesat, op, NULL, tv));
+
+    /* fallocate */
+    int ro = open("f", O_RDONLY);
+    T(fallocate(ro, 0, 0, 0));
+    T(fallocate(ro, 0, -1, 10));
+    T(fallocate(ro, 0, 0, 10));
+    int p[2];
+    T(pipe(p));
+    T(fallocate(p[1], 0, 0, 10));
+    T(fallocate(p[0], 0, 0, 10));
+    int dn = open("/dev/null", O_RDWR);
+    T(fallocate(dn, 0, 0, 10));
+    T(fallocate(fd, 0, 0, 4096));
+    signal(SIGXFSZ, on_xfsz);
+    struct rlimit rl = {8192, RLIM_INFINITY};
+    T(setrlimit(RLIMIT_FSIZE, &rl));
+    T(fallocate(fd, 0, 0, 8192));
+    T(fallocate(fd, 0, 4096, 8192)); say("SIGXFSZ %d", xfsz);
+    T(fallocate(fd, FALLOC_FL_KEEP_SIZE, 4096, 8192)); say("SIGXFSZ %d", xfsz);
+    rl.rlim_cur = RLIM_INFINITY;
+    T(setrlimit(RLIMIT_FSIZE, &rl));
+    struct stat st; fstat(fd, &st); say("size %lld", (long long)st.st_size);
+
+    /* fadvise64, preadv2/pwritev2 flags */
+    T(syscall(SYS_fadvise64, op, 0, 10, 0));
+    T(syscall(SYS_fadvise64, fd, 0, 10, 0));
+    char b[8] = "abcdefgh";
+    struct iovec iov = {b, sizeof b};
+    T(preadv2(fd, &iov, 1, 0, RWF_APPEND | RWF_NOAPPEND));
+    T(pwritev2(fd, &iov, 1, 0, RWF_APPEND | RWF_NOAPPEND));
+    T(preadv2(fd, &iov, 1, 0, 0x100000));
+    T(pwritev2(fd, &iov, 1, 0, 0x100000));
+
+    /* memfd sizes */
+    int mf = memfd_create("big", 0);
+    T(ftruncate(mf, 0x7fffffffffffffffLL));
+    fstat(mf, &st); say("memfd size %llx", (long long)st.st_size);
+    T(pread(mf, b, sizeof b, 0x7fffffffffffffffLL));
+    T(pread(mf, b, sizeof b, 0x7ffffffffffffff0LL));
+    T(pread(mf, b, sizeof b, 1 << 20));
+    T(pwrite(mf, "x", 1, 5)); T(pread(mf, b, 2, 4)); say("bytes %d %d", b[0], b[1]);
+    T(ftruncate(mf, 3));
+    fstat(mf, &st); say("memfd size %lld", (long long)st.st_size);
+    return 0;
+}
