@@ -439,6 +439,16 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         t.mm.record(n)
         return Int(dst)
     }
+    // Shrinking in place only unmaps the tail, before any mapping is
+    // looked at (Linux: the range may span mappings, or hold none).
+    if flags & 2 == 0 && newLen <= oldLen {
+        if old &+ oldLen < old { return err(EINVAL) }
+        if newLen < oldLen {
+            let r = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen)
+            if r < 0 { return r }
+        }
+        return Int(old)
+    }
     guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
     // Growing a locked mapping locks more: bounded by RLIMIT_MEMLOCK
     // without CAP_IPC_LOCK (EAGAIN, Linux's vma_to_resize).
@@ -459,10 +469,6 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
         t.mm.record(n)
         return Int(dst)
-    }
-    if newLen <= oldLen {
-        if newLen < oldLen { _ = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen) }
-        return Int(old)
     }
     if old &+ newLen > old && old &+ newLen <= t.mm.appTop && t.mm.isFree(old + oldLen, old + newLen) {
         let r = t.thread.inject(25, old, oldLen, newLen, 0)
