@@ -187,6 +187,7 @@ final class TmpfsInode: Inode {
                 let moved: Int64 = src.isDir ? 1 : -1   // directories leaving self
                 nlink = UInt64(Int64(nlink) - moved); nd.nlink = UInt64(Int64(nd.nlink) + moved)
             }
+            renamed(src, to: nd, dst)
             return .success(())
         }
         if let dst = nd.entries[new] {
@@ -203,10 +204,26 @@ final class TmpfsInode: Inode {
         nd.entries[new] = src
         nd.order.append(new)
         if src.isDir && nd !== self { nlink -= 1; nd.nlink += 1 }
+        renamed(src, to: nd)
         return .success(())
     }
+    /// A rename changes both directories (mtime, ctime) and the moved
+    /// objects' ctime, as Linux's shmem_rename2.
+    func renamed(_ moved: Inode, to nd: Inode, _ other: Inode? = nil) {
+        let now = nowTimespec()
+        mtime = now; ctime = now; nd.mtime = now; nd.ctime = now
+        moved.ctime = now; other?.ctime = now
+    }
     override func readlink() -> Result<[UInt8], Errno> {
-        isSymlink ? .success(target) : .failure(Errno(EINVAL))
+        // Reading a link and following it both count as an access.
+        if isSymlink { touchAtime() }
+        return isSymlink ? .success(target) : .failure(Errno(EINVAL))
+    }
+    /// relatime (the default mount option): atime moves to now when it is
+    /// not after mtime or ctime, or is a day old.
+    override func touchAtime() {
+        let now = nowTimespec()
+        if atime <= mtime || atime <= ctime || now.0 - atime.0 >= 86400 { atime = now }
     }
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
         if let s = a.size {
@@ -252,6 +269,7 @@ final class TmpfsFileFD: FileDescription {
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
+        if count > 0 && flags & O_NOATIME == 0 { node.touchAtime() }
         if node.memfd >= 0 {
             // A regular file's read returns all it has (not one chunk):
             // mapped and copied once, or through the task's scratch buffer.

@@ -55,10 +55,12 @@ func registerFile(_ t: SyscallTable) {
     t[332] = sysStatx
     t[217] = { t, a in                                                                    // getdents64
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+        if let i = f.inode, i.isDir { i.touchAtime() }             // a listing is an access
         return f.getdents(t, a.a1, direntCount(a.uint(2)))
     }
     t[78] = { t, a in                                                                     // getdents
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+        if let i = f.inode, i.isDir { i.touchAtime() }
         return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: true)
     }
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access

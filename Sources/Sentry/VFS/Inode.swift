@@ -117,6 +117,10 @@ class Inode {
         return .success(())
     }
     func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .failure(Errno(ENXIO)) }
+    /// The file was read, listed or (a symlink) followed: file systems
+    /// whose times the Sentry keeps move atime (Linux's relatime rule);
+    /// host-backed ones leave it to the host.
+    func touchAtime() {}
     /// statfs f_type.
     var fsMagic: Int64 { 0x01021994 }
 }
