@@ -337,7 +337,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
-    let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
+    let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? ""
     /// A shared mapping of a read-only descriptor never becomes writable.
     func readOnlyShared(_ r: Int) -> Int {
         if r >= 0, type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
@@ -371,7 +371,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
-    let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? "")
+    let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? "")
     if r < 0 { return r }
     var done: UInt64 = 0
     while done < l {
