@@ -193,13 +193,16 @@ final class MemoryManager {
         let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), remote, offset)
         if r < 0 { return r }
         var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name, offset: offset)
-        if shared {
-            var st = Glibc.stat()
-            fstat(hostFD, &st)
-            v.shareID = (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
-        }
+        if shared { v.shareID = MemoryManager.fileShareID(hostFD) }
         insert(v)
         return Int(addr)
+    }
+
+    /// What a shared mapping of the host file `hostFD` shares (VMA.shareID).
+    static func fileShareID(_ hostFD: Int32) -> UInt64 {
+        var st = Glibc.stat()
+        fstat(hostFD, &st)
+        return (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
     }
 
     func unmap(_ t: Task, addr: UInt64, len: UInt64) -> Int {

@@ -338,9 +338,13 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? ""
+    // A write-sealed memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) maps shared
+    // only without PROT_WRITE (EPERM), and never gains it.
+    let sealed = (f as? TmpfsFileFD).map { $0.node.seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 } ?? false
+    if sealed && type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(EPERM) }
     /// A shared mapping of a read-only descriptor never becomes writable.
     func readOnlyShared(_ r: Int) -> Int {
-        if r >= 0, type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+        if r >= 0, type != MAP_PRIVATE && (!f.writable || sealed), let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
             t.mm.vmas[i].mayWrite = false
         }
         return lockedIfAsked(r)
@@ -439,9 +443,10 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         t.mm.record(n)
         return Int(dst)
     }
-    // Shrinking in place only unmaps the tail, before any mapping is
-    // looked at (Linux: the range may span mappings, or hold none).
+    // Shrinking in place only unmaps the tail: a mapping must be at `old`
+    // (EFAULT), but the range may span several (Linux's shrink_vma).
     if flags & 2 == 0 && newLen <= oldLen {
+        if t.mm.vma(containing: old) == nil { return err(EFAULT) }
         if old &+ oldLen < old { return err(EINVAL) }
         if newLen < oldLen {
             let r = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen)

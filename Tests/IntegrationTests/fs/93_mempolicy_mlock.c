@@ -11,7 +11,10 @@
  *   mlock of PROT_NONE is ENOMEM yet locks; MADV_DONTNEED on locked pages;
  *   a child's mappings are not locked (msync MS_INVALIDATE tells: EBUSY);
  * - MADV_DONTFORK: the child lacks the range (msync ENOMEM), MADV_DOFORK
- *   undoes it; a length that wraps is EINVAL; mincore of length -1. */
+ *   undoes it; a length that wraps is EINVAL; mincore of length -1;
+ * - memfd F_SEAL_WRITE: EBUSY (no seal added) while a shared mapping that
+ *   may write exists, then shared mappings only without PROT_WRITE (EPERM),
+ *   never made writable (EACCES); private ones stay writable. */
 #include "t.h"
 #include <sys/resource.h>
 
@@ -189,7 +192,33 @@ static void dontfork(void) {
     munmap(m, 2 * 4096);
 }
 
+static void seals(void) {
+    int fd = memfd_create("s", MFD_ALLOW_SEALING);
+    T(ftruncate(fd, 4096));
+    char *w = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    T(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW));
+    T(fcntl(fd, F_GET_SEALS));
+    munmap(w, 4096);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    int ro = open(self, O_RDONLY);
+    char *r = ro < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, ro, 0);
+    say("shared mapping of a read-only descriptor: %s", r == MAP_FAILED ? ename(errno) : "mapped");
+    T(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    if (r != MAP_FAILED) munmap(r, 4096);
+    T(fcntl(fd, F_GET_SEALS));
+    void *x = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    say("shared writable after the seal: %s", x == MAP_FAILED ? ename(errno) : "mapped");
+    char *y = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    say("shared read-only after the seal: %s", y == MAP_FAILED ? ename(errno) : "mapped");
+    if (y != MAP_FAILED) T(mprotect(y, 4096, PROT_READ | PROT_WRITE));
+    char *z = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    say("private writable after the seal: %s", z == MAP_FAILED ? ename(errno) : (z[0] = 1, "mapped, written"));
+    close(fd);
+}
+
 int main(void) {
+    seals();
     policies();
     locks();
     dontfork();
