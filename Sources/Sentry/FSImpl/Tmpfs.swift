@@ -44,6 +44,37 @@ final class TmpfsInode: Inode {
         return fd
     }
 
+    /// fallocate's FALLOC_FL_PUNCH_HOLE: the range reads as zeros; the size
+    /// stays. EPERM under a write seal. A memfd's data extents in the range
+    /// (SEEK_DATA/SEEK_HOLE) are overwritten with zeros: the Sentry's own
+    /// confinement does not let it fallocate, and a sparse file's holes
+    /// need nothing.
+    func punchHole(_ off: Int64, _ len: Int64) -> Int {
+        if seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 { return err(EPERM) }
+        if memfd >= 0 {
+            let end = min(off &+ len < off ? Int64.max : off &+ len, Int64(fileLength))
+            let zeros = [UInt8](repeating: 0, count: 1 << 16)
+            var pos = off
+            while pos < end {
+                let data = Int64(lseek(memfd, off_t(pos), 3 /* SEEK_DATA */))
+                if data < 0 || data >= end { break }
+                let hole = min(Int64(lseek(memfd, off_t(data), 4 /* SEEK_HOLE */)), end)
+                var p = data
+                while p < hole {
+                    let n = Int(min(Int64(zeros.count), hole - p))
+                    let w = zeros.withUnsafeBytes { Glibc.pwrite(memfd, $0.baseAddress!, n, off_t(p)) }
+                    if w <= 0 { return err(EIO) }
+                    p += Int64(w)
+                }
+                pos = max(hole, data + 1)
+            }
+        }
+        let lo = Int(min(off, Int64(data.count))), hi = Int(min(off &+ len < off ? Int64.max : off &+ len, Int64(data.count)))
+        if lo < hi { data.withUnsafeMutableBytes { _ = memset($0.baseAddress! + lo, 0, hi - lo) } }
+        mtime = nowTimespec(); ctime = mtime
+        return 0
+    }
+
     /// Past this size a regular file's bytes live in a memfd (see write).
     static let bigFile = 1 << 20
 
@@ -255,6 +286,9 @@ final class TmpfsInode: Inode {
         // checked write permission), and stamps the times even when the
         // file was already empty.
         if flags & O_TRUNC != 0 && mode & S_IFMT_ == S_IFREG_ {
+            // Truncating shrinks: not past F_SEAL_SHRINK (a memfd reopened
+            // through /proc/self/fd), as Linux's shmem_setattr.
+            if seals & F_SEAL_SHRINK_ != 0 && fileLength > 0 { return .failure(Errno(EPERM)) }
             data.removeAll()
             if memfd >= 0 { _ = ftruncate(memfd, 0) }
             mtime = nowTimespec(); ctime = mtime

@@ -200,8 +200,17 @@ func registerFile(_ t: SyscallTable) {
         if f.inode?.isDir == true { return err(EISDIR) }
         if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
         if end < 0 { return err(EFBIG) }
+        // FALLOC_FL_PUNCH_HOLE (2), with FALLOC_FL_KEEP_SIZE only
+        // (EOPNOTSUPP without it, Linux 6.18's vfs_fallocate): tmpfs and
+        // memfd files, as Linux's shmem_fallocate (EPERM under a write
+        // seal); other files leave it to the caller's fallback (EOPNOTSUPP).
+        if mode & 2 != 0 && mode & ~3 == 0 {
+            if mode & 1 == 0 { return err(EOPNOTSUPP) }
+            guard let tf = f as? TmpfsFileFD else { return err(EOPNOTSUPP) }
+            return tf.node.punchHole(Int64(a.long(2)), Int64(a.long(3)))
+        }
         // Blocks are not accounted, so reserving them is only a size change;
-        // hole punching and range zeroing are left to callers' fallbacks.
+        // range zeroing is left to callers' fallbacks.
         if mode & ~1 != 0 { return err(EOPNOTSUPP) }
         if end > 1 << 40 { return err(EFBIG) }
         if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE

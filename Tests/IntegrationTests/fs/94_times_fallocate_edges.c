@@ -8,7 +8,9 @@
  *   descriptor, ESPIPE for a pipe, ENODEV for /dev/null, SIGXFSZ and EFBIG
  *   past RLIMIT_FSIZE (KEEP_SIZE exempt);
  * - fadvise64 on an O_PATH descriptor; RWF_APPEND with RWF_NOAPPEND;
- * - a memfd truncated to Int64.max, and pread at the end of it;
+ * - a memfd truncated to Int64.max, and pread at the end of it; punching
+ *   holes in a memfd (KEEP_SIZE needed, EPERM once write-sealed); O_TRUNC
+ *   of a shrink-sealed memfd;
  * - relatime: a read, a directory listing and following a symlink move an
  *   atime that is not after mtime/ctime, not one in the future, nor does
  *   an empty read. */
@@ -102,6 +104,25 @@ int main(void) {
     rl.rlim_cur = RLIM_INFINITY;
     T(setrlimit(RLIMIT_FSIZE, &rl));
     struct stat st; fstat(fd, &st); say("size %lld", (long long)st.st_size);
+    /* Punching a hole (tmpfs and memfd files; a host file may not support it,
+     * so only a memfd here): zeros, same size; EINVAL without KEEP_SIZE;
+     * EPERM once write-sealed. */
+    int pm = memfd_create("punch", MFD_ALLOW_SEALING);
+    T(write(pm, "abcdefgh", 8));
+    T(fallocate(pm, FALLOC_FL_PUNCH_HOLE, 2, 3));
+    T(fallocate(pm, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2, 3));
+    char pb[9] = {0};
+    T(pread(pm, pb, 8, 0)); say("after the hole: %c%c %d %d %d %c%c%c", pb[0], pb[1], pb[2], pb[3], pb[4], pb[5], pb[6], pb[7]);
+    fstat(pm, &st); say("size %lld", (long long)st.st_size);
+    T(ftruncate(pm, 2 << 20)); T(pwrite(pm, "z", 1, 1 << 20));
+    T(fallocate(pm, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 20, 4096));
+    T(pread(pm, pb, 1, 1 << 20)); say("byte at 1 MiB: %d", pb[0]);
+    T(fcntl(pm, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK));
+    T(fallocate(pm, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pm);
+    T(open(self, O_RDWR | O_TRUNC));           /* truncating shrinks: F_SEAL_SHRINK */
+    close(pm);
 
     /* fadvise64, preadv2/pwritev2 flags */
     T(syscall(SYS_fadvise64, op, 0, 10, 0));
