@@ -91,6 +91,7 @@ func registerFile(_ t: SyscallTable) {
     t[93] = { t, a in sysFSetattr(t, a.int(0), chownAttr(a.uint(1), a.uint(2))) }                          // fchown
     t[260] = { t, a in                                                                                     // fchownat
         let fl = a.int(4)
+        if fl & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }   // before the lookup
         if fl & AT_EMPTY_PATH_ != 0, a.int(0) != AT_FDCWD_, case .success(let p) = t.readPath(a.a1), p.isEmpty {
             return sysFSetattr(t, a.int(0), chownAttr(a.uint(2), a.uint(3)), emptyPath: true)
         }
@@ -633,7 +634,9 @@ func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags
     switch t.lookup(dirfd, path, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0) {
     case .success(let p):
         if mode == 0 { return 0 }
-        if mode & 2 != 0 && p.mount.readOnly && !p.inode.isDir { return err(EROFS) }
+        // Writing on a read-only mount: EROFS for a regular file, a
+        // directory or a symlink (Linux's sb_permission), not a device.
+        if mode & 2 != 0 && p.mount.readOnly && (p.inode.isRegular || p.inode.isDir || p.inode.isSymlink) { return err(EROFS) }
         return t.mayAccess(p.inode, UInt32(mode)) ? 0 : err(EACCES)
     case .failure(let e): return e.ret
     }
@@ -766,7 +769,9 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
 }
 
 func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64, _ flags: UInt32) -> Int {
-    if flags & ~UInt32(7) != 0 || flags & 3 == 3 { return err(EINVAL) }
+    // RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT: EINVAL
+    // before any lookup (Linux's do_renameat2).
+    if flags & ~UInt32(7) != 0 || flags & 3 == 3 || flags & 6 == 6 { return err(EINVAL) }
     let (odir, oname, oslash): (Path, [UInt8], Bool)
     switch t.lookupParentSlash(od, op) { case .success(let r): (odir, oname, oslash) = r; case .failure(let e): return e.ret }
     let (ndir, nname, nslash): (Path, [UInt8], Bool)

@@ -10,7 +10,8 @@
  * - fadvise64 on an O_PATH descriptor; RWF_APPEND with RWF_NOAPPEND;
  * - a memfd truncated to Int64.max, and pread at the end of it; punching
  *   holes in a memfd (KEEP_SIZE needed, EPERM once write-sealed); O_TRUNC
- *   of a shrink-sealed memfd;
+ *   of a shrink-sealed memfd; renameat2 and fchownat flags checked before
+ *   the lookup; access(W_OK) of a read-only mount's directory is EROFS;
  * - relatime: a read, a directory listing and following a symlink move an
  *   atime that is not after mtime/ctime, not one in the future, nor does
  *   an empty read. */
@@ -57,7 +58,21 @@ static void atimes(void) {
     fd = open("l", O_RDONLY); close(fd); moved("symlink followed", "l", 10, 1);
 }
 
+/* Flag and read-only checks that come before the path is looked up or the
+ * caller's permission weighed. */
+static void early_checks(void) {
+    T(syscall(SYS_renameat2, AT_FDCWD, "missing", AT_FDCWD, "other", RENAME_EXCHANGE | RENAME_WHITEOUT));
+    T(syscall(SYS_renameat2, AT_FDCWD, "missing", AT_FDCWD, "other", RENAME_EXCHANGE | RENAME_NOREPLACE));
+    T(fchownat(AT_FDCWD, "missing", 65534, 0, 9999));
+    mkdir("ro", 0755);
+    if (mount("tmpfs", "ro", "tmpfs", MS_RDONLY, NULL) != 0) { say("mount ro: %s", ename(errno)); return; }
+    T(access("ro", W_OK));
+    T(access("ro", R_OK | X_OK));
+    T(umount("ro"));
+}
+
 int main(void) {
+    early_checks();
     atimes();
     put("f", "hello");
     struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
