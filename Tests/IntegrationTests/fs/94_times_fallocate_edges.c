@@ -12,6 +12,7 @@
  *   holes in a memfd (KEEP_SIZE needed, EPERM once write-sealed); O_TRUNC
  *   of a shrink-sealed memfd; renameat2 and fchownat flags checked before
  *   the lookup; access(W_OK) of a read-only mount's directory is EROFS;
+ * - close_range(CLOSE_RANGE_UNSHARE) in a CLONE_FILES child;
  * - relatime: a read, a directory listing and following a symlink move an
  *   atime that is not after mtime/ctime, not one in the future, nor does
  *   an empty read. */
@@ -19,6 +20,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <linux/close_range.h>
 
 static volatile int xfsz;
 static void on_xfsz(int s) { (void)s; xfsz++; }
@@ -71,7 +73,27 @@ static void early_checks(void) {
     T(umount("ro"));
 }
 
+/* close_range(CLOSE_RANGE_UNSHARE) in a child sharing the table (CLONE_FILES)
+ * closes its own copy only; without the flag the parent loses it too. */
+static void close_range_unshare(void) {
+    for (int unshare = 1; unshare >= 0; unshare--) {
+        int fd = open("/", O_PATH);
+        fflush(stdout);
+        long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0) {
+            long r = syscall(SYS_close_range, fd, fd, unshare ? CLOSE_RANGE_UNSHARE : 0);
+            say("child close_range%s = %ld, then F_GETFD %s", unshare ? "(UNSHARE)" : "", r,
+                fcntl(fd, F_GETFD) < 0 ? ename(errno) : "open");
+            _exit(0);
+        }
+        int st; waitpid((pid_t)pid, &st, 0);
+        say("parent after it: F_GETFD %s", fcntl(fd, F_GETFD) < 0 ? ename(errno) : "open");
+        close(fd);
+    }
+}
+
 int main(void) {
+    close_range_unshare();
     early_checks();
     atimes();
     put("f", "hello");
