@@ -247,7 +247,7 @@ final class HostFileFD: FileDescription {
     override func release() { close(fd) }
 
     override func linkName(_ k: Kernel) -> [UInt8] {
-        if let p = path, !(p.inode is StdioInode) { return k.vfs.pathString(p) }
+        if let p = path, !(p.inode is StdioInode) { return k.vfs.pathString(p, root: currentTask?.fs.root) }
         var st = Glibc.stat(); fstat(fd, &st)
         let fmt = st.st_mode & S_IFMT
         if fmt == S_IFIFO { return Array("pipe:[\(st.st_ino)]".utf8) }

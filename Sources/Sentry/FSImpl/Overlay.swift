@@ -219,6 +219,7 @@ final class OverlayInode: Inode {
         npu.entries[new] = su
         npu.order.append(new)
         if su.isDir && pu !== npu { pu.nlink -= 1; npu.nlink += 1 }
+        pu.renamed(su, to: npu)
         if src.lower != nil { whiteouts.insert(old) }
         children[old] = nil
         // The moved object is upper-only at its new place (a lower file
@@ -252,6 +253,7 @@ final class OverlayInode: Inode {
     }
 
     override func readlink() -> Result<[UInt8], Errno> { top.readlink() }
+    override func touchAtime() { upper?.touchAtime() }
 
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
         switch copyUp() {

@@ -135,10 +135,18 @@ extension Kernel {
         })
     }
 
+    /// A mount's mount point as `t` sees it from its root; nil for a mount
+    /// outside that root, which /proc/PID/mounts and mountinfo leave out.
+    func mountPoint(_ m: Mount, from t: Task) -> String? {
+        var reached = false
+        let p = vfs.pathString(Path(mount: m, dentry: m.root), root: t.fs.root, reached: &reached)
+        return reached ? String(decoding: p, as: UTF8.self) : nil
+    }
+
     func mountsText(_ t: Task) -> String {
         var s = ""
         for m in vfs.mounts {
-            let p = String(decoding: vfs.pathString(Path(mount: m, dentry: m.root)), as: UTF8.self)
+            guard let p = mountPoint(m, from: t) else { continue }
             s += "\(m.source) \(p) \(m.fsType) \(m.readOnly ? "ro" : "rw"),relatime 0 0\n"
         }
         return s
@@ -150,7 +158,7 @@ extension Kernel {
         var s = ""
         let ids = Dictionary(uniqueKeysWithValues: vfs.mounts.map { (ObjectIdentifier($0), $0.id) })
         for m in vfs.mounts {
-            let p = String(decoding: vfs.pathString(Path(mount: m, dentry: m.root)), as: UTF8.self)
+            guard let p = mountPoint(m, from: t) else { continue }
             let parent = m.parent.flatMap { ids[ObjectIdentifier($0)] } ?? 1
             var dev: UInt64 = 0
             if case .success(let st) = m.root.inode.stat() { dev = st.dev }
@@ -188,7 +196,7 @@ extension Kernel {
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
         entries["environ"] = { let n = file(7) { k.procEnviron(tg) }; n.seqFile = false; return n }
         entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
-        entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { _ in task().map { k.vfs.pathString($0.fs.cwd) } }); n.magic = true; return n }
+        entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { r in task().map { k.vfs.pathString($0.fs.cwd, root: r.fs.root) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
         entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }

@@ -44,6 +44,37 @@ final class TmpfsInode: Inode {
         return fd
     }
 
+    /// fallocate's FALLOC_FL_PUNCH_HOLE: the range reads as zeros; the size
+    /// stays. EPERM under a write seal. A memfd's data extents in the range
+    /// (SEEK_DATA/SEEK_HOLE) are overwritten with zeros: the Sentry's own
+    /// confinement does not let it fallocate, and a sparse file's holes
+    /// need nothing.
+    func punchHole(_ off: Int64, _ len: Int64) -> Int {
+        if seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 { return err(EPERM) }
+        if memfd >= 0 {
+            let end = min(off &+ len < off ? Int64.max : off &+ len, Int64(fileLength))
+            let zeros = [UInt8](repeating: 0, count: 1 << 16)
+            var pos = off
+            while pos < end {
+                let data = Int64(lseek(memfd, off_t(pos), 3 /* SEEK_DATA */))
+                if data < 0 || data >= end { break }
+                let hole = min(Int64(lseek(memfd, off_t(data), 4 /* SEEK_HOLE */)), end)
+                var p = data
+                while p < hole {
+                    let n = Int(min(Int64(zeros.count), hole - p))
+                    let w = zeros.withUnsafeBytes { Glibc.pwrite(memfd, $0.baseAddress!, n, off_t(p)) }
+                    if w <= 0 { return err(EIO) }
+                    p += Int64(w)
+                }
+                pos = max(hole, data + 1)
+            }
+        }
+        let lo = Int(min(off, Int64(data.count))), hi = Int(min(off &+ len < off ? Int64.max : off &+ len, Int64(data.count)))
+        if lo < hi { data.withUnsafeMutableBytes { _ = memset($0.baseAddress! + lo, 0, hi - lo) } }
+        mtime = nowTimespec(); ctime = mtime
+        return 0
+    }
+
     /// Past this size a regular file's bytes live in a memfd (see write).
     static let bigFile = 1 << 20
 
@@ -92,7 +123,12 @@ final class TmpfsInode: Inode {
     /// pages a file holds; directories and short (inline) symlinks hold none.
     override func stat() -> Result<Stat, Errno> {
         guard case .success(var s) = super.stat() else { return super.stat() }
-        if isRegular { s.blocks = (s.size + 4095) / 4096 * 8 }
+        if isRegular && memfd >= 0 {
+            // A memfd is sparse: what its pages hold (a file truncated to
+            // Int64.max holds nothing).
+            var h = Glibc.stat()
+            s.blocks = fstat(memfd, &h) == 0 ? Int64(h.st_blocks) : 0
+        } else if isRegular { s.blocks = (s.size + 4095) / 4096 * 8 }
         else if isSymlink { s.blocks = target.count >= 128 ? 8 : 0 }
         else { s.blocks = 0 }
         return .success(s)
@@ -182,6 +218,7 @@ final class TmpfsInode: Inode {
                 let moved: Int64 = src.isDir ? 1 : -1   // directories leaving self
                 nlink = UInt64(Int64(nlink) - moved); nd.nlink = UInt64(Int64(nd.nlink) + moved)
             }
+            renamed(src, to: nd, dst)
             return .success(())
         }
         if let dst = nd.entries[new] {
@@ -198,10 +235,26 @@ final class TmpfsInode: Inode {
         nd.entries[new] = src
         nd.order.append(new)
         if src.isDir && nd !== self { nlink -= 1; nd.nlink += 1 }
+        renamed(src, to: nd)
         return .success(())
     }
+    /// A rename changes both directories (mtime, ctime) and the moved
+    /// objects' ctime, as Linux's shmem_rename2.
+    func renamed(_ moved: Inode, to nd: Inode, _ other: Inode? = nil) {
+        let now = nowTimespec()
+        mtime = now; ctime = now; nd.mtime = now; nd.ctime = now
+        moved.ctime = now; other?.ctime = now
+    }
     override func readlink() -> Result<[UInt8], Errno> {
-        isSymlink ? .success(target) : .failure(Errno(EINVAL))
+        // Reading a link and following it both count as an access.
+        if isSymlink { touchAtime() }
+        return isSymlink ? .success(target) : .failure(Errno(EINVAL))
+    }
+    /// relatime (the default mount option): atime moves to now when it is
+    /// not after mtime or ctime, or is a day old.
+    override func touchAtime() {
+        let now = nowTimespec()
+        if atime <= mtime || atime <= ctime || now.0 - atime.0 >= 86400 { atime = now }
     }
     override func setattr(_ a: SetAttr) -> Result<Void, Errno> {
         if let s = a.size {
@@ -210,7 +263,14 @@ final class TmpfsInode: Inode {
             if (s < Int64(fileLength) && seals & F_SEAL_SHRINK_ != 0) || (s > Int64(fileLength) && seals & F_SEAL_GROW_ != 0) {
                 return .failure(Errno(EPERM))
             }
-            if s > 1 << 32 { return .failure(Errno(EFBIG)) }
+            // A file grown past bigFile moves to a host memfd, which is
+            // sparse: sizes up to Linux's MAX_LFS_FILESIZE (Int64.max) hold
+            // no memory until written.
+            if memfd < 0 && s > Int64(TmpfsInode.bigFile) && !isDir {
+                let r = promoteToMemfd()
+                if r < 0 { return .failure(Errno(-r)) }
+            }
+            if memfd < 0 && s > 1 << 32 { return .failure(Errno(EFBIG)) }
             if memfd >= 0 {
                 if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
             } else if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { zeroExtend(&data, to: Int(s)) }
@@ -226,6 +286,9 @@ final class TmpfsInode: Inode {
         // checked write permission), and stamps the times even when the
         // file was already empty.
         if flags & O_TRUNC != 0 && mode & S_IFMT_ == S_IFREG_ {
+            // Truncating shrinks: not past F_SEAL_SHRINK (a memfd reopened
+            // through /proc/self/fd), as Linux's shmem_setattr.
+            if seals & F_SEAL_SHRINK_ != 0 && fileLength > 0 { return .failure(Errno(EPERM)) }
             data.removeAll()
             if memfd >= 0 { _ = ftruncate(memfd, 0) }
             mtime = nowTimespec(); ctime = mtime
@@ -240,6 +303,7 @@ final class TmpfsFileFD: FileDescription {
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
+        if count > 0 && flags & O_NOATIME == 0 { node.touchAtime() }
         if node.memfd >= 0 {
             // A regular file's read returns all it has (not one chunk):
             // mapped and copied once, or through the task's scratch buffer.

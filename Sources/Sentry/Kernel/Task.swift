@@ -77,6 +77,9 @@ final class Task {
     var schedDeadline = (runtime: UInt64(0), deadline: UInt64(0), period: UInt64(0))
     /// ioprio_set's value for this thread (0: none set, IOPRIO_CLASS_NONE).
     var ioprio: Int32 = 0
+    /// set_mempolicy's thread policy: mode with its flags, node mask as
+    /// given, and the mask in effect (Syscalls/Memory.swift).
+    var mempolicy = MemPolicy()
     /// What CLONE_IO and CLONE_SYSVSEM share, for kcmp's KCMP_IO and
     /// KCMP_SYSVSEM (Moat keeps no I/O context or semaphore undo list per task).
     var ioContext = KcmpToken(), semUndo = KcmpToken()

@@ -26,6 +26,19 @@ struct VMA {
     /// Locked by MAP_LOCKED, mlock or mlockall (only whole VMAs are marked;
     /// nothing is pinned): msync(MS_INVALIDATE) on it is EBUSY.
     var locked = false
+    /// MADV_DONTFORK: a forked child does not get this mapping.
+    var dontFork = false
+    /// mbind's policy for the range (MPOL_DEFAULT: none of its own).
+    var policy = MemPolicy()
+}
+
+/// A NUMA memory policy (set_mempolicy, mbind) on a machine of one node:
+/// the mode with its mode flags (MPOL_F_STATIC_NODES, ...), the node mask
+/// as the caller gave it, and the nodes in effect (node 0 or none).
+struct MemPolicy: Equatable {
+    var mode: Int32 = 0
+    var userNodes: UInt64 = 0
+    var nodes: UInt64 = 0
 }
 
 private var nextShareID: UInt64 = 1
@@ -46,6 +59,10 @@ final class MemoryManager {
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
     var users = 1
+    /// mlockall(MCL_FUTURE): new mappings start locked.
+    var lockFuture = false
+    /// Bytes of locked mappings (Linux's locked_vm, against RLIMIT_MEMLOCK).
+    var lockedBytes: UInt64 { vmas.reduce(0) { $0 + ($1.locked ? $1.end - $1.start : 0) } }
     /// Identifies this address space in futex keys.
     let id: UInt64
 
@@ -53,7 +70,9 @@ final class MemoryManager {
 
     func fork() -> MemoryManager {
         let m = MemoryManager()
-        m.vmas = vmas; m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
+        // A child gets neither MADV_DONTFORK mappings nor locks (VM_LOCKED
+        // and mlockall's MCL_FUTURE are not inherited, as Linux).
+        m.vmas = vmas.filter { !$0.dontFork }.map { var v = $0; v.locked = false; return v }; m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
         m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
         m.exePath = exePath
         return m
@@ -174,13 +193,16 @@ final class MemoryManager {
         let r = t.thread.inject(9 /* mmap */, addr, len, UInt64(prot & 7), UInt64(hostFlags), remote, offset)
         if r < 0 { return r }
         var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name, offset: offset)
-        if shared {
-            var st = Glibc.stat()
-            fstat(hostFD, &st)
-            v.shareID = (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
-        }
+        if shared { v.shareID = MemoryManager.fileShareID(hostFD) }
         insert(v)
         return Int(addr)
+    }
+
+    /// What a shared mapping of the host file `hostFD` shares (VMA.shareID).
+    static func fileShareID(_ hostFD: Int32) -> UInt64 {
+        var st = Glibc.stat()
+        fstat(hostFD, &st)
+        return (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
     }
 
     func unmap(_ t: Task, addr: UInt64, len: UInt64) -> Int {
@@ -250,7 +272,8 @@ final class MemoryManager {
         var out: [VMA] = []
         for v in vmas {
             if var last = out.last, last.end == v.start, last.prot == v.prot, last.flags == v.flags,
-               last.name == v.name, v.flags & MAP_ANONYMOUS != 0 {
+               last.name == v.name, v.flags & MAP_ANONYMOUS != 0, last.locked == v.locked,
+               last.dontFork == v.dontFork, last.policy == v.policy {
                 last.end = v.end
                 out[out.count - 1] = last
             } else {

@@ -23,11 +23,15 @@ func registerFile(_ t: SyscallTable) {
     t[296] = { t, a in sysReadv(t, a.int(0), a.a1, a.int(2), Int64(a.long(3)), write: true) }  // pwritev
     // preadv2/pwritev2: RWF_HIPRI 1, DSYNC 2, SYNC 4, NOWAIT 8, APPEND 16,
     // NOAPPEND 32, ATOMIC 64, DONTCACHE 128; others are EOPNOTSUPP.
+    // RWF_APPEND with RWF_NOAPPEND contradict each other (EINVAL, after the
+    // unknown-flag check, as Linux's kiocb_set_rw_flags).
     t[327] = { t, a in                                                                    // preadv2
-        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false)
+        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : a.a5 & 0x30 == 0x30 ? err(EINVAL) :
+            sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: false)
     }
     t[328] = { t, a in                                                                    // pwritev2
-        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true)
+        a.a5 & ~0xff != 0 ? err(EOPNOTSUPP) : a.a5 & 0x30 == 0x30 ? err(EINVAL) :
+            sysReadv(t, a.int(0), a.a1, a.int(2), a.long(3) == -1 ? nil : Int64(a.long(3)), write: true)
     }
     t[8] = { t, a in                                                                      // lseek
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
@@ -51,10 +55,12 @@ func registerFile(_ t: SyscallTable) {
     t[332] = sysStatx
     t[217] = { t, a in                                                                    // getdents64
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+        if let i = f.inode, i.isDir { i.touchAtime() }             // a listing is an access
         return f.getdents(t, a.a1, direntCount(a.uint(2)))
     }
     t[78] = { t, a in                                                                     // getdents
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+        if let i = f.inode, i.isDir { i.touchAtime() }
         return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: true)
     }
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
@@ -85,7 +91,10 @@ func registerFile(_ t: SyscallTable) {
     t[93] = { t, a in sysFSetattr(t, a.int(0), chownAttr(a.uint(1), a.uint(2))) }                          // fchown
     t[260] = { t, a in                                                                                     // fchownat
         let fl = a.int(4)
-        if fl & AT_EMPTY_PATH_ != 0, case .success(let p) = t.readPath(a.a1), p.isEmpty { return sysFSetattr(t, a.int(0), chownAttr(a.uint(2), a.uint(3))) }
+        if fl & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }   // before the lookup
+        if fl & AT_EMPTY_PATH_ != 0, a.int(0) != AT_FDCWD_, case .success(let p) = t.readPath(a.a1), p.isEmpty {
+            return sysFSetattr(t, a.int(0), chownAttr(a.uint(2), a.uint(3)), emptyPath: true)
+        }
         return sysSetattrAt(t, a.int(0), a.a1, fl & AT_SYMLINK_NOFOLLOW_ == 0, chownAttr(a.uint(2), a.uint(3)))
     }
     t[280] = sysUtimensat
@@ -180,22 +189,39 @@ func registerFile(_ t: SyscallTable) {
     t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1), dev: a.uint(2)) }        // mknod
     t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2), dev: a.uint(3)) }         // mknodat
     t[285] = { t, a in                                                                    // fallocate
-        guard let f = t.fds.getIO(a.int(0)), f.writable else { return err(EBADF) }
+        // Linux's vfs_fallocate order: the range (EINVAL), write access
+        // (EBADF), the kind of file (a pipe or FIFO ESPIPE, a directory
+        // EISDIR, anything else not regular ENODEV), the size (EFBIG).
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         let mode = a.int(1)
         let end = Int64(a.long(2)) &+ Int64(a.long(3))
         if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
-        if end < 0 { return err(EFBIG) }
+        if !f.writable { return err(EBADF) }
+        if f is PipeFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
         if f.inode?.isDir == true { return err(EISDIR) }
         if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
+        if end < 0 { return err(EFBIG) }
+        // FALLOC_FL_PUNCH_HOLE (2), with FALLOC_FL_KEEP_SIZE only
+        // (EOPNOTSUPP without it, Linux 6.18's vfs_fallocate): tmpfs and
+        // memfd files, as Linux's shmem_fallocate (EPERM under a write
+        // seal); other files leave it to the caller's fallback (EOPNOTSUPP).
+        if mode & 2 != 0 && mode & ~3 == 0 {
+            if mode & 1 == 0 { return err(EOPNOTSUPP) }
+            guard let tf = f as? TmpfsFileFD else { return err(EOPNOTSUPP) }
+            return tf.node.punchHole(Int64(a.long(2)), Int64(a.long(3)))
+        }
         // Blocks are not accounted, so reserving them is only a size change;
-        // hole punching and range zeroing are left to callers' fallbacks.
+        // range zeroing is left to callers' fallbacks.
         if mode & ~1 != 0 { return err(EOPNOTSUPP) }
         if end > 1 << 40 { return err(EFBIG) }
         if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
-        return f.fileSize() < end ? f.truncate(end) : 0
+        if f.fileSize() >= end { return 0 }
+        // Growing past RLIMIT_FSIZE: SIGXFSZ and EFBIG (inode_newsize_ok).
+        if UInt64(end) > t.tg.rlimits[1].cur { t.sendSelfSignal(SIGXFSZ); return err(EFBIG) }
+        return f.truncate(end)
     }
     t[221] = { t, a in                                                                    // fadvise64: advice only
-        guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }   // O_PATH too
         if f is PipeFD || f is UnixSocketFD || f is UnixSockFD || f is InetSocketFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
         if a.int(3) < 0 || a.int(3) > 5 || a.long(2) < 0 { return err(EINVAL) }
         return 0
@@ -608,7 +634,9 @@ func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags
     switch t.lookup(dirfd, path, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0) {
     case .success(let p):
         if mode == 0 { return 0 }
-        if mode & 2 != 0 && p.mount.readOnly && !p.inode.isDir { return err(EROFS) }
+        // Writing on a read-only mount: EROFS for a regular file, a
+        // directory or a symlink (Linux's sb_permission), not a device.
+        if mode & 2 != 0 && p.mount.readOnly && (p.inode.isRegular || p.inode.isDir || p.inode.isSymlink) { return err(EROFS) }
         return t.mayAccess(p.inode, UInt32(mode)) ? 0 : err(EACCES)
     case .failure(let e): return e.ret
     }
@@ -741,7 +769,9 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
 }
 
 func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64, _ flags: UInt32) -> Int {
-    if flags & ~UInt32(7) != 0 || flags & 3 == 3 { return err(EINVAL) }
+    // RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT: EINVAL
+    // before any lookup (Linux's do_renameat2).
+    if flags & ~UInt32(7) != 0 || flags & 3 == 3 || flags & 6 == 6 { return err(EINVAL) }
     let (odir, oname, oslash): (Path, [UInt8], Bool)
     switch t.lookupParentSlash(od, op) { case .success(let r): (odir, oname, oslash) = r; case .failure(let e): return e.ret }
     let (ndir, nname, nslash): (Path, [UInt8], Bool)
@@ -840,8 +870,10 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
     }
 }
 
-func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr) -> Int {
-    guard let f = t.fds.getIO(fd) else { return err(EBADF) }
+/// emptyPath: the *at call's AT_EMPTY_PATH form, which names the file an
+/// O_PATH descriptor stands for too (the f* calls refuse those: EBADF).
+func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) -> Int {
+    guard let f = emptyPath ? t.fds.get(fd) : t.fds.getIO(fd) else { return err(EBADF) }
     guard let i = f.inode, !(i is StdioInode) else { return 0 }
     if f.path?.mount.readOnly == true { return err(EROFS) }                    // as the path calls: before the owner check
     if let e = checkSetattr(t, i, a) { return err(e) }
@@ -891,14 +923,24 @@ func sysUtimensat(_ t: Task, _ a: Args) -> Int {
     } else {
         switch readTimespec(t, a.a2) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.atime = v; case .none: break }
         switch readTimespec(t, a.a2 &+ 16) { case .some(.none): return err(EFAULT); case .some(.some(let v)): attr.mtime = v; case .none: break }
+        // Both UTIME_OMIT: nothing to do, and Linux does not even look the
+        // path up (a missing file is no error).
+        if attr.atime == nil && attr.mtime == nil { return 0 }
         if attr.atime?.1 == -1 || attr.mtime?.1 == -1 { return err(EINVAL) }
         for off: UInt64 in [8, 24] {
             let ns = t.readU64(a.a2 &+ off) ?? 0
             if ns != (1 << 30) - 1 && ns != (1 << 30) - 2 { attr.explicitTimes = true }   // not UTIME_NOW/OMIT
         }
     }
-    if a.a1 == 0 { return sysFSetattr(t, a.int(0), attr) }
-    return sysSetattrAt(t, a.int(0), a.a1, a.int(3) & AT_SYMLINK_NOFOLLOW_ == 0, attr)
+    let dirfd = a.int(0), flags = a.int(3)
+    // A null path names dirfd itself (no flags allowed); with AT_FDCWD it
+    // is a path to read (EFAULT), as Linux's do_utimes.
+    if a.a1 == 0 && dirfd != AT_FDCWD_ { return flags != 0 ? err(EINVAL) : sysFSetattr(t, dirfd, attr) }
+    if flags & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }
+    if flags & AT_EMPTY_PATH_ != 0, dirfd != AT_FDCWD_, case .success(let p) = t.readPath(a.a1), p.isEmpty {
+        return sysFSetattr(t, dirfd, attr, emptyPath: true)
+    }
+    return sysSetattrAt(t, dirfd, a.a1, flags & AT_SYMLINK_NOFOLLOW_ == 0, attr)
 }
 
 func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
@@ -912,6 +954,8 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
         attr.mtime = (Int64(bitPattern: get64(b, 16)), mu * 1000)
         attr.explicitTimes = true
     }
+    // futimesat with a null path: dirfd itself, or EFAULT with AT_FDCWD.
+    if path == 0 && dirfd != AT_FDCWD_ { return sysFSetattr(t, dirfd, attr) }
     return sysSetattrAt(t, dirfd, path, true, attr)
 }
 

@@ -81,8 +81,25 @@ func sysSeals(_ t: Task, _ f: FileDescription, add: UInt32?) -> Int {
     if bits & ~UInt32(0x3f) != 0 { return err(EINVAL) }
     if !f.writable { return err(EPERM) }
     if node.seals & F_SEAL_SEAL_ != 0 { return err(EPERM) }
+    // F_SEAL_WRITE while a shared mapping that may write exists (in any
+    // process): EBUSY, and none of the seals asked for is added.
+    if bits & F_SEAL_WRITE_ != 0 && node.seals & F_SEAL_WRITE_ == 0 && writablyMapped(t.kernel, node) { return err(EBUSY) }
     node.seals |= bits
     return 0
+}
+
+/// Whether some address space holds a shared mapping of `node` that may
+/// write (Linux's mapping_writably_mapped: VM_SHARED with VM_MAYWRITE).
+private func writablyMapped(_ k: Kernel, _ node: TmpfsInode) -> Bool {
+    guard node.memfd >= 0 else { return false }       // mapping moves a file to its memfd
+    let id = MemoryManager.fileShareID(node.memfd)
+    var seen = Set<ObjectIdentifier>()
+    for tg in k.threadGroups.values {
+        for task in tg.tasks where seen.insert(ObjectIdentifier(task.mm)).inserted {
+            if task.mm.vmas.contains(where: { $0.shareID == id && $0.flags & MAP_SHARED != 0 && $0.mayWrite }) { return true }
+        }
+    }
+    return false
 }
 
 // MARK: - O_TMPFILE

@@ -1,9 +1,11 @@
-// brk, mmap, munmap, mprotect, mremap, madvise.
+// brk, mmap, munmap, mprotect, mremap, madvise, mlock, mincore, and the
+// NUMA memory policies (set_mempolicy, get_mempolicy, mbind).
 
 import CMoat
 import Glibc
 
 func registerMemory(_ t: SyscallTable) {
+    registerMempolicy(t)
     t[12] = { t, a in Int(bitPattern: UInt(t.mm.brk(t, a.a0))) }                                // brk
     t[9] = sysMmap
     t[11] = { t, a in t.mm.unmap(t, addr: a.a0, len: a.a1) }                  // munmap
@@ -14,6 +16,25 @@ func registerMemory(_ t: SyscallTable) {
         // Linux's madvise_behavior_valid comes first.
         if !(0...4).contains(adv) && !(8...25).contains(adv) && !(100...103).contains(adv) { return err(EINVAL) }
         if a.a0 & 4095 != 0 { return err(EINVAL) }
+        // A length that rounds up past the top wraps: EINVAL (Linux checks
+        // it before the behaviour's own checks), as does a range that wraps.
+        if a.a1 != 0 && pageUp(a.a1) == 0 || a.a0 &+ pageUp(a.a1) < a.a0 { return err(EINVAL) }
+        if adv == 10 || adv == 11 /* MADV_DONTFORK, MADV_DOFORK */ {
+            // The range becomes mappings of their own that a forked child
+            // does not get (MemoryManager.fork); holes are ENOMEM after the
+            // mapped parts are marked, as Linux.
+            let l = pageUp(a.a1)
+            if l == 0 { return 0 }
+            let end = a.a0 + l
+            t.mm.split(at: a.a0)
+            t.mm.split(at: end)
+            for i in t.mm.overlapping(a.a0, end) { t.mm.vmas[i].dontFork = adv == 10 }
+            t.mm.mergeAdjacent()
+            // The host's copy of the stub follows (best effort: the
+            // Sentry's mappings are what the child sees).
+            if end <= t.mm.appTop { _ = t.thread.inject(28, a.a0, l, UInt64(adv)) }
+            return t.mm.fullyMapped(a.a0, end) ? 0 : err(ENOMEM)
+        }
         if adv == 8 || adv == 9 {
             // MADV_FREE works on anonymous private memory only; MADV_REMOVE
             // on shared memory only (EINVAL for the others).
@@ -27,6 +48,8 @@ func registerMemory(_ t: SyscallTable) {
             // Anonymous private pages read back as zero afterwards: let the host do it.
             let l = pageUp(a.a1)
             guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
+            // Locked pages stay (EINVAL, as Linux's madvise_dontneed_free_valid_vma).
+            if t.mm.vmas[t.mm.overlapping(a.a0, a.a0 + l)].contains(where: { $0.locked }) { return err(EINVAL) }
             return t.thread.inject(28, a.a0, l, 4)
         }
         if adv == 18 || adv == 19 /* MADV_WIPEONFORK, MADV_KEEPONFORK */ {
@@ -59,7 +82,7 @@ func registerMemory(_ t: SyscallTable) {
         return 0
     }
     t[149] = { t, a in lockRange(t, a.a0, a.a1, lock: true) }                 // mlock
-    t[325] = { t, a in a.uint(2) & ~1 != 0 ? err(EINVAL) : lockRange(t, a.a0, a.a1, lock: true) } // mlock2 (MLOCK_ONFAULT)
+    t[325] = { t, a in a.uint(2) & ~1 != 0 ? err(EINVAL) : lockRange(t, a.a0, a.a1, lock: true, populate: a.uint(2) == 0) } // mlock2 (MLOCK_ONFAULT)
     t[150] = { t, a in lockRange(t, a.a0, a.a1, lock: false) }                // munlock
     // mlockall: MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4 (only with one of
     // the others). Memory is never swapped out of the sandbox's view, so
@@ -75,16 +98,174 @@ func registerMemory(_ t: SyscallTable) {
             if flags & 1 != 0 && t.mm.vmas.reduce(UInt64(0), { $0 + ($1.end - $1.start) }) > limit { return err(ENOMEM) }
         }
         if flags & 1 != 0 { for i in t.mm.vmas.indices { t.mm.vmas[i].locked = true } }
+        t.mm.lockFuture = flags & 2 != 0
         return 0
     }
-    t[152] = { t, _ in for i in t.mm.vmas.indices { t.mm.vmas[i].locked = false }; return 0 }   // munlockall
+    t[152] = { t, _ in                                                        // munlockall
+        for i in t.mm.vmas.indices { t.mm.vmas[i].locked = false }
+        t.mm.lockFuture = false
+        return 0
+    }
     t[27] = { t, a in                                                         // mincore
         if a.a0 & 4095 != 0 { return err(EINVAL) }
+        // Linux's access_ok: the range must lie below the top of user
+        // space (ENOMEM), checked on the length as given.
+        if a.a1 > t.mm.appTop || a.a0 > t.mm.appTop - a.a1 { return err(ENOMEM) }
         let l = pageUp(a.a1)
         let n = Int(l / 4096)
         if n == 0 { return 0 }
         guard a.a0 &+ l > a.a0, a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
         return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
+    }
+}
+
+// MARK: NUMA memory policies
+//
+// The sandbox shows one memory node (node 0, as /sys/devices/system/node
+// would on a one-node machine): policies are validated and remembered as
+// Linux does on such a machine, and every page is on node 0.
+
+private let MPOL_F_STATIC_NODES: Int32 = 1 << 15, MPOL_F_RELATIVE_NODES: Int32 = 1 << 14
+private let MPOL_F_NUMA_BALANCING: Int32 = 1 << 13
+private let mpolModeFlags = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING
+/// Linux's MAX_NUMNODES (CONFIG_NODES_SHIFT 10): mask bits past it must be 0.
+private let maxNumNodes: UInt64 = 1024
+
+/// The mode and its flags, as Linux's sanitize_mpol_flags: modes up to
+/// MPOL_WEIGHTED_INTERLEAVE (6), not both node-flags, NUMA balancing only
+/// with MPOL_BIND or MPOL_PREFERRED_MANY.
+private func mpolMode(_ arg: Int32) -> (mode: Int32, flags: Int32)? {
+    let flags = arg & mpolModeFlags, mode = arg & ~mpolModeFlags
+    if mode < 0 || mode > 6 { return nil }
+    if flags & MPOL_F_STATIC_NODES != 0 && flags & MPOL_F_RELATIVE_NODES != 0 { return nil }
+    if flags & MPOL_F_NUMA_BALANCING != 0 && mode != 2 && mode != 5 { return nil }
+    return (mode, flags)
+}
+
+/// A node mask from the caller, as Linux's get_nodes: maxnode-1 bits of
+/// it (none for a null mask or maxnode 1); more than a page of bits is
+/// EINVAL, bits past MAX_NUMNODES must be clear. Returns the low 64 bits
+/// and whether any bit at all is set.
+private func readNodes(_ t: Task, _ addr: UInt64, _ maxnode: UInt64) -> Result<(low: UInt64, any: Bool), Errno> {
+    let bits = maxnode &- 1
+    if bits == 0 || addr == 0 { return .success((0, false)) }
+    if bits > 4096 * 8 { return .failure(Errno(EINVAL)) }
+    let words = Int((bits + 63) / 64)
+    guard let raw = t.copyIn(addr, words * 8) else { return .failure(Errno(EFAULT)) }
+    var low: UInt64 = 0, any = false
+    for w in 0..<words {
+        var v = raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self) }
+        let first = UInt64(w) * 64
+        if bits - first < 64 { v &= (1 << (bits - first)) - 1 }
+        if v == 0 { continue }
+        if first + 64 > maxNumNodes && (first >= maxNumNodes || v >> (maxNumNodes - first) != 0) { return .failure(Errno(EINVAL)) }
+        if w == 0 { low = v }
+        any = true
+    }
+    return .success((low, any))
+}
+
+/// A new policy, as Linux's mpol_new and mpol_set_nodemask on one node:
+/// MPOL_DEFAULT takes no nodes; MPOL_PREFERRED without nodes is local
+/// allocation (MPOL_LOCAL, and not with the node flags); MPOL_LOCAL takes
+/// none; the others need nodes that include node 0 (relative nodes fold
+/// onto it).
+private func newPolicy(_ mode: Int32, _ flags: Int32, _ n: (low: UInt64, any: Bool)) -> Result<MemPolicy, Errno> {
+    var mode = mode
+    if mode == 0 { return n.any ? .failure(Errno(EINVAL)) : .success(MemPolicy()) }
+    if mode == 1 && !n.any {
+        if flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES) != 0 { return .failure(Errno(EINVAL)) }
+        mode = 4
+    } else if mode == 4 {
+        if n.any || flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES) != 0 { return .failure(Errno(EINVAL)) }
+    } else if !n.any {
+        return .failure(Errno(EINVAL))
+    }
+    if mode == 4 { return .success(MemPolicy(mode: mode | flags, userNodes: 0, nodes: 0)) }
+    let effective: UInt64 = flags & MPOL_F_RELATIVE_NODES != 0 ? 1 : n.low & 1
+    if effective == 0 { return .failure(Errno(EINVAL)) }
+    return .success(MemPolicy(mode: mode | flags, userNodes: n.low, nodes: effective))
+}
+
+private func registerMempolicy(_ t: SyscallTable) {
+    t[238] = { t, a in                                                        // set_mempolicy
+        guard let (mode, flags) = mpolMode(a.int(0)) else { return err(EINVAL) }
+        switch readNodes(t, a.a1, a.a2).flatMap({ newPolicy(mode, flags, $0) }) {
+        case .success(let p): t.mempolicy = p; return 0
+        case .failure(let e): return e.ret
+        }
+    }
+    t[239] = { t, a in                                                        // get_mempolicy
+        let policyAddr = a.a0, maskAddr = a.a1, maxnode = a.a2, addr = a.a3, flags = a.uint(4)
+        let F_NODE: UInt32 = 1, F_ADDR: UInt32 = 2, F_MEMS_ALLOWED: UInt32 = 4
+        if maskAddr != 0 && maxnode < 1 { return err(EINVAL) }
+        if flags & ~7 != 0 { return err(EINVAL) }
+        var value: Int32 = 0, nodes: UInt64 = 0
+        if flags & F_MEMS_ALLOWED != 0 {
+            if flags & (F_NODE | F_ADDR) != 0 { return err(EINVAL) }
+            nodes = 1
+        } else {
+            var p = t.mempolicy
+            if flags & F_ADDR != 0 {
+                guard let v = t.mm.vma(containing: addr) else { return err(EFAULT) }
+                p = v.policy
+            } else if addr != 0 {
+                return err(EINVAL)
+            }
+            let mode = p.mode & ~mpolModeFlags
+            if flags & F_NODE != 0 {
+                // The node of the page at addr, or the next node of the
+                // thread's interleaving: node 0 either way.
+                if flags & F_ADDR == 0 && !(mode == 3 || mode == 6) { return err(EINVAL) }
+                value = 0
+            } else {
+                value = p.mode
+            }
+            // The mask as given when a node flag asked to keep it; the
+            // nodes in effect otherwise (none for the default and local).
+            nodes = p.mode & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES) != 0 ? p.userNodes : p.nodes
+        }
+        if policyAddr != 0 && !t.writeI32(policyAddr, value) { return err(EFAULT) }
+        if maskAddr != 0 {
+            // ALIGN(maxnode-1, 64)/8 bytes: the first word, zeros after.
+            let bytes = (maxnode - 1 + 63) / 64 * 8
+            if bytes > 4096 { return err(EINVAL) }
+            if bytes > 0 {
+                var out = [UInt8](repeating: 0, count: Int(bytes))
+                withUnsafeBytes(of: nodes) { for i in 0..<min(8, out.count) { out[i] = $0[i] } }
+                if !t.copyOut(maskAddr, out) { return err(EFAULT) }
+            }
+        }
+        return 0
+    }
+    t[237] = { t, a in                                                        // mbind
+        let start = a.a0, len = a.a1, mflags = a.uint(5)
+        guard let (mode, flags) = mpolMode(a.int(2)) else { return err(EINVAL) }
+        let nodes: (low: UInt64, any: Bool)
+        switch readNodes(t, a.a3, a.a4) {
+        case .success(let n): nodes = n
+        case .failure(let e): return e.ret
+        }
+        // MPOL_MF_STRICT 1, MOVE 2, MOVE_ALL 4 (CAP_SYS_NICE).
+        if mflags & ~7 != 0 { return err(EINVAL) }
+        if mflags & 4 != 0 && !t.creds.has(Cap.sysNice) { return err(EPERM) }
+        if start & 4095 != 0 { return err(EINVAL) }
+        let l = pageUp(len)
+        if start &+ l < start { return err(EINVAL) }
+        if l == 0 { return 0 }
+        let p: MemPolicy
+        switch newPolicy(mode, flags, nodes) {
+        case .success(let x): p = x
+        case .failure(let e): return e.ret
+        }
+        let end = start + l
+        // Every page of the range must be mapped (EFAULT, nothing changed).
+        guard end <= t.mm.appTop, t.mm.fullyMapped(start, end) else { return err(EFAULT) }
+        t.mm.split(at: start)
+        t.mm.split(at: end)
+        for i in t.mm.overlapping(start, end) { t.mm.vmas[i].policy = p }
+        t.mm.mergeAdjacent()
+        return 0
     }
 }
 
@@ -129,9 +310,18 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         let size = t.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) }
         if size + l > t.tg.rlimits[RL_AS].cur { return err(ENOMEM) }
     }
+    // MAP_LOCKED (or mlockall(MCL_FUTURE)) without CAP_IPC_LOCK: EPERM when
+    // RLIMIT_MEMLOCK is 0 (MAP_LOCKED only), EAGAIN when the locked total
+    // would pass it, as Linux's do_mmap and mlock_future_ok.
+    let lockNew = flags & 0x2000 != 0 || t.mm.lockFuture
+    if lockNew && !t.creds.has(Cap.ipcLock) {
+        let limit = t.tg.rlimits[RL_MEMLOCK].cur
+        if flags & 0x2000 != 0 && limit == 0 { return err(EPERM) }
+        if t.mm.lockedBytes + l > limit { return err(EAGAIN) }
+    }
     /// MAP_LOCKED marks the new mapping locked (VmLck, smaps' Locked).
     func lockedIfAsked(_ r: Int) -> Int {
-        if r >= 0 && flags & 0x2000 != 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }), t.mm.vmas[i].end == target + l {
+        if r >= 0 && lockNew, let i = t.mm.vmas.firstIndex(where: { $0.start == target }), t.mm.vmas[i].end == target + l {
             t.mm.vmas[i].locked = true
         }
         return r
@@ -147,10 +337,14 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if !f.readable { return err(EACCES) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
-    let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
+    let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? ""
+    // A write-sealed memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) maps shared
+    // only without PROT_WRITE (EPERM), and never gains it.
+    let sealed = (f as? TmpfsFileFD).map { $0.node.seals & (F_SEAL_WRITE_ | F_SEAL_FUTURE_WRITE_) != 0 } ?? false
+    if sealed && type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(EPERM) }
     /// A shared mapping of a read-only descriptor never becomes writable.
     func readOnlyShared(_ r: Int) -> Int {
-        if r >= 0, type != MAP_PRIVATE && !f.writable, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+        if r >= 0, type != MAP_PRIVATE && (!f.writable || sealed), let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
             t.mm.vmas[i].mayWrite = false
         }
         return lockedIfAsked(r)
@@ -181,7 +375,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     }
     guard let src = f as? ByteSource else { return err(ENODEV) }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 { return err(ENODEV) }
-    let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? "")
+    let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: PROT_READ | PROT_WRITE, shared: false, name: f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? "")
     if r < 0 { return r }
     var done: UInt64 = 0
     while done < l {
@@ -249,7 +443,23 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         t.mm.record(n)
         return Int(dst)
     }
+    // Shrinking in place only unmaps the tail: a mapping must be at `old`
+    // (EFAULT), but the range may span several (Linux's shrink_vma).
+    if flags & 2 == 0 && newLen <= oldLen {
+        if t.mm.vma(containing: old) == nil { return err(EFAULT) }
+        if old &+ oldLen < old { return err(EINVAL) }
+        if newLen < oldLen {
+            let r = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen)
+            if r < 0 { return r }
+        }
+        return Int(old)
+    }
     guard oldLen > 0, old &+ oldLen > old, let v = t.mm.vma(containing: old), v.end >= old + oldLen else { return err(EFAULT) }
+    // Growing a locked mapping locks more: bounded by RLIMIT_MEMLOCK
+    // without CAP_IPC_LOCK (EAGAIN, Linux's vma_to_resize).
+    if newLen > oldLen && v.locked && !t.creds.has(Cap.ipcLock) && t.mm.lockedBytes + (newLen - oldLen) > t.tg.rlimits[RL_MEMLOCK].cur {
+        return err(EAGAIN)
+    }
     if flags & 2 != 0 { // MREMAP_FIXED: to exactly new_address, replacing what is there
         let dst = a.a4
         if flags & 1 == 0 || dst & 4095 != 0 { return err(EINVAL) }
@@ -264,10 +474,6 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
         t.mm.record(n)
         return Int(dst)
-    }
-    if newLen <= oldLen {
-        if newLen < oldLen { _ = t.mm.unmap(t, addr: old + newLen, len: oldLen - newLen) }
-        return Int(old)
     }
     if old &+ newLen > old && old &+ newLen <= t.mm.appTop && t.mm.isFree(old + oldLen, old + newLen) {
         let r = t.thread.inject(25, old, oldLen, newLen, 0)
@@ -290,19 +496,26 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
 /// without CAP_IPC_LOCK is bounded by RLIMIT_MEMLOCK (EPERM when it is 0,
 /// ENOMEM past it), as in Linux. Nothing is locked: the sandbox's memory is
 /// the host's, which the Sentry does not pin.
-private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool) -> Int {
+private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool, populate: Bool = true) -> Int {
     let start = pageDown(addr), end = pageUp(addr &+ len)
     if len == 0 { return 0 }
     guard end > start, end <= t.mm.appTop, t.mm.fullyMapped(start, end) else { return err(ENOMEM) }
     if lock && !t.creds.has(Cap.ipcLock) {
         let limit = t.tg.rlimits[8].cur
         if limit == 0 { return err(EPERM) }
-        if end - start > limit { return err(ENOMEM) }
+        // What is locked already counts, less what of it is in the range.
+        let already = t.mm.vmas[t.mm.overlapping(start, end)].reduce(UInt64(0)) {
+            $0 + ($1.locked ? min($1.end, end) - max($1.start, start) : 0)
+        }
+        if end - start + t.mm.lockedBytes - already > limit { return err(ENOMEM) }
     }
     // The range becomes mappings of its own, as on Linux (VM_LOCKED splits
     // a VMA): /proc/self/smaps shows the locked part by itself.
     t.mm.split(at: start)
     t.mm.split(at: end)
     for i in t.mm.overlapping(start, end) { t.mm.vmas[i].locked = lock }
+    // Locking populates the pages: a PROT_NONE page cannot be (ENOMEM),
+    // yet the range stays locked, as Linux (MLOCK_ONFAULT populates nothing).
+    if lock && populate && t.mm.vmas[t.mm.overlapping(start, end)].contains(where: { $0.prot == PROT_NONE }) { return err(ENOMEM) }
     return 0
 }

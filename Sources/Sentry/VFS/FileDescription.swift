@@ -81,9 +81,10 @@ class FileDescription {
     func registerAsync() -> Bool { false }
     /// The last reference is gone.
     func release() {}
-    /// Name for /proc/[pid]/fd links.
+    /// Name for /proc/[pid]/fd links: the path as the reader sees it from
+    /// its root (a chrooted reader does not see the directories above).
     func linkName(_ k: Kernel) -> [UInt8] {
-        if let p = path { return k.vfs.pathString(p) + (p.dentry.dead ? Array(" (deleted)".utf8) : []) }
+        if let p = path { return k.vfs.pathString(p, root: currentTask?.fs.root) + (p.dentry.dead ? Array(" (deleted)".utf8) : []) }
         return Array("anon_inode:[unknown]".utf8)
     }
 }
