@@ -74,17 +74,20 @@ extension Task {
 // stops for good (52 of the token ring's 64 threads:
 // bench/results/2026-12-06-wakeup-profile.md). So, just before a stub process
 // gets its first listener, the Sentry clones a spare thread from the still
-// clean thread; it stays parked in the stub's pause loop, untraced, and new
+// clean thread; it stays parked in a pause loop, untraced, and new
 // stub threads and processes are cloned from it (the cloning driver seizes it
 // for the injection and lets it go again). It dies with its stub process
 // (exit kills the process; exec replaces it, which `cloneSpare.pid` tells).
+// That loop is its own on the stub page (CMoat/stub.c), so that the host
+// (and ThreadLeakTests) can tell it from a parked thread that leaked.
 // A clone from the spare has the spare's FPU state, not its creator's: the
 // creator's XSAVE area is copied into the child (Process.swift).
 
 extension Task {
     /// Clones the spare (see above) from this thread, before it has a listener.
     private func makeCloneSpare() {
-        let r = thread.cloneStub(flags: CLONE_VM_ | CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_)
+        guard let p = thread as? PtraceThread else { return }
+        let r = p.cloneSpare(flags: CLONE_VM_ | CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_)
         if r > 0 { tg.cloneSpare = (hostPid, pid_t(r)) }
     }
 
@@ -96,7 +99,7 @@ extension Task {
         if thread.hasStub && spare.pid == hostPid && spare.tid > 0,
            let s = try? PtraceThread(seize: spare.tid) {
             let r = s.cloneStub(flags: flags)
-            s.detachParked()
+            s.detachParked(spare: true)
             if r > 0 { return (r, true) }
         }
         return (thread.cloneStub(flags: flags), false)
