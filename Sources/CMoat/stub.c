@@ -4,6 +4,10 @@
 //   +0x000  syscall; int3                 injected syscall (PTRACE_CONT, then SIGTRAP)
 //   +0x010  syscall; test rax; jz 1f; int3 injected clone: the parent traps,
 //           1: pause(); jmp 1b              the child waits to be seized
+//   +0x028  the same clone, whose child parks in a loop of its own at +0x030:
+//           the spare thread new stubs are cloned from (Sentry's FastPath.swift),
+//           told from a parked thread by its address alone (host tools and
+//           ThreadLeakTests see pc +0x037 in /proc/TID/syscall)
 //   +0x040  init: munmap everything but this page, write(r12, 1 byte),
 //           close(r12), then the pause loop
 //   after   lock cmpxchg %esi, (%rdi); int3  compare-and-swap on application
@@ -43,6 +47,18 @@ __asm__(
     "  mov $34, %eax\n"          /* pause */
     "  syscall\n"
     "  jmp 1b\n"
+    ".balign 8\n"
+    "moat_stub_spare_clone_entry:\n"
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jz 2f\n"
+    "  int3\n"
+    ".org 0x30, 0xcc\n"         /* ThreadLeakTests looks for the spare here (an error if it moved up) */
+    "moat_stub_spare_pause_entry:\n"
+    "2:\n"
+    "  mov $34, %eax\n"          /* pause */
+    "  syscall\n"
+    "  jmp 2b\n"
     ".balign 64\n"
     "moat_stub_init_entry:\n"
     "  mov $11, %eax\n"          /* munmap(0, STUB_ADDR) */
@@ -119,6 +135,14 @@ uint64_t moat_stub_cas_addr(void) {
 extern const char moat_stub_futex_op_entry[];
 uint64_t moat_stub_futex_op_addr(void) {
     return MOAT_STUB_ADDR + (uint64_t)(moat_stub_futex_op_entry - moat_stub_begin);
+}
+extern const char moat_stub_spare_clone_entry[];
+extern const char moat_stub_spare_pause_entry[];
+uint64_t moat_stub_spare_clone_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_spare_clone_entry - moat_stub_begin);
+}
+uint64_t moat_stub_spare_pause_addr(void) {
+    return MOAT_STUB_ADDR + (uint64_t)(moat_stub_spare_pause_entry - moat_stub_begin);
 }
 uint64_t moat_stub_pause_addr(void) {
     return MOAT_STUB_ADDR + (uint64_t)(moat_stub_pause_entry - moat_stub_begin);

@@ -66,6 +66,8 @@ void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mu
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)
+uint64_t moat_stub_spare_clone_addr(void);  // a clone whose child parks at the spare's loop
+uint64_t moat_stub_spare_pause_addr(void);  // "2: pause(); jmp 2b" (the spare: stub +0x30)
 uint64_t moat_stub_cas_addr(void);      // "lock cmpxchg %esi, (%rdi); int3"
 uint64_t moat_stub_futex_op_addr(void); // FUTEX_OP op esi, operand edx on (%rdi): old value in eax; int3
 /// Atomic compare-and-swap on a 32-bit word of the Sentry's own mapping of

@@ -391,6 +391,11 @@ public final class PtraceThread {
     public func cloneStub(flags: UInt64) -> Int {
         inject(56 /* clone */, flags, 0, 0, 0, 0, 0, at: moat_stub_clone_addr())
     }
+    /// The same, but the child parks in the spare's own loop (CMoat/stub.c),
+    /// where `detachParked(spare: true)` puts it back after each use.
+    public func cloneSpare(flags: UInt64) -> Int {
+        inject(56 /* clone */, flags, 0, 0, 0, 0, 0, at: moat_stub_spare_clone_addr())
+    }
 
     public func getFP(_ fp: inout FPRegisters) -> Bool {
         if !materialize() { return false }
@@ -474,11 +479,13 @@ extension PtraceThread {
     /// Leaves the stub thread parked in the stub's pause loop and stops
     /// tracing it (so that this driver thread may end without EXITKILL
     /// taking the whole stub process down). Used for a thread-group leader
-    /// that exits while its other threads go on.
-    public func detachParked() {
+    /// that exits while its other threads go on, and (`spare`) to let the
+    /// spare stub thread go back to its own loop after a clone.
+    public func detachParked() { detachParked(spare: false) }
+    public func detachParked(spare: Bool) {
         materialize()
         var r = regs
-        r.rip = moat_stub_pause_addr()
+        r.rip = spare ? moat_stub_spare_pause_addr() : moat_stub_pause_addr()
         r.orig_rax = UInt64.max
         _ = moat_setregs(tid, &r)
         _ = moat_ptrace(17 /* PTRACE_DETACH */, tid, 0, 0)

@@ -55,10 +55,53 @@ extension Task {
     /// ptrace stop (the registers it holds are kept).
     func enableFastPath() {
         guard kernel.fastPath, stubLayers < FastPath.maxLayers, thread.listener < 0 else { return }
+        if thread.hasStub && tg.cloneSpare.pid != hostPid { makeCloneSpare() }
         if thread.enableFastPath(tgid: hostPid) {
             stubLayers += 1
         } else {
             Log.shared.info("fast path unavailable for task \(tid); using ptrace stops")
         }
+    }
+}
+
+// Clones come from a spare stub thread without a listener.
+//
+// Linux (5.9 and later) allows one seccomp listener in a thread's filter
+// chain: adding a layer with a new listener to a chain that already has one
+// fails with EBUSY. A stub thread is cloned from its creator's stub thread
+// and inherits its chain, so once a thread has its own layer every thread it
+// created, and every process it forked, could never get one and ran on ptrace
+// stops for good (52 of the token ring's 64 threads:
+// bench/results/2026-12-06-wakeup-profile.md). So, just before a stub process
+// gets its first listener, the Sentry clones a spare thread from the still
+// clean thread; it stays parked in a pause loop, untraced, and new
+// stub threads and processes are cloned from it (the cloning driver seizes it
+// for the injection and lets it go again). It dies with its stub process
+// (exit kills the process; exec replaces it, which `cloneSpare.pid` tells).
+// That loop is its own on the stub page (CMoat/stub.c), so that the host
+// (and ThreadLeakTests) can tell it from a parked thread that leaked.
+// A clone from the spare has the spare's FPU state, not its creator's: the
+// creator's XSAVE area is copied into the child (Process.swift).
+
+extension Task {
+    /// Clones the spare (see above) from this thread, before it has a listener.
+    private func makeCloneSpare() {
+        guard let p = thread as? PtraceThread else { return }
+        let r = p.cloneSpare(flags: CLONE_VM_ | CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_)
+        if r > 0 { tg.cloneSpare = (hostPid, pid_t(r)) }
+    }
+
+    /// The host side of clone: a new stub thread or process, from the
+    /// process's spare when it has one (then `fromSpare`), else from this
+    /// stub thread. Returns the host tid or -errno.
+    func cloneHostStub(flags: UInt64) -> (tid: Int, fromSpare: Bool) {
+        let spare = tg.cloneSpare
+        if thread.hasStub && spare.pid == hostPid && spare.tid > 0,
+           let s = try? PtraceThread(seize: spare.tid) {
+            let r = s.cloneStub(flags: flags)
+            s.detachParked(spare: true)
+            if r > 0 { return (r, true) }
+        }
+        return (thread.cloneStub(flags: flags), false)
     }
 }

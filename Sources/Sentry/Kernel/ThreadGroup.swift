@@ -42,6 +42,10 @@ final class ThreadGroup {
     /// The signal to send the parent at exit (SIGCHLD normally).
     var exitSignal: Int32 = SIGCHLD
     var subreaper = false
+    /// The stub process's spare thread that new stub threads and processes
+    /// are cloned from (FastPath.swift): (host pid of the stub process it is
+    /// in, its host tid), or zeros.
+    var cloneSpare: (pid: pid_t, tid: pid_t) = (0, 0)
     /// timer_create timers, by id (not inherited by fork, gone at exec).
     var posixTimers: [Int32: PosixTimer] = [:]
     var membarrierRegistered = false

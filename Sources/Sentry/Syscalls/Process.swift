@@ -186,7 +186,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     // The driver thread first: with no host thread to spare the clone fails
     // here, before a host stub exists (DriverThread says why).
     guard let driver = DriverThread.spawn() else { return err(EAGAIN) }
-    let hostTid = t.thread.cloneStub(flags: hostFlags)
+    let (hostTid, fromSpare) = t.cloneHostStub(flags: hostFlags)
     if hostTid < 0 { driver.cancel(); return hostTid == -Int(ESRCH) ? err(EAGAIN) : hostTid }
     // Without stubs (KVM): the child's context and address space now.
     var childContext: (any TaskThread)? = nil
@@ -250,9 +250,14 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if stack != 0 { regs.rsp = stack }
     if flags & CLONE_SETTLS_ != 0 { regs.fs_base = tls }
     let setChildTid = flags & CLONE_CHILD_SETTID_ != 0
+    // Cloned from the spare thread (FastPath.swift): the creator's FPU and
+    // vector state, which a host clone would have copied.
+    var xstate: [UInt8]? = nil
+    if fromSpare, case .success(let a) = t.thread.getXState() { xstate = a }
     child.onStart = { c in
         c.thread.regs = regs
         c.thread.markDirty()
+        if let a = xstate { _ = c.thread.setXState(a) }
         if setChildTid { _ = c.writeI32(ctid, c.vpid(c.tid)) }
     }
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
