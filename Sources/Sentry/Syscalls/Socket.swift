@@ -377,12 +377,12 @@ func scatter(_ t: Task, _ iov: [(UInt64, Int)], _ data: [UInt8]) -> Bool {
 func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, control: [Cmsg], flags: Int32) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if let s = f as? InetSocketFD {
-        // No ancillary data is offered on inet sockets yet (IP_PKTINFO, ...);
         // SCM_RIGHTS and SCM_CREDENTIALS Linux ignores there (__sock_cmsg_send):
         // LTP's recvmsg01 server sends an fd over TCP and expects success.
+        // The rest (IP_TOS, IP_TTL, IP_PKTINFO, IPV6_*, SO_PRIORITY...) goes
+        // to the host, which checks it as Linux does.
         let ignored = { (c: Cmsg) in c.level == SOL_SOCKET && (c.type == SCM_RIGHTS_ || c.type == SCM_CREDENTIALS_) }
-        if !control.allSatisfy(ignored) { return err(EINVAL) }
-        return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags)
+        return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags, control: encodeControl(control.filter { !ignored($0) }))
     }
     guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
     let anc: Ancillary?
@@ -407,9 +407,8 @@ struct RecvOut { var ret: Int; var from: [UInt8]? = nil; var control: [UInt8] = 
 func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, flags: Int32) -> RecvOut {
     guard let f = t.fds.getIO(fd) else { return RecvOut(ret: err(EBADF)) }
     if let s = f as? InetSocketFD {
-        if flags & 0x2000 != 0 { return RecvOut(ret: err(EAGAIN)) } // MSG_ERRQUEUE: no error queue is kept
-        let r = s.recv(t, iov, flags: flags)
-        return RecvOut(ret: r.ret, from: r.from, msgFlags: r.msgFlags)
+        let r = s.recv(t, iov, flags: flags, controlCap: controlCap)
+        return RecvOut(ret: r.ret, from: r.from, control: r.control, msgFlags: r.msgFlags)
     }
     guard f is UnixSockFD || f is UnixSocketFD else { return RecvOut(ret: err(ENOTSOCK)) }
     let total = iov.reduce(0) { $0 + $1.1 }
