@@ -108,9 +108,13 @@ final class InetSocketFD: FileDescription {
         return p.revents
     }
 
+    /// The last fd is gone. A call still blocked in it (another thread's)
+    /// goes on as on Linux, where close does not touch a socket some call
+    /// still holds: it ends by its data, its timeout or a signal, and the
+    /// host socket is closed after it (blocking()).
     override func release() {
         released = true
-        if users == 0 { close(fd) } else { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        if users == 0 { close(fd) }
     }
 
     override func stat() -> Result<Stat, Errno> {
@@ -132,7 +136,6 @@ final class InetSocketFD: FileDescription {
         }
         let deadline = timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) + timeoutNs : nil
         while true {
-            if released { return err(EBADF) }
             let r = op()
             waiters.notifyAll()
             if r != err(EAGAIN) || nonblocking || dontWait || timeoutNs < 0 { return r }
@@ -401,10 +404,15 @@ final class InetSocketFD: FileDescription {
         var soerr: Int32 = 0
         var len = socklen_t(4)
         if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 { return err(errno) }
-        if soerr != 0 { return err(soerr) }
         // The host socket stays "connecting" until connect is called once
         // more; do it now, so that the application's next connect is EISCONN
-        // as after a blocking connect on Linux.
+        // as after a blocking connect on Linux, or, after a failure (the
+        // host then answers ECONNABORTED and forgets the attempt), a new
+        // attempt as after Linux's failed blocking connect.
+        if soerr != 0 {
+            _ = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+            return err(soerr)
+        }
         _ = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
         return 0
     }
