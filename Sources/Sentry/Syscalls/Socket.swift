@@ -42,7 +42,7 @@ func registerSocket(_ t: SyscallTable) {
             // Linux's unix_create makes an AF_UNIX SOCK_RAW a SOCK_DGRAM.
             let type = type == 3 ? SOCK_DGRAM_ : type
             if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
-            if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
+            if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }   // 0 or PF_UNIX (unix_create)
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
             return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
         case AF_INET, AF_INET6:
@@ -77,7 +77,7 @@ func registerSocket(_ t: SyscallTable) {
         if domain != AF_UNIX { return err(EAFNOSUPPORT) }
         let utype = type == 3 ? SOCK_DGRAM_ : type   // SOCK_RAW, as socket()
         if utype != SOCK_STREAM_ && utype != SOCK_DGRAM_ && utype != SOCK_SEQPACKET_ { return err(EINVAL) }
-        if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
+        if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
