@@ -242,6 +242,15 @@ func registerSocket(_ t: SyscallTable) {
     }
 }
 
+/// readv/writev on a socket: one recvmsg/sendmsg of the whole vector, so a
+/// datagram is gathered from (scattered over) all the iovecs. nil for
+/// other files.
+func socketVectorIO(_ t: Task, _ fd: Int32, _ f: FileDescription, _ iov: [(UInt64, Int)], write: Bool) -> Int? {
+    guard f is InetSocketFD || f is NetlinkSocketFD || f is UnixSockFD || f is UnixSocketFD else { return nil }
+    if !write && iov.allSatisfy({ $0.1 == 0 }) { return 0 }   // nothing to read: no message taken (sock_read_iter)
+    return write ? sendOne(t, fd, iov, to: nil, control: [], flags: 0) : recvOne(t, fd, iov, controlCap: 0, flags: 0).ret
+}
+
 /// A size_t length as Linux takes it for one buffer: at most MAX_RW_COUNT.
 func rwCount(_ v: UInt64) -> Int { Int(min(v, UInt64(maxRWCount))) }
 
