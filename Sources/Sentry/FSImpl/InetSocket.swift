@@ -30,6 +30,7 @@ let MSG_EOR_: Int32 = 0x80
 let MSG_MORE_: Int32 = 0x8000
 let MSG_CONFIRM_: Int32 = 0x800
 let MSG_CMSG_CLOEXEC_: Int32 = 0x40000000
+let MSG_ERRQUEUE_: Int32 = 0x2000
 let POLLRDHUP_: Int32 = 0x2000
 let IPPROTO_ICMP_: Int32 = 1
 let IPPROTO_TCP_: Int32 = 6
@@ -107,9 +108,13 @@ final class InetSocketFD: FileDescription {
         return p.revents
     }
 
+    /// The last fd is gone. A call still blocked in it (another thread's)
+    /// goes on as on Linux, where close does not touch a socket some call
+    /// still holds: it ends by its data, its timeout or a signal, and the
+    /// host socket is closed after it (blocking()).
     override func release() {
         released = true
-        if users == 0 { close(fd) } else { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        if users == 0 { close(fd) }
     }
 
     override func stat() -> Result<Stat, Errno> {
@@ -131,7 +136,6 @@ final class InetSocketFD: FileDescription {
         }
         let deadline = timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) + timeoutNs : nil
         while true {
-            if released { return err(EBADF) }
             let r = op()
             waiters.notifyAll()
             if r != err(EAGAIN) || nonblocking || dontWait || timeoutNs < 0 { return r }
@@ -168,17 +172,20 @@ final class InetSocketFD: FileDescription {
     }
 
     static let sendFlags: Int32 = MSG_OOB_ | MSG_DONTWAIT_ | MSG_EOR_ | MSG_NOSIGNAL_ | MSG_MORE_ | MSG_CONFIRM_
-    static let recvFlags: Int32 = MSG_OOB_ | MSG_PEEK_ | MSG_DONTWAIT_ | MSG_WAITALL_ | MSG_TRUNC_
+    static let recvFlags: Int32 = MSG_OOB_ | MSG_PEEK_ | MSG_DONTWAIT_ | MSG_WAITALL_ | MSG_TRUNC_ | MSG_ERRQUEUE_
 
     /// Sends the bytes of the application iovecs, in chunks of at most
     /// 256 KiB; a blocking stream socket sends them all (as Linux does),
     /// others stop at the first short send.
-    func send(_ t: Task, _ iov: [(UInt64, Int)], to: [UInt8]?, flags: Int32) -> Int {
-        let total = iov.reduce(0) { $0 + $1.1 }
+    func send(_ t: Task, _ iov: [(UInt64, Int)], to: [UInt8]?, flags: Int32, control: [UInt8] = []) -> Int {
+        // A datagram longer than any IP packet is still handed to the host,
+        // cut to 64 KiB (as long as one can be and too long all the same),
+        // so that the host fails it and, for IPv6 with IPV6_RECVERR, queues
+        // the error MSG_ERRQUEUE then reads.
+        let total = min(iov.reduce(0) { $0 + $1.1 }, type == SOCK_STREAM_ ? Int.max : 65536)
         let dontWait = flags & MSG_DONTWAIT_ != 0
         let hostFlags = (flags & InetSocketFD.sendFlags) | MSG_DONTWAIT_ | MSG_NOSIGNAL_
         let chunk = type == SOCK_STREAM_ ? 256 << 10 : total
-        if type != SOCK_STREAM_ && total > 65535 { return err(EMSGSIZE) }
         if type == SOCK_DGRAM_, let a = to, egressCandidate, SentryNetwork.isOutside(a) {
             // A datagram out of the sandbox: an unconnected egress socket.
             switch SentryNetwork.egress(family: family, type: type, a, connect: false) {
@@ -209,7 +216,27 @@ final class InetSocketFD: FileDescription {
                     data.withUnsafeBytes { b -> Int in
                         let p = b.baseAddress.map { $0 + sent }
                         let r: Int
-                        if let a = to {
+                        if !control.isEmpty {
+                            // Ancillary data (IP_TOS, IP_TTL, IP_PKTINFO, IPV6_TCLASS, ...):
+                            // one sendmsg carrying the Sentry's copy; the host checks it.
+                            var to = to ?? []
+                            var ctl = control
+                            var iv = iovec(iov_base: UnsafeMutableRawPointer(mutating: p), iov_len: n - sent)
+                            r = to.withUnsafeMutableBytes { ab in
+                                ctl.withUnsafeMutableBytes { cb in
+                                    withUnsafeMutablePointer(to: &iv) { ivp in
+                                        var mh = msghdr()
+                                        mh.msg_name = ab.count > 0 ? ab.baseAddress : nil
+                                        mh.msg_namelen = socklen_t(ab.count)
+                                        mh.msg_iov = ivp
+                                        mh.msg_iovlen = 1
+                                        mh.msg_control = cb.baseAddress
+                                        mh.msg_controllen = cb.count
+                                        return Glibc.sendmsg(fd, &mh, hostFlags)
+                                    }
+                                }
+                            }
+                        } else if let a = to {
                             r = a.withUnsafeBytes { ab in
                                 Glibc.sendto(fd, p, n - sent, hostFlags, ab.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count))
                             }
@@ -232,14 +259,21 @@ final class InetSocketFD: FileDescription {
         return done
     }
 
-    struct Received { var ret: Int; var from: [UInt8]? = nil; var msgFlags: Int32 = 0 }
+    struct Received { var ret: Int; var from: [UInt8]? = nil; var msgFlags: Int32 = 0; var control: [UInt8] = [] }
 
     /// Receives into the application iovecs; `from` is the source address
     /// the host reported (datagram sockets).
-    func recv(_ t: Task, _ iov: [(UInt64, Int)], flags: Int32) -> Received {
+    /// `controlCap`: the room the application gave for ancillary data; the
+    /// host's own (IP_PKTINFO, IP_TOS, IP_TTL, IP_ORIGDSTADDR, their IPv6
+    /// twins, SO_TIMESTAMP, TCP_INQ, IP_RECVERR's queue) is returned as the
+    /// host wrote it, cut where the host cut it (MSG_CTRUNC).
+    func recv(_ t: Task, _ iov: [(UInt64, Int)], flags: Int32, controlCap: Int = 0) -> Received {
         let total = iov.reduce(0) { $0 + $1.1 }
         let cap = min(total, type == SOCK_STREAM_ ? 256 << 10 : 65536)
-        let dontWait = flags & MSG_DONTWAIT_ != 0
+        // The error queue is read without waiting (Linux: EAGAIN when empty).
+        let dontWait = flags & (MSG_DONTWAIT_ | MSG_ERRQUEUE_) != 0
+        var ctl = [UInt8](repeating: 0, count: min(max(controlCap, 0), optmemMax))
+        var ctlLen = 0
         let hostFlags = (flags & InetSocketFD.recvFlags & ~MSG_WAITALL_) | MSG_DONTWAIT_
         var buf = [UInt8](repeating: 0, count: max(cap, 1))
         var name = [UInt8](repeating: 0, count: 128)
@@ -251,18 +285,23 @@ final class InetSocketFD: FileDescription {
             let r = blocking(t, POLLIN, dontWait: dontWait || got > 0 && !waitAll, timeoutNs: rcvTimeoutNs) {
                 buf.withUnsafeMutableBytes { b -> Int in
                     name.withUnsafeMutableBytes { nb -> Int in
-                        var iv = iovec(iov_base: b.baseAddress! + got, iov_len: cap - got)
-                        var mh = msghdr()
-                        mh.msg_name = nb.baseAddress
-                        mh.msg_namelen = 128
-                        return withUnsafeMutablePointer(to: &iv) { ivp -> Int in
-                            mh.msg_iov = ivp
-                            mh.msg_iovlen = 1
-                            let n = Glibc.recvmsg(fd, &mh, hostFlags)
-                            if n < 0 { return err(errno) }
-                            mflags = mh.msg_flags
-                            nameLen = Int(mh.msg_namelen)
-                            return n
+                        ctl.withUnsafeMutableBytes { cb -> Int in
+                            var iv = iovec(iov_base: b.baseAddress! + got, iov_len: cap - got)
+                            var mh = msghdr()
+                            mh.msg_name = nb.baseAddress
+                            mh.msg_namelen = 128
+                            // Ancillary data of the first call only (MSG_WAITALL loops).
+                            mh.msg_control = got == 0 && cb.count > 0 ? cb.baseAddress : nil
+                            mh.msg_controllen = got == 0 ? cb.count : 0
+                            return withUnsafeMutablePointer(to: &iv) { ivp -> Int in
+                                mh.msg_iov = ivp
+                                mh.msg_iovlen = 1
+                                let n = Glibc.recvmsg(fd, &mh, hostFlags)
+                                if n < 0 { return err(errno) }
+                                if got == 0 { mflags = mh.msg_flags; ctlLen = min(Int(mh.msg_controllen), cb.count) }
+                                nameLen = Int(mh.msg_namelen)
+                                return n
+                            }
                         }
                     }
                 }
@@ -282,7 +321,21 @@ final class InetSocketFD: FileDescription {
             off += n; left -= n
         }
         let from = type == SOCK_STREAM_ || nameLen == 0 ? nil : Array(name.prefix(min(nameLen, 128)))
-        return Received(ret: got, from: from, msgFlags: mflags & (MSG_TRUNC_ | MSG_CTRUNC_ | MSG_OOB_ | MSG_EOR_))
+        // SIOCGSTAMP's: a datagram taken without SO_TIMESTAMP(NS) set
+        // leaves a time to be read (Linux: the packet's, or when the ioctl
+        // first asks).
+        if type != SOCK_STREAM_ && flags & (MSG_PEEK_ | MSG_ERRQUEUE_) == 0 && !rcvTimestamps { stampNs = 0 }
+        return Received(ret: got, from: from, msgFlags: mflags & (MSG_TRUNC_ | MSG_CTRUNC_ | MSG_OOB_ | MSG_EOR_ | MSG_ERRQUEUE_),
+                        control: hostControl(Array(ctl.prefix(ctlLen))))
+    }
+
+    /// The host's ancillary data for the application: every message but
+    /// file descriptors and credentials (which an inet socket never
+    /// receives; dropped should the host ever send them).
+    private func hostControl(_ b: [UInt8]) -> [UInt8] {
+        guard case .success(let msgs) = decodeControl(b) else { return [] }
+        if msgs.allSatisfy({ !($0.level == SOL_SOCKET && ($0.type == SCM_RIGHTS_ || $0.type == SCM_CREDENTIALS_)) }) { return b }
+        return encodeControl(msgs.filter { !($0.level == SOL_SOCKET && ($0.type == SCM_RIGHTS_ || $0.type == SCM_CREDENTIALS_)) })
     }
 
     // MARK: - Connection management
@@ -351,10 +404,15 @@ final class InetSocketFD: FileDescription {
         var soerr: Int32 = 0
         var len = socklen_t(4)
         if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 { return err(errno) }
-        if soerr != 0 { return err(soerr) }
         // The host socket stays "connecting" until connect is called once
         // more; do it now, so that the application's next connect is EISCONN
-        // as after a blocking connect on Linux.
+        // as after a blocking connect on Linux, or, after a failure (the
+        // host then answers ECONNABORTED and forgets the attempt), a new
+        // attempt as after Linux's failed blocking connect.
+        if soerr != 0 {
+            _ = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
+            return err(soerr)
+        }
         _ = a.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count)) }
         return 0
     }
@@ -423,19 +481,23 @@ final class InetSocketFD: FileDescription {
         SOL_SOCKET: [
             2: 4, 15: 4, 9: 4, 8: 4, 7: 4, 13: 8, 4: 4, 3: 4, 39: 4, 38: 4, 30: 4, // REUSEADDR REUSEPORT KEEPALIVE RCVBUF SNDBUF LINGER ERROR TYPE DOMAIN PROTOCOL ACCEPTCONN
             6: 4, 10: 4, 18: 4, 19: 4, 12: 4, 25: 16, 49: 4, 1: 4,                 // BROADCAST OOBINLINE RCVLOWAT SNDLOWAT PRIORITY BINDTODEVICE INCOMING_CPU DEBUG
+            16: 4, 11: 4, 29: 4, 35: 4, 27: 4, 40: 4, 42: 4,                       // PASSCRED NO_CHECK TIMESTAMP TIMESTAMPNS DETACH_FILTER RXQ_OVFL PEEK_OFF
         ],
         IPPROTO_TCP_: [
             1: 4, 2: 4, 3: 4, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4, 10: 4,             // NODELAY MAXSEG CORK KEEPIDLE KEEPINTVL KEEPCNT SYNCNT LINGER2 DEFER_ACCEPT WINDOW_CLAMP
             11: 232, 12: 4, 13: 16, 18: 4, 23: 4, 25: 4, 30: 4,                   // INFO QUICKACK CONGESTION USER_TIMEOUT FASTOPEN NOTSENT_LOWAT FASTOPEN_CONNECT
+            36: 4, 16: 4, 17: 4,                                                    // INQ THIN_LINEAR_TIMEOUTS THIN_DUPACK
         ],
-        IPPROTO_UDP_: [1: 4, 100: 4],                                              // UDP_CORK, UDP_ENCAP is refused below
+        IPPROTO_UDP_: [1: 4, 100: 4, 101: 4, 102: 4],                              // UDP_CORK, UDP_ENCAP is refused below, NO_CHECK6_TX/RX
         0 /* IPPROTO_IP */: [
             1: 4, 2: 4, 10: 4, 14: 4, 15: 4, 24: 4, 32: 12, 33: 4, 34: 4, 35: 12, 36: 12, // TOS TTL MTU_DISCOVER MTU FREEBIND BIND_ADDRESS_NO_PORT MULTICAST_IF/TTL/LOOP ADD/DROP_MEMBERSHIP
             11: 4,                                                                  // RECVERR: glibc's resolver gives up on a server without it
+            8: 4, 12: 4, 13: 4, 20: 4, 4: 40, 6: 4, 7: 4, 49: 4, 50: 4,             // PKTINFO RECVTTL RECVTOS RECVORIGDSTADDR OPTIONS RECVOPTS RETOPTS MULTICAST_ALL UNICAST_IF
         ],
         41 /* IPPROTO_IPV6 */: [
             26: 4, 16: 4, 17: 4, 18: 4, 19: 4, 20: 20, 21: 20, 23: 4, 24: 4, 67: 4, // V6ONLY UNICAST_HOPS MULTICAST_IF/HOPS/LOOP JOIN/LEAVE_GROUP MTU_DISCOVER MTU TCLASS
             25: 4,                                                                  // RECVERR (likewise)
+            49: 4, 50: 20, 51: 4, 66: 4, 74: 4, 76: 4, 29: 4, 60: 4, 62: 4, 70: 4,  // RECVPKTINFO PKTINFO RECVHOPLIMIT RECVTCLASS RECVORIGDSTADDR UNICAST_IF MULTICAST_ALL RECVPATHMTU DONTFRAG AUTOFLOWLABEL
         ],
     ]
 
@@ -450,6 +512,27 @@ final class InetSocketFD: FileDescription {
             return 0
         }
         if level == IPPROTO_UDP_ && name == 100 { return err(ENOPROTOOPT) } // UDP_ENCAP: tunnels are not offered
+        if level == SOL_SOCKET && name == 26 { return attachFilter(t, addr: addr, len: len) }
+        if level == IPPROTO_TCP_ && name == 13 && type == SOCK_STREAM_ {
+            // TCP_CONGESTION. Linux lets a process with CAP_NET_ADMIN in its
+            // network namespace pick any available algorithm, others only
+            // the allowed ones (tcp_allowed_congestion_control, a host-wide
+            // list). The capability-less Sentry meets the second rule on the
+            // host, so for the sandbox's privileged process a choice the
+            // host refuses with EPERM (the algorithm exists: unknown ones
+            // are ENOENT first) is recorded and reported by getsockopt
+            // while the host socket keeps the algorithm it has.
+            if len < 0 { return err(EINVAL) }
+            guard let v = t.copyIn(addr, min(len, 15)) else { return err(EFAULT) }
+            var b = v + [0]
+            let r = b.withUnsafeMutableBytes { Glibc.setsockopt(fd, level, name, $0.baseAddress!, socklen_t(v.count)) }
+            if r == 0 { congestion = nil; options.append((level, name, v)); return 0 }
+            if errno == EPERM && t.creds.has(Cap.netAdmin) {
+                congestion = Array((v.firstIndex(of: 0).map { v[..<$0] } ?? v[...]))
+                return 0
+            }
+            return err(errno)
+        }
         var name = name
         if level == SOL_SOCKET && (name == 32 || name == 33) {
             // SO_SNDBUFFORCE, SO_RCVBUFFORCE: CAP_NET_ADMIN in the sandbox,
@@ -467,6 +550,12 @@ final class InetSocketFD: FileDescription {
         if b.isEmpty { b = [0] }
         let r = b.withUnsafeBytes { Glibc.setsockopt(fd, level, name, $0.baseAddress!, socklen_t(n)) }
         if r == 0 && options.count < 64 { options.append((level, name, Array(b.prefix(n)))) }
+        if r == 0 && level == SOL_SOCKET && (name == 29 || name == 35) {  // SO_TIMESTAMP, SO_TIMESTAMPNS
+            var on: Int32 = 0
+            var l = socklen_t(4)
+            _ = Glibc.getsockopt(fd, SOL_SOCKET, name, &on, &l)
+            if name == 29 { timestampOn = on != 0 } else { timestampNsOn = on != 0 }
+        }
         return r < 0 ? err(errno) : 0
     }
 
@@ -479,6 +568,12 @@ final class InetSocketFD: FileDescription {
             put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
             let n = min(Int(len), 16)
             return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
+        }
+        if level == IPPROTO_TCP_ && name == 13, let c = congestion {
+            // The recorded TCP_CONGESTION (setsockopt): its name, zero-filled to TCP_CA_NAME_MAX.
+            let n = min(Int(len), 16)
+            let b = Array((c + [UInt8](repeating: 0, count: 16)).prefix(n))
+            return t.copyOut(addr, b) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
         }
         guard let max = InetSocketFD.passedOptions[level]?[name] else {
             // Not an option Moat passes. The host socket, of the same
@@ -497,6 +592,35 @@ final class InetSocketFD: FileDescription {
         return t.copyOut(addr, Array(b.prefix(Int(l)))) && t.writeI32(lenAddr, Int32(l)) ? 0 : err(EFAULT)
     }
 
+    /// SIOCGSTAMP: nil until a datagram is received, 0 when one was and
+    /// no time was read yet, else the time (CLOCK_REALTIME, ns). The
+    /// Sentry's seccomp filter keeps the host's ioctl from it.
+    private var stampNs: Int64? = nil
+    private var timestampOn = false, timestampNsOn = false
+    private var rcvTimestamps: Bool { timestampOn || timestampNsOn }
+
+    /// TCP_CONGESTION chosen by a privileged process where the host refused it (setsockopt).
+    private var congestion: [UInt8]? = nil
+
+    /// SO_ATTACH_FILTER: the classic BPF program (struct sock_fprog: a
+    /// length and a pointer to it) is copied into Sentry memory and the host
+    /// gets a sock_fprog pointing at that copy; the host checks the program
+    /// as for any unprivileged process. Not replayed on an egress socket.
+    private func attachFilter(_ t: Task, addr: UInt64, len: Int) -> Int {
+        if len < 16 { return err(EINVAL) }
+        guard let h = t.copyIn(addr, 16) else { return err(EFAULT) }
+        let count = Int(UInt16(h[0]) | UInt16(h[1]) << 8)
+        if count == 0 || count > 4096 { return err(EINVAL) } // BPF_MAXINSNS
+        guard var prog = t.copyIn(get64(h, 8), count * 8) else { return err(EFAULT) }
+        let r = prog.withUnsafeMutableBytes { pb -> Int32 in
+            var fp = [UInt8](repeating: 0, count: 16)   // struct sock_fprog { u16 len; struct sock_filter *filter; }
+            fp[0] = UInt8(count & 0xff); fp[1] = UInt8(count >> 8)
+            put64(&fp, 8, UInt64(UInt(bitPattern: pb.baseAddress!)))
+            return fp.withUnsafeBytes { Glibc.setsockopt(fd, SOL_SOCKET, 26, $0.baseAddress!, 16) }
+        }
+        return r < 0 ? err(errno) : 0
+    }
+
     // MARK: - ioctl
 
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
@@ -505,6 +629,13 @@ final class InetSocketFD: FileDescription {
             var n: Int32 = 0
             if Glibc.ioctl(fd, UInt(cmd), &n) != 0 { return err(errno) }
             return t.writeI32(arg, n) ? 0 : err(EFAULT)
+        case 0x8906, 0x8907: // SIOCGSTAMP, SIOCGSTAMPNS: the last datagram's receive time
+            guard var ns = stampNs else { return err(ENOENT) }
+            if ns == 0 { ns = Kernel.now(CLOCK_REALTIME); stampNs = ns }
+            var b = [UInt8](repeating: 0, count: 16)
+            put64(&b, 0, UInt64(ns / 1_000_000_000))
+            put64(&b, 8, UInt64(cmd == 0x8906 ? ns % 1_000_000_000 / 1000 : ns % 1_000_000_000))
+            return t.copyOut(arg, b) ? 0 : err(EFAULT)
         default:
             return interfaceIoctl(t, fd, cmd, arg)
         }
@@ -555,4 +686,18 @@ func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int
         return t.copyOut(arg, out) ? 0 : err(EFAULT)
     }
     return err(ENOTTY)
+}
+
+/// Lays out control messages as the kernel reads them (cmsghdr: 8-byte
+/// length, level, type, then the data; each message 8-aligned), the
+/// inverse of decodeControl.
+func encodeControl(_ msgs: [Cmsg]) -> [UInt8] {
+    var out: [UInt8] = []
+    for m in msgs {
+        var h = [UInt8](repeating: 0, count: 16)
+        put64(&h, 0, UInt64(16 + m.data.count)); put32(&h, 8, m.level); put32(&h, 12, m.type)
+        out += h + m.data
+        while out.count % 8 != 0 { out.append(0) }
+    }
+    return out
 }

@@ -82,17 +82,19 @@ enum SentryNetwork {
     }
 
     /// Whether a destination is outside the sandbox (its namespace has
-    /// loopback only): what egress applies to.
+    /// loopback only): what egress applies to. Multicast and broadcast
+    /// stay inside (the broker never carries them): the namespace's route
+    /// for 224.0.0.0/4 delivers them to the sandbox's own members.
     static func isOutside(_ a: [UInt8]) -> Bool {
         guard a.count >= 2 else { return false }
         let fam = Int32(a[0]) | Int32(a[1]) << 8
-        if fam == AF_INET { return a.count >= 16 && a[4] != 127 && a[4] != 0 }
+        if fam == AF_INET { return a.count >= 16 && a[4] != 127 && a[4] != 0 && a[4] < 224 }
         if fam == AF_INET6 {
             guard a.count >= 24 else { return false }
             let ip = Array(a[8..<24])
             if ip[0..<15].allSatisfy({ $0 == 0 }) { return false }
-            if ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff { return ip[12] != 127 && ip[12] != 0 }
-            return true
+            if ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff { return ip[12] != 127 && ip[12] != 0 && ip[12] < 224 }
+            return ip[0] != 0xff
         }
         return false
     }
@@ -119,6 +121,7 @@ enum SentryNetwork {
                 return "the sentry is not in its own network namespace (--network \(mode.rawValue))"
             }
             if let e = bringUpLoopback() { return e }
+            addMulticastRoute()
             writeSysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647\n")
             writeSysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n")
         }
@@ -141,6 +144,28 @@ enum SentryNetwork {
         req.ifr_ifru.ifru_flags |= Int16(IFF_UP | IFF_RUNNING)
         if ioctl(s, UInt(SIOCSIFFLAGS), &req) != 0 { return "cannot bring loopback up: errno \(errno)" }
         return nil
+    }
+
+    /// A route for IPv4 multicast (224.0.0.0/4) through loopback: without
+    /// one a namespace holding only `lo` answers ENETUNREACH to every
+    /// multicast send, where a host (or gVisor's netstack) with a default
+    /// route delivers it to the local members. Gone with the namespace.
+    private static func addMulticastRoute() {
+        let s = socket(AF_INET, SOCK_DGRAM_ | SOCK_CLOEXEC_, 0)
+        if s < 0 { return }
+        defer { close(s) }
+        // struct rtentry (x86_64): rt_dst at 8, rt_genmask at 40 (struct
+        // sockaddr_in: family, port, address), rt_flags at 56, rt_dev at 88.
+        var rt = [UInt8](repeating: 0, count: 120)
+        rt[8] = UInt8(AF_INET); rt[12] = 224
+        rt[40] = UInt8(AF_INET); rt[44] = 240
+        rt[56] = 1 // RTF_UP
+        var dev: [CChar] = Array("lo".utf8CString)
+        let r = dev.withUnsafeMutableBufferPointer { d -> Int32 in
+            put64(&rt, 88, UInt64(UInt(bitPattern: d.baseAddress!)))
+            return rt.withUnsafeMutableBytes { ioctl(s, 0x890B /* SIOCADDRT */, $0.baseAddress!) }
+        }
+        if r != 0 { Log.shared.info("cannot add the multicast route to loopback: errno \(errno)") }
     }
 
     private static func writeSysctl(_ path: String, _ value: String) {

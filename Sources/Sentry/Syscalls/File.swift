@@ -566,6 +566,9 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
     let vecs: [(UInt64, Int)]
     switch decodeIovecs(v, count: Int(cnt)) { case .success(let d): vecs = d; case .failure(let e): return e.ret }
     if let o = off, o < 0 { return err(EINVAL) }
+    // A socket takes the whole vector as one message (Linux: sock_read_iter
+    // is recvmsg, sock_write_iter sendmsg), never a message per iovec.
+    if off == nil, let r = socketVectorIO(t, fd, f, vecs, write: write) { return r }
     var total = 0
     var pos = off
     let keep = write ? dropSetIDForWrite(t, f.inode) : nil

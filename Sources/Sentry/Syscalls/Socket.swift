@@ -1,8 +1,9 @@
 // Socket syscalls. AF_UNIX sockets live in Sentry memory
 // (FSImpl/UnixSocket.swift, UnixListener.swift); AF_INET and AF_INET6
 // sockets are host sockets in the sandbox's network namespace, served by
-// FSImpl/InetSocket.swift. Every other family (netlink, packet, ...) is
-// EAFNOSUPPORT, as on a kernel built without it.
+// FSImpl/InetSocket.swift; AF_NETLINK ones (NETLINK_ROUTE's queries) are
+// answered in Sentry memory (FSImpl/NetlinkSocket.swift). Every other
+// family (packet, ...) is EAFNOSUPPORT, as on a kernel built without it.
 //
 // The handlers decode and bound the arguments (addresses at most 128 bytes,
 // at most UIO_MAXIOV iovecs, ancillary data at most optmem_max), then hand
@@ -42,7 +43,7 @@ func registerSocket(_ t: SyscallTable) {
             // Linux's unix_create makes an AF_UNIX SOCK_RAW a SOCK_DGRAM.
             let type = type == 3 ? SOCK_DGRAM_ : type
             if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
-            if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
+            if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }   // 0 or PF_UNIX (unix_create)
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
             return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
         case AF_INET, AF_INET6:
@@ -52,6 +53,10 @@ func registerSocket(_ t: SyscallTable) {
             let r = t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
             if r < 0 { s.release() }
             return r
+        case AF_NETLINK_:
+            let e = NetlinkSocketFD.check(type: type, proto: a.int(2))
+            if e != 0 { return err(e) }
+            return t.fds.install(NetlinkSocketFD(type: type, proto: a.int(2), flags: flags), cloexec: cloexec, limit: fdLimit(t))
         default:
             return err(EAFNOSUPPORT)
         }
@@ -77,7 +82,7 @@ func registerSocket(_ t: SyscallTable) {
         if domain != AF_UNIX { return err(EAFNOSUPPORT) }
         let utype = type == 3 ? SOCK_DGRAM_ : type   // SOCK_RAW, as socket()
         if utype != SOCK_STREAM_ && utype != SOCK_DGRAM_ && utype != SOCK_SEQPACKET_ { return err(EINVAL) }
-        if a.int(2) != 0 { return err(EPROTONOSUPPORT) }
+        if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
@@ -87,16 +92,23 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? InetSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
         }
+        if let s = f as? NetlinkSocketFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
+        }
         return unixBind(t, f, a)
     }
     t[50] = { t, a in                                                         // listen
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
+        if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
         return unixListen(t, f)
     }
     t[42] = { t, a in                                                         // connect
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
+        }
+        if let s = f as? NetlinkSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
         }
         return unixConnect(t, f, a)
@@ -106,6 +118,7 @@ func registerSocket(_ t: SyscallTable) {
             guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
             let flags = nr == 288 ? a.int(3) : 0
             if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
+            if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
             if let s = f as? InetSocketFD {
                 let (r, c, name) = s.accept(t, flags: flags)
                 guard let c = c else { return r }
@@ -120,10 +133,11 @@ func registerSocket(_ t: SyscallTable) {
     for nr in [51, 52] {                                                      // getsockname, getpeername
         t[nr] = { t, a in
             guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-            if a.a1 == 0, f is InetSocketFD || f is UnixSockFD || f is UnixSocketFD {   // no buffer for a name
+            if a.a1 == 0, f is InetSocketFD || f is UnixSockFD || f is UnixSocketFD || f is NetlinkSocketFD {   // no buffer for a name
                 guard let len = t.readI32(a.a2) else { return err(EFAULT) }
                 if len > 0 { return err(EFAULT) }
             }
+            if let s = f as? NetlinkSocketFD { return writeSockaddr(t, a.a1, a.a2, s.name(peer: nr == 52)) }
             if let s = f as? InetSocketFD {
                 switch s.name(peer: nr == 52) {
                 case .success(let b): return writeSockaddr(t, a.a1, a.a2, b)
@@ -197,6 +211,7 @@ func registerSocket(_ t: SyscallTable) {
         let how = a.int(1)
         if how < 0 || how > 2 { return err(EINVAL) }
         if let s = f as? InetSocketFD { return s.shutdown(how) }
+        if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
         guard let s = unixConnected(f) else {
             guard let u = f as? UnixSockFD else { return err(ENOTSOCK) }
             u.shutdownUnconnected(how)
@@ -210,6 +225,9 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? InetSocketFD {
             return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
         }
+        if let s = f as? NetlinkSocketFD {
+            return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
+        }
         return unixSetsockopt(t, f, a)
     }
     t[55] = { t, a in                                                         // getsockopt
@@ -217,8 +235,20 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? InetSocketFD {
             return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
         }
+        if let s = f as? NetlinkSocketFD {
+            return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
+        }
         return unixGetsockopt(t, f, a)
     }
+}
+
+/// readv/writev on a socket: one recvmsg/sendmsg of the whole vector, so a
+/// datagram is gathered from (scattered over) all the iovecs. nil for
+/// other files.
+func socketVectorIO(_ t: Task, _ fd: Int32, _ f: FileDescription, _ iov: [(UInt64, Int)], write: Bool) -> Int? {
+    guard f is InetSocketFD || f is NetlinkSocketFD || f is UnixSockFD || f is UnixSocketFD else { return nil }
+    if !write && iov.allSatisfy({ $0.1 == 0 }) { return 0 }   // nothing to read: no message taken (sock_read_iter)
+    return write ? sendOne(t, fd, iov, to: nil, control: [], flags: 0) : recvOne(t, fd, iov, controlCap: 0, flags: 0).ret
 }
 
 /// A size_t length as Linux takes it for one buffer: at most MAX_RW_COUNT.
@@ -377,13 +407,14 @@ func scatter(_ t: Task, _ iov: [(UInt64, Int)], _ data: [UInt8]) -> Bool {
 func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, control: [Cmsg], flags: Int32) -> Int {
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if let s = f as? InetSocketFD {
-        // No ancillary data is offered on inet sockets yet (IP_PKTINFO, ...);
         // SCM_RIGHTS and SCM_CREDENTIALS Linux ignores there (__sock_cmsg_send):
         // LTP's recvmsg01 server sends an fd over TCP and expects success.
+        // The rest (IP_TOS, IP_TTL, IP_PKTINFO, IPV6_*, SO_PRIORITY...) goes
+        // to the host, which checks it as Linux does.
         let ignored = { (c: Cmsg) in c.level == SOL_SOCKET && (c.type == SCM_RIGHTS_ || c.type == SCM_CREDENTIALS_) }
-        if !control.allSatisfy(ignored) { return err(EINVAL) }
-        return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags)
+        return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags, control: encodeControl(control.filter { !ignored($0) }))
     }
+    if let s = f as? NetlinkSocketFD { return s.send(t, iov, to: to, flags: flags) }   // ancillary data ignored, as by Linux
     guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
     let anc: Ancillary?
     switch unixAncillary(t, control) { case .success(let a): anc = a; case .failure(let e): return e.ret }
@@ -407,9 +438,12 @@ struct RecvOut { var ret: Int; var from: [UInt8]? = nil; var control: [UInt8] = 
 func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, flags: Int32) -> RecvOut {
     guard let f = t.fds.getIO(fd) else { return RecvOut(ret: err(EBADF)) }
     if let s = f as? InetSocketFD {
-        if flags & 0x2000 != 0 { return RecvOut(ret: err(EAGAIN)) } // MSG_ERRQUEUE: no error queue is kept
-        let r = s.recv(t, iov, flags: flags)
-        return RecvOut(ret: r.ret, from: r.from, msgFlags: r.msgFlags)
+        let r = s.recv(t, iov, flags: flags, controlCap: controlCap)
+        return RecvOut(ret: r.ret, from: r.from, control: r.control, msgFlags: r.msgFlags)
+    }
+    if let s = f as? NetlinkSocketFD {
+        let r = s.recv(t, iov, flags: flags, controlCap: controlCap)
+        return RecvOut(ret: r.ret, from: r.from, control: r.control, msgFlags: r.msgFlags)
     }
     guard f is UnixSockFD || f is UnixSocketFD else { return RecvOut(ret: err(ENOTSOCK)) }
     let total = iov.reduce(0) { $0 + $1.1 }

@@ -5,7 +5,9 @@ def expect(e, f):
     except OSError as x:
         assert x.errno == e, (x, e); return
     raise SystemExit("no error, expected %s" % errno.errorcode[e])
-expect(errno.EAFNOSUPPORT, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+# Netlink: Moat offers NETLINK_ROUTE and NETLINK_KOBJECT_UEVENT, SOCK_RAW or SOCK_DGRAM only.
+expect(errno.EPROTONOSUPPORT, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 3))  # no such protocol (Linux too)
+expect(errno.ESOCKTNOSUPPORT, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_STREAM, 0))
 expect(errno.EAFNOSUPPORT, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
 expect(errno.EAFNOSUPPORT, lambda: socket.socket(40, socket.SOCK_STREAM, 0))  # AF_VSOCK
 s = socket.socket()
