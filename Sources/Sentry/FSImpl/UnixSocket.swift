@@ -67,6 +67,9 @@ final class UnixSocketFD: FileDescription {
     /// SO_RCVTIMEO / SO_SNDTIMEO (0: wait forever; negative: never wait).
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
+    /// SOL_SOCKET options kept for getsockopt (a socket pair's end; a
+    /// socket made by socket() keeps its own in its UnixSockFD).
+    var opts = UnixSockOpts()
 
     init(rx: PipeFD, tx: PipeFD, rxAnc: AncQueue, txAnc: AncQueue, type: Int32, flags: Int32) {
         self.rx = rx; self.tx = tx; self.rxAnc = rxAnc; self.txAnc = txAnc; self.type = type
@@ -187,6 +190,8 @@ final class UnixSocketFD: FileDescription {
         var data: [UInt8] = []
         var anc: Ancillary? = nil
         var truncated = false
+        /// Message sockets: the whole message's length (what MSG_TRUNC returns).
+        var full = 0
     }
 
     /// Receives at most `max` bytes. The ancillary data returned is owned
@@ -203,7 +208,7 @@ final class UnixSocketFD: FileDescription {
             }
             let size = p.messages[0]
             let n = min(max, size)
-            var r = Received(ret: n, data: Array(p.buf[p.head..<p.head + n]), truncated: n < size)
+            var r = Received(ret: n, data: Array(p.buf[p.head..<p.head + n]), truncated: n < size, full: size)
             while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
             if let e = q.entries.first, e.at == q.read {
                 r.anc = e.anc
@@ -314,7 +319,7 @@ final class UnixSocketFD: FileDescription {
         // Streams in bounded pieces, so a huge write never needs a huge copy.
         var done = 0
         repeat {
-            let n = min(count - done, 1 << 20)
+            let n = messageMode ? count : min(count - done, 1 << 20)   // a message goes whole
             guard let data = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
             let r = sendBytes(t, data, anc: nil, dontWait: done > 0 && nonblocking, noSignal: false)
             if r < 0 { return done > 0 ? done : r }
@@ -322,6 +327,14 @@ final class UnixSocketFD: FileDescription {
             if r < n || messageMode { break }
         } while done < count
         return done
+    }
+
+    /// SO_SNDBUF: a message socket's sends wait while the peer holds that
+    /// much of ours unread (Linux's sk_wmem_alloc against sk_sndbuf).
+    func setSndbuf(_ n: Int) {
+        guard messageMode else { return }
+        tx.pipe.capacity = n
+        tx.pipe.notify()
     }
 
     func shutdown(_ how: Int32) {
