@@ -268,6 +268,10 @@ final class UnixNames {
     var abstract: [[UInt8]: UnixSockFD] = [:]
     var paths: [PathKey: UnixSockFD] = [:]
 
+    /// Made with the kernel, before the Sentry is confined: the host's
+    /// buffer limits are read now, while /proc/sys is still there.
+    init() { _ = (UnixSockOpts.wmemMax, UnixSockOpts.rmemMax) }
+
     func forget(_ s: UnixSockFD) {
         if let n = s.name, n.first == 0, abstract[n] === s { abstract[n] = nil }
         if let k = s.pathKey, paths[k] === s { paths[k] = nil }

@@ -17,6 +17,14 @@ import Glibc
 /// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them.
 struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
 func sameWriter(_ a: UnixCred, _ b: UnixCred) -> Bool { a.pid == b.pid && a.uid == b.uid && a.gid == b.gid }
+/// Two sends' credentials alike (none on either counts as alike only with none).
+func sameCred(_ a: UnixCred?, _ b: UnixCred?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): return true
+    case (let x?, let y?): return sameWriter(x, y)
+    default: return false
+    }
+}
 
 extension Task {
     var unixCred: UnixCred { UnixCred(pid: vpid(tg.tgid), uid: creds.euid, gid: creds.egid) }
@@ -61,6 +69,8 @@ final class UnixSocketFD: FileDescription {
     let txAnc: AncQueue
     var shutRead = false
     var shutWrite = false
+    /// Our sending side was let go by shutdown (so not again at close).
+    private var txReleased = false
     let ino: UInt64
     /// SO_PEERCRED: the peer's credentials when the connection was made.
     var peerCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
@@ -150,8 +160,11 @@ final class UnixSocketFD: FileDescription {
             p.notify()
             return count
         }
+        // Nothing is queued for an empty send, and what it carried is
+        // dropped (Linux's unix_stream_sendmsg loops while bytes remain).
+        if count == 0 { anc?.discard(); return 0 }
         var done = 0
-        while done < count || (count == 0 && done == 0 && anc != nil) {
+        while done < count {
             if p.readers == 0 {
                 if done == 0 { anc?.discard() }
                 return done > 0 ? done : broken()
@@ -252,10 +265,15 @@ final class UnixSocketFD: FileDescription {
                 // some and stops after that send; with SO_PASSCRED it never
                 // joins sends of different writers.
                 var carriesFiles = false
-                if let e = q.entries.first, e.at == q.read {
-                    if !out.isEmpty, q.passcred, let c = e.anc.cred, let f = firstCred, !sameWriter(c, f) { break }
+                var took: Ancillary? = nil
+                // A send without an entry here carried no credentials: it
+                // does not join one that did, nor the other way round.
+                let here = q.entries.first.flatMap { $0.at == q.read ? $0 : nil }
+                if !out.isEmpty && q.passcred && !sameCred(here?.anc.cred, firstCred) { break }
+                if out.isEmpty { firstCred = here?.anc.cred }
+                if let e = here {
                     q.entries.removeFirst()
-                    if out.isEmpty { firstCred = e.anc.cred }
+                    took = e.anc
                     carriesFiles = !e.anc.files.isEmpty
                     if let a = anc {
                         a.files += e.anc.files
@@ -270,6 +288,13 @@ final class UnixSocketFD: FileDescription {
                 out.append(contentsOf: p.buf[p.head..<p.head + n])
                 p.head += n
                 q.read += n
+                // Part of a send is left: its credentials stay with the
+                // rest (the files went with this read), as on Linux's skb.
+                if let a = took, let c = a.cred, q.read < a.streamEnd {
+                    let rest = Ancillary(files: [], cred: c)
+                    rest.streamEnd = a.streamEnd
+                    q.entries.insert((q.read, rest), at: 0)
+                }
                 compact(p)
                 p.notify()
                 if carriesFiles { break }
@@ -341,7 +366,9 @@ final class UnixSocketFD: FileDescription {
         if how == SHUT_RD || how == SHUT_RDWR { shutRead = true; rx.pipe.readShut = true; rx.pipe.notify() }
         if (how == SHUT_WR || how == SHUT_RDWR) && !shutWrite {
             shutWrite = true
-            tx.release() // the peer sees end of file
+            // The peer sees end of file, except on a datagram pair: Linux's
+            // unix_shutdown tells a stream or seqpacket peer only.
+            if type != SOCK_DGRAM_ { tx.release(); txReleased = true }
         }
     }
 
@@ -369,7 +396,7 @@ final class UnixSocketFD: FileDescription {
     }
     override func release() {
         rx.release()
-        if !shutWrite { tx.release() }
+        if !txReleased { tx.release() }
         // Files still in flight towards us will never be received.
         rxAnc.discardAll()
     }
