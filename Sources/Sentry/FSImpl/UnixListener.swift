@@ -83,7 +83,9 @@ final class UnixSockFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if isDatagram {
-            guard let data = t.copyIn(buf, min(count, 1 << 20)) else { return err(EFAULT) }
+            // Too big for SO_SNDBUF: EMSGSIZE before anything is copied.
+            if count > opts.sndbuf - 32 && peerName != nil { return err(EMSGSIZE) }
+            guard let data = t.copyIn(buf, min(count, opts.sndbuf)) else { return err(EFAULT) }
             return sendDatagram(t, data, to: nil, anc: nil, dontWait: false)
         }
         guard let c = conn else { return err(ENOTCONN) }

@@ -38,6 +38,8 @@ final class Ancillary {
     /// (Linux attaches the files to that one skb, and a read that takes
     /// them stops there).
     var streamEnd = Int.max
+    /// Streams: where the whole send ends (its credentials cover all of it).
+    var credEnd = Int.max
     init(files: [FileDescription], cred: UnixCred?) {
         self.files = files; self.cred = cred
         for f in files { f.refs += 1 } // in flight
@@ -190,6 +192,7 @@ final class UnixSocketFD: FileDescription {
             if n == 0 { break }
             p.buf.append(contentsOf: data[done..<done + n])
             txAnc.written += n
+            anc?.credEnd = txAnc.written
             done += n
             p.notify()
         }
@@ -282,6 +285,9 @@ final class UnixSocketFD: FileDescription {
                         anc = e.anc
                     }
                     if carriesFiles { limit = min(limit, e.anc.streamEnd - q.read) }
+                    // Credentials asked for: this send's end is a boundary
+                    // (what follows may carry none).
+                    if q.passcred && e.anc.cred != nil { limit = min(limit, e.anc.credEnd - q.read) }
                 }
                 if let next = q.entries.first { limit = min(limit, next.at - q.read) }
                 let n = min(max - out.count, limit)
@@ -290,9 +296,9 @@ final class UnixSocketFD: FileDescription {
                 q.read += n
                 // Part of a send is left: its credentials stay with the
                 // rest (the files went with this read), as on Linux's skb.
-                if let a = took, let c = a.cred, q.read < a.streamEnd {
+                if let a = took, let c = a.cred, q.read < a.credEnd {
                     let rest = Ancillary(files: [], cred: c)
-                    rest.streamEnd = a.streamEnd
+                    rest.credEnd = a.credEnd
                     q.entries.insert((q.read, rest), at: 0)
                 }
                 compact(p)

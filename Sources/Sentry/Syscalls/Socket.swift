@@ -393,7 +393,8 @@ func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, contr
         if let b = to, !b.isEmpty {
             switch unixName(b) { case .success(let n): dest = n; case .failure(let e): anc?.discard(); return e.ret }
         }
-        guard let data = gather(t, iov, cap: 212_993) else { anc?.discard(); return err(EFAULT) }
+        // Up to SO_SNDBUF, and one byte more than fits is EMSGSIZE.
+        guard let data = gather(t, iov, cap: u.opts.sndbuf) else { anc?.discard(); return err(EFAULT) }
         return u.sendDatagram(t, data, to: dest, anc: anc, dontWait: dontWait)
     }
     guard let s = unixConnected(f) else {
