@@ -14,6 +14,9 @@ final class UnixSockFD: FileDescription {
     var conn: UnixSocketFD?
     var listening = false
     var backlog: [UnixSockFD] = []
+    /// listen()'s backlog (at most net.core.somaxconn): a connect finds the
+    /// queue full once it holds more than this.
+    var maxBacklog = 4096
     var waiters = WaitQueue()
     /// The name bound to this socket (sun_path bytes; leading 0 = abstract).
     var name: [UInt8]? = nil
@@ -238,6 +241,8 @@ struct UnixSockOpts {
     var linger: Int32? = nil
     var sndbuf = 212_992   // net.core.wmem_default
     var rcvbuf = 212_992   // net.core.rmem_default
+    /// SO_RCVLOWAT, kept only (a Unix socket's reads do not consult it).
+    var rcvlowat: Int32 = 1
     /// The boolean options Linux's sock_setsockopt stores as given.
     static let booleans: Set<Int32> = [2, 5, 6, 9, 10, 11, 15]  // REUSEADDR DONTROUTE BROADCAST KEEPALIVE OOBINLINE NO_CHECK REUSEPORT
     /// SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF on x86-64.

@@ -92,7 +92,7 @@ func registerSocket(_ t: SyscallTable) {
     t[50] = { t, a in                                                         // listen
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
-        return unixListen(t, f)
+        return unixListen(t, f, a.int(1))
     }
     t[42] = { t, a in                                                         // connect
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
@@ -563,6 +563,11 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         return err(EINVAL)
     }
     guard let s = f as? UnixSockFD else { return err(ENOTSOCK) }
+    // The family alone: autobind (Linux's unix_autobind), a no-op when bound.
+    if a.uint(2) == 2, t.copyIn(a.a1, 2) == [UInt8(AF_UNIX), 0] {
+        if s.name == nil { unixAutobind(t, s) }
+        return 0
+    }
     if s.name != nil { return err(EINVAL) }   // connected or not, as Linux
     let name: [UInt8]
     switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
@@ -592,12 +597,23 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     return 0
 }
 
-private func unixListen(_ t: Task, _ f: FileDescription) -> Int {
+/// An abstract name of five hex digits nobody holds.
+private func unixAutobind(_ t: Task, _ s: UnixSockFD) {
+    var n: [UInt8]
+    repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
+    t.kernel.unixNames.abstract[n] = s
+    s.name = n
+}
+
+private func unixListen(_ t: Task, _ f: FileDescription, _ backlog: Int32) -> Int {
     guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
     if s.type == SOCK_DGRAM_ { return err(EOPNOTSUPP) }
     // No listening on an unbound socket (Linux's unix_listen: EINVAL).
     if s.conn != nil || s.name == nil { return err(EINVAL) }
     s.listening = true
+    // Taken as unsigned and bounded by somaxconn (4096), as Linux's listen.
+    s.maxBacklog = Int(min(UInt32(bitPattern: backlog), 4096))
+    s.waiters.notifyAll()
     s.listenCred = t.unixCred
     return 0
 }
@@ -630,7 +646,14 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     if l.type != s.type { return err(name.first == 0 ? ECONNREFUSED : EPROTOTYPE) }
     if !l.listening { return err(ECONNREFUSED) }
     if l.shutRead { return err(ECONNREFUSED) }
-    if l.backlog.count >= 4096 { return err(EAGAIN) }
+    // A full queue (more than the backlog): EAGAIN without waiting, else
+    // wait for an accept (Linux's unix_wait_for_peer).
+    while l.backlog.count > l.maxBacklog {
+        if s.nonblocking { return err(EAGAIN) }
+        let w = l.wait(t, timeoutNs: s.sndTimeoutNs) { l.backlog.count > l.maxBacklog && l.listening && !l.released }
+        if w < 0 { return w }
+        if !l.listening || l.released { return err(ECONNREFUSED) }
+    }
     let (mine, theirs) = UnixSocketFD.pair(type: s.type, flags: O_RDWR)
     mine.peerCred = l.listenCred
     theirs.peerCred = t.unixCred
@@ -662,6 +685,7 @@ private func unixAccept(_ t: Task, _ f: FileDescription, _ a: Args, _ flags: Int
         if w < 0 { return w }
     }
     let c = s.backlog.removeFirst()
+    s.waiters.notifyAll()   // a connect waiting for room
     c.flags = O_RDWR | (flags & O_NONBLOCK)
     // The address length is read once the connection is taken; a bad one
     // fails the call and the connection is dropped (Linux's move_addr_to_user).
@@ -715,7 +739,8 @@ private func unixSetKeptOption(_ t: Task, _ f: FileDescription, _ a: Args) -> In
     case SO_LINGER: o.linger = v != 0 ? max(0, Int32(bitPattern: get32(b, 4))) : nil
     case SO_SNDBUF: o.sndbuf = UnixSockOpts.buffer(v, max: UnixSockOpts.wmemMax, min: UnixSockOpts.minSndbuf)
     case SO_RCVBUF: o.rcvbuf = UnixSockOpts.buffer(v, max: UnixSockOpts.rmemMax, min: UnixSockOpts.minRcvbuf)
-    case SO_PRIORITY, SO_RCVLOWAT: return 0   // accepted, without effect here
+    case SO_RCVLOWAT: o.rcvlowat = v < 0 ? Int32.max : max(v, 1)   // Linux: 0 is 1, negative INT_MAX
+    case SO_PRIORITY: return 0   // accepted, without effect here
     case let n where UnixSockOpts.booleans.contains(n):
         if v != 0 { o.on.insert(n) } else { o.on.remove(n) }
     default: return err(ENOPROTOOPT)
@@ -766,6 +791,7 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     case let n where UnixSockOpts.booleans.contains(n):
         v = (u?.opts.on ?? conn?.opts.on ?? []).contains(n) ? 1 : 0
     case SO_ACCEPTCONN: v = u?.listening == true ? 1 : 0
+    case SO_RCVLOWAT: v = u?.opts.rcvlowat ?? conn?.opts.rcvlowat ?? 1
     case SO_PASSCRED_: v = (u?.passcred ?? conn?.rxAnc.passcred ?? false) ? 1 : 0
     default: return err(ENOPROTOOPT)
     }

@@ -14,6 +14,10 @@
  *   type EPROTOTYPE; sendto with an address on an unconnected stream socket
  *   is EOPNOTSUPP; a datagram send after SHUT_WR, or to a socket shut for
  *   reading, is EPIPE; MSG_TRUNC on seqpacket gives the message's length;
+ * - listen's backlog bounds the connections waiting for accept (EAGAIN
+ *   without blocking);
+ * - bind with the family alone autobinds (again: a no-op, with a name:
+ *   EINVAL);
  * - a zero-length stream send carries no file; credentials of a send stay
  *   with the rest of it after a partial read and do not join a send without
  *   them; opening a socket file is ENXIO, even with O_TRUNC. */
@@ -108,6 +112,13 @@ static void options(void) {
     T(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
     T(setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &v, sizeof v));
     say("  sndbuf %d rcvbuf %d", geti(sv[0], SO_SNDBUF), geti(sv[0], SO_RCVBUF));
+    say("  rcvlowat %d", geti(sv[0], SO_RCVLOWAT));
+    v = 100;
+    T(setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    say("  rcvlowat %d", geti(sv[0], SO_RCVLOWAT));
+    v = 0;
+    T(setsockopt(sv[0], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    say("  rcvlowat %d", geti(sv[0], SO_RCVLOWAT));
     close(sv[0]); close(sv[1]);
 
     /* A seqpacket sender's room is its SO_SNDBUF. */
@@ -134,7 +145,8 @@ static void binding(void) {
     T(listen(l, 5));
     T(connect(c, (void *)&la, ll));
     T(bind(c, (void *)&ca, cl));                           /* bound after connecting */
-    int a = T(accept(l, NULL, NULL));
+    int a = Q(accept(l, NULL, NULL));
+    say("  accepted: %d", a >= 0);
     socklen_t gl = sizeof got;
     T(getpeername(a, (void *)&got, &gl));
     say("  accepted's peer: %s (len %d)", got.sun_path, (int)gl);
@@ -164,6 +176,30 @@ static void binding(void) {
     int u = sock(SOCK_STREAM);
     T(sendto(u, "x", 1, 0, (void *)&la, ll));
     T(send(u, "x", 1, MSG_NOSIGNAL));
+    /* Autobind: the family alone gives an abstract name of five hex digits. */
+    int ab2 = sock(SOCK_DGRAM);
+    struct sockaddr_un fam = { .sun_family = AF_UNIX };
+    T(bind(ab2, (void *)&fam, sizeof(sa_family_t)));
+    gl = sizeof got; memset(&got, 0, sizeof got);
+    T(getsockname(ab2, (void *)&got, &gl));
+    int hexok = got.sun_path[0] == 0;
+    for (int i = 1; i < 6; i++) hexok &= (got.sun_path[i] >= '0' && got.sun_path[i] <= '9') || (got.sun_path[i] >= 'a' && got.sun_path[i] <= 'f');
+    say("  autobound: len %d, five hex digits %d", (int)gl, hexok);
+    T(bind(ab2, (void *)&fam, sizeof(sa_family_t)));
+    T(bind(ab2, (void *)&ab, abl));
+    close(ab2);
+    /* listen(0): one connection waits, the next finds the queue full. */
+    int z = sock(SOCK_STREAM);
+    struct sockaddr_un za; socklen_t zl = addr(&za, "s81zero", 1);
+    Q(bind(z, (void *)&za, zl));
+    T(listen(z, 0));
+    int z1 = sock(SOCK_STREAM | SOCK_NONBLOCK), z2 = sock(SOCK_STREAM | SOCK_NONBLOCK);
+    T(connect(z1, (void *)&za, zl));
+    T(connect(z2, (void *)&za, zl));
+    int za1 = Q(accept(z, NULL, NULL));
+    say("  accepted: %d", za1 >= 0);
+    T(connect(z2, (void *)&za, zl));
+    close(z); close(z1); close(z2); close(za1);
     /* Opening the socket file. */
     T(chmod("/tmp/s81l", 0777));
     T(open("/tmp/s81l", O_RDONLY));
