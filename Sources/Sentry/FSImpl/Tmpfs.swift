@@ -282,6 +282,8 @@ final class TmpfsInode: Inode {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         if mode & S_IFMT_ == S_IFIFO_ { return fifoOpen(self, t, flags) }
         if mode & S_IFMT_ == S_IFCHR_ || mode & S_IFMT_ == S_IFBLK_ { return openDeviceNode(t, self, flags: flags) }
+        // A socket file has no open (Linux's sock_no_open), whatever the flags.
+        if mode & S_IFMT_ == S_IFSOCK_ { return .failure(Errno(ENXIO)) }
         // Linux truncates on O_TRUNC even for a read-only open (the caller
         // checked write permission), and stamps the times even when the
         // file was already empty.

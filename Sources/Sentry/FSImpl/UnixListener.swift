@@ -14,10 +14,30 @@ final class UnixSockFD: FileDescription {
     var conn: UnixSocketFD?
     var listening = false
     var backlog: [UnixSockFD] = []
+    /// listen()'s backlog (at most net.core.somaxconn): a connect finds the
+    /// queue full once it holds more than this.
+    var maxBacklog = 4096
     var waiters = WaitQueue()
     /// The name bound to this socket (sun_path bytes; leading 0 = abstract).
     var name: [UInt8]? = nil
     var peerName: [UInt8]? = nil
+    /// The socket at the other end, as Linux's unix_peer: for a datagram
+    /// socket the one connect() found (held from then on, so unlinking or
+    /// rebinding the name changes nothing), for an accepted one its client.
+    /// Weak: two datagram sockets may name each other.
+    weak var peer: UnixSockFD?
+    /// The peer's address as getpeername and a received message's sender
+    /// show it: its name now (it may bind after connecting), else the one
+    /// it had.
+    var peerAddress: [UInt8]? { peer?.name ?? peerName }
+    /// Closed (its last descriptor gone): a datagram peer that closed
+    /// refuses what is sent to it.
+    var released = false
+    /// SOL_SOCKET options kept for getsockopt.
+    var opts = UnixSockOpts()
+    /// Datagram sockets: bytes this socket sent that no receiver has taken
+    /// yet (Linux's sk_wmem_alloc, bounded by SO_SNDBUF).
+    var inFlight = 0
     var pathKey: UnixNames.PathKey? = nil
     /// SO_PASSCRED, applied to the connection once there is one.
     var passcred = false
@@ -32,7 +52,7 @@ final class UnixSockFD: FileDescription {
     /// SO_PEERCRED reports).
     var listenCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
     /// Datagram sockets: received datagrams, oldest first.
-    var datagrams: [(data: [UInt8], from: [UInt8]?, anc: Ancillary?)] = []
+    var datagrams: [(data: [UInt8], from: [UInt8]?, anc: Ancillary?, sender: UnixSockFD)] = []
     static let datagramQueueMax = 256
     unowned let kernel: Kernel
     let ino: UInt64
@@ -66,7 +86,9 @@ final class UnixSockFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if isDatagram {
-            guard let data = t.copyIn(buf, min(count, 1 << 20)) else { return err(EFAULT) }
+            // Too big for SO_SNDBUF: EMSGSIZE before anything is copied.
+            if count > opts.sndbuf - 32 && peerName != nil { return err(EMSGSIZE) }
+            guard let data = t.copyIn(buf, min(count, opts.sndbuf)) else { return err(EFAULT) }
             return sendDatagram(t, data, to: nil, anc: nil, dontWait: false)
         }
         guard let c = conn else { return err(ENOTCONN) }
@@ -78,27 +100,61 @@ final class UnixSockFD: FileDescription {
 
     /// Queues a datagram on the socket named `to` (or the connected peer).
     func sendDatagram(_ t: Task, _ data: [UInt8], to: [UInt8]?, anc: Ancillary?, dontWait: Bool) -> Int {
-        guard let dest = to ?? peerName else { anc?.discard(); return err(ENOTCONN) }
         let target: UnixSockFD
-        switch unixSocketNamed(t, dest) {
-        case .success(let s): target = s
-        case .failure(let e): anc?.discard(); return e.ret
+        if let dest = to {
+            switch unixSocketNamed(t, dest) {
+            case .success(let s): target = s
+            case .failure(let e): anc?.discard(); return e.ret
+            }
+            // An abstract name is looked up among sockets of one's own type.
+            if dest.first == 0 && target.type != type { anc?.discard(); return err(ECONNREFUSED) }
+        } else if peerName != nil {
+            // Linux's unix_dgram_sendmsg: a connected peer that closed
+            // refuses once and is forgotten (ENOTCONN after).
+            guard let p = peer, !p.released else { peer = nil; peerName = nil; anc?.discard(); return err(ECONNREFUSED) }
+            target = p
+        } else {
+            anc?.discard(); return err(ENOTCONN)
         }
         if target.type != SOCK_DGRAM_ || target.conn != nil { anc?.discard(); return err(EPROTOTYPE) }
-        if data.count > 212_992 { anc?.discard(); return err(EMSGSIZE) }
-        while target.datagrams.count >= UnixSockFD.datagramQueueMax {
-            if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
-            let w = target.wait(t, timeoutNs: sndTimeoutNs) { target.datagrams.count >= UnixSockFD.datagramQueueMax && target.refs > 0 }
-            if w < 0 { anc?.discard(); return w }
-            if target.refs == 0 { anc?.discard(); return err(ECONNREFUSED) }
+        // Shut for sending here, or for receiving there: EPIPE (no SIGPIPE for datagrams).
+        if shutWrite || target.shutRead { anc?.discard(); return err(EPIPE) }
+        // A socket connected elsewhere takes datagrams from its peer alone (unix_may_send).
+        if let tp = target.peer, tp !== self { anc?.discard(); return err(EPERM) }
+        if data.count > opts.sndbuf - 32 { anc?.discard(); return err(EMSGSIZE) }
+        while true {
+            // Linux's sock_alloc_send_pskb: room while what is in flight is below SO_SNDBUF.
+            if inFlight >= opts.sndbuf {
+                if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
+                let w = wait(t, timeoutNs: sndTimeoutNs) { self.inFlight >= self.opts.sndbuf }
+                if w < 0 { anc?.discard(); return w }
+                continue
+            }
+            if target.datagrams.count >= UnixSockFD.datagramQueueMax {
+                if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
+                let w = target.wait(t, timeoutNs: sndTimeoutNs) { target.datagrams.count >= UnixSockFD.datagramQueueMax && target.refs > 0 }
+                if w < 0 { anc?.discard(); return w }
+                if target.refs == 0 { anc?.discard(); return err(ECONNREFUSED) }
+                continue
+            }
+            break
         }
         var a = anc
-        if target.passcred {
+        // Either end asking for SO_PASSCRED sends the credentials (unix_passcred_enabled).
+        if target.passcred || passcred {
             if a == nil { a = Ancillary(files: [], cred: t.unixCred) } else if a!.cred == nil { a!.cred = t.unixCred }
         }
-        target.datagrams.append((data, name, a))
+        target.datagrams.append((data, name, a, self))
+        inFlight += data.count
         target.waiters.notifyAll()
         return data.count
+    }
+
+    /// A datagram left the queue (received or dropped): its sender has that
+    /// much more room.
+    private func taken(_ d: (data: [UInt8], from: [UInt8]?, anc: Ancillary?, sender: UnixSockFD)) {
+        d.sender.inFlight -= d.data.count
+        if d.sender !== self { d.sender.waiters.notifyAll() }
     }
 
     func recvDatagram(_ t: Task, max: Int, peek: Bool, dontWait: Bool) -> (ret: Int, data: [UInt8], from: [UInt8]?, anc: Ancillary?, truncated: Bool, full: Int) {
@@ -109,7 +165,7 @@ final class UnixSockFD: FileDescription {
             if w < 0 { return (w, [], nil, nil, false, 0) }
         }
         let d = peek ? datagrams[0] : datagrams.removeFirst()
-        if !peek { waiters.notifyAll() }
+        if !peek { taken(d); waiters.notifyAll() }
         return (min(max, d.data.count), Array(d.data.prefix(max)), d.from, d.anc, d.data.count > max, d.data.count)
     }
 
@@ -143,7 +199,12 @@ final class UnixSockFD: FileDescription {
         if shutRead { r |= pollReadable | POLLRDHUP_ }
         if shutRead && shutWrite { r |= POLLHUP }
         if listening { return Int16(r | (backlog.isEmpty ? 0 : pollReadable)) }
-        if type == SOCK_DGRAM_ { return Int16(r | pollWritable | POLLWRBAND_ | (datagrams.isEmpty ? 0 : pollReadable)) }
+        if type == SOCK_DGRAM_ {
+            // Writable while at most a quarter of SO_SNDBUF is in flight
+            // (Linux's unix_writable; a receiver taking one wakes us).
+            let w = inFlight << 2 <= opts.sndbuf
+            return Int16(r | (w ? pollWritable | POLLWRBAND_ : 0) | (datagrams.isEmpty ? 0 : pollReadable))
+        }
         return Int16(r | pollWritable | POLLWRBAND_ | POLLHUP)
     }
     override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
@@ -158,8 +219,9 @@ final class UnixSockFD: FileDescription {
         conn?.release()
         for b in backlog { b.release() }
         backlog.removeAll()
-        for d in datagrams { d.anc?.discard() }
+        for d in datagrams { d.anc?.discard(); taken(d) }
         datagrams.removeAll()
+        released = true
         kernel.unixNames.forget(self)
         waiters.notifyAll()
     }
@@ -170,12 +232,52 @@ final class UnixSockFD: FileDescription {
     override func linkName(_ k: Kernel) -> [UInt8] { Array("socket:[\(ino)]".utf8) }
 }
 
+/// SOL_SOCKET options an AF_UNIX socket only keeps (Linux's struct sock
+/// fields that getsockopt reads back), and its buffer sizes.
+struct UnixSockOpts {
+    /// Boolean options set to 1 (SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST, ...).
+    var on: Set<Int32> = []
+    /// SO_LINGER: seconds, nil when off.
+    var linger: Int32? = nil
+    var sndbuf = 212_992   // net.core.wmem_default
+    var rcvbuf = 212_992   // net.core.rmem_default
+    /// SO_RCVLOWAT, kept only (a Unix socket's reads do not consult it).
+    var rcvlowat: Int32 = 1
+    /// The boolean options Linux's sock_setsockopt stores as given.
+    static let booleans: Set<Int32> = [2, 5, 6, 9, 10, 11, 15]  // REUSEADDR DONTROUTE BROADCAST KEEPALIVE OOBINLINE NO_CHECK REUSEPORT
+    /// SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF on x86-64.
+    static let minSndbuf = 4608, minRcvbuf = 2304
+    /// net.core.wmem_max and rmem_max: the host's (not per namespace).
+    static let wmemMax = hostSysctlInt("/proc/sys/net/core/wmem_max") ?? 212_992
+    static let rmemMax = hostSysctlInt("/proc/sys/net/core/rmem_max") ?? 212_992
+    /// setsockopt(SO_SNDBUF / SO_RCVBUF): the value doubled (room for
+    /// bookkeeping), at most twice the maximum, at least the minimum; the
+    /// value is taken as unsigned when clamped, as Linux does.
+    static func buffer(_ v: Int32, max: Int, min: Int) -> Int {
+        Swift.max(Swift.min(Int(UInt32(bitPattern: v)), max) * 2, min)
+    }
+}
+
+func hostSysctlInt(_ path: String) -> Int? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var b = [UInt8](repeating: 0, count: 32)
+    let n = read(fd, &b, b.count)
+    if n <= 0 { return nil }
+    return Int(String(decoding: b[..<n].prefix { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self))
+}
+
 /// The names of bound AF_UNIX sockets: abstract names, and socket files in
 /// the sandbox's file systems (by device and inode).
 final class UnixNames {
     struct PathKey: Hashable { let dev: UInt64; let ino: UInt64 }
     var abstract: [[UInt8]: UnixSockFD] = [:]
     var paths: [PathKey: UnixSockFD] = [:]
+
+    /// Made with the kernel, before the Sentry is confined: the host's
+    /// buffer limits are read now, while /proc/sys is still there.
+    init() { _ = (UnixSockOpts.wmemMax, UnixSockOpts.rmemMax) }
 
     func forget(_ s: UnixSockFD) {
         if let n = s.name, n.first == 0, abstract[n] === s { abstract[n] = nil }

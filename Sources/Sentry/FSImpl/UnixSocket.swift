@@ -17,6 +17,14 @@ import Glibc
 /// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them.
 struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
 func sameWriter(_ a: UnixCred, _ b: UnixCred) -> Bool { a.pid == b.pid && a.uid == b.uid && a.gid == b.gid }
+/// Two sends' credentials alike (none on either counts as alike only with none).
+func sameCred(_ a: UnixCred?, _ b: UnixCred?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): return true
+    case (let x?, let y?): return sameWriter(x, y)
+    default: return false
+    }
+}
 
 extension Task {
     var unixCred: UnixCred { UnixCred(pid: vpid(tg.tgid), uid: creds.euid, gid: creds.egid) }
@@ -30,6 +38,8 @@ final class Ancillary {
     /// (Linux attaches the files to that one skb, and a read that takes
     /// them stops there).
     var streamEnd = Int.max
+    /// Streams: where the whole send ends (its credentials cover all of it).
+    var credEnd = Int.max
     init(files: [FileDescription], cred: UnixCred?) {
         self.files = files; self.cred = cred
         for f in files { f.refs += 1 } // in flight
@@ -61,12 +71,17 @@ final class UnixSocketFD: FileDescription {
     let txAnc: AncQueue
     var shutRead = false
     var shutWrite = false
+    /// Our sending side was let go by shutdown (so not again at close).
+    private var txReleased = false
     let ino: UInt64
     /// SO_PEERCRED: the peer's credentials when the connection was made.
     var peerCred = UnixCred(pid: 0, uid: 65534, gid: 65534)
     /// SO_RCVTIMEO / SO_SNDTIMEO (0: wait forever; negative: never wait).
     var rcvTimeoutNs: Int64 = 0
     var sndTimeoutNs: Int64 = 0
+    /// SOL_SOCKET options kept for getsockopt (a socket pair's end; a
+    /// socket made by socket() keeps its own in its UnixSockFD).
+    var opts = UnixSockOpts()
 
     init(rx: PipeFD, tx: PipeFD, rxAnc: AncQueue, txAnc: AncQueue, type: Int32, flags: Int32) {
         self.rx = rx; self.tx = tx; self.rxAnc = rxAnc; self.txAnc = txAnc; self.type = type
@@ -147,8 +162,11 @@ final class UnixSocketFD: FileDescription {
             p.notify()
             return count
         }
+        // Nothing is queued for an empty send, and what it carried is
+        // dropped (Linux's unix_stream_sendmsg loops while bytes remain).
+        if count == 0 { anc?.discard(); return 0 }
         var done = 0
-        while done < count || (count == 0 && done == 0 && anc != nil) {
+        while done < count {
             if p.readers == 0 {
                 if done == 0 { anc?.discard() }
                 return done > 0 ? done : broken()
@@ -174,6 +192,7 @@ final class UnixSocketFD: FileDescription {
             if n == 0 { break }
             p.buf.append(contentsOf: data[done..<done + n])
             txAnc.written += n
+            anc?.credEnd = txAnc.written
             done += n
             p.notify()
         }
@@ -187,6 +206,8 @@ final class UnixSocketFD: FileDescription {
         var data: [UInt8] = []
         var anc: Ancillary? = nil
         var truncated = false
+        /// Message sockets: the whole message's length (what MSG_TRUNC returns).
+        var full = 0
     }
 
     /// Receives at most `max` bytes. The ancillary data returned is owned
@@ -203,7 +224,7 @@ final class UnixSocketFD: FileDescription {
             }
             let size = p.messages[0]
             let n = min(max, size)
-            var r = Received(ret: n, data: Array(p.buf[p.head..<p.head + n]), truncated: n < size)
+            var r = Received(ret: n, data: Array(p.buf[p.head..<p.head + n]), truncated: n < size, full: size)
             while let e = q.entries.first, e.at < q.read { e.anc.discard(); q.entries.removeFirst() }
             if let e = q.entries.first, e.at == q.read {
                 r.anc = e.anc
@@ -247,10 +268,15 @@ final class UnixSocketFD: FileDescription {
                 // some and stops after that send; with SO_PASSCRED it never
                 // joins sends of different writers.
                 var carriesFiles = false
-                if let e = q.entries.first, e.at == q.read {
-                    if !out.isEmpty, q.passcred, let c = e.anc.cred, let f = firstCred, !sameWriter(c, f) { break }
+                var took: Ancillary? = nil
+                // A send without an entry here carried no credentials: it
+                // does not join one that did, nor the other way round.
+                let here = q.entries.first.flatMap { $0.at == q.read ? $0 : nil }
+                if !out.isEmpty && q.passcred && !sameCred(here?.anc.cred, firstCred) { break }
+                if out.isEmpty { firstCred = here?.anc.cred }
+                if let e = here {
                     q.entries.removeFirst()
-                    if out.isEmpty { firstCred = e.anc.cred }
+                    took = e.anc
                     carriesFiles = !e.anc.files.isEmpty
                     if let a = anc {
                         a.files += e.anc.files
@@ -259,12 +285,22 @@ final class UnixSocketFD: FileDescription {
                         anc = e.anc
                     }
                     if carriesFiles { limit = min(limit, e.anc.streamEnd - q.read) }
+                    // Credentials asked for: this send's end is a boundary
+                    // (what follows may carry none).
+                    if q.passcred && e.anc.cred != nil { limit = min(limit, e.anc.credEnd - q.read) }
                 }
                 if let next = q.entries.first { limit = min(limit, next.at - q.read) }
                 let n = min(max - out.count, limit)
                 out.append(contentsOf: p.buf[p.head..<p.head + n])
                 p.head += n
                 q.read += n
+                // Part of a send is left: its credentials stay with the
+                // rest (the files went with this read), as on Linux's skb.
+                if let a = took, let c = a.cred, q.read < a.credEnd {
+                    let rest = Ancillary(files: [], cred: c)
+                    rest.credEnd = a.credEnd
+                    q.entries.insert((q.read, rest), at: 0)
+                }
                 compact(p)
                 p.notify()
                 if carriesFiles { break }
@@ -314,7 +350,7 @@ final class UnixSocketFD: FileDescription {
         // Streams in bounded pieces, so a huge write never needs a huge copy.
         var done = 0
         repeat {
-            let n = min(count - done, 1 << 20)
+            let n = messageMode ? count : min(count - done, 1 << 20)   // a message goes whole
             guard let data = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
             let r = sendBytes(t, data, anc: nil, dontWait: done > 0 && nonblocking, noSignal: false)
             if r < 0 { return done > 0 ? done : r }
@@ -324,11 +360,21 @@ final class UnixSocketFD: FileDescription {
         return done
     }
 
+    /// SO_SNDBUF: a message socket's sends wait while the peer holds that
+    /// much of ours unread (Linux's sk_wmem_alloc against sk_sndbuf).
+    func setSndbuf(_ n: Int) {
+        guard messageMode else { return }
+        tx.pipe.capacity = n
+        tx.pipe.notify()
+    }
+
     func shutdown(_ how: Int32) {
         if how == SHUT_RD || how == SHUT_RDWR { shutRead = true; rx.pipe.readShut = true; rx.pipe.notify() }
         if (how == SHUT_WR || how == SHUT_RDWR) && !shutWrite {
             shutWrite = true
-            tx.release() // the peer sees end of file
+            // The peer sees end of file, except on a datagram pair: Linux's
+            // unix_shutdown tells a stream or seqpacket peer only.
+            if type != SOCK_DGRAM_ { tx.release(); txReleased = true }
         }
     }
 
@@ -356,7 +402,7 @@ final class UnixSocketFD: FileDescription {
     }
     override func release() {
         rx.release()
-        if !shutWrite { tx.release() }
+        if !txReleased { tx.release() }
         // Files still in flight towards us will never be received.
         rxAnc.discardAll()
     }

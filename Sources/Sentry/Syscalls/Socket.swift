@@ -101,7 +101,7 @@ func registerSocket(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
         if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
-        return unixListen(t, f)
+        return unixListen(t, f, a.int(1))
     }
     t[42] = { t, a in                                                         // connect
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
@@ -146,7 +146,7 @@ func registerSocket(_ t: SyscallTable) {
             }
             if let u = f as? UnixSockFD {
                 if nr == 52 && u.conn == nil && u.peerName == nil { return err(ENOTCONN) }
-                return writeSockaddr(t, a.a1, a.a2, unixSockaddr(nr == 51 ? u.name : u.peerName))
+                return writeSockaddr(t, a.a1, a.a2, unixSockaddr(nr == 51 ? u.name : u.peerAddress))
             }
             guard f is UnixSocketFD else { return err(ENOTSOCK) }
             return writeSockaddr(t, a.a1, a.a2, unixSockaddr(nil))
@@ -424,10 +424,16 @@ func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, contr
         if let b = to, !b.isEmpty {
             switch unixName(b) { case .success(let n): dest = n; case .failure(let e): anc?.discard(); return e.ret }
         }
-        guard let data = gather(t, iov, cap: 212_993) else { anc?.discard(); return err(EFAULT) }
+        // Up to SO_SNDBUF, and one byte more than fits is EMSGSIZE.
+        guard let data = gather(t, iov, cap: u.opts.sndbuf) else { anc?.discard(); return err(EFAULT) }
         return u.sendDatagram(t, data, to: dest, anc: anc, dontWait: dontWait)
     }
-    guard let s = unixConnected(f) else { anc?.discard(); return err(f is UnixSockFD ? ENOTCONN : ENOTSOCK) }
+    guard let s = unixConnected(f) else {
+        anc?.discard()
+        // An unconnected stream socket given an address: EOPNOTSUPP (unix_stream_sendmsg).
+        if let u = f as? UnixSockFD, u.type == SOCK_STREAM_, let b = to, !b.isEmpty { return err(EOPNOTSUPP) }
+        return err(f is UnixSockFD ? ENOTCONN : ENOTSOCK)
+    }
     if let b = to, !b.isEmpty, s.type == SOCK_STREAM_ { anc?.discard(); return err(EISCONN) }
     guard let data = gather(t, iov, cap: 4 << 20) else { anc?.discard(); return err(EFAULT) }
     return s.sendBytes(t, data, anc: anc, dontWait: dontWait, noSignal: flags & MSG_NOSIGNAL_ != 0)
@@ -464,7 +470,9 @@ func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, fl
     let r = s.recvBytes(t, max: min(total, 4 << 20), peek: peek, dontWait: dontWait, waitAll: waitAll)
     if r.ret < 0 { return RecvOut(ret: r.ret) }
     if !scatter(t, iov, r.data) { return RecvOut(ret: err(EFAULT)) }
-    var out = RecvOut(ret: r.ret)
+    var out = RecvOut(ret: flags & MSG_TRUNC_ != 0 && s.messageMode ? r.full : r.ret)
+    // The sender's address, when it has one (Linux's unix_copy_addr).
+    if let u = f as? UnixSockFD, let n = u.peerAddress { out.from = unixSockaddr(n) }
     let (c, trunc) = deliverAncillary(t, r.anc, passcred: s.rxAnc.passcred, cap: controlCap, cloexec: cloexec, peek: peek)
     out.control = c
     out.msgFlags = (r.truncated ? MSG_TRUNC_ : 0) | (trunc ? MSG_CTRUNC_ : 0)
@@ -589,7 +597,12 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         return err(EINVAL)
     }
     guard let s = f as? UnixSockFD else { return err(ENOTSOCK) }
-    if s.name != nil || s.conn != nil { return err(EINVAL) }
+    // The family alone: autobind (Linux's unix_autobind), a no-op when bound.
+    if a.uint(2) == 2, t.copyIn(a.a1, 2) == [UInt8(AF_UNIX), 0] {
+        if s.name == nil { unixAutobind(t, s) }
+        return 0
+    }
+    if s.name != nil { return err(EINVAL) }   // connected or not, as Linux
     let name: [UInt8]
     switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
     let names = t.kernel.unixNames
@@ -618,18 +631,23 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     return 0
 }
 
-private func unixListen(_ t: Task, _ f: FileDescription) -> Int {
+/// An abstract name of five hex digits nobody holds.
+private func unixAutobind(_ t: Task, _ s: UnixSockFD) {
+    var n: [UInt8]
+    repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
+    t.kernel.unixNames.abstract[n] = s
+    s.name = n
+}
+
+private func unixListen(_ t: Task, _ f: FileDescription, _ backlog: Int32) -> Int {
     guard let s = f as? UnixSockFD else { return err(f is UnixSocketFD ? EINVAL : ENOTSOCK) }
     if s.type == SOCK_DGRAM_ { return err(EOPNOTSUPP) }
-    if s.conn != nil { return err(EINVAL) }
-    if s.name == nil {
-        // Autobind: an abstract name of five hex digits.
-        var n: [UInt8]
-        repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
-        t.kernel.unixNames.abstract[n] = s
-        s.name = n
-    }
+    // No listening on an unbound socket (Linux's unix_listen: EINVAL).
+    if s.conn != nil || s.name == nil { return err(EINVAL) }
     s.listening = true
+    // Taken as unsigned and bounded by somaxconn (4096), as Linux's listen.
+    s.maxBacklog = Int(min(UInt32(bitPattern: backlog), 4096))
+    s.waiters.notifyAll()
     s.listenCred = t.unixCred
     return 0
 }
@@ -640,13 +658,16 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     if s.listening { return err(EINVAL) }
     if s.type == SOCK_DGRAM_ {
         // A default destination; AF_UNSPEC dissolves it.
-        if a.uint(2) >= 2, let fam = t.copyIn(a.a1, 2), fam == [0, 0] { s.peerName = nil; return 0 }
+        if a.uint(2) >= 2, let fam = t.copyIn(a.a1, 2), fam == [0, 0] { s.peerName = nil; s.peer = nil; return 0 }
         let name: [UInt8]
         switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
         switch unixSocketNamed(t, name) {
         case .success(let target):
-            if target.type != SOCK_DGRAM_ { return err(EPROTOTYPE) }
-            s.peerName = name
+            if target.type != SOCK_DGRAM_ { return err(name.first == 0 ? ECONNREFUSED : EPROTOTYPE) }
+            // One connected elsewhere takes nothing from us (unix_may_send).
+            if let tp = target.peer, tp !== s { return err(EPERM) }
+            s.peer = target
+            s.peerName = target.name
             return 0
         case .failure(let e): return e.ret
         }
@@ -655,19 +676,31 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
     let l: UnixSockFD
     switch unixSocketNamed(t, name) { case .success(let x): l = x; case .failure(let e): return e.ret }
-    if !l.listening || l.type != s.type { return err(l.type != s.type ? EPROTOTYPE : ECONNREFUSED) }
+    // An abstract name is only found among sockets of one's type.
+    if l.type != s.type { return err(name.first == 0 ? ECONNREFUSED : EPROTOTYPE) }
+    if !l.listening { return err(ECONNREFUSED) }
     if l.shutRead { return err(ECONNREFUSED) }
-    if l.backlog.count >= 4096 { return err(EAGAIN) }
+    // A full queue (more than the backlog): EAGAIN without waiting, else
+    // wait for an accept (Linux's unix_wait_for_peer).
+    while l.backlog.count > l.maxBacklog {
+        if s.nonblocking { return err(EAGAIN) }
+        let w = l.wait(t, timeoutNs: s.sndTimeoutNs) { l.backlog.count > l.maxBacklog && l.listening && !l.released }
+        if w < 0 { return w }
+        if !l.listening || l.released { return err(ECONNREFUSED) }
+    }
     let (mine, theirs) = UnixSocketFD.pair(type: s.type, flags: O_RDWR)
     mine.peerCred = l.listenCred
     theirs.peerCred = t.unixCred
     mine.rxAnc.passcred = s.passcred
     theirs.rxAnc.passcred = l.passcred
+    mine.opts = s.opts
+    mine.setSndbuf(s.opts.sndbuf)
     s.conn = mine
     s.peerName = l.name
     let accepted = UnixSockFD(kernel: t.kernel, type: s.type, flags: O_RDWR, conn: theirs)
     accepted.name = l.name
     accepted.peerName = s.name
+    accepted.peer = s
     accepted.passcred = l.passcred
     l.backlog.append(accepted)
     l.waiters.notifyAll()
@@ -686,10 +719,17 @@ private func unixAccept(_ t: Task, _ f: FileDescription, _ a: Args, _ flags: Int
         if w < 0 { return w }
     }
     let c = s.backlog.removeFirst()
+    s.waiters.notifyAll()   // a connect waiting for room
     c.flags = O_RDWR | (flags & O_NONBLOCK)
+    // The address length is read once the connection is taken; a bad one
+    // fails the call and the connection is dropped (Linux's move_addr_to_user).
+    if a.a1 != 0 {
+        guard let len = t.readI32(a.a2) else { c.release(); return err(EFAULT) }
+        if len < 0 { c.release(); return err(EINVAL) }
+    }
     let fd = t.fds.install(c, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
     if fd < 0 { c.release(); return fd }
-    if a.a1 != 0 { _ = writeSockaddr(t, a.a1, a.a2, unixSockaddr(c.peerName)) }
+    if a.a1 != 0 { _ = writeSockaddr(t, a.a1, a.a2, unixSockaddr(c.peerAddress)) }
     return fd
 }
 
@@ -714,11 +754,34 @@ private func unixSetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         if let u = f as? UnixSockFD { if rcv { u.rcvTimeoutNs = ns } else { u.sndTimeoutNs = ns } }
         if let s = f as? UnixSocketFD { if rcv { s.rcvTimeoutNs = ns } else { s.sndTimeoutNs = ns } }
         return 0
-    // Accepted and without effect on a socket in Sentry memory.
-    case SO_RCVBUF, SO_SNDBUF, SO_REUSEADDR, SO_KEEPALIVE, SO_LINGER, SO_PRIORITY, SO_RCVLOWAT:
-        return 0
+    default:
+        return unixSetKeptOption(t, f, a)
+    }
+}
+
+/// The SOL_SOCKET options a Unix socket keeps (for getsockopt, and
+/// SO_SNDBUF for message sockets' room).
+private func unixSetKeptOption(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
+    let name = a.int(2)
+    let size = name == SO_LINGER ? 8 : 4
+    if a.int(4) < Int32(size) { return err(EINVAL) }
+    guard let b = t.copyIn(a.a3, size) else { return err(EFAULT) }
+    let v = Int32(bitPattern: get32(b, 0))
+    let u = f as? UnixSockFD
+    var o = u?.opts ?? (f as! UnixSocketFD).opts
+    switch name {
+    case SO_LINGER: o.linger = v != 0 ? max(0, Int32(bitPattern: get32(b, 4))) : nil
+    case SO_SNDBUF: o.sndbuf = UnixSockOpts.buffer(v, max: UnixSockOpts.wmemMax, min: UnixSockOpts.minSndbuf)
+    case SO_RCVBUF: o.rcvbuf = UnixSockOpts.buffer(v, max: UnixSockOpts.rmemMax, min: UnixSockOpts.minRcvbuf)
+    case SO_RCVLOWAT: o.rcvlowat = v < 0 ? Int32.max : max(v, 1)   // Linux: 0 is 1, negative INT_MAX
+    case SO_PRIORITY: return 0   // accepted, without effect here
+    case let n where UnixSockOpts.booleans.contains(n):
+        if v != 0 { o.on.insert(n) } else { o.on.remove(n) }
     default: return err(ENOPROTOOPT)
     }
+    if let u = u { u.opts = o; u.waiters.notifyAll() }
+    if let c = unixConnected(f) { c.opts = o; c.setSndbuf(o.sndbuf) }
+    return 0
 }
 
 private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
@@ -751,8 +814,18 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     case SO_ERROR: v = 0
     case SO_DOMAIN: v = AF_UNIX
     case SO_PROTOCOL: v = 0
-    case SO_RCVBUF, SO_SNDBUF: v = 212_992
+    case SO_SNDBUF: v = Int32(u?.opts.sndbuf ?? conn?.opts.sndbuf ?? 212_992)
+    case SO_RCVBUF: v = Int32(u?.opts.rcvbuf ?? conn?.opts.rcvbuf ?? 212_992)
+    case SO_LINGER:
+        let l = u?.opts.linger ?? conn?.opts.linger
+        var b = [UInt8](repeating: 0, count: 8)
+        put32(&b, 0, l == nil ? 0 : 1); put32(&b, 4, l ?? 0)
+        let n = min(Int(len), 8)
+        return t.copyOut(a.a3, Array(b.prefix(n))) && t.writeI32(a.a4, Int32(n)) ? 0 : err(EFAULT)
+    case let n where UnixSockOpts.booleans.contains(n):
+        v = (u?.opts.on ?? conn?.opts.on ?? []).contains(n) ? 1 : 0
     case SO_ACCEPTCONN: v = u?.listening == true ? 1 : 0
+    case SO_RCVLOWAT: v = u?.opts.rcvlowat ?? conn?.opts.rcvlowat ?? 1
     case SO_PASSCRED_: v = (u?.passcred ?? conn?.rxAnc.passcred ?? false) ? 1 : 0
     default: return err(ENOPROTOOPT)
     }
