@@ -262,11 +262,13 @@ final class Task {
     }
 
     /// Sleeps until woken, interrupted or the (CLOCK_MONOTONIC ns) deadline.
-    /// Callers re-check their condition after it returns. Requires: mu held.
-    func block(deadline: Int64?, stopWait: Bool = false) -> BlockResult {
+    /// Callers re-check their condition after it returns. `killable`: only
+    /// an exit interrupts (Linux's TASK_KILLABLE, e.g. a vfork parent's
+    /// wait), a pending signal waits until the sleep ends. Requires: mu held.
+    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false) -> BlockResult {
         if stopWait {
             if exitRequested || tg.exiting || !(tg.stopped || ptraceStopped) { return .woken }
-        } else if interruptPending() { return .interrupted }
+        } else if killable ? (exitRequested || tg.exiting) : interruptPending() { return .interrupted }
         // Credit the CPU time run up to here to the threads that ran it.
         _ = tg.sampleCPU()
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
@@ -279,7 +281,7 @@ final class Task {
         _ = moat_park_wait(parkWord, deadline ?? -1)
         kernel.lock()
         waitMode = .none
-        if !stopWait && interruptPending() { return .interrupted }
+        if !stopWait && (killable ? (exitRequested || tg.exiting) : interruptPending()) { return .interrupted }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
         return .woken
     }

@@ -258,9 +258,12 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
     child.startDriver(on: driver)
     if flags & CLONE_VFORK_ != 0 {
+        // Linux's vfork wait is killable only: a signal that arrives
+        // meanwhile (the SIGCHLD of another child) stays pending until
+        // the child execs or exits. Waking on it would spin here with mu
+        // held, and the child could never run to release us.
         while !child.vforkDone {
-            if t.block(deadline: nil) == .interrupted && t.exitRequested { break }
-            if t.tg.exiting { break }
+            if t.block(deadline: nil, killable: true) == .interrupted { break }
         }
     }
     return Int(t.vpid(tid))
