@@ -395,6 +395,7 @@ final class Task {
         }
         releaseVfork()
         let last = tg.tasks.isEmpty
+        if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
         if let v = thread as? KVMThread {
             // No host process to kill: the vCPU goes back to the pool
             // (`thread` stays set: late readers of a dead task see an

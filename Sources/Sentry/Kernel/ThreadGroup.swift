@@ -47,6 +47,10 @@ final class ThreadGroup {
     var membarrierRegistered = false
     /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
     var parentDeathSignal: Int32 = 0
+    /// The thread of `parent` that made this process (Linux's real_parent
+    /// is a thread): its exit fires PR_SET_PDEATHSIG even while the rest
+    /// of the parent runs on. Guarded by Kernel.mu.
+    weak var parentThread: Task?
     var comm: [UInt8] = []
     /// Whether the process has run execve (setpgid on such a child is EACCES).
     var didExec = false
@@ -137,6 +141,7 @@ final class ThreadGroup {
         if let reaper = findReaper(), reaper !== self {
             for c in children {
                 c.parent = reaper
+                c.parentThread = reaper.tasks.first { !$0.exited }
                 reaper.children.append(c)
                 if c.zombie { reaper.notifyChildEvent(c) }
                 // The pod's init reaps at once (it has no task to wait).
@@ -176,6 +181,20 @@ final class ThreadGroup {
             }
         } else {
             k.threadGroups[tgid] = nil
+        }
+    }
+
+    /// A thread of this group has left while others run on: the children
+    /// it made now belong to a thread still alive, and each that asked for
+    /// PR_SET_PDEATHSIG gets its signal, as Linux's forget_original_parent
+    /// does on every thread's exit. Requires: Kernel.mu held.
+    func parentThreadLeft(_ gone: Task) {
+        guard let heir = tasks.first(where: { !$0.exited && $0 !== gone }) else { return }
+        for c in children where c.parentThread === gone {
+            c.parentThread = heir
+            if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
+                c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
+            }
         }
     }
 

@@ -206,6 +206,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         }
         let parent = flags & CLONE_PARENT_ != 0 ? (t.tg.parent ?? t.tg) : t.tg
         tg = ThreadGroup(kernel: k, tgid: tid, parent: parent, handlers: handlers)
+        tg.parentThread = parent === t.tg ? t : t.tg.parentThread
         tg.exitSignal = exitSig
         tg.pgid = t.tg.pgid
         tg.sid = t.tg.sid
