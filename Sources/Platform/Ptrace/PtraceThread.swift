@@ -269,6 +269,18 @@ public final class PtraceThread {
         case SIGSYS:
             if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
             if moat_siginfo_code(&savedSig) == SYS_SECCOMP_ {
+                let at = moat_siginfo_addr(&savedSig)
+                if at & ~0xfff == vsyscallPage {
+                    // The host's vsyscall emulation ran the filters (the
+                    // base filter traps it) and then emulated the `ret`.
+                    // Undo that: the call stands at its entry point as a
+                    // fault, which the Sentry emulates as Linux would.
+                    regs.rip = at
+                    regs.rsp &-= 8
+                    regs.orig_rax = UInt64.max
+                    dirty = true
+                    return .fault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: at)
+                }
                 // A call outside the fast set, trapped by the filter (not run).
                 skipOnResume = true
                 return .syscall

@@ -2,6 +2,7 @@
 
 import CMoat
 import Glibc
+import Platform
 
 func registerTime(_ t: SyscallTable) {
     t[228] = { t, a in                                                        // clock_gettime
@@ -203,4 +204,47 @@ func cpuClockOf(_ t: Task, _ id: Int32) -> Int64? {
     let tg = pid == 0 ? t.tg : t.kernel.group(pid, by: t)
     guard let g = tg, !g.reaped else { return nil }
     return g.sampleCPU()
+}
+
+/// A call into Linux's legacy vsyscall page (an old static binary's, or a
+/// Go runtime's <= 1.2, time or gettimeofday), which the platform reports
+/// as an execute fault at the entry point with the registers of the call:
+/// emulated as Linux's "xonly" vsyscall mode does it. The entry points are
+/// gettimeofday (+0), time (+0x400) and getcpu (+0x800); anything else in
+/// the page, or a return address that cannot be read, is a SIGSEGV. The
+/// call goes through the ordinary dispatch (the container's seccomp
+/// profile, --strace); one that faults on its pointer kills with SIGSEGV
+/// at the entry point instead of returning EFAULT, as on Linux; otherwise
+/// the result is in rax and the `ret` is emulated. Requires: mu held.
+func emulateVsyscall(_ t: Task) {
+    let saved = t.thread.regs
+    let nr: UInt64
+    switch saved.rip &- vsyscallPage {
+    case 0: nr = 96            // gettimeofday
+    case 0x400: nr = 201       // time
+    case 0x800: nr = 309       // getcpu (its cache argument is not passed)
+    default: t.forceFault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: 0); return
+    }
+    guard let caller = t.readU64(saved.rsp) else {
+        t.forceFault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: 0); return
+    }
+    var regs = saved
+    regs.orig_rax = nr
+    if nr == 309 { regs.rdx = 0 }
+    t.thread.regs = regs
+    dispatchSyscall(t)
+    var out = t.thread.regs
+    if Int64(bitPattern: out.rax) == -Int64(EFAULT) {
+        // The bad pointer (the first one given, when it is not clear which).
+        t.thread.regs = saved
+        t.thread.markDirty()
+        t.forceFault(signo: SIGSEGV, code: 1 /* SEGV_MAPERR */, addr: saved.rdi != 0 ? saved.rdi : saved.rsi)
+        return
+    }
+    out.rdx = saved.rdx
+    out.orig_rax = UInt64.max
+    out.rip = caller
+    out.rsp = saved.rsp &+ 8
+    t.thread.regs = out
+    t.thread.markDirty()
 }
