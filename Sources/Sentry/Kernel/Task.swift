@@ -385,7 +385,10 @@ final class Task {
             tg.exitedCPUNs += cpuNs
         }
         kernel.tasks[tid] = nil
-        if tid == tg.tgid { tg.exitComm = comm }        // a zombie's /proc/PID/stat keeps its name
+        if tid == tg.tgid {
+            tg.exitComm = comm                          // a zombie's /proc/PID/stat keeps its name
+            tg.exitedLeader = self                      // and the sched_* calls still find it
+        }
         tg.tasks.removeAll { $0 === self }
         // The last task of an address space detaches its SysV segments.
         if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {

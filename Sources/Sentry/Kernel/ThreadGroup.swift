@@ -65,6 +65,10 @@ final class ThreadGroup {
     var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []
+    /// The leader once it has left, until the group is reaped: Linux keeps
+    /// a zombie leader in its pid table, and the sched_* calls answer for
+    /// it (Syscalls/Identity.swift's schedTarget). Dropped with the group.
+    var exitedLeader: Task?
     /// /proc/PID/cmdline of a group with no task: the pod's init (PidNamespaces.swift).
     var fixedCmdline: [UInt8]? = nil
     var isPodInit: Bool { fixedCmdline != nil }
@@ -156,7 +160,7 @@ final class ThreadGroup {
             // exit, as the processes `exec` adds are.
             for c in children {
                 c.parent = nil
-                if c.zombie { k.threadGroups[c.tgid] = nil }
+                if c.zombie { k.threadGroups[c.tgid] = nil; c.exitedLeader = nil }
             }
         }
         children.removeAll()
@@ -181,6 +185,7 @@ final class ThreadGroup {
             }
         } else {
             k.threadGroups[tgid] = nil
+            exitedLeader = nil
         }
     }
 
@@ -279,6 +284,7 @@ final class ThreadGroup {
         childUtimeNs += c.utimeNs + c.childUtimeNs
         childStimeNs += c.stimeNs + c.childStimeNs
         kernel.threadGroups[c.tgid] = nil
+        c.exitedLeader = nil                          // (it refers back to c)
     }
 
     /// Sends a process-directed signal. Requires: Kernel.mu held.

@@ -378,29 +378,37 @@ let onlineCPUMask: UInt64 = {
 }()
 
 /// The thread a pid argument of the sched_* calls and kcmp names: 0 is
-/// the caller, else a thread id of a task that has not exited (nil: ESRCH).
+/// the caller, else a thread id of a task that has not exited, or the
+/// leader of a process that has exited and is not yet reaped: Linux finds
+/// it until the parent's wait releases it, so sched_getscheduler on a
+/// child that just exited answers (nil: ESRCH).
+/// Its memory and files are gone (`exited`): a caller that needs them
+/// checks (kcmp).
 func schedTarget(_ t: Task, _ pid: Int32) -> Task? {
     if pid < 0 { return nil }
     if pid == 0 { return t }
-    guard let x = t.kernel.task(pid, by: t), !x.exited else { return nil }
-    return x
+    if let x = t.kernel.task(pid, by: t), !x.exited { return x }
+    return t.kernel.group(pid, by: t)?.exitedLeader
 }
 
 /// The tasks getpriority/setpriority name: PRIO_PROCESS (a thread id; 0:
 /// the caller), PRIO_PGRP (a process group; 0: the caller's), PRIO_USER (a
 /// uid; 0: the caller's). EINVAL for another `which`, ESRCH when none match.
+/// A process that has exited and is not yet reaped still counts by its
+/// leader, as on Linux (schedTarget).
 func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
     let k = t.kernel
     var out: [Task] = []
+    func members(_ g: ThreadGroup) -> [Task] { g.zombie ? (g.exitedLeader.map { [$0] } ?? []) : g.tasks }
     switch which {
     case 0:
-        if who == 0 { out = [t] } else if let x = k.task(who, by: t), !x.exited { out = [x] }
+        if let x = schedTarget(t, who) { out = [x] }
     case 1:
         let pg = who == 0 ? t.tg.pgid : t.gpid(who)
-        for g in k.threadGroups.values where g.pgid == pg && !g.zombie && k.sees(t, g) { out += g.tasks }
+        for g in k.threadGroups.values where g.pgid == pg && k.sees(t, g) { out += members(g) }
     case 2:
         let uid = who == 0 ? t.creds.uid : UInt32(bitPattern: who)
-        for g in k.threadGroups.values where !g.zombie && k.sees(t, g) { out += g.tasks.filter { $0.creds.uid == uid } }
+        for g in k.threadGroups.values where k.sees(t, g) { out += members(g).filter { $0.creds.uid == uid } }
     default: return .failure(Errno(EINVAL))
     }
     return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)

@@ -465,23 +465,30 @@ final class KcmpToken {}
 /// kcmp(pid1, pid2, type, idx1, idx2): whether two tasks share a resource:
 /// 0 the same, 1 or 2 an order between different ones (by the Sentry
 /// objects' addresses), needing ptrace read access to both (EPERM).
+/// A zombie's leader is found (schedTarget) but, as on Linux, has let go
+/// of its memory, files, fs context, I/O context and undo list at exit:
+/// those compare as none (two zombies' are the same), and it has no file
+/// to compare (EBADF); its signal handlers stay with the process.
 func sysKcmp(_ t: Task, _ a: Args) -> Int {
     guard let x = schedTarget(t, a.int(0)), let y = schedTarget(t, a.int(1)) else { return err(ESRCH) }
     if !mayAttach(t, x.tg) || !mayAttach(t, y.tg) { return err(EPERM) }
-    func order(_ l: AnyObject, _ r: AnyObject) -> Int {
-        let p = UInt(bitPattern: ObjectIdentifier(l).hashValue), q = UInt(bitPattern: ObjectIdentifier(r).hashValue)
+    func order(_ l: AnyObject?, _ r: AnyObject?) -> Int {
+        let p = l.map { UInt(bitPattern: ObjectIdentifier($0).hashValue) } ?? 0
+        let q = r.map { UInt(bitPattern: ObjectIdentifier($0).hashValue) } ?? 0
         return p == q ? 0 : (p < q ? 1 : 2)
     }
+    func held(_ o: Task, _ r: AnyObject) -> AnyObject? { o.exited ? nil : r }
     switch a.int(2) {
     case 0:                                                                   // KCMP_FILE
-        guard let f = x.fds.get(Int32(truncatingIfNeeded: a.a3)), let g = y.fds.get(Int32(truncatingIfNeeded: a.a4)) else { return err(EBADF) }
+        guard !x.exited, !y.exited, let f = x.fds.get(Int32(truncatingIfNeeded: a.a3)),
+              let g = y.fds.get(Int32(truncatingIfNeeded: a.a4)) else { return err(EBADF) }
         return order(f, g)
-    case 1: return order(x.mm, y.mm)                                          // KCMP_VM
-    case 2: return order(x.fds, y.fds)                                        // KCMP_FILES
-    case 3: return order(x.fs, y.fs)                                          // KCMP_FS
+    case 1: return order(held(x, x.mm), held(y, y.mm))                        // KCMP_VM
+    case 2: return order(held(x, x.fds), held(y, y.fds))                      // KCMP_FILES
+    case 3: return order(held(x, x.fs), held(y, y.fs))                        // KCMP_FS
     case 4: return order(x.tg.handlers, y.tg.handlers)                        // KCMP_SIGHAND
-    case 5: return order(x.ioContext, y.ioContext)                            // KCMP_IO
-    case 6: return order(x.semUndo, y.semUndo)                                // KCMP_SYSVSEM
+    case 5: return order(held(x, x.ioContext), held(y, y.ioContext))          // KCMP_IO
+    case 6: return order(held(x, x.semUndo), held(y, y.semUndo))              // KCMP_SYSVSEM
     case 7: return err(EOPNOTSUPP)                                            // KCMP_EPOLL_TFD: not offered
     default: return err(EINVAL)
     }
