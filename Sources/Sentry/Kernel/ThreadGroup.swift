@@ -47,6 +47,10 @@ final class ThreadGroup {
     var membarrierRegistered = false
     /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
     var parentDeathSignal: Int32 = 0
+    /// PR_GET_DUMPABLE (Linux keeps it with the memory map): 1, or 0 after
+    /// PR_SET_DUMPABLE(0) or an exec that changed the effective ids; fork
+    /// copies it.
+    var dumpable: Int32 = 1
     /// The thread of `parent` that made this process (Linux's real_parent
     /// is a thread): its exit fires PR_SET_PDEATHSIG even while the rest
     /// of the parent runs on. Guarded by Kernel.mu.

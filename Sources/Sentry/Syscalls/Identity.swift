@@ -310,8 +310,17 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         t.tg.parentDeathSignal = Int32(a.a1)
         return 0
     case 2: return t.writeI32(a.a1, t.tg.parentDeathSignal) ? 0 : err(EFAULT)   // PR_GET_PDEATHSIG
-    case 3: return 1                        // PR_GET_DUMPABLE
-    case 4: return 0                        // PR_SET_DUMPABLE
+    case 3: return Int(t.tg.dumpable)       // PR_GET_DUMPABLE
+    case 4:                                 // PR_SET_DUMPABLE: SUID_DUMP_ROOT (2) only an exec sets
+        if a.a1 > 1 { return err(EINVAL) }
+        t.tg.dumpable = Int32(a.a1)
+        return 0
+    case 35:                                // PR_SET_MM: Linux's checks, in its order
+        let opt = a.a1
+        if a.a4 != 0 || (a.a3 != 0 && opt != 12 && opt != 14 && opt != 15) { return err(EINVAL) }   // AUXV, MAP, MAP_SIZE
+        if opt == 15 { return t.writeI32(a.a2, 104) ? 0 : err(EFAULT) }   // PR_SET_MM_MAP_SIZE: sizeof(struct prctl_mm_map)
+        if opt != 14 && !t.creds.has(Cap.sysResource) { return err(EPERM) }
+        return err(EINVAL)                  // the memory map's fields are not kept
     case 36: t.tg.subreaper = a.a1 != 0; return 0  // PR_SET_CHILD_SUBREAPER
     case 37: return t.writeI32(a.a1, t.tg.subreaper ? 1 : 0) ? 0 : err(EFAULT)
     case 38:                                // PR_SET_NO_NEW_PRIVS

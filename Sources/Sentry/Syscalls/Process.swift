@@ -214,6 +214,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.rlimits = t.tg.rlimits
         k.timers.setCPULimit(tg)                                            // RLIMIT_CPU counts the child's own time
         tg.comm = t.tg.comm
+        tg.dumpable = t.tg.dumpable
         parent.children.append(tg)
         k.threadGroups[tid] = tg
     }
