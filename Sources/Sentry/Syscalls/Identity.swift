@@ -137,7 +137,14 @@ func registerIdentity(_ t: SyscallTable) {
         return 0
     }
     t[309] = { t, a in                                                        // getcpu
-        if a.a0 != 0 && !t.writeI32(a.a0, 0) { return err(EFAULT) }
+        // The CPU the driver (pinned with its stub, Task.pin) runs on when
+        // the task's affinity allows it, else the first the mask allows:
+        // on Linux a task runs only where its affinity lets it.
+        var c: UInt32 = 0
+        let r = withUnsafeMutablePointer(to: &c) { moat_syscall6(309, Int(bitPattern: $0), 0, 0, 0, 0, 0) }
+        let here = r == 0 ? Int(c) : -1, mask = t.cpuMask
+        let cpu = here >= 0 && here < 64 && mask & (1 << UInt64(here)) != 0 ? here : mask.trailingZeroBitCount
+        if a.a0 != 0 && !t.writeI32(a.a0, Int32(cpu)) { return err(EFAULT) }
         if a.a1 != 0 && !t.writeI32(a.a1, 0) { return err(EFAULT) }
         return 0
     }
