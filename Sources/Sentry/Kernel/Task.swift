@@ -403,6 +403,9 @@ final class Task {
         releaseVfork()
         let last = tg.tasks.isEmpty
         if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
+        // The process's peak resident set, for the parent's wait (stack
+        // space below the red zone is the injected call's buffer).
+        if last && hostAlive && thread.materialize() { _ = sampleMaxRSS(self, scratch: (thread.regs.rsp &- 1024) & ~15) }
         if let v = thread as? KVMThread {
             // No host process to kill: the vCPU goes back to the pool
             // (`thread` stays set: late readers of a dead task see an

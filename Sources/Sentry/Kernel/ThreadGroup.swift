@@ -92,6 +92,11 @@ final class ThreadGroup {
     private var cpuHostPid: pid_t = 0
     var childUtimeNs: Int64 = 0
     var childStimeNs: Int64 = 0
+    /// Peak resident set in KiB (getrusage's ru_maxrss): the process's own,
+    /// sampled when asked and as its last thread leaves (Time.swift's
+    /// sampleMaxRSS), and the largest of its waited-for descendants'.
+    var maxRSSKB: Int64 = 0
+    var childMaxRSSKB: Int64 = 0
 
     init(kernel: Kernel, tgid: Int32, parent: ThreadGroup?, handlers: SignalHandlers) {
         self.kernel = kernel
@@ -153,7 +158,7 @@ final class ThreadGroup {
                 reaper.children.append(c)
                 if c.zombie { reaper.notifyChildEvent(c) }
                 // The pod's init reaps at once (it has no task to wait).
-                if c.zombie && reaper.isPodInit { reaper.reap(c); continue }
+                if c.zombie && reaper.isPodInit { reaper.reap(c, waited: false); continue }
                 // PR_SET_PDEATHSIG: the child learns its parent died.
                 if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
                     c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
@@ -185,7 +190,7 @@ final class ThreadGroup {
             // Auto-reap when the parent ignores SIGCHLD (SA_NOCLDWAIT or SIG_IGN).
             let act = p.handlers.actions[Int(SIGCHLD)]
             if act.handler == 1 || act.flags & UInt64(SA_NOCLDWAIT) != 0 {
-                p.reap(self)
+                p.reap(self, waited: false)
             }
         } else {
             k.threadGroups[tgid] = nil
@@ -280,13 +285,19 @@ final class ThreadGroup {
         return utimeNs
     }
 
-    /// Removes a zombie child for good. Requires: Kernel.mu held.
-    func reap(_ c: ThreadGroup) {
+    /// Removes a zombie child for good. Its usage (and its waited-for
+    /// children's) counts in RUSAGE_CHILDREN only when a wait took it, as
+    /// on Linux: a child reaped because SIGCHLD is ignored adds nothing.
+    /// Requires: Kernel.mu held.
+    func reap(_ c: ThreadGroup, waited: Bool = true) {
         c.reaped = true
         c.exitWaiters.notifyAll()
         children.removeAll { $0 === c }
-        childUtimeNs += c.utimeNs + c.childUtimeNs
-        childStimeNs += c.stimeNs + c.childStimeNs
+        if waited {
+            childUtimeNs += c.utimeNs + c.childUtimeNs
+            childStimeNs += c.stimeNs + c.childStimeNs
+            childMaxRSSKB = max(childMaxRSSKB, c.maxRSSKB, c.childMaxRSSKB)
+        }
         kernel.threadGroups[c.tgid] = nil
         c.exitedLeader = nil                          // (it refers back to c)
     }

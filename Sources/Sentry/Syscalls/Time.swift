@@ -101,10 +101,17 @@ func registerTime(_ t: SyscallTable) {
     t[98] = { t, a in                                                         // getrusage
         let who = a.int(0)
         if who != 0 && who != -1 && who != 1 { return err(EINVAL) }
-        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD: the CPU times.
+        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD: the CPU times and
+        // the peak resident set (the process's for a thread, as Linux's).
         let ns = who == 0 ? t.tg.sampleCPU() : who == -1 ? t.tg.childUtimeNs : { _ = t.tg.sampleCPU(); return t.cpuNs }()
+        let rss: Int64
+        if who == -1 { rss = t.tg.childMaxRSSKB } else {
+            guard let r = sampleMaxRSS(t, scratch: a.a1) else { return err(EFAULT) }
+            rss = r
+        }
         var b = [UInt8](repeating: 0, count: 144)
         put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+        put64(&b, 32, UInt64(rss))
         return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
     }
 }
@@ -247,4 +254,25 @@ func emulateVsyscall(_ t: Task) {
     out.rsp = saved.rsp &+ 8
     t.thread.regs = out
     t.thread.markDirty()
+}
+
+/// The process's peak resident set in KiB (ru_maxrss), sampled now and kept
+/// in ThreadGroup.maxRSSKB. Under ptrace the stub process is the
+/// application's process, so the host's own figure is the answer: an
+/// injected getrusage(RUSAGE_SELF) into `scratch`, 144 writable bytes of
+/// application memory (the caller's rusage buffer, or stack space of a
+/// process that is exiting); nil when the host cannot write there
+/// (EFAULT). Without a stub (KVM) Moat knows no resident set and counts
+/// every mapping as resident, as /proc/PID/statm does. Requires: mu held.
+func sampleMaxRSS(_ t: Task, scratch: UInt64) -> Int64? {
+    var kb: Int64
+    if t.thread.hasStub {
+        let r = t.thread.inject(98 /* getrusage */, 0 /* RUSAGE_SELF */, scratch)
+        if r == -Int(EFAULT) { return nil }
+        kb = r == 0 ? Int64(bitPattern: t.readU64(scratch &+ 32) ?? 0) : 0
+    } else {
+        kb = Int64(t.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } / 1024)
+    }
+    t.tg.maxRSSKB = max(t.tg.maxRSSKB, kb)
+    return t.tg.maxRSSKB
 }
