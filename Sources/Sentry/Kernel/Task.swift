@@ -184,7 +184,7 @@ final class Task {
                 if Log.shared.debug {
                     Log.shared.write("[pid \(tid)] fault: signal \(signo) code \(code) addr 0x\(String(addr, radix: 16)) rip 0x\(String(thread.regs.rip, radix: 16)) \((thread as? KVMThread)?.lastFault ?? "") rsp 0x\(String(thread.regs.rsp, radix: 16)) vmas \(mm.vmas.map { String($0.start, radix: 16) + "-" + String($0.end, radix: 16) + ":\($0.prot)" })")
                 }
-                if signo == SIGSEGV && addr & ~0xfff == vsyscallPage && thread.regs.rip == addr {
+                if signo == SIGSEGV && addr & ~0xfff == vsyscallPage && thread.regs.rip == addr && thread.hasStub {
                     emulateVsyscall(self)
                 } else {
                     forceFault(signo: signo, code: code, addr: addr)

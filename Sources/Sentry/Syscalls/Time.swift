@@ -222,7 +222,10 @@ func cpuClockOf(_ t: Task, _ id: Int32) -> Int64? {
 /// call goes through the ordinary dispatch (the container's seccomp
 /// profile, --strace); one that faults on its pointer kills with SIGSEGV
 /// at the entry point instead of returning EFAULT, as on Linux; otherwise
-/// the result is in rax and the `ret` is emulated. Requires: mu held.
+/// the result is in rax and the `ret` is emulated. Only under ptrace: on
+/// KVM a resume after an emulated call at +0 failed (KVM internal error),
+/// so there a call into the page stays the SIGSEGV it always was.
+/// Requires: mu held.
 func emulateVsyscall(_ t: Task) {
     let saved = t.thread.regs
     let nr: UInt64
