@@ -38,6 +38,7 @@ static pid_t spinner(int kb) {
 }
 
 static volatile pid_t thread_child;
+static int thread_waited;   /* printed by the main thread after the join: one order of lines */
 static void *fork_in_thread(void *arg) {
     int *fds = arg;
     thread_child = fork();
@@ -45,7 +46,7 @@ static void *fork_in_thread(void *arg) {
     char b;
     read(fds[0], &b, 1);   /* the main thread's check first */
     int st;
-    T(waitpid(thread_child, &st, __WNOTHREAD) == thread_child);
+    thread_waited = waitpid(thread_child, &st, __WNOTHREAD) == thread_child;
     return NULL;
 }
 
@@ -64,6 +65,7 @@ static void waits(void) {
     T(waitid(P_PID, thread_child, &si, WEXITED | __WNOTHREAD));
     T(write(fds[1], "x", 1));
     pthread_join(th, NULL);
+    say("the forking thread's waitpid(__WNOTHREAD) took its child: %d", thread_waited);
     close(fds[0]); close(fds[1]);
 
     /* A traced child that exited: its tracer may reap it with __WCLONE. */
