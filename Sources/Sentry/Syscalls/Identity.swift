@@ -190,6 +190,7 @@ func setIDs(_ t: Task, user: Bool, _ kind: SetIDKind, _ r: UInt32, _ e: UInt32, 
     var (nr, ne, ns) = (cr, ce, cs)
     switch kind {
     case .one:
+        if r == none { return err(EINVAL) }                                   // (uid_t)-1 names no user
         if privileged { nr = r; ne = r; ns = r }
         else if r == cr || r == cs { ne = r } else { return err(EPERM) }
     case .re:
