@@ -184,6 +184,7 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
 /// itself, so that it cannot forge a kernel-generated signal to another.
 private func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, claimsKernelOrKill: Bool) {
     var info = SigInfo(signo: sig)
+    info.errno_ = Int32(bitPattern: get32(b, 4))                          // delivered as given, as Linux does
     info.code = Int32(bitPattern: get32(b, 8))
     info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
     return (info, info.code >= 0 || info.code == -6)
