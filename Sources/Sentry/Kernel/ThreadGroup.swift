@@ -332,8 +332,17 @@ final class ThreadGroup {
         if !traced && isIgnored(sig) && !tasks.contains(where: { ($0.sigMask | $0.realBlocked) & sigBit(sig) != 0 }) { return }
         sharedPending.add(sig, info)
         // Wake a thread that can take it; if all block it, wake them all so
-        // that sigtimedwait and signalfd readers see it.
-        if let t = tasks.first(where: { $0.sigMask & sigBit(sig) == 0 }) { t.kick() } else { for t in tasks { t.wake() } }
+        // that sigtimedwait and signalfd readers see it. The CPU-time timers'
+        // signals go to a thread running application code when there is
+        // one: Linux sends them from the tick of the thread that used the
+        // time, which takes them first (so a busy worker, not the main
+        // thread asleep in a join, gets ITIMER_PROF's SIGPROF).
+        let bit = sigBit(sig), cpuTimer = sig == SIGPROF || sig == SIGVTALRM
+        if let t = (cpuTimer ? tasks.first { $0.inApp && $0.sigMask & bit == 0 } : nil) ?? tasks.first(where: { $0.sigMask & bit == 0 }) {
+            t.kick()
+        } else {
+            for t in tasks { t.wake() }
+        }
     }
 
     func isIgnored(_ sig: Int32) -> Bool {
