@@ -128,11 +128,19 @@ int moat_fast_filter_write(void *stub_page) {
 //     a notification or a trap (both take precedence over TRACE), and a
 //     traced stop is one the tracer emulates and skips. Without a tracer the
 //     host returns ENOSYS. So an application call can never run on the host
-//     even if the Sentry resumed a thread the wrong way.
+//     even if the Sentry resumed a thread the wrong way;
+//   - except a call "from" the kernel half (ip 0xffffffff........): the
+//     host's emulation of a call into the legacy vsyscall page, which runs
+//     the filters itself even under PTRACE_SYSEMU. It traps (SIGSYS beats
+//     any layer's notification, so a layer inherited from the parent, whose
+//     listener nobody serves for this thread, never holds it), and the
+//     tracer hands it to the Sentry as the fault it is on Linux without the
+//     host's help (PtraceThread.classify).
 int moat_stub_base_filter(void) {
     static const uint16_t injected[] = {
         SYS_write, SYS_close, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_mremap, SYS_madvise,
         SYS_pause, SYS_clone, SYS_exit, SYS_seccomp, SYS_membarrier, 438 /* pidfd_getfd */,
+        SYS_getrusage,   /* the stub process's peak RSS (Syscalls/Time.swift, sampleMaxRSS) */
     };
     const size_t n = sizeof injected / sizeof injected[0];
     struct sock_filter f[64];
@@ -153,6 +161,9 @@ int moat_stub_base_filter(void) {
     size_t allowAt = i;
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     size_t appAt = i;
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4);
+    f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 1);
+    f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
     f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     stub_page_check_else(f, appAt);
     f[11].jf = (uint8_t)(allowAt - 12);   /* a plain clone: allowed (jt 0: the kill at 12) */

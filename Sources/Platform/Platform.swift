@@ -26,6 +26,11 @@ public typealias Registers = user_regs_struct
 /// The legacy FXSAVE area (x87/SSE state).
 public typealias FPRegisters = user_fpregs_struct
 
+/// Linux's legacy vsyscall page: a call to its gettimeofday, time or getcpu
+/// entry point reaches the kernel as an execute fault at that address
+/// (StopReason.fault), which the Sentry emulates (Syscalls/Time.swift).
+public let vsyscallPage: UInt64 = 0xffff_ffff_ff60_0000
+
 /// Why an application thread stopped running application code.
 public enum StopReason: Equatable {
     /// It executed a syscall instruction. The host did not run it; the

@@ -269,6 +269,18 @@ public final class PtraceThread {
         case SIGSYS:
             if moat_getsiginfo(tid, &savedSig) != 0 { return .gone }
             if moat_siginfo_code(&savedSig) == SYS_SECCOMP_ {
+                let at = moat_siginfo_addr(&savedSig)
+                if at & ~0xfff == vsyscallPage {
+                    // The host's vsyscall emulation ran the filters (the
+                    // base filter traps it) and then emulated the `ret`.
+                    // Undo that: the call stands at its entry point as a
+                    // fault, which the Sentry emulates as Linux would.
+                    regs.rip = at
+                    regs.rsp &-= 8
+                    regs.orig_rax = UInt64.max
+                    dirty = true
+                    return .fault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: at)
+                }
                 // A call outside the fast set, trapped by the filter (not run).
                 skipOnResume = true
                 return .syscall
@@ -462,13 +474,18 @@ public final class PtraceThread {
         return n < 0 ? -Int(moat_errno()) : n
     }
 
-    /// Waits for the (killed) stub thread to be gone and reaps it.
+    /// Waits for the (killed) stub thread to be gone and reaps it. Its fast
+    /// path goes now, not when this object does: a zombie's leader outlives
+    /// its thread (ThreadGroup.exitedLeader), and the host may by then have
+    /// given the tid to another stub thread, whose wake-up registration a
+    /// late deinit would drop.
     public func reap() {
+        defer { dropFastPath() }
         var status: Int32 = 0
         while true {
             let r = waitpid(tid, &status, WALL_)
             if r < 0 { if errno == EINTR { continue }; return }
-            if moat_wifexited(status) != 0 || moat_wifsignaled(status) != 0 { return }
+            if moat_wifexited(status) != 0 || moat_wifsignaled(status) != 0 { break }
             // Still stopped: let it run into its death.
             _ = moat_ptrace(PTRACE_CONT_, tid, 0, 0)
         }
@@ -489,6 +506,7 @@ extension PtraceThread {
         r.orig_rax = UInt64.max
         _ = moat_setregs(tid, &r)
         _ = moat_ptrace(17 /* PTRACE_DETACH */, tid, 0, 0)
+        dropFastPath()                                      // (as reap)
     }
 }
 

@@ -187,7 +187,11 @@ final class Task {
                 if Log.shared.debug {
                     Log.shared.write("[pid \(tid)] fault: signal \(signo) code \(code) addr 0x\(String(addr, radix: 16)) rip 0x\(String(thread.regs.rip, radix: 16)) \((thread as? KVMThread)?.lastFault ?? "") rsp 0x\(String(thread.regs.rsp, radix: 16)) vmas \(mm.vmas.map { String($0.start, radix: 16) + "-" + String($0.end, radix: 16) + ":\($0.prot)" })")
                 }
-                forceFault(signo: signo, code: code, addr: addr)
+                if signo == SIGSEGV && addr & ~0xfff == vsyscallPage && thread.regs.rip == addr && thread.hasStub {
+                    emulateVsyscall(self)
+                } else {
+                    forceFault(signo: signo, code: code, addr: addr)
+                }
             case .interrupted:
                 break
             case .gone:
@@ -265,11 +269,13 @@ final class Task {
     }
 
     /// Sleeps until woken, interrupted or the (CLOCK_MONOTONIC ns) deadline.
-    /// Callers re-check their condition after it returns. Requires: mu held.
-    func block(deadline: Int64?, stopWait: Bool = false) -> BlockResult {
+    /// Callers re-check their condition after it returns. `killable`: only
+    /// an exit interrupts (Linux's TASK_KILLABLE, e.g. a vfork parent's
+    /// wait), a pending signal waits until the sleep ends. Requires: mu held.
+    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false) -> BlockResult {
         if stopWait {
             if exitRequested || tg.exiting || !(tg.stopped || ptraceStopped) { return .woken }
-        } else if interruptPending() { return .interrupted }
+        } else if killable ? (exitRequested || tg.exiting) : interruptPending() { return .interrupted }
         // Credit the CPU time run up to here to the threads that ran it.
         _ = tg.sampleCPU()
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
@@ -282,7 +288,7 @@ final class Task {
         _ = moat_park_wait(parkWord, deadline ?? -1)
         kernel.lock()
         waitMode = .none
-        if !stopWait && interruptPending() { return .interrupted }
+        if !stopWait && (killable ? (exitRequested || tg.exiting) : interruptPending()) { return .interrupted }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
         return .woken
     }
@@ -382,7 +388,10 @@ final class Task {
             tg.exitedCPUNs += cpuNs
         }
         kernel.tasks[tid] = nil
-        if tid == tg.tgid { tg.exitComm = comm }        // a zombie's /proc/PID/stat keeps its name
+        if tid == tg.tgid {
+            tg.exitComm = comm                          // a zombie's /proc/PID/stat keeps its name
+            tg.exitedLeader = self                      // and the sched_* calls still find it
+        }
         tg.tasks.removeAll { $0 === self }
         // The last task of an address space detaches its SysV segments.
         if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
@@ -396,6 +405,10 @@ final class Task {
         }
         releaseVfork()
         let last = tg.tasks.isEmpty
+        if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
+        // The process's peak resident set, for the parent's wait (stack
+        // space below the red zone is the injected call's buffer).
+        if last && hostAlive && thread.materialize() { _ = sampleMaxRSS(self, scratch: (thread.regs.rsp &- 1024) & ~15) }
         if let v = thread as? KVMThread {
             // No host process to kill: the vCPU goes back to the pool
             // (`thread` stays set: late readers of a dead task see an

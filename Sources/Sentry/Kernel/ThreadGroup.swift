@@ -51,6 +51,14 @@ final class ThreadGroup {
     var membarrierRegistered = false
     /// PR_SET_PDEATHSIG (cleared by fork, as in Linux).
     var parentDeathSignal: Int32 = 0
+    /// PR_GET_DUMPABLE (Linux keeps it with the memory map): 1, or 0 after
+    /// PR_SET_DUMPABLE(0) or an exec that changed the effective ids; fork
+    /// copies it.
+    var dumpable: Int32 = 1
+    /// The thread of `parent` that made this process (Linux's real_parent
+    /// is a thread): its exit fires PR_SET_PDEATHSIG even while the rest
+    /// of the parent runs on. Guarded by Kernel.mu.
+    weak var parentThread: Task?
     var comm: [UInt8] = []
     /// Whether the process has run execve (setpgid on such a child is EACCES).
     var didExec = false
@@ -65,6 +73,10 @@ final class ThreadGroup {
     var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []
+    /// The leader once it has left, until the group is reaped: Linux keeps
+    /// a zombie leader in its pid table, and the sched_* calls answer for
+    /// it (Syscalls/Identity.swift's schedTarget). Dropped with the group.
+    var exitedLeader: Task?
     /// /proc/PID/cmdline of a group with no task: the pod's init (PidNamespaces.swift).
     var fixedCmdline: [UInt8]? = nil
     var isPodInit: Bool { fixedCmdline != nil }
@@ -84,6 +96,11 @@ final class ThreadGroup {
     private var cpuHostPid: pid_t = 0
     var childUtimeNs: Int64 = 0
     var childStimeNs: Int64 = 0
+    /// Peak resident set in KiB (getrusage's ru_maxrss): the process's own,
+    /// sampled when asked and as its last thread leaves (Time.swift's
+    /// sampleMaxRSS), and the largest of its waited-for descendants'.
+    var maxRSSKB: Int64 = 0
+    var childMaxRSSKB: Int64 = 0
 
     init(kernel: Kernel, tgid: Int32, parent: ThreadGroup?, handlers: SignalHandlers) {
         self.kernel = kernel
@@ -141,10 +158,11 @@ final class ThreadGroup {
         if let reaper = findReaper(), reaper !== self {
             for c in children {
                 c.parent = reaper
+                c.parentThread = reaper.tasks.first { !$0.exited }
                 reaper.children.append(c)
                 if c.zombie { reaper.notifyChildEvent(c) }
                 // The pod's init reaps at once (it has no task to wait).
-                if c.zombie && reaper.isPodInit { reaper.reap(c); continue }
+                if c.zombie && reaper.isPodInit { reaper.reap(c, waited: false); continue }
                 // PR_SET_PDEATHSIG: the child learns its parent died.
                 if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
                     c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
@@ -155,7 +173,7 @@ final class ThreadGroup {
             // exit, as the processes `exec` adds are.
             for c in children {
                 c.parent = nil
-                if c.zombie { k.threadGroups[c.tgid] = nil }
+                if c.zombie { k.threadGroups[c.tgid] = nil; c.exitedLeader = nil }
             }
         }
         children.removeAll()
@@ -176,10 +194,25 @@ final class ThreadGroup {
             // Auto-reap when the parent ignores SIGCHLD (SA_NOCLDWAIT or SIG_IGN).
             let act = p.handlers.actions[Int(SIGCHLD)]
             if act.handler == 1 || act.flags & UInt64(SA_NOCLDWAIT) != 0 {
-                p.reap(self)
+                p.reap(self, waited: false)
             }
         } else {
             k.threadGroups[tgid] = nil
+            exitedLeader = nil
+        }
+    }
+
+    /// A thread of this group has left while others run on: the children
+    /// it made now belong to a thread still alive, and each that asked for
+    /// PR_SET_PDEATHSIG gets its signal, as Linux's forget_original_parent
+    /// does on every thread's exit. Requires: Kernel.mu held.
+    func parentThreadLeft(_ gone: Task) {
+        guard let heir = tasks.first(where: { !$0.exited && $0 !== gone }) else { return }
+        for c in children where c.parentThread === gone {
+            c.parentThread = heir
+            if c.parentDeathSignal != 0 && !c.zombie && !c.exiting {
+                c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
+            }
         }
     }
 
@@ -256,14 +289,21 @@ final class ThreadGroup {
         return utimeNs
     }
 
-    /// Removes a zombie child for good. Requires: Kernel.mu held.
-    func reap(_ c: ThreadGroup) {
+    /// Removes a zombie child for good. Its usage (and its waited-for
+    /// children's) counts in RUSAGE_CHILDREN only when a wait took it, as
+    /// on Linux: a child reaped because SIGCHLD is ignored adds nothing.
+    /// Requires: Kernel.mu held.
+    func reap(_ c: ThreadGroup, waited: Bool = true) {
         c.reaped = true
         c.exitWaiters.notifyAll()
         children.removeAll { $0 === c }
-        childUtimeNs += c.utimeNs + c.childUtimeNs
-        childStimeNs += c.stimeNs + c.childStimeNs
+        if waited {
+            childUtimeNs += c.utimeNs + c.childUtimeNs
+            childStimeNs += c.stimeNs + c.childStimeNs
+            childMaxRSSKB = max(childMaxRSSKB, c.maxRSSKB, c.childMaxRSSKB)
+        }
         kernel.threadGroups[c.tgid] = nil
+        c.exitedLeader = nil                          // (it refers back to c)
     }
 
     /// Sends a process-directed signal. Requires: Kernel.mu held.
@@ -296,8 +336,17 @@ final class ThreadGroup {
         if !traced && isIgnored(sig) && !tasks.contains(where: { ($0.sigMask | $0.realBlocked) & sigBit(sig) != 0 }) { return }
         sharedPending.add(sig, info)
         // Wake a thread that can take it; if all block it, wake them all so
-        // that sigtimedwait and signalfd readers see it.
-        if let t = tasks.first(where: { $0.sigMask & sigBit(sig) == 0 }) { t.kick() } else { for t in tasks { t.wake() } }
+        // that sigtimedwait and signalfd readers see it. The CPU-time timers'
+        // signals go to a thread running application code when there is
+        // one: Linux sends them from the tick of the thread that used the
+        // time, which takes them first (so a busy worker, not the main
+        // thread asleep in a join, gets ITIMER_PROF's SIGPROF).
+        let bit = sigBit(sig), cpuTimer = sig == SIGPROF || sig == SIGVTALRM
+        if let t = (cpuTimer ? tasks.first { $0.inApp && $0.sigMask & bit == 0 } : nil) ?? tasks.first(where: { $0.sigMask & bit == 0 }) {
+            t.kick()
+        } else {
+            for t in tasks { t.wake() }
+        }
     }
 
     func isIgnored(_ sig: Int32) -> Bool {

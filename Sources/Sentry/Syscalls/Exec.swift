@@ -204,6 +204,9 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     t.comm = Array(base.prefix(15))
     t.tg.comm = t.comm
     t.tg.didExec = true
+    // Dumpable again, unless the effective ids differ from the real ones
+    // (suid_dumpable's default, 0, as Linux's begin_new_exec decides).
+    t.tg.dumpable = c.euid == c.uid && c.egid == c.gid ? 1 : 0
     t.releaseVfork()
     return 0
 }

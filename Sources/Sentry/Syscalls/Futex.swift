@@ -8,13 +8,17 @@ final class FutexTable {
     /// A private futex is (address space, address); a shared one in a
     /// MAP_SHARED mapping is (shared object, offset), so that processes
     /// mapping the same memory meet on the same key.
-    struct Key: Hashable { let space: UInt64; let addr: UInt64 }
+    /// `sharedOp`: a shared (not FUTEX_PRIVATE_FLAG) operation on private
+    /// memory. Linux keys it apart from a private one on the same word
+    /// (FUT_OFF_MMSHARED), so a private waiter never hears a shared wake
+    /// and the other way round.
+    struct Key: Hashable { let space: UInt64; let addr: UInt64; var sharedOp = false }
 
     static func key(_ t: Task, _ addr: UInt64, shared: Bool) -> Key {
         if shared, let v = t.mm.vma(containing: addr), v.shareID != 0 {
             return Key(space: v.shareID, addr: addr - v.start + v.offset)
         }
-        return Key(space: t.mm.id, addr: addr)
+        return Key(space: t.mm.id, addr: addr, sharedOp: shared)
     }
     var waiters: [Key: [(Task, UInt32)]] = [:]
     var woken = Set<ObjectIdentifier>()
@@ -89,7 +93,9 @@ func registerFutex(_ t: SyscallTable) {
             let bitset = op == 10 ? a.uint(5) : 0xffff_ffff
             let key = FutexTable.key(t, addr, shared: shared)
             let before = tab.waiters[key]?.count ?? 0
-            futexWake(t, key: key, count: Int(max(0, a.int(2))), bitset: bitset)
+            // Linux counts a waiter woken before it compares with the count,
+            // so a count of 0 or less still wakes one.
+            futexWake(t, key: key, count: Int(max(1, a.int(2))), bitset: bitset)
             return before - (tab.waiters[key]?.count ?? 0)
         case 3, 4: // FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
             let addr2 = a.a4

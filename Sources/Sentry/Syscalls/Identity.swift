@@ -137,7 +137,14 @@ func registerIdentity(_ t: SyscallTable) {
         return 0
     }
     t[309] = { t, a in                                                        // getcpu
-        if a.a0 != 0 && !t.writeI32(a.a0, 0) { return err(EFAULT) }
+        // The CPU the driver (pinned with its stub, Task.pin) runs on when
+        // the task's affinity allows it, else the first the mask allows:
+        // on Linux a task runs only where its affinity lets it.
+        var c: UInt32 = 0
+        let r = withUnsafeMutablePointer(to: &c) { moat_syscall6(309, Int(bitPattern: $0), 0, 0, 0, 0, 0) }
+        let here = r == 0 ? Int(c) : -1, mask = t.cpuMask
+        let cpu = here >= 0 && here < 64 && mask & (1 << UInt64(here)) != 0 ? here : mask.trailingZeroBitCount
+        if a.a0 != 0 && !t.writeI32(a.a0, Int32(cpu)) { return err(EFAULT) }
         if a.a1 != 0 && !t.writeI32(a.a1, 0) { return err(EFAULT) }
         return 0
     }
@@ -183,6 +190,7 @@ func setIDs(_ t: Task, user: Bool, _ kind: SetIDKind, _ r: UInt32, _ e: UInt32, 
     var (nr, ne, ns) = (cr, ce, cs)
     switch kind {
     case .one:
+        if r == none { return err(EINVAL) }                                   // (uid_t)-1 names no user
         if privileged { nr = r; ne = r; ns = r }
         else if r == cr || r == cs { ne = r } else { return err(EPERM) }
     case .re:
@@ -310,8 +318,17 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         t.tg.parentDeathSignal = Int32(a.a1)
         return 0
     case 2: return t.writeI32(a.a1, t.tg.parentDeathSignal) ? 0 : err(EFAULT)   // PR_GET_PDEATHSIG
-    case 3: return 1                        // PR_GET_DUMPABLE
-    case 4: return 0                        // PR_SET_DUMPABLE
+    case 3: return Int(t.tg.dumpable)       // PR_GET_DUMPABLE
+    case 4:                                 // PR_SET_DUMPABLE: SUID_DUMP_ROOT (2) only an exec sets
+        if a.a1 > 1 { return err(EINVAL) }
+        t.tg.dumpable = Int32(a.a1)
+        return 0
+    case 35:                                // PR_SET_MM: Linux's checks, in its order
+        let opt = a.a1
+        if a.a4 != 0 || (a.a3 != 0 && opt != 12 && opt != 14 && opt != 15) { return err(EINVAL) }   // AUXV, MAP, MAP_SIZE
+        if opt == 15 { return t.writeI32(a.a2, 104) ? 0 : err(EFAULT) }   // PR_SET_MM_MAP_SIZE: sizeof(struct prctl_mm_map)
+        if opt != 14 && !t.creds.has(Cap.sysResource) { return err(EPERM) }
+        return err(EINVAL)                  // the memory map's fields are not kept
     case 36: t.tg.subreaper = a.a1 != 0; return 0  // PR_SET_CHILD_SUBREAPER
     case 37: return t.writeI32(a.a1, t.tg.subreaper ? 1 : 0) ? 0 : err(EFAULT)
     case 38:                                // PR_SET_NO_NEW_PRIVS
@@ -378,29 +395,37 @@ let onlineCPUMask: UInt64 = {
 }()
 
 /// The thread a pid argument of the sched_* calls and kcmp names: 0 is
-/// the caller, else a thread id of a task that has not exited (nil: ESRCH).
+/// the caller, else a thread id of a task that has not exited, or the
+/// leader of a process that has exited and is not yet reaped: Linux finds
+/// it until the parent's wait releases it, so sched_getscheduler on a
+/// child that just exited answers (nil: ESRCH).
+/// Its memory and files are gone (`exited`): a caller that needs them
+/// checks (kcmp).
 func schedTarget(_ t: Task, _ pid: Int32) -> Task? {
     if pid < 0 { return nil }
     if pid == 0 { return t }
-    guard let x = t.kernel.task(pid, by: t), !x.exited else { return nil }
-    return x
+    if let x = t.kernel.task(pid, by: t), !x.exited { return x }
+    return t.kernel.group(pid, by: t)?.exitedLeader
 }
 
 /// The tasks getpriority/setpriority name: PRIO_PROCESS (a thread id; 0:
 /// the caller), PRIO_PGRP (a process group; 0: the caller's), PRIO_USER (a
 /// uid; 0: the caller's). EINVAL for another `which`, ESRCH when none match.
+/// A process that has exited and is not yet reaped still counts by its
+/// leader, as on Linux (schedTarget).
 func priorityTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[Task], Errno> {
     let k = t.kernel
     var out: [Task] = []
+    func members(_ g: ThreadGroup) -> [Task] { g.zombie ? (g.exitedLeader.map { [$0] } ?? []) : g.tasks }
     switch which {
     case 0:
-        if who == 0 { out = [t] } else if let x = k.task(who, by: t), !x.exited { out = [x] }
+        if let x = schedTarget(t, who) { out = [x] }
     case 1:
         let pg = who == 0 ? t.tg.pgid : t.gpid(who)
-        for g in k.threadGroups.values where g.pgid == pg && !g.zombie && k.sees(t, g) { out += g.tasks }
+        for g in k.threadGroups.values where g.pgid == pg && k.sees(t, g) { out += members(g) }
     case 2:
         let uid = who == 0 ? t.creds.uid : UInt32(bitPattern: who)
-        for g in k.threadGroups.values where !g.zombie && k.sees(t, g) { out += g.tasks.filter { $0.creds.uid == uid } }
+        for g in k.threadGroups.values where k.sees(t, g) { out += members(g).filter { $0.creds.uid == uid } }
     default: return .failure(Errno(EINVAL))
     }
     return out.isEmpty ? .failure(Errno(ESRCH)) : .success(out)

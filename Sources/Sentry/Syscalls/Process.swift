@@ -206,6 +206,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         }
         let parent = flags & CLONE_PARENT_ != 0 ? (t.tg.parent ?? t.tg) : t.tg
         tg = ThreadGroup(kernel: k, tgid: tid, parent: parent, handlers: handlers)
+        tg.parentThread = parent === t.tg ? t : t.tg.parentThread
         tg.exitSignal = exitSig
         tg.pgid = t.tg.pgid
         tg.sid = t.tg.sid
@@ -213,6 +214,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.rlimits = t.tg.rlimits
         k.timers.setCPULimit(tg)                                            // RLIMIT_CPU counts the child's own time
         tg.comm = t.tg.comm
+        tg.dumpable = t.tg.dumpable
         parent.children.append(tg)
         k.threadGroups[tid] = tg
     }
@@ -263,9 +265,12 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
     child.startDriver(on: driver)
     if flags & CLONE_VFORK_ != 0 {
+        // Linux's vfork wait is killable only: a signal that arrives
+        // meanwhile (the SIGCHLD of another child) stays pending until
+        // the child execs or exits. Waking on it would spin here with mu
+        // held, and the child could never run to release us.
         while !child.vforkDone {
-            if t.block(deadline: nil) == .interrupted && t.exitRequested { break }
-            if t.tg.exiting { break }
+            if t.block(deadline: nil, killable: true) == .interrupted { break }
         }
     }
     return Int(t.vpid(tid))
@@ -273,15 +278,35 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
 
 // MARK: - wait
 
+private let WNOTHREAD_: Int32 = 0x20000000, WALL_: Int32 = 0x40000000, WCLONE_ = Int32(bitPattern: 0x80000000)
+
 /// Finds a child matching `pid` per wait4's rules.
 private func matches(_ t: Task, _ c: ThreadGroup, _ pid: Int32, _ options: Int32) -> Bool {
     if pid > 0 { if c.tgid != pid { return false } }
     else if pid == 0 { if c.pgid != t.tg.pgid { return false } }
     else if pid < -1 { if c.pgid != -pid { return false } }
-    // __WCLONE / __WALL: which children by exit signal.
-    let wall = options & 0x40000000 != 0, wclone = options & Int32(bitPattern: 0x80000000) != 0
-    if !wall { if wclone != (c.exitSignal != SIGCHLD) { return false } }
+    // __WNOTHREAD: only the children this thread made.
+    if options & WNOTHREAD_ != 0 && c.parentThread !== t { return false }
+    // __WCLONE / __WALL: which children by exit signal; a child this
+    // group traces is always eligible (Linux >= 4.7), zombie or not.
+    let wall = options & WALL_ != 0, wclone = options & WCLONE_ != 0
+    if !wall && wclone != (c.exitSignal != SIGCHLD) {
+        let traced = c.tasks.contains { $0.ptrace?.tracer === t.tg } || c.exitedLeader?.ptrace?.tracer === t.tg
+        if !traced { return false }
+    }
     return true
+}
+
+/// A waited-for child's struct rusage (wait4, waitid's fifth argument):
+/// its CPU times and peak resident set with those of its own waited-for
+/// children, as Linux's RUSAGE_BOTH; the other fields are zero.
+private func childRusage(_ c: ThreadGroup) -> [UInt8] {
+    var b = [UInt8](repeating: 0, count: 144)
+    let u = c.utimeNs + c.childUtimeNs, s = c.stimeNs + c.childStimeNs
+    put64(&b, 0, UInt64(u / 1_000_000_000)); put64(&b, 8, UInt64(u % 1_000_000_000 / 1000))
+    put64(&b, 16, UInt64(s / 1_000_000_000)); put64(&b, 24, UInt64(s % 1_000_000_000 / 1000))
+    put64(&b, 32, UInt64(max(c.maxRSSKB, c.childMaxRSSKB)))
+    return b
 }
 
 enum WaitEvent { case exited, stopped, continued, traced(Int32) }
@@ -341,7 +366,7 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
 }
 
 func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rusage: UInt64) -> Int {
-    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | Int32(bitPattern: 0x80000000) | 0x20000000) != 0 { return err(EINVAL) }
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WALL_ | WCLONE_ | WNOTHREAD_) != 0 { return err(EINVAL) }
     if pid == Int32.min { return err(ESRCH) }
     switch waitForChild(t, pid: pid, options: options, exited: true, stopped: options & WUNTRACED != 0,
                         continued: options & WCONTINUED != 0, consume: true) {
@@ -356,7 +381,7 @@ func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rus
         case .traced(let sig): ws = (sig << 8) | 0x7f
         }
         if status != 0 && !t.writeI32(status, ws) { return err(EFAULT) }
-        if rusage != 0 { _ = t.copyOut(rusage, [UInt8](repeating: 0, count: 144)) }
+        if rusage != 0 && !t.copyOut(rusage, childRusage(c)) { return err(EFAULT) }
         return Int(t.vpid(c.tgid))
     }
 }
@@ -364,6 +389,7 @@ func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rus
 func sysWaitid(_ t: Task, _ a: Args) -> Int {
     let idtype = a.int(0), id = a.int(1), options = a.int(3)
     let WEXITED_: Int32 = 4, WSTOPPED_: Int32 = 2, WNOWAIT_: Int32 = 0x01000000
+    if options & ~(WNOHANG | WNOWAIT_ | WEXITED_ | WSTOPPED_ | WCONTINUED | WNOTHREAD_ | WCLONE_ | WALL_) != 0 { return err(EINVAL) }
     if options & (WEXITED_ | WSTOPPED_ | WCONTINUED) == 0 { return err(EINVAL) }
     var pid: Int32, nonblockingPidfd = false
     switch idtype {
@@ -397,6 +423,7 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
         case .traced(let sig): info.code = 4; info.status = sig   // CLD_TRAPPED
         }
         if a.a2 != 0 && !t.copyOut(a.a2, info.bytes()) { return err(EFAULT) }
+        if a.a4 != 0 && !t.copyOut(a.a4, childRusage(c)) { return err(EFAULT) }
         return 0
     }
 }
@@ -466,23 +493,30 @@ final class KcmpToken {}
 /// kcmp(pid1, pid2, type, idx1, idx2): whether two tasks share a resource:
 /// 0 the same, 1 or 2 an order between different ones (by the Sentry
 /// objects' addresses), needing ptrace read access to both (EPERM).
+/// A zombie's leader is found (schedTarget) but, as on Linux, has let go
+/// of its memory, files, fs context, I/O context and undo list at exit:
+/// those compare as none (two zombies' are the same), and it has no file
+/// to compare (EBADF); its signal handlers stay with the process.
 func sysKcmp(_ t: Task, _ a: Args) -> Int {
     guard let x = schedTarget(t, a.int(0)), let y = schedTarget(t, a.int(1)) else { return err(ESRCH) }
     if !mayAttach(t, x.tg) || !mayAttach(t, y.tg) { return err(EPERM) }
-    func order(_ l: AnyObject, _ r: AnyObject) -> Int {
-        let p = UInt(bitPattern: ObjectIdentifier(l).hashValue), q = UInt(bitPattern: ObjectIdentifier(r).hashValue)
+    func order(_ l: AnyObject?, _ r: AnyObject?) -> Int {
+        let p = l.map { UInt(bitPattern: ObjectIdentifier($0).hashValue) } ?? 0
+        let q = r.map { UInt(bitPattern: ObjectIdentifier($0).hashValue) } ?? 0
         return p == q ? 0 : (p < q ? 1 : 2)
     }
+    func held(_ o: Task, _ r: AnyObject) -> AnyObject? { o.exited ? nil : r }
     switch a.int(2) {
     case 0:                                                                   // KCMP_FILE
-        guard let f = x.fds.get(Int32(truncatingIfNeeded: a.a3)), let g = y.fds.get(Int32(truncatingIfNeeded: a.a4)) else { return err(EBADF) }
+        guard !x.exited, !y.exited, let f = x.fds.get(Int32(truncatingIfNeeded: a.a3)),
+              let g = y.fds.get(Int32(truncatingIfNeeded: a.a4)) else { return err(EBADF) }
         return order(f, g)
-    case 1: return order(x.mm, y.mm)                                          // KCMP_VM
-    case 2: return order(x.fds, y.fds)                                        // KCMP_FILES
-    case 3: return order(x.fs, y.fs)                                          // KCMP_FS
+    case 1: return order(held(x, x.mm), held(y, y.mm))                        // KCMP_VM
+    case 2: return order(held(x, x.fds), held(y, y.fds))                      // KCMP_FILES
+    case 3: return order(held(x, x.fs), held(y, y.fs))                        // KCMP_FS
     case 4: return order(x.tg.handlers, y.tg.handlers)                        // KCMP_SIGHAND
-    case 5: return order(x.ioContext, y.ioContext)                            // KCMP_IO
-    case 6: return order(x.semUndo, y.semUndo)                                // KCMP_SYSVSEM
+    case 5: return order(held(x, x.ioContext), held(y, y.ioContext))          // KCMP_IO
+    case 6: return order(held(x, x.semUndo), held(y, y.semUndo))              // KCMP_SYSVSEM
     case 7: return err(EOPNOTSUPP)                                            // KCMP_EPOLL_TFD: not offered
     default: return err(EINVAL)
     }

@@ -89,23 +89,27 @@ func registerSignal(_ t: SyscallTable) {
         }
     }
     t[131] = { t, a in                                                        // sigaltstack
-        if a.a1 != 0 {
-            var b = [UInt8](repeating: 0, count: 24)
-            put64(&b, 0, t.altStackSP)
-            let onStack = t.altStackSize > 0 && t.thread.regs.rsp > t.altStackSP && t.thread.regs.rsp <= t.altStackSP &+ t.altStackSize
-            put32(&b, 8, onStack ? 1 : t.altStackFlags)
-            put64(&b, 16, t.altStackSize)
-            if !t.copyOut(a.a1, b) { return err(EFAULT) }
-        }
+        // Linux's order: the new stack is read (EFAULT), checked (EPERM
+        // while running on the current one, then EINVAL, ENOMEM), and the
+        // old one is written only when that succeeded.
+        let onStack = t.altStackSize > 0 && t.thread.regs.rsp > t.altStackSP && t.thread.regs.rsp <= t.altStackSP &+ t.altStackSize
+        var old = [UInt8](repeating: 0, count: 24)
+        put64(&old, 0, t.altStackSP)
+        put32(&old, 8, onStack ? 1 : t.altStackFlags)
+        put64(&old, 16, t.altStackSize)
         if a.a0 != 0 {
             guard let b = t.copyIn(a.a0, 24) else { return err(EFAULT) }
+            if onStack { return err(EPERM) }
             let flags = Int32(bitPattern: get32(b, 8))
-            if flags & ~(SS_DISABLE | Int32(bitPattern: 0x80000000)) != 0 { return err(EINVAL) }
-            if flags & SS_DISABLE != 0 { t.altStackSP = 0; t.altStackSize = 0; t.altStackFlags = SS_DISABLE; return 0 }
-            let size = get64(b, 16)
-            if size < 2048 { return err(ENOMEM) }
-            t.altStackSP = get64(b, 0); t.altStackSize = size; t.altStackFlags = 0
+            let mode = flags & ~Int32(bitPattern: 0x80000000)                // less SS_AUTODISARM
+            if mode != 0 && mode != 1 /* SS_ONSTACK: as 0 */ && mode != SS_DISABLE { return err(EINVAL) }
+            if mode == SS_DISABLE { t.altStackSP = 0; t.altStackSize = 0; t.altStackFlags = SS_DISABLE } else {
+                let size = get64(b, 16)
+                if size < 2048 { return err(ENOMEM) }
+                t.altStackSP = get64(b, 0); t.altStackSize = size; t.altStackFlags = 0
+            }
         }
+        if a.a1 != 0 && !t.copyOut(a.a1, old) { return err(EFAULT) }
         return 0
     }
     // Pids named are the caller's pid namespace's (Kernel/PidNamespaces.swift).
@@ -180,6 +184,7 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
 /// itself, so that it cannot forge a kernel-generated signal to another.
 private func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, claimsKernelOrKill: Bool) {
     var info = SigInfo(signo: sig)
+    info.errno_ = Int32(bitPattern: get32(b, 4))                          // delivered as given, as Linux does
     info.code = Int32(bitPattern: get32(b, 8))
     info.pid = Int32(bitPattern: get32(b, 16)); info.uid = get32(b, 20); info.value = get64(b, 24)
     return (info, info.code >= 0 || info.code == -6)

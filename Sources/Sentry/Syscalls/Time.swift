@@ -2,6 +2,7 @@
 
 import CMoat
 import Glibc
+import Platform
 
 func registerTime(_ t: SyscallTable) {
     t[228] = { t, a in                                                        // clock_gettime
@@ -100,10 +101,17 @@ func registerTime(_ t: SyscallTable) {
     t[98] = { t, a in                                                         // getrusage
         let who = a.int(0)
         if who != 0 && who != -1 && who != 1 { return err(EINVAL) }
-        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD: the CPU times.
+        // RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD: the CPU times and
+        // the peak resident set (the process's for a thread, as Linux's).
         let ns = who == 0 ? t.tg.sampleCPU() : who == -1 ? t.tg.childUtimeNs : { _ = t.tg.sampleCPU(); return t.cpuNs }()
+        let rss: Int64
+        if who == -1 { rss = t.tg.childMaxRSSKB } else {
+            guard let r = sampleMaxRSS(t, scratch: a.a1) else { return err(EFAULT) }
+            rss = r
+        }
         var b = [UInt8](repeating: 0, count: 144)
         put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+        put64(&b, 32, UInt64(rss))
         return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
     }
 }
@@ -203,4 +211,71 @@ func cpuClockOf(_ t: Task, _ id: Int32) -> Int64? {
     let tg = pid == 0 ? t.tg : t.kernel.group(pid, by: t)
     guard let g = tg, !g.reaped else { return nil }
     return g.sampleCPU()
+}
+
+/// A call into Linux's legacy vsyscall page (an old static binary's, or a
+/// Go runtime's <= 1.2, time or gettimeofday), which the platform reports
+/// as an execute fault at the entry point with the registers of the call:
+/// emulated as Linux's "xonly" vsyscall mode does it. The entry points are
+/// gettimeofday (+0), time (+0x400) and getcpu (+0x800); anything else in
+/// the page, or a return address that cannot be read, is a SIGSEGV. The
+/// call goes through the ordinary dispatch (the container's seccomp
+/// profile, --strace); one that faults on its pointer kills with SIGSEGV
+/// at the entry point instead of returning EFAULT, as on Linux; otherwise
+/// the result is in rax and the `ret` is emulated. Only under ptrace: on
+/// KVM a resume after an emulated call at +0 failed (KVM internal error),
+/// so there a call into the page stays the SIGSEGV it always was.
+/// Requires: mu held.
+func emulateVsyscall(_ t: Task) {
+    let saved = t.thread.regs
+    let nr: UInt64
+    switch saved.rip &- vsyscallPage {
+    case 0: nr = 96            // gettimeofday
+    case 0x400: nr = 201       // time
+    case 0x800: nr = 309       // getcpu (its cache argument is not passed)
+    default: t.forceFault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: 0); return
+    }
+    guard let caller = t.readU64(saved.rsp) else {
+        t.forceFault(signo: SIGSEGV, code: 0x80 /* SI_KERNEL */, addr: 0); return
+    }
+    var regs = saved
+    regs.orig_rax = nr
+    if nr == 309 { regs.rdx = 0 }
+    t.thread.regs = regs
+    dispatchSyscall(t)
+    var out = t.thread.regs
+    if Int64(bitPattern: out.rax) == -Int64(EFAULT) {
+        // The bad pointer (the first one given, when it is not clear which).
+        t.thread.regs = saved
+        t.thread.markDirty()
+        t.forceFault(signo: SIGSEGV, code: 1 /* SEGV_MAPERR */, addr: saved.rdi != 0 ? saved.rdi : saved.rsi)
+        return
+    }
+    out.rdx = saved.rdx
+    out.orig_rax = UInt64.max
+    out.rip = caller
+    out.rsp = saved.rsp &+ 8
+    t.thread.regs = out
+    t.thread.markDirty()
+}
+
+/// The process's peak resident set in KiB (ru_maxrss), sampled now and kept
+/// in ThreadGroup.maxRSSKB. Under ptrace the stub process is the
+/// application's process, so the host's own figure is the answer: an
+/// injected getrusage(RUSAGE_SELF) into `scratch`, 144 writable bytes of
+/// application memory (the caller's rusage buffer, or stack space of a
+/// process that is exiting); nil when the host cannot write there
+/// (EFAULT). Without a stub (KVM) Moat knows no resident set and counts
+/// every mapping as resident, as /proc/PID/statm does. Requires: mu held.
+func sampleMaxRSS(_ t: Task, scratch: UInt64) -> Int64? {
+    var kb: Int64
+    if t.thread.hasStub {
+        let r = t.thread.inject(98 /* getrusage */, 0 /* RUSAGE_SELF */, scratch)
+        if r == -Int(EFAULT) { return nil }
+        kb = r == 0 ? Int64(bitPattern: t.readU64(scratch &+ 32) ?? 0) : 0
+    } else {
+        kb = Int64(t.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } / 1024)
+    }
+    t.tg.maxRSSKB = max(t.tg.maxRSSKB, kb)
+    return t.tg.maxRSSKB
 }
