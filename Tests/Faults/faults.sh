@@ -114,8 +114,11 @@ alive() {
     done
     echo "${left[@]}"
 }
-# Role of a pid inside a sandbox: launcher, gofer, sentry, stub, app. A
-# stub is any child of a Sentry (its cmdline is the Sentry's, or empty).
+# Role of a pid inside a sandbox: launcher, gofer, zygote, sentry, stub, app.
+# A stub is any child of a Sentry (its cmdline is the Sentry's, or empty). A
+# pod's Gofer zygote (`moat gofer --zygote`) is not a container's Gofer:
+# killing it ends no container (the Gofers it forked live on), so it is never
+# the "gofer" victim whose container must end.
 arg1() { { tr '\0' '\n' < "/proc/$1/cmdline"; } 2>/dev/null | sed -n 2p; }
 ppid_of() { awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$1/stat" 2>/dev/null; }
 role() {
@@ -123,7 +126,7 @@ role() {
     if [ -n "$pp" ] && [ "$(arg1 "$pp")" = sentry ] && [ "$(arg1 "$(ppid_of "$pp")")" != sentry ]; then echo stub; return; fi
     case "$(arg1 "$1")" in
         sentry) echo sentry ;;
-        gofer) echo gofer ;;
+        gofer) if tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -- ' --zygote'; then echo zygote; else echo gofer; fi ;;
         run|create|start) echo launcher ;;
         *) echo app ;;
     esac
