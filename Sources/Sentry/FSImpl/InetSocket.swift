@@ -563,11 +563,7 @@ final class InetSocketFD: FileDescription {
         guard let len = t.readI32(lenAddr) else { return err(EFAULT) }
         if len < 0 { return err(EINVAL) }
         if level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD) {
-            let ns = max(0, name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs)
-            var b = [UInt8](repeating: 0, count: 16)
-            put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
-            let n = min(Int(len), 16)
-            return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
+            return copyOutSocketTimeout(t, name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs, addr: addr, lenAddr: lenAddr, len: len)
         }
         if level == IPPROTO_TCP_ && name == 13, let c = congestion {
             // The recorded TCP_CONGESTION (setsockopt): its name, zero-filled to TCP_CA_NAME_MAX.
@@ -700,4 +696,15 @@ func encodeControl(_ msgs: [Cmsg]) -> [UInt8] {
         while out.count % 8 != 0 { out.append(0) }
     }
     return out
+}
+
+/// getsockopt of SO_RCVTIMEO/SO_SNDTIMEO (old struct timeval) for the sockets
+/// that keep their timeouts in the Sentry (inet, netlink): a negative timeout
+/// reads as 0, the struct cut to the caller's length.
+func copyOutSocketTimeout(_ t: Task, _ timeoutNs: Int64, addr: UInt64, lenAddr: UInt64, len: Int32) -> Int {
+    let ns = max(0, timeoutNs)
+    var b = [UInt8](repeating: 0, count: 16)
+    put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
+    let n = min(Int(len), 16)
+    return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
 }

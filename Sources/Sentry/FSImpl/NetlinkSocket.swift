@@ -187,11 +187,7 @@ final class NetlinkSocketFD: FileDescription {
         guard let len = t.readI32(lenAddr) else { return err(EFAULT) }
         if len < 0 { return err(EINVAL) }
         if level == SOL_SOCKET && (name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD) {
-            let ns = max(0, name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs)
-            var b = [UInt8](repeating: 0, count: 16)
-            put64(&b, 0, UInt64(ns / 1_000_000_000)); put64(&b, 8, UInt64(ns % 1_000_000_000 / 1000))
-            let n = min(Int(len), 16)
-            return t.copyOut(addr, Array(b.prefix(n))) && t.writeI32(lenAddr, Int32(n)) ? 0 : err(EFAULT)
+            return copyOutSocketTimeout(t, name == SO_RCVTIMEO_OLD ? rcvTimeoutNs : sndTimeoutNs, addr: addr, lenAddr: lenAddr, len: len)
         }
         var v: Int32
         switch (level, name) {
