@@ -40,10 +40,13 @@ extension Sandbox {
     /// Whether `path` is the executable of this binary or of its companion:
     /// a process of Moat (`moat debug`'s view of the host).
     static func isMoatExecutable(_ path: String) -> Bool {
-        let own = SandboxDebug.readlinkString("/proc/self/exe")
-        guard let own else { return false }
-        let base = own.hasSuffix("-sandbox") ? String(own.dropLast("-sandbox".count)) : own
+        guard let base = moatExecutable else { return false }
         return path == base || path == base + "-sandbox"
+    }
+
+    /// moat's own path (this binary's, without "-sandbox"), read once.
+    private static let moatExecutable: String? = SandboxDebug.readlinkString("/proc/self/exe").map {
+        $0.hasSuffix("-sandbox") ? String($0.dropLast("-sandbox".count)) : $0
     }
 
     /// Runs a command in a new sandbox (see run) and exits with its status:
