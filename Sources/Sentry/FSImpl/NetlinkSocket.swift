@@ -228,6 +228,13 @@ final class NetlinkSocketFD: FileDescription {
         return total
     }
 
+    /// A datagram from the kernel side: mq_notify's SIGEV_THREAD cookie
+    /// (Syscalls/MessageQueue.swift), which glibc's helper thread reads.
+    func deliverFromKernel(_ d: [UInt8]) {
+        queue.append(d)
+        waiters.notifyAll()
+    }
+
     struct Received { var ret: Int; var from: [UInt8]; var msgFlags: Int32; var control: [UInt8] }
 
     func recv(_ t: Task, _ iov: [(UInt64, Int)], flags: Int32, controlCap: Int) -> Received {

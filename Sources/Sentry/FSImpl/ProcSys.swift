@@ -76,6 +76,18 @@ final class SysctlTable {
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).
         rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")
+        // POSIX message queues' limits, honoured (Syscalls/MessageQueue.swift):
+        // Linux's defaults, and its ranges for writes (queues_max is any int).
+        func ranged(_ key: String, _ v: String, _ range: ClosedRange<Int>) {
+            add(key, writable: true, stored: v, get: nil, set: { [unowned self] s in
+                guard let n = Int(s), range.contains(n) else { return EINVAL }
+                self.entries[key]?.stored = String(n)
+                return nil
+            })
+        }
+        ranged("fs/mqueue/queues_max", "256", Int(Int32.min)...Int(Int32.max))
+        ranged("fs/mqueue/msg_max", "10", 1...65536); ranged("fs/mqueue/msg_default", "10", 1...65536)
+        ranged("fs/mqueue/msgsize_max", "8192", 128...(16 << 20)); ranged("fs/mqueue/msgsize_default", "8192", 128...(16 << 20))
         // Presented: the IPC namespace's limits (the Sentry's own are fixed).
         rw("kernel/msgmax", "8192"); rw("kernel/msgmnb", "16384"); rw("kernel/msgmni", "32000")
         rw("kernel/sem", "32000\t1024000000\t500\t32000")

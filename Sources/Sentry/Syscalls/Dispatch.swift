@@ -52,6 +52,7 @@ final class SyscallTable {
         registerPtrace(t)
         registerKeys(t)
         registerIoUring(t)
+        registerMessageQueue(t)
         return t
     }()
 }

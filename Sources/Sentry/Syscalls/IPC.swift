@@ -79,6 +79,8 @@ final class IPCNamespace {
     var shm: [Int32: ShmSegment] = [:]
     var sems: [Int32: SemSet] = [:]
     var msgs: [Int32: MsgQueue] = [:]
+    /// POSIX message queues (MessageQueue.swift).
+    let mqueues = MQueueRegistry()
     /// Attached segments: (address space, address) -> segment id.
     var attached: [FutexTable.Key: Int32] = [:]
     /// Ids are allocated per kind, cyclically from 0, like Linux's (with
