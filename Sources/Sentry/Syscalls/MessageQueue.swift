@@ -97,8 +97,8 @@ final class MQueueRegistry {
         // msg_max and msgsize_max within them): no product overflows, so
         // Linux's EOVERFLOW cannot happen.
         let bytes = UInt64(maxmsg) * UInt64(msgsize) + UInt64(maxmsg * msgHeaderBytes + min(maxmsg, Int(MQ_PRIO_MAX)) * treeNodeBytes)
-        let used = charged[c.uid, default: 0]
-        if used + bytes > t.tg.rlimits[RL_MSGQUEUE].cur { return .failure(Errno(EMFILE)) }
+        let (total, over) = charged[c.uid, default: 0].addingReportingOverflow(bytes)
+        if over || total > t.tg.rlimits[RL_MSGQUEUE].cur { return .failure(Errno(EMFILE)) }
         nextIno += 1
         let q = MQueueInode(self, ino: nextIno, mode: S_IFREG_ | mode, maxmsg: maxmsg, msgsize: msgsize, chargedTo: c.uid, bytes: bytes)
         q.uid = c.fsuid; q.gid = c.fsgid
@@ -108,7 +108,7 @@ final class MQueueRegistry {
         q.dentry = d
         byName[name] = q
         count += 1
-        charged[c.uid] = used + bytes
+        charged[c.uid] = total
         root.inode.mtime = nowTimespec(); root.inode.ctime = root.inode.mtime
         return .success(q)
     }

@@ -147,7 +147,7 @@ static void exchange(void) {
         _exit(0);
     }
     struct mq_attr now;
-    do { usleep(1000); mq_getattr(q, &now); } while (now.mq_curmsgs < 4);
+    do { usleep(1000); if (mq_getattr(q, &now) != 0) break; } while (now.mq_curmsgs < 4);
     struct pollfd pf = {.fd = q, .events = POLLIN | POLLOUT};
     T(poll(&pf, 1, 0));
     say("full: revents %s%s", pf.revents & POLLIN ? "POLLIN " : "", pf.revents & POLLOUT ? "POLLOUT" : "");
@@ -164,6 +164,7 @@ static void exchange(void) {
 
 static void nonblocking(void) {
     mqd_t q = mq_open(Q, O_RDWR | O_NONBLOCK);
+    if (q < 0) { say("open: %s", ename(errno)); return; }
     attr(q, "nonblocking");
     char b[64];
     T(mq_receive(q, b, sizeof b, NULL));
@@ -209,6 +210,7 @@ static pid_t pester(int then_send) {
 
 static void interrupted(void) {
     mqd_t q = mq_open(Q, O_RDONLY);
+    if (q < 0) { say("open: %s", ename(errno)); return; }
     char b[64];
     struct sigaction sa = {.sa_handler = on_sig};
     sigaction(SIGUSR2, &sa, NULL);
@@ -233,6 +235,7 @@ static void on_thread(union sigval v) {
 
 static void notify(void) {
     mqd_t q = mq_open(Q, O_RDWR);
+    if (q < 0) { say("open: %s", ename(errno)); return; }
     sigset_t set;
     sigemptyset(&set); sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -247,7 +250,8 @@ static void notify(void) {
         _exit(0);
     }
     siginfo_t si;
-    int s = sigwaitinfo(&set, &si);
+    struct timespec bound = {60, 0};                /* only against a hang: never reached when it works */
+    int s = sigtimedwait(&set, &si, &bound);
     waitpid(c, NULL, 0);
     say("signal %d code %s value %d pid %s uid %d", s, si.si_code == SI_MESGQ ? "SI_MESGQ" : "other",
         si.si_value.sival_int, si.si_pid == c ? "sender" : "other", (int)si.si_uid);
