@@ -198,6 +198,9 @@ final class MQueueInode: Inode {
 
     override var size: Int64 { queueFileSize }
     override var fsMagic: Int64 { MQUEUE_MAGIC }
+    /// Found by name only while it has one: a dentry cache elsewhere (a
+    /// mount of the directory) must not keep an unlinked queue.
+    override var cacheable: Bool { false }
     override func stat() -> Result<Stat, Errno> {
         super.stat().map { var s = $0; s.blocks = 0; return s }
     }
