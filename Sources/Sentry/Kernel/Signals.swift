@@ -96,6 +96,14 @@ struct SignalQueue {
         return v
     }
 
+    /// Drops the signal of POSIX timer `id` if one is still queued (Linux
+    /// frees it with the timer: timer_delete leaves nothing to dequeue).
+    mutating func removeTimerSignal(id: Int32, signo: Int32) {
+        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id }) else { return }
+        infos.remove(at: i)
+        if !infos.contains(where: { $0.signo == signo }) { mask &= ~sigBit(signo) }
+    }
+
     /// Takes the lowest-numbered pending signal not in `blocked`.
     mutating func take(blocked: UInt64) -> SigInfo? {
         let avail = mask & ~blocked

@@ -51,6 +51,12 @@ func registerPosixTimers(_ t: SyscallTable) {
     t[226] = { t, a in                                                        // timer_delete
         guard let tm = t.tg.posixTimers.removeValue(forKey: a.int(0)) else { return err(EINVAL) }
         if let s = tm.scheduled { t.kernel.timers.cancel(s) }
+        // Its signal still queued goes with it (to the process, or the
+        // SIGEV_THREAD_ID thread): a later sigwait must not dequeue it.
+        if tm.notify != SIGEV_NONE {
+            t.tg.sharedPending.removeTimerSignal(id: tm.id, signo: tm.signo)
+            for x in t.tg.tasks { x.pending.removeTimerSignal(id: tm.id, signo: tm.signo) }
+        }
         return 0
     }
     t[324] = sysMembarrier
