@@ -34,6 +34,10 @@ struct SigInfo {
     /// Sent from outside the sandbox (moat run's caller): like a signal
     /// from an ancestor pid namespace, it reaches init even with SIG_DFL.
     var fromHost = false
+    /// A POSIX timer's signal whose timer was re-armed or deleted since it
+    /// was queued: still pending to sigpending, dropped when dequeued
+    /// (Linux >= 6.13).
+    var timerStale = false
     init(signo: Int32) { self.signo = signo }
 
     /// The 128-byte siginfo_t layout of x86-64.
@@ -77,7 +81,11 @@ struct SignalQueue {
     var infos: [SigInfo] = []
 
     mutating func add(_ sig: Int32, _ info: SigInfo) {
-        if sig < 32 && mask & sigBit(sig) != 0 { return }
+        if sig < 32 && mask & sigBit(sig) != 0 {
+            // Only a stale timer signal gives way to a new instance.
+            guard let i = infos.firstIndex(where: { $0.signo == sig }), infos[i].timerStale else { return }
+            infos.remove(at: i)
+        }
         mask |= sigBit(sig)
         infos.append(info)
     }
@@ -90,31 +98,33 @@ struct SignalQueue {
     /// adds `n` expirations to its overrun (saturating at INT_MAX) and
     /// returns the new count; nil when none is queued.
     mutating func addTimerOverrun(id: Int32, signo: Int32, _ n: Int64) -> Int32? {
-        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id }) else { return nil }
+        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id && !$0.timerStale }) else { return nil }
         let v = Int32(min(Int64(Int32.max), Int64(Int32(bitPattern: infos[i].uid)) + n))
         infos[i].uid = UInt32(bitPattern: v)
         return v
     }
 
-    /// Drops the signal of POSIX timer `id` if one is still queued (Linux
-    /// frees it with the timer: timer_delete leaves nothing to dequeue).
-    mutating func removeTimerSignal(id: Int32, signo: Int32) {
-        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id }) else { return }
-        infos.remove(at: i)
-        if !infos.contains(where: { $0.signo == signo }) { mask &= ~sigBit(signo) }
+    /// Marks the signal of POSIX timer `id` still queued as stale (its
+    /// timer was re-armed or deleted): `take` drops it, nothing receives it.
+    mutating func staleTimerSignal(id: Int32, signo: Int32) {
+        for i in infos.indices where infos[i].signo == signo && infos[i].code == -2 && infos[i].pid == id {
+            infos[i].timerStale = true
+        }
     }
 
     /// Takes the lowest-numbered pending signal not in `blocked`.
     mutating func take(blocked: UInt64) -> SigInfo? {
-        let avail = mask & ~blocked
-        if avail == 0 { return nil }
-        let sig = Int32(avail.trailingZeroBitCount + 1)
-        guard let i = infos.firstIndex(where: { $0.signo == sig }) else {
-            mask &= ~sigBit(sig)
-            return SigInfo(signo: sig)
+        while true {
+            let avail = mask & ~blocked
+            if avail == 0 { return nil }
+            let sig = Int32(avail.trailingZeroBitCount + 1)
+            guard let i = infos.firstIndex(where: { $0.signo == sig }) else {
+                mask &= ~sigBit(sig)
+                return SigInfo(signo: sig)
+            }
+            let info = infos.remove(at: i)
+            if !infos.contains(where: { $0.signo == sig }) { mask &= ~sigBit(sig) }
+            if !info.timerStale { return info }
         }
-        let info = infos.remove(at: i)
-        if !infos.contains(where: { $0.signo == sig }) { mask &= ~sigBit(sig) }
-        return info
     }
 }

@@ -51,15 +51,19 @@ func registerPosixTimers(_ t: SyscallTable) {
     t[226] = { t, a in                                                        // timer_delete
         guard let tm = t.tg.posixTimers.removeValue(forKey: a.int(0)) else { return err(EINVAL) }
         if let s = tm.scheduled { t.kernel.timers.cancel(s) }
-        // Its signal still queued goes with it (to the process, or the
-        // SIGEV_THREAD_ID thread): a later sigwait must not dequeue it.
-        if tm.notify != SIGEV_NONE {
-            t.tg.sharedPending.removeTimerSignal(id: tm.id, signo: tm.signo)
-            for x in t.tg.tasks { x.pending.removeTimerSignal(id: tm.id, signo: tm.signo) }
-        }
+        staleQueuedSignal(tm, t.tg)
         return 0
     }
     t[324] = sysMembarrier
+}
+
+/// The timer's signal still queued (to the process, or the SIGEV_THREAD_ID
+/// thread) is stale once the timer is re-armed or deleted: sigpending still
+/// shows it, no dequeue returns it (Linux >= 6.13).
+private func staleQueuedSignal(_ tm: PosixTimer, _ tg: ThreadGroup) {
+    if tm.notify == SIGEV_NONE { return }
+    tg.sharedPending.staleTimerSignal(id: tm.id, signo: tm.signo)
+    for x in tg.tasks { x.pending.staleTimerSignal(id: tm.id, signo: tm.signo) }
 }
 
 private func remaining(_ tm: PosixTimer, _ tg: ThreadGroup) -> Int64 {
@@ -140,6 +144,8 @@ func sysTimerSettime(_ t: Task, _ a: Args) -> Int {
     if a.a3 != 0 && !writeItimerspec(t, a.a3, remaining(tm, t.tg), tm.interval) { return err(EFAULT) }
     if let s = tm.scheduled { t.kernel.timers.cancel(s); tm.scheduled = nil }
     tm.deadline = 0
+    staleQueuedSignal(tm, t.tg)
+    tm.pendingOverrun = 0
     tm.interval = iv
     var v = vs &* 1_000_000_000 &+ vn
     if v == 0 { return 0 }
