@@ -57,6 +57,9 @@ struct Moat: AsyncParsableCommand {
             Sandbox.internalMain = { InternalCommand.main($0.dropFirst()) }
         }
         Supervisor.followSupervisor()   // a component of `moat server` goes when the server goes
+        // `moat run [OPTIONS] -- COMMAND` in its plain form (FastRun):
+        // straight to the launcher, without ArgumentParser.
+        if let o = FastRun.options(argv) { Sandbox.launch(o) }
         // runc's command line (create, start, state, ...) with its global
         // flags before the command; nil when argv is one of Moat's own.
         if !isStandalone(CommandLine.arguments), let status = OCICLI.main(CommandLine.arguments) { Glibc.exit(status) }
@@ -281,7 +284,9 @@ struct Run: ParsableCommand {
         try standalone { try Supervisor.execForeground(store: store, root: root, name: name, spec: spec, stdin: stdin) }
     }
 
-    func defaultRootfs() -> String {
+    func defaultRootfs() -> String { Self.defaultRootfs() }
+
+    static func defaultRootfs() -> String {
         if let e = getenv("MOAT_ROOTFS") { return String(cString: e) }
         // Next to a source checkout: <repo>/.build/<config>/moat -> <repo>/.cache/rootfs/busybox
         var buf = [CChar](repeating: 0, count: 4096)

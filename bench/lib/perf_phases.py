@@ -22,7 +22,10 @@ def roles(data):
         pid = int([h for h in head if h.isdigit()][0])
         if first is None: first = pid
         body = "\n".join(lines)
-        if pid == first: role = "launcher"
+        comm = head[0]
+        # `moat run` execs into the companion (`moat-sandbox launch`) after
+        # parsing: the same pid, before and after its exec.
+        if pid == first: role = "moat" if comm == "moat" else "launcher"
         elif "InternalCommandO5gofer" in body or "Gofer" in body and "Server" in body: role = "gofer"
         elif "stub" in body.lower() and "Sentry" not in body: role = "stub/app"
         else: role = "sentry"
