@@ -232,6 +232,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.creds = t.creds
     child.sigMask = t.sigMask
     child.nice = t.nice
+    child.mempolicy = t.mempolicy                                       // set_mempolicy's: inherited by threads and children
     inheritSched(child, from: t)
     if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }
     if flags & CLONE_SYSVSEM_ != 0 { child.semUndo = t.semUndo }

@@ -91,6 +91,10 @@ static void policies(void) {
     one = 1;
     T(setp(MPOL_PREFERRED, &one, 64));
     show_policy("mapping before mbind", m, MPOL_F_ADDR);
+    /* The thread's policy is inherited by a forked child. */
+    pid_t pid = fork();
+    if (pid == 0) { show_policy("forked child", NULL, 0); _exit(0); }
+    waitpid(pid, NULL, 0);
     T(mbind_(m + 4096, 4096, MPOL_BIND, &one, 64, 0));
     show_policy("mbind page 0", m, MPOL_F_ADDR);
     show_policy("mbind page 1", m + 4096, MPOL_F_ADDR);
