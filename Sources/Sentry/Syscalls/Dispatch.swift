@@ -44,6 +44,7 @@ final class SyscallTable {
         registerUnixSockets(t)
         registerSplice(t)
         registerFileExtras(t)
+        registerAIO(t)
         registerInotify(t)
         registerIPC(t)
         registerPosixTimers(t)
