@@ -39,6 +39,7 @@ final class SyscallTable {
         registerTime(t)
         registerIdentity(t)
         registerFutex(t)
+        registerFutexWaitv(t)
         registerEpoll(t)
         registerSocket(t)
         registerUnixSockets(t)
