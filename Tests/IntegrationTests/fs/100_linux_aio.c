@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
+#include <pthread.h>
 
 struct ring { unsigned id, nr, head, tail, magic, compat, incompat, hdrlen; struct io_event ev[]; };
 
@@ -41,6 +42,20 @@ static void one(const char *what, aio_context_t ctx, struct iocb *cb) {
 }
 
 static void on_alarm(int s) { (void)s; }
+
+/* Another thread's submission completes the main thread's wait (whichever
+ * comes first: the event waits in the ring otherwise). */
+static aio_context_t shared_ctx;
+static int shared_fd;
+static void *submitter(void *arg) {
+    static char b[4];
+    static struct iocb cb;
+    struct iocb *v[1] = { &cb };
+    prep(&cb, IOCB_CMD_PREAD, shared_fd, b, 4, 0, 61);
+    (void)arg;
+    usleep(20000);
+    return (void *)submit_(shared_ctx, 1, v);
+}
 
 static int aio_lines(void) {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -186,6 +201,15 @@ int main(void) {
     struct itimerval it = { { 0, 0 }, { 0, 50000 } };
     setitimer(ITIMER_REAL, &it, NULL);
     T(getev_(ctx, 1, 1, ev, NULL));
+
+    say("-- a wait completed by another thread's submission");
+    shared_ctx = ctx; shared_fd = fd;
+    pthread_t th;
+    void *thr;
+    pthread_create(&th, NULL, submitter, NULL);
+    T(getev_(ctx, 1, 1, ev, NULL));
+    pthread_join(th, &thr);
+    say("submitted %ld, event data %llu res %lld", (long)thr, (unsigned long long)ev[0].data, (long long)ev[0].res);
 
     say("-- RWF_NOWAIT on an empty pipe");
     int p[2];
