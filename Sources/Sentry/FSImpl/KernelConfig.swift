@@ -3,7 +3,7 @@
 // suites read it to learn which features exist (LTP's tst_kconfig skips or
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
-// than UTS and mount, AIO, keyrings, userfaultfd, fanotify,
+// than UTS and mount, keyrings, userfaultfd, fanotify,
 // seccomp enforcement, ...) is "is not set", so that a reader skips it
 // instead of failing on it. Keep it in step with the syscall table.
 //
@@ -20,7 +20,7 @@ private let configLines: [String] = [
     "CONFIG_DEFAULT_HOSTNAME=\"(none)\"", "CONFIG_SYSVIPC=y", "CONFIG_POSIX_MQUEUE=y",
     "CONFIG_CROSS_MEMORY_ATTACH=y", "CONFIG_MEMBARRIER=y", "CONFIG_ADVISE_SYSCALLS=y",
     "CONFIG_FUTEX=y", "CONFIG_EPOLL=y", "CONFIG_SIGNALFD=y", "CONFIG_TIMERFD=y", "CONFIG_EVENTFD=y",
-    "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
+    "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO=y", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
     "CONFIG_CHECKPOINT_RESTORE", "CONFIG_USERFAULTFD", "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
     "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS", "CONFIG_USER_NS", "CONFIG_PID_NS",
     "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP", "CONFIG_SECCOMP_FILTER",

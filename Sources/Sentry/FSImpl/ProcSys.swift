@@ -72,6 +72,8 @@ final class SysctlTable {
         ro("kernel/overflowuid") { "65534" }
         ro("kernel/overflowgid") { "65534" }
         ro("fs/nr_open") { "1048576" }
+        ro("fs/aio-max-nr") { "\(aioMaxNr)" }
+        ro("fs/aio-nr") { "\(AIOContexts.shared.total)" }
         ro("fs/pipe-max-size") { "\(pipeMaxSize)" }
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).

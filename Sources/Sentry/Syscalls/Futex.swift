@@ -29,6 +29,20 @@ final class FutexTable {
     static let shared = FutexTable()
 }
 
+/// A futex key as Linux's get_futex_key checks it: an aligned address
+/// (EINVAL) in user space (EFAULT). A shared operation also pins the page,
+/// so its word must be mapped and accessible: an unmapped or PROT_NONE page,
+/// or a shared file page past the file's end, is EFAULT. A private one
+/// never looks at the page.
+func checkedFutexKey(_ t: Task, _ addr: UInt64, shared: Bool) -> Result<FutexTable.Key, Errno> {
+    if addr & 3 != 0 { return .failure(Errno(EINVAL)) }
+    if addr > userAddressEnd - 4 { return .failure(Errno(EFAULT)) }
+    if shared {
+        guard let v = t.mm.vma(containing: addr), v.prot & 7 != 0, t.readI32(addr) != nil else { return .failure(Errno(EFAULT)) }
+    }
+    return .success(FutexTable.key(t, addr, shared: shared))
+}
+
 func futexWake(_ t: Task, addr: UInt64, count: Int, bitset: UInt32) {
     futexWake(t, key: FutexTable.key(t, addr, shared: true), count: count, bitset: bitset)
 }
@@ -91,22 +105,28 @@ func registerFutex(_ t: SyscallTable) {
             return result
         case 1, 10: // FUTEX_WAKE, FUTEX_WAKE_BITSET
             let bitset = op == 10 ? a.uint(5) : 0xffff_ffff
-            let key = FutexTable.key(t, addr, shared: shared)
+            if bitset == 0 { return err(EINVAL) }
+            let key: FutexTable.Key
+            switch checkedFutexKey(t, addr, shared: shared) { case .success(let k): key = k; case .failure(let e): return e.ret }
             let before = tab.waiters[key]?.count ?? 0
             // Linux counts a waiter woken before it compares with the count,
             // so a count of 0 or less still wakes one.
             futexWake(t, key: key, count: Int(max(1, a.int(2))), bitset: bitset)
             return before - (tab.waiters[key]?.count ?? 0)
         case 3, 4: // FUTEX_REQUEUE, FUTEX_CMP_REQUEUE
-            let addr2 = a.a4
-            if addr2 & 3 != 0 { return err(EINVAL) }
-            let nWake = Int(max(0, a.int(2))), nMove = Int(min(a.a3, UInt64(Int32.max)))
+            // Linux's futex_requeue: negative counts (nr_requeue is the low
+            // 32 bits of the timeout argument) are EINVAL; both keys before
+            // the compare.
+            let nWakeArg = a.int(2), nMoveArg = Int32(truncatingIfNeeded: a.a3)
+            if nWakeArg < 0 || nMoveArg < 0 { return err(EINVAL) }
+            let nWake = Int(nWakeArg), nMove = Int(nMoveArg)
+            let key: FutexTable.Key, key2: FutexTable.Key
+            switch checkedFutexKey(t, addr, shared: shared) { case .success(let k): key = k; case .failure(let e): return e.ret }
+            switch checkedFutexKey(t, a.a4, shared: shared) { case .success(let k): key2 = k; case .failure(let e): return e.ret }
             if op == 4 {
                 guard let cur = t.readI32(addr) else { return err(EFAULT) }
                 if cur != a.int(5) { return err(EAGAIN) }
             }
-            let key = FutexTable.key(t, addr, shared: shared)
-            let key2 = FutexTable.key(t, addr2, shared: shared)
             var list = tab.waiters[key] ?? []
             var woken = 0
             while woken < nWake, !list.isEmpty {
@@ -142,7 +162,8 @@ func registerFutex(_ t: SyscallTable) {
 /// this operation; its condition variables stopped in 2.25).
 func futexWakeOp(_ t: Task, _ a: Args, shared: Bool) -> Int {
     let addr = a.a0, addr2 = a.a4
-    if addr2 & 3 != 0 { return err(EINVAL) }
+    // Both keys first, as Linux's futex_wake_op.
+    for x in [addr, addr2] { if case .failure(let e) = checkedFutexKey(t, x, shared: shared) { return e.ret } }
     let enc = a.uint(5)
     var op = (enc >> 28) & 0xf
     let cmp = (enc >> 24) & 0xf

@@ -220,7 +220,7 @@ final class IoUringFD: FileDescription {
 
 /// Runs `body` with the descriptor `fd` non-blocking (see the header): a
 /// call that cannot block never lets another task see the flag.
-private func withoutBlocking(_ t: Task, _ fd: Int32, _ body: () -> Int) -> Int {
+func withoutBlocking(_ t: Task, _ fd: Int32, _ body: () -> Int) -> Int {
     guard let f = t.fds.get(fd), f.flags & O_NONBLOCK == 0 else { return body() }
     f.flags |= O_NONBLOCK
     defer { f.flags &= ~O_NONBLOCK }
