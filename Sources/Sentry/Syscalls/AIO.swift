@@ -274,9 +274,11 @@ private func submitOne(_ t: Task, _ c: AIOContext, _ addr: UInt64) -> Int {
         if offset < 0 { return err(EINVAL) }                                  // rw_verify_area
         // A file without a position (pipe, socket) ignores the offset.
         let pos: Int64? = f.seekable ? offset : nil
+        // rw_verify_area: at most MAX_RW_COUNT moves (aio_nbytes is any u64).
+        let count = Int(min(nbytes, UInt64(maxRWCount)))
         let run = {
             vectored ? sysReadv(t, fd, buf, Int32(nbytes), pos, write: write)
-                : write ? sysWrite(t, fd, buf, Int(nbytes), pos) : sysRead(t, fd, buf, Int(nbytes), pos)
+                : write ? sysWrite(t, fd, buf, count, pos) : sysRead(t, fd, buf, count, pos)
         }
         let r = rwFlags & 8 != 0 ? withoutBlocking(t, fd, run) : run()        // RWF_NOWAIT
         // A restart has no meaning in a completion (aio_rw_done): EINTR.
