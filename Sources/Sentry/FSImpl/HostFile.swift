@@ -69,7 +69,10 @@ final class HostFileFD: FileDescription {
         }
         let pos = off ?? offset
         if pos < 0 { return err(EINVAL) }
-        let r = readAt(t, buf, count, pos)
+        // A big read: one pread by the task's stub into the application's
+        // memory (Task.stubFileIO; mu is held here, not in preadUnlocked).
+        let r = count >= Task.stubIOMin ? t.stubFileIO(fd, write: false, buf, count, at: Int(pos)) ?? readAt(t, buf, count, pos)
+                                        : readAt(t, buf, count, pos)
         if off == nil && r > 0 { offset = pos + Int64(r) }
         return r
     }
@@ -152,6 +155,13 @@ final class HostFileFD: FileDescription {
         var pos = off ?? offset
         if !isStream && off == nil && flags & O_APPEND != 0 {
             var st = Glibc.stat(); fstat(fd, &st); pos = Int64(st.st_size)
+        }
+        // A big write of a regular file: one pwrite by the task's stub from
+        // the application's memory (Task.stubFileIO).
+        if !isStream && !(hostOffset && off == nil) && count >= Task.stubIOMin,
+           let w = t.stubFileIO(fd, write: true, buf, count, at: Int(pos)) {
+            if off == nil { offset = pos + Int64(w) }
+            return w
         }
         while done < count {
             let n = min(count - done, t.scratch.count)

@@ -466,6 +466,46 @@ final class Task {
         return thread.write(addr, buf, len)
     }
 
+    /// Transfers at least this big between a host file and application
+    /// memory go through `stubFileIO` (its three injected calls cost about
+    /// what copying 64-128 KiB twice costs).
+    static let stubIOMin = 256 << 10
+
+    /// One host pread64 (`write` false) or pwrite64 of `hostFD`, a Sentry fd
+    /// (a Gofer-donated file, a tmpfs file's memfd), at `pos`, run by the
+    /// task's own stub straight between the file and application memory at
+    /// [buf, buf+count): one copy, made by the host kernel as for a native
+    /// call, instead of two through a Sentry buffer. The Sentry chooses the
+    /// call, the fd and the range, and the range is checked first against
+    /// the application's VMAs: every page must be mapped with the access the
+    /// host will make (PROT_READ to write a file from it, PROT_WRITE to
+    /// read into it); the stub takes the fd as file mappings do
+    /// (MemoryManager.withStubFD) and closes it after. No file offset is
+    /// used or moved. Returns the bytes moved (a short count at a fault
+    /// part-way, as Linux's), or nil when this does not apply and the
+    /// caller's copying path must answer: no stub (KVM), a Sentry-internal
+    /// (bounce) address, a range not wholly mapped with that access (the
+    /// copying path gives Linux's short count or EFAULT), the stub could
+    /// not take the fd, or the host call moved nothing (an error, EOF).
+    /// Requires: Kernel.mu held (the VMAs are read; the call is injected).
+    func stubFileIO(_ hostFD: Int32, write: Bool, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase else { return nil }
+        let end = buf &+ UInt64(count)
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop else { return nil }
+        let need: Int32 = write ? PROT_READ : PROT_WRITE
+        var cur = buf
+        for v in mm.vmas[mm.overlapping(buf, end)] {
+            if v.start > cur || v.prot & need == 0 { return nil }
+            cur = v.end
+        }
+        if cur < end { return nil }
+        let r = mm.withStubFD(self, hostFD) { remote in
+            thread.inject(write ? 18 /* pwrite64 */ : 17 /* pread64 */, remote, buf, UInt64(count), UInt64(pos))
+        }
+        guard let r, r > 0 else { return nil }
+        return min(r, count)
+    }
+
     private func bounceCopy(_ addr: UInt64, _ len: Int, _ body: (UnsafeMutableRawPointer) -> Void) -> Int {
         guard let b = bounce else { return -1 }
         let off = addr - Task.bounceBase
