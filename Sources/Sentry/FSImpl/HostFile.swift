@@ -69,10 +69,7 @@ final class HostFileFD: FileDescription {
         }
         let pos = off ?? offset
         if pos < 0 { return err(EINVAL) }
-        // A big read: one pread by the task's stub into the application's
-        // memory (Task.stubFileIO; mu is held here, not in preadUnlocked).
-        let r = count >= Task.stubIOMin ? t.stubFileIO(fd, write: false, buf, count, at: Int(pos)) ?? readAt(t, buf, count, pos)
-                                        : readAt(t, buf, count, pos)
+        let r = readAt(t, buf, count, pos)
         if off == nil && r > 0 { offset = pos + Int64(r) }
         return r
     }
@@ -142,7 +139,9 @@ final class HostFileFD: FileDescription {
         let n = Int(min(Int64(count), size - pos))
         let start = pos & ~4095
         let mapLen = Int(pos - start) + n
-        guard let base = mmap(nil, mapLen, PROT_READ, MAP_SHARED, fd, off_t(start)), base != MAP_FAILED else { return nil }
+        // MAP_POPULATE: the page tables are filled in one pass here, not by
+        // a fault per 16 pages in the copy below.
+        guard let base = mmap(nil, mapLen, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, off_t(start)), base != MAP_FAILED else { return nil }
         defer { munmap(base, mapLen) }
         let w = t.memWrite(buf, base + Int(pos - start), n)
         return w > 0 ? w : nil
@@ -157,9 +156,9 @@ final class HostFileFD: FileDescription {
             var st = Glibc.stat(); fstat(fd, &st); pos = Int64(st.st_size)
         }
         // A big write of a regular file: one pwrite by the task's stub from
-        // the application's memory (Task.stubFileIO).
-        if !isStream && !(hostOffset && off == nil) && count >= Task.stubIOMin,
-           let w = t.stubFileIO(fd, write: true, buf, count, at: Int(pos)) {
+        // the application's memory (Task.stubPwrite).
+        if !isStream && !(hostOffset && off == nil) && count >= Task.stubWriteMin,
+           let w = t.stubPwrite(fd, buf, count, at: Int(pos)) {
             if off == nil { offset = pos + Int64(w) }
             return w
         }

@@ -311,12 +311,6 @@ final class TmpfsFileFD: FileDescription {
             // mapped and copied once, or through the task's scratch buffer.
             let pos = off ?? offset
             if pos < 0 { return err(EINVAL) }
-            // A big read: one pread by the task's stub into the
-            // application's memory (Task.stubFileIO).
-            if count >= Task.stubIOMin, let r = t.stubFileIO(node.memfd, write: false, buf, count, at: Int(pos)) {
-                if off == nil { offset = pos + Int64(r) }
-                return r
-            }
             // A fault part-way returns the bytes before it; none at all, EFAULT.
             if let r = node.withMapping(pos: Int(pos), count: count, { p, n in
                 if n == 0 { return 0 }
@@ -360,7 +354,7 @@ final class TmpfsFileFD: FileDescription {
             // A big write: one pwrite by the task's stub from the
             // application's memory into the memfd, one copy (pwrite fills
             // new pages without zeroing them, see below).
-            if count >= Task.stubIOMin, let w = t.stubFileIO(node.memfd, write: true, buf, count, at: pos) {
+            if count >= Task.stubWriteMin, let w = t.stubPwrite(node.memfd, buf, count, at: pos) {
                 node.mtime = nowTimespec(); node.ctime = node.mtime
                 if off == nil { offset = Int64(pos + w) }
                 return w
