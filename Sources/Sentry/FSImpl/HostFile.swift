@@ -139,9 +139,7 @@ final class HostFileFD: FileDescription {
         let n = Int(min(Int64(count), size - pos))
         let start = pos & ~4095
         let mapLen = Int(pos - start) + n
-        // MAP_POPULATE: the page tables are filled in one pass here, not by
-        // a fault per 16 pages in the copy below.
-        guard let base = mmap(nil, mapLen, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, off_t(start)), base != MAP_FAILED else { return nil }
+        guard let base = mmap(nil, mapLen, PROT_READ, MAP_SHARED, fd, off_t(start)), base != MAP_FAILED else { return nil }
         defer { munmap(base, mapLen) }
         let w = t.memWrite(buf, base + Int(pos - start), n)
         return w > 0 ? w : nil
