@@ -490,8 +490,11 @@ final class Task {
     /// TmpfsInode.withMapping): one copy already, with far fewer stops
     /// (bench/results/2026-12-06-perf11-bytes.md).
     /// Requires: Kernel.mu held (the VMAs are read; the call is injected).
+    /// Only the task's own driver thread, the tracer of its stub thread,
+    /// may inject (another thread's wait could take the stub's stops): a
+    /// write made on behalf of another task is copied as before.
     func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
-        guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase else { return nil }
+        guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
         let end = buf &+ UInt64(count)
         guard end > buf, buf >= mm.minAddr, end <= mm.appTop else { return nil }
         var cur = buf
