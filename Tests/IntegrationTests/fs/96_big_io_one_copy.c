@@ -1,7 +1,9 @@
 /* Reads and writes of at least 256 KiB: Moat has the task's own stub make
- * them (one host pread/pwrite between the file and the application's
- * memory) once the buffer is checked against the application's mappings,
- * and falls back to copying through the Sentry otherwise. What the
+ * a big write (one host pwrite from the application's memory into the
+ * file) once the buffer is checked against the application's mappings,
+ * and copies through the Sentry otherwise; big reads copy from a mapping
+ * of the file. (The stub also made reads while this program was written:
+ * the read cases stay, as the same edges.) What the
  * application sees must not change: whole transfers, short counts at a
  * page that is not mapped or does not allow the access, EFAULT when no
  * byte moves, a buffer that is a shared file mapping past the file's end
