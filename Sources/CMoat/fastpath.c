@@ -141,6 +141,7 @@ int moat_stub_base_filter(void) {
         SYS_write, SYS_close, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_mremap, SYS_madvise,
         SYS_pause, SYS_clone, SYS_exit, SYS_seccomp, SYS_membarrier, 438 /* pidfd_getfd */,
         SYS_getrusage,   /* the stub process's peak RSS (Syscalls/Time.swift, sampleMaxRSS) */
+        SYS_pwrite64,    /* big file writes straight from application memory (Task.stubPwrite) */
     };
     const size_t n = sizeof injected / sizeof injected[0];
     struct sock_filter f[64];

@@ -153,6 +153,13 @@ final class HostFileFD: FileDescription {
         if !isStream && off == nil && flags & O_APPEND != 0 {
             var st = Glibc.stat(); fstat(fd, &st); pos = Int64(st.st_size)
         }
+        // A big write of a regular file: one pwrite by the task's stub from
+        // the application's memory (Task.stubPwrite).
+        if !isStream && !(hostOffset && off == nil) && count >= Task.stubWriteMin,
+           let w = t.stubPwrite(fd, buf, count, at: Int(pos)) {
+            if off == nil { offset = pos + Int64(w) }
+            return w
+        }
         while done < count {
             let n = min(count - done, t.scratch.count)
             let got = t.scratch.withUnsafeMutableBytes { t.memRead(buf &+ UInt64(done), $0.baseAddress!, n) }

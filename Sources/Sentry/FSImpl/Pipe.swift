@@ -140,14 +140,24 @@ final class PipeFD: FileDescription {
                 continue
             }
             let n = packet ? min(remaining, 4096) : min(space, remaining)
-            guard let bytes = t.copyIn(buf &+ UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            // Read through the task's scratch buffer (mapped, in cache) and
+            // appended from there: a fresh array per chunk (copyIn) cost an
+            // allocation and a zeroing pass per 64 KiB besides the copies.
+            var bytes: [UInt8]? = nil
+            if n > t.scratch.count {
+                bytes = t.copyIn(buf &+ UInt64(done), n)
+                if bytes == nil { return done > 0 ? done : err(EFAULT) }
+            } else if t.scratch.withUnsafeMutableBytes({ t.memRead(buf &+ UInt64(done), $0.baseAddress!, n) }) != n {
+                return done > 0 ? done : err(EFAULT)
+            }
             if packet { pipe.packets.append(n) }
             else if !pipe.packets.isEmpty {
                 // Ordinary data after a packet: Linux would give it a page of its own.
                 pipe.packets.append(n)
             }
             if pipe.packets.isEmpty || packet && pipe.packets.count == 1 { pipe.bytesBeforePackets = pipe.available }
-            pipe.buf.append(contentsOf: bytes)
+            if let b = bytes { pipe.buf.append(contentsOf: b) }
+            else { t.scratch.withUnsafeBytes { pipe.buf.append(contentsOf: UnsafeBufferPointer(rebasing: $0.bindMemory(to: UInt8.self)[0..<n])) } }
             done += n
             pipe.notify()
         }

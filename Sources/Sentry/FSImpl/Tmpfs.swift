@@ -351,6 +351,14 @@ final class TmpfsFileFD: FileDescription {
         if node.memfd >= 0 {
             var pos = Int(off ?? offset)
             if flags & O_APPEND != 0 { pos = node.fileLength }  // even pwrite appends
+            // A big write: one pwrite by the task's stub from the
+            // application's memory into the memfd, one copy (pwrite fills
+            // new pages without zeroing them, see below).
+            if count >= Task.stubWriteMin, let w = t.stubPwrite(node.memfd, buf, count, at: pos) {
+                node.mtime = nowTimespec(); node.ctime = node.mtime
+                if off == nil { offset = Int64(pos + w) }
+                return w
+            }
             // process_vm_readv into the task's scratch buffer, then pwrite:
             // two copies, but into memory already mapped and in cache. The
             // one-copy way (map the grown range, copy into the mapping) paid

@@ -466,6 +466,50 @@ final class Task {
         return thread.write(addr, buf, len)
     }
 
+    /// Writes at least this big go through `stubPwrite` (its materialize
+    /// and three injected calls, seven ptrace stops, cost about what
+    /// copying 128 KiB twice does).
+    static let stubWriteMin = 256 << 10
+
+    /// One host pwrite64 of `hostFD`, a Sentry fd (a tmpfs file's memfd, a
+    /// Gofer-donated file), at `pos`, run by the task's own stub straight
+    /// from application memory at [buf, buf+count): one copy, made by the
+    /// host kernel as for a native write, instead of a process_vm_readv
+    /// into a Sentry buffer and a pwrite from it. The Sentry chooses the
+    /// call, the fd and the range, and the range is checked first against
+    /// the application's VMAs: every page mapped and readable. The stub
+    /// takes the fd as file mappings do (MemoryManager.withStubFD: a
+    /// pidfd_getfd, closed again after; nothing stays in the stub). No file
+    /// offset is used or moved. Returns the bytes written (a short count at
+    /// a fault part-way, as Linux's), or nil when this does not apply and
+    /// the caller's copying path must answer: no stub (KVM), a
+    /// Sentry-internal (bounce) address, a range not wholly mapped readable
+    /// (the copying path gives Linux's short count or EFAULT), the stub
+    /// could not take the fd, or the host call wrote nothing (an error).
+    /// Reads stay on the mapping path (HostFileFD.mappedRead,
+    /// TmpfsInode.withMapping): one copy already, with far fewer stops
+    /// (bench/results/2026-12-06-perf11-bytes.md).
+    /// Requires: Kernel.mu held (the VMAs are read; the call is injected).
+    /// Only the task's own driver thread, the tracer of its stub thread,
+    /// may inject (another thread's wait could take the stub's stops): a
+    /// write made on behalf of another task is copied as before.
+    func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
+        let end = buf &+ UInt64(count)
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop else { return nil }
+        var cur = buf
+        for v in mm.vmas[mm.overlapping(buf, end)] {
+            if v.start > cur || v.prot & PROT_READ == 0 { return nil }
+            cur = v.end
+        }
+        if cur < end { return nil }
+        let r = mm.withStubFD(self, hostFD) { remote in
+            thread.inject(18 /* pwrite64 */, remote, buf, UInt64(count), UInt64(pos))
+        }
+        guard let r, r > 0 else { return nil }
+        return min(r, count)
+    }
+
     private func bounceCopy(_ addr: UInt64, _ len: Int, _ body: (UnsafeMutableRawPointer) -> Void) -> Int {
         guard let b = bounce else { return -1 }
         let off = addr - Task.bounceBase
