@@ -273,7 +273,7 @@ extension Kernel {
 
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let state = taskState(tg, t, reader: reader)
-        let v = { (p: Int32) in p & PidNS.mask }      // as the reader (in the process's namespace) numbers it
+        let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as the reader numbers it (0: outside its namespace)
         let ppid = tg.parent.map { v($0.tgid) } ?? 0
         let comm = String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
@@ -284,6 +284,7 @@ extension Kernel {
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let c = t?.creds ?? tg.creds
+        let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as procStat
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         // The address space's size and its locked part (MAP_LOCKED, mlock,
@@ -297,10 +298,10 @@ extension Kernel {
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
         Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
         State:\t\(state)
-        Tgid:\t\(tg.tgid & PidNS.mask)
-        Pid:\t\((t?.tid ?? tg.tgid) & PidNS.mask)
-        PPid:\t\((tg.parent?.tgid ?? 0) & PidNS.mask)
-        TracerPid:\t\((t?.ptrace?.tracer?.tgid ?? 0) & PidNS.mask)
+        Tgid:\t\(v(tg.tgid))
+        Pid:\t\(v(t?.tid ?? tg.tgid))
+        PPid:\t\(v(tg.parent?.tgid ?? 0))
+        TracerPid:\t\(v(t?.ptrace?.tracer?.tgid ?? 0))
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
