@@ -199,6 +199,7 @@ extension Kernel {
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { r in task().map { k.vfs.pathString($0.fs.cwd, root: r.fs.root) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
+        entries["ns"] = { k.procNsDir(tg, base + 40, task) }
         entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         entries["net"] = { k.makeProcNetDir() }
@@ -220,7 +221,7 @@ extension Kernel {
         let names = entries.keys.sorted()
         let dir = ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
             entries[String(decoding: n, as: UTF8.self)]?()
-        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task", "ns"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
         if tid == nil { dir.pidGroup = tg }
         return dir
     }

@@ -31,7 +31,11 @@
 // (Linux's init waits for them before it is reported dead; here its parent
 // may see it dead first).
 //
-// Not modelled: nesting deeper than that, /proc/PID/ns links, and
+// /proc/PID/ns has the two pid links only (pid, pid_for_children: the
+// other namespaces' would tell LTP they can be unshared); they read
+// pid:[N] and open to a file that stat shows, as nsfs's; setns is not offered.
+//
+// Not modelled: nesting deeper than that, and
 // /proc/PID/status's NSpid lines. A pid stored in a shared object (a System
 // V IPC segment's creator, a file lock's owner, SO_PEERCRED) is the local
 // number of the task that stored it: the objects are shared by the pod, so a
@@ -164,5 +168,45 @@ extension Kernel {
         tg.exitComm = Array("pause".utf8)
         threadGroups[pid] = tg
         if nextNamespacePid[PidNS.pod] == nil { nextNamespacePid[PidNS.pod] = 2 }
+    }
+}
+
+extension PidNS {
+    /// Linux's inode number of the initial pid namespace; the others follow it here.
+    static let rootInode: UInt64 = 0xEFFF_FFFC
+}
+
+/// A pid namespace opened through /proc/PID/ns (nsfs): stat and readlink only.
+final class PidNamespaceFile: FileDescription {
+    let inum: UInt64
+    init(index: Int32) {
+        inum = PidNS.rootInode + UInt64(index)
+        super.init(flags: O_RDONLY, path: nil)
+    }
+    override var seekable: Bool { false }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+    override func stat() -> Result<Stat, Errno> {
+        var s = Stat(); s.mode = S_IFREG_ | 0o444; s.dev = 4; s.ino = inum; s.nlink = 1
+        return .success(s)
+    }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("pid:[\(inum)]".utf8) }
+}
+
+extension Kernel {
+    /// /proc/PID/ns: pid (the process's namespace) and pid_for_children (its
+    /// task's after unshare(CLONE_NEWPID), else the same).
+    func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
+        let names = ["pid", "pid_for_children"]
+        func link(_ name: String) -> ProcFdLink? {
+            let own = PidNS.index(tg.tgid)
+            switch name {
+            case "pid": return ProcFdLink(kernel: self, file: PidNamespaceFile(index: own), ino: ino + 1)
+            case "pid_for_children":
+                return ProcFdLink(kernel: self, file: PidNamespaceFile(index: task()?.childPidNS ?? own), ino: ino + 2)
+            default: return nil
+            }
+        }
+        return ProcNode(kernel: self, ino: ino, mode: S_IFDIR_ | 0o511, lookup: { _, n in link(String(decoding: n, as: UTF8.self)) },
+                        list: { _ in names.enumerated().map { DirEntry(ino: ino + 1 + UInt64($0.offset), type: 10, name: Array($0.element.utf8)) } })
     }
 }

@@ -25,7 +25,10 @@ func registerProcess(_ t: SyscallTable) {
     t[58] = { t, _ in sysClone(t, flags: CLONE_VM_ | CLONE_VFORK_ | UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) } // vfork
     t[56] = { t, a in                                                                                                // clone
         // The legacy call takes the low 32 bits; the low byte is the exit signal.
-        sysClone(t, flags: a.a0 & 0xffff_ffff, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4)
+        // CLONE_PIDFD stores the pidfd where CLONE_PARENT_SETTID would store the tid.
+        let flags = a.a0 & 0xffff_ffff
+        if flags & (CLONE_PIDFD_ | CLONE_PARENT_SETTID_) == CLONE_PIDFD_ | CLONE_PARENT_SETTID_ { return err(EINVAL) }
+        return sysClone(t, flags: flags, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4, pidfdAddr: a.a2)
     }
     t[435] = sysClone3
     t[272] = sysUnshare
@@ -86,13 +89,14 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
     guard let b = t.copyIn(a.a0, size) else { return err(EFAULT) }
     switch decodeClone3(b) {
     case .failure(let e): return e.ret
-    case .success(let c): return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls)
+    case .success(let c):
+        return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls, pidfdAddr: c.pidfd)
     }
 }
 
 /// What a valid struct clone_args asks for, in clone's terms.
 struct Clone3Request {
-    var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64
+    var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64, pidfd: UInt64
 }
 
 /// Decodes and checks a struct clone_args of 64 to 4096 bytes (copied in
@@ -116,7 +120,7 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
     if flags & CLONE_INTO_CGROUP_ != 0 { return .failure(Errno(EBADF)) }   // no cgroup fds in the sandbox
     if setTid != 0 { return .failure(Errno(EPERM)) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
     return .success(Clone3Request(flags: flags, exitSignal: exitSig, stackTop: stack == 0 ? 0 : stack &+ stackSize,
-                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16)))
+                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8)))
 }
 
 /// unshare(2): private file table, fs context, UTS, mount and pid
@@ -160,7 +164,8 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     return 0
 }
 
-func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64) -> Int {
+/// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
+func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64, pidfdAddr: UInt64 = 0) -> Int {
     let k = t.kernel
     // Checks Linux makes (copy_process), in its order.
     if flags & (CLONE_NEWNS_ | CLONE_FS_) == CLONE_NEWNS_ | CLONE_FS_ { return err(EINVAL) }
@@ -171,6 +176,9 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_PARENT_ != 0 && (t.tg.isNamespaceInit || t.tg === k.initTG) { return err(EINVAL) }
     if flags & CLONE_THREAD_ != 0 && flags & (CLONE_NEWUSER_ | CLONE_NEWPID_) != 0 { return err(EINVAL) }
     if flags & CLONE_SETTLS_ != 0 && tls >= taskSizeMax { return err(EPERM) }
+    if flags & (CLONE_PIDFD_ | CLONE_DETACHED_) == CLONE_PIDFD_ | CLONE_DETACHED_ { return err(EINVAL) }
+    // The pidfd's word must be writable before the child exists (Linux's EFAULT, no child).
+    if flags & CLONE_PIDFD_ != 0 { guard let w = t.readI32(pidfdAddr), t.writeI32(pidfdAddr, w) else { return err(EFAULT) } }
     // A new mount namespace (see sysUnshare) needs CAP_SYS_ADMIN, as
     // on Linux; the other namespaces inside the sandbox: not yet.
     if flags & CLONE_NEWNS_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
@@ -265,6 +273,12 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     k.tasks[tid] = child
 
     if flags & CLONE_PARENT_SETTID_ != 0 { _ = t.writeI32(ptid, t.vpid(tid)) }
+    if flags & CLONE_PIDFD_ != 0 {
+        let f = PidFD(tg: tg, flags: 0)
+        let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
+        if fd < 0 { f.release() }                   // the child runs anyway; the word keeps its value
+        else { _ = t.writeI32(pidfdAddr, Int32(fd)) }
+    }
     if flags & CLONE_CHILD_CLEARTID_ != 0 { child.clearChildTid = ctid }
     var regs = t.thread.regs
     regs.rax = 0
