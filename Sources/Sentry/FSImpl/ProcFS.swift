@@ -199,6 +199,7 @@ extension Kernel {
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { r in task().map { k.vfs.pathString($0.fs.cwd, root: r.fs.root) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
         entries["fd"] = { k.procFdDir(tg, base + 11, task) }
+        entries["ns"] = { k.procNsDir(tg, base + 40, task) }
         entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         entries["net"] = { k.makeProcNetDir() }
@@ -220,7 +221,7 @@ extension Kernel {
         let names = entries.keys.sorted()
         let dir = ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
             entries[String(decoding: n, as: UTF8.self)]?()
-        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+        }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task", "ns"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
         if tid == nil { dir.pidGroup = tg }
         return dir
     }
@@ -273,7 +274,7 @@ extension Kernel {
 
     func procStat(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let state = taskState(tg, t, reader: reader)
-        let v = { (p: Int32) in p & PidNS.mask }      // as the reader (in the process's namespace) numbers it
+        let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as the reader numbers it (0: outside its namespace)
         let ppid = tg.parent.map { v($0.tgid) } ?? 0
         let comm = String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
@@ -284,6 +285,7 @@ extension Kernel {
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let c = t?.creds ?? tg.creds
+        let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as procStat
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         // The address space's size and its locked part (MAP_LOCKED, mlock,
@@ -297,10 +299,10 @@ extension Kernel {
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
         Umask:\t\(octal(t?.fs.umask ?? 0o22, width: 4))
         State:\t\(state)
-        Tgid:\t\(tg.tgid & PidNS.mask)
-        Pid:\t\((t?.tid ?? tg.tgid) & PidNS.mask)
-        PPid:\t\((tg.parent?.tgid ?? 0) & PidNS.mask)
-        TracerPid:\t\((t?.ptrace?.tracer?.tgid ?? 0) & PidNS.mask)
+        Tgid:\t\(v(tg.tgid))
+        Pid:\t\(v(t?.tid ?? tg.tgid))
+        PPid:\t\(v(tg.parent?.tgid ?? 0))
+        TracerPid:\t\(v(t?.ptrace?.tracer?.tgid ?? 0))
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))

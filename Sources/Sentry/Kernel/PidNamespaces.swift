@@ -16,9 +16,26 @@
 // tid, set_tid_address, the siginfo of a sender or child, process groups
 // and sessions all go through these two.
 //
-// Not modelled: nesting below a container's namespace (clone or unshare
-// with CLONE_NEWPID stays refused, EPERM), a process seeing a namespace
-// below its own (no application process is in the root), and
+// Applications' own pid namespaces (clone, clone3 or unshare with
+// CLONE_NEWPID, CAP_SYS_ADMIN needed): one level below the root only, in a
+// sandbox that is not a pod, where the application runs in the root
+// namespace. The new namespace takes a free index like a container's; its
+// processes have local numbers from 1 and the root (the creator and every
+// process outside) sees their root numbers, which are above the root's own
+// (so 4194305 and up, past Linux's pid_max). The numbering cannot give a
+// process a number in two namespaces other than the root, so a namespace
+// inside a container's or inside an application's is refused with EUSERS,
+// Linux's error for a namespace past the nesting limit (Moat's limit is 1
+// below the root, Linux's 32). When such a namespace's init exits, every
+// other process in it gets SIGKILL and is reaped by the Sentry as it dies
+// (Linux's init waits for them before it is reported dead; here its parent
+// may see it dead first).
+//
+// /proc/PID/ns has the two pid links only (pid, pid_for_children: the
+// other namespaces' would tell LTP they can be unshared); they read
+// pid:[N] and open to a file that stat shows, as nsfs's; setns is not offered.
+//
+// Not modelled: nesting deeper than that, and
 // /proc/PID/status's NSpid lines. A pid stored in a shared object (a System
 // V IPC segment's creator, a file lock's owner, SO_PEERCRED) is the local
 // number of the task that stored it: the objects are shared by the pod, so a
@@ -40,7 +57,19 @@ enum PidNS {
 
 extension Task {
     /// The root number of a process this task can see, as its namespace numbers it.
-    @inline(__always) func vpid(_ rootPid: Int32) -> Int32 { rootPid > 0 ? rootPid & PidNS.mask : rootPid }
+    /// The root namespace (index 0) numbers every process by its root number.
+    @inline(__always) func vpid(_ rootPid: Int32) -> Int32 {
+        rootPid > 0 && tid & ~PidNS.mask != 0 ? rootPid & PidNS.mask : rootPid
+    }
+
+    /// The number this task's namespace gives process `rootPid`, or 0 when
+    /// the process is in a namespace this task cannot see (a lock owner
+    /// outside, the parent of a namespace's init), as on Linux.
+    func vpidIfSeen(_ rootPid: Int32) -> Int32 {
+        let base = tid & ~PidNS.mask
+        if base == 0 || rootPid <= 0 { return rootPid }
+        return rootPid & ~PidNS.mask == base ? rootPid & PidNS.mask : 0
+    }
 
     /// A pid this task names (a syscall argument) as the root numbers it.
     /// 0, -1 and negative process-group ids keep their sign; a number its
@@ -67,6 +96,7 @@ extension Kernel {
         for p in threadGroups.keys { used.insert(PidNS.index(p)) }
         for p in tasks.keys { used.insert(PidNS.index(p)) }
         for tg in threadGroups.values { used.insert(PidNS.index(tg.pgid)); used.insert(PidNS.index(tg.sid)) }
+        for t in tasks.values { if let c = t.childPidNS { used.insert(c) } }   // unshared, first child not yet made
         guard let i = (PidNS.pod + 1...PidNS.maxIndex).first(where: { !used.contains($0) }) else { return nil }
         nextNamespacePid[i] = nil       // numbering starts again at 1
         return i
@@ -85,12 +115,37 @@ extension Kernel {
         return x
     }
 
-    /// A pod namespace's init never gets SIGKILL or SIGSTOP from a process
-    /// (which can only be in its namespace), as on Linux; the other signals
-    /// it takes only when it handles them (Task.deliver). The runtime's
-    /// signals (op=signal, stop) come from outside and are not these.
-    func initIgnores(_ target: ThreadGroup, _ sig: Int32) -> Bool {
-        podMode && target.isNamespaceInit && (sig == SIGKILL || sig == SIGSTOP)
+    /// A namespace's init never gets SIGKILL or SIGSTOP from a process of
+    /// its own namespace, as on Linux; the other signals it takes only when
+    /// it handles them (Task.deliver). The runtime's signals (op=signal,
+    /// stop) come from outside and are not these, nor is a SIGKILL from the
+    /// root namespace to the init of an application's namespace.
+    func initIgnores(_ target: ThreadGroup, _ sig: Int32, from sender: Task) -> Bool {
+        guard target.isNamespaceInit, sig == SIGKILL || sig == SIGSTOP else { return false }
+        if podMode { return true }
+        return PidNS.index(target.tgid) != 0 && PidNS.index(sender.tg.tgid) == PidNS.index(target.tgid)
+    }
+
+    /// A new pid namespace for an application's clone or unshare with
+    /// CLONE_NEWPID, made by `t`: its index, or the error Linux gives.
+    /// Requires: mu held.
+    func newApplicationPidNamespace(by t: Task) -> Result<Int32, Errno> {
+        if !t.creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
+        // Linux: a second namespace before the first has a process (unshare).
+        if t.childPidNS != nil { return .failure(Errno(EINVAL)) }
+        if podMode || PidNS.index(t.tg.tgid) != 0 { return .failure(Errno(EUSERS)) }
+        guard let i = newPidNamespace() else { return .failure(Errno(ENOSPC)) }
+        return .success(i)
+    }
+
+    /// The init of an application's pid namespace has exited: the others
+    /// in it get SIGKILL, as on Linux. Requires: mu held.
+    func applicationNamespaceInitExited(_ tg: ThreadGroup) {
+        let ns = PidNS.index(tg.tgid)
+        guard !podMode, ns != 0, tg.isNamespaceInit else { return }
+        for other in threadGroups.values where other !== tg && PidNS.index(other.tgid) == ns && !other.exiting && !other.zombie {
+            other.beginExit(code: SIGKILL, bySignal: true)
+        }
     }
 
     /// The init of the namespace `rootPid` is in, when it is alive. Requires: mu held.
@@ -113,5 +168,45 @@ extension Kernel {
         tg.exitComm = Array("pause".utf8)
         threadGroups[pid] = tg
         if nextNamespacePid[PidNS.pod] == nil { nextNamespacePid[PidNS.pod] = 2 }
+    }
+}
+
+extension PidNS {
+    /// Linux's inode number of the initial pid namespace; the others follow it here.
+    static let rootInode: UInt64 = 0xEFFF_FFFC
+}
+
+/// A pid namespace opened through /proc/PID/ns (nsfs): stat and readlink only.
+final class PidNamespaceFile: FileDescription {
+    let inum: UInt64
+    init(index: Int32) {
+        inum = PidNS.rootInode + UInt64(index)
+        super.init(flags: O_RDONLY, path: nil)
+    }
+    override var seekable: Bool { false }
+    override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+    override func stat() -> Result<Stat, Errno> {
+        var s = Stat(); s.mode = S_IFREG_ | 0o444; s.dev = 4; s.ino = inum; s.nlink = 1
+        return .success(s)
+    }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("pid:[\(inum)]".utf8) }
+}
+
+extension Kernel {
+    /// /proc/PID/ns: pid (the process's namespace) and pid_for_children (its
+    /// task's after unshare(CLONE_NEWPID), else the same).
+    func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
+        let names = ["pid", "pid_for_children"]
+        func link(_ name: String) -> ProcFdLink? {
+            let own = PidNS.index(tg.tgid)
+            switch name {
+            case "pid": return ProcFdLink(kernel: self, file: PidNamespaceFile(index: own), ino: ino + 1)
+            case "pid_for_children":
+                return ProcFdLink(kernel: self, file: PidNamespaceFile(index: task()?.childPidNS ?? own), ino: ino + 2)
+            default: return nil
+            }
+        }
+        return ProcNode(kernel: self, ino: ino, mode: S_IFDIR_ | 0o511, lookup: { _, n in link(String(decoding: n, as: UTF8.self)) },
+                        list: { _ in names.enumerated().map { DirEntry(ino: ino + 1 + UInt64($0.offset), type: 10, name: Array($0.element.utf8)) } })
     }
 }

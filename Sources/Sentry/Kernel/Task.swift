@@ -90,6 +90,9 @@ final class Task {
     var cpuNs: Int64 = 0
     /// The UTS namespace (nil: the sandbox's); inherited across clone.
     var ownUTS: UTSNamespace?
+    /// The pid namespace this task's next children go into when it is not
+    /// its own: unshare(CLONE_NEWPID) (Kernel/PidNamespaces.swift).
+    var childPidNS: Int32?
     var uts: UTSNamespace { ownUTS ?? kernel.rootUTS }
     /// sched_setaffinity's mask (bit per CPU), inherited across clone.
     var cpuMask: UInt64 = onlineCPUMask

@@ -155,6 +155,7 @@ final class ThreadGroup {
         detachTracees()
         // Reparent children to init (or the nearest subreaper).
         let k = kernel
+        k.applicationNamespaceInitExited(self)
         if let reaper = findReaper(), reaper !== self {
             for c in children {
                 c.parent = reaper
@@ -168,7 +169,7 @@ final class ThreadGroup {
                     c.sendSignal(c.parentDeathSignal, SigInfo(signo: c.parentDeathSignal))
                 }
             }
-        } else if k.podMode {
+        } else if k.podMode || PidNS.index(tgid) != 0 {
             // No init left in the namespace: orphans are reaped as they
             // exit, as the processes `exec` adds are.
             for c in children {
@@ -186,7 +187,7 @@ final class ThreadGroup {
             if exitSignal > 0 {
                 var info = SigInfo(signo: SIGCHLD)
                 info.code = childCode()
-                info.pid = tgid & PidNS.mask
+                info.pid = PidNS.index(p.tgid) == 0 ? tgid : tgid & PidNS.mask   // as the parent numbers it
                 info.uid = creds.uid
                 info.status = childStatusValue()
                 p.sendSignal(exitSignal, info)
@@ -224,7 +225,8 @@ final class ThreadGroup {
         }
         // In a pod: the init of the process's pid namespace (a container's
         // first process, or the pod's init).
-        if kernel.podMode { return kernel.namespaceInit(of: tgid) }
+        // In an application's namespace: its init, or none when it has exited.
+        if kernel.podMode || PidNS.index(tgid) != 0 { return kernel.namespaceInit(of: tgid) }
         return kernel.initTG.flatMap { $0.exiting ? nil : $0 }
     }
 

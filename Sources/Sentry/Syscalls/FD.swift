@@ -140,7 +140,7 @@ func sysFlock(_ t: Task, _ a: Args) -> Int {
     let owner = FileLocks.Owner.description(ObjectIdentifier(f))
     f.lockKey = key
     if kind == 8 {
-        locks.set(key, owner: owner, exclusive: false, start: 0, end: UInt64.max, pid: t.vpid(t.tg.tgid), flock: true, unlock: true)
+        locks.set(key, owner: owner, exclusive: false, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: true)
         return 0
     }
     while locks.conflict(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, flock: true) != nil {
@@ -152,7 +152,7 @@ func sysFlock(_ t: Task, _ a: Args) -> Int {
             return -ERESTARTSYS
         }
     }
-    locks.set(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, pid: t.vpid(t.tg.tgid), flock: true, unlock: false)
+    locks.set(key, owner: owner, exclusive: kind == 2, start: 0, end: UInt64.max, pid: t.tg.tgid, flock: true, unlock: false)
     return 0
 }
 
@@ -197,7 +197,7 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
             b[0] = c.exclusive ? 1 : 0; b[1] = 0; b[2] = 0; b[3] = 0
             put64(&b, 8, c.start)
             put64(&b, 16, c.end == UInt64(Int64.max) ? 0 : c.end - c.start)
-            put32(&b, 24, { if case .description = c.owner { return -1 }; return c.pid }())
+            put32(&b, 24, { if case .description = c.owner { return -1 }; return t.vpidIfSeen(c.pid) }())   // 0: an owner in another pid namespace
         } else {
             b[0] = 2; b[1] = 0
         }
@@ -206,7 +206,7 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
     if type == 0 && !f.readable { return err(EBADF) }
     if type == 1 && !f.writable { return err(EBADF) }
     if type == 2 {
-        locks.set(key, owner: owner, exclusive: false, start: s, end: e, pid: t.vpid(t.tg.tgid), flock: false, unlock: true)
+        locks.set(key, owner: owner, exclusive: false, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: true)
         return 0
     }
     let wait = cmd == F_SETLKW || cmd == 38
@@ -222,7 +222,7 @@ func sysRecordLock(_ t: Task, _ f: FileDescription, _ cmd: Int32, _ addr: UInt64
             return -ERESTARTSYS
         }
     }
-    locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.vpid(t.tg.tgid), flock: false, unlock: false)
+    locks.set(key, owner: owner, exclusive: exclusive, start: s, end: e, pid: t.tg.tgid, flock: false, unlock: false)
     return 0
 }
 

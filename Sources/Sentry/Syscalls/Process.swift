@@ -25,7 +25,10 @@ func registerProcess(_ t: SyscallTable) {
     t[58] = { t, _ in sysClone(t, flags: CLONE_VM_ | CLONE_VFORK_ | UInt64(SIGCHLD), stack: 0, ptid: 0, ctid: 0, tls: 0) } // vfork
     t[56] = { t, a in                                                                                                // clone
         // The legacy call takes the low 32 bits; the low byte is the exit signal.
-        sysClone(t, flags: a.a0 & 0xffff_ffff, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4)
+        // CLONE_PIDFD stores the pidfd where CLONE_PARENT_SETTID would store the tid.
+        let flags = a.a0 & 0xffff_ffff
+        if flags & (CLONE_PIDFD_ | CLONE_PARENT_SETTID_) == CLONE_PIDFD_ | CLONE_PARENT_SETTID_ { return err(EINVAL) }
+        return sysClone(t, flags: flags, stack: a.a1, ptid: a.a2, ctid: a.a3, tls: a.a4, pidfdAddr: a.a2)
     }
     t[435] = sysClone3
     t[272] = sysUnshare
@@ -53,11 +56,11 @@ func registerProcess(_ t: SyscallTable) {
     t[109] = { t, a in sysSetpgid(t, a.int(0), a.int(1)) }                                                          // setpgid
     t[121] = { t, a in                                                                                               // getpgid
         let pid = t.gpid(a.int(0))
-        if pid == 0 { return Int(t.vpid(t.tg.pgid)) }
+        if pid == 0 { return Int(t.vpidIfSeen(t.tg.pgid)) }
         guard let tg = t.kernel.threadGroups[pid], !tg.reaped, t.kernel.sees(t, tg) else { return err(ESRCH) }
-        return Int(t.vpid(tg.pgid))
+        return Int(t.vpidIfSeen(tg.pgid))
     }
-    t[111] = { t, _ in Int(t.vpid(t.tg.pgid)) }                                                                     // getpgrp
+    t[111] = { t, _ in Int(t.vpidIfSeen(t.tg.pgid)) }                                                               // getpgrp
     t[112] = { t, _ in                                                                                               // setsid
         let tg = t.tg
         if t.kernel.threadGroups.values.contains(where: { $0.pgid == tg.tgid && !$0.reaped }) && tg.pgid == tg.tgid { return err(EPERM) }
@@ -68,9 +71,9 @@ func registerProcess(_ t: SyscallTable) {
     }
     t[124] = { t, a in                                                                                               // getsid
         let pid = t.gpid(a.int(0))
-        if pid == 0 { return Int(t.vpid(t.tg.sid)) }
+        if pid == 0 { return Int(t.vpidIfSeen(t.tg.sid)) }
         guard let tg = t.kernel.threadGroups[pid], !tg.reaped, t.kernel.sees(t, tg) else { return err(ESRCH) }
-        return Int(t.vpid(tg.sid))
+        return Int(t.vpidIfSeen(tg.sid))
     }
 }
 
@@ -86,13 +89,14 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
     guard let b = t.copyIn(a.a0, size) else { return err(EFAULT) }
     switch decodeClone3(b) {
     case .failure(let e): return e.ret
-    case .success(let c): return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls)
+    case .success(let c):
+        return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls, pidfdAddr: c.pidfd)
     }
 }
 
 /// What a valid struct clone_args asks for, in clone's terms.
 struct Clone3Request {
-    var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64
+    var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64, pidfd: UInt64
 }
 
 /// Decodes and checks a struct clone_args of 64 to 4096 bytes (copied in
@@ -116,11 +120,13 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
     if flags & CLONE_INTO_CGROUP_ != 0 { return .failure(Errno(EBADF)) }   // no cgroup fds in the sandbox
     if setTid != 0 { return .failure(Errno(EPERM)) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
     return .success(Clone3Request(flags: flags, exitSignal: exitSig, stackTop: stack == 0 ? 0 : stack &+ stackSize,
-                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16)))
+                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8)))
 }
 
-/// unshare(2): private file table, fs context, UTS and mount namespace; the
-/// other namespaces are refused (EPERM) until the Sentry models them.
+/// unshare(2): private file table, fs context, UTS, mount and pid
+/// namespace (the caller's next child is pid 1 of a new one, one level below
+/// the root: Kernel/PidNamespaces.swift); the other namespaces are refused
+/// (EPERM) until the Sentry models them.
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
 ///
@@ -138,9 +144,15 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
         CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
     if a.a0 & ~known != 0 { return err(EINVAL) }
     if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
-    let refused = CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
-    if flags & (refused | CLONE_NEWUTS_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
+    let refused = CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
+    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
     if flags & refused != 0 { return err(EPERM) }
+    if flags & CLONE_NEWPID_ != 0 {
+        switch t.kernel.newApplicationPidNamespace(by: t) {
+        case .success(let ns): t.childPidNS = ns
+        case .failure(let e): return e.ret
+        }
+    }
     if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
@@ -152,7 +164,8 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     return 0
 }
 
-func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64) -> Int {
+/// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
+func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64, pidfdAddr: UInt64 = 0) -> Int {
     let k = t.kernel
     // Checks Linux makes (copy_process), in its order.
     if flags & (CLONE_NEWNS_ | CLONE_FS_) == CLONE_NEWNS_ | CLONE_FS_ { return err(EINVAL) }
@@ -163,10 +176,15 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_PARENT_ != 0 && (t.tg.isNamespaceInit || t.tg === k.initTG) { return err(EINVAL) }
     if flags & CLONE_THREAD_ != 0 && flags & (CLONE_NEWUSER_ | CLONE_NEWPID_) != 0 { return err(EINVAL) }
     if flags & CLONE_SETTLS_ != 0 && tls >= taskSizeMax { return err(EPERM) }
+    if flags & (CLONE_PIDFD_ | CLONE_DETACHED_) == CLONE_PIDFD_ | CLONE_DETACHED_ { return err(EINVAL) }
+    // The pidfd's word must be writable before the child exists (Linux's EFAULT, no child).
+    if flags & CLONE_PIDFD_ != 0 { guard let w = t.readI32(pidfdAddr), t.writeI32(pidfdAddr, w) else { return err(EFAULT) } }
     // A new mount namespace (see sysUnshare) needs CAP_SYS_ADMIN, as
     // on Linux; the other namespaces inside the sandbox: not yet.
     if flags & CLONE_NEWNS_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
-    if flags & (CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
+    // A thread stays in its process's pid namespace (after unshare, Linux's EINVAL).
+    if flags & CLONE_THREAD_ != 0 && t.childPidNS != nil { return err(EINVAL) }
+    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
         return err(EPERM) // namespaces inside the sandbox: not yet
     }
     let isThread = flags & CLONE_THREAD_ != 0
@@ -174,8 +192,18 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let exitSig = isThread ? 0 : Int32(flags & 0xff)
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
-    // The child is in its parent's pid namespace.
-    guard let tid = k.allocPid(namespace: PidNS.index(t.tg.tgid)) else { return err(EAGAIN) }
+    // The child is in its parent's pid namespace, or the one unshare made
+    // for its children, or a new one (Kernel/PidNamespaces.swift).
+    var ns = t.childPidNS ?? PidNS.index(t.tg.tgid)
+    if flags & CLONE_NEWPID_ != 0 {
+        switch k.newApplicationPidNamespace(by: t) {
+        case .success(let i): ns = i
+        case .failure(let e): return e.ret
+        }
+    } else if !k.podMode && ns != 0 && k.nextNamespacePid[ns] != nil && k.namespaceInit(of: PidNS.base(ns)) == nil {
+        return err(ENOMEM)      // its init has exited: no new process in it, as on Linux
+    }
+    guard let tid = k.allocPid(namespace: ns) else { return err(EAGAIN) }
 
     // The host side: a new stub thread (CLONE_THREAD), a process sharing
     // memory (CLONE_VM), or a copy-on-write copy of the address space.
@@ -246,6 +274,12 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     k.tasks[tid] = child
 
     if flags & CLONE_PARENT_SETTID_ != 0 { _ = t.writeI32(ptid, t.vpid(tid)) }
+    if flags & CLONE_PIDFD_ != 0 {
+        let f = PidFD(tg: tg, flags: 0)
+        let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
+        if fd < 0 { f.release() }                   // the child runs anyway; the word keeps its value
+        else { _ = t.writeI32(pidfdAddr, Int32(fd)) }
+    }
     if flags & CLONE_CHILD_CLEARTID_ != 0 { child.clearChildTid = ctid }
     var regs = t.thread.regs
     regs.rax = 0
@@ -459,7 +493,8 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
 // vpid is arithmetic on the pid (Kernel/PidNamespaces.swift).
 func sysGetpid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.tgid)) }
 func sysGettid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tid)) }
-func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.parentTgid.load(ordering: .relaxed))) }
+/// A parent in another namespace (the init of an application's) is 0, as on Linux.
+func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpidIfSeen(t.tg.parentTgid.load(ordering: .relaxed))) }
 
 // MARK: - pidfd, kcmp
 

@@ -145,7 +145,7 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
         info = supplied.info
     }
     if !canSignal(t, tg, sig) { return err(EPERM) }
-    if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig) { return 0 }
+    if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig, from: t) { return 0 }
     if flags == 1, let leader = tg.leader { leader.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
     return 0
 }
@@ -172,7 +172,7 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
     }
     if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }
     if sig == 0 { return 0 }
-    if k.initIgnores(tg, sig) { return 0 }
+    if k.initIgnores(tg, sig, from: t) { return 0 }
     if let x = thread { x.sendSignal(sig, supplied.info) } else { tg.sendSignal(sig, supplied.info) }
     return 0
 }
@@ -211,19 +211,22 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     } else if pid == 0 {
         targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
     } else if pid == -1 {
-        targets = k.threadGroups.values.filter { !$0.isNamespaceInit && $0 !== t.tg && !$0.reaped }
+        // All but the caller and the init of its own namespace (the init of a
+        // namespace below is a target, as on Linux).
+        let own = PidNS.index(t.tg.tgid)
+        targets = k.threadGroups.values.filter { !($0.isNamespaceInit && PidNS.index($0.tgid) == own) && $0 !== t.tg && !$0.reaped }
         if sig != 0 && canSignal(t, t.tg, sig) { t.tg.sendSignal(sig, info) }
         if targets.isEmpty { return 0 }
     } else {
         if pid == Int32.min { return err(ESRCH) }
         targets = k.threadGroups.values.filter { $0.pgid == -pid && !$0.reaped }
     }
-    if k.podMode { targets = targets.filter { k.sees(t, $0) } }
+    targets = targets.filter { k.sees(t, $0) }
     if targets.isEmpty { return err(ESRCH) }
     var sent = false
     for tg in targets where canSignal(t, tg, sig) {
         sent = true
-        if sig == 0 || tg.zombie || k.initIgnores(tg, sig) { continue }
+        if sig == 0 || tg.zombie || k.initIgnores(tg, sig, from: t) { continue }
         tg.sendSignal(sig, info)
     }
     return sent ? 0 : err(EPERM)
@@ -239,7 +242,7 @@ func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
     info.code = -6 // SI_TKILL
     info.pid = t.vpid(t.tg.tgid)
     info.uid = t.creds.uid
-    if t.kernel.initIgnores(target.tg, sig) { return 0 }
+    if t.kernel.initIgnores(target.tg, sig, from: t) { return 0 }
     target.sendSignal(sig, info)
     return 0
 }
