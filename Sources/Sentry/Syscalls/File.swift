@@ -877,7 +877,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
 /// O_PATH descriptor stands for too (the f* calls refuse those: EBADF).
 func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) -> Int {
     guard let f = emptyPath ? t.fds.get(fd) : t.fds.getIO(fd) else { return err(EBADF) }
-    guard let i = f.inode, !(i is StdioInode) else { return 0 }
+    guard let i = f.inode ?? f.ownInode, !(i is StdioInode) else { return 0 }
     if f.path?.mount.readOnly == true { return err(EROFS) }                    // as the path calls: before the owner check
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
