@@ -867,6 +867,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
         if p.mount.readOnly { return err(EROFS) }
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
         let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
+        if r == 0 { dropFileCapabilities(t.kernel, p.inode, a) }
         if r == 0 { t.kernel.inotifyFile(p, IN_ATTRIB_) }
         return r
     case .failure(let e): return e.ret
@@ -881,6 +882,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if f.path?.mount.readOnly == true { return err(EROFS) }                    // as the path calls: before the owner check
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
+    if r == 0 { dropFileCapabilities(t.kernel, i, a) }
     if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
     return r
 }

@@ -15,7 +15,8 @@
  * - restart_syscall with nothing to restart is EINTR;
  * - SO_ATTACH_FILTER takes a valid classic BPF program on a TCP socket,
  *   refuses one that jumps past its end (EINVAL), and SO_DETACH_FILTER
- *   removes it (ENOENT when none is left).
+ *   removes it (ENOENT when none is left);
+ * - a chown drops a file's capabilities (security.capability).
  * Nothing here depends on timing: the sleep is measured in CPU time, which
  * Linux guarantees, against the same clock. */
 #include "t.h"
@@ -27,6 +28,7 @@
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <linux/filter.h>
+#include <sys/xattr.h>
 
 static void nice_in_stat(void) {
     pid_t c = fork();
@@ -172,6 +174,19 @@ static void filters(void) {
     close(s);
 }
 
+static void chown_drops_caps(void) {
+    int fd = open("/work/96.cap", O_CREAT | O_WRONLY, 0755);
+    close(fd);
+    /* struct vfs_cap_data, revision 2: CAP_NET_BIND_SERVICE permitted. */
+    uint32_t cap[5] = {0x02000000, 1u << 10, 0, 0, 0};
+    T(setxattr("/work/96.cap", "security.capability", cap, sizeof cap, 0));
+    char buf[64];
+    T(getxattr("/work/96.cap", "security.capability", buf, sizeof buf));
+    T(chown("/work/96.cap", 65534, -1));
+    T(getxattr("/work/96.cap", "security.capability", buf, sizeof buf));
+    unlink("/work/96.cap");
+}
+
 int main(void) {
     nice_in_stat();
     pipe_owner();
@@ -181,5 +196,6 @@ int main(void) {
     barriers();
     T(syscall(SYS_restart_syscall));
     filters();
+    chown_drops_caps();
     return 0;
 }
