@@ -28,6 +28,8 @@ final class Pipe {
     var packets: [Int] = []
     var bytesBeforePackets = 0
     var available: Int { buf.count - head }
+    /// pipe2's pipe: its inode, owned by the creator (FileDescription.ownInode).
+    var ownInode: Inode?
     /// Linux keeps each packet in its own page: a packet uses a whole page
     /// of the capacity however short it is.
     var used: Int { available + packets.reduce(0) { $0 + (4096 - $1 % 4096) % 4096 } }
@@ -198,8 +200,10 @@ final class PipeFD: FileDescription {
         pipe.notify()
     }
 
+    override var ownInode: Inode? { pipe.ownInode }
     override func stat() -> Result<Stat, Errno> {
         if let i = inode { return i.stat() }
+        if let i = pipe.ownInode, case .success(var s) = i.stat() { s.blksize = 4096; return .success(s) }
         var s = Stat()
         s.mode = S_IFIFO_ | 0o600; s.ino = ino; s.dev = 12; s.blksize = 4096
         return .success(s)

@@ -280,7 +280,12 @@ extension Kernel {
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
         let ut = tg.sampleCPU() / 10_000_000, st = tg.stimeNs / 10_000_000
         let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
-        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 20 0 \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        // priority and nice as Linux prints them: 20 + nice for a fair
+        // policy, -1 - the real-time priority for SCHED_FIFO/SCHED_RR.
+        let x = t ?? tg.leader, nice = x?.nice ?? 0
+        let rt = x.map { $0.schedPolicy & ~0x4000_0000 == 1 || $0.schedPolicy & ~0x4000_0000 == 2 } ?? false
+        let prio = rt ? -1 - (x?.schedPriority ?? 0) : 20 + nice
+        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 \(prio) \(nice) \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
@@ -341,6 +346,13 @@ extension Kernel {
             s += "\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0"
             s += v.name.isEmpty ? "\n" : String(repeating: " ", count: 10) + v.name + "\n"
             if details { s += smapsFields(v) }
+        }
+        // Linux's legacy vsyscall page as its "xonly" mode (the host's)
+        // shows it: execute-only. A call into it is emulated
+        // (emulateVsyscall) where the platform reports one: under ptrace.
+        if t.thread.hasStub {
+            s += "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0" + String(repeating: " ", count: 10) + "[vsyscall]\n"
+            if details { s += smapsFields(VMA(start: 0xffff_ffff_ff60_0000, end: 0xffff_ffff_ff60_1000, prot: PROT_EXEC, flags: MAP_PRIVATE, name: "[vsyscall]")) }
         }
         return s
     }

@@ -225,7 +225,12 @@ final class UnixSockFD: FileDescription {
         kernel.unixNames.forget(self)
         waiters.notifyAll()
     }
+    /// socket()'s inode, owned by the creator: fchmod sets the mode a
+    /// bind then gives the socket file (less the umask), as Linux.
+    var sockInode: Inode?
+    override var ownInode: Inode? { sockInode }
     override func stat() -> Result<Stat, Errno> {
+        if let i = sockInode, case .success(var s) = i.stat() { s.blksize = 4096; return .success(s) }
         var s = Stat(); s.mode = S_IFSOCK_ | 0o777; s.ino = ino; s.dev = 8; s.blksize = 4096
         return .success(s)
     }

@@ -127,8 +127,9 @@ extension Task {
     func finishRestart(handlerRan: Bool) {
         if handlerRan { return }
         if restartCode != 0 {
+            // -ERESTART_RESTARTBLOCK goes on through restart_syscall.
+            thread.regs.rax = restartCode == -ERESTART_RESTARTBLOCK && restartBlock != nil ? 219 : restartNr
             restartCode = 0
-            thread.regs.rax = restartNr
             thread.regs.rip &-= 2
             thread.markDirty()
         }
@@ -141,6 +142,7 @@ extension Task {
         if restartCode != 0 {
             let c = restartCode
             restartCode = 0
+            restartBlock = nil   // a handler runs: the sleep ends with EINTR
             if c == -ERESTARTNOINTR || (c == -ERESTARTSYS && act.flags & UInt64(SA_RESTART) != 0) {
                 regs.rax = restartNr
                 regs.rip &-= 2

@@ -46,6 +46,11 @@ final class Task {
     /// EINTR once signal delivery is decided.
     var restartCode = 0
     var restartNr: UInt64 = 0
+    /// What restart_syscall continues after -ERESTART_RESTARTBLOCK (Linux's
+    /// restart_block): a sleep's remaining part towards its original
+    /// deadline, so that time spent stopped counts as time slept. nil:
+    /// restart_syscall is EINTR.
+    var restartBlock: ((Task) -> Int)? = nil
 
     // Waiting. Guarded by Kernel.mu.
     /// The word a blocked task sleeps on (CMoat/park.c), allocated once so

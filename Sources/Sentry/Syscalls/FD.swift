@@ -69,9 +69,18 @@ func sysPipe2(_ t: Task, _ addr: UInt64, _ flags: Int32) -> Int {
     if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 { return err(EINVAL) }
     let p = Pipe()
     let ino = newPipeIno()
+    p.ownInode = ownedInode(t, ino: ino, mode: S_IFIFO_ | 0o600, dev: 12)
     let r = PipeFD(pipe: p, reader: true, flags: O_RDONLY | (flags & (O_NONBLOCK | O_DIRECT)), ino: ino)
     let w = PipeFD(pipe: p, reader: false, flags: O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), ino: ino)
     return installPair(t, r, w, cloexec: flags & O_CLOEXEC != 0, at: addr)
+}
+
+/// A pipe's or socket's own inode (FileDescription.ownInode), owned by
+/// its creator's fsuid and fsgid.
+func ownedInode(_ t: Task, ino: UInt64, mode: UInt32, dev: UInt64) -> Inode {
+    let i = Inode(ino: ino, mode: mode, dev: dev)
+    i.uid = t.creds.fsuid; i.gid = t.creds.fsgid
+    return i
 }
 
 /// Installs two new descriptions (pipe2, socketpair) and writes their fds

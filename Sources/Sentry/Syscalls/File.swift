@@ -867,6 +867,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
         if p.mount.readOnly { return err(EROFS) }
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
         let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
+        if r == 0 { dropFileCapabilities(t.kernel, p.inode, a) }
         if r == 0 { t.kernel.inotifyFile(p, IN_ATTRIB_) }
         return r
     case .failure(let e): return e.ret
@@ -877,10 +878,11 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
 /// O_PATH descriptor stands for too (the f* calls refuse those: EBADF).
 func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) -> Int {
     guard let f = emptyPath ? t.fds.get(fd) : t.fds.getIO(fd) else { return err(EBADF) }
-    guard let i = f.inode, !(i is StdioInode) else { return 0 }
+    guard let i = f.inode ?? f.ownInode, !(i is StdioInode) else { return 0 }
     if f.path?.mount.readOnly == true { return err(EROFS) }                    // as the path calls: before the owner check
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
+    if r == 0 { dropFileCapabilities(t.kernel, i, a) }
     if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
     return r
 }

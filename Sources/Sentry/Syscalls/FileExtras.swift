@@ -247,6 +247,15 @@ private func securityXattrDenied(_ t: Task, _ name: [UInt8]) -> Int32? {
 
 private func xattrKey(_ i: Inode) -> XattrKey { XattrKey(dev: i.dev, ino: i.ino) }
 
+/// A chown of a file that is not a directory drops its file capabilities
+/// (security.capability), as Linux's ATTR_KILL_PRIV: a new owner must not
+/// inherit a capability set granted for the old one.
+func dropFileCapabilities(_ k: Kernel, _ i: Inode, _ a: SetAttr) {
+    guard a.uid != nil || a.gid != nil, !i.isDir else { return }
+    let name = Array("security.capability".utf8), key = xattrKey(i)
+    if k.xattrs.values[key]?.removeValue(forKey: name) != nil { k.xattrs.order[key]?.removeAll { $0 == name } }
+}
+
 /// Where the user.* attributes of `ino` are right now.
 private enum UserXattrHome {
     /// On the host file, read and written through the Gofer.

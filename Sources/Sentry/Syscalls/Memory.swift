@@ -7,7 +7,20 @@ import Glibc
 func registerMemory(_ t: SyscallTable) {
     registerMempolicy(t)
     t[12] = { t, a in Int(bitPattern: UInt(t.mm.brk(t, a.a0))) }                                // brk
-    t[9] = sysMmap
+    t[9] = { t, a in                                                          // mmap
+        let r = sysMmap(t, a)
+        // MAP_POPULATE faults the pages in now, as Linux does (they count
+        // in the resident set, ru_maxrss): a write fault for a private
+        // writable mapping, a read fault otherwise. Its failure is no
+        // error of mmap's (Linux ignores it too). Not on KVM (no host
+        // process holds the pages).
+        let prot = a.int(2), flags = a.int(3)
+        if r >= 0 && flags & 0x8000 != 0 && prot != PROT_NONE && t.thread.hasStub {
+            let write = prot & PROT_WRITE != 0 && flags & 0xf == MAP_PRIVATE
+            _ = t.thread.inject(28 /* madvise */, UInt64(r), pageUp(a.a1), write ? 23 /* MADV_POPULATE_WRITE */ : 22 /* MADV_POPULATE_READ */)
+        }
+        return r
+    }
     t[11] = { t, a in t.mm.unmap(t, addr: a.a0, len: a.a1) }                  // munmap
     t[10] = { t, a in t.mm.protect(t, addr: a.a0, len: a.a1, prot: a.int(2)) } // mprotect
     t[25] = sysMremap

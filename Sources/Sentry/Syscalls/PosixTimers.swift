@@ -251,7 +251,8 @@ private func expire(_ tg: ThreadGroup, _ tm: PosixTimer, deadline: Int64, now: I
 func sysMembarrier(_ t: Task, _ a: Args) -> Int {
     let cmd = a.int(0), flags = a.int(1)
     let QUERY: Int32 = 0, GLOBAL: Int32 = 1, PRIVATE_EXPEDITED: Int32 = 8, REGISTER_PRIVATE_EXPEDITED: Int32 = 16
-    let supported = GLOBAL | PRIVATE_EXPEDITED | REGISTER_PRIVATE_EXPEDITED
+    let GLOBAL_EXPEDITED: Int32 = 2, REGISTER_GLOBAL_EXPEDITED: Int32 = 4
+    let supported = GLOBAL | GLOBAL_EXPEDITED | REGISTER_GLOBAL_EXPEDITED | PRIVATE_EXPEDITED | REGISTER_PRIVATE_EXPEDITED
     if flags != 0 { return err(EINVAL) }
     switch cmd {
     case QUERY: return Int(supported)
@@ -259,6 +260,12 @@ func sysMembarrier(_ t: Task, _ a: Args) -> Int {
         // Every thread of every sandboxed process is a host thread: the
         // host's global barrier covers them all.
         let r = t.thread.inject(324, UInt64(GLOBAL), 0)
+        return r < 0 ? r : 0
+    case GLOBAL_EXPEDITED, REGISTER_GLOBAL_EXPEDITED:
+        // The host's expedited global barrier reaches every host thread of
+        // a process registered for it; registering is the stub's (the
+        // process's host memory), so the host keeps it until exec.
+        let r = t.thread.inject(324, UInt64(cmd), 0)
         return r < 0 ? r : 0
     case REGISTER_PRIVATE_EXPEDITED:
         t.tg.membarrierRegistered = true

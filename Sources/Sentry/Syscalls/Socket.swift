@@ -45,6 +45,7 @@ func registerSocket(_ t: SyscallTable) {
             if type != SOCK_STREAM_ && type != SOCK_DGRAM_ && type != SOCK_SEQPACKET_ { return err(ESOCKTNOSUPPORT) }
             if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }   // 0 or PF_UNIX (unix_create)
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
+            s.sockInode = ownedInode(t, ino: s.ino, mode: S_IFSOCK_ | 0o777, dev: 8)
             return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
         case AF_INET, AF_INET6:
             let fd = InetSocketFD.create(family: domain, type: type, proto: a.int(2))
@@ -616,7 +617,7 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
             if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
             let c = t.creds
-            switch dir.inode.mknod(last, mode: S_IFSOCK_ | (0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
+            switch dir.inode.mknod(last, mode: S_IFSOCK_ | ((s.sockInode?.mode ?? 0o777) & 0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
             case .success(let ino):
                 dir.dentry.children[last] = Dentry(name: last, parent: dir.dentry, inode: ino)
                 let key = UnixNames.PathKey(dev: ino.dev, ino: ino.ino)

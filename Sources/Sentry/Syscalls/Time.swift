@@ -46,9 +46,15 @@ func registerTime(_ t: SyscallTable) {
         return Int(s)
     }
     t[35] = { t, a in sysNanosleep(t, a.a0, a.a1, clock: CLOCK_MONOTONIC, absolute: false) }   // nanosleep
+    t[219] = { t, _ in                                                        // restart_syscall
+        guard let f = t.restartBlock else { return err(EINTR) }
+        t.restartBlock = nil
+        return f(t)
+    }
     t[230] = { t, a in                                                        // clock_nanosleep
         let id = a.int(0)
-        if id != 0 && id != 1 && id != 7 { return err(id == 2 || id == 3 ? ENOTSUP : EINVAL) }
+        if id == 2 || id < 0 { return cpuClockNanosleep(t, id, a.a2, a.a3, absolute: a.int(1) & 1 != 0) }
+        if id != 0 && id != 1 && id != 7 { return err(id == 3 ? EOPNOTSUPP : EINVAL) }   // CLOCK_THREAD_CPUTIME_ID: no nsleep
         return sysNanosleep(t, a.a2, a.a3, clock: clockid_t(id), absolute: a.int(1) & 1 != 0)
     }
     t[100] = { t, a in                                                        // times
@@ -183,13 +189,53 @@ func sysNanosleep(_ t: Task, _ req: UInt64, _ rem: UInt64, clock: clockid_t, abs
     } else {
         deadline = Kernel.now(CLOCK_MONOTONIC) + dur
     }
+    return sleepUntil(t, deadline, rem: absolute ? 0 : rem, absolute: absolute)
+}
+
+/// The rest of a sleep until `deadline` (CLOCK_MONOTONIC ns). Interrupted:
+/// the time left goes to `rem` (nonzero for a relative sleep) and a
+/// relative sleep's restart (no handler ran: a stop, an ignored signal)
+/// continues towards the same deadline through restart_syscall, as Linux's
+/// hrtimer_nanosleep_restart: time spent stopped counts as time slept.
+private func sleepUntil(_ t: Task, _ deadline: Int64, rem: UInt64, absolute: Bool) -> Int {
     while true {
         let r = t.block(deadline: deadline)
         if r == .timedOut { return 0 }
         if r == .interrupted {
-            if !absolute && rem != 0 { _ = writeTimespec(t, rem, max(0, deadline - Kernel.now(CLOCK_MONOTONIC))) }
-            // Restart re-runs the call with its original arguments (a
-            // restart block with the remaining time is the finer model).
+            if rem != 0 { _ = writeTimespec(t, rem, max(0, deadline - Kernel.now(CLOCK_MONOTONIC))) }
+            if absolute { return -ERESTARTNOHAND }
+            t.restartBlock = { t in sleepUntil(t, deadline, rem: rem, absolute: false) }
+            return -ERESTART_RESTARTBLOCK
+        }
+    }
+}
+
+/// clock_nanosleep on a CPU-time clock: the process's own
+/// (CLOCK_PROCESS_CPUTIME_ID) or one made from a pid; a thread's clock is
+/// EINVAL when it is the caller's own (it could never advance), as Linux's
+/// posix_cpu_nsleep. The sleeper wakes now and then to sample the clock:
+/// the process's CPU time grows at most one second per online CPU each
+/// second, so each wait is the CPU time still due over the CPU count.
+/// Interrupted: EINTR with the CPU time left in `rem` (relative sleeps),
+/// or a restart. Requires: mu held.
+func cpuClockNanosleep(_ t: Task, _ id: Int32, _ req: UInt64, _ rem: UInt64, absolute: Bool) -> Int {
+    let clock = id == 2 ? ~Int32(0) << 3 | 2 : id
+    if clock & 4 != 0 && (~(clock >> 3) == 0 || t.kernel.task(~(clock >> 3), by: t) === t) { return err(EINVAL) }
+    guard let start = cpuClockOf(t, clock) else { return err(EINVAL) }
+    let sec: Int64, ns: Int64
+    switch readTimespecArg(t, req) { case .success(let v): (sec, ns) = v; case .failure(let e): return e.ret }
+    let dur = sec > Int64.max / 2_000_000_000 ? Int64.max / 4 : sec * 1_000_000_000 + ns
+    let target = absolute ? dur : start + dur
+    let cpus = Int64(max(1, onlineCPUMask.nonzeroBitCount))
+    while true {
+        // The clock's owner gone (a process reaped, a thread exited): the
+        // clock reads as stopped, and so does the sleep end.
+        guard let now = cpuClockOf(t, clock) else { return 0 }
+        if now >= target { return 0 }
+        let wait = max(1_000_000, (target - now) / cpus)
+        if t.block(deadline: Kernel.now(CLOCK_MONOTONIC) + wait) == .interrupted {
+            if !absolute && rem != 0 { _ = writeTimespec(t, rem, max(0, target - (cpuClockOf(t, clock) ?? target))) }
+            t.restartBlock = nil   // a restart runs the call again, from its arguments
             return absolute ? -ERESTARTNOHAND : -ERESTART_RESTARTBLOCK
         }
     }

@@ -13,6 +13,10 @@ class FileDescription {
     /// F_SETOWN / F_SETSIG state (AsyncIO.swift); nil until first set.
     var asyncOwner: AsyncOwner?
     var inode: Inode? { path?.inode }
+    /// A pipe's or socket's own inode (Linux's pipefs/sockfs one), for a
+    /// file with no place in the tree: its owner and mode, which fstat
+    /// shows and fchown/fchmod change (sysFSetattr). nil: none kept.
+    var ownInode: Inode? { nil }
 
     init(flags: Int32, path: Path?) { self.flags = flags; self.path = path }
 
