@@ -20,14 +20,6 @@ static long waitv(struct waitv *w, unsigned n, unsigned flags, struct timespec *
     return syscall(449, w, n, flags, to, clock);
 }
 
-static struct timespec later(int clock, long ms) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    return ts;
-}
 
 static uint32_t words[8];
 static volatile uint32_t *target;
@@ -46,7 +38,7 @@ int main(void) {
     struct waitv w[130];
     memset(w, 0, sizeof w);
     for (int i = 0; i < 8; i++) { w[i].uaddr = (uintptr_t)&words[i]; w[i].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG; }
-    struct timespec to = later(CLOCK_MONOTONIC, 1000), bad = { 0, 2000000000L };
+    struct timespec to = t_deadline(CLOCK_MONOTONIC, 1000), bad = { 0, 2000000000L };
 
     say("-- argument checks");
     T(waitv(w, 1, 1, &to, CLOCK_MONOTONIC));
@@ -73,7 +65,7 @@ int main(void) {
     struct timespec past = { 1, 0 };
     T(waitv(w, 2, 0, &past, CLOCK_MONOTONIC));
     T(waitv(w, 2, 0, &past, CLOCK_REALTIME));
-    struct timespec soon = later(CLOCK_REALTIME, 10);
+    struct timespec soon = t_deadline(CLOCK_REALTIME, 10);
     T(waitv(w, 2, 0, &soon, CLOCK_REALTIME));
 
     say("-- a wake on one of eight private words");
@@ -81,7 +73,7 @@ int main(void) {
         target = &words[k]; target_private = 1;
         pthread_t th;
         pthread_create(&th, NULL, waker, NULL);
-        struct timespec t2 = later(CLOCK_MONOTONIC, 20000);
+        struct timespec t2 = t_deadline(CLOCK_MONOTONIC, 20000);
         T(waitv(w, 8, 0, &t2, CLOCK_MONOTONIC));
         pthread_join(th, NULL);
     }
@@ -103,7 +95,7 @@ int main(void) {
         while (syscall(SYS_futex, &shm[10], FUTEX_WAKE, 1, NULL, NULL, 0) != 1) sched_yield();
         _exit(0);
     }
-    struct timespec t3 = later(CLOCK_MONOTONIC, 20000);
+    struct timespec t3 = t_deadline(CLOCK_MONOTONIC, 20000);
     T(waitv(sw, 3, 0, &t3, CLOCK_MONOTONIC));
     int st;
     waitpid(pid, &st, 0);

@@ -71,14 +71,6 @@ static void link_of(mqd_t q) {
     say("fd link: %s", n > 0 ? b : ename(errno));
 }
 
-static struct timespec in_ms(long ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    return ts;
-}
 
 static void recv_one(mqd_t q, const char *what) {
     char b[64];
@@ -178,12 +170,12 @@ static void nonblocking(void) {
     say("old flags %s", old.mq_flags & O_NONBLOCK ? "O_NONBLOCK" : "0");
     struct mq_attr junk = {.mq_flags = O_NONBLOCK | O_APPEND};
     T(mq_setattr(q, &junk, NULL));
-    struct timespec past = {1, 0}, bad = {0, 1000000000L}, soon = in_ms(30);
+    struct timespec past = {1, 0}, bad = {0, 1000000000L}, soon = t_deadline(CLOCK_REALTIME, 30);
     T(mq_timedsend(q, "t", 1, 0, &past));            /* full, blocking: the time has passed */
     T(mq_timedsend(q, "t", 1, 0, &soon));
     T(mq_timedsend(q, "t", 1, 0, &bad));
     for (int i = 0; i < 4; i++) recv_one(q, "drain");
-    soon = in_ms(30);
+    soon = t_deadline(CLOCK_REALTIME, 30);
     T(mq_timedreceive(q, b, sizeof b, NULL, &soon));
     T(mq_timedreceive(q, b, sizeof b, NULL, &past));
     T(mq_timedreceive(q, b, sizeof b, NULL, &bad));

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *ename(int e) {
@@ -57,6 +58,16 @@ static void say(const char *fmt, ...) {
     va_end(ap);
     putchar('\n');
     fflush(stdout);
+}
+
+/* `ms` milliseconds from now on `clock`: an absolute deadline. */
+static inline struct timespec t_deadline(clockid_t clock, long ms) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return ts;
 }
 
 /* The comparable part of a stat. */
