@@ -40,6 +40,9 @@ struct SigInfo {
     var timerStale = false
     init(signo: Int32) { self.signo = signo }
 
+    /// The signal POSIX timer `id` queued (SI_TIMER, si_timerid in pid).
+    func isTimerSignal(id: Int32, signo s: Int32) -> Bool { signo == s && code == -2 && pid == id }
+
     /// The 128-byte siginfo_t layout of x86-64.
     func bytes() -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 128)
@@ -98,7 +101,7 @@ struct SignalQueue {
     /// adds `n` expirations to its overrun (saturating at INT_MAX) and
     /// returns the new count; nil when none is queued.
     mutating func addTimerOverrun(id: Int32, signo: Int32, _ n: Int64) -> Int32? {
-        guard let i = infos.firstIndex(where: { $0.signo == signo && $0.code == -2 && $0.pid == id && !$0.timerStale }) else { return nil }
+        guard let i = infos.firstIndex(where: { $0.isTimerSignal(id: id, signo: signo) && !$0.timerStale }) else { return nil }
         let v = Int32(min(Int64(Int32.max), Int64(Int32(bitPattern: infos[i].uid)) + n))
         infos[i].uid = UInt32(bitPattern: v)
         return v
@@ -107,7 +110,7 @@ struct SignalQueue {
     /// Marks the signal of POSIX timer `id` still queued as stale (its
     /// timer was re-armed or deleted): `take` drops it, nothing receives it.
     mutating func staleTimerSignal(id: Int32, signo: Int32) {
-        for i in infos.indices where infos[i].signo == signo && infos[i].code == -2 && infos[i].pid == id {
+        for i in infos.indices where infos[i].isTimerSignal(id: id, signo: signo) {
             infos[i].timerStale = true
         }
     }

@@ -504,13 +504,7 @@ final class Task {
     func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
         guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
         let end = buf &+ UInt64(count)
-        guard end > buf, buf >= mm.minAddr, end <= mm.appTop else { return nil }
-        var cur = buf
-        for v in mm.vmas[mm.overlapping(buf, end)] {
-            if v.start > cur || v.prot & PROT_READ == 0 { return nil }
-            cur = v.end
-        }
-        if cur < end { return nil }
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: PROT_READ) else { return nil }
         let r = mm.withStubFD(self, hostFD) { remote in
             thread.inject(18 /* pwrite64 */, remote, buf, UInt64(count), UInt64(pos))
         }

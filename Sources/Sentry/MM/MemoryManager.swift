@@ -98,11 +98,12 @@ final class MemoryManager {
         return i..<j
     }
 
-    /// Whether every page of [start, end) is mapped.
-    func fullyMapped(_ start: UInt64, _ end: UInt64) -> Bool {
+    /// Whether every page of [start, end) is mapped, with at least the
+    /// protection bits `prot` (none: any mapping).
+    func fullyMapped(_ start: UInt64, _ end: UInt64, prot: Int32 = 0) -> Bool {
         var cur = start
         for v in vmas[overlapping(start, end)] {
-            if v.start > cur { return false }
+            if v.start > cur || v.prot & prot != prot { return false }
             cur = v.end
         }
         return cur >= end
