@@ -559,7 +559,6 @@ public enum SentryMain {
         }
     }
 
-    /// Makes (or replaces) a configured device node in its directory, which
     /// A Sentry tmpfs on /tmp, as gVisor does, but only when the image's
     /// /tmp is an empty directory: what an image keeps in /tmp stays
     /// visible (and writable through the rootfs). Requires: k.mu held.
@@ -570,6 +569,7 @@ public enum SentryMain {
         vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 6), at: p, fsType: "tmpfs", source: "tmpfs")
     }
 
+    /// Makes (or replaces) a configured device node in its directory, which
     /// must be a Sentry tmpfs (the devfs on /dev). Requires: k.mu held.
     static func makeDevice(_ k: Kernel, _ fs: FSContext, _ d: SentryDevice) {
         guard let slash = d.path.lastIndex(of: "/"), let dir = ensureDir(k, fs, String(d.path[..<slash])),

@@ -233,20 +233,7 @@ func registerFile(_ t: SyscallTable) {
         return f.inode.map({ $0.mode & S_IFMT_ == S_IFREG_ }) == true ? 0 : err(EINVAL)
     }
     t[165] = sysMount
-    t[166] = { t, a in                                                                    // umount2
-        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
-        if a.int(1) & ~Int32(0xf) != 0 { return err(EINVAL) }
-        switch t.lookup(AT_FDCWD_, a.a0, follow: a.int(1) & 8 == 0) {
-        case .success(let p):
-            guard p.dentry === p.mount.root, let mp = p.mount.mountpoint, p.mount.parent != nil else { return err(EINVAL) }
-            let vfs = t.kernel.vfs
-            if vfs.mounts.contains(where: { $0.parent === p.mount }) { return err(EBUSY) }
-            mp.mountedHere = nil
-            vfs.mounts.removeAll { $0 === p.mount }
-            return 0
-        case .failure(let e): return e.ret
-        }
-    }
+    t[166] = sysUmount                                                                    // umount2
 }
 
 func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
@@ -1008,6 +995,56 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     }
     m.readOnly = flags & MS_RDONLY != 0
     return 0
+}
+
+/// umount2(2). Linux's checks in its order: CAP_SYS_ADMIN, the flags, the
+/// path (a mount's root, not the root of the tree), MNT_EXPIRE's two steps.
+/// A mount still in use (a process's cwd or root on it, an open file of it,
+/// a mount below it) is EBUSY unless MNT_DETACH asks for a lazy unmount,
+/// which takes the mounts below along. Mapped files do not count here:
+/// mappings do not remember their mount.
+func sysUmount(_ t: Task, _ a: Args) -> Int {
+    let MNT_FORCE: Int32 = 1, MNT_DETACH: Int32 = 2, MNT_EXPIRE: Int32 = 4, UMOUNT_NOFOLLOW: Int32 = 8
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    let flags = a.int(1)
+    if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 { return err(EINVAL) }
+    let p: Path
+    switch t.lookup(AT_FDCWD_, a.a0, follow: flags & UMOUNT_NOFOLLOW == 0) { case .success(let r): p = r; case .failure(let e): return e.ret }
+    let m = p.mount
+    guard p.dentry === m.root, let mp = m.mountpoint, m.parent != nil else { return err(EINVAL) }
+    let vfs = t.kernel.vfs
+    if flags & MNT_EXPIRE != 0 {
+        // The first call only marks the mount; a second finds it unused.
+        if flags & (MNT_FORCE | MNT_DETACH) != 0 || m === t.fs.root.mount { return err(EINVAL) }
+        if !m.expiryMarked { m.expiryMarked = true; return err(EAGAIN) }
+    }
+    if flags & MNT_DETACH == 0 && (vfs.mounts.contains { $0.parent === m } || mountInUse(t.kernel, m)) {
+        return err(EBUSY)
+    }
+    // The mount and every mount below it leave the tree.
+    var gone: Set<ObjectIdentifier> = [ObjectIdentifier(m)]
+    var grew = true
+    while grew {
+        grew = false
+        for c in vfs.mounts where c.parent.map({ gone.contains(ObjectIdentifier($0)) }) == true && gone.insert(ObjectIdentifier(c)).inserted { grew = true }
+    }
+    if mp.mountedHere === m { mp.mountedHere = nil }
+    vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
+    return 0
+}
+
+/// Whether a process holds `m`: its cwd or root is on it, or a descriptor
+/// open on one of its files (Linux counts these as references to the mount).
+private func mountInUse(_ k: Kernel, _ m: Mount) -> Bool {
+    var seenFS = Set<ObjectIdentifier>(), seenFDs = Set<ObjectIdentifier>()
+    for tg in k.threadGroups.values {
+        for task in tg.tasks {
+            if seenFS.insert(ObjectIdentifier(task.fs)).inserted, task.fs.cwd.mount === m || task.fs.root.mount === m { return true }
+            if seenFDs.insert(ObjectIdentifier(task.fds)).inserted,
+               task.fds.entries.contains(where: { $0?.file.path?.mount === m }) { return true }
+        }
+    }
+    return false
 }
 
 /// Whether two inodes are the same file (hard links may be separate objects).

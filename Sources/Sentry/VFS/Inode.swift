@@ -169,6 +169,8 @@ final class Mount {
     /// (Kernel/Pod.swift): `..` never climbs above it and paths are shown
     /// relative to it, whatever the process's own root (chroot) is.
     var namespaceID: String? = nil
+    /// umount2's MNT_EXPIRE mark, set by the first such call.
+    var expiryMarked = false
     init(root: Dentry, mountpoint: Dentry?, parent: Mount?, fsType: String, source: String) {
         self.root = root; self.mountpoint = mountpoint; self.parent = parent; self.fsType = fsType; self.source = source
         Mount.lastID += 1

@@ -144,7 +144,14 @@ static void threads_child(int id, double seconds) {
     for (int fd = 0; fd < 3; fd++) dup2(null, fd);
     scratch = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (scratch == MAP_FAILED) _exit(3);
-    if (chdir("/tmp") != 0) _exit(3);
+    /* Each process works in a directory of its own: getcwd's answer lands
+       in the scratch buffer, and a later call may take it for a path. Were
+       that "/tmp", a random umount2 then rmdir of it (legitimate for root,
+       natively too) would take /tmp from the sections after this one. */
+    char dir[32];
+    snprintf(dir, sizeof dir, "/tmp/threads-%d", id);
+    mkdir(dir, 0777);
+    if (chdir(dir) != 0) _exit(3);
     signal(SIGPIPE, SIG_IGN);
     pthread_t t[4];
     for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, caller, (void *)(i + 1 + id * 16));
