@@ -50,19 +50,19 @@ enum FastRun {
         }
         guard i < argv.count, argv.count > i + 1 else { return nil }
         let command = Array(argv[(i + 1)...])
-        guard let network = NetworkMode(rawValue: single["network"] ?? "sandbox") else { return nil }
+        guard let network = NetworkMode(rawValue: single["network"] ?? RunDefaults.network) else { return nil }
         var rootDir = single["rootfs"] ?? Run.defaultRootfs()
         if !rootDir.hasPrefix("/") { rootDir = FileManager.default.currentDirectoryPath + "/" + rootDir }
-        guard let numeric = try? ImageRun.numericUser(single["user"] ?? "0:0", rootfs: rootDir) else { return nil }
+        guard let numeric = try? ImageRun.numericUser(single["user"] ?? RunDefaults.user, rootfs: rootDir) else { return nil }
         let parts = numeric.split(separator: ":")
         guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, let gid = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
             return nil
         }
         guard let merged = try? RunEnvironment.merge(image: [], envFiles: [], given: env, uid: uid, tty: false) else { return nil }
         var o = RunOptions(rootfs: rootDir, argv: command)
-        o.env = merged; o.cwd = single["cwd"] ?? "/"; o.uid = uid; o.gid = gid
+        o.env = merged; o.cwd = single["cwd"] ?? RunDefaults.cwd; o.uid = uid; o.gid = gid
         o.strace = set.contains("strace"); o.debug = set.contains("debug"); o.logPath = single["log"]
-        o.readOnly = set.contains("read-only"); o.hostname = single["hostname"] ?? "moat"; o.overlay = !set.contains("no-overlay")
+        o.readOnly = set.contains("read-only"); o.hostname = single["hostname"] ?? RunDefaults.hostname; o.overlay = !set.contains("no-overlay")
         o.network = network
         return o
     }

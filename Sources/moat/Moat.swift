@@ -209,7 +209,7 @@ struct Run: ParsableCommand {
     @Option(help: "Hostname inside the sandbox.") var hostname: String?
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
     @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
-    @Option(help: "Network: none (loopback only), sandbox (own namespace with outbound access; default) or host.") var network: String = "sandbox"
+    @Option(help: "Network: none (loopback only), sandbox (own namespace with outbound access; default) or host.") var network: String = RunDefaults.network
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
     var publish: [String] = []
     @Option(help: "Join this network namespace (a path such as /proc/PID/ns/net or /run/netns/NAME) instead of making one.")

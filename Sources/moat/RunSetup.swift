@@ -11,6 +11,15 @@ import Glibc
 import Sandbox
 import Standalone
 
+/// What `moat run` assumes for a flag not given (and the image does not
+/// say): one place for Run's parser and FastRun's, which must agree.
+enum RunDefaults {
+    static let hostname = "moat"
+    static let network = "sandbox"
+    static let user = "0:0"
+    static let cwd = "/"
+}
+
 struct RunSetup {
     let run: Run
     var rootDir: String
@@ -49,7 +58,7 @@ struct RunSetup {
                                                : "the image \(image!) has no entrypoint or cmd: give a command after it")
         }
         argv = cmd
-        let userSpec = run.user ?? imageUser ?? "0:0"
+        let userSpec = run.user ?? imageUser ?? RunDefaults.user
         let numeric = try ImageRun.numericUser(userSpec, rootfs: rootDir)
         let parts = numeric.split(separator: ":")
         guard let u = UInt32(parts.first ?? ""), parts.count <= 2, let g = UInt32(parts.count == 2 ? parts[1] : parts[0]) else {
@@ -59,7 +68,7 @@ struct RunSetup {
         do {
             env = try RunEnvironment.merge(image: imageEnv, envFiles: run.envFile, given: run.env, uid: uid, tty: run.tty)
         } catch let e as StandaloneError { throw ValidationError(e.description) }
-        self.cwd = cwd ?? "/"
+        self.cwd = cwd ?? RunDefaults.cwd
     }
 
     func ports() throws -> [PortMapping] {
@@ -75,10 +84,10 @@ struct RunSetup {
         var o = RunOptions(rootfs: rootDir, argv: argv)
         o.env = env; o.cwd = cwd; o.uid = uid; o.gid = gid
         o.strace = run.strace; o.debug = run.debug; o.logPath = run.log
-        o.readOnly = run.readOnly; o.hostname = run.hostname ?? "moat"; o.overlay = !run.noOverlay
+        o.readOnly = run.readOnly; o.hostname = run.hostname ?? RunDefaults.hostname; o.overlay = !run.noOverlay
         o.network = net; o.ports = try ports()
         if let p = run.networkNamespace {
-            guard run.network == "sandbox" || run.network == "host" else { throw ValidationError("--network-namespace replaces --network") }
+            guard run.network == RunDefaults.network || run.network == "host" else { throw ValidationError("--network-namespace replaces --network") }
             o.network = .host; o.networkNamespace = p
         }
         for h in run.addHost where !h.contains(":") { throw ValidationError("--add-host \(h): expected NAME:IP") }
