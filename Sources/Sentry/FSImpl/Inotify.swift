@@ -69,7 +69,20 @@ final class InotifyFD: FileDescription {
     var nextWD: Int32 = 1
     var events: [[UInt8]] = []
     var waiters = WaitQueue()
-    init(kernel: Kernel, flags: Int32) { self.kernel = kernel; super.init(flags: flags, path: nil) }
+    /// fs.inotify.max_queued_events when this instance was made: the
+    /// event past it is replaced by one IN_Q_OVERFLOW (wd -1), queued
+    /// once until read, as Linux's overflow event.
+    let maxEvents: Int
+    init(kernel: Kernel, flags: Int32) {
+        self.kernel = kernel
+        maxEvents = kernel.sysctl.entries["fs/inotify/max_queued_events"].flatMap { Int($0.value) } ?? 16384
+        super.init(flags: flags, path: nil)
+    }
+    private static let overflowEvent: [UInt8] = {
+        var e = [UInt8](repeating: 0, count: 16)
+        put32(&e, 0, -1); put32(&e, 4, 0x4000)                               // IN_Q_OVERFLOW
+        return e
+    }()
 
     func queue(wd: Int32, mask: UInt32, cookie: UInt32, name: [UInt8]) {
         // struct inotify_event, the name NUL-padded to a multiple of 16.
@@ -78,9 +91,14 @@ final class InotifyFD: FileDescription {
         put32(&e, 0, wd); put32(&e, 4, Int32(bitPattern: mask)); put32(&e, 8, Int32(bitPattern: cookie))
         put32(&e, 12, Int32(len))
         e.replaceSubrange(16..<16 + name.count, with: name)
+        if events.count >= maxEvents {
+            if events.contains(InotifyFD.overflowEvent) { return }
+            events.append(InotifyFD.overflowEvent)
+            waiters.notifyAll()
+            return
+        }
         // An event identical to the last unread one is merged into it.
         if events.last == e { return }
-        if events.count >= 16384 { return }
         events.append(e)
         waiters.notifyAll()
     }

@@ -37,11 +37,10 @@ final class Pipe {
 
     /// F_SETPIPE_SZ: the capacity rounded up to a power-of-two number of
     /// pages, at least one page; EBUSY when the data would not fit.
-    func resize(_ want: UInt64, privileged: Bool) -> Int {
-        if want > 1 << 31 { return err(EINVAL) }
-        var size = 4096
-        while size < Int(want) { size <<= 1 }
-        if size > pipeMaxSize && size > capacity && !privileged { return err(EPERM) }
+    /// `maxSize`: fs.pipe-max-size, the most without CAP_SYS_RESOURCE.
+    func resize(_ want: UInt64, privileged: Bool, maxSize: Int) -> Int {
+        guard let size = Pipe.roundedSize(want) else { return err(EINVAL) }
+        if size > maxSize && size > capacity && !privileged { return err(EPERM) }
         // Occupancy counts pages, as Linux's ring of page buffers does.
         if (used + 4095) / 4096 > size / 4096 { return err(EBUSY) }
         capacity = size
@@ -50,8 +49,16 @@ final class Pipe {
     }
 }
 
-/// /proc/sys/fs/pipe-max-size: the largest F_SETPIPE_SZ without CAP_SYS_RESOURCE.
-let pipeMaxSize = 1_048_576
+extension Pipe {
+    /// A pipe size as Linux rounds one (F_SETPIPE_SZ, fs.pipe-max-size):
+    /// a power-of-two number of pages, at least one; nil past 2 GiB.
+    static func roundedSize(_ want: UInt64) -> Int? {
+        if want > 1 << 31 { return nil }
+        var size = 4096
+        while size < Int(want) { size <<= 1 }
+        return size
+    }
+}
 
 final class PipeFD: FileDescription {
     let pipe: Pipe

@@ -129,7 +129,7 @@ extension Kernel {
             e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
             for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
                 let n = t?.vpid(pid) ?? pid
-                e.append(DirEntry(ino: 0x10000 + UInt64(pid), type: 4, name: Array("\(n)".utf8)))
+                e.append(DirEntry(ino: k.procPidIno(k.threadGroups[pid]!, tid: nil), type: 4, name: Array("\(n)".utf8)))
             }
             return e
         })
@@ -168,6 +168,14 @@ extension Kernel {
             s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
         }
         return s
+    }
+
+    /// /proc/PID's inode number: which process this is (ThreadGroup.serial),
+    /// in 32 bits as programs keep it (LTP's pidfd_send_signal03 in an
+    /// int); /proc/PID/task/TID's: the thread id.
+    func procPidIno(_ tg: ThreadGroup, tid: Int32?) -> UInt64 {
+        if let tid { return 0x10000 + UInt64(tid) }
+        return 0x8000_0000 | (tg.serial & 0x7fff_ffff)
     }
 
     func procPidDir(_ tg: ThreadGroup, tid: Int32?) -> ProcNode {
@@ -219,7 +227,7 @@ extension Kernel {
             }
         }
         let names = entries.keys.sorted()
-        let dir = ProcNode(kernel: k, ino: 0x10000 + UInt64(tid ?? tg.tgid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
+        let dir = ProcNode(kernel: k, ino: procPidIno(tg, tid: tid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
             entries[String(decoding: n, as: UTF8.self)]?()
         }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task", "ns"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
         if tid == nil { dir.pidGroup = tg }
@@ -298,7 +306,9 @@ extension Kernel {
         var vm = ""
         if !tg.zombie, let m = (tg.leader ?? tg.tasks.first)?.mm {
             let kb = { (locked: Bool) in m.vmas.reduce(UInt64(0)) { $0 + (locked && !$1.locked ? 0 : ($1.end - $1.start) / 1024) } }
+            // Nothing of the sandbox's memory is swap as it sees it: VmSwap 0.
             vm = "VmSize:\t" + padLeft(String(kb(false)), 8) + " kB\nVmLck:\t" + padLeft(String(kb(true)), 8) + " kB\n"
+                + "VmSwap:\t" + padLeft("0", 8) + " kB\n"
         }
         return """
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))

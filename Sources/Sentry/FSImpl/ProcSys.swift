@@ -41,6 +41,10 @@ final class SysctlTable {
 
     /// net.ipv4.ip_unprivileged_port_start: ports below it need CAP_NET_BIND_SERVICE.
     var unprivilegedPortStart = 1024
+    /// fs.nr_open: RLIMIT_NOFILE's ceiling.
+    var nrOpen = 1_048_576
+    /// fs.pipe-max-size: the largest F_SETPIPE_SZ without CAP_SYS_RESOURCE.
+    var pipeMaxSize = 1_048_576
 
     init(kernel k: Kernel) {
         func ro(_ key: String, _ v: @escaping () -> String) { add(key, writable: false, stored: "", get: v, set: nil) }
@@ -52,6 +56,13 @@ final class SysctlTable {
                 set(b)
                 return nil
             }
+        }
+        func ranged(_ key: String, _ v: String, _ range: ClosedRange<Int>) {
+            add(key, writable: true, stored: v, get: nil, set: { [unowned self] s in
+                guard let n = Int(s), range.contains(n) else { return EINVAL }
+                self.entries[key]?.stored = String(n)
+                return nil
+            })
         }
         add("kernel/hostname", writable: true, stored: "", get: { String(decoding: (currentTask?.uts ?? k.rootUTS).hostname, as: UTF8.self) },
             set: name { (currentTask?.uts ?? k.rootUTS).hostname = $0 })
@@ -71,22 +82,51 @@ final class SysctlTable {
         ro("kernel/cap_last_cap") { "\(Cap.last)" }
         ro("kernel/overflowuid") { "65534" }
         ro("kernel/overflowgid") { "65534" }
-        ro("fs/nr_open") { "1048576" }
+        ro("kernel/tainted") { "0" }
+        // fs.nr_open, honoured: the ceiling of RLIMIT_NOFILE, and the
+        // largest descriptor table a fork or unshare(CLONE_FILES) copies
+        // (Linux's range: BITS_PER_LONG to INT_MAX rounded down to it).
+        add("fs/nr_open", writable: true, stored: "", get: { [unowned self] in "\(self.nrOpen)" }, set: { [unowned self] s in
+            guard let v = Int(s), v >= 64, v <= 2_147_483_584 else { return EINVAL }
+            self.nrOpen = v
+            return nil
+        })
         ro("fs/aio-max-nr") { "\(aioMaxNr)" }
         ro("fs/aio-nr") { "\(AIOContexts.shared.total)" }
-        ro("fs/pipe-max-size") { "\(pipeMaxSize)" }
+        // fs.pipe-max-size, honoured (F_SETPIPE_SZ without CAP_SYS_RESOURCE):
+        // a write is rounded up as a pipe's size is (a power of two pages).
+        add("fs/pipe-max-size", writable: true, stored: "", get: { [unowned self] in "\(self.pipeMaxSize)" }, set: { [unowned self] s in
+            guard let v = UInt64(s), let size = Pipe.roundedSize(v) else { return EINVAL }
+            self.pipeMaxSize = size
+            return nil
+        })
+        // inotify's limits: max_queued_events honoured (the event past it
+        // becomes IN_Q_OVERFLOW), the others presented (Linux's defaults).
+        ranged("fs/inotify/max_queued_events", "16384", 0...Int(Int32.max))
+        ranged("fs/inotify/max_user_instances", "128", 0...Int(Int32.max))
+        ranged("fs/inotify/max_user_watches", "65536", 0...Int(Int32.max))
+        // The next SysV IPC id of each kind (CONFIG_CHECKPOINT_RESTORE):
+        // -1 until written; the next object made takes it, if free, and
+        // the value goes back to -1 (Syscalls/IPC.swift).
+        for (i, kind) in ["shm", "sem", "msg"].enumerated() {
+            add("kernel/\(kind)_next_id", writable: true, stored: "", get: { "\(k.ipc.nextID[i])" }, set: { s in
+                guard let v = Int32(s), v >= 0 else { return EINVAL }
+                k.ipc.nextID[i] = v
+                return nil
+            })
+        }
+        // kernel.ns_last_pid: the last pid given out in the caller's pid
+        // namespace; a write makes the next fork there take the one after it.
+        add("kernel/ns_last_pid", writable: true, stored: "", get: { "\(k.lastPid(inNamespaceOf: currentTask))" }, set: { s in
+            guard let v = Int32(s), v >= 0, v <= k.pidMax else { return EINVAL }
+            k.setLastPid(v, inNamespaceOf: currentTask)
+            return nil
+        })
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).
         rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")
         // POSIX message queues' limits, honoured (Syscalls/MessageQueue.swift):
         // Linux's defaults, and its ranges for writes (queues_max is any int).
-        func ranged(_ key: String, _ v: String, _ range: ClosedRange<Int>) {
-            add(key, writable: true, stored: v, get: nil, set: { [unowned self] s in
-                guard let n = Int(s), range.contains(n) else { return EINVAL }
-                self.entries[key]?.stored = String(n)
-                return nil
-            })
-        }
         ranged("fs/mqueue/queues_max", "256", Int(Int32.min)...Int(Int32.max))
         ranged("fs/mqueue/msg_max", "10", 1...65536); ranged("fs/mqueue/msg_default", "10", 1...65536)
         ranged("fs/mqueue/msgsize_max", "8192", 128...(16 << 20)); ranged("fs/mqueue/msgsize_default", "8192", 128...(16 << 20))

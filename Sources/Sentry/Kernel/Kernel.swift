@@ -220,6 +220,7 @@ final class Kernel: @unchecked Sendable {
         var next = ns == 0 ? nextPid : nextNamespacePid[ns] ?? 1
         defer { if ns == 0 { nextPid = next } else { nextNamespacePid[ns] = next } }
         for _ in 1..<Int(pidMax) {
+            if next >= pidMax { next = 300 }                                // ns_last_pid may leave it at pid_max
             let p = PidNS.base(ns) | next
             next = next >= pidMax - 1 ? 300 : next + 1
             if tasks[p] == nil && threadGroups[p] == nil && !pidInUseAsGroup(p) { return p }
@@ -227,6 +228,22 @@ final class Kernel: @unchecked Sendable {
         return nil
     }
     let pidMax: Int32 = 4_194_304
+
+    /// kernel.ns_last_pid: the last pid `allocPid` gave out (or was told
+    /// it gave out) in `t`'s pid namespace (the root's without a task).
+    /// Requires: mu held.
+    func lastPid(inNamespaceOf t: Task?) -> Int32 {
+        let ns = t.map { PidNS.index($0.tg.tgid) } ?? 0
+        return (ns == 0 ? nextPid : nextNamespacePid[ns] ?? 1) - 1
+    }
+
+    /// A write of kernel.ns_last_pid (0...pid_max): the next pid tried in
+    /// `t`'s namespace is the one after `last` (past pid_max, the
+    /// wrap-around's 300). Requires: mu held.
+    func setLastPid(_ last: Int32, inNamespaceOf t: Task?) {
+        let ns = t.map { PidNS.index($0.tg.tgid) } ?? 0
+        if ns == 0 { nextPid = last + 1 } else { nextNamespacePid[ns] = last + 1 }
+    }
 
     private func pidInUseAsGroup(_ p: Int32) -> Bool {
         for tg in threadGroups.values where tg.pgid == p || tg.sid == p { return true }

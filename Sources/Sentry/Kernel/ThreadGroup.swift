@@ -20,6 +20,11 @@ struct RLimit { var cur: UInt64; var max: UInt64 }
 /// A process: what Linux calls a thread group.
 final class ThreadGroup {
     let tgid: Int32
+    /// Which process this is among all the Sentry has made (1, 2, ...):
+    /// /proc/PID's inode number carries it, so that a reused pid names
+    /// another directory, as Linux's fresh proc inodes do.
+    let serial: UInt64
+    private nonisolated(unsafe) static var lastSerial: UInt64 = 0
     unowned let kernel: Kernel
     var tasks: [Task] = []
     var parent: ThreadGroup? { didSet { parentTgid.store(parent?.tgid ?? 0, ordering: .relaxed) } }
@@ -105,6 +110,8 @@ final class ThreadGroup {
     init(kernel: Kernel, tgid: Int32, parent: ThreadGroup?, handlers: SignalHandlers) {
         self.kernel = kernel
         self.tgid = tgid
+        ThreadGroup.lastSerial += 1
+        serial = ThreadGroup.lastSerial
         self.parent = parent
         self.handlers = handlers
         self.pgid = parent?.pgid ?? tgid

@@ -122,7 +122,8 @@ func sysFcntl(_ t: Task, _ a: Args) -> Int {
         return sysRecordLock(t, f, a.int(1), a.a2)
     case 1031: // F_SETPIPE_SZ
         guard let p = f as? PipeFD else { return err(EBADF) }
-        return p.pipe.resize(UInt64(UInt32(truncatingIfNeeded: a.a2)), privileged: t.creds.has(Cap.sysResource))
+        return p.pipe.resize(UInt64(UInt32(truncatingIfNeeded: a.a2)), privileged: t.creds.has(Cap.sysResource),
+                             maxSize: t.kernel.sysctl.pipeMaxSize)
     case 1032: // F_GETPIPE_SZ
         guard let p = f as? PipeFD else { return err(EBADF) }
         return p.pipe.capacity

@@ -87,7 +87,33 @@ final class IPCNamespace {
     /// the sequence part 0 until the index space wraps, which it never
     /// does in a sandbox's life at these limits).
     private var next: [Int: Int32] = [:]
-    func newID(kind: Int) -> Int32 { let i = next[kind, default: 0]; next[kind] = i + 1; return i }
+    /// kernel.{shm,sem,msg}_next_id by kind: -1, or the id the next
+    /// object of the kind asks for (CONFIG_CHECKPOINT_RESTORE).
+    var nextID: [Int32] = [-1, -1, -1]
+    /// Linux's id: a sequence number times 32768 plus an index.
+    static let seqMultiplier: Int32 = 32768
+
+    /// The id a new object of `kind` gets, given the ids in use (nothing
+    /// changes until `took`). A written next_id gives its index if no
+    /// object has it, else the first free index above, with next_id's
+    /// sequence number (Linux's ipc_idr_alloc); else the next of the count.
+    func freeID<C: Collection>(kind: Int, ids: C) -> Int32? where C.Element == Int32 {
+        let m = IPCNamespace.seqMultiplier
+        if nextID[kind] >= 0 {
+            let used = Set(ids.map { $0 % m })
+            var idx = nextID[kind] % m
+            while used.contains(idx) { idx += 1 }
+            return idx < m ? nextID[kind] / m * m + idx : nil
+        }
+        var i = next[kind, default: 0]
+        while ids.contains(i) { i += 1 }
+        return i
+    }
+
+    /// Records that an object of `kind` took `id` from `freeID`.
+    func took(_ id: Int32, kind: Int) {
+        if nextID[kind] >= 0 { nextID[kind] = -1 } else { next[kind] = id + 1 }
+    }
     /// Key -> id per kind, for objects made with a key (checked on use:
     /// a removed object's entry is dropped then).
     var keyIndex: [Int: [Int32: Int32]] = [:]
@@ -144,9 +170,11 @@ private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int
     if key != 0 && flags & IPC_CREAT == 0 { return err(ENOENT) }
     if table.count >= ipc.maxObjects(kind, t) { return err(ENOSPC) }
     let c = t.creds
-    let p = IPCPerm(key: key, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode: UInt32(flags & 0o777), seq: 0)
+    guard let id = ipc.freeID(kind: kind, ids: table.keys) else { return err(ENOSPC) }
+    let p = IPCPerm(key: key, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode: UInt32(flags & 0o777),
+                    seq: UInt16(truncatingIfNeeded: id / IPCNamespace.seqMultiplier))
     guard let obj = make(p) else { return err(EINVAL) }
-    let id = ipc.newID(kind: kind)
+    ipc.took(id, kind: kind)
     table[id] = obj
     if key != 0 { ipc.keyIndex[kind, default: [:]][key] = id }
     return Int(id)
@@ -184,9 +212,12 @@ private func ipcSet(_ t: Task, _ p: inout IPCPerm, _ addr: UInt64) -> Int {
 func sysShmget(_ t: Task, _ a: Args) -> Int {
     let size = a.a1, flags = a.int(2)
     let k = t.kernel
+    // kernel.shmmax bounds a new segment; SHM_HUGETLB asks for huge pages,
+    // which the sandbox has none of (CONFIG_HUGETLBFS is not set): EINVAL.
+    let max = min(ipcLimit(t, "kernel/shmmax", SHMMAX), SHMMAX)
     return ipcGet(t, &k.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
                   check: { s in size > s.size ? EINVAL : nil }) { p in
-        if size < 1 || size > SHMMAX { return nil }
+        if size < 1 || size > max || flags & 0o4000 != 0 { return nil }
         let s = ShmSegment(perm: p, size: size, cpid: t.vpid(t.tg.tgid))
         if case .failure = s.node.setattr(SetAttr(size: Int64(size))) { return nil }
         return s
@@ -472,14 +503,18 @@ func sysMsgsnd(_ t: Task, _ a: Args) -> Int {
 func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), size = a.long(2), want = a.long(3), flags = a.int(4)
     let MSG_NOERROR: Int32 = 0o10000, MSG_EXCEPT: Int32 = 0o20000, MSG_COPY: Int32 = 0o40000
-    if size < 0 { return err(EINVAL) }
-    if flags & MSG_COPY != 0 { return err(ENOSYS) }
+    if id < 0 || size < 0 { return err(EINVAL) }
+    // MSG_COPY (CONFIG_CHECKPOINT_RESTORE): a copy of the message at
+    // position `want`, left in the queue; never waits, takes no type.
+    let copy = flags & MSG_COPY != 0
+    if copy && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) { return err(EINVAL) }
     guard let q = t.kernel.ipc.msgs[id] else { return err(EINVAL) }
     if !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
     while true {
         if q.removed { return err(EIDRM) }
         var pick: Int? = nil
-        if want == 0 { pick = q.messages.isEmpty ? nil : 0 }
+        if copy { pick = want >= 0 && want < q.messages.count ? want : nil }
+        else if want == 0 { pick = q.messages.isEmpty ? nil : 0 }
         else if want > 0 {
             pick = q.messages.firstIndex { flags & MSG_EXCEPT != 0 ? $0.type != want : $0.type == want }
         } else {
@@ -495,6 +530,7 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
             if m.data.count > size && flags & MSG_NOERROR == 0 { return err(E2BIG) }
             let n = min(m.data.count, size)
             if !t.writeU64(a.a1, UInt64(m.type)) || !t.copyOut(a.a1 &+ 8, Array(m.data[0..<n])) { return err(EFAULT) }
+            if copy { return n }
             q.messages.remove(at: i)
             q.bytes -= m.data.count
             q.lrpid = t.vpid(t.tg.tgid); q.rtime = Int64(time(nil))

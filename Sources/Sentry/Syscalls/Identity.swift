@@ -290,7 +290,7 @@ func sysPrlimit(_ t: Task, _ pid: Int32, _ res: UInt32, _ newAddr: UInt64, _ old
         guard let cur = t.readU64(newAddr), let max = t.readU64(newAddr + 8) else { return err(EFAULT) }
         if cur > max { return err(EINVAL) }
         if max > old.max && !t.creds.has(Cap.sysResource) { return err(EPERM) }
-        if res == UInt32(RL_NOFILE) && max > 1 << 20 { return err(EPERM) }
+        if res == UInt32(RL_NOFILE) && max > UInt64(t.kernel.sysctl.nrOpen) { return err(EPERM) }
         tg.rlimits[Int(res)] = RLimit(cur: cur, max: max)
         if res == 0 { t.kernel.timers.setCPULimit(tg) }                     // RLIMIT_CPU
     }

@@ -157,11 +157,21 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
+        if fdTableTooBig(t) { return err(EMFILE) }
         let mine = t.fds.fork()
         t.fds.release(t)
         t.fds = mine
     }
     return 0
+}
+
+/// Linux's dup_fd: a copy of a descriptor table whose open descriptors
+/// reach past fs.nr_open (both rounded up to a word of bits) is EMFILE.
+private func fdTableTooBig(_ t: Task) -> Bool {
+    guard let hi = t.fds.entries.lastIndex(where: { $0 != nil }) else { return false }
+    let open = (hi + 1 + 63) / 64 * 64
+    let cap = ((t.kernel.sysctl.nrOpen - 1) | 63) + 1
+    return open > cap
 }
 
 /// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
@@ -192,6 +202,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let exitSig = isThread ? 0 : Int32(flags & 0xff)
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
+    if flags & CLONE_FILES_ == 0 && fdTableTooBig(t) { return err(EMFILE) }
     // The child is in its parent's pid namespace, or the one unshare made
     // for its children, or a new one (Kernel/PidNamespaces.swift).
     var ns = t.childPidNS ?? PidNS.index(t.tg.tgid)

@@ -283,7 +283,7 @@ func sysCopyFileRange(_ t: Task, _ a: Args) -> Int {
 /// inotify, pidfd), a directory or an O_PATH descriptor.
 private func carriesBytes(_ f: FileDescription) -> Bool {
     !(f is EpollFD || f is EventFD || f is TimerFD || f is SignalFD || f is InotifyFD || f is DirectoryFD
-        || f is PathFD || f is DummyFD || f is IoUringFD)
+        || f is PathFD || f is DummyFD || f is IoUringFD || f is PidFD)
 }
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
