@@ -148,6 +148,8 @@ final class MQueueDirInode: Inode {
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         registry.byName[name].map { .success($0) } ?? .failure(Errno(ENOENT))
     }
+    /// ls of a mount (the VFS sets the path).
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(DirectoryFD(flags: flags, path: nil)) }
     /// rm of a queue: mq_unlink by another name (the VFS has checked the
     /// sticky directory's permission).
     override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
