@@ -6,7 +6,8 @@
  * a pidfd with nstype 0 or a non-namespace bit, a namespace not below the
  * caller's; EPERM without CAP_SYS_ADMIN; ESRCH for the pidfd of an exited process. A
  * namespace whose init is gone can still be joined, but fork fails there
- * (ENOMEM). Only CLONE_NEWPID is used with a pidfd: Moat joins no other
+ * (ENOMEM), and it stays that dead namespace while an fd names it, never
+ * one made after it. Only CLONE_NEWPID is used with a pidfd: Moat joins no other
  * type (EINVAL), where Linux would join the target's (here the same) one. */
 #include "t.h"
 #include <signal.h>
@@ -113,5 +114,24 @@ int main(void) {
     fork_and_show("dead namespace", 0);
     T(setns(self_fd, 0));
     fork_and_show("back home", 1);
+
+    /* The dead namespace lives on while child_ns_fd names it: a new one is
+     * another namespace, and the old fd still joins the dead one. */
+    fflush(stdout);
+    long init2 = raw_clone(CLONE_NEWPID | SIGCHLD);
+    if (init2 == 0) { pause(); _exit(0); }
+    snprintf(path, sizeof path, "/proc/%ld/ns/pid", init2);
+    struct stat a, b;
+    int fd2 = open(path, O_RDONLY);
+    fstat(fd2, &a);
+    fstat(child_ns_fd, &b);
+    say("a new namespace is not the held dead one: %d", a.st_ino != b.st_ino);
+    T(setns(child_ns_fd, 0));
+    fork_and_show("held dead namespace", 0);
+    T(setns(fd2, 0));
+    fork_and_show("new namespace", 0);
+    T(setns(self_fd, 0));
+    kill(init2, SIGKILL);
+    waitpid(init2, NULL, 0);
     return 0;
 }
