@@ -175,7 +175,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
 /// must be the caller's own or one below it (EINVAL otherwise), and the
 /// caller needs CAP_SYS_ADMIN (EPERM), checked first as Linux does.
 func sysSetns(_ t: Task, _ a: Args) -> Int {
-    guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
     let target: Int32
     if let ns = f as? NamespaceFile {

@@ -2,7 +2,7 @@
  * an fd of /proc/PID/ns/pid or a pidfd names the namespace; joining changes
  * only pid_for_children (the caller's pid stays), so the next fork is a
  * process of the joined namespace with the next number there and parent 0.
- * Errors as Linux's: EBADF, EINVAL for a wrong nstype, a non-namespace fd,
+ * Errors as Linux's: EBADF (also for an O_PATH fd), EINVAL for a wrong nstype, a non-namespace fd,
  * a pidfd with nstype 0 or a non-namespace bit, a namespace not below the
  * caller's; EPERM without CAP_SYS_ADMIN; ESRCH for the pidfd of an exited process. A
  * namespace whose init is gone can still be joined, but fork fails there
@@ -57,6 +57,9 @@ int main(void) {
     int dir = open("/", O_RDONLY | O_DIRECTORY);
     T(setns(dir, 0));
     T(setns(dir, CLONE_NEWPID));
+    int opath = open("/proc/self/ns/pid", O_PATH);
+    T(setns(opath, CLONE_NEWPID));                              /* EBADF: not opened for I/O */
+    close(opath);
     self_fd = open("/proc/self/ns/pid", O_RDONLY);
     T(setns(self_fd, CLONE_NEWNET));
     T(setns(self_fd, CLONE_NEWPID | CLONE_NEWNET));
