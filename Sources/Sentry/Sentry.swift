@@ -522,11 +522,11 @@ public enum SentryMain {
                 }
                 continue
             case "mqueue":
-                // There are no POSIX message queues (mq_open fails with ENOSYS):
-                // their file system is an empty directory nothing can be made in.
-                let d = TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: dev); dev += 1
+                // The sandbox's POSIX message queues (Syscalls/MessageQueue.swift):
+                // the queues mq_open makes show here, as on Linux.
                 guard let p = ensureDir(k, fs, m.destination) else { continue }
-                vfs.mount(d, at: p, fsType: "mqueue", source: m.source ?? "mqueue").readOnly = true
+                let mnt = vfs.mount(k.ipc.mqueues.rootInode, at: p, fsType: "mqueue", source: m.source ?? "mqueue")
+                if m.options.contains("ro") { mnt.readOnly = true }
                 continue
             case "tmpfs":
                 var mode: UInt32 = 0o1777

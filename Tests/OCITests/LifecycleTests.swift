@@ -159,7 +159,7 @@ final class LifecycleTests: XCTestCase {
 
     /// /proc/self/mountinfo lists the config's mounts in order with their type and
     /// source as configured (runtime-tools' runtimetest and `findmnt` read it); an
-    /// mqueue mount is an empty read-only directory (there are no POSIX queues).
+    /// mqueue mount is the sandbox's POSIX message queues, writable unless "ro".
     func testMountinfoShowsConfiguredMounts() throws {
         let b = s.bundle("b", args: ["sh", "-c", "cut -d' ' -f5- /proc/self/mountinfo"])
         s.ids.append("m1")
@@ -167,7 +167,7 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(o.status, 0, o.stderr)
         let lines = o.stdout.split(separator: "\n").map(String.init)
         let want = ["/proc rw,relatime - proc proc rw", "/dev rw,relatime - tmpfs tmpfs rw", "/dev/pts rw,relatime - devpts devpts rw",
-                    "/dev/shm rw,relatime - tmpfs shm rw", "/dev/mqueue ro,relatime - mqueue mqueue ro",
+                    "/dev/shm rw,relatime - tmpfs shm rw", "/dev/mqueue rw,relatime - mqueue mqueue rw",
                     "/sys ro,relatime - sysfs sysfs ro"]
         XCTAssertEqual(lines.first?.hasPrefix("/ "), true, o.stdout)
         XCTAssertEqual(lines.filter { want.contains($0) }, want, o.stdout)

@@ -321,7 +321,7 @@ extension Kernel {
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
-        \(vm)Threads:\t\(tg.tasks.count)
+        \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.tasks.count)
         SigBlk:\t\(sigBlk)
         CapInh:\t\(hex(c.capInh, width: 16))
         CapPrm:\t\(hex(c.capPrm, width: 16))
@@ -332,6 +332,21 @@ extension Kernel {
         Seccomp:\t\(seccompFilter(tg) != nil ? 2 : 0)
 
         """
+    }
+
+    /// NStgid, NSpid, NSpgid, NSsid: a number per pid namespace from the
+    /// reader's down to the process's, tab-separated as Linux prints them.
+    /// Two levels at most (Kernel/PidNamespaces.swift): a reader in the root
+    /// sees a process of another namespace by its root and its local number;
+    /// a group or session outside the process's namespace is 0 in it.
+    private func nsLines(_ tg: ThreadGroup, _ t: Task?, reader: Task?) -> String {
+        let ns = PidNS.index(tg.tgid)
+        let both = ns != 0 && (reader.map { PidNS.index($0.tg.tgid) == 0 } ?? false)
+        func nums(_ p: Int32) -> String {
+            guard both else { return String(reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask) }
+            return "\(p)\t\(PidNS.index(p) == ns ? p & PidNS.mask : 0)"
+        }
+        return "NStgid:\t\(nums(tg.tgid))\nNSpid:\t\(nums(t?.tid ?? tg.tgid))\nNSpgid:\t\(nums(tg.pgid))\nNSsid:\t\(nums(tg.sid))\n"
     }
 
     func procCmdline(_ tg: ThreadGroup) -> [UInt8] {

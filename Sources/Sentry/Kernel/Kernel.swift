@@ -47,6 +47,7 @@
 import CMoat
 import Glibc
 import Platform
+import Synchronization
 
 final class Kernel: @unchecked Sendable {
     static var shared: Kernel!
@@ -88,6 +89,10 @@ final class Kernel: @unchecked Sendable {
     var nextPid: Int32 = 1
     /// The next pid to try in each pid namespace but the root (PidNamespaces.swift).
     var nextNamespacePid: [Int32: Int32] = [:]
+    /// How many NamespaceFiles name each pid namespace but the root: those
+    /// indexes are not reused. Its own lock: a file goes away whenever its
+    /// last reference does, with or without mu.
+    let pidNamespaceFiles = Mutex<[Int32: Int]>([:])
     var initTG: ThreadGroup?
     var liveTasks = 0
     lazy var timers = TimerService(kernel: self)

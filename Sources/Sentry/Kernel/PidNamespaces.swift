@@ -33,11 +33,33 @@
 //
 // /proc/PID/ns has the two pid links only (pid, pid_for_children: the
 // other namespaces' would tell LTP they can be unshared); they read
-// pid:[N] and open to a file that stat shows, as nsfs's; setns is not offered.
+// pid:[N] and open to a NamespaceFile, which stat shows as nsfs's.
+// setns(2) (Syscalls/Process.swift) joins a pid namespace through such an
+// fd or a pidfd: the caller's own, or from the root any other (every one is
+// a child of the root), which sets pid_for_children (Task.childPidNS) as
+// unshare does. The nsfs ioctls answer on these fds: the type, the parent
+// (the root, to a caller in it; EPERM past the caller's own), the owning
+// user namespace (Moat has one, the initial one: an fd of it gives its type
+// and owner uid 0, no parent, and setns refuses it as the caller's own) and
+// the owner's uid. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
+// numbers (root, local) for a process below the reader's namespace, one
+// otherwise; /proc is numbered from its reader's namespace, not from the
+// one of its mounter as on Linux, so a process of an application's
+// namespace reading the root's /proc sees one number where Linux prints two.
 //
-// Not modelled: nesting deeper than that, and
-// /proc/PID/status's NSpid lines. A pid stored in a shared object (a System
-// V IPC segment's creator, a file lock's owner, SO_PEERCRED) is the local
+// Deeper nesting (Linux allows 32 levels) does not fit this numbering: a
+// process has one number per level it is below, and the root number carries
+// only one namespace index. It would take a number per level kept with the
+// task (an array from the root down, Linux's struct upid list) and the
+// namespace tree itself (parent links, levels) in place of bare indexes:
+// vpid and gpid would translate through the viewer's level, `sees` would
+// ask whether the viewer's namespace is an ancestor, each namespace would
+// allocate its own numbers, and the kernel's maps keyed by root number could
+// stay as they are (the root number remains unique). Until then a namespace
+// made inside a namespace is refused with EUSERS, as said above.
+//
+// A pid stored in a shared object (a System V IPC segment's creator, a
+// file lock's owner, SO_PEERCRED) is not translated either: it is the local
 // number of the task that stored it: the objects are shared by the pod, so a
 // container of another namespace reads a number of a namespace not its own.
 
@@ -96,7 +118,8 @@ extension Kernel {
         for p in threadGroups.keys { used.insert(PidNS.index(p)) }
         for p in tasks.keys { used.insert(PidNS.index(p)) }
         for tg in threadGroups.values { used.insert(PidNS.index(tg.pgid)); used.insert(PidNS.index(tg.sid)) }
-        for t in tasks.values { if let c = t.childPidNS { used.insert(c) } }   // unshared, first child not yet made
+        for t in tasks.values { if let c = t.childPidNS { used.insert(c) } }   // unshared or joined, no child yet
+        used.formUnion(pidNamespaceFiles.withLock { $0.keys })                 // an fd still names it
         guard let i = (PidNS.pod + 1...PidNS.maxIndex).first(where: { !used.contains($0) }) else { return nil }
         nextNamespacePid[i] = nil       // numbering starts again at 1
         return i
@@ -174,22 +197,89 @@ extension Kernel {
 extension PidNS {
     /// Linux's inode number of the initial pid namespace; the others follow it here.
     static let rootInode: UInt64 = 0xEFFF_FFFC
+    /// Linux's inode number of the initial user namespace, Moat's only one.
+    static let userInode: UInt64 = 0xEFFF_FFFD
 }
 
-/// A pid namespace opened through /proc/PID/ns (nsfs): stat and readlink only.
-final class PidNamespaceFile: FileDescription {
-    let inum: UInt64
-    init(index: Int32) {
-        inum = PidNS.rootInode + UInt64(index)
+/// A namespace opened through /proc/PID/ns or handed out by an nsfs ioctl:
+/// a pid namespace (by index) or the sandbox's one user namespace (which
+/// has no /proc/PID/ns link; NS_GET_USERNS is its only way in). stat,
+/// readlink, setns (Syscalls/Process.swift) and the nsfs ioctls.
+///
+/// While a file names a pid namespace its index is not given to a new one
+/// (Kernel.newPidNamespace), as Linux keeps a namespace alive while an fd
+/// refers to it: setns through an old fd never joins a stranger's namespace.
+final class NamespaceFile: FileDescription {
+    enum Kind: Equatable { case pid(Int32), user }
+    let kind: Kind
+    private weak var kernel: Kernel?
+
+    init(_ kind: Kind, kernel: Kernel) {
+        self.kind = kind
+        self.kernel = kernel
+        if case .pid(let i) = kind, i != 0 { kernel.pidNamespaceFiles.withLock { $0[i, default: 0] += 1 } }
         super.init(flags: O_RDONLY, path: nil)
+    }
+    deinit {
+        if case .pid(let i) = kind, i != 0 {
+            kernel?.pidNamespaceFiles.withLock { h in
+                let n = h[i, default: 1] - 1
+                h[i] = n > 0 ? n : nil
+            }
+        }
+    }
+
+    /// The CLONE_NEW* bit of the namespace's type (NS_GET_NSTYPE, setns's nstype).
+    var cloneFlag: UInt64 { kind == .user ? CLONE_NEWUSER_ : CLONE_NEWPID_ }
+    var inum: UInt64 {
+        if case .pid(let i) = kind { return PidNS.rootInode + UInt64(i) }
+        return PidNS.userInode
     }
     override var seekable: Bool { false }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
+    /// Linux's NSFS_MAGIC.
+    override var statfsMagic: Int64 { 0x6e73_6673 }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = S_IFREG_ | 0o444; s.dev = 4; s.ino = inum; s.nlink = 1
         return .success(s)
     }
-    override func linkName(_ k: Kernel) -> [UInt8] { Array("pid:[\(inum)]".utf8) }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("\(kind == .user ? "user" : "pid"):[\(inum)]".utf8) }
+
+    /// The nsfs ioctls Linux's <linux/nsfs.h> has had since 4.11 (type,
+    /// parent, owning user namespace, owner's uid). The newer pid
+    /// translations (NS_GET_PID_FROM_PIDNS and friends, Linux 6.11) are not
+    /// offered: ENOTTY, as from a kernel before them.
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        switch cmd {
+        case 0xb703: return Int(cloneFlag)                                          // NS_GET_NSTYPE
+        case 0xb701:                                                                // NS_GET_USERNS
+            // Every pid namespace is owned by the one user namespace, which
+            // has no parent the caller could see.
+            return kind == .user ? err(EPERM) : openRelated(t, .user)
+        case 0xb702:                                                                // NS_GET_PARENT
+            // The root pid namespace and the user namespace have none; an
+            // application's or container's has the root, which only a
+            // caller in the root may reach (Linux's EPERM past its own).
+            guard case .pid(let i) = kind, i != 0, PidNS.index(t.tg.tgid) == 0 else { return err(EPERM) }
+            return openRelated(t, .pid(0))
+        case 0xb704:                                                                // NS_GET_OWNER_UID
+            guard kind == .user else { return err(EINVAL) }
+            return t.writeI32(arg, 0) ? 0 : err(EFAULT)                             // made by root at boot
+        case 0x541B:                                                                // FIONREAD
+            // Linux answers it for any file of regular mode: size 0, nothing to read.
+            return t.writeI32(arg, 0) ? 0 : err(EFAULT)
+        default: return err(ENOTTY)
+        }
+    }
+
+    /// A new close-on-exec descriptor for a related namespace, as Linux's
+    /// nsfs ioctls give.
+    private func openRelated(_ t: Task, _ k: Kind) -> Int {
+        let f = NamespaceFile(k, kernel: t.kernel)
+        let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
+        if fd < 0 { f.release() }
+        return fd
+    }
 }
 
 extension Kernel {
@@ -200,9 +290,9 @@ extension Kernel {
         func link(_ name: String) -> ProcFdLink? {
             let own = PidNS.index(tg.tgid)
             switch name {
-            case "pid": return ProcFdLink(kernel: self, file: PidNamespaceFile(index: own), ino: ino + 1)
+            case "pid": return ProcFdLink(kernel: self, file: NamespaceFile(.pid(own), kernel: self), ino: ino + 1)
             case "pid_for_children":
-                return ProcFdLink(kernel: self, file: PidNamespaceFile(index: task()?.childPidNS ?? own), ino: ino + 2)
+                return ProcFdLink(kernel: self, file: NamespaceFile(.pid(task()?.childPidNS ?? own), kernel: self), ino: ino + 2)
             default: return nil
             }
         }

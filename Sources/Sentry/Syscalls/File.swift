@@ -951,8 +951,8 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
     return sysSetattrAt(t, dirfd, path, true, attr)
 }
 
-/// mount(2) inside the sandbox: tmpfs, proc, and bind mounts of paths the
-/// sandbox can already see. Nothing reaches the host.
+/// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, and bind mounts
+/// of paths the sandbox can already see. Nothing reaches the host.
 func sysMount(_ t: Task, _ a: Args) -> Int {
     if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     let flags = a.a3
@@ -986,6 +986,9 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         m = vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "tmpfs", source: source)
     case "proc":
         m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
+    case "mqueue":
+        // The IPC namespace's queues (one per sandbox): every mount shows them all.
+        m = vfs.mount(t.kernel.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
     case "sysfs":
         m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
         m.readOnly = true

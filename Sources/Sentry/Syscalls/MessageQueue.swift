@@ -2,8 +2,9 @@
 // mq_notify and mq_getsetattr, all in the Sentry.
 //
 // The queues live in the sandbox's IPC namespace (IPCNamespace.mqueues),
-// as names in an internal mqueue file system that is mounted nowhere (no
-// /dev/mqueue): a queue descriptor is a file descriptor as on Linux, with
+// as names in one mqueue file system per sandbox, the one mount(2) of type
+// "mqueue" and an OCI bundle's mqueue mounts show (ls lists the queues, rm
+// removes one as mq_unlink does): a queue descriptor is a file descriptor as on Linux, with
 // fstat, fchmod and fchown, poll/select/epoll (readable while a message is
 // queued, writable while the queue is not full), a /proc/PID/fd link
 // "/name", and read() giving the "QSIZE:... NOTIFY:..." line. A queue
@@ -76,6 +77,9 @@ final class MQueueRegistry {
         return Mount(root: d, mountpoint: nil, parent: nil, fsType: "mqueue", source: "mqueue")
     }()
 
+    /// The queues' directory, for every mqueue mount: all show the same queues.
+    var rootInode: Inode { mount.root.inode }
+
     /// fs.mqueue.`key` as the sandbox set it, or Linux's default.
     fileprivate func limit(_ t: Task, _ key: String, _ dflt: Int) -> Int {
         t.kernel.sysctl.entries["fs/mqueue/" + key].flatMap { Int($0.value) } ?? dflt
@@ -131,8 +135,8 @@ final class MQueueRegistry {
     }
 }
 
-/// The internal file system's root: every queue by name (for a listing and
-/// lookups; the Sentry mounts it nowhere).
+/// The queues' file system's root: every queue by name (for a listing,
+/// lookups and unlink, wherever mqueue is mounted).
 final class MQueueDirInode: Inode {
     unowned let registry: MQueueRegistry
     init(_ r: MQueueRegistry, ino: UInt64) {
@@ -143,6 +147,16 @@ final class MQueueDirInode: Inode {
     override var fsMagic: Int64 { MQUEUE_MAGIC }
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         registry.byName[name].map { .success($0) } ?? .failure(Errno(ENOENT))
+    }
+    /// ls of a mount (the VFS sets the path).
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(DirectoryFD(flags: flags, path: nil)) }
+    /// rm of a queue: mq_unlink by another name (the VFS has checked the
+    /// sticky directory's permission).
+    override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
+        guard let q = registry.byName[name] else { return .failure(Errno(ENOENT)) }
+        if dir { return .failure(Errno(ENOTDIR)) }
+        registry.unlink(name, q)
+        return .success(())
     }
     override func readdir() -> Result<[DirEntry], Errno> {
         .success(registry.byName.sorted { $0.value.ino < $1.value.ino }.map { DirEntry(ino: $0.value.ino, type: 8, name: $0.key) })

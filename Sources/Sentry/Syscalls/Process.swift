@@ -32,6 +32,7 @@ func registerProcess(_ t: SyscallTable) {
     }
     t[435] = sysClone3
     t[272] = sysUnshare
+    t[308] = sysSetns
 
     t[59] = { t, a in sysExecve(t, AT_FDCWD_, a.a0, a.a1, a.a2, 0) }                                                // execve
     t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat
@@ -172,6 +173,41 @@ private func fdTableTooBig(_ t: Task) -> Bool {
     let open = (hi + 1 + 63) / 64 * 64
     let cap = ((t.kernel.sysctl.nrOpen - 1) | 63) + 1
     return open > cap
+}
+
+/// setns(fd, nstype): joins the pid namespace an fd of /proc/PID/ns (or
+/// one an nsfs ioctl gave) names, or the one of the process a pidfd names,
+/// for the caller's next children only (its own pid never changes), as on
+/// Linux. nstype: 0 or the namespace's type for an ns fd; a nonzero set of
+/// CLONE_NEW* bits for a pidfd. Only pid namespaces can be joined: the user
+/// namespace (the caller's own, which Linux refuses too) and the types
+/// Moat does not model are EINVAL, never a silent success. The namespace
+/// must be the caller's own or one below it (EINVAL otherwise), and the
+/// caller needs CAP_SYS_ADMIN (EPERM), checked first as Linux does.
+func sysSetns(_ t: Task, _ a: Args) -> Int {
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
+    let nstype = a.a1 & 0xffff_ffff
+    let target: Int32
+    if let ns = f as? NamespaceFile {
+        if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
+        guard case .pid(let i) = ns.kind else { return err(EINVAL) }
+        target = i
+    } else if let p = f as? PidFD {
+        let all = CLONE_NEWNS_ | CLONE_NEWCGROUP_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWTIME_
+        if nstype == 0 || nstype & ~all != 0 { return err(EINVAL) }
+        if p.tg.zombie || p.tg.reaped { return err(ESRCH) }       // Linux: an exited process has no namespaces left
+        if !mayAttach(t, p.tg) { return err(EPERM) }
+        if nstype != CLONE_NEWPID_ { return err(EINVAL) }      // the others are not modelled
+        target = PidNS.index(p.tg.tgid)
+    } else {
+        return err(EINVAL)
+    }
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    let own = PidNS.index(t.tg.tgid)
+    // Below the root every namespace is a leaf: only the root has others below it.
+    if target != own && own != 0 { return err(EINVAL) }
+    t.childPidNS = target == own ? nil : target
+    return 0
 }
 
 /// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
