@@ -3,7 +3,7 @@
 // suites read it to learn which features exist (LTP's tst_kconfig skips or
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
-// than UTS and mount, keyrings, userfaultfd, fanotify,
+// than UTS, IPC, pid and mount, keyrings, userfaultfd, fanotify,
 // seccomp enforcement, ...) is "is not set", so that a reader skips it
 // instead of failing on it. Keep it in step with the syscall table.
 //
@@ -22,7 +22,7 @@ private let configLines: [String] = [
     "CONFIG_FUTEX=y", "CONFIG_EPOLL=y", "CONFIG_SIGNALFD=y", "CONFIG_TIMERFD=y", "CONFIG_EVENTFD=y",
     "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO=y", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
     "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD", "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
-    "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
+    "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
     "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP", "CONFIG_SECCOMP_FILTER",
     "CONFIG_KEYS", "CONFIG_BPF_SYSCALL", "CONFIG_SECURITY_LANDLOCK", "CONFIG_SECURITY_LOCKDOWN_LSM",
     "CONFIG_MODULES", "CONFIG_NET=y", "CONFIG_UNIX=y", "CONFIG_INET=y", "CONFIG_IPV6=y", "CONFIG_TLS",

@@ -102,10 +102,10 @@ extension Kernel {
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
         let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))/task/\(t.vpid(t.tid))".utf8) })
         let sysDir = k.procSysDir("")
-        // /proc/sysvipc: the IPC namespace's objects, one file per kind.
+        // /proc/sysvipc: the reader's IPC namespace's objects, one file per kind.
         let ipcKinds = ["shm", "msg", "sem"]
         let ipcFiles = Dictionary(uniqueKeysWithValues: ipcKinds.enumerated().map { i, kind in
-            (kind, file(51 + UInt64(i), { _ in k.ipc.procText(kind) }))
+            (kind, file(51 + UInt64(i), { t in t.ipc.procText(kind) }))
         })
         let sysvipcDir = ProcNode(kernel: k, ino: 50, mode: S_IFDIR_ | 0o555, lookup: { _, name in
             ipcFiles[String(decoding: name, as: UTF8.self)]

@@ -4,12 +4,14 @@
 // emulated kernel (kernel.hostname and kernel.domainname are uname's,
 // net.ipv4.ip_unprivileged_port_start decides which ports bind needs
 // CAP_NET_BIND_SERVICE for); the others are values the sandbox sees and may
-// change, with no effect beyond that (the IPC limits, vm.*, fs.*, the rest
-// of net.*: the sandbox's sockets are host sockets whose namespace keeps
-// its own settings). linux.sysctl (OCI) and `moat run --sysctl` set values
-// before the application starts; a key outside the table is added as a
-// presented value if it is under kernel., net., vm. or fs.; anything else,
-// and a different value for a read-only key, is refused.
+// change, with no effect beyond that (vm.*, fs.*, the rest of net.*: the
+// sandbox's sockets are host sockets whose namespace keeps its own
+// settings). The IPC keys (kernel.msg*, sem, shm*, *_next_id, fs.mqueue.*)
+// are the caller's IPC namespace's (Kernel/IPCNamespaces.swift).
+// linux.sysctl (OCI) and `moat run --sysctl` set values before the
+// application starts; a key outside the table is added as a presented value
+// if it is under kernel., net., vm. or fs.; anything else, and a different
+// value for a read-only key, is refused.
 //
 // Writes from inside need CAP_SYS_ADMIN (CAP_NET_ADMIN for net.*) besides
 // the file's mode (0644, root's), and change only this table.
@@ -108,10 +110,11 @@ final class SysctlTable {
         // The next SysV IPC id of each kind (CONFIG_CHECKPOINT_RESTORE):
         // -1 until written; the next object made takes it, if free, and
         // the value goes back to -1 (Syscalls/IPC.swift).
+        // Per IPC namespace, as the limits below (Kernel/IPCNamespaces.swift).
         for (i, kind) in ["shm", "sem", "msg"].enumerated() {
-            add("kernel/\(kind)_next_id", writable: true, stored: "", get: { "\(k.ipc.nextID[i])" }, set: { s in
+            add("kernel/\(kind)_next_id", writable: true, stored: "", get: { "\((currentTask?.ipc ?? k.ipc).nextID[i])" }, set: { s in
                 guard let v = Int32(s), v >= 0 else { return EINVAL }
-                k.ipc.nextID[i] = v
+                (currentTask?.ipc ?? k.ipc).nextID[i] = v
                 return nil
             })
         }
@@ -125,16 +128,24 @@ final class SysctlTable {
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).
         rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")
-        // POSIX message queues' limits, honoured (Syscalls/MessageQueue.swift):
-        // Linux's defaults, and its ranges for writes (queues_max is any int).
-        ranged("fs/mqueue/queues_max", "256", Int(Int32.min)...Int(Int32.max))
-        ranged("fs/mqueue/msg_max", "10", 1...65536); ranged("fs/mqueue/msg_default", "10", 1...65536)
-        ranged("fs/mqueue/msgsize_max", "8192", 128...(16 << 20)); ranged("fs/mqueue/msgsize_default", "8192", 128...(16 << 20))
-        // Presented: the IPC namespace's limits (the Sentry's own are fixed).
-        rw("kernel/msgmax", "8192"); rw("kernel/msgmnb", "16384"); rw("kernel/msgmni", "32000")
-        rw("kernel/sem", "32000\t1024000000\t500\t32000")
-        rw("kernel/shmmax", "18446744073692774399"); rw("kernel/shmall", "18446744073692774399")
-        rw("kernel/shmmni", "4096"); rw("kernel/shm_rmid_forced", "0")
+        // The IPC namespace's limits (SysV's and POSIX message queues'),
+        // the caller's namespace's: honoured by Syscalls/IPC.swift and
+        // MessageQueue.swift where Moat has the limit (shmmax, shmmni,
+        // msgmni, the sets of kernel.sem, the mqueue ones), presented
+        // otherwise. Linux's defaults, and its ranges for writes.
+        for (key, _, range) in IPCNamespace.sysctlKeys {
+            add(key, writable: true, stored: "", get: { (currentTask?.ipc ?? k.ipc).sysctl[key] ?? "" }, set: { raw in
+                let v = SysctlTable.normalize(raw)
+                if let r = range {
+                    guard let n = Int(v), r.contains(n) else { return EINVAL }
+                    (currentTask?.ipc ?? k.ipc).sysctl[key] = String(n)
+                } else {
+                    guard SysctlTable.isNumeric(v) else { return EINVAL }
+                    (currentTask?.ipc ?? k.ipc).sysctl[key] = v
+                }
+                return nil
+            })
+        }
         rw("kernel/threads-max", "4194304"); rw("kernel/randomize_va_space", "2")
         rw("vm/overcommit_memory", "0"); rw("vm/max_map_count", "65530"); rw("vm/swappiness", "60")
         rw("fs/file-max", "9223372036854775807")

@@ -57,13 +57,18 @@ final class Kernel: @unchecked Sendable {
     let bootMonotonicNs: Int64
     let bootRealtimeNs: Int64
     /// The sandbox's UTS namespace; unshare(CLONE_NEWUTS) gives a task its own.
-    let rootUTS = UTSNamespace()
+    let rootUTS = UTSNamespace(inum: UTSNamespace.rootInode)
     var hostname: [UInt8] { get { rootUTS.hostname } set { rootUTS.hostname = newValue } }
     /// Extended attributes of every file (see FileExtras.swift).
     let xattrs = XattrStore()
     let inotify = InotifyRegistry()
     let ptys = PtyTable()
-    let ipc = IPCNamespace()
+    /// The sandbox's IPC namespace; CLONE_NEWIPC gives a task another.
+    let ipc = IPCNamespace(inum: IPCNamespace.rootInode)
+    /// Attached SysV segments of every namespace: (address space, address)
+    /// -> the namespace and id. Kernel-wide, as an attachment outlives its
+    /// process's move to another namespace (Syscalls/IPC.swift).
+    var shmAttached: [FutexTable.Key: (ns: IPCNamespace, id: Int32)] = [:]
     /// Where files without a name in any mounted tree live (memfd_create).
     lazy var anonMount: Mount = {
         let d = Dentry(name: [47], parent: nil, inode: TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 8))
@@ -288,7 +293,13 @@ final class Kernel: @unchecked Sendable {
 
 /// Host and domain name as uname(2) reports them: one per UTS namespace.
 final class UTSNamespace {
+    /// Linux's inode number of the initial UTS namespace.
+    static let rootInode: UInt64 = 0xEFFF_FFFE
     var hostname: [UInt8] = Array("moat".utf8)
     var domainname: [UInt8] = Array("(none)".utf8)
+    /// Its /proc/PID/ns/uts inode number (Kernel/IPCNamespaces.swift).
+    let inum: UInt64
+    init(inum: UInt64 = newNamespaceInode()) { self.inum = inum }
+    /// A new namespace with this one's names (CLONE_NEWUTS).
     func copy() -> UTSNamespace { let u = UTSNamespace(); u.hostname = hostname; u.domainname = domainname; return u }
 }

@@ -31,9 +31,10 @@
 // (Linux's init waits for them before it is reported dead; here its parent
 // may see it dead first).
 //
-// /proc/PID/ns has the two pid links only (pid, pid_for_children: the
-// other namespaces' would tell LTP they can be unshared); they read
-// pid:[N] and open to a NamespaceFile, which stat shows as nsfs's.
+// /proc/PID/ns has the two pid links (pid, pid_for_children) and the IPC
+// and UTS ones (Kernel/IPCNamespaces.swift), no others: a link would tell
+// LTP its namespace type can be unshared. They read pid:[N] (ipc:[N],
+// uts:[N]) and open to a NamespaceFile, which stat shows as nsfs's.
 // setns(2) (Syscalls/Process.swift) joins a pid namespace through such an
 // fd or a pidfd: the caller's own, or from the root any other (every one is
 // a child of the root), which sets pid_for_children (Task.childPidNS) as
@@ -195,22 +196,38 @@ extension Kernel {
 }
 
 extension PidNS {
-    /// Linux's inode number of the initial pid namespace; the others follow it here.
+    /// Linux's inode number of the initial pid namespace.
     static let rootInode: UInt64 = 0xEFFF_FFFC
+    /// A pid namespace's inode number: the others come after 0xF0000000 by
+    /// index (not after the root's, which the initial user, UTS and IPC
+    /// namespaces' numbers follow).
+    static func inode(_ index: Int32) -> UInt64 { index == 0 ? rootInode : 0xF000_0000 + UInt64(index) }
     /// Linux's inode number of the initial user namespace, Moat's only one.
     static let userInode: UInt64 = 0xEFFF_FFFD
 }
 
 /// A namespace opened through /proc/PID/ns or handed out by an nsfs ioctl:
-/// a pid namespace (by index) or the sandbox's one user namespace (which
-/// has no /proc/PID/ns link; NS_GET_USERNS is its only way in). stat,
-/// readlink, setns (Syscalls/Process.swift) and the nsfs ioctls.
+/// a pid namespace (by index), an IPC or UTS namespace (the object, which
+/// the file keeps alive) or the sandbox's one user namespace (which has no
+/// /proc/PID/ns link; NS_GET_USERNS is its only way in). stat, readlink,
+/// setns (Syscalls/Process.swift) and the nsfs ioctls.
 ///
 /// While a file names a pid namespace its index is not given to a new one
 /// (Kernel.newPidNamespace), as Linux keeps a namespace alive while an fd
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
-    enum Kind: Equatable { case pid(Int32), user }
+    enum Kind: Equatable {
+        case pid(Int32), user, ipc(IPCNamespace), uts(UTSNamespace)
+        static func == (a: Kind, b: Kind) -> Bool {
+            switch (a, b) {
+            case (.pid(let x), .pid(let y)): return x == y
+            case (.user, .user): return true
+            case (.ipc(let x), .ipc(let y)): return x === y
+            case (.uts(let x), .uts(let y)): return x === y
+            default: return false
+            }
+        }
+    }
     let kind: Kind
     private weak var kernel: Kernel?
 
@@ -230,10 +247,30 @@ final class NamespaceFile: FileDescription {
     }
 
     /// The CLONE_NEW* bit of the namespace's type (NS_GET_NSTYPE, setns's nstype).
-    var cloneFlag: UInt64 { kind == .user ? CLONE_NEWUSER_ : CLONE_NEWPID_ }
+    var cloneFlag: UInt64 {
+        switch kind {
+        case .pid: return CLONE_NEWPID_
+        case .user: return CLONE_NEWUSER_
+        case .ipc: return CLONE_NEWIPC_
+        case .uts: return CLONE_NEWUTS_
+        }
+    }
     var inum: UInt64 {
-        if case .pid(let i) = kind { return PidNS.rootInode + UInt64(i) }
-        return PidNS.userInode
+        switch kind {
+        case .pid(let i): return PidNS.inode(i)
+        case .user: return PidNS.userInode
+        case .ipc(let n): return n.inum
+        case .uts(let n): return n.inum
+        }
+    }
+    /// The type's name in the link text, as Linux's.
+    private var typeName: String {
+        switch kind {
+        case .pid: return "pid"
+        case .user: return "user"
+        case .ipc: return "ipc"
+        case .uts: return "uts"
+        }
     }
     override var seekable: Bool { false }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
@@ -243,7 +280,7 @@ final class NamespaceFile: FileDescription {
         var s = Stat(); s.mode = S_IFREG_ | 0o444; s.dev = 4; s.ino = inum; s.nlink = 1
         return .success(s)
     }
-    override func linkName(_ k: Kernel) -> [UInt8] { Array("\(kind == .user ? "user" : "pid"):[\(inum)]".utf8) }
+    override func linkName(_ k: Kernel) -> [UInt8] { Array("\(typeName):[\(inum)]".utf8) }
 
     /// The nsfs ioctls Linux's <linux/nsfs.h> has had since 4.11 (type,
     /// parent, owning user namespace, owner's uid). The newer pid
@@ -257,6 +294,8 @@ final class NamespaceFile: FileDescription {
             // has no parent the caller could see.
             return kind == .user ? err(EPERM) : openRelated(t, .user)
         case 0xb702:                                                                // NS_GET_PARENT
+            // IPC and UTS namespaces have no hierarchy (Linux's EINVAL).
+            switch kind { case .ipc, .uts: return err(EINVAL); default: break }
             // The root pid namespace and the user namespace have none; an
             // application's or container's has the root, which only a
             // caller in the root may reach (Linux's EPERM past its own).
@@ -283,20 +322,25 @@ final class NamespaceFile: FileDescription {
 }
 
 extension Kernel {
-    /// /proc/PID/ns: pid (the process's namespace) and pid_for_children (its
+    /// /proc/PID/ns: ipc and uts (the process's task's, none once it has
+    /// exited), pid (the process's namespace) and pid_for_children (its
     /// task's after unshare(CLONE_NEWPID), else the same).
     func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
-        let names = ["pid", "pid_for_children"]
+        let names: [(String, UInt64)] = [("ipc", 3), ("pid", 1), ("pid_for_children", 2), ("uts", 4)]
         func link(_ name: String) -> ProcFdLink? {
             let own = PidNS.index(tg.tgid)
+            let kind: NamespaceFile.Kind
             switch name {
-            case "pid": return ProcFdLink(kernel: self, file: NamespaceFile(.pid(own), kernel: self), ino: ino + 1)
-            case "pid_for_children":
-                return ProcFdLink(kernel: self, file: NamespaceFile(.pid(task()?.childPidNS ?? own), kernel: self), ino: ino + 2)
+            case "pid": kind = .pid(own)
+            case "pid_for_children": kind = .pid(task()?.childPidNS ?? own)
+            case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
+            case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
             default: return nil
             }
+            let n = names.first { $0.0 == name }!.1
+            return ProcFdLink(kernel: self, file: NamespaceFile(kind, kernel: self), ino: ino + n)
         }
         return ProcNode(kernel: self, ino: ino, mode: S_IFDIR_ | 0o511, lookup: { _, n in link(String(decoding: n, as: UTF8.self)) },
-                        list: { _ in names.enumerated().map { DirEntry(ino: ino + 1 + UInt64($0.offset), type: 10, name: Array($0.element.utf8)) } })
+                        list: { _ in names.map { DirEntry(ino: ino + $0.1, type: 10, name: Array($0.0.utf8)) } })
     }
 }

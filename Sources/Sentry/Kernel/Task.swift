@@ -95,10 +95,15 @@ final class Task {
     var cpuNs: Int64 = 0
     /// The UTS namespace (nil: the sandbox's); inherited across clone.
     var ownUTS: UTSNamespace?
+    /// The IPC namespace (nil: the sandbox's); inherited across clone,
+    /// replaced by CLONE_NEWIPC or setns (Kernel/IPCNamespaces.swift).
+    var ownIPC: IPCNamespace?
     /// The pid namespace this task's next children go into when it is not
     /// its own: unshare(CLONE_NEWPID) (Kernel/PidNamespaces.swift).
     var childPidNS: Int32?
     var uts: UTSNamespace { ownUTS ?? kernel.rootUTS }
+    /// The System V objects and POSIX message queues this task names.
+    var ipc: IPCNamespace { ownIPC ?? kernel.ipc }
     /// sched_setaffinity's mask (bit per CPU), inherited across clone.
     var cpuMask: UInt64 = onlineCPUMask
     var comm: [UInt8]
@@ -402,8 +407,8 @@ final class Task {
         }
         tg.tasks.removeAll { $0 === self }
         // The last task of an address space detaches its SysV segments.
-        if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
-            kernel.ipc.dropAttachments(space: mm.id, pid: vpid(tg.tgid))
+        if !kernel.shmAttached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
+            kernel.dropAttachments(space: mm.id, pid: vpid(tg.tgid))
         }
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {

@@ -988,7 +988,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
     case "mqueue":
         // The IPC namespace's queues (one per sandbox): every mount shows them all.
-        m = vfs.mount(t.kernel.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
+        m = vfs.mount(t.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
     case "sysfs":
         m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
         m.readOnly = true

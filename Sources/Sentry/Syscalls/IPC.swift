@@ -1,6 +1,8 @@
 // System V IPC: shared memory segments, semaphore sets and message queues,
-// all in the Sentry (one IPC namespace per sandbox). Segments are tmpfs
-// files moved to a host memfd, attached like a MAP_SHARED file mapping.
+// all in the Sentry, in the caller's IPC namespace (`Task.ipc`: the
+// sandbox's, or one CLONE_NEWIPC made: Kernel/IPCNamespaces.swift).
+// Segments are tmpfs files moved to a host memfd, attached like a
+// MAP_SHARED file mapping.
 
 import CMoat
 import Glibc
@@ -74,15 +76,22 @@ final class MsgQueue {
     init(perm: IPCPerm) { self.perm = perm }
 }
 
-/// The sandbox's IPC namespace. Guarded by Kernel.mu.
+/// An IPC namespace: the sandbox's (Kernel.ipc) or one an application
+/// made. Guarded by Kernel.mu.
 final class IPCNamespace {
+    /// Linux's inode number of the initial IPC namespace.
+    static let rootInode: UInt64 = 0xEFFF_FFFF
+    /// Its /proc/PID/ns/ipc inode number.
+    let inum: UInt64
+    /// Its kernel.{msg*,sem,shm*} and fs.mqueue.* sysctls (Linux keeps them
+    /// per namespace, and a new one starts from the defaults).
+    var sysctl = IPCNamespace.sysctlDefaults
+    init(inum: UInt64 = newNamespaceInode()) { self.inum = inum }
     var shm: [Int32: ShmSegment] = [:]
     var sems: [Int32: SemSet] = [:]
     var msgs: [Int32: MsgQueue] = [:]
     /// POSIX message queues (MessageQueue.swift).
     let mqueues = MQueueRegistry()
-    /// Attached segments: (address space, address) -> segment id.
-    var attached: [FutexTable.Key: Int32] = [:]
     /// Ids are allocated per kind, cyclically from 0, like Linux's (with
     /// the sequence part 0 until the index space wraps, which it never
     /// does in a sandbox's life at these limits).
@@ -121,16 +130,16 @@ final class IPCNamespace {
     /// kernel.sem (semmni), kernel.msgmni.
     func maxObjects(_ kind: Int, _ t: Task) -> Int {
         let key = ["kernel/shmmni", "kernel/sem", "kernel/msgmni"][kind]
-        guard let v = t.kernel.sysctl.entries[key]?.value else { return 32000 }
+        guard let v = sysctl[key] else { return 32000 }
         let field = kind == 1 ? v.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst(3).first.map(String.init) : v
         return field.flatMap { Int($0) }.map { min(max($0, 0), 32768) } ?? 32000
     }
 }
 
-/// A limit as the sandbox's kernel.* sysctl says (Linux's info calls read
-/// the same values), or `dflt` when it is not a number.
+/// A limit as the caller's IPC namespace's kernel.* sysctl says (Linux's
+/// info calls read the same values), or `dflt` when it is not a number.
 private func ipcLimit(_ t: Task, _ key: String, _ dflt: UInt64) -> UInt64 {
-    t.kernel.sysctl.entries[key].flatMap { UInt64($0.value) } ?? dflt
+    t.ipc.sysctl[key].flatMap { UInt64($0) } ?? dflt
 }
 
 func registerIPC(_ t: SyscallTable) {
@@ -155,7 +164,7 @@ private func ipcGet<T>(_ t: Task, _ table: inout [Int32: T], kind: Int, key: Int
                        check: (T) -> Int32?, make: (IPCPerm) -> T?) -> Int {
     // By key through the namespace's index (a scan of every object made
     // LTP's semget05, which creates 32000 sets, quadratic).
-    let ipc = t.kernel.ipc
+    let ipc = t.ipc
     var found: (Int32, T)? = nil
     if key != 0, let id = ipc.keyIndex[kind]?[key] {
         if let obj = table[id], perm(obj).key == key { found = (id, obj) } else { ipc.keyIndex[kind]?[key] = nil }
@@ -211,11 +220,10 @@ private func ipcSet(_ t: Task, _ p: inout IPCPerm, _ addr: UInt64) -> Int {
 
 func sysShmget(_ t: Task, _ a: Args) -> Int {
     let size = a.a1, flags = a.int(2)
-    let k = t.kernel
     // kernel.shmmax bounds a new segment; SHM_HUGETLB asks for huge pages,
     // which the sandbox has none of (CONFIG_HUGETLBFS is not set): EINVAL.
     let max = min(ipcLimit(t, "kernel/shmmax", SHMMAX), SHMMAX)
-    return ipcGet(t, &k.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
+    return ipcGet(t, &t.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
                   check: { s in size > s.size ? EINVAL : nil }) { p in
         if size < 1 || size > max || flags & 0o4000 != 0 { return nil }
         let s = ShmSegment(perm: p, size: size, cpid: t.vpid(t.tg.tgid))
@@ -227,7 +235,7 @@ func sysShmget(_ t: Task, _ a: Args) -> Int {
 func sysShmat(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), flags = a.int(2)
     var addr = a.a1
-    let ipc = t.kernel.ipc
+    let ipc = t.ipc
     guard let s = ipc.shm[id], !s.removed || s.nattch > 0 else { return err(EINVAL) }
     let ro = flags & SHM_RDONLY != 0
     if !ipcPermits(t, s.perm, ro ? 0o444 : 0o666) { return err(EACCES) }
@@ -247,7 +255,7 @@ func sysShmat(_ t: Task, _ a: Args) -> Int {
     if flags & SHM_EXEC != 0 { prot |= PROT_EXEC }
     let r = t.mm.mapFile(t, addr: addr, len: len, prot: prot, shared: true, hostFD: mfd, offset: 0, name: "/SYSV\(String(UInt32(bitPattern: s.perm.key), radix: 16)) (deleted)")
     if r < 0 { return r }
-    ipc.attached[FutexTable.Key(space: t.mm.id, addr: addr)] = id
+    t.kernel.shmAttached[FutexTable.Key(space: t.mm.id, addr: addr)] = (ipc, id)
     s.nattch += 1
     s.atime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
     return Int(addr)
@@ -256,10 +264,11 @@ func sysShmat(_ t: Task, _ a: Args) -> Int {
 func sysShmdt(_ t: Task, _ a: Args) -> Int {
     let addr = a.a0
     if addr & 4095 != 0 { return err(EINVAL) }
-    let ipc = t.kernel.ipc
+    // The attachment names its segment's namespace, which need not be the
+    // caller's now (it may have unshared since, as on Linux).
     let key = FutexTable.Key(space: t.mm.id, addr: addr)
-    guard let id = ipc.attached[key] else { return err(EINVAL) }
-    ipc.attached[key] = nil
+    guard let (ipc, id) = t.kernel.shmAttached[key] else { return err(EINVAL) }
+    t.kernel.shmAttached[key] = nil
     guard let s = ipc.shm[id] else { return err(EINVAL) }
     _ = t.mm.unmap(t, addr: addr, len: pageUp(s.size))
     s.nattch -= 1
@@ -270,7 +279,7 @@ func sysShmdt(_ t: Task, _ a: Args) -> Int {
 
 func sysShmctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), cmd = a.int(1) & ~0x100 // IPC_64
-    let ipc = t.kernel.ipc
+    let ipc = t.ipc
     // The info calls write exactly their structure (ipcs keeps it on its
     // stack: 128 bytes over a 48-byte shm_info corrupted it) and return
     // the highest index in use.
@@ -328,8 +337,7 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
 
 func sysSemget(_ t: Task, _ a: Args) -> Int {
     let n = a.int(1)
-    let k = t.kernel
-    return ipcGet(t, &k.ipc.sems, kind: 1, key: a.int(0), flags: a.int(2), perm: { $0.perm },
+    return ipcGet(t, &t.ipc.sems, kind: 1, key: a.int(0), flags: a.int(2), perm: { $0.perm },
                   check: { s in Int(n) > s.values.count ? EINVAL : nil }) { p in
         if n <= 0 || Int(n) > SEMMSL { return nil }
         return SemSet(perm: p, n: Int(n))
@@ -353,7 +361,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
         if Int64(bitPattern: s) < 0 || ns >= 1_000_000_000 { return err(EINVAL) }
         deadline = Kernel.now(CLOCK_MONOTONIC) &+ Int64(bitPattern: s) &* 1_000_000_000 &+ Int64(ns)
     }
-    guard let set = t.kernel.ipc.sems[id] else { return err(EINVAL) }
+    guard let set = t.ipc.sems[id] else { return err(EINVAL) }
     if ops.contains(where: { $0.num >= set.values.count }) { return err(EFBIG) }
     let alters = ops.contains { $0.op != 0 }
     if !ipcPermits(t, set.perm, alters ? 0o222 : 0o444) { return err(EACCES) }
@@ -393,7 +401,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
 
 func sysSemctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), num = Int(a.int(1)), cmd = a.int(2) & ~0x100, arg = a.a3
-    let ipc = t.kernel.ipc
+    let ipc = t.ipc
     if cmd == IPC_INFO || cmd == SEM_INFO {
         // struct seminfo, ten ints: semmap, semmni, semmns, semmnu, semmsl,
         // semopm, semume, semusz, semvmx, semaem; SEM_INFO puts the sets
@@ -472,14 +480,13 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
 // MARK: - Message queues
 
 func sysMsgget(_ t: Task, _ a: Args) -> Int {
-    let k = t.kernel
-    return ipcGet(t, &k.ipc.msgs, kind: 2, key: a.int(0), flags: a.int(1), perm: { $0.perm }, check: { _ in nil }) { MsgQueue(perm: $0) }
+    return ipcGet(t, &t.ipc.msgs, kind: 2, key: a.int(0), flags: a.int(1), perm: { $0.perm }, check: { _ in nil }) { MsgQueue(perm: $0) }
 }
 
 func sysMsgsnd(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), size = a.long(2), flags = a.int(3)
     if size < 0 || size > MSGMAX { return err(EINVAL) }
-    guard let q = t.kernel.ipc.msgs[id] else { return err(EINVAL) }
+    guard let q = t.ipc.msgs[id] else { return err(EINVAL) }
     if !ipcPermits(t, q.perm, 0o222) { return err(EACCES) }
     guard let typeRaw = t.readU64(a.a1) else { return err(EFAULT) }
     let type = Int(Int64(bitPattern: typeRaw))
@@ -508,7 +515,7 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
     // position `want`, left in the queue; never waits, takes no type.
     let copy = flags & MSG_COPY != 0
     if copy && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) { return err(EINVAL) }
-    guard let q = t.kernel.ipc.msgs[id] else { return err(EINVAL) }
+    guard let q = t.ipc.msgs[id] else { return err(EINVAL) }
     if !ipcPermits(t, q.perm, 0o444) { return err(EACCES) }
     while true {
         if q.removed { return err(EIDRM) }
@@ -547,7 +554,7 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
 
 func sysMsgctl(_ t: Task, _ a: Args) -> Int {
     let id = a.int(0), cmd = a.int(1) & ~0x100
-    let ipc = t.kernel.ipc
+    let ipc = t.ipc
     if cmd == IPC_INFO || cmd == MSG_INFO {
         // struct msginfo, 32 bytes: ints msgpool, msgmap, msgmax, msgmnb,
         // msgmni, msgssz, msgtql, then the unsigned short msgseg. MSG_INFO
@@ -634,26 +641,27 @@ extension IPCNamespace {
 
 // MARK: - Attachments across fork, exec and exit
 
-extension IPCNamespace {
+extension Kernel {
     /// A forked address space inherits the parent's attachments (each one
-    /// counts in shm_nattch). Requires: Kernel.mu held.
+    /// counts in shm_nattch), whatever namespace each segment is in.
+    /// Requires: mu held.
     func forkAttachments(from parent: UInt64, to child: UInt64) {
-        for (k, id) in attached where k.space == parent {
-            attached[FutexTable.Key(space: child, addr: k.addr)] = id
-            shm[id]?.nattch += 1
+        for (k, a) in shmAttached where k.space == parent {
+            shmAttached[FutexTable.Key(space: child, addr: k.addr)] = a
+            a.ns.shm[a.id]?.nattch += 1
         }
     }
 
     /// An address space is gone (exec, or its last task exited): its
     /// attachments end, and a removed segment with none left is freed.
-    /// Requires: Kernel.mu held.
+    /// Requires: mu held.
     func dropAttachments(space: UInt64, pid: Int32) {
-        for (k, id) in attached where k.space == space {
-            attached[k] = nil
-            guard let s = shm[id] else { continue }
+        for (k, a) in shmAttached where k.space == space {
+            shmAttached[k] = nil
+            guard let s = a.ns.shm[a.id] else { continue }
             s.nattch -= 1
             s.dtime = Int64(time(nil)); s.lpid = pid
-            if s.removed && s.nattch <= 0 { shm[id] = nil }
+            if s.removed && s.nattch <= 0 { a.ns.shm[a.id] = nil }
         }
     }
 }

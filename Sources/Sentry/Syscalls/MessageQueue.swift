@@ -1,18 +1,20 @@
 // POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive,
 // mq_notify and mq_getsetattr, all in the Sentry.
 //
-// The queues live in the sandbox's IPC namespace (IPCNamespace.mqueues),
-// as names in one mqueue file system per sandbox, the one mount(2) of type
-// "mqueue" and an OCI bundle's mqueue mounts show (ls lists the queues, rm
-// removes one as mq_unlink does): a queue descriptor is a file descriptor as on Linux, with
-// fstat, fchmod and fchown, poll/select/epoll (readable while a message is
-// queued, writable while the queue is not full), a /proc/PID/fd link
-// "/name", and read() giving the "QSIZE:... NOTIFY:..." line. A queue
-// outlives mq_unlink until its last descriptor is closed. Descriptors are
-// close-on-exec, as Linux makes them.
+// The queues live in an IPC namespace (IPCNamespace.mqueues; the caller's,
+// Kernel/IPCNamespaces.swift), as names in one mqueue file system per
+// namespace, the one mount(2) of type "mqueue" (by a process of that
+// namespace) and an OCI bundle's mqueue mounts (the sandbox's) show (ls
+// lists the queues, rm removes one as mq_unlink does): a queue descriptor
+// is a file descriptor as on Linux, with fstat, fchmod and fchown,
+// poll/select/epoll (readable while a message is queued, writable while
+// the queue is not full), a /proc/PID/fd link "/name", and read() giving
+// the "QSIZE:... NOTIFY:..." line. A queue outlives mq_unlink until its
+// last descriptor is closed. Descriptors are close-on-exec, as Linux makes
+// them.
 //
 // Limits as Linux's: /proc/sys/fs/mqueue (queues_max, msg_max, msgsize_max,
-// msg_default, msgsize_default; FSImpl/ProcSys.swift), the hard ceilings
+// msg_default, msgsize_default; the namespace's), the hard ceilings
 // for CAP_SYS_RESOURCE, and RLIMIT_MSGQUEUE charged to the creator's real
 // uid. Messages come out highest priority first, oldest first within one.
 //
@@ -60,7 +62,7 @@ func registerMessageQueue(_ t: SyscallTable) {
 
 // MARK: - The queues
 
-/// The sandbox's POSIX message queues. Guarded by Kernel.mu.
+/// An IPC namespace's POSIX message queues. Guarded by Kernel.mu.
 final class MQueueRegistry {
     /// Named queues, by name (without the leading slash, which glibc strips).
     fileprivate(set) var byName: [[UInt8]: MQueueInode] = [:]
@@ -80,9 +82,9 @@ final class MQueueRegistry {
     /// The queues' directory, for every mqueue mount: all show the same queues.
     var rootInode: Inode { mount.root.inode }
 
-    /// fs.mqueue.`key` as the sandbox set it, or Linux's default.
+    /// fs.mqueue.`key` as the caller's IPC namespace has it, or Linux's default.
     fileprivate func limit(_ t: Task, _ key: String, _ dflt: Int) -> Int {
-        t.kernel.sysctl.entries["fs/mqueue/" + key].flatMap { Int($0.value) } ?? dflt
+        t.ipc.sysctl["fs/mqueue/" + key].flatMap { Int($0) } ?? dflt
     }
 
     /// A new queue named `name` (not in use), as mq_open with O_CREAT.
@@ -136,9 +138,10 @@ final class MQueueRegistry {
 }
 
 /// The queues' file system's root: every queue by name (for a listing,
-/// lookups and unlink, wherever mqueue is mounted).
+/// lookups and unlink, wherever mqueue is mounted). Its registry goes with
+/// its IPC namespace; a mount that outlives the namespace is then empty.
 final class MQueueDirInode: Inode {
-    unowned let registry: MQueueRegistry
+    weak var registry: MQueueRegistry?
     init(_ r: MQueueRegistry, ino: UInt64) {
         registry = r
         super.init(ino: ino, mode: S_IFDIR_ | 0o1777, dev: mqueueDev)
@@ -146,20 +149,20 @@ final class MQueueDirInode: Inode {
     }
     override var fsMagic: Int64 { MQUEUE_MAGIC }
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
-        registry.byName[name].map { .success($0) } ?? .failure(Errno(ENOENT))
+        registry?.byName[name].map { .success($0) } ?? .failure(Errno(ENOENT))
     }
     /// ls of a mount (the VFS sets the path).
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(DirectoryFD(flags: flags, path: nil)) }
     /// rm of a queue: mq_unlink by another name (the VFS has checked the
     /// sticky directory's permission).
     override func unlink(_ name: [UInt8], dir: Bool) -> Result<Void, Errno> {
-        guard let q = registry.byName[name] else { return .failure(Errno(ENOENT)) }
+        guard let r = registry, let q = r.byName[name] else { return .failure(Errno(ENOENT)) }
         if dir { return .failure(Errno(ENOTDIR)) }
-        registry.unlink(name, q)
+        r.unlink(name, q)
         return .success(())
     }
     override func readdir() -> Result<[DirEntry], Errno> {
-        .success(registry.byName.sorted { $0.value.ino < $1.value.ino }.map { DirEntry(ino: $0.value.ino, type: 8, name: $0.key) })
+        .success((registry?.byName ?? [:]).sorted { $0.value.ino < $1.value.ino }.map { DirEntry(ino: $0.value.ino, type: 8, name: $0.key) })
     }
 }
 
@@ -187,9 +190,11 @@ struct MQNotify {
     var live: Bool { owner.map { !$0.exiting && !$0.zombie } ?? false }
 }
 
-/// One queue. Guarded by Kernel.mu.
+/// One queue. Guarded by Kernel.mu. Its registry (weak: the registry
+/// holds its named queues) is gone once its IPC namespace is, while a
+/// descriptor may still hold the queue.
 final class MQueueInode: Inode {
-    unowned let registry: MQueueRegistry
+    weak var registry: MQueueRegistry?
     let maxmsg: Int, msgsize: Int
     /// Queued messages, highest priority first, oldest first within one.
     fileprivate(set) var messages: [(prio: UInt32, data: [UInt8])] = []
@@ -220,8 +225,8 @@ final class MQueueInode: Inode {
     }
     /// Reopened through /proc/PID/fd/N.
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
-        guard let d = dentry else { return .failure(Errno(ENOENT)) }
-        return .success(MQueueFD(self, flags: flags, path: Path(mount: registry.mount, dentry: d)))
+        guard let d = dentry, let r = registry else { return .failure(Errno(ENOENT)) }
+        return .success(MQueueFD(self, flags: flags, path: Path(mount: r.mount, dentry: d)))
     }
 
     private func touch() { mtime = nowTimespec(); atime = mtime; ctime = mtime }
@@ -370,7 +375,7 @@ final class MQueueFD: FileDescription {
         // Closing the queue ends the closer's own registration (Linux's flush).
         if let n = queue.notify, let me = currentTask, n.owner === me.tg { queue.removeNotification() }
         queue.opens -= 1
-        if queue.opens == 0 && !queue.named { queue.registry.destroy(queue) }
+        if queue.opens == 0 && !queue.named { queue.registry?.destroy(queue) }
     }
 }
 
@@ -423,7 +428,7 @@ func sysMqOpen(_ t: Task, _ a: Args) -> Int {
     // Linux takes the descriptor before looking the name up.
     if (t.fds.entries.firstIndex { $0 == nil } ?? t.fds.entries.count) >= fdLimit(t) { return err(EMFILE) }
     if let e = mqNameError(name) { return err(e) }
-    let reg = t.kernel.ipc.mqueues
+    let reg = t.ipc.mqueues
     let q: MQueueInode
     if let existing = reg.byName[name] {
         if oflag & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL { return err(EEXIST) }
@@ -449,7 +454,7 @@ func sysMqUnlink(_ t: Task, _ a: Args) -> Int {
     let name: [UInt8]
     switch mqName(t, a.a0) { case .success(let n): name = n; case .failure(let e): return e.ret }
     if let e = mqNameError(name) { return err(e) }
-    let reg = t.kernel.ipc.mqueues
+    let reg = t.ipc.mqueues
     guard let q = reg.byName[name] else { return err(ENOENT) }
     // The queues' directory is sticky and root's (01777): the queue's
     // owner, root or CAP_FOWNER may remove it; Linux says EACCES to others.

@@ -124,10 +124,11 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
                                   tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8)))
 }
 
-/// unshare(2): private file table, fs context, UTS, mount and pid
-/// namespace (the caller's next child is pid 1 of a new one, one level below
-/// the root: Kernel/PidNamespaces.swift); the other namespaces are refused
-/// (EPERM) until the Sentry models them.
+/// unshare(2): private file table, fs context, semaphore undo list, UTS,
+/// IPC (Kernel/IPCNamespaces.swift), mount and pid namespace (the caller's
+/// next child is pid 1 of a new one, one level below the root:
+/// Kernel/PidNamespaces.swift); the other namespaces are refused (EPERM)
+/// until the Sentry models them.
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
 ///
@@ -145,8 +146,8 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
         CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
     if a.a0 & ~known != 0 { return err(EINVAL) }
     if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
-    let refused = CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
-    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
+    let refused = CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
+    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
     if flags & refused != 0 { return err(EPERM) }
     if flags & CLONE_NEWPID_ != 0 {
         switch t.kernel.newApplicationPidNamespace(by: t) {
@@ -155,6 +156,9 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
         }
     }
     if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
+    // A new IPC namespace implies leaving the undo list (its sets are out of reach).
+    if flags & CLONE_NEWIPC_ != 0 { t.ownIPC = IPCNamespace() }
+    if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
@@ -175,38 +179,54 @@ private func fdTableTooBig(_ t: Task) -> Bool {
     return open > cap
 }
 
-/// setns(fd, nstype): joins the pid namespace an fd of /proc/PID/ns (or
-/// one an nsfs ioctl gave) names, or the one of the process a pidfd names,
-/// for the caller's next children only (its own pid never changes), as on
+/// setns(fd, nstype): joins the namespace an fd of /proc/PID/ns (or one an
+/// nsfs ioctl gave) names, or those of the process a pidfd names, as on
 /// Linux. nstype: 0 or the namespace's type for an ns fd; a nonzero set of
-/// CLONE_NEW* bits for a pidfd. Only pid namespaces can be joined: the user
-/// namespace (the caller's own, which Linux refuses too) and the types
-/// Moat does not model are EINVAL, never a silent success. The namespace
-/// must be the caller's own or one below it (EINVAL otherwise), and the
-/// caller needs CAP_SYS_ADMIN (EPERM), checked first as Linux does.
+/// CLONE_NEW* bits for a pidfd, joined together or not at all. A pid
+/// namespace is for the caller's next children only (its own pid never
+/// changes), and must be the caller's own or one below it (EINVAL
+/// otherwise); an IPC or UTS namespace (Kernel/IPCNamespaces.swift) is the
+/// calling thread's at once, and joining an IPC one leaves the semaphore
+/// undo list. The user namespace (the caller's own, which Linux refuses
+/// too) and the types Moat does not model are EINVAL, never a silent
+/// success. The caller needs CAP_SYS_ADMIN (EPERM), checked before the pid
+/// namespace's place, as Linux does.
 func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
-    let target: Int32
+    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
-        guard case .pid(let i) = ns.kind else { return err(EINVAL) }
-        target = i
+        switch ns.kind {
+        case .pid(let i): pid = i
+        case .ipc(let n): ipc = n
+        case .uts(let n): uts = n
+        case .user: return err(EINVAL)
+        }
     } else if let p = f as? PidFD {
         let all = CLONE_NEWNS_ | CLONE_NEWCGROUP_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWTIME_
         if nstype == 0 || nstype & ~all != 0 { return err(EINVAL) }
-        if p.tg.zombie || p.tg.reaped { return err(ESRCH) }       // Linux: an exited process has no namespaces left
+        guard !p.tg.zombie, !p.tg.reaped, let owner = p.tg.leader ?? p.tg.tasks.first else {
+            return err(ESRCH)                                   // Linux: an exited process has no namespaces left
+        }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype != CLONE_NEWPID_ { return err(EINVAL) }      // the others are not modelled
-        target = PidNS.index(p.tg.tgid)
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
+        if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
+        if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
     } else {
         return err(EINVAL)
     }
     if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     let own = PidNS.index(t.tg.tgid)
     // Below the root every namespace is a leaf: only the root has others below it.
-    if target != own && own != 0 { return err(EINVAL) }
-    t.childPidNS = target == own ? nil : target
+    if let target = pid, target != own && own != 0 { return err(EINVAL) }
+    if let target = pid { t.childPidNS = target == own ? nil : target }
+    if let n = ipc {
+        t.ownIPC = n === t.kernel.ipc ? nil : n
+        t.semUndo = KcmpToken()
+    }
+    if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
     return 0
 }
 
@@ -225,14 +245,17 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & (CLONE_PIDFD_ | CLONE_DETACHED_) == CLONE_PIDFD_ | CLONE_DETACHED_ { return err(EINVAL) }
     // The pidfd's word must be writable before the child exists (Linux's EFAULT, no child).
     if flags & CLONE_PIDFD_ != 0 { guard let w = t.readI32(pidfdAddr), t.writeI32(pidfdAddr, w) else { return err(EFAULT) } }
-    // A new mount namespace (see sysUnshare) needs CAP_SYS_ADMIN, as
-    // on Linux; the other namespaces inside the sandbox: not yet.
-    if flags & CLONE_NEWNS_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    // A new mount, UTS or IPC namespace (see sysUnshare) needs
+    // CAP_SYS_ADMIN, as on Linux; the other namespaces inside the
+    // sandbox: not yet.
+    if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_) != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A thread stays in its process's pid namespace (after unshare, Linux's EINVAL).
     if flags & CLONE_THREAD_ != 0 && t.childPidNS != nil { return err(EINVAL) }
-    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_) != 0 {
+    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_ | CLONE_NEWCGROUP_) != 0 {
         return err(EPERM) // namespaces inside the sandbox: not yet
     }
+    // Sharing the undo list of sets the child cannot reach (Linux's EINVAL).
+    if flags & (CLONE_NEWIPC_ | CLONE_SYSVSEM_) == CLONE_NEWIPC_ | CLONE_SYSVSEM_ { return err(EINVAL) }
     let isThread = flags & CLONE_THREAD_ != 0
     // A thread's exit signal is ignored (it has none).
     let exitSig = isThread ? 0 : Int32(flags & 0xff)
@@ -296,7 +319,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let mm: MemoryManager
     if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else {
         mm = t.mm.fork()
-        k.ipc.forkAttachments(from: t.mm.id, to: mm.id)                   // SysV segments stay attached in the child
+        k.forkAttachments(from: t.mm.id, to: mm.id)                       // SysV segments stay attached in the child
     }
     let fds: FDTable
     if flags & CLONE_FILES_ != 0 { fds = t.fds; fds.users += 1 } else { fds = t.fds.fork() }
@@ -312,7 +335,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }
     if flags & CLONE_SYSVSEM_ != 0 { child.semUndo = t.semUndo }
     child.cpuMask = t.cpuMask
-    child.ownUTS = t.ownUTS
+    child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy() : t.ownUTS
+    child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
     child.stubLayers = t.stubLayers
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags
