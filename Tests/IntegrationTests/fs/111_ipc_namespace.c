@@ -7,14 +7,12 @@
  * hierarchy) and setns by ns fd or pidfd. Natively the program starts in
  * an IPC namespace of its own (unshare -i), in Moat in the sandbox's. */
 #include "t.h"
-#include <linux/nsfs.h>
+#include "ns.h"
 #include <mqueue.h>
-#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
-#include <sys/vfs.h>
 
 #define K_SHM 0x1110
 #define K_MSG 0x1111
@@ -22,17 +20,6 @@
 #define K_JOIN 0x1113
 
 struct msg { long type; char text[16]; };
-
-static long raw_clone(unsigned long flags) { return syscall(SYS_clone, flags, NULL, NULL, NULL, 0); }
-
-/* struct clone_args, CLONE_ARGS_SIZE_VER0 (64 bytes). */
-static long clone3_flags(unsigned long long flags) {
-    unsigned long long a[8] = { flags, 0, 0, 0, SIGCHLD, 0, 0, 0 };
-    return syscall(SYS_clone3, a, sizeof a);
-}
-
-/* A clone that must fail: a child, should it start, leaves at once. */
-#define FAILS(expr) do { fflush(stdout); long r_ = T(expr); if (r_ == 0) _exit(0); if (r_ > 0) waitpid(r_, NULL, 0); } while (0)
 
 static void read_sysctl(const char *label, const char *path) {
     char buf[128] = "";
@@ -64,17 +51,6 @@ static int sysvipc_count(const char *kind) {
     return lines - 1;
 }
 
-static void link_of(const char *path, char *out, size_t size) {
-    memset(out, 0, size);
-    if (readlink(path, out, size - 1) < 0) strcpy(out, "none");
-}
-
-static int wait_child(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* What a process in a fresh namespace finds of ours. */
 static void fresh_view(const char *label) {
     say("%s: shmget old key: %s", label, shmget(K_SHM, 0, 0) < 0 ? ename(errno) : "found");
@@ -83,6 +59,13 @@ static void fresh_view(const char *label) {
     mqd_t q = mq_open("/q111", O_RDONLY);
     say("%s: mq_open old queue: %s", label, q < 0 ? ename(errno) : "found");
     say("%s: sysvipc objects: shm %d msg %d sem %d", label, sysvipc_count("shm"), sysvipc_count("msg"), sysvipc_count("sem"));
+}
+
+/* The holder's object, found by those who join its namespace. */
+static void fill_holder(void) {
+    int id = msgget(K_JOIN, IPC_CREAT | 0600);
+    struct msg hm = { 2, "joined" };
+    msgsnd(id, &hm, sizeof hm.text, 0);
 }
 
 static void unprivileged(void) {
@@ -96,22 +79,6 @@ static void unprivileged(void) {
         _exit(0);
     }
     say("unprivileged child exit %d", wait_child(p));
-}
-
-static void ns_fd_checks(int fd) {
-    T(ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWIPC);
-    T(ioctl(fd, NS_GET_PARENT));
-    uid_t uid;
-    T(ioctl(fd, NS_GET_OWNER_UID, &uid));
-    int u = ioctl(fd, NS_GET_USERNS);
-    say("NS_GET_USERNS gives a user namespace: %d", u >= 0 && ioctl(u, NS_GET_NSTYPE) == CLONE_NEWUSER);
-    if (u >= 0) close(u);
-    struct statfs sf;
-    T(fstatfs(fd, &sf));
-    say("nsfs magic %d", sf.f_type == 0x6e736673);
-    struct stat st;
-    T(fstat(fd, &st));
-    say("regular file: %d", S_ISREG(st.st_mode));
 }
 
 int main(void) {
@@ -195,31 +162,11 @@ int main(void) {
     unprivileged();
 
     /* setns: a process in a namespace of its own, joined by fd and pidfd. */
-    int go[2], ready[2];
-    pipe(go); pipe(ready);
-    fflush(stdout);
-    pid_t holder = raw_clone(CLONE_NEWIPC | SIGCHLD);
-    if (holder < 0) { say("holder: %s", ename(errno)); return 1; }
-    if (holder == 0) {
-        close(go[1]);
-        int id = msgget(K_JOIN, IPC_CREAT | 0600);
-        struct msg hm = { 2, "joined" };
-        msgsnd(id, &hm, sizeof hm.text, 0);
-        write(ready[1], "x", 1);
-        char c;
-        read(go[0], &c, 1);
-        _exit(0);
-    }
-    char c;
-    read(ready[0], &c, 1);
-    snprintf(path, sizeof path, "/proc/%d/ns/ipc", holder);
-    int nsfd = open(path, O_RDONLY);
-    say("open holder's ns/ipc: %d", nsfd >= 0);
-    ns_fd_checks(nsfd);
-    int selffd = open("/proc/self/ns/ipc", O_RDONLY);
-    struct stat s1, s2, s3;
-    fstat(nsfd, &s1); fstat(selffd, &s2); stat("/proc/self/ns/ipc", &s3);
-    say("holder's inode differs: %d, ours twice the same: %d", s1.st_ino != s2.st_ino, s2.st_ino == s3.st_ino);
+    int go_w;
+    pid_t holder;
+    int nsfd = ns_holder(CLONE_NEWIPC, "ipc", fill_holder, &go_w, &holder, path, sizeof path);
+    if (nsfd < 0) return 1;
+    int selffd = ns_fd_checks(nsfd, CLONE_NEWIPC, "ipc");
 
     fflush(stdout);
     p = fork();
@@ -243,7 +190,7 @@ int main(void) {
         _exit(0);
     }
     say("joining child exit %d", wait_child(p));
-    close(go[1]);
+    close(go_w);
     say("holder exit %d", wait_child(holder));
     /* A namespace whose processes are gone lives on while an fd names it. */
     fflush(stdout);

@@ -7,20 +7,8 @@
  * without the capability). The program first unshares a UTS namespace of
  * its own, so that natively the host's names never change. */
 #include "t.h"
-#include <linux/nsfs.h>
-#include <sys/ioctl.h>
+#include "ns.h"
 #include <sys/utsname.h>
-
-static long raw_clone(unsigned long flags) { return syscall(SYS_clone, flags, NULL, NULL, NULL, 0); }
-
-/* struct clone_args, CLONE_ARGS_SIZE_VER0 (64 bytes). */
-static long clone3_flags(unsigned long long flags) {
-    unsigned long long a[8] = { flags, 0, 0, 0, SIGCHLD, 0, 0, 0 };
-    return syscall(SYS_clone3, a, sizeof a);
-}
-
-/* A clone that must fail: a child, should it start, leaves at once. */
-#define FAILS(expr) do { fflush(stdout); long r_ = T(expr); if (r_ == 0) _exit(0); if (r_ > 0) waitpid(r_, NULL, 0); } while (0)
 
 static void names(const char *label) {
     struct utsname u;
@@ -41,16 +29,7 @@ static void set_names(const char *host, const char *dom) {
     Q(setdomainname(dom, strlen(dom)));
 }
 
-static int wait_child(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void link_of(const char *path, char *out, size_t size) {
-    memset(out, 0, size);
-    if (readlink(path, out, size - 1) < 0) strcpy(out, "none");
-}
+static void name_holder(void) { set_names("holder", "holderdom"); }
 
 int main(void) {
     T(unshare(CLONE_NEWUTS));
@@ -105,34 +84,11 @@ int main(void) {
     say("unprivileged child exit %d", wait_child(p));
 
     /* A holder in a namespace of its own, joined by fd and by pidfd. */
-    int go[2], ready[2];
-    pipe(go); pipe(ready);
-    fflush(stdout);
-    pid_t holder = raw_clone(CLONE_NEWUTS | SIGCHLD);
-    if (holder < 0) { say("holder: %s", ename(errno)); return 1; }
-    if (holder == 0) {
-        close(go[1]);
-        set_names("holder", "holderdom");
-        write(ready[1], "x", 1);
-        char c;
-        read(go[0], &c, 1);
-        _exit(0);
-    }
-    char c;
-    read(ready[0], &c, 1);
-    snprintf(path, sizeof path, "/proc/%d/ns/uts", holder);
-    int nsfd = open(path, O_RDONLY);
-    say("open holder's ns/uts: %d", nsfd >= 0);
-    T(ioctl(nsfd, NS_GET_NSTYPE) == CLONE_NEWUTS);
-    T(ioctl(nsfd, NS_GET_PARENT));
-    uid_t uid;
-    T(ioctl(nsfd, NS_GET_OWNER_UID, &uid));
-    int u = ioctl(nsfd, NS_GET_USERNS);
-    say("NS_GET_USERNS gives a user namespace: %d", u >= 0 && ioctl(u, NS_GET_NSTYPE) == CLONE_NEWUSER);
-    int selffd = open("/proc/self/ns/uts", O_RDONLY);
-    struct stat s1, s2, s3;
-    fstat(nsfd, &s1); fstat(selffd, &s2); stat("/proc/self/ns/uts", &s3);
-    say("holder's inode differs: %d, ours twice the same: %d", s1.st_ino != s2.st_ino, s2.st_ino == s3.st_ino);
+    int go_w;
+    pid_t holder;
+    int nsfd = ns_holder(CLONE_NEWUTS, "uts", name_holder, &go_w, &holder, path, sizeof path);
+    if (nsfd < 0) return 1;
+    int selffd = ns_fd_checks(nsfd, CLONE_NEWUTS, "uts");
 
     fflush(stdout);
     p = fork();
@@ -157,7 +113,7 @@ int main(void) {
     }
     say("joining child exit %d", wait_child(p));
     names("ours after the joins");
-    close(go[1]);
+    close(go_w);
     say("holder exit %d", wait_child(holder));
 
     /* The holder is gone; its namespace lives while the fd names it. */
