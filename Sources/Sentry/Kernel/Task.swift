@@ -401,6 +401,9 @@ final class Task {
             tg.exitedLeader = self                      // and the sched_* calls still find it
         }
         tg.tasks.removeAll { $0 === self }
+        // The last task of an address space no longer runs its program.
+        mm.users -= 1
+        if mm.users <= 0 { mm.setExe(nil) }
         // The last task of an address space detaches its SysV segments.
         if !kernel.ipc.attached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
             kernel.ipc.dropAttachments(space: mm.id, pid: vpid(tg.tgid))

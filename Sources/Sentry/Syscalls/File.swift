@@ -114,6 +114,7 @@ func registerFile(_ t: SyscallTable) {
             // any permission check (Linux's vfs_truncate).
             if !p.inode.isRegular { return err(EINVAL) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            if p.inode.runners > 0 { return err(ETXTBSY) }                    // a running program (get_write_access)
             if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
                 t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
             }
@@ -400,6 +401,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
             return err(EPERM)
         }
+        // A program some process runs may not be opened for writing (nor
+        // truncated): Linux's get_write_access, before the open does anything.
+        if ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) && ino.runners > 0 { return err(ETXTBSY) }
         // Access mode 3 opens the file read-write underneath; the
         // description's own flags (set below) allow neither.
         switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {
@@ -409,10 +413,15 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     // A reopened /proc/self/fd/N without a place in the tree keeps none.
     if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
+    // Counted among the file's writers until its last close: exec of it is ETXTBSY meanwhile.
+    if flags & O_PATH == 0 && ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) {
+        ino.writers += 1
+        file.countedWriter = ino
+    }
     // The leases this open conflicts with break (breakLeases, FD.swift).
     if flags & O_PATH == 0 && !breakLeases(t, target.inode, opener: file, write: wantsWrite || flags & O_TRUNC != 0,
                                             nonblocking: flags & O_NONBLOCK != 0) {
-        if file.refs == 0 { file.release() }
+        if file.refs == 0 { file.dropWriter(); file.release() }
         return err(EWOULDBLOCK)
     }
     // What F_GETFL shows: open(2) adds O_LARGEFILE (64-bit Linux forces
@@ -424,7 +433,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))
     let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
-    if fd < 0 && file.refs == 0 { file.release() }
+    if fd < 0 && file.refs == 0 { file.dropWriter(); file.release() }
     if fd >= 0 && flags & O_PATH == 0 { t.kernel.inotifyFile(file.path, IN_OPEN_) }
     return fd
 }

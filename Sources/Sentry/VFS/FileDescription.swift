@@ -10,6 +10,10 @@ class FileDescription {
     var refs = 0
     /// Set once a lock was taken through this description.
     var lockKey: FileLocks.Key?
+    /// The file this description counts among its writers (Inode.writers),
+    /// until its last reference goes (`dropWriter`).
+    var countedWriter: Inode?
+    func dropWriter() { countedWriter?.writers -= 1; countedWriter = nil }
     /// F_SETOWN / F_SETSIG state (AsyncIO.swift); nil until first set.
     var asyncOwner: AsyncOwner?
     var inode: Inode? { path?.inode }
