@@ -41,13 +41,16 @@ final class ProcNode: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         guard let c = content else { return .failure(Errno(ENXIO)) }
-        if flags & O_ACCMODE != O_RDONLY { return .failure(Errno(EACCES)) }
+        if flags & O_ACCMODE != O_RDONLY && store == nil { return .failure(Errno(EACCES)) }
         let f = BytesFD(data: c(t), flags: flags, path: nil)
         f.seqFile = seqFile
+        f.store = store
         return .success(f)
     }
     /// cmdline and environ are not seq_files: they seek from their end too.
     var seqFile = true
+    /// For a file a write changes (its mode says who may open it so).
+    var store: ((Task, [UInt8]) -> Int32?)?
     override var size: Int64 { 0 }
 }
 
@@ -198,6 +201,19 @@ extension Kernel {
             return Array("\(pages) \(pages) 0 0 0 \(pages) 0\n".utf8)
         } }
         entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
+        // prctl's timer slack, in ns; a write sets it (0: the default),
+        // another process's only with CAP_SYS_NICE.
+        entries["timerslack_ns"] = {
+            let n = ProcNode(kernel: k, ino: base + 24, mode: S_IFREG_ | 0o666, content: { _ in Array("\(task()?.timerSlackNs ?? 0)\n".utf8) })
+            n.store = { w, b in
+                guard let x = task() else { return ESRCH }
+                if x.tg !== w.tg && !w.creds.has(Cap.sysNice) { return EPERM }
+                guard let v = UInt64(String(decoding: b.last == 10 ? b.dropLast() : b[...], as: UTF8.self)) else { return EINVAL }
+                x.timerSlackNs = v == 0 ? x.defaultTimerSlackNs : v
+                return nil
+            }
+            return n
+        }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }

@@ -91,6 +91,14 @@ final class Task {
     /// The nice value (-20...19; getpriority reports 20 - nice). Inherited
     /// by fork and new threads; it only informs, the host schedules.
     var nice: Int32 = 0
+    /// personality(2)'s value: any 32 bits are kept (Linux validates none);
+    /// the bits Moat acts on are Personality's.
+    var personality: UInt32 = 0
+    /// prctl's timer slack (Linux's default 50 µs) and what PR_SET_TIMERSLACK
+    /// 0 goes back to: a child's both are its creator's current value.
+    /// Kept and shown (/proc/PID/timerslack_ns); the host's timers decide.
+    var timerSlackNs: UInt64 = 50_000
+    var defaultTimerSlackNs: UInt64 = 50_000
     /// This thread's share of the process's CPU time (ThreadGroup.sampleCPU).
     var cpuNs: Int64 = 0
     /// The UTS namespace (nil: the sandbox's); inherited across clone.

@@ -151,6 +151,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     // The new credentials: set-id bits and capabilities (Credentials.swift).
     let ino = target.path.inode
     let (c, secure) = t.creds.afterExec(fileMode: ino.mode, fileUID: ino.uid, fileGID: ino.gid)
+    // A 64-bit program drops READ_IMPLIES_EXEC; a set-id one the rest of
+    // what could weaken it (Linux's PER_CLEAR_ON_SETID).
+    t.personality &= ~Personality.readImpliesExec
+    if secure { t.personality &= ~Personality.clearOnSetID }
     t.creds = c
     // POSIX timers do not survive exec.
     for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }

@@ -143,6 +143,7 @@ func registerFile(_ t: SyscallTable) {
     t[162] = { _, _ in 0 }                                                                // sync
     t[306] = { t, a in t.fds.getIO(a.int(0)) == nil ? err(EBADF) : 0 }                    // syncfs (an O_PATH fd: EBADF)
     t[277] = { t, a in sysSyncFileRange(t, a.int(0), a.long(1), a.long(2), a.uint(3)) }  // sync_file_range
+    t[136] = sysUstat                                                                     // ustat
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
     t[138] = { t, a in                                                                    // fstatfs
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
@@ -276,27 +277,48 @@ private func direntCount(_ c: UInt32) -> Int { c > UInt32(Int32.max) ? 0 : Int(m
 
 func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
     switch r {
-    case .success(let i):
-        var b = [UInt8](repeating: 0, count: 120)
-        put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
-        if i is TmpfsInode {
-            // A tmpfs lives in Sentry memory: it reports the size Linux gives
-            // a tmpfs mounted without size= (half the RAM; as many inodes as
-            // pages), all of it free. What it holds is not counted (the
-            // sandbox's memory bounds it, not a mount size).
-            var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
-            moat_sysinfo(&total, &free, &procs)
-            let pages = max(total / 2 / 4096, 1 << 19)
-            put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
-            put64(&b, 40, pages); put64(&b, 48, pages)
-        } else {
-            put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
-            put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
-        }
-        put64(&b, 64, 255); put64(&b, 72, 4096)
-        return t.copyOut(addr, b) ? 0 : err(EFAULT)
+    case .success(let i): return t.copyOut(addr, statfsBytes(i, magic: magic)) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
+}
+
+/// ustat(2) (deprecated; glibc no longer wraps it): the free blocks and
+/// inodes of the mounted file system whose device number is `dev`
+/// (EINVAL when no mount has it), as statfs tells them.
+func sysUstat(_ t: Task, _ a: Args) -> Int {
+    let dev = a.uint(0)
+    guard let m = t.kernel.vfs.mounts.first(where: { m in
+        if case .success(let st) = m.root.inode.stat() { return UInt32(truncatingIfNeeded: st.dev) == dev }
+        return false
+    }) else { return err(EINVAL) }
+    let sf = statfsBytes(m.root.inode, magic: nil)
+    // struct ustat: int f_tfree, (padding), ino_t f_tinode, char f_fname[6], f_fpack[6].
+    var b = [UInt8](repeating: 0, count: 32)
+    put32(&b, 0, Int32(truncatingIfNeeded: get64(sf, 24)))
+    put64(&b, 8, get64(sf, 48))
+    return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
+}
+
+/// struct statfs of `i`'s file system.
+private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
+    var b = [UInt8](repeating: 0, count: 120)
+    put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
+    if i is TmpfsInode {
+        // A tmpfs lives in Sentry memory: it reports the size Linux gives
+        // a tmpfs mounted without size= (half the RAM; as many inodes as
+        // pages), all of it free. What it holds is not counted (the
+        // sandbox's memory bounds it, not a mount size).
+        var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
+        moat_sysinfo(&total, &free, &procs)
+        let pages = max(total / 2 / 4096, 1 << 19)
+        put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
+        put64(&b, 40, pages); put64(&b, 48, pages)
+    } else {
+        put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
+        put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
+    }
+    put64(&b, 64, 255); put64(&b, 72, 4096)
+    return b
 }
 
 func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {

@@ -307,6 +307,9 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.creds = t.creds
     child.sigMask = t.sigMask
     child.nice = t.nice
+    child.personality = t.personality
+    child.timerSlackNs = t.timerSlackNs
+    child.defaultTimerSlackNs = t.timerSlackNs
     child.mempolicy = t.mempolicy                                       // set_mempolicy's: inherited by threads and children
     inheritSched(child, from: t)
     if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }

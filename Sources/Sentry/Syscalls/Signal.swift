@@ -167,7 +167,8 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
         guard let x = k.tasks[tid], x.tg.tgid == tgid, !x.exited, k.sees(t, x.tg) else { return err(ESRCH) }
         tg = x.tg; thread = x
     } else {
-        guard let g = k.threadGroups[tgid], !g.zombie, k.sees(t, g) else { return err(ESRCH) }
+        // Any thread's id names its process (Linux's kill_proc_info).
+        guard let g = k.threadGroups[tgid] ?? k.tasks[tgid]?.tg, !g.zombie, k.sees(t, g) else { return err(ESRCH) }
         tg = g; thread = nil
     }
     if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }

@@ -187,7 +187,16 @@ final class BytesFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
-    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EACCES) }
+    /// A file a write changes (a few /proc files): it takes the bytes
+    /// written, whole, and returns an errno or nil.
+    var store: ((Task, [UInt8]) -> Int32?)?
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        guard let store else { return err(EACCES) }
+        if count > 4096 { return err(EINVAL) }
+        guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
+        if let e = store(t, b) { return err(e) }
+        return count
+    }
     override func fileSize() -> Int64 { Int64(data.count) }
     /// Most procfs files are seq_files: seq_lseek seeks only from the start
     /// or the current offset (EINVAL otherwise).
