@@ -1,10 +1,9 @@
 // The host files a stub process keeps open between big reads and writes
 // (Task.stubPwrite, Task.stubPread), so that a run of 1 MiB writes to one
 // file costs one injected pwrite64 each instead of pidfd_getfd + pwrite64 +
-// close: three
-// ptrace stops per write instead of seven (the materialize out of the
-// seccomp notification, then a seccomp-trace stop and an int3 stop per
-// injected call).
+// close: three ptrace stops per write instead of seven (the materialize
+// out of the seccomp notification, then a seccomp-trace stop and an int3
+// stop per injected call).
 //
 // Why a kept fd is safe (invariant 1: no application-chosen call reaches
 // the host):
@@ -16,13 +15,16 @@
 //   trap, and a call made from the stub page by application code (a jump
 //   there) is a seccomp-trace stop that the Sentry emulates and skips
 //   (PtraceThread.classify). So the kept fd gives the application nothing
-//   it did not have: it can write that file only through the Sentry's
-//   write, with the Sentry's checks, as before.
-// - The Sentry injects pwrite64 or pread64 on a kept fd only after kcmp(KCMP_FILE)
-//   says it is at this moment the very open file description the Sentry's
-//   own fd is (so a closed and reused host fd number can never move bytes
-//   to or from another file), and only from the stub process that holds it (exec
-//   replaces the stub process; the entry names its pid).
+//   it did not have: it can reach that file only through the Sentry's
+//   read and write, with the Sentry's checks, as before. (The stub always
+//   holds its pidfd of the Sentry, MOAT_STUB_PIDFD, from which any Sentry
+//   fd can be taken: a kept file adds no reach the stub process lacked.)
+// - The Sentry injects pwrite64 or pread64 on a kept fd only after
+//   kcmp(KCMP_FILE) says it is at this moment the very open file
+//   description the Sentry's own fd is (so a closed and reused host fd
+//   number can never move bytes to or from another file), and only in the
+//   stub process that holds it (exec replaces the stub process; the entry
+//   names its pid).
 // - What it holds: the file, as a file mapping already does. It is closed
 //   when big I/O to more than `stubFDMax` files needs its place, and after
 //   close(2) and unlink(2) as soon as the Sentry no longer has that file

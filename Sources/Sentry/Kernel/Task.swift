@@ -502,14 +502,7 @@ final class Task {
     /// may inject (another thread's wait could take the stub's stops): a
     /// write made on behalf of another task is copied as before.
     func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
-        guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
-        let end = buf &+ UInt64(count)
-        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: PROT_READ) else { return nil }
-        guard let remote = stubFileFD(hostFD) else { return nil }
-        let r = thread.inject(18 /* pwrite64 */, remote.fd, buf, UInt64(count), UInt64(pos))
-        if !remote.kept { _ = thread.inject(3 /* close */, remote.fd) }
-        guard r > 0 else { return nil }
-        return min(r, count)
+        stubFileIO(18 /* pwrite64 */, hostFD, buf, count, at: pos, needs: PROT_READ)
     }
 
     /// One host pread64 of `hostFD` at `pos` by the task's own stub straight
@@ -525,11 +518,20 @@ final class Task {
     /// nothing read: the end of the file, or an error).
     /// Requires: Kernel.mu held; only from the task's own driver thread.
     func stubPread(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        stubFileIO(17 /* pread64 */, hostFD, buf, count, at: pos, needs: PROT_WRITE)
+    }
+
+    /// stubPwrite and stubPread: the call `nr` (pwrite64 or pread64, the
+    /// only two the stub's base filter lets it make on a file) on the
+    /// stub's copy of `hostFD`, once every page of [buf, buf+count) is an
+    /// application mapping with `needs` (the host checks the same pages
+    /// again as it copies).
+    private func stubFileIO(_ nr: Int, _ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int, needs prot: Int32) -> Int? {
         guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
         let end = buf &+ UInt64(count)
-        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: PROT_WRITE) else { return nil }
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: prot) else { return nil }
         guard let remote = stubFileFD(hostFD) else { return nil }
-        let r = thread.inject(17 /* pread64 */, remote.fd, buf, UInt64(count), UInt64(pos))
+        let r = thread.inject(nr, remote.fd, buf, UInt64(count), UInt64(pos))
         if !remote.kept { _ = thread.inject(3 /* close */, remote.fd) }
         guard r > 0 else { return nil }
         return min(r, count)
