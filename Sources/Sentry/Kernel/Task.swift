@@ -485,9 +485,10 @@ final class Task {
         return thread.write(addr, buf, len)
     }
 
-    /// Writes at least this big go through `stubPwrite` (its materialize
-    /// and three injected calls, seven ptrace stops, cost about what
-    /// copying 128 KiB twice does).
+    /// Writes at least this big go through `stubPwrite`: its materialize
+    /// and one injected call, three ptrace stops (seven when the stub must
+    /// first take the file's fd and close it after), cost about what
+    /// copying 128 KiB twice does.
     static let stubWriteMin = 256 << 10
 
     /// One host pwrite64 of `hostFD`, a Sentry fd (a tmpfs file's memfd, a
@@ -497,29 +498,53 @@ final class Task {
     /// into a Sentry buffer and a pwrite from it. The Sentry chooses the
     /// call, the fd and the range, and the range is checked first against
     /// the application's VMAs: every page mapped and readable. The stub
-    /// takes the fd as file mappings do (MemoryManager.withStubFD: a
-    /// pidfd_getfd, closed again after; nothing stays in the stub). No file
-    /// offset is used or moved. Returns the bytes written (a short count at
-    /// a fault part-way, as Linux's), or nil when this does not apply and
-    /// the caller's copying path must answer: no stub (KVM), a
+    /// keeps its copy of the fd between writes to the same file
+    /// (Kernel/StubFD.swift says why that is safe and when it lets go). No
+    /// file offset is used or moved. Returns the bytes written (a short
+    /// count at a fault part-way, as Linux's), or nil when this does not
+    /// apply and the caller's copying path must answer: no stub (KVM), a
     /// Sentry-internal (bounce) address, a range not wholly mapped readable
     /// (the copying path gives Linux's short count or EFAULT), the stub
     /// could not take the fd, or the host call wrote nothing (an error).
-    /// Reads stay on the mapping path (HostFileFD.mappedRead,
-    /// TmpfsInode.withMapping): one copy already, with far fewer stops
-    /// (bench/results/2026-12-06-perf11-bytes.md).
+    /// Big reads take the same way in (`stubPread`); with the fd kept, both
+    /// beat the copying and mapping paths (bench/results/2026-12-07-perf13-bytes.md).
     /// Requires: Kernel.mu held (the VMAs are read; the call is injected).
     /// Only the task's own driver thread, the tracer of its stub thread,
     /// may inject (another thread's wait could take the stub's stops): a
     /// write made on behalf of another task is copied as before.
     func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        stubFileIO(18 /* pwrite64 */, hostFD, buf, count, at: pos, needs: PROT_READ)
+    }
+
+    /// One host pread64 of `hostFD` at `pos` by the task's own stub straight
+    /// into application memory at [buf, buf+count): the host kernel copies
+    /// from the page cache into the application's pages, as a native read
+    /// does, instead of the Sentry mapping the range and pushing it with
+    /// process_vm_writev (a mapping, its faults and teardown, and the
+    /// application's pages pinned, per call). The same checks as
+    /// `stubPwrite`, with every page of the range mapped writable, and the
+    /// same kept fd (Kernel/StubFD.swift). Returns the bytes read (a short
+    /// count at the end of the file or at a fault part-way, as Linux's), or
+    /// nil when the caller's path must answer (as for stubPwrite; also
+    /// nothing read: the end of the file, or an error).
+    /// Requires: Kernel.mu held; only from the task's own driver thread.
+    func stubPread(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        stubFileIO(17 /* pread64 */, hostFD, buf, count, at: pos, needs: PROT_WRITE)
+    }
+
+    /// stubPwrite and stubPread: the call `nr` (pwrite64 or pread64, the
+    /// only two the stub's base filter lets it make on a file) on the
+    /// stub's copy of `hostFD`, once every page of [buf, buf+count) is an
+    /// application mapping with `needs` (the host checks the same pages
+    /// again as it copies).
+    private func stubFileIO(_ nr: Int, _ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int, needs prot: Int32) -> Int? {
         guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
         let end = buf &+ UInt64(count)
-        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: PROT_READ) else { return nil }
-        let r = mm.withStubFD(self, hostFD) { remote in
-            thread.inject(18 /* pwrite64 */, remote, buf, UInt64(count), UInt64(pos))
-        }
-        guard let r, r > 0 else { return nil }
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: prot) else { return nil }
+        guard let remote = stubFileFD(hostFD) else { return nil }
+        let r = thread.inject(nr, remote.fd, buf, UInt64(count), UInt64(pos))
+        if !remote.kept { _ = thread.inject(3 /* close */, remote.fd) }
+        guard r > 0 else { return nil }
         return min(r, count)
     }
 

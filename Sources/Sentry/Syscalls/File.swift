@@ -37,7 +37,11 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.seek(Int64(a.long(1)), a.int(2))
     }
-    t[3] = { t, a in t.fds.close(a.int(0)) ? 0 : err(EBADF) }                             // close
+    t[3] = { t, a in                                                                      // close
+        guard t.fds.close(a.int(0)) else { return err(EBADF) }
+        t.dropStaleStubFD()     // the file may be gone from the Sentry: then from the stub too (StubFD.swift)
+        return 0
+    }
     t[5] = { t, a in                                                                      // fstat
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
         return writeStat(t, f.stat(), a.a1)
@@ -72,8 +76,10 @@ func registerFile(_ t: SyscallTable) {
     t[83] = { t, a in sysMkdirat(t, AT_FDCWD_, a.a0, a.uint(1)) }                         // mkdir
     t[258] = { t, a in sysMkdirat(t, a.int(0), a.a1, a.uint(2)) }                         // mkdirat
     t[84] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, AT_REMOVEDIR_) }                    // rmdir
-    t[87] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, 0) }                                // unlink
-    t[263] = { t, a in sysUnlinkat(t, a.int(0), a.a1, a.int(2)) }                         // unlinkat
+    // After the call, once the unlinked inode is released: a file deleted
+    // from the Sentry is let go by the stub too (StubFD.swift).
+    t[87] = { t, a in let r = sysUnlinkat(t, AT_FDCWD_, a.a0, 0); t.dropStaleStubFD(); return r }            // unlink
+    t[263] = { t, a in let r = sysUnlinkat(t, a.int(0), a.a1, a.int(2)); t.dropStaleStubFD(); return r }     // unlinkat
     t[82] = { t, a in sysRenameat(t, AT_FDCWD_, a.a0, AT_FDCWD_, a.a1, 0) }               // rename
     t[264] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, 0) }                // renameat
     t[316] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, a.uint(4)) }        // renameat2

@@ -292,6 +292,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.dumpable = t.tg.dumpable
         parent.children.append(tg)
         k.threadGroups[tid] = tg
+        if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }
     }
     let mm: MemoryManager
     if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else {
