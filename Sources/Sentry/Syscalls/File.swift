@@ -997,6 +997,9 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
+    // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
+    // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
+    if target.inode is ProcFdLink { return err(ENOENT) }
     if flags & propagation != 0 { return 0 } // one mount tree (see sysUnshare), no propagation to model
     if flags & MS_REMOUNT != 0 {
         guard target.dentry === target.mount.root else { return err(EINVAL) }

@@ -392,8 +392,17 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         default: return err(EINVAL)
         }
     case 22:                                // PR_SET_SECCOMP: accepted, not enforced yet
-        // A filter needs no_new_privs or CAP_SYS_ADMIN, as in Linux.
-        if a.a1 == 2 && !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
+        // A filter: Linux's seccomp_prepare_user_filter order: the struct
+        // sock_fprog is copied (EFAULT), its length checked (EINVAL), then
+        // no_new_privs or CAP_SYS_ADMIN is needed (EACCES), then the
+        // instructions are copied (EFAULT).
+        if a.a1 == 2 {
+            guard let prog = t.copyIn(a.a2, 16) else { return err(EFAULT) }
+            let len = Int(prog[0]) | Int(prog[1]) << 8
+            if len == 0 || len > 4096 { return err(EINVAL) }
+            if !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
+            if t.copyIn(get64(prog, 8), len * 8) == nil { return err(EFAULT) }
+        }
         return 0
     case 21: return 0                       // PR_GET_SECCOMP
     default: return err(EINVAL)
