@@ -83,6 +83,11 @@ class FileDescription {
     /// stream); 0 for files that do not count. Edge-triggered epoll uses it
     /// to report a still-ready file again after a change it never observed.
     func wakeups() -> UInt64 { 0 }
+    /// The wakeups an epoll entry for `events` counts: a file whose wakeups
+    /// carry what they are about (data arrived, room made) leaves out those
+    /// about none of the entry's events, as Linux's ep_poll_callback skips a
+    /// keyed wakeup that matches none of them.
+    func wakeups(for events: UInt32) -> UInt64 { wakeups() }
     /// Joins the wait queues whose wakeups raise this description's I/O
     /// signal (O_ASYNC); false for files without signal-driven I/O (Linux's
     /// files without fasync: FIOASYNC fails there with ENOTTY).
