@@ -336,8 +336,6 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     let fromDirfd = resolve & 0x18 != 0
     switch fromDirfd ? t.startPath(dirfd) : t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
     let vfs = t.kernel.vfs
-    let acc = flags & O_ACCMODE
-    let wantsWrite = acc != O_RDONLY
     // Linux 6.4+: O_CREAT|O_DIRECTORY is never meaningful.
     if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY && flags & O_TMPFILE_ != O_TMPFILE_ { return err(EINVAL) }
     let walk = VFS.Walk(follow: flags & O_NOFOLLOW == 0, searcher: t.searcher, resolve: resolve)
@@ -407,6 +405,14 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         }
         if target.inode.isSymlink && flags & O_PATH == 0 { return err(ELOOP) }
     }
+    return openResolved(t, target, flags, created: created, isNew: isNew)
+}
+/// The second half of openat: `target` resolved (or just made by O_CREAT:
+/// `created`, `isNew`), the checks of the open itself, the description and
+/// its descriptor. open_by_handle_at opens through here too.
+func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescription? = nil, isNew: Bool = false) -> Int {
+    let acc = flags & O_ACCMODE
+    let wantsWrite = acc != O_RDONLY
     let ino = target.inode
     if flags & O_DIRECTORY != 0 && !ino.isDir { return err(ENOTDIR) }
     let file: FileDescription
