@@ -273,7 +273,15 @@ extension Kernel {
                 guard let t = task(), let f = t.fds.get(fd) else { return [] }
                 let flags = UInt32(bitPattern: f.statusFlags | (t.fds.cloexec(fd) ? O_CLOEXEC : 0))
                 let st = (try? f.stat().get()) ?? Stat()
-                return Array("pos:\t\(f.offset)\nflags:\t0\(String(flags, radix: 8))\nmnt_id:\t\(f.path?.mount.id ?? 0)\nino:\t\(st.ino)\n".utf8)
+                var s = "pos:\t\(f.offset)\nflags:\t0\(String(flags, radix: 8))\nmnt_id:\t\(f.path?.mount.id ?? 0)\nino:\t\(st.ino)\n"
+                // An inotify instance: one line per watch, as Linux's inotify_fdinfo.
+                if let n = f as? InotifyFD {
+                    for w in n.watches.values.sorted(by: { $0.wd < $1.wd }) {
+                        let ws = (try? w.inode.stat().get()) ?? Stat()
+                        s += "inotify wd:\(String(w.wd, radix: 16)) ino:\(String(ws.ino, radix: 16)) sdev:\(String(ws.dev, radix: 16)) mask:\(String(w.mask, radix: 16)) ignored_mask:0\n"
+                    }
+                }
+                return Array(s.utf8)
             })
         }, list: { _ in
             guard let t = task() else { return [] }
