@@ -128,6 +128,10 @@ int moat_sentry_seccomp(void) {
     // and served with the notification ioctls.
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 434 /* pidfd_open */, 0) != 0) goto fail;
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, 438 /* pidfd_getfd */, 0) != 0) goto fail;
+    // kcmp(KCMP_FILE) only: whether the fd a stub keeps for big writes is
+    // still the very file the Sentry's fd is (Kernel/StubFD.swift). It
+    // answers "same or not" about two fds and changes nothing.
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kcmp), 1, SCMP_A2(SCMP_CMP_EQ, 0 /* KCMP_FILE */)) != 0) goto fail;
     {
         // SECCOMP_IOCTL_NOTIF_RECV, _SEND and _SET_FLAGS.
         unsigned long notif[] = { 0xc0502100UL, 0xc0182101UL, 0x40082104UL };

@@ -142,6 +142,7 @@ int moat_stub_base_filter(void) {
         SYS_pause, SYS_clone, SYS_exit, SYS_seccomp, SYS_membarrier, 438 /* pidfd_getfd */,
         SYS_getrusage,   /* the stub process's peak RSS (Syscalls/Time.swift, sampleMaxRSS) */
         SYS_pwrite64,    /* big file writes straight from application memory (Task.stubPwrite) */
+        SYS_pread64,     /* big file reads straight into application memory (Task.stubPread) */
     };
     const size_t n = sizeof injected / sizeof injected[0];
     struct sock_filter f[64];
@@ -305,4 +306,9 @@ int moat_pidfd_getfd(pid_t pid, int fd) {
     int e = errno;
     close(pfd);
     return r < 0 ? -e : r;
+}
+
+int moat_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2) {
+    long r = syscall(SYS_kcmp, pid1, pid2, 0 /* KCMP_FILE */, (unsigned long)fd1, (unsigned long)fd2);
+    return r < 0 ? -errno : (int)r;
 }

@@ -104,6 +104,10 @@ int moat_park_wait(int32_t *w, int64_t deadline_ns);
 void moat_park_wake(int32_t *w);
 /// pidfd_getfd(pidfd_open(pid), fd): a copy of another process's fd, or -errno.
 int moat_pidfd_getfd(pid_t pid, int fd);
+/// kcmp(pid1, pid2, KCMP_FILE, fd1, fd2): 0 when the two fds are the same
+/// open file description, 1 or 2 when not (an ordering), or -errno (a
+/// closed fd: -EBADF).
+int moat_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2);
 
 /// Starts the master stub: a child process with a clean address space (only
 /// the stub page), all signals default, no fds. Returns its pid, or -errno.

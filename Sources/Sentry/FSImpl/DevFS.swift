@@ -92,6 +92,19 @@ final class DeviceFD: FileDescription {
         }
     }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { 0 }
+
+    /// /dev/random and /dev/urandom's ioctls: RNDGETENTCNT tells a full
+    /// pool (the host's getrandom serves reads); the ones that feed or
+    /// clear the pool need CAP_SYS_ADMIN and change nothing here.
+    override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+        guard kind == .random else { return err(ENOTTY) }
+        switch cmd {
+        case 0x8004_5200: return t.writeI32(arg, 256) ? 0 : err(EFAULT)              // RNDGETENTCNT
+        case 0x4004_5201, 0x4008_5203, 0x5204, 0x5206, 0x5207:                     // RNDADDTOENTCNT ... RNDRESEEDCRNG
+            return t.creds.has(Cap.sysAdmin) ? 0 : err(EPERM)
+        default: return err(ENOTTY)
+        }
+    }
 }
 
 func makeDevFS(dev: UInt64) -> TmpfsInode {

@@ -69,6 +69,14 @@ final class HostFileFD: FileDescription {
         }
         let pos = off ?? offset
         if pos < 0 { return err(EINVAL) }
+        // A big read: one pread by the task's stub into the application's
+        // memory (Task.stubPread). Only here, with mu held as the stub's
+        // kept fds and the VMAs need; preadUnlocked keeps the mapping path
+        // so that threads reading files go on without the lock.
+        if count >= HostFileFD.mappedReadMin, let r = t.stubPread(fd, buf, count, at: Int(pos)) {
+            if off == nil { offset = pos + Int64(r) }
+            return r
+        }
         let r = readAt(t, buf, count, pos)
         if off == nil && r > 0 { offset = pos + Int64(r) }
         return r

@@ -81,6 +81,7 @@ final class InetSocketFD: FileDescription {
         case (SOCK_DGRAM_, 0), (SOCK_DGRAM_, IPPROTO_UDP_): p = IPPROTO_UDP_
         case (SOCK_DGRAM_, IPPROTO_ICMP_) where family == AF_INET: break
         case (SOCK_DGRAM_, IPPROTO_ICMPV6_) where family == AF_INET6: break
+        case (SOCK_RAW_, 0): return err(EPROTONOSUPPORT) // a raw socket names its protocol (inet_create)
         case (SOCK_RAW_, _): return err(EPERM)          // needs CAP_NET_RAW
         case (SOCK_STREAM_, _), (SOCK_DGRAM_, _): return err(EPROTONOSUPPORT)
         default: return err(ESOCKTNOSUPPORT)
@@ -725,6 +726,16 @@ func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int
         let r = b.withUnsafeMutableBytes { Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }
         if r != 0 { return err(errno) }
         return t.copyOut(arg, b) ? 0 : err(EFAULT)
+    }
+    // The SIOCSIF* that change an interface: the struct ifreq is read first
+    // (EFAULT), as Linux's dev_ioctl does; then EPERM, whatever the caller's
+    // capabilities: the interfaces are the sandbox namespace's, which the
+    // confined Sentry may not change (as RTM_NEWADDR over netlink).
+    let ifreqChanges: Set<UInt64> = [0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x8922, 0x8923, 0x8924, 0x8931, 0x8932, 0x8934]
+    // SIOCSIFFLAGS ADDR DSTADDR BRDADDR NETMASK MTU NAME HWADDR, SIOCADDMULTI DELMULTI, SIOCSIFPFLAGS
+    if ifreqChanges.contains(cmd) {
+        if t.copyIn(arg, 40) == nil { return err(EFAULT) }
+        return err(EPERM)
     }
     if cmd == 0x8912 { // SIOCGIFCONF: struct ifconf { int len; char *buf; }
         guard let h = t.copyIn(arg, 16) else { return err(EFAULT) }

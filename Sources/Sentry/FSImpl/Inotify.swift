@@ -44,11 +44,14 @@ final class InotifyRegistry {
 
     /// Queues `mask` for the watches on `inode` (with `name` when the
     /// event is about an entry of a watched directory).
-    func emit(_ inode: Inode, _ mask: UInt32, name: [UInt8] = [], cookie: UInt32 = 0) {
+    /// `unlinkedChild`: an event of a file no longer linked in `inode`, the
+    /// directory it was in, which watches with IN_EXCL_UNLINK do not hear.
+    func emit(_ inode: Inode, _ mask: UInt32, name: [UInt8] = [], cookie: UInt32 = 0, unlinkedChild: Bool = false) {
         // dnotify hears about a directory's entries and the directory itself.
-        if !dnotifyMarks.isEmpty && (!name.isEmpty || inode.isDir) { dnotify(inode, Self.dnotifyBits(mask)) }
+        if !dnotifyMarks.isEmpty && (!name.isEmpty || inode.isDir) && !unlinkedChild { dnotify(inode, Self.dnotifyBits(mask)) }
         guard let ws = byInode[ObjectIdentifier(inode)] else { return }
         for w in ws where w.mask & mask & IN_ALL_EVENTS != 0 || mask & IN_IGNORED_ != 0 {
+            if unlinkedChild && w.mask & IN_EXCL_UNLINK != 0 { continue }
             w.owner.queue(wd: w.wd, mask: mask, cookie: cookie, name: name)
             if w.mask & IN_ONESHOT != 0 && mask & IN_IGNORED_ == 0 { w.owner.drop(w) }
         }
@@ -209,9 +212,11 @@ extension Kernel {
 
     private func inotifyFileSlow(_ p: Path, _ mask: UInt32) {
         let m = mask | (p.inode.isDir ? IN_ISDIR_ : 0)
-        // The parent's watch hears first, then the file's own (Linux's order).
-        if !p.dentry.dead, let parent = p.dentry.parent, p.dentry !== p.mount.root {
-            inotify.emit(parent.inode, m, name: p.dentry.name)
+        // The parent's watch hears first, then the file's own (Linux's order);
+        // after an unlink still the directory it was in, under its old name,
+        // unless the watch asked for IN_EXCL_UNLINK.
+        if let parent = p.dentry.parent, p.dentry !== p.mount.root {
+            inotify.emit(parent.inode, m, name: p.dentry.name, unlinkedChild: p.dentry.dead)
         }
         inotify.emit(p.inode, m)
     }

@@ -34,6 +34,11 @@ final class Pipe {
     /// of the capacity however short it is.
     var used: Int { available + packets.reduce(0) { $0 + (4096 - $1 % 4096) % 4096 } }
     func notify() { waiters.notifyAll() }
+    /// Wakeups about data arriving (a write) and about room made (a read),
+    /// for edge-triggered epoll entries of one direction (PipeFD.wakeups(for:)).
+    var dataWakeups: UInt64 = 0, roomWakeups: UInt64 = 0
+    func notifyData() { dataWakeups &+= 1; notify() }
+    func notifyRoom() { roomWakeups &+= 1; notify() }
 
     /// F_SETPIPE_SZ: the capacity rounded up to a power-of-two number of
     /// pages, at least one page; EBUSY when the data would not fit.
@@ -114,7 +119,7 @@ final class PipeFD: FileDescription {
         }
         if pipe.head == pipe.buf.count { pipe.buf.removeAll(keepingCapacity: true); pipe.head = 0 }
         else if pipe.head > 65536 { pipe.buf.removeSubrange(0..<pipe.head); pipe.head = 0 }
-        pipe.notify()
+        pipe.notifyRoom()
         return n
     }
 
@@ -168,7 +173,7 @@ final class PipeFD: FileDescription {
             if let b = bytes { pipe.buf.append(contentsOf: b) }
             else { t.scratch.withUnsafeBytes { pipe.buf.append(contentsOf: UnsafeBufferPointer(rebasing: $0.bindMemory(to: UInt8.self)[0..<n])) } }
             done += n
-            pipe.notify()
+            pipe.notifyData()
         }
         return done
     }
@@ -193,6 +198,16 @@ final class PipeFD: FileDescription {
 
     override func addWaiter(_ t: Task) { pipe.waiters.add(t) }
     override func wakeups() -> UInt64 { pipe.waiters.wakeups }
+    /// Every wakeup but those about the other direction only: a read's
+    /// (room made) does not re-arm an entry for input, a write's (data)
+    /// not one for output.
+    override func wakeups(for events: UInt32) -> UInt64 {
+        let input: UInt32 = 0x1 | 0x2 | 0x40 | 0x80, output: UInt32 = 0x4 | 0x100 | 0x200
+        var n = pipe.waiters.wakeups
+        if events & input == 0 { n &-= pipe.dataWakeups }
+        if events & output == 0 { n &-= pipe.roomWakeups }
+        return n
+    }
     override func registerAsync() -> Bool { pipe.waiters.addAsync(self); return true }
     override func removeWaiter(_ t: Task) { pipe.waiters.remove(t) }
 

@@ -41,13 +41,16 @@ final class ProcNode: Inode {
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         guard let c = content else { return .failure(Errno(ENXIO)) }
-        if flags & O_ACCMODE != O_RDONLY { return .failure(Errno(EACCES)) }
+        if flags & O_ACCMODE != O_RDONLY && store == nil { return .failure(Errno(EACCES)) }
         let f = BytesFD(data: c(t), flags: flags, path: nil)
         f.seqFile = seqFile
+        f.store = store
         return .success(f)
     }
     /// cmdline and environ are not seq_files: they seek from their end too.
     var seqFile = true
+    /// For a file a write changes (its mode says who may open it so).
+    var store: ((Task, [UInt8]) -> Int32?)?
     override var size: Int64 { 0 }
 }
 
@@ -198,6 +201,19 @@ extension Kernel {
             return Array("\(pages) \(pages) 0 0 0 \(pages) 0\n".utf8)
         } }
         entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
+        // prctl's timer slack, in ns; a write sets it (0: the default),
+        // another process's only with CAP_SYS_NICE.
+        entries["timerslack_ns"] = {
+            let n = ProcNode(kernel: k, ino: base + 24, mode: S_IFREG_ | 0o666, content: { _ in Array("\(task()?.timerSlackNs ?? 0)\n".utf8) })
+            n.store = { w, b in
+                guard let x = task() else { return ESRCH }
+                if x.tg !== w.tg && !w.creds.has(Cap.sysNice) { return EPERM }
+                guard let v = UInt64(String(decoding: b.last == 10 ? b.dropLast() : b[...], as: UTF8.self)) else { return EINVAL }
+                x.timerSlackNs = v == 0 ? x.defaultTimerSlackNs : v
+                return nil
+            }
+            return n
+        }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
@@ -257,7 +273,15 @@ extension Kernel {
                 guard let t = task(), let f = t.fds.get(fd) else { return [] }
                 let flags = UInt32(bitPattern: f.statusFlags | (t.fds.cloexec(fd) ? O_CLOEXEC : 0))
                 let st = (try? f.stat().get()) ?? Stat()
-                return Array("pos:\t\(f.offset)\nflags:\t0\(String(flags, radix: 8))\nmnt_id:\t\(f.path?.mount.id ?? 0)\nino:\t\(st.ino)\n".utf8)
+                var s = "pos:\t\(f.offset)\nflags:\t0\(String(flags, radix: 8))\nmnt_id:\t\(f.path?.mount.id ?? 0)\nino:\t\(st.ino)\n"
+                // An inotify instance: one line per watch, as Linux's inotify_fdinfo.
+                if let n = f as? InotifyFD {
+                    for w in n.watches.values.sorted(by: { $0.wd < $1.wd }) {
+                        let ws = (try? w.inode.stat().get()) ?? Stat()
+                        s += "inotify wd:\(String(w.wd, radix: 16)) ino:\(String(ws.ino, radix: 16)) sdev:\(String(ws.dev, radix: 16)) mask:\(String(w.mask, radix: 16)) ignored_mask:0\n"
+                    }
+                }
+                return Array(s.utf8)
             })
         }, list: { _ in
             guard let t = task() else { return [] }

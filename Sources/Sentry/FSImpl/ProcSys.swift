@@ -16,6 +16,7 @@
 // Writes from inside need CAP_SYS_ADMIN (CAP_NET_ADMIN for net.*) besides
 // the file's mode (0644, root's), and change only this table.
 
+import CMoat
 import Glibc
 
 final class SysctlTable {
@@ -85,6 +86,13 @@ final class SysctlTable {
         ro("kernel/overflowuid") { "65534" }
         ro("kernel/overflowgid") { "65534" }
         ro("kernel/tainted") { "0" }
+        // kernel.random: a full pool (the host's getrandom serves reads,
+        // RNDGETENTCNT says the same), a fresh uuid each read, one boot_id.
+        ro("kernel/random/entropy_avail") { "256" }
+        ro("kernel/random/poolsize") { "256" }
+        ro("kernel/random/uuid") { randomUUID() }
+        let bootID = randomUUID()
+        ro("kernel/random/boot_id") { bootID }
         // fs.nr_open, honoured: the ceiling of RLIMIT_NOFILE, and the
         // largest descriptor table a fork or unshare(CLONE_FILES) copies
         // (Linux's range: BITS_PER_LONG to INT_MAX rounded down to it).
@@ -290,4 +298,14 @@ extension Kernel {
                         },
                         list: { _ in table.names(under: prefix).map { DirEntry(ino: $0.2, type: $0.1 ? 4 : 8, name: Array($0.0.utf8)) } })
     }
+}
+
+/// A random (version 4) UUID in its text form, as /proc/sys/kernel/random/uuid gives.
+private func randomUUID() -> String {
+    var b = [UInt8](repeating: 0, count: 16)
+    _ = b.withUnsafeMutableBytes { getrandom($0.baseAddress!, 16, 0) }
+    b[6] = b[6] & 0x0f | 0x40
+    b[8] = b[8] & 0x3f | 0x80
+    let h = b.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+    return h[0..<4].joined() + "-" + h[4..<6].joined() + "-" + h[6..<8].joined() + "-" + h[8..<10].joined() + "-" + h[10..<16].joined()
 }

@@ -151,16 +151,41 @@ final class Pty {
     /// What the slave may read now: a whole line in canonical mode.
     var slaveReadable: Bool { !input.isEmpty || pendingEOFs > 0 || !masterOpen }
 
+    /// TCSETS* and TCSETA*: new settings, the input flushed first for the
+    /// F variants; a line being edited becomes input when canonical mode ends.
+    private func setTermios(_ n: Termios, flushInput: Bool) {
+        let wasCanonical = canonical
+        termios = n
+        if flushInput { input.removeAll(); editing.removeAll(); pendingEOFs = 0 }
+        if wasCanonical && !canonical { input += editing; editing.removeAll() }
+        notify()
+    }
+
     func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64, master: Bool) -> Int {
         switch cmd {
         case 0x5401: return t.copyOut(arg, termios.bytes()) ? 0 : err(EFAULT)            // TCGETS
         case 0x5402, 0x5403, 0x5404:                                                     // TCSETS, TCSETSW, TCSETSF
             guard let b = t.copyIn(arg, 36) else { return err(EFAULT) }
-            let wasCanonical = canonical
-            termios = Termios(b)
-            if cmd == 0x5404 { input.removeAll(); editing.removeAll(); pendingEOFs = 0 }
-            if wasCanonical && !canonical { input += editing; editing.removeAll() }
-            notify()
+            setTermios(Termios(b), flushInput: cmd == 0x5404)
+            return 0
+        case 0x5405:                                                                     // TCGETA: struct termio
+            var b = [UInt8](repeating: 0, count: 18)
+            for (i, f) in [termios.iflag, termios.oflag, termios.cflag, termios.lflag].enumerated() {
+                b[i * 2] = UInt8(f & 0xff); b[i * 2 + 1] = UInt8(f >> 8 & 0xff)
+            }
+            b[8] = termios.line
+            for i in 0..<8 { b[9 + i] = termios.cc[i] }
+            return t.copyOut(arg, b) ? 0 : err(EFAULT)
+        case 0x5406, 0x5407, 0x5408:                                                     // TCSETA, TCSETAW, TCSETAF
+            // The old struct termio sets the low 16 bits of each flag word,
+            // the line discipline and the first 8 control characters.
+            guard let b = t.copyIn(arg, 18) else { return err(EFAULT) }
+            var n = termios
+            func low(_ old: UInt32, _ i: Int) -> UInt32 { old & 0xffff_0000 | UInt32(b[i * 2]) | UInt32(b[i * 2 + 1]) << 8 }
+            n.iflag = low(n.iflag, 0); n.oflag = low(n.oflag, 1); n.cflag = low(n.cflag, 2); n.lflag = low(n.lflag, 3)
+            n.line = b[8]
+            for i in 0..<8 { n.cc[i] = b[9 + i] }
+            setTermios(n, flushInput: cmd == 0x5408)
             return 0
         case 0x5413: return t.copyOut(arg, winsize) ? 0 : err(EFAULT)                  // TIOCGWINSZ
         case 0x5414:                                                                     // TIOCSWINSZ

@@ -311,6 +311,12 @@ final class TmpfsFileFD: FileDescription {
             // mapped and copied once, or through the task's scratch buffer.
             let pos = off ?? offset
             if pos < 0 { return err(EINVAL) }
+            // A big read: one pread by the task's stub from the memfd into
+            // the application's memory (Task.stubPread).
+            if count >= HostFileFD.mappedReadMin, let r = t.stubPread(node.memfd, buf, count, at: Int(pos)) {
+                if off == nil { offset = pos + Int64(r) }
+                return r
+            }
             // A fault part-way returns the bytes before it; none at all, EFAULT.
             if let r = node.withMapping(pos: Int(pos), count: count, { p, n in
                 if n == 0 { return 0 }

@@ -92,6 +92,8 @@ final class Kernel: @unchecked Sendable {
     var tasks: [Int32: Task] = [:]
     var threadGroups: [Int32: ThreadGroup] = [:]
     var nextPid: Int32 = 1
+    /// The files name_to_handle_at made handles for (Syscalls/FileHandles.swift).
+    let fileHandles = FileHandleTable()
     /// The next pid to try in each pid namespace but the root (PidNamespaces.swift).
     var nextNamespacePid: [Int32: Int32] = [:]
     /// How many NamespaceFiles name each pid namespace but the root: those

@@ -91,6 +91,14 @@ final class Task {
     /// The nice value (-20...19; getpriority reports 20 - nice). Inherited
     /// by fork and new threads; it only informs, the host schedules.
     var nice: Int32 = 0
+    /// personality(2)'s value: any 32 bits are kept (Linux validates none);
+    /// the bits Moat acts on are Personality's.
+    var personality: UInt32 = 0
+    /// prctl's timer slack (Linux's default 50 µs) and what PR_SET_TIMERSLACK
+    /// 0 goes back to: a child's both are its creator's current value.
+    /// Kept and shown (/proc/PID/timerslack_ns); the host's timers decide.
+    var timerSlackNs: UInt64 = 50_000
+    var defaultTimerSlackNs: UInt64 = 50_000
     /// This thread's share of the process's CPU time (ThreadGroup.sampleCPU).
     var cpuNs: Int64 = 0
     /// The UTS namespace (nil: the sandbox's); inherited across clone.
@@ -406,6 +414,9 @@ final class Task {
             tg.exitedLeader = self                      // and the sched_* calls still find it
         }
         tg.tasks.removeAll { $0 === self }
+        // The last task of an address space no longer runs its program.
+        mm.users -= 1
+        if mm.users <= 0 { mm.setExe(nil) }
         // The last task of an address space detaches its SysV segments.
         if !kernel.shmAttached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
             kernel.dropAttachments(space: mm.id, pid: vpid(tg.tgid))
@@ -479,9 +490,10 @@ final class Task {
         return thread.write(addr, buf, len)
     }
 
-    /// Writes at least this big go through `stubPwrite` (its materialize
-    /// and three injected calls, seven ptrace stops, cost about what
-    /// copying 128 KiB twice does).
+    /// Writes at least this big go through `stubPwrite`: its materialize
+    /// and one injected call, three ptrace stops (seven when the stub must
+    /// first take the file's fd and close it after), cost about what
+    /// copying 128 KiB twice does.
     static let stubWriteMin = 256 << 10
 
     /// One host pwrite64 of `hostFD`, a Sentry fd (a tmpfs file's memfd, a
@@ -491,29 +503,53 @@ final class Task {
     /// into a Sentry buffer and a pwrite from it. The Sentry chooses the
     /// call, the fd and the range, and the range is checked first against
     /// the application's VMAs: every page mapped and readable. The stub
-    /// takes the fd as file mappings do (MemoryManager.withStubFD: a
-    /// pidfd_getfd, closed again after; nothing stays in the stub). No file
-    /// offset is used or moved. Returns the bytes written (a short count at
-    /// a fault part-way, as Linux's), or nil when this does not apply and
-    /// the caller's copying path must answer: no stub (KVM), a
+    /// keeps its copy of the fd between writes to the same file
+    /// (Kernel/StubFD.swift says why that is safe and when it lets go). No
+    /// file offset is used or moved. Returns the bytes written (a short
+    /// count at a fault part-way, as Linux's), or nil when this does not
+    /// apply and the caller's copying path must answer: no stub (KVM), a
     /// Sentry-internal (bounce) address, a range not wholly mapped readable
     /// (the copying path gives Linux's short count or EFAULT), the stub
     /// could not take the fd, or the host call wrote nothing (an error).
-    /// Reads stay on the mapping path (HostFileFD.mappedRead,
-    /// TmpfsInode.withMapping): one copy already, with far fewer stops
-    /// (bench/results/2026-12-06-perf11-bytes.md).
+    /// Big reads take the same way in (`stubPread`); with the fd kept, both
+    /// beat the copying and mapping paths (bench/results/2026-12-07-perf13-bytes.md).
     /// Requires: Kernel.mu held (the VMAs are read; the call is injected).
     /// Only the task's own driver thread, the tracer of its stub thread,
     /// may inject (another thread's wait could take the stub's stops): a
     /// write made on behalf of another task is copied as before.
     func stubPwrite(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        stubFileIO(18 /* pwrite64 */, hostFD, buf, count, at: pos, needs: PROT_READ)
+    }
+
+    /// One host pread64 of `hostFD` at `pos` by the task's own stub straight
+    /// into application memory at [buf, buf+count): the host kernel copies
+    /// from the page cache into the application's pages, as a native read
+    /// does, instead of the Sentry mapping the range and pushing it with
+    /// process_vm_writev (a mapping, its faults and teardown, and the
+    /// application's pages pinned, per call). The same checks as
+    /// `stubPwrite`, with every page of the range mapped writable, and the
+    /// same kept fd (Kernel/StubFD.swift). Returns the bytes read (a short
+    /// count at the end of the file or at a fault part-way, as Linux's), or
+    /// nil when the caller's path must answer (as for stubPwrite; also
+    /// nothing read: the end of the file, or an error).
+    /// Requires: Kernel.mu held; only from the task's own driver thread.
+    func stubPread(_ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int) -> Int? {
+        stubFileIO(17 /* pread64 */, hostFD, buf, count, at: pos, needs: PROT_WRITE)
+    }
+
+    /// stubPwrite and stubPread: the call `nr` (pwrite64 or pread64, the
+    /// only two the stub's base filter lets it make on a file) on the
+    /// stub's copy of `hostFD`, once every page of [buf, buf+count) is an
+    /// application mapping with `needs` (the host checks the same pages
+    /// again as it copies).
+    private func stubFileIO(_ nr: Int, _ hostFD: Int32, _ buf: UInt64, _ count: Int, at pos: Int, needs prot: Int32) -> Int? {
         guard thread.hasStub, hostFD >= 0, count > 0, pos >= 0, buf < Task.bounceBase, currentTask === self else { return nil }
         let end = buf &+ UInt64(count)
-        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: PROT_READ) else { return nil }
-        let r = mm.withStubFD(self, hostFD) { remote in
-            thread.inject(18 /* pwrite64 */, remote, buf, UInt64(count), UInt64(pos))
-        }
-        guard let r, r > 0 else { return nil }
+        guard end > buf, buf >= mm.minAddr, end <= mm.appTop, mm.fullyMapped(buf, end, prot: prot) else { return nil }
+        guard let remote = stubFileFD(hostFD) else { return nil }
+        let r = thread.inject(nr, remote.fd, buf, UInt64(count), UInt64(pos))
+        if !remote.kept { _ = thread.inject(3 /* close */, remote.fd) }
+        guard r > 0 else { return nil }
         return min(r, count)
     }
 

@@ -51,6 +51,9 @@ final class ThreadGroup {
     /// are cloned from (FastPath.swift): (host pid of the stub process it is
     /// in, its host tid), or zeros.
     var cloneSpare: (pid: pid_t, tid: pid_t) = (0, 0)
+    /// The host files the stub process keeps open for big reads and writes
+    /// (Kernel/StubFD.swift), least recently used first. Guarded by Kernel.mu.
+    var stubFDs: [StubFD] = []
     /// timer_create timers, by id (not inherited by fork, gone at exec).
     var posixTimers: [Int32: PosixTimer] = [:]
     var membarrierRegistered = false

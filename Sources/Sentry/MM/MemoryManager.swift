@@ -58,7 +58,17 @@ final class MemoryManager {
     let minAddr: UInt64 = 0x10000
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
+    /// Tasks using this address space (the last one's exit or exec ends it).
     var users = 1
+    /// The program this address space runs: while it does, the file may
+    /// not be opened for writing (Inode.runners; ETXTBSY).
+    private(set) var exeInode: Inode?
+    /// Makes `i` the program run (nil: none). Requires: mu held.
+    func setExe(_ i: Inode?) {
+        exeInode?.runners -= 1
+        exeInode = i
+        i?.runners += 1
+    }
     /// mlockall(MCL_FUTURE): new mappings start locked.
     var lockFuture = false
     /// Bytes of locked mappings (Linux's locked_vm, against RLIMIT_MEMLOCK).
@@ -75,6 +85,7 @@ final class MemoryManager {
         m.vmas = vmas.filter { !$0.dontFork }.map { var v = $0; v.locked = false; return v }; m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
         m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
         m.exePath = exePath
+        m.setExe(exeInode)
         return m
     }
 

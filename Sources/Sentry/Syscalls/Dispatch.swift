@@ -55,6 +55,7 @@ final class SyscallTable {
         registerKeys(t)
         registerIoUring(t)
         registerMessageQueue(t)
+        registerFileHandles(t)
         return t
     }()
 }

@@ -26,10 +26,10 @@ final class EpollFD: FileDescription {
         /// file.wakeups() at the last report.
         var seenWakeups: UInt64
         init(file: FileDescription, events: UInt32, data: UInt64) {
-            self.file = file; self.events = events; self.data = data; seenWakeups = file.wakeups()
+            self.file = file; self.events = events; self.data = data; seenWakeups = file.wakeups(for: events)
         }
         /// Woken since the last report: everything ready counts as new.
-        var rearmed: Bool { file.wakeups() != seenWakeups }
+        var rearmed: Bool { file.wakeups(for: events) != seenWakeups }
     }
     /// Keyed by fd number and description, as Linux keys (fd, file).
     var interest: [Int32: Interest] = [:]
@@ -121,7 +121,7 @@ final class EpollFD: FileDescription {
             if report != 0 && out.count < max {
                 out.append((report, e.data))
                 resumeAfter = fd
-                e.seenWakeups = e.file.wakeups()
+                e.seenWakeups = e.file.wakeups(for: e.events)
                 if e.events & EPOLLONESHOT_ != 0 { e.disabled = true }
             } else if report != 0 {
                 e.lastReported = now & ~report // not reported yet: keep it pending

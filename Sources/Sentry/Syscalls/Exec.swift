@@ -34,6 +34,8 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     if ino.isDir { return .failure(Errno(EACCES)) }
     if !ino.isRegular { return .failure(Errno(EACCES)) }
     if !t.mayAccess(ino, 1) { return .failure(Errno(EACCES)) }
+    // A file open for writing may not be run (Linux's deny_write_access).
+    if ino.writers > 0 { return .failure(Errno(ETXTBSY)) }
     let opened: FileDescription
     switch ino.open(t, flags: O_RDONLY) { case .success(let f): opened = f; case .failure(let e): return .failure(e) }
     opened.path = p
@@ -114,8 +116,9 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     t.stubLayers = 0
     t.fastCandidates = 0
     t.mm.users -= 1
-    if t.mm.users <= 0 { t.kernel.dropAttachments(space: t.mm.id, pid: t.vpid(t.tg.tgid)) }
+    if t.mm.users <= 0 { t.kernel.dropAttachments(space: t.mm.id, pid: t.vpid(t.tg.tgid)); t.mm.setExe(nil) }
     t.mm = MemoryManager()
+    t.mm.setExe(target.path.inode)
     t.mm.exePath = String(decoding: t.kernel.vfs.pathString(target.path), as: UTF8.self)
 
     let elf = target.elf
@@ -148,6 +151,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     // The new credentials: set-id bits and capabilities (Credentials.swift).
     let ino = target.path.inode
     let (c, secure) = t.creds.afterExec(fileMode: ino.mode, fileUID: ino.uid, fileGID: ino.gid)
+    // A 64-bit program drops READ_IMPLIES_EXEC; a set-id one the rest of
+    // what could weaken it (Linux's PER_CLEAR_ON_SETID).
+    t.personality &= ~Personality.readImpliesExec
+    if secure { t.personality &= ~Personality.clearOnSetID }
     t.creds = c
     // POSIX timers do not survive exec.
     for tm in t.tg.posixTimers.values { if let s = tm.scheduled { t.kernel.timers.cancel(s) } }
@@ -223,8 +230,12 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     // the stack limit, at most three quarters of 8 MB, at least 128 KB.
     let stack = t.tg.rlimits[RL_STACK].cur
     var budget = max(128 << 10, Int(min(stack / 4, UInt64(6 << 20))))
-    let argv: [[UInt8]], envp: [[UInt8]]
+    var argv: [[UInt8]]
+    let envp: [[UInt8]]
     switch t.copyInStringArray(argvAddr, budget: &budget) { case .success(let v): argv = v; case .failure(let e): return e.ret }
+    // An empty argv becomes one empty string (Linux 5.18+): a program may
+    // count on argv[0] existing.
+    if argv.isEmpty { argv = [[]] }
     switch t.copyInStringArray(envAddr, budget: &budget) { case .success(let v): envp = v; case .failure(let e): return e.ret }
     if flags & ~(AT_EMPTY_PATH_ | AT_SYMLINK_NOFOLLOW_) != 0 { return err(EINVAL) }
     if path.isEmpty && flags & AT_EMPTY_PATH_ == 0 { return err(ENOENT) }

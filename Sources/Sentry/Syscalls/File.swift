@@ -37,7 +37,11 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         return f.seek(Int64(a.long(1)), a.int(2))
     }
-    t[3] = { t, a in t.fds.close(a.int(0)) ? 0 : err(EBADF) }                             // close
+    t[3] = { t, a in                                                                      // close
+        guard t.fds.close(a.int(0)) else { return err(EBADF) }
+        t.dropStaleStubFD()     // the file may be gone from the Sentry: then from the stub too (StubFD.swift)
+        return 0
+    }
     t[5] = { t, a in                                                                      // fstat
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
         return writeStat(t, f.stat(), a.a1)
@@ -72,8 +76,10 @@ func registerFile(_ t: SyscallTable) {
     t[83] = { t, a in sysMkdirat(t, AT_FDCWD_, a.a0, a.uint(1)) }                         // mkdir
     t[258] = { t, a in sysMkdirat(t, a.int(0), a.a1, a.uint(2)) }                         // mkdirat
     t[84] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, AT_REMOVEDIR_) }                    // rmdir
-    t[87] = { t, a in sysUnlinkat(t, AT_FDCWD_, a.a0, 0) }                                // unlink
-    t[263] = { t, a in sysUnlinkat(t, a.int(0), a.a1, a.int(2)) }                         // unlinkat
+    // After the call, once the unlinked inode is released: a file deleted
+    // from the Sentry is let go by the stub too (StubFD.swift).
+    t[87] = { t, a in let r = sysUnlinkat(t, AT_FDCWD_, a.a0, 0); t.dropStaleStubFD(); return r }            // unlink
+    t[263] = { t, a in let r = sysUnlinkat(t, a.int(0), a.a1, a.int(2)); t.dropStaleStubFD(); return r }     // unlinkat
     t[82] = { t, a in sysRenameat(t, AT_FDCWD_, a.a0, AT_FDCWD_, a.a1, 0) }               // rename
     t[264] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, 0) }                // renameat
     t[316] = { t, a in sysRenameat(t, a.int(0), a.a1, a.int(2), a.a3, a.uint(4)) }        // renameat2
@@ -114,6 +120,7 @@ func registerFile(_ t: SyscallTable) {
             // any permission check (Linux's vfs_truncate).
             if !p.inode.isRegular { return err(EINVAL) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            if p.inode.runners > 0 { return err(ETXTBSY) }                    // a running program (get_write_access)
             if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
                 t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
             }
@@ -142,6 +149,7 @@ func registerFile(_ t: SyscallTable) {
     t[162] = { _, _ in 0 }                                                                // sync
     t[306] = { t, a in t.fds.getIO(a.int(0)) == nil ? err(EBADF) : 0 }                    // syncfs (an O_PATH fd: EBADF)
     t[277] = { t, a in sysSyncFileRange(t, a.int(0), a.long(1), a.long(2), a.uint(3)) }  // sync_file_range
+    t[136] = sysUstat                                                                     // ustat
     t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
     t[138] = { t, a in                                                                    // fstatfs
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
@@ -275,27 +283,48 @@ private func direntCount(_ c: UInt32) -> Int { c > UInt32(Int32.max) ? 0 : Int(m
 
 func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
     switch r {
-    case .success(let i):
-        var b = [UInt8](repeating: 0, count: 120)
-        put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
-        if i is TmpfsInode {
-            // A tmpfs lives in Sentry memory: it reports the size Linux gives
-            // a tmpfs mounted without size= (half the RAM; as many inodes as
-            // pages), all of it free. What it holds is not counted (the
-            // sandbox's memory bounds it, not a mount size).
-            var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
-            moat_sysinfo(&total, &free, &procs)
-            let pages = max(total / 2 / 4096, 1 << 19)
-            put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
-            put64(&b, 40, pages); put64(&b, 48, pages)
-        } else {
-            put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
-            put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
-        }
-        put64(&b, 64, 255); put64(&b, 72, 4096)
-        return t.copyOut(addr, b) ? 0 : err(EFAULT)
+    case .success(let i): return t.copyOut(addr, statfsBytes(i, magic: magic)) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
+}
+
+/// ustat(2) (deprecated; glibc no longer wraps it): the free blocks and
+/// inodes of the mounted file system whose device number is `dev`
+/// (EINVAL when no mount has it), as statfs tells them.
+func sysUstat(_ t: Task, _ a: Args) -> Int {
+    let dev = a.uint(0)
+    guard let m = t.kernel.vfs.mounts.first(where: { m in
+        if case .success(let st) = m.root.inode.stat() { return UInt32(truncatingIfNeeded: st.dev) == dev }
+        return false
+    }) else { return err(EINVAL) }
+    let sf = statfsBytes(m.root.inode, magic: nil)
+    // struct ustat: int f_tfree, (padding), ino_t f_tinode, char f_fname[6], f_fpack[6].
+    var b = [UInt8](repeating: 0, count: 32)
+    put32(&b, 0, Int32(truncatingIfNeeded: get64(sf, 24)))
+    put64(&b, 8, get64(sf, 48))
+    return t.copyOut(a.a1, b) ? 0 : err(EFAULT)
+}
+
+/// struct statfs of `i`'s file system.
+private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
+    var b = [UInt8](repeating: 0, count: 120)
+    put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
+    if i is TmpfsInode {
+        // A tmpfs lives in Sentry memory: it reports the size Linux gives
+        // a tmpfs mounted without size= (half the RAM; as many inodes as
+        // pages), all of it free. What it holds is not counted (the
+        // sandbox's memory bounds it, not a mount size).
+        var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
+        moat_sysinfo(&total, &free, &procs)
+        let pages = max(total / 2 / 4096, 1 << 19)
+        put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
+        put64(&b, 40, pages); put64(&b, 48, pages)
+    } else {
+        put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
+        put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
+    }
+    put64(&b, 64, 255); put64(&b, 72, 4096)
+    return b
 }
 
 func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {
@@ -307,8 +336,6 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     let fromDirfd = resolve & 0x18 != 0
     switch fromDirfd ? t.startPath(dirfd) : t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
     let vfs = t.kernel.vfs
-    let acc = flags & O_ACCMODE
-    let wantsWrite = acc != O_RDONLY
     // Linux 6.4+: O_CREAT|O_DIRECTORY is never meaningful.
     if flags & (O_CREAT | O_DIRECTORY) == O_CREAT | O_DIRECTORY && flags & O_TMPFILE_ != O_TMPFILE_ { return err(EINVAL) }
     let walk = VFS.Walk(follow: flags & O_NOFOLLOW == 0, searcher: t.searcher, resolve: resolve)
@@ -378,6 +405,14 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         }
         if target.inode.isSymlink && flags & O_PATH == 0 { return err(ELOOP) }
     }
+    return openResolved(t, target, flags, created: created, isNew: isNew)
+}
+/// The second half of openat: `target` resolved (or just made by O_CREAT:
+/// `created`, `isNew`), the checks of the open itself, the description and
+/// its descriptor. open_by_handle_at opens through here too.
+func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescription? = nil, isNew: Bool = false) -> Int {
+    let acc = flags & O_ACCMODE
+    let wantsWrite = acc != O_RDONLY
     let ino = target.inode
     if flags & O_DIRECTORY != 0 && !ino.isDir { return err(ENOTDIR) }
     let file: FileDescription
@@ -400,6 +435,9 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
         if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
             return err(EPERM)
         }
+        // A program some process runs may not be opened for writing (nor
+        // truncated): Linux's get_write_access, before the open does anything.
+        if ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) && ino.runners > 0 { return err(ETXTBSY) }
         // Access mode 3 opens the file read-write underneath; the
         // description's own flags (set below) allow neither.
         switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {
@@ -409,10 +447,15 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     // A reopened /proc/self/fd/N without a place in the tree keeps none.
     if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
+    // Counted among the file's writers until its last close: exec of it is ETXTBSY meanwhile.
+    if flags & O_PATH == 0 && ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) {
+        ino.writers += 1
+        file.countedWriter = ino
+    }
     // The leases this open conflicts with break (breakLeases, FD.swift).
     if flags & O_PATH == 0 && !breakLeases(t, target.inode, opener: file, write: wantsWrite || flags & O_TRUNC != 0,
                                             nonblocking: flags & O_NONBLOCK != 0) {
-        if file.refs == 0 { file.release() }
+        if file.refs == 0 { file.dropWriter(); file.release() }
         return err(EWOULDBLOCK)
     }
     // What F_GETFL shows: open(2) adds O_LARGEFILE (64-bit Linux forces
@@ -424,7 +467,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
     }
     let limit = Int(min(t.tg.rlimits[RL_NOFILE].cur, 1 << 20))
     let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
-    if fd < 0 && file.refs == 0 { file.release() }
+    if fd < 0 && file.refs == 0 { file.dropWriter(); file.release() }
     if fd >= 0 && flags & O_PATH == 0 { t.kernel.inotifyFile(file.path, IN_OPEN_) }
     return fd
 }
@@ -960,6 +1003,9 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
+    // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
+    // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
+    if target.inode is ProcFdLink { return err(ENOENT) }
     if flags & propagation != 0 { return 0 } // one mount tree (see sysUnshare), no propagation to model
     if flags & MS_REMOUNT != 0 {
         guard target.dentry === target.mount.root else { return err(EINVAL) }

@@ -326,9 +326,13 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
     case 11, 12:                             // SHM_LOCK, SHM_UNLOCK (nothing is swapped anyway)
         // CAP_IPC_LOCK, or the owner or creator (with a non-zero
         // RLIMIT_MEMLOCK to lock), as Linux decides.
-        if t.creds.has(Cap.ipcLock) { return 0 }
-        if t.creds.euid != s.perm.uid && t.creds.euid != s.perm.cuid { return err(EPERM) }
-        return cmd == 11 && t.tg.rlimits[RL_MEMLOCK].cur == 0 ? err(EPERM) : 0
+        if !t.creds.has(Cap.ipcLock) {
+            if t.creds.euid != s.perm.uid && t.creds.euid != s.perm.cuid { return err(EPERM) }
+            if cmd == 11 && t.tg.rlimits[RL_MEMLOCK].cur == 0 { return err(EPERM) }
+        }
+        // SHM_LOCKED (0o2000) in the mode IPC_STAT shows.
+        if cmd == 11 { s.perm.mode |= 0o2000 } else { s.perm.mode &= ~UInt32(0o2000) }
+        return 0
     default: return err(EINVAL)
     }
 }

@@ -57,7 +57,8 @@ func registerIdentity(_ t: SyscallTable) {
     t[63] = { t, a in                                                         // uname
         var b = [UInt8](repeating: 0, count: 65 * 6)
         func field(_ i: Int, _ s: [UInt8]) { b.replaceSubrange(i * 65..<i * 65 + min(64, s.count), with: s.prefix(64)) }
-        field(0, Array("Linux".utf8)); field(1, t.uts.hostname); field(2, Array(moatRelease.utf8))
+        field(0, Array("Linux".utf8)); field(1, t.uts.hostname)
+        field(2, Array((t.personality & Personality.uname26 != 0 ? Personality.release26 : moatRelease).utf8))
         field(3, Array("#1 SMP moat".utf8)); field(4, Array("x86_64".utf8)); field(5, t.uts.domainname)
         return t.copyOut(a.a0, b) ? 0 : err(EFAULT)
     }
@@ -101,7 +102,10 @@ func registerIdentity(_ t: SyscallTable) {
             if a.a1 >= taskSizeMax { return err(EPERM) }
             t.thread.regs.gs_base = a.a1; t.thread.markDirty(); return 0
         case 0x1004: return t.writeU64(a.a1, t.thread.regs.gs_base) ? 0 : err(EFAULT)
-        case 0x3001, 0x3002: return err(EINVAL) // ARCH_[GS]ET_CPUID
+        // ARCH_GET_CPUID: CPUID works; ARCH_SET_CPUID: the sandbox's CPU has
+        // no CPUID faulting (its /proc/cpuinfo lists no cpuid_fault): ENODEV.
+        case 0x1011: return 1
+        case 0x1012: return err(ENODEV)
         default: return err(EINVAL)
         }
     }
@@ -173,7 +177,11 @@ func registerIdentity(_ t: SyscallTable) {
     t[334] = { _, _ in err(ENOSYS) }                                          // rseq: glibc falls back
     t[125] = sysCapget
     t[126] = sysCapset
-    t[135] = { _, a in a.uint(0) == 0 || a.uint(0) == 0xffffffff ? 0 : err(EINVAL) } // personality
+    t[135] = { t, a in                                                        // personality
+        let old = t.personality
+        if a.uint(0) != 0xffff_ffff { t.personality = a.uint(0) }
+        return Int(old)
+    }
     t[169] = { _, _ in err(EPERM) }                                           // reboot
 }
 
@@ -318,6 +326,10 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         t.tg.parentDeathSignal = Int32(a.a1)
         return 0
     case 2: return t.writeI32(a.a1, t.tg.parentDeathSignal) ? 0 : err(EFAULT)   // PR_GET_PDEATHSIG
+    case 29:                                // PR_SET_TIMERSLACK: 0 (or "negative") goes back to the default
+        t.timerSlackNs = Int64(bitPattern: a.a1) <= 0 ? t.defaultTimerSlackNs : a.a1
+        return 0
+    case 30: return Int(truncatingIfNeeded: t.timerSlackNs)                     // PR_GET_TIMERSLACK
     case 3: return Int(t.tg.dumpable)       // PR_GET_DUMPABLE
     case 4:                                 // PR_SET_DUMPABLE: SUID_DUMP_ROOT (2) only an exec sets
         if a.a1 > 1 { return err(EINVAL) }
@@ -380,8 +392,17 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         default: return err(EINVAL)
         }
     case 22:                                // PR_SET_SECCOMP: accepted, not enforced yet
-        // A filter needs no_new_privs or CAP_SYS_ADMIN, as in Linux.
-        if a.a1 == 2 && !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
+        // A filter: Linux's seccomp_prepare_user_filter order: the struct
+        // sock_fprog is copied (EFAULT), its length checked (EINVAL), then
+        // no_new_privs or CAP_SYS_ADMIN is needed (EACCES), then the
+        // instructions are copied (EFAULT).
+        if a.a1 == 2 {
+            guard let prog = t.copyIn(a.a2, 16) else { return err(EFAULT) }
+            let len = Int(prog[0]) | Int(prog[1]) << 8
+            if len == 0 || len > 4096 { return err(EINVAL) }
+            if !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
+            if t.copyIn(get64(prog, 8), len * 8) == nil { return err(EFAULT) }
+        }
         return 0
     case 21: return 0                       // PR_GET_SECCOMP
     default: return err(EINVAL)
@@ -444,3 +465,28 @@ func sysGetuid(_ t: Task, _: Args) -> Int { Int(t.creds.uid) }
 func sysGeteuid(_ t: Task, _: Args) -> Int { Int(t.creds.euid) }
 func sysGetgid(_ t: Task, _: Args) -> Int { Int(t.creds.gid) }
 func sysGetegid(_ t: Task, _: Args) -> Int { Int(t.creds.egid) }
+
+/// The personality(2) bits Moat acts on.
+enum Personality {
+    /// uname reports a 2.6 release (Linux's override_release: 2.6.(60 +
+    /// the patch level), then what follows the version numbers).
+    static let uname26: UInt32 = 0x0020000
+    /// select, pselect and ppoll leave the caller's timeout as it was.
+    static let stickyTimeouts: UInt32 = 0x4000000
+    /// PROT_READ mappings are executable too.
+    static let readImpliesExec: UInt32 = 0x0400000
+    /// What a set-id exec clears (Linux's PER_CLEAR_ON_SETID).
+    static let clearOnSetID: UInt32 = 0x0400000 | 0x0040000 | 0x0200000 | 0x0100000
+
+    static let release26: String = {
+        let r = moatRelease
+        let nums = r.prefix { $0.isNumber || $0 == "." }
+        let parts = nums.split(separator: ".", omittingEmptySubsequences: false)
+        let patch = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        // Linux stops at the third dot or the first character that is neither.
+        var rest = Substring(r)
+        var dots = 0
+        while let c = rest.first, c.isNumber || (c == "." && dots < 2) { if c == "." { dots += 1 }; rest = rest.dropFirst() }
+        return "2.6.\(patch + 60)" + rest
+    }()
+}

@@ -22,7 +22,10 @@ func registerMemory(_ t: SyscallTable) {
         return r
     }
     t[11] = { t, a in t.mm.unmap(t, addr: a.a0, len: a.a1) }                  // munmap
-    t[10] = { t, a in t.mm.protect(t, addr: a.a0, len: a.a1, prot: a.int(2)) } // mprotect
+    t[10] = { t, a in                                                           // mprotect
+        let rier = a.int(2) & PROT_READ != 0 && t.personality & Personality.readImpliesExec != 0
+        return t.mm.protect(t, addr: a.a0, len: a.a1, prot: rier ? a.int(2) | PROT_EXEC : a.int(2))
+    }
     t[25] = sysMremap
     t[28] = { t, a in                                                         // madvise
         let adv = a.int(2)
@@ -283,7 +286,9 @@ private func registerMempolicy(_ t: SyscallTable) {
 }
 
 func sysMmap(_ t: Task, _ a: Args) -> Int {
-    let addr = a.a0, len = a.a1, prot = a.int(2), flags = a.int(3), fd = a.int(4), off = a.a5
+    let addr = a.a0, len = a.a1, flags = a.int(3), fd = a.int(4), off = a.a5
+    var prot = a.int(2)
+    if prot & PROT_READ != 0 && t.personality & Personality.readImpliesExec != 0 { prot |= PROT_EXEC }
     // Linux's order: the offset's alignment (the arch entry), the
     // descriptor (ksys_mmap_pgoff), then the length and the rest (do_mmap).
     if off & 4095 != 0 { return err(EINVAL) }

@@ -83,7 +83,7 @@ func registerPoll(_ t: SyscallTable) {
 /// `usec`: a struct timeval (select). When the write faults, a restart
 /// becomes EINTR (the time left is lost).
 private func writeTimeLeft(_ t: Task, _ addr: UInt64, _ deadline: Int64?, zero: Bool, usec: Bool, _ r: Int) -> Int {
-    guard addr != 0, let d = deadline, !zero else { return r }
+    guard addr != 0, let d = deadline, !zero, t.personality & Personality.stickyTimeouts == 0 else { return r }
     let left = max(0, d &- Kernel.now(CLOCK_MONOTONIC))
     var b = [UInt8](repeating: 0, count: 16)
     put64(&b, 0, UInt64(left / 1_000_000_000))

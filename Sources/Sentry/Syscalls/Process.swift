@@ -315,6 +315,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.dumpable = t.tg.dumpable
         parent.children.append(tg)
         k.threadGroups[tid] = tg
+        if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }
     }
     let mm: MemoryManager
     if flags & CLONE_VM_ != 0 { mm = t.mm; mm.users += 1 } else {
@@ -330,6 +331,9 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.creds = t.creds
     child.sigMask = t.sigMask
     child.nice = t.nice
+    child.personality = t.personality
+    child.timerSlackNs = t.timerSlackNs
+    child.defaultTimerSlackNs = t.timerSlackNs
     child.mempolicy = t.mempolicy                                       // set_mempolicy's: inherited by threads and children
     inheritSched(child, from: t)
     if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }

@@ -167,12 +167,14 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
         guard let x = k.tasks[tid], x.tg.tgid == tgid, !x.exited, k.sees(t, x.tg) else { return err(ESRCH) }
         tg = x.tg; thread = x
     } else {
-        guard let g = k.threadGroups[tgid], !g.zombie, k.sees(t, g) else { return err(ESRCH) }
+        // Any thread's id names its process (Linux's kill_proc_info).
+        guard let g = k.threadGroups[tgid] ?? k.tasks[tgid]?.tg, !g.zombie, k.sees(t, g) else { return err(ESRCH) }
         tg = g; thread = nil
     }
     if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }
     if sig == 0 { return 0 }
     if k.initIgnores(tg, sig, from: t) { return 0 }
+    if supplied.info.code < 0 && sigpendingFull(k, tg, sig) { return err(EAGAIN) }
     if let x = thread { x.sendSignal(sig, supplied.info) } else { tg.sendSignal(sig, supplied.info) }
     return 0
 }
@@ -243,6 +245,26 @@ func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
     info.pid = t.vpid(t.tg.tgid)
     info.uid = t.creds.uid
     if t.kernel.initIgnores(target.tg, sig, from: t) { return 0 }
+    if sigpendingFull(t.kernel, target.tg, sig) { return err(EAGAIN) }
     target.sendSignal(sig, info)
     return 0
+}
+
+/// RLIMIT_SIGPENDING: a real-time signal whose siginfo its sender made
+/// (si_code < 0: tgkill, tkill, sigqueue) needs a queue entry, and the
+/// entries pending for the receiver's user are bounded by the receiver's
+/// limit: past it Linux's __send_signal fails with EAGAIN. (Standard
+/// signals and kill's are delivered without their siginfo instead.)
+/// Requires: mu held.
+func sigpendingFull(_ k: Kernel, _ tg: ThreadGroup, _ sig: Int32) -> Bool {
+    if sig < 32 { return false }
+    let limit = tg.rlimits[RL_SIGPENDING].cur
+    if limit >= 0x3fffff { return false }                   // the default: not worth a count
+    let uid = tg.creds.uid
+    var n: UInt64 = 0
+    for g in k.threadGroups.values where g.creds.uid == uid {
+        n += UInt64(g.sharedPending.infos.count)
+        for x in g.tasks { n += UInt64(x.pending.infos.count) }
+    }
+    return n >= limit
 }

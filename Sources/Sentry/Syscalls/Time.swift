@@ -202,7 +202,9 @@ private func sleepUntil(_ t: Task, _ deadline: Int64, rem: UInt64, absolute: Boo
         let r = t.block(deadline: deadline)
         if r == .timedOut { return 0 }
         if r == .interrupted {
-            if rem != 0 { _ = writeTimespec(t, rem, max(0, deadline - Kernel.now(CLOCK_MONOTONIC))) }
+            // A time left that cannot be written is EFAULT, and no restart
+            // (Linux's hrtimer_nanosleep: the copy-out's error wins).
+            if rem != 0, writeTimespec(t, rem, max(0, deadline - Kernel.now(CLOCK_MONOTONIC))) < 0 { return err(EFAULT) }
             if absolute { return -ERESTARTNOHAND }
             t.restartBlock = { t in sleepUntil(t, deadline, rem: rem, absolute: false) }
             return -ERESTART_RESTARTBLOCK

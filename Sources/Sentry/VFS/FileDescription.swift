@@ -10,6 +10,10 @@ class FileDescription {
     var refs = 0
     /// Set once a lock was taken through this description.
     var lockKey: FileLocks.Key?
+    /// The file this description counts among its writers (Inode.writers),
+    /// until its last reference goes (`dropWriter`).
+    var countedWriter: Inode?
+    func dropWriter() { countedWriter?.writers -= 1; countedWriter = nil }
     /// F_SETOWN / F_SETSIG state (AsyncIO.swift); nil until first set.
     var asyncOwner: AsyncOwner?
     var inode: Inode? { path?.inode }
@@ -79,6 +83,11 @@ class FileDescription {
     /// stream); 0 for files that do not count. Edge-triggered epoll uses it
     /// to report a still-ready file again after a change it never observed.
     func wakeups() -> UInt64 { 0 }
+    /// The wakeups an epoll entry for `events` counts: a file whose wakeups
+    /// carry what they are about (data arrived, room made) leaves out those
+    /// about none of the entry's events, as Linux's ep_poll_callback skips a
+    /// keyed wakeup that matches none of them.
+    func wakeups(for events: UInt32) -> UInt64 { wakeups() }
     /// Joins the wait queues whose wakeups raise this description's I/O
     /// signal (O_ASYNC); false for files without signal-driven I/O (Linux's
     /// files without fasync: FIOASYNC fails there with ENOTTY).
@@ -183,7 +192,16 @@ final class BytesFD: FileDescription {
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
-    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EACCES) }
+    /// A file a write changes (a few /proc files): it takes the bytes
+    /// written, whole, and returns an errno or nil.
+    var store: ((Task, [UInt8]) -> Int32?)?
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        guard let store else { return err(EACCES) }
+        if count > 4096 { return err(EINVAL) }
+        guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
+        if let e = store(t, b) { return err(e) }
+        return count
+    }
     override func fileSize() -> Int64 { Int64(data.count) }
     /// Most procfs files are seq_files: seq_lseek seeks only from the start
     /// or the current offset (EINVAL otherwise).

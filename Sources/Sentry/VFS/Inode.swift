@@ -68,6 +68,13 @@ class Inode {
     var atime = nowTimespec(), mtime = nowTimespec(), ctime = nowTimespec()
     var dev: UInt64
 
+    /// Open descriptions that may write this file, and address spaces
+    /// running it: the two signs of Linux's i_writecount. While one is
+    /// nonzero the other may not grow: opening a running program for
+    /// writing, and executing a file open for writing, are ETXTBSY.
+    var writers = 0
+    var runners = 0
+
     init(ino: UInt64, mode: UInt32, dev: UInt64) { self.ino = ino; self.mode = mode; self.dev = dev }
 
     var isDir: Bool { mode & S_IFMT_ == S_IFDIR_ }
