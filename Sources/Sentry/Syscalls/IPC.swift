@@ -255,6 +255,9 @@ func sysShmat(_ t: Task, _ a: Args) -> Int {
     if flags & SHM_EXEC != 0 { prot |= PROT_EXEC }
     let r = t.mm.mapFile(t, addr: addr, len: len, prot: prot, shared: true, hostFD: mfd, offset: 0, name: "/SYSV\(String(UInt32(bitPattern: s.perm.key), radix: 16)) (deleted)")
     if r < 0 { return r }
+    // SHM_RDONLY: the mapping may never become writable (mprotect EACCES),
+    // as a file mapping of a descriptor opened read-only.
+    if ro { for i in t.mm.vmas.indices where t.mm.vmas[i].start >= addr && t.mm.vmas[i].end <= addr + len { t.mm.vmas[i].mayWrite = false } }
     t.kernel.shmAttached[FutexTable.Key(space: t.mm.id, addr: addr)] = (ipc, id)
     s.nattch += 1
     s.atime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
@@ -341,6 +344,9 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
 
 func sysSemget(_ t: Task, _ a: Args) -> Int {
     let n = a.int(1)
+    // Linux's ksys_semget: a count below 0 or past SEMMSL first, even for a
+    // set that exists.
+    if n < 0 || Int(n) > SEMMSL { return err(EINVAL) }
     return ipcGet(t, &t.ipc.sems, kind: 1, key: a.int(0), flags: a.int(2), perm: { $0.perm },
                   check: { s in Int(n) > s.values.count ? EINVAL : nil }) { p in
         if n <= 0 || Int(n) > SEMMSL { return nil }
@@ -539,6 +545,9 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
         if let i = pick {
             let m = q.messages[i]
             if m.data.count > size && flags & MSG_NOERROR == 0 { return err(E2BIG) }
+            // MSG_COPY copies whole messages only: with MSG_NOERROR too a
+            // short buffer is EINVAL (Linux's copy_msg).
+            if copy && m.data.count > size { return err(EINVAL) }
             let n = min(m.data.count, size)
             if !t.writeU64(a.a1, UInt64(m.type)) || !t.copyOut(a.a1 &+ 8, Array(m.data[0..<n])) { return err(EFAULT) }
             if copy { return n }
