@@ -248,10 +248,22 @@ extension Supervisor {
         if rc != 0 { throw StandaloneError.failed("cannot start the supervisor: \(String(cString: strerror(rc)))") }
         // Reap it if it exits while we wait (it normally outlives us).
         var status: Int32 = 0
+        var seen: SandboxRecord? = nil
         while true {
-            if let r = try? store.read(id), r.state != .created { return r }
+            if let r = try? store.read(id) {
+                if r.state != .created { return r }
+                seen = r
+            }
             if waitpid(pid, &status, WNOHANG) == pid {
-                if let r = try? store.read(id), r.state != .created { return r }
+                switch Result(catching: { try store.read(id) }) {
+                case .success(let r) where r.state != .created: return r
+                case .failure where status == 0:
+                    // The sandbox started, ended and was removed (--rm)
+                    // between two looks, and its supervisor exited cleanly:
+                    // it ran (a short command under `run -d --rm`).
+                    if var r = seen { r.state = .exited; return r }
+                default: break
+                }
                 throw StandaloneError.failed("the supervisor exited before the sandbox started (status \(status))")
             }
             usleep(20_000)
