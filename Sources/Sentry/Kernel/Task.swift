@@ -414,13 +414,7 @@ final class Task {
             tg.exitedLeader = self                      // and the sched_* calls still find it
         }
         tg.tasks.removeAll { $0 === self }
-        // The last task of an address space no longer runs its program.
-        mm.users -= 1
-        if mm.users <= 0 { mm.setExe(nil) }
-        // The last task of an address space detaches its SysV segments.
-        if !kernel.shmAttached.isEmpty && !kernel.tasks.values.contains(where: { $0.mm === mm }) {
-            kernel.dropAttachments(space: mm.id, pid: vpid(tg.tgid))
-        }
+        leaveAddressSpace()
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {
             var zero: Int32 = 0
@@ -488,6 +482,17 @@ final class Task {
     @inline(__always) func memWrite(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         if bounce != nil && addr >= Task.bounceBase { return bounceCopy(addr, len) { $0.copyMemory(from: buf, byteCount: len) } }
         return thread.write(addr, buf, len)
+    }
+
+    /// This task stops using its address space (exit, or exec before it
+    /// takes a new one). The last task out ends what the space held: its
+    /// program (Inode.runners, ETXTBSY) and its SysV attachments.
+    /// Requires: mu held.
+    func leaveAddressSpace() {
+        mm.users -= 1
+        if mm.users > 0 { return }
+        mm.setExe(nil)
+        if !kernel.shmAttached.isEmpty { kernel.dropAttachments(space: mm.id, pid: vpid(tg.tgid)) }
     }
 
     /// Writes at least this big go through `stubPwrite`: its materialize

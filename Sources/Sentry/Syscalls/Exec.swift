@@ -115,8 +115,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     }
     t.stubLayers = 0
     t.fastCandidates = 0
-    t.mm.users -= 1
-    if t.mm.users <= 0 { t.kernel.dropAttachments(space: t.mm.id, pid: t.vpid(t.tg.tgid)); t.mm.setExe(nil) }
+    t.leaveAddressSpace()
     t.mm = MemoryManager()
     t.mm.setExe(target.path.inode)
     t.mm.exePath = String(decoding: t.kernel.vfs.pathString(target.path), as: UTF8.self)
