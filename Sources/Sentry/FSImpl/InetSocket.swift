@@ -630,7 +630,7 @@ final class InetSocketFD: FileDescription {
         // socket receives (the host socket filters nothing). A locked
         // filter (SO_LOCK_FILTER) stays EPERM, an invalid program EINVAL.
         if errno != EPERM || hostFilterLocked() { return err(errno) }
-        if !InetSocketFD.validClassicBPF(prog) { return err(EINVAL) }
+        if ClassicBPF(prog, use: .socket) == nil { return err(EINVAL) }   // Kernel/ClassicBPF.swift
         if !InetSocketFD.keptFilterLogged {   // once; Kernel.mu is held
             InetSocketFD.keptFilterLogged = true
             Log.shared.info("SO_ATTACH_FILTER refused by the host (EPERM): the socket filter is kept, not applied")
@@ -648,38 +648,6 @@ final class InetSocketFD: FileDescription {
         var on: Int32 = 0
         var l = socklen_t(4)
         return Glibc.getsockopt(fd, SOL_SOCKET, 44, &on, &l) == 0 && on != 0
-    }
-
-    /// The checks Linux makes of a classic BPF program before a socket
-    /// takes it: known instructions only, jumps inside the program, scratch
-    /// memory slots below 16, no division by a constant 0, a return last.
-    static func validClassicBPF(_ prog: [UInt8]) -> Bool {
-        let known: Set<UInt16> = [
-            0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3c, 0x94, 0x9c, 0x54, 0x5c, 0x44, 0x4c, 0xa4, 0xac, // ALU
-            0x64, 0x6c, 0x74, 0x7c, 0x84,
-            0x00, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50, 0x60, 0x80,   // LD
-            0x01, 0x61, 0x81, 0xb1,                                 // LDX
-            0x02, 0x03, 0x06, 0x16, 0x07, 0x87,                     // ST STX RET MISC
-            0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45, 0x4d,   // JMP
-        ]
-        let n = prog.count / 8
-        if n == 0 { return false }
-        for i in 0..<n {
-            let code = UInt16(prog[i * 8]) | UInt16(prog[i * 8 + 1]) << 8
-            let jt = Int(prog[i * 8 + 2]), jf = Int(prog[i * 8 + 3])
-            let k = UInt32(prog[i * 8 + 4]) | UInt32(prog[i * 8 + 5]) << 8 | UInt32(prog[i * 8 + 6]) << 16 | UInt32(prog[i * 8 + 7]) << 24
-            if !known.contains(code) { return false }
-            switch code {
-            case 0x60, 0x61, 0x02, 0x03: if k >= 16 { return false }          // scratch memory
-            case 0x34, 0x94: if k == 0 { return false }                       // DIV, MOD by constant 0
-            case 0x05: if UInt64(i) + 1 + UInt64(k) >= UInt64(n) { return false }
-            case 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45, 0x4d:
-                if i + 1 + max(jt, jf) >= n { return false }
-            default: break
-            }
-        }
-        let last = UInt16(prog[(n - 1) * 8]) | UInt16(prog[(n - 1) * 8 + 1]) << 8
-        return last == 0x06 || last == 0x16
     }
 
     // MARK: - ioctl

@@ -4,7 +4,7 @@
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
 // than UTS, IPC, pid and mount, keyrings, userfaultfd, fanotify,
-// seccomp enforcement, ...) is "is not set", so that a reader skips it
+// ...) is "is not set", so that a reader skips it
 // instead of failing on it. Keep it in step with the syscall table.
 //
 // The text is gzip-wrapped once per kernel (made with procfs at start) in
@@ -23,7 +23,7 @@ private let configLines: [String] = [
     "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO=y", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
     "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD", "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
     "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
-    "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP", "CONFIG_SECCOMP_FILTER",
+    "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP=y", "CONFIG_SECCOMP_FILTER=y",
     "CONFIG_KEYS", "CONFIG_BPF_SYSCALL", "CONFIG_SECURITY_LANDLOCK", "CONFIG_SECURITY_LOCKDOWN_LSM",
     "CONFIG_MODULES", "CONFIG_NET=y", "CONFIG_UNIX=y", "CONFIG_INET=y", "CONFIG_IPV6=y", "CONFIG_TLS",
     "CONFIG_FILE_LOCKING=y", "CONFIG_MANDATORY_FILE_LOCKING", "CONFIG_INOTIFY_USER=y", "CONFIG_FANOTIFY",

@@ -353,7 +353,8 @@ extension Kernel {
         CapBnd:\t\(hex(c.capBnd, width: 16))
         CapAmb:\t\(hex(c.capAmb, width: 16))
         NoNewPrivs:\t\(c.noNewPrivs ? 1 : 0)
-        Seccomp:\t\(seccompFilter(tg) != nil ? 2 : 0)
+        Seccomp:\t\((t?.seccomp.mode ?? .disabled) != .disabled ? t!.seccomp.mode.rawValue : (seccompFilter(tg) != nil ? 2 : 0))
+        Seccomp_filters:\t\((t?.seccomp.filter?.depth ?? 0) + (seccompFilter(tg) != nil ? 1 : 0))
 
         """
     }

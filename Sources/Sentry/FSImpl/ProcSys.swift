@@ -86,6 +86,8 @@ final class SysctlTable {
         ro("kernel/overflowuid") { "65534" }
         ro("kernel/overflowgid") { "65534" }
         ro("kernel/tainted") { "0" }
+        ro("kernel/seccomp/actions_avail") { "kill_process kill_thread trap errno user_notif trace log allow" }
+        rw("kernel/seccomp/actions_logged", "kill_process kill_thread trap errno user_notif trace log")
         // kernel.random: a full pool (the host's getrandom serves reads,
         // RNDGETENTCNT says the same), a fresh uuid each read, one boot_id.
         ro("kernel/random/entropy_avail") { "256" }

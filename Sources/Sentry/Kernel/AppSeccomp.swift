@@ -65,10 +65,10 @@ final class AppSeccomp {
         }
     }
 
-    /// The verdict for a syscall: nil to run it, else the return value to
-    /// give without running it. Kills or signals the task as the action says.
-    /// Requires: Kernel.mu held.
-    func check(_ t: Task, _ nr: Int, _ a: Args) -> Int? {
+    /// The profile's answer for a syscall as a filter's SECCOMP_RET_*
+    /// value, for Syscalls/Seccomp.swift to act on beside the
+    /// application's own filters (kill: the whole process; trap: SIGSYS).
+    func verdict(_ nr: Int, _ a: Args) -> UInt32 {
         var action = profile.defaultAction
         var eno = profile.defaultErrno
         if let rules = byNr[nr] {
@@ -79,17 +79,12 @@ final class AppSeccomp {
             if let b = best { action = b.action; eno = b.errnoRet }
         }
         switch action {
-        case .allow, .log: return nil
-        case .errno, .trace: return -Int(eno)
-        case .trap:
-            var info = SigInfo(signo: SIGSYS)
-            info.code = 1 // SYS_SECCOMP
-            info.errno_ = Int32(nr)
-            t.tg.sendSignal(SIGSYS, info)
-            return -Int(ENOSYS)
-        case .kill:
-            t.tg.beginExit(code: SIGSYS, bySignal: true)
-            return -Int(ENOSYS)
+        case .allow: return SeccompRet.allow
+        case .log: return SeccompRet.log
+        // An OCI trace rule answers with its errno, as before: no tracer here asks.
+        case .errno, .trace: return SeccompRet.errno | UInt32(min(max(eno, 0), 4095))
+        case .trap: return SeccompRet.trap
+        case .kill: return SeccompRet.killProcess
         }
     }
 

@@ -322,6 +322,14 @@ extension Task {
         info.code = code
         info.addr = addr
         info.isFault = true
+        forceSignal(info)
+    }
+
+    /// A synchronous signal this thread cannot block or ignore (Linux's
+    /// force_sig_info): a blocked or ignored one gets its default action
+    /// back and is unblocked. Requires: mu held.
+    func forceSignal(_ info: SigInfo) {
+        let signo = info.signo
         let act = tg.handlers.actions[Int(signo)]
         if sigMask & sigBit(signo) != 0 || act.handler == 1 {
             tg.handlers.actions[Int(signo)] = SigAction()

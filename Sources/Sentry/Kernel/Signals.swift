@@ -38,6 +38,8 @@ struct SigInfo {
     /// was queued: still pending to sigpending, dropped when dequeued
     /// (Linux >= 6.13).
     var timerStale = false
+    /// SIGSYS of a seccomp SECCOMP_RET_TRAP: si_call_addr, si_syscall, si_arch.
+    var sysCall: (addr: UInt64, nr: Int32, arch: UInt32)? = nil
     init(signo: Int32) { self.signo = signo }
 
     /// The signal POSIX timer `id` queued (SI_TIMER, si_timerid in pid).
@@ -49,6 +51,8 @@ struct SigInfo {
         put32(&b, 0, signo); put32(&b, 4, errno_); put32(&b, 8, code)
         if isFault {
             put64(&b, 16, addr)
+        } else if let s = sysCall {
+            put64(&b, 16, s.addr); put32(&b, 24, s.nr); put32(&b, 28, Int32(bitPattern: s.arch))
         } else if let band = pollBand {
             put64(&b, 16, UInt64(bitPattern: band)); put32(&b, 24, pollFD)
         } else {

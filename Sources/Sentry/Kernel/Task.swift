@@ -19,6 +19,12 @@ final class Task {
     /// Seccomp filter layers on the stub thread (each fast-path thread adds
     /// its own on top of what it inherited; see FastPath.swift).
     var stubLayers = 0
+    /// The application's own seccomp mode and filters (Kernel/SeccompFilters.swift).
+    var seccomp = SeccompState()
+    /// Set, never cleared, once `seccomp` is not disabled: read without
+    /// Kernel.mu by the lock-free path (Dispatch.swift), which then leaves
+    /// the call to the locked one that runs the filters.
+    var hasSeccomp = false
     /// Fast-set calls served by ptrace stops so far; at
     /// FastPath.enableAfter the thread gets its own filter layer.
     var fastCandidates = 0
@@ -422,6 +428,7 @@ final class Task {
             futexWake(self, addr: clearChildTid, count: 1, bitset: ~0)
         }
         releaseVfork()
+        if let f = seccomp.filter { SeccompListener.userLeft(f) }
         let last = tg.tasks.isEmpty
         if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
         // The process's peak resident set, for the parent's wait (stack

@@ -53,6 +53,7 @@ final class SyscallTable {
         registerProcessVM(t)
         registerPtrace(t)
         registerKeys(t)
+        registerSeccomp(t)
         registerIoUring(t)
         registerMessageQueue(t)
         registerFileHandles(t)
@@ -98,7 +99,7 @@ enum LockFree {
         // Set before any task ran and never again (Sentry.swift), so these
         // reads race with no write.
         let k = t.kernel
-        if k.strace || k.podMode || AppSeccomp.active != nil || StartupProfile.firstSyscallPending { return false }
+        if k.strace || k.podMode || AppSeccomp.active != nil || t.hasSeccomp || StartupProfile.firstSyscallPending { return false }
         let fast = FastPath.set[nr]
         // The call that earns the thread its fast-path layer takes the
         // locked path, which attaches it.
@@ -127,8 +128,8 @@ func dispatchSyscall(_ t: Task) {
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
     if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
-    if let f = k.seccompFilter(t.tg), let verdict = f.check(t, nr, args) {
-        ret = verdict // the container's seccomp profile (Kernel/AppSeccomp.swift; per container in a pod: Kernel/Pod.swift)
+    if let verdict = seccompVerdict(t, nr, args) {
+        ret = verdict // the application's seccomp filters and the container's profile (Syscalls/Seccomp.swift)
     } else if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
         ret = h(t, args)
     } else {

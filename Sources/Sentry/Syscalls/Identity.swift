@@ -391,20 +391,8 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         case 3: t.creds.capAmb &= ~bit; return 0                  // LOWER
         default: return err(EINVAL)
         }
-    case 22:                                // PR_SET_SECCOMP: accepted, not enforced yet
-        // A filter: Linux's seccomp_prepare_user_filter order: the struct
-        // sock_fprog is copied (EFAULT), its length checked (EINVAL), then
-        // no_new_privs or CAP_SYS_ADMIN is needed (EACCES), then the
-        // instructions are copied (EFAULT).
-        if a.a1 == 2 {
-            guard let prog = t.copyIn(a.a2, 16) else { return err(EFAULT) }
-            let len = Int(prog[0]) | Int(prog[1]) << 8
-            if len == 0 || len > 4096 { return err(EINVAL) }
-            if !t.creds.noNewPrivs && !t.creds.has(Cap.sysAdmin) { return err(EACCES) }
-            if t.copyIn(get64(prog, 8), len * 8) == nil { return err(EFAULT) }
-        }
-        return 0
-    case 21: return 0                       // PR_GET_SECCOMP
+    case 22: return prctlSetSeccomp(t, mode: a.a1, filter: a.a2)     // PR_SET_SECCOMP (Syscalls/Seccomp.swift)
+    case 21: return prctlGetSeccomp(t)      // PR_GET_SECCOMP
     default: return err(EINVAL)
     }
 }

@@ -342,6 +342,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy() : t.ownUTS
     child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
     child.stubLayers = t.stubLayers
+    child.seccomp = t.seccomp                                           // filters are inherited (Kernel/SeccompFilters.swift)
+    child.hasSeccomp = t.hasSeccomp
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags
     }
