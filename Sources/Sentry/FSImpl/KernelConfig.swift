@@ -3,7 +3,7 @@
 // suites read it to learn which features exist (LTP's tst_kconfig skips or
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
-// than UTS, IPC, pid and mount, keyrings, userfaultfd, fanotify,
+// than UTS, IPC, pid and mount, userfaultfd, fanotify,
 // ...) is "is not set", so that a reader skips it
 // instead of failing on it. Keep it in step with the syscall table.
 //
@@ -24,7 +24,7 @@ private let configLines: [String] = [
     "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD", "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
     "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
     "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP=y", "CONFIG_SECCOMP_FILTER=y",
-    "CONFIG_KEYS", "CONFIG_BPF_SYSCALL", "CONFIG_SECURITY_LANDLOCK", "CONFIG_SECURITY_LOCKDOWN_LSM",
+    "CONFIG_KEYS=y", "CONFIG_BPF_SYSCALL", "CONFIG_SECURITY_LANDLOCK", "CONFIG_SECURITY_LOCKDOWN_LSM",
     "CONFIG_MODULES", "CONFIG_NET=y", "CONFIG_UNIX=y", "CONFIG_INET=y", "CONFIG_IPV6=y", "CONFIG_TLS",
     "CONFIG_FILE_LOCKING=y", "CONFIG_MANDATORY_FILE_LOCKING", "CONFIG_INOTIFY_USER=y", "CONFIG_FANOTIFY",
     "CONFIG_DNOTIFY=y", "CONFIG_PROC_FS=y", "CONFIG_SYSFS=y", "CONFIG_TMPFS=y", "CONFIG_FS_VERITY",

@@ -135,6 +135,17 @@ final class SysctlTable {
             k.setLastPid(v, inNamespaceOf: currentTask)
             return nil
         })
+        // The key quotas (Kernel/Keyrings.swift): keys and bytes per user, and for root.
+        let keyLimits: [(String, ReferenceWritableKeyPath<KeyStore, Int>)] = [
+            ("maxkeys", \.maxKeys), ("maxbytes", \.maxBytes), ("root_maxkeys", \.rootMaxKeys), ("root_maxbytes", \.rootMaxBytes)]
+        for (name, path) in keyLimits {
+            add("kernel/keys/\(name)", writable: true, stored: "", get: { "\(k.keyStore[keyPath: path])" }, set: { s in
+                guard let v = Int(s), v >= 0, v <= Int(Int32.max) else { return EINVAL }
+                k.keyStore[keyPath: path] = v
+                return nil
+            })
+        }
+        rw("kernel/keys/gc_delay", "300")
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).
         rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")

@@ -62,6 +62,8 @@ final class Kernel: @unchecked Sendable {
     /// Extended attributes of every file (see FileExtras.swift).
     let xattrs = XattrStore()
     let inotify = InotifyRegistry()
+    /// The sandbox's keys and keyrings (Kernel/Keyrings.swift).
+    let keyStore = KeyStore()
     let ptys = PtyTable()
     /// The sandbox's IPC namespace; CLONE_NEWIPC gives a task another.
     let ipc = IPCNamespace(inum: IPCNamespace.rootInode)

@@ -21,6 +21,11 @@ final class Task {
     var stubLayers = 0
     /// The application's own seccomp mode and filters (Kernel/SeccompFilters.swift).
     var seccomp = SeccompState()
+    /// Keyrings (Syscalls/Keys.swift): this thread's, its session's (shared
+    /// with what fork and clone make), and where constructed keys would go.
+    var threadKeyring: Key?
+    var sessionKeyring: Key?
+    var reqkeyDefault: Int32 = 0
     /// Set, never cleared, once `seccomp` is not disabled: read without
     /// Kernel.mu by the lock-free path (Dispatch.swift), which then leaves
     /// the call to the locked one that runs the filters.
@@ -429,6 +434,7 @@ final class Task {
         }
         releaseVfork()
         if let f = seccomp.filter { SeccompListener.userLeft(f) }
+        releaseKeyrings()
         let last = tg.tasks.isEmpty
         if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
         // The process's peak resident set, for the parent's wait (stack

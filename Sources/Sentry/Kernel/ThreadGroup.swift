@@ -34,6 +34,8 @@ final class ThreadGroup {
     /// this word can, and it is all getppid needs.
     let parentTgid = Atomic<Int32>(0)
     var children: [ThreadGroup] = []
+    /// The process keyring (Syscalls/Keys.swift), made on first use.
+    var processKeyring: Key?
     var pgid: Int32
     var sid: Int32
     /// The credentials the process shows (/proc/PID/status, kill's checks):
@@ -161,6 +163,7 @@ final class ThreadGroup {
         _ = sampleCPU()
         zombie = true
         exitWaiters.notifyAll()
+        if let k = processKeyring { kernel.keyStore.release(k); processKeyring = nil }
         kernel.fileLocks.releaseAll(.process(tgid))
         detachTracees()
         // Reparent children to init (or the nearest subreaper).

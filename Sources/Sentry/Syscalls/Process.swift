@@ -344,6 +344,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.stubLayers = t.stubLayers
     child.seccomp = t.seccomp                                           // filters are inherited (Kernel/SeccompFilters.swift)
     child.hasSeccomp = t.hasSeccomp
+    child.setSessionKeyring(t.sessionKeyring)                           // the thread keyring is not inherited
+    child.reqkeyDefault = t.reqkeyDefault
     if !isThread {
         child.altStackSP = t.altStackSP; child.altStackSize = t.altStackSize; child.altStackFlags = t.altStackFlags
     }
