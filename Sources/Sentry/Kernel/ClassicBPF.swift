@@ -19,7 +19,8 @@ struct ClassicBPF {
 
     /// What the program is for: a socket takes every classic load; seccomp
     /// only word loads of its 64-byte struct seccomp_data (at offsets that
-    /// are multiples of 4), its length, and no packet loads.
+    /// are multiples of 4), its length, no packet loads and no modulo
+    /// (Linux's seccomp_check_filter lists every ALU operation but MOD).
     enum Use { case socket, seccomp(dataSize: UInt32) }
 
     /// The opcodes both uses accept: ALU (K and X forms), LD/LDX of a
@@ -58,7 +59,7 @@ struct ClassicBPF {
             case .seccomp(let size):
                 if x.code == 0x20 {                                     // LD W ABS: a word of seccomp_data
                     if x.k >= size || x.k & 3 != 0 { return nil }
-                } else if !ClassicBPF.common.contains(x.code) { return nil }
+                } else if !ClassicBPF.common.contains(x.code) || x.code == 0x94 || x.code == 0x9c { return nil }
             }
             switch x.code {
             case 0x60, 0x61, 0x02, 0x03: if x.k >= 16 { return nil }           // scratch memory
