@@ -72,7 +72,7 @@ extension Kernel {
         func file(_ ino: UInt64, _ gen: @escaping (Task) -> String) -> ProcNode {
             ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { Array(gen($0).utf8) })
         }
-        let configGz = kernelConfigGzip(release: moatRelease)
+        let configGz = kernelConfigGzip(release: moatRelease, userfaultfd: !KVMTasks.enabled)
         let staticFiles: [String: ProcNode] = [
             "config.gz": ProcNode(kernel: k, ino: 18, mode: S_IFREG_ | 0o444, content: { _ in configGz }),
             "uptime": file(10, { _ in
