@@ -116,6 +116,7 @@ final class MemoryManager {
         // child's copy of a page kept from the parent is given back on its
         // first fault there.
         m.staleProt = staleProt
+        m.uffdPages = uffdPages.filter { $0.value & UffdPage.poisoned != 0 }.mapValues { _ in UffdPage.poisoned }
         for i in m.vmas.indices where m.vmas[i].uffd != nil {
             m.staleProt.append((m.vmas[i].start, m.vmas[i].end))
             m.vmas[i].uffd = nil; m.vmas[i].uffdMode = 0
@@ -313,7 +314,7 @@ final class MemoryManager {
         }
         vmas.replaceSubrange(range, with: out)
         // Pages userfaultfd keeps from the application stay kept.
-        if out.contains(where: { $0.uffd != nil }) { syncHostProt(t, addr, addr + l) }
+        if !uffdPages.isEmpty || out.contains(where: { $0.uffd != nil }) { syncHostProt(t, addr, addr + l) }
         return 0
     }
 

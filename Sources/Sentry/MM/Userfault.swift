@@ -38,9 +38,10 @@ enum UffdPage {
 extension MemoryManager {
     /// The protection the host gives page `p` of mapping `v`.
     func hostProt(_ v: VMA, _ p: UInt64) -> Int32 {
-        guard v.uffd != nil else { return v.prot }
         let s = uffdPages[p] ?? 0
+        // A poison marker outlives the registration (it is the page's).
         if s & UffdPage.poisoned != 0 { return PROT_NONE }
+        guard v.uffd != nil else { return v.prot }
         if v.uffdMode & (UffdMode.missing | UffdMode.minor) != 0 && s & UffdPage.present == 0 { return PROT_NONE }
         if v.uffdMode & UffdMode.wp != 0 && s & UffdPage.writeProtected != 0 { return v.prot & ~PROT_WRITE }
         return v.prot
@@ -51,7 +52,7 @@ extension MemoryManager {
     func syncHostProt(_ t: Task, _ start: UInt64, _ end: UInt64) {
         for v in vmas[overlapping(start, end)] {
             let a = max(v.start, start), b = min(v.end, end)
-            if v.uffd == nil { _ = t.thread.protect(a, b - a, prot: v.prot); continue }
+            if v.uffd == nil && uffdPages.isEmpty { _ = t.thread.protect(a, b - a, prot: v.prot); continue }
             var run = a, prot = hostProt(v, a), p = a + pageSize
             while p <= b {
                 let next = p < b ? hostProt(v, p) : -1
@@ -78,10 +79,16 @@ extension MemoryManager {
 
     /// Sets or clears `bit` on the pages of [start, end).
     func markPages(_ start: UInt64, _ end: UInt64, _ bit: UInt8, on: Bool) {
+        if !on {
+            // Only pages with a state need a look (the range may be large).
+            for (p, s) in uffdPages where p >= start && p < end {
+                uffdPages[p] = s & ~bit == 0 ? nil : s & ~bit
+            }
+            return
+        }
         var p = start
         while p < end {
-            let s = ((uffdPages[p] ?? 0) & ~bit) | (on ? bit : 0)
-            uffdPages[p] = s == 0 ? nil : s
+            uffdPages[p, default: 0] |= bit
             p += pageSize
         }
     }
@@ -90,7 +97,8 @@ extension MemoryManager {
     /// old range of a move): in a registered range they are missing again,
     /// and a poison marker goes with them.
     func pagesDropped(_ t: Task, _ start: UInt64, _ end: UInt64) {
-        guard vmas[overlapping(start, end)].contains(where: { $0.uffd != nil }) else { return }
+        guard vmas[overlapping(start, end)].contains(where: { $0.uffd != nil }) ||
+              uffdPages.keys.contains(where: { $0 >= start && $0 < end }) else { return }
         markPages(start, end, UffdPage.present | UffdPage.poisoned, on: false)
         syncHostProt(t, start, end)
     }
@@ -109,7 +117,7 @@ extension MemoryManager {
         }
         mergeAdjacent()
         for r in ranges {
-            markPages(r.start, r.end, UffdPage.present | UffdPage.writeProtected | UffdPage.poisoned, on: false)
+            markPages(r.start, r.end, UffdPage.present | UffdPage.writeProtected, on: false)
             if let t, t.mm === self, t.thread.hasStub, !t.exitRequested, !t.tg.exiting { syncHostProt(t, r.start, r.end) }
             else { staleProt.append(r) }
         }
@@ -130,12 +138,13 @@ extension Task {
             mm.syncHostProt(self, r.start, r.end)
             return true
         }
-        guard let v = mm.vma(containing: addr), let ctx = v.uffd, v.prot != PROT_NONE else { return false }
+        guard let v = mm.vma(containing: addr), v.prot != PROT_NONE else { return false }
         let s = mm.uffdPages[p] ?? 0
         if s & UffdPage.poisoned != 0 {
             forceFault(signo: SIGBUS, code: 4 /* BUS_MCEERR_AR */, addr: addr)
             return true
         }
+        guard let ctx = v.uffd else { return false }
         var flags: UInt64
         if v.uffdMode & (UffdMode.missing | UffdMode.minor) != 0 && s & UffdPage.present == 0 {
             // A minor fault is one on a page the shared object holds.

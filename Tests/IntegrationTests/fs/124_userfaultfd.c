@@ -4,22 +4,36 @@
  * the registration (no fault), MADV_DONTNEED making a page missing again,
  * write protection (a WP fault's flags, then the write goes through),
  * UFFDIO_WAKE with nothing filled (the fault comes again), poll on a
- * blocking fd, a fork's child (not registered), unregistering, and a close
- * of the fd while a thread waits (the fault then fills with zeros).
+ * blocking fd, a fork's child (not registered), UFFDIO_MOVE (the source
+ * reads zero after), UFFDIO_POISON (SIGBUS, also after the fd is closed),
+ * unregistering, and a close of the fd while a thread waits (the fault
+ * then fills with zeros).
  * Moat keeps missing pages from the stub on the host (MM/Userfault.swift):
  * the KVM row leaves this program out. */
 #include "t.h"
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+
+#ifndef UFFDIO_MOVE
+struct uffdio_move { __u64 dst, src, len, mode; __s64 move; };
+#define UFFDIO_MOVE _IOWR(UFFDIO, 0x05, struct uffdio_move)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison { struct uffdio_range range; __u64 mode; __s64 updated; };
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
 
 #define PG 4096L
 static int uffd = -1;
-static char *base;          /* 8 registered pages */
+static char *base;          /* 10 registered pages */
 static char *src;           /* a page of source bytes */
 
-enum { FILL_COPY, FILL_ZERO, FILL_WAKE_THEN_COPY, FILL_UNPROTECT, FILL_CLOSE };
+enum { FILL_COPY, FILL_ZERO, FILL_WAKE_THEN_COPY, FILL_UNPROTECT, FILL_CLOSE, FILL_MOVE, FILL_POISON };
 static int plan[8];         /* what the handler does for each fault, in order */
 static int nplan, served;
 
@@ -82,6 +96,19 @@ static void *handler(void *arg) {
             HT(ioctl(uffd, UFFDIO_WRITEPROTECT, &w));
             break;
         }
+        case FILL_MOVE: {
+            memset(src, 'M', PG);
+            struct uffdio_move mv = { .dst = at, .src = (unsigned long)src, .len = PG };
+            HT(ioctl(uffd, UFFDIO_MOVE, &mv));
+            hsay("handler: move = %lld", (long long)mv.move);
+            break;
+        }
+        case FILL_POISON: {
+            struct uffdio_poison po = { .range = { at, PG } };
+            HT(ioctl(uffd, UFFDIO_POISON, &po));
+            hsay("handler: poison = %lld", (long long)po.updated);
+            break;
+        }
         case FILL_CLOSE:
             HT(close(uffd));
             uffd = -1;
@@ -96,8 +123,18 @@ static void serve(int n, const int *what) {
     memcpy(plan, what, n * sizeof *what);
 }
 
+static sigjmp_buf jb;
+static void on_sigbus(int sig) { (void)sig; siglongjmp(jb, 1); }
+
+/* Reads a byte of `p`: its value, or -2 for a SIGBUS. */
+static int touch(volatile char *p) {
+    if (sigsetjmp(jb, 1)) return -2;
+    return *p;
+}
+
 int main(void) {
-    base = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    signal(SIGBUS, on_sigbus);
+    base = mmap(NULL, 10 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     src = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     base[7 * PG] = 'T';     /* touched before the registration: present */
 
@@ -108,7 +145,7 @@ int main(void) {
     struct uffdio_api api = { .api = 0x55 };
     T(ioctl(uffd, UFFDIO_API, &api));
     say("bad api: features %#llx", (unsigned long long)api.features);
-    api = (struct uffdio_api){ .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+    api = (struct uffdio_api){ .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_POISON };
     T(ioctl(uffd, UFFDIO_API, &api));
     say("api: register+unregister+api ioctls %s", (api.ioctls & 0x8000000000000003ULL) == 0x8000000000000003ULL ? "yes" : "no");
     T(ioctl(uffd, UFFDIO_API, &api));                    /* only once */
@@ -117,7 +154,7 @@ int main(void) {
 
     struct uffdio_register reg = { .range = { (unsigned long)base + 1, PG }, .mode = UFFDIO_REGISTER_MODE_MISSING };
     T(ioctl(uffd, UFFDIO_REGISTER, &reg));
-    reg = (struct uffdio_register){ .range = { (unsigned long)base, 8 * PG }, .mode = 8 };
+    reg = (struct uffdio_register){ .range = { (unsigned long)base, 10 * PG }, .mode = 8 };
     T(ioctl(uffd, UFFDIO_REGISTER, &reg));
     reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
     T(ioctl(uffd, UFFDIO_REGISTER, &reg));
@@ -178,6 +215,20 @@ int main(void) {
     waitpid(pid, &st, 0);
     say("child exit %d", WEXITSTATUS(st));
 
+    /* UFFDIO_MOVE fills page 8 from the source, which is then empty. */
+    serve(1, (int[]){ FILL_MOVE });
+    pthread_create(&th, NULL, handler, NULL);
+    char p8 = base[8 * PG];
+    join(th);
+    say("page 8 reads %c, the source now %d", p8, src[0]);
+
+    /* UFFDIO_POISON: the access gets SIGBUS. */
+    serve(1, (int[]){ FILL_POISON });
+    pthread_create(&th, NULL, handler, NULL);
+    int p9 = touch(base + 9 * PG);
+    join(th);
+    say("page 9 reads %d", p9);
+
     /* Unregistered pages fault no more. */
     struct uffdio_range ur = { (unsigned long)base + 4 * PG, PG };
     T(ioctl(uffd, UFFDIO_UNREGISTER, &ur));
@@ -191,5 +242,8 @@ int main(void) {
     say("page 5 after close reads %d", p5);
     base[3 * PG] = 'x';
     say("page 3 writable after close: %c", base[3 * PG]);
+    say("page 9 after close reads %d", touch(base + 9 * PG));
+    T(madvise(base + 9 * PG, PG, MADV_DONTNEED));
+    say("page 9 after MADV_DONTNEED reads %d", touch(base + 9 * PG));
     return 0;
 }
