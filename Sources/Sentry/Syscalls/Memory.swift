@@ -154,6 +154,10 @@ func registerMemory(_ t: SyscallTable) {
         let n = Int(l / 4096)
         if n == 0 { return 0 }
         guard a.a0 &+ l > a.a0, a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+        // The host knows which pages it holds: its mincore in the stub,
+        // into the caller's vector (EFAULT there is the caller's). KVM:
+        // every mapped page counts as resident.
+        if t.thread.hasStub { return t.thread.inject(27 /* mincore */, a.a0, l, a.a2) }
         return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
     }
 }
@@ -614,5 +618,18 @@ private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool, pop
     // Locking populates the pages: a PROT_NONE page cannot be (ENOMEM),
     // yet the range stays locked, as Linux (MLOCK_ONFAULT populates nothing).
     if lock && populate && t.mm.vmas[t.mm.overlapping(start, end)].contains(where: { $0.prot == PROT_NONE }) { return err(ENOMEM) }
+    // And the pages come in, as Linux's populate (a write fault on private
+    // writable memory, which breaks copy-on-write); mincore then sees them.
+    // A write-only mapping takes write faults (the host's read populate
+    // wants a readable one), but never a shared file's (its time would change).
+    if lock && populate && t.thread.hasStub {
+        for v in t.mm.vmas[t.mm.overlapping(start, end)] {
+            let a = max(v.start, start), z = min(v.end, end)
+            let anonOrPrivate = v.flags & MAP_SHARED == 0 || v.flags & MAP_ANONYMOUS != 0
+            let write = v.prot & PROT_WRITE != 0 && anonOrPrivate && (v.flags & MAP_SHARED == 0 || v.prot & PROT_READ == 0)
+            if !write && v.prot & PROT_READ == 0 { continue }
+            _ = t.thread.inject(28 /* madvise */, a, z - a, write ? 23 /* MADV_POPULATE_WRITE */ : 22 /* MADV_POPULATE_READ */)
+        }
+    }
     return 0
 }
