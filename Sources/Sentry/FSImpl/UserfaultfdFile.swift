@@ -222,13 +222,12 @@ final class UserfaultFD: FileDescription {
             if mode & UffdMode.minor != 0 && v.flags & MAP_SHARED == 0 { return err(EINVAL) }
             if let other = v.uffd, other !== self { return err(EBUSY) }
         }
-        // The pages the host holds already are present: no missing fault.
+        // The pages the host holds already are present: no missing fault,
+        // and a fill there is EEXIST.
         let fresh = mm.vmas[span].filter { $0.uffd == nil }.map { (max($0.start, start), min($0.end, end)) }
-        if mode & (UffdMode.missing | UffdMode.minor) != 0 {
-            for (a, z) in fresh {
-                guard let resident = mm.residentPages(t, a, z) else { return err(ENOMEM) }
-                for (i, r) in resident.enumerated() where r { mm.markPages(a + UInt64(i) * pageSize, a + UInt64(i + 1) * pageSize, UffdPage.present, on: true) }
-            }
+        for (a, z) in fresh {
+            guard let resident = mm.residentPages(t, a, z) else { return err(ENOMEM) }
+            for (i, r) in resident.enumerated() where r { mm.markPages(a + UInt64(i) * pageSize, a + UInt64(i + 1) * pageSize, UffdPage.present, on: true) }
         }
         mm.split(at: start)
         mm.split(at: end)
