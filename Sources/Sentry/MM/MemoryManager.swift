@@ -43,14 +43,30 @@ struct VMA {
 }
 
 /// The host file behind shared file mappings (a copy of the Sentry's fd,
-/// held while a mapping of it lasts, as Linux's vm_file).
+/// held while a mapping of it lasts, as Linux's vm_file). One per file:
+/// a program that maps one file many times holds one more fd, not many.
 final class MappedFile {
     let fd: Int32
-    init?(_ hostFD: Int32) {
+    private let share: UInt64
+    private init?(_ hostFD: Int32, share: UInt64) {
         fd = fcntl(hostFD, F_DUPFD_CLOEXEC, 0)
         if fd < 0 { return nil }
+        self.share = share
     }
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        if MappedFile.live[share]?.file == nil { MappedFile.live[share] = nil }
+    }
+    private struct Weak { weak var file: MappedFile? }
+    /// By VMA.shareID. Guarded by Kernel.mu.
+    nonisolated(unsafe) private static var live: [UInt64: Weak] = [:]
+    /// The one for the file of `hostFD`, whose mappings share `share`.
+    static func of(_ hostFD: Int32, share: UInt64) -> MappedFile? {
+        if let f = live[share]?.file { return f }
+        let f = MappedFile(hostFD, share: share)
+        if let f { live[share] = Weak(file: f) }
+        return f
+    }
 }
 
 /// A NUMA memory policy (set_mempolicy, mbind) on a machine of one node:
@@ -229,7 +245,7 @@ final class MemoryManager {
         // A shared mapping keeps its file (remap_file_pages maps it again).
         if r >= 0 && shared {
             let i = firstEnding(above: addr)
-            if i < vmas.count && vmas[i].start == addr { vmas[i].file = MappedFile(hostFD) }
+            if i < vmas.count && vmas[i].start == addr { vmas[i].file = MappedFile.of(hostFD, share: vmas[i].shareID) }
         }
         return r
     }
