@@ -157,7 +157,12 @@ func registerMemory(_ t: SyscallTable) {
         // The host knows which pages it holds: its mincore in the stub,
         // into the caller's vector (EFAULT there is the caller's). KVM:
         // every mapped page counts as resident.
-        if t.thread.hasStub { return t.thread.inject(27 /* mincore */, a.a0, l, a.a2) }
+        if t.thread.hasStub {
+            // Never a vector the host would write outside the application's
+            // part of the stub (the stub page lies above it).
+            guard a.a2 &+ UInt64(n) > a.a2, a.a2 + UInt64(n) <= t.mm.appTop else { return err(EFAULT) }
+            return t.thread.inject(27 /* mincore */, a.a0, l, a.a2)
+        }
         return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
     }
 }
