@@ -143,6 +143,7 @@ int moat_stub_base_filter(void) {
         SYS_getrusage,   /* the stub process's peak RSS (Syscalls/Time.swift, sampleMaxRSS) */
         SYS_pwrite64,    /* big file writes straight from application memory (Task.stubPwrite) */
         SYS_pread64,     /* big file reads straight into application memory (Task.stubPread) */
+        SYS_mincore,     /* which pages a userfaultfd registration finds present (MM/Userfault.swift) */
     };
     const size_t n = sizeof injected / sizeof injected[0];
     struct sock_filter f[64];

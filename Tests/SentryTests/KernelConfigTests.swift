@@ -56,12 +56,15 @@ final class KernelConfigTests: XCTestCase {
         // What Moat implements is set; what it refuses is not.
         for name in ["CONFIG_EVENTFD", "CONFIG_TIMERFD", "CONFIG_SIGNALFD", "CONFIG_EPOLL", "CONFIG_INOTIFY_USER",
                      "CONFIG_SYSVIPC", "CONFIG_FUTEX", "CONFIG_MMU", "CONFIG_TMPFS", "CONFIG_UTS_NS", "CONFIG_DNOTIFY",
-                     "CONFIG_IO_URING", "CONFIG_AIO", "CONFIG_POSIX_MQUEUE", "CONFIG_PID_NS", "CONFIG_IPC_NS"] {
+                     "CONFIG_IO_URING", "CONFIG_AIO", "CONFIG_POSIX_MQUEUE", "CONFIG_PID_NS", "CONFIG_IPC_NS",
+                     "CONFIG_USERFAULTFD"] {
             XCTAssertTrue(set.contains(name), name)
         }
-        for name in ["CONFIG_USERFAULTFD", "CONFIG_KEYS", "CONFIG_FANOTIFY",
+        for name in ["CONFIG_KEYS", "CONFIG_FANOTIFY",
                      "CONFIG_USER_NS", "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_SECCOMP"] {
             XCTAssertTrue(unset.contains(name), name)
         }
+        // The KVM platform has no userfaultfd.
+        XCTAssertTrue(kernelConfigText(release: "6.0.0-moat", userfaultfd: false).contains("# CONFIG_USERFAULTFD is not set\n"))
     }
 }

@@ -3,8 +3,7 @@
 // suites read it to learn which features exist (LTP's tst_kconfig skips or
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
-// than UTS, IPC, pid and mount, userfaultfd, fanotify,
-// ...) is "is not set", so that a reader skips it
+// than UTS, IPC, pid and mount, fanotify, ...) is "is not set", so that a reader skips it
 // instead of failing on it. Keep it in step with the syscall table.
 //
 // The text is gzip-wrapped once per kernel (made with procfs at start) in
@@ -21,7 +20,7 @@ private let configLines: [String] = [
     "CONFIG_CROSS_MEMORY_ATTACH=y", "CONFIG_MEMBARRIER=y", "CONFIG_ADVISE_SYSCALLS=y",
     "CONFIG_FUTEX=y", "CONFIG_EPOLL=y", "CONFIG_SIGNALFD=y", "CONFIG_TIMERFD=y", "CONFIG_EVENTFD=y",
     "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO=y", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
-    "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD", "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
+    "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD=y", "CONFIG_HAVE_ARCH_USERFAULTFD_WP=y",
     "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
     "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_CGROUPS", "CONFIG_SECCOMP=y", "CONFIG_SECCOMP_FILTER=y",
     "CONFIG_KEYS=y", "CONFIG_BPF_SYSCALL", "CONFIG_SECURITY_LANDLOCK", "CONFIG_SECURITY_LOCKDOWN_LSM",
@@ -32,18 +31,22 @@ private let configLines: [String] = [
     "CONFIG_PROVE_LOCKING", "CONFIG_LOCKDEP", "CONFIG_DEBUG_KMEMLEAK", "CONFIG_KCSAN", "CONFIG_FAULT_INJECTION",
 ]
 
-/// The config file's text for a kernel of `release`.
-func kernelConfigText(release: String) -> String {
+/// The config file's text for a kernel of `release`; `userfaultfd`: false
+/// on the KVM platform, which does not offer it (Syscalls/Userfaultfd.swift).
+func kernelConfigText(release: String, userfaultfd: Bool = true) -> String {
     var s = "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 \(release) Kernel Configuration\n"
     s += "# (the features of Moat's sandbox kernel)\n#\n"
-    for l in configLines {
+    for var l in configLines {
+        if !userfaultfd && l.contains("USERFAULTFD") { l = String(l.prefix { $0 != "=" }) }
         s += l.contains("=") ? l + "\n" : "# \(l) is not set\n"
     }
     return s
 }
 
 /// /proc/config.gz's bytes.
-func kernelConfigGzip(release: String) -> [UInt8] { gzipStored(Array(kernelConfigText(release: release).utf8)) }
+func kernelConfigGzip(release: String, userfaultfd: Bool = true) -> [UInt8] {
+    gzipStored(Array(kernelConfigText(release: release, userfaultfd: userfaultfd).utf8))
+}
 
 /// `data` as one gzip member (RFC 1952) of stored deflate blocks (RFC 1951
 /// BTYPE 00, at most 65535 bytes each, the last with BFINAL set).

@@ -72,9 +72,14 @@ extension Kernel {
         func file(_ ino: UInt64, _ gen: @escaping (Task) -> String) -> ProcNode {
             ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { Array(gen($0).utf8) })
         }
-        let configGz = kernelConfigGzip(release: moatRelease)
+        // Made at the first read: the platform (KVM has no userfaultfd) is
+        // set up after /proc is mounted.
+        var configGz: [UInt8]? = nil
         let staticFiles: [String: ProcNode] = [
-            "config.gz": ProcNode(kernel: k, ino: 18, mode: S_IFREG_ | 0o444, content: { _ in configGz }),
+            "config.gz": ProcNode(kernel: k, ino: 18, mode: S_IFREG_ | 0o444, content: { _ in
+                if configGz == nil { configGz = kernelConfigGzip(release: moatRelease, userfaultfd: !KVMTasks.enabled) }
+                return configGz!
+            }),
             "uptime": file(10, { _ in
                 let up = fixed2(Kernel.now(CLOCK_MONOTONIC) - k.bootMonotonicNs)
                 return "\(up) \(up)\n"

@@ -221,7 +221,7 @@ final class Task {
                 }
                 if signo == SIGSEGV && addr & ~0xfff == vsyscallPage && thread.regs.rip == addr && thread.hasStub {
                     emulateVsyscall(self)
-                } else {
+                } else if !mm.growDown(self, addr: addr, signo: signo) && !userfault(signo: signo, addr: addr) {
                     forceFault(signo: signo, code: code, addr: addr)
                 }
             case .interrupted:

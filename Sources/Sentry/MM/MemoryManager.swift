@@ -30,6 +30,43 @@ struct VMA {
     var dontFork = false
     /// mbind's policy for the range (MPOL_DEFAULT: none of its own).
     var policy = MemPolicy()
+    /// The userfaultfd this range is registered with, and how
+    /// (UffdMode bits; MM/Userfault.swift).
+    var uffd: UserfaultFD? = nil
+    var uffdMode: UInt8 = 0
+    /// For a shared file mapping: the file, which remap_file_pages maps
+    /// again at other offsets.
+    var file: MappedFile? = nil
+    /// mseal(2): the mapping may no longer be unmapped, moved, remapped,
+    /// reprotected or (read-only anonymous memory) discarded (EPERM).
+    var sealed = false
+}
+
+/// The host file behind shared file mappings (a copy of the Sentry's fd,
+/// held while a mapping of it lasts, as Linux's vm_file). One per file:
+/// a program that maps one file many times holds one more fd, not many.
+final class MappedFile {
+    let fd: Int32
+    private let share: UInt64
+    private init?(_ hostFD: Int32, share: UInt64) {
+        fd = fcntl(hostFD, F_DUPFD_CLOEXEC, 0)
+        if fd < 0 { return nil }
+        self.share = share
+    }
+    deinit {
+        close(fd)
+        if MappedFile.live[share]?.file == nil { MappedFile.live[share] = nil }
+    }
+    private struct Weak { weak var file: MappedFile? }
+    /// By VMA.shareID. Guarded by Kernel.mu.
+    nonisolated(unsafe) private static var live: [UInt64: Weak] = [:]
+    /// The one for the file of `hostFD`, whose mappings share `share`.
+    static func of(_ hostFD: Int32, share: UInt64) -> MappedFile? {
+        if let f = live[share]?.file { return f }
+        let f = MappedFile(hostFD, share: share)
+        if let f { live[share] = Weak(file: f) }
+        return f
+    }
 }
 
 /// A NUMA memory policy (set_mempolicy, mbind) on a machine of one node:
@@ -75,6 +112,14 @@ final class MemoryManager {
     var lockedBytes: UInt64 { vmas.reduce(0) { $0 + ($1.locked ? $1.end - $1.start : 0) } }
     /// Identifies this address space in futex keys.
     let id: UInt64
+    /// userfaultfd: the state of the pages of registered ranges (UffdPage
+    /// bits by page address; MM/Userfault.swift).
+    var uffdPages: [UInt64: UInt8] = [:]
+    /// Ranges whose host protection is below their mapping's, left so
+    /// where no thread of this space could change it (a registration that
+    /// ended with its fd closed elsewhere, or inherited over fork): the
+    /// next fault in one gives it back.
+    var staleProt: [(start: UInt64, end: UInt64)] = []
 
     init() { id = nextMMID; nextMMID += 1 }
 
@@ -82,7 +127,17 @@ final class MemoryManager {
         let m = MemoryManager()
         // A child gets neither MADV_DONTFORK mappings nor locks (VM_LOCKED
         // and mlockall's MCL_FUTURE are not inherited, as Linux).
-        m.vmas = vmas.filter { !$0.dontFork }.map { var v = $0; v.locked = false; return v }; m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
+        m.vmas = vmas.filter { !$0.dontFork }.map { var v = $0; v.locked = false; return v }
+        // Nor userfaultfd registrations (no UFFD_FEATURE_EVENT_FORK): the
+        // child's copy of a page kept from the parent is given back on its
+        // first fault there.
+        m.staleProt = staleProt
+        m.uffdPages = uffdPages.filter { $0.value & UffdPage.poisoned != 0 }.mapValues { _ in UffdPage.poisoned }
+        for i in m.vmas.indices where m.vmas[i].uffd != nil {
+            m.staleProt.append((m.vmas[i].start, m.vmas[i].end))
+            m.vmas[i].uffd = nil; m.vmas[i].uffdMode = 0
+        }
+        m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
         m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
         m.exePath = exePath
         m.setExe(exeInode)
@@ -150,6 +205,7 @@ final class MemoryManager {
         if first.start < start { var a = first; a.end = start; keep.append(a) }
         if last.end > end { var b = last; b.offset += end - last.start; b.start = end; keep.append(b) }
         vmas.replaceSubrange(r, with: keep)
+        if !uffdPages.isEmpty { uffdPages = uffdPages.filter { $0.key < start || $0.key >= end } }
     }
 
     private func insert(_ vma: VMA) {
@@ -178,12 +234,20 @@ final class MemoryManager {
     /// closes it again. Shared mappings see (and make) the file's changes.
     func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
+        let r: Int
         if !t.thread.hasStub {  // KVM: a window on the file's pages (Kernel/KVMTasks.swift)
-            return mapWindow(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
+            r = mapWindow(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
+        } else {
+            r = withStubFD(t, hostFD) { remote in
+                mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)
+            } ?? err(ENODEV)
         }
-        return withStubFD(t, hostFD) { remote in
-            mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)
-        } ?? err(ENODEV)
+        // A shared mapping keeps its file (remap_file_pages maps it again).
+        if r >= 0 && shared {
+            let i = firstEnding(above: addr)
+            if i < vmas.count && vmas[i].start == addr { vmas[i].file = MappedFile.of(hostFD, share: vmas[i].shareID) }
+        }
+        return r
     }
 
     /// Runs `body` with a copy of `hostFD` (a Sentry fd) in the stub, taken
@@ -217,10 +281,16 @@ final class MemoryManager {
         return (1 << 63) | (UInt64(st.st_dev) << 40) ^ UInt64(st.st_ino)
     }
 
+    /// Whether a mapping in [start, end) is sealed (mseal).
+    func anySealed(_ start: UInt64, _ end: UInt64) -> Bool {
+        vmas[overlapping(start, end)].contains { $0.sealed }
+    }
+
     func unmap(_ t: Task, addr: UInt64, len: UInt64) -> Int {
         guard addr & 4095 == 0, len > 0 else { return err(EINVAL) }
         let l = pageUp(len)
         guard addr &+ l > addr, addr &+ l <= appTop else { return err(EINVAL) }
+        if anySealed(addr, addr + l) { return err(EPERM) }
         let r = t.thread.unmap(addr, l)
         if r < 0 { return r }
         removeRange(addr, addr + l)
@@ -245,6 +315,7 @@ final class MemoryManager {
             return err(ENOMEM)
         }
         let range = overlapping(addr, addr + l)
+        if vmas[range].contains(where: { $0.sealed }) { return err(EPERM) }
         if prot & PROT_WRITE != 0 && vmas[range].contains(where: { !$0.mayWrite }) { return err(EACCES) }
         let r = t.thread.protect(addr, l, prot: prot)
         if r < 0 { return r }
@@ -258,6 +329,8 @@ final class MemoryManager {
             if v.end > addr + l { var b = v; b.offset += addr + l - v.start; b.start = addr + l; out.append(b) }
         }
         vmas.replaceSubrange(range, with: out)
+        // Pages userfaultfd keeps from the application stay kept.
+        if !uffdPages.isEmpty || out.contains(where: { $0.uffd != nil }) { syncHostProt(t, addr, addr + l) }
         return 0
     }
 
@@ -285,7 +358,7 @@ final class MemoryManager {
         for v in vmas {
             if var last = out.last, last.end == v.start, last.prot == v.prot, last.flags == v.flags,
                last.name == v.name, v.flags & MAP_ANONYMOUS != 0, last.locked == v.locked,
-               last.dontFork == v.dontFork, last.policy == v.policy {
+               last.dontFork == v.dontFork, last.policy == v.policy, last.uffd === v.uffd, last.uffdMode == v.uffdMode, last.sealed == v.sealed {
                 last.end = v.end
                 out[out.count - 1] = last
             } else {
@@ -310,6 +383,28 @@ final class MemoryManager {
         tail.offset += a - tail.start
         tail.start = a
         vmas.replaceSubrange(i...i, with: [head, tail])
+    }
+
+    /// Linux's stack_guard_gap (256 pages): a MAP_GROWSDOWN mapping grows
+    /// no closer than this to an accessible mapping below it.
+    static let stackGuardGap: UInt64 = 256 * 4096
+
+    /// A fault at `addr` just below a MAP_GROWSDOWN mapping grows it down
+    /// to that page, as Linux's expand_stack: not within the guard gap of
+    /// an accessible mapping below (one that grows down too may be close),
+    /// not past RLIMIT_STACK. True when it grew (the access runs again).
+    func growDown(_ t: Task, addr: UInt64, signo: Int32) -> Bool {
+        guard signo == SIGSEGV, addr >= minAddr, addr < appTop else { return false }
+        let i = firstEnding(above: addr)
+        guard i < vmas.count, vmas[i].start > addr, vmas[i].flags & MAP_GROWSDOWN != 0 else { return false }
+        let v = vmas[i], newStart = pageDown(addr)
+        if i > 0, vmas[i - 1].flags & MAP_GROWSDOWN == 0, vmas[i - 1].prot != PROT_NONE,
+           newStart < vmas[i - 1].end &+ MemoryManager.stackGuardGap { return false }
+        if v.end - newStart > t.tg.rlimits[RL_STACK].cur { return false }
+        if t.thread.mapAnonymous(newStart, v.start - newStart, prot: v.prot, shared: v.flags & MAP_SHARED != 0) < 0 { return false }
+        vmas[i].start = newStart
+        vmas[i].offset = 0
+        return true
     }
 
     func record(_ vma: VMA) { insert(vma) }

@@ -57,6 +57,7 @@ final class SyscallTable {
         registerIoUring(t)
         registerMessageQueue(t)
         registerFileHandles(t)
+        registerUserfaultfd(t)
         return t
     }()
 }

@@ -27,6 +27,22 @@ func registerMemory(_ t: SyscallTable) {
         return t.mm.protect(t, addr: a.a0, len: a.a1, prot: rier ? a.int(2) | PROT_EXEC : a.int(2))
     }
     t[25] = sysMremap
+    t[216] = sysRemapFilePages
+    t[462] = { t, a in                                                        // mseal
+        // Linux 6.10: no flags; a page-aligned start; the rounded range
+        // must not wrap and must be wholly mapped (ENOMEM), then every
+        // mapping in it is sealed.
+        if a.a2 != 0 || a.a0 & 4095 != 0 { return err(EINVAL) }
+        let l = pageUp(a.a1)
+        if a.a1 > 0 && l == 0 || a.a0 &+ l < a.a0 { return err(EINVAL) }
+        if l == 0 { return 0 }
+        guard a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+        t.mm.split(at: a.a0)
+        t.mm.split(at: a.a0 + l)
+        for i in t.mm.overlapping(a.a0, a.a0 + l) { t.mm.vmas[i].sealed = true }
+        t.mm.mergeAdjacent()
+        return 0
+    }
     t[28] = { t, a in                                                         // madvise
         let adv = a.int(2)
         // Linux's madvise_behavior_valid comes first.
@@ -35,6 +51,11 @@ func registerMemory(_ t: SyscallTable) {
         // A length that rounds up past the top wraps: EINVAL (Linux checks
         // it before the behaviour's own checks), as does a range that wraps.
         if a.a1 != 0 && pageUp(a.a1) == 0 || a.a0 &+ pageUp(a.a1) < a.a0 { return err(EINVAL) }
+        // mseal: advice that discards pages (DONTNEED, FREE, REMOVE,
+        // DONTFORK, WIPEONFORK, DONTNEED_LOCKED) may not touch sealed
+        // anonymous memory the application cannot write.
+        if [4, 8, 9, 10, 18, 24].contains(adv), t.mm.vmas[t.mm.overlapping(a.a0, a.a0 &+ pageUp(a.a1))].contains(where: {
+            $0.sealed && $0.flags & MAP_ANONYMOUS != 0 && $0.prot & PROT_WRITE == 0 }) { return err(EPERM) }
         if adv == 10 || adv == 11 /* MADV_DONTFORK, MADV_DOFORK */ {
             // The range becomes mappings of their own that a forked child
             // does not get (MemoryManager.fork); holes are ENOMEM after the
@@ -66,7 +87,9 @@ func registerMemory(_ t: SyscallTable) {
             guard t.mm.validRange(a.a0, max(l, 4096)) else { return err(EINVAL) }
             // Locked pages stay (EINVAL, as Linux's madvise_dontneed_free_valid_vma).
             if t.mm.vmas[t.mm.overlapping(a.a0, a.a0 + l)].contains(where: { $0.locked }) { return err(EINVAL) }
-            return t.thread.inject(28, a.a0, l, 4)
+            let r = t.thread.inject(28, a.a0, l, 4)
+            if r == 0 { t.mm.pagesDropped(t, a.a0, a.a0 + l) }    // userfaultfd: missing again
+            return r
         }
         if adv == 18 || adv == 19 /* MADV_WIPEONFORK, MADV_KEEPONFORK */ {
             // The stub's own mapping carries it: a forked stub's copy of a
@@ -131,6 +154,15 @@ func registerMemory(_ t: SyscallTable) {
         let n = Int(l / 4096)
         if n == 0 { return 0 }
         guard a.a0 &+ l > a.a0, a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
+        // The host knows which pages it holds: its mincore in the stub,
+        // into the caller's vector (EFAULT there is the caller's). KVM:
+        // every mapped page counts as resident.
+        if t.thread.hasStub {
+            // Never a vector the host would write outside the application's
+            // part of the stub (the stub page lies above it).
+            guard a.a2 &+ UInt64(n) > a.a2, a.a2 + UInt64(n) <= t.mm.appTop else { return err(EFAULT) }
+            return t.thread.inject(27 /* mincore */, a.a0, l, a.a2)
+        }
         return t.copyOut(a.a2, [UInt8](repeating: 1, count: n)) ? 0 : err(EFAULT)
     }
 }
@@ -319,6 +351,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         if addr & 4095 != 0 { return err(EINVAL) }
         guard t.mm.validRange(addr, l) else { return err(fixed ? EINVAL : ENOMEM) }
         if noReplace && !t.mm.isFree(addr, addr + l) { return err(EEXIST) }
+        if t.mm.anySealed(addr, addr + l) { return err(EPERM) }
         target = addr
     } else {
         // MAP_32BIT: in the first 2 GB (x86-64 Linux places it there).
@@ -346,7 +379,12 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     }
     let anon = flags & MAP_ANONYMOUS != 0
     if anon {
-        return lockedIfAsked(t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: ""))
+        let r = t.mm.mapAnonymous(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, name: "")
+        // A MAP_GROWSDOWN mapping grows on a fault below it (MemoryManager.growDown).
+        if r >= 0 && flags & MAP_GROWSDOWN != 0, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
+            t.mm.vmas[i].flags |= MAP_GROWSDOWN
+        }
+        return lockedIfAsked(r)
     }
     // File mappings: the host fd behind the file is mapped into the stub
     // (Gofer-donated files, and tmpfs files moved to a memfd); other files
@@ -420,6 +458,9 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     if flags & 6 != 0 && flags & 1 == 0 { return err(EINVAL) }
     // MREMAP_DONTUNMAP moves without changing the size.
     if flags & 4 != 0 && oldLen != newLen { return err(EINVAL) }
+    // mseal: a sealed mapping neither moves nor changes size, nor is a
+    // sealed one replaced at the destination.
+    if t.mm.anySealed(old, old &+ max(oldLen, 4096)) || flags & 2 != 0 && t.mm.anySealed(a.a4, a.a4 &+ newLen) { return err(EPERM) }
     if oldLen == 0 {
         // old_size 0: a second mapping of the same pages, for a shared
         // mapping only; it must move (Linux: ENOMEM without MREMAP_MAYMOVE).
@@ -437,8 +478,7 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         }
         let r = t.thread.inject(25, old, 0, newLen, 3 /* MAYMOVE|FIXED */, dst)
         if r < 0 { return r }
-        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
-        t.mm.record(n)
+        recordMoved(t, v, dst, newLen, offset: v.offset + (old - v.start))
         return Int(dst)
     }
     if flags & 4 != 0 {
@@ -457,8 +497,8 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         }
         let r = t.thread.inject(25, old, oldLen, newLen, 7 /* MAYMOVE|FIXED|DONTUNMAP */, dst)
         if r < 0 { return r }
-        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
-        t.mm.record(n)
+        recordMoved(t, v, dst, newLen, offset: v.offset + (old - v.start))
+        t.mm.pagesDropped(t, old, old + oldLen)     // a registered old range faults again
         return Int(dst)
     }
     // Shrinking in place only unmaps the tail: a mapping must be at `old`
@@ -489,8 +529,7 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         let r = t.thread.inject(25, old, oldLen, newLen, 3 /* MAYMOVE|FIXED */, dst)
         if r < 0 { return r }
         t.mm.forget(old, old + oldLen)
-        var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
-        t.mm.record(n)
+        recordMoved(t, v, dst, newLen, offset: v.offset + (old - v.start))
         return Int(dst)
     }
     if old &+ newLen > old && old &+ newLen <= t.mm.appTop && t.mm.isFree(old + oldLen, old + newLen) {
@@ -498,6 +537,8 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
         if r < 0 { return r }
         var n = v; n.start = old; n.end = old + newLen
         t.mm.record(n)
+        // A registered mapping stays so: its new pages are missing.
+        if v.uffd != nil { t.mm.syncHostProt(t, old, old + newLen) }
         return Int(old)
     }
     if flags & 1 == 0 { return err(ENOMEM) } // MREMAP_MAYMOVE
@@ -505,9 +546,56 @@ func sysMremap(_ t: Task, _ a: Args) -> Int {
     let r = t.thread.inject(25, old, oldLen, newLen, 3 /* MAYMOVE|FIXED */, dst)
     if r < 0 { return r }
     t.mm.forget(old, old + oldLen)
-    var n = v; n.start = dst; n.end = dst + newLen; n.offset = v.offset + (old - v.start)
-    t.mm.record(n)
+    recordMoved(t, v, dst, newLen, offset: v.offset + (old - v.start))
     return Int(dst)
+}
+
+/// remap_file_pages: deprecated since Linux 3.16, which emulates it as
+/// this does: a new shared mapping of the same file at `pgoff` over the
+/// page-rounded range, which must lie in shared mappings of one file with
+/// the same protection; prot must be 0, and of the flags only
+/// MAP_NONBLOCK counts (no populating).
+func sysRemapFilePages(_ t: Task, _ a: Args) -> Int {
+    let start = pageDown(a.a0), size = pageDown(a.a1), pgoff = a.a3
+    if a.a2 != 0 { return err(EINVAL) }
+    if start &+ size <= start || pgoff &+ (size >> 12) < pgoff || pgoff > UInt64(Int64.max) >> 12 { return err(EINVAL) }
+    guard let v = t.mm.vma(containing: start), v.flags & MAP_SHARED != 0, v.flags & MAP_ANONYMOUS == 0 else { return err(EINVAL) }
+    // Every page of the range: mappings of the same file, back to back.
+    var cur = start
+    for w in t.mm.vmas[t.mm.overlapping(start, start + size)] {
+        if w.start != cur && w.start > start || w.shareID != v.shareID || w.prot != v.prot || w.flags != v.flags { return err(EINVAL) }
+        cur = w.end
+    }
+    if cur < start + size { return err(EINVAL) }
+    // A SysV segment: its attachment ends with the old mapping, and a
+    // removed segment with none left is gone before the new one is made
+    // (Linux: EINVAL or EIDRM, and the range is unmapped).
+    if let (key, att) = t.kernel.shmAttached.first(where: { $0.key.space == t.mm.id && $0.key.addr <= start &&
+            start < $0.key.addr + pageUp($0.value.ns.shm[$0.value.id]?.size ?? 0) }),
+       let seg = att.ns.shm[att.id], seg.removed && seg.nattch <= 1 {
+        t.kernel.shmAttached[key] = nil
+        seg.nattch -= 1
+        if seg.nattch <= 0 { att.ns.shm[att.id] = nil }
+        _ = t.mm.unmap(t, addr: key.addr, len: pageUp(seg.size))
+        return err(EIDRM)
+    }
+    guard let file = v.file else { return err(EINVAL) }
+    let r = t.mm.mapFile(t, addr: start, len: size, prot: v.prot, shared: true, hostFD: file.fd, offset: pgoff << 12, name: v.name)
+    if r < 0 { return r }
+    if let i = t.mm.vmas.firstIndex(where: { $0.start == start }) { t.mm.vmas[i].mayWrite = v.mayWrite; t.mm.vmas[i].locked = v.locked }
+    // MAP_POPULATE, as Linux's emulation asks (unless MAP_NONBLOCK).
+    if a.a4 & 0x10000 == 0 && t.thread.hasStub { _ = t.thread.inject(28 /* madvise */, start, size, 22 /* MADV_POPULATE_READ */) }
+    return 0
+}
+
+/// Records the mapping mremap made of `v` at [dst, dst+len). It is not
+/// registered with v's userfaultfd (no UFFD_FEATURE_EVENT_REMAP, as Linux
+/// drops it then), so the host gives its pages the mapping's protection.
+private func recordMoved(_ t: Task, _ v: VMA, _ dst: UInt64, _ len: UInt64, offset: UInt64) {
+    var n = v; n.start = dst; n.end = dst + len; n.offset = offset
+    n.uffd = nil; n.uffdMode = 0
+    t.mm.record(n)
+    if v.uffd != nil { _ = t.thread.protect(dst, len, prot: n.prot) }
 }
 
 /// mlock/munlock: the page-rounded range must be mapped (ENOMEM); locking
@@ -535,5 +623,18 @@ private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool, pop
     // Locking populates the pages: a PROT_NONE page cannot be (ENOMEM),
     // yet the range stays locked, as Linux (MLOCK_ONFAULT populates nothing).
     if lock && populate && t.mm.vmas[t.mm.overlapping(start, end)].contains(where: { $0.prot == PROT_NONE }) { return err(ENOMEM) }
+    // And the pages come in, as Linux's populate (a write fault on private
+    // writable memory, which breaks copy-on-write); mincore then sees them.
+    // A write-only mapping takes write faults (the host's read populate
+    // wants a readable one), but never a shared file's (its time would change).
+    if lock && populate && t.thread.hasStub {
+        for v in t.mm.vmas[t.mm.overlapping(start, end)] {
+            let a = max(v.start, start), z = min(v.end, end)
+            let anonOrPrivate = v.flags & MAP_SHARED == 0 || v.flags & MAP_ANONYMOUS != 0
+            let write = v.prot & PROT_WRITE != 0 && anonOrPrivate && (v.flags & MAP_SHARED == 0 || v.prot & PROT_READ == 0)
+            if !write && v.prot & PROT_READ == 0 { continue }
+            _ = t.thread.inject(28 /* madvise */, a, z - a, write ? 23 /* MADV_POPULATE_WRITE */ : 22 /* MADV_POPULATE_READ */)
+        }
+    }
     return 0
 }
