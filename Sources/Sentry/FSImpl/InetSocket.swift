@@ -180,11 +180,14 @@ final class InetSocketFD: FileDescription {
     /// the host fd it was given, which stays open meanwhile (`users` keeps
     /// release() and adopt() from closing it). Every socket call already
     /// gives mu up when it waits (hostPoll), so its callers expect shared
-    /// state to move across it. Not for a Sentry-internal transfer
-    /// (sendfile, splice: its bounce buffer is filled and drained under
-    /// mu), nor on KVM (withoutKernelLock keeps the lock there).
+    /// state to move across it, except where a caller changed shared
+    /// state for one call that cannot block (`Task.keepsKernelLock`: a
+    /// file made O_NONBLOCK for io_uring, RWF_NOWAIT or splice, which no
+    /// other task may see). Not for a Sentry-internal transfer (sendfile,
+    /// splice: its bounce buffer is filled and drained under mu), nor on
+    /// KVM (withoutKernelLock keeps the lock there).
     @inline(__always) private func unlockedIO<R>(_ t: Task, _ body: () -> R) -> R {
-        t.bounce == nil ? t.withoutKernelLock(body) : body()
+        t.bounce == nil && t.keepsKernelLock == 0 ? t.withoutKernelLock(body) : body()
     }
 
     /// Host sockets adopt() replaced while a call still held them: closed
