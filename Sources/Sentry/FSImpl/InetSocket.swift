@@ -126,18 +126,27 @@ final class InetSocketFD: FileDescription {
 
     // MARK: - Waiting
 
-    /// Runs `op` (a non-blocking host call returning a value or -errno)
-    /// until it answers something other than EAGAIN; in between the task
-    /// waits for `events` with mu released, unless the call must not block.
-    func blocking(_ t: Task, _ events: Int32, dontWait: Bool, timeoutNs: Int64, _ op: () -> Int) -> Int {
+    /// Runs `op` (a non-blocking host call on the host socket it is given,
+    /// returning a value or -errno) until it answers something other than
+    /// EAGAIN; in between the task waits for `events` with mu released,
+    /// unless the call must not block. `unlocked`: `op` itself runs with
+    /// mu given up too (`withoutKernelLock`), for the calls that move data
+    /// (see `unlockedIO`).
+    func blocking(_ t: Task, _ events: Int32, dontWait: Bool, timeoutNs: Int64, unlocked: Bool = false,
+                  _ op: (Int32) -> Int) -> Int {
         users += 1
         defer {
             users -= 1
-            if released && users == 0 { close(fd) }
+            if users == 0 {
+                for old in retired { close(old) }
+                retired = []
+                if released { close(fd) }
+            }
         }
         let deadline = timeoutNs > 0 ? Kernel.now(CLOCK_MONOTONIC) + timeoutNs : nil
         while true {
-            let r = op()
+            let h = fd
+            let r = unlocked ? unlockedIO(t) { op(h) } : op(h)
             waiters.notifyAll()
             if r != err(EAGAIN) || nonblocking || dontWait || timeoutNs < 0 { return r }
             // A datagram socket shut down for reading (shutdown() works on
@@ -159,6 +168,31 @@ final class InetSocketFD: FileDescription {
             if w == .interrupted { return deadline != nil ? err(EINTR) : -ERESTARTSYS }
         }
     }
+
+    /// Runs `body`, a data call's copies of application memory and its host
+    /// call on a host fd the caller read under mu, with Kernel.mu given up
+    /// (Task.withoutKernelLock). A send on loopback wakes the peer's driver
+    /// from its poll inside the host call; with mu held throughout, that
+    /// driver woke only to wait for mu, and the sender's own next call
+    /// waited for the receiver's copy-out in turn (the chain is in
+    /// bench/results/2026-12-07-perf14-tcp.md). What it relies on: the
+    /// body touches only its own locals, the task's own stub memory and
+    /// the host fd it was given, which stays open meanwhile (`users` keeps
+    /// release() and adopt() from closing it). Every socket call already
+    /// gives mu up when it waits (hostPoll), so its callers expect shared
+    /// state to move across it, except where a caller changed shared
+    /// state for one call that cannot block (`Task.keepsKernelLock`: a
+    /// file made O_NONBLOCK for io_uring, RWF_NOWAIT or splice, which no
+    /// other task may see). Not for a Sentry-internal transfer (sendfile,
+    /// splice: its bounce buffer is filled and drained under mu), nor on
+    /// KVM (withoutKernelLock keeps the lock there).
+    @inline(__always) private func unlockedIO<R>(_ t: Task, _ body: () -> R) -> R {
+        t.bounce == nil && t.keepsKernelLock == 0 ? t.withoutKernelLock(body) : body()
+    }
+
+    /// Host sockets adopt() replaced while a call still held them: closed
+    /// when the last such call is done (blocking()). Guarded by mu.
+    private var retired: [Int32] = []
 
     // MARK: - Data
 
@@ -205,7 +239,7 @@ final class InetSocketFD: FileDescription {
                 let (base, len) = iov[iovIdx]
                 let take = min(len - iovOff, n - filled)
                 if take > 0 {
-                    let got = data.withUnsafeMutableBytes { t.memRead(base &+ UInt64(iovOff), $0.baseAddress! + filled, take) }
+                    let got = unlockedIO(t) { data.withUnsafeMutableBytes { t.memRead(base &+ UInt64(iovOff), $0.baseAddress! + filled, take) } }
                     if got != take { return done > 0 ? done : err(EFAULT) }
                 }
                 filled += take; iovOff += take
@@ -213,7 +247,7 @@ final class InetSocketFD: FileDescription {
             }
             var sent = 0
             while sent < n || n == 0 {
-                let r = blocking(t, POLLOUT, dontWait: dontWait, timeoutNs: sndTimeoutNs) {
+                let r = blocking(t, POLLOUT, dontWait: dontWait, timeoutNs: sndTimeoutNs, unlocked: true) { h in
                     data.withUnsafeBytes { b -> Int in
                         let p = b.baseAddress.map { $0 + sent }
                         let r: Int
@@ -233,16 +267,16 @@ final class InetSocketFD: FileDescription {
                                         mh.msg_iovlen = 1
                                         mh.msg_control = cb.baseAddress
                                         mh.msg_controllen = cb.count
-                                        return Glibc.sendmsg(fd, &mh, hostFlags)
+                                        return Glibc.sendmsg(h, &mh, hostFlags)
                                     }
                                 }
                             }
                         } else if let a = to {
                             r = a.withUnsafeBytes { ab in
-                                Glibc.sendto(fd, p, n - sent, hostFlags, ab.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count))
+                                Glibc.sendto(h, p, n - sent, hostFlags, ab.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count))
                             }
                         } else {
-                            r = Glibc.sendto(fd, p, n - sent, hostFlags, nil, 0)
+                            r = Glibc.sendto(h, p, n - sent, hostFlags, nil, 0)
                         }
                         return r < 0 ? err(errno) : r
                     }
@@ -283,7 +317,7 @@ final class InetSocketFD: FileDescription {
         var got = 0
         let waitAll = flags & MSG_WAITALL_ != 0 && type == SOCK_STREAM_ && flags & MSG_PEEK_ == 0
         while true {
-            let r = blocking(t, POLLIN, dontWait: dontWait || got > 0 && !waitAll, timeoutNs: rcvTimeoutNs) {
+            let r = blocking(t, POLLIN, dontWait: dontWait || got > 0 && !waitAll, timeoutNs: rcvTimeoutNs, unlocked: true) { h in
                 buf.withUnsafeMutableBytes { b -> Int in
                     name.withUnsafeMutableBytes { nb -> Int in
                         ctl.withUnsafeMutableBytes { cb -> Int in
@@ -297,7 +331,7 @@ final class InetSocketFD: FileDescription {
                             return withUnsafeMutablePointer(to: &iv) { ivp -> Int in
                                 mh.msg_iov = ivp
                                 mh.msg_iovlen = 1
-                                let n = Glibc.recvmsg(fd, &mh, hostFlags)
+                                let n = Glibc.recvmsg(h, &mh, hostFlags)
                                 if n < 0 { return err(errno) }
                                 if got == 0 { mflags = mh.msg_flags; ctlLen = min(Int(mh.msg_controllen), cb.count) }
                                 nameLen = Int(mh.msg_namelen)
@@ -315,12 +349,16 @@ final class InetSocketFD: FileDescription {
             if !waitAll || r == 0 || got >= cap || nonblocking || dontWait { break }
         }
         // Scatter what fits (a truncated datagram may report more).
-        var left = min(got, cap), off = 0
-        for (base, len) in iov where left > 0 {
-            let n = min(len, left)
-            if !buf.withUnsafeBytes({ t.copyOut(base, $0.baseAddress! + off, n) }) { return Received(ret: err(EFAULT)) }
-            off += n; left -= n
+        let copied = unlockedIO(t) { () -> Bool in
+            var left = min(got, cap), off = 0
+            for (base, len) in iov where left > 0 {
+                let n = min(len, left)
+                if !buf.withUnsafeBytes({ t.copyOut(base, $0.baseAddress! + off, n) }) { return false }
+                off += n; left -= n
+            }
+            return true
         }
+        if !copied { return Received(ret: err(EFAULT)) }
         let from = type == SOCK_STREAM_ || nameLen == 0 ? nil : Array(name.prefix(min(nameLen, 128)))
         // SIOCGSTAMP's: a datagram taken without SO_TIMESTAMP(NS) set
         // leaves a time to be read (Linux: the packet's, or when the ioctl
@@ -395,8 +433,8 @@ final class InetSocketFD: FileDescription {
         if e != EINPROGRESS || type != SOCK_STREAM_ { return err(e) }
         if nonblocking { return err(EINPROGRESS) }
         // A blocking connect: wait until the handshake ends, then report it.
-        let w = blocking(t, POLLOUT, dontWait: false, timeoutNs: sndTimeoutNs) {
-            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        let w = blocking(t, POLLOUT, dontWait: false, timeoutNs: sndTimeoutNs) { h in
+            var p = pollfd(fd: h, events: Int16(POLLOUT), revents: 0)
             _ = poll(&p, 1, 0)
             return p.revents != 0 ? 0 : err(EAGAIN)
         }
@@ -432,7 +470,7 @@ final class InetSocketFD: FileDescription {
         for (level, name, v) in options {
             _ = v.withUnsafeBytes { Glibc.setsockopt(newFD, level, name, $0.baseAddress!, socklen_t(v.count)) }
         }
-        close(fd)
+        if users > 0 { retired.append(fd) } else { close(fd) }
         fd = newFD
         egressed = true
         var st = Glibc.stat()
@@ -445,10 +483,10 @@ final class InetSocketFD: FileDescription {
         if type != SOCK_STREAM_ { return (err(EOPNOTSUPP), nil, []) }
         var name = [UInt8](repeating: 0, count: 128)
         var nameLen = socklen_t(128)
-        let r = blocking(t, POLLIN, dontWait: false, timeoutNs: rcvTimeoutNs) {
+        let r = blocking(t, POLLIN, dontWait: false, timeoutNs: rcvTimeoutNs) { h in
             name.withUnsafeMutableBytes { nb -> Int in
                 nameLen = 128
-                let n = moat_accept4(fd, nb.baseAddress!, &nameLen, SOCK_NONBLOCK_ | SOCK_CLOEXEC_)
+                let n = moat_accept4(h, nb.baseAddress!, &nameLen, SOCK_NONBLOCK_ | SOCK_CLOEXEC_)
                 return n < 0 ? err(errno) : Int(n)
             }
         }

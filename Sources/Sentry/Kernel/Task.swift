@@ -482,6 +482,12 @@ final class Task {
     /// application memory. Set only for the duration of one transfer step.
     static let bounceBase: UInt64 = 0xffff_f000_0000_0000
     var bounce: UnsafeMutableRawBufferPointer? = nil
+    /// Set (a count, for nesting) while a caller has changed shared state
+    /// for the length of one call that must not block and relies on no
+    /// other task seeing it: a file made O_NONBLOCK for io_uring, AIO's
+    /// RWF_NOWAIT or splice. A socket then keeps Kernel.mu across its host
+    /// call instead of giving it up (InetSocketFD.unlockedIO).
+    var keepsKernelLock = 0
     /// Backing store for Sentry-internal transfers (see Splice.swift).
     var transferStorage: UnsafeMutableRawBufferPointer? = nil
 

@@ -223,7 +223,8 @@ final class IoUringFD: FileDescription {
 func withoutBlocking(_ t: Task, _ fd: Int32, _ body: () -> Int) -> Int {
     guard let f = t.fds.get(fd), f.flags & O_NONBLOCK == 0 else { return body() }
     f.flags |= O_NONBLOCK
-    defer { f.flags &= ~O_NONBLOCK }
+    t.keepsKernelLock += 1
+    defer { f.flags &= ~O_NONBLOCK; t.keepsKernelLock -= 1 }
     return body()
 }
 

@@ -34,7 +34,7 @@ func sysVmsplice(_ t: Task, _ a: Args) -> Int {
         let w = waitPipe(t, p.pipe) { $0.capacity - $0.used >= 4096 || $0.readers == 0 }
         if w < 0 { return w }
     }
-    return withNonblocking(f, toPipe || a.a3 & 2 != 0) { sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: toPipe) }
+    return withNonblocking(t, f, toPipe || a.a3 & 2 != 0) { sysReadv(t, a.int(0), a.a1, a.int(2), nil, write: toPipe) }
 }
 
 let SPLICE_F_NONBLOCK_: UInt32 = 2
@@ -83,7 +83,7 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
         // A pipe source gives what it holds (reading blocks only if empty).
         if let p = src as? PipeFD, p.pipe.available > 0 { n = min(n, p.pipe.available) }
         var got = withBounce(t, buf) { addr in
-            withNonblocking(src, !mayBlock) { src.read(t, addr, n, inPos) }
+            withNonblocking(t, src, !mayBlock) { src.read(t, addr, n, inPos) }
         }
         if got < 0 {
             if done > 0 { break }
@@ -92,7 +92,7 @@ func transfer(_ t: Task, _ src: FileDescription, _ inPos: inout Int64?, _ dst: F
         if got == 0 { break }
         got = selfCopyRun(src, inPos, dst, outPos, buf, got, n)
         let put = withBounce(t, buf) { addr in
-            withNonblocking(dst, !mayBlock && !(dst is PipeFD)) { dst.write(t, addr, got, outPos) }
+            withNonblocking(t, dst, !mayBlock && !(dst is PipeFD)) { dst.write(t, addr, got, outPos) }
         }
         let wrote = max(put, 0)
         if wrote < got {
@@ -148,10 +148,11 @@ private func withBounce(_ t: Task, _ buf: UnsafeMutableRawBufferPointer, _ body:
 
 /// Runs `body` with O_NONBLOCK set on `f` when `on`. Safe because a call
 /// that cannot block never lets another task see the flag.
-private func withNonblocking(_ f: FileDescription, _ on: Bool, _ body: () -> Int) -> Int {
+private func withNonblocking(_ t: Task, _ f: FileDescription, _ on: Bool, _ body: () -> Int) -> Int {
     if !on || f.flags & O_NONBLOCK != 0 { return body() }
     f.flags |= O_NONBLOCK
-    defer { f.flags &= ~O_NONBLOCK }
+    t.keepsKernelLock += 1
+    defer { f.flags &= ~O_NONBLOCK; t.keepsKernelLock -= 1 }
     return body()
 }
 
