@@ -56,6 +56,7 @@ final class SyscallTable {
         registerIoUring(t)
         registerMessageQueue(t)
         registerFileHandles(t)
+        registerLandlock(t)
         return t
     }()
 }
