@@ -205,7 +205,7 @@ extension Kernel {
     /// An event about the file at `p`: to its own watches and, with its
     /// name, to its directory's.
     @inline(__always) func inotifyFile(_ p: Path?, _ mask: UInt32) {
-        if inotify.count == 0 { return }
+        if inotify.count == 0 && fanotify.marks == 0 { return }
         guard let p = p else { return }
         inotifyFileSlow(p, mask)
     }
@@ -219,6 +219,8 @@ extension Kernel {
             inotify.emit(parent.inode, m, name: p.dentry.name, unlinkedChild: p.dentry.dead)
         }
         inotify.emit(p.inode, m)
+        // fanotify (Fanotify.swift) hears the same file events.
+        if fanotify.marks > 0 { fanotify.emit(p, UInt64(mask), by: currentTask) }
     }
 
     /// An entry of `dir` named `name` was created or deleted.

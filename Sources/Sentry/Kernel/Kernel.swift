@@ -62,6 +62,7 @@ final class Kernel: @unchecked Sendable {
     /// Extended attributes of every file (see FileExtras.swift).
     let xattrs = XattrStore()
     let inotify = InotifyRegistry()
+    let fanotify = FanotifyRegistry()
     let ptys = PtyTable()
     /// The sandbox's IPC namespace; CLONE_NEWIPC gives a task another.
     let ipc = IPCNamespace(inum: IPCNamespace.rootInode)

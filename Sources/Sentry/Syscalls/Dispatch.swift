@@ -57,6 +57,7 @@ final class SyscallTable {
         registerMessageQueue(t)
         registerFileHandles(t)
         registerLandlock(t)
+        registerFanotify(t)
         return t
     }()
 }

@@ -41,6 +41,7 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     let opened: FileDescription
     switch ino.open(t, flags: O_RDONLY) { case .success(let f): opened = f; case .failure(let e): return .failure(e) }
     opened.path = p
+    t.kernel.fanotifyExec(p, by: t)
     guard let file = opened as? (FileDescription & ByteSource) else { opened.release(); return .failure(Errno(EACCES)) }
     guard let head = file.pread(0, 256) else { file.release(); return .failure(Errno(EIO)) }
     if head.count >= 2 && head[0] == 35 && head[1] == 33 { // "#!"

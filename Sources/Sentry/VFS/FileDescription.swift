@@ -20,6 +20,9 @@ class FileDescription {
     /// (truncation, device ioctls: Landlock.truncate, .ioctlDev); 0 for a
     /// file opened outside any domain.
     var landlockDenied: UInt64 = 0
+    /// A descriptor fanotify handed to a listener: its close raises no
+    /// event (Linux's FMODE_NONOTIFY).
+    var fsnotifySilent = false
     var inode: Inode? { path?.inode }
     /// A pipe's or socket's own inode (Linux's pipefs/sockfs one), for a
     /// file with no place in the tree: its owner and mode, which fstat
