@@ -140,6 +140,12 @@ final class LandlockDomain {
         return out
     }
 
+    /// Whether `other` is this domain or one nested in it (what a
+    /// sandboxed process may ptrace).
+    func encloses(_ other: LandlockDomain?) -> Bool {
+        layers.allSatisfy { l in other?.layers.contains { $0 === l } ?? false }
+    }
+
     /// Whether a TCP bind (or connect) to `port` is allowed.
     func allowsPort(_ port: UInt16, _ right: UInt64) -> Bool {
         layers.allSatisfy { l in l.handledNet & right == 0 || (l.netRules[port] ?? 0) & right != 0 }

@@ -3,9 +3,9 @@
  * EBADFD, EPERM), the ruleset descriptor's name, then in forked children:
  * reads and writes, directory listing, making and removing files beneath
  * the rules, reparenting (EXDEV without REFER), truncation, execution, TCP
- * bind and connect ports, the signal and abstract-socket scopes, device
- * ioctls, mounts, inheritance by fork and execve, and stacking up to 16
- * layers. The ABI version itself differs between kernels: only ">= 6" is
+ * bind and connect ports, the signal and abstract-socket scopes, ptrace
+ * access to processes outside the domain, device ioctls, mounts,
+ * inheritance by fork and execve, and stacking up to 16 layers. The ABI version itself differs between kernels: only ">= 6" is
  * printed. */
 #include "t.h"
 #include <arpa/inet.h>
@@ -367,6 +367,9 @@ static void scopes(void) {
         T(kill(getpid(), 0));
         pid_t inside = fork();
         if (inside == 0) { pause(); _exit(0); }
+        /* ptrace access (kcmp asks for it): only within the domain. */
+        T(syscall(SYS_kcmp, getpid(), outside, 0, 0, 0));
+        T(syscall(SYS_kcmp, getpid(), inside, 0, 0, 0));
         T(kill(inside, SIGKILL));
         wait_child(inside);
         int c = socket(AF_UNIX, SOCK_STREAM, 0);
