@@ -145,13 +145,7 @@ final class FanotifyFD: FileDescription {
     /// struct fanotify_event_metadata records (24 bytes, version 3), each
     /// with a new descriptor of its file in the reader.
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        while events.isEmpty {
-            if nonblocking { return err(EAGAIN) }
-            waiters.add(t)
-            let r = t.block(deadline: nil)
-            waiters.remove(t)
-            if r == .interrupted && events.isEmpty { return -ERESTARTSYS }
-        }
+        if let e = waiters.wait(t, nonblocking: nonblocking, until: { !events.isEmpty }) { return e }
         if count < 24 { return err(EINVAL) }
         var out: [UInt8] = []
         while !events.isEmpty && out.count + 24 <= count {

@@ -13,7 +13,9 @@
 // execution, directory listing, making and removing each kind of file,
 // reparenting by rename and link, truncation, ioctl on devices), TCP bind
 // and connect (ABI 4), and the scopes of ABI 6 (abstract unix sockets and
-// signals to processes outside the domain). The syscalls are in
+// signals to processes outside the domain); as on Linux, any domain also
+// keeps its threads from ptrace access to processes outside it (mayAttach)
+// and, if it handles file rights, from changing mounts. The syscalls are in
 // Syscalls/Landlock.swift; the checks are called from the handlers of the
 // accesses (open, exec, the *at calls, truncate, ioctl, bind, connect,
 // kill) through `Task.landlockDenies` and its neighbours below.

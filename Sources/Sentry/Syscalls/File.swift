@@ -143,7 +143,7 @@ func registerFile(_ t: SyscallTable) {
         }
         let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
-        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_) }
         return r
     }
     t[74] = { t, a in sysFsync(t, a.int(0)) }                                             // fsync
@@ -499,7 +499,7 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     let r = f.read(t, buf, min(count, 0x7ffff000), off)
-    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    if r > 0 { t.kernel.inotifyFile(f, IN_ACCESS_) }
     return r
 }
 
@@ -513,7 +513,7 @@ func sysPread(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64)
         return sysRead(t, fd, buf, count, off)
     }
     let r = f.preadUnlocked(t, buf, min(count, 0x7ffff000), off)
-    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    if r > 0 { t.kernel.inotifyFile(f, IN_ACCESS_) }
     return r
 }
 
@@ -527,7 +527,7 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
     if n < 0 { return n }
     let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil
     let r = f.write(t, buf, n, off)
-    if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+    if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_) }
     return r
 }
 
@@ -634,7 +634,7 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
         if pos != nil { pos! += Int64(r) }
         if r < len { break }
     }
-    if total > 0 { t.kernel.inotifyFile(f.path, write ? IN_MODIFY_ : IN_ACCESS_) }
+    if total > 0 { t.kernel.inotifyFile(f, write ? IN_MODIFY_ : IN_ACCESS_) }
     return total
 }
 
@@ -943,7 +943,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { dropFileCapabilities(t.kernel, i, a) }
-    if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
+    if r == 0 { t.kernel.inotifyFile(f, IN_ATTRIB_) }
     return r
 }
 

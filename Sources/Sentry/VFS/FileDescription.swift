@@ -20,8 +20,8 @@ class FileDescription {
     /// (truncation, device ioctls: Landlock.truncate, .ioctlDev); 0 for a
     /// file opened outside any domain.
     var landlockDenied: UInt64 = 0
-    /// A descriptor fanotify handed to a listener: its close raises no
-    /// event (Linux's FMODE_NONOTIFY).
+    /// A descriptor fanotify handed to a listener: nothing done through it
+    /// raises an event (Linux's FMODE_NONOTIFY).
     var fsnotifySilent = false
     var inode: Inode? { path?.inode }
     /// A pipe's or socket's own inode (Linux's pipefs/sockfs one), for a

@@ -348,13 +348,23 @@ static void network(void) {
     close(l);
 }
 
+/* A listening stream socket bound to the abstract name `name`; its
+ * address in *sa, *len. */
+static int abstract_listener(const char *name, struct sockaddr_un *sa, socklen_t *len) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path + 1, name, strlen(name));
+    *len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name);
+    Q(bind(s, (struct sockaddr *)sa, *len));
+    Q(listen(s, 8));
+    return s;
+}
+
 static void scopes(void) {
-    int ls = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un ua = { .sun_family = AF_UNIX };
-    memcpy(ua.sun_path, "\0moat-ll-out", 12);
-    socklen_t ulen = offsetof(struct sockaddr_un, sun_path) + 12;
-    Q(bind(ls, (struct sockaddr *)&ua, ulen));
-    Q(listen(ls, 8));
+    struct sockaddr_un ua;
+    socklen_t ulen;
+    int ls = abstract_listener("moat-ll-out", &ua, &ulen);
     pid_t outside = fork();
     if (outside == 0) { pause(); _exit(0); }
     pid_t p = fork();
@@ -375,12 +385,9 @@ static void scopes(void) {
         int c = socket(AF_UNIX, SOCK_STREAM, 0);
         T(connect(c, (struct sockaddr *)&ua, ulen));
         close(c);
-        int in = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un ia = { .sun_family = AF_UNIX };
-        memcpy(ia.sun_path, "\0moat-ll-in", 11);
-        socklen_t ilen = offsetof(struct sockaddr_un, sun_path) + 11;
-        Q(bind(in, (struct sockaddr *)&ia, ilen));
-        Q(listen(in, 8));
+        struct sockaddr_un ia;
+        socklen_t ilen;
+        abstract_listener("moat-ll-in", &ia, &ilen);
         c = socket(AF_UNIX, SOCK_STREAM, 0);
         T(connect(c, (struct sockaddr *)&ia, ilen));
         _exit(0);
