@@ -56,10 +56,11 @@ final class KernelConfigTests: XCTestCase {
         // What Moat implements is set; what it refuses is not.
         for name in ["CONFIG_EVENTFD", "CONFIG_TIMERFD", "CONFIG_SIGNALFD", "CONFIG_EPOLL", "CONFIG_INOTIFY_USER",
                      "CONFIG_SYSVIPC", "CONFIG_FUTEX", "CONFIG_MMU", "CONFIG_TMPFS", "CONFIG_UTS_NS", "CONFIG_DNOTIFY",
-                     "CONFIG_IO_URING", "CONFIG_AIO", "CONFIG_POSIX_MQUEUE", "CONFIG_PID_NS", "CONFIG_IPC_NS"] {
+                     "CONFIG_IO_URING", "CONFIG_AIO", "CONFIG_POSIX_MQUEUE", "CONFIG_PID_NS", "CONFIG_IPC_NS",
+                     "CONFIG_SECURITY_LANDLOCK", "CONFIG_FANOTIFY"] {
             XCTAssertTrue(set.contains(name), name)
         }
-        for name in ["CONFIG_USERFAULTFD", "CONFIG_KEYS", "CONFIG_FANOTIFY",
+        for name in ["CONFIG_USERFAULTFD", "CONFIG_KEYS", "CONFIG_FANOTIFY_ACCESS_PERMISSIONS",
                      "CONFIG_USER_NS", "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_SECCOMP"] {
             XCTAssertTrue(unset.contains(name), name)
         }
