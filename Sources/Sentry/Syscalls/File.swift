@@ -442,7 +442,10 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
         // A program some process runs may not be opened for writing (nor
         // truncated): Linux's get_write_access, before the open does anything.
         if ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) && ino.runners > 0 { return err(ETXTBSY) }
-        if let e = t.landlockDenies(target, landlockOpenRights(ino, flags, created: isNew)) { return e.ret }
+        // Landlock: a file with no place in the tree (a pipe, a socket
+        // reopened through /proc/PID/fd) is no path a rule could name, and
+        // Linux lets it be.
+        if !(ino is ProcFdTarget), let e = t.landlockDenies(target, landlockOpenRights(ino, flags, created: isNew)) { return e.ret }
         // Access mode 3 opens the file read-write underneath; the
         // description's own flags (set below) allow neither.
         switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {
@@ -450,7 +453,7 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
         case .failure(let e): return e.ret
         }
     }
-    if flags & O_PATH == 0 { file.landlockDenied = t.landlockDeniedLater(target) }
+    if flags & O_PATH == 0 && !(ino is ProcFdTarget) { file.landlockDenied = t.landlockDeniedLater(target) }
     // A reopened /proc/self/fd/N without a place in the tree keeps none.
     if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
     // Counted among the file's writers until its last close: exec of it is ETXTBSY meanwhile.

@@ -274,6 +274,14 @@ static void filesystem(void) {
         T(ioctl(fd, FIOCLEX));
         close(fd);
         T(open("/dev/zero", O_RDONLY));
+        /* A pipe reopened through /proc is no path a rule names: allowed. */
+        int pp[2];
+        pipe(pp);
+        char pl[64];
+        snprintf(pl, sizeof pl, "/proc/self/fd/%d", pp[1]);
+        fd = open(pl, O_WRONLY);
+        say("reopen a pipe's write end: %s", fd >= 0 ? "ok" : ename(errno));
+        close(fd); close(pp[0]); close(pp[1]);
         T(mount("none", "/work/fs/rw/sub", "tmpfs", 0, NULL));
         T(umount("/proc"));
         /* Kept across fork and execve. */
