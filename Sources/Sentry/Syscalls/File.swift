@@ -696,7 +696,9 @@ func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags
     }
 }
 
-/// Common shape of the calls that make a name in a directory.
+/// Common shape of the calls that make a name in a directory. `landlock`:
+/// the Landlock MAKE_* right the new name needs in its directory (0 when
+/// the caller checks its own, as link's reparenting check does).
 func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = false, landlock: UInt64,
                  _ make: (Path, [UInt8]) -> Result<Inode, Errno>) -> Int {
     switch t.lookupParentSlash(dirfd, path) {
