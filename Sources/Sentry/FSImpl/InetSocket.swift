@@ -390,9 +390,27 @@ final class InetSocketFD: FileDescription {
         return 0
     }
 
+    /// Landlock's TCP rights (ABI 4): the port of a bind or connect of a
+    /// TCP socket, checked before the stack looks at the address (Linux's
+    /// socket_bind/socket_connect hooks). A short address is EINVAL; an
+    /// AF_UNSPEC connect (a disconnect) is not checked, an AF_UNSPEC bind of
+    /// an IPv4 socket is checked as AF_INET; other families are the stack's.
+    private func landlockPortCheck(_ t: Task, _ a: [UInt8], _ right: UInt64) -> Errno? {
+        guard t.creds.landlock != nil, type == SOCK_STREAM_, proto == 0 || proto == IPPROTO_TCP_ else { return nil }
+        var fam = Int32(UInt16(a[0]) | UInt16(a[1]) << 8)
+        if fam == AF_UNSPEC {
+            if right == Landlock.connectTCP || family != AF_INET { return nil }
+            fam = AF_INET
+        }
+        if fam != AF_INET && fam != AF_INET6 || fam != family { return nil }
+        if a.count < (fam == AF_INET ? 16 : 24) { return Errno(EINVAL) }
+        return t.landlockDeniesPort(UInt16(a[2]) << 8 | UInt16(a[3]), right) ? Errno(EACCES) : nil
+    }
+
     func bind(_ t: Task, _ a: [UInt8]) -> Int {
         let c = checkAddr(a, allowUnspec: family == AF_INET)
         if c < 0 { return c }
+        if let e = landlockPortCheck(t, a, Landlock.bindTCP) { return e.ret }
         // Privileged ports: the Sentry may bind them in the sandbox's own
         // namespace (ip_unprivileged_port_start is 0 there); the emulated
         // credentials decide.
@@ -414,6 +432,7 @@ final class InetSocketFD: FileDescription {
     func connect(_ t: Task, _ a: [UInt8]) -> Int {
         let c = checkAddr(a, allowUnspec: true)
         if c < 0 { return c }
+        if let e = landlockPortCheck(t, a, Landlock.connectTCP) { return e.ret }
         var r: Int32
         var e: Int32 = 0
         if egressCandidate && SentryNetwork.isOutside(a) {

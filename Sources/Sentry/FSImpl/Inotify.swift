@@ -118,13 +118,7 @@ final class InotifyFD: FileDescription {
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        while events.isEmpty {
-            if nonblocking { return err(EAGAIN) }
-            waiters.add(t)
-            let r = t.block(deadline: nil)
-            waiters.remove(t)
-            if r == .interrupted && events.isEmpty { return -ERESTARTSYS }
-        }
+        if let e = waiters.wait(t, nonblocking: nonblocking, until: { !events.isEmpty }) { return e }
         if count < events[0].count { return err(EINVAL) }
         var out: [UInt8] = []
         var n = 0
@@ -205,9 +199,16 @@ extension Kernel {
     /// An event about the file at `p`: to its own watches and, with its
     /// name, to its directory's.
     @inline(__always) func inotifyFile(_ p: Path?, _ mask: UInt32) {
-        if inotify.count == 0 { return }
+        if inotify.count == 0 && fanotify.marks == 0 { return }
         guard let p = p else { return }
         inotifyFileSlow(p, mask)
+    }
+
+    /// An event about what was done through `f`: none for a description
+    /// fanotify handed to a listener (Linux's FMODE_NONOTIFY).
+    @inline(__always) func inotifyFile(_ f: FileDescription, _ mask: UInt32) {
+        if f.fsnotifySilent { return }
+        inotifyFile(f.path, mask)
     }
 
     private func inotifyFileSlow(_ p: Path, _ mask: UInt32) {
@@ -219,6 +220,8 @@ extension Kernel {
             inotify.emit(parent.inode, m, name: p.dentry.name, unlinkedChild: p.dentry.dead)
         }
         inotify.emit(p.inode, m)
+        // fanotify (Fanotify.swift) hears the same file events.
+        if fanotify.marks > 0 { fanotify.emit(p, UInt64(mask), by: currentTask) }
     }
 
     /// An entry of `dir` named `name` was created or deleted.

@@ -10,6 +10,9 @@ import Glibc
 
 final class UnixSockFD: FileDescription {
     let type: Int32
+    /// The Landlock domain of the thread that made the socket, which
+    /// abstract-socket scoping compares the connecting thread's with.
+    var creatorLandlock: LandlockDomain?
     /// Set once connected (or accepted).
     var conn: UnixSocketFD?
     var listening = false
@@ -312,6 +315,11 @@ func unixSocketNamed(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno> {
     let names = t.kernel.unixNames
     if name.first == 0 {
         guard let s = names.abstract[name] else { return .failure(Errno(ECONNREFUSED)) }
+        // Landlock's abstract-socket scope: only sockets made inside the
+        // caller's domain (Linux's answer: EPERM).
+        if let d = t.creds.landlock, !d.scopeAllows(Landlock.scopeAbstractUnix, to: s.creatorLandlock) {
+            return .failure(Errno(EPERM))
+        }
         return .success(s)
     }
     switch t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, name, follow: true, searcher: t.searcher) {

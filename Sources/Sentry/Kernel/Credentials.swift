@@ -42,6 +42,9 @@ struct Credentials {
     var capInh: UInt64 = 0, capPrm: UInt64 = 0, capEff: UInt64 = 0, capBnd: UInt64 = Cap.all, capAmb: UInt64 = 0
     var securebits: UInt32 = 0
     var noNewPrivs = false
+    /// The thread's Landlock domain (Kernel/LandlockDomain.swift), kept by fork,
+    /// clone and execve; nil: not sandboxed.
+    var landlock: LandlockDomain? = nil
 
     init() {}
     /// One user and group for all ids, and the capabilities Linux gives

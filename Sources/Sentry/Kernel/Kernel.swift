@@ -64,6 +64,7 @@ final class Kernel: @unchecked Sendable {
     let inotify = InotifyRegistry()
     /// The sandbox's keys and keyrings (Kernel/Keyrings.swift).
     let keyStore = KeyStore()
+    let fanotify = FanotifyRegistry()
     let ptys = PtyTable()
     /// The sandbox's IPC namespace; CLONE_NEWIPC gives a task another.
     let ipc = IPCNamespace(inum: IPCNamespace.rootInode)

@@ -391,4 +391,18 @@ struct WaitQueue {
         if !asyncLinks.isEmpty { signalAsync() }
     }
     var isEmpty: Bool { waiters.isEmpty }
+
+    /// Blocks `t` on this queue until `ready()` holds: nil then; EAGAIN
+    /// at once for a `nonblocking` caller, ERESTARTSYS for a signal that
+    /// came first (the wait of a read with nothing to read yet).
+    mutating func wait(_ t: Task, nonblocking: Bool, until ready: () -> Bool) -> Int? {
+        while !ready() {
+            if nonblocking { return err(EAGAIN) }
+            add(t)
+            let r = t.block(deadline: nil)
+            remove(t)
+            if r == .interrupted && !ready() { return -ERESTARTSYS }
+        }
+        return nil
+    }
 }

@@ -58,6 +58,8 @@ final class SyscallTable {
         registerMessageQueue(t)
         registerFileHandles(t)
         registerUserfaultfd(t)
+        registerLandlock(t)
+        registerFanotify(t)
         return t
     }()
 }

@@ -34,11 +34,14 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     if ino.isDir { return .failure(Errno(EACCES)) }
     if !ino.isRegular { return .failure(Errno(EACCES)) }
     if !t.mayAccess(ino, 1) { return .failure(Errno(EACCES)) }
+    // Landlock: exec opens the file for reading and execution.
+    if let e = t.landlockDenies(p, Landlock.execute | Landlock.readFile) { return .failure(e) }
     // A file open for writing may not be run (Linux's deny_write_access).
     if ino.writers > 0 { return .failure(Errno(ETXTBSY)) }
     let opened: FileDescription
     switch ino.open(t, flags: O_RDONLY) { case .success(let f): opened = f; case .failure(let e): return .failure(e) }
     opened.path = p
+    t.kernel.fanotifyExec(p, by: t)
     guard let file = opened as? (FileDescription & ByteSource) else { opened.release(); return .failure(Errno(EACCES)) }
     guard let head = file.pread(0, 256) else { file.release(); return .failure(Errno(EIO)) }
     if head.count >= 2 && head[0] == 35 && head[1] == 33 { // "#!"
@@ -63,6 +66,8 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
         if let ip = elf.interp {
             switch t.kernel.vfs.resolve(t.fs, start: t.fs.root, ip, follow: true, searcher: t.searcher) {
             case .success(let q):
+                // Linux opens the interpreter as the program (open_exec).
+                if let e = t.landlockDenies(q, Landlock.execute | Landlock.readFile) { file.release(); return .failure(e) }
                 guard case .success(let f) = q.inode.open(t, flags: O_RDONLY), let src = f as? (FileDescription & ByteSource) else {
                     file.release(); return .failure(Errno(ELIBBAD))
                 }

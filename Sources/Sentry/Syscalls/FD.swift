@@ -31,7 +31,11 @@ func registerFD(_ t: SyscallTable) {
             if !f.asyncEnabled(t, fd: a.int(0)) { return err(ENOTTY) } // no fasync: Linux's answer
             if v != 0 { f.flags |= O_ASYNC } else { f.flags &= ~O_ASYNC }
             return 0
-        default: return f.ioctl(t, a.a1, a.a2)
+        default:
+            // Landlock's IOCTL_DEV: a device opened under a domain that
+            // refuses it takes only the commands the VFS itself answers.
+            if f.landlockDenied & Landlock.ioctlDev != 0 && !Landlock.vfsIoctls.contains(a.a1) { return err(EACCES) }
+            return f.ioctl(t, a.a1, a.a2)
         }
     }
     t[73] = sysFlock

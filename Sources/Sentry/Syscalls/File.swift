@@ -120,6 +120,7 @@ func registerFile(_ t: SyscallTable) {
             // any permission check (Linux's vfs_truncate).
             if !p.inode.isRegular { return err(EINVAL) }
             if !t.mayAccess(p.inode, 2) { return err(EACCES) }
+            if let e = t.landlockDenies(p, Landlock.truncate) { return e.ret }
             if p.inode.runners > 0 { return err(ETXTBSY) }                    // a running program (get_write_access)
             if UInt64(a.long(1)) > t.tg.rlimits[1].cur {
                 t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
@@ -136,12 +137,13 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if a.long(1) < 0 { return err(EINVAL) }
         if !f.writable { return err(EINVAL) }
+        if f.landlockDenied & Landlock.truncate != 0 { return err(EACCES) }
         if UInt64(a.long(1)) > t.tg.rlimits[1].cur, f.inode?.isRegular == true {
             t.sendSelfSignal(SIGXFSZ); return err(EFBIG)
         }
         let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
-        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_) }
         return r
     }
     t[74] = { t, a in sysFsync(t, a.int(0)) }                                             // fsync
@@ -383,6 +385,7 @@ func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ 
             if e.code != ENOENT { return e.ret }
             if dir.mount.readOnly { return err(EROFS) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+            if let e = t.landlockDenies(dir, Landlock.makeReg) { return e.ret }
             let c = t.creds
             let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
             switch dir.inode.create(name, mode: m, uid: c.fsuid, gid: g, flags: flags) {
@@ -419,6 +422,7 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
     if flags & O_PATH != 0 {
         file = PathFD(flags: flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW), path: target)
     } else if let c = created {
+        if let e = t.landlockDenies(target, landlockOpenRights(ino, flags, created: true)) { c.release(); return e.ret }
         file = c
     } else {
         // O_TRUNC asks for write access too (open(2): EISDIR even with O_RDONLY).
@@ -438,6 +442,10 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
         // A program some process runs may not be opened for writing (nor
         // truncated): Linux's get_write_access, before the open does anything.
         if ino.isRegular && (wantsWrite || flags & O_TRUNC != 0) && ino.runners > 0 { return err(ETXTBSY) }
+        // Landlock: a file with no place in the tree (a pipe, a socket
+        // reopened through /proc/PID/fd) is no path a rule could name, and
+        // Linux lets it be.
+        if !(ino is ProcFdTarget), let e = t.landlockDenies(target, landlockOpenRights(ino, flags, created: isNew)) { return e.ret }
         // Access mode 3 opens the file read-write underneath; the
         // description's own flags (set below) allow neither.
         switch ino.open(t, flags: acc == 3 ? (flags & ~O_ACCMODE) | O_RDWR : flags) {
@@ -445,6 +453,7 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
         case .failure(let e): return e.ret
         }
     }
+    if flags & O_PATH == 0 && !(ino is ProcFdTarget) { file.landlockDenied = t.landlockDeniedLater(target) }
     // A reopened /proc/self/fd/N without a place in the tree keeps none.
     if file.path == nil && !(ino is ProcFdTarget) { file.path = target }
     // Counted among the file's writers until its last close: exec of it is ETXTBSY meanwhile.
@@ -472,6 +481,18 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
     return fd
 }
 
+/// The Landlock rights an open asks of its file: listing for a directory,
+/// reading, writing, truncating (O_TRUNC of a file that was there) for others.
+func landlockOpenRights(_ i: Inode, _ flags: Int32, created: Bool) -> UInt64 {
+    let acc = flags & O_ACCMODE
+    let reads = acc == O_RDONLY || acc == O_RDWR
+    if i.isDir { return reads ? Landlock.readDir : 0 }
+    var r: UInt64 = reads ? Landlock.readFile : 0
+    if acc == O_WRONLY || acc == O_RDWR { r |= Landlock.writeFile }
+    if flags & O_TRUNC != 0 && !created { r |= Landlock.truncate }
+    return r
+}
+
 func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
     if let o = off, o < 0 { return err(EINVAL) }                          // pread64/pwrite64 check it first
     guard let f = t.fds.get(fd) else { return err(EBADF) }
@@ -481,7 +502,7 @@ func sysRead(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?)
     if !f.readable { return err(EBADF) }
     if count < 0 { return err(EINVAL) }
     let r = f.read(t, buf, min(count, 0x7ffff000), off)
-    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    if r > 0 { t.kernel.inotifyFile(f, IN_ACCESS_) }
     return r
 }
 
@@ -495,7 +516,7 @@ func sysPread(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64)
         return sysRead(t, fd, buf, count, off)
     }
     let r = f.preadUnlocked(t, buf, min(count, 0x7ffff000), off)
-    if r > 0 { t.kernel.inotifyFile(f.path, IN_ACCESS_) }
+    if r > 0 { t.kernel.inotifyFile(f, IN_ACCESS_) }
     return r
 }
 
@@ -509,7 +530,7 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
     if n < 0 { return n }
     let keep = count > 0 ? dropSetIDForWrite(t, f.inode) : nil
     let r = f.write(t, buf, n, off)
-    if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f.path, IN_MODIFY_) }
+    if r > 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_) }
     return r
 }
 
@@ -616,7 +637,7 @@ func sysReadv(_ t: Task, _ fd: Int32, _ iov: UInt64, _ cnt: Int32, _ off: Int64?
         if pos != nil { pos! += Int64(r) }
         if r < len { break }
     }
-    if total > 0 { t.kernel.inotifyFile(f.path, write ? IN_MODIFY_ : IN_ACCESS_) }
+    if total > 0 { t.kernel.inotifyFile(f, write ? IN_MODIFY_ : IN_ACCESS_) }
     return total
 }
 
@@ -675,8 +696,10 @@ func sysAccess(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: Int32, _ flags
     }
 }
 
-/// Common shape of the calls that make a name in a directory.
-func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = false,
+/// Common shape of the calls that make a name in a directory. `landlock`:
+/// the Landlock MAKE_* right the new name needs in its directory (0 when
+/// the caller checks its own, as link's reparenting check does).
+func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = false, landlock: UInt64,
                  _ make: (Path, [UInt8]) -> Result<Inode, Errno>) -> Int {
     switch t.lookupParentSlash(dirfd, path) {
     case .success(let (dir, name, slash)):
@@ -686,6 +709,7 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = fa
         if slash && !directory { return err(ENOENT) }
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+        if landlock != 0, let e = t.landlockDenies(dir, landlock) { return e.ret }
         switch make(dir, name) {
         case .success(let ino):
             dir.dentry.children[name] = Dentry(name: name, parent: dir.dentry, inode: ino)
@@ -699,7 +723,7 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = fa
 
 func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.creds
-    return withNewName(t, dirfd, path, directory: true) { dir, name in
+    return withNewName(t, dirfd, path, directory: true, landlock: Landlock.makeDir) { dir, name in
         let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: true)
         return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g)
     }
@@ -725,7 +749,7 @@ func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32, dev: 
     let c = t.creds
     let fmt = mode & S_IFMT_
     if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
-    return withNewName(t, dirfd, path) { dir, name in
+    return withNewName(t, dirfd, path, landlock: Landlock.makeRight(fmt == 0 ? S_IFREG_ : fmt)) { dir, name in
         let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
         // Device nodes need CAP_MKNOD (checked after the directory's
         // permission, as Linux does) and a file system in Sentry memory: a
@@ -743,7 +767,7 @@ func sysSymlinkat(_ t: Task, _ target: UInt64, _ dirfd: Int32, _ path: UInt64) -
     switch t.readPath(target) { case .success(let p): tgt = p; case .failure(let e): return e.ret }
     if tgt.isEmpty { return err(ENOENT) }
     let c = t.creds
-    return withNewName(t, dirfd, path) { dir, name in dir.inode.symlink(name, target: tgt, uid: c.fsuid, gid: c.fsgid) }
+    return withNewName(t, dirfd, path, landlock: Landlock.makeSym) { dir, name in dir.inode.symlink(name, target: tgt, uid: c.fsuid, gid: c.fsgid) }
 }
 
 func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _ newpath: UInt64, _ flags: Int32) -> Int {
@@ -763,8 +787,14 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
         let setid = i.mode & S_ISUID_ != 0 || i.mode & 0o2010 == 0o2010
         if !i.isRegular || setid || !t.mayAccess(i, 6) { return err(EPERM) }
     }
-    return withNewName(t, newdir, newpath) { dir, name in
+    // Landlock: the link is a reparenting unless made in the file's own
+    // directory (it needs the new name's MAKE_* right either way).
+    let srcDir = Path(mount: src.mount, dentry: src.dentry.parent ?? src.dentry)
+    return withNewName(t, newdir, newpath, landlock: 0) { dir, name in
         if dir.mount !== src.mount { return .failure(Errno(EXDEV)) }
+        if let e = t.landlockRefer(src: src, oldDir: srcDir, newDir: dir, dst: nil, exchange: false, removable: false) {
+            return .failure(e)
+        }
         let r = dir.inode.link(name, src.inode)
         if case .success = r { t.kernel.inotifyFile(src, IN_ATTRIB_) }
         return r
@@ -786,6 +816,7 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
         if slash && !child.inode.isDir { return err(ENOTDIR) }
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+        if let e = t.landlockDenies(dir, Landlock.removeRight(child.inode)) { return e.ret }
         if dir.inode.mode & 0o1000 != 0 && !t.creds.has(Cap.fowner) && child.inode.uid != t.creds.fsuid && dir.inode.uid != t.creds.fsuid {
             return err(EPERM)
         }
@@ -841,6 +872,10 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
     } else if flags & 2 != 0 { return err(ENOENT) }
     if odir.mount.readOnly { return err(EROFS) }
     if !t.mayAccess(odir.inode, 3) || !t.mayAccess(ndir.inode, 3) { return err(EACCES) }
+    if let e = t.landlockRefer(src: Path(mount: odir.mount, dentry: src), oldDir: odir, newDir: ndir,
+                               dst: existing.map { Path(mount: ndir.mount, dentry: $0) }, exchange: flags & 2 != 0, removable: true) {
+        return e.ret
+    }
     switch odir.inode.rename(oname, to: ndir.inode, nname, flags: flags) {
     case .success:
         odir.dentry.children[oname] = nil
@@ -913,7 +948,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { dropFileCapabilities(t.kernel, i, a) }
-    if r == 0 { t.kernel.inotifyFile(f.path, IN_ATTRIB_) }
+    if r == 0 { t.kernel.inotifyFile(f, IN_ATTRIB_) }
     return r
 }
 
@@ -1003,6 +1038,9 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
+    // A Landlock domain that restricts the file system freezes the mount
+    // tree for its threads (landlock(7): EPERM).
+    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
     // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
     // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
     if target.inode is ProcFdLink { return err(ENOENT) }
@@ -1059,6 +1097,7 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
     if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 { return err(EINVAL) }
     let p: Path
     switch t.lookup(AT_FDCWD_, a.a0, follow: flags & UMOUNT_NOFOLLOW == 0) { case .success(let r): p = r; case .failure(let e): return e.ret }
+    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
     let m = p.mount
     guard p.dentry === m.root, let mp = m.mountpoint, m.parent != nil else { return err(EINVAL) }
     let vfs = t.kernel.vfs

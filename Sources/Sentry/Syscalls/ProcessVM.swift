@@ -29,10 +29,13 @@ private func readIovecs(_ t: Task, _ addr: UInt64, _ count: UInt64) -> Result<[(
 }
 
 /// Whether `t` may read and write `target`'s memory (ptrace attach mode,
-/// real credentials), as Linux's ptrace_may_access decides without an LSM.
+/// real credentials), as Linux's ptrace_may_access decides, with Landlock
+/// as its only LSM: a sandboxed process reaches only its own domain and
+/// the domains nested in it.
 func mayAttach(_ t: Task, _ target: ThreadGroup) -> Bool {
     if target === t.tg { return true }
     let c = t.creds, o = target.creds
+    if let d = c.landlock, !d.encloses(o.landlock) { return false }
     let same = c.uid == o.uid && c.uid == o.euid && c.uid == o.suid
         && c.gid == o.gid && c.gid == o.egid && c.gid == o.sgid
     return same || c.has(Cap.sysPtrace)

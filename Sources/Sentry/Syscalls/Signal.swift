@@ -197,6 +197,8 @@ private func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, clai
 private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32, thread: Task? = nil) -> Bool {
     if target === t.tg { return true }
     let c = t.creds, d = thread?.creds ?? target.creds
+    // Landlock's signal scope: nothing to a process outside the domain.
+    if t.landlockScopeDenies(Landlock.scopeSignal, d) { return false }
     if c.has(Cap.kill) { return true }
     if sig == SIGCONT && target.sid == t.tg.sid { return true }
     return c.euid == d.uid || c.euid == d.suid || c.uid == d.uid || c.uid == d.suid

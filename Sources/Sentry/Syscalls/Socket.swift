@@ -46,6 +46,7 @@ func registerSocket(_ t: SyscallTable) {
             if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }   // 0 or PF_UNIX (unix_create)
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
             s.sockInode = ownedInode(t, ino: s.ino, mode: S_IFSOCK_ | 0o777, dev: 8)
+            s.creatorLandlock = t.creds.landlock
             return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
         case AF_INET, AF_INET6:
             let fd = InetSocketFD.create(family: domain, type: type, proto: a.int(2))
@@ -616,6 +617,7 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         case .success(let (dir, last)):
             if case .success = dir.dentry.child(last) { return err(EADDRINUSE) }
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
+            if let e = t.landlockDenies(dir, Landlock.makeSock) { return e.ret }
             let c = t.creds
             switch dir.inode.mknod(last, mode: S_IFSOCK_ | ((s.sockInode?.mode ?? 0o777) & 0o777 & ~t.fs.umask), uid: c.fsuid, gid: c.fsgid) {
             case .success(let ino):

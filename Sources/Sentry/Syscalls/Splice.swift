@@ -289,8 +289,8 @@ private func carriesBytes(_ f: FileDescription) -> Bool {
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
     if moved <= 0 { return }
-    t.kernel.inotifyFile(src.path, IN_ACCESS_)
-    t.kernel.inotifyFile(dst.path, IN_MODIFY_)
+    t.kernel.inotifyFile(src, IN_ACCESS_)
+    t.kernel.inotifyFile(dst, IN_MODIFY_)
 }
 
 /// Stores the updated loff_t arguments of splice and copy_file_range;

@@ -16,6 +16,13 @@ class FileDescription {
     func dropWriter() { countedWriter?.writers -= 1; countedWriter = nil }
     /// F_SETOWN / F_SETSIG state (AsyncIO.swift); nil until first set.
     var asyncOwner: AsyncOwner?
+    /// What the opener's Landlock domain refused this file for later
+    /// (truncation, device ioctls: Landlock.truncate, .ioctlDev); 0 for a
+    /// file opened outside any domain.
+    var landlockDenied: UInt64 = 0
+    /// A descriptor fanotify handed to a listener: nothing done through it
+    /// raises an event (Linux's FMODE_NONOTIFY).
+    var fsnotifySilent = false
     var inode: Inode? { path?.inode }
     /// A pipe's or socket's own inode (Linux's pipefs/sockfs one), for a
     /// file with no place in the tree: its owner and mode, which fstat

@@ -315,7 +315,7 @@ final class FDTable {
     static func drop(_ f: FileDescription) {
         f.refs -= 1
         if f.refs == 0 {
-            if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f.path, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
+            if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.dropWriter()
             f.release()
