@@ -204,6 +204,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
 
     // The rest of exec's effects.
     t.fds.closeOnExec()
+    // The new program starts without the thread and process keyrings (the
+    // session keyring stays), as Linux's prepare_exec_creds.
+    if let k = t.threadKeyring { t.keyStore.release(k); t.threadKeyring = nil }
+    if let k = t.tg.processKeyring { t.keyStore.release(k); t.tg.processKeyring = nil }
     let h = t.tg.handlers
     let fresh = SignalHandlers()
     for i in 1..<65 where h.actions[i].handler == 1 { fresh.actions[i].handler = 1 }

@@ -32,7 +32,15 @@ static void readkey(const char *what, long id) {
     else say("read %s: %ld", what, n);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 2 && !strcmp(argv[1], "--after-exec")) {
+        T(keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0, 0, 0) == atol(argv[2]));
+        T(keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_THREAD_KEYRING, 0, 0, 0));
+        T(keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_PROCESS_KEYRING, 0, 0, 0));
+        T(request_key("user", "in-thread", NULL, 0));
+        T(request_key("user", "u1", NULL, 0) > 0);
+        return 0;
+    }
     long ses = keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0);
     say("joined a new session keyring: %d", ses > 0);
     T(keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0, 0, 0) == ses);
@@ -136,6 +144,18 @@ int main(void) {
         T(request_key("user", "in-thread", NULL, 0));
         T(request_key("user", "in-process", NULL, 0));
         _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    /* execve keeps the session keyring, drops the thread and process ones. */
+    fflush(stdout);
+    p = fork();
+    if (p == 0) {
+        T(add_key("user", "in-thread", "t", 1, KEY_SPEC_THREAD_KEYRING) > 0);
+        T(add_key("user", "in-process", "p", 1, KEY_SPEC_PROCESS_KEYRING) > 0);
+        char s[32];
+        snprintf(s, sizeof s, "%ld", ses);
+        execl("/proc/self/exe", "prog", "--after-exec", s, (char *)NULL);
+        _exit(9);
     }
     waitpid(p, NULL, 0);
 
