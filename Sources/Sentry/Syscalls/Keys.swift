@@ -227,8 +227,8 @@ private func defaultPerm(_ type: String) -> UInt32 {
 // MARK: - add_key
 
 func sysAddKey(_ t: Task, _ a: Args) -> Int {
-    let plen = Int(a.a3)
     if a.a3 > UInt64(1 << 20) - 1 { return err(EINVAL) }
+    let plen = Int(a.a3)
     let type: String
     switch keyType(t, a.a0) { case .failure(let e): return e.ret; case .success(let s): type = s }
     var desc: [UInt8]? = nil
@@ -277,7 +277,7 @@ func sysRequestKey(_ t: Task, _ a: Args) -> Int {
     if a.int(3) != 0 {
         switch t.lookupKey(a.int(3), create: true, need: KeyPerm.write) { case .failure(let e): return e.ret; case .success(let k): dest = k }
     }
-    if !keyTypes.contains(type) { return err(ENODEV) }
+    if !keyTypes.contains(type) { return err(ENOKEY) }                  // Linux's key_type_lookup: an unknown type finds nothing
     switch t.searchKey(type: type, description: desc, skipExpired: true) {
     case .success(let k):
         if let d = dest, d.isKeyring { t.keyStore.link(k, into: d) }
@@ -332,8 +332,8 @@ func sysKeyctl(_ t: Task, _ a: Args) -> Int {
         }
         switch t.joinSessionKeyring(name) { case .failure(let e): return e.ret; case .success(let k): return Int(k?.serial ?? 0) }
     case 2:                                                             // KEYCTL_UPDATE
-        let plen = Int(a.a3)
         if a.a3 > 1 << 20 { return err(EINVAL) }
+        let plen = Int(a.a3)
         var p: [UInt8] = []
         if plen > 0 { guard let x = t.copyIn(a.a2, plen) else { return err(EFAULT) }; p = x }
         switch key(1, need: KeyPerm.write) {
@@ -376,7 +376,7 @@ func sysKeyctl(_ t: Task, _ a: Args) -> Int {
         case .failure(let e): return e.ret
         case .success(let k):
             let s = Array("\(k.type);\(Int32(bitPattern: k.uid));\(Int32(bitPattern: k.gid));\(hex(k.perm, width: 8));".utf8) + k.description + [0]
-            return copyOutIfRoom(t, s, a.a2, Int(a.a3))
+            return copyOutIfRoom(t, s, a.a2, a.a3)
         }
     case 7:                                                             // KEYCTL_CLEAR
         switch key(1, create: true, need: KeyPerm.write) {
@@ -459,7 +459,7 @@ func sysKeyctl(_ t: Task, _ a: Args) -> Int {
         }
     case 16: return a.a1 == 0 ? 0 : err(EPERM)                          // KEYCTL_ASSUME_AUTHORITY
     case 17:                                                            // KEYCTL_GET_SECURITY: no LSM label
-        switch key(1, need: KeyPerm.view, allowDead: true) { case .failure(let e): return e.ret; case .success: return copyOutIfRoom(t, [0], a.a2, Int(a.a3)) }
+        switch key(1, need: KeyPerm.view, allowDead: true) { case .failure(let e): return e.ret; case .success: return copyOutIfRoom(t, [0], a.a2, a.a3) }
     case 18:                                                            // KEYCTL_SESSION_TO_PARENT
         guard let p = t.tg.parent, let pt = p.tasks.first(where: { !$0.exited }) else { return err(EPERM) }
         if p.tasks.contains(where: { $0.creds.uid != t.creds.uid }) { return err(EPERM) }
@@ -514,7 +514,7 @@ private func id2key(_ t: Task, _ id: Int32) -> Key? {
 
 /// The description- and security-style answer: the whole string is copied
 /// only when it fits; its length is returned either way.
-private func copyOutIfRoom(_ t: Task, _ s: [UInt8], _ buf: UInt64, _ len: Int) -> Int {
-    if buf != 0 && len >= s.count && !t.copyOut(buf, s) { return err(EFAULT) }
+private func copyOutIfRoom(_ t: Task, _ s: [UInt8], _ buf: UInt64, _ len: UInt64) -> Int {
+    if buf != 0 && len >= UInt64(s.count) && !t.copyOut(buf, s) { return err(EFAULT) }
     return s.count
 }

@@ -38,7 +38,7 @@ private let rulesetAttrSize = 24, rulesetAttrMinSize = 8
 
 /// landlock_create_ruleset(attr, size, flags).
 func sysLandlockCreateRuleset(_ t: Task, _ a: Args) -> Int {
-    let attr = a.a0, size = Int(a.a1), flags = a.uint(2)
+    let attr = a.a0, size = Int(clamping: a.a1), flags = a.uint(2)     // a size_t: past Int.max is E2BIG below
     if flags != 0 {
         if flags == LANDLOCK_CREATE_RULESET_VERSION && attr == 0 && size == 0 { return Landlock.abiVersion }
         return err(EINVAL)

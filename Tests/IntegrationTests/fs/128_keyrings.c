@@ -63,6 +63,11 @@ int main(int argc, char **argv) {
     T(add_key("no_such_type", "d", NULL, 1, KEY_SPEC_SESSION_KEYRING));
     T(add_key("user", "d", "x", 1, KEY_SPEC_GROUP_KEYRING));
     T(add_key("user", "d", "x", 1, 12345));
+    T(add_key("user", "d", "x", (size_t)-1, KEY_SPEC_SESSION_KEYRING));           /* sizes past any int */
+    T(keyctl(KEYCTL_UPDATE, KEY_SPEC_SESSION_KEYRING, (long)"x", -1L, 0));
+    char huge[512];
+    T(keyctl(KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING, (long)huge, -1L, 0) > 0);
+    T(keyctl(KEYCTL_GET_SECURITY, KEY_SPEC_SESSION_KEYRING, (long)huge, -1L, 0));
 
     long u1 = request_key("user", "u1", NULL, 0);
     long logon = request_key("logon", "svc:name", NULL, 0);
