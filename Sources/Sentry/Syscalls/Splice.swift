@@ -284,7 +284,8 @@ func sysCopyFileRange(_ t: Task, _ a: Args) -> Int {
 /// inotify, pidfd, an nsfs file), a directory or an O_PATH descriptor.
 private func carriesBytes(_ f: FileDescription) -> Bool {
     !(f is EpollFD || f is EventFD || f is TimerFD || f is SignalFD || f is InotifyFD || f is DirectoryFD
-        || f is PathFD || f is DummyFD || f is IoUringFD || f is PidFD || f is NamespaceFile)
+        || f is PathFD || f is DummyFD || f is IoUringFD || f is PidFD || f is NamespaceFile || f is FanotifyFD
+        || f is UserfaultFD || f is SeccompListener || f is LandlockRulesetFD)
 }
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
