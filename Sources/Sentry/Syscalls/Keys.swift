@@ -119,7 +119,7 @@ extension Task {
     }
 
     /// The keyrings a search starts from, in Linux's order.
-    var searchRoots: [Key] { [threadKeyring, tg.processKeyring, sessionKeyring ?? sessionKeyringOrUser()].compactMap { $0 } }
+    var searchRoots: [Key] { [threadKeyring, tg.processKeyring, sessionKeyringOrUser()].compactMap { $0 } }
 
     /// Whether `k` is reachable from this task's keyrings through keyrings
     /// it may search (it "possesses" it).
