@@ -219,6 +219,37 @@ extension Kernel {
             }
             return n
         }
+        // Which mappings a core dump writes (Kernel/CoreDump.swift): the
+        // filter bits in hex; a write takes a number in C's bases, as
+        // Linux's kstrtouint(..., 0), and keeps its low nine bits.
+        entries["coredump_filter"] = {
+            let n = ProcNode(kernel: k, ino: base + 25, mode: S_IFREG_ | 0o644, content: { _ in Array(hex8(tg.coredumpFilter).utf8) })
+            n.store = { w, b in
+                if tg.zombie { return ESRCH }
+                if w.tg !== tg && w.creds.fsuid != tg.lastCreds.uid && !w.creds.has(Cap.dacOverride) { return EACCES }
+                var s = String(decoding: b, as: UTF8.self)
+                if s.hasSuffix("\n") { s.removeLast() }
+                let v: UInt32?
+                if s.hasPrefix("0x") || s.hasPrefix("0X") { v = UInt32(s.dropFirst(2), radix: 16) }
+                else if s.hasPrefix("0") && s.count > 1 { v = UInt32(s.dropFirst(), radix: 8) }
+                else { v = UInt32(s) }
+                guard let val = v else { return EINVAL }
+                tg.coredumpFilter = val & 0x1ff
+                return nil
+            }
+            return n
+        }
+        // The auxiliary vector execve gave the program, as (key, value) words.
+        entries["auxv"] = {
+            let n = ProcNode(kernel: k, ino: base + 26, mode: S_IFREG_ | 0o400, content: { _ in
+                guard let m = (tg.leader ?? tg.tasks.first)?.mm else { return [] }
+                var b = [UInt8](repeating: 0, count: m.auxv.count * 16)
+                for (i, (key, value)) in m.auxv.enumerated() { put64(&b, i * 16, key); put64(&b, i * 16 + 8, value) }
+                return b
+            })
+            n.seqFile = false
+            return n
+        }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
@@ -489,4 +520,10 @@ final class ProcFdLink: Inode {
     override var cacheable: Bool { false }
     override func readlink() -> Result<[UInt8], Errno> { .success(file.linkName(kernel)) }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+}
+
+/// A filter word as /proc/PID/coredump_filter prints it ("%08x\n").
+private func hex8(_ v: UInt32) -> String {
+    let h = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - h.count)) + h + "\n"
 }

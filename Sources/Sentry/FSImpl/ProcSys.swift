@@ -167,6 +167,14 @@ final class SysctlTable {
                 return nil
             })
         }
+        // Core dumps (Kernel/CoreDump.swift) read these: the file's name
+        // (Linux's default "core", at most 127 bytes kept, as its
+        // CORENAME_MAX_SIZE) and whether ".PID" is added to a name without %p.
+        add("kernel/core_pattern", writable: true, stored: "core", get: nil, set: { [unowned self] s in
+            self.entries["kernel/core_pattern"]?.stored = String(decoding: Array(s.utf8).prefix(127), as: UTF8.self)
+            return nil
+        })
+        rw("kernel/core_uses_pid", "0"); rw("kernel/core_pipe_limit", "0"); rw("fs/suid_dumpable", "0")
         rw("kernel/threads-max", "4194304"); rw("kernel/randomize_va_space", "2")
         rw("vm/overcommit_memory", "0"); rw("vm/max_map_count", "65530"); rw("vm/swappiness", "60")
         rw("fs/file-max", "9223372036854775807")

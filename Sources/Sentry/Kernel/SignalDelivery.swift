@@ -93,8 +93,7 @@ extension Task {
             case .terminate, .core:
                 // init in its own pid namespace only dies of signals it handles.
                 if tg.isNamespaceInit && !info.isFault && !info.fromHost { return .ignored }
-                let core: Int32 = defaultAction(sig) == .core && tg.rlimits[RL_CORE].cur > 0 ? 0x80 : 0
-                tg.beginExit(code: sig | core, bySignal: true)
+                dieOfSignal(sig, info)
                 return .exit
             }
         }
@@ -104,7 +103,7 @@ extension Task {
             return .delivered
         }
         // The frame could not be written: the application dies of SIGSEGV.
-        tg.beginExit(code: SIGSEGV, bySignal: true)
+        dieOfSignal(SIGSEGV, SigInfo.kernel(SIGSEGV))
         return .exit
     }
 
@@ -222,7 +221,7 @@ extension Task {
     func sigreturn() -> Int {
         let frame = thread.regs.rsp &- 8
         guard let b = copyIn(frame, frameSize) else {
-            tg.beginExit(code: SIGSEGV, bySignal: true)
+            dieOfSignal(SIGSEGV, SigInfo.kernel(SIGSEGV))
             return 0
         }
         var r = thread.regs
@@ -241,7 +240,7 @@ extension Task {
         if fpAddr != 0 && !restoreSignalFP(fpAddr) {
             // Linux's rt_sigreturn: an FPU state it cannot restore is a
             // bad frame (SIGSEGV).
-            tg.beginExit(code: SIGSEGV, bySignal: true)
+            dieOfSignal(SIGSEGV, SigInfo.kernel(SIGSEGV))
             return 0
         }
         sigMask = get64(b, sigmaskOff) & ~unblockableMask

@@ -65,6 +65,10 @@ final class ThreadGroup {
     /// PR_SET_DUMPABLE(0) or an exec that changed the effective ids; fork
     /// copies it.
     var dumpable: Int32 = 1
+    /// /proc/PID/coredump_filter: which kinds of mapping a core dump
+    /// writes (Linux's default 0x33: anonymous private and shared memory,
+    /// ELF headers, private huge pages). Kept by fork and execve.
+    var coredumpFilter: UInt32 = 0x33
     /// The thread of `parent` that made this process (Linux's real_parent
     /// is a thread): its exit fires PR_SET_PDEATHSIG even while the rest
     /// of the parent runs on. Guarded by Kernel.mu.
@@ -154,7 +158,8 @@ final class ThreadGroup {
     func beginExit(code: Int32, bySignal: Bool) {
         if exiting { return }
         exiting = true
-        exitCode = bySignal ? (code & 0x7f) : ((code & 0xff) << 8)
+        // A signal's status keeps 0x80 when a core was dumped (WCOREDUMP).
+        exitCode = bySignal ? (code & 0xff) : ((code & 0xff) << 8)
         for t in tasks { t.requestExit() }
     }
 

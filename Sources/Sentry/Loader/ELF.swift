@@ -229,6 +229,7 @@ func buildStack(_ t: Task, argv: [[UInt8]], envp: [[UInt8]], execfn: [UInt8], au
     let so = Int(stringsBase - sp)
     block.replaceSubrange(so..<so + strings.count, with: strings)
     if !t.copyOut(sp, block) { return .failure(Errno(EFAULT)) }
+    t.mm.auxv = aux
     t.mm.argStart = stringsBase
     t.mm.argEnd = stringsBase + UInt64(argLen)
     t.mm.envStart = t.mm.argEnd

@@ -28,6 +28,10 @@ struct VMA {
     var locked = false
     /// MADV_DONTFORK: a forked child does not get this mapping.
     var dontFork = false
+    /// MADV_DONTDUMP: a core dump leaves this mapping's contents out
+    /// (Kernel/CoreDump.swift); a forked child keeps the mark, as Linux's
+    /// VM_DONTDUMP.
+    var dontDump = false
     /// mbind's policy for the range (MPOL_DEFAULT: none of its own).
     var policy = MemPolicy()
     /// The userfaultfd this range is registered with, and how
@@ -95,6 +99,8 @@ final class MemoryManager {
     let minAddr: UInt64 = 0x10000
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
+    /// The auxiliary vector execve gave the program (a core dump's NT_AUXV).
+    var auxv: [(UInt64, UInt64)] = []
     /// Tasks using this address space (the last one's exit or exec ends it).
     var users = 1
     /// The program this address space runs: while it does, the file may
@@ -140,6 +146,7 @@ final class MemoryManager {
         m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
         m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
         m.exePath = exePath
+        m.auxv = auxv
         m.setExe(exeInode)
         return m
     }
@@ -358,7 +365,7 @@ final class MemoryManager {
         for v in vmas {
             if var last = out.last, last.end == v.start, last.prot == v.prot, last.flags == v.flags,
                last.name == v.name, v.flags & MAP_ANONYMOUS != 0, last.locked == v.locked,
-               last.dontFork == v.dontFork, last.policy == v.policy, last.uffd === v.uffd, last.uffdMode == v.uffdMode, last.sealed == v.sealed {
+               last.dontFork == v.dontFork, last.dontDump == v.dontDump, last.policy == v.policy, last.uffd === v.uffd, last.uffdMode == v.uffdMode, last.sealed == v.sealed {
                 last.end = v.end
                 out[out.count - 1] = last
             } else {

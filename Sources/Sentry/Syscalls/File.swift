@@ -330,8 +330,15 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
 }
 
 func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {
-    let path: [UInt8]
-    switch t.readPath(pathAddr) { case .success(let p): path = p; case .failure(let e): return e.ret }
+    switch t.readPath(pathAddr) {
+    case .success(let p): return openAt(t, dirfd, p, flags, mode, resolve: resolve)
+    case .failure(let e): return e.ret
+    }
+}
+
+/// openat of a path already copied in (or one the Sentry names itself: a
+/// core dump's file), with every check an application's open gets.
+func openAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {
     if path.isEmpty { return err(ENOENT) }
     let start: Path
     // RESOLVE_BENEATH / RESOLVE_IN_ROOT walk from dirfd whatever the path.
@@ -803,8 +810,16 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
 
 func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> Int {
     if flags & ~AT_REMOVEDIR_ != 0 { return err(EINVAL) }
+    switch t.readPath(path) {
+    case .success(let p): return unlinkAt(t, dirfd, p, flags)
+    case .failure(let e): return e.ret
+    }
+}
+
+/// unlinkat of a path already copied in (flags checked by the caller).
+func unlinkAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32) -> Int {
     let isDir = flags & AT_REMOVEDIR_ != 0
-    switch t.lookupParentSlash(dirfd, path) {
+    switch t.lookupParentSlash(dirfd, path: path) {
     case .success(let (dir, name, slash)):
         if name == [46] { return err(isDir ? EINVAL : EISDIR) }
         if name == [46, 46] { return err(isDir ? ENOTEMPTY : EISDIR) }

@@ -91,6 +91,17 @@ func registerMemory(_ t: SyscallTable) {
             if r == 0 { t.mm.pagesDropped(t, a.a0, a.a0 + l) }    // userfaultfd: missing again
             return r
         }
+        if adv == 16 || adv == 17 /* MADV_DONTDUMP, MADV_DODUMP */ {
+            // Only the Sentry's record changes: core dumps are written from it.
+            let l = pageUp(a.a1)
+            if l == 0 { return 0 }
+            let end = a.a0 + l
+            t.mm.split(at: a.a0)
+            t.mm.split(at: end)
+            for i in t.mm.overlapping(a.a0, end) { t.mm.vmas[i].dontDump = adv == 16 }
+            t.mm.mergeAdjacent()
+            return t.mm.fullyMapped(a.a0, end) ? 0 : err(ENOMEM)
+        }
         if adv == 18 || adv == 19 /* MADV_WIPEONFORK, MADV_KEEPONFORK */ {
             // The stub's own mapping carries it: a forked stub's copy of a
             // private anonymous range then reads zero; the host refuses

@@ -58,8 +58,11 @@ extension Task {
     /// Like lookupParent, and whether the path ended in a slash (which
     /// requires the last component to be a directory).
     func lookupParentSlash(_ dirfd: Int32, _ addr: UInt64) -> Result<(Path, [UInt8], Bool), Errno> {
-        let path: [UInt8]
-        switch readPath(addr) { case .success(let p): path = p; case .failure(let e): return .failure(e) }
+        readPath(addr).flatMap { lookupParentSlash(dirfd, path: $0) }
+    }
+
+    /// `lookupParentSlash` of a path already copied in.
+    func lookupParentSlash(_ dirfd: Int32, path: [UInt8]) -> Result<(Path, [UInt8], Bool), Errno> {
         let start: Path
         switch startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return .failure(e) }
         return kernel.vfs.resolveParent(fs, start: start, path, searcher: searcher).map { ($0.0, $0.1, path.last == 47) }

@@ -313,6 +313,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         k.timers.setCPULimit(tg)                                            // RLIMIT_CPU counts the child's own time
         tg.comm = t.tg.comm
         tg.dumpable = t.tg.dumpable
+        tg.coredumpFilter = t.tg.coredumpFilter
         parent.children.append(tg)
         k.threadGroups[tid] = tg
         if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }

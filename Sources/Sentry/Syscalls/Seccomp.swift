@@ -178,7 +178,10 @@ func seccompVerdict(_ t: Task, _ nr: Int, _ a: Args) -> Int? {
 private func seccompKill(_ t: Task, signal: Int32, wholeProcess: Bool) -> Int {
     let live = t.tg.tasks.filter { !$0.exited && !$0.exitRequested }.count
     if wholeProcess || live <= 1 {
-        t.tg.beginExit(code: signal, bySignal: true)
+        // As Linux, with a core dump where one is due (SIGSYS, SYS_SECCOMP).
+        var info = SigInfo(signo: signal)
+        info.code = 1
+        t.dieOfSignal(signal, info)
     } else {
         t.exitRequested = true
     }
