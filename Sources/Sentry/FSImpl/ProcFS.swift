@@ -361,6 +361,16 @@ extension Kernel {
         let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as procStat
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
+        // Signals queued, pending for the thread and for the process, and
+        // the dispositions: ignored and caught, bit N-1 for signal N.
+        var ign: UInt64 = 0, cgt: UInt64 = 0
+        for sig in 1...64 where sig < tg.handlers.actions.count {
+            let h = tg.handlers.actions[sig].handler
+            if h == 1 { ign |= sigBit(Int32(sig)) } else if h > 1 { cgt |= sigBit(Int32(sig)) }
+        }
+        let queued = tg.sharedPending.infos.count + tg.tasks.reduce(0) { $0 + $1.pending.infos.count }
+        let sigLines = "SigQ:\t\(queued)/\(tg.rlimits[RL_SIGPENDING].cur)\nSigPnd:\t\(hex(t?.pending.mask ?? 0, width: 16))\n"
+            + "ShdPnd:\t\(hex(tg.sharedPending.mask, width: 16))\nSigBlk:\t\(sigBlk)\nSigIgn:\t\(hex(ign, width: 16))\nSigCgt:\t\(hex(cgt, width: 16))"
         // The address space's size and its locked part (MAP_LOCKED, mlock,
         // mlockall), as Linux prints them; a zombie has none (no lines).
         var vm = ""
@@ -382,7 +392,7 @@ extension Kernel {
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
         \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.tasks.count)
-        SigBlk:\t\(sigBlk)
+        \(sigLines)
         CapInh:\t\(hex(c.capInh, width: 16))
         CapPrm:\t\(hex(c.capPrm, width: 16))
         CapEff:\t\(hex(c.capEff, width: 16))
