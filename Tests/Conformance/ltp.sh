@@ -42,9 +42,13 @@ git_dir="${LTP_GIT_DIR:-/work/.mirror/linux-test-project+ltp/repo}"
 
 ltp_commit() { git --git-dir="$git_dir" rev-parse HEAD; }
 
+# LTP's configure decides from what the machine has whether the io_* tests
+# can use libaio (without it they build to skip): a build with libaio is
+# kept apart from one without, so installing it never reuses the old build.
 cache_dir() {
     local c; c="$(ltp_commit)"
-    echo "${LTP_CACHE:-/var/cache/moat/ltp/${c:0:12}}"
+    local aio=""; [ -e /usr/include/libaio.h ] && aio="-aio"
+    echo "${LTP_CACHE:-/var/cache/moat/ltp/${c:0:12}$aio}"
 }
 
 need_tools() {
