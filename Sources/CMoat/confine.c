@@ -153,7 +153,7 @@ int moat_sentry_seccomp(void) {
     // (FSImpl/InetSocket.swift), in the sandbox's own network namespace
     // unless --network host. socket() is allowed for exactly the triples
     // the Sentry creates: AF_INET/AF_INET6, SOCK_STREAM or SOCK_DGRAM with
-    // SOCK_NONBLOCK|SOCK_CLOEXEC always set, and TCP, UDP or ICMP echo.
+    // SOCK_NONBLOCK|SOCK_CLOEXEC always set, and TCP, UDP, UDP-Lite or ICMP echo.
     // Never AF_UNIX (the sandbox's unix sockets are emulated, and a host one
     // could reach the host's abstract names or the Gofer's kind of channel),
     // AF_NETLINK (namespace configuration) or AF_PACKET/SOCK_RAW (raw frames).
@@ -165,6 +165,7 @@ int moat_sentry_seccomp(void) {
         const struct { int family, type, proto; } sockets[] = {
             { AF_INET, SOCK_STREAM, IPPROTO_TCP }, { AF_INET6, SOCK_STREAM, IPPROTO_TCP },
             { AF_INET, SOCK_DGRAM, IPPROTO_UDP }, { AF_INET6, SOCK_DGRAM, IPPROTO_UDP },
+            { AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE }, { AF_INET6, SOCK_DGRAM, IPPROTO_UDPLITE },
             { AF_INET, SOCK_DGRAM, IPPROTO_ICMP }, { AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6 },
         };
         for (unsigned i = 0; i < sizeof sockets / sizeof sockets[0]; i++) {

@@ -35,6 +35,7 @@ let POLLRDHUP_: Int32 = 0x2000
 let IPPROTO_ICMP_: Int32 = 1
 let IPPROTO_TCP_: Int32 = 6
 let IPPROTO_UDP_: Int32 = 17
+let IPPROTO_UDPLITE_: Int32 = 136
 let IPPROTO_ICMPV6_: Int32 = 58
 
 final class InetSocketFD: FileDescription {
@@ -79,6 +80,7 @@ final class InetSocketFD: FileDescription {
         switch (type, p) {
         case (SOCK_STREAM_, 0), (SOCK_STREAM_, IPPROTO_TCP_): p = IPPROTO_TCP_
         case (SOCK_DGRAM_, 0), (SOCK_DGRAM_, IPPROTO_UDP_): p = IPPROTO_UDP_
+        case (SOCK_DGRAM_, IPPROTO_UDPLITE_): break                           // UDP-Lite (RFC 3828)
         case (SOCK_DGRAM_, IPPROTO_ICMP_) where family == AF_INET: break
         case (SOCK_DGRAM_, IPPROTO_ICMPV6_) where family == AF_INET6: break
         case (SOCK_RAW_, 0): return err(EPROTONOSUPPORT) // a raw socket names its protocol (inet_create)
@@ -547,6 +549,7 @@ final class InetSocketFD: FileDescription {
             36: 4, 16: 4, 17: 4,                                                    // INQ THIN_LINEAR_TIMEOUTS THIN_DUPACK
         ],
         IPPROTO_UDP_: [1: 4, 100: 4, 101: 4, 102: 4],                              // UDP_CORK, UDP_ENCAP is refused below, NO_CHECK6_TX/RX
+        IPPROTO_UDPLITE_: [1: 4, 10: 4, 11: 4],                                     // UDP_CORK, UDPLITE_SEND_CSCOV, UDPLITE_RECV_CSCOV
         0 /* IPPROTO_IP */: [
             1: 4, 2: 4, 10: 4, 14: 4, 15: 4, 24: 4, 32: 12, 33: 4, 34: 4, 35: 12, 36: 12, // TOS TTL MTU_DISCOVER MTU FREEBIND BIND_ADDRESS_NO_PORT MULTICAST_IF/TTL/LOOP ADD/DROP_MEMBERSHIP
             11: 4,                                                                  // RECVERR: glibc's resolver gives up on a server without it

@@ -73,7 +73,7 @@ func registerSocket(_ t: SyscallTable) {
             let proto = a.int(2)
             switch type {
             case SOCK_STREAM_: return err(proto == 0 || proto == 6 ? EOPNOTSUPP : EPROTONOSUPPORT)
-            case SOCK_DGRAM_: return err(proto == 0 || proto == 17 || proto == 1 || proto == 58 ? EOPNOTSUPP : EPROTONOSUPPORT)
+            case SOCK_DGRAM_: return err(proto == 0 || proto == 17 || proto == 136 || proto == 1 || proto == 58 ? EOPNOTSUPP : EPROTONOSUPPORT)
             case 3: // SOCK_RAW
                 if proto == 0 { return err(EPROTONOSUPPORT) }
                 return err(t.creds.has(Cap.netRaw) ? EOPNOTSUPP : EPERM)
