@@ -414,6 +414,16 @@ final class MemoryManager {
         return true
     }
 
+    /// Gives the mapped parts of [start, end) mappings of their own and
+    /// changes them with `change` (madvise's per-mapping marks), merging
+    /// what became alike again. Holes are the caller's to report.
+    func mark(_ start: UInt64, _ end: UInt64, _ change: (inout VMA) -> Void) {
+        split(at: start)
+        split(at: end)
+        for i in overlapping(start, end) { change(&vmas[i]) }
+        mergeAdjacent()
+    }
+
     func record(_ vma: VMA) { insert(vma) }
     func forget(_ start: UInt64, _ end: UInt64) { removeRange(start, end) }
 }

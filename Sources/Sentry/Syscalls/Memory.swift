@@ -37,10 +37,7 @@ func registerMemory(_ t: SyscallTable) {
         if a.a1 > 0 && l == 0 || a.a0 &+ l < a.a0 { return err(EINVAL) }
         if l == 0 { return 0 }
         guard a.a0 + l <= t.mm.appTop, t.mm.fullyMapped(a.a0, a.a0 + l) else { return err(ENOMEM) }
-        t.mm.split(at: a.a0)
-        t.mm.split(at: a.a0 + l)
-        for i in t.mm.overlapping(a.a0, a.a0 + l) { t.mm.vmas[i].sealed = true }
-        t.mm.mergeAdjacent()
+        t.mm.mark(a.a0, a.a0 + l) { $0.sealed = true }
         return 0
     }
     t[28] = { t, a in                                                         // madvise
@@ -63,10 +60,7 @@ func registerMemory(_ t: SyscallTable) {
             let l = pageUp(a.a1)
             if l == 0 { return 0 }
             let end = a.a0 + l
-            t.mm.split(at: a.a0)
-            t.mm.split(at: end)
-            for i in t.mm.overlapping(a.a0, end) { t.mm.vmas[i].dontFork = adv == 10 }
-            t.mm.mergeAdjacent()
+            t.mm.mark(a.a0, end) { $0.dontFork = adv == 10 }
             // The host's copy of the stub follows (best effort: the
             // Sentry's mappings are what the child sees).
             if end <= t.mm.appTop { _ = t.thread.inject(28, a.a0, l, UInt64(adv)) }
@@ -96,10 +90,7 @@ func registerMemory(_ t: SyscallTable) {
             let l = pageUp(a.a1)
             if l == 0 { return 0 }
             let end = a.a0 + l
-            t.mm.split(at: a.a0)
-            t.mm.split(at: end)
-            for i in t.mm.overlapping(a.a0, end) { t.mm.vmas[i].dontDump = adv == 16 }
-            t.mm.mergeAdjacent()
+            t.mm.mark(a.a0, end) { $0.dontDump = adv == 16 }
             return t.mm.fullyMapped(a.a0, end) ? 0 : err(ENOMEM)
         }
         if adv == 18 || adv == 19 /* MADV_WIPEONFORK, MADV_KEEPONFORK */ {
