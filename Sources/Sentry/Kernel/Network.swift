@@ -61,6 +61,9 @@ enum SentryNetwork {
     nonisolated(unsafe) static var mode: NetworkMode = .none
     /// The launcher's egress broker (Sandbox/Network.swift), or -1.
     nonisolated(unsafe) static var egressFD: Int32 = -1
+    /// The address helper's channel (CMoat/netconf.c), in a namespace of
+    /// the sandbox's own only; -1 with --network host.
+    nonisolated(unsafe) static var netconfFD: Int32 = -1
 
     /// Asks the broker for a TCP or UDP socket in the host's namespace,
     /// already connecting to `addr` (UDP: unless `connect` is false). Returns the socket and the connect's errno
@@ -124,6 +127,8 @@ enum SentryNetwork {
             addMulticastRoute()
             writeSysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647\n")
             writeSysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n")
+            let nc = moat_netconf_start()
+            if nc >= 0 { netconfFD = nc } else { Log.shared.info("no address helper: errno \(-nc); address changes are refused") }
         }
         for name in ["tcp", "tcp6", "udp", "udp6", "dev", "raw", "raw6", "icmp", "icmp6", "snmp", "if_inet6", "route"] {
             let fd = open("/proc/self/net/" + name, O_RDONLY | O_CLOEXEC)
