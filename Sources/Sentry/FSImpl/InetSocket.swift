@@ -70,7 +70,13 @@ final class InetSocketFD: FileDescription {
         fstat(fd, &st)
         ino = UInt64(st.st_ino)
         super.init(flags: flags, path: nil)
+        InetSocketFD.owners[ino] = currentTask?.creds.fsuid ?? 0
     }
+
+    /// The owner of each live socket (its creator's fsuid, as Linux's
+    /// socket inode), by host inode: /proc/net/{tcp,udp}[6] show it in
+    /// place of the Sentry's own host uid.
+    nonisolated(unsafe) static var owners: [UInt64: UInt32] = [:]
 
     /// socket(2) for the inet families: validates the triple, then asks the
     /// host. Returns the host fd or -errno.
@@ -115,6 +121,7 @@ final class InetSocketFD: FileDescription {
     /// host socket is closed after it (blocking()).
     override func release() {
         released = true
+        InetSocketFD.owners[ino] = nil
         if users == 0 { close(fd) }
     }
 
@@ -494,6 +501,7 @@ final class InetSocketFD: FileDescription {
         egressed = true
         var st = Glibc.stat()
         fstat(fd, &st)
+        InetSocketFD.owners[UInt64(st.st_ino)] = InetSocketFD.owners.removeValue(forKey: ino)
         ino = UInt64(st.st_ino)
     }
 
