@@ -752,8 +752,8 @@ func interfaceIoctlWithoutSocket(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int
 /// The read-only interface queries (struct ifreq in, struct ifreq out, or
 /// SIOCGIFCONF's list), answered by the host for the sandbox's namespace.
 func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
-    let ifreqQueries: Set<UInt64> = [0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x8921, 0x8927, 0x8933]
-    // SIOCGIFNAME FLAGS ADDR DSTADDR BRDADDR NETMASK MTU HWADDR INDEX
+    let ifreqQueries: Set<UInt64> = [0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x8921, 0x8927, 0x8933, 0x8942]
+    // SIOCGIFNAME FLAGS ADDR DSTADDR BRDADDR NETMASK MTU HWADDR INDEX TXQLEN
     if ifreqQueries.contains(cmd) {
         guard var b = t.copyIn(arg, 40) else { return err(EFAULT) }
         let r = b.withUnsafeMutableBytes { Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }
@@ -763,7 +763,8 @@ func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int
     // The SIOCSIF* that change an interface: the struct ifreq is read first
     // (EFAULT), as Linux's dev_ioctl does; then EPERM, whatever the caller's
     // capabilities: the interfaces are the sandbox namespace's, which the
-    // confined Sentry may not change (as RTM_NEWADDR over netlink).
+    // confined Sentry may not change (only addresses, through netlink's
+    // RTM_NEWADDR and RTM_DELADDR and the address helper, CMoat/netconf.c).
     let ifreqChanges: Set<UInt64> = [0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x8922, 0x8923, 0x8924, 0x8931, 0x8932, 0x8934]
     // SIOCSIFFLAGS ADDR DSTADDR BRDADDR NETMASK MTU NAME HWADDR, SIOCADDMULTI DELMULTI, SIOCSIFPFLAGS
     if ifreqChanges.contains(cmd) {
