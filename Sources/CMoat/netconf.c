@@ -15,11 +15,17 @@
 // is) and answers the kernel's error. It dies with the Sentry
 // (PR_SET_PDEATHSIG) and cannot be traced (not dumpable).
 //
+// It also holds the namespace's net.ipv4.ip_local_port_range, opened
+// before it confines itself: the range the kernel picks ephemeral ports
+// from is per namespace, and a program that narrows it (to exhaust the
+// ports, as test suites do) expects bind and connect to honour it.
+//
 // The child runs only raw system calls and touches no allocator: the
 // Sentry may have other threads when it forks.
 #define _GNU_SOURCE
 #include "cmoat.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -57,8 +63,9 @@ static int netconf_confine(void) {
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NETCONF_ARCH, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_read, 6, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 5, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_read, 7, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 6, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pwrite64, 5, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendto, 4, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_recvfrom, 3, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit, 2, 0),
@@ -100,14 +107,35 @@ static int netconf_message(const struct moat_netconf_req *r, char *buf, size_t c
     return (int)len;
 }
 
-static void netconf_serve(int chan, int nl) {
+// "LO HI\n" into buf (no stdio in the child). Returns its length.
+static int netconf_range_text(char *buf, int lo, int hi) {
+    int n = 0, v[2] = { lo, hi };
+    for (int i = 0; i < 2; i++) {
+        char d[12]; int k = 0;
+        do { d[k++] = (char)('0' + v[i] % 10); v[i] /= 10; } while (v[i] > 0);
+        while (k > 0) buf[n++] = d[--k];
+        buf[n++] = i == 0 ? ' ' : '\n';
+    }
+    return n;
+}
+
+static void netconf_serve(int chan, int nl, int range) {
     struct moat_netconf_req r;
     char msg[128], reply[512];
     for (;;) {
         if (syscall(SYS_read, chan, &r, sizeof r) != (long)sizeof r) syscall(SYS_exit_group, 0);
         int32_t result;
-        int len = netconf_message(&r, msg, sizeof msg);
-        if (len < 0) {
+        int len = r.op == MOAT_NETCONF_PORT_RANGE ? 0 : netconf_message(&r, msg, sizeof msg);
+        if (r.op == MOAT_NETCONF_PORT_RANGE) {
+            // The kernel checks the range itself (EINVAL).
+            char text[32];
+            if (range < 0 || r.ports[0] < 0 || r.ports[0] > 65535 || r.ports[1] < 0 || r.ports[1] > 65535) {
+                result = range < 0 ? -EPERM : -EINVAL;
+            } else {
+                long n = syscall(SYS_pwrite64, range, text, netconf_range_text(text, r.ports[0], r.ports[1]), 0);
+                result = n < 0 ? (int32_t)n : 0;
+            }
+        } else if (len < 0) {
             result = len;
         } else if (syscall(SYS_sendto, nl, msg, len, 0, NULL, 0) != len) {
             result = -EIO;
@@ -136,8 +164,9 @@ int moat_netconf_start(void) {
         if (dup2(sv[1], 3) != 3) _exit(1);
         syscall(SYS_close_range, 4, ~0U, 0);
         int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        int range = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
         if (nl < 0 || netconf_confine() != 0) _exit(1);
-        netconf_serve(3, nl);
+        netconf_serve(3, nl, range);
     }
     close(sv[1]);
     return sv[0];

@@ -173,7 +173,21 @@ final class SysctlTable {
         rw("net/core/somaxconn", "4096")
         rw("net/ipv4/ip_forward", "0")
         rw("net/ipv4/ping_group_range", "0\t2147483647")
-        rw("net/ipv4/ip_local_port_range", "32768\t60999")
+        // The namespace's own, set through the address helper (CMoat/netconf.c):
+        // the host picks ephemeral ports from it. Only kept with --network host.
+        add("net/ipv4/ip_local_port_range", writable: true, stored: "32768\t60999", get: nil, set: { [unowned self] s in
+            let f = s.split(separator: "\t")
+            guard f.count == 2, let lo = Int32(f[0]), let hi = Int32(f[1]), lo >= 1, hi <= 65535, lo <= hi else { return EINVAL }
+            if SentryNetwork.netconfFD >= 0 {
+                var req = moat_netconf_req()
+                req.op = MOAT_NETCONF_PORT_RANGE
+                req.ports = (lo, hi)
+                let e = -moat_netconf_call(SentryNetwork.netconfFD, &req)
+                if e != 0 { return e }
+            }
+            self.entries["net/ipv4/ip_local_port_range"]?.stored = "\(lo)\t\(hi)"
+            return nil
+        })
         rw("net/ipv4/ip_local_reserved_ports", "")
         rw("net/ipv4/tcp_syncookies", "1")
         rw("net/ipv4/tcp_keepalive_time", "7200"); rw("net/ipv4/tcp_keepalive_intvl", "75")

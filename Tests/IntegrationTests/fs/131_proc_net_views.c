@@ -7,7 +7,10 @@
  * - the uid column of /proc/net/tcp and /proc/net/udp is the socket's
  *   owner (root's, then uid 1000's in a child);
  * - /proc/sys/net/ipv4/{tcp_sack,ip_forward} and the ipv6 files exist; a
- *   pread after a pwrite on the same fd reads the written value.
+ *   pread after a pwrite on the same fd reads the written value;
+ * - ip_local_port_range is the namespace's: a UDP bind to port 0 takes the
+ *   one port of a range of one, a second one finds none (EADDRINUSE), a
+ *   range upside down is EINVAL.
  * The sysctls are the namespace's: natively the program first moves to a
  * new network namespace; where it cannot (in Moat, in the sandbox's own),
  * it goes on only if loopback is the one interface. */
@@ -129,6 +132,24 @@ int main(void) {
     int wst = 0;
     waitpid(pid, &wst, 0);
     say("child: %d", WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst));
+
+    /* ip_local_port_range is honoured: ephemeral ports come from it, and a
+     * range of one port is exhausted by a second socket. */
+    int pr = open("/proc/sys/net/ipv4/ip_local_port_range", O_RDWR);
+    char was[32] = "";
+    pread(pr, was, sizeof was - 1, 0);
+    T(pwrite(pr, "40000 40000", 11, 0));
+    int e1 = socket(AF_INET, SOCK_DGRAM, 0), e2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen2 = sizeof any;
+    T(bind(e1, (struct sockaddr *)&any, sizeof any));
+    getsockname(e1, (struct sockaddr *)&any, &alen2);
+    say("ephemeral port: %d", ntohs(any.sin_port));
+    any.sin_port = 0;
+    T(bind(e2, (struct sockaddr *)&any, sizeof any));
+    T(pwrite(pr, "5 2", 3, 0));
+    pwrite(pr, was, strlen(was), 0);
+    close(pr); close(e1); close(e2);
 
     sysctl_flip("/proc/sys/net/ipv4/tcp_sack");
     sysctl_flip("/proc/sys/net/ipv4/ip_forward");
