@@ -13,6 +13,7 @@
  * to a new network namespace; where it cannot (in Moat, which runs it in
  * the sandbox's own), it goes on only if loopback is the one interface. */
 #include "t.h"
+#include "ns.h"
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -123,12 +124,7 @@ static void one_family(const char *name, int family, const char *text, int prefi
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (unshare(CLONE_NEWNET) != 0) {
-        struct if_nameindex *ifs = if_nameindex();
-        for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-            if (strcmp(i->if_name, "lo") != 0) { say("not in a namespace of its own (%s): nothing done", i->if_name); return 1; }
-        }
-    }
+    if (own_network_namespace() != 0) return 1;
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);

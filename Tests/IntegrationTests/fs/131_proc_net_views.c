@@ -15,6 +15,7 @@
  * new network namespace; where it cannot (in Moat, in the sandbox's own),
  * it goes on only if loopback is the one interface. */
 #include "t.h"
+#include "ns.h"
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -75,12 +76,7 @@ static void sysctl_flip(const char *path) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (unshare(CLONE_NEWNET) != 0) {
-        struct if_nameindex *ifs = if_nameindex();
-        for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-            if (strcmp(i->if_name, "lo") != 0) { say("not in a namespace of its own (%s): nothing done", i->if_name); return 1; }
-        }
-    }
+    if (own_network_namespace() != 0) return 1;
     struct stat st;
     char buf[64] = "";
     T(lstat("/proc/net", &st));
