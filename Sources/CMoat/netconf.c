@@ -169,7 +169,11 @@ int moat_netconf_start(void) {
         netconf_serve(3, nl, range);
     }
     close(sv[1]);
-    return sv[0];
+    // Above the standard fds: the Sentry later points 1 and 2 at its log
+    // (detachStdio), which would close a channel that got either number.
+    int chan = fcntl(sv[0], F_DUPFD_CLOEXEC, 10);
+    close(sv[0]);
+    return chan < 0 ? -EMFILE : chan;
 }
 
 int moat_netconf_call(int chan, const struct moat_netconf_req *r) {
