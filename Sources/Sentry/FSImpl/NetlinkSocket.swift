@@ -41,6 +41,8 @@ final class NetlinkSocketFD: FileDescription {
     /// SOL_NETLINK options set (accepted and remembered, of no effect).
     private var nlOptions: [Int32: Int32] = [:]
     private var queue: [[UInt8]] = []
+    /// SO_ATTACH_FILTER's program, kept (setsockopt).
+    private var filter: [UInt8]?
     private var waiters = WaitQueue()
     private let ino: UInt64
 
@@ -168,9 +170,25 @@ final class NetlinkSocketFD: FileDescription {
             if name == SO_RCVTIMEO_OLD { rcvTimeoutNs = ns } else { sndTimeoutNs = ns }
             return 0
         }
+        if level == SOL_SOCKET && name == 26 {         // SO_ATTACH_FILTER
+            // A valid classic BPF program is kept (Kernel/ClassicBPF.swift):
+            // a uevent socket receives nothing, and a route socket's replies
+            // are its own answers, not filtered.
+            if len < 16 { return err(EINVAL) }
+            guard let h = t.copyIn(addr, 16) else { return err(EFAULT) }
+            let count = Int(UInt16(h[0]) | UInt16(h[1]) << 8)
+            if count == 0 || count > 4096 { return err(EINVAL) }   // BPF_MAXINSNS
+            guard let prog = t.copyIn(get64(h, 8), count * 8) else { return err(EFAULT) }
+            if ClassicBPF(prog, use: .socket) == nil { return err(EINVAL) }
+            filter = prog
+            return 0
+        }
         if len < 4 { return err(EINVAL) }
         guard let v = t.readI32(addr) else { return err(EFAULT) }
         switch (level, name) {
+        case (SOL_SOCKET, 27):                        // SO_DETACH_FILTER
+            if filter == nil { return err(ENOENT) }
+            filter = nil
         case (SOL_SOCKET, SO_PASSCRED_): passcred = v != 0
         case (SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF), (SOL_SOCKET, 32), (SOL_SOCKET, 33): break
         case (SOL_NETLINK_, 1):  // NETLINK_ADD_MEMBERSHIP: no events are ever sent

@@ -8,13 +8,16 @@
  *   then EADDRNOTAVAIL for a second delete and for bind;
  * - errors: an unknown interface index (ENODEV), another family
  *   (EOPNOTSUPP), no address attribute (EINVAL), a prefix too long
- *   (EINVAL), and a process without CAP_NET_ADMIN (EPERM).
+ *   (EINVAL), and a process without CAP_NET_ADMIN (EPERM);
+ * - SO_ATTACH_FILTER / SO_DETACH_FILTER on netlink sockets (ENOENT with
+ *   none attached, EINVAL for an invalid program).
  * The host's interfaces are never touched: natively the program first moves
  * to a new network namespace; where it cannot (in Moat, which runs it in
  * the sandbox's own), it goes on only if loopback is the one interface. */
 #include "t.h"
 #include "ns.h"
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -140,6 +143,23 @@ int main(void) {
 
     one_family("IPv4", AF_INET, "10.0.0.1", 24, lo);
     one_family("IPv6", AF_INET6, "fd00::1", 64, lo);
+
+    /* A socket filter on netlink sockets: SO_DETACH_FILTER without one is
+     * ENOENT; a valid program attaches and detaches; an invalid one is EINVAL. */
+    int ue = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+    int zero = 0;
+    struct sock_filter accept_all[] = { BPF_STMT(BPF_RET | BPF_K, 0xffff) };
+    struct sock_filter bad[] = { BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0) };   /* no return */
+    struct sock_fprog fp = { 1, accept_all }, fbad = { 1, bad };
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? ue : nl;
+        say("%s", i == 0 ? "NETLINK_KOBJECT_UEVENT" : "NETLINK_ROUTE");
+        show("  detach without a filter", setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof zero) ? -errno : 0);
+        show("  attach", setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) ? -errno : 0);
+        show("  attach an invalid program", setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fbad, sizeof fbad) ? -errno : 0);
+        show("  detach", setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof zero) ? -errno : 0);
+    }
+    close(ue);
 
     unsigned char a4[4] = { 10, 0, 0, 2 };
     show("unknown index", addr_req(RTM_NEWADDR, NLM_F_CREATE, AF_INET, 24, 9999, a4, 4, IFA_LOCAL));
