@@ -224,7 +224,11 @@ final class InetSocketFD: FileDescription {
         // cut to 64 KiB (as long as one can be and too long all the same),
         // so that the host fails it and, for IPv6 with IPV6_RECVERR, queues
         // the error MSG_ERRQUEUE then reads.
+        // Its bytes are not read (zeros go): Linux fails it on its length
+        // before copying, so a buffer shorter than the length it claims
+        // is EMSGSIZE, not EFAULT.
         let total = min(iov.reduce(0) { $0 + $1.1 }, type == SOCK_STREAM_ ? Int.max : 65536)
+        let oversize = type != SOCK_STREAM_ && total > 65535
         let dontWait = flags & MSG_DONTWAIT_ != 0
         let hostFlags = (flags & InetSocketFD.sendFlags) | MSG_DONTWAIT_ | MSG_NOSIGNAL_
         let chunk = type == SOCK_STREAM_ ? 256 << 10 : total
@@ -245,7 +249,7 @@ final class InetSocketFD: FileDescription {
             while filled < n {
                 let (base, len) = iov[iovIdx]
                 let take = min(len - iovOff, n - filled)
-                if take > 0 {
+                if take > 0 && !oversize {
                     let got = unlockedIO(t) { data.withUnsafeMutableBytes { t.memRead(base &+ UInt64(iovOff), $0.baseAddress! + filled, take) } }
                     if got != take { return done > 0 ? done : err(EFAULT) }
                 }
