@@ -2,11 +2,8 @@
 // (FSImpl/UnixSocket.swift, UnixListener.swift); AF_INET and AF_INET6
 // sockets are host sockets in the sandbox's network namespace, served by
 // FSImpl/InetSocket.swift; AF_NETLINK ones (NETLINK_ROUTE's queries) are
-// answered in Sentry memory (FSImpl/NetlinkSocket.swift). AF_PACKET is
-// EPERM, as for a process without CAP_NET_RAW, whatever the caller's
-// capabilities: raw frames are not offered (the confined Sentry may make
-// no such socket). Every other family is EAFNOSUPPORT, as on a kernel
-// built without it.
+// answered in Sentry memory (FSImpl/NetlinkSocket.swift). Every other
+// family (packet, ...) is EAFNOSUPPORT, as on a kernel built without it.
 //
 // The handlers decode and bound the arguments (addresses at most 128 bytes,
 // at most UIO_MAXIOV iovecs, ancillary data at most optmem_max), then hand
@@ -62,8 +59,6 @@ func registerSocket(_ t: SyscallTable) {
             let e = NetlinkSocketFD.check(type: type, proto: a.int(2))
             if e != 0 { return err(e) }
             return t.fds.install(NetlinkSocketFD(type: type, proto: a.int(2), flags: flags), cloexec: cloexec, limit: fdLimit(t))
-        case 17:                                  // AF_PACKET: Linux's packet_create checks CAP_NET_RAW first
-            return err(EPERM)
         default:
             return err(EAFNOSUPPORT)
         }
