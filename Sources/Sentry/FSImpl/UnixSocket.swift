@@ -386,8 +386,9 @@ final class UnixSocketFD: FileDescription {
         // A writable Unix socket also says POLLWRBAND (Linux's unix_poll).
         if !shutWrite && tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
         // Linux's unix_poll: HUP once both directions are shut (the peer
-        // gone, or each side shut by either end), not for one alone.
-        if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite) { r |= Int16(POLLHUP) }
+        // gone, or each side shut by either end: a peer's SHUT_RD shuts our
+        // sending side), not for one alone.
+        if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite || tx.pipe.readShut) { r |= Int16(POLLHUP) }
         if rx.pipe.writers == 0 { r |= Int16(pollReadable | POLLRDHUP_) }
         if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
         return r

@@ -6,10 +6,12 @@
  * - a non-blocking writer filled to EAGAIN sends again once SO_SNDBUF grows;
  * - a socket closed with bytes unread: its peer's next read is ECONNRESET,
  *   once, then end of file; a socket closed with nothing unread gives end
- *   of file alone; the same for SOCK_SEQPACKET.
+ *   of file alone; the same for SOCK_SEQPACKET;
+ * - POLLHUP once the peer shut both directions (SHUT_RDWR), not SHUT_RD alone.
  * Only results and errnos are printed, never byte counts that depend on
  * the kernel's per-buffer overhead. */
 #include "t.h"
+#include <poll.h>
 #include <sys/socket.h>
 
 static void say_r(const char *what, long r) { say("%s: %s", what, r < 0 ? ename(errno) : r == 0 ? "0" : "> 0"); }
@@ -41,6 +43,17 @@ int main(void) {
     T(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size));
     say_r("send after SO_SNDBUF doubled", send(sv[0], buf, 1024, 0));
     close(sv[0]); close(sv[1]);
+
+    /* POLLHUP once both directions are shut: by the peer's SHUT_RDWR, not
+     * by its SHUT_RD alone. */
+    for (int how = SHUT_RD; how <= SHUT_RDWR; how += SHUT_RDWR - SHUT_RD) {
+        T(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+        T(shutdown(sv[1], how));
+        struct pollfd p = { sv[0], 0, 0 };
+        T(poll(&p, 1, 0));
+        say("after the peer's %s: POLLHUP %d", how == SHUT_RD ? "SHUT_RD" : "SHUT_RDWR", !!(p.revents & POLLHUP));
+        close(sv[0]); close(sv[1]);
+    }
 
     int types[] = { SOCK_STREAM, SOCK_SEQPACKET };
     for (int i = 0; i < 2; i++) {
