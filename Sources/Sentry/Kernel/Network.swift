@@ -21,7 +21,9 @@
 // decide instead (InetSocketFD.bind); and opens /proc/self/net/{tcp,udp,
 // tcp6,udp6,dev} so the sandbox's /proc/net shows the namespace's view
 // later, when the Sentry can no longer open files. These sysctls are per
-// namespace and vanish with it.
+// namespace and vanish with it. It also forks the address helper
+// (CMoat/netconf.c), the one process that may still change the namespace:
+// its addresses and ip_local_port_range, on the application's requests.
 //
 // Toward a userspace TCP/IP stack (gVisor's netstack is the reference).
 // Today an application socket is a host socket: the host kernel's TCP, UDP
