@@ -180,7 +180,7 @@ int moat_sentry_seccomp(void) {
         // getters) and socket queue sizes.
         unsigned long netioctls[] = { SIOCGIFCONF, SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFDSTADDR,
                                       SIOCGIFBRDADDR, SIOCGIFNETMASK, SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFINDEX,
-                                      SIOCATMARK, TIOCOUTQ };
+                                      SIOCGIFTXQLEN, SIOCATMARK, TIOCOUTQ };
         for (unsigned i = 0; i < sizeof netioctls / sizeof netioctls[0]; i++) {
             if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, netioctls[i])) != 0) goto fail;
         }

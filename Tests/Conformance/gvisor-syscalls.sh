@@ -3,7 +3,7 @@
 # programs that pass on Linux and are run under runsc), natively, in runsc
 # and in Moat, case by case.
 #
-#   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs
+#   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs (+socket: SOCKET_PROGRAMS)
 #   Tests/Conformance/gvisor-syscalls.sh run [-o OUT] [-t SECS] [-s SIDES] [NAME...]
 #   Tests/Conformance/gvisor-syscalls.sh table OUT...       Markdown table of runs
 #   Tests/Conformance/gvisor-syscalls.sh cases OUT          redo OUT/cases from OUT/logs
@@ -37,6 +37,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=ltp.sh
 . "$here/ltp.sh"
 gv_git="${GVISOR_GIT_DIR:-/work/.mirror/google+gvisor/repo}"
+# The native side runs in a network namespace of its own, loopback up, as
+# Moat's and runsc's (--network=none) do: as root these programs add
+# addresses (socket_netlink_route), make tun devices, send raw and packet
+# frames; none of it may reach the host's interfaces. ltp.sh's runner with
+# -n and `ip link set lo up` (the host's ip, before the chroot).
+eval "$(declare -f run_native | sed 's/unshare -m -i -u -p -f/unshare -m -i -u -n -p -f/; s/hostname moat/hostname moat; ip link set lo up/')"
 
 # The programs the issue's failure clusters point at first (compat9), then
 # what containers use most: files and directories, events, processes and
@@ -49,6 +55,18 @@ DEFAULT_PROGRAMS="getdents open fork stat uname rlimits partial_bad_buffer mmap 
     mremap madvise mlock msync munmap mincore brk mempolicy
     socket_unix_stream_local socket_unix_stream_blocking_local socket_unix_stream_nonblock_local socket_unix_dgram_local socket_unix_seqpacket_local socket_unix_abstract_nonblock socket_unix_filesystem_nonblock socket_unix_pair_nonblock socket_unix_domain socket_unix_unbound_stream socket_unix_unbound_dgram socket_unix_unbound_seqpacket socket_unix_unbound_abstract socket_unix_unbound_filesystem socket_unix_stream_listener_close socket_abstract socket_filesystem
     udp_socket tcp_socket udp_bind accept_bind accept_bind_stream bind socket socket_ip_tcp_loopback socket_ip_tcp_generic_loopback socket_ip_tcp_loopback_blocking socket_ip_tcp_loopback_nonblock socket_ip_udp_loopback socket_ip_udp_loopback_nonblock socket_ipv4_udp_unbound_loopback socket_ipv6_udp_unbound_loopback socket_inet_loopback socket_netlink_route socket_netlink readv_socket sendfile_socket"
+# Socket and network programs never run before session 18 (compat25): the
+# rest of test/syscalls/linux's socket targets but the *_external ones (they
+# send to the outside network), /proc/net, raw, packet and ping sockets, tun.
+# `build +socket` and `run ... +socket` take this list.
+SOCKET_PROGRAMS="socket_ip_unbound socket_ip_unbound_netlink socket_ipv6_unbound socket_ipv4_udp_unbound_loopback_netlink
+    socket_ipv6_udp_unbound_loopback_netlink socket_ipv4_datagram_based_socket_unbound_loopback socket_ip_tcp_udp_generic
+    socket_ip_loopback_blocking socket_ip_udp_loopback_blocking socket_unix_blocking_local socket_unix_non_stream_blocking_local
+    socket_unix_dgram_non_blocking socket_unix_stream socket_inet_loopback_isolated socket_inet_loopback_nogotsan
+    socket_ipv4_udp_unbound_loopback_nogotsan socket_generic_stress socket_netdevice socket_netlink_uevent socket_netlink_netfilter
+    socket_capability socketopt_test proc_net proc_net_tcp proc_net_udp proc_net_unix ping_socket raw_socket raw_socket_hdrincl
+    raw_socket_icmp udp_raw_socket packet_socket packet_socket_dgram packet_socket_raw packet_mmap socket_bind_to_device
+    socket_bind_to_device_sequence socket_bind_to_device_distribution network_namespace tuntap tuntap_hostinet"
 # Sources a program needs beyond its own NAME.cc and test/util: the .cc files
 # of the test/syscalls/linux libraries its bazel target depends on.
 declare -A EXTRA=(
@@ -89,6 +107,43 @@ declare -A EXTRA=(
     [socket_netlink_route]="socket_netlink_route_util.cc socket_netlink_util.cc"
     [readv_socket]="readv_common.cc"
     [sendfile_socket]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
+    # SOCKET_PROGRAMS
+    [socket_ip_unbound]="ip_socket_test_util.cc"
+    [socket_ip_unbound_netlink]="ip_socket_test_util.cc socket_netlink_route_util.cc socket_netlink_util.cc"
+    [socket_ipv6_unbound]="ip_socket_test_util.cc"
+    [socket_ipv4_udp_unbound_loopback_netlink]="ip_socket_test_util.cc socket_ipv4_udp_unbound_netlink.cc socket_netlink_route_util.cc socket_netlink_util.cc"
+    [socket_ipv6_udp_unbound_loopback_netlink]="ip_socket_test_util.cc socket_ipv6_udp_unbound_netlink.cc socket_netlink_route_util.cc socket_netlink_util.cc"
+    [socket_ipv4_datagram_based_socket_unbound_loopback]="ip_socket_test_util.cc socket_ipv4_datagram_based_socket_unbound.cc"
+    [socket_ip_tcp_udp_generic]="ip_socket_test_util.cc"
+    [socket_ip_loopback_blocking]="ip_socket_test_util.cc socket_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_ip_udp_loopback_blocking]="ip_socket_test_util.cc socket_non_stream_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_blocking_local]="socket_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_non_stream_blocking_local]="socket_non_stream_blocking.cc unix_domain_socket_test_util.cc"
+    [socket_unix_dgram_non_blocking]="unix_domain_socket_test_util.cc"
+    [socket_unix_stream]="unix_domain_socket_test_util.cc"
+    [socket_inet_loopback_isolated]="socket_netlink_util.cc"
+    [socket_inet_loopback_nogotsan]="ip_socket_test_util.cc"
+    [socket_ipv4_udp_unbound_loopback_nogotsan]="ip_socket_test_util.cc"
+    [socket_generic_stress]="ip_socket_test_util.cc"
+    [socket_netdevice]="socket_netlink_util.cc"
+    [socket_netlink_uevent]="socket_netlink_util.cc"
+    [socket_netlink_netfilter]="socket_netlink_netfilter_util.cc socket_netlink_util.cc"
+    [ping_socket]="ip_socket_test_util.cc"
+    [raw_socket]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
+    [raw_socket_hdrincl]="unix_domain_socket_test_util.cc"
+    [raw_socket_icmp]="unix_domain_socket_test_util.cc"
+    [packet_socket]="ip_socket_test_util.cc"
+    [packet_socket_dgram]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
+    [packet_socket_raw]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
+    [packet_mmap]="ip_socket_test_util.cc"
+    [socket_bind_to_device]="ip_socket_test_util.cc socket_bind_to_device_util.cc"
+    [socket_bind_to_device_sequence]="ip_socket_test_util.cc socket_bind_to_device_util.cc"
+    [socket_bind_to_device_distribution]="ip_socket_test_util.cc socket_bind_to_device_util.cc"
+    [network_namespace]="ip_socket_test_util.cc"
+    [tuntap]="socket_netlink_route_util.cc socket_netlink_util.cc"
+    [proc_net_unix]="unix_domain_socket_test_util.cc"
+    [proc_net_tcp]="ip_socket_test_util.cc"
+    [proc_net_udp]="ip_socket_test_util.cc"
 )
 # test/util sources that are not for Linux, need bazel, or are tests themselves.
 UTIL_SKIP='_test\.cc$|fuchsia|save_util_other|test_util_runfiles|test_main'
@@ -98,6 +153,16 @@ gv_cache() {
     # Keyed by what decides the build (not by the runner's code).
     h="$( { declare -f cmd_build cxx stubs; echo "$DEFAULT_PROGRAMS ${EXTRA[*]} $UTIL_SKIP"; } | sha256sum | cut -c1-8)"
     echo "${GVISOR_CACHE:-/var/cache/moat/gvisor-syscalls/${c:0:12}-$h}"
+}
+
+# The programs named (+socket: SOCKET_PROGRAMS), or DEFAULT_PROGRAMS.
+program_names() {
+    local a out=""
+    [ $# -gt 0 ] || set -- $DEFAULT_PROGRAMS
+    for a in "$@"; do
+        case "$a" in +socket) out+=" $SOCKET_PROGRAMS" ;; *) out+=" $a" ;; esac
+    done
+    echo $out
 }
 
 cxx() { g++ -std=c++17 -O0 -g0 -w -pthread -I"$1/src" -I"$1/stubs" -c "$2" -o "$3"; }
@@ -117,6 +182,8 @@ EOF
     sed -i 's/^extern bool FLAGS_benchmark_list_tests;$//' "$1/src/test/util/test_util_impl.cc"
     # Debian's abseil (20220623) predates MutexLock taking a reference.
     sed -i 's/absl::MutexLock \([a-z_]*\)(\([a-z_.]*\));/absl::MutexLock \1(\&\2);/' "$1"/src/test/syscalls/linux/*.cc
+    # ... and its string_view is its own, not std::string_view.
+    sed -i 's/absl::BytesToHexString(std::string_view(/absl::BytesToHexString(absl::string_view(/' "$1"/src/test/syscalls/linux/packet_socket_dgram.cc
     cat >"$s/runfiles.cc" <<'EOF'
 // Written by Moat's gvisor-syscalls.sh: no bazel runfiles; paths stay as given.
 #include <string>
@@ -150,8 +217,8 @@ cmd_build() {
         ar rcs "$cache/libutil.a" "$cache"/obj/util-*.o
     fi
     local absl; absl="$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)"
-    local names=("$@") n
-    [ ${#names[@]} -gt 0 ] || read -r -a names <<<"$(echo $DEFAULT_PROGRAMS)"
+    local names n
+    read -r -a names <<<"$(program_names "$@")"
     # Every object of every program first, in parallel; then the links.
     for n in "${names[@]}"; do
         [ -x "$cache/bin/$n" ] || [ -f "$cache/notbuilt/$n" ] && continue
@@ -231,8 +298,8 @@ cmd_run() {
     local cache; cache="$(gv_cache)"
     out="${out:-$repo/.cache/gvisor-syscalls/$(date -u +%Y%m%d-%H%M%S)}"
     mkdir -p "$out/logs" "$out/hangs"
-    local names=("$@")
-    [ ${#names[@]} -gt 0 ] || read -r -a names <<<"$(echo $DEFAULT_PROGRAMS)"
+    local names
+    read -r -a names <<<"$(program_names "$@")"
     sh "$repo/rootfs/busybox.sh" "$cache/busybox" >/dev/null
     local root="$cache/root.$$"
     rm -rf "$root"; cp -a "$cache/busybox" "$root"

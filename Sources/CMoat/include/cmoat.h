@@ -197,6 +197,15 @@ int moat_launcher_confine(void);
 int moat_setns(int fd, int nstype);
 int moat_send_fd(int sock, const void *buf, size_t len, int fd);
 int moat_recv_fd(int sock, void *buf, size_t len, int *fd);
+/// The address helper (netconf.c): RTM_NEWADDR or RTM_DELADDR (op) with
+/// NLM_F_CREATE/EXCL/REPLACE (flags) of addr/prefix on interface index; or
+/// MOAT_NETCONF_PORT_RANGE: net.ipv4.ip_local_port_range = ports[0] ports[1].
+struct moat_netconf_req { int32_t op; int32_t flags; int32_t family; int32_t prefix; int32_t index; uint8_t addr[16]; int32_t ports[2]; };
+#define MOAT_NETCONF_PORT_RANGE 1000
+/// Forks the helper (before confinement); returns the Sentry's end of its channel or -errno.
+int moat_netconf_start(void);
+/// One request: 0 or the kernel's -errno.
+int moat_netconf_call(int chan, const struct moat_netconf_req *r);
 #include "cmoat_kvm.h"
 // Long-lived daemons (daemon.c; policy in Sandbox/DaemonConfinement.swift).
 /// Bounding, effective and permitted sets to `keep` (a bit per capability;

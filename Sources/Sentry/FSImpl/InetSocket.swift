@@ -71,7 +71,13 @@ final class InetSocketFD: FileDescription {
         fstat(fd, &st)
         ino = UInt64(st.st_ino)
         super.init(flags: flags, path: nil)
+        InetSocketFD.owners[ino] = currentTask?.creds.fsuid ?? 0
     }
+
+    /// The owner of each live socket (its creator's fsuid, as Linux's
+    /// socket inode), by host inode: /proc/net/{tcp,udp}[6] show it in
+    /// place of the Sentry's own host uid.
+    nonisolated(unsafe) static var owners: [UInt64: UInt32] = [:]
 
     /// socket(2) for the inet families: validates the triple, then asks the
     /// host. Returns the host fd or -errno.
@@ -117,6 +123,7 @@ final class InetSocketFD: FileDescription {
     /// host socket is closed after it (blocking()).
     override func release() {
         released = true
+        InetSocketFD.owners[ino] = nil
         if users == 0 { close(fd) }
     }
 
@@ -219,7 +226,11 @@ final class InetSocketFD: FileDescription {
         // cut to 64 KiB (as long as one can be and too long all the same),
         // so that the host fails it and, for IPv6 with IPV6_RECVERR, queues
         // the error MSG_ERRQUEUE then reads.
+        // Its bytes are not read (zeros go): Linux fails it on its length
+        // before copying, so a buffer shorter than the length it claims
+        // is EMSGSIZE, not EFAULT.
         let total = min(iov.reduce(0) { $0 + $1.1 }, type == SOCK_STREAM_ ? Int.max : 65536)
+        let oversize = type != SOCK_STREAM_ && total > 65535
         let dontWait = flags & MSG_DONTWAIT_ != 0
         let hostFlags = (flags & InetSocketFD.sendFlags) | MSG_DONTWAIT_ | MSG_NOSIGNAL_
         let chunk = type == SOCK_STREAM_ ? 256 << 10 : total
@@ -240,7 +251,7 @@ final class InetSocketFD: FileDescription {
             while filled < n {
                 let (base, len) = iov[iovIdx]
                 let take = min(len - iovOff, n - filled)
-                if take > 0 {
+                if take > 0 && !oversize {
                     let got = unlockedIO(t) { data.withUnsafeMutableBytes { t.memRead(base &+ UInt64(iovOff), $0.baseAddress! + filled, take) } }
                     if got != take { return done > 0 ? done : err(EFAULT) }
                 }
@@ -496,6 +507,7 @@ final class InetSocketFD: FileDescription {
         egressed = true
         var st = Glibc.stat()
         fstat(fd, &st)
+        InetSocketFD.owners[UInt64(st.st_ino)] = InetSocketFD.owners.removeValue(forKey: ino)
         ino = UInt64(st.st_ino)
     }
 
@@ -747,8 +759,8 @@ func interfaceIoctlWithoutSocket(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int
 /// The read-only interface queries (struct ifreq in, struct ifreq out, or
 /// SIOCGIFCONF's list), answered by the host for the sandbox's namespace.
 func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int {
-    let ifreqQueries: Set<UInt64> = [0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x8921, 0x8927, 0x8933]
-    // SIOCGIFNAME FLAGS ADDR DSTADDR BRDADDR NETMASK MTU HWADDR INDEX
+    let ifreqQueries: Set<UInt64> = [0x8910, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x8921, 0x8927, 0x8933, 0x8942]
+    // SIOCGIFNAME FLAGS ADDR DSTADDR BRDADDR NETMASK MTU HWADDR INDEX TXQLEN
     if ifreqQueries.contains(cmd) {
         guard var b = t.copyIn(arg, 40) else { return err(EFAULT) }
         let r = b.withUnsafeMutableBytes { Glibc.ioctl(fd, UInt(cmd), $0.baseAddress!) }
@@ -758,7 +770,8 @@ func interfaceIoctl(_ t: Task, _ fd: Int32, _ cmd: UInt64, _ arg: UInt64) -> Int
     // The SIOCSIF* that change an interface: the struct ifreq is read first
     // (EFAULT), as Linux's dev_ioctl does; then EPERM, whatever the caller's
     // capabilities: the interfaces are the sandbox namespace's, which the
-    // confined Sentry may not change (as RTM_NEWADDR over netlink).
+    // confined Sentry may not change (only addresses, through netlink's
+    // RTM_NEWADDR and RTM_DELADDR and the address helper, CMoat/netconf.c).
     let ifreqChanges: Set<UInt64> = [0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x8922, 0x8923, 0x8924, 0x8931, 0x8932, 0x8934]
     // SIOCSIFFLAGS ADDR DSTADDR BRDADDR NETMASK MTU NAME HWADDR, SIOCADDMULTI DELMULTI, SIOCSIFPFLAGS
     if ifreqChanges.contains(cmd) {

@@ -5,10 +5,12 @@
 // /proc/net files opened before confinement).
 //
 // NETLINK_ROUTE answers RTM_GETLINK and RTM_GETADDR, as a dump or for one
-// link (by index or IFLA_IFNAME); every change (RTM_NEWLINK, RTM_DELLINK,
-// RTM_NEWADDR, ...) and every other type is refused with the error Linux
-// gives where it cannot do the change (EOPNOTSUPP; ENODEV for a link that
-// does not exist; EPERM without CAP_NET_ADMIN). NETLINK_KOBJECT_UEVENT
+// link (by index or IFLA_IFNAME). RTM_NEWADDR and RTM_DELADDR change the
+// sandbox's own namespace through the address helper (CMoat/netconf.c);
+// every other change (RTM_NEWLINK, RTM_DELLINK, routes, ...) and every
+// other type is refused with the error Linux gives where it cannot do the
+// change (EOPNOTSUPP; ENODEV for a link that does not exist; EPERM without
+// CAP_NET_ADMIN). NETLINK_KOBJECT_UEVENT
 // sockets bind, join groups and never receive: no device events happen in
 // the sandbox.
 //
@@ -16,6 +18,7 @@
 // a dump, then NLMSG_DONE alone, so a reader with a small buffer sees
 // MSG_TRUNC per datagram as on Linux.
 
+import CMoat
 import Glibc
 
 let AF_NETLINK_: Int32 = 16
@@ -38,6 +41,8 @@ final class NetlinkSocketFD: FileDescription {
     /// SOL_NETLINK options set (accepted and remembered, of no effect).
     private var nlOptions: [Int32: Int32] = [:]
     private var queue: [[UInt8]] = []
+    /// SO_ATTACH_FILTER's program, kept (setsockopt).
+    private var filter: [UInt8]?
     private var waiters = WaitQueue()
     private let ino: UInt64
 
@@ -165,9 +170,25 @@ final class NetlinkSocketFD: FileDescription {
             if name == SO_RCVTIMEO_OLD { rcvTimeoutNs = ns } else { sndTimeoutNs = ns }
             return 0
         }
+        if level == SOL_SOCKET && name == 26 {         // SO_ATTACH_FILTER
+            // A valid classic BPF program is kept (Kernel/ClassicBPF.swift):
+            // a uevent socket receives nothing, and a route socket's replies
+            // are its own answers, not filtered.
+            if len < 16 { return err(EINVAL) }
+            guard let h = t.copyIn(addr, 16) else { return err(EFAULT) }
+            let count = Int(UInt16(h[0]) | UInt16(h[1]) << 8)
+            if count == 0 || count > 4096 { return err(EINVAL) }   // BPF_MAXINSNS
+            guard let prog = t.copyIn(get64(h, 8), count * 8) else { return err(EFAULT) }
+            if ClassicBPF(prog, use: .socket) == nil { return err(EINVAL) }
+            filter = prog
+            return 0
+        }
         if len < 4 { return err(EINVAL) }
         guard let v = t.readI32(addr) else { return err(EFAULT) }
         switch (level, name) {
+        case (SOL_SOCKET, 27):                        // SO_DETACH_FILTER
+            if filter == nil { return err(ENOENT) }
+            filter = nil
         case (SOL_SOCKET, SO_PASSCRED_): passcred = v != 0
         case (SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF), (SOL_SOCKET, 32), (SOL_SOCKET, 33): break
         case (SOL_NETLINK_, 1):  // NETLINK_ADD_MEMBERSHIP: no events are ever sent
@@ -328,6 +349,8 @@ final class NetlinkSocketFD: FileDescription {
             return 0
         case 17:                                      // RTM_DELLINK
             return findLink(msg, NetlinkSocketFD.links()) == nil ? ENODEV : EOPNOTSUPP
+        case 20, 21:                                  // RTM_NEWADDR, RTM_DELADDR
+            return changeAddress(msg, type: type, flags: flags)
         case 22:                                      // RTM_GETADDR
             if !dump { return EOPNOTSUPP }
             let family = msg.count > 16 ? Int32(msg[16]) : 0
@@ -342,6 +365,44 @@ final class NetlinkSocketFD: FileDescription {
             return EOPNOTSUPP
         }
     }
+
+    /// An address added to or removed from an interface of the sandbox's
+    /// own namespace, by the address helper (CMoat/netconf.c): struct
+    /// ifaddrmsg, then IFA_LOCAL (or IFA_ADDRESS alone). With --network host
+    /// the namespace is the host's and nothing is changed (EPERM).
+    private func changeAddress(_ msg: [UInt8], type: UInt16, flags: UInt16) -> Int32 {
+        if SentryNetwork.netconfFD < 0 { return EPERM }
+        if msg.count < 24 { return EINVAL }
+        var req = moat_netconf_req()
+        req.op = Int32(type)
+        req.flags = Int32(flags & 0x700)              // NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE
+        req.family = Int32(msg[16]); req.prefix = Int32(msg[17])
+        req.index = Int32(bitPattern: get32(msg, 20))
+        if req.family != AF_INET && req.family != AF_INET6 { return EOPNOTSUPP }
+        let alen = req.family == AF_INET ? 4 : 16
+        var local: [UInt8]?, address: [UInt8]?
+        var off = 24
+        while off + 4 <= msg.count {
+            let len = Int(UInt16(msg[off]) | UInt16(msg[off + 1]) << 8)
+            let atype = UInt16(msg[off + 2]) | UInt16(msg[off + 3]) << 8
+            if len < 4 || off + len > msg.count { return EINVAL }
+            if len == 4 + alen && atype == 2 { local = Array(msg[off + 4..<off + len]) }     // IFA_LOCAL
+            if len == 4 + alen && atype == 1 { address = Array(msg[off + 4..<off + len]) }   // IFA_ADDRESS
+            off += (len + 3) & ~3
+        }
+        guard let a = local ?? address else { return EINVAL }
+        withUnsafeMutableBytes(of: &req.addr) { $0.copyBytes(from: a) }
+        let e = -moat_netconf_call(SentryNetwork.netconfFD, &req)
+        if e == 0 && req.family == AF_INET {
+            NetlinkSocketFD.addedPrefixes[AddedKey(index: req.index, addr: a)] = type == 20 ? UInt8(req.prefix) : nil
+        }
+        return e
+    }
+
+    struct AddedKey: Hashable { var index: Int32; var addr: [UInt8] }
+    /// The prefix of each IPv4 address added here: SIOCGIFNETMASK, asked by
+    /// the label, answers the interface's first address's mask only.
+    nonisolated(unsafe) static var addedPrefixes: [AddedKey: UInt8] = [:]
 
     private func done(_ req: [UInt8]) {
         queue.append(header(req, type: 3, flags: 2, payload: 4) + [0, 0, 0, 0])
@@ -474,7 +535,7 @@ final class NetlinkSocketFD: FileDescription {
                     return r == 0 ? Array(req[20..<24]) : nil
                 }
                 let mask = query(0x891b) ?? [255, 255, 255, 255]                      // SIOCGIFNETMASK
-                let prefix = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+                let prefix = addedPrefixes[AddedKey(index: l.index, addr: addr)].map(Int.init) ?? mask.reduce(0) { $0 + $1.nonzeroBitCount }
                 let bcast = l.flags & UInt32(IFF_BROADCAST) != 0 ? query(0x8919) : nil // SIOCGIFBRDADDR
                 out.append(Addr(family: AF_INET, index: l.index, prefix: UInt8(prefix), scope: addr[0] == 127 ? 254 : 0,
                                 flags: 0x80, addr: addr, broadcast: bcast, label: name))   // IFA_F_PERMANENT

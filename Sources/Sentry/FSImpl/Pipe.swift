@@ -14,6 +14,10 @@ final class Pipe {
     /// A socket's receiving end shut down for reading (shutdown SHUT_RD):
     /// the sender's writes fail with EPIPE.
     var readShut = false
+    /// A stream or seqpacket socket's reader closed with bytes unread: its
+    /// peer's next receive that finds nothing queued fails once with
+    /// ECONNRESET (Linux's sk_err from unix_release_sock).
+    var connReset = false
     /// Opens of each end so far: a FIFO opener waits for the other end to
     /// have been opened, even if it was closed again since (Linux's
     /// r_counter/w_counter).

@@ -109,6 +109,8 @@ extension Kernel {
         // Pids in /proc are the reader's pid namespace's (Kernel/PidNamespaces.swift).
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
         let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))/task/\(t.vpid(t.tid))".utf8) })
+        // /proc/net: the caller's own view, as Linux's symlink to self/net.
+        let netLink = ProcNode(kernel: k, ino: 22, mode: S_IFLNK_ | 0o777, link: { _ in Array("self/net".utf8) })
         let sysDir = k.procSysDir("")
         // /proc/sysvipc: the reader's IPC namespace's objects, one file per kind.
         let ipcKinds = ["shm", "msg", "sem"]
@@ -125,7 +127,7 @@ extension Kernel {
             if s == "thread-self" { return threadSelf }
             if s == "sys" { return sysDir }
             if s == "sysvipc" { return sysvipcDir }
-            if s == "net" { return k.makeProcNetDir() }
+            if s == "net" { return netLink }
             if let n = Int32(s), n > 0, let tg = k.threadGroups[t?.gpid(n) ?? n], k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
             return nil
         }, list: { t in
@@ -133,7 +135,7 @@ extension Kernel {
             e.append(DirEntry(ino: 20, type: 10, name: Array("self".utf8)))
             e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
             e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
-            e.append(DirEntry(ino: 58, type: 4, name: Array("net".utf8)))
+            e.append(DirEntry(ino: 22, type: 10, name: Array("net".utf8)))
             e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
             for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
                 let n = t?.vpid(pid) ?? pid

@@ -181,11 +181,28 @@ final class SysctlTable {
         rw("net/core/somaxconn", "4096")
         rw("net/ipv4/ip_forward", "0")
         rw("net/ipv4/ping_group_range", "0\t2147483647")
-        rw("net/ipv4/ip_local_port_range", "32768\t60999")
+        // The namespace's own, set through the address helper (CMoat/netconf.c):
+        // the host picks ephemeral ports from it. Only kept with --network host.
+        add("net/ipv4/ip_local_port_range", writable: true, stored: "32768\t60999", get: nil, set: { [unowned self] s in
+            let f = s.split(separator: "\t")
+            guard f.count == 2, let lo = Int32(f[0]), let hi = Int32(f[1]), lo >= 1, hi <= 65535, lo <= hi else { return EINVAL }
+            if SentryNetwork.netconfFD >= 0 {
+                var req = moat_netconf_req()
+                req.op = MOAT_NETCONF_PORT_RANGE
+                req.ports = (lo, hi)
+                let e = -moat_netconf_call(SentryNetwork.netconfFD, &req)
+                if e != 0 { return e }
+            }
+            self.entries["net/ipv4/ip_local_port_range"]?.stored = "\(lo)\t\(hi)"
+            return nil
+        })
         rw("net/ipv4/ip_local_reserved_ports", "")
         rw("net/ipv4/tcp_syncookies", "1")
         rw("net/ipv4/tcp_keepalive_time", "7200"); rw("net/ipv4/tcp_keepalive_intvl", "75")
         rw("net/ipv4/tcp_keepalive_probes", "9"); rw("net/ipv4/tcp_fin_timeout", "60")
+        rw("net/ipv4/tcp_sack", "1"); rw("net/ipv4/tcp_recovery", "1")
+        rw("net/ipv6/auto_flowlabels", "1"); rw("net/ipv6/bindv6only", "0")
+        rw("net/ipv6/ip6frag_time", "60"); rw("net/ipv6/ip_nonlocal_bind", "0")
     }
 
     private func add(_ key: String, writable: Bool, stored: String, get: (() -> String)?, set: ((String) -> Int32?)?) {
@@ -279,14 +296,15 @@ final class SysctlInode: Inode {
     }
 }
 
-/// An open /proc/sys file: reads see the value when opened; a write sets
-/// it (the whole value in one write, as the kernel takes it).
+/// An open /proc/sys file: each read sees the value of that moment (a
+/// pread after a pwrite on the same fd reads what was written, as Linux's
+/// handlers format the value per read); a write sets it (the whole value
+/// in one write, as the kernel takes it).
 final class SysctlFD: FileDescription {
     let node: SysctlInode
-    let data: [UInt8]
+    var data: [UInt8] { Array((node.entry.value + "\n").utf8) }
     init(_ n: SysctlInode, flags: Int32) {
         node = n
-        data = Array((n.entry.value + "\n").utf8)
         super.init(flags: flags, path: nil)
     }
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {

@@ -66,6 +66,7 @@ final class UnixSockFD: FileDescription {
         self.conn = conn
         ino = newPipeIno()
         super.init(flags: flags, path: nil)
+        kernel.unixNames.register(self, ino: ino)
     }
 
     var isDatagram: Bool { type == SOCK_DGRAM_ && conn == nil }
@@ -287,24 +288,38 @@ final class UnixNames {
     /// buffer limits are read now, while /proc/sys is still there.
     init() { _ = (UnixSockOpts.wmemMax, UnixSockOpts.rmemMax) }
 
+    /// Every AF_UNIX socket made (socket, accept, socketpair), for
+    /// /proc/net/unix; weak, and dropped once released.
+    final class Entry { weak var fd: FileDescription?; init(_ f: FileDescription) { fd = f } }
+    private var live: [UInt64: Entry] = [:]
+    func register(_ f: FileDescription, ino: UInt64) { live[ino] = Entry(f) }
+
     func forget(_ s: UnixSockFD) {
+        live[s.ino] = nil
         if let n = s.name, n.first == 0, abstract[n] === s { abstract[n] = nil }
         if let k = s.pathKey, paths[k] === s { paths[k] = nil }
     }
 
-    /// /proc/net/unix: the bound sockets, as Linux lists them.
+    /// /proc/net/unix: every socket, as Linux lists them (an accepted
+    /// one with its listener's name, a socketpair's ends with none).
     func procText() -> String {
         var s = "Num       RefCount Protocol Flags    Type St Inode Path\n"
-        var all = Array(abstract.values) + Array(paths.values)
-        all.sort { $0.ino < $1.ino }
-        for u in all {
-            let flags = u.listening ? "00010000" : "00000000"
-            let st = u.listening ? "01" : (u.conn != nil ? "03" : "01")
-            var path = ""
-            if let n = u.name {
-                path = n.first == 0 ? "@" + String(decoding: n.dropFirst(), as: UTF8.self) : String(decoding: n, as: UTF8.self)
-            }
-            s += "0000000000000000: \(hex(UInt32(max(1, u.refs)), width: 8)) 00000000 \(flags) \(hex(UInt32(u.type), width: 4)) \(st) \(u.ino) \(path)\n"
+        live = live.filter { $0.value.fd != nil }
+        for ino in live.keys.sorted() {
+            guard let f = live[ino]?.fd else { continue }
+            var flags = "00000000", st = "03", path = "", type: Int32, refs = f.refs
+            if let u = f as? UnixSockFD {
+                if u.released { continue }
+                type = u.type
+                if u.listening { flags = "00010000"; st = "01" } else if u.conn == nil && u.peer == nil { st = "01" }
+                if let n = u.name {
+                    path = n.first == 0 ? "@" + String(decoding: n.dropFirst(), as: UTF8.self) : String(decoding: n, as: UTF8.self)
+                }
+            } else if let p = f as? UnixSocketFD, p.refs > 0 {
+                type = p.type
+            } else { continue }
+            refs = max(1, refs)
+            s += "0000000000000000: \(hex(UInt32(refs), width: 8)) 00000000 \(flags) \(hex(UInt32(type), width: 4)) \(st) \(ino) \(path)\n"
         }
         return s
     }

@@ -172,12 +172,12 @@ final class UnixSocketFD: FileDescription {
                 return done > 0 ? done : broken()
             }
             let space = p.capacity - p.available
-            if space == 0 {
+            if space <= 0 {
                 if nonblocking || dontWait {
                     if done == 0 { anc?.discard() }
                     return done > 0 ? done : err(EAGAIN)
                 }
-                let w = wait(t, p, sndTimeoutNs) { p.capacity - p.available == 0 && p.readers > 0 }
+                let w = wait(t, p, sndTimeoutNs) { p.capacity - p.available <= 0 && p.readers > 0 }
                 if w < 0 {
                     if done == 0 { anc?.discard() }
                     return done > 0 ? done : w
@@ -217,6 +217,7 @@ final class UnixSocketFD: FileDescription {
         let q = rxAnc
         if messageMode {
             while p.messages.isEmpty {
+                if p.connReset { p.connReset = false; return Received(ret: err(ECONNRESET)) }
                 if shutRead || p.writers == 0 { return Received(ret: 0) }
                 if nonblocking || dontWait { return Received(ret: err(EAGAIN)) }
                 let w = wait(t, p, rcvTimeoutNs) { p.messages.isEmpty && p.writers > 0 }
@@ -244,6 +245,7 @@ final class UnixSocketFD: FileDescription {
         var firstCred: UnixCred? = nil
         while out.count < max || max == 0 {
             while p.available == 0 {
+                if p.connReset && out.isEmpty { p.connReset = false; return Received(ret: err(ECONNRESET)) }
                 if shutRead || p.writers == 0 || !out.isEmpty && !waitAll { return Received(ret: out.count, data: out, anc: anc) }
                 if nonblocking || dontWait { return out.isEmpty ? Received(ret: err(EAGAIN)) : Received(ret: out.count, data: out, anc: anc) }
                 let w = wait(t, p, rcvTimeoutNs) { p.available == 0 && p.writers > 0 }
@@ -360,10 +362,10 @@ final class UnixSocketFD: FileDescription {
         return done
     }
 
-    /// SO_SNDBUF: a message socket's sends wait while the peer holds that
-    /// much of ours unread (Linux's sk_wmem_alloc against sk_sndbuf).
+    /// SO_SNDBUF: sends wait while the peer holds that much of ours unread
+    /// (Linux's sk_wmem_alloc against sk_sndbuf); a smaller value than what
+    /// is queued already makes the next send wait (EAGAIN when it may not).
     func setSndbuf(_ n: Int) {
-        guard messageMode else { return }
         tx.pipe.capacity = n
         tx.pipe.notify()
     }
@@ -384,8 +386,9 @@ final class UnixSocketFD: FileDescription {
         // A writable Unix socket also says POLLWRBAND (Linux's unix_poll).
         if !shutWrite && tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
         // Linux's unix_poll: HUP once both directions are shut (the peer
-        // gone, or each side shut by either end), not for one alone.
-        if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite) { r |= Int16(POLLHUP) }
+        // gone, or each side shut by either end: a peer's SHUT_RD shuts our
+        // sending side), not for one alone.
+        if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite || tx.pipe.readShut) { r |= Int16(POLLHUP) }
         if rx.pipe.writers == 0 { r |= Int16(pollReadable | POLLRDHUP_) }
         if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
         return r
@@ -401,6 +404,7 @@ final class UnixSocketFD: FileDescription {
         return interfaceIoctlWithoutSocket(t, cmd, arg)
     }
     override func release() {
+        if type != SOCK_DGRAM_ && rx.pipe.available > 0 { tx.pipe.connReset = true }
         rx.release()
         if !txReleased { tx.release() }
         // Files still in flight towards us will never be received.

@@ -21,7 +21,9 @@
 // decide instead (InetSocketFD.bind); and opens /proc/self/net/{tcp,udp,
 // tcp6,udp6,dev} so the sandbox's /proc/net shows the namespace's view
 // later, when the Sentry can no longer open files. These sysctls are per
-// namespace and vanish with it.
+// namespace and vanish with it. It also forks the address helper
+// (CMoat/netconf.c), the one process that may still change the namespace:
+// its addresses and ip_local_port_range, on the application's requests.
 //
 // Toward a userspace TCP/IP stack (gVisor's netstack is the reference).
 // Today an application socket is a host socket: the host kernel's TCP, UDP
@@ -61,6 +63,9 @@ enum SentryNetwork {
     nonisolated(unsafe) static var mode: NetworkMode = .none
     /// The launcher's egress broker (Sandbox/Network.swift), or -1.
     nonisolated(unsafe) static var egressFD: Int32 = -1
+    /// The address helper's channel (CMoat/netconf.c), in a namespace of
+    /// the sandbox's own only; -1 with --network host.
+    nonisolated(unsafe) static var netconfFD: Int32 = -1
 
     /// Asks the broker for a TCP or UDP socket in the host's namespace,
     /// already connecting to `addr` (UDP: unless `connect` is false). Returns the socket and the connect's errno
@@ -124,8 +129,10 @@ enum SentryNetwork {
             addMulticastRoute()
             writeSysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647\n")
             writeSysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n")
+            let nc = moat_netconf_start()
+            if nc >= 0 { netconfFD = nc } else { Log.shared.info("no address helper: errno \(-nc); address changes are refused") }
         }
-        for name in ["tcp", "tcp6", "udp", "udp6", "dev", "raw", "raw6", "icmp", "icmp6", "snmp", "if_inet6", "route"] {
+        for name in ["tcp", "tcp6", "udp", "udp6", "dev", "raw", "raw6", "icmp", "icmp6", "snmp", "netstat", "if_inet6", "route"] {
             let fd = open("/proc/self/net/" + name, O_RDONLY | O_CLOEXEC)
             if fd >= 0 { procNet[name] = fd }
         }
@@ -173,6 +180,27 @@ enum SentryNetwork {
         if fd < 0 { Log.shared.info("cannot open \(path): errno \(errno)"); return }
         _ = value.withCString { write(fd, $0, strlen($0)) }
         close(fd)
+    }
+
+    /// A /proc/net/{tcp,udp}[6] table with each socket's uid column (the
+    /// eighth field) the application's owner of its inode (the tenth): the
+    /// host file says the Sentry's own uid. Widths as the kernel's (%5u).
+    static func withOwners(_ text: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, line) in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: "\n")) }
+            let f = line.split(separator: UInt8(ascii: " "))
+            guard i > 0, f.count > 9, let uidField = f.dropFirst(7).first, let ino = UInt64(String(decoding: f[9], as: UTF8.self)),
+                  let uid = InetSocketFD.owners[ino] else { out += line; continue }
+            // " %5u" after the field before it, as the kernel prints it.
+            var end = uidField.startIndex
+            while end > line.startIndex && line[end - 1] == UInt8(ascii: " ") { end -= 1 }
+            let u = String(uid)
+            out += line[line.startIndex..<end]
+            out += Array((" " + String(repeating: " ", count: max(0, 5 - u.count)) + u).utf8)
+            out += line[uidField.endIndex...]
+        }
+        return out
     }
 
     /// The current content of /proc/net/<name> in the sandbox's namespace.
@@ -230,7 +258,11 @@ extension Kernel {
         var files: [String: ProcNode] = [:]
         var ino: UInt64 = 60
         for name in SentryNetwork.procNet.keys.sorted() {
-            files[name] = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { _ in SentryNetwork.procNetText(name) ?? [] })
+            let owned = ["tcp", "tcp6", "udp", "udp6"].contains(name)
+            files[name] = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { _ in
+                let text = SentryNetwork.procNetText(name) ?? []
+                return owned ? SentryNetwork.withOwners(text) : text
+            })
             ino += 1
         }
         files["unix"] = ProcNode(kernel: k, ino: 59, mode: S_IFREG_ | 0o444, content: { _ in Array(k.unixNames.procText().utf8) })

@@ -87,6 +87,7 @@ func registerSocket(_ t: SyscallTable) {
         if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
+        t.kernel.unixNames.register(x, ino: x.ino); t.kernel.unixNames.register(y, ino: y.ino)
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
     t[49] = { t, a in                                                         // bind

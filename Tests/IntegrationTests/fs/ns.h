@@ -1,5 +1,6 @@
-/* Helpers of the namespace programs (fs/111, fs/112), after t.h. */
+/* Helpers of the namespace programs (fs/111, fs/112, fs/130, fs/131), after t.h. */
 #include <linux/nsfs.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/vfs.h>
 
@@ -76,4 +77,17 @@ static int ns_fd_checks(int fd, int type, const char *kind) {
     fstat(selffd, &s2); stat(self, &s3);
     say("holder's inode differs: %d, ours twice the same: %d", s1.st_ino != s2.st_ino, s2.st_ino == s3.st_ino);
     return selffd;
+}
+
+/* A network namespace of the program's own before it changes one: a new
+ * one natively; where it cannot make one (in Moat, which runs it in the
+ * sandbox's own), the current one only if loopback is its one interface.
+ * 0, or 1 after saying why nothing may be done. */
+static int own_network_namespace(void) {
+    if (unshare(CLONE_NEWNET) == 0) return 0;
+    struct if_nameindex *ifs = if_nameindex();
+    for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
+        if (strcmp(i->if_name, "lo") != 0) { say("not in a namespace of its own (%s): nothing done", i->if_name); return 1; }
+    }
+    return 0;
 }
