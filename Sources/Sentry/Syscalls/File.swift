@@ -57,16 +57,8 @@ func registerFile(_ t: SyscallTable) {
         return statPath(t, a.int(0), a.a1, a.a2, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0)
     }
     t[332] = sysStatx
-    t[217] = { t, a in                                                                    // getdents64
-        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        if let i = f.inode, i.isDir { i.touchAtime() }             // a listing is an access
-        return f.getdents(t, a.a1, direntCount(a.uint(2)))
-    }
-    t[78] = { t, a in                                                                     // getdents
-        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        if let i = f.inode, i.isDir { i.touchAtime() }
-        return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: true)
-    }
+    t[217] = { t, a in sysGetdents(t, a, legacy: false) }                                // getdents64
+    t[78] = { t, a in sysGetdents(t, a, legacy: true) }                                  // getdents
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
     t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
     t[439] = { t, a in                                                                    // faccessat2
@@ -282,6 +274,19 @@ func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
 /// getdents' count: an unsigned int that Linux's filldir holds in an int,
 /// so 2^31 and above fit no record (EINVAL, as a count too short does).
 private func direntCount(_ c: UInt32) -> Int { c > UInt32(Int32.max) ? 0 : Int(min(c, 1 << 20)) }
+
+/// A listing is an access, even one at the end: the directory's atime and
+/// an IN_ACCESS|IN_ISDIR for its watchers after the entries are copied out
+/// (Linux's iterate_dir; a program waiting for that event, as gVisor's
+/// inotify EpollNoDeadlock does, would otherwise wait for ever).
+private func sysGetdents(_ t: Task, _ a: Args, legacy: Bool) -> Int {
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+    guard let i = f.inode, i.isDir else { return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: legacy) }
+    i.touchAtime()
+    let r = f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: legacy)
+    t.kernel.inotifyFile(f, IN_ACCESS_)
+    return r
+}
 
 func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
     switch r {
