@@ -98,13 +98,9 @@ extension Kernel {
             }),
             "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
             "mounts": file(16, { t in k.mountsText(t) }),
-            "cpuinfo": file(17, { _ in
-                var s = ""
-                for i in 0..<max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
-                    s += "processor\t: \(i)\nvendor_id\t: GenuineIntel\nmodel name\t: moat virtual CPU\nflags\t\t: fpu sse sse2\n\n"
-                }
-                return s
-            }),
+            "cpuinfo": file(17, { _ in procCpuinfo() }),
+            // The kernel's command line: Moat boots no kernel image.
+            "cmdline": file(19, { _ in "moat\n" }),
         ]
         // Pids in /proc are the reader's pid namespace's (Kernel/PidNamespaces.swift).
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
@@ -224,6 +220,25 @@ extension Kernel {
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
         entries["environ"] = { let n = file(7) { k.procEnviron(tg) }; n.seqFile = false; return n }
+        entries["auxv"] = { let n = file(20) { (tg.leader ?? tg.tasks.first)?.mm.auxv ?? [] }; n.seqFile = false; return n }
+        // Moat kills nothing for memory: every process scores 0; the
+        // adjustment is kept and inherited, as Linux's is.
+        entries["oom_score"] = { file(21) { Array("0\n".utf8) } }
+        entries["oom_score_adj"] = {
+            let n = ProcNode(kernel: k, ino: base + 22, mode: S_IFREG_ | 0o644, content: { _ in Array("\(tg.oomScoreAdj)\n".utf8) })
+            n.store = { w, b in
+                // The number ends at a NUL or the write's end, blanks around it.
+                let blank: Set<UInt8> = [9, 10, 11, 12, 13, 32]
+                let digits = b.prefix { $0 != 0 }.drop { blank.contains($0) }.reversed().drop { blank.contains($0) }.reversed()
+                guard let v = Int32(String(decoding: Array(digits), as: UTF8.self)), (-1000...1000).contains(v) else { return EINVAL }
+                let privileged = w.creds.has(Cap.sysResource)
+                if v < tg.oomScoreAdjMin && !privileged { return EACCES }
+                tg.oomScoreAdj = v
+                if privileged { tg.oomScoreAdjMin = v }
+                return nil
+            }
+            return n
+        }
         entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { r in task().map { k.vfs.pathString($0.fs.cwd, root: r.fs.root) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
@@ -489,4 +504,42 @@ final class ProcFdLink: Inode {
     override var cacheable: Bool { false }
     override func readlink() -> Result<[UInt8], Errno> { .success(file.linkName(kernel)) }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> { .success(file) }
+}
+
+/// /proc/cpuinfo: x86's fields, in Linux's order, for each online CPU (one
+/// virtual CPU model; programs look for the names, few for the values).
+private func procCpuinfo() -> String {
+    let n = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    var s = ""
+    for i in 0..<n {
+        s += """
+        processor\t: \(i)
+        vendor_id\t: GenuineIntel
+        cpu family\t: 6
+        model\t\t: 0
+        model name\t: moat virtual CPU
+        stepping\t: 0
+        cpu MHz\t\t: 2000.000
+        cache size\t: 8192 KB
+        physical id\t: 0
+        siblings\t: \(n)
+        core id\t\t: \(i)
+        cpu cores\t: \(n)
+        apicid\t\t: \(i)
+        initial apicid\t: \(i)
+        fpu\t\t: yes
+        fpu_exception\t: yes
+        cpuid level\t: 13
+        wp\t\t: yes
+        flags\t\t: fpu sse sse2
+        bogomips\t: 4000.00
+        clflush size\t: 64
+        cache_alignment\t: 64
+        address sizes\t: 46 bits physical, 48 bits virtual
+        power management:
+
+
+        """
+    }
+    return s
 }

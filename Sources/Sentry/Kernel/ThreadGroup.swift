@@ -46,6 +46,9 @@ final class ThreadGroup {
     var handlers: SignalHandlers
     var sharedPending = SignalQueue()
     var rlimits: [RLimit]
+    /// /proc/PID/oom_score_adj (-1000...1000), inherited by a child, and the
+    /// lowest value a writer without CAP_SYS_RESOURCE may set.
+    var oomScoreAdj: Int32 = 0, oomScoreAdjMin: Int32 = 0
     /// The signal to send the parent at exit (SIGCHLD normally).
     var exitSignal: Int32 = SIGCHLD
     var subreaper = false

@@ -95,6 +95,9 @@ final class MemoryManager {
     let minAddr: UInt64 = 0x10000
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
+    /// The auxiliary vector exec put on the stack, AT_NULL included, as
+    /// /proc/PID/auxv shows it (key and value, 8 bytes each).
+    var auxv: [UInt8] = []
     /// Tasks using this address space (the last one's exit or exec ends it).
     var users = 1
     /// The program this address space runs: while it does, the file may
@@ -140,6 +143,7 @@ final class MemoryManager {
         m.brkStart = brkStart; m.brkEnd = brkEnd; m.mmapTop = mmapTop
         m.argStart = argStart; m.argEnd = argEnd; m.envStart = envStart; m.envEnd = envEnd
         m.exePath = exePath
+        m.auxv = auxv
         m.setExe(exeInode)
         return m
     }

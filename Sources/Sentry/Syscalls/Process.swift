@@ -310,6 +310,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.sid = t.tg.sid
         tg.lastCreds = t.creds
         tg.rlimits = t.tg.rlimits
+        tg.oomScoreAdj = t.tg.oomScoreAdj; tg.oomScoreAdjMin = t.tg.oomScoreAdjMin
         k.timers.setCPULimit(tg)                                            // RLIMIT_CPU counts the child's own time
         tg.comm = t.tg.comm
         tg.dumpable = t.tg.dumpable
