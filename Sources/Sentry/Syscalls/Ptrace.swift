@@ -147,9 +147,12 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         target.ptrace = PtraceState(tracer: t.tg)
         if target.tg.parent !== t.tg { t.tg.tracesNonChildren = true }
         if req == PTRACE_ATTACH {
+            // To the thread attached, not its process: another thread could
+            // take a group-wide SIGSTOP and the tracee would never report a
+            // ptrace stop (Linux's ptrace_attach sends it to the task).
             var info = SigInfo(signo: SIGSTOP)
             info.pid = t.vpid(t.tg.tgid); info.uid = t.creds.uid
-            target.tg.sendSignal(SIGSTOP, info)
+            target.sendSignal(SIGSTOP, info)
         }
         return 0
     }
