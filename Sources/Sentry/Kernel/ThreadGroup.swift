@@ -81,8 +81,9 @@ final class ThreadGroup {
     var exitCode: Int32 = 0        // wait status
     var zombie = false
     var reaped = false
-    /// A task of the group attached to a process that is not its child
-    /// (wait then looks beyond the children for ptrace stops).
+    /// A task of the group attached to a process that is not its child, or
+    /// to a thread that is not a leader (wait then looks beyond the
+    /// children, and at threads by tid, for ptrace stops).
     var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []

@@ -472,9 +472,11 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
                 return .success((c, .continued))
             }
         }
-        // Tracees that are not children (PTRACE_ATTACH): their stops only.
+        // Tracees that are not children (PTRACE_ATTACH), or a child's thread
+        // named by its tid: their stops only.
         if t.tg.tracesNonChildren {
-            for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && tr.tg.parent !== t.tg && (pid == -1 || pid == tr.tid) {
+            for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && (pid == -1 || pid == tr.tid)
+                && (tr.tg.parent !== t.tg || (pid == tr.tid && tr.tid != tr.tg.tgid)) {
                 any = true
                 if let ev = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, ev)) }
             }

@@ -145,7 +145,7 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         if target.ptrace != nil { return err(EPERM) }
         if !mayAttach(t, target.tg) { return err(EPERM) }
         target.ptrace = PtraceState(tracer: t.tg)
-        if target.tg.parent !== t.tg { t.tg.tracesNonChildren = true }
+        if target.tg.parent !== t.tg || target.tid != target.tg.tgid { t.tg.tracesNonChildren = true }
         if req == PTRACE_ATTACH {
             // To the thread attached, not its process: another thread could
             // take a group-wide SIGSTOP and the tracee would never report a
