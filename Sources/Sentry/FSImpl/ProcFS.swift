@@ -413,18 +413,24 @@ extension Kernel {
         var s = ""
         for v in t.mm.vmas {
             let p = (v.prot & PROT_READ != 0 ? "r" : "-") + (v.prot & PROT_WRITE != 0 ? "w" : "-") + (v.prot & PROT_EXEC != 0 ? "x" : "-") + (v.flags & MAP_SHARED != 0 ? "s" : "p")
-            s += "\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0"
-            s += v.name.isEmpty ? "\n" : String(repeating: " ", count: 10) + v.name + "\n"
+            s += mapsLine("\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0 ", v.name)
             if details { s += smapsFields(v) }
         }
         // Linux's legacy vsyscall page as its "xonly" mode (the host's)
         // shows it: execute-only. A call into it is emulated
         // (emulateVsyscall) where the platform reports one: under ptrace.
-        if t.thread.hasStub {
-            s += "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0" + String(repeating: " ", count: 10) + "[vsyscall]\n"
+        if t.thread?.hasStub ?? true {
+            s += mapsLine("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 ", "[vsyscall]")
             if details { s += smapsFields(VMA(start: 0xffff_ffff_ff60_0000, end: 0xffff_ffff_ff60_1000, prot: PROT_EXEC, flags: MAP_PRIVATE, name: "[vsyscall]")) }
         }
         return s
+    }
+
+    /// One line of maps as Linux's show_map_vma prints it: the fields end
+    /// with a space, and a name starts at column 73 (the fields padded to
+    /// 72, then a space); gVisor's exec_binary and proc programs parse it so.
+    private func mapsLine(_ fields: String, _ name: String) -> String {
+        name.isEmpty ? fields + "\n" : padRight(fields, 72) + " " + name + "\n"
     }
 
     private func smapsFields(_ v: VMA) -> String {

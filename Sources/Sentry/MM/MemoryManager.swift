@@ -227,7 +227,10 @@ final class MemoryManager {
         let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
         let r = t.thread.mapAnonymous(addr, len, prot: prot, shared: shared)  // Platform.PlatformAddressSpace
         if r < 0 { return r }
-        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name)
+        // A shared anonymous mapping is backed by an unlinked /dev/zero
+        // object on Linux (shmem_zero_setup), and maps names it so.
+        let shown = shared && name.isEmpty ? "/dev/zero (deleted)" : name
+        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: shown)
         if shared { v.shareID = (1 << 62) | nextShareID; nextShareID += 1 }
         insert(v)
         return Int(addr)
