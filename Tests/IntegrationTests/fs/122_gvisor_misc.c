@@ -4,7 +4,9 @@
 // oom_score_adj, exec of a CLONE_FILES vfork child keeping the parent's
 // close-on-exec descriptors, process_vm_readv of a child just forked,
 // PTRACE_ATTACH to a second thread and wait(tid), TIOCNOTTY without a
-// controlling terminal and a pty writer that fills the buffer.
+// controlling terminal, a pty writer that fills the buffer, syslog's size
+// and read, and /proc/self/maps columns (names at 73, a shared anonymous
+// mapping's /dev/zero name).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,8 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/inotify.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -169,6 +173,30 @@ static void pty(void) {
     close(m);
 }
 
+static void klog(void) {
+    char b[100];
+    printf("syslog size > 0: %d, read all >= 0: %d\n", klogctl(10, NULL, 0) > 0, klogctl(3, b, sizeof b) >= 0);
+}
+
+static void maps(void) {
+    char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *priv = mmap(NULL, 4096 * 3, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(priv + 4096, 4096);   // its first page: a line of its own
+    char line[512], want[64], wantp[64];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)shared);
+    snprintf(wantp, sizeof wantp, "%lx-", (unsigned long)priv);
+    FILE *f = fopen("/proc/self/maps", "r");
+    int exe_col = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *slash = strchr(line, '/');
+        if (exe_col < 0 && strstr(line, "/work/prog")) exe_col = (int)(slash - line);
+        if (!strncmp(line, want, strlen(want))) printf("shared anonymous: %s", slash ? slash : "(no name)\n");
+        if (!strncmp(line, wantp, strlen(wantp))) printf("private anonymous ends with a space: %d\n", line[strlen(line) - 2] == ' ');
+    }
+    fclose(f);
+    printf("program name at column %d\n", exe_col);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     kill_tid();
@@ -179,5 +207,7 @@ int main(void) {
     vm_read_new_child();
     attach_second_thread();
     pty();
+    klog();
+    maps();
     return 0;
 }
