@@ -809,7 +809,9 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
             return .failure(e)
         }
         let r = dir.inode.link(name, src.inode)
-        if case .success = r { t.kernel.inotifyFile(src, IN_ATTRIB_) }
+        // The new link count is the file's own event; its directory's
+        // watches hear only the IN_CREATE of the new name.
+        if case .success = r { t.kernel.inotifyInode(src.inode, IN_ATTRIB_) }
         return r
     }
 }
