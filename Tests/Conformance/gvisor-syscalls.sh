@@ -3,11 +3,12 @@
 # programs that pass on Linux and are run under runsc), natively, in runsc
 # and in Moat, case by case.
 #
-#   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs (+socket: SOCKET_PROGRAMS)
+#   Tests/Conformance/gvisor-syscalls.sh build [NAME...]   build the test programs (+socket: SOCKET_PROGRAMS, +more: MORE_PROGRAMS)
 #   Tests/Conformance/gvisor-syscalls.sh run [-o OUT] [-t SECS] [-s SIDES] [NAME...]
 #   Tests/Conformance/gvisor-syscalls.sh table OUT...       Markdown table of runs
 #   Tests/Conformance/gvisor-syscalls.sh cases OUT          redo OUT/cases from OUT/logs
 #   Tests/Conformance/gvisor-syscalls.sh cache              where the build goes
+#   Tests/Conformance/gvisor-syscalls.sh more               MORE_PROGRAMS (build/run them by name)
 #
 # Source: the mirror the `fetch` tool leaves under /work/.mirror (or
 # $GVISOR_GIT_DIR, a bare git dir). Nothing of gVisor is committed: only
@@ -67,9 +68,30 @@ SOCKET_PROGRAMS="socket_ip_unbound socket_ip_unbound_netlink socket_ipv6_unbound
     socket_capability socketopt_test proc_net proc_net_tcp proc_net_udp proc_net_unix ping_socket raw_socket raw_socket_hdrincl
     raw_socket_icmp udp_raw_socket packet_socket packet_socket_dgram packet_socket_raw packet_mmap socket_bind_to_device
     socket_bind_to_device_sequence socket_bind_to_device_distribution network_namespace tuntap tuntap_hostinet"
+# Programs that are not sockets and were never run before session 18
+# (compat24): processes, exec, /proc, namespaces and mounts, memory, signals
+# and the CPU, ptys, keys, Landlock, io_uring. `run` takes them by name
+# (`run ... $(gvisor-syscalls.sh more)`); `build` with no name builds only
+# DEFAULT_PROGRAMS.
+MORE_PROGRAMS="proc proc_isolated proc_pid_smaps proc_pid_uid_gid_map proc_pid_oomscore
+    exec exec_binary ptrace aio ioctl mount mount_fd pivot_root unshare setns
+    vdso vdso_clock_gettime vsyscall sigreturn fault fpsig_fork fpsig_mut fpsig_nested
+    process_vm_read_write pty pty_root capabilities prctl_setuid syslog 32bit arch_prctl
+    concurrency sysret mmap_eternal memory_accounting iouring posix_acl keys bad
+    landlock_v1 landlock_v2 landlock_v3 landlock_v4 landlock_v5 landlock_v6"
+# A program whose source is not NAME.cc (bazel's target drops the _amd64).
+declare -A SRC=([iouring]="io_uring.cc" [sigreturn]="sigreturn_amd64.cc" [fpsig_mut]="fpsig_mut_amd64.cc")
+# Programs a test runs (bazel's data): built with it and put beside it in
+# /opt/gvisor, where RunfilePath finds them. exit_script is exit_script.sh
+# with /bin/sh for its interpreter (the root file system has no bash).
+declare -A HELPERS=(
+    [exec]="exec_assert_closed_workload exec_basic_workload exec_check_creds exec_proc_exe_workload exec_state_workload priority_execve exit_script"
+    [sigaltstack]="sigaltstack_check"
+)
 # Sources a program needs beyond its own NAME.cc and test/util: the .cc files
 # of the test/syscalls/linux libraries its bazel target depends on.
 declare -A EXTRA=(
+    [ioctl]="ip_socket_test_util.cc unix_domain_socket_test_util.cc"
     [poll]="base_poll_test.cc" [ppoll]="base_poll_test.cc"
     [socket_unix_pair]="socket_unix.cc socket_unix_cmsg.cc socket_unix_peercred.cc unix_domain_socket_test_util.cc"
     [readv]="readv_common.cc"
@@ -151,16 +173,16 @@ UTIL_SKIP='_test\.cc$|fuchsia|save_util_other|test_util_runfiles|test_main'
 gv_cache() {
     local c h; c="$(git --git-dir="$gv_git" rev-parse HEAD)"
     # Keyed by what decides the build (not by the runner's code).
-    h="$( { declare -f cmd_build cxx stubs; echo "$DEFAULT_PROGRAMS ${EXTRA[*]} $UTIL_SKIP"; } | sha256sum | cut -c1-8)"
+    h="$( { declare -f cmd_build cxx stubs; echo "$DEFAULT_PROGRAMS ${EXTRA[*]} ${SRC[*]} ${HELPERS[*]} $UTIL_SKIP"; } | sha256sum | cut -c1-8)"
     echo "${GVISOR_CACHE:-/var/cache/moat/gvisor-syscalls/${c:0:12}-$h}"
 }
 
-# The programs named (+socket: SOCKET_PROGRAMS), or DEFAULT_PROGRAMS.
+# The programs named (+socket: SOCKET_PROGRAMS, +more: MORE_PROGRAMS), or DEFAULT_PROGRAMS.
 program_names() {
     local a out=""
     [ $# -gt 0 ] || set -- $DEFAULT_PROGRAMS
     for a in "$@"; do
-        case "$a" in +socket) out+=" $SOCKET_PROGRAMS" ;; *) out+=" $a" ;; esac
+        case "$a" in +socket) out+=" $SOCKET_PROGRAMS" ;; +more) out+=" $MORE_PROGRAMS" ;; *) out+=" $a" ;; esac
     done
     echo $out
 }
@@ -177,18 +199,33 @@ namespace benchmark {
 inline void Initialize(int*, char**) {}
 inline void RunSpecifiedBenchmarks() {}
 inline bool FLAGS_benchmark_list_tests = false;
+// Keeps a busy loop's value alive (timers, concurrency spin on it).
+template <class T> inline void DoNotOptimize(T&& v) { asm volatile("" : : "g"(v) : "memory"); }
 }
 EOF
     sed -i 's/^extern bool FLAGS_benchmark_list_tests;$//' "$1/src/test/util/test_util_impl.cc"
-    # Debian's abseil (20220623) predates MutexLock taking a reference.
-    sed -i 's/absl::MutexLock \([a-z_]*\)(\([a-z_.]*\));/absl::MutexLock \1(\&\2);/' "$1"/src/test/syscalls/linux/*.cc
-    # ... and its string_view is its own, not std::string_view.
+    # Debian's abseil (20220623) predates the (Reader|Writer)MutexLock taking
+    # a reference and Mutex's lower-case lock()/unlock(); its string_view is
+    # not std::string_view.
+    sed -i 's/absl::\(Reader\|Writer\|\)MutexLock \([a-z_]*\)(\([a-z_.]*\));/absl::\1MutexLock \2(\&\3);/' "$1"/src/test/syscalls/linux/*.cc
+    grep -l 'absl::Mutex mu;' "$1"/src/test/syscalls/linux/*.cc | xargs -r sed -i 's/\bmu\.lock()/mu.Lock()/; s/\bmu\.unlock()/mu.Unlock()/'
+    sed -i 's/std::vector<std::string_view> tags = absl::StrSplit/std::vector<std::string> tags = absl::StrSplit/' "$1/src/test/util/mount_util.cc"
+    sed -i 's/described_key.type = element;/described_key.type = std::string(element);/' "$1/src/test/syscalls/linux/keys.cc"
+    # Nor has it absl/log (fpsig_mut logs two lines with LOG(INFO)).
+    sed -i 's|^#include "absl/log/log.h"|#include <iostream>\n#define LOG(severity) std::cerr|' "$1/src/test/syscalls/linux/fpsig_mut_amd64.cc"
     sed -i 's/absl::BytesToHexString(std::string_view(/absl::BytesToHexString(absl::string_view(/' "$1"/src/test/syscalls/linux/packet_socket_dgram.cc
     cat >"$s/runfiles.cc" <<'EOF'
-// Written by Moat's gvisor-syscalls.sh: no bazel runfiles; paths stay as given.
+// Written by Moat's gvisor-syscalls.sh: no bazel runfiles. A program of
+// test/syscalls/linux (a workload a test executes) is in /opt/gvisor beside
+// the tests; other paths stay as given.
 #include <string>
 namespace gvisor { namespace testing {
-std::string RunfilePath(std::string path) { return path; }
+std::string RunfilePath(std::string path) {
+  const std::string dir = "test/syscalls/linux/";
+  if (path.compare(0, dir.size(), dir) == 0 && path.find('/', dir.size()) == std::string::npos)
+    return "/opt/gvisor/" + path.substr(dir.size());
+  return path;
+}
 } }
 EOF
 }
@@ -204,7 +241,11 @@ cmd_build() {
     export -f cxx; export cache
     if [ ! -f "$cache/.extracted" ]; then
         rm -rf "$cache/src"; mkdir -p "$cache/src"
-        git --git-dir="$gv_git" archive HEAD test/syscalls/linux test/util | tar -x -C "$cache/src"
+        # One subtree at a time: archiving HEAD with a pathspec walks the
+        # whole tree, and the mirror may lack the blobs of large files elsewhere.
+        for d in test/syscalls/linux test/util; do
+            git --git-dir="$gv_git" archive --prefix="$d/" "HEAD:$d" | tar -x -C "$cache/src"
+        done
         stubs "$cache"
         touch "$cache/.extracted"
     fi
@@ -217,18 +258,23 @@ cmd_build() {
         ar rcs "$cache/libutil.a" "$cache"/obj/util-*.o
     fi
     local absl; absl="$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)"
-    local names n
+    local names n e d
     read -r -a names <<<"$(program_names "$@")"
+    for n in "${names[@]}"; do for e in ${HELPERS[$n]:-}; do names+=("$e"); done; done
+    if [[ " ${names[*]} " == *" exit_script "* ]] && [ ! -x "$cache/bin/exit_script" ]; then
+        sed '1s|.*|#!/bin/sh|' "$cache/src/test/syscalls/linux/exit_script.sh" >"$cache/bin/exit_script"
+        chmod 755 "$cache/bin/exit_script"
+    fi
     # Every object of every program first, in parallel; then the links.
     for n in "${names[@]}"; do
         [ -x "$cache/bin/$n" ] || [ -f "$cache/notbuilt/$n" ] && continue
-        echo "$n.cc"; for e in ${EXTRA[$n]:-}; do echo "$e"; done
+        echo "${SRC[$n]:-$n.cc}"; for e in ${EXTRA[$n]:-}; do echo "$e"; done
     done | sort -u | xargs -r -P "${JOBS:-3}" -I{} bash -c 'o="$cache/obj/$(basename {} .cc).o"; [ -f "$o" ] ||
         cxx "$cache" "$cache/src/test/syscalls/linux/{}" "$o" 2>"$o.log" || true'
     for n in "${names[@]}"; do
         [ -x "$cache/bin/$n" ] && continue
         [ -f "$cache/notbuilt/$n" ] && continue
-        local srcs=("$n.cc") e ok=1 objs=()
+        local srcs=("${SRC[$n]:-$n.cc}") e ok=1 objs=()
         for e in ${EXTRA[$n]:-}; do srcs+=("$e"); done
         for e in "${srcs[@]}"; do
             local o; o="$cache/obj/$(basename "$e" .cc).o"
@@ -238,7 +284,7 @@ cmd_build() {
         if [ $ok = 1 ]; then
             # shellcheck disable=SC2086
             # A program with its own main (fcntl: it runs itself as a child) takes no test_main.
-            grep -q '^int main(' "$cache/src/test/syscalls/linux/$n.cc" || objs+=("$cache/obj/test_main.o")
+            grep -q '^int main(' "$cache/src/test/syscalls/linux/${srcs[0]}" || objs+=("$cache/obj/test_main.o")
             g++ -static -pthread -o "$cache/bin/$n" "${objs[@]}" "$cache/libutil.a" \
                 -lgmock -lgtest -Wl,--start-group $absl -Wl,--end-group 2>>"$cache/$n.log" || ok=0
         fi
@@ -309,10 +355,11 @@ cmd_run() {
     chmod 1777 "$root/tmp" "$root/dev/shm"
     ltp_env=(TMPDIR=/tmp PATH=/opt/gvisor:/bin:/sbin:/usr/bin:/usr/sbin HOME=/root)
     : >"$out/cases"
-    local n s rc
+    local n s rc e
     for n in "${names[@]}"; do
         if [ ! -x "$cache/bin/$n" ]; then echo "$n NOTBUILT" >>"$out/programs"; continue; fi
         cp "$cache/bin/$n" "$root/opt/gvisor/$n"
+        for e in ${HELPERS[$n]:-}; do if [ -x "$cache/bin/$e" ]; then cp "$cache/bin/$e" "$root/opt/gvisor/$e"; fi; done
         for s in $sides; do
             rc=0
             "run_$s" "$root" "$secs" "$out/logs/$n.$s" "/opt/gvisor/$n" || rc=$?
@@ -362,5 +409,6 @@ case "${1:-}" in
     table) shift; cmd_table "$@" ;;
     cases) shift; cmd_cases "$@" ;;
     cache) gv_cache ;;
-    *) sed -n '2,33p' "$0" >&2; exit 2 ;;
+    more) echo $MORE_PROGRAMS ;;
+    *) sed -n '2,34p' "$0" >&2; exit 2 ;;
 esac

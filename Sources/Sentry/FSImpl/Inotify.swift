@@ -224,6 +224,13 @@ extension Kernel {
         if fanotify.marks > 0 { fanotify.emit(p, UInt64(mask), by: currentTask) }
     }
 
+    /// An event for the inode's own watches only, not its directory's: a
+    /// link count change (Linux's fsnotify_link_count).
+    @inline(__always) func inotifyInode(_ i: Inode, _ mask: UInt32) {
+        if inotify.count == 0 { return }
+        inotify.emit(i, mask | (i.isDir ? IN_ISDIR_ : 0))
+    }
+
     /// An entry of `dir` named `name` was created or deleted.
     @inline(__always) func inotifyEntry(_ dir: Inode, _ name: [UInt8], _ mask: UInt32, isDir: Bool) {
         if inotify.count == 0 { return }

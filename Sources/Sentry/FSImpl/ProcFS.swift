@@ -98,13 +98,9 @@ extension Kernel {
             }),
             "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
             "mounts": file(16, { t in k.mountsText(t) }),
-            "cpuinfo": file(17, { _ in
-                var s = ""
-                for i in 0..<max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
-                    s += "processor\t: \(i)\nvendor_id\t: GenuineIntel\nmodel name\t: moat virtual CPU\nflags\t\t: fpu sse sse2\n\n"
-                }
-                return s
-            }),
+            "cpuinfo": file(17, { _ in procCpuinfo() }),
+            // The kernel's command line: Moat boots no kernel image.
+            "cmdline": file(19, { _ in "moat\n" }),
         ]
         // Pids in /proc are the reader's pid namespace's (Kernel/PidNamespaces.swift).
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
@@ -241,22 +237,30 @@ extension Kernel {
             }
             return n
         }
-        // The auxiliary vector execve gave the program, as (key, value) words.
-        entries["auxv"] = {
-            let n = ProcNode(kernel: k, ino: base + 26, mode: S_IFREG_ | 0o400, content: { _ in
-                guard let m = (tg.leader ?? tg.tasks.first)?.mm else { return [] }
-                var b = [UInt8](repeating: 0, count: m.auxv.count * 16)
-                for (i, (key, value)) in m.auxv.enumerated() { put64(&b, i * 16, key); put64(&b, i * 16 + 8, value) }
-                return b
-            })
-            n.seqFile = false
-            return n
-        }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
         entries["environ"] = { let n = file(7) { k.procEnviron(tg) }; n.seqFile = false; return n }
+        entries["auxv"] = { let n = file(20) { (tg.leader ?? tg.tasks.first)?.mm.auxv ?? [] }; n.seqFile = false; return n }
+        // Moat kills nothing for memory: every process scores 0; the
+        // adjustment is kept and inherited, as Linux's is.
+        entries["oom_score"] = { file(21) { Array("0\n".utf8) } }
+        entries["oom_score_adj"] = {
+            let n = ProcNode(kernel: k, ino: base + 22, mode: S_IFREG_ | 0o644, content: { _ in Array("\(tg.oomScoreAdj)\n".utf8) })
+            n.store = { w, b in
+                // The number ends at a NUL or the write's end, blanks around it.
+                let blank: Set<UInt8> = [9, 10, 11, 12, 13, 32]
+                let digits = b.prefix { $0 != 0 }.drop { blank.contains($0) }.reversed().drop { blank.contains($0) }.reversed()
+                guard let v = Int32(String(decoding: Array(digits), as: UTF8.self)), (-1000...1000).contains(v) else { return EINVAL }
+                let privileged = w.creds.has(Cap.sysResource)
+                if v < tg.oomScoreAdjMin && !privileged { return EACCES }
+                tg.oomScoreAdj = v
+                if privileged { tg.oomScoreAdjMin = v }
+                return nil
+            }
+            return n
+        }
         entries["exe"] = { let n = ProcNode(kernel: k, ino: base + 8, mode: S_IFLNK_ | 0o777, link: { _ in task().map { Array($0.mm.exePath.utf8) } }); n.magic = true; return n }
         entries["cwd"] = { let n = ProcNode(kernel: k, ino: base + 9, mode: S_IFLNK_ | 0o777, link: { r in task().map { k.vfs.pathString($0.fs.cwd, root: r.fs.root) } }); n.magic = true; return n }
         entries["root"] = { let n = ProcNode(kernel: k, ino: base + 10, mode: S_IFLNK_ | 0o777, link: { _ in [47] }); n.magic = true; return n }
@@ -441,18 +445,24 @@ extension Kernel {
         var s = ""
         for v in t.mm.vmas {
             let p = (v.prot & PROT_READ != 0 ? "r" : "-") + (v.prot & PROT_WRITE != 0 ? "w" : "-") + (v.prot & PROT_EXEC != 0 ? "x" : "-") + (v.flags & MAP_SHARED != 0 ? "s" : "p")
-            s += "\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0"
-            s += v.name.isEmpty ? "\n" : String(repeating: " ", count: 10) + v.name + "\n"
+            s += mapsLine("\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0 ", v.name)
             if details { s += smapsFields(v) }
         }
         // Linux's legacy vsyscall page as its "xonly" mode (the host's)
         // shows it: execute-only. A call into it is emulated
         // (emulateVsyscall) where the platform reports one: under ptrace.
-        if t.thread.hasStub {
-            s += "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0" + String(repeating: " ", count: 10) + "[vsyscall]\n"
+        if t.thread?.hasStub ?? true {
+            s += mapsLine("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 ", "[vsyscall]")
             if details { s += smapsFields(VMA(start: 0xffff_ffff_ff60_0000, end: 0xffff_ffff_ff60_1000, prot: PROT_EXEC, flags: MAP_PRIVATE, name: "[vsyscall]")) }
         }
         return s
+    }
+
+    /// One line of maps as Linux's show_map_vma prints it: the fields end
+    /// with a space, and a name starts at column 73 (the fields padded to
+    /// 72, then a space); gVisor's exec_binary and proc programs parse it so.
+    private func mapsLine(_ fields: String, _ name: String) -> String {
+        name.isEmpty ? fields + "\n" : padRight(fields, 72) + " " + name + "\n"
     }
 
     private func smapsFields(_ v: VMA) -> String {
@@ -538,4 +548,42 @@ final class ProcFdLink: Inode {
 private func hex8(_ v: UInt32) -> String {
     let h = String(v, radix: 16)
     return String(repeating: "0", count: max(0, 8 - h.count)) + h + "\n"
+}
+
+/// /proc/cpuinfo: x86's fields, in Linux's order, for each online CPU (one
+/// virtual CPU model; programs look for the names, few for the values).
+private func procCpuinfo() -> String {
+    let n = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    var s = ""
+    for i in 0..<n {
+        s += """
+        processor\t: \(i)
+        vendor_id\t: GenuineIntel
+        cpu family\t: 6
+        model\t\t: 0
+        model name\t: moat virtual CPU
+        stepping\t: 0
+        cpu MHz\t\t: 2000.000
+        cache size\t: 8192 KB
+        physical id\t: 0
+        siblings\t: \(n)
+        core id\t\t: \(i)
+        cpu cores\t: \(n)
+        apicid\t\t: \(i)
+        initial apicid\t: \(i)
+        fpu\t\t: yes
+        fpu_exception\t: yes
+        cpuid level\t: 13
+        wp\t\t: yes
+        flags\t\t: fpu sse sse2
+        bogomips\t: 4000.00
+        clflush size\t: 64
+        cache_alignment\t: 64
+        address sizes\t: 46 bits physical, 48 bits virtual
+        power management:
+
+
+        """
+    }
+    return s
 }

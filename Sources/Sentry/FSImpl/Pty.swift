@@ -69,6 +69,37 @@ final class Pty {
 
     var canonical: Bool { termios.lflag & Termios.ICANON != 0 }
 
+    /// What each direction holds at most before a writer waits (or gets
+    /// EAGAIN): Linux bounds a pty's buffers too, and a terminal nobody
+    /// reads must not grow without end (gVisor's pty FillUntilBlocked wrote
+    /// for ever).
+    static let bufferLimit = 65536
+    var inputHeld: Int { input.count + editing.count }
+
+    /// Writes `count` bytes at `buf` into the direction holding `held()`,
+    /// piece by piece as its reader makes room; a write interrupted or made
+    /// non-blocking after some bytes returns their count.
+    func boundedWrite(_ t: Task, _ buf: UInt64, _ count: Int, nonblocking: Bool, held: () -> Int,
+                      open: () -> Bool, put: ([UInt8]) -> Void) -> Int {
+        var done = 0
+        while done < count {
+            while held() >= Pty.bufferLimit {
+                if !open() { return done > 0 ? done : err(EIO) }
+                if nonblocking { return done > 0 ? done : err(EAGAIN) }
+                waiters.add(t)
+                let r = t.block(deadline: nil)
+                waiters.remove(t)
+                if r == .interrupted && held() >= Pty.bufferLimit { return done > 0 ? done : -ERESTARTSYS }
+            }
+            if !open() { return done > 0 ? done : err(EIO) }
+            let n = min(count - done, Pty.bufferLimit - held())
+            guard let b = t.copyIn(buf + UInt64(done), n) else { return done > 0 ? done : err(EFAULT) }
+            put(b)
+            done += n
+        }
+        return done
+    }
+
     /// Bytes written to the master: through the input side of the discipline.
     func receive(_ bytes: [UInt8]) {
         let t = termios
@@ -216,7 +247,22 @@ final class Pty {
             fgPgid = t.tg.pgid
             return 0
         case 0x5422:                                                                     // TIOCNOTTY
-            if sid == t.tg.sid { sid = 0; fgPgid = 0 }
+            // Only through the caller's controlling terminal (never its
+            // master). A session leader letting it go sends its foreground
+            // group SIGHUP then SIGCONT (Linux's disassociate_ctty: a child
+            // waiting for them waited for ever).
+            if master || sid == 0 || sid != t.tg.sid { return err(ENOTTY) }
+            if t.tg.tgid != t.tg.sid { return 0 }
+            let fg = fgPgid
+            sid = 0; fgPgid = 0
+            if fg != 0 {
+                var info = SigInfo(signo: SIGHUP)
+                info.code = 0x80                                                         // SI_KERNEL
+                let group = kernel.threadGroups.values.filter { $0.pgid == fg && !$0.reaped }
+                for g in group { g.sendSignal(SIGHUP, info) }
+                info.signo = SIGCONT
+                for g in group { g.sendSignal(SIGCONT, info) }
+            }
             return 0
         case 0x540B:                                                                     // TCFLSH
             if arg == 0 || arg == 2 { input.removeAll(); editing.removeAll() }
@@ -274,9 +320,8 @@ final class PtyMasterFD: FileDescription {
         return n
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        guard let b = t.copyIn(buf, min(count, 65536)) else { return err(EFAULT) }
-        pty.receive(b)
-        return b.count
+        let pty = pty
+        return pty.boundedWrite(t, buf, count, nonblocking: nonblocking, held: { pty.inputHeld }, open: { true }, put: { pty.receive($0) })
     }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if cmd == 0x5441 {                                                               // TIOCGPTPEER
@@ -285,7 +330,7 @@ final class PtyMasterFD: FileDescription {
         return pty.ioctl(t, cmd, arg, master: true)
     }
     override func readiness() -> Int16 {
-        var r: Int32 = pollWritable
+        var r: Int32 = pty.inputHeld < Pty.bufferLimit ? pollWritable : 0
         if !pty.output.isEmpty { r |= pollReadable }
         if pty.slaveEverOpened && pty.slaveOpens == 0 { r |= POLLHUP }
         return Int16(r)
@@ -349,13 +394,12 @@ final class PtySlaveFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !pty.masterOpen { return err(EIO) }
-        guard let b = t.copyIn(buf, min(count, 65536)) else { return err(EFAULT) }
-        pty.emit(b)
-        return b.count
+        let pty = pty
+        return pty.boundedWrite(t, buf, count, nonblocking: nonblocking, held: { pty.output.count }, open: { pty.masterOpen }, put: { pty.emit($0) })
     }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int { pty.ioctl(t, cmd, arg, master: false) }
     override func readiness() -> Int16 {
-        var r: Int32 = pty.masterOpen ? pollWritable : POLLHUP
+        var r: Int32 = pty.masterOpen ? (pty.output.count < Pty.bufferLimit ? pollWritable : 0) : POLLHUP
         if pty.slaveReadable { r |= pollReadable }
         return Int16(r)
     }

@@ -318,11 +318,7 @@ struct CoreDump {
         note("CORE", 1 /* NT_PRSTATUS */, prstatus(fpValid: fpu != nil))
         note("CORE", 3 /* NT_PRPSINFO */, prpsinfo())
         note("CORE", 0x5349_4749 /* NT_SIGINFO */, info.bytes())
-        if !t.mm.auxv.isEmpty {
-            var a = [UInt8](repeating: 0, count: t.mm.auxv.count * 16)
-            for (i, (key, value)) in t.mm.auxv.enumerated() { put64(&a, i * 16, key); put64(&a, i * 16 + 8, value) }
-            note("CORE", 6 /* NT_AUXV */, a)
-        }
+        if !t.mm.auxv.isEmpty { note("CORE", 6 /* NT_AUXV */, t.mm.auxv) }
         note("CORE", 0x4649_4c45 /* NT_FILE */, fileNote())
         if let f = fpu { note("CORE", 2 /* NT_FPREGSET */, f) }
         if let x = xstate { note("LINUX", 0x202 /* NT_X86_XSTATE */, x) }

@@ -359,8 +359,9 @@ extension Task {
     /// Sends a thread-directed signal. Requires: mu held.
     func sendSignal(_ sig: Int32, _ info: SigInfo) {
         if tg.exiting { return }
-        if sig == SIGKILL || sig == SIGCONT || sigBit(sig) & stopSignalsMask != 0 {
-            // Their effect is on the whole group.
+        if sig == SIGKILL || sig == SIGCONT || (ptrace == nil && sigBit(sig) & stopSignalsMask != 0) {
+            // Their effect is on the whole group; a traced thread takes a
+            // stop signal itself, into a ptrace stop (PTRACE_ATTACH's SIGSTOP).
             if sig == SIGKILL { tg.beginExit(code: SIGKILL, bySignal: true); return }
             tg.sendSignal(sig, info)
             return

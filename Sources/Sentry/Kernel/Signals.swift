@@ -87,6 +87,12 @@ struct SignalQueue {
     var mask: UInt64 = 0
     var infos: [SigInfo] = []
 
+    /// Whether `add(sig, ...)` would drop a new instance: a standard signal
+    /// already pending that is not a stale timer signal.
+    func refuses(_ sig: Int32) -> Bool {
+        sig < 32 && mask & sigBit(sig) != 0 && !infos.contains { $0.signo == sig && $0.timerStale }
+    }
+
     mutating func add(_ sig: Int32, _ info: SigInfo) {
         if sig < 32 && mask & sigBit(sig) != 0 {
             // Only a stale timer signal gives way to a new instance.

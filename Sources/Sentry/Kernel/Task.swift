@@ -188,8 +188,9 @@ final class Task {
                 thread = v
             }
         } else {
+            let seized: PtraceThread
             do {
-                thread = try PtraceThread(seize: hostTid)
+                seized = try PtraceThread(seize: hostTid)
             } catch {
                 Log.shared.info("cannot seize stub thread \(hostTid): \(error)")
                 kernel.lock()
@@ -199,6 +200,8 @@ final class Task {
             }
             pin()
             kernel.lock()
+            // Under mu: other tasks read it (memRead, awaitThread).
+            thread = seized
         }
         if let s = onStart { onStart = nil; s(self) }
         while prepareToRun() {
@@ -491,16 +494,35 @@ final class Task {
     /// Backing store for Sentry-internal transfers (see Splice.swift).
     var transferStorage: UnsafeMutableRawBufferPointer? = nil
 
-    /// Reads application (or bounce) memory; returns the bytes read.
+    /// Reads application (or bounce) memory; returns the bytes read (none
+    /// from a task just cloned whose driver has not seized its stub yet:
+    /// another task reaching it, process_vm_readv or /proc/PID/cmdline,
+    /// crashed the Sentry).
     @inline(__always) func memRead(_ addr: UInt64, _ buf: UnsafeMutableRawPointer, _ len: Int) -> Int {
         if bounce != nil && addr >= Task.bounceBase { return bounceCopy(addr, len) { buf.copyMemory(from: $0, byteCount: len) } }
-        return thread.read(addr, buf, len)
+        guard let th = thread else { return 0 }
+        return th.read(addr, buf, len)
     }
 
     /// Writes application (or bounce) memory; returns the bytes written.
     @inline(__always) func memWrite(_ addr: UInt64, _ buf: UnsafeRawPointer, _ len: Int) -> Int {
         if bounce != nil && addr >= Task.bounceBase { return bounceCopy(addr, len) { $0.copyMemory(from: buf, byteCount: len) } }
-        return thread.write(addr, buf, len)
+        guard let th = thread else { return 0 }
+        return th.write(addr, buf, len)
+    }
+
+    /// Waits (by `t`, a millisecond at a time, up to a second) for this
+    /// task's host thread: a child exists for Linux as soon as fork returns,
+    /// but Moat reaches its memory only once its driver has seized its stub.
+    /// Requires: mu held.
+    func awaitThread(by t: Task) -> Bool {
+        var waited = 0
+        while thread == nil {
+            if tg.zombie || waited == 1000 || t.interruptPending() { return false }
+            _ = t.block(deadline: Kernel.now(CLOCK_MONOTONIC) + 1_000_000)
+            waited += 1
+        }
+        return true
     }
 
     /// This task stops using its address space (exit, or exec before it

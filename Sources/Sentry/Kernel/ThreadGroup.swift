@@ -46,6 +46,9 @@ final class ThreadGroup {
     var handlers: SignalHandlers
     var sharedPending = SignalQueue()
     var rlimits: [RLimit]
+    /// /proc/PID/oom_score_adj (-1000...1000), inherited by a child, and the
+    /// lowest value a writer without CAP_SYS_RESOURCE may set.
+    var oomScoreAdj: Int32 = 0, oomScoreAdjMin: Int32 = 0
     /// The signal to send the parent at exit (SIGCHLD normally).
     var exitSignal: Int32 = SIGCHLD
     var subreaper = false
@@ -82,8 +85,9 @@ final class ThreadGroup {
     var exitCode: Int32 = 0        // wait status
     var zombie = false
     var reaped = false
-    /// A task of the group attached to a process that is not its child
-    /// (wait then looks beyond the children for ptrace stops).
+    /// A task of the group attached to a process that is not its child, or
+    /// to a thread that is not a leader (wait then looks beyond the
+    /// children, and at threads by tid, for ptrace stops).
     var tracesNonChildren = false
     /// The leader's name once it has left (shown for a zombie).
     var exitComm: [UInt8] = []

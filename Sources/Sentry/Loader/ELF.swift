@@ -214,6 +214,7 @@ func buildStack(_ t: Task, argv: [[UInt8]], envp: [[UInt8]], execfn: [UInt8], au
     aux.append((25, stringsBase + UInt64(randOff)))   // AT_RANDOM
     aux.append((31, stringsBase + UInt64(execfnOff))) // AT_EXECFN
     aux.append((0, 0))
+    t.mm.auxv = aux.flatMap { [$0.0, $0.1] }.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
     var words = 1 + argv.count + 1 + envp.count + 1 + aux.count * 2
     if words % 2 == 1 { words += 1 }
     let sp = stringsBase - UInt64(words * 8)
@@ -229,7 +230,6 @@ func buildStack(_ t: Task, argv: [[UInt8]], envp: [[UInt8]], execfn: [UInt8], au
     let so = Int(stringsBase - sp)
     block.replaceSubrange(so..<so + strings.count, with: strings)
     if !t.copyOut(sp, block) { return .failure(Errno(EFAULT)) }
-    t.mm.auxv = aux
     t.mm.argStart = stringsBase
     t.mm.argEnd = stringsBase + UInt64(argLen)
     t.mm.envStart = t.mm.argEnd

@@ -99,8 +99,10 @@ final class MemoryManager {
     let minAddr: UInt64 = 0x10000
     var argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0
     var exePath: String = ""
-    /// The auxiliary vector execve gave the program (a core dump's NT_AUXV).
-    var auxv: [(UInt64, UInt64)] = []
+    /// The auxiliary vector exec put on the stack, AT_NULL included, as
+    /// /proc/PID/auxv shows it and a core dump's NT_AUXV holds it (key and
+    /// value, 8 bytes each).
+    var auxv: [UInt8] = []
     /// Tasks using this address space (the last one's exit or exec ends it).
     var users = 1
     /// The program this address space runs: while it does, the file may
@@ -230,7 +232,10 @@ final class MemoryManager {
         let hostFlags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
         let r = t.thread.mapAnonymous(addr, len, prot: prot, shared: shared)  // Platform.PlatformAddressSpace
         if r < 0 { return r }
-        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: name)
+        // A shared anonymous mapping is backed by an unlinked /dev/zero
+        // object on Linux (shmem_zero_setup), and maps names it so.
+        let shown = shared && name.isEmpty ? "/dev/zero (deleted)" : name
+        var v = VMA(start: addr, end: addr + len, prot: prot & 7, flags: hostFlags, name: shown)
         if shared { v.shareID = (1 << 62) | nextShareID; nextShareID += 1 }
         insert(v)
         return Int(addr)

@@ -202,7 +202,10 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     fp.mxcsr = 0x1f80
     _ = t.thread.setFP(&fp)
 
-    // The rest of exec's effects.
+    // The rest of exec's effects. A table shared with CLONE_FILES (a vfork
+    // child's) is copied first: closing on exec must not close the
+    // parent's descriptors (Linux's unshare_files in exec).
+    t.unshareFDTable()
     t.fds.closeOnExec()
     // The new program starts without the thread and process keyrings (the
     // session keyring stays), as Linux's prepare_exec_creds.

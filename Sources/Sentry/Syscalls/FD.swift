@@ -44,11 +44,7 @@ func registerFD(_ t: SyscallTable) {
         if first > last || flags & ~UInt32(6) != 0 { return err(EINVAL) }
         // CLOSE_RANGE_UNSHARE: a table shared with CLONE_FILES becomes this
         // task's own copy first, so the others keep their descriptors.
-        if flags & 2 != 0 && t.fds.users > 1 {
-            let mine = t.fds.fork()
-            t.fds.release(t)
-            t.fds = mine
-        }
+        if flags & 2 != 0 { t.unshareFDTable() }
         let end = min(Int(last), t.fds.entries.count - 1)
         if end < Int(first) { return 0 }
         for fd in Int(first)...end {

@@ -57,16 +57,8 @@ func registerFile(_ t: SyscallTable) {
         return statPath(t, a.int(0), a.a1, a.a2, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0, emptyOK: flags & AT_EMPTY_PATH_ != 0)
     }
     t[332] = sysStatx
-    t[217] = { t, a in                                                                    // getdents64
-        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        if let i = f.inode, i.isDir { i.touchAtime() }             // a listing is an access
-        return f.getdents(t, a.a1, direntCount(a.uint(2)))
-    }
-    t[78] = { t, a in                                                                     // getdents
-        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        if let i = f.inode, i.isDir { i.touchAtime() }
-        return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: true)
-    }
+    t[217] = { t, a in sysGetdents(t, a, legacy: false) }                                // getdents64
+    t[78] = { t, a in sysGetdents(t, a, legacy: true) }                                  // getdents
     t[21] = { t, a in sysAccess(t, AT_FDCWD_, a.a0, a.int(1), 0) }                        // access
     t[269] = { t, a in sysAccess(t, a.int(0), a.a1, a.int(2), 0) }                        // faccessat
     t[439] = { t, a in                                                                    // faccessat2
@@ -199,36 +191,11 @@ func registerFile(_ t: SyscallTable) {
     t[133] = { t, a in sysMknodat(t, AT_FDCWD_, a.a0, a.uint(1), dev: a.uint(2)) }        // mknod
     t[259] = { t, a in sysMknodat(t, a.int(0), a.a1, a.uint(2), dev: a.uint(3)) }         // mknodat
     t[285] = { t, a in                                                                    // fallocate
-        // Linux's vfs_fallocate order: the range (EINVAL), write access
-        // (EBADF), the kind of file (a pipe or FIFO ESPIPE, a directory
-        // EISDIR, anything else not regular ENODEV), the size (EFBIG).
-        guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-        let mode = a.int(1)
-        let end = Int64(a.long(2)) &+ Int64(a.long(3))
-        if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
-        if !f.writable { return err(EBADF) }
-        if f is PipeFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
-        if f.inode?.isDir == true { return err(EISDIR) }
-        if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
-        if end < 0 { return err(EFBIG) }
-        // FALLOC_FL_PUNCH_HOLE (2), with FALLOC_FL_KEEP_SIZE only
-        // (EOPNOTSUPP without it, Linux 6.18's vfs_fallocate): tmpfs and
-        // memfd files, as Linux's shmem_fallocate (EPERM under a write
-        // seal); other files leave it to the caller's fallback (EOPNOTSUPP).
-        if mode & 2 != 0 && mode & ~3 == 0 {
-            if mode & 1 == 0 { return err(EOPNOTSUPP) }
-            guard let tf = f as? TmpfsFileFD else { return err(EOPNOTSUPP) }
-            return tf.node.punchHole(Int64(a.long(2)), Int64(a.long(3)))
-        }
-        // Blocks are not accounted, so reserving them is only a size change;
-        // range zeroing is left to callers' fallbacks.
-        if mode & ~1 != 0 { return err(EOPNOTSUPP) }
-        if end > 1 << 40 { return err(EFBIG) }
-        if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
-        if f.fileSize() >= end { return 0 }
-        // Growing past RLIMIT_FSIZE: SIGXFSZ and EFBIG (inode_newsize_ok).
-        if UInt64(end) > t.tg.rlimits[1].cur { t.sendSelfSignal(SIGXFSZ); return err(EFBIG) }
-        return f.truncate(end)
+        // A change of the file's blocks or size is a modification (Linux's
+        // vfs_fallocate ends with fsnotify_modify).
+        let r = sysFallocate(t, a)
+        if r == 0, let f = t.fds.getIO(a.int(0)) { t.kernel.inotifyFile(f, IN_MODIFY_) }
+        return r
     }
     t[221] = { t, a in                                                                    // fadvise64: advice only
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }   // O_PATH too
@@ -282,6 +249,52 @@ func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
 /// getdents' count: an unsigned int that Linux's filldir holds in an int,
 /// so 2^31 and above fit no record (EINVAL, as a count too short does).
 private func direntCount(_ c: UInt32) -> Int { c > UInt32(Int32.max) ? 0 : Int(min(c, 1 << 20)) }
+
+private func sysFallocate(_ t: Task, _ a: Args) -> Int {
+    // Linux's vfs_fallocate order: the range (EINVAL), write access
+    // (EBADF), the kind of file (a pipe or FIFO ESPIPE, a directory
+    // EISDIR, anything else not regular ENODEV), the size (EFBIG).
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+    let mode = a.int(1)
+    let end = Int64(a.long(2)) &+ Int64(a.long(3))
+    if a.long(2) < 0 || a.long(3) <= 0 { return err(EINVAL) }
+    if !f.writable { return err(EBADF) }
+    if f is PipeFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
+    if f.inode?.isDir == true { return err(EISDIR) }
+    if !(f.inode?.isRegular ?? false) { return err(ENODEV) }
+    if end < 0 { return err(EFBIG) }
+    // FALLOC_FL_PUNCH_HOLE (2), with FALLOC_FL_KEEP_SIZE only
+    // (EOPNOTSUPP without it, Linux 6.18's vfs_fallocate): tmpfs and
+    // memfd files, as Linux's shmem_fallocate (EPERM under a write
+    // seal); other files leave it to the caller's fallback (EOPNOTSUPP).
+    if mode & 2 != 0 && mode & ~3 == 0 {
+        if mode & 1 == 0 { return err(EOPNOTSUPP) }
+        guard let tf = f as? TmpfsFileFD else { return err(EOPNOTSUPP) }
+        return tf.node.punchHole(Int64(a.long(2)), Int64(a.long(3)))
+    }
+    // Blocks are not accounted, so reserving them is only a size change;
+    // range zeroing is left to callers' fallbacks.
+    if mode & ~1 != 0 { return err(EOPNOTSUPP) }
+    if end > 1 << 40 { return err(EFBIG) }
+    if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
+    if f.fileSize() >= end { return 0 }
+    // Growing past RLIMIT_FSIZE: SIGXFSZ and EFBIG (inode_newsize_ok).
+    if UInt64(end) > t.tg.rlimits[1].cur { t.sendSelfSignal(SIGXFSZ); return err(EFBIG) }
+    return f.truncate(end)
+}
+
+/// A listing is an access, even one at the end: the directory's atime and
+/// an IN_ACCESS|IN_ISDIR for its watchers after the entries are copied out
+/// (Linux's iterate_dir; a program waiting for that event, as gVisor's
+/// inotify EpollNoDeadlock does, would otherwise wait for ever).
+private func sysGetdents(_ t: Task, _ a: Args, legacy: Bool) -> Int {
+    guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
+    guard let i = f.inode, i.isDir else { return f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: legacy) }
+    i.touchAtime()
+    let r = f.getdents(t, a.a1, direntCount(a.uint(2)), legacy: legacy)
+    t.kernel.inotifyFile(f, IN_ACCESS_)
+    return r
+}
 
 func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
     switch r {
@@ -814,7 +827,9 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
             return .failure(e)
         }
         let r = dir.inode.link(name, src.inode)
-        if case .success = r { t.kernel.inotifyFile(src, IN_ATTRIB_) }
+        // The new link count is the file's own event; its directory's
+        // watches hear only the IN_CREATE of the new name.
+        if case .success = r { t.kernel.inotifyInode(src.inode, IN_ATTRIB_) }
         return r
     }
 }
@@ -959,7 +974,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
         let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
         if r == 0 { dropFileCapabilities(t.kernel, p.inode, a) }
-        if r == 0 { t.kernel.inotifyFile(p, IN_ATTRIB_) }
+        if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(p, m) }
         return r
     case .failure(let e): return e.ret
     }
@@ -974,8 +989,25 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { dropFileCapabilities(t.kernel, i, a) }
-    if r == 0 { t.kernel.inotifyFile(f, IN_ATTRIB_) }
+    if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(f, m) }
     return r
+}
+
+/// The event an attribute change makes, as Linux's fsnotify_change: owner,
+/// group, mode or both times IN_ATTRIB; a size IN_MODIFY; only the access
+/// time IN_ACCESS, only the modification time IN_MODIFY (utimensat with
+/// one UTIME_OMIT); nil for nothing changed.
+private func inotifyMask(_ a: SetAttr) -> UInt32? {
+    var m: UInt32 = 0
+    if a.uid != nil || a.gid != nil || a.mode != nil { m |= IN_ATTRIB_ }
+    if a.size != nil { m |= IN_MODIFY_ }
+    switch (a.atime != nil, a.mtime != nil) {
+    case (true, true): m |= IN_ATTRIB_
+    case (true, false): m |= IN_ACCESS_
+    case (false, true): m |= IN_MODIFY_
+    case (false, false): break
+    }
+    return m == 0 ? nil : m
 }
 
 /// chmod by a caller outside the file's group and without CAP_FSETID

@@ -82,6 +82,7 @@ func registerIdentity(_ t: SyscallTable) {
     t[153] = { t, _ in t.creds.has(26) ? 0 : err(EPERM) }
     t[160] = { t, a in sysPrlimit(t, 0, a.uint(0), a.a1, 0) }                 // setrlimit
     t[302] = { t, a in sysPrlimit(t, a.int(0), a.uint(1), a.a2, a.a3) }       // prlimit64
+    t[103] = sysSyslog
     t[99] = { t, a in                                                         // sysinfo
         var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
         moat_sysinfo(&total, &free, &procs)
@@ -477,4 +478,32 @@ enum Personality {
         while let c = rest.first, c.isNumber || (c == "." && dots < 2) { if c == "." { dots += 1 }; rest = rest.dropFirst() }
         return "2.6.\(patch + 60)" + rest
     }()
+}
+
+/// syslog(2), the kernel's log: Moat's kernel writes none, so the log is
+/// empty (a read gets nothing; SYSLOG_ACTION_READ waits, as Linux's does
+/// for a message, until a signal) and its size is Linux's usual buffer.
+/// As on Linux without dmesg_restrict, reading it all and asking its size
+/// need no privilege; the other actions need CAP_SYSLOG or CAP_SYS_ADMIN.
+func sysSyslog(_ t: Task, _ a: Args) -> Int {
+    let type = a.int(0), buf = a.a1, len = a.int(2)
+    let CAP_SYSLOG = 34
+    switch type {
+    case 0, 1: return 0                                                  // CLOSE, OPEN
+    case 3, 10: break                                                    // READ_ALL, SIZE_BUFFER
+    case 2, 4, 5, 6, 7, 8, 9:
+        if !t.creds.has(CAP_SYSLOG) && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    default: return err(EINVAL)
+    }
+    switch type {
+    case 2, 3, 4:                                                        // READ, READ_ALL, READ_CLEAR
+        if buf == 0 || len < 0 { return err(EINVAL) }
+        if type != 2 || len == 0 { return 0 }
+        while true {
+            if t.block(deadline: nil) == .interrupted { return -ERESTARTSYS }
+        }
+    case 8: return len < 1 || len > 8 ? err(EINVAL) : 0                 // CONSOLE_LEVEL
+    case 10: return 1 << 18                                              // SIZE_BUFFER
+    default: return 0                                                    // CLEAR, CONSOLE_OFF/ON, SIZE_UNREAD
+    }
 }

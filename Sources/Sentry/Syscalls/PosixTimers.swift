@@ -229,6 +229,12 @@ private func expire(_ tg: ThreadGroup, _ tm: PosixTimer, deadline: Int64, now: I
        (target.map { $0.pending.addTimerOverrun(id: tm.id, signo: tm.signo, more) }
             ?? tg.sharedPending.addTimerOverrun(id: tm.id, signo: tm.signo, more)) != nil {
         tm.pendingOverrun = 0
+    } else if tm.notify != SIGEV_NONE, (target?.pending ?? tg.sharedPending).refuses(tm.signo) {
+        // The same standard signal already pending from elsewhere (a kill):
+        // this one is not queued, and the expiry counts as an overrun of the
+        // next signal the timer sends (Linux forwards a timer whose signal
+        // was dropped and carries the count).
+        tm.pendingOverrun = Int32(min(Int64(Int32.max), more))
     } else if tm.notify != SIGEV_NONE {
         var info = SigInfo(signo: tm.signo)
         info.code = -2                                                  // SI_TIMER

@@ -163,11 +163,20 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
         if fdTableTooBig(t) { return err(EMFILE) }
-        let mine = t.fds.fork()
-        t.fds.release(t)
-        t.fds = mine
+        t.unshareFDTable()
     }
     return 0
+}
+
+extension Task {
+    /// A descriptor table shared with CLONE_FILES becomes this task's own
+    /// copy, so the others keep their descriptors whatever it closes.
+    func unshareFDTable() {
+        if fds.users <= 1 { return }
+        let mine = fds.fork()
+        fds.release(self)
+        fds = mine
+    }
 }
 
 /// Linux's dup_fd: a copy of a descriptor table whose open descriptors
@@ -310,6 +319,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.sid = t.tg.sid
         tg.lastCreds = t.creds
         tg.rlimits = t.tg.rlimits
+        tg.oomScoreAdj = t.tg.oomScoreAdj; tg.oomScoreAdjMin = t.tg.oomScoreAdjMin
         k.timers.setCPULimit(tg)                                            // RLIMIT_CPU counts the child's own time
         tg.comm = t.tg.comm
         tg.dumpable = t.tg.dumpable
@@ -424,14 +434,15 @@ private func childRusage(_ c: ThreadGroup) -> [UInt8] {
     return b
 }
 
-enum WaitEvent { case exited, stopped, continued, traced(Int32) }
+/// A traced stop names the thread that stopped (wait returns its tid).
+enum WaitEvent { case exited, stopped, continued, traced(Int32, tid: Int32) }
 
 /// A ptrace stop of a tracee in `c` that `t`'s group traces, not yet
 /// reported; taken when `consume`. Requires: Kernel.mu held.
-private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool) -> Int32? {
+private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool) -> WaitEvent? {
     guard let tr = c.tasks.first(where: { $0.ptrace.map { $0.tracer === t.tg && $0.stopped && !$0.reported } ?? false }) else { return nil }
     if consume { tr.ptrace!.reported = true }
-    return tr.ptrace!.stopSignal
+    return .traced(tr.ptrace!.stopSignal, tid: tr.tid)
 }
 
 /// The common engine of wait4 and waitid.
@@ -448,7 +459,7 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
             if c.zombie && !exited { continue }
             any = true
             // A traced child's ptrace stops are reported without WUNTRACED.
-            if let sig = ptraceStop(t, c, consume: consume) { return .success((c, .traced(sig))) }
+            if let ev = ptraceStop(t, c, consume: consume) { return .success((c, ev)) }
             if exited && c.zombie {
                 if consume { t.tg.reap(c) }
                 return .success((c, .exited))
@@ -462,11 +473,13 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
                 return .success((c, .continued))
             }
         }
-        // Tracees that are not children (PTRACE_ATTACH): their stops only.
+        // Tracees that are not children (PTRACE_ATTACH), or a child's thread
+        // named by its tid: their stops only.
         if t.tg.tracesNonChildren {
-            for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && tr.tg.parent !== t.tg && (pid == -1 || pid == tr.tid) {
+            for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && (pid == -1 || pid == tr.tid)
+                && (tr.tg.parent !== t.tg || (pid == tr.tid && tr.tid != tr.tg.tgid)) {
                 any = true
-                if let sig = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, .traced(sig))) }
+                if let ev = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, ev)) }
             }
         }
         if !any { return .failure(SysErr(err(ECHILD))) }
@@ -493,10 +506,11 @@ func sysWait4(_ t: Task, _ pid: Int32, _ status: UInt64, _ options: Int32, _ rus
         case .exited: ws = c.exitCode
         case .stopped: ws = (c.stopSignal << 8) | 0x7f
         case .continued: ws = 0xffff
-        case .traced(let sig): ws = (sig << 8) | 0x7f
+        case .traced(let sig, _): ws = (sig << 8) | 0x7f
         }
         if status != 0 && !t.writeI32(status, ws) { return err(EFAULT) }
         if rusage != 0 && !t.copyOut(rusage, childRusage(c)) { return err(EFAULT) }
+        if case .traced(_, let tid) = ev { return Int(t.vpid(tid)) }
         return Int(t.vpid(c.tgid))
     }
 }
@@ -535,7 +549,7 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
         case .exited: info.code = c.childCode(); info.status = c.childStatusValue()
         case .stopped: info.code = 5; info.status = c.stopSignal
         case .continued: info.code = 6; info.status = SIGCONT
-        case .traced(let sig): info.code = 4; info.status = sig   // CLD_TRAPPED
+        case .traced(let sig, let tid): info.code = 4; info.status = sig; info.pid = t.vpid(tid)   // CLD_TRAPPED
         }
         if a.a2 != 0 && !t.copyOut(a.a2, info.bytes()) { return err(EFAULT) }
         if a.a4 != 0 && !t.copyOut(a.a4, childRusage(c)) { return err(EFAULT) }

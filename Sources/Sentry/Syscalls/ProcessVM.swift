@@ -50,6 +50,7 @@ private func sysProcessVM(_ t: Task, _ a: Args, write: Bool) -> Int {
     let pid = a.int(0)
     guard pid > 0, let target = t.kernel.task(pid, by: t), !target.tg.zombie else { return err(ESRCH) }
     if !mayAttach(t, target.tg) { return err(EPERM) }
+    if !target.awaitThread(by: t) { return err(ESRCH) }
 
     var li = 0, lOff = 0, copied = 0
     var buf = [UInt8](repeating: 0, count: 4096)

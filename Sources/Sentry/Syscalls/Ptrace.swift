@@ -23,7 +23,8 @@ private let PTRACE_PEEKUSER = 3, PTRACE_POKEUSER = 6
 /// offsetof(struct user, u_debugreg) on x86-64, and the struct's size.
 private let userDebugRegs: UInt64 = 848, userSize: UInt64 = 912
 private let PTRACE_GETFPREGS = 14, PTRACE_SETFPREGS = 15, PTRACE_GETREGSET = 0x4204, PTRACE_SETREGSET = 0x4205
-private let NT_PRFPREG: UInt64 = 2, NT_X86_XSTATE: UInt64 = 0x202
+private let NT_PRSTATUS: UInt64 = 1, NT_PRFPREG: UInt64 = 2, NT_X86_XSTATE: UInt64 = 0x202
+private let PTRACE_GETREGS = 12
 /// The legacy FXSAVE area that starts an XSAVE area, and the XSAVE header
 /// after it (xstate_bv, xcomp_bv, 48 reserved bytes).
 private let fxsaveSize = 512, xsaveHeaderSize = 64
@@ -49,6 +50,10 @@ final class PtraceState {
     var fpu: [UInt8] = []
     var hasXState = false
     var fpuDirty = false
+    /// The tracee's general registers as it entered a signal-delivery stop
+    /// (taken on its own thread, as the FPU state is); nil in a stop that
+    /// did not take them (a group stop found at attach).
+    var regs: Registers? = nil
     init(tracer: ThreadGroup) { self.tracer = tracer }
 }
 
@@ -78,6 +83,7 @@ extension Task {
         p.reported = false
         p.resumeSignal = info.signo
         saveFPUForTracer(p)
+        p.regs = thread.regs
         tracer.notifyChildEvent(tg)
         var ci = SigInfo(signo: SIGCHLD)
         ci.code = 4 // CLD_TRAPPED
@@ -87,6 +93,7 @@ extension Task {
             _ = block(deadline: nil, stopWait: true)
         }
         p.stopped = false
+        p.regs = nil
         restoreFPUFromTracer(p)
         if exitRequested || tg.exiting { return nil }
         let sig = p.resumeSignal
@@ -145,11 +152,23 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         if target.ptrace != nil { return err(EPERM) }
         if !mayAttach(t, target.tg) { return err(EPERM) }
         target.ptrace = PtraceState(tracer: t.tg)
-        if target.tg.parent !== t.tg { t.tg.tracesNonChildren = true }
-        if req == PTRACE_ATTACH {
+        if target.tg.parent !== t.tg || target.tid != target.tg.tgid { t.tg.tracesNonChildren = true }
+        if req == PTRACE_ATTACH && target.tg.stopped {
+            // Already in a group stop: that stop becomes a ptrace stop the
+            // tracer's wait reports (SIGSTOP), as Linux traps a stopped
+            // tracee at attach; a SIGSTOP sent now would only stop it again
+            // after it is resumed, and the wait found nothing to report.
+            target.ptrace!.stopped = true
+            target.ptrace!.stopSignal = target.tg.stopSignal
+            target.ptrace!.reported = false
+            t.tg.notifyChildEvent(target.tg)
+        } else if req == PTRACE_ATTACH {
+            // To the thread attached, not its process: another thread could
+            // take a group-wide SIGSTOP and the tracee would never report a
+            // ptrace stop (Linux's ptrace_attach sends it to the task).
             var info = SigInfo(signo: SIGSTOP)
             info.pid = t.vpid(t.tg.tgid); info.uid = t.creds.uid
-            target.tg.sendSignal(SIGSTOP, info)
+            target.sendSignal(SIGSTOP, info)
         }
         return 0
     }
@@ -194,6 +213,19 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         if n < 4 && data >= taskSizeMax { return err(EINVAL) }
         p.debugRegs[n] = data
         return 0
+    case PTRACE_GETREGS:
+        // struct user_regs_struct, as the stop found it (read only here).
+        guard var r = p.regs else { return err(EIO) }
+        return t.memWrite(data, &r, MemoryLayout<Registers>.size) == MemoryLayout<Registers>.size ? 0 : err(EFAULT)
+    case PTRACE_GETREGSET where addr == NT_PRSTATUS:
+        var iov = (base: UInt64(0), len: UInt64(0))
+        if t.memRead(data, &iov, 16) != 16 { return err(EFAULT) }
+        guard var r = p.regs else { return err(EIO) }
+        if iov.len % 8 != 0 { return err(EINVAL) }
+        let n = Int(min(iov.len, UInt64(MemoryLayout<Registers>.size)))
+        if n > 0 && t.memWrite(iov.base, &r, n) != n { return err(EFAULT) }
+        iov.len = UInt64(n)
+        return t.memWrite(data + 8, &iov.len, 8) == 8 ? 0 : err(EFAULT)
     case PTRACE_GETREGSET, PTRACE_SETREGSET:
         // data: a struct iovec whose length the call sets to what it copied.
         var iov = (base: UInt64(0), len: UInt64(0))

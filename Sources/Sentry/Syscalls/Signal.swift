@@ -210,7 +210,9 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     let info = t.userSigInfo(sig)
     var targets: [ThreadGroup]
     if pid > 0 {
-        guard let tg = k.threadGroups[pid], !tg.reaped, k.sees(t, tg) else { return err(ESRCH) }
+        // A thread's id names its whole process, as the leader's does (Linux
+        // finds the task by pid and signals its thread group).
+        guard let tg = k.threadGroups[pid] ?? k.tasks[pid]?.tg, !tg.reaped, k.sees(t, tg) else { return err(ESRCH) }
         targets = [tg]
     } else if pid == 0 {
         targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
