@@ -98,6 +98,11 @@ extension Kernel {
             }),
             "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
             "mounts": file(16, { t in k.mountsText(t) }),
+            // cgroup v2 only: every controller on hierarchy 0 (Kernel/Cgroups.swift).
+            "cgroups": file(22, { _ in
+                let n = 1 + k.cgroups.root.descendants
+                return "#subsys_name\thierarchy\tnum_cgroups\tenabled\n" + k.cgroups.controllers.map { "\($0)\t0\t\(n)\t1\n" }.joined()
+            }),
             "cpuinfo": file(17, { _ in
                 var s = ""
                 for i in 0..<max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) {
@@ -231,6 +236,10 @@ extension Kernel {
         entries["ns"] = { k.procNsDir(tg, base + 40, task) }
         entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
+        // cgroup v2's one line, the path as the reader's cgroup namespace sees it.
+        entries["cgroup"] = { ProcNode(kernel: k, ino: base + 25, mode: S_IFREG_ | 0o444, content: { r in
+            Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\n".utf8)
+        }) }
         entries["net"] = { k.makeProcNetDir() }
         // The container's id mappings (the sandbox's ids are container ids).
         func idMap(_ m: [(UInt32, UInt32, UInt32)]) -> [UInt8] {
