@@ -558,7 +558,7 @@ public enum SentryMain {
                 Log.shared.info("mount \(m.type) on \(m.destination): no such directory; skipped")
                 continue
             }
-            let mnt = vfs.mount(ino, at: p, fsType: type, source: type == "cgroup2" ? "cgroup2" : m.source ?? m.type)
+            let mnt = vfs.mount(ino, at: p, fsType: type, source: m.source ?? m.type)
             if type == "sysfs" || m.options.contains("ro") { mnt.readOnly = true }
         }
         for d in devices { makeDevice(k, fs, d) }

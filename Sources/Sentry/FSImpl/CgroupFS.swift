@@ -50,7 +50,7 @@ final class CgroupDirInode: Inode {
         switch kernel.cgroups.mkdir(cgroup, String(decoding: name, as: UTF8.self)) {
         case .success(let c):
             let d = kernel.cgroupDir(c)
-            d.uid = uid; d.gid = gid
+            d.uid = uid; d.gid = gid; d.mode = S_IFDIR_ | (mode & 0o7777)
             return .success(d)
         case .failure(let e): return .failure(e)
         }

@@ -94,7 +94,7 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
         var into: Cgroup? = nil
         if let fd = c.cgroupFD {
             // A directory of the cgroup2 file system, opened O_PATH too (Linux's fget_raw).
-            guard let f = t.fds.getIO(fd), let d = f.inode as? CgroupDirInode else { return err(EBADF) }
+            guard let f = t.fds.get(fd), let d = f.inode as? CgroupDirInode else { return err(EBADF) }
             into = d.cgroup
         }
         return sysClone(t, flags: (c.flags & ~CLONE_INTO_CGROUP_) | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid,
