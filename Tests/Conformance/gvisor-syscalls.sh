@@ -117,6 +117,11 @@ EOF
     sed -i 's/^extern bool FLAGS_benchmark_list_tests;$//' "$1/src/test/util/test_util_impl.cc"
     # Debian's abseil (20220623) predates MutexLock taking a reference.
     sed -i 's/absl::MutexLock \([a-z_]*\)(\([a-z_.]*\));/absl::MutexLock \1(\&\2);/' "$1"/src/test/syscalls/linux/*.cc
+    # ... and its StrSplit yields absl::string_view, not std::string_view
+    # (mount_util.cc, which the cgroup programs need, did not compile).
+    sed -i -e 's/std::vector<std::string_view> tags = absl::StrSplit/std::vector<absl::string_view> tags = absl::StrSplit/' \
+        -e 's/for (std::string_view tag : tags) {/for (absl::string_view t : tags) { std::string_view tag(t.data(), t.size());/' \
+        "$1/src/test/util/mount_util.cc"
     cat >"$s/runfiles.cc" <<'EOF'
 // Written by Moat's gvisor-syscalls.sh: no bazel runfiles; paths stay as given.
 #include <string>

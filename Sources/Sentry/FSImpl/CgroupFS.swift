@@ -34,8 +34,14 @@ final class CgroupDirInode: Inode {
         if cgroup.removed { return .failure(Errno(ENOENT)) }
         let s = String(decoding: name, as: UTF8.self)
         if let c = cgroup.children[s] { return .success(kernel.cgroupDir(c)) }
-        guard let i = cgroupFiles(cgroup, kernel).firstIndex(where: { $0.name == s }) else { return .failure(Errno(ENOENT)) }
-        return .success(CgroupFileInode(cgroup, cgroupFiles(cgroup, kernel)[i], index: i, kernel: kernel))
+        let files = cgroupFiles(cgroup, kernel)
+        guard let i = files.firstIndex(where: { $0.name == s }) else { return .failure(Errno(ENOENT)) }
+        // One inode per file, kept by the cgroup: a chmod or chown (a
+        // delegation) stays.
+        if let f = cgroup.fileInodes[s] { return .success(f) }
+        let f = CgroupFileInode(cgroup, files[i], index: i, kernel: kernel)
+        cgroup.fileInodes[s] = f
+        return .success(f)
     }
     override func readdir() -> Result<[DirEntry], Errno> {
         if cgroup.removed { return .failure(Errno(ENOENT)) }
@@ -82,26 +88,52 @@ struct CgroupFile {
 final class CgroupFileInode: Inode {
     let cgroup: Cgroup
     let file: CgroupFile
+    unowned let kernel: Kernel
     init(_ c: Cgroup, _ f: CgroupFile, index: Int, kernel: Kernel) {
-        cgroup = c; file = f
+        cgroup = c; file = f; self.kernel = kernel
         super.init(ino: c.ino + 1 + UInt64(index), mode: S_IFREG_ | f.mode, dev: c.hierarchy.dev)
     }
     override var fsMagic: Int64 { cgroup2Magic }
     override var cacheable: Bool { false }
-    /// kernfs opens a file for any access (root passes the mode bits);
-    /// reading one with nothing to show, or writing one that takes
-    /// nothing, is EINVAL.
-    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
-        if cgroup.removed { return .failure(Errno(ENODEV)) }
-        let f = BytesFD(data: Array((file.show?(t) ?? "").utf8), flags: flags, path: nil)
-        f.readInvalid = file.show == nil
-        let store = file.store, c = cgroup
-        f.store = { t, b in
-            guard let store else { return EINVAL }
-            return c.removed ? ENODEV : store(t, String(decoding: b, as: UTF8.self))
-        }
-        return .success(f)
+    /// Whether the file still exists: its cgroup not removed, and its
+    /// controller (if any) still enabled for the cgroup by its parent.
+    var present: Bool {
+        if cgroup.removed { return false }
+        let ctl = Cgroup.controller(of: file.name)
+        return ctl == "cgroup" || ctl == "cpu" && file.name == "cpu.stat" || cgroup.controllers.contains(ctl)
     }
+    override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if !present { return .failure(Errno(ENODEV)) }
+        return .success(CgroupFileFD(self, data: Array((file.show?(t) ?? "").utf8), flags: flags))
+    }
+}
+
+/// An open interface file. kernfs opens a file for any access (root
+/// passes the mode bits); reading one with nothing to show, or writing one
+/// that takes nothing, is EINVAL; once the file is gone (its cgroup
+/// removed, its controller disabled) both are ENODEV.
+final class CgroupFileFD: FileDescription {
+    let node: CgroupFileInode
+    /// What a read shows: made at open, as a seq_file's first read would.
+    let data: [UInt8]
+    init(_ node: CgroupFileInode, data: [UInt8], flags: Int32) {
+        self.node = node; self.data = data
+        super.init(flags: flags, path: nil)
+    }
+    override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !node.present { return err(ENODEV) }
+        if node.file.show == nil { return err(EINVAL) }
+        return data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+    }
+    override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
+        if !node.present { return err(ENODEV) }
+        guard let store = node.file.store else { return err(EINVAL) }
+        if count > 4096 { return err(EINVAL) }
+        guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
+        if let e = store(t, String(decoding: b, as: UTF8.self)) { return err(e) }
+        return count
+    }
+    override func fileSize() -> Int64 { Int64(data.count) }
 }
 
 extension Kernel {
@@ -114,6 +146,10 @@ extension Kernel {
         return d
     }
 }
+
+/// A list of controllers as Linux prints one: names and a newline, or
+/// nothing at all for none.
+private func maskLine(_ names: [String]) -> String { names.isEmpty ? "" : names.joined(separator: " ") + "\n" }
 
 /// "0-3,6" for a list of CPU numbers.
 func cpuRanges(_ cpus: [Int32]) -> String {
@@ -139,6 +175,7 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
     func limit(_ n: String) -> CgroupFile {
         rw(n, { _ in c.value(n) + "\n" }) { _, s in
             guard let v = Cgroup.normalize(n, s, old: c.value(n)) else { return EINVAL }
+            if v == Cgroup.outOfRange { return ERANGE }
             c.values[n] = v
             return nil
         }
@@ -151,7 +188,7 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
     }
     let populated = { !k.cgroupMembers(c, subtree: true).isEmpty }
     var files: [CgroupFile] = [
-        ro("cgroup.controllers") { _ in c.controllers.joined(separator: " ") + "\n" },
+        ro("cgroup.controllers") { _ in maskLine(c.controllers) },
         ro("cgroup.events") { _ in "populated \(populated() ? 1 : 0)\nfrozen 0\n" },
         CgroupFile(name: "cgroup.kill", mode: 0o200, show: nil, store: { _, s in
             guard let n = kernelInt(s) else { return EINVAL }
@@ -177,7 +214,7 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
             k.cgroupMembers(c).compactMap { tg in let p = t.vpidIfSeen(tg.tgid); return p == 0 ? nil : "\(p)\n" }.joined()
         }) { t, s in cgroupProcsWrite(t, c, s, threads: false) },
         ro("cgroup.stat") { _ in "nr_descendants \(c.descendants)\nnr_dying_descendants 0\n" },
-        rw("cgroup.subtree_control", { _ in c.subtreeControl.joined(separator: " ") + "\n" }) { _, s in subtreeControlWrite(k, c, s) },
+        rw("cgroup.subtree_control", { _ in maskLine(c.subtreeControl) }) { _, s in subtreeControlWrite(k, c, s) },
         rw("cgroup.threads", { t in
             k.cgroupMembers(c).flatMap { $0.tasks }.compactMap { x in let p = t.vpidIfSeen(x.tid); return p == 0 ? nil : "\(p)\n" }.joined()
         }) { t, s in cgroupProcsWrite(t, c, s, threads: true) },
@@ -216,7 +253,7 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
     }
     if enabled.contains("pids") {
         files += [ro("pids.current") { _ in "\(k.cgroupTaskCount(c))\n" }, ro("pids.events") { _ in "max \(c.pidsMaxEvents)\n" },
-                  limit("pids.max")]
+                  ro("pids.events.local") { _ in "max \(c.pidsMaxEvents)\n" }, limit("pids.max")]
     }
     return files.sorted { $0.name < $1.name }
 }

@@ -44,8 +44,10 @@ final class Cgroup {
     var pidsMaxEvents = 0
     /// The largest memory.current read so far (memory.peak).
     var memoryPeak: UInt64 = 0
-    /// Its directory in the cgroup2 file system (FSImpl/CgroupFS.swift).
+    /// Its directory in the cgroup2 file system (FSImpl/CgroupFS.swift)
+    /// and the inodes of its files looked up so far, by name.
     var dirInode: CgroupDirInode?
+    var fileInodes: [String: CgroupFileInode] = [:]
     /// Removed by rmdir: names nothing any more (an open fd of it stays).
     var removed = false
     let ino: UInt64
@@ -96,6 +98,9 @@ final class Cgroup {
     /// The controller each limit file belongs to.
     static func controller(of file: String) -> String { String(file.prefix { $0 != "." }) }
 
+    /// What normalize returns for a number out of the file's range (ERANGE).
+    static let outOfRange = "\u{1}ERANGE"
+
     /// Checks and normalizes a value written to a limit file, as Linux
     /// parses it (memory sizes with a K/M/G suffix, rounded down to a page
     /// as memory.max shows them); nil: EINVAL.
@@ -126,11 +131,11 @@ final class Cgroup {
             if words[0] != "max" { guard let q = UInt64(words[0]), q >= 1000 else { return nil } }
             return "\(words[0]) \(p)"
         case "cpu.weight":
-            guard words.count == 1, let w = Int(words[0]), (1...10000).contains(w) else { return nil }
-            return String(w)
+            guard words.count == 1, let w = Int(words[0]) else { return nil }
+            return (1...10000).contains(w) ? String(w) : Cgroup.outOfRange
         case "cpu.weight.nice":
-            guard words.count == 1, let n = Int(words[0]), (-20...19).contains(n) else { return nil }
-            return String(n)
+            guard words.count == 1, let n = Int(words[0]) else { return nil }
+            return (-20...19).contains(n) ? String(n) : Cgroup.outOfRange
         case "pids.max":
             guard words.count == 1 else { return nil }
             if words[0] == "max" { return "max" }
@@ -164,7 +169,7 @@ final class CgroupHierarchy {
     /// The runtime's limits for the root: file -> value pairs (SentryConfig.cgroupFiles).
     /// Returns a message for a file or value Moat cannot present.
     func configure(_ file: String, _ value: String) -> String? {
-        guard Cgroup.defaults[file] != nil, let v = Cgroup.normalize(file, value, old: root.value(file)) else {
+        guard Cgroup.defaults[file] != nil, let v = Cgroup.normalize(file, value, old: root.value(file)), v != Cgroup.outOfRange else {
             return "cgroup \(file)=\(value): not a limit the sandbox's cgroup file system presents"
         }
         root.values[file] = v

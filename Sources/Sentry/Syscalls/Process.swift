@@ -281,12 +281,13 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
     if flags & CLONE_FILES_ == 0 && fdTableTooBig(t) { return err(EMFILE) }
-    // Its cgroup (Kernel/Cgroups.swift): a removed one is ENODEV, one that
-    // holds no process EBUSY, as Linux's cgroup_can_fork; pids.max of it
-    // and its ancestors is EAGAIN.
+    // Its cgroup (Kernel/Cgroups.swift): a removed one is ENOENT (Linux's
+    // cgroup_get_from_file finds it offline), one that enabled controllers
+    // for its children (so may hold no process) EBUSY, as Linux's
+    // cgroup_can_fork; pids.max of it and its ancestors is EAGAIN.
     let cgroup = isThread ? t.tg.cgroup : intoCgroup ?? t.tg.cgroup
     if let c = intoCgroup {
-        if c.removed { return err(ENODEV) }
+        if c.removed { return err(ENOENT) }
         if c.parent != nil && !c.subtreeControl.isEmpty { return err(EBUSY) }
         if isThread && c !== t.tg.cgroup { return err(EINVAL) }
     }

@@ -196,12 +196,8 @@ final class DirectoryFD: FileDescription {
 final class BytesFD: FileDescription {
     var data: [UInt8]
     init(data: [UInt8], flags: Int32, path: Path?) { self.data = data; super.init(flags: flags, path: path) }
-    /// True for a file with nothing to show (a write-only kernfs file:
-    /// reading it is EINVAL).
-    var readInvalid = false
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        if readInvalid { return err(EINVAL) }
-        return data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+        data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
     /// A file a write changes (a few /proc files): it takes the bytes
     /// written, whole, and returns an errno or nil.
