@@ -40,6 +40,7 @@ final class CgroupDirInode: Inode {
         // delegation) stays.
         if let f = cgroup.fileInodes[s] { return .success(f) }
         let f = CgroupFileInode(cgroup, files[i], index: i, kernel: kernel)
+        f.uid = cgroup.owner.uid; f.gid = cgroup.owner.gid
         cgroup.fileInodes[s] = f
         return .success(f)
     }
@@ -55,6 +56,7 @@ final class CgroupDirInode: Inode {
         if name.contains(10) { return .failure(Errno(EINVAL)) }
         switch kernel.cgroups.mkdir(cgroup, String(decoding: name, as: UTF8.self)) {
         case .success(let c):
+            c.owner = (uid, gid)
             let d = kernel.cgroupDir(c)
             d.uid = uid; d.gid = gid; d.mode = S_IFDIR_ | (mode & 0o7777)
             return .success(d)
@@ -137,6 +139,19 @@ final class CgroupFileFD: FileDescription {
 }
 
 extension Kernel {
+    /// Linux's cgroup_procs_write_permission (and, for CLONE_INTO_CGROUP,
+    /// cgroup_may_write of the destination): the mover may write the
+    /// cgroup.procs of the closest cgroup holding both ends.
+    func cgroupMayMigrate(_ t: Task, from: Cgroup, to: Cgroup, too: Bool = false) -> Bool {
+        var common = from
+        while !to.isWithin(common), let p = common.parent { common = p }
+        func mayWrite(_ c: Cgroup) -> Bool {
+            guard case .success(let procs) = cgroupDir(c).lookup(Array("cgroup.procs".utf8)) else { return false }
+            return t.mayAccess(procs, 2)
+        }
+        return mayWrite(common) && (!too || mayWrite(to))
+    }
+
     /// The directory inode of `c` (one per cgroup, made on first use).
     /// Requires: mu held.
     func cgroupDir(_ c: Cgroup) -> CgroupDirInode {
@@ -271,6 +286,7 @@ private func cgroupProcsWrite(_ t: Task, _ c: Cgroup, _ s: String, threads: Bool
     guard let x = target, k.sees(t, x.tg), !x.tg.zombie else { return ESRCH }
     let root = t.cgroupNSRoot
     if !c.isWithin(root) || !x.tg.cgroup.isWithin(root) { return ENOENT }
+    if !k.cgroupMayMigrate(t, from: x.tg.cgroup, to: c) { return EACCES }
     if threads { return x.tg.cgroup === c ? nil : EOPNOTSUPP }
     return k.cgroupAttach(x.tg, to: c)?.code
 }

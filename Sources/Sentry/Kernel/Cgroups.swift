@@ -48,6 +48,9 @@ final class Cgroup {
     /// and the inodes of its files looked up so far, by name.
     var dirInode: CgroupDirInode?
     var fileInodes: [String: CgroupFileInode] = [:]
+    /// Who made it (mkdir's fsuid and fsgid): its files are theirs, so a
+    /// delegated cgroup's children stay delegated (cgroup_kn_set_ugid).
+    var owner: (uid: UInt32, gid: UInt32) = (0, 0)
     /// Removed by rmdir: names nothing any more (an open fd of it stays).
     var removed = false
     let ino: UInt64

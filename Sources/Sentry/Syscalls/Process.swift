@@ -288,6 +288,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let cgroup = isThread ? t.tg.cgroup : intoCgroup ?? t.tg.cgroup
     if let c = intoCgroup {
         if c.removed { return err(ENOENT) }
+        if !k.cgroupMayMigrate(t, from: t.tg.cgroup, to: c, too: true) { return err(EACCES) }
         if c.parent != nil && !c.subtreeControl.isEmpty { return err(EBUSY) }
         if isThread && c !== t.tg.cgroup { return err(EINVAL) }
     }

@@ -153,13 +153,24 @@ static long clone3_into(int fd, size_t size) {
     return syscall(SYS_clone3, a, size);
 }
 
-/* clone3(CLONE_INTO_CGROUP): the child says where it started. */
+/* clone3(CLONE_INTO_CGROUP): the child tells (through a pipe, so that
+ * the lines come in one order) where it started. */
 static void into(const char *label, int fd, size_t size) {
+    int io[2];
+    char c[256] = "";
+    pipe(io);
     long p = clone3_into(fd, size);
-    if (p == 0) { show_cgroup("  clone3 child", getpid()); _exit(0); }
-    if (p < 0) { say("%s: clone3 = -1 %s", label, ename(errno)); return; }
-    say("%s: clone3 = child", label);
+    if (p == 0) {
+        cgroup_of(getpid(), c, sizeof c);
+        write(io[1], c, strlen(c));
+        _exit(0);
+    }
+    close(io[1]);
+    if (p < 0) { say("%s: clone3 = -1 %s", label, ename(errno)); close(io[0]); return; }
     waitpid(p, NULL, 0);
+    if (read(io[0], c, sizeof c - 1) < 0) c[0] = 0;
+    close(io[0]);
+    say("%s: clone3 = child, which started in 0::%s", label, c);
 }
 
 static void in_namespace(void) {
