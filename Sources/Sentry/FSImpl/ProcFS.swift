@@ -176,8 +176,11 @@ extension Kernel {
             var dev: UInt64 = 0
             if case .success(let st) = m.root.inode.stat() { dev = st.dev }
             let rw = m.readOnly ? "ro" : "rw"
-            // A bind mount's root is the directory bound (its source path); others' is "/".
-            let root = m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/"
+            // A bind mount's root is the directory bound (its source path); a
+            // cgroup2 mount's its cgroup as the reader's cgroup namespace
+            // sees it ("/.." above that namespace's root); others' is "/".
+            let root = if let d = m.root.inode as? CgroupDirInode { d.cgroup.path(from: t.cgroupNSRoot) }
+                       else { m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/" }
             s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
         }
         return s

@@ -156,6 +156,19 @@ private extension String {
     func trimmingTrailingNewline() -> String { hasSuffix("\n") ? String(dropLast()) : self }
 }
 
+/// A cgroup namespace: the cgroup its members see as "/" in
+/// /proc/PID/cgroup and as the root of a cgroup2 mount they make. The
+/// sandbox's own is rooted at the container's cgroup; unshare and clone
+/// with CLONE_NEWCGROUP make one at the caller's cgroup, setns joins one.
+final class CgroupNamespace {
+    /// Linux's inode number of the initial cgroup namespace.
+    static let rootInode: UInt64 = 0xEFFF_FFFB
+    let root: Cgroup
+    /// Its /proc/PID/ns/cgroup inode number (Kernel/IPCNamespaces.swift).
+    let inum: UInt64
+    init(root: Cgroup, inum: UInt64 = newNamespaceInode()) { self.root = root; self.inum = inum }
+}
+
 /// The whole tree, one per kernel: its root is the container's cgroup.
 final class CgroupHierarchy {
     /// Presented controllers, in Linux's order.
@@ -165,7 +178,13 @@ final class CgroupHierarchy {
     /// The file system's device number (st_dev of every cgroup file).
     let dev: UInt64 = 13
 
-    init() { root = Cgroup(name: "", parent: nil, hierarchy: self, ino: nextIno()) }
+    /// The sandbox's cgroup namespace, rooted at `root`.
+    private(set) var rootNamespace: CgroupNamespace! = nil
+
+    init() {
+        root = Cgroup(name: "", parent: nil, hierarchy: self, ino: nextIno())
+        rootNamespace = CgroupNamespace(root: root, inum: CgroupNamespace.rootInode)
+    }
 
     func nextIno() -> UInt64 { lastIno += 256; return lastIno }
 

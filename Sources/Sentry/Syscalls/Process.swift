@@ -170,7 +170,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     }
     if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
     // A cgroup namespace rooted at the process's cgroup (Kernel/Cgroups.swift).
-    if flags & CLONE_NEWCGROUP_ != 0 { t.ownCgroupNS = t.tg.cgroup }
+    if flags & CLONE_NEWCGROUP_ != 0 { t.ownCgroupNS = CgroupNamespace(root: t.tg.cgroup) }
     // A new IPC namespace implies leaving the undo list (its sets are out of reach).
     if flags & CLONE_NEWIPC_ != 0 { t.ownIPC = IPCNamespace() }
     if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
@@ -200,7 +200,8 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 /// CLONE_NEW* bits for a pidfd, joined together or not at all. A pid
 /// namespace is for the caller's next children only (its own pid never
 /// changes), and must be the caller's own or one below it (EINVAL
-/// otherwise); an IPC or UTS namespace (Kernel/IPCNamespaces.swift) is the
+/// otherwise); an IPC, UTS or cgroup namespace (Kernel/IPCNamespaces.swift,
+/// Kernel/Cgroups.swift) is the
 /// calling thread's at once, and joining an IPC one leaves the semaphore
 /// undo list. The user namespace (the caller's own, which Linux refuses
 /// too) and the types Moat does not model are EINVAL, never a silent
@@ -209,13 +210,14 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
-    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil
+    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
         switch ns.kind {
         case .pid(let i): pid = i
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
+        case .cgroup(let n): cgroup = n
         case .user: return err(EINVAL)
         }
     } else if let p = f as? PidFD {
@@ -225,10 +227,11 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
             return err(ESRCH)                                   // Linux: an exited process has no namespaces left
         }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_) != 0 { return err(EINVAL) }   // the others are not modelled
         if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
         if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
         if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
+        if nstype & CLONE_NEWCGROUP_ != 0 { cgroup = owner.cgroupNS }
     } else {
         return err(EINVAL)
     }
@@ -242,6 +245,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         t.semUndo = KcmpToken()
     }
     if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
+    if let n = cgroup { t.ownCgroupNS = n === t.kernel.cgroups.rootNamespace ? nil : n }
     return 0
 }
 
@@ -374,7 +378,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy() : t.ownUTS
     child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
     // A new cgroup namespace is rooted at the parent's cgroup.
-    child.ownCgroupNS = flags & CLONE_NEWCGROUP_ != 0 ? t.tg.cgroup : t.ownCgroupNS
+    child.ownCgroupNS = flags & CLONE_NEWCGROUP_ != 0 ? CgroupNamespace(root: t.tg.cgroup) : t.ownCgroupNS
     child.stubLayers = t.stubLayers
     child.seccomp = t.seccomp                                           // filters are inherited (Kernel/SeccompFilters.swift)
     child.hasSeccomp = t.hasSeccomp
