@@ -2,9 +2,10 @@
  * semantics, in a cgroup namespace rooted at a scratch cgroup. The program
  * mounts cgroup2 (natively the host's hierarchy, in Moat the sandbox's),
  * makes a scratch cgroup under its own, and a child moves into it and
- * unshares a cgroup namespace: /proc/self/cgroup becomes "0::/", others'
- * paths are relative to it ("/.."), and a cgroup2 mount made there is
- * rooted at the scratch cgroup. In it: mkdir and rmdir (EEXIST, EBUSY while
+ * unshares a cgroup namespace (a new /proc/self/ns/cgroup): its
+ * /proc/self/cgroup becomes "0::/", others' paths and other mounts' roots
+ * in mountinfo are relative to it ("/.."), and a cgroup2 mount made there
+ * is rooted at the scratch cgroup. In it: mkdir and rmdir (EEXIST, EBUSY while
  * a child or a process is in it, the newline in a name EINVAL), what
  * kernfs refuses (create EACCES, rename/unlink/symlink EPERM, opening a
  * file for an access it has no handler for EACCES), cgroup.max.depth and
@@ -63,6 +64,11 @@ static void cgroup_of(pid_t p, char *out, size_t size) {
         if (!strncmp(l, "0::", 3)) { snprintf(out, size, "%s", l + 3); return; }
 }
 
+static void link_of(const char *path, char *out, size_t size) {
+    memset(out, 0, size);
+    if (readlink(path, out, size - 1) < 0) strcpy(out, "none");
+}
+
 static void show_cgroup(const char *label, pid_t p) {
     char c[256];
     cgroup_of(p, c, sizeof c);
@@ -106,14 +112,19 @@ static void use(const char *label, const char *path, int flags) {
     close(fd);
 }
 
-/* The mountinfo fields of NS: root, type, source. */
+/* The mountinfo fields of NS (root, type, source), and whether TOP's
+ * root, seen from the namespace, climbs exactly to the hierarchy's root
+ * ("/.." once per level of the scratch cgroup). */
 static void show_mountinfo(void) {
-    char buf[16384];
+    char buf[16384], want[256] = "";
+    for (const char *c = scratch + strlen(TOP); *c; c++)
+        if (*c == '/') strcat(want, "/..");
     rd("/proc/self/mountinfo", buf, sizeof buf);
     for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
         char root[256], point[256], type[64], source[64];
         const char *dash = strstr(l, " - ");
         if (!dash || sscanf(l, "%*d %*d %*s %255s %255s", root, point) != 2) continue;
+        if (!strcmp(point, TOP)) say("mountinfo root of " TOP " is the hierarchy's: %d", !strcmp(root, want));
         if (strcmp(point, NS) || sscanf(dash + 3, "%63s %63s", type, source) != 2) continue;
         say("mountinfo of " NS ": root %s, type %s, source %s", root, type, source);
     }
@@ -176,8 +187,12 @@ static void into(const char *label, int fd, size_t size) {
 static void in_namespace(void) {
     char p[600];
     snprintf(p, sizeof p, "%s/cgroup.procs", scratch);
+    char before[64], after[64];
     T(wr(p, "0"));
+    link_of("/proc/self/ns/cgroup", before, sizeof before);
     T(unshare(CLONE_NEWCGROUP));
+    link_of("/proc/self/ns/cgroup", after, sizeof after);
+    say("ns/cgroup link: cgroup:[ %d, changed %d", !strncmp(after, "cgroup:[", 8), strcmp(before, after) != 0);
     show_cgroup("own cgroup in the namespace", getpid());
     show_cgroup("parent's cgroup from the namespace", getppid());
     T(mkdir(NS, 0755));
