@@ -166,9 +166,19 @@ int moat_netconf_start(void) {
         int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         int range = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
         if (nl < 0 || netconf_confine() != 0) _exit(1);
+        // Ready: the files are open. The Sentry waits for this before it
+        // goes on to pivot into its empty root, which moves the root of
+        // every process of its mount namespace, this one's too: an open
+        // after the pivot found no /proc (1 start in 3 under load).
+        int32_t ready = 0;
+        if (syscall(SYS_write, 3, &ready, sizeof ready) != (long)sizeof ready) syscall(SYS_exit_group, 0);
         netconf_serve(3, nl, range);
     }
     close(sv[1]);
+    int32_t ready = -1;
+    ssize_t got;
+    do { got = recv(sv[0], &ready, sizeof ready, 0); } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof ready || ready != 0) { close(sv[0]); return -ECHILD; }
     // Above the standard fds: the Sentry later points 1 and 2 at its log
     // (detachStdio), which would close a channel that got either number.
     int chan = fcntl(sv[0], F_DUPFD_CLOEXEC, 10);

@@ -5,6 +5,7 @@
 // emulated (CONFORMANCE.md).
 
 import Glibc
+import Sentry
 
 public struct Cgroups {
     static let base = "/sys/fs/cgroup"
@@ -77,6 +78,35 @@ public struct Cgroups {
         }
     }
 
+    /// cgroup v2's cpu.weight for v1 cpu.shares, as runc converts them.
+    static func cpuWeight(shares s: UInt64) -> UInt64 { max(1, min(10000, 1 + ((max(s, 2) - 2) * 9999) / 262142)) }
+
+    /// What the container's own cgroup shows inside the sandbox (the
+    /// Sentry's cgroup2 file system: SentryConfig.cgroupFiles), as v2 files
+    /// whatever the host's version: the limits a runc container would see
+    /// in its cgroup namespace on a v2 host. Files of linux.resources.unified
+    /// the Sentry does not present are left out.
+    static func sandboxFiles(_ r: Spec.Resources?) -> [(String, String)] {
+        guard let r else { return [] }
+        var f: [(String, String)] = []
+        if let m = r.memory {
+            if let l = m.limit { f.append(("memory.max", l < 0 ? "max" : String(l))) }
+            if let s = m.reservation { f.append(("memory.low", String(max(0, s)))) }
+            if let s = m.swap, let l = m.limit { f.append(("memory.swap.max", s < 0 ? "max" : String(max(0, s - l)))) }
+        }
+        if let c = r.cpu {
+            if c.quota != nil || c.period != nil {
+                f.append(("cpu.max", "\(c.quota.map { $0 < 0 ? "max" : String($0) } ?? "max") \(c.period ?? 100000)"))
+            }
+            if let s = c.shares, s > 0 { f.append(("cpu.weight", String(cpuWeight(shares: s)))) }
+            if let cpus = c.cpus, !cpus.isEmpty { f.append(("cpuset.cpus", cpus)) }
+            if let mems = c.mems, !mems.isEmpty { f.append(("cpuset.mems", mems)) }
+        }
+        if let p = r.pids { f.append(("pids.max", p <= 0 ? "max" : String(p))) }
+        for (k, v) in r.unified where sandboxCgroupLimitFiles.contains(k) { f.append((k, v)) }
+        return f
+    }
+
     static func apply(_ dirs: [String], _ r: Spec.Resources?) throws {
         guard let r else { return }
         func set(_ file: String, _ value: String) throws {
@@ -108,7 +138,7 @@ public struct Cgroups {
                     let q = c.quota.map { $0 < 0 ? "max" : String($0) } ?? "max"
                     try set("cpu.max", "\(q) \(c.period ?? 100000)")
                 }
-                if let s = c.shares, s > 0 { try set("cpu.weight", String(max(1, min(10000, 1 + ((s - 2) * 9999) / 262142)))) }
+                if let s = c.shares, s > 0 { try set("cpu.weight", String(cpuWeight(shares: s))) }
             } else {
                 if let p = c.period { try set("cpu.cfs_period_us", String(p)) }
                 if let q = c.quota { try set("cpu.cfs_quota_us", String(q)) }

@@ -214,7 +214,7 @@ extension Runtime {
             let isBind = m.options.contains("bind") || m.options.contains("rbind")
             let type = isBind ? "bind" : (m.type ?? "")
             switch type {
-            case "proc", "tmpfs", "sysfs", "devpts", "mqueue":
+            case "proc", "tmpfs", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2":
                 var sm = SentryMount(type: type, destination: m.destination, options: m.options)
                 sm.source = m.source
                 c.mounts.append(sm)

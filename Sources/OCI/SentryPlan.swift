@@ -29,6 +29,7 @@ public enum SentryPlan {
             c.uidMappings = l.uidMappings.map { ($0.containerID, $0.hostID, $0.size) }
             c.gidMappings = l.gidMappings.map { ($0.containerID, $0.hostID, $0.size) }
             c.sysctl = l.sysctl
+            c.cgroupFiles = Cgroups.sandboxFiles(l.resources)
         }
     }
 
@@ -57,6 +58,7 @@ public enum SentryPlan {
             ("uidMappings", .array(c.uidMappings.map { .array([.int($0.0), .int($0.1), .int($0.2)]) })),
             ("gidMappings", .array(c.gidMappings.map { .array([.int($0.0), .int($0.1), .int($0.2)]) })),
             ("sysctl", .array(c.sysctl.map { .array([.string($0.0), .string($0.1)]) })),
+            ("cgroupFiles", .array(c.cgroupFiles.map { .array([.string($0.0), .string($0.1)]) })),
             ("seccomp", c.seccomp.map { p in .object([
                 ("defaultAction", .int(p.defaultAction.rawValue)), ("defaultErrno", .int(p.defaultErrno)),
                 ("rules", .array(p.rules.map { r in .object([
@@ -130,13 +132,17 @@ public enum SentryPlan {
         }
         c.uidMappings = try mappings("uidMappings")
         c.gidMappings = try mappings("gidMappings")
-        c.sysctl = try n.opt("sysctl") { s in
-            try s.array().map { e in
-                let a = try e.array()
-                guard a.count == 2 else { throw e.fail("expected [key, value]") }
-                return (try a[0].string(), try a[1].string())
-            }
-        } ?? []
+        func pairs(_ key: String) throws -> [(String, String)] {
+            try n.opt(key) { s in
+                try s.array().map { e in
+                    let a = try e.array()
+                    guard a.count == 2 else { throw e.fail("expected [key, value]") }
+                    return (try a[0].string(), try a[1].string())
+                }
+            } ?? []
+        }
+        c.sysctl = try pairs("sysctl")
+        c.cgroupFiles = try pairs("cgroupFiles")
         c.seccomp = try n.opt("seccomp") { p in
             func act(_ n: Node) throws -> AppSeccompProfile.Action {
                 guard let a = AppSeccompProfile.Action(rawValue: Int(try n.i32())) else { throw n.fail("bad action") }

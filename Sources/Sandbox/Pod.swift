@@ -45,6 +45,9 @@ public struct PodConfig: Sendable {
     /// A cgroup (v1 or v2 path relative to the hierarchy root) the pod's host
     /// processes go into; nil for none.
     public var cgroupParent: String? = nil
+    /// The limits the pod's /sys/fs/cgroup shows, as cgroup v2 files
+    /// (Sentry's SentryConfig.cgroupFiles).
+    public var cgroupFiles: [(String, String)] = []
     /// Moat's own log for this pod (never the containers' output).
     public var logPath: String? = nil
     public var debug = false
@@ -253,6 +256,7 @@ public final class PodSandbox: @unchecked Sendable {
         if !c.fastPath { args += ["--platform", "ptrace"] }
         if c.debug { args.append("--debug") }
         for (k, v) in c.sysctls.sorted(by: { $0.key < $1.key }) { args += ["--sysctl", k + "=" + v] }
+        for (f, v) in c.cgroupFiles { args += ["--cgroup", f + "=" + v] }
         var fds: [Int32] = [devnull, devnull, logFD >= 0 ? logFD : devnull, ctl, ready[1]]
         if logFD >= 0 { args += ["--log-fd", "5"]; fds.append(logFD) }
         let egress = c.egress && c.network == .loopback ? EgressBroker() : nil

@@ -31,7 +31,7 @@ public enum InternalCommand {
 
     static func sentry(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
         let a = try InternalArguments(args, options: ["gofer-fd", "log-fd", "cwd", "user", "hostname", "env", "oci-config-fd",
-                                                      "network", "add-host", "dns", "egress-fd", "netns", "caps", "sysctl",
+                                                      "network", "add-host", "dns", "egress-fd", "netns", "caps", "sysctl", "cgroup",
                                                       "platform", "control-fd", "ready-fd"],
                                       flags: ["strace", "debug", "overlay", "pod", "detached"])
         if a.has("detached") { SentryPlan.detachFromLauncher() }
@@ -53,10 +53,14 @@ public enum InternalCommand {
         if let s = a.string("caps"), let m = UInt64(s, radix: 16) {
             c.capabilities = CapabilitySets(bounding: m, effective: m, permitted: m, inheritable: 0, ambient: 0)
         }
-        c.sysctl = a.list("sysctl").compactMap { s in
-            guard let eq = s.firstIndex(of: "=") else { return nil }
-            return (String(s[..<eq]), String(s[s.index(after: eq)...]))
+        func pairs(_ option: String) -> [(String, String)] {
+            a.list(option).compactMap { s in
+                guard let eq = s.firstIndex(of: "=") else { return nil }
+                return (String(s[..<eq]), String(s[s.index(after: eq)...]))
+            }
         }
+        c.sysctl = pairs("sysctl")
+        c.cgroupFiles = pairs("cgroup")
         c.fastPath = a.string("platform") != "ptrace" && a.string("platform") != "kvm"
         c.kvm = a.string("platform") == "kvm"
         c.controlFD = try a.int32("control-fd", -1)

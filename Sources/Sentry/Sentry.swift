@@ -85,6 +85,11 @@ public struct SentryConfig {
     /// linux.sysctl: values the sandbox sees under /proc/sys (keys with
     /// dots, as in config.json); see FSImpl/ProcSys.swift for the keys.
     public var sysctl: [(String, String)] = []
+    /// The container's cgroup limits (OCI linux.resources, `moat run
+    /// --memory/--cpus/--pids-limit`) as cgroup v2 files and values
+    /// ("memory.max", "1073741824"): what its /sys/fs/cgroup shows
+    /// (Kernel/Cgroups.swift); unset files show "max".
+    public var cgroupFiles: [(String, String)] = []
     public init() {}
 
     /// The credentials init starts with.
@@ -204,6 +209,9 @@ public enum SentryMain {
         for (key, value) in cfg.sysctl {
             if let e = k.sysctl.configure(key, value) { return fatal(e, 125) }
         }
+        for (file, value) in cfg.cgroupFiles {
+            if let e = k.cgroups.configure(file, value) { return fatal(e, 125) }
+        }
         k.lock()
         let fs0 = FSContext(root: vfs.rootPath, cwd: vfs.rootPath)
         if cfg.mounts.isEmpty {
@@ -292,6 +300,12 @@ public enum SentryMain {
                 if type == "sysfs" { m.readOnly = true }
             }
         }
+        // The cgroup2 file system over the sysfs's fs/cgroup, as runc mounts
+        // it (writable, as for a privileged container: `moat run` gives root
+        // every capability).
+        if case .success(let p) = vfs.resolve(fs, start: fs.root, Array("/sys/fs/cgroup".utf8)), p.inode.isDir, p.mount.fsType == "sysfs" {
+            vfs.mount(k.cgroupDir(k.cgroups.root), at: p, fsType: "cgroup2", source: "cgroup2")
+        }
         mountTmp(k, fs)
     }
 
@@ -332,6 +346,9 @@ public enum SentryMain {
         k.containerNoNewPrivs = cfg.noNewPrivileges
         for (key, value) in cfg.sysctl {
             if let e = k.sysctl.configure(key, value) { return fatal(e, 125) }
+        }
+        for (file, value) in cfg.cgroupFiles {
+            if let e = k.cgroups.configure(file, value) { return fatal(e, 125) }
         }
         k.lock()
         SentryNetwork.egressFD = cfg.egressFD
@@ -504,6 +521,9 @@ public enum SentryMain {
                 ino = b; type = "9p"
             case "proc": ino = k.makeProcFS(); type = "proc"
             case "sysfs": ino = makeSysFS(dev: dev); type = "sysfs"; dev += 1
+            // runc's "cgroup" mount is a cgroup2 one on a v2 host; the sandbox
+            // presents v2 only (FSImpl/CgroupFS.swift).
+            case "cgroup", "cgroup2": ino = k.cgroupDir(k.cgroups.root); type = "cgroup2"
             case "tmpfs" where m.destination == "/dev": ino = makeDevFS(dev: 5); type = "tmpfs"
             case "devpts":
                 // The devfs's own pts directory, shown as the devpts it is.

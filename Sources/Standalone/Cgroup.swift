@@ -15,19 +15,32 @@ struct SandboxCgroup {
 
     /// Makes the cgroup with the spec's limits and moves this process in;
     /// nil when the spec asks for no limit.
+    /// The limits as cgroup v2 files: what the host cgroup gets on a v2
+    /// host, and what the sandbox's own /sys/fs/cgroup shows on any.
+    static func v2Files(_ spec: SandboxSpec) -> [(String, String)] {
+        var f: [(String, String)] = []
+        if let m = spec.memoryBytes { f.append(("memory.max", String(m))) }
+        if let c = spec.cpus { f.append(("cpu.max", "\(quota(c)) 100000")) }
+        if let p = spec.pidsLimit { f.append(("pids.max", p <= 0 ? "max" : String(p))) }
+        return f
+    }
+    /// --cpus as a CFS quota per 100 ms period (at least Linux's 1 ms).
+    static func quota(_ cpus: Double) -> Int { max(1000, Int(cpus * 100_000)) }
+
     static func enter(id: String, _ spec: SandboxSpec) throws -> SandboxCgroup? {
         guard spec.memoryBytes != nil || spec.cpus != nil || spec.pidsLimit != nil else { return nil }
         let rel = "/moat-standalone/" + id
         var settings: [(controller: String, file: String, value: String)] = []
         let v2 = isV2
-        if let m = spec.memoryBytes { settings.append(("memory", v2 ? "memory.max" : "memory.limit_in_bytes", String(m))) }
-        if let c = spec.cpus {
-            let quota = max(1000, Int(c * 100_000))
-            if v2 { settings.append(("cpu", "cpu.max", "\(quota) 100000")) } else {
-                settings.append(("cpu", "cpu.cfs_period_us", "100000")); settings.append(("cpu", "cpu.cfs_quota_us", String(quota)))
+        if v2 {
+            settings = v2Files(spec).map { (String($0.0.prefix { $0 != "." }), $0.0, $0.1) }
+        } else {
+            if let m = spec.memoryBytes { settings.append(("memory", "memory.limit_in_bytes", String(m))) }
+            if let c = spec.cpus {
+                settings.append(("cpu", "cpu.cfs_period_us", "100000")); settings.append(("cpu", "cpu.cfs_quota_us", String(quota(c))))
             }
+            if let p = spec.pidsLimit { settings.append(("pids", "pids.max", p <= 0 ? "max" : String(p))) }
         }
-        if let p = spec.pidsLimit { settings.append(("pids", "pids.max", p <= 0 ? "max" : String(p))) }
         var dirs: [String] = []
         if v2 {
             _ = writeText(base + "/cgroup.subtree_control", "+memory +cpu +pids")

@@ -61,6 +61,7 @@ public enum Supervisor {
         default: pc.network = .loopback; pc.egress = true
         }
         pc.debug = spec.debug
+        pc.cgroupFiles = SandboxCgroup.v2Files(spec)
         if spec.debug { pc.logPath = p.moatLog }
         let pod: PodSandbox
         cgroup?.join()

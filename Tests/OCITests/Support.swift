@@ -127,6 +127,19 @@ final class OCIScratch {
         return b
     }
 
+    /// `runc run` of the bundle (as ID-runc, deleted after), for a
+    /// comparison; nil when runc is not installed, a failure under CI=true.
+    func runc(bundle: String, _ id: String, timeout: Double) -> Outcome? {
+        guard let runc = OCITestEnv.which("runc") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI=true: runc is needed for the comparison") }
+            return nil
+        }
+        let runcRoot = dir + "/runc-root"
+        let r = runProgram(runc, ["--root", runcRoot, "run", "--bundle", bundle, id + "-runc"], timeout: timeout)
+        _ = runProgram(runc, ["--root", runcRoot, "delete", "--force", id + "-runc"])
+        return r
+    }
+
     func create(_ id: String, bundle: String, extra: [String] = []) -> Outcome {
         ids.append(id)
         return moat(["create", "--bundle", bundle] + extra + [id])

@@ -98,6 +98,11 @@ extension Kernel {
             }),
             "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
             "mounts": file(16, { t in k.mountsText(t) }),
+            // cgroup v2 only: every controller on hierarchy 0 (Kernel/Cgroups.swift).
+            "cgroups": file(22, { _ in
+                let n = 1 + k.cgroups.root.descendants
+                return "#subsys_name\thierarchy\tnum_cgroups\tenabled\n" + k.cgroups.controllers.map { "\($0)\t0\t\(n)\t1\n" }.joined()
+            }),
             "cpuinfo": file(17, { _ in procCpuinfo() }),
             // The kernel's command line: Moat boots no kernel image.
             "cmdline": file(19, { _ in "moat\n" }),
@@ -169,8 +174,11 @@ extension Kernel {
             var dev: UInt64 = 0
             if case .success(let st) = m.root.inode.stat() { dev = st.dev }
             let rw = m.readOnly ? "ro" : "rw"
-            // A bind mount's root is the directory bound (its source path); others' is "/".
-            let root = m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/"
+            // A bind mount's root is the directory bound (its source path); a
+            // cgroup2 mount's its cgroup as the reader's cgroup namespace
+            // sees it ("/.." above that namespace's root); others' is "/".
+            let root = if let d = m.root.inode as? CgroupDirInode { d.cgroup.path(from: t.cgroupNSRoot) }
+                       else { m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/" }
             s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
         }
         return s
@@ -268,6 +276,10 @@ extension Kernel {
         entries["ns"] = { k.procNsDir(tg, base + 40, task) }
         entries["fdinfo"] = { k.procFdInfoDir(base + 19, task) }
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
+        // cgroup v2's one line, the path as the reader's cgroup namespace sees it.
+        entries["cgroup"] = { ProcNode(kernel: k, ino: base + 25, mode: S_IFREG_ | 0o444, content: { r in
+            Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\n".utf8)
+        }) }
         entries["net"] = { k.makeProcNetDir() }
         // The container's id mappings (the sandbox's ids are container ids).
         func idMap(_ m: [(UInt32, UInt32, UInt32)]) -> [UInt8] {

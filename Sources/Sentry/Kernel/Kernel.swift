@@ -68,6 +68,8 @@ final class Kernel: @unchecked Sendable {
     let ptys = PtyTable()
     /// The sandbox's IPC namespace; CLONE_NEWIPC gives a task another.
     let ipc = IPCNamespace(inum: IPCNamespace.rootInode)
+    /// The sandbox's cgroup v2 tree (Kernel/Cgroups.swift); its root is the container's cgroup.
+    let cgroups = CgroupHierarchy()
     /// Attached SysV segments of every namespace: (address space, address)
     /// -> the namespace and id. Kernel-wide, as an attachment outlives its
     /// process's move to another namespace (Syscalls/IPC.swift).

@@ -217,13 +217,14 @@ extension PidNS {
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
     enum Kind: Equatable {
-        case pid(Int32), user, ipc(IPCNamespace), uts(UTSNamespace)
+        case pid(Int32), user, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
         static func == (a: Kind, b: Kind) -> Bool {
             switch (a, b) {
             case (.pid(let x), .pid(let y)): return x == y
             case (.user, .user): return true
             case (.ipc(let x), .ipc(let y)): return x === y
             case (.uts(let x), .uts(let y)): return x === y
+            case (.cgroup(let x), .cgroup(let y)): return x === y
             default: return false
             }
         }
@@ -253,6 +254,7 @@ final class NamespaceFile: FileDescription {
         case .user: return CLONE_NEWUSER_
         case .ipc: return CLONE_NEWIPC_
         case .uts: return CLONE_NEWUTS_
+        case .cgroup: return CLONE_NEWCGROUP_
         }
     }
     var inum: UInt64 {
@@ -261,6 +263,7 @@ final class NamespaceFile: FileDescription {
         case .user: return PidNS.userInode
         case .ipc(let n): return n.inum
         case .uts(let n): return n.inum
+        case .cgroup(let n): return n.inum
         }
     }
     /// The type's name in the link text, as Linux's.
@@ -270,6 +273,7 @@ final class NamespaceFile: FileDescription {
         case .user: return "user"
         case .ipc: return "ipc"
         case .uts: return "uts"
+        case .cgroup: return "cgroup"
         }
     }
     override var seekable: Bool { false }
@@ -322,11 +326,11 @@ final class NamespaceFile: FileDescription {
 }
 
 extension Kernel {
-    /// /proc/PID/ns: ipc and uts (the process's task's, none once it has
+    /// /proc/PID/ns: cgroup, ipc and uts (the process's task's, none once it has
     /// exited), pid (the process's namespace) and pid_for_children (its
     /// task's after unshare(CLONE_NEWPID), else the same).
     func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
-        let names: [(String, UInt64)] = [("ipc", 3), ("pid", 1), ("pid_for_children", 2), ("uts", 4)]
+        let names: [(String, UInt64)] = [("cgroup", 5), ("ipc", 3), ("pid", 1), ("pid_for_children", 2), ("uts", 4)]
         func link(_ name: String) -> ProcFdLink? {
             let own = PidNS.index(tg.tgid)
             let kind: NamespaceFile.Kind
@@ -335,6 +339,7 @@ extension Kernel {
             case "pid_for_children": kind = .pid(task()?.childPidNS ?? own)
             case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
             case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
+            case "cgroup": guard let t = task() else { return nil }; kind = .cgroup(t.cgroupNS)
             default: return nil
             }
             let n = names.first { $0.0 == name }!.1

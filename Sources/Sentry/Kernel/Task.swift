@@ -120,6 +120,12 @@ final class Task {
     /// The pid namespace this task's next children go into when it is not
     /// its own: unshare(CLONE_NEWPID) (Kernel/PidNamespaces.swift).
     var childPidNS: Int32?
+    /// This task's cgroup namespace (nil: the sandbox's, rooted at the
+    /// container's cgroup); unshare(CLONE_NEWCGROUP) makes one rooted at
+    /// its cgroup (Kernel/Cgroups.swift). Inherited across clone.
+    var ownCgroupNS: CgroupNamespace?
+    var cgroupNS: CgroupNamespace { ownCgroupNS ?? kernel.cgroups.rootNamespace }
+    var cgroupNSRoot: Cgroup { cgroupNS.root }
     var uts: UTSNamespace { ownUTS ?? kernel.rootUTS }
     /// The System V objects and POSIX message queues this task names.
     var ipc: IPCNamespace { ownIPC ?? kernel.ipc }

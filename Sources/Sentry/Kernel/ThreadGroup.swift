@@ -52,6 +52,8 @@ final class ThreadGroup {
     /// The signal to send the parent at exit (SIGCHLD normally).
     var exitSignal: Int32 = SIGCHLD
     var subreaper = false
+    /// The process's cgroup (Kernel/Cgroups.swift): its parent's at fork.
+    var cgroup: Cgroup
     /// The stub process's spare thread that new stub threads and processes
     /// are cloned from (FastPath.swift): (host pid of the stub process it is
     /// in, its host tid), or zeros.
@@ -127,6 +129,7 @@ final class ThreadGroup {
         serial = ThreadGroup.lastSerial
         self.parent = parent
         self.handlers = handlers
+        self.cgroup = parent?.cgroup ?? kernel.cgroups.root
         self.pgid = parent?.pgid ?? tgid
         self.sid = parent?.sid ?? tgid
         self.startNs = Kernel.now(CLOCK_MONOTONIC)

@@ -1087,8 +1087,9 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
     return sysSetattrAt(t, dirfd, path, true, attr)
 }
 
-/// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, and bind mounts
-/// of paths the sandbox can already see. Nothing reaches the host.
+/// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, cgroup2
+/// (FSImpl/CgroupFS.swift), and bind mounts of paths the sandbox can
+/// already see. Nothing reaches the host.
 func sysMount(_ t: Task, _ a: Args) -> Int {
     if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     let flags = a.a3
@@ -1135,6 +1136,12 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
         m.readOnly = true
         return 0
+    case "cgroup2":
+        // Rooted at the mounting task's cgroup namespace root, as on Linux;
+        // the same root again on top of itself is EBUSY (do_add_mount).
+        let root = t.kernel.cgroupDir(t.cgroupNSRoot)
+        if target.dentry === target.mount.root && target.inode === root { return err(EBUSY) }
+        m = vfs.mount(root, at: target, fsType: "cgroup2", source: source)
     default:
         return err(ENODEV)
     }

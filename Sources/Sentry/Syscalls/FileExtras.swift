@@ -5,7 +5,7 @@ import Glibc
 
 /// The file system types /proc/filesystems lists, in its order; the
 /// legacy sysfs(2) call numbers them from 0 in the same order.
-let presentedFileSystems = ["proc", "tmpfs", "devtmpfs", "9p"]
+let presentedFileSystems = ["proc", "tmpfs", "devtmpfs", "9p", "cgroup2"]
 
 func registerFileExtras(_ t: SyscallTable) {
     t[139] = { t, a in                                                        // sysfs

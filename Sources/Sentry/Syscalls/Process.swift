@@ -91,13 +91,22 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
     switch decodeClone3(b) {
     case .failure(let e): return e.ret
     case .success(let c):
-        return sysClone(t, flags: c.flags | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid, tls: c.tls, pidfdAddr: c.pidfd)
+        var into: Cgroup? = nil
+        if let fd = c.cgroupFD {
+            // A directory of the cgroup2 file system, opened O_PATH too (Linux's fget_raw).
+            guard let f = t.fds.get(fd), let d = f.inode as? CgroupDirInode else { return err(EBADF) }
+            into = d.cgroup
+        }
+        return sysClone(t, flags: (c.flags & ~CLONE_INTO_CGROUP_) | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid,
+                        tls: c.tls, pidfdAddr: c.pidfd, intoCgroup: into)
     }
 }
 
 /// What a valid struct clone_args asks for, in clone's terms.
 struct Clone3Request {
     var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64, pidfd: UInt64
+    /// CLONE_INTO_CGROUP: a descriptor of the child's cgroup directory.
+    var cgroupFD: Int32? = nil
 }
 
 /// Decodes and checks a struct clone_args of 64 to 4096 bytes (copied in
@@ -118,16 +127,20 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
     if flags & (CLONE_THREAD_ | CLONE_PARENT_) != 0 && exitSig != 0 { return .failure(Errno(EINVAL)) }
     if (stack == 0) != (stackSize == 0) { return .failure(Errno(EINVAL)) }
     if flags & CLONE_NEWTIME_ != 0 { return .failure(Errno(EPERM)) }       // namespaces inside the sandbox: not yet
-    if flags & CLONE_INTO_CGROUP_ != 0 { return .failure(Errno(EBADF)) }   // no cgroup fds in the sandbox
+    // The cgroup's fd is in the struct's third version (88 bytes).
+    let cgroupFD = get64(b, 80)
+    if flags & CLONE_INTO_CGROUP_ != 0 && (cgroupFD > UInt64(Int32.max) || raw.count < known) { return .failure(Errno(EINVAL)) }
     if setTid != 0 { return .failure(Errno(EPERM)) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
     return .success(Clone3Request(flags: flags, exitSignal: exitSig, stackTop: stack == 0 ? 0 : stack &+ stackSize,
-                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8)))
+                                  tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8),
+                                  cgroupFD: flags & CLONE_INTO_CGROUP_ != 0 ? Int32(cgroupFD) : nil))
 }
 
 /// unshare(2): private file table, fs context, semaphore undo list, UTS,
 /// IPC (Kernel/IPCNamespaces.swift), mount and pid namespace (the caller's
 /// next child is pid 1 of a new one, one level below the root:
-/// Kernel/PidNamespaces.swift); the other namespaces are refused (EPERM)
+/// Kernel/PidNamespaces.swift), cgroup namespace (rooted at the process's
+/// cgroup: Kernel/Cgroups.swift); the other namespaces are refused (EPERM)
 /// until the Sentry models them.
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
@@ -146,8 +159,8 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
         CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
     if a.a0 & ~known != 0 { return err(EINVAL) }
     if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
-    let refused = CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
-    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
+    let refused = CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWTIME_
+    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_ | CLONE_NEWCGROUP_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
     if flags & refused != 0 { return err(EPERM) }
     if flags & CLONE_NEWPID_ != 0 {
         switch t.kernel.newApplicationPidNamespace(by: t) {
@@ -156,6 +169,8 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
         }
     }
     if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
+    // A cgroup namespace rooted at the process's cgroup (Kernel/Cgroups.swift).
+    if flags & CLONE_NEWCGROUP_ != 0 { t.ownCgroupNS = CgroupNamespace(root: t.tg.cgroup) }
     // A new IPC namespace implies leaving the undo list (its sets are out of reach).
     if flags & CLONE_NEWIPC_ != 0 { t.ownIPC = IPCNamespace() }
     if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
@@ -194,7 +209,8 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 /// CLONE_NEW* bits for a pidfd, joined together or not at all. A pid
 /// namespace is for the caller's next children only (its own pid never
 /// changes), and must be the caller's own or one below it (EINVAL
-/// otherwise); an IPC or UTS namespace (Kernel/IPCNamespaces.swift) is the
+/// otherwise); an IPC, UTS or cgroup namespace (Kernel/IPCNamespaces.swift,
+/// Kernel/Cgroups.swift) is the
 /// calling thread's at once, and joining an IPC one leaves the semaphore
 /// undo list. The user namespace (the caller's own, which Linux refuses
 /// too) and the types Moat does not model are EINVAL, never a silent
@@ -203,13 +219,14 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
-    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil
+    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
         switch ns.kind {
         case .pid(let i): pid = i
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
+        case .cgroup(let n): cgroup = n
         case .user: return err(EINVAL)
         }
     } else if let p = f as? PidFD {
@@ -219,10 +236,11 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
             return err(ESRCH)                                   // Linux: an exited process has no namespaces left
         }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_) != 0 { return err(EINVAL) }   // the others are not modelled
         if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
         if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
         if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
+        if nstype & CLONE_NEWCGROUP_ != 0 { cgroup = owner.cgroupNS }
     } else {
         return err(EINVAL)
     }
@@ -236,11 +254,15 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         t.semUndo = KcmpToken()
     }
     if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
+    if let n = cgroup { t.ownCgroupNS = n === t.kernel.cgroups.rootNamespace ? nil : n }
     return 0
 }
 
 /// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
-func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64, pidfdAddr: UInt64 = 0) -> Int {
+/// `intoCgroup`: clone3's CLONE_INTO_CGROUP (the child starts there, not in
+/// its parent's cgroup).
+func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64, pidfdAddr: UInt64 = 0,
+              intoCgroup: Cgroup? = nil) -> Int {
     let k = t.kernel
     // Checks Linux makes (copy_process), in its order.
     if flags & (CLONE_NEWNS_ | CLONE_FS_) == CLONE_NEWNS_ | CLONE_FS_ { return err(EINVAL) }
@@ -260,9 +282,10 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_) != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A thread stays in its process's pid namespace (after unshare, Linux's EINVAL).
     if flags & CLONE_THREAD_ != 0 && t.childPidNS != nil { return err(EINVAL) }
-    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_ | CLONE_NEWCGROUP_) != 0 {
+    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_) != 0 {
         return err(EPERM) // namespaces inside the sandbox: not yet
     }
+    if flags & CLONE_NEWCGROUP_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // Sharing the undo list of sets the child cannot reach (Linux's EINVAL).
     if flags & (CLONE_NEWIPC_ | CLONE_SYSVSEM_) == CLONE_NEWIPC_ | CLONE_SYSVSEM_ { return err(EINVAL) }
     let isThread = flags & CLONE_THREAD_ != 0
@@ -271,6 +294,18 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if exitSig > 64 { return err(EINVAL) }
     if t.tg.exiting { return err(EAGAIN) }
     if flags & CLONE_FILES_ == 0 && fdTableTooBig(t) { return err(EMFILE) }
+    // Its cgroup (Kernel/Cgroups.swift): a removed one is ENOENT (Linux's
+    // cgroup_get_from_file finds it offline), one that enabled controllers
+    // for its children (so may hold no process) EBUSY, as Linux's
+    // cgroup_can_fork; pids.max of it and its ancestors is EAGAIN.
+    let cgroup = isThread ? t.tg.cgroup : intoCgroup ?? t.tg.cgroup
+    if let c = intoCgroup {
+        if c.removed { return err(ENOENT) }
+        if !k.cgroupMayMigrate(t, from: t.tg.cgroup, to: c, too: true) { return err(EACCES) }
+        if c.parent != nil && !c.subtreeControl.isEmpty { return err(EBUSY) }
+        if isThread && c !== t.tg.cgroup { return err(EINVAL) }
+    }
+    if !k.cgroupAllowsFork(cgroup) { return err(EAGAIN) }
     // The child is in its parent's pid namespace, or the one unshare made
     // for its children, or a new one (Kernel/PidNamespaces.swift).
     var ns = t.childPidNS ?? PidNS.index(t.tg.tgid)
@@ -324,6 +359,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.comm = t.tg.comm
         tg.dumpable = t.tg.dumpable
         tg.coredumpFilter = t.tg.coredumpFilter
+        tg.cgroup = cgroup
         parent.children.append(tg)
         k.threadGroups[tid] = tg
         if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }
@@ -352,6 +388,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.cpuMask = t.cpuMask
     child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy() : t.ownUTS
     child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
+    // A new cgroup namespace is rooted at the parent's cgroup.
+    child.ownCgroupNS = flags & CLONE_NEWCGROUP_ != 0 ? CgroupNamespace(root: t.tg.cgroup) : t.ownCgroupNS
     child.stubLayers = t.stubLayers
     child.seccomp = t.seccomp                                           // filters are inherited (Kernel/SeccompFilters.swift)
     child.hasSeccomp = t.hasSeccomp
