@@ -636,9 +636,20 @@ func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpidIfSeen(t.tg.parentTgid.lo
 func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
     let flags = a.uint(1), pid = a.int(0)
     if flags & ~UInt32(O_NONBLOCK | O_EXCL) != 0 || pid <= 0 { return err(EINVAL) }
-    guard let x = t.kernel.task(pid, by: t), !x.tg.reaped else { return err(ESRCH) }
-    if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }  // Linux 6.9+: not a leader
-    let f = PidFD(tg: x.tg, flags: Int32(flags) & O_NONBLOCK)
+    let tg: ThreadGroup
+    if let x = t.kernel.task(pid, by: t), !x.tg.reaped {
+        if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }  // Linux 6.9+: not a leader
+        tg = x.tg
+    } else if let z = t.kernel.group(pid, by: t), z.zombie, !z.reaped {
+        // A process that exited and is not reaped yet still has its pid:
+        // Linux opens a pidfd of it (already readable). asyncio's pidfd
+        // child watcher opens one just after the child starts, which a
+        // quick child has often already left.
+        tg = z
+    } else {
+        return err(ESRCH)
+    }
+    let f = PidFD(tg: tg, flags: Int32(flags) & O_NONBLOCK)
     let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
     if fd < 0 { f.release() }
     return fd
