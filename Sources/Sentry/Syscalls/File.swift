@@ -324,6 +324,15 @@ func sysUstat(_ t: Task, _ a: Args) -> Int {
 private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
     var b = [UInt8](repeating: 0, count: 120)
     put64(&b, 0, UInt64(bitPattern: magic ?? i.fsMagic)); put64(&b, 8, 4096)
+    // The in-memory overlay over the container's files answers for the
+    // file system beneath it, as Linux's overlayfs answers for its upper
+    // directory's (and as `df /` in a runc container shows the disk).
+    var i = i
+    if let o = i as? OverlayInode {
+        var r = o
+        while let p = r.parent { r = p }
+        if let lower = r.lower as? GoferInode { i = lower }
+    }
     if let g = i as? GoferInode, case .success(let h) = g.client.statfs(g.fid), h.bsize > 0 {
         // The container's own files: the sizes of the host file system
         // that holds them, as runc's containers see their rootfs's.
@@ -334,12 +343,12 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
         return b
     }
     if i is TmpfsInode || i is OverlayInode {
-        // A tmpfs lives in Sentry memory, and so does what the in-memory
-        // overlay holds: it reports the size Linux gives a tmpfs mounted
-        // without size= (half the RAM; as many inodes as pages), all of it
-        // free. What it holds is not counted (the sandbox's memory bounds
-        // it, not a mount size). A fixed 4 GiB with 2 free made programs
-        // that check for room refuse (CPython's test_largefile wants 6 GB).
+        // A tmpfs lives in Sentry memory: it reports the size Linux gives
+        // a tmpfs mounted without size= (half the RAM; as many inodes as
+        // pages), all of it free. What it holds is not counted (the
+        // sandbox's memory bounds it, not a mount size). A fixed 4 GiB
+        // with 2 free made programs that check for room refuse (CPython's
+        // test_largefile wants 6 GB).
         var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
         moat_sysinfo(&total, &free, &procs)
         let pages = max(total / 2 / 4096, 1 << 19)
