@@ -68,6 +68,7 @@ run_native() {   # ROOT MODULE LOG SECS
         mkdir "$root/dev/pts" "$root/dev/shm"
         mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
         ln -s pts/ptmx "$root/dev/ptmx"; ln -s /proc/self/fd "$root/dev/fd"
+        ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
         mount -t tmpfs tmpfs "$root/dev/shm"
         exec chroot "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 python3 -m test -v "$@"
     ' sh "$1" "$2" "${ignores[@]}" >"$3" 2>&1
