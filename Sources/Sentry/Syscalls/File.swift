@@ -327,10 +327,14 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
         // free. What it holds is not counted (the sandbox's memory bounds
         // it, not a mount size). A fixed 4 GiB with 2 free made programs
         // that check for room refuse (CPython's test_largefile wants 6 GB).
+        // The overlay's image, though, is counted as used, as runc's rootfs
+        // shows its disk's usage: a root file system with nothing in use
+        // made shutil.disk_usage's `used` 0 (CPython's test_shutil).
         var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
         moat_sysinfo(&total, &free, &procs)
         let pages = max(total / 2 / 4096, 1 << 19)
-        put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
+        let used = (i as? OverlayInode).map(imagePagesUsed) ?? 0
+        put64(&b, 16, pages + used); put64(&b, 24, pages); put64(&b, 32, pages)
         put64(&b, 40, pages); put64(&b, 48, pages)
     } else {
         put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
@@ -338,6 +342,19 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
     }
     put64(&b, 64, 255); put64(&b, 72, 4096)
     return b
+}
+
+/// The 4 KiB pages in use on the host file system that holds the image
+/// below overlay `o` (its nearest ancestor with a lower layer), as the
+/// gofer's statfs tells them; 0 when no gofer holds it.
+private func imagePagesUsed(_ o: OverlayInode) -> UInt64 {
+    var n: OverlayInode? = o
+    while let x = n, x.lower == nil { n = x.parent }
+    guard let g = n?.lower as? GoferInode, case .success(let h) = g.client.statfs(g.fid),
+          h.blocks >= h.bfree else { return 0 }
+    let unit = UInt64(max(h.frsize > 0 ? h.frsize : h.bsize, 0))
+    let (bytes, over) = (h.blocks - h.bfree).multipliedReportingOverflow(by: unit)
+    return over ? UInt64(Int64.max) / 4096 : (bytes + 4095) / 4096
 }
 
 func sysOpenat(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ flags: Int32, _ mode: UInt32, resolve: UInt64 = 0) -> Int {
