@@ -143,7 +143,7 @@ struct FileSystemDifferentialTests {
             + "set -- $n; mknod \"$R/dev/$1\" c $2 $3 2>/dev/null; chmod 666 \"$R/dev/$1\"; done; "
             + "mkdir -p \"$R/dev/pts\" && mount -t devpts devpts \"$R/dev/pts\" -o newinstance,ptmxmode=0666 && "
             + "ln -sf pts/ptmx \"$R/dev/ptmx\"; "
-            + "cd / && exec chroot \"$R\" /bin/sh -c 'umask 022 && ulimit -c 0 && cd /work && exec ./prog'"
+            + "cd / && exec chroot \"$R\" /bin/sh -c 'umask 022 && ulimit -Sc 0 && cd /work && exec ./prog'"
         let native = await runProcess([FSSuite.unsharePath!, "-m", "-i", "--propagation", "private", "/bin/sh", "-c", setup, nativeRoot],
                                       env: ["PATH=" + Integration.fixedPath, "HOME=/root"], timeout: differentialTimeout)
         let overlayBefore = snapshotTree(overlayRoot, includeOwner: true)

@@ -27,8 +27,12 @@ static const char marker[] = "moat-core-marker-0123456789";
 static const char hidden[] = "moat-core-hidden-9876543210";
 static char *anon, *secret;
 
+// The soft limit only: the hard one is the caller's (the suite's native side
+// lowers only the soft limit too, so a program may raise it, as here).
 static void set_core_limit(rlim_t v) {
-    struct rlimit r = { v, RLIM_INFINITY };
+    struct rlimit r;
+    getrlimit(RLIMIT_CORE, &r);
+    r.rlim_cur = v == RLIM_INFINITY || v > r.rlim_max ? r.rlim_max : v;
     if (setrlimit(RLIMIT_CORE, &r)) printf("setrlimit: %s\n", strerror(errno));
 }
 
@@ -176,6 +180,9 @@ int main(void) {
     char filt[32] = "";
     if (fd >= 0) { ssize_t n = read(fd, filt, sizeof filt - 1); if (n > 0) filt[n] = 0; close(fd); }
     printf("coredump_filter: %s", filt);
+    struct rlimit hard;
+    getrlimit(RLIMIT_CORE, &hard);
+    printf("RLIMIT_CORE hard limit: %s\n", hard.rlim_max == RLIM_INFINITY ? "unlimited" : "limited (no core can be asked for)");
 
     anon = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     secret = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
