@@ -70,7 +70,11 @@ enum SyscallArgsFuzz {
         if c.exitSignal > 64 { fatalError("clone3 accepted exit signal \(c.exitSignal)") }
         if f & (CLONE_THREAD_ | CLONE_PARENT_) != 0 && c.exitSignal != 0 { fatalError("clone3 accepted an exit signal for a thread or sibling") }
         if f & CLONE_SIGHAND_ != 0 && f & CLONE_CLEAR_SIGHAND_ != 0 { fatalError("clone3 accepted CLONE_SIGHAND with CLONE_CLEAR_SIGHAND") }
-        if f & (CLONE_NEWTIME_ | CLONE_INTO_CGROUP_ | CLONE_DETACHED_) != 0 { fatalError("clone3 accepted flags \(String(f, radix: 16))") }
+        if f & (CLONE_NEWTIME_ | CLONE_DETACHED_) != 0 { fatalError("clone3 accepted flags \(String(f, radix: 16))") }
+        // CLONE_INTO_CGROUP (the cgroup file system, session 18) needs the
+        // struct's cgroup field: at least 88 bytes, as Linux's
+        // CLONE_ARGS_SIZE_VER2, and a descriptor number that fits an int.
+        if f & CLONE_INTO_CGROUP_ != 0 && (b.count < 88 || c.cgroupFD == nil) { fatalError("clone3 accepted CLONE_INTO_CGROUP without its cgroup field") }
         if f & 0xff != 0 { fatalError("clone3 accepted a signal in its flags: \(String(f, radix: 16))") }
         if b.count > 88 && b[88...].contains(where: { $0 != 0 }) { fatalError("clone3 accepted non-zero bytes past the struct it knows") }
     }
