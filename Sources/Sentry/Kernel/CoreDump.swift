@@ -51,7 +51,6 @@ struct CoreDump {
     let info: SigInfo
     init(_ t: Task, _ info: SigInfo) { self.t = t; self.info = info }
 
-    static let page: UInt64 = 4096
     /// Bytes of mappings scanned for contents in one dump at most (the rest
     /// become holes): a bound on the time a dump holds the kernel.
     static let scanBudget: UInt64 = 16 << 30
@@ -71,7 +70,7 @@ struct CoreDump {
             }
             return false
         }
-        if limit < CoreDump.page { return false }
+        if limit < pageSize { return false }
         let name = corename(pattern)
         if name.isEmpty { return false }
         // An old file of the name goes first (Linux unlinks it; errors are the open's to report).
@@ -155,9 +154,8 @@ struct CoreDump {
             while off < b.count {
                 let n = min(b.count - off, 1 << 20)
                 let chunk = UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer(rebasing: b[off..<(off + n)]))
-                t.bounce = chunk
-                let r = f.write(t, Task.bounceBase, n, Int64(pos))
-                t.bounce = nil
+                let (f, at) = (f, Int64(pos))
+                let r = withBounce(t, chunk) { f.write(t, $0, n, at) }
                 if r <= 0 { failed = true; return false }
                 pos += UInt64(r); written += UInt64(r); off += r
             }
@@ -194,7 +192,7 @@ struct CoreDump {
         if extended { off += 64 }
         let notesOff = off
         off += UInt64(notes.count)
-        let dataOff = (off + CoreDump.page - 1) & ~(CoreDump.page - 1)
+        let dataOff = pageUp(off)
 
         var h = [UInt8](repeating: 0, count: 64)
         h.replaceSubrange(0..<8, with: [0x7f, 0x45, 0x4c, 0x46, 2 /* 64-bit */, 1 /* LE */, 1, 0])
@@ -222,7 +220,7 @@ struct CoreDump {
         for s in segs {
             let v = s.vma
             let pf = UInt32((v.prot & PROT_READ != 0 ? 4 : 0) | (v.prot & PROT_WRITE != 0 ? 2 : 0) | (v.prot & PROT_EXEC != 0 ? 1 : 0))
-            phdr(type: 1 /* PT_LOAD */, flags: pf, offset: dataAt, vaddr: v.start, filesz: s.fileSize, memsz: v.end - v.start, align: CoreDump.page)
+            phdr(type: 1 /* PT_LOAD */, flags: pf, offset: dataAt, vaddr: v.start, filesz: s.fileSize, memsz: v.end - v.start, align: pageSize)
             dataAt += s.fileSize
         }
         guard out.put(ph) else { return }
@@ -235,9 +233,12 @@ struct CoreDump {
         guard out.put(notes) else { return }
         out.skip(to: dataOff)
         var budget = CoreDump.scanBudget
+        // One page-aligned MiB that every mapping's pages pass through.
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: Int(pageSize))
+        defer { buf.deallocate() }
         for s in segs where s.fileSize > 0 {
             let start = out.pos
-            writeContents(s.vma.start, s.vma.start + s.fileSize, &out, &budget)
+            writeContents(s.vma.start, s.vma.start + s.fileSize, &out, &budget, buf)
             if out.stopped || out.failed { return }
             out.skip(to: start + s.fileSize)
         }
@@ -266,7 +267,7 @@ struct CoreDump {
         // Else the first page of an ELF file mapped from its start (bit 4).
         if filter & 16 != 0 && v.offset == 0 {
             var magic: UInt32 = 0
-            if t.memRead(v.start, &magic, 4) == 4 && magic == 0x464c_457f { return CoreDump.page }
+            if t.memRead(v.start, &magic, 4) == 4 && magic == 0x464c_457f { return pageSize }
         }
         return 0
     }
@@ -274,10 +275,9 @@ struct CoreDump {
     /// Copies [start, end) of the application's memory into the file at
     /// its current position: pages the host does not hold (or that cannot
     /// be read), and pages of zeros, are holes.
-    func writeContents(_ start: UInt64, _ end: UInt64, _ out: inout Output, _ budget: inout UInt64) {
-        let chunk: UInt64 = 1 << 20
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunk), alignment: 4096)
-        defer { buf.deallocate() }
+    func writeContents(_ start: UInt64, _ end: UInt64, _ out: inout Output, _ budget: inout UInt64,
+                       _ buf: UnsafeMutableRawBufferPointer) {
+        let chunk = UInt64(buf.count)
         let base = out.pos
         var a = start
         while a < end {
@@ -285,11 +285,11 @@ struct CoreDump {
             if budget < n { return }
             budget -= n
             let resident = t.mm.residentPages(t, a, a + n)
-            for pi in 0..<Int(n / CoreDump.page) where resident?[pi] ?? true {
-                let pa = a + UInt64(pi) * CoreDump.page
-                let dst = buf.baseAddress! + pi * Int(CoreDump.page)
-                if t.memRead(pa, dst, Int(CoreDump.page)) != Int(CoreDump.page) { continue }
-                let page = UnsafeRawBufferPointer(start: dst, count: Int(CoreDump.page))
+            for pi in 0..<Int(n / pageSize) where resident?[pi] ?? true {
+                let pa = a + UInt64(pi) * pageSize
+                let dst = buf.baseAddress! + pi * Int(pageSize)
+                if t.memRead(pa, dst, Int(pageSize)) != Int(pageSize) { continue }
+                let page = UnsafeRawBufferPointer(start: dst, count: Int(pageSize))
                 if !page.contains(where: { $0 != 0 }) { continue }
                 out.skip(to: base + (pa - start))
                 guard out.put(raw: page) else { return }
@@ -373,9 +373,9 @@ struct CoreDump {
         let files = t.mm.vmas.filter { $0.name.hasPrefix("/") }
         var b = [UInt8](repeating: 0, count: 16 + files.count * 24)
         put64(&b, 0, UInt64(files.count))
-        put64(&b, 8, CoreDump.page)
+        put64(&b, 8, pageSize)
         for (i, v) in files.enumerated() {
-            put64(&b, 16 + i * 24, v.start); put64(&b, 24 + i * 24, v.end); put64(&b, 32 + i * 24, v.offset / CoreDump.page)
+            put64(&b, 16 + i * 24, v.start); put64(&b, 24 + i * 24, v.end); put64(&b, 32 + i * 24, v.offset / pageSize)
         }
         for v in files {
             var name = v.name

@@ -140,7 +140,10 @@ private func selfCopyRun(_ src: FileDescription, _ inPos: Int64?, _ dst: FileDes
     return filled
 }
 
-private func withBounce(_ t: Task, _ buf: UnsafeMutableRawBufferPointer, _ body: (UInt64) -> Int) -> Int {
+/// Runs `body` with the task's memory paths pointed at `buf` (Task.bounce):
+/// the address it gets reads and writes the Sentry buffer. Sentry-internal
+/// transfers and a core dump's own bytes go through it.
+func withBounce(_ t: Task, _ buf: UnsafeMutableRawBufferPointer, _ body: (UInt64) -> Int) -> Int {
     t.bounce = buf
     defer { t.bounce = nil }
     return body(Task.bounceBase)
