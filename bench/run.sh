@@ -76,6 +76,7 @@ N_RING=$([ "$QUICK" = 1 ] && echo 5000 || echo 20000)  # token-ring hops (64 thr
 N_FILES=1000            # small files created then deleted
 N_FORK=$([ "$QUICK" = 1 ] && echo 50 || echo 200)   # fork+exec+wait iterations
 N_TCPRR=$([ "$QUICK" = 1 ] && echo 2000 || echo 10000)  # TCP round trips
+N_EPOLL_IDLE=500    # idle connections beside the active one (each end under a 1024-fd limit)
 WRK_SECS=$([ "$QUICK" = 1 ] && echo 2 || echo 5)        # seconds per wrk run
 WARMUP=1
 TIMEOUT_SYSCALL=120     # seconds per run
@@ -520,6 +521,19 @@ bench_net_tcprr() {
     if [ "$M_STATUS" = ok ]; then set_cell net_tcprr "$rt" "$M_VALUE"; else set_cell net_tcprr "$rt" "$(na "$M_ERROR")"; fi
 }
 
+# The same round trip with the echo side an epoll server that also holds
+# $N_EPOLL_IDLE idle connections in its set (a server with many keep-alive
+# clients): what each wait costs for the entries that did not move.
+bench_net_epoll_idle() {
+    local rt=$1
+    case "$rt" in
+        floor|floor-pinned) set_cell net_epoll_idle "$rt" "$(not_applicable)"; return ;;
+    esac
+    in_rootfs "$rt" /bench/tcprr "$N_TCPRR" "$N_EPOLL_IDLE"
+    measure "net_epoll_idle/$rt" --metric ns_per_rt --scale 1000 --mem none --timeout "$TIMEOUT_SYSCALL" -- "${CMD[@]}"
+    if [ "$M_STATUS" = ok ]; then set_cell net_epoll_idle "$rt" "$M_VALUE"; else set_cell net_epoll_idle "$rt" "$(na "$M_ERROR")"; fi
+}
+
 # HTTP requests/s: bench/programs/httpd.c inside the sandbox, wrk on the
 # host (2 threads, 16 keep-alive connections, $WRK_SECS s per run). Row
 # net_http_host: the server on the host's network (native; moat --network
@@ -592,6 +606,7 @@ ROWS=(
     "fs_pipe|bench_fs_pipe|Pipe between two processes (1 MiB writes and reads), MiB/s|moat ≥ runsc and ≥ ½ native|ge_x runsc 1;ge_x native 0.5"
     "forkexec|bench_forkexec|fork + exec /bin/true + wait, µs per iteration|moat ≤ 1500 µs|le 1500"
     "net_tcprr|bench_net_tcprr|TCP round trip on loopback inside the sandbox (64 B each way), µs|moat ≤ 1.5× native|le_x native 1.5"
+    "net_epoll_idle|bench_net_epoll_idle|TCP round trip, echo side in epoll_wait with $N_EPOLL_IDLE idle connections in its set, µs|moat ≤ 1.5× native|le_x native 1.5"
     "ring|bench_ring|Condvar token ring, 64 threads, µs per hop|moat ≤ 1.5× native|le_x native 1.5"
     "apps|bench_apps_all|Real programs (bench/apps.sh), wall time vs native, geometric mean|—|"
     "syscall|bench_syscall|Syscall round trip (getppid), µs/call|moat ≤ 15 µs|le 15"
@@ -768,7 +783,8 @@ report() {
     echo "  \`bench/programs/cpuloop.c\` runs 60 million xorshift iterations between two clock reads."
     echo "- **Networking**: \`bench/programs/tcprr.c\` (static) forks an echo server and times $N_TCPRR 64-byte"
     echo "  request/response round trips over loopback TCP (TCP_NODELAY) inside the sandbox (moat: its own network"
-    echo "  namespace; runsc: --network=none, its netstack loopback). HTTP: \`bench/programs/httpd.c\` (static, one"
+    echo "  namespace; runsc: --network=none, its netstack loopback); the epoll row runs it with the echo side an epoll"
+    echo "  server holding $N_EPOLL_IDLE idle connections besides the active one. HTTP: \`bench/programs/httpd.c\` (static, one"
     echo "  thread, poll, keep-alive) in the sandbox; \`wrk -t2 -c16 -d${WRK_SECS}s\` on the host, $REPS runs after a 1 s"
     echo "  warm-up; the cell is the median (min–max) of Requests/sec. \"host network\": native chroot, moat"
     echo "  \`--network host\`, runsc \`--network=host\` (the host kernel's stack; \`runsc do\` still puts the"
