@@ -176,6 +176,8 @@ final class SysctlTable {
         })
         rw("kernel/core_uses_pid", "0"); rw("kernel/core_pipe_limit", "0"); rw("fs/suid_dumpable", "0")
         rw("kernel/threads-max", "4194304"); rw("kernel/randomize_va_space", "2")
+        // The lowest address mmap gives (MemoryManager.minAddr, Linux's default).
+        ro("vm/mmap_min_addr") { "65536" }
         rw("vm/overcommit_memory", "0"); rw("vm/max_map_count", "65530"); rw("vm/swappiness", "60")
         rw("fs/file-max", "9223372036854775807")
         rw("net/core/somaxconn", "4096")
