@@ -477,7 +477,7 @@ extension Kernel {
         let x = t ?? tg.leader, nice = x?.nice ?? 0
         let rt = x.map { $0.schedPolicy & ~0x4000_0000 == 1 || $0.schedPolicy & ~0x4000_0000 == 2 } ?? false
         let prio = rt ? -1 - (x?.schedPriority ?? 0) : 20 + nice
-        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 \(prio) \(nice) \(tg.tasks.count) 0 \(start) \(vsize) \(u.resident / 4096) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 \(prio) \(nice) \(tg.threadCount) 0 \(start) \(vsize) \(u.resident / 4096) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
@@ -516,7 +516,7 @@ extension Kernel {
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
-        \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.tasks.count)
+        \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.threadCount)
         \(sigLines)
         CapInh:\t\(hex(c.capInh, width: 16))
         CapPrm:\t\(hex(c.capPrm, width: 16))

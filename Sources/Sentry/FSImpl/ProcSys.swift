@@ -294,7 +294,9 @@ final class SysctlInode: Inode {
         if flags & O_ACCMODE != O_RDONLY {
             if !entry.writable || !t.creds.has(entry.capability) { return .failure(Errno(EACCES)) }
         }
-        return .success(SysctlFD(self, flags: flags))
+        let f = SysctlFD(self, flags: flags)
+        f.watchName()
+        return .success(f)
     }
 }
 
@@ -322,6 +324,33 @@ final class SysctlFD: FileDescription {
     }
     override func truncate(_ size: Int64) -> Int { 0 }
     override func fileSize() -> Int64 { Int64(data.count) }
+
+    /// kernel.hostname and kernel.domainname: the opener's UTS namespace
+    /// and the changes of the name seen so far (none for other keys).
+    private lazy var uts: UTSNamespace? = {
+        guard node.entry.key == "kernel/hostname" || node.entry.key == "kernel/domainname" else { return nil }
+        return currentTask?.uts
+    }()
+    private lazy var seen: UInt64 = changes
+    /// Takes the namespace and the count at open.
+    func watchName() { _ = seen }
+    private var changes: UInt64 {
+        guard let u = uts else { return 0 }
+        return node.entry.key == "kernel/hostname" ? u.hostnameChanges : u.domainnameChanges
+    }
+    /// Readable and writable always; after a change of the name since the
+    /// last report, POLLERR and POLLPRI too, once (Linux's proc_sys_poll).
+    override func readiness() -> Int16 {
+        var r = Int32(pollReadable | pollWritable)
+        if uts != nil && changes != seen {
+            seen = changes
+            r |= POLLERR | POLLPRI
+        }
+        return Int16(r)
+    }
+    override func addWaiter(_ t: Task) { uts?.pollers.add(t) }
+    override func removeWaiter(_ t: Task) { uts?.pollers.remove(t) }
+    override func wakeups() -> UInt64 { uts?.pollers.wakeups ?? 0 }
 }
 
 extension Kernel {

@@ -121,6 +121,8 @@ final class ThreadGroup {
     /// sampleMaxRSS), and the largest of its waited-for descendants'.
     var maxRSSKB: Int64 = 0
     var childMaxRSSKB: Int64 = 0
+    /// The threads /proc counts: a zombie still has its leader.
+    var threadCount: Int { tasks.isEmpty && zombie ? 1 : tasks.count }
     /// The I/O counts of threads that have left (/proc/PID/io adds them).
     var exitedIO = IOAccounting()
     /// /proc/PID/io: every thread's counts, the departed ones' too.
