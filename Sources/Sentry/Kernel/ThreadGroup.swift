@@ -122,7 +122,7 @@ final class ThreadGroup {
     var maxRSSKB: Int64 = 0
     var childMaxRSSKB: Int64 = 0
     /// The threads /proc counts: a zombie still has its leader.
-    var threadCount: Int { tasks.isEmpty && zombie ? 1 : tasks.count }
+    var threadCount: Int { tasks.isEmpty && !reaped ? 1 : tasks.count }
     /// The I/O counts of threads that have left (/proc/PID/io adds them).
     var exitedIO = IOAccounting()
     /// /proc/PID/io: every thread's counts, the departed ones' too.
@@ -156,11 +156,15 @@ final class ThreadGroup {
         r[RL_CORE] = RLimit(cur: 0, max: inf)
         // The open-file limit of whoever started the sandbox, as runsc and
         // a process started from a shell inherit it (Linux's own default,
-        // 1024, when it cannot be read), within fs.nr_open's default.
+        // 1024, when it cannot be read), the hard one within fs.nr_open's
+        // default and the soft one within Linux's INR_OPEN_MAX (4096): a
+        // program finds descriptors past 1024 as from a shell, while one
+        // that opens files until EMFILE (LTP's fork09 under a launcher's
+        // 20,000) stays quick; it may raise the soft limit to the hard one.
         var host = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &host) == 0 {
             let hard = min(UInt64(host.rlim_max), 1 << 20)
-            r[RL_NOFILE] = RLimit(cur: min(UInt64(host.rlim_cur), hard), max: hard)
+            r[RL_NOFILE] = RLimit(cur: min(UInt64(host.rlim_cur), hard, 4096), max: hard)
         } else {
             r[RL_NOFILE] = RLimit(cur: 1024, max: 1 << 20)
         }

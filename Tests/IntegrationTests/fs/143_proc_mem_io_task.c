@@ -12,6 +12,15 @@
 
 static char secret[] = "hello-world";
 
+/* The file's text (NUL-terminated) in buf; its length. */
+static ssize_t slurp(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY);
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n;
+}
+
 static void proc_mem_self(void) {
     int fd = open("/proc/self/mem", O_RDWR);
     T(fd >= 0);
@@ -51,10 +60,7 @@ static void proc_of_child(void) {
     read(sync_pipe[0], &b, 1);
     char path[64], text[512];
     snprintf(path, sizeof path, "/proc/%d/io", c);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = 0;
+    slurp(path, text, sizeof text);
     // The child wrote 3 times 5 bytes and once 1 byte, and read nothing yet.
     char *w = strstr(text, "wchar:"), *cw = strstr(text, "syscw:"), *cr = strstr(text, "syscr:");
     say("io: wchar %ld syscw %ld syscr %ld", w ? atol(w + 6) : -1, cw ? atol(cw + 6) : -1, cr ? atol(cr + 6) : -1);
@@ -98,25 +104,19 @@ static void task_views(void) {
     while (!__atomic_load_n(&thread_tid, __ATOMIC_ACQUIRE)) usleep(1000);
     char path[96], text[4096];
     snprintf(path, sizeof path, "/proc/%d/status", thread_tid);
-    int fd = open(path, O_RDONLY);
-    T(fd >= 0);
-    ssize_t n = read(fd, text, sizeof text - 1);
-    text[n > 0 ? n : 0] = 0;
-    close(fd);
+    T(slurp(path, text, sizeof text) > 0);
     char *p = strstr(text, "\nPid:\t");
     say("/proc/TID/status shows the thread: %d", p && atoi(p + 6) == thread_tid);
     snprintf(path, sizeof path, "/proc/%d/task/%d", thread_tid, thread_tid);
     struct stat sb;
     T(stat(path, &sb));
     snprintf(path, sizeof path, "/proc/self/task/%d/comm", thread_tid);
-    fd = open(path, O_WRONLY);
+    int fd = open(path, O_WRONLY);
     T(fd >= 0);
     T(write(fd, "renamed-thread-with-a-long-name\n", 32));
     close(fd);
-    fd = open(path, O_RDONLY);
-    n = read(fd, text, 64);
-    close(fd);
-    say("comm: %.*s", (int)n, text);
+    slurp(path, text, 64);
+    say("comm: %s", text);
     struct stat before;
     stat("/proc/self/task", &before);
     __atomic_store_n(&thread_go, 1, __ATOMIC_RELEASE);
@@ -128,11 +128,7 @@ static void task_views(void) {
     pid_t c = fork();
     if (c == 0) { pause(); _exit(0); }
     snprintf(path, sizeof path, "/proc/self/task/%d/children", getpid());
-    fd = open(path, O_RDONLY);
-    T(fd >= 0);
-    n = read(fd, text, sizeof text - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = 0;
+    T(slurp(path, text, sizeof text) >= 0);
     say("children lists the child: %d", atoi(text) == c);
     kill(c, SIGKILL);
     waitpid(c, NULL, 0);
@@ -140,20 +136,14 @@ static void task_views(void) {
 
 static long rss_kb(void) {
     char text[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = 0;
+    slurp("/proc/self/status", text, sizeof text);
     char *p = strstr(text, "VmRSS:");
     return p ? atol(p + 6) : -1;
 }
 
 static void misc(void) {
     char text[8192];
-    int fd = open("/proc/stat", O_RDONLY);
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = 0;
+    slurp("/proc/stat", text, sizeof text);
     say("/proc/stat has cpu, softirq, procs_running: %d %d %d", strncmp(text, "cpu ", 4) == 0,
         strstr(text, "\nsoftirq ") != NULL, strstr(text, "\nprocs_running ") != NULL);
     long before = rss_kb();
@@ -169,12 +159,10 @@ static void misc(void) {
     memset(l, 0, sizeof l);
     say("ns/net and ns/user: %d %d", readlink("/proc/self/ns/net", l, sizeof l) > 0 && strncmp(l, "net:[", 5) == 0,
         readlink("/proc/self/ns/user", l, sizeof l) > 0 && strncmp(l, "user:[", 6) == 0);
-    fd = open("/proc/sys/vm/mmap_min_addr", O_RDONLY);
-    n = read(fd, text, 32);
-    close(fd);
+    ssize_t n = slurp("/proc/sys/vm/mmap_min_addr", text, 32);
     say("mmap_min_addr is a number: %d", n > 1 && text[0] >= '0' && text[0] <= '9');
-    fd = T(open("/proc/cpuinfo", O_WRONLY) >= 0);
-    fd = open("/proc/cpuinfo", O_WRONLY);
+    int fd = open("/proc/cpuinfo", O_WRONLY);
+    T(fd >= 0);
     T(write(fd, "x", 1));
     close(fd);
 }
