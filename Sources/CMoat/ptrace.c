@@ -83,6 +83,10 @@ uint64_t moat_host_xcr0(void) {
     return (uint64_t)d << 32 | a;
 }
 
+void moat_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]) {
+    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
+}
+
 uint32_t moat_xstate_size(uint64_t features) {
     uint32_t size = 576;  /* legacy area and header */
     for (int i = 2; i < 63; i++) {

@@ -167,3 +167,22 @@ void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mu
     __atomic_store_n(&p[6], (unsigned long long)enabled, __ATOMIC_RELAXED);
     __atomic_store_n(&p[0], seq + 2, __ATOMIC_RELEASE);
 }
+
+long long moat_vdso_mono(const void *page) {
+    const unsigned long long *p = page;
+    for (;;) {
+        unsigned long long seq = __atomic_load_n(&p[0], __ATOMIC_ACQUIRE);
+        if (seq & 1) { __builtin_ia32_pause(); continue; }
+        unsigned long long enabled = __atomic_load_n(&p[6], __ATOMIC_RELAXED);
+        unsigned long long tsc = __atomic_load_n(&p[1], __ATOMIC_RELAXED);
+        unsigned long long mult = __atomic_load_n(&p[2], __ATOMIC_RELAXED);
+        unsigned long long mono = __atomic_load_n(&p[3], __ATOMIC_RELAXED);
+        __builtin_ia32_lfence();
+        unsigned long long now = __builtin_ia32_rdtsc();
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&p[0], __ATOMIC_RELAXED) != seq) continue;
+        if (!enabled) return -1;
+        unsigned long long d = now > tsc ? now - tsc : 0;
+        return (long long)(mono + (unsigned long long)(((unsigned __int128)d * mult) >> 32));
+    }
+}

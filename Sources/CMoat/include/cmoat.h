@@ -29,6 +29,8 @@ uint64_t moat_host_xcr0(void);
 /// features in `features`, from this CPU's CPUID leaf 0xD (at least 576:
 /// the legacy area and the header).
 uint32_t moat_xstate_size(uint64_t features);
+/// The host CPU's CPUID leaf `leaf`, subleaf `sub`: EAX, EBX, ECX, EDX.
+void moat_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
 int moat_getsiginfo(pid_t tid, siginfo_t *info);
 /// Field accessors for siginfo_t (its unions do not import cleanly).
 int moat_siginfo_signo(const siginfo_t *i);
@@ -63,6 +65,9 @@ unsigned long long moat_rdtsc(void);
 int moat_tsc_invariant(void);
 void moat_vdso_publish(void *page, unsigned long long tsc, unsigned long long mult,
                        unsigned long long mono, unsigned long long real, int enabled);
+/// CLOCK_MONOTONIC as the vDSO computes it from the data page now, in ns;
+/// -1 while the vDSO takes the syscall.
+long long moat_vdso_mono(const void *page);
 uint64_t moat_stub_syscall_addr(void);  // "syscall; int3"
 uint64_t moat_stub_clone_addr(void);    // "syscall; test rax; jz pause-loop; int3"
 uint64_t moat_stub_pause_addr(void);    // "1: pause(); jmp 1b" (a parked thread)

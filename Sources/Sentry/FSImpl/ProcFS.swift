@@ -20,29 +20,52 @@ final class ProcNode: Inode {
 
     override var cacheable: Bool { false }
     override var fsMagic: Int64 { 0x9fa0 }
+    /// A directory whose link count changes (/proc/PID/task).
+    var links: (() -> UInt64)?
+    override func stat() -> Result<Stat, Errno> {
+        guard let l = links else { return super.stat() }
+        return super.stat().map { var s = $0; s.nlink = l(); return s }
+    }
     var magic = false
     override var isMagicLink: Bool { magic }
     /// For a /proc/PID directory: its process (pidfd_send_signal takes one as a pidfd).
     weak var pidGroup: ThreadGroup?
 
+    /// True once the process this node shows is reaped: /proc/PID and
+    /// what is under it answer ESRCH, as Linux's (the pid is gone).
+    var gone: (() -> Bool)?
     override func lookup(_ name: [UInt8]) -> Result<Inode, Errno> {
         guard isDir, let l = dirLookup else { return .failure(Errno(ENOTDIR)) }
+        if gone?() == true { return .failure(Errno(ESRCH)) }
         if let i = l(currentTask, name) { return .success(i) }
         return .failure(Errno(ENOENT))
     }
     override func readdir() -> Result<[DirEntry], Errno> {
         guard isDir, let l = dirList else { return .failure(Errno(ENOTDIR)) }
+        if gone?() == true { return .failure(Errno(ENOENT)) }
         return .success(l(currentTask))
     }
     override func readlink() -> Result<[UInt8], Errno> {
+        if gone?() == true { return .failure(Errno(ESRCH)) }
         guard let l = link, let t = currentTask, let s = l(t) else { return .failure(Errno(ENOENT)) }
         return .success(s)
     }
+    /// For a file that is no generated text (/proc/PID/mem): its own open.
+    var openFile: ((Task, Int32) -> Result<FileDescription, Errno>)?
+    /// Who may open it beyond its mode (a process's memory map: ptrace
+    /// read access); others get EACCES.
+    var mayOpen: ((Task) -> Bool)?
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
+        if gone?() == true { return .failure(Errno(ESRCH)) }
+        if let m = mayOpen, !m(t) { return .failure(Errno(EACCES)) }
+        if let o = openFile { return o(t, flags) }
         if isDir { return .success(DirectoryFD(flags: flags, path: nil)) }
         guard let c = content else { return .failure(Errno(ENXIO)) }
-        if flags & O_ACCMODE != O_RDONLY && store == nil { return .failure(Errno(EACCES)) }
-        let f = BytesFD(data: c(t), flags: flags, path: nil)
+        // The mode decides who may open it for writing (root may, as on
+        // Linux); a write to a file that takes none fails (Linux's EIO).
+        let f = BytesFD(data: [], flags: flags, path: nil)
+        f.generate = c
+        f.gone = gone
         f.seqFile = seqFile
         f.store = store
         return .success(f)
@@ -92,12 +115,8 @@ extension Kernel {
                 total /= 1024; free /= 1024
                 return "MemTotal:       \(total) kB\nMemFree:        \(free) kB\nMemAvailable:   \(free) kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
             }),
-            "stat": file(14, { _ in
-                let btime = k.bootRealtimeNs / 1_000_000_000
-                return "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime \(btime)\nprocesses \(k.nextPid)\nprocs_running 1\nprocs_blocked 0\n"
-            }),
+            "stat": file(14, { _ in k.procStatText() }),
             "filesystems": file(15, { _ in presentedFileSystems.map { "nodev\t\($0)\n" }.joined() }),
-            "mounts": file(16, { t in k.mountsText(t) }),
             // cgroup v2 only: every controller on hierarchy 0 (Kernel/Cgroups.swift).
             "cgroups": file(22, { _ in
                 let n = 1 + k.cgroups.root.descendants
@@ -106,12 +125,18 @@ extension Kernel {
             "cpuinfo": file(17, { _ in procCpuinfo() }),
             // The kernel's command line: Moat boots no kernel image.
             "cmdline": file(19, { _ in "moat\n" }),
+            // The device majors of the devices the sandbox has (DevFS.swift), as Linux lists them.
+            "devices": file(23, { _ in
+                "Character devices:\n  1 mem\n  4 /dev/vc/0\n  4 tty\n  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n 10 misc\n136 pts\n\nBlock devices:\n"
+            }),
         ]
         // Pids in /proc are the reader's pid namespace's (Kernel/PidNamespaces.swift).
         let selfLink = ProcNode(kernel: k, ino: 20, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))".utf8) })
         let threadSelf = ProcNode(kernel: k, ino: 21, mode: S_IFLNK_ | 0o777, link: { t in Array("\(t.vpid(t.tg.tgid))/task/\(t.vpid(t.tid))".utf8) })
         // /proc/net: the caller's own view, as Linux's symlink to self/net.
         let netLink = ProcNode(kernel: k, ino: 22, mode: S_IFLNK_ | 0o777, link: { _ in Array("self/net".utf8) })
+        // /proc/mounts too: the reader's own mount table.
+        let mountsLink = ProcNode(kernel: k, ino: 16, mode: S_IFLNK_ | 0o777, link: { _ in Array("self/mounts".utf8) })
         let sysDir = k.procSysDir("")
         // /proc/sysvipc: the reader's IPC namespace's objects, one file per kind.
         let ipcKinds = ["shm", "msg", "sem"]
@@ -129,7 +154,10 @@ extension Kernel {
             if s == "sys" { return sysDir }
             if s == "sysvipc" { return sysvipcDir }
             if s == "net" { return netLink }
+            if s == "mounts" { return mountsLink }
             if let n = Int32(s), n > 0, let tg = k.threadGroups[t?.gpid(n) ?? n], k.sees(t, tg) { return k.procPidDir(tg, tid: nil) }
+            // A thread's id names it too, though /proc does not list it.
+            if let n = Int32(s), n > 0, let x = k.tasks[t?.gpid(n) ?? n], k.sees(t, x.tg) { return k.procPidDir(x.tg, tid: x.tid, thread: true) }
             return nil
         }, list: { t in
             var e = staticFiles.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) }
@@ -137,6 +165,7 @@ extension Kernel {
             e.append(DirEntry(ino: 21, type: 10, name: Array("thread-self".utf8)))
             e.append(DirEntry(ino: 35, type: 4, name: Array("sys".utf8)))
             e.append(DirEntry(ino: 22, type: 10, name: Array("net".utf8)))
+            e.append(DirEntry(ino: 16, type: 10, name: Array("mounts".utf8)))
             e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
             for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
                 let n = t?.vpid(pid) ?? pid
@@ -144,6 +173,31 @@ extension Kernel {
             }
             return e
         })
+    }
+
+    /// /proc/stat. The CPU lines count the sandbox's processes' time (user
+    /// and system as the host charged their stubs, the reaped ones' through
+    /// their reapers' children's time) in USER_HZ ticks, evenly over the
+    /// online CPUs; idle is the rest of the time since boot.
+    func procStatText() -> String {
+        let n = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var user: Int64 = 0, system: Int64 = 0
+        for tg in threadGroups.values {
+            user += tg.sampleCPU() + tg.childUtimeNs
+            system += tg.stimeNs + tg.childStimeNs
+        }
+        let tick: Int64 = 10_000_000
+        let up = (Kernel.now(CLOCK_MONOTONIC) - bootMonotonicNs) / tick
+        let idle = max(0, up * Int64(n) - (user + system) / tick)
+        func line(_ name: String, _ share: Int64) -> String {
+            "\(name) \(user / tick / share) 0 \(system / tick / share) \(idle / share) 0 0 0 0 0 0\n"
+        }
+        var s = line("cpu ", 1)
+        for i in 0..<n { s += line("cpu\(i)", Int64(n)) }
+        let running = threadGroups.values.reduce(0) { $0 + $1.tasks.filter { $0.inApp || $0.waitMode == .none }.count }
+        s += "intr 0\nctxt 0\nbtime \(bootRealtimeNs / 1_000_000_000)\nprocesses \(nextPid)\n"
+        s += "procs_running \(max(1, running))\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n"
+        return s
     }
 
     /// A mount's mount point as `t` sees it from its root; nil for a mount
@@ -192,7 +246,10 @@ extension Kernel {
         return 0x8000_0000 | (tg.serial & 0x7fff_ffff)
     }
 
-    func procPidDir(_ tg: ThreadGroup, tid: Int32?) -> ProcNode {
+    /// /proc/PID (`tid` nil), /proc/PID/task/TID, or with `thread`
+    /// /proc/TID of a thread that leads no process: the thread's view with
+    /// a task directory of its process's threads, as Linux shows it.
+    func procPidDir(_ tg: ThreadGroup, tid: Int32?, thread: Bool = false) -> ProcNode {
         let k = self
         let base = 0x100000 + UInt64(tg.tgid) * 64
         func task() -> Task? { tid.flatMap { k.tasks[$0] } ?? tg.leader ?? tg.tasks.first }
@@ -205,13 +262,35 @@ extension Kernel {
         entries["stat"] = { ProcNode(kernel: k, ino: base + 1, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStat(tg, task(), reader: r).utf8) }) }
         entries["status"] = { ProcNode(kernel: k, ino: base + 2, mode: S_IFREG_ | 0o444, content: { r in Array(k.procStatus(tg, task(), reader: r).utf8) }) }
         entries["cmdline"] = { let n = file(3) { k.procCmdline(tg) }; n.seqFile = false; return n }
-        // statm: sizes in pages (size resident shared text lib data dt);
-        // Moat knows no resident set, so it gives the whole size for it.
-        entries["statm"] = { file(18) {
-            let pages = tg.zombie ? 0 : ((tg.leader ?? tg.tasks.first)?.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } ?? 0) / 4096
-            return Array("\(pages) \(pages) 0 0 0 \(pages) 0\n".utf8)
-        } }
-        entries["comm"] = { file(4) { (task()?.comm ?? tg.exitComm) + [10] } }
+        // statm: sizes in pages (size resident shared text lib data dt).
+        entries["statm"] = { ProcNode(kernel: k, ino: base + 18, mode: S_IFREG_ | 0o444, content: { r in
+            guard !tg.zombie, let m = (tg.leader ?? tg.tasks.first)?.mm else { return Array("0 0 0 0 0 0 0\n".utf8) }
+            let u = m.usage(reader: r)
+            return Array("\(u.size / 4096) \(u.resident / 4096) 0 0 0 \(u.data / 4096) 0\n".utf8)
+        }) }
+        // A thread of the same process may rename another through its comm
+        // (the first 15 bytes); a write from elsewhere is EINVAL (Linux's comm_write).
+        entries["comm"] = {
+            let n = ProcNode(kernel: k, ino: base + 4, mode: S_IFREG_ | 0o644, content: { _ in (task()?.comm ?? tg.exitComm) + [10] })
+            n.uid = tg.creds.euid; n.gid = tg.creds.egid
+            n.store = { w, b in
+                guard let x = task() else { return ESRCH }
+                if x.tg !== w.tg { return EINVAL }
+                var name = Array(b.prefix { $0 != 0 })
+                if name.last == 10 { name.removeLast() }
+                x.comm = Array(name.prefix(15))
+                if x.tid == tg.tgid { tg.comm = x.comm }
+                return nil
+            }
+            return n
+        }
+        // Read and write counts: the thread's, or the whole process's.
+        entries["io"] = {
+            let n = file(27) { Array((tid.flatMap { k.tasks[$0]?.io } ?? tg.io).text.utf8) }
+            n.mode = S_IFREG_ | 0o400
+            n.uid = tg.creds.euid; n.gid = tg.creds.egid
+            return n
+        }
         // prctl's timer slack, in ns; a write sets it (0: the default),
         // another process's only with CAP_SYS_NICE.
         entries["timerslack_ns"] = {
@@ -246,6 +325,7 @@ extension Kernel {
             return n
         }
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
+        entries["mem"] = { k.procMemNode(tg, ino: base + 26, task: task) }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
         entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
         entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
@@ -288,18 +368,43 @@ extension Kernel {
         entries["uid_map"] = { file(14) { idMap(k.uidMap) } }
         entries["gid_map"] = { file(15) { idMap(k.gidMap) } }
         entries["setgroups"] = { file(16) { Array("allow\n".utf8) } }
-        if tid == nil {
+        if tid == nil || thread {
             entries["task"] = {
-                ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { r, n in
+                let n = ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { r, n in
                     guard let id = Int32(String(decoding: n, as: UTF8.self)), id > 0, let t = k.tasks[r?.gpid(id) ?? id], t.tg === tg else { return nil }
                     return k.procPidDir(tg, tid: t.tid)
                 }, list: { r in tg.tasks.map { DirEntry(ino: 0x20000 + UInt64($0.tid), type: 4, name: Array("\(r?.vpid($0.tid) ?? $0.tid)".utf8)) } })
+                // ".", its entry in the parent and each thread's "..".
+                n.links = { UInt64(2 + tg.tasks.count) }
+                return n
             }
+        } else {
+            // The processes this thread made (Linux's real parent is a
+            // thread), by pid, each followed by a space.
+            entries["children"] = { ProcNode(kernel: k, ino: base + 28, mode: S_IFREG_ | 0o444, content: { r in
+                guard let x = task() else { return [] }
+                let kids = tg.children.filter { !$0.reaped && ($0.parentThread === x || ($0.parentThread == nil && x.tid == tg.tgid)) }
+                return Array(kids.map { r.vpid($0.tgid) }.sorted().map { "\($0) " }.joined().utf8)
+            }) }
         }
         let names = entries.keys.sorted()
+        // Once the process is reaped (or this thread has left) its files
+        // answer ESRCH, except the id maps, which are its user namespace's.
+        let gone = { tg.reaped || tid.map { k.tasks[$0] == nil } ?? false }
+        let nsFiles: Set<String> = ["uid_map", "gid_map", "setgroups"]
         let dir = ProcNode(kernel: k, ino: procPidIno(tg, tid: tid), mode: S_IFDIR_ | 0o555, lookup: { _, n in
-            entries[String(decoding: n, as: UTF8.self)]?()
+            let name = String(decoding: n, as: UTF8.self)
+            guard let node = entries[name]?() else { return nil }
+            if !nsFiles.contains(name) && node.gone == nil { node.gone = gone }
+            // Owned by the process's effective ids while it is dumpable
+            // (Linux's task_dump_owner); what shows its memory needs ptrace
+            // read access too, and environ and auxv are its owner's alone.
+            if tg.dumpable != 0 && node.uid == 0 && node.gid == 0 { node.uid = tg.creds.euid; node.gid = tg.creds.egid }
+            if ["maps", "smaps", "environ", "auxv"].contains(name) { node.mayOpen = { mayAttach($0, tg, fsCreds: true) } }
+            if name == "environ" || name == "auxv" { node.mode = S_IFREG_ | 0o400 }
+            return node
         }, list: { _ in names.map { DirEntry(ino: base + 32, type: ["exe", "cwd", "root"].contains($0) ? 10 : (["fd", "fdinfo", "task", "ns"].contains($0) ? 4 : 8), name: Array($0.utf8)) } })
+        dir.gone = gone
         if tid == nil { dir.pidGroup = tg }
         return dir
     }
@@ -365,13 +470,14 @@ extension Kernel {
         let comm = String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self)
         let start = (tg.startNs - bootMonotonicNs) / 10_000_000
         let ut = tg.sampleCPU() / 10_000_000, st = tg.stimeNs / 10_000_000
-        let vsize = t.map { $0.mm.vmas.reduce(UInt64(0)) { $0 + ($1.end - $1.start) } } ?? 0
+        let u = tg.zombie ? MemoryUsage() : (t?.mm.usage(reader: reader) ?? MemoryUsage())
+        let vsize = u.size
         // priority and nice as Linux prints them: 20 + nice for a fair
         // policy, -1 - the real-time priority for SCHED_FIFO/SCHED_RR.
         let x = t ?? tg.leader, nice = x?.nice ?? 0
         let rt = x.map { $0.schedPolicy & ~0x4000_0000 == 1 || $0.schedPolicy & ~0x4000_0000 == 2 } ?? false
         let prio = rt ? -1 - (x?.schedPriority ?? 0) : 20 + nice
-        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 \(prio) \(nice) \(tg.tasks.count) 0 \(start) \(vsize) \(vsize / 4096 / 4) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        return "\(v(tg.tgid)) (\(comm)) \(state) \(ppid) \(v(tg.pgid)) \(v(tg.sid)) 0 -1 4194304 0 0 0 0 \(ut) \(st) 0 0 \(prio) \(nice) \(tg.threadCount) 0 \(start) \(vsize) \(u.resident / 4096) 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     }
 
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
@@ -393,10 +499,11 @@ extension Kernel {
         // mlockall), as Linux prints them; a zombie has none (no lines).
         var vm = ""
         if !tg.zombie, let m = (tg.leader ?? tg.tasks.first)?.mm {
-            let kb = { (locked: Bool) in m.vmas.reduce(UInt64(0)) { $0 + (locked && !$1.locked ? 0 : ($1.end - $1.start) / 1024) } }
+            let u = m.usage(reader: reader)
+            func line(_ name: String, _ bytes: UInt64) -> String { name + ":\t" + padLeft(String(bytes / 1024), 8) + " kB\n" }
             // Nothing of the sandbox's memory is swap as it sees it: VmSwap 0.
-            vm = "VmSize:\t" + padLeft(String(kb(false)), 8) + " kB\nVmLck:\t" + padLeft(String(kb(true)), 8) + " kB\n"
-                + "VmSwap:\t" + padLeft("0", 8) + " kB\n"
+            vm = line("VmSize", u.size) + line("VmLck", u.locked) + line("VmRSS", u.resident) + line("VmData", u.data)
+                + line("VmStk", u.stack) + line("VmSwap", 0)
         }
         return """
         Name:\t\(String(decoding: t?.comm ?? tg.exitComm, as: UTF8.self))
@@ -409,7 +516,7 @@ extension Kernel {
         Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
         Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
         Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
-        \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.tasks.count)
+        \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.threadCount)
         \(sigLines)
         CapInh:\t\(hex(c.capInh, width: 16))
         CapPrm:\t\(hex(c.capPrm, width: 16))
@@ -457,7 +564,9 @@ extension Kernel {
         var s = ""
         for v in t.mm.vmas {
             let p = (v.prot & PROT_READ != 0 ? "r" : "-") + (v.prot & PROT_WRITE != 0 ? "w" : "-") + (v.prot & PROT_EXEC != 0 ? "x" : "-") + (v.flags & MAP_SHARED != 0 ? "s" : "p")
-            s += mapsLine("\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(v.offset, width: 8)) 00:00 0 ", v.name)
+            // Private anonymous memory has no offset to show (Linux's 0), however it was split.
+            let off = v.flags & (MAP_ANONYMOUS | MAP_SHARED) == MAP_ANONYMOUS ? 0 : v.offset
+            s += mapsLine("\(hex(v.start, width: 8))-\(hex(v.end, width: 8)) \(p) \(hex(off, width: 8)) 00:00 0 ", v.name)
             if details { s += smapsFields(v) }
         }
         // Linux's legacy vsyscall page as its "xonly" mode (the host's)
@@ -493,8 +602,10 @@ extension Kernel {
         if v.prot & PROT_READ != 0 { flags.append("rd") }
         if v.prot & PROT_WRITE != 0 { flags.append("wr") }
         if v.prot & PROT_EXEC != 0 { flags.append("ex") }
-        if shared { flags.append("sh") }
-        flags += ["mr", "mw", "me"]
+        // A shared mapping of a file opened read-only may never be written:
+        // Linux keeps it neither VM_SHARED nor VM_MAYWRITE (only VM_MAYSHARE).
+        if shared && v.mayWrite { flags.append("sh") }
+        flags += v.mayWrite ? ["mr", "mw", "me"] : ["mr", "me"]
         if shared { flags.append("ms") }
         if v.locked { flags.append("lo") }
         if anon { flags.append("ac") }
@@ -560,42 +671,4 @@ final class ProcFdLink: Inode {
 private func hex8(_ v: UInt32) -> String {
     let h = String(v, radix: 16)
     return String(repeating: "0", count: max(0, 8 - h.count)) + h + "\n"
-}
-
-/// /proc/cpuinfo: x86's fields, in Linux's order, for each online CPU (one
-/// virtual CPU model; programs look for the names, few for the values).
-private func procCpuinfo() -> String {
-    let n = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    var s = ""
-    for i in 0..<n {
-        s += """
-        processor\t: \(i)
-        vendor_id\t: GenuineIntel
-        cpu family\t: 6
-        model\t\t: 0
-        model name\t: moat virtual CPU
-        stepping\t: 0
-        cpu MHz\t\t: 2000.000
-        cache size\t: 8192 KB
-        physical id\t: 0
-        siblings\t: \(n)
-        core id\t\t: \(i)
-        cpu cores\t: \(n)
-        apicid\t\t: \(i)
-        initial apicid\t: \(i)
-        fpu\t\t: yes
-        fpu_exception\t: yes
-        cpuid level\t: 13
-        wp\t\t: yes
-        flags\t\t: fpu sse sse2
-        bogomips\t: 4000.00
-        clflush size\t: 64
-        cache_alignment\t: 64
-        address sizes\t: 46 bits physical, 48 bits virtual
-        power management:
-
-
-        """
-    }
-    return s
 }

@@ -176,6 +176,8 @@ final class SysctlTable {
         })
         rw("kernel/core_uses_pid", "0"); rw("kernel/core_pipe_limit", "0"); rw("fs/suid_dumpable", "0")
         rw("kernel/threads-max", "4194304"); rw("kernel/randomize_va_space", "2")
+        // The lowest address mmap gives (MemoryManager.minAddr, Linux's default).
+        ro("vm/mmap_min_addr") { "65536" }
         rw("vm/overcommit_memory", "0"); rw("vm/max_map_count", "65530"); rw("vm/swappiness", "60")
         rw("fs/file-max", "9223372036854775807")
         rw("net/core/somaxconn", "4096")
@@ -292,7 +294,9 @@ final class SysctlInode: Inode {
         if flags & O_ACCMODE != O_RDONLY {
             if !entry.writable || !t.creds.has(entry.capability) { return .failure(Errno(EACCES)) }
         }
-        return .success(SysctlFD(self, flags: flags))
+        let f = SysctlFD(self, flags: flags)
+        f.watchName()
+        return .success(f)
     }
 }
 
@@ -320,6 +324,33 @@ final class SysctlFD: FileDescription {
     }
     override func truncate(_ size: Int64) -> Int { 0 }
     override func fileSize() -> Int64 { Int64(data.count) }
+
+    /// kernel.hostname and kernel.domainname: the opener's UTS namespace
+    /// and the changes of the name seen so far (none for other keys).
+    private lazy var uts: UTSNamespace? = {
+        guard node.entry.key == "kernel/hostname" || node.entry.key == "kernel/domainname" else { return nil }
+        return currentTask?.uts
+    }()
+    private lazy var seen: UInt64 = changes
+    /// Takes the namespace and the count at open.
+    func watchName() { _ = seen }
+    private var changes: UInt64 {
+        guard let u = uts else { return 0 }
+        return node.entry.key == "kernel/hostname" ? u.hostnameChanges : u.domainnameChanges
+    }
+    /// Readable and writable always; after a change of the name since the
+    /// last report, POLLERR and POLLPRI too, once (Linux's proc_sys_poll).
+    override func readiness() -> Int16 {
+        var r = Int32(pollReadable | pollWritable)
+        if uts != nil && changes != seen {
+            seen = changes
+            r |= POLLERR | POLLPRI
+        }
+        return Int16(r)
+    }
+    override func addWaiter(_ t: Task) { uts?.pollers.add(t) }
+    override func removeWaiter(_ t: Task) { uts?.pollers.remove(t) }
+    override func wakeups() -> UInt64 { uts?.pollers.wakeups ?? 0 }
 }
 
 extension Kernel {

@@ -133,7 +133,10 @@ struct Credentials {
     /// (capabilities(7), "Transformation of capabilities during execve",
     /// without file capabilities: the sandbox never sets security.capability
     /// semantics). Returns them and whether the exec is "secure" (AT_SECURE).
-    func afterExec(fileMode: UInt32, fileUID: UInt32, fileGID: UInt32) -> (Credentials, Bool) {
+    /// `unsafe`: the exec is watched or shared (a tracer without
+    /// CAP_SYS_PTRACE, a file-system context another process shares):
+    /// it gains no ids or capabilities, as Linux's LSM_UNSAFE_* cases.
+    func afterExec(fileMode: UInt32, fileUID: UInt32, fileGID: UInt32, unsafe: Bool = false) -> (Credentials, Bool) {
         var n = self
         // Set-user-ID and set-group-ID bits (not under no_new_privs).
         if !noNewPrivs {
@@ -148,8 +151,9 @@ struct Credentials {
             if n.euid == 0 { effectiveBit = true }
         }
         let isSetid = n.euid != uid || n.egid != gid
-        if (isSetid || n.capPrm & ~capPrm != 0) && noNewPrivs {
-            n.euid = n.uid; n.egid = n.gid
+        if (isSetid || n.capPrm & ~capPrm != 0) && (noNewPrivs || unsafe) {
+            // A caller that may set ids anyway keeps them (not under no_new_privs).
+            if noNewPrivs || !has(Cap.setuid) { n.euid = n.uid; n.egid = n.gid }
             n.capPrm &= capPrm
         }
         n.suid = n.euid; n.fsuid = n.euid

@@ -302,8 +302,17 @@ final class Kernel: @unchecked Sendable {
 final class UTSNamespace {
     /// Linux's inode number of the initial UTS namespace.
     static let rootInode: UInt64 = 0xEFFF_FFFE
-    var hostname: [UInt8] = Array("moat".utf8)
-    var domainname: [UInt8] = Array("(none)".utf8)
+    var hostname: [UInt8] = Array("moat".utf8) { didSet { changed(hostname: true) } }
+    var domainname: [UInt8] = Array("(none)".utf8) { didSet { changed(hostname: false) } }
+    /// How many times each name changed, and who polls its /proc/sys file:
+    /// a change makes those files report POLLERR|POLLPRI once to each open
+    /// description (Linux's uts_proc_notify).
+    private(set) var hostnameChanges: UInt64 = 0, domainnameChanges: UInt64 = 0
+    var pollers = WaitQueue()
+    private func changed(hostname: Bool) {
+        if hostname { hostnameChanges += 1 } else { domainnameChanges += 1 }
+        pollers.notifyAll()
+    }
     /// Its /proc/PID/ns/uts inode number (Kernel/IPCNamespaces.swift).
     let inum: UInt64
     init(inum: UInt64 = newNamespaceInode()) { self.inum = inum }

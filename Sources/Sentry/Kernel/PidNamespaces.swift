@@ -204,6 +204,9 @@ extension PidNS {
     static func inode(_ index: Int32) -> UInt64 { index == 0 ? rootInode : 0xF000_0000 + UInt64(index) }
     /// Linux's inode number of the initial user namespace, Moat's only one.
     static let userInode: UInt64 = 0xEFFF_FFFD
+    /// The sandbox's one network namespace, as every process sees it
+    /// (Linux numbers the initial one 0xF0000000).
+    static let netInode: UInt64 = 0xF000_0000
 }
 
 /// A namespace opened through /proc/PID/ns or handed out by an nsfs ioctl:
@@ -217,11 +220,11 @@ extension PidNS {
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
     enum Kind: Equatable {
-        case pid(Int32), user, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
+        case pid(Int32), user, net, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
         static func == (a: Kind, b: Kind) -> Bool {
             switch (a, b) {
             case (.pid(let x), .pid(let y)): return x == y
-            case (.user, .user): return true
+            case (.user, .user), (.net, .net): return true
             case (.ipc(let x), .ipc(let y)): return x === y
             case (.uts(let x), .uts(let y)): return x === y
             case (.cgroup(let x), .cgroup(let y)): return x === y
@@ -252,6 +255,7 @@ final class NamespaceFile: FileDescription {
         switch kind {
         case .pid: return CLONE_NEWPID_
         case .user: return CLONE_NEWUSER_
+        case .net: return CLONE_NEWNET_
         case .ipc: return CLONE_NEWIPC_
         case .uts: return CLONE_NEWUTS_
         case .cgroup: return CLONE_NEWCGROUP_
@@ -261,6 +265,7 @@ final class NamespaceFile: FileDescription {
         switch kind {
         case .pid(let i): return PidNS.inode(i)
         case .user: return PidNS.userInode
+        case .net: return PidNS.netInode
         case .ipc(let n): return n.inum
         case .uts(let n): return n.inum
         case .cgroup(let n): return n.inum
@@ -271,6 +276,7 @@ final class NamespaceFile: FileDescription {
         switch kind {
         case .pid: return "pid"
         case .user: return "user"
+        case .net: return "net"
         case .ipc: return "ipc"
         case .uts: return "uts"
         case .cgroup: return "cgroup"
@@ -299,7 +305,7 @@ final class NamespaceFile: FileDescription {
             return kind == .user ? err(EPERM) : openRelated(t, .user)
         case 0xb702:                                                                // NS_GET_PARENT
             // IPC and UTS namespaces have no hierarchy (Linux's EINVAL).
-            switch kind { case .ipc, .uts: return err(EINVAL); default: break }
+            switch kind { case .ipc, .uts, .net: return err(EINVAL); default: break }
             // The root pid namespace and the user namespace have none; an
             // application's or container's has the root, which only a
             // caller in the root may reach (Linux's EPERM past its own).
@@ -330,7 +336,7 @@ extension Kernel {
     /// exited), pid (the process's namespace) and pid_for_children (its
     /// task's after unshare(CLONE_NEWPID), else the same).
     func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
-        let names: [(String, UInt64)] = [("cgroup", 5), ("ipc", 3), ("pid", 1), ("pid_for_children", 2), ("uts", 4)]
+        let names: [(String, UInt64)] = [("cgroup", 5), ("ipc", 3), ("net", 6), ("pid", 1), ("pid_for_children", 2), ("user", 7), ("uts", 4)]
         func link(_ name: String) -> ProcFdLink? {
             let own = PidNS.index(tg.tgid)
             let kind: NamespaceFile.Kind
@@ -340,6 +346,9 @@ extension Kernel {
             case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
             case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
             case "cgroup": guard let t = task() else { return nil }; kind = .cgroup(t.cgroupNS)
+            // One network and one user namespace for the whole sandbox.
+            case "net": guard task() != nil else { return nil }; kind = .net
+            case "user": kind = .user
             default: return nil
             }
             let n = names.first { $0.0 == name }!.1

@@ -197,6 +197,9 @@ extension Task {
 
         if let f = fpState, !copyOut(fpAddr, f.bytes) { return false }
         if !copyOut(frame, b) { return false }
+        // The handler starts with the FPU as a new program does (Linux's
+        // fpu__clear_user_states): the interrupted state is the frame's alone.
+        if haveFP { resetFPForHandler() }
 
         regs.rsp = frame
         regs.rip = act.handler
@@ -275,6 +278,23 @@ extension Task {
         var fp = FPRegisters()
         guard thread.getFP(&fp) else { return nil }
         return (withUnsafeBytes(of: &fp) { Array($0) }, false)
+    }
+
+    /// Puts the FPU in its initial state: x87 control word 0x37f, MXCSR
+    /// 0x1f80, every register and extended component cleared.
+    private func resetFPForHandler() {
+        if let layout = thread.xstateLayout(), layout.size >= 576 {
+            var area = [UInt8](repeating: 0, count: layout.size)
+            put32(&area, 0, 0x37f)
+            put32(&area, 24, 0x1f80)
+            put64(&area, 464, layout.xcr0 == 0 ? 3 : layout.xcr0)
+            put64(&area, 512, 3)                        // x87 and SSE from the area; the rest in their init state
+            if thread.setXState(area) == 0 { return }
+        }
+        var fp = FPRegisters()
+        fp.cwd = 0x37f
+        fp.mxcsr = 0x1f80
+        _ = thread.setFP(&fp)
     }
 
     /// rt_sigreturn's FPU part, as Linux restores it: an XSAVE frame (magic1,

@@ -112,6 +112,8 @@ final class Task {
     var defaultTimerSlackNs: UInt64 = 50_000
     /// This thread's share of the process's CPU time (ThreadGroup.sampleCPU).
     var cpuNs: Int64 = 0
+    /// Read and write counts (/proc/PID/task/TID/io).
+    var io = IOAccounting()
     /// The UTS namespace (nil: the sandbox's); inherited across clone.
     var ownUTS: UTSNamespace?
     /// The IPC namespace (nil: the sandbox's); inherited across clone,
@@ -434,6 +436,7 @@ final class Task {
             tg.exitedLeader = self                      // and the sched_* calls still find it
         }
         tg.tasks.removeAll { $0 === self }
+        tg.exitedIO.add(io)
         leaveAddressSpace()
         if robustList != 0 && hostAlive { exitRobustList() }
         if clearChildTid != 0 && hostAlive {

@@ -121,6 +121,12 @@ final class ThreadGroup {
     /// sampleMaxRSS), and the largest of its waited-for descendants'.
     var maxRSSKB: Int64 = 0
     var childMaxRSSKB: Int64 = 0
+    /// The threads /proc counts: a zombie still has its leader.
+    var threadCount: Int { tasks.isEmpty && !reaped ? 1 : tasks.count }
+    /// The I/O counts of threads that have left (/proc/PID/io adds them).
+    var exitedIO = IOAccounting()
+    /// /proc/PID/io: every thread's counts, the departed ones' too.
+    var io: IOAccounting { tasks.reduce(into: exitedIO) { $0.add($1.io) } }
 
     init(kernel: Kernel, tgid: Int32, parent: ThreadGroup?, handlers: SignalHandlers) {
         self.kernel = kernel
@@ -148,7 +154,20 @@ final class ThreadGroup {
         var r = [RLimit](repeating: RLimit(cur: inf, max: inf), count: 16)
         r[RL_STACK] = RLimit(cur: 8 << 20, max: inf)
         r[RL_CORE] = RLimit(cur: 0, max: inf)
-        r[RL_NOFILE] = RLimit(cur: 1024, max: 1 << 20)
+        // The open-file limit of whoever started the sandbox, as runsc and
+        // a process started from a shell inherit it (Linux's own default,
+        // 1024, when it cannot be read), the hard one within fs.nr_open's
+        // default and the soft one within Linux's INR_OPEN_MAX (4096): a
+        // program finds descriptors past 1024 as from a shell, while one
+        // that opens files until EMFILE (LTP's fork09 under a launcher's
+        // 20,000) stays quick; it may raise the soft limit to the hard one.
+        var host = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &host) == 0 {
+            let hard = min(UInt64(host.rlim_max), 1 << 20)
+            r[RL_NOFILE] = RLimit(cur: min(UInt64(host.rlim_cur), hard, 4096), max: hard)
+        } else {
+            r[RL_NOFILE] = RLimit(cur: 1024, max: 1 << 20)
+        }
         r[RL_NPROC] = RLimit(cur: 0x3fffff, max: 0x3fffff)
         r[RL_SIGPENDING] = RLimit(cur: 0x3fffff, max: 0x3fffff)
         r[RL_MEMLOCK] = RLimit(cur: 8 << 20, max: 8 << 20)
@@ -416,5 +435,33 @@ struct WaitQueue {
             if r == .interrupted && !ready() { return -ERESTARTSYS }
         }
         return nil
+    }
+}
+
+/// A thread's read and write counts, as Linux's task_io_accounting keeps
+/// them for /proc/PID/io: the read and write calls made (syscr, syscw) and
+/// the bytes they moved (rchar, wchar). Guarded by Kernel.mu.
+struct IOAccounting {
+    var rchar: UInt64 = 0, wchar: UInt64 = 0, syscr: UInt64 = 0, syscw: UInt64 = 0
+
+    /// Counts syscall `nr`'s call with result `ret`, if it reads or writes.
+    mutating func count(_ nr: Int, _ ret: Int) {
+        switch nr {
+        case 0, 17, 19, 295, 327:                           // read, pread64, readv, preadv, preadv2
+            syscr += 1
+            if ret > 0 { rchar += UInt64(ret) }
+        case 1, 18, 20, 296, 328:                           // write, pwrite64, writev, pwritev, pwritev2
+            syscw += 1
+            if ret > 0 { wchar += UInt64(ret) }
+        default: break
+        }
+    }
+    mutating func add(_ o: IOAccounting) {
+        rchar += o.rchar; wchar += o.wchar; syscr += o.syscr; syscw += o.syscw
+    }
+    /// The file's text. The storage traffic (read_bytes, write_bytes) is
+    /// the host's, which the sandbox does not see: 0.
+    var text: String {
+        "rchar: \(rchar)\nwchar: \(wchar)\nsyscr: \(syscr)\nsyscw: \(syscw)\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"
     }
 }

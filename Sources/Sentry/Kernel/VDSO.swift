@@ -99,6 +99,14 @@ final class VDSO {
         pthread_detach(th)
     }
 
+    /// CLOCK_MONOTONIC exactly as the vDSO gives it at this moment (nil
+    /// while it takes the syscall): the syscall answers with it too, so
+    /// that readings alternating between the two never go back.
+    func monotonicNow() -> Int64? {
+        let ns = moat_vdso_mono(page)
+        return ns < 0 ? nil : Int64(ns)
+    }
+
     /// Maps [vvar] and [vdso] into a new image; returns AT_SYSINFO_EHDR or 0.
     func map(_ t: Task) -> UInt64 {
         if t.mm.mapFile(t, addr: VDSO.base, len: 0x1000, prot: PROT_READ, shared: true, hostFD: fd, offset: 0, name: "[vvar]") < 0 { return 0 }

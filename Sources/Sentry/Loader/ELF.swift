@@ -69,14 +69,19 @@ func parseELF(_ src: ByteSource) -> Result<ELFInfo, Errno> {
         let off = get64(ph, o + 8), vaddr = get64(ph, o + 16), filesz = get64(ph, o + 32), memsz = get64(ph, o + 40)
         switch ptype {
         case 1: // PT_LOAD
-            if filesz > memsz || vaddr &+ memsz < vaddr || memsz > 1 << 40 || off > 1 << 40 || vaddr > 1 << 47 { return .failure(Errno(ENOEXEC)) }
-            if (vaddr & 4095) != (off & 4095) { return .failure(Errno(ENOEXEC)) }
+            if filesz > memsz || memsz > 1 << 40 || off > 1 << 40 { return .failure(Errno(ENOEXEC)) }
+            // A segment that cannot be mapped (an offset aligned otherwise
+            // than its address, an address past the user range) is no
+            // error of execve on Linux: its mmap fails after the point of
+            // no return and the new program dies of SIGSEGV (loadSegments).
             info.segments.append(ELFSegment(vaddr: vaddr, memsz: memsz, offset: off, filesz: filesz, flags: flags))
         case 3: // PT_INTERP
             // The offset is the file's word: one past Int64 would trap the
             // conversion below (found by Tests/Fuzz, target elf).
-            if filesz == 0 || filesz > 4096 || off > 1 << 40 { return .failure(Errno(ENOEXEC)) }
-            guard var s = src.pread(Int64(off), Int(filesz)) else { return .failure(Errno(ENOEXEC)) }
+            // Linux's load_elf_binary: at least two bytes, the last a NUL
+            // (what follows an earlier NUL is ignored).
+            if filesz < 2 || filesz > 4096 || off > 1 << 40 { return .failure(Errno(ENOEXEC)) }
+            guard var s = src.pread(Int64(off), Int(filesz)), s.count == Int(filesz), s.last == 0 else { return .failure(Errno(ENOEXEC)) }
             if let z = s.firstIndex(of: 0) { s = Array(s[..<z]) }
             info.interp = s
         case 0x6474e551: // PT_GNU_STACK
@@ -94,10 +99,15 @@ func loadSegments(_ t: Task, _ src: ByteSource, _ info: ELFInfo, bias: UInt64, n
     let mm = t.mm
     var lo = UInt64.max, hi: UInt64 = 0
     for s in info.segments {
+        // An address past the user range (or wrapping with the bias), or a
+        // file offset that cannot be mapped at the segment's address: mmap's
+        // EINVAL on Linux.
+        if s.vaddr > 1 << 47 || s.vaddr &+ bias < s.vaddr || s.vaddr &+ bias &+ s.memsz < s.vaddr &+ bias { return .failure(Errno(EINVAL)) }
+        if s.filesz > 0 && (s.vaddr & 4095) != (s.offset & 4095) { return .failure(Errno(EINVAL)) }
         lo = min(lo, pageDown(s.vaddr &+ bias))
         hi = max(hi, pageUp(s.vaddr &+ bias &+ s.memsz))
     }
-    if !mm.validRange(lo, hi - lo) { return .failure(Errno(ENOMEM)) }
+    if hi <= lo || !mm.validRange(lo, hi - lo) { return .failure(Errno(ENOMEM)) }
     if let h = src as? HostFileFD, let r = mapSegments(t, h, info, bias: bias, name: name) { return r.map { _ in hi } }
     if mm.mapAnonymous(t, addr: lo, len: hi - lo, prot: PROT_READ | PROT_WRITE, shared: false, name: name) < 0 {
         return .failure(Errno(ENOMEM))
@@ -119,7 +129,12 @@ func loadSegments(_ t: Task, _ src: ByteSource, _ info: ELFInfo, bias: UInt64, n
         if s.flags & 4 != 0 { prot |= PROT_READ }
         if s.flags & 2 != 0 { prot |= PROT_WRITE }
         if s.flags & 1 != 0 { prot |= PROT_EXEC }
-        pages.append((pageDown(s.vaddr &+ bias), pageUp(s.vaddr &+ bias &+ s.memsz), prot))
+        // The pages past the file's are anonymous .bss, always writable
+        // (Linux maps them as brk memory, executable only with PF_X).
+        let start = pageDown(s.vaddr &+ bias), fileEnd = s.filesz > 0 ? pageUp(s.vaddr &+ bias &+ s.filesz) : start
+        let end = pageUp(s.vaddr &+ bias &+ s.memsz)
+        if fileEnd > start { pages.append((start, min(fileEnd, end), prot)) }
+        if end > fileEnd { pages.append((fileEnd, end, PROT_READ | PROT_WRITE | (prot & PROT_EXEC))) }
     }
     pages.sort { $0.0 < $1.0 }
     var cursor = lo
@@ -137,7 +152,26 @@ func loadSegments(_ t: Task, _ src: ByteSource, _ info: ELFInfo, bias: UInt64, n
         if p.1 > start { _ = mm.protect(t, addr: start, len: p.1 - start, prot: prot) }
         cursor = max(cursor, p.1)
     }
-    for i in mm.vmas.indices where mm.vmas[i].start >= lo && mm.vmas[i].end <= hi { mm.vmas[i].name = name }
+    // What /proc/PID/maps shows, as if mapped from the file as Linux maps
+    // it: a segment's pages that hold file bytes are the file's at their
+    // offset; the rest of its .bss is anonymous and unnamed.
+    for s in info.segments {
+        let start = pageDown(s.vaddr &+ bias), fileEnd = s.filesz > 0 ? pageUp(s.vaddr &+ bias &+ s.filesz) : start
+        let end = pageUp(s.vaddr &+ bias &+ s.memsz)
+        for b in [start, fileEnd, end] { mm.split(at: b) }
+        for i in mm.overlapping(start, end) {
+            if mm.vmas[i].start < fileEnd {
+                mm.vmas[i].name = name
+                mm.vmas[i].offset = pageDown(s.offset) &+ (mm.vmas[i].start - start)
+                mm.vmas[i].flags &= ~MAP_ANONYMOUS
+            } else if mm.vmas[i].flags & MAP_ANONYMOUS == 0 {
+                continue  // the file page of a later segment sharing this page
+            } else {
+                mm.vmas[i].name = ""
+                mm.vmas[i].offset = 0
+            }
+        }
+    }
     return .success(hi)
 }
 
@@ -180,7 +214,8 @@ func mapSegments(_ t: Task, _ h: HostFileFD, _ info: ELFInfo, bias: UInt64, name
             }
             let end = pageUp(s.vaddr &+ bias &+ s.memsz)
             // The .bss past the file's pages is anonymous and unnamed, as the host kernel maps it.
-            if end > anonStart && mm.mapAnonymous(t, addr: anonStart, len: end - anonStart, prot: prot, shared: false, name: "") < 0 {
+            if end > anonStart && mm.mapAnonymous(t, addr: anonStart, len: end - anonStart, prot: PROT_READ | PROT_WRITE | (prot & PROT_EXEC),
+                                                  shared: false, name: "") < 0 {
                 return .failure(Errno(ENOMEM))
             }
         }

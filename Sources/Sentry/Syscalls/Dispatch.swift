@@ -139,6 +139,7 @@ func dispatchSyscall(_ t: Task) {
         Log.shared.unimplemented(nr)
         ret = err(ENOSYS)
     }
+    t.io.count(nr, ret)
     if k.strace { straceLine(t, nr, args, ret, Kernel.now(CLOCK_MONOTONIC) - start, strings: straced) }
     if t.skipReturn {
         t.skipReturn = false

@@ -12,13 +12,17 @@ struct ExecTarget {
     var interp: (FileDescription & ByteSource, ELFInfo)?
 }
 
-/// Resolves `path` to a loadable program, following #! (up to 4 levels).
+/// Resolves `path` to a loadable program, following #! (five levels of
+/// interpreter scripts, as Linux's exec_binprm allows; a sixth is ELOOP).
 /// `resolved`: the file itself (execveat with AT_EMPTY_PATH; `path` is then
 /// the /dev/fd/N name a script's interpreter gets). `follow` false:
 /// execveat's AT_SYMLINK_NOFOLLOW, a final symlink is ELOOP.
+/// `pathInaccessible`: that /dev/fd name will be closed by the exec (a
+/// close-on-exec dirfd): a script, whose interpreter would open it, is
+/// ENOENT (Linux's BINPRM_FLAGS_PATH_INACCESSIBLE).
 func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[UInt8]], depth: Int = 0,
-                 resolved: Path? = nil, follow: Bool = true) -> Result<ExecTarget, Errno> {
-    if depth > 4 { return .failure(Errno(ELOOP)) }
+                 resolved: Path? = nil, follow: Bool = true, pathInaccessible: Bool = false, shownAs: [UInt8]? = nil) -> Result<ExecTarget, Errno> {
+    if depth > 5 { return .failure(Errno(ELOOP)) }
     let p: Path
     if let r = resolved {
         p = r
@@ -46,36 +50,45 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     guard let head = file.pread(0, 256) else { file.release(); return .failure(Errno(EIO)) }
     if head.count >= 2 && head[0] == 35 && head[1] == 33 { // "#!"
         file.release()
+        if pathInaccessible { return .failure(Errno(ENOENT)) }
         var line = Array(head[2...])
         if let nl = line.firstIndex(of: 10) { line = Array(line[..<nl]) } else if head.count == 256 { return .failure(Errno(ENOEXEC)) }
         let trimmed = line.split(maxSplits: 1, omittingEmptySubsequences: true, whereSeparator: { $0 == 32 || $0 == 9 })
         guard let interp = trimmed.first.map(Array.init) else { return .failure(Errno(ENOEXEC)) }
         var newArgv: [[UInt8]] = [interp]
         if trimmed.count > 1 {
-            var arg = Array(trimmed[1])
+            // The one argument: the rest of the line, blanks around it dropped.
+            var arg = Array(trimmed[1].drop { $0 == 32 || $0 == 9 })
             while let l = arg.last, l == 32 || l == 9 || l == 13 { arg.removeLast() }
             if !arg.isEmpty { newArgv.append(arg) }
         }
-        newArgv.append(path)
+        newArgv.append(shownAs ?? path)
         newArgv.append(contentsOf: argv.dropFirst())
-        return prepareExec(t, dirfd: dirfd, start: start, interp, argv: newArgv, depth: depth + 1)
+        // The interpreter's path is the caller's to resolve: a relative one
+        // from its working directory (Linux's open_exec), not from dirfd.
+        return prepareExec(t, dirfd: AT_FDCWD_, start: t.fs.cwd, interp, argv: newArgv, depth: depth + 1)
     }
     switch parseELF(file) {
     case .success(let elf):
         var target = ExecTarget(file: file, path: p, argv: argv, elf: elf, interp: nil)
         if let ip = elf.interp {
-            switch t.kernel.vfs.resolve(t.fs, start: t.fs.root, ip, follow: true, searcher: t.searcher) {
+            // An empty name opens the working directory on Linux (do_open_execat), a
+            // directory: EACCES; a relative one is resolved from there too.
+            let resolvedInterp: Result<Path, Errno> = ip.isEmpty ? .success(t.fs.cwd) : t.kernel.vfs.resolve(t.fs, start: t.fs.cwd, ip, follow: true, searcher: t.searcher)
+            switch resolvedInterp {
             case .success(let q):
                 // Linux opens the interpreter as the program (open_exec).
+                if !q.inode.isRegular || !t.mayAccess(q.inode, 1) { file.release(); return .failure(Errno(EACCES)) }
                 if let e = t.landlockDenies(q, Landlock.execute | Landlock.readFile) { file.release(); return .failure(e) }
                 guard case .success(let f) = q.inode.open(t, flags: O_RDONLY), let src = f as? (FileDescription & ByteSource) else {
                     file.release(); return .failure(Errno(ELIBBAD))
                 }
+                f.path = q
                 guard case .success(let ie) = parseELF(src) else { src.release(); file.release(); return .failure(Errno(ELIBBAD)) }
                 target.interp = (src, ie)
-            case .failure:
+            case .failure(let e):
                 file.release()
-                return .failure(Errno(ENOENT))
+                return .failure(e)
             }
         }
         return .success(target)
@@ -138,7 +151,8 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     var interpBase: UInt64 = 0
     if let (isrc, ie) = target.interp {
         interpBase = 0x7fff_e000_0000
-        switch loadSegments(t, isrc, ie, bias: interpBase, name: "ld.so") {
+        let interpName = isrc.path.map { String(decoding: t.kernel.vfs.pathString($0), as: UTF8.self) } ?? ""
+        switch loadSegments(t, isrc, ie, bias: interpBase, name: interpName) {
         case .success: entry = ie.entry &+ interpBase
         case .failure:
             t.tg.beginExit(code: SIGSEGV, bySignal: true)
@@ -154,7 +168,12 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
     }
     // The new credentials: set-id bits and capabilities (Credentials.swift).
     let ino = target.path.inode
-    let (c, secure) = t.creds.afterExec(fileMode: ino.mode, fileUID: ino.uid, fileGID: ino.gid)
+    // Unsafe to gain privileges (Linux's check_unsafe_exec): a tracer
+    // without CAP_SYS_PTRACE, or a file-system context (CLONE_FS) shared
+    // with another process.
+    let tracerCapable = t.ptrace?.tracer.map { $0.creds.has(Cap.sysPtrace) } ?? true
+    let sharedFS = t.kernel.tasks.values.contains { $0.fs === t.fs && $0.tg !== t.tg }
+    let (c, secure) = t.creds.afterExec(fileMode: ino.mode, fileUID: ino.uid, fileGID: ino.gid, unsafe: !tracerCapable || sharedFS)
     // A 64-bit program drops READ_IMPLIES_EXEC; a set-id one the rest of
     // what could weaken it (Linux's PER_CLEAR_ON_SETID).
     t.personality &= ~Personality.readImpliesExec
@@ -253,6 +272,7 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     let start: Path
     var resolved: Path? = nil
     var name = path
+    var shown: [UInt8]? = nil
     if path.isEmpty {
         // The file dirfd refers to (an O_PATH descriptor will do), named
         // /dev/fd/N as Linux names it for a script's interpreter.
@@ -265,10 +285,16 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
         start = resolved!
     } else {
         switch t.startPath(dirfd, for: path) { case .success(let s): start = s; case .failure(let e): return e.ret }
+        // A name relative to a descriptor is /dev/fd/N/NAME to the program
+        // and its interpreter, as Linux's alloc_bprm names it.
+        if path.first != 47 && dirfd != AT_FDCWD_ { shown = Array("/dev/fd/\(dirfd)/".utf8) + path }
     }
-    switch prepareExec(t, dirfd: dirfd, start: start, name, argv: argv, resolved: resolved, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0) {
+    // That /dev/fd name is gone once the exec closes a close-on-exec dirfd.
+    let inaccessible = dirfd != AT_FDCWD_ && path.first != 47 && t.fds.get(dirfd) != nil && t.fds.cloexec(dirfd)
+    switch prepareExec(t, dirfd: dirfd, start: start, name, argv: argv, resolved: resolved, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0,
+                       pathInaccessible: inaccessible, shownAs: shown) {
     case .success(let target):
-        let r = execImage(t, target, envp: envp, execfn: name)
+        let r = execImage(t, target, envp: envp, execfn: shown ?? name)
         if r == 0 { t.skipReturn = true }
         // A traced task stops after a successful execve (the legacy SIGTRAP).
         if r == 0 && t.ptrace != nil { t.sendSignal(SIGTRAP, SigInfo(signo: SIGTRAP)) }

@@ -227,7 +227,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
         case .cgroup(let n): cgroup = n
-        case .user: return err(EINVAL)
+        case .user, .net: return err(EINVAL)
         }
     } else if let p = f as? PidFD {
         let all = CLONE_NEWNS_ | CLONE_NEWCGROUP_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWTIME_

@@ -29,16 +29,20 @@ private func readIovecs(_ t: Task, _ addr: UInt64, _ count: UInt64) -> Result<[(
 }
 
 /// Whether `t` may read and write `target`'s memory (ptrace attach mode,
-/// real credentials), as Linux's ptrace_may_access decides, with Landlock
-/// as its only LSM: a sandboxed process reaches only its own domain and
-/// the domains nested in it.
-func mayAttach(_ t: Task, _ target: ThreadGroup) -> Bool {
+/// real credentials, or with `fsCreds` the file-system ones as /proc
+/// checks), as Linux's ptrace_may_access decides, with Landlock as its
+/// only LSM: a sandboxed process reaches only its own domain and the
+/// domains nested in it. A process that is not dumpable needs
+/// CAP_SYS_PTRACE too.
+func mayAttach(_ t: Task, _ target: ThreadGroup, fsCreds: Bool = false) -> Bool {
     if target === t.tg { return true }
     let c = t.creds, o = target.creds
     if let d = c.landlock, !d.encloses(o.landlock) { return false }
-    let same = c.uid == o.uid && c.uid == o.euid && c.uid == o.suid
-        && c.gid == o.gid && c.gid == o.egid && c.gid == o.sgid
-    return same || c.has(Cap.sysPtrace)
+    let uid = fsCreds ? c.fsuid : c.uid, gid = fsCreds ? c.fsgid : c.gid
+    let same = uid == o.uid && uid == o.euid && uid == o.suid
+        && gid == o.gid && gid == o.egid && gid == o.sgid
+    if !same && !c.has(Cap.sysPtrace) { return false }
+    return !fsCreds || target.dumpable != 0 || c.has(Cap.sysPtrace)
 }
 
 private func sysProcessVM(_ t: Task, _ a: Args, write: Bool) -> Int {

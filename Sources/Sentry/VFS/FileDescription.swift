@@ -196,20 +196,36 @@ final class DirectoryFD: FileDescription {
 final class BytesFD: FileDescription {
     var data: [UInt8]
     init(data: [UInt8], flags: Int32, path: Path?) { self.data = data; super.init(flags: flags, path: path) }
+    /// For generated text (procfs): made at the first read and again at
+    /// each read from the start, as a seq_file is, so that a reader that
+    /// seeks back sees the present state.
+    var generate: ((Task) -> [UInt8])?
+    private var generated = false
+    /// True once what the file shows is gone (a reaped process's
+    /// /proc/PID files): reads are ESRCH.
+    var gone: (() -> Bool)?
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
+        if gone?() == true { return err(ESRCH) }
+        if let g = generate, !generated || (off ?? offset) == 0 {
+            data = g(t)
+            generated = true
+        }
+        return data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
     /// A file a write changes (a few /proc files): it takes the bytes
     /// written, whole, and returns an errno or nil.
     var store: ((Task, [UInt8]) -> Int32?)?
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        guard let store else { return err(EACCES) }
+        guard let store else { return err(EIO) }
         if count > 4096 { return err(EINVAL) }
         guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
         if let e = store(t, b) { return err(e) }
         return count
     }
-    override func fileSize() -> Int64 { Int64(data.count) }
+    override func fileSize() -> Int64 {
+        if let g = generate, !generated, let t = currentTask { data = g(t); generated = true }
+        return Int64(data.count)
+    }
     /// Most procfs files are seq_files: seq_lseek seeks only from the start
     /// or the current offset (EINVAL otherwise).
     var seqFile = true
