@@ -37,6 +37,55 @@ final class VFS {
         return m
     }
 
+    /// Takes `m` off its mount point (umount, pivot_root, MS_MOVE).
+    func detach(_ m: Mount) {
+        if let mp = m.mountpoint, mp.mountedHere === m { mp.mountedHere = nil }
+    }
+
+    /// Attaches `m` over `at` (the topmost mount there: crossMounts).
+    func attach(_ m: Mount, at: Path) {
+        m.parent = at.mount
+        m.mountpoint = at.dentry
+        at.dentry.mountedHere = m
+    }
+
+    /// `m` and every mount below it.
+    func subtree(of m: Mount) -> [Mount] {
+        var out = [m]
+        var seen: Set<ObjectIdentifier> = [ObjectIdentifier(m)]
+        var grew = true
+        while grew {
+            grew = false
+            for c in mounts where c.parent.map({ seen.contains(ObjectIdentifier($0)) }) == true && seen.insert(ObjectIdentifier(c)).inserted {
+                out.append(c)
+                grew = true
+            }
+        }
+        return out
+    }
+
+    /// The lowest peer group number no mount uses (Linux reuses them).
+    func freePeerGroup() -> Int {
+        let used = Set(mounts.flatMap { [$0.peerGroup, $0.masterGroup] })
+        var g = 1
+        while used.contains(g) { g += 1 }
+        return g
+    }
+
+    /// Whether `p` is at or below `top` in the mount tree (is_path_reachable).
+    func isReachable(_ p: Path, from top: Path) -> Bool {
+        var m = p.mount, d = p.dentry
+        while m !== top.mount, let mp = m.mountpoint, let pm = m.parent { d = mp; m = pm }
+        guard m === top.mount else { return false }
+        var cur: Dentry? = d
+        while let c = cur {
+            if c === top.dentry { return true }
+            if c === m.root { return false }
+            cur = c.parent
+        }
+        return false
+    }
+
     /// Follows mounts stacked on a dentry.
     @inline(__always) func crossMounts(_ p: Path) -> Path {
         var p = p
@@ -316,6 +365,7 @@ final class FDTable {
         f.refs -= 1
         if f.refs == 0 {
             if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
+            Kernel.shared?.inotifyClosed(f)
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.dropWriter()
             f.release()
