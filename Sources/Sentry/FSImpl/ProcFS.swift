@@ -177,9 +177,11 @@ extension Kernel {
             let rw = m.readOnly ? "ro" : "rw"
             // A bind mount's root is the directory bound (its source path); a
             // cgroup2 mount's its cgroup as the reader's cgroup namespace
-            // sees it ("/.." above that namespace's root); others' is "/".
+            // sees it ("/.." above that namespace's root); a bind mount's
+            // made inside the sandbox the directory bound, in its file system.
             let root = if let d = m.root.inode as? CgroupDirInode { d.cgroup.path(from: t.cgroupNSRoot) }
-                       else { m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/" }
+                       else if m.fsType == "9p" && m.source.hasPrefix("/") { m.source }
+                       else { m.rootPath }
             // The optional fields: propagation (shared:N, master:N, unbindable).
             var optional = ""
             if m.peerGroup != 0 { optional += " shared:\(m.peerGroup)" }

@@ -193,7 +193,10 @@ final class Pty {
             return true
         }
         let end = isLineEnd(c)
-        if full && !end { return true }                       // past 4095: dropped
+        if full && !end {                                     // past 4095: echoed, dropped
+            if t.lflag & Termios.ECHO != 0 { echo(c) }
+            return true
+        }
         editing.append(c)
         if t.lflag & Termios.ECHO != 0 || (c == 10 && t.lflag & Termios.ECHONL != 0) { echo(c) }
         if end { input += editing; editing.removeAll(); lineEnds.append(input.count) }
@@ -359,9 +362,18 @@ final class Pty {
         case 0x5410:                                                                     // TIOCSPGRP
             guard let local = t.readI32(arg) else { return err(EFAULT) }
             if !master && sid != t.tg.sid { return err(ENOTTY) }
+            // A background process changing its terminal is stopped
+            // (SIGTTOU) unless it ignores or blocks the signal (tty_check_change).
+            if !master && fgPgid != 0 && t.tg.pgid != fgPgid && !t.tg.isIgnored(SIGTTOU) && t.sigMask & sigBit(SIGTTOU) == 0 {
+                for g in kernel.threadGroups.values where g.pgid == t.tg.pgid && !g.reaped { g.sendSignal(SIGTTOU, SigInfo(signo: SIGTTOU)) }
+                return -ERESTARTSYS
+            }
             if local < 0 { return err(EINVAL) }
             let p = t.gpid(local)
-            if !kernel.threadGroups.values.contains(where: { $0.pgid == p && $0.sid == t.tg.sid }) { return err(EPERM) }
+            // No such group: ESRCH; one of another session: EPERM.
+            let members = kernel.threadGroups.values.filter { $0.pgid == p && !$0.zombie && !$0.reaped }
+            if members.isEmpty { return err(ESRCH) }
+            if !members.contains(where: { $0.sid == t.tg.sid }) { return err(EPERM) }
             fgPgid = p
             return 0
         case 0x5429:                                                                     // TIOCGSID
@@ -369,6 +381,9 @@ final class Pty {
             return t.writeI32(arg, t.vpid(sid)) ? 0 : err(EFAULT)
         case 0x540E:                                                                     // TIOCSCTTY
             if t.tg.sid != t.tg.tgid { return err(EPERM) }                              // only a session leader
+            // A session whose leader exited let its terminal go (Linux's
+            // disassociate_ctty at the leader's exit).
+            if sid != 0 && !kernel.threadGroups.values.contains(where: { $0.tgid == sid && !$0.zombie && !$0.reaped }) { sid = 0; fgPgid = 0 }
             if sid != 0 && sid != t.tg.sid && arg != 1 { return err(EPERM) }
             sid = t.tg.sid
             fgPgid = t.tg.pgid

@@ -113,6 +113,17 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         }
         m = vfs.mount(DevPtsInode(kernel: t.kernel, dev: 100 + UInt64(vfs.mounts.count), ptmxMode: ptmxMode, newInstance: true),
                       at: target, fsType: "devpts", source: source)
+    case "overlay":
+        switch overlayRoot(t, data) {
+        case .success(let root): m = vfs.mount(root, at: target, fsType: "overlay", source: source)
+        case .failure(let e): return e.ret
+        }
+        m.superOptions = data
+        m.flags = mflags
+        // No upper layer: nothing can change (overlayfs mounts it read-only).
+        m.readOnly = flags & MountFlags.rdonly != 0 || (m.root.inode as? OverlayInode)?.upper == nil
+        propagateMount(vfs, m, at: target)
+        return 0
     case "proc":
         m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
     case "mqueue":
@@ -134,7 +145,58 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     }
     m.flags = mflags
     m.readOnly = flags & MountFlags.rdonly != 0
+    propagateMount(vfs, m, at: target)
     return 0
+}
+
+/// A mount made under a shared mount gets a peer group of its own (unless
+/// it is a bind of a shared mount: it has that one) and appears at the same
+/// place under every peer of its parent, as a peer, and under every slave
+/// of it, as a slave (Linux's propagate_mnt; here for the peers that show
+/// the same directory of the same file system, as bind mounts of it do).
+private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
+    let group = target.mount.peerGroup
+    guard group != 0 else { return }
+    if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
+    for other in vfs.mounts where other !== target.mount && other !== m && (other.peerGroup == group || other.masterGroup == group) {
+        guard let place = vfs.samePlace(target, in: other) else { continue }
+        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
+        copy.flags = m.flags; copy.readOnly = m.readOnly
+        copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
+        if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
+    }
+}
+
+/// An overlay of directories the sandbox has (FSImpl/Overlay.swift): one
+/// lowerdir, and an upperdir in Sentry memory (a tmpfs directory) that
+/// takes the changes; workdir is accepted and unused.
+private func overlayRoot(_ t: Task, _ data: String) -> Result<Inode, Errno> {
+    var lowerPath: String?, upperPath: String?
+    for opt in data.split(separator: ",") {
+        let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2 else { continue }
+        switch kv[0] {
+        case "lowerdir": lowerPath = kv[1]
+        case "upperdir": upperPath = kv[1]
+        default: break
+        }
+    }
+    // Several lower layers are not offered.
+    guard let lp = lowerPath, !lp.isEmpty, !lp.contains(":") else { return .failure(Errno(EINVAL)) }
+    let lower: Path
+    switch t.lookup(AT_FDCWD_, path: Array(lp.utf8), follow: true) { case .success(let p): lower = p; case .failure(let e): return .failure(e) }
+    if !lower.inode.isDir { return .failure(Errno(ENOTDIR)) }
+    var upper: TmpfsInode? = nil
+    if let up = upperPath {
+        switch t.lookup(AT_FDCWD_, path: Array(up.utf8), follow: true) {
+        case .success(let p):
+            guard p.inode.isDir else { return .failure(Errno(ENOTDIR)) }
+            guard let u = p.inode as? TmpfsInode else { return .failure(Errno(EINVAL)) }
+            upper = u
+        case .failure(let e): return .failure(e)
+        }
+    }
+    return .success(OverlayInode(lower: lower.inode, upper: upper, parent: nil, name: [47], upperDev: upper?.dev ?? lower.inode.dev))
 }
 
 /// tmpfs's mount options (mode=, uid=, gid=; the sizes are accepted and
@@ -229,7 +291,14 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     m.superOptions = src.mount.superOptions
     if src.mount.peerGroup != 0 { m.peerGroup = src.mount.peerGroup }
     m.masterGroup = src.mount.masterGroup
+    if let names = vfs.namesBelowRoot(src), !names.isEmpty {
+        let base = src.mount.rootPath == "/" ? "" : src.mount.rootPath
+        m.rootPath = base + names.map { "/" + String(decoding: $0, as: UTF8.self) }.joined()
+    } else {
+        m.rootPath = src.mount.rootPath
+    }
     _ = recursive
+    propagateMount(vfs, m, at: target)
     return 0
 }
 
@@ -281,8 +350,22 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
     if flags & MNT_DETACH == 0 && (vfs.mounts.contains { $0.parent === m } || mountInUse(t.kernel, m)) {
         return err(EBUSY)
     }
-    // The mount and every mount below it leave the tree.
-    let gone = Set(vfs.subtree(of: m).map(ObjectIdentifier.init))
+    // The mount and every mount below it leave the tree. Under a shared
+    // parent, so do its copies under the parent's peers and slaves, those
+    // with nothing mounted below them (propagate_umount).
+    let tree = vfs.subtree(of: m)
+    var gone = Set(tree.map(ObjectIdentifier.init))
+    for g in tree {
+        guard let parent = g.parent, let mp = g.mountpoint, parent.peerGroup != 0 else { continue }
+        let at = Path(mount: parent, dentry: mp)
+        for other in vfs.mounts where other !== parent && !gone.contains(ObjectIdentifier(other)) &&
+                (other.peerGroup == parent.peerGroup || other.masterGroup == parent.peerGroup) {
+            guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mountedHere, c.root.inode === g.root.inode,
+                  !gone.contains(ObjectIdentifier(c)), !vfs.mounts.contains(where: { $0.parent === c }) else { continue }
+            vfs.detach(c)
+            gone.insert(ObjectIdentifier(c))
+        }
+    }
     vfs.detach(m)
     vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
     return 0

@@ -180,6 +180,9 @@ final class Mount {
     var unbindable = false
     /// The file system's own options in mountinfo (tmpfs's "mode=700").
     var superOptions = ""
+    /// Where the root is in its file system (mountinfo's root field: a
+    /// bind mount of a subdirectory shows it).
+    var rootPath = "/"
     /// The mount id of /proc/PID/mountinfo and statx's stx_mnt_id: unique
     /// for the Sentry's life, never reused (the first is 20).
     let id: Int

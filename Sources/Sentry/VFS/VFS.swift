@@ -72,10 +72,37 @@ final class VFS {
         return g
     }
 
+    /// The names from `p`'s mount root down to `p` (nil when the dentry
+    /// is no longer below it).
+    func namesBelowRoot(_ p: Path) -> [[UInt8]]? {
+        var names: [[UInt8]] = []
+        var d = p.dentry
+        while d !== p.mount.root {
+            names.append(d.name)
+            guard let up = d.parent else { return nil }
+            d = up
+        }
+        return names.reversed()
+    }
+
+    /// The same place as `p` in mount `other`, a peer showing the same
+    /// directory of the same file system (mount propagation).
+    func samePlace(_ p: Path, in other: Mount) -> Path? {
+        guard other.root.inode === p.mount.root.inode, other.rootPath == p.mount.rootPath,
+              let names = namesBelowRoot(p) else { return nil }
+        var d = other.root
+        for n in names {
+            guard case .success(let c) = d.child(n) else { return nil }
+            d = c
+        }
+        return Path(mount: other, dentry: d)
+    }
+
     /// Whether `p` is at or below `top` in the mount tree (is_path_reachable).
     func isReachable(_ p: Path, from top: Path) -> Bool {
         var m = p.mount, d = p.dentry
-        while m !== top.mount, let mp = m.mountpoint, let pm = m.parent { d = mp; m = pm }
+        var hops = 0
+        while m !== top.mount, let mp = m.mountpoint, let pm = m.parent, hops < mounts.count { d = mp; m = pm; hops += 1 }
         guard m === top.mount else { return false }
         var cur: Dentry? = d
         while let c = cur {
