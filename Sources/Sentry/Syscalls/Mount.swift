@@ -91,6 +91,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     if flags & MountFlags.move != 0 { return moveMount(t, a.a0, to: target) }
     if !target.inode.isDir { return err(ENOTDIR) }
     let vfs = t.kernel.vfs
+    if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
     let fstype: [UInt8]
     switch t.readPath(a.a2) { case .success(let s): fstype = s; case .failure(let e): return e.ret }
     let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
@@ -158,13 +159,30 @@ private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
     let group = target.mount.peerGroup
     guard group != 0 else { return }
     if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
-    for other in vfs.mounts where other !== target.mount && other !== m && (other.peerGroup == group || other.masterGroup == group) {
+    for other in receivers(vfs, of: target.mount) where other !== m {
         guard let place = vfs.samePlace(target, in: other) else { continue }
         let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
         copy.flags = m.flags; copy.readOnly = m.readOnly
         copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
         if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
     }
+}
+
+/// The mounts a mount event under `parent` propagates to: its peers and slaves.
+private func receivers(_ vfs: VFS, of parent: Mount) -> [Mount] {
+    let group = parent.peerGroup
+    if group == 0 { return [] }
+    return vfs.mounts.filter { $0 !== parent && ($0.peerGroup == group || $0.masterGroup == group) }
+}
+
+/// At most this many mounts (Linux's fs.mount-max is 100,000; this tree is
+/// a list walked by each mount call): a mount that would pass it, with its
+/// propagated copies, is ENOSPC.
+private let maxMounts = 10000
+
+/// Whether a mount at `target` (with its copies) would pass maxMounts.
+private func tooManyMounts(_ vfs: VFS, at target: Path) -> Bool {
+    vfs.mounts.count + 1 + receivers(vfs, of: target.mount).count > maxMounts
 }
 
 /// An overlay of directories the sandbox has (FSImpl/Overlay.swift): one
@@ -285,6 +303,7 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     if src.mount.unbindable { return err(EINVAL) }
     if src.inode.isDir != target.inode.isDir { return err(ENOTDIR) }
     let vfs = t.kernel.vfs
+    if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
     let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
     m.flags = src.mount.flags
     m.readOnly = src.mount.readOnly
@@ -355,13 +374,20 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
     // with nothing mounted below them (propagate_umount).
     let tree = vfs.subtree(of: m)
     var gone = Set(tree.map(ObjectIdentifier.init))
+    // The mounts outside the tree that may hold copies, by group, and
+    // which mounts have mounts on them.
+    var byGroup: [Int: [Mount]] = [:]
+    for o in vfs.mounts where !gone.contains(ObjectIdentifier(o)) {
+        if o.peerGroup != 0 { byGroup[o.peerGroup, default: []].append(o) }
+        if o.masterGroup != 0 { byGroup[o.masterGroup, default: []].append(o) }
+    }
+    let parents = Set(vfs.mounts.compactMap { $0.parent.map(ObjectIdentifier.init) })
     for g in tree {
         guard let parent = g.parent, let mp = g.mountpoint, parent.peerGroup != 0 else { continue }
         let at = Path(mount: parent, dentry: mp)
-        for other in vfs.mounts where other !== parent && !gone.contains(ObjectIdentifier(other)) &&
-                (other.peerGroup == parent.peerGroup || other.masterGroup == parent.peerGroup) {
+        for other in byGroup[parent.peerGroup] ?? [] where other !== parent {
             guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mountedHere, c.root.inode === g.root.inode,
-                  !gone.contains(ObjectIdentifier(c)), !vfs.mounts.contains(where: { $0.parent === c }) else { continue }
+                  !gone.contains(ObjectIdentifier(c)), !parents.contains(ObjectIdentifier(c)) else { continue }
             vfs.detach(c)
             gone.insert(ObjectIdentifier(c))
         }

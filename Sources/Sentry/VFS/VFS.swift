@@ -51,15 +51,14 @@ final class VFS {
 
     /// `m` and every mount below it.
     func subtree(of m: Mount) -> [Mount] {
+        var children: [ObjectIdentifier: [Mount]] = [:]
+        for c in mounts { if let p = c.parent { children[ObjectIdentifier(p), default: []].append(c) } }
         var out = [m]
         var seen: Set<ObjectIdentifier> = [ObjectIdentifier(m)]
-        var grew = true
-        while grew {
-            grew = false
-            for c in mounts where c.parent.map({ seen.contains(ObjectIdentifier($0)) }) == true && seen.insert(ObjectIdentifier(c)).inserted {
-                out.append(c)
-                grew = true
-            }
+        var i = 0
+        while i < out.count {
+            for c in children[ObjectIdentifier(out[i])] ?? [] where seen.insert(ObjectIdentifier(c)).inserted { out.append(c) }
+            i += 1
         }
         return out
     }
