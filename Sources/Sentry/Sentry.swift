@@ -560,6 +560,7 @@ public enum SentryMain {
             }
             let mnt = vfs.mount(ino, at: p, fsType: type, source: m.source ?? m.type)
             if type == "sysfs" || m.options.contains("ro") { mnt.readOnly = true }
+            mnt.flags = MountFlags.parse(m.options)
         }
         for d in devices { makeDevice(k, fs, d) }
         // readonlyPaths: the path mounted over itself, read-only (a bind).

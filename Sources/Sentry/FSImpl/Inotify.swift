@@ -33,6 +33,8 @@ final class InotifyRegistry {
     /// Watches and dnotify marks: the hooks below do nothing while it is 0.
     var count = 0
     var nextCookie: UInt32 = 1
+    /// Watched inodes unlinked while open: DELETE_SELF waits for their last close.
+    var goneAtClose: Set<ObjectIdentifier> = []
 
     func add(_ w: InotifyWatch) { byInode[ObjectIdentifier(w.inode), default: []].append(w); count += 1 }
     func remove(_ w: InotifyWatch) {
@@ -198,28 +200,34 @@ private func sysInotifyAddWatch(_ t: Task, _ a: Args) -> Int {
 extension Kernel {
     /// An event about the file at `p`: to its own watches and, with its
     /// name, to its directory's.
-    @inline(__always) func inotifyFile(_ p: Path?, _ mask: UInt32) {
+    /// `inodeEvent`: a change of the file itself (truncate, attributes),
+    /// which IN_EXCL_UNLINK does not silence, unlike what is done through
+    /// an open file (open, read, write, close: Linux's path events).
+    @inline(__always) func inotifyFile(_ p: Path?, _ mask: UInt32, inodeEvent: Bool = false) {
         if inotify.count == 0 && fanotify.marks == 0 { return }
         guard let p = p else { return }
-        inotifyFileSlow(p, mask)
+        inotifyFileSlow(p, mask, inodeEvent: inodeEvent || mask & IN_ATTRIB_ != 0)
     }
 
     /// An event about what was done through `f`: none for a description
     /// fanotify handed to a listener (Linux's FMODE_NONOTIFY).
-    @inline(__always) func inotifyFile(_ f: FileDescription, _ mask: UInt32) {
+    @inline(__always) func inotifyFile(_ f: FileDescription, _ mask: UInt32, inodeEvent: Bool = false) {
         if f.fsnotifySilent { return }
-        inotifyFile(f.path, mask)
+        inotifyFile(f.path, mask, inodeEvent: inodeEvent)
     }
 
-    private func inotifyFileSlow(_ p: Path, _ mask: UInt32) {
+    private func inotifyFileSlow(_ p: Path, _ mask: UInt32, inodeEvent: Bool) {
+        let unlinked = p.dentry.dead && !inodeEvent
         let m = mask | (p.inode.isDir ? IN_ISDIR_ : 0)
         // The parent's watch hears first, then the file's own (Linux's order);
         // after an unlink still the directory it was in, under its old name,
         // unless the watch asked for IN_EXCL_UNLINK.
         if let parent = p.dentry.parent, p.dentry !== p.mount.root {
-            inotify.emit(parent.inode, m, name: p.dentry.name, unlinkedChild: p.dentry.dead)
+            inotify.emit(parent.inode, m, name: p.dentry.name, unlinkedChild: unlinked)
         }
-        inotify.emit(p.inode, m)
+        // An unlinked file's own watches with IN_EXCL_UNLINK stop hearing
+        // what is done through its open files too.
+        inotify.emit(p.inode, m, unlinkedChild: unlinked)
         // fanotify (Fanotify.swift) hears the same file events.
         if fanotify.marks > 0 { fanotify.emit(p, UInt64(mask), by: currentTask) }
     }
@@ -241,12 +249,43 @@ extension Kernel {
     /// rename): the inode's own watches learn that its links changed, the
     /// directory's that the entry went, and the inode's that it is gone
     /// when no link is left.
+    /// An inode no longer linked goes at once when nothing holds it (Linux's
+    /// d_delete: its DELETE_SELF and IGNORED before the directory's
+    /// DELETE), else at its last close (inotifyClosed).
     @inline(__always) func inotifyUnlinked(_ dir: Inode?, _ name: [UInt8], _ ino: Inode) {
         if inotify.count == 0 { return }
         if !ino.isDir { inotify.emit(ino, IN_ATTRIB_) }
-        if let d = dir { inotify.emit(d, IN_DELETE_ | (ino.isDir ? IN_ISDIR_ : 0), name: name) }
         let links = (try? ino.stat().get().nlink) ?? 0
-        if ino.isDir || links == 0 { inotify.gone(ino) }
+        if ino.isDir || links == 0 {
+            if inotify.byInode[ObjectIdentifier(ino)] != nil && isHeld(ino) {
+                inotify.goneAtClose.insert(ObjectIdentifier(ino))
+            } else {
+                inotify.gone(ino)
+            }
+        }
+        if let d = dir { inotify.emit(d, IN_DELETE_ | (ino.isDir ? IN_ISDIR_ : 0), name: name) }
+    }
+
+    /// The last close of `f`: an unlinked file waiting for it goes now,
+    /// unless another open file or a working directory still holds it.
+    func inotifyClosed(_ f: FileDescription) {
+        guard !inotify.goneAtClose.isEmpty, let ino = f.inode, inotify.goneAtClose.contains(ObjectIdentifier(ino)) else { return }
+        if isHeld(ino, except: f) { return }
+        inotify.goneAtClose.remove(ObjectIdentifier(ino))
+        inotify.gone(ino)
+    }
+
+    /// Whether an open file (other than `except`) or a working directory is on `ino`.
+    private func isHeld(_ ino: Inode, except: FileDescription? = nil) -> Bool {
+        var seenFS = Set<ObjectIdentifier>(), seenFDs = Set<ObjectIdentifier>()
+        for tg in threadGroups.values {
+            for task in tg.tasks {
+                if seenFS.insert(ObjectIdentifier(task.fs)).inserted, task.fs.cwd.inode === ino { return true }
+                if seenFDs.insert(ObjectIdentifier(task.fds)).inserted,
+                   task.fds.entries.contains(where: { $0.map { $0.file !== except && $0.file.inode === ino } ?? false }) { return true }
+            }
+        }
+        return false
     }
 
     /// A rename: MOVED_FROM and MOVED_TO share a cookie; the moved object's

@@ -212,7 +212,8 @@ extension Kernel {
         var s = ""
         for m in vfs.mounts {
             guard let p = mountPoint(m, from: t) else { continue }
-            s += "\(m.source) \(p) \(m.fsType) \(m.readOnly ? "ro" : "rw"),relatime 0 0\n"
+            let opts = MountFlags.text(m.flags, readOnly: m.readOnly) + (m.superOptions.isEmpty ? "" : "," + m.superOptions)
+            s += "\(m.source) \(p) \(m.fsType) \(opts) 0 0\n"
         }
         return s
     }
@@ -230,10 +231,18 @@ extension Kernel {
             let rw = m.readOnly ? "ro" : "rw"
             // A bind mount's root is the directory bound (its source path); a
             // cgroup2 mount's its cgroup as the reader's cgroup namespace
-            // sees it ("/.." above that namespace's root); others' is "/".
+            // sees it ("/.." above that namespace's root); a bind mount's
+            // made inside the sandbox the directory bound, in its file system.
             let root = if let d = m.root.inode as? CgroupDirInode { d.cgroup.path(from: t.cgroupNSRoot) }
-                       else { m.fsType == "9p" && m.source.hasPrefix("/") ? m.source : "/" }
-            s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(rw),relatime - \(m.fsType) \(m.source) \(rw)\n"
+                       else if m.fsType == "9p" && m.source.hasPrefix("/") { m.source }
+                       else { m.rootPath }
+            // The optional fields: propagation (shared:N, master:N, unbindable).
+            var optional = ""
+            if m.peerGroup != 0 { optional += " shared:\(m.peerGroup)" }
+            if m.masterGroup != 0 { optional += " master:\(m.masterGroup)" }
+            if m.unbindable { optional += " unbindable" }
+            let superOpts = rw + (m.superOptions.isEmpty ? "" : "," + m.superOptions)
+            s += "\(ids[ObjectIdentifier(m)]!) \(parent) 0:\(dev) \(root) \(p) \(MountFlags.text(m.flags, readOnly: m.readOnly))\(optional) - \(m.fsType) \(m.source) \(superOpts)\n"
         }
         return s
     }

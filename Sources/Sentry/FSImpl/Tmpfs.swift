@@ -305,7 +305,7 @@ final class TmpfsFileFD: FileDescription {
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !readable { return err(EBADF) }
-        if count > 0 && flags & O_NOATIME == 0 { node.touchAtime() }
+        if count > 0 && flags & O_NOATIME == 0 && (path?.mount.flags ?? 0) & MountFlags.noatime == 0 { node.touchAtime() }
         if node.memfd >= 0 {
             // A regular file's read returns all it has (not one chunk):
             // mapped and copied once, or through the task's scratch buffer.

@@ -23,6 +23,9 @@ struct VMA {
     /// False for a shared mapping of a file opened without write access:
     /// mprotect may not add PROT_WRITE to it (EACCES, Linux's VM_MAYWRITE).
     var mayWrite = true
+    /// False for a mapping of a file on a noexec mount: mprotect may not
+    /// add PROT_EXEC to it (EACCES, Linux's VM_MAYEXEC).
+    var mayExec = true
     /// Locked by MAP_LOCKED, mlock or mlockall (only whole VMAs are marked;
     /// nothing is pinned): msync(MS_INVALIDATE) on it is EBUSY.
     var locked = false
@@ -329,6 +332,7 @@ final class MemoryManager {
         let range = overlapping(addr, addr + l)
         if vmas[range].contains(where: { $0.sealed }) { return err(EPERM) }
         if prot & PROT_WRITE != 0 && vmas[range].contains(where: { !$0.mayWrite }) { return err(EACCES) }
+        if prot & PROT_EXEC != 0 && vmas[range].contains(where: { !$0.mayExec }) { return err(EACCES) }
         let r = t.thread.protect(addr, l, prot: prot)
         if r < 0 { return r }
         var out: [VMA] = []

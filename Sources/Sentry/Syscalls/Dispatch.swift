@@ -60,6 +60,7 @@ final class SyscallTable {
         registerUserfaultfd(t)
         registerLandlock(t)
         registerFanotify(t)
+        registerMount(t)
         return t
     }()
 }

@@ -38,6 +38,8 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     if ino.isDir { return .failure(Errno(EACCES)) }
     if !ino.isRegular { return .failure(Errno(EACCES)) }
     if !t.mayAccess(ino, 1) { return .failure(Errno(EACCES)) }
+    // Nothing on a noexec mount runs (do_open_execat).
+    if p.mount.flags & MountFlags.noexec != 0 { return .failure(Errno(EACCES)) }
     // Landlock: exec opens the file for reading and execution.
     if let e = t.landlockDenies(p, Landlock.execute | Landlock.readFile) { return .failure(e) }
     // A file open for writing may not be run (Linux's deny_write_access).
@@ -46,10 +48,15 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
     switch ino.open(t, flags: O_RDONLY) { case .success(let f): opened = f; case .failure(let e): return .failure(e) }
     opened.path = p
     t.kernel.fanotifyExec(p, by: t)
+    // inotify hears exec open and read the file (IN_OPEN, IN_ACCESS); a
+    // script's is closed once its interpreter is found (IN_CLOSE_NOWRITE).
+    t.kernel.inotifyFile(p, IN_OPEN_)
     guard let file = opened as? (FileDescription & ByteSource) else { opened.release(); return .failure(Errno(EACCES)) }
     guard let head = file.pread(0, 256) else { file.release(); return .failure(Errno(EIO)) }
+    t.kernel.inotifyFile(p, IN_ACCESS_)
     if head.count >= 2 && head[0] == 35 && head[1] == 33 { // "#!"
         file.release()
+        t.kernel.inotifyFile(p, IN_CLOSE_NOWRITE_)
         if pathInaccessible { return .failure(Errno(ENOENT)) }
         var line = Array(head[2...])
         if let nl = line.firstIndex(of: 10) { line = Array(line[..<nl]) } else if head.count == 256 { return .failure(Errno(ENOEXEC)) }

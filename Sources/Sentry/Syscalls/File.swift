@@ -120,7 +120,7 @@ func registerFile(_ t: SyscallTable) {
             _ = breakLeases(t, p.inode, opener: nil, write: true, nonblocking: false)
             let keep = dropSetIDForWrite(t, p.inode)
             let r = resultCode(p.inode.setattr(SetAttr(size: Int64(a.long(1)))))
-            if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(p, IN_MODIFY_) }
+            if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(p, IN_MODIFY_, inodeEvent: true) }
             return r
         case .failure(let e): return e.ret
         }
@@ -135,7 +135,7 @@ func registerFile(_ t: SyscallTable) {
         }
         let keep = dropSetIDForWrite(t, f.inode)
         let r = f.truncate(Int64(a.long(1)))
-        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_) }
+        if r == 0 { restoreSetID(keep); t.kernel.inotifyFile(f, IN_MODIFY_, inodeEvent: true) }
         return r
     }
     t[74] = { t, a in sysFsync(t, a.int(0)) }                                             // fsync
@@ -209,8 +209,6 @@ func registerFile(_ t: SyscallTable) {
         guard let f = t.fds.get(a.int(0)), f.readable else { return err(EBADF) }
         return f.inode.map({ $0.mode & S_IFMT_ == S_IFREG_ }) == true ? 0 : err(EINVAL)
     }
-    t[165] = sysMount
-    t[166] = sysUmount                                                                    // umount2
 }
 
 func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
@@ -983,7 +981,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
         let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
         if r == 0 { dropFileCapabilities(t.kernel, p.inode, a) }
-        if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(p, m) }
+        if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(p, m, inodeEvent: true) }
         return r
     case .failure(let e): return e.ret
     }
@@ -998,7 +996,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { dropFileCapabilities(t.kernel, i, a) }
-    if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(f, m) }
+    if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(f, m, inodeEvent: true) }
     return r
 }
 
@@ -1094,119 +1092,6 @@ func sysUtimes(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ tv: UInt64) -> Int {
     // futimesat with a null path: dirfd itself, or EFAULT with AT_FDCWD.
     if path == 0 && dirfd != AT_FDCWD_ { return sysFSetattr(t, dirfd, attr) }
     return sysSetattrAt(t, dirfd, path, true, attr)
-}
-
-/// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, cgroup2
-/// (FSImpl/CgroupFS.swift), and bind mounts of paths the sandbox can
-/// already see. Nothing reaches the host.
-func sysMount(_ t: Task, _ a: Args) -> Int {
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
-    let flags = a.a3
-    let MS_RDONLY: UInt64 = 1, MS_REMOUNT: UInt64 = 32, MS_BIND: UInt64 = 4096, MS_REC: UInt64 = 16384
-    let propagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) // UNBINDABLE, PRIVATE, SLAVE, SHARED
-    let target: Path
-    switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = p; case .failure(let e): return e.ret }
-    // A Landlock domain that restricts the file system freezes the mount
-    // tree for its threads (landlock(7): EPERM).
-    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
-    // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
-    // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
-    if target.inode is ProcFdLink { return err(ENOENT) }
-    if flags & propagation != 0 { return 0 } // one mount tree (see sysUnshare), no propagation to model
-    if flags & MS_REMOUNT != 0 {
-        guard target.dentry === target.mount.root else { return err(EINVAL) }
-        target.mount.readOnly = flags & MS_RDONLY != 0
-        return 0
-    }
-    if !target.inode.isDir && flags & MS_BIND == 0 { return err(ENOTDIR) }
-    let vfs = t.kernel.vfs
-    if flags & MS_BIND != 0 {
-        let src: Path
-        switch t.lookup(AT_FDCWD_, a.a0, follow: true) { case .success(let p): src = p; case .failure(let e): return e.ret }
-        if src.inode.isDir != target.inode.isDir { return err(src.inode.isDir ? ENOTDIR : EISDIR) }
-        _ = flags & MS_REC
-        let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
-        m.readOnly = flags & MS_RDONLY != 0
-        return 0
-    }
-    let fstype: [UInt8]
-    switch t.readPath(a.a2) { case .success(let s): fstype = s; case .failure(let e): return e.ret }
-    let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
-    let m: Mount
-    switch String(decoding: fstype, as: UTF8.self) {
-    case "tmpfs":
-        m = vfs.mount(TmpfsInode(mode: S_IFDIR_ | 0o1777, dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "tmpfs", source: source)
-    case "proc":
-        m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
-    case "mqueue":
-        // The IPC namespace's queues (one per sandbox): every mount shows them all.
-        m = vfs.mount(t.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
-    case "sysfs":
-        m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
-        m.readOnly = true
-        return 0
-    case "cgroup2":
-        // Rooted at the mounting task's cgroup namespace root, as on Linux;
-        // the same root again on top of itself is EBUSY (do_add_mount).
-        let root = t.kernel.cgroupDir(t.cgroupNSRoot)
-        if target.dentry === target.mount.root && target.inode === root { return err(EBUSY) }
-        m = vfs.mount(root, at: target, fsType: "cgroup2", source: source)
-    default:
-        return err(ENODEV)
-    }
-    m.readOnly = flags & MS_RDONLY != 0
-    return 0
-}
-
-/// umount2(2). Linux's checks in its order: CAP_SYS_ADMIN, the flags, the
-/// path (a mount's root, not the root of the tree), MNT_EXPIRE's two steps.
-/// A mount still in use (a process's cwd or root on it, an open file of it,
-/// a mount below it) is EBUSY unless MNT_DETACH asks for a lazy unmount,
-/// which takes the mounts below along. Mapped files do not count here:
-/// mappings do not remember their mount.
-func sysUmount(_ t: Task, _ a: Args) -> Int {
-    let MNT_FORCE: Int32 = 1, MNT_DETACH: Int32 = 2, MNT_EXPIRE: Int32 = 4, UMOUNT_NOFOLLOW: Int32 = 8
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
-    let flags = a.int(1)
-    if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 { return err(EINVAL) }
-    let p: Path
-    switch t.lookup(AT_FDCWD_, a.a0, follow: flags & UMOUNT_NOFOLLOW == 0) { case .success(let r): p = r; case .failure(let e): return e.ret }
-    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
-    let m = p.mount
-    guard p.dentry === m.root, let mp = m.mountpoint, m.parent != nil else { return err(EINVAL) }
-    let vfs = t.kernel.vfs
-    if flags & MNT_EXPIRE != 0 {
-        // The first call only marks the mount; a second finds it unused.
-        if flags & (MNT_FORCE | MNT_DETACH) != 0 || m === t.fs.root.mount { return err(EINVAL) }
-        if !m.expiryMarked { m.expiryMarked = true; return err(EAGAIN) }
-    }
-    if flags & MNT_DETACH == 0 && (vfs.mounts.contains { $0.parent === m } || mountInUse(t.kernel, m)) {
-        return err(EBUSY)
-    }
-    // The mount and every mount below it leave the tree.
-    var gone: Set<ObjectIdentifier> = [ObjectIdentifier(m)]
-    var grew = true
-    while grew {
-        grew = false
-        for c in vfs.mounts where c.parent.map({ gone.contains(ObjectIdentifier($0)) }) == true && gone.insert(ObjectIdentifier(c)).inserted { grew = true }
-    }
-    if mp.mountedHere === m { mp.mountedHere = nil }
-    vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
-    return 0
-}
-
-/// Whether a process holds `m`: its cwd or root is on it, or a descriptor
-/// open on one of its files (Linux counts these as references to the mount).
-private func mountInUse(_ k: Kernel, _ m: Mount) -> Bool {
-    var seenFS = Set<ObjectIdentifier>(), seenFDs = Set<ObjectIdentifier>()
-    for tg in k.threadGroups.values {
-        for task in tg.tasks {
-            if seenFS.insert(ObjectIdentifier(task.fs)).inserted, task.fs.cwd.mount === m || task.fs.root.mount === m { return true }
-            if seenFDs.insert(ObjectIdentifier(task.fds)).inserted,
-               task.fds.entries.contains(where: { $0?.file.path?.mount === m }) { return true }
-        }
-    }
-    return false
 }
 
 /// Whether two inodes are the same file (hard links may be separate objects).

@@ -322,6 +322,7 @@ private func registerMempolicy(_ t: SyscallTable) {
 func sysMmap(_ t: Task, _ a: Args) -> Int {
     let addr = a.a0, len = a.a1, flags = a.int(3), fd = a.int(4), off = a.a5
     var prot = a.int(2)
+    let askedExec = prot & PROT_EXEC != 0
     if prot & PROT_READ != 0 && t.personality & Personality.readImpliesExec != 0 { prot |= PROT_EXEC }
     // Linux's order: the offset's alignment (the arch entry), the
     // descriptor (ksys_mmap_pgoff), then the length and the rest (do_mmap).
@@ -394,6 +395,13 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     // An O_PATH descriptor maps nothing (EBADF, as every I/O call on it).
     guard let f = t.fds.getIO(fd) else { return err(EBADF) }
     if !f.readable { return err(EACCES) }
+    // A file on a noexec mount is never mapped executable (EPERM; READ_IMPLIES_EXEC
+    // adds nothing to it) and mprotect may not make it so (VM_MAYEXEC).
+    let noExec = (f.path?.mount.flags ?? 0) & MountFlags.noexec != 0
+    if noExec && prot & PROT_EXEC != 0 {
+        if askedExec { return err(EPERM) }
+        prot &= ~PROT_EXEC
+    }
     if type != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.writable { return err(EACCES) }
     let name = f.path.map { String(decoding: t.kernel.vfs.pathString($0, root: t.fs.root), as: UTF8.self) } ?? ""
     // A write-sealed memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) maps shared
@@ -405,6 +413,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         if r >= 0, type != MAP_PRIVATE && (!f.writable || sealed), let i = t.mm.vmas.firstIndex(where: { $0.start == target }) {
             t.mm.vmas[i].mayWrite = false
         }
+        if r >= 0, noExec, let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].mayExec = false }
         return lockedIfAsked(r)
     }
     if let h = f as? HostFileFD, !h.isStream {
@@ -447,7 +456,7 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
     if prot != PROT_READ | PROT_WRITE { _ = t.mm.protect(t, addr: target, len: l, prot: prot) }
     // A copy of a file is still a file mapping to the application (smaps,
     // MADV_FREE): it is anonymous only on the host.
-    if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off; t.mm.vmas[i].flags &= ~MAP_ANONYMOUS }
+    if let i = t.mm.vmas.firstIndex(where: { $0.start == target }) { t.mm.vmas[i].offset = off; t.mm.vmas[i].flags &= ~MAP_ANONYMOUS; t.mm.vmas[i].mayExec = !noExec }
     return lockedIfAsked(Int(target))
 }
 

@@ -163,11 +163,26 @@ final class Dentry {
 
 final class Mount {
     let root: Dentry
-    let mountpoint: Dentry?
-    let parent: Mount?
+    /// Where the mount is attached: pivot_root and MS_MOVE move it.
+    var mountpoint: Dentry?
+    var parent: Mount?
     let fsType: String
     let source: String
     var readOnly = false
+    /// The per-mount flags (MountFlags: nosuid, nodev, noexec and the
+    /// atime rule), as /proc/PID/mountinfo shows them.
+    var flags: UInt64 = MountFlags.relatime
+    /// Propagation (mount(2)'s MS_SHARED, MS_SLAVE, MS_UNBINDABLE): the
+    /// peer group this mount shares events with (0: none), the group it
+    /// receives them from as a slave (0: none), and whether it may be bound.
+    var peerGroup = 0
+    var masterGroup = 0
+    var unbindable = false
+    /// The file system's own options in mountinfo (tmpfs's "mode=700").
+    var superOptions = ""
+    /// Where the root is in its file system (mountinfo's root field: a
+    /// bind mount of a subdirectory shows it).
+    var rootPath = "/"
     /// The mount id of /proc/PID/mountinfo and statx's stx_mnt_id: unique
     /// for the Sentry's life, never reused (the first is 20).
     let id: Int

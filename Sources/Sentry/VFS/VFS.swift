@@ -37,6 +37,81 @@ final class VFS {
         return m
     }
 
+    /// Takes `m` off its mount point (umount, pivot_root, MS_MOVE).
+    func detach(_ m: Mount) {
+        if let mp = m.mountpoint, mp.mountedHere === m { mp.mountedHere = nil }
+    }
+
+    /// Attaches `m` over `at` (the topmost mount there: crossMounts).
+    func attach(_ m: Mount, at: Path) {
+        m.parent = at.mount
+        m.mountpoint = at.dentry
+        at.dentry.mountedHere = m
+    }
+
+    /// `m` and every mount below it.
+    func subtree(of m: Mount) -> [Mount] {
+        var children: [ObjectIdentifier: [Mount]] = [:]
+        for c in mounts { if let p = c.parent { children[ObjectIdentifier(p), default: []].append(c) } }
+        var out = [m]
+        var seen: Set<ObjectIdentifier> = [ObjectIdentifier(m)]
+        var i = 0
+        while i < out.count {
+            for c in children[ObjectIdentifier(out[i])] ?? [] where seen.insert(ObjectIdentifier(c)).inserted { out.append(c) }
+            i += 1
+        }
+        return out
+    }
+
+    /// The lowest peer group number no mount uses (Linux reuses them).
+    func freePeerGroup() -> Int {
+        let used = Set(mounts.flatMap { [$0.peerGroup, $0.masterGroup] })
+        var g = 1
+        while used.contains(g) { g += 1 }
+        return g
+    }
+
+    /// The names from `p`'s mount root down to `p` (nil when the dentry
+    /// is no longer below it).
+    func namesBelowRoot(_ p: Path) -> [[UInt8]]? {
+        var names: [[UInt8]] = []
+        var d = p.dentry
+        while d !== p.mount.root {
+            names.append(d.name)
+            guard let up = d.parent else { return nil }
+            d = up
+        }
+        return names.reversed()
+    }
+
+    /// The same place as `p` in mount `other`, a peer showing the same
+    /// directory of the same file system (mount propagation).
+    func samePlace(_ p: Path, in other: Mount) -> Path? {
+        guard other.root.inode === p.mount.root.inode, other.rootPath == p.mount.rootPath,
+              let names = namesBelowRoot(p) else { return nil }
+        var d = other.root
+        for n in names {
+            guard case .success(let c) = d.child(n) else { return nil }
+            d = c
+        }
+        return Path(mount: other, dentry: d)
+    }
+
+    /// Whether `p` is at or below `top` in the mount tree (is_path_reachable).
+    func isReachable(_ p: Path, from top: Path) -> Bool {
+        var m = p.mount, d = p.dentry
+        var hops = 0
+        while m !== top.mount, let mp = m.mountpoint, let pm = m.parent, hops < mounts.count { d = mp; m = pm; hops += 1 }
+        guard m === top.mount else { return false }
+        var cur: Dentry? = d
+        while let c = cur {
+            if c === top.dentry { return true }
+            if c === m.root { return false }
+            cur = c.parent
+        }
+        return false
+    }
+
     /// Follows mounts stacked on a dentry.
     @inline(__always) func crossMounts(_ p: Path) -> Path {
         var p = p
@@ -316,6 +391,7 @@ final class FDTable {
         f.refs -= 1
         if f.refs == 0 {
             if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
+            Kernel.shared?.inotifyClosed(f)
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.dropWriter()
             f.release()

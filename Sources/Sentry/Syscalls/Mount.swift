@@ -1,0 +1,467 @@
+import CMoat
+import Glibc
+
+// mount(2), umount2(2) and pivot_root(2) on the Sentry's mount tree (VFS.swift).
+// They change only what the sandbox sees: every mount here is a Sentry
+// object (tmpfs, proc, sysfs, mqueue, cgroup2, or another view of a tree the
+// sandbox already has), and nothing reaches the host's mounts.
+
+/// mount(2)'s flags; the per-mount ones are kept in Mount.flags.
+enum MountFlags {
+    static let rdonly: UInt64 = 1, nosuid: UInt64 = 2, nodev: UInt64 = 4, noexec: UInt64 = 8
+    static let remount: UInt64 = 32, noatime: UInt64 = 1024, nodiratime: UInt64 = 2048
+    static let bind: UInt64 = 4096, move: UInt64 = 8192, rec: UInt64 = 16384, silent: UInt64 = 32768
+    static let unbindable: UInt64 = 1 << 17, `private`: UInt64 = 1 << 18, slave: UInt64 = 1 << 19, shared: UInt64 = 1 << 20
+    static let relatime: UInt64 = 1 << 21, strictatime: UInt64 = 1 << 24, nosymfollow: UInt64 = 256, nouser: UInt64 = 1 << 31
+    static let propagation = unbindable | `private` | slave | shared
+    /// What a mount keeps of mount(2)'s flags.
+    static let perMount = nosuid | nodev | noexec | noatime | nodiratime | relatime | nosymfollow
+    static let atimeRule = noatime | nodiratime | relatime | strictatime
+
+    /// The per-mount flags of a runtime's option list ("nosuid", "noexec"...).
+    static func parse(_ options: [String]) -> UInt64 {
+        var f: UInt64 = 0
+        for o in options {
+            switch o {
+            case "nosuid": f |= nosuid
+            case "nodev": f |= nodev
+            case "noexec": f |= noexec
+            case "noatime": f |= noatime
+            case "nodiratime": f |= nodiratime
+            case "nosymfollow": f |= nosymfollow
+            case "strictatime": f |= strictatime
+            default: break
+            }
+        }
+        if f & (noatime | strictatime) == 0 { f |= relatime }
+        return f & ~strictatime
+    }
+
+    /// The options /proc/PID/mounts and mountinfo show for these flags,
+    /// in Linux's order (show_mnt_opts).
+    static func text(_ f: UInt64, readOnly: Bool) -> String {
+        var s = readOnly ? "ro" : "rw"
+        for (bit, name) in [(nosuid, "nosuid"), (nodev, "nodev"), (noexec, "noexec"), (noatime, "noatime"),
+                            (nodiratime, "nodiratime"), (relatime, "relatime"), (nosymfollow, "nosymfollow")] where f & bit != 0 {
+            s += ",\(name)"
+        }
+        return s
+    }
+}
+
+func registerMount(_ t: SyscallTable) {
+    t[165] = sysMount                                                                     // mount
+    t[166] = sysUmount                                                                    // umount2
+    t[155] = sysPivotRoot                                                                 // pivot_root
+}
+
+/// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, cgroup2
+/// (FSImpl/CgroupFS.swift), bind mounts and moves of paths the sandbox
+/// can already see, remounts and propagation types. Linux's order
+/// (path_mount): the strings, the target's lookup, CAP_SYS_ADMIN, then
+/// one operation chosen by the flags.
+func sysMount(_ t: Task, _ a: Args) -> Int {
+    var flags = a.a3
+    // The old magic number in the top half means nothing (MS_MGC_VAL).
+    if flags & 0xffff_0000 == 0xc0ed_0000 { flags &= 0xffff }
+    let target: Path
+    switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = t.kernel.vfs.crossMounts(p); case .failure(let e): return e.ret }
+    if flags & MountFlags.nouser != 0 { return err(EINVAL) }
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    // A Landlock domain that restricts the file system freezes the mount
+    // tree for its threads (landlock(7): EPERM).
+    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
+    // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
+    // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
+    if target.inode is ProcFdLink { return err(ENOENT) }
+    // The per-mount flags: relatime unless another atime rule is asked.
+    var mflags = flags & (MountFlags.perMount & ~MountFlags.relatime)
+    if flags & MountFlags.noatime == 0 { mflags |= MountFlags.relatime }
+    if flags & MountFlags.strictatime != 0 { mflags &= ~(MountFlags.relatime | MountFlags.noatime) }
+    if flags & MountFlags.remount != 0 {
+        // A remount keeps the atime rule unless it names one.
+        if flags & MountFlags.atimeRule == 0 { mflags = (mflags & ~MountFlags.atimeRule) | (target.mount.flags & MountFlags.atimeRule) }
+        guard target.dentry === target.mount.root else { return err(EINVAL) }
+        target.mount.flags = mflags
+        target.mount.readOnly = flags & MountFlags.rdonly != 0
+        return 0
+    }
+    if flags & MountFlags.propagation != 0 { return changePropagation(t, target, flags) }
+    if flags & MountFlags.bind != 0 { return bindMount(t, a.a0, at: target, recursive: flags & MountFlags.rec != 0) }
+    if flags & MountFlags.move != 0 { return moveMount(t, a.a0, to: target) }
+    if !target.inode.isDir { return err(ENOTDIR) }
+    let vfs = t.kernel.vfs
+    if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
+    let fstype: [UInt8]
+    switch t.readPath(a.a2) { case .success(let s): fstype = s; case .failure(let e): return e.ret }
+    let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
+    let data = a.a4 == 0 ? "" : (try? t.readPath(a.a4).get()).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    let m: Mount
+    switch String(decoding: fstype, as: UTF8.self) {
+    case "tmpfs":
+        guard let o = TmpfsOptions(data, uid: t.creds.fsuid, gid: t.creds.fsgid) else { return err(EINVAL) }
+        let root = TmpfsInode(mode: S_IFDIR_ | o.mode, dev: 100 + UInt64(vfs.mounts.count), uid: o.uid, gid: o.gid)
+        m = vfs.mount(root, at: target, fsType: "tmpfs", source: source)
+        m.superOptions = o.text
+    case "devpts":
+        // Every devpts mount is an instance of its own (Linux 4.7 on):
+        // its ptmx makes pairs that show in it alone. Options: ptmxmode=
+        // (000 by default), mode= and gid= for the pairs' nodes.
+        var ptmxMode: UInt32 = 0
+        for opt in data.split(separator: ",") where opt.hasPrefix("ptmxmode=") {
+            guard let v = UInt32(opt.dropFirst(9), radix: 8), v <= 0o777 else { return err(EINVAL) }
+            ptmxMode = v
+        }
+        m = vfs.mount(DevPtsInode(kernel: t.kernel, dev: 100 + UInt64(vfs.mounts.count), ptmxMode: ptmxMode, newInstance: true),
+                      at: target, fsType: "devpts", source: source)
+    case "overlay":
+        switch overlayRoot(t, data) {
+        case .success(let root): m = vfs.mount(root, at: target, fsType: "overlay", source: source)
+        case .failure(let e): return e.ret
+        }
+        m.superOptions = data
+        m.flags = mflags
+        // No upper layer: nothing can change (overlayfs mounts it read-only).
+        m.readOnly = flags & MountFlags.rdonly != 0 || (m.root.inode as? OverlayInode)?.upper == nil
+        propagateMount(vfs, m, at: target)
+        return 0
+    case "proc":
+        m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
+    case "mqueue":
+        // The IPC namespace's queues (one per sandbox): every mount shows them all.
+        m = vfs.mount(t.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
+    case "sysfs":
+        m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
+        m.flags = mflags
+        m.readOnly = true
+        return 0
+    case "cgroup2":
+        // Rooted at the mounting task's cgroup namespace root, as on Linux;
+        // the same root again on top of itself is EBUSY (do_add_mount).
+        let root = t.kernel.cgroupDir(t.cgroupNSRoot)
+        if target.dentry === target.mount.root && target.inode === root { return err(EBUSY) }
+        m = vfs.mount(root, at: target, fsType: "cgroup2", source: source)
+    default:
+        return err(ENODEV)
+    }
+    m.flags = mflags
+    m.readOnly = flags & MountFlags.rdonly != 0
+    propagateMount(vfs, m, at: target)
+    return 0
+}
+
+/// A mount made under a shared mount gets a peer group of its own (unless
+/// it is a bind of a shared mount: it has that one) and appears at the same
+/// place under every peer of its parent, as a peer, and under every slave
+/// of it, as a slave (Linux's propagate_mnt; here for the peers that show
+/// the same directory of the same file system, as bind mounts of it do).
+private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
+    let group = target.mount.peerGroup
+    guard group != 0 else { return }
+    if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
+    for other in receivers(vfs, of: target.mount) where other !== m {
+        guard let place = vfs.samePlace(target, in: other) else { continue }
+        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
+        copy.flags = m.flags; copy.readOnly = m.readOnly
+        copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
+        if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
+    }
+}
+
+/// The mounts a mount event under `parent` propagates to: its peers and slaves.
+private func receivers(_ vfs: VFS, of parent: Mount) -> [Mount] {
+    let group = parent.peerGroup
+    if group == 0 { return [] }
+    return vfs.mounts.filter { $0 !== parent && ($0.peerGroup == group || $0.masterGroup == group) }
+}
+
+/// At most this many mounts (Linux's fs.mount-max is 100,000; this tree is
+/// a list walked by each mount call): a mount that would pass it, with its
+/// propagated copies, is ENOSPC.
+private let maxMounts = 10000
+
+/// Whether a mount at `target` (with its copies) would pass maxMounts.
+private func tooManyMounts(_ vfs: VFS, at target: Path) -> Bool {
+    vfs.mounts.count + 1 + receivers(vfs, of: target.mount).count > maxMounts
+}
+
+/// An overlay of directories the sandbox has (FSImpl/Overlay.swift): one
+/// lowerdir, and an upperdir in Sentry memory (a tmpfs directory) that
+/// takes the changes; workdir is accepted and unused.
+private func overlayRoot(_ t: Task, _ data: String) -> Result<Inode, Errno> {
+    var lowerPath: String?, upperPath: String?
+    for opt in data.split(separator: ",") {
+        let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2 else { continue }
+        switch kv[0] {
+        case "lowerdir": lowerPath = kv[1]
+        case "upperdir": upperPath = kv[1]
+        default: break
+        }
+    }
+    // Several lower layers are not offered.
+    guard let lp = lowerPath, !lp.isEmpty, !lp.contains(":") else { return .failure(Errno(EINVAL)) }
+    let lower: Path
+    switch t.lookup(AT_FDCWD_, path: Array(lp.utf8), follow: true) { case .success(let p): lower = p; case .failure(let e): return .failure(e) }
+    if !lower.inode.isDir { return .failure(Errno(ENOTDIR)) }
+    var upper: TmpfsInode? = nil
+    if let up = upperPath {
+        switch t.lookup(AT_FDCWD_, path: Array(up.utf8), follow: true) {
+        case .success(let p):
+            guard p.inode.isDir else { return .failure(Errno(ENOTDIR)) }
+            guard let u = p.inode as? TmpfsInode else { return .failure(Errno(EINVAL)) }
+            upper = u
+        case .failure(let e): return .failure(e)
+        }
+    }
+    return .success(OverlayInode(lower: lower.inode, upper: upper, parent: nil, name: [47], upperDev: upper?.dev ?? lower.inode.dev))
+}
+
+/// tmpfs's mount options (mode=, uid=, gid=; the sizes are accepted and
+/// not enforced), and the text mountinfo shows for them.
+private struct TmpfsOptions {
+    var mode: UInt32 = 0o1777
+    var uid: UInt32
+    var gid: UInt32
+    var text = ""
+
+    init?(_ data: String, uid: UInt32, gid: UInt32) {
+        self.uid = uid; self.gid = gid
+        for opt in data.split(separator: ",") {
+            let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
+            let value = kv.count > 1 ? kv[1] : ""
+            switch kv[0] {
+            case "mode":
+                guard let m = UInt32(value, radix: 8), m <= 0o7777 else { return nil }
+                mode = m
+            case "uid":
+                guard let u = UInt32(value) else { return nil }
+                self.uid = u
+            case "gid":
+                guard let g = UInt32(value) else { return nil }
+                self.gid = g
+            case "size", "nr_blocks", "nr_inodes", "huge", "mpol", "inode32", "inode64", "noswap", "quota", "usrquota", "grpquota":
+                break
+            default:
+                return nil
+            }
+        }
+        var parts: [String] = []
+        if mode != 0o1777 { parts.append("mode=" + String(mode, radix: 8).leftPadded(to: 3)) }
+        if self.uid != 0 { parts.append("uid=\(self.uid)") }
+        if self.gid != 0 { parts.append("gid=\(self.gid)") }
+        text = parts.joined(separator: ",")
+    }
+}
+
+private extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// MS_SHARED, MS_PRIVATE, MS_SLAVE or MS_UNBINDABLE (exactly one, with
+/// MS_REC for the whole subtree) on a mount's root (do_change_type). A
+/// shared mount gets the lowest peer group number free; a slave keeps
+/// receiving from the group it was in; private leaves both.
+private func changePropagation(_ t: Task, _ target: Path, _ flags: UInt64) -> Int {
+    let type = flags & ~(MountFlags.rec | MountFlags.silent)
+    guard type.nonzeroBitCount == 1, type & MountFlags.propagation != 0 else { return err(EINVAL) }
+    guard target.dentry === target.mount.root else { return err(EINVAL) }
+    let vfs = t.kernel.vfs
+    let mounts = flags & MountFlags.rec != 0 ? vfs.subtree(of: target.mount) : [target.mount]
+    for m in mounts {
+        switch type {
+        case MountFlags.shared:
+            if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
+            m.unbindable = false
+        case MountFlags.slave:
+            // A mount alone in its group has nobody to receive from: it
+            // becomes private (change_mnt_propagation).
+            if m.peerGroup != 0 {
+                let others = vfs.mounts.contains { $0 !== m && $0.peerGroup == m.peerGroup }
+                if others { m.masterGroup = m.peerGroup }
+                m.peerGroup = 0
+            }
+            m.unbindable = false
+        case MountFlags.private:
+            m.peerGroup = 0; m.masterGroup = 0; m.unbindable = false
+        default:
+            m.peerGroup = 0; m.masterGroup = 0; m.unbindable = true
+        }
+    }
+    return 0
+}
+
+/// MS_BIND: another view of the tree at `sourceAddr` (do_loopback). The
+/// new mount keeps the source mount's flags (MS_RDONLY and the others
+/// need a remount), and joins its peer group when that is shared.
+private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursive: Bool) -> Int {
+    let srcPath: [UInt8]
+    switch t.readPath(sourceAddr) { case .success(let p): srcPath = p; case .failure(let e): return e.ret }
+    if srcPath.isEmpty { return err(EINVAL) }
+    let src: Path
+    switch t.lookup(AT_FDCWD_, path: srcPath, follow: true) { case .success(let p): src = p; case .failure(let e): return e.ret }
+    if src.mount.unbindable { return err(EINVAL) }
+    if src.inode.isDir != target.inode.isDir { return err(ENOTDIR) }
+    let vfs = t.kernel.vfs
+    if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
+    let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
+    m.flags = src.mount.flags
+    m.readOnly = src.mount.readOnly
+    m.superOptions = src.mount.superOptions
+    if src.mount.peerGroup != 0 { m.peerGroup = src.mount.peerGroup }
+    m.masterGroup = src.mount.masterGroup
+    if let names = vfs.namesBelowRoot(src), !names.isEmpty {
+        let base = src.mount.rootPath == "/" ? "" : src.mount.rootPath
+        m.rootPath = base + names.map { "/" + String(decoding: $0, as: UTF8.self) }.joined()
+    } else {
+        m.rootPath = src.mount.rootPath
+    }
+    _ = recursive
+    propagateMount(vfs, m, at: target)
+    return 0
+}
+
+/// MS_MOVE: the mount whose root is at `sourceAddr` moves, with what is
+/// mounted below it, to `target` (do_move_mount): EINVAL for a path that
+/// is not a mount's root or is the root of the tree, or a mount under a
+/// shared parent; ELOOP for a move below itself.
+private func moveMount(_ t: Task, _ sourceAddr: UInt64, to target: Path) -> Int {
+    let srcPath: [UInt8]
+    switch t.readPath(sourceAddr) { case .success(let p): srcPath = p; case .failure(let e): return e.ret }
+    if srcPath.isEmpty { return err(EINVAL) }
+    let src: Path
+    switch t.lookup(AT_FDCWD_, path: srcPath, follow: true) { case .success(let p): src = p; case .failure(let e): return e.ret }
+    let m = src.mount
+    guard src.dentry === m.root, let parent = m.parent, m.namespaceID == nil else { return err(EINVAL) }
+    if src.inode.isDir != target.inode.isDir { return err(ENOTDIR) }
+    if parent.peerGroup != 0 { return err(EINVAL) }
+    var p: Mount? = target.mount
+    while let q = p { if q === m { return err(ELOOP) }; p = q.parent }
+    let vfs = t.kernel.vfs
+    vfs.detach(m)
+    vfs.attach(m, at: target)
+    return 0
+}
+
+/// umount2(2). Linux's checks in its order: CAP_SYS_ADMIN, the flags, the
+/// path (a mount's root, not the root of the tree, the topmost mount of a
+/// stack: "." in a directory with mounts on it names the last one),
+/// MNT_EXPIRE's two steps. A mount still in use (a process's cwd or root
+/// on it, an open file of it, a mount below it) is EBUSY unless MNT_DETACH
+/// asks for a lazy unmount, which takes the mounts below along. Mapped
+/// files do not count here: mappings do not remember their mount.
+func sysUmount(_ t: Task, _ a: Args) -> Int {
+    let MNT_FORCE: Int32 = 1, MNT_DETACH: Int32 = 2, MNT_EXPIRE: Int32 = 4, UMOUNT_NOFOLLOW: Int32 = 8
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    let flags = a.int(1)
+    if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 { return err(EINVAL) }
+    let vfs = t.kernel.vfs
+    let p: Path
+    switch t.lookup(AT_FDCWD_, a.a0, follow: flags & UMOUNT_NOFOLLOW == 0) { case .success(let r): p = vfs.crossMounts(r); case .failure(let e): return e.ret }
+    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
+    let m = p.mount
+    guard p.dentry === m.root, m.mountpoint != nil, m.parent != nil else { return err(EINVAL) }
+    if flags & MNT_EXPIRE != 0 {
+        // The first call only marks the mount; a second finds it unused.
+        if flags & (MNT_FORCE | MNT_DETACH) != 0 || m === t.fs.root.mount { return err(EINVAL) }
+        if !m.expiryMarked { m.expiryMarked = true; return err(EAGAIN) }
+    }
+    if flags & MNT_DETACH == 0 && (vfs.mounts.contains { $0.parent === m } || mountInUse(t.kernel, m)) {
+        return err(EBUSY)
+    }
+    // The mount and every mount below it leave the tree. Under a shared
+    // parent, so do its copies under the parent's peers and slaves, those
+    // with nothing mounted below them (propagate_umount).
+    let tree = vfs.subtree(of: m)
+    var gone = Set(tree.map(ObjectIdentifier.init))
+    // The mounts outside the tree that may hold copies, by group, and
+    // which mounts have mounts on them.
+    var byGroup: [Int: [Mount]] = [:]
+    for o in vfs.mounts where !gone.contains(ObjectIdentifier(o)) {
+        if o.peerGroup != 0 { byGroup[o.peerGroup, default: []].append(o) }
+        if o.masterGroup != 0 { byGroup[o.masterGroup, default: []].append(o) }
+    }
+    let parents = Set(vfs.mounts.compactMap { $0.parent.map(ObjectIdentifier.init) })
+    for g in tree {
+        guard let parent = g.parent, let mp = g.mountpoint, parent.peerGroup != 0 else { continue }
+        let at = Path(mount: parent, dentry: mp)
+        for other in byGroup[parent.peerGroup] ?? [] where other !== parent {
+            guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mountedHere, c.root.inode === g.root.inode,
+                  !gone.contains(ObjectIdentifier(c)), !parents.contains(ObjectIdentifier(c)) else { continue }
+            vfs.detach(c)
+            gone.insert(ObjectIdentifier(c))
+        }
+    }
+    vfs.detach(m)
+    vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
+    return 0
+}
+
+/// Whether a process holds `m`: its cwd or root is on it, or a descriptor
+/// open on one of its files (Linux counts these as references to the mount).
+private func mountInUse(_ k: Kernel, _ m: Mount) -> Bool {
+    var seenFS = Set<ObjectIdentifier>(), seenFDs = Set<ObjectIdentifier>()
+    for tg in k.threadGroups.values {
+        for task in tg.tasks {
+            if seenFS.insert(ObjectIdentifier(task.fs)).inserted, task.fs.cwd.mount === m || task.fs.root.mount === m { return true }
+            if seenFDs.insert(ObjectIdentifier(task.fds)).inserted,
+               task.fds.entries.contains(where: { $0?.file.path?.mount === m }) { return true }
+        }
+    }
+    return false
+}
+
+/// pivot_root(2): the mount at `new_root` becomes the root of the caller's
+/// tree and the old root mount moves onto `put_old`; every process whose
+/// root or cwd was the old root moves to the new one (chroot_fs_refs).
+/// Linux's checks in its order: CAP_SYS_ADMIN, both lookups (directories),
+/// no shared mount involved (EINVAL), new_root still linked (ENOENT), new
+/// root and put_old on other mounts than the root (EBUSY), the root and
+/// new_root each a mount's root with a parent (EINVAL), put_old at or
+/// below new_root and new_root below the root (EINVAL). `pivot_root(".",
+/// ".")` stacks the old root on the new one (put_old is the topmost mount
+/// there), to be unmounted from ".".
+func sysPivotRoot(_ t: Task, _ a: Args) -> Int {
+    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    let vfs = t.kernel.vfs
+    let new: Path, putOld: Path
+    switch t.lookup(AT_FDCWD_, a.a0, follow: true) { case .success(let p): new = p; case .failure(let e): return e.ret }
+    if !new.inode.isDir { return err(ENOTDIR) }
+    switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): putOld = p; case .failure(let e): return e.ret }
+    if !putOld.inode.isDir { return err(ENOTDIR) }
+    if t.creds.landlock?.handlesFS == true { return err(EPERM) }
+    let old = vfs.crossMounts(putOld)
+    if old.dentry.dead { return err(ENOENT) }
+    let root = t.fs.root
+    let newMnt = new.mount, rootMnt = root.mount, oldMnt = old.mount
+    if oldMnt.peerGroup != 0 || newMnt.parent?.peerGroup ?? 0 != 0 || rootMnt.parent?.peerGroup ?? 0 != 0 { return err(EINVAL) }
+    if new.dentry.dead { return err(ENOENT) }
+    if newMnt === rootMnt || oldMnt === rootMnt { return err(EBUSY) }
+    guard root.dentry === rootMnt.root, rootMnt.namespaceID == nil else { return err(EINVAL) }
+    // Where the root is attached. The sandbox's own root has no parent
+    // here, but stands for a container's root, which on Linux sits on a
+    // mount of its own (the runtime's old root): pivoting it is allowed,
+    // and the new root then heads the tree.
+    let rootAt: Path? = rootMnt.parent.flatMap { p in rootMnt.mountpoint.map { Path(mount: p, dentry: $0) } }
+    if rootAt == nil && rootMnt !== vfs.rootMount { return err(EINVAL) }
+    guard new.dentry === newMnt.root, newMnt.parent != nil, newMnt.namespaceID == nil else { return err(EINVAL) }
+    if !vfs.isReachable(old, from: new) || !vfs.isReachable(new, from: root) { return err(EINVAL) }
+    vfs.detach(newMnt)
+    vfs.detach(rootMnt)
+    vfs.attach(rootMnt, at: old)
+    if let at = rootAt {
+        vfs.attach(newMnt, at: at)
+    } else {
+        newMnt.parent = nil; newMnt.mountpoint = nil
+        vfs.rootMount = newMnt
+    }
+    let newRoot = Path(mount: newMnt, dentry: newMnt.root)
+    var seen = Set<ObjectIdentifier>()
+    for tg in t.kernel.threadGroups.values {
+        for task in tg.tasks where seen.insert(ObjectIdentifier(task.fs)).inserted {
+            if task.fs.root.mount === rootMnt && task.fs.root.dentry === root.dentry { task.fs.root = newRoot }
+            if task.fs.cwd.mount === rootMnt && task.fs.cwd.dentry === root.dentry { task.fs.cwd = newRoot }
+        }
+    }
+    return 0
+}
