@@ -318,6 +318,9 @@ final class FDTable {
             if f.flags & O_PATH == 0 { Kernel.shared?.inotifyFile(f, f.writable ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_) }
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.dropWriter()
+            // Its I/O signals end first (Linux's __fput drops the fasync
+            // entry before the release), so closing wakes no owner of its own.
+            f.flags &= ~O_ASYNC
             f.release()
         }
     }
