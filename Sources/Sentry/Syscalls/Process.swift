@@ -526,6 +526,9 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
             any = true
             // A traced child's ptrace stops are reported without WUNTRACED.
             if let ev = ptraceStop(t, c, consume: consume) { return .success((c, ev)) }
+            // A child traced by another process: its tracer collects the
+            // exit first (ptrace(2)); the parent waits until it has.
+            if exited && c.zombie, let tr = c.exitedLeader?.ptrace?.tracer, tr !== t.tg { continue }
             if exited && c.zombie {
                 if consume { t.tg.reap(c) }
                 return .success((c, .exited))
@@ -546,6 +549,18 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
                 && (tr.tg.parent !== t.tg || (pid == tr.tid && tr.tid != tr.tg.tgid)) {
                 any = true
                 if let ev = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, ev)) }
+            }
+            // A traced process that exited: the tracer's to collect first;
+            // collecting it detaches it and lets its parent reap it.
+            for g in t.kernel.threadGroups.values where g.zombie && g.parent !== t.tg && (pid == -1 || pid == g.tgid) {
+                guard let leader = g.exitedLeader, leader.ptrace?.tracer === t.tg else { continue }
+                any = true
+                if !exited { continue }
+                if consume {
+                    leader.ptrace = nil
+                    g.parent?.notifyChildEvent(g)
+                }
+                return .success((g, .exited))
             }
         }
         if !any { return .failure(SysErr(err(ECHILD))) }

@@ -148,8 +148,17 @@ extension Task {
         p.resumeSignal = resumeSignal
         p.siginfo = info
         p.listening = false
+        // A call served as a seccomp notification has only its number and
+        // arguments in `regs`: the rest come in first. The tracer sees the
+        // call's number; the host thread keeps -1 there (no host restart).
+        var notifNr: UInt64? = nil
+        if thread.inNotif {
+            notifNr = thread.regs.orig_rax
+            thread.materialize()
+        }
         saveFPUForTracer(p)
         p.regs = thread.regs
+        if let nr = notifNr { p.regs!.orig_rax = nr }
         p.regsDirty = false
         tracer.notifyChildEvent(tg)
         var ci = SigInfo(signo: SIGCHLD)
@@ -160,7 +169,10 @@ extension Task {
             _ = block(deadline: nil, stopWait: true)
         }
         p.stopped = false
-        if p.regsDirty && ptrace === p, let r = p.regs {
+        // What the tracer wrote stands even if it detached meanwhile (Linux
+        // writes a stopped tracee's registers at once).
+        if p.regsDirty, var r = p.regs {
+            if notifNr != nil { r.orig_rax = thread.regs.orig_rax }
             thread.regs = r
             thread.markDirty()
         }
@@ -250,28 +262,30 @@ extension Task {
     /// (PTRACE_SYSCALL) showing its result, which the tracer may change.
     /// Requires: Kernel.mu held.
     func ptraceSyscall() {
-        guard let p = ptrace, p.tracer != nil, p.resume != .cont else {
+        guard let p = ptrace, p.tracer != nil else {
             ptraceSyscalls = false
             dispatchSyscall(self)
             return
         }
-        if thread.inNotif {
-            // Should not happen (traced tasks resume under SYSEMU): the
-            // registers come in first.
-            let nr = thread.regs.orig_rax
-            thread.materialize()
-            thread.regs.orig_rax = nr
-        }
         let code = SIGTRAP | (p.options & PTRACE_O_TRACESYSGOOD != 0 ? 0x80 : 0)
         var info = SigInfo(signo: SIGTRAP)
         info.code = code; info.pid = vpid(tid); info.uid = creds.uid
-        thread.regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
-        thread.markDirty()
-        let emulate = p.resume == .sysemu
-        guard ptraceStop(code: code, info: info) else { return }
-        thread.wantFast = false
-        if emulate { return }
-        if Int64(bitPattern: thread.regs.orig_rax) < 0 { return }              // skipped by the tracer
+        if p.resume != .cont {
+            if thread.inNotif {
+                // Rare (traced tasks resume under SYSEMU): the registers
+                // come in first.
+                let nr = thread.regs.orig_rax
+                thread.materialize()
+                thread.regs.orig_rax = nr
+            }
+            thread.regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+            thread.markDirty()
+            let emulate = p.resume == .sysemu
+            guard ptraceStop(code: code, info: info) else { return }
+            thread.wantFast = false
+            if emulate { return }
+            if Int64(bitPattern: thread.regs.orig_rax) < 0 { return }          // skipped by the tracer
+        }
         dispatchSyscall(self)
         thread.wantFast = false
         // An event the call left (exec) comes before its exit stop, as on Linux.
@@ -279,9 +293,11 @@ extension Task {
             p.pendingStop = nil
             guard trapStop(p, code: e.code, msg: e.msg) else { return }
         }
+        // The exit stop is for a tracer that asks for it now (it may have
+        // resumed the task from an event stop inside the call).
         guard let q = ptrace, q === p, p.resume == .syscall else { return }
-        // The exit stop shows a restart request as Linux's registers hold
-        // it (-ERESTART*); a tracer that changes rax cancels the restart.
+        // It shows a restart request as Linux's registers hold it
+        // (-ERESTART*); a tracer that changes rax cancels the restart.
         let restart = restartCode
         if restart != 0 { thread.regs.rax = UInt64(bitPattern: Int64(restart)) }
         let shown = thread.regs.rax
@@ -309,7 +325,7 @@ extension Task {
     /// On leaving it: what the tracer wrote goes back into the thread.
     private func restoreFPUFromTracer(_ p: PtraceState) {
         defer { p.fpu = []; p.fpuDirty = false }
-        guard p.fpuDirty, ptrace === p else { return }
+        guard p.fpuDirty else { return }
         if p.hasXState {
             let r = thread.setXState(p.fpu)
             if r < 0 { Log.shared.info("ptrace: the host refused a checked XSAVE area (errno \(-r))") }
