@@ -190,11 +190,17 @@ final class IoUringFD: FileDescription {
         let off = get64(sqe, 8), addr = get64(sqe, 16)
         let len = get32(sqe, 24), opFlags = get32(sqe, 28)
         let bufIndex = Int(UInt16(sqe[40]) | UInt16(sqe[41]) << 8)
+        let ioprio = Int32(UInt16(sqe[2]) | UInt16(sqe[3]) << 8)
         if sqFlags & 0x01 != 0 { return -EBADF }                                // IOSQE_FIXED_FILE: no registered files
         if sqFlags & 0x20 != 0 { return -EINVAL }                               // IOSQE_BUFFER_SELECT: no buffer groups
         // -1 (IORING_FEAT_RW_CUR_POS): the file's own position.
         let pos: Int64? = off == UInt64.max ? nil : Int64(bitPattern: off)
         if let p = pos, p < 0 { return -EINVAL }
+        // A read or write's I/O priority is checked as ioprio_set's (Linux's io_prep_rw).
+        if [1, 2, 4, 5, 22, 23].contains(opcode) && ioprio != 0 {
+            let e = checkIoprio(t, ioprio)
+            if e != 0 { return Int32(e) }
+        }
         let r: Int
         switch opcode {
         case 0:                                                                 // IORING_OP_NOP
