@@ -268,9 +268,10 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     }
     switch prepareExec(t, dirfd: dirfd, start: start, name, argv: argv, resolved: resolved, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0) {
     case .success(let target):
-        let formerTid = t.vpid(t.tid)
+        let formerTid = t.vpid(t.tid), formerGroup = t.tg
         let r = execImage(t, target, envp: envp, execfn: name)
         if r == 0 { t.skipReturn = true }
+        if r == 0 && formerTid != t.vpid(formerGroup.tgid) { Yama.shared.nonLeaderExec(formerGroup) }
         // A traced task stops after a successful execve: PTRACE_EVENT_EXEC
         // (its former thread id the event message) if the tracer asked for
         // it, else the legacy SIGTRAP (Syscalls/Ptrace.swift).

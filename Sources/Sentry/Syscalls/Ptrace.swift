@@ -349,7 +349,7 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
     let k = t.kernel
     if req == PTRACE_TRACEME {
         guard let parent = t.tg.parent else { return err(EPERM) }
-        if t.ptrace != nil { return err(EPERM) }
+        if t.ptrace != nil || !Yama.shared.mayTraceMe(t, parent: parent) { return err(EPERM) }
         t.ptrace = PtraceState(tracer: parent)
         return 0
     }
@@ -362,7 +362,7 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         }
         if target.tg === t.tg { return err(EPERM) }
         if target.ptrace != nil { return err(EPERM) }
-        if !mayAttach(t, target.tg) { return err(EPERM) }
+        if !mayAttach(t, target.tg) || !Yama.shared.mayAttach(t, target) { return err(EPERM) }
         let p = PtraceState(tracer: t.tg)
         if req == PTRACE_SEIZE { p.seized = true; p.options = data }
         target.ptrace = p
