@@ -10,10 +10,10 @@
 // describes: signal-delivery stops, group stops (PTRACE_EVENT_STOP for a
 // seized tracee), syscall-entry and -exit stops (SIGTRAP, or SIGTRAP|0x80
 // with PTRACE_O_TRACESYSGOOD), and the fork, vfork, clone, vfork-done and
-// exec events (a new child of a traced task is traced too). Not emulated:
-// PTRACE_EVENT_EXIT and PTRACE_EVENT_SECCOMP stops (the options are kept;
-// no stop is made), PTRACE_O_EXITKILL, and a traced child's exit being
-// reported to its tracer before its parent.
+// exec events (a new child of a traced task is traced too); a traced
+// process's exit is its tracer's to collect before its parent may;
+// PTRACE_O_EXITKILL. Not emulated: PTRACE_EVENT_EXIT and
+// PTRACE_EVENT_SECCOMP stops (the options are kept; no stop is made).
 //
 // The FPU state: PTRACE_GETREGSET and SETREGSET of NT_X86_XSTATE (the XSAVE
 // area) and NT_PRFPREG (its legacy FXSAVE part), and GETFPREGS/SETFPREGS.
@@ -50,7 +50,7 @@ private let PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208, PTRACE_GETSIGMASK
 /// PTRACE_O_*: every option Linux knows (PTRACE_O_MASK).
 let PTRACE_O_TRACESYSGOOD: UInt64 = 1, PTRACE_O_TRACEFORK: UInt64 = 2, PTRACE_O_TRACEVFORK: UInt64 = 4
 let PTRACE_O_TRACECLONE: UInt64 = 8, PTRACE_O_TRACEEXEC: UInt64 = 0x10, PTRACE_O_TRACEVFORKDONE: UInt64 = 0x20
-private let PTRACE_O_SUSPEND_SECCOMP: UInt64 = 0x200000, ptraceOptionsMask: UInt64 = 0x3000ff
+private let PTRACE_O_EXITKILL: UInt64 = 0x100000, PTRACE_O_SUSPEND_SECCOMP: UInt64 = 0x200000, ptraceOptionsMask: UInt64 = 0x3000ff
 /// PTRACE_EVENT_*: the event in bits 8-15 of a stop's status.
 let PTRACE_EVENT_FORK: Int32 = 1, PTRACE_EVENT_VFORK: Int32 = 2, PTRACE_EVENT_CLONE: Int32 = 3
 let PTRACE_EVENT_EXEC: Int32 = 4, PTRACE_EVENT_VFORK_DONE: Int32 = 5
@@ -117,11 +117,13 @@ extension ThreadGroup {
     /// A thread of the group is traced: signals it ignores still stop it.
     var traced: Bool { tasks.contains { $0.ptrace != nil } }
 
-    /// The tracer is gone: its tracees are detached and resumed.
-    /// Requires: Kernel.mu held.
+    /// The tracer is gone: its tracees are detached and resumed, or killed
+    /// if it asked for that (PTRACE_O_EXITKILL). Requires: Kernel.mu held.
     func detachTracees() {
         for t in kernel.tasks.values where t.ptrace != nil && (t.ptrace!.tracer == nil || t.ptrace!.tracer === self) {
+            let kill = t.ptrace!.options & PTRACE_O_EXITKILL != 0
             t.ptrace = nil
+            if kill { t.tg.beginExit(code: SIGKILL, bySignal: true) }
             t.wake()
         }
     }
