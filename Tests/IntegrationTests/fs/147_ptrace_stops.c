@@ -38,14 +38,17 @@ static long P(const char *what, long r) {
     return r;
 }
 
+static void print_status(const char *what, int st) {
+    if (WIFSTOPPED(st)) printf("%s: stopped sig %d event %d\n", what, WSTOPSIG(st), st >> 16);
+    else if (WIFEXITED(st)) printf("%s: exited %d\n", what, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st)) printf("%s: killed by %d\n", what, WTERMSIG(st));
+}
+
 static void status(const char *what, pid_t pid, int flags) {
     int st = 0;
     pid_t r = waitpid(pid, &st, flags);
     if (r != pid) { printf("%s: waitpid = %d %s\n", what, r, r < 0 ? ename(errno) : ""); return; }
-    if (WIFSTOPPED(st)) printf("%s: stopped sig %d event %d\n", what, WSTOPSIG(st), st >> 16);
-    else if (WIFEXITED(st)) printf("%s: exited %d\n", what, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st)) printf("%s: killed by %d\n", what, WTERMSIG(st));
-    fflush(stdout);
+    print_status(what, st);
 }
 
 /* As status(), after letting the tracee past SIGCHLD stops (a child's exit
@@ -53,9 +56,7 @@ static void status(const char *what, pid_t pid, int flags) {
 static void status_past_sigchld(const char *what, pid_t pid) {
     int st = 0;
     while (waitpid(pid, &st, 0) == pid && WIFSTOPPED(st) && WSTOPSIG(st) == SIGCHLD) ptrace(PTRACE_CONT, pid, 0, 0);
-    if (WIFSTOPPED(st)) printf("%s: stopped sig %d event %d\n", what, WSTOPSIG(st), st >> 16);
-    else if (WIFEXITED(st)) printf("%s: exited %d\n", what, WEXITSTATUS(st));
-    else if (WIFSIGNALED(st)) printf("%s: killed by %d\n", what, WTERMSIG(st));
+    print_status(what, st);
 }
 
 static void sigmask_and_siginfo(void) {
