@@ -146,6 +146,8 @@ final class SysctlTable {
             })
         }
         rw("kernel/keys/gc_delay", "300")
+        // Yama's ptrace policy, honoured (Syscalls/PtraceYama.swift).
+        add("kernel/yama/ptrace_scope", writable: true, stored: "", get: { "\(Yama.shared.scope)" }, set: { Yama.shared.setScope($0) })
         // Per-user pipe page limits: Linux's defaults (the Sentry does not
         // shrink pipes past them).
         rw("fs/pipe-user-pages-soft", "16384"); rw("fs/pipe-user-pages-hard", "0")

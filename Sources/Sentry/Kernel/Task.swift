@@ -80,6 +80,9 @@ final class Task {
     var exitRequested = false
     /// Set while the task is traced by another process (Syscalls/Ptrace.swift).
     var ptrace: PtraceState?
+    /// Its tracer resumed it to stop at syscalls: its calls all take the
+    /// locked path (LockFree). Written and read by its own driver thread only.
+    var ptraceSyscalls = false
     var exited = false
 
     var clearChildTid: UInt64 = 0
@@ -225,7 +228,7 @@ final class Task {
             inApp = false
             switch reason {
             case .syscall:
-                dispatchSyscall(self)
+                if ptrace != nil { ptraceSyscall() } else { dispatchSyscall(self) }
             case .fault(let signo, let code, let addr):
                 if Log.shared.debug {
                     Log.shared.write("[pid \(tid)] fault: signal \(signo) code \(code) addr 0x\(String(addr, radix: 16)) rip 0x\(String(thread.regs.rip, radix: 16)) \((thread as? KVMThread)?.lastFault ?? "") rsp 0x\(String(thread.regs.rsp, radix: 16)) vmas \(mm.vmas.map { String($0.start, radix: 16) + "-" + String($0.end, radix: 16) + ":\($0.prot)" })")
@@ -266,7 +269,14 @@ final class Task {
         }
         while true {
             if exitRequested || tg.exiting { return false }
-            if tg.stopped {
+            // A traced task's own stops (Syscalls/Ptrace.swift): an event
+            // stop asked for, a group stop its tracer has not seen; once the
+            // tracer resumes it, it runs on though its group is stopped.
+            if ptrace != nil, let go = ptracePendingStop() {
+                if !go { return false }
+                continue
+            }
+            if tg.stopped && !(ptrace.map { $0.groupStopReported && !$0.listening } ?? false) {
                 _ = block(deadline: nil, stopWait: true)
                 continue
             }
@@ -307,6 +317,7 @@ final class Task {
     /// Requires: mu held.
     func interruptPending() -> Bool {
         if exitRequested || tg.exiting { return true }
+        if ptrace != nil && ptraceStopPending { return true }
         let p = (pending.mask | tg.sharedPending.mask) & ~sigMask
         return p != 0
     }

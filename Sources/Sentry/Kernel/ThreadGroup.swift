@@ -226,6 +226,14 @@ final class ThreadGroup {
         if !k.podMode && (tgid == 1 || self === k.initTG) {
             k.initExited(status: exitCode)
         }
+        // Traced by another process: the tracer hears of the exit too and
+        // collects it before the parent may (waitForChild, Process.swift).
+        if let tr = exitedLeader?.ptrace?.tracer, tr !== parent {
+            tr.notifyChildEvent(self)
+            var info = SigInfo(signo: SIGCHLD)
+            info.code = childCode(); info.pid = tgid; info.uid = creds.uid; info.status = childStatusValue()
+            tr.sendSignal(SIGCHLD, info)
+        }
         if let p = parent {
             p.notifyChildEvent(self)
             if exitSignal > 0 {

@@ -70,8 +70,10 @@ final class AIOContext {
     /// The address space it belongs to (not kept alive by it).
     weak var mm: MemoryManager?
     let mmID: UInt64
-    /// The ring's address (the context id) and mapped length.
-    let base: UInt64, mapLength: UInt64
+    /// The ring's address (the context id: mremap moves it, as Linux's
+    /// aio_ring_mremap) and mapped length.
+    var base: UInt64
+    let mapLength: UInt64
     /// Slots in the ring (Linux's ctx->nr_events) and what io_setup was asked for (counted against aio-max-nr).
     let nrEvents: UInt32, maxReqs: UInt32
     /// The header's id: the context's slot in its address space's table.
@@ -153,6 +155,11 @@ final class AIOContexts {
     func lookup(_ t: Task, _ id: UInt64) -> AIOContext? {
         guard let l = byMM[t.mm.id], let slot = t.readI32(id) else { return nil }
         return l.first { $0.slot == UInt32(bitPattern: slot) && $0.base == id && !$0.dead }
+    }
+
+    /// The live context whose ring is mapped at `addr` in `t`'s address space.
+    func ring(_ t: Task, at addr: UInt64) -> AIOContext? {
+        byMM[t.mm.id]?.first { $0.base == addr && !$0.dead }
     }
 
     func add(_ t: Task, make: (UInt32) -> AIOContext?) -> AIOContext? {

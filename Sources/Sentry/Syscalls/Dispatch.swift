@@ -104,6 +104,8 @@ enum LockFree {
         // reads race with no write.
         let k = t.kernel
         if k.strace || k.podMode || AppSeccomp.active != nil || t.hasSeccomp || StartupProfile.firstSyscallPending { return false }
+        // A task its tracer stops at syscalls (Ptrace.swift) stops at these too.
+        if t.ptraceSyscalls { return false }
         let fast = FastPath.set[nr]
         // The call that earns the thread its fast-path layer takes the
         // locked path, which attaches it.

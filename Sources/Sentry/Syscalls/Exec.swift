@@ -301,10 +301,17 @@ func sysExecve(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ argvAddr: UInt64
     switch prepareExec(t, dirfd: dirfd, start: start, name, argv: argv, resolved: resolved, follow: flags & AT_SYMLINK_NOFOLLOW_ == 0,
                        pathInaccessible: inaccessible, shownAs: shown) {
     case .success(let target):
+        let formerTid = t.vpid(t.tid), formerGroup = t.tg
         let r = execImage(t, target, envp: envp, execfn: shown ?? name)
         if r == 0 { t.skipReturn = true }
-        // A traced task stops after a successful execve (the legacy SIGTRAP).
-        if r == 0 && t.ptrace != nil { t.sendSignal(SIGTRAP, SigInfo(signo: SIGTRAP)) }
+        if r == 0 && formerTid != t.vpid(formerGroup.tgid) { Yama.shared.nonLeaderExec(formerGroup) }
+        // A traced task stops after a successful execve: PTRACE_EVENT_EXEC
+        // (its former thread id the event message) if the tracer asked for
+        // it, else the legacy SIGTRAP (Syscalls/Ptrace.swift).
+        if r == 0, let p = t.ptrace {
+            if p.options & PTRACE_O_TRACEEXEC != 0 { p.pendingStop = (SIGTRAP | PTRACE_EVENT_EXEC << 8, UInt64(formerTid)) }
+            else { t.sendSignal(SIGTRAP, SigInfo(signo: SIGTRAP)) }
+        }
         return r
     case .failure(let e):
         return e.ret

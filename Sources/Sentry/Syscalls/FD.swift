@@ -31,6 +31,14 @@ func registerFD(_ t: SyscallTable) {
             if !f.asyncEnabled(t, fd: a.int(0)) { return err(ENOTTY) } // no fasync: Linux's answer
             if v != 0 { f.flags |= O_ASYNC } else { f.flags &= ~O_ASYNC }
             return 0
+        // A socket's I/O-signal owner (Linux's sock_ioctl): F_SETOWN's and
+        // F_GETOWN's rules, the pid through a pointer.
+        case 0x8901 where f.isSocket, 0x8902 where f.isSocket:                  // FIOSETOWN, SIOCSPGRP
+            guard let v = t.readI32(a.a2) else { return err(EFAULT) }
+            return asyncFcntl(t, f, F_SETOWN, UInt64(UInt32(bitPattern: v))) ?? 0
+        case 0x8903 where f.isSocket, 0x8904 where f.isSocket:                  // FIOGETOWN, SIOCGPGRP
+            let owner = asyncFcntl(t, f, F_GETOWN, 0) ?? 0
+            return t.writeI32(a.a2, Int32(truncatingIfNeeded: owner)) ? 0 : err(EFAULT)
         default:
             // Landlock's IOCTL_DEV: a device opened under a domain that
             // refuses it takes only the commands the VFS itself answers.
@@ -53,6 +61,11 @@ func registerFD(_ t: SyscallTable) {
         }
         return 0
     }
+}
+
+extension FileDescription {
+    /// A socket of any family: sock_ioctl's own commands apply to it.
+    var isSocket: Bool { self is UnixSocketFD || self is UnixSockFD || self is InetSocketFD || self is NetlinkSocketFD }
 }
 
 func sysDup3(_ t: Task, _ old: Int32, _ new: Int32, _ flags: Int32, dup2: Bool) -> Int {

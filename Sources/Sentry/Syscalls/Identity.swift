@@ -327,6 +327,8 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         t.tg.parentDeathSignal = Int32(a.a1)
         return 0
     case 2: return t.writeI32(a.a1, t.tg.parentDeathSignal) ? 0 : err(EFAULT)   // PR_GET_PDEATHSIG
+    case 0x59616d61:                        // PR_SET_PTRACER (Syscalls/PtraceYama.swift)
+        return Yama.shared.setPtracer(t, a.a1)
     case 29:                                // PR_SET_TIMERSLACK: 0 (or "negative") goes back to the default
         t.timerSlackNs = Int64(bitPattern: a.a1) <= 0 ? t.defaultTimerSlackNs : a.a1
         return 0

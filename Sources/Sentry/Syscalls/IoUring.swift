@@ -3,8 +3,12 @@
 //
 // The rings and the array of submission entries live in one host memfd
 // that the Sentry maps once (to read submissions and post completions) and
-// that io_uring's mmap offsets (IORING_OFF_SQ_RING, _CQ_RING, _SQES) map
-// into the application, each within its own region of the memfd. Nothing
+// that io_uring's mmap offsets map into the application. As on Linux
+// (IORING_FEAT_SINGLE_MMAP), both rings share one region with Linux's
+// struct io_rings layout, so IORING_OFF_SQ_RING and IORING_OFF_CQ_RING map
+// the same pages and a program may reach either ring's fields through
+// either mapping (liburing and gVisor's tests map the CQ ring at the SQ
+// ring's offset); IORING_OFF_SQES maps the entries' own region. Nothing
 // runs in the background: io_uring_enter consumes the entries the caller
 // asks for, performs each at once with the Sentry's own read/write paths,
 // and posts its completion before it returns, so every completion a wait
@@ -37,13 +41,17 @@ func registerIoUring(_ t: SyscallTable) {
 /// IORING_MAX_ENTRIES; completion rings may be twice as large.
 private let maxEntries: UInt32 = 32768
 private let sqeSize = 64, cqeSize = 16
-/// Field offsets inside the submission ring's region (io_sqring_offsets).
-private enum SQOff { static let head = 0, tail = 4, mask = 8, entries = 12, flags = 16, dropped = 20, array = 64 }
-/// Field offsets inside the completion ring's region (io_cqring_offsets).
-private enum CQOff { static let head = 0, tail = 4, mask = 8, entries = 12, overflow = 16, flags = 20, cqes = 64 }
+/// Field offsets inside the rings' region (io_sqring_offsets), Linux's:
+/// each head and tail on a cache line of its own. The SQ index array
+/// follows the completion entries, cache-line aligned (`sqArray`).
+private enum SQOff { static let head = 0, tail = 64, mask = 256, entries = 264, dropped = 272, flags = 276 }
+/// Field offsets inside the same region (io_cqring_offsets).
+private enum CQOff { static let head = 128, tail = 192, mask = 260, entries = 268, flags = 280, overflow = 284, cqes = 320 }
+/// Where the SQ index array starts for a CQ ring of `cq` entries.
+private func sqArrayOffset(cq: UInt32) -> Int { (CQOff.cqes + Int(cq) * cqeSize + 63) & ~63 }
 
 private let IORING_SETUP_CQSIZE: UInt32 = 8, IORING_SETUP_CLAMP: UInt32 = 16
-private let IORING_FEAT_SUBMIT_STABLE: UInt32 = 1 << 2, IORING_FEAT_RW_CUR_POS: UInt32 = 1 << 3
+private let IORING_FEAT_SINGLE_MMAP: UInt32 = 1, IORING_FEAT_SUBMIT_STABLE: UInt32 = 1 << 2, IORING_FEAT_RW_CUR_POS: UInt32 = 1 << 3
 private let IORING_ENTER_EXT_ARG: UInt32 = 8
 
 private func roundUpPow2(_ n: UInt32) -> UInt32 {
@@ -60,34 +68,36 @@ final class IoUringFD: FileDescription {
     /// The Sentry's mapping of the whole memfd.
     private let base: UnsafeMutableRawPointer
     private let total: Int
-    /// Regions of the memfd: (offset, length) of the SQ ring, CQ ring and SQE array.
-    let sqRegion: (Int, Int), cqRegion: (Int, Int), sqesRegion: (Int, Int)
+    /// Regions of the memfd: (offset, length) of the rings and of the SQE array.
+    let ringsRegion: (Int, Int), sqesRegion: (Int, Int)
+    /// The SQ index array's offset in the rings' region.
+    let sqArray: Int
     /// IORING_REGISTER_BUFFERS: (address, length) per buffer index.
     var buffers: [(base: UInt64, len: UInt64)]? = nil
 
     private init(sq: UInt32, cq: UInt32, memfd: Int32, base: UnsafeMutableRawPointer, total: Int,
-                 regions: ((Int, Int), (Int, Int), (Int, Int))) {
+                 regions: ((Int, Int), (Int, Int))) {
         sqEntries = sq; cqEntries = cq; self.memfd = memfd; self.base = base; self.total = total
-        (sqRegion, cqRegion, sqesRegion) = regions
+        (ringsRegion, sqesRegion) = regions
+        sqArray = sqArrayOffset(cq: cq)
         super.init(flags: O_RDWR, path: nil)
     }
 
     /// A ring pair of `sq` submission and `cq` completion entries (powers of
     /// two, bounded by the caller), or -errno.
     static func make(sq: UInt32, cq: UInt32) -> Result<IoUringFD, Errno> {
-        let sqLen = pageUpInt(SQOff.array + Int(sq) * 4)
-        let cqLen = pageUpInt(CQOff.cqes + Int(cq) * cqeSize)
+        let ringsLen = pageUpInt(sqArrayOffset(cq: cq) + Int(sq) * 4)
         let sqesLen = pageUpInt(Int(sq) * sqeSize)
-        let total = sqLen + cqLen + sqesLen
+        let total = ringsLen + sqesLen
         let fd = "moat-io_uring".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
         if fd < 0 { return .failure(Errno(ENOMEM)) }
         guard ftruncate(fd, off_t(total)) == 0 else { close(fd); return .failure(Errno(ENOMEM)) }
         let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let b = p, b != MAP_FAILED else { close(fd); return .failure(Errno(ENOMEM)) }
         let u = IoUringFD(sq: sq, cq: cq, memfd: fd, base: b, total: total,
-                          regions: ((0, sqLen), (sqLen, cqLen), (sqLen + cqLen, sqesLen)))
-        u.store(u.sqRegion.0 + SQOff.mask, sq - 1); u.store(u.sqRegion.0 + SQOff.entries, sq)
-        u.store(u.cqRegion.0 + CQOff.mask, cq - 1); u.store(u.cqRegion.0 + CQOff.entries, cq)
+                          regions: ((0, ringsLen), (ringsLen, sqesLen)))
+        u.store(SQOff.mask, sq - 1); u.store(SQOff.entries, sq)
+        u.store(CQOff.mask, cq - 1); u.store(CQOff.entries, cq)
         return .success(u)
     }
 
@@ -98,16 +108,16 @@ final class IoUringFD: FileDescription {
     /// Readable while completions wait, writable while the SQ has room
     /// (Linux's io_uring_poll).
     override func readiness() -> Int16 {
-        let sq = sqRegion.0
-        let queued = load(sq + SQOff.tail) &- load(sq + SQOff.head)
+        let queued = load(SQOff.tail) &- load(SQOff.head)
         return Int16((ready > 0 ? pollReadable : 0) | (queued < sqEntries ? pollWritable : 0))
     }
     override var seekable: Bool { false }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override func linkName(_ k: Kernel) -> [UInt8] { Array("anon_inode:[io_uring]".utf8) }
 
-    // The offsets below are the Sentry's own (region start plus a field or
-    // an index already masked to the ring), never an application value.
+    // The offsets below are the Sentry's own (a field of the rings' region,
+    // which starts the memfd, or an index already masked to the ring),
+    // never an application value.
     private func load(_ off: Int) -> UInt32 { base.load(fromByteOffset: off, as: UInt32.self) }
     private func store(_ off: Int, _ v: UInt32) { base.storeBytes(of: v, toByteOffset: off, as: UInt32.self) }
 
@@ -115,8 +125,7 @@ final class IoUringFD: FileDescription {
     func region(forMmapOffset off: UInt64, len: UInt64) -> (offset: Int, length: Int)? {
         let r: (Int, Int)
         switch off & 0xf800_0000 {                                              // IORING_OFF_MMAP_MASK, as Linux reads it
-        case 0: r = sqRegion                     // IORING_OFF_SQ_RING
-        case 0x800_0000: r = cqRegion            // IORING_OFF_CQ_RING
+        case 0, 0x800_0000: r = ringsRegion      // IORING_OFF_SQ_RING, IORING_OFF_CQ_RING
         case 0x1000_0000: r = sqesRegion         // IORING_OFF_SQES
         default: return nil
         }
@@ -127,16 +136,16 @@ final class IoUringFD: FileDescription {
     /// a tail the application moved far ahead cannot make this loop long),
     /// completing each; returns how many.
     func submit(_ t: Task, _ asked: UInt32) -> Int {
-        let sq = sqRegion.0, mask = sqEntries - 1, want = min(asked, sqEntries)
-        var head = load(sq + SQOff.head)
-        let tail = load(sq + SQOff.tail)
+        let mask = sqEntries - 1, want = min(asked, sqEntries)
+        var head = load(SQOff.head)
+        let tail = load(SQOff.tail)
         var done = 0
         while UInt32(done) < want && head != tail {
-            let idx = load(sq + SQOff.array + Int(head & mask) * 4)
+            let idx = load(sqArray + Int(head & mask) * 4)
             head &+= 1
-            store(sq + SQOff.head, head)
+            store(SQOff.head, head)
             if idx >= sqEntries {                                               // past the SQE array: dropped
-                store(sq + SQOff.dropped, load(sq + SQOff.dropped) &+ 1)
+                store(SQOff.dropped, load(SQOff.dropped) &+ 1)
                 continue
             }
             // A copy of the entry: the application may reuse the slot at once.
@@ -159,21 +168,20 @@ final class IoUringFD: FileDescription {
     /// Posts a completion; a full ring counts an overflow (the entry is lost,
     /// as on Linux without IORING_FEAT_NODROP).
     private func post(_ userData: UInt64, _ res: Int32) {
-        let cq = cqRegion.0
-        let head = load(cq + CQOff.head), tail = load(cq + CQOff.tail)
+        let head = load(CQOff.head), tail = load(CQOff.tail)
         if tail &- head >= cqEntries {
-            store(cq + CQOff.overflow, load(cq + CQOff.overflow) &+ 1)
+            store(CQOff.overflow, load(CQOff.overflow) &+ 1)
             return
         }
-        let at = cq + CQOff.cqes + Int(tail & (cqEntries - 1)) * cqeSize
+        let at = CQOff.cqes + Int(tail & (cqEntries - 1)) * cqeSize
         base.storeBytes(of: userData, toByteOffset: at, as: UInt64.self)
         base.storeBytes(of: res, toByteOffset: at + 8, as: Int32.self)
         base.storeBytes(of: UInt32(0), toByteOffset: at + 12, as: UInt32.self)
-        store(cq + CQOff.tail, tail &+ 1)
+        store(CQOff.tail, tail &+ 1)
     }
 
     /// Completions posted and not yet consumed.
-    var ready: UInt32 { load(cqRegion.0 + CQOff.tail) &- load(cqRegion.0 + CQOff.head) }
+    var ready: UInt32 { load(CQOff.tail) &- load(CQOff.head) }
 
     /// One submission entry, synchronously: its result (a count or -errno).
     private func perform(_ t: Task, _ sqe: [UInt8]) -> Int32 {
@@ -182,11 +190,17 @@ final class IoUringFD: FileDescription {
         let off = get64(sqe, 8), addr = get64(sqe, 16)
         let len = get32(sqe, 24), opFlags = get32(sqe, 28)
         let bufIndex = Int(UInt16(sqe[40]) | UInt16(sqe[41]) << 8)
+        let ioprio = Int32(UInt16(sqe[2]) | UInt16(sqe[3]) << 8)
         if sqFlags & 0x01 != 0 { return -EBADF }                                // IOSQE_FIXED_FILE: no registered files
         if sqFlags & 0x20 != 0 { return -EINVAL }                               // IOSQE_BUFFER_SELECT: no buffer groups
         // -1 (IORING_FEAT_RW_CUR_POS): the file's own position.
         let pos: Int64? = off == UInt64.max ? nil : Int64(bitPattern: off)
         if let p = pos, p < 0 { return -EINVAL }
+        // A read or write's I/O priority is checked as ioprio_set's (Linux's io_prep_rw).
+        if [1, 2, 4, 5, 22, 23].contains(opcode) && ioprio != 0 {
+            let e = checkIoprio(t, ioprio)
+            if e != 0 { return Int32(e) }
+        }
         let r: Int
         switch opcode {
         case 0:                                                                 // IORING_OP_NOP
@@ -255,8 +269,8 @@ func sysIoUringSetup(_ t: Task, _ a: Args) -> Int {
     let u: IoUringFD
     switch IoUringFD.make(sq: sq, cq: cq) { case .success(let x): u = x; case .failure(let e): return e.ret }
     put32(&p, 0, Int32(bitPattern: sq)); put32(&p, 4, Int32(bitPattern: cq))
-    put32(&p, 20, Int32(bitPattern: IORING_FEAT_SUBMIT_STABLE | IORING_FEAT_RW_CUR_POS))
-    let sqOff: [Int] = [SQOff.head, SQOff.tail, SQOff.mask, SQOff.entries, SQOff.flags, SQOff.dropped, SQOff.array]
+    put32(&p, 20, Int32(bitPattern: IORING_FEAT_SINGLE_MMAP | IORING_FEAT_SUBMIT_STABLE | IORING_FEAT_RW_CUR_POS))
+    let sqOff: [Int] = [SQOff.head, SQOff.tail, SQOff.mask, SQOff.entries, SQOff.flags, SQOff.dropped, u.sqArray]
     let cqOff: [Int] = [CQOff.head, CQOff.tail, CQOff.mask, CQOff.entries, CQOff.overflow, CQOff.cqes, CQOff.flags]
     for i in 40..<120 { p[i] = 0 }
     for (i, v) in sqOff.enumerated() { put32(&p, 40 + 4 * i, Int32(v)) }

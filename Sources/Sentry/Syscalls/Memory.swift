@@ -461,6 +461,17 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
 }
 
 func sysMremap(_ t: Task, _ a: Args) -> Int {
+    // An AIO ring (VM_DONTEXPAND on Linux) may move but never grow
+    // (EFAULT); a move takes its context along (io_submit then names the
+    // ring by its new address, the old one is EINVAL).
+    let ring = AIOContexts.shared.ring(t, at: a.a0)
+    if ring != nil && pageUp(a.a2) > pageUp(a.a1) && a.a1 != 0 { return err(EFAULT) }
+    let r = remapRange(t, a)
+    if let c = ring, r >= 0, a.a1 != 0, a.int(3) & 4 == 0 { c.base = UInt64(r) }
+    return r
+}
+
+private func remapRange(_ t: Task, _ a: Args) -> Int {
     let old = a.a0, oldLen = pageUp(a.a1), newLen = pageUp(a.a2), flags = a.int(3)
     if a.a1 > 1 << 46 || a.a2 > 1 << 46 { return err(EINVAL) }
     if old & 4095 != 0 || newLen == 0 { return err(EINVAL) }

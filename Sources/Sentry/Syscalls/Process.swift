@@ -426,7 +426,11 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         if setChildTid { _ = c.writeI32(ctid, c.vpid(c.tid)) }
     }
     if flags & CLONE_VFORK_ != 0 { child.vforkParent = t }
+    let traceEvent = traceNewChild(t, child, flags: flags)
     child.startDriver(on: driver)
+    // The tracer hears of the child (PTRACE_EVENT_FORK, VFORK or CLONE)
+    // before a vfork parent waits for it.
+    if let (event, option) = traceEvent { t.ptraceEvent(event, option: option, msg: UInt64(t.vpid(tid))) }
     if flags & CLONE_VFORK_ != 0 {
         // Linux's vfork wait is killable only: a signal that arrives
         // meanwhile (the SIGCHLD of another child) stays pending until
@@ -435,8 +439,32 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         while !child.vforkDone {
             if t.block(deadline: nil, killable: true) == .interrupted { break }
         }
+        t.ptraceEvent(PTRACE_EVENT_VFORK_DONE, option: PTRACE_O_TRACEVFORKDONE, msg: UInt64(t.vpid(tid)))
     }
     return Int(t.vpid(tid))
+}
+
+/// A traced task's new child is traced by the same tracer, with the same
+/// options, when the tracer asked for children of its kind (ptrace(2):
+/// PTRACE_O_TRACEVFORK for vfork, TRACECLONE for a child whose exit signal
+/// is not SIGCHLD or a thread, TRACEFORK otherwise; never with
+/// CLONE_UNTRACED). The child starts with a stop: SIGSTOP, or
+/// PTRACE_EVENT_STOP under PTRACE_SEIZE. Returns the event the parent
+/// reports. Requires: Kernel.mu held.
+private func traceNewChild(_ t: Task, _ child: Task, flags: UInt64) -> (Int32, UInt64)? {
+    guard let p = t.ptrace, let tracer = p.tracer, flags & CLONE_UNTRACED_ == 0 else { return nil }
+    let kind: (Int32, UInt64)
+    if flags & CLONE_VFORK_ != 0 { kind = (PTRACE_EVENT_VFORK, PTRACE_O_TRACEVFORK) }
+    else if flags & 0xff != UInt64(SIGCHLD) || flags & CLONE_THREAD_ != 0 { kind = (PTRACE_EVENT_CLONE, PTRACE_O_TRACECLONE) }
+    else { kind = (PTRACE_EVENT_FORK, PTRACE_O_TRACEFORK) }
+    guard p.options & kind.1 != 0 else { return nil }
+    let c = PtraceState(tracer: tracer)
+    c.options = p.options
+    c.seized = p.seized
+    child.ptrace = c
+    tracer.tracesNonChildren = true
+    if p.seized { c.pendingStop = (SIGTRAP | PTRACE_EVENT_STOP << 8, 0) } else { child.sendSignal(SIGSTOP, SigInfo(signo: SIGSTOP)) }
+    return kind
 }
 
 // MARK: - wait
@@ -498,6 +526,9 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
             any = true
             // A traced child's ptrace stops are reported without WUNTRACED.
             if let ev = ptraceStop(t, c, consume: consume) { return .success((c, ev)) }
+            // A child traced by another process: its tracer collects the
+            // exit first (ptrace(2)); the parent waits until it has.
+            if exited && c.zombie, let tr = c.exitedLeader?.ptrace?.tracer, tr !== t.tg { continue }
             if exited && c.zombie {
                 if consume { t.tg.reap(c) }
                 return .success((c, .exited))
@@ -518,6 +549,18 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
                 && (tr.tg.parent !== t.tg || (pid == tr.tid && tr.tid != tr.tg.tgid)) {
                 any = true
                 if let ev = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, ev)) }
+            }
+            // A traced process that exited: the tracer's to collect first;
+            // collecting it detaches it and lets its parent reap it.
+            for g in t.kernel.threadGroups.values where g.zombie && g.parent !== t.tg && (pid == -1 || pid == g.tgid) {
+                guard let leader = g.exitedLeader, leader.ptrace?.tracer === t.tg else { continue }
+                any = true
+                if !exited { continue }
+                if consume {
+                    leader.ptrace = nil
+                    g.parent?.notifyChildEvent(g)
+                }
+                return .success((g, .exited))
             }
         }
         if !any { return .failure(SysErr(err(ECHILD))) }

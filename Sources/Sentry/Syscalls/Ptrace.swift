@@ -1,19 +1,34 @@
 // ptrace(2) between the sandbox's own tasks, emulated in the Sentry: no host
 // ptrace is involved (the host already traces every stub; the application's
 // tracer and tracee are both Sentry tasks). What is there: PTRACE_TRACEME,
-// ATTACH, SEIZE, DETACH, CONT, KILL, PEEKTEXT/PEEKDATA, POKETEXT/POKEDATA,
-// signal-delivery stops reported to the tracer's wait, and the legacy
-// SIGTRAP after a traced task's execve, and PEEKUSER/POKEUSER of the x86
-// debug registers (kept and read back; no hardware breakpoint is armed, so
-// a watchpoint never fires), and the FPU state: PTRACE_GETREGSET and
-// SETREGSET of NT_X86_XSTATE (the XSAVE area) and NT_PRFPREG (its legacy
-// FXSAVE part), and PTRACE_GETFPREGS/SETFPREGS. A tracee's FPU state is
-// taken by its own driver thread when it enters a ptrace stop (only that
-// thread may touch its platform thread) and loaded back when it leaves the
-// stop if the tracer changed it; the tracer's writes are checked as Linux
-// checks them (reserved XSAVE header bits, MXCSR), so an invalid state
-// never reaches the CPU. The general-purpose registers, single-stepping and
-// the PTRACE_O_* event options answer EIO.
+// ATTACH, SEIZE (with options), INTERRUPT and LISTEN, DETACH, CONT, SYSCALL,
+// SYSEMU, SINGLESTEP, KILL, PEEK/POKE of memory and of struct user (the
+// general registers, checked as Linux's putreg checks them; the x86 debug
+// registers, kept and read back though no hardware breakpoint is armed),
+// GETREGS/SETREGS and GET/SETREGSET of NT_PRSTATUS, GET/SETSIGINFO,
+// GET/SETSIGMASK, SETOPTIONS and GETEVENTMSG, and the stops ptrace(2)
+// describes: signal-delivery stops, group stops (PTRACE_EVENT_STOP for a
+// seized tracee), syscall-entry and -exit stops (SIGTRAP, or SIGTRAP|0x80
+// with PTRACE_O_TRACESYSGOOD), and the fork, vfork, clone, vfork-done and
+// exec events (a new child of a traced task is traced too); a traced
+// process's exit is its tracer's to collect before its parent may;
+// PTRACE_O_EXITKILL. Not emulated: PTRACE_EVENT_EXIT and
+// PTRACE_EVENT_SECCOMP stops (the options are kept; no stop is made).
+//
+// The FPU state: PTRACE_GETREGSET and SETREGSET of NT_X86_XSTATE (the XSAVE
+// area) and NT_PRFPREG (its legacy FXSAVE part), and GETFPREGS/SETFPREGS.
+// A tracee's registers and FPU state are taken by its own driver thread
+// when it enters a ptrace stop (only that thread may touch its platform
+// thread) and loaded back when it leaves the stop if the tracer changed
+// them; the tracer's writes are checked as Linux checks them (segment
+// selectors, the flags a program may change, reserved XSAVE header bits,
+// MXCSR), so an invalid state never reaches the CPU. The code and stack
+// segments cannot be changed at all (Linux would let a tracer switch a
+// tracee to 32-bit code; the sandbox's stubs run 64-bit code only).
+//
+// A task stopped for syscalls runs under PTRACE_SYSEMU on the host (never
+// the seccomp fast path), so every call reaches the Sentry with its
+// registers; its calls are not served without the kernel lock either.
 
 import Glibc
 import Platform
@@ -29,19 +44,60 @@ private let PTRACE_GETREGS = 12
 /// after it (xstate_bv, xcomp_bv, 48 reserved bytes).
 private let fxsaveSize = 512, xsaveHeaderSize = 64
 private let PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_ATTACH = 16, PTRACE_DETACH = 17, PTRACE_SEIZE = 0x4206
+private let PTRACE_SETREGS = 13, PTRACE_SINGLESTEP = 9, PTRACE_SYSCALL = 24, PTRACE_SYSEMU = 31, PTRACE_SYSEMU_SINGLESTEP = 32
+private let PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201, PTRACE_GETSIGINFO = 0x4202, PTRACE_SETSIGINFO = 0x4203
+private let PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208, PTRACE_GETSIGMASK = 0x420a, PTRACE_SETSIGMASK = 0x420b
+/// PTRACE_O_*: every option Linux knows (PTRACE_O_MASK).
+let PTRACE_O_TRACESYSGOOD: UInt64 = 1, PTRACE_O_TRACEFORK: UInt64 = 2, PTRACE_O_TRACEVFORK: UInt64 = 4
+let PTRACE_O_TRACECLONE: UInt64 = 8, PTRACE_O_TRACEEXEC: UInt64 = 0x10, PTRACE_O_TRACEVFORKDONE: UInt64 = 0x20
+private let PTRACE_O_EXITKILL: UInt64 = 0x100000, PTRACE_O_SUSPEND_SECCOMP: UInt64 = 0x200000, ptraceOptionsMask: UInt64 = 0x3000ff
+/// PTRACE_EVENT_*: the event in bits 8-15 of a stop's status.
+let PTRACE_EVENT_FORK: Int32 = 1, PTRACE_EVENT_VFORK: Int32 = 2, PTRACE_EVENT_CLONE: Int32 = 3
+let PTRACE_EVENT_EXEC: Int32 = 4, PTRACE_EVENT_VFORK_DONE: Int32 = 5
+let PTRACE_EVENT_STOP: Int32 = 128
+/// The trap flag, and the flags a tracer may change (Linux's FLAG_MASK:
+/// CF PF AF ZF SF TF DF OF NT RF AC).
+private let eflagsTF: UInt64 = 0x100, eflagsUserMask: UInt64 = 0x54dd5
+/// The size of struct user_regs_struct: PEEKUSER/POKEUSER below it address a register.
+private let userRegsSize = UInt64(MemoryLayout<Registers>.size)
 
 /// A traced task's side of the relationship. Guarded by Kernel.mu.
 final class PtraceState {
     /// The tracing process (its threads share the tracees, as in Linux
     /// where any thread of the tracer's group may wait for them).
     weak var tracer: ThreadGroup?
-    /// In a signal-delivery stop, with the signal that caused it.
+    /// In a ptrace stop, reported to wait as `stopSignal` (a signal, with
+    /// a PTRACE_EVENT_* in bits 8-15 for an event stop).
     var stopped = false
     var stopSignal: Int32 = 0
     /// The stop was reported to the tracer's wait.
     var reported = false
     /// The signal to deliver on resumption (0: suppressed).
     var resumeSignal: Int32 = 0
+    /// The stop's siginfo (PTRACE_GETSIGINFO): the signal's in a
+    /// signal-delivery stop, a SIGTRAP one in syscall and event stops, none
+    /// in a group stop (EINVAL).
+    var siginfo: SigInfo? = nil
+    /// PTRACE_O_* options; attached by PTRACE_SEIZE.
+    var options: UInt64 = 0
+    var seized = false
+    /// How the tracer resumed the tracee last.
+    enum Resume { case cont, syscall, sysemu }
+    var resume = Resume.cont
+    /// PTRACE_SINGLESTEP: the trap flag was set for one instruction.
+    var stepping = false
+    /// PTRACE_GETEVENTMSG: the last event's value (a new child's pid, ...).
+    var eventMsg: UInt64 = 0
+    /// An event stop to make before the task runs again (PTRACE_INTERRUPT,
+    /// PTRACE_EVENT_EXEC): its wait code and event message.
+    var pendingStop: (code: Int32, msg: UInt64)? = nil
+    /// The current group stop was reported to the tracer (it then runs on
+    /// when the tracer resumes it, as on Linux); PTRACE_LISTEN keeps it in
+    /// the group stop until SIGCONT, which makes it trap again.
+    var groupStopReported = false
+    var listening = false
+    /// The tracer changed `regs` (written back when the stop ends).
+    var regsDirty = false
     /// DR0-DR7 as the tracer set them (PTRACE_POKEUSER).
     var debugRegs = [UInt64](repeating: 0, count: 8)
     /// The tracee's FPU state while it is in a ptrace stop: its XSAVE area
@@ -61,44 +117,198 @@ extension ThreadGroup {
     /// A thread of the group is traced: signals it ignores still stop it.
     var traced: Bool { tasks.contains { $0.ptrace != nil } }
 
-    /// The tracer is gone: its tracees are detached and resumed.
-    /// Requires: Kernel.mu held.
+    /// The tracer is gone: its tracees are detached and resumed, or killed
+    /// if it asked for that (PTRACE_O_EXITKILL). Requires: Kernel.mu held.
     func detachTracees() {
         for t in kernel.tasks.values where t.ptrace != nil && (t.ptrace!.tracer == nil || t.ptrace!.tracer === self) {
+            let kill = t.ptrace!.options & PTRACE_O_EXITKILL != 0
             t.ptrace = nil
+            if kill { t.tg.beginExit(code: SIGKILL, bySignal: true) }
             t.wake()
         }
     }
 }
 
 extension Task {
-    /// A traced task took `info`: it stops, its tracer's wait reports the
-    /// stop, and it waits to be resumed. Returns the signal to deliver
-    /// then (nil: none; the tracer suppressed it), or nil with exit set
-    /// when the task must die. Requires: Kernel.mu held.
-    func ptraceSignalStop(_ info: SigInfo) -> SigInfo? {
-        guard let p = ptrace, let tracer = p.tracer else { ptrace = nil; return info }
+    /// Enters a ptrace stop reported to the tracer's wait as `code`, with
+    /// `info` for PTRACE_GETSIGINFO, and waits to be resumed. Returns false
+    /// when the task must exit instead (a SIGKILL, its group's exit).
+    /// Requires: Kernel.mu held, on the task's own driver thread.
+    @discardableResult
+    func ptraceStop(code: Int32, info: SigInfo?, resumeSignal: Int32 = 0) -> Bool {
+        guard let p = ptrace, let tracer = p.tracer else { ptrace = nil; return !(exitRequested || tg.exiting) }
+        if exitRequested || tg.exiting { return false }
+        if p.stepping {
+            // A single step ends at the first stop after it.
+            thread.regs.eflags &= ~eflagsTF
+            thread.markDirty()
+            p.stepping = false
+        }
         p.stopped = true
-        p.stopSignal = info.signo
+        p.stopSignal = code
         p.reported = false
-        p.resumeSignal = info.signo
+        p.resumeSignal = resumeSignal
+        p.siginfo = info
+        p.listening = false
+        // A call served as a seccomp notification has only its number and
+        // arguments in `regs`: the rest come in first. The tracer sees the
+        // call's number; the host thread keeps -1 there (no host restart).
+        var notifNr: UInt64? = nil
+        if thread.inNotif {
+            notifNr = thread.regs.orig_rax
+            thread.materialize()
+        }
         saveFPUForTracer(p)
         p.regs = thread.regs
+        if let nr = notifNr { p.regs!.orig_rax = nr }
+        p.regsDirty = false
         tracer.notifyChildEvent(tg)
         var ci = SigInfo(signo: SIGCHLD)
         ci.code = 4 // CLD_TRAPPED
-        ci.pid = vpid(tid); ci.status = info.signo
+        ci.pid = vpid(tid); ci.status = code & 0x7f
         tracer.sendSignal(SIGCHLD, ci)
         while p.stopped && ptrace === p && !exitRequested && !tg.exiting {
             _ = block(deadline: nil, stopWait: true)
         }
         p.stopped = false
+        // What the tracer wrote stands even if it detached meanwhile (Linux
+        // writes a stopped tracee's registers at once).
+        if p.regsDirty, var r = p.regs {
+            if notifNr != nil { r.orig_rax = thread.regs.orig_rax }
+            thread.regs = r
+            thread.markDirty()
+        }
+        p.regsDirty = false
         p.regs = nil
         restoreFPUFromTracer(p)
-        if exitRequested || tg.exiting { return nil }
+        if exitRequested || tg.exiting { return false }
+        ptraceSyscalls = ptrace === p && p.resume != .cont
+        guard ptrace === p else { return true }
+        if p.resume != .cont { thread.wantFast = false }
+        if p.stepping {
+            thread.regs.eflags |= eflagsTF
+            thread.markDirty()
+            thread.wantFast = false
+        }
+        return true
+    }
+
+    /// A traced task took `info`: it stops, its tracer's wait reports the
+    /// stop, and it waits to be resumed. Returns the signal to deliver
+    /// then (nil: none; the tracer suppressed it), or nil with exit set
+    /// when the task must die. Requires: Kernel.mu held.
+    func ptraceSignalStop(_ info: SigInfo) -> SigInfo? {
+        guard let p = ptrace, p.tracer != nil else { ptrace = nil; return info }
+        guard ptraceStop(code: info.signo, info: info, resumeSignal: info.signo) else { return nil }
         let sig = p.resumeSignal
         if sig == 0 { return nil }
-        return sig == info.signo ? info : SigInfo(signo: sig)
+        // The siginfo as the tracer left it (PTRACE_SETSIGINFO) if the
+        // signal is the one it names; another signal comes from the tracer.
+        if let si = p.siginfo, si.signo == sig { return si }
+        var fromTracer = SigInfo(signo: sig)
+        if let tr = p.tracer { fromTracer.pid = vpid(tr.tgid) }
+        return fromTracer
+    }
+
+    /// An event stop (SIGTRAP with PTRACE_EVENT_* `event`), if the tracer
+    /// asked for it with `option`; `msg` for PTRACE_GETEVENTMSG. Returns
+    /// false when the task must exit. Requires: Kernel.mu held.
+    @discardableResult
+    func ptraceEvent(_ event: Int32, option: UInt64, msg: UInt64) -> Bool {
+        guard let p = ptrace, p.options & option != 0 else { return true }
+        return trapStop(p, code: SIGTRAP | event << 8, msg: msg)
+    }
+
+    /// Before the task runs again: an event stop the tracer asked for
+    /// (PTRACE_INTERRUPT) or that a call left (exec), and a group stop the
+    /// tracer has not seen. Returns nil when there was none, else whether
+    /// the task may go on. Requires: Kernel.mu held.
+    func ptracePendingStop() -> Bool? {
+        guard let p = ptrace, p.tracer != nil else { return nil }
+        if let e = p.pendingStop {
+            p.pendingStop = nil
+            return trapStop(p, code: e.code, msg: e.msg)
+        }
+        if !tg.stopped {
+            p.groupStopReported = false
+            // PTRACE_LISTEN: the group stop ended (SIGCONT); trap again.
+            if p.listening { p.listening = false; return trapStop(p, code: SIGTRAP | PTRACE_EVENT_STOP << 8, msg: 0) }
+            return nil
+        }
+        // Reported: the task runs on once resumed, or (PTRACE_LISTEN)
+        // stays in its group stop.
+        if p.groupStopReported { return nil }
+        // A group stop becomes a ptrace stop the tracer's wait reports
+        // (PTRACE_EVENT_STOP for a seized tracee); no siginfo.
+        p.groupStopReported = true
+        return ptraceStop(code: p.seized ? tg.stopSignal | PTRACE_EVENT_STOP << 8 : tg.stopSignal, info: nil)
+    }
+
+    /// A SIGTRAP stop with wait code `code` (an event in bits 8-15).
+    private func trapStop(_ p: PtraceState, code: Int32, msg: UInt64) -> Bool {
+        p.eventMsg = msg
+        var info = SigInfo(signo: SIGTRAP)
+        info.code = code; info.pid = vpid(tid); info.uid = creds.uid
+        return ptraceStop(code: code, info: info)
+    }
+
+    /// Whether the task must stop before it runs on (prepareToRun) though
+    /// no signal is pending: PTRACE_INTERRUPT. Requires: Kernel.mu held.
+    var ptraceStopPending: Bool { ptrace?.pendingStop != nil }
+
+    /// The call a traced task stopped at, with syscall stops when its tracer
+    /// resumed it with PTRACE_SYSCALL or PTRACE_SYSEMU: an entry stop (rax
+    /// -ENOSYS, orig_rax the call), where the tracer may change the call, its
+    /// arguments or skip it (orig_rax -1; under SYSEMU it is always skipped,
+    /// rax being what the tracer left), then the call, then an exit stop
+    /// (PTRACE_SYSCALL) showing its result, which the tracer may change.
+    /// Requires: Kernel.mu held.
+    func ptraceSyscall() {
+        guard let p = ptrace, p.tracer != nil else {
+            ptraceSyscalls = false
+            dispatchSyscall(self)
+            return
+        }
+        let code = SIGTRAP | (p.options & PTRACE_O_TRACESYSGOOD != 0 ? 0x80 : 0)
+        var info = SigInfo(signo: SIGTRAP)
+        info.code = code; info.pid = vpid(tid); info.uid = creds.uid
+        if p.resume != .cont {
+            if thread.inNotif {
+                // Rare (traced tasks resume under SYSEMU): the registers
+                // come in first.
+                let nr = thread.regs.orig_rax
+                thread.materialize()
+                thread.regs.orig_rax = nr
+            }
+            thread.regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+            thread.markDirty()
+            let emulate = p.resume == .sysemu
+            guard ptraceStop(code: code, info: info) else { return }
+            thread.wantFast = false
+            if emulate { return }
+            if Int64(bitPattern: thread.regs.orig_rax) < 0 { return }          // skipped by the tracer
+        }
+        dispatchSyscall(self)
+        thread.wantFast = false
+        // An event the call left (exec) comes before its exit stop, as on Linux.
+        if let q = ptrace, q === p, let e = p.pendingStop {
+            p.pendingStop = nil
+            guard trapStop(p, code: e.code, msg: e.msg) else { return }
+        }
+        // The exit stop is for a tracer that asks for it now (it may have
+        // resumed the task from an event stop inside the call).
+        guard let q = ptrace, q === p, p.resume == .syscall else { return }
+        // It shows a restart request as Linux's registers hold it
+        // (-ERESTART*); a tracer that changes rax cancels the restart.
+        let restart = restartCode
+        if restart != 0 { thread.regs.rax = UInt64(bitPattern: Int64(restart)) }
+        let shown = thread.regs.rax
+        guard ptraceStop(code: code, info: info) else { return }
+        if restart != 0 {
+            if thread.regs.rax == shown { thread.regs.rax = UInt64(bitPattern: -Int64(EINTR)) } else { restartCode = 0 }
+            thread.markDirty()
+        }
+        thread.wantFast = false
     }
 
     /// On entering a ptrace stop, on the tracee's own thread.
@@ -117,7 +327,7 @@ extension Task {
     /// On leaving it: what the tracer wrote goes back into the thread.
     private func restoreFPUFromTracer(_ p: PtraceState) {
         defer { p.fpu = []; p.fpuDirty = false }
-        guard p.fpuDirty, ptrace === p else { return }
+        guard p.fpuDirty else { return }
         if p.hasXState {
             let r = thread.setXState(p.fpu)
             if r < 0 { Log.shared.info("ptrace: the host refused a checked XSAVE area (errno \(-r))") }
@@ -141,26 +351,33 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
     let k = t.kernel
     if req == PTRACE_TRACEME {
         guard let parent = t.tg.parent else { return err(EPERM) }
-        if t.ptrace != nil { return err(EPERM) }
+        if t.ptrace != nil || !Yama.shared.mayTraceMe(t, parent: parent) { return err(EPERM) }
         t.ptrace = PtraceState(tracer: parent)
         return 0
     }
     guard pid > 0, let target = k.task(pid, by: t), !target.tg.zombie else { return err(ESRCH) }
     if req == PTRACE_ATTACH || req == PTRACE_SEIZE {
-        if req == PTRACE_SEIZE && (addr != 0 || data != 0) { return err(EINVAL) }  // no PTRACE_O_* events
+        if req == PTRACE_SEIZE {
+            // Unknown options are EIO here (EINVAL for PTRACE_SETOPTIONS).
+            if addr != 0 || data & ~ptraceOptionsMask != 0 { return err(EIO) }
+            if let e = checkOptions(t, data) { return e }
+        }
         if target.tg === t.tg { return err(EPERM) }
         if target.ptrace != nil { return err(EPERM) }
-        if !mayAttach(t, target.tg) { return err(EPERM) }
-        target.ptrace = PtraceState(tracer: t.tg)
+        if !mayAttach(t, target.tg) || !Yama.shared.mayAttach(t, target) { return err(EPERM) }
+        let p = PtraceState(tracer: t.tg)
+        if req == PTRACE_SEIZE { p.seized = true; p.options = data }
+        target.ptrace = p
         if target.tg.parent !== t.tg || target.tid != target.tg.tgid { t.tg.tracesNonChildren = true }
         if req == PTRACE_ATTACH && target.tg.stopped {
             // Already in a group stop: that stop becomes a ptrace stop the
             // tracer's wait reports (SIGSTOP), as Linux traps a stopped
             // tracee at attach; a SIGSTOP sent now would only stop it again
             // after it is resumed, and the wait found nothing to report.
-            target.ptrace!.stopped = true
-            target.ptrace!.stopSignal = target.tg.stopSignal
-            target.ptrace!.reported = false
+            p.stopped = true
+            p.stopSignal = target.tg.stopSignal
+            p.reported = false
+            p.groupStopReported = true
             t.tg.notifyChildEvent(target.tg)
         } else if req == PTRACE_ATTACH {
             // To the thread attached, not its process: another thread could
@@ -172,10 +389,28 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         }
         return 0
     }
-    // Every other request needs a tracee of ours, stopped (but KILL).
+    // Every other request needs a tracee of ours, stopped (but KILL,
+    // INTERRUPT and LISTEN's own rules).
     guard let p = target.ptrace, p.tracer === t.tg else { return err(ESRCH) }
     if req == PTRACE_KILL {
         target.tg.beginExit(code: SIGKILL, bySignal: true)
+        return 0
+    }
+    if req == PTRACE_INTERRUPT || req == PTRACE_LISTEN {
+        // Only for a tracee attached by PTRACE_SEIZE (EIO otherwise).
+        if !p.seized { return err(EIO) }
+        if req == PTRACE_INTERRUPT {
+            // A stop (PTRACE_EVENT_STOP) at the next chance: a blocking
+            // call is interrupted (and restarted after), running code kicked.
+            if !p.stopped && p.pendingStop == nil { p.pendingStop = (SIGTRAP | PTRACE_EVENT_STOP << 8, 0) }
+            target.kick()
+            return 0
+        }
+        // LISTEN: only from a group stop (an event stop of a stopped group).
+        guard p.stopped, target.tg.stopped, p.stopSignal >> 8 == PTRACE_EVENT_STOP else { return err(EIO) }
+        p.stopped = false
+        p.listening = true
+        target.wake()
         return 0
     }
     // A tracee in a group stop (attached while stopped) is as good as in a
@@ -184,12 +419,47 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
     let peeks = [PTRACE_PEEKTEXT, PTRACE_PEEKDATA, PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_DETACH]
     if !p.stopped && !(target.tg.stopped && peeks.contains(req)) { return err(ESRCH) }
     switch req {
-    case PTRACE_CONT, PTRACE_DETACH:
+    case PTRACE_CONT, PTRACE_DETACH, PTRACE_SYSCALL, PTRACE_SYSEMU, PTRACE_SINGLESTEP, PTRACE_SYSEMU_SINGLESTEP:
         if data > 64 { return err(EIO) }
         p.resumeSignal = Int32(data)
         p.stopped = false
+        switch req {
+        case PTRACE_SYSCALL: p.resume = .syscall
+        case PTRACE_SYSEMU, PTRACE_SYSEMU_SINGLESTEP: p.resume = .sysemu
+        default: p.resume = .cont
+        }
+        p.stepping = req == PTRACE_SINGLESTEP || req == PTRACE_SYSEMU_SINGLESTEP
         if req == PTRACE_DETACH { target.ptrace = nil }
         target.wake()
+        return 0
+    case PTRACE_SETOPTIONS:
+        if let e = checkOptions(t, data) { return e }
+        p.options = data
+        return 0
+    case PTRACE_GETEVENTMSG:
+        var v = p.eventMsg
+        return t.memWrite(data, &v, 8) == 8 ? 0 : err(EFAULT)
+    case PTRACE_GETSIGINFO:
+        guard let si = p.siginfo else { return err(EINVAL) }                    // a group stop has none
+        return t.copyOut(data, si.bytes()) ? 0 : err(EFAULT)
+    case PTRACE_SETSIGINFO:
+        guard p.siginfo != nil else { return err(EINVAL) }
+        guard let b = t.copyIn(data, 32) else { return err(EFAULT) }
+        var si = suppliedSigInfo(Int32(bitPattern: get32(b, 0)), b).info
+        // A fault's address and a syscall stop's fields are kept as given.
+        if p.siginfo!.isFault { si.isFault = true; si.addr = get64(b, 16) }
+        p.siginfo = si
+        return 0
+    case PTRACE_GETSIGMASK, PTRACE_SETSIGMASK:
+        // addr: the size of the kernel's sigset_t.
+        if addr != 8 { return err(EINVAL) }
+        if req == PTRACE_GETSIGMASK {
+            var m = target.sigMask
+            return t.memWrite(data, &m, 8) == 8 ? 0 : err(EFAULT)
+        }
+        var m: UInt64 = 0
+        if t.memRead(data, &m, 8) != 8 { return err(EFAULT) }
+        target.sigMask = m & ~(sigBit(SIGKILL) | sigBit(SIGSTOP))
         return 0
     case PTRACE_PEEKTEXT, PTRACE_PEEKDATA:
         var word: UInt64 = 0
@@ -199,10 +469,24 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         var word = data
         return target.memWrite(addr, &word, 8) == 8 ? 0 : err(EIO)
     case PTRACE_PEEKUSER, PTRACE_POKEUSER:
-        // Linux: an offset inside struct user, 8-aligned, else EIO. Only
-        // the debug registers are emulated; DR4 and DR5 do not exist.
+        // Linux: an offset inside struct user, 8-aligned, else EIO. The
+        // general registers and the debug registers are emulated (DR4 and
+        // DR5 do not exist); the rest of struct user reads as 0.
         if addr & 7 != 0 || addr >= userSize { return err(EIO) }
-        guard addr >= userDebugRegs else { return err(EIO) }
+        if addr < userRegsSize {
+            guard var r = p.regs else { return err(EIO) }
+            if req == PTRACE_PEEKUSER {
+                var word = withUnsafeBytes(of: &r) { $0.load(fromByteOffset: Int(addr), as: UInt64.self) }
+                return t.memWrite(data, &word, 8) == 8 ? 0 : err(EFAULT)
+            }
+            withUnsafeMutableBytes(of: &r) { $0.storeBytes(of: data, toByteOffset: Int(addr), as: UInt64.self) }
+            return setRegs(p, r)
+        }
+        guard addr >= userDebugRegs else {
+            if req == PTRACE_POKEUSER { return err(EIO) }
+            var zero: UInt64 = 0
+            return t.memWrite(data, &zero, 8) == 8 ? 0 : err(EFAULT)
+        }
         let n = Int((addr - userDebugRegs) / 8)
         if n == 4 || n == 5 { return err(EIO) }
         if req == PTRACE_PEEKUSER {
@@ -214,16 +498,28 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
         p.debugRegs[n] = data
         return 0
     case PTRACE_GETREGS:
-        // struct user_regs_struct, as the stop found it (read only here).
+        // struct user_regs_struct, as the stop found it.
         guard var r = p.regs else { return err(EIO) }
         return t.memWrite(data, &r, MemoryLayout<Registers>.size) == MemoryLayout<Registers>.size ? 0 : err(EFAULT)
-    case PTRACE_GETREGSET where addr == NT_PRSTATUS:
+    case PTRACE_SETREGS:
+        guard p.regs != nil else { return err(EIO) }
+        var r = Registers()
+        if t.memRead(data, &r, MemoryLayout<Registers>.size) != MemoryLayout<Registers>.size { return err(EFAULT) }
+        return setRegs(p, r)
+    case PTRACE_GETREGSET where addr == NT_PRSTATUS, PTRACE_SETREGSET where addr == NT_PRSTATUS:
         var iov = (base: UInt64(0), len: UInt64(0))
         if t.memRead(data, &iov, 16) != 16 { return err(EFAULT) }
         guard var r = p.regs else { return err(EIO) }
         if iov.len % 8 != 0 { return err(EINVAL) }
-        let n = Int(min(iov.len, UInt64(MemoryLayout<Registers>.size)))
-        if n > 0 && t.memWrite(iov.base, &r, n) != n { return err(EFAULT) }
+        let n = Int(min(iov.len, userRegsSize))
+        if req == PTRACE_GETREGSET {
+            if n > 0 && t.memWrite(iov.base, &r, n) != n { return err(EFAULT) }
+        } else {
+            // A prefix of the registers replaces theirs (Linux's regset_set).
+            if n > 0 && t.memRead(iov.base, &r, n) != n { return err(EFAULT) }
+            let e = setRegs(p, r)
+            if e != 0 { return e }
+        }
         iov.len = UInt64(n)
         return t.memWrite(data + 8, &iov.len, 8) == 8 ? 0 : err(EFAULT)
     case PTRACE_GETREGSET, PTRACE_SETREGSET:
@@ -259,6 +555,31 @@ private func sysPtrace(_ t: Task, _ a: Args) -> Int {
     default:
         return err(EIO)
     }
+}
+
+/// PTRACE_SETOPTIONS' (and PTRACE_SEIZE's) options: Linux's bits only;
+/// suspending seccomp needs CAP_SYS_ADMIN. nil when they are acceptable.
+private func checkOptions(_ t: Task, _ options: UInt64) -> Int? {
+    if options & ~ptraceOptionsMask != 0 { return err(EINVAL) }
+    if options & PTRACE_O_SUSPEND_SECCOMP != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    return nil
+}
+
+/// The tracer's new general registers for a stopped tracee, checked as
+/// Linux's putreg checks them: data segment selectors null or of user
+/// privilege, fs_base and gs_base user addresses (EIO otherwise), and of
+/// the flags only those a program may change. The code and stack segments
+/// stay as they are (EIO for another value: see the header).
+private func setRegs(_ p: PtraceState, _ new: Registers) -> Int {
+    guard let cur = p.regs else { return err(EIO) }
+    if new.cs != cur.cs || new.ss != cur.ss { return err(EIO) }
+    for sel in [new.ds, new.es, new.fs, new.gs] where sel > 0xffff || (sel != 0 && sel & 3 != 3) { return err(EIO) }
+    if new.fs_base >= taskSizeMax || new.gs_base >= taskSizeMax { return err(EIO) }
+    var r = new
+    r.eflags = (cur.eflags & ~eflagsUserMask) | (new.eflags & eflagsUserMask)
+    p.regs = r
+    p.regsDirty = true
+    return 0
 }
 
 /// The size of an FPU regset of a stopped tracee, -errno when the tracee's

@@ -192,8 +192,9 @@ private func ioprioTargets(_ t: Task, _ which: Int32, _ who: Int32) -> Result<[T
     priorityTargets(t, which &- 1, who)
 }
 
-private func sysIoprioSet(_ t: Task, _ a: Args) -> Int {
-    let v = a.int(2)
+/// Linux's ioprio_check_cap: an I/O priority `v` the caller may ask for
+/// (ioprio_set, an io_uring read or write), or -errno.
+func checkIoprio(_ t: Task, _ v: Int32) -> Int {
     let cls = (v >> 13) & 7, data = v & 0x1fff, level = data & 7
     if v < 0 || v >= 1 << 16 { return err(EINVAL) }
     switch cls {
@@ -205,6 +206,13 @@ private func sysIoprioSet(_ t: Task, _ a: Args) -> Int {
     case 0: if data != 0 { return err(EINVAL) }
     default: return err(EINVAL)
     }
+    return 0
+}
+
+private func sysIoprioSet(_ t: Task, _ a: Args) -> Int {
+    let v = a.int(2)
+    let e = checkIoprio(t, v)
+    if e != 0 { return e }
     let ts: [Task]
     switch ioprioTargets(t, a.int(0), a.int(1)) { case .failure(let e): return e.ret; case .success(let x): ts = x }
     for x in ts where x.tg !== t.tg && t.creds.euid != x.creds.uid && t.creds.uid != x.creds.uid

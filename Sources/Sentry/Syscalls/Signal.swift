@@ -184,7 +184,7 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
 /// si_value as given, and whether it claims to come from kill or the kernel
 /// (si_code >= 0, or SI_TKILL), which Linux lets a process send only to
 /// itself, so that it cannot forge a kernel-generated signal to another.
-private func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, claimsKernelOrKill: Bool) {
+func suppliedSigInfo(_ sig: Int32, _ b: [UInt8]) -> (info: SigInfo, claimsKernelOrKill: Bool) {
     var info = SigInfo(signo: sig)
     info.errno_ = Int32(bitPattern: get32(b, 4))                          // delivered as given, as Linux does
     info.code = Int32(bitPattern: get32(b, 8))

@@ -394,6 +394,9 @@ final class FDTable {
             Kernel.shared?.inotifyClosed(f)
             if f.lockKey != nil { Kernel.shared?.fileLocks.releaseAll(.description(ObjectIdentifier(f))) }
             f.dropWriter()
+            // Its I/O signals end first (Linux's __fput drops the fasync
+            // entry before the release), so closing wakes no owner of its own.
+            f.flags &= ~O_ASYNC
             f.release()
         }
     }
