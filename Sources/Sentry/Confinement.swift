@@ -59,6 +59,10 @@ enum Confinement {
         if threadCount() > 2 { return "a thread started before the sentry confined itself" }
         var r = moat_sentry_empty_root()
         if r != 0 { return "cannot empty the sentry's root: errno \(-r)" }
+        // While it may: stubs (which inherit it) can have their nice value
+        // lowered back to the Sentry's own, never below (Kernel/HostScheduling.swift).
+        // Without the capability the nice values only go up.
+        _ = moat_nice_floor_limit()
         r = moat_drop_privileges_as(sandboxID)
         if r != 0 { return "cannot drop the sentry's privileges: errno \(-r)" }
         // Ids, capabilities and the bounding set are per thread (the raw
