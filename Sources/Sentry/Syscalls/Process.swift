@@ -276,11 +276,13 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
 
 /// setns into a user namespace (Linux's userns_install): not the caller's
 /// own (EINVAL: it would regain capabilities), only for a single-threaded
-/// process (EINVAL), with CAP_SYS_ADMIN over the namespace (EPERM: the
-/// caller's own or one below it only); the caller gets every capability there.
+/// process that shares its fs context (CLONE_FS) with no other (EINVAL),
+/// with CAP_SYS_ADMIN over the namespace (EPERM: the caller's own or one
+/// below it only); the caller gets every capability there.
 private func joinUserNamespace(_ t: Task, _ ns: UserNamespace) -> Int {
     if ns === t.creds.userNS { return err(EINVAL) }
     if t.tg.tasks.count > 1 { return err(EINVAL) }
+    if t.kernel.tasks.values.contains(where: { $0 !== t && $0.fs === t.fs }) { return err(EINVAL) }
     if !t.creds.capable(Cap.sysAdmin, in: ns) { return err(EPERM) }
     t.creds.enter(ns)
     return 0
