@@ -20,7 +20,8 @@
 // because the Sentry sets RLIMIT_NICE to its own value while it still may
 // (Confinement.finish); without that it stays where it was. The floor is
 // recomputed when a nice value changes, not when a task exits.
-// KVM tasks have no stub thread (hostTid 0): their nice is stored only.
+// On KVM a task's code runs on its driver thread (no stub): that thread
+// takes the nice value and the affinity instead.
 //
 // Affinity: a task's driver and stub threads share one CPU (Task.pin), the
 // tasks spread round-robin. A mask the application sets (sched_setaffinity,
@@ -55,15 +56,20 @@ extension Kernel {
     /// stub's, made by its parent's or ahead of time, is not known).
     /// Requires: mu held.
     func applyHostNice(_ t: Task, force: Bool = false) {
-        guard t.hostTid > 0 else { return }
+        let tid = t.codeTid
+        guard tid > 0 else { return }
         let base = Kernel.hostNiceBase
         let want = min(19, base + max(0, t.nice - niceFloor))
         if want == (t.hostNice ?? base) && !force { return }
-        if moat_set_nice(t.hostTid, want) == 0 { t.hostNice = want }
+        if moat_set_nice(tid, want) == 0 { t.hostNice = want }
     }
 }
 
 extension Task {
+    /// The host thread that runs the task's code: its stub thread, or on
+    /// KVM its driver thread (0 before it started).
+    var codeTid: pid_t { hostTid > 0 ? hostTid : driverTid }
+
     /// How the host divides CPU time among `tasks` that all want it: each
     /// CPU they are pinned to runs its share of them at once, and on one
     /// CPU CFS gives each a part in proportion to its weight (1024 at nice
@@ -88,10 +94,12 @@ extension Task {
         return cpus[Int(tid) % cpus.count]
     }
 
-    /// Pins the stub thread to `hostCPU` after the affinity mask changed
-    /// (the driver follows at its next pin). Requires: mu held.
+    /// Pins the thread that runs the task's code to `hostCPU` after the
+    /// affinity mask changed (a stub's driver follows at its next pin).
+    /// Requires: mu held.
     func applyAffinity() {
-        guard hostTid > 0, kernel.allowedCPUs.count > 1, let cpu = hostCPU else { return }
-        _ = moat_sched_pin(hostTid, cpu)
+        let tid = codeTid
+        guard tid > 0, kernel.allowedCPUs.count > 1, let cpu = hostCPU else { return }
+        _ = moat_sched_pin(tid, cpu)
     }
 }

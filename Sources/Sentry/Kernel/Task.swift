@@ -188,6 +188,10 @@ final class Task {
             // The init task's context was made before confinement; a
             // clone's comes with it (Process.swift; KVMTasks.swift).
             kernel.lock()
+            // This thread runs the task's code: its nice value and affinity
+            // (made by the creator's thread, whose nice it has).
+            kernel.applyHostNice(self, force: true)
+            if cpuMask != onlineCPUMask { applyAffinity() }
             if thread == nil {
                 guard let v = KVMTasks.take() else {
                     Log.shared.info("no KVM context for task \(tid)")
