@@ -178,12 +178,14 @@ func registerFile(_ t: SyscallTable) {
     }
     t[161] = { t, a in                                                                    // chroot
         // Linux's order: the lookup, search permission on the directory
-        // (EACCES), then CAP_SYS_CHROOT (EPERM).
+        // (EACCES), then CAP_SYS_CHROOT in the caller's user namespace
+        // (EPERM; its root may: set-id files it does not map run without
+        // their ids, Credentials.afterExec).
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
             if !t.mayAccess(p.inode, 1) { return err(EACCES) }
-            if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
+            if !t.creds.hasOwn(Cap.sysChroot) { return err(EPERM) }
             t.fs.root = p
             return 0
         case .failure(let e): return e.ret

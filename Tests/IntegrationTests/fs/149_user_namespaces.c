@@ -229,6 +229,9 @@ static void unprivileged(void) {
         T(unshare(CLONE_NEWUSER));
         ids("second level");
         show("second level uid_map", "self/uid_map");
+        /* Its root may chroot, and a chrooted process makes no namespace. */
+        T(chroot("d149"));
+        T(unshare(CLONE_NEWUSER));
         _exit(0);
     }
     say("child: %d", wait_child(p));
