@@ -83,6 +83,11 @@ int moat_get_nice(void) {
     int n = getpriority(PRIO_PROCESS, 0);
     return errno != 0 ? 0 : n;
 }
+int moat_nice_can_return(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NICE, &r) != 0) return 0;
+    return r.rlim_cur != RLIM_INFINITY && r.rlim_cur < (rlim_t)(20 - moat_get_nice()) ? 0 : 1;
+}
 int moat_nice_floor_limit(void) {
     rlim_t lim = (rlim_t)(20 - moat_get_nice());
     struct rlimit r = { lim, lim };

@@ -49,6 +49,11 @@ enum Confinement {
         guard n > 0, let pid = UInt32(String(cString: buf)) else { return "cannot read the sentry's host pid" }
         sandboxID = MOAT_SANDBOX_ID_BASE &+ pid
         moat_set_sandbox_id(sandboxID)
+        // While it may, before any stub exists (they inherit it): a stub's
+        // nice value can be lowered back to the Sentry's own, never below
+        // (Kernel/HostScheduling.swift). Without CAP_SYS_RESOURCE nice values
+        // only go up.
+        _ = moat_nice_floor_limit()
         return nil
     }
 
@@ -59,10 +64,6 @@ enum Confinement {
         if threadCount() > 2 { return "a thread started before the sentry confined itself" }
         var r = moat_sentry_empty_root()
         if r != 0 { return "cannot empty the sentry's root: errno \(-r)" }
-        // While it may: stubs (which inherit it) can have their nice value
-        // lowered back to the Sentry's own, never below (Kernel/HostScheduling.swift).
-        // Without the capability the nice values only go up.
-        _ = moat_nice_floor_limit()
         r = moat_drop_privileges_as(sandboxID)
         if r != 0 { return "cannot drop the sentry's privileges: errno \(-r)" }
         // Ids, capabilities and the bounding set are per thread (the raw

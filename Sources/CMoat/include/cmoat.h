@@ -183,6 +183,9 @@ int moat_get_nice(void);
    threads may then have their nice lowered back to it, never below, without
    a capability. Needs CAP_SYS_RESOURCE to raise the hard limit. */
 int moat_nice_floor_limit(void);
+/* Whether RLIMIT_NICE lets this process (and the stubs, which inherit it)
+   have a nice value lowered back to its own without a capability. */
+int moat_nice_can_return(void);
 /// The CPUs this process may run on (its cpuset/affinity), up to max.
 int moat_allowed_cpus(int *out, int max);
 /// CLOCK_MONOTONIC in ns, and its value when this process's constructors ran (startup.c).

@@ -18,8 +18,12 @@
 // host nice value needs no privilege; lowering it back (a task lowering
 // its own, the floor rising again) works down to `base`, never below,
 // because the Sentry sets RLIMIT_NICE to its own value while it still may
-// (Confinement.finish); without that it stays where it was. The floor is
-// recomputed when a nice value changes, not when a task exits.
+// (Confinement.begin). Without that (a launcher without CAP_SYS_RESOURCE)
+// a host nice value only goes up, and so the floor only goes down: raising
+// it back would leave the stubs already shifted where they are while new
+// ones are not, and their weights would no longer be the application's.
+// With it the floor is recomputed when a nice value changes and when a task
+// at it exits.
 // On KVM a task's code runs on its driver thread (no stub): that thread
 // takes the nice value and the affinity instead.
 //
@@ -36,6 +40,8 @@ extension Kernel {
     /// The Sentry's own host nice value, what a nice 0 task gets while no
     /// task is below 0.
     static let hostNiceBase: Int32 = Int32(moat_get_nice())
+    /// Whether host nice values may go back down to `hostNiceBase` (RLIMIT_NICE).
+    static let hostNiceCanReturn: Bool = moat_nice_can_return() != 0
 
     /// Task `t`'s nice value went from `old` to `t.nice`: its stub's host
     /// nice follows, and every task's when the sandbox's lowest value
@@ -43,12 +49,24 @@ extension Kernel {
     func niceChanged(_ t: Task, from old: Int32) {
         var floor = niceFloor
         if t.nice < floor { floor = t.nice }
-        else if old == floor && t.nice > old { floor = min(0, tasks.values.reduce(t.nice) { min($0, $1.nice) }) }
+        else if old == floor && t.nice > old && Kernel.hostNiceCanReturn {
+            floor = min(0, tasks.values.reduce(t.nice) { min($0, $1.nice) })
+        }
         if floor != niceFloor {
             niceFloor = floor
             for x in tasks.values where x !== t { applyHostNice(x) }
         }
         applyHostNice(t)
+    }
+
+    /// Task `t` has left the kernel: if it held the floor up, the others
+    /// go back down. Requires: mu held.
+    func niceTaskLeft(_ t: Task) {
+        guard niceFloor < 0, t.nice == niceFloor, Kernel.hostNiceCanReturn else { return }
+        let floor = tasks.values.reduce(Int32(0)) { min($0, $1.nice) }
+        if floor == niceFloor { return }
+        niceFloor = floor
+        for x in tasks.values { applyHostNice(x) }
     }
 
     /// Sets the host nice value of `t`'s stub thread from its nice value

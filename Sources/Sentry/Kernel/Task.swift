@@ -442,6 +442,7 @@ final class Task {
             _ = tg.sampleCPU()
         }
         kernel.tasks[tid] = nil
+        kernel.niceTaskLeft(self)
         if tid == tg.tgid {
             tg.exitComm = comm                          // a zombie's /proc/PID/stat keeps its name
             tg.exitedLeader = self                      // and the sched_* calls still find it

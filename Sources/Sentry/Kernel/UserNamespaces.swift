@@ -92,13 +92,13 @@ final class UserNamespace {
 
     var isRoot: Bool { parent == nil }
 
-    /// A child namespace made by a task with credentials `c`, or the error
-    /// Linux's create_user_ns gives. Requires: mu held.
-    static func create(by c: Credentials, kernel k: Kernel) -> Result<UserNamespace, Errno> {
+    /// A child namespace made by a task with credentials `c`, or the errors
+    /// of Linux's create_user_ns in its order: too deep or too many
+    /// (ENOSPC), a `chrooted` creator or one whose ids the parent does not
+    /// map (EPERM). Requires: mu held.
+    static func create(by c: Credentials, chrooted: Bool, kernel k: Kernel) -> Result<UserNamespace, Errno> {
         let parent = c.userNS
         if parent.level > maxLevel { return .failure(Errno(ENOSPC)) }
-        // The creator's ids must mean something in the parent (EPERM).
-        if parent.localUID(c.euid) == nil || parent.localGID(c.egid) == nil { return .failure(Errno(EPERM)) }
         let limit = Int(k.sysctl.entries["user/max_user_namespaces"]?.value ?? "") ?? Int.max
         let ok = k.userNamespaceCount.withLock { n in
             if n >= limit { return false }
@@ -106,7 +106,11 @@ final class UserNamespace {
             return true
         }
         if !ok { return .failure(Errno(ENOSPC)) }
-        return .success(UserNamespace(parent: parent, creator: c, kernel: k))
+        if chrooted || parent.localUID(c.euid) == nil || parent.localGID(c.egid) == nil {
+            k.userNamespaceCount.withLock { $0 -= 1 }
+            return .failure(Errno(EPERM))
+        }
+        return .success(UserNamespace(parent: parent, creator: c, kernel: k))   // its deinit gives the count back
     }
 
     /// Whether this namespace is `ns` or below it.
@@ -191,9 +195,10 @@ final class UserNamespace {
                     .map({ $0.lower + (l.lower - $0.first) }) else { return EPERM }
             mapped.append(IDExtent(first: l.first, lower: k, count: l.count))
         }
-        // Mapping the parent's root from inside needs the creator to have
-        // had CAP_SETFCAP (Linux's verify_root_map).
-        if uid, mapped.contains(where: { $0.lower == 0 }) {
+        // Mapping the parent's uid 0 needs CAP_SETFCAP in the parent: the
+        // creator's when it was made, for a writer inside (Linux's
+        // verify_root_map, on the parent's numbers).
+        if uid, lines.contains(where: { $0.lower == 0 }) {
             if w.userNS === self ? !parentCouldSetfcap : !w.capable(Cap.setfcap, in: parent) { return EPERM }
         }
         return maps.withLock { m in
@@ -307,6 +312,21 @@ extension Credentials {
         capPrm = Cap.all; capEff = Cap.all; capBnd = Cap.all
         capInh = 0; capAmb = 0
         securebits = 0
+    }
+}
+
+extension Task {
+    /// The caller's credentials in a new child of its user namespace (for
+    /// unshare, or a clone's child), or UserNamespace.create's error (a
+    /// caller whose root is not the mount tree's is chrooted, Linux's
+    /// current_chrooted). Requires: mu held.
+    func credsInNewUserNamespace() -> Result<Credentials, Errno> {
+        let chrooted = fs.root.dentry !== kernel.vfs.rootMount.root
+        return UserNamespace.create(by: creds, chrooted: chrooted, kernel: kernel).map { ns in
+            var c = creds
+            c.enter(ns)
+            return c
+        }
     }
 }
 

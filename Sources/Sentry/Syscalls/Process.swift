@@ -167,12 +167,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     // namespace, if any, with every capability there.
     var creds = t.creds
     if flags & CLONE_NEWUSER_ != 0 {
-        // A chrooted caller may not (Linux's current_chrooted: EPERM).
-        if t.fs.root.dentry !== t.kernel.vfs.rootMount.root { return err(EPERM) }
-        switch UserNamespace.create(by: t.creds, kernel: t.kernel) {
-        case .success(let ns): creds.enter(ns)
-        case .failure(let e): return e.ret
-        }
+        switch t.credsInNewUserNamespace() { case .success(let c): creds = c; case .failure(let e): return e.ret }
     }
     let others = CLONE_NEWNET_ | CLONE_NEWTIME_ | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_ | CLONE_NEWCGROUP_
     if flags & others != 0 && !creds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
@@ -313,11 +308,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     // need, as on Linux; else the caller's, with CAP_SYS_ADMIN in its own.
     var childCreds = t.creds
     if flags & CLONE_NEWUSER_ != 0 {
-        if t.fs.root.dentry !== k.vfs.rootMount.root { return err(EPERM) }     // chrooted (Linux's current_chrooted)
-        switch UserNamespace.create(by: t.creds, kernel: k) {
-        case .success(let ns): childCreds.enter(ns)
-        case .failure(let e): return e.ret
-        }
+        switch t.credsInNewUserNamespace() { case .success(let c): childCreds = c; case .failure(let e): return e.ret }
     }
     if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_ | CLONE_NEWPID_ | CLONE_NEWNET_) != 0
         && !childCreds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
