@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -123,6 +124,9 @@ int moat_sentry_seccomp(void) {
     // Driving stubs.
     ALLOW(ptrace); ALLOW(wait4); ALLOW(waitid); ALLOW(process_vm_readv); ALLOW(process_vm_writev);
     ALLOW(kill); ALLOW(tgkill); ALLOW(sched_setaffinity); ALLOW(sched_getaffinity); ALLOW(sched_yield);
+    /* A task's nice value on its stub thread (Kernel/HostScheduling.swift): one thread at a time. */
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setpriority), 1, SCMP_A0(SCMP_CMP_EQ, PRIO_PROCESS)) != 0) goto fail;
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getpriority), 1, SCMP_A0(SCMP_CMP_EQ, PRIO_PROCESS)) != 0) goto fail;
     // The fast path (fastpath.c): a stub thread's seccomp listener is taken
     // with pidfd_getfd (the Sentry traces every stub, which the host checks)
     // and served with the notification ioctls.

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 long moat_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data) {
     return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);
@@ -73,6 +74,24 @@ int moat_allowed_cpus(int *out, int max) {
 int moat_sched_pin(pid_t tid, int cpu) {
     cpu_set_t set; CPU_ZERO(&set); CPU_SET(cpu, &set);
     return sched_setaffinity(tid, sizeof(set), &set);
+}
+int moat_set_nice(pid_t tid, int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)tid, nice) == 0 ? 0 : -errno;
+}
+int moat_get_nice(void) {
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, 0);
+    return errno != 0 ? 0 : n;
+}
+int moat_nice_can_return(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NICE, &r) != 0) return 0;
+    return r.rlim_cur != RLIM_INFINITY && r.rlim_cur < (rlim_t)(20 - moat_get_nice()) ? 0 : 1;
+}
+int moat_nice_floor_limit(void) {
+    rlim_t lim = (rlim_t)(20 - moat_get_nice());
+    struct rlimit r = { lim, lim };
+    return setrlimit(RLIMIT_NICE, &r) == 0 ? 0 : -errno;
 }
 
 uint64_t moat_host_xcr0(void) {

@@ -49,6 +49,11 @@ enum Confinement {
         guard n > 0, let pid = UInt32(String(cString: buf)) else { return "cannot read the sentry's host pid" }
         sandboxID = MOAT_SANDBOX_ID_BASE &+ pid
         moat_set_sandbox_id(sandboxID)
+        // While it may, before any stub exists (they inherit it): a stub's
+        // nice value can be lowered back to the Sentry's own, never below
+        // (Kernel/HostScheduling.swift). Without CAP_SYS_RESOURCE nice values
+        // only go up.
+        _ = moat_nice_floor_limit()
         return nil
     }
 

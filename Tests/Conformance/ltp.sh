@@ -237,7 +237,12 @@ cmd_run() {
     export -f run_native run_moat run_runsc verdict one_test
     export repo root out secs sides
     export LTP_ENV_STR="${ltp_env[*]}"
-    select_tests "$ltp/runtest/syscalls" "$@" >"$out/selected"
+    # LTP_RUNTEST: another runtest file of the tree (containers: the
+    # userns tests, built with `make -C testcases/kernel/containers/userns
+    # install DESTDIR=$cache/install` in the cache's src).
+    local runtest="$ltp/runtest/${LTP_RUNTEST:-syscalls}"
+    [ -f "$runtest" ] || runtest="$cache/src/runtest/${LTP_RUNTEST:-syscalls}"
+    select_tests "$runtest" "$@" >"$out/selected"
     xargs -a "$out/selected" -d '\n' -P "$jobs" -I{} bash -c 'one_test "$@"' _ {}
     sort -o "$out/results" "$out/results"
     echo "$out/results"

@@ -180,6 +180,17 @@ long moat_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 int moat_tgkill(pid_t tgid, pid_t tid, int sig);
 pid_t moat_gettid(void);
 int moat_sched_pin(pid_t tid, int cpu);
+/* setpriority(PRIO_PROCESS, tid, nice) of one host thread: 0 or -errno. */
+int moat_set_nice(pid_t tid, int nice);
+/* The calling thread's host nice value (0 if it cannot be read). */
+int moat_get_nice(void);
+/* RLIMIT_NICE (soft and hard) at the calling process's own nice value: its
+   threads may then have their nice lowered back to it, never below, without
+   a capability. Needs CAP_SYS_RESOURCE to raise the hard limit. */
+int moat_nice_floor_limit(void);
+/* Whether RLIMIT_NICE lets this process (and the stubs, which inherit it)
+   have a nice value lowered back to its own without a capability. */
+int moat_nice_can_return(void);
 /// The CPUs this process may run on (its cpuset/affinity), up to max.
 int moat_allowed_cpus(int *out, int max);
 /// CLOCK_MONOTONIC in ns, and its value when this process's constructors ran (startup.c).

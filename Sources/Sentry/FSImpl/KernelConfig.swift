@@ -3,7 +3,7 @@
 // suites read it to learn which features exist (LTP's tst_kconfig skips or
 // breaks a test on it), so it says what Moat implements, not what the host
 // kernel was built with: a feature Moat refuses or lacks (namespaces other
-// than UTS, IPC, pid and mount, fanotify's permission events, ...) is
+// than UTS, IPC, pid, user and mount, fanotify's permission events, ...) is
 // "is not set", so that a reader skips it instead of failing on it. Keep it
 // in step with the syscall table.
 //
@@ -22,7 +22,7 @@ private let configLines: [String] = [
     "CONFIG_FUTEX=y", "CONFIG_EPOLL=y", "CONFIG_SIGNALFD=y", "CONFIG_TIMERFD=y", "CONFIG_EVENTFD=y",
     "CONFIG_SHMEM=y", "CONFIG_MEMFD_CREATE=y", "CONFIG_AIO=y", "CONFIG_IO_URING=y", "CONFIG_KCMP=y",
     "CONFIG_CHECKPOINT_RESTORE=y", "CONFIG_USERFAULTFD=y", "CONFIG_HAVE_ARCH_USERFAULTFD_WP=y",
-    "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS", "CONFIG_PID_NS=y",
+    "CONFIG_NAMESPACES=y", "CONFIG_UTS_NS=y", "CONFIG_IPC_NS=y", "CONFIG_USER_NS=y", "CONFIG_PID_NS=y",
     "CONFIG_NET_NS", "CONFIG_TIME_NS", "CONFIG_SECCOMP=y", "CONFIG_SECCOMP_FILTER=y",
     // cgroup v2 with the controllers Kernel/Cgroups.swift presents; no v1.
     "CONFIG_CGROUPS=y", "CONFIG_CGROUP_SCHED=y", "CONFIG_FAIR_GROUP_SCHED=y", "CONFIG_CFS_BANDWIDTH=y", "CONFIG_MEMCG=y",

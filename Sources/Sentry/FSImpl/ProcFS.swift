@@ -370,13 +370,9 @@ extension Kernel {
             Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\n".utf8)
         }) }
         entries["net"] = { k.makeProcNetDir() }
-        // The container's id mappings (the sandbox's ids are container ids).
-        func idMap(_ m: [(UInt32, UInt32, UInt32)]) -> [UInt8] {
-            Array(m.map { padLeft(String($0.0), 10) + " " + padLeft(String($0.1), 10) + " " + padLeft(String($0.2), 10) + "\n" }.joined().utf8)
-        }
-        entries["uid_map"] = { file(14) { idMap(k.uidMap) } }
-        entries["gid_map"] = { file(15) { idMap(k.gidMap) } }
-        entries["setgroups"] = { file(16) { Array("allow\n".utf8) } }
+        entries["uid_map"] = { k.procIDMapNode(tg, base + 14, uid: true, task) }
+        entries["gid_map"] = { k.procIDMapNode(tg, base + 15, uid: false, task) }
+        entries["setgroups"] = { k.procSetgroupsNode(tg, base + 16, task) }
         if tid == nil || thread {
             entries["task"] = {
                 let n = ProcNode(kernel: k, ino: base + 13, mode: S_IFDIR_ | 0o555, lookup: { r, n in
@@ -492,6 +488,9 @@ extension Kernel {
     func procStatus(_ tg: ThreadGroup, _ t: Task?, reader: Task? = nil) -> String {
         let c = t?.creds ?? tg.creds
         let v = { (p: Int32) in reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask }   // as procStat
+        // Ids as the reader's user namespace shows them.
+        let ns = reader?.creds.userNS ?? .root
+        let u = { (k: UInt32) in ns.showUID(k) }, g = { (k: UInt32) in ns.showGID(k) }
         let state = ["Z": "Z (zombie)", "T": "T (stopped)", "t": "t (tracing stop)", "R": "R (running)"][taskState(tg, t, reader: reader)] ?? "S (sleeping)"
         let sigBlk = hex(t?.sigMask ?? 0, width: 16)
         // Signals queued, pending for the thread and for the process, and
@@ -522,9 +521,9 @@ extension Kernel {
         Pid:\t\(v(t?.tid ?? tg.tgid))
         PPid:\t\(v(tg.parent?.tgid ?? 0))
         TracerPid:\t\(v(t?.ptrace?.tracer?.tgid ?? 0))
-        Uid:\t\(c.uid)\t\(c.euid)\t\(c.suid)\t\(c.fsuid)
-        Gid:\t\(c.gid)\t\(c.egid)\t\(c.sgid)\t\(c.fsgid)
-        Groups:\t\(c.groups.map { String($0) }.joined(separator: " "))
+        Uid:\t\(u(c.uid))\t\(u(c.euid))\t\(u(c.suid))\t\(u(c.fsuid))
+        Gid:\t\(g(c.gid))\t\(g(c.egid))\t\(g(c.sgid))\t\(g(c.fsgid))
+        Groups:\t\(c.groups.map { String(g($0)) }.joined(separator: " "))
         \(nsLines(tg, t, reader: reader))\(vm)Threads:\t\(tg.threadCount)
         \(sigLines)
         CapInh:\t\(hex(c.capInh, width: 16))

@@ -117,6 +117,9 @@ final class SysctlTable {
         ranged("fs/inotify/max_queued_events", "16384", 0...Int(Int32.max))
         ranged("fs/inotify/max_user_instances", "128", 0...Int(Int32.max))
         ranged("fs/inotify/max_user_watches", "65536", 0...Int(Int32.max))
+        // User namespaces alive at once (Kernel/UserNamespaces.swift):
+        // Linux's default is half of kernel.threads-max.
+        ranged("user/max_user_namespaces", "2097152", 0...Int(Int32.max))
         // The next SysV IPC id of each kind (CONFIG_CHECKPOINT_RESTORE):
         // -1 until written; the next object made takes it, if free, and
         // the value goes back to -1 (Syscalls/IPC.swift).

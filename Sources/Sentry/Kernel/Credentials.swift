@@ -2,6 +2,9 @@
 // rules capabilities(7) gives for execve, the set*id calls and capset.
 // Every permission check in the Sentry asks `has(cap)` where Linux asks
 // capable(); uid 0 by itself grants nothing except through these rules.
+// Ids are kernel ids, those of the sandbox's initial user namespace; the
+// task's namespace (`userNS`, Kernel/UserNamespaces.swift) decides how it
+// sees them, which one is its root, and where its capabilities count.
 
 import Glibc
 
@@ -45,6 +48,8 @@ struct Credentials {
     /// The thread's Landlock domain (Kernel/LandlockDomain.swift), kept by fork,
     /// clone and execve; nil: not sandboxed.
     var landlock: LandlockDomain? = nil
+    /// The user namespace the ids are seen from and the capabilities hold in.
+    var userNS: UserNamespace = .root
 
     init() {}
     /// One user and group for all ids, and the capabilities Linux gives
@@ -75,7 +80,12 @@ struct Credentials {
         return c
     }
 
-    func has(_ cap: Int) -> Bool { capEff & Cap.bit(cap) != 0 }
+    /// The capability in the sandbox's initial user namespace (Linux's
+    /// capable()): what checks over the sandbox's own objects ask.
+    func has(_ cap: Int) -> Bool { capEff & Cap.bit(cap) != 0 && userNS.isRoot }
+    /// The capability in the task's own user namespace (Linux's
+    /// ns_capable(current_user_ns())).
+    func hasOwn(_ cap: Int) -> Bool { capEff & Cap.bit(cap) != 0 }
     func inGroup(_ g: UInt32) -> Bool { egid == g || groups.contains(g) }
     func secure(_ bit: UInt32) -> Bool { securebits & bit != 0 }
 
@@ -85,7 +95,7 @@ struct Credentials {
     var forAccess: Credentials {
         var c = self
         c.fsuid = uid; c.fsgid = gid
-        if !secure(SecureBits.noSetuidFixup) { c.capEff = uid == 0 ? capPrm : 0 }
+        if !secure(SecureBits.noSetuidFixup) { c.capEff = uid == rootUID ? capPrm : 0 }
         return c
     }
 
@@ -95,22 +105,24 @@ struct Credentials {
     /// "Effect of user ID changes on capabilities"), from `old` to self.
     mutating func fixUpAfterUIDChange(from old: Credentials) {
         if secure(SecureBits.noSetuidFixup) { return }
-        let oldHadRoot = old.uid == 0 || old.euid == 0 || old.suid == 0
-        let nowNoRoot = uid != 0 && euid != 0 && suid != 0
+        let root = old.rootUID
+        let oldHadRoot = old.uid == root || old.euid == root || old.suid == root
+        let nowNoRoot = uid != root && euid != root && suid != root
         if oldHadRoot && nowNoRoot {
             if !secure(SecureBits.keepCaps) { capPrm = 0; capEff = 0 }
             capAmb = 0
         }
-        if old.euid == 0 && euid != 0 { capEff = 0 }
-        if old.euid != 0 && euid == 0 { capEff = capPrm }
+        if old.euid == root && euid != root { capEff = 0 }
+        if old.euid != root && euid == root { capEff = capPrm }
     }
 
     /// fsuid 0 -> non-zero clears the file-system capabilities from the
     /// effective set; non-zero -> 0 restores those that are permitted.
     mutating func fixUpAfterFSUIDChange(from oldFSUID: UInt32) {
         if secure(SecureBits.noSetuidFixup) { return }
-        if oldFSUID == 0 && fsuid != 0 { capEff &= ~Cap.fsSet }
-        if oldFSUID != 0 && fsuid == 0 { capEff |= capPrm & Cap.fsSet }
+        let root = rootUID
+        if oldFSUID == root && fsuid != root { capEff &= ~Cap.fsSet }
+        if oldFSUID != root && fsuid == root { capEff |= capPrm & Cap.fsSet }
     }
 
     // MARK: capset
@@ -118,7 +130,7 @@ struct Credentials {
     /// capset(2)'s rules for new sets; returns an errno or nil.
     mutating func capset(effective e: UInt64, permitted p: UInt64, inheritable i: UInt64) -> Int32? {
         let e = e & Cap.all, p = p & Cap.all, i = i & Cap.all
-        if !has(Cap.setpcap) && i & ~(capInh | capPrm) != 0 { return EPERM }
+        if !hasOwn(Cap.setpcap) && i & ~(capInh | capPrm) != 0 { return EPERM }
         if i & ~(capInh | capBnd) != 0 { return EPERM }
         if p & ~capPrm != 0 { return EPERM }
         if e & ~p != 0 { return EPERM }
@@ -138,17 +150,20 @@ struct Credentials {
     /// it gains no ids or capabilities, as Linux's LSM_UNSAFE_* cases.
     func afterExec(fileMode: UInt32, fileUID: UInt32, fileGID: UInt32, unsafe: Bool = false) -> (Credentials, Bool) {
         var n = self
-        // Set-user-ID and set-group-ID bits (not under no_new_privs).
-        if !noNewPrivs {
+        // Set-user-ID and set-group-ID bits (not under no_new_privs, nor
+        // for a file whose owner or group the namespace does not map).
+        if !noNewPrivs && userNS.localUID(fileUID) != nil && userNS.localGID(fileGID) != nil {
             if fileMode & 0o4000 != 0 { n.euid = fileUID }
             if fileMode & 0o2010 == 0o2010 { n.egid = fileGID }
         }
         n.capPrm = 0
         var effectiveBit = false
+        // Root is the namespace's uid 0 (none when it maps no 0).
+        let root = rootUID
         if !secure(SecureBits.noRoot) {
             // Root's programs run as if their file had every capability.
-            if n.euid == 0 || n.uid == 0 { n.capPrm = capBnd | capInh }
-            if n.euid == 0 { effectiveBit = true }
+            if n.euid == root || n.uid == root { n.capPrm = capBnd | capInh }
+            if n.euid == root { effectiveBit = true }
         }
         let isSetid = n.euid != uid || n.egid != gid
         if (isSetid || n.capPrm & ~capPrm != 0) && (noNewPrivs || unsafe) {
@@ -162,7 +177,7 @@ struct Credentials {
         n.capPrm |= n.capAmb
         n.capEff = effectiveBit ? n.capPrm : n.capAmb
         n.securebits &= ~SecureBits.keepCaps
-        let secure = isSetid || (n.uid != 0 && (effectiveBit || n.capPrm & ~n.capAmb != 0))
+        let secure = isSetid || (n.uid != root && (effectiveBit || n.capPrm & ~n.capAmb != 0))
         return (n, secure)
     }
 }

@@ -105,6 +105,11 @@ final class Kernel: @unchecked Sendable {
     /// indexes are not reused. Its own lock: a file goes away whenever its
     /// last reference does, with or without mu.
     let pidNamespaceFiles = Mutex<[Int32: Int]>([:])
+    /// The lowest nice value of the sandbox's tasks, 0 or below (Kernel/HostScheduling.swift).
+    /// Guarded by: mu
+    var niceFloor: Int32 = 0
+    /// User namespaces alive below the initial one (user.max_user_namespaces).
+    let userNamespaceCount = Mutex<Int>(0)
     var initTG: ThreadGroup?
     var liveTasks = 0
     lazy var timers = TimerService(kernel: self)
@@ -315,7 +320,12 @@ final class UTSNamespace {
     }
     /// Its /proc/PID/ns/uts inode number (Kernel/IPCNamespaces.swift).
     let inum: UInt64
+    /// The user namespace that owns it (sethostname needs CAP_SYS_ADMIN there).
+    var owner: UserNamespace = .root
     init(inum: UInt64 = newNamespaceInode()) { self.inum = inum }
-    /// A new namespace with this one's names (CLONE_NEWUTS).
-    func copy() -> UTSNamespace { let u = UTSNamespace(); u.hostname = hostname; u.domainname = domainname; return u }
+    /// A new namespace with this one's names (CLONE_NEWUTS), owned by `owner`.
+    func copy(owner: UserNamespace) -> UTSNamespace {
+        let u = UTSNamespace(); u.hostname = hostname; u.domainname = domainname; u.owner = owner
+        return u
+    }
 }

@@ -31,18 +31,19 @@
 // (Linux's init waits for them before it is reported dead; here its parent
 // may see it dead first).
 //
-// /proc/PID/ns has the two pid links (pid, pid_for_children) and the IPC
-// and UTS ones (Kernel/IPCNamespaces.swift), no others: a link would tell
-// LTP its namespace type can be unshared. They read pid:[N] (ipc:[N],
+// /proc/PID/ns has the two pid links (pid, pid_for_children), the IPC,
+// UTS and cgroup ones (Kernel/IPCNamespaces.swift) and the user one
+// (Kernel/UserNamespaces.swift), no others: a link would tell LTP its
+// namespace type can be unshared. They read pid:[N] (ipc:[N],
 // uts:[N]) and open to a NamespaceFile, which stat shows as nsfs's.
 // setns(2) (Syscalls/Process.swift) joins a pid namespace through such an
 // fd or a pidfd: the caller's own, or from the root any other (every one is
 // a child of the root), which sets pid_for_children (Task.childPidNS) as
 // unshare does. The nsfs ioctls answer on these fds: the type, the parent
 // (the root, to a caller in it; EPERM past the caller's own), the owning
-// user namespace (Moat has one, the initial one: an fd of it gives its type
-// and owner uid 0, no parent, and setns refuses it as the caller's own) and
-// the owner's uid. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
+// user namespace (the initial one for pid, IPC and cgroup namespaces, the
+// creator's for UTS and user ones; EPERM when it is above the caller's)
+// and a user namespace's owner uid. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
 // numbers (root, local) for a process below the reader's namespace, one
 // otherwise; /proc is numbered from its reader's namespace, not from the
 // one of its mounter as on Linux, so a process of an application's
@@ -152,9 +153,9 @@ extension Kernel {
 
     /// A new pid namespace for an application's clone or unshare with
     /// CLONE_NEWPID, made by `t`: its index, or the error Linux gives.
-    /// Requires: mu held.
+    /// The caller has checked CAP_SYS_ADMIN (in the user namespace the
+    /// new one is made in). Requires: mu held.
     func newApplicationPidNamespace(by t: Task) -> Result<Int32, Errno> {
-        if !t.creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
         // Linux: a second namespace before the first has a process (unshare).
         if t.childPidNS != nil { return .failure(Errno(EINVAL)) }
         if podMode || PidNS.index(t.tg.tgid) != 0 { return .failure(Errno(EUSERS)) }
@@ -202,7 +203,7 @@ extension PidNS {
     /// index (not after the root's, which the initial user, UTS and IPC
     /// namespaces' numbers follow).
     static func inode(_ index: Int32) -> UInt64 { index == 0 ? rootInode : 0xF000_0000 + UInt64(index) }
-    /// Linux's inode number of the initial user namespace, Moat's only one.
+    /// Linux's inode number of the initial user namespace.
     static let userInode: UInt64 = 0xEFFF_FFFD
     /// The sandbox's one network namespace, as every process sees it
     /// (Linux numbers the initial one 0xF0000000).
@@ -220,11 +221,12 @@ extension PidNS {
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
     enum Kind: Equatable {
-        case pid(Int32), user, net, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
+        case pid(Int32), user(UserNamespace), net, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
         static func == (a: Kind, b: Kind) -> Bool {
             switch (a, b) {
             case (.pid(let x), .pid(let y)): return x == y
-            case (.user, .user), (.net, .net): return true
+            case (.user(let x), .user(let y)): return x === y
+            case (.net, .net): return true
             case (.ipc(let x), .ipc(let y)): return x === y
             case (.uts(let x), .uts(let y)): return x === y
             case (.cgroup(let x), .cgroup(let y)): return x === y
@@ -264,7 +266,7 @@ final class NamespaceFile: FileDescription {
     var inum: UInt64 {
         switch kind {
         case .pid(let i): return PidNS.inode(i)
-        case .user: return PidNS.userInode
+        case .user(let n): return n.inum
         case .net: return PidNS.netInode
         case .ipc(let n): return n.inum
         case .uts(let n): return n.inum
@@ -300,25 +302,37 @@ final class NamespaceFile: FileDescription {
         switch cmd {
         case 0xb703: return Int(cloneFlag)                                          // NS_GET_NSTYPE
         case 0xb701:                                                                // NS_GET_USERNS
-            // Every pid namespace is owned by the one user namespace, which
-            // has no parent the caller could see.
-            return kind == .user ? err(EPERM) : openRelated(t, .user)
+            return openOwner(t)
         case 0xb702:                                                                // NS_GET_PARENT
-            // IPC and UTS namespaces have no hierarchy (Linux's EINVAL).
-            switch kind { case .ipc, .uts, .net: return err(EINVAL); default: break }
+            // IPC and UTS namespaces have no hierarchy (Linux's EINVAL); a
+            // user namespace's parent is its owner.
+            switch kind { case .ipc, .uts, .net: return err(EINVAL); case .user: return openOwner(t); default: break }
             // The root pid namespace and the user namespace have none; an
             // application's or container's has the root, which only a
             // caller in the root may reach (Linux's EPERM past its own).
             guard case .pid(let i) = kind, i != 0, PidNS.index(t.tg.tgid) == 0 else { return err(EPERM) }
             return openRelated(t, .pid(0))
         case 0xb704:                                                                // NS_GET_OWNER_UID
-            guard kind == .user else { return err(EINVAL) }
-            return t.writeI32(arg, 0) ? 0 : err(EFAULT)                             // made by root at boot
+            guard case .user(let n) = kind else { return err(EINVAL) }
+            return t.writeI32(arg, Int32(bitPattern: t.creds.userNS.showUID(n.ownerUID))) ? 0 : err(EFAULT)
         case 0x541B:                                                                // FIONREAD
             // Linux answers it for any file of regular mode: size 0, nothing to read.
             return t.writeI32(arg, 0) ? 0 : err(EFAULT)
         default: return err(ENOTTY)
         }
+    }
+
+    /// The user namespace that owns this one (a user namespace's parent),
+    /// when it is the caller's or below it (Linux's ns_get_owner; EPERM).
+    private func openOwner(_ t: Task) -> Int {
+        let owner: UserNamespace?
+        switch kind {
+        case .user(let n): owner = n.parent
+        case .uts(let n): owner = n.owner
+        default: owner = .root
+        }
+        guard let o = owner, o.isDescendant(of: t.creds.userNS) else { return err(EPERM) }
+        return openRelated(t, .user(o))
     }
 
     /// A new close-on-exec descriptor for a related namespace, as Linux's
@@ -332,7 +346,7 @@ final class NamespaceFile: FileDescription {
 }
 
 extension Kernel {
-    /// /proc/PID/ns: cgroup, ipc and uts (the process's task's, none once it has
+    /// /proc/PID/ns: cgroup, ipc, uts and user (the process's task's, none once it has
     /// exited), pid (the process's namespace) and pid_for_children (its
     /// task's after unshare(CLONE_NEWPID), else the same).
     func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
@@ -346,9 +360,9 @@ extension Kernel {
             case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
             case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
             case "cgroup": guard let t = task() else { return nil }; kind = .cgroup(t.cgroupNS)
-            // One network and one user namespace for the whole sandbox.
+            // One network namespace for the whole sandbox.
             case "net": guard task() != nil else { return nil }; kind = .net
-            case "user": kind = .user
+            case "user": guard let t = task() else { return nil }; kind = .user(t.creds.userNS)
             default: return nil
             }
             let n = names.first { $0.0 == name }!.1

@@ -362,12 +362,13 @@ extension Task {
     /// thread, SI_USER with its own pid and uid as the sender's.
     /// Requires: mu held.
     func sendSelfSignal(_ sig: Int32) {
-        sendSignal(sig, userSigInfo(sig))
+        sendSignal(sig, userSigInfo(sig).senderSeen(by: creds))
     }
 
     /// The siginfo of a signal this task sends as a user would (kill,
     /// pidfd_send_signal without one of its own, send_sig): SI_USER, with
     /// this task's process id (as its namespace numbers it) and real uid.
+    /// The uid is the kernel id: `senderSeen(by:)` gives it as the receiver sees it.
     func userSigInfo(_ sig: Int32) -> SigInfo {
         var info = SigInfo(signo: sig)
         info.code = 0                                                         // SI_USER

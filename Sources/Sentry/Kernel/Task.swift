@@ -103,8 +103,13 @@ final class Task {
     /// KCMP_SYSVSEM (Moat keeps no I/O context or semaphore undo list per task).
     var ioContext = KcmpToken(), semUndo = KcmpToken()
     /// The nice value (-20...19; getpriority reports 20 - nice). Inherited
-    /// by fork and new threads; it only informs, the host schedules.
-    var nice: Int32 = 0
+    /// by fork and new threads. The host schedules: each change weights the
+    /// task's stub thread with a host nice value (Kernel/HostScheduling.swift).
+    var nice: Int32 = 0 {
+        didSet { if nice != oldValue { kernel.niceChanged(self, from: oldValue) } }
+    }
+    /// The host nice value last given to the stub thread (nil: the Sentry's own).
+    var hostNice: Int32? = nil
     /// personality(2)'s value: any 32 bits are kept (Linux validates none);
     /// the bits Moat acts on are Personality's.
     var personality: UInt32 = 0
@@ -188,6 +193,10 @@ final class Task {
             // The init task's context was made before confinement; a
             // clone's comes with it (Process.swift; KVMTasks.swift).
             kernel.lock()
+            // This thread runs the task's code: its nice value and affinity
+            // (made by the creator's thread, whose nice it has).
+            kernel.applyHostNice(self, force: true)
+            if cpuMask != onlineCPUMask { applyAffinity() }
             if thread == nil {
                 guard let v = KVMTasks.take() else {
                     Log.shared.info("no KVM context for task \(tid)")
@@ -301,10 +310,10 @@ final class Task {
     /// ptrace round trip is a pair of wake-ups between them, and on the
     /// machines we measured a cross-CPU wake-up costs more than the rest of
     /// the trap (bench/README.md). Tasks are spread round-robin over CPUs.
+    /// The CPU is one the task's affinity mask allows (Kernel/HostScheduling.swift).
     func pin() {
         let cpus = kernel.allowedCPUs
-        guard cpus.count > 1 else { return }
-        let cpu = cpus[Int(tid) % cpus.count]
+        guard cpus.count > 1, let cpu = hostCPU else { return }
         _ = moat_sched_pin(moat_gettid(), cpu)
         _ = moat_sched_pin(hostTid, cpu)
     }
@@ -440,8 +449,13 @@ final class Task {
             // The thread's CPU time outlives its driver thread's clock.
             _ = tg.sampleCPU()
             tg.exitedCPUNs += cpuNs
+        } else if tg.tasks.count == 1 {
+            // The last thread: the stub's clock, read while it still runs
+            // (a process killed before it was ever sampled had none).
+            _ = tg.sampleCPU()
         }
         kernel.tasks[tid] = nil
+        kernel.niceTaskLeft(self)
         if tid == tg.tgid {
             tg.exitComm = comm                          // a zombie's /proc/PID/stat keeps its name
             tg.exitedLeader = self                      // and the sched_* calls still find it

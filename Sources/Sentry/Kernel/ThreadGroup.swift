@@ -240,7 +240,7 @@ final class ThreadGroup {
                 var info = SigInfo(signo: SIGCHLD)
                 info.code = childCode()
                 info.pid = PidNS.index(p.tgid) == 0 ? tgid : tgid & PidNS.mask   // as the parent numbers it
-                info.uid = creds.uid
+                info.uid = p.creds.userNS.showUID(creds.uid)
                 info.status = childStatusValue()
                 p.sendSignal(exitSignal, info)
             }
@@ -295,9 +295,10 @@ final class ThreadGroup {
     /// The process's CPU time so far: its stub's host process CPU clock
     /// (which any process may read), kept so it outlives the stub. The
     /// growth since the last sample is shared among the threads running
-    /// application code now (all of them if none is), which gives each
-    /// task its CLOCK_THREAD_CPUTIME_ID: the host clock of another
-    /// process's thread is not readable. Requires: Kernel.mu held.
+    /// application code now (all of them if none is), as the host shares
+    /// CPUs among them (Task.cpuShares), which gives each task its
+    /// CLOCK_THREAD_CPUTIME_ID: the host clock of another process's thread
+    /// is not readable. Requires: Kernel.mu held.
     func sampleCPU() -> Int64 {
         if KVMTasks.enabled { return sampleKVMCPU() }
         if let h = tasks.first?.hostPid { cpuHostPid = h }
@@ -311,10 +312,7 @@ final class ThreadGroup {
         utimeNs = now
         let running = tasks.filter { $0.inApp }
         let share = running.isEmpty ? tasks : running
-        if !share.isEmpty {
-            let each = delta / Int64(share.count)
-            for t in share { t.cpuNs += each }
-        }
+        for (t, part) in zip(share, Task.cpuShares(share)) { t.cpuNs += Int64(Double(delta) * part) }
         return utimeNs
     }
 

@@ -84,16 +84,18 @@ func registerFile(_ t: SyscallTable) {
     t[90] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, true, SetAttr(mode: a.uint(1) & 0o7777)) }          // chmod
     t[268] = { t, a in sysSetattrAt(t, a.int(0), a.a1, true, SetAttr(mode: a.uint(2) & 0o7777)) }          // fchmodat
     t[91] = { t, a in sysFSetattr(t, a.int(0), SetAttr(mode: a.uint(1) & 0o7777)) }                        // fchmod
-    t[92] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, true, chownAttr(a.uint(1), a.uint(2))) }            // chown
-    t[94] = { t, a in sysSetattrAt(t, AT_FDCWD_, a.a0, false, chownAttr(a.uint(1), a.uint(2))) }           // lchown
-    t[93] = { t, a in sysFSetattr(t, a.int(0), chownAttr(a.uint(1), a.uint(2))) }                          // fchown
+    // chown's ids the caller's namespace does not map: EINVAL (chownAttr).
+    t[92] = { t, a in chownAttr(t, a.uint(1), a.uint(2)).map { sysSetattrAt(t, AT_FDCWD_, a.a0, true, $0) } ?? err(EINVAL) }   // chown
+    t[94] = { t, a in chownAttr(t, a.uint(1), a.uint(2)).map { sysSetattrAt(t, AT_FDCWD_, a.a0, false, $0) } ?? err(EINVAL) }  // lchown
+    t[93] = { t, a in chownAttr(t, a.uint(1), a.uint(2)).map { sysFSetattr(t, a.int(0), $0) } ?? err(EINVAL) }                 // fchown
     t[260] = { t, a in                                                                                     // fchownat
         let fl = a.int(4)
         if fl & ~(AT_SYMLINK_NOFOLLOW_ | AT_EMPTY_PATH_) != 0 { return err(EINVAL) }   // before the lookup
+        guard let attr = chownAttr(t, a.uint(2), a.uint(3)) else { return err(EINVAL) }
         if fl & AT_EMPTY_PATH_ != 0, a.int(0) != AT_FDCWD_, case .success(let p) = t.readPath(a.a1), p.isEmpty {
-            return sysFSetattr(t, a.int(0), chownAttr(a.uint(2), a.uint(3)), emptyPath: true)
+            return sysFSetattr(t, a.int(0), attr, emptyPath: true)
         }
-        return sysSetattrAt(t, a.int(0), a.a1, fl & AT_SYMLINK_NOFOLLOW_ == 0, chownAttr(a.uint(2), a.uint(3)))
+        return sysSetattrAt(t, a.int(0), a.a1, fl & AT_SYMLINK_NOFOLLOW_ == 0, attr)
     }
     t[280] = sysUtimensat
     t[235] = { t, a in sysUtimes(t, AT_FDCWD_, a.a0, a.a1) }                              // utimes
@@ -176,12 +178,14 @@ func registerFile(_ t: SyscallTable) {
     }
     t[161] = { t, a in                                                                    // chroot
         // Linux's order: the lookup, search permission on the directory
-        // (EACCES), then CAP_SYS_CHROOT (EPERM).
+        // (EACCES), then CAP_SYS_CHROOT in the caller's user namespace
+        // (EPERM; its root may: set-id files it does not map run without
+        // their ids, Credentials.afterExec).
         switch t.lookup(AT_FDCWD_, a.a0, follow: true) {
         case .success(let p):
             if !p.inode.isDir { return err(ENOTDIR) }
             if !t.mayAccess(p.inode, 1) { return err(EACCES) }
-            if !t.creds.has(Cap.sysChroot) { return err(EPERM) }
+            if !t.creds.hasOwn(Cap.sysChroot) { return err(EPERM) }
             t.fs.root = p
             return 0
         case .failure(let e): return e.ret
@@ -211,8 +215,24 @@ func registerFile(_ t: SyscallTable) {
     }
 }
 
-func chownAttr(_ u: UInt32, _ g: UInt32) -> SetAttr {
-    SetAttr(uid: u == UInt32.max ? nil : u, gid: g == UInt32.max ? nil : g)
+/// chown's ids, the caller's namespace's, as kernel ids: -1 changes
+/// nothing, an id the namespace does not map is EINVAL (nil).
+func chownAttr(_ t: Task, _ u: UInt32, _ g: UInt32) -> SetAttr? {
+    let ns = t.creds.userNS
+    var a = SetAttr()
+    if u != UInt32.max { guard let k = ns.kernelUID(u) else { return nil }; a.uid = k }
+    if g != UInt32.max { guard let k = ns.kernelGID(g) else { return nil }; a.gid = k }
+    return a
+}
+
+extension Stat {
+    /// The owner and group as the credentials' user namespace shows them.
+    func seen(by c: Credentials) -> Stat {
+        if c.userNS.isRoot { return self }
+        var s = self
+        s.uid = c.userNS.showUID(uid); s.gid = c.userNS.showGID(gid)
+        return s
+    }
 }
 
 func resultCode(_ r: Result<Void, Errno>) -> Int {
@@ -231,7 +251,7 @@ func statPath(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ buf: UInt64, foll
         .flatMap { p in (p.inode as? GoferInode)?.stat(for: t) ?? p.inode.stat() }
     switch r {
     case .success(let s):
-        let bytes = s.bytes()
+        let bytes = s.seen(by: t.creds).bytes()
         return t.withoutKernelLock { t.copyOut(buf, bytes) } ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
@@ -239,7 +259,7 @@ func statPath(_ t: Task, _ dirfd: Int32, _ pathAddr: UInt64, _ buf: UInt64, foll
 
 func writeStat(_ t: Task, _ r: Result<Stat, Errno>, _ addr: UInt64) -> Int {
     switch r {
-    case .success(let s): return t.copyOut(addr, s.bytes()) ? 0 : err(EFAULT)
+    case .success(let s): return t.copyOut(addr, s.seen(by: t.creds).bytes()) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
 }
@@ -474,7 +494,7 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
         // A directory has no direct I/O (Linux's do_dentry_open: EINVAL).
         if flags & O_DIRECT != 0 && ino.isDir { return err(EINVAL) }
         // O_NOATIME: only for the file's owner or with CAP_FOWNER (open(2)).
-        if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.has(Cap.fowner) {
+        if flags & O_NOATIME != 0, case .success(let st) = ino.stat(), st.uid != t.creds.fsuid, !t.creds.capable(Cap.fowner, over: st.uid, st.gid) {
             return err(EPERM)
         }
         // A program some process runs may not be opened for writing (nor
@@ -582,7 +602,7 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
 func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
     guard let i, i.isRegular, i.mode & (S_ISUID_ | S_ISGID_) != 0, !(i is StdioInode) else { return nil }
     let m = i.mode & 0o7777
-    if t.creds.has(Cap.fsetid) { return (i, m) }
+    if t.creds.capable(Cap.fsetid, over: i.uid, i.gid) { return (i, m) }
     var clear = m & S_ISUID_
     if m & S_ISGID_ != 0 && (m & 0o010 != 0 || !(i.gid == t.creds.fsgid || t.creds.groups.contains(i.gid))) { clear |= S_ISGID_ }
     if clear != 0 { _ = i.setattr(SetAttr(mode: m & ~clear)) }
@@ -695,7 +715,8 @@ func sysStatx(_ t: Task, _ a: Args) -> Int {
         r = p.flatMap { $0.inode.stat() }
     }
     switch r {
-    case .success(let s):
+    case .success(let st):
+        let s = st.seen(by: t.creds)
         var b = [UInt8](repeating: 0, count: 256)
         // STATX_BASIC_STATS, and the mount id, which Linux fills whatever
         // the caller asked for (unknown request bits are ignored).
@@ -777,7 +798,7 @@ func newOwnership(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt
         g = dir.gid
         if isDir { m |= S_ISGID_ }
     }
-    if !isDir && m & S_ISGID_ != 0 && !c.has(Cap.fsetid) && g != c.fsgid && !c.inGroup(g) { m &= ~S_ISGID_ }
+    if !isDir && m & S_ISGID_ != 0 && !c.capable(Cap.fsetid, over: dir.uid, dir.gid) && g != c.fsgid && !c.inGroup(g) { m &= ~S_ISGID_ }
     return (m, g)
 }
 
@@ -821,7 +842,7 @@ func sysLinkat(_ t: Task, _ olddir: Int32, _ oldpath: UInt64, _ newdir: Int32, _
     // fs.protected_hardlinks: only the owner, or someone who could read and
     // write it, may link a regular, non-set-id file.
     let c = t.creds, i = src.inode
-    if !c.has(Cap.fowner) && i.uid != c.fsuid {
+    if !c.capable(Cap.fowner, over: i.uid, i.gid) && i.uid != c.fsuid {
         let setid = i.mode & S_ISUID_ != 0 || i.mode & 0o2010 == 0o2010
         if !i.isRegular || setid || !t.mayAccess(i, 6) { return err(EPERM) }
     }
@@ -865,7 +886,7 @@ func unlinkAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32) -> Int
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
         if let e = t.landlockDenies(dir, Landlock.removeRight(child.inode)) { return e.ret }
-        if dir.inode.mode & 0o1000 != 0 && !t.creds.has(Cap.fowner) && child.inode.uid != t.creds.fsuid && dir.inode.uid != t.creds.fsuid {
+        if dir.inode.mode & 0o1000 != 0 && !t.creds.capable(Cap.fowner, over: child.inode.uid, child.inode.gid) && child.inode.uid != t.creds.fsuid && dir.inode.uid != t.creds.fsuid {
             return err(EPERM)
         }
         switch dir.inode.unlink(name, dir: isDir) {
@@ -962,11 +983,11 @@ func sysReadlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ buf: UInt64, _ s
 
 func checkSetattr(_ t: Task, _ i: Inode, _ a: SetAttr) -> Int32? {
     let c = t.creds
-    let owner = i.uid == c.fsuid || c.has(Cap.fowner)
+    let owner = i.uid == c.fsuid || c.capable(Cap.fowner, over: i.uid, i.gid)
     if a.mode != nil && !owner { return EPERM }
     // chown: the owner may "change" to its own uid; CAP_CHOWN may do any.
-    if let u = a.uid, !(i.uid == c.fsuid && u == i.uid) && !c.has(Cap.chown) { return EPERM }
-    if let g = a.gid, !(i.uid == c.fsuid && (g == i.gid || g == c.fsgid || c.groups.contains(g))) && !c.has(Cap.chown) { return EPERM }
+    if let u = a.uid, !(i.uid == c.fsuid && u == i.uid) && !c.capable(Cap.chown, over: i.uid, i.gid) { return EPERM }
+    if let g = a.gid, !(i.uid == c.fsuid && (g == i.gid || g == c.fsgid || c.groups.contains(g))) && !c.capable(Cap.chown, over: i.uid, i.gid) { return EPERM }
     if (a.atime != nil || a.mtime != nil) && !owner {
         if a.explicitTimes { return EPERM }
         if !t.mayAccess(i, 2) { return EACCES }
@@ -1022,7 +1043,7 @@ private func inotifyMask(_ a: SetAttr) -> UInt32? {
 func withChmodEffects(_ t: Task, _ i: Inode, _ a: SetAttr) -> SetAttr {
     guard let m = a.mode, m & S_ISGID_ != 0 else { return a }
     let c = t.creds, g = a.gid ?? i.gid
-    if g == c.fsgid || c.groups.contains(g) || c.has(Cap.fsetid) { return a }
+    if g == c.fsgid || c.groups.contains(g) || c.capable(Cap.fsetid, over: i.uid, i.gid) { return a }
     var b = a
     b.mode = m & ~S_ISGID_
     return b

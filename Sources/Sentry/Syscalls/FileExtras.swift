@@ -223,7 +223,7 @@ private func xattrDenied(_ t: Task, _ name: [UInt8], _ ino: Inode, write: Bool) 
         // Linux keeps user attributes to regular files and directories...
         if !ino.isRegular && !ino.isDir { return Errno(write ? EPERM : ENODATA) }
         // ...and, in a sticky directory, changes to its owner.
-        if write && ino.isDir && ino.mode & 0o1000 != 0 && ino.uid != t.creds.fsuid && !t.creds.has(Cap.fowner) {
+        if write && ino.isDir && ino.mode & 0o1000 != 0 && ino.uid != t.creds.fsuid && !t.creds.capable(Cap.fowner, over: ino.uid, ino.gid) {
             return Errno(EPERM)
         }
     } else if name.starts(with: trustedPrefix) {

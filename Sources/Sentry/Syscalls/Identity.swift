@@ -12,12 +12,14 @@ func registerIdentity(_ t: SyscallTable) {
     t[104] = sysGetgid
     t[108] = sysGetegid
     t[118] = { t, a in                                                        // getresuid
-        let c = t.creds
-        return t.writeI32(a.a0, Int32(bitPattern: c.uid)) && t.writeI32(a.a1, Int32(bitPattern: c.euid)) && t.writeI32(a.a2, Int32(bitPattern: c.suid)) ? 0 : err(EFAULT)
+        let c = t.creds, ns = c.userNS
+        return t.writeI32(a.a0, Int32(bitPattern: ns.showUID(c.uid))) && t.writeI32(a.a1, Int32(bitPattern: ns.showUID(c.euid)))
+            && t.writeI32(a.a2, Int32(bitPattern: ns.showUID(c.suid))) ? 0 : err(EFAULT)
     }
     t[120] = { t, a in                                                        // getresgid
-        let c = t.creds
-        return t.writeI32(a.a0, Int32(bitPattern: c.gid)) && t.writeI32(a.a1, Int32(bitPattern: c.egid)) && t.writeI32(a.a2, Int32(bitPattern: c.sgid)) ? 0 : err(EFAULT)
+        let c = t.creds, ns = c.userNS
+        return t.writeI32(a.a0, Int32(bitPattern: ns.showGID(c.gid))) && t.writeI32(a.a1, Int32(bitPattern: ns.showGID(c.egid)))
+            && t.writeI32(a.a2, Int32(bitPattern: ns.showGID(c.sgid))) ? 0 : err(EFAULT)
     }
     t[105] = { t, a in setIDs(t, user: true, .one, a.uint(0), a.uint(0), a.uint(0)) }       // setuid
     t[106] = { t, a in setIDs(t, user: false, .one, a.uint(0), a.uint(0), a.uint(0)) }      // setgid
@@ -25,33 +27,44 @@ func registerIdentity(_ t: SyscallTable) {
     t[114] = { t, a in setIDs(t, user: false, .re, a.uint(0), a.uint(1), UInt32.max) }      // setregid
     t[117] = { t, a in setIDs(t, user: true, .res, a.uint(0), a.uint(1), a.uint(2)) }       // setresuid
     t[119] = { t, a in setIDs(t, user: false, .res, a.uint(0), a.uint(1), a.uint(2)) }      // setresgid
+    // setfsuid/setfsgid: an id the caller's namespace does not map changes
+    // nothing; the old id is returned either way.
     t[122] = { t, a in                                                        // setfsuid
-        let old = t.creds, f = a.uint(0)
-        if f != UInt32.max && ([old.uid, old.euid, old.suid, old.fsuid].contains(f) || old.has(Cap.setuid)) && f != old.fsuid {
+        let old = t.creds
+        if let f = old.userNS.kernelUID(a.uint(0)),
+           [old.uid, old.euid, old.suid, old.fsuid].contains(f) || old.hasOwn(Cap.setuid), f != old.fsuid {
             t.creds.fsuid = f
             t.creds.fixUpAfterFSUIDChange(from: old.fsuid)
         }
-        return Int(old.fsuid)
+        return Int(old.userNS.showUID(old.fsuid))
     }
     t[123] = { t, a in                                                        // setfsgid
-        let old = t.creds, f = a.uint(0)
-        if f != UInt32.max && ([old.gid, old.egid, old.sgid, old.fsgid].contains(f) || old.has(Cap.setgid)) { t.creds.fsgid = f }
-        return Int(old.fsgid)
+        let old = t.creds
+        if let f = old.userNS.kernelGID(a.uint(0)),
+           [old.gid, old.egid, old.sgid, old.fsgid].contains(f) || old.hasOwn(Cap.setgid) { t.creds.fsgid = f }
+        return Int(old.userNS.showGID(old.fsgid))
     }
     t[115] = { t, a in                                                        // getgroups
-        let g = t.creds.groups
+        let g = t.creds.groups, ns = t.creds.userNS
         if a.int(0) == 0 { return g.count }
         if Int(a.int(0)) < g.count { return err(EINVAL) }
         var b = [UInt8](repeating: 0, count: g.count * 4)
-        for (i, v) in g.enumerated() { put32(&b, i * 4, Int32(bitPattern: v)) }
+        for (i, v) in g.enumerated() { put32(&b, i * 4, Int32(bitPattern: ns.showGID(v))) }
         return t.copyOut(a.a1, b) ? g.count : err(EFAULT)
     }
     t[116] = { t, a in                                                        // setgroups
-        if !t.creds.has(Cap.setgid) { return err(EPERM) }
+        // CAP_SETGID in the caller's namespace, which must allow it
+        // (/proc/PID/setgroups, its gid_map written: Kernel/UserNamespaces.swift).
+        if !t.creds.hasOwn(Cap.setgid) || !t.creds.userNS.maySetgroups { return err(EPERM) }
         let n = Int(a.int(0))
         if n < 0 || n > 65536 { return err(EINVAL) }
         guard let b = t.copyIn(a.a1, n * 4) else { return err(EFAULT) }
-        t.creds.groups = (0..<n).map { get32(b, $0 * 4) }
+        var groups: [UInt32] = []
+        for i in 0..<n {
+            guard let g = t.creds.userNS.kernelGID(get32(b, i * 4)) else { return err(EINVAL) }
+            groups.append(g)
+        }
+        t.creds.groups = groups
         return 0
     }
     t[63] = { t, a in                                                         // uname
@@ -63,14 +76,14 @@ func registerIdentity(_ t: SyscallTable) {
         return t.copyOut(a.a0, b) ? 0 : err(EFAULT)
     }
     t[170] = { t, a in                                                        // sethostname
-        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+        if !t.creds.capable(Cap.sysAdmin, in: t.uts.owner) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
         t.uts.hostname = b
         return 0
     }
     t[171] = { t, a in                                                        // setdomainname
-        if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+        if !t.creds.capable(Cap.sysAdmin, in: t.uts.owner) { return err(EPERM) }
         if a.long(1) < 0 || a.long(1) > 64 { return err(EINVAL) }
         guard let b = t.copyIn(a.a0, a.long(1)) else { return err(EFAULT) }
         t.uts.domainname = b
@@ -129,7 +142,8 @@ func registerIdentity(_ t: SyscallTable) {
         return t.copyOut(a.a2, b) ? 8 : err(EFAULT)
     }
     t[203] = { t, a in                                                        // sched_setaffinity
-        // The mask is kept and reported (and inherited); the host schedules.
+        // The mask is kept, reported and inherited, and the task's stub
+        // runs on a CPU it allows (Kernel/HostScheduling.swift).
         let n = min(max(a.long(1), 0), 8)
         guard let target = schedTarget(t, a.int(0)) else { return err(ESRCH) }
         guard let b = t.copyIn(a.a2, n) else { return err(EFAULT) }
@@ -139,6 +153,7 @@ func registerIdentity(_ t: SyscallTable) {
         if m == 0 { return err(EINVAL) }
         if target !== t && target.creds.euid != t.creds.euid && target.creds.uid != t.creds.euid && !t.creds.has(Cap.sysNice) { return err(EPERM) }
         target.cpuMask = m
+        target.applyAffinity()                                                // Kernel/HostScheduling.swift
         return 0
     }
     t[309] = { t, a in                                                        // getcpu
@@ -189,17 +204,23 @@ func registerIdentity(_ t: SyscallTable) {
 enum SetIDKind { case one, re, res }
 
 /// setuid/setreuid/setresuid (user) and their gid twins, with the
-/// unprivileged rules of each and, for uids, the capability effects.
-func setIDs(_ t: Task, user: Bool, _ kind: SetIDKind, _ r: UInt32, _ e: UInt32, _ s: UInt32) -> Int {
+/// unprivileged rules of each and, for uids, the capability effects. The
+/// ids are the caller's namespace's: one it does not map is EINVAL, and the
+/// privilege is CAP_SETUID (CAP_SETGID) there.
+func setIDs(_ t: Task, user: Bool, _ kind: SetIDKind, _ lr: UInt32, _ le: UInt32, _ ls: UInt32) -> Int {
     let old = t.creds
     var c = old
     let none = UInt32.max
-    let privileged = old.has(user ? Cap.setuid : Cap.setgid)
+    func kernelID(_ v: UInt32) -> UInt32? {
+        v == none ? none : user ? old.userNS.kernelUID(v) : old.userNS.kernelGID(v)
+    }
+    if kind == .one && lr == none { return err(EINVAL) }                     // (uid_t)-1 names no user
+    guard let r = kernelID(lr), let e = kernelID(le), let s = kernelID(ls) else { return err(EINVAL) }
+    let privileged = old.hasOwn(user ? Cap.setuid : Cap.setgid)
     let (cr, ce, cs) = user ? (old.uid, old.euid, old.suid) : (old.gid, old.egid, old.sgid)
     var (nr, ne, ns) = (cr, ce, cs)
     switch kind {
     case .one:
-        if r == none { return err(EINVAL) }                                   // (uid_t)-1 names no user
         if privileged { nr = r; ne = r; ns = r }
         else if r == cr || r == cs { ne = r } else { return err(EPERM) }
     case .re:
@@ -356,7 +377,7 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
     case 23:                                // PR_CAPBSET_READ
         return Cap.valid(a.a1) ? (t.creds.capBnd & Cap.bit(Int(a.a1)) != 0 ? 1 : 0) : err(EINVAL)
     case 24:                                // PR_CAPBSET_DROP
-        if !t.creds.has(Cap.setpcap) { return err(EPERM) }
+        if !t.creds.hasOwn(Cap.setpcap) { return err(EPERM) }
         if !Cap.valid(a.a1) { return err(EINVAL) }
         t.creds.capBnd &= ~Cap.bit(Int(a.a1))
         return 0
@@ -373,7 +394,7 @@ func sysPrctl(_ t: Task, _ a: Args) -> Int {
         let n = UInt32(new)
         // Locked bits may not change, locks may not be released.
         if ((old & SecureBits.allLocks) >> 1) & (old ^ n) != 0 || old & SecureBits.allLocks & ~n != 0 { return err(EPERM) }
-        if !t.creds.has(Cap.setpcap) { return err(EPERM) }
+        if !t.creds.hasOwn(Cap.setpcap) { return err(EPERM) }
         t.creds.securebits = n
         return 0
     case 47:                                // PR_CAP_AMBIENT
@@ -452,10 +473,10 @@ func sysSchedYield(_: Task, _: Args) -> Int { sched_yield(); return 0 }
 // faccessat's borrowed ones) or before it first runs (clone, a new
 // process), and a call is served on that task's own driver thread, so no
 // other thread writes them meanwhile.
-func sysGetuid(_ t: Task, _: Args) -> Int { Int(t.creds.uid) }
-func sysGeteuid(_ t: Task, _: Args) -> Int { Int(t.creds.euid) }
-func sysGetgid(_ t: Task, _: Args) -> Int { Int(t.creds.gid) }
-func sysGetegid(_ t: Task, _: Args) -> Int { Int(t.creds.egid) }
+func sysGetuid(_ t: Task, _: Args) -> Int { Int(t.creds.userNS.showUID(t.creds.uid)) }
+func sysGeteuid(_ t: Task, _: Args) -> Int { Int(t.creds.userNS.showUID(t.creds.euid)) }
+func sysGetgid(_ t: Task, _: Args) -> Int { Int(t.creds.userNS.showGID(t.creds.gid)) }
+func sysGetegid(_ t: Task, _: Args) -> Int { Int(t.creds.userNS.showGID(t.creds.egid)) }
 
 /// The personality(2) bits Moat acts on.
 enum Personality {

@@ -89,12 +89,13 @@ extension Credentials {
         else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
         else { perm = i.mode & 7 }
         if perm & mask == mask { return true }
+        // In a user namespace, over files whose owner and group it maps.
         if i.isDir {
-            if mask & 2 == 0 && has(Cap.dacReadSearch) { return true }
-            return has(Cap.dacOverride)
+            if mask & 2 == 0 && capable(Cap.dacReadSearch, over: i.uid, i.gid) { return true }
+            return capable(Cap.dacOverride, over: i.uid, i.gid)
         }
-        if mask == 4 && has(Cap.dacReadSearch) { return true }
-        if has(Cap.dacOverride) { return mask & 1 == 0 || i.mode & 0o111 != 0 }
+        if mask == 4 && capable(Cap.dacReadSearch, over: i.uid, i.gid) { return true }
+        if capable(Cap.dacOverride, over: i.uid, i.gid) { return mask & 1 == 0 || i.mode & 0o111 != 0 }
         return false
     }
 }

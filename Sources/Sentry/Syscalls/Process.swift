@@ -140,8 +140,10 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
 /// IPC (Kernel/IPCNamespaces.swift), mount and pid namespace (the caller's
 /// next child is pid 1 of a new one, one level below the root:
 /// Kernel/PidNamespaces.swift), cgroup namespace (rooted at the process's
-/// cgroup: Kernel/Cgroups.swift); the other namespaces are refused (EPERM)
-/// until the Sentry models them.
+/// cgroup: Kernel/Cgroups.swift), user namespace (Kernel/UserNamespaces.swift:
+/// made first, so the others are the new one's and need no capability
+/// outside it, as on Linux); the network and time namespaces are refused
+/// (EPERM) until the Sentry models them.
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
 ///
@@ -154,21 +156,30 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
 /// in either show in both, and MS_PRIVATE/MS_SLAVE change nothing
 /// (Syscalls/File.swift). A per-namespace tree is not modelled yet.
 func sysUnshare(_ t: Task, _ a: Args) -> Int {
-    let flags = a.a0 & 0xffff_ffff
+    var flags = a.a0 & 0xffff_ffff
     let known = CLONE_THREAD_ | CLONE_FS_ | CLONE_NEWNS_ | CLONE_SIGHAND_ | CLONE_VM_ | CLONE_FILES_ | CLONE_SYSVSEM_ |
         CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWCGROUP_ | CLONE_NEWTIME_
     if a.a0 & ~known != 0 { return err(EINVAL) }
+    // A new user namespace is for a single-threaded process with its own fs context.
+    if flags & CLONE_NEWUSER_ != 0 { flags |= CLONE_THREAD_ | CLONE_FS_ }
     if flags & (CLONE_THREAD_ | CLONE_SIGHAND_ | CLONE_VM_) != 0 && t.tg.tasks.count > 1 { return err(EINVAL) }
-    let refused = CLONE_NEWNET_ | CLONE_NEWUSER_ | CLONE_NEWTIME_
-    if flags & (refused | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_ | CLONE_NEWCGROUP_) != 0 && !t.creds.has(Cap.sysAdmin) && flags & CLONE_NEWUSER_ == 0 { return err(EPERM) }
-    if flags & refused != 0 { return err(EPERM) }
+    // The credentials the other namespaces are made with: in the new user
+    // namespace, if any, with every capability there.
+    var creds = t.creds
+    if flags & CLONE_NEWUSER_ != 0 {
+        switch t.credsInNewUserNamespace() { case .success(let c): creds = c; case .failure(let e): return e.ret }
+    }
+    let others = CLONE_NEWNET_ | CLONE_NEWTIME_ | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_ | CLONE_NEWCGROUP_
+    if flags & others != 0 && !creds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
+    if flags & (CLONE_NEWNET_ | CLONE_NEWTIME_) != 0 { return err(EPERM) }
     if flags & CLONE_NEWPID_ != 0 {
         switch t.kernel.newApplicationPidNamespace(by: t) {
         case .success(let ns): t.childPidNS = ns
         case .failure(let e): return e.ret
         }
     }
-    if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy() }
+    t.creds = creds
+    if flags & CLONE_NEWUTS_ != 0 { t.ownUTS = t.uts.copy(owner: creds.userNS) }
     // A cgroup namespace rooted at the process's cgroup (Kernel/Cgroups.swift).
     if flags & CLONE_NEWCGROUP_ != 0 { t.ownCgroupNS = CgroupNamespace(root: t.tg.cgroup) }
     // A new IPC namespace implies leaving the undo list (its sets are out of reach).
@@ -212,10 +223,10 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 /// otherwise); an IPC, UTS or cgroup namespace (Kernel/IPCNamespaces.swift,
 /// Kernel/Cgroups.swift) is the
 /// calling thread's at once, and joining an IPC one leaves the semaphore
-/// undo list. The user namespace (the caller's own, which Linux refuses
-/// too) and the types Moat does not model are EINVAL, never a silent
-/// success. The caller needs CAP_SYS_ADMIN (EPERM), checked before the pid
-/// namespace's place, as Linux does.
+/// undo list. A user namespace fd: joinUserNamespace below (through a
+/// pidfd not offered: EINVAL); the types Moat does not model are EINVAL,
+/// never a silent success. The caller needs CAP_SYS_ADMIN (EPERM), checked
+/// before the pid namespace's place, as Linux does.
 func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
@@ -227,7 +238,8 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
         case .cgroup(let n): cgroup = n
-        case .user, .net: return err(EINVAL)
+        case .net: return err(EINVAL)
+        case .user(let n): return joinUserNamespace(t, n)
         }
     } else if let p = f as? PidFD {
         let all = CLONE_NEWNS_ | CLONE_NEWCGROUP_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWUSER_ | CLONE_NEWPID_ | CLONE_NEWNET_ | CLONE_NEWTIME_
@@ -258,6 +270,20 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     return 0
 }
 
+/// setns into a user namespace (Linux's userns_install): not the caller's
+/// own (EINVAL: it would regain capabilities), only for a single-threaded
+/// process that shares its fs context (CLONE_FS) with no other (EINVAL),
+/// with CAP_SYS_ADMIN over the namespace (EPERM: the caller's own or one
+/// below it only); the caller gets every capability there.
+private func joinUserNamespace(_ t: Task, _ ns: UserNamespace) -> Int {
+    if ns === t.creds.userNS { return err(EINVAL) }
+    if t.tg.tasks.count > 1 { return err(EINVAL) }
+    if t.kernel.tasks.values.contains(where: { $0 !== t && $0.fs === t.fs }) { return err(EINVAL) }
+    if !t.creds.capable(Cap.sysAdmin, in: ns) { return err(EPERM) }
+    t.creds.enter(ns)
+    return 0
+}
+
 /// CLONE_PIDFD: a pidfd for the child (close-on-exec) is stored at `pidfdAddr`.
 /// `intoCgroup`: clone3's CLONE_INTO_CGROUP (the child starts there, not in
 /// its parent's cgroup).
@@ -276,16 +302,18 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     if flags & (CLONE_PIDFD_ | CLONE_DETACHED_) == CLONE_PIDFD_ | CLONE_DETACHED_ { return err(EINVAL) }
     // The pidfd's word must be writable before the child exists (Linux's EFAULT, no child).
     if flags & CLONE_PIDFD_ != 0 { guard let w = t.readI32(pidfdAddr), t.writeI32(pidfdAddr, w) else { return err(EFAULT) } }
-    // A new mount, UTS or IPC namespace (see sysUnshare) needs
-    // CAP_SYS_ADMIN, as on Linux; the other namespaces inside the
-    // sandbox: not yet.
-    if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_) != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A thread stays in its process's pid namespace (after unshare, Linux's EINVAL).
     if flags & CLONE_THREAD_ != 0 && t.childPidNS != nil { return err(EINVAL) }
-    if flags & (CLONE_NEWUSER_ | CLONE_NEWNET_) != 0 {
-        return err(EPERM) // namespaces inside the sandbox: not yet
+    // The child's credentials: in a new user namespace (made first, as
+    // Linux's copy_creds), whose capabilities the other new namespaces
+    // need, as on Linux; else the caller's, with CAP_SYS_ADMIN in its own.
+    var childCreds = t.creds
+    if flags & CLONE_NEWUSER_ != 0 {
+        switch t.credsInNewUserNamespace() { case .success(let c): childCreds = c; case .failure(let e): return e.ret }
     }
-    if flags & CLONE_NEWCGROUP_ != 0 && !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_ | CLONE_NEWPID_ | CLONE_NEWNET_) != 0
+        && !childCreds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
+    if flags & CLONE_NEWNET_ != 0 { return err(EPERM) }                       // network namespaces inside the sandbox: not yet
     // Sharing the undo list of sets the child cannot reach (Linux's EINVAL).
     if flags & (CLONE_NEWIPC_ | CLONE_SYSVSEM_) == CLONE_NEWIPC_ | CLONE_SYSVSEM_ { return err(EINVAL) }
     let isThread = flags & CLONE_THREAD_ != 0
@@ -375,9 +403,10 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     let child = Task(kernel: k, tid: tid, tg: tg, hostPid: isThread ? t.hostPid : pid_t(hostTid), hostTid: pid_t(hostTid),
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.thread = childContext
-    child.creds = t.creds
+    child.creds = childCreds
     child.sigMask = t.sigMask
     child.nice = t.nice
+    k.applyHostNice(child, force: t.hostNice != nil || k.niceFloor != 0)   // the new stub's is not known
     child.personality = t.personality
     child.timerSlackNs = t.timerSlackNs
     child.defaultTimerSlackNs = t.timerSlackNs
@@ -385,8 +414,8 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     inheritSched(child, from: t)
     if flags & CLONE_IO_ != 0 { child.ioContext = t.ioContext }
     if flags & CLONE_SYSVSEM_ != 0 { child.semUndo = t.semUndo }
-    child.cpuMask = t.cpuMask
-    child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy() : t.ownUTS
+    child.cpuMask = t.cpuMask                                           // Task.pin keeps the stub within it
+    child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy(owner: childCreds.userNS) : t.ownUTS
     child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
     // A new cgroup namespace is rooted at the parent's cgroup.
     child.ownCgroupNS = flags & CLONE_NEWCGROUP_ != 0 ? CgroupNamespace(root: t.tg.cgroup) : t.ownCgroupNS
@@ -625,7 +654,7 @@ func sysWaitid(_ t: Task, _ a: Args) -> Int {
     case .success(let (c, ev)?):
         var info = SigInfo(signo: SIGCHLD)
         info.pid = t.vpid(c.tgid)
-        info.uid = c.creds.uid
+        info.uid = t.creds.userNS.showUID(c.creds.uid)
         switch ev {
         case .exited: info.code = c.childCode(); info.status = c.childStatusValue()
         case .stopped: info.code = 5; info.status = c.stopSignal

@@ -136,7 +136,7 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
     if flags == 4 && a.a2 == 0 { return sysKill(t, -tg.pgid, sig) }
     if !t.kernel.sees(t, tg) { return err(EINVAL) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
-    var info = t.userSigInfo(sig)
+    var info = t.userSigInfo(sig).senderSeen(by: tg.creds)
     if a.a2 != 0 {
         guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
         if Int32(bitPattern: get32(b, 0)) != sig { return err(EINVAL) }
@@ -199,7 +199,7 @@ private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32, thread: T
     let c = t.creds, d = thread?.creds ?? target.creds
     // Landlock's signal scope: nothing to a process outside the domain.
     if t.landlockScopeDenies(Landlock.scopeSignal, d) { return false }
-    if c.has(Cap.kill) { return true }
+    if c.capable(Cap.kill, in: d.userNS) { return true }
     if sig == SIGCONT && target.sid == t.tg.sid { return true }
     return c.euid == d.uid || c.euid == d.suid || c.uid == d.uid || c.uid == d.suid
 }
@@ -233,7 +233,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     for tg in targets where canSignal(t, tg, sig) {
         sent = true
         if sig == 0 || tg.zombie || k.initIgnores(tg, sig, from: t) { continue }
-        tg.sendSignal(sig, info)
+        tg.sendSignal(sig, info.senderSeen(by: tg.creds))
     }
     return sent ? 0 : err(EPERM)
 }
@@ -247,7 +247,7 @@ func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
     var info = SigInfo(signo: sig)
     info.code = -6 // SI_TKILL
     info.pid = t.vpid(t.tg.tgid)
-    info.uid = t.creds.uid
+    info.uid = target.creds.userNS.showUID(t.creds.uid)
     if t.kernel.initIgnores(target.tg, sig, from: t) { return 0 }
     if sigpendingFull(t.kernel, target.tg, sig) { return err(EAGAIN) }
     target.sendSignal(sig, info)

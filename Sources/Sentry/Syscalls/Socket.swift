@@ -516,13 +516,16 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
         case SCM_CREDENTIALS_:
             if c.data.count < 12 { return .failure(Errno(EINVAL)) }
             let me = t.unixCred, creds = t.creds
-            let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: get32(c.data, 4), gid: get32(c.data, 8))
-            // (uid_t)-1 and (gid_t)-1 name nobody (Linux: not a valid id).
-            if want.uid == UInt32.max || want.gid == UInt32.max { return .failure(Errno(EINVAL)) }
+            // The ids are the sender's namespace's: (uid_t)-1, (gid_t)-1 and
+            // ids it does not map name nobody (Linux: not a valid id).
+            guard let uid = creds.userNS.kernelUID(get32(c.data, 4)), let gid = creds.userNS.kernelGID(get32(c.data, 8)) else {
+                return .failure(Errno(EINVAL))
+            }
+            let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: uid, gid: gid)
             // Only one's own identity, unless privileged.
             if want.pid != me.pid && !creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
-            if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.has(Cap.setuid) { return .failure(Errno(EPERM)) }
-            if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) && !creds.has(Cap.setgid) { return .failure(Errno(EPERM)) }
+            if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.hasOwn(Cap.setuid) { return .failure(Errno(EPERM)) }
+            if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) && !creds.hasOwn(Cap.setgid) { return .failure(Errno(EPERM)) }
             if want.pid != me.pid && t.kernel.group(want.pid, by: t) == nil {
                 return .failure(Errno(ESRCH))
             }
@@ -547,7 +550,9 @@ func deliverAncillary(_ t: Task, _ anc: Ancillary?, passcred: Bool, cap: Int, cl
         return h
     }
     if passcred {
-        let c = anc?.cred ?? UnixCred(pid: 0, uid: 65534, gid: 65534)
+        // The ids as the receiver's namespace sees them.
+        var c = anc?.cred ?? UnixCred(pid: 0, uid: 65534, gid: 65534)
+        c.uid = t.creds.userNS.showUID(c.uid); c.gid = t.creds.userNS.showGID(c.gid)
         if cap - out.count >= 28 {
             var b = header(28, SCM_CREDENTIALS_) + [UInt8](repeating: 0, count: 12)
             put32(&b, 16, c.pid); put32(&b, 20, Int32(bitPattern: c.uid)); put32(&b, 24, Int32(bitPattern: c.gid))
@@ -798,7 +803,9 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     if a.int(2) == SO_PEERCRED_ {
         // A listener's are its own (from listen); a socket neither
         // connected nor listening has none: pid 0, ids -1 (cred_to_ucred).
-        let c = conn?.peerCred ?? (u?.listening == true ? u!.listenCred : UnixCred(pid: 0, uid: UInt32.max, gid: UInt32.max))
+        var c = conn?.peerCred ?? (u?.listening == true ? u!.listenCred : UnixCred(pid: 0, uid: UInt32.max, gid: UInt32.max))
+        if c.uid != UInt32.max { c.uid = t.creds.userNS.showUID(c.uid) }
+        if c.gid != UInt32.max { c.gid = t.creds.userNS.showGID(c.gid) }
         var b = [UInt8](repeating: 0, count: 12)
         put32(&b, 0, c.pid); put32(&b, 4, Int32(bitPattern: c.uid)); put32(&b, 8, Int32(bitPattern: c.gid))
         let n = min(Int(len), 12)
