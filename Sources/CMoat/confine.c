@@ -147,6 +147,10 @@ int moat_sentry_seccomp(void) {
     ALLOW(read); ALLOW(write); ALLOW(pread64); ALLOW(pwrite64); ALLOW(readv); ALLOW(writev);
     ALLOW(lseek); ALLOW(close); ALLOW(fstat); ALLOW(newfstatat); ALLOW(statx); ALLOW(ftruncate); ALLOW(fsync);
     ALLOW(fdatasync); ALLOW(poll); ALLOW(ppoll); ALLOW(dup); ALLOW(dup3); ALLOW(fcntl); ALLOW(eventfd2);
+    // A host epoll instance per application epoll instance that watches
+    // host-backed files (Syscalls/Epoll.swift): it holds only fds the
+    // Sentry already has, and waits on them.
+    ALLOW(epoll_create1); ALLOW(epoll_ctl); ALLOW(epoll_wait); ALLOW(epoll_pwait);
     // The Gofer channel.
     ALLOW(sendmsg); ALLOW(recvmsg); ALLOW(sendto); ALLOW(recvfrom);
     // The OCI control channel (moat exec): connections on a listening

@@ -107,6 +107,12 @@ void moat_fast_unregister(pid_t tid);
 void moat_park_arm(int32_t *w);
 int moat_park_wait(int32_t *w, int64_t deadline_ns);
 void moat_park_wake(int32_t *w);
+/// The Sentry's host epoll instances (hostepoll.c): create (EPOLL_CLOEXEC),
+/// ctl with op 1 add, 2 del, 3 mod (Linux's numbers), and take up to `max`
+/// (at most 64) ready keys without waiting. Each returns -errno on failure.
+int moat_hostep_create(void);
+int moat_hostep_ctl(int ep, int op, int fd, uint32_t events, uint64_t key);
+int moat_hostep_take(int ep, uint64_t *keys, int max);
 /// pidfd_getfd(pidfd_open(pid), fd): a copy of another process's fd, or -errno.
 int moat_pidfd_getfd(pid_t pid, int fd);
 /// kcmp(pid1, pid2, KCMP_FILE, fd1, fd2): 0 when the two fds are the same

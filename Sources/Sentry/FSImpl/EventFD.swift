@@ -55,9 +55,9 @@ final class EventFD: FileDescription {
         if counter < UInt64.max - 1 { r |= POLLOUT }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 1
         return .success(s)

@@ -32,8 +32,8 @@ final class HostFileFD: FileDescription {
     /// the one change of it the Sentry sees; it re-arms edge-triggered
     /// entries (see wakeups(), and InetSocketFD's waiters).
     private var waiters = WaitQueue()
-    override func addWaiter(_ t: Task) { waiters.add(t) }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
     /// Host streams accept O_ASYNC (no signal is raised).
     override func registerAsync() -> Bool { isStream }

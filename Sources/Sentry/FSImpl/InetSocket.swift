@@ -104,8 +104,8 @@ final class InetSocketFD: FileDescription {
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override var pollHostFD: Int32 { released ? -1 : fd }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
     /// O_ASYNC is accepted; the host socket's changes raise no signal.
     override func registerAsync() -> Bool { true }
@@ -509,6 +509,7 @@ final class InetSocketFD: FileDescription {
         fstat(fd, &st)
         InetSocketFD.owners[UInt64(st.st_ino)] = InetSocketFD.owners.removeValue(forKey: ino)
         ino = UInt64(st.st_ino)
+        waiters.notifyAll() // epoll entries register the new host fd
     }
 
     /// accept4: a new description around the host's new socket.

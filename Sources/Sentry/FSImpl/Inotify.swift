@@ -131,9 +131,9 @@ final class InotifyFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
     override func readiness() -> Int16 { events.isEmpty ? 0 : Int16(pollReadable) }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if cmd == 0x541B { return t.writeI32(arg, Int32(events.reduce(0) { $0 + $1.count })) ? 0 : err(EFAULT) } // FIONREAD
         return err(ENOTTY)

@@ -71,8 +71,8 @@ final class NetlinkSocketFD: FileDescription {
     override var readable: Bool { true }
     override var writable: Bool { true }
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
     override func readiness() -> Int16 { Int16(pollWritable) | (queue.isEmpty ? 0 : Int16(pollReadable)) }
     override func stat() -> Result<Stat, Errno> {

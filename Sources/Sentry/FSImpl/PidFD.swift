@@ -19,8 +19,8 @@ final class PidFD: FileDescription {
         if tg.reaped { return Int16(POLLIN | POLLRDNORM | POLLHUP) }
         return tg.zombie ? Int16(POLLIN | POLLRDNORM) : 0
     }
-    override func addWaiter(_ t: Task) { tg.exitWaiters.add(t) }
-    override func removeWaiter(_ t: Task) { tg.exitWaiters.remove(t) }
+    override func addWaiter(_ t: Waiter) { tg.exitWaiters.add(t) }
+    override func removeWaiter(_ t: Waiter) { tg.exitWaiters.remove(t) }
     override func wakeups() -> UInt64 { tg.exitWaiters.wakeups }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 2

@@ -200,7 +200,7 @@ final class PipeFD: FileDescription {
         return err(ENOTTY)
     }
 
-    override func addWaiter(_ t: Task) { pipe.waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { pipe.waiters.add(t) }
     override func wakeups() -> UInt64 { pipe.waiters.wakeups }
     /// Every wakeup but those about the other direction only: a read's
     /// (room made) does not re-arm an entry for input, a write's (data)
@@ -213,7 +213,7 @@ final class PipeFD: FileDescription {
         return n
     }
     override func registerAsync() -> Bool { pipe.waiters.addAsync(self); return true }
-    override func removeWaiter(_ t: Task) { pipe.waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { pipe.waiters.remove(t) }
 
     override func release() {
         if isReader { pipe.readers -= 1 }

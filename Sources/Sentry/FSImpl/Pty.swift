@@ -492,10 +492,10 @@ final class PtyMasterFD: FileDescription {
         if pty.slaveEverOpened && pty.slaveOpens == 0 { r |= POLLHUP }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { pty.waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { pty.waiters.add(t) }
     override func wakeups() -> UInt64 { pty.waiters.wakeups }
     override func registerAsync() -> Bool { pty.waiters.addAsync(self); return true }
-    override func removeWaiter(_ t: Task) { pty.waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { pty.waiters.remove(t) }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = S_IFCHR_ | 0o666; s.rdev = (5 << 8) | 2; s.blksize = 1024; s.ino = 2; s.dev = 5
         return .success(s)
@@ -555,10 +555,10 @@ final class PtySlaveFD: FileDescription {
         if pty.slaveReadable { r |= pollReadable }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { pty.waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { pty.waiters.add(t) }
     override func wakeups() -> UInt64 { pty.waiters.wakeups }
     override func registerAsync() -> Bool { pty.waiters.addAsync(self); return true }
-    override func removeWaiter(_ t: Task) { pty.waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { pty.waiters.remove(t) }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = S_IFCHR_ | 0o620; s.rdev = (136 << 8) | UInt64(pty.index); s.blksize = 1024
         s.ino = UInt64(pty.index + 3); s.dev = 9

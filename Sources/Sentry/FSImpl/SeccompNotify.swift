@@ -189,8 +189,8 @@ final class SeccompListener: FileDescription {
         if !hasUsers { r |= POLLHUP }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
 
     /// The last descriptor is gone: calls waiting for an answer get ENOSYS,

@@ -71,9 +71,9 @@ final class TimerFD: FileDescription {
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
     override func readiness() -> Int16 { update(); return expirations > 0 ? Int16(POLLIN) : 0 }
-    override func addWaiter(_ t: Task) { waiters.add(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t) }
     override func wakeups() -> UInt64 { waiters.wakeups }
-    override func removeWaiter(_ t: Task) { waiters.remove(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t) }
     override func release() { kernel.timers.cancel(timerID) }
     override func linkName(_ k: Kernel) -> [UInt8] { Array("anon_inode:[timerfd]".utf8) }
     override func stat() -> Result<Stat, Errno> { var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 3; return .success(s) }

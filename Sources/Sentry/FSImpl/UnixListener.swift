@@ -13,8 +13,11 @@ final class UnixSockFD: FileDescription {
     /// The Landlock domain of the thread that made the socket, which
     /// abstract-socket scoping compares the connecting thread's with.
     var creatorLandlock: LandlockDomain?
-    /// Set once connected (or accepted).
-    var conn: UnixSocketFD?
+    /// The connection, once connected (set once: by connect, or at accept).
+    /// Epoll entries that listen to this socket follow it there.
+    var conn: UnixSocketFD? {
+        didSet { if let c = conn { for w in waiters.persistent { c.addWaiter(w) } } }
+    }
     var listening = false
     var backlog: [UnixSockFD] = []
     /// listen()'s backlog (at most net.core.somaxconn): a connect finds the
@@ -211,10 +214,10 @@ final class UnixSockFD: FileDescription {
         }
         return Int16(r | pollWritable | POLLWRBAND_ | POLLHUP)
     }
-    override func addWaiter(_ t: Task) { waiters.add(t); conn?.addWaiter(t) }
+    override func addWaiter(_ t: Waiter) { waiters.add(t); conn?.addWaiter(t) }
     override func wakeups() -> UInt64 { waiters.wakeups &+ (conn?.wakeups() ?? 0) }
     override func registerAsync() -> Bool { waiters.addAsync(self); _ = conn?.registerAsync(); return true }
-    override func removeWaiter(_ t: Task) { waiters.remove(t); conn?.removeWaiter(t) }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t); conn?.removeWaiter(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if isDatagram && cmd == 0x541B { return t.writeI32(arg, Int32(datagrams.first?.data.count ?? 0)) ? 0 : err(EFAULT) }
         return conn?.ioctl(t, cmd, arg) ?? interfaceIoctlWithoutSocket(t, cmd, arg)

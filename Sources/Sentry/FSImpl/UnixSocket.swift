@@ -393,10 +393,10 @@ final class UnixSocketFD: FileDescription {
         if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
         return r
     }
-    override func addWaiter(_ t: Task) { rx.addWaiter(t); tx.addWaiter(t) }
+    override func addWaiter(_ t: Waiter) { rx.addWaiter(t); tx.addWaiter(t) }
     override func wakeups() -> UInt64 { rx.wakeups() &+ tx.wakeups() }
     override func registerAsync() -> Bool { rx.pipe.waiters.addAsync(self); tx.pipe.waiters.addAsync(self); return true }
-    override func removeWaiter(_ t: Task) { rx.removeWaiter(t); tx.removeWaiter(t) }
+    override func removeWaiter(_ t: Waiter) { rx.removeWaiter(t); tx.removeWaiter(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if cmd == 0x5411 { return t.writeI32(arg, Int32(tx.pipe.available)) ? 0 : err(EFAULT) } // SIOCOUTQ
         if cmd == 0x541B && messageMode { return t.writeI32(arg, Int32(rx.pipe.messages.first ?? 0)) ? 0 : err(EFAULT) }

@@ -137,8 +137,8 @@ final class UserfaultFD: FileDescription {
         if !apiDone || !nonblocking { return Int16(POLLERR) }
         return faults.contains(where: { !$0.read }) ? Int16(POLLIN) : 0
     }
-    override func addWaiter(_ t: Task) { readers.add(t) }
-    override func removeWaiter(_ t: Task) { readers.remove(t) }
+    override func addWaiter(_ t: Waiter) { readers.add(t) }
+    override func removeWaiter(_ t: Waiter) { readers.remove(t) }
     override func wakeups() -> UInt64 { readers.wakeups }
 
     override func release() {

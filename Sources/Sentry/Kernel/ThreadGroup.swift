@@ -409,17 +409,28 @@ final class ThreadGroup {
     }
 }
 
+/// What a wait queue wakes: a task, or an epoll entry that listens to its
+/// file for as long as it is registered (Syscalls/Epoll.swift).
+protocol Waiter: AnyObject {
+    func wake()
+    /// Told on joining a queue: an epoll entry learns that its file will
+    /// tell it about changes (a file with no queue is scanned every wait).
+    func joinedQueue()
+}
+extension Waiter { func joinedQueue() {} }
+extension Task: Waiter {}
+
 /// A simple wait queue: tasks blocked on an event. Requires: Kernel.mu held.
 struct WaitQueue {
-    private var waiters: [Task] = []
+    private var waiters: [Waiter] = []
     /// Bumped by every notifyAll: the count of state changes a waiter was
     /// told about. Edge-triggered epoll reports a ready file again once it
     /// moved (Linux re-arms an EPOLLET entry on each wakeup of the file).
     private(set) var wakeups: UInt64 = 0
     /// Descriptions with O_ASYNC set that hear this queue (AsyncIO.swift).
     var asyncLinks: [AsyncLink] = []
-    mutating func add(_ t: Task) { waiters.append(t) }
-    mutating func remove(_ t: Task) {
+    mutating func add(_ t: Waiter) { waiters.append(t); t.joinedQueue() }
+    mutating func remove(_ t: Waiter) {
         if let i = waiters.firstIndex(where: { $0 === t }) { waiters.remove(at: i) }
     }
     mutating func notifyAll() {
@@ -428,6 +439,9 @@ struct WaitQueue {
         if !asyncLinks.isEmpty { signalAsync() }
     }
     var isEmpty: Bool { waiters.isEmpty }
+    /// The waiters that are not tasks blocked for one call (epoll entries):
+    /// a socket whose queues change (a connect) hands them on.
+    var persistent: [Waiter] { waiters.filter { !($0 is Task) } }
 
     /// Blocks `t` on this queue until `ready()` holds: nil then; EAGAIN
     /// at once for a `nonblocking` caller, ERESTARTSYS for a signal that

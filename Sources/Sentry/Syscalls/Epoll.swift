@@ -7,6 +7,18 @@
 // of the file re-arms the entry. The second rule catches the edge a waiter
 // never saw, e.g. a full pipe drained while the epoll waiter slept.
 // EPOLLONESHOT disables an entry after one report.
+//
+// A wait looks only at the entries that may have something to report (a
+// ready list, as Linux's): each entry keeps a link in its file's wait queues
+// for as long as it is registered, and a wakeup of the file puts the entry
+// on the list; a level-triggered entry stays there while it is ready. Files
+// backed by a host fd (inet sockets, host streams) are registered,
+// edge-triggered, in one host epoll instance of the Sentry's per
+// application instance, whose events put their entries on the list the
+// same way: a server with thousands of idle connections pays per wait for
+// the ones that moved, not for all of them. Entries whose changes nothing
+// reports (a file without a wait queue, a nested epoll instance, a host fd
+// the host refuses twice) are looked at on every wait, as before.
 
 import CMoat
 import Glibc
@@ -15,6 +27,23 @@ let EPOLLET_: UInt32 = 1 << 31
 let EPOLLONESHOT_: UInt32 = 1 << 30
 let EPOLLEXCLUSIVE_: UInt32 = 1 << 28
 let EPOLLWAKEUP_: UInt32 = 1 << 29
+
+/// An entry's standing place in its file's wait queues: each wakeup of the
+/// file puts the entry on its instance's ready list and wakes the
+/// instance's waiters (Linux's ep_poll_callback). It must not look at the
+/// file: the file's queue is being notified.
+final class EpollLink: Waiter {
+    weak var ep: EpollFD?
+    let fd: Int32
+    private(set) var joined = false
+    init(ep: EpollFD, fd: Int32) { self.ep = ep; self.fd = fd }
+    func joinedQueue() { joined = true }
+    func wake() {
+        guard let ep = ep else { return }
+        ep.pending.insert(fd)
+        ep.waiters.notifyAll()
+    }
+}
 
 final class EpollFD: FileDescription {
     struct Interest {
@@ -25,21 +54,45 @@ final class EpollFD: FileDescription {
         var lastReported: UInt32 = 0
         /// file.wakeups() at the last report.
         var seenWakeups: UInt64
+        /// Edges the host epoll reported for the file's host fd, and their
+        /// count at the last report (each one re-arms an EPOLLET entry too).
+        var hostEdges: UInt64 = 0
+        var seenHostEdges: UInt64 = 0
+        /// The entry's link in the file's wait queues, if it has queues.
+        var link: EpollLink? = nil
+        /// The host fd registered in the instance's host epoll, or -1.
+        var hostFD: Int32 = -1
         init(file: FileDescription, events: UInt32, data: UInt64) {
             self.file = file; self.events = events; self.data = data; seenWakeups = file.wakeups(for: events)
         }
         /// Woken since the last report: everything ready counts as new.
-        var rearmed: Bool { file.wakeups(for: events) != seenWakeups }
+        var rearmed: Bool { file.wakeups(for: events) != seenWakeups || hostEdges != seenHostEdges }
     }
     /// Keyed by fd number and description, as Linux keys (fd, file).
     var interest: [Int32: Interest] = [:]
     var waiters = WaitQueue()
+    /// Entries that may have something to report: woken since they were
+    /// last looked at, or level-triggered and ready then.
+    var pending = Set<Int32>()
+    /// Entries looked at on every wait: nothing tells of their changes.
+    private var scanned = Set<Int32>()
+    /// The Sentry's host epoll instance for the host-backed entries (-1
+    /// until the first one).
+    private var hostEp: Int32 = -1
 
     init(flags: Int32) { super.init(flags: flags, path: nil) }
 
     override var seekable: Bool { false }
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int { err(EINVAL) }
+    /// Readable on the host while the host epoll has events not yet taken:
+    /// a poll of this instance, or an instance that watches it, waits on it.
+    /// Asked for it, a small set moves its host fds there too (else nothing
+    /// would tell such a waiter of them).
+    override var pollHostFD: Int32 {
+        if !useHostEp { startHostEp() }
+        return hostEp
+    }
 
     /// Whether `other` is this instance or watched by it, directly or
     /// through nested instances.
@@ -96,36 +149,178 @@ final class EpollFD: FileDescription {
 
     func noteWatched(by outer: EpollFD) { watchers.append(Watcher(ep: outer)) }
 
-    /// Drops entries whose description was closed everywhere.
-    func prune() {
-        let gone = interest.compactMap { $0.value.file.refs > 0 ? nil : $0.key }
-        if gone.isEmpty { return }
-        for fd in gone { interest[fd] = nil }
-        keysGeneration += 1
+    // MARK: - Entries
+
+    /// Registers a new entry (`interest[fd]` set) with whatever will tell
+    /// of its file's changes, and puts it on the ready list for a first look
+    /// (Linux polls a file as it is added).
+    func attach(_ fd: Int32) {
+        guard var e = interest[fd] else { return }
+        let link = EpollLink(ep: self, fd: fd)
+        // A nested instance: its own queue only (its scanned entries change;
+        // waits join them). It stays scanned: its host fd, if it gets one,
+        // is polled by the waits.
+        if let inner = e.file as? EpollFD { inner.waiters.add(link) } else { e.file.addWaiter(link) }
+        var reported = link.joined
+        if link.joined { e.link = link }
+        if e.file is EpollFD {
+            reported = false
+        } else if e.file.pollHostFD >= 0 {
+            if !useHostEp || hostRegister(&e, fd, op: 1) == false { reported = false }
+        }
+        interest[fd] = e
+        if reported { scanned.remove(fd) } else { scanned.insert(fd) }
+        pending.insert(fd)
+        if !useHostEp && interest.count > EpollFD.hostEpFrom { startHostEp() }
     }
 
-    /// Ready entries now, as (fd, events) with ET/ONESHOT applied.
-    /// The scan starts after the last entry reported: with more ready
+    /// A small set polls its host fds directly, as before: one look and one
+    /// poll per wait cost less than the host epoll's extra calls (taking
+    /// its events, then looking). Past this many entries the host fds move
+    /// to the host epoll, for good.
+    static let hostEpFrom = 16
+    private var useHostEp = false
+
+    private func startHostEp() {
+        useHostEp = true
+        for fd in Array(scanned) {
+            guard var e = interest[fd], e.link != nil, e.hostFD < 0, !(e.file is EpollFD),
+                  e.file.refs > 0, e.file.pollHostFD >= 0 else { continue }
+            if hostRegister(&e, fd, op: 1) {
+                interest[fd] = e
+                scanned.remove(fd)
+                pending.insert(fd)
+            }
+        }
+    }
+
+    /// Takes an entry out: off its file's queues and the host epoll.
+    func detach(_ fd: Int32) {
+        guard let e = interest.removeValue(forKey: fd) else { return }
+        if let l = e.link {
+            if let inner = e.file as? EpollFD { inner.waiters.remove(l) } else { e.file.removeWaiter(l) }
+            l.ep = nil
+        }
+        // Only while the file still owns that host fd: a closed one left
+        // the host epoll by itself, and its number may be another file's.
+        if e.hostFD >= 0 && e.file.refs > 0 && e.file.pollHostFD == e.hostFD {
+            _ = moat_hostep_ctl(hostEp, 2, e.hostFD, 0, 0)
+        }
+        scanned.remove(fd)
+        pending.remove(fd)
+    }
+
+    /// EPOLL_CTL_MOD: new events and data, looked at afresh.
+    func modify(_ fd: Int32, events: UInt32, data: UInt64) {
+        guard let old = interest[fd] else { return }
+        var e = Interest(file: old.file, events: events, data: data)
+        e.link = old.link
+        e.hostFD = old.hostFD
+        e.hostEdges = old.hostEdges; e.seenHostEdges = old.hostEdges
+        if e.hostFD >= 0 && e.file.pollHostFD == e.hostFD && hostRegister(&e, fd, op: 3) == false {
+            scanned.insert(fd)
+        }
+        interest[fd] = e
+        pending.insert(fd)
+    }
+
+    /// Registers the entry's host fd, edge-triggered for its events (the
+    /// host's keyed wakeups then match the entry's as Linux's would).
+    /// False when the host refuses (the same host file added twice, under
+    /// two fds): the entry is then scanned and polled by every wait.
+    private func hostRegister(_ e: inout Interest, _ fd: Int32, op: Int32) -> Bool {
+        if hostEp < 0 {
+            let ep = moat_hostep_create()
+            if ep < 0 { return false }
+            hostEp = ep
+        }
+        let h = e.file.pollHostFD
+        // IN, PRI, OUT, RDNORM, RDBAND, WRNORM, WRBAND, RDHUP.
+        let mask: UInt32 = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x2000
+        if moat_hostep_ctl(hostEp, op, h, (e.events & mask) | EPOLLET_, UInt64(UInt32(bitPattern: fd))) != 0 {
+            e.hostFD = -1
+            return false
+        }
+        e.hostFD = h
+        return true
+    }
+
+    /// Takes the host epoll's events: their entries go on the ready list.
+    private func drainHost() {
+        guard hostEp >= 0 else { return }
+        let batch = 64
+        var keys = [UInt64](repeating: 0, count: batch)
+        while true {
+            let n = moat_hostep_take(hostEp, &keys, Int32(batch))
+            if n <= 0 { return }
+            for i in 0..<Int(n) {
+                let fd = Int32(truncatingIfNeeded: keys[i])
+                if interest[fd] != nil { interest[fd]!.hostEdges &+= 1; pending.insert(fd) }
+            }
+            if n < batch { return }
+        }
+    }
+
+    /// A host-backed file that changed its host fd (an inet socket moved to
+    /// an egress socket at connect; it wakes its queue when it does) is
+    /// registered again under the new one.
+    private func refreshHost(_ e: inout Interest, _ fd: Int32) {
+        guard e.hostFD >= 0, e.file.pollHostFD != e.hostFD, e.file.pollHostFD >= 0 else { return }
+        if hostRegister(&e, fd, op: 1) == false { scanned.insert(fd) }
+    }
+
+    /// Drops entries whose description was closed everywhere (Linux drops
+    /// them at the last close). A whole pass costs one look at every entry:
+    /// it runs every wait for small sets, every few dozen for big ones.
+    private var waitsSincePrune = 0
+    func prune(force: Bool = false) {
+        waitsSincePrune += 1
+        if !force && interest.count > 64 && waitsSincePrune < interest.count / 16 { return }
+        waitsSincePrune = 0
+        let gone = interest.compactMap { $0.value.file.refs > 0 ? nil : $0.key }
+        for fd in gone { detach(fd) }
+    }
+
+    /// The files a waiter joins for one wait: those of the scanned entries
+    /// (the rest reach the instance's own queue through their links).
+    func scannedFiles() -> [FileDescription] { scanned.compactMap { interest[$0]?.file } }
+
+    /// Host fds a wait polls: the instance's host epoll, and the host fds
+    /// of scanned entries. For edge-triggered entries only the events not
+    /// yet reported: a still-ready host fd would end the poll at once, again
+    /// and again, and the wait would spin.
+    func hostPollFDs() -> [pollfd] {
+        var out: [pollfd] = []
+        if hostEp >= 0 { out.append(pollfd(fd: hostEp, events: Int16(POLLIN), revents: 0)) }
+        for fd in scanned {
+            guard let e = interest[fd], e.file.pollHostFD >= 0, !e.disabled, e.file.refs > 0 else { continue }
+            var ev = e.events & 0xffff
+            if e.events & EPOLLET_ != 0 && !e.rearmed {
+                ev &= ~e.lastReported
+                if e.lastReported & UInt32(POLLHUP | POLLERR) != 0 || ev == 0 { continue }
+            }
+            out.append(pollfd(fd: e.file.pollHostFD, events: Int16(truncatingIfNeeded: ev), revents: 0))
+        }
+        return out
+    }
+
+    /// Ready entries now, as (events, data) with ET/ONESHOT applied.
+    /// The look starts after the last entry reported: with more ready
     /// entries than a wait takes, each gets its turn (Linux moves reported
     /// entries to the tail of its ready list).
     private var resumeAfter: Int32 = -1
 
-    /// The interest's fds in order, kept between waits while the set does
-    /// not change (a wait over many entries sorted them all every time).
-    private var sortedKeys: [Int32] = []
-    private var sortedGeneration = -1
-    /// Bumped whenever an fd joins or leaves the interest.
-    var keysGeneration = 0
-
     func collect(max: Int) -> [(UInt32, UInt64)] {
+        drainHost()
         prune()
         var out: [(UInt32, UInt64)] = []
-        if sortedGeneration != keysGeneration { sortedKeys = interest.keys.sorted(); sortedGeneration = keysGeneration }
-        let keys = sortedKeys
+        let keys = pending.union(scanned).sorted()
+        if keys.isEmpty { return out }
         let first = keys.firstIndex { $0 > resumeAfter } ?? 0
         for k in keys.indices {
             let fd = keys[(first + k) % keys.count]
-            guard var e = interest[fd], !e.disabled else { continue }
+            guard var e = interest[fd], !e.disabled, e.file.refs > 0 else { pending.remove(fd); continue }
+            refreshHost(&e, fd)
             let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
             let now = UInt32(UInt16(bitPattern: e.file.readiness())) & want
             var report = now
@@ -135,9 +330,14 @@ final class EpollFD: FileDescription {
                 out.append((report, e.data))
                 resumeAfter = fd
                 e.seenWakeups = e.file.wakeups(for: e.events)
+                e.seenHostEdges = e.hostEdges
                 if e.events & EPOLLONESHOT_ != 0 { e.disabled = true }
+                // Level-triggered: looked at again next wait, while ready.
+                if e.events & (EPOLLONESHOT_ | EPOLLET_) != 0 { pending.remove(fd) }
             } else if report != 0 {
                 e.lastReported = now & ~report // not reported yet: keep it pending
+            } else {
+                pending.remove(fd)
             }
             interest[fd] = e
         }
@@ -145,15 +345,20 @@ final class EpollFD: FileDescription {
     }
 
     override func readiness() -> Int16 {
-        prune()
-        for e in interest.values where !e.disabled {
+        drainHost()
+        for fd in pending.union(scanned) {
+            guard let e = interest[fd], !e.disabled, e.file.refs > 0 else { continue }
             let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
             if UInt32(UInt16(bitPattern: e.file.readiness())) & want != 0 { return Int16(pollReadable) }
         }
         return 0
     }
-    override func addWaiter(_ t: Task) { waiters.add(t); for e in interest.values { e.file.addWaiter(t) } }
-    override func removeWaiter(_ t: Task) { waiters.remove(t); for e in interest.values { e.file.removeWaiter(t) } }
+    override func addWaiter(_ t: Waiter) { waiters.add(t); for f in scannedFiles() { f.addWaiter(t) } }
+    override func removeWaiter(_ t: Waiter) { waiters.remove(t); for f in scannedFiles() { f.removeWaiter(t) } }
+    override func release() {
+        for fd in Array(interest.keys) { detach(fd) }
+        if hostEp >= 0 { close(hostEp); hostEp = -1 }
+    }
     override func stat() -> Result<Stat, Errno> {
         var s = Stat(); s.mode = 0o600; s.dev = 13; s.ino = 2
         return .success(s)
@@ -250,7 +455,7 @@ func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
     // Only this fd's entry can matter here: an entry whose description was
     // closed everywhere is gone (a whole prune per call made registering N
     // descriptors cost N^2: CPython's test_selectors registers 65,000).
-    if let old = e.interest[fd], old.file.refs == 0 { e.interest[fd] = nil; e.keysGeneration += 1 }
+    if let old = e.interest[fd], old.file.refs == 0 { e.detach(fd) }
     switch op {
     case 1: // EPOLL_CTL_ADD
         if e.interest[fd] != nil { return err(EEXIST) }
@@ -260,14 +465,14 @@ func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
             inner.noteWatched(by: e)
         }
         e.interest[fd] = EpollFD.Interest(file: target, events: events, data: data)
-        e.keysGeneration += 1
+        e.attach(fd)
     case 2: // EPOLL_CTL_DEL
-        if e.interest.removeValue(forKey: fd) == nil { return err(ENOENT) }
-        e.keysGeneration += 1
+        if e.interest[fd] == nil { return err(ENOENT) }
+        e.detach(fd)
     case 3: // EPOLL_CTL_MOD
         guard e.interest[fd] != nil else { return err(ENOENT) }
         if events & EPOLLEXCLUSIVE_ != 0 { return err(EINVAL) }
-        e.interest[fd] = EpollFD.Interest(file: target, events: events, data: data)
+        e.modify(fd, events: events, data: data)
     default:
         return err(EINVAL)
     }
@@ -301,20 +506,13 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
             if sigmask != 0 { t.restoreSignalMask() }
             return 0
         }
-        // Host-backed files (stdio, inet sockets) among the interest: wait in
-        // a host poll. For edge-triggered entries only the events not yet
-        // reported: a still-ready host fd would end the poll at once, again
-        // and again, and the wait would spin.
-        let host = ep.interest.values.compactMap { e -> pollfd? in
-            guard e.file.pollHostFD >= 0 && !e.disabled else { return nil }
-            var ev = e.events & 0xffff
-            if e.events & EPOLLET_ != 0 && !e.rearmed {
-                ev &= ~e.lastReported
-                if e.lastReported & UInt32(POLLHUP | POLLERR) != 0 || ev == 0 { return nil }
-            }
-            return pollfd(fd: e.file.pollHostFD, events: Int16(truncatingIfNeeded: ev), revents: 0)
-        }
-        ep.addWaiter(t)
+        // Woken through the instance's queue (its entries' links), the
+        // scanned entries' own queues, or the host: the instance's host
+        // epoll and the scanned entries' host fds.
+        let host = ep.hostPollFDs()
+        let joined = ep.scannedFiles()
+        ep.waiters.add(t)
+        for f in joined { f.addWaiter(t) }
         var r: Task.BlockResult
         if !host.isEmpty {
             var pfds = host
@@ -324,7 +522,8 @@ func sysEpollWait(_ t: Task, _ epfd: Int32, _ events: UInt64, _ maxEvents: Int32
         } else {
             r = t.block(deadline: deadline)
         }
-        ep.removeWaiter(t)
+        ep.waiters.remove(t)
+        for f in joined { f.removeWaiter(t) }
         if r == .interrupted { interrupted = true }
     }
 }

@@ -368,8 +368,8 @@ final class MQueueFD: FileDescription {
         if queue.messages.count < queue.maxmsg { r |= pollWritable }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { queue.pollers.add(t) }
-    override func removeWaiter(_ t: Task) { queue.pollers.remove(t) }
+    override func addWaiter(_ t: Waiter) { queue.pollers.add(t) }
+    override func removeWaiter(_ t: Waiter) { queue.pollers.remove(t) }
     override func wakeups() -> UInt64 { queue.pollers.wakeups }
     override func release() {
         // Closing the queue ends the closer's own registration (Linux's flush).

@@ -83,8 +83,8 @@ class FileDescription {
     func readiness() -> Int16 { Int16(pollReadable | pollWritable) }
     /// A host fd to poll instead, for host-backed streams (stdio).
     var pollHostFD: Int32 { -1 }
-    func addWaiter(_ t: Task) {}
-    func removeWaiter(_ t: Task) {}
+    func addWaiter(_ t: Waiter) {}
+    func removeWaiter(_ t: Waiter) {}
     /// A counter that moves whenever the file's readiness may have changed
     /// (a wakeup of its wait queue, or an EAGAIN seen on a host-backed
     /// stream); 0 for files that do not count. Edge-triggered epoll uses it
