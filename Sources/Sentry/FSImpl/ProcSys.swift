@@ -353,8 +353,8 @@ final class SysctlFD: FileDescription {
         }
         return Int16(r)
     }
-    override func addWaiter(_ t: Task) { uts?.pollers.add(t) }
-    override func removeWaiter(_ t: Task) { uts?.pollers.remove(t) }
+    override func addWaiter(_ t: Waiter) { uts?.pollers.add(t) }
+    override func removeWaiter(_ t: Waiter) { uts?.pollers.remove(t) }
     override func wakeups() -> UInt64 { uts?.pollers.wakeups ?? 0 }
 }
 
