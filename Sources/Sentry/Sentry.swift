@@ -531,7 +531,8 @@ public enum SentryMain {
                     Log.shared.info("mount devpts on \(m.destination): not the devfs's pts directory; skipped")
                     continue
                 }
-                vfs.mount(p.inode, at: p, fsType: "devpts", source: m.source ?? "devpts")
+                let pts = vfs.mount(p.inode, at: p, fsType: "devpts", source: m.source ?? "devpts")
+                pts.flags = MountFlags.parse(m.options)
                 // As runtimes do for a devpts on /dev/pts: /dev/ptmx is a link to its ptmx.
                 let ptmx = Array("ptmx".utf8)
                 if m.destination == "/dev/pts", case .success(let d) = vfs.resolve(fs, start: fs.root, Array("/dev".utf8)),
@@ -547,6 +548,7 @@ public enum SentryMain {
                 guard let p = ensureDir(k, fs, m.destination) else { continue }
                 let mnt = vfs.mount(k.ipc.mqueues.rootInode, at: p, fsType: "mqueue", source: m.source ?? "mqueue")
                 if m.options.contains("ro") { mnt.readOnly = true }
+                mnt.flags = MountFlags.parse(m.options)
                 continue
             case "tmpfs":
                 var mode: UInt32 = 0o1777

@@ -166,9 +166,13 @@ final class LifecycleTests: XCTestCase {
         let o = s.moat(["run", "--bundle", b, "m1"])
         XCTAssertEqual(o.status, 0, o.stderr)
         let lines = o.stdout.split(separator: "\n").map(String.init)
-        let want = ["/proc rw,relatime - proc proc rw", "/dev rw,relatime - tmpfs tmpfs rw", "/dev/pts rw,relatime - devpts devpts rw",
-                    "/dev/shm rw,relatime - tmpfs shm rw", "/dev/mqueue rw,relatime - mqueue mqueue rw",
-                    "/sys ro,relatime - sysfs sysfs ro"]
+        // Each mount's own flags, from its options, as runc's mounts show them
+        // (runc: "/dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755").
+        let want = ["/proc rw,relatime - proc proc rw", "/dev rw,nosuid - tmpfs tmpfs rw",
+                    "/dev/pts rw,nosuid,noexec,relatime - devpts devpts rw",
+                    "/dev/shm rw,nosuid,nodev,noexec,relatime - tmpfs shm rw",
+                    "/dev/mqueue rw,nosuid,nodev,noexec,relatime - mqueue mqueue rw",
+                    "/sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro"]
         XCTAssertEqual(lines.first?.hasPrefix("/ "), true, o.stdout)
         XCTAssertEqual(lines.filter { want.contains($0) }, want, o.stdout)
     }
