@@ -65,6 +65,10 @@ final class EpollFD: FileDescription {
         init(file: FileDescription, events: UInt32, data: UInt64) {
             self.file = file; self.events = events; self.data = data; seenWakeups = file.wakeups(for: events)
         }
+        /// The events of interest ready now (level), hang-up and error always.
+        var levelNow: UInt32 {
+            UInt32(UInt16(bitPattern: file.readiness())) & ((events & 0xffff) | UInt32(POLLERR | POLLHUP))
+        }
         /// Woken since the last report: everything ready counts as new.
         var rearmed: Bool { file.wakeups(for: events) != seenWakeups || hostEdges != seenHostEdges }
     }
@@ -235,8 +239,7 @@ final class EpollFD: FileDescription {
             hostEp = ep
         }
         let h = e.file.pollHostFD
-        // IN, PRI, OUT, RDNORM, RDBAND, WRNORM, WRBAND, RDHUP.
-        let mask: UInt32 = 0x1 | 0x2 | 0x4 | 0x40 | 0x80 | 0x100 | 0x200 | 0x2000
+        let mask = UInt32(pollReadable | pollWritable | POLLPRI | POLLRDBAND_ | POLLWRBAND_ | POLLRDHUP_)
         if moat_hostep_ctl(hostEp, op, h, (e.events & mask) | EPOLLET_, UInt64(UInt32(bitPattern: fd))) != 0 {
             e.hostFD = -1
             return false
@@ -249,15 +252,16 @@ final class EpollFD: FileDescription {
     private func drainHost() {
         guard hostEp >= 0 else { return }
         let batch = 64
-        var keys = [UInt64](repeating: 0, count: batch)
-        while true {
-            let n = moat_hostep_take(hostEp, &keys, Int32(batch))
-            if n <= 0 { return }
-            for i in 0..<Int(n) {
-                let fd = Int32(truncatingIfNeeded: keys[i])
-                if interest[fd] != nil { interest[fd]!.hostEdges &+= 1; pending.insert(fd) }
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: batch) { keys in
+            while true {
+                let n = moat_hostep_take(hostEp, keys.baseAddress!, Int32(batch))
+                if n <= 0 { return }
+                for i in 0..<Int(n) {
+                    let fd = Int32(truncatingIfNeeded: keys[i])
+                    if interest[fd] != nil { interest[fd]!.hostEdges &+= 1; pending.insert(fd) }
+                }
+                if n < batch { return }
             }
-            if n < batch { return }
         }
     }
 
@@ -273,9 +277,9 @@ final class EpollFD: FileDescription {
     /// them at the last close). A whole pass costs one look at every entry:
     /// it runs every wait for small sets, every few dozen for big ones.
     private var waitsSincePrune = 0
-    func prune(force: Bool = false) {
+    func prune() {
         waitsSincePrune += 1
-        if !force && interest.count > 64 && waitsSincePrune < interest.count / 16 { return }
+        if interest.count > 64 && waitsSincePrune < interest.count / 16 { return }
         waitsSincePrune = 0
         let gone = interest.compactMap { $0.value.file.refs > 0 ? nil : $0.key }
         for fd in gone { detach(fd) }
@@ -321,8 +325,7 @@ final class EpollFD: FileDescription {
             let fd = keys[(first + k) % keys.count]
             guard var e = interest[fd], !e.disabled, e.file.refs > 0 else { pending.remove(fd); continue }
             refreshHost(&e, fd)
-            let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
-            let now = UInt32(UInt16(bitPattern: e.file.readiness())) & want
+            let now = e.levelNow
             var report = now
             if e.events & EPOLLET_ != 0 && !e.rearmed { report = now & ~e.lastReported }
             e.lastReported = now
@@ -348,8 +351,7 @@ final class EpollFD: FileDescription {
         drainHost()
         for fd in pending.union(scanned) {
             guard let e = interest[fd], !e.disabled, e.file.refs > 0 else { continue }
-            let want = (e.events & 0xffff) | UInt32(POLLERR | POLLHUP)
-            if UInt32(UInt16(bitPattern: e.file.readiness())) & want != 0 { return Int16(pollReadable) }
+            if e.levelNow != 0 { return Int16(pollReadable) }
         }
         return 0
     }
