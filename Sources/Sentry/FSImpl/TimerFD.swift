@@ -94,11 +94,7 @@ final class SignalFD: FileDescription {
         while true {
             if let info = t.pending.take(blocked: ~mask) ?? t.tg.sharedPending.take(blocked: ~mask) {
                 t.noteTaken(info)
-                var b = [UInt8](repeating: 0, count: 128)
-                put32(&b, 0, info.signo); put32(&b, 4, info.errno_); put32(&b, 8, info.code)
-                put32(&b, 12, info.pid); put32(&b, 16, Int32(bitPattern: info.uid))
-                put32(&b, 40, info.status); put64(&b, 72, info.addr); put64(&b, 56, info.value)
-                return t.copyOut(buf, b) ? 128 : err(EFAULT)
+                return t.copyOut(buf, info.signalfdBytes()) ? 128 : err(EFAULT)
             }
             if nonblocking { return err(EAGAIN) }
             // Sleep until a signal arrives; only signals outside our mask

@@ -63,6 +63,36 @@ struct SigInfo {
     }
 }
 
+extension SigInfo {
+    /// The 128-byte struct signalfd_siginfo a signalfd read returns: the
+    /// fields of the siginfo's kind at their own offsets (ssi_pid 12, ssi_uid
+    /// 16, ssi_fd 20, ssi_tid 24, ssi_band 28, ssi_overrun 32, ssi_status 40,
+    /// ssi_int 44, ssi_ptr 48, ssi_addr 72, ssi_syscall 84, ssi_call_addr 88,
+    /// ssi_arch 96), as Linux's signalfd_copyinfo fills them by layout.
+    func signalfdBytes() -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 128)
+        put32(&b, 0, signo); put32(&b, 4, errno_); put32(&b, 8, code)
+        if isFault {
+            put64(&b, 72, addr)
+        } else if let s = sysCall {
+            put32(&b, 84, s.nr); put64(&b, 88, s.addr); put32(&b, 96, Int32(bitPattern: s.arch))
+        } else if let band = pollBand {
+            put32(&b, 28, Int32(truncatingIfNeeded: band)); put32(&b, 20, pollFD)
+        } else if code == -2 {                                              // SI_TIMER: timer id, overrun, value
+            put32(&b, 24, pid); put32(&b, 32, Int32(bitPattern: uid))
+            put32(&b, 44, Int32(truncatingIfNeeded: value)); put64(&b, 48, value)
+        } else {
+            put32(&b, 12, pid); put32(&b, 16, Int32(bitPattern: uid))
+            if signo == SIGCHLD && code > 0 {
+                put32(&b, 40, status)
+            } else {
+                put32(&b, 44, Int32(truncatingIfNeeded: value)); put64(&b, 48, value)
+            }
+        }
+        return b
+    }
+}
+
 @inline(__always) func put32(_ b: inout [UInt8], _ off: Int, _ v: Int32) {
     let u = UInt32(bitPattern: v)
     for i in 0..<4 { b[off + i] = UInt8(truncatingIfNeeded: u >> (8 * UInt32(i))) }

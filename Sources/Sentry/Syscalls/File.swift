@@ -594,13 +594,16 @@ func sysWrite(_ t: Task, _ fd: Int32, _ buf: UInt64, _ count: Int, _ off: Int64?
 
 /// A write or truncate of a set-id file by a caller without CAP_FSETID
 /// drops set-user-ID, and set-group-ID when the group may execute or the
-/// caller is outside the group (Linux's file_remove_privs). When set-id
-/// bits remain, returns the file and mode to put back afterwards: a
-/// write-through file is written by the Sentry, which runs as the sandbox's
-/// own host id with no capability (Confinement.swift), so the host kernel
-/// drops the bits by its own rules, not the application's.
+/// caller is outside the group (Linux's file_remove_privs); any write or
+/// truncate drops file capabilities. When set-id bits remain, returns the
+/// file and mode to put back afterwards: a write-through file is written by
+/// the Sentry, which runs as the sandbox's own host id with no capability
+/// (Confinement.swift), so the host kernel drops the bits by its own rules,
+/// not the application's.
 func dropSetIDForWrite(_ t: Task, _ i: Inode?) -> (Inode, UInt32)? {
-    guard let i, i.isRegular, i.mode & (S_ISUID_ | S_ISGID_) != 0, !(i is StdioInode) else { return nil }
+    guard let i, i.isRegular, !(i is StdioInode) else { return nil }
+    dropFileCapability(t.kernel, i)
+    guard i.mode & (S_ISUID_ | S_ISGID_) != 0 else { return nil }
     let m = i.mode & 0o7777
     if t.creds.capable(Cap.fsetid, over: i.uid, i.gid) { return (i, m) }
     var clear = m & S_ISUID_

@@ -252,6 +252,16 @@ private func xattrKey(_ i: Inode) -> XattrKey { XattrKey(dev: i.dev, ino: i.ino)
 /// inherit a capability set granted for the old one.
 func dropFileCapabilities(_ k: Kernel, _ i: Inode, _ a: SetAttr) {
     guard a.uid != nil || a.gid != nil, !i.isDir else { return }
+    dropFileCapability(k, i)
+}
+
+/// Removes `i`'s security.capability, if it has one: on a chown (above) and
+/// on every write or truncate of the file, whoever the writer is (Linux's
+/// file_remove_privs asks the capability module, which kills the attribute
+/// whenever it exists): changed contents must not keep privileges granted
+/// for the old ones.
+func dropFileCapability(_ k: Kernel, _ i: Inode) {
+    if k.xattrs.values.isEmpty { return }                                 // the common case: no attribute in memory at all
     let name = Array("security.capability".utf8), key = xattrKey(i)
     if k.xattrs.values[key]?.removeValue(forKey: name) != nil { k.xattrs.order[key]?.removeAll { $0 == name } }
 }

@@ -168,11 +168,12 @@ private func sysSigqueueinfo(_ t: Task, tgid: Int32, tid: Int32?, sig: Int32, _ 
         tg = x.tg; thread = x
     } else {
         // Any thread's id names its process (Linux's kill_proc_info).
-        guard let g = k.threadGroups[tgid] ?? k.tasks[tgid]?.tg, !g.zombie, k.sees(t, g) else { return err(ESRCH) }
+        // A zombie not yet reaped takes the signal and ignores it, as kill's does.
+        guard let g = k.threadGroups[tgid] ?? k.tasks[tgid]?.tg, !g.reaped, k.sees(t, g) else { return err(ESRCH) }
         tg = g; thread = nil
     }
     if !canSignal(t, tg, sig, thread: thread) { return err(EPERM) }
-    if sig == 0 { return 0 }
+    if sig == 0 || tg.zombie { return 0 }
     if k.initIgnores(tg, sig, from: t) { return 0 }
     if supplied.info.code < 0 && sigpendingFull(k, tg, sig) { return err(EAGAIN) }
     if let x = thread { x.sendSignal(sig, supplied.info) } else { tg.sendSignal(sig, supplied.info) }
