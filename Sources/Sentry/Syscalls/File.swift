@@ -876,6 +876,10 @@ func sysUnlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ flags: Int32) -> I
 /// unlinkat of a path already copied in (flags checked by the caller).
 func unlinkAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32) -> Int {
     let isDir = flags & AT_REMOVEDIR_ != 0
+    // An empty name is ENOENT whatever dirfd is; the root itself is busy
+    // to rmdir and a directory to unlink (Linux's LAST_ROOT).
+    if path.isEmpty { return err(ENOENT) }
+    if path.allSatisfy({ $0 == 47 }) { return err(isDir ? EBUSY : EISDIR) }
     switch t.lookupParentSlash(dirfd, path: path) {
     case .success(let (dir, name, slash)):
         if name == [46] { return err(isDir ? EINVAL : EISDIR) }
@@ -889,9 +893,7 @@ func unlinkAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32) -> Int
         if dir.mount.readOnly { return err(EROFS) }
         if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
         if let e = t.landlockDenies(dir, Landlock.removeRight(child.inode)) { return e.ret }
-        if dir.inode.mode & 0o1000 != 0 && !t.creds.capable(Cap.fowner, over: child.inode.uid, child.inode.gid) && child.inode.uid != t.creds.fsuid && dir.inode.uid != t.creds.fsuid {
-            return err(EPERM)
-        }
+        if stickyDenies(t, dir.inode, child.inode) { return err(EPERM) }
         switch dir.inode.unlink(name, dir: isDir) {
         case .success:
             dir.dentry.children[name] = nil
@@ -944,6 +946,10 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
     } else if flags & 2 != 0 { return err(ENOENT) }
     if odir.mount.readOnly { return err(EROFS) }
     if !t.mayAccess(odir.inode, 3) || !t.mayAccess(ndir.inode, 3) { return err(EACCES) }
+    // A rename removes a name from each side: the sticky rule holds for the
+    // file moved out of its directory and for a file it replaces.
+    if stickyDenies(t, odir.inode, src.inode) { return err(EPERM) }
+    if let e = existing, stickyDenies(t, ndir.inode, e.inode) { return err(EPERM) }
     if let e = t.landlockRefer(src: Path(mount: odir.mount, dentry: src), oldDir: odir, newDir: ndir,
                                dst: existing.map { Path(mount: ndir.mount, dentry: $0) }, exchange: flags & 2 != 0, removable: true) {
         return e.ret
@@ -965,6 +971,14 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
         return 0
     case .failure(let e): return e.ret
     }
+}
+
+/// In a sticky directory only the file's owner, the directory's owner or a
+/// caller with CAP_FOWNER over the file may remove or rename it (Linux's
+/// check_sticky, for unlink, rmdir and both sides of rename).
+private func stickyDenies(_ t: Task, _ dir: Inode, _ victim: Inode) -> Bool {
+    dir.mode & 0o1000 != 0 && victim.uid != t.creds.fsuid && dir.uid != t.creds.fsuid
+        && !t.creds.capable(Cap.fowner, over: victim.uid, victim.gid)
 }
 
 func sysReadlinkat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ buf: UInt64, _ size: Int) -> Int {
