@@ -109,6 +109,8 @@ final class UnixSocketFD: FileDescription {
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
 
     var messageMode: Bool { type == SOCK_DGRAM_ || type == SOCK_SEQPACKET_ }
+    /// A datagram send found the peer closed and said ECONNREFUSED.
+    private var peerRefused = false
 
     /// Waits on the pipe's queue. Returns 0, or when `stillWaiting` holds:
     /// EAGAIN once the timeout passed, -ERESTARTSYS (EINTR with a timeout
@@ -148,7 +150,14 @@ final class UnixSocketFD: FileDescription {
         if messageMode {
             if count > p.capacity { anc?.discard(); return err(EMSGSIZE) }
             while true {
-                if p.readers == 0 { anc?.discard(); return broken() }
+                if p.readers == 0 {
+                    anc?.discard()
+                    // The peer is gone. A datagram socket: ECONNREFUSED once,
+                    // then ENOTCONN, as Linux's unix_dgram_sendmsg forgets the
+                    // dead peer; neither raises SIGPIPE.
+                    if type == SOCK_DGRAM_ { defer { peerRefused = true }; return err(peerRefused ? ENOTCONN : ECONNREFUSED) }
+                    return err(EPIPE)                                     // seqpacket: no SIGPIPE either
+                }
                 if p.capacity - p.available >= count { break }
                 if nonblocking || dontWait { anc?.discard(); return err(EAGAIN) }
                 let w = wait(t, p, sndTimeoutNs) { p.capacity - p.available < count && p.readers > 0 }
@@ -384,7 +393,10 @@ final class UnixSocketFD: FileDescription {
         var r = rx.readiness() & Int16(pollReadable)
         if messageMode && rx.pipe.messages.isEmpty { r &= ~Int16(pollReadable) }
         // A writable Unix socket also says POLLWRBAND (Linux's unix_poll).
-        if !shutWrite && tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
+        // Writable while the send buffer has room, shut or not (Linux's
+        // unix_poll and unix_dgram_poll look at nothing else; a send after
+        // SHUT_WR is EPIPE all the same).
+        if tx.readiness() & Int16(POLLOUT) != 0 { r |= Int16(pollWritable | POLLWRBAND_) }
         // Linux's unix_poll: HUP once both directions are shut (the peer
         // gone, or each side shut by either end: a peer's SHUT_RD shuts our
         // sending side), not for one alone.
