@@ -4,7 +4,9 @@
 // NS_GET_TGID_IN_PIDNS (a pid of the caller's as the fd's namespace numbers
 // it), ESRCH for a process the other side cannot see or that does not
 // exist, EINVAL on a namespace that is not a pid one; a thread's tid and
-// its process's tgid told apart. Prints comparisons and errno names only.
+// its process's tgid told apart. Also what a namespace's init sees of the
+// namespace above: kill(-1) with nothing to signal (ESRCH) and a signal's
+// sender from outside (si_pid 0). Prints comparisons and errno names only.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +56,16 @@ static int child(void *arg) {
     printf("child: own pid in the parent namespace > 1: %s\n", mine > 1 ? "yes" : ename(errno));
     q("child: parent's pid from the parent namespace", rootfd, NS_GET_PID_FROM_PIDNS, parent, 0);
     q("child: own pid back from the parent namespace", rootfd, NS_GET_PID_FROM_PIDNS, mine, 1);
+    // An init alone in its namespace: kill(-1) has no target.
+    errno = 0;
+    long r = kill(-1, 0);
+    printf("child: kill(-1, 0) = %ld %s\n", r, r < 0 ? ename(errno) : "");
+    // A signal from the parent namespace: its sender is not seen (si_pid 0).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    siginfo_t si;
+    if (sigwaitinfo(&set, &si) == SIGUSR1) printf("child: SIGUSR1 from outside: si_pid %d, si_code %d\n", si.si_pid, si.si_code);
     fflush(stdout);
     return 0;
 }
@@ -94,6 +106,10 @@ int main(void) {
     q("on a UTS namespace", uts, NS_GET_PID_FROM_PIDNS, me, 0);
 
     if (pipe(pipefd) != 0) return 1;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);              // the child inherits it blocked
     static char stack[256 * 1024];
     pid_t c = clone(child, stack + sizeof stack, CLONE_NEWPID | SIGCHLD, (void *)(long)me);
     if (c < 0) { printf("clone(CLONE_NEWPID): %s\n", ename(errno)); return 1; }
@@ -108,6 +124,7 @@ int main(void) {
     q("self in the child's namespace", nsfd, NS_GET_PID_IN_PIDNS, me, 0);
     q("pid 2 of the child's namespace", nsfd, NS_GET_PID_FROM_PIDNS, 2, 0);
     if (write(pipefd[1], "x", 1) != 1) return 1;
+    kill(c, SIGUSR1);
     int st = 0;
     waitpid(c, &st, 0);
     printf("child: exited %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
