@@ -14,7 +14,8 @@
 // process's exit is its tracer's to collect before its parent may;
 // PTRACE_O_EXITKILL; PTRACE_EVENT_EXIT (ptraceExitStop: a thread on its
 // way out stops with its exit status as the event message, until its
-// tracer resumes it, a new SIGKILL or group exit, or the tracer's end) and
+// tracer resumes or detaches it, a group exit begun after it, the tracer's
+// end or the sandbox's) and
 // PTRACE_EVENT_SECCOMP (Syscalls/Seccomp.swift: a filter's
 // SECCOMP_RET_TRACE; the message is the filter's data).
 //
@@ -115,8 +116,8 @@ final class PtraceState {
     /// (taken on its own thread, as the FPU state is); nil in a stop that
     /// did not take them (a group stop found at attach).
     var regs: Registers? = nil
-    /// In a PTRACE_EVENT_EXIT stop, which a SIGKILL (or a group exit)
-    /// sent after it began ends (`exitStopKilled`).
+    /// In a PTRACE_EVENT_EXIT stop, which a group exit begun after it
+    /// (a SIGKILL, exit_group) or the sandbox's end ends (`exitStopKilled`).
     var inExitStop = false
     var exitStopKilled = false
     init(tracer: ThreadGroup) { self.tracer = tracer }
@@ -137,8 +138,8 @@ extension ThreadGroup {
         }
     }
 
-    /// A SIGKILL or a group exit ends its threads' PTRACE_EVENT_EXIT stops
-    /// (Linux's fatal signal wakes a killable stop). Requires: Kernel.mu held.
+    /// A group exit (or the sandbox's end) ends its threads'
+    /// PTRACE_EVENT_EXIT stops, as Linux's zap wakes them. Requires: Kernel.mu held.
     func endExitStops() {
         for t in tasks { if let p = t.ptrace, p.inExitStop { p.exitStopKilled = true; t.wake() } }
     }
@@ -150,7 +151,7 @@ extension Task {
     /// when the task must exit instead (a SIGKILL, its group's exit).
     /// Requires: Kernel.mu held, on the task's own driver thread.
     /// `atExit`: the PTRACE_EVENT_EXIT stop of a task already leaving,
-    /// which only its tracer, the tracer's end or a new SIGKILL ends.
+    /// which only its tracer, the tracer's end or endExitStops ends.
     @discardableResult
     func ptraceStop(code: Int32, info: SigInfo?, resumeSignal: Int32 = 0, atExit: Bool = false) -> Bool {
         guard let p = ptrace, let tracer = p.tracer else { ptrace = nil; return !(exitRequested || tg.exiting) }

@@ -217,6 +217,7 @@ private func seccompKill(_ t: Task, signal: Int32, wholeProcess: Bool) -> Int {
         info.code = 1
         t.dieOfSignal(signal, info)
     } else {
+        t.exitStatus = signal                                           // its PTRACE_EVENT_EXIT message
         t.exitRequested = true
     }
     t.skipReturn = true
