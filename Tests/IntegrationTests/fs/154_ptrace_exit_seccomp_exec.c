@@ -6,7 +6,8 @@
 // status of exit_group and of a SIGKILL in the event message, registers
 // readable in the stop, the exit reported after the tracer resumes or
 // detaches it; a SIGKILL to a process already exiting does not end the
-// stop, as on Linux 6, so none is tried); SECCOMP_RET_TRACE (ENOSYS without a tracer or
+// stop, as on Linux 6, so none is tried; the tracer's death lets it go on
+// exiting); SECCOMP_RET_TRACE (ENOSYS without a tracer or
 // without PTRACE_O_TRACESECCOMP; with it a PTRACE_EVENT_SECCOMP stop whose
 // message is the filter's data, where the tracer skips the call with its
 // own result or changes it into another call). Prints statuses, errno
@@ -203,6 +204,38 @@ static void exit_stops(void) {
     eventmsg("_exit(6)", c);
     ptrace(PTRACE_DETACH, c, 0, 0);
     status("detached", c, 0);
+
+    // The tracer dies while its tracee is in the exit stop: the tracee goes
+    // on exiting, and (reparented to this subreaper) is waited for here.
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    int ready[2];
+    if (pipe(ready) != 0) return;
+    pid_t tracer = fork();
+    if (tracer == 0) {
+        close(ready[0]);
+        pid_t t = fork();
+        if (t == 0) {
+            ptrace(PTRACE_TRACEME, 0, 0, 0);
+            raise(SIGSTOP);
+            _exit(7);
+        }
+        int st = 0;
+        waitpid(t, &st, 0);
+        ptrace(PTRACE_SETOPTIONS, t, 0, PTRACE_O_TRACEEXIT);
+        ptrace(PTRACE_CONT, t, 0, 0);
+        waitpid(t, &st, 0);
+        printf("tracer: tracee in its exit stop: %s\n", WIFSTOPPED(st) && st >> 16 == PTRACE_EVENT_EXIT ? "yes" : "no");
+        fflush(stdout);
+        if (write(ready[1], &t, sizeof t) != sizeof t) _exit(2);
+        _exit(0);                                                   // without resuming it
+    }
+    close(ready[1]);
+    pid_t orphan = 0;
+    if (read(ready[0], &orphan, sizeof orphan) != sizeof orphan) { printf("no tracee\n"); return; }
+    close(ready[0]);
+    status("tracer", tracer, 0);
+    status("tracee after its tracer's death", orphan, 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 }
 
 /* A filter: RET_TRACE with `data` for `nr`, allow the rest. */
