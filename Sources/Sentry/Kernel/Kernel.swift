@@ -294,8 +294,10 @@ final class Kernel: @unchecked Sendable {
         finished = true
         initStatus = status
         // Every other process in the pid namespace dies with init.
-        for tg in threadGroups.values where !tg.exiting {
-            tg.beginExit(code: Int32(SIGKILL) /* killed */, bySignal: true)
+        // The sandbox ends: a PTRACE_EVENT_EXIT stop of a process already
+        // exiting (which no signal ends) must not outlive it either.
+        for tg in threadGroups.values {
+            if tg.exiting { tg.endExitStops() } else { tg.beginExit(code: Int32(SIGKILL) /* killed */, bySignal: true) }
         }
         pthread_cond_broadcast(&doneCond)
     }

@@ -43,7 +43,8 @@
 // (the root, to a caller in it; EPERM past the caller's own), the owning
 // user namespace (the initial one for pid, IPC and cgroup namespaces, the
 // creator's for UTS and user ones; EPERM when it is above the caller's)
-// and a user namespace's owner uid. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
+// and a user namespace's owner uid, and NS_GET_{PID,TGID}_{FROM,IN}_PIDNS
+// translate a pid between the fd's namespace and the caller's. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
 // numbers (root, local) for a process below the reader's namespace, one
 // otherwise; /proc is numbered from its reader's namespace, not from the
 // one of its mounter as on Linux, so a process of an application's
@@ -110,6 +111,17 @@ extension Task {
 extension ThreadGroup {
     /// Whether this group is the init (local pid 1) of its pid namespace.
     var isNamespaceInit: Bool { tgid & PidNS.mask == 1 }
+
+    /// The number this process's namespace gives process or thread
+    /// `rootPid`, 0 when it cannot see it: a signal's sender pid as its
+    /// receiver reads it (Linux translates si_pid into the receiver's
+    /// namespace), so a sender outside a namespace shows as 0 and one
+    /// below the receiver's by its number there.
+    func pidSeen(_ rootPid: Int32) -> Int32 {
+        let ns = PidNS.index(tgid)
+        if ns == 0 || rootPid <= 0 { return rootPid }
+        return PidNS.index(rootPid) == ns ? rootPid & PidNS.mask : 0
+    }
 }
 
 extension Kernel {
@@ -295,11 +307,11 @@ final class NamespaceFile: FileDescription {
     override func linkName(_ k: Kernel) -> [UInt8] { Array("\(typeName):[\(inum)]".utf8) }
 
     /// The nsfs ioctls Linux's <linux/nsfs.h> has had since 4.11 (type,
-    /// parent, owning user namespace, owner's uid). The newer pid
-    /// translations (NS_GET_PID_FROM_PIDNS and friends, Linux 6.11) are not
-    /// offered: ENOTTY, as from a kernel before them.
+    /// parent, owning user namespace, owner's uid), and the pid
+    /// translations of Linux 6.11 (pidTranslation).
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         switch cmd {
+        case 0x8004_b706...0x8004_b709: return pidTranslation(t, cmd, Int32(truncatingIfNeeded: arg))
         case 0xb703: return Int(cloneFlag)                                          // NS_GET_NSTYPE
         case 0xb701:                                                                // NS_GET_USERNS
             return openOwner(t)
@@ -320,6 +332,25 @@ final class NamespaceFile: FileDescription {
             return t.writeI32(arg, 0) ? 0 : err(EFAULT)
         default: return err(ENOTTY)
         }
+    }
+
+    /// NS_GET_PID_FROM_PIDNS and NS_GET_TGID_FROM_PIDNS: the thread or
+    /// process this pid namespace numbers `p`, as the caller's namespace
+    /// numbers it; NS_GET_PID_IN_PIDNS and NS_GET_TGID_IN_PIDNS: the one
+    /// the caller numbers `p`, as this namespace numbers it. ESRCH when
+    /// there is none or the other namespace cannot see it; EINVAL on a
+    /// namespace that is not a pid one (Linux's ns_ioctl).
+    private func pidTranslation(_ t: Task, _ cmd: UInt64, _ p: Int32) -> Int {
+        guard case .pid(let i) = kind else { return err(EINVAL) }
+        let into = cmd >= 0x8004_b708, tgid = cmd & 1 == 1
+        if p <= 0 { return err(ESRCH) }
+        let root: Int32
+        if into { root = t.gpid(p) } else if i == 0 { root = p } else if p <= PidNS.mask { root = PidNS.base(i) | p } else { return err(ESRCH) }
+        guard let k = kernel, let x = k.tasks[root], !x.exited, !into || k.sees(t, x.tg) else { return err(ESRCH) }
+        let n = tgid ? x.tg.tgid : x.tid
+        let shown: Int32
+        if !into { shown = t.vpidIfSeen(n) } else if i == 0 { shown = n } else { shown = PidNS.index(n) == i ? n & PidNS.mask : 0 }
+        return shown > 0 ? Int(shown) : err(ESRCH)
     }
 
     /// The user namespace that owns this one (a user namespace's parent),

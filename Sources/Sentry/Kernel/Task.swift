@@ -78,6 +78,9 @@ final class Task {
     let wakeFD: Int32
     var inApp = false
     var exitRequested = false
+    /// A thread's own exit status (exit(2) of one thread of several): the
+    /// PTRACE_EVENT_EXIT message when its group is not exiting.
+    var exitStatus: Int32 = 0
     /// Set while the task is traced by another process (Syscalls/Ptrace.swift).
     var ptrace: PtraceState?
     /// Its tracer resumed it to stop at syscalls: its calls all take the
@@ -263,6 +266,7 @@ final class Task {
                 return
             }
         }
+        if ptrace != nil { ptraceExitStop() }
         leave(hostAlive: true)
         kernel.unlock()
     }
@@ -335,8 +339,11 @@ final class Task {
     /// Callers re-check their condition after it returns. `killable`: only
     /// an exit interrupts (Linux's TASK_KILLABLE, e.g. a vfork parent's
     /// wait), a pending signal waits until the sleep ends. Requires: mu held.
-    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false) -> BlockResult {
-        if stopWait {
+    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false, exitStop: Bool = false) -> BlockResult {
+        if exitStop {
+            // A PTRACE_EVENT_EXIT stop: the task is leaving already.
+            if !ptraceStopped || ptrace?.exitStopKilled != false { return .woken }
+        } else if stopWait {
             if exitRequested || tg.exiting || !(tg.stopped || ptraceStopped) { return .woken }
         } else if killable ? (exitRequested || tg.exiting) : interruptPending() { return .interrupted }
         // Credit the CPU time run up to here to the threads that ran it.
@@ -351,7 +358,7 @@ final class Task {
         _ = moat_park_wait(parkWord, deadline ?? -1)
         kernel.lock()
         waitMode = .none
-        if !stopWait && (killable ? (exitRequested || tg.exiting) : interruptPending()) { return .interrupted }
+        if !stopWait && !exitStop && (killable ? (exitRequested || tg.exiting) : interruptPending()) { return .interrupted }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
         return .woken
     }

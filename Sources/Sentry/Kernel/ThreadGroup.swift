@@ -182,11 +182,16 @@ final class ThreadGroup {
     /// Starts the death of the whole group: every thread is told to exit.
     /// Requires: Kernel.mu held.
     func beginExit(code: Int32, bySignal: Bool) {
+        // (A signal to a group already exiting is dropped, as Linux's
+        // prepare_signal drops it: it ends no PTRACE_EVENT_EXIT stop.)
         if exiting { return }
         exiting = true
         // A signal's status keeps 0x80 when a core was dumped (WCOREDUMP).
         exitCode = bySignal ? (code & 0xff) : ((code & 0xff) << 8)
         for t in tasks { t.requestExit() }
+        // A thread already in its PTRACE_EVENT_EXIT stop (its own exit, or
+        // another thread's execve) is woken out of it, as by Linux's zap.
+        endExitStops()
     }
 
     /// Called by the last task of the group as it leaves. Requires: Kernel.mu held.

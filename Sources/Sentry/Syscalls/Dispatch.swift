@@ -124,8 +124,8 @@ enum LockFree {
 func dispatchSyscall(_ t: Task) {
     LockOrder.assertHeld(.kernel)
     let regs = t.thread.regs
-    let nr = Int(Int64(bitPattern: regs.orig_rax))
-    let args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)
+    var nr = Int(Int64(bitPattern: regs.orig_rax))
+    var args = Args(a0: regs.rdi, a1: regs.rsi, a2: regs.rdx, a3: regs.r10, a4: regs.r8, a5: regs.r9)
     let k = t.kernel
     if StartupProfile.firstSyscallPending { StartupProfile.firstSyscall(nr) }
     var start: Int64 = 0
@@ -134,7 +134,7 @@ func dispatchSyscall(_ t: Task) {
     pthread_setspecific(currentTaskKey, Unmanaged.passUnretained(t).toOpaque())
     if Log.shared.debug && k.strace { Log.shared.write("[pid \(t.tid)] enter \(syscallName(nr)) \(args)") }
     var ret: Int
-    if let verdict = seccompVerdict(t, nr, args) {
+    if let verdict = seccompVerdict(t, &nr, &args) {
         ret = verdict // the application's seccomp filters and the container's profile (Syscalls/Seccomp.swift)
     } else if nr >= 0 && nr < 512, let h = SyscallTable.shared.handlers[nr] {
         ret = h(t, args)

@@ -116,6 +116,16 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         if t.exitRequested { return 0 }
         _ = t.block(deadline: Kernel.now(CLOCK_MONOTONIC) + 1_000_000)
     }
+    // A thread that is not the leader takes over the leader's thread id
+    // (Linux's de_thread): afterwards gettid() == getpid(), its old id is
+    // free, and the departed leader is gone without notice to anyone.
+    if t.tid != t.tg.tgid {
+        t.kernel.tasks[t.tid] = nil
+        t.tid = t.tg.tgid
+        t.kernel.tasks[t.tid] = t
+        t.tg.exitedLeader = nil
+        t.tg.lastCreds = t.creds
+    }
     // A fresh address space: new page tables for a KVM vCPU
     // (Kernel/KVMTasks.swift), a new stub process otherwise.
     if !t.thread.hasStub {

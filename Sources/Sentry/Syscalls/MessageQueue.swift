@@ -311,7 +311,7 @@ final class MQueueInode: Inode {
             if n.signo == 0 || owner.tasks.first?.mm.id != n.space { return }
             var info = SigInfo(signo: n.signo)
             info.code = SI_MESGQ
-            info.pid = t.vpid(t.tg.tgid)
+            info.pid = owner.pidSeen(t.tg.tgid)                               // as the owner's namespace numbers the sender
             info.uid = t.creds.uid
             info.value = n.value
             owner.sendSignal(n.signo, info)

@@ -38,7 +38,10 @@ func registerProcess(_ t: SyscallTable) {
     t[322] = { t, a in sysExecve(t, a.int(0), a.a1, a.a2, a.a3, a.int(4)) }                                         // execveat
     t[60] = { t, a in                                                                                                // exit
         // The last thread's exit is the process's; another thread just leaves.
-        if t.tg.tasks.count == 1 { t.tg.beginExit(code: a.int(0), bySignal: false) } else { t.exitRequested = true }
+        if t.tg.tasks.count == 1 { t.tg.beginExit(code: a.int(0), bySignal: false) } else {
+            t.exitStatus = (a.int(0) & 0xff) << 8
+            t.exitRequested = true
+        }
         t.skipReturn = true
         return 0
     }
@@ -536,9 +539,11 @@ private func childRusage(_ c: ThreadGroup) -> [UInt8] {
 enum WaitEvent { case exited, stopped, continued, traced(Int32, tid: Int32) }
 
 /// A ptrace stop of a tracee in `c` that `t`'s group traces, not yet
-/// reported; taken when `consume`. Requires: Kernel.mu held.
-private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool) -> WaitEvent? {
-    guard let tr = c.tasks.first(where: { $0.ptrace.map { $0.tracer === t.tg && $0.stopped && !$0.reported } ?? false }) else { return nil }
+/// reported; taken when `consume`. `tid`: only that thread's (a wait for
+/// a pid names one task, as Linux's wait_consider_task).
+/// Requires: Kernel.mu held.
+private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool, tid: Int32? = nil) -> WaitEvent? {
+    guard let tr = c.tasks.first(where: { (tid == nil || $0.tid == tid) && ($0.ptrace.map { $0.tracer === t.tg && $0.stopped && !$0.reported } ?? false) }) else { return nil }
     if consume { tr.ptrace!.reported = true }
     return .traced(tr.ptrace!.stopSignal, tid: tr.tid)
 }
@@ -557,7 +562,7 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
             if c.zombie && !exited { continue }
             any = true
             // A traced child's ptrace stops are reported without WUNTRACED.
-            if let ev = ptraceStop(t, c, consume: consume) { return .success((c, ev)) }
+            if let ev = ptraceStop(t, c, consume: consume, tid: pid > 0 ? pid : nil) { return .success((c, ev)) }
             // A child traced by another process: its tracer collects the
             // exit first (ptrace(2)); the parent waits until it has.
             if exited && c.zombie, let tr = c.exitedLeader?.ptrace?.tracer, tr !== t.tg { continue }
@@ -580,7 +585,7 @@ func waitForChild(_ t: Task, pid pidArg: Int32, options: Int32, exited: Bool, st
             for tr in t.kernel.tasks.values where tr.ptrace?.tracer === t.tg && (pid == -1 || pid == tr.tid)
                 && (tr.tg.parent !== t.tg || (pid == tr.tid && tr.tid != tr.tg.tgid)) {
                 any = true
-                if let ev = ptraceStop(t, tr.tg, consume: consume) { return .success((tr.tg, ev)) }
+                if let ev = ptraceStop(t, tr.tg, consume: consume, tid: tr.tid) { return .success((tr.tg, ev)) }
             }
             // A traced process that exited: the tracer's to collect first;
             // collecting it detaches it and lets its parent reap it.

@@ -12,8 +12,12 @@
 // with PTRACE_O_TRACESYSGOOD), and the fork, vfork, clone, vfork-done and
 // exec events (a new child of a traced task is traced too); a traced
 // process's exit is its tracer's to collect before its parent may;
-// PTRACE_O_EXITKILL. Not emulated: PTRACE_EVENT_EXIT and
-// PTRACE_EVENT_SECCOMP stops (the options are kept; no stop is made).
+// PTRACE_O_EXITKILL; PTRACE_EVENT_EXIT (ptraceExitStop: a thread on its
+// way out stops with its exit status as the event message, until its
+// tracer resumes or detaches it, a group exit begun after it, the tracer's
+// end or the sandbox's) and
+// PTRACE_EVENT_SECCOMP (Syscalls/Seccomp.swift: a filter's
+// SECCOMP_RET_TRACE; the message is the filter's data).
 //
 // The FPU state: PTRACE_GETREGSET and SETREGSET of NT_X86_XSTATE (the XSAVE
 // area) and NT_PRFPREG (its legacy FXSAVE part), and GETFPREGS/SETFPREGS.
@@ -50,10 +54,12 @@ private let PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208, PTRACE_GETSIGMASK
 /// PTRACE_O_*: every option Linux knows (PTRACE_O_MASK).
 let PTRACE_O_TRACESYSGOOD: UInt64 = 1, PTRACE_O_TRACEFORK: UInt64 = 2, PTRACE_O_TRACEVFORK: UInt64 = 4
 let PTRACE_O_TRACECLONE: UInt64 = 8, PTRACE_O_TRACEEXEC: UInt64 = 0x10, PTRACE_O_TRACEVFORKDONE: UInt64 = 0x20
+let PTRACE_O_TRACEEXIT: UInt64 = 0x40, PTRACE_O_TRACESECCOMP: UInt64 = 0x80
 private let PTRACE_O_EXITKILL: UInt64 = 0x100000, PTRACE_O_SUSPEND_SECCOMP: UInt64 = 0x200000, ptraceOptionsMask: UInt64 = 0x3000ff
 /// PTRACE_EVENT_*: the event in bits 8-15 of a stop's status.
 let PTRACE_EVENT_FORK: Int32 = 1, PTRACE_EVENT_VFORK: Int32 = 2, PTRACE_EVENT_CLONE: Int32 = 3
-let PTRACE_EVENT_EXEC: Int32 = 4, PTRACE_EVENT_VFORK_DONE: Int32 = 5
+let PTRACE_EVENT_EXEC: Int32 = 4, PTRACE_EVENT_VFORK_DONE: Int32 = 5, PTRACE_EVENT_EXIT: Int32 = 6
+let PTRACE_EVENT_SECCOMP: Int32 = 7
 let PTRACE_EVENT_STOP: Int32 = 128
 /// The trap flag, and the flags a tracer may change (Linux's FLAG_MASK:
 /// CF PF AF ZF SF TF DF OF NT RF AC).
@@ -110,6 +116,10 @@ final class PtraceState {
     /// (taken on its own thread, as the FPU state is); nil in a stop that
     /// did not take them (a group stop found at attach).
     var regs: Registers? = nil
+    /// In a PTRACE_EVENT_EXIT stop, which a group exit begun after it
+    /// (a SIGKILL, exit_group) or the sandbox's end ends (`exitStopKilled`).
+    var inExitStop = false
+    var exitStopKilled = false
     init(tracer: ThreadGroup) { self.tracer = tracer }
 }
 
@@ -127,6 +137,12 @@ extension ThreadGroup {
             t.wake()
         }
     }
+
+    /// A group exit (or the sandbox's end) ends its threads'
+    /// PTRACE_EVENT_EXIT stops, as Linux's zap wakes them. Requires: Kernel.mu held.
+    func endExitStops() {
+        for t in tasks { if let p = t.ptrace, p.inExitStop { p.exitStopKilled = true; t.wake() } }
+    }
 }
 
 extension Task {
@@ -134,10 +150,12 @@ extension Task {
     /// `info` for PTRACE_GETSIGINFO, and waits to be resumed. Returns false
     /// when the task must exit instead (a SIGKILL, its group's exit).
     /// Requires: Kernel.mu held, on the task's own driver thread.
+    /// `atExit`: the PTRACE_EVENT_EXIT stop of a task already leaving,
+    /// which only its tracer, the tracer's end or endExitStops ends.
     @discardableResult
-    func ptraceStop(code: Int32, info: SigInfo?, resumeSignal: Int32 = 0) -> Bool {
+    func ptraceStop(code: Int32, info: SigInfo?, resumeSignal: Int32 = 0, atExit: Bool = false) -> Bool {
         guard let p = ptrace, let tracer = p.tracer else { ptrace = nil; return !(exitRequested || tg.exiting) }
-        if exitRequested || tg.exiting { return false }
+        if !atExit && (exitRequested || tg.exiting) { return false }
         if p.stepping {
             // A single step ends at the first stop after it.
             thread.regs.eflags &= ~eflagsTF
@@ -167,8 +185,15 @@ extension Task {
         ci.code = 4 // CLD_TRAPPED
         ci.pid = vpid(tid); ci.status = code & 0x7f
         tracer.sendSignal(SIGCHLD, ci)
-        while p.stopped && ptrace === p && !exitRequested && !tg.exiting {
-            _ = block(deadline: nil, stopWait: true)
+        if atExit {
+            p.inExitStop = true
+            p.exitStopKilled = false
+            while p.stopped && ptrace === p && !p.exitStopKilled { _ = block(deadline: nil, exitStop: true) }
+            p.inExitStop = false
+        } else {
+            while p.stopped && ptrace === p && !exitRequested && !tg.exiting {
+                _ = block(deadline: nil, stopWait: true)
+            }
         }
         p.stopped = false
         // What the tracer wrote stands even if it detached meanwhile (Linux
@@ -217,6 +242,20 @@ extension Task {
     func ptraceEvent(_ event: Int32, option: UInt64, msg: UInt64) -> Bool {
         guard let p = ptrace, p.options & option != 0 else { return true }
         return trapStop(p, code: SIGTRAP | event << 8, msg: msg)
+    }
+
+    /// PTRACE_EVENT_EXIT, if the tracer asked for it: the task, on its way
+    /// out (exit, exit_group, a fatal signal, another thread's execve),
+    /// stops with its exit status as the event message. Its group's death
+    /// by a signal or exit_group gives the group's status, a thread's own
+    /// exit its own. Requires: Kernel.mu held, on the task's driver thread.
+    func ptraceExitStop() {
+        guard let p = ptrace, p.tracer != nil, p.options & PTRACE_O_TRACEEXIT != 0 else { return }
+        p.eventMsg = UInt64(UInt32(bitPattern: tg.exiting ? tg.exitCode : exitStatus))
+        let code = SIGTRAP | PTRACE_EVENT_EXIT << 8
+        var info = SigInfo(signo: SIGTRAP)
+        info.code = code; info.pid = vpid(tid); info.uid = creds.uid
+        ptraceStop(code: code, info: info, atExit: true)
     }
 
     /// Before the task runs again: an event stop the tracer asked for

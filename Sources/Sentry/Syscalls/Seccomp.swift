@@ -123,9 +123,12 @@ private let strictModeCalls: Set<Int> = [0, 1, 60, 15]
 
 /// What the seccomp filters say of the call `t` stopped at: nil to run
 /// it, else the value to return without running it (having killed the
-/// thread or process, or queued its SIGSYS, as the action says).
+/// thread or process, or queued its SIGSYS, as the action says). A
+/// SECCOMP_RET_TRACE stop's tracer may change the call and its arguments
+/// (`nr`, `a` are then the new ones). `afterTrace`: the recheck after such
+/// a stop, where RET_TRACE allows (Linux's recheck_after_trace).
 /// Requires: Kernel.mu held.
-func seccompVerdict(_ t: Task, _ nr: Int, _ a: Args) -> Int? {
+func seccompVerdict(_ t: Task, _ nr: inout Int, _ a: inout Args, afterTrace: Bool = false) -> Int? {
     let profile = t.kernel.seccompFilter(t.tg)
     if !t.hasSeccomp && profile == nil { return nil }
     if t.seccomp.mode == .strict {
@@ -152,9 +155,8 @@ func seccompVerdict(_ t: Task, _ nr: Int, _ a: Args) -> Int? {
     case SeccompRet.errno:
         return -Int(min(value, 4095))
     case SeccompRet.trace:
-        // No tracer here asks for PTRACE_EVENT_SECCOMP (Syscalls/Ptrace.swift
-        // offers no event options): Linux skips the call with ENOSYS.
-        return err(ENOSYS)
+        if afterTrace { return nil }
+        return seccompTraceStop(t, &nr, &a, data: value)
     case SeccompRet.userNotif:
         guard let l = by?.listener, !l.closed else { return err(ENOSYS) }
         return l.notify(t, data: data ?? seccompData(nr: nr, ip: ip, a))
@@ -173,6 +175,38 @@ func seccompVerdict(_ t: Task, _ nr: Int, _ a: Args) -> Int? {
     }
 }
 
+/// SECCOMP_RET_TRACE: without a tracer that asked for
+/// PTRACE_O_TRACESECCOMP the call fails with ENOSYS. With one, the task
+/// stops (PTRACE_EVENT_SECCOMP, the filter's data as the event message,
+/// rax -ENOSYS); the tracer may skip the call (orig_rax -1: its result is
+/// the rax it left) or change it, and what it leaves goes through the
+/// filters again. Requires: Kernel.mu held.
+private func seccompTraceStop(_ t: Task, _ nr: inout Int, _ a: inout Args, data: UInt32) -> Int? {
+    guard let p = t.ptrace, p.tracer != nil, p.options & PTRACE_O_TRACESECCOMP != 0 else { return err(ENOSYS) }
+    let notif = t.thread.inNotif
+    if notif {
+        // A fast-path call: the rest of the registers come in first.
+        let n = t.thread.regs.orig_rax
+        t.thread.materialize()
+        t.thread.regs.orig_rax = n
+    }
+    t.thread.regs.rax = UInt64(bitPattern: -Int64(ENOSYS))
+    t.thread.markDirty()
+    guard t.ptraceEvent(PTRACE_EVENT_SECCOMP, option: PTRACE_O_TRACESECCOMP, msg: UInt64(data)) else {
+        t.skipReturn = true
+        return 0
+    }
+    t.thread.wantFast = false
+    let r = t.thread.regs
+    // The host thread of a materialized call keeps -1 there (no host restart).
+    if notif { t.thread.regs.orig_rax = UInt64.max; t.thread.markDirty() }
+    let newNr = Int(Int64(bitPattern: r.orig_rax))
+    if newNr < 0 { return Int(Int64(bitPattern: r.rax)) }                   // skipped by the tracer
+    nr = newNr
+    a = Args(a0: r.rdi, a1: r.rsi, a2: r.rdx, a3: r.r10, a4: r.r8, a5: r.r9)
+    return seccompVerdict(t, &nr, &a, afterTrace: true)
+}
+
 /// Ends the thread, or its whole process when it asks so or is the last
 /// thread, as if killed by `signal` (the process's exit status says so).
 private func seccompKill(_ t: Task, signal: Int32, wholeProcess: Bool) -> Int {
@@ -183,6 +217,7 @@ private func seccompKill(_ t: Task, signal: Int32, wholeProcess: Bool) -> Int {
         info.code = 1
         t.dieOfSignal(signal, info)
     } else {
+        t.exitStatus = signal                                           // its PTRACE_EVENT_EXIT message
         t.exitRequested = true
     }
     t.skipReturn = true

@@ -137,6 +137,7 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
     if !t.kernel.sees(t, tg) { return err(EINVAL) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
     var info = t.userSigInfo(sig).senderSeen(by: tg.creds)
+    info.pid = tg.pidSeen(t.tg.tgid)
     if a.a2 != 0 {
         guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
         if Int32(bitPattern: get32(b, 0)) != sig { return err(EINVAL) }
@@ -219,11 +220,10 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
         targets = k.threadGroups.values.filter { $0.pgid == t.tg.pgid && !$0.reaped }
     } else if pid == -1 {
         // All but the caller and the init of its own namespace (the init of a
-        // namespace below is a target, as on Linux).
+        // namespace below is a target, as on Linux); none is ESRCH (Linux's
+        // kill_something_info: an init alone in its namespace, LTP pidns10).
         let own = PidNS.index(t.tg.tgid)
         targets = k.threadGroups.values.filter { !($0.isNamespaceInit && PidNS.index($0.tgid) == own) && $0 !== t.tg && !$0.reaped }
-        if sig != 0 && canSignal(t, t.tg, sig) { t.tg.sendSignal(sig, info) }
-        if targets.isEmpty { return 0 }
     } else {
         if pid == Int32.min { return err(ESRCH) }
         targets = k.threadGroups.values.filter { $0.pgid == -pid && !$0.reaped }
@@ -234,7 +234,9 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     for tg in targets where canSignal(t, tg, sig) {
         sent = true
         if sig == 0 || tg.zombie || k.initIgnores(tg, sig, from: t) { continue }
-        tg.sendSignal(sig, info.senderSeen(by: tg.creds))
+        var seen = info.senderSeen(by: tg.creds)
+        seen.pid = tg.pidSeen(t.tg.tgid)
+        tg.sendSignal(sig, seen)
     }
     return sent ? 0 : err(EPERM)
 }
@@ -247,7 +249,7 @@ func sysTgkill(_ t: Task, _ tgid: Int32?, _ tid: Int32, _ sig: Int32) -> Int {
     if sig == 0 { return 0 }
     var info = SigInfo(signo: sig)
     info.code = -6 // SI_TKILL
-    info.pid = t.vpid(t.tg.tgid)
+    info.pid = target.tg.pidSeen(t.tg.tgid)
     info.uid = target.creds.userNS.showUID(t.creds.uid)
     if t.kernel.initIgnores(target.tg, sig, from: t) { return 0 }
     if sigpendingFull(t.kernel, target.tg, sig) { return err(EAGAIN) }
