@@ -419,8 +419,16 @@ final class NetlinkSocketFD: FileDescription {
         queue.append(header(req, type: 3, flags: 2, payload: 4) + [0, 0, 0, 0])
     }
 
-    struct Link { var index: Int32; var name: [UInt8]; var flags: UInt32; var mtu: UInt32; var arpType: UInt16; var hw: [UInt8] }
-    struct Addr { var family: Int32; var index: Int32; var prefix: UInt8; var scope: UInt8; var flags: UInt8; var addr: [UInt8]; var broadcast: [UInt8]?; var label: [UInt8] }
+    struct Link {
+        var index: Int32; var name: [UInt8]; var flags: UInt32; var mtu: UInt32; var arpType: UInt16; var hw: [UInt8]
+        /// IFLA_QDISC, when known (a namespace of the sandbox's own).
+        var qdisc: String? = nil
+    }
+    struct Addr {
+        var family: Int32; var index: Int32; var prefix: UInt8; var scope: UInt8; var flags: UInt8; var addr: [UInt8]; var broadcast: [UInt8]?; var label: [UInt8]
+        /// IFA_CACHEINFO with lifetimes "forever" (a permanent address of a namespace of the sandbox's own).
+        var permanent = false
+    }
 
     /// A link by ifi_index, or else by IFLA_IFNAME.
     private func findLink(_ msg: [UInt8], _ links: [Link]) -> Link? {
@@ -463,6 +471,7 @@ final class NetlinkSocketFD: FileDescription {
         body += NetlinkSocketFD.attr(1, l.hw)
         let bcast = l.flags & UInt32(IFF_LOOPBACK) != 0 ? [UInt8](repeating: 0, count: l.hw.count) : [UInt8](repeating: 0xff, count: l.hw.count)
         body += NetlinkSocketFD.attr(2, bcast)
+        if let q = l.qdisc { body += NetlinkSocketFD.attr(6, Array(q.utf8) + [0]) }                 // IFLA_QDISC
         body += NetlinkSocketFD.attr(16, [l.flags & UInt32(IFF_RUNNING) != 0 ? (l.flags & UInt32(IFF_LOOPBACK) != 0 ? 0 : 6) : 2]) // IFLA_OPERSTATE: UNKNOWN (lo), UP, DOWN
         return header(req, type: 16, flags: flags, payload: body.count) + body
     }
@@ -479,6 +488,9 @@ final class NetlinkSocketFD: FileDescription {
             body += NetlinkSocketFD.attr(3, a.label + [0])
         }
         body += NetlinkSocketFD.attr(8, NetlinkSocketFD.u32(UInt32(a.flags)))
+        if a.permanent {                                                                          // IFA_CACHEINFO
+            body += NetlinkSocketFD.attr(6, NetlinkSocketFD.u32(.max) + NetlinkSocketFD.u32(.max) + NetlinkSocketFD.u32(0) + NetlinkSocketFD.u32(0))
+        }
         return header(req, type: 20, flags: 2, payload: body.count) + body
     }
 

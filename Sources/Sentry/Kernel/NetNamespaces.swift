@@ -35,6 +35,8 @@ final class NetNamespace {
     let owner: UserNamespace
     /// `lo` is up (IFF_UP): its addresses answer.
     var loUp = false
+    /// lo was up once: its queueing discipline is noqueue from then on (noop before).
+    private var loEverUp = false
     var isRoot: Bool { self === NetNamespace.root }
     /// The key abstract AF_UNIX names are kept under (0: the sandbox's).
     var unixKey: UInt64 { isRoot ? 0 : inum }
@@ -75,21 +77,22 @@ final class NetNamespace {
     /// Brings lo up or down, as SIOCSIFFLAGS / RTM_NEWLINK asked.
     func setLoUp(_ up: Bool) {
         loUp = up
+        if up { loEverUp = true }
     }
 
     func links() -> [NetlinkSocketFD.Link] {
         [NetlinkSocketFD.Link(index: NetNamespace.loIndex, name: Array("lo".utf8), flags: loFlags, mtu: 65536,
-                              arpType: 772, hw: [0, 0, 0, 0, 0, 0])]
+                              arpType: 772, hw: [0, 0, 0, 0, 0, 0], qdisc: loEverUp ? "noqueue" : "noop")]
     }
 
     func addresses(_ family: Int32) -> [NetlinkSocketFD.Addr] {
         if !loUp { return [] }
         if family == AF_INET {
             return [NetlinkSocketFD.Addr(family: AF_INET, index: 1, prefix: 8, scope: 254, flags: 0x80, addr: [127, 0, 0, 1],
-                                         broadcast: nil, label: Array("lo".utf8))]
+                                         broadcast: nil, label: Array("lo".utf8), permanent: true)]
         }
         return [NetlinkSocketFD.Addr(family: AF_INET6, index: 1, prefix: 128, scope: 254, flags: 0x80,
-                                     addr: [UInt8](repeating: 0, count: 15) + [1], broadcast: nil, label: Array("lo".utf8))]
+                                     addr: [UInt8](repeating: 0, count: 15) + [1], broadcast: nil, label: Array("lo".utf8), permanent: true)]
     }
 
     /// The interface ioctls (struct ifreq: a 16-byte name, then the value
