@@ -406,13 +406,12 @@ final class LoopbackSockFD: FileDescription {
         return Received(ret: flags & MSG_TRUNC_ != 0 ? r.full : r.ret, from: r.from, msgFlags: r.truncated ? MSG_TRUNC_ : 0)
     }
 
+    /// read(2) and write(2): a recv or send of one buffer, with no flags.
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        if off != nil { return err(ESPIPE) }
-        return recv(t, [(buf, count)], flags: 0).ret
+        off != nil ? err(ESPIPE) : recv(t, [(buf, count)], flags: 0).ret
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
-        if off != nil { return err(ESPIPE) }
-        return send(t, [(buf, count)], to: nil, flags: 0)
+        off != nil ? err(ESPIPE) : send(t, [(buf, count)], to: nil, flags: 0)
     }
 
     // MARK: - Options

@@ -360,7 +360,7 @@ final class NetlinkSocketFD: FileDescription {
         case 17:                                      // RTM_DELLINK
             return findLink(msg, net.isRoot ? NetlinkSocketFD.links() : net.links()) == nil ? ENODEV : EOPNOTSUPP
         case 20, 21:                                  // RTM_NEWADDR, RTM_DELADDR
-            if !net.isRoot { return EOPNOTSUPP }      // lo's addresses are fixed in the sandbox's namespaces
+            if !net.isRoot { return type == 20 ? net.addLoopbackAddress(msg, flags: flags) : EOPNOTSUPP }
             return changeAddress(msg, type: type, flags: flags)
         case 22:                                      // RTM_GETADDR
             if !dump { return EOPNOTSUPP }

@@ -95,6 +95,28 @@ final class NetNamespace {
                                      addr: [UInt8](repeating: 0, count: 15) + [1], broadcast: nil, label: Array("lo".utf8), permanent: true)]
     }
 
+    /// RTM_NEWADDR (an ifaddrmsg, then IFA_LOCAL or IFA_ADDRESS): lo's own
+    /// addresses, 127.0.0.1/8 and ::1/128, which bubblewrap and others add
+    /// before bringing lo up, are taken (EEXIST with NLM_F_EXCL once lo is
+    /// up and has them); any other address is not offered (EOPNOTSUPP).
+    func addLoopbackAddress(_ msg: [UInt8], flags: UInt16) -> Int32 {
+        if msg.count < 24 { return EINVAL }
+        let family = Int32(msg[16]), prefix = msg[17], index = Int32(bitPattern: get32(msg, 20))
+        if index != NetNamespace.loIndex { return ENODEV }
+        var addr: [UInt8]? = nil
+        var off = 24
+        while off + 4 <= msg.count {
+            let len = Int(UInt16(msg[off]) | UInt16(msg[off + 1]) << 8), type = UInt16(msg[off + 2]) | UInt16(msg[off + 3]) << 8
+            if len < 4 || off + len > msg.count { return EINVAL }
+            if type == 1 || type == 2 { addr = Array(msg[off + 4..<off + len]) }   // IFA_ADDRESS, IFA_LOCAL
+            off += (len + 3) & ~3
+        }
+        let own = (family == AF_INET && prefix == 8 && addr == [127, 0, 0, 1])
+            || (family == AF_INET6 && prefix == 128 && addr == [UInt8](repeating: 0, count: 15) + [1])
+        if !own { return EOPNOTSUPP }
+        return loUp && flags & 0x200 != 0 ? EEXIST : 0                         // NLM_F_EXCL
+    }
+
     /// The interface ioctls (struct ifreq: a 16-byte name, then the value
     /// at byte 16), answered for this namespace's one interface.
     func ifaceIoctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {

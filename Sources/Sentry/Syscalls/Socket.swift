@@ -746,6 +746,7 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     s.peerName = l.name
     let accepted = UnixSockFD(kernel: t.kernel, type: s.type, flags: O_RDWR, conn: theirs)
     accepted.name = l.name
+    accepted.net = l.net
     accepted.peerName = s.name
     accepted.peer = s
     accepted.passcred = l.passcred
