@@ -748,8 +748,10 @@ final class InetSocketFD: FileDescription {
 /// answers them on any socket, from its network namespace, so a host UDP
 /// socket opened for the call in the sandbox's namespace asks. Anything
 /// else is ENOTTY, as before.
-func interfaceIoctlWithoutSocket(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
+func interfaceIoctlWithoutSocket(_ t: Task, _ cmd: UInt64, _ arg: UInt64, net: NetNamespace? = nil) -> Int {
     if cmd & ~0xff != 0x8900 { return err(ENOTTY) }
+    // A namespace made inside the sandbox answers for itself (Kernel/NetNamespaces.swift).
+    if let n = net ?? t.ownNet, !n.isRoot { return n.ifaceIoctl(t, cmd, arg) }
     // The one triple kind the Sentry's seccomp filter lets it make (confine.c).
     let fd = Glibc.socket(AF_INET, SOCK_DGRAM_ | SOCK_NONBLOCK_ | SOCK_CLOEXEC_, IPPROTO_UDP_)
     if fd < 0 { return err(ENOTTY) }

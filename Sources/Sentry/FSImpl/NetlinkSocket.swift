@@ -52,8 +52,12 @@ final class NetlinkSocketFD: FileDescription {
     /// The next negative port id autobind tries when the pid is taken (Linux: from -4096 down).
     nonisolated(unsafe) static var nextAutoPort: UInt32 = UInt32(bitPattern: -4096)
 
-    init(type: Int32, proto: Int32, flags: Int32) {
-        self.type = type; self.proto = proto
+    /// The network namespace it was made in, whose links and addresses it
+    /// shows (Kernel/NetNamespaces.swift for one made in the sandbox).
+    let net: NetNamespace
+
+    init(type: Int32, proto: Int32, flags: Int32, net: NetNamespace = .root) {
+        self.type = type; self.proto = proto; self.net = net
         NetlinkSocketFD.nextIno += 1
         ino = NetlinkSocketFD.nextIno
         super.init(flags: flags, path: nil)
@@ -334,11 +338,17 @@ final class NetlinkSocketFD: FileDescription {
     private func handle(_ t: Task, _ msg: [UInt8], type: UInt16, flags: UInt16) -> Int32 {
         if type > 127 { return EOPNOTSUPP }           // beyond RTM_MAX
         let isGet = type & 3 == 2
-        if !isGet && !t.creds.has(Cap.netAdmin) { return EPERM }
+        if !isGet && !(net.isRoot ? t.creds.has(Cap.netAdmin) : t.creds.capable(Cap.netAdmin, in: net.owner)) { return EPERM }
         let dump = isGet && flags & 0x300 != 0        // NLM_F_DUMP (ROOT | MATCH)
         switch type {
+        case 16 where !net.isRoot:                    // RTM_NEWLINK: lo up or down in a namespace of the sandbox's
+            guard let l = findLink(msg, net.links()) else { return ENODEV }
+            if msg.count < 32 { return EINVAL }
+            let fl = get32(msg, 24), change = get32(msg, 28)
+            if (change & UInt32(IFF_UP) != 0 || (change == 0 && fl != 0)) && l.index == NetNamespace.loIndex { net.setLoUp(fl & UInt32(IFF_UP) != 0) }
+            return 0
         case 18:                                      // RTM_GETLINK
-            let links = NetlinkSocketFD.links()
+            let links = net.isRoot ? NetlinkSocketFD.links() : net.links()
             if dump {
                 queue.append(links.map { linkMessage(msg, $0, flags: 2) }.reduce([], +))
                 done(msg)
@@ -348,15 +358,16 @@ final class NetlinkSocketFD: FileDescription {
             queue.append(linkMessage(msg, l, flags: 0))
             return 0
         case 17:                                      // RTM_DELLINK
-            return findLink(msg, NetlinkSocketFD.links()) == nil ? ENODEV : EOPNOTSUPP
+            return findLink(msg, net.isRoot ? NetlinkSocketFD.links() : net.links()) == nil ? ENODEV : EOPNOTSUPP
         case 20, 21:                                  // RTM_NEWADDR, RTM_DELADDR
+            if !net.isRoot { return type == 20 ? net.addLoopbackAddress(msg, flags: flags) : EOPNOTSUPP }
             return changeAddress(msg, type: type, flags: flags)
         case 22:                                      // RTM_GETADDR
             if !dump { return EOPNOTSUPP }
             let family = msg.count > 16 ? Int32(msg[16]) : 0
-            let links = NetlinkSocketFD.links()
+            let links = net.isRoot ? NetlinkSocketFD.links() : []
             for fam in [AF_INET, AF_INET6] where family == AF_UNSPEC || family == fam {
-                let addrs = NetlinkSocketFD.addresses(fam, links)
+                let addrs = net.isRoot ? NetlinkSocketFD.addresses(fam, links) : net.addresses(fam)
                 if !addrs.isEmpty { queue.append(addrs.map { addrMessage(msg, $0) }.reduce([], +)) }
             }
             done(msg)
@@ -408,8 +419,16 @@ final class NetlinkSocketFD: FileDescription {
         queue.append(header(req, type: 3, flags: 2, payload: 4) + [0, 0, 0, 0])
     }
 
-    struct Link { var index: Int32; var name: [UInt8]; var flags: UInt32; var mtu: UInt32; var arpType: UInt16; var hw: [UInt8] }
-    struct Addr { var family: Int32; var index: Int32; var prefix: UInt8; var scope: UInt8; var flags: UInt8; var addr: [UInt8]; var broadcast: [UInt8]?; var label: [UInt8] }
+    struct Link {
+        var index: Int32; var name: [UInt8]; var flags: UInt32; var mtu: UInt32; var arpType: UInt16; var hw: [UInt8]
+        /// IFLA_QDISC, when known (a namespace of the sandbox's own).
+        var qdisc: String? = nil
+    }
+    struct Addr {
+        var family: Int32; var index: Int32; var prefix: UInt8; var scope: UInt8; var flags: UInt8; var addr: [UInt8]; var broadcast: [UInt8]?; var label: [UInt8]
+        /// IFA_CACHEINFO with lifetimes "forever" (a permanent address of a namespace of the sandbox's own).
+        var permanent = false
+    }
 
     /// A link by ifi_index, or else by IFLA_IFNAME.
     private func findLink(_ msg: [UInt8], _ links: [Link]) -> Link? {
@@ -452,6 +471,7 @@ final class NetlinkSocketFD: FileDescription {
         body += NetlinkSocketFD.attr(1, l.hw)
         let bcast = l.flags & UInt32(IFF_LOOPBACK) != 0 ? [UInt8](repeating: 0, count: l.hw.count) : [UInt8](repeating: 0xff, count: l.hw.count)
         body += NetlinkSocketFD.attr(2, bcast)
+        if let q = l.qdisc { body += NetlinkSocketFD.attr(6, Array(q.utf8) + [0]) }                 // IFLA_QDISC
         body += NetlinkSocketFD.attr(16, [l.flags & UInt32(IFF_RUNNING) != 0 ? (l.flags & UInt32(IFF_LOOPBACK) != 0 ? 0 : 6) : 2]) // IFLA_OPERSTATE: UNKNOWN (lo), UP, DOWN
         return header(req, type: 16, flags: flags, payload: body.count) + body
     }
@@ -468,6 +488,9 @@ final class NetlinkSocketFD: FileDescription {
             body += NetlinkSocketFD.attr(3, a.label + [0])
         }
         body += NetlinkSocketFD.attr(8, NetlinkSocketFD.u32(UInt32(a.flags)))
+        if a.permanent {                                                                          // IFA_CACHEINFO
+            body += NetlinkSocketFD.attr(6, NetlinkSocketFD.u32(.max) + NetlinkSocketFD.u32(.max) + NetlinkSocketFD.u32(0) + NetlinkSocketFD.u32(0))
+        }
         return header(req, type: 20, flags: 2, payload: body.count) + body
     }
 

@@ -369,7 +369,7 @@ extension Kernel {
         entries["cgroup"] = { ProcNode(kernel: k, ino: base + 25, mode: S_IFREG_ | 0o444, content: { r in
             Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\n".utf8)
         }) }
-        entries["net"] = { k.makeProcNetDir() }
+        entries["net"] = { k.makeProcNetDir(task) }
         entries["uid_map"] = { k.procIDMapNode(tg, base + 14, uid: true, task) }
         entries["gid_map"] = { k.procIDMapNode(tg, base + 15, uid: false, task) }
         entries["setgroups"] = { k.procSetgroupsNode(tg, base + 16, task) }
@@ -649,7 +649,7 @@ final class ProcFdTarget: Inode {
     override func stat() -> Result<Stat, Errno> { file.stat() }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         // A socket has no open (Linux's sock_no_open): ENXIO.
-        if file is UnixSocketFD || file is UnixSockFD || file is InetSocketFD { return .failure(Errno(ENXIO)) }
+        if file is UnixSocketFD || file is UnixSockFD || file is InetSocketFD || file is LoopbackSockFD { return .failure(Errno(ENXIO)) }
         // A pipe is opened anew, with the access mode asked for.
         if let p = file as? PipeFD {
             return pipeOpen(p.pipe, ino: p.ino, t, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC) | O_LARGEFILE_, named: false)

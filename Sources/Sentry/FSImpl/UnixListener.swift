@@ -13,6 +13,9 @@ final class UnixSockFD: FileDescription {
     /// The Landlock domain of the thread that made the socket, which
     /// abstract-socket scoping compares the connecting thread's with.
     var creatorLandlock: LandlockDomain?
+    /// The network namespace it was made in: its abstract name is that
+    /// namespace's (Kernel/NetNamespaces.swift), as are its interface ioctls.
+    var net: NetNamespace = .root
     /// The connection, once connected (set once: by connect, or at accept).
     /// Epoll entries that listen to this socket follow it there.
     var conn: UnixSocketFD? {
@@ -220,7 +223,7 @@ final class UnixSockFD: FileDescription {
     override func removeWaiter(_ t: Waiter) { waiters.remove(t); conn?.removeWaiter(t) }
     override func ioctl(_ t: Task, _ cmd: UInt64, _ arg: UInt64) -> Int {
         if isDatagram && cmd == 0x541B { return t.writeI32(arg, Int32(datagrams.first?.data.count ?? 0)) ? 0 : err(EFAULT) }
-        return conn?.ioctl(t, cmd, arg) ?? interfaceIoctlWithoutSocket(t, cmd, arg)
+        return conn?.ioctl(t, cmd, arg) ?? interfaceIoctlWithoutSocket(t, cmd, arg, net: net)
     }
     override func release() {
         conn?.release()
@@ -284,7 +287,9 @@ func hostSysctlInt(_ path: String) -> Int? {
 /// the sandbox's file systems (by device and inode).
 final class UnixNames {
     struct PathKey: Hashable { let dev: UInt64; let ino: UInt64 }
-    var abstract: [[UInt8]: UnixSockFD] = [:]
+    /// An abstract name in a network namespace (NetNamespace.unixKey).
+    struct AbstractKey: Hashable { let net: UInt64; let name: [UInt8] }
+    var abstract: [AbstractKey: UnixSockFD] = [:]
     var paths: [PathKey: UnixSockFD] = [:]
 
     /// Made with the kernel, before the Sentry is confined: the host's
@@ -299,26 +304,29 @@ final class UnixNames {
 
     func forget(_ s: UnixSockFD) {
         live[s.ino] = nil
-        if let n = s.name, n.first == 0, abstract[n] === s { abstract[n] = nil }
+        if let n = s.name, n.first == 0 {
+            let key = AbstractKey(net: s.net.unixKey, name: n)
+            if abstract[key] === s { abstract[key] = nil }
+        }
         if let k = s.pathKey, paths[k] === s { paths[k] = nil }
     }
 
     /// /proc/net/unix: every socket, as Linux lists them (an accepted
     /// one with its listener's name, a socketpair's ends with none).
-    func procText() -> String {
+    func procText(netKey: UInt64 = 0) -> String {
         var s = "Num       RefCount Protocol Flags    Type St Inode Path\n"
         live = live.filter { $0.value.fd != nil }
         for ino in live.keys.sorted() {
             guard let f = live[ino]?.fd else { continue }
             var flags = "00000000", st = "03", path = "", type: Int32, refs = f.refs
             if let u = f as? UnixSockFD {
-                if u.released { continue }
+                if u.released || u.net.unixKey != netKey { continue }
                 type = u.type
                 if u.listening { flags = "00010000"; st = "01" } else if u.conn == nil && u.peer == nil { st = "01" }
                 if let n = u.name {
                     path = n.first == 0 ? "@" + String(decoding: n.dropFirst(), as: UTF8.self) : String(decoding: n, as: UTF8.self)
                 }
-            } else if let p = f as? UnixSocketFD, p.refs > 0 {
+            } else if let p = f as? UnixSocketFD, p.refs > 0, netKey == 0 {
                 type = p.type
             } else { continue }
             refs = max(1, refs)
@@ -332,7 +340,7 @@ final class UnixNames {
 func unixSocketNamed(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno> {
     let names = t.kernel.unixNames
     if name.first == 0 {
-        guard let s = names.abstract[name] else { return .failure(Errno(ECONNREFUSED)) }
+        guard let s = names.abstract[UnixNames.AbstractKey(net: t.net.unixKey, name: name)] else { return .failure(Errno(ECONNREFUSED)) }
         // Landlock's abstract-socket scope: only sockets made inside the
         // caller's domain (Linux's answer: EPERM).
         if let d = t.creds.landlock, !d.scopeAllows(Landlock.scopeAbstractUnix, to: s.creatorLandlock) {

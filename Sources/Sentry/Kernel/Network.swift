@@ -253,10 +253,19 @@ extension SentryNetwork {
 extension Kernel {
     /// /proc/net: the namespace's tables from the host, /proc/net/unix from
     /// the Sentry's own AF_UNIX sockets.
-    func makeProcNetDir() -> ProcNode {
+    func makeProcNetDir(_ task: @escaping () -> Task? = { nil }) -> ProcNode {
         let k = self
         var files: [String: ProcNode] = [:]
         var ino: UInt64 = 60
+        // A namespace made inside the sandbox shows its own (Kernel/NetNamespaces.swift).
+        if let n = task()?.ownNet, !n.isRoot {
+            for name in NetNamespace.procNetNames {
+                files[name] = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { _ in n.procNet(name, k) ?? [] })
+                ino += 1
+            }
+            return ProcNode(kernel: k, ino: 58, mode: S_IFDIR_ | 0o555, lookup: { _, n in files[String(decoding: n, as: UTF8.self)] },
+                            list: { _ in files.map { DirEntry(ino: $0.value.ino, type: 8, name: Array($0.key.utf8)) } })
+        }
         for name in SentryNetwork.procNet.keys.sorted() {
             let owned = ["tcp", "tcp6", "udp", "udp6"].contains(name)
             files[name] = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { _ in

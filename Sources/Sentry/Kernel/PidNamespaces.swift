@@ -233,12 +233,12 @@ extension PidNS {
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
     enum Kind: Equatable {
-        case pid(Int32), user(UserNamespace), net, ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
+        case pid(Int32), user(UserNamespace), net(NetNamespace), ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
         static func == (a: Kind, b: Kind) -> Bool {
             switch (a, b) {
             case (.pid(let x), .pid(let y)): return x == y
             case (.user(let x), .user(let y)): return x === y
-            case (.net, .net): return true
+            case (.net(let x), .net(let y)): return x === y
             case (.ipc(let x), .ipc(let y)): return x === y
             case (.uts(let x), .uts(let y)): return x === y
             case (.cgroup(let x), .cgroup(let y)): return x === y
@@ -279,7 +279,7 @@ final class NamespaceFile: FileDescription {
         switch kind {
         case .pid(let i): return PidNS.inode(i)
         case .user(let n): return n.inum
-        case .net: return PidNS.netInode
+        case .net(let n): return n.inum
         case .ipc(let n): return n.inum
         case .uts(let n): return n.inum
         case .cgroup(let n): return n.inum
@@ -360,6 +360,7 @@ final class NamespaceFile: FileDescription {
         switch kind {
         case .user(let n): owner = n.parent
         case .uts(let n): owner = n.owner
+        case .net(let n): owner = n.owner
         default: owner = .root
         }
         guard let o = owner, o.isDescendant(of: t.creds.userNS) else { return err(EPERM) }
@@ -391,8 +392,8 @@ extension Kernel {
             case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
             case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
             case "cgroup": guard let t = task() else { return nil }; kind = .cgroup(t.cgroupNS)
-            // One network namespace for the whole sandbox.
-            case "net": guard task() != nil else { return nil }; kind = .net
+            // The task's network namespace (Kernel/NetNamespaces.swift).
+            case "net": guard let t = task() else { return nil }; kind = .net(t.net)
             case "user": guard let t = task() else { return nil }; kind = .user(t.creds.userNS)
             default: return nil
             }

@@ -130,6 +130,9 @@ final class Task {
     /// The IPC namespace (nil: the sandbox's); inherited across clone,
     /// replaced by CLONE_NEWIPC or setns (Kernel/IPCNamespaces.swift).
     var ownIPC: IPCNamespace?
+    /// The network namespace (nil: the sandbox's); inherited across clone,
+    /// replaced by CLONE_NEWNET or setns (Kernel/NetNamespaces.swift).
+    var ownNet: NetNamespace?
     /// The pid namespace this task's next children go into when it is not
     /// its own: unshare(CLONE_NEWPID) (Kernel/PidNamespaces.swift).
     var childPidNS: Int32?

@@ -65,7 +65,7 @@ func registerFD(_ t: SyscallTable) {
 
 extension FileDescription {
     /// A socket of any family: sock_ioctl's own commands apply to it.
-    var isSocket: Bool { self is UnixSocketFD || self is UnixSockFD || self is InetSocketFD || self is NetlinkSocketFD }
+    var isSocket: Bool { self is UnixSocketFD || self is UnixSockFD || self is InetSocketFD || self is NetlinkSocketFD || self is LoopbackSockFD }
 }
 
 func sysDup3(_ t: Task, _ old: Int32, _ new: Int32, _ flags: Int32, dup2: Bool) -> Int {

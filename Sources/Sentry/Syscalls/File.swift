@@ -203,7 +203,7 @@ func registerFile(_ t: SyscallTable) {
     }
     t[221] = { t, a in                                                                    // fadvise64: advice only
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }   // O_PATH too
-        if f is PipeFD || f is UnixSocketFD || f is UnixSockFD || f is InetSocketFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
+        if f is PipeFD || f is UnixSocketFD || f is UnixSockFD || f is InetSocketFD || f is LoopbackSockFD || f.inode.map({ $0.mode & S_IFMT_ == S_IFIFO_ }) == true { return err(ESPIPE) }
         if a.int(3) < 0 || a.int(3) > 5 || a.long(2) < 0 { return err(EINVAL) }
         return 0
     }

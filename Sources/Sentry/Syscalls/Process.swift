@@ -174,7 +174,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     }
     let others = CLONE_NEWNET_ | CLONE_NEWTIME_ | CLONE_NEWPID_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWNS_ | CLONE_NEWCGROUP_
     if flags & others != 0 && !creds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
-    if flags & (CLONE_NEWNET_ | CLONE_NEWTIME_) != 0 { return err(EPERM) }
+    if flags & CLONE_NEWTIME_ != 0 { return err(EPERM) }
     if flags & CLONE_NEWPID_ != 0 {
         switch t.kernel.newApplicationPidNamespace(by: t) {
         case .success(let ns): t.childPidNS = ns
@@ -187,6 +187,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     if flags & CLONE_NEWCGROUP_ != 0 { t.ownCgroupNS = CgroupNamespace(root: t.tg.cgroup) }
     // A new IPC namespace implies leaving the undo list (its sets are out of reach).
     if flags & CLONE_NEWIPC_ != 0 { t.ownIPC = IPCNamespace() }
+    if flags & CLONE_NEWNET_ != 0 { t.ownNet = NetNamespace(owner: creds.userNS) }   // Kernel/NetNamespaces.swift
     if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
@@ -233,7 +234,7 @@ private func fdTableTooBig(_ t: Task) -> Bool {
 func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
-    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil
+    var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil, net: NetNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
         switch ns.kind {
@@ -241,10 +242,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
         case .cgroup(let n): cgroup = n
-        case .net:
-            // The sandbox has one network namespace, every process's: joining
-            // it changes nothing, once the caller may (Linux's netns_install).
-            return t.creds.has(Cap.sysAdmin) ? 0 : err(EPERM)
+        case .net(let n): net = n
         case .user(let n): return joinUserNamespace(t, n)
         }
     } else if let p = f as? PidFD {
@@ -254,7 +252,8 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
             return err(ESRCH)                                   // Linux: an exited process has no namespaces left
         }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_ | CLONE_NEWNET_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & CLONE_NEWNET_ != 0 { net = owner.net }
         if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
         if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
         if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
@@ -263,6 +262,8 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         return err(EINVAL)
     }
     if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    // A network namespace also wants CAP_SYS_ADMIN over its owner (netns_install).
+    if let n = net, !t.creds.capable(Cap.sysAdmin, in: n.owner) { return err(EPERM) }
     let own = PidNS.index(t.tg.tgid)
     // Below the root every namespace is a leaf: only the root has others below it.
     if let target = pid, target != own && own != 0 { return err(EINVAL) }
@@ -272,6 +273,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         t.semUndo = KcmpToken()
     }
     if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
+    if let n = net { t.ownNet = n.isRoot ? nil : n }
     if let n = cgroup { t.ownCgroupNS = n === t.kernel.cgroups.rootNamespace ? nil : n }
     return 0
 }
@@ -319,7 +321,6 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     }
     if flags & (CLONE_NEWNS_ | CLONE_NEWUTS_ | CLONE_NEWIPC_ | CLONE_NEWCGROUP_ | CLONE_NEWPID_ | CLONE_NEWNET_) != 0
         && !childCreds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
-    if flags & CLONE_NEWNET_ != 0 { return err(EPERM) }                       // network namespaces inside the sandbox: not yet
     // Sharing the undo list of sets the child cannot reach (Linux's EINVAL).
     if flags & (CLONE_NEWIPC_ | CLONE_SYSVSEM_) == CLONE_NEWIPC_ | CLONE_SYSVSEM_ { return err(EINVAL) }
     let isThread = flags & CLONE_THREAD_ != 0
@@ -423,6 +424,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     child.cpuMask = t.cpuMask                                           // Task.pin keeps the stub within it
     child.ownUTS = flags & CLONE_NEWUTS_ != 0 ? t.uts.copy(owner: childCreds.userNS) : t.ownUTS
     child.ownIPC = flags & CLONE_NEWIPC_ != 0 ? IPCNamespace() : t.ownIPC
+    child.ownNet = flags & CLONE_NEWNET_ != 0 ? NetNamespace(owner: childCreds.userNS) : t.ownNet
     // A new cgroup namespace is rooted at the parent's cgroup.
     child.ownCgroupNS = flags & CLONE_NEWCGROUP_ != 0 ? CgroupNamespace(root: t.tg.cgroup) : t.ownCgroupNS
     child.stubLayers = t.stubLayers

@@ -47,8 +47,11 @@ func registerSocket(_ t: SyscallTable) {
             let s = UnixSockFD(kernel: t.kernel, type: type, flags: flags)
             s.sockInode = ownedInode(t, ino: s.ino, mode: S_IFSOCK_ | 0o777, dev: 8)
             s.creatorLandlock = t.creds.landlock
+            s.net = t.net
             return t.fds.install(s, cloexec: cloexec, limit: fdLimit(t))
         case AF_INET, AF_INET6:
+            // In a namespace made inside the sandbox: a loopback endpoint in Sentry memory.
+            if !t.net.isRoot { return LoopbackSockFD.create(t, family: domain, type: type, proto: a.int(2), flags: flags, cloexec: cloexec) }
             let fd = InetSocketFD.create(family: domain, type: type, proto: a.int(2))
             if fd < 0 { return fd }
             let s = InetSocketFD(fd: Int32(fd), family: domain, type: type, proto: a.int(2), flags: flags)
@@ -58,7 +61,7 @@ func registerSocket(_ t: SyscallTable) {
         case AF_NETLINK_:
             let e = NetlinkSocketFD.check(type: type, proto: a.int(2))
             if e != 0 { return err(e) }
-            return t.fds.install(NetlinkSocketFD(type: type, proto: a.int(2), flags: flags), cloexec: cloexec, limit: fdLimit(t))
+            return t.fds.install(NetlinkSocketFD(type: type, proto: a.int(2), flags: flags, net: t.net), cloexec: cloexec, limit: fdLimit(t))
         default:
             return err(EAFNOSUPPORT)
         }
@@ -98,12 +101,16 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? NetlinkSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
         }
+        if let s = f as? LoopbackSockFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.bind(t, b); case .failure(let e): return e.ret }
+        }
         return unixBind(t, f, a)
     }
     t[50] = { t, a in                                                         // listen
         guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
         if let s = f as? InetSocketFD { return s.listen(a.int(1)) }
         if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
+        if let s = f as? LoopbackSockFD { return s.listen(a.int(1)) }
         return unixListen(t, f, a.int(1))
     }
     t[42] = { t, a in                                                         // connect
@@ -114,6 +121,9 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? NetlinkSocketFD {
             switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
         }
+        if let s = f as? LoopbackSockFD {
+            switch readSockaddr(t, a.a1, Int(a.int(2))) { case .success(let b): return s.connect(t, b); case .failure(let e): return e.ret }
+        }
         return unixConnect(t, f, a)
     }
     for nr in [43, 288] {                                                     // accept, accept4
@@ -122,6 +132,14 @@ func registerSocket(_ t: SyscallTable) {
             let flags = nr == 288 ? a.int(3) : 0
             if flags & ~(O_NONBLOCK | O_CLOEXEC) != 0 { return err(EINVAL) }
             if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
+            if let s = f as? LoopbackSockFD {
+                let (r, c) = s.accept(t, flags: flags)
+                guard let c = c else { return r }
+                let fd = t.fds.install(c, cloexec: flags & O_CLOEXEC != 0, limit: fdLimit(t))
+                if fd < 0 { c.release(); return fd }
+                if a.a1 != 0 { _ = writeSockaddr(t, a.a1, a.a2, c.sockaddr(c.peer)) }
+                return fd
+            }
             if let s = f as? InetSocketFD {
                 let (r, c, name) = s.accept(t, flags: flags)
                 guard let c = c else { return r }
@@ -136,11 +154,17 @@ func registerSocket(_ t: SyscallTable) {
     for nr in [51, 52] {                                                      // getsockname, getpeername
         t[nr] = { t, a in
             guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }
-            if a.a1 == 0, f is InetSocketFD || f is UnixSockFD || f is UnixSocketFD || f is NetlinkSocketFD {   // no buffer for a name
+            if a.a1 == 0, f is InetSocketFD || f is LoopbackSockFD || f is UnixSockFD || f is UnixSocketFD || f is NetlinkSocketFD {   // no buffer for a name
                 guard let len = t.readI32(a.a2) else { return err(EFAULT) }
                 if len > 0 { return err(EFAULT) }
             }
             if let s = f as? NetlinkSocketFD { return writeSockaddr(t, a.a1, a.a2, s.name(peer: nr == 52)) }
+            if let s = f as? LoopbackSockFD {
+                switch s.name(peer: nr == 52) {
+                case .success(let b): return writeSockaddr(t, a.a1, a.a2, b)
+                case .failure(let e): return e.ret
+                }
+            }
             if let s = f as? InetSocketFD {
                 switch s.name(peer: nr == 52) {
                 case .success(let b): return writeSockaddr(t, a.a1, a.a2, b)
@@ -214,6 +238,7 @@ func registerSocket(_ t: SyscallTable) {
         let how = a.int(1)
         if how < 0 || how > 2 { return err(EINVAL) }
         if let s = f as? InetSocketFD { return s.shutdown(how) }
+        if let s = f as? LoopbackSockFD { return s.shutdown(how) }
         if f is NetlinkSocketFD { return err(EOPNOTSUPP) }
         guard let s = unixConnected(f) else {
             guard let u = f as? UnixSockFD else { return err(ENOTSOCK) }
@@ -231,6 +256,9 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? NetlinkSocketFD {
             return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
         }
+        if let s = f as? LoopbackSockFD {
+            return s.setsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, len: Int(a.int(4)))
+        }
         return unixSetsockopt(t, f, a)
     }
     t[55] = { t, a in                                                         // getsockopt
@@ -241,6 +269,9 @@ func registerSocket(_ t: SyscallTable) {
         if let s = f as? NetlinkSocketFD {
             return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
         }
+        if let s = f as? LoopbackSockFD {
+            return s.getsockopt(t, level: a.int(1), name: a.int(2), addr: a.a3, lenAddr: a.a4)
+        }
         return unixGetsockopt(t, f, a)
     }
 }
@@ -249,7 +280,7 @@ func registerSocket(_ t: SyscallTable) {
 /// datagram is gathered from (scattered over) all the iovecs. nil for
 /// other files.
 func socketVectorIO(_ t: Task, _ fd: Int32, _ f: FileDescription, _ iov: [(UInt64, Int)], write: Bool) -> Int? {
-    guard f is InetSocketFD || f is NetlinkSocketFD || f is UnixSockFD || f is UnixSocketFD else { return nil }
+    guard f is InetSocketFD || f is NetlinkSocketFD || f is UnixSockFD || f is UnixSocketFD || f is LoopbackSockFD else { return nil }
     if !write && iov.allSatisfy({ $0.1 == 0 }) { return 0 }   // nothing to read: no message taken (sock_read_iter)
     return write ? sendOne(t, fd, iov, to: nil, control: [], flags: 0) : recvOne(t, fd, iov, controlCap: 0, flags: 0).ret
 }
@@ -418,6 +449,7 @@ func sendOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], to: [UInt8]?, contr
         return s.send(t, iov, to: to?.isEmpty == true ? nil : to, flags: flags, control: encodeControl(control.filter { !ignored($0) }))
     }
     if let s = f as? NetlinkSocketFD { return s.send(t, iov, to: to, flags: flags) }   // ancillary data ignored, as by Linux
+    if let s = f as? LoopbackSockFD { return s.send(t, iov, to: to, flags: flags) }    // so are SCM_RIGHTS and the IP ones here
     guard f is UnixSockFD || f is UnixSocketFD else { return err(ENOTSOCK) }
     let anc: Ancillary?
     switch unixAncillary(t, control) { case .success(let a): anc = a; case .failure(let e): return e.ret }
@@ -453,6 +485,10 @@ func recvOne(_ t: Task, _ fd: Int32, _ iov: [(UInt64, Int)], controlCap: Int, fl
     if let s = f as? NetlinkSocketFD {
         let r = s.recv(t, iov, flags: flags, controlCap: controlCap)
         return RecvOut(ret: r.ret, from: r.from, control: r.control, msgFlags: r.msgFlags)
+    }
+    if let s = f as? LoopbackSockFD {
+        let r = s.recv(t, iov, flags: flags)
+        return RecvOut(ret: r.ret, from: r.from, msgFlags: r.msgFlags)
     }
     guard f is UnixSockFD || f is UnixSocketFD else { return RecvOut(ret: err(ENOTSOCK)) }
     let total = iov.reduce(0) { $0 + $1.1 }
@@ -615,8 +651,9 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
     let names = t.kernel.unixNames
     if name.first == 0 {
-        if names.abstract[name] != nil { return err(EADDRINUSE) }
-        names.abstract[name] = s
+        let key = UnixNames.AbstractKey(net: s.net.unixKey, name: name)
+        if names.abstract[key] != nil { return err(EADDRINUSE) }
+        names.abstract[key] = s
     } else {
         // A socket file, made like mknod(S_IFSOCK).
         switch t.kernel.vfs.resolveParent(t.fs, start: t.fs.cwd, name, searcher: t.searcher) {
@@ -643,8 +680,9 @@ private func unixBind(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
 /// An abstract name of five hex digits nobody holds.
 private func unixAutobind(_ t: Task, _ s: UnixSockFD) {
     var n: [UInt8]
-    repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) } while t.kernel.unixNames.abstract[n] != nil
-    t.kernel.unixNames.abstract[n] = s
+    repeat { n = [0] + Array(hex(UInt32.random(in: 0...0xfffff), width: 5).utf8) }
+        while t.kernel.unixNames.abstract[UnixNames.AbstractKey(net: s.net.unixKey, name: n)] != nil
+    t.kernel.unixNames.abstract[UnixNames.AbstractKey(net: s.net.unixKey, name: n)] = s
     s.name = n
 }
 
@@ -708,6 +746,7 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     s.peerName = l.name
     let accepted = UnixSockFD(kernel: t.kernel, type: s.type, flags: O_RDWR, conn: theirs)
     accepted.name = l.name
+    accepted.net = l.net
     accepted.peerName = s.name
     accepted.peer = s
     accepted.passcred = l.passcred
