@@ -392,9 +392,13 @@ public final class PtraceThread {
             }
             // A host signal arrived meanwhile (a kick): drop it and go on.
         }
+        // The application's registers go back when the thread next runs
+        // (run() writes them while dirty): one PTRACE_SETREGS for a series
+        // of injections (an exec's mappings, a fork's clone and its
+        // bookkeeping) instead of one after each, which the next
+        // injection's own SETREGS overwrote unseen.
         regs = saved
-        dirty = false
-        if moat_setregs(tid, &regs) != 0 { return -Int(ESRCH) }
+        dirty = true
         return out
     }
 

@@ -122,7 +122,7 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         if !KVMTasks.freshAddressSpace(t) { return err(ENOMEM) }
     } else {
         let newPid: pid_t
-        switch StubFactory.shared.newAddressSpace() {
+        switch StubFactory.shared.newAddressSpace(keepSpare: true) {
         case .success(let p): newPid = p
         case .failure: return err(ENOMEM)
         }
