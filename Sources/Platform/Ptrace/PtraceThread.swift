@@ -485,6 +485,13 @@ public final class PtraceThread {
     /// late deinit would drop.
     public func reap() {
         defer { dropFastPath() }
+        PtraceThread.reapKilled(tid)
+    }
+
+    /// Waits for the killed stub thread `tid`, traced by the calling
+    /// thread, to be gone and reaps it (after `reseize` moved this handle
+    /// to another stub: execve reaps the old one once the new image is in).
+    public static func reapKilled(_ tid: pid_t) {
         var status: Int32 = 0
         while true {
             let r = waitpid(tid, &status, WALL_)
