@@ -392,9 +392,13 @@ public final class PtraceThread {
             }
             // A host signal arrived meanwhile (a kick): drop it and go on.
         }
+        // The application's registers go back when the thread next runs
+        // (run() writes them while dirty): one PTRACE_SETREGS for a series
+        // of injections (an exec's mappings, a fork's clone and its
+        // bookkeeping) instead of one after each, which the next
+        // injection's own SETREGS overwrote unseen.
         regs = saved
-        dirty = false
-        if moat_setregs(tid, &regs) != 0 { return -Int(ESRCH) }
+        dirty = true
         return out
     }
 
@@ -479,13 +483,29 @@ public final class PtraceThread {
     /// its thread (ThreadGroup.exitedLeader), and the host may by then have
     /// given the tid to another stub thread, whose wake-up registration a
     /// late deinit would drop.
-    public func reap() {
+    public func reap() { reapWithMaxRSS() }
+
+    /// `reap`, returning the host's peak resident set of the stub process
+    /// in KiB (ru_maxrss, which wait4 reports as getrusage(RUSAGE_SELF)
+    /// would have inside it), or nil if it could not be reaped.
+    @discardableResult
+    public func reapWithMaxRSS() -> Int64? {
         defer { dropFastPath() }
+        return PtraceThread.reapKilled(tid)
+    }
+
+    /// Waits for the killed stub thread `tid`, traced by the calling
+    /// thread, to be gone and reaps it (after `reseize` moved this handle
+    /// to another stub: execve reaps the old one once the new image is in).
+    /// Returns its ru_maxrss in KiB, nil if there was nothing to reap.
+    @discardableResult
+    public static func reapKilled(_ tid: pid_t) -> Int64? {
         var status: Int32 = 0
+        var usage = rusage()
         while true {
-            let r = waitpid(tid, &status, WALL_)
-            if r < 0 { if errno == EINTR { continue }; return }
-            if moat_wifexited(status) != 0 || moat_wifsignaled(status) != 0 { break }
+            let r = wait4(tid, &status, WALL_, &usage)
+            if r < 0 { if errno == EINTR { continue }; return nil }
+            if moat_wifexited(status) != 0 || moat_wifsignaled(status) != 0 { return Int64(usage.ru_maxrss) }
             // Still stopped: let it run into its death.
             _ = moat_ptrace(PTRACE_CONT_, tid, 0, 0)
         }

@@ -85,8 +85,16 @@ public final class StubFactory: @unchecked Sendable {
         return jobResult ?? -ESRCH
     }
 
-    /// Returns the host pid of a new, untraced stub process.
-    public func newAddressSpace() -> Result<pid_t, HostErrno> {
+    /// Returns the host pid of a new, untraced stub process. With
+    /// `keepSpare` (execve), the factory then clones the next one at once,
+    /// while the caller loads its program, so that the next exec finds its
+    /// address space made instead of waiting for this thread to inject a
+    /// clone into the master (two thread handoffs and the host clone on
+    /// the exec's path). At most one spare waits, in pause() like any new
+    /// stub, untraced: the sandbox's pid namespace ends it with the Sentry.
+    /// Spawning the init process asks for none, so a sandbox that never
+    /// execs (and its start-up) pays nothing.
+    public func newAddressSpace(keepSpare: Bool = false) -> Result<pid_t, HostErrno> {
         pthread_mutex_lock(&mu)
         if prefetched > 0 {
             prefetched -= 1   // made (or being made) already
@@ -96,6 +104,11 @@ public final class StubFactory: @unchecked Sendable {
         }
         while results.isEmpty { pthread_cond_wait(&cond, &mu) }
         let r = results.removeFirst()
+        if keepSpare && r >= 0 && prefetched == 0 {
+            requests += 1
+            prefetched += 1
+            pthread_cond_broadcast(&cond)
+        }
         pthread_mutex_unlock(&mu)
         return r < 0 ? .failure(HostErrno(Int32(-r))) : .success(pid_t(r))
     }

@@ -356,8 +356,13 @@ final class TmpfsFileFD: FileDescription {
         // application's bytes then reach a scratch buffer at a time (below);
         // a memfd is sparse, so a write far past the end (CPython's mmap
         // tests write one byte at 5.6 GB) holds one page. Only a file that
-        // could not move is bounded by what `data` can hold.
-        if node.memfd < 0 && Int(off ?? offset) + count > TmpfsInode.bigFile { _ = node.promoteToMemfd() }
+        // could not move is bounded by what `data` can hold. A write big
+        // enough for the stub's one-copy pwrite (below) moves the file at
+        // once: a new file written 1 MiB at a time had its first MiB copied
+        // into `data` and then again into the memfd at the second write.
+        if node.memfd < 0 && (Int(off ?? offset) + count > TmpfsInode.bigFile || count >= Task.stubWriteMin) {
+            _ = node.promoteToMemfd()
+        }
         if node.memfd < 0 && ((off ?? offset) > 1 << 32 || count > 1 << 30) { return err(EFBIG) }
         if node.memfd >= 0 {
             var pos = Int(off ?? offset)

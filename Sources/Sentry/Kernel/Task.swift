@@ -485,8 +485,11 @@ final class Task {
         let last = tg.tasks.isEmpty
         if !last && !tg.children.isEmpty { tg.parentThreadLeft(self) }
         // The process's peak resident set, for the parent's wait (stack
-        // space below the red zone is the injected call's buffer).
-        if last && hostAlive && thread.materialize() { _ = sampleMaxRSS(self, scratch: (thread.regs.rsp &- 1024) & ~15) }
+        // space below the red zone is the injected call's buffer). A stub
+        // process killed and reaped whole below reports it to the reaping
+        // wait4 instead, an injected getrusage fewer per exit.
+        let rssAtReap = last && hostAlive && hostTid == hostPid && thread is PtraceThread
+        if last && hostAlive && !rssAtReap && thread.materialize() { _ = sampleMaxRSS(self, scratch: (thread.regs.rsp &- 1024) & ~15) }
         if let v = thread as? KVMThread {
             // No host process to kill: the vCPU goes back to the pool
             // (`thread` stays set: late readers of a dead task see an
@@ -495,7 +498,11 @@ final class Task {
         } else if let t = thread {
             if last || !hostAlive {
                 _ = kill(hostPid, SIGKILL)
-                t.reap()
+                if rssAtReap, let p = t as? PtraceThread {
+                    if let kb = p.reapWithMaxRSS() { tg.maxRSSKB = max(tg.maxRSSKB, kb) }
+                } else {
+                    t.reap()
+                }
                 if hostTid != hostPid { reapHost(hostPid) }
             } else if hostTid == hostPid {
                 t.detachParked()

@@ -108,13 +108,21 @@ final class VDSO {
     }
 
     /// Maps [vvar] and [vdso] into a new image; returns AT_SYSINFO_EHDR or 0.
+    /// Both pages come from one copy of the memfd in the stub (one
+    /// pidfd_getfd and one close per exec, not two of each).
     func map(_ t: Task) -> UInt64 {
-        if t.mm.mapFile(t, addr: VDSO.base, len: 0x1000, prot: PROT_READ, shared: true, hostFD: fd, offset: 0, name: "[vvar]") < 0 { return 0 }
-        if t.mm.mapFile(t, addr: VDSO.text, len: 0x1000, prot: PROT_READ | PROT_EXEC, shared: false, hostFD: fd, offset: 0x1000, name: "[vdso]") < 0 {
-            _ = t.mm.unmap(t, addr: VDSO.base, len: 0x1000)
-            return 0
+        func both(_ remote: UInt64?) -> UInt64 {
+            if t.mm.mapFile(t, addr: VDSO.base, len: 0x1000, prot: PROT_READ, shared: true, hostFD: fd, offset: 0,
+                            name: "[vvar]", remote: remote) < 0 { return 0 }
+            if t.mm.mapFile(t, addr: VDSO.text, len: 0x1000, prot: PROT_READ | PROT_EXEC, shared: false, hostFD: fd, offset: 0x1000,
+                            name: "[vdso]", remote: remote) < 0 {
+                _ = t.mm.unmap(t, addr: VDSO.base, len: 0x1000)
+                return 0
+            }
+            return VDSO.text
         }
-        return VDSO.text
+        if !t.thread.hasStub { return both(nil) }
+        return t.mm.withStubFD(t, fd) { both($0) } ?? 0
     }
 
     /// The ELF image: everything at offsets from its start, which is also

@@ -247,11 +247,16 @@ final class MemoryManager {
     /// Maps `hostFD` (a Sentry fd) into the stub: the stub takes a copy of
     /// the fd with pidfd_getfd through its pidfd of the Sentry, maps it and
     /// closes it again. Shared mappings see (and make) the file's changes.
-    func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String) -> Int {
+    /// `remote`: the stub's copy of `hostFD` when the caller holds one
+    /// (withStubFD, for several mappings of one file).
+    func mapFile(_ t: Task, addr: UInt64, len: UInt64, prot: Int32, shared: Bool, hostFD: Int32, offset: UInt64, name: String,
+                 remote: UInt64? = nil) -> Int {
         guard validRange(addr, len) else { return err(ENOMEM) }
         let r: Int
         if !t.thread.hasStub {  // KVM: a window on the file's pages (Kernel/KVMTasks.swift)
             r = mapWindow(t, addr: addr, len: len, prot: prot, shared: shared, hostFD: hostFD, offset: offset, name: name)
+        } else if let remote {
+            r = mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)
         } else {
             r = withStubFD(t, hostFD) { remote in
                 mapStubFD(t, addr: addr, len: len, prot: prot, shared: shared, remote: remote, hostFD: hostFD, offset: offset, name: name)

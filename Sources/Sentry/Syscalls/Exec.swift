@@ -108,7 +108,11 @@ func prepareExec(_ t: Task, dirfd: Int32, start: Path, _ path: [UInt8], argv: [[
 /// Replaces the task's image. After the point of no return a failure kills
 /// the process (as Linux does). Requires: mu held.
 func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]) -> Int {
-    defer { target.file.release(); target.interp?.0.release() }
+    var killedStub: pid_t = 0
+    defer {
+        target.file.release(); target.interp?.0.release()
+        if killedStub > 0 { PtraceThread.reapKilled(killedStub) }
+    }
     // Other threads die first.
     let others = t.tg.tasks.filter { $0 !== t }
     for o in others { o.requestExit() }
@@ -132,14 +136,22 @@ func execImage(_ t: Task, _ target: ExecTarget, envp: [[UInt8]], execfn: [UInt8]
         if !KVMTasks.freshAddressSpace(t) { return err(ENOMEM) }
     } else {
         let newPid: pid_t
-        switch StubFactory.shared.newAddressSpace() {
+        switch StubFactory.shared.newAddressSpace(keepSpare: true) {
         case .success(let p): newPid = p
         case .failure: return err(ENOMEM)
         }
         let oldHost = t.hostPid
         _ = kill(oldHost, SIGKILL)
-        t.thread.reap()
-        if t.hostTid != oldHost { reapHost(oldHost) }
+        if t.hostTid == oldHost {
+            // The old stub tears its address space down (a forked copy of
+            // the parent's) while the new image loads; it is reaped when
+            // execImage returns, by then mostly without waiting. Its pid
+            // stays taken (a zombie) until then.
+            killedStub = oldHost
+        } else {
+            t.thread.reap()
+            reapHost(oldHost)
+        }
         do { try t.thread.reseize(newPid) } catch {
             t.tg.beginExit(code: SIGKILL, bySignal: true)
             return 0
