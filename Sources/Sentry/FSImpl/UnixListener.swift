@@ -112,7 +112,7 @@ final class UnixSockFD: FileDescription {
     func sendDatagram(_ t: Task, _ data: [UInt8], to: [UInt8]?, anc: Ancillary?, dontWait: Bool) -> Int {
         let target: UnixSockFD
         if let dest = to {
-            switch unixSocketNamed(t, dest) {
+            switch unixSocketNamed(t, dest, from: self) {
             case .success(let s): target = s
             case .failure(let e): anc?.discard(); return e.ret
             }
@@ -336,11 +336,13 @@ final class UnixNames {
     }
 }
 
-/// The bound socket with this name (abstract, or a socket file).
-func unixSocketNamed(_ t: Task, _ name: [UInt8]) -> Result<UnixSockFD, Errno> {
+/// The bound socket with this name (abstract, or a socket file), for
+/// socket `from`: an abstract name is looked up in the network namespace
+/// `from` was made in, not the caller's present one (Linux's sock_net).
+func unixSocketNamed(_ t: Task, _ name: [UInt8], from: UnixSockFD) -> Result<UnixSockFD, Errno> {
     let names = t.kernel.unixNames
     if name.first == 0 {
-        guard let s = names.abstract[UnixNames.AbstractKey(net: t.net.unixKey, name: name)] else { return .failure(Errno(ECONNREFUSED)) }
+        guard let s = names.abstract[UnixNames.AbstractKey(net: from.net.unixKey, name: name)] else { return .failure(Errno(ECONNREFUSED)) }
         // Landlock's abstract-socket scope: only sockets made inside the
         // caller's domain (Linux's answer: EPERM).
         if let d = t.creds.landlock, !d.scopeAllows(Landlock.scopeAbstractUnix, to: s.creatorLandlock) {

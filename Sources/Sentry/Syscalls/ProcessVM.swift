@@ -32,17 +32,26 @@ private func readIovecs(_ t: Task, _ addr: UInt64, _ count: UInt64) -> Result<[(
 /// real credentials, or with `fsCreds` the file-system ones as /proc
 /// checks), as Linux's ptrace_may_access decides, with Landlock as its
 /// only LSM: a sandboxed process reaches only its own domain and the
-/// domains nested in it. A process that is not dumpable needs
-/// CAP_SYS_PTRACE too.
+/// domains nested in it, and the capability module's rule: a target in
+/// another user namespace, or holding a permitted capability the caller
+/// lacks, needs CAP_SYS_PTRACE over the target's namespace (so a process
+/// that made itself a user namespace reaches nothing outside it). A
+/// process that is not dumpable needs CAP_SYS_PTRACE too, in every mode.
 func mayAttach(_ t: Task, _ target: ThreadGroup, fsCreds: Bool = false) -> Bool {
     if target === t.tg { return true }
     let c = t.creds, o = target.creds
     if let d = c.landlock, !d.encloses(o.landlock) { return false }
+    let ptraceCap = c.capable(Cap.sysPtrace, in: o.userNS)
     let uid = fsCreds ? c.fsuid : c.uid, gid = fsCreds ? c.fsgid : c.gid
     let same = uid == o.uid && uid == o.euid && uid == o.suid
         && gid == o.gid && gid == o.egid && gid == o.sgid
-    if !same && !c.has(Cap.sysPtrace) { return false }
-    return !fsCreds || target.dumpable != 0 || c.has(Cap.sysPtrace)
+    if !same && !ptraceCap { return false }
+    // Linux compares the target's permitted set with the caller's effective
+    // one in the file-system mode; the permitted one here in both modes, as
+    // gVisor's ptrace programs expect of a caller that only lowered its
+    // effective CAP_SYS_PTRACE (what was dropped from permitted still counts).
+    if !(c.userNS === o.userNS && o.capPrm & ~c.capPrm == 0) && !ptraceCap { return false }
+    return target.dumpable != 0 || ptraceCap
 }
 
 private func sysProcessVM(_ t: Task, _ a: Args, write: Bool) -> Int {

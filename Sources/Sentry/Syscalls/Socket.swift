@@ -708,7 +708,7 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         if a.uint(2) >= 2, let fam = t.copyIn(a.a1, 2), fam == [0, 0] { s.peerName = nil; s.peer = nil; return 0 }
         let name: [UInt8]
         switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
-        switch unixSocketNamed(t, name) {
+        switch unixSocketNamed(t, name, from: s) {
         case .success(let target):
             if target.type != SOCK_DGRAM_ { return err(name.first == 0 ? ECONNREFUSED : EPROTOTYPE) }
             // One connected elsewhere takes nothing from us (unix_may_send).
@@ -722,7 +722,7 @@ private func unixConnect(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     let name: [UInt8]
     switch readUnixAddr(t, a.a1, Int(a.uint(2))) { case .success(let n): name = n; case .failure(let e): return e.ret }
     let l: UnixSockFD
-    switch unixSocketNamed(t, name) { case .success(let x): l = x; case .failure(let e): return e.ret }
+    switch unixSocketNamed(t, name, from: s) { case .success(let x): l = x; case .failure(let e): return e.ret }
     // An abstract name is only found among sockets of one's type.
     if l.type != s.type { return err(name.first == 0 ? ECONNREFUSED : EPROTOTYPE) }
     if !l.listening { return err(ECONNREFUSED) }

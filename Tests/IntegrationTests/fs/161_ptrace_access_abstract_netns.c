@@ -1,0 +1,63 @@
+/* Who may reach another process (Linux's ptrace_may_access): one that is
+ * not dumpable is out of reach without CAP_SYS_PTRACE in every mode (setns
+ * by its pidfd, process_vm_readv). (That a process which made itself a user
+ * namespace reaches nothing outside it, gVisor's pidfd_test
+ * GetfdFailsWhenUnprivileged checks: a chroot may not make one natively.)
+ * And an abstract AF_UNIX name belongs to the network namespace its socket
+ * was made in, not the one its process is in when it binds or connects. */
+#include "t.h"
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+static int pidfd_open(pid_t p) { return syscall(SYS_pidfd_open, p, 0); }
+
+int main(void) {
+    int pidfd = T(pidfd_open(getpid()));
+    static char secret[16] = "secret";
+    pid_t c;
+    int st;
+    /* Not dumpable: a child without CAP_SYS_PTRACE cannot join by pidfd. */
+    T(prctl(PR_SET_DUMPABLE, 0));
+    c = fork();
+    if (c == 0) {
+        struct __user_cap_header_struct { uint32_t version; int pid; } h = { 0x20080522, 0 };
+        struct { uint32_t eff, prm, inh; } d[2];
+        T(syscall(SYS_capget, &h, d));
+        d[0].eff &= ~(1u << 19);                                  /* CAP_SYS_PTRACE out of the effective set */
+        T(syscall(SYS_capset, &h, d));
+        T(unshare(CLONE_NEWNET));
+        T(setns(pidfd, CLONE_NEWNET));
+        char buf[16];
+        struct iovec l = { buf, sizeof buf }, r = { secret, sizeof secret };
+        T(process_vm_readv(getppid(), &l, 1, &r, 1, 0));
+        _exit(0);
+    }
+    T(waitpid(c, &st, 0) == c);
+    printf("child exit %d\n", WEXITSTATUS(st));
+    T(prctl(PR_SET_DUMPABLE, 1));
+
+    /* Abstract names follow the socket's namespace. */
+    c = fork();
+    if (c == 0) {
+        T(unshare(CLONE_NEWNET));
+        int a = T(socket(AF_UNIX, SOCK_STREAM, 0)), b = T(socket(AF_UNIX, SOCK_STREAM, 0));
+        T(unshare(CLONE_NEWNET));                                 /* the process moves on; a and b stay */
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        T(bind(a, (struct sockaddr *)&addr, sizeof(sa_family_t)));    /* autobind */
+        socklen_t len = sizeof addr;
+        T(getsockname(a, (struct sockaddr *)&addr, &len));
+        T(listen(a, 1));
+        T(connect(b, (struct sockaddr *)&addr, len));             /* both in the first namespace */
+        int x = T(socket(AF_UNIX, SOCK_STREAM, 0));               /* made in the second */
+        T(connect(x, (struct sockaddr *)&addr, len));
+        T(bind(x, (struct sockaddr *)&addr, len));                /* the name is free here */
+        _exit(0);
+    }
+    T(waitpid(c, &st, 0) == c);
+    printf("child exit %d\n", WEXITSTATUS(st));
+    return 0;
+}
