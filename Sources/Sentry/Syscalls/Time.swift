@@ -18,9 +18,10 @@ func registerTime(_ t: SyscallTable) {
             return writeTimespec(t, a.a1, ns)
         default: return err(EINVAL)
         }
-        // The clocks the vDSO serves from CLOCK_MONOTONIC's base: its value,
-        // where the program's image has it (Kernel/VDSO.swift).
-        if id == 1 || id == 4 || id == 6, t.thread.hasStub || KVMTasks.tscIsHost, let ns = VDSO.shared?.monotonicNow() {
+        // The clocks the vDSO serves from CLOCK_MONOTONIC's base (BOOTTIME
+        // too: a sandbox never suspends): its value, where the program's
+        // image has it (Kernel/VDSO.swift), so the two never disagree.
+        if id == 1 || id == 4 || id == 6 || id == 7, t.thread.hasStub || KVMTasks.tscIsHost, let ns = VDSO.shared?.monotonicNow() {
             return writeTimespec(t, a.a1, ns)
         }
         clock_gettime(hostClock, &ts)
