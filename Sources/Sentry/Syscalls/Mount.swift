@@ -17,6 +17,8 @@ enum MountFlags {
     /// What a mount keeps of mount(2)'s flags.
     static let perMount = nosuid | nodev | noexec | noatime | nodiratime | relatime | nosymfollow
     static let atimeRule = noatime | nodiratime | relatime | strictatime
+    /// The per-mount flags a locked mount keeps (Linux's MNT_LOCK_*).
+    static let lockable = nosuid | nodev | noexec | atimeRule
 
     /// The per-mount flags of a runtime's option list ("nosuid", "noexec"...).
     static func parse(_ options: [String]) -> UInt64 {
@@ -67,13 +69,21 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     let target: Path
     switch t.lookup(AT_FDCWD_, a.a1, follow: true) { case .success(let p): target = t.kernel.vfs.crossMounts(p); case .failure(let e): return e.ret }
     if flags & MountFlags.nouser != 0 { return err(EINVAL) }
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    // CAP_SYS_ADMIN in the user namespace that owns the caller's mount
+    // namespace (a user namespace's root mounts in a namespace of its own).
+    if !mayMount(t) { return err(EPERM) }
+    t.kernel.vfs.pruneDeadNamespaces()
+    // The target must be in the caller's namespace (Linux's check_mnt).
+    if target.mount.ns !== t.fs.ns { return err(EINVAL) }
     // A Landlock domain that restricts the file system freezes the mount
     // tree for its threads (landlock(7): EPERM).
     if t.creds.landlock?.handlesFS == true { return err(EPERM) }
     // A /proc/PID/fd/N link itself (reached through an O_PATH descriptor of
     // it) is no mount point: Linux marks those dentries cant_mount (ENOENT).
-    if target.inode is ProcFdLink { return err(ENOENT) }
+    // A file with no place in any tree (an eventfd, a pipe, reached through
+    // /proc/PID/fd/N) is on no mount of the caller's (Linux's do_lock_mount:
+    // ENOENT).
+    if target.inode is ProcFdLink || target.inode is ProcFdTarget { return err(ENOENT) }
     // The per-mount flags: relatime unless another atime rule is asked.
     var mflags = flags & (MountFlags.perMount & ~MountFlags.relatime)
     if flags & MountFlags.noatime == 0 { mflags |= MountFlags.relatime }
@@ -82,8 +92,17 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
         // A remount keeps the atime rule unless it names one.
         if flags & MountFlags.atimeRule == 0 { mflags = (mflags & ~MountFlags.atimeRule) | (target.mount.flags & MountFlags.atimeRule) }
         guard target.dentry === target.mount.root else { return err(EINVAL) }
-        target.mount.flags = mflags
-        target.mount.readOnly = flags & MountFlags.rdonly != 0
+        // A locked mount's flags stay (Linux's can_change_locked_flags).
+        let m = target.mount
+        if m.locked || m.lockedFlags != 0 {
+            let kept = m.lockedFlags
+            if kept & MountFlags.rdonly != 0 && flags & MountFlags.rdonly == 0 { return err(EPERM) }
+            for bit in [MountFlags.nosuid, MountFlags.nodev, MountFlags.noexec] where kept & bit != 0 && mflags & bit == 0 { return err(EPERM) }
+            if kept & MountFlags.atimeRule != mflags & MountFlags.atimeRule && flags & MountFlags.atimeRule != 0 { return err(EPERM) }
+        }
+        m.flags = mflags
+        m.readOnly = flags & MountFlags.rdonly != 0
+        m.ns?.event += 1
         return 0
     }
     if flags & MountFlags.propagation != 0 { return changePropagation(t, target, flags) }
@@ -94,6 +113,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
     let fstype: [UInt8]
     switch t.readPath(a.a2) { case .success(let s): fstype = s; case .failure(let e): return e.ret }
+    if !mayMountNew(t, String(decoding: fstype, as: UTF8.self)) { return err(EPERM) }
     let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
     let data = a.a4 == 0 ? "" : (try? t.readPath(a.a4).get()).map { String(decoding: $0, as: UTF8.self) } ?? ""
     let m: Mount
@@ -101,6 +121,7 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     case "tmpfs":
         guard let o = TmpfsOptions(data, uid: t.creds.fsuid, gid: t.creds.fsgid) else { return err(EINVAL) }
         let root = TmpfsInode(mode: S_IFDIR_ | o.mode, dev: 100 + UInt64(vfs.mounts.count), uid: o.uid, gid: o.gid)
+        root.blocks = o.pages.map { TmpfsBlocks(max: $0) }
         m = vfs.mount(root, at: target, fsType: "tmpfs", source: source)
         m.superOptions = o.text
     case "devpts":
@@ -150,6 +171,29 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     return 0
 }
 
+/// Whether `t` may change its mount namespace: CAP_SYS_ADMIN in the user
+/// namespace that owns it (Linux's may_mount).
+func mayMount(_ t: Task) -> Bool {
+    t.creds.capable(Cap.sysAdmin, in: t.fs.ns?.owner ?? .root)
+}
+
+/// Whether `t` may make a new mount of `fstype`. Outside the initial user
+/// namespace only the file systems Linux marks FS_USERNS_MOUNT, each with
+/// its own rule: proc for a pid namespace of the caller's (not the
+/// sandbox's first), mqueue for an IPC namespace of its own, cgroup2 for a
+/// cgroup namespace of its own; sysfs belongs to the sandbox's network
+/// namespace, which no user namespace below it owns.
+private func mayMountNew(_ t: Task, _ fstype: String) -> Bool {
+    if t.creds.has(Cap.sysAdmin) { return true }
+    switch fstype {
+    case "tmpfs", "devpts", "overlay": return true
+    case "proc": return PidNS.index(t.tg.tgid) != 0
+    case "mqueue": return t.ownIPC != nil
+    case "cgroup2": return t.ownCgroupNS != nil
+    default: return false
+    }
+}
+
 /// A mount made under a shared mount gets a peer group of its own (unless
 /// it is a bind of a shared mount: it has that one) and appears at the same
 /// place under every peer of its parent, as a peer, and under every slave
@@ -161,7 +205,7 @@ private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
     if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
     for other in receivers(vfs, of: target.mount) where other !== m {
         guard let place = vfs.samePlace(target, in: other) else { continue }
-        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
+        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source, root: m.root)
         copy.flags = m.flags; copy.readOnly = m.readOnly
         copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
         if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
@@ -217,12 +261,16 @@ private func overlayRoot(_ t: Task, _ data: String) -> Result<Inode, Errno> {
     return .success(OverlayInode(lower: lower.inode, upper: upper, parent: nil, name: [47], upperDev: upper?.dev ?? lower.inode.dev))
 }
 
-/// tmpfs's mount options (mode=, uid=, gid=; the sizes are accepted and
-/// not enforced), and the text mountinfo shows for them.
+/// tmpfs's mount options (mode=, uid=, gid=, size= or nr_blocks= in pages:
+/// TmpfsBlocks; nr_inodes= is checked and not enforced), and the text
+/// mountinfo shows for them.
 private struct TmpfsOptions {
     var mode: UInt32 = 0o1777
     var uid: UInt32
     var gid: UInt32
+    /// The block limit in pages; nil for none (no size, or size=0).
+    var pages: Int?
+    var inodes: UInt64?
     var text = ""
 
     init?(_ data: String, uid: UInt32, gid: UInt32) {
@@ -240,18 +288,52 @@ private struct TmpfsOptions {
             case "gid":
                 guard let g = UInt32(value) else { return nil }
                 self.gid = g
-            case "size", "nr_blocks", "nr_inodes", "huge", "mpol", "inode32", "inode64", "noswap", "quota", "usrquota", "grpquota":
+            case "size":
+                // Bytes (k, m, g... suffixes) or a percentage of memory, in whole pages.
+                guard let v = value.hasSuffix("%") ? UInt64(value.dropLast()).map({ $0 * TmpfsOptions.memory / 100 }) : memparse(value) else { return nil }
+                pages = v == 0 ? nil : Int((v + 4095) / 4096)
+            case "nr_blocks":
+                guard let v = memparse(value) else { return nil }
+                pages = v == 0 ? nil : Int(v)
+            case "nr_inodes":
+                guard let v = memparse(value) else { return nil }
+                inodes = v == 0 ? nil : v
+            case "huge", "mpol", "inode32", "inode64", "noswap", "quota", "usrquota", "grpquota":
                 break
             default:
                 return nil
             }
         }
         var parts: [String] = []
+        if let p = pages { parts.append("size=\(p * 4)k") }
+        if let n = inodes { parts.append("nr_inodes=\(n)") }
         if mode != 0o1777 { parts.append("mode=" + String(mode, radix: 8).leftPadded(to: 3)) }
         if self.uid != 0 { parts.append("uid=\(self.uid)") }
         if self.gid != 0 { parts.append("gid=\(self.gid)") }
         text = parts.joined(separator: ",")
     }
+}
+
+extension TmpfsOptions {
+    /// The machine's memory, for size=N%.
+    static var memory: UInt64 {
+        var total: UInt64 = 0, free: UInt64 = 0, procs: UInt64 = 0
+        moat_sysinfo(&total, &free, &procs)
+        return total
+    }
+}
+
+/// A number with an optional binary suffix (k, m, g, t, p, e), as Linux's
+/// memparse; nil for anything else (an empty value too).
+private func memparse(_ s: String) -> UInt64? {
+    guard let last = s.last else { return nil }
+    let shifts: [Character: UInt64] = ["k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60]
+    if let sh = shifts[Character(last.lowercased())] {
+        guard let n = UInt64(s.dropLast()) else { return nil }
+        let (v, o) = n.multipliedReportingOverflow(by: 1 << sh)
+        return o ? nil : v
+    }
+    return UInt64(s)
 }
 
 private extension String {
@@ -303,22 +385,61 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     if src.mount.unbindable { return err(EINVAL) }
     if src.inode.isDir != target.inode.isDir { return err(ENOTDIR) }
     let vfs = t.kernel.vfs
-    if tooManyMounts(vfs, at: target) { return err(ENOSPC) }
-    let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
-    m.flags = src.mount.flags
-    m.readOnly = src.mount.readOnly
-    m.superOptions = src.mount.superOptions
-    if src.mount.peerGroup != 0 { m.peerGroup = src.mount.peerGroup }
-    m.masterGroup = src.mount.masterGroup
+    // Only mounts of the caller's namespace may be bound (check_mnt).
+    if src.mount.ns !== t.fs.ns { return err(EINVAL) }
+    // MS_REC: the mounts below the source come along, each at its place.
+    let below = submounts(vfs, under: src)
+    // A plain bind would uncover what locked mounts hide (has_locked_children).
+    if !recursive && below.contains(where: { $0.locked && $0.parent === src.mount }) { return err(EINVAL) }
+    if vfs.mounts.count + 1 + (recursive ? below.count : 0) + receivers(vfs, of: target.mount).count > maxMounts { return err(ENOSPC) }
+    let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self), root: src.dentry)
+    copyMountFields(from: src.mount, to: m)
     if let names = vfs.namesBelowRoot(src), !names.isEmpty {
         let base = src.mount.rootPath == "/" ? "" : src.mount.rootPath
         m.rootPath = base + names.map { "/" + String(decoding: $0, as: UTF8.self) }.joined()
     } else {
         m.rootPath = src.mount.rootPath
     }
-    _ = recursive
+    var copies = [ObjectIdentifier(src.mount): m]
+    for c in recursive ? below : [] {
+        guard let p = c.parent, let pc = copies[ObjectIdentifier(p)], let mp = c.mountpoint else { continue }
+        let copy = vfs.mount(c.root.inode, at: Path(mount: pc, dentry: mp), fsType: c.fsType, source: c.source, root: c.root)
+        copyMountFields(from: c, to: copy)
+        copy.rootPath = c.rootPath
+        copies[ObjectIdentifier(c)] = copy
+    }
     propagateMount(vfs, m, at: target)
     return 0
+}
+
+/// A bind copy keeps its original's flags and propagation: a copy of a
+/// shared mount is its peer, of a slave a slave of the same master (clone_mnt).
+private func copyMountFields(from o: Mount, to m: Mount) {
+    m.flags = o.flags
+    m.readOnly = o.readOnly
+    m.superOptions = o.superOptions
+    m.peerGroup = o.peerGroup
+    m.masterGroup = o.masterGroup
+}
+
+/// The mounts below `src` that a recursive bind of it copies, parents
+/// first: those mounted at or below its directory, except unbindable ones
+/// and what is below them (copy_tree with CL_COPY_MNT_NS_FILE unset).
+private func submounts(_ vfs: VFS, under src: Path) -> [Mount] {
+    var out: [Mount] = []
+    var taken: Set<ObjectIdentifier> = [ObjectIdentifier(src.mount)]
+    for c in vfs.subtree(of: src.mount).dropFirst() {
+        guard let p = c.parent, taken.contains(ObjectIdentifier(p)), !c.unbindable, let mp = c.mountpoint else { continue }
+        if p === src.mount {
+            // Directly on the source mount: only at or below the directory bound.
+            var d: Dentry? = mp
+            while let x = d, x !== src.dentry, x !== p.root { d = x.parent }
+            guard d === src.dentry else { continue }
+        }
+        out.append(c)
+        taken.insert(ObjectIdentifier(c))
+    }
+    return out
 }
 
 /// MS_MOVE: the mount whose root is at `sourceAddr` moves, with what is
@@ -332,7 +453,7 @@ private func moveMount(_ t: Task, _ sourceAddr: UInt64, to target: Path) -> Int 
     let src: Path
     switch t.lookup(AT_FDCWD_, path: srcPath, follow: true) { case .success(let p): src = p; case .failure(let e): return e.ret }
     let m = src.mount
-    guard src.dentry === m.root, let parent = m.parent, m.namespaceID == nil else { return err(EINVAL) }
+    guard src.dentry === m.root, let parent = m.parent, m.namespaceID == nil, !m.locked, m.ns === t.fs.ns else { return err(EINVAL) }
     if src.inode.isDir != target.inode.isDir { return err(ENOTDIR) }
     if parent.peerGroup != 0 { return err(EINVAL) }
     var p: Mount? = target.mount
@@ -352,15 +473,18 @@ private func moveMount(_ t: Task, _ sourceAddr: UInt64, to target: Path) -> Int 
 /// files do not count here: mappings do not remember their mount.
 func sysUmount(_ t: Task, _ a: Args) -> Int {
     let MNT_FORCE: Int32 = 1, MNT_DETACH: Int32 = 2, MNT_EXPIRE: Int32 = 4, UMOUNT_NOFOLLOW: Int32 = 8
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if !mayMount(t) { return err(EPERM) }
     let flags = a.int(1)
     if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 { return err(EINVAL) }
     let vfs = t.kernel.vfs
     let p: Path
     switch t.lookup(AT_FDCWD_, a.a0, follow: flags & UMOUNT_NOFOLLOW == 0) { case .success(let r): p = vfs.crossMounts(r); case .failure(let e): return e.ret }
     if t.creds.landlock?.handlesFS == true { return err(EPERM) }
+    vfs.pruneDeadNamespaces()
     let m = p.mount
-    guard p.dentry === m.root, m.mountpoint != nil, m.parent != nil else { return err(EINVAL) }
+    // A locked mount (copied from a more privileged namespace) goes only
+    // with its parent; one of another namespace is not the caller's.
+    guard p.dentry === m.root, m.mountpoint != nil, m.parent != nil, !m.locked, m.ns === t.fs.ns else { return err(EINVAL) }
     if flags & MNT_EXPIRE != 0 {
         // The first call only marks the mount; a second finds it unused.
         if flags & (MNT_FORCE | MNT_DETACH) != 0 || m === t.fs.root.mount { return err(EINVAL) }
@@ -386,7 +510,7 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
         guard let parent = g.parent, let mp = g.mountpoint, parent.peerGroup != 0 else { continue }
         let at = Path(mount: parent, dentry: mp)
         for other in byGroup[parent.peerGroup] ?? [] where other !== parent {
-            guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mountedHere, c.root.inode === g.root.inode,
+            guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mounted(under: other), c.root.inode === g.root.inode,
                   !gone.contains(ObjectIdentifier(c)), !parents.contains(ObjectIdentifier(c)) else { continue }
             vfs.detach(c)
             gone.insert(ObjectIdentifier(c))
@@ -422,7 +546,7 @@ private func mountInUse(_ k: Kernel, _ m: Mount) -> Bool {
 /// ".")` stacks the old root on the new one (put_old is the topmost mount
 /// there), to be unmounted from ".".
 func sysPivotRoot(_ t: Task, _ a: Args) -> Int {
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if !mayMount(t) { return err(EPERM) }
     let vfs = t.kernel.vfs
     let new: Path, putOld: Path
     switch t.lookup(AT_FDCWD_, a.a0, follow: true) { case .success(let p): new = p; case .failure(let e): return e.ret }
@@ -443,17 +567,20 @@ func sysPivotRoot(_ t: Task, _ a: Args) -> Int {
     // mount of its own (the runtime's old root): pivoting it is allowed,
     // and the new root then heads the tree.
     let rootAt: Path? = rootMnt.parent.flatMap { p in rootMnt.mountpoint.map { Path(mount: p, dentry: $0) } }
-    if rootAt == nil && rootMnt !== vfs.rootMount { return err(EINVAL) }
-    guard new.dentry === newMnt.root, newMnt.parent != nil, newMnt.namespaceID == nil else { return err(EINVAL) }
+    guard let ns = t.fs.ns, newMnt.ns === ns, rootMnt.ns === ns else { return err(EINVAL) }
+    if rootAt == nil && rootMnt !== ns.root { return err(EINVAL) }
+    guard new.dentry === newMnt.root, newMnt.parent != nil, newMnt.namespaceID == nil, !newMnt.locked else { return err(EINVAL) }
     if !vfs.isReachable(old, from: new) || !vfs.isReachable(new, from: root) { return err(EINVAL) }
     vfs.detach(newMnt)
     vfs.detach(rootMnt)
     vfs.attach(rootMnt, at: old)
+    // The old root's lock passes to the new one (it may be unmounted now).
+    if rootMnt.locked { newMnt.locked = true; rootMnt.locked = false }
     if let at = rootAt {
         vfs.attach(newMnt, at: at)
     } else {
         newMnt.parent = nil; newMnt.mountpoint = nil
-        vfs.rootMount = newMnt
+        ns.root = newMnt
     }
     let newRoot = Path(mount: newMnt, dentry: newMnt.root)
     var seen = Set<ObjectIdentifier>()

@@ -147,14 +147,9 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
 ///
-/// A mount namespace in the sandbox: unshare(CLONE_NEWNS) and
-/// clone(CLONE_NEWNS) succeed for a caller with CAP_SYS_ADMIN (EPERM
-/// without, as on Linux) and give the process its own root and working
-/// directory (CLONE_FS), but the sandbox keeps one mount tree: the new
-/// namespace is a peer of the old one, as if every mount were shared
-/// (MS_SHARED, the default on systemd hosts), so mounts and unmounts made
-/// in either show in both, and MS_PRIVATE/MS_SLAVE change nothing
-/// (Syscalls/File.swift). A per-namespace tree is not modelled yet.
+/// A mount namespace: unshare(CLONE_NEWNS) and clone(CLONE_NEWNS) give
+/// the process (with an fs context of its own) a copy of its mount tree
+/// (VFS/MountNamespace.swift), owned by its user namespace.
 func sysUnshare(_ t: Task, _ a: Args) -> Int {
     var flags = a.a0 & 0xffff_ffff
     let known = CLONE_THREAD_ | CLONE_FS_ | CLONE_NEWNS_ | CLONE_SIGHAND_ | CLONE_VM_ | CLONE_FILES_ | CLONE_SYSVSEM_ |
@@ -187,6 +182,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
+    if flags & CLONE_NEWNS_ != 0 { t.enterNewMountNamespace(owner: creds.userNS) }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
         if fdTableTooBig(t) { return err(EMFILE) }
         t.unshareFDTable()
@@ -231,6 +227,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
     var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil
+    var mnt: MountNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
         switch ns.kind {
@@ -238,6 +235,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         case .ipc(let n): ipc = n
         case .uts(let n): uts = n
         case .cgroup(let n): cgroup = n
+        case .mnt(let n): mnt = n
         case .net:
             // The sandbox has one network namespace, every process's: joining
             // it changes nothing, once the caller may (Linux's netns_install).
@@ -251,7 +249,8 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
             return err(ESRCH)                                   // Linux: an exited process has no namespaces left
         }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_ | CLONE_NEWNS_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & CLONE_NEWNS_ != 0 { mnt = owner.fs.ns }
         if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
         if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
         if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
@@ -259,7 +258,13 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     } else {
         return err(EINVAL)
     }
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if let n = mnt {
+        // Linux's mntns_install: CAP_SYS_ADMIN over the namespace and
+        // CAP_SYS_CHROOT and CAP_SYS_ADMIN in the caller's own (EPERM), an
+        // fs context no other task shares (EINVAL).
+        if !t.creds.capable(Cap.sysAdmin, in: n.owner) || !t.creds.hasOwn(Cap.sysChroot) || !t.creds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
+        if t.kernel.tasks.values.contains(where: { $0 !== t && $0.fs === t.fs }) { return err(EINVAL) }
+    } else if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     let own = PidNS.index(t.tg.tgid)
     // Below the root every namespace is a leaf: only the root has others below it.
     if let target = pid, target != own && own != 0 { return err(EINVAL) }
@@ -270,6 +275,13 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     }
     if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
     if let n = cgroup { t.ownCgroupNS = n === t.kernel.cgroups.rootNamespace ? nil : n }
+    if let n = mnt {
+        // Root and working directory: the namespace's root, with what is
+        // mounted on it.
+        let root = t.kernel.vfs.crossMounts(Path(mount: n.root, dentry: n.root.root))
+        t.fs.ns = n
+        t.fs.root = root; t.fs.cwd = root
+    }
     return 0
 }
 
@@ -407,6 +419,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.thread = childContext
     child.creds = childCreds
+    if flags & CLONE_NEWNS_ != 0 { child.enterNewMountNamespace(owner: childCreds.userNS) }
     child.sigMask = t.sigMask
     child.nice = t.nice
     k.applyHostNice(child, force: t.hostNice != nil || k.niceFloor != 0)   // the new stub's is not known
