@@ -493,16 +493,19 @@ func zeroExtend(_ a: inout [UInt8], to n: Int) {
     })
 }
 
-/// A tmpfs mount's block limit (mount options size= and nr_blocks=, in
-/// pages), shared by the inodes of that mount: what they hold is counted
+/// A tmpfs mount's limits (mount options size= and nr_blocks=, in pages,
+/// and nr_inodes=), shared by the inodes of that mount: what they hold is counted
 /// and a write or fallocate past it is ENOSPC, as shmem's per-superblock
 /// accounting; statfs reports it.
 final class TmpfsBlocks {
-    let max: Int
+    /// The limit in pages (nil: none, only nr_inodes= was given).
+    let max: Int?
+    /// nr_inodes= (statfs's f_files; not enforced).
+    let maxInodes: UInt64?
     var used = 0
-    init(max: Int) { self.max = max }
+    init(max: Int?, maxInodes: UInt64? = nil) { self.max = max; self.maxInodes = maxInodes }
     func take(_ n: Int) -> Bool {
-        if used + n > max { return false }
+        if let m = max, used + n > m { return false }
         used += n
         return true
     }

@@ -391,8 +391,11 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
         put64(&b, 40, pages); put64(&b, 48, pages)
         // One mounted with a size: that size, less what it holds.
         if let l = (i as? TmpfsInode)?.blocks {
-            let free = UInt64(max(l.max - l.used, 0))
-            put64(&b, 16, UInt64(l.max)); put64(&b, 24, free); put64(&b, 32, free)
+            if let m = l.max {
+                let free = UInt64(max(m - l.used, 0))
+                put64(&b, 16, UInt64(m)); put64(&b, 24, free); put64(&b, 32, free)
+            }
+            if let n = l.maxInodes { put64(&b, 40, n); put64(&b, 48, n) }
         }
     } else {
         put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)

@@ -55,6 +55,7 @@ func registerMount(_ t: SyscallTable) {
     t[165] = sysMount                                                                     // mount
     t[166] = sysUmount                                                                    // umount2
     t[155] = sysPivotRoot                                                                 // pivot_root
+    registerMountAPI(t)
 }
 
 /// mount(2) inside the sandbox: tmpfs, proc, sysfs, mqueue, cgroup2
@@ -116,59 +117,65 @@ func sysMount(_ t: Task, _ a: Args) -> Int {
     if !mayMountNew(t, String(decoding: fstype, as: UTF8.self)) { return err(EPERM) }
     let source = (try? t.readPath(a.a0).get()).map { String(decoding: $0, as: UTF8.self) } ?? "none"
     let data = a.a4 == 0 ? "" : (try? t.readPath(a.a4).get()).map { String(decoding: $0, as: UTF8.self) } ?? ""
-    let m: Mount
-    switch String(decoding: fstype, as: UTF8.self) {
+    let type = String(decoding: fstype, as: UTF8.self)
+    let fs: NewFileSystem
+    switch newFileSystem(t, type, data) { case .success(let f): fs = f; case .failure(let e): return e.ret }
+    // The same cgroup root again on top of itself is EBUSY (do_add_mount).
+    if type == "cgroup2" && target.dentry === target.mount.root && target.inode === fs.root { return err(EBUSY) }
+    let m = vfs.mount(fs.root, at: target, fsType: type, source: source)
+    m.superOptions = fs.superOptions
+    m.flags = mflags
+    m.readOnly = flags & MountFlags.rdonly != 0 || fs.readOnly
+    propagateMount(vfs, m, at: target)
+    return 0
+}
+
+/// A new file system for mount(2) or fsconfig's FSCONFIG_CMD_CREATE: its
+/// root, the options mountinfo shows, and whether it is read-only whatever
+/// was asked.
+struct NewFileSystem {
+    var root: Inode
+    var superOptions = ""
+    var readOnly = false
+}
+
+/// Makes an instance (or a view) of file system `type` with mount options
+/// `data`: tmpfs, devpts, overlay, proc, mqueue, sysfs, cgroup2; ENODEV for
+/// others, EINVAL for options it refuses.
+func newFileSystem(_ t: Task, _ type: String, _ data: String) -> Result<NewFileSystem, Errno> {
+    let dev = 100 + UInt64(t.kernel.vfs.mounts.count)
+    switch type {
     case "tmpfs":
-        guard let o = TmpfsOptions(data, uid: t.creds.fsuid, gid: t.creds.fsgid) else { return err(EINVAL) }
-        let root = TmpfsInode(mode: S_IFDIR_ | o.mode, dev: 100 + UInt64(vfs.mounts.count), uid: o.uid, gid: o.gid)
-        root.blocks = o.pages.map { TmpfsBlocks(max: $0) }
-        m = vfs.mount(root, at: target, fsType: "tmpfs", source: source)
-        m.superOptions = o.text
+        guard let o = TmpfsOptions(data, uid: t.creds.fsuid, gid: t.creds.fsgid) else { return .failure(Errno(EINVAL)) }
+        let root = TmpfsInode(mode: S_IFDIR_ | o.mode, dev: dev, uid: o.uid, gid: o.gid)
+        if o.pages != nil || o.inodes != nil { root.blocks = TmpfsBlocks(max: o.pages, maxInodes: o.inodes) }
+        return .success(NewFileSystem(root: root, superOptions: o.text))
     case "devpts":
         // Every devpts mount is an instance of its own (Linux 4.7 on):
         // its ptmx makes pairs that show in it alone. Options: ptmxmode=
         // (000 by default), mode= and gid= for the pairs' nodes.
         var ptmxMode: UInt32 = 0
         for opt in data.split(separator: ",") where opt.hasPrefix("ptmxmode=") {
-            guard let v = UInt32(opt.dropFirst(9), radix: 8), v <= 0o777 else { return err(EINVAL) }
+            guard let v = UInt32(opt.dropFirst(9), radix: 8), v <= 0o777 else { return .failure(Errno(EINVAL)) }
             ptmxMode = v
         }
-        m = vfs.mount(DevPtsInode(kernel: t.kernel, dev: 100 + UInt64(vfs.mounts.count), ptmxMode: ptmxMode, newInstance: true),
-                      at: target, fsType: "devpts", source: source)
+        return .success(NewFileSystem(root: DevPtsInode(kernel: t.kernel, dev: dev, ptmxMode: ptmxMode, newInstance: true)))
     case "overlay":
-        switch overlayRoot(t, data) {
-        case .success(let root): m = vfs.mount(root, at: target, fsType: "overlay", source: source)
-        case .failure(let e): return e.ret
-        }
-        m.superOptions = data
-        m.flags = mflags
         // No upper layer: nothing can change (overlayfs mounts it read-only).
-        m.readOnly = flags & MountFlags.rdonly != 0 || (m.root.inode as? OverlayInode)?.upper == nil
-        propagateMount(vfs, m, at: target)
-        return 0
+        return overlayRoot(t, data).map { NewFileSystem(root: $0, superOptions: data, readOnly: ($0 as? OverlayInode)?.upper == nil) }
     case "proc":
-        m = vfs.mount(t.kernel.makeProcFS(), at: target, fsType: "proc", source: source)
+        return .success(NewFileSystem(root: t.kernel.makeProcFS()))
     case "mqueue":
         // The IPC namespace's queues (one per sandbox): every mount shows them all.
-        m = vfs.mount(t.ipc.mqueues.rootInode, at: target, fsType: "mqueue", source: source)
+        return .success(NewFileSystem(root: t.ipc.mqueues.rootInode))
     case "sysfs":
-        m = vfs.mount(makeSysFS(dev: 100 + UInt64(vfs.mounts.count)), at: target, fsType: "sysfs", source: source)
-        m.flags = mflags
-        m.readOnly = true
-        return 0
+        return .success(NewFileSystem(root: makeSysFS(dev: dev), readOnly: true))
     case "cgroup2":
-        // Rooted at the mounting task's cgroup namespace root, as on Linux;
-        // the same root again on top of itself is EBUSY (do_add_mount).
-        let root = t.kernel.cgroupDir(t.cgroupNSRoot)
-        if target.dentry === target.mount.root && target.inode === root { return err(EBUSY) }
-        m = vfs.mount(root, at: target, fsType: "cgroup2", source: source)
+        // Rooted at the mounting task's cgroup namespace root, as on Linux.
+        return .success(NewFileSystem(root: t.kernel.cgroupDir(t.cgroupNSRoot)))
     default:
-        return err(ENODEV)
+        return .failure(Errno(ENODEV))
     }
-    m.flags = mflags
-    m.readOnly = flags & MountFlags.rdonly != 0
-    propagateMount(vfs, m, at: target)
-    return 0
 }
 
 /// Whether `t` may change its mount namespace: CAP_SYS_ADMIN in the user
@@ -205,7 +212,7 @@ private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
     if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
     for other in receivers(vfs, of: target.mount) where other !== m {
         guard let place = vfs.samePlace(target, in: other) else { continue }
-        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source, root: m.root)
+        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
         copy.flags = m.flags; copy.readOnly = m.readOnly
         copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
         if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
@@ -392,7 +399,7 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     // A plain bind would uncover what locked mounts hide (has_locked_children).
     if !recursive && below.contains(where: { $0.locked && $0.parent === src.mount }) { return err(EINVAL) }
     if vfs.mounts.count + 1 + (recursive ? below.count : 0) + receivers(vfs, of: target.mount).count > maxMounts { return err(ENOSPC) }
-    let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self), root: src.dentry)
+    let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
     copyMountFields(from: src.mount, to: m)
     if let names = vfs.namesBelowRoot(src), !names.isEmpty {
         let base = src.mount.rootPath == "/" ? "" : src.mount.rootPath
@@ -400,16 +407,30 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     } else {
         m.rootPath = src.mount.rootPath
     }
-    var copies = [ObjectIdentifier(src.mount): m]
-    for c in recursive ? below : [] {
-        guard let p = c.parent, let pc = copies[ObjectIdentifier(p)], let mp = c.mountpoint else { continue }
-        let copy = vfs.mount(c.root.inode, at: Path(mount: pc, dentry: mp), fsType: c.fsType, source: c.source, root: c.root)
-        copyMountFields(from: c, to: copy)
-        copy.rootPath = c.rootPath
-        copies[ObjectIdentifier(c)] = copy
-    }
+    if recursive { copySubmounts(vfs, below, under: src, onto: m) }
     propagateMount(vfs, m, at: target)
     return 0
+}
+
+/// Copies `below` (submounts(vfs, under: src)) onto `copy`, a new mount
+/// of `src`'s directory: each at its place (found by name: a bind has
+/// dentries of its own), parents first.
+private func copySubmounts(_ vfs: VFS, _ below: [Mount], under src: Path, onto copy: Mount) {
+    var copies = [ObjectIdentifier(src.mount): copy]
+    for c in below {
+        guard let p = c.parent, let pc = copies[ObjectIdentifier(p)], let mp = c.mountpoint,
+              let names = vfs.names(from: p === src.mount ? src.dentry : p.root, to: mp),
+              let place = vfs.walkNames(names, in: pc) else { continue }
+        let n = vfs.mount(c.root.inode, at: place, fsType: c.fsType, source: c.source)
+        copyMountFields(from: c, to: n)
+        n.rootPath = c.rootPath
+        copies[ObjectIdentifier(c)] = n
+    }
+}
+
+/// open_tree's AT_RECURSIVE: the mounts below `src` copied onto `copy`.
+func copySubmounts(_ vfs: VFS, under src: Path, onto copy: Mount) {
+    copySubmounts(vfs, submounts(vfs, under: src), under: src, onto: copy)
 }
 
 /// A bind copy keeps its original's flags and propagation: a copy of a
@@ -517,7 +538,12 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
         }
     }
     vfs.detach(m)
-    vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
+    // Unmounted: in no namespace any more (open_tree cannot copy them).
+    vfs.mounts.removeAll { x in
+        guard gone.contains(ObjectIdentifier(x)) else { return false }
+        x.ns = nil
+        return true
+    }
     return 0
 }
 

@@ -142,11 +142,13 @@ final class Dentry {
     /// The mounts on this dentry, each under its own parent mount: one
     /// dentry can have a mount in one namespace and none, or another, in
     /// the next (Linux's mount hash, keyed by parent mount and dentry).
-    var mountsHere: [Mount] = []
+    /// Keyed by the parent mount (a dictionary: a mount bound on itself
+    /// thousands of times stacks that many here).
+    var mountsHere: [ObjectIdentifier: Mount] = [:]
     /// The mount on this dentry as seen through `parent`.
     @inline(__always) func mounted(under parent: Mount) -> Mount? {
         if mountsHere.isEmpty { return nil }
-        return mountsHere.last { $0.parent === parent }
+        return mountsHere[ObjectIdentifier(parent)]
     }
     /// Unlinked (or replaced by a rename): no longer reachable by name.
     var dead = false

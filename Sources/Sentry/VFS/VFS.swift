@@ -39,15 +39,14 @@ final class VFS {
 
     var rootPath: Path { Path(mount: rootMount, dentry: rootMount.root) }
 
-    /// Mounts `inode` over the directory at `at`; `root`: the dentry a bind
-    /// mount shows (shared with the tree it is bound from, so both see one
-    /// set of names).
+    /// Mounts `inode` over the directory at `at` (a root dentry of its own:
+    /// a bind mount's names are looked up afresh).
     @discardableResult
-    func mount(_ inode: Inode, at: Path, fsType: String, source: String, root: Dentry? = nil) -> Mount {
-        let d = root ?? Dentry(name: at.dentry.name, parent: at.dentry.parent, inode: inode)
+    func mount(_ inode: Inode, at: Path, fsType: String, source: String) -> Mount {
+        let d = Dentry(name: at.dentry.name, parent: at.dentry.parent, inode: inode)
         let m = Mount(root: d, mountpoint: at.dentry, parent: at.mount, fsType: fsType, source: source)
         m.ns = at.mount.ns
-        at.dentry.mountsHere.append(m)
+        at.dentry.mountsHere[ObjectIdentifier(at.mount)] = m
         mounts.append(m)
         m.ns?.event += 1
         return m
@@ -55,7 +54,7 @@ final class VFS {
 
     /// Takes `m` off its mount point (umount, pivot_root, MS_MOVE).
     func detach(_ m: Mount) {
-        if let mp = m.mountpoint { mp.mountsHere.removeAll { $0 === m } }
+        if let mp = m.mountpoint, let p = m.parent, mp.mountsHere[ObjectIdentifier(p)] === m { mp.mountsHere[ObjectIdentifier(p)] = nil }
         m.ns?.event += 1
     }
 
@@ -63,7 +62,7 @@ final class VFS {
     func attach(_ m: Mount, at: Path) {
         m.parent = at.mount
         m.mountpoint = at.dentry
-        at.dentry.mountsHere.append(m)
+        at.dentry.mountsHere[ObjectIdentifier(at.mount)] = m
         m.ns?.event += 1
     }
 
@@ -91,10 +90,13 @@ final class VFS {
 
     /// The names from `p`'s mount root down to `p` (nil when the dentry
     /// is no longer below it).
-    func namesBelowRoot(_ p: Path) -> [[UInt8]]? {
+    func namesBelowRoot(_ p: Path) -> [[UInt8]]? { names(from: p.mount.root, to: p.dentry) }
+
+    /// The names from dentry `top` down to `d` (nil when `d` is not below it).
+    func names(from top: Dentry, to d: Dentry) -> [[UInt8]]? {
         var names: [[UInt8]] = []
-        var d = p.dentry
-        while d !== p.mount.root {
+        var d = d
+        while d !== top {
             names.append(d.name)
             guard let up = d.parent else { return nil }
             d = up
@@ -107,12 +109,17 @@ final class VFS {
     func samePlace(_ p: Path, in other: Mount) -> Path? {
         guard other.root.inode === p.mount.root.inode, other.rootPath == p.mount.rootPath,
               let names = namesBelowRoot(p) else { return nil }
-        var d = other.root
+        return walkNames(names, in: other)
+    }
+
+    /// The place `names` lead to from `m`'s root.
+    func walkNames(_ names: [[UInt8]], in m: Mount) -> Path? {
+        var d = m.root
         for n in names {
             guard case .success(let c) = d.child(n) else { return nil }
             d = c
         }
-        return Path(mount: other, dentry: d)
+        return Path(mount: m, dentry: d)
     }
 
     /// Whether `p` is at or below `top` in the mount tree (is_path_reachable).
