@@ -433,10 +433,12 @@ func copySubmounts(_ vfs: VFS, under src: Path, onto copy: Mount) {
     copySubmounts(vfs, submounts(vfs, under: src), under: src, onto: copy)
 }
 
-/// A bind copy keeps its original's flags and propagation: a copy of a
-/// shared mount is its peer, of a slave a slave of the same master (clone_mnt).
+/// A bind copy keeps its original's flags, their locks (not the lock on
+/// unmounting) and propagation: a copy of a shared mount is its peer, of a
+/// slave a slave of the same master (clone_mnt).
 private func copyMountFields(from o: Mount, to m: Mount) {
     m.flags = o.flags
+    m.lockedFlags = o.lockedFlags
     m.readOnly = o.readOnly
     m.superOptions = o.superOptions
     m.peerGroup = o.peerGroup
