@@ -49,9 +49,10 @@ final class TmpfsInode: Inode {
         return count
     }
 
-    /// Gives back the pages from `first` on.
-    func freePages(from first: Int) {
+    /// Gives back the pages past the first `size` bytes.
+    func freePages(past size: Int64) {
         guard let b = blocks, !pages.isEmpty else { return }
+        let first = Int(size / 4096) + (size % 4096 == 0 ? 0 : 1)
         let gone = pages.filter { $0 >= first }
         pages.subtract(gone)
         b.used -= gone.count
@@ -226,7 +227,7 @@ final class TmpfsInode: Inode {
             i.pages = [0]
         }
         let r = add(name, i)
-        if case .failure = r { i.freePages(from: 0) }
+        if case .failure = r { i.freePages(past: 0) }
         return r
     }
     override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
@@ -259,7 +260,7 @@ final class TmpfsInode: Inode {
             if i.isDir { return .failure(Errno(EISDIR)) }
             i.nlink -= 1
             i.ctime = nowTimespec()
-            if i.nlink == 0, let t = i as? TmpfsInode, t.isSymlink { t.freePages(from: 0) }
+            if i.nlink == 0, let t = i as? TmpfsInode, t.isSymlink { t.freePages(past: 0) }
         }
         entries[name] = nil
         order.removeAll { $0 == name }
@@ -333,7 +334,7 @@ final class TmpfsInode: Inode {
             if memfd >= 0 {
                 if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
             } else if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { zeroExtend(&data, to: Int(s)) }
-            freePages(from: (Int(s) + 4095) / 4096)
+            freePages(past: s)
             mtime = nowTimespec()
         }
         return super.setattr(a)
@@ -353,7 +354,7 @@ final class TmpfsInode: Inode {
             if seals & F_SEAL_SHRINK_ != 0 && fileLength > 0 { return .failure(Errno(EPERM)) }
             data.removeAll()
             if memfd >= 0 { _ = ftruncate(memfd, 0) }
-            freePages(from: 0)
+            freePages(past: 0)
             mtime = nowTimespec(); ctime = mtime
         }
         return .success(TmpfsFileFD(node: self, flags: flags))

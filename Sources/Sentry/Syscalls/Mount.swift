@@ -297,11 +297,14 @@ private struct TmpfsOptions {
                 self.gid = g
             case "size":
                 // Bytes (k, m, g... suffixes) or a percentage of memory, in whole pages.
-                guard let v = value.hasSuffix("%") ? UInt64(value.dropLast()).map({ $0 * TmpfsOptions.memory / 100 }) : memparse(value) else { return nil }
-                pages = v == 0 ? nil : Int((v + 4095) / 4096)
+                let percent = value.hasSuffix("%") ? UInt64(value.dropLast()).map { $0.multipliedReportingOverflow(by: TmpfsOptions.memory) } : nil
+                if let p = percent, p.overflow { return nil }
+                guard let v = percent.map({ $0.partialValue / 100 }) ?? memparse(value) else { return nil }
+                let n = v / 4096 + (v % 4096 == 0 ? 0 : 1)
+                pages = n == 0 ? nil : Int(min(n, UInt64(Int.max / 4096)))
             case "nr_blocks":
                 guard let v = memparse(value) else { return nil }
-                pages = v == 0 ? nil : Int(v)
+                pages = v == 0 ? nil : Int(min(v, UInt64(Int.max / 4096)))
             case "nr_inodes":
                 guard let v = memparse(value) else { return nil }
                 inodes = v == 0 ? nil : v
