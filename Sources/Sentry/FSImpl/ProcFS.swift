@@ -66,12 +66,15 @@ final class ProcNode: Inode {
         let f = BytesFD(data: [], flags: flags, path: nil)
         f.generate = c
         f.gone = gone
+        f.changes = changes
         f.seqFile = seqFile
         f.store = store
         return .success(f)
     }
     /// cmdline and environ are not seq_files: they seek from their end too.
     var seqFile = true
+    /// What poll watches (BytesFD.changes).
+    var changes: (() -> Int)?
     /// For a file a write changes (its mode says who may open it so).
     var store: ((Task, [UInt8]) -> Int32?)?
     override var size: Int64 { 0 }
@@ -208,9 +211,16 @@ extension Kernel {
         return reached ? String(decoding: p, as: UTF8.self) : nil
     }
 
+    /// The mounts of `t`'s namespace, in mount order.
+    func namespaceMounts(_ t: Task) -> [Mount] {
+        vfs.pruneDeadNamespaces()
+        guard let ns = t.fs.ns else { return [] }
+        return vfs.mounts.filter { $0.ns === ns }
+    }
+
     func mountsText(_ t: Task) -> String {
         var s = ""
-        for m in vfs.mounts {
+        for m in namespaceMounts(t) {
             guard let p = mountPoint(m, from: t) else { continue }
             let opts = MountFlags.text(m.flags, readOnly: m.readOnly) + (m.superOptions.isEmpty ? "" : "," + m.superOptions)
             s += "\(m.source) \(p) \(m.fsType) \(opts) 0 0\n"
@@ -222,8 +232,9 @@ extension Kernel {
     /// in mount order; ids are Mount.id (the root's parent is 1).
     func mountInfoText(_ t: Task) -> String {
         var s = ""
-        let ids = Dictionary(uniqueKeysWithValues: vfs.mounts.map { (ObjectIdentifier($0), $0.id) })
-        for m in vfs.mounts {
+        let mounts = namespaceMounts(t)
+        let ids = Dictionary(uniqueKeysWithValues: mounts.map { (ObjectIdentifier($0), $0.id) })
+        for m in mounts {
             guard let p = mountPoint(m, from: t) else { continue }
             let parent = m.parent.flatMap { ids[ObjectIdentifier($0)] } ?? 1
             var dev: UInt64 = 0
@@ -336,8 +347,15 @@ extension Kernel {
         entries["maps"] = { file(5) { Array(k.procMaps(tg).utf8) } }
         entries["mem"] = { k.procMemNode(tg, ino: base + 26, task: task) }
         entries["smaps"] = { file(17) { Array(k.procMaps(tg, details: true).utf8) } }
-        entries["mounts"] = { ProcNode(kernel: k, ino: base + 6, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountsText(t).utf8) }) }
-        entries["mountinfo"] = { ProcNode(kernel: k, ino: base + 14, mode: S_IFREG_ | 0o444, content: { t in Array(k.mountInfoText(t).utf8) }) }
+        // The process's namespace, as its root sees it (the reader's when it is gone).
+        func mountsFile(_ ino: UInt64, _ text: @escaping (Task) -> String) -> ProcNode {
+            let n = ProcNode(kernel: k, ino: ino, mode: S_IFREG_ | 0o444, content: { r in Array(text(task() ?? r).utf8) })
+            let ns = task()?.fs.ns
+            n.changes = { ns?.event ?? 0 }
+            return n
+        }
+        entries["mounts"] = { mountsFile(base + 6, k.mountsText) }
+        entries["mountinfo"] = { mountsFile(base + 14, k.mountInfoText) }
         entries["environ"] = { let n = file(7) { k.procEnviron(tg) }; n.seqFile = false; return n }
         entries["auxv"] = { let n = file(20) { (tg.leader ?? tg.tasks.first)?.mm.auxv ?? [] }; n.seqFile = false; return n }
         // Moat kills nothing for memory: every process scores 0; the

@@ -16,8 +16,52 @@ final class TmpfsInode: Inode {
     var memfd: Int32 = -1
     /// File seals (memfd_create); tmpfs files start sealed against sealing.
     var seals: UInt32 = F_SEAL_SEAL_
+    /// The mount's block limit (size=, nr_blocks=), shared by its inodes;
+    /// nil for a tmpfs without one (nothing is counted then).
+    var blocks: TmpfsBlocks?
+    /// With a limit: the pages of the file that hold blocks (written or
+    /// allocated; a truncate up allocates none, as shmem's holes).
+    var pages = Set<Int>()
 
-    deinit { if memfd >= 0 { close(memfd) } }
+    /// Charges the pages of [start, end) not yet held, all or none
+    /// (fallocate): false when the mount lacks room (ENOSPC).
+    func allocate(_ start: Int, _ end: Int) -> Bool {
+        guard let b = blocks, end > start else { return true }
+        let want = (start / 4096..<(end + 4095) / 4096).filter { !pages.contains($0) }
+        if !b.take(want.count) { return false }
+        pages.formUnion(want)
+        return true
+    }
+
+    /// How many of `count` bytes from `pos` a write may put: up to the
+    /// first page the mount has no room for (a short write; 0: ENOSPC).
+    func writable(_ pos: Int, _ count: Int) -> Int {
+        guard let b = blocks, count > 0 else { return count }
+        var page = pos / 4096
+        let last = (pos + count - 1) / 4096
+        while page <= last {
+            if !pages.contains(page) {
+                if !b.take(1) { return max(0, page * 4096 - pos) }
+                pages.insert(page)
+            }
+            page += 1
+        }
+        return count
+    }
+
+    /// Gives back the pages past the first `size` bytes.
+    func freePages(past size: Int64) {
+        guard let b = blocks, !pages.isEmpty else { return }
+        let first = Int(size / 4096) + (size % 4096 == 0 ? 0 : 1)
+        let gone = pages.filter { $0 >= first }
+        pages.subtract(gone)
+        b.used -= gone.count
+    }
+
+    deinit {
+        if memfd >= 0 { close(memfd) }
+        if let b = blocks { b.used -= pages.count }
+    }
 
     /// Moves the file's bytes to a memfd and returns it (or -errno).
     func promoteToMemfd() -> Int32 {
@@ -155,21 +199,36 @@ final class TmpfsInode: Inode {
         return .success(i)
     }
 
+    /// A new inode of this file system (with its block limit, if any).
+    private func child(_ mode: UInt32, _ uid: UInt32, _ gid: UInt32) -> TmpfsInode {
+        let i = TmpfsInode(mode: mode, dev: devID, uid: uid, gid: gid)
+        i.blocks = blocks
+        return i
+    }
+
     override func create(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32, flags: Int32) -> Result<(Inode, FileDescription?), Errno> {
-        add(name, TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)).map { ($0, nil) }
+        add(name, child(S_IFREG_ | (mode & 0o7777), uid, gid)).map { ($0, nil) }
     }
     override func createTmpfile(mode: UInt32, uid: UInt32, gid: UInt32, exclusive: Bool) -> Result<Inode, Errno> {
-        let i = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid)
+        let i = child(S_IFREG_ | (mode & 0o7777), uid, gid)
         i.nlink = 0
         return .success(i)
     }
     override func mkdir(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
-        add(name, TmpfsInode(mode: S_IFDIR_ | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
+        add(name, child(S_IFDIR_ | (mode & 0o7777), uid, gid))
     }
     override func symlink(_ name: [UInt8], target: [UInt8], uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
-        let i = TmpfsInode(mode: S_IFLNK_ | 0o777, dev: devID, uid: uid, gid: gid)
+        let i = child(S_IFLNK_ | 0o777, uid, gid)
         i.target = target
-        return add(name, i)
+        // A target that does not fit in the inode takes a page (shmem's
+        // SHORT_SYMLINK_LEN: 128 bytes with its NUL).
+        if target.count >= 128, let b = blocks {
+            if !b.take(1) { return .failure(Errno(ENOSPC)) }
+            i.pages = [0]
+        }
+        let r = add(name, i)
+        if case .failure = r { i.freePages(past: 0) }
+        return r
     }
     override func link(_ name: [UInt8], _ target: Inode) -> Result<Inode, Errno> {
         guard let t = target as? TmpfsInode, t.devID == devID else { return .failure(Errno(EXDEV)) }
@@ -181,12 +240,12 @@ final class TmpfsInode: Inode {
     override func mknod(_ name: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         let fmt = mode & S_IFMT_
         if fmt != S_IFIFO_ && fmt != S_IFREG_ && fmt != S_IFSOCK_ && fmt != 0 { return .failure(Errno(EPERM)) }
-        return add(name, TmpfsInode(mode: (fmt == 0 ? S_IFREG_ : fmt) | (mode & 0o7777), dev: devID, uid: uid, gid: gid))
+        return add(name, child((fmt == 0 ? S_IFREG_ : fmt) | (mode & 0o7777), uid, gid))
     }
     override func mknodDevice(_ name: [UInt8], mode: UInt32, rdev: UInt64, uid: UInt32, gid: UInt32) -> Result<Inode, Errno> {
         let fmt = mode & S_IFMT_
         if fmt != S_IFCHR_ && fmt != S_IFBLK_ { return .failure(Errno(EINVAL)) }
-        let i = TmpfsInode(mode: fmt | (mode & 0o7777), dev: devID, uid: uid, gid: gid)
+        let i = child(fmt | (mode & 0o7777), uid, gid)
         i.rdev = rdev
         return add(name, i)
     }
@@ -201,6 +260,7 @@ final class TmpfsInode: Inode {
             if i.isDir { return .failure(Errno(EISDIR)) }
             i.nlink -= 1
             i.ctime = nowTimespec()
+            if i.nlink == 0, let t = i as? TmpfsInode, t.isSymlink { t.freePages(past: 0) }
         }
         entries[name] = nil
         order.removeAll { $0 == name }
@@ -274,6 +334,7 @@ final class TmpfsInode: Inode {
             if memfd >= 0 {
                 if ftruncate(memfd, Int(s)) != 0 { return .failure(Errno(errno)) }
             } else if Int(s) < data.count { data.removeSubrange(Int(s)...) } else { zeroExtend(&data, to: Int(s)) }
+            freePages(past: s)
             mtime = nowTimespec()
         }
         return super.setattr(a)
@@ -293,6 +354,7 @@ final class TmpfsInode: Inode {
             if seals & F_SEAL_SHRINK_ != 0 && fileLength > 0 { return .failure(Errno(EPERM)) }
             data.removeAll()
             if memfd >= 0 { _ = ftruncate(memfd, 0) }
+            freePages(past: 0)
             mtime = nowTimespec(); ctime = mtime
         }
         return .success(TmpfsFileFD(node: self, flags: flags))
@@ -360,6 +422,12 @@ final class TmpfsFileFD: FileDescription {
         // enough for the stub's one-copy pwrite (below) moves the file at
         // once: a new file written 1 MiB at a time had its first MiB copied
         // into `data` and then again into the memfd at the second write.
+        // A mount with a block limit: the bytes that fit (ENOSPC for none).
+        var count = count
+        if node.blocks != nil {
+            count = node.writable(flags & O_APPEND != 0 ? node.fileLength : Int(off ?? offset), count)
+            if count == 0 { return err(ENOSPC) }
+        }
         if node.memfd < 0 && (Int(off ?? offset) + count > TmpfsInode.bigFile || count >= Task.stubWriteMin) {
             _ = node.promoteToMemfd()
         }
@@ -429,4 +497,22 @@ func zeroExtend(_ a: inout [UInt8], to n: Int) {
     a.append(contentsOf: [UInt8](unsafeUninitializedCapacity: extra) { b, c in
         memset(b.baseAddress!, 0, extra); c = extra
     })
+}
+
+/// A tmpfs mount's limits (mount options size= and nr_blocks=, in pages,
+/// and nr_inodes=), shared by the inodes of that mount: what they hold is counted
+/// and a write or fallocate past it is ENOSPC, as shmem's per-superblock
+/// accounting; statfs reports it.
+final class TmpfsBlocks {
+    /// The limit in pages (nil: none, only nr_inodes= was given).
+    let max: Int?
+    /// nr_inodes= (statfs's f_files; not enforced).
+    let maxInodes: UInt64?
+    var used = 0
+    init(max: Int?, maxInodes: UInt64? = nil) { self.max = max; self.maxInodes = maxInodes }
+    func take(_ n: Int) -> Bool {
+        if let m = max, used + n > m { return false }
+        used += n
+        return true
+    }
 }

@@ -233,7 +233,7 @@ extension PidNS {
 /// refers to it: setns through an old fd never joins a stranger's namespace.
 final class NamespaceFile: FileDescription {
     enum Kind: Equatable {
-        case pid(Int32), user(UserNamespace), net(NetNamespace), ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace)
+        case pid(Int32), user(UserNamespace), net(NetNamespace), ipc(IPCNamespace), uts(UTSNamespace), cgroup(CgroupNamespace), mnt(MountNamespace)
         static func == (a: Kind, b: Kind) -> Bool {
             switch (a, b) {
             case (.pid(let x), .pid(let y)): return x == y
@@ -242,6 +242,7 @@ final class NamespaceFile: FileDescription {
             case (.ipc(let x), .ipc(let y)): return x === y
             case (.uts(let x), .uts(let y)): return x === y
             case (.cgroup(let x), .cgroup(let y)): return x === y
+            case (.mnt(let x), .mnt(let y)): return x === y
             default: return false
             }
         }
@@ -273,6 +274,7 @@ final class NamespaceFile: FileDescription {
         case .ipc: return CLONE_NEWIPC_
         case .uts: return CLONE_NEWUTS_
         case .cgroup: return CLONE_NEWCGROUP_
+        case .mnt: return CLONE_NEWNS_
         }
     }
     var inum: UInt64 {
@@ -283,6 +285,7 @@ final class NamespaceFile: FileDescription {
         case .ipc(let n): return n.inum
         case .uts(let n): return n.inum
         case .cgroup(let n): return n.inum
+        case .mnt(let n): return n.inum
         }
     }
     /// The type's name in the link text, as Linux's.
@@ -294,6 +297,7 @@ final class NamespaceFile: FileDescription {
         case .ipc: return "ipc"
         case .uts: return "uts"
         case .cgroup: return "cgroup"
+        case .mnt: return "mnt"
         }
     }
     override var seekable: Bool { false }
@@ -318,7 +322,7 @@ final class NamespaceFile: FileDescription {
         case 0xb702:                                                                // NS_GET_PARENT
             // IPC and UTS namespaces have no hierarchy (Linux's EINVAL); a
             // user namespace's parent is its owner.
-            switch kind { case .ipc, .uts, .net: return err(EINVAL); case .user: return openOwner(t); default: break }
+            switch kind { case .ipc, .uts, .net, .mnt: return err(EINVAL); case .user: return openOwner(t); default: break }
             // The root pid namespace and the user namespace have none; an
             // application's or container's has the root, which only a
             // caller in the root may reach (Linux's EPERM past its own).
@@ -361,6 +365,7 @@ final class NamespaceFile: FileDescription {
         case .user(let n): owner = n.parent
         case .uts(let n): owner = n.owner
         case .net(let n): owner = n.owner
+        case .mnt(let n): owner = n.owner
         default: owner = .root
         }
         guard let o = owner, o.isDescendant(of: t.creds.userNS) else { return err(EPERM) }
@@ -382,7 +387,7 @@ extension Kernel {
     /// exited), pid (the process's namespace) and pid_for_children (its
     /// task's after unshare(CLONE_NEWPID), else the same).
     func procNsDir(_ tg: ThreadGroup, _ ino: UInt64, _ task: @escaping () -> Task?) -> ProcNode {
-        let names: [(String, UInt64)] = [("cgroup", 5), ("ipc", 3), ("net", 6), ("pid", 1), ("pid_for_children", 2), ("user", 7), ("uts", 4)]
+        let names: [(String, UInt64)] = [("cgroup", 5), ("ipc", 3), ("mnt", 8), ("net", 6), ("pid", 1), ("pid_for_children", 2), ("user", 7), ("uts", 4)]
         func link(_ name: String) -> ProcFdLink? {
             let own = PidNS.index(tg.tgid)
             let kind: NamespaceFile.Kind
@@ -392,6 +397,7 @@ extension Kernel {
             case "ipc": guard let t = task() else { return nil }; kind = .ipc(t.ipc)
             case "uts": guard let t = task() else { return nil }; kind = .uts(t.uts)
             case "cgroup": guard let t = task() else { return nil }; kind = .cgroup(t.cgroupNS)
+            case "mnt": guard let t = task(), let n = t.fs.ns else { return nil }; kind = .mnt(n)
             // The task's network namespace (Kernel/NetNamespaces.swift).
             case "net": guard let t = task() else { return nil }; kind = .net(t.net)
             case "user": guard let t = task() else { return nil }; kind = .user(t.creds.userNS)

@@ -201,7 +201,7 @@ enum PodControl {
                 return false
             }
             k.vfs.mounts.removeAll { inside($0) }
-            if let mp = c.mount.mountpoint { mp.mountedHere = nil }
+            k.vfs.detach(c.mount)
             (k.vfs.rootPath.inode as? TmpfsInode)?.entries[Array(id.utf8)] = nil
             (k.vfs.rootPath.inode as? TmpfsInode)?.order.removeAll { $0 == Array(id.utf8) }
             k.vfs.rootPath.dentry.children[Array(id.utf8)] = nil

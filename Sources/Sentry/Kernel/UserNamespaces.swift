@@ -321,7 +321,7 @@ extension Task {
     /// caller whose root is not the mount tree's is chrooted, Linux's
     /// current_chrooted). Requires: mu held.
     func credsInNewUserNamespace() -> Result<Credentials, Errno> {
-        let chrooted = fs.root.dentry !== kernel.vfs.rootMount.root
+        let chrooted = fs.root.dentry !== (fs.ns?.root ?? kernel.vfs.rootMount).root
         return UserNamespace.create(by: creds, chrooted: chrooted, kernel: kernel).map { ns in
             var c = creds
             c.enter(ns)

@@ -444,7 +444,9 @@ func sysEpollCtl(_ t: Task, _ a: Args) -> Int {
     if fd == epfd || target === ep { return err(EINVAL) }
     // Regular files and directories are always ready: Linux refuses them.
     // So are mem's null, zero and full, which have no poll in Linux either.
-    if target is TmpfsFileFD || target is DirectoryFD || target is BytesFD || (target as? HostFileFD).map({ !$0.isStream }) == true
+    // /proc/PID/mounts and mountinfo poll (BytesFD.changes).
+    if target is TmpfsFileFD || target is DirectoryFD || (target as? BytesFD).map({ $0.changes == nil }) == true
+        || (target as? HostFileFD).map({ !$0.isStream }) == true
         || (target as? DeviceFD).map({ [.null, .zero, .full].contains($0.kind) }) == true {
         return err(EPERM)
     }

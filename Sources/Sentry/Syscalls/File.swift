@@ -146,10 +146,13 @@ func registerFile(_ t: SyscallTable) {
     t[306] = { t, a in t.fds.getIO(a.int(0)) == nil ? err(EBADF) : 0 }                    // syncfs (an O_PATH fd: EBADF)
     t[277] = { t, a in sysSyncFileRange(t, a.int(0), a.long(1), a.long(2), a.uint(3)) }  // sync_file_range
     t[136] = sysUstat                                                                     // ustat
-    t[137] = { t, a in writeStatfs(t, t.lookup(AT_FDCWD_, a.a0, follow: true).map { $0.inode }, a.a1) }  // statfs
+    t[137] = { t, a in                                                                    // statfs
+        let p = t.lookup(AT_FDCWD_, a.a0, follow: true)
+        return writeStatfs(t, p.map { $0.inode }, a.a1, mount: try? p.get().mount)
+    }
     t[138] = { t, a in                                                                    // fstatfs
         guard let f = t.fds.get(a.int(0)) else { return err(EBADF) }
-        return writeStatfs(t, .success(f.inode ?? (StdioInode(ino: 0, mode: 0, dev: 0) as Inode)), a.a1, magic: f.statfsMagic)
+        return writeStatfs(t, .success(f.inode ?? (StdioInode(ino: 0, mode: 0, dev: 0) as Inode)), a.a1, magic: f.statfsMagic, mount: f.path?.mount)
     }
     t[79] = { t, a in                                                                     // getcwd
         if t.fs.cwd.dentry.dead { return err(ENOENT) }
@@ -290,10 +293,12 @@ private func sysFallocate(_ t: Task, _ a: Args) -> Int {
         guard let tf = f as? TmpfsFileFD else { return err(EOPNOTSUPP) }
         return tf.node.punchHole(Int64(a.long(2)), Int64(a.long(3)))
     }
-    // Blocks are not accounted, so reserving them is only a size change;
-    // range zeroing is left to callers' fallbacks.
+    // Blocks are accounted only on a tmpfs mounted with a size (the range's
+    // pages, all or none: ENOSPC); elsewhere reserving them is only a size
+    // change. Range zeroing is left to callers' fallbacks.
     if mode & ~1 != 0 { return err(EOPNOTSUPP) }
     if end > 1 << 40 { return err(EFBIG) }
+    if let tf = f as? TmpfsFileFD, tf.node.blocks != nil, !tf.node.allocate(a.long(2), Int(end)) { return err(ENOSPC) }
     if mode & 1 != 0 { return 0 }                                   // FALLOC_FL_KEEP_SIZE
     if f.fileSize() >= end { return 0 }
     // Growing past RLIMIT_FSIZE: SIGXFSZ and EFBIG (inode_newsize_ok).
@@ -314,9 +319,21 @@ private func sysGetdents(_ t: Task, _ a: Args, legacy: Bool) -> Int {
     return r
 }
 
-func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil) -> Int {
+/// statfs(2) of `r`; `mount`, the mount it was reached through, gives
+/// f_flags (Linux's calculate_f_flags: ST_VALID and the mount's flags).
+func writeStatfs(_ t: Task, _ r: Result<Inode, Errno>, _ addr: UInt64, magic: Int64? = nil, mount: Mount? = nil) -> Int {
     switch r {
-    case .success(let i): return t.copyOut(addr, statfsBytes(i, magic: magic)) ? 0 : err(EFAULT)
+    case .success(let i):
+        var b = statfsBytes(i, magic: magic)
+        if let m = mount {
+            let ST_VALID: UInt64 = 0x20, ST_RELATIME: UInt64 = 0x1000, ST_NOSYMFOLLOW: UInt64 = 0x2000
+            var f = ST_VALID | (m.readOnly ? MountFlags.rdonly : 0)
+            f |= m.flags & (MountFlags.nosuid | MountFlags.nodev | MountFlags.noexec | MountFlags.noatime | MountFlags.nodiratime)
+            if m.flags & MountFlags.relatime != 0 { f |= ST_RELATIME }
+            if m.flags & MountFlags.nosymfollow != 0 { f |= ST_NOSYMFOLLOW }
+            put64(&b, 80, f)
+        }
+        return t.copyOut(addr, b) ? 0 : err(EFAULT)
     case .failure(let e): return e.ret
     }
 }
@@ -372,6 +389,14 @@ private func statfsBytes(_ i: Inode, magic: Int64?) -> [UInt8] {
         let pages = max(total / 2 / 4096, 1 << 19)
         put64(&b, 16, pages); put64(&b, 24, pages); put64(&b, 32, pages)
         put64(&b, 40, pages); put64(&b, 48, pages)
+        // One mounted with a size: that size, less what it holds.
+        if let l = (i as? TmpfsInode)?.blocks {
+            if let m = l.max {
+                let free = UInt64(max(m - l.used, 0))
+                put64(&b, 16, UInt64(m)); put64(&b, 24, free); put64(&b, 32, free)
+            }
+            if let n = l.maxInodes { put64(&b, 40, n); put64(&b, 48, n) }
+        }
     } else {
         put64(&b, 16, 1 << 20); put64(&b, 24, 1 << 19); put64(&b, 32, 1 << 19)
         put64(&b, 40, 1 << 20); put64(&b, 48, 1 << 19)
@@ -536,6 +561,9 @@ func openResolved(_ t: Task, _ target: Path, _ flags: Int32, created: FileDescri
     let fd = t.fds.install(file, cloexec: flags & O_CLOEXEC != 0, limit: limit)
     if fd < 0 && file.refs == 0 { file.dropWriter(); file.release() }
     if fd >= 0 && flags & O_PATH == 0 { t.kernel.inotifyFile(file.path, IN_OPEN_) }
+    // O_TRUNC of a regular file that was there truncates it: IN_MODIFY,
+    // after IN_OPEN (Linux 6.5 on).
+    if fd >= 0 && flags & (O_PATH | O_TRUNC) == O_TRUNC && ino.isRegular && !isNew { t.kernel.inotifyFile(file.path, IN_MODIFY_, inodeEvent: true) }
     return fd
 }
 
@@ -886,7 +914,7 @@ func unlinkAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32) -> Int
         if name == [46, 46] { return err(isDir ? ENOTEMPTY : EISDIR) }
         let child: Dentry
         switch dir.dentry.child(name) { case .success(let d): child = d; case .failure(let e): return e.ret }
-        if child.mountedHere != nil { return err(EBUSY) }
+        if !child.mountsHere.isEmpty { return err(EBUSY) }
         if isDir && !child.inode.isDir { return err(ENOTDIR) }
         if !isDir && child.inode.isDir { return err(EISDIR) }
         if slash && !child.inode.isDir { return err(ENOTDIR) }
@@ -920,7 +948,7 @@ func sysRenameat(_ t: Task, _ od: Int32, _ op: UInt64, _ nd: Int32, _ np: UInt64
     if odir.mount !== ndir.mount { return err(EXDEV) }
     let src: Dentry
     switch odir.dentry.child(oname) { case .success(let d): src = d; case .failure(let e): return e.ret }
-    if src.mountedHere != nil { return err(EBUSY) }
+    if !src.mountsHere.isEmpty { return err(EBUSY) }
     if (oslash || nslash) && !src.inode.isDir { return err(ENOTDIR) }
     // A directory cannot move into itself.
     if src.inode.isDir {

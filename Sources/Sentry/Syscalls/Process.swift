@@ -150,14 +150,9 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
 /// Sharing a VM, signal handlers or thread group cannot be undone in a
 /// multi-threaded process (EINVAL), as on Linux.
 ///
-/// A mount namespace in the sandbox: unshare(CLONE_NEWNS) and
-/// clone(CLONE_NEWNS) succeed for a caller with CAP_SYS_ADMIN (EPERM
-/// without, as on Linux) and give the process its own root and working
-/// directory (CLONE_FS), but the sandbox keeps one mount tree: the new
-/// namespace is a peer of the old one, as if every mount were shared
-/// (MS_SHARED, the default on systemd hosts), so mounts and unmounts made
-/// in either show in both, and MS_PRIVATE/MS_SLAVE change nothing
-/// (Syscalls/File.swift). A per-namespace tree is not modelled yet.
+/// A mount namespace: unshare(CLONE_NEWNS) and clone(CLONE_NEWNS) give
+/// the process (with an fs context of its own) a copy of its mount tree
+/// (VFS/MountNamespace.swift), owned by its user namespace.
 func sysUnshare(_ t: Task, _ a: Args) -> Int {
     var flags = a.a0 & 0xffff_ffff
     let known = CLONE_THREAD_ | CLONE_FS_ | CLONE_NEWNS_ | CLONE_SIGHAND_ | CLONE_VM_ | CLONE_FILES_ | CLONE_SYSVSEM_ |
@@ -191,6 +186,7 @@ func sysUnshare(_ t: Task, _ a: Args) -> Int {
     if flags & (CLONE_SYSVSEM_ | CLONE_NEWIPC_) != 0 { t.semUndo = KcmpToken() }
     // CLONE_NEWNS implies CLONE_FS, as in Linux's unshare.
     if flags & (CLONE_FS_ | CLONE_NEWNS_) != 0 { t.fs = t.fs.copy() }
+    if flags & CLONE_NEWNS_ != 0 { t.enterNewMountNamespace(owner: creds.userNS) }
     if flags & CLONE_FILES_ != 0 && t.fds.users > 1 {
         if fdTableTooBig(t) { return err(EMFILE) }
         t.unshareFDTable()
@@ -235,6 +231,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     guard let f = t.fds.getIO(a.int(0)) else { return err(EBADF) }         // an O_PATH fd too, as on Linux
     let nstype = a.a1 & 0xffff_ffff
     var pid: Int32? = nil, ipc: IPCNamespace? = nil, uts: UTSNamespace? = nil, cgroup: CgroupNamespace? = nil, net: NetNamespace? = nil
+    var mnt: MountNamespace? = nil
     if let ns = f as? NamespaceFile {
         if nstype != 0 && nstype != ns.cloneFlag { return err(EINVAL) }
         switch ns.kind {
@@ -243,6 +240,7 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
         case .uts(let n): uts = n
         case .cgroup(let n): cgroup = n
         case .net(let n): net = n
+        case .mnt(let n): mnt = n
         case .user(let n): return joinUserNamespace(t, n)
         }
     } else if let p = f as? PidFD {
@@ -252,8 +250,9 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
             return err(ESRCH)                                   // Linux: an exited process has no namespaces left
         }
         if !mayAttach(t, p.tg) { return err(EPERM) }
-        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_ | CLONE_NEWNET_) != 0 { return err(EINVAL) }   // the others are not modelled
+        if nstype & ~(CLONE_NEWPID_ | CLONE_NEWIPC_ | CLONE_NEWUTS_ | CLONE_NEWCGROUP_ | CLONE_NEWNET_ | CLONE_NEWNS_) != 0 { return err(EINVAL) }   // the others are not modelled
         if nstype & CLONE_NEWNET_ != 0 { net = owner.net }
+        if nstype & CLONE_NEWNS_ != 0 { mnt = owner.fs.ns }
         if nstype & CLONE_NEWPID_ != 0 { pid = PidNS.index(p.tg.tgid) }
         if nstype & CLONE_NEWIPC_ != 0 { ipc = owner.ipc }
         if nstype & CLONE_NEWUTS_ != 0 { uts = owner.uts }
@@ -261,7 +260,13 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     } else {
         return err(EINVAL)
     }
-    if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
+    if let n = mnt {
+        // Linux's mntns_install: CAP_SYS_ADMIN over the namespace and
+        // CAP_SYS_CHROOT and CAP_SYS_ADMIN in the caller's own (EPERM), an
+        // fs context no other task shares (EINVAL).
+        if !t.creds.capable(Cap.sysAdmin, in: n.owner) || !t.creds.hasOwn(Cap.sysChroot) || !t.creds.hasOwn(Cap.sysAdmin) { return err(EPERM) }
+        if t.kernel.tasks.values.contains(where: { $0 !== t && $0.fs === t.fs }) { return err(EINVAL) }
+    } else if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A network namespace also wants CAP_SYS_ADMIN over its owner (netns_install).
     if let n = net, !t.creds.capable(Cap.sysAdmin, in: n.owner) { return err(EPERM) }
     let own = PidNS.index(t.tg.tgid)
@@ -275,6 +280,13 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     if let n = uts { t.ownUTS = n === t.kernel.rootUTS ? nil : n }
     if let n = net { t.ownNet = n.isRoot ? nil : n }
     if let n = cgroup { t.ownCgroupNS = n === t.kernel.cgroups.rootNamespace ? nil : n }
+    if let n = mnt {
+        // Root and working directory: the namespace's root, with what is
+        // mounted on it.
+        let root = t.kernel.vfs.crossMounts(Path(mount: n.root, dentry: n.root.root))
+        t.fs.ns = n
+        t.fs.root = root; t.fs.cwd = root
+    }
     return 0
 }
 
@@ -411,6 +423,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
                      mm: mm, fds: fds, fs: fs, comm: t.comm)
     child.thread = childContext
     child.creds = childCreds
+    if flags & CLONE_NEWNS_ != 0 { child.enterNewMountNamespace(owner: childCreds.userNS) }
     child.sigMask = t.sigMask
     child.nice = t.nice
     k.applyHostNice(child, force: t.hostNice != nil || k.niceFloor != 0)   // the new stub's is not known

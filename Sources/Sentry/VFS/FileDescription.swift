@@ -204,6 +204,19 @@ final class BytesFD: FileDescription {
     /// True once what the file shows is gone (a reaped process's
     /// /proc/PID files): reads are ESRCH.
     var gone: (() -> Bool)?
+    /// A counter of changes to what the file shows (a mount namespace's
+    /// events for /proc/PID/mounts and mountinfo): poll reports
+    /// POLLERR|POLLPRI once for each change past the last one it reported,
+    /// as Linux's mounts_poll.
+    var changes: (() -> Int)? { didSet { seenChange = changes?() ?? 0 } }
+    private var seenChange = 0
+    override func readiness() -> Int16 {
+        guard let c = changes else { return super.readiness() }
+        let now = c()
+        if now == seenChange { return Int16(pollReadable) }
+        seenChange = now
+        return Int16(pollReadable | POLLERR | POLLPRI)
+    }
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if gone?() == true { return err(ESRCH) }
         if let g = generate, !generated || (off ?? offset) == 0 {

@@ -139,8 +139,17 @@ final class Dentry {
     var parent: Dentry?
     var inode: Inode
     var children: [[UInt8]: Dentry] = [:]
-    /// The mount whose root covers this dentry, if any.
-    var mountedHere: Mount?
+    /// The mounts on this dentry, each under its own parent mount: one
+    /// dentry can have a mount in one namespace and none, or another, in
+    /// the next (Linux's mount hash, keyed by parent mount and dentry).
+    /// Keyed by the parent mount (a dictionary: a mount bound on itself
+    /// thousands of times stacks that many here).
+    var mountsHere: [ObjectIdentifier: Mount] = [:]
+    /// The mount on this dentry as seen through `parent`.
+    @inline(__always) func mounted(under parent: Mount) -> Mount? {
+        if mountsHere.isEmpty { return nil }
+        return mountsHere[ObjectIdentifier(parent)]
+    }
     /// Unlinked (or replaced by a rename): no longer reachable by name.
     var dead = false
 
@@ -193,6 +202,15 @@ final class Mount {
     var namespaceID: String? = nil
     /// umount2's MNT_EXPIRE mark, set by the first such call.
     var expiryMarked = false
+    /// Its mount namespace (VFS/MountNamespace.swift); nil for a mount in
+    /// no tree (memfd's) and once its namespace has died.
+    weak var ns: MountNamespace?
+    /// Copied into a namespace of a less privileged user namespace
+    /// (MNT_LOCKED): it cannot be unmounted alone or moved, and the flags
+    /// in `lockedFlags` (MountFlags.lockable and MS_RDONLY) cannot be
+    /// cleared by a remount.
+    var locked = false
+    var lockedFlags: UInt64 = 0
     init(root: Dentry, mountpoint: Dentry?, parent: Mount?, fsType: String, source: String) {
         self.root = root; self.mountpoint = mountpoint; self.parent = parent; self.fsType = fsType; self.source = source
         Mount.lastID += 1

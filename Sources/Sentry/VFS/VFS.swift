@@ -1,52 +1,69 @@
 import CMoat
 import Glibc
 
-/// Per-process file system context: root, cwd, umask (shared with CLONE_FS).
+/// Per-process file system context: root, cwd, umask (shared with CLONE_FS)
+/// and the mount namespace they are in (VFS/MountNamespace.swift: a
+/// process changes namespace only with a context of its own).
 final class FSContext {
     var root: Path
     var cwd: Path
     var umask: UInt32 = 0o022
-    init(root: Path, cwd: Path) { self.root = root; self.cwd = cwd }
-    func copy() -> FSContext { let c = FSContext(root: root, cwd: cwd); c.umask = umask; return c }
+    var ns: MountNamespace!
+    init(root: Path, cwd: Path, ns: MountNamespace? = nil) { self.root = root; self.cwd = cwd; self.ns = ns ?? root.mount.ns }
+    func copy() -> FSContext { let c = FSContext(root: root, cwd: cwd, ns: ns); c.umask = umask; return c }
 }
 
 /// The mount tree and path resolution. Resolution happens entirely in the
 /// Sentry, one component at a time, so symlinks and `..` never leave the
 /// caller's root.
 final class VFS {
-    var rootMount: Mount!
+    /// The sandbox's first mount namespace, the one every process starts in.
+    private(set) var initialNS: MountNamespace!
+    /// The initial namespace's root mount.
+    var rootMount: Mount! {
+        get { initialNS?.root }
+        set { initialNS.root = newValue }
+    }
+    /// The mounts of every namespace (Mount.ns tells whose), in mount order.
     var mounts: [Mount] = []
 
     init() {}
 
     func setRoot(_ inode: Inode, fsType: String, source: String) {
         let d = Dentry(name: [47], parent: nil, inode: inode)
-        rootMount = Mount(root: d, mountpoint: nil, parent: nil, fsType: fsType, source: source)
-        mounts = [rootMount]
+        let m = Mount(root: d, mountpoint: nil, parent: nil, fsType: fsType, source: source)
+        initialNS = MountNamespace(root: m, owner: .root, inum: MountNamespace.initialInode)
+        m.ns = initialNS
+        mounts = [m]
     }
 
     var rootPath: Path { Path(mount: rootMount, dentry: rootMount.root) }
 
-    /// Mounts `inode` over the directory at `at`.
+    /// Mounts `inode` over the directory at `at` (a root dentry of its own:
+    /// a bind mount's names are looked up afresh).
     @discardableResult
     func mount(_ inode: Inode, at: Path, fsType: String, source: String) -> Mount {
         let d = Dentry(name: at.dentry.name, parent: at.dentry.parent, inode: inode)
         let m = Mount(root: d, mountpoint: at.dentry, parent: at.mount, fsType: fsType, source: source)
-        at.dentry.mountedHere = m
+        m.ns = at.mount.ns
+        at.dentry.mountsHere[ObjectIdentifier(at.mount)] = m
         mounts.append(m)
+        m.ns?.event += 1
         return m
     }
 
     /// Takes `m` off its mount point (umount, pivot_root, MS_MOVE).
     func detach(_ m: Mount) {
-        if let mp = m.mountpoint, mp.mountedHere === m { mp.mountedHere = nil }
+        if let mp = m.mountpoint, let p = m.parent, mp.mountsHere[ObjectIdentifier(p)] === m { mp.mountsHere[ObjectIdentifier(p)] = nil }
+        m.ns?.event += 1
     }
 
     /// Attaches `m` over `at` (the topmost mount there: crossMounts).
     func attach(_ m: Mount, at: Path) {
         m.parent = at.mount
         m.mountpoint = at.dentry
-        at.dentry.mountedHere = m
+        at.dentry.mountsHere[ObjectIdentifier(at.mount)] = m
+        m.ns?.event += 1
     }
 
     /// `m` and every mount below it.
@@ -73,10 +90,13 @@ final class VFS {
 
     /// The names from `p`'s mount root down to `p` (nil when the dentry
     /// is no longer below it).
-    func namesBelowRoot(_ p: Path) -> [[UInt8]]? {
+    func namesBelowRoot(_ p: Path) -> [[UInt8]]? { names(from: p.mount.root, to: p.dentry) }
+
+    /// The names from dentry `top` down to `d` (nil when `d` is not below it).
+    func names(from top: Dentry, to d: Dentry) -> [[UInt8]]? {
         var names: [[UInt8]] = []
-        var d = p.dentry
-        while d !== p.mount.root {
+        var d = d
+        while d !== top {
             names.append(d.name)
             guard let up = d.parent else { return nil }
             d = up
@@ -89,12 +109,17 @@ final class VFS {
     func samePlace(_ p: Path, in other: Mount) -> Path? {
         guard other.root.inode === p.mount.root.inode, other.rootPath == p.mount.rootPath,
               let names = namesBelowRoot(p) else { return nil }
-        var d = other.root
+        return walkNames(names, in: other)
+    }
+
+    /// The place `names` lead to from `m`'s root.
+    func walkNames(_ names: [[UInt8]], in m: Mount) -> Path? {
+        var d = m.root
         for n in names {
             guard case .success(let c) = d.child(n) else { return nil }
             d = c
         }
-        return Path(mount: other, dentry: d)
+        return Path(mount: m, dentry: d)
     }
 
     /// Whether `p` is at or below `top` in the mount tree (is_path_reachable).
@@ -115,7 +140,7 @@ final class VFS {
     /// Follows mounts stacked on a dentry.
     @inline(__always) func crossMounts(_ p: Path) -> Path {
         var p = p
-        while let m = p.dentry.mountedHere { p = Path(mount: m, dentry: m.root) }
+        while let m = p.dentry.mounted(under: p.mount) { p = Path(mount: m, dentry: m.root) }
         return p
     }
 
