@@ -559,7 +559,10 @@ enum WaitEvent { case exited, stopped, continued, traced(Int32, tid: Int32) }
 /// Requires: Kernel.mu held.
 private func ptraceStop(_ t: Task, _ c: ThreadGroup, consume: Bool, tid: Int32? = nil) -> WaitEvent? {
     guard let tr = c.tasks.first(where: { (tid == nil || $0.tid == tid) && ($0.ptrace.map { $0.tracer === t.tg && $0.stopped && !$0.reported } ?? false) }) else { return nil }
-    if consume { tr.ptrace!.reported = true }
+    // A wait that takes a signal-delivery stop cancels the signal (Linux's
+    // wait_task_stopped clears the tracee's exit_code): a tracer that then
+    // exits or detaches without naming one leaves the tracee none.
+    if consume { tr.ptrace!.reported = true; tr.ptrace!.resumeSignal = 0 }
     return .traced(tr.ptrace!.stopSignal, tid: tr.tid)
 }
 

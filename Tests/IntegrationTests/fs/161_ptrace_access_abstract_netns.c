@@ -4,11 +4,13 @@
  * namespace reaches nothing outside it, gVisor's pidfd_test
  * GetfdFailsWhenUnprivileged checks: a chroot may not make one natively.)
  * And an abstract AF_UNIX name belongs to the network namespace its socket
- * was made in, not the one its process is in when it binds or connects. */
+ * was made in, not the one its process is in when it binds or connects.
+ * And a tracer's wait cancels the signal of the stop it reports. */
 #include "t.h"
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -39,6 +41,32 @@ int main(void) {
     T(waitpid(c, &st, 0) == c);
     printf("child exit %d\n", WEXITSTATUS(st));
     T(prctl(PR_SET_DUMPABLE, 1));
+
+    /* A tracer's wait takes the signal of a signal-delivery stop: a tracer
+     * that then exits without resuming leaves its tracee no signal (here a
+     * SIGUSR1 that would have killed it). */
+    int sp[2];
+    T(pipe(sp));
+    pid_t tracee = fork();
+    if (tracee == 0) {
+        char ch;
+        if (read(sp[0], &ch, 1) != 1) _exit(7);
+        raise(SIGUSR1);
+        _exit(5);
+    }
+    c = fork();
+    if (c == 0) {
+        T(ptrace(PTRACE_SEIZE, tracee, 0, 0));
+        T(write(sp[1], "x", 1));
+        int ts;
+        T(waitpid(tracee, &ts, 0) == tracee);
+        printf("tracee stopped by %s\n", WIFSTOPPED(ts) && WSTOPSIG(ts) == SIGUSR1 ? "SIGUSR1" : "?");
+        fflush(stdout);
+        _exit(0);                                                 /* no PTRACE_CONT */
+    }
+    T(waitpid(c, &st, 0) == c);
+    T(waitpid(tracee, &st, 0) == tracee);
+    printf("tracee: exited %d code %d, signaled %d\n", WIFEXITED(st), WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st));
 
     /* Abstract names follow the socket's namespace. */
     c = fork();
