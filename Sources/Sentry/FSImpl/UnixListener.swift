@@ -227,7 +227,9 @@ final class UnixSockFD: FileDescription {
     }
     override func release() {
         conn?.release()
-        for b in backlog { b.release() }
+        // Connections never accepted: their clients get ECONNRESET (Linux's
+        // unix_release_sock of an embryo sets the peer's sk_err).
+        for b in backlog { b.conn?.resetPeer(); b.release() }
         backlog.removeAll()
         for d in datagrams { d.anc?.discard(); taken(d) }
         datagrams.removeAll()

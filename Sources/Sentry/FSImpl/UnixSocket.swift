@@ -403,6 +403,7 @@ final class UnixSocketFD: FileDescription {
         if (rx.pipe.writers == 0 || shutRead) && (tx.pipe.readers == 0 || shutWrite || tx.pipe.readShut) { r |= Int16(POLLHUP) }
         if rx.pipe.writers == 0 { r |= Int16(pollReadable | POLLRDHUP_) }
         if shutRead { r |= Int16(pollReadable | POLLRDHUP_) }
+        if rx.pipe.connReset { r |= Int16(POLLERR) }                       // unix_poll: sk_err
         return r
     }
     override func addWaiter(_ t: Waiter) { rx.addWaiter(t); tx.addWaiter(t) }
@@ -415,6 +416,11 @@ final class UnixSocketFD: FileDescription {
         if cmd == 0x541B { return rx.ioctl(t, cmd, arg) }
         return interfaceIoctlWithoutSocket(t, cmd, arg)
     }
+    /// The peer's next receive is ECONNRESET (then end of file), its poll
+    /// says POLLERR and SO_ERROR reports it once: Linux's sk_err.
+    func resetPeer() { if type != SOCK_DGRAM_ { tx.pipe.connReset = true; tx.pipe.notify() } }
+    /// A pending ECONNRESET, taken (SO_ERROR).
+    func takeReset() -> Bool { defer { rx.pipe.connReset = false }; return rx.pipe.connReset }
     override func release() {
         if type != SOCK_DGRAM_ && rx.pipe.available > 0 { tx.pipe.connReset = true }
         rx.release()

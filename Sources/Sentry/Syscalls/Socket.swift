@@ -861,7 +861,7 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
     var v: Int32
     switch a.int(2) {
     case SO_TYPE: v = u?.type ?? conn?.type ?? SOCK_STREAM_
-    case SO_ERROR: v = 0
+    case SO_ERROR: v = conn?.takeReset() == true ? ECONNRESET : 0
     case SO_DOMAIN: v = AF_UNIX
     case SO_PROTOCOL: v = 0
     case SO_SNDBUF: v = Int32(u?.opts.sndbuf ?? conn?.opts.sndbuf ?? 212_992)
