@@ -7,9 +7,14 @@ import Glibc
 
 final class PidFD: FileDescription {
     let tg: ThreadGroup
+    /// A PIDFD_THREAD pidfd of a thread that is not the leader: readable
+    /// once that thread has exited (a leader's, like a process's, once the
+    /// whole group has).
+    let thread: Task?
 
-    init(tg: ThreadGroup, flags: Int32) {
+    init(tg: ThreadGroup, flags: Int32, thread: Task? = nil) {
         self.tg = tg
+        self.thread = thread
         super.init(flags: O_RDWR | flags, path: nil)
     }
 
@@ -17,6 +22,7 @@ final class PidFD: FileDescription {
     override func seek(_ off: Int64, _ whence: Int32) -> Int { err(ESPIPE) }
     override func readiness() -> Int16 {
         if tg.reaped { return Int16(POLLIN | POLLRDNORM | POLLHUP) }
+        if let x = thread, x.exited { return Int16(POLLIN | POLLRDNORM | POLLHUP) }   // a thread leaves no zombie: gone at once
         return tg.zombie ? Int16(POLLIN | POLLRDNORM) : 0
     }
     override func addWaiter(_ t: Waiter) { tg.exitWaiters.add(t) }

@@ -455,6 +455,7 @@ final class Task {
     private func leave(hostAlive: Bool) {
         if exited { return }
         exited = true
+        if tid != tg.tgid { tg.exitWaiters.notifyAll() }            // PIDFD_THREAD pidfds of this thread
         if KVMTasks.enabled {
             // The thread's CPU time outlives its driver thread's clock.
             _ = tg.sampleCPU()

@@ -735,9 +735,14 @@ func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
     let flags = a.uint(1), pid = a.int(0)
     if flags & ~UInt32(O_NONBLOCK | O_EXCL) != 0 || pid <= 0 { return err(EINVAL) }
     let tg: ThreadGroup
+    var thread: Task? = nil
     if let x = t.kernel.task(pid, by: t), !x.tg.reaped {
-        if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }  // Linux 6.9+: not a leader
+        // Not a leader, without PIDFD_THREAD: EINVAL, as the kernels before
+        // 6.15 that uname names (6.15 made it ENOENT; gVisor's pidfd_test
+        // asks for the errno of the version it reads).
+        if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(EINVAL) }
         tg = x.tg
+        if x.tid != x.tg.tgid { thread = x }
     } else if let z = t.kernel.group(pid, by: t), z.zombie, !z.reaped {
         // A process that exited and is not reaped yet still has its pid:
         // Linux opens a pidfd of it (already readable). asyncio's pidfd
@@ -747,7 +752,7 @@ func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
     } else {
         return err(ESRCH)
     }
-    let f = PidFD(tg: tg, flags: Int32(flags) & O_NONBLOCK)
+    let f = PidFD(tg: tg, flags: Int32(flags) & (O_NONBLOCK | O_EXCL), thread: thread)
     let fd = t.fds.install(f, cloexec: true, limit: fdLimit(t))
     if fd < 0 { f.release() }
     return fd

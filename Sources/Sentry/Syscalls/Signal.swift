@@ -147,7 +147,12 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
     }
     if !canSignal(t, tg, sig) { return err(EPERM) }
     if sig == 0 || tg.zombie || t.kernel.initIgnores(tg, sig, from: t) { return 0 }
-    if flags == 1, let leader = tg.leader { leader.sendSignal(sig, info) } else { tg.sendSignal(sig, info) }
+    // A PIDFD_THREAD pidfd names its thread, by default too.
+    let thread = (f as? PidFD)?.thread ?? (flags == 1 ? tg.leader : nil)
+    if flags != 2, let x = thread {
+        if x.exited { return err(ESRCH) }
+        x.sendSignal(sig, info)
+    } else { tg.sendSignal(sig, info) }
     return 0
 }
 

@@ -5,15 +5,26 @@
  * GetfdFailsWhenUnprivileged checks: a chroot may not make one natively.)
  * And an abstract AF_UNIX name belongs to the network namespace its socket
  * was made in, not the one its process is in when it binds or connects.
- * And a tracer's wait cancels the signal of the stop it reports. */
+ * And a tracer's wait cancels the signal of the stop it reports, and a
+ * PIDFD_THREAD pidfd follows its own thread. */
 #include "t.h"
 #include <sched.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+
+static int sibling_tid, sibling_stop;
+static void *sibling(void *arg) {
+    (void)arg;
+    __atomic_store_n(&sibling_tid, (int)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&sibling_stop, __ATOMIC_SEQ_CST)) usleep(1000);
+    return NULL;
+}
 
 static int pidfd_open(pid_t p) { return syscall(SYS_pidfd_open, p, 0); }
 
@@ -67,6 +78,25 @@ int main(void) {
     T(waitpid(c, &st, 0) == c);
     T(waitpid(tracee, &st, 0) == tracee);
     printf("tracee: exited %d code %d, signaled %d\n", WIFEXITED(st), WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st));
+
+    /* A PIDFD_THREAD pidfd of a thread that is not the leader: not readable
+     * while the thread runs, readable once it has exited; signals to it
+     * reach that thread. */
+    {
+        pthread_t th;
+        T(pthread_create(&th, NULL, sibling, NULL) == 0);
+        while (__atomic_load_n(&sibling_tid, __ATOMIC_SEQ_CST) == 0) sched_yield();
+        int tfd = T(syscall(SYS_pidfd_open, sibling_tid, O_EXCL));
+        struct pollfd pf = { tfd, POLLIN, 0 };
+        T(poll(&pf, 1, 0));
+        T(syscall(SYS_pidfd_send_signal, tfd, 0, NULL, 0));
+        __atomic_store_n(&sibling_stop, 1, __ATOMIC_SEQ_CST);
+        T(pthread_join(th, NULL) == 0);
+        pf.revents = 0;
+        T(poll(&pf, 1, 1000));
+        printf("revents %#x\n", pf.revents);
+        T(close(tfd));
+    }
 
     /* Abstract names follow the socket's namespace. */
     c = fork();
