@@ -12,8 +12,8 @@
  * - SO_ATTACH_FILTER / SO_DETACH_FILTER on netlink sockets (ENOENT with
  *   none attached, EINVAL for an invalid program).
  * The host's interfaces are never touched: natively the program first moves
- * to a new network namespace; where it cannot (in Moat, which runs it in
- * the sandbox's own), it goes on only if loopback is the one interface. */
+ * to a new network namespace; in Moat it stays in the sandbox's own, whose
+ * one interface is loopback (ns.h's own_network_namespace). */
 #include "t.h"
 #include "ns.h"
 #include <arpa/inet.h>

@@ -12,8 +12,8 @@
  *   one port of a range of one, a second one finds none (EADDRINUSE), a
  *   range upside down is EINVAL.
  * The sysctls are the namespace's: natively the program first moves to a
- * new network namespace; where it cannot (in Moat, in the sandbox's own),
- * it goes on only if loopback is the one interface. */
+ * new network namespace; in Moat it stays in the sandbox's own, whose one
+ * interface is loopback (ns.h's own_network_namespace). */
 #include "t.h"
 #include "ns.h"
 #include <arpa/inet.h>

@@ -79,15 +79,18 @@ static int ns_fd_checks(int fd, int type, const char *kind) {
     return selffd;
 }
 
-/* A network namespace of the program's own before it changes one: a new
- * one natively; where it cannot make one (in Moat, which runs it in the
- * sandbox's own), the current one only if loopback is its one interface.
- * 0, or 1 after saying why nothing may be done. */
+/* A network namespace of the program's own before it changes one: the
+ * current one if loopback is its one interface (the sandbox's own, in Moat:
+ * what these programs test), else a new one (natively: the host's
+ * interfaces are never touched). 0, or 1 after saying why nothing may be
+ * done. Moat's namespaces made inside a sandbox are fs/156's and 157's. */
 static int own_network_namespace(void) {
-    if (unshare(CLONE_NEWNET) == 0) return 0;
     struct if_nameindex *ifs = if_nameindex();
-    for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-        if (strcmp(i->if_name, "lo") != 0) { say("not in a namespace of its own (%s): nothing done", i->if_name); return 1; }
-    }
-    return 0;
+    const char *other = NULL;
+    for (struct if_nameindex *i = ifs; i && i->if_index; i++)
+        if (strcmp(i->if_name, "lo") != 0) { other = i->if_name; break; }
+    if (!other) return 0;
+    if (unshare(CLONE_NEWNET) == 0) return 0;
+    say("not in a namespace of its own (%s): nothing done", other);
+    return 1;
 }
