@@ -141,7 +141,24 @@ func aclGet(_ t: Task, _ i: Inode, _ name: [UInt8]) -> Result<[UInt8], Errno> {
     if i.isSymlink || !aclCapable(i) { return .failure(Errno(EOPNOTSUPP)) }
     let store = t.kernel.xattrs, k = aclKey(i)
     guard let es = name == aclAccessName ? store.acls[k] : store.defaultACLs[k] else { return .failure(Errno(ENODATA)) }
-    return .success(encodeACL(es))
+    return .success(encodeACL(es.map { mapACLID($0, t.creds.userNS, toKernel: false) ?? $0 }))
+}
+
+/// A named entry's id between the caller's user namespace and the kernel
+/// ids the ACL keeps: nil for an id the namespace does not map (EINVAL on a
+/// set; a get shows the overflow id).
+private func mapACLID(_ e: ACLEntry, _ ns: UserNamespace, toKernel: Bool) -> ACLEntry? {
+    var e = e
+    switch e.tag {
+    case ACL_USER_:
+        guard let id = toKernel ? ns.kernelUID(e.id) : ns.showUID(e.id) else { return nil }
+        e.id = id
+    case ACL_GROUP_:
+        guard let id = toKernel ? ns.kernelGID(e.id) : ns.showGID(e.id) else { return nil }
+        e.id = id
+    default: break
+    }
+    return e
 }
 
 /// setxattr (value non-nil) or removexattr (nil) of an ACL name, with
@@ -160,7 +177,11 @@ func aclSet(_ t: Task, _ p: Path, _ name: [UInt8], _ value: [UInt8]?) -> Int {
     if isDefault && !i.isDir { return entries == nil ? 0 : err(EACCES) }
     let c = t.creds
     if i.uid != c.fsuid && !c.capable(Cap.fowner, over: i.uid, i.gid) { return err(EPERM) }
-    if let es = entries, !validACL(es) { return err(EINVAL) }
+    if let es = entries {
+        let mapped = es.compactMap { mapACLID($0, c.userNS, toKernel: true) }
+        if mapped.count != es.count || !validACL(mapped) { return err(EINVAL) }
+        entries = mapped
+    }
     let store = t.kernel.xattrs, k = aclKey(i)
     // Removing what a lower overlay file does not have copies nothing up.
     if entries == nil && lowerOnly(i) && (isDefault ? store.defaultACLs[k] : store.acls[k]) == nil { return err(ENODATA) }
