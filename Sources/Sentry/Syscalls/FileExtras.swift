@@ -112,12 +112,14 @@ func openTmpfile(_ t: Task, _ dir: Path, _ flags: Int32, _ mode: UInt32) -> Int 
     if !dir.inode.isDir { return err(ENOTDIR) }
     if dir.mount.readOnly { return err(EROFS) }
     if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-    let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+    let (cm, inherited) = creationMode(t, dir.inode, mode, isDir: false)
+    let (m, g) = newOwnership(t, dir.inode, cm, isDir: false)
     let ino: Inode
     switch dir.inode.createTmpfile(mode: m, uid: t.creds.fsuid, gid: g, exclusive: flags & O_EXCL != 0) {
     case .success(let i): ino = i
     case .failure(let e): return e.ret
     }
+    applyInheritedACL(t.kernel, ino, inherited)
     ino.linkableWhenUnlinked = flags & O_EXCL == 0
     let d = Dentry(name: Array("#\(ino.ino)".utf8), parent: dir.dentry, inode: ino)
     d.dead = true

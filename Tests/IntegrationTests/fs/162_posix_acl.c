@@ -146,6 +146,16 @@ int main(void) {
     mode("d/sub");
     T(mknod("d/fifo", S_IFIFO | 0666, 0));
     mode("d/fifo");
+    int tf = open("d", O_TMPFILE | O_RDWR, 0604);
+    printf("O_TMPFILE: %s\n", tf >= 0 ? "ok" : ename(errno));
+    if (tf >= 0) {
+        struct stat st;
+        fstat(tf, &st);
+        printf("tmpfile mode %o\n", st.st_mode & 07777);
+        T(linkat(tf, "", AT_FDCWD, "d/tmp", AT_EMPTY_PATH));
+        show("d/tmp", ACC);
+        close(tf);
+    }
     T(setxattr("d", DEF, "", 0, 0));
     show("d", DEF);
     T(close(open("d/plain", O_CREAT | O_RDWR, 0666)));
