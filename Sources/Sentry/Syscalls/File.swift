@@ -470,9 +470,11 @@ func openAt(_ t: Task, _ dirfd: Int32, _ path: [UInt8], _ flags: Int32, _ mode: 
             if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
             if let e = t.landlockDenies(dir, Landlock.makeReg) { return e.ret }
             let c = t.creds
-            let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+            let (cm, inherited) = creationMode(t, dir.inode, mode, isDir: false)
+            let (m, g) = newOwnership(t, dir.inode, cm, isDir: false)
             switch dir.inode.create(name, mode: m, uid: c.fsuid, gid: g, flags: flags) {
             case .success(let (ino, fd)):
+                applyInheritedACL(t.kernel, ino, inherited)
                 let d = Dentry(name: name, parent: dir.dentry, inode: ino)
                 dir.dentry.children[name] = d
                 target = Path(mount: dir.mount, dentry: d)
@@ -814,8 +816,9 @@ func withNewName(_ t: Task, _ dirfd: Int32, _ path: UInt64, directory: Bool = fa
 func sysMkdirat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32) -> Int {
     let c = t.creds
     return withNewName(t, dirfd, path, directory: true, landlock: Landlock.makeDir) { dir, name in
-        let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: true)
-        return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g)
+        let (cm, inherited) = creationMode(t, dir.inode, mode, isDir: true)
+        let (m, g) = newOwnership(t, dir.inode, cm, isDir: true)
+        return dir.inode.mkdir(name, mode: m, uid: c.fsuid, gid: g).map { applyInheritedACL(t.kernel, $0, inherited); return $0 }
     }
 }
 
@@ -840,15 +843,16 @@ func sysMknodat(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ mode: UInt32, dev: 
     let fmt = mode & S_IFMT_
     if ![0, S_IFREG_, S_IFCHR_, S_IFBLK_, S_IFIFO_, S_IFSOCK_].contains(fmt) { return err(EINVAL) }
     return withNewName(t, dirfd, path, landlock: Landlock.makeRight(fmt == 0 ? S_IFREG_ : fmt)) { dir, name in
-        let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+        let (cm, inherited) = creationMode(t, dir.inode, mode, isDir: false)
+        let (m, g) = newOwnership(t, dir.inode, cm, isDir: false)
         // Device nodes need CAP_MKNOD (checked after the directory's
         // permission, as Linux does) and a file system in Sentry memory: a
         // node there opens only an emulated device (see openDeviceNode).
         if fmt == S_IFCHR_ || fmt == S_IFBLK_ {
             if !c.has(Cap.mknod) { return .failure(Errno(EPERM)) }
-            return dir.inode.mknodDevice(name, mode: fmt | m, rdev: UInt64(dev), uid: c.fsuid, gid: g)
+            return dir.inode.mknodDevice(name, mode: fmt | m, rdev: UInt64(dev), uid: c.fsuid, gid: g).map { applyInheritedACL(t.kernel, $0, inherited); return $0 }
         }
-        return dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | m, uid: c.fsuid, gid: g)
+        return dir.inode.mknod(name, mode: (fmt == 0 ? S_IFREG_ : fmt) | m, uid: c.fsuid, gid: g).map { applyInheritedACL(t.kernel, $0, inherited); return $0 }
     }
 }
 
@@ -1047,6 +1051,7 @@ func sysSetattrAt(_ t: Task, _ dirfd: Int32, _ path: UInt64, _ follow: Bool, _ a
         if let e = checkSetattr(t, p.inode, a) { return err(e) }
         let r = resultCode(p.inode.setattr(withOwnerChangeEffects(p.inode, withChmodEffects(t, p.inode, a))))
         if r == 0 { dropFileCapabilities(t.kernel, p.inode, a) }
+        if r == 0 { aclChmod(t.kernel, p.inode, a) }
         if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(p, m, inodeEvent: true) }
         return r
     case .failure(let e): return e.ret
@@ -1062,6 +1067,7 @@ func sysFSetattr(_ t: Task, _ fd: Int32, _ a: SetAttr, emptyPath: Bool = false) 
     if let e = checkSetattr(t, i, a) { return err(e) }
     let r = resultCode(i.setattr(withOwnerChangeEffects(i, withChmodEffects(t, i, a))))
     if r == 0 { dropFileCapabilities(t.kernel, i, a) }
+    if r == 0 { aclChmod(t.kernel, i, a) }
     if r == 0, let m = inotifyMask(a) { t.kernel.inotifyFile(f, m, inodeEvent: true) }
     return r
 }

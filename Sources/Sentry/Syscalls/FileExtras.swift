@@ -112,12 +112,14 @@ func openTmpfile(_ t: Task, _ dir: Path, _ flags: Int32, _ mode: UInt32) -> Int 
     if !dir.inode.isDir { return err(ENOTDIR) }
     if dir.mount.readOnly { return err(EROFS) }
     if !t.mayAccess(dir.inode, 3) { return err(EACCES) }
-    let (m, g) = newOwnership(t, dir.inode, mode & ~t.fs.umask & 0o7777, isDir: false)
+    let (cm, inherited) = creationMode(t, dir.inode, mode, isDir: false)
+    let (m, g) = newOwnership(t, dir.inode, cm, isDir: false)
     let ino: Inode
     switch dir.inode.createTmpfile(mode: m, uid: t.creds.fsuid, gid: g, exclusive: flags & O_EXCL != 0) {
     case .success(let i): ino = i
     case .failure(let e): return e.ret
     }
+    applyInheritedACL(t.kernel, ino, inherited)
     ino.linkableWhenUnlinked = flags & O_EXCL == 0
     let d = Dentry(name: Array("#\(ino.ino)".utf8), parent: dir.dentry, inode: ino)
     d.dead = true
@@ -185,6 +187,11 @@ final class XattrStore {
     /// Files whose user.* attributes were copied up from a lower (Gofer)
     /// file: memory is authoritative for them from then on.
     var copiedUp: Set<XattrKey> = []
+    /// POSIX ACLs (PosixACL.swift), decoded; `anyACL` stays false until the
+    /// first one is stored, so permission checks skip the lookup until then.
+    var acls: [XattrKey: [ACLEntry]] = [:]
+    var defaultACLs: [XattrKey: [ACLEntry]] = [:]
+    static var anyACL = false
 }
 
 let XATTR_SIZE_MAX_ = 65536, XATTR_LIST_MAX_ = 65536
@@ -317,6 +324,7 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
     switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
     if size < 0 || size > XATTR_SIZE_MAX_ { return err(E2BIG) }
     guard let v = t.copyIn(value, size) else { return err(EFAULT) }
+    if isACLName(name) { return aclSet(t, p, name, v) }
     if p.mount.readOnly { return err(EROFS) }
     if let e = xattrDenied(t, name, ino, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }
@@ -348,9 +356,12 @@ private func sysSetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ value: UInt
 private func sysGetxattr(_ t: Task, _ p: Path, _ nameAddr: UInt64, _ buf: UInt64, _ size: Int) -> Int {
     let name: [UInt8]
     switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
-    if let e = xattrDenied(t, name, p.inode, write: false) { return e.ret }
-    if !t.mayAccess(p.inode, 4) { return err(EACCES) }
     var value: [UInt8]? = nil
+    if isACLName(name) {
+        switch aclGet(t, p.inode, name) { case .success(let v): value = v; case .failure(let e): return e.ret }
+    }
+    if value == nil, let e = xattrDenied(t, name, p.inode, write: false) { return e.ret }
+    if value == nil && !t.mayAccess(p.inode, 4) { return err(EACCES) }
     if name.starts(with: userPrefix) {
         switch userXattrHome(t, p.inode) {
         case .host(let g), .lower(let g, _):
@@ -386,6 +397,7 @@ private func sysListxattr(_ t: Task, _ p: Path, _ buf: UInt64, _ size: Int) -> I
         if n.starts(with: trustedPrefix) && !t.creds.has(Cap.sysAdmin) { continue }
         out += n; out.append(0)
     }
+    for n in t.kernel.xattrs.aclNames(p.inode) { out += n; out.append(0) }
     if size == 0 { return out.count }
     let room = size < 0 || size > XATTR_LIST_MAX_ ? XATTR_LIST_MAX_ : size
     if room < out.count { return err(out.count > XATTR_LIST_MAX_ ? E2BIG : ERANGE) }
@@ -395,6 +407,7 @@ private func sysListxattr(_ t: Task, _ p: Path, _ buf: UInt64, _ size: Int) -> I
 private func sysRemovexattr(_ t: Task, _ p: Path, _ nameAddr: UInt64) -> Int {
     let name: [UInt8]
     switch readXattrName(t, nameAddr) { case .success(let n): name = n; case .failure(let e): return e.ret }
+    if isACLName(name) { return aclSet(t, p, name, nil) }
     if p.mount.readOnly { return err(EROFS) }
     if let e = xattrDenied(t, name, p.inode, write: true) { return e.ret }
     if let e = securityXattrDenied(t, name) { return err(e) }

@@ -84,11 +84,15 @@ extension Credentials {
     /// and CAP_DAC_READ_SEARCH (reading files, reading and searching
     /// directories) give.
     func permits(_ i: Inode, _ mask: UInt32) -> Bool {
-        var perm: UInt32
-        if i.uid == fsuid { perm = (i.mode >> 6) & 7 }
-        else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
-        else { perm = i.mode & 7 }
-        if perm & mask == mask { return true }
+        if XattrStore.anyACL, let acl = Kernel.shared?.xattrs.accessACL(i) {
+            if aclPermits(i, acl, mask) { return true }
+        } else {
+            var perm: UInt32
+            if i.uid == fsuid { perm = (i.mode >> 6) & 7 }
+            else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
+            else { perm = i.mode & 7 }
+            if perm & mask == mask { return true }
+        }
         // In a user namespace, over files whose owner and group it maps.
         if i.isDir {
             if mask & 2 == 0 && capable(Cap.dacReadSearch, over: i.uid, i.gid) { return true }
