@@ -737,10 +737,10 @@ func sysPidfdOpen(_ t: Task, _ a: Args) -> Int {
     let tg: ThreadGroup
     var thread: Task? = nil
     if let x = t.kernel.task(pid, by: t), !x.tg.reaped {
-        // Not a leader, without PIDFD_THREAD: EINVAL, as the kernels before
-        // 6.15 that uname names (6.15 made it ENOENT; gVisor's pidfd_test
-        // asks for the errno of the version it reads).
-        if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(EINVAL) }
+        // Not a leader, without PIDFD_THREAD: ENOENT, as the host's Linux
+        // (6.15+; fs/80 compares with it; gVisor's pidfd_test expects EINVAL
+        // from the 6.0 uname names, and fails that one line).
+        if flags & UInt32(O_EXCL) == 0 && x.tid != x.tg.tgid { return err(ENOENT) }
         tg = x.tg
         if x.tid != x.tg.tgid { thread = x }
     } else if let z = t.kernel.group(pid, by: t), z.zombie, !z.reaped {
