@@ -362,18 +362,19 @@ extension Task {
     /// thread, SI_USER with its own pid and uid as the sender's.
     /// Requires: mu held.
     func sendSelfSignal(_ sig: Int32) {
-        sendSignal(sig, userSigInfo(sig).senderSeen(by: creds))
+        sendSignal(sig, userSigInfo(sig, to: tg))
     }
 
     /// The siginfo of a signal this task sends as a user would (kill,
-    /// pidfd_send_signal without one of its own, send_sig): SI_USER, with
-    /// this task's process id (as its namespace numbers it) and real uid.
-    /// The uid is the kernel id: `senderSeen(by:)` gives it as the receiver sees it.
-    func userSigInfo(_ sig: Int32) -> SigInfo {
+    /// pidfd_send_signal without one of its own, send_sig) to process
+    /// `receiver`: SI_USER, with this task's process id and real uid as the
+    /// receiver reads them (its pid namespace's number, 0 from outside it;
+    /// the uid as its user namespace shows it).
+    func userSigInfo(_ sig: Int32, to receiver: ThreadGroup) -> SigInfo {
         var info = SigInfo(signo: sig)
         info.code = 0                                                         // SI_USER
-        info.pid = vpid(tg.tgid)
-        info.uid = creds.uid
+        info.pid = receiver.pidSeen(tg.tgid)
+        info.uid = receiver.creds.userNS.showUID(creds.uid)
         return info
     }
 

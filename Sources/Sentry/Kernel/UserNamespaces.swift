@@ -330,14 +330,6 @@ extension Task {
     }
 }
 
-extension SigInfo {
-    /// A signal's sender uid (a kernel id) as the receiver's namespace sees it.
-    func senderSeen(by receiver: Credentials) -> SigInfo {
-        var i = self
-        i.uid = receiver.userNS.showUID(uid)
-        return i
-    }
-}
 
 extension Kernel {
     /// /proc/PID/uid_map (gid_map): the process's namespace's map as the

@@ -136,8 +136,7 @@ private func sysPidfdSendSignal(_ t: Task, _ a: Args) -> Int {
     if flags == 4 && a.a2 == 0 { return sysKill(t, -tg.pgid, sig) }
     if !t.kernel.sees(t, tg) { return err(EINVAL) }
     if sig < 0 || sig > 64 { return err(EINVAL) }
-    var info = t.userSigInfo(sig).senderSeen(by: tg.creds)
-    info.pid = tg.pidSeen(t.tg.tgid)
+    var info = t.userSigInfo(sig, to: tg)
     if a.a2 != 0 {
         guard let b = t.copyIn(a.a2, 32) else { return err(EFAULT) }
         if Int32(bitPattern: get32(b, 0)) != sig { return err(EINVAL) }
@@ -214,7 +213,6 @@ private func canSignal(_ t: Task, _ target: ThreadGroup, _ sig: Int32, thread: T
 func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     if sig < 0 || sig > 64 { return err(EINVAL) }
     let k = t.kernel
-    let info = t.userSigInfo(sig)
     var targets: [ThreadGroup]
     if pid > 0 {
         // A thread's id names its whole process, as the leader's does (Linux
@@ -239,9 +237,7 @@ func sysKill(_ t: Task, _ pid: Int32, _ sig: Int32) -> Int {
     for tg in targets where canSignal(t, tg, sig) {
         sent = true
         if sig == 0 || tg.zombie || k.initIgnores(tg, sig, from: t) { continue }
-        var seen = info.senderSeen(by: tg.creds)
-        seen.pid = tg.pidSeen(t.tg.tgid)
-        tg.sendSignal(sig, seen)
+        tg.sendSignal(sig, t.userSigInfo(sig, to: tg))
     }
     return sent ? 0 : err(EPERM)
 }
