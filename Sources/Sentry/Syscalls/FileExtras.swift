@@ -244,11 +244,14 @@ private func xattrDenied(_ t: Task, _ name: [UInt8], _ ino: Inode, write: Bool) 
     return nil
 }
 
+/// File capabilities' attribute name, built once: every write looks for it.
+private let securityCapabilityName = Array("security.capability".utf8)
+
 /// Changing security.* attributes: file capabilities need CAP_SETFCAP, the
 /// others CAP_SYS_ADMIN (the capability module's rule; no other LSM here).
 private func securityXattrDenied(_ t: Task, _ name: [UInt8]) -> Int32? {
     guard name.starts(with: securityPrefix) else { return nil }
-    let cap = name == Array("security.capability".utf8) ? Cap.setfcap : Cap.sysAdmin
+    let cap = name == securityCapabilityName ? Cap.setfcap : Cap.sysAdmin
     return t.creds.has(cap) ? nil : EPERM
 }
 
@@ -269,8 +272,10 @@ func dropFileCapabilities(_ k: Kernel, _ i: Inode, _ a: SetAttr) {
 /// for the old ones.
 func dropFileCapability(_ k: Kernel, _ i: Inode) {
     if k.xattrs.values.isEmpty { return }                                 // the common case: no attribute in memory at all
-    let name = Array("security.capability".utf8), key = xattrKey(i)
-    if k.xattrs.values[key]?.removeValue(forKey: name) != nil { k.xattrs.order[key]?.removeAll { $0 == name } }
+    let key = xattrKey(i)
+    if k.xattrs.values[key]?.removeValue(forKey: securityCapabilityName) != nil {
+        k.xattrs.order[key]?.removeAll { $0 == securityCapabilityName }
+    }
 }
 
 /// Where the user.* attributes of `ino` are right now.
