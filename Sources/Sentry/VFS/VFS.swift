@@ -80,14 +80,6 @@ final class VFS {
         return out
     }
 
-    /// The lowest peer group number no mount uses (Linux reuses them).
-    func freePeerGroup() -> Int {
-        let used = Set(mounts.flatMap { [$0.peerGroup, $0.masterGroup] })
-        var g = 1
-        while used.contains(g) { g += 1 }
-        return g
-    }
-
     /// The names from `p`'s mount root down to `p` (nil when the dentry
     /// is no longer below it).
     func namesBelowRoot(_ p: Path) -> [[UInt8]]? { names(from: p.mount.root, to: p.dentry) }
