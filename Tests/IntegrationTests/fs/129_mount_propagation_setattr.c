@@ -5,7 +5,7 @@
  * made private hands its slaves to its master; a bind of a slave onto a
  * shared mount is a shared slave whose copies keep the master; a recursive
  * bind under a shared mount reaches the peers whole; an unmount takes the
- * propagated copies along. mount_setattr's checks and effects (flags,
+ * propagated copies along; a recursive bind leaves unbindable mounts out. mount_setattr's checks and effects (flags,
  * atime, recursion, propagation, locked nothing here) and fspick with
  * fsconfig's reconfigure (read-only, a tmpfs size).
  *
@@ -182,6 +182,21 @@ static void recursive_bind_propagation(void) {
     clear();
 }
 
+static void unbindable_rbind(void) {
+    say("-- unbindable mounts in a recursive bind");
+    dir("m129/u"); dir("m129/v"); dir("m129/w");
+    bind("m129/u", "m129/u");
+    dir("m129/u/x"); dir("m129/u/y");
+    bind("m129/u/x", "m129/u/x"); prop("m129/u/x", MS_UNBINDABLE);
+    bind("m129/u/y", "m129/u/y");
+    T(mount("m129/u/x", "m129/w", NULL, MS_BIND, NULL));
+    T(mount("m129/u", "m129/v", NULL, MS_BIND | MS_REC, NULL));
+    prop("m129/u", MS_UNBINDABLE);
+    T(mount("m129/u", "m129/w", NULL, MS_BIND | MS_REC, NULL));
+    show("rbind skips unbindable");
+    clear();
+}
+
 static void setattr_cases(void) {
     say("-- mount_setattr");
     dir("m129/t");
@@ -285,6 +300,7 @@ int main(void) {
     private_master();
     bind_slave_to_shared();
     recursive_bind_propagation();
+    unbindable_rbind();
     setattr_cases();
     fspick_cases();
     show("end");
