@@ -41,17 +41,22 @@ static int bysort(const void *a, const void *b) {
     return c ? c : x->order - y->order;
 }
 
+/* The whole of /proc/self/mountinfo into buf, NUL-terminated. */
+static void read_mountinfo(char *buf, size_t size) {
+    int fd = open("/proc/self/mountinfo", O_RDONLY);
+    size_t n = 0;
+    ssize_t r;
+    while (fd >= 0 && (r = read(fd, buf + n, size - 1 - n)) > 0) n += r;
+    if (fd >= 0) close(fd);
+    buf[n] = 0;
+}
+
 /* The mounts at or below m129 (excluding m129 itself): place, options,
  * propagation with groups lettered. */
 static void show(const char *who) {
     static char buf[1 << 17];
     static struct line ls_[512];
-    int fd = open("/proc/self/mountinfo", O_RDONLY);
-    size_t n = 0;
-    ssize_t r;
-    while (fd >= 0 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += r;
-    if (fd >= 0) close(fd);
-    buf[n] = 0;
+    read_mountinfo(buf, sizeof buf);
     int count = 0;
     for (char *l = strtok(buf, "\n"); l && count < 512; l = strtok(NULL, "\n")) {
         char *f[7] = {0};
@@ -103,12 +108,7 @@ static void prop(const char *p, unsigned long f) { Q(mount(NULL, p, NULL, f, NUL
 static void clear(void) {
     for (int round = 0; round < 64; round++) {
         static char buf[1 << 17];
-        int fd = open("/proc/self/mountinfo", O_RDONLY);
-        size_t n = 0;
-        ssize_t r;
-        while (fd >= 0 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += r;
-        if (fd >= 0) close(fd);
-        buf[n] = 0;
+        read_mountinfo(buf, sizeof buf);
         char last[512] = "";
         for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
             char *s = l;
