@@ -504,10 +504,11 @@ func zeroExtend(_ a: inout [UInt8], to n: Int) {
 /// and a write or fallocate past it is ENOSPC, as shmem's per-superblock
 /// accounting; statfs reports it.
 final class TmpfsBlocks {
-    /// The limit in pages (nil: none, only nr_inodes= was given).
-    let max: Int?
+    /// The limit in pages (nil: none, only nr_inodes= was given; a
+    /// reconfiguration may change it).
+    var max: Int?
     /// nr_inodes= (statfs's f_files; not enforced).
-    let maxInodes: UInt64?
+    var maxInodes: UInt64?
     var used = 0
     init(max: Int?, maxInodes: UInt64? = nil) { self.max = max; self.maxInodes = maxInodes }
     func take(_ n: Int) -> Bool {

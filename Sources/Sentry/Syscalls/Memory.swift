@@ -432,7 +432,9 @@ func sysMmap(_ t: Task, _ a: Args) -> Int {
         // (an in-memory overlay file's mapping lost its contents).
         let mfd = tf.node.promoteToMemfd()
         if mfd < 0 { return Int(mfd) }
-        return readOnlyShared(t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: mfd, offset: off, name: name))
+        let r = t.mm.mapFile(t, addr: target, len: l, prot: prot, shared: type != MAP_PRIVATE, hostFD: mfd, offset: off, name: name)
+        if r >= 0, tf.node.blocks?.max != nil { mapPagesWithoutRoom(t, tf.node, at: target, len: l, offset: off, prot: prot) }
+        return readOnlyShared(r)
     }
     if let u = f as? IoUringFD {
         // A ring or the SQE array: its region of the ring's memfd, shared.
@@ -659,4 +661,38 @@ private func lockRange(_ t: Task, _ addr: UInt64, _ len: UInt64, lock: Bool, pop
         }
     }
     return 0
+}
+
+/// A tmpfs with a size limit backs a mapped page that holds nothing only
+/// while it has room: a fault on one past that gets SIGBUS (shmem_fault).
+/// The pages of the mapping that hold nothing beyond the room left (in
+/// file order) are mapped over, on the host, with an empty file, so that a
+/// touch faults past its end and the host's SIGBUS reaches the application
+/// as Linux's would. Charging still happens on write (TmpfsInode.writable).
+private func mapPagesWithoutRoom(_ t: Task, _ node: TmpfsInode, at addr: UInt64, len: UInt64, offset: UInt64, prot: Int32) {
+    guard let b = node.blocks, let max = b.max, t.thread.hasStub else { return }
+    var room = Swift.max(0, max - b.used)
+    let filePages = (node.fileLength + 4095) / 4096
+    let first = Int(offset / 4096), count = Int((len + 4095) / 4096)
+    var start: Int? = nil
+    func cover(_ from: Int, _ to: Int) {
+        let a = addr + UInt64(from - first) * 4096, n = UInt64(to - from) * 4096
+        _ = t.mm.withStubFD(t, emptyHostFile) { remote in
+            t.thread.inject(9 /* mmap */, a, n, UInt64(prot & 7), UInt64(MAP_PRIVATE | MAP_FIXED), remote, 0)
+        }
+    }
+    for page in first..<Swift.min(first + count, filePages) {
+        if node.pages.contains(page) || room > 0 {
+            if !node.pages.contains(page) { room -= 1 }
+            if let s = start { cover(s, page); start = nil }
+        } else if start == nil {
+            start = page
+        }
+    }
+    if let s = start { cover(s, Swift.min(first + count, filePages)) }
+}
+
+/// An empty host memfd: a mapping of it faults (SIGBUS) on every page.
+private let emptyHostFile: Int32 = "moat-empty".withCString {
+    Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0))
 }

@@ -201,31 +201,6 @@ private func mayMountNew(_ t: Task, _ fstype: String) -> Bool {
     }
 }
 
-/// A mount made under a shared mount gets a peer group of its own (unless
-/// it is a bind of a shared mount: it has that one) and appears at the same
-/// place under every peer of its parent, as a peer, and under every slave
-/// of it, as a slave (Linux's propagate_mnt; here for the peers that show
-/// the same directory of the same file system, as bind mounts of it do).
-private func propagateMount(_ vfs: VFS, _ m: Mount, at target: Path) {
-    let group = target.mount.peerGroup
-    guard group != 0 else { return }
-    if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
-    for other in receivers(vfs, of: target.mount) where other !== m {
-        guard let place = vfs.samePlace(target, in: other) else { continue }
-        let copy = vfs.mount(m.root.inode, at: vfs.crossMounts(place), fsType: m.fsType, source: m.source)
-        copy.flags = m.flags; copy.readOnly = m.readOnly
-        copy.superOptions = m.superOptions; copy.rootPath = m.rootPath
-        if other.peerGroup == group { copy.peerGroup = m.peerGroup } else { copy.masterGroup = m.peerGroup }
-    }
-}
-
-/// The mounts a mount event under `parent` propagates to: its peers and slaves.
-private func receivers(_ vfs: VFS, of parent: Mount) -> [Mount] {
-    let group = parent.peerGroup
-    if group == 0 { return [] }
-    return vfs.mounts.filter { $0 !== parent && ($0.peerGroup == group || $0.masterGroup == group) }
-}
-
 /// At most this many mounts (Linux's fs.mount-max is 100,000; this tree is
 /// a list walked by each mount call): a mount that would pass it, with its
 /// propagated copies, is ENOSPC.
@@ -233,7 +208,7 @@ private let maxMounts = 10000
 
 /// Whether a mount at `target` (with its copies) would pass maxMounts.
 private func tooManyMounts(_ vfs: VFS, at target: Path) -> Bool {
-    vfs.mounts.count + 1 + receivers(vfs, of: target.mount).count > maxMounts
+    vfs.mounts.count + mountsMade(vfs, treeSize: 1, under: target.mount) > maxMounts
 }
 
 /// An overlay of directories the sandbox has (FSImpl/Overlay.swift): one
@@ -271,13 +246,16 @@ private func overlayRoot(_ t: Task, _ data: String) -> Result<Inode, Errno> {
 /// tmpfs's mount options (mode=, uid=, gid=, size= or nr_blocks= in pages:
 /// TmpfsBlocks; nr_inodes= is checked and not enforced), and the text
 /// mountinfo shows for them.
-private struct TmpfsOptions {
+struct TmpfsOptions {
     var mode: UInt32 = 0o1777
     var uid: UInt32
     var gid: UInt32
     /// The block limit in pages; nil for none (no size, or size=0).
     var pages: Int?
     var inodes: UInt64?
+    /// Whether size= or nr_blocks=, nr_inodes= were given (a remount
+    /// changes only those).
+    var pagesGiven = false, inodesGiven = false
     var text = ""
 
     init?(_ data: String, uid: UInt32, gid: UInt32) {
@@ -302,12 +280,15 @@ private struct TmpfsOptions {
                 guard let v = percent.map({ $0.partialValue / 100 }) ?? memparse(value) else { return nil }
                 let n = v / 4096 + (v % 4096 == 0 ? 0 : 1)
                 pages = n == 0 ? nil : Int(min(n, UInt64(Int.max / 4096)))
+                pagesGiven = true
             case "nr_blocks":
                 guard let v = memparse(value) else { return nil }
                 pages = v == 0 ? nil : Int(min(v, UInt64(Int.max / 4096)))
+                pagesGiven = true
             case "nr_inodes":
                 guard let v = memparse(value) else { return nil }
                 inodes = v == 0 ? nil : v
+                inodesGiven = true
             case "huge", "mpol", "inode32", "inode64", "noswap", "quota", "usrquota", "grpquota":
                 break
             default:
@@ -351,35 +332,14 @@ private extension String {
 }
 
 /// MS_SHARED, MS_PRIVATE, MS_SLAVE or MS_UNBINDABLE (exactly one, with
-/// MS_REC for the whole subtree) on a mount's root (do_change_type). A
-/// shared mount gets the lowest peer group number free; a slave keeps
-/// receiving from the group it was in; private leaves both.
+/// MS_REC for the whole subtree) on a mount's root (do_change_type;
+/// MountPropagation.swift).
 private func changePropagation(_ t: Task, _ target: Path, _ flags: UInt64) -> Int {
     let type = flags & ~(MountFlags.rec | MountFlags.silent)
     guard type.nonzeroBitCount == 1, type & MountFlags.propagation != 0 else { return err(EINVAL) }
     guard target.dentry === target.mount.root else { return err(EINVAL) }
     let vfs = t.kernel.vfs
-    let mounts = flags & MountFlags.rec != 0 ? vfs.subtree(of: target.mount) : [target.mount]
-    for m in mounts {
-        switch type {
-        case MountFlags.shared:
-            if m.peerGroup == 0 { m.peerGroup = vfs.freePeerGroup() }
-            m.unbindable = false
-        case MountFlags.slave:
-            // A mount alone in its group has nobody to receive from: it
-            // becomes private (change_mnt_propagation).
-            if m.peerGroup != 0 {
-                let others = vfs.mounts.contains { $0 !== m && $0.peerGroup == m.peerGroup }
-                if others { m.masterGroup = m.peerGroup }
-                m.peerGroup = 0
-            }
-            m.unbindable = false
-        case MountFlags.private:
-            m.peerGroup = 0; m.masterGroup = 0; m.unbindable = false
-        default:
-            m.peerGroup = 0; m.masterGroup = 0; m.unbindable = true
-        }
-    }
+    setPropagation(vfs, flags & MountFlags.rec != 0 ? vfs.subtree(of: target.mount) : [target.mount], type)
     return 0
 }
 
@@ -401,7 +361,7 @@ private func bindMount(_ t: Task, _ sourceAddr: UInt64, at target: Path, recursi
     let below = submounts(vfs, under: src)
     // A plain bind would uncover what locked mounts hide (has_locked_children).
     if !recursive && below.contains(where: { $0.locked && $0.parent === src.mount }) { return err(EINVAL) }
-    if vfs.mounts.count + 1 + (recursive ? below.count : 0) + receivers(vfs, of: target.mount).count > maxMounts { return err(ENOSPC) }
+    if vfs.mounts.count + mountsMade(vfs, treeSize: 1 + (recursive ? below.count : 0), under: target.mount) > maxMounts { return err(ENOSPC) }
     let m = vfs.mount(src.inode, at: target, fsType: src.mount.fsType, source: String(decoding: vfs.pathString(src), as: UTF8.self))
     copyMountFields(from: src.mount, to: m)
     if let names = vfs.namesBelowRoot(src), !names.isEmpty {
@@ -487,6 +447,7 @@ private func moveMount(_ t: Task, _ sourceAddr: UInt64, to target: Path) -> Int 
     let vfs = t.kernel.vfs
     vfs.detach(m)
     vfs.attach(m, at: target)
+    propagateMount(vfs, m, at: target)
     return 0
 }
 
@@ -520,34 +481,21 @@ func sysUmount(_ t: Task, _ a: Args) -> Int {
         return err(EBUSY)
     }
     // The mount and every mount below it leave the tree. Under a shared
-    // parent, so do its copies under the parent's peers and slaves, those
-    // with nothing mounted below them (propagate_umount).
+    // parent, so do its copies under the parent's receivers, those with
+    // nothing that stays mounted below them (MountPropagation.swift).
     let tree = vfs.subtree(of: m)
-    var gone = Set(tree.map(ObjectIdentifier.init))
-    // The mounts outside the tree that may hold copies, by group, and
-    // which mounts have mounts on them.
-    var byGroup: [Int: [Mount]] = [:]
-    for o in vfs.mounts where !gone.contains(ObjectIdentifier(o)) {
-        if o.peerGroup != 0 { byGroup[o.peerGroup, default: []].append(o) }
-        if o.masterGroup != 0 { byGroup[o.masterGroup, default: []].append(o) }
-    }
-    let parents = Set(vfs.mounts.compactMap { $0.parent.map(ObjectIdentifier.init) })
-    for g in tree {
-        guard let parent = g.parent, let mp = g.mountpoint, parent.peerGroup != 0 else { continue }
-        let at = Path(mount: parent, dentry: mp)
-        for other in byGroup[parent.peerGroup] ?? [] where other !== parent {
-            guard let place = vfs.samePlace(at, in: other), let c = place.dentry.mounted(under: other), c.root.inode === g.root.inode,
-                  !gone.contains(ObjectIdentifier(c)), !parents.contains(ObjectIdentifier(c)) else { continue }
-            vfs.detach(c)
-            gone.insert(ObjectIdentifier(c))
-        }
-    }
+    let copies = propagatedUnmounts(vfs, of: tree)
+    for c in copies { vfs.detach(c) }
     vfs.detach(m)
-    // Unmounted: in no namespace any more (open_tree cannot copy them).
-    vfs.mounts.removeAll { x in
-        guard gone.contains(ObjectIdentifier(x)) else { return false }
+    var gone = Set(tree.map(ObjectIdentifier.init))
+    for c in copies { for x in vfs.subtree(of: c) { gone.insert(ObjectIdentifier(x)) } }
+    // Unmounted: in no namespace any more (open_tree cannot copy them), and
+    // out of their peer groups (a group's last member hands its slaves on).
+    let leaving = vfs.mounts.filter { gone.contains(ObjectIdentifier($0)) }
+    vfs.mounts.removeAll { gone.contains(ObjectIdentifier($0)) }
+    for x in leaving {
         x.ns = nil
-        return true
+        leavePeerGroup(vfs, x)
     }
     return 0
 }

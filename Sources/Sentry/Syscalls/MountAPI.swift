@@ -15,10 +15,14 @@ func registerMountAPI(_ t: SyscallTable) {
     t[430] = sysFsopen                                                                    // fsopen
     t[431] = sysFsconfig                                                                  // fsconfig
     t[432] = sysFsmount                                                                   // fsmount
+    t[433] = sysFspick                                                                    // fspick
+    t[442] = sysMountSetattr                                                              // mount_setattr
 }
 
 /// An fsopen descriptor: a file system being configured, then made
-/// (FSCONFIG_CMD_CREATE), then mounted once (fsmount).
+/// (FSCONFIG_CMD_CREATE), then mounted once (fsmount); or an fspick one:
+/// the file system of an existing mount (`picked`), whose options
+/// FSCONFIG_CMD_RECONFIGURE changes.
 final class FSContextFD: FileDescription {
     let fsType: String
     var source: String?
@@ -26,9 +30,16 @@ final class FSContextFD: FileDescription {
     var readOnly = false
     var made: NewFileSystem?
     var mounted = false
+    /// fspick's mount: reconfiguring changes its file system.
+    let picked: Mount?
+    /// Whether "ro" or "rw" was given since the last reconfiguration.
+    var readOnlyGiven = false
+    /// A reconfiguration failed: the context takes nothing more (EBUSY).
+    var failed = false
 
-    init(fsType: String, flags: Int32) {
+    init(fsType: String, flags: Int32, picked: Mount? = nil) {
         self.fsType = fsType
+        self.picked = picked
         super.init(flags: flags, path: nil)
     }
     override var seekable: Bool { false }
@@ -66,7 +77,8 @@ func sysFsopen(_ t: Task, _ a: Args) -> Int {
 
 /// fsconfig(fd, cmd, key, value, aux): string and flag parameters
 /// ("source" once), then FSCONFIG_CMD_CREATE (once: EBUSY after) or
-/// FSCONFIG_CMD_RECONFIGURE (accepted, changing nothing here). The binary,
+/// FSCONFIG_CMD_RECONFIGURE (on an fspick descriptor it changes the file
+/// system's options; on a made one it is accepted and changes nothing). The binary,
 /// path and fd parameters are none of these file systems' (EINVAL), as is
 /// FSCONFIG_CMD_CREATE_EXCL (no superblock is shared to refuse).
 func sysFsconfig(_ t: Task, _ a: Args) -> Int {
@@ -75,13 +87,21 @@ func sysFsconfig(_ t: Task, _ a: Args) -> Int {
     guard let f = any as? FSContextFD else { return err(EINVAL) }
     let cmd = a.uint(1)
     func string(_ addr: UInt64) -> String? { addr == 0 ? nil : (try? t.readPath(addr).get()).map { String(decoding: $0, as: UTF8.self) } }
+    if f.failed && cmd <= CMD_RECONFIGURE { return err(EBUSY) }
+    // A tmpfs being reconfigured refuses what it does not know at once.
+    func refused(_ option: String) -> Bool {
+        f.picked?.fsType == "tmpfs" && !superblockFlags.contains(String(option.split(separator: "=").first ?? ""))
+            && TmpfsOptions(option, uid: 0, gid: 0) == nil
+    }
     switch cmd {
     case SET_FLAG:
         guard let key = string(a.a2), a.a3 == 0, a.int(4) == 0 else { return err(EINVAL) }
         switch key {
-        case "ro": f.readOnly = true
-        case "rw": f.readOnly = false
-        default: f.options.append(key)
+        case "ro": f.readOnly = true; f.readOnlyGiven = true
+        case "rw": f.readOnly = false; f.readOnlyGiven = true
+        default:
+            if refused(key) { return err(EINVAL) }
+            f.options.append(key)
         }
         return 0
     case SET_STRING:
@@ -90,11 +110,12 @@ func sysFsconfig(_ t: Task, _ a: Args) -> Int {
             if f.source != nil { return err(EINVAL) }
             f.source = value
         } else {
+            if refused(key + "=" + value) { return err(EINVAL) }
             f.options.append(key + "=" + value)
         }
         return 0
     case CMD_CREATE:
-        if f.made != nil { return err(EBUSY) }
+        if f.made != nil || f.picked != nil { return err(EBUSY) }
         switch newFileSystem(t, f.fsType, f.options.joined(separator: ",")) {
         case .success(var fs):
             fs.readOnly = fs.readOnly || f.readOnly
@@ -103,6 +124,11 @@ func sysFsconfig(_ t: Task, _ a: Args) -> Int {
         case .failure(let e): return e.ret
         }
     case CMD_RECONFIGURE:
+        if let m = f.picked {
+            let r = reconfigure(t, f, m)
+            if r < 0 { f.failed = true }
+            return r
+        }
         return f.made == nil ? err(EBUSY) : 0
     default:
         return err(EINVAL)
@@ -220,12 +246,14 @@ func sysMoveMount(_ t: Task, _ a: Args) -> Int {
         // A detached tree: attached whole, its mounts now the target's.
         for x in vfs.subtree(of: m) { x.ns = targetNS }
         vfs.attach(m, at: target)
+        propagateMount(vfs, m, at: target)
         return 0
     }
     guard ns === t.fs.ns, let parent = m.parent, m.namespaceID == nil else { return err(EINVAL) }
     if parent.peerGroup != 0 { return err(EINVAL) }
     vfs.detach(m)
     vfs.attach(m, at: target)
+    propagateMount(vfs, m, at: target)
     return 0
 }
 
@@ -240,4 +268,183 @@ private func installNew(_ t: Task, _ f: FileDescription, cloexec: Bool) -> Int {
     let fd = t.fds.install(f, cloexec: cloexec, limit: fdLimit(t))
     if fd < 0 { f.release() }
     return fd
+}
+
+/// fspick(dfd, path, flags): an fs context for the file system of the
+/// mount whose root is at the path, to reconfigure (fsconfig's
+/// FSCONFIG_CMD_RECONFIGURE). Linux's order: CAP_SYS_ADMIN (EPERM), the
+/// flags (EINVAL), the lookup, a mount's root (EINVAL).
+func sysFspick(_ t: Task, _ a: Args) -> Int {
+    let CLOEXEC: UInt32 = 1, SYMLINK_NOFOLLOW: UInt32 = 2, NO_AUTOMOUNT: UInt32 = 4, EMPTY_PATH: UInt32 = 8
+    if !mayMount(t) { return err(EPERM) }
+    let flags = a.uint(2)
+    if flags & ~(CLOEXEC | SYMLINK_NOFOLLOW | NO_AUTOMOUNT | EMPTY_PATH) != 0 { return err(EINVAL) }
+    let p: Path
+    switch t.lookup(a.int(0), a.a1, follow: flags & SYMLINK_NOFOLLOW == 0, emptyOK: flags & EMPTY_PATH != 0) {
+    case .success(let r): p = t.kernel.vfs.crossMounts(r)
+    case .failure(let e): return e.ret
+    }
+    guard p.dentry === p.mount.root else { return err(EINVAL) }
+    return installNew(t, FSContextFD(fsType: p.mount.fsType, flags: O_RDWR, picked: p.mount), cloexec: flags & CLOEXEC != 0)
+}
+
+/// The superblock flags every file system takes (vfs_parse_sb_flag).
+private let superblockFlags: Set<String> = ["sync", "async", "dirsync", "lazytime", "nolazytime", "mand", "nomand", "silent", "i_version", "posixacl"]
+
+/// FSCONFIG_CMD_RECONFIGURE of an fspick context: the options given since
+/// the last one change the picked mount's file system (reconfigure_super):
+/// "ro"/"rw" every mount of it (Moat keeps read-only per mount), tmpfs's
+/// size=, nr_blocks= and nr_inodes= its limits (EINVAL below what it
+/// holds; mode=, uid= and gid= are accepted and change nothing, as on
+/// Linux); an option tmpfs does not know is EINVAL.
+private func reconfigure(_ t: Task, _ f: FSContextFD, _ m: Mount) -> Int {
+    let options = f.options.filter { !superblockFlags.contains(String($0.split(separator: "=").first ?? "")) }
+    defer { f.options = []; f.readOnlyGiven = false }
+    let root = m.root.inode
+    if let tr = root as? TmpfsInode, m.fsType == "tmpfs" {
+        guard let o = TmpfsOptions(options.joined(separator: ","), uid: 0, gid: 0) else { return err(EINVAL) }
+        // The limits are the file system's (every inode holds the one
+        // TmpfsBlocks), never set below what is held (shmem_reconfigure).
+        // A tmpfs made without one (Linux's default is half the memory)
+        // gets one now, charged with what its files hold.
+        if o.pagesGiven || o.inodesGiven {
+            if tr.blocks == nil && o.pages == nil && o.inodes == nil { return 0 }
+            let b = tr.blocks ?? TmpfsBlocks(max: nil)
+            let held = tr.blocks == nil ? heldPages(tr) : nil
+            let used = held.map { $0.reduce(0) { $0 + $1.pages.count } } ?? b.used
+            if o.pagesGiven, let n = o.pages, n < used { return err(EINVAL) }
+            if let h = held {
+                for (i, pages) in h { i.blocks = b; i.pages = pages }
+                b.used = used
+            }
+            if o.pagesGiven { b.max = o.pages }
+            if o.inodesGiven { b.maxInodes = o.inodes }
+            var parts: [String] = []
+            if let p = b.max { parts.append("size=\(p * 4)k") }
+            if let n = b.maxInodes { parts.append("nr_inodes=\(n)") }
+            let rest = m.superOptions.split(separator: ",").filter { !$0.hasPrefix("size=") && !$0.hasPrefix("nr_inodes=") }.map(String.init)
+            let text = (parts + rest).joined(separator: ",")
+            for x in t.kernel.vfs.mounts where x.root.inode.dev == root.dev && x.fsType == "tmpfs" { x.superOptions = text }
+        }
+    }
+    if f.readOnlyGiven {
+        let dev = root.dev
+        for x in t.kernel.vfs.mounts where x.root.inode.dev == dev && x.fsType == m.fsType {
+            x.readOnly = f.readOnly
+            x.ns?.event += 1
+        }
+    }
+    return 0
+}
+
+/// mount_setattr(dfd, path, flags, attr, size): changes the per-mount flags
+/// (struct mount_attr's attr_set and attr_clr: MOUNT_ATTR_*) and the
+/// propagation type of the mount whose root is at the path, with
+/// AT_RECURSIVE of every mount below it too, all or none. Linux's order:
+/// the flags (EINVAL), the size (E2BIG past a page, EINVAL below the first
+/// version's 32 bytes), CAP_SYS_ADMIN (EPERM), the copy (EFAULT; E2BIG for
+/// unknown nonzero fields), nothing asked (0, no lookup), the attributes'
+/// validity (EINVAL), MOUNT_ATTR_IDMAP's user namespace (EBADF, EINVAL,
+/// EPERM), the lookup, a mount's root of the caller's namespace or a
+/// detached tree (EINVAL), locked flags (EPERM). Idmapped mounts are not
+/// offered: none of Moat's file systems takes one (EINVAL, as Linux for a
+/// file system without FS_ALLOW_IDMAP).
+func sysMountSetattr(_ t: Task, _ a: Args) -> Int {
+    let AT_RECURSIVE: UInt32 = 0x8000, AT_NO_AUTOMOUNT: UInt32 = 0x800
+    let IDMAP: UInt64 = 0x0010_0000, ATIME: UInt64 = 0x70
+    let flags = a.uint(2)
+    if flags & ~(UInt32(AT_EMPTY_PATH_) | AT_RECURSIVE | UInt32(AT_SYMLINK_NOFOLLOW_) | AT_NO_AUTOMOUNT) != 0 { return err(EINVAL) }
+    let size = a.a4
+    if size > 4096 { return err(E2BIG) }
+    if size < 32 { return err(EINVAL) }
+    if !mayMount(t) { return err(EPERM) }
+    guard let raw = t.copyIn(a.a3, Int(size)) else { return err(EFAULT) }
+    if raw[32...].contains(where: { $0 != 0 }) { return err(E2BIG) }
+    func u64(_ o: Int) -> UInt64 { raw[o..<o + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+    let set = u64(0), clr = u64(8), propagation = u64(16), usernsFD = u64(24)
+    if set == 0 && clr == 0 && propagation == 0 { return 0 }
+    if propagation & ~MountFlags.propagation != 0 || propagation.nonzeroBitCount > 1 { return err(EINVAL) }
+    let valid: UInt64 = 0x1 | 0x2 | 0x4 | 0x8 | ATIME | 0x80 | IDMAP | 0x0020_0000
+    if (set | clr) & ~valid != 0 { return err(EINVAL) }
+    guard var setFlags = mountAttrBits(set), var clrFlags = mountAttrBits(clr) else { return err(EINVAL) }
+    if clr & ATIME != 0 {
+        // The atime rule is one value: cleared whole, then set to one.
+        if clr & ATIME != ATIME { return err(EINVAL) }
+        clrFlags |= MountFlags.atimeRule
+        switch set & ATIME {
+        case 0: setFlags |= MountFlags.relatime
+        case 0x10: setFlags |= MountFlags.noatime
+        case 0x20: break
+        default: return err(EINVAL)
+        }
+    } else if set & ATIME != 0 {
+        return err(EINVAL)
+    }
+    if (set | clr) & IDMAP != 0 {
+        if clr & IDMAP != 0 || usernsFD > UInt64(Int32.max) { return err(EINVAL) }
+        guard let f = t.fds.get(Int32(usernsFD)) else { return err(EBADF) }
+        guard let nsf = f as? NamespaceFile, case .user(let ns) = nsf.kind else { return err(EINVAL) }
+        if ns === UserNamespace.root || !t.creds.capable(Cap.sysAdmin, in: ns) { return err(EPERM) }
+    }
+    let p: Path
+    switch t.lookup(a.int(0), a.a1, follow: flags & UInt32(AT_SYMLINK_NOFOLLOW_) == 0, emptyOK: flags & UInt32(AT_EMPTY_PATH_) != 0) {
+    case .success(let r): p = t.kernel.vfs.crossMounts(r)
+    case .failure(let e): return e.ret
+    }
+    let vfs = t.kernel.vfs
+    vfs.pruneDeadNamespaces()
+    let top = p.mount
+    guard p.dentry === top.root, let ns = top.ns, vfs.mounts.contains(where: { $0 === top }) else { return err(EINVAL) }
+    if top.parent != nil ? ns !== t.fs.ns : (ns.root !== top || isProcessNamespace(t.kernel, ns)) { return err(EINVAL) }
+    if set & IDMAP != 0 { return err(EINVAL) }
+    let mounts = flags & AT_RECURSIVE != 0 ? vfs.subtree(of: top) : [top]
+    // Every mount's new flags first: a locked flag anywhere changes nothing.
+    var changes: [(Mount, UInt64, Bool)] = []
+    for m in mounts {
+        let old = m.flags | (m.readOnly ? MountFlags.rdonly : 0)
+        let new = (old & ~clrFlags) | setFlags
+        if m.locked || m.lockedFlags != 0 {
+            let kept = m.lockedFlags
+            for bit in [MountFlags.rdonly, MountFlags.nosuid, MountFlags.nodev, MountFlags.noexec] where kept & bit != 0 && new & bit == 0 { return err(EPERM) }
+            if kept & MountFlags.atimeRule != new & MountFlags.atimeRule { return err(EPERM) }
+        }
+        changes.append((m, new & ~MountFlags.rdonly, new & MountFlags.rdonly != 0))
+    }
+    if setFlags | clrFlags != 0 {
+        for (m, f, ro) in changes { m.flags = f; m.readOnly = ro }
+        top.ns?.event += 1
+    }
+    if propagation != 0 { setPropagation(vfs, mounts, propagation) }
+    return 0
+}
+
+/// MOUNT_ATTR_* bits but the atime value as mount(2)'s per-mount flags and
+/// MS_RDONLY.
+private func mountAttrBits(_ a: UInt64) -> UInt64? {
+    var f: UInt64 = 0
+    if a & 0x1 != 0 { f |= MountFlags.rdonly }
+    if a & 0x2 != 0 { f |= MountFlags.nosuid }
+    if a & 0x4 != 0 { f |= MountFlags.nodev }
+    if a & 0x8 != 0 { f |= MountFlags.noexec }
+    if a & 0x80 != 0 { f |= MountFlags.nodiratime }
+    if a & 0x0020_0000 != 0 { f |= MountFlags.nosymfollow }
+    return f
+}
+
+/// The inodes of a tmpfs from `root` down, each with the pages its
+/// contents hold (a regular file's up to its size, a long symlink's one),
+/// for a limit given to a tmpfs that had none.
+private func heldPages(_ root: TmpfsInode) -> [(TmpfsInode, pages: Set<Int>)] {
+    var out: [(TmpfsInode, pages: Set<Int>)] = []
+    var seen = Set<ObjectIdentifier>()
+    var stack = [root]
+    while let i = stack.popLast() {
+        guard seen.insert(ObjectIdentifier(i)).inserted else { continue }
+        var pages = Set<Int>()
+        if i.isRegular { pages = Set(0..<(i.fileLength + 4095) / 4096) }
+        else if i.isSymlink && i.target.count >= 128 { pages = [0] }
+        out.append((i, pages))
+        for case let c as TmpfsInode in i.entries.values { stack.append(c) }
+    }
+    return out
 }

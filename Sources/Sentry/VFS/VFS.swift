@@ -80,14 +80,6 @@ final class VFS {
         return out
     }
 
-    /// The lowest peer group number no mount uses (Linux reuses them).
-    func freePeerGroup() -> Int {
-        let used = Set(mounts.flatMap { [$0.peerGroup, $0.masterGroup] })
-        var g = 1
-        while used.contains(g) { g += 1 }
-        return g
-    }
-
     /// The names from `p`'s mount root down to `p` (nil when the dentry
     /// is no longer below it).
     func namesBelowRoot(_ p: Path) -> [[UInt8]]? { names(from: p.mount.root, to: p.dentry) }
@@ -104,12 +96,18 @@ final class VFS {
         return names.reversed()
     }
 
-    /// The same place as `p` in mount `other`, a peer showing the same
-    /// directory of the same file system (mount propagation).
+    /// The same place as `p` in mount `other` of the same file system
+    /// (mount propagation): the directory at the same path in the file
+    /// system, when `other` shows it (its root is at or above it); nil
+    /// otherwise.
     func samePlace(_ p: Path, in other: Mount) -> Path? {
-        guard other.root.inode === p.mount.root.inode, other.rootPath == p.mount.rootPath,
-              let names = namesBelowRoot(p) else { return nil }
-        return walkNames(names, in: other)
+        guard let names = namesBelowRoot(p) else { return nil }
+        if other.root.inode === p.mount.root.inode && other.rootPath == p.mount.rootPath { return walkNames(names, in: other) }
+        guard other.root.inode.dev == p.mount.root.inode.dev else { return nil }
+        let full = p.mount.rootPath.utf8.split(separator: 47).map(Array.init) + names
+        let base = other.rootPath.utf8.split(separator: 47).map(Array.init)
+        guard full.starts(with: base) else { return nil }
+        return walkNames(Array(full.dropFirst(base.count)), in: other)
     }
 
     /// The place `names` lead to from `m`'s root.
