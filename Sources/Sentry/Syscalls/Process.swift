@@ -141,7 +141,7 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
 
 /// unshare(2): private file table, fs context, semaphore undo list, UTS,
 /// IPC (Kernel/IPCNamespaces.swift), mount and pid namespace (the caller's
-/// next child is pid 1 of a new one, one level below the root:
+/// next child is pid 1 of a new one, below the caller's own:
 /// Kernel/PidNamespaces.swift), cgroup namespace (rooted at the process's
 /// cgroup: Kernel/Cgroups.swift), user namespace (Kernel/UserNamespaces.swift:
 /// made first, so the others are the new one's and need no capability
@@ -269,9 +269,9 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     } else if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A network namespace also wants CAP_SYS_ADMIN over its owner (netns_install).
     if let n = net, !t.creds.capable(Cap.sysAdmin, in: n.owner) { return err(EPERM) }
+    // A pid namespace for the children: the caller's own or one below it (Linux's pidns_install).
+    if let target = pid, !t.kernel.pidNS(target, isWithin: PidNS.index(t.tg.tgid)) { return err(EINVAL) }
     let own = PidNS.index(t.tg.tgid)
-    // Below the root every namespace is a leaf: only the root has others below it.
-    if let target = pid, target != own && own != 0 { return err(EINVAL) }
     if let target = pid { t.childPidNS = target == own ? nil : target }
     if let n = ipc {
         t.ownIPC = n === t.kernel.ipc ? nil : n
@@ -409,6 +409,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.cgroup = cgroup
         parent.children.append(tg)
         k.threadGroups[tid] = tg
+        k.cgroupMembershipChanged()                                         // cgroup.events: populated
         if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }
     }
     let mm: MemoryManager
@@ -724,7 +725,13 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
 func sysGetpid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.tgid)) }
 func sysGettid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tid)) }
 /// A parent in another namespace (the init of an application's) is 0, as on Linux.
-func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpidIfSeen(t.tg.parentTgid.load(ordering: .relaxed))) }
+/// A parent is in the caller's pid namespace or in one above it, which the
+/// caller cannot see (0); no map of Kernel's is read: the call is LockFree.
+func sysGetppid(_ t: Task, _: Args) -> Int {
+    let p = t.tg.parentTgid.load(ordering: .relaxed), own = t.tid & ~PidNS.mask
+    if own == 0 { return Int(p) }
+    return p & ~PidNS.mask == own ? Int(p & PidNS.mask) : 0
+}
 
 // MARK: - pidfd, kcmp
 
