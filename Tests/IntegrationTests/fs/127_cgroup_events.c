@@ -11,6 +11,7 @@
  * opened with (the common ancestor's cgroup.procs must be writable by the
  * opener), not the writer's. */
 #include "t.h"
+#include "cgroup.h"
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -18,41 +19,6 @@
 #define TOP "/tmp/cg127"
 
 static char scratch[512], own[256];
-
-static int wr(const char *path, const char *s) {
-    int fd = open(path, O_WRONLY);
-    if (fd < 0) return -1;
-    int r = write(fd, s, strlen(s)) < 0 ? -1 : 0;
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
-}
-
-static int wr_pid(const char *path, pid_t p) {
-    char b[32];
-    snprintf(b, sizeof b, "%d", p);
-    return wr(path, b);
-}
-
-static ssize_t rd(const char *path, char *buf, size_t size) {
-    buf[0] = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n >= 0) buf[n] = 0;
-    return n;
-}
-
-static void cgroup_of(pid_t p, char *out, size_t size) {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/cgroup", p);
-    snprintf(out, size, "?");
-    if (rd(path, buf, sizeof buf) < 0) return;
-    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
-        if (!strncmp(l, "0::", 3)) { snprintf(out, size, "%s", l + 3); return; }
-}
 
 static const char *at(const char *rel) {
     static char p[4][700];
