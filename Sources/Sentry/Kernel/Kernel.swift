@@ -247,20 +247,33 @@ final class Kernel: @unchecked Sendable {
     /// namespace's own is its low 22 bits, PidNamespaces.swift), and a
     /// number in each namespace above it (but, in a pod, the root).
     /// Requires: mu held.
-    func allocPid(namespace ns: Int32 = 0) -> Int32? {
-        guard let local = allocNumber(in: ns) else { return nil }
+    func allocPid(namespace ns: Int32 = 0) -> Int32? { try? allocPid(namespace: ns, wanted: [], privileged: false).get() }
+
+    /// allocPid with the numbers clone3's set_tid asks for: `wanted[i]` in
+    /// the i-th namespace from `ns` up (Linux's alloc_pid checks: EINVAL,
+    /// EPERM without `privileged`, EEXIST for a number in use).
+    func allocPid(namespace ns: Int32, wanted: [Int32], privileged: Bool) -> Result<Int32, Errno> {
+        var levels: [Int32] = [ns]                                      // ns, then each one above it
+        while let l = levels.last, l != 0 { levels.append(parentPidNS(l)) }
+        if wanted.count > levels.count { return .failure(Errno(EINVAL)) }
+        for (i, w) in wanted.enumerated() {
+            let l = levels[i]
+            if w < 1 || w >= pidMax { return .failure(Errno(EINVAL)) }
+            if w != 1 && l != 0 && namespaceInit(of: PidNS.base(l)) == nil { return .failure(Errno(EINVAL)) }
+            if !privileged { return .failure(Errno(EPERM)) }
+            if pidInUse(PidNS.base(l) | w) || nestedRoots[l]?[w].map(pidInUse) == true { return .failure(Errno(EEXIST)) }
+        }
+        func number(_ i: Int) -> Int32? { i < wanted.count ? wanted[i] : allocNumber(in: levels[i]) }
+        guard let local = number(0) else { return .failure(Errno(EAGAIN)) }
         let p = PidNS.base(ns) | local
         nestedRoots[ns]?[local] = nil                                   // a departed task's entry
-        if ns == 0 { return p }
-        var a: Int32? = parentPidNS(ns)
-        while let up = a, up != 0 || !podMode {
+        for (i, up) in levels.enumerated().dropFirst() where up != 0 || !podMode {
             if let old = nestedPids[up]?[p], nestedRoots[up]?[old] == p { nestedRoots[up]![old] = nil }
-            guard let n = allocNumber(in: up) else { return nil }
+            guard let n = number(i) else { return .failure(Errno(EAGAIN)) }
             nestedPids[up, default: [:]][p] = n
             nestedRoots[up, default: [:]][n] = p
-            a = up == 0 ? nil : parentPidNS(up)
         }
-        return p
+        return .success(p)
     }
 
     /// A number namespace `ns` gives no live task, process group or

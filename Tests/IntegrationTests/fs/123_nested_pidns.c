@@ -8,8 +8,10 @@
  * 0 (SO_PEERCRED, a signal's si_pid) and B as 1; each namespace counts from
  * 1 on its own (ns_last_pid); B, an init, takes D when C exits; B's exit
  * kills what is left in ns2; nsfs: NS_GET_PARENT and setns for children
- * into a namespace below (allowed) and above (EINVAL, EPERM). Every line is
- * about numbers Linux defines, none a host pid. */
+ * into a namespace below (allowed) and above (EINVAL, EPERM); clone3's
+ * set_tid, a pid per level from the child's namespace up (A's own levels
+ * only: EEXIST, EINVAL). Every line is about numbers Linux defines, none a
+ * host pid. */
 #include "t.h"
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -52,6 +54,18 @@ static long last_pid(void) {
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     return n > 0 ? atol(buf) : -1;
+}
+
+/* clone3 with set_tid; the child exits at once. The pid or -1 errno. */
+static long clone3_tid(unsigned long flags, const pid_t *tids, size_t n) {
+    struct { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup; } a;
+    memset(&a, 0, sizeof a);
+    a.flags = flags; a.exit_signal = SIGCHLD; a.set_tid = (uintptr_t)tids; a.set_tid_size = n;
+    fflush(stdout);
+    long r = syscall(SYS_clone3, &a, sizeof a);
+    if (r == 0) _exit(0);
+    if (r > 0) waitpid(r, NULL, 0);
+    return r;
 }
 
 static int wait_signal(int sig) {
@@ -194,6 +208,12 @@ static int run_a(void *arg) {
     say("A: ns_last_pid = %ld", last_pid());
     /* E, the last of ns2, was killed with B: its end of the pipe is closed. */
     say("A: read of the pipe E held = %zd", read(deathpipe[0], &x, 1));
+    pid_t t1[] = { 1, 42 }, t2[] = { 77 }, t3[] = { 1, 1 }, t4[] = { 5 }, t5[] = { 1, 2, 3, 4 };
+    T(clone3_tid(CLONE_NEWPID, t1, 2));         /* pid 1 of a new namespace, 42 in ns1 */
+    T(clone3_tid(0, t2, 1));                    /* 77 in ns1 */
+    T(clone3_tid(CLONE_NEWPID, t3, 2));         /* 1 is A's in ns1: EEXIST */
+    T(clone3_tid(CLONE_NEWPID, t4, 1));         /* a new namespace's first is 1: EINVAL */
+    T(clone3_tid(CLONE_NEWPID, t5, 4));         /* three levels from the child up: EINVAL */
     unlink(SOCK);
     return 6;
 }
