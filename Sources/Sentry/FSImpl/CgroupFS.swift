@@ -39,6 +39,11 @@ final class CgroupDirInode: Inode {
         // One inode per file, kept by the cgroup: a chmod or chown (a
         // delegation) stays.
         if let f = cgroup.fileInodes[s] { return .success(f) }
+        if s == "cgroup.events" && !kernel.cgroups.eventsWatched {
+            // From now on membership changes are events (Kernel.cgroupMembershipChanged).
+            kernel.cgroups.eventsWatched = true
+            kernel.updatePopulated(notify: false)
+        }
         let f = CgroupFileInode(cgroup, files[i], index: i, kernel: kernel)
         f.uid = cgroup.owner.uid; f.gid = cgroup.owner.gid
         cgroup.fileInodes[s] = f
@@ -78,12 +83,13 @@ final class CgroupDirInode: Inode {
 }
 
 /// An interface file: what it shows (nil: write-only), and what a write
-/// does (nil: read-only).
+/// does (nil: read-only), given the writer and the credentials the file
+/// was opened with (Linux checks a cgroup.procs write with those).
 struct CgroupFile {
     let name: String
     let mode: UInt32
     let show: ((Task) -> String)?
-    let store: ((Task, String) -> Int32?)?
+    let store: ((Task, String, Credentials) -> Int32?)?
 }
 
 /// A cgroup's interface file.
@@ -106,7 +112,7 @@ final class CgroupFileInode: Inode {
     }
     override func open(_ t: Task, flags: Int32) -> Result<FileDescription, Errno> {
         if !present { return .failure(Errno(ENODEV)) }
-        return .success(CgroupFileFD(self, data: Array((file.show?(t) ?? "").utf8), flags: flags))
+        return .success(CgroupFileFD(self, data: Array((file.show?(t) ?? "").utf8), flags: flags, creds: t.creds))
     }
 }
 
@@ -114,17 +120,31 @@ final class CgroupFileInode: Inode {
 /// passes the mode bits); reading one with nothing to show, or writing one
 /// that takes nothing, is EINVAL; once the file is gone (its cgroup
 /// removed, its controller disabled) both are ENODEV.
+///
+/// cgroup.events polls as kernfs's files with notifications do: POLLERR
+/// and POLLPRI while the cgroup has counted an event this open file has
+/// not read past (a new one has: the count starts at 1, the file's at 0),
+/// and a read from the start shows the present state and catches up.
 final class CgroupFileFD: FileDescription {
     let node: CgroupFileInode
-    /// What a read shows: made at open, as a seq_file's first read would.
-    let data: [UInt8]
-    init(_ node: CgroupFileInode, data: [UInt8], flags: Int32) {
-        self.node = node; self.data = data
+    /// What a read shows: made at open, as a seq_file's first read would
+    /// (cgroup.events: again at each read from the start).
+    private(set) var data: [UInt8]
+    /// The credentials of the opener (Linux's f_cred).
+    let creds: Credentials
+    private var eventsRead = 0
+    private var isEvents: Bool { node.file.name == "cgroup.events" }
+    init(_ node: CgroupFileInode, data: [UInt8], flags: Int32, creds: Credentials) {
+        self.node = node; self.data = data; self.creds = creds
         super.init(flags: flags, path: nil)
     }
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if !node.present { return err(ENODEV) }
-        if node.file.show == nil { return err(EINVAL) }
+        guard let show = node.file.show else { return err(EINVAL) }
+        if isEvents && (off ?? offset) == 0 {
+            data = Array(show(t).utf8)
+            eventsRead = node.cgroup.eventsCount
+        }
         return data.withUnsafeBytes { readFromBytes(t, $0, self, buf, count, off) }
     }
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -132,9 +152,16 @@ final class CgroupFileFD: FileDescription {
         guard let store = node.file.store else { return err(EINVAL) }
         if count > 4096 { return err(EINVAL) }
         guard let b = t.copyIn(buf, count) else { return err(EFAULT) }
-        if let e = store(t, String(decoding: b, as: UTF8.self)) { return err(e) }
+        if let e = store(t, String(decoding: b, as: UTF8.self), creds) { return err(e) }
         return count
     }
+    override func readiness() -> Int16 {
+        guard isEvents, eventsRead != node.cgroup.eventsCount else { return super.readiness() }
+        return super.readiness() | Int16(POLLERR | POLLPRI)
+    }
+    override func addWaiter(_ t: Waiter) { if isEvents { node.cgroup.eventsWaiters.add(t) } }
+    override func removeWaiter(_ t: Waiter) { if isEvents { node.cgroup.eventsWaiters.remove(t) } }
+    override func wakeups() -> UInt64 { isEvents ? node.cgroup.eventsWaiters.wakeups : 0 }
     override func fileSize() -> Int64 { Int64(data.count) }
 }
 
@@ -142,12 +169,13 @@ extension Kernel {
     /// Linux's cgroup_procs_write_permission (and, for CLONE_INTO_CGROUP,
     /// cgroup_may_write of the destination): the mover may write the
     /// cgroup.procs of the closest cgroup holding both ends.
-    func cgroupMayMigrate(_ t: Task, from: Cgroup, to: Cgroup, too: Bool = false) -> Bool {
+    /// The check is made with `creds` (a cgroup.procs file's opener's), else the mover's.
+    func cgroupMayMigrate(_ t: Task, from: Cgroup, to: Cgroup, too: Bool = false, creds: Credentials? = nil) -> Bool {
         var common = from
         while !to.isWithin(common), let p = common.parent { common = p }
         func mayWrite(_ c: Cgroup) -> Bool {
             guard case .success(let procs) = cgroupDir(c).lookup(Array("cgroup.procs".utf8)) else { return false }
-            return t.mayAccess(procs, 2)
+            return (creds ?? t.creds).permits(procs, 2)
         }
         return mayWrite(common) && (!too || mayWrite(to))
     }
@@ -183,12 +211,12 @@ func cpuRanges(_ cpus: [Int32]) -> String {
 /// The interface files of `c`, in the order Linux lists them.
 func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
     func ro(_ n: String, _ show: @escaping (Task) -> String) -> CgroupFile { CgroupFile(name: n, mode: 0o444, show: show, store: nil) }
-    func rw(_ n: String, _ show: @escaping (Task) -> String, _ store: @escaping (Task, String) -> Int32?) -> CgroupFile {
+    func rw(_ n: String, _ show: @escaping (Task) -> String, _ store: @escaping (Task, String, Credentials) -> Int32?) -> CgroupFile {
         CgroupFile(name: n, mode: 0o644, show: show, store: store)
     }
     /// A limit file: its value, and a write checked and recorded.
     func limit(_ n: String) -> CgroupFile {
-        rw(n, { _ in c.value(n) + "\n" }) { _, s in
+        rw(n, { _ in c.value(n) + "\n" }) { _, s, _ in
             guard let v = Cgroup.normalize(n, s, old: c.value(n)) else { return EINVAL }
             if v == Cgroup.outOfRange { return ERANGE }
             c.values[n] = v
@@ -205,7 +233,7 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
     var files: [CgroupFile] = [
         ro("cgroup.controllers") { _ in maskLine(c.controllers) },
         ro("cgroup.events") { _ in "populated \(populated() ? 1 : 0)\nfrozen 0\n" },
-        CgroupFile(name: "cgroup.kill", mode: 0o200, show: nil, store: { _, s in
+        CgroupFile(name: "cgroup.kill", mode: 0o200, show: nil, store: { _, s, _ in
             guard let n = kernelInt(s) else { return EINVAL }
             if n != 1 { return ERANGE }
             var info = SigInfo(signo: SIGKILL)
@@ -213,13 +241,13 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
             for tg in k.cgroupMembers(c, subtree: true) { tg.sendSignal(SIGKILL, info) }
             return nil
         }),
-        rw("cgroup.max.depth", { _ in c.maxDepth.map { "\($0)\n" } ?? "max\n" }) { _, s in
+        rw("cgroup.max.depth", { _ in c.maxDepth.map { "\($0)\n" } ?? "max\n" }) { _, s, _ in
             switch count(s) {
             case .success(let n): c.maxDepth = n; return nil
             case .failure(let e): return e.code
             }
         },
-        rw("cgroup.max.descendants", { _ in c.maxDescendants.map { "\($0)\n" } ?? "max\n" }) { _, s in
+        rw("cgroup.max.descendants", { _ in c.maxDescendants.map { "\($0)\n" } ?? "max\n" }) { _, s, _ in
             switch count(s) {
             case .success(let n): c.maxDescendants = n; return nil
             case .failure(let e): return e.code
@@ -227,14 +255,14 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
         },
         rw("cgroup.procs", { t in
             k.cgroupMembers(c).compactMap { tg in let p = t.vpidIfSeen(tg.tgid); return p == 0 ? nil : "\(p)\n" }.joined()
-        }) { t, s in cgroupProcsWrite(t, c, s, threads: false) },
+        }) { t, s, cr in cgroupProcsWrite(t, c, s, threads: false, creds: cr) },
         ro("cgroup.stat") { _ in "nr_descendants \(c.descendants)\nnr_dying_descendants 0\n" },
-        rw("cgroup.subtree_control", { _ in maskLine(c.subtreeControl) }) { _, s in subtreeControlWrite(k, c, s) },
+        rw("cgroup.subtree_control", { _ in maskLine(c.subtreeControl) }) { _, s, _ in subtreeControlWrite(k, c, s) },
         rw("cgroup.threads", { t in
             k.cgroupMembers(c).flatMap { $0.tasks }.compactMap { x in let p = t.vpidIfSeen(x.tid); return p == 0 ? nil : "\(p)\n" }.joined()
-        }) { t, s in cgroupProcsWrite(t, c, s, threads: true) },
+        }) { t, s, cr in cgroupProcsWrite(t, c, s, threads: true, creds: cr) },
         // Threaded cgroups are not modelled: every cgroup is a domain.
-        rw("cgroup.type", { _ in "domain\n" }) { _, s in s.hasPrefix("threaded") ? EOPNOTSUPP : EINVAL },
+        rw("cgroup.type", { _ in "domain\n" }) { _, s, _ in s.hasPrefix("threaded") ? EOPNOTSUPP : EINVAL },
         ro("cpu.stat") { _ in
             let ns = k.cgroupMembers(c, subtree: true).reduce(Int64(0)) { $0 + $1.sampleCPU() + $1.stimeNs }
             let us = ns / 1000
@@ -277,18 +305,25 @@ func cgroupFiles(_ c: Cgroup, _ k: Kernel) -> [CgroupFile] {
 /// or of one thread id to cgroup.threads (which, every cgroup being a
 /// domain, cannot move a thread alone: EOPNOTSUPP unless it is there).
 /// Both ends of the move must be within the writer's cgroup namespace
-/// (ENOENT), as Linux's cgroup_procs_write_permission requires.
-private func cgroupProcsWrite(_ t: Task, _ c: Cgroup, _ s: String, threads: Bool) -> Int32? {
+/// (ENOENT), and the file's opener (`creds`) must be allowed to write the
+/// cgroup.procs of their common ancestor (EACCES), as Linux's
+/// cgroup_procs_write_permission requires. A zombie (not reaped yet) is
+/// found but stays where it is, as Linux's migration skips an exiting task.
+private func cgroupProcsWrite(_ t: Task, _ c: Cgroup, _ s: String, threads: Bool, creds: Credentials) -> Int32? {
     let k = t.kernel
     guard let n = kernelInt(s), n >= 0 else { return EINVAL }
-    let target: Task?
-    if n == 0 { target = t } else { target = k.tasks[t.gpid(Int32(n))] }
-    guard let x = target, k.sees(t, x.tg), !x.tg.zombie else { return ESRCH }
+    let target: ThreadGroup?
+    if n == 0 { target = t.tg } else {
+        let p = t.gpid(Int32(n))
+        target = k.tasks[p]?.tg ?? (threads ? nil : k.threadGroups[p].flatMap { $0.zombie && !$0.reaped ? $0 : nil })
+    }
+    guard let x = target, k.sees(t, x) else { return ESRCH }
     let root = t.cgroupNSRoot
-    if !c.isWithin(root) || !x.tg.cgroup.isWithin(root) { return ENOENT }
-    if !k.cgroupMayMigrate(t, from: x.tg.cgroup, to: c) { return EACCES }
-    if threads { return x.tg.cgroup === c ? nil : EOPNOTSUPP }
-    return k.cgroupAttach(x.tg, to: c)?.code
+    if !c.isWithin(root) || !x.cgroup.isWithin(root) { return ENOENT }
+    if !k.cgroupMayMigrate(t, from: x.cgroup, to: c, creds: creds) { return EACCES }
+    if x.zombie { return nil }
+    if threads { return x.cgroup === c ? nil : EOPNOTSUPP }
+    return k.cgroupAttach(x, to: c)?.code
 }
 
 /// Controllers of Linux the sandbox does not present: enabling one is

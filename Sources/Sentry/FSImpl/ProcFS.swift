@@ -170,9 +170,9 @@ extension Kernel {
             e.append(DirEntry(ino: 22, type: 10, name: Array("net".utf8)))
             e.append(DirEntry(ino: 16, type: 10, name: Array("mounts".utf8)))
             e.append(DirEntry(ino: 50, type: 4, name: Array("sysvipc".utf8)))
-            for pid in k.threadGroups.keys.sorted() where k.sees(t, k.threadGroups[pid]!) {
-                let n = t?.vpid(pid) ?? pid
-                e.append(DirEntry(ino: k.procPidIno(k.threadGroups[pid]!, tid: nil), type: 4, name: Array("\(n)".utf8)))
+            // In pid order as the reader's namespace numbers them.
+            for (n, tg) in k.threadGroups.values.filter({ k.sees(t, $0) }).map({ (t?.vpid($0.tgid) ?? $0.tgid, $0) }).sorted(by: { $0.0 < $1.0 }) {
+                e.append(DirEntry(ino: k.procPidIno(tg, tid: nil), type: 4, name: Array("\(n)".utf8)))
             }
             return e
         })
@@ -385,7 +385,7 @@ extension Kernel {
         entries["limits"] = { file(12) { Array(k.procLimits(tg).utf8) } }
         // cgroup v2's one line, the path as the reader's cgroup namespace sees it.
         entries["cgroup"] = { ProcNode(kernel: k, ino: base + 25, mode: S_IFREG_ | 0o444, content: { r in
-            Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\n".utf8)
+            Array("0::\(tg.cgroup.path(from: r.cgroupNSRoot))\(tg.cgroup.removed ? " (deleted)" : "")\n".utf8)   // a zombie's removed cgroup
         }) }
         entries["net"] = { k.makeProcNetDir(task) }
         entries["uid_map"] = { k.procIDMapNode(tg, base + 14, uid: true, task) }
@@ -557,16 +557,19 @@ extension Kernel {
     }
 
     /// NStgid, NSpid, NSpgid, NSsid: a number per pid namespace from the
-    /// reader's down to the process's, tab-separated as Linux prints them.
-    /// Two levels at most (Kernel/PidNamespaces.swift): a reader in the root
-    /// sees a process of another namespace by its root and its local number;
-    /// a group or session outside the process's namespace is 0 in it.
+    /// reader's down to the process's, tab-separated as Linux prints them
+    /// (Kernel/PidNamespaces.swift); a group or session outside one of
+    /// those namespaces is 0 in it.
     private func nsLines(_ tg: ThreadGroup, _ t: Task?, reader: Task?) -> String {
-        let ns = PidNS.index(tg.tgid)
-        let both = ns != 0 && (reader.map { PidNS.index($0.tg.tgid) == 0 } ?? false)
+        let top = reader.map { PidNS.index($0.tg.tgid) }
+        var levels: [Int32] = []                                        // the process's namespace up to the reader's
+        if let top = top, pidNS(PidNS.index(tg.tgid), isWithin: top) {
+            var ns = PidNS.index(tg.tgid)
+            while true { levels.append(ns); if ns == top { break }; ns = parentPidNS(ns) }
+        }
         func nums(_ p: Int32) -> String {
-            guard both else { return String(reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask) }
-            return "\(p)\t\(PidNS.index(p) == ns ? p & PidNS.mask : 0)"
+            guard levels.count > 1 else { return String(reader.map { $0.vpidIfSeen(p) } ?? p & PidNS.mask) }
+            return levels.reversed().map { String(pidNumber(p, in: $0)) }.joined(separator: "\t")
         }
         return "NStgid:\t\(nums(tg.tgid))\nNSpid:\t\(nums(t?.tid ?? tg.tgid))\nNSpgid:\t\(nums(tg.pgid))\nNSsid:\t\(nums(tg.sid))\n"
     }

@@ -14,7 +14,9 @@
 import CMoat
 import Glibc
 
-/// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them.
+/// Credentials as SCM_CREDENTIALS and SO_PEERCRED carry them: the pid is
+/// the root number (Kernel/PidNamespaces.swift), given to the reader as its
+/// own pid namespace numbers it.
 struct UnixCred { var pid: Int32; var uid: UInt32; var gid: UInt32 }
 func sameWriter(_ a: UnixCred, _ b: UnixCred) -> Bool { a.pid == b.pid && a.uid == b.uid && a.gid == b.gid }
 /// Two sends' credentials alike (none on either counts as alike only with none).
@@ -27,7 +29,7 @@ func sameCred(_ a: UnixCred?, _ b: UnixCred?) -> Bool {
 }
 
 extension Task {
-    var unixCred: UnixCred { UnixCred(pid: vpid(tg.tgid), uid: creds.euid, gid: creds.egid) }
+    var unixCred: UnixCred { UnixCred(pid: tg.tgid, uid: creds.euid, gid: creds.egid) }
 }
 
 /// What one send carried besides bytes.

@@ -53,6 +53,14 @@ final class Cgroup {
     var owner: (uid: UInt32, gid: UInt32) = (0, 0)
     /// Removed by rmdir: names nothing any more (an open fd of it stays).
     var removed = false
+    /// cgroup.events: whether a live process is in the subtree, as last
+    /// reported, and a count of its changes (kernfs's event counter, 1 at
+    /// first, so a new open file's poll reports it once); pollers wait on
+    /// `eventsWaiters`. Kept only once some cgroup.events file was looked
+    /// up (CgroupHierarchy.eventsWatched).
+    var populatedSeen = false
+    var eventsCount = 1
+    var eventsWaiters = WaitQueue()
     let ino: UInt64
     unowned let hierarchy: CgroupHierarchy
 
@@ -180,6 +188,9 @@ final class CgroupHierarchy {
 
     /// The sandbox's cgroup namespace, rooted at `root`.
     private(set) var rootNamespace: CgroupNamespace! = nil
+    /// Whether a cgroup.events file was ever looked up: until then no
+    /// membership change is looked at (Kernel.cgroupMembershipChanged).
+    var eventsWatched = false
 
     init() {
         root = Cgroup(name: "", parent: nil, hierarchy: self, ino: nextIno())
@@ -228,6 +239,43 @@ final class CgroupHierarchy {
 }
 
 extension Kernel {
+    /// A process entered the hierarchy, moved, or left it (became a
+    /// zombie): each cgroup whose "populated" changed counts an event, wakes
+    /// its cgroup.events pollers (POLLPRI) and gives the file's inotify
+    /// watches IN_MODIFY, as Linux's cgroup_update_populated and
+    /// kernfs_notify. Nothing until a cgroup.events file was looked up.
+    /// Requires: mu held.
+    func cgroupMembershipChanged() {
+        guard cgroups.eventsWatched else { return }
+        updatePopulated(notify: true)
+    }
+
+    /// Brings every cgroup's `populatedSeen` to the present; with `notify`,
+    /// a change is an event. Requires: mu held.
+    func updatePopulated(notify: Bool) {
+        var populated = Set<ObjectIdentifier>()
+        for tg in threadGroups.values where !tg.zombie {
+            var x: Cgroup? = tg.cgroup
+            while let c = x, populated.insert(ObjectIdentifier(c)).inserted { x = c.parent }
+        }
+        func visit(_ c: Cgroup) {
+            let now = populated.contains(ObjectIdentifier(c))
+            if now != c.populatedSeen {
+                c.populatedSeen = now
+                if notify {
+                    c.eventsCount += 1
+                    c.eventsWaiters.notifyAll()
+                    if let f = c.fileInodes["cgroup.events"] {
+                        inotifyInode(f, IN_MODIFY_)
+                        if let d = c.dirInode { inotifyEntry(d, Array("cgroup.events".utf8), IN_MODIFY_, isDir: false) }
+                    }
+                }
+            }
+            for child in c.children.values { visit(child) }
+        }
+        visit(cgroups.root)
+    }
+
     /// The live processes of `c` (or of its subtree). Requires: mu held.
     func cgroupMembers(_ c: Cgroup, subtree: Bool = false) -> [ThreadGroup] {
         threadGroups.values.filter { tg in
@@ -279,6 +327,7 @@ extension Kernel {
         if c.removed { return Errno(ENOENT) }
         if c.parent != nil && !c.subtreeControl.isEmpty && tg.cgroup !== c { return Errno(EBUSY) }
         tg.cgroup = c
+        cgroupMembershipChanged()
         return nil
     }
 }

@@ -101,6 +101,14 @@ final class Kernel: @unchecked Sendable {
     let fileHandles = FileHandleTable()
     /// The next pid to try in each pid namespace but the root (PidNamespaces.swift).
     var nextNamespacePid: [Int32: Int32] = [:]
+    /// The parent of each pid namespace made inside another one but the
+    /// root (PidNamespaces.swift); the others' parent is the root.
+    var pidNSParent: [Int32: Int32] = [:]
+    /// The numbers a pid namespace gives the tasks of the namespaces
+    /// below it (not its own: those are their root number's low bits),
+    /// by namespace: root number to number, and number to root number.
+    var nestedPids: [Int32: [Int32: Int32]] = [:]
+    var nestedRoots: [Int32: [Int32: Int32]] = [:]
     /// How many NamespaceFiles name each pid namespace but the root: those
     /// indexes are not reused. Its own lock: a file goes away whenever its
     /// last reference does, with or without mu.
@@ -236,19 +244,55 @@ final class Kernel: @unchecked Sendable {
 
     /// Allocates a pid not used by any task, thread group, process group or
     /// session, in pid namespace `namespace` (its root number: the
-    /// namespace's own is its low 22 bits, PidNamespaces.swift).
+    /// namespace's own is its low 22 bits, PidNamespaces.swift), and a
+    /// number in each namespace above it (but, in a pod, the root).
     /// Requires: mu held.
-    func allocPid(namespace ns: Int32 = 0) -> Int32? {
+    func allocPid(namespace ns: Int32 = 0) -> Int32? { try? allocPid(namespace: ns, wanted: [], privileged: false).get() }
+
+    /// allocPid with the numbers clone3's set_tid asks for: `wanted[i]` in
+    /// the i-th namespace from `ns` up (Linux's alloc_pid checks: EINVAL,
+    /// EPERM without `privileged`, EEXIST for a number in use).
+    func allocPid(namespace ns: Int32, wanted: [Int32], privileged: Bool) -> Result<Int32, Errno> {
+        var levels: [Int32] = [ns]                                      // ns, then each one above it
+        while let l = levels.last, l != 0 { levels.append(parentPidNS(l)) }
+        if wanted.count > levels.count { return .failure(Errno(EINVAL)) }
+        for (i, w) in wanted.enumerated() {
+            let l = levels[i]
+            if w < 1 || w >= pidMax { return .failure(Errno(EINVAL)) }
+            if w != 1 && l != 0 && namespaceInit(of: PidNS.base(l)) == nil { return .failure(Errno(EINVAL)) }
+            if !privileged { return .failure(Errno(EPERM)) }
+            if pidInUse(PidNS.base(l) | w) || nestedRoots[l]?[w].map(pidInUse) == true { return .failure(Errno(EEXIST)) }
+        }
+        func number(_ i: Int) -> Int32? { i < wanted.count ? wanted[i] : allocNumber(in: levels[i]) }
+        guard let local = number(0) else { return .failure(Errno(EAGAIN)) }
+        let p = PidNS.base(ns) | local
+        nestedRoots[ns]?[local] = nil                                   // a departed task's entry
+        for (i, up) in levels.enumerated().dropFirst() where up != 0 || !podMode {
+            if let old = nestedPids[up]?[p], nestedRoots[up]?[old] == p { nestedRoots[up]![old] = nil }
+            guard let n = number(i) else { return .failure(Errno(EAGAIN)) }
+            nestedPids[up, default: [:]][p] = n
+            nestedRoots[up, default: [:]][n] = p
+        }
+        return .success(p)
+    }
+
+    /// A number namespace `ns` gives no live task, process group or
+    /// session, its own or one below. Requires: mu held.
+    private func allocNumber(in ns: Int32) -> Int32? {
         var next = ns == 0 ? nextPid : nextNamespacePid[ns] ?? 1
         defer { if ns == 0 { nextPid = next } else { nextNamespacePid[ns] = next } }
         for _ in 1..<Int(pidMax) {
             if next >= pidMax { next = 300 }                                // ns_last_pid may leave it at pid_max
-            let p = PidNS.base(ns) | next
+            let n = next, p = PidNS.base(ns) | n
             next = next >= pidMax - 1 ? 300 : next + 1
-            if tasks[p] == nil && threadGroups[p] == nil && !pidInUseAsGroup(p) { return p }
+            if pidInUse(p) { continue }
+            if let below = nestedRoots[ns]?[n], pidInUse(below) { continue }
+            return n
         }
         return nil
     }
+
+    private func pidInUse(_ p: Int32) -> Bool { tasks[p] != nil || threadGroups[p] != nil || pidInUseAsGroup(p) }
     let pidMax: Int32 = 4_194_304
 
     /// kernel.ns_last_pid: the last pid `allocPid` gave out (or was told

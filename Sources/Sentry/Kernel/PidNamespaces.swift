@@ -1,35 +1,50 @@
-// Pid namespaces, in the form a pod Sentry needs: two levels. The Sentry's
+// Pid namespaces. The Sentry's
 // own (root) namespace holds every task; a pod's containers are each in a
 // namespace of their own (CRI NamespaceMode CONTAINER), or all share the
 // pod's (POD), whose pid 1 is a pod init the Sentry provides (PodInit
-// below). A task has one number in its namespace and one in the root.
+// below). A task has one number in its namespace and one in the root (and
+// one in each namespace between, below).
 //
 // The kernel keys tasks and thread groups by the root number, which carries
 // the namespace in its high bits: root = index << 22 | local, local in
 // 1..<pidMax (2^22, Linux's largest pid_max). The root namespace is index
 // 0, where both numbers are the same: a sandbox that is not a pod (the OCI
 // runtime, `moat run`) never sees a difference. A task sees only tasks of
-// its own namespace (application processes never live in the root one), so
-// every pid a task is given is the local part of the root number
-// (`Task.vpid`), and every pid it names is its own namespace's
-// (`Task.gpid`). /proc, kill, wait, getpid/getppid/gettid, clone's child
-// tid, set_tid_address, the siginfo of a sender or child, process groups
-// and sessions all go through these two.
+// its own namespace and those below it (application processes of a pod
+// never live in the root one), so every pid a task is given is the number
+// its namespace gives the process (`Task.vpid`), and every pid it names is
+// its own namespace's (`Task.gpid`). /proc, kill, wait, getpid/getppid/
+// gettid, clone's child tid, set_tid_address, the siginfo of a sender or
+// child, process groups and sessions all go through these two.
 //
 // Applications' own pid namespaces (clone, clone3 or unshare with
-// CLONE_NEWPID, CAP_SYS_ADMIN needed): one level below the root only, in a
-// sandbox that is not a pod, where the application runs in the root
-// namespace. The new namespace takes a free index like a container's; its
-// processes have local numbers from 1 and the root (the creator and every
-// process outside) sees their root numbers, which are above the root's own
-// (so 4194305 and up, past Linux's pid_max). The numbering cannot give a
-// process a number in two namespaces other than the root, so a namespace
-// inside a container's or inside an application's is refused with EUSERS,
-// Linux's error for a namespace past the nesting limit (Moat's limit is 1
-// below the root, Linux's 32). When such a namespace's init exits, every
-// other process in it gets SIGKILL and is reaped by the Sentry as it dies
-// (Linux's init waits for them before it is reported dead; here its parent
-// may see it dead first).
+// CLONE_NEWPID, CAP_SYS_ADMIN needed), in a sandbox that is not a pod, where
+// the application runs in the root namespace: each new namespace takes a
+// free index like a container's and has a parent, the namespace of the
+// process that made it (Kernel.pidNSParent; the root's children have no
+// entry there), up to 32 levels below the root as on Linux (ENOSPC past it;
+// in a pod, EUSERS). A process has a number in its own namespace (its root
+// number's low bits) and one in every namespace above it, the root's
+// included: allocPid (Kernel.swift) takes one from each of those
+// namespaces' counters and keeps them in Kernel.nestedPids and nestedRoots
+// (namespace -> root number -> number, and back). Each namespace's numbers
+// count from 1 on their own and never collide with those its own or a
+// lower namespace's processes hold there, so the root namespace numbers an
+// application's processes below 4194304 (pid_max) as Linux's does; only the
+// kernel's maps key them by the root number (4194305 and up), which the
+// root may name too. A pod's containers have no number in the root but
+// their root number (the pod's runtime reads those). vpid and vpidIfSeen
+// translate through the viewer's namespace (Kernel.pidNumber: 0 where the
+// process is not in it or below), gpid back (Kernel.rootPid), and `sees`
+// asks whether the viewer's namespace is the process's or an ancestor of it.
+// The maps keep a departed task's entries until its root number or its
+// number is given out again (a process group may outlive its leader); an
+// index given to a new namespace drops every entry of the old one. When a
+// namespace's init exits, every other process in it and below it gets
+// SIGKILL and is reaped by the Sentry as it dies (Linux's init waits for
+// them before it is reported dead; here its parent may see it dead first);
+// orphans go to the init of their parent's namespace, and subreapers are
+// looked for within it.
 //
 // /proc/PID/ns has the two pid links (pid, pid_for_children), the IPC,
 // UTS and cgroup ones (Kernel/IPCNamespaces.swift) and the user one
@@ -37,33 +52,24 @@
 // namespace type can be unshared. They read pid:[N] (ipc:[N],
 // uts:[N]) and open to a NamespaceFile, which stat shows as nsfs's.
 // setns(2) (Syscalls/Process.swift) joins a pid namespace through such an
-// fd or a pidfd: the caller's own, or from the root any other (every one is
-// a child of the root), which sets pid_for_children (Task.childPidNS) as
-// unshare does. The nsfs ioctls answer on these fds: the type, the parent
-// (the root, to a caller in it; EPERM past the caller's own), the owning
-// user namespace (the initial one for pid, IPC and cgroup namespaces, the
-// creator's for UTS and user ones; EPERM when it is above the caller's)
-// and a user namespace's owner uid, and NS_GET_{PID,TGID}_{FROM,IN}_PIDNS
-// translate a pid between the fd's namespace and the caller's. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid: two
-// numbers (root, local) for a process below the reader's namespace, one
-// otherwise; /proc is numbered from its reader's namespace, not from the
-// one of its mounter as on Linux, so a process of an application's
-// namespace reading the root's /proc sees one number where Linux prints two.
+// fd or a pidfd: the caller's own or one below it (EINVAL otherwise), which
+// sets pid_for_children (Task.childPidNS) as unshare does. The nsfs ioctls
+// answer on these fds: the type, the parent (EPERM when it is above the
+// caller's own namespace), the owning user namespace (the initial one for
+// pid, IPC and cgroup namespaces, the creator's for UTS and user ones; EPERM
+// when it is above the caller's) and a user namespace's owner uid, and
+// NS_GET_{PID,TGID}_{FROM,IN}_PIDNS translate a pid between the fd's
+// namespace and the caller's. /proc/PID/status has NStgid/NSpid/NSpgid/NSsid,
+// a number per level from the reader's namespace down to the process's; /proc
+// is numbered from its reader's namespace, not from the one of its mounter as
+// on Linux, so a process of an application's namespace reading the root's
+// /proc sees one number where Linux prints two.
 //
-// Deeper nesting (Linux allows 32 levels) does not fit this numbering: a
-// process has one number per level it is below, and the root number carries
-// only one namespace index. It would take a number per level kept with the
-// task (an array from the root down, Linux's struct upid list) and the
-// namespace tree itself (parent links, levels) in place of bare indexes:
-// vpid and gpid would translate through the viewer's level, `sees` would
-// ask whether the viewer's namespace is an ancestor, each namespace would
-// allocate its own numbers, and the kernel's maps keyed by root number could
-// stay as they are (the root number remains unique). Until then a namespace
-// made inside a namespace is refused with EUSERS, as said above.
-//
-// A pid stored in a shared object (a System V IPC segment's creator, a
-// file lock's owner, SO_PEERCRED) is not translated either: it is the local
-// number of the task that stored it: the objects are shared by the pod, so a
+// SO_PEERCRED and SCM_CREDENTIALS keep the sender's root number and give it
+// to the reader as its namespace numbers it (0 when it cannot see the
+// sender). A pid stored in another shared object (a System V IPC segment's
+// creator and last user) is not translated: it is the number the storing
+// task's namespace gave it: the objects are shared by the pod, so a
 // container of another namespace reads a number of a namespace not its own.
 
 import Glibc
@@ -75,6 +81,8 @@ enum PidNS {
     /// The pod's shared namespace (POD); 2...maxIndex are the containers' own.
     static let pod: Int32 = 1
     static let maxIndex: Int32 = 510
+    /// How deep namespaces nest below the root (Linux's MAX_PID_NS_LEVEL).
+    static let maxLevel = 32
 
     @inline(__always) static func index(_ rootPid: Int32) -> Int32 { rootPid >> shift }
     @inline(__always) static func base(_ index: Int32) -> Int32 { index << shift }
@@ -84,26 +92,26 @@ extension Task {
     /// The root number of a process this task can see, as its namespace numbers it.
     /// The root namespace (index 0) numbers every process by its root number.
     @inline(__always) func vpid(_ rootPid: Int32) -> Int32 {
-        rootPid > 0 && tid & ~PidNS.mask != 0 ? rootPid & PidNS.mask : rootPid
+        let base = tid & ~PidNS.mask
+        if rootPid <= 0 { return rootPid }
+        if rootPid & ~PidNS.mask == base { return rootPid & PidNS.mask }
+        let n = kernel.pidNumber(rootPid, in: PidNS.index(base))
+        return n != 0 ? n : rootPid & PidNS.mask
     }
 
     /// The number this task's namespace gives process `rootPid`, or 0 when
     /// the process is in a namespace this task cannot see (a lock owner
     /// outside, the parent of a namespace's init), as on Linux.
-    func vpidIfSeen(_ rootPid: Int32) -> Int32 {
-        let base = tid & ~PidNS.mask
-        if base == 0 || rootPid <= 0 { return rootPid }
-        return rootPid & ~PidNS.mask == base ? rootPid & PidNS.mask : 0
-    }
+    func vpidIfSeen(_ rootPid: Int32) -> Int32 { kernel.pidNumber(rootPid, in: PidNS.index(tid)) }
 
     /// A pid this task names (a syscall argument) as the root numbers it.
     /// 0, -1 and negative process-group ids keep their sign; a number its
     /// namespace cannot hold names nothing.
     func gpid(_ p: Int32) -> Int32 {
-        let base = tid & ~PidNS.mask
-        if base == 0 { return p }
-        if p > 0 { return p <= PidNS.mask ? base | p : Int32.max }
-        if p < -1 { return p >= -PidNS.mask ? -(base | -p) : Int32.min }
+        let ns = PidNS.index(tid)
+        // The root namespace may still name a process by its root number.
+        if p > 0 { return p <= PidNS.mask ? kernel.rootPid(p, in: ns) : ns == 0 ? p : Int32.max }
+        if p < -1 { return p >= -PidNS.mask ? -kernel.rootPid(-p, in: ns) : ns == 0 ? p : Int32.min }
         return p
     }
 }
@@ -117,10 +125,49 @@ extension ThreadGroup {
     /// receiver reads it (Linux translates si_pid into the receiver's
     /// namespace), so a sender outside a namespace shows as 0 and one
     /// below the receiver's by its number there.
-    func pidSeen(_ rootPid: Int32) -> Int32 {
-        let ns = PidNS.index(tgid)
-        if ns == 0 || rootPid <= 0 { return rootPid }
-        return PidNS.index(rootPid) == ns ? rootPid & PidNS.mask : 0
+    func pidSeen(_ rootPid: Int32) -> Int32 { kernel.pidNumber(rootPid, in: PidNS.index(tgid)) }
+}
+
+extension Kernel {
+    /// The namespace `ns` was made in (0: the root).
+    @inline(__always) func parentPidNS(_ ns: Int32) -> Int32 { pidNSParent[ns] ?? 0 }
+
+    /// How many namespaces `ns` is below the root (Linux's level).
+    func pidNSLevel(_ ns: Int32) -> Int {
+        var level = 0, x = ns
+        while x != 0 { level += 1; x = parentPidNS(x) }
+        return level
+    }
+
+    /// Whether namespace `ns` is `ancestor` or below it: a process of `ns`
+    /// has a number in `ancestor` and its processes can see it.
+    func pidNS(_ ns: Int32, isWithin ancestor: Int32) -> Bool {
+        if ancestor == 0 || ns == ancestor { return true }
+        var x = ns
+        while let p = pidNSParent[x] {
+            if p == ancestor { return true }
+            x = p
+        }
+        return false
+    }
+
+    /// The number namespace `ns` gives process or thread `rootPid`: its
+    /// root number's low bits in its own namespace, the one allocPid gave
+    /// it in a namespace above, 0 in one it is not in.
+    /// The root namespace gives one it has no number for (in a pod) its
+    /// root number.
+    func pidNumber(_ rootPid: Int32, in ns: Int32) -> Int32 {
+        if rootPid <= 0 { return rootPid }
+        if rootPid & ~PidNS.mask == PidNS.base(ns) { return rootPid & PidNS.mask }
+        guard let n = nestedPids[ns]?[rootPid], nestedRoots[ns]?[n] == rootPid else { return ns == 0 ? rootPid : 0 }
+        return n
+    }
+
+    /// The root number of what namespace `ns` numbers `p` (1...mask): a
+    /// process of a namespace below it, else its own (which may not exist).
+    func rootPid(_ p: Int32, in ns: Int32) -> Int32 {
+        if let r = nestedRoots[ns]?[p], nestedPids[ns]?[r] == p { return r }
+        return PidNS.base(ns) | p
     }
 }
 
@@ -134,8 +181,18 @@ extension Kernel {
         for tg in threadGroups.values { used.insert(PidNS.index(tg.pgid)); used.insert(PidNS.index(tg.sid)) }
         for t in tasks.values { if let c = t.childPidNS { used.insert(c) } }   // unshared or joined, no child yet
         used.formUnion(pidNamespaceFiles.withLock { $0.keys })                 // an fd still names it
+        for u in used { var a = pidNSParent[u]; while let p = a, used.insert(p).inserted { a = pidNSParent[p] } }
         guard let i = (PidNS.pod + 1...PidNS.maxIndex).first(where: { !used.contains($0) }) else { return nil }
         nextNamespacePid[i] = nil       // numbering starts again at 1
+        // Nothing of the namespace that had the index before: its place in
+        // the tree, the numbers it gave, the numbers its tasks had above.
+        pidNSParent[i] = nil; nestedPids[i] = nil; nestedRoots[i] = nil
+        for (a, m) in nestedPids where m.keys.contains(where: { PidNS.index($0) == i }) {
+            for (r, n) in m where PidNS.index(r) == i {
+                nestedPids[a]![r] = nil
+                if nestedRoots[a]?[n] == r { nestedRoots[a]![n] = nil }
+            }
+        }
         return i
     }
 
@@ -164,23 +221,27 @@ extension Kernel {
     }
 
     /// A new pid namespace for an application's clone or unshare with
-    /// CLONE_NEWPID, made by `t`: its index, or the error Linux gives.
-    /// The caller has checked CAP_SYS_ADMIN (in the user namespace the
-    /// new one is made in). Requires: mu held.
+    /// CLONE_NEWPID, made by `t` below its own: its index, or the error
+    /// Linux gives. The caller has checked CAP_SYS_ADMIN (in the user
+    /// namespace the new one is made in). Requires: mu held.
     func newApplicationPidNamespace(by t: Task) -> Result<Int32, Errno> {
         // Linux: a second namespace before the first has a process (unshare).
         if t.childPidNS != nil { return .failure(Errno(EINVAL)) }
-        if podMode || PidNS.index(t.tg.tgid) != 0 { return .failure(Errno(EUSERS)) }
+        let own = PidNS.index(t.tg.tgid)
+        if podMode { return .failure(Errno(EUSERS)) }
+        if pidNSLevel(own) >= PidNS.maxLevel { return .failure(Errno(ENOSPC)) }
         guard let i = newPidNamespace() else { return .failure(Errno(ENOSPC)) }
+        if own != 0 { pidNSParent[i] = own }
         return .success(i)
     }
 
     /// The init of an application's pid namespace has exited: the others
-    /// in it get SIGKILL, as on Linux. Requires: mu held.
+    /// in it and in the namespaces below it get SIGKILL, as on Linux.
+    /// Requires: mu held.
     func applicationNamespaceInitExited(_ tg: ThreadGroup) {
         let ns = PidNS.index(tg.tgid)
         guard !podMode, ns != 0, tg.isNamespaceInit else { return }
-        for other in threadGroups.values where other !== tg && PidNS.index(other.tgid) == ns && !other.exiting && !other.zombie {
+        for other in threadGroups.values where other !== tg && pidNS(PidNS.index(other.tgid), isWithin: ns) && !other.exiting && !other.zombie {
             other.beginExit(code: SIGKILL, bySignal: true)
         }
     }
@@ -323,11 +384,13 @@ final class NamespaceFile: FileDescription {
             // IPC and UTS namespaces have no hierarchy (Linux's EINVAL); a
             // user namespace's parent is its owner.
             switch kind { case .ipc, .uts, .net, .mnt: return err(EINVAL); case .user: return openOwner(t); default: break }
-            // The root pid namespace and the user namespace have none; an
-            // application's or container's has the root, which only a
-            // caller in the root may reach (Linux's EPERM past its own).
-            guard case .pid(let i) = kind, i != 0, PidNS.index(t.tg.tgid) == 0 else { return err(EPERM) }
-            return openRelated(t, .pid(0))
+            // The root pid namespace and the user namespace have none; the
+            // others have the one they were made in, which a caller reaches
+            // only from it or above (Linux's EPERM past its own).
+            guard case .pid(let i) = kind, i != 0 else { return err(EPERM) }
+            let parent = t.kernel.parentPidNS(i)
+            guard t.kernel.pidNS(parent, isWithin: PidNS.index(t.tg.tgid)) else { return err(EPERM) }
+            return openRelated(t, .pid(parent))
         case 0xb704:                                                                // NS_GET_OWNER_UID
             guard case .user(let n) = kind else { return err(EINVAL) }
             return t.writeI32(arg, Int32(bitPattern: t.creds.userNS.showUID(n.ownerUID))) ? 0 : err(EFAULT)
@@ -348,12 +411,12 @@ final class NamespaceFile: FileDescription {
         guard case .pid(let i) = kind else { return err(EINVAL) }
         let into = cmd >= 0x8004_b708, tgid = cmd & 1 == 1
         if p <= 0 { return err(ESRCH) }
+        guard let k = kernel else { return err(ESRCH) }
         let root: Int32
-        if into { root = t.gpid(p) } else if i == 0 { root = p } else if p <= PidNS.mask { root = PidNS.base(i) | p } else { return err(ESRCH) }
-        guard let k = kernel, let x = k.tasks[root], !x.exited, !into || k.sees(t, x.tg) else { return err(ESRCH) }
+        if into { root = t.gpid(p) } else if i == 0 || p <= PidNS.mask { root = k.rootPid(p, in: i) } else { return err(ESRCH) }
+        guard let x = k.tasks[root], !x.exited, !into || k.sees(t, x.tg) else { return err(ESRCH) }
         let n = tgid ? x.tg.tgid : x.tid
-        let shown: Int32
-        if !into { shown = t.vpidIfSeen(n) } else if i == 0 { shown = n } else { shown = PidNS.index(n) == i ? n & PidNS.mask : 0 }
+        let shown = into ? k.pidNumber(n, in: i) : t.vpidIfSeen(n)
         return shown > 0 ? Int(shown) : err(ESRCH)
     }
 

@@ -137,12 +137,12 @@ extension Kernel {
 
     /// Whether `viewer` may see (in /proc) and signal `tg`: a process of
     /// its own pid namespace (in a pod, its container's, or the pod's when
-    /// the container shares it), or any from the root namespace.
-    /// Requires: mu held.
+    /// the container shares it) or of one below it, or any from the root
+    /// namespace. Requires: mu held.
     func sees(_ viewer: Task?, _ tg: ThreadGroup) -> Bool {
         guard let v = viewer else { return true }
         let ns = PidNS.index(v.tg.tgid)
-        return ns == 0 || ns == PidNS.index(tg.tgid)
+        return ns == 0 || ns == PidNS.index(tg.tgid) || pidNS(PidNS.index(tg.tgid), isWithin: ns)
     }
 
     /// A container's process has exited. Requires: mu held.

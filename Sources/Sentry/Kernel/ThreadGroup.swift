@@ -199,6 +199,7 @@ final class ThreadGroup {
         _ = sampleCPU()
         zombie = true
         exitWaiters.notifyAll()
+        kernel.cgroupMembershipChanged()                    // cgroup.events: perhaps no longer populated
         if let k = processKeyring { kernel.keyStore.release(k); processKeyring = nil }
         kernel.fileLocks.releaseAll(.process(tgid))
         detachTracees()
@@ -236,7 +237,7 @@ final class ThreadGroup {
         if let tr = exitedLeader?.ptrace?.tracer, tr !== parent {
             tr.notifyChildEvent(self)
             var info = SigInfo(signo: SIGCHLD)
-            info.code = childCode(); info.pid = tgid; info.uid = creds.uid; info.status = childStatusValue()
+            info.code = childCode(); info.pid = tr.pidSeen(tgid); info.uid = creds.uid; info.status = childStatusValue()
             tr.sendSignal(SIGCHLD, info)
         }
         if let p = parent {
@@ -244,7 +245,7 @@ final class ThreadGroup {
             if exitSignal > 0 {
                 var info = SigInfo(signo: SIGCHLD)
                 info.code = childCode()
-                info.pid = PidNS.index(p.tgid) == 0 ? tgid : tgid & PidNS.mask   // as the parent numbers it
+                info.pid = p.pidSeen(tgid)                                     // as the parent numbers it
                 info.uid = p.creds.userNS.showUID(creds.uid)
                 info.status = childStatusValue()
                 p.sendSignal(exitSignal, info)
@@ -275,8 +276,9 @@ final class ThreadGroup {
     }
 
     func findReaper() -> ThreadGroup? {
+        // A subreaper of the process's own namespace (Linux looks no higher).
         var p = parent
-        while let q = p {
+        while let q = p, PidNS.index(q.tgid) == PidNS.index(tgid) {
             if q.subreaper && !q.exiting { return q }
             p = q.parent
         }
@@ -380,7 +382,7 @@ final class ThreadGroup {
                 if let p = parent {
                     var ci = SigInfo(signo: SIGCHLD)
                     ci.code = 6 // CLD_CONTINUED
-                    ci.pid = tgid & PidNS.mask; ci.status = SIGCONT
+                    ci.pid = p.pidSeen(tgid); ci.status = SIGCONT
                     if p.handlers.actions[Int(SIGCHLD)].flags & UInt64(SA_NOCLDSTOP) == 0 {
                         p.sendSignal(SIGCHLD, ci)
                     }

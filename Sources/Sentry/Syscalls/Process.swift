@@ -100,8 +100,13 @@ func sysClone3(_ t: Task, _ a: Args) -> Int {
             guard let f = t.fds.get(fd), let d = f.inode as? CgroupDirInode else { return err(EBADF) }
             into = d.cgroup
         }
+        var setTid: [Int32] = []
+        if c.setTidSize > 0 {
+            guard let raw = t.copyIn(c.setTid, c.setTidSize * 4) else { return err(EFAULT) }
+            setTid = (0..<c.setTidSize).map { Int32(bitPattern: get32(raw, $0 * 4)) }
+        }
         return sysClone(t, flags: (c.flags & ~CLONE_INTO_CGROUP_) | c.exitSignal, stack: c.stackTop, ptid: c.parentTid, ctid: c.childTid,
-                        tls: c.tls, pidfdAddr: c.pidfd, intoCgroup: into)
+                        tls: c.tls, pidfdAddr: c.pidfd, intoCgroup: into, setTid: setTid)
     }
 }
 
@@ -110,6 +115,9 @@ struct Clone3Request {
     var flags: UInt64, exitSignal: UInt64, stackTop: UInt64, tls: UInt64, parentTid: UInt64, childTid: UInt64, pidfd: UInt64
     /// CLONE_INTO_CGROUP: a descriptor of the child's cgroup directory.
     var cgroupFD: Int32? = nil
+    /// set_tid: the address and length of the array of pids the child asks
+    /// for, its own namespace's first, then each one above (0: none).
+    var setTid: UInt64 = 0, setTidSize = 0
 }
 
 /// Decodes and checks a struct clone_args of 64 to 4096 bytes (copied in
@@ -133,15 +141,15 @@ func decodeClone3(_ raw: [UInt8]) -> Result<Clone3Request, Errno> {
     // The cgroup's fd is in the struct's third version (88 bytes).
     let cgroupFD = get64(b, 80)
     if flags & CLONE_INTO_CGROUP_ != 0 && (cgroupFD > UInt64(Int32.max) || raw.count < known) { return .failure(Errno(EINVAL)) }
-    if setTid != 0 { return .failure(Errno(EPERM)) }                       // choosing pids needs CAP_SYS_ADMIN over the pid namespace
     return .success(Clone3Request(flags: flags, exitSignal: exitSig, stackTop: stack == 0 ? 0 : stack &+ stackSize,
                                   tls: tls, parentTid: get64(b, 24), childTid: get64(b, 16), pidfd: get64(b, 8),
-                                  cgroupFD: flags & CLONE_INTO_CGROUP_ != 0 ? Int32(cgroupFD) : nil))
+                                  cgroupFD: flags & CLONE_INTO_CGROUP_ != 0 ? Int32(cgroupFD) : nil,
+                                  setTid: setTid, setTidSize: Int(setTidSize)))
 }
 
 /// unshare(2): private file table, fs context, semaphore undo list, UTS,
 /// IPC (Kernel/IPCNamespaces.swift), mount and pid namespace (the caller's
-/// next child is pid 1 of a new one, one level below the root:
+/// next child is pid 1 of a new one, below the caller's own:
 /// Kernel/PidNamespaces.swift), cgroup namespace (rooted at the process's
 /// cgroup: Kernel/Cgroups.swift), user namespace (Kernel/UserNamespaces.swift:
 /// made first, so the others are the new one's and need no capability
@@ -269,9 +277,9 @@ func sysSetns(_ t: Task, _ a: Args) -> Int {
     } else if !t.creds.has(Cap.sysAdmin) { return err(EPERM) }
     // A network namespace also wants CAP_SYS_ADMIN over its owner (netns_install).
     if let n = net, !t.creds.capable(Cap.sysAdmin, in: n.owner) { return err(EPERM) }
+    // A pid namespace for the children: the caller's own or one below it (Linux's pidns_install).
+    if let target = pid, !t.kernel.pidNS(target, isWithin: PidNS.index(t.tg.tgid)) { return err(EINVAL) }
     let own = PidNS.index(t.tg.tgid)
-    // Below the root every namespace is a leaf: only the root has others below it.
-    if let target = pid, target != own && own != 0 { return err(EINVAL) }
     if let target = pid { t.childPidNS = target == own ? nil : target }
     if let n = ipc {
         t.ownIPC = n === t.kernel.ipc ? nil : n
@@ -308,7 +316,7 @@ private func joinUserNamespace(_ t: Task, _ ns: UserNamespace) -> Int {
 /// `intoCgroup`: clone3's CLONE_INTO_CGROUP (the child starts there, not in
 /// its parent's cgroup).
 func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt64, tls: UInt64, pidfdAddr: UInt64 = 0,
-              intoCgroup: Cgroup? = nil) -> Int {
+              intoCgroup: Cgroup? = nil, setTid: [Int32] = []) -> Int {
     let k = t.kernel
     // Checks Linux makes (copy_process), in its order.
     if flags & (CLONE_NEWNS_ | CLONE_FS_) == CLONE_NEWNS_ | CLONE_FS_ { return err(EINVAL) }
@@ -364,7 +372,21 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
     } else if !k.podMode && ns != 0 && k.nextNamespacePid[ns] != nil && k.namespaceInit(of: PidNS.base(ns)) == nil {
         return err(ENOMEM)      // its init has exited: no new process in it, as on Linux
     }
-    guard let tid = k.allocPid(namespace: ns) else { return err(EAGAIN) }
+    let tid: Int32
+    if setTid.isEmpty {
+        guard let p = k.allocPid(namespace: ns) else { return err(EAGAIN) }
+        tid = p
+    } else {
+        // clone3's set_tid (Linux's alloc_pid): at most one pid per level
+        // from the child's namespace up (EINVAL), each in 1..<pid_max and 1
+        // in a namespace with no init yet (EINVAL), chosen only with
+        // CAP_SYS_ADMIN (EPERM; every pid namespace is the initial user
+        // namespace's), free there (EEXIST).
+        switch k.allocPid(namespace: ns, wanted: setTid, privileged: t.creds.has(Cap.sysAdmin)) {
+        case .success(let p): tid = p
+        case .failure(let e): return e.ret
+        }
+    }
 
     // The host side: a new stub thread (CLONE_THREAD), a process sharing
     // memory (CLONE_VM), or a copy-on-write copy of the address space.
@@ -409,6 +431,7 @@ func sysClone(_ t: Task, flags: UInt64, stack: UInt64, ptid: UInt64, ctid: UInt6
         tg.cgroup = cgroup
         parent.children.append(tg)
         k.threadGroups[tid] = tg
+        k.cgroupMembershipChanged()                                         // cgroup.events: populated
         if t.thread.hasStub { t.inheritStubFD(into: tg, childStubPid: pid_t(hostTid)) }
     }
     let mm: MemoryManager
@@ -724,7 +747,13 @@ func sysSetpgid(_ t: Task, _ localPid: Int32, _ localPgid: Int32) -> Int {
 func sysGetpid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tg.tgid)) }
 func sysGettid(_ t: Task, _: Args) -> Int { Int(t.vpid(t.tid)) }
 /// A parent in another namespace (the init of an application's) is 0, as on Linux.
-func sysGetppid(_ t: Task, _: Args) -> Int { Int(t.vpidIfSeen(t.tg.parentTgid.load(ordering: .relaxed))) }
+/// A parent is in the caller's pid namespace or in one above it, which the
+/// caller cannot see (0); no map of Kernel's is read: the call is LockFree.
+func sysGetppid(_ t: Task, _: Args) -> Int {
+    let p = t.tg.parentTgid.load(ordering: .relaxed), own = t.tid & ~PidNS.mask
+    if own == 0 { return Int(p) }
+    return p & ~PidNS.mask == own ? Int(p & PidNS.mask) : 0
+}
 
 // MARK: - pidfd, kcmp
 

@@ -557,12 +557,13 @@ func unixAncillary(_ t: Task, _ control: [Cmsg]) -> Result<Ancillary?, Errno> {
             guard let uid = creds.userNS.kernelUID(get32(c.data, 4)), let gid = creds.userNS.kernelGID(get32(c.data, 8)) else {
                 return .failure(Errno(EINVAL))
             }
-            let want = UnixCred(pid: Int32(bitPattern: get32(c.data, 0)), uid: uid, gid: gid)
+            let given = Int32(bitPattern: get32(c.data, 0))
+            let want = UnixCred(pid: t.gpid(given), uid: uid, gid: gid)
             // Only one's own identity, unless privileged.
             if want.pid != me.pid && !creds.has(Cap.sysAdmin) { return .failure(Errno(EPERM)) }
             if ![creds.uid, creds.euid, creds.suid].contains(want.uid) && !creds.hasOwn(Cap.setuid) { return .failure(Errno(EPERM)) }
             if ![creds.gid, creds.egid, creds.sgid].contains(want.gid) && !creds.hasOwn(Cap.setgid) { return .failure(Errno(EPERM)) }
-            if want.pid != me.pid && t.kernel.group(want.pid, by: t) == nil {
+            if want.pid != me.pid && t.kernel.group(given, by: t) == nil {
                 return .failure(Errno(ESRCH))
             }
             cred = want
@@ -589,6 +590,7 @@ func deliverAncillary(_ t: Task, _ anc: Ancillary?, passcred: Bool, cap: Int, cl
         // The ids as the receiver's namespace sees them.
         var c = anc?.cred ?? UnixCred(pid: 0, uid: 65534, gid: 65534)
         c.uid = t.creds.userNS.showUID(c.uid); c.gid = t.creds.userNS.showGID(c.gid)
+        c.pid = t.vpidIfSeen(c.pid)                                     // 0: a sender its namespace cannot see
         if cap - out.count >= 28 {
             var b = header(28, SCM_CREDENTIALS_) + [UInt8](repeating: 0, count: 12)
             put32(&b, 16, c.pid); put32(&b, 20, Int32(bitPattern: c.uid)); put32(&b, 24, Int32(bitPattern: c.gid))
@@ -845,6 +847,7 @@ private func unixGetsockopt(_ t: Task, _ f: FileDescription, _ a: Args) -> Int {
         var c = conn?.peerCred ?? (u?.listening == true ? u!.listenCred : UnixCred(pid: 0, uid: UInt32.max, gid: UInt32.max))
         if c.uid != UInt32.max { c.uid = t.creds.userNS.showUID(c.uid) }
         if c.gid != UInt32.max { c.gid = t.creds.userNS.showGID(c.gid) }
+        c.pid = t.vpidIfSeen(c.pid)                                     // as the caller's pid namespace numbers it, 0 outside
         var b = [UInt8](repeating: 0, count: 12)
         put32(&b, 0, c.pid); put32(&b, 4, Int32(bitPattern: c.uid)); put32(&b, 8, Int32(bitPattern: c.gid))
         let n = min(Int(len), 12)
