@@ -277,9 +277,9 @@ void moat_fast_signals_init(void) {
     pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
-int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
-    // The driver's own mask without SIGCHLD (a driver thread's mask does
-    // not change while it drives).
+// The driver's own mask without SIGCHLD, for its waits (a driver thread's
+// mask does not change while it drives).
+static const sigset_t *driver_wait_mask(void) {
     static __thread sigset_t during;
     static __thread int have;
     if (!have) {
@@ -287,9 +287,13 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
         sigdelset(&during, SIGCHLD);
         have = 1;
     }
+    return &during;
+}
+
+int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
     struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-    int r = ppoll(p, 2, &ts, &during);
+    int r = ppoll(p, 2, &ts, driver_wait_mask());
     if (r <= 0) return 0;
     if (p[1].revents & POLLIN) {
         uint64_t v;
@@ -312,13 +316,6 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
 // next wait must look with waitpid first), 4 the task was woken (task_fd
 // drained), 8 the fd hung up; 0 timed out or interrupted.
 int moat_fast_sleep(int fd, int stop_fd, int task_fd, int64_t deadline_ns) {
-    static __thread sigset_t during;
-    static __thread int have;
-    if (!have) {
-        pthread_sigmask(SIG_BLOCK, NULL, &during);
-        sigdelset(&during, SIGCHLD);
-        have = 1;
-    }
     struct timespec ts, *tp = NULL;
     if (deadline_ns >= 0) {
         struct timespec now;
@@ -332,7 +329,7 @@ int moat_fast_sleep(int fd, int stop_fd, int task_fd, int64_t deadline_ns) {
     struct pollfd p[3] = {
         { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN }, { .fd = task_fd, .events = POLLIN },
     };
-    int r = ppoll(p, 3, tp, &during);
+    int r = ppoll(p, 3, tp, driver_wait_mask());
     if (r <= 0) return 0;
     int out = 0;
     uint64_t v;
