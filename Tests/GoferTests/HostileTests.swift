@@ -228,6 +228,7 @@ final class HostileTests: XCTestCase {
             }()),
             ("listxattr trailing", GoferOp.listxattr.rawValue, [UInt8](repeating: 0, count: 9)),
             ("tmpfile short", GoferOp.tmpfile.rawValue, [UInt8](repeating: 0, count: 20)),
+            ("scratch with a payload", GoferOp.scratch.rawValue, [0]),
         ]
         for (what, op, payload) in cases {
             XCTAssertEqual(call(op, payload)?.status, UInt16(EINVAL), what)
