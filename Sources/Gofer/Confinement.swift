@@ -5,7 +5,12 @@
 //  1. unshare(CLONE_NEWNS) and make every mount private, so nothing below
 //     propagates back to the host.
 //  2. Bind-mount the root onto itself (pivot_root needs a mount point),
-//     read-only when serving read-only.
+//     read-only when serving read-only. With `scratch`, first a detached,
+//     still writable clone of that bind mount (open_tree OPEN_TREE_CLONE):
+//     the directory `scratch` makes its unnamed files in (Wire.swift's
+//     opcode 23). Its root is the served root and it has no parent mount,
+//     so ".." cannot climb out of it either; the Server uses it only for
+//     O_TMPFILE | O_EXCL.
 //  3. chdir into it, pivot_root(".", ".") and lazily unmount the old root that
 //     now sits on top: the host's filesystem is gone from this namespace.
 //  4. Close every fd except the socket (and stderr until serving starts).
@@ -32,8 +37,11 @@ enum Confinement {
         4,  // CAP_FSETID: set-id bits kept across the guest's chmod/chown
     ]
 
-    /// Returns an O_PATH fd on the (new) root, or why confinement failed.
-    static func confine(root: String, socketFD: Int32, readOnly: Bool) -> Result<Int32, ConfinementError> {
+    /// Returns an O_PATH fd on the (new) root and the scratch directory's
+    /// fd (-1 without `scratch`, or when the clone could not be made: the
+    /// Sentry then keeps its bytes in memory), or why confinement failed.
+    static func confine(root: String, socketFD: Int32, readOnly: Bool, scratch: Bool = false)
+        -> Result<(root: Int32, scratch: Int32), ConfinementError> {
         guard root.hasPrefix("/") else { return .failure(ConfinementError("root must be an absolute path: \(root)")) }
         var st = stat()
         guard stat(root, &st) == 0, UInt32(st.st_mode) & UInt32(S_IFMT) == UInt32(S_IFDIR) else {
@@ -53,6 +61,13 @@ enum Confinement {
         if mount(root, root, nil, UInt(MS_BIND | MS_REC), nil) != 0 {
             return .failure(ConfinementError("bind-mounting \(root): \(describe(errno))"))
         }
+        var scratchFD: Int32 = -1
+        if scratch {
+            let r = root.withCString {
+                HostSys.syscall(HostSys.SYS_open_tree, Int(AT_FDCWD), Int(bitPattern: $0), HostSys.OPEN_TREE_CLONE | Int(O_CLOEXEC))
+            }
+            scratchFD = r >= 0 ? Int32(r) : -1
+        }
         if readOnly && mount(nil, root, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) != 0 {
             return .failure(ConfinementError("remounting \(root) read-only: \(describe(errno))"))
         }
@@ -70,7 +85,7 @@ enum Confinement {
         if chdir("/") != 0 { return .failure(ConfinementError("chdir(/): \(describe(errno))")) }
 
         raiseFileLimit()
-        if let e = closeInheritedFDs(keep: socketFD) { return .failure(ConfinementError(e)) }
+        if let e = closeInheritedFDs(keep: [socketFD, scratchFD]) { return .failure(ConfinementError(e)) }
 
         let rootFD = open("/", HostSys.O_PATH | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { return .failure(ConfinementError("opening the new root: \(describe(errno))")) }
@@ -79,13 +94,14 @@ enum Confinement {
             Glibc.close(rootFD)
             return .failure(ConfinementError(e))
         }
-        return .success(rootFD)
+        return .success((rootFD, scratchFD))
     }
 
-    /// Closes every fd except `keep` and stderr (closed when serving starts).
-    private static func closeInheritedFDs(keep: Int32) -> String? {
+    /// Closes every fd except those in `keep` (-1s ignored) and stderr
+    /// (closed when serving starts).
+    private static func closeInheritedFDs(keep: [Int32]) -> String? {
         var lo: UInt32 = 0
-        for k in Set([UInt32(keep), 2]).sorted() {
+        for k in Set(keep.filter { $0 >= 0 }.map(UInt32.init) + [2]).sorted() {
             if k > lo, let e = closeRange(lo, k - 1) { return e }
             lo = k + 1
         }

@@ -205,6 +205,17 @@ extension Server {
         return .fd(donated)
     }
 
+    /// `scratch`: an unnamed file for the Sentry's own bytes (the overlay's
+    /// upper layer), made in the scratch directory, never in the tree the
+    /// Sentry walks: it has no FID, no name and cannot get one (O_EXCL), so
+    /// nothing of it outlives its last fd.
+    func scratchOp(_ r: inout WireReader) throws(WireError) -> Outcome {
+        try r.finish()
+        if scratchDir < 0 { return .err(EPERM) }
+        let fd = openat(scratchDir, ".", HostSys.O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC | O_NOCTTY, 0o600)
+        return fd < 0 ? .err(HostSys.lastError) : .fd(fd)
+    }
+
     // MARK: Helpers
 
     /// After a symlink/mknod: open an O_PATH handle on the new entry, check it

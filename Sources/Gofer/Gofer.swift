@@ -46,16 +46,19 @@ public enum Gofer {
     /// `recursive` false with `readOnly`: only the root's own mount is
     /// read-only; host mounts below it keep their access (a non-recursive
     /// read-only bind mount, as the CRI's readonly without recursive_read_only).
-    public static func run(root: String, socketFD: Int32, readOnly: Bool, recursive: Bool = true,
+    /// `scratch`: answer the `scratch` request (unnamed files for the
+    /// overlay's upper layer, in the root's host file system).
+    public static func run(root: String, socketFD: Int32, readOnly: Bool, recursive: Bool = true, scratch: Bool = false,
                            progress: (String) -> Void = { _ in }) -> Never {
-        let rootFD: Int32
-        switch Confinement.confine(root: root, socketFD: socketFD, readOnly: readOnly) {
-        case .success(let fd):
-            rootFD = fd
+        let rootFD: Int32, scratchFD: Int32
+        switch Confinement.confine(root: root, socketFD: socketFD, readOnly: readOnly, scratch: scratch) {
+        case .success(let fds):
+            (rootFD, scratchFD) = fds
         case .failure(let error):
             fail(error.message)
         }
-        guard let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive) else {
+        guard let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive,
+                                  scratchDir: scratchFD) else {
             fail("cannot open the served root")
         }
         Glibc.close(rootFD)
@@ -75,8 +78,11 @@ public enum Gofer {
     /// `socketFD` without any confinement, on the calling thread, until the
     /// peer hangs up or breaks the protocol. Closes `socketFD` when done.
     /// For tests and for callers that confine the process themselves.
-    public static func serve(rootFD: Int32, socketFD: Int32, readOnly: Bool, recursive: Bool = true) {
-        if let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive) {
+    /// `scratch`: answer `scratch` with files made in `rootFD`'s directory.
+    public static func serve(rootFD: Int32, socketFD: Int32, readOnly: Bool, recursive: Bool = true, scratch: Bool = false) {
+        let scratchFD = scratch ? fcntl(rootFD, F_DUPFD_CLOEXEC, 0) : -1
+        if let server = Server(rootFD: rootFD, sock: socketFD, readOnly: readOnly, perMountReadOnly: !recursive,
+                               scratchDir: scratchFD) {
             server.serve()
         }
         Glibc.close(socketFD)

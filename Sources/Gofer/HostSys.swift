@@ -18,6 +18,7 @@ enum HostSys {
     static let SYS_unshare = 272
     static let SYS_renameat2 = 316
     static let SYS_close_range = 436
+    static let SYS_open_tree = 428
     static let SYS_fchmodat2 = 452
     static let SYS_fsetxattr = 190
     static let SYS_fgetxattr = 193
@@ -32,6 +33,7 @@ enum HostSys {
     static let SYS_unshare = 97
     static let SYS_renameat2 = 276
     static let SYS_close_range = 436
+    static let SYS_open_tree = 428
     static let SYS_fchmodat2 = 452
     static let SYS_fsetxattr = 7
     static let SYS_fgetxattr = 10
@@ -50,6 +52,7 @@ enum HostSys {
     static let RENAME_NOREPLACE: UInt32 = 1
     static let RENAME_EXCHANGE: UInt32 = 2
     static let CLONE_NEWNS = 0x0002_0000
+    static let OPEN_TREE_CLONE = 1
     static let PR_CAPBSET_DROP = 24
     static let PR_SET_NO_NEW_PRIVS = 38
     static let PR_CAP_AMBIENT = 47

@@ -29,6 +29,9 @@ final class Server {
     /// own mount is, mounts below it on the host keep their own access).
     let perMountReadOnly: Bool
     let root: Node
+    /// A directory fd on a writable clone of the root's mount, where
+    /// `scratch` makes its unnamed files; -1: `scratch` is EPERM.
+    let scratchDir: Int32
     var fids = FIDTable()
     /// Largest packet we may send (the smaller of ours and the client's).
     private(set) var replyLimit = GoferWire.maxMessage
@@ -40,14 +43,17 @@ final class Server {
     static let direntBufSize = 32 * 1024
 
     /// Opens its own O_PATH handle on `rootFD` (which stays the caller's).
-    init?(rootFD: Int32, sock: Int32, readOnly: Bool, perMountReadOnly: Bool = false) {
+    /// `scratchDir` (-1 for none) becomes the server's.
+    init?(rootFD: Int32, sock: Int32, readOnly: Bool, perMountReadOnly: Bool = false, scratchDir: Int32 = -1) {
         let fd = openat(rootFD, ".", HostSys.O_PATH | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 { return nil }
         var st = stat()
         if fstat(fd, &st) != 0 || UInt32(st.st_mode) & UInt32(S_IFMT) != UInt32(S_IFDIR) {
             Glibc.close(fd)
+            if scratchDir >= 0 { Glibc.close(scratchDir) }
             return nil
         }
+        self.scratchDir = scratchDir
         self.root = Node(fd: fd, parent: nil, name: [], st: st)
         self.sock = sock
         self.readOnly = readOnly
@@ -68,6 +74,7 @@ final class Server {
     }
 
     deinit {
+        if scratchDir >= 0 { Glibc.close(scratchDir) }
         fids.removeAll()
         recvBuf.deallocate()
         sendBuf.deallocate()
@@ -160,6 +167,7 @@ final class Server {
             case .listxattr: return try listxattrOp(&r, &w)
             case .removexattr: return try removexattrOp(&r, &w)
             case .tmpfile: return try tmpfileOp(&r, &w)
+            case .scratch: return try scratchOp(&r)
             case .close: return .ok // handled before dispatch
             }
         } catch {

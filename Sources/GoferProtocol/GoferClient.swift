@@ -349,6 +349,12 @@ public final class GoferClient: @unchecked Sendable {
         }
     }
 
+    /// A new unnamed, never linkable, empty regular file for the Sentry's
+    /// own data (opcode 23; see Wire.swift), as a donated host fd.
+    public func scratch() -> Result<Int32, GoferErrno> {
+        call(.scratch, expectFD: true, { _ in }) { _, fd throws(WireError) in fd }
+    }
+
     /// Releases `fid`. Sent without waiting for an answer (the Gofer sends none).
     public func close(_ fid: FID) {
         _ = call(.close, { w in w.u16(1); w.u64(fid) }) { _, _ throws(WireError) in () }

@@ -74,6 +74,18 @@
 //              O_RDWR, optionally O_EXCL (never linkable) and the flags
 //              `create` passes through. The FID keeps the file alive and can
 //              be given to `link` (as its target) to name it, and to `open`.
+//  23 scratch  {} -> {} + 1 fd
+//              a new, empty, unnamed and never linkable regular file (O_TMPFILE
+//              | O_EXCL, read-write) for the Sentry's own use: the bytes of the
+//              overlay's upper layer (FSImpl/UpperStore.swift). It is made in
+//              the served root's host file system, through a writable clone of
+//              the root's mount the Gofer took at start-up (`moat gofer
+//              --scratch`, Confinement.swift), even when it serves the tree
+//              read-only: the tree itself does not change, and the file's
+//              blocks go back to the file system with its last fd, whatever
+//              way the sandbox ends. EPERM without --scratch; ENOSYS from a
+//              Gofer older than this opcode; the host's errno (EROFS,
+//              EOPNOTSUPP, ENOSPC...) when it cannot make one.
 //
 // A request whose payload does not parse exactly (short, trailing bytes, bad
 // lengths) gets EINVAL; an unknown opcode gets ENOSYS; an unknown FID gets
@@ -128,6 +140,7 @@ public enum GoferOp: UInt16, Sendable {
     case listxattr = 20
     case removexattr = 21
     case tmpfile = 22
+    case scratch = 23
 }
 
 /// `setattr` mask bits.

@@ -68,7 +68,7 @@ extension Sandbox {
 extension RunOptions {
     static let launchOptions: Set<String> = ["rootfs", "env", "cwd", "user", "log", "hostname", "network", "publish",
                                              "add-host", "dns", "netns", "caps", "sysctl", "platform"]
-    static let launchFlags: Set<String> = ["strace", "debug", "read-only", "no-overlay"]
+    static let launchFlags: Set<String> = ["strace", "debug", "read-only", "no-overlay", "overlay-in-memory"]
 
     /// The command line of `moat launch` for these options (parsed back by
     /// init(launchArguments:)).
@@ -87,6 +87,7 @@ extension RunOptions {
         if debug { a.append("--debug") }
         if readOnly { a.append("--read-only") }
         if !overlay { a.append("--no-overlay") }
+        if !overlayOnDisk { a.append("--overlay-in-memory") }
         return a + ["--"] + argv
     }
 
@@ -122,6 +123,6 @@ extension RunOptions {
         case let p?: throw .init(message: "--platform: kvm or ptrace, not \(p)")
         }
         strace = a.has("strace"); debug = a.has("debug")
-        readOnly = a.has("read-only"); overlay = !a.has("no-overlay")
+        readOnly = a.has("read-only"); overlay = !a.has("no-overlay"); overlayOnDisk = !a.has("overlay-in-memory")
     }
 }

@@ -23,6 +23,10 @@ public struct RunOptions {
     public var readOnly = false
     /// Changes go to a layer in Sentry memory; the root is served read-only.
     public var overlay = true
+    /// The overlay's big and mapped files live in unnamed files of the
+    /// rootfs's own host file system (`--overlay-medium self`, the default)
+    /// instead of memfds (`memory`).
+    public var overlayOnDisk = true
     public var hostname = "moat"
     /// The network namespace (see Network.swift) and published ports.
     public var network: NetworkMode = .sandbox
@@ -79,6 +83,8 @@ public enum Sandbox {
         let exe = binary
         var goferArgs = ["moat", "gofer", "--root", rootPath, "--fd", "3"]
         if o.readOnly || o.overlay { goferArgs.append("--read-only") }
+        let upperOnDisk = o.overlay && !o.readOnly && o.overlayOnDisk
+        if upperOnDisk { goferArgs.append("--scratch") }
         if o.debug && o.logPath == nil { goferArgs.append("--debug") }
         // The Gofer execs while the Sentry is cloned (its namespaces take
         // milliseconds): whether its exec worked is read after.
@@ -108,6 +114,7 @@ public enum Sandbox {
         if o.kvm { sentryArgs += ["--platform", "kvm"] } else if !o.fastPath { sentryArgs += ["--platform", "ptrace"] }
         if o.debug { sentryArgs.append("--debug") }
         if o.overlay && !o.readOnly { sentryArgs.append("--overlay") }
+        if upperOnDisk { sentryArgs.append("--upper-on-disk") }
         for e in o.env { sentryArgs += ["--env", e] }
         if let c = o.capabilities { sentryArgs += ["--caps", String(c, radix: 16)] }
         for s in o.sysctl { sentryArgs += ["--sysctl", s] }

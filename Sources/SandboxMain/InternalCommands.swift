@@ -33,7 +33,7 @@ public enum InternalCommand {
         let a = try InternalArguments(args, options: ["gofer-fd", "log-fd", "cwd", "user", "hostname", "env", "oci-config-fd",
                                                       "network", "add-host", "dns", "egress-fd", "netns", "caps", "sysctl", "cgroup",
                                                       "platform", "control-fd", "ready-fd"],
-                                      flags: ["strace", "debug", "overlay", "pod", "detached"])
+                                      flags: ["strace", "debug", "overlay", "upper-on-disk", "pod", "detached"])
         if a.has("detached") { SentryPlan.detachFromLauncher() }
         let planFD = try a.int32("oci-config-fd", -1)
         if planFD >= 0 {
@@ -46,7 +46,7 @@ public enum InternalCommand {
         c.strace = a.has("strace"); c.debug = a.has("debug")
         c.cwd = a.string("cwd") ?? "/"; c.env = a.list("env")
         c.hostname = a.string("hostname") ?? "moat"
-        c.overlay = a.has("overlay")
+        c.overlay = a.has("overlay"); c.upperOnDisk = a.has("upper-on-disk")
         c.network = NetworkMode(rawValue: a.string("network") ?? "host") ?? .host
         c.addHosts = a.list("add-host"); c.dns = a.list("dns"); c.egressFD = try a.int32("egress-fd", -1)
         c.networkNamespacePath = a.string("netns")
@@ -83,7 +83,7 @@ public enum InternalCommand {
     }
 
     static func gofer(_ args: ArraySlice<String>) throws(InternalArguments.Failure) -> Never {
-        let a = try InternalArguments(args, options: ["root", "fd", "sentry", "state"], flags: ["read-only", "non-recursive", "detached", "debug", "zygote"])
+        let a = try InternalArguments(args, options: ["root", "fd", "sentry", "state"], flags: ["read-only", "non-recursive", "detached", "debug", "zygote", "scratch"])
         if a.has("detached") { SentryPlan.detachFromLauncher() }
         // --debug: the start-up profile on stderr (the launcher passes it
         // only when its stderr is Moat's log).
@@ -99,6 +99,6 @@ public enum InternalCommand {
         guard let root = a.string("root") else { throw .init(message: "missing --root") }
         StartupProfile.mark("gofer", "main (forked, or re-exec: dynamic loading, Swift runtime; arguments)")
         Gofer.run(root: root, socketFD: try a.int32("fd", 3), readOnly: a.has("read-only"),
-                  recursive: !a.has("non-recursive")) { StartupProfile.mark("gofer", $0) }
+                  recursive: !a.has("non-recursive"), scratch: a.has("scratch")) { StartupProfile.mark("gofer", $0) }
     }
 }

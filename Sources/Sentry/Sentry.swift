@@ -28,6 +28,10 @@ public struct SentryConfig {
     public var kvm = false
     /// A writable layer in Sentry memory over the (read-only) gofer root.
     public var overlay = false
+    /// The overlay's big and mapped files live in unnamed disk files the
+    /// Gofer makes (`moat gofer --scratch`; FSImpl/UpperStore.swift)
+    /// instead of memfds.
+    public var upperOnDisk = false
 
     // Set by the OCI runtime (see Sources/OCI/Launch.swift).
     /// Written once the sandbox is set up and confined: "OK\n", or the
@@ -198,6 +202,7 @@ public enum SentryMain {
         let vfs = VFS()
         if cfg.overlay {
             let upper = TmpfsInode(mode: rootInode.mode, dev: 7, uid: rootInode.uid, gid: rootInode.gid)
+            if cfg.upperOnDisk { upper.store = UpperStore(client: client) }
             vfs.setRoot(OverlayInode(lower: rootInode, upper: upper, parent: nil, name: [47], upperDev: 7), fsType: "overlay", source: "overlay")
         } else {
             vfs.setRoot(rootInode, fsType: "9p", source: "none")

@@ -19,7 +19,7 @@ enum FastRun {
     static let valued: [String: String] = [
         "--rootfs": "rootfs", "--network": "network", "--hostname": "hostname", "--log": "log",
         "-w": "cwd", "--workdir": "cwd", "--cwd": "cwd", "-u": "user", "--user": "user",
-        "-e": "env", "--env": "env",
+        "-e": "env", "--env": "env", "--overlay-medium": "overlay-medium",
     ]
     static let flags: [String: String] = [
         "--read-only": "read-only", "--no-overlay": "no-overlay", "--debug": "debug", "--strace": "strace",
@@ -63,6 +63,8 @@ enum FastRun {
         o.env = merged; o.cwd = single["cwd"] ?? RunDefaults.cwd; o.uid = uid; o.gid = gid
         o.strace = set.contains("strace"); o.debug = set.contains("debug"); o.logPath = single["log"]
         o.readOnly = set.contains("read-only"); o.hostname = single["hostname"] ?? RunDefaults.hostname; o.overlay = !set.contains("no-overlay")
+        guard let onDisk = RunDefaults.overlayOnDisk(single["overlay-medium"] ?? RunDefaults.overlayMedium) else { return nil }
+        o.overlayOnDisk = onDisk
         o.network = network
         return o
     }

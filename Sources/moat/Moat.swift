@@ -209,6 +209,8 @@ struct Run: ParsableCommand {
     @Option(help: "Hostname inside the sandbox.") var hostname: String?
     @Flag(help: "Serve the root file system read-only.") var readOnly = false
     @Flag(help: "Write changes through to the root file system (default: an in-memory overlay keeps it untouched).") var noOverlay = false
+    @Option(help: "Where the overlay keeps its big and mapped files: self (unnamed files in the root file system's own host file system, gone when the sandbox ends; default) or memory (memfds).")
+    var overlayMedium: String = RunDefaults.overlayMedium
     @Option(help: "Network: none (loopback only), sandbox (own namespace with outbound access; default) or host.") var network: String = RunDefaults.network
     @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]; repeatable.")
     var publish: [String] = []
@@ -266,7 +268,7 @@ struct Run: ParsableCommand {
         if !needsRecord {
             Sandbox.launch(try setup.runOptions())
         }
-        for (flag, used) in [("--no-overlay", noOverlay), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
+        for (flag, used) in [("--no-overlay", noOverlay), ("--overlay-medium", overlayMedium != RunDefaults.overlayMedium), ("--strace", strace), ("--network-namespace", networkNamespace != nil),
                              ("--sysctl", !sysctl.isEmpty),
                              ("--log", log != nil), ("--platform \(platform)", platform != "fast")] where used {
             throw ValidationError("\(flag) is for foreground runs only (without -d, --name, -v, --tmpfs, --restart or limits)")

@@ -18,6 +18,11 @@ enum RunDefaults {
     static let network = "sandbox"
     static let user = "0:0"
     static let cwd = "/"
+    static let overlayMedium = "self"
+    /// --overlay-medium: self is on disk, memory in memfds; nil: neither.
+    static func overlayOnDisk(_ medium: String) -> Bool? {
+        switch medium { case "self": return true; case "memory": return false; default: return nil }
+    }
 }
 
 struct RunSetup {
@@ -85,6 +90,8 @@ struct RunSetup {
         o.env = env; o.cwd = cwd; o.uid = uid; o.gid = gid
         o.strace = run.strace; o.debug = run.debug; o.logPath = run.log
         o.readOnly = run.readOnly; o.hostname = run.hostname ?? RunDefaults.hostname; o.overlay = !run.noOverlay
+        guard let onDisk = RunDefaults.overlayOnDisk(run.overlayMedium) else { throw ValidationError("--overlay-medium must be self or memory") }
+        o.overlayOnDisk = onDisk
         o.network = net; o.ports = try ports()
         if let p = run.networkNamespace {
             guard run.network == RunDefaults.network || run.network == "host" else { throw ValidationError("--network-namespace replaces --network") }

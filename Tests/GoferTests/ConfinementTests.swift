@@ -13,13 +13,14 @@ import GoferProtocol
 final class ConfinementTests: XCTestCase {
     static let rootEnv = "MOAT_GOFER_TEST_CHILD_ROOT"
     static let readOnlyEnv = "MOAT_GOFER_TEST_CHILD_RO"
+    static let scratchEnv = "MOAT_GOFER_TEST_CHILD_SCRATCH"
     static let childSocketFD: Int32 = 200
 
     /// The child's body; does nothing in a normal test run.
     func testChildEntryPoint() {
         guard let root = getenv(Self.rootEnv) else { return }
         Gofer.run(root: String(cString: root), socketFD: Self.childSocketFD,
-                  readOnly: getenv(Self.readOnlyEnv) != nil)
+                  readOnly: getenv(Self.readOnlyEnv) != nil, scratch: getenv(Self.scratchEnv) != nil)
     }
 
     struct Child {
@@ -40,7 +41,7 @@ final class ConfinementTests: XCTestCase {
         tree?.remove()
     }
 
-    func spawnGofer(root: String, readOnly: Bool) throws -> Child {
+    func spawnGofer(root: String, readOnly: Bool, scratch: Bool = false) throws -> Child {
         let (c, s) = try GoferClient.socketPair().get()
         defer { close(s) }
         let stderrPath = tree.base + "/child-stderr"
@@ -56,6 +57,7 @@ final class ConfinementTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env[Self.rootEnv] = root
         if readOnly { env[Self.readOnlyEnv] = "1" } else { env[Self.readOnlyEnv] = nil }
+        env[Self.scratchEnv] = scratch ? "1" : nil
         let envStrings = env.map { "\($0.key)=\($0.value)" }
 
         var cArgs = args.map { strdup($0) } + [nil]
@@ -163,6 +165,57 @@ final class ConfinementTests: XCTestCase {
         child.client = nil
         XCTAssertEqual(reap(child.pid).map { ($0 >> 8) & 0xFF }, 0)
         XCTAssertFalse(tree.exists("d"))
+    }
+
+    /// --scratch on a read-only run: unnamed files in the tree's host file
+    /// system, while the tree stays read-only and unchanged, before and
+    /// after the Gofer ends.
+    func testReadOnlyRunMakesScratchFilesOnly() throws {
+        tree.write("f", "data")
+        let before = try FileManager.default.contentsOfDirectory(atPath: tree.root).sorted()
+        var treeStat = stat()
+        XCTAssertEqual(stat(tree.root, &treeStat), 0)
+        var child = try spawnGofer(root: tree.root, readOnly: true, scratch: true)
+        do {
+            let client = child.client!
+            let root = try client.attach().get().0
+            let fd = try client.scratch().get()
+            var st = stat()
+            XCTAssertEqual(fstat(fd, &st), 0)
+            XCTAssertEqual(UInt32(st.st_mode) & UInt32(S_IFMT), UInt32(S_IFREG))
+            XCTAssertEqual(UInt64(st.st_nlink), 0, "unnamed")
+            XCTAssertEqual(st.st_size, 0)
+            XCTAssertEqual(st.st_dev, treeStat.st_dev, "in the tree's host file system")
+            XCTAssertEqual(pwrite(fd, "bytes", 5, 4096), 5)
+            var buf = [UInt8](repeating: 1, count: 4)
+            XCTAssertEqual(pread(fd, &buf, 4, 0), 4)
+            XCTAssertEqual(buf, [0, 0, 0, 0])
+            // Never linkable (O_EXCL), from this side either.
+            XCTAssertNotEqual(linkat(fd, "", AT_FDCWD, tree.path("named"), 0x1000 /* AT_EMPTY_PATH */), 0)
+            close(fd)
+            // The tree itself stays read-only, and its mount table one mount.
+            if case .failure(let e) = client.mkdir(root, b("d"), mode: 0o755, uid: 0, gid: 0) {
+                XCTAssertEqual(e.rawValue, EROFS)
+            } else {
+                XCTFail("mkdir succeeded read-only")
+            }
+            let mounts = try String(contentsOfFile: "/proc/\(child.pid)/mountinfo", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(mounts.count, 1, "\(mounts)")
+        }
+        child.client = nil
+        XCTAssertEqual(reap(child.pid).map { ($0 >> 8) & 0xFF }, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tree.root).sorted(), before)
+    }
+
+    /// Without --scratch the request is refused.
+    func testScratchNeedsTheFlag() throws {
+        var child = try spawnGofer(root: tree.root, readOnly: true)
+        do {
+            _ = try child.client!.attach().get()
+            if case .failure(let e) = child.client!.scratch() { XCTAssertEqual(e.rawValue, EPERM) } else { XCTFail("scratch without --scratch") }
+        }
+        child.client = nil
+        XCTAssertEqual(reap(child.pid).map { ($0 >> 8) & 0xFF }, 0)
     }
 
     func testRunFailsClosed() throws {

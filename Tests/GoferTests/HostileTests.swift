@@ -171,7 +171,7 @@ final class HostileTests: XCTestCase {
 
     func testUnknownOpcodesAreENOSYS() {
         handshake()
-        for op: UInt16 in [0, 23, 999, 0xFFFF] {
+        for op: UInt16 in [0, 24, 999, 0xFFFF] {
             XCTAssertEqual(call(op, [1, 2, 3])?.status, UInt16(ENOSYS), "op \(op)")
         }
         XCTAssertEqual(call(GoferOp.version.rawValue, [])?.status, UInt16(EINVAL), "second version")
@@ -228,6 +228,7 @@ final class HostileTests: XCTestCase {
             }()),
             ("listxattr trailing", GoferOp.listxattr.rawValue, [UInt8](repeating: 0, count: 9)),
             ("tmpfile short", GoferOp.tmpfile.rawValue, [UInt8](repeating: 0, count: 20)),
+            ("scratch with a payload", GoferOp.scratch.rawValue, [0]),
         ]
         for (what, op, payload) in cases {
             XCTAssertEqual(call(op, payload)?.status, UInt16(EINVAL), what)

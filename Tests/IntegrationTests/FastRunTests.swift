@@ -25,6 +25,8 @@ struct FastRunTests {
         ["--", "--help"],
         ["-u", "nosuchuser", "--", "/bin/true"],
         ["--network", "nowhere", "--", "/bin/true"],
+        ["--overlay-medium", "memory", "--", "/bin/sh", "-c", "dd if=/dev/zero of=/big bs=1M count=2 2>/dev/null; ls -ls /big"],
+        ["--overlay-medium", "disk", "--", "/bin/true"],
     ]
 
     @Test(arguments: cases)

@@ -8,8 +8,10 @@
 //   - renaming a directory that has a lower part fails with EXDEV, which
 //     mv and friends handle by copying.
 // Known limits: a file opened read-only before it was copied up keeps
-// seeing the lower contents; copied-up data lives in Sentry memory (and
-// copied-up user.* xattrs in Kernel.xattrs).
+// seeing the lower contents; copied-up data lives in Sentry memory until the
+// file is big or mapped, then in a host file (a disk file from the Gofer
+// with an UpperStore, else a memfd), and copied-up user.* xattrs in
+// Kernel.xattrs.
 
 import CMoat
 import Glibc
@@ -94,6 +96,7 @@ final class OverlayInode: Inode {
         switch p.copyUp() { case .success(let x): pu = x; case .failure(let e): return .failure(e) }
         guard case .success(let st) = l.stat() else { return .failure(Errno(EIO)) }
         let u = TmpfsInode(mode: st.mode, dev: upperDev, uid: st.uid, gid: st.gid)
+        u.store = pu.store
         switch st.mode & S_IFMT_ {
         case S_IFDIR_:
             break
@@ -150,6 +153,7 @@ final class OverlayInode: Inode {
         if !isDir { return .failure(Errno(ENOTDIR)) }
         let u = TmpfsInode(mode: S_IFREG_ | (mode & 0o7777), dev: upperDev, uid: uid, gid: gid)
         u.nlink = 0
+        u.store = upperStore
         let o = OverlayInode(lower: nil, upper: u, parent: self, name: [], upperDev: upperDev)
         o.nlink = 0   // so that linkat refuses an O_EXCL one (ENOENT)
         return .success(o)
@@ -250,6 +254,13 @@ final class OverlayInode: Inode {
             dir.children[name] = c
         }
         return .success(())
+    }
+
+    /// The upper layer's store: the nearest upper directory's, up to the root's.
+    private var upperStore: UpperStore? {
+        var o: OverlayInode? = self
+        while let n = o { if let u = n.upper { return u.store }; o = n.parent }
+        return nil
     }
 
     override func readlink() -> Result<[UInt8], Errno> { top.readlink() }

@@ -13,7 +13,14 @@ final class TmpfsInode: Inode {
     let devID: UInt64
     /// Once a regular file is mapped MAP_SHARED its bytes move to a host
     /// memfd (which can be handed to a stub); -1 while they live in `data`.
+    /// In an overlay's upper layer with a `store`, a Gofer-made disk file
+    /// instead (`onDisk`; FSImpl/UpperStore.swift).
     var memfd: Int32 = -1
+    /// Where the upper layer's host files come from (nil: memfds), shared
+    /// by the inodes of that layer as `blocks` is.
+    var store: UpperStore?
+    /// `memfd` is a disk file from `store`.
+    var onDisk = false
     /// File seals (memfd_create); tmpfs files start sealed against sealing.
     var seals: UInt32 = F_SEAL_SEAL_
     /// The mount's block limit (size=, nr_blocks=), shared by its inodes;
@@ -63,15 +70,23 @@ final class TmpfsInode: Inode {
         if let b = blocks { b.used -= pages.count }
     }
 
-    /// Moves the file's bytes to a memfd and returns it (or -errno).
+    /// Moves the file's bytes to a memfd (or the store's disk file) and
+    /// returns it (or -errno).
     func promoteToMemfd() -> Int32 {
         if memfd >= 0 { return memfd }
-        let fd = "moat-tmpfs".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
+        var fd = store?.newFile() ?? -1
+        let disk = fd >= 0
+        if !disk {
+            fd = "moat-tmpfs".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
+        }
         if fd < 0 { return -moat_errno() }
         // Sized first, then only the pages holding something are written:
         // zero pages stay holes (no host memory; a SysV segment's shm_rss
         // counts only touched pages, as on Linux).
-        if ftruncate(fd, off_t(data.count)) != 0 { close(fd); return -EIO }
+        // (Not for an empty file: a disk file system may take a truncate
+        // to 0 as a file being replaced and write its pages out when it is
+        // closed, as ext4's auto_da_alloc does.)
+        if !data.isEmpty && ftruncate(fd, off_t(data.count)) != 0 { close(fd); return -EIO }
         var off = 0
         while off < data.count {
             let end = min(off + 4096, data.count)
@@ -84,6 +99,7 @@ final class TmpfsInode: Inode {
             off = end
         }
         memfd = fd
+        onDisk = disk
         data = []
         return fd
     }
@@ -167,7 +183,9 @@ final class TmpfsInode: Inode {
     /// pages a file holds; directories and short (inline) symlinks hold none.
     override func stat() -> Result<Stat, Errno> {
         guard case .success(var s) = super.stat() else { return super.stat() }
-        if isRegular && memfd >= 0 {
+        if isRegular && memfd >= 0 && onDisk {
+            s.blocks = UpperStore.blocks(memfd, size: Int(s.size))
+        } else if isRegular && memfd >= 0 {
             // A memfd is sparse: what its pages hold (a file truncated to
             // Int64.max holds nothing).
             var h = Glibc.stat()
@@ -203,6 +221,7 @@ final class TmpfsInode: Inode {
     private func child(_ mode: UInt32, _ uid: UInt32, _ gid: UInt32) -> TmpfsInode {
         let i = TmpfsInode(mode: mode, dev: devID, uid: uid, gid: gid)
         i.blocks = blocks
+        i.store = store
         return i
     }
 

@@ -172,7 +172,7 @@ enum GoferClientFuzz {
 
     static let ops: [GoferOp] = [.attach, .walk, .stat, .open, .create, .mkdir, .symlink, .link, .mknod, .unlink,
                                  .rename, .readlink, .getdents, .setattr, .statfs, .getxattr, .setxattr, .listxattr,
-                                 .removexattr, .tmpfile, .walk]
+                                 .removexattr, .tmpfile, .scratch, .walk]
 
     /// Input: flags byte (bit 1: no automatic version reply), then records:
     /// the tag picks the client call (its low 5 bits) and whether the
@@ -234,6 +234,7 @@ enum GoferClientFuzz {
             case .listxattr: _ = client.listxattr(fid)
             case .removexattr: _ = client.removexattr(fid, Array("user.x".utf8))
             case .tmpfile: if case .success(let x) = client.tmpfile(fid, flags: O_RDWR, mode: 0o600, uid: 0, gid: 0) { close(x.2) }
+            case .scratch: if case .success(let fd) = client.scratch() { close(fd) }
             case .version, .close: break
             }
             // Throw away the requests the client sent.
