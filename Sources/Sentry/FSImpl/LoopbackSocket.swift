@@ -9,11 +9,13 @@
 // a UDP socket's datagrams queue on it with the sender's inet address), so
 // reads, writes, shutdown, SO_RCVTIMEO, readiness and epoll behave as they
 // do there. What is inet is here: addresses (IPv4 kept as v4-mapped IPv6
-// inside), ports allocated per namespace (32768-60999 for autobind), the
-// checks Linux makes (only 127.0.0.0/8, ::1 and the wildcards bind, other
-// addresses EADDRNOTAVAIL; a non-loopback destination ENETUNREACH; while lo
-// is down 127.0.0.0/8 binds but does not route and ::1 does neither),
-// SO_REUSEADDR /
+// inside), ports allocated per namespace (from its ip_local_port_range for
+// autobind), the checks Linux makes (only the namespace's addresses and the
+// wildcards bind, other addresses EADDRNOTAVAIL; while lo is down
+// 127.0.0.0/8 binds but does not route and ::1 does neither), where a
+// destination is (NetNamespace.route: this namespace, the other end of a
+// veth pair, or ENETUNREACH / EHOSTUNREACH; a datagram to a subnet no host
+// answers in is dropped), SO_REUSEADDR /
 // SO_REUSEPORT sharing, a non-blocking connect's EINPROGRESS then SO_ERROR
 // (a loopback handshake is over by the time connect returns, as on Linux),
 // and the socket options a loopback endpoint has no use for, kept for
@@ -128,22 +130,21 @@ final class LoopbackSockFD: FileDescription {
         return (s + ":" + port).uppercased()
     }
 
-    /// The source address for a destination: lo's own address of its family.
-    private func source(for dest: [UInt8]) -> [UInt8] {
+    /// The source address for a destination routed as `r`: the bound
+    /// address, else the route's.
+    private func source(_ r: NetNamespace.Route) -> [UInt8] {
         if let l = local, !LoopbackSockFD.isAny(l.ip) { return l.ip }
-        return LoopbackSockFD.isMapped(dest) ? LoopbackSockFD.v4Loopback : LoopbackSockFD.v6Loopback
+        return r.source
     }
 
-    /// A destination as routed: the wildcard means this host; anything but
-    /// loopback, or loopback while lo is down, is unreachable.
-    private func route(_ d: Addr) -> Result<Addr, Errno> {
-        var d = d
+    /// A destination as routed: the wildcard means this host; then
+    /// NetNamespace.route says which namespace it is in, if any.
+    private func route(_ d: inout Addr) -> Result<NetNamespace.Route, Errno> {
         if d.ip == LoopbackSockFD.v4Any { d.ip = LoopbackSockFD.v4Loopback }
         if d.ip == LoopbackSockFD.v6Any { d.ip = LoopbackSockFD.v6Loopback }
         // While lo is down ::1 is no address at all (Linux: EADDRNOTAVAIL).
         if d.ip == LoopbackSockFD.v6Loopback && !ns.loUp { return .failure(Errno(EADDRNOTAVAIL)) }
-        if !LoopbackSockFD.isLoopback(d.ip) || !ns.loUp { return .failure(Errno(ENETUNREACH)) }
-        return .success(d)
+        return ns.route(d.ip)
     }
 
     private func option(_ name: Int32) -> Bool { inner.opts.on.contains(name) }
@@ -180,9 +181,7 @@ final class LoopbackSockFD: FileDescription {
         switch parse(b) { case .success(let x): a = x; case .failure(let e): return e.ret }
         if local != nil { return err(EINVAL) }
         // 127.0.0.0/8 is local even while lo is down; ::1 only once it is up (as Linux).
-        if !LoopbackSockFD.isAny(a.ip) && !(LoopbackSockFD.isLoopback(a.ip) && (ns.loUp || LoopbackSockFD.isMapped(a.ip))) {
-            return err(EADDRNOTAVAIL)
-        }
+        if !LoopbackSockFD.isAny(a.ip) && !ns.isLocal(a.ip) { return err(EADDRNOTAVAIL) }
         if a.port == 0 {
             guard let p = ns.ephemeralPort(proto: proto) else { return err(EADDRINUSE) }
             a.port = p
@@ -215,9 +214,9 @@ final class LoopbackSockFD: FileDescription {
         return 0
     }
 
-    /// The listener a connection to `d` reaches, if any.
-    private func listener(for d: Addr) -> LoopbackSockFD? {
-        let all = ns.bound[NetNamespace.PortKey(proto: 6, port: d.port)] ?? []
+    /// The listener of namespace `n` a connection to `d` reaches, if any.
+    private func listener(for d: Addr, in n: NetNamespace) -> LoopbackSockFD? {
+        let all = n.bound[NetNamespace.PortKey(proto: 6, port: d.port)] ?? []
         let ls = all.filter { $0.inner.listening && !$0.inner.released && $0.local.map { LoopbackSockFD.receives($0.ip, v6only: false, d.ip) } == true }
         // A listener on the exact address before a wildcard one; the v6only one refuses v4.
         return ls.first { $0.local?.ip == d.ip } ?? ls.first { !($0.v6only && LoopbackSockFD.isMapped(d.ip)) }
@@ -233,9 +232,10 @@ final class LoopbackSockFD: FileDescription {
         var d: Addr
         switch parse(b) { case .success(let x): d = x; case .failure(let e): return e.ret }
         if type == SOCK_DGRAM_ {
-            switch route(d) { case .success(let x): d = x; case .failure(let e): return e.ret }
-            if local == nil { let r = autobind(source(for: d.ip)); if r < 0 { return r } }
-            else if let l = local, LoopbackSockFD.isAny(l.ip) { local = Addr(ip: source(for: d.ip), port: l.port) }
+            let r: NetNamespace.Route
+            switch route(&d) { case .success(let x): r = x; case .failure(let e): return e.ret }
+            if local == nil { let b = autobind(source(r)); if b < 0 { return b } }
+            else if let l = local, LoopbackSockFD.isAny(l.ip) { local = Addr(ip: source(r), port: l.port) }
             peer = d
             soError = 0
             return 0
@@ -254,29 +254,31 @@ final class LoopbackSockFD: FileDescription {
             return err(e != 0 ? e : ECONNABORTED)   // its error already read: Linux's ECONNABORTED
         }
         if d.port == 0 { return err(ECONNREFUSED) }
-        switch route(d) { case .success(let x): d = x; case .failure(let e): return e.ret }
-        guard let l = listener(for: d) else { return refused() }
+        let r: NetNamespace.Route
+        switch route(&d) { case .success(let x): r = x; case .failure(let e): return e.ret }
+        guard let to = r.ns else { return err(EHOSTUNREACH) }
+        guard let l = listener(for: d, in: to) else { return refused() }
         while l.inner.backlog.count > l.inner.maxBacklog {
             if nonblocking { return err(EAGAIN) }
             let w = l.inner.wait(t, timeoutNs: inner.sndTimeoutNs) { l.inner.backlog.count > l.inner.maxBacklog && l.inner.listening && !l.inner.released }
             if w < 0 { return w }
             if !l.inner.listening || l.inner.released { return refused() }
         }
-        if local == nil { let r = autobind(source(for: d.ip)); if r < 0 { return r } }
-        else if let lo = local, LoopbackSockFD.isAny(lo.ip) { local = Addr(ip: source(for: d.ip), port: lo.port) }
+        if local == nil { let b = autobind(source(r)); if b < 0 { return b } }
+        else if let lo = local, LoopbackSockFD.isAny(lo.ip) { local = Addr(ip: source(r), port: lo.port) }
         let (mine, theirs) = UnixSocketFD.pair(type: SOCK_STREAM_, flags: O_RDWR)
         mine.peerCred = l.inner.listenCred
         theirs.peerCred = t.unixCred
         mine.opts = inner.opts
         mine.setSndbuf(inner.opts.sndbuf)
         mine.rcvTimeoutNs = inner.rcvTimeoutNs; mine.sndTimeoutNs = inner.sndTimeoutNs
-        let accepted = LoopbackSockFD(kernel: t.kernel, ns: ns, family: l.family, type: SOCK_STREAM_, proto: 6, flags: O_RDWR, conn: theirs)
+        let accepted = LoopbackSockFD(kernel: t.kernel, ns: l.ns, family: l.family, type: SOCK_STREAM_, proto: 6, flags: O_RDWR, conn: theirs)
         accepted.ownerUID = l.ownerUID
         accepted.local = Addr(ip: d.ip, port: d.port)
         accepted.peer = local
         accepted.inner.opts = l.inner.opts
         accepted.kept = l.kept
-        ns.bound[NetNamespace.PortKey(proto: 6, port: d.port), default: []].append(accepted)
+        l.ns.bound[NetNamespace.PortKey(proto: 6, port: d.port), default: []].append(accepted)
         inner.conn = mine
         peer = d
         l.pending.append(accepted)
@@ -361,11 +363,13 @@ final class LoopbackSockFD: FileDescription {
             return err(EDESTADDRREQ)
         }
         if d.port == 0 { return err(EINVAL) }
-        switch route(d) { case .success(let x): d = x; case .failure(let e): return e.ret }
+        let r: NetNamespace.Route
+        switch route(&d) { case .success(let x): r = x; case .failure(let e): return e.ret }
         if inner.shutWrite { return err(EPIPE) }
-        if local == nil { let r = autobind(family == AF_INET ? LoopbackSockFD.v4Any : LoopbackSockFD.v6Any); if r < 0 { return r } }
-        let from = Addr(ip: source(for: d.ip), port: local!.port)
-        let all = ns.bound[NetNamespace.PortKey(proto: 17, port: d.port)] ?? []
+        if local == nil { let b = autobind(family == AF_INET ? LoopbackSockFD.v4Any : LoopbackSockFD.v6Any); if b < 0 { return b } }
+        guard let there = r.ns else { return data.count }   // no host on that link's subnet: the datagram is lost
+        let from = Addr(ip: source(r), port: local!.port)
+        let all = there.bound[NetNamespace.PortKey(proto: 17, port: d.port)] ?? []
         let candidates = all.filter { o in
             guard let ol = o.local, LoopbackSockFD.receives(ol.ip, v6only: o.v6only, d.ip), !o.inner.shutRead else { return false }
             if let op = o.peer, op != from { return false }   // connected elsewhere

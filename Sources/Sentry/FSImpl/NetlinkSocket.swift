@@ -5,12 +5,15 @@
 // /proc/net files opened before confinement).
 //
 // NETLINK_ROUTE answers RTM_GETLINK and RTM_GETADDR, as a dump or for one
-// link (by index or IFLA_IFNAME). RTM_NEWADDR and RTM_DELADDR change the
-// sandbox's own namespace through the address helper (CMoat/netconf.c);
-// every other change (RTM_NEWLINK, RTM_DELLINK, routes, ...) and every
+// link (by index or IFLA_IFNAME). In the sandbox's own namespace
+// RTM_NEWADDR and RTM_DELADDR change it through the address helper
+// (CMoat/netconf.c), an RTM_NEWLINK that changes nothing (lo up while it
+// is up) succeeds, and every other change (links, routes, ...) and every
 // other type is refused with the error Linux gives where it cannot do the
 // change (EOPNOTSUPP; ENODEV for a link that does not exist; EPERM without
-// CAP_NET_ADMIN). NETLINK_KOBJECT_UEVENT
+// CAP_NET_ADMIN). In a namespace made inside the sandbox links and
+// addresses change as Kernel/NetLinks.swift says, and sockets that joined
+// RTNLGRP_LINK get its link events. NETLINK_KOBJECT_UEVENT
 // sockets bind, join groups and never receive: no device events happen in
 // the sandbox.
 //
@@ -31,7 +34,10 @@ final class NetlinkSocketFD: FileDescription {
     let proto: Int32
     /// The port id (nl_pid) once bound; 0 before.
     private(set) var port: UInt32 = 0
-    private var groups: UInt32 = 0
+    /// Multicast groups joined (bit N-1 for group N), by bind or NETLINK_ADD_MEMBERSHIP.
+    private var groups: UInt64 = 0
+    /// Groups were ever set: NETLINK_LIST_MEMBERSHIPS has a size from then on (Linux's ngroups).
+    private var hasGroups = false
     /// The default destination (connect); the kernel, 0, unless set.
     private var peerPort: UInt32 = 0
     private var peerGroups: UInt32 = 0
@@ -40,7 +46,10 @@ final class NetlinkSocketFD: FileDescription {
     var sndTimeoutNs: Int64 = 0
     /// SOL_NETLINK options set (accepted and remembered, of no effect).
     private var nlOptions: [Int32: Int32] = [:]
-    private var queue: [[UInt8]] = []
+    /// A datagram waiting to be read: from the kernel (port 0), or from
+    /// another socket's multicast send, with its sender's credentials.
+    struct Queued { var bytes: [UInt8]; var from: UInt32 = 0; var cred: UnixCred? = nil }
+    private var queue: [Queued] = []
     /// SO_ATTACH_FILTER's program, kept (setsockopt).
     private var filter: [UInt8]?
     private var waiters = WaitQueue()
@@ -61,6 +70,20 @@ final class NetlinkSocketFD: FileDescription {
         NetlinkSocketFD.nextIno += 1
         ino = NetlinkSocketFD.nextIno
         super.init(flags: flags, path: nil)
+        if proto == NETLINK_ROUTE_ { NetlinkSocketFD.routeSockets.append(Weak(self)) }
+    }
+
+    final class Weak { weak var s: NetlinkSocketFD?; init(_ s: NetlinkSocketFD) { self.s = s } }
+    /// NETLINK_ROUTE sockets, for their namespace's events and multicast sends.
+    nonisolated(unsafe) static var routeSockets: [Weak] = []
+
+    /// A kernel event to every socket of namespace `ns` in multicast group `group`.
+    static func broadcast(in ns: NetNamespace, group: Int, _ msg: [UInt8]) {
+        routeSockets.removeAll { $0.s == nil || $0.s!.released }
+        for w in routeSockets {
+            guard let s = w.s, s.net === ns, s.groups & (1 << UInt64(group - 1)) != 0 else { continue }
+            s.deliverFromKernel(msg)
+        }
     }
 
     /// socket(2)'s checks for AF_NETLINK: 0 or -errno.
@@ -84,9 +107,11 @@ final class NetlinkSocketFD: FileDescription {
         return .success(s)
     }
     override func linkName(_ k: Kernel) -> [UInt8] { Array("socket:[\(ino)]".utf8) }
+    private(set) var released = false
     override func release() {
         if port != 0 { NetlinkSocketFD.ports[proto]?.remove(port) }
         queue = []
+        released = true
     }
 
     override func read(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
@@ -140,7 +165,8 @@ final class NetlinkSocketFD: FileDescription {
         } else {
             autobind(t)
         }
-        groups = g
+        groups = groups & ~0xffff_ffff | UInt64(g)
+        if g != 0 { hasGroups = true }
         return 0
     }
 
@@ -159,7 +185,7 @@ final class NetlinkSocketFD: FileDescription {
     }
 
     func name(peer: Bool) -> [UInt8] {
-        peer ? NetlinkSocketFD.sockaddr(peerPort, peerGroups) : NetlinkSocketFD.sockaddr(port, groups)
+        peer ? NetlinkSocketFD.sockaddr(peerPort, peerGroups) : NetlinkSocketFD.sockaddr(port, UInt32(truncatingIfNeeded: groups))
     }
 
     // MARK: - Options
@@ -195,9 +221,11 @@ final class NetlinkSocketFD: FileDescription {
             filter = nil
         case (SOL_SOCKET, SO_PASSCRED_): passcred = v != 0
         case (SOL_SOCKET, SO_RCVBUF), (SOL_SOCKET, SO_SNDBUF), (SOL_SOCKET, 32), (SOL_SOCKET, 33): break
-        case (SOL_NETLINK_, 1):  // NETLINK_ADD_MEMBERSHIP: no events are ever sent
+        case (SOL_NETLINK_, 1), (SOL_NETLINK_, 2):   // NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP
+            if v < 1 || v > 64 { return err(EINVAL) }
             autobind(t)
-        case (SOL_NETLINK_, 2): break   // NETLINK_DROP_MEMBERSHIP
+            hasGroups = true
+            if name == 1 { groups |= 1 << UInt64(v - 1) } else { groups &= ~(1 << UInt64(v - 1)) }
         case (SOL_NETLINK_, 3), (SOL_NETLINK_, 4), (SOL_NETLINK_, 5), (SOL_NETLINK_, 8),
              (SOL_NETLINK_, 10), (SOL_NETLINK_, 11), (SOL_NETLINK_, 12):
             // PKTINFO BROADCAST_ERROR NO_ENOBUFS LISTEN_ALL_NSID CAP_ACK EXT_ACK GET_STRICT_CHK
@@ -225,8 +253,17 @@ final class NetlinkSocketFD: FileDescription {
         case (SOL_NETLINK_, 3), (SOL_NETLINK_, 4), (SOL_NETLINK_, 5), (SOL_NETLINK_, 8),
              (SOL_NETLINK_, 10), (SOL_NETLINK_, 11), (SOL_NETLINK_, 12):
             v = nlOptions[name] ?? 0
-        case (SOL_NETLINK_, 9):  // NETLINK_LIST_MEMBERSHIPS: the group bitmap, none joined beyond bind's
-            return t.writeI32(lenAddr, 4) && (len < 4 || t.writeI32(addr, Int32(bitPattern: groups))) ? 0 : err(EFAULT)
+        case (SOL_NETLINK_, 9):
+            // NETLINK_LIST_MEMBERSHIPS: the group bitmap in 32-bit words, as
+            // many as fit; the length is the whole map's (the protocol's
+            // groups rounded up to words: 8 bytes for NETLINK_ROUTE's).
+            let size = hasGroups ? (proto == NETLINK_ROUTE_ ? 8 : 4) : 0
+            var pos = 0
+            while pos < size && Int(len) - pos >= 4 {
+                if !t.writeI32(addr &+ UInt64(pos), Int32(bitPattern: UInt32(truncatingIfNeeded: groups >> UInt64(pos * 8)))) { return err(EFAULT) }
+                pos += 4
+            }
+            return t.writeI32(lenAddr, Int32(size)) ? 0 : err(EFAULT)
         default: return err(ENOPROTOOPT)
         }
         if len < 4 { return err(EINVAL) }
@@ -239,14 +276,28 @@ final class NetlinkSocketFD: FileDescription {
     /// at once; to another port, Linux delivers it there, which the
     /// sandbox's sockets never expect (ECONNREFUSED, as for a port nobody holds).
     func send(_ t: Task, _ iov: [(UInt64, Int)], to: [UInt8]?, flags: Int32) -> Int {
-        var dest = peerPort
+        var dest = peerPort, destGroups = peerGroups
         if let a = to, !a.isEmpty {
-            switch NetlinkSocketFD.parse(a) { case .success(let (pid, _)): dest = pid; case .failure(let e): return e.ret }
+            switch NetlinkSocketFD.parse(a) { case .success(let (pid, g)): dest = pid; destGroups = g; case .failure(let e): return e.ret }
+        }
+        // Sending to a multicast group needs CAP_NET_ADMIN over the
+        // namespace (NETLINK_ROUTE has no NL_CFG_F_NONROOT_SEND).
+        if destGroups != 0 && proto == NETLINK_ROUTE_ && !(net.isRoot ? t.creds.has(Cap.netAdmin) : t.creds.capable(Cap.netAdmin, in: net.owner)) {
+            return err(EPERM)
         }
         let total = iov.reduce(0) { $0 + $1.1 }
         if total > 212_992 { return err(EMSGSIZE) }
         guard let data = gather(t, iov, cap: total) else { return err(EFAULT) }
         autobind(t)
+        if destGroups != 0 && proto == NETLINK_ROUTE_ {
+            // A copy to every other member of those groups, from this port.
+            NetlinkSocketFD.routeSockets.removeAll { $0.s == nil || $0.s!.released }
+            for w in NetlinkSocketFD.routeSockets {
+                guard let s = w.s, s !== self, s.net === net, s.groups & UInt64(destGroups) != 0 else { continue }
+                s.queue.append(Queued(bytes: data, from: port, cred: t.unixCred))
+                s.waiters.notifyAll()
+            }
+        }
         if dest != 0 { return err(ECONNREFUSED) }
         if proto == NETLINK_ROUTE_ { route(t, data) }
         if !queue.isEmpty { waiters.notifyAll() }
@@ -256,7 +307,7 @@ final class NetlinkSocketFD: FileDescription {
     /// A datagram from the kernel side: mq_notify's SIGEV_THREAD cookie
     /// (Syscalls/MessageQueue.swift), which glibc's helper thread reads.
     func deliverFromKernel(_ d: [UInt8]) {
-        queue.append(d)
+        queue.append(Queued(bytes: d))
         waiters.notifyAll()
     }
 
@@ -274,22 +325,23 @@ final class NetlinkSocketFD: FileDescription {
                 if r == .interrupted { return Received(ret: rcvTimeoutNs > 0 ? err(EINTR) : -ERESTARTSYS, from: [], msgFlags: 0, control: []) }
             }
         }
-        let d = queue[0]
+        let q = queue[0], d = q.bytes
         if flags & MSG_PEEK_ == 0 { queue.removeFirst() }
         let n = min(total, d.count)
         if !scatter(t, iov, Array(d.prefix(n))) { return Received(ret: err(EFAULT), from: [], msgFlags: 0, control: []) }
         var mflags: Int32 = d.count > total ? MSG_TRUNC_ : 0
         var control: [UInt8] = []
         if passcred {
-            // The kernel's credentials: pid 0, root.
+            // The sender's credentials; the kernel's are pid 0, root.
             if controlCap >= 28 {
                 control = [UInt8](repeating: 0, count: controlCap >= 32 ? 32 : 28)
                 put64(&control, 0, 28); put32(&control, 8, SOL_SOCKET); put32(&control, 12, SCM_CREDENTIALS_)
+                if let c = q.cred { put32(&control, 16, c.pid); put32(&control, 20, Int32(bitPattern: c.uid)); put32(&control, 24, Int32(bitPattern: c.gid)) }
             } else {
                 mflags |= MSG_CTRUNC_
             }
         }
-        return Received(ret: flags & MSG_TRUNC_ != 0 ? d.count : n, from: NetlinkSocketFD.sockaddr(0, 0), msgFlags: mflags, control: control)
+        return Received(ret: flags & MSG_TRUNC_ != 0 ? d.count : n, from: NetlinkSocketFD.sockaddr(q.from, 0), msgFlags: mflags, control: control)
     }
 
     // MARK: - NETLINK_ROUTE
@@ -331,7 +383,7 @@ final class NetlinkSocketFD: FileDescription {
         var b = header(req, type: 2, flags: e == 0 ? 0x100 : 0, payload: 4 + echo.count)
         b += [0, 0, 0, 0]; put32(&b, 16, -e)
         b += echo
-        queue.append(b)
+        queue.append(Queued(bytes: b))
     }
 
     /// One request; returns its error (0 when answered).
@@ -341,26 +393,43 @@ final class NetlinkSocketFD: FileDescription {
         if !isGet && !(net.isRoot ? t.creds.has(Cap.netAdmin) : t.creds.capable(Cap.netAdmin, in: net.owner)) { return EPERM }
         let dump = isGet && flags & 0x300 != 0        // NLM_F_DUMP (ROOT | MATCH)
         switch type {
-        case 16 where !net.isRoot:                    // RTM_NEWLINK: lo up or down in a namespace of the sandbox's
-            guard let l = findLink(msg, net.links()) else { return ENODEV }
-            if msg.count < 32 { return EINVAL }
+        case 16 where !net.isRoot, 19 where !net.isRoot:   // RTM_NEWLINK, RTM_SETLINK (Kernel/NetLinks.swift)
+            return net.changeLink(t, msg, type: type, flags: flags)
+        case 17 where !net.isRoot:                    // RTM_DELLINK
+            return net.deleteLink(msg)
+        case 16, 19:
+            // The sandbox's own links are the host's: a request that changes
+            // nothing (lo up while it is up, its own name or MTU) succeeds,
+            // any change is refused.
+            guard let l = findLink(msg, NetlinkSocketFD.links()) else { return ENODEV }
+            guard msg.count >= 32, let attrs = NetNamespace.attributes(msg, from: 32) else { return EINVAL }
+            for (k, v) in attrs {
+                let same: Bool
+                switch k {
+                case 3: same = (v.firstIndex(of: 0).map { Array(v[..<$0]) } ?? v) == l.name     // IFLA_IFNAME
+                case 4: same = v.count >= 4 && get32(v, 0) == l.mtu                                // IFLA_MTU
+                default: same = false
+                }
+                if !same { return EOPNOTSUPP }
+            }
             let fl = get32(msg, 24), change = get32(msg, 28)
-            if (change & UInt32(IFF_UP) != 0 || (change == 0 && fl != 0)) && l.index == NetNamespace.loIndex { net.setLoUp(fl & UInt32(IFF_UP) != 0) }
-            return 0
+            if fl == 0 && change == 0 { return 0 }                                             // no flags asked
+            let mask = change == 0 ? ~UInt32(0) : change
+            return mask & UInt32(IFF_UP) != 0 && (fl ^ l.flags) & UInt32(IFF_UP) != 0 ? EOPNOTSUPP : 0
         case 18:                                      // RTM_GETLINK
             let links = net.isRoot ? NetlinkSocketFD.links() : net.links()
             if dump {
-                queue.append(links.map { linkMessage(msg, $0, flags: 2) }.reduce([], +))
+                queue.append(Queued(bytes: links.map { linkMessage(msg, $0, flags: 2) }.reduce([], +)))
                 done(msg)
                 return 0
             }
             guard let l = findLink(msg, links) else { return ENODEV }
-            queue.append(linkMessage(msg, l, flags: 0))
+            queue.append(Queued(bytes: linkMessage(msg, l, flags: 0)))
             return 0
         case 17:                                      // RTM_DELLINK
             return findLink(msg, net.isRoot ? NetlinkSocketFD.links() : net.links()) == nil ? ENODEV : EOPNOTSUPP
         case 20, 21:                                  // RTM_NEWADDR, RTM_DELADDR
-            if !net.isRoot { return type == 20 ? net.addLoopbackAddress(msg, flags: flags) : EOPNOTSUPP }
+            if !net.isRoot { return net.changeAddress(msg, type: type, flags: flags) }
             return changeAddress(msg, type: type, flags: flags)
         case 22:                                      // RTM_GETADDR
             if !dump { return EOPNOTSUPP }
@@ -368,7 +437,7 @@ final class NetlinkSocketFD: FileDescription {
             let links = net.isRoot ? NetlinkSocketFD.links() : []
             for fam in [AF_INET, AF_INET6] where family == AF_UNSPEC || family == fam {
                 let addrs = net.isRoot ? NetlinkSocketFD.addresses(fam, links) : net.addresses(fam)
-                if !addrs.isEmpty { queue.append(addrs.map { addrMessage(msg, $0) }.reduce([], +)) }
+                if !addrs.isEmpty { queue.append(Queued(bytes: addrs.map { addrMessage(msg, $0) }.reduce([], +))) }
             }
             done(msg)
             return 0
@@ -416,13 +485,19 @@ final class NetlinkSocketFD: FileDescription {
     nonisolated(unsafe) static var addedPrefixes: [AddedKey: UInt8] = [:]
 
     private func done(_ req: [UInt8]) {
-        queue.append(header(req, type: 3, flags: 2, payload: 4) + [0, 0, 0, 0])
+        queue.append(Queued(bytes: header(req, type: 3, flags: 2, payload: 4) + [0, 0, 0, 0]))
     }
 
     struct Link {
         var index: Int32; var name: [UInt8]; var flags: UInt32; var mtu: UInt32; var arpType: UInt16; var hw: [UInt8]
         /// IFLA_QDISC, when known (a namespace of the sandbox's own).
         var qdisc: String? = nil
+        /// IFLA_LINKINFO's IFLA_INFO_KIND (a link made with RTM_NEWLINK).
+        var kind: String? = nil
+        /// IFLA_LINK: a veth end's peer's index.
+        var link: Int32? = nil
+        /// IFLA_OPERSTATE, when known; else from the flags.
+        var operState: UInt8? = nil
     }
     struct Addr {
         var family: Int32; var index: Int32; var prefix: UInt8; var scope: UInt8; var flags: UInt8; var addr: [UInt8]; var broadcast: [UInt8]?; var label: [UInt8]
@@ -460,8 +535,23 @@ final class NetlinkSocketFD: FileDescription {
 
     private static func u32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
 
-    /// RTM_NEWLINK: struct ifinfomsg, then IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS, IFLA_BROADCAST.
     private func linkMessage(_ req: [UInt8], _ l: Link, flags: UInt16) -> [UInt8] {
+        let body = NetlinkSocketFD.linkBody(l)
+        return header(req, type: 16, flags: flags, payload: body.count) + body
+    }
+
+    /// An event about link `l` (RTM_NEWLINK or RTM_DELLINK), from the kernel: sequence 0, port 0.
+    static func linkEvent(_ l: Link, type: UInt16) -> [UInt8] {
+        let body = linkBody(l)
+        var h = [UInt8](repeating: 0, count: 16)
+        put32(&h, 0, Int32(16 + body.count))
+        h[4] = UInt8(type & 0xff); h[5] = UInt8(type >> 8)
+        return h + body
+    }
+
+    /// struct ifinfomsg, then IFLA_IFNAME, IFLA_MTU, IFLA_ADDRESS,
+    /// IFLA_BROADCAST, IFLA_QDISC, IFLA_OPERSTATE, IFLA_LINK, IFLA_LINKINFO.
+    private static func linkBody(_ l: Link) -> [UInt8] {
         var body = [UInt8](repeating: 0, count: 16)
         body[2] = UInt8(l.arpType & 0xff); body[3] = UInt8(l.arpType >> 8)
         put32(&body, 4, l.index)
@@ -472,8 +562,10 @@ final class NetlinkSocketFD: FileDescription {
         let bcast = l.flags & UInt32(IFF_LOOPBACK) != 0 ? [UInt8](repeating: 0, count: l.hw.count) : [UInt8](repeating: 0xff, count: l.hw.count)
         body += NetlinkSocketFD.attr(2, bcast)
         if let q = l.qdisc { body += NetlinkSocketFD.attr(6, Array(q.utf8) + [0]) }                 // IFLA_QDISC
-        body += NetlinkSocketFD.attr(16, [l.flags & UInt32(IFF_RUNNING) != 0 ? (l.flags & UInt32(IFF_LOOPBACK) != 0 ? 0 : 6) : 2]) // IFLA_OPERSTATE: UNKNOWN (lo), UP, DOWN
-        return header(req, type: 16, flags: flags, payload: body.count) + body
+        body += NetlinkSocketFD.attr(16, [l.operState ?? (l.flags & UInt32(IFF_RUNNING) != 0 ? (l.flags & UInt32(IFF_LOOPBACK) != 0 ? 0 : 6) : 2)]) // IFLA_OPERSTATE: UNKNOWN (lo), UP, DOWN
+        if let p = l.link { body += NetlinkSocketFD.attr(5, NetlinkSocketFD.u32(UInt32(bitPattern: p))) }          // IFLA_LINK
+        if let k = l.kind { body += NetlinkSocketFD.attr(18, NetlinkSocketFD.attr(1, Array(k.utf8) + [0])) }      // IFLA_LINKINFO { IFLA_INFO_KIND }
+        return body
     }
 
     /// RTM_NEWADDR: struct ifaddrmsg, then IFA_ADDRESS (IPv4: IFA_LOCAL,

@@ -188,11 +188,20 @@ final class SysctlTable {
         rw("net/core/somaxconn", "4096")
         rw("net/ipv4/ip_forward", "0")
         rw("net/ipv4/ping_group_range", "0\t2147483647")
-        // The namespace's own, set through the address helper (CMoat/netconf.c):
-        // the host picks ephemeral ports from it. Only kept with --network host.
-        add("net/ipv4/ip_local_port_range", writable: true, stored: "32768\t60999", get: nil, set: { [unowned self] s in
+        // The namespace's own. The sandbox's is set through the address
+        // helper (CMoat/netconf.c): the host picks ephemeral ports from it
+        // (only kept with --network host). A namespace made inside the
+        // sandbox keeps its own (NetNamespace.portRange).
+        add("net/ipv4/ip_local_port_range", writable: true, stored: "32768\t60999", get: { [unowned self] in
+            if let n = currentTask?.ownNet, !n.isRoot { return "\(n.portRange.lowerBound)\t\(n.portRange.upperBound)" }
+            return self.entries["net/ipv4/ip_local_port_range"]?.stored ?? ""
+        }, set: { [unowned self] s in
             let f = s.split(separator: "\t")
             guard f.count == 2, let lo = Int32(f[0]), let hi = Int32(f[1]), lo >= 1, hi <= 65535, lo <= hi else { return EINVAL }
+            if let n = currentTask?.ownNet, !n.isRoot {
+                n.portRange = UInt16(lo)...UInt16(hi)
+                return nil
+            }
             if SentryNetwork.netconfFD >= 0 {
                 var req = moat_netconf_req()
                 req.op = MOAT_NETCONF_PORT_RANGE

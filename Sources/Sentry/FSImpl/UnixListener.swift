@@ -300,9 +300,14 @@ final class UnixNames {
 
     /// Every AF_UNIX socket made (socket, accept, socketpair), for
     /// /proc/net/unix; weak, and dropped once released.
-    final class Entry { weak var fd: FileDescription?; init(_ f: FileDescription) { fd = f } }
+    final class Entry {
+        weak var fd: FileDescription?
+        /// The network namespace it was made in (NetNamespace.unixKey): a socketpair's ends.
+        let net: UInt64
+        init(_ f: FileDescription, net: UInt64) { fd = f; self.net = net }
+    }
     private var live: [UInt64: Entry] = [:]
-    func register(_ f: FileDescription, ino: UInt64) { live[ino] = Entry(f) }
+    func register(_ f: FileDescription, ino: UInt64, net: UInt64 = 0) { live[ino] = Entry(f, net: net) }
 
     func forget(_ s: UnixSockFD) {
         live[s.ino] = nil
@@ -328,7 +333,7 @@ final class UnixNames {
                 if let n = u.name {
                     path = n.first == 0 ? "@" + String(decoding: n.dropFirst(), as: UTF8.self) : String(decoding: n, as: UTF8.self)
                 }
-            } else if let p = f as? UnixSocketFD, p.refs > 0, netKey == 0 {
+            } else if let p = f as? UnixSocketFD, p.refs > 0, live[ino]?.net == netKey {
                 type = p.type
             } else { continue }
             refs = max(1, refs)

@@ -229,9 +229,12 @@ final class UnixSocketFD: FileDescription {
         if messageMode {
             while p.messages.isEmpty {
                 if p.connReset { p.connReset = false; return Received(ret: err(ECONNRESET)) }
-                if shutRead || p.writers == 0 { return Received(ret: 0) }
+                // A datagram pair's closed peer ends nothing (Linux shuts
+                // only a stream or seqpacket peer): EAGAIN, or wait.
+                let dgram = type == SOCK_DGRAM_
+                if shutRead || (p.writers == 0 && !dgram) { return Received(ret: 0) }
                 if nonblocking || dontWait { return Received(ret: err(EAGAIN)) }
-                let w = wait(t, p, rcvTimeoutNs) { p.messages.isEmpty && p.writers > 0 }
+                let w = wait(t, p, rcvTimeoutNs) { p.messages.isEmpty && (p.writers > 0 || dgram) }
                 if w < 0 { return Received(ret: w) }
             }
             let size = p.messages[0]

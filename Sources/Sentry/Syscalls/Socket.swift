@@ -90,7 +90,7 @@ func registerSocket(_ t: SyscallTable) {
         if a.int(2) != 0 && a.int(2) != AF_UNIX { return err(EPROTONOSUPPORT) }
         let (x, y) = UnixSocketFD.pair(type: utype, flags: O_RDWR | (rawType & O_NONBLOCK))
         x.peerCred = t.unixCred; y.peerCred = t.unixCred
-        t.kernel.unixNames.register(x, ino: x.ino); t.kernel.unixNames.register(y, ino: y.ino)
+        t.kernel.unixNames.register(x, ino: x.ino, net: t.net.unixKey); t.kernel.unixNames.register(y, ino: y.ino, net: t.net.unixKey)
         return installPair(t, x, y, cloexec: rawType & O_CLOEXEC != 0, at: a.a3)
     }
     t[49] = { t, a in                                                         // bind
