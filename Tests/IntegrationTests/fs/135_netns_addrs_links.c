@@ -259,14 +259,23 @@ static void tcp_pair(int family, const char *ip) {
 
 /* Linux routes a new IPv6 address a moment after adding it (its work
  * queue): wait until a datagram socket can be connected to it. */
+/* A new IPv6 address is tentative until the kernel's address work has run
+ * (asynchronously, even on lo), and its local route comes with it: wait
+ * until a datagram to itself arrives, so what follows does not depend on
+ * how fast that work ran. Moat's namespaces have the address at once. */
 static void settle(int family, const char *ip) {
     struct sockaddr_storage ss;
-    socklen_t len = sa(family, ip, 9, &ss);
     for (int i = 0; i < 300; i++) {
-        int u = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        int r = connect(u, (struct sockaddr *)&ss, len);
+        socklen_t len = sa(family, ip, 0, &ss);
+        int u = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int ok = bind(u, (struct sockaddr *)&ss, len) == 0 && getsockname(u, (struct sockaddr *)&ss, &len) == 0 &&
+                 sendto(u, "x", 1, 0, (struct sockaddr *)&ss, len) == 1;
+        if (ok) {
+            struct pollfd p = { .fd = u, .events = POLLIN };
+            ok = poll(&p, 1, 10) == 1;
+        }
         close(u);
-        if (r == 0) return;
+        if (ok) return;
         usleep(10000);
     }
 }
