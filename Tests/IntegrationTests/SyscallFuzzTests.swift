@@ -51,7 +51,7 @@ struct SyscallFuzzTests {
         let treeBefore = snapshotTree(root, includeOwner: true, exclude: excluded)
         let hostnameBefore = currentHostname()
         let domainBefore = currentDomainname()
-        let mountsBefore = hostMounts()
+        let mountsBefore = hostMounts(own: scratch)
         let clockOffsetBefore = realtimeMinusMonotonic()
 
         let argv = ["/bin/sh", "-c", "umask 022 && ulimit -c 0 && exec \"$0\" \"$@\"",
@@ -69,7 +69,7 @@ struct SyscallFuzzTests {
         if domainAfter != domainBefore {
             _ = domainBefore.withCString { setdomainname($0, strlen($0)) }
         }
-        let mountsAfter = hostMounts()
+        let mountsAfter = hostMounts(own: scratch)
         let clockOffsetAfter = realtimeMinusMonotonic()
         let treeAfter = snapshotTree(root, includeOwner: true, exclude: excluded)
         let leftoverMounts = Integration.mounts(under: scratch)
@@ -122,9 +122,13 @@ struct SyscallFuzzTests {
     /// Mount points of the test process, ignoring the procfs mounts that the
     /// concurrently running differential suites (busybox: bbdiff, Debian:
     /// debdiff) create for their native runs.
-    private func hostMounts() -> Set<String> {
-        let transient = ["/bbdiff/", "/debdiff/"].map { Integration.scratchRoot + $0 }
-        return Set(Integration.currentMountPoints().filter { m in !transient.contains { m.hasPrefix($0) } })
+    /// The host's mount points but those of other suites running beside
+    /// this one (each in its own scratch group under scratchRoot, e.g. the
+    /// differential suites' native chroots, checked by their own suites):
+    /// what appears below `own` counts, as does anything outside scratchRoot.
+    private func hostMounts(own: String) -> Set<String> {
+        let others = Integration.scratchRoot + "/"
+        return Set(Integration.currentMountPoints().filter { m in m.hasPrefix(own) || !m.hasPrefix(others) })
     }
 
     private func realtimeMinusMonotonic() -> Double {

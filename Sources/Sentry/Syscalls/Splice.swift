@@ -284,11 +284,12 @@ func sysCopyFileRange(_ t: Task, _ a: Args) -> Int {
 
 /// Whether `f` is a byte stream splice can move data from or to: not an
 /// event or notification descriptor (epoll, eventfd, timerfd, signalfd,
-/// inotify, pidfd, an nsfs file), a directory or an O_PATH descriptor.
+/// inotify, pidfd, an nsfs file, an fsopen/fspick context), a directory or
+/// an O_PATH descriptor.
 private func carriesBytes(_ f: FileDescription) -> Bool {
     !(f is EpollFD || f is EventFD || f is TimerFD || f is SignalFD || f is InotifyFD || f is DirectoryFD
         || f is PathFD || f is DummyFD || f is IoUringFD || f is PidFD || f is NamespaceFile || f is FanotifyFD
-        || f is UserfaultFD || f is SeccompListener || f is LandlockRulesetFD)
+        || f is UserfaultFD || f is SeccompListener || f is LandlockRulesetFD || f is FSContextFD)
 }
 
 private func notifyTransfer(_ t: Task, _ src: FileDescription, _ dst: FileDescription, _ moved: Int) {
