@@ -120,10 +120,16 @@ struct KVMRunTests {
         for _ in 0..<100 {
             let r = await runProcess([moat, "debug", "\(p.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30)
             procs = ConfinementTests.parse(r.stdoutText)
-            // Every process `moat debug` labels Sentry (the Sentry and its
-            // address helper, which confines itself earlier) has its filter.
+            // Until confinement has finished in every process `moat debug`
+            // labels Sentry (the Sentry, and during start-up its network
+            // address helper, which confines itself earlier and exits):
+            // filter loaded and root given up.
             let sentries = procs.filter { $0.role == "Sentry" }
-            if !sentries.isEmpty, sentries.allSatisfy({ $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }) { break }
+            let confined = sentries.allSatisfy { proc in
+                let uid = ConfinementTests.uids(proc).first ?? "0"
+                return proc.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && uid != "0"
+            }
+            if !sentries.isEmpty && confined { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         let sentries = procs.filter { $0.role == "Sentry" }
