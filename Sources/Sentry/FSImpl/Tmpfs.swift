@@ -77,7 +77,7 @@ final class TmpfsInode: Inode {
         var fd = store?.newFile() ?? -1
         let disk = fd >= 0
         if !disk {
-            fd = "moat-tmpfs".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
+            fd = hostMemfd("moat-tmpfs")
         }
         if fd < 0 { return -moat_errno() }
         // Sized first, then only the pages holding something are written:
@@ -535,4 +535,10 @@ final class TmpfsBlocks {
         used += n
         return true
     }
+}
+
+/// A host memfd_create(2) of the Sentry's own (not the application's):
+/// the fd, or -1 with errno set. `flags`: MFD_CLOEXEC by default.
+func hostMemfd(_ name: String, flags: UInt32 = 1 /* MFD_CLOEXEC */) -> Int32 {
+    name.withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), Int(flags), 0, 0, 0, 0)) }
 }

@@ -25,7 +25,7 @@ final class VDSO {
     private var usable = false
 
     private init?() {
-        let f = "moat-vdso".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 3 /* CLOEXEC|ALLOW_SEALING */, 0, 0, 0, 0)) }
+        let f = hostMemfd("moat-vdso", flags: 3 /* MFD_CLOEXEC | MFD_ALLOW_SEALING */)
         if f < 0 { return nil }
         let image = VDSO.image()
         if ftruncate(f, 0x2000) != 0 || image.count > 0x1000

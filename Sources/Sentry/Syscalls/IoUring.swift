@@ -89,7 +89,7 @@ final class IoUringFD: FileDescription {
         let ringsLen = pageUpInt(sqArrayOffset(cq: cq) + Int(sq) * 4)
         let sqesLen = pageUpInt(Int(sq) * sqeSize)
         let total = ringsLen + sqesLen
-        let fd = "moat-io_uring".withCString { Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0)) }
+        let fd = hostMemfd("moat-io_uring")
         if fd < 0 { return .failure(Errno(ENOMEM)) }
         guard ftruncate(fd, off_t(total)) == 0 else { close(fd); return .failure(Errno(ENOMEM)) }
         let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)

@@ -693,6 +693,4 @@ private func mapPagesWithoutRoom(_ t: Task, _ node: TmpfsInode, at addr: UInt64,
 }
 
 /// An empty host memfd: a mapping of it faults (SIGBUS) on every page.
-private let emptyHostFile: Int32 = "moat-empty".withCString {
-    Int32(truncatingIfNeeded: moat_syscall6(319, Int(bitPattern: $0), 1 /* MFD_CLOEXEC */, 0, 0, 0, 0))
-}
+private let emptyHostFile: Int32 = hostMemfd("moat-empty")
