@@ -168,6 +168,8 @@ final class Server {
             case .removexattr: return try removexattrOp(&r, &w)
             case .tmpfile: return try tmpfileOp(&r, &w)
             case .scratch: return try scratchOp(&r)
+            case .getacl: return try getaclOp(&r, &w)
+            case .setacl: return try setaclOp(&r, &w)
             case .close: return .ok // handled before dispatch
             }
         } catch {

@@ -1,16 +1,36 @@
 // Handlers for extended attributes: getxattr, setxattr, listxattr,
-// removexattr.
+// removexattr, and the two POSIX ACLs (getacl, setacl).
 //
-// Only the user namespace crosses to the host. trusted.* and security.*
-// would let a sandbox that holds an emulated CAP_SYS_ADMIN or CAP_SETFCAP
-// (root in a sandbox has every capability) place attributes the host
-// kernel acts on, e.g. security.capability grants file capabilities to a
-// binary on the host; and system.* (POSIX ACLs) changes who may reach the
-// file from outside. Those stay in the Sentry's memory, as they always did.
-// user.* attributes carry no meaning for the host kernel, and Linux grants
-// them only on regular files and directories, which are exactly the files
-// the Gofer may open; on anything else Linux answers ENODATA to a read and
-// EPERM to a change, and so does the Gofer, without touching the file.
+// Only the user namespace and the two ACL names cross to the host.
+// trusted.* and security.* would let a sandbox that holds an emulated
+// CAP_SYS_ADMIN or CAP_SETFCAP (root in a sandbox has every capability)
+// place attributes the host kernel acts on, e.g. security.capability grants
+// file capabilities to a binary on the host; those stay in the Sentry's
+// memory, as they always did. user.* attributes carry no meaning for the
+// host kernel, and Linux grants them only on regular files and directories,
+// which are exactly the files the Gofer may open; on anything else Linux
+// answers ENODATA to a read and EPERM to a change, and so does the Gofer,
+// without touching the file.
+//
+// system.posix_acl_access and system.posix_acl_default do change who may
+// reach the file from outside the sandbox, and for that reason stayed in
+// the Sentry until session 22. But an ACL grants nothing a chmod and a
+// chown of the same file could not: its entries are owner, group and other
+// bits plus named uids and gids, and the Gofer already sets any mode and
+// any owner the Sentry asks for on the files it serves. So an ACL is served
+// like a chown, under three conditions. Its ids are host ids, translated by
+// the Sentry exactly as a chown's are (the sandbox's user namespace mapping
+// to kernel ids, which are the host's; an id the namespace does not map is
+// EINVAL, as in Linux). The value is checked twice, by the Sentry as Linux
+// checks it and again here with GoferACL.validate before the host sees it,
+// so that a hostile Sentry cannot hand the host kernel a malformed value.
+// And only these two names pass, by their own requests (getacl, setacl)
+// rather than through the user.* ones, a default ACL only on a directory;
+// a host file system without ACLs answers EOPNOTSUPP, as Linux would. The
+// host kernel then keeps mode and ACL in step itself (a set access ACL
+// sets the mode, a chmod rewrites the mask, a file made in a directory
+// with a default ACL inherits it), which is what the Sentry expects and
+// mirrors in its cached copy.
 //
 // A regular file is reopened read-only through (parent, name) with
 // O_NOFOLLOW and checked to still be the node's inode (openRegular), a
@@ -112,5 +132,45 @@ extension Server {
         defer { if owned { Glibc.close(fd) } }
         let re = HostSys.fremovexattr(fd, name)
         return re == 0 ? .ok : .err(re)
+    }
+
+    func getaclOp(_ r: inout WireReader, _ w: inout WireWriter) throws(WireError) -> Outcome {
+        let fid = try r.u64()
+        let kind = try r.aclKind()
+        try r.finish()
+        guard let n = node(fid) else { return .err(EBADF) }
+        if n.type == UInt32(S_IFLNK) { return .err(EOPNOTSUPP) }
+        let (fd, owned, e) = xattrFD(n)
+        if e != 0 { return .err(e) }
+        defer { if owned { Glibc.close(fd) } }
+        return withUnsafeTemporaryAllocation(byteCount: GoferWire.maxXattrValue, alignment: 8) { buf -> Outcome in
+            let got = HostSys.fgetxattr(fd, Array(kind.xattrName.utf8), buf)
+            if got < 0 { return .err(Int32(-got) == ERANGE ? E2BIG : Int32(-got)) }
+            w.u32(UInt32(got))
+            w.bytes(UnsafeRawBufferPointer(start: buf.baseAddress, count: got))
+            return .ok
+        }
+    }
+
+    func setaclOp(_ r: inout WireReader, _ w: inout WireWriter) throws(WireError) -> Outcome {
+        let fid = try r.u64()
+        let kind = try r.aclKind()
+        let value = try r.bytes32(max: GoferWire.maxXattrValue)
+        try r.finish()
+        // Checked before anything else: a malformed value never reaches the host.
+        if !value.isEmpty && GoferACL.validate(value) != 0 { return .err(EINVAL) }
+        guard let n = node(fid) else { return .err(EBADF) }
+        if refusesWrite(n) { return .err(EROFS) }
+        switch n.type {
+        case UInt32(S_IFDIR): break
+        case UInt32(S_IFREG): if kind == .default { return .err(value.isEmpty ? 0 : EACCES) }
+        default: return .err(EOPNOTSUPP)
+        }
+        let (fd, owned, e) = xattrFD(n)
+        if e != 0 { return .err(e) }
+        defer { if owned { Glibc.close(fd) } }
+        let name = Array(kind.xattrName.utf8)
+        let se = value.isEmpty ? HostSys.fremovexattr(fd, name) : HostSys.fsetxattr(fd, name, value, 0)
+        return se == 0 ? .ok : .err(se)
     }
 }

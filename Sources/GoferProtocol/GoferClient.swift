@@ -332,6 +332,24 @@ public final class GoferClient: @unchecked Sendable {
         return call(.removexattr, { w in w.u64(fid); w.string16(name) }) { _, _ throws(WireError) in () }
     }
 
+    /// The host ACL of `kind` of `fid`, in the xattr format with host ids
+    /// (ENODATA without one; ENOSYS from a Gofer older than getacl).
+    public func getacl(_ fid: FID, _ kind: GoferACLKind) -> Result<[UInt8], GoferErrno> {
+        call(.getacl, { w in w.u64(fid); w.u8(kind.rawValue) }) { r, _ throws(WireError) in
+            try r.bytes32(max: GoferWire.maxXattrValue)
+        }
+    }
+
+    /// Sets (a value that passes `GoferACL.validate`, ids already host ids)
+    /// or removes (an empty value) the host ACL of `kind` of `fid`.
+    public func setacl(_ fid: FID, _ kind: GoferACLKind, _ value: [UInt8]) -> Result<Void, GoferErrno> {
+        if !value.isEmpty {
+            let e = GoferACL.validate(value)
+            if e != 0 { return .failure(GoferErrno(e)) }
+        }
+        return call(.setacl, { w in w.u64(fid); w.u8(kind.rawValue); w.bytes32(value) }) { _, _ throws(WireError) in () }
+    }
+
     /// open(2) with O_TMPFILE in `dir`: a new unnamed regular file owned by
     /// uid/gid with exactly `mode & 0o7777`. Returns its FID (which keeps it
     /// alive and can be `link`ed to give it a name, unless `flags` has

@@ -86,6 +86,26 @@
 //              way the sandbox ends. EPERM without --scratch; ENOSYS from a
 //              Gofer older than this opcode; the host's errno (EROFS,
 //              EOPNOTSUPP, ENOSPC...) when it cannot make one.
+//  24 getacl   {u64 fid, u8 kind (0 access, 1 default)} -> {value}
+//              the host's system.posix_acl_access (kind 0) or
+//              system.posix_acl_default (kind 1) of a regular file or
+//              directory, as the host stores it: ids are host ids (the
+//              Sentry's kernel ids, as stat's owners are). ENODATA when it has
+//              none (and for other file types); EOPNOTSUPP from a host file
+//              system without ACLs; ENOSYS from a Gofer older than this opcode.
+//  25 setacl   {u64 fid, u8 kind, value} -> {}
+//              an empty value removes the ACL; any other must pass
+//              GoferACL.validate (Linux's format and validity rules: version
+//              2, whole 8-byte entries, known tags, permissions within rwx,
+//              base entries once and in order, a mask with named entries, no
+//              id -1 on a named entry), else EINVAL without touching the
+//              file. The ids are host ids, translated by the Sentry exactly
+//              as a chown's. A default ACL is for a directory only (EACCES
+//              otherwise); symlinks and other file types get EOPNOTSUPP. The
+//              host kernel then does what it does for its own setfacl: sets
+//              the mode from an access ACL, drops one a mode can say.
+//              These are the only two system.* names that reach the host;
+//              see Gofer/XattrOps.swift for why.
 //
 // A request whose payload does not parse exactly (short, trailing bytes, bad
 // lengths) gets EINVAL; an unknown opcode gets ENOSYS; an unknown FID gets
@@ -141,6 +161,8 @@ public enum GoferOp: UInt16, Sendable {
     case removexattr = 21
     case tmpfile = 22
     case scratch = 23
+    case getacl = 24
+    case setacl = 25
 }
 
 /// `setattr` mask bits.
@@ -303,6 +325,12 @@ package struct WireReader {
         let n = Int(try u32())
         guard n <= max else { throw WireError() }
         return try bytes(n)
+    }
+
+    /// A getacl/setacl kind byte: 0 (access) or 1 (default).
+    package mutating func aclKind() throws(WireError) -> GoferACLKind {
+        guard let k = GoferACLKind(rawValue: try u8()) else { throw WireError() }
+        return k
     }
 
     /// Fails unless every byte of the payload was consumed.

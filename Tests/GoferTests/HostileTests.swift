@@ -171,7 +171,7 @@ final class HostileTests: XCTestCase {
 
     func testUnknownOpcodesAreENOSYS() {
         handshake()
-        for op: UInt16 in [0, 24, 999, 0xFFFF] {
+        for op: UInt16 in [0, 26, 999, 0xFFFF] {
             XCTAssertEqual(call(op, [1, 2, 3])?.status, UInt16(ENOSYS), "op \(op)")
         }
         XCTAssertEqual(call(GoferOp.version.rawValue, [])?.status, UInt16(EINVAL), "second version")
@@ -246,6 +246,62 @@ final class HostileTests: XCTestCase {
         send(Packet.request(GoferOp.close.rawValue, [5, 0, 1]))
         assertAlive()
         XCTAssertFalse(tree.exists("x"))
+    }
+
+    /// setacl values a hostile Sentry might send: each is EINVAL before the
+    /// host sees it, for both kinds, and the served root keeps no ACL and
+    /// its mode. (The client refuses them itself; these are raw packets.)
+    func testMalformedACLsNeverReachTheHost() {
+        handshake()
+        let root = attach()
+        let before = tree.lstat("")?.st_mode
+        let obj = GoferACL.undefinedID
+        func acl(_ es: [(UInt16, UInt16, UInt32)], version: UInt32 = 2) -> [UInt8] {
+            var p = Packet()
+            p.u32(version)
+            for e in es { p.u16(e.0); p.u16(e.1); p.u32(e.2) }
+            return p.bytes
+        }
+        func setacl(_ kind: UInt8, _ value: [UInt8]) -> [UInt8] {
+            var p = Packet()
+            p.u64(root); p.u8(kind); p.u32(UInt32(value.count)); p.bytes += value
+            return p.bytes
+        }
+        let base: [(UInt16, UInt16, UInt32)] = [(1, 7, obj), (4, 5, obj), (0x20, 5, obj)]
+        let cases: [(String, [UInt8])] = [
+            ("short header", [2, 0, 0]),
+            ("bare header", [2, 0, 0, 0]),
+            ("partial entry", Array(acl(base).dropLast())),
+            ("version 3", acl(base, version: 3)),
+            ("unknown tag", acl([(1, 7, obj), (4, 5, obj), (0x40, 5, obj), (0x20, 5, obj)])),
+            ("permission beyond rwx", acl([(1, 0o17, obj), (4, 5, obj), (0x20, 5, obj)])),
+            ("named user without a mask", acl([(1, 7, obj), (2, 7, 1000), (4, 5, obj), (0x20, 5, obj)])),
+            ("named group with the undefined id", acl([(1, 7, obj), (4, 5, obj), (8, 7, obj), (0x10, 7, obj), (0x20, 5, obj)])),
+            ("out of order", acl([(4, 5, obj), (1, 7, obj), (0x20, 5, obj)])),
+            ("USER_OBJ twice", acl([(1, 7, obj), (1, 7, obj), (4, 5, obj), (0x20, 5, obj)])),
+            ("MASK twice", acl([(1, 7, obj), (2, 7, 1000), (4, 5, obj), (0x10, 7, obj), (0x10, 7, obj), (0x20, 5, obj)])),
+            ("no OTHER", acl([(1, 7, obj), (4, 5, obj)])),
+            ("entry after OTHER", acl(base + [(2, 7, 1000)])),
+            ("base entries missing", acl([(0x20, 5, obj)])),
+        ]
+        for (what, value) in cases {
+            XCTAssertEqual(GoferACL.validate(value), EINVAL, what)
+            for kind: UInt8 in [0, 1] {
+                XCTAssertEqual(call(GoferOp.setacl.rawValue, setacl(kind, value))?.status, UInt16(EINVAL), "\(what), kind \(kind)")
+            }
+        }
+        XCTAssertEqual(call(GoferOp.setacl.rawValue, setacl(2, acl(base)))?.status, UInt16(EINVAL), "unknown kind")
+        var g = Packet(); g.u64(root); g.u8(7)
+        XCTAssertEqual(call(GoferOp.getacl.rawValue, g.bytes)?.status, UInt16(EINVAL), "getacl unknown kind")
+        XCTAssertNil(HostXattr.get(tree.root, "system.posix_acl_access"))
+        XCTAssertNil(HostXattr.get(tree.root, "system.posix_acl_default"))
+        XCTAssertEqual(tree.lstat("")?.st_mode, before, "mode untouched")
+        // A valid one does reach the host.
+        let good = acl([(1, 7, obj), (2, 5, 1000), (4, 5, obj), (0x10, 5, obj), (0x20, 0, obj)])
+        XCTAssertEqual(GoferACL.validate(good), 0)
+        XCTAssertEqual(call(GoferOp.setacl.rawValue, setacl(1, good))?.status, 0)
+        XCTAssertEqual(HostXattr.bytes(tree.root, "system.posix_acl_default"), good)
+        assertAlive()
     }
 
     func testFDsSentToTheGoferAreDiscarded() {

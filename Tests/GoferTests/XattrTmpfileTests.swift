@@ -19,6 +19,12 @@ enum HostXattr {
         return n < 0 ? nil : String(decoding: buf[..<n], as: UTF8.self)
     }
 
+    static func bytes(_ path: String, _ name: String) -> [UInt8]? {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = buf.withUnsafeMutableBytes { getFn(path, name, $0.baseAddress, $0.count) }
+        return n < 0 ? nil : Array(buf[..<n])
+    }
+
     @discardableResult
     static func set(_ path: String, _ name: String, _ value: String) -> Int32 {
         let v = Array(value.utf8)
@@ -62,6 +68,42 @@ final class XattrTests: GoferTestCase {
 
         // A 64 KiB value fits a reply; more is E2BIG before anything is sent.
         fails(client.setxattr(f, b("user.big"), [UInt8](repeating: 1, count: GoferWire.maxXattrValue + 1), flags: 0), E2BIG)
+    }
+
+    /// The two POSIX ACLs reach the host file through getacl/setacl, with
+    /// the host kernel keeping the mode in step.
+    func testACLsReachTheHostFile() throws {
+        tree.write("f", "data")
+        tree.mkdir("d")
+        tree.symlink("l", "f")
+        let root = try attachRoot()
+        let f = try ok(client.walk(root, b("f"))).0
+        let d = try ok(client.walk(root, b("d"))).0
+        let l = try ok(client.walk(root, b("l"))).0
+        func acl(_ es: [(UInt16, UInt16, UInt32)]) -> [UInt8] {
+            var out: [UInt8] = [2, 0, 0, 0]
+            for e in es {
+                withUnsafeBytes(of: e.0.littleEndian) { out += $0 }
+                withUnsafeBytes(of: e.1.littleEndian) { out += $0 }
+                withUnsafeBytes(of: e.2.littleEndian) { out += $0 }
+            }
+            return out
+        }
+        let u = GoferACL.undefinedID
+        let named = acl([(1, 6, u), (2, 4, 1000), (4, 4, u), (0x10, 6, u), (0x20, 0, u)])
+        fails(client.getacl(f, .access), ENODATA)
+        try ok(client.setacl(f, .access, named))
+        XCTAssertEqual(try ok(client.getacl(f, .access)), named)
+        XCTAssertEqual(HostXattr.bytes(tree.path("f"), "system.posix_acl_access"), named)
+        XCTAssertEqual((tree.lstat("f")?.st_mode ?? 0) & 0o777, 0o660, "the mask is the group bits")
+        fails(client.setacl(f, .default, named), EACCES, "a default ACL on a file")
+        fails(client.setacl(l, .access, named), EOPNOTSUPP, "a symlink")
+        fails(client.setacl(f, .access, Array(named.dropLast(8))), EINVAL, "no OTHER: refused by the client")
+        try ok(client.setacl(d, .default, named))
+        XCTAssertEqual(try ok(client.getacl(d, .default)), named)
+        try ok(client.setacl(f, .access, []))
+        fails(client.getacl(f, .access), ENODATA)
+        XCTAssertNil(HostXattr.get(tree.path("f"), "system.posix_acl_access"))
     }
 
     func testOnlyTheUserNamespaceCrosses() throws {

@@ -228,6 +228,53 @@ final class GoferInode: Inode {
 
     func removeUserXattr(_ name: [UInt8]) -> Result<Void, Errno> { wrap(client.removexattr(fid, name)) }
 
+    // MARK: POSIX ACLs of a write-through file (see Syscalls/PosixACL.swift)
+
+    /// The host's access and default ACLs as last read or set, in kernel
+    /// ids: .some(nil) when it has none, nil when not known yet. Permission
+    /// checks and file creation use them; a set, a chmod or a getxattr
+    /// replaces or forgets them.
+    var cachedACL: [ACLEntry]?? = nil
+    var cachedDefaultACL: [ACLEntry]?? = nil
+
+    /// The host's ACL of `kind`, from the cache unless `refresh`. EOPNOTSUPP
+    /// from a host file system without ACLs (or a Gofer older than getacl),
+    /// none from then on.
+    func hostACL(_ kind: GoferACLKind, refresh: Bool = false) -> Result<[ACLEntry]?, Errno> {
+        if !refresh, let c = kind == .access ? cachedACL : cachedDefaultACL { return .success(c) }
+        if isSymlink || (kind == .default && !isDir) { return .success(nil) }
+        let got: [ACLEntry]?
+        switch client.getacl(fid, kind) {
+        case .success(let v):
+            guard let es = decodeHostACL(v) else { return .failure(Errno(EIO)) }
+            got = es.isEmpty ? nil : es
+        case .failure(let e) where e.rawValue == ENODATA:
+            got = nil
+        case .failure(let e) where e.rawValue == EOPNOTSUPP || e.rawValue == ENOSYS:
+            // Never any ACL here: remembered as none, reported as Linux does.
+            if kind == .access { cachedACL = .some(nil) } else { cachedDefaultACL = .some(nil) }
+            return .failure(Errno(EOPNOTSUPP))
+        case .failure(let e):
+            return .failure(Errno(e.rawValue))
+        }
+        if kind == .access { cachedACL = .some(got) } else { cachedDefaultACL = .some(got) }
+        return .success(got)
+    }
+
+    /// Sets (entries in kernel ids) or removes (nil) the host ACL of `kind`.
+    func setHostACL(_ kind: GoferACLKind, _ entries: [ACLEntry]?) -> Result<Void, Errno> {
+        let r = client.setacl(fid, kind, entries.map(encodeACL) ?? [])
+        switch r {
+        case .success: break
+        case .failure(let e) where e.rawValue == ENOSYS: return .failure(Errno(EOPNOTSUPP))
+        case .failure(let e): return .failure(Errno(e.rawValue))
+        }
+        // What the host keeps (an access ACL a mode can say is not stored)
+        // is read again when next needed.
+        if kind == .access { cachedACL = nil } else { cachedDefaultACL = .some(entries) }
+        return .success(())
+    }
+
     override var cacheable: Bool { true }
     override var fsMagic: Int64 { 0x01021997 } // V9FS_MAGIC, as gVisor reports gofer mounts
 }

@@ -1,5 +1,6 @@
 import CMoat
 import Glibc
+import GoferProtocol
 
 let AT_FDCWD_: Int32 = -100
 let AT_SYMLINK_NOFOLLOW_: Int32 = 0x100
@@ -84,15 +85,32 @@ extension Credentials {
     /// and CAP_DAC_READ_SEARCH (reading files, reading and searching
     /// directories) give.
     func permits(_ i: Inode, _ mask: UInt32) -> Bool {
+        if let g = hostACLInode(i), i.uid != fsuid, !i.isSymlink {
+            // A host file's ACL, read through the Gofer once and cached, is
+            // asked only when it can matter: not for its owner (USER_OBJ is
+            // the owner's mode bits), not when a capability decides anyway.
+            if capabilityPermits(i, mask) { return true }
+            if case .success(let acl?) = g.hostACL(.access) { return aclPermits(i, acl, mask) }
+            return modePermits(i, mask)
+        }
         if XattrStore.anyACL, let acl = Kernel.shared?.xattrs.accessACL(i) {
             if aclPermits(i, acl, mask) { return true }
-        } else {
-            var perm: UInt32
-            if i.uid == fsuid { perm = (i.mode >> 6) & 7 }
-            else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
-            else { perm = i.mode & 7 }
-            if perm & mask == mask { return true }
+        } else if modePermits(i, mask) {
+            return true
         }
+        return capabilityPermits(i, mask)
+    }
+
+    /// The owner, group or other bits of the mode.
+    private func modePermits(_ i: Inode, _ mask: UInt32) -> Bool {
+        var perm: UInt32
+        if i.uid == fsuid { perm = (i.mode >> 6) & 7 }
+        else if inGroup(i.gid) || fsgid == i.gid { perm = (i.mode >> 3) & 7 }
+        else { perm = i.mode & 7 }
+        return perm & mask == mask
+    }
+
+    private func capabilityPermits(_ i: Inode, _ mask: UInt32) -> Bool {
         // In a user namespace, over files whose owner and group it maps.
         if i.isDir {
             if mask & 2 == 0 && capable(Cap.dacReadSearch, over: i.uid, i.gid) { return true }

@@ -1,4 +1,5 @@
 import Glibc
+import GoferProtocol
 
 // MARK: - POSIX ACLs
 //
@@ -7,9 +8,15 @@ import Glibc
 // u32 id}. They live in Sentry memory (XattrStore.acls/defaultACLs, per
 // device and inode number) on the file systems the Sentry keeps: tmpfs,
 // the overlay (a lower file's key is its overlay key) and frozen image
-// files. Host-backed files (write-through Gofer trees) and pseudo file
-// systems refuse them (EOPNOTSUPP), so an ACL is never stored where it
-// would not be enforced. An access ACL and the mode stay in sync as in
+// files. Host-backed files (write-through Gofer trees: --no-overlay, the
+// OCI runtime's default root) keep theirs on the host file, through the
+// Gofer's getacl/setacl (Gofer/XattrOps.swift says why that is safe): ids
+// go as kernel ids, which are host ids, translated as a chown's; the host
+// kernel applies a default ACL to files the Gofer creates and rewrites the
+// mask on chmod, and the Sentry computes the same (creationMode,
+// aclChmod) and caches the host's ACLs in the GoferInode for permission
+// checks. Pseudo file systems refuse ACLs (EOPNOTSUPP), so an ACL is never
+// stored where it would not be enforced. An access ACL and the mode stay in sync as in
 // Linux: setting it sets the owner, group (the mask, or GROUP_OBJ) and
 // other bits; chmod sets USER_OBJ, MASK (or GROUP_OBJ) and OTHER; an ACL
 // of the three base entries only is a mode and is not stored.
@@ -77,13 +84,27 @@ private func validACL(_ es: [ACLEntry]) -> Bool {
     return state == .done
 }
 
-private func encodeACL(_ es: [ACLEntry]) -> [UInt8] {
+func encodeACL(_ es: [ACLEntry]) -> [UInt8] {
     var out: [UInt8] = [2, 0, 0, 0]
     for e in es {
         out += [UInt8(e.tag & 0xff), UInt8(e.tag >> 8), UInt8(e.perm & 0xff), UInt8(e.perm >> 8)]
         out += [UInt8(e.id & 0xff), UInt8(e.id >> 8 & 0xff), UInt8(e.id >> 16 & 0xff), UInt8(e.id >> 24)]
     }
     return out
+}
+
+/// A value the host returned through the Gofer: its entries (none for an
+/// empty value), or nil when it is not a valid ACL.
+func decodeHostACL(_ v: [UInt8]) -> [ACLEntry]? {
+    guard case .success(let es) = decodeACL(v) else { return nil }
+    guard let es else { return [] }
+    return validACL(es) ? es : nil
+}
+
+/// A file whose ACLs live on the host: a write-through Gofer file.
+func hostACLInode(_ i: Inode) -> GoferInode? {
+    guard let g = i as? GoferInode, !g.frozen else { return nil }
+    return g
 }
 
 /// The rwx bits an ACL gives the mode, and whether it says more than a mode
@@ -128,6 +149,12 @@ extension XattrStore {
 
     /// The system.posix_acl_* names `i` has (listxattr).
     func aclNames(_ i: Inode) -> [[UInt8]] {
+        if let g = hostACLInode(i) {
+            var out: [[UInt8]] = []
+            if case .success(_?) = g.hostACL(.access, refresh: true) { out.append(aclAccessName) }
+            if i.isDir, case .success(_?) = g.hostACL(.default, refresh: true) { out.append(aclDefaultName) }
+            return out
+        }
         guard XattrStore.anyACL else { return [] }
         let k = aclKey(i)
         return (acls[k] != nil ? [aclAccessName] : []) + (defaultACLs[k] != nil ? [aclDefaultName] : [])
@@ -138,7 +165,15 @@ extension XattrStore {
 /// a symlink or a file system without ACLs. No read permission is needed
 /// (the VFS puts no restriction on system.* reads).
 func aclGet(_ t: Task, _ i: Inode, _ name: [UInt8]) -> Result<[UInt8], Errno> {
-    if i.isSymlink || !aclCapable(i) { return .failure(Errno(EOPNOTSUPP)) }
+    if i.isSymlink { return .failure(Errno(EOPNOTSUPP)) }
+    if let g = hostACLInode(i) {
+        switch g.hostACL(name == aclAccessName ? .access : .default, refresh: true) {
+        case .success(let es?): return .success(encodeACL(es.map { mapACLID($0, t.creds.userNS, toKernel: false) ?? $0 }))
+        case .success(nil): return .failure(Errno(ENODATA))
+        case .failure(let e): return .failure(e)
+        }
+    }
+    if !aclCapable(i) { return .failure(Errno(EOPNOTSUPP)) }
     let store = t.kernel.xattrs, k = aclKey(i)
     guard let es = name == aclAccessName ? store.acls[k] : store.defaultACLs[k] else { return .failure(Errno(ENODATA)) }
     return .success(encodeACL(es.map { mapACLID($0, t.creds.userNS, toKernel: false) ?? $0 }))
@@ -146,15 +181,16 @@ func aclGet(_ t: Task, _ i: Inode, _ name: [UInt8]) -> Result<[UInt8], Errno> {
 
 /// A named entry's id between the caller's user namespace and the kernel
 /// ids the ACL keeps: nil for an id the namespace does not map (EINVAL on a
-/// set; a get shows the overflow id).
+/// set). A get shows such an id as -1, not the overflow id (Linux's
+/// posix_acl_to_xattr uses from_kuid, not from_kuid_munged).
 private func mapACLID(_ e: ACLEntry, _ ns: UserNamespace, toKernel: Bool) -> ACLEntry? {
     var e = e
     switch e.tag {
     case ACL_USER_:
-        guard let id = toKernel ? ns.kernelUID(e.id) : ns.showUID(e.id) else { return nil }
+        guard let id = toKernel ? ns.kernelUID(e.id) : ns.localUID(e.id) ?? aclUndefinedID else { return nil }
         e.id = id
     case ACL_GROUP_:
-        guard let id = toKernel ? ns.kernelGID(e.id) : ns.showGID(e.id) else { return nil }
+        guard let id = toKernel ? ns.kernelGID(e.id) : ns.localGID(e.id) ?? aclUndefinedID else { return nil }
         e.id = id
     default: break
     }
@@ -172,7 +208,8 @@ func aclSet(_ t: Task, _ p: Path, _ name: [UInt8], _ value: [UInt8]?) -> Int {
     }
     if p.mount.readOnly { return err(EROFS) }
     let i = p.inode
-    if i.isSymlink || !aclCapable(i) { return err(EOPNOTSUPP) }
+    let host = hostACLInode(i)
+    if i.isSymlink || (host == nil && !aclCapable(i)) { return err(EOPNOTSUPP) }
     let isDefault = name == aclDefaultName
     if isDefault && !i.isDir { return entries == nil ? 0 : err(EACCES) }
     let c = t.creds
@@ -182,6 +219,9 @@ func aclSet(_ t: Task, _ p: Path, _ name: [UInt8], _ value: [UInt8]?) -> Int {
         if mapped.count != es.count || !validACL(mapped) { return err(EINVAL) }
         entries = mapped
     }
+    // The host gets the ACL as set, the minimal one too: its kernel sets the
+    // mode from it and keeps only what the mode cannot say, as Linux does.
+    let sent = entries
     let store = t.kernel.xattrs, k = aclKey(i)
     // Removing what a lower overlay file does not have copies nothing up.
     if entries == nil && lowerOnly(i) && (isDefault ? store.defaultACLs[k] : store.acls[k]) == nil { return err(ENODATA) }
@@ -196,6 +236,16 @@ func aclSet(_ t: Task, _ p: Path, _ name: [UInt8], _ value: [UInt8]?) -> Int {
         // caller in the file's group or with CAP_FSETID.
         if !(c.inGroup(i.gid) || c.fsgid == i.gid) && !c.capable(Cap.fsetid, over: i.uid, i.gid) { mode &= ~S_ISGID_ }
     }
+    if let g = host {
+        if case .failure(let e) = g.setHostACL(isDefault ? .default : .access, sent) { return e.ret }
+        // The mode as Linux leaves it (the Gofer's own CAP_FSETID kept the
+        // set-group-ID bit); the host rewrites the ACL's mask from it, to
+        // the value it has already.
+        if mode != i.mode & 0o7777, case .failure(let e) = i.setattr(SetAttr(mode: mode)) { return e.ret }
+        g.cachedACL = nil
+        t.kernel.inotifyFile(p, IN_ATTRIB_)
+        return 0
+    }
     // The mode change (or the same mode) copies an overlay file up and moves ctime.
     if case .failure(let e) = i.setattr(SetAttr(mode: mode)) { return e.ret }
     if let es = entries { XattrStore.anyACL = true; if isDefault { store.defaultACLs[k] = es } else { store.acls[k] = es } }
@@ -208,6 +258,8 @@ func aclSet(_ t: Task, _ p: Path, _ name: [UInt8], _ value: [UInt8]?) -> Int {
 /// one) and OTHER take the new owner, group and other bits (Linux's
 /// posix_acl_chmod).
 func aclChmod(_ k: Kernel, _ i: Inode, _ a: SetAttr) {
+    // The host rewrote its copy; the next check reads it again.
+    if a.mode != nil, let g = hostACLInode(i) { g.cachedACL = nil; return }
     guard XattrStore.anyACL, a.mode != nil, var es = k.xattrs.acls[aclKey(i)] else { return }
     let m = i.mode, hasMask = es.contains { $0.tag == ACL_MASK_ }
     for j in es.indices {
@@ -233,7 +285,7 @@ struct InheritedACL {
 /// `mode`, becomes the file's access ACL (and, for a directory, its default
 /// ACL too) and gives the mode (Linux's posix_acl_create).
 func creationMode(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt32, InheritedACL?) {
-    guard XattrStore.anyACL, let d = t.kernel.xattrs.defaultACLs[aclKey(dir)] else { return (mode & ~t.fs.umask & 0o7777, nil) }
+    guard let d = defaultACL(t, dir) else { return (mode & ~t.fs.umask & 0o7777, nil) }
     var es = d, m = mode & 0o7777
     var maskAt: Int? = nil, groupAt: Int? = nil, extended = false
     for j in es.indices {
@@ -256,8 +308,25 @@ func creationMode(_ t: Task, _ dir: Inode, _ mode: UInt32, isDir: Bool) -> (UInt
     return (m, InheritedACL(access: extended ? es : nil, dflt: isDir ? d : nil))
 }
 
+/// The default ACL of directory `dir`, if it has one.
+private func defaultACL(_ t: Task, _ dir: Inode) -> [ACLEntry]? {
+    if let g = hostACLInode(dir) {
+        guard dir.isDir, case .success(let d?) = g.hostACL(.default) else { return nil }
+        return d
+    }
+    return XattrStore.anyACL ? t.kernel.xattrs.defaultACLs[aclKey(dir)] : nil
+}
+
 /// Gives a file just made with creationMode's answer its inherited ACLs.
+/// On the host, the host kernel gave them when the Gofer made the file,
+/// from the same default ACL and mode: the Sentry's copy starts as that.
 func applyInheritedACL(_ k: Kernel, _ i: Inode, _ acl: InheritedACL?) {
+    if let g = hostACLInode(i) {
+        if i.isSymlink { return }
+        g.cachedACL = .some(acl?.access)
+        if i.isDir { g.cachedDefaultACL = .some(acl?.dflt) }
+        return
+    }
     guard let a = acl, !i.isSymlink, aclCapable(i) else { return }
     let key = aclKey(i)
     k.xattrs.acls[key] = a.access
