@@ -144,7 +144,7 @@ extension Kernel {
         // /proc/sysvipc: the reader's IPC namespace's objects, one file per kind.
         let ipcKinds = ["shm", "msg", "sem"]
         let ipcFiles = Dictionary(uniqueKeysWithValues: ipcKinds.enumerated().map { i, kind in
-            (kind, file(51 + UInt64(i), { t in t.ipc.procText(kind) }))
+            (kind, file(51 + UInt64(i), { t in t.ipc.procText(kind, seen: t.tg.pidSeen) }))
         })
         let sysvipcDir = ProcNode(kernel: k, ino: 50, mode: S_IFDIR_ | 0o555, lookup: { _, name in
             ipcFiles[String(decoding: name, as: UTF8.self)]

@@ -585,7 +585,7 @@ final class Task {
         mm.users -= 1
         if mm.users > 0 { return }
         mm.setExe(nil)
-        if !kernel.shmAttached.isEmpty { kernel.dropAttachments(space: mm.id, pid: vpid(tg.tgid)) }
+        if !kernel.shmAttached.isEmpty { kernel.dropAttachments(space: mm.id, pid: tg.tgid) }
     }
 
     /// Writes at least this big go through `stubPwrite`: its materialize

@@ -226,7 +226,7 @@ func sysShmget(_ t: Task, _ a: Args) -> Int {
     return ipcGet(t, &t.ipc.shm, kind: 0, key: a.int(0), flags: flags, perm: { $0.perm },
                   check: { s in size > s.size ? EINVAL : nil }) { p in
         if size < 1 || size > max || flags & 0o4000 != 0 { return nil }
-        let s = ShmSegment(perm: p, size: size, cpid: t.vpid(t.tg.tgid))
+        let s = ShmSegment(perm: p, size: size, cpid: t.tg.tgid)
         if case .failure = s.node.setattr(SetAttr(size: Int64(size))) { return nil }
         return s
     }
@@ -260,7 +260,7 @@ func sysShmat(_ t: Task, _ a: Args) -> Int {
     if ro { for i in t.mm.vmas.indices where t.mm.vmas[i].start >= addr && t.mm.vmas[i].end <= addr + len { t.mm.vmas[i].mayWrite = false } }
     t.kernel.shmAttached[FutexTable.Key(space: t.mm.id, addr: addr)] = (ipc, id)
     s.nattch += 1
-    s.atime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
+    s.atime = Int64(time(nil)); s.lpid = t.tg.tgid
     return Int(addr)
 }
 
@@ -275,7 +275,7 @@ func sysShmdt(_ t: Task, _ a: Args) -> Int {
     guard let s = ipc.shm[id] else { return err(EINVAL) }
     _ = t.mm.unmap(t, addr: addr, len: pageUp(s.size))
     s.nattch -= 1
-    s.dtime = Int64(time(nil)); s.lpid = t.vpid(t.tg.tgid)
+    s.dtime = Int64(time(nil)); s.lpid = t.tg.tgid
     if s.removed && s.nattch <= 0 { ipc.shm[id] = nil }
     return 0
 }
@@ -312,7 +312,7 @@ func sysShmctl(_ t: Task, _ a: Args) -> Int {
         var b = s.perm.bytes()
         var rest = [UInt8](repeating: 0, count: 64)
         put64(&rest, 0, s.size); put64(&rest, 8, UInt64(s.atime)); put64(&rest, 16, UInt64(s.dtime)); put64(&rest, 24, UInt64(s.ctime))
-        put32(&rest, 32, s.cpid); put32(&rest, 36, s.lpid); put64(&rest, 40, UInt64(s.nattch))
+        put32(&rest, 32, t.tg.pidSeen(s.cpid)); put32(&rest, 36, t.tg.pidSeen(s.lpid)); put64(&rest, 40, UInt64(s.nattch))
         b += rest
         if s.removed { put32(&b, 20, Int32(bitPattern: s.perm.mode | 0o1000)) }   // SHM_DEST
         return t.copyOut(a.a2, b) ? (cmd != IPC_STAT ? Int(id) : 0) : err(EFAULT)
@@ -394,7 +394,7 @@ func sysSemop(_ t: Task, _ id: Int32, _ sops: UInt64, _ nsops: UInt64, timeout: 
         }
         if blockedOn < 0 {
             set.values = vals
-            for o in ops { set.pids[o.num] = t.vpid(t.tg.tgid) }
+            for o in ops { set.pids[o.num] = t.tg.tgid }
             set.otime = Int64(time(nil))
             set.waiters.notifyAll()
             return 0
@@ -451,7 +451,7 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
         if !needRead() { return err(EACCES) }
         switch cmd {
         case GETVAL: return Int(set.values[num])
-        case GETPID: return Int(set.pids[num])
+        case GETPID: return Int(t.tg.pidSeen(set.pids[num]))
         case GETNCNT: return Int(set.ncnt[num])
         default: return Int(set.zcnt[num])
         }
@@ -465,7 +465,7 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
         if !needWrite() { return err(EACCES) }
         let v = Int32(truncatingIfNeeded: arg)
         if v < 0 || v > SEMVMX { return err(ERANGE) }
-        set.values[num] = v; set.pids[num] = t.vpid(t.tg.tgid)
+        set.values[num] = v; set.pids[num] = t.tg.tgid
         set.ctime = Int64(time(nil))
         set.waiters.notifyAll()
         return 0
@@ -479,7 +479,7 @@ func sysSemctl(_ t: Task, _ a: Args) -> Int {
             vals.append(v)
         }
         set.values = vals
-        for i in 0..<n { set.pids[i] = t.vpid(t.tg.tgid) }
+        for i in 0..<n { set.pids[i] = t.tg.tgid }
         set.ctime = Int64(time(nil))
         set.waiters.notifyAll()
         return 0
@@ -512,7 +512,7 @@ func sysMsgsnd(_ t: Task, _ a: Args) -> Int {
     }
     q.messages.append((type, data))
     q.bytes += size
-    q.lspid = t.vpid(t.tg.tgid); q.stime = Int64(time(nil))
+    q.lspid = t.tg.tgid; q.stime = Int64(time(nil))
     q.waiters.notifyAll()
     return 0
 }
@@ -553,7 +553,7 @@ func sysMsgrcv(_ t: Task, _ a: Args) -> Int {
             if copy { return n }
             q.messages.remove(at: i)
             q.bytes -= m.data.count
-            q.lrpid = t.vpid(t.tg.tgid); q.rtime = Int64(time(nil))
+            q.lrpid = t.tg.tgid; q.rtime = Int64(time(nil))
             q.waiters.notifyAll()
             return n
         }
@@ -597,7 +597,7 @@ func sysMsgctl(_ t: Task, _ a: Args) -> Int {
         var rest = [UInt8](repeating: 0, count: 72)
         put64(&rest, 0, UInt64(q.stime)); put64(&rest, 8, UInt64(q.rtime)); put64(&rest, 16, UInt64(q.ctime))
         put64(&rest, 24, UInt64(q.bytes)); put64(&rest, 32, UInt64(q.messages.count)); put64(&rest, 40, UInt64(q.qbytes))
-        put32(&rest, 48, q.lspid); put32(&rest, 52, q.lrpid)
+        put32(&rest, 48, t.tg.pidSeen(q.lspid)); put32(&rest, 52, t.tg.pidSeen(q.lrpid))
         b += rest
         return t.copyOut(a.a2, b) ? (cmd != IPC_STAT ? Int(id) : 0) : err(EFAULT)
     case IPC_SET:
@@ -623,22 +623,23 @@ private func col(_ v: CustomStringConvertible, _ width: Int) -> String {
 
 extension IPCNamespace {
     /// The text of /proc/sysvipc/shm, msg or sem: a header line, then one
-    /// line per object in Linux's columns (ipcs and LTP read it).
-    func procText(_ kind: String) -> String {
+    /// line per object in Linux's columns (ipcs and LTP read it), pids as
+    /// `seen` numbers them.
+    func procText(_ kind: String, seen: (Int32) -> Int32) -> String {
         func perm(_ p: IPCPerm) -> String { col(String(p.mode & 0o7777, radix: 8), 4) }
         func owners(_ p: IPCPerm) -> String { "\(col(p.uid, 5)) \(col(p.gid, 5)) \(col(p.cuid, 5)) \(col(p.cgid, 5))" }
         switch kind {
         case "shm":
             var s = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
             for (id, g) in shm.sorted(by: { $0.key < $1.key }) {
-                s += "\(col(g.perm.key, 10)) \(col(id, 10))  \(perm(g.perm)) \(col(g.size, 21)) \(col(g.cpid, 5)) \(col(g.lpid, 5))  \(col(g.nattch, 5)) \(owners(g.perm)) "
+                s += "\(col(g.perm.key, 10)) \(col(id, 10))  \(perm(g.perm)) \(col(g.size, 21)) \(col(seen(g.cpid), 5)) \(col(seen(g.lpid), 5))  \(col(g.nattch, 5)) \(owners(g.perm)) "
                 s += "\(col(g.atime, 10)) \(col(g.dtime, 10)) \(col(g.ctime, 10)) \(col(g.residentBytes, 21)) \(col(0, 21))\n"
             }
             return s
         case "msg":
             var s = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n"
             for (id, q) in msgs.sorted(by: { $0.key < $1.key }) {
-                s += "\(col(q.perm.key, 10)) \(col(id, 10))  \(perm(q.perm))  \(col(q.bytes, 10)) \(col(q.messages.count, 10)) \(col(q.lspid, 5)) \(col(q.lrpid, 5)) \(owners(q.perm)) "
+                s += "\(col(q.perm.key, 10)) \(col(id, 10))  \(perm(q.perm))  \(col(q.bytes, 10)) \(col(q.messages.count, 10)) \(col(seen(q.lspid), 5)) \(col(seen(q.lrpid), 5)) \(owners(q.perm)) "
                 s += "\(col(q.stime, 10)) \(col(q.rtime, 10)) \(col(q.ctime, 10))\n"
             }
             return s
