@@ -153,6 +153,11 @@ static void netconf_serve(int chan, int nl, int range) {
 }
 
 int moat_netconf_start(void) {
+    int pending = moat_netconf_fork();
+    return pending < 0 ? pending : moat_netconf_ready(pending);
+}
+
+int moat_netconf_fork(void) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
     pid_t parent = getpid();
@@ -175,14 +180,18 @@ int moat_netconf_start(void) {
         netconf_serve(3, nl, range);
     }
     close(sv[1]);
+    return sv[0];
+}
+
+int moat_netconf_ready(int pending) {
     int32_t ready = -1;
     ssize_t got;
-    do { got = recv(sv[0], &ready, sizeof ready, 0); } while (got < 0 && errno == EINTR);
-    if (got != (ssize_t)sizeof ready || ready != 0) { close(sv[0]); return -ECHILD; }
+    do { got = recv(pending, &ready, sizeof ready, 0); } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof ready || ready != 0) { close(pending); return -ECHILD; }
     // Above the standard fds: the Sentry later points 1 and 2 at its log
     // (detachStdio), which would close a channel that got either number.
-    int chan = fcntl(sv[0], F_DUPFD_CLOEXEC, 10);
-    close(sv[0]);
+    int chan = fcntl(pending, F_DUPFD_CLOEXEC, 10);
+    close(pending);
     return chan < 0 ? -EMFILE : chan;
 }
 

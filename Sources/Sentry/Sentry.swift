@@ -179,6 +179,12 @@ public enum SentryMain {
         }
         if cfg.confine, let e = Confinement.begin() { return fatal(e, 125) }
         StartupProfile.mark("sentry", "confinement begun (private mount namespace)")
+        // The network namespace is prepared on a thread of its own while
+        // this one attaches to the Gofer and builds the kernel; joined
+        // below, before confinement finishes.
+        SentryNetwork.egressFD = cfg.egressFD
+        if let e = SentryNetwork.beginSetUp(cfg.network, joinPath: cfg.networkNamespacePath, concurrently: true) { return fatal(e, 125) }
+        StartupProfile.mark("sentry", "network set-up begun (address helper forked)")
         StubFactory.shared.onMasterLost = Self.masterStubLost
         // The master stub (a clone of this process) and the init process's
         // address space are made on the factory's thread while this one
@@ -255,10 +261,9 @@ public enum SentryMain {
         StartupProfile.mark("sentry", "init process made (executable resolved and read)")
         // From here on the Sentry reads hostile input: confine it first
         // (fail closed). The stub factory's thread is covered by TSYNC.
-        SentryNetwork.egressFD = cfg.egressFD
-        if let e = SentryNetwork.setUp(cfg.network, joinPath: cfg.networkNamespacePath) { k.unlock(); return fatal(e, 125) }
+        if let e = SentryNetwork.finishSetUp() { k.unlock(); return fatal(e, 125) }
         SentryNetwork.mountNameFiles(k, fs0, hostname: cfg.hostname, addHosts: cfg.addHosts, dns: cfg.dns)
-        StartupProfile.mark("sentry", "network set up")
+        StartupProfile.mark("sentry", "network set up (joined, name files)")
         detachStdio(logFD: cfg.logFD)
         if cfg.confine, let e = Confinement.finish() { k.unlock(); return fatal(e, 125) }
         if let p = cfg.seccomp { AppSeccomp.active = AppSeccomp(p) }

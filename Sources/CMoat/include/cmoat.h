@@ -226,6 +226,12 @@ struct moat_netconf_req { int32_t op; int32_t flags; int32_t family; int32_t pre
 #define MOAT_NETCONF_PORT_RANGE 1000
 /// Forks the helper (before confinement); returns the Sentry's end of its channel or -errno.
 int moat_netconf_start(void);
+/// moat_netconf_start in two halves: the fork (the pending channel, or
+/// -errno), and the wait for the helper to have opened its files (the
+/// channel, or -errno; it closes `pending` either way), which must come
+/// before the Sentry pivots into its empty root.
+int moat_netconf_fork(void);
+int moat_netconf_ready(int pending);
 /// One request: 0 or the kernel's -errno.
 int moat_netconf_call(int chan, const struct moat_netconf_req *r);
 #include "cmoat_kvm.h"

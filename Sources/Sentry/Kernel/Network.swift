@@ -110,6 +110,21 @@ enum SentryNetwork {
     /// the main one, joins it, and every driver thread made afterwards
     /// inherits it; nothing in it is changed (`mode` should be .host).
     static func setUp(_ mode: NetworkMode, joinPath: String? = nil) -> String? {
+        if let e = beginSetUp(mode, joinPath: joinPath, concurrently: false) { return e }
+        return finishSetUp()
+    }
+
+    /// `setUp` in two halves, so that `moat run`'s start need not wait for
+    /// it: this one does, on the calling (main) thread, what must happen
+    /// there (joining `joinPath`; forking the address helper, whose
+    /// PR_SET_PDEATHSIG follows the thread that forked it, and which gets
+    /// ready meanwhile), and leaves the
+    /// rest (loopback, the multicast route, the sysctls, the /proc/net
+    /// files: about a millisecond of host calls) to a thread of its own when
+    /// `concurrently`, while the main thread attaches to the Gofer and
+    /// builds the kernel. `finishSetUp` waits for it; both come before
+    /// confinement, which needs every thread but the stub factory's gone.
+    static func beginSetUp(_ mode: NetworkMode, joinPath: String? = nil, concurrently: Bool) -> String? {
         self.mode = mode
         if let p = joinPath {
             let fd = open(p, O_RDONLY | O_CLOEXEC)
@@ -125,12 +140,45 @@ enum SentryNetwork {
             if stat("/proc/1/ns/net", &host) == 0 && mine.st_ino == host.st_ino && mine.st_dev == host.st_dev {
                 return "the sentry is not in its own network namespace (--network \(mode.rawValue))"
             }
+            // Its wait for the helper to be ready is in finishSetUp.
+            netconfPending = moat_netconf_fork()
+        }
+        guard concurrently else { preparedError = prepare(); return nil }
+        var th = pthread_t()
+        if pthread_create(&th, nil, { _ in SentryNetwork.preparedError = SentryNetwork.prepare(); return nil }, nil) != 0 {
+            preparedError = prepare()
+            return nil
+        }
+        preparing = th
+        return nil
+    }
+
+    /// Waits for what `beginSetUp` left to its thread; its error, or nil.
+    static func finishSetUp() -> String? {
+        if let th = preparing {
+            pthread_join(th, nil)
+            preparing = nil
+        }
+        if netconfPending != 0 {
+            let nc = netconfPending < 0 ? netconfPending : moat_netconf_ready(netconfPending)
+            netconfPending = 0
+            if nc >= 0 { netconfFD = nc } else { Log.shared.info("no address helper: errno \(-nc); address changes are refused") }
+        }
+        return preparedError
+    }
+
+    /// The address helper's channel until it is ready (or -errno); 0: none.
+    nonisolated(unsafe) private static var netconfPending: Int32 = 0
+    nonisolated(unsafe) private static var preparing: pthread_t? = nil
+    nonisolated(unsafe) private static var preparedError: String? = nil
+
+    /// The namespace's set-up that needs no particular thread.
+    private static func prepare() -> String? {
+        if mode != .host {
             if let e = bringUpLoopback() { return e }
             addMulticastRoute()
             writeSysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647\n")
             writeSysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n")
-            let nc = moat_netconf_start()
-            if nc >= 0 { netconfFD = nc } else { Log.shared.info("no address helper: errno \(-nc); address changes are refused") }
         }
         for name in ["tcp", "tcp6", "udp", "udp6", "dev", "raw", "raw6", "icmp", "icmp6", "snmp", "netstat", "if_inet6", "route"] {
             let fd = open("/proc/self/net/" + name, O_RDONLY | O_CLOEXEC)
