@@ -8,8 +8,9 @@
 // socket. So, before confining itself, in a namespace of its own (never
 // with --network host), the Sentry forks this helper. The helper keeps
 // CAP_NET_ADMIN alone, opens one NETLINK_ROUTE socket (in the namespace of
-// its creator: the sandbox's), and then allows itself only read, write,
-// sendto and recvfrom (any other call kills it). It reads fixed-size
+// its creator: the sandbox's), takes a host id of its own (below), and then
+// allows itself only read, write, pwrite, sendto and recvfrom (any other
+// call kills it). It reads fixed-size
 // requests from its socketpair with the Sentry, checks them, builds the
 // netlink message itself (nothing of the application's bytes is sent as
 // is) and answers the kernel's error. It dies with the Sentry
@@ -19,6 +20,23 @@
 // before it confines itself: the range the kernel picks ephemeral ports
 // from is per namespace, and a program that narrows it (to exhaust the
 // ports, as test suites do) expects bind and connect to honour it.
+//
+// Its id: not root. It lives as long as the sandbox (an address may be
+// added at any time), and nothing it does after start-up needs uid 0: the
+// kernel checks CAP_NET_ADMIN, never the uid, for RTM_NEWADDR/RTM_DELADDR
+// (in the sender and in the socket's opener, root when it was made) and,
+// with CAP_NET_ADMIN in the namespace's owner, gives a network sysctl's
+// owner permissions to any uid on each write. So, once its files are open,
+// it becomes MOAT_NETCONF_ID_OFFSET + the sandbox's id, an id no host user
+// and no other Moat process has (sandbox ids are the base + a pid, and pids
+// stay below 2^22), keeping CAP_NET_ADMIN across the change
+// (PR_SET_KEEPCAPS). As host root it owned every root-owned host file and
+// could be signalled by no sandbox process; as this id it owns no file and
+// still shares its uid with nothing a sandbox runs. Without a sandbox id (an
+// unconfined Sentry) it keeps its creator's.
+//
+// `moat debug` tells it from the Sentry (both run the Sentry's binary with
+// its command line) by its name, "moat-netconf".
 //
 // The child runs only raw system calls and touches no allocator: the
 // Sentry may have other threads when it forks.
@@ -47,11 +65,27 @@
 #define NETCONF_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-static int netconf_confine(void) {
+static int netconf_confine(pid_t parent, unsigned id) {
+    // The bounding set first: dropping from it needs CAP_SETPCAP, and the
+    // id change below needs CAP_SETUID and CAP_SETGID, none of which the
+    // drop takes from the effective set.
     for (int c = 0; c <= 63; c++) {
         if (c != CAP_NET_ADMIN && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) return -1;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    if (id != 0) {
+        // Leaving uid 0 empties the effective set and, without keep-caps,
+        // the permitted one; capset below takes CAP_NET_ADMIN back from
+        // the kept permitted set and drops the rest of it.
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return -1;
+        if (syscall(SYS_setgroups, 0, NULL) != 0) return -1;
+        if (syscall(SYS_setresgid, id, id, id) != 0) return -1;
+        if (syscall(SYS_setresuid, id, id, id) != 0) return -1;
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return -1;
+        // A change of ids clears the parent-death signal: set it again,
+        // and check the Sentry did not die before it was.
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) return -1;
+    }
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2] = { { 1u << CAP_NET_ADMIN, 1u << CAP_NET_ADMIN, 0 }, { 0, 0, 0 } };
     if (syscall(SYS_capset, &h, d) != 0) return -1;
@@ -165,12 +199,18 @@ int moat_netconf_fork(void) {
     if (pid < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
     if (pid == 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(1);
-        // Only the channel stays open (and the netlink socket made next).
+        // Only the channel stays open (and the netlink socket and the port
+        // range made next): not the Sentry's stdio either, which are still
+        // the application's (a terminal, the launcher's pipes) when it forks.
         if (dup2(sv[1], 3) != 3) _exit(1);
         syscall(SYS_close_range, 4, ~0U, 0);
+        syscall(SYS_close_range, 0, 2, 0);
         int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         int range = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
-        if (nl < 0 || netconf_confine() != 0) _exit(1);
+        // Its name, which `moat debug` labels it by (comm: 15 bytes at most).
+        prctl(PR_SET_NAME, "moat-netconf", 0, 0, 0);
+        unsigned sid = moat_sandbox_id();
+        if (nl < 0 || netconf_confine(parent, sid == 0 ? 0 : sid + MOAT_NETCONF_ID_OFFSET) != 0) _exit(1);
         // Ready: the files are open. The Sentry waits for this before it
         // goes on to pivot into its empty root, which moves the root of
         // every process of its mount namespace, this one's too: an open

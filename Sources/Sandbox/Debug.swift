@@ -88,6 +88,9 @@ public enum SandboxDebug {
         let args = b.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         if args.count >= 2, args[0] == "moat" || args[0].hasSuffix("/moat") {
             switch args[1] {
+            // The network address helper (CMoat/netconf.c) is a fork of the
+            // Sentry and keeps its command line; it names itself.
+            case "sentry" where slurp("/proc/\(p)/comm") == Array("moat-netconf\n".utf8): return "address helper (of the Sentry)"
             case "sentry": return "Sentry"
             case "gofer": return "Gofer (" + (args.firstIndex(of: "--root").map { args.count > $0 + 1 ? args[$0 + 1] : "" } ?? "") + ")"
             default: return "launcher: moat " + args.dropFirst().prefix(3).joined(separator: " ")

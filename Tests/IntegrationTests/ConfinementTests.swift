@@ -12,7 +12,7 @@ import Glibc
 
 @Suite("Sentry and stub confinement (moat debug)")
 struct ConfinementTests {
-    struct Proc { var pid: Int32 = 0; var role = ""; var fields: [String: String] = [:]; var fds: [String] = [] }
+    struct Proc { var pid: Int32 = 0; var ppid: Int32 = 0; var role = ""; var fields: [String: String] = [:]; var fds: [String] = [] }
 
     /// Parses `moat debug` output: "pid N (ppid M): ROLE" then "  key: value" / "  key value" lines.
     static func parse(_ text: String) -> [Proc] {
@@ -22,6 +22,7 @@ struct ConfinementTests {
                 var p = Proc()
                 if let r = line.range(of: "): ") { p.role = String(line[r.upperBound...]) }
                 p.pid = Int32(line.dropFirst(4).prefix { $0 != " " }) ?? 0
+                if let r = line.range(of: "(ppid ") { p.ppid = Int32(line[r.upperBound...].prefix { $0 != ")" }) ?? 0 }
                 out.append(p)
             } else if line.hasPrefix("    "), let r = line.range(of: " -> "), !out.isEmpty {
                 out[out.count - 1].fds.append(String(line[r.upperBound...]))
@@ -44,6 +45,46 @@ struct ConfinementTests {
             if kv.count == 2 { f[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
         }
         return f
+    }
+
+    /// The Sentry of the `moat run` whose pid is `launcher`: its child
+    /// running `moat sentry`. Picked by its parent, not only by its label,
+    /// so that nothing else of the sandbox (the address helper, a fork of
+    /// the Sentry that confines itself early in the Sentry's start) can
+    /// stand in for it while it is still starting.
+    static func sentry(_ procs: [Proc], launcher: Int32) -> Proc? {
+        procs.first { $0.role == "Sentry" && $0.ppid == launcher }
+    }
+
+    /// Whether the Sentry of `launcher` has loaded its seccomp filter, the
+    /// last step of its confinement (its ids and capabilities go before).
+    static func sentryConfined(_ procs: [Proc], launcher: Int32) -> Bool {
+        sentry(procs, launcher: launcher)?.fields["seccomp"]?.hasPrefix("seccomp: filter") == true
+    }
+
+    /// The network address helper (Sources/CMoat/netconf.c) of a sandbox
+    /// with a network namespace of its own, once the Sentry is confined: the
+    /// Sentry's child, CAP_NET_ADMIN alone in every set, its seccomp filter
+    /// and no-new-privs, and a host id of its own (the sandbox's id +
+    /// MOAT_NETCONF_ID_OFFSET, 0x800000), not root.
+    static func checkAddressHelper(_ procs: [Proc], sentry: Proc) throws {
+        let helpers = procs.filter { $0.role.hasPrefix("address helper") }
+        try #require(helpers.count == 1, "not one address helper in:\n\(procs.map { "\($0.pid) (ppid \($0.ppid)) \($0.role)" })")
+        let h = helpers[0]
+        #expect(h.ppid == sentry.pid, "the address helper's parent is \(h.ppid), not the Sentry \(sentry.pid)")
+        #expect(h.fields["caps"] == "caps: eff 0000000000001000 prm 0000000000001000 bnd 0000000000001000", "address helper: \(h.fields["caps"] ?? "")")
+        #expect(h.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && h.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true,
+                "address helper: \(h.fields["seccomp"] ?? "")")
+        let sid = try #require(uids(sentry).first.flatMap { UInt32($0) })
+        let want = String(sid + 0x0080_0000)
+        #expect(uids(h) == [want, want, want, want], "address helper runs as \(h.fields["uid"] ?? "?"), not \(want)")
+        #expect(h.fields["uid"]?.hasSuffix("gid \(want)\t\(want)\t\(want)\t\(want)") == true, "address helper: \(h.fields["uid"] ?? "?")")
+        #expect(h.fields["root"] == "root: not the host's (empty)", "address helper: \(h.fields["root"] ?? "")")
+        // Its socketpair with the Sentry, its netlink socket and the port
+        // range sysctl (its path as seen from outside the helper's detached
+        // /proc), nothing else: not the application's stdio.
+        #expect(h.fds.filter { $0.hasPrefix("socket:") }.count == 2 && h.fds.count == 3
+                && h.fds.contains { $0.hasSuffix("/sys/net/ipv4/ip_local_port_range") }, "address helper fds: \(h.fds)")
     }
 
     /// Real, effective, saved and file-system uid from "uid A\tB\tC\tD  gid ...".
@@ -83,16 +124,14 @@ struct ConfinementTests {
                 // maps it (the vDSO's memfd, an ELF): wait that out too; a
                 // descriptor that stays is what the check below must catch.
                 if procs.contains(where: { $0.role.hasPrefix("stub") }),
-                   // Every "Sentry": the address helper, forked from the
-                   // Sentry early in its start, confines itself long before
-                   // the Sentry does and reads as one too.
-                   procs.contains(where: { $0.role == "Sentry" }),
-                   procs.filter({ $0.role == "Sentry" }).allSatisfy({ $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   Self.sentryConfined(procs, launcher: l.processIdentifier),
                    procs.contains(where: { $0.role.hasPrefix("launcher") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
                    procs.filter({ $0.role.hasPrefix("stub") }).allSatisfy({ $0.fds.allSatisfy { $0 == "anon_inode:[pidfd]" } }) { break }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
-            let sentry = try #require(procs.first { $0.role == "Sentry" }, "no Sentry in:\n\(procs)")
+            let sentry = try #require(Self.sentry(procs, launcher: l.processIdentifier), "no Sentry (child of \(l.processIdentifier)) in:\n\(procs)")
+            #expect(procs.filter { $0.role == "Sentry" }.count == 1, "more than one process is labelled Sentry: \(procs.map(\.role))")
+            try Self.checkAddressHelper(procs, sentry: sentry)
             let stubs = procs.filter { $0.role.hasPrefix("stub") }
             try #require(!stubs.isEmpty, "no stub")
             let uid = try #require(Self.uids(sentry).first)
@@ -184,11 +223,7 @@ struct ConfinementTests {
                 // loading is open in them for a moment).
                 let view = procs.filter { $0.role == "Sentry" || $0.role.hasPrefix("Gofer") }.map { "\($0.role) \($0.fields.sorted { $0.key < $1.key }) \($0.fds)" }.sorted().joined(separator: "\n")
                 if procs.contains(where: { $0.role.hasPrefix("stub") }),
-                   // Every "Sentry": the address helper, forked from the
-                   // Sentry early in its start, confines itself long before
-                   // the Sentry does and reads as one too.
-                   procs.contains(where: { $0.role == "Sentry" }),
-                   procs.filter({ $0.role == "Sentry" }).allSatisfy({ $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
+                   Self.sentryConfined(procs, launcher: p.processIdentifier),
                    procs.contains(where: { $0.role.hasPrefix("Gofer") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
                    procs.contains(where: { $0.role.hasPrefix("launcher") && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }),
                    procs.filter({ $0.role.hasPrefix("stub") }).allSatisfy({ $0.fds.allSatisfy { $0 == "anon_inode:[pidfd]" } }),
@@ -260,7 +295,8 @@ struct ConfinementTests {
             return false
         }
         func confinement(_ s: Sandbox, _ role: String) throws -> [String] {
-            let p = try #require(s.procs.first { $0.role.hasPrefix(role) }, "no \(role) in \(s.procs.map(\.role))")
+            let p = try #require(role == "Sentry" ? Self.sentry(s.procs, launcher: s.launcher) : s.procs.first { $0.role.hasPrefix(role) },
+                                 "no \(role) in \(s.procs.map(\.role))")
             // ids differ per sandbox (the Sentry's is derived from its pid);
             // what must match is everything else, and the kinds of fds (in
             // no particular order: the Sentry's network set-up opens its

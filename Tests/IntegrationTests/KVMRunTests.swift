@@ -117,15 +117,21 @@ struct KVMRunTests {
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
         var procs: [ConfinementTests.Proc] = []
+        // The Sentry is the launcher's child (the network address helper, a
+        // fork of the Sentry, confines itself earlier and must not stand in
+        // for it); its seccomp filter is the last step of its confinement.
         for _ in 0..<100 {
             let r = await runProcess([moat, "debug", "\(p.processIdentifier)"], env: Integration.hostEnvironment(), timeout: 30)
             procs = ConfinementTests.parse(r.stdoutText)
-            if procs.contains(where: { $0.role == "Sentry" && $0.fields["seccomp"]?.hasPrefix("seccomp: filter") == true }) { break }
+            if ConfinementTests.sentryConfined(procs, launcher: p.processIdentifier) { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        let sentry = try #require(procs.first { $0.role == "Sentry" }, "no Sentry in:\n\(procs)")
-        #expect(sentry.fields["seccomp"]?.hasPrefix("seccomp: filter") == true, "\(sentry.fields)")
+        let sentry = try #require(ConfinementTests.sentry(procs, launcher: p.processIdentifier), "no Sentry (child of \(p.processIdentifier)) in:\n\(procs)")
+        #expect(sentry.fields["seccomp"]?.hasPrefix("seccomp: filter") == true && sentry.fields["seccomp"]?.hasSuffix("no_new_privs: 1") == true, "\(sentry.fields)")
+        #expect(sentry.fields["caps"]?.hasPrefix("caps: eff 0000000000000000 prm 0000000000000000 bnd 0000000000000000") == true, "\(sentry.fields)")
         let uid = try #require(ConfinementTests.uids(sentry).first)
         #expect(uid != "0")
+        #expect(ConfinementTests.uids(sentry) == [uid, uid, uid, uid], "\(sentry.fields)")
+        try ConfinementTests.checkAddressHelper(procs, sentry: sentry)
     }
 }

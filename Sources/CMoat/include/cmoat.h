@@ -157,6 +157,9 @@ int moat_drop_all_caps(void);
 /// host user has, owning no host file, and different for every sandbox, so
 /// one sandbox's processes cannot signal, trace or read another's.
 #define MOAT_SANDBOX_ID_BASE 0x6d6f0000u
+/// The network address helper's id (netconf.c): the sandbox's id + this.
+/// Sandbox ids are the base + a pid (below 2^22), so no sandbox has it.
+#define MOAT_NETCONF_ID_OFFSET 0x00800000u
 /// Sets the id the master stub (started later) takes; 0 keeps root.
 void moat_set_sandbox_id(unsigned id);
 unsigned moat_sandbox_id(void);
