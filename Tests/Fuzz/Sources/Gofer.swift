@@ -172,7 +172,7 @@ enum GoferClientFuzz {
 
     static let ops: [GoferOp] = [.attach, .walk, .stat, .open, .create, .mkdir, .symlink, .link, .mknod, .unlink,
                                  .rename, .readlink, .getdents, .setattr, .statfs, .getxattr, .setxattr, .listxattr,
-                                 .removexattr, .tmpfile, .scratch, .walk]
+                                 .removexattr, .tmpfile, .scratch, .walk, .getacl, .setacl]
 
     /// Input: flags byte (bit 1: no automatic version reply), then records:
     /// the tag picks the client call (its low 5 bits) and whether the
@@ -235,6 +235,8 @@ enum GoferClientFuzz {
             case .removexattr: _ = client.removexattr(fid, Array("user.x".utf8))
             case .tmpfile: if case .success(let x) = client.tmpfile(fid, flags: O_RDWR, mode: 0o600, uid: 0, gid: 0) { close(x.2) }
             case .scratch: if case .success(let fd) = client.scratch() { close(fd) }
+            case .getacl: _ = client.getacl(fid, tag & 0x20 != 0 ? .default : .access)
+            case .setacl: _ = client.setacl(fid, tag & 0x20 != 0 ? .default : .access, [2, 0, 0, 0, 1, 0, 6, 0, 255, 255, 255, 255])
             case .version, .close: break
             }
             // Throw away the requests the client sent.
