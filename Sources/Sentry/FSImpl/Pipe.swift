@@ -32,6 +32,11 @@ final class Pipe {
     var packets: [Int] = []
     var bytesBeforePackets = 0
     var available: Int { buf.count - head }
+    /// The storage of a drained chunk that a big write filled whole
+    /// (PipeFD.write): the next such write hands it to its task as the
+    /// scratch buffer in exchange for the chunk it staged there, so a
+    /// staged chunk goes into the pipe without a copy.
+    var spare: [UInt8] = []
     /// pipe2's pipe: its inode, owned by the creator (FileDescription.ownInode).
     var ownInode: Inode?
     /// Linux keeps each packet in its own page: a packet uses a whole page
@@ -114,6 +119,11 @@ final class PipeFD: FileDescription {
         let atPacket = !pipe.packets.isEmpty && pipe.bytesBeforePackets == 0
         let limit = atPacket ? pipe.packets[0] : pipe.packets.isEmpty ? pipe.available : pipe.bytesBeforePackets
         let n = min(count, limit)
+        if PipeFD.unlockedCopies && !atPacket && pipe.packets.isEmpty && pipe.head == 0 && n == pipe.buf.count && n >= PipeFD.unlockedReadMin
+            && buf < Task.bounceBase && t.keepsKernelLock == 0 && t.thread?.hasStub == true
+            && t.mm.fullyMapped(buf, buf &+ UInt64(n), prot: PROT_WRITE) {
+            return takeAll(t, buf, n, held: &held)
+        }
         let ok = pipe.buf.withUnsafeBytes { t.copyOut(buf, $0.baseAddress! + pipe.head, n) }
         if !ok { return err(EFAULT) }
         if atPacket { pipe.head += pipe.packets.removeFirst() }
@@ -121,11 +131,55 @@ final class PipeFD: FileDescription {
             pipe.head += n
             if !pipe.packets.isEmpty { pipe.bytesBeforePackets -= n }
         }
-        if pipe.head == pipe.buf.count { pipe.buf.removeAll(keepingCapacity: true); pipe.head = 0 }
-        else if pipe.head > 65536 { pipe.buf.removeSubrange(0..<pipe.head); pipe.head = 0 }
+        if pipe.head == pipe.buf.count {
+            if PipeFD.unlockedCopies && pipe.buf.count == t.scratch.count { pipe.spare = pipe.buf; pipe.buf = [] }
+            else { pipe.buf.removeAll(keepingCapacity: true) }
+            pipe.head = 0
+        } else if pipe.head > 65536 { pipe.buf.removeSubrange(0..<pipe.head); pipe.head = 0 }
         pipe.notifyRoom()
         return n
     }
+
+    /// False with MOAT_PIPE_COPY=locked in the Sentry's environment: every
+    /// copy between a pipe and the application under Kernel.mu, as before
+    /// perf22, for measuring one build against itself.
+    static let unlockedCopies = getenv("MOAT_PIPE_COPY").map { String(cString: $0) } != "locked"
+
+    /// Reads that empty the pipe of at least this much copy it out with
+    /// Kernel.mu given up (`takeAll`).
+    static let unlockedReadMin = 16 << 10
+
+    /// A read of everything the pipe holds, [0, n) of `pipe.buf`: the
+    /// bytes leave the pipe at once (it is empty to every other caller,
+    /// and a blocked writer may fill it again) and are copied to the
+    /// application with Kernel.mu given up, so that the writer's copy in
+    /// and this copy out run side by side. The caller checked that the
+    /// whole destination is mapped writable; should the copy still fail
+    /// (an unmap meanwhile), the bytes go back in front of whatever came
+    /// since and the read fails with EFAULT, as when they never left.
+    /// Requires: mu held, on the ptrace platform.
+    private func takeAll(_ t: Task, _ buf: UInt64, _ n: Int, held: inout Bool) -> Int {
+        var chunk: [UInt8] = []
+        swap(&chunk, &pipe.buf)
+        pipe.head = 0
+        if !held { refs += 1; held = true }
+        pipe.notifyRoom()
+        let ok = t.withoutKernelLock { chunk.withUnsafeBytes { t.copyOut(buf, $0.baseAddress!, n) } }
+        if !ok {
+            if !pipe.packets.isEmpty { pipe.bytesBeforePackets += n }
+            chunk.append(contentsOf: pipe.buf[pipe.head...])
+            pipe.buf = chunk
+            pipe.head = 0
+            pipe.notifyData()
+            return err(EFAULT)
+        }
+        if chunk.count == t.scratch.count { pipe.spare = chunk }
+        return n
+    }
+
+    /// Writes with more than this left copy their next chunk from the
+    /// application with Kernel.mu given up (`write`).
+    static let stagedWriteMin = 16 << 10
 
     override func write(_ t: Task, _ buf: UInt64, _ count: Int, _ off: Int64?) -> Int {
         if isReader && !alsoWriter { return err(EBADF) }
@@ -134,14 +188,36 @@ final class PipeFD: FileDescription {
         var done = 0
         var held = false  // as in read: a blocked write keeps its end open
         defer { if held { FDTable.drop(self) } }
+        // A big write stages its next chunk in the task's scratch buffer
+        // before it looks for room, with Kernel.mu given up: the reader
+        // drains the pipe meanwhile instead of waiting for the copy (on a
+        // full pipe the two copies, in and out, ran one after the other).
+        // [stagedAt, stagedAt+staged) of scratch holds buf[done...].
+        // Nothing is in the pipe until appended under mu, so the bytes
+        // still go in whole chunks, in order; a write of at most PIPE_BUF
+        // bytes never stages and stays atomic.
+        var staged = 0, stagedAt = 0
         while done < count {
             if pipe.readers == 0 {
                 if !suppressSIGPIPE { t.sendSelfSignal(SIGPIPE) }
                 return done > 0 ? done : err(EPIPE)
             }
             let packet = flags & O_DIRECT != 0
-            let space = pipe.capacity - pipe.used
             let remaining = count - done
+            if PipeFD.unlockedCopies && staged == 0 && !packet && remaining > PipeFD.stagedWriteMin && buf < Task.bounceBase
+                && t.keepsKernelLock == 0 && t.thread?.hasStub == true {
+                if !held { refs += 1; held = true }
+                let want = min(remaining, t.scratch.count)
+                let r = t.withoutKernelLock {
+                    t.scratch.withUnsafeMutableBytes { t.memRead(buf &+ UInt64(done), $0.baseAddress!, want) }
+                }
+                // A fault part-way stages the bytes before it; one at the
+                // start ends the write (its short count, or EFAULT).
+                if r <= 0 { return done > 0 ? done : err(EFAULT) }
+                staged = r; stagedAt = 0
+                continue  // the pipe may have changed meanwhile
+            }
+            let space = pipe.capacity - pipe.used
             // Writes of at most PIPE_BUF bytes are atomic; a packet needs a free page.
             let need = packet ? min(remaining, 4096) : remaining <= 4096 ? remaining : 1
             if space < need {
@@ -155,6 +231,24 @@ final class PipeFD: FileDescription {
                 if r == .interrupted && pipe.capacity - pipe.used < need && pipe.readers > 0 {
                     return done > 0 ? done : -ERESTARTSYS
                 }
+                continue
+            }
+            if staged > 0 {
+                let n = min(space, staged)
+                if !pipe.packets.isEmpty { pipe.packets.append(n) }  // as below
+                else { pipe.bytesBeforePackets = pipe.available }
+                if n == t.scratch.count && pipe.buf.isEmpty && pipe.spare.count == n {
+                    // A whole scratch buffer into an empty pipe: exchanged, not copied.
+                    swap(&pipe.buf, &t.scratch)
+                    swap(&t.scratch, &pipe.spare)
+                    pipe.head = 0
+                } else {
+                    t.scratch.withUnsafeBytes {
+                        pipe.buf.append(contentsOf: UnsafeBufferPointer(rebasing: $0.bindMemory(to: UInt8.self)[stagedAt..<stagedAt + n]))
+                    }
+                }
+                done += n; staged -= n; stagedAt += n
+                pipe.notifyData()
                 continue
             }
             let n = packet ? min(remaining, 4096) : min(space, remaining)
@@ -220,7 +314,7 @@ final class PipeFD: FileDescription {
         if !isReader || alsoWriter { pipe.writers -= 1 }
         if pipe.readers == 0 && pipe.writers == 0 {
             // A FIFO with nobody on either end forgets its data.
-            pipe.buf.removeAll(); pipe.head = 0; pipe.hadWriter = false
+            pipe.buf.removeAll(); pipe.spare = []; pipe.head = 0; pipe.hadWriter = false
             pipe.packets.removeAll(); pipe.bytesBeforePackets = 0
         }
         pipe.notify()
