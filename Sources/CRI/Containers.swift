@@ -166,8 +166,25 @@ struct ContainerPlan {
     }
 }
 
+/// Chooses the writable layer's medium, as `moat run --overlay-medium`:
+/// the container's annotation, else the pod's, else `moat cri
+/// --overlay-medium` (self: unnamed files on the image root's own host file
+/// system; memory: memfds).
+let overlayMediumAnnotation = "dev.moat.overlay-medium"
+
+func overlayOnDisk(container: [String: String], pod: [String: String], default d: String) throws -> Bool {
+    let (medium, from) = container[overlayMediumAnnotation].map { ($0, "config.annotations") }
+        ?? pod[overlayMediumAnnotation].map { ($0, "the pod's annotations") } ?? (d, "--overlay-medium")
+    switch medium {
+    case "self": return true
+    case "memory": return false
+    default: throw CRIError.invalidArgument("\(from): \(overlayMediumAnnotation) must be self or memory, not \(medium.debugDescription)")
+    }
+}
+
 func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod: PodRecord,
-                   image: ResolvedImage, volumeImages: [String: ResolvedImage] = [:], containerDir: String) throws -> ContainerPlan {
+                   image: ResolvedImage, volumeImages: [String: ResolvedImage] = [:], containerDir: String,
+                   overlayMedium: String = "self") throws -> ContainerPlan {
     let c = r.config
     let sc = c.linux.securityContext
     var p = ContainerProcess(argv: try mergedArgv(command: c.command, args: c.args, image: image.config))
@@ -207,6 +224,7 @@ func planContainer(id: String, request r: Runtime_V1_CreateContainerRequest, pod
 
     var cc = ContainerConfig(id: id, rootfs: image.rootfs, process: p)
     cc.readOnlyRoot = sc.readonlyRootfs
+    cc.overlayOnDisk = try overlayOnDisk(container: c.annotations, pod: pod.annotations, default: overlayMedium)
     cc.sharePodPIDNamespace = pod.pidMode == "pod"
 
     if !c.devices.isEmpty || !c.cdiDevices.isEmpty {

@@ -20,6 +20,10 @@ public struct CRIOptions: Sendable {
     public var cniBinDir: String? = nil
     public var streamingAddress = "127.0.0.1:0"
     public var debug = false
+    /// The containers' writable layers: self (unnamed files on the image
+    /// root's host file system) or memory (memfds); the annotation
+    /// dev.moat.overlay-medium of a container or pod overrides it.
+    public var overlayMedium = "self"
     public init() {}
 }
 
@@ -444,7 +448,8 @@ actor CRIRuntime {
         try makeDirectories(dir, mode: 0o711)
         let plan: ContainerPlan
         do {
-            plan = try planContainer(id: id, request: r, pod: p, image: image, volumeImages: volumeImages, containerDir: dir)
+            plan = try planContainer(id: id, request: r, pod: p, image: image, volumeImages: volumeImages, containerDir: dir,
+                                 overlayMedium: options.overlayMedium)
             try plan.prepareHost()
         } catch {
             removeTree(dir); throw error

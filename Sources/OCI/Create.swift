@@ -40,6 +40,20 @@ struct Launched {
 }
 
 extension Runtime {
+    /// The annotation that chooses the overlay's medium (with
+    /// dev.moat.overlay=true): "self" (the default) or "memory".
+    public static let overlayMediumAnnotation = "dev.moat.overlay-medium"
+
+    /// Whether an overlay medium keeps upper files on disk; nil for a name
+    /// that is neither self nor memory.
+    static func overlayOnDisk(_ medium: String) -> Bool? {
+        switch medium {
+        case "self": return true
+        case "memory": return false
+        default: return nil
+        }
+    }
+
     public func create(_ o: CreateOptions) throws {
         _ = try createSandbox(o)
     }
@@ -150,6 +164,15 @@ extension Runtime {
         // is the container's writable layer); an annotation asks for Moat's
         // in-memory overlay instead.
         let overlay = !readOnly && spec.annotations.contains { $0.0 == "dev.moat.overlay" && $0.1 == "true" }
+        // Where that overlay keeps its big and mapped files, as `moat run
+        // --overlay-medium`: self (unnamed files the Gofer makes in the
+        // rootfs's own host file system, through a private clone of its
+        // mount; the default) or memory (memfds, host RAM).
+        let medium = spec.annotations.last { $0.0 == Self.overlayMediumAnnotation }?.1 ?? "self"
+        guard let mediumOnDisk = Self.overlayOnDisk(medium) else {
+            throw RuntimeError("annotation \(Self.overlayMediumAnnotation): self or memory, not \(medium)")
+        }
+        let upperOnDisk = overlay && mediumOnDisk
 
         let pair: (client: Int32, server: Int32)
         switch GoferClient.socketPair() {
@@ -163,6 +186,7 @@ extension Runtime {
         if readOnly { MountPoints.make(spec, rootfs: rootfs, bundle: bundle) }
         var goferArgs = ["moat", "gofer", "--root", rootfs, "--fd", "3", "--detached"]
         if readOnly || overlay { goferArgs.append("--read-only") }
+        if upperOnDisk { goferArgs.append("--scratch") }
         let goferPid = try spawnGofer(goferArgs, fds: [devnull, devnull, devnull, pair.server])
         cleanup.pids.append(goferPid)
         StartupProfile.mark("create", "gofer spawned")
@@ -199,6 +223,7 @@ extension Runtime {
         c.hostname = spec.hostname ?? "moat"
         c.domainname = spec.domainname
         c.overlay = overlay
+        c.upperOnDisk = upperOnDisk
         c.terminal = process.terminal
         c.forwardAllSignals = true
         c.debug = debug

@@ -38,7 +38,7 @@ public enum SentryPlan {
             ("goferFD", .int(c.goferFD)), ("logFD", .int(c.logFD)), ("debug", .bool(c.debug)), ("strace", .bool(c.strace)),
             ("argv", .array(c.argv.map { .string($0) })), ("env", .array(c.env.map { .string($0) })),
             ("cwd", .string(c.cwd)), ("uid", .int(c.uid)), ("gid", .int(c.gid)), ("hostname", .string(c.hostname)),
-            ("overlay", .bool(c.overlay)), ("readyFD", .int(c.readyFD)), ("startFD", .int(c.startFD)),
+            ("overlay", .bool(c.overlay)), ("upperOnDisk", .bool(c.upperOnDisk)), ("readyFD", .int(c.readyFD)), ("startFD", .int(c.startFD)),
             ("controlFD", .int(c.controlFD)), ("groups", .array(c.groups.map { .int($0) })),
             ("umask", c.umask.map { .int($0) } ?? .null),
             ("rlimits", .array(c.rlimits.map { .array([.int($0.0), .number(String($0.1)), .number(String($0.2))]) })),
@@ -85,6 +85,7 @@ public enum SentryPlan {
         c.gid = try n.required("gid").u32()
         c.hostname = try n.required("hostname").string()
         c.overlay = try n.required("overlay").bool()
+        c.upperOnDisk = try n.opt("upperOnDisk") { try $0.bool() } ?? false
         c.readyFD = try n.required("readyFD").i32()
         c.startFD = try n.required("startFD").i32()
         c.controlFD = try n.required("controlFD").i32()

@@ -142,6 +142,10 @@ public struct ContainerConfig: Sendable {
     /// container's writes go to a private layer unless `readOnlyRoot`.
     public var rootfs: String
     public var readOnlyRoot = false
+    /// The private writable layer keeps its big and mapped files in unnamed
+    /// files of the image root's own host file system (medium self, the
+    /// default; the root's Gofer gets --scratch) instead of memfds (memory).
+    public var overlayOnDisk = true
     public var mounts: [ContainerMount] = []
     public var process: ContainerProcess
     /// The container's stdout/stderr go to this file in the CRI log format
@@ -341,7 +345,9 @@ public final class PodSandbox: @unchecked Sendable {
         fields += processFields(c.process)
         var passing: [(String, Int32)] = []
         defer { for (_, f) in passing { close(f) } }
-        let root = try startGofer(root: c.rootfs, readOnly: true)
+        let upperOnDisk = !c.readOnlyRoot && c.overlayOnDisk
+        if upperOnDisk { fields.append("upper=self") }
+        let root = try startGofer(root: c.rootfs, readOnly: true, scratch: upperOnDisk)
         passing.append(("root", root))
         mark?("root gofer started")
         if let io = c.stdio, io.count == 3 {
@@ -598,7 +604,9 @@ public final class PodSandbox: @unchecked Sendable {
     /// MKNOD, AUDIT_WRITE, SETFCAP), as containerd gives a container.
     public static let dockerDefaultCaps: UInt64 = 0xa80425fb
 
-    func startGofer(root: String, readOnly: Bool, recursive: Bool = true) throws -> Int32 {
+    /// `scratch`: the Gofer also answers `scratch` (unnamed files for the
+    /// container's writable layer, on the root's host file system).
+    func startGofer(root: String, readOnly: Bool, recursive: Bool = true, scratch: Bool = false) throws -> Int32 {
         var pair: [Int32] = [-1, -1]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw PodError(.internalError, "socketpair: \(String(cString: strerror(errno)))")
@@ -606,6 +614,7 @@ public final class PodSandbox: @unchecked Sendable {
         var args = ["moat", "gofer", "--root", root, "--fd", "3", "--detached"]
         if readOnly { args.append("--read-only") }
         if readOnly && !recursive { args.append("--non-recursive") }
+        if scratch { args.append("--scratch") }
         // Its start-up profile (moat[startup] lines) goes to our stderr.
         if config.debug { args.append("--debug") }
         // Forked by the pod's zygote when it has one (not our child then),

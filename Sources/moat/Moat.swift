@@ -319,9 +319,16 @@ struct CRICommand: AsyncParsableCommand {
     @Option(help: "Serve a root file system directory as an image: REF=DIR; repeatable.") var rootfsImage: [String] = []
     @Option(help: "Pull images of REGISTRY from URL instead: REGISTRY=URL; repeatable.") var registryMirror: [String] = []
     @Flag(help: "Pods write Moat's debug log to their state directory.") var debug = false
+    @Option(help: "Where containers' writable layers keep their big and mapped files: self (unnamed files in the image root's own host file system, gone with the pod; default) or memory (memfds). The annotation dev.moat.overlay-medium of a container or pod overrides it.")
+    var overlayMedium: String = RunDefaults.overlayMedium
+
+    func validate() throws {
+        guard RunDefaults.overlayOnDisk(overlayMedium) != nil else { throw ValidationError("--overlay-medium must be self or memory") }
+    }
 
     func run() async throws {
         var o = CRIOptions()
+        o.overlayMedium = overlayMedium
         o.listen = listen; o.root = root; o.state = state
         o.cniConfDir = cniConfDir; o.cniBinDir = cniBinDir
         o.streamingAddress = streamingAddress; o.debug = debug

@@ -27,11 +27,22 @@ import GoferProtocol
 
 final class UpperStore {
     let client: GoferClient
+    /// Names the layer in the one log line a refusal gets ("the root file
+    /// system", "container ID's root file system").
+    let label: String
     /// The Gofer cannot make these files (older, started without --scratch,
     /// a read-only or O_TMPFILE-less file system): memfds from then on.
     private(set) var refused = false
 
-    init(client: GoferClient) { self.client = client }
+    init(client: GoferClient, label: String = "the root file system") { self.client = client; self.label = label }
+
+    /// From now on memfds; said once in Moat's log (never the application's
+    /// output), so that a user who asked for medium self learns why host
+    /// memory grows.
+    private func refuse(_ why: String) {
+        refused = true
+        Log.shared.info("overlay of \(label): \(why); its upper files are kept in memory (memfds) from now on")
+    }
 
     /// A new empty host file for one upper-layer file's bytes, or -1 (the
     /// caller makes a memfd). Requires: Kernel.mu held.
@@ -42,11 +53,14 @@ final class UpperStore {
             var st = Glibc.stat()
             if fstat(fd, &st) == 0 && UInt32(st.st_mode) & UInt32(S_IFMT) == UInt32(S_IFREG) && st.st_size == 0 && st.st_nlink == 0 { return fd }
             close(fd)
-            refused = true
+            refuse("the Gofer's scratch file is not a new, empty, unnamed regular file")
             return -1
         case .failure(let e):
             // Only a lack of room or of fds may pass; the rest will not.
-            if ![ENOSPC, EDQUOT, EMFILE, ENFILE, ENOMEM, EINTR].contains(e.rawValue) { refused = true }
+            if ![ENOSPC, EDQUOT, EMFILE, ENFILE, ENOMEM, EINTR].contains(e.rawValue) {
+                refuse(e.rawValue == EPERM ? "the Gofer has no scratch mount"
+                       : "the Gofer cannot make unnamed files on its host file system (errno \(e.rawValue))")
+            }
             return -1
         }
     }

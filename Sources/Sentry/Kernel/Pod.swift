@@ -13,7 +13,9 @@
 //
 // Requests arrive on the control socket (Kernel/Control.swift), as a first
 // packet of NUL-separated fields starting with op=...:
-//   op=create id=ID ro=0|1 [process fields as for exec] m=MOUNT... fds=L1,L2...
+//   op=create id=ID ro=0|1 [upper=self] [process fields as for exec] m=MOUNT... fds=L1,L2...
+//        (upper=self: the writable layer's big and mapped files are unnamed
+//        files the root's Gofer makes, FSImpl/UpperStore.swift, not memfds)
 //        then one packet per label, each carrying that fd (SCM_RIGHTS):
 //        "root" (the root's Gofer), "stdin", "log" (the CRI log file, or
 //        none), or "stdout" and "stderr" (host fds used as they are, for a
@@ -259,6 +261,7 @@ enum PodControl {
         var labels: [String] = []
         var mounts: [[String]] = []
         var readOnly = false
+        var upperOnDisk = false
         var sharePID = false
         var masked: [String] = [], readOnlyPaths: [String] = []
         var seccompProfile: AppSeccompProfile? = nil
@@ -270,6 +273,7 @@ enum PodControl {
             case "fds": labels = value.split(separator: ",").map(String.init)
             case "m": mounts.append(value.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init))
             case "ro": readOnly = value == "1"
+            case "upper": upperOnDisk = value == "self"
             case "pidns": sharePID = value == "pod"
             case "mask": masked.append(value)
             case "ropath": readOnlyPaths.append(value)
@@ -326,6 +330,7 @@ enum PodControl {
         // (volumes, tmpfs) are made in its upper layer, and the root becomes
         // read-only once every mount is in place.
         let u = TmpfsInode(mode: gofer.mode, dev: devBase, uid: gofer.uid, gid: gofer.gid)
+        if upperOnDisk && !readOnly { u.store = UpperStore(client: client, label: "container \(id)'s root file system") }
         let upper: TmpfsInode? = u
         let rootInode: Inode = OverlayInode(lower: gofer, upper: u, parent: nil, name: [47], upperDev: devBase)
         let m = vfs.mount(rootInode, at: mp, fsType: readOnly ? "9p" : "overlay", source: readOnly ? "none" : "overlay")
