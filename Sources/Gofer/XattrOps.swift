@@ -63,6 +63,12 @@ extension Server {
         let name = try r.xattrName()
         try r.finish()
         guard let n = node(fid) else { return .err(EBADF) }
+        return readXattr(n, name, &w)
+    }
+
+    /// The reply of getxattr and getacl: the value of `name` on the node's
+    /// inode, its length first.
+    private func readXattr(_ n: Node, _ name: [UInt8], _ w: inout WireWriter) -> Outcome {
         let (fd, owned, e) = xattrFD(n)
         if e != 0 { return .err(e) }
         defer { if owned { Glibc.close(fd) } }
@@ -140,16 +146,7 @@ extension Server {
         try r.finish()
         guard let n = node(fid) else { return .err(EBADF) }
         if n.type == UInt32(S_IFLNK) { return .err(EOPNOTSUPP) }
-        let (fd, owned, e) = xattrFD(n)
-        if e != 0 { return .err(e) }
-        defer { if owned { Glibc.close(fd) } }
-        return withUnsafeTemporaryAllocation(byteCount: GoferWire.maxXattrValue, alignment: 8) { buf -> Outcome in
-            let got = HostSys.fgetxattr(fd, Array(kind.xattrName.utf8), buf)
-            if got < 0 { return .err(Int32(-got) == ERANGE ? E2BIG : Int32(-got)) }
-            w.u32(UInt32(got))
-            w.bytes(UnsafeRawBufferPointer(start: buf.baseAddress, count: got))
-            return .ok
-        }
+        return readXattr(n, Array(kind.xattrName.utf8), &w)
     }
 
     func setaclOp(_ r: inout WireReader, _ w: inout WireWriter) throws(WireError) -> Outcome {
