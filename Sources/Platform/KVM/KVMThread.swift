@@ -25,11 +25,15 @@
 // (KVMVCPU). The threads of one process share their process's vCPU; each
 // process has its own (the Sentry's KVMTasks.swift says why: shadow
 // paging). One vCPU of the machine runs guest code at a time (KVMTurn: the
-// ring-0 pages are shared): `run` takes the turn in FIFO order and gives it
-// back at the stop, so a thread blocked in the Sentry holds nothing. A
-// context that waits longer than `KVMVCPU.sliceNs` kicks the running one
-// out of the guest (a host signal; the kick handler sets immediate_exit),
-// which is the preemption: a CPU-bound guest cannot starve the others.
+// ring-0 pages are shared): `run` takes the turn and gives it back at the
+// stop, so a thread blocked in the Sentry holds nothing. A context that
+// comes back within its time slice (`KVMVCPU.sliceNs` since it last got the
+// turn from the line: a syscall the Sentry answered, as a native thread
+// keeps its CPU across one) goes ahead of the line; the others wait in FIFO
+// order. The head of the line kicks the running context out of the guest
+// when it has waited a slice (a host signal; the kick handler sets
+// immediate_exit), which is the preemption: a CPU-bound guest cannot
+// starve the others, and a kicked context has used its slice.
 // The FPU state moves with the context, saved and loaded only when a vCPU
 // changes hands between contexts.
 //
@@ -57,6 +61,9 @@ public final class KVMThread {
     /// another context holds the vCPU (nil: the initial state, or it is in
     /// the vCPU now).
     var savedXSave: [UInt8]?
+    /// When this context last got the turn from the line (CLOCK_MONOTONIC
+    /// ns): its time slice runs from there (KVMTurn).
+    var sliceStart: Int64 = .min / 2
     /// The application thread's registers (valid after a stop; used as is at
     /// the next run).
     public var regs = Registers()
@@ -666,7 +673,9 @@ public final class KVMVCPU {
     /// Takes the machine's turn for `ctx` and loads its FPU state if
     /// another context used this vCPU last.
     func acquire(_ ctx: KVMThread) -> Bool {
-        machine.turn.take(kickWhenSlow: true)
+        let inSlice = KVMTurn.now() &- ctx.sliceStart < Self.sliceNs
+        machine.turn.take(kickWhenSlow: true, ahead: inSlice)
+        if !inSlice { ctx.sliceStart = KVMTurn.now() }
         if switchFP(to: ctx) { return true }
         machine.turn.give()
         return false
@@ -677,7 +686,7 @@ public final class KVMVCPU {
     /// Runs `body` holding the turn, telling it whether `ctx`'s FPU state
     /// is the one in this vCPU (else it is `ctx.savedXSave`).
     func withState<R>(of ctx: KVMThread, _ body: (Bool) -> R) -> R {
-        machine.turn.take(kickWhenSlow: false)
+        machine.turn.take(kickWhenSlow: false, ahead: false)
         defer { machine.turn.give() }
         return body(fpOwner === ctx)
     }
@@ -703,49 +712,87 @@ public final class KVMVCPU {
     private var spare: [UInt8]?
 }
 
-/// Whose turn it is to run guest code: FIFO tickets over the machine's
-/// vCPUs (one runs at a time: the ring-0 pages are shared). A waiter kicks
-/// the holder out of the guest when it waited a slice (preemption), or at
-/// once when it only needs the vCPU's state (`kickWhenSlow: false`).
+/// Whose turn it is to run guest code (one vCPU runs at a time: the ring-0
+/// pages are shared), a run queue of one CPU. The turn goes from hand to
+/// hand: first to the contexts back within their slice (`ahead`, in
+/// arrival order), then to the line (FIFO). Each waiter sleeps on a
+/// condition of its own; a hand-over wakes the new holder and the new head,
+/// which alone keeps time: when it has waited a slice it kicks the holder
+/// out of the guest (preemption). A waiter that only needs the vCPU's state
+/// (`kickWhenSlow: false`) kicks at once and whenever it wakes.
+///
+/// Why: with one FIFO and one condition broadcast to every waiter, every
+/// syscall sent its thread to the back of the line behind every other
+/// runnable thread, and every waiter woke at each hand-over and kicked the
+/// holder each slice. 64 Python threads in semaphore ping-pong (GIL waits
+/// of 5 ms timing out behind the line, 4x the futex calls of the fast
+/// platform) took 25-50 s where the fast platform takes 1.7 s and native
+/// 1.4 s: a CI run's 90 s hang bound fired under load.
 final class KVMTurn {
+    private final class Waiter {
+        var cond = pthread_cond_t()
+        var granted = false
+    }
     private var mu = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var nextTicket: UInt64 = 0
-    private var serving: UInt64 = 0
+    private var condAttr = pthread_condattr_t()
+    private var busy = false
     /// The host thread holding the turn (0: none), the one a waiter kicks.
     private var holder: pid_t = 0
+    private var ahead: [Waiter] = []
+    private var line: [Waiter] = []
+    private var head: Waiter? { ahead.first ?? line.first }
 
     init() {
         pthread_mutex_init(&mu, nil)
-        var cattr = pthread_condattr_t()
-        pthread_condattr_init(&cattr)
-        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
-        pthread_cond_init(&cond, &cattr)
+        pthread_condattr_init(&condAttr)
+        pthread_condattr_setclock(&condAttr, CLOCK_MONOTONIC)
     }
 
-    func take(kickWhenSlow: Bool) {
+    @inline(__always) static func now() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    func take(kickWhenSlow: Bool, ahead goAhead: Bool) {
         pthread_mutex_lock(&mu)
-        let ticket = nextTicket
-        nextTicket &+= 1
-        while serving != ticket {
+        defer { pthread_mutex_unlock(&mu) }
+        if !busy {
+            busy = true
+            holder = moat_gettid()
+            return
+        }
+        let w = Waiter()
+        pthread_cond_init(&w.cond, &condAttr)
+        defer { pthread_cond_destroy(&w.cond) }
+        if goAhead { ahead.append(w) } else { line.append(w) }
+        while !w.granted {
             if !kickWhenSlow && holder > 0 { _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal) }
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let d = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + KVMVCPU.sliceNs
-            var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
-            if pthread_cond_timedwait(&cond, &mu, &ts) == ETIMEDOUT && holder > 0 && serving != ticket {
-                _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal)
+            if !kickWhenSlow || head === w {
+                let d = Self.now() + KVMVCPU.sliceNs
+                var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+                if pthread_cond_timedwait(&w.cond, &mu, &ts) == ETIMEDOUT && !w.granted
+                    && head === w && holder > 0 {
+                    _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal)
+                }
+            } else {
+                // Behind the head: woken when the turn or the head reaches it.
+                pthread_cond_wait(&w.cond, &mu)
             }
         }
         holder = moat_gettid()
-        pthread_mutex_unlock(&mu)
     }
 
     func give() {
         pthread_mutex_lock(&mu)
+        defer { pthread_mutex_unlock(&mu) }
         holder = 0
-        serving &+= 1
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mu)
+        let next: Waiter
+        if !ahead.isEmpty { next = ahead.removeFirst() }
+        else if !line.isEmpty { next = line.removeFirst() }
+        else { busy = false; return }
+        next.granted = true
+        pthread_cond_signal(&next.cond)
+        if let h = head { pthread_cond_signal(&h.cond) }
     }
 }
