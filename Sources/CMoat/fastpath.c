@@ -35,6 +35,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -276,9 +277,9 @@ void moat_fast_signals_init(void) {
     pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
-int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
-    // The driver's own mask without SIGCHLD (a driver thread's mask does
-    // not change while it drives).
+// The driver's own mask without SIGCHLD, for its waits (a driver thread's
+// mask does not change while it drives).
+static const sigset_t *driver_wait_mask(void) {
     static __thread sigset_t during;
     static __thread int have;
     if (!have) {
@@ -286,9 +287,13 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
         sigdelset(&during, SIGCHLD);
         have = 1;
     }
+    return &during;
+}
+
+int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
     struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-    int r = ppoll(p, 2, &ts, &during);
+    int r = ppoll(p, 2, &ts, driver_wait_mask());
     if (r <= 0) return 0;
     if (p[1].revents & POLLIN) {
         uint64_t v;
@@ -298,6 +303,40 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
     if (p[0].revents & POLLIN) return 1;
     if (p[0].revents) return 2;
     return 0;
+}
+
+// A driver blocked in a call its stub thread is held in (Task.block with an
+// answer): the call may be answered by the waker (Task.wakeAnswering), and
+// the stub then runs on with its driver still asleep. So the driver sleeps
+// until the stub needs it again (its next notification on fd, or a stop,
+// which the SIGCHLD handler reports on stop_fd), until its task is woken
+// (task_fd, written by Task.wakeNow), or until the absolute CLOCK_MONOTONIC
+// deadline (-1: none). Returns a mask: 1 a notification is ready (left for
+// moat_notif_recv), 2 a stop was reported (stop_fd drained: the caller's
+// next wait must look with waitpid first), 4 the task was woken (task_fd
+// drained), 8 the fd hung up; 0 timed out or interrupted.
+int moat_fast_sleep(int fd, int stop_fd, int task_fd, int64_t deadline_ns) {
+    struct timespec ts, *tp = NULL;
+    if (deadline_ns >= 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        if (left < 0) left = 0;
+        ts.tv_sec = left / 1000000000;
+        ts.tv_nsec = left % 1000000000;
+        tp = &ts;
+    }
+    struct pollfd p[3] = {
+        { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN }, { .fd = task_fd, .events = POLLIN },
+    };
+    int r = ppoll(p, 3, tp, driver_wait_mask());
+    if (r <= 0) return 0;
+    int out = 0;
+    uint64_t v;
+    if (p[0].revents & POLLIN) out |= 1; else if (p[0].revents) out |= 8;
+    if (p[1].revents & POLLIN) { ssize_t n = read(stop_fd, &v, sizeof v); (void)n; out |= 2; }
+    if (p[2].revents & POLLIN) { ssize_t n = read(task_fd, &v, sizeof v); (void)n; out |= 4; }
+    return out;
 }
 
 int moat_pidfd_getfd(pid_t pid, int fd) {
