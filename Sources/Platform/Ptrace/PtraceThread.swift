@@ -201,9 +201,26 @@ public final class PtraceThread {
     /// another thread may answer: until the stub needs its driver again
     /// (its next call or a stop), `wakeFD` is written, or the
     /// CLOCK_MONOTONIC `deadline` (ns, nil: none) passes.
+    /// A stop's SIGCHLD may be merged into another thread's and never
+    /// reach this driver, so the sleep also looks for one every 20 ms
+    /// (fastpath.c): the answered stub's next stop (a trapped call, a
+    /// kick) always ends it, as its next call does.
     public func sleepHeld(wakeFD taskFD: Int32, deadline: Int64?) {
-        let r = moat_fast_sleep(listener, wakeFD, taskFD, deadline ?? -1)
+        let r = moat_fast_sleep(listener, wakeFD, taskFD, tid, deadline ?? -1)
         if r & 2 != 0 { stopReported = true }
+    }
+
+    /// After `sleepHeld`, with the caller excluding every `answerElsewhere`
+    /// (the Sentry: Kernel.mu held): if a stop ended the sleep while the
+    /// thread was not answered, a host signal took the stub out of its
+    /// notification (it can stop nowhere else), and the call completes at
+    /// that stop now, as `materialize` does. The thread is then no longer
+    /// `inNotif`, so its next sleep is an ordinary one (nothing can answer
+    /// it), instead of one the pending stop ended every 20 ms.
+    public func settleHeld() {
+        guard stopReported, inNotif, !answered else { return }
+        stopReported = false
+        if moat_stop_pending(tid) != 0 { _ = finishNotif() }
     }
 
     /// Resumes application code until the next syscall, fault or host signal.

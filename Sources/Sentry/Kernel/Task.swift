@@ -383,6 +383,7 @@ final class Task {
             p.sleepHeld(wakeFD: wakeFD, deadline: deadline)
             kernel.lock()
             answerOnWake = nil
+            p.settleHeld()
         } else {
             waitMode = .cond
             moat_park_arm(parkWord)
