@@ -35,6 +35,8 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -276,9 +278,9 @@ void moat_fast_signals_init(void) {
     pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
-int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
-    // The driver's own mask without SIGCHLD (a driver thread's mask does
-    // not change while it drives).
+// The driver's own mask without SIGCHLD, for its waits (a driver thread's
+// mask does not change while it drives).
+static const sigset_t *driver_wait_mask(void) {
     static __thread sigset_t during;
     static __thread int have;
     if (!have) {
@@ -286,9 +288,13 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
         sigdelset(&during, SIGCHLD);
         have = 1;
     }
+    return &during;
+}
+
+int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
     struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-    int r = ppoll(p, 2, &ts, &during);
+    int r = ppoll(p, 2, &ts, driver_wait_mask());
     if (r <= 0) return 0;
     if (p[1].revents & POLLIN) {
         uint64_t v;
@@ -298,6 +304,63 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
     if (p[0].revents & POLLIN) return 1;
     if (p[0].revents) return 2;
     return 0;
+}
+
+// A driver blocked in a call its stub thread is held in (Task.block with an
+// answer): the call may be answered by the waker (Task.wakeAnswering), and
+// the stub then runs on with its driver still asleep. So the driver sleeps
+// until the stub needs it again (its next notification on fd, or a stop,
+// which the SIGCHLD handler reports on stop_fd), until its task is woken
+// (task_fd, written by Task.wakeNow), or until the absolute CLOCK_MONOTONIC
+// deadline (-1: none). Returns a mask: 1 a notification is ready (left for
+// moat_notif_recv), 2 a stop was reported (stop_fd drained: the caller's
+// next wait must look with waitpid first), 4 the task was woken (task_fd
+// drained), 8 the fd hung up; 0 timed out or interrupted.
+//
+// SIGCHLD is not a queued signal: a stop whose SIGCHLD arrives while
+// another stub's is still pending for the Sentry is merged into it, and
+// the handler only learns of the other tid. moat_fast_wait copes with a
+// 20 ms timeout and a waitpid; this sleep has no other way to learn of
+// its stub's stop (nothing else wakes a driver whose task is no longer on
+// any wait queue), so it too looks every STOP_CHECK_NS: with waitid's
+// WNOWAIT, which leaves the stop for the driver's next wait (moat_stop_pending).
+#define STOP_CHECK_NS 20000000LL
+static int64_t mono_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+int moat_stop_pending(pid_t tid) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)tid, &si, WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL) != 0)
+        return errno == ECHILD;     // gone and reaped: nothing left to wait for
+    return si.si_pid != 0;
+}
+
+int moat_fast_sleep(int fd, int stop_fd, int task_fd, pid_t tid, int64_t deadline_ns) {
+    struct pollfd p[3] = {
+        { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN }, { .fd = task_fd, .events = POLLIN },
+    };
+    while (1) {
+        int64_t now = mono_ns(), until = now + STOP_CHECK_NS;
+        if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
+        int64_t left = until > now ? until - now : 0;
+        struct timespec ts = { .tv_sec = left / 1000000000, .tv_nsec = left % 1000000000 };
+        int r = ppoll(p, 3, &ts, driver_wait_mask());
+        if (r < 0) return 0;
+        if (r > 0) {
+            int out = 0;
+            uint64_t v;
+            if (p[0].revents & POLLIN) out |= 1; else if (p[0].revents) out |= 8;
+            if (p[1].revents & POLLIN) { ssize_t n = read(stop_fd, &v, sizeof v); (void)n; out |= 2; }
+            if (p[2].revents & POLLIN) { ssize_t n = read(task_fd, &v, sizeof v); (void)n; out |= 4; }
+            return out;
+        }
+        if (deadline_ns >= 0 && mono_ns() >= deadline_ns) return 0;
+        if (moat_stop_pending(tid)) return 2;
+    }
 }
 
 int moat_pidfd_getfd(pid_t pid, int fd) {

@@ -98,6 +98,15 @@ void moat_fast_signals_init(void);
 /// or for wake_fd (an eventfd the SIGCHLD handler writes; drained here).
 /// 1: a notification is ready; 2: the fd hung up; 0: woken or timed out.
 int moat_fast_wait(int fd, int wake_fd, int timeout_ms);
+/// A driver's sleep in a call its stub thread is held in, which another
+/// thread may answer (fastpath.c): until a notification (1), a stop (2),
+/// task_fd written (4), hang-up (8) or the deadline (0).
+/// It also looks for a stop of `tid` every 20 ms (a SIGCHLD merged into
+/// another's names only the other thread).
+int moat_fast_sleep(int fd, int stop_fd, int task_fd, pid_t tid, int64_t deadline_ns);
+/// Whether ptraced thread `tid` has a stop or exit its tracer has not
+/// waited for (looked at with WNOWAIT: it stays there for waitpid).
+int moat_stop_pending(pid_t tid);
 /// Routes SIGCHLD for stub thread `tid` to the eventfd its driver polls.
 void moat_fast_register(pid_t tid, int efd);
 void moat_fast_unregister(pid_t tid);

@@ -68,6 +68,13 @@ public final class PtraceThread {
     /// registers are stale until `materialize()`.
     public private(set) var inNotif = false
     private var notifID: UInt64 = 0
+    /// Another thread answered the notification the thread was held in
+    /// (`answerElsewhere`): it runs application code again, and the next
+    /// `run()` only waits for its next call or stop.
+    private var answered = false
+    /// `sleepHeld` took a stop's SIGCHLD wake-up: the next wait looks with
+    /// waitpid before it sleeps.
+    private var stopReported = false
     /// The thread stopped at a traced or trapped syscall (PTRACE_EVENT_SECCOMP
     /// or SIGSYS): before it resumes, orig_rax must be -1 so the host never
     /// runs the call (and no restart logic applies).
@@ -104,6 +111,8 @@ public final class PtraceThread {
         tid = newTid
         dirty = false
         inNotif = false
+        answered = false
+        stopReported = false
         skipOnResume = false
         try attach()
     }
@@ -145,6 +154,7 @@ public final class PtraceThread {
     /// thread is gone.
     @discardableResult
     public func materialize() -> Bool {
+        assert(!answered, "materialize of a thread running on after answerElsewhere: its driver must run() it first")
         guard inNotif else { return true }
         _ = moat_tgkill(tgid, tid, SIGURG)
         return finishNotif()
@@ -165,8 +175,63 @@ public final class PtraceThread {
 
     @inline(__always) public func markDirty() { dirty = true }
 
+    /// Answers the notification the thread is held in with `value`, from a
+    /// thread other than its driver: the stub runs on at once, woken by the
+    /// caller's host call alone (CMoat/fastpath.c, moat_fast_sleep, says
+    /// how its driver learns of it). The caller must exclude the driver,
+    /// which must be asleep in `sleepHeld` (the Sentry: Kernel.mu held, the
+    /// task asleep in Task.block). Returns false, having changed nothing,
+    /// when the thread is not held in a notification or the host no longer
+    /// holds it there (a host signal interrupted it: its driver then
+    /// completes the call at the stop, as `run()` does).
+    public func answerElsewhere(_ value: Int64) -> Bool {
+        guard inNotif, !answered, listener >= 0 else { return false }
+        if moat_notif_send(listener, notifID, value) != 0 { return false }
+        inNotif = false
+        answered = true
+        regs.rax = UInt64(bitPattern: value)
+        return true
+    }
+
+    /// Whether the call the thread was held in was answered by another
+    /// thread and the stub runs application code again.
+    public var answeredElsewhere: Bool { answered }
+
+    /// The driver's sleep while its thread is held in a notification that
+    /// another thread may answer: until the stub needs its driver again
+    /// (its next call or a stop), `wakeFD` is written, or the
+    /// CLOCK_MONOTONIC `deadline` (ns, nil: none) passes.
+    /// A stop's SIGCHLD may be merged into another thread's and never
+    /// reach this driver, so the sleep also looks for one every 20 ms
+    /// (fastpath.c): the answered stub's next stop (a trapped call, a
+    /// kick) always ends it, as its next call does.
+    public func sleepHeld(wakeFD taskFD: Int32, deadline: Int64?) {
+        let r = moat_fast_sleep(listener, wakeFD, taskFD, tid, deadline ?? -1)
+        if r & 2 != 0 { stopReported = true }
+    }
+
+    /// After `sleepHeld`, with the caller excluding every `answerElsewhere`
+    /// (the Sentry: Kernel.mu held): if a stop ended the sleep while the
+    /// thread was not answered, a host signal took the stub out of its
+    /// notification (it can stop nowhere else), and the call completes at
+    /// that stop now, as `materialize` does. The thread is then no longer
+    /// `inNotif`, so its next sleep is an ordinary one (nothing can answer
+    /// it), instead of one the pending stop ended every 20 ms.
+    public func settleHeld() {
+        guard stopReported, inNotif, !answered else { return }
+        stopReported = false
+        if moat_stop_pending(tid) != 0 { _ = finishNotif() }
+    }
+
     /// Resumes application code until the next syscall, fault or host signal.
     public func run() -> StopReason {
+        if answered {
+            // Resumed by the answer; what the kernel wrote meanwhile was
+            // the same result, already given.
+            answered = false
+            dirty = false
+            return waitFast()
+        }
         if inNotif {
             if dirty {
                 // The common case: answer the notification with the result.
@@ -219,8 +284,11 @@ public final class PtraceThread {
     /// SIGCHLD; the timeout is a safety net for a SIGCHLD taken by another
     /// driver thread (it costs that many milliseconds, never correctness).
     private func waitFast() -> StopReason {
+        var stopFirst = stopReported
+        stopReported = false
         while true {
-            let w = moat_fast_wait(listener, wakeFD, 20)
+            let w = stopFirst ? 0 : moat_fast_wait(listener, wakeFD, 20)
+            stopFirst = false
             if w == 1 {
                 var n = moat_notif()
                 if moat_notif_recv(listener, &n) == 0 {

@@ -7,7 +7,12 @@
 //   - blocked, on a futex word of the task's own (Task.parkWord,
 //     CMoat/park.c) or in a host poll for host-backed files (Task.block,
 //     Task.hostPoll); a task woken while its waker holds mu is woken when
-//     the waker releases it ("Waking after unlock" below);
+//     the waker releases it ("Waking after unlock" below). A fast-path
+//     task blocked in a futex wait sleeps on its stub's listener instead,
+//     and its waker, holding mu, answers the stub's call itself
+//     (Task.wakeAnswering): the stub then runs while its driver, still
+//     inside the handler, sleeps on until the stub's next call; the
+//     driver takes mu before it looks at anything the answer changed;
 //   - around work that touches only the calling task's own platform thread
 //     and values it copied out of shared state (Task.withoutKernelLock):
 //     reading a path or writing a stat result in application memory

@@ -71,9 +71,22 @@ final class Task {
         p.initialize(to: 0)
         return p
     }()
-    /// `.cond`: asleep in `block` (on `parkWord`); `.hostPoll`: in a host poll.
-    enum WaitMode { case none, cond, hostPoll }
+    /// `.cond`: asleep in `block` (on `parkWord`); `.hostPoll`: in a host
+    /// poll; `.held`: asleep in `block` with an answer, its stub held in a
+    /// seccomp notification (woken through `wakeFD`, "Answered by the
+    /// waker" below).
+    enum WaitMode { case none, cond, hostPoll, held }
     var waitMode = WaitMode.none
+    /// While asleep in `block(deadline:answer:)`: the result its call
+    /// returns once woken, which a waker may give the stub itself
+    /// (`wakeAnswering`). Guarded by mu.
+    private var answerOnWake: Int64? = nil
+    /// A waker gave this task's stub the result of the call its driver is
+    /// still finishing (`wakeAnswering`): the stub runs application code
+    /// again, and the driver, once the handler returns, goes straight back
+    /// to waiting for the stub's next call (its result is not used).
+    /// Guarded by mu.
+    var answeredByWaker = false
     /// An eventfd that wakes this task from a host poll.
     let wakeFD: Int32
     var inApp = false
@@ -230,7 +243,11 @@ final class Task {
             thread = seized
         }
         if let s = onStart { onStart = nil; s(self) }
-        while prepareToRun() {
+        // Set when the last call was answered by its waker: the stub runs
+        // already (inApp), and anything that came for it since was a kick.
+        var runsOn = false
+        while runsOn || prepareToRun() {
+            runsOn = false
             inApp = true
             kernel.unlock()
             var reason = thread.run()
@@ -268,6 +285,7 @@ final class Task {
                 kernel.unlock()
                 return
             }
+            if answeredByWaker { answeredByWaker = false; runsOn = true }
         }
         if ptrace != nil { ptraceExitStop() }
         leave(hostAlive: true)
@@ -342,7 +360,10 @@ final class Task {
     /// Callers re-check their condition after it returns. `killable`: only
     /// an exit interrupts (Linux's TASK_KILLABLE, e.g. a vfork parent's
     /// wait), a pending signal waits until the sleep ends. Requires: mu held.
-    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false, exitStop: Bool = false) -> BlockResult {
+    /// `answer`: the call's result once woken, which the waker may give
+    /// the stub itself ("Answered by the waker" below).
+    func block(deadline: Int64?, stopWait: Bool = false, killable: Bool = false, exitStop: Bool = false,
+               answer: Int64? = nil) -> BlockResult {
         if exitStop {
             // A PTRACE_EVENT_EXIT stop: the task is leaving already.
             if !ptraceStopped || ptrace?.exitStopKilled != false { return .woken }
@@ -355,11 +376,21 @@ final class Task {
         // Armed with mu held, so a waker (who needs mu to see `.cond`)
         // cannot come before it; released through unlock, which also does
         // the wakes this thread deferred.
-        waitMode = .cond
-        moat_park_arm(parkWord)
-        kernel.unlock()
-        _ = moat_park_wait(parkWord, deadline ?? -1)
-        kernel.lock()
+        if let v = answer, let p = thread as? PtraceThread, p.inNotif, p.listener >= 0 {
+            answerOnWake = v
+            waitMode = .held
+            kernel.unlock()
+            p.sleepHeld(wakeFD: wakeFD, deadline: deadline)
+            kernel.lock()
+            answerOnWake = nil
+            p.settleHeld()
+        } else {
+            waitMode = .cond
+            moat_park_arm(parkWord)
+            kernel.unlock()
+            _ = moat_park_wait(parkWord, deadline ?? -1)
+            kernel.lock()
+        }
         waitMode = .none
         if !stopWait && !exitStop && (killable ? (exitRequested || tg.exiting) : interruptPending()) { return .interrupted }
         if let d = deadline, Kernel.now(CLOCK_MONOTONIC) >= d { return .timedOut }
@@ -426,11 +457,51 @@ final class Task {
     func wakeNow(_ mode: WaitMode) {
         switch mode {
         case .cond: moat_park_wake(parkWord)
-        case .hostPoll:
+        case .hostPoll, .held:
             var one: UInt64 = 1
             _ = write(wakeFD, &one, 8)
         case .none: break
         }
+    }
+
+    // MARK: - Answered by the waker
+    //
+    // A blocked call whose result once woken is known in advance (a futex
+    // wait: 0) sleeps with that answer (`block(deadline:answer:)`). On the
+    // fast path its stub is held in a seccomp notification meanwhile, and
+    // the waker, which holds mu, gives the stub the answer itself
+    // (PtraceThread.answerElsewhere, one NOTIF_SEND): the stub runs on,
+    // woken by the waker's host call alone, as a native thread is by the
+    // waker's syscall. Before, the waker woke the sleeper's driver, which
+    // took mu, finished the handler and only then answered its stub: two
+    // host wake-ups on the path where Linux has one
+    // (bench/results/2026-12-06-wakeup-profile.md). The driver is not woken
+    // at all: it sleeps on its stub's listener too (CMoat/fastpath.c,
+    // moat_fast_sleep), and the stub's next call or stop wakes it; it then
+    // finishes the handler (whose result is the answer: the waker marked
+    // the wait done first) and goes back to serving the stub without
+    // looking at signals or stops (Task.driverMain's runsOn): the stub has
+    // been running application code since the answer, so it counts as
+    // `inApp`, and whatever came for it since was a kick (SIGURG) that
+    // its next stop reports.
+    //
+    // Not answered by the waker (an ordinary wake instead): a task traced
+    // or with a signal, stop or exit pending (prepareToRun has work to do
+    // before the stub runs), a stub not held in a notification (ptrace
+    // stops: only the tracer thread may resume its stub), and a stub a
+    // host signal has taken out of the notification (NOTIF_SEND fails;
+    // the driver completes the call at the stop, as before).
+
+    /// Wakes the task, answering its call directly when it sleeps with an
+    /// answer (see above). Requires: mu held.
+    func wakeAnswering() {
+        if waitMode == .held, let v = answerOnWake, !answeredByWaker, ptrace == nil,
+           !tg.stopped, !interruptPending(), let p = thread as? PtraceThread, p.answerElsewhere(v) {
+            answeredByWaker = true
+            inApp = true
+            return
+        }
+        wake()
     }
 
     /// Makes the task look at its pending work soon: wakes it, or interrupts

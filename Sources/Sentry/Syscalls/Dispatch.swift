@@ -144,6 +144,8 @@ func dispatchSyscall(_ t: Task) {
     }
     t.io.count(nr, ret)
     if k.strace { straceLine(t, nr, args, ret, Kernel.now(CLOCK_MONOTONIC) - start, strings: straced) }
+    // Its waker gave the stub the result (Task.wakeAnswering); the stub runs on.
+    if t.answeredByWaker { return }
     if t.skipReturn {
         t.skipReturn = false
         return

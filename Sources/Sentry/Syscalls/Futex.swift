@@ -53,7 +53,7 @@ func futexWake(_ t: Task, key: FutexTable.Key, count: Int, bitset: UInt32) {
     var n = 0
     var rest: [(Task, UInt32)] = []
     for w in list {
-        if n < count && w.1 & bitset != 0 { tab.woken.insert(ObjectIdentifier(w.0)); w.0.wake(); n += 1 } else { rest.append(w) }
+        if n < count && w.1 & bitset != 0 { tab.woken.insert(ObjectIdentifier(w.0)); w.0.wakeAnswering(); n += 1 } else { rest.append(w) }
     }
     list = rest
     tab.waiters[key] = list.isEmpty ? nil : list
@@ -91,13 +91,16 @@ func registerFutex(_ t: SyscallTable) {
             let me = ObjectIdentifier(t)
             var result = 0
             while true {
-                if tab.woken.remove(me) != nil { result = 0; break }
-                let r = t.block(deadline: deadline)
-                if tab.woken.remove(me) != nil { result = 0; break }
+                if tab.woken.remove(me) != nil { return 0 }
+                // Woken, the wait returns 0: the waker may give the stub
+                // that itself (Task.wakeAnswering).
+                let r = t.block(deadline: deadline, answer: 0)
+                // The waker took this (only) entry out of its list.
+                if tab.woken.remove(me) != nil { return 0 }
                 if r == .timedOut { result = err(ETIMEDOUT); break }
                 if r == .interrupted { result = -ERESTARTSYS; break }
             }
-            // A requeue may have moved us to another key.
+            // Still queued, under this key or one a requeue moved it to.
             for (k, var l) in tab.waiters where l.contains(where: { $0.0 === t }) {
                 l.removeAll { $0.0 === t }
                 tab.waiters[k] = l.isEmpty ? nil : l
@@ -131,7 +134,7 @@ func registerFutex(_ t: SyscallTable) {
             var woken = 0
             while woken < nWake, !list.isEmpty {
                 let w = list.removeFirst()
-                tab.woken.insert(ObjectIdentifier(w.0)); w.0.wake(); woken += 1
+                tab.woken.insert(ObjectIdentifier(w.0)); w.0.wakeAnswering(); woken += 1
             }
             var moved = 0
             while moved < nMove, !list.isEmpty {
