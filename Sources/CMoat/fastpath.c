@@ -325,12 +325,6 @@ int moat_fast_wait(int fd, int wake_fd, int timeout_ms) {
 // any wait queue), so it too looks every STOP_CHECK_NS: with waitid's
 // WNOWAIT, which leaves the stop for the driver's next wait (moat_stop_pending).
 #define STOP_CHECK_NS 20000000LL
-static int64_t mono_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
-
 int moat_stop_pending(pid_t tid) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -344,7 +338,7 @@ int moat_fast_sleep(int fd, int stop_fd, int task_fd, pid_t tid, int64_t deadlin
         { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN }, { .fd = task_fd, .events = POLLIN },
     };
     while (1) {
-        int64_t now = mono_ns(), until = now + STOP_CHECK_NS;
+        int64_t now = (int64_t)moat_monotonic_ns(), until = now + STOP_CHECK_NS;
         if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
         int64_t left = until > now ? until - now : 0;
         struct timespec ts = { .tv_sec = left / 1000000000, .tv_nsec = left % 1000000000 };
@@ -358,7 +352,7 @@ int moat_fast_sleep(int fd, int stop_fd, int task_fd, pid_t tid, int64_t deadlin
             if (p[2].revents & POLLIN) { ssize_t n = read(task_fd, &v, sizeof v); (void)n; out |= 4; }
             return out;
         }
-        if (deadline_ns >= 0 && mono_ns() >= deadline_ns) return 0;
+        if (deadline_ns >= 0 && (int64_t)moat_monotonic_ns() >= deadline_ns) return 0;
         if (moat_stop_pending(tid)) return 2;
     }
 }

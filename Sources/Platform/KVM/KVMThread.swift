@@ -673,9 +673,9 @@ public final class KVMVCPU {
     /// Takes the machine's turn for `ctx` and loads its FPU state if
     /// another context used this vCPU last.
     func acquire(_ ctx: KVMThread) -> Bool {
-        let inSlice = KVMTurn.now() &- ctx.sliceStart < Self.sliceNs
+        let inSlice = Int64(moat_monotonic_ns()) &- ctx.sliceStart < Self.sliceNs
         machine.turn.take(kickWhenSlow: true, ahead: inSlice)
-        if !inSlice { ctx.sliceStart = KVMTurn.now() }
+        if !inSlice { ctx.sliceStart = Int64(moat_monotonic_ns()) }
         if switchFP(to: ctx) { return true }
         machine.turn.give()
         return false
@@ -748,12 +748,6 @@ final class KVMTurn {
         pthread_condattr_setclock(&condAttr, CLOCK_MONOTONIC)
     }
 
-    @inline(__always) static func now() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
-    }
-
     func take(kickWhenSlow: Bool, ahead goAhead: Bool) {
         pthread_mutex_lock(&mu)
         defer { pthread_mutex_unlock(&mu) }
@@ -769,7 +763,7 @@ final class KVMTurn {
         while !w.granted {
             if !kickWhenSlow && holder > 0 { _ = moat_tgkill(getpid(), holder, KVMThread.kickSignal) }
             if !kickWhenSlow || head === w {
-                let d = Self.now() + KVMVCPU.sliceNs
+                let d = Int64(moat_monotonic_ns()) + KVMVCPU.sliceNs
                 var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
                 if pthread_cond_timedwait(&w.cond, &mu, &ts) == ETIMEDOUT && !w.granted
                     && head === w && holder > 0 {
